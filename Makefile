@@ -1,0 +1,69 @@
+# fieldmesh: `make demo` and `make test` install what is missing and are safe to run again.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEBIAN_STAMP := .state/.debian-ok
+NODE_STAMP := node_modules/.installed
+QUICK ?=
+BENCH_ARGS := $(if $(QUICK),--quick,) $(if $(INSTANCES),--instances $(INSTANCES),) $(if $(CPU_S),--cpu-s $(CPU_S),)
+
+.PHONY: help deps venv node demo test lint typecheck up down status clean bench-%
+
+help:
+	@echo "make demo   - install what is missing, start services, run the demo"
+	@echo "make test   - install what is missing and run the whole test suite"
+	@echo "make bench-NAME [QUICK=1] - run bench/NAME.py (ingest, api, geo, routing, maintenance, ledger, ar, web)"
+
+deps: $(DEBIAN_STAMP) venv node
+
+$(DEBIAN_STAMP): deploy/install-debian.sh
+	bash deploy/install-debian.sh
+	@mkdir -p .state && touch $@
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24,<27"
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+up: deps
+	$(VENV)/bin/fieldmesh up
+
+down:
+	$(VENV)/bin/fieldmesh down
+
+status:
+	$(VENV)/bin/fieldmesh status
+
+demo: deps
+	$(VENV)/bin/fieldmesh demo
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+test: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+bench-%: deps
+	$(PY) -m bench.$(subst -,_,$*) $(BENCH_ARGS)
+
+clean:
+	-$(VENV)/bin/fieldmesh down
+	rm -rf .state

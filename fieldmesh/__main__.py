@@ -1,0 +1,5 @@
+import sys
+
+from fieldmesh.cli import main
+
+sys.exit(main())

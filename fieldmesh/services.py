@@ -1,0 +1,480 @@
+"""Embedded local services: a project-owned PostgreSQL cluster and a Mosquitto broker.
+
+`fieldmesh up` calls `ensure_up`; integration tests call the same function. Both services
+listen on 127.0.0.1 only, keep their state under `settings.state_dir`, and are left alone
+when DATABASE_URL / MQTT_URL point to external servers.
+
+PostgreSQL refuses to run as root, so as root the cluster runs as the unprivileged
+`postgres` user that Debian's package creates.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fieldmesh.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PG_SUPERUSER = "fieldmesh"
+ADMIN_MQTT_USER = "fieldmesh-admin"
+
+
+class ServiceError(RuntimeError):
+    """An embedded service could not be installed, started or stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    name: str
+    running: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class MqttCredentials:
+    username: str
+    password: str
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.3) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
+        return True
+    return False
+
+
+def _wait_port(port: int, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _port_open(port):
+            return
+        time.sleep(0.05)
+    raise ServiceError(f"{what} did not open port {port} within {timeout_s:.0f} s")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_bindir() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    for cand in reversed(candidates):
+        if (cand / "initdb").exists():
+            return cand
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    raise ServiceError("PostgreSQL server binaries not found: run `make deps` (deploy/install-debian.sh)")
+
+
+def _pg_owner() -> pwd.struct_passwd:
+    if _is_root():
+        try:
+            return pwd.getpwnam("postgres")
+        except KeyError:
+            raise ServiceError("running as root needs the `postgres` user (Debian package postgresql)") from None
+    return pwd.getpwuid(os.geteuid())
+
+
+def _pg_root(settings: Settings) -> Path:
+    """The cluster's directory; as root it must be reachable by `postgres`.
+
+    A state dir under a private home (e.g. /root, mode 700) is not, so the cluster then
+    lives under /var/lib/fieldmesh, keyed by the state dir, and a symlink points to it.
+    """
+    local = settings.state_dir / "pg"
+    if not _is_root():
+        return local
+    if local.is_symlink():
+        return local.resolve()
+    owner = _pg_owner()
+    probe = subprocess.run(
+        ["runuser", "-u", owner.pw_name, "--", "test", "-x", str(settings.state_dir)],
+        check=False,
+    )
+    if probe.returncode == 0:
+        return local
+    key = hashlib.sha256(str(settings.state_dir).encode()).hexdigest()[:12]
+    target = Path("/var/lib/fieldmesh") / key / "pg"
+    target.mkdir(parents=True, exist_ok=True)
+    if not local.exists():
+        local.symlink_to(target)
+    return target
+
+
+def _run_as_pg(cmd: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    owner = _pg_owner()
+    if _is_root():
+        cmd = ["runuser", "-u", owner.pw_name, "--", *cmd]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise ServiceError(f"{' '.join(cmd)} failed: {result.stderr.strip() or result.stdout.strip()}")
+    return result
+
+
+def _chown_tree(path: Path, owner: pwd.struct_passwd) -> None:
+    if not _is_root():
+        return
+    for root, dirs, files in os.walk(path):
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+        for name in dirs + files:
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(os.path.join(root, name), owner.pw_uid, owner.pw_gid, follow_symlinks=False)
+
+
+_PG_CONF = """
+# fieldmesh embedded cluster (written by fieldmesh.services; edits are overwritten)
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = '{run}'
+max_connections = 200
+shared_buffers = 512MB
+work_mem = 16MB
+maintenance_work_mem = 256MB
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+wal_compression = on
+synchronous_commit = on
+fsync = on
+jit = off
+log_min_messages = warning
+log_line_prefix = '%m [%p] %q%u@%d '
+timezone = 'UTC'
+"""
+
+
+def pg_start(settings: Settings) -> None:
+    root = _pg_root(settings)
+    data, run, logf = root / "data", root / "run", root / "postgres.log"
+    owner = _pg_owner()
+    bindir = _pg_bindir()
+    root.mkdir(parents=True, exist_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
+    if not (data / "PG_VERSION").exists():
+        log.info("initdb into %s", data)
+        data.mkdir(parents=True, exist_ok=True)
+        _chown_tree(root, owner)
+        os.chmod(data, 0o700)
+        _run_as_pg(
+            [str(bindir / "initdb"), "-D", str(data), "-U", PG_SUPERUSER, "--auth=trust",
+             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]
+        )
+    (data / "fieldmesh.conf").write_text(_PG_CONF.format(port=settings.pg_port, run=run))
+    conf = data / "postgresql.conf"
+    include = "include_if_exists = 'fieldmesh.conf'"
+    if include not in conf.read_text():
+        with conf.open("a") as fh:
+            fh.write(f"\n{include}\n")
+    _chown_tree(root, owner)
+    if pg_running(settings):
+        return
+    if _port_open(settings.pg_port):
+        raise ServiceError(f"port {settings.pg_port} is taken by another program (FIELDMESH_PG_PORT)")
+    # A leftover pid file from a killed postmaster makes pg_ctl refuse to start.
+    pidfile = data / "postmaster.pid"
+    if pidfile.exists():
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pidfile.read_text().split()[0])
+            if not _pid_alive(pid):
+                pidfile.unlink()
+    _run_as_pg([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(logf), "-w", "-t", "120", "start"])
+    _wait_port(settings.pg_port, 60, "PostgreSQL")
+    _ensure_database(settings, settings.db_name)
+
+
+def pg_stop(settings: Settings, mode: str = "fast") -> None:
+    root = _pg_root(settings)
+    data = root / "data"
+    if not (data / "postmaster.pid").exists():
+        return
+    _run_as_pg([str(_pg_bindir() / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "120", "stop"],
+               check=False)
+
+
+def pg_running(settings: Settings) -> bool:
+    root = _pg_root(settings)
+    pidfile = root / "data" / "postmaster.pid"
+    if not pidfile.exists():
+        return False
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (ValueError, OSError):
+        return False
+    return _pid_alive(pid) and _port_open(settings.pg_port)
+
+
+def _ensure_database(settings: Settings, dbname: str) -> None:
+    import psycopg  # adapter import kept local: `fieldmesh --help` must not need a driver
+
+    with psycopg.connect(settings.dsn_for("postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+
+
+def create_database(settings: Settings, dbname: str) -> str:
+    """Create an empty database on the same server and return its DSN (tests use their own)."""
+    _ensure_database(settings, dbname)
+    return settings.dsn_for(dbname)
+
+
+def drop_database(settings: Settings, dbname: str) -> None:
+    import psycopg
+
+    with psycopg.connect(settings.dsn_for("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+# --------------------------------------------------------------------------- Mosquitto
+
+
+def _mqtt_dir(settings: Settings) -> Path:
+    return settings.state_dir / "mqtt"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as gone.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def master_key(settings: Settings) -> bytes:
+    """Per-deployment secret from which device passwords are derived."""
+    path = settings.state_dir / "secrets" / "master.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(path.with_suffix(".lock")):
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return bytes.fromhex(path.read_text().strip())
+
+
+def device_password(settings: Settings, username: str) -> str:
+    return hmac.new(master_key(settings), username.encode(), hashlib.sha256).hexdigest()
+
+
+def _mosquitto_hash(password: str) -> str:
+    """Mosquitto 2 password-file format $7$: PBKDF2-HMAC-SHA512, 101 rounds, 12-byte salt."""
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
+    return f"$7$101${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+_ACL = """# fieldmesh broker ACL (written by fieldmesh.services)
+# The gateway reads everything devices send and writes commands and receipts.
+user {gateway}
+topic readwrite fm/v1/#
+topic read $share/#
+
+# Tools and tests with the admin account may do anything.
+user {admin}
+topic readwrite #
+
+# A device (its username is its device id) may publish only under its own prefix,
+# and reads only its own commands and receipts.
+pattern write fm/v1/+/dev/%u/telemetry
+pattern write fm/v1/+/dev/%u/gps
+pattern write fm/v1/+/dev/%u/event
+pattern write fm/v1/+/dev/%u/status
+pattern write fm/v1/+/dev/%u/ack/+
+pattern read fm/v1/+/dev/%u/cmd/+
+pattern read fm/v1/+/dev/%u/receipt
+"""
+
+_MOSQUITTO_CONF = """# fieldmesh embedded broker (written by fieldmesh.services; edits are overwritten)
+per_listener_settings false
+allow_anonymous false
+password_file {dir}/passwd
+acl_file {dir}/acl
+listener {port} 127.0.0.1
+persistence true
+persistence_location {dir}/data/
+autosave_interval 5
+# Queues must not silently drop QoS 1 messages while the gateway is down.
+max_queued_messages 0
+max_queued_bytes 0
+max_inflight_messages 100
+message_size_limit 1048576
+log_dest file {dir}/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+pid_file {dir}/mosquitto.pid
+user {user}
+"""
+
+
+def _mosquitto_bin() -> str:
+    for cand in ("/usr/sbin/mosquitto", shutil.which("mosquitto")):
+        if cand and Path(cand).exists():
+            return cand
+    raise ServiceError("mosquitto not found: run `make deps` (deploy/install-debian.sh)")
+
+
+def _write_broker_files(settings: Settings) -> Path:
+    d = _mqtt_dir(settings)
+    (d / "data").mkdir(parents=True, exist_ok=True)
+    (d / "acl").write_text(_ACL.format(gateway=settings.gateway_user, admin=ADMIN_MQTT_USER))
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    conf = d / "mosquitto.conf"
+    conf.write_text(_MOSQUITTO_CONF.format(dir=d, port=settings.mqtt_port, user=user))
+    passwd = d / "passwd"
+    with _file_lock(d / "passwd.lock"):
+        if not passwd.exists():
+            passwd.touch(mode=0o600)
+    provision_mqtt_users(settings, [settings.gateway_user, ADMIN_MQTT_USER], reload=False)
+    return conf
+
+
+def provision_mqtt_users(
+    settings: Settings, usernames: Iterable[str], *, reload: bool = True
+) -> list[MqttCredentials]:
+    """Give each username (a device id, the gateway, a tool) a broker account.
+
+    Passwords are derived from the deployment's master key, so provisioning again is a
+    no-op and a device can be re-issued its credentials without storing them in clear.
+    """
+    creds = [MqttCredentials(u, device_password(settings, u)) for u in usernames]
+    if not settings.embedded_mqtt:
+        return creds
+    d = _mqtt_dir(settings)
+    passwd = d / "passwd"
+    with _file_lock(d / "passwd.lock"):
+        existing: set[str] = set()
+        if passwd.exists():
+            existing = {line.split(":", 1)[0] for line in passwd.read_text().splitlines() if ":" in line}
+        new = [c for c in creds if c.username not in existing]
+        if new:
+            with passwd.open("a") as fh:
+                for c in new:
+                    if ":" in c.username or "/" in c.username or "+" in c.username or "#" in c.username:
+                        raise ServiceError(f"invalid MQTT username {c.username!r}")
+                    fh.write(f"{c.username}:{_mosquitto_hash(c.password)}\n")
+    if reload and new:
+        mqtt_reload(settings)
+    return creds
+
+
+def mqtt_reload(settings: Settings) -> None:
+    pid = _mqtt_pid(settings)
+    if pid is not None:
+        os.kill(pid, signal.SIGHUP)
+        # Mosquitto re-reads the files on its next loop; give it a moment.
+        time.sleep(0.2)
+
+
+def _mqtt_pid(settings: Settings) -> int | None:
+    pidfile = _mqtt_dir(settings) / "mosquitto.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def mqtt_running(settings: Settings) -> bool:
+    return _mqtt_pid(settings) is not None and _port_open(settings.mqtt_port)
+
+
+def mqtt_start(settings: Settings) -> None:
+    conf = _write_broker_files(settings)
+    if mqtt_running(settings):
+        return
+    if _port_open(settings.mqtt_port):
+        raise ServiceError(f"port {settings.mqtt_port} is taken by another program (FIELDMESH_MQTT_PORT)")
+    result = subprocess.run([_mosquitto_bin(), "-d", "-c", str(conf)], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise ServiceError(f"mosquitto failed to start: {result.stderr.strip()}")
+    _wait_port(settings.mqtt_port, 20, "Mosquitto")
+
+
+def mqtt_stop(settings: Settings, sig: signal.Signals = signal.SIGTERM) -> None:
+    pid = _mqtt_pid(settings)
+    if pid is None:
+        return
+    os.kill(pid, sig)
+    deadline = time.monotonic() + 20
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- together
+
+
+def ensure_up(settings: Settings, *, migrate: bool = True) -> None:
+    """Start whatever embedded service is not running, then bring the schema up to date."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with _file_lock(settings.state_dir / "services.lock"):
+        if settings.embedded_db:
+            pg_start(settings)
+        if settings.embedded_mqtt:
+            mqtt_start(settings)
+    if migrate:
+        from fieldmesh.migrate import upgrade
+
+        upgrade(settings.dsn)
+
+
+def down(settings: Settings) -> None:
+    with _file_lock(settings.state_dir / "services.lock"):
+        if settings.embedded_mqtt:
+            mqtt_stop(settings)
+        if settings.embedded_db:
+            pg_stop(settings)
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    out: list[ServiceStatus] = []
+    if settings.embedded_db:
+        out.append(ServiceStatus("postgresql", pg_running(settings), f"127.0.0.1:{settings.pg_port}"))
+    else:
+        out.append(ServiceStatus("postgresql", True, "external (DATABASE_URL)"))
+    if settings.embedded_mqtt:
+        out.append(ServiceStatus("mosquitto", mqtt_running(settings), f"127.0.0.1:{settings.mqtt_port}"))
+    else:
+        out.append(ServiceStatus("mosquitto", True, "external (MQTT_URL)"))
+    return out

@@ -1,0 +1,142 @@
+"""Settings: read once in the entry point from the environment and an optional TOML file.
+
+Every setting has a working local default; a bad value raises SettingsError naming the
+setting, and the CLI turns that into exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot work; the message names the setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Documented configuration keys (env var in brackets)."""
+
+    state_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".state")  # FIELDMESH_STATE_DIR
+    tenant: str = "acme"  # FIELDMESH_TENANT: the MQTT topic prefix fm/v1/{tenant}/...
+    pg_port: int = 55432  # FIELDMESH_PG_PORT: embedded PostgreSQL, 127.0.0.1 only
+    mqtt_port: int = 51883  # FIELDMESH_MQTT_PORT: embedded Mosquitto, 127.0.0.1 only
+    database_url: str | None = None  # DATABASE_URL: an external server instead of the embedded one
+    mqtt_url: str | None = None  # MQTT_URL: mqtt://user:pass@host:port of an external broker
+    http_host: str = "127.0.0.1"  # FIELDMESH_HTTP_HOST
+    http_port: int = 8080  # FIELDMESH_HTTP_PORT: the API, console and gateway metrics
+    gateway_user: str = "gateway"  # FIELDMESH_GATEWAY_USER: broker account of the gateway
+    evm_rpc_url: str | None = None  # EVM_RPC_URL: None means the in-process eth-tester chain
+
+    @property
+    def embedded_db(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_mqtt(self) -> bool:
+        return self.mqtt_url is None
+
+    @property
+    def db_name(self) -> str:
+        return "fieldmesh"
+
+    @property
+    def dsn(self) -> str:
+        """libpq connection string of the application database."""
+        if self.database_url is not None:
+            return self.database_url
+        return f"postgresql://fieldmesh@127.0.0.1:{self.pg_port}/{self.db_name}"
+
+    def dsn_for(self, dbname: str) -> str:
+        """The same server, another database (tests create their own)."""
+        parts = urlsplit(self.dsn)
+        return parts._replace(path="/" + dbname).geturl()
+
+    @property
+    def mqtt_host(self) -> str:
+        if self.mqtt_url is None:
+            return "127.0.0.1"
+        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_broker_port(self) -> int:
+        if self.mqtt_url is None:
+            return self.mqtt_port
+        return urlsplit(self.mqtt_url).port or 1883
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+_ENV_KEYS: dict[str, str] = {
+    "state_dir": "FIELDMESH_STATE_DIR",
+    "tenant": "FIELDMESH_TENANT",
+    "pg_port": "FIELDMESH_PG_PORT",
+    "mqtt_port": "FIELDMESH_MQTT_PORT",
+    "database_url": "DATABASE_URL",
+    "mqtt_url": "MQTT_URL",
+    "http_host": "FIELDMESH_HTTP_HOST",
+    "http_port": "FIELDMESH_HTTP_PORT",
+    "gateway_user": "FIELDMESH_GATEWAY_USER",
+    "evm_rpc_url": "EVM_RPC_URL",
+}
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    if name in ("pg_port", "mqtt_port", "http_port"):
+        try:
+            port = int(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{source}: not a port number: {raw!r}") from None
+        if not 1 <= port <= 65535:
+            raise SettingsError(f"{source}: port out of range 1-65535: {port}")
+        return port
+    if name == "state_dir":
+        return Path(str(raw)).expanduser().resolve()
+    if name == "tenant":
+        if not isinstance(raw, str) or not _TENANT_RE.match(raw):
+            raise SettingsError(f"{source}: tenant must match {_TENANT_RE.pattern}: {raw!r}")
+        return raw
+    if name == "database_url":
+        if not str(raw).startswith(("postgresql://", "postgres://")):
+            raise SettingsError(f"{source}: expected postgresql://...: {raw!r}")
+        return str(raw)
+    if name == "mqtt_url":
+        if not str(raw).startswith(("mqtt://", "tcp://")):
+            raise SettingsError(f"{source}: expected mqtt://host:port: {raw!r}")
+        return str(raw)
+    return str(raw) if raw is not None else None
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, toml_path: Path | None = None
+) -> Settings:
+    """Defaults, then the TOML file ([fieldmesh] table), then the environment."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    toml_path = toml_path or (Path(env["FIELDMESH_CONFIG"]) if "FIELDMESH_CONFIG" in env else None)
+    if toml_path is not None:
+        try:
+            doc = tomllib.loads(toml_path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"FIELDMESH_CONFIG: cannot read {toml_path}: {exc}") from exc
+        table = doc.get("fieldmesh", doc)
+        known = {f.name for f in fields(Settings)}
+        for key, raw in table.items():
+            if key not in known:
+                raise SettingsError(f"{toml_path}: unknown setting {key!r}")
+            values[key] = _coerce(key, raw, f"{toml_path}:{key}")
+    for name, var in _ENV_KEYS.items():
+        if env.get(var):
+            values[name] = _coerce(name, env[var], var)
+    return Settings(**values)
