@@ -28,10 +28,17 @@ ROUTE_MODULES: tuple[str, ...] = ()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _json_error(status: int, code: str, message: str, field: str | None = None,
-                headers: dict[str, str] | None = None) -> web.Response:
+def _json_error(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     return web.json_response(
-        {"error": {"code": code, "message": message, "field": field}}, status=status, headers=headers
+        {"error": {"code": code, "message": message, "field": field}},
+        status=status,
+        headers=headers,
     )
 
 
@@ -67,7 +74,9 @@ async def health(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def build_app(settings: Settings, route_modules: tuple[str, ...] = ROUTE_MODULES) -> web.Application:
+def build_app(
+    settings: Settings, route_modules: tuple[str, ...] = ROUTE_MODULES
+) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024 * 1024)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_db_pool_ctx)

@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fieldmesh",
         description="fieldmesh: field-operations CRM. Services, gateway, agents, simulator and tools.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

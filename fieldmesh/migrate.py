@@ -16,7 +16,15 @@ from fieldmesh.settings import PROJECT_ROOT
 
 # Order matters only for readability; Alembic resolves dependencies between branches.
 MIGRATING_PACKAGES = (
-    "telemetry", "gateway", "crm", "geo", "crm_sync", "routing", "ledger", "ar_viewer", "insights",
+    "telemetry",
+    "gateway",
+    "crm",
+    "geo",
+    "crm_sync",
+    "routing",
+    "ledger",
+    "ar_viewer",
+    "insights",
 )
 
 

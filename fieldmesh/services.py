@@ -97,7 +97,9 @@ def _pg_bindir() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    raise ServiceError("PostgreSQL server binaries not found: run `make deps` (deploy/install-debian.sh)")
+    raise ServiceError(
+        "PostgreSQL server binaries not found: run `make deps` (deploy/install-debian.sh)"
+    )
 
 
 def _pg_owner() -> pwd.struct_passwd:
@@ -105,7 +107,9 @@ def _pg_owner() -> pwd.struct_passwd:
         try:
             return pwd.getpwnam("postgres")
         except KeyError:
-            raise ServiceError("running as root needs the `postgres` user (Debian package postgresql)") from None
+            raise ServiceError(
+                "running as root needs the `postgres` user (Debian package postgresql)"
+            ) from None
     return pwd.getpwuid(os.geteuid())
 
 
@@ -141,7 +145,9 @@ def _run_as_pg(cmd: list[str], *, check: bool = True) -> subprocess.CompletedPro
         cmd = ["runuser", "-u", owner.pw_name, "--", *cmd]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
-        raise ServiceError(f"{' '.join(cmd)} failed: {result.stderr.strip() or result.stdout.strip()}")
+        raise ServiceError(
+            f"{' '.join(cmd)} failed: {result.stderr.strip() or result.stdout.strip()}"
+        )
     return result
 
 
@@ -152,7 +158,9 @@ def _chown_tree(path: Path, owner: pwd.struct_passwd) -> None:
         os.chown(root, owner.pw_uid, owner.pw_gid)
         for name in dirs + files:
             with contextlib.suppress(FileNotFoundError):
-                os.chown(os.path.join(root, name), owner.pw_uid, owner.pw_gid, follow_symlinks=False)
+                os.chown(
+                    os.path.join(root, name), owner.pw_uid, owner.pw_gid, follow_symlinks=False
+                )
 
 
 _PG_CONF = """
@@ -189,8 +197,18 @@ def pg_start(settings: Settings) -> None:
         _chown_tree(root, owner)
         os.chmod(data, 0o700)
         _run_as_pg(
-            [str(bindir / "initdb"), "-D", str(data), "-U", PG_SUPERUSER, "--auth=trust",
-             "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                PG_SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ]
         )
     (data / "fieldmesh.conf").write_text(_PG_CONF.format(port=settings.pg_port, run=run))
     conf = data / "postgresql.conf"
@@ -202,7 +220,9 @@ def pg_start(settings: Settings) -> None:
     if pg_running(settings):
         return
     if _port_open(settings.pg_port):
-        raise ServiceError(f"port {settings.pg_port} is taken by another program (FIELDMESH_PG_PORT)")
+        raise ServiceError(
+            f"port {settings.pg_port} is taken by another program (FIELDMESH_PG_PORT)"
+        )
     # A leftover pid file from a killed postmaster makes pg_ctl refuse to start.
     pidfile = data / "postmaster.pid"
     if pidfile.exists():
@@ -210,7 +230,9 @@ def pg_start(settings: Settings) -> None:
             pid = int(pidfile.read_text().split()[0])
             if not _pid_alive(pid):
                 pidfile.unlink()
-    _run_as_pg([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(logf), "-w", "-t", "120", "start"])
+    _run_as_pg(
+        [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(logf), "-w", "-t", "120", "start"]
+    )
     _wait_port(settings.pg_port, 60, "PostgreSQL")
     _ensure_database(settings, settings.db_name)
 
@@ -220,8 +242,10 @@ def pg_stop(settings: Settings, mode: str = "fast") -> None:
     data = root / "data"
     if not (data / "postmaster.pid").exists():
         return
-    _run_as_pg([str(_pg_bindir() / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "120", "stop"],
-               check=False)
+    _run_as_pg(
+        [str(_pg_bindir() / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "120", "stop"],
+        check=False,
+    )
 
 
 def pg_running(settings: Settings) -> bool:
@@ -385,12 +409,19 @@ def provision_mqtt_users(
     with _file_lock(d / "passwd.lock"):
         existing: set[str] = set()
         if passwd.exists():
-            existing = {line.split(":", 1)[0] for line in passwd.read_text().splitlines() if ":" in line}
+            existing = {
+                line.split(":", 1)[0] for line in passwd.read_text().splitlines() if ":" in line
+            }
         new = [c for c in creds if c.username not in existing]
         if new:
             with passwd.open("a") as fh:
                 for c in new:
-                    if ":" in c.username or "/" in c.username or "+" in c.username or "#" in c.username:
+                    if (
+                        ":" in c.username
+                        or "/" in c.username
+                        or "+" in c.username
+                        or "#" in c.username
+                    ):
                         raise ServiceError(f"invalid MQTT username {c.username!r}")
                     fh.write(f"{c.username}:{_mosquitto_hash(c.password)}\n")
     if reload and new:
@@ -424,9 +455,12 @@ def mqtt_start(settings: Settings) -> None:
     if mqtt_running(settings):
         return
     if _port_open(settings.mqtt_port):
-        raise ServiceError(f"port {settings.mqtt_port} is taken by another program (FIELDMESH_MQTT_PORT)")
-    result = subprocess.run([_mosquitto_bin(), "-d", "-c", str(conf)], capture_output=True, text=True,
-                            check=False)
+        raise ServiceError(
+            f"port {settings.mqtt_port} is taken by another program (FIELDMESH_MQTT_PORT)"
+        )
+    result = subprocess.run(
+        [_mosquitto_bin(), "-d", "-c", str(conf)], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise ServiceError(f"mosquitto failed to start: {result.stderr.strip()}")
     _wait_port(settings.mqtt_port, 20, "Mosquitto")
@@ -470,11 +504,15 @@ def down(settings: Settings) -> None:
 def status(settings: Settings) -> list[ServiceStatus]:
     out: list[ServiceStatus] = []
     if settings.embedded_db:
-        out.append(ServiceStatus("postgresql", pg_running(settings), f"127.0.0.1:{settings.pg_port}"))
+        out.append(
+            ServiceStatus("postgresql", pg_running(settings), f"127.0.0.1:{settings.pg_port}")
+        )
     else:
         out.append(ServiceStatus("postgresql", True, "external (DATABASE_URL)"))
     if settings.embedded_mqtt:
-        out.append(ServiceStatus("mosquitto", mqtt_running(settings), f"127.0.0.1:{settings.mqtt_port}"))
+        out.append(
+            ServiceStatus("mosquitto", mqtt_running(settings), f"127.0.0.1:{settings.mqtt_port}")
+        )
     else:
         out.append(ServiceStatus("mosquitto", True, "external (MQTT_URL)"))
     return out

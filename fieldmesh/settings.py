@@ -118,9 +118,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     return str(raw) if raw is not None else None
 
 
-def load_settings(
-    env: Mapping[str, str] | None = None, toml_path: Path | None = None
-) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, toml_path: Path | None = None) -> Settings:
     """Defaults, then the TOML file ([fieldmesh] table), then the environment."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}

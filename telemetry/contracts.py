@@ -1,0 +1,303 @@
+"""The MQTT wire contract, version 1: topics and payload schemas in one place.
+
+Topics (one tenant per deployment prefix):
+
+    fm/v1/{tenant}/dev/{device_id}/telemetry   TelemetryBatch   device -> cloud, QoS 1
+    fm/v1/{tenant}/dev/{device_id}/gps         GpsBatch         device -> cloud, QoS 1
+    fm/v1/{tenant}/dev/{device_id}/event       EventBatch       device -> cloud, QoS 1
+    fm/v1/{tenant}/dev/{device_id}/status      Status           retained; also the last will
+    fm/v1/{tenant}/dev/{device_id}/cmd/{name}  Command          cloud -> device (config, ota, ping, reboot)
+    fm/v1/{tenant}/dev/{device_id}/ack/{name}  CommandAck       device -> cloud
+    fm/v1/{tenant}/dev/{device_id}/receipt     Receipt          cloud -> device: seqs durably stored
+
+Every device -> cloud message except status carries the device's monotonic `seq`;
+`(device_id, seq)` is the idempotency key into the database. Times on the wire are epoch
+milliseconds, UTC. Payloads are JSON objects with `"v": 1`; samples and fixes are compact
+arrays to keep the gateway's per-message work small.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+SCHEMA_VERSION = 1
+TOPIC_ROOT = "fm/v1"
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_ITEMS_PER_BATCH = 10_000
+MAX_FUTURE_SKEW_MS = 5 * 60 * 1000  # device clocks may run a little ahead, not more
+MIN_TIME_MS = 946_684_800_000  # 2000-01-01: anything older is a clock that was never set
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class ContractError(ValueError):
+    """A topic or payload breaks the contract; `reason` is a short machine-readable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+class Kind(StrEnum):
+    TELEMETRY = "telemetry"
+    GPS = "gps"
+    EVENT = "event"
+    STATUS = "status"
+    CMD = "cmd"
+    ACK = "ack"
+    RECEIPT = "receipt"
+
+
+_NAMED_KINDS = {Kind.CMD, Kind.ACK}
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed, validated topic; `str(topic)` gives it back."""
+
+    tenant: str
+    device_id: str
+    kind: Kind
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        for label, value in (("tenant", self.tenant), ("device_id", self.device_id)):
+            if not _ID_RE.match(value):
+                raise ContractError("bad_topic", f"invalid {label} {value!r}")
+        if (self.kind in _NAMED_KINDS) != (self.name is not None):
+            raise ContractError(
+                "bad_topic",
+                f"{self.kind} topics {'need' if self.kind in _NAMED_KINDS else 'take no'} a name",
+            )
+        if self.name is not None and not _METRIC_RE.match(self.name):
+            raise ContractError("bad_topic", f"invalid command name {self.name!r}")
+
+    def __str__(self) -> str:
+        base = f"{TOPIC_ROOT}/{self.tenant}/dev/{self.device_id}/{self.kind.value}"
+        return base if self.name is None else f"{base}/{self.name}"
+
+    @classmethod
+    def parse(cls, topic: str) -> Topic:
+        parts = topic.split("/")
+        if len(parts) not in (6, 7) or parts[0] != "fm" or parts[1] != "v1" or parts[3] != "dev":
+            raise ContractError("bad_topic", f"not a fieldmesh v1 device topic: {topic[:200]!r}")
+        try:
+            kind = Kind(parts[5])
+        except ValueError:
+            raise ContractError("bad_topic", f"unknown message kind {parts[5][:40]!r}") from None
+        name = parts[6] if len(parts) == 7 else None
+        return cls(tenant=parts[2], device_id=parts[4], kind=kind, name=name)
+
+
+def device_filter(tenant: str | None, kind: Kind, name: str | None = None) -> str:
+    """A subscription filter for one kind across devices (and tenants when tenant is None)."""
+    t = "+" if tenant is None else tenant
+    base = f"{TOPIC_ROOT}/{t}/dev/+/{kind.value}"
+    if kind in _NAMED_KINDS:
+        return f"{base}/{name or '+'}"
+    return base
+
+
+# ----------------------------------------------------------------------------- payloads
+
+
+class Sample(msgspec.Struct, array_like=True, frozen=True):
+    """One reading: [t_ms, metric, value]."""
+
+    t_ms: int
+    metric: str
+    value: float
+
+
+class TelemetryBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    v: int
+    seq: int
+    samples: list[Sample]
+
+
+class Fix(msgspec.Struct, array_like=True, frozen=True):
+    """One GPS fix: [t_ms, lon, lat, accuracy_m, speed_mps|null, heading_deg|null]."""
+
+    t_ms: int
+    lon: float
+    lat: float
+    accuracy_m: float
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+
+
+class GpsBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    v: int
+    seq: int
+    fixes: list[Fix]
+
+
+class FieldEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An event the device originates; `sig` is its Ed25519 signature (see ledger.verify)."""
+
+    id: str
+    t: int
+    type: str
+    data: dict[str, Any]
+    sig: str | None = None
+
+
+class EventBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    v: int
+    seq: int
+    events: list[FieldEvent]
+
+
+class Status(msgspec.Struct, frozen=True):
+    v: int
+    online: bool
+    t: int
+    fw: str | None = None
+
+
+class Command(msgspec.Struct, frozen=True):
+    v: int
+    id: str
+    t: int
+    args: dict[str, Any] = {}
+
+
+class CommandAck(msgspec.Struct, frozen=True):
+    v: int
+    seq: int
+    id: str
+    ok: bool
+    t: int
+    detail: str = ""
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """The gateway's word that these seqs are durably stored (or dead-lettered)."""
+
+    v: int
+    seqs: list[int]
+
+
+Payload = TelemetryBatch | GpsBatch | EventBatch | Status | CommandAck
+
+_DECODERS: dict[Kind, msgspec.json.Decoder[Any]] = {
+    Kind.TELEMETRY: msgspec.json.Decoder(TelemetryBatch),
+    Kind.GPS: msgspec.json.Decoder(GpsBatch),
+    Kind.EVENT: msgspec.json.Decoder(EventBatch),
+    Kind.STATUS: msgspec.json.Decoder(Status),
+    Kind.ACK: msgspec.json.Decoder(CommandAck),
+    Kind.CMD: msgspec.json.Decoder(Command),
+    Kind.RECEIPT: msgspec.json.Decoder(Receipt),
+}
+_VERSION_PROBE = msgspec.json.Decoder(dict[str, Any])
+_ENCODER = msgspec.json.Encoder()
+
+
+def encode(payload: msgspec.Struct) -> bytes:
+    return _ENCODER.encode(payload)
+
+
+def _check_time(t_ms: int, now_ms: int, where: str) -> None:
+    if t_ms > now_ms + MAX_FUTURE_SKEW_MS:
+        raise ContractError("time_in_future", f"{where}: timestamp {t_ms} is in the future")
+    if t_ms < MIN_TIME_MS:
+        raise ContractError("time_too_old", f"{where}: timestamp {t_ms} is before 2000-01-01")
+
+
+def decode(kind: Kind, payload: bytes, now_ms: int) -> Any:
+    """Decode and validate one payload, or raise ContractError naming what is wrong."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError(
+            "too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}"
+        )
+    decoder = _DECODERS[kind]
+    try:
+        msg = decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        # A wrong version is reported as such, not as whatever field moved in v2.
+        _raise_if_wrong_version(payload)
+        raise ContractError("invalid", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ContractError("malformed_json", str(exc)) from None
+    if msg.v != SCHEMA_VERSION:
+        raise ContractError(
+            "unsupported_version", f"schema version {msg.v} (this gateway reads {SCHEMA_VERSION})"
+        )
+    if isinstance(msg, TelemetryBatch):
+        _validate_telemetry(msg, now_ms)
+    elif isinstance(msg, GpsBatch):
+        _validate_gps(msg, now_ms)
+    elif isinstance(msg, EventBatch):
+        _validate_events(msg, now_ms)
+    return msg
+
+
+def _raise_if_wrong_version(payload: bytes) -> None:
+    try:
+        probe = _VERSION_PROBE.decode(payload)
+    except msgspec.DecodeError:
+        return
+    v = probe.get("v")
+    if isinstance(v, int) and v != SCHEMA_VERSION:
+        raise ContractError(
+            "unsupported_version", f"schema version {v} (this gateway reads {SCHEMA_VERSION})"
+        )
+
+
+def _check_seq(seq: int) -> None:
+    if not 0 <= seq < 2**63:
+        raise ContractError("invalid", f"seq {seq} out of range")
+
+
+def _check_count(n: int, what: str) -> None:
+    if n == 0:
+        raise ContractError("invalid", f"empty batch: no {what}")
+    if n > MAX_ITEMS_PER_BATCH:
+        raise ContractError("too_large", f"{n} {what} in one batch (max {MAX_ITEMS_PER_BATCH})")
+
+
+def _validate_telemetry(msg: TelemetryBatch, now_ms: int) -> None:
+    _check_seq(msg.seq)
+    _check_count(len(msg.samples), "samples")
+    for i, s in enumerate(msg.samples):
+        _check_time(s.t_ms, now_ms, f"$.samples[{i}]")
+        if not _METRIC_RE.match(s.metric):
+            raise ContractError(
+                "invalid", f"$.samples[{i}].metric: invalid metric name {s.metric[:70]!r}"
+            )
+        if not math.isfinite(s.value):
+            raise ContractError("invalid", f"$.samples[{i}].value: not a finite number")
+
+
+def _validate_gps(msg: GpsBatch, now_ms: int) -> None:
+    _check_seq(msg.seq)
+    _check_count(len(msg.fixes), "fixes")
+    for i, f in enumerate(msg.fixes):
+        _check_time(f.t_ms, now_ms, f"$.fixes[{i}]")
+        if not (-180.0 <= f.lon <= 180.0 and -90.0 <= f.lat <= 90.0):
+            raise ContractError(
+                "invalid", f"$.fixes[{i}]: coordinates out of range ({f.lon}, {f.lat})"
+            )
+        if not (math.isfinite(f.accuracy_m) and f.accuracy_m >= 0):
+            raise ContractError(
+                "invalid", f"$.fixes[{i}].accuracy_m: must be a non-negative number"
+            )
+
+
+def _validate_events(msg: EventBatch, now_ms: int) -> None:
+    _check_seq(msg.seq)
+    _check_count(len(msg.events), "events")
+    for i, e in enumerate(msg.events):
+        _check_time(e.t, now_ms, f"$.events[{i}]")
+        if not 1 <= len(e.id) <= 64:
+            raise ContractError("invalid", f"$.events[{i}].id: 1 to 64 characters")
+        if not 1 <= len(e.type) <= 64:
+            raise ContractError("invalid", f"$.events[{i}].type: 1 to 64 characters")
