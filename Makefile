@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 QUICK ?=
 BENCH_ARGS := $(if $(QUICK),--quick,) $(if $(INSTANCES),--instances $(INSTANCES),) $(if $(CPU_S),--cpu-s $(CPU_S),)
 
-.PHONY: help deps venv node demo test lint typecheck up down status clean bench-%
+.PHONY: help deps venv node demo test lint typecheck up down status clean bench-% contracts
 
 help:
 	@echo "make demo   - install what is missing, start services, run the demo"
@@ -60,6 +60,9 @@ test: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+contracts: venv node
+	$(PY) -m ledger.compile
 
 bench-%: deps
 	$(PY) -m bench.$(subst -,_,$*) $(BENCH_ARGS)
