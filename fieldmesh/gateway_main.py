@@ -1,0 +1,76 @@
+"""Runs a gateway process: the composition root picks its stages and serves /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from fieldmesh.settings import Settings
+from gateway.pipeline import StageHandler
+from gateway.service import Gateway, GatewayConfig
+from gateway.writer import EventVerifier, no_verifier
+
+log = logging.getLogger(__name__)
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def build_stages(settings: Settings) -> list[StageHandler]:
+    """The ordered stages after storage; packages add theirs here."""
+    del settings
+    return []
+
+
+def event_verifier() -> EventVerifier:
+    return no_verifier
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    gw = request.app[GATEWAY]
+    return web.Response(body=gw.metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def _health(request: web.Request) -> web.Response:
+    h = request.app[GATEWAY].healthy()
+    ok = h["mqtt_connected"] and h["db_ok"] and h["writer_alive"]
+    return web.json_response({"status": "ok" if ok else "degraded", **h}, status=200 if ok else 503)
+
+
+def metrics_app(gw: Gateway) -> web.Application:
+    app = web.Application()
+    app[GATEWAY] = gw
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/health", _health)
+    return app
+
+
+async def serve_gateway(settings: Settings, config: GatewayConfig, http_port: int | None) -> int:
+    gw = Gateway(settings, config, handlers=build_stages(settings), verifier=event_verifier())
+    gw.start()
+    runner: web.AppRunner | None = None
+    if http_port is not None:
+        runner = web.AppRunner(metrics_app(gw))
+        await runner.setup()
+        await web.TCPSite(runner, settings.http_host, http_port).start()
+        log.info("gateway metrics on http://%s:%d/metrics", settings.http_host, http_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        while not stop.is_set() and gw.fatal is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+    finally:
+        await asyncio.to_thread(gw.stop)
+        if runner is not None:
+            await runner.cleanup()
+    return 1 if gw.fatal is not None else 0
+
+
+def run_gateway(settings: Settings, config: GatewayConfig, http_port: int | None) -> int:
+    return asyncio.run(serve_gateway(settings, config, http_port))

@@ -1,0 +1,331 @@
+"""Batched, idempotent writes: one transaction per batch of MQTT messages.
+
+Idempotency: the batch's `(device_id, seq)` keys are inserted into `ingest_message` with
+ON CONFLICT DO NOTHING; only the messages whose key was new have their contents copied
+(binary COPY) into the time-series tables. Dead letters, stage handlers and the latest
+values go into the same transaction. The caller acknowledges to MQTT only after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import msgspec
+import psycopg
+
+from gateway.decode import Decoded, Rejected
+from gateway.pipeline import NewMessages, StageHandler
+from telemetry.contracts import CommandAck, EventBatch, FieldEvent, GpsBatch, Status, TelemetryBatch
+
+log = logging.getLogger(__name__)
+
+# (public key or None, device id, event) -> (verified, reason when not)
+EventVerifier = Callable[[bytes | None, str, FieldEvent], tuple[bool, str | None]]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_JSON = msgspec.json.Encoder()
+
+
+def _ts(t_ms: int) -> datetime:
+    return datetime.fromtimestamp(t_ms / 1000.0, UTC)
+
+
+def no_verifier(_key: bytes | None, _device: str, event: FieldEvent) -> tuple[bool, str | None]:
+    return False, "no signature verifier configured" if event.sig else "unsigned"
+
+
+@dataclass(slots=True)
+class WriteResult:
+    stored_messages: int = 0
+    stored_points: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    receipts: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (tenant, device)
+    # device timestamp of each stored message's newest item, for latency figures
+    newest_item_ms: list[int] = field(default_factory=list)
+
+
+class BatchWriter:
+    """Owns one synchronous connection; used from the gateway's writer thread only."""
+
+    def __init__(
+        self,
+        dsn: str,
+        handlers: Sequence[StageHandler] = (),
+        verifier: EventVerifier = no_verifier,
+    ) -> None:
+        self.dsn = dsn
+        self.handlers = list(handlers)
+        self.verifier = verifier
+        self._conn: psycopg.Connection | None = None
+        self._known_devices: set[str] = set()
+        self._public_keys: dict[str, bytes | None] = {}
+
+    def connect(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self.dsn, autocommit=False, connect_timeout=5)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def write(self, batch: Sequence[Decoded | Rejected]) -> WriteResult:
+        conn = self.connect()
+        try:
+            result = self._write(conn, batch)
+            conn.commit()
+        except BaseException:
+            for h in self.handlers:
+                h.rollback()
+            if not conn.closed:
+                try:
+                    conn.rollback()
+                except psycopg.Error:
+                    conn.close()
+            raise
+        for h in self.handlers:
+            h.committed()
+        return result
+
+    # ------------------------------------------------------------------ steps
+
+    def _write(self, conn: psycopg.Connection, batch: Sequence[Decoded | Rejected]) -> WriteResult:
+        res = WriteResult()
+        decoded = [m for m in batch if isinstance(m, Decoded)]
+        rejected = [m for m in batch if isinstance(m, Rejected)]
+        self._ensure_devices(conn, decoded)
+        keyed = [d for d in decoded if d.seq is not None]
+        new_keys = self._claim_keys(conn, keyed)
+        new = NewMessages()
+        seen_in_batch: set[tuple[str, int]] = set()
+        for d in keyed:
+            key = (d.device_id, d.seq)
+            assert d.seq is not None
+            res.receipts.setdefault((d.topic.tenant, d.device_id), []).append(d.seq)
+            if key in new_keys and key not in seen_in_batch:
+                seen_in_batch.add(key)
+                new.add(d)
+            else:
+                res.duplicates += 1
+        res.stored_points += self._copy_samples(conn, new.telemetry)
+        res.stored_points += self._copy_fixes(conn, new.gps)
+        res.stored_points += self._insert_events(conn, new.events)
+        self._insert_acks(conn, new.acks)
+        self._upsert_latest(conn, new.telemetry)
+        self._upsert_status(conn, [d for d in decoded if isinstance(d.msg, Status)])
+        res.stored_messages = len(seen_in_batch)
+        for _, tb in new.telemetry:
+            res.newest_item_ms.append(max(s.t_ms for s in tb.samples))
+        for _, gb in new.gps:
+            res.newest_item_ms.append(max(f.t_ms for f in gb.fixes))
+        res.dead_letters = self._dead_letters(conn, rejected)
+        for r in rejected:
+            if r.topic is not None and r.seq is not None:
+                res.receipts.setdefault((r.topic.tenant, r.topic.device_id), []).append(r.seq)
+        for h in self.handlers:
+            h.handle(conn, new)
+        return res
+
+    def _ensure_devices(self, conn: psycopg.Connection, decoded: list[Decoded]) -> None:
+        unknown = {
+            (d.device_id, d.topic.tenant, "phone" if isinstance(d.msg, GpsBatch) else "equipment")
+            for d in decoded
+            if d.device_id not in self._known_devices
+        }
+        if not unknown:
+            return
+        ids, tenants, kinds = zip(*sorted(unknown), strict=True)
+        conn.execute(
+            "INSERT INTO device (device_id, tenant, kind) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+            " ON CONFLICT (device_id) DO NOTHING",
+            (list(ids), list(tenants), list(kinds)),
+        )
+        self._known_devices.update(ids)
+
+    def _claim_keys(self, conn: psycopg.Connection, keyed: list[Decoded]) -> set[tuple[str, int]]:
+        if not keyed:
+            return set()
+        devs = [d.device_id for d in keyed]
+        seqs = [d.seq for d in keyed]
+        kinds = [d.topic.kind.value for d in keyed]
+        items = [_item_count(d.msg) for d in keyed]
+        rows = conn.execute(
+            "INSERT INTO ingest_message (device_id, seq, kind, items)"
+            " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::int[])"
+            " ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq",
+            (devs, seqs, kinds, items),
+        ).fetchall()
+        return {(r[0], r[1]) for r in rows}
+
+    def _copy_samples(
+        self, conn: psycopg.Connection, msgs: list[tuple[str, TelemetryBatch]]
+    ) -> int:
+        if not msgs:
+            return 0
+        n = 0
+        with conn.cursor().copy(
+            "COPY telemetry_sample (time, device_id, metric, value, seq) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["timestamptz", "text", "text", "float8", "int8"])
+            write = copy.write_row
+            fromts = datetime.fromtimestamp
+            for device_id, tb in msgs:
+                seq = tb.seq
+                for s in tb.samples:
+                    write((fromts(s.t_ms / 1000.0, UTC), device_id, s.metric, s.value, seq))
+                n += len(tb.samples)
+        return n
+
+    def _copy_fixes(self, conn: psycopg.Connection, msgs: list[tuple[str, GpsBatch]]) -> int:
+        if not msgs:
+            return 0
+        n = 0
+        with conn.cursor().copy(
+            "COPY gps_fix (time, device_id, seq, lon, lat, accuracy_m, speed_mps, heading_deg)"
+            " FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(
+                ["timestamptz", "text", "int8", "float8", "float8", "float4", "float4", "float4"]
+            )
+            for device_id, gb in msgs:
+                for f in gb.fixes:
+                    copy.write_row(
+                        (
+                            _ts(f.t_ms),
+                            device_id,
+                            gb.seq,
+                            f.lon,
+                            f.lat,
+                            f.accuracy_m,
+                            f.speed_mps,
+                            f.heading_deg,
+                        )
+                    )
+                n += len(gb.fixes)
+        return n
+
+    def _public_key(self, conn: psycopg.Connection, device_id: str) -> bytes | None:
+        if device_id not in self._public_keys:
+            row = conn.execute(
+                "SELECT public_key FROM device WHERE device_id = %s", (device_id,)
+            ).fetchone()
+            key = row[0] if row else None
+            if key is None:
+                return None  # not cached: the key may be registered later
+            self._public_keys[device_id] = bytes(key)
+        return self._public_keys[device_id]
+
+    def _insert_events(self, conn: psycopg.Connection, msgs: list[tuple[str, EventBatch]]) -> int:
+        rows = []
+        for device_id, eb in msgs:
+            key = self._public_key(conn, device_id)
+            for idx, e in enumerate(eb.events):
+                ok, reason = self.verifier(key, device_id, e)
+                rows.append(
+                    (
+                        device_id,
+                        eb.seq,
+                        idx,
+                        e.id,
+                        _ts(e.t),
+                        e.type,
+                        _JSON.encode(e.data).decode(),
+                        e.sig,
+                        ok,
+                        reason,
+                    )
+                )
+        if rows:
+            with conn.cursor() as cur:
+                # An event id seen before (a device re-sending under a new seq) is kept once.
+                cur.executemany(
+                    "INSERT INTO device_event (device_id, seq, idx, event_id, time, type, data, sig,"
+                    " verified, verify_reason) VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    rows,
+                )
+        return len(rows)
+
+    def _insert_acks(
+        self, conn: psycopg.Connection, msgs: list[tuple[str, str, CommandAck]]
+    ) -> None:
+        if msgs:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO command_ack (device_id, seq, command_id, name, ok, detail, time)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [(dev, a.seq, a.id, name, a.ok, a.detail, _ts(a.t)) for dev, name, a in msgs],
+                )
+
+    def _upsert_latest(
+        self, conn: psycopg.Connection, msgs: list[tuple[str, TelemetryBatch]]
+    ) -> None:
+        latest: dict[tuple[str, str], tuple[int, float]] = {}
+        for device_id, tb in msgs:
+            for s in tb.samples:
+                k = (device_id, s.metric)
+                cur = latest.get(k)
+                if cur is None or s.t_ms >= cur[0]:
+                    latest[k] = (s.t_ms, s.value)
+        if not latest:
+            return
+        keys = sorted(latest)
+        conn.execute(
+            "INSERT INTO telemetry_latest (device_id, metric, time, value)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::float8[])"
+            " ON CONFLICT (device_id, metric) DO UPDATE SET time = EXCLUDED.time, value = EXCLUDED.value"
+            " WHERE EXCLUDED.time >= telemetry_latest.time",
+            (
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [_ts(latest[k][0]) for k in keys],
+                [latest[k][1] for k in keys],
+            ),
+        )
+
+    def _upsert_status(self, conn: psycopg.Connection, msgs: list[Decoded]) -> None:
+        for d in msgs:
+            st: Status = d.msg
+            conn.execute(
+                "INSERT INTO device_status (device_id, online, changed_at, firmware) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (device_id) DO UPDATE SET online = EXCLUDED.online,"
+                " changed_at = EXCLUDED.changed_at, firmware = COALESCE(EXCLUDED.firmware, device_status.firmware)"
+                " WHERE EXCLUDED.changed_at >= device_status.changed_at",
+                (d.device_id, st.online, _ts(st.t), st.fw),
+            )
+
+    def _dead_letters(self, conn: psycopg.Connection, rejected: list[Rejected]) -> int:
+        if not rejected:
+            return 0
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO dead_letter (topic, device_id, reason, detail, payload) VALUES (%s, %s, %s, %s, %s)",
+                [
+                    (r.inbound.topic, r.device_id, r.reason, r.detail, r.inbound.payload)
+                    for r in rejected
+                ],
+            )
+        for r in rejected:
+            log.warning(
+                "dead letter from %s on %s: %s: %s",
+                r.device_id,
+                r.inbound.topic[:200],
+                r.reason,
+                r.detail[:200],
+            )
+        return len(rejected)
+
+
+def _item_count(msg: object) -> int:
+    if isinstance(msg, TelemetryBatch):
+        return len(msg.samples)
+    if isinstance(msg, GpsBatch):
+        return len(msg.fixes)
+    if isinstance(msg, EventBatch):
+        return len(msg.events)
+    return 1
