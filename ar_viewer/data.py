@@ -1,0 +1,202 @@
+"""The database adapter: territories, accounts, devices and sensor readings as scene inputs.
+
+Reads the CRM tables (crm/migrations c0001: `territories`, `accounts`, `opportunities`)
+and the telemetry tables (telemetry/migrations t0001: `device`, `device_status`,
+`telemetry_latest`). Device -> account links, alert tables and the day's planned route
+belong to packages still being built: they are read when the expected tables/columns
+exist (`device.account_id`, `ar_route_today` view), and otherwise left empty.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ar_viewer.asset import METRIC_CATALOGUE, sensor_from_metric, sensor_state
+from ar_viewer.errors import DataUnavailable, NotFoundError
+from ar_viewer.model import (
+    AccountInput,
+    AssetInput,
+    DeviceInput,
+    HeightMetric,
+    LonLat,
+    Polygon,
+    TerritoryInput,
+)
+from ar_viewer.palette import ALERT_SEVERITY
+
+_ACCOUNTS_SQL = """
+    SELECT a.id::text AS id, a.name, a.currency,
+           ST_X(a.location::geometry) AS lon, ST_Y(a.location::geometry) AS lat,
+           a.annual_revenue::float8 AS revenue, a.health_score::float8 AS health,
+           coalesce(o.open_amount, 0)::float8 AS open_pipeline
+    FROM accounts a
+    LEFT JOIN (
+        SELECT account_id, sum(amount) AS open_amount FROM opportunities
+        WHERE status = 'open' GROUP BY account_id
+    ) o ON o.account_id = a.id
+    WHERE a.territory_id = %s
+    ORDER BY a.id
+"""
+
+
+def _polygons(geojson: str | None) -> tuple[Polygon, ...]:
+    if not geojson:
+        return ()
+    g = json.loads(geojson)
+    polys = g["coordinates"] if g["type"] == "MultiPolygon" else [g["coordinates"]]
+    return tuple(
+        tuple(tuple((float(x), float(y)) for x, y, *_ in ring) for ring in poly) for poly in polys
+    )
+
+
+async def _has_column(conn: psycopg.AsyncConnection[Any], table: str, column: str) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = %s AND column_name = %s",
+        (table, column),
+    )
+    return await cur.fetchone() is not None
+
+
+async def _has_relation(conn: psycopg.AsyncConnection[Any], name: str) -> bool:
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+def _device_state(online: bool | None, readings: list[tuple[str, float]]) -> str:
+    """Worst state of a device: offline, else the worst of its latest readings."""
+    if online is False:
+        return "offline"
+    states = [
+        sensor_state(sensor_from_metric("d", m, v))[0] for m, v in readings if m in METRIC_CATALOGUE
+    ]
+    if not states:
+        return "unknown" if online is None else "ok"
+    return max(states, key=lambda s: ALERT_SEVERITY[s])
+
+
+async def load_territory(
+    conn: psycopg.AsyncConnection[Any], name: str, height_metric: HeightMetric = "revenue"
+) -> TerritoryInput:
+    """The scene input of a territory by name. NotFoundError if there is no such territory."""
+    try:
+        cur = await conn.execute(
+            "SELECT id, name, ST_AsGeoJSON(geom::geometry, 7) FROM territories WHERE name = %s",
+            (name,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"no territory named {name!r}")
+        territory_id, t_name, geojson = row
+        acur = conn.cursor(row_factory=dict_row)
+        await acur.execute(_ACCOUNTS_SQL, (territory_id,))
+        rows = await acur.fetchall()
+    except psycopg.errors.UndefinedTable as exc:
+        raise DataUnavailable(
+            f"CRM tables are missing (is the crm migration applied?): {exc}"
+        ) from exc
+    accounts = tuple(
+        AccountInput(
+            r["id"], r["name"], r["lon"], r["lat"], r["revenue"], r["open_pipeline"], r["health"]
+        )
+        for r in rows
+    )
+    currencies = {r["currency"] for r in rows}
+    currency = currencies.pop() if len(currencies) == 1 else ("mixed" if currencies else "USD")
+    devices = await _load_devices(conn, territory_id)
+    route = await _load_route(conn, territory_id)
+    return TerritoryInput(
+        t_name, _polygons(geojson), accounts, devices, route, height_metric, currency
+    )
+
+
+async def _load_devices(
+    conn: psycopg.AsyncConnection[Any], territory_id: int
+) -> tuple[DeviceInput, ...]:
+    if not await _has_column(conn, "device", "account_id"):
+        return ()
+    cur = await conn.execute(
+        """
+        SELECT d.device_id, d.account_id::text, s.online,
+               coalesce(array_agg(l.metric) FILTER (WHERE l.metric IS NOT NULL), '{}'),
+               coalesce(array_agg(l.value) FILTER (WHERE l.metric IS NOT NULL), '{}')
+        FROM device d
+        JOIN accounts a ON a.id = d.account_id
+        LEFT JOIN device_status s ON s.device_id = d.device_id
+        LEFT JOIN telemetry_latest l ON l.device_id = d.device_id
+        WHERE a.territory_id = %s
+        GROUP BY d.device_id, d.account_id, s.online
+        ORDER BY d.device_id
+        """,
+        (territory_id,),
+    )
+    return tuple(
+        DeviceInput(
+            dev, acc, None, None, _device_state(online, list(zip(metrics, values, strict=True)))
+        )
+        for dev, acc, online, metrics, values in await cur.fetchall()
+    )
+
+
+async def _load_route(conn: psycopg.AsyncConnection[Any], territory_id: int) -> tuple[LonLat, ...]:
+    """Today's planned stops, from a view `ar_route_today(territory_id, seq, lon, lat)` that
+    the routing package is expected to provide; empty until it exists."""
+    if not await _has_relation(conn, "ar_route_today"):
+        return ()
+    cur = await conn.execute(
+        "SELECT lon, lat FROM ar_route_today WHERE territory_id = %s ORDER BY seq", (territory_id,)
+    )
+    return tuple((float(lon), float(lat)) for lon, lat in await cur.fetchall())
+
+
+async def load_asset(conn: psycopg.AsyncConnection[Any], device_id: str) -> AssetInput:
+    """The scene input of one device: its latest reading per metric become its sensors."""
+    try:
+        cur = await conn.execute(
+            "SELECT device_id, coalesce(name, device_id), kind FROM device WHERE device_id = %s",
+            (device_id,),
+        )
+        row = await cur.fetchone()
+        if row is None or row[2] != "equipment":
+            raise NotFoundError(f"no equipment device {device_id!r}")
+        status = await (
+            await conn.execute(
+                "SELECT online FROM device_status WHERE device_id = %s", (device_id,)
+            )
+        ).fetchone()
+        cur = await conn.execute(
+            "SELECT metric, value FROM telemetry_latest WHERE device_id = %s ORDER BY metric",
+            (device_id,),
+        )
+        readings = await cur.fetchall()
+    except psycopg.errors.UndefinedTable as exc:
+        raise DataUnavailable(f"telemetry tables are missing: {exc}") from exc
+    offline = status is not None and status[0] is False
+    sensors = tuple(
+        sensor_from_metric(
+            device_id, m, None if v is None else float(v), "offline" if offline else None
+        )
+        for m, v in readings
+    )
+    account_id = None
+    if await _has_column(conn, "device", "account_id"):
+        arow = await (
+            await conn.execute(
+                "SELECT account_id::text FROM device WHERE device_id = %s", (device_id,)
+            )
+        ).fetchone()
+        account_id = arow[0] if arow else None
+    return AssetInput(device_id, row[1], "pump", account_id, sensors)
+
+
+async def list_territories(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    try:
+        cur = await conn.execute("SELECT name FROM territories ORDER BY name")
+    except psycopg.errors.UndefinedTable as exc:
+        raise DataUnavailable(f"CRM tables are missing: {exc}") from exc
+    return [r[0] for r in await cur.fetchall()]
