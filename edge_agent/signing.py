@@ -64,7 +64,9 @@ class DeviceKey:
         message = signed_message(self.device_id, event_id, t_ms, type, data)
         return b64url_encode(self.private_key.sign(message))
 
-    def signed_event(self, event_id: str, t_ms: int, type: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    def signed_event(
+        self, event_id: str, t_ms: int, type: str, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """The wire form of one event: ``{"id", "t", "type", "data", "sig"}``."""
         return {
             "id": event_id,

@@ -63,14 +63,18 @@ def _check_json(value: Any, path: str) -> None:
     raise LedgerInputError(f"{path}: {type(value).__name__} is not a JSON value")
 
 
-def signed_message(device_id: str, event_id: str, t_ms: int, type: str, data: Mapping[str, Any]) -> bytes:
+def signed_message(
+    device_id: str, event_id: str, t_ms: int, type: str, data: Mapping[str, Any]
+) -> bytes:
     """The exact bytes a device signs for one event."""
     if not isinstance(device_id, str) or not device_id:
         raise LedgerInputError("device_id: must be a non-empty string")
     if not isinstance(event_id, str) or not event_id:
         raise LedgerInputError("id: must be a non-empty string")
     if isinstance(t_ms, bool) or not isinstance(t_ms, int) or t_ms < 0:
-        raise LedgerInputError(f"t: must be a non-negative integer of epoch milliseconds, got {t_ms!r}")
+        raise LedgerInputError(
+            f"t: must be a non-negative integer of epoch milliseconds, got {t_ms!r}"
+        )
     if not isinstance(type, str) or not type:
         raise LedgerInputError("type: must be a non-empty string")
     if not isinstance(data, Mapping):
@@ -85,7 +89,14 @@ def device_event_payload(
     device_id: str, event_id: str, t_ms: int, type: str, data: Mapping[str, Any], sig: str | None
 ) -> dict[str, Any]:
     """The ledger payload of a device event: the signed fields plus the signature."""
-    return {"device_id": device_id, "id": event_id, "t": t_ms, "type": type, "data": dict(data), "sig": sig}
+    return {
+        "device_id": device_id,
+        "id": event_id,
+        "t": t_ms,
+        "type": type,
+        "data": dict(data),
+        "sig": sig,
+    }
 
 
 def entry_document(source: str, source_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:

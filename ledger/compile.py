@@ -38,13 +38,17 @@ def standard_input(source: str) -> dict[str, Any]:
             "evmVersion": EVM_VERSION,
             "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
             "metadata": {"bytecodeHash": "none", "appendCBOR": False},
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+            "outputSelection": {
+                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+            },
         },
     }
 
 
 def compiler_version(solcjs: Path = SOLCJS) -> str:
-    return subprocess.run([str(solcjs), "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [str(solcjs), "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def compile_registry(solcjs: Path = SOLCJS) -> dict[str, Any]:
@@ -61,7 +65,9 @@ def compile_registry(solcjs: Path = SOLCJS) -> dict[str, Any]:
     out = json.loads(proc.stdout[proc.stdout.index("{") :])
     errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
     if errors:
-        raise CompileError("; ".join(e.get("formattedMessage", e.get("message", "")) for e in errors))
+        raise CompileError(
+            "; ".join(e.get("formattedMessage", e.get("message", "")) for e in errors)
+        )
     contract = out["contracts"]["AnchorRegistry.sol"][CONTRACT_NAME]
     return {
         "contractName": CONTRACT_NAME,

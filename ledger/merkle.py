@@ -168,7 +168,9 @@ class MerkleTree:
         new_size = self.size if new_size is None else new_size
         self._check_size(new_size)
         if not 0 < old_size <= new_size:
-            raise MerkleError(f"consistency needs 0 < old size <= new size, got {old_size}, {new_size}")
+            raise MerkleError(
+                f"consistency needs 0 < old size <= new size, got {old_size}, {new_size}"
+            )
         if old_size == new_size:
             return []
         return self._subproof(old_size, 0, new_size, True)
@@ -222,7 +224,9 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, path: Sequence[bytes
     return r
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, path: Sequence[bytes], root: bytes) -> bool:
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, path: Sequence[bytes], root: bytes
+) -> bool:
     """True iff ``path`` proves leaf hash ``leaf`` at ``index`` in the tree of ``size`` with ``root``."""
     try:
         return root_from_inclusion(index, size, leaf, path) == root
