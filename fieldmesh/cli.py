@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from fieldmesh.settings import Settings, SettingsError, load_settings
 
 # Modules with `register(subparsers)`; add yours here.
-COMMAND_MODULES: tuple[str, ...] = ("fieldmesh.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("fieldmesh.commands", "ledger.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

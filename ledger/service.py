@@ -30,7 +30,7 @@ from ledger import store
 from ledger.chain import ETH_TESTER_KEY, Anchorer, Chain, SentTx
 from ledger.config import LedgerConfig
 from ledger.errors import AnchorError, ChainUnavailable, LedgerError
-from ledger.merkle import MerkleTree
+from ledger.merkle import MerkleTree, leaf_hash
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Sealer:
         return self._tree
 
     def _reload_tree(self) -> None:
-        self._tree = MerkleTree(store.sealed_leaf_hashes(self.conn))
+        self._tree = MerkleTree.from_entries(store.sealed_leaf_hashes(self.conn))
 
     # -- the loop --------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -119,7 +119,7 @@ class Sealer:
                 rows = store.take_unsealed(self.conn, self.config.max_batch)
                 if not rows:
                     return None
-                self._tree.append([h for _, h in rows])
+                self._tree.append([leaf_hash(h) for _, h in rows])
                 batch_id = store.record_batch(
                     self.conn, [i for i, _ in rows], first, self._tree.root()
                 )

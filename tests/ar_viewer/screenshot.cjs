@@ -1,0 +1,34 @@
+// Load a page in Debian's headless Chromium (playwright-core), wait for <model-viewer> to
+// load its model and render, and screenshot the viewer element.
+// usage: node screenshot.cjs URL OUT.png USER_DATA_DIR
+const path = require('path');
+const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwright-core'));
+
+(async () => {
+  const [url, out, userDataDir] = process.argv.slice(2);
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1280, height: 720 },
+    args: [
+      '--no-sandbox', '--enable-unsafe-swiftshader', '--use-angle=swiftshader',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  const failed = [];
+  try {
+    const page = await context.newPage();
+    page.on('requestfailed', (r) => failed.push(r.url()));
+    page.on('console', (m) => { if (m.type() === 'error') console.error('console:', m.text()); });
+    await page.goto(url, { waitUntil: 'load', timeout: 60000 });
+    await page.waitForFunction(() => document.body.dataset.modelLoaded !== undefined, null, { timeout: 90000 });
+    const state = await page.evaluate(() => document.body.dataset.modelLoaded);
+    // let model-viewer finish its first frames (swiftshader is slow)
+    await page.waitForTimeout(2500);
+    await page.locator('model-viewer').screenshot({ path: out });
+    console.log(JSON.stringify({ state, failed }));
+  } finally {
+    await context.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });
