@@ -105,6 +105,7 @@ class GeoEvent:
     at_ms: int
     lon: float
     lat: float
+    entered_ms: int | None = None  # dwell and exit: when the stay began (the enter's time)
 
     @property
     def at(self) -> datetime:
@@ -541,6 +542,7 @@ class Engine:
                             tr.pending_ms,
                             tr.pending_lon,
                             tr.pending_lat,
+                            tr.since_ms,
                         )
                     )
                     del sub.tracks[fid]
@@ -565,7 +567,7 @@ class Engine:
                 return
         if not tr.dwelled and tr.pending_ms is None and t - tr.since_ms >= self._dwell_ms[j]:
             tr.dwelled = True
-            out.events.append(GeoEvent(sub.id, fid, EventKind.DWELL, t, x, y))
+            out.events.append(GeoEvent(sub.id, fid, EventKind.DWELL, t, x, y, tr.since_ms))
 
     # ------------------------------------------------------------------ persistence
 
