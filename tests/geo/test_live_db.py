@@ -82,7 +82,7 @@ EXPECTED = [("enter", t_ms(55)), ("dwell", t_ms(660)), ("exit", t_ms(915))]
 def test_a_visit_becomes_events_a_completed_visit_and_a_crm_activity(
     tx: psycopg.Connection,
 ) -> None:
-    account_id, rep_id, fence_id, device = make_site(tx)
+    account_id, rep_id, _, device = make_site(tx)
     live = LiveGeo()
     assert feed(live, tx, device, visit_track()) == EXPECTED
     rows = tx.execute(
