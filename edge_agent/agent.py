@@ -128,6 +128,7 @@ class EdgeAgent:
         self._last_requeue = 0.0
         self._paused_until = 0.0
         self.sampling = True  # False: stop sampling, keep publishing what is stored
+        self._offline_until = 0.0
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards the event list, which other threads append to
         self._client = self._make_client()
@@ -187,7 +188,8 @@ class EdgeAgent:
         self._connected = True
         self._attempt = 0
         self.counters.connects += 1
-        client.subscribe([(self._topic(Kind.CMD, "+"), 1), (self._topic(Kind.RECEIPT), 1)])
+        cmd_filter = self._topic(Kind.STATUS).rsplit("/", 1)[0] + "/cmd/+"
+        client.subscribe([(cmd_filter, 1), (self._topic(Kind.RECEIPT), 1)])
         client.publish(
             self._topic(Kind.STATUS),
             encode(Status(v=SCHEMA_VERSION, online=True, t=self.clock(), fw=self.firmware)),
@@ -335,18 +337,20 @@ class EdgeAgent:
     def _store(self, kind: Kind, items: list[Any]) -> None:
         topic = self._topic(kind)
         if kind is Kind.TELEMETRY:
-            self.counters.samples += len(items)
             self.outbox.append(
                 "telemetry", topic, lambda seq: encode(TelemetryBatch(SCHEMA_VERSION, seq, items))
             )
+            self.counters.samples += len(items)
         elif kind is Kind.GPS:
             self.outbox.append(
                 "gps", topic, lambda seq: encode(GpsBatch(SCHEMA_VERSION, seq, items))
             )
+            self.counters.fixes += len(items)
         else:
             self.outbox.append(
                 "event", topic, lambda seq: encode(EventBatch(SCHEMA_VERSION, seq, items))
             )
+            self.counters.events += len(items)
 
     def flush(self, *, force: bool = False) -> None:
         """Move open batches into the outbox when full, old enough, or forced."""
@@ -389,7 +393,13 @@ class EdgeAgent:
         if now < self._paused_until:
             time.sleep(self.config.loop_timeout_s)
             return
-        if not self._connected and now >= self._next_connect_at and not self._client.is_connected():
+        if now < self._offline_until:
+            if self._client.is_connected():
+                self._client.disconnect()
+                self._on_disconnect(self._client, None, None, _Rc(mqtt.MQTT_ERR_NO_CONN), None)
+        elif (
+            not self._connected and now >= self._next_connect_at and not self._client.is_connected()
+        ):
             self._try_connect()
         rc = self._client.loop(timeout=self.config.loop_timeout_s)
         if rc != mqtt.MQTT_ERR_SUCCESS:
@@ -415,7 +425,11 @@ class EdgeAgent:
         stop = stop or self._stop
         try:
             while not stop.is_set():
-                self.step()
+                try:
+                    self.step()
+                except Exception:  # supervisor: a bug in one turn must not kill the device
+                    log.exception("device %s: error in agent loop", self.config.device_id)
+                    stop.wait(1.0)
         finally:
             self.flush(force=True)
             self._client.disconnect()
@@ -431,6 +445,10 @@ class EdgeAgent:
             if self.outbox.stats().total == 0:
                 return True
         return False
+
+    def go_offline(self, duration_s: float) -> None:
+        """Drop the connection and stay away (e.g. no coverage) while still sampling."""
+        self._offline_until = time.monotonic() + duration_s
 
     def stop(self) -> None:
         self._stop.set()

@@ -16,7 +16,12 @@ from collections.abc import Sequence
 from fieldmesh.settings import Settings, SettingsError, load_settings
 
 # Modules with `register(subparsers)`; add yours here.
-COMMAND_MODULES: tuple[str, ...] = ("fieldmesh.commands", "ledger.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "fieldmesh.commands",
+    "fieldmesh.ingest_commands",
+    "ar_viewer.cli",
+    "ledger.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

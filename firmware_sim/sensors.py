@@ -69,10 +69,10 @@ class PhoneGps:
         out: list[Fix] = []
         while self._next_s <= now_s and len(out) < MAX_CATCH_UP:
             t = self._next_s
-            lon, lat, speed, heading = self.track.at(t)
+            lon, lat, speed, heading = (float(v) for v in self.track.at(t))
             accuracy = float(self._rng.uniform(3.0, 12.0))
             # Noise in metres, turned into degrees at this latitude.
-            dx, dy = self._rng.normal(0.0, accuracy / 2.0, 2)
+            dx, dy = (float(v) for v in self._rng.normal(0.0, accuracy / 2.0, 2))
             lon += dx / (111_320.0 * math.cos(math.radians(lat)))
             lat += dy / 110_540.0
             out.append(
