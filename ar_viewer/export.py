@@ -98,7 +98,9 @@ def write_glb(scene: Scene, path: Path) -> int:
     t = o3d.t.geometry.TriangleMesh()
     t.vertex.positions = o3d.core.Tensor(pos)
     t.vertex.normals = o3d.core.Tensor(nrm)
-    t.vertex.texture_uvs = o3d.core.Tensor(uv)
+    # open3d keeps UVs with OpenGL's origin (bottom left) and flips V when it writes glTF
+    uv_gl = np.ascontiguousarray(np.stack([uv[:, 0], 1.0 - uv[:, 1]], axis=1), np.float32)
+    t.vertex.texture_uvs = o3d.core.Tensor(uv_gl)
     t.triangle.indices = o3d.core.Tensor(tri)
     t.material.set_default_properties()
     t.material.material_name = "defaultLit"

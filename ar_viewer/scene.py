@@ -168,7 +168,7 @@ def _outline_polygons(
         tolerance = tolerance * 2 if tolerance else max(maxx - minx, maxy - miny) / 2000
         geom = shapely.simplify(geom, tolerance, preserve_topology=True)
         npts = shapely.get_num_coordinates(geom)
-    return [g for g in shapely.get_parts(geom) if isinstance(g, shapely.Polygon)]
+    return [g for g in shapely.get_parts(geom) if isinstance(g, shapely.Polygon) and not g.is_empty]
 
 
 def _origin(t: TerritoryInput, account_lonlat: npt.NDArray[np.float64]) -> tuple[float, float]:
