@@ -183,14 +183,26 @@ def _origin(t: TerritoryInput, account_lonlat: npt.NDArray[np.float64]) -> tuple
 def _grid_bins(
     xy: npt.NDArray[np.float64], max_bins: int, extent: float
 ) -> tuple[npt.NDArray[np.int64], float]:
-    """Bin ids of points on a square grid coarse enough to have at most max_bins occupied cells."""
+    """Bin ids of points on the finest square grid with at most max_bins occupied cells
+    (clustered accounts occupy few cells, so the grid is refined while the budget allows)."""
+
+    def occupied(cell: float) -> tuple[int, npt.NDArray[np.int64]]:
+        _, inverse = np.unique(np.floor(xy / cell).astype(np.int64), axis=0, return_inverse=True)
+        inv = inverse.reshape(-1).astype(np.int64)
+        return int(inv.max(initial=-1)) + 1, inv
+
     cell = extent / max(1.0, math.floor(math.sqrt(max_bins)))
-    while True:
-        ij = np.floor(xy / cell).astype(np.int64)
-        _, inverse = np.unique(ij, axis=0, return_inverse=True)
-        if int(inverse.max(initial=-1)) + 1 <= max_bins:
-            return inverse.reshape(-1), cell
+    count, inv = occupied(cell)
+    while count > max_bins:
         cell *= 1.2
+        count, inv = occupied(cell)
+    for _ in range(30):
+        finer = cell / 1.1
+        n_finer, inv_finer = occupied(finer)
+        if n_finer > max_bins:
+            break
+        cell, inv = finer, inv_finer
+    return inv, cell
 
 
 def build_territory_scene(t: TerritoryInput, layout: TerritoryLayout | None = None) -> Scene:
