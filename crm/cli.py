@@ -1,0 +1,187 @@
+"""CLI: `fieldmesh serve`, `fieldmesh users ...`, `fieldmesh crm seed|import ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
+from fieldmesh.settings import Settings
+
+
+def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
+    from aiohttp import web
+
+    from fieldmesh.app import build_app
+
+    web.run_app(build_app(settings), host=host, port=port, reuse_port=reuse_port, print=None, access_log=None)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    host = args.host or settings.http_host
+    port = args.port or settings.http_port
+    print(f"fieldmesh API on http://{host}:{port}/api/v1 ({args.workers} worker(s))", flush=True)
+    if args.workers <= 1:
+        _serve_one(settings, host, port, False)
+        return 0
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_serve_one, args=(settings, host, port, True), daemon=True) for _ in range(args.workers)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+    return 0
+
+
+async def _users_add(settings: Settings, args: argparse.Namespace) -> int:
+    from psycopg import AsyncConnection
+
+    from fieldmesh import auth
+
+    async with await AsyncConnection.connect(settings.dsn) as conn:
+        user_id = await auth.create_user(
+            conn,
+            email=args.email,
+            name=args.name or args.email.split("@")[0],
+            role=args.role,
+            password=args.password,
+            manager_id=args.manager,
+            territory_id=args.territory,
+            skills=args.skill,
+        )
+        print(f"user {user_id} {args.email} ({args.role})")
+        if args.token:
+            token_id, token = await auth.issue_token(conn, user_id, "cli")
+            print(f"token {token_id}: {token}")
+    return 0
+
+
+async def _users_token(settings: Settings, args: argparse.Namespace) -> int:
+    from psycopg import AsyncConnection
+
+    from fieldmesh import auth
+
+    async with await AsyncConnection.connect(settings.dsn) as conn:
+        cur = await conn.execute("SELECT id FROM users WHERE lower(email) = lower(%s)", (args.email,))
+        row = await cur.fetchone()
+        if row is None:
+            print(f"no user {args.email}")
+            return 1
+        token_id, token = await auth.issue_token(conn, int(row[0]), args.name)
+        print(f"token {token_id}: {token}")
+    return 0
+
+
+async def _users_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from psycopg import AsyncConnection
+
+    async with await AsyncConnection.connect(settings.dsn) as conn:
+        cur = await conn.execute(
+            "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (args.token_id,)
+        )
+        print("revoked" if cur.rowcount else "no such active token")
+        return 0 if cur.rowcount else 1
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.progress import Progress
+
+    from crm.seed import SeedCounts, seed
+
+    counts = SeedCounts(accounts=args.accounts, contacts=args.contacts, activities=args.activities, territories=args.territories)
+    with Progress() as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(table: str, n: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = bar.add_task(table, total=total)
+            bar.advance(tasks[table], n)
+
+        result = seed(args.dsn or settings.dsn, counts, progress=progress)
+    print(result)
+    return 0
+
+
+async def _import(settings: Settings, args: argparse.Namespace) -> int:
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
+
+    from crm import csvio, hooks
+
+    hooks.install()
+    content = Path(args.file).read_bytes()
+    async with await AsyncConnection.connect(settings.dsn) as conn:
+        cur = await conn.execute("SELECT id FROM users WHERE lower(email) = lower(%s)", (args.as_user,))
+        row = await cur.fetchone()
+        if row is None:
+            print(f"no user {args.as_user}")
+            return 1
+        cur = await conn.execute(
+            "INSERT INTO import_jobs (entity, key_field, filename, content, created_by) VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (args.entity, args.key, Path(args.file).name, content, row[0]),
+        )
+        job = await cur.fetchone()
+        assert job is not None
+        await conn.commit()
+    async with AsyncConnectionPool(settings.dsn, min_size=1, max_size=2) as pool:
+        await csvio.run_import(pool, int(job[0]))
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT status, processed_rows, inserted_rows, updated_rows, failed_rows, error FROM import_jobs WHERE id = %s",
+                (job[0],),
+            )
+            print(await cur.fetchone())
+            cur = await conn.execute(
+                "SELECT line_no, message FROM import_job_errors WHERE job_id = %s ORDER BY line_no", (job[0],)
+            )
+            for line_no, message in await cur.fetchall():
+                print(f"line {line_no}: {message}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve the HTTP API (every package's routes)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    p.set_defaults(func=cmd_serve)
+
+    users = sub.add_parser("users", help="manage users and API tokens").add_subparsers(dest="users_cmd", required=True)
+    p = users.add_parser("add", help="add a user")
+    p.add_argument("email")
+    p.add_argument("--name")
+    p.add_argument("--role", choices=("admin", "manager", "rep", "viewer"), default="rep")
+    p.add_argument("--password")
+    p.add_argument("--manager", type=int)
+    p.add_argument("--territory", type=int)
+    p.add_argument("--skill", action="append", default=[])
+    p.add_argument("--token", action="store_true", help="also issue an API token")
+    p.set_defaults(func=lambda a, s: asyncio.run(_users_add(s, a)))
+    p = users.add_parser("token", help="issue an API token for a user")
+    p.add_argument("email")
+    p.add_argument("--name", default="cli")
+    p.set_defaults(func=lambda a, s: asyncio.run(_users_token(s, a)))
+    p = users.add_parser("revoke", help="revoke an API token")
+    p.add_argument("token_id", type=int)
+    p.set_defaults(func=lambda a, s: asyncio.run(_users_revoke(s, a)))
+
+    crm = sub.add_parser("crm", help="CRM data tools").add_subparsers(dest="crm_cmd", required=True)
+    p = crm.add_parser("seed", help="load generated accounts, contacts, activities (COPY)")
+    p.add_argument("--accounts", type=int, default=2000)
+    p.add_argument("--contacts", type=int, default=10000)
+    p.add_argument("--activities", type=int, default=20000)
+    p.add_argument("--territories", type=int, default=20)
+    p.add_argument("--dsn", help="another database than the application's")
+    p.set_defaults(func=cmd_seed)
+    p = crm.add_parser("import", help="import a CSV file (accounts, contacts, leads)")
+    p.add_argument("file")
+    p.add_argument("--entity", choices=("accounts", "contacts", "leads"), required=True)
+    p.add_argument("--key", default="id", help="upsert key: id, external_id, email or name")
+    p.add_argument("--as-user", required=True, help="e-mail of the importing user")
+    p.set_defaults(func=lambda a, s: asyncio.run(_import(s, a)))

@@ -1,0 +1,306 @@
+"""Users, roles, passwords, API tokens and record-level access for every package's routes.
+
+- Passwords are hashed with Argon2id (argon2-cffi). API tokens are 256-bit random secrets
+  (`fm_<prefix>_<secret>`); only their SHA-256 is stored, so a token can be looked up in one
+  indexed query and revoked by setting `revoked_at`.
+- `await current_user(request)` resolves the `Authorization: Bearer <token>` header into a
+  `Principal` (cached on the request) or raises 401.
+- `access_clause(principal, alias)` is the record-level policy as SQL: admins and viewers
+  see everything; a rep sees records of their own territory or that they own; a manager
+  sees the records owned by anyone in their team (recursively through users.manager_id)
+  or in any of the team's territories. Records a principal may not see answer 404 (not
+  403), so that their existence does not leak; a write they may not make answers 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from fieldmesh.api import ApiError
+
+ROLES = ("admin", "manager", "rep", "viewer")
+_PRINCIPAL_KEY = "fieldmesh.principal"
+
+
+class AuthError(ApiError):
+    """Missing or bad credentials (401)."""
+
+    status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message,
+            code="unauthorized",
+            headers={"WWW-Authenticate": 'Bearer realm="fieldmesh"'},
+        )
+
+
+class Forbidden(ApiError):
+    """Authenticated, but the role does not allow this action (403)."""
+
+    status = 403
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="forbidden")
+
+
+# --------------------------------------------------------------------------- passwords
+
+
+def _hasher() -> PasswordHasher:
+    return PasswordHasher()  # Argon2id with argon2-cffi's RFC 9106 low-memory defaults
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        raise ApiError("password must have at least 8 characters", field="password", status=422)
+    return _hasher().hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    try:
+        return _hasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def new_token() -> tuple[str, str, bytes]:
+    """A fresh token: (token shown once to the user, display prefix, stored hash)."""
+    prefix = secrets.token_hex(4)
+    token = f"fm_{prefix}_{secrets.token_urlsafe(32)}"
+    return token, prefix, token_hash(token)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+# --------------------------------------------------------------------------- principal
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: int
+    email: str
+    role: str
+    territory_id: int | None
+    team_user_ids: tuple[int, ...]  # the user themself and (for managers) their team
+    team_territory_ids: tuple[int, ...]
+    token_id: int | None = None
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role in ("admin", "viewer")
+
+    @property
+    def can_write(self) -> bool:
+        return self.role != "viewer"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def require_write(self) -> None:
+        if not self.can_write:
+            raise Forbidden("viewers have read-only access")
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden("this action needs the admin role")
+
+    def may_see(self, owner_id: int | None, territory_id: int | None) -> bool:
+        """The same policy as access_clause, for a record already in memory."""
+        if self.sees_everything:
+            return True
+        return (owner_id is not None and owner_id in self.team_user_ids) or (
+            territory_id is not None and territory_id in self.team_territory_ids
+        )
+
+
+_PRINCIPAL_SQL = """
+WITH RECURSIVE team(id, territory_id) AS (
+    SELECT u.id, u.territory_id FROM users u WHERE u.id = %(uid)s
+    UNION
+    SELECT u.id, u.territory_id FROM users u JOIN team ON u.manager_id = team.id
+    WHERE %(role)s = 'manager'
+)
+SELECT array_agg(DISTINCT id) AS ids,
+       array_remove(array_agg(DISTINCT territory_id), NULL) AS territories
+FROM team
+"""
+
+
+async def load_principal(
+    conn: AsyncConnection[Any], user_id: int, token_id: int | None = None
+) -> Principal | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT id, email, role, territory_id FROM users WHERE id = %s AND active", (user_id,)
+    )
+    user = await cur.fetchone()
+    if user is None:
+        return None
+    await cur.execute(_PRINCIPAL_SQL, {"uid": user_id, "role": user["role"]})
+    team = await cur.fetchone()
+    assert team is not None
+    return Principal(
+        user_id=user["id"],
+        email=user["email"],
+        role=user["role"],
+        territory_id=user["territory_id"],
+        team_user_ids=tuple(team["ids"] or (user_id,)),
+        team_territory_ids=tuple(team["territories"] or ()),
+        token_id=token_id,
+    )
+
+
+async def principal_for_token(conn: AsyncConnection[Any], token: str) -> Principal | None:
+    cur = await conn.execute(
+        """
+        UPDATE api_tokens SET last_used_at = now()
+        WHERE token_hash = %s AND revoked_at IS NULL
+          AND (expires_at IS NULL OR expires_at > now())
+          AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+        RETURNING id, user_id
+        """,
+        (token_hash(token),),
+    )
+    row = await cur.fetchone()
+    if row is None:  # either unknown/revoked, or used within the last minute
+        cur = await conn.execute(
+            """
+            SELECT id, user_id FROM api_tokens
+            WHERE token_hash = %s AND revoked_at IS NULL
+              AND (expires_at IS NULL OR expires_at > now())
+            """,
+            (token_hash(token),),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return await load_principal(conn, row[1], row[0])
+
+
+async def current_user(request: web.Request) -> Principal:
+    """The authenticated principal of this request, or 401."""
+    cached = request.get(_PRINCIPAL_KEY)
+    if isinstance(cached, Principal):
+        return cached
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise AuthError("missing Authorization: Bearer <token> header")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("Authorization header must be 'Bearer <token>'")
+    from fieldmesh.app import DB_POOL  # the composition root owns the pool key
+
+    async with request.app[DB_POOL].connection() as conn:
+        principal = await principal_for_token(conn, token.strip())
+    if principal is None:
+        raise AuthError("unknown, expired or revoked token")
+    request[_PRINCIPAL_KEY] = principal
+    return principal
+
+
+def access_clause(
+    principal: Principal,
+    alias: str,
+    *,
+    owner_column: str = "owner_id",
+    extra_owner_columns: tuple[str, ...] = (),
+) -> tuple[sql.Composable, list[Any]]:
+    """SQL condition restricting `alias` rows to those the principal may see."""
+    if principal.sees_everything:
+        return sql.SQL("TRUE"), []
+    parts: list[sql.Composable] = []
+    params: list[Any] = []
+    for col in (owner_column, *extra_owner_columns):
+        parts.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(alias, col)))
+        params.append(list(principal.team_user_ids))
+    if principal.team_territory_ids:
+        parts.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(alias, "territory_id")))
+        params.append(list(principal.team_territory_ids))
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts)), params
+
+
+# --------------------------------------------------------------------------- user admin
+
+
+async def create_user(
+    conn: AsyncConnection[Any],
+    *,
+    email: str,
+    name: str,
+    role: str,
+    password: str | None = None,
+    manager_id: int | None = None,
+    territory_id: int | None = None,
+    skills: list[str] | None = None,
+) -> int:
+    if role not in ROLES:
+        raise ApiError(f"role must be one of {', '.join(ROLES)}", field="role", status=422)
+    cur = await conn.execute(
+        """
+        INSERT INTO users (email, name, role, password_hash, manager_id, territory_id, skills)
+        VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id
+        """,
+        (
+            email,
+            name,
+            role,
+            hash_password(password) if password else None,
+            manager_id,
+            territory_id,
+            skills or [],
+        ),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def issue_token(conn: AsyncConnection[Any], user_id: int, name: str = "") -> tuple[int, str]:
+    """Create an API token for the user; returns (token id, token). The token is shown once."""
+    token, prefix, digest = new_token()
+    cur = await conn.execute(
+        "INSERT INTO api_tokens (user_id, name, token_hash, prefix) VALUES (%s, %s, %s, %s) "
+        "RETURNING id",
+        (user_id, name, digest, prefix),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), token
+
+
+async def login(conn: AsyncConnection[Any], email: str, password: str) -> tuple[int, str]:
+    """Check a password and issue a token, or raise 401 (same message for both failures)."""
+    cur = await conn.execute(
+        "SELECT id, password_hash FROM users WHERE lower(email) = lower(%s) AND active", (email,)
+    )
+    row = await cur.fetchone()
+    if row is None or not verify_password(row[1], password):
+        raise AuthError("wrong e-mail or password")
+    return await issue_token(conn, int(row[0]), "login")
+
+
+async def revoke_token(conn: AsyncConnection[Any], token_id: int, principal: Principal) -> bool:
+    cur = await conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL "
+        "AND (user_id = %s OR %s)",
+        (token_id, principal.user_id, principal.is_admin),
+    )
+    return cur.rowcount == 1
