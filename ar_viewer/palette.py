@@ -35,7 +35,7 @@ MATERIALS: tuple[Material, ...] = (
     Material("alert_offline", (37, 37, 37), roughness=0.4),
     Material("alert_unknown", (189, 189, 189), roughness=0.4),
     Material("steel", (140, 150, 160), metallic=0.6, roughness=0.45),
-    Material("motor", (61, 90, 128), metallic=0.3, roughness=0.5),
+    Material("motor", (92, 98, 104), metallic=0.3, roughness=0.5),
     Material("pipe", (176, 183, 191), metallic=0.5, roughness=0.4),
     Material("base", (80, 80, 80), roughness=0.9),
 )

@@ -71,7 +71,9 @@ def test_each_account_is_a_column_at_its_site_with_height_from_revenue() -> None
     # the small account's column is a quarter-ish of the big one (min height aside)
     short = pos[(pos[:, 1] > 0.01) & (pos[:, 1] < 0.1)]
     lay = TerritoryLayout()
-    assert short[:, 1].max() == pytest.approx(lay.min_height_m + (lay.max_height_m - lay.min_height_m) / 4)
+    assert short[:, 1].max() == pytest.approx(
+        lay.min_height_m + (lay.max_height_m - lay.min_height_m) / 4
+    )
     lo, hi = s.bounds_m()
     assert lo[1] == pytest.approx(0.0) and hi[1] > 0, "Y is up, the ground is at y=0"
     assert "1:" in s.scale_note and "km" in s.scale_note

@@ -196,3 +196,56 @@ def test_headless_chromium_renders_the_model(
     assert green.sum() > 300, "no healthy (green) columns on screen"
     assert red.sum() > 300, "no critical (red) columns on screen"
     shutil.copy(shot, Path("/tmp") / "ar_viewer_chromium.png")
+
+
+def _seed_device(db: psycopg.Connection, device_id: str) -> None:
+    with db.cursor() as cur:
+        cur.execute(
+            "INSERT INTO device (device_id, tenant, kind, name) VALUES (%s, 'acme', 'equipment', 'Pump P-7')",
+            (device_id,),
+        )
+        cur.executemany(
+            "INSERT INTO telemetry_latest (device_id, metric, time, value) VALUES (%s, %s, now(), %s)",
+            [
+                (device_id, "vibration_mm_s", 12.5),
+                (device_id, "temperature_c", 61.0),
+                (device_id, "pressure_bar", float("nan")),
+            ],
+        )
+    db.commit()
+
+
+def test_asset_view_places_the_devices_latest_readings_on_a_pump(
+    db: psycopg.Connection, served: str, tmp_path: Path
+) -> None:
+    device_id = f"pump-{uuid.uuid4().hex[:8]}"
+    _seed_device(db, device_id)
+    base = f"{served}/ar/assets/{device_id}"
+    status, _, body = _get(f"{base}/scene.json")
+    assert status == 200
+    info = json.loads(body)
+    by_text = {lbl["text"].split()[0]: lbl["detail"] for lbl in info["labels"]}
+    assert "critical" in by_text["vibration"] and "no alert" in by_text["temperature"]
+    assert "no data" in by_text["pressure"]
+    assert [(i["subject"], i["field"]) for i in info["issues"]] == [
+        (f"sensor {device_id}/pressure_bar", "value")
+    ]
+    status, _, glb = _get(f"{base}/scene.glb")
+    assert status == 200
+    check_glb(glb)
+    assert _get(f"{served}/ar/assets/no-such-device")[0] == 404
+    shot = tmp_path / "asset.png"
+    proc = subprocess.run(
+        ["node", str(PROJECT_ROOT / "tests/ar_viewer/screenshot.cjs"), base, str(shot), str(tmp_path / "profile")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["state"] == "yes"
+    img = read_png(str(shot)).astype(int)
+    background = (img > 245).all(axis=2)
+    assert (~background).mean() > 0.05, "the canvas is blank"
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    # the critical vibration sensor (dark red) and the healthy temperature sensor (blue)
+    assert ((r > g + 80) & (r > b + 50)).sum() > 100, "the critical sensor is not on screen"
+    assert ((b > r + 60) & (b > g + 20)).sum() > 100, "the healthy sensor is not on screen"
+    shutil.copy(shot, Path("/tmp") / "ar_viewer_chromium_asset.png")
