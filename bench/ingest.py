@@ -140,10 +140,10 @@ def publisher(
                     1, tb.seq, [Sample(s.t_ms + shift, s.metric, s.value) for s in tb.samples]
                 )
             )
-        while len(c._out_messages) > 5000:  # noqa: SLF001  # bound paho's queue: keep memory flat
+        while len(c._out_messages) > 5000:  # bound paho's queue: keep memory flat
             time.sleep(0.001)
         c.publish(topic, payload, qos=1)
-    while c._out_messages:  # noqa: SLF001
+    while c._out_messages:
         time.sleep(0.01)
     c.loop_stop()
     c.disconnect()
@@ -193,8 +193,8 @@ def start_gateways(
             ],
             env=env,
             cwd=PROJECT_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         procs.append((p, port))
     for _, port in procs:
