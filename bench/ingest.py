@@ -78,7 +78,7 @@ def fresh_db(settings: Settings, name: str) -> str:
 
 def copy_ceiling(dsn: str, messages: list[tuple[str, bytes, int]]) -> float:
     dec = msgspec.json.Decoder(TelemetryBatch)
-    rows = []
+    rows: list[tuple[datetime, str, str, float, int]] = []
     for topic, payload, _ in messages:
         dev = topic.split("/")[4]
         tb = dec.decode(payload)
