@@ -28,7 +28,6 @@ from psycopg.rows import dict_row
 from fieldmesh.api import ApiError
 
 ROLES = ("admin", "manager", "rep", "viewer")
-_PRINCIPAL_KEY = "fieldmesh.principal"
 
 
 class AuthError(ApiError):
@@ -131,6 +130,8 @@ class Principal:
         )
 
 
+_PRINCIPAL_KEY = web.RequestKey("fieldmesh_principal", Principal)
+
 _PRINCIPAL_SQL = """
 WITH RECURSIVE team(id, territory_id) AS (
     SELECT u.id, u.territory_id FROM users u WHERE u.id = %(uid)s
@@ -198,7 +199,7 @@ async def principal_for_token(conn: AsyncConnection[Any], token: str) -> Princip
 async def current_user(request: web.Request) -> Principal:
     """The authenticated principal of this request, or 401."""
     cached = request.get(_PRINCIPAL_KEY)
-    if isinstance(cached, Principal):
+    if cached is not None:
         return cached
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
