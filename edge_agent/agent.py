@@ -432,8 +432,24 @@ class EdgeAgent:
                     stop.wait(1.0)
         finally:
             self.flush(force=True)
+            self._say_offline()
             self._client.disconnect()
             self.outbox.close()
+
+    def _say_offline(self) -> None:
+        """A clean stop sends no last will, so announce going offline ourselves."""
+        if not self._connected:
+            return
+        info = self._client.publish(
+            self._topic(Kind.STATUS),
+            encode(Status(v=SCHEMA_VERSION, online=False, t=self.clock(), fw=self.firmware)),
+            qos=1,
+            retain=True,
+        )
+        deadline = time.monotonic() + 2.0
+        while not info.is_published() and time.monotonic() < deadline:
+            if self._client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                break
 
     def drain(self, timeout_s: float) -> bool:
         """Keep running until every stored message is confirmed (or the timeout)."""

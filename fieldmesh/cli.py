@@ -19,6 +19,7 @@ from fieldmesh.settings import Settings, SettingsError, load_settings
 COMMAND_MODULES: tuple[str, ...] = (
     "fieldmesh.commands",
     "fieldmesh.ingest_commands",
+    "fieldmesh.demo",
     "ar_viewer.cli",
     "ledger.cli",
     "crm.cli",

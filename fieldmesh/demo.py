@@ -1,0 +1,167 @@
+"""`fieldmesh demo`: services up, a fleet provisioned, simulator and gateway running for a
+minute, then a summary of what landed in the database and where to look next."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from fieldmesh import services
+from fieldmesh.ingest_commands import fleet_table
+from fieldmesh.settings import PROJECT_ROOT, Settings
+
+GATEWAY_HTTP_PORT = 9100
+
+
+def _start_gateway(settings: Settings, tenant: str) -> subprocess.Popen[bytes]:
+    log = (settings.state_dir / "demo-gateway.log").open("ab")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fieldmesh",
+            "-v",
+            "gateway",
+            "--tenant",
+            tenant,
+            "--instance",
+            "demo",
+            "--http-port",
+            str(GATEWAY_HTTP_PORT),
+        ],
+        env=dict(os.environ),
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _summary(settings: Settings, tenant: str) -> tuple[Table, Table]:
+    like = f"{tenant}-%"
+    with psycopg.connect(settings.dsn) as conn:
+        online = conn.execute(
+            "SELECT count(*) FILTER (WHERE online), count(*) FROM device_status WHERE device_id LIKE %s",
+            (like,),
+        ).fetchone()
+        samples = conn.execute(
+            "SELECT count(*) FROM telemetry_sample WHERE device_id LIKE %s", (like,)
+        ).fetchone()
+        fixes = conn.execute(
+            "SELECT count(*) FROM gps_fix WHERE device_id LIKE %s", (like,)
+        ).fetchone()
+        dead = conn.execute(
+            "SELECT count(*) FROM dead_letter WHERE device_id LIKE %s", (like,)
+        ).fetchone()
+        latest = conn.execute(
+            "SELECT device_id, max(time), "
+            " max(value) FILTER (WHERE metric = 'temperature_c'), max(value) FILTER (WHERE metric = 'vibration_mm_s'),"
+            " max(value) FILTER (WHERE metric = 'pressure_bar'), max(value) FILTER (WHERE metric = 'current_a')"
+            " FROM telemetry_latest WHERE device_id LIKE %s GROUP BY device_id"
+            " ORDER BY max(value) FILTER (WHERE metric = 'vibration_mm_s') DESC NULLS LAST LIMIT 8",
+            (like,),
+        ).fetchall()
+    assert online and samples and fixes and dead
+    totals = Table(title="what the gateway stored")
+    totals.add_column("figure")
+    totals.add_column("value", justify="right")
+    totals.add_row("devices online (status)", f"{online[0]} of {online[1]}")
+    totals.add_row("telemetry samples", f"{samples[0]:,}")
+    totals.add_row("GPS fixes", f"{fixes[0]:,}")
+    totals.add_row("dead letters", f"{dead[0]:,}")
+    last = Table(title="last values, most vibration first")
+    for col in ("device", "at (UTC)", "temp °C", "vibration mm/s", "pressure bar", "current A"):
+        last.add_column(col, justify="right" if col != "device" else "left")
+    for dev, at, *vals in latest:
+        last.add_row(
+            dev, at.strftime("%H:%M:%S"), *(f"{v:.2f}" if v is not None else "-" for v in vals)
+        )
+    return totals, last
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from firmware_sim.fleet import Fleet, FleetSpec
+
+    console = Console()
+    tenant = settings.tenant
+    with console.status("starting PostgreSQL + PostGIS and Mosquitto, migrating the schema..."):
+        services.ensure_up(settings)
+    console.print(
+        f"[green]services up[/]: PostgreSQL 127.0.0.1:{settings.pg_port}, Mosquitto 127.0.0.1:{settings.mqtt_port}"
+    )
+    gateway = _start_gateway(settings, tenant)
+    spec = FleetSpec(
+        tenant=tenant,
+        devices=args.devices,
+        reps=args.reps,
+        speedup=args.speedup,
+        seed=args.seed,
+        lead_s=args.duration_s * (args.speedup - 1),
+    )
+    fleet = Fleet(settings, spec, settings.state_dir / "sim" / tenant)
+    console.print(
+        f"fleet: {spec.devices} devices at customer sites and {spec.reps} reps' phones, "
+        f"simulated time {spec.speedup:g}x real time; gateway on :{GATEWAY_HTTP_PORT}"
+    )
+    fleet.start()
+    started = time.monotonic()
+    try:
+        with Live(fleet_table(fleet, 0), refresh_per_second=2, console=console) as live:
+            while time.monotonic() - started < args.duration_s:
+                time.sleep(0.5)
+                live.update(fleet_table(fleet, time.monotonic() - started))
+                if gateway.poll() is not None:
+                    console.print("[red]the gateway exited; see .state/demo-gateway.log[/]")
+                    return 1
+            fleet.quiesce(timeout_s=60)
+            live.update(fleet_table(fleet, time.monotonic() - started))
+    finally:
+        fleet.stop()
+        gateway.terminate()
+        gateway.wait(timeout=30)
+    totals, last = _summary(settings, tenant)
+    console.print(totals)
+    console.print(last)
+    _where_next(console, settings)
+    return 0
+
+
+def _where_next(console: Console, settings: Settings) -> None:
+    console.print("\n[bold]Where to look next[/]")
+    console.print(
+        f"  database:   psql postgresql://fieldmesh@127.0.0.1:{settings.pg_port}/fieldmesh"
+    )
+    console.print(
+        "              tables telemetry_sample, gps_fix, telemetry_latest, device_status, dead_letter"
+    )
+    console.print(
+        f"  broker:     mosquitto on 127.0.0.1:{settings.mqtt_port} (config in .state/mqtt/)"
+    )
+    console.print(
+        "  live:       .venv/bin/fieldmesh gateway   (metrics on http://127.0.0.1:9100/metrics)"
+    )
+    console.print("              .venv/bin/fieldmesh sim --devices 50 --reps 5 --speedup 60")
+    console.print(
+        "  API:        .venv/bin/fieldmesh serve      (http://127.0.0.1:8080/api/v1/openapi.json)"
+    )
+    console.print("  stop:       .venv/bin/fieldmesh down")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo", help="start everything, run a simulated fleet for a minute, show what was stored"
+    )
+    p.add_argument("--devices", type=int, default=50)
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--speedup", type=float, default=60.0)
+    p.add_argument("--duration-s", type=float, default=60.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
