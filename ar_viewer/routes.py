@@ -15,6 +15,7 @@ exports run in worker threads.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Protocol
@@ -118,10 +119,12 @@ def _not_modified(request: web.Request, etag: str) -> bool:
 
 
 async def _page(request: web.Request, entry: CachedScene) -> web.StreamResponse:
-    etag = f"page-{entry.key}"
+    # the page embeds its own URL (QR code): the ETag covers the data and the URL
+    url_hash = hashlib.sha256(str(request.url).encode()).hexdigest()[:8]
+    etag = f"page-{entry.key}-{url_hash}"
     if _not_modified(request, etag):
         return web.Response(status=304, headers={"ETag": f'"{etag}"'})
-    base = request.path.rstrip("/")
+    base = request.rel_url.raw_path.rstrip("/")  # still percent-encoded, safe in attributes
     q = f"?v={entry.key}" + (
         f"&metric={request.query['metric']}" if "metric" in request.query else ""
     )
