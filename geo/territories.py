@@ -81,7 +81,9 @@ def assign_points(
     tree = shapely.STRtree(geoms)
     pts = shapely.points([p[1] for p in points], [p[2] for p in points])
     pi, ti = tree.query(pts, predicate="intersects")
-    areas = [t.geom.area for t in territories]
+    # compared to 6 significant digits: equal shapes in different places are ties
+    largest = max(t.geom.area for t in territories) or 1.0
+    areas = [round(t.geom.area / largest, 6) for t in territories]
     best: dict[int, tuple[float, int]] = {}
     for p, t in zip(pi.tolist(), ti.tolist(), strict=True):
         rank = (areas[t], territories[t].id)

@@ -21,7 +21,9 @@ def test_valid_polygons_are_accepted(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(cat.SELF_INTERSECTING))
 def test_self_intersecting_polygons_are_refused_with_the_reason(name: str) -> None:
-    with pytest.raises(InvalidGeometry, match="Self-intersection|Ring Self-intersection|Too few points") as err:
+    with pytest.raises(
+        InvalidGeometry, match="Self-intersection|Ring Self-intersection|Too few points"
+    ) as err:
         parse_geometry(cat.SELF_INTERSECTING[name], field="features[0].geometry")
     assert err.value.field == "features[0].geometry"
     assert "repair" in err.value.message
@@ -95,11 +97,17 @@ def test_points_go_to_the_containing_territory_the_smallest_when_overlapping() -
     assigned = assign_points([big, small], points)
     assert assigned == {10: 1, 11: 2, 12: None}
     report = moves({10: 1, 11: 1, 12: 3}, assigned)
-    assert [(m.account_id, m.from_territory, m.to_territory) for m in report] == [(11, 1, 2), (12, 3, None)]
+    assert [(m.account_id, m.from_territory, m.to_territory) for m in report] == [
+        (11, 1, 2),
+        (12, 3, None),
+    ]
 
 
 def test_history_track_distance_stops_and_time_budget() -> None:
-    points = [(f[0], f[1], f[2]) for f in stay(0, 600, 0) + [at(600 + 10 * k, 100 * k) for k in range(1, 31)]]
+    points = [
+        (f[0], f[1], f[2])
+        for f in stay(0, 600, 0) + [at(600 + 10 * k, 100 * k) for k in range(1, 31)]
+    ]
     line = track_geojson(points)
     assert line["type"] == "LineString" and len(line["coordinates"]) == len(points)
     assert distance_m(points) == pytest.approx(3000, rel=0.01)
