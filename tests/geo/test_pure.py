@@ -21,9 +21,7 @@ def test_valid_polygons_are_accepted(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(cat.SELF_INTERSECTING))
 def test_self_intersecting_polygons_are_refused_with_the_reason(name: str) -> None:
-    with pytest.raises(
-        InvalidGeometry, match="Self-intersection|Ring Self-intersection|Too few points"
-    ) as err:
+    with pytest.raises(InvalidGeometry, match=r"Self-intersection|Too few points") as err:
         parse_geometry(cat.SELF_INTERSECTING[name], field="features[0].geometry")
     assert err.value.field == "features[0].geometry"
     assert "repair" in err.value.message
@@ -43,7 +41,7 @@ def test_degenerate_polygons_are_refused_even_with_repair(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(cat.OUT_OF_RANGE))
 def test_coordinates_out_of_range_are_refused(name: str) -> None:
-    with pytest.raises(CoordinateOutOfRange, match="out of range|finite"):
+    with pytest.raises(CoordinateOutOfRange, match=r"out of range|finite"):
         parse_geometry(cat.OUT_OF_RANGE[name])
 
 
