@@ -109,8 +109,9 @@ def test_verified_events_are_sealed_anchored_and_get_receipts_that_verify(
         verdict = verify_receipt(r, chain)
         assert verdict.ok, verdict.message
         assert r.entry["payload"]["sig"] is not None
-    assert {r.tree_size for r in anchored} == {12}
-    assert sorted(r.leaf_index for r in anchored) == list(range(12))
+    # One batch (other tests' verified events may share it): one root, distinct leaves.
+    assert len({(r.root, r.tree_size) for r in anchored}) == 1
+    assert len({r.leaf_index for r in anchored}) == 12
 
 
 def test_unverified_events_never_enter_the_log(ledger_db: str, test_settings: Settings) -> None:
