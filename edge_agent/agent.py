@@ -128,6 +128,7 @@ class EdgeAgent:
         self._last_requeue = 0.0
         self._paused_until = 0.0
         self.sampling = True  # False: stop sampling, keep publishing what is stored
+        self.flushed = threading.Event()  # set once everything sampled is in the outbox
         self._offline_until = 0.0
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards the event list, which other threads append to
@@ -411,6 +412,7 @@ class EdgeAgent:
             self.flush()
         else:
             self.flush(force=True)
+            self.flushed.set()
         self.pump()
         if now - self._last_requeue >= 1.0:
             self._last_requeue = now

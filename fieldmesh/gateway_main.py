@@ -12,7 +12,8 @@ from aiohttp import web
 from fieldmesh.settings import Settings
 from gateway.pipeline import StageHandler
 from gateway.service import Gateway, GatewayConfig
-from gateway.writer import EventVerifier, no_verifier
+from gateway.writer import EventVerifier
+from telemetry.contracts import FieldEvent
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +21,23 @@ GATEWAY = web.AppKey("gateway", Gateway)
 
 
 def build_stages(settings: Settings) -> list[StageHandler]:
-    """The ordered stages after storage; packages add theirs here."""
+    """The ordered stages after storage, each inside the batch's transaction:
+    geofences first (visits and spatial events), then what builds on them."""
+    from geo.live import GeoStage
+
     del settings
-    return []
+    return [GeoStage()]
 
 
 def event_verifier() -> EventVerifier:
-    return no_verifier
+    """Device events are checked against the device's registered Ed25519 key."""
+    from ledger.verify import verify_event
+
+    def verify(public_key: bytes | None, device_id: str, event: FieldEvent) -> tuple[bool, str | None]:
+        result = verify_event(public_key, device_id, event.id, event.t, event.type, event.data, event.sig)
+        return result.verified, result.reason
+
+    return verify
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -146,7 +146,8 @@ class Fleet:
             m.agent.sampling = False
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.unconfirmed() == 0:
+            # every agent must have flushed its open batches before an empty outbox counts
+            if all(m.agent.flushed.is_set() for m in self.members) and self.unconfirmed() == 0:
                 return True
             time.sleep(0.2)
         return False
