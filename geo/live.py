@@ -9,7 +9,12 @@ events, visits and CRM activities, in the batch's own transaction.
 * `reload_fences(conn)` rebuilds the spatial index; `on_fixes` calls it by itself when
   the geofences' revision counter (bumped by a trigger) has moved;
 * `rollback()` forgets in-memory changes since the last `committed()`, so a failed
-  transaction leaves the engine exactly as the database has it.
+  transaction leaves the engine exactly as the database has it;
+* `flush_quiet(conn, now_s)` commits the buffered fixes of devices that have sent
+  nothing for `reorder_window_s` of wall-clock time (a phone that went silent after
+  leaving a site still gets its exit). Event time decides everything else: a device
+  that keeps reporting is never flushed by the wall clock, so its replayed or shuffled
+  batches keep the reorder window's protection.
 
 `GeoStage` is the gateway pipeline handler (gateway.pipeline.StageHandler) around it.
 """
@@ -17,7 +22,8 @@ events, visits and CRM activities, in the batch's own transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -38,6 +44,7 @@ class LiveGeo:
         self._undo: dict[str, dict[str, Any] | None] = {}  # subject -> state before this txn
         self._undo_revision: int | None = None
         self._undo_fences: bool = False
+        self._arrived_s: dict[str, float] = {}  # device -> wall-clock time of its last batch
 
     # ------------------------------------------------------------------ loading
 
@@ -73,12 +80,17 @@ class LiveGeo:
         return self.on_batches(conn, [(device_id, fixes)])
 
     def on_batches(
-        self, conn: psycopg.Connection, batches: Sequence[tuple[str, Sequence[Fix]]]
+        self,
+        conn: psycopg.Connection,
+        batches: Sequence[tuple[str, Sequence[Fix]]],
+        now_s: float | None = None,
     ) -> list[GeoEvent]:
         """Several devices' fixes at once (one gateway transaction)."""
         self._maybe_reload(conn)
         out = Outcome()
         for device_id, fixes in batches:
+            if now_s is not None:
+                self._arrived_s[device_id] = now_s
             if device_id not in self._undo:
                 known = device_id in self.engine.subjects
                 self._undo[device_id] = self.engine.export_state(device_id) if known else None
@@ -91,6 +103,22 @@ class LiveGeo:
                     [f.accuracy_m for f in fixes],
                 )
             )
+            out.touched.add(device_id)
+        self._persist(conn, out)
+        return out.events
+
+    def flush_quiet(self, conn: psycopg.Connection, now_s: float) -> list[GeoEvent]:
+        """Commit the buffered fixes of devices silent for the reorder window (wall clock)."""
+        window_s = self.engine.config.reorder_window_s
+        quiet = [d for d, t in self._arrived_s.items() if now_s - t >= window_s]
+        if not quiet:
+            return []
+        self._maybe_reload(conn)
+        out = Outcome()
+        for device_id in quiet:
+            del self._arrived_s[device_id]
+            self._undo.setdefault(device_id, self.engine.export_state(device_id))
+            out.extend(self.engine.flush(device_id))
             out.touched.add(device_id)
         self._persist(conn, out)
         return out.events
@@ -147,19 +175,30 @@ _EMPTY_STATE: dict[str, Any] = {
 }
 
 
+QUIET_CHECK_S = 5.0
+
+
 class GeoStage:
     """gateway.pipeline.StageHandler: geofences for the batch's new GPS messages."""
 
     name = "geo"
 
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    def __init__(
+        self, config: EngineConfig | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.live = LiveGeo(config)
+        self.clock = clock
         self.last_events: list[GeoEvent] = []
+        self._next_quiet_check_s = 0.0
 
     def handle(self, conn: psycopg.Connection, new: Any) -> None:
+        now_s = self.clock()
         batches = [(device_id, batch.fixes) for device_id, batch in new.gps]
-        if batches:
-            self.last_events = self.live.on_batches(conn, batches)
+        events = self.live.on_batches(conn, batches, now_s) if batches else []
+        if now_s >= self._next_quiet_check_s:
+            self._next_quiet_check_s = now_s + QUIET_CHECK_S
+            events += self.live.flush_quiet(conn, now_s)
+        self.last_events = events
 
     def rollback(self) -> None:
         self.live.rollback()

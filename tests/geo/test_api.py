@@ -71,7 +71,7 @@ async def _scenario(settings: Settings, dsn: str) -> None:
     try:
         # --- bad input: a self-intersecting territory is refused, naming the feature
         bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]}
-        fc = {
+        fc: dict[str, Any] = {
             "type": "FeatureCollection",
             "features": [
                 {

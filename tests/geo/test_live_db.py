@@ -173,3 +173,27 @@ def test_the_gateway_stage_reads_new_gps_messages(tx: psycopg.Connection) -> Non
     stage.handle(tx, new)
     stage.committed()
     assert [(e.kind.value, e.at_ms) for e in stage.last_events] == EXPECTED
+
+
+def test_a_device_gone_quiet_gets_its_buffered_exit_by_the_wall_clock(
+    tx: psycopg.Connection,
+) -> None:
+    from gateway.pipeline import NewMessages
+    from telemetry.contracts import GpsBatch
+
+    _, _, _, device = make_site(tx)
+    track = [f for f in visit_track() if f[0] <= t_ms(980)]  # the phone goes silent at 980 s
+    clock = [1000.0]
+    stage = GeoStage(clock=lambda: clock[0])
+    new = NewMessages()
+    new.gps.append((device, GpsBatch(v=1, seq=1, fixes=as_fixes(track))))
+    stage.handle(tx, new)
+    stage.committed()
+    assert [e.kind.value for e in stage.last_events] == ["enter", "dwell"]  # exit still buffered
+    clock[0] += 60.0
+    stage.handle(tx, NewMessages())
+    assert stage.last_events == []  # quiet for less than the window
+    clock[0] += 61.0
+    stage.handle(tx, NewMessages())
+    stage.committed()
+    assert [(e.kind.value, e.at_ms) for e in stage.last_events] == [("exit", t_ms(915))]
