@@ -31,6 +31,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.pipeline import StageHandler
 from gateway.writer import BatchWriter, EventVerifier, WriteResult, no_verifier
 from telemetry.contracts import SCHEMA_VERSION, Kind, Receipt, Topic, device_filter, encode
+from telemetry.schema import ensure_partitions
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Gateway:
         )
         self._client = self._make_client()
         self.fatal: BaseException | None = None
+        self._next_maintenance = 0.0
         self.last_write_ok = True
 
     # ------------------------------------------------------------------ MQTT
@@ -142,9 +144,25 @@ class Gateway:
                     break
         return batch
 
+    def _maintain(self) -> None:
+        """Housekeeping between batches: time partitions ahead of the data."""
+        now = time.monotonic()
+        if now < self._next_maintenance:
+            return
+        self._next_maintenance = now + 6 * 3600
+        try:
+            with psycopg.connect(self.settings.dsn, autocommit=True) as conn:
+                n = ensure_partitions(conn)
+            if n:
+                log.info("gateway: created %d time partitions ahead", n)
+        except psycopg.OperationalError as exc:
+            self._next_maintenance = now + 60
+            log.warning("gateway: partition maintenance postponed: %s", str(exc).strip()[:200])
+
     def _write_loop(self) -> None:
         try:
             while not self._stop.is_set() or not self._queue.empty():
+                self._maintain()
                 batch = self._next_batch()
                 self.metrics.queue_depth.set(self._queue.qsize())
                 if batch:

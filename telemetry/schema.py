@@ -125,3 +125,38 @@ def drop_timeseries_tables(ex: Executor) -> None:
     ex.execute("DROP MATERIALIZED VIEW IF EXISTS telemetry_hourly")
     for table in PARTITIONED_TABLES:
         ex.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+
+
+def ensure_partitions(conn: Any, weeks_ahead: int = 8) -> int:
+    """Create the coming weekly partitions (native partitioning only); returns how many.
+
+    Called by the gateway at start and periodically, so rows never pile up in the default
+    partition. A week whose rows already landed in the default partition (a long-stopped
+    gateway) is left there and logged: moving them is an operator's decision.
+    """
+    import logging
+
+    import psycopg
+
+    log = logging.getLogger(__name__)
+    is_partitioned = conn.execute(
+        "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid WHERE c.relname = 'telemetry_sample'"
+    ).fetchone()
+    if not is_partitioned:
+        return 0  # hypertables manage their own chunks
+    created = 0
+    start = week_start(datetime.now(UTC))
+    for table in PARTITIONED_TABLES:
+        for k in range(weeks_ahead + 1):
+            begin = start + k * PARTITION_SPAN
+            name = f"{table}_p{begin:%Y%m%d}"
+            exists = conn.execute("SELECT 1 FROM pg_class WHERE relname = %s", (name,)).fetchone()
+            if exists:
+                continue
+            try:
+                with conn.transaction():
+                    conn.execute(partition_ddl(table, begin))
+                created += 1
+            except psycopg.errors.CheckViolation:
+                log.warning("rows for %s are in %s_default; partition not created", name, table)
+    return created
