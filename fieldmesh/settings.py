@@ -74,6 +74,16 @@ class Settings:
             return self.mqtt_port
         return urlsplit(self.mqtt_url).port or 1883
 
+    @property
+    def mqtt_credentials(self) -> tuple[str, str] | None:
+        """user:password given in MQTT_URL for an external broker, if any."""
+        if self.mqtt_url is None:
+            return None
+        parts = urlsplit(self.mqtt_url)
+        if parts.username is None or parts.password is None:
+            return None
+        return parts.username, parts.password
+
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 

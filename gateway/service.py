@@ -87,7 +87,11 @@ class Gateway:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        c.username_pw_set(self.settings.gateway_user, self._gateway_password())
+        external = self.settings.mqtt_credentials
+        if external is not None:
+            c.username_pw_set(*external)
+        else:
+            c.username_pw_set(self.settings.gateway_user, self._gateway_password())
         c.max_inflight_messages_set(200)
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.on_connect = self._on_connect
