@@ -62,6 +62,7 @@ from geo.index import FenceIndex
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 NO_TIME = np.iinfo(np.int64).min
+NO_DEADLINE = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,6 +476,9 @@ class Engine:
         with_pairs[fi] = True
         pair_start = np.searchsorted(fi, np.arange(n + 1))
         fence_ids = [f.id for f in self._index.fences]
+        position = self._index.position
+        dwell_ms = self._dwell_ms
+        inside = int(Status.INSIDE)
         for g in range(len(bounds) - 1):
             a, b = int(bounds[g]), int(bounds[g + 1])
             si = int(s[a])
@@ -489,12 +493,39 @@ class Engine:
             p0, p1 = ps[0], ps[-1]
             jl = fj[p0:p1].tolist()
             stl = status[p0:p1].tolist()
+            # While every track is inside without a pending exit ("stable") and before
+            # the next dwell is due, a fix that sees each tracked fence INSIDE or UNCERTAIN and no other fence
+            # INSIDE changes nothing: skip the state machine for it.
+            stable = False
+            tracked: set[int] = set()
+            deadline = NO_DEADLINE  # the first pending dwell of a stable subject
             for k in range(b - a):
                 lo, hi = ps[k] - p0, ps[k + 1] - p0
                 if lo == hi and not sub.tracks:
                     continue
+                if stable and tl[k] < deadline:
+                    seen = 0
+                    for q in range(lo, hi):
+                        if jl[q] in tracked:
+                            seen += 1
+                        elif stl[q] == inside:
+                            seen = -1
+                            break
+                    if seen == len(tracked):
+                        continue
                 observed = {fence_ids[jl[q]]: stl[q] for q in range(lo, hi)}
                 self._step(out, sub, tl[k], xl[k], yl[k], observed)
+                stable = all(tr.inside and tr.pending_ms is None for tr in sub.tracks.values())
+                if stable:
+                    tracked = {position[fid] for fid in sub.tracks}
+                    deadline = min(
+                        (
+                            tr.since_ms + dwell_ms[position[fid]]
+                            for fid, tr in sub.tracks.items()
+                            if not tr.dwelled
+                        ),
+                        default=NO_DEADLINE,
+                    )
             out.touched.add(sub.id)
             if sub.tracks:
                 self._active.add(si)
