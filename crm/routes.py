@@ -311,7 +311,9 @@ async def tokens_list_handler(request: web.Request) -> web.Response:
 async def tokens_create_handler(request: web.Request) -> web.Response:
     p = await current_user(request)
     body = await read_json(request) if request.can_read_body else {}
-    name = body.get("name", "") if isinstance(body, dict) else ""
+    if not isinstance(body, dict):
+        raise CrmError("the body must be a JSON object", status=400, code="bad_request")
+    name = body.get("name", "")
     if not isinstance(name, str) or len(name) > 200 or "\x00" in name:
         raise CrmError("name must be a string of up to 200 characters", field="name", status=422)
     token_id, token = await _with_conn(request, lambda conn: auth.issue_token(conn, p.user_id, name))

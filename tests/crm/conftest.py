@@ -8,6 +8,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +28,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def crm_url(test_settings: Settings) -> Iterator[str]:
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The real app (CRM routes) on a free loopback port, in a thread with its own loop."""
     port = _free_port()
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(build_app(test_settings, ("crm.routes",)), access_log=None)
+    runner = web.AppRunner(build_app(settings, ("crm.routes",)), access_log=None)
     started = threading.Event()
 
     def run() -> None:
@@ -44,10 +46,18 @@ def crm_url(test_settings: Settings) -> Iterator[str]:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert started.wait(30), "the app did not start"
-    yield f"http://127.0.0.1:{port}"
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def crm_url(test_settings: Settings) -> Iterator[str]:
+    with serve(test_settings) as url:
+        yield url
 
 
 class Api:
