@@ -23,10 +23,11 @@ GATEWAY = web.AppKey("gateway", Gateway)
 def build_stages(settings: Settings) -> list[StageHandler]:
     """The ordered stages after storage, each inside the batch's transaction:
     geofences first (visits and spatial events), then what builds on them."""
+    from console.live_stage import LiveStage
     from geo.live import GeoStage
 
     del settings
-    return [GeoStage()]
+    return [GeoStage(), LiveStage()]
 
 
 def event_verifier() -> EventVerifier:

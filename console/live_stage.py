@@ -1,0 +1,135 @@
+"""Gateway stage: announce what this batch stored, on commit, to the web console.
+
+Inside the batch transaction the stage sends `pg_notify('fm_live', <json>)`. PostgreSQL
+delivers notifications only when the transaction commits (and drops them on rollback), so a
+browser never sees a position or an event that was not stored. Each payload is kept under
+NOTIFY_LIMIT_BYTES (PostgreSQL refuses payloads of 8000 bytes or more): a large batch is
+split into several notifications.
+
+Payload (compact JSON, `k` is the kind):
+    {"k": "pos", "rt": <ms, when the stage saw the batch>, "d": [[device, lon, lat, t_ms, speed_mps|null], ...]}
+    {"k": "status", "d": [[device, online], ...]}
+    {"k": "geo", "d": [[subject, fence_id, kind, at_ms, account_id|null], ...]}
+    {"k": "dead", "n": <dead letters stored in this transaction>}
+
+Only the latest fix per device of a batch is announced: the map needs where a device is now.
+Rows written in this transaction by the writer or earlier stages are found by `xmin` (the
+current transaction id), so status changes and dead letters need no change to the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import psycopg
+
+from gateway.pipeline import NewMessages
+
+CHANNEL = "fm_live"
+NOTIFY_LIMIT_BYTES = 7900
+
+_THIS_XACT = "xmin = pg_current_xact_id()::text::xid"
+
+
+def latest_fixes(new: NewMessages) -> list[list[Any]]:
+    """[[device, lon, lat, t_ms, speed], ...]: the newest fix of each device in the batch."""
+    best: dict[str, list[Any]] = {}
+    for device_id, batch in new.gps:
+        for f in batch.fixes:
+            cur = best.get(device_id)
+            if cur is None or f.t_ms >= cur[3]:
+                speed = None if f.speed_mps is None else round(f.speed_mps, 1)
+                best[device_id] = [device_id, round(f.lon, 6), round(f.lat, 6), f.t_ms, speed]
+    return list(best.values())
+
+
+def chunked_payloads(
+    head: dict[str, Any], rows: Iterable[list[Any]], limit_bytes: int = NOTIFY_LIMIT_BYTES
+) -> Iterator[str]:
+    """JSON payloads `{**head, "d": [...]}`, each under `limit_bytes` (UTF-8)."""
+    prefix = json.dumps(head, separators=(",", ":"))[:-1] + ',"d":['
+    parts: list[str] = []
+    size = len(prefix.encode()) + 2
+    for row in rows:
+        item = json.dumps(row, separators=(",", ":"))
+        n = len(item.encode()) + 1
+        if size + n + len(prefix) + 2 > limit_bytes and len(prefix) + 2 + n > limit_bytes:
+            continue  # a single row too large to ever fit (absurd device id): skip it
+        if parts and size + n > limit_bytes:
+            yield prefix + ",".join(parts) + "]}"
+            parts, size = [], len(prefix.encode()) + 2
+        parts.append(item)
+        size += n
+    if parts:
+        yield prefix + ",".join(parts) + "]}"
+
+
+class LiveStage:
+    """gateway.pipeline.StageHandler: notifications are sent in the transaction, delivered
+    by PostgreSQL at commit; it keeps no state, so rollback and committed have nothing to do."""
+
+    name = "console-live"
+
+    def __init__(self, clock_ms: Any = None) -> None:
+        self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._geo_events: bool | None = None  # does geo_events exist (geo is optional)?
+        # Highest id seen in an earlier transaction: ids this transaction allocates are
+        # greater, so the index on id bounds the scan (rolled-back ids are simply gone).
+        self._floor: dict[str, int] = {}
+
+    def handle(self, conn: psycopg.Connection, new: NewMessages) -> None:
+        payloads: list[str] = []
+        fixes = latest_fixes(new)
+        if fixes:
+            payloads += chunked_payloads({"k": "pos", "rt": self._clock_ms()}, fixes)
+        status = conn.execute(
+            f"SELECT device_id, online FROM device_status WHERE {_THIS_XACT}"
+        ).fetchall()
+        if status:
+            payloads += chunked_payloads({"k": "status"}, ([d, o] for d, o in status))
+        if self._has_geo_events(conn):
+            rows = conn.execute(
+                "SELECT id, subject_id, fence_id, kind, (extract(epoch FROM at) * 1000)::bigint,"
+                " account_id, xmin = pg_current_xact_id()::text::xid FROM geo_events"
+                " WHERE id > %s ORDER BY id",
+                (self._floor_of(conn, "geo_events"),),
+            ).fetchall()
+            if rows:
+                self._floor["geo_events"] = max(r[0] for r in rows)
+                events = [list(r[1:6]) for r in rows if r[6]]
+                payloads += chunked_payloads({"k": "geo"}, events)
+        dead = conn.execute(
+            "SELECT count(*) FILTER (WHERE xmin = pg_current_xact_id()::text::xid),"
+            " coalesce(max(id), %s) FROM dead_letter WHERE id > %s",
+            (self._floor_of(conn, "dead_letter"), self._floor_of(conn, "dead_letter")),
+        ).fetchone()
+        if dead is not None:
+            self._floor["dead_letter"] = int(dead[1])
+            if dead[0]:
+                payloads.append(json.dumps({"k": "dead", "n": int(dead[0])}, separators=(",", ":")))
+        for p in payloads:
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, p))
+
+    def _floor_of(self, conn: psycopg.Connection, table: str) -> int:
+        if table not in self._floor:  # first batch: the newest id of an earlier transaction
+            row = conn.execute(
+                f"SELECT id FROM {table} WHERE xmin <> pg_current_xact_id()::text::xid"
+                " ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            self._floor[table] = int(row[0]) if row else 0
+        return self._floor[table]
+
+    def _has_geo_events(self, conn: psycopg.Connection) -> bool:
+        if self._geo_events is None:
+            row = conn.execute("SELECT to_regclass('geo_events') IS NOT NULL").fetchone()
+            self._geo_events = bool(row and row[0])
+        return self._geo_events
+
+    def rollback(self) -> None:
+        return None
+
+    def committed(self) -> None:
+        return None

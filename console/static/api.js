@@ -1,0 +1,72 @@
+// The API client: bearer token in localStorage (see console/routes.py for why), JSON in and
+// out, errors as ApiError with the server's {code, message, field}. 401 asks to sign in again;
+// 403/404 are returned to the caller, which shows them without breaking the screen.
+const TOKEN_KEY = 'fm.token';
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const e = (body && body.error) || {};
+    super(e.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = e.code || 'http_error';
+    this.field = e.field || null;
+  }
+}
+
+export const token = {
+  get: () => localStorage.getItem(TOKEN_KEY),
+  set: (t) => localStorage.setItem(TOKEN_KEY, t),
+  clear: () => localStorage.removeItem(TOKEN_KEY),
+};
+
+let onUnauthorized = () => {};
+export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
+
+export async function api(path, { method = 'GET', body, headers = {}, raw = false } = {}) {
+  const h = { Accept: 'application/json', ...headers };
+  const t = token.get();
+  if (t) h.Authorization = `Bearer ${t}`;
+  let payload = body;
+  if (body !== undefined && !(body instanceof Blob) && typeof body !== 'string') {
+    h['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  const r = await fetch(path, { method, headers: h, body: payload });
+  if (raw) return r;
+  const text = await r.text();
+  let data = null;
+  if (text) { try { data = JSON.parse(text); } catch { data = { text }; } }
+  if (!r.ok) {
+    if (r.status === 401 && !path.endsWith('/auth/token')) onUnauthorized();
+    throw new ApiError(r.status, data);
+  }
+  return data;
+}
+
+export async function signIn(email, password) {
+  const r = await api('/api/v1/auth/token', { method: 'POST', body: { email, password } });
+  token.set(r.token);
+  return api('/api/v1/auth/me');
+}
+
+export const q = (params) => {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null || v === '') continue;
+    u.set(k, typeof v === 'object' ? JSON.stringify(v) : String(v));
+  }
+  const s = u.toString();
+  return s ? `?${s}` : '';
+};
+
+// Every item of a keyset-paginated list, up to `max`.
+export async function listAll(path, params = {}, max = 2000) {
+  const out = [];
+  let cursor;
+  do {
+    const page = await api(path + q({ ...params, limit: 200, cursor }));
+    out.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor && out.length < max);
+  return out;
+}

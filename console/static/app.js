@@ -1,0 +1,84 @@
+// The console shell: sign-in, hash routing, one view at a time (each view returns a cleanup).
+import { api, signIn, token, setUnauthorizedHandler } from './api.js';
+import { h, toast, errorBox } from './ui.js';
+
+const routes = {
+  map: () => import('./map.js').then((m) => m.mapView),
+  alerts: () => import('./ops.js').then((m) => m.alertsView),
+  workorders: () => import('./ops.js').then((m) => m.workOrdersView),
+  device: () => import('./ops.js').then((m) => m.deviceView),
+  accounts: () => import('./crm.js').then((m) => m.accountsView),
+  account: () => import('./crm.js').then((m) => m.accountView),
+  contacts: () => import('./crm.js').then((m) => m.contactsView),
+  leads: () => import('./crm.js').then((m) => m.leadsView),
+  pipeline: () => import('./pipeline.js').then((m) => m.pipelineView),
+  activities: () => import('./crm.js').then((m) => m.activitiesView),
+  import: () => import('./importer.js').then((m) => m.importView),
+  analytics: () => import('./pipeline.js').then((m) => m.analyticsView),
+};
+
+export const session = { me: null };
+let cleanup = null;
+
+async function render() {
+  const [name, ...args] = (location.hash.replace(/^#\/?/, '') || 'map').split('/');
+  const view = document.getElementById('view');
+  if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
+  view.replaceChildren();
+  document.querySelectorAll('#nav a').forEach((a) => {
+    a.toggleAttribute('aria-current', a.getAttribute('href') === `#/${name}`);
+  });
+  const load = routes[name];
+  if (!load) { view.append(errorBox({ status: 404 })); return; }
+  try {
+    const fn = await load();
+    cleanup = (await fn(view, args.map(decodeURIComponent), session)) || null;
+    document.body.dataset.view = name;
+  } catch (err) {
+    view.append(errorBox(err));
+  }
+}
+
+function askSignIn() {
+  const dlg = document.getElementById('signin');
+  if (!dlg.open) dlg.showModal();
+  dlg.querySelector('input[name=email]').focus();
+}
+
+async function start() {
+  setUnauthorizedHandler(() => { token.clear(); session.me = null; askSignIn(); });
+  document.getElementById('signin-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const err = document.getElementById('signin-error');
+    err.textContent = '';
+    try {
+      session.me = await signIn(f.get('email'), f.get('password'));
+      document.getElementById('signin').close();
+      showUser();
+      render();
+    } catch (ex) { err.textContent = ex.message; }
+  });
+  document.getElementById('signin').addEventListener('cancel', (e) => e.preventDefault());
+  document.getElementById('signout').addEventListener('click', () => {
+    token.clear(); session.me = null; showUser(); askSignIn();
+  });
+  window.addEventListener('hashchange', render);
+  if (token.get()) {
+    try { session.me = await api('/api/v1/auth/me'); } catch { session.me = null; }
+  }
+  if (!session.me) { askSignIn(); return; }
+  showUser();
+  render();
+}
+
+function showUser() {
+  const who = document.getElementById('who');
+  who.textContent = session.me ? `${session.me.email} (${session.me.role})` : '';
+  document.getElementById('signout').hidden = !session.me;
+  document.body.dataset.signedIn = session.me ? 'yes' : 'no';
+}
+
+export function go(hash) { location.hash = hash; }
+export { toast, h };
+start();

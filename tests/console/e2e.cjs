@@ -1,0 +1,91 @@
+// End-to-end scenarios of the web console in Debian's headless Chromium (playwright-core).
+// usage: node e2e.cjs SCENARIO BASE_URL PARAMS_JSON ; prints one JSON line with the result.
+// Screenshots go to $FM_SHOTS. Console errors and failed requests are collected and
+// reported, so the tests can require none.
+const path = require('path');
+const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwright-core'));
+
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+async function newPage(browser, base, opts = {}) {
+  const context = await browser.newContext({ viewport: opts.viewport || { width: 1280, height: 800 }, ...(opts.context || {}) });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  // "Failed to load resource" console lines duplicate bad responses, listed here instead
+  // with their URL so a test can tell an expected 401/404 from a broken screen.
+  const bad = [];
+  page.on('response', (r) => { if (r.status() >= 400) bad.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`); });
+  page.on('requestfailed', (r) => { const f = r.failure(); if (!(f && /ABORTED/.test(f.errorText))) bad.push(`failed ${r.url()} ${f && f.errorText}`); });
+  errors.bad = bad;
+  return { context, page, errors };
+}
+
+async function signIn(page, base, user, url = '/console/') {
+  await page.goto(base + url);
+  await page.fill('#signin input[name=email]', user.email);
+  await page.fill('#signin input[name=password]', user.password);
+  await page.click('#signin button[type=submit]');
+  await page.waitForFunction(() => document.body.dataset.signedIn === 'yes');
+}
+
+const shot = (page, name) => page.screenshot({ path: path.join(process.env.FM_SHOTS || '.', `${name}.png`), fullPage: false });
+
+const scenarios = {
+  async signin(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await page.goto(base + '/console/');
+    await page.waitForSelector('#signin[open]');
+    await page.fill('#signin input[name=email]', p.user.email);
+    await page.fill('#signin input[name=password]', 'wrong-password');
+    await page.click('#signin button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('signin-error').textContent.length > 0);
+    const wrong = await page.textContent('#signin-error');
+    await page.fill('#signin input[name=password]', p.user.password);
+    await page.click('#signin button[type=submit]');
+    await page.waitForFunction(() => document.body.dataset.signedIn === 'yes');
+    const who = await page.textContent('#who');
+    await page.reload();
+    await page.waitForFunction(() => document.body.dataset.signedIn === 'yes');
+    const whoAfterReload = await page.textContent('#who');
+    return { wrong, who, whoAfterReload, errors };
+  },
+
+  async live(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user);
+    try {
+      await page.waitForSelector('.live-state[data-state=live]', { timeout: 20000 });
+    } catch (e) {
+      throw new Error(`map never went live: ${await page.textContent('main').catch(() => '')} ${JSON.stringify(errors)} ${JSON.stringify(errors.bad)}`);
+    }
+    await page.waitForFunction((id) => window.__fm && window.__fm.position && window.__fm.position(id), p.device, { timeout: 60000 });
+    const first = await page.evaluate((id) => window.__fm.position(id), p.device);
+    await page.waitForFunction(([id, a]) => {
+      const b = window.__fm.position(id);
+      return b && (b.lat !== a.lat || b.lng !== a.lng);
+    }, [p.device, first], { timeout: 60000 });
+    const second = await page.evaluate((id) => window.__fm.position(id), p.device);
+    await page.waitForTimeout(1500);
+    await shot(page, 'live-map');
+    const fm = await page.evaluate(() => ({ moves: window.__fm.moves, markers: window.__fm.markers(), latencies: window.__fm.latencies.length }));
+    return { first, second, ...fm, errors };
+  },
+};
+
+(async () => {
+  const [name, base, params] = process.argv.slice(2);
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
+  try {
+    const result = await scenarios[name](browser, base, JSON.parse(params || '{}'));
+    if (result.errors) {
+      result.bad = result.errors.bad;
+      result.errors = result.errors.filter((e) => !e.startsWith('Failed to load resource'));
+    }
+    console.log(JSON.stringify(result));
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });

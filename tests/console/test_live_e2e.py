@@ -1,0 +1,47 @@
+"""Sign-in and the live map in headless Chromium against the real app, gateway and fleet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fieldmesh.settings import Settings
+from firmware_sim.fleet import Fleet, FleetSpec
+from tests.gateway.harness import GatewayProcess
+
+
+def test_sign_in_refuses_a_wrong_password_then_keeps_the_session_across_reloads(
+    console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
+) -> None:
+    r = run_scenario("signin", console_url, {"user": admin})
+    assert "wrong e-mail or password" in r["wrong"]
+    assert admin["email"] in r["who"] and "(admin)" in r["who"]
+    assert r["whoAfterReload"] == r["who"]
+    assert r["errors"] == []
+    assert r["bad"] == ["401 POST /api/v1/auth/token"]  # only the wrong password
+
+
+def test_a_simulated_rep_moves_on_the_live_map(
+    console_url: str,
+    admin: dict[str, Any],
+    test_settings: Settings,
+    tenant: str,
+    tmp_path: Path,
+    run_scenario: Callable[..., dict[str, Any]],
+) -> None:
+    gw = GatewayProcess(test_settings, tenant, log_path=tmp_path / "gateway.log").start()
+    fleet = Fleet(
+        test_settings,
+        FleetSpec(tenant=tenant, devices=2, reps=1, gps_interval_s=2.0, speedup=10.0, lead_s=900.0),
+        tmp_path / "fleet",
+    )
+    try:
+        fleet.start()
+        r = run_scenario("live", console_url, {"user": admin, "device": f"{tenant}-rep-00"})
+    finally:
+        fleet.stop()
+        gw.stop()
+    assert r["first"] != r["second"]
+    assert r["moves"] >= 1 and r["latencies"] >= 1
+    assert r["errors"] == [] and r["bad"] == []
