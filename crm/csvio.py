@@ -202,9 +202,10 @@ async def run_import(pool: AsyncConnectionPool[Any], job_id: int) -> None:
             reader = csv.DictReader(io.StringIO(text))
             check_header(entity, list(reader.fieldnames or []), job["key_field"])
             counts = {"inserted": 0, "updated": 0, "failed": 0, "processed": 0}
-            line = 1
+            end_of_previous = 1  # the header's last line
             for row in reader:
-                line = reader.line_num
+                line = end_of_previous + 1  # where the record starts (a quoted cell may span lines)
+                end_of_previous = reader.line_num
                 try:
                     async with conn.transaction():
                         record_id, action, previous = await _import_row(conn, entity, principal, job["key_field"], row)

@@ -1,0 +1,104 @@
+"""CSV import (good and bad rows mixed, upsert, revert) and export (access-filtered)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import uuid
+
+
+from tests.crm.conftest import Api, World
+
+
+def _wait(api: Api, path: str) -> dict:
+    for _ in range(300):
+        job = api.get(path).json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {path} did not finish")
+
+
+def _import(api: Api, entity: str, key: str, text: str) -> dict:
+    r = api.session.post(
+        f"{api.base}/imports",
+        params={"entity": entity, "key": key},
+        data=text.encode(),
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
+    assert r.status_code == 202, r.text
+    return _wait(api, f"/imports/{r.json()['id']}")
+
+
+def test_import_keeps_good_rows_reports_bad_lines_and_reverts(world: World) -> None:
+    api = world.api("rep1")
+    tag = uuid.uuid4().hex[:6]
+    existing = api.post("/contacts", {"first_name": "Old", "last_name": "Name", "email": f"keep-{tag}@x.test"}).json()
+    text = (
+        "first_name,last_name,email,phone,custom.segment,comm_prefs\n"
+        f"Ann,Good,ann-{tag}@x.test,+49 30 1111,smb,\n"  # line 2: new
+        f"Bob,Bad,bob-{tag}@x.test,,smb,{{not json}}\n"  # line 3: bad JSON
+        f"New,Name,keep-{tag}@x.test,,ent,\n"  # line 4: updates the existing contact
+        f'"Multi\nLine",Quoted,multi-{tag}@x.test,,mid,\n'  # lines 5-6: a quoted newline
+        f",,nobody-{tag}@x.test,,,\n"  # line 7: no name at all
+        f"Eve,Good,eve-{tag}@x.test,,,\"{{\"\"email\"\": true}}\"\n"  # line 8: new
+    )
+    job = _import(api, "contacts", "email", text)
+    assert job["status"] == "done", job
+    assert (job["inserted_rows"], job["updated_rows"], job["failed_rows"]) == (3, 1, 2)
+    errors = api.get(f"/imports/{job['id']}/errors").json()["items"]
+    assert [(e["line_no"], e["field"]) for e in errors] == [(3, "comm_prefs"), (7, None)]
+    found = api.get("/contacts", params={"q": tag, "total": "true", "limit": 50}).json()
+    by_email = {c["email"]: c for c in found["items"]}
+    assert found["total"] == 4
+    assert by_email[f"ann-{tag}@x.test"]["phone_normalized"] == "+49301111"
+    assert by_email[f"ann-{tag}@x.test"]["custom"] == {"segment": "smb"}
+    assert by_email[f"eve-{tag}@x.test"]["comm_prefs"] == {"email": True}
+    assert by_email[f"keep-{tag}@x.test"]["first_name"] == "New"
+    assert by_email[f"keep-{tag}@x.test"]["territory_id"] == world.t1
+
+    r = api.post(f"/imports/{job['id']}/revert")
+    assert r.status_code == 200 and r.json()["status"] == "reverted"
+    after = api.get("/contacts", params={"q": tag, "total": "true"}).json()
+    assert after["total"] == 1
+    restored = api.get(f"/contacts/{existing['id']}").json()
+    assert (restored["first_name"], restored["last_name"]) == ("Old", "Name")
+    assert api.post(f"/imports/{job['id']}/revert").status_code == 409
+
+
+def test_import_with_an_unknown_column_fails_the_job_with_a_reason(world: World) -> None:
+    job = _import(world.api("rep1"), "accounts", "name", "name,colour\nA,red\n")
+    assert job["status"] == "failed" and "colour" in job["error"]
+
+
+def test_import_cannot_update_records_the_user_may_not_see(world: World) -> None:
+    theirs = world.api("rep2").post("/accounts", {"name": f"Hidden {uuid.uuid4().hex[:6]}"}).json()
+    job = _import(world.api("rep1"), "accounts", "id", f"id,name\n{theirs['id']},Hijacked\n")
+    assert job["failed_rows"] == 1
+    assert world.api("rep2").get(f"/accounts/{theirs['id']}").json()["name"] == theirs["name"]
+
+
+def test_export_applies_the_filter_and_record_level_access(world: World) -> None:
+    tag = uuid.uuid4().hex[:6]
+    rep1, rep2 = world.api("rep1"), world.api("rep2")
+    for i in range(3):
+        rep1.post("/accounts", {"name": f"Exp{tag} mine {i}", "custom": {"n": i}})
+    rep2.post("/accounts", {"name": f"Exp{tag} theirs"})
+    flt = {"field": "name", "op": "contains", "value": f"Exp{tag}"}
+    r = rep1.post("/exports", {"entity": "accounts", "filter": flt})
+    assert r.status_code == 202, r.text
+    job = _wait(rep1, f"/exports/{r.json()['id']}")
+    assert job["status"] == "done" and job["total_rows"] == 3 and job["processed_rows"] == 3
+    body = rep1.get(f"/exports/{job['id']}/download")
+    assert body.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(body.text)))
+    assert sorted(row["name"] for row in rows) == [f"Exp{tag} mine {i}" for i in range(3)]
+    assert json.loads(rows[0]["custom"]) in ({"n": 0}, {"n": 1}, {"n": 2})
+    # another user cannot fetch this job
+    assert rep2.get(f"/exports/{job['id']}/download").status_code == 404
+    # the admin's export of the same filter sees all four
+    r = world.api("admin").post("/exports", {"entity": "accounts", "filter": flt})
+    assert _wait(world.api("admin"), f"/exports/{r.json()['id']}")["total_rows"] == 4
