@@ -65,15 +65,10 @@ def _split_column(values: FloatArray, gap_fraction: float, min_share: float) -> 
     seg_sorted = np.zeros(n, dtype=np.int64)
     if span > _EPS:
         gaps = np.diff(sorted_v)
-        nonzero = gaps[gaps > 0]
-        # Quantised noise has gaps of one quantum: a regime gap must also dwarf the typical
-        # step between neighbouring values.
-        typical = float(np.median(nonzero)) if nonzero.size else 0.0
-        threshold = max(gap_fraction * span, 20.0 * typical)
         min_rows = max(1, int(np.ceil(min_share * n)))
         cut_positions = [
             int(i) + 1
-            for i in np.flatnonzero(gaps > threshold)
+            for i in np.flatnonzero(gaps > gap_fraction * span)
             # both sides must hold a real share of the rows (an outlier is not a regime)
             if int(i) + 1 >= min_rows and n - (int(i) + 1) >= min_rows
         ]
@@ -84,19 +79,57 @@ def _split_column(values: FloatArray, gap_fraction: float, min_share: float) -> 
     return seg
 
 
+def _explained_share(segments: IntArray, sensors: FloatArray) -> float:
+    """Mean over varying sensors of the share of variance explained by the segments (eta²)."""
+    total = sensors.var(axis=0)
+    varying = total > _EPS * np.maximum(1.0, np.abs(sensors.mean(axis=0)))
+    if not varying.any():
+        return 0.0
+    x = sensors[:, varying]
+    grand = x.mean(axis=0)
+    between = np.zeros(x.shape[1])
+    for k in np.unique(segments):
+        rows = x[segments == k]
+        between += rows.shape[0] * (rows.mean(axis=0) - grand) ** 2
+    share = between / x.shape[0] / total[varying]
+    return float(share.mean())
+
+
 def fit_regimes(
-    settings: FloatArray, *, gap_fraction: float = 0.05, min_share: float = 0.005
+    settings: FloatArray,
+    sensors: FloatArray | None = None,
+    *,
+    gap_fraction: float = 0.05,
+    min_share: float = 0.005,
+    min_explained: float = 0.2,
 ) -> RegimeModel:
-    """Find discrete operating regimes from operational settings (rows x settings)."""
+    """Find discrete operating regimes from operational settings (rows x settings).
+
+    A setting column is split where its sorted values leave a gap wider than
+    `gap_fraction` of its range. Quantised noise (a setting recorded to a few decimals)
+    also shows such gaps, so with `sensors` given a column's split is kept only if it
+    explains at least `min_explained` of the sensors' variance: true operating conditions
+    move the sensors, noise in the settings does not.
+    """
     if settings.ndim != 2 or settings.shape[0] == 0:
         raise DataFormatError(f"settings must be a non-empty 2-D array, got {settings.shape}")
     n, d = settings.shape
     if d == 0:
         return RegimeModel(centres=np.zeros((1, 0)), scale=np.ones(0))
-    codes = np.stack(
-        [_split_column(settings[:, j], gap_fraction, min_share) for j in range(d)], axis=1
-    )
-    combos, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    if sensors is not None and sensors.shape[0] != n:
+        raise DataFormatError("settings and sensors must have the same rows")
+    columns = []
+    for j in range(d):
+        seg = _split_column(settings[:, j], gap_fraction, min_share)
+        if seg.max() == 0:
+            continue
+        if sensors is not None and _explained_share(seg, sensors) < min_explained:
+            continue
+        columns.append(seg)
+    if not columns:
+        return RegimeModel(centres=settings.mean(axis=0, keepdims=True), scale=np.ones(d))
+    codes = np.stack(columns, axis=1)
+    _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
     keep = np.flatnonzero(counts >= max(1, min_share * n))
     if keep.size == 0:
@@ -104,7 +137,6 @@ def fit_regimes(
     centres = np.stack([settings[inverse == k].mean(axis=0) for k in keep])
     span = settings.max(axis=0) - settings.min(axis=0)
     scale = np.where(span > _EPS, span, 1.0)
-    del combos
     return RegimeModel(centres=centres, scale=scale)
 
 
@@ -165,7 +197,7 @@ def fit_normaliser(
     (healthy data only), every non-constant sensor is kept and the health index is their
     mean absolute deviation direction-free average.
     """
-    regimes = fit_regimes(traj.settings)
+    regimes = fit_regimes(traj.settings, traj.sensors)
     regime = regimes.assign(traj.settings)
     k, n_sensors = regimes.n_regimes, traj.sensors.shape[1]
     mean = np.zeros((k, n_sensors))

@@ -9,6 +9,7 @@ HistGradientBoostingRegressor fits that each see a random half of the features p
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -106,7 +107,7 @@ def make_card(
         kind=kind,
         version=f"{now:%Y%m%dT%H%M%S%fZ}-{digest[:8]}",
         created_at=now.isoformat(),
-        params=params,
+        params=json.loads(json.dumps(params)),  # plain JSON types, as stored and read back
         data={
             "source": source,
             "units": len(traj.unit_slices()),

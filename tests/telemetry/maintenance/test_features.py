@@ -63,34 +63,42 @@ def test_features_are_causal_so_a_cut_trajectory_gives_the_same_row() -> None:
     assert unit == 3
 
 
-def test_one_regime_for_noisy_quantised_settings_and_six_for_discrete_conditions() -> None:
+def test_one_regime_when_settings_vary_only_by_quantised_noise() -> None:
     rng = np.random.default_rng(0)
     noise = np.column_stack(
         (
             np.round(rng.normal(0, 0.002, 4000), 4),
-            np.round(rng.normal(0, 0.0003, 4000), 4),  # few distinct values
+            np.round(rng.normal(0, 0.0003, 4000), 4),  # a few distinct values, gaps between
             np.full(4000, 100.0),
         )
     )
-    assert fit_regimes(noise).n_regimes == 1
+    sensors = rng.normal(0, 1.0, (4000, 3))  # unaffected by the settings
+    assert fit_regimes(noise, sensors).n_regimes == 1
+
+
+def test_six_discrete_operating_conditions_give_six_regimes() -> None:
+    rng = np.random.default_rng(1)
     centres = np.array(
-        [
-            [0, 0, 100],
-            [10, 0.25, 100],
-            [20, 0.7, 100],
-            [25, 0.62, 60],
-            [35, 0.84, 100],
-            [42, 0.84, 100],
-        ]
-    )
+        [[0, 0, 100], [10, 0.25, 100], [20, 0.7, 100], [25, 0.62, 60], [35, 0.84, 100],
+         [42, 0.84, 100]]
+    )  # fmt: skip
     which = rng.integers(0, 6, 5000)
     settings = centres[which] + np.round(rng.normal(0, 0.002, (5000, 3)), 4)
-    regimes = fit_regimes(settings)
+    level = np.array([0.0, 3.0, 6.0, 9.0, 12.0, 15.0])[which]
+    sensors = np.column_stack((level, -level)) + rng.normal(0, 0.5, (5000, 2))
+    regimes = fit_regimes(settings, sensors)
     assert regimes.n_regimes == 6
     assigned = regimes.assign(settings)
     # the partition is the true one, up to relabelling
     for k in range(6):
         assert len(set(assigned[which == k].tolist())) == 1
+
+
+def test_exactly_repeated_setting_values_split_without_noise() -> None:
+    load = np.repeat([60.0, 100.0], 500)
+    settings = np.column_stack((load, np.zeros(1000)))
+    sensors = (load / 10.0)[:, None] + np.random.default_rng(2).normal(0, 0.1, (1000, 1))
+    assert fit_regimes(settings, sensors).n_regimes == 2
 
 
 def test_normaliser_keeps_trending_sensors_and_drops_constant_and_noise() -> None:
