@@ -15,7 +15,7 @@ from fieldmesh.auth import Principal
 Conn = AsyncConnection[Any]
 
 
-async def _rows(conn: Conn, query: sql.Composable, params: list[Any]) -> list[Row]:
+async def _rows(conn: Conn, query: sql.Composed, params: list[Any]) -> list[Row]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(query, params)
     return await cur.fetchall()
@@ -81,7 +81,11 @@ async def conversion(
 
 
 async def forecast(
-    conn: Conn, principal: Principal, pipeline_id: int | None, start: dt.date | None, end: dt.date | None
+    conn: Conn,
+    principal: Principal,
+    pipeline_id: int | None,
+    start: dt.date | None,
+    end: dt.date | None,
 ) -> list[Row]:
     """By close month and currency: open amount, probability-weighted amount, won amount."""
     acc, acc_p = scope(OPPORTUNITIES, principal, "o")
@@ -107,7 +111,9 @@ async def forecast(
     )
 
 
-async def owners(conn: Conn, principal: Principal, start: dt.datetime | None, end: dt.datetime | None) -> list[Row]:
+async def owners(
+    conn: Conn, principal: Principal, start: dt.datetime | None, end: dt.datetime | None
+) -> list[Row]:
     """Per owner, over opportunities closed in [start, end): won, lost, win rate and the
     average cycle time (created to closed) in days."""
     acc, acc_p = scope(OPPORTUNITIES, principal, "o")

@@ -16,7 +16,14 @@ def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> No
 
     from fieldmesh.app import build_app
 
-    web.run_app(build_app(settings), host=host, port=port, reuse_port=reuse_port, print=None, access_log=None)
+    web.run_app(
+        build_app(settings),
+        host=host,
+        port=port,
+        reuse_port=reuse_port,
+        print=None,
+        access_log=None,
+    )
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -27,7 +34,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         _serve_one(settings, host, port, False)
         return 0
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_serve_one, args=(settings, host, port, True), daemon=True) for _ in range(args.workers)]
+    procs = [
+        ctx.Process(target=_serve_one, args=(settings, host, port, True), daemon=True)
+        for _ in range(args.workers)
+    ]
     for p in procs:
         p.start()
     try:
@@ -68,7 +78,9 @@ async def _users_token(settings: Settings, args: argparse.Namespace) -> int:
     from fieldmesh import auth
 
     async with await AsyncConnection.connect(settings.dsn) as conn:
-        cur = await conn.execute("SELECT id FROM users WHERE lower(email) = lower(%s)", (args.email,))
+        cur = await conn.execute(
+            "SELECT id FROM users WHERE lower(email) = lower(%s)", (args.email,)
+        )
         row = await cur.fetchone()
         if row is None:
             print(f"no user {args.email}")
@@ -83,7 +95,8 @@ async def _users_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
     async with await AsyncConnection.connect(settings.dsn) as conn:
         cur = await conn.execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (args.token_id,)
+            "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL",
+            (args.token_id,),
         )
         print("revoked" if cur.rowcount else "no such active token")
         return 0 if cur.rowcount else 1
@@ -94,7 +107,12 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
     from crm.seed import SeedCounts, seed
 
-    counts = SeedCounts(accounts=args.accounts, contacts=args.contacts, activities=args.activities, territories=args.territories)
+    counts = SeedCounts(
+        accounts=args.accounts,
+        contacts=args.contacts,
+        activities=args.activities,
+        territories=args.territories,
+    )
     with Progress() as bar:
         tasks: dict[str, Any] = {}
 
@@ -115,9 +133,11 @@ async def _import(settings: Settings, args: argparse.Namespace) -> int:
     from crm import csvio, hooks
 
     hooks.install()
-    content = Path(args.file).read_bytes()
+    content = await asyncio.to_thread(Path(args.file).read_bytes)
     async with await AsyncConnection.connect(settings.dsn) as conn:
-        cur = await conn.execute("SELECT id FROM users WHERE lower(email) = lower(%s)", (args.as_user,))
+        cur = await conn.execute(
+            "SELECT id FROM users WHERE lower(email) = lower(%s)", (args.as_user,)
+        )
         row = await cur.fetchone()
         if row is None:
             print(f"no user {args.as_user}")
@@ -138,7 +158,8 @@ async def _import(settings: Settings, args: argparse.Namespace) -> int:
             )
             print(await cur.fetchone())
             cur = await conn.execute(
-                "SELECT line_no, message FROM import_job_errors WHERE job_id = %s ORDER BY line_no", (job[0],)
+                "SELECT line_no, message FROM import_job_errors WHERE job_id = %s ORDER BY line_no",
+                (job[0],),
             )
             for line_no, message in await cur.fetchall():
                 print(f"line {line_no}: {message}")
@@ -149,10 +170,14 @@ def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve the HTTP API (every package's routes)")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
+    )
     p.set_defaults(func=cmd_serve)
 
-    users = sub.add_parser("users", help="manage users and API tokens").add_subparsers(dest="users_cmd", required=True)
+    users = sub.add_parser("users", help="manage users and API tokens").add_subparsers(
+        dest="users_cmd", required=True
+    )
     p = users.add_parser("add", help="add a user")
     p.add_argument("email")
     p.add_argument("--name")

@@ -116,9 +116,15 @@ def check_header(entity: Entity, header: list[str], key: str) -> None:
             continue
         f = entity.field(column)
         if f is None or not f.write:
-            raise CrmError(f"CSV column {column!r} is not a writable field of {entity.name}", field=column, status=422)
+            raise CrmError(
+                f"CSV column {column!r} is not a writable field of {entity.name}",
+                field=column,
+                status=422,
+            )
     if key not in header:
-        raise CrmError(f"the upsert key column {key!r} is missing from the CSV", field="key", status=422)
+        raise CrmError(
+            f"the upsert key column {key!r} is missing from the CSV", field="key", status=422
+        )
 
 
 def _cell_out(value: Any) -> str:
@@ -140,8 +146,11 @@ def _cell_out(value: Any) -> str:
 # --------------------------------------------------------------------------- import job
 
 
-async def _find_existing(conn: AsyncConnection[Any], entity: Entity, principal: Principal, key: str, value: Any) -> int | None:
+async def _find_existing(
+    conn: AsyncConnection[Any], entity: Entity, principal: Principal, key: str, value: Any
+) -> int | None:
     acc, acc_p = scope(entity, principal)
+    col: sql.Composable
     if key == "email":
         col = sql.SQL("lower(btrim(t.email)) = lower(btrim(%s))")
     elif key == "name":
@@ -149,7 +158,9 @@ async def _find_existing(conn: AsyncConnection[Any], entity: Entity, principal: 
     else:
         col = sql.SQL("{} = %s").format(sql.Identifier("t", key))
     cur = await conn.execute(
-        sql.SQL("SELECT t.id FROM {} t WHERE {} AND {} LIMIT 2").format(sql.Identifier(entity.table), col, acc),
+        sql.SQL("SELECT t.id FROM {} t WHERE {} AND {} LIMIT 2").format(
+            sql.Identifier(entity.table), col, acc
+        ),
         [value, *acc_p],
     )
     rows = await cur.fetchall()
@@ -159,7 +170,11 @@ async def _find_existing(conn: AsyncConnection[Any], entity: Entity, principal: 
 
 
 async def _import_row(
-    conn: AsyncConnection[Any], entity: Entity, principal: Principal, key: str, row: dict[str, str | None]
+    conn: AsyncConnection[Any],
+    entity: Entity,
+    principal: Principal,
+    key: str,
+    row: dict[str, str | None],
 ) -> tuple[int, str, Row | None]:
     body = row_to_body(entity, row)
     key_value = body.pop("id", None) if key == "id" else body.get(key)
@@ -168,7 +183,11 @@ async def _import_row(
             key_value = int(key_value)
         except (TypeError, ValueError):
             raise RowError(f"id: not an integer: {key_value!r}", "id") from None
-    existing = await _find_existing(conn, entity, principal, key, key_value) if key_value is not None else None
+    existing = (
+        await _find_existing(conn, entity, principal, key, key_value)
+        if key_value is not None
+        else None
+    )
     values = parse_body(entity, body, partial=existing is not None)
     if existing is None:
         if key == "id" and key_value is not None:
@@ -185,7 +204,8 @@ async def run_import(pool: AsyncConnectionPool[Any], job_id: int) -> None:
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
-            "UPDATE import_jobs SET status = 'running', started_at = now() WHERE id = %s RETURNING *", (job_id,)
+            "UPDATE import_jobs SET status = 'running', started_at = now() WHERE id = %s RETURNING *",
+            (job_id,),
         )
         job = await cur.fetchone()
         await conn.commit()
@@ -198,7 +218,9 @@ async def run_import(pool: AsyncConnectionPool[Any], job_id: int) -> None:
                 raise CrmError("the user who started the import no longer exists")
             text = bytes(job["content"]).decode("utf-8-sig")
             total = max(sum(1 for _ in csv.reader(io.StringIO(text))) - 1, 0)
-            await conn.execute("UPDATE import_jobs SET total_rows = %s WHERE id = %s", (total, job_id))
+            await conn.execute(
+                "UPDATE import_jobs SET total_rows = %s WHERE id = %s", (total, job_id)
+            )
             reader = csv.DictReader(io.StringIO(text))
             check_header(entity, list(reader.fieldnames or []), job["key_field"])
             counts = {"inserted": 0, "updated": 0, "failed": 0, "processed": 0}
@@ -208,11 +230,19 @@ async def run_import(pool: AsyncConnectionPool[Any], job_id: int) -> None:
                 end_of_previous = reader.line_num
                 try:
                     async with conn.transaction():
-                        record_id, action, previous = await _import_row(conn, entity, principal, job["key_field"], row)
+                        record_id, action, previous = await _import_row(
+                            conn, entity, principal, job["key_field"], row
+                        )
                         await conn.execute(
                             "INSERT INTO import_job_rows (job_id, line_no, record_id, action, previous) "
                             "VALUES (%s, %s, %s, %s, %s::jsonb)",
-                            (job_id, line, record_id, action, json.dumps(previous, default=str) if previous else None),
+                            (
+                                job_id,
+                                line,
+                                record_id,
+                                action,
+                                json.dumps(previous, default=str) if previous else None,
+                            ),
                         )
                     counts[action] += 1
                 except (RowError, ApiError) as exc:
@@ -226,13 +256,17 @@ async def run_import(pool: AsyncConnectionPool[Any], job_id: int) -> None:
                     await _progress(conn, job_id, counts)
                     await conn.commit()
             await _progress(conn, job_id, counts)
-            await conn.execute("UPDATE import_jobs SET status = 'done', finished_at = now() WHERE id = %s", (job_id,))
+            await conn.execute(
+                "UPDATE import_jobs SET status = 'done', finished_at = now() WHERE id = %s",
+                (job_id,),
+            )
             await conn.commit()
         except (CrmError, UnicodeDecodeError, csv.Error) as exc:
             await conn.rollback()
             message = exc.message if isinstance(exc, CrmError) else f"cannot read the CSV: {exc}"
             await conn.execute(
-                "UPDATE import_jobs SET status = 'failed', error = %s, finished_at = now() WHERE id = %s", (message, job_id)
+                "UPDATE import_jobs SET status = 'failed', error = %s, finished_at = now() WHERE id = %s",
+                (message, job_id),
             )
             await conn.commit()
         except Exception:
@@ -261,15 +295,24 @@ async def revert_import(conn: AsyncConnection[Any], principal: Principal, job_id
     if job is None or (job["created_by"] != principal.user_id and not principal.is_admin):
         raise CrmError(f"import {job_id} not found", status=404, code="not_found")
     if job["status"] != "done":
-        raise CrmError(f"only a finished import can be reverted (this one is {job['status']})", status=409, code="conflict")
+        raise CrmError(
+            f"only a finished import can be reverted (this one is {job['status']})",
+            status=409,
+            code="conflict",
+        )
     entity = ENTITIES[job["entity"]]
-    await cur.execute("SELECT * FROM import_job_rows WHERE job_id = %s ORDER BY line_no DESC", (job_id,))
+    await cur.execute(
+        "SELECT * FROM import_job_rows WHERE job_id = %s ORDER BY line_no DESC", (job_id,)
+    )
     from crm.store import set_actor
 
     await set_actor(conn, principal)
     for row in await cur.fetchall():
         if row["action"] == "inserted":
-            await conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(entity.table)), (row["record_id"],))
+            await conn.execute(
+                sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(entity.table)),
+                (row["record_id"],),
+            )
             continue
         previous = row["previous"] or {}
         values: Row = {}
@@ -279,11 +322,15 @@ async def revert_import(conn: AsyncConnection[Any], principal: Principal, job_id
                 values[name] = coerce(f, value) if f.kind not in ("text", "enum") else value
         if values:
             try:
-                await update_record(conn, entity, principal, row["record_id"], values, None, check_etag=False)
+                await update_record(
+                    conn, entity, principal, row["record_id"], values, None, check_etag=False
+                )
             except ApiError as exc:
                 if exc.status != 404:
                     raise
-    await conn.execute("UPDATE import_jobs SET status = 'reverted', reverted_at = now() WHERE id = %s", (job_id,))
+    await conn.execute(
+        "UPDATE import_jobs SET status = 'reverted', reverted_at = now() WHERE id = %s", (job_id,)
+    )
 
 
 # --------------------------------------------------------------------------- export job
@@ -292,7 +339,9 @@ async def revert_import(conn: AsyncConnection[Any], principal: Principal, job_id
 async def run_export(pool: AsyncConnectionPool[Any], job_id: int, page_size: int = 1000) -> None:
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute("UPDATE export_jobs SET status = 'running' WHERE id = %s RETURNING *", (job_id,))
+        await cur.execute(
+            "UPDATE export_jobs SET status = 'running' WHERE id = %s RETURNING *", (job_id,)
+        )
         job = await cur.fetchone()
         await conn.commit()
         if job is None:
@@ -302,8 +351,18 @@ async def run_export(pool: AsyncConnectionPool[Any], job_id: int, page_size: int
             principal = await load_principal(conn, job["created_by"])
             if principal is None:
                 raise CrmError("the user who started the export no longer exists")
-            first = await list_records(conn, entity, principal, filter_node=job["filter"], sort=parse_sort(entity, "id"), limit=1, with_total=True)
-            await conn.execute("UPDATE export_jobs SET total_rows = %s WHERE id = %s", (first.total, job_id))
+            first = await list_records(
+                conn,
+                entity,
+                principal,
+                filter_node=job["filter"],
+                sort=parse_sort(entity, "id"),
+                limit=1,
+                with_total=True,
+            )
+            await conn.execute(
+                "UPDATE export_jobs SET total_rows = %s WHERE id = %s", (first.total, job_id)
+            )
             await conn.commit()
             out = io.StringIO()
             columns = [f.name for f in entity.readable]
@@ -313,12 +372,20 @@ async def run_export(pool: AsyncConnectionPool[Any], job_id: int, page_size: int
             done = 0
             while True:
                 page = await list_records(
-                    conn, entity, principal, filter_node=job["filter"], sort=parse_sort(entity, "id"), cursor=cursor, limit=page_size
+                    conn,
+                    entity,
+                    principal,
+                    filter_node=job["filter"],
+                    sort=parse_sort(entity, "id"),
+                    cursor=cursor,
+                    limit=page_size,
                 )
                 for item in page.items:
                     writer.writerow([_cell_out(item[c]) for c in columns])
                 done += len(page.items)
-                await conn.execute("UPDATE export_jobs SET processed_rows = %s WHERE id = %s", (done, job_id))
+                await conn.execute(
+                    "UPDATE export_jobs SET processed_rows = %s WHERE id = %s", (done, job_id)
+                )
                 await conn.commit()
                 if page.next_cursor is None:
                     break

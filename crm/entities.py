@@ -158,10 +158,18 @@ USERS = _register(
             _ID,
             Field("email", "text", required=True, nullable=False, max_len=320, sort=True),
             Field("name", "text", required=True, nullable=False, max_len=200, sort=True),
-            Field("role", "enum", required=True, nullable=False, enum=("admin", "manager", "rep", "viewer")),
+            Field(
+                "role",
+                "enum",
+                required=True,
+                nullable=False,
+                enum=("admin", "manager", "rep", "viewer"),
+            ),
             Field("manager_id", "int", ref="users"),
             Field("territory_id", "int", ref="territories"),
-            Field("password", "password", read=False, description="Write-only; hashed with Argon2id"),
+            Field(
+                "password", "password", read=False, description="Write-only; hashed with Argon2id"
+            ),
             Field("skills", "text_list", nullable=False, default=[]),
             Field("home_location", "point"),
             Field("shift_start", "time", nullable=False, default="08:00:00"),
@@ -186,7 +194,9 @@ ACCOUNTS = _register(
             _ID,
             Field("name", "text", required=True, nullable=False, max_len=300, sort=True),
             Field("type", "enum", nullable=False, enum=ACCOUNT_TYPES, default="prospect"),
-            Field("parent_id", "int", ref="accounts", description="Parent account; cycles are refused"),
+            Field(
+                "parent_id", "int", ref="accounts", description="Parent account; cycles are refused"
+            ),
             Field("annual_revenue", "decimal", minimum=0, sort=True),
             _currency(),
             Field("address", "text", max_len=1000),
@@ -220,7 +230,9 @@ CONTACTS = _register(
         "contact",
         (
             _ID,
-            Field("kind", "enum", nullable=False, enum=("individual", "company"), default="individual"),
+            Field(
+                "kind", "enum", nullable=False, enum=("individual", "company"), default="individual"
+            ),
             Field("first_name", "text", max_len=200, sort=True),
             Field("last_name", "text", max_len=200, sort=True),
             Field("company_name", "text", max_len=300),
@@ -264,13 +276,22 @@ LEADS = _register(
             Field("phone", "text", max_len=50),
             Field("phone_normalized", "text", write=False),
             Field("source", "enum", nullable=False, enum=LEAD_SOURCES, default="other"),
-            Field("status", "enum", nullable=False, enum=LEAD_STATUSES, default="new", description="converted only through /convert"),
+            Field(
+                "status",
+                "enum",
+                nullable=False,
+                enum=LEAD_STATUSES,
+                default="new",
+                description="converted only through /convert",
+            ),
             Field("region", "text", max_len=200),
             Field("address", "text", max_len=1000),
             Field("location", "point"),
             Field("estimated_amount", "decimal", minimum=0),
             _currency(),
-            Field("owner_id", "int", ref="users", description="Set by assignment rules when absent"),
+            Field(
+                "owner_id", "int", ref="users", description="Set by assignment rules when absent"
+            ),
             _territory(),
             Field("assignment_rule_id", "int", write=False),
             Field("converted_at", "datetime", write=False),
@@ -314,7 +335,15 @@ PIPELINE_STAGES = _register(
             _ID,
             Field("pipeline_id", "int", required=True, nullable=False, ref="pipelines"),
             Field("name", "text", required=True, nullable=False, max_len=200),
-            Field("position", "int", required=True, nullable=False, minimum=0, maximum=10000, sort=True),
+            Field(
+                "position",
+                "int",
+                required=True,
+                nullable=False,
+                minimum=0,
+                maximum=10000,
+                sort=True,
+            ),
             Field("probability", "decimal", required=True, nullable=False, minimum=0, maximum=100),
             Field("is_won", "bool", nullable=False, default=False),
             Field("is_lost", "bool", nullable=False, default=False),
@@ -334,8 +363,20 @@ OPPORTUNITIES = _register(
             Field("name", "text", required=True, nullable=False, max_len=300, sort=True),
             Field("account_id", "int", required=True, nullable=False, ref="accounts"),
             Field("contact_id", "int", ref="contacts"),
-            Field("pipeline_id", "int", nullable=False, ref="pipelines", description="Defaults to the default pipeline"),
-            Field("stage_id", "int", nullable=False, ref="pipeline_stages", description="Defaults to the pipeline's first stage"),
+            Field(
+                "pipeline_id",
+                "int",
+                nullable=False,
+                ref="pipelines",
+                description="Defaults to the default pipeline",
+            ),
+            Field(
+                "stage_id",
+                "int",
+                nullable=False,
+                ref="pipeline_stages",
+                description="Defaults to the pipeline's first stage",
+            ),
             Field("amount", "decimal", nullable=False, minimum=0, sort=True, default=0),
             _currency(),
             Field("close_date", "date", sort=True),
@@ -376,7 +417,14 @@ ACTIVITIES = _register(
             Field("due_at", "datetime", sort=True),
             Field("start_at", "datetime", sort=True),
             Field("end_at", "datetime"),
-            Field("tz", "text", nullable=False, max_len=64, default="UTC", description="IANA time zone name"),
+            Field(
+                "tz",
+                "text",
+                nullable=False,
+                max_len=64,
+                default="UTC",
+                description="IANA time zone name",
+            ),
             Field("account_id", "int", ref="accounts"),
             Field("contact_id", "int", ref="contacts"),
             Field("lead_id", "int", ref="leads"),
@@ -407,18 +455,43 @@ WORK_ORDERS = _register(
             Field("title", "text", required=True, nullable=False, max_len=300),
             Field("description", "text", max_len=100_000),
             Field("priority", "enum", nullable=False, enum=WO_PRIORITIES, default="normal"),
-            Field("status", "enum", nullable=False, enum=WO_STATUSES, default="new", description="Life cycle enforced"),
+            Field(
+                "status",
+                "enum",
+                nullable=False,
+                enum=WO_STATUSES,
+                default="new",
+                description="Life cycle enforced",
+            ),
             Field("sla_due_at", "datetime", sort=True),
             Field("required_skills", "text_list", nullable=False, default=[]),
-            Field("estimated_duration_min", "int", nullable=False, minimum=1, maximum=100_000, default=60),
+            Field(
+                "estimated_duration_min",
+                "int",
+                nullable=False,
+                minimum=1,
+                maximum=100_000,
+                default=60,
+            ),
             Field("earliest_start", "datetime"),
             Field("latest_end", "datetime"),
-            Field("time_windows", "array", nullable=False, default=[], description='[{"start": ISO, "end": ISO}]'),
+            Field(
+                "time_windows",
+                "array",
+                nullable=False,
+                default=[],
+                description='[{"start": ISO, "end": ISO}]',
+            ),
             Field("assignee_id", "int", ref="users"),
             Field("scheduled_start", "datetime"),
             Field("scheduled_end", "datetime"),
             Field("source", "text", nullable=False, max_len=50, default="manual"),
-            Field("source_ref", "text", max_len=200, description="With source: idempotency key for automated creators"),
+            Field(
+                "source_ref",
+                "text",
+                max_len=200,
+                description="With source: idempotency key for automated creators",
+            ),
             _owner(),
             _territory(write=False),
             Field("completed_at", "datetime", write=False),
@@ -439,12 +512,26 @@ ASSIGNMENT_RULES = _register(
         (
             _ID,
             Field("name", "text", required=True, nullable=False, max_len=200),
-            Field("priority", "int", nullable=False, minimum=0, maximum=1_000_000, sort=True, default=100),
+            Field(
+                "priority",
+                "int",
+                nullable=False,
+                minimum=0,
+                maximum=1_000_000,
+                sort=True,
+                default=100,
+            ),
             Field("active", "bool", nullable=False, default=True),
             Field("match_source", "enum", enum=LEAD_SOURCES),
             Field("match_region", "text", max_len=200),
             Field("match_territory_id", "int", ref="territories"),
-            Field("strategy", "enum", nullable=False, enum=("round_robin", "fixed"), default="round_robin"),
+            Field(
+                "strategy",
+                "enum",
+                nullable=False,
+                enum=("round_robin", "fixed"),
+                default="round_robin",
+            ),
             Field("assignee_ids", "int_list", nullable=False, default=[]),
             Field("set_territory_id", "int", ref="territories"),
             _CREATED,
@@ -510,7 +597,11 @@ def coerce(f: Field, value: Any) -> Any:
     if k == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise _bad(f, "must be an integer")
-        lo = f.minimum if f.minimum is not None else (1 if f.ref or f.name.endswith("_id") else -INT_MAX)
+        lo = (
+            f.minimum
+            if f.minimum is not None
+            else (1 if f.ref or f.name.endswith("_id") else -INT_MAX)
+        )
         hi = f.maximum if f.maximum is not None else INT_MAX
         if not lo <= value <= hi:
             raise _bad(f, f"must be between {lo:g} and {hi:g}")
@@ -560,7 +651,11 @@ def coerce(f: Field, value: Any) -> Any:
             raise _bad(f, "must be a JSON array")
         if f.name == "time_windows":
             for w in value:
-                if not isinstance(w, dict) or not isinstance(w.get("start"), str) or not isinstance(w.get("end"), str):
+                if (
+                    not isinstance(w, dict)
+                    or not isinstance(w.get("start"), str)
+                    or not isinstance(w.get("end"), str)
+                ):
                     raise _bad(f, 'each window must be {"start": ISO-8601, "end": ISO-8601}')
                 try:
                     if parse_datetime(w["start"]) > parse_datetime(w["end"]):
@@ -571,7 +666,11 @@ def coerce(f: Field, value: Any) -> Any:
     if k == "point":
         return json.dumps(parse_point(f, value))
     if k == "multipolygon":
-        if not isinstance(value, dict) or value.get("type") != "MultiPolygon" or not isinstance(value.get("coordinates"), list):
+        if (
+            not isinstance(value, dict)
+            or value.get("type") != "MultiPolygon"
+            or not isinstance(value.get("coordinates"), list)
+        ):
             raise _bad(f, "must be a GeoJSON MultiPolygon")
         return json.dumps(value)
     raise AssertionError(f"unknown field kind {k}")

@@ -58,9 +58,7 @@ def parse_filter_param(text: str | None) -> Any:
         raise _bad(f"not valid JSON: {exc.msg}") from None
 
 
-def compile_filter(
-    entity: Entity, node: Any, alias: str = "t"
-) -> tuple[sql.Composable, list[Any]]:
+def compile_filter(entity: Entity, node: Any, alias: str = "t") -> tuple[sql.Composable, list[Any]]:
     """SQL condition and its parameters; CrmError (400, field 'filter') on any bad part."""
     if node is None:
         return sql.SQL("TRUE"), []
@@ -188,13 +186,15 @@ def _custom(
         return sql.SQL("({} @> %s::jsonb)" if op == "eq" else "(NOT ({} @> %s::jsonb))").format(col)
     # Ordered comparisons only between values of the same JSON type.
     params.extend([key, json.dumps(scalar), key, json.dumps(scalar)])
-    return sql.SQL("(({} -> %s) {} %s::jsonb AND jsonb_typeof({} -> %s) = jsonb_typeof(%s::jsonb))").format(
-        col, sql.SQL(_CMP[op]), col
-    )
+    return sql.SQL(
+        "(({} -> %s) {} %s::jsonb AND jsonb_typeof({} -> %s) = jsonb_typeof(%s::jsonb))"
+    ).format(col, sql.SQL(_CMP[op]), col)
 
 
 def _scalar(value: Any) -> Any:
-    if isinstance(value, (str, bool, int, float)) and not (isinstance(value, str) and "\x00" in value):
+    if isinstance(value, (str, bool, int, float)) and not (
+        isinstance(value, str) and "\x00" in value
+    ):
         return value
     raise _bad("custom field values must be strings, numbers or booleans")
 
@@ -235,7 +235,9 @@ def encode_cursor(sort_value: Any, row_id: int) -> str:
 
 def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, int]:
     def bad() -> CrmError:
-        return CrmError("cursor is not one this list returned", field="cursor", status=400, code="bad_cursor")
+        return CrmError(
+            "cursor is not one this list returned", field="cursor", status=400, code="bad_cursor"
+        )
 
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -247,12 +249,19 @@ def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, int]:
     if value is None:
         return None, row_id
     try:
-        return coerce(replace(sort.field, nullable=True, minimum=None, maximum=None, max_len=None, required=False), value), row_id
+        return coerce(
+            replace(
+                sort.field, nullable=True, minimum=None, maximum=None, max_len=None, required=False
+            ),
+            value,
+        ), row_id
     except CrmError:
         raise bad() from None
 
 
-def keyset(sort: Sort, alias: str, cursor: str | None) -> tuple[sql.Composable, sql.Composable, list[Any]]:
+def keyset(
+    sort: Sort, alias: str, cursor: str | None
+) -> tuple[sql.Composable, sql.Composable, list[Any]]:
     """(WHERE condition after the cursor, ORDER BY clause, params). NULLs always sort last."""
     col = sql.Identifier(alias, sort.field.name)
     rid = sql.Identifier(alias, "id")

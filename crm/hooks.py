@@ -50,12 +50,12 @@ async def assign_lead(conn: Conn, values: Row) -> None:
     for rule in await cur.fetchall():
         if not rule_matches(rule, values):
             continue
-        territory = rule["set_territory_id"] or values.get("territory_id") or rule["match_territory_id"]
+        territory = (
+            rule["set_territory_id"] or values.get("territory_id") or rule["match_territory_id"]
+        )
         candidates: list[int] = list(rule["assignee_ids"])
         if candidates:
-            await cur.execute(
-                "SELECT id FROM users WHERE id = ANY(%s) AND active", (candidates,)
-            )
+            await cur.execute("SELECT id FROM users WHERE id = ANY(%s) AND active", (candidates,))
             candidates = [r["id"] for r in await cur.fetchall()]
         elif territory is not None:
             await cur.execute(
@@ -78,15 +78,23 @@ async def assign_lead(conn: Conn, values: Row) -> None:
 
 async def _lead(conn: Conn, p: Principal, current: Row | None, values: Row) -> None:
     await _phone(conn, p, current, values)
-    if values.get("status") == "converted" and (current is None or current["status"] != "converted"):
+    if values.get("status") == "converted" and (
+        current is None or current["status"] != "converted"
+    ):
         raise CrmError(
             "a lead becomes converted only through POST /api/v1/leads/{id}/convert",
             field="status",
             status=422,
             code="invalid",
         )
-    if current is not None and current["status"] == "converted" and values.get("status", "converted") != "converted":
-        raise CrmError("a converted lead cannot change status", field="status", status=409, code="converted")
+    if (
+        current is not None
+        and current["status"] == "converted"
+        and values.get("status", "converted") != "converted"
+    ):
+        raise CrmError(
+            "a converted lead cannot change status", field="status", status=409, code="converted"
+        )
     if current is None and "owner_id" not in values:
         await assign_lead(conn, values)
 
@@ -97,7 +105,12 @@ async def _lead(conn: Conn, p: Principal, current: Row | None, values: Row) -> N
 async def _stage(conn: Conn, stage_id: int) -> Row:
     row = await _one(conn, "SELECT * FROM pipeline_stages WHERE id = %s", (stage_id,))
     if row is None:
-        raise CrmError(f"stage_id: stage {stage_id} not found", field="stage_id", status=422, code="unknown_reference")
+        raise CrmError(
+            f"stage_id: stage {stage_id} not found",
+            field="stage_id",
+            status=422,
+            code="unknown_reference",
+        )
     return row
 
 
@@ -108,7 +121,9 @@ async def _opportunity(conn: Conn, p: Principal, current: Row | None, values: Ro
             if "stage_id" in values:
                 values["pipeline_id"] = (await _stage(conn, values["stage_id"]))["pipeline_id"]
             else:
-                row = await _one(conn, "SELECT id FROM pipelines ORDER BY is_default DESC, id LIMIT 1", ())
+                row = await _one(
+                    conn, "SELECT id FROM pipelines ORDER BY is_default DESC, id LIMIT 1", ()
+                )
                 if row is None:
                     raise CrmError("no pipeline exists", field="pipeline_id", status=422)
                 values["pipeline_id"] = row["id"]
@@ -122,13 +137,19 @@ async def _opportunity(conn: Conn, p: Principal, current: Row | None, values: Ro
                 raise CrmError("the pipeline has no stages", field="pipeline_id", status=422)
             values["stage_id"] = row["id"]
     pipeline_id = values.get("pipeline_id", (current or {}).get("pipeline_id"))
-    stage_changed = "stage_id" in values and (current is None or values["stage_id"] != current["stage_id"])
+    stage_changed = "stage_id" in values and (
+        current is None or values["stage_id"] != current["stage_id"]
+    )
     if "pipeline_id" in values and "stage_id" not in values and current is not None:
-        raise CrmError("moving to another pipeline needs a stage_id of it", field="stage_id", status=422)
+        raise CrmError(
+            "moving to another pipeline needs a stage_id of it", field="stage_id", status=422
+        )
     if stage_changed:
         stage = await _stage(conn, values["stage_id"])
         if stage["pipeline_id"] != pipeline_id:
-            raise CrmError("stage_id belongs to another pipeline", field="stage_id", status=422, code="invalid")
+            raise CrmError(
+                "stage_id belongs to another pipeline", field="stage_id", status=422, code="invalid"
+            )
         if "probability" in values:
             values["probability_is_override"] = True
         else:
@@ -152,7 +173,13 @@ async def _opportunity_after(conn: Conn, p: Principal, old: Row | None, new: Row
                 (opportunity_id, from_stage_id, to_stage_id, amount, changed_by)
             VALUES (%s, %s, %s, %s, %s)
             """,
-            (new["id"], old["stage_id"] if old else None, new["stage_id"], new["amount"], p.user_id),
+            (
+                new["id"],
+                old["stage_id"] if old else None,
+                new["stage_id"],
+                new["amount"],
+                p.user_id,
+            ),
         )
 
 
@@ -163,14 +190,18 @@ async def _activity(conn: Conn, p: Principal, current: Row | None, values: Row) 
     if current is None and values.get("account_id") is None:
         for link, table in (("opportunity_id", "opportunities"), ("work_order_id", "work_orders")):
             if values.get(link) is not None:
-                row = await _one(conn, f"SELECT account_id FROM {table} WHERE id = %s", (values[link],))
+                row = await _one(
+                    conn, f"SELECT account_id FROM {table} WHERE id = %s", (values[link],)
+                )
                 if row is not None:
                     values["account_id"] = row["account_id"]
                     break
     if values.get("account_id") is None and current is None:
         for link, table in (("lead_id", "leads"), ("contact_id", "contacts")):
             if values.get(link) is not None:
-                row = await _one(conn, f"SELECT territory_id FROM {table} WHERE id = %s", (values[link],))
+                row = await _one(
+                    conn, f"SELECT territory_id FROM {table} WHERE id = %s", (values[link],)
+                )
                 if row is not None:
                     values["territory_id"] = row["territory_id"]
                     break
@@ -201,7 +232,9 @@ async def _work_order(conn: Conn, p: Principal, current: Row | None, values: Row
                 code="invalid_transition",
             )
     if current is None and values.get("status", "new") not in ("new", "assigned", "scheduled"):
-        raise CrmError("a work order starts as new, assigned or scheduled", field="status", status=422)
+        raise CrmError(
+            "a work order starts as new, assigned or scheduled", field="status", status=422
+        )
 
 
 def install() -> None:

@@ -13,8 +13,8 @@ API = "/api/v1"
 INT64_MAX = 2**63 - 1
 
 FILTER_DOC = (
-    "JSON filter: {\"and\": [F, ...]}, {\"or\": [F, ...]}, {\"not\": F} or "
-    "{\"field\": NAME, \"op\": OP, \"value\": V} with OP one of "
+    'JSON filter: {"and": [F, ...]}, {"or": [F, ...]}, {"not": F} or '
+    '{"field": NAME, "op": OP, "value": V} with OP one of '
     + ", ".join(OPS)
     + "; NAME a field of the resource or custom.<key>."
 )
@@ -54,8 +54,16 @@ def field_schema(f: Field, *, for_write: bool) -> Json:
     elif k == "enum":
         s = {"type": "string", "enum": list(f.enum)}
     elif k == "int":
-        lo = f.minimum if f.minimum is not None else (1 if f.name.endswith("_id") or f.name == "id" else None)
-        s = {"type": "integer", "format": "int64", "maximum": f.maximum if f.maximum is not None else INT64_MAX}
+        lo = (
+            f.minimum
+            if f.minimum is not None
+            else (1 if f.name.endswith("_id") or f.name == "id" else None)
+        )
+        s = {
+            "type": "integer",
+            "format": "int64",
+            "maximum": f.maximum if f.maximum is not None else INT64_MAX,
+        }
         if lo is not None:
             s["minimum"] = lo
         elif for_write:
@@ -76,7 +84,10 @@ def field_schema(f: Field, *, for_write: bool) -> Json:
     elif k == "text_list":
         s = {"type": "array", "items": {"type": "string"}}
     elif k == "int_list":
-        s = {"type": "array", "items": {"type": "integer", "format": "int64", "minimum": 1, "maximum": INT64_MAX}}
+        s = {
+            "type": "array",
+            "items": {"type": "integer", "format": "int64", "minimum": 1, "maximum": INT64_MAX},
+        }
     elif k == "object":
         s = {"type": "object"}
     elif k == "array":
@@ -163,7 +174,12 @@ _ID_PARAM: Json = {
     "required": True,
     "schema": {"type": "integer", "format": "int64", "minimum": 1, "maximum": INT64_MAX},
 }
-_IF_MATCH: Json = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+_IF_MATCH: Json = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+}
 _IDEMPOTENCY: Json = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -176,13 +192,27 @@ _ETAG_HEADER: Json = {"ETag": {"schema": {"type": "string"}}}
 
 def _list_params(e: Entity, extra: bool = True) -> list[Json]:
     params: list[Json] = [
-        {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page"},
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+        {
+            "name": "cursor",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "next_cursor of the previous page",
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+        },
     ]
     if extra:
         sortable = [f.name for f in e.fields if f.sort]
         params += [
-            {"name": "filter", "in": "query", "schema": {"type": "string"}, "description": FILTER_DOC},
+            {
+                "name": "filter",
+                "in": "query",
+                "schema": {"type": "string"},
+                "description": FILTER_DOC,
+            },
             {
                 "name": "sort",
                 "in": "query",
@@ -191,7 +221,14 @@ def _list_params(e: Entity, extra: bool = True) -> list[Json]:
             {"name": "total", "in": "query", "schema": {"type": "boolean", "default": False}},
         ]
         if e.search:
-            params.append({"name": "q", "in": "query", "schema": {"type": "string"}, "description": "search " + ", ".join(e.search)})
+            params.append(
+                {
+                    "name": "q",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "search " + ", ".join(e.search),
+                }
+            )
     return params
 
 
@@ -205,16 +242,24 @@ def entity_paths(e: Entity) -> Json:
                 "operationId": f"list_{e.name}",
                 "summary": f"List {e.name} the caller may see",
                 "parameters": _list_params(e),
-                "responses": {"200": _json(_ref(f"{name}Page")), **_errors("BadRequest", "Unauthorized")},
+                "responses": {
+                    "200": _json(_ref(f"{name}Page")),
+                    **_errors("BadRequest", "Unauthorized"),
+                },
             },
             "post": {
                 "tags": tag,
                 "operationId": f"create_{e.singular}",
                 "parameters": [_IDEMPOTENCY],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(f"{name}Create")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(f"{name}Create")}},
+                },
                 "responses": {
                     "201": {**_json(_ref(name), "Created"), "headers": _ETAG_HEADER},
-                    **_errors("BadRequest", "Unauthorized", "Forbidden", "Conflict", "Unprocessable"),
+                    **_errors(
+                        "BadRequest", "Unauthorized", "Forbidden", "Conflict", "Unprocessable"
+                    ),
                 },
             },
         },
@@ -232,12 +277,21 @@ def entity_paths(e: Entity) -> Json:
                 "tags": tag,
                 "operationId": f"update_{e.singular}",
                 "parameters": [_IF_MATCH],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(f"{name}Update")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(f"{name}Update")}},
+                },
                 "responses": {
                     "200": {**_json(_ref(name)), "headers": _ETAG_HEADER},
                     **_errors(
-                        "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict",
-                        "PreconditionFailed", "Unprocessable", "PreconditionRequired",
+                        "BadRequest",
+                        "Unauthorized",
+                        "Forbidden",
+                        "NotFound",
+                        "Conflict",
+                        "PreconditionFailed",
+                        "Unprocessable",
+                        "PreconditionRequired",
                     ),
                 },
             },
@@ -248,8 +302,13 @@ def entity_paths(e: Entity) -> Json:
                 "responses": {
                     "204": {"description": "Deleted"},
                     **_errors(
-                        "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict",
-                        "PreconditionFailed", "PreconditionRequired",
+                        "BadRequest",
+                        "Unauthorized",
+                        "Forbidden",
+                        "NotFound",
+                        "Conflict",
+                        "PreconditionFailed",
+                        "PreconditionRequired",
                     ),
                 },
             },
@@ -260,8 +319,17 @@ def entity_paths(e: Entity) -> Json:
                 "tags": tag,
                 "operationId": f"audit_{e.singular}",
                 "summary": "Who changed which field from what to what, newest first",
-                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
-                "responses": {"200": _json(_items(_ref("AuditEntry"))), **_errors("BadRequest", "Unauthorized", "NotFound")},
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    }
+                ],
+                "responses": {
+                    "200": _json(_items(_ref("AuditEntry"))),
+                    **_errors("BadRequest", "Unauthorized", "NotFound"),
+                },
             },
         },
     }
@@ -269,7 +337,11 @@ def entity_paths(e: Entity) -> Json:
 
 
 def _items(item: Json) -> Json:
-    return {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": item}}}
+    return {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": item}},
+    }
 
 
 _OBJ: Json = {"type": "object"}
@@ -288,15 +360,26 @@ def special_paths() -> Json:
         {"name": "start", "in": "query", "schema": {"type": "string", "format": "date-time"}},
         {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"}},
     ]
-    pipeline = [{"name": "pipeline_id", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX}}]
+    pipeline = [
+        {
+            "name": "pipeline_id",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+        }
+    ]
     analytics_err = _errors("BadRequest", "Unauthorized", "NotFound")
-    job_errors = _errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "Unprocessable")
+    job_errors = _errors(
+        "BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "Unprocessable"
+    )
     return {
         f"{API}/auth/token": {
             "post": _op(
                 "login",
                 "auth",
-                {"201": _json(_ref("Token")), **_errors("BadRequest", "Unauthorized", "Unprocessable")},
+                {
+                    "201": _json(_ref("Token")),
+                    **_errors("BadRequest", "Unauthorized", "Unprocessable"),
+                },
                 security=[],
                 requestBody=_body(
                     {
@@ -307,29 +390,60 @@ def special_paths() -> Json:
                 ),
             )
         },
-        f"{API}/auth/me": {"get": _op("me", "auth", {"200": _json(_OBJ), **_errors("Unauthorized")})},
+        f"{API}/auth/me": {
+            "get": _op("me", "auth", {"200": _json(_OBJ), **_errors("Unauthorized")})
+        },
         f"{API}/auth/tokens": {
-            "get": _op("list_tokens", "auth", {"200": _json(_items(_OBJ)), **_errors("Unauthorized")}),
+            "get": _op(
+                "list_tokens", "auth", {"200": _json(_items(_OBJ)), **_errors("Unauthorized")}
+            ),
             "post": _op(
                 "create_token",
                 "auth",
-                {"201": _json(_ref("Token")), **_errors("BadRequest", "Unauthorized", "Unprocessable")},
+                {
+                    "201": _json(_ref("Token")),
+                    **_errors("BadRequest", "Unauthorized", "Unprocessable"),
+                },
                 requestBody={
                     "required": False,
-                    "content": {"application/json": {"schema": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 200}}}}},
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"name": {"type": "string", "maxLength": 200}},
+                            }
+                        }
+                    },
                 },
             ),
         },
         f"{API}/auth/tokens/{{id}}": {
             "parameters": [_ID_PARAM],
-            "delete": _op("revoke_token", "auth", {"204": {"description": "Revoked"}, **_errors("BadRequest", "Unauthorized", "NotFound")}),
+            "delete": _op(
+                "revoke_token",
+                "auth",
+                {
+                    "204": {"description": "Revoked"},
+                    **_errors("BadRequest", "Unauthorized", "NotFound"),
+                },
+            ),
         },
         f"{API}/leads/{{id}}/convert": {
             "parameters": [_ID_PARAM],
             "post": _op(
                 "convert_lead",
                 "leads",
-                {"200": _json(_ref("Conversion")), **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "Unprocessable")},
+                {
+                    "200": _json(_ref("Conversion")),
+                    **_errors(
+                        "BadRequest",
+                        "Unauthorized",
+                        "Forbidden",
+                        "NotFound",
+                        "Conflict",
+                        "Unprocessable",
+                    ),
+                },
                 parameters=[_IDEMPOTENCY],
                 requestBody={
                     "required": False,
@@ -339,7 +453,12 @@ def special_paths() -> Json:
                                 "type": "object",
                                 "additionalProperties": False,
                                 "properties": {
-                                    "account_id": {"type": "integer", "minimum": 1, "maximum": INT64_MAX, "nullable": True},
+                                    "account_id": {
+                                        "type": "integer",
+                                        "minimum": 1,
+                                        "maximum": INT64_MAX,
+                                        "nullable": True,
+                                    },
                                     "create_opportunity": {"type": "boolean"},
                                     "account": _ref("AccountUpdate"),
                                     "contact": _ref("ContactUpdate"),
@@ -352,20 +471,38 @@ def special_paths() -> Json:
             ),
         },
         f"{API}/contacts/duplicates": {
-            "get": _op("contact_duplicates", "contacts", {"200": _json(_items(_OBJ)), **_errors("Unauthorized")}),
+            "get": _op(
+                "contact_duplicates",
+                "contacts",
+                {"200": _json(_items(_OBJ)), **_errors("Unauthorized")},
+            ),
         },
         f"{API}/contacts/{{id}}/merge": {
             "parameters": [_ID_PARAM],
             "post": _op(
                 "merge_contacts",
                 "contacts",
-                {"200": _json(_ref("Contact")), **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "Unprocessable")},
+                {
+                    "200": _json(_ref("Contact")),
+                    **_errors(
+                        "BadRequest",
+                        "Unauthorized",
+                        "Forbidden",
+                        "NotFound",
+                        "Conflict",
+                        "Unprocessable",
+                    ),
+                },
                 requestBody=_body(
                     {
                         "type": "object",
                         "required": ["merge_ids"],
                         "properties": {
-                            "merge_ids": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1, "maximum": INT64_MAX}}
+                            "merge_ids": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
+                            }
                         },
                     }
                 ),
@@ -373,31 +510,55 @@ def special_paths() -> Json:
         },
         f"{API}/accounts/{{id}}/rollup": {
             "parameters": [_ID_PARAM],
-            "get": _op("account_rollup", "accounts", {"200": _json(_ref("Rollup")), **_errors("BadRequest", "Unauthorized", "NotFound")}),
+            "get": _op(
+                "account_rollup",
+                "accounts",
+                {"200": _json(_ref("Rollup")), **_errors("BadRequest", "Unauthorized", "NotFound")},
+            ),
         },
         f"{API}/accounts/{{id}}/timeline": {
             "parameters": [_ID_PARAM],
             "get": _op(
                 "account_timeline",
                 "accounts",
-                {"200": _json(_ref("ActivityPage")), **_errors("BadRequest", "Unauthorized", "NotFound")},
+                {
+                    "200": _json(_ref("ActivityPage")),
+                    **_errors("BadRequest", "Unauthorized", "NotFound"),
+                },
                 parameters=_list_params(ENTITIES["activities"], extra=False),
             ),
         },
         f"{API}/accounts/{{id}}/contacts": {
             "parameters": [_ID_PARAM],
-            "get": _op("account_contacts", "accounts", {"200": _json(_items(_OBJ)), **_errors("BadRequest", "Unauthorized", "NotFound")}),
+            "get": _op(
+                "account_contacts",
+                "accounts",
+                {"200": _json(_items(_OBJ)), **_errors("BadRequest", "Unauthorized", "NotFound")},
+            ),
             "put": _op(
                 "set_account_contact",
                 "accounts",
-                {"200": _json(_OBJ), **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound", "Conflict", "Unprocessable")},
+                {
+                    "200": _json(_OBJ),
+                    **_errors(
+                        "BadRequest",
+                        "Unauthorized",
+                        "Forbidden",
+                        "NotFound",
+                        "Conflict",
+                        "Unprocessable",
+                    ),
+                },
                 requestBody=_body(
                     {
                         "type": "object",
                         "required": ["contact_id"],
                         "properties": {
                             "contact_id": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
-                            "role": {"type": "string", "enum": ["primary", "secondary", "decision_maker"]},
+                            "role": {
+                                "type": "string",
+                                "enum": ["primary", "secondary", "decision_maker"],
+                            },
                         },
                     }
                 ),
@@ -405,23 +566,54 @@ def special_paths() -> Json:
         },
         f"{API}/accounts/{{id}}/contacts/{{contact_id}}": {
             "parameters": [_ID_PARAM, {**_ID_PARAM, "name": "contact_id"}],
-            "delete": _op("remove_account_contact", "accounts", {"204": {"description": "Removed"}, **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound")}),
+            "delete": _op(
+                "remove_account_contact",
+                "accounts",
+                {
+                    "204": {"description": "Removed"},
+                    **_errors("BadRequest", "Unauthorized", "Forbidden", "NotFound"),
+                },
+            ),
         },
         f"{API}/opportunities/{{id}}/stage_history": {
             "parameters": [_ID_PARAM],
-            "get": _op("stage_history", "opportunities", {"200": _json(_items(_OBJ)), **_errors("BadRequest", "Unauthorized", "NotFound")}),
+            "get": _op(
+                "stage_history",
+                "opportunities",
+                {"200": _json(_items(_OBJ)), **_errors("BadRequest", "Unauthorized", "NotFound")},
+            ),
         },
         f"{API}/analytics/pipeline/stages": {
-            "get": _op("pipeline_stages_summary", "analytics", {"200": _json(_OBJ), **analytics_err}, parameters=pipeline),
+            "get": _op(
+                "pipeline_stages_summary",
+                "analytics",
+                {"200": _json(_OBJ), **analytics_err},
+                parameters=pipeline,
+            ),
         },
         f"{API}/analytics/pipeline/conversion": {
-            "get": _op("pipeline_conversion", "analytics", {"200": _json(_OBJ), **analytics_err}, parameters=pipeline + period),
+            "get": _op(
+                "pipeline_conversion",
+                "analytics",
+                {"200": _json(_OBJ), **analytics_err},
+                parameters=pipeline + period,
+            ),
         },
         f"{API}/analytics/pipeline/forecast": {
-            "get": _op("pipeline_forecast", "analytics", {"200": _json(_OBJ), **analytics_err}, parameters=pipeline + period),
+            "get": _op(
+                "pipeline_forecast",
+                "analytics",
+                {"200": _json(_OBJ), **analytics_err},
+                parameters=pipeline + period,
+            ),
         },
         f"{API}/analytics/pipeline/owners": {
-            "get": _op("pipeline_owners", "analytics", {"200": _json(_OBJ), **analytics_err}, parameters=period),
+            "get": _op(
+                "pipeline_owners",
+                "analytics",
+                {"200": _json(_OBJ), **analytics_err},
+                parameters=period,
+            ),
         },
         f"{API}/imports": {
             "post": _op(
@@ -429,21 +621,44 @@ def special_paths() -> Json:
                 "imports",
                 {"202": _json(_OBJ, "Accepted"), **job_errors},
                 parameters=[
-                    {"name": "entity", "in": "query", "required": True, "schema": {"type": "string", "enum": ["accounts", "contacts", "leads"]}},
-                    {"name": "key", "in": "query", "schema": {"type": "string", "enum": ["id", "external_id", "email", "name"]}},
+                    {
+                        "name": "entity",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["accounts", "contacts", "leads"]},
+                    },
+                    {
+                        "name": "key",
+                        "in": "query",
+                        "schema": {
+                            "type": "string",
+                            "enum": ["id", "external_id", "email", "name"],
+                        },
+                    },
                     {"name": "filename", "in": "query", "schema": {"type": "string"}},
                     _IDEMPOTENCY,
                 ],
-                requestBody={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+                requestBody={
+                    "required": True,
+                    "content": {"text/csv": {"schema": {"type": "string"}}},
+                },
             ),
         },
         f"{API}/imports/{{id}}": {
             "parameters": [_ID_PARAM],
-            "get": _op("get_import", "imports", {"200": _json(_OBJ), **_errors("BadRequest", "Unauthorized", "NotFound")}),
+            "get": _op(
+                "get_import",
+                "imports",
+                {"200": _json(_OBJ), **_errors("BadRequest", "Unauthorized", "NotFound")},
+            ),
         },
         f"{API}/imports/{{id}}/errors": {
             "parameters": [_ID_PARAM],
-            "get": _op("import_errors", "imports", {"200": _json(_items(_OBJ)), **_errors("BadRequest", "Unauthorized", "NotFound")}),
+            "get": _op(
+                "import_errors",
+                "imports",
+                {"200": _json(_items(_OBJ)), **_errors("BadRequest", "Unauthorized", "NotFound")},
+            ),
         },
         f"{API}/imports/{{id}}/revert": {
             "parameters": [_ID_PARAM],
@@ -459,14 +674,21 @@ def special_paths() -> Json:
                     {
                         "type": "object",
                         "required": ["entity"],
-                        "properties": {"entity": {"type": "string", "enum": ["accounts", "contacts", "leads"]}, "filter": {"nullable": True}},
+                        "properties": {
+                            "entity": {"type": "string", "enum": ["accounts", "contacts", "leads"]},
+                            "filter": {"nullable": True},
+                        },
                     }
                 ),
             ),
         },
         f"{API}/exports/{{id}}": {
             "parameters": [_ID_PARAM],
-            "get": _op("get_export", "exports", {"200": _json(_OBJ), **_errors("BadRequest", "Unauthorized", "NotFound")}),
+            "get": _op(
+                "get_export",
+                "exports",
+                {"200": _json(_OBJ), **_errors("BadRequest", "Unauthorized", "NotFound")},
+            ),
         },
         f"{API}/exports/{{id}}/download": {
             "parameters": [_ID_PARAM],
@@ -474,7 +696,10 @@ def special_paths() -> Json:
                 "download_export",
                 "exports",
                 {
-                    "200": {"description": "The CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                    "200": {
+                        "description": "The CSV",
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
                     **_errors("BadRequest", "Unauthorized", "NotFound", "Conflict"),
                 },
             ),
@@ -517,7 +742,13 @@ def special_schemas() -> Json:
         },
         "Rollup": {
             "type": "object",
-            "required": ["account_id", "accounts", "annual_revenue", "open_opportunities", "open_amount"],
+            "required": [
+                "account_id",
+                "accounts",
+                "annual_revenue",
+                "open_opportunities",
+                "open_amount",
+            ],
             "properties": {
                 "account_id": {"type": "integer"},
                 "accounts": {"type": "integer"},

@@ -17,7 +17,13 @@ from fieldmesh.auth import Principal
 Conn = AsyncConnection[Any]
 
 # Which lead field fills which field of the new records (recorded on the lead).
-ACCOUNT_FROM_LEAD = {"name": "company", "address": "address", "location": "location", "currency": "currency", "territory_id": "territory_id"}
+ACCOUNT_FROM_LEAD = {
+    "name": "company",
+    "address": "address",
+    "location": "location",
+    "currency": "currency",
+    "territory_id": "territory_id",
+}
 CONTACT_FROM_LEAD = {
     "first_name": "first_name",
     "last_name": "last_name",
@@ -50,7 +56,10 @@ async def convert_lead(conn: Conn, principal: Principal, lead_id: int, options: 
                 values[target] = json.dumps(lead[source]) if target == "location" else lead[source]
                 mapping["account"][target] = f"lead.{source}"
         if "name" not in values:
-            values["name"] = " ".join(x for x in (lead["first_name"], lead["last_name"]) if x) or f"Lead {lead_id}"
+            values["name"] = (
+                " ".join(x for x in (lead["first_name"], lead["last_name"]) if x)
+                or f"Lead {lead_id}"
+            )
             mapping["account"]["name"] = "lead.first_name + lead.last_name"
         values.update(options.get("account") or {})
         account = await create_record(conn, ACCOUNTS, principal, values)
@@ -67,7 +76,10 @@ async def convert_lead(conn: Conn, principal: Principal, lead_id: int, options: 
     cvalues.update(options.get("contact") or {})
     contact = await create_record(conn, CONTACTS, principal, cvalues)
     has_primary = await (
-        await conn.execute("SELECT 1 FROM account_contacts WHERE account_id = %s AND role = 'primary'", (account["id"],))
+        await conn.execute(
+            "SELECT 1 FROM account_contacts WHERE account_id = %s AND role = 'primary'",
+            (account["id"],),
+        )
     ).fetchone()
     await conn.execute(
         "INSERT INTO account_contacts (account_id, contact_id, role) VALUES (%s, %s, %s)",
@@ -88,7 +100,9 @@ async def convert_lead(conn: Conn, principal: Principal, lead_id: int, options: 
                 mapping["opportunity"][target] = f"lead.{source}"
         ovalues.update(options.get("opportunity") or {})
         opportunity = await create_record(conn, OPPORTUNITIES, principal, ovalues)
-        await conn.execute("UPDATE opportunities SET lead_id = %s WHERE id = %s", (lead_id, opportunity["id"]))
+        await conn.execute(
+            "UPDATE opportunities SET lead_id = %s WHERE id = %s", (lead_id, opportunity["id"])
+        )
 
     await set_actor(conn, principal)
     await conn.execute(
@@ -98,7 +112,13 @@ async def convert_lead(conn: Conn, principal: Principal, lead_id: int, options: 
                updated_at = now(), version = version + 1
         WHERE id = %s
         """,
-        (account["id"], contact["id"], opportunity["id"] if opportunity else None, json.dumps(mapping), lead_id),
+        (
+            account["id"],
+            contact["id"],
+            opportunity["id"] if opportunity else None,
+            json.dumps(mapping),
+            lead_id,
+        ),
     )
     # The lead's history follows it to the new records.
     await conn.execute(
@@ -140,21 +160,39 @@ async def duplicate_groups(conn: Conn, principal: Principal, limit: int = 100) -
     return await cur.fetchall()
 
 
-_MERGE_FILL = ("first_name", "last_name", "company_name", "title", "email", "phone", "phone_normalized", "address", "external_id")
+_MERGE_FILL = (
+    "first_name",
+    "last_name",
+    "company_name",
+    "title",
+    "email",
+    "phone",
+    "phone_normalized",
+    "address",
+    "external_id",
+)
 
 
-async def merge_contacts(conn: Conn, principal: Principal, survivor_id: int, duplicate_ids: list[int]) -> Row:
+async def merge_contacts(
+    conn: Conn, principal: Principal, survivor_id: int, duplicate_ids: list[int]
+) -> Row:
     """Fold duplicates into the survivor: empty fields filled, custom fields and
     communication preferences combined, account roles, activities and opportunities moved;
     the duplicates are deleted (the audit log keeps them)."""
     principal.require_write()
     if survivor_id in duplicate_ids or not duplicate_ids:
-        raise CrmError("merge_ids must be other contacts than the survivor", field="merge_ids", status=422)
+        raise CrmError(
+            "merge_ids must be other contacts than the survivor", field="merge_ids", status=422
+        )
     await set_actor(conn, principal)
     survivor = await get_record(conn, CONTACTS, principal, survivor_id, for_update=True)
     for dup_id in duplicate_ids:
         dup = await get_record(conn, CONTACTS, principal, dup_id, for_update=True)
-        fill = {f: dup[f] for f in _MERGE_FILL if survivor.get(f) in (None, "") and dup.get(f) not in (None, "")}
+        fill = {
+            f: dup[f]
+            for f in _MERGE_FILL
+            if survivor.get(f) in (None, "") and dup.get(f) not in (None, "")
+        }
         if dup["external_id"] and "external_id" in fill:
             await conn.execute("UPDATE contacts SET external_id = NULL WHERE id = %s", (dup_id,))
         sets = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in fill]
@@ -177,10 +215,20 @@ async def merge_contacts(conn: Conn, principal: Principal, survivor_id: int, dup
             (survivor_id, survivor_id, dup_id),
         )
         await conn.execute("DELETE FROM account_contacts WHERE contact_id = %s", (dup_id,))
-        await conn.execute("UPDATE activities SET contact_id = %s WHERE contact_id = %s", (survivor_id, dup_id))
-        await conn.execute("UPDATE opportunities SET contact_id = %s WHERE contact_id = %s", (survivor_id, dup_id))
-        await conn.execute("UPDATE leads SET converted_contact_id = %s WHERE converted_contact_id = %s", (survivor_id, dup_id))
-        await conn.execute("UPDATE contacts SET merged_into_id = %s WHERE merged_into_id = %s", (survivor_id, dup_id))
+        await conn.execute(
+            "UPDATE activities SET contact_id = %s WHERE contact_id = %s", (survivor_id, dup_id)
+        )
+        await conn.execute(
+            "UPDATE opportunities SET contact_id = %s WHERE contact_id = %s", (survivor_id, dup_id)
+        )
+        await conn.execute(
+            "UPDATE leads SET converted_contact_id = %s WHERE converted_contact_id = %s",
+            (survivor_id, dup_id),
+        )
+        await conn.execute(
+            "UPDATE contacts SET merged_into_id = %s WHERE merged_into_id = %s",
+            (survivor_id, dup_id),
+        )
         await conn.execute("DELETE FROM contacts WHERE id = %s", (dup_id,))
         survivor = await get_record(conn, CONTACTS, principal, survivor_id, for_update=True)
     return survivor
@@ -195,7 +243,9 @@ def _json(value: Any) -> str:
 # --------------------------------------------------------------------------- accounts
 
 
-async def set_account_contact(conn: Conn, principal: Principal, account_id: int, contact_id: int, role: str) -> Row:
+async def set_account_contact(
+    conn: Conn, principal: Principal, account_id: int, contact_id: int, role: str
+) -> Row:
     principal.require_write()
     if role not in CONTACT_ROLES:
         raise CrmError(f"role must be one of {', '.join(CONTACT_ROLES)}", field="role", status=422)
@@ -205,7 +255,9 @@ async def set_account_contact(conn: Conn, principal: Principal, account_id: int,
     except CrmError:
         raise
     except Exception as exc:  # NotFound of the contact is a bad field of this request
-        raise CrmError(f"contact_id: contact {contact_id} not found", field="contact_id", status=422) from exc
+        raise CrmError(
+            f"contact_id: contact {contact_id} not found", field="contact_id", status=422
+        ) from exc
     if role == "primary":  # one primary per account: the previous one becomes secondary
         await conn.execute(
             "UPDATE account_contacts SET role = 'secondary' WHERE account_id = %s AND role = 'primary' AND contact_id <> %s",
@@ -234,14 +286,21 @@ async def account_contacts(conn: Conn, principal: Principal, account_id: int) ->
     return await cur.fetchall()
 
 
-async def remove_account_contact(conn: Conn, principal: Principal, account_id: int, contact_id: int) -> None:
+async def remove_account_contact(
+    conn: Conn, principal: Principal, account_id: int, contact_id: int
+) -> None:
     principal.require_write()
     await get_record(conn, ACCOUNTS, principal, account_id, for_update=True)
     cur = await conn.execute(
-        "DELETE FROM account_contacts WHERE account_id = %s AND contact_id = %s", (account_id, contact_id)
+        "DELETE FROM account_contacts WHERE account_id = %s AND contact_id = %s",
+        (account_id, contact_id),
     )
     if cur.rowcount == 0:
-        raise CrmError(f"contact {contact_id} is not linked to account {account_id}", status=404, code="not_found")
+        raise CrmError(
+            f"contact {contact_id} is not linked to account {account_id}",
+            status=404,
+            code="not_found",
+        )
 
 
 async def rollup(conn: Conn, principal: Principal, account_id: int) -> Row:
@@ -279,7 +338,9 @@ async def rollup(conn: Conn, principal: Principal, account_id: int) -> Row:
     return row
 
 
-async def timeline(conn: Conn, principal: Principal, account_id: int, cursor: str | None, limit: int) -> Page:
+async def timeline(
+    conn: Conn, principal: Principal, account_id: int, cursor: str | None, limit: int
+) -> Page:
     """All visible activities of the account, newest first (by occurred_at, then id)."""
     await get_record(conn, ACCOUNTS, principal, account_id)
     occurred = ACTIVITIES.field("occurred_at")

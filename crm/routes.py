@@ -8,8 +8,10 @@ and CSV import/export jobs. Records the caller may not see answer 404, never 403
 from __future__ import annotations
 
 import asyncio
+import csv
 import datetime as dt
 import hashlib
+import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -42,13 +44,17 @@ from fieldmesh.auth import Principal, current_user
 from fieldmesh.openapi import add_fragment
 
 API = "/api/v1"
-JOBS = web.AppKey("crm_jobs", set)
+JOBS = web.AppKey("crm_jobs", set[asyncio.Future[None]])
 _encoder = msgspec.json.Encoder(decimal_format="number")
 Conn = AsyncConnection[Any]
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=_encoder.encode(data), status=status, headers=headers, content_type="application/json")
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=_encoder.encode(data), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def _to_plain(data: Any) -> Any:
@@ -66,7 +72,9 @@ async def read_json(request: web.Request) -> Any:
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CrmError(f"the body is not valid JSON: {exc}", status=400, code="invalid_json") from None
+        raise CrmError(
+            f"the body is not valid JSON: {exc}", status=400, code="invalid_json"
+        ) from None
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -114,7 +122,9 @@ def _time_param(request: web.Request, name: str) -> dt.datetime | None:
             return dt.datetime.fromisoformat(raw).replace(tzinfo=dt.UTC)
         return parse_datetime(raw)
     except ValueError as exc:
-        raise CrmError(f"{name}: not an ISO 8601 date or time: {exc}", field=name, status=400) from None
+        raise CrmError(
+            f"{name}: not an ISO 8601 date or time: {exc}", field=name, status=400
+        ) from None
 
 
 def _page(page: Page) -> dict[str, Any]:
@@ -141,9 +151,13 @@ async def _idempotent(
     the stored response (Idempotent-Replayed: true); the same key with another body is 422."""
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
-        raise CrmError("Idempotency-Key must have 1 to 200 characters", field="Idempotency-Key", status=400)
+        raise CrmError(
+            "Idempotency-Key must have 1 to 200 characters", field="Idempotency-Key", status=400
+        )
     body = await request.read()
-    digest = hashlib.sha256(b"\n".join([request.method.encode(), request.path_qs.encode(), body])).hexdigest()
+    digest = hashlib.sha256(
+        b"\n".join([request.method.encode(), request.path_qs.encode(), body])
+    ).hexdigest()
     async with request.app[DB_POOL].connection() as conn, conn.transaction():
         if key is not None:
             cur = await conn.execute(
@@ -176,7 +190,12 @@ async def _idempotent(
         if key is not None:
             await conn.execute(
                 "UPDATE idempotency_keys SET status = %s, response = %s::jsonb WHERE user_id = %s AND key = %s",
-                (status, json.dumps({"body": _to_plain(payload), "headers": headers}), principal.user_id, key),
+                (
+                    status,
+                    json.dumps({"body": _to_plain(payload), "headers": headers}),
+                    principal.user_id,
+                    key,
+                ),
             )
     return json_response(payload, status=status, headers=headers)
 
@@ -227,7 +246,9 @@ async def create_handler(request: web.Request) -> web.Response:
 async def get_handler(request: web.Request) -> web.Response:
     principal = await current_user(request)
     entity = _entity(request)
-    row = await _with_conn(request, lambda conn: get_record(conn, entity, principal, _record_id(request)))
+    row = await _with_conn(
+        request, lambda conn: get_record(conn, entity, principal, _record_id(request))
+    )
     return json_response(row, headers={"ETag": etag(row)})
 
 
@@ -238,7 +259,9 @@ async def update_handler(request: web.Request) -> web.Response:
     values = parse_body(entity, await read_json(request), partial=True)
     row = await _with_conn(
         request,
-        lambda conn: update_record(conn, entity, principal, record_id, values, request.headers.get("If-Match")),
+        lambda conn: update_record(
+            conn, entity, principal, record_id, values, request.headers.get("If-Match")
+        ),
     )
     return json_response(row, headers={"ETag": etag(row)})
 
@@ -248,7 +271,10 @@ async def delete_handler(request: web.Request) -> web.Response:
     entity = _entity(request)
     record_id = _record_id(request)
     await _with_conn(
-        request, lambda conn: delete_record(conn, entity, principal, record_id, request.headers.get("If-Match"))
+        request,
+        lambda conn: delete_record(
+            conn, entity, principal, record_id, request.headers.get("If-Match")
+        ),
     )
     return web.Response(status=204)
 
@@ -277,19 +303,33 @@ async def audit_handler(request: web.Request) -> web.Response:
 
 async def token_handler(request: web.Request) -> web.Response:
     body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("email"), str) or not isinstance(body.get("password"), str):
-        raise CrmError('the body must be {"email": ..., "password": ...}', field="email", status=422)
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("email"), str)
+        or not isinstance(body.get("password"), str)
+    ):
+        raise CrmError(
+            'the body must be {"email": ..., "password": ...}', field="email", status=422
+        )
     if "\x00" in body["email"] + body["password"]:
         raise auth.AuthError("wrong e-mail or password")
-    token_id, token = await _with_conn(request, lambda conn: auth.login(conn, body["email"], body["password"]))
+    token_id, token = await _with_conn(
+        request, lambda conn: auth.login(conn, body["email"], body["password"])
+    )
     return json_response({"token": token, "token_id": token_id}, status=201)
 
 
 async def me_handler(request: web.Request) -> web.Response:
     p = await current_user(request)
     return json_response(
-        {"user_id": p.user_id, "email": p.email, "role": p.role, "territory_id": p.territory_id,
-         "team_user_ids": list(p.team_user_ids), "team_territory_ids": list(p.team_territory_ids)}
+        {
+            "user_id": p.user_id,
+            "email": p.email,
+            "role": p.role,
+            "territory_id": p.territory_id,
+            "team_user_ids": list(p.team_user_ids),
+            "team_territory_ids": list(p.team_territory_ids),
+        }
     )
 
 
@@ -316,7 +356,9 @@ async def tokens_create_handler(request: web.Request) -> web.Response:
     name = body.get("name", "")
     if not isinstance(name, str) or len(name) > 200 or "\x00" in name:
         raise CrmError("name must be a string of up to 200 characters", field="name", status=422)
-    token_id, token = await _with_conn(request, lambda conn: auth.issue_token(conn, p.user_id, name))
+    token_id, token = await _with_conn(
+        request, lambda conn: auth.issue_token(conn, p.user_id, name)
+    )
     return json_response({"token": token, "token_id": token_id}, status=201)
 
 
@@ -339,17 +381,29 @@ async def convert_handler(request: web.Request) -> web.Response:
         raise CrmError("the body must be a JSON object", status=400)
     unknown = set(body) - {"account_id", "create_opportunity", "account", "contact", "opportunity"}
     if unknown:
-        raise CrmError(f"unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0], status=422)
+        raise CrmError(
+            f"unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0], status=422
+        )
     options: Row = {}
     if body.get("account_id") is not None:
-        if isinstance(body["account_id"], bool) or not isinstance(body["account_id"], int) or body["account_id"] < 1:
+        if (
+            isinstance(body["account_id"], bool)
+            or not isinstance(body["account_id"], int)
+            or body["account_id"] < 1
+        ):
             raise CrmError("account_id must be a positive integer", field="account_id", status=422)
         options["account_id"] = body["account_id"]
     if "create_opportunity" in body:
         if not isinstance(body["create_opportunity"], bool):
-            raise CrmError("create_opportunity must be true or false", field="create_opportunity", status=422)
+            raise CrmError(
+                "create_opportunity must be true or false", field="create_opportunity", status=422
+            )
         options["create_opportunity"] = body["create_opportunity"]
-    for part, ent in (("account", "accounts"), ("contact", "contacts"), ("opportunity", "opportunities")):
+    for part, ent in (
+        ("account", "accounts"),
+        ("contact", "contacts"),
+        ("opportunity", "opportunities"),
+    ):
         if body.get(part) is not None:
             options[part] = parse_body(ENTITIES[ent], body[part], partial=True)
 
@@ -372,16 +426,26 @@ async def merge_handler(request: web.Request) -> web.Response:
     survivor = _record_id(request)
     body = await read_json(request)
     ids = body.get("merge_ids") if isinstance(body, dict) else None
-    if not isinstance(ids, list) or not ids or any(isinstance(i, bool) or not isinstance(i, int) or not 1 <= i < 2**63 for i in ids):
-        raise CrmError("merge_ids must be a non-empty list of contact ids", field="merge_ids", status=422)
-    row = await _with_conn(request, lambda conn: records.merge_contacts(conn, principal, survivor, ids))
+    if (
+        not isinstance(ids, list)
+        or not ids
+        or any(isinstance(i, bool) or not isinstance(i, int) or not 1 <= i < 2**63 for i in ids)
+    ):
+        raise CrmError(
+            "merge_ids must be a non-empty list of contact ids", field="merge_ids", status=422
+        )
+    row = await _with_conn(
+        request, lambda conn: records.merge_contacts(conn, principal, survivor, ids)
+    )
     return json_response(row, headers={"ETag": etag(row)})
 
 
 async def rollup_handler(request: web.Request) -> web.Response:
     principal = await current_user(request)
     account_id = _record_id(request)
-    return json_response(await _with_conn(request, lambda conn: records.rollup(conn, principal, account_id)))
+    return json_response(
+        await _with_conn(request, lambda conn: records.rollup(conn, principal, account_id))
+    )
 
 
 async def timeline_handler(request: web.Request) -> web.Response:
@@ -389,7 +453,10 @@ async def timeline_handler(request: web.Request) -> web.Response:
     account_id = _record_id(request)
     limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
     page = await _with_conn(
-        request, lambda conn: records.timeline(conn, principal, account_id, request.query.get("cursor"), limit)
+        request,
+        lambda conn: records.timeline(
+            conn, principal, account_id, request.query.get("cursor"), limit
+        ),
     )
     return json_response(_page(page))
 
@@ -397,7 +464,9 @@ async def timeline_handler(request: web.Request) -> web.Response:
 async def account_contacts_handler(request: web.Request) -> web.Response:
     principal = await current_user(request)
     account_id = _record_id(request)
-    rows = await _with_conn(request, lambda conn: records.account_contacts(conn, principal, account_id))
+    rows = await _with_conn(
+        request, lambda conn: records.account_contacts(conn, principal, account_id)
+    )
     return json_response({"items": rows})
 
 
@@ -408,7 +477,11 @@ async def account_contact_put_handler(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise CrmError("the body must be a JSON object", status=400)
     contact_id = body.get("contact_id")
-    if isinstance(contact_id, bool) or not isinstance(contact_id, int) or not 1 <= contact_id < 2**63:
+    if (
+        isinstance(contact_id, bool)
+        or not isinstance(contact_id, int)
+        or not 1 <= contact_id < 2**63
+    ):
         raise CrmError("contact_id must be a positive integer", field="contact_id", status=422)
     role = body.get("role", "secondary")
     if not isinstance(role, str):
@@ -421,7 +494,9 @@ async def account_contact_put_handler(request: web.Request) -> web.Response:
             raise
         except Exception as exc:
             if getattr(exc, "status", 0) == 404:
-                raise CrmError(f"contact_id: contact {contact_id} not found", field="contact_id", status=422) from None
+                raise CrmError(
+                    f"contact_id: contact {contact_id} not found", field="contact_id", status=422
+                ) from None
             raise
         return await records.set_account_contact(conn, principal, account_id, contact_id, role)
 
@@ -432,7 +507,10 @@ async def account_contact_delete_handler(request: web.Request) -> web.Response:
     principal = await current_user(request)
     account_id = _record_id(request)
     contact_id = _record_id(request, "contact_id")
-    await _with_conn(request, lambda conn: records.remove_account_contact(conn, principal, account_id, contact_id))
+    await _with_conn(
+        request,
+        lambda conn: records.remove_account_contact(conn, principal, account_id, contact_id),
+    )
     return web.Response(status=204)
 
 
@@ -532,10 +610,17 @@ async def import_create_handler(request: web.Request) -> web.Response:
         raise CrmError("entity must be accounts, contacts or leads", field="entity", status=400)
     key = request.query.get("key", "id")
     if key not in entity.upsert_keys:
-        raise CrmError(f"key must be one of {', '.join(entity.upsert_keys)}", field="key", status=400)
+        raise CrmError(
+            f"key must be one of {', '.join(entity.upsert_keys)}", field="key", status=400
+        )
     content = await request.read()
     if not content:
         raise CrmError("the body must be the CSV file", status=400)
+    try:  # a bad header is refused now; bad rows are reported by the job
+        header = next(csv.reader(io.StringIO(content.decode("utf-8-sig"))), [])
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CrmError(f"the body is not a UTF-8 CSV file: {exc}", status=400) from None
+    csvio.check_header(entity, header, key)
 
     async def run(conn: Conn) -> tuple[int, Any, dict[str, str]]:
         cur = conn.cursor(row_factory=dict_row)
@@ -573,7 +658,11 @@ async def _own_job(conn: Conn, principal: Principal, table: str, cols: str, job_
 async def import_get_handler(request: web.Request) -> web.Response:
     principal = await current_user(request)
     job_id = _record_id(request)
-    return json_response(await _with_conn(request, lambda c: _own_job(c, principal, "import_jobs", _IMPORT_COLS, job_id)))
+    return json_response(
+        await _with_conn(
+            request, lambda c: _own_job(c, principal, "import_jobs", _IMPORT_COLS, job_id)
+        )
+    )
 
 
 async def import_errors_handler(request: web.Request) -> web.Response:
@@ -584,7 +673,8 @@ async def import_errors_handler(request: web.Request) -> web.Response:
         await _own_job(conn, principal, "import_jobs", _IMPORT_COLS, job_id)
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
-            "SELECT line_no, field, message, raw FROM import_job_errors WHERE job_id = %s ORDER BY line_no", (job_id,)
+            "SELECT line_no, field, message, raw FROM import_job_errors WHERE job_id = %s ORDER BY line_no",
+            (job_id,),
         )
         return await cur.fetchall()
 
@@ -615,7 +705,11 @@ async def export_create_handler(request: web.Request) -> web.Response:
     if entity is None or not entity.csv:
         raise CrmError("entity must be accounts, contacts or leads", field="entity", status=422)
     if set(body) - {"entity", "filter"}:
-        raise CrmError("only entity and filter are accepted", field=sorted(set(body) - {"entity", "filter"})[0], status=422)
+        raise CrmError(
+            "only entity and filter are accepted",
+            field=sorted(set(body) - {"entity", "filter"})[0],
+            status=422,
+        )
     node = body.get("filter")
     from crm.filters import compile_filter
 
@@ -641,7 +735,11 @@ async def export_create_handler(request: web.Request) -> web.Response:
 async def export_get_handler(request: web.Request) -> web.Response:
     principal = await current_user(request)
     job_id = _record_id(request)
-    return json_response(await _with_conn(request, lambda c: _own_job(c, principal, "export_jobs", _EXPORT_COLS, job_id)))
+    return json_response(
+        await _with_conn(
+            request, lambda c: _own_job(c, principal, "export_jobs", _EXPORT_COLS, job_id)
+        )
+    )
 
 
 async def export_download_handler(request: web.Request) -> web.Response:
@@ -649,11 +747,15 @@ async def export_download_handler(request: web.Request) -> web.Response:
     job_id = _record_id(request)
 
     async def run(conn: Conn) -> Row:
-        return await _own_job(conn, principal, "export_jobs", "id, status, created_by, result, entity", job_id)
+        return await _own_job(
+            conn, principal, "export_jobs", "id, status, created_by, result, entity", job_id
+        )
 
     job = await _with_conn(request, run)
     if job["status"] != "done":
-        raise CrmError(f"export {job_id} is {job['status']}, not done", status=409, code="not_ready")
+        raise CrmError(
+            f"export {job_id} is {job['status']}, not done", status=409, code="not_ready"
+        )
     return web.Response(
         body=bytes(job["result"]),
         content_type="text/csv",
@@ -667,9 +769,11 @@ async def export_download_handler(request: web.Request) -> web.Response:
 async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     app[JOBS] = set()
     yield
-    for task in list(app[JOBS]):
+    jobs: set[asyncio.Future[None]] = app[JOBS]
+    pending = list(jobs)
+    for task in pending:
         task.cancel()
-    await asyncio.gather(*app[JOBS], return_exceptions=True)
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 def setup(app: web.Application) -> None:

@@ -20,12 +20,79 @@ import psycopg
 
 Progress = Callable[[str, int, int], None]  # (table, rows done in this step, total rows)
 
-FIRST = ("Anna", "Ben", "Chloé", "David", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Liam",
-         "Maya", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera", "Wen", "Yusuf", "Zoe")
-LAST = ("Smith", "Müller", "García", "Rossi", "Dubois", "Kowalski", "Jensen", "Silva", "Novak", "Tanaka",
-        "Okafor", "Larsen", "Moreau", "Fischer", "Costa", "Nagy", "Horvat", "Berg", "Keller", "Weber")
-COMPANY_A = ("North", "Blue", "Iron", "Green", "Swift", "Alpine", "Delta", "Coastal", "Prime", "Urban")
-COMPANY_B = ("Dairy", "Foods", "Logistics", "Pharma", "Steel", "Bakery", "Hotels", "Clinic", "Farms", "Motors")
+FIRST = (
+    "Anna",
+    "Ben",
+    "Chloé",
+    "David",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Pablo",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wen",
+    "Yusuf",
+    "Zoe",
+)
+LAST = (
+    "Smith",
+    "Müller",
+    "García",
+    "Rossi",
+    "Dubois",
+    "Kowalski",
+    "Jensen",
+    "Silva",
+    "Novak",
+    "Tanaka",
+    "Okafor",
+    "Larsen",
+    "Moreau",
+    "Fischer",
+    "Costa",
+    "Nagy",
+    "Horvat",
+    "Berg",
+    "Keller",
+    "Weber",
+)
+COMPANY_A = (
+    "North",
+    "Blue",
+    "Iron",
+    "Green",
+    "Swift",
+    "Alpine",
+    "Delta",
+    "Coastal",
+    "Prime",
+    "Urban",
+)
+COMPANY_B = (
+    "Dairy",
+    "Foods",
+    "Logistics",
+    "Pharma",
+    "Steel",
+    "Bakery",
+    "Hotels",
+    "Clinic",
+    "Farms",
+    "Motors",
+)
 ACCOUNT_TYPES = ("customer",) * 6 + ("prospect",) * 3 + ("partner",)
 ACTIVITY_TYPES = ("call", "email", "meeting", "task", "note")
 BATCH = 20_000
@@ -63,14 +130,23 @@ def _copy(
                 progress(table, n, total)
 
 
-def seed(dsn: str, counts: SeedCounts, *, rng_seed: int = 7, progress: Progress | None = None) -> dict[str, int]:
+def seed(
+    dsn: str, counts: SeedCounts, *, rng_seed: int = 7, progress: Progress | None = None
+) -> dict[str, int]:
     """Load the data set into an empty CRM schema; returns the number of rows per table."""
     rng = random.Random(rng_seed)
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     with psycopg.connect(dsn) as conn:
         if conn.execute("SELECT EXISTS (SELECT 1 FROM accounts)").fetchone() == (True,):
             raise ValueError("the database already has accounts: seed an empty one")
-        for table in ("accounts", "contacts", "activities", "opportunities", "users", "territories"):
+        for table in (
+            "accounts",
+            "contacts",
+            "activities",
+            "opportunities",
+            "users",
+            "territories",
+        ):
             conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         # territories, managers and reps
         territory_ids = [
@@ -96,8 +172,15 @@ def seed(dsn: str, counts: SeedCounts, *, rng_seed: int = 7, progress: Progress 
                 rep = conn.execute(
                     "INSERT INTO users (email, name, role, territory_id, manager_id, skills, home_location) "
                     "VALUES (%s, %s, 'rep', %s, %s, %s, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography) RETURNING id",
-                    (f"rep{t}_{k}@seed.fieldmesh.test", f"Rep {t}.{k}", t, mgr[0], ["install", "repair"][: 1 + k % 2],
-                     rng.uniform(-10, 30), rng.uniform(36, 60)),
+                    (
+                        f"rep{t}_{k}@seed.fieldmesh.test",
+                        f"Rep {t}.{k}",
+                        t,
+                        mgr[0],
+                        ["install", "repair"][: 1 + k % 2],
+                        rng.uniform(-10, 30),
+                        rng.uniform(36, 60),
+                    ),
                 ).fetchone()
                 assert rep is not None
                 reps[t].append(rep[0])
@@ -107,7 +190,7 @@ def seed(dsn: str, counts: SeedCounts, *, rng_seed: int = 7, progress: Progress 
         first_account = int(base[0]) + 1
 
         def account_territory(i: int) -> int:
-            return territory_ids[i % n_terr]
+            return int(territory_ids[i % n_terr])
 
         def account_owner(i: int) -> int:
             rs = reps[account_territory(i)]
@@ -117,7 +200,9 @@ def seed(dsn: str, counts: SeedCounts, *, rng_seed: int = 7, progress: Progress 
             lon, lat = rng.uniform(-10, 30), rng.uniform(36, 60)
             typ = ACCOUNT_TYPES[i % len(ACCOUNT_TYPES)]
             freq = {"customer": 30, "prospect": 60, "partner": 90}[typ]
-            custom = json.dumps({"tier": ("gold", "silver", "bronze")[i % 3], "employees": rng.randint(5, 5000)})
+            custom = json.dumps(
+                {"tier": ("gold", "silver", "bronze")[i % 3], "employees": rng.randint(5, 5000)}
+            )
             return (
                 f"{COMPANY_A[i % 10]} {COMPANY_B[(i // 10) % 10]} {i}\t{typ}\t{rng.randint(1, 500) * 10000}\tEUR\t"
                 f"{i} Main Street\tSRID=4326;POINT({lon:.6f} {lat:.6f})\t{account_territory(i)}\t{account_owner(i)}\t"
@@ -127,8 +212,19 @@ def seed(dsn: str, counts: SeedCounts, *, rng_seed: int = 7, progress: Progress 
         _copy(
             conn,
             "accounts",
-            ("name", "type", "annual_revenue", "currency", "address", "location", "territory_id", "owner_id",
-             "health_score", "visit_frequency_days", "custom"),
+            (
+                "name",
+                "type",
+                "annual_revenue",
+                "currency",
+                "address",
+                "location",
+                "territory_id",
+                "owner_id",
+                "health_score",
+                "visit_frequency_days",
+                "custom",
+            ),
             counts.accounts,
             account_row,
             progress,
@@ -140,13 +236,22 @@ def seed(dsn: str, counts: SeedCounts, *, rng_seed: int = 7, progress: Progress 
             phone = f"+4930{i:08d}"
             return (
                 f"{fn}\t{ln}\t{fn.lower()}.{ln.lower()}.{i}@example.com\t{phone}\t{phone}\t"
-                f"{account_owner(a)}\t{account_territory(a)}\t{{\"segment\": \"{('smb', 'mid', 'ent')[i % 3]}\"}}\n"
+                f'{account_owner(a)}\t{account_territory(a)}\t{{"segment": "{("smb", "mid", "ent")[i % 3]}"}}\n'
             )
 
         _copy(
             conn,
             "contacts",
-            ("first_name", "last_name", "email", "phone", "phone_normalized", "owner_id", "territory_id", "custom"),
+            (
+                "first_name",
+                "last_name",
+                "email",
+                "phone",
+                "phone_normalized",
+                "owner_id",
+                "territory_id",
+                "custom",
+            ),
             counts.contacts,
             contact_row,
             progress,
@@ -177,7 +282,17 @@ def seed(dsn: str, counts: SeedCounts, *, rng_seed: int = 7, progress: Progress 
         _copy(
             conn,
             "activities",
-            ("type", "subject", "status", "start_at", "account_id", "contact_id", "owner_id", "territory_id", "created_at"),
+            (
+                "type",
+                "subject",
+                "status",
+                "start_at",
+                "account_id",
+                "contact_id",
+                "owner_id",
+                "territory_id",
+                "created_at",
+            ),
             counts.activities,
             activity_row,
             progress,
@@ -207,7 +322,14 @@ def seed(dsn: str, counts: SeedCounts, *, rng_seed: int = 7, progress: Progress 
         )
         if progress:
             progress("opportunities", n_opps, n_opps)
-        for table in ("accounts", "contacts", "activities", "opportunities", "users", "territories"):
+        for table in (
+            "accounts",
+            "contacts",
+            "activities",
+            "opportunities",
+            "users",
+            "territories",
+        ):
             conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
         conn.commit()
         conn.autocommit = True

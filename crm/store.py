@@ -40,19 +40,29 @@ async def db_errors() -> AsyncIterator[None]:
         yield
     except errors.UniqueViolation as exc:
         fld = _field_of(exc)
-        raise Conflict(f"{fld or 'record'} already exists: {exc.diag.message_detail or ''}".strip(), code="duplicate", field=fld) from None
+        raise Conflict(
+            f"{fld or 'record'} already exists: {exc.diag.message_detail or ''}".strip(),
+            code="duplicate",
+            field=fld,
+        ) from None
     except errors.ForeignKeyViolation as exc:
         fld = _field_of(exc)
         detail = exc.diag.message_detail or ""
         if "still referenced" in detail:
             raise Conflict(f"the record is still referenced: {detail}", code="referenced") from None
-        raise Unprocessable(f"{fld}: no such record ({detail})", field=fld, code="unknown_reference") from None
+        raise Unprocessable(
+            f"{fld}: no such record ({detail})", field=fld, code="unknown_reference"
+        ) from None
     except (errors.CheckViolation, errors.NotNullViolation, errors.RaiseException) as exc:
         fld = exc.diag.column_name or _field_of(exc)
-        raise Unprocessable(exc.diag.message_primary or "refused by a database rule", field=fld) from None
+        raise Unprocessable(
+            exc.diag.message_primary or "refused by a database rule", field=fld
+        ) from None
     except (psycopg.DataError, errors.InternalError_) as exc:
         # bad GeoJSON, out-of-range numbers or dates, invalid text for a type
-        raise Unprocessable(exc.diag.message_primary or "a value cannot be stored", field=exc.diag.column_name) from None
+        raise Unprocessable(
+            exc.diag.message_primary or "a value cannot be stored", field=exc.diag.column_name
+        ) from None
 
 
 def _field_of(exc: psycopg.Error) -> str | None:
@@ -71,7 +81,9 @@ def select_expr(entity: Entity, alias: str = "t") -> sql.Composable:
     for f in entity.readable:
         col = sql.Identifier(alias, f.name)
         if f.kind in ("point", "multipolygon"):
-            parts.append(sql.SQL("ST_AsGeoJSON({})::jsonb AS {}").format(col, sql.Identifier(f.name)))
+            parts.append(
+                sql.SQL("ST_AsGeoJSON({})::jsonb AS {}").format(col, sql.Identifier(f.name))
+            )
         elif f.kind == "time":
             parts.append(sql.SQL("{}::text AS {}").format(col, sql.Identifier(f.name)))
         else:
@@ -90,13 +102,19 @@ def _value_expr(f: Field) -> sql.Composable:
 
 
 def _columns(entity: Entity, values: Row) -> list[tuple[sql.Identifier, sql.Composable, Any]]:
-    out = []
+    out: list[tuple[sql.Identifier, sql.Composable, Any]] = []
     for name, value in values.items():
         f = entity.field(name)
         if f is None:
             raise AssertionError(f"{entity.name} has no field {name}")
         if f.kind == "password":
-            out.append((sql.Identifier("password_hash"), sql.SQL("%s"), hash_password(value) if value else None))
+            out.append(
+                (
+                    sql.Identifier("password_hash"),
+                    sql.SQL("%s"),
+                    hash_password(value) if value else None,
+                )
+            )
         else:
             out.append((sql.Identifier(name), _value_expr(f), value))
     return out
@@ -113,7 +131,9 @@ async def set_actor(conn: AsyncConnection[Any], principal: Principal | None) -> 
     )
 
 
-def scope(entity: Entity, principal: Principal, alias: str = "t") -> tuple[sql.Composable, list[Any]]:
+def scope(
+    entity: Entity, principal: Principal, alias: str = "t"
+) -> tuple[sql.Composable, list[Any]]:
     if not entity.scoped:
         return sql.SQL("TRUE"), []
     return access_clause(principal, alias, extra_owner_columns=entity.extra_owner_columns)
@@ -129,7 +149,9 @@ class Page:
     total: int | None
 
 
-def search_clause(entity: Entity, q: str | None, alias: str = "t") -> tuple[sql.Composable, list[Any]]:
+def search_clause(
+    entity: Entity, q: str | None, alias: str = "t"
+) -> tuple[sql.Composable, list[Any]]:
     if not q:
         return sql.SQL("TRUE"), []
     if not entity.search:
@@ -175,7 +197,10 @@ async def list_records(
     total = None
     if with_total:
         await cur.execute(
-            sql.SQL("SELECT count(*) AS n FROM {} t WHERE {}").format(sql.Identifier(entity.table), base), base_p
+            sql.SQL("SELECT count(*) AS n FROM {} t WHERE {}").format(
+                sql.Identifier(entity.table), base
+            ),
+            base_p,
         )
         row = await cur.fetchone()
         total = int(row["n"]) if row else 0
@@ -206,7 +231,9 @@ async def get_record(
     return row
 
 
-async def check_visible_refs(conn: AsyncConnection[Any], entity: Entity, principal: Principal, values: Row) -> None:
+async def check_visible_refs(
+    conn: AsyncConnection[Any], entity: Entity, principal: Principal, values: Row
+) -> None:
     """A referenced scoped record the principal may not see is reported as not found (422)."""
     for name, value in values.items():
         f = entity.field(name)
@@ -217,11 +244,15 @@ async def check_visible_refs(conn: AsyncConnection[Any], entity: Entity, princip
             continue
         acc, acc_p = scope(target, principal)
         cur = await conn.execute(
-            sql.SQL("SELECT 1 FROM {} t WHERE t.id = %s AND {}").format(sql.Identifier(target.table), acc),
+            sql.SQL("SELECT 1 FROM {} t WHERE t.id = %s AND {}").format(
+                sql.Identifier(target.table), acc
+            ),
             [value, *acc_p],
         )
         if await cur.fetchone() is None:
-            raise Unprocessable(f"{name}: {target.singular} {value} not found", field=name, code="unknown_reference")
+            raise Unprocessable(
+                f"{name}: {target.singular} {value} not found", field=name, code="unknown_reference"
+            )
 
 
 # --------------------------------------------------------------------------- writes
@@ -238,7 +269,9 @@ def require_writer(entity: Entity, principal: Principal) -> None:
         principal.require_admin()
 
 
-async def create_record(conn: AsyncConnection[Any], entity: Entity, principal: Principal, values: Row) -> Row:
+async def create_record(
+    conn: AsyncConnection[Any], entity: Entity, principal: Principal, values: Row
+) -> Row:
     require_writer(entity, principal)
     await set_actor(conn, principal)
     async with db_errors():
@@ -264,7 +297,9 @@ async def create_record(conn: AsyncConnection[Any], entity: Entity, principal: P
                 sql.SQL(", ").join(c[1] for c in cols),
             )
         else:
-            query = sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING id").format(sql.Identifier(entity.table))
+            query = sql.SQL("INSERT INTO {} DEFAULT VALUES RETURNING id").format(
+                sql.Identifier(entity.table)
+            )
         cur = await conn.execute(query, [c[2] for c in cols])
         row = await cur.fetchone()
         assert row is not None
@@ -323,14 +358,16 @@ async def update_record(
         if hook is not None:
             await hook(conn, principal, current, values)
         cols = _columns(entity, values)
-        sets = [sql.SQL("{} = {}").format(c[0], c[1]) for c in cols]
+        sets: list[sql.Composable] = [sql.SQL("{} = {}").format(c[0], c[1]) for c in cols]
         if entity.field("updated_at") is not None:
             sets.append(sql.SQL("updated_at = now()"))
         if entity.versioned:
             sets.append(sql.SQL("version = version + 1"))
         if sets:
             await conn.execute(
-                sql.SQL("UPDATE {} SET {} WHERE id = %s").format(sql.Identifier(entity.table), sql.SQL(", ").join(sets)),
+                sql.SQL("UPDATE {} SET {} WHERE id = %s").format(
+                    sql.Identifier(entity.table), sql.SQL(", ").join(sets)
+                ),
                 [*(c[2] for c in cols), record_id],
             )
         new = await get_record(conn, entity, _unscoped(principal), record_id)
@@ -341,11 +378,18 @@ async def update_record(
 
 
 async def delete_record(
-    conn: AsyncConnection[Any], entity: Entity, principal: Principal, record_id: int, if_match: str | None
+    conn: AsyncConnection[Any],
+    entity: Entity,
+    principal: Principal,
+    record_id: int,
+    if_match: str | None,
 ) -> None:
     require_writer(entity, principal)
     await set_actor(conn, principal)
     current = await get_record(conn, entity, principal, record_id, for_update=True)
     check_if_match(entity, current, if_match)
     async with db_errors():
-        await conn.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(entity.table)), [record_id])
+        await conn.execute(
+            sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(entity.table)),
+            [record_id],
+        )

@@ -198,7 +198,7 @@ async def principal_for_token(conn: AsyncConnection[Any], token: str) -> Princip
 
 async def current_user(request: web.Request) -> Principal:
     """The authenticated principal of this request, or 401."""
-    cached = request.get(_PRINCIPAL_KEY)
+    cached: Principal | None = request.get(_PRINCIPAL_KEY)
     if cached is not None:
         return cached
     header = request.headers.get("Authorization", "")

@@ -71,7 +71,9 @@ class Api:
 
     def __getattr__(self, method: str) -> Any:
         def call(path: str, json: Any = None, **kw: Any) -> requests.Response:
-            return self.session.request(method.upper(), self.base + path, json=json, timeout=30, **kw)
+            return self.session.request(
+                method.upper(), self.base + path, json=json, timeout=30, **kw
+            )
 
         return call
 
@@ -93,17 +95,40 @@ async def _make_world(dsn: str, suffix: str) -> tuple[int, int, dict[str, int], 
     async with await AsyncConnection.connect(dsn) as conn:
         t = []
         for n in ("north", "south"):
-            cur = await conn.execute("INSERT INTO territories (name) VALUES (%s) RETURNING id", (f"{n}-{suffix}",))
+            cur = await conn.execute(
+                "INSERT INTO territories (name) VALUES (%s) RETURNING id", (f"{n}-{suffix}",)
+            )
             row = await cur.fetchone()
             assert row is not None
             t.append(int(row[0]))
         users: dict[str, int] = {}
-        users["admin"] = await auth.create_user(conn, email=f"admin-{suffix}@x.test", name="Admin", role="admin", password="admin-pass-1")
-        users["manager"] = await auth.create_user(conn, email=f"mgr-{suffix}@x.test", name="Manager", role="manager", territory_id=t[0])
-        users["rep1"] = await auth.create_user(conn, email=f"rep1-{suffix}@x.test", name="Rep One", role="rep", territory_id=t[0], manager_id=users["manager"])
-        users["rep2"] = await auth.create_user(conn, email=f"rep2-{suffix}@x.test", name="Rep Two", role="rep", territory_id=t[1])
-        users["viewer"] = await auth.create_user(conn, email=f"viewer-{suffix}@x.test", name="Viewer", role="viewer")
-        tokens = {name: (await auth.issue_token(conn, uid, "test"))[1] for name, uid in users.items()}
+        users["admin"] = await auth.create_user(
+            conn,
+            email=f"admin-{suffix}@x.test",
+            name="Admin",
+            role="admin",
+            password="admin-pass-1",
+        )
+        users["manager"] = await auth.create_user(
+            conn, email=f"mgr-{suffix}@x.test", name="Manager", role="manager", territory_id=t[0]
+        )
+        users["rep1"] = await auth.create_user(
+            conn,
+            email=f"rep1-{suffix}@x.test",
+            name="Rep One",
+            role="rep",
+            territory_id=t[0],
+            manager_id=users["manager"],
+        )
+        users["rep2"] = await auth.create_user(
+            conn, email=f"rep2-{suffix}@x.test", name="Rep Two", role="rep", territory_id=t[1]
+        )
+        users["viewer"] = await auth.create_user(
+            conn, email=f"viewer-{suffix}@x.test", name="Viewer", role="viewer"
+        )
+        tokens = {
+            name: (await auth.issue_token(conn, uid, "test"))[1] for name, uid in users.items()
+        }
         await conn.commit()
     return t[0], t[1], users, tokens
 
