@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from ledger import store
+from ledger import sources, store
 from ledger.chain import ETH_TESTER_KEY, Anchorer, Chain, SentTx
 from ledger.config import LedgerConfig
 from ledger.errors import AnchorError, ChainUnavailable, LedgerError
@@ -94,7 +94,7 @@ class Sealer:
     def tick(self, *, force_seal: bool = False) -> TickReport:
         report = TickReport()
         with self.conn.transaction():
-            report.ingested = store.ingest_device_events(self.conn)
+            report.ingested = store.ingest_device_events(self.conn) + sources.ingest_all(self.conn)
         report.sealed_batch = self.seal_if_due(force=force_seal)
         try:
             report.anchored_batch = self.anchor_step()
@@ -292,6 +292,7 @@ class Sealer:
                 b.batch_id,
                 ((i, b"".join(tree.inclusion_proof(i, size))) for i in missing),
             )
+            sources.link_audit_receipts(self.conn)
         log.info("ledger: batch %d anchored in block %d (%d receipts)", b.batch_id, block_number, n)
         return b.batch_id
 
