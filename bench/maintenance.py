@@ -32,11 +32,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from firmware_sim.physics import DAY_S, METRICS, AssetParams, random_asset, readings
-from telemetry.maintenance.cmapss import FloatArray, Trajectories, read_cmapss
+from telemetry.maintenance.cmapss import Trajectories, read_cmapss
 from telemetry.maintenance.failure import FailureConfig, failure_labels, fit_failure
 from telemetry.maintenance.metrics import Classification, classification
 from telemetry.maintenance.rul import RulConfig, fit_raw_forest_baseline, fit_rul
+from telemetry.maintenance.simfleet import simulate_fleet
 from telemetry.maintenance.validation import CvResult, cross_validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,63 +137,6 @@ def run_cmapss(
 # ------------------------------------------------------------------ simulated fleet
 
 HORIZON_DAYS = 7.0
-SAMPLES_PER_DAY = 24
-T0_S = 1_767_225_600.0  # 2026-01-01T00:00:00Z, the start of every observed history
-
-
-@dataclass(frozen=True, slots=True)
-class FleetHistories:
-    traj: Trajectories  # one row per asset-day: daily mean and std of each metric
-    days_to_failure: FloatArray  # from the end of the row's day; inf for assets that do not fail
-    assets: list[AssetParams]
-
-
-def simulate_fleet(n_assets: int, days: int, seed: int) -> FleetHistories:
-    """Hourly readings of each asset from the physics, aggregated per day.
-
-    About half of the assets get an injected failure somewhere in the observed window (the
-    simulator's `random_asset`); their history ends the day before it.
-    """
-    rng = np.random.default_rng(seed)
-    units: list[FloatArray] = []
-    cycles: list[FloatArray] = []
-    settings: list[FloatArray] = []
-    sensors: list[FloatArray] = []
-    dtf: list[FloatArray] = []
-    assets: list[AssetParams] = []
-    hours = np.arange(days * SAMPLES_PER_DAY, dtype=np.float64) * (DAY_S / SAMPLES_PER_DAY)
-    for i in range(n_assets):
-        p = random_asset(
-            rng, f"sim-{i:05d}", T0_S, failure_probability=0.5, horizon_days=float(days)
-        )
-        day_end = T0_S + (np.arange(days) + 1.0) * DAY_S
-        observed = day_end <= p.failure_s  # whole days before the failure
-        n_days = int(observed.sum())
-        if n_days < 3:
-            continue
-        t = T0_S + hours[: n_days * SAMPLES_PER_DAY] + float(rng.uniform(0, 3600))
-        r = readings(p, t)
-        cols = []
-        for m in METRICS:
-            v = r[m].reshape(n_days, SAMPLES_PER_DAY)
-            cols += [v.mean(axis=1), v.std(axis=1)]
-        assets.append(p)
-        unit = len(assets)
-        units.append(np.full(n_days, unit, dtype=np.float64))
-        cycles.append(np.arange(1, n_days + 1, dtype=np.float64))
-        nominal = [p.model.temp_c, p.model.pressure_bar, p.model.current_a]
-        settings.append(np.tile(np.array(nominal, dtype=np.float64), (n_days, 1)))
-        sensors.append(np.column_stack(cols))
-        dtf.append(np.asarray((p.failure_s - day_end[:n_days]) / DAY_S, dtype=np.float64))
-    names = tuple(f"{m}:{stat}" for m in METRICS for stat in ("mean", "std"))
-    traj = Trajectories(
-        unit=np.concatenate(units).astype(np.int64),
-        cycle=np.concatenate(cycles).astype(np.int64),
-        settings=np.concatenate(settings),
-        sensors=np.concatenate(sensors),
-        sensor_names=names,
-    )
-    return FleetHistories(traj=traj, days_to_failure=np.concatenate(dtf), assets=assets)
 
 
 @dataclass(frozen=True, slots=True)
