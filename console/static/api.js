@@ -70,3 +70,7 @@ export async function listAll(path, params = {}, max = 2000) {
   } while (cursor && out.length < max);
   return out;
 }
+
+// The CRM's ETag of a record (crm/store.py etag): updates must send it as If-Match, so a
+// concurrent change answers 412 instead of being overwritten.
+export const etagOf = (row) => `"${row.id}.${row.version ?? 0}"`;

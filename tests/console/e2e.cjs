@@ -73,6 +73,66 @@ const scenarios = {
     const fm = await page.evaluate(() => ({ moves: window.__fm.moves, markers: window.__fm.markers(), latencies: window.__fm.latencies.length }));
     return { first, second, ...fm, errors };
   },
+
+  async pipeline(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/pipeline');
+    const card = `.card[data-opp-id="${p.opp}"]`;
+    await page.waitForSelector(card);
+    const target = `.column[data-stage-id="${p.toStage}"]`;
+    const patched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes(`/opportunities/${p.opp}`));
+    await page.dragAndDrop(card, target);
+    const patchStatus = (await patched).status();
+    try {
+      await page.waitForSelector(`${target} ${card}`, { timeout: 15000 });
+    } catch (e) {
+      throw new Error(`card not in target: toast=${await page.textContent('#toast')} ${JSON.stringify(errors)} ${JSON.stringify(errors.bad)}`);
+    }
+    await page.waitForTimeout(300);
+    const toastText = await page.textContent('#toast');
+    await shot(page, 'pipeline-board');
+    await page.reload();
+    await page.waitForSelector(card);
+    const columnAfterReload = await page.getAttribute(`.column:has(${card})`, 'data-stage-id');
+    return { columnAfterReload, patchStatus, toastText, errors };
+  },
+
+  async import(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/import');
+    await page.waitForSelector('#import-file');
+    await page.selectOption('#import-entity', p.entity);
+    await page.setInputFiles('#import-file', { name: 'accounts.csv', mimeType: 'text/csv', buffer: Buffer.from(p.csv) });
+    await page.click('#import-submit');
+    await page.waitForSelector('#import-state[data-status]', { timeout: 60000, state: 'attached' });
+    const state = await page.textContent('#import-state');
+    const status = await page.getAttribute('#import-state', 'data-status');
+    const rows = await page.$$eval('#import-error-table tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+    const progress = await page.$eval('#import-progress', (e) => [e.value, e.max]);
+    await shot(page, 'csv-import');
+    const failure = await page.textContent('#import-errors');
+    return { state, status, rows, progress, failure, errors };
+  },
+
+  async screens(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/accounts');
+    const out = {};
+    for (const v of ['accounts', 'contacts', 'leads', 'activities', 'workorders', 'alerts', 'analytics', `account/${p.account}`]) {
+      await page.goto(`${base}/console/#/${v}`);
+      await page.waitForFunction((name) => document.body.dataset.view === name.split('/')[0], v);
+      await page.waitForTimeout(400);
+      out[v] = (await page.textContent('main')).slice(0, 200);
+      await shot(page, `screen-${v.replace('/', '-')}`);
+    }
+    const phone = await newPage(browser, base, { viewport: { width: 390, height: 844 }, context: { isMobile: true, hasTouch: true } });
+    await signIn(phone.page, base, p.user, '/console/#/pipeline');
+    await phone.page.waitForSelector('.board');
+    await shot(phone.page, 'phone-pipeline');
+    const all = [...errors, ...phone.errors];
+    all.bad = [...errors.bad, ...phone.errors.bad];
+    return { out, errors: all };
+  },
 };
 
 (async () => {
