@@ -28,7 +28,7 @@ from paho.mqtt.properties import Properties
 
 from edge_agent.backoff import backoff_delay_s
 from edge_agent.outbox import Outbox
-from edge_agent.sources import GpsSource, SensorSource
+from edge_agent.sources import EventSource, GpsSource, SensorSource
 from telemetry.contracts import (
     SCHEMA_VERSION,
     Command,
@@ -104,6 +104,7 @@ class EdgeAgent:
         *,
         sensors: list[SensorSource] | None = None,
         gps: GpsSource | None = None,
+        events: EventSource | None = None,
         clock: Clock = wall_clock_ms,
         signer: Signer | None = None,
         rng: random.Random | None = None,
@@ -111,6 +112,7 @@ class EdgeAgent:
         self.config = config
         self.sensors = sensors or []
         self.gps = gps
+        self.events = events
         self.clock = clock
         self.signer = signer
         self.rng = rng or random.Random()
@@ -373,6 +375,9 @@ class EdgeAgent:
             self.record_samples(s.poll(now_ms))
         if self.gps is not None:
             self.record_fixes(self.gps.poll(now_ms))
+        if self.events is not None:
+            for t_ms, type_, data in self.events.poll(now_ms):
+                self.record_event(type_, data, t_ms)
 
     def pump(self) -> None:
         """Publish pending messages while the in-flight window has room."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from typing import Any
+
 from telemetry.contracts import Fix, Sample
 
 
@@ -19,3 +21,9 @@ class GpsSource(Protocol):
     def poll(self, now_ms: int) -> list[Fix]: ...
 
     def set_interval_s(self, interval_s: float) -> None: ...
+
+
+class EventSource(Protocol):
+    """Field events the device originates: (t_ms, type, data) due up to `now_ms`."""
+
+    def poll(self, now_ms: int) -> list[tuple[int, str, dict[str, Any]]]: ...

@@ -111,6 +111,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"fleet: {spec.devices} devices at customer sites and {spec.reps} reps' phones, "
         f"simulated time {spec.speedup:g}x real time; gateway on :{GATEWAY_HTTP_PORT}"
     )
+    fleet.register(settings.dsn)
     fleet.start()
     started = time.monotonic()
     try:

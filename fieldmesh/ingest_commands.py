@@ -119,6 +119,7 @@ def cmd_sim(args: argparse.Namespace, settings: Settings) -> int:
         settings.state_dir / "sim" / spec.tenant,
         loop_timeout_s=0.05 if args.devices + args.reps <= 100 else 0.2,
     )
+    fleet.register(settings.dsn)
     fleet.start()
     started = time.monotonic()
     try:

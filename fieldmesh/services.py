@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import hmac
+import json
 import logging
 import os
 import pwd
@@ -23,10 +24,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fieldmesh.settings import Settings
 
@@ -320,39 +323,20 @@ def device_password(settings: Settings, username: str) -> str:
     return hmac.new(master_key(settings), username.encode(), hashlib.sha256).hexdigest()
 
 
-def _mosquitto_hash(password: str) -> str:
-    """Mosquitto 2 password-file format $7$: PBKDF2-HMAC-SHA512, 101 rounds, 12-byte salt."""
-    salt = secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
-    return f"$7$101${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-_ACL = """# fieldmesh broker ACL (written by fieldmesh.services)
-# The gateway reads everything devices send and writes commands and receipts.
-user {gateway}
-topic readwrite fm/v1/#
-topic read $share/#
-
-# Tools and tests with the admin account may do anything.
-user {admin}
-topic readwrite #
-
-# A device (its username is its device id) may publish only under its own prefix,
-# and reads only its own commands and receipts.
-pattern write fm/v1/+/dev/%u/telemetry
-pattern write fm/v1/+/dev/%u/gps
-pattern write fm/v1/+/dev/%u/event
-pattern write fm/v1/+/dev/%u/status
-pattern write fm/v1/+/dev/%u/ack/+
-pattern read fm/v1/+/dev/%u/cmd/+
-pattern read fm/v1/+/dev/%u/receipt
-"""
+DYNSEC_PLUGIN_PATHS = (
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",
+)
+_CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 
 _MOSQUITTO_CONF = """# fieldmesh embedded broker (written by fieldmesh.services; edits are overwritten)
 per_listener_settings false
 allow_anonymous false
-password_file {dir}/passwd
-acl_file {dir}/acl
+# Accounts and ACLs live in the dynamic-security plugin: devices are added while the
+# broker runs, without the reload that would disconnect every client.
+plugin {plugin}
+plugin_opt_config_file {dir}/dynsec.json
 listener {port} 127.0.0.1
 persistence true
 persistence_location {dir}/data/
@@ -360,7 +344,7 @@ autosave_interval 5
 # Queues must not silently drop QoS 1 messages while the gateway is down.
 max_queued_messages 0
 max_queued_bytes 0
-max_inflight_messages 100
+max_inflight_messages 1000
 message_size_limit 1048576
 log_dest file {dir}/mosquitto.log
 log_type error
@@ -371,6 +355,78 @@ user {user}
 """
 
 
+def _dynsec_hash(password: str) -> dict[str, Any]:
+    """The plugin's stored form: PBKDF2-HMAC-SHA512, 101 rounds, 12-byte salt, base64."""
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
+    return {
+        "password": base64.b64encode(digest).decode(),
+        "salt": base64.b64encode(salt).decode(),
+        "iterations": 101,
+    }
+
+
+def _acl(acltype: str, topic: str) -> dict[str, Any]:
+    return {"acltype": acltype, "topic": topic, "allow": True}
+
+
+def device_role_acls(device_id: str) -> list[dict[str, Any]]:
+    """A device publishes only under its own prefix and reads only its commands and receipts."""
+    prefix = f"fm/v1/+/dev/{device_id}"
+    sends = [f"{prefix}/{kind}" for kind in ("telemetry", "gps", "event", "status")] + [
+        f"{prefix}/ack/+"
+    ]
+    subs = [f"{prefix}/cmd/+", f"{prefix}/receipt"]
+    return [_acl("publishClientSend", t) for t in sends] + [
+        _acl("subscribePattern", t) for t in subs
+    ]
+
+
+def _initial_dynsec(settings: Settings) -> dict[str, Any]:
+    admin_acls = [
+        _acl("publishClientSend", "$CONTROL/dynamic-security/#"),
+        _acl("publishClientReceive", "$CONTROL/dynamic-security/#"),
+        _acl("subscribePattern", "$CONTROL/dynamic-security/#"),
+        _acl("publishClientSend", "#"),
+        _acl("publishClientReceive", "#"),
+        _acl("subscribePattern", "#"),
+        _acl("unsubscribePattern", "#"),
+    ]
+    gateway_acls = [
+        _acl("publishClientSend", "fm/v1/#"),
+        _acl("publishClientReceive", "fm/v1/#"),
+        _acl("subscribePattern", "fm/v1/#"),
+        _acl("subscribePattern", "$share/#"),
+        _acl("unsubscribePattern", "#"),
+    ]
+    return {
+        "clients": [
+            {
+                "username": ADMIN_MQTT_USER,
+                "textName": "fieldmesh tools and provisioning",
+                **_dynsec_hash(device_password(settings, ADMIN_MQTT_USER)),
+                "roles": [{"rolename": "admin"}],
+            },
+            {
+                "username": settings.gateway_user,
+                "textName": "fieldmesh gateway",
+                **_dynsec_hash(device_password(settings, settings.gateway_user)),
+                "roles": [{"rolename": "gateway"}],
+            },
+        ],
+        "roles": [
+            {"rolename": "admin", "acls": admin_acls},
+            {"rolename": "gateway", "acls": gateway_acls},
+        ],
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": True,
+            "subscribe": False,
+            "unsubscribe": True,
+        },
+    }
+
+
 def _mosquitto_bin() -> str:
     for cand in ("/usr/sbin/mosquitto", shutil.which("mosquitto")):
         if cand and Path(cand).exists():
@@ -378,63 +434,115 @@ def _mosquitto_bin() -> str:
     raise ServiceError("mosquitto not found: run `make deps` (deploy/install-debian.sh)")
 
 
+def _dynsec_plugin() -> str:
+    for cand in DYNSEC_PLUGIN_PATHS:
+        if Path(cand).exists():
+            return cand
+    raise ServiceError("mosquitto's dynamic-security plugin not found (Debian package mosquitto)")
+
+
 def _write_broker_files(settings: Settings) -> Path:
     d = _mqtt_dir(settings)
     (d / "data").mkdir(parents=True, exist_ok=True)
-    (d / "acl").write_text(_ACL.format(gateway=settings.gateway_user, admin=ADMIN_MQTT_USER))
     user = pwd.getpwuid(os.geteuid()).pw_name
     conf = d / "mosquitto.conf"
-    conf.write_text(_MOSQUITTO_CONF.format(dir=d, port=settings.mqtt_port, user=user))
-    passwd = d / "passwd"
-    with _file_lock(d / "passwd.lock"):
-        if not passwd.exists():
-            passwd.touch(mode=0o600)
-    provision_mqtt_users(settings, [settings.gateway_user, ADMIN_MQTT_USER], reload=False)
+    conf.write_text(
+        _MOSQUITTO_CONF.format(dir=d, port=settings.mqtt_port, user=user, plugin=_dynsec_plugin())
+    )
+    dynsec = d / "dynsec.json"
+    if not dynsec.exists():
+        # Written once; afterwards the plugin owns the file and saves every change to it.
+        fd = os.open(dynsec, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_initial_dynsec(settings), fh, indent=2)
     return conf
 
 
 def provision_mqtt_users(
-    settings: Settings, usernames: Iterable[str], *, reload: bool = True
+    settings: Settings, usernames: Iterable[str], *, timeout_s: float = 20.0
 ) -> list[MqttCredentials]:
-    """Give each username (a device id, the gateway, a tool) a broker account.
+    """Give each device a broker account restricted to its own topics.
 
     Passwords are derived from the deployment's master key, so provisioning again is a
     no-op and a device can be re-issued its credentials without storing them in clear.
+    New accounts are added to the running broker through the dynamic-security API.
     """
     creds = [MqttCredentials(u, device_password(settings, u)) for u in usernames]
+    for c in creds:
+        if any(ch in c.username for ch in ":/+#") or not c.username:
+            raise ServiceError(f"invalid MQTT username {c.username!r}")
     if not settings.embedded_mqtt:
         return creds
+    builtin = {ADMIN_MQTT_USER, settings.gateway_user}
     d = _mqtt_dir(settings)
-    passwd = d / "passwd"
-    with _file_lock(d / "passwd.lock"):
-        existing: set[str] = set()
-        if passwd.exists():
-            existing = {
-                line.split(":", 1)[0] for line in passwd.read_text().splitlines() if ":" in line
-            }
-        new = [c for c in creds if c.username not in existing]
+    known_file = d / "provisioned.txt"
+    with _file_lock(d / "provision.lock"):
+        known = set(known_file.read_text().split()) if known_file.exists() else set()
+        new = [c for c in creds if c.username not in known and c.username not in builtin]
         if new:
-            with passwd.open("a") as fh:
-                for c in new:
-                    if (
-                        ":" in c.username
-                        or "/" in c.username
-                        or "+" in c.username
-                        or "#" in c.username
-                    ):
-                        raise ServiceError(f"invalid MQTT username {c.username!r}")
-                    fh.write(f"{c.username}:{_mosquitto_hash(c.password)}\n")
-    if reload and new:
-        mqtt_reload(settings)
+            _dynsec_add_devices(settings, new, timeout_s)
+            with known_file.open("a") as fh:
+                fh.writelines(f"{c.username}\n" for c in new)
     return creds
 
 
-def mqtt_reload(settings: Settings) -> None:
-    pid = _mqtt_pid(settings)
-    if pid is not None:
-        os.kill(pid, signal.SIGHUP)
-        # Mosquitto re-reads the files on its next loop; give it a moment.
-        time.sleep(0.2)
+def _dynsec_add_devices(settings: Settings, new: list[MqttCredentials], timeout_s: float) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    commands: list[dict[str, Any]] = []
+    for c in new:
+        role = f"device:{c.username}"
+        commands.append(
+            {"command": "createRole", "rolename": role, "acls": device_role_acls(c.username)}
+        )
+        commands.append(
+            {
+                "command": "createClient",
+                "username": c.username,
+                "password": c.password,
+                "roles": [{"rolename": role}],
+            }
+        )
+    responses: list[dict[str, Any]] = []
+    done = threading.Event()
+    expected = len(commands)
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        responses.extend(json.loads(msg.payload).get("responses", []))
+        if len(responses) >= expected:
+            done.set()
+
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"fm-provision-{os.getpid()}"
+    )
+    client.username_pw_set(ADMIN_MQTT_USER, device_password(settings, ADMIN_MQTT_USER))
+    client.on_message = on_message
+    try:
+        client.connect(settings.mqtt_host, settings.mqtt_broker_port)
+    except OSError as exc:
+        raise ServiceError(f"cannot reach the broker to provision devices: {exc}") from exc
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *_a: subscribed.set()
+    client.loop_start()
+    try:
+        client.subscribe(f"{_CONTROL_TOPIC}/response", qos=1)
+        if not subscribed.wait(timeout_s):
+            raise ServiceError("the broker did not confirm the provisioning subscription")
+        for i in range(0, len(commands), 200):
+            client.publish(_CONTROL_TOPIC, json.dumps({"commands": commands[i : i + 200]}), qos=1)
+        if not done.wait(timeout_s):
+            raise ServiceError(
+                f"the broker answered {len(responses)} of {expected} provisioning commands"
+            )
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    failed = [
+        r for r in responses if r.get("error") and "already exists" not in str(r.get("error"))
+    ]
+    if failed:
+        raise ServiceError(f"provisioning refused: {failed[0]}")
 
 
 def _mqtt_pid(settings: Settings) -> int | None:

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.agent import AgentConfig, EdgeAgent
+from edge_agent.agent import AgentConfig, EdgeAgent, Signer
+from edge_agent.signing import DeviceKey
 from fieldmesh.services import provision_mqtt_users
 from fieldmesh.settings import Settings
 from firmware_sim.clock import SimClock
 from firmware_sim.physics import AssetParams, random_asset
-from firmware_sim.sensors import EquipmentSensor, PhoneGps
+from firmware_sim.sensors import EquipmentSensor, PhoneGps, PhoneVisits
 from firmware_sim.tracks import visiting_track
+from telemetry.devices import DeviceRecord
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class Fleet:
     workdir: Path
     loop_timeout_s: float = 0.05
     clock: SimClock = field(init=False)
+    records: list[DeviceRecord] = field(default_factory=list)  # to register before starting
     sites: list[Site] = field(init=False)
     members: list[FleetMember] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -96,7 +99,10 @@ class Fleet:
             asset = random_asset(rng, dev, now_s, failure_probability=spec.failure_probability)
             sensor = EquipmentSensor(asset, interval_s=spec.sample_interval_s)
             agent = EdgeAgent(
-                self._config(dev, creds[dev]), sensors=[sensor], clock=self.clock.now_ms
+                self._config(dev, creds[dev]),
+                sensors=[sensor],
+                clock=self.clock.now_ms,
+                signer=self._signer(dev, "equipment"),
             )
             self.members.append(FleetMember(agent, "equipment", asset))
             del i
@@ -109,8 +115,21 @@ class Fleet:
             )
             track = visiting_track(now_s, home, [(s.lon, s.lat) for s in mine], rng)
             gps = PhoneGps(track, interval_s=spec.gps_interval_s, seed=spec.seed * 1000 + j)
-            agent = EdgeAgent(self._config(rep, creds[rep]), gps=gps, clock=self.clock.now_ms)
+            visits = PhoneVisits(track, {(s.lon, s.lat): s.site_id for s in mine})
+            agent = EdgeAgent(
+                self._config(rep, creds[rep]),
+                gps=gps,
+                events=visits,
+                clock=self.clock.now_ms,
+                signer=self._signer(rep, "phone"),
+            )
             self.members.append(FleetMember(agent, "phone"))
+
+    def _signer(self, device_id: str, kind: str) -> Signer:
+        """Each device keeps its own Ed25519 key; its public half is registered."""
+        key = DeviceKey.load_or_create(device_id, self.workdir / f"{device_id}.key")
+        self.records.append(DeviceRecord(device_id, self.spec.tenant, kind, key.public_key_bytes))
+        return lambda _dev, event_id, t_ms, type_, data: key.sign(event_id, t_ms, type_, data)
 
     def _config(self, device_id: str, password: str) -> AgentConfig:
         return AgentConfig(
@@ -124,6 +143,15 @@ class Fleet:
             batch_max_items=self.spec.batch_max_items,
             loop_timeout_s=self.loop_timeout_s,
         )
+
+    def register(self, dsn: str) -> None:
+        """Provisioning: device rows with their public keys, before the devices talk."""
+        import psycopg
+
+        from telemetry.devices import register_devices
+
+        with psycopg.connect(dsn) as conn:
+            register_devices(conn, self.records)
 
     def start(self) -> None:
         for m in self.members:

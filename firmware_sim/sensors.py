@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -87,3 +88,27 @@ class PhoneGps:
             )
             self._next_s += self.interval_s
         return out
+
+
+@dataclass(slots=True)
+class PhoneVisits:
+    """The rep's phone app: `visit.arrived` / `visit.departed` when a stay begins or ends."""
+
+    track: Track
+    site_ids: dict[tuple[float, float], str]
+    _last_ms: int | None = None
+
+    def poll(self, now_ms: int) -> list[tuple[int, str, dict[str, Any]]]:
+        last, self._last_ms = self._last_ms, now_ms
+        if last is None:
+            return []
+        out: list[tuple[int, str, dict[str, Any]]] = []
+        for leg in self.track.legs:
+            if not leg.is_stay or leg.start not in self.site_ids:
+                continue
+            site = {"site_id": self.site_ids[leg.start], "lon": leg.start[0], "lat": leg.start[1]}
+            for t_s, kind in ((leg.t0_s, "visit.arrived"), (leg.t1_s, "visit.departed")):
+                t_ms = int(t_s * 1000)
+                if last < t_ms <= now_ms:
+                    out.append((t_ms, kind, site))
+        return sorted(out, key=lambda e: e[0])

@@ -39,6 +39,7 @@ def make_fleet(tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
 
     def make(settings: Settings, tenant: str, **spec: object) -> Fleet:
         fleet = Fleet(settings, FleetSpec(tenant=tenant, **spec), tmp_path / f"fleet-{len(fleets)}")  # type: ignore[arg-type]
+        fleet.register(settings.dsn)
         fleets.append(fleet)
         return fleet
 

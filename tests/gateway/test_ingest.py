@@ -39,15 +39,24 @@ def test_fleet_samples_and_fixes_are_stored_exactly_once(
     test_settings: Settings, tenant: str, start_gateway: StartGateway, make_fleet: MakeFleet
 ) -> None:
     gw = start_gateway(test_settings, tenant)
-    fleet = make_fleet(test_settings, tenant, devices=8, reps=2, speedup=60, lead_s=900)
+    fleet = make_fleet(test_settings, tenant, devices=8, reps=2, speedup=400, lead_s=3600)
     fleet.start()
-    time.sleep(6)
+    time.sleep(8)
     _assert_exactly_once(fleet, test_settings.dsn, tenant)
     tot = fleet.totals()
     assert tot["samples"] > 1000 and tot["fixes"] > 50
+    # the reps' phones signed their arrivals and departures; the gateway verified each once
+    with psycopg.connect(test_settings.dsn) as conn:
+        events = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE verified), count(DISTINCT event_id)"
+            " FROM device_event WHERE device_id LIKE %s",
+            (f"{tenant}-%",),
+        ).fetchone()
+    assert tot["events"] > 0
+    assert events == (tot["events"], tot["events"], tot["events"])
     m = gw.metrics()
     assert m["fm_gateway_dead_letters_total"] == 0
-    assert m["fm_gateway_points_stored_total"] == tot["samples"] + tot["fixes"]
+    assert m["fm_gateway_points_stored_total"] == tot["samples"] + tot["fixes"] + tot["events"]
     with psycopg.connect(test_settings.dsn) as conn:
         latest = conn.execute(
             "SELECT count(DISTINCT device_id), count(*) FROM telemetry_latest WHERE device_id LIKE %s",
