@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from typing import Any
+from typing import Any, Protocol
 
 from telemetry.contracts import Fix, Sample
 
