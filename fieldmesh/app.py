@@ -23,7 +23,15 @@ SETTINGS = web.AppKey("settings", Settings)
 DB_POOL = web.AppKey("db_pool", AsyncConnectionPool)
 
 # Modules with a `setup(app: web.Application) -> None`; add yours here.
-ROUTE_MODULES: tuple[str, ...] = ("crm.routes", "telemetry.routes", "ar_viewer.routes", "ledger.routes", "geo.routes", "console.routes")
+ROUTE_MODULES: tuple[str, ...] = (
+    "crm.routes",
+    "telemetry.routes",
+    "ar_viewer.routes",
+    "ledger.routes",
+    "geo.routes",
+    "console.routes",
+    "crm_sync.routes",
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -1,0 +1,237 @@
+"""HTTP API of crm_sync, and the webhook dispatcher as a start-up/clean-up step.
+
+POST /api/v1/webhooks/subscriptions                   admin: {url, event_types} -> {id, secret}
+GET  /api/v1/webhooks/subscriptions/{id}/deliveries   admin: every delivery with its status
+POST /api/v1/webhooks/deliveries/{id}/replay          admin: send again
+POST /api/v1/connectors                               admin: {name} -> {name, secret}
+POST /api/v1/connectors/{name}/inbound                signed by the connector's secret:
+                                                      upsert accounts and contacts
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import psycopg
+import psycopg.errors
+from aiohttp import web
+
+from crm_sync import inbound, webhooks
+from crm_sync.errors import BadSignature, InvalidInput
+from crm_sync.signing import HEADER, verify
+from fieldmesh.api import ApiError, Conflict, NotFound, Unprocessable
+from fieldmesh.auth import current_user
+
+log = logging.getLogger(__name__)
+
+DISPATCH_INTERVAL_S = 1.0
+_DISPATCHER = web.AppKey("crm_sync_dispatcher", asyncio.Task[None])
+
+
+def _pool(request: web.Request) -> Any:
+    from fieldmesh.app import DB_POOL  # the composition root owns the pool key
+
+    return request.app[DB_POOL]
+
+
+async def _admin(request: web.Request) -> None:
+    (await current_user(request)).require_admin()
+
+
+async def _body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except json.JSONDecodeError as exc:
+        raise ApiError(f"request body is not valid JSON: {exc.msg}", code="invalid_json") from exc
+
+
+def _id(request: web.Request, name: str = "id") -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        raise ApiError(f"{name} must be an integer", field=name) from None
+
+
+def _invalid(exc: InvalidInput) -> Unprocessable:
+    return Unprocessable(exc.message, field=exc.field)
+
+
+async def create_subscription(request: web.Request) -> web.Response:
+    await _admin(request)
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise Unprocessable("body must be an object", field="$")
+    try:
+        url = webhooks.validate_url(str(body.get("url", "")))
+        raw_types = body.get("event_types")
+        if not isinstance(raw_types, list):
+            raise InvalidInput("event_types", "must be a list of event types")
+        types = webhooks.validate_event_types(str(t) for t in raw_types)
+    except InvalidInput as exc:
+        raise _invalid(exc) from exc
+    secret = secrets.token_hex(32)
+    async with _pool(request).connection() as conn:
+        cur = await conn.execute(
+            "INSERT INTO webhook_subscriptions (url, event_types, secret) VALUES (%s, %s, %s) "
+            "RETURNING id",
+            (url, types, secret),
+        )
+        row = await cur.fetchone()
+    return web.json_response(
+        {"id": row[0], "url": url, "event_types": types, "secret": secret}, status=201
+    )
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    await _admin(request)
+    sub_id = _id(request)
+    async with _pool(request).connection() as conn:
+        cur = await conn.execute("SELECT 1 FROM webhook_subscriptions WHERE id = %s", (sub_id,))
+        if await cur.fetchone() is None:
+            raise NotFound(f"no webhook subscription {sub_id}", field="id")
+        cur = await conn.execute(
+            "SELECT id, event_id, event_type, status, attempts, last_status, last_error, "
+            "next_attempt_at, delivered_at FROM webhook_outbox WHERE subscription_id = %s "
+            "ORDER BY id DESC LIMIT 500",
+            (sub_id,),
+        )
+        rows = await cur.fetchall()
+    keys = (
+        "id",
+        "event_id",
+        "event_type",
+        "status",
+        "attempts",
+        "last_status",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+    )
+    items = [
+        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in zip(keys, r, strict=True)}
+        for r in rows
+    ]
+    return web.json_response({"items": items})
+
+
+async def replay_delivery(request: web.Request) -> web.Response:
+    await _admin(request)
+    outbox_id = _id(request)
+    async with _pool(request).connection() as conn:
+        cur = await conn.execute(
+            "UPDATE webhook_outbox SET status = 'pending', attempts = 0, next_attempt_at = now() "
+            "WHERE id = %s",
+            (outbox_id,),
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"no delivery {outbox_id}", field="id")
+    return web.json_response({"id": outbox_id, "status": "pending"}, status=202)
+
+
+async def create_connector(request: web.Request) -> web.Response:
+    await _admin(request)
+    body = await _body(request)
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str):
+        raise Unprocessable("name is required", field="name")
+    secret = secrets.token_hex(32)
+    try:
+        async with _pool(request).connection() as conn:
+            await conn.execute(
+                "INSERT INTO inbound_connectors (name, secret) VALUES (%s, %s)", (name, secret)
+            )
+    except psycopg.errors.UniqueViolation as exc:
+        raise Conflict(f"connector {name!r} exists", field="name") from exc
+    except psycopg.errors.CheckViolation as exc:
+        raise Unprocessable(
+            "name must be lowercase letters, digits, '-' or '_'", field="name"
+        ) from exc
+    return web.json_response({"name": name, "secret": secret}, status=201)
+
+
+async def inbound_push(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    raw = await request.read()
+    async with _pool(request).connection() as conn:
+        cur = await conn.execute("SELECT secret FROM inbound_connectors WHERE name = %s", (name,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no connector {name!r}", field="name")
+        try:
+            verify(str(row[0]).encode(), request.headers.get(HEADER), raw, now_s=time.time())
+        except BadSignature as exc:
+            raise ApiError(str(exc), code="bad_signature", status=401) from exc
+        try:
+            batch = inbound.parse_batch(json.loads(raw))
+        except json.JSONDecodeError as exc:
+            raise ApiError(
+                f"request body is not valid JSON: {exc.msg}", code="invalid_json"
+            ) from exc
+        except InvalidInput as exc:
+            raise _invalid(exc) from exc
+        try:
+            async with conn.transaction():
+                counts = await inbound.upsert(conn, batch)
+                await conn.execute(
+                    "UPDATE inbound_connectors SET last_used_at = now() WHERE name = %s", (name,)
+                )
+        except InvalidInput as exc:
+            raise _invalid(exc) from exc
+        except psycopg.errors.IntegrityError as exc:
+            raise Conflict(
+                f"the batch conflicts with existing records: {exc.diag.message_primary}"
+            ) from exc
+    return web.json_response(
+        {
+            "accounts": {"created": counts.accounts_created, "updated": counts.accounts_updated},
+            "contacts": {"created": counts.contacts_created, "updated": counts.contacts_updated},
+        }
+    )
+
+
+async def dispatch_forever(pool: Any, interval_s: float = DISPATCH_INTERVAL_S) -> None:
+    """Deliver due webhooks until cancelled; a failure is logged and retried next round."""
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with pool.connection() as conn:
+                    stats = await webhooks.deliver_due(conn, session)
+                if stats.claimed:
+                    log.info(
+                        "webhooks: %d delivered, %d retrying, %d dead",
+                        stats.delivered,
+                        stats.retrying,
+                        stats.dead,
+                    )
+                    continue  # more may be due
+            except psycopg.Error:
+                log.exception("webhook dispatch failed; retrying in %.0f s", interval_s)
+            await asyncio.sleep(interval_s)
+
+
+async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    from fieldmesh.app import DB_POOL
+
+    task = asyncio.create_task(dispatch_forever(app[DB_POOL]), name="crm_sync-webhooks")
+    app[_DISPATCHER] = task
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/v1/webhooks/subscriptions", create_subscription)
+    app.router.add_get("/api/v1/webhooks/subscriptions/{id}/deliveries", list_deliveries)
+    app.router.add_post("/api/v1/webhooks/deliveries/{id}/replay", replay_delivery)
+    app.router.add_post("/api/v1/connectors", create_connector)
+    app.router.add_post("/api/v1/connectors/{name}/inbound", inbound_push)
+    app.cleanup_ctx.append(_dispatcher_ctx)

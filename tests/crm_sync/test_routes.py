@@ -1,0 +1,226 @@
+"""The crm_sync HTTP API on the real app, with the webhook dispatcher running in it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+from aiohttp import web
+
+from crm_sync import webhooks
+from crm_sync.signing import HEADER, sign, verify
+from fieldmesh import auth
+from fieldmesh.app import build_app
+from fieldmesh.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_app(settings: Settings) -> Iterator[str]:
+    port = _free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(build_app(settings, ("crm_sync.routes",)), access_log=None)
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(30), "the app did not start"
+    try:
+        yield f"http://127.0.0.1:{port}/api/v1"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@contextmanager
+def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            got.append((dict(self.headers.items()), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", got
+    finally:
+        server.shutdown()
+        thread.join(10)
+
+
+def _wait_for(predicate: Any, limit_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+async def _admin_token(dsn: str) -> str:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        tag = uuid.uuid4().hex[:8]
+        uid = await auth.create_user(conn, email=f"adm-{tag}@x.test", name="Adm", role="admin")
+        _, token = await auth.issue_token(conn, uid, "test")
+        await conn.commit()
+        return token
+
+
+@pytest.fixture(scope="module")
+def api(test_settings: Settings, db_dsn: str) -> Iterator[tuple[str, dict[str, str]]]:
+    token = asyncio.run(_admin_token(db_dsn))
+    with serve_app(test_settings) as base:
+        yield base, {"Authorization": f"Bearer {token}"}
+
+
+def test_subscription_urls_are_checked(api: tuple[str, dict[str, str]]) -> None:
+    base, h = api
+    for url, msg in (("ftp://x/y", "http or https"), ("http://169.254.169.254/", "link-local")):
+        r = requests.post(
+            f"{base}/webhooks/subscriptions",
+            json={"url": url, "event_types": ["alert.raised"]},
+            headers=h,
+        )
+        assert r.status_code == 422
+        assert r.json()["error"]["field"] == "url"
+        assert msg in r.json()["error"]["message"]
+    r = requests.post(
+        f"{base}/webhooks/subscriptions", json={"url": "http://a/", "event_types": []}
+    )
+    assert r.status_code == 401
+
+
+def test_events_are_delivered_signed_visible_and_replayable(
+    api: tuple[str, dict[str, str]], db: psycopg.Connection
+) -> None:
+    base, h = api
+    with receiver() as (url, got):
+        r = requests.post(
+            f"{base}/webhooks/subscriptions",
+            json={"url": url, "event_types": ["visit.completed"]},
+            headers=h,
+        )
+        assert r.status_code == 201
+        sub = r.json()
+        event_id = f"visit:{uuid.uuid4().hex[:6]}"
+        webhooks.enqueue(db, "visit.completed", event_id, {"visit_id": 5})
+        db.commit()
+        assert _wait_for(lambda: len(got) >= 1), "the dispatcher did not deliver"
+        headers, body = got[0]
+        verify(sub["secret"].encode(), headers[HEADER], body, now_s=time.time())
+        assert json.loads(body)["id"] == event_id
+
+        items = requests.get(
+            f"{base}/webhooks/subscriptions/{sub['id']}/deliveries", headers=h
+        ).json()["items"]
+        assert _wait_for(
+            lambda: (
+                requests.get(
+                    f"{base}/webhooks/subscriptions/{sub['id']}/deliveries", headers=h
+                ).json()["items"][0]["status"]
+                == "delivered"
+            )
+        )
+        r = requests.post(f"{base}/webhooks/deliveries/{items[0]['id']}/replay", headers=h)
+        assert r.status_code == 202
+        assert _wait_for(lambda: len(got) >= 2), "the replay was not delivered"
+        assert json.loads(got[1][1])["id"] == event_id
+    assert (
+        requests.post(f"{base}/webhooks/deliveries/999999999/replay", headers=h).status_code == 404
+    )
+
+
+def test_inbound_connector_upserts_accounts_and_contacts_by_external_id(
+    api: tuple[str, dict[str, str]], db: psycopg.Connection
+) -> None:
+    base, h = api
+    name = f"ext-{uuid.uuid4().hex[:6]}"
+    r = requests.post(f"{base}/connectors", json={"name": name}, headers=h)
+    assert r.status_code == 201
+    secret = r.json()["secret"].encode()
+    ext = uuid.uuid4().hex[:6]
+
+    def push(payload: Any, key: bytes = secret) -> requests.Response:
+        raw = json.dumps(payload).encode()
+        return requests.post(
+            f"{base}/connectors/{name}/inbound",
+            data=raw,
+            headers={HEADER: sign(key, int(time.time()), raw), "Content-Type": "application/json"},
+        )
+
+    batch = {
+        "accounts": [{"external_id": f"A-{ext}", "name": "Harbor Pumps", "type": "customer"}],
+        "contacts": [
+            {
+                "external_id": f"C-{ext}",
+                "first_name": "Ana",
+                "last_name": "Ruiz",
+                "email": "ana@harbor.test",
+                "account_external_id": f"A-{ext}",
+                "role": "primary",
+            }
+        ],
+    }
+    r = push(batch)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "accounts": {"created": 1, "updated": 0},
+        "contacts": {"created": 1, "updated": 0},
+    }
+    batch["accounts"][0]["name"] = "Harbor Pumps Ltd"
+    r = push(batch)
+    assert r.json() == {
+        "accounts": {"created": 0, "updated": 1},
+        "contacts": {"created": 0, "updated": 1},
+    }
+    row = db.execute(
+        "SELECT a.name, c.last_name, ac.role FROM accounts a "
+        "JOIN account_contacts ac ON ac.account_id = a.id JOIN contacts c ON c.id = ac.contact_id "
+        "WHERE a.external_id = %s",
+        (f"A-{ext}",),
+    ).fetchall()
+    assert row == [("Harbor Pumps Ltd", "Ruiz", "primary")]
+
+    assert push(batch, key=b"wrong").status_code == 401
+    bad = push(
+        {"contacts": [{"external_id": "x", "first_name": "A", "account_external_id": "nope"}]}
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"]["field"] == "account_external_id"
+    bad = push({"accounts": [{"external_id": "y"}]})
+    assert (bad.status_code, bad.json()["error"]["field"]) == (422, "$.accounts[0].name")
+    assert requests.post(f"{base}/connectors/none-such/inbound", data=b"{}").status_code == 404
