@@ -31,6 +31,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "geo.routes",
     "console.routes",
     "crm_sync.routes",
+    "telemetry.maintenance.routes",
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

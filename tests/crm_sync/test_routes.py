@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 import uuid
@@ -16,46 +15,15 @@ from typing import Any
 import psycopg
 import pytest
 import requests
-from aiohttp import web
 
 from crm_sync import webhooks
 from crm_sync.signing import HEADER, sign, verify
 from fieldmesh import auth
-from fieldmesh.app import build_app
 from fieldmesh.settings import Settings
 
+from .appserver import serve_app
+
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serve_app(settings: Settings) -> Iterator[str]:
-    port = _free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(build_app(settings, ("crm_sync.routes",)), access_log=None)
-    started = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(30), "the app did not start"
-    try:
-        yield f"http://127.0.0.1:{port}/api/v1"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 @contextmanager
