@@ -236,17 +236,39 @@ def run_fleet(*, quick: bool, seed: int, console: Console) -> FleetResult:
     return result
 
 
+def resolve_dataset(instances: Path, dataset: str | None) -> tuple[Path, str]:
+    """The data directory and data set name from --instances (a directory or a train file)."""
+    if instances.is_file():
+        name = instances.stem
+        if not name.startswith("train_"):
+            raise SystemExit(f"--instances {instances}: expected a train_<name>.txt file")
+        return instances.parent, name.removeprefix("train_")
+    if not instances.is_dir():
+        raise SystemExit(f"--instances {instances}: no such directory")
+    if dataset is not None:
+        return instances, dataset
+    found = sorted(p.stem.removeprefix("train_") for p in instances.glob("train_*.txt"))
+    if not found:
+        raise SystemExit(f"--instances {instances}: no train_*.txt file")
+    return instances, "FD001" if "FD001" in found else found[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--instances", type=Path, default=DEFAULT_DATA, help="C-MAPSS directory")
-    ap.add_argument("--dataset", default="FD001")
+    ap.add_argument(
+        "--dataset",
+        default=None,
+        help="FD001..FD004 (default: FD001 if present, else the first train_*.txt found)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cpu-s", type=float, default=None, help="accepted for the Makefile")
     args = ap.parse_args(argv)
     console = Console()
     t0 = time.perf_counter()
-    result = run_cmapss(args.instances, args.dataset, args.quick, args.seed, console)
+    data_dir, dataset = resolve_dataset(args.instances, args.dataset)
+    result = run_cmapss(data_dir, dataset, args.quick, args.seed, console)
     fleet = run_fleet(quick=args.quick, seed=args.seed, console=console)
     result.update(fleet.as_dict())
     result["elapsed_s"] = round(time.perf_counter() - t0, 1)

@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from telemetry.maintenance.cmapss import Trajectories
 from telemetry.maintenance.errors import DataFormatError, InsufficientDataError
 from telemetry.maintenance.features import WindowSpec
 from telemetry.maintenance.rul import RulConfig, fit_rul
@@ -115,3 +116,35 @@ def test_cross_validation_scores_cuts_of_held_out_units() -> None:
     assert len(res.fold_rmse) == 5
     assert res.rmse < 25.0
     assert res.nasa_score > 0.0
+
+
+def _six_conditions(traj: Trajectories, seed: int) -> Trajectories:
+    """The same fleet flown at six operating conditions that shift and scale every sensor."""
+    rng = np.random.default_rng(seed)
+    centres = np.array(
+        [[0, 0, 100], [10, 0.25, 100], [20, 0.7, 100], [25, 0.62, 60], [35, 0.84, 100],
+         [42, 0.84, 100]]
+    )  # fmt: skip
+    k = rng.integers(0, 6, traj.n_rows)
+    gain = np.linspace(0.7, 1.3, 6)[:, None] * np.ones((1, traj.sensors.shape[1]))
+    offset = np.arange(6)[:, None] * 40.0 * np.ones((1, traj.sensors.shape[1]))
+    return Trajectories(
+        unit=traj.unit,
+        cycle=traj.cycle,
+        settings=centres[k] + rng.normal(0, 0.002, (traj.n_rows, 3)),
+        sensors=traj.sensors * gain[k] + offset[k],
+        sensor_names=traj.sensor_names,
+    )
+
+
+def test_model_learns_the_degradation_under_several_operating_conditions() -> None:
+    train = _six_conditions(degrading_fleet(12, seed=20), seed=1)
+    test = _six_conditions(degrading_fleet(4, seed=21), seed=2)
+    model = fit_rul(train, SMALL)
+    assert model.card.params["regimes"] == 6
+    assert model.card.params["channels"] == ["s1", "s4", "hi"]
+    pred = model.predict_rows(test)
+    true = np.minimum(
+        np.concatenate([test.cycle[s][-1] - test.cycle[s] for _, s in test.unit_slices()]), 100
+    )
+    assert np.sqrt(np.mean((pred - true) ** 2)) < 20.0
