@@ -25,7 +25,7 @@ export async function consoleConfig() {
 export async function makeMap(el, center = [45.764, 4.8357], zoom = 10) {
   const L = await loadLeaflet();
   const cfg = await consoleConfig();
-  const map = L.map(el, { preferCanvas: true, zoomControl: true, keyboard: true }).setView(center, zoom);
+  const map = L.map(el, { preferCanvas: true, zoomControl: true, keyboard: true, minZoom: 2, maxZoom: 19 }).setView(center, zoom);
   if (cfg.tile_url) L.tileLayer(cfg.tile_url, { maxZoom: 19, attribution: 'tiles' }).addTo(map);
   else el.classList.add('no-tiles');
   L.control.scale({ imperial: false }).addTo(map);

@@ -114,6 +114,67 @@ const scenarios = {
     return { state, status, rows, progress, failure, errors };
   },
 
+  async offline(browser, base, p) {
+    const { context, page, errors } = await newPage(browser, base, { viewport: { width: 390, height: 844 }, context: { isMobile: true, hasTouch: true } });
+    await page.goto(base + '/console/rep/');
+    await page.fill('#rep-signin input[name=email]', p.user.email);
+    await page.fill('#rep-signin input[name=password]', p.user.password);
+    await page.click('#rep-signin button[type=submit]');
+    await page.waitForFunction(() => document.body.dataset.ready === 'yes' || document.getElementById('load-error'));
+    const loadError = await page.$eval('#load-error', (e) => e.textContent).catch(() => null);
+    if (loadError) throw new Error(`${loadError} ${JSON.stringify(errors.bad)}`);
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.reload(); // now controlled by the service worker, which caches what it serves
+    await page.waitForFunction(() => document.body.dataset.ready === 'yes' && navigator.serviceWorker.controller);
+    await page.waitForTimeout(500);
+    await context.setOffline(true);
+    await page.reload(); // the shell, the day's plan and its accounts come from the cache
+    await page.waitForFunction(() => document.body.dataset.ready === 'yes');
+    const offlineStops = await page.$$eval('#stops li', (li) => li.map((x) => x.textContent));
+    if (!(await page.$('#checkin'))) throw new Error(`no next stop offline: ${await page.textContent('main')} ${JSON.stringify(errors)} ${JSON.stringify(errors.bad)}`);
+    await page.click('#checkin');
+    await page.fill('#note', 'Replaced the seal; pressure back to normal.');
+    await page.click('#save-note');
+    await page.locator('#signature').scrollIntoViewIfNeeded();
+    const box = await page.locator('#signature').boundingBox();
+    await page.mouse.move(box.x + 20, box.y + 70);
+    await page.mouse.down();
+    for (let i = 1; i <= 10; i += 1) await page.mouse.move(box.x + 20 + i * 25, box.y + 70 + (i % 2 ? 30 : -30));
+    await page.mouse.up();
+    await page.click('#complete');
+    try {
+      await page.waitForFunction(() => document.body.dataset.outbox === '4', null, { timeout: 10000 });
+    } catch (e) {
+      await shot(page, 'rep-offline-failed');
+      throw new Error(`outbox=${await page.evaluate(() => document.body.dataset.outbox)} signed=${await page.getAttribute('#signature', 'data-signed').catch(() => '?')} online=${await page.evaluate(() => navigator.onLine)} ${JSON.stringify(errors)}`);
+    }
+    await shot(page, 'rep-offline');
+    // The first activity POST reaches the server but its answer is lost: the outbox must
+    // send it again (same Idempotency-Key) and the server must not store it twice.
+    let intercepted = 0;
+    await context.route('**/api/v1/activities', async (route) => {
+      if (route.request().method() === 'POST' && intercepted === 0) {
+        intercepted += 1;
+        await route.fetch();
+        await route.abort('connectionreset');
+        return;
+      }
+      await route.continue();
+    });
+    await context.setOffline(false);
+    for (let i = 0; i < 100 && intercepted === 0; i += 1) await page.waitForTimeout(200); // the 'online' event starts a flush
+    // the lost answer stopped the first flush: send again (the page also does this on its next trigger)
+    for (let i = 0; i < 20; i += 1) {
+      if ((await page.evaluate(() => document.body.dataset.outbox)) === '0') break;
+      await page.evaluate(() => window.__fmRep.flush());
+      await page.waitForTimeout(300);
+    }
+    await page.waitForFunction(() => document.body.dataset.outbox === '0', null, { timeout: 30000 });
+    await shot(page, 'rep-online');
+    const net = await page.textContent('#net');
+    return { offlineStops, intercepted, net, errors };
+  },
+
   async screens(browser, base, p) {
     const { page, errors } = await newPage(browser, base);
     await signIn(page, base, p.user, '/console/#/accounts');

@@ -1,0 +1,210 @@
+// The rep's phone view: today's route (work orders assigned to me, with their accounts),
+// next stop with navigation links, check-in/out, notes, photos, work-order completion with a
+// signature. Every action goes through the IndexedDB outbox (queue.js) and is sent, once,
+// when the network is there.
+import { api, signIn, token, etagOf, ApiError } from '/console/api.js';
+import { h, toast } from '/console/ui.js';
+import { makeMap } from '/console/leaflet.js';
+import { enqueue, flush, pending } from './queue.js';
+
+const state = { me: null, stops: [], map: null, L: null, layer: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
+window.__fmRep = { state, flush: () => sendAll(), pending };
+
+async function start() {
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.register('/console/rep/sw.js', { scope: '/console/rep/' }).catch((e) => console.warn('no offline support:', e.message));
+  }
+  addEventListener('online', () => { showNet(); sendAll(); });
+  addEventListener('offline', showNet);
+  showNet();
+  document.getElementById('rep-signin').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    try {
+      state.me = await signIn(f.get('email'), f.get('password'));
+      localStorage.setItem('fm.rep.me', JSON.stringify(state.me));
+      e.target.hidden = true;
+    } catch (ex) { document.getElementById('rep-signin-error').textContent = ex.message; return; }
+    await loadDay().catch(showLoadError);
+  });
+  if (token.get()) {
+    try { state.me = await api('/api/v1/auth/me'); localStorage.setItem('fm.rep.me', JSON.stringify(state.me)); } catch (e) {
+      if (e instanceof ApiError && e.status === 401) token.clear();
+      else state.me = JSON.parse(localStorage.getItem('fm.rep.me') || 'null'); // offline: last known user
+    }
+  }
+  if (!state.me) { document.getElementById('rep-signin').hidden = false; return; }
+  await loadDay().catch(showLoadError);
+  sendAll();
+}
+
+function showLoadError(e) {
+  document.getElementById('view').prepend(h('p', { class: 'error', role: 'alert', id: 'load-error' }, `Could not load today's plan: ${e.message}`));
+}
+
+function showNet() {
+  const n = document.getElementById('net');
+  n.textContent = navigator.onLine ? 'online' : 'offline';
+  n.classList.toggle('offline', !navigator.onLine);
+  document.body.dataset.online = navigator.onLine ? 'yes' : 'no';
+  pending().then((p) => { document.getElementById('outbox').textContent = p.length ? `${p.length} waiting to send` : ''; document.body.dataset.outbox = String(p.length); });
+}
+
+async function loadDay() {
+  const filter = { and: [{ field: 'assignee_id', op: 'eq', value: state.me.user_id }, { field: 'status', op: 'in', value: ['new', 'assigned', 'scheduled', 'in_progress'] }] };
+  const wos = (await api(`/api/v1/work_orders?limit=100&sort=sla_due_at&filter=${encodeURIComponent(JSON.stringify(filter))}`)).items;
+  // by scheduled start (the API sorts by SLA), then SLA
+  wos.sort((a, b) => String(a.scheduled_start || '9').localeCompare(String(b.scheduled_start || '9')));
+  state.stops = [];
+  for (const wo of wos) {
+    let account = null;
+    try { account = await api(`/api/v1/accounts/${wo.account_id}`); } catch { /* not visible or not cached */ }
+    state.stops.push({ wo, account });
+  }
+  document.getElementById('day').hidden = false;
+  document.body.dataset.ready = 'yes';
+  await drawMap();
+  render();
+}
+
+async function drawMap() {
+  if (!state.map) {
+    const { L, map } = await makeMap(document.getElementById('rep-map'));
+    state.L = L; state.map = map; state.layer = L.featureGroup().addTo(map);
+  }
+  const { L } = state;
+  state.layer.clearLayers();
+  const pts = [];
+  state.stops.forEach((s, i) => {
+    const loc = s.account && s.account.location;
+    if (!loc) return;
+    const ll = [loc.coordinates[1], loc.coordinates[0]];
+    pts.push(ll);
+    L.circleMarker(ll, { radius: 9, color: '#0969da', fillOpacity: 0.8 }).bindTooltip(`${i + 1}. ${s.account.name}`, { permanent: true, direction: 'right' }).addTo(state.layer);
+  });
+  if (pts.length > 1) L.polyline(pts, { color: '#0969da', dashArray: '6 6' }).addTo(state.layer);
+  if (pts.length) state.map.fitBounds(L.latLngBounds(pts).pad(0.3));
+}
+
+function navLinks(account) {
+  const loc = account && account.location;
+  if (!loc) return [];
+  const [lon, lat] = loc.coordinates;
+  return [h('a', { class: 'button', href: `geo:${lat},${lon}?q=${lat},${lon}(${encodeURIComponent(account.name)})` }, 'Navigate'),
+    h('a', { class: 'button', href: `https://www.openstreetmap.org/directions?to=${lat}%2C${lon}`, target: '_blank', rel: 'noopener' }, 'Map link')];
+}
+
+function render() {
+  const list = document.getElementById('stops');
+  list.replaceChildren(...state.stops.map((s, i) => h('li', { class: state.done.has(s.wo.id) ? 'done' : '' },
+    `${i + 1}. ${s.account ? s.account.name : `account ${s.wo.account_id}`} — ${s.wo.title}`,
+    s.wo.scheduled_start ? h('span', { class: 'muted' }, ` ${new Date(s.wo.scheduled_start).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`) : null)));
+  const next = state.stops.find((s) => !state.done.has(s.wo.id));
+  const box = document.getElementById('next');
+  if (!next) { box.replaceChildren(h('p', {}, 'All stops done for today.')); return; }
+  const { wo, account } = next;
+  const note = h('textarea', { id: 'note', rows: 3, 'aria-label': 'Visit note' });
+  const photo = h('input', { type: 'file', accept: 'image/*', capture: 'environment', id: 'photo', 'aria-label': 'Photo' });
+  const sig = h('canvas', { class: 'signature', id: 'signature', width: 600, height: 140, 'aria-label': 'Customer signature' });
+  signaturePad(sig);
+  const base = { account_id: wo.account_id, work_order_id: wo.id, source: 'rep_app' };
+  const act = (body, label) => queue({ kind: 'post', path: '/api/v1/activities', body: { ...base, ...body } }, label);
+  box.replaceChildren(
+    h('h2', {}, `Next: ${account ? account.name : `account ${wo.account_id}`}`),
+    h('p', {}, wo.title, account && account.address ? h('span', { class: 'muted' }, ` · ${account.address}`) : null),
+    h('div', { class: 'actions' }, ...navLinks(account),
+      h('button', { type: 'button', id: 'checkin', onclick: () => act({ type: 'meeting', subject: `Check-in: ${wo.title}`, start_at: new Date().toISOString() }, 'checked in') }, 'Check in'),
+      h('button', { type: 'button', id: 'checkout', onclick: () => act({ type: 'meeting', subject: `Check-out: ${wo.title}`, status: 'done', end_at: new Date().toISOString() }, 'checked out') }, 'Check out')),
+    h('label', {}, 'Note', note),
+    h('button', { type: 'button', id: 'save-note', onclick: () => { if (note.value.trim()) { act({ type: 'note', subject: 'Visit note', body: note.value.trim() }, 'note saved'); note.value = ''; } } }, 'Save note'),
+    h('label', {}, 'Photo', photo),
+    h('label', {}, 'Signature (or confirm below)', sig),
+    h('div', { class: 'actions' },
+      h('button', { type: 'button', class: 'primary', id: 'complete', onclick: async () => {
+        const signed = sig.dataset.signed === 'yes';
+        if (!signed && !confirm('Complete without a signature?')) return;
+        await act({ type: 'note', subject: `Work order completed: ${wo.title}`, body: signed ? sig.toDataURL('image/png') : 'confirmed without signature', status: 'done' }, 'completion recorded');
+        await queue({ kind: 'complete', path: `/api/v1/work_orders/${wo.id}`, id: wo.id }, 'work order done');
+        state.done.add(wo.id);
+        localStorage.setItem('fm.rep.done', JSON.stringify([...state.done]));
+        render();
+      } }, 'Complete work order')),
+  );
+  photo.addEventListener('change', async () => {
+    const f = photo.files[0];
+    if (!f) return;
+    const dataUrl = await downscale(f, 480);
+    act({ type: 'note', subject: `Visit photo: ${f.name}`, body: dataUrl }, 'photo saved');
+    photo.value = '';
+  });
+}
+
+async function queue(action, label) {
+  await enqueue(action);
+  toast(navigator.onLine ? label : `${label} (offline: will be sent)`);
+  showNet();
+  if (navigator.onLine) sendAll();
+}
+
+// The work-order life cycle (crm work_order_transitions) on the way to done.
+const NEXT_STATUS = { new: 'assigned', assigned: 'in_progress', scheduled: 'in_progress', in_progress: 'done' };
+
+let sending = null;
+function sendAll() {
+  if (!sending) sending = flush(send).finally(() => { sending = null; showNet(); });
+  return sending;
+}
+
+// One outbox item -> 'done' when the server has answered it (success or a refusal, which is
+// kept in the failed list), 'retry' when it may work later; throws on network failure.
+async function send(item) {
+  try {
+    if (item.kind === 'post') {
+      await api(item.path, { method: 'POST', body: item.body, headers: { 'Idempotency-Key': item.key } });
+      return 'done';
+    }
+    if (item.kind === 'complete') {
+      for (let i = 0; i < 5; i += 1) {
+        const wo = await api(item.path);
+        if (wo.status === 'done') return 'done';
+        const nextStatus = NEXT_STATUS[wo.status];
+        if (!nextStatus) return `work order is ${wo.status}`;
+        try { await api(item.path, { method: 'PATCH', body: { status: nextStatus }, headers: { 'If-Match': etagOf(wo) } }); } catch (e) { if (!(e instanceof ApiError) || e.status !== 412) throw e; }
+      }
+      return 'retry';
+    }
+    return `unknown action ${item.kind}`;
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e; // network: keep it
+    if (e.status === 503 || e.status === 429 || e.status === 401 || e.status >= 500) return 'retry';
+    return `${e.status} ${e.message}`;
+  }
+}
+
+function downscale(file, maxPx) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => {
+      const k = Math.min(1, maxPx / Math.max(img.width, img.height));
+      const c = document.createElement('canvas');
+      c.width = Math.round(img.width * k); c.height = Math.round(img.height * k);
+      c.getContext('2d').drawImage(img, 0, 0, c.width, c.height);
+      URL.revokeObjectURL(img.src);
+      resolve(c.toDataURL('image/jpeg', 0.6));
+    };
+    img.onerror = reject;
+    img.src = URL.createObjectURL(file);
+  });
+}
+
+function signaturePad(c) {
+  const ctx = c.getContext('2d');
+  ctx.lineWidth = 2; ctx.lineCap = 'round';
+  let down = false;
+  const at = (e) => { const r = c.getBoundingClientRect(); return [(e.clientX - r.left) * (c.width / r.width), (e.clientY - r.top) * (c.height / r.height)]; };
+  c.addEventListener('pointerdown', (e) => { down = true; c.setPointerCapture(e.pointerId); ctx.beginPath(); ctx.moveTo(...at(e)); });
+  c.addEventListener('pointermove', (e) => { if (!down) return; ctx.lineTo(...at(e)); ctx.stroke(); c.dataset.signed = 'yes'; });
+  c.addEventListener('pointerup', () => { down = false; });
+}
+
+start();

@@ -1,0 +1,42 @@
+// Service worker of the rep's view: the app shell is cached at install; GET /api/v1/* is
+// network-first with the last answer kept (the day's plan and the accounts it needs work
+// offline); other methods are never touched (the page queues them in its outbox).
+const SHELL = 'fm-rep-shell-v1';
+const DATA = 'fm-rep-data-v1';
+const FILES = [
+  '/console/rep/', '/console/rep/rep.js', '/console/rep/queue.js', '/console/rep/rep.css',
+  '/console/rep/manifest.webmanifest', '/console/rep/icon.svg', '/console/api.js', '/console/ui.js',
+  '/console/leaflet.js', '/console/style.css', '/console/config.json',
+  '/console/vendor/leaflet/leaflet.js', '/console/vendor/leaflet/leaflet.css',
+];
+
+self.addEventListener('install', (e) => {
+  e.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES)).then(() => self.skipWaiting()));
+});
+self.addEventListener('activate', (e) => {
+  e.waitUntil(caches.keys().then((keys) => Promise.all(keys.filter((k) => ![SHELL, DATA].includes(k)).map((k) => caches.delete(k))))
+    .then(() => self.clients.claim()));
+});
+
+self.addEventListener('fetch', (e) => {
+  const req = e.request;
+  if (req.method !== 'GET') return;
+  const url = new URL(req.url);
+  if (url.origin !== location.origin) return;
+  if (url.pathname.startsWith('/api/v1/')) {
+    // Keyed by URL only: the Authorization header varies per user, so drop the data cache
+    // at sign-out (the page does).
+    e.respondWith(fetch(req).then((r) => {
+      if (r.ok) { const copy = r.clone(); caches.open(DATA).then((c) => c.put(req, copy)); }
+      return r;
+    }).catch(() => caches.match(req).then((r) => r || new Response(JSON.stringify({ error: { code: 'offline', message: 'offline and not cached' } }), { status: 503, headers: { 'Content-Type': 'application/json' } }))));
+    return;
+  }
+  if (url.pathname.startsWith('/console/')) {
+    // stale-while-revalidate for the shell
+    e.respondWith(caches.match(req, { ignoreSearch: true }).then((hit) => {
+      const net = fetch(req).then((r) => { if (r.ok) { const copy = r.clone(); caches.open(SHELL).then((c) => c.put(req, copy)); } return r; });
+      return hit || net;
+    }));
+  }
+});
