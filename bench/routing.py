@@ -89,7 +89,9 @@ def run_vroom(inst: SolomonInstance, problem: Problem, m: Matrices) -> Result:
     cpu = time.process_time() - t0
     frame = sol.routes
     routes: dict[str, list[str]] = {}
-    for vehicle_id, job_id, step_type in zip(frame["vehicle_id"], frame["id"], frame["type"], strict=True):
+    for vehicle_id, job_id, step_type in zip(
+        frame["vehicle_id"], frame["id"], frame["type"], strict=True
+    ):
         if str(step_type) == "job":
             routes.setdefault(f"v{int(vehicle_id)}", []).append(str(int(job_id)))
     violations, per = check_routes(problem, m, routes)
@@ -99,7 +101,12 @@ def run_vroom(inst: SolomonInstance, problem: Problem, m: Matrices) -> Result:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--instances", type=Path, default=DEFAULT_DIR)
-    ap.add_argument("--cpu-s", type=float, default=None, help="CPU seconds per instance (default 10; 60 for 1000+ customers)")
+    ap.add_argument(
+        "--cpu-s",
+        type=float,
+        default=None,
+        help="CPU seconds per instance (default 10; 60 for 1000+ customers)",
+    )
     ap.add_argument("--quick", action="store_true", help="three instances, 5 CPU-s each")
     ap.add_argument("--only", nargs="*", default=None, help="instance names to run")
     args = ap.parse_args(argv)
@@ -114,15 +121,43 @@ def main(argv: list[str] | None = None) -> int:
         files = quick or files[:3]
     bks = read_bks(directory / "bks.csv")
     table = Table(title=f"VRPTW: fieldmesh (OR-Tools) vs VROOM on {directory.name}")
-    for col in ("instance", "n", "veh", "dist", "cpu_s", "vroom veh", "vroom dist", "vroom cpu", "bks veh", "bks dist", "gap veh", "gap dist", "ok"):
+    for col in (
+        "instance",
+        "n",
+        "veh",
+        "dist",
+        "cpu_s",
+        "vroom veh",
+        "vroom dist",
+        "vroom cpu",
+        "bks veh",
+        "bks dist",
+        "gap veh",
+        "gap dist",
+        "ok",
+    ):
         table.add_column(col, justify="right")
-    tot = {"instances": 0, "infeasible": 0, "vehicles": 0, "vroom_vehicles": 0, "bks_vehicles": 0,
-           "distance": 0.0, "vroom_distance": 0.0, "bks_distance": 0.0, "cpu_s": 0.0, "vroom_cpu_s": 0.0,
-           "vroom_infeasible": 0}
+    tot = {
+        "instances": 0,
+        "infeasible": 0,
+        "vehicles": 0,
+        "vroom_vehicles": 0,
+        "bks_vehicles": 0,
+        "distance": 0.0,
+        "vroom_distance": 0.0,
+        "bks_distance": 0.0,
+        "cpu_s": 0.0,
+        "vroom_cpu_s": 0.0,
+        "vroom_infeasible": 0,
+    }
     for path in files:
         inst = read_instance(path)
         n = len(inst.customers)
-        budget = args.cpu_s if args.cpu_s is not None else (5.0 if args.quick else (60.0 if n >= 1000 else 10.0))
+        budget = (
+            args.cpu_s
+            if args.cpu_s is not None
+            else (5.0 if args.quick else (60.0 if n >= 1000 else 10.0))
+        )
         problem = inst.to_problem()
         m = EuclideanMatrix().matrices(problem.locations)
         ours = run_ours(problem, m, budget)
@@ -141,9 +176,16 @@ def main(argv: list[str] | None = None) -> int:
         tot["cpu_s"] += ours.cpu_s
         tot["vroom_cpu_s"] += base.cpu_s
         table.add_row(
-            path.stem, str(n), str(ours.vehicles), f"{ours.distance:.2f}", f"{ours.cpu_s:.1f}",
-            str(base.vehicles), f"{base.distance:.2f}", f"{base.cpu_s:.1f}",
-            str(best.vehicles), f"{best.distance:.2f}",
+            path.stem,
+            str(n),
+            str(ours.vehicles),
+            f"{ours.distance:.2f}",
+            f"{ours.cpu_s:.1f}",
+            str(base.vehicles),
+            f"{base.distance:.2f}",
+            f"{base.cpu_s:.1f}",
+            str(best.vehicles),
+            f"{best.distance:.2f}",
             f"{ours.vehicles - best.vehicles:+d}",
             f"{(ours.distance / best.distance - 1) * 100:+.2f}%" if best.distance else "-",
             "yes" if ok else "NO",
@@ -157,13 +199,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         sys.stdout.flush()
     console.print(table)
-    out: dict[str, float | int] = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in tot.items()}
+    out: dict[str, float | int] = {
+        k: (round(v, 2) if isinstance(v, float) else v) for k, v in tot.items()
+    }
     if tot["bks_vehicles"]:
         out["gap_vehicles_pct"] = round((tot["vehicles"] / tot["bks_vehicles"] - 1) * 100, 2)
-        out["vroom_gap_vehicles_pct"] = round((tot["vroom_vehicles"] / tot["bks_vehicles"] - 1) * 100, 2)
+        out["vroom_gap_vehicles_pct"] = round(
+            (tot["vroom_vehicles"] / tot["bks_vehicles"] - 1) * 100, 2
+        )
     if tot["bks_distance"]:
         out["gap_distance_pct"] = round((tot["distance"] / tot["bks_distance"] - 1) * 100, 2)
-        out["vroom_gap_distance_pct"] = round((tot["vroom_distance"] / tot["bks_distance"] - 1) * 100, 2)
+        out["vroom_gap_distance_pct"] = round(
+            (tot["vroom_distance"] / tot["bks_distance"] - 1) * 100, 2
+        )
     print(json.dumps(out))
     return 0 if tot["infeasible"] == 0 else 1
 

@@ -39,7 +39,9 @@ def _static_checks(problem: Problem, rep: Rep, visits: Sequence[Visit]) -> list[
     out = []
     for v in visits:
         if not v.skills <= rep.skills:
-            out.append(f"rep {rep.id} lacks skills {sorted(v.skills - rep.skills)} for visit {v.id}")
+            out.append(
+                f"rep {rep.id} lacks skills {sorted(v.skills - rep.skills)} for visit {v.id}"
+            )
         if v.rep_id is not None and v.rep_id != rep.id:
             out.append(f"visit {v.id} is locked to rep {v.rep_id} but planned for {rep.id}")
     load = sum(v.demand for v in visits)
@@ -49,7 +51,10 @@ def _static_checks(problem: Problem, rep: Rep, visits: Sequence[Visit]) -> list[
 
 
 def check_routes(
-    problem: Problem, matrices: Matrices, routes: Mapping[str, Sequence[str]], tol: float = TOLERANCE
+    problem: Problem,
+    matrices: Matrices,
+    routes: Mapping[str, Sequence[str]],
+    tol: float = TOLERANCE,
 ) -> tuple[list[str], dict[str, RouteCheck]]:
     """Check bare visit orders per rep by building the earliest schedule.
 
@@ -138,11 +143,15 @@ def _simulate(
     span = t - rep.shift.start_s
     if rep.max_working_s is not None and span > rep.max_working_s + tol:
         # the rep may leave later: the earliest schedule overstates the span when there is waiting
-        out.append(f"rep {rep.id}: working {span:.1f} s > max {rep.max_working_s:.1f} s (leaving at shift start)")
+        out.append(
+            f"rep {rep.id}: working {span:.1f} s > max {rep.max_working_s:.1f} s (leaving at shift start)"
+        )
     return out, dist, span
 
 
-def check_plan(problem: Problem, matrices: Matrices, plan: Plan, tol: float = TOLERANCE) -> list[str]:
+def check_plan(
+    problem: Problem, matrices: Matrices, plan: Plan, tol: float = TOLERANCE
+) -> list[str]:
     """Check a plan's stated schedule: every stated time is consistent and within limits."""
     loc = problem.location_index()
     visits = {v.id: v for v in problem.visits}
@@ -167,11 +176,15 @@ def check_plan(problem: Problem, matrices: Matrices, plan: Plan, tol: float = TO
         if not route.stops:
             continue
         if route.start_s < rep.shift.start_s - tol:
-            out.append(f"rep {rep.id} starts at {route.start_s} before shift start {rep.shift.start_s}")
+            out.append(
+                f"rep {rep.id} starts at {route.start_s} before shift start {rep.shift.start_s}"
+            )
         if route.end_s > rep.shift.end_s + tol:
             out.append(f"rep {rep.id} ends at {route.end_s} after shift end {rep.shift.end_s}")
         if rep.max_working_s is not None and route.end_s - route.start_s > rep.max_working_s + tol:
-            out.append(f"rep {rep.id} works {route.end_s - route.start_s:.0f} s > max {rep.max_working_s:.0f} s")
+            out.append(
+                f"rep {rep.id} works {route.end_s - route.start_s:.0f} s > max {rep.max_working_s:.0f} s"
+            )
         brk = route.lunch_break
         if rep.lunch_break is not None:
             want = rep.lunch_break
@@ -179,9 +192,13 @@ def check_plan(problem: Problem, matrices: Matrices, plan: Plan, tol: float = TO
                 out.append(f"rep {rep.id} has no lunch break")
             else:
                 if brk.end_s - brk.start_s < want.duration_s - tol:
-                    out.append(f"rep {rep.id} break lasts {brk.end_s - brk.start_s:.0f} s < {want.duration_s:.0f} s")
+                    out.append(
+                        f"rep {rep.id} break lasts {brk.end_s - brk.start_s:.0f} s < {want.duration_s:.0f} s"
+                    )
                 if brk.start_s < want.window.start_s - tol or brk.end_s > want.window.end_s + tol:
-                    out.append(f"rep {rep.id} break {brk.start_s:.0f}-{brk.end_s:.0f} outside its window")
+                    out.append(
+                        f"rep {rep.id} break {brk.start_s:.0f}-{brk.end_s:.0f} outside its window"
+                    )
         prev_end = route.start_s
         here = loc[rep.start_location_id]
         legs: list[tuple[float, float, float]] = []  # (leg start, leg end, travel)
@@ -190,25 +207,37 @@ def check_plan(problem: Problem, matrices: Matrices, plan: Plan, tol: float = TO
             if abs(stop.travel_s - travel) > 1e-3 + tol * travel:
                 out.append(f"visit {v.id}: stated travel {stop.travel_s:.3f} != {travel:.3f}")
             if stop.service_start_s < prev_end + travel - tol:
-                out.append(f"visit {v.id}: service at {stop.service_start_s:.3f} before it can arrive ({prev_end + travel:.3f})")
+                out.append(
+                    f"visit {v.id}: service at {stop.service_start_s:.3f} before it can arrive ({prev_end + travel:.3f})"
+                )
             if not _fits_window(v, stop.service_start_s, tol):
-                out.append(f"visit {v.id}: service at {stop.service_start_s:.3f} outside its time windows")
+                out.append(
+                    f"visit {v.id}: service at {stop.service_start_s:.3f} outside its time windows"
+                )
             if abs(stop.service_end_s - stop.service_start_s - v.service_s) > tol:
-                out.append(f"visit {v.id}: service lasts {stop.service_end_s - stop.service_start_s} != {v.service_s}")
+                out.append(
+                    f"visit {v.id}: service lasts {stop.service_end_s - stop.service_start_s} != {v.service_s}"
+                )
             legs.append((prev_end, stop.service_start_s, travel))
             prev_end = stop.service_end_s
             here = loc[v.location_id]
         travel = float(matrices.duration_s[here, loc[rep.end_location_id]])
         if route.end_s < prev_end + travel - tol:
-            out.append(f"rep {rep.id} back at {route.end_s:.3f} before it can arrive ({prev_end + travel:.3f})")
+            out.append(
+                f"rep {rep.id} back at {route.end_s:.3f} before it can arrive ({prev_end + travel:.3f})"
+            )
         legs.append((prev_end, route.end_s, travel))
         if brk is not None:
             ok = any(
-                brk.start_s >= a - tol and brk.end_s <= b + tol and (b - a) >= travel + (brk.end_s - brk.start_s) - tol
+                brk.start_s >= a - tol
+                and brk.end_s <= b + tol
+                and (b - a) >= travel + (brk.end_s - brk.start_s) - tol
                 for a, b, travel in legs
             )
             if not ok:
-                out.append(f"rep {rep.id}: break {brk.start_s:.0f}-{brk.end_s:.0f} overlaps a visit or leaves no time to travel")
+                out.append(
+                    f"rep {rep.id}: break {brk.start_s:.0f}-{brk.end_s:.0f} overlaps a visit or leaves no time to travel"
+                )
     dropped = {d.visit_id for d in plan.dropped}
     for vid in dropped & served.keys():
         out.append(f"visit {vid} both served and dropped")

@@ -49,7 +49,8 @@ def haversine_m(lon: FloatArray, lat: FloatArray) -> FloatArray:
     dphi = phi[:, None] - phi[None, :]
     dlam = lam[:, None] - lam[None, :]
     a = np.sin(dphi / 2) ** 2 + np.cos(phi)[:, None] * np.cos(phi)[None, :] * np.sin(dlam / 2) ** 2
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    out: FloatArray = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,9 @@ class GreatCircleMatrix:
         lon = np.array([loc.lon for loc in locations], dtype=np.float64)
         lat = np.array([loc.lat for loc in locations], dtype=np.float64)
         distance = haversine_m(lon, lat) * self.road_factor
-        return Matrices(distance_m=distance, duration_s=profile_duration_s(distance, self.speed_profile))
+        return Matrices(
+            distance_m=distance, duration_s=profile_duration_s(distance, self.speed_profile)
+        )
 
 
 @dataclass(frozen=True, slots=True)

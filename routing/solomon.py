@@ -53,7 +53,13 @@ class SolomonInstance:
             )
         shift = TimeWindow(self.depot.ready, self.depot.due)
         reps = tuple(
-            Rep(id=f"v{k}", start_location_id="depot", end_location_id="depot", shift=shift, capacity=self.capacity)
+            Rep(
+                id=f"v{k}",
+                start_location_id="depot",
+                end_location_id="depot",
+                shift=shift,
+                capacity=self.capacity,
+            )
             for k in range(vehicles if vehicles is not None else self.vehicles)
         )
         return Problem(tuple(locations), tuple(visits), reps, minimise_reps=True)
@@ -77,7 +83,9 @@ def parse_solomon(text: str, name: str = "") -> SolomonInstance:
         if not parts or not parts[0].lstrip("-").isdigit():
             continue  # the column header
         if len(parts) < 7:
-            raise InputError(f"{name or title}: customer line has {len(parts)} fields, needs 7: {ln!r}")
+            raise InputError(
+                f"{name or title}: customer line has {len(parts)} fields, needs 7: {ln!r}"
+            )
         customers.append(
             Customer(
                 number=int(parts[0]),
@@ -117,7 +125,9 @@ def read_bks(path: Path) -> dict[str, BestKnown]:
         return out
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            out[row["instance"].strip().upper()] = BestKnown(int(row["vehicles"]), float(row["distance"]))
+            out[row["instance"].strip().upper()] = BestKnown(
+                int(row["vehicles"]), float(row["distance"])
+            )
     return out
 
 

@@ -20,8 +20,10 @@ With `minimise_reps`, the objective is hierarchical: reps first, then travel.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +50,9 @@ log = logging.getLogger(__name__)
 
 PRIORITY_WEIGHT = {1: 1, 2: 4, 3: 16, 4: 64, 5: 256}
 URGENT_WEIGHT = 4096
+SQUEEZE_ALPHA = 100  # lateness cost per solver time unit, in arc-cost units
+ELIMINATE_TRIES = 2  # routes tried per elimination target before squeezing the best attempt
+ELIMINATE_SLICE_SHARE = 0.15  # of the CPU budget per squeeze
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +70,8 @@ class SolverOptions:
     scale: int = 1000  # integer solver units per second / metre
     minimise_reps: bool | None = None  # None: follow Problem.minimise_reps
     cost: str = "duration"  # arc cost: "duration" (travel time) or "distance"
-    construct_share: float = 0.15
-    eliminate_share: float = 0.6
+    construct_share: float = 0.1
+    eliminate_share: float = 0.65
     progress: Callable[[Progress], None] | None = field(default=None, compare=False)
 
 
@@ -102,7 +107,9 @@ class _Compiled:
     max_arc_t: int
 
 
-def _compile(problem: Problem, matrices: Matrices, visits: list[Visit], scale: int, cost: str) -> _Compiled:
+def _compile(
+    problem: Problem, matrices: Matrices, visits: list[Visit], scale: int, cost: str
+) -> _Compiled:
     loc_index = problem.location_index()
     node_loc = [loc_index[v.location_id] for v in visits]
     depot_node: dict[int, int] = {}
@@ -149,11 +156,33 @@ class _Model:
     time_dim: pywrapcp.RoutingDimension
     rep_ids: list[int]  # model vehicle -> index into compiled.reps
     breaks: dict[int, pywrapcp.IntervalVar]
+    soft_bounds: list[tuple[int, int]] = field(default_factory=list)  # (index, soft upper bound)
+
+    def soft_cost(self, cost_t: list[list[int]]) -> int:
+        """Objective minus arc costs at a solution callback: the lateness penalty paid."""
+        routing, manager = self.routing, self.manager
+        arcs = 0
+        for v in range(routing.vehicles()):
+            index = routing.Start(v)
+            while not routing.IsEnd(index):
+                nxt = routing.NextVar(index).Value()
+                arcs += cost_t[manager.IndexToNode(index)][manager.IndexToNode(nxt)]
+                index = nxt
+        return int(routing.CostVar().Value()) - arcs
 
 
 def _build(
-    c: _Compiled, rep_ids: list[int], penalty: Callable[[Visit], int | None], vehicle_fixed_cost: int = 0
+    c: _Compiled,
+    rep_ids: list[int],
+    penalty: Callable[[Visit], int | None],
+    vehicle_fixed_cost: int = 0,
+    soft_late_coeff: int | None = None,
 ) -> _Model:
+    """The OR-Tools model for the given reps.
+
+    With `soft_late_coeff`, time windows' ends and shift ends become soft: lateness
+    costs that much per solver time unit (the squeeze phase of route elimination).
+    """
     reps = [c.reps[i] for i in rep_ids]
     loc_index = c.problem.location_index()
     starts = [c.depot_node[loc_index[r.start_location_id]] for r in reps]
@@ -165,13 +194,20 @@ def _build(
     if vehicle_fixed_cost:
         routing.SetFixedCostOfAllVehicles(vehicle_fixed_cost)
     time_cb = routing.RegisterTransitMatrix(c.time_t)
-    routing.AddDimension(time_cb, c.horizon_t, c.horizon_t, False, "time")
+    late_t = c.horizon_t * 4 if soft_late_coeff else c.horizon_t
+    routing.AddDimension(time_cb, late_t, late_t, False, "time")
     time_dim = routing.GetDimensionOrDie("time")
+    soft: list[tuple[int, int]] = []
     s = c.scale
     for v, rep in enumerate(reps):
         lo, hi = math.ceil(rep.shift.start_s * s), math.floor(rep.shift.end_s * s)
         time_dim.CumulVar(routing.Start(v)).SetRange(lo, hi)
-        time_dim.CumulVar(routing.End(v)).SetRange(lo, hi)
+        if soft_late_coeff:
+            time_dim.CumulVar(routing.End(v)).SetRange(lo, late_t)
+            time_dim.SetCumulVarSoftUpperBound(routing.End(v), hi, soft_late_coeff)
+            soft.append((routing.End(v), hi))
+        else:
+            time_dim.CumulVar(routing.End(v)).SetRange(lo, hi)
         if rep.max_working_s is not None:
             time_dim.SetSpanUpperBoundForVehicle(math.floor(rep.max_working_s * s), v)
         routing.AddVariableMaximizedByFinalizer(time_dim.CumulVar(routing.Start(v)))
@@ -180,15 +216,23 @@ def _build(
         total = sum(c.demand)
         demand_cb = routing.RegisterUnaryTransitVector(c.demand)
         routing.AddDimensionWithVehicleCapacity(
-            demand_cb, 0, [r.capacity if r.capacity is not None else total for r in reps], True, "load"
+            demand_cb,
+            0,
+            [r.capacity if r.capacity is not None else total for r in reps],
+            True,
+            "load",
         )
     for node, visit in enumerate(c.visits):
         index = manager.NodeToIndex(node)
         cumul = time_dim.CumulVar(index)
         if visit.time_windows:
             wins = sorted(visit.time_windows, key=lambda w: w.start_s)
-            cumul.SetRange(math.ceil(wins[0].start_s * s), math.floor(max(w.end_s for w in wins) * s))
-            for a, b in zip(wins, wins[1:], strict=False):
+            last_t = math.floor(max(w.end_s for w in wins) * s)
+            cumul.SetRange(math.ceil(wins[0].start_s * s), late_t if soft_late_coeff else last_t)
+            if soft_late_coeff:
+                time_dim.SetCumulVarSoftUpperBound(index, last_t, soft_late_coeff)
+                soft.append((index, last_t))
+            for a, b in itertools.pairwise(wins):
                 gap_lo, gap_hi = math.floor(a.end_s * s) + 1, math.ceil(b.start_s * s) - 1
                 if gap_lo <= gap_hi:
                     cumul.RemoveInterval(gap_lo, gap_hi)
@@ -213,13 +257,13 @@ def _build(
     for v, rep in enumerate(reps):
         if rep.lunch_break is None:
             continue
-        b = rep.lunch_break
-        dur = math.ceil(b.duration_s * s)
-        lo, hi = math.ceil(b.window.start_s * s), math.floor(b.window.end_s * s) - dur
+        lunch = rep.lunch_break
+        dur = math.ceil(lunch.duration_s * s)
+        lo, hi = math.ceil(lunch.window.start_s * s), math.floor(lunch.window.end_s * s) - dur
         interval = solver.FixedDurationIntervalVar(lo, max(lo, hi), dur, False, f"break {rep.id}")
         time_dim.SetBreakIntervalsOfVehicle([interval], v, node_visit_transit)
         breaks[v] = interval
-    return _Model(manager, routing, time_dim, rep_ids, breaks)
+    return _Model(manager, routing, time_dim, rep_ids, breaks, soft)
 
 
 def _params(
@@ -227,8 +271,12 @@ def _params(
 ) -> pywrapcp.DefaultRoutingSearchParameters:
     params = pywrapcp.DefaultRoutingSearchParameters()
     if first:
-        params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
-    params.local_search_metaheuristic = getattr(routing_enums_pb2.LocalSearchMetaheuristic, metaheuristic)
+        params.first_solution_strategy = (
+            routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
+        )
+    params.local_search_metaheuristic = getattr(
+        routing_enums_pb2.LocalSearchMetaheuristic, metaheuristic
+    )
     # A wall-clock backstop only; the CPU-time limit is the custom search limit.
     params.time_limit.FromMilliseconds(int(max(0.05, slice_s) * 1000 * 20) + 1000)
     ops = params.local_search_operators
@@ -244,14 +292,20 @@ def _run(
     params: pywrapcp.DefaultRoutingSearchParameters,
     deadline_cpu: float,
     initial: list[list[int]] | None,
-    stop_below_cost: int | None = None,
+    stop_when_all_served: int | None = None,
+    stop_when_on_time: list[list[int]] | None = None,
 ) -> pywrapcp.Assignment | None:
     """Solve until the process CPU time reaches `deadline_cpu` (or a cost target is met)."""
     routing = model.routing
     state = {"hit": False}
+    visit_indices = [i for i in range(routing.Size()) if not routing.IsStart(i)]
 
     def on_solution() -> None:
-        if stop_below_cost is not None and routing.CostVar().Value() < stop_below_cost:
+        if stop_when_all_served is not None:
+            served = sum(routing.ActiveVar(i).Value() for i in visit_indices)
+            if served >= stop_when_all_served:
+                state["hit"] = True
+        if stop_when_on_time is not None and model.soft_cost(stop_when_on_time) <= 0:
             state["hit"] = True
 
     def limiter() -> bool:
@@ -296,16 +350,28 @@ def _penalty_fn(c: _Compiled, minimise_reps: bool) -> Callable[[Visit], int | No
 
 
 def _big_penalty(c: _Compiled) -> int:
-    """Larger than any possible travel total: dropping one visit costs more than all arcs."""
-    return (len(c.node_loc) + 2) * (c.max_arc_t + 1) * 2
+    """Dropping a visit costs more than any detour to serve it."""
+    return 4 * (c.max_arc_t + 1)
 
 
-def _report(options: SolverOptions, clock: _CpuClock, phase: str, routes: Sequence[Sequence[int]], dropped: int, cost: float) -> None:
+def _report(
+    options: SolverOptions,
+    clock: _CpuClock,
+    phase: str,
+    routes: Sequence[Sequence[int]],
+    dropped: int,
+    cost: float,
+) -> None:
     if options.progress is not None:
         options.progress(Progress(phase, sum(1 for r in routes if r), dropped, cost, clock.used()))
 
 
-def solve(problem: Problem, matrices: Matrices, options: SolverOptions | None = None, visits: Sequence[Visit] | None = None) -> Plan:
+def solve(
+    problem: Problem,
+    matrices: Matrices,
+    options: SolverOptions | None = None,
+    visits: Sequence[Visit] | None = None,
+) -> Plan:
     """Plan `visits` (default: all of the problem's) for the problem's reps.
 
     Input should have been validated (routing.validate.plan does both); visits
@@ -327,7 +393,11 @@ def solve(problem: Problem, matrices: Matrices, options: SolverOptions | None = 
 
     # 1. construct
     share = options.construct_share if minimise else 1.0
-    model = _build(c, all_reps, _penalty_fn(c, minimise) if not minimise else (lambda v: big * (4 if v.urgent else 1)))
+    model = _build(
+        c,
+        all_reps,
+        _penalty_fn(c, minimise) if not minimise else (lambda v: big * (4 if v.urgent else 1)),
+    )
     deadline = clock.t0 + max(options.cpu_s * share, min(options.cpu_s, 0.2))
     a = _run(model, _params(clock, clock.left(), first=True), deadline, None)
     if a is None:
@@ -341,52 +411,219 @@ def solve(problem: Problem, matrices: Matrices, options: SolverOptions | None = 
         # 2. route elimination: keep only used reps; try with one fewer.
         used = [(best_reps[v], r) for v, r in enumerate(best_routes_v) if r]
         lower = _lower_bound(c)
-        elim_deadline = clock.t0 + options.cpu_s * (options.construct_share + options.eliminate_share)
+        elim_deadline = clock.t0 + options.cpu_s * (
+            options.construct_share + options.eliminate_share
+        )
         if len(served) == n:
-            failures: set[tuple[int, ...]] = set()
-            while len(used) > lower and time.process_time() < elim_deadline:
-                order = sorted(range(len(used)), key=lambda k: (len(used[k][1]), k))
-                progressed = False
-                for k in order:
-                    key = tuple(sorted(used[k][1]))
-                    if key in failures:
-                        continue
-                    if time.process_time() >= elim_deadline:
-                        break
-                    rest = [u for j, u in enumerate(used) if j != k]
-                    m = _build(c, [r for r, _ in rest], lambda v: big)
-                    left = elim_deadline - time.process_time()
-                    slice_s = max(0.2, min(left, options.cpu_s * 0.15))
-                    res = _run(
-                        m,
-                        _params(clock, slice_s, first=False),
-                        time.process_time() + slice_s,
-                        [r for _, r in rest],
-                        stop_below_cost=big,
-                    )
-                    if res is not None:
-                        rr = _routes(m, res)
-                        got = sum(len(r) for r in rr)
-                        _report(options, clock, "eliminate", rr, n - got, res.ObjectiveValue())
-                        if got == n:
-                            used = [(m.rep_ids[v], r) for v, r in enumerate(rr) if r]
-                            progressed = True
-                            break
-                    failures.add(key)
-                if not progressed:
-                    break
+            used = _eliminate(c, used, lower, elim_deadline, clock, options)
         # 3. improve travel on the final rep count (every visit mandatory when all fit).
         all_served = sum(len(r) for _, r in used) == n
-        m = _build(c, [r for r, _ in used], (lambda v: None) if all_served else _penalty_fn(c, True))
-        res = _run(m, _params(clock, clock.left(), first=False), clock.t0 + options.cpu_s, [r for _, r in used])
+        m = _build(
+            c, [r for r, _ in used], (lambda v: None) if all_served else _penalty_fn(c, True)
+        )
+        res = _run(
+            m,
+            _params(clock, clock.left(), first=False),
+            clock.t0 + options.cpu_s,
+            [r for _, r in used],
+        )
         if res is None:
             raise SolverError("lost the solution while improving travel")
         model, a = m, res
     else:
         pass
     plan = _to_plan(c, model, a, clock)
-    _report(options, clock, "done", [list(r.visit_ids) for r in plan.routes], len(plan.dropped), a.ObjectiveValue())
+    _report(
+        options,
+        clock,
+        "done",
+        [[1] * len(r.stops) for r in plan.routes],
+        len(plan.dropped),
+        a.ObjectiveValue(),
+    )
     return plan
+
+
+def _squeeze(
+    c: _Compiled, routes: list[tuple[int, list[int]]], alpha: int, slice_s: float, clock: _CpuClock
+) -> tuple[int, list[tuple[int, list[int]]]]:
+    """Local search with soft time windows from `routes`; returns (lateness, routes)."""
+    m = _build(c, [r for r, _ in routes], lambda v: None, soft_late_coeff=alpha)
+    res = _run(
+        m,
+        _params(clock, slice_s, first=False),
+        time.process_time() + slice_s,
+        [nodes for _, nodes in routes],
+        stop_when_on_time=c.cost_t,
+    )
+    if res is None:
+        return 2**62, routes
+    late = sum(max(0, res.Value(m.time_dim.CumulVar(i)) - ub) for i, ub in m.soft_bounds)
+    return late, [(m.rep_ids[v], r) for v, r in enumerate(_routes(m, res))]
+
+
+def _eliminate(
+    c: _Compiled,
+    used: list[tuple[int, list[int]]],
+    lower: int,
+    deadline: float,
+    clock: _CpuClock,
+    options: SolverOptions,
+) -> list[tuple[int, list[int]]]:
+    """Route elimination: remove a route, re-insert its visits allowing lateness, squeeze.
+
+    For each target (one route fewer) a few routes are tried (fewest visits first);
+    if none squeezes to zero lateness, the least-late attempt is squeezed further
+    with a doubled lateness cost until the deadline.
+    """
+    slice_s = max(0.2, options.cpu_s * ELIMINATE_SLICE_SHARE)
+    while len(used) > lower and time.process_time() < deadline:
+        order = sorted(range(len(used)), key=lambda k: (len(used[k][1]), k))[:ELIMINATE_TRIES]
+        best: tuple[int, list[tuple[int, list[int]]]] | None = None
+        done = False
+        for k in order:
+            if time.process_time() >= deadline:
+                break
+            rest = [(r, list(nodes)) for j, (r, nodes) in enumerate(used) if j != k]
+            init = _insert_all(c, rest, used[k][1], SQUEEZE_ALPHA)
+            if init is None:
+                continue
+            late, routes = _squeeze(
+                c, init, SQUEEZE_ALPHA, min(slice_s, deadline - time.process_time()), clock
+            )
+            _report(options, clock, "eliminate", [r for _, r in routes], 0, late / c.scale)
+            if late == 0:
+                used = [(r, nodes) for r, nodes in routes if nodes]
+                done = True
+                break
+            if best is None or late < best[0]:
+                best = (late, routes)
+        rng = random.Random(len(used))
+        alpha, step = SQUEEZE_ALPHA, 0
+        while not done and best is not None and time.process_time() < deadline:
+            step += 1
+            if step % 2:  # the lateness left may be cheaper than the detour that removes it
+                alpha = min(alpha * 4, SQUEEZE_ALPHA * 1000)
+                start = best[1]
+            else:
+                start = _perturb(c, best[1], rng)
+            late, routes = _squeeze(
+                c, start, alpha, min(slice_s, deadline - time.process_time()), clock
+            )
+            _report(options, clock, "squeeze", [r for _, r in routes], 0, late / c.scale)
+            if late == 0:
+                used = [(r, nodes) for r, nodes in routes if nodes]
+                done = True
+            elif late <= best[0]:
+                best = (late, routes)
+        if not done:
+            break
+    return used
+
+
+def _late_nodes(
+    c: _Compiled, rep: Rep, nodes: Sequence[int], ready: list[int], due: list[int]
+) -> list[int]:
+    loc_index = c.problem.location_index()
+    here = c.depot_node[loc_index[rep.start_location_id]]
+    t = math.ceil(rep.shift.start_s * c.scale)
+    late = []
+    for node in nodes:
+        t = max(t + c.time_t[here][node], ready[node])
+        if t > due[node]:
+            late.append(node)
+        here = node
+    return late
+
+
+def _perturb(
+    c: _Compiled, routes: list[tuple[int, list[int]]], rng: random.Random
+) -> list[tuple[int, list[int]]]:
+    """Ruin and recreate: remove the late visits, their nearest neighbours and a few at random, re-insert."""
+    ready, due = _node_windows(c)
+    late = [x for r, nodes in routes for x in _late_nodes(c, c.reps[r], nodes, ready, due)]
+    n = len(c.visits)
+    k = max(3, min(30, n // 10))
+    chosen = set(late)
+    for x in late:
+        near = sorted(range(n), key=lambda y: c.cost_t[x][y])[1 : 1 + k // max(1, len(late))]
+        chosen.update(near)
+    while len(chosen) < len(late) + k:
+        chosen.add(rng.randrange(n))
+    kept = [(r, [x for x in nodes if x not in chosen]) for r, nodes in routes]
+    order = list(chosen)
+    rng.shuffle(order)
+    out = _insert_all(c, kept, order, SQUEEZE_ALPHA, keep_order=True)
+    return out if out is not None else routes
+
+
+def _node_windows(c: _Compiled) -> tuple[list[int], list[int]]:
+    ready = [0] * len(c.node_loc)
+    due = [c.horizon_t] * len(c.node_loc)
+    for node, v in enumerate(c.visits):
+        if v.time_windows:
+            ready[node] = math.ceil(min(w.start_s for w in v.time_windows) * c.scale)
+            due[node] = math.floor(max(w.end_s for w in v.time_windows) * c.scale)
+    return ready, due
+
+
+def _route_cost(
+    c: _Compiled, rep: Rep, nodes: Sequence[int], ready: list[int], due: list[int], alpha: int
+) -> int:
+    """Arc cost plus alpha times lateness of the earliest schedule (integer units)."""
+    loc_index = c.problem.location_index()
+    here = c.depot_node[loc_index[rep.start_location_id]]
+    t = math.ceil(rep.shift.start_s * c.scale)
+    cost = late = 0
+    for node in nodes:
+        t = max(t + c.time_t[here][node], ready[node])
+        late += max(0, t - due[node])
+        cost += c.cost_t[here][node]
+        here = node
+    end = c.depot_node[loc_index[rep.end_location_id]]
+    t += c.time_t[here][end]
+    cost += c.cost_t[here][end]
+    late += max(0, t - math.floor(rep.shift.end_s * c.scale))
+    return cost + alpha * late
+
+
+def _insert_all(
+    c: _Compiled,
+    routes: list[tuple[int, list[int]]],
+    nodes: Sequence[int],
+    alpha: int,
+    keep_order: bool = False,
+) -> list[tuple[int, list[int]]] | None:
+    """Insert each node where cost + alpha * lateness grows least (capacity, skills and locks hard)."""
+    ready, due = _node_windows(c)
+    out = [(r, list(nodes_)) for r, nodes_ in routes]
+    for node in nodes if keep_order else sorted(nodes, key=lambda x: due[x]):
+        visit = c.visits[node]
+        best: tuple[int, int, int] | None = None
+        for k, (r, route) in enumerate(out):
+            rep = c.reps[r]
+            if not visit.skills <= rep.skills or (
+                visit.rep_id is not None and visit.rep_id != rep.id
+            ):
+                continue
+            if (
+                rep.capacity is not None
+                and sum(c.demand[x] for x in route) + c.demand[node] > rep.capacity
+            ):
+                continue
+            base = _route_cost(c, rep, route, ready, due, alpha)
+            for pos in range(len(route) + 1):
+                delta = (
+                    _route_cost(c, rep, [*route[:pos], node, *route[pos:]], ready, due, alpha)
+                    - base
+                )
+                if best is None or delta < best[0]:
+                    best = (delta, k, pos)
+        if best is None:
+            return None
+        _, k, pos = best
+        out[k][1].insert(pos, node)
+    return out
 
 
 def _lower_bound(c: _Compiled) -> int:
@@ -429,7 +666,9 @@ def _to_plan(c: _Compiled, model: _Model, a: pywrapcp.Assignment, clock: _CpuClo
                 arrival += brk.end_s - brk.start_s  # the break is taken on this leg
             if routing.IsEnd(index):
                 if stops:
-                    route = Route(rep.id, start_t, max(at_t, arrival), tuple(stops), travel, dist, brk)
+                    route = Route(
+                        rep.id, start_t, max(at_t, arrival), tuple(stops), travel, dist, brk
+                    )
                 else:
                     route = Route(rep.id, start_t, start_t, (), 0.0, 0.0, None)
                 routes_by_rep[model.rep_ids[v]] = _with_slack(route, rep, c, nodes)
@@ -454,11 +693,19 @@ def _to_plan(c: _Compiled, model: _Model, a: pywrapcp.Assignment, clock: _CpuClo
             prev_node = node
     routes = tuple(routes_by_rep.get(i, _empty_route(r)) for i, r in enumerate(c.reps))
     dropped = tuple(
-        Dropped(v.id, DropReason.NOT_ENOUGH_TIME, f"visit {v.id} does not fit any rep's day with the other visits")
+        Dropped(
+            v.id,
+            DropReason.NOT_ENOUGH_TIME,
+            f"visit {v.id} does not fit any rep's day with the other visits",
+        )
         for node, v in enumerate(c.visits)
         if node not in served
     )
-    return Plan(routes=routes, dropped=dropped, stats={"cpu_s": clock.used(), "objective": float(a.ObjectiveValue())})
+    return Plan(
+        routes=routes,
+        dropped=dropped,
+        stats={"cpu_s": clock.used(), "objective": float(a.ObjectiveValue())},
+    )
 
 
 def _with_slack(route: Route, rep: Rep, c: _Compiled, nodes: list[int]) -> Route:
@@ -480,10 +727,25 @@ def _with_slack(route: Route, rep: Rep, c: _Compiled, nodes: list[int]) -> Route
         latest = max(latest, stop.service_start_s)
         out.append(
             Stop(
-                stop.visit_id, stop.location_id, stop.arrival_s, stop.service_start_s, stop.service_end_s,
-                stop.wait_s, latest - stop.service_start_s, stop.travel_s, stop.distance_m,
+                stop.visit_id,
+                stop.location_id,
+                stop.arrival_s,
+                stop.service_start_s,
+                stop.service_end_s,
+                stop.wait_s,
+                latest - stop.service_start_s,
+                stop.travel_s,
+                stop.distance_m,
             )
         )
         latest_next = latest - stop.travel_s
     out.reverse()
-    return Route(route.rep_id, route.start_s, route.end_s, tuple(out), route.end_travel_s, route.end_distance_m, route.lunch_break)
+    return Route(
+        route.rep_id,
+        route.start_s,
+        route.end_s,
+        tuple(out),
+        route.end_travel_s,
+        route.end_distance_m,
+        route.lunch_break,
+    )
