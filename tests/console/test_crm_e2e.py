@@ -4,6 +4,7 @@ screen renders without console errors."""
 from __future__ import annotations
 
 import json
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -50,7 +51,7 @@ def test_dragging_an_opportunity_to_the_next_stage_is_persisted(
         console_url,
         "GET",
         "/api/v1/pipeline_stages?limit=200&filter="
-        + urllib.request.quote(
+        + urllib.parse.quote(
             json.dumps({"field": "pipeline_id", "op": "eq", "value": opp["pipeline_id"]})
         ),
         token=tok,

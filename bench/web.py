@@ -1,0 +1,209 @@
+"""bench-web: fix-to-marker latency on the console's live map, and the page's long tasks.
+
+With a fleet of devices and reps streaming (fleet in a subprocess, gateway subprocess with
+the console live stage, app subprocess), a headless Chromium watches the live map. The
+gateway stage stamps each notification with the time it handled the batch (`rt`, inside the
+batch transaction, so it includes the gateway's decode and write but not the MQTT hop); the
+page records `Date.now() - rt` in the animation frame after it moved the marker. Baseline in
+the same run: the database's own NOTIFY→LISTEN delivery (a probe notification's round trip),
+the floor under any browser number. Long tasks: PerformanceObserver('longtask') > 100 ms.
+Last line: JSON with fix_to_marker_p50_ms, fix_to_marker_p99_ms, long_tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import psycopg
+
+from fieldmesh import services
+from fieldmesh.migrate import upgrade
+from fieldmesh.settings import PROJECT_ROOT, load_settings
+
+OUT = PROJECT_ROOT / "bench" / "out"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, timeout_s: float = 60.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def notify_baseline_ms(dsn: str, n: int = 200) -> list[float]:
+    out = []
+    with (
+        psycopg.connect(dsn, autocommit=True) as listen,
+        psycopg.connect(dsn, autocommit=True) as talk,
+    ):
+        listen.execute("LISTEN fm_bench_probe")
+        for _ in range(n):
+            t0 = time.perf_counter()
+            talk.execute("SELECT pg_notify('fm_bench_probe', 'x')")
+            next(listen.notifies(timeout=5))
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--instances")
+    ap.add_argument("--cpu-s", type=float)
+    args = ap.parse_args()
+    devices, reps, duration_s = (100, 10, 15) if args.quick else (500, 50, 60)
+    settings = load_settings()
+    services.ensure_up(settings, migrate=False)
+    dsn = services.create_database(settings, f"fm_bench_web_{uuid.uuid4().hex[:6]}")
+    upgrade(dsn)
+    tenant = f"bw{uuid.uuid4().hex[:6]}"
+    OUT.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, DATABASE_URL=dsn, FIELDMESH_STATE_DIR=str(settings.state_dir))
+    app_port, gw_port = _port(), _port()
+    from fieldmesh.auth import hash_password
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (email, name, role, password_hash) VALUES ('bench@example.test', 'Bench', 'admin', %s)",
+            (hash_password("bench-password"),),
+        )
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = {name: open(OUT / f"web-{name}.log", "wb") for name in ("app", "gateway", "fleet")}  # noqa: SIM115
+    try:
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "fieldmesh", "serve", "--port", str(app_port)],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=logs["app"],
+                stderr=subprocess.STDOUT,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "fieldmesh",
+                    "gateway",
+                    "--tenant",
+                    tenant,
+                    "--http-port",
+                    str(gw_port),
+                ],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=logs["gateway"],
+                stderr=subprocess.STDOUT,
+            )
+        )
+        _wait_http(f"http://127.0.0.1:{app_port}/health")
+        _wait_http(f"http://127.0.0.1:{gw_port}/health")
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "fieldmesh",
+                    "sim",
+                    "--tenant",
+                    tenant,
+                    "--devices",
+                    str(devices),
+                    "--reps",
+                    str(reps),
+                    "--duration-s",
+                    str(duration_s + 40),
+                ],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=logs["fleet"],
+                stderr=subprocess.STDOUT,
+            )
+        )
+        baseline = notify_baseline_ms(dsn)
+        probe = subprocess.run(
+            [
+                "node",
+                str(PROJECT_ROOT / "bench" / "web_probe.cjs"),
+                f"http://127.0.0.1:{app_port}",
+                "bench@example.test",
+                "bench-password",
+                str(duration_s),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=duration_s + 120,
+            check=False,
+        )
+        if probe.returncode != 0:
+            print(probe.stderr[-3000:], file=sys.stderr)
+            return 1
+        r = json.loads(probe.stdout.strip().splitlines()[-1])
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for f in logs.values():
+            f.close()
+        services.drop_database(settings, dsn.rsplit("/", 1)[1])
+    lat = np.array(r["latencies"], dtype=float)
+    base = np.array(baseline)
+    p50 = float(np.percentile(lat, 50)) if lat.size else float("nan")
+    p99 = float(np.percentile(lat, 99)) if lat.size else float("nan")
+    print(
+        f"fleet: {devices} devices, {reps} reps, {duration_s} s watched; markers on the map: {r['markers']}"
+    )
+    print(
+        f"fix->marker: n={lat.size} p50={p50:.0f} ms p99={p99:.0f} ms max={lat.max() if lat.size else float('nan'):.0f} ms"
+    )
+    print(
+        f"baseline NOTIFY->LISTEN (database only): p50={np.percentile(base, 50):.2f} ms p99={np.percentile(base, 99):.2f} ms"
+    )
+    print(
+        f"long tasks > 100 ms: {r['longTasks']} {r['longTaskMs'][:10]}; page errors: {len(r['errors'])}"
+    )
+    print(
+        json.dumps(
+            {
+                "fix_to_marker_p50_ms": round(p50, 1),
+                "fix_to_marker_p99_ms": round(p99, 1),
+                "long_tasks": int(r["longTasks"]),
+                "samples": int(lat.size),
+                "devices": devices,
+                "reps": reps,
+                "notify_baseline_p50_ms": round(float(np.percentile(base, 50)), 2),
+                "target_p99_ms": 1000,
+                "met": bool(lat.size and p99 < 1000),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
