@@ -142,6 +142,14 @@ class RuleEngine:
             self._by_key.setdefault((r.equipment_model, r.metric), []).append(r)
         self._state: dict[tuple[str, str], _State] = {}
 
+    @property
+    def rules(self) -> list[Rule]:
+        return [r for rs in self._by_key.values() for r in rs]
+
+    def restore_active(self, asset_id: str, rule_id: str) -> None:
+        """Mark a rule as holding for an asset (its alert is active in storage)."""
+        self._state.setdefault((asset_id, rule_id), _State()).active = True
+
     def active(self, asset_id: str, rule_id: str) -> bool:
         st = self._state.get((asset_id, rule_id))
         return st is not None and st.active

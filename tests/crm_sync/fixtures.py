@@ -19,7 +19,13 @@ class Site:
     other_rep: int
 
 
-def make_site(conn: psycopg.Connection, *, tier: str = "premium", sla_hours: int = 48) -> Site:
+def make_site(
+    conn: psycopg.Connection,
+    *,
+    tier: str = "premium",
+    sla_hours: int = 48,
+    equipment_model: str = "pump-p200",
+) -> Site:
     tag = uuid.uuid4().hex[:8]
     (territory,) = conn.execute(
         "INSERT INTO territories (name) VALUES (%s) RETURNING id", (f"t-{tag}",)
@@ -50,8 +56,8 @@ def make_site(conn: psycopg.Connection, *, tier: str = "premium", sla_hours: int
     device = f"dev-{tag}"
     (asset,) = conn.execute(
         "INSERT INTO assets (account_id, device_id, equipment_model, serial, contract_tier, "
-        "sla_hours) VALUES (%s, %s, 'pump-p200', %s, %s, %s) RETURNING id",
-        (account, device, f"SN-{tag}", tier, sla_hours),
+        "sla_hours) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (account, device, equipment_model, f"SN-{tag}", tier, sla_hours),
     ).fetchone() or (0,)
     conn.commit()
     return Site(territory, account, asset, device, pump_rep, busy, other)

@@ -1,0 +1,136 @@
+"""Gateway stage: rules on the live telemetry -> alerts -> CRM work orders and webhooks.
+
+For each new telemetry sample of a device that belongs to an asset, the rules of the
+asset's equipment model and that metric are evaluated (`gateway.rules.RuleEngine`, bounded
+cost per sample). A raise or clear updates the `alerts` table (`gateway.alert_store`,
+de-duplicated per device and type), emits the alert's webhook event, and a raised alert at
+or above `work_order_severity` opens its work order (`crm_sync.workorders`, idempotent).
+Everything happens in the batch's transaction, so alerts and work orders commit with the
+telemetry that caused them.
+
+Rules and the device -> equipment model map are re-read when they change (polled every
+`refresh_s`); after a rolled-back batch the engine is rebuilt from storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from crm_sync.errors import UnknownAsset
+from crm_sync.workorders import open_work_order, publish_alert
+from gateway import alert_store
+from gateway.alerts import AlertEvent, Change
+from gateway.rules import RuleEngine, Severity, Transition, TransitionKind
+
+log = logging.getLogger(__name__)
+
+
+class AlertStage:
+    """gateway.pipeline.StageHandler for threshold and rate-of-change alerts."""
+
+    name = "alerts"
+
+    def __init__(
+        self,
+        *,
+        refresh_s: float = 10.0,
+        work_order_severity: Severity = Severity.WARNING,
+        reopen_within_s: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.refresh_s = refresh_s
+        self.work_order_severity = work_order_severity
+        self.reopen_within_s = reopen_within_s
+        self.clock = clock
+        self.engine = RuleEngine([])
+        self.models: dict[str, str] = {}
+        self._version: tuple[int, datetime | None] | None = None
+        self._next_refresh_s = 0.0
+        self._stale = True
+        self.last_events: list[AlertEvent] = []
+
+    def _refresh(self, conn: psycopg.Connection[Any]) -> None:
+        now_s = self.clock()
+        if not self._stale and now_s < self._next_refresh_s:
+            return
+        self._next_refresh_s = now_s + self.refresh_s
+        self.models = alert_store.device_models(conn)
+        version = alert_store.rules_version(conn)
+        if not self._stale and version == self._version:
+            return
+        engine = RuleEngine(alert_store.load_rules(conn))
+        by_type: dict[tuple[str, str], list[str]] = {}
+        for rule in engine.rules:
+            by_type.setdefault((rule.equipment_model, rule.alert_type), []).append(rule.rule_id)
+        for device_id, alert_type in alert_store.active_keys(conn):
+            model = self.models.get(device_id)
+            for rule_id in by_type.get((model or "", alert_type), []):
+                engine.restore_active(device_id, rule_id)
+        self.engine = engine
+        self._version = version
+        self._stale = False
+
+    def handle(self, conn: psycopg.Connection[Any], new: Any) -> None:
+        self.last_events = []
+        if not new.telemetry:
+            return
+        self._refresh(conn)
+        if not self.engine.rules:
+            return
+        for device_id, batch in new.telemetry:
+            model = self.models.get(device_id)
+            if model is None:
+                continue
+            for s in batch.samples:
+                for tr in self.engine.observe(device_id, model, s.t_ms, s.metric, s.value):
+                    self._apply(conn, tr)
+
+    def _apply(self, conn: psycopg.Connection[Any], tr: Transition) -> None:
+        rule = tr.rule
+        if tr.kind is TransitionKind.RAISE:
+            unit = "/h" if rule.kind.value == "rate_of_change" else ""
+            message = (
+                f"{rule.metric} {tr.value:.3g}{unit} {rule.direction.value} {rule.limit:g}{unit} "
+                f"(rule {rule.rule_id})"
+            )
+            ev = alert_store.raise_alert(
+                conn,
+                tr.asset_id,
+                rule.alert_type,
+                rule.severity,
+                tr.t_ms,
+                window_start_ms=tr.window_start_ms,
+                message=message,
+                reopen_within_s=self.reopen_within_s,
+            )
+            if ev.change in (Change.CREATED, Change.REOPENED) or ev.escalated:
+                publish_alert(conn, ev.alert, "raised")
+                try:
+                    open_work_order(
+                        conn,
+                        ev.alert,
+                        now=datetime.fromtimestamp(tr.t_ms / 1000, UTC),
+                        min_severity=self.work_order_severity,
+                    )
+                except UnknownAsset:
+                    log.warning("alert %s on device %s: no asset", ev.alert.alert_id, tr.asset_id)
+        else:
+            cleared = alert_store.clear_alert(conn, tr.asset_id, rule.alert_type, tr.t_ms)
+            if cleared is None:
+                return
+            ev = cleared
+            publish_alert(conn, ev.alert, "cleared")
+        self.last_events.append(ev)
+
+    def rollback(self) -> None:
+        # The engine moved with samples whose batch did not commit: rebuild from storage.
+        self._stale = True
+
+    def committed(self) -> None:
+        pass
