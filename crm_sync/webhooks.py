@@ -91,10 +91,15 @@ def create_subscription(
     return int(row[0]), key
 
 
-def enqueue(
-    conn: psycopg.Connection[Any], event_type: str, event_id: str, data: dict[str, Any]
-) -> int:
-    """Record an event for every active subscriber of its type; rows added (idempotent)."""
+_ENQUEUE_SQL = """
+    INSERT INTO webhook_outbox (subscription_id, event_id, event_type, payload)
+    SELECT s.id, %s, %s, %s FROM webhook_subscriptions s
+    WHERE s.active AND %s = ANY (s.event_types)
+    ON CONFLICT (subscription_id, event_id) DO NOTHING
+"""
+
+
+def _enqueue_params(event_type: str, event_id: str, data: dict[str, Any]) -> tuple[Any, ...]:
     if event_type not in EVENT_TYPES:
         raise InvalidInput("event_type", f"unknown event type {event_type!r}")
     payload = {
@@ -103,15 +108,21 @@ def enqueue(
         "created_at": datetime.now(UTC).isoformat(),
         "data": data,
     }
-    cur = conn.execute(
-        """
-        INSERT INTO webhook_outbox (subscription_id, event_id, event_type, payload)
-        SELECT s.id, %s, %s, %s FROM webhook_subscriptions s
-        WHERE s.active AND %s = ANY (s.event_types)
-        ON CONFLICT (subscription_id, event_id) DO NOTHING
-        """,
-        (event_id, event_type, Jsonb(payload), event_type),
-    )
+    return (event_id, event_type, Jsonb(payload), event_type)
+
+
+def enqueue(
+    conn: psycopg.Connection[Any], event_type: str, event_id: str, data: dict[str, Any]
+) -> int:
+    """Record an event for every active subscriber of its type; rows added (idempotent)."""
+    return conn.execute(_ENQUEUE_SQL, _enqueue_params(event_type, event_id, data)).rowcount
+
+
+async def enqueue_async(
+    conn: psycopg.AsyncConnection[Any], event_type: str, event_id: str, data: dict[str, Any]
+) -> int:
+    """`enqueue` for async callers (API handlers)."""
+    cur = await conn.execute(_ENQUEUE_SQL, _enqueue_params(event_type, event_id, data))
     return cur.rowcount
 
 

@@ -32,6 +32,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "console.routes",
     "crm_sync.routes",
     "telemetry.maintenance.routes",
+    "gateway.alert_routes",
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
