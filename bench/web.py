@@ -65,6 +65,16 @@ def notify_baseline_ms(dsn: str, n: int = 200) -> list[float]:
     return out
 
 
+def _wait_for_fixes(dsn: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if conn.execute("SELECT EXISTS (SELECT 1 FROM gps_fix)").fetchone() == (True,):
+                return
+            time.sleep(0.5)
+    raise RuntimeError("no GPS fix stored: is the fleet running?")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -133,7 +143,7 @@ def main() -> int:
                     "--reps",
                     str(reps),
                     "--duration-s",
-                    str(duration_s + 40),
+                    str(duration_s + 400),
                 ],
                 env=env,
                 cwd=PROJECT_ROOT,
@@ -142,6 +152,7 @@ def main() -> int:
             )
         )
         baseline = notify_baseline_ms(dsn)
+        _wait_for_fixes(dsn, timeout_s=300)  # provisioning hundreds of broker users takes a while
         probe = subprocess.run(
             [
                 "node",
