@@ -243,7 +243,8 @@ def _build(
         ]
         if len(allowed) < len(reps):
             if allowed:
-                routing.SetAllowedVehiclesForIndex(allowed, index)
+                # (SetAllowedVehiclesForIndex rejects Python lists in this binding.)
+                routing.VehicleVar(index).SetValues([-1, *allowed])
             else:
                 routing.VehicleVar(index).SetValues([-1])
         p = penalty(visit)
@@ -262,6 +263,10 @@ def _build(
         lo, hi = math.ceil(lunch.window.start_s * s), math.floor(lunch.window.end_s * s) - dur
         interval = solver.FixedDurationIntervalVar(lo, max(lo, hi), dur, False, f"break {rep.id}")
         time_dim.SetBreakIntervalsOfVehicle([interval], v, node_visit_transit)
+        routing.AddIntervalToAssignment(interval)
+        # A lunch break is part of the working day, not before it starts or after it ends.
+        solver.Add(interval.StartExpr() >= time_dim.CumulVar(routing.Start(v)))
+        solver.Add(interval.EndExpr() <= time_dim.CumulVar(routing.End(v)))
         breaks[v] = interval
     return _Model(manager, routing, time_dim, rep_ids, breaks, soft)
 
@@ -400,6 +405,17 @@ def solve(
     )
     deadline = clock.t0 + max(options.cpu_s * share, min(options.cpu_s, 0.2))
     a = _run(model, _params(clock, clock.left(), first=True), deadline, None)
+    if a is None and not minimise and any(v.urgent for v in vs):
+        # Some urgent visit cannot be served at all: plan with urgent visits droppable at
+        # a very high penalty, so the others are still served and the rest is reported.
+        log.warning("urgent visits do not all fit; planning with urgent visits droppable")
+        base = 2 * c.max_arc_t + 1
+        model = _build(
+            c,
+            all_reps,
+            lambda v: base * (URGENT_WEIGHT if v.urgent else PRIORITY_WEIGHT.get(v.priority, 16)),
+        )
+        a = _run(model, _params(clock, clock.left(), first=True), clock.t0 + options.cpu_s, None)
     if a is None:
         raise SolverError("no initial solution found within the CPU budget")
     best_routes_v = _routes(model, a)
@@ -645,7 +661,7 @@ def _to_plan(c: _Compiled, model: _Model, a: pywrapcp.Assignment, clock: _CpuClo
     for v in range(routing.vehicles()):
         rep = c.reps[model.rep_ids[v]]
         brk: BreakSlot | None = None
-        if v in model.breaks and a.Contains(model.breaks[v]):
+        if v in model.breaks:
             bv = model.breaks[v]
             if a.PerformedValue(bv):
                 brk = BreakSlot(a.StartValue(bv) / s, a.EndValue(bv) / s)
@@ -695,8 +711,10 @@ def _to_plan(c: _Compiled, model: _Model, a: pywrapcp.Assignment, clock: _CpuClo
     dropped = tuple(
         Dropped(
             v.id,
-            DropReason.NOT_ENOUGH_TIME,
-            f"visit {v.id} does not fit any rep's day with the other visits",
+            "urgent_not_servable" if v.urgent else DropReason.NOT_ENOUGH_TIME,
+            f"urgent visit {v.id} cannot be served by any rep within its time windows and shifts"
+            if v.urgent
+            else f"visit {v.id} (priority {v.priority}) does not fit any rep's day with the other visits",
         )
         for node, v in enumerate(c.visits)
         if node not in served
