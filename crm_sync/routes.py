@@ -197,6 +197,107 @@ async def inbound_push(request: web.Request) -> web.Response:
     )
 
 
+_ASSET_COLUMNS = (
+    "id, account_id, device_id, equipment_model, serial, installed_on, contract_tier, "
+    "sla_hours, required_skills, created_at"
+)
+_TIERS = ("basic", "standard", "premium")
+
+
+def _asset_json(r: tuple[Any, ...]) -> dict[str, Any]:
+    keys = [k.strip() for k in _ASSET_COLUMNS.split(",")]
+    return {
+        k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in zip(keys, r, strict=True)
+    }
+
+
+def _opt_str(body: dict[str, Any], key: str) -> str | None:
+    v = body.get(key)
+    if v is not None and (not isinstance(v, str) or not v.strip() or len(v) > 200):
+        raise Unprocessable(f"{key} must be a non-empty string", field=key)
+    return v
+
+
+async def create_asset(request: web.Request) -> web.Response:
+    (await current_user(request)).require_write()
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise Unprocessable("body must be an object", field="$")
+    account_id = body.get("account_id")
+    if not isinstance(account_id, int) or isinstance(account_id, bool):
+        raise Unprocessable("account_id is required (integer)", field="account_id")
+    model = _opt_str(body, "equipment_model")
+    if model is None:
+        raise Unprocessable("equipment_model is required", field="equipment_model")
+    tier = body.get("contract_tier", "standard")
+    if tier not in _TIERS:
+        raise Unprocessable(
+            f"contract_tier must be one of {', '.join(_TIERS)}", field="contract_tier"
+        )
+    sla = body.get("sla_hours", 48)
+    if not isinstance(sla, int) or isinstance(sla, bool) or not 1 <= sla <= 24 * 365:
+        raise Unprocessable("sla_hours must be an integer in [1, 8760]", field="sla_hours")
+    skills = body.get("required_skills", [])
+    if not isinstance(skills, list) or not all(isinstance(x, str) and x for x in skills):
+        raise Unprocessable("required_skills must be a list of strings", field="required_skills")
+    installed = _opt_str(body, "installed_on")
+    async with _pool(request).connection() as conn:
+        cur = await conn.execute("SELECT 1 FROM accounts WHERE id = %s", (account_id,))
+        if await cur.fetchone() is None:
+            raise Unprocessable(f"no account {account_id}", field="account_id")
+        try:
+            cur = await conn.execute(
+                f"""
+                INSERT INTO assets (account_id, device_id, equipment_model, serial, installed_on,
+                                    contract_tier, sla_hours, required_skills)
+                VALUES (%s, %s, %s, %s, %s::date, %s, %s, %s) RETURNING {_ASSET_COLUMNS}
+                """,
+                (
+                    account_id,
+                    _opt_str(body, "device_id"),
+                    model,
+                    _opt_str(body, "serial"),
+                    installed,
+                    tier,
+                    sla,
+                    skills,
+                ),
+            )
+        except psycopg.errors.UniqueViolation as exc:
+            raise Conflict("that device already belongs to an asset", field="device_id") from exc
+        except psycopg.errors.DataError as exc:
+            raise Unprocessable(
+                "installed_on must be a date (YYYY-MM-DD)", field="installed_on"
+            ) from exc
+        row = await cur.fetchone()
+    return web.json_response(_asset_json(row), status=201)
+
+
+async def get_asset(request: web.Request) -> web.Response:
+    await current_user(request)
+    asset_id = _id(request)
+    async with _pool(request).connection() as conn:
+        cur = await conn.execute(f"SELECT {_ASSET_COLUMNS} FROM assets WHERE id = %s", (asset_id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no asset {asset_id}", field="id")
+    return web.json_response(_asset_json(row))
+
+
+async def list_assets(request: web.Request) -> web.Response:
+    await current_user(request)
+    try:
+        account_id = int(request.query["account_id"])
+    except (KeyError, ValueError):
+        raise Unprocessable("account_id (integer) is required", field="account_id") from None
+    async with _pool(request).connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {_ASSET_COLUMNS} FROM assets WHERE account_id = %s ORDER BY id", (account_id,)
+        )
+        rows = await cur.fetchall()
+    return web.json_response({"items": [_asset_json(r) for r in rows]})
+
+
 async def dispatch_forever(pool: Any, interval_s: float = DISPATCH_INTERVAL_S) -> None:
     """Deliver due webhooks until cancelled; a failure is logged and retried next round."""
     async with aiohttp.ClientSession() as session:
@@ -234,4 +335,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/webhooks/deliveries/{id}/replay", replay_delivery)
     app.router.add_post("/api/v1/connectors", create_connector)
     app.router.add_post("/api/v1/connectors/{name}/inbound", inbound_push)
+    app.router.add_post("/api/v1/assets", create_asset)
+    app.router.add_get("/api/v1/assets", list_assets)
+    app.router.add_get("/api/v1/assets/{id}", get_asset)
     app.cleanup_ctx.append(_dispatcher_ctx)

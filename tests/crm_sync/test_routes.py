@@ -192,3 +192,42 @@ def test_inbound_connector_upserts_accounts_and_contacts_by_external_id(
     bad = push({"accounts": [{"external_id": "y"}]})
     assert (bad.status_code, bad.json()["error"]["field"]) == (422, "$.accounts[0].name")
     assert requests.post(f"{base}/connectors/none-such/inbound", data=b"{}").status_code == 404
+
+
+def test_assets_are_created_on_accounts_and_unknown_ones_are_clear_errors(
+    api: tuple[str, dict[str, str]], db: psycopg.Connection
+) -> None:
+    base, h = api
+    (account,) = db.execute(
+        "INSERT INTO accounts (name, type) VALUES ('Dock 9', 'customer') RETURNING id"
+    ).fetchone() or (0,)
+    db.commit()
+    device = f"dev-{uuid.uuid4().hex[:6]}"
+    body = {
+        "account_id": account,
+        "device_id": device,
+        "equipment_model": "pump-p200",
+        "serial": "P2-0001",
+        "installed_on": "2024-03-01",
+        "contract_tier": "premium",
+        "sla_hours": 8,
+        "required_skills": ["pump"],
+    }
+    r = requests.post(f"{base}/assets", json=body, headers=h)
+    assert r.status_code == 201, r.text
+    asset = r.json()
+    assert (asset["installed_on"], asset["sla_hours"]) == ("2024-03-01", 8)
+    assert requests.get(f"{base}/assets/{asset['id']}", headers=h).json()["device_id"] == device
+    listed = requests.get(f"{base}/assets", params={"account_id": account}, headers=h).json()
+    assert [a["id"] for a in listed["items"]] == [asset["id"]]
+
+    assert requests.post(f"{base}/assets", json=body, headers=h).status_code == 409
+    r = requests.post(
+        f"{base}/assets", json={**body, "device_id": None, "account_id": 0}, headers=h
+    )
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "account_id")
+    r = requests.post(
+        f"{base}/assets", json={**body, "device_id": None, "installed_on": "soon"}, headers=h
+    )
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "installed_on")
+    assert requests.get(f"{base}/assets/999999999", headers=h).status_code == 404
