@@ -128,7 +128,7 @@ class DropReason(enum.StrEnum):
 class Issue:
     """Something wrong with the input: which visit or rep, and why."""
 
-    reason: DropReason | str
+    reason: str  # a DropReason value, or another short code
     message: str
     visit_id: str | None = None
     rep_id: str | None = None
@@ -179,7 +179,7 @@ class Route:
 @dataclass(frozen=True, slots=True)
 class Dropped:
     visit_id: str
-    reason: DropReason | str
+    reason: str  # a DropReason value, or another short code
     message: str
 
 

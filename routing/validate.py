@@ -100,6 +100,7 @@ def validate(problem: Problem, matrices: Matrices | None = None) -> Validated:
         return span
 
     longest = max((working_s(r) for r in reps), default=0.0)
+    earliest_start = min((r.shift.start_s for r in reps), default=0.0)
     kept: list[Visit] = []
     for v in problem.visits:
         if v.location_id not in loc:
@@ -132,8 +133,9 @@ def validate(problem: Problem, matrices: Matrices | None = None) -> Validated:
             )
         else:
             windows = v.time_windows
-            if problem.now_s is not None and windows:
-                now = problem.now_s
+            # "The past": before now, or before any rep's shift starts.
+            now = problem.now_s if problem.now_s is not None else earliest_start
+            if windows:
                 windows = tuple(
                     TimeWindow(max(w.start_s, now), w.end_s) for w in windows if w.end_s >= now
                 )
