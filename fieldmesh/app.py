@@ -33,6 +33,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "crm_sync.routes",
     "telemetry.maintenance.routes",
     "gateway.alert_routes",
+    "routing.routes",
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

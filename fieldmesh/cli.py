@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ledger.cli",
     "crm.cli",
     "telemetry.maintenance.cli",
+    "routing.cli",
 )
 
 
