@@ -80,8 +80,14 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--instances")
     ap.add_argument("--cpu-s", type=float)
+    # 450 equipment devices + 50 phones = 500 devices: the broker provisioning in
+    # fieldmesh/services.py refuses more than 1000 commands (2 per device) in one go.
+    ap.add_argument("--devices", type=int)
+    ap.add_argument("--reps", type=int)
     args = ap.parse_args()
-    devices, reps, duration_s = (100, 10, 15) if args.quick else (500, 50, 60)
+    ap_devices, ap_reps = args.devices, args.reps
+    devices, reps, duration_s = (100, 10, 15) if args.quick else (450, 50, 60)
+    devices, reps = ap_devices or devices, ap_reps or reps
     settings = load_settings()
     services.ensure_up(settings, migrate=False)
     dsn = services.create_database(settings, f"fm_bench_web_{uuid.uuid4().hex[:6]}")
