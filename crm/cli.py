@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     ]
     for p in procs:
         p.start()
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # a terminated parent takes its workers with it
     try:
         for p in procs:
             p.join()
     except KeyboardInterrupt:
+        pass
+    finally:
         for p in procs:
             p.terminate()
+        for p in procs:
+            p.join(10)
     return 0
 
 

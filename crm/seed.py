@@ -152,7 +152,7 @@ def seed(
         territory_ids = [
             r[0]
             for r in conn.execute(
-                "INSERT INTO territories (name, region) SELECT 'Territory ' || g, 'Region ' || (g % 4) "
+                "INSERT INTO territories (name, region) SELECT 'Territory ' || g, 'Region ' || (g %% 4) "
                 "FROM generate_series(1, %s) g RETURNING id",
                 (counts.territories,),
             ).fetchall()
