@@ -209,12 +209,18 @@ async def patch_stop(request: web.Request) -> web.Response:
     key = request.match_info["visit_key"]
     async with _pool(request.app).connection() as conn:
         stop = await store.update_stop(
-            conn, row["id"], key, body.get("locked"), body.get("accepted")
+            conn,
+            row["id"],
+            key,
+            body.get("locked"),
+            body.get("accepted"),
+            only_rep_id=principal.user_id if principal.role == "rep" else None,
         )
     if stop is None:
-        raise NotFound(f"stop {key} is not in plan {row['id']}")
-    if principal.role == "rep" and stop["rep_id"] != principal.user_id:
-        raise Forbidden("a rep may only accept their own stops")
+        raise NotFound(
+            f"stop {key} is not in plan {row['id']}"
+            + (" for you" if principal.role == "rep" else "")
+        )
     return web.json_response({k: _iso(v) for k, v in stop.items()})
 
 

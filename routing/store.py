@@ -180,14 +180,24 @@ async def update_stop(
     visit_key: str,
     locked: bool | None,
     accepted: bool | None,
+    only_rep_id: int | None = None,
 ) -> Row | None:
+    """Lock/unlock and accept/un-accept a stop; with `only_rep_id`, only that rep's stop."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "UPDATE routing_stops SET locked = coalesce(%s, locked),"
-            " accepted_at = CASE WHEN %s IS NULL THEN accepted_at WHEN %s THEN coalesce(accepted_at, now()) ELSE NULL END"
-            " WHERE plan_id = %s AND visit_key = %s"
+            "UPDATE routing_stops SET locked = coalesce(%(locked)s::boolean, locked),"
+            " accepted_at = CASE WHEN %(accepted)s::boolean IS NULL THEN accepted_at"
+            " WHEN %(accepted)s::boolean THEN coalesce(accepted_at, now()) ELSE NULL END"
+            " WHERE plan_id = %(plan)s AND visit_key = %(key)s"
+            " AND (%(rep)s::bigint IS NULL OR rep_id = %(rep)s::bigint)"
             " RETURNING visit_key, rep_id, seq, locked, accepted_at",
-            (locked, accepted, accepted, plan_id, visit_key),
+            {
+                "locked": locked,
+                "accepted": accepted,
+                "plan": plan_id,
+                "key": visit_key,
+                "rep": only_rep_id,
+            },
         )
         return await cur.fetchone()
 
