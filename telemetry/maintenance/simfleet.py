@@ -9,11 +9,18 @@ with the exact days to failure the simulator injected as labels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from firmware_sim.physics import DAY_S, METRICS, AssetParams, random_asset, readings
+from firmware_sim.physics import (
+    DAY_S,
+    EQUIPMENT_MODELS,
+    METRICS,
+    AssetParams,
+    random_asset,
+    readings,
+)
 from telemetry.maintenance.cmapss import FloatArray, Trajectories
 from telemetry.maintenance.errors import DataFormatError
 
@@ -76,3 +83,41 @@ def simulate_fleet(n_assets: int, days: int, seed: int) -> FleetHistories:
         sensor_names=names,
     )
     return FleetHistories(traj=traj, days_to_failure=np.concatenate(dtf), assets=assets)
+
+
+def model_settings(equipment_model: str) -> FloatArray:
+    """The operating settings a simulated equipment model's rows carry (its nominal point)."""
+    m = EQUIPMENT_MODELS.get(equipment_model)
+    if m is None:
+        raise DataFormatError(
+            f"unknown equipment model {equipment_model!r} "
+            f"(simulated: {', '.join(sorted(EQUIPMENT_MODELS))})"
+        )
+    return np.array([m.temp_c, m.pressure_bar, m.current_a], dtype=np.float64)
+
+
+def healthy_samples(
+    equipment_model: str, *, n_assets: int, hours: float, interval_s: float, seed: int
+) -> Trajectories:
+    """Raw readings (one row per timestamp, a column per metric) of healthy simulated
+    assets of one model: the training data of a live anomaly detector."""
+    settings = model_settings(equipment_model)
+    rng = np.random.default_rng(seed)
+    n = int(hours * 3600 / interval_s)
+    if n_assets < 1 or n < 2:
+        raise DataFormatError("need at least one asset and two samples")
+    rows: list[FloatArray] = []
+    for i in range(n_assets):
+        p = random_asset(rng, f"healthy-{i}", T0_S, failure_probability=0.0)
+        p = replace(p, model=EQUIPMENT_MODELS[equipment_model])
+        t = T0_S + float(rng.uniform(0, DAY_S)) + np.arange(n) * interval_s
+        r = readings(p, t)
+        rows.append(np.column_stack([r[m] for m in METRICS]))
+    total = n * n_assets
+    return Trajectories(
+        unit=np.repeat(np.arange(1, n_assets + 1), n).astype(np.int64),
+        cycle=np.tile(np.arange(1, n + 1), n_assets).astype(np.int64),
+        settings=np.tile(settings, (total, 1)),
+        sensors=np.vstack(rows),
+        sensor_names=METRICS,
+    )
