@@ -8,6 +8,10 @@ or above `work_order_severity` opens its work order (`crm_sync.workorders`, idem
 Everything happens in the batch's transaction, so alerts and work orders commit with the
 telemetry that caused them.
 
+Live anomaly monitors (`telemetry.maintenance.live.AnomalyMonitor`, one per equipment
+model, given by the composition root) score the same samples; their raise and clear become
+an `anomaly` alert of the device, with the same life cycle.
+
 Rules and the device -> equipment model map are re-read when they change (polled every
 `refresh_s`); after a rolled-back batch the engine is rebuilt from storage.
 """
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +31,9 @@ from crm_sync.workorders import open_work_order, publish_alert
 from gateway import alert_store
 from gateway.alerts import AlertEvent, Change
 from gateway.rules import RuleEngine, Severity, Transition, TransitionKind
+from telemetry.maintenance.live import AnomalyMonitor, LiveKind, LiveTransition
+
+ANOMALY_ALERT_TYPE = "anomaly"
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +50,11 @@ class AlertStage:
         work_order_severity: Severity = Severity.WARNING,
         reopen_within_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        monitors: Mapping[str, AnomalyMonitor] | None = None,
+        anomaly_severity: Severity = Severity.WARNING,
     ) -> None:
+        self.monitors = dict(monitors or {})
+        self.anomaly_severity = anomaly_severity
         self.refresh_s = refresh_s
         self.work_order_severity = work_order_severity
         self.reopen_within_s = reopen_within_s
@@ -81,15 +92,39 @@ class AlertStage:
         if not new.telemetry:
             return
         self._refresh(conn)
-        if not self.engine.rules:
+        if not self.engine.rules and not self.monitors:
             return
         for device_id, batch in new.telemetry:
             model = self.models.get(device_id)
             if model is None:
                 continue
+            monitor = self.monitors.get(model)
             for s in batch.samples:
                 for tr in self.engine.observe(device_id, model, s.t_ms, s.metric, s.value):
                     self._apply(conn, tr)
+                if monitor is not None:
+                    live = monitor.observe(device_id, s.t_ms, s.metric, s.value)
+                    if live is not None:
+                        self._apply_anomaly(conn, live)
+
+    def _apply_anomaly(self, conn: psycopg.Connection[Any], tr: LiveTransition) -> None:
+        if tr.kind is LiveKind.CLEAR:
+            cleared = alert_store.clear_alert(conn, tr.device_id, ANOMALY_ALERT_TYPE, tr.t_ms)
+            if cleared is not None:
+                publish_alert(conn, cleared.alert, "cleared")
+                self.last_events.append(cleared)
+            return
+        ev = alert_store.raise_alert(
+            conn,
+            tr.device_id,
+            ANOMALY_ALERT_TYPE,
+            self.anomaly_severity,
+            tr.t_ms,
+            window_start_ms=tr.window_start_ms,
+            message=f"telemetry unlike healthy equipment of this model (score {tr.score:.3g})",
+            reopen_within_s=self.reopen_within_s,
+        )
+        self._after_raise(conn, ev, tr.t_ms, tr.device_id)
 
     def _apply(self, conn: psycopg.Connection[Any], tr: Transition) -> None:
         rule = tr.rule
@@ -109,23 +144,27 @@ class AlertStage:
                 message=message,
                 reopen_within_s=self.reopen_within_s,
             )
-            if ev.change in (Change.CREATED, Change.REOPENED) or ev.escalated:
-                publish_alert(conn, ev.alert, "raised")
-                try:
-                    open_work_order(
-                        conn,
-                        ev.alert,
-                        now=datetime.fromtimestamp(tr.t_ms / 1000, UTC),
-                        min_severity=self.work_order_severity,
-                    )
-                except UnknownAsset:
-                    log.warning("alert %s on device %s: no asset", ev.alert.alert_id, tr.asset_id)
-        else:
-            cleared = alert_store.clear_alert(conn, tr.asset_id, rule.alert_type, tr.t_ms)
-            if cleared is None:
-                return
-            ev = cleared
-            publish_alert(conn, ev.alert, "cleared")
+            self._after_raise(conn, ev, tr.t_ms, tr.asset_id)
+            return
+        cleared = alert_store.clear_alert(conn, tr.asset_id, rule.alert_type, tr.t_ms)
+        if cleared is not None:
+            publish_alert(conn, cleared.alert, "cleared")
+            self.last_events.append(cleared)
+
+    def _after_raise(
+        self, conn: psycopg.Connection[Any], ev: AlertEvent, t_ms: int, device_id: str
+    ) -> None:
+        if ev.change in (Change.CREATED, Change.REOPENED) or ev.escalated:
+            publish_alert(conn, ev.alert, "raised")
+            try:
+                open_work_order(
+                    conn,
+                    ev.alert,
+                    now=datetime.fromtimestamp(t_ms / 1000, UTC),
+                    min_severity=self.work_order_severity,
+                )
+            except UnknownAsset:
+                log.warning("alert %s on device %s: no asset", ev.alert.alert_id, device_id)
         self.last_events.append(ev)
 
     def rollback(self) -> None:

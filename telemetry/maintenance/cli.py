@@ -62,6 +62,13 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                 seed=args.seed,
                 name=args.name or "failure-7d",
             )
+        elif args.live:
+            trained = training.train_anomaly_live(
+                args.equipment_model,
+                state_dir=settings.state_dir,
+                dsn=_dsn(args, settings),
+                seed=args.seed,
+            )
         else:
             trained = training.train_anomaly_sim(
                 args.equipment_model,
@@ -104,6 +111,11 @@ def register(sub: Any) -> None:
     p.add_argument("--cv-folds", type=int, default=5, help="rul: CV folds for the card (0: none)")
     p.add_argument("--name", help="model name (default by target)")
     p.add_argument("--no-db", action="store_true", help="save the file only, record nothing")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="anomaly: a live detector on raw samples, scored by the gateway",
+    )
 
     def _checked(args: argparse.Namespace, settings: Settings) -> int:
         if args.target == "rul" and args.cmapss is None:

@@ -92,6 +92,13 @@ class ModelStore:
         return joblib.load(path)
 
 
+def load_artifact(path: Path) -> Any:
+    """A saved model object by its artefact path (as recorded in the database)."""
+    if not path.is_file():
+        raise ModelNotFoundError(f"model file {path} is missing")
+    return joblib.load(path)
+
+
 # ----------------------------------------------------------------------- database
 
 

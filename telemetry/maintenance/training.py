@@ -6,7 +6,8 @@ runs them with `asyncio.to_thread` so training never blocks the event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,15 @@ import psycopg
 from telemetry.maintenance import registry
 from telemetry.maintenance.anomaly import AnomalyConfig, fit_anomaly
 from telemetry.maintenance.cmapss import read_cmapss
+from telemetry.maintenance.errors import ModelNotFoundError
 from telemetry.maintenance.failure import FailureConfig, failure_labels, fit_failure
+from telemetry.maintenance.live import AnomalyMonitor
 from telemetry.maintenance.metrics import classification
 from telemetry.maintenance.rul import ModelCard, RulConfig, fit_rul
-from telemetry.maintenance.simfleet import simulate_fleet
+from telemetry.maintenance.simfleet import healthy_samples, model_settings, simulate_fleet
 from telemetry.maintenance.validation import cross_validate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +126,61 @@ def train_anomaly_sim(
         source="firmware_sim.physics",
     )
     return _store_and_record(detector, state_dir, dsn, activate)
+
+
+LIVE_PREFIX = "anomaly-live-"
+
+
+def train_anomaly_live(
+    equipment_model: str,
+    *,
+    state_dir: Path,
+    dsn: str | None,
+    n_assets: int = 6,
+    hours: float = 48.0,
+    interval_s: float = 10.0,
+    seed: int = 0,
+    activate: bool = True,
+) -> Trained:
+    """Live anomaly detector of one simulated equipment model, on raw healthy samples at
+    the devices' sampling interval; the gateway scores every device of that model with it."""
+    detector = fit_anomaly(
+        healthy_samples(
+            equipment_model, n_assets=n_assets, hours=hours, interval_s=interval_s, seed=seed
+        ),
+        name=f"{LIVE_PREFIX}{equipment_model}",
+        source="firmware_sim.physics",
+    )
+    detector.card = replace(
+        detector.card,
+        params={
+            **detector.card.params,
+            "equipment_model": equipment_model,
+            "interval_s": interval_s,
+            "metrics": list(detector.normaliser.sensor_names),
+            "settings": model_settings(equipment_model).tolist(),
+        },
+    )
+    return _store_and_record(detector, state_dir, dsn, activate)
+
+
+def load_live_monitors(conn: psycopg.Connection[Any]) -> dict[str, AnomalyMonitor]:
+    """Monitors of the active live anomaly models, by equipment model. A model whose file
+    is missing is skipped with a warning (scoring goes on with the others)."""
+    rows = conn.execute(
+        "SELECT name, version, artifact_path FROM maintenance_model WHERE active "
+        "AND kind = 'anomaly' AND name LIKE %s ORDER BY name",
+        (LIVE_PREFIX + "%",),
+    ).fetchall()
+    monitors: dict[str, AnomalyMonitor] = {}
+    for name, version, path in rows:
+        try:
+            detector = registry.load_artifact(Path(path))
+        except ModelNotFoundError as exc:
+            log.warning("live model %s %s not loaded: %s", name, version, exc)
+            continue
+        params = detector.card.params
+        monitors[str(params["equipment_model"])] = AnomalyMonitor(
+            detector, tuple(params["metrics"]), np.asarray(params["settings"], dtype=np.float64)
+        )
+    return monitors

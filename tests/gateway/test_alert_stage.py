@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import psycopg
 import pytest
 
+from firmware_sim.physics import (
+    DAY_S,
+    EQUIPMENT_MODELS,
+    METRICS,
+    AssetParams,
+    FailureMode,
+    readings,
+)
 from gateway import alert_store
 from gateway.alert_stage import AlertStage
 from gateway.alerts import Change
 from gateway.pipeline import NewMessages
 from gateway.rules import Severity
 from telemetry.contracts import Sample, TelemetryBatch
+from telemetry.maintenance.anomaly import fit_anomaly
+from telemetry.maintenance.live import AnomalyMonitor
+from telemetry.maintenance.simfleet import T0_S, healthy_samples, model_settings
 from tests.crm_sync.fixtures import Site, make_site
 
 pytestmark = pytest.mark.integration
@@ -115,3 +127,48 @@ def test_devices_without_an_asset_are_ignored(db: psycopg.Connection) -> None:
     stage = AlertStage()
     stage.handle(db, _batch(f"stray-{uuid.uuid4().hex[:6]}", [50.0] * 10))
     assert stage.last_events == []
+
+
+def test_live_anomaly_monitor_raises_an_anomaly_alert_and_work_order(
+    db: psycopg.Connection,
+) -> None:
+    step_s = 600.0
+    model = f"pump-{uuid.uuid4().hex[:6]}"
+    site = make_site(db, equipment_model=model)
+    detector = fit_anomaly(
+        healthy_samples("pump-p200", n_assets=6, hours=72, interval_s=step_s, seed=1)
+    )
+    monitor = AnomalyMonitor(detector, METRICS, model_settings("pump-p200"))
+    stage = AlertStage(monitors={model: monitor})
+    failure_s = T0_S + 6 * DAY_S
+    pump = AssetParams(
+        asset_id=site.device_id,
+        model=EQUIPMENT_MODELS["pump-p200"],
+        installed_s=T0_S - 300 * DAY_S,
+        failure_mode=FailureMode.SEAL_LEAK,
+        fault_onset_s=failure_s - 5 * DAY_S,
+        failure_s=failure_s,
+        seed=3,
+    )
+    t = T0_S + np.arange(int(5.9 * DAY_S / step_s)) * step_s
+    r = readings(pump, t)
+    changes = []
+    for k in range(0, len(t), 24):  # a message every 4 hours of readings
+        new = NewMessages()
+        samples = [
+            Sample(int(t[i] * 1000), m, float(r[m][i]))
+            for i in range(k, min(k + 24, len(t)))
+            for m in METRICS
+        ]
+        new.telemetry.append((site.device_id, TelemetryBatch(v=1, seq=k + 1, samples=samples)))
+        stage.handle(db, new)
+        changes += [(e.change, e.alert.alert_type) for e in stage.last_events]
+    db.commit()
+    assert changes
+    assert changes[0] == (Change.CREATED, "anomaly")
+    (wos,) = db.execute(
+        "SELECT count(*) FROM work_orders w JOIN alerts a ON w.source_ref = 'alert:' || a.alert_id "
+        "WHERE a.device_id = %s AND a.alert_type = 'anomaly'",
+        (site.device_id,),
+    ).fetchone() or (0,)
+    assert wos == 1

@@ -39,3 +39,32 @@ def test_training_on_too_little_data_is_refused_with_the_reason(
     )
     assert args.func(args, local) == 1
     assert "healthy samples to learn normal behaviour" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_active_live_detectors_load_as_monitors_per_equipment_model(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    import psycopg
+
+    from telemetry.maintenance import training
+
+    trained = training.train_anomaly_live(
+        "compressor-c80",
+        state_dir=tmp_path,
+        dsn=test_settings.dsn,
+        n_assets=3,
+        hours=12,
+        interval_s=60,
+    )
+    assert trained.card.params["equipment_model"] == "compressor-c80"
+    with psycopg.connect(test_settings.dsn) as conn:
+        monitors = training.load_live_monitors(conn)
+    monitor = monitors["compressor-c80"]
+    assert monitor.detector.card.version == trained.card.version
+    assert monitor.metrics == (
+        "temperature_c",
+        "vibration_mm_s",
+        "pressure_bar",
+        "current_a",
+    )
