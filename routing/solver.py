@@ -53,6 +53,7 @@ URGENT_WEIGHT = 4096
 SQUEEZE_ALPHA = 100  # lateness cost per solver time unit, in arc-cost units
 ELIMINATE_TRIES = 2  # routes tried per elimination target before squeezing the best attempt
 ELIMINATE_SLICE_SHARE = 0.15  # of the CPU budget per squeeze
+ELIMINATE_CANDIDATES = 5  # smallest routes considered for removal
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,16 +495,26 @@ def _eliminate(
     """
     slice_s = max(0.2, options.cpu_s * ELIMINATE_SLICE_SHARE)
     while len(used) > lower and time.process_time() < deadline:
-        order = sorted(range(len(used)), key=lambda k: (len(used[k][1]), k))[:ELIMINATE_TRIES]
-        best: tuple[int, list[tuple[int, list[int]]]] | None = None
-        done = False
-        for k in order:
-            if time.process_time() >= deadline:
-                break
+        # Candidates: the smallest routes, ranked by how well their visits re-insert elsewhere.
+        smallest = sorted(range(len(used)), key=lambda k: (len(used[k][1]), k))[
+            :ELIMINATE_CANDIDATES
+        ]
+        ranked: list[tuple[int, int, list[tuple[int, list[int]]]]] = []
+        for k in smallest:
             rest = [(r, list(nodes)) for j, (r, nodes) in enumerate(used) if j != k]
             init = _insert_all(c, rest, used[k][1], SQUEEZE_ALPHA)
-            if init is None:
-                continue
+            if init is not None:
+                ready, due = _node_windows(c)
+                cost = sum(
+                    _route_cost(c, c.reps[r], nodes, ready, due, SQUEEZE_ALPHA) for r, nodes in init
+                )
+                ranked.append((cost, k, init))
+        ranked.sort(key=lambda x: (x[0], x[1]))
+        best: tuple[int, list[tuple[int, list[int]]]] | None = None
+        done = False
+        for _, _k, init in ranked[:ELIMINATE_TRIES]:
+            if time.process_time() >= deadline:
+                break
             late, routes = _squeeze(
                 c, init, SQUEEZE_ALPHA, min(slice_s, deadline - time.process_time()), clock
             )

@@ -173,7 +173,7 @@ def test_a_solomon_instance_is_solved_feasibly_on_a_short_budget() -> None:
     m = EuclideanMatrix().matrices(p.locations)
     result = plan(p, m, SolverOptions(cpu_s=2.0, cost="distance"))
     assert result.dropped == ()
-    violations, per = check_routes(p, m, {r.rep_id: r.visit_ids for r in result.used_routes})
+    violations, _per = check_routes(p, m, {r.rep_id: r.visit_ids for r in result.used_routes})
     assert violations == []
     assert check_plan(p, m, result) == []
     assert len(result.used_routes) <= inst.vehicles
