@@ -232,7 +232,7 @@ def seed(
 
         def contact_row(i: int) -> str:
             a = i % counts.accounts
-            fn, ln = FIRST[i % len(FIRST)], LAST[(i // len(FIRST)) % len(LAST)]
+            fn, ln = rng.choice(FIRST), rng.choice(LAST)
             phone = f"+4930{i:08d}"
             return (
                 f"{fn}\t{ln}\t{fn.lower()}.{ln.lower()}.{i}@example.com\t{phone}\t{phone}\t"

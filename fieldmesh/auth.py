@@ -132,68 +132,61 @@ class Principal:
 
 _PRINCIPAL_KEY = web.RequestKey("fieldmesh_principal", Principal)
 
+# One round trip: the user (by token or by id) and, for a manager, the whole team below
+# them (recursively through users.manager_id) with the team's territories.
 _PRINCIPAL_SQL = """
-WITH RECURSIVE team(id, territory_id) AS (
-    SELECT u.id, u.territory_id FROM users u WHERE u.id = %(uid)s
+WITH RECURSIVE tok AS (
+    SELECT t.id, t.user_id, t.last_used_at FROM api_tokens t
+    WHERE t.token_hash = %(hash)s AND t.revoked_at IS NULL
+      AND (t.expires_at IS NULL OR t.expires_at > now())
+), who AS (
+    SELECT u.id, u.email, u.role, u.territory_id FROM users u
+    WHERE u.active AND u.id = coalesce((SELECT user_id FROM tok), %(uid)s)
+), team(id, territory_id) AS (
+    SELECT id, territory_id FROM who
     UNION
     SELECT u.id, u.territory_id FROM users u JOIN team ON u.manager_id = team.id
-    WHERE %(role)s = 'manager'
+    WHERE (SELECT role FROM who) = 'manager' AND u.active
 )
-SELECT array_agg(DISTINCT id) AS ids,
-       array_remove(array_agg(DISTINCT territory_id), NULL) AS territories
-FROM team
+SELECT who.id, who.email, who.role, who.territory_id,
+       (SELECT id FROM tok) AS token_id,
+       (SELECT last_used_at < now() - interval '1 minute' OR last_used_at IS NULL FROM tok) AS stale,
+       (SELECT array_agg(DISTINCT id) FROM team) AS ids,
+       (SELECT array_remove(array_agg(DISTINCT territory_id), NULL) FROM team) AS territories
+FROM who
 """
 
 
-async def load_principal(
-    conn: AsyncConnection[Any], user_id: int, token_id: int | None = None
-) -> Principal | None:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        "SELECT id, email, role, territory_id FROM users WHERE id = %s AND active", (user_id,)
-    )
-    user = await cur.fetchone()
-    if user is None:
-        return None
-    await cur.execute(_PRINCIPAL_SQL, {"uid": user_id, "role": user["role"]})
-    team = await cur.fetchone()
-    assert team is not None
+def _principal(row: dict[str, Any]) -> Principal:
     return Principal(
-        user_id=user["id"],
-        email=user["email"],
-        role=user["role"],
-        territory_id=user["territory_id"],
-        team_user_ids=tuple(team["ids"] or (user_id,)),
-        team_territory_ids=tuple(team["territories"] or ()),
-        token_id=token_id,
+        user_id=row["id"],
+        email=row["email"],
+        role=row["role"],
+        territory_id=row["territory_id"],
+        team_user_ids=tuple(row["ids"] or (row["id"],)),
+        team_territory_ids=tuple(row["territories"] or ()),
+        token_id=row["token_id"],
     )
+
+
+async def load_principal(conn: AsyncConnection[Any], user_id: int) -> Principal | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_PRINCIPAL_SQL, {"hash": None, "uid": user_id})
+    row = await cur.fetchone()
+    return _principal(row) if row else None
 
 
 async def principal_for_token(conn: AsyncConnection[Any], token: str) -> Principal | None:
-    cur = await conn.execute(
-        """
-        UPDATE api_tokens SET last_used_at = now()
-        WHERE token_hash = %s AND revoked_at IS NULL
-          AND (expires_at IS NULL OR expires_at > now())
-          AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
-        RETURNING id, user_id
-        """,
-        (token_hash(token),),
-    )
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_PRINCIPAL_SQL, {"hash": token_hash(token), "uid": None})
     row = await cur.fetchone()
-    if row is None:  # either unknown/revoked, or used within the last minute
-        cur = await conn.execute(
-            """
-            SELECT id, user_id FROM api_tokens
-            WHERE token_hash = %s AND revoked_at IS NULL
-              AND (expires_at IS NULL OR expires_at > now())
-            """,
-            (token_hash(token),),
-        )
-        row = await cur.fetchone()
-    if row is None:
+    if row is None or row["token_id"] is None:
         return None
-    return await load_principal(conn, row[1], row[0])
+    if row["stale"]:  # last_used_at is kept to the minute, not written on every request
+        await conn.execute(
+            "UPDATE api_tokens SET last_used_at = now() WHERE id = %s", (row["token_id"],)
+        )
+    return _principal(row)
 
 
 async def current_user(request: web.Request) -> Principal:
