@@ -17,7 +17,8 @@ import logging
 import multiprocessing
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date, datetime, time
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +31,7 @@ from routing.geojson import plan_to_geojson
 from routing.ical import rep_calendar
 from routing.model import InputError, Plan, Problem, RoutingError
 from routing.planner import plan as plan_problem
+from routing.replan import Replan, replan
 from routing.solver import SolverOptions
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,17 @@ TASKS = web.AppKey("routing_tasks", set[asyncio.Task[None]])
 def solve_in_worker(problem: Problem, cpu_s: float) -> Plan:
     """Runs in the worker process (picklable arguments and result)."""
     return plan_problem(problem, None, SolverOptions(cpu_s=cpu_s))
+
+
+def replan_in_worker(
+    problem: Problem,
+    current: Plan,
+    now_s: float,
+    done: list[str],
+    in_progress: dict[str, str],
+    cpu_s: float,
+) -> Replan:
+    return replan(problem, current, now_s, done, in_progress, None, SolverOptions(cpu_s=cpu_s))
 
 
 def _parse_request(body: Any) -> PlanRequest:
@@ -248,6 +261,104 @@ async def get_ics(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="text/calendar", charset="utf-8")
 
 
+async def replan_plan(request: web.Request) -> web.Response:
+    """Re-plan the rest of the day from a plan: done and in-progress visits stay fixed,
+    new work orders (e.g. an urgent one) are fitted in; answers the changes per rep."""
+    principal = await current_user(request)
+    if principal.role not in ("admin", "manager"):
+        raise Forbidden("re-planning needs the manager or admin role")
+    row = await _visible_row(request)
+    old_problem, current = _ready(row)
+    body = await request.json()
+    if not isinstance(body, dict):
+        raise Unprocessable("the body must be a JSON object")
+    try:
+        now = datetime.fromisoformat(body["now"]) if body.get("now") else datetime.now(UTC)
+    except (TypeError, ValueError):
+        raise Unprocessable("now must be an ISO-8601 time", field="now") from None
+    done = body.get("done", [])
+    in_progress = body.get("in_progress", {})
+    if not isinstance(done, list) or not all(isinstance(x, str) for x in done):
+        raise Unprocessable("done must be a list of visit keys", field="done")
+    if not isinstance(in_progress, dict) or not all(
+        isinstance(v, str) for v in in_progress.values()
+    ):
+        raise Unprocessable("in_progress must map rep ids to visit keys", field="in_progress")
+    old = row["request"]
+    lunch = (
+        {}
+        if old.get("lunch_start") is None
+        else {
+            "start": old["lunch_start"],
+            "end": old["lunch_end"],
+            "duration_min": old["lunch_min"],
+        }
+    )
+    req = _parse_request(
+        {
+            "territory_ids": old["territory_ids"],
+            "date": row["plan_date"].isoformat(),
+            "cpu_s": body.get("cpu_s", 2.0),
+            "minimise_reps": old.get("minimise_reps", False),
+            "account_visit_min": old.get("account_visit_min", 30),
+            "max_working_h": old.get("max_working_h"),
+            "include_due_accounts": old.get("include_due_accounts", True),
+            "lunch": lunch,
+        }
+    )
+    async with _pool(request.app).connection() as conn:
+        locked = await store.locked_stops(conn, list(req.territory_ids), req.plan_date)
+        fresh = await store.load_problem(conn, req, locked)
+        # Visits done or under way have left the open lists: take them from the old plan.
+        keep = set(done) | set(in_progress.values())
+        have = {v.id for v in fresh.visits}
+        back = [v for v in old_problem.visits if v.id in keep and v.id not in have]
+        locs = {loc.id: loc for loc in (*fresh.locations, *old_problem.locations)}
+        problem = replace(fresh, visits=(*fresh.visits, *back), locations=tuple(locs.values()))
+        new_id = await store.create_plan(conn, req, principal.user_id)
+    now_s = (now.astimezone(UTC) - problem.epoch).total_seconds()
+    loop = asyncio.get_running_loop()
+    try:
+        result = await loop.run_in_executor(
+            request.app[EXECUTOR],
+            replan_in_worker,
+            problem,
+            current,
+            now_s,
+            list(done),
+            dict(in_progress),
+            req.cpu_s,
+        )
+    except InputError as exc:
+        async with _pool(request.app).connection() as conn:
+            await store.save_failure(conn, new_id, str(exc))
+        raise Unprocessable(str(exc), field=exc.field_name) from None
+    async with _pool(request.app).connection() as conn:
+        await store.save_result(conn, new_id, problem, result.plan)
+    return web.json_response(
+        {
+            "id": new_id,
+            "replanned_from": row["id"],
+            "changes": [
+                {
+                    "rep_id": c.rep_id,
+                    "changed": c.changed,
+                    "before": c.before,
+                    "after": c.after,
+                    "added": c.added,
+                    "removed": c.removed,
+                }
+                for c in result.changes
+            ],
+            "fixed": dict(result.fixed),
+            "dropped": [
+                {"visit_key": d.visit_id, "reason": d.reason, "message": d.message}
+                for d in result.plan.dropped
+            ],
+        }
+    )
+
+
 async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
     # Spawned workers: no forked copy of the event loop, the pool or the broker client.
     executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
@@ -268,4 +379,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/routing/plans/{plan_id}", get_plan)
     app.router.add_patch("/api/v1/routing/plans/{plan_id}/stops/{visit_key}", patch_stop)
     app.router.add_get("/api/v1/routing/plans/{plan_id}/geojson", get_geojson)
+    app.router.add_post("/api/v1/routing/plans/{plan_id}/replan", replan_plan)
     app.router.add_get("/api/v1/routing/plans/{plan_id}/reps/{rep_id}.ics", get_ics)

@@ -447,8 +447,6 @@ def solve(
         if res is None:
             raise SolverError("lost the solution while improving travel")
         model, a = m, res
-    else:
-        pass
     plan = _to_plan(c, model, a, clock)
     _report(
         options,

@@ -212,6 +212,47 @@ async def _scenario(settings: Settings, dsn: str) -> None:
             body2 = await _wait_ready(http, base, second, mgr)
             stops2 = {s["visit_key"]: s for r in body2["routes"] for s in r["stops"]}
             assert stops2[key]["rep_id"] == w["rep_p"] and stops2[key]["locked"] is True
+            # An urgent work order arrives mid-morning: re-plan the rest of the day.
+            e_stops = sorted(
+                (s for s in stops2.values() if s["rep_id"] == w["rep_e"]), key=lambda s: s["seq"]
+            )
+            assert len(e_stops) >= 2
+            async with await AsyncConnection.connect(dsn) as conn:
+                cur = await conn.execute(
+                    "INSERT INTO work_orders (account_id, title, priority, estimated_duration_min, territory_id)"
+                    " VALUES (%s, 'Predicted failure', 'urgent', 30, %s) RETURNING id",
+                    (w["accounts"][2], w["territory"]),
+                )
+                row2 = await cur.fetchone()
+                assert row2 is not None
+                new_wo = f"wo:{row2[0]}"
+                await conn.commit()
+            replan_body = {
+                "now": e_stops[1]["service_start"],
+                "done": [e_stops[0]["visit_key"]],
+                "in_progress": {str(w["rep_e"]): e_stops[1]["visit_key"]},
+                "cpu_s": 1.0,
+            }
+            async with http.post(
+                f"{base}/api/v1/routing/plans/{second}/replan", json=replan_body, headers=mgr
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                rp = await resp.json()
+            assert rp["fixed"][str(w["rep_e"])] == [
+                e_stops[0]["visit_key"],
+                e_stops[1]["visit_key"],
+            ]
+            assert any(new_wo in c["added"] for c in rp["changes"])
+            body3 = await _wait_ready(http, base, rp["id"], mgr)
+            e3 = sorted(
+                (s for r in body3["routes"] for s in r["stops"] if s["rep_id"] == w["rep_e"]),
+                key=lambda s: s["seq"],
+            )
+            assert [s["visit_key"] for s in e3[:2]] == [
+                e_stops[0]["visit_key"],
+                e_stops[1]["visit_key"],
+            ]
+            assert e3[1]["service_start"] == e_stops[1]["service_start"]
             async with http.get(f"{base}/api/v1/routing/plans/999999999", headers=mgr) as resp:
                 assert resp.status == 404
     finally:
