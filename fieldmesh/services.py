@@ -333,10 +333,13 @@ _CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 _MOSQUITTO_CONF = """# fieldmesh embedded broker (written by fieldmesh.services; edits are overwritten)
 per_listener_settings false
 allow_anonymous false
-# Accounts and ACLs live in the dynamic-security plugin: devices are added while the
-# broker runs, without the reload that would disconnect every client.
+# Accounts live in the dynamic-security plugin: devices are added while the broker
+# runs, without the reload of a password file that disconnects every client (2.0.11).
 plugin {plugin}
 plugin_opt_config_file {dir}/dynsec.json
+# Authorisation stays a static pattern file: %u keeps each device under its own prefix
+# with no per-device rule to add (the plugin's ACLs cannot substitute the username).
+acl_file {dir}/acl
 listener {port} 127.0.0.1
 persistence true
 persistence_location {dir}/data/
@@ -355,6 +358,29 @@ user {user}
 """
 
 
+_ACL = """# fieldmesh broker ACL (written by fieldmesh.services)
+# The gateway reads everything devices send and writes commands and receipts.
+user {gateway}
+topic readwrite fm/v1/#
+topic read $share/#
+
+# Tools and provisioning with the admin account.
+user {admin}
+topic readwrite #
+topic readwrite $CONTROL/dynamic-security/#
+
+# A device (its username is its device id) may publish only under its own prefix,
+# and reads only its own commands and receipts.
+pattern write fm/v1/+/dev/%u/telemetry
+pattern write fm/v1/+/dev/%u/gps
+pattern write fm/v1/+/dev/%u/event
+pattern write fm/v1/+/dev/%u/status
+pattern write fm/v1/+/dev/%u/ack/+
+pattern read fm/v1/+/dev/%u/cmd/+
+pattern read fm/v1/+/dev/%u/receipt
+"""
+
+
 def _dynsec_hash(password: str) -> dict[str, Any]:
     """The plugin's stored form: PBKDF2-HMAC-SHA512, 101 rounds, 12-byte salt, base64."""
     salt = secrets.token_bytes(12)
@@ -368,18 +394,6 @@ def _dynsec_hash(password: str) -> dict[str, Any]:
 
 def _acl(acltype: str, topic: str) -> dict[str, Any]:
     return {"acltype": acltype, "topic": topic, "allow": True}
-
-
-def device_role_acls(device_id: str) -> list[dict[str, Any]]:
-    """A device publishes only under its own prefix and reads only its commands and receipts."""
-    prefix = f"fm/v1/+/dev/{device_id}"
-    sends = [f"{prefix}/{kind}" for kind in ("telemetry", "gps", "event", "status")] + [
-        f"{prefix}/ack/+"
-    ]
-    subs = [f"{prefix}/cmd/+", f"{prefix}/receipt"]
-    return [_acl("publishClientSend", t) for t in sends] + [
-        _acl("subscribePattern", t) for t in subs
-    ]
 
 
 def _initial_dynsec(settings: Settings) -> dict[str, Any]:
@@ -449,6 +463,7 @@ def _write_broker_files(settings: Settings) -> Path:
     conf.write_text(
         _MOSQUITTO_CONF.format(dir=d, port=settings.mqtt_port, user=user, plugin=_dynsec_plugin())
     )
+    (d / "acl").write_text(_ACL.format(gateway=settings.gateway_user, admin=ADMIN_MQTT_USER))
     dynsec = d / "dynsec.json"
     if not dynsec.exists():
         # Written once; afterwards the plugin owns the file and saves every change to it.
@@ -492,26 +507,13 @@ def _dynsec_add_devices(settings: Settings, new: list[MqttCredentials], timeout_
 
     commands: list[dict[str, Any]] = []
     for c in new:
-        role = f"device:{c.username}"
-        commands.append(
-            {"command": "createRole", "rolename": role, "acls": device_role_acls(c.username)}
-        )
-        commands.append(
-            {
-                "command": "createClient",
-                "username": c.username,
-                "password": c.password,
-                "roles": [{"rolename": role}],
-            }
-        )
+        commands.append({"command": "createClient", "username": c.username, "password": c.password})
     responses: list[dict[str, Any]] = []
-    done = threading.Event()
-    expected = len(commands)
+    answered = threading.Event()
 
     def on_message(_c: Any, _u: Any, msg: Any) -> None:
         responses.extend(json.loads(msg.payload).get("responses", []))
-        if len(responses) >= expected:
-            done.set()
+        answered.set()
 
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"fm-provision-{os.getpid()}"
@@ -529,12 +531,19 @@ def _dynsec_add_devices(settings: Settings, new: list[MqttCredentials], timeout_
         client.subscribe(f"{_CONTROL_TOPIC}/response", qos=1)
         if not subscribed.wait(timeout_s):
             raise ServiceError("the broker did not confirm the provisioning subscription")
-        for i in range(0, len(commands), 200):
-            client.publish(_CONTROL_TOPIC, json.dumps({"commands": commands[i : i + 200]}), qos=1)
-        if not done.wait(timeout_s):
-            raise ServiceError(
-                f"the broker answered {len(responses)} of {expected} provisioning commands"
-            )
+        # One chunk at a time: the plugin rewrites its whole file after every change, so a
+        # large fleet takes a while; what matters is that the broker keeps answering.
+        for i in range(0, len(commands), 100):
+            chunk = commands[i : i + 100]
+            target = len(responses) + len(chunk)
+            answered.clear()
+            client.publish(_CONTROL_TOPIC, json.dumps({"commands": chunk}), qos=1)
+            while len(responses) < target:
+                if not answered.wait(timeout_s):
+                    raise ServiceError(
+                        f"the broker stopped answering provisioning commands ({len(responses)} of {len(commands)})"
+                    )
+                answered.clear()
     finally:
         client.loop_stop()
         client.disconnect()
