@@ -21,7 +21,7 @@ from crm.entities import ENTITIES, Entity, Field
 from crm.errors import CrmError
 from crm.filters import Sort, compile_filter, encode_cursor, keyset
 from fieldmesh.api import Conflict, NotFound, Unprocessable
-from fieldmesh.auth import Forbidden, Principal, access_clause, hash_password
+from fieldmesh.auth import Forbidden, Principal, access_branches, access_clause, hash_password
 
 Row = dict[str, Any]
 MAX_LIMIT = 500
@@ -183,11 +183,33 @@ async def list_records(
     base = sql.SQL("{} AND {} AND {} AND {}").format(acc, flt, srch, ext)
     base_p = [*acc_p, *flt_p, *srch_p, *ext_p]
     after, order, after_p = keyset(sort, "t", cursor)
-    query = sql.SQL("SELECT {} FROM {} t WHERE {} AND {} ORDER BY {} LIMIT %s").format(
-        select_expr(entity), sql.Identifier(entity.table), base, after, order
+    rest = sql.SQL("{} AND {} AND {}").format(flt, srch, ext)
+    rest_p = [*flt_p, *srch_p, *ext_p]
+    branches = (
+        access_branches(principal, "t", extra_owner_columns=entity.extra_owner_columns)
+        if entity.scoped and not principal.sees_everything
+        else [(sql.SQL("TRUE"), [])]
     )
+    # One ordered, limited scan per access branch (territory, owner, ...), merged: each can
+    # walk an index in sort order instead of filtering a whole OR.
+    parts: list[sql.Composed] = []
+    params: list[Any] = []
+    for cond, cond_p in branches:
+        parts.append(
+            sql.SQL("(SELECT {} FROM {} t WHERE {} AND {} AND {} ORDER BY {} LIMIT %s)").format(
+                select_expr(entity), sql.Identifier(entity.table), cond, rest, after, order
+            )
+        )
+        params += [*cond_p, *rest_p, *after_p, limit + 1]
+    if len(parts) == 1:
+        query: sql.Composed = parts[0]
+    else:
+        query = sql.SQL("SELECT * FROM ({}) t ORDER BY {} LIMIT %s").format(
+            sql.SQL(" UNION ALL ").join(parts), order
+        )
+        params.append(limit + 1)
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(query, [*base_p, *after_p, limit + 1])
+    await cur.execute(query, params)
     rows = await cur.fetchall()
     next_cursor = None
     if len(rows) > limit:

@@ -210,6 +210,38 @@ async def current_user(request: web.Request) -> Principal:
     return principal
 
 
+def _in(column: sql.Composable, values: tuple[int, ...]) -> tuple[sql.Composable, list[Any]]:
+    # Equality for one value lets the planner walk an index in order; ANY for several.
+    if len(values) == 1:
+        return sql.SQL("{} = %s").format(column), [values[0]]
+    return sql.SQL("{} = ANY(%s)").format(column), [list(values)]
+
+
+def access_branches(
+    principal: Principal,
+    alias: str,
+    *,
+    owner_column: str = "owner_id",
+    extra_owner_columns: tuple[str, ...] = (),
+) -> list[tuple[sql.Composable, list[Any]]]:
+    """The record-level policy as disjoint conditions (each excludes the ones before it):
+    territory first, then each owner column. Their union is `access_clause`; a list query
+    can run one index-friendly branch per condition and merge them (UNION ALL)."""
+    raw: list[tuple[sql.Composable, list[Any]]] = []
+    if principal.team_territory_ids:
+        raw.append(_in(sql.Identifier(alias, "territory_id"), principal.team_territory_ids))
+    for col in (owner_column, *extra_owner_columns):
+        raw.append(_in(sql.Identifier(alias, col), principal.team_user_ids))
+    out: list[tuple[sql.Composable, list[Any]]] = []
+    for i, (cond, params) in enumerate(raw):
+        parts, all_params = [cond], list(params)
+        for prev, prev_params in raw[:i]:
+            parts.append(sql.SQL("NOT coalesce({}, false)").format(prev))
+            all_params.extend(prev_params)
+        out.append((sql.SQL("({})").format(sql.SQL(" AND ").join(parts)), all_params))
+    return out
+
+
 def access_clause(
     principal: Principal,
     alias: str,
@@ -222,12 +254,14 @@ def access_clause(
         return sql.SQL("TRUE"), []
     parts: list[sql.Composable] = []
     params: list[Any] = []
-    for col in (owner_column, *extra_owner_columns):
-        parts.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(alias, col)))
-        params.append(list(principal.team_user_ids))
     if principal.team_territory_ids:
-        parts.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(alias, "territory_id")))
-        params.append(list(principal.team_territory_ids))
+        cond, p = _in(sql.Identifier(alias, "territory_id"), principal.team_territory_ids)
+        parts.append(cond)
+        params.extend(p)
+    for col in (owner_column, *extra_owner_columns):
+        cond, p = _in(sql.Identifier(alias, col), principal.team_user_ids)
+        parts.append(cond)
+        params.extend(p)
     return sql.SQL("({})").format(sql.SQL(" OR ").join(parts)), params
 
 
