@@ -22,20 +22,30 @@ GATEWAY = web.AppKey("gateway", Gateway)
 
 def build_stages(settings: Settings) -> list[StageHandler]:
     """The ordered stages after storage, each inside the batch's transaction:
-    geofences first (visits and spatial events), then what builds on them."""
-    from console.live_stage import LiveStage
-    from geo.live import GeoStage
+    geofences (visits and spatial events), alert rules and anomaly monitors on the
+    telemetry (alerts, work orders), then the live feed, which reports what they wrote."""
+    import psycopg
 
-    del settings
-    return [GeoStage(), LiveStage()]
+    from console.live_stage import LiveStage
+    from gateway.alert_stage import AlertStage
+    from geo.live import GeoStage
+    from telemetry.maintenance.training import load_live_monitors
+
+    with psycopg.connect(settings.dsn) as conn:
+        monitors = load_live_monitors(conn)
+    return [GeoStage(), AlertStage(monitors=monitors), LiveStage()]
 
 
 def event_verifier() -> EventVerifier:
     """Device events are checked against the device's registered Ed25519 key."""
     from ledger.verify import verify_event
 
-    def verify(public_key: bytes | None, device_id: str, event: FieldEvent) -> tuple[bool, str | None]:
-        result = verify_event(public_key, device_id, event.id, event.t, event.type, event.data, event.sig)
+    def verify(
+        public_key: bytes | None, device_id: str, event: FieldEvent
+    ) -> tuple[bool, str | None]:
+        result = verify_event(
+            public_key, device_id, event.id, event.t, event.type, event.data, event.sig
+        )
         return result.verified, result.reason
 
     return verify

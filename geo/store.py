@@ -124,16 +124,18 @@ def apply_visits(conn: psycopg.Connection, actions: Iterable[VisitAction]) -> li
 
     Returns the ids of the visits completed here.
     """
+    from crm_sync.loop import on_check_in, on_visit_completed
     from crm_sync.visits import log_visit_activity
 
     completed: list[int] = []
     for a in actions:
         if isinstance(a, CheckIn):
-            conn.execute(
+            opened = conn.execute(
                 """INSERT INTO visits (subject_id, fence_id, account_id, rep_id, arrived_at, checked_in_at)
                    SELECT %s, %s, %s, (SELECT user_id FROM geo_device_rep WHERE device_id = %s), %s, %s
                    WHERE EXISTS (SELECT 1 FROM accounts WHERE id = %s)
-                   ON CONFLICT (subject_id, fence_id, arrived_at) DO NOTHING""",
+                   ON CONFLICT (subject_id, fence_id, arrived_at) DO NOTHING
+                   RETURNING id, rep_id""",
                 (
                     a.subject_id,
                     int(a.fence_id),
@@ -143,7 +145,15 @@ def apply_visits(conn: psycopg.Connection, actions: Iterable[VisitAction]) -> li
                     _ts(a.checked_in_ms),
                     a.account_id,
                 ),
-            )
+            ).fetchone()
+            if opened is not None:  # a replayed check-in opens nothing and starts nothing
+                on_check_in(
+                    conn,
+                    visit_id=int(opened[0]),
+                    account_id=a.account_id,
+                    rep_id=opened[1],
+                    arrived_at=_ts(a.arrived_ms),
+                )
         elif isinstance(a, CheckOut):
             row = conn.execute(
                 """UPDATE visits SET departed_at = %s, duration_s = %s, status = 'completed'
@@ -171,6 +181,13 @@ def apply_visits(conn: psycopg.Connection, actions: Iterable[VisitAction]) -> li
             )
             conn.execute(
                 "UPDATE visits SET activity_id = %s WHERE id = %s", (activity_id, visit_id)
+            )
+            on_visit_completed(
+                conn,
+                visit_id=visit_id,
+                account_id=a.account_id,
+                rep_id=rep_id,
+                departed_at=_ts(a.departed_ms),
             )
             completed.append(visit_id)
     return completed
