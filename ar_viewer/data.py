@@ -4,7 +4,7 @@ Reads the CRM tables (crm/migrations c0001: `territories`, `accounts`, `opportun
 and the telemetry tables (telemetry/migrations t0001: `device`, `device_status`,
 `telemetry_latest`). Device -> account links, alert tables and the day's planned route
 belong to packages still being built: they are read when the expected tables/columns
-exist (`device.account_id`, `ar_route_today` view), and otherwise left empty.
+exist (crm_sync's `assets`, telemetry's `alerts`, routing's plans), and otherwise left empty.
 """
 
 from __future__ import annotations
@@ -53,31 +53,10 @@ def _polygons(geojson: str | None) -> tuple[Polygon, ...]:
     )
 
 
-async def _has_column(conn: psycopg.AsyncConnection[Any], table: str, column: str) -> bool:
-    cur = await conn.execute(
-        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-        "AND table_name = %s AND column_name = %s",
-        (table, column),
-    )
-    return await cur.fetchone() is not None
-
-
 async def _has_relation(conn: psycopg.AsyncConnection[Any], name: str) -> bool:
     cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,))
     row = await cur.fetchone()
     return bool(row and row[0])
-
-
-def _device_state(online: bool | None, readings: list[tuple[str, float]]) -> str:
-    """Worst state of a device: offline, else the worst of its latest readings."""
-    if online is False:
-        return "offline"
-    states = [
-        sensor_state(sensor_from_metric("d", m, v))[0] for m, v in readings if m in METRIC_CATALOGUE
-    ]
-    if not states:
-        return "unknown" if online is None else "ok"
-    return max(states, key=lambda s: ALERT_SEVERITY[s])
 
 
 async def load_territory(
@@ -115,41 +94,82 @@ async def load_territory(
     )
 
 
+def _device_state(
+    online: bool | None, readings: list[tuple[str, float]], alert: str | None = None
+) -> str:
+    """Worst state of a device: an active alert wins, then offline, then the latest readings."""
+    if alert in ("critical", "warning"):
+        return alert
+    if online is False:
+        return "offline"
+    states = [
+        sensor_state(sensor_from_metric("d", m, v))[0] for m, v in readings if m in METRIC_CATALOGUE
+    ]
+    if not states:
+        return "unknown" if online is None else "ok"
+    return max(states, key=lambda s: ALERT_SEVERITY[s])
+
+
+# Devices belong to accounts through crm_sync's assets (device -> account); the worst
+# active alert from the alerts table colours the marker.
+_DEVICES_SQL = """
+SELECT d.device_id, x.account_id::text, s.online,
+       coalesce(array_agg(l.metric) FILTER (WHERE l.metric IS NOT NULL), '{}'),
+       coalesce(array_agg(l.value) FILTER (WHERE l.metric IS NOT NULL), '{}'),
+       (SELECT CASE max(CASE al.severity WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END)
+                    WHEN 2 THEN 'critical' WHEN 1 THEN 'warning' END
+          FROM alerts al WHERE al.device_id = d.device_id AND al.state <> 'cleared') AS alert
+FROM assets x
+JOIN device d ON d.device_id = x.device_id
+JOIN accounts a ON a.id = x.account_id
+LEFT JOIN device_status s ON s.device_id = d.device_id
+LEFT JOIN telemetry_latest l ON l.device_id = d.device_id
+WHERE a.territory_id = %s
+GROUP BY d.device_id, x.account_id, s.online
+ORDER BY d.device_id
+"""
+
+
 async def _load_devices(
     conn: psycopg.AsyncConnection[Any], territory_id: int
 ) -> tuple[DeviceInput, ...]:
-    if not await _has_column(conn, "device", "account_id"):
+    if not (await _has_relation(conn, "assets") and await _has_relation(conn, "alerts")):
         return ()
-    cur = await conn.execute(
-        """
-        SELECT d.device_id, d.account_id::text, s.online,
-               coalesce(array_agg(l.metric) FILTER (WHERE l.metric IS NOT NULL), '{}'),
-               coalesce(array_agg(l.value) FILTER (WHERE l.metric IS NOT NULL), '{}')
-        FROM device d
-        JOIN accounts a ON a.id = d.account_id
-        LEFT JOIN device_status s ON s.device_id = d.device_id
-        LEFT JOIN telemetry_latest l ON l.device_id = d.device_id
-        WHERE a.territory_id = %s
-        GROUP BY d.device_id, d.account_id, s.online
-        ORDER BY d.device_id
-        """,
-        (territory_id,),
-    )
+    cur = await conn.execute(_DEVICES_SQL, (territory_id,))
     return tuple(
         DeviceInput(
-            dev, acc, None, None, _device_state(online, list(zip(metrics, values, strict=True)))
+            dev,
+            acc,
+            None,
+            None,
+            _device_state(online, list(zip(metrics, values, strict=True)), alert),
         )
-        for dev, acc, online, metrics, values in await cur.fetchall()
+        for dev, acc, online, metrics, values, alert in await cur.fetchall()
     )
 
 
 async def _load_route(conn: psycopg.AsyncConnection[Any], territory_id: int) -> tuple[LonLat, ...]:
-    """Today's planned stops, from a view `ar_route_today(territory_id, seq, lon, lat)` that
-    the routing package is expected to provide; empty until it exists."""
-    if not await _has_relation(conn, "ar_route_today"):
+    """Today's route in the territory's latest ready plan: the stops of its busiest rep
+    in visiting order (the scene draws one line; the console shows every rep's)."""
+    if not await _has_relation(conn, "routing_stops"):
         return ()
     cur = await conn.execute(
-        "SELECT lon, lat FROM ar_route_today WHERE territory_id = %s ORDER BY seq", (territory_id,)
+        """
+        WITH plan AS (
+            SELECT id FROM routing_plans
+            WHERE territory_id = %s AND plan_date = current_date AND status = 'ready'
+            ORDER BY created_at DESC LIMIT 1
+        ), busiest AS (
+            SELECT rep_id FROM routing_stops WHERE plan_id = (SELECT id FROM plan)
+            GROUP BY rep_id ORDER BY count(*) DESC, rep_id LIMIT 1
+        )
+        SELECT ST_X(a.location::geometry), ST_Y(a.location::geometry)
+        FROM routing_stops r JOIN accounts a ON a.id = r.account_id
+        WHERE r.plan_id = (SELECT id FROM plan) AND r.rep_id IS NOT DISTINCT FROM (SELECT rep_id FROM busiest)
+          AND a.location IS NOT NULL
+        ORDER BY r.seq
+        """,
+        (territory_id,),
     )
     return tuple((float(lon), float(lat)) for lon, lat in await cur.fetchall())
 
@@ -184,10 +204,10 @@ async def load_asset(conn: psycopg.AsyncConnection[Any], device_id: str) -> Asse
         for m, v in readings
     )
     account_id = None
-    if await _has_column(conn, "device", "account_id"):
+    if await _has_relation(conn, "assets"):
         arow = await (
             await conn.execute(
-                "SELECT account_id::text FROM device WHERE device_id = %s", (device_id,)
+                "SELECT account_id::text FROM assets WHERE device_id = %s", (device_id,)
             )
         ).fetchone()
         account_id = arow[0] if arow else None
