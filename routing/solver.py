@@ -10,12 +10,16 @@ limit stops OR-Tools when the process has used its CPU budget (OR-Tools' own tim
 limit is wall-clock, which on a shared machine measures the neighbours).
 
 With `minimise_reps`, the objective is hierarchical: reps first, then travel.
-1. construct: parallel cheapest insertion, short guided local search;
-2. eliminate routes: drop a route (smallest first), re-solve with one rep fewer
-   from the remaining routes (warm start) with all visits optional at a large
-   penalty; accept as soon as every visit is served again; repeat until the
-   demand lower bound or the budget share is reached;
-3. improve travel with guided local search on the final rep count.
+1. construct: parallel cheapest insertion, then a short guided local search;
+2. eliminate routes: among the smallest routes, the one whose visits re-insert most
+   cheaply elsewhere is removed; its visits are inserted allowing lateness
+   (routing.insertion), and guided local search with *soft* time windows and shift
+   ends (lateness at a cost) squeezes the lateness out, warm-started from those
+   routes; it stops as soon as nothing is late. If no attempt reaches zero, the
+   least-late one is squeezed again, alternating a higher lateness cost with a
+   ruin-and-recreate perturbation, until its share of the budget is used; repeat
+   down to the demand lower bound;
+3. improve travel with guided local search on the final rep count (hard windows).
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from ortools.util import optional_boolean_pb2
 
+from routing.compiled import Compiled, compile_problem, lower_bound
+from routing.insertion import SQUEEZE_ALPHA, insert_all, node_windows, perturb, route_cost
 from routing.matrix import Matrices
 from routing.model import (
     BreakSlot,
@@ -50,7 +55,6 @@ log = logging.getLogger(__name__)
 
 PRIORITY_WEIGHT = {1: 1, 2: 4, 3: 16, 4: 64, 5: 256}
 URGENT_WEIGHT = 4096
-SQUEEZE_ALPHA = 100  # lateness cost per solver time unit, in arc-cost units
 ELIMINATE_TRIES = 2  # routes tried per elimination target before squeezing the best attempt
 ELIMINATE_SLICE_SHARE = 0.15  # of the CPU budget per squeeze
 ELIMINATE_CANDIDATES = 5  # smallest routes considered for removal
@@ -89,68 +93,6 @@ class _CpuClock:
 
 
 @dataclass
-class _Compiled:
-    """Node-level data: visits are nodes 0..n-1, then one node per distinct depot location."""
-
-    problem: Problem
-    visits: list[Visit]
-    reps: list[Rep]
-    node_loc: list[int]
-    depot_node: dict[int, int]  # location index -> node
-    time_t: list[list[int]]
-    cost_t: list[list[int]]
-    service_t: list[int]
-    demand: list[int]
-    distance_m: np.ndarray
-    duration_s: np.ndarray
-    scale: int
-    horizon_t: int
-    max_arc_t: int
-
-
-def _compile(
-    problem: Problem, matrices: Matrices, visits: list[Visit], scale: int, cost: str
-) -> _Compiled:
-    loc_index = problem.location_index()
-    node_loc = [loc_index[v.location_id] for v in visits]
-    depot_node: dict[int, int] = {}
-    for rep in problem.reps:
-        for loc_id in (rep.start_location_id, rep.end_location_id):
-            li = loc_index[loc_id]
-            if li not in depot_node:
-                depot_node[li] = len(node_loc)
-                node_loc.append(li)
-    idx = np.array(node_loc, dtype=np.int64)
-    dur = matrices.duration_s[np.ix_(idx, idx)]
-    dist = matrices.distance_m[np.ix_(idx, idx)]
-    service = np.zeros(len(node_loc))
-    service[: len(visits)] = [v.service_s for v in visits]
-    # Conservative integers: ceil travel so a plan feasible in integers is feasible in floats.
-    travel_t = np.ceil(dur * scale - 1e-6).astype(np.int64)
-    service_t = np.rint(service * scale).astype(np.int64)
-    time_t = travel_t + service_t[:, None]
-    base = dist if cost == "distance" else dur
-    cost_t = np.rint(base * scale).astype(np.int64)
-    horizon = max(r.shift.end_s for r in problem.reps) if problem.reps else 0.0
-    return _Compiled(
-        problem=problem,
-        visits=visits,
-        reps=list(problem.reps),
-        node_loc=node_loc,
-        depot_node=depot_node,
-        time_t=time_t.tolist(),
-        cost_t=cost_t.tolist(),
-        service_t=service_t.tolist(),
-        demand=[v.demand for v in visits] + [0] * (len(node_loc) - len(visits)),
-        distance_m=dist,
-        duration_s=dur,
-        scale=scale,
-        horizon_t=math.ceil(horizon * scale) + 1,
-        max_arc_t=int(cost_t.max()) if cost_t.size else 1,
-    )
-
-
-@dataclass
 class _Model:
     manager: pywrapcp.RoutingIndexManager
     routing: pywrapcp.RoutingModel
@@ -173,7 +115,7 @@ class _Model:
 
 
 def _build(
-    c: _Compiled,
+    c: Compiled,
     rep_ids: list[int],
     penalty: Callable[[Visit], int | None],
     vehicle_fixed_cost: int = 0,
@@ -344,7 +286,7 @@ def _routes(model: _Model, a: pywrapcp.Assignment) -> list[list[int]]:
     return out
 
 
-def _penalty_fn(c: _Compiled, minimise_reps: bool) -> Callable[[Visit], int | None]:
+def _penalty_fn(c: Compiled, minimise_reps: bool) -> Callable[[Visit], int | None]:
     base = 2 * c.max_arc_t + 1
 
     def penalty(visit: Visit) -> int | None:
@@ -355,7 +297,7 @@ def _penalty_fn(c: _Compiled, minimise_reps: bool) -> Callable[[Visit], int | No
     return penalty
 
 
-def _big_penalty(c: _Compiled) -> int:
+def _big_penalty(c: Compiled) -> int:
     """Dropping a visit costs more than any detour to serve it."""
     return 4 * (c.max_arc_t + 1)
 
@@ -391,7 +333,7 @@ def solve(
             routes=tuple(_empty_route(r) for r in problem.reps),
             dropped=tuple(Dropped(v.id, DropReason.NO_REP, "no rep available") for v in vs),
         )
-    c = _compile(problem, matrices, vs, options.scale, options.cost)
+    c = compile_problem(problem, matrices, vs, options.scale, options.cost)
     minimise = problem.minimise_reps if options.minimise_reps is None else options.minimise_reps
     all_reps = list(range(len(c.reps)))
     n = len(vs)
@@ -427,7 +369,7 @@ def solve(
     if minimise:
         # 2. route elimination: keep only used reps; try with one fewer.
         used = [(best_reps[v], r) for v, r in enumerate(best_routes_v) if r]
-        lower = _lower_bound(c)
+        lower = lower_bound(c)
         elim_deadline = clock.t0 + options.cpu_s * (
             options.construct_share + options.eliminate_share
         )
@@ -460,7 +402,7 @@ def solve(
 
 
 def _squeeze(
-    c: _Compiled, routes: list[tuple[int, list[int]]], alpha: int, slice_s: float, clock: _CpuClock
+    c: Compiled, routes: list[tuple[int, list[int]]], alpha: int, slice_s: float, clock: _CpuClock
 ) -> tuple[int, list[tuple[int, list[int]]]]:
     """Local search with soft time windows from `routes`; returns (lateness, routes)."""
     m = _build(c, [r for r, _ in routes], lambda v: None, soft_late_coeff=alpha)
@@ -478,7 +420,7 @@ def _squeeze(
 
 
 def _eliminate(
-    c: _Compiled,
+    c: Compiled,
     used: list[tuple[int, list[int]]],
     lower: int,
     deadline: float,
@@ -500,11 +442,11 @@ def _eliminate(
         ranked: list[tuple[int, int, list[tuple[int, list[int]]]]] = []
         for k in smallest:
             rest = [(r, list(nodes)) for j, (r, nodes) in enumerate(used) if j != k]
-            init = _insert_all(c, rest, used[k][1], SQUEEZE_ALPHA)
+            init = insert_all(c, rest, used[k][1], SQUEEZE_ALPHA)
             if init is not None:
-                ready, due = _node_windows(c)
+                ready, due = node_windows(c)
                 cost = sum(
-                    _route_cost(c, c.reps[r], nodes, ready, due, SQUEEZE_ALPHA) for r, nodes in init
+                    route_cost(c, c.reps[r], nodes, ready, due, SQUEEZE_ALPHA) for r, nodes in init
                 )
                 ranked.append((cost, k, init))
         ranked.sort(key=lambda x: (x[0], x[1]))
@@ -531,7 +473,7 @@ def _eliminate(
                 alpha = min(alpha * 4, SQUEEZE_ALPHA * 1000)
                 start = best[1]
             else:
-                start = _perturb(c, best[1], rng)
+                start = perturb(c, best[1], rng)
             late, routes = _squeeze(
                 c, start, alpha, min(slice_s, deadline - time.process_time()), clock
             )
@@ -546,123 +488,11 @@ def _eliminate(
     return used
 
 
-def _late_nodes(
-    c: _Compiled, rep: Rep, nodes: Sequence[int], ready: list[int], due: list[int]
-) -> list[int]:
-    loc_index = c.problem.location_index()
-    here = c.depot_node[loc_index[rep.start_location_id]]
-    t = math.ceil(rep.shift.start_s * c.scale)
-    late = []
-    for node in nodes:
-        t = max(t + c.time_t[here][node], ready[node])
-        if t > due[node]:
-            late.append(node)
-        here = node
-    return late
-
-
-def _perturb(
-    c: _Compiled, routes: list[tuple[int, list[int]]], rng: random.Random
-) -> list[tuple[int, list[int]]]:
-    """Ruin and recreate: remove the late visits, their nearest neighbours and a few at random, re-insert."""
-    ready, due = _node_windows(c)
-    late = [x for r, nodes in routes for x in _late_nodes(c, c.reps[r], nodes, ready, due)]
-    n = len(c.visits)
-    k = max(3, min(30, n // 10))
-    chosen = set(late)
-    for x in late:
-        near = sorted(range(n), key=lambda y: c.cost_t[x][y])[1 : 1 + k // max(1, len(late))]
-        chosen.update(near)
-    while len(chosen) < len(late) + k:
-        chosen.add(rng.randrange(n))
-    kept = [(r, [x for x in nodes if x not in chosen]) for r, nodes in routes]
-    order = list(chosen)
-    rng.shuffle(order)
-    out = _insert_all(c, kept, order, SQUEEZE_ALPHA, keep_order=True)
-    return out if out is not None else routes
-
-
-def _node_windows(c: _Compiled) -> tuple[list[int], list[int]]:
-    ready = [0] * len(c.node_loc)
-    due = [c.horizon_t] * len(c.node_loc)
-    for node, v in enumerate(c.visits):
-        if v.time_windows:
-            ready[node] = math.ceil(min(w.start_s for w in v.time_windows) * c.scale)
-            due[node] = math.floor(max(w.end_s for w in v.time_windows) * c.scale)
-    return ready, due
-
-
-def _route_cost(
-    c: _Compiled, rep: Rep, nodes: Sequence[int], ready: list[int], due: list[int], alpha: int
-) -> int:
-    """Arc cost plus alpha times lateness of the earliest schedule (integer units)."""
-    loc_index = c.problem.location_index()
-    here = c.depot_node[loc_index[rep.start_location_id]]
-    t = math.ceil(rep.shift.start_s * c.scale)
-    cost = late = 0
-    for node in nodes:
-        t = max(t + c.time_t[here][node], ready[node])
-        late += max(0, t - due[node])
-        cost += c.cost_t[here][node]
-        here = node
-    end = c.depot_node[loc_index[rep.end_location_id]]
-    t += c.time_t[here][end]
-    cost += c.cost_t[here][end]
-    late += max(0, t - math.floor(rep.shift.end_s * c.scale))
-    return cost + alpha * late
-
-
-def _insert_all(
-    c: _Compiled,
-    routes: list[tuple[int, list[int]]],
-    nodes: Sequence[int],
-    alpha: int,
-    keep_order: bool = False,
-) -> list[tuple[int, list[int]]] | None:
-    """Insert each node where cost + alpha * lateness grows least (capacity, skills and locks hard)."""
-    ready, due = _node_windows(c)
-    out = [(r, list(nodes_)) for r, nodes_ in routes]
-    for node in nodes if keep_order else sorted(nodes, key=lambda x: due[x]):
-        visit = c.visits[node]
-        best: tuple[int, int, int] | None = None
-        for k, (r, route) in enumerate(out):
-            rep = c.reps[r]
-            if not visit.skills <= rep.skills or (
-                visit.rep_id is not None and visit.rep_id != rep.id
-            ):
-                continue
-            if (
-                rep.capacity is not None
-                and sum(c.demand[x] for x in route) + c.demand[node] > rep.capacity
-            ):
-                continue
-            base = _route_cost(c, rep, route, ready, due, alpha)
-            for pos in range(len(route) + 1):
-                delta = (
-                    _route_cost(c, rep, [*route[:pos], node, *route[pos:]], ready, due, alpha)
-                    - base
-                )
-                if best is None or delta < best[0]:
-                    best = (delta, k, pos)
-        if best is None:
-            return None
-        _, k, pos = best
-        out[k][1].insert(pos, node)
-    return out
-
-
-def _lower_bound(c: _Compiled) -> int:
-    caps = [r.capacity for r in c.reps if r.capacity is not None]
-    if not caps or len(caps) < len(c.reps) or max(caps) <= 0:
-        return 1
-    return max(1, math.ceil(sum(c.demand) / max(caps)))
-
-
 def _empty_route(rep: Rep) -> Route:
     return Route(rep.id, rep.shift.start_s, rep.shift.start_s, (), 0.0, 0.0)
 
 
-def _to_plan(c: _Compiled, model: _Model, a: pywrapcp.Assignment, clock: _CpuClock) -> Plan:
+def _to_plan(c: Compiled, model: _Model, a: pywrapcp.Assignment, clock: _CpuClock) -> Plan:
     s = float(c.scale)
     routing, manager, time_dim = model.routing, model.manager, model.time_dim
     routes_by_rep: dict[int, Route] = {}
@@ -735,7 +565,7 @@ def _to_plan(c: _Compiled, model: _Model, a: pywrapcp.Assignment, clock: _CpuClo
     )
 
 
-def _with_slack(route: Route, rep: Rep, c: _Compiled, nodes: list[int]) -> Route:
+def _with_slack(route: Route, rep: Rep, c: Compiled, nodes: list[int]) -> Route:
     """Slack per stop: how much later its service could start, keeping the rest of the route feasible."""
     if not route.stops:
         return route
