@@ -69,7 +69,7 @@ def run_vroom(inst: SolomonInstance, problem: Problem, m: Matrices) -> Result:
                 end=0,
                 capacity=[inst.capacity],
                 time_window=vroom.TimeWindow(math.ceil(inst.depot.ready * s), due),
-                costs=vroom.VehicleCosts(fixed=min(total, 2**40)),
+                costs=vroom.VehicleCosts(fixed=min(total, 2**31 - 1)),  # the binding takes 32 bits
             )
             for k in range(len(problem.reps))
         ]
