@@ -50,8 +50,12 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]  # epoch milliseconds, UTC
 Signer = Callable[[str, str, int, str, dict[str, Any]], str]  # device, id, t, type, data -> sig
+# A command handler registered by the device's firmware: args -> (ok, detail). It runs in
+# the agent's thread, between sampling turns, so it may change the agent's sources.
+CommandHandler = Callable[[dict[str, Any]], tuple[bool, str]]
 
 _NOT_AUTHORIZED = 0x87
+_BUILTIN_COMMANDS = frozenset({"ping", "config", "ota", "reboot"})
 
 
 def wall_clock_ms() -> int:
@@ -124,6 +128,7 @@ class EdgeAgent:
         self._events: list[FieldEvent] = []
         self._mid_to_seq: dict[int, int] = {}
         self._seen_commands: OrderedDict[str, None] = OrderedDict()
+        self._handlers: dict[str, CommandHandler] = {}
         self._connected = False
         self._attempt = 0
         self._next_connect_at = 0.0
@@ -253,6 +258,13 @@ class EdgeAgent:
 
     # ------------------------------------------------------------------ commands
 
+    def register_command(self, name: str, handler: CommandHandler) -> None:
+        """Handle `cmd/{name}` with `handler` (firmware-specific commands, e.g. a phone's
+        `route`); the built-in commands cannot be replaced."""
+        if name in _BUILTIN_COMMANDS:
+            raise ValueError(f"command {name!r} is built in and cannot be replaced")
+        self._handlers[name] = handler
+
     def _handle_command(self, name: str, payload: bytes) -> None:
         try:
             cmd = msgspec.json.decode(payload, type=Command)
@@ -290,6 +302,11 @@ class EdgeAgent:
         elif name == "reboot":
             detail = "rebooting"
             self._paused_until = time.monotonic() + float(cmd.args.get("down_s", 1.0))
+        elif name in self._handlers:
+            try:
+                ok, detail = self._handlers[name](dict(cmd.args))
+            except (ValueError, TypeError, KeyError) as exc:  # bad args: a refused command
+                ok, detail = False, f"bad {name} command: {exc}"
         else:
             ok, detail = False, f"unknown command {name!r}"
         self._ack(name, cmd.id, ok=ok, detail=detail)

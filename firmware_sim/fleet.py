@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,8 @@ from edge_agent.signing import DeviceKey
 from fieldmesh.services import provision_mqtt_users
 from fieldmesh.settings import Settings
 from firmware_sim.clock import SimClock
-from firmware_sim.physics import AssetParams, random_asset
+from firmware_sim.navigation import ROUTE_COMMAND, PhoneNavigator
+from firmware_sim.physics import EQUIPMENT_MODELS, AssetParams, FailureMode, random_asset
 from firmware_sim.sensors import EquipmentSensor, PhoneGps, PhoneVisits
 from firmware_sim.tracks import visiting_track
 from telemetry.devices import DeviceRecord
@@ -43,6 +44,9 @@ class FleetSpec:
     lead_s: float = 0.0  # start simulated time this far in the past
     batch_max_items: int = 100
     failure_probability: float = 0.2
+    # (fault onset, failure) in simulated seconds after the start: asset #0 becomes a
+    # pump-p200 whose bearing wears out then (the closed-loop demo's failing pump)
+    forced_failure_s: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ class FleetMember:
     agent: EdgeAgent
     kind: str  # "equipment" or "phone"
     asset: AssetParams | None = None
+    navigator: PhoneNavigator | None = None  # phones: follows `route` commands
     thread: threading.Thread | None = None
 
 
@@ -69,6 +74,24 @@ def random_sites(
     lat = center[1] + (r * np.sin(theta)) / 110_540.0
     lon = center[0] + (r * np.cos(theta)) / (111_320.0 * math.cos(math.radians(center[1])))
     return [Site(f"site-{i:04d}", float(lon[i]), float(lat[i])) for i in range(n)]
+
+
+def forced_failure(
+    asset: AssetParams, now_s: float, onset_after_s: float, failure_after_s: float
+) -> AssetParams:
+    """The asset as a pump-p200 whose bearing starts to fail `onset_after_s` from now and
+    fails `failure_after_s` from now."""
+    if not 0 <= onset_after_s < failure_after_s:
+        raise ValueError(
+            f"forced failure: need 0 <= onset ({onset_after_s}) < failure ({failure_after_s})"
+        )
+    return replace(
+        asset,
+        model=EQUIPMENT_MODELS["pump-p200"],
+        failure_mode=FailureMode.BEARING,
+        fault_onset_s=now_s + onset_after_s,
+        failure_s=now_s + failure_after_s,
+    )
 
 
 @dataclass(slots=True)
@@ -97,6 +120,8 @@ class Fleet:
         }
         for i, dev in enumerate(eq_ids):
             asset = random_asset(rng, dev, now_s, failure_probability=spec.failure_probability)
+            if i == 0 and spec.forced_failure_s is not None:
+                asset = forced_failure(asset, now_s, *spec.forced_failure_s)
             sensor = EquipmentSensor(asset, interval_s=spec.sample_interval_s)
             agent = EdgeAgent(
                 self._config(dev, creds[dev]),
@@ -123,7 +148,26 @@ class Fleet:
                 clock=self.clock.now_ms,
                 signer=self._signer(rep, "phone"),
             )
-            self.members.append(FleetMember(agent, "phone"))
+            nav = PhoneNavigator(gps, visits, self.clock.now_s)
+            agent.register_command(ROUTE_COMMAND, nav.handle)
+            self.members.append(FleetMember(agent, "phone", navigator=nav))
+
+    def equipment(self) -> list[tuple[str, AssetParams, Site]]:
+        """(device id, asset, site) of every equipment device: device i is at site i."""
+        out = []
+        members = [m for m in self.members if m.kind == "equipment"]
+        for m, site in zip(members, self.sites, strict=False):
+            assert m.asset is not None
+            out.append((m.agent.config.device_id, m.asset, site))
+        return out
+
+    def phones(self) -> list[tuple[str, PhoneNavigator]]:
+        """(device id, navigator) of every rep's phone."""
+        return [
+            (m.agent.config.device_id, m.navigator)
+            for m in self.members
+            if m.kind == "phone" and m.navigator is not None
+        ]
 
     def _signer(self, device_id: str, kind: str) -> Signer:
         """Each device keeps its own Ed25519 key; its public half is registered."""

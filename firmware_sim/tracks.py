@@ -86,3 +86,31 @@ def visiting_track(
         here = site
     legs.append(Leg(t, math.inf, home, home))
     return Track(tuple(legs))
+
+
+def route_track(
+    start_s: float,
+    here: tuple[float, float],
+    stops: list[tuple[tuple[float, float], float]],
+    home: tuple[float, float],
+    *,
+    speed_mps: float = 13.9,
+) -> Track:
+    """From where the phone is now, through `stops` ((lon, lat), stay seconds) in order, then
+    home, at a steady road speed: the track of a re-planned day."""
+    if speed_mps <= 0:
+        raise ValueError(f"speed_mps must be positive, got {speed_mps}")
+    legs: list[Leg] = []
+    t, pos = start_s, here
+    for site, stay_s in [*stops, (home, 0.0)]:
+        if stay_s < 0 or not math.isfinite(stay_s):
+            raise ValueError(f"stay at {site} must be a finite number of seconds >= 0")
+        drive = max(haversine_m(*pos, *site) * ROAD_FACTOR / speed_mps, 1.0)
+        legs.append(Leg(t, t + drive, pos, site))
+        t += drive
+        if stay_s > 0:
+            legs.append(Leg(t, t + stay_s, site, site))
+            t += stay_s
+        pos = site
+    legs.append(Leg(t, math.inf, home, home))
+    return Track(tuple(legs))
