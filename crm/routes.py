@@ -365,7 +365,9 @@ async def tokens_create_handler(request: web.Request) -> web.Response:
 async def tokens_revoke_handler(request: web.Request) -> web.Response:
     p = await current_user(request)
     token_id = _record_id(request)
-    if not await _with_conn(request, lambda conn: auth.revoke_token(conn, token_id, p)):
+    revoked = await _with_conn(request, lambda conn: auth.revoke_token(conn, token_id, p))
+    auth.forget_tokens()  # again after the commit, in case a request re-cached it meanwhile
+    if not revoked:
         raise CrmError(f"token {token_id} not found", status=404, code="not_found")
     return web.Response(status=204)
 

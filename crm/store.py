@@ -21,7 +21,14 @@ from crm.entities import ENTITIES, Entity, Field
 from crm.errors import CrmError
 from crm.filters import Sort, compile_filter, encode_cursor, keyset
 from fieldmesh.api import Conflict, NotFound, Unprocessable
-from fieldmesh.auth import Forbidden, Principal, access_branches, access_clause, hash_password
+from fieldmesh.auth import (
+    Forbidden,
+    Principal,
+    access_branches,
+    access_clause,
+    forget_tokens,
+    hash_password,
+)
 
 Row = dict[str, Any]
 MAX_LIMIT = 500
@@ -396,6 +403,8 @@ async def update_record(
         after = AFTER.get(entity.name)
         if after is not None:
             await after(conn, principal, current, new)
+    if entity.name == "users":
+        forget_tokens()  # role, territory or team may have changed
     return new
 
 
@@ -415,3 +424,5 @@ async def delete_record(
             sql.SQL("DELETE FROM {} WHERE id = %s").format(sql.Identifier(entity.table)),
             [record_id],
         )
+    if entity.name == "users":
+        forget_tokens()
