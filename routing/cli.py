@@ -18,6 +18,7 @@ from routing.geojson import plan_to_geojson
 from routing.ical import rep_calendar
 from routing.model import Plan, Problem, RoutingError
 from routing.planner import plan as plan_problem
+from routing.roadgraph import RoadGraphMatrix, load_osm_xml
 from routing.solver import Progress, SolverOptions
 
 
@@ -62,7 +63,10 @@ async def _run(
                 )
 
             # The CLI owns its process: solving here blocks nothing but this command.
-            result = plan_problem(problem, None, SolverOptions(cpu_s=req.cpu_s, progress=progress))
+            provider = RoadGraphMatrix(load_osm_xml(Path(args.osm))) if args.osm else None
+            result = plan_problem(
+                problem, provider, SolverOptions(cpu_s=req.cpu_s, progress=progress)
+            )
         await store.save_result(conn, plan_id, problem, result)
         return plan_id, problem, result
 
@@ -117,6 +121,9 @@ def register(sub: Any) -> None:
     p.add_argument("--date", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
     p.add_argument("--cpu-s", type=float, default=10.0, help="CPU-seconds for the search")
     p.add_argument("--minimise-reps", action="store_true", help="use as few reps as possible first")
+    p.add_argument(
+        "--osm", help="travel times on the roads of this OSM XML extract (default: great-circle)"
+    )
     p.add_argument("--geojson", help="also write the plan as GeoJSON to this file")
     p.add_argument("--ics-dir", help="also write one .ics per rep into this directory")
     p.set_defaults(func=cmd_plan)
