@@ -265,6 +265,7 @@ async def _scenario(settings: Settings, dsn: str) -> None:
         minimise_reps=False,
         geojson=None,
         ics_dir=None,
+        osm=None,
     )
     assert await asyncio.to_thread(cmd_plan, args, settings) == 0
 
