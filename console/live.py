@@ -3,7 +3,7 @@
 Back-pressure policy (per client, bounded, stated): positions are coalesced per device — a
 slow browser gets only the newest fix of each device, older ones are dropped (drop-oldest)
 and at most MAX_PENDING_POSITIONS devices are held; events (status, geofence, dead letters)
-go through a deque of MAX_PENDING_EVENTS that drops the oldest when full, and the client is
+(and alerts) go through a deque of MAX_PENDING_EVENTS that drops the oldest when full, and the client is
 told how many it missed (`{"k": "dropped", "n": ...}`).
 """
 
@@ -50,7 +50,7 @@ class ClientQueue:
                 if len(self.positions) > MAX_PENDING_POSITIONS:
                     del self.positions[next(iter(self.positions))]
                     self.dropped += 1
-        elif kind in ("status", "geo"):
+        elif kind in ("status", "geo", "alert"):
             rows = [r for r in msg.get("d", []) if self.visible(r[0])]
             if not rows:
                 return

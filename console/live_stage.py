@@ -7,9 +7,12 @@ NOTIFY_LIMIT_BYTES (PostgreSQL refuses payloads of 8000 bytes or more): a large 
 split into several notifications.
 
 Payload (compact JSON, `k` is the kind):
-    {"k": "pos", "rt": <ms, when the stage saw the batch>, "d": [[device, lon, lat, t_ms, speed_mps|null], ...]}
+    {"k": "pos", "rt": <ms, when the gateway received the batch's earliest message (the MQTT
+     hop included), or when the stage saw the batch>, "d": [[device, lon, lat, t_ms, speed_mps|null], ...]}
     {"k": "status", "d": [[device, online], ...]}
     {"k": "geo", "d": [[subject, fence_id, kind, at_ms, account_id|null], ...]}
+    {"k": "alert", "d": [[device, alert_id, alert_type, severity, state, raised_at_ms,
+                          message], ...]}  (alerts raised, escalated or cleared in this batch)
     {"k": "dead", "n": <dead letters stored in this transaction>}
 
 Only the latest fix per device of a batch is announced: the map needs where a device is now.
@@ -75,7 +78,7 @@ class LiveStage:
 
     def __init__(self, clock_ms: Any = None) -> None:
         self._clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        self._geo_events: bool | None = None  # does geo_events exist (geo is optional)?
+        self._tables: dict[str, bool] = {}  # optional tables (geo, alerts) that exist
         # Highest id seen in an earlier transaction: ids this transaction allocates are
         # greater, so the index on id bounds the scan (rolled-back ids are simply gone).
         self._floor: dict[str, int] = {}
@@ -84,13 +87,15 @@ class LiveStage:
         payloads: list[str] = []
         fixes = latest_fixes(new)
         if fixes:
-            payloads += chunked_payloads({"k": "pos", "rt": self._clock_ms()}, fixes)
+            received_ns = new.earliest_received_ns
+            rt = received_ns // 1_000_000 if received_ns is not None else self._clock_ms()
+            payloads += chunked_payloads({"k": "pos", "rt": rt}, fixes)
         status = conn.execute(
             f"SELECT device_id, online FROM device_status WHERE {_THIS_XACT}"
         ).fetchall()
         if status:
             payloads += chunked_payloads({"k": "status"}, ([d, o] for d, o in status))
-        if self._has_geo_events(conn):
+        if self._has_table(conn, "geo_events"):
             rows = conn.execute(
                 "SELECT id, subject_id, fence_id, kind, (extract(epoch FROM at) * 1000)::bigint,"
                 " account_id, xmin = pg_current_xact_id()::text::xid FROM geo_events"
@@ -101,6 +106,18 @@ class LiveStage:
                 self._floor["geo_events"] = max(r[0] for r in rows)
                 events = [list(r[1:6]) for r in rows if r[6]]
                 payloads += chunked_payloads({"k": "geo"}, events)
+        if new.telemetry and self._has_table(conn, "alerts"):
+            # Alerts change only for devices whose telemetry is in this batch (the alert
+            # stage runs before this one): the (device_id, raised_at) index bounds the scan.
+            devices = sorted({device_id for device_id, _ in new.telemetry})
+            rows = conn.execute(
+                "SELECT device_id, alert_id, alert_type, severity, state,"
+                " (extract(epoch FROM raised_at) * 1000)::bigint, left(message, 200)"
+                f" FROM alerts WHERE device_id = ANY(%s) AND {_THIS_XACT} ORDER BY raised_at",
+                (devices,),
+            ).fetchall()
+            if rows:
+                payloads += chunked_payloads({"k": "alert"}, (list(r) for r in rows))
         dead = conn.execute(
             "SELECT count(*) FILTER (WHERE xmin = pg_current_xact_id()::text::xid),"
             " coalesce(max(id), %s) FROM dead_letter WHERE id > %s",
@@ -122,11 +139,12 @@ class LiveStage:
             self._floor[table] = int(row[0]) if row else 0
         return self._floor[table]
 
-    def _has_geo_events(self, conn: psycopg.Connection) -> bool:
-        if self._geo_events is None:
-            row = conn.execute("SELECT to_regclass('geo_events') IS NOT NULL").fetchone()
-            self._geo_events = bool(row and row[0])
-        return self._geo_events
+    def _has_table(self, conn: psycopg.Connection, table: str) -> bool:
+        """Does an optional package's table exist (geo_events, alerts)? Asked once each."""
+        if table not in self._tables:
+            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+            self._tables[table] = bool(row and row[0])
+        return self._tables[table]
 
     def rollback(self) -> None:
         return None

@@ -37,6 +37,9 @@ class Settings:
     http_port: int = 8080  # FIELDMESH_HTTP_PORT: the API, console and gateway metrics
     gateway_user: str = "gateway"  # FIELDMESH_GATEWAY_USER: broker account of the gateway
     evm_rpc_url: str | None = None  # EVM_RPC_URL: None means the in-process eth-tester chain
+    # FIELDMESH_CONSOLE_TILE_URL: the web console's map tiles, http(s)://host/{z}/{x}/{y}.png;
+    # None draws vector layers over a plain background (no tile server needed)
+    console_tile_url: str | None = None
 
     @property
     def embedded_db(self) -> bool:
@@ -99,6 +102,7 @@ _ENV_KEYS: dict[str, str] = {
     "http_port": "FIELDMESH_HTTP_PORT",
     "gateway_user": "FIELDMESH_GATEWAY_USER",
     "evm_rpc_url": "EVM_RPC_URL",
+    "console_tile_url": "FIELDMESH_CONSOLE_TILE_URL",
 }
 
 
@@ -125,6 +129,13 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not str(raw).startswith(("mqtt://", "tcp://")):
             raise SettingsError(f"{source}: expected mqtt://host:port: {raw!r}")
         return str(raw)
+    if name == "console_tile_url":
+        url = str(raw).strip()
+        if not url.startswith(("http://", "https://")) or not all(
+            p in url for p in ("{z}", "{x}", "{y}")
+        ):
+            raise SettingsError(f"{source}: expected http(s)://.../{{z}}/{{x}}/{{y}}...: {raw!r}")
+        return url
     return str(raw) if raw is not None else None
 
 

@@ -26,6 +26,9 @@ class NewMessages:
     gps: list[tuple[str, GpsBatch]] = field(default_factory=list)
     events: list[tuple[str, EventBatch]] = field(default_factory=list)
     acks: list[tuple[str, str, CommandAck]] = field(default_factory=list)  # device, name, ack
+    # time.time_ns() when the gateway received the batch's earliest message (set by the
+    # writer): lets a stage measure latency from the MQTT hop on (console live feed).
+    earliest_received_ns: int | None = None
 
     def add(self, d: Decoded) -> None:
         m = d.msg

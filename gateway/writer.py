@@ -102,6 +102,8 @@ class BatchWriter:
         keyed = [d for d in decoded if d.seq is not None]
         new_keys = self._claim_keys(conn, keyed)
         new = NewMessages()
+        if decoded:
+            new.earliest_received_ns = min(d.inbound.received_ns for d in decoded)
         seen_in_batch: set[tuple[str, int]] = set()
         for d in keyed:
             key = (d.device_id, d.seq)

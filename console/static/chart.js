@@ -19,10 +19,11 @@ function axes(svg, y0, y1, labels) {
 }
 
 // points: [{t: Date, avg, min, max}]
-export function lineChart(points, { title = '', unit = '' } = {}) {
+// from/to: the x range (default: the points'); mark: a time drawn as a red vertical line.
+export function lineChart(points, { title = '', unit = '', from = null, to = null, mark = null } = {}) {
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `${title} chart` });
   if (!points.length) { svg.append(el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no data in this range')); return svg; }
-  const t0 = +points[0].t; const t1 = Math.max(+points[points.length - 1].t, t0 + 1);
+  const t0 = from ? +from : +points[0].t; const t1 = Math.max(to ? +to : +points[points.length - 1].t, t0 + 1);
   let y0 = Math.min(...points.map((p) => p.min ?? p.avg)); let y1 = Math.max(...points.map((p) => p.max ?? p.avg));
   if (y0 === y1) { y0 -= 1; y1 += 1; }
   const X = (t) => PAD.l + ((W - PAD.l - PAD.r) * (+t - t0)) / (t1 - t0);
@@ -32,6 +33,9 @@ export function lineChart(points, { title = '', unit = '' } = {}) {
   const band = points.map((p) => `${X(p.t)},${Y(p.max ?? p.avg)}`).concat(points.slice().reverse().map((p) => `${X(p.t)},${Y(p.min ?? p.avg)}`));
   svg.append(el('polygon', { points: band.join(' '), fill: '#0969da22', stroke: 'none' }));
   svg.append(el('polyline', { points: points.map((p) => `${X(p.t)},${Y(p.avg)}`).join(' '), fill: 'none', stroke: '#0969da', 'stroke-width': 2 }));
+  if (mark && +mark >= t0 && +mark <= t1) {
+    svg.append(el('line', { x1: X(mark), x2: X(mark), y1: PAD.t, y2: H - PAD.b, stroke: '#cf222e', 'stroke-width': 2, 'stroke-dasharray': '5 3', class: 'mark' }));
+  }
   svg.append(el('text', { x: PAD.l, y: PAD.t - 2 }, `${title}${unit ? ` (${unit})` : ''}`));
   return svg;
 }

@@ -1,11 +1,16 @@
 // Live map: territories, geofences, account sites, devices and reps moving in real time
-// (WebSocket /console/live), coloured by state; click-through; drawing of fences/territories.
-import { api, listAll, token } from './api.js';
+// (WebSocket /console/live), coloured by state (red while a device has an active alert);
+// equipment at its account's site; the day's routes per rep with stops and ETAs (routing
+// API); click-through; drawing of fences/territories.
+import { api, listAll } from './api.js';
+import { connectLive } from './live.js';
 import { makeMap } from './leaflet.js';
 import { h, toast, errorBox } from './ui.js';
 import { startDrawing } from './draw.js';
 
 const COLORS = { online: '#1a7f37', offline: '#6e7781', alert: '#cf222e', phone: '#0969da' };
+const ROUTE_COLORS = ['#0969da', '#8250df', '#bf3989', '#1a7f37', '#9a6700', '#cf222e', '#0550ae', '#6639ba', '#953800', '#116329'];
+const hhmm = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
 const MAX_LAT_SAMPLES = 50000;
 
 // Latency and frame-budget probes read by the benchmark and the tests.
@@ -39,32 +44,55 @@ export async function mapView(root, _args, session) {
     territories: L.featureGroup().addTo(map),
     fences: L.featureGroup().addTo(map),
     sites: L.featureGroup().addTo(map),
+    routes: L.featureGroup().addTo(map),
     devices: L.featureGroup().addTo(map),
   };
-  L.control.layers(null, { Territories: layers.territories, Geofences: layers.fences, 'Account sites': layers.sites, Devices: layers.devices }).addTo(map);
-  const markers = new Map(); // device_id -> {marker, state}
-  const alerting = new Set();
+  L.control.layers(null, { Territories: layers.territories, Geofences: layers.fences, 'Account sites': layers.sites, "Today's routes": layers.routes, Devices: layers.devices }).addTo(map);
+  const markers = new Map(); // device_id -> {marker, online, kind, account}
+  const alerting = new Map(); // device_id -> Map(alert_id -> state), active alerts only
 
   const show = (...nodes) => side.replaceChildren(...nodes);
-  const colorOf = (d) => (alerting.has(d.id) ? COLORS.alert : d.online === false ? COLORS.offline : COLORS.online);
+  const inAlert = (id) => (alerting.get(id)?.size || 0) > 0;
+  const colorOf = (d) => (inAlert(d.id) ? COLORS.alert : d.online === false ? COLORS.offline : COLORS.online);
+  const paint = (d) => { d.marker.setStyle({ fillColor: colorOf(d) }); d.marker.options.fmState = inAlert(d.id) ? 'alert' : d.online === false ? 'offline' : 'online'; };
+
+  function deviceDetails(d) {
+    const alerts = [...(alerting.get(d.id) || new Map()).values()];
+    return [h('h2', {}, d.id),
+      h('p', {}, `${d.kind}${d.model ? ` (${d.model})` : ''}, ${d.online === false ? 'offline' : 'online'}`),
+      d.account ? h('p', {}, 'At ', h('a', { href: `#/account/${d.account.id}` }, d.account.name)) : null,
+      alerts.length ? h('p', { class: 'error' }, `${alerts.length} active alert(s): `, h('a', { href: `#/alerts/${encodeURIComponent(d.id)}` }, 'see alerts')) : null,
+      h('p', {}, h('a', { href: `#/device/${encodeURIComponent(d.id)}` }, 'Device page and telemetry'))];
+  }
 
   function upsertDevice(id, lon, lat, extra = {}) {
     let d = markers.get(id);
     if (!d) {
       const phone = extra.kind === 'phone' || id.includes('-rep-');
-      const m = L.circleMarker([lat, lon], { radius: phone ? 7 : 5, weight: phone ? 3 : 1, color: phone ? COLORS.phone : '#fff', fillOpacity: 0.9 });
+      const m = L.circleMarker([lat, lon], phone
+        ? { radius: 7, weight: 3, color: COLORS.phone, fillOpacity: 0.9 }
+        : { radius: 6, weight: 2, color: '#24292f', fillOpacity: 0.9 });
       d = { id, marker: m, online: extra.online ?? true, kind: phone ? 'phone' : 'equipment' };
-      m.on('click', () => show(h('h2', {}, id), h('p', {}, `${d.kind}, ${d.online === false ? 'offline' : 'online'}`),
-        h('p', {}, h('a', { href: `#/device/${encodeURIComponent(id)}` }, 'Device page and telemetry'))));
-      m.bindTooltip(id);
+      m.on('click', () => show(...deviceDetails(d)));
+      m.bindTooltip(() => `${id}${d.account ? ` · ${d.account.name}` : ''}${inAlert(id) ? ' · ALERT' : ''}`);
       m.addTo(layers.devices);
       markers.set(id, d);
     } else {
       d.marker.setLatLng([lat, lon]);
     }
-    if (extra.online !== undefined) d.online = extra.online;
-    d.marker.setStyle({ fillColor: colorOf(d) });
+    if (extra.online !== undefined && extra.online !== null) d.online = extra.online;
+    if (extra.account_id) d.account = { id: extra.account_id, name: extra.account_name };
+    if (extra.equipment_model) d.model = extra.equipment_model;
+    paint(d);
     return d;
+  }
+
+  function alertChanged(a) {
+    let mine = alerting.get(a.device_id);
+    if (!mine) { mine = new Map(); alerting.set(a.device_id, mine); }
+    if (a.state === 'cleared') mine.delete(a.alert_id); else mine.set(a.alert_id, a.state);
+    const d = markers.get(a.device_id);
+    if (d) paint(d);
   }
 
   // Static layers; each may be missing (403/404) without breaking the map.
@@ -92,50 +120,48 @@ export async function mapView(root, _args, session) {
   } catch (e) { console.info('account sites not shown:', e.message); }
   try {
     const { devices } = await api('/console/api/positions');
-    for (const d of devices) if (d.lon !== null && d.lon !== undefined) upsertDevice(d.device_id, d.lon, d.lat, { kind: d.kind, online: d.online });
+    const active = await api('/api/v1/alerts?state=active').then((r) => r.items).catch(() => []);
+    for (const a of active) alertChanged(a);
+    for (const d of devices) {
+      if (d.alert_state && !inAlert(d.device_id)) alerting.set(d.device_id, new Map([['snapshot', d.alert_state]]));
+      if (d.lon !== null && d.lon !== undefined) upsertDevice(d.device_id, d.lon, d.lat, d);
+    }
     const pts = [...markers.values()].map((d) => d.marker.getLatLng());
     if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.2));
   } catch (e) { root.prepend(errorBox(e)); }
 
+  // Today's routes per rep, from the routing API (the newest ready plan of each territory).
+  const routesInfo = await drawRoutes(L, layers.routes, show).catch((e) => { console.info('routes not shown:', e.message); return []; });
+
   // Live feed.
-  let ws = null;
-  let closed = false;
-  let retry = 500;
-  function connect() {
-    ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/console/live`);
-    ws.onopen = () => { ws.send(JSON.stringify({ token: token.get() })); };
-    ws.onmessage = (ev) => {
-      const msg = JSON.parse(ev.data);
-      if (msg.k === 'hello') { status.textContent = 'live'; status.dataset.state = 'live'; retry = 500; return; }
-      if (msg.k === 'pos') {
-        const rts = [];
-        for (const [id, lon, lat, tMs, speed, rt] of msg.d) {
-          upsertDevice(id, lon, lat);
-          rts.push(rt);
-        }
-        probe.moves += msg.d.length;
-        requestAnimationFrame(() => {
-          const now = Date.now();
-          for (const rt of rts) if (rt) probe.latencies.push(now - rt);
-          if (probe.latencies.length > MAX_LAT_SAMPLES) probe.latencies.splice(0, probe.latencies.length - MAX_LAT_SAMPLES);
-        });
-      } else if (msg.k === 'status') {
-        for (const [id, online] of msg.d) { const d = markers.get(id); if (d) { d.online = online; d.marker.setStyle({ fillColor: colorOf(d) }); } }
-      } else if (msg.k === 'geo') {
-        for (const [subject, fence, kind] of msg.d) toast(`${subject} ${kind} fence ${fence}`);
-      } else if (msg.k === 'alert') {
-        for (const id of msg.devices || []) { alerting.add(id); const d = markers.get(id); if (d) d.marker.setStyle({ fillColor: COLORS.alert }); }
-      } else if (msg.k === 'error') {
-        status.textContent = msg.message;
+  const stopLive = connectLive((msg) => {
+    if (msg.k === 'pos') {
+      const rts = [];
+      for (const [id, lon, lat, _tMs, _speed, rt] of msg.d) {
+        upsertDevice(id, lon, lat);
+        rts.push(rt);
       }
-    };
-    ws.onclose = () => {
-      status.textContent = 'reconnecting…'; status.dataset.state = 'down';
-      if (!closed) setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 10000);
-    };
-  }
-  connect();
+      probe.moves += msg.d.length;
+      requestAnimationFrame(() => {
+        const now = Date.now();
+        for (const rt of rts) if (rt) probe.latencies.push(now - rt);
+        if (probe.latencies.length > MAX_LAT_SAMPLES) probe.latencies.splice(0, probe.latencies.length - MAX_LAT_SAMPLES);
+      });
+    } else if (msg.k === 'status') {
+      for (const [id, online] of msg.d) { const d = markers.get(id); if (d) { d.online = online; paint(d); } }
+    } else if (msg.k === 'geo') {
+      for (const [subject, fence, kind] of msg.d) toast(`${subject} ${kind} fence ${fence}`);
+    } else if (msg.k === 'alert') {
+      for (const row of msg.d) {
+        const [device, alertId, type, severity, state] = row;
+        if (alerting.get(device)?.has('snapshot')) alerting.get(device).delete('snapshot');
+        alertChanged({ device_id: device, alert_id: alertId, state });
+        if (state === 'raised') toast(`${severity} alert on ${device}: ${type}`, 'error');
+      }
+    }
+  }, (state, m) => {
+    if (state === 'live') { status.textContent = 'live'; status.dataset.state = 'live'; } else if (state === 'error') { status.textContent = m.message; } else { status.textContent = 'reconnecting…'; status.dataset.state = 'down'; }
+  });
 
   // Drawing.
   const drawDone = (kind) => async (shape) => {
@@ -165,7 +191,9 @@ export async function mapView(root, _args, session) {
 
   probe.markers = () => markers.size;
   probe.position = (id) => { const d = markers.get(id); return d ? d.marker.getLatLng() : null; };
-  return () => { closed = true; if (ws) ws.close(); map.remove(); };
+  probe.deviceState = (id) => { const d = markers.get(id); return d ? { state: d.marker.options.fmState, color: d.marker.options.fillColor, ...d.marker.getLatLng() } : null; };
+  probe.routes = () => routesInfo;
+  return () => { stopLive(); map.remove(); };
 }
 
 function drawFence(L, group, f, show) {
@@ -180,4 +208,39 @@ function drawFence(L, group, f, show) {
   layer.on('click', () => show(h('h2', {}, f.name || `Fence ${f.id}`), h('p', {}, `${f.kind}${f.radius_m ? `, ${Math.round(f.radius_m)} m` : ''}`),
     f.account_id ? h('a', { href: `#/account/${f.account_id}` }, 'Open account') : null));
   layer.addTo(group);
+}
+
+// The newest ready plan of each territory today (console /console/api/plans gives the ids,
+// the routing API the GeoJSON): one coloured line per rep, numbered stops with their ETA.
+async function drawRoutes(L, group, show) {
+  const today = new Date();
+  const day = `${today.getFullYear()}-${String(today.getMonth() + 1).padStart(2, '0')}-${String(today.getDate()).padStart(2, '0')}`;
+  const { plans } = await api(`/console/api/plans?date=${day}`);
+  const out = [];
+  for (const plan of plans) {
+    let fc;
+    try { fc = await api(`/api/v1/routing/plans/${plan.id}/geojson`); } catch (e) { console.info(`plan ${plan.id} not shown:`, e.message); continue; }
+    const reps = [...new Set(fc.features.filter((f) => f.properties.kind === 'route').map((f) => f.properties.rep_id))];
+    const color = (rep) => ROUTE_COLORS[reps.indexOf(rep) % ROUTE_COLORS.length];
+    for (const f of fc.features) {
+      const p = f.properties;
+      if (p.kind === 'route') {
+        const line = L.geoJSON(f, { style: { color: color(p.rep_id), weight: 3, opacity: 0.8 } }).addTo(group);
+        const stops = fc.features.filter((x) => x.properties.kind === 'stop' && x.properties.rep_id === p.rep_id);
+        line.on('click', () => show(h('h2', {}, `Rep ${p.rep_id}: ${p.stops} stops`),
+          h('p', { class: 'muted' }, `plan ${plan.id} · ${hhmm(p.start)}–${hhmm(p.end)} · ${(p.distance_m / 1000).toFixed(1)} km`),
+          h('ol', {}, stops.map((x) => h('li', {}, `${hhmm(x.properties.eta)} ${x.properties.title || x.properties.visit_id}`)))));
+        out.push({ plan: plan.id, rep: p.rep_id, stops: p.stops });
+      } else if (p.kind === 'stop') {
+        const [lon, lat] = f.geometry.coordinates;
+        L.marker([lat, lon], { icon: L.divIcon({ className: 'stop-icon', html: `<span style="background:${color(p.rep_id)}">${Number(p.sequence)}</span>`, iconSize: [20, 20] }), keyboard: false })
+          .bindTooltip(`${p.sequence}. ${p.title || p.visit_id} · ETA ${hhmm(p.eta)}`)
+          .on('click', () => show(h('h2', {}, `Stop ${p.sequence} of rep ${p.rep_id}`), h('p', {}, p.title || p.visit_id),
+            h('p', {}, `ETA ${hhmm(p.eta)} · service ${hhmm(p.service_start)}–${hhmm(p.service_end)}`),
+            h('p', { class: 'muted' }, `slack ${Math.round(p.slack_s / 60)} min · ${(p.distance_m / 1000).toFixed(1)} km from the previous stop`)))
+          .addTo(group);
+      }
+    }
+  }
+  return out;
 }

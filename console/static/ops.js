@@ -1,31 +1,69 @@
-// Operations: alerts feed (when the maintenance API exists), work orders board by status,
+// Operations: live alerts feed with acknowledgement, work orders board by status,
 // device page with telemetry charts from server-side bucketed aggregates.
 import { api, listAll, q } from './api.js';
 import { h, errorBox, toast, fmtTime } from './ui.js';
 import { lineChart } from './chart.js';
+import { connectLive, alertFromRow } from './live.js';
 
 const WO_STATUSES = ['new', 'assigned', 'scheduled', 'in_progress', 'done', 'cancelled'];
 
-export async function alertsView(root) {
-  root.append(h('h1', {}, 'Alerts'));
-  let page;
-  try { page = await api('/api/v1/alerts'); } catch (e) {
-    if (e.status === 404 || e.status === 405) { root.append(h('p', { class: 'muted' }, 'No alerts API on this server yet (maintenance not installed).')); return null; }
-    root.append(errorBox(e)); return null;
-  }
-  const items = page.items || page.alerts || [];
-  const list = h('ul', { id: 'alerts' });
-  root.append(list);
-  for (const a of items) {
-    const ack = h('button', { type: 'button', disabled: Boolean(a.acknowledged_at) }, a.acknowledged_at ? 'Acknowledged' : 'Acknowledge');
+// Alerts: the API's list (active or all, optionally one device) kept live by the WebSocket
+// feed (alerts raised, escalated or cleared by the gateway's alert stage); acknowledge in
+// place; each alert opens its device's telemetry chart centred on the alert.
+export async function alertsView(root, [device]) {
+  root.append(h('h1', {}, device ? `Alerts of ${device}` : 'Alerts'));
+  const which = h('select', { id: 'alert-state', 'aria-label': 'Which alerts' }, h('option', { value: 'active' }, 'Active'), h('option', { value: 'all' }, 'All (incl. cleared)'));
+  const live = h('span', { class: 'live-state', role: 'status' }, 'connecting…');
+  const list = h('ul', { id: 'alerts', class: 'alert-list' });
+  const empty = h('p', { class: 'muted', id: 'alerts-empty' }, 'No alerts.');
+  root.append(h('div', { class: 'toolbar' }, h('label', {}, 'Show', which), live), list, empty);
+  const rows = new Map(); // alert_id -> li
+
+  function item(a, fresh = false) {
+    const ack = h('button', { type: 'button', class: 'ack', disabled: a.state !== 'raised' }, a.state === 'raised' ? 'Acknowledge' : a.state === 'acknowledged' ? 'Acknowledged' : 'Cleared');
     ack.addEventListener('click', async () => {
-      try { await api(`/api/v1/alerts/${a.id}/ack`, { method: 'POST', headers: { 'Idempotency-Key': crypto.randomUUID() } }); ack.textContent = 'Acknowledged'; ack.disabled = true; } catch (e) { toast(e.message, 'error'); }
+      ack.disabled = true;
+      try {
+        const r = await api(`/api/v1/alerts/${encodeURIComponent(a.alert_id)}/acknowledge`, { method: 'POST' });
+        put({ ...a, ...r });
+        toast(`alert on ${a.device_id} acknowledged`);
+      } catch (e) { ack.disabled = false; toast(e.message, 'error'); }
     });
-    list.append(h('li', {}, h('strong', {}, a.severity || ''), ' ', a.message || a.title || a.kind || '', ' ', h('span', { class: 'muted' }, fmtTime(a.created_at || a.at)), ' ',
-      a.device_id ? h('a', { href: `#/device/${encodeURIComponent(a.device_id)}/${encodeURIComponent(a.created_at || a.at || '')}` }, 'telemetry') : null, ' ', ack));
+    const around = a.raised_at || '';
+    return h('li', { dataset: { alertId: a.alert_id, state: a.state, device: a.device_id }, class: fresh ? 'new' : '' },
+      h('span', { class: 'sev' }, a.severity || ''),
+      h('strong', {}, a.alert_type || ''),
+      h('span', {}, a.message || ''),
+      h('span', { class: 'muted' }, `${a.device_id} · raised ${fmtTime(a.raised_at)}${a.occurrences > 1 ? ` · ×${a.occurrences}` : ''}${a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : ''}`),
+      h('a', { href: `#/device/${encodeURIComponent(a.device_id)}/${encodeURIComponent(around)}` }, 'Telemetry around the alert'),
+      ack);
   }
-  if (!items.length) root.append(h('p', { class: 'muted' }, 'No alerts.'));
-  return null;
+  function put(a, fresh = false) {
+    if (device && a.device_id !== device) return;
+    const old = rows.get(a.alert_id);
+    if (a.state === 'cleared' && which.value === 'active') { if (old) { old.remove(); rows.delete(a.alert_id); } empty.hidden = rows.size > 0; return; }
+    const li = item(a, fresh);
+    if (old) old.replaceWith(li); else list.prepend(li);
+    rows.set(a.alert_id, li);
+    empty.hidden = rows.size > 0;
+  }
+  async function load() {
+    let page;
+    try { page = await api(`/api/v1/alerts${q({ state: which.value, device_id: device })}`); } catch (e) { list.replaceChildren(errorBox(e)); return; }
+    list.replaceChildren(); rows.clear();
+    for (const a of page.items.slice().reverse()) put(a);
+    empty.hidden = rows.size > 0;
+    document.body.dataset.alerts = 'ready';
+  }
+  which.addEventListener('change', load);
+  await load();
+  const stop = connectLive((msg) => {
+    if (msg.k !== 'alert') return;
+    for (const row of msg.d) {
+      put(alertFromRow(row), true);
+    }
+  }, (state) => { live.textContent = state === 'live' ? 'live' : 'reconnecting…'; live.dataset.state = state === 'live' ? 'live' : 'down'; });
+  return stop;
 }
 
 export async function workOrdersView(root) {
@@ -43,30 +81,36 @@ export async function workOrdersView(root) {
   return null;
 }
 
+// A device's telemetry over a chosen range, from server-side bucketed aggregates (~200
+// buckets per chart). With `around` (an alert's time) the range is centred on it and marked.
 export async function deviceView(root, [id, around]) {
   root.append(h('h1', {}, `Device ${id}`));
   let dev;
   try { dev = await api(`/api/v1/devices/${encodeURIComponent(id)}`); } catch (e) { root.append(errorBox(e)); return null; }
-  root.append(h('pre', { class: 'muted' }, JSON.stringify(dev, null, 1).slice(0, 1200)));
-  const end = around ? new Date(+new Date(around) + 6 * 3600e3) : new Date();
-  const range = h('select', { 'aria-label': 'Range' }, [['1h', 3600], ['6h', 21600], ['24h', 86400], ['7d', 604800]].map(([l, s]) => h('option', { value: s, selected: s === 21600 }, l)));
-  const charts = h('div', {});
+  const at = around ? new Date(around) : null;
+  const metrics = Object.keys(dev.latest || {});
+  root.append(h('p', { class: 'muted' }, `${dev.kind || ''} ${dev.tenant ? `· tenant ${dev.tenant}` : ''} ${dev.online === false ? '· offline' : ''}`),
+    at ? h('p', { id: 'around' }, `Centred on the alert at ${fmtTime(at)} (red line).`) : null);
+  const range = h('select', { 'aria-label': 'Range', id: 'range' }, [['1h', 3600], ['6h', 21600], ['24h', 86400], ['7d', 604800]].map(([l, s]) => h('option', { value: s, selected: s === (at ? 3600 : 21600) }, l)));
+  const charts = h('div', { id: 'charts' });
   root.append(h('div', { class: 'toolbar' }, h('label', {}, 'Range', range)), charts);
-  const metrics = (dev.latest || dev.metrics || []).map((m) => m.metric || m).filter((m) => typeof m === 'string');
   async function draw() {
     charts.replaceChildren();
     const span = Number(range.value);
+    const end = at ? new Date(+at + (span * 1000) / 2) : new Date();
     const from = new Date(+end - span * 1000);
-    const bucket = Math.max(10, Math.round(span / 200));
-    for (const metric of metrics.length ? metrics : ['']) {
+    const bucket = Math.max(1, Math.round(span / 200));
+    if (!metrics.length) charts.append(h('p', { class: 'muted' }, 'No telemetry from this device yet.'));
+    for (const metric of metrics) {
       try {
         const r = await api(`/api/v1/devices/${encodeURIComponent(id)}/telemetry${q({ metric, from: from.toISOString(), to: end.toISOString(), bucket_s: bucket })}`);
-        const pts = (r.buckets || r.items || r.points || []).map((b) => ({ t: new Date(b.bucket || b.t || b.time), avg: Number(b.avg ?? b.value), min: b.min !== undefined ? Number(b.min) : undefined, max: b.max !== undefined ? Number(b.max) : undefined }));
-        charts.append(h('h2', {}, metric || r.metric || 'telemetry'), lineChart(pts, { title: metric }));
+        const pts = r.buckets.map((b) => ({ t: new Date(b.start), avg: Number(b.avg), min: Number(b.min), max: Number(b.max) }));
+        charts.append(h('h2', {}, metric), lineChart(pts, { title: metric, from, to: end, mark: at }));
       } catch (e) { charts.append(errorBox(e)); }
     }
+    document.body.dataset.charts = 'ready';
   }
   range.addEventListener('change', draw);
-  draw();
+  await draw();
   return null;
 }

@@ -175,6 +175,37 @@ const scenarios = {
     return { offlineStops, intercepted, net, errors };
   },
 
+  async alerts(browser, base, p) {
+    const fs = require('fs');
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/map');
+    await page.waitForSelector('.live-state[data-state=live]', { timeout: 20000 });
+    await page.waitForFunction((id) => window.__fm.deviceState && window.__fm.deviceState(id), p.device, { timeout: 20000 });
+    const mapBefore = await page.evaluate((id) => window.__fm.deviceState(id), p.device);
+    await shot(page, 'map-alert');
+    await page.goto(`${base}/console/#/alerts`);
+    await page.waitForSelector(`#alerts li[data-alert-id="${p.earlier}"]`);
+    await page.waitForSelector('.live-state[data-state=live]', { timeout: 20000 });
+    fs.writeFileSync(p.readyFile, 'ready'); // the test now raises an alert the gateway's way
+    const liveRow = `#alerts li[data-device="${p.device}"]:not([data-alert-id="${p.earlier}"])`;
+    await page.waitForSelector(liveRow, { timeout: 60000 });
+    const liveAlert = await page.getAttribute(liveRow, 'data-alert-id');
+    await shot(page, 'alerts-live');
+    const row = `#alerts li[data-alert-id="${liveAlert}"]`;
+    const acked = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().includes('/acknowledge'));
+    await page.click(`${row} button.ack`);
+    if ((await acked).status() !== 200) throw new Error(`acknowledge answered ${(await acked).status()}`);
+    await page.waitForSelector(`${row}[data-state=acknowledged]`);
+    const rowState = await page.getAttribute(row, 'data-state');
+    await shot(page, 'alerts-acknowledged');
+    await page.click(`#alerts li[data-alert-id="${p.earlier}"] a`);
+    await page.waitForFunction(() => document.body.dataset.view === 'device' && document.body.dataset.charts === 'ready');
+    const marks = await page.$$eval('#charts svg line.mark', (l) => l.length);
+    const chartPoints = await page.$eval('#charts svg polyline', (l) => l.getAttribute('points').split(' ').length).catch(() => 0);
+    await shot(page, 'alert-telemetry');
+    return { mapBefore, liveAlert, rowState, marks, chartPoints, errors };
+  },
+
   async screens(browser, base, p) {
     const { page, errors } = await newPage(browser, base);
     await signIn(page, base, p.user, '/console/#/accounts');
