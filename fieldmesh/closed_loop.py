@@ -122,8 +122,9 @@ class Dispatcher:
 @dataclass(frozen=True, slots=True)
 class Step:
     key: str
-    at: datetime | None  # when it happened (simulated time for device-side steps)
+    at: datetime | None  # device-side steps: when it happened, in the devices' (simulated) time
     text: str
+    work_order_id: int | None = None
 
 
 def loop_steps(conn: psycopg.Connection[Any], device_id: str) -> list[Step]:
@@ -148,11 +149,11 @@ def loop_steps(conn: psycopg.Connection[Any], device_id: str) -> list[Step]:
     ).fetchone()
     if wo is None:
         return steps
-    wo_id, priority, status, rep_id, account_id, account_name, created = wo
+    wo_id, priority, status, rep_id, account_id, account_name, _created = wo
     steps.append(
         Step(
             "work_order",
-            created,
+            None,  # stamped by the database's clock, not the devices' simulated one
             f"work order #{wo_id} ({priority}) on {account_name}, assigned to rep {rep_id}",
         )
     )
@@ -169,9 +170,10 @@ def loop_steps(conn: psycopg.Connection[Any], device_id: str) -> list[Step]:
     steps.append(
         Step(
             "plan",
-            planned[1],
+            None,
             f"plan {planned[0]}: work order #{wo_id} in rep {rep_id}'s "
             f"day (phone {phone[0] if phone else '-'})",
+            wo_id,
         )
     )
     if phone is None:

@@ -1,5 +1,12 @@
-"""`fieldmesh demo`: services up, a fleet provisioned, simulator and gateway running for a
-minute, then a summary of what landed in the database and where to look next."""
+"""`fieldmesh demo`: services up, a fleet provisioned, simulator and gateway running, then
+a summary of what landed in the database and where to look next.
+
+The closed loop runs inside it: the fleet's CRM world is seeded (fieldmesh.demo_world),
+pump #0 wears out within the first half minute, and the demo prints each step as the
+database records it -- alert, work order, re-plan (the dispatcher thread of this
+process, fieldmesh.closed_loop), the route on the rep's phone, geofence check-in, the
+logged visit, the work order done. The run ends when the loop is closed (or at
+`--duration-s`)."""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from rich.console import Console
@@ -18,6 +25,9 @@ from rich.table import Table
 from fieldmesh import services
 from fieldmesh.ingest_commands import fleet_table
 from fieldmesh.settings import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:  # the loop's modules (routing, the solver) load only when the demo runs
+    from fieldmesh.closed_loop import Dispatcher, Step
 
 GATEWAY_HTTP_PORT = 9100
 
@@ -87,7 +97,44 @@ def _summary(settings: Settings, tenant: str) -> tuple[Table, Table]:
     return totals, last
 
 
+def _print_steps(
+    console: Console,
+    conn: psycopg.Connection[Any],
+    device_id: str,
+    shown: list[Step],
+    dispatcher: Dispatcher,
+    started: float,
+) -> list[Step]:
+    from fieldmesh.closed_loop import loop_steps
+
+    steps = loop_steps(conn, device_id)
+    for step in steps[len(shown) :]:
+        text = step.text
+        for d in dispatcher.dispatched:
+            if step.key == "plan" and d.work_order_id == step.work_order_id:
+                text += f": remaining stops {list(d.before) or '[]'} -> {list(d.after)}"
+        at = f" [dim](sim {step.at.strftime('%H:%M')} UTC)[/]" if step.at is not None else ""
+        console.print(
+            f"[bold cyan]+{time.monotonic() - started:5.1f}s[/]{at} "
+            f"[bold]{_STEP_TITLES[step.key]}[/]: {text}"
+        )
+    return steps
+
+
+_STEP_TITLES = {
+    "alert": "alert raised",
+    "work_order": "work order",
+    "plan": "plan changed",
+    "en_route": "phone en route",
+    "check_in": "checked in",
+    "visit_logged": "visit logged",
+    "done": "work order done",
+}
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from fieldmesh.closed_loop import Dispatcher
+    from fieldmesh.demo_world import morning_lead_s, seed_world
     from firmware_sim.fleet import Fleet, FleetSpec
 
     console = Console()
@@ -104,7 +151,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         reps=args.reps,
         speedup=args.speedup,
         seed=args.seed,
-        lead_s=args.duration_s * (args.speedup - 1),
+        # simulated time starts at 08:00 UTC, far enough back never to catch up with now
+        lead_s=morning_lead_s(time.time(), (args.duration_s + 60) * (args.speedup - 1)),
+        # pump #0's bearing starts to go after 2 s and fails after 26 s of real time
+        forced_failure_s=(2 * args.speedup, 26 * args.speedup),
     )
     fleet = Fleet(settings, spec, settings.state_dir / "sim" / tenant)
     console.print(
@@ -112,13 +162,29 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"simulated time {spec.speedup:g}x real time; gateway on :{GATEWAY_HTTP_PORT}"
     )
     fleet.register(settings.dsn)
+    with psycopg.connect(settings.dsn) as conn:
+        world = seed_world(conn, fleet)
+    pump = fleet.equipment()[0][0]
+    console.print(
+        f"CRM world: territory {world.territory_id}, {len(world.accounts)} accounts with site "
+        f"geofences, {len(world.reps)} reps on the phones, vibration rules per model; "
+        f"[bold]{pump}[/] (a pump at account {world.account_of_device[pump]}) will wear out"
+    )
+    dispatcher = Dispatcher(settings, tenant, fleet.clock.now_s).start()
     fleet.start()
     started = time.monotonic()
+    steps: list[Step] = []
     try:
-        with Live(fleet_table(fleet, 0), refresh_per_second=2, console=console) as live:
+        with (
+            psycopg.connect(settings.dsn, autocommit=True) as conn,
+            Live(fleet_table(fleet, 0), refresh_per_second=2, console=console) as live,
+        ):
             while time.monotonic() - started < args.duration_s:
                 time.sleep(0.5)
                 live.update(fleet_table(fleet, time.monotonic() - started))
+                steps = _print_steps(live.console, conn, pump, steps, dispatcher, started)
+                if steps and steps[-1].key == "done":
+                    break
                 if gateway.poll() is not None:
                     console.print("[red]the gateway exited; see .state/demo-gateway.log[/]")
                     return 1
@@ -126,8 +192,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             live.update(fleet_table(fleet, time.monotonic() - started))
     finally:
         fleet.stop()
+        dispatcher.stop()
         gateway.terminate()
         gateway.wait(timeout=30)
+    if steps and steps[-1].key == "done":
+        console.print(f"[green]closed loop complete[/] in {len(steps)} steps")
+    else:
+        done = [_STEP_TITLES[s.key] for s in steps]
+        console.print(f"[yellow]the loop did not close in time; reached: {done or 'nothing'}[/]")
     totals, last = _summary(settings, tenant)
     console.print(totals)
     console.print(last)
@@ -158,11 +230,16 @@ def _where_next(console: Console, settings: Settings) -> None:
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
-        "demo", help="start everything, run a simulated fleet for a minute, show what was stored"
+        "demo",
+        help="start everything, run a simulated fleet through the closed loop (a pump wears "
+        "out -> alert -> work order -> re-plan -> the rep's phone drives there -> visit "
+        "logged), show what was stored",
     )
     p.add_argument("--devices", type=int, default=50)
     p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--speedup", type=float, default=60.0)
-    p.add_argument("--duration-s", type=float, default=60.0)
+    p.add_argument("--speedup", type=float, default=120.0)
+    p.add_argument(
+        "--duration-s", type=float, default=100.0, help="at most; ends once the loop is closed"
+    )
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)
