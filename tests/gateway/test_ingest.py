@@ -141,7 +141,7 @@ def _client(settings: Settings, username: str) -> mqtt.Client:
     return c
 
 
-def _wait_for(predicate: Callable[[], bool], timeout_s: float = 20.0) -> None:
+def _wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
