@@ -1,10 +1,12 @@
 """bench-web: fix-to-marker latency on the console's live map, and the page's long tasks.
 
 With a fleet of devices and reps streaming (fleet in a subprocess, gateway subprocess with
-the console live stage, app subprocess), a headless Chromium watches the live map. The
-gateway stage stamps each notification with the time it handled the batch (`rt`, inside the
-batch transaction, so it includes the gateway's decode and write but not the MQTT hop); the
-page records `Date.now() - rt` in the animation frame after it moved the marker. Baseline in
+the console live stage, app subprocess), a headless Chromium watches the live map. Each
+position notification carries `rt`, the time the gateway received the batch's earliest MQTT
+message (gateway NewMessages.earliest_received_ns): the latency therefore includes the
+gateway's receive queue, batching, decode, write, commit, NOTIFY, the app's fan-out, the
+WebSocket and the browser; the page records `Date.now() - rt` in the animation frame after
+it moved the marker (same host clock). Baseline in
 the same run: the database's own NOTIFY→LISTEN delivery (a probe notification's round trip),
 the floor under any browser number. Long tasks: PerformanceObserver('longtask') > 100 ms.
 Last line: JSON with fix_to_marker_p50_ms, fix_to_marker_p99_ms, long_tasks.
@@ -80,13 +82,12 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--instances")
     ap.add_argument("--cpu-s", type=float)
-    # 450 equipment devices + 50 phones = 500 devices: the broker provisioning in
-    # fieldmesh/services.py refuses more than 1000 commands (2 per device) in one go.
+    # 500 equipment devices + 50 reps' phones (the broker provisions them in seconds).
     ap.add_argument("--devices", type=int)
     ap.add_argument("--reps", type=int)
     args = ap.parse_args()
     ap_devices, ap_reps = args.devices, args.reps
-    devices, reps, duration_s = (100, 10, 15) if args.quick else (450, 50, 60)
+    devices, reps, duration_s = (100, 10, 15) if args.quick else (500, 50, 60)
     devices, reps = ap_devices or devices, ap_reps or reps
     settings = load_settings()
     services.ensure_up(settings, migrate=False)

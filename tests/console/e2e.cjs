@@ -206,6 +206,34 @@ const scenarios = {
     return { mapBefore, liveAlert, rowState, marks, chartPoints, errors };
   },
 
+  async repplan(browser, base, p) {
+    const fs = require('fs');
+    const mgr = await newPage(browser, base);
+    await signIn(mgr.page, base, p.manager, '/console/#/map');
+    await mgr.page.waitForFunction(() => window.__fm && window.__fm.routes && window.__fm.routes().length > 0, null, { timeout: 30000 });
+    const mapRoutes = await mgr.page.evaluate(() => window.__fm.routes());
+    const stopMarkers = await mgr.page.$$eval('.stop-icon', (l) => l.length);
+    await mgr.page.waitForTimeout(300);
+    await shot(mgr.page, 'map-routes');
+    const { page, errors } = await newPage(browser, base, { viewport: { width: 390, height: 844 }, context: { isMobile: true, hasTouch: true } });
+    await page.goto(base + '/console/rep/');
+    await page.fill('#rep-signin input[name=email]', p.user.email);
+    await page.fill('#rep-signin input[name=password]', p.user.password);
+    await page.click('#rep-signin button[type=submit]');
+    await page.waitForFunction(() => document.body.dataset.ready === 'yes' && document.body.dataset.live === 'yes', null, { timeout: 30000 });
+    const order = await page.$$eval('#stops li', (li) => li.map((x) => Number(x.dataset.wo)));
+    const texts = await page.$$eval('#stops li', (li) => li.map((x) => x.textContent));
+    fs.writeFileSync(p.readyFile, 'ready'); // the test now records the geofence check-in
+    await page.waitForSelector('#auto-checkin[data-state=in]', { timeout: 60000 });
+    const auto = await page.textContent('#auto-checkin');
+    const checkinDisabled = await page.$eval('#checkin', (b) => b.disabled);
+    const toastText = await page.textContent('#toast');
+    await shot(page, 'rep-plan-autocheckin');
+    const all = [...errors, ...mgr.errors];
+    all.bad = [...errors.bad, ...mgr.errors.bad];
+    return { mapRoutes, stopMarkers, order, texts, auto, checkinDisabled, toastText, planned: await page.evaluate(() => document.body.dataset.planned), errors: all };
+  },
+
   async screens(browser, base, p) {
     const { page, errors } = await newPage(browser, base);
     await signIn(page, base, p.user, '/console/#/accounts');

@@ -106,7 +106,7 @@ def test_an_alert_arrives_live_is_acknowledged_in_the_ui_and_opens_its_telemetry
     t.join(5)
     assert raised and r["liveAlert"] == raised[0], (raised, r)
     with psycopg.connect(dsn) as conn:
-        states = dict(
+        states: dict[str, str] = dict(
             conn.execute(
                 "SELECT alert_id, state || ':' || coalesce(acknowledged_by, '') FROM alerts WHERE device_id = %s",
                 (device,),

@@ -1,13 +1,16 @@
 // The rep's phone view: today's route (work orders assigned to me, with their accounts),
 // next stop with navigation links, check-in/out, notes, photos, work-order completion with a
 // signature. Every action goes through the IndexedDB outbox (queue.js) and is sent, once,
-// when the network is there.
+// when the network is there. Stops follow today's routing plan when there is one (sequence
+// and ETA from the routing API); automatic geofence check-ins and check-outs (geo visits)
+// show on the stops and arrive live over the console's WebSocket.
 import { api, signIn, token, etagOf, ApiError } from '/console/api.js';
+import { connectLive } from '/console/live.js';
 import { h, toast } from '/console/ui.js';
 import { makeMap } from '/console/leaflet.js';
 import { enqueue, flush, pending } from './queue.js';
 
-const state = { me: null, stops: [], map: null, L: null, layer: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
+const state = { me: null, stops: [], visits: new Map(), planId: null, map: null, L: null, layer: null, live: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
 window.__fmRep = { state, flush: () => sendAll(), pending };
 
 async function start() {
@@ -50,21 +53,73 @@ function showNet() {
   pending().then((p) => { document.getElementById('outbox').textContent = p.length ? `${p.length} waiting to send` : ''; document.body.dataset.outbox = String(p.length); });
 }
 
+const today = () => { const d = new Date(); return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`; };
+const hhmm = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
+
+// My stops in today's routing plan: work_order_id -> {seq, eta}. Without a plan (or offline
+// with nothing cached), an empty map and the work orders keep their own order.
+async function myPlannedStops() {
+  const planned = new Map();
+  try {
+    const { plans } = await api(`/console/api/plans?date=${today()}`);
+    for (const p of plans) {
+      const plan = await api(`/api/v1/routing/plans/${p.id}`);
+      const mine = plan.routes.find((r) => String(r.rep_id) === String(state.me.user_id));
+      if (!mine) continue;
+      state.planId = p.id;
+      for (const st of mine.stops) if (st.work_order_id) planned.set(st.work_order_id, { seq: st.seq, eta: st.eta });
+    }
+  } catch (e) { console.info('no routing plan used:', e.message); }
+  return planned;
+}
+
+// Automatic check-ins today (geo visits), newest per account.
+async function loadVisits() {
+  try {
+    const { visits } = await api(`/console/api/visits?date=${today()}`);
+    state.visits = new Map();
+    for (const v of visits) if (String(v.rep_id) === String(state.me.user_id)) state.visits.set(v.account_id, v);
+  } catch (e) { console.info('automatic check-ins not shown:', e.message); }
+}
+
 async function loadDay() {
   const filter = { and: [{ field: 'assignee_id', op: 'eq', value: state.me.user_id }, { field: 'status', op: 'in', value: ['new', 'assigned', 'scheduled', 'in_progress'] }] };
   const wos = (await api(`/api/v1/work_orders?limit=100&sort=sla_due_at&filter=${encodeURIComponent(JSON.stringify(filter))}`)).items;
-  // by scheduled start (the API sorts by SLA), then SLA
-  wos.sort((a, b) => String(a.scheduled_start || '9').localeCompare(String(b.scheduled_start || '9')));
+  const planned = await myPlannedStops();
+  await loadVisits();
+  // the plan's sequence first; then by scheduled start (the API sorts by SLA), then SLA
+  const key = (wo) => (planned.has(wo.id) ? `0${String(planned.get(wo.id).seq).padStart(6, '0')}` : `1${wo.scheduled_start || '9'}`);
+  wos.sort((a, b) => key(a).localeCompare(key(b)));
   state.stops = [];
   for (const wo of wos) {
     let account = null;
     try { account = await api(`/api/v1/accounts/${wo.account_id}`); } catch { /* not visible or not cached */ }
-    state.stops.push({ wo, account });
+    state.stops.push({ wo, account, plan: planned.get(wo.id) || null });
   }
   document.getElementById('day').hidden = false;
   document.body.dataset.ready = 'yes';
+  document.body.dataset.planned = String(planned.size);
   await drawMap();
   render();
+  if (!state.live) state.live = connectLive(onLive, (st) => { document.body.dataset.live = st === 'live' ? 'yes' : 'no'; });
+}
+
+// Geofence events of my phone: refresh the automatic check-ins and say what happened.
+async function onLive(msg) {
+  if (msg.k !== 'geo') return;
+  await loadVisits();
+  for (const [, , kind, , accountId] of msg.d) {
+    const stop = state.stops.find((s) => s.wo.account_id === accountId);
+    const verb = { enter: 'Arrived at', dwell: 'Checked in at', exit: 'Left' }[kind] || kind;
+    if (stop) toast(`${verb} ${stop.account ? stop.account.name : `account ${accountId}`} (geofence)`);
+  }
+  render();
+}
+
+function autoState(accountId) {
+  const v = state.visits.get(accountId);
+  if (!v) return null;
+  return v.departed_at ? `checked out automatically ${hhmm(v.departed_at)}` : `checked in automatically ${hhmm(v.checked_in_at)}`;
 }
 
 async function drawMap() {
@@ -96,9 +151,11 @@ function navLinks(account) {
 
 function render() {
   const list = document.getElementById('stops');
-  list.replaceChildren(...state.stops.map((s, i) => h('li', { class: state.done.has(s.wo.id) ? 'done' : '' },
+  list.replaceChildren(...state.stops.map((s, i) => h('li', { class: state.done.has(s.wo.id) ? 'done' : '', dataset: { wo: s.wo.id, auto: state.visits.get(s.wo.account_id) ? (state.visits.get(s.wo.account_id).departed_at ? 'out' : 'in') : '' } },
     `${i + 1}. ${s.account ? s.account.name : `account ${s.wo.account_id}`} — ${s.wo.title}`,
-    s.wo.scheduled_start ? h('span', { class: 'muted' }, ` ${new Date(s.wo.scheduled_start).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`) : null)));
+    s.plan ? h('span', { class: 'muted eta' }, ` ETA ${hhmm(s.plan.eta)}`)
+      : s.wo.scheduled_start ? h('span', { class: 'muted' }, ` ${hhmm(s.wo.scheduled_start)}`) : null,
+    autoState(s.wo.account_id) ? h('span', { class: 'auto' }, ` · ${autoState(s.wo.account_id)}`) : null)));
   const next = state.stops.find((s) => !state.done.has(s.wo.id));
   const box = document.getElementById('next');
   if (!next) { box.replaceChildren(h('p', {}, 'All stops done for today.')); return; }
@@ -109,11 +166,16 @@ function render() {
   signaturePad(sig);
   const base = { account_id: wo.account_id, work_order_id: wo.id, source: 'rep_app' };
   const act = (body, label) => queue({ kind: 'post', path: '/api/v1/activities', body: { ...base, ...body } }, label);
+  const auto = state.visits.get(wo.account_id);
   box.replaceChildren(
     h('h2', {}, `Next: ${account ? account.name : `account ${wo.account_id}`}`),
-    h('p', {}, wo.title, account && account.address ? h('span', { class: 'muted' }, ` · ${account.address}`) : null),
+    h('p', {}, wo.title, account && account.address ? h('span', { class: 'muted' }, ` · ${account.address}`) : null,
+      next.plan ? h('span', { class: 'muted' }, ` · ETA ${hhmm(next.plan.eta)} (plan ${state.planId})`) : null),
+    auto ? h('p', { class: 'auto', id: 'auto-checkin', dataset: { state: auto.departed_at ? 'out' : 'in' } },
+      auto.departed_at ? `Checked out automatically at ${hhmm(auto.departed_at)} (geofence, ${Math.round((auto.duration_s || 0) / 60)} min on site)`
+        : `Checked in automatically at ${hhmm(auto.checked_in_at)} (geofence)`) : null,
     h('div', { class: 'actions' }, ...navLinks(account),
-      h('button', { type: 'button', id: 'checkin', onclick: () => act({ type: 'meeting', subject: `Check-in: ${wo.title}`, start_at: new Date().toISOString() }, 'checked in') }, 'Check in'),
+      h('button', { type: 'button', id: 'checkin', disabled: Boolean(auto && !auto.departed_at), title: auto && !auto.departed_at ? 'already checked in by the geofence' : null, onclick: () => act({ type: 'meeting', subject: `Check-in: ${wo.title}`, start_at: new Date().toISOString() }, 'checked in') }, 'Check in'),
       h('button', { type: 'button', id: 'checkout', onclick: () => act({ type: 'meeting', subject: `Check-out: ${wo.title}`, status: 'done', end_at: new Date().toISOString() }, 'checked out') }, 'Check out')),
     h('label', {}, 'Note', note),
     h('button', { type: 'button', id: 'save-note', onclick: () => { if (note.value.trim()) { act({ type: 'note', subject: 'Visit note', body: note.value.trim() }, 'note saved'); note.value = ''; } } }, 'Save note'),

@@ -1,11 +1,12 @@
-// Service worker of the rep's view: the app shell is cached at install; GET /api/v1/* is
+// Service worker of the rep's view: the app shell is cached at install; GET /api/v1/* (and
+// the console's /console/api/*: plan ids, automatic check-ins) is
 // network-first with the last answer kept (the day's plan and the accounts it needs work
 // offline); other methods are never touched (the page queues them in its outbox).
-const SHELL = 'fm-rep-shell-v1';
+const SHELL = 'fm-rep-shell-v2';
 const DATA = 'fm-rep-data-v1';
 const FILES = [
   '/console/rep/', '/console/rep/rep.js', '/console/rep/queue.js', '/console/rep/rep.css',
-  '/console/rep/manifest.webmanifest', '/console/rep/icon.svg', '/console/api.js', '/console/ui.js',
+  '/console/rep/manifest.webmanifest', '/console/rep/icon.svg', '/console/api.js', '/console/ui.js', '/console/live.js',
   '/console/leaflet.js', '/console/style.css', '/console/config.json',
   '/console/vendor/leaflet/leaflet.js', '/console/vendor/leaflet/leaflet.css',
 ];
@@ -23,7 +24,7 @@ self.addEventListener('fetch', (e) => {
   if (req.method !== 'GET') return;
   const url = new URL(req.url);
   if (url.origin !== location.origin) return;
-  if (url.pathname.startsWith('/api/v1/')) {
+  if (url.pathname.startsWith('/api/v1/') || url.pathname.startsWith('/console/api/')) {
     // Keyed by URL only: the Authorization header varies per user, so drop the data cache
     // at sign-out (the page does).
     e.respondWith(fetch(req).then((r) => {
