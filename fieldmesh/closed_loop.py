@@ -127,8 +127,13 @@ class Step:
     work_order_id: int | None = None
 
 
-def loop_steps(conn: psycopg.Connection[Any], device_id: str) -> list[Step]:
-    """The steps of the loop started by the first alert of `device_id` so far, in order."""
+def loop_steps(
+    conn: psycopg.Connection[Any], device_id: str, after_visit_id: int = 0
+) -> list[Step]:
+    """The steps of the loop started by the first alert of `device_id` so far, in order.
+
+    Visits with ids up to `after_visit_id` belong to earlier runs and are not looked at.
+    """
     steps: list[Step] = []
     alert = conn.execute(
         "SELECT alert_id, alert_type, severity, raised_at, message FROM alerts"
@@ -180,17 +185,17 @@ def loop_steps(conn: psycopg.Connection[Any], device_id: str) -> list[Step]:
         return steps
     ack = conn.execute(
         "SELECT time, detail FROM command_ack WHERE device_id = %s AND name = %s AND ok"
-        " ORDER BY time LIMIT 1",
-        (phone[0], ROUTE_COMMAND),
+        " AND detail LIKE %s ORDER BY time LIMIT 1",
+        (phone[0], ROUTE_COMMAND, f"plan {planned[0]}:%"),
     ).fetchone()
     if ack is None:
         return steps
     steps.append(Step("en_route", ack[0], f"phone {phone[0]} took the route: {ack[1]}"))
     visit = conn.execute(
         "SELECT id, checked_in_at, departed_at, status, activity_id FROM visits"
-        " WHERE account_id = %s AND rep_id = %s AND arrived_at >= %s - interval '1 minute'"
-        " ORDER BY arrived_at LIMIT 1",
-        (account_id, rep_id, ack[0]),
+        " WHERE account_id = %s AND rep_id = %s AND id > %s"
+        " AND arrived_at >= %s - interval '1 minute' ORDER BY arrived_at LIMIT 1",
+        (account_id, rep_id, after_visit_id, ack[0]),
     ).fetchone()
     if visit is None:
         return steps

@@ -101,13 +101,14 @@ def _print_steps(
     console: Console,
     conn: psycopg.Connection[Any],
     device_id: str,
+    after_visit_id: int,
     shown: list[Step],
     dispatcher: Dispatcher,
     started: float,
 ) -> list[Step]:
     from fieldmesh.closed_loop import loop_steps
 
-    steps = loop_steps(conn, device_id)
+    steps = loop_steps(conn, device_id, after_visit_id)
     for step in steps[len(shown) :]:
         text = step.text
         for d in dispatcher.dispatched:
@@ -182,7 +183,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             while time.monotonic() - started < args.duration_s:
                 time.sleep(0.5)
                 live.update(fleet_table(fleet, time.monotonic() - started))
-                steps = _print_steps(live.console, conn, pump, steps, dispatcher, started)
+                steps = _print_steps(
+                    live.console, conn, pump, world.last_visit_id, steps, dispatcher, started
+                )
                 if steps and steps[-1].key == "done":
                     break
                 if gateway.poll() is not None:

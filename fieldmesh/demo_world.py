@@ -43,6 +43,7 @@ class DemoWorld:
     reps: dict[str, int]  # phone device id -> rep user id
     assets: dict[str, int]  # equipment device id -> asset id
     account_of_device: dict[str, int]  # equipment device id -> account id
+    last_visit_id: int  # the highest visit id before this run: its visits come after
 
 
 def vibration_rules(min_duration_s: float = 300.0) -> list[Rule]:
@@ -125,7 +126,7 @@ def seed_world(
     )
     reps: dict[str, int] = {}
     for device_id, nav in fleet.phones():
-        home = nav.gps.track.legs[0].start
+        home = nav.home
         user_id = _one_id(
             conn.execute(
                 """INSERT INTO users (email, name, role, territory_id, skills, home_location,
@@ -217,8 +218,9 @@ def seed_world(
     )
     _upsert_rules(conn, vibration_rules(rule_min_duration_s))
     _reset_last_run(conn, list(assets), account_ids, list(reps))
+    last_visit = conn.execute("SELECT coalesce(max(id), 0) FROM visits").fetchone()
     conn.commit()
-    return DemoWorld(territory_id, accounts, reps, assets, account_of_device)
+    return DemoWorld(territory_id, accounts, reps, assets, account_of_device, _one_id(last_visit))
 
 
 def _reset_last_run(
@@ -242,12 +244,15 @@ def _reset_last_run(
     conn.execute("DELETE FROM geo_subject_state WHERE subject_id = ANY(%s)", (phones,))
 
 
-def morning_lead_s(now_s: float, min_lead_s: float, hour_utc: int = 8) -> float:
-    """How far in the past a simulation must start so that it starts at `hour_utc`:00 UTC
+def morning_lead_s(
+    now_s: float, min_lead_s: float, hour_utc: int = 8, spread_s: float = 7200.0
+) -> float:
+    """How far in the past a simulation must start so that it starts in the morning (UTC)
     of a day at least `min_lead_s` ago: the simulated working day then never crosses
-    midnight while a demo or test runs, whatever the wall-clock time."""
+    midnight while a demo or test runs, whatever the wall-clock time. The start lies
+    between `hour_utc`:00 and `spread_s` later, the offset taken from the wall clock, so a
+    second run does not replay the first one's simulated instants."""
     day_s = 86_400.0
-    start = (now_s - min_lead_s) // day_s * day_s + hour_utc * 3600.0
-    if start > now_s - min_lead_s:
-        start -= day_s
+    offset = hour_utc * 3600.0 + now_s % spread_s
+    start = (now_s - min_lead_s - offset) // day_s * day_s + offset
     return now_s - start

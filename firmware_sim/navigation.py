@@ -53,7 +53,11 @@ class PhoneNavigator:
     clock_s: Callable[[], float]
     speed_mps: float = 13.9
     received: list[RouteReceived] = field(default_factory=list)
+    home: tuple[float, float] = field(init=False)  # where the day started and ends
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.home = self.gps.track.legs[0].start
 
     def handle(self, args: dict[str, Any]) -> tuple[bool, str]:
         try:
@@ -65,12 +69,11 @@ class PhoneNavigator:
                 return False, f"bad route: stop {s.visit_id} has an invalid place or service_s"
         now_s = self.clock_s()
         lon, lat, _speed, _heading = self.gps.track.at(now_s)
-        home = self.gps.track.legs[0].start
         track = route_track(
             now_s,
             (float(lon), float(lat)),
             [((s.lon, s.lat), s.service_s) for s in route.stops],
-            home,
+            self.home,
             speed_mps=self.speed_mps,
         )
         for s in route.stops:

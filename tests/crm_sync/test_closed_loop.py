@@ -99,7 +99,7 @@ def test_worn_pump_becomes_a_planned_visit_that_closes_its_work_order(
         deadline = time.monotonic() + LOOP_DEADLINE_S
         while time.monotonic() < deadline:
             with psycopg.connect(settings.dsn) as conn:
-                steps = [s.key for s in loop_steps(conn, pump)]
+                steps = [s.key for s in loop_steps(conn, pump, world.last_visit_id)]
             if steps and steps[-1] == "done":
                 break
             assert gateway.proc is not None and gateway.proc.poll() is None, "gateway exited"
