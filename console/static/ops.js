@@ -89,7 +89,8 @@ export async function deviceView(root, [id, around]) {
   try { dev = await api(`/api/v1/devices/${encodeURIComponent(id)}`); } catch (e) { root.append(errorBox(e)); return null; }
   const at = around ? new Date(around) : null;
   const metrics = Object.keys(dev.latest || {});
-  root.append(h('p', { class: 'muted' }, `${dev.kind || ''} ${dev.tenant ? `· tenant ${dev.tenant}` : ''} ${dev.online === false ? '· offline' : ''}`),
+  root.append(h('p', { class: 'muted' }, dev.online === null ? 'no status reported yet' : `${dev.online ? 'online' : 'offline'} since ${fmtTime(dev.status_changed_at)}${dev.firmware ? ` · firmware ${dev.firmware}` : ''}`,
+    ` · latest: ${Object.entries(dev.latest || {}).map(([m, x]) => `${m} ${Number(x.value).toPrecision(4)}`).join(', ') || 'none'}`),
     at ? h('p', { id: 'around' }, `Centred on the alert at ${fmtTime(at)} (red line).`) : null);
   const range = h('select', { 'aria-label': 'Range', id: 'range' }, [['1h', 3600], ['6h', 21600], ['24h', 86400], ['7d', 604800]].map(([l, s]) => h('option', { value: s, selected: s === (at ? 3600 : 21600) }, l)));
   const charts = h('div', { id: 'charts' });
