@@ -242,13 +242,19 @@ def _run(
     initial: list[list[int]] | None,
     stop_when_all_served: int | None = None,
     stop_when_on_time: list[list[int]] | None = None,
+    hard_deadline_cpu: float | None = None,
 ) -> pywrapcp.Assignment | None:
-    """Solve until the process CPU time reaches `deadline_cpu` (or a cost target is met)."""
+    """Solve until the process CPU time reaches `deadline_cpu` (or a cost target is met).
+
+    With `hard_deadline_cpu`, the soft deadline only counts once a first solution exists
+    (a construction cut short leaves everything unassigned).
+    """
     routing = model.routing
-    state = {"hit": False}
+    state = {"hit": False, "found": hard_deadline_cpu is None}
     visit_indices = [i for i in range(routing.Size()) if not routing.IsStart(i)]
 
     def on_solution() -> None:
+        state["found"] = True
         if stop_when_all_served is not None:
             served = sum(routing.ActiveVar(i).Value() for i in visit_indices)
             if served >= stop_when_all_served:
@@ -257,7 +263,10 @@ def _run(
             state["hit"] = True
 
     def limiter() -> bool:
-        return state["hit"] or time.process_time() >= deadline_cpu
+        now = time.process_time()
+        if hard_deadline_cpu is not None and now >= hard_deadline_cpu:
+            return True
+        return state["hit"] or (state["found"] and now >= deadline_cpu)
 
     routing.AddAtSolutionCallback(on_solution)
     routing.CloseModelWithParameters(params)
@@ -347,7 +356,13 @@ def solve(
         _penalty_fn(c, minimise) if not minimise else (lambda v: big * (4 if v.urgent else 1)),
     )
     deadline = clock.t0 + max(options.cpu_s * share, min(options.cpu_s, 0.2))
-    a = _run(model, _params(clock, clock.left(), first=True), deadline, None)
+    a = _run(
+        model,
+        _params(clock, clock.left(), first=True),
+        deadline,
+        None,
+        hard_deadline_cpu=clock.t0 + options.cpu_s,
+    )
     if a is None and not minimise and any(v.urgent for v in vs):
         # Some urgent visit cannot be served at all: plan with urgent visits droppable at
         # a very high penalty, so the others are still served and the rest is reported.
@@ -373,19 +388,16 @@ def solve(
         elim_deadline = clock.t0 + options.cpu_s * (
             options.construct_share + options.eliminate_share
         )
-        if len(served) == n:
+        if len(served) == n and used:
             used = _eliminate(c, used, lower, elim_deadline, clock, options)
-        # 3. improve travel on the final rep count (every visit mandatory when all fit).
-        all_served = sum(len(r) for _, r in used) == n
-        m = _build(
-            c, [r for r, _ in used], (lambda v: None) if all_served else _penalty_fn(c, True)
-        )
-        res = _run(
-            m,
-            _params(clock, clock.left(), first=False),
-            clock.t0 + options.cpu_s,
-            [r for _, r in used],
-        )
+            # 3. improve travel on the final rep count (every visit mandatory).
+            m = _build(c, [r for r, _ in used], lambda v: None)
+            initial = [r for _, r in used]
+        else:
+            # Not everything fits even with every rep: keep them all, drop by priority.
+            m = _build(c, all_reps, _penalty_fn(c, True))
+            initial = best_routes_v
+        res = _run(m, _params(clock, clock.left(), first=False), clock.t0 + options.cpu_s, initial)
         if res is None:
             raise SolverError("lost the solution while improving travel")
         model, a = m, res
