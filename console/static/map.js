@@ -127,7 +127,7 @@ export async function mapView(root, _args, session) {
       if (d.lon !== null && d.lon !== undefined) upsertDevice(d.device_id, d.lon, d.lat, d);
     }
     const pts = [...markers.values()].map((d) => d.marker.getLatLng());
-    if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.2), { maxZoom: 14 });
+    if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.2), { maxZoom: 14, animate: false });
   } catch (e) { root.prepend(errorBox(e)); }
 
   // Today's routes per rep, from the routing API (the newest ready plan of each territory).
