@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import select
 import threading
 import time
 import uuid
@@ -22,7 +23,7 @@ from typing import Any
 
 import msgspec
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -76,6 +77,7 @@ class AgentConfig:
     inflight_window: int = 20
     receipt_timeout_s: float = 15.0
     keepalive_s: int = 30
+    connack_timeout_s: float = 15.0
     loop_timeout_s: float = 0.05
     outbox_max_messages: int = 200_000
     session_expiry_s: int = 7 * 24 * 3600
@@ -187,6 +189,11 @@ class EdgeAgent:
             )
             self._attempt += 1
             self._next_connect_at = time.monotonic() + delay
+            return
+        # CONNECT is on its way: give the broker time to answer before trying again. A
+        # retry with the same client id would make the broker drop this connection, and
+        # on a busy broker that turns into a reconnect loop.
+        self._next_connect_at = time.monotonic() + self.config.connack_timeout_s
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
@@ -424,7 +431,7 @@ class EdgeAgent:
             not self._connected and now >= self._next_connect_at and not self._client.is_connected()
         ):
             self._try_connect()
-        rc = self._client.loop(timeout=self.config.loop_timeout_s)
+        rc = self._network(self.config.loop_timeout_s)
         if rc != mqtt.MQTT_ERR_SUCCESS:
             if self._connected:
                 self._on_disconnect(self._client, None, None, _Rc(rc), None)
@@ -444,6 +451,27 @@ class EdgeAgent:
                 log.info(
                     "device %s: %d messages unconfirmed, publishing again", self.config.device_id, n
                 )
+
+    def _network(self, timeout_s: float) -> MQTTErrorCode:
+        """One turn of paho's network loop, waiting with poll() rather than paho's select():
+        a simulator running hundreds of agents holds more than 1,024 descriptors, and
+        select() cannot watch those."""
+        sock = self._client.socket()
+        if sock is None:
+            time.sleep(timeout_s)
+            return mqtt.MQTT_ERR_NO_CONN
+        poller = select.poll()
+        mask = select.POLLIN | (select.POLLOUT if self._client.want_write() else 0)
+        poller.register(sock, mask)
+        ready = poller.poll(int(timeout_s * 1000))
+        rc = mqtt.MQTT_ERR_SUCCESS
+        if ready and ready[0][1] & (select.POLLIN | select.POLLHUP | select.POLLERR):
+            rc = self._client.loop_read()
+        if rc == mqtt.MQTT_ERR_SUCCESS and self._client.want_write():
+            rc = self._client.loop_write()
+        if rc == mqtt.MQTT_ERR_SUCCESS:
+            rc = self._client.loop_misc()
+        return rc
 
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or self._stop
@@ -472,7 +500,7 @@ class EdgeAgent:
         )
         deadline = time.monotonic() + 2.0
         while not info.is_published() and time.monotonic() < deadline:
-            if self._client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+            if self._network(0.05) != mqtt.MQTT_ERR_SUCCESS:
                 break
 
     def drain(self, timeout_s: float) -> bool:
