@@ -20,7 +20,7 @@ RETENTION = timedelta(days=365)
 class Executor(Protocol):
     """Anything with `execute(sql)`: an Alembic op, a SQLAlchemy or psycopg connection."""
 
-    def execute(self, sql: Any, *args: Any) -> Any: ...
+    def execute(self, sql: str, /) -> object: ...
 
 
 # The tables themselves: identical under both strategies apart from PARTITION BY.
