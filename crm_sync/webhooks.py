@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import secrets
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,12 +55,25 @@ def validate_url(url: str) -> str:
     if not host:
         raise InvalidInput("url", "has no host")
     try:
-        ip = ipaddress.ip_address(host)
+        addresses = [ipaddress.ip_address(host)]
     except ValueError:
-        return url
-    if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
-        raise InvalidInput("url", f"points at a link-local or reserved address ({ip})")
+        # A name: what it resolves to counts (a name for 169.254.169.254 is no safer). A
+        # name that does not resolve now is accepted; every delivery checks again.
+        addresses = [ipaddress.ip_address(a) for a in _resolve(host)]
+    for ip in addresses:
+        if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
+            raise InvalidInput(
+                "url", f"points at a link-local or reserved address ({host} -> {ip})"
+            )
     return url
+
+
+def _resolve(host: str) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return []
+    return sorted({str(info[4][0]).split("%", 1)[0] for info in infos})
 
 
 def validate_event_types(event_types: Iterable[str]) -> list[str]:
@@ -153,6 +167,11 @@ class _Claimed:
 async def _send(
     session: aiohttp.ClientSession, row: _Claimed, timeout_s: float
 ) -> tuple[int | None, str | None]:
+    try:
+        # Checked again at each delivery: the name may now resolve somewhere it must not.
+        await asyncio.get_running_loop().run_in_executor(None, validate_url, row.url)
+    except InvalidInput as exc:
+        return None, f"refused: {exc}"[:500]
     headers = {
         "Content-Type": "application/json",
         HEADER: sign(row.secret.encode(), int(time.time()), row.body),

@@ -72,3 +72,16 @@ def test_backoff_grows_and_is_capped() -> None:
     assert 1.0 <= backoff_s(1) <= 2.0
     assert 4.0 <= backoff_s(3) <= 8.0
     assert backoff_s(40, cap_s=600) <= 600
+
+
+def test_a_name_resolving_to_link_local_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import crm_sync.webhooks as webhooks
+
+    monkeypatch.setattr(
+        webhooks,
+        "_resolve",
+        lambda host: ["169.254.169.254"] if host == "metadata.internal" else [],
+    )
+    with pytest.raises(InvalidInput, match=r"metadata\.internal -> 169\.254\.169\.254"):
+        validate_url("http://metadata.internal/latest")
+    assert validate_url("http://localhost:8080/hook") == "http://localhost:8080/hook"
