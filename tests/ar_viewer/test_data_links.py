@@ -64,6 +64,21 @@ def _seed(dsn: str, tag: str) -> None:
             )
 
 
+def _cleanup(dsn: str, tag: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM alerts WHERE alert_id = %s", (f"al-{tag}",))
+        conn.execute(
+            "DELETE FROM routing_plans WHERE territory_id IN (SELECT id FROM territories WHERE name = %s)",
+            (f"T{tag}",),
+        )
+        conn.execute(
+            "DELETE FROM accounts WHERE name LIKE %s", (f"A{tag}-%",)
+        )  # cascades to assets
+        conn.execute("DELETE FROM territories WHERE name = %s", (f"T{tag}",))
+        conn.execute("DELETE FROM users WHERE email = %s", (f"r{tag}@t.test",))
+        conn.execute("DELETE FROM device WHERE device_id LIKE %s", (f"{tag}-%",))
+
+
 def test_devices_from_assets_coloured_by_active_alerts_and_route_from_todays_plan(
     db_dsn: str,
 ) -> None:
@@ -74,7 +89,10 @@ def test_devices_from_assets_coloured_by_active_alerts_and_route_from_todays_pla
         async with await psycopg.AsyncConnection.connect(db_dsn) as conn:
             return await load_territory(conn, f"T{tag}")
 
-    territory = asyncio.run(load())
+    try:
+        territory = asyncio.run(load())
+    finally:
+        _cleanup(db_dsn, tag)  # other tests (the console's live map) read the same tables
     states = {d.id: d.alert_state for d in territory.devices}  # type: ignore[attr-defined]
     assert states[f"{tag}-pump"] == "critical"
     assert states[f"{tag}-fan"] in ("unknown", "ok")

@@ -162,11 +162,12 @@ def test_worn_pump_becomes_a_planned_visit_that_closes_its_work_order(
         navigator = dict(fleet.phones())[phone]
         assert [r.visit_ids for r in navigator.routes()] == [(f"wo:{wo_id}",)]
 
-        # one visit of that rep at the site after the route: checked in, checked out, logged
+        # one visit of that rep closed the work order: checked in, checked out, logged (the
+        # rep's ordinary tour may have passed this site earlier the same day: not that one)
         visits = conn.execute(
             "SELECT id, checked_in_at, departed_at, status, activity_id FROM visits"
-            " WHERE account_id = %s AND rep_id = %s AND arrived_at >= %s",
-            (account_id, rep_id, scheduled_start.replace(hour=0, minute=0, second=0)),
+            " WHERE account_id = %s AND rep_id = %s AND departed_at = %s",
+            (account_id, rep_id, completed_at),
         ).fetchall()
         assert len(visits) == 1
         visit_id, checked_in_at, departed_at, vstatus, activity_id = visits[0]
