@@ -83,7 +83,10 @@ def _summary(settings: Settings, tenant: str) -> tuple[Table, Table]:
     totals = Table(title="what the gateway stored")
     totals.add_column("figure")
     totals.add_column("value", justify="right")
-    totals.add_row("devices online (status)", f"{online[0]} of {online[1]}")
+    totals.add_row(
+        "devices that reported status",
+        f"{online[1]} ({online[0]} still online: the fleet signs off when it stops)",
+    )
     totals.add_row("telemetry samples", f"{samples[0]:,}")
     totals.add_row("GPS fixes", f"{fixes[0]:,}")
     totals.add_row("dead letters", f"{dead[0]:,}")
