@@ -3,12 +3,9 @@ Chromium: the model renders (a non-blank canvas with the scene's colours)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
-import socket
 import subprocess
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,10 +15,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from aiohttp import web
 
-from fieldmesh.app import build_app
 from fieldmesh.settings import PROJECT_ROOT, Settings
+from tests.appserver import serve_app
 from tests.ar_viewer.gltf_check import check_glb, read_png
 
 pytestmark = pytest.mark.integration
@@ -75,22 +71,8 @@ def _seed(db: psycopg.Connection, name: str) -> int:
 @pytest.fixture
 def served(test_settings: Settings) -> Iterator[str]:
     """The real aiohttp app on a free loopback port, in a thread with its own loop."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(build_app(test_settings, route_modules=("ar_viewer.routes",)))
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with serve_app(test_settings, ("ar_viewer.routes",)) as url:
+        yield url
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:

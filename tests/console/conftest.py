@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import socket
 import subprocess
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +12,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from aiohttp import web
 
-from fieldmesh.app import build_app
 from fieldmesh.settings import PROJECT_ROOT, Settings
+from tests.appserver import serve_app
 
 ARTEFACTS = PROJECT_ROOT / "bench" / "out" / "console"  # git-ignored: screenshots of the screens
 DRIVER = Path(__file__).with_name("e2e.cjs")
@@ -28,22 +24,8 @@ PASSWORD = "correct-horse-9"
 @pytest.fixture(scope="session")
 def console_url(test_settings: Settings) -> Iterator[str]:
     """The whole app (every route module) served from a thread with its own event loop."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(build_app(test_settings))
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with serve_app(test_settings) as url:
+        yield url
 
 
 def make_user(dsn: str, role: str, *, territory_id: int | None = None) -> dict[str, Any]:

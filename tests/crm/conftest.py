@@ -4,54 +4,24 @@ migrated database; a small world of territories, users and tokens to test access
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
-from aiohttp import web
 from psycopg import AsyncConnection
 
 from fieldmesh import auth
-from fieldmesh.app import build_app
 from fieldmesh.settings import Settings
+from tests.appserver import serve_app
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """The real app (CRM routes) on a free loopback port, in a thread with its own loop."""
-    port = _free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(build_app(settings, ("crm.routes",)), access_log=None)
-    started = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(30), "the app did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+def serve(settings: Settings) -> AbstractContextManager[str]:
+    """The real app with the CRM routes on a free loopback port."""
+    return serve_app(settings, ("crm.routes",))
 
 
 @pytest.fixture(scope="session")

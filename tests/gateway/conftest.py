@@ -14,7 +14,8 @@ from fieldmesh import services
 from fieldmesh.migrate import upgrade
 from fieldmesh.settings import Settings
 from firmware_sim.fleet import Fleet, FleetSpec
-from tests.gateway.harness import GatewayProcess, free_port
+from tests.appserver import free_port
+from tests.gateway.harness import GatewayProcess
 
 
 @pytest.fixture

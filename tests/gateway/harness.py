@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,12 +14,7 @@ from pathlib import Path
 import psycopg
 
 from fieldmesh.settings import PROJECT_ROOT, Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.appserver import free_port
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
