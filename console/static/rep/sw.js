@@ -27,17 +27,22 @@ self.addEventListener('fetch', (e) => {
   if (url.pathname.startsWith('/api/v1/') || url.pathname.startsWith('/console/api/')) {
     // Keyed by URL only: the Authorization header varies per user, so drop the data cache
     // at sign-out (the page does).
-    e.respondWith(fetch(req).then((r) => {
-      if (r.ok) { const copy = r.clone(); caches.open(DATA).then((c) => c.put(req, copy)); }
+    // Answer only once the copy is stored: a page that has loaded its plan can then go
+    // offline at once and still find it.
+    e.respondWith(fetch(req).then(async (r) => {
+      if (r.ok) { const c = await caches.open(DATA); await c.put(req, r.clone()); }
       return r;
     }).catch(() => caches.match(req).then((r) => r || new Response(JSON.stringify({ error: { code: 'offline', message: 'offline and not cached' } }), { status: 503, headers: { 'Content-Type': 'application/json' } }))));
     return;
   }
   if (url.pathname.startsWith('/console/')) {
-    // stale-while-revalidate for the shell
-    e.respondWith(caches.match(req, { ignoreSearch: true }).then((hit) => {
-      const net = fetch(req).then((r) => { if (r.ok) { const copy = r.clone(); caches.open(SHELL).then((c) => c.put(req, copy)); } return r; });
-      return hit || net;
-    }));
+    // stale-while-revalidate for the shell; the refresh is kept alive until it is stored
+    const net = fetch(req).then((r) => {
+      if (!r.ok) return r;
+      const copy = r.clone();
+      return caches.open(SHELL).then((c) => c.put(req, copy)).then(() => r);
+    });
+    e.waitUntil(net.catch(() => undefined));
+    e.respondWith(caches.match(req, { ignoreSearch: true }).then((hit) => hit || net));
   }
 });
