@@ -97,10 +97,11 @@ async function loadDay() {
     state.stops.push({ wo, account, plan: planned.get(wo.id) || null });
   }
   document.getElementById('day').hidden = false;
-  document.body.dataset.ready = 'yes';
   document.body.dataset.planned = String(planned.size);
   await drawMap();
   render();
+  // 'ready' once the stops are on screen (the map can take a moment offline)
+  document.body.dataset.ready = 'yes';
   if (!state.live) state.live = connectLive(onLive, (st) => { document.body.dataset.live = st === 'live' ? 'yes' : 'no'; });
 }
 

@@ -2,7 +2,7 @@
 // the console's /console/api/*: plan ids, automatic check-ins) is
 // network-first with the last answer kept (the day's plan and the accounts it needs work
 // offline); other methods are never touched (the page queues them in its outbox).
-const SHELL = 'fm-rep-shell-v2';
+const SHELL = 'fm-rep-shell-v3';
 const DATA = 'fm-rep-data-v1';
 const FILES = [
   '/console/rep/', '/console/rep/rep.js', '/console/rep/queue.js', '/console/rep/rep.css',
