@@ -19,7 +19,22 @@ With `minimise_reps`, the objective is hierarchical: reps first, then travel.
    least-late one is squeezed again, alternating a higher lateness cost with a
    ruin-and-recreate perturbation, until its share of the budget is used; repeat
    down to the demand lower bound;
-3. improve travel with guided local search on the final rep count (hard windows).
+3. one rep fewer by iterated local search (SISR ruin and recreate, simulated-annealing
+   acceptance): the ILS starts from the plan without its smallest route, whose visits
+   are optional at a cost above any detour, and stops at the first plan that serves
+   them all; repeated while it succeeds and time is left beyond the travel share;
+4. travel: the same ILS on the final reps, from the best plan, with a fixed cost per
+   rep; then a last guided local search reads the plan back in with every visit
+   mandatory.
+
+OR-Tools' ILS loop honours neither custom search limits nor a callback's request to
+stop, and its own limit is wall-clock: each ILS runs in a forkserver worker process
+that reports every new best plan over a pipe and exits from its solution callback
+when its CPU budget is spent (or at the first complete plan in step 3). Its
+wall-clock limit equals that budget, since it also drives the annealing schedule: on
+a busy machine the worker gets less CPU than its budget, never more. The ILS cannot
+start from an assignment, so a warm start is a first-solution evaluator that makes
+only the given arcs cheap, which rebuilds exactly the given routes.
 """
 
 from __future__ import annotations
@@ -27,12 +42,16 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import multiprocessing
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
 
-from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2, routing_ils_pb2
 from ortools.util import optional_boolean_pb2
 
 from routing.compiled import Compiled, compile_problem, lower_bound
@@ -76,17 +95,25 @@ class SolverOptions:
     minimise_reps: bool | None = None  # None: follow Problem.minimise_reps
     cost: str = "duration"  # arc cost: "duration" (travel time) or "distance"
     construct_share: float = 0.1
-    eliminate_share: float = 0.65
+    eliminate_share: float = 0.15
+    travel_share: float = 0.4  # kept for the last ILS (travel on the final rep count)
     progress: Callable[[Progress], None] | None = field(default=None, compare=False)
 
 
 class _CpuClock:
+    """CPU time of this process plus that of the ILS worker processes it waited for."""
+
     def __init__(self, budget_s: float) -> None:
         self.t0 = time.process_time()
         self.budget_s = budget_s
+        self.workers_s = 0.0
 
     def used(self) -> float:
-        return time.process_time() - self.t0
+        return time.process_time() - self.t0 + self.workers_s
+
+    def deadline(self, share_s: float) -> float:
+        """The process_time() at which `share_s` more CPU seconds have been used."""
+        return time.process_time() + min(share_s, self.left())
 
     def left(self) -> float:
         return self.budget_s - self.used()
@@ -281,6 +308,219 @@ def _run(
     return routing.SolveFromAssignmentWithParameters(start, params) or start
 
 
+def _ils_params(wall_s: float) -> pywrapcp.DefaultRoutingSearchParameters:
+    """Iterated local search: SISR ruin (string removals), cheapest re-insertion, local
+    search, simulated-annealing acceptance (Christiaens & Vanden Berghe 2020)."""
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = (
+        routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
+    )
+    params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT
+    params.time_limit.FromMilliseconds(max(1, int(wall_s * 1000)))
+    params.use_iterated_local_search = True
+    ils = params.iterated_local_search_parameters
+    ils.perturbation_strategy = routing_ils_pb2.PerturbationStrategy.RUIN_AND_RECREATE
+    rr = ils.ruin_recreate_parameters
+    del rr.ruin_strategies[:]
+    sisr = rr.ruin_strategies.add().sisr
+    # the paper's suggested values: strings of up to 10 visits, 10 removed on average
+    sisr.max_removed_sequence_size = 10
+    sisr.avg_num_removed_visits = 10
+    sisr.bypass_factor = 0.01
+    rr.recreate_strategy.heuristic = (
+        routing_enums_pb2.FirstSolutionStrategy.LOCAL_CHEAPEST_INSERTION
+    )
+    ils.improve_perturbed_solution = True
+    sa = ils.reference_solution_acceptance_strategy.simulated_annealing
+    sa.cooling_schedule_strategy = routing_ils_pb2.CoolingScheduleStrategy.EXPONENTIAL
+    sa.automatic_temperatures = True
+    ils.best_solution_acceptance_strategy.greedy_descent.SetInParent()
+    return params
+
+
+_WORKERS = multiprocessing.get_context("forkserver")
+_WORKERS.set_forkserver_preload(["routing.solver"])
+
+
+@dataclass(frozen=True)
+class _IlsJob:
+    compiled: Compiled
+    rep_ids: list[int]
+    cpu_s: float
+    rep_cost: int  # fixed cost per rep used (0: any number of the given reps)
+    stop_when_served: bool  # stop at the first plan that serves every visit
+    start: list[list[int]] | None  # routes per rep to start from (visits left out: unserved)
+
+
+def _ils_search(
+    job: _IlsJob, emit: Callable[[tuple[Any, ...]], None], finish: Callable[[], None], wall_s: float
+) -> None:
+    """ILS, emitting ("best", served, arc cost, routes, cpu) for each new best plan and
+    calling `finish` once the CPU budget is spent (or at the first complete plan if asked)."""
+    t0 = time.process_time()
+    c = job.compiled
+    m = _build(c, job.rep_ids, lambda v: _big_penalty(c) * 4, vehicle_fixed_cost=job.rep_cost)
+    routing = m.routing
+    params = _ils_params(wall_s)
+    if job.start is not None:
+        # The ILS cannot start from an assignment; a first-solution evaluator that makes
+        # only the given arcs cheap rebuilds exactly these routes (path-cheapest-arc).
+        follow: dict[int, int] = {}
+        for v, nodes in enumerate(job.start):
+            path = [routing.Start(v), *(m.manager.NodeToIndex(x) for x in nodes), routing.End(v)]
+            follow.update(itertools.pairwise(path))
+        routing.SetFirstSolutionEvaluator(lambda i, j: 0 if follow.get(i) == j else 1 << 40)
+        params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.EVALUATOR_STRATEGY
+    n = len(c.visits)
+    best: list[int] = []
+
+    def on_solution() -> None:
+        obj = int(routing.CostVar().Value())
+        if not best or obj < best[0]:
+            best[:] = [obj]
+            routes = []
+            for v in range(routing.vehicles()):
+                nodes, index = [], routing.NextVar(routing.Start(v)).Value()
+                while not routing.IsEnd(index):
+                    nodes.append(m.manager.IndexToNode(index))
+                    index = routing.NextVar(index).Value()
+                routes.append((m.rep_ids[v], nodes))
+            served = sum(len(r) for _, r in routes) == n
+            emit(("best", served, _arc_cost(c, routes), routes, time.process_time() - t0))
+            if served and job.stop_when_served:
+                finish()
+        if time.process_time() - t0 >= job.cpu_s:
+            finish()
+
+    routing.AddAtSolutionCallback(on_solution)
+    routing.CloseModelWithParameters(params)
+    routing.SolveWithIteratedLocalSearch(params)
+
+
+def _ils_worker(conn: Connection, job: _IlsJob) -> None:
+    """The ILS in a process of its own: OR-Tools' ILS loop can be stopped neither by a
+    search limit nor by a callback, and its own limit is wall-clock; a worker that exits
+    from the solution callback gets a CPU-time budget and an early stop."""
+    t0 = time.process_time()
+
+    def finish() -> None:
+        conn.send(("end", time.process_time() - t0))
+        conn.close()
+        os._exit(0)
+
+    # The wall-clock limit also sets the annealing schedule (it cools with the progress
+    # towards it), so it is the CPU budget: on a busy machine the search gets less CPU.
+    _ils_search(job, conn.send, finish, wall_s=job.cpu_s * 1.02 + 0.05)
+    finish()
+
+
+def _ils(
+    c: Compiled,
+    rep_ids: list[int],
+    cpu_s: float,
+    clock: _CpuClock,
+    rep_cost: int = 0,
+    stop_when_served: bool = False,
+    start: list[list[int]] | None = None,
+) -> tuple[bool, int, list[tuple[int, list[int]]]]:
+    """ILS with these reps (from `start`, one route per rep, if given), in a worker
+    process; visits droppable at a cost above any detour. Returns the best plan found:
+    (every visit served, arc cost, routes)."""
+    job = _IlsJob(c, rep_ids, cpu_s, rep_cost, stop_when_served, start)
+    result: tuple[bool, int, list[tuple[int, list[int]]]] = (False, 2**62, [])
+    receiver, sender = _WORKERS.Pipe(duplex=False)
+    worker = _WORKERS.Process(target=_ils_worker, args=(sender, job), daemon=True)
+    try:
+        worker.start()
+    except (AssertionError, OSError) as e:  # e.g. inside a daemonic process: no children
+        log.info("ILS in this process, bounded by wall-clock time: %s", e)
+        found: list[tuple[Any, ...]] = []
+        _ils_search(job, found.append, lambda: None, wall_s=max(0.01, cpu_s))
+        return (found[-1][1], found[-1][2], found[-1][3]) if found else result
+    finally:
+        sender.close()
+    worker_cpu = 0.0
+    give_up = time.monotonic() + cpu_s * 10 + 30  # a worker that hangs is not waited for
+    try:
+        while receiver.poll(max(0.0, give_up - time.monotonic())):
+            msg = receiver.recv()
+            if msg[0] == "best":
+                result, worker_cpu = (msg[1], msg[2], msg[3]), msg[4]
+            else:
+                worker_cpu = msg[1]
+                break
+    except EOFError:
+        pass
+    finally:
+        receiver.close()
+        worker.join(timeout=5)
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+    clock.workers_s += worker_cpu
+    return result
+
+
+def _arc_cost(c: Compiled, routes: Sequence[tuple[int, Sequence[int]]]) -> int:
+    loc_index = c.problem.location_index()
+    total = 0
+    for r, nodes in routes:
+        if not nodes:
+            continue
+        rep = c.reps[r]
+        here = c.depot_node[loc_index[rep.start_location_id]]
+        for node in nodes:
+            total += c.cost_t[here][node]
+            here = node
+        total += c.cost_t[here][c.depot_node[loc_index[rep.end_location_id]]]
+    return total
+
+
+def _improve(
+    c: Compiled,
+    used: list[tuple[int, list[int]]],
+    lower: int,
+    clock: _CpuClock,
+    options: SolverOptions,
+) -> list[tuple[int, list[int]]]:
+    """After route elimination: ILS without the route with the fewest visits, as long as
+    it re-inserts them all (keeping `travel_share` of the budget), then ILS for travel on
+    the fewest reps that served everything, both starting from the best plan so far."""
+    best = [(r, nodes) for r, nodes in used if nodes]
+    best_cost = _arc_cost(c, best)
+    reserve = options.cpu_s * options.travel_share
+    while len(best) > lower and clock.left() - reserve > 0.2:
+        # without the route with the fewest visits: ILS re-inserts them if it can
+        kept = sorted(best, key=lambda x: (-len(x[1]), x[0]))[:-1]
+        ok, cost, routes = _ils(
+            c,
+            [r for r, _ in kept],
+            clock.left() - reserve,
+            clock,
+            stop_when_served=True,
+            start=[nodes for _, nodes in kept],
+        )
+        _report(options, clock, "fewer", [r for _, r in routes], 0 if ok else 1, cost / c.scale)
+        if not ok:
+            break
+        best, best_cost = [(r, n) for r, n in routes if n], cost
+    if clock.left() > 0.1:
+        # a fixed cost per rep: a plan on even fewer reps is taken if ILS finds one
+        ok, cost, routes = _ils(
+            c,
+            [r for r, _ in best],
+            clock.left(),
+            clock,
+            rep_cost=_big_penalty(c),
+            start=[nodes for _, nodes in best],
+        )
+        routes = [(r, n) for r, n in routes if n]
+        _report(options, clock, "travel", [r for _, r in routes], 0 if ok else 1, cost / c.scale)
+        if ok and (len(routes), cost) < (len(best), best_cost):
+            best = routes
+    return best
+
+
 def _routes(model: _Model, a: pywrapcp.Assignment) -> list[list[int]]:
     """Visit nodes per model vehicle."""
     routing, manager = model.routing, model.manager
@@ -390,14 +630,23 @@ def solve(
         )
         if len(served) == n and used:
             used = _eliminate(c, used, lower, elim_deadline, clock, options)
-            # 3. improve travel on the final rep count (every visit mandatory).
+            # 3. ILS: one rep fewer, then travel on the final rep count.
+            used = _improve(c, used, lower, clock, options)
             m = _build(c, [r for r, _ in used], lambda v: None)
             initial = [r for _, r in used]
         else:
             # Not everything fits even with every rep: keep them all, drop by priority.
             m = _build(c, all_reps, _penalty_fn(c, True))
             initial = best_routes_v
-        res = _run(m, _params(clock, clock.left(), first=False), clock.t0 + options.cpu_s, initial)
+        # (the ILS may have used the whole budget: the hard deadline lets this read the
+        # routes back in and stop at once)
+        res = _run(
+            m,
+            _params(clock, clock.left(), first=False),
+            clock.deadline(clock.left()),
+            initial,
+            hard_deadline_cpu=max(clock.deadline(clock.left()), time.process_time() + 1.0),
+        )
         if res is None:
             raise SolverError("lost the solution while improving travel")
         model, a = m, res
@@ -573,7 +822,11 @@ def _to_plan(c: Compiled, model: _Model, a: pywrapcp.Assignment, clock: _CpuCloc
     return Plan(
         routes=routes,
         dropped=dropped,
-        stats={"cpu_s": clock.used(), "objective": float(a.ObjectiveValue())},
+        stats={
+            "cpu_s": clock.used(),
+            "worker_cpu_s": clock.workers_s,
+            "objective": float(a.ObjectiveValue()),
+        },
     )
 
 
