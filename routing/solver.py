@@ -26,6 +26,9 @@ With `minimise_reps`, the objective is hierarchical: reps first, then travel.
 4. travel: the same ILS on the final reps, from the best plan, with a fixed cost per
    rep; then a last guided local search reads the plan back in with every visit
    mandatory.
+Above `ils_max_visits` visits, steps 3 and 4 give way to a longer elimination and
+guided local search for travel: the ILS re-runs local search over the whole plan after
+each ruin-and-recreate step, which at 1,000 visits leaves too few steps.
 
 OR-Tools' ILS loop honours neither custom search limits nor a callback's request to
 stop, and its own limit is wall-clock: each ILS runs in a forkserver worker process
@@ -97,6 +100,11 @@ class SolverOptions:
     construct_share: float = 0.1
     eliminate_share: float = 0.15
     travel_share: float = 0.4  # kept for the last ILS (travel on the final rep count)
+    # Above this many visits the ILS's local search after each ruin-and-recreate step
+    # costs too much: elimination gets `eliminate_share_large` and guided local search
+    # the rest (1,000 customers in 60 CPU-s: ILS +39% distance, GLS +29%, same reps).
+    ils_max_visits: int = 600
+    eliminate_share_large: float = 0.65
     progress: Callable[[Progress], None] | None = field(default=None, compare=False)
 
 
@@ -625,13 +633,16 @@ def solve(
         # 2. route elimination: keep only used reps; try with one fewer.
         used = [(best_reps[v], r) for v, r in enumerate(best_routes_v) if r]
         lower = lower_bound(c)
+        use_ils = n <= options.ils_max_visits
         elim_deadline = clock.t0 + options.cpu_s * (
-            options.construct_share + options.eliminate_share
+            options.construct_share
+            + (options.eliminate_share if use_ils else options.eliminate_share_large)
         )
         if len(served) == n and used:
             used = _eliminate(c, used, lower, elim_deadline, clock, options)
             # 3. ILS: one rep fewer, then travel on the final rep count.
-            used = _improve(c, used, lower, clock, options)
+            if use_ils:
+                used = _improve(c, used, lower, clock, options)
             m = _build(c, [r for r, _ in used], lambda v: None)
             initial = [r for _, r in used]
         else:

@@ -80,6 +80,28 @@ def test_minimising_reps_uses_the_fewest_reps_capacity_allows() -> None:
     assert all(len(r.stops) == 3 for r in result.used_routes)
 
 
+@pytest.mark.parametrize("ils", [True, False], ids=["ils-worker", "guided-local-search"])
+def test_four_clusters_of_ten_need_four_reps(ils: bool) -> None:
+    # 40 visits in four far-apart clusters, capacity 10: four reps, one per cluster, is
+    # the only plan on four reps; eight reps are offered.
+    corners = [(-50.0, -50.0), (-50.0, 50.0), (50.0, 50.0), (50.0, -50.0)]
+    points = {"depot": (0.0, 0.0)}
+    visits = []
+    for k, (cx, cy) in enumerate(corners):
+        for i in range(10):
+            points[f"c{k}_{i}"] = (cx + i % 5, cy + i // 5)
+            visits.append(Visit(f"c{k}_{i}", f"c{k}_{i}", demand=1))
+    reps = [_rep(f"r{k}", capacity=10, shift=TimeWindow(0, 1000)) for k in range(8)]
+    p = _problem(points, visits, reps, minimise_reps=True)
+    options = SolverOptions(cpu_s=2.0, ils_max_visits=100 if ils else 0)
+    result, _ = _solve(p, options)
+    assert not result.dropped
+    assert len(result.used_routes) == 4
+    assert all(len({v.split("_")[0] for v in r.visit_ids}) == 1 for r in result.used_routes)
+    # the ILS runs in a worker process whose CPU time is counted against the budget
+    assert (result.stats["worker_cpu_s"] > 0) is ils
+
+
 def test_a_visit_needing_a_skill_goes_to_the_rep_who_has_it() -> None:
     p = _problem(
         {"depot": (0, 0), "a": (1, 0), "b": (0, 1)},
