@@ -188,8 +188,9 @@ def _build(
             time_dim.CumulVar(routing.End(v)).SetRange(lo, hi)
         if rep.max_working_s is not None:
             time_dim.SetSpanUpperBoundForVehicle(math.floor(rep.max_working_s * s), v)
-        routing.AddVariableMaximizedByFinalizer(time_dim.CumulVar(routing.Start(v)))
-        routing.AddVariableMinimizedByFinalizer(time_dim.CumulVar(routing.End(v)))
+        # No finalizer maximising the start: with a lunch break its search goes value by
+        # value (seconds for a four-visit day, and the construction ran out of time).
+        # _to_plan moves the departure as late as the first visit allows instead.
     if any(r.capacity is not None for r in reps) and any(c.demand):
         total = sum(c.demand)
         demand_cb = routing.RegisterUnaryTransitVector(c.demand)
@@ -228,6 +229,12 @@ def _build(
         p = penalty(visit)
         if p is not None:
             routing.AddDisjunction([index], p)
+    # The homes of reps not in this model are nodes too: never visited (a model for some
+    # of the reps would otherwise route through the others' homes as if they were visits).
+    for node in set(c.depot_node.values()) - set(starts) - set(ends):
+        index = manager.NodeToIndex(node)
+        routing.AddDisjunction([index], 0)
+        routing.ActiveVar(index).SetValue(0)
     breaks: dict[int, pywrapcp.IntervalVar] = {}
     solver = routing.solver()
     node_visit_transit = [0] * routing.Size()
@@ -779,6 +786,14 @@ def _to_plan(c: Compiled, model: _Model, a: pywrapcp.Assignment, clock: _CpuCloc
         index = routing.Start(v)
         start_t = a.Value(time_dim.CumulVar(index)) / s
         prev_node = manager.IndexToNode(index)
+        first = a.Value(routing.NextVar(index))
+        if not routing.IsEnd(first):
+            # leave as late as the first visit allows (no waiting there), unless the
+            # lunch break comes before it
+            first_t = a.Value(time_dim.CumulVar(first)) / s
+            if brk is None or brk.start_s >= first_t - 1e-6:
+                travel0 = float(c.duration_s[prev_node, manager.IndexToNode(first)])
+                start_t = max(start_t, first_t - travel0)
         prev_end = start_t
         stops: list[Stop] = []
         nodes: list[int] = []

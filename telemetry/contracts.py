@@ -281,7 +281,9 @@ def _validate_telemetry(msg: TelemetryBatch, now_ms: int) -> None:
     for metric in new_metrics:
         if not _METRIC_RE.match(metric):
             i = next(i for i, s in enumerate(samples) if s.metric == metric)
-            raise ContractError("invalid", f"$.samples[{i}].metric: invalid metric name {metric[:70]!r}")
+            raise ContractError(
+                "invalid", f"$.samples[{i}].metric: invalid metric name {metric[:70]!r}"
+            )
     if len(_KNOWN_METRICS) < 10_000:
         _KNOWN_METRICS.update(new_metrics)
     if not all(map(math.isfinite, [s.value for s in samples])):

@@ -102,6 +102,28 @@ def test_four_clusters_of_ten_need_four_reps(ils: bool) -> None:
     assert (result.stats["worker_cpu_s"] > 0) is ils
 
 
+def test_fewest_reps_with_homes_apart_and_lunch_breaks_serves_everything() -> None:
+    # Reps start from their own homes: a model for one of them must not route through
+    # the other's home, and a lunch break must not stall the construction.
+    day = TimeWindow(8 * 3600, 17 * 3600)
+    lunch = Break(TimeWindow(11.5 * 3600, 14 * 3600), 1800)
+    points = {"home_a": (0.0, 0.0), "home_b": (2_000.0, 0.0)}
+    visits = []
+    for i in range(4):
+        points[f"p{i}"] = (500.0 * i, 300.0)
+        visits.append(Visit(f"v{i}", f"p{i}", service_s=1800))
+    reps = [
+        Rep(rid, home, home, day, lunch_break=lunch)
+        for rid, home in (("a", "home_a"), ("b", "home_b"))
+    ]
+    p = _problem(points, visits, reps, minimise_reps=True)
+    result, _ = _solve(p, SolverOptions(cpu_s=1.0))
+    assert not result.dropped
+    assert len(result.used_routes) == 1
+    assert sorted(result.used_routes[0].visit_ids) == ["v0", "v1", "v2", "v3"]
+    assert result.used_routes[0].lunch_break is not None
+
+
 def test_a_visit_needing_a_skill_goes_to_the_rep_who_has_it() -> None:
     p = _problem(
         {"depot": (0, 0), "a": (1, 0), "b": (0, 1)},
