@@ -119,9 +119,9 @@ class _CpuClock:
     def used(self) -> float:
         return time.process_time() - self.t0 + self.workers_s
 
-    def deadline(self, share_s: float) -> float:
-        """The process_time() at which `share_s` more CPU seconds have been used."""
-        return time.process_time() + min(share_s, self.left())
+    def end(self) -> float:
+        """The process_time() at which the budget is spent (workers' time included)."""
+        return time.process_time() + self.left()
 
     def left(self) -> float:
         return self.budget_s - self.used()
@@ -658,12 +658,13 @@ def solve(
             initial = best_routes_v
         # (the ILS may have used the whole budget: the hard deadline lets this read the
         # routes back in and stop at once)
+        end = clock.end()
         res = _run(
             m,
             _params(clock, clock.left(), first=False),
-            clock.deadline(clock.left()),
+            end,
             initial,
-            hard_deadline_cpu=max(clock.deadline(clock.left()), time.process_time() + 1.0),
+            hard_deadline_cpu=max(end, time.process_time() + 1.0),
         )
         if res is None:
             raise SolverError("lost the solution while improving travel")
