@@ -12,7 +12,7 @@ from typing import Any
 from ar_viewer.errors import ArViewerError
 from ar_viewer.model import AssetInput, HeightMetric, Scene, TerritoryInput
 from ar_viewer.page import PageLinks, render_page
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 
 
 async def _read(settings: Settings, args: argparse.Namespace) -> TerritoryInput | AssetInput:

@@ -29,9 +29,9 @@ from ar_viewer.model import AssetInput, HeightMetric, Scene, TerritoryInput
 from ar_viewer.page import PageLinks, render_page
 from ar_viewer.scene import build_territory_scene
 from ar_viewer.service import FORMATS, CachedScene, SceneCache, content_hash
-from fieldmesh.api import ApiError, NotFound, Unavailable, Unprocessable
-from fieldmesh.app import DB_POOL
-from fieldmesh.settings import PROJECT_ROOT
+from kernel.errors import ApiError, NotFound, Unavailable, Unprocessable
+from kernel.settings import PROJECT_ROOT
+from kernel.web import DB_POOL
 
 MODEL_VIEWER_DIST = PROJECT_ROOT / "node_modules" / "@google" / "model-viewer" / "dist"
 

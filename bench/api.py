@@ -52,7 +52,7 @@ def prepare_database(quick: bool) -> tuple[str, dict[str, int]]:
     from crm.seed import SeedCounts, seed
     from fieldmesh import services
     from fieldmesh.migrate import upgrade
-    from fieldmesh.settings import load_settings
+    from kernel.settings import load_settings
 
     console = Console(stderr=True)
     settings = load_settings()
@@ -103,7 +103,7 @@ def make_fixture(dsn: str) -> Fixture:
     """A rep of the first territory, a fresh token, and accounts that rep may see."""
     import psycopg
 
-    from fieldmesh.auth import new_token
+    from identity.auth import new_token
 
     with psycopg.connect(dsn) as conn:
         row = conn.execute(

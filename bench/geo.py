@@ -159,7 +159,7 @@ def run_postgis(
     import psycopg
 
     from fieldmesh import services
-    from fieldmesh.settings import load_settings
+    from kernel.settings import load_settings
 
     settings = load_settings()
     services.ensure_up(settings, migrate=False)

@@ -36,7 +36,7 @@ from rich.table import Table
 
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
-from fieldmesh.settings import PROJECT_ROOT, Settings, load_settings
+from kernel.settings import PROJECT_ROOT, Settings, load_settings
 from telemetry.contracts import Receipt, Sample, TelemetryBatch, encode
 
 TENANT = "bench"

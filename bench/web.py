@@ -29,7 +29,7 @@ import psycopg
 
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
-from fieldmesh.settings import PROJECT_ROOT, load_settings
+from kernel.settings import PROJECT_ROOT, load_settings
 
 OUT = PROJECT_ROOT / "bench" / "out"
 
@@ -113,7 +113,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, DATABASE_URL=dsn, FIELDMESH_STATE_DIR=str(settings.state_dir))
     app_port = _port()
-    from fieldmesh.auth import hash_password
+    from identity.auth import hash_password
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(

@@ -24,10 +24,11 @@ from aiohttp import WSMsgType, web
 from psycopg.rows import dict_row
 
 from console.live import LiveHub, pump
-from fieldmesh.api import NotFound, Unprocessable
-from fieldmesh.app import DB_POOL, SETTINGS
-from fieldmesh.auth import Principal, current_user, principal_for_token
-from fieldmesh.settings import PROJECT_ROOT, Settings
+from identity.auth import current_user, principal_for_token
+from kernel.errors import NotFound, Unprocessable
+from kernel.principal import Principal
+from kernel.settings import PROJECT_ROOT, Settings
+from kernel.web import DB_POOL, SETTINGS
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 LEAFLET_DIR = PROJECT_ROOT / "node_modules" / "leaflet" / "dist"

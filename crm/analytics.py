@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 
 from crm.entities import OPPORTUNITIES
 from crm.store import Row, scope
-from fieldmesh.auth import Principal
+from kernel.principal import Principal
 
 Conn = AsyncConnection[Any]
 

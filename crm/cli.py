@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 
 
 def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
@@ -62,7 +62,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 async def _users_add(settings: Settings, args: argparse.Namespace) -> int:
     from psycopg import AsyncConnection
 
-    from fieldmesh import auth
+    from identity import auth
 
     async with await AsyncConnection.connect(settings.dsn) as conn:
         user_id = await auth.create_user(
@@ -85,7 +85,7 @@ async def _users_add(settings: Settings, args: argparse.Namespace) -> int:
 async def _users_token(settings: Settings, args: argparse.Namespace) -> int:
     from psycopg import AsyncConnection
 
-    from fieldmesh import auth
+    from identity import auth
 
     async with await AsyncConnection.connect(settings.dsn) as conn:
         cur = await conn.execute(

@@ -29,8 +29,9 @@ from crm.entities import ENTITIES, Entity, Field, coerce, parse_body
 from crm.errors import CrmError
 from crm.filters import parse_sort
 from crm.store import Row, create_record, get_record, list_records, scope, update_record
-from fieldmesh.api import ApiError
-from fieldmesh.auth import Principal, load_principal
+from identity.auth import load_principal
+from kernel.errors import ApiError
+from kernel.principal import Principal
 
 log = logging.getLogger(__name__)
 COMMIT_EVERY = 200

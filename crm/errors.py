@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fieldmesh.api import ApiError
+from kernel.errors import ApiError
 
 
 class CrmError(ApiError):

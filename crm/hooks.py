@@ -12,7 +12,7 @@ from crm.assignment import next_assignee, rule_matches
 from crm.entities import normalize_phone
 from crm.errors import CrmError
 from crm.store import AFTER, BEFORE, Row
-from fieldmesh.auth import Principal
+from kernel.principal import Principal
 
 Conn = AsyncConnection[Any]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from crm.entities import ENTITIES, Entity, Field
 from crm.filters import OPS
-from fieldmesh.openapi import error_response
+from kernel.openapi import error_response
 
 Json = dict[str, Any]
 API = "/api/v1"

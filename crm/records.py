@@ -12,7 +12,7 @@ from crm.entities import ACCOUNTS, ACTIVITIES, CONTACT_ROLES, CONTACTS, LEADS, O
 from crm.errors import CrmError
 from crm.filters import Sort
 from crm.store import Page, Row, create_record, get_record, list_records, scope, set_actor
-from fieldmesh.auth import Principal
+from kernel.principal import Principal
 
 Conn = AsyncConnection[Any]
 

@@ -38,10 +38,11 @@ from crm.store import (
     list_records,
     update_record,
 )
-from fieldmesh import auth
-from fieldmesh.app import DB_POOL
-from fieldmesh.auth import Principal, current_user
-from fieldmesh.openapi import add_fragment
+from identity import auth
+from identity.auth import current_user
+from kernel.openapi import add_fragment
+from kernel.principal import AuthError, Principal
+from kernel.web import DB_POOL
 
 API = "/api/v1"
 JOBS = web.AppKey("crm_jobs", set[asyncio.Future[None]])
@@ -312,7 +313,7 @@ async def token_handler(request: web.Request) -> web.Response:
             'the body must be {"email": ..., "password": ...}', field="email", status=422
         )
     if "\x00" in body["email"] + body["password"]:
-        raise auth.AuthError("wrong e-mail or password")
+        raise AuthError("wrong e-mail or password")
     token_id, token = await _with_conn(
         request, lambda conn: auth.login(conn, body["email"], body["password"])
     )

@@ -20,15 +20,9 @@ from psycopg.rows import dict_row
 from crm.entities import ENTITIES, Entity, Field
 from crm.errors import CrmError
 from crm.filters import Sort, compile_filter, encode_cursor, keyset
-from fieldmesh.api import Conflict, NotFound, Unprocessable
-from fieldmesh.auth import (
-    Forbidden,
-    Principal,
-    access_branches,
-    access_clause,
-    forget_tokens,
-    hash_password,
-)
+from identity.auth import forget_tokens, hash_password
+from kernel.errors import Conflict, NotFound, Unprocessable
+from kernel.principal import Forbidden, Principal, access_branches, access_clause
 
 Row = dict[str, Any]
 MAX_LIMIT = 500

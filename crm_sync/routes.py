@@ -27,8 +27,8 @@ from aiohttp import web
 from crm_sync import inbound, webhooks
 from crm_sync.errors import BadSignature, InvalidInput
 from crm_sync.signing import HEADER, verify
-from fieldmesh.api import ApiError, Conflict, NotFound, Unprocessable
-from fieldmesh.auth import current_user
+from identity.auth import current_user
+from kernel.errors import ApiError, Conflict, NotFound, Unprocessable
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ _DISPATCHER = web.AppKey("crm_sync_dispatcher", asyncio.Task[None])
 
 
 def _pool(request: web.Request) -> Any:
-    from fieldmesh.app import DB_POOL  # the composition root owns the pool key
+    from kernel.web import DB_POOL
 
     return request.app[DB_POOL]
 
@@ -319,7 +319,7 @@ async def dispatch_forever(pool: Any, interval_s: float = DISPATCH_INTERVAL_S) -
 
 
 async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
-    from fieldmesh.app import DB_POOL
+    from kernel.web import DB_POOL
 
     task = asyncio.create_task(dispatch_forever(app[DB_POOL]), name="crm_sync-webhooks")
     app[_DISPATCHER] = task

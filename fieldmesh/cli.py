@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from fieldmesh.settings import Settings, SettingsError, load_settings
+from kernel.settings import Settings, SettingsError, load_settings
 
 # Modules with `register(subparsers)`; add yours here.
 COMMAND_MODULES: tuple[str, ...] = (

@@ -26,8 +26,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from crm_sync.dispatch import Dispatched, run_dispatcher
 from fieldmesh.services import device_password
-from fieldmesh.settings import Settings
 from firmware_sim.navigation import ROUTE_COMMAND
+from kernel.settings import Settings
 from telemetry.contracts import SCHEMA_VERSION, Command, Kind, Topic, encode
 
 log = logging.getLogger(__name__)

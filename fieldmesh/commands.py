@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fieldmesh import services
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from fieldmesh import services
 from fieldmesh.ingest_commands import fleet_table
-from fieldmesh.settings import PROJECT_ROOT, Settings
+from kernel.settings import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:  # the loop's modules (routing, the solver) load only when the demo runs
     from fieldmesh.closed_loop import Dispatcher, Step

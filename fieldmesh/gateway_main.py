@@ -9,10 +9,10 @@ import signal
 
 from aiohttp import web
 
-from fieldmesh.settings import Settings
 from gateway.pipeline import StageHandler
 from gateway.service import Gateway, GatewayConfig
 from gateway.writer import EventVerifier
+from kernel.settings import Settings
 from telemetry.contracts import FieldEvent
 
 log = logging.getLogger(__name__)

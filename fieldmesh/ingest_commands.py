@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:

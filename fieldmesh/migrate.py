@@ -12,7 +12,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from fieldmesh.settings import PROJECT_ROOT
+from kernel.settings import PROJECT_ROOT
 
 # Order matters only for readability; Alembic resolves dependencies between branches.
 MIGRATING_PACKAGES = (

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 

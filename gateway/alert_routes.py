@@ -20,10 +20,10 @@ from typing import Any
 from aiohttp import web
 
 from crm_sync.webhooks import enqueue_async
-from fieldmesh.api import ApiError, Conflict, NotFound, Unprocessable
-from fieldmesh.auth import current_user
 from gateway.alert_store import alert_from_row
 from gateway.rules import Direction, Rule, RuleError, RuleKind, Severity, validate_rules
+from identity.auth import current_user
+from kernel.errors import ApiError, Conflict, NotFound, Unprocessable
 
 _RULE_COLUMNS = (
     "rule_id, equipment_model, metric, kind, direction, limit_value, clear_at, "
@@ -36,7 +36,7 @@ _ALERT_COLUMNS = (
 
 
 def _pool(request: web.Request) -> Any:
-    from fieldmesh.app import DB_POOL  # the composition root owns the pool key
+    from kernel.web import DB_POOL
 
     return request.app[DB_POOL]
 

@@ -25,11 +25,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_agent.backoff import backoff_delay_s
-from fieldmesh.settings import Settings
 from gateway.decode import Decoded, Inbound, Rejected, decode_inbound
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import StageHandler
 from gateway.writer import BatchWriter, EventVerifier, WriteResult, no_verifier
+from kernel.settings import Settings
 from telemetry.contracts import SCHEMA_VERSION, Kind, Receipt, Topic, device_filter, encode
 from telemetry.schema import ensure_partitions
 

@@ -13,15 +13,15 @@ from typing import Any
 
 from aiohttp import web
 
-from fieldmesh.api import ApiError, NotFound, Unprocessable
-from fieldmesh.app import DB_POOL
-from fieldmesh.auth import current_user
-from fieldmesh.openapi import add_fragment, error_response
 from geo import repo
 from geo.errors import GeoError
 from geo.fences import fence_from_geojson
 from geo.history import detect_stops, distance_m, time_budget, track_geojson
 from geo.territories import BalanceRow, Move, Overlap, find_overlaps, imbalance
+from identity.auth import current_user
+from kernel.errors import ApiError, NotFound, Unprocessable
+from kernel.openapi import add_fragment, error_response
+from kernel.web import DB_POOL
 
 PREFIX = "/api/v1/geo"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 from ledger.config import LedgerConfigError, load_ledger_config
 from ledger.errors import LedgerError, ReceiptError
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from fieldmesh.api import Conflict, NotFound, Unprocessable
-from fieldmesh.app import DB_POOL
+from kernel.errors import Conflict, NotFound, Unprocessable
+from kernel.web import DB_POOL
 from ledger.merkle import MerkleError, MerkleTree
 from ledger.store import receipt_for_async
 

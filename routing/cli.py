@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 from routing.crm_source import PlanRequest
 from routing.geojson import plan_to_geojson
 from routing.ical import rep_calendar

@@ -23,8 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
-from fieldmesh.api import ApiError, NotFound, Unprocessable
-from fieldmesh.auth import Forbidden, current_user
+from identity.auth import current_user
+from kernel.errors import ApiError, NotFound, Unprocessable
+from kernel.principal import Forbidden
 from routing import store
 from routing.crm_source import PlanRequest
 from routing.geojson import plan_to_geojson
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 def _pool(app: web.Application) -> Any:
-    from fieldmesh.app import DB_POOL  # the composition root owns the pool key
+    from kernel.web import DB_POOL
 
     return app[DB_POOL]
 

@@ -22,7 +22,7 @@ import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -33,7 +33,10 @@ MAX_ITEMS_PER_BATCH = 10_000
 MAX_FUTURE_SKEW_MS = 5 * 60 * 1000  # device clocks may run a little ahead, not more
 MIN_TIME_MS = 946_684_800_000  # 2000-01-01: anything older is a clock that was never set
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ID_RE = re.compile(ID_PATTERN)
+# A device id (also a tenant) as an API type: the same rule as on the wire.
+DeviceId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, description="a device id")]
 _METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 

@@ -1,237 +1,204 @@
-"""Telemetry over HTTP: devices, latest values, bucketed series, dead letters."""
+"""Telemetry over HTTP: devices, latest values, bucketed series, dead letters.
+
+Every device endpoint is scoped: a caller sees a device when they may see its account (or,
+for a phone, its rep); any other device answers 404, as if it did not exist.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Literal
 
+import msgspec
 from aiohttp import web
+from psycopg import sql
 
-from fieldmesh.api import ApiError, NotFound
-from fieldmesh.app import DB_POOL
-from fieldmesh.auth import Forbidden, current_user
-from fieldmesh.openapi import add_fragment, error_response
+from kernel.errors import ApiError
+from kernel.http import Access, Req, Routes
 from telemetry import queries
+from telemetry.access import device_clause, device_scope
+from telemetry.contracts import DeviceId
 
-PREFIX = "/api/v1"
+routes = Routes("telemetry", "Devices and their telemetry")
 
-
-def _time_param(request: web.Request, name: str, default: datetime) -> datetime:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(f"{name}: not an ISO 8601 time: {raw[:40]!r}", field=name) from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+Limit = Annotated[int, msgspec.Meta(ge=1, le=1000, description="page size")]
+Metric = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="metric name")]
+# Aware times only, within the range PostgreSQL and Python both represent.
+Time = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
-def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        v = int(raw)
-    except ValueError:
-        raise ApiError(f"{name}: not an integer: {raw[:40]!r}", field=name) from None
-    if not lo <= v <= hi:
-        raise ApiError(f"{name}: must be between {lo} and {hi}", field=name)
-    return v
+class DevicePath(msgspec.Struct, frozen=True):
+    device_id: DeviceId
 
 
-async def list_devices(request: web.Request) -> web.Response:
-    await current_user(request)
-    kind = request.query.get("kind")
-    if kind not in (None, "equipment", "phone"):
-        raise ApiError("kind: one of equipment, phone", field="kind")
-    limit = _int_param(request, "limit", 100, 1, 1000)
-    async with request.app[DB_POOL].connection() as conn:
-        items = await queries.devices(
-            conn, kind=kind, limit=limit, after=request.query.get("after")
-        )
-    nxt = items[-1]["device_id"] if len(items) == limit else None
-    return web.json_response({"items": items, "next": nxt})
+class DeviceListQuery(msgspec.Struct, frozen=True):
+    kind: Literal["equipment", "phone"] | None = None
+    limit: Limit = 100
+    after: (
+        Annotated[str, msgspec.Meta(max_length=64, description="cursor: last device_id")] | None
+    ) = None
 
 
-async def get_device(request: web.Request) -> web.Response:
-    await current_user(request)
-    device_id = request.match_info["device_id"]
-    async with request.app[DB_POOL].connection() as conn:
-        rows = await (
-            await conn.execute("SELECT 1 FROM device WHERE device_id = %s", (device_id,))
-        ).fetchone()
-        if rows is None:
-            raise NotFound(f"no device {device_id!r}", field="device_id")
-        latest = await queries.latest(conn, device_id)
+class DeviceSummary(msgspec.Struct, frozen=True):
+    device_id: str
+    tenant: str
+    kind: str
+    name: str | None
+    created_at: datetime
+    online: bool | None
+    status_changed_at: datetime | None
+    firmware: str | None
+
+
+class DevicePage(msgspec.Struct, frozen=True):
+    items: list[DeviceSummary]
+    next: str | None
+
+
+class LatestValue(msgspec.Struct, frozen=True):
+    time: datetime
+    value: float
+
+
+class DeviceDetail(msgspec.Struct, frozen=True):
+    device_id: str
+    online: bool | None
+    status_changed_at: datetime | None
+    firmware: str | None
+    latest: dict[str, LatestValue]
+
+
+class SeriesQuery(msgspec.Struct, frozen=True, rename={"start": "from", "end": "to"}):
+    metric: Metric
+    start: Time | None = None
+    end: Time | None = None
+    bucket_s: Annotated[int, msgspec.Meta(ge=1, le=10**8)] | None = None
+
+
+class SeriesBucket(msgspec.Struct, frozen=True):
+    start: datetime
+    n: int
+    min: float
+    max: float
+    avg: float
+
+
+class Series(msgspec.Struct, frozen=True, rename={"start": "from", "end": "to"}):
+    device_id: str
+    metric: str
+    start: datetime
+    end: datetime
+    bucket_s: int
+    buckets: list[SeriesBucket]
+
+
+class DeadLetterQuery(msgspec.Struct, frozen=True):
+    limit: Limit = 100
+    before_id: Annotated[int, msgspec.Meta(ge=1, le=2**62)] | None = None
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    id: int
+    received_at: datetime
+    topic: str
+    device_id: str | None
+    reason: str
+    detail: str
+    payload_bytes: int
+
+
+class DeadLetterPage(msgspec.Struct, frozen=True):
+    items: list[DeadLetter]
+    next: int | None
+
+
+@routes.get(
+    "/api/v1/devices",
+    access=Access.read(unscoped="the list is filtered to the devices the caller may see"),
+    summary="Devices the caller may see, with their online status",
+)
+async def list_devices(req: Req, query: DeviceListQuery) -> DevicePage:
+    visible, params = device_clause(req.user, sql.Identifier("d", "device_id"))
+    stmt = sql.SQL(
+        "SELECT d.device_id, d.tenant, d.kind, d.name, d.created_at, s.online, s.changed_at,"
+        " s.firmware FROM device d LEFT JOIN device_status s USING (device_id)"
+        " WHERE (%s::text IS NULL OR d.kind = %s) AND (%s::text IS NULL OR d.device_id > %s)"
+        " AND {} ORDER BY d.device_id LIMIT %s"
+    ).format(visible)
+    args = [query.kind, query.kind, query.after, query.after, *params, query.limit]
+    async with req.connection() as conn:
+        rows = await (await conn.execute(stmt, args)).fetchall()
+    items = [DeviceSummary(*r) for r in rows]
+    nxt = items[-1].device_id if len(items) == query.limit else None
+    return DevicePage(items, nxt)
+
+
+@routes.get(
+    "/api/v1/devices/{device_id}",
+    access=Access.read(scope=device_scope),
+    summary="A device, its status and latest values",
+)
+async def get_device(req: Req, path: DevicePath) -> DeviceDetail:
+    async with req.connection() as conn:
+        latest = await queries.latest(conn, path.device_id)
         status = await (
             await conn.execute(
                 "SELECT online, changed_at, firmware FROM device_status WHERE device_id = %s",
-                (device_id,),
+                (path.device_id,),
             )
         ).fetchone()
-    return web.json_response(
-        {
-            "device_id": device_id,
-            "online": status[0] if status else None,
-            "status_changed_at": status[1].isoformat() if status else None,
-            "firmware": status[2] if status else None,
-            "latest": {
-                m: {"time": t.isoformat(), "value": v} for m, (t, v) in sorted(latest.items())
-            },
-        }
+    return DeviceDetail(
+        device_id=path.device_id,
+        online=status[0] if status else None,
+        status_changed_at=status[1] if status else None,
+        firmware=status[2] if status else None,
+        latest={m: LatestValue(t, v) for m, (t, v) in sorted(latest.items())},
     )
 
 
-async def device_series(request: web.Request) -> web.Response:
-    await current_user(request)
-    device_id = request.match_info["device_id"]
-    metric = request.query.get("metric")
-    if not metric:
-        raise ApiError("metric: required", field="metric")
-    now = datetime.now(UTC)
-    end = _time_param(request, "to", now)
-    start = _time_param(request, "from", end - timedelta(hours=24))
-    bucket_s = request.query.get("bucket_s")
+@routes.get(
+    "/api/v1/devices/{device_id}/telemetry",
+    access=Access.read(scope=device_scope),
+    summary="Time-bucketed aggregates (count, min, max, avg) of one metric over a range",
+    description="`from` defaults to 24 h before `to`, `to` to now; the bucket size is chosen "
+    "to keep at most 2,000 buckets unless `bucket_s` is given.",
+)
+async def device_series(req: Req, path: DevicePath, query: SeriesQuery) -> Series:
+    end = query.end or datetime.now(UTC)
     try:
+        start = query.start or end - timedelta(hours=24)
         bucket = queries.choose_bucket(
-            start,
-            end,
-            timedelta(seconds=_int_param(request, "bucket_s", 0, 1, 10**8)) if bucket_s else None,
+            start, end, timedelta(seconds=query.bucket_s) if query.bucket_s else None
         )
+    except OverflowError:
+        raise ApiError("from: out of range", field="from", status=422) from None
     except queries.QueryError as exc:
-        raise ApiError(str(exc), field=exc.field) from None
-    async with request.app[DB_POOL].connection() as conn:
-        buckets = await queries.aggregates(conn, device_id, metric, start, end, bucket)
-    return web.json_response(
-        {
-            "device_id": device_id,
-            "metric": metric,
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "bucket_s": int(bucket.total_seconds()),
-            "buckets": [
-                {"start": b.start.isoformat(), "n": b.n, "min": b.min, "max": b.max, "avg": b.avg}
-                for b in buckets
-            ],
-        }
+        raise ApiError(str(exc), field=exc.field, status=422) from None
+    async with req.connection() as conn:
+        buckets = await queries.aggregates(conn, path.device_id, query.metric, start, end, bucket)
+    return Series(
+        device_id=path.device_id,
+        metric=query.metric,
+        start=start,
+        end=end,
+        bucket_s=int(bucket.total_seconds()),
+        buckets=[SeriesBucket(b.start, b.n, b.min, b.max, b.avg) for b in buckets],
     )
 
 
-async def list_dead_letters(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    if user.role not in ("admin", "manager"):
-        raise Forbidden("dead letters are for managers and admins")
-    limit = _int_param(request, "limit", 100, 1, 1000)
-    before = request.query.get("before_id")
-    before_id = _int_param(request, "before_id", 0, 1, 2**62) if before else None
-    async with request.app[DB_POOL].connection() as conn:
-        items = await queries.dead_letters(conn, limit, before_id)
-    return web.json_response(
-        {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+@routes.get(
+    "/api/v1/dead-letters",
+    access=Access.managers(unscoped="refused payloads are the fleet operators' concern"),
+    summary="Messages the gateway refused, newest first",
+)
+async def list_dead_letters(req: Req, query: DeadLetterQuery) -> DeadLetterPage:
+    async with req.connection() as conn:
+        items = await queries.dead_letters(conn, query.limit, query.before_id)
+    return DeadLetterPage(
+        items=[msgspec.convert(i, DeadLetter) for i in items],
+        next=items[-1]["id"] if len(items) == query.limit else None,
     )
-
-
-def _q(name: str, typ: str, desc: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": {"type": typ},
-        "description": desc,
-    }
-
-
-def _openapi() -> dict[str, Any]:
-    errs = {"400": error_response("BadRequest"), "401": error_response("Unauthorized")}
-    dev = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
-    obj = {"type": "object"}
-    return {
-        "/api/v1/devices": {
-            "get": {
-                "tags": ["telemetry"],
-                "summary": "Devices with their online status",
-                "parameters": [
-                    _q("kind", "string", "equipment or phone"),
-                    _q("limit", "integer", "page size (1-1000)"),
-                    _q("after", "string", "cursor: the last device_id of the previous page"),
-                ],
-                "responses": {
-                    "200": {
-                        "description": "a page of devices",
-                        "content": {"application/json": {"schema": obj}},
-                    },
-                    **errs,
-                },
-            }
-        },
-        "/api/v1/devices/{device_id}": {
-            "get": {
-                "tags": ["telemetry"],
-                "summary": "A device, its status and latest values",
-                "parameters": [dev],
-                "responses": {
-                    "200": {
-                        "description": "the device",
-                        "content": {"application/json": {"schema": obj}},
-                    },
-                    "404": error_response("NotFound"),
-                    **errs,
-                },
-            }
-        },
-        "/api/v1/devices/{device_id}/telemetry": {
-            "get": {
-                "tags": ["telemetry"],
-                "summary": "Time-bucketed aggregates (count, min, max, avg) of one metric over a range",
-                "parameters": [
-                    dev,
-                    {**_q("metric", "string", "metric name"), "required": True},
-                    _q("from", "string", "ISO 8601 start (default: 24 h before 'to')"),
-                    _q("to", "string", "ISO 8601 end (default: now)"),
-                    _q(
-                        "bucket_s",
-                        "integer",
-                        "bucket size in seconds (default: chosen for <= 2000 buckets)",
-                    ),
-                ],
-                "responses": {
-                    "200": {
-                        "description": "the series",
-                        "content": {"application/json": {"schema": obj}},
-                    },
-                    **errs,
-                },
-            }
-        },
-        "/api/v1/dead-letters": {
-            "get": {
-                "tags": ["telemetry"],
-                "summary": "Messages the gateway refused, newest first",
-                "parameters": [
-                    _q("limit", "integer", "page size"),
-                    _q("before_id", "integer", "cursor"),
-                ],
-                "responses": {
-                    "200": {
-                        "description": "a page of dead letters",
-                        "content": {"application/json": {"schema": obj}},
-                    },
-                    "403": error_response("Forbidden"),
-                    **errs,
-                },
-            }
-        },
-    }
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get(f"{PREFIX}/devices", list_devices)
-    app.router.add_get(f"{PREFIX}/devices/{{device_id}}", get_device)
-    app.router.add_get(f"{PREFIX}/devices/{{device_id}}/telemetry", device_series)
-    app.router.add_get(f"{PREFIX}/dead-letters", list_dead_letters)
-    add_fragment(
-        app,
-        paths=_openapi(),
-        tags=[{"name": "telemetry", "description": "Devices and their telemetry"}],
-    )
+    routes.mount(app)

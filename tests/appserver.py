@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from aiohttp import web
 
 from fieldmesh.app import ROUTE_MODULES, build_app
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 
 
 def free_port() -> int:

@@ -1,28 +1,52 @@
 """Shared fixtures: integration tests run against the real embedded services.
 
-The services are started through the same code `fieldmesh up` uses. Each test session
-gets its own database (migrated from scratch) and each test its own MQTT tenant prefix,
-so concurrent runs do not see each other's data. A service that cannot start is an
-error, never a skip.
+The services are started through the same code `fieldmesh up` uses, but never the
+user's: each test session gets its own state directory and free ports (so `make test`
+neither collides with nor leaves behind a running `fieldmesh up`), its own database
+(migrated from scratch), and each test its own MQTT tenant prefix. Every service the
+session started is stopped at its end. A service that cannot start is an error, never a
+skip. FIELDMESH_TEST_SERVICES=env runs the suite against the settings of the environment
+instead (external DATABASE_URL / MQTT_URL).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
-from fieldmesh.settings import Settings, load_settings
+from kernel.settings import Settings, load_settings
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
-    return load_settings()
+def settings() -> Iterator[Settings]:
+    base = load_settings()
+    if os.environ.get("FIELDMESH_TEST_SERVICES") == "env":
+        yield base
+        return
+    state = Path(tempfile.mkdtemp(prefix="fm-test-"))
+    state.chmod(0o755)  # the embedded PostgreSQL runs as `postgres` when we are root
+    own = base.with_overrides(state_dir=state, pg_port=free_port(), mqtt_port=free_port())
+    try:
+        yield own
+    finally:
+        services.down(own)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

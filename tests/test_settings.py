@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fieldmesh.cli import main
-from fieldmesh.settings import SettingsError, load_settings
+from kernel.settings import SettingsError, load_settings
 
 
 def test_defaults_are_local_and_working() -> None:

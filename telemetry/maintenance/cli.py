@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 from telemetry.maintenance import registry, training
 from telemetry.maintenance.errors import MaintenanceError
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from fieldmesh.api import ApiError, Conflict, Unprocessable
-from fieldmesh.auth import current_user
+from identity.auth import current_user
+from kernel.errors import ApiError, Conflict, Unprocessable
 from telemetry.maintenance import training
 from telemetry.maintenance.errors import DataFormatError, InsufficientDataError
 from telemetry.maintenance.rul import ModelCard
@@ -61,7 +61,7 @@ async def train(request: web.Request) -> web.Response:
         raise ApiError(f"request body is not valid JSON: {exc.msg}", code="invalid_json") from exc
     if not isinstance(body, dict):
         raise Unprocessable("body must be an object", field="$")
-    from fieldmesh.app import SETTINGS
+    from kernel.web import SETTINGS
 
     settings = request.app[SETTINGS]
     target = body.get("target")
@@ -105,7 +105,7 @@ async def train(request: web.Request) -> web.Response:
 
 async def versions(request: web.Request) -> web.Response:
     await current_user(request)
-    from fieldmesh.app import DB_POOL
+    from kernel.web import DB_POOL
 
     name = request.match_info["name"]
     async with request.app[DB_POOL].connection() as conn:

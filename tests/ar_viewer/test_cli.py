@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from fieldmesh.cli import build_parser
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 from tests.ar_viewer.gltf_check import check_glb
 from tests.ar_viewer.test_web import _seed
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fieldmesh.settings import PROJECT_ROOT, Settings
+from kernel.settings import PROJECT_ROOT, Settings
 from tests.appserver import serve_app
 from tests.ar_viewer.gltf_check import check_glb, read_png
 

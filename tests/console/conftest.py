@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from fieldmesh.settings import PROJECT_ROOT, Settings
+from kernel.settings import PROJECT_ROOT, Settings
 from tests.appserver import serve_app
 
 ARTEFACTS = PROJECT_ROOT / "bench" / "out" / "console"  # git-ignored: screenshots of the screens
@@ -30,7 +30,7 @@ def console_url(test_settings: Settings) -> Iterator[str]:
 
 def make_user(dsn: str, role: str, *, territory_id: int | None = None) -> dict[str, Any]:
     """A user with a known password (hashed by the auth module's own function)."""
-    from fieldmesh.auth import hash_password
+    from identity.auth import hash_password
 
     email = f"{role}-{uuid.uuid4().hex[:8]}@example.test"
     with psycopg.connect(dsn, autocommit=True) as conn:

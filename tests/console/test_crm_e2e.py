@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 
 
 def call(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> Any:

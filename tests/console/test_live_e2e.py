@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fieldmesh.settings import Settings
 from firmware_sim.fleet import Fleet, FleetSpec
+from kernel.settings import Settings
 from tests.gateway.harness import GatewayProcess
 
 

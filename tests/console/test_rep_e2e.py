@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 from tests.console.conftest import make_user
 from tests.console.test_crm_e2e import call, login
 

@@ -15,11 +15,11 @@ from typing import Any
 import psycopg
 
 from console.live_stage import LiveStage
-from fieldmesh.settings import Settings
 from gateway.pipeline import NewMessages
 from geo.engine import EventKind, GeoEvent
 from geo.store import apply_visits, insert_events
 from geo.visits import CheckIn
+from kernel.settings import Settings
 from tests.console.conftest import make_user
 from tests.console.test_crm_e2e import call, login
 

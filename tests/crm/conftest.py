@@ -14,8 +14,8 @@ import pytest
 import requests
 from psycopg import AsyncConnection
 
-from fieldmesh import auth
-from fieldmesh.settings import Settings
+from identity import auth
+from kernel.settings import Settings
 from tests.appserver import serve_app
 
 

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 from tests.crm.conftest import World, _make_world, serve
 
 CHECKS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 from tests.appserver import serve_app as shared_serve_app
 
 

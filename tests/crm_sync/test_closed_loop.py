@@ -26,11 +26,11 @@ from fieldmesh import services
 from fieldmesh.closed_loop import Dispatcher, loop_steps
 from fieldmesh.demo_world import morning_lead_s, seed_world
 from fieldmesh.migrate import upgrade
-from fieldmesh.settings import Settings
 from firmware_sim.fleet import Fleet, FleetSpec
 from gateway import alert_store
 from geo.store import apply_visits
 from geo.visits import CheckIn, CheckOut
+from kernel.settings import Settings
 from tests.gateway.harness import GatewayProcess
 
 SPEEDUP = 600.0

@@ -18,8 +18,8 @@ import requests
 
 from crm_sync import webhooks
 from crm_sync.signing import HEADER, sign, verify
-from fieldmesh import auth
-from fieldmesh.settings import Settings
+from identity import auth
+from kernel.settings import Settings
 
 from .appserver import serve_app
 

@@ -12,8 +12,8 @@ import pytest
 
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
-from fieldmesh.settings import Settings
 from firmware_sim.fleet import Fleet, FleetSpec
+from kernel.settings import Settings
 from tests.appserver import free_port
 from tests.gateway.harness import GatewayProcess
 

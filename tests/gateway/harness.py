@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from fieldmesh.settings import PROJECT_ROOT, Settings
+from kernel.settings import PROJECT_ROOT, Settings
 from tests.appserver import free_port
 
 

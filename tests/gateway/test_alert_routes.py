@@ -11,10 +11,10 @@ import psycopg
 import pytest
 import requests
 
-from fieldmesh import auth
-from fieldmesh.settings import Settings
 from gateway import alert_store
 from gateway.rules import Severity
+from identity import auth
+from kernel.settings import Settings
 from tests.crm_sync.appserver import serve_app
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fieldmesh import services
-from fieldmesh.settings import Settings
 from firmware_sim.fleet import Fleet
+from kernel.settings import Settings
 from tests.gateway.harness import GatewayProcess, stored_counts
 
 pytestmark = pytest.mark.integration

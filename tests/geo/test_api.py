@@ -12,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from fieldmesh.app import build_app
-from fieldmesh.auth import create_user, issue_token
-from fieldmesh.settings import Settings
 from geo.geodesy import haversine_m
+from identity.auth import create_user, issue_token
+from kernel.settings import Settings
 from telemetry.schema import partition_ddl, week_start
 from tests.geo.catalogue import offset, square_m
 

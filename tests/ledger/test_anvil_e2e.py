@@ -12,7 +12,7 @@ import pytest
 
 from edge_agent.signing import DeviceKey
 from fieldmesh.cli import main as fieldmesh_main
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 from ledger import store
 from ledger.anvil import DEV_KEYS, AnvilNode
 from ledger.chain import Anchorer, Chain

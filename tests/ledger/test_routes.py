@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from edge_agent.signing import DeviceKey
 from fieldmesh.app import build_app
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 from ledger.chain import Chain
 from ledger.merkle import verify_consistency
 from ledger.receipt import Receipt, verify_receipt

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from edge_agent.signing import DeviceKey
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 from ledger import store
 from ledger.chain import Chain
 from ledger.config import LedgerConfig

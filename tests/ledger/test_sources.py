@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from crm_sync.visits import log_visit_activity
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 from ledger import store
 from ledger.chain import Chain
 from ledger.receipt import verify_receipt

@@ -12,9 +12,9 @@ import aiohttp
 from aiohttp import web
 from psycopg import AsyncConnection
 
-from fieldmesh import auth
 from fieldmesh.app import build_app
-from fieldmesh.settings import Settings
+from identity import auth
+from kernel.settings import Settings
 from routing import store
 from routing.checker import check_plan
 from routing.cli import cmd_plan

@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from fieldmesh.app import build_app
-from fieldmesh.auth import create_user, issue_token
-from fieldmesh.settings import Settings
+from identity.auth import create_user, issue_token
+from kernel.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ async def _scenario(settings: Settings, dsn: str) -> None:
         r = await client.get(f"/api/v1/devices/{device}", headers=viewer)
         assert (await r.json())["latest"]["temperature_c"]["value"] == 119.0
 
-        # bad input: 400 with the field named, 401 without a token, 404 unknown device, 403 for dead letters
+        # bad input: 422 with the field named, 401 without a token, 404 unknown device, 403 for dead letters
         r = await client.get(
             f"/api/v1/devices/{device}/telemetry",
             params={
@@ -94,13 +94,13 @@ async def _scenario(settings: Settings, dsn: str) -> None:
             },
             headers=viewer,
         )
-        assert r.status == 400 and (await r.json())["error"]["field"] == "bucket_s"
+        assert r.status == 422 and (await r.json())["error"]["field"] == "bucket_s"
         r = await client.get(
             f"/api/v1/devices/{device}/telemetry",
             params={"metric": "t", "from": "yesterday"},
             headers=viewer,
         )
-        assert r.status == 400 and (await r.json())["error"]["field"] == "from"
+        assert r.status == 422 and (await r.json())["error"]["field"] == "from"
         r = await client.get(f"/api/v1/devices/{device}/telemetry", params={"metric": "t"})
         assert r.status == 401 and "error" in await r.json()
         r = await client.get("/api/v1/devices/no-such-device", headers=viewer)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from fieldmesh.cli import build_parser
-from fieldmesh.settings import Settings
+from kernel.settings import Settings
 
 
 @pytest.mark.integration

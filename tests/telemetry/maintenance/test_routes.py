@@ -10,8 +10,8 @@ import psycopg
 import pytest
 import requests
 
-from fieldmesh import auth
-from fieldmesh.settings import Settings
+from identity import auth
+from kernel.settings import Settings
 from tests.crm_sync.appserver import serve_app
 
 pytestmark = pytest.mark.integration

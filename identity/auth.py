@@ -1,15 +1,12 @@
-"""Users, roles, passwords, API tokens and record-level access for every package's routes.
+"""Users, roles, passwords, API tokens and logins.
 
 - Passwords are hashed with Argon2id (argon2-cffi). API tokens are 256-bit random secrets
   (`fm_<prefix>_<secret>`); only their SHA-256 is stored, so a token can be looked up in one
   indexed query and revoked by setting `revoked_at`.
 - `await current_user(request)` resolves the `Authorization: Bearer <token>` header into a
   `Principal` (cached on the request) or raises 401.
-- `access_clause(principal, alias)` is the record-level policy as SQL: admins and viewers
-  see everything; a rep sees records of their own territory or that they own; a manager
-  sees the records owned by anyone in their team (recursively through users.manager_id)
-  or in any of the team's territories. Records a principal may not see answer 404 (not
-  403), so that their existence does not leak; a write they may not make answers 403.
+- The Principal and the record-level policy (`access_clause`) are pure and live in
+  kernel.principal.
 """
 
 from __future__ import annotations
@@ -17,43 +14,20 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from fieldmesh.api import ApiError
-
-ROLES = ("admin", "manager", "rep", "viewer")
-
-
-class AuthError(ApiError):
-    """Missing or bad credentials (401)."""
-
-    status = 401
-
-    def __init__(self, message: str) -> None:
-        super().__init__(
-            message,
-            code="unauthorized",
-            headers={"WWW-Authenticate": 'Bearer realm="fieldmesh"'},
-        )
-
-
-class Forbidden(ApiError):
-    """Authenticated, but the role does not allow this action (403)."""
-
-    status = 403
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="forbidden")
-
-
-# --------------------------------------------------------------------------- passwords
+from kernel.errors import ApiError
+from kernel.principal import (
+    ROLES,
+    AuthError,
+    Principal,
+)
 
 
 def _hasher() -> PasswordHasher:
@@ -90,45 +64,6 @@ def token_hash(token: str) -> bytes:
 
 
 # --------------------------------------------------------------------------- principal
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    user_id: int
-    email: str
-    role: str
-    territory_id: int | None
-    team_user_ids: tuple[int, ...]  # the user themself and (for managers) their team
-    team_territory_ids: tuple[int, ...]
-    token_id: int | None = None
-
-    @property
-    def sees_everything(self) -> bool:
-        return self.role in ("admin", "viewer")
-
-    @property
-    def can_write(self) -> bool:
-        return self.role != "viewer"
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    def require_write(self) -> None:
-        if not self.can_write:
-            raise Forbidden("viewers have read-only access")
-
-    def require_admin(self) -> None:
-        if not self.is_admin:
-            raise Forbidden("this action needs the admin role")
-
-    def may_see(self, owner_id: int | None, territory_id: int | None) -> bool:
-        """The same policy as access_clause, for a record already in memory."""
-        if self.sees_everything:
-            return True
-        return (owner_id is not None and owner_id in self.team_user_ids) or (
-            territory_id is not None and territory_id in self.team_territory_ids
-        )
 
 
 _PRINCIPAL_KEY = web.RequestKey("fieldmesh_principal", Principal)
@@ -201,7 +136,7 @@ async def current_user(request: web.Request) -> Principal:
         raise AuthError("missing Authorization: Bearer <token> header")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("Authorization header must be 'Bearer <token>'")
-    from fieldmesh.app import DB_POOL  # the composition root owns the pool key
+    from kernel.web import DB_POOL
 
     digest = token_hash(token.strip())
     now = time.monotonic()
@@ -231,64 +166,6 @@ _CACHE: dict[bytes, tuple[Principal, float]] = {}
 def forget_tokens() -> None:
     """Drop every cached principal in this process (after a revocation or user change)."""
     _CACHE.clear()
-
-
-def _in(column: sql.Composable, values: tuple[int, ...]) -> tuple[sql.Composable, list[Any]]:
-    # Equality for one value lets the planner walk an index in order; ANY for several.
-    if len(values) == 1:
-        return sql.SQL("{} = %s").format(column), [values[0]]
-    return sql.SQL("{} = ANY(%s)").format(column), [list(values)]
-
-
-def access_branches(
-    principal: Principal,
-    alias: str,
-    *,
-    owner_column: str = "owner_id",
-    extra_owner_columns: tuple[str, ...] = (),
-) -> list[tuple[sql.Composable, list[Any]]]:
-    """The record-level policy as disjoint conditions (each excludes the ones before it):
-    territory first, then each owner column. Their union is `access_clause`; a list query
-    can run one index-friendly branch per condition and merge them (UNION ALL)."""
-    raw: list[tuple[sql.Composable, list[Any]]] = []
-    if principal.team_territory_ids:
-        raw.append(_in(sql.Identifier(alias, "territory_id"), principal.team_territory_ids))
-    for col in (owner_column, *extra_owner_columns):
-        raw.append(_in(sql.Identifier(alias, col), principal.team_user_ids))
-    out: list[tuple[sql.Composable, list[Any]]] = []
-    for i, (cond, params) in enumerate(raw):
-        parts, all_params = [cond], list(params)
-        for prev, prev_params in raw[:i]:
-            parts.append(sql.SQL("NOT coalesce({}, false)").format(prev))
-            all_params.extend(prev_params)
-        out.append((sql.SQL("({})").format(sql.SQL(" AND ").join(parts)), all_params))
-    return out
-
-
-def access_clause(
-    principal: Principal,
-    alias: str,
-    *,
-    owner_column: str = "owner_id",
-    extra_owner_columns: tuple[str, ...] = (),
-) -> tuple[sql.Composable, list[Any]]:
-    """SQL condition restricting `alias` rows to those the principal may see."""
-    if principal.sees_everything:
-        return sql.SQL("TRUE"), []
-    parts: list[sql.Composable] = []
-    params: list[Any] = []
-    if principal.team_territory_ids:
-        cond, p = _in(sql.Identifier(alias, "territory_id"), principal.team_territory_ids)
-        parts.append(cond)
-        params.extend(p)
-    for col in (owner_column, *extra_owner_columns):
-        cond, p = _in(sql.Identifier(alias, col), principal.team_user_ids)
-        parts.append(cond)
-        params.extend(p)
-    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts)), params
-
-
-# --------------------------------------------------------------------------- user admin
 
 
 async def create_user(

@@ -1,0 +1,1 @@
+"""Identity: users, roles, tokens, login throttling and record-level access scopes."""
