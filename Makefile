@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 DEBIAN_STAMP := .state/.debian-ok
 NODE_STAMP := node_modules/.installed
 QUICK ?=
+# pytest-xdist workers: each starts its own PostgreSQL and Mosquitto on free ports
+TEST_WORKERS ?= 2
 BENCH_ARGS := $(if $(QUICK),--quick,) $(if $(INSTANCES),--instances $(INSTANCES),) $(if $(CPU_S),--cpu-s $(CPU_S),)
 
 .PHONY: help deps venv node demo test lint typecheck up down status clean bench-% contracts
@@ -59,7 +61,7 @@ typecheck: venv
 test: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 contracts: venv node
 	$(PY) -m ledger.compile

@@ -11,6 +11,7 @@ instead (external DATABASE_URL / MQTT_URL).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -25,6 +26,8 @@ import pytest
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
 from kernel.settings import Settings, load_settings
+from tests.appserver import serve_app
+from tests.world import People, make_people
 
 
 def free_port() -> int:
@@ -79,3 +82,16 @@ def db(db_dsn: str) -> Iterator[psycopg.Connection]:
 @pytest.fixture
 def tenant() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def people(db_dsn: str) -> People:
+    """Two territories and a user with a token for every role (see tests/world.py)."""
+    return asyncio.run(make_people(db_dsn, uuid.uuid4().hex[:8]))
+
+
+@pytest.fixture(scope="session")
+def app_url(test_settings: Settings) -> Iterator[str]:
+    """The whole product's HTTP app (every route module) on a free loopback port."""
+    with serve_app(test_settings) as url:
+        yield url

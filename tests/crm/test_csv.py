@@ -9,7 +9,8 @@ import time
 import uuid
 from typing import Any
 
-from tests.crm.conftest import Api, World
+from tests.crm.conftest import World
+from tests.world import Api
 
 
 def _wait(api: Api, path: str) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from schemathesis.specs.openapi.checks import (
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
 from kernel.settings import Settings
-from tests.crm.conftest import World, _make_world, serve
+from tests.crm.conftest import World, serve
+from tests.world import make_people
 
 CHECKS = [
     not_a_server_error,
@@ -52,9 +53,9 @@ def fuzz_world(services_up: Settings) -> Iterator[World]:
     dsn = services.create_database(services_up, name)
     try:
         upgrade(dsn)
-        t1, t2, users, tokens = asyncio.run(_make_world(dsn, "fuzz"))
+        p = asyncio.run(make_people(dsn, "fuzz"))
         with serve(services_up.with_overrides(database_url=dsn)) as url:
-            yield World(url, "fuzz", t1, t2, users, tokens)
+            yield World(url, "fuzz", p.t1, p.t2, p.users, p.tokens)
     finally:
         services.drop_database(services_up, name)
 
