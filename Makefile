@@ -54,6 +54,8 @@ demo: deps
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry .
 
 typecheck: venv
 	$(VENV)/bin/mypy
@@ -61,6 +63,8 @@ typecheck: venv
 test: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry .
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 contracts: venv node
