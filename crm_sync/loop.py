@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from crm_sync import webhooks
+from crm_sync.visits import log_visit_activity
 from crm_sync.workorders import SOURCE
 
 
@@ -122,3 +123,45 @@ def on_visit_completed(
         },
     )
     return done
+
+
+class CrmVisitHooks:
+    """geo.store.VisitHooks: a visit logs its activity and works the alert work orders."""
+
+    def checked_in(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        visit_id: int,
+        account_id: int,
+        rep_id: int | None,
+        arrived_at: datetime,
+    ) -> None:
+        on_check_in(
+            conn, visit_id=visit_id, account_id=account_id, rep_id=rep_id, arrived_at=arrived_at
+        )
+
+    def completed(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        visit_id: int,
+        account_id: int,
+        rep_id: int | None,
+        arrived_at: datetime,
+        departed_at: datetime,
+        device_id: str,
+    ) -> int | None:
+        activity_id = log_visit_activity(
+            conn,
+            visit_id=visit_id,
+            account_id=account_id,
+            rep_id=rep_id,
+            arrived_at=arrived_at,
+            departed_at=departed_at,
+            device_id=device_id,
+        )
+        on_visit_completed(
+            conn, visit_id=visit_id, account_id=account_id, rep_id=rep_id, departed_at=departed_at
+        )
+        return activity_id

@@ -37,8 +37,11 @@ log = logging.getLogger(__name__)
 
 
 class LiveGeo:
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    def __init__(
+        self, config: EngineConfig | None = None, visit_hooks: store.VisitHooks | None = None
+    ) -> None:
         self.engine = Engine((), config)
+        self.visit_hooks = visit_hooks
         self.revision: int | None = None
         self._account_of: dict[str, int | None] = {}
         self._undo: dict[str, dict[str, Any] | None] = {}  # subject -> state before this txn
@@ -136,7 +139,7 @@ class LiveGeo:
     def _persist(self, conn: psycopg.Connection, out: Outcome) -> None:
         store.insert_events(conn, out.events, self._account_of)
         store.insert_flagged(conn, out.flagged)
-        store.apply_visits(conn, visit_actions(out.events, self._account_of))
+        store.apply_visits(conn, visit_actions(out.events, self._account_of), self.visit_hooks)
         store.save_states(conn, {sid: self.engine.export_state(sid) for sid in out.touched})
         if out.flagged:
             log.info(
@@ -184,9 +187,12 @@ class GeoStage:
     name = "geo"
 
     def __init__(
-        self, config: EngineConfig | None = None, clock: Callable[[], float] = time.time
+        self,
+        config: EngineConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        visit_hooks: store.VisitHooks | None = None,
     ) -> None:
-        self.live = LiveGeo(config)
+        self.live = LiveGeo(config, visit_hooks)
         self.clock = clock
         self.last_events: list[GeoEvent] = []
         self._next_quiet_check_s = 0.0

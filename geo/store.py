@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -119,14 +119,55 @@ def insert_flagged(conn: psycopg.Connection, flagged: Iterable[FlaggedFix]) -> N
             )
 
 
-def apply_visits(conn: psycopg.Connection, actions: Iterable[VisitAction]) -> list[int]:
-    """Open visits on check-in, close them (and log the CRM activity) on check-out.
+class VisitHooks(Protocol):
+    """What a visit means to the rest of the product, supplied by the composition root
+    (crm_sync: the activity on the account's timeline, the work orders started and done).
+    Both run inside the batch's transaction and must be idempotent per visit."""
+
+    def checked_in(
+        self,
+        conn: psycopg.Connection,
+        *,
+        visit_id: int,
+        account_id: int,
+        rep_id: int | None,
+        arrived_at: datetime,
+    ) -> None: ...
+
+    def completed(
+        self,
+        conn: psycopg.Connection,
+        *,
+        visit_id: int,
+        account_id: int,
+        rep_id: int | None,
+        arrived_at: datetime,
+        departed_at: datetime,
+        device_id: str,
+    ) -> int | None:
+        """Returns the id of the activity that records the visit, if one was logged."""
+
+
+class NoVisitHooks:
+    """Visits are recorded in geo's tables only."""
+
+    def checked_in(self, conn: psycopg.Connection, **_: Any) -> None:
+        return None
+
+    def completed(self, conn: psycopg.Connection, **_: Any) -> int | None:
+        return None
+
+
+def apply_visits(
+    conn: psycopg.Connection,
+    actions: Iterable[VisitAction],
+    hooks: VisitHooks | None = None,
+) -> list[int]:
+    """Open visits on check-in, close them on check-out, telling `hooks` of both.
 
     Returns the ids of the visits completed here.
     """
-    from crm_sync.loop import on_check_in, on_visit_completed
-    from crm_sync.visits import log_visit_activity
-
+    hooks = hooks or NoVisitHooks()
     completed: list[int] = []
     for a in actions:
         if isinstance(a, CheckIn):
@@ -147,7 +188,7 @@ def apply_visits(conn: psycopg.Connection, actions: Iterable[VisitAction]) -> li
                 ),
             ).fetchone()
             if opened is not None:  # a replayed check-in opens nothing and starts nothing
-                on_check_in(
+                hooks.checked_in(
                     conn,
                     visit_id=int(opened[0]),
                     account_id=a.account_id,
@@ -170,7 +211,7 @@ def apply_visits(conn: psycopg.Connection, actions: Iterable[VisitAction]) -> li
             if row is None:
                 continue  # the stay never reached the visit threshold
             visit_id, rep_id = int(row[0]), row[1]
-            activity_id = log_visit_activity(
+            activity_id = hooks.completed(
                 conn,
                 visit_id=visit_id,
                 account_id=a.account_id,
@@ -179,15 +220,9 @@ def apply_visits(conn: psycopg.Connection, actions: Iterable[VisitAction]) -> li
                 departed_at=_ts(a.departed_ms),
                 device_id=a.subject_id,
             )
-            conn.execute(
-                "UPDATE visits SET activity_id = %s WHERE id = %s", (activity_id, visit_id)
-            )
-            on_visit_completed(
-                conn,
-                visit_id=visit_id,
-                account_id=a.account_id,
-                rep_id=rep_id,
-                departed_at=_ts(a.departed_ms),
-            )
+            if activity_id is not None:
+                conn.execute(
+                    "UPDATE visits SET activity_id = %s WHERE id = %s", (activity_id, visit_id)
+                )
             completed.append(visit_id)
     return completed

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from console.live_stage import LiveStage
+from crm_sync.loop import CrmVisitHooks
 from gateway.pipeline import NewMessages
 from geo.engine import EventKind, GeoEvent
 from geo.store import apply_visits, insert_events
@@ -36,7 +37,11 @@ def _check_in(dsn: str, phone: str, account_id: int, lon: float, lat: float) -> 
             [GeoEvent(phone, "9001", EventKind.DWELL, now_ms, lon, lat, now_ms - 180_000)],
             {"9001": account_id},
         )
-        apply_visits(conn, [CheckIn(phone, "9001", account_id, now_ms - 180_000, now_ms)])
+        apply_visits(
+            conn,
+            [CheckIn(phone, "9001", account_id, now_ms - 180_000, now_ms)],
+            CrmVisitHooks(),
+        )
         LiveStage().handle(conn, NewMessages())
 
 

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from crm_sync.dispatch import dispatch_pending
+from crm_sync.loop import CrmVisitHooks
 from crm_sync.workorders import open_work_order
 from fieldmesh import services
 from fieldmesh.closed_loop import Dispatcher, loop_steps
@@ -209,6 +210,7 @@ def test_worn_pump_becomes_a_planned_visit_that_closes_its_work_order(
                 CheckIn(subject, str(fence), account_id, ms(arrived), ms(checked_in)),
                 CheckOut(subject, str(fence), account_id, ms(arrived), ms(departed)),
             ],
+            CrmVisitHooks(),
         )
         conn.commit()
         assert (

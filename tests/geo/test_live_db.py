@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from crm_sync.loop import CrmVisitHooks
 from geo.engine import EventKind
 from geo.live import GeoStage, LiveGeo
 from telemetry.contracts import Fix
@@ -83,7 +84,7 @@ def test_a_visit_becomes_events_a_completed_visit_and_a_crm_activity(
     tx: psycopg.Connection,
 ) -> None:
     account_id, rep_id, _, device = make_site(tx)
-    live = LiveGeo()
+    live = LiveGeo(visit_hooks=CrmVisitHooks())
     assert feed(live, tx, device, visit_track()) == EXPECTED
     rows = tx.execute(
         "SELECT kind, (extract(epoch FROM at) * 1000)::bigint, account_id FROM geo_events WHERE subject_id = %s ORDER BY at",
@@ -116,7 +117,7 @@ def test_a_visit_becomes_events_a_completed_visit_and_a_crm_activity(
 
 def test_a_stay_shorter_than_the_visit_threshold_logs_no_visit(tx: psycopg.Connection) -> None:
     _, _, _, device = make_site(tx, dwell_s=3600)
-    live = LiveGeo()
+    live = LiveGeo(visit_hooks=CrmVisitHooks())
     assert [k for k, _ in feed(live, tx, device, visit_track())] == ["enter", "exit"]
     assert tx.execute(
         "SELECT count(*) FROM visits WHERE subject_id = %s", (device,)
@@ -130,9 +131,11 @@ def test_a_gateway_restart_in_the_middle_of_a_dwell_resumes_from_the_database(
     track = visit_track()
     first = [f for f in track if f[0] < t_ms(400)]
     rest = [f for f in track if f[0] >= t_ms(400)]
-    events = feed(LiveGeo(), tx, device, first)
+    events = feed(LiveGeo(visit_hooks=CrmVisitHooks()), tx, device, first)
     assert events == EXPECTED[:1]
-    events += feed(LiveGeo(), tx, device, rest)  # a new process: state comes from geo_subject_state
+    events += feed(
+        LiveGeo(visit_hooks=CrmVisitHooks()), tx, device, rest
+    )  # a new process: state comes from geo_subject_state
     assert events == EXPECTED
     assert tx.execute("SELECT status FROM visits WHERE subject_id = %s", (device,)).fetchall() == [
         ("completed",)
@@ -144,7 +147,7 @@ def test_a_rolled_back_batch_leaves_the_engine_as_the_database_has_it(
 ) -> None:
     _, _, _, device = make_site(tx)
     track = as_fixes(visit_track())
-    live = LiveGeo()
+    live = LiveGeo(visit_hooks=CrmVisitHooks())
     live.on_fixes(tx, device, track[:20])
     live.committed()
     tx.execute("SAVEPOINT before_batch")
@@ -156,7 +159,7 @@ def test_a_rolled_back_batch_leaves_the_engine_as_the_database_has_it(
 
 
 def test_new_geofences_are_picked_up_without_a_restart(tx: psycopg.Connection) -> None:
-    live = LiveGeo()
+    live = LiveGeo(visit_hooks=CrmVisitHooks())
     live.load(tx)
     _, _, _, device = make_site(tx)
     assert feed(live, tx, device, visit_track()) == EXPECTED
@@ -167,7 +170,7 @@ def test_the_gateway_stage_reads_new_gps_messages(tx: psycopg.Connection) -> Non
     from telemetry.contracts import GpsBatch
 
     _, _, _, device = make_site(tx)
-    stage = GeoStage()
+    stage = GeoStage(visit_hooks=CrmVisitHooks())
     new = NewMessages()
     new.gps.append((device, GpsBatch(v=1, seq=1, fixes=as_fixes(visit_track()))))
     stage.handle(tx, new)
@@ -184,7 +187,7 @@ def test_a_device_gone_quiet_gets_its_buffered_exit_by_the_wall_clock(
     _, _, _, device = make_site(tx)
     track = [f for f in visit_track() if f[0] <= t_ms(980)]  # the phone goes silent at 980 s
     clock = [1000.0]
-    stage = GeoStage(clock=lambda: clock[0])
+    stage = GeoStage(clock=lambda: clock[0], visit_hooks=CrmVisitHooks())
     new = NewMessages()
     new.gps.append((device, GpsBatch(v=1, seq=1, fixes=as_fixes(track))))
     stage.handle(tx, new)
