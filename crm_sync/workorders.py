@@ -10,6 +10,7 @@ one also a `work_order.urgent` event, which the routing re-plan listens to.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,8 @@ from crm_sync import webhooks
 from crm_sync.errors import UnknownAsset
 from gateway.alerts import Alert
 from gateway.rules import Severity
+
+log = logging.getLogger(__name__)
 
 SOURCE = "alert"
 
@@ -193,3 +196,18 @@ def publish_alert(conn: psycopg.Connection[Any], alert: Alert, change: str) -> i
     return webhooks.enqueue(
         conn, event_type, f"{event_type}:{alert.alert_id}:{alert.occurrences}", data
     )
+
+
+class CrmAlertHooks:
+    """gateway.alert_stage.AlertHooks: an alert's webhook events and its work order."""
+
+    def changed(self, conn: psycopg.Connection[Any], alert: Alert, change: str) -> None:
+        publish_alert(conn, alert, change)
+
+    def raised(
+        self, conn: psycopg.Connection[Any], alert: Alert, *, now: datetime, min_severity: Severity
+    ) -> None:
+        try:
+            open_work_order(conn, alert, now=now, min_severity=min_severity)
+        except UnknownAsset:
+            log.warning("alert %s on device %s: no asset", alert.alert_id, alert.asset_id)

@@ -28,13 +28,18 @@ def build_stages(settings: Settings) -> list[StageHandler]:
 
     from console.live_stage import LiveStage
     from crm_sync.loop import CrmVisitHooks
+    from crm_sync.workorders import CrmAlertHooks
     from gateway.alert_stage import AlertStage
     from geo.live import GeoStage
     from telemetry.maintenance.training import load_live_monitors
 
     with psycopg.connect(settings.dsn) as conn:
         monitors = load_live_monitors(conn)
-    return [GeoStage(visit_hooks=CrmVisitHooks()), AlertStage(monitors=monitors), LiveStage()]
+    return [
+        GeoStage(visit_hooks=CrmVisitHooks()),
+        AlertStage(monitors=monitors, hooks=CrmAlertHooks()),
+        LiveStage(),
+    ]
 
 
 def event_verifier() -> EventVerifier:

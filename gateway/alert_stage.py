@@ -3,8 +3,9 @@
 For each new telemetry sample of a device that belongs to an asset, the rules of the
 asset's equipment model and that metric are evaluated (`gateway.rules.RuleEngine`, bounded
 cost per sample). A raise or clear updates the `alerts` table (`gateway.alert_store`,
-de-duplicated per device and type), emits the alert's webhook event, and a raised alert at
-or above `work_order_severity` opens its work order (`crm_sync.workorders`, idempotent).
+de-duplicated per device and type) and tells the `AlertHooks` the composition root gives
+(crm_sync: the alert's webhook event, and for a raised alert at or above
+`work_order_severity` its work order, idempotent).
 Everything happens in the batch's transaction, so alerts and work orders commit with the
 telemetry that caused them.
 
@@ -22,20 +23,41 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 
-from crm_sync.errors import UnknownAsset
-from crm_sync.workorders import open_work_order, publish_alert
 from gateway import alert_store
-from gateway.alerts import AlertEvent, Change
+from gateway.alerts import Alert, AlertEvent, Change
 from gateway.rules import RuleEngine, Severity, Transition, TransitionKind
 from telemetry.maintenance.live import AnomalyMonitor, LiveKind, LiveTransition
 
 ANOMALY_ALERT_TYPE = "anomaly"
 
 log = logging.getLogger(__name__)
+
+
+class AlertHooks(Protocol):
+    """What an alert's life cycle means to the rest of the product; inside the batch's
+    transaction, idempotent per alert and change."""
+
+    def changed(self, conn: psycopg.Connection[Any], alert: Alert, change: str) -> None:
+        """`change` is "raised" (also on escalation or reopening) or "cleared"."""
+
+    def raised(
+        self, conn: psycopg.Connection[Any], alert: Alert, *, now: datetime, min_severity: Severity
+    ) -> None:
+        """A raised alert at or above `min_severity` may need work on site."""
+
+
+class NoAlertHooks:
+    def changed(self, conn: psycopg.Connection[Any], alert: Alert, change: str) -> None:
+        return None
+
+    def raised(
+        self, conn: psycopg.Connection[Any], alert: Alert, *, now: datetime, min_severity: Severity
+    ) -> None:
+        return None
 
 
 class AlertStage:
@@ -52,7 +74,9 @@ class AlertStage:
         clock: Callable[[], float] = time.time,
         monitors: Mapping[str, AnomalyMonitor] | None = None,
         anomaly_severity: Severity = Severity.WARNING,
+        hooks: AlertHooks | None = None,
     ) -> None:
+        self.hooks = hooks or NoAlertHooks()
         self.monitors = dict(monitors or {})
         self.anomaly_severity = anomaly_severity
         self.refresh_s = refresh_s
@@ -111,7 +135,7 @@ class AlertStage:
         if tr.kind is LiveKind.CLEAR:
             cleared = alert_store.clear_alert(conn, tr.device_id, ANOMALY_ALERT_TYPE, tr.t_ms)
             if cleared is not None:
-                publish_alert(conn, cleared.alert, "cleared")
+                self.hooks.changed(conn, cleared.alert, "cleared")
                 self.last_events.append(cleared)
             return
         ev = alert_store.raise_alert(
@@ -148,23 +172,20 @@ class AlertStage:
             return
         cleared = alert_store.clear_alert(conn, tr.asset_id, rule.alert_type, tr.t_ms)
         if cleared is not None:
-            publish_alert(conn, cleared.alert, "cleared")
+            self.hooks.changed(conn, cleared.alert, "cleared")
             self.last_events.append(cleared)
 
     def _after_raise(
         self, conn: psycopg.Connection[Any], ev: AlertEvent, t_ms: int, device_id: str
     ) -> None:
         if ev.change in (Change.CREATED, Change.REOPENED) or ev.escalated:
-            publish_alert(conn, ev.alert, "raised")
-            try:
-                open_work_order(
-                    conn,
-                    ev.alert,
-                    now=datetime.fromtimestamp(t_ms / 1000, UTC),
-                    min_severity=self.work_order_severity,
-                )
-            except UnknownAsset:
-                log.warning("alert %s on device %s: no asset", ev.alert.alert_id, device_id)
+            self.hooks.changed(conn, ev.alert, "raised")
+            self.hooks.raised(
+                conn,
+                ev.alert,
+                now=datetime.fromtimestamp(t_ms / 1000, UTC),
+                min_severity=self.work_order_severity,
+            )
         self.last_events.append(ev)
 
     def rollback(self) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from crm_sync.workorders import CrmAlertHooks
 from firmware_sim.physics import (
     DAY_S,
     EQUIPMENT_MODELS,
@@ -58,7 +59,7 @@ def _batch(device: str, values: list[float], start: int = 0, step_ms: int = 5000
 
 def test_excursion_raises_one_alert_and_one_work_order_then_clears(db: psycopg.Connection) -> None:
     site = _site_with_rule(db, tier="premium")
-    stage = AlertStage()
+    stage = AlertStage(hooks=CrmAlertHooks())
 
     # a noisy sensor hovering at the limit, then a real excursion
     stage.handle(db, _batch(site.device_id, [6.9, 7.1] * 20))
@@ -90,7 +91,7 @@ def test_excursion_raises_one_alert_and_one_work_order_then_clears(db: psycopg.C
 
 def test_flapping_reopens_the_same_alert_and_its_work_order(db: psycopg.Connection) -> None:
     site = _site_with_rule(db, severity="warning")
-    stage = AlertStage(reopen_within_s=3600)
+    stage = AlertStage(reopen_within_s=3600, hooks=CrmAlertHooks())
     ids = set()
     for k in range(5):  # up for a minute, down for a minute, five times
         stage.handle(db, _batch(site.device_id, [9.0] * 12, start=k * 24))
@@ -113,7 +114,7 @@ def test_engine_restores_active_alerts_from_storage_after_a_rollback(
     db: psycopg.Connection,
 ) -> None:
     site = _site_with_rule(db)
-    stage = AlertStage()
+    stage = AlertStage(hooks=CrmAlertHooks())
     stage.handle(db, _batch(site.device_id, [9.0] * 10))
     db.commit()
     assert [e.change for e in stage.last_events] == [Change.CREATED]
@@ -124,7 +125,7 @@ def test_engine_restores_active_alerts_from_storage_after_a_rollback(
 
 
 def test_devices_without_an_asset_are_ignored(db: psycopg.Connection) -> None:
-    stage = AlertStage()
+    stage = AlertStage(hooks=CrmAlertHooks())
     stage.handle(db, _batch(f"stray-{uuid.uuid4().hex[:6]}", [50.0] * 10))
     assert stage.last_events == []
 
@@ -139,7 +140,7 @@ def test_live_anomaly_monitor_raises_an_anomaly_alert_and_work_order(
         healthy_samples("pump-p200", n_assets=6, hours=72, interval_s=step_s, seed=1)
     )
     monitor = AnomalyMonitor(detector, METRICS, model_settings("pump-p200"))
-    stage = AlertStage(monitors={model: monitor})
+    stage = AlertStage(monitors={model: monitor}, hooks=CrmAlertHooks())
     failure_s = T0_S + 6 * DAY_S
     pump = AssetParams(
         asset_id=site.device_id,
