@@ -141,7 +141,8 @@ async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
     """Jobs still running when the app stops are cancelled (a job records its progress)."""
     app[JOBS] = set()
     yield
-    pending = list(app[JOBS])
+    jobs: set[asyncio.Future[None]] = app[JOBS]
+    pending = list(jobs)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)

@@ -387,10 +387,11 @@ def _legacy_fragment() -> dict[str, Any]:
     def body(schema: Any) -> dict[str, Any]:
         return {"required": True, "content": {"application/json": {"schema": schema}}}
 
-    rid = {"name": "id", "in": "path", "required": True}
+    Json = dict[str, Any]
+    rid: Json = {"name": "id", "in": "path", "required": True}
     rid["schema"] = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
-    limit = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}
-    limit["schema"]["maximum"] = MAX_LIMIT
+    limit: Json = {"name": "limit", "in": "query"}
+    limit["schema"] = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
     list_params = [
         {"name": "filter", "in": "query", "schema": {"type": "string"}, "description": FILTER_DOC},
         {"name": "sort", "in": "query", "schema": {"type": "string"}},
@@ -399,11 +400,11 @@ def _legacy_fragment() -> dict[str, Any]:
         {"name": "q", "in": "query", "schema": {"type": "string"}},
         {"name": "total", "in": "query", "schema": {"type": "boolean"}},
     ]
-    login = {"type": "object", "required": ["email", "password"]}
+    login: Json = {"type": "object", "required": ["email", "password"]}
     login["properties"] = {"email": {"type": "string"}, "password": {"type": "string"}}
-    token = {"type": "object", "required": ["token", "token_id"]}
+    token: Json = {"type": "object", "required": ["token", "token_id"]}
     token["properties"] = {"token": {"type": "string"}, "token_id": {"type": "integer"}}
-    items = {"type": "object", "required": ["items"]}
+    items: Json = {"type": "object", "required": ["items"]}
     items["properties"] = {"items": {"type": "array", "items": obj}}
     name = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 200}}}
     users = "/api/v1/users"

@@ -127,9 +127,12 @@ def write_type(f: Field) -> Any:
         lo, hi = _int_bounds(f)
         t = Annotated[int, Meta(ge=lo, le=hi)]
     elif k == "decimal":
-        low = {"ge": f.minimum} if f.minimum is not None else {"gt": -1e16}
-        high = {"le": f.maximum} if f.maximum is not None else {"lt": 1e16}
-        t = Annotated[float, Meta(**low, **high)]
+        bounds: dict[str, Any] = {"gt": -1e16, "lt": 1e16}  # numeric(18, 2) holds below 1e16
+        if f.minimum is not None:
+            bounds = {"ge": f.minimum, "lt": 1e16}
+        if f.maximum is not None:
+            bounds = {k: v for k, v in bounds.items() if k != "lt"} | {"le": f.maximum}
+        t = Annotated[float, Meta(**bounds)]
     elif k == "datetime":
         t = Time
     elif k == "date":
