@@ -17,11 +17,13 @@ from msgspec import Meta
 from psycopg.rows import dict_row
 
 from crm import records
+from crm.access import may_see_account
 from crm.entities import ACCOUNTS, ACTIVITIES, CONTACT_ROLES, CONTACTS, LEADS, OPPORTUNITIES
 from crm.idempotency import idempotent
 from crm.record_routes import API, page_body, record_scope
 from crm.schema import RecordId, RecordPath, models_for, to_values
 from crm.store import Row, db_errors, etag
+from kernel.errors import Unprocessable
 from kernel.http import Access, Reply, Req, Routes
 
 
@@ -131,6 +133,13 @@ def convert_models() -> tuple[type[msgspec.Struct], type[msgspec.Struct]]:
 async def convert(req: Req, path: RecordPath, body: Any) -> Reply[Row]:
     options: Row = {"create_opportunity": body.create_opportunity}
     if body.account_id is not None:
+        async with req.connection() as conn:
+            if not await may_see_account(conn, req.user, body.account_id):
+                raise Unprocessable(
+                    f"account_id: account {body.account_id} not found",
+                    field="account_id",
+                    code="unknown_reference",
+                )
         options["account_id"] = body.account_id
     for part, entity in (
         ("account", ACCOUNTS),

@@ -26,6 +26,7 @@ from crm.store import (
     Page,
     Row,
     create_record,
+    db_errors,
     delete_record,
     etag,
     get_record,
@@ -96,7 +97,7 @@ def entity_routes(entity: Entity) -> Routes:
     async def list_(req: Req, query: ListQuery) -> Any:
         sort = parse_sort(entity, query.sort)
         node = parse_filter_param(query.filter)
-        async with req.connection() as conn:
+        async with req.connection() as conn, db_errors():
             page = await list_records(
                 conn,
                 entity,

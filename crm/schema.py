@@ -55,11 +55,16 @@ class Point(msgspec.Struct, frozen=True):
     coordinates: tuple[Lon, Lat]
 
 
+# A linear ring: at least four positions, the last one the first (checked in column_value).
+Ring = Annotated[list[tuple[Lon, Lat]], Meta(min_length=4, max_length=100_000)]
+Polygon = Annotated[list[Ring], Meta(min_length=1, max_length=1000)]
+
+
 class MultiPolygon(msgspec.Struct, frozen=True):
     """A GeoJSON MultiPolygon, (lon, lat) in EPSG:4326."""
 
     type: Literal["MultiPolygon"]
-    coordinates: Annotated[list[list[list[tuple[Lon, Lat]]]], Meta(max_length=1000)]
+    coordinates: Annotated[list[Polygon], Meta(min_length=1, max_length=1000)]
 
 
 class TimeWindow(msgspec.Struct, frozen=True):
@@ -289,7 +294,13 @@ def column_value(f: Field, value: Any) -> Any:
             if w.start > w.end:
                 raise _bad(f.name, "a window ends before it starts")
         return msgspec.json.encode(value).decode()
-    if k in ("point", "multipolygon"):
+    if k == "multipolygon":
+        for polygon in value.coordinates:
+            for ring in polygon:
+                if ring[0] != ring[-1]:
+                    raise _bad(f.name, "each ring must end where it starts")
+        return msgspec.json.encode(value).decode()
+    if k == "point":
         return msgspec.json.encode(value).decode()
     return value
 
