@@ -150,6 +150,7 @@ def entity_routes(entity: Entity) -> Routes:
         return AuditTrail([AuditEntry(**r) for r in rows])
 
     name = entity.name
+    one = ("an " if entity.singular[0] in "aeiou" else "a ") + entity.singular.replace("_", " ")
     routes.add(
         "GET",
         base,
@@ -166,7 +167,7 @@ def entity_routes(entity: Entity) -> Routes:
         base,
         create,
         access=create_access,
-        summary=f"Create a {entity.singular}",
+        summary=f"Create {one}",
         description="`Idempotency-Key` makes a retry safe: the first response is replayed.",
         body=models.create,
         response=models.record,
@@ -179,7 +180,7 @@ def entity_routes(entity: Entity) -> Routes:
         f"{base}/{{id}}",
         get,
         access=Access.read(scope=scope),
-        summary=f"A {entity.singular}, with its ETag",
+        summary=f"{one.capitalize()}, with its ETag",
         path_model=RecordPath,
         response=models.record,
         operation_id=f"get_{name}",
@@ -189,7 +190,7 @@ def entity_routes(entity: Entity) -> Routes:
         f"{base}/{{id}}",
         patch,
         access=Access.users(writers, scope=scope),
-        summary=f"Change fields of a {entity.singular}",
+        summary=f"Change fields of {one}",
         description=f"Only the fields given change.{if_match}",
         path_model=RecordPath,
         body=models.patch,
@@ -202,7 +203,7 @@ def entity_routes(entity: Entity) -> Routes:
         f"{base}/{{id}}",
         delete,
         access=Access.users(writers, scope=scope),
-        summary=f"Delete a {entity.singular}",
+        summary=f"Delete {one}",
         description=if_match.strip(),
         path_model=RecordPath,
         response=None,
@@ -215,7 +216,7 @@ def entity_routes(entity: Entity) -> Routes:
         f"{base}/{{id}}/audit",
         audit,
         access=Access.read(scope=scope),
-        summary=f"Every field change of a {entity.singular}, newest first",
+        summary=f"Every field change of {one}, newest first",
         path_model=RecordPath,
         query=AuditQuery,
         response=AuditTrail,
