@@ -8,7 +8,12 @@ Progress is committed every COMMIT_EVERY rows. Access rules are those of the use
 started the job.
 
 CSV columns are field names; `custom.<key>` fills a custom field; `lon` and `lat` together
-fill `location`; list fields are separated by ';'; object fields are JSON.
+fill `location`; list fields are separated by ';'; object fields are JSON. A cell with a
+control character (NUL included) or a lone surrogate refuses its row, reported with its
+line, never the job.
+
+Export: a text cell a spreadsheet would run as a formula (starting with =, +, -, @, tab or
+CR) is written with a leading ' (CSV injection); numbers are written as they are.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from crm.entities import ENTITIES, Entity, Field, coerce, parse_body
+from crm.entities import ENTITIES, Entity, Field
 from crm.errors import CrmError
 from crm.filters import parse_sort
+from crm.schema import parse_body
 from crm.store import Row, create_record, get_record, list_records, scope, update_record
 from identity.auth import load_principal
 from kernel.errors import ApiError
+from kernel.jsonlimits import text_problem
 from kernel.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -86,6 +93,9 @@ def row_to_body(entity: Entity, row: dict[str, str | None]) -> dict[str, Any]:
     for column, raw in row.items():
         if column is None:
             raise RowError("more cells than header columns")
+        problem = text_problem(column, multiline=True) or text_problem(raw or "", multiline=True)
+        if problem is not None:
+            raise RowError(f"{column}: {problem}", column)
         text = (raw or "").strip()
         if text == "":
             continue
@@ -128,13 +138,23 @@ def check_header(entity: Entity, header: list[str], key: str) -> None:
         )
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """A text cell that spreadsheets will not run as a formula (OWASP CSV injection)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def _cell_out(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return neutralise(value)
     if isinstance(value, list):
-        return ";".join(str(v) for v in value)
+        return neutralise(";".join(str(v) for v in value))
     if isinstance(value, dict):
         return json.dumps(value, separators=(",", ":"))
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
@@ -189,7 +209,7 @@ async def _import_row(
         if key_value is not None
         else None
     )
-    values = parse_body(entity, body, partial=existing is not None)
+    values = parse_body(entity, body, partial=existing is not None, strict=False)
     if existing is None:
         if key == "id" and key_value is not None:
             raise RowError(f"no {entity.singular} with id {key_value}", "id")
@@ -250,7 +270,7 @@ async def run_import(pool: AsyncConnectionPool[Any], job_id: int) -> None:
                     counts["failed"] += 1
                     await conn.execute(
                         "INSERT INTO import_job_errors (job_id, line_no, field, message, raw) VALUES (%s, %s, %s, %s, %s::jsonb)",
-                        (job_id, line, exc.field, exc.message, json.dumps(row)),
+                        (job_id, line, _printable(exc.field), _printable(exc.message), _raw(row)),
                     )
                 counts["processed"] += 1
                 if counts["processed"] % COMMIT_EVERY == 0:
@@ -278,6 +298,27 @@ async def run_import(pool: AsyncConnectionPool[Any], job_id: int) -> None:
                 (job_id,),
             )
             await conn.commit()
+
+
+def _printable(text: str | None) -> str | None:
+    """Text PostgreSQL can store: control characters and surrogates shown as escapes."""
+    if text is None or text_problem(text, multiline=True) is None:
+        return text
+    return "".join(
+        c if text_problem(c, multiline=True) is None else c.encode("unicode_escape").decode()
+        for c in text
+    )
+
+
+def _raw(row: dict[str | None, Any]) -> str:
+    """The refused row as stored JSON (cells beyond the header under "")."""
+    cells = {
+        _printable(k or "") or "": [_printable(x) for x in v]
+        if isinstance(v, list)
+        else _printable(v)
+        for k, v in row.items()
+    }
+    return json.dumps(cells)
 
 
 async def _progress(conn: AsyncConnection[Any], job_id: int, counts: dict[str, int]) -> None:
@@ -316,11 +357,8 @@ async def revert_import(conn: AsyncConnection[Any], principal: Principal, job_id
             )
             continue
         previous = row["previous"] or {}
-        values: Row = {}
-        for name, value in previous.items():
-            f = entity.field(name)
-            if f is not None and f.write:
-                values[name] = coerce(f, value) if f.kind not in ("text", "enum") else value
+        given = {name: v for name, v in previous.items() if (f := entity.field(name)) and f.write}
+        values = parse_body(entity, given, partial=True, strict=False)
         if values:
             try:
                 await update_record(

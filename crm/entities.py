@@ -1,8 +1,8 @@
 """What each CRM record type looks like through the API: fields, types, rules (pure).
 
-One `Entity` per resource drives the generic CRUD (crm/store.py), request parsing
-(`parse_body`), the filter whitelist (crm/filters.py), CSV import/export (crm/csvio.py)
-and the OpenAPI schemas (crm/openapi_spec.py), so they cannot drift apart.
+One `Entity` per resource drives the generic CRUD (crm/store.py), the request and response
+models with their OpenAPI schemas (crm/schema.py), the filter whitelist and filter values
+(crm/filters.py, `coerce`) and CSV import/export (crm/csvio.py), so they cannot drift apart.
 API field names are the column names.
 """
 
@@ -697,25 +697,6 @@ def parse_point(f: Field, value: Any) -> dict[str, Any]:
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
         raise _bad(f, "lon must be within [-180, 180] and lat within [-90, 90]")
     return {"type": "Point", "coordinates": [lon, lat]}
-
-
-def parse_body(entity: Entity, body: Any, *, partial: bool) -> dict[str, Any]:
-    """A request body as {column: value}; unknown and read-only fields are refused."""
-    if not isinstance(body, dict):
-        raise CrmError("the request body must be a JSON object", status=400, code="bad_request")
-    out: dict[str, Any] = {}
-    for key, value in body.items():
-        f = entity.field(key)
-        if f is None:
-            raise CrmError(f"unknown field {key!r}", field=key, status=422, code="unknown_field")
-        if not f.write:
-            raise CrmError(f"{key} is read-only", field=key, status=422, code="read_only")
-        out[key] = coerce(f, value)
-    if not partial:
-        for f in entity.fields:
-            if f.required and f.name not in out:
-                raise CrmError(f"{f.name} is required", field=f.name, status=422, code="required")
-    return out
 
 
 def normalize_phone(phone: str | None) -> str | None:

@@ -59,10 +59,16 @@ async def db_errors() -> AsyncIterator[None]:
         raise Unprocessable(
             exc.diag.message_primary or "refused by a database rule", field=fld
         ) from None
-    except (psycopg.DataError, errors.InternalError_) as exc:
-        # bad GeoJSON, out-of-range numbers or dates, invalid text for a type
+    except (psycopg.DataError, errors.InternalError_, errors.ProgramLimitExceeded) as exc:
+        # bad GeoJSON, out-of-range numbers or dates, invalid text for a type, NUL in text
+        # (refused by psycopg itself), a value too large for an index
         raise Unprocessable(
-            exc.diag.message_primary or "a value cannot be stored", field=exc.diag.column_name
+            exc.diag.message_primary or str(exc) or "a value cannot be stored",
+            field=exc.diag.column_name,
+        ) from None
+    except psycopg.IntegrityError as exc:  # any other constraint (exclusion, ...)
+        raise Conflict(
+            exc.diag.message_primary or "refused by a database rule", field=_field_of(exc)
         ) from None
 
 

@@ -372,16 +372,20 @@ class Routes:
 # --------------------------------------------------------------------------- decoding
 
 
-def _field_of(exc: msgspec.ValidationError) -> str | None:
-    m = re.search(r"at `\$\.?([^`]*)`", str(exc))
-    if m is None:
-        return None
-    return m.group(1).replace("[", ".").replace("]", "") or None
+def field_of(exc: msgspec.ValidationError) -> str | None:
+    """The field an error is about: its path, and the unknown or missing field it names."""
+    text = str(exc)
+    m = re.search(r"at `\$\.?([^`]*)`", text)
+    where = m.group(1).replace("[", ".").replace("]", "") if m else ""
+    named = re.match(r"Object (?:contains unknown|missing required) field `([^`]+)`", text)
+    if named is not None:
+        where = f"{where}.{named.group(1)}" if where else named.group(1)
+    return where or None
 
 
 def _invalid(exc: msgspec.ValidationError, where: str) -> ApiError:
     message = str(exc).split(" - at `", 1)[0]
-    fld = _field_of(exc)
+    fld = field_of(exc)
     return Unprocessable(f"{where} {fld or ''}: {message}".replace("  ", " ").strip(), field=fld)
 
 
@@ -402,7 +406,7 @@ def decode_path(match_info: dict[str, str] | Any, model: Any) -> Any:
     except msgspec.ValidationError as exc:
         # A path that names no valid record is a 404, as for any unknown URL.
         raise ApiError(
-            str(_invalid(exc, "path")), code="not_found", status=404, field=_field_of(exc)
+            str(_invalid(exc, "path")), code="not_found", status=404, field=field_of(exc)
         ) from None
 
 

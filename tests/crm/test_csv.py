@@ -112,3 +112,48 @@ def test_export_applies_the_filter_and_record_level_access(world: World) -> None
     # the admin's export of the same filter sees all four
     r = world.api("admin").post("/exports", {"entity": "accounts", "filter": flt})
     assert _wait(world.api("admin"), f"/exports/{r.json()['id']}")["total_rows"] == 4
+
+
+def test_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(world: World) -> None:
+    api = world.api("rep1")
+    tag = uuid.uuid4().hex[:6]
+    names = [f'=HYPERLINK("x"){tag}', f"+1{tag}", f"-2{tag}", f"@SUM{tag}", f"\tTab{tag}"]
+    names.append(f"\rCR{tag}")
+    for name in names:
+        r = api.post("/accounts", {"name": name, "health_score": 5})
+        assert r.status_code == 201, r.text
+    api.post("/accounts", {"name": f"Plain{tag}"})
+    flt = {"field": "name", "op": "contains", "value": tag}
+    r = api.post("/exports", {"entity": "accounts", "filter": flt})
+    assert r.status_code == 202, r.text
+    job = _wait(api, f"/exports/{r.json()['id']}")
+    assert job["status"] == "done", job
+    rows = list(csv.DictReader(io.StringIO(api.get(f"/exports/{job['id']}/download").text)))
+    exported = sorted(row["name"] for row in rows)
+    assert exported == sorted(["'" + n for n in names] + [f"Plain{tag}"])
+    plain = next(row for row in rows if row["name"] == f"Plain{tag}")
+    assert plain["health_score"] == ""
+    assert {row["health_score"] for row in rows if row is not plain} == {"5"}
+
+
+def test_control_characters_and_nul_in_an_import_fail_only_their_lines(world: World) -> None:
+    api = world.api("rep1")
+    tag = uuid.uuid4().hex[:6]
+    text = (
+        "first_name,last_name,email\n"
+        f"Ann,Good,ann-{tag}@x.test\n"  # line 2
+        f"Nul,Cell\x00,nul-{tag}@x.test\n"  # line 3: a NUL byte
+        f"Bell,\x07Ring,bell-{tag}@x.test\n"  # line 4: BEL
+        f"Esc,Ok,esc-{tag}@x.test,\x1b\n"  # line 5: an extra cell with ESC
+        f"Eve,Good,eve-{tag}@x.test\n"  # line 6
+    )
+    job = _import(api, "contacts", "email", text)
+    assert job["status"] == "done", job
+    assert (job["inserted_rows"], job["failed_rows"]) == (2, 3)
+    errors = api.get(f"/imports/{job['id']}/errors").json()["items"]
+    assert [(e["line_no"], e["field"]) for e in errors][:2] == [(3, "last_name"), (4, "last_name")]
+    assert errors[2]["line_no"] == 5
+    assert "U+0000" in errors[0]["message"] and "U+0007" in errors[1]["message"]
+    assert errors[0]["raw"]["last_name"] == "Cell\\x00"  # shown, not lost
+    found = api.get("/contacts", params={"q": tag, "total": "true"}).json()
+    assert sorted(c["first_name"] for c in found["items"]) == ["Ann", "Eve"]

@@ -8,9 +8,11 @@ import pytest
 from psycopg import sql
 
 from crm.assignment import next_assignee, rule_matches
-from crm.entities import ACCOUNTS, CONTACTS, normalize_phone, parse_body
+from crm.entities import ACCOUNTS, CONTACTS, normalize_phone
 from crm.errors import CrmError
 from crm.filters import compile_filter, decode_cursor, encode_cursor, keyset, parse_sort
+from crm.schema import parse_body
+from kernel.errors import ApiError
 
 
 def _text(c: sql.Composable) -> str:
@@ -99,20 +101,27 @@ def test_cursor_round_trips_and_continues_after_the_last_row() -> None:
 
 
 def test_body_parsing_refuses_unknown_read_only_and_bad_values() -> None:
-    with pytest.raises(CrmError) as err:
+    with pytest.raises(ApiError) as err:
         parse_body(ACCOUNTS, {"name": "a", "version": 3}, partial=False)
     assert err.value.field == "version"
-    with pytest.raises(CrmError) as err:
+    with pytest.raises(ApiError) as err:
         parse_body(
             ACCOUNTS,
             {"name": "a", "location": {"type": "Point", "coordinates": [200, 0]}},
             partial=False,
         )
-    assert err.value.field == "location"
-    with pytest.raises(CrmError) as err:
+    assert err.value.field == "location.coordinates.0"
+    with pytest.raises(ApiError) as err:
         parse_body(ACCOUNTS, {"name": "a", "currency": "euro"}, partial=False)
     assert err.value.field == "currency"
     assert parse_body(ACCOUNTS, {"health_score": 5}, partial=True) == {"health_score": 5}
+    # CSV cells are text: numbers and times are read from it
+    assert parse_body(ACCOUNTS, {"health_score": "5"}, partial=True, strict=False) == {
+        "health_score": 5
+    }
+    with pytest.raises(ApiError) as err:
+        parse_body(ACCOUNTS, {"health_score": "5"}, partial=True)
+    assert err.value.field == "health_score"
 
 
 def test_phone_numbers_are_normalised_to_digits_with_plus() -> None:

@@ -1,12 +1,14 @@
-"""The OpenAPI document stays true: schemathesis drives the live app (real server on a
-loopback port, real database) from /api/v1/openapi.json and validates every response,
-for schema-valid (positive) and schema-invalid (negative) requests of every operation."""
+"""The OpenAPI document stays true: schemathesis drives the whole live app (every route
+module, real server on a loopback port, real database) from /api/v1/openapi.json and
+validates every response, for schema-valid (positive) and schema-invalid (negative)
+requests of every operation: no 5xx, and every answer conforms to the document."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -26,7 +28,8 @@ from schemathesis.specs.openapi.checks import (
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
 from kernel.settings import Settings
-from tests.crm.conftest import World, serve
+from tests.appserver import serve_app
+from tests.crm.conftest import World
 from tests.world import make_people
 
 CHECKS = [
@@ -36,9 +39,9 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-EXAMPLES_PER_OPERATION = 6  # bounded so the whole run takes a couple of minutes
+EXAMPLES_PER_OPERATION = 5  # bounded so the whole run takes a few minutes
 # Fuzzing these would lock the fuzzing admin out (revoke its token, demote or deactivate
-# it); test_api covers them.
+# it); tests/crm/test_api.py covers them. (identity's routes; no CRM route is excluded.)
 EXCLUDED = {
     ("DELETE", "/api/v1/auth/tokens/{id}"),
     ("PATCH", "/api/v1/users/{id}"),
@@ -48,13 +51,13 @@ EXCLUDED = {
 
 @pytest.fixture(scope="module")
 def fuzz_world(services_up: Settings) -> Iterator[World]:
-    """A database of its own: random writes do not disturb the other tests' records."""
+    """A database of its own, the full app: random writes do not disturb other tests."""
     name = f"fm_crm_fuzz_{uuid.uuid4().hex[:8]}"
     dsn = services.create_database(services_up, name)
     try:
         upgrade(dsn)
         p = asyncio.run(make_people(dsn, "fuzz"))
-        with serve(services_up.with_overrides(database_url=dsn)) as url:
+        with serve_app(services_up.with_overrides(database_url=dsn)) as url:
             yield World(url, "fuzz", p.t1, p.t2, p.users, p.tokens)
     finally:
         services.drop_database(services_up, name)
@@ -72,17 +75,35 @@ def test_openapi_document_is_served_and_lists_crm_paths(world: World) -> None:
         assert path in doc["paths"]
 
 
-def test_api_conforms_to_its_openapi_document(fuzz_world: World) -> None:
+@dataclass
+class FuzzRun:
+    operations: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    declared: list[str] = field(default_factory=list)  # failures of kernel.http endpoints
+    legacy: list[str] = field(default_factory=list)  # failures of not-yet-ported routes
+
+
+@pytest.fixture(scope="module")
+def fuzz_run(fuzz_world: World) -> FuzzRun:
+    """schemathesis over every operation of the whole document, once for the module."""
     world = fuzz_world
-    schema = schemathesis.openapi.from_url(world.url + "/api/v1/openapi.json")
+    url = world.url + "/api/v1/openapi.json"
+    doc = requests.get(url, timeout=10).json()
+    # Operations generated from declarations carry x-access; the rest are legacy fragments.
+    declared = {
+        (method.upper(), path)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        if "x-access" in op
+    }
+    schema = schemathesis.openapi.from_url(url)
     headers = {"Authorization": f"Bearer {world.tokens['admin']}"}
-    failures: list[str] = []
-    operations = 0
-    statuses: dict[int, int] = {}
+    out = FuzzRun()
     for result in schema.get_all_operations():
         operation = result.ok()  # type: ignore[union-attr]  # an invalid schema raises here, failing the test
-        operations += 1
-        if (operation.method.upper(), operation.path) in EXCLUDED:
+        out.operations += 1
+        key = (operation.method.upper(), operation.path)
+        if key in EXCLUDED:
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
@@ -98,7 +119,7 @@ def test_api_conforms_to_its_openapi_document(fuzz_world: World) -> None:
                 response = case.call_and_validate(
                     base_url=world.url, headers=headers, checks=CHECKS
                 )
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                out.statuses[response.status_code] = out.statuses.get(response.status_code, 0) + 1
 
             try:
                 run()
@@ -109,10 +130,24 @@ def test_api_conforms_to_its_openapi_document(fuzz_world: World) -> None:
             except BaseException as exc:  # collect every operation's failure (and groups of them)
                 if isinstance(exc, KeyboardInterrupt):
                     raise
-                failures.append(f"{operation.label} [{mode.value}]: {str(exc)[:1500]}")
-    assert operations > 50
-    print("status codes seen:", dict(sorted(statuses.items())))
+                failure = f"{operation.label} [{mode.value}]: {str(exc)[:1500]}"
+                (out.declared if key in declared else out.legacy).append(failure)
+    print("status codes seen:", dict(sorted(out.statuses.items())))
+    return out
+
+
+def test_api_conforms_to_its_openapi_document(fuzz_run: FuzzRun) -> None:
+    assert fuzz_run.operations > 100
     # both accepted and refused requests were exercised
-    assert sum(v for k, v in statuses.items() if k < 300) > operations
-    assert sum(v for k, v in statuses.items() if 400 <= k < 500) > operations
-    assert not failures, "\n\n".join(failures)
+    assert sum(v for k, v in fuzz_run.statuses.items() if k < 300) > fuzz_run.operations
+    assert sum(v for k, v in fuzz_run.statuses.items() if 400 <= k < 500) > fuzz_run.operations
+    assert not fuzz_run.declared, "\n\n".join(fuzz_run.declared)
+
+
+@pytest.mark.xfail(
+    reason="routes still mounted the old way (their packages are being ported to kernel.http); "
+    "this passes once every module is declared",
+    strict=False,
+)
+def test_routes_not_yet_ported_conform_too(fuzz_run: FuzzRun) -> None:
+    assert not fuzz_run.legacy, "\n\n".join(fuzz_run.legacy)
