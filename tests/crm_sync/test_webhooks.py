@@ -296,6 +296,7 @@ def test_the_dispatcher_keeps_going_and_reports_its_health(
                 assert health.last_run_at is not None and health.errors == 0
                 assert health.delivered >= 2 and health.dead >= 2
                 assert [d.status for d in webhooks.deliveries(db, bad)] == ["dead", "dead"]
+                assert {d.status for d in webhooks.deliveries(db, good)} == {"delivered"}
             finally:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
