@@ -170,7 +170,7 @@ async def replay_delivery(req: Req, path: IdPath) -> Replayed:
     description="`ok` is false when no dispatcher runs in this process, its last round "
     "failed, or a due delivery waits longer than a minute.",
 )
-async def dispatcher_health(req: Req) -> webhooks.Health:
+async def dispatcher_health(req: Req) -> webhooks.DispatcherHealth:
     async with req.connection() as conn:
         return await webhooks.health(conn, req.app.get(DISPATCHER_STATE))
 
@@ -367,6 +367,7 @@ async def create_asset(req: Req, body: AssetIn) -> AssetOut:
     "/api/v1/assets",
     access=Access.read(unscoped="the account is checked: one the caller may not see answers 404"),
     summary="The assets of one account",
+    errors=(404,),
 )
 async def list_assets(req: Req, query: AssetListQuery) -> AssetPage:
     await require_account(req, query.account_id)

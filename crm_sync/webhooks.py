@@ -481,7 +481,7 @@ class DispatcherState:
 
 
 @dataclass(frozen=True, slots=True)
-class Health:
+class DispatcherHealth:
     ok: bool
     running: bool
     started_at: datetime | None
@@ -500,7 +500,7 @@ class Health:
 
 async def health(
     conn: psycopg.AsyncConnection[Any], state: DispatcherState | None, *, stale_s: float = 60.0
-) -> Health:
+) -> DispatcherHealth:
     """The dispatcher's health: its own counters and the outbox as the database holds it.
     `ok` is false when no dispatcher runs, its last round failed, or due rows wait longer
     than `stale_s`."""
@@ -525,7 +525,7 @@ async def health(
         and not failing
         and (oldest is None or float(oldest) <= stale_s)
     )
-    return Health(
+    return DispatcherHealth(
         ok=ok,
         running=state is not None and s.running,
         started_at=s.started_at if state is not None else None,

@@ -248,6 +248,7 @@ async def batches(req: Req, query: BatchQuery) -> BatchPage:
     ),
     summary="Proof that the log at size `from` is a prefix of the log at size `to`",
     description="Both sizes must be sealed checkpoints (404 `no_checkpoint` otherwise).",
+    errors=(404,),
 )
 async def consistency(req: Req, query: ConsistencyQuery) -> ConsistencyOut:
     first, second = query.first, query.second
