@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -68,7 +69,7 @@ def world(test_settings: Settings, db_dsn: str) -> Iterator[World]:
         )
 
 
-def _asset(account_id: int) -> dict[str, object]:
+def _asset(account_id: int) -> dict[str, Any]:
     return {"account_id": account_id, "equipment_model": "pump-p200", "sla_hours": 24}
 
 

@@ -212,7 +212,7 @@ def test_a_bad_subscription_fails_only_its_own_deliveries(
             db.commit()
             stats = await _deliver(db_dsn, [good, *bad])
             assert (stats.claimed, stats.delivered) == (2, 2)
-            assert sorted(r["id"] for r in rx.received) == [f"visit:{tag}:0", f"visit:{tag}:1"]
+            assert sorted(str(r["id"]) for r in rx.received) == [f"visit:{tag}:0", f"visit:{tag}:1"]
             for sub in bad:
                 rows = webhooks.deliveries(db, sub)
                 assert [r.status for r in rows] == ["dead", "dead"]
