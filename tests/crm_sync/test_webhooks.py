@@ -290,6 +290,8 @@ def test_the_dispatcher_keeps_going_and_reports_its_health(
                 webhooks.enqueue(db, "work_order.urgent", f"wo:{tag}:2", {"n": 2})
                 db.commit()
                 await _eventually(lambda: len(rx.received) == 2)
+                # the counters change when the round has recorded its outcomes
+                await _eventually(lambda: state.delivered >= 2)
                 async with pool.connection() as conn:
                     health = await webhooks.health(conn, state)
                 assert health.running and health.ok
