@@ -16,6 +16,8 @@ to check that the log only grows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -23,7 +25,6 @@ import msgspec
 from aiohttp import web
 from psycopg import sql
 
-from crm.access import account_clause
 from kernel.errors import Conflict, NotFound, Unprocessable
 from kernel.http import Access, Req, Routes
 from kernel.principal import Principal
@@ -31,9 +32,30 @@ from ledger.canonical import DEVICE_EVENT_SOURCE
 from ledger.merkle import MerkleError, MerkleTree
 from ledger.sources import VISIT_CHECKIN, VISIT_COMPLETED, WORK_ORDER_DONE
 from ledger.store import receipt_from_row
-from telemetry.access import device_clause
 
 routes = Routes("ledger", "Receipts of field events, and the log's checkpoints")
+
+# (principal, SQL expression of an id) -> SQL condition "the principal may see that record"
+Clause = Callable[[Principal, sql.Composable], tuple[sql.Composable, list[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordScopes:
+    """Who may see a device and an account: the telemetry and CRM policies
+    (`telemetry.access.device_clause`, `crm.access.account_clause`), given by the
+    composition root, since the ledger imports neither package."""
+
+    device: Clause
+    account: Clause
+
+
+def _nothing(principal: Principal, column: sql.Composable) -> tuple[sql.Composable, list[Any]]:
+    return sql.SQL("FALSE"), []
+
+
+RECORD_SCOPES = web.AppKey("ledger_record_scopes", RecordScopes)
+# Without the policies, only admins and viewers (who see everything) get receipts.
+DENY_ALL = RecordScopes(_nothing, _nothing)
 
 Size = Annotated[int, msgspec.Meta(ge=1, le=2**62, description="a tree size")]
 
@@ -105,7 +127,9 @@ class ConsistencyOut(msgspec.Struct, frozen=True, rename={"first": "from", "seco
     proof: list[str]
 
 
-def entry_clause(principal: Principal, alias: str = "e") -> tuple[sql.Composable, list[Any]]:
+def entry_clause(
+    principal: Principal, scopes: RecordScopes, alias: str = "e"
+) -> tuple[sql.Composable, list[Any]]:
     """SQL condition: the ledger entry `alias` proves a record the principal may see."""
     if principal.sees_everything:
         return sql.SQL("TRUE"), []
@@ -115,8 +139,8 @@ def entry_clause(principal: Principal, alias: str = "e") -> tuple[sql.Composable
     def number(key: str) -> sql.Composable:
         return sql.SQL("({} ->> {})::bigint").format(payload, sql.Literal(key))
 
-    device, device_p = device_clause(principal, sql.SQL("({} ->> 'device_id')").format(payload))
-    account, account_p = account_clause(principal, number("account_id"))
+    device, device_p = scopes.device(principal, sql.SQL("({} ->> 'device_id')").format(payload))
+    account, account_p = scopes.account(principal, number("account_id"))
     team = list(principal.team_user_ids)
     cond = sql.SQL(
         "(({src} = %s AND {device})"
@@ -156,7 +180,8 @@ ORDER BY e.leaf_index LIMIT 1
 
 async def _no_receipt(req: Req, conn: Any, event_id: str, source: str | None) -> Exception:
     """Why a visible receipt is missing: pending, unverified, waiting, or not found."""
-    visible, params = entry_clause(req.user)
+    scopes = req.app.get(RECORD_SCOPES, DENY_ALL)
+    visible, params = entry_clause(req.user, scopes)
     cur = await conn.execute(
         sql.SQL(
             "SELECT e.leaf_index FROM ledger_entry e WHERE e.source_id = %s "
@@ -172,7 +197,12 @@ async def _no_receipt(req: Req, conn: Any, event_id: str, source: str | None) ->
             code="not_anchored",
         )
     if source is None or source == DEVICE_EVENT_SOURCE:
-        device, device_p = device_clause(req.user, sql.Identifier("d", "device_id"))
+        device: sql.Composable
+        device_p: list[Any]
+        if req.user.sees_everything:
+            device, device_p = sql.SQL("TRUE"), []
+        else:
+            device, device_p = scopes.device(req.user, sql.Identifier("d", "device_id"))
         cur = await conn.execute(
             sql.SQL(
                 "SELECT d.verified, d.verify_reason FROM device_event d "
@@ -208,7 +238,7 @@ async def _no_receipt(req: Req, conn: Any, event_id: str, source: str | None) ->
     errors=(409,),
 )
 async def event_proof(req: Req, path: EventPath, query: ProofQuery) -> ReceiptOut:
-    visible, params = entry_clause(req.user)
+    visible, params = entry_clause(req.user, req.app.get(RECORD_SCOPES, DENY_ALL))
     async with req.connection() as conn:
         cur = await conn.execute(
             sql.SQL(_RECEIPT).format(visible),

@@ -6,7 +6,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -20,6 +20,7 @@ from crm_sync import webhooks
 from crm_sync.errors import InvalidInput
 from crm_sync.signing import HEADER, verify
 from tests.crm_sync.fixtures import LOOPBACK
+from tests.eventually import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -285,13 +286,13 @@ def test_the_dispatcher_keeps_going_and_reports_its_health(
                 webhooks.dispatch_forever(pool, state, allow=LOOPBACK, interval_s=0.05)
             )
             try:
-                await _eventually(lambda: len(rx.received) == 1)
+                await eventually_async(_true(lambda: len(rx.received) == 1))
                 # the loop survives the bad row and delivers what comes next
                 webhooks.enqueue(db, "work_order.urgent", f"wo:{tag}:2", {"n": 2})
                 db.commit()
-                await _eventually(lambda: len(rx.received) == 2)
+                await eventually_async(_true(lambda: len(rx.received) == 2))
                 # the counters change when the round has recorded its outcomes
-                await _eventually(lambda: state.delivered >= 2)
+                await eventually_async(_true(lambda: state.delivered >= 2))
                 async with pool.connection() as conn:
                     health = await webhooks.health(conn, state)
                 assert health.running and health.ok
@@ -311,8 +312,8 @@ def test_the_dispatcher_keeps_going_and_reports_its_health(
     asyncio.run(scenario())
 
 
-async def _eventually(predicate: Callable[[], bool], limit_s: float = 20.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
+def _true(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def probe() -> bool:
+        return predicate()
+
+    return probe
