@@ -31,12 +31,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import psycopg
 from psycopg.types.json import Jsonb
-from yarl import URL
 
 from crm_sync.errors import InvalidInput
 from crm_sync.signing import HEADER, sign
@@ -209,8 +208,13 @@ class Target:
     parsed: ParsedUrl
     addresses: tuple[IPAddress, ...]
 
-    def pinned_url(self, ip: IPAddress) -> URL:
-        return URL(self.parsed.url).with_host(str(ip))
+    def pinned_url(self, ip: IPAddress) -> str:
+        """The URL with its host replaced by `ip` (user info, port, path, query kept)."""
+        parts = urlsplit(self.parsed.url)
+        host = f"[{ip}]" if ip.version == 6 else str(ip)
+        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        userinfo, at, _ = parts.netloc.rpartition("@")
+        return urlunsplit(parts._replace(netloc=f"{userinfo}{at}{netloc}"))
 
     @property
     def host_header(self) -> str:

@@ -106,6 +106,9 @@ def test_resolve_target_pins_the_checked_addresses(monkeypatch: pytest.MonkeyPat
     (ip,) = target.addresses
     assert str(target.pinned_url(ip)) == "https://93.184.216.34:8443/in?x=1"
     assert target.host_header == "hooks.example:8443"
+    v6 = asyncio.run(resolve_target("http://u:p@[2606:4700::1111]/h"))
+    assert v6.pinned_url(v6.addresses[0]) == "http://u:p@[2606:4700::1111]/h"
+    assert v6.host_header == "[2606:4700::1111]"
     # a name that resolves to nothing now is a retryable failure, not a refusal
     monkeypatch.setattr(webhooks, "_resolve", lambda host: [])
     with pytest.raises(InvalidInput, match="does not resolve") as exc:
