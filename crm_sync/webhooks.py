@@ -334,6 +334,15 @@ class _Claimed:
     body: bytes
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _reason(text: str) -> str:
+    """An error as the outbox stores it: at most 500 characters, no control characters
+    (a NUL from a hostile server would make the row unstorable)."""
+    return _CONTROL_RE.sub("?", text)[:500]
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     status: int | None = None
@@ -368,9 +377,9 @@ async def _post(
                 return _Outcome(resp.status, f"HTTP {resp.status}")
         except aiohttp.ClientConnectorError as exc:
             # nothing was sent: the next checked address of the same name may answer
-            failure = _Outcome(error=f"{type(exc).__name__}: {exc}"[:500])
+            failure = _Outcome(error=_reason(f"{type(exc).__name__}: {exc}"))
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return _Outcome(error=f"{type(exc).__name__}: {exc}"[:500])
+            return _Outcome(error=_reason(f"{type(exc).__name__}: {exc}"))
     return failure
 
 
@@ -381,14 +390,14 @@ async def _send(
     try:
         target = await resolve_target(row.url, allow)
     except RefusedTarget as exc:
-        return _Outcome(error=f"refused: {exc}"[:500], permanent=True)
+        return _Outcome(error=_reason(f"refused: {exc}"), permanent=True)
     except InvalidInput as exc:
-        return _Outcome(error=str(exc)[:500])
+        return _Outcome(error=_reason(str(exc)))
     try:
         return await _post(session, row, target, timeout_s)
     except Exception as exc:  # one subscriber's failure is its own (logged)
         log.exception("webhook %s to %s failed unexpectedly", row.event_id, row.url[:200])
-        return _Outcome(error=f"{type(exc).__name__}: {exc}"[:500])
+        return _Outcome(error=_reason(f"{type(exc).__name__}: {exc}"))
 
 
 async def deliver_due(
@@ -431,17 +440,11 @@ async def deliver_due(
         return DeliveryStats()
     results = await asyncio.gather(*(_send(session, r, timeout_s, allow) for r in rows))
     delivered = retrying = dead = 0
-    async with conn.transaction():
-        for row, outcome in zip(rows, results, strict=True):
-            attempts = row.attempts + 1
-            if outcome.error is None:
-                delivered += 1
-                await conn.execute(
-                    "UPDATE webhook_outbox SET status = 'delivered', attempts = %s, "
-                    "last_status = %s, last_error = NULL, delivered_at = now() WHERE id = %s",
-                    (attempts, outcome.status, row.outbox_id),
-                )
-                continue
+    for row, outcome in zip(rows, results, strict=True):
+        attempts = row.attempts + 1
+        if outcome.error is None:
+            new_status, delay = "delivered", 0.0
+        else:
             log.warning(
                 "webhook %s to %s failed (attempt %d): %s",
                 row.event_id,
@@ -450,18 +453,47 @@ async def deliver_due(
                 outcome.error,
             )
             if outcome.permanent or attempts >= max_attempts:
-                dead += 1
                 new_status, delay = "dead", 0.0
             else:
-                retrying += 1
                 new_status, delay = "pending", backoff_s(attempts)
-            await conn.execute(
-                "UPDATE webhook_outbox SET status = %s, attempts = %s, last_status = %s, "
-                "last_error = %s, next_attempt_at = now() + make_interval(secs => %s) "
-                "WHERE id = %s",
-                (new_status, attempts, outcome.status, outcome.error, delay, row.outbox_id),
-            )
+        try:
+            # one transaction per row: a row that cannot be recorded fails alone (its
+            # lease runs out and it is sent again), never the others' outcomes
+            async with conn.transaction():
+                await _record(conn, row.outbox_id, new_status, attempts, outcome, delay)
+        except psycopg.DataError:
+            log.exception("webhook %s: outcome not recorded", row.event_id)
+            continue
+        if new_status == "delivered":
+            delivered += 1
+        elif new_status == "dead":
+            dead += 1
+        else:
+            retrying += 1
     return DeliveryStats(len(rows), delivered, retrying, dead)
+
+
+async def _record(
+    conn: psycopg.AsyncConnection[Any],
+    outbox_id: int,
+    status: str,
+    attempts: int,
+    outcome: _Outcome,
+    delay_s: float,
+) -> None:
+    if status == "delivered":
+        await conn.execute(
+            "UPDATE webhook_outbox SET status = 'delivered', attempts = %s, "
+            "last_status = %s, last_error = NULL, delivered_at = now() WHERE id = %s",
+            (attempts, outcome.status, outbox_id),
+        )
+        return
+    await conn.execute(
+        "UPDATE webhook_outbox SET status = %s, attempts = %s, last_status = %s, "
+        "last_error = %s, next_attempt_at = now() + make_interval(secs => %s) "
+        "WHERE id = %s",
+        (status, attempts, outcome.status, outcome.error, delay_s, outbox_id),
+    )
 
 
 # --------------------------------------------------------------------------- the dispatcher

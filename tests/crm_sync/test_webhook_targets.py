@@ -127,3 +127,9 @@ def test_the_allow_list_setting_is_parsed_and_checked() -> None:
     with pytest.raises(SettingsError, match="FIELDMESH_WEBHOOK_ALLOW"):
         load_settings(env={"FIELDMESH_WEBHOOK_ALLOW": "10.0.0.0/33"})
     assert address_problem(ipaddress.ip_address("8.8.8.8")) is None
+
+
+def test_failure_reasons_are_storable() -> None:
+    # a NUL in a reason would make the outbox row unstorable (PostgreSQL text)
+    reason = webhooks._reason("HTTP\x00 bad\r\nreason" + "x" * 600)
+    assert reason == "HTTP? bad?\nreason" + "x" * 483
