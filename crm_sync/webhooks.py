@@ -58,6 +58,7 @@ EVENT_TYPES = frozenset(
 
 MAX_URL_LENGTH = 2048
 MAX_HOST_LENGTH = 253  # RFC 1035: a name's text form, without the trailing dot
+MAX_ADDRESSES_TRIED = 3  # a name's checked addresses tried in turn when one refuses
 _LABEL_RE = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -360,7 +361,7 @@ async def _post(
         "Fieldmesh-Event-Id": row.event_id,
     }
     failure = _Outcome(error="no address")
-    for ip in target.addresses:
+    for ip in target.addresses[:MAX_ADDRESSES_TRIED]:
         try:
             async with session.post(
                 target.pinned_url(ip),
