@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -50,19 +51,13 @@ POSITIVE_EXCLUDED = {("POST", "/api/v1/maintenance/train")}
 
 
 async def _admin_token(dsn: str) -> str:
-    async with await psycopg_connect(dsn) as conn:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
         uid = await auth.create_user(
             conn, email=f"fuzz-{uuid.uuid4().hex[:6]}@x.test", name="Fuzz", role="admin"
         )
         _, token = await auth.issue_token(conn, uid, "fuzz")
         await conn.commit()
         return token
-
-
-def psycopg_connect(dsn: str) -> Any:
-    import psycopg
-
-    return psycopg.AsyncConnection.connect(dsn)
 
 
 @pytest.fixture(scope="module")
