@@ -1,327 +1,409 @@
 """HTTP API of crm_sync, and the webhook dispatcher as a start-up/clean-up step.
 
-POST /api/v1/webhooks/subscriptions                   admin: {url, event_types} -> {id, secret}
-GET  /api/v1/webhooks/subscriptions/{id}/deliveries   admin: every delivery with its status
-POST /api/v1/webhooks/deliveries/{id}/replay          admin: send again
-POST /api/v1/connectors                               admin: {name} -> {name, secret}
-POST /api/v1/connectors/{name}/inbound                signed by the connector's secret:
-                                                      upsert accounts and contacts
+Webhooks and connectors are managed by admins; the inbound push is authenticated by its
+connector's HMAC signature (no user). Assets belong to an account: a caller reads, lists
+and creates assets only on accounts they may see (`crm.access`); another account's asset
+answers 404, as if it did not exist.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Literal
 
-import aiohttp
-import psycopg
+import msgspec
 import psycopg.errors
 from aiohttp import web
+from psycopg import sql
 
+from crm import hooks
+from crm.access import account_clause, require_account
 from crm_sync import inbound, webhooks
 from crm_sync.errors import BadSignature, InvalidInput
 from crm_sync.signing import HEADER, verify
-from identity.auth import current_user
 from kernel.errors import ApiError, Conflict, NotFound, Unprocessable
+from kernel.http import Access, RawBody, Req, Routes, decode_json
+from kernel.web import DB_POOL, SETTINGS
 
-log = logging.getLogger(__name__)
+routes = Routes("crm_sync", "Webhooks out, connectors in, and the assets of accounts")
 
-DISPATCH_INTERVAL_S = 1.0
 _DISPATCHER = web.AppKey("crm_sync_dispatcher", asyncio.Task[None])
+DISPATCHER_STATE = web.AppKey("crm_sync_dispatcher_state", webhooks.DispatcherState)
+
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+Short = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+ConnectorName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="lowercase letters, digits, '-' or '_'",
+    ),
+]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=1000, description="page size")]
 
 
-def _pool(request: web.Request) -> Any:
-    from kernel.web import DB_POOL
-
-    return request.app[DB_POOL]
+class IdPath(msgspec.Struct, frozen=True):
+    id: Id
 
 
-async def _admin(request: web.Request) -> None:
-    (await current_user(request)).require_admin()
+class ConnectorPath(msgspec.Struct, frozen=True):
+    name: ConnectorName
 
 
-async def _body(request: web.Request) -> Any:
+# --------------------------------------------------------------------------- webhooks
+
+
+class SubscriptionIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=webhooks.MAX_URL_LENGTH)]
+    event_types: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=32)
+    ]
+
+
+class SubscriptionCreated(msgspec.Struct, frozen=True):
+    id: int
+    url: str
+    event_types: list[str]
+    secret: str  # shown once
+
+
+class DeliveryOut(msgspec.Struct, frozen=True):
+    id: int
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryQuery(msgspec.Struct, frozen=True):
+    limit: Limit = 500
+
+
+class DeliveryPage(msgspec.Struct, frozen=True):
+    items: list[DeliveryOut]
+
+
+class Replayed(msgspec.Struct, frozen=True):
+    id: int
+    status: str
+
+
+@routes.post(
+    "/api/v1/webhooks/subscriptions",
+    access=Access.admin(),
+    summary="Subscribe a URL to event types; the signing secret is returned once",
+    description="The URL must be http(s), at most 2,048 characters, with a host of at most "
+    "253; it must not be, or resolve to, a loopback, private, link-local, CGNAT, multicast, "
+    "reserved or unspecified address unless FIELDMESH_WEBHOOK_ALLOW names it.",
+    status=201,
+)
+async def create_subscription(req: Req, body: SubscriptionIn) -> SubscriptionCreated:
     try:
-        return json.loads(await request.read())
-    except json.JSONDecodeError as exc:
-        raise ApiError(f"request body is not valid JSON: {exc.msg}", code="invalid_json") from exc
-
-
-def _id(request: web.Request, name: str = "id") -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise ApiError(f"{name} must be an integer", field=name) from None
-
-
-def _invalid(exc: InvalidInput) -> Unprocessable:
-    return Unprocessable(exc.message, field=exc.field)
-
-
-async def create_subscription(request: web.Request) -> web.Response:
-    await _admin(request)
-    body = await _body(request)
-    if not isinstance(body, dict):
-        raise Unprocessable("body must be an object", field="$")
-    try:
-        url = webhooks.validate_url(str(body.get("url", "")))
-        raw_types = body.get("event_types")
-        if not isinstance(raw_types, list):
-            raise InvalidInput("event_types", "must be a list of event types")
-        types = webhooks.validate_event_types(str(t) for t in raw_types)
+        # resolving the host blocks: off the event loop
+        url = await asyncio.to_thread(webhooks.validate_url, body.url, req.settings.webhook_allow)
+        types = webhooks.validate_event_types(body.event_types)
     except InvalidInput as exc:
-        raise _invalid(exc) from exc
+        raise Unprocessable(exc.message, field=exc.field) from exc
     secret = secrets.token_hex(32)
-    async with _pool(request).connection() as conn:
+    async with req.connection() as conn:
         cur = await conn.execute(
             "INSERT INTO webhook_subscriptions (url, event_types, secret) VALUES (%s, %s, %s) "
             "RETURNING id",
             (url, types, secret),
         )
         row = await cur.fetchone()
-    return web.json_response(
-        {"id": row[0], "url": url, "event_types": types, "secret": secret}, status=201
-    )
+    assert row is not None
+    return SubscriptionCreated(int(row[0]), url, types, secret)
 
 
-async def list_deliveries(request: web.Request) -> web.Response:
-    await _admin(request)
-    sub_id = _id(request)
-    async with _pool(request).connection() as conn:
-        cur = await conn.execute("SELECT 1 FROM webhook_subscriptions WHERE id = %s", (sub_id,))
+@routes.get(
+    "/api/v1/webhooks/subscriptions/{id}/deliveries",
+    access=Access.admin(),
+    summary="A subscription's deliveries, newest first, with their status",
+)
+async def list_deliveries(req: Req, path: IdPath, query: DeliveryQuery) -> DeliveryPage:
+    async with req.connection() as conn:
+        cur = await conn.execute("SELECT 1 FROM webhook_subscriptions WHERE id = %s", (path.id,))
         if await cur.fetchone() is None:
-            raise NotFound(f"no webhook subscription {sub_id}", field="id")
+            raise NotFound(f"no webhook subscription {path.id}", field="id")
         cur = await conn.execute(
             "SELECT id, event_id, event_type, status, attempts, last_status, last_error, "
             "next_attempt_at, delivered_at FROM webhook_outbox WHERE subscription_id = %s "
-            "ORDER BY id DESC LIMIT 500",
-            (sub_id,),
+            "ORDER BY id DESC LIMIT %s",
+            (path.id, query.limit),
         )
         rows = await cur.fetchall()
-    keys = (
-        "id",
-        "event_id",
-        "event_type",
-        "status",
-        "attempts",
-        "last_status",
-        "last_error",
-        "next_attempt_at",
-        "delivered_at",
-    )
-    items = [
-        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in zip(keys, r, strict=True)}
-        for r in rows
-    ]
-    return web.json_response({"items": items})
+    return DeliveryPage([DeliveryOut(*r) for r in rows])
 
 
-async def replay_delivery(request: web.Request) -> web.Response:
-    await _admin(request)
-    outbox_id = _id(request)
-    async with _pool(request).connection() as conn:
+@routes.post(
+    "/api/v1/webhooks/deliveries/{id}/replay",
+    access=Access.admin(),
+    summary="Send a delivery again (delivered or dead): back to pending, due now",
+    status=202,
+)
+async def replay_delivery(req: Req, path: IdPath) -> Replayed:
+    async with req.connection() as conn:
         cur = await conn.execute(
             "UPDATE webhook_outbox SET status = 'pending', attempts = 0, next_attempt_at = now() "
             "WHERE id = %s",
-            (outbox_id,),
+            (path.id,),
         )
         if cur.rowcount == 0:
-            raise NotFound(f"no delivery {outbox_id}", field="id")
-    return web.json_response({"id": outbox_id, "status": "pending"}, status=202)
+            raise NotFound(f"no delivery {path.id}", field="id")
+    return Replayed(path.id, "pending")
 
 
-async def create_connector(request: web.Request) -> web.Response:
-    await _admin(request)
-    body = await _body(request)
-    name = body.get("name") if isinstance(body, dict) else None
-    if not isinstance(name, str):
-        raise Unprocessable("name is required", field="name")
+@routes.get(
+    "/api/v1/webhooks/health",
+    access=Access.admin(),
+    summary="The webhook dispatcher's health: last run, errors, pending, due and dead deliveries",
+    description="`ok` is false when no dispatcher runs in this process, its last round "
+    "failed, or a due delivery waits longer than a minute.",
+)
+async def dispatcher_health(req: Req) -> webhooks.DispatcherHealth:
+    async with req.connection() as conn:
+        return await webhooks.health(conn, req.app.get(DISPATCHER_STATE))
+
+
+# --------------------------------------------------------------------------- connectors
+
+
+class ConnectorIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: ConnectorName
+
+
+class ConnectorCreated(msgspec.Struct, frozen=True):
+    name: str
+    secret: str  # shown once
+
+
+class Counts(msgspec.Struct, frozen=True):
+    created: int
+    updated: int
+
+
+class InboundResult(msgspec.Struct, frozen=True):
+    accounts: Counts
+    contacts: Counts
+
+
+@routes.post(
+    "/api/v1/connectors",
+    access=Access.admin(),
+    summary="Create an inbound connector; its signing secret is returned once",
+    status=201,
+)
+async def create_connector(req: Req, body: ConnectorIn) -> ConnectorCreated:
     secret = secrets.token_hex(32)
     try:
-        async with _pool(request).connection() as conn:
+        async with req.connection() as conn:
             await conn.execute(
-                "INSERT INTO inbound_connectors (name, secret) VALUES (%s, %s)", (name, secret)
+                "INSERT INTO inbound_connectors (name, secret) VALUES (%s, %s)",
+                (body.name, secret),
             )
     except psycopg.errors.UniqueViolation as exc:
-        raise Conflict(f"connector {name!r} exists", field="name") from exc
-    except psycopg.errors.CheckViolation as exc:
-        raise Unprocessable(
-            "name must be lowercase letters, digits, '-' or '_'", field="name"
-        ) from exc
-    return web.json_response({"name": name, "secret": secret}, status=201)
+        raise Conflict(f"connector {body.name!r} exists", field="name") from exc
+    return ConnectorCreated(body.name, secret)
 
 
-async def inbound_push(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    raw = await request.read()
-    async with _pool(request).connection() as conn:
-        cur = await conn.execute("SELECT secret FROM inbound_connectors WHERE name = %s", (name,))
+@routes.post(
+    "/api/v1/connectors/{name}/inbound",
+    access=Access.public("authenticated by the connector's HMAC signature"),
+    summary="An external CRM pushes accounts and contacts (upserted by external id)",
+    description=f"The body is signed with the connector's secret in the `{HEADER}` header "
+    "(see crm_sync.signing); a missing, stale or wrong signature is a 401. The batch lands "
+    "whole or not at all, through the CRM's own rules.",
+    body=RawBody(
+        ("application/json",),
+        '{"accounts": [{"external_id", "name", "type"?, "address"?}], "contacts": '
+        '[{"external_id", "first_name"?, "last_name"?, "email"?, "phone"?, '
+        '"account_external_id"?, "role"?}]}, at most 5,000 records',
+    ),
+    max_body_bytes=8 * 1024 * 1024,
+    errors=(401, 409),
+)
+async def inbound_push(req: Req, path: ConnectorPath, body: bytes) -> InboundResult:
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            "SELECT secret FROM inbound_connectors WHERE name = %s", (path.name,)
+        )
         row = await cur.fetchone()
         if row is None:
-            raise NotFound(f"no connector {name!r}", field="name")
+            raise NotFound(f"no connector {path.name!r}", field="name")
         try:
-            verify(str(row[0]).encode(), request.headers.get(HEADER), raw, now_s=time.time())
+            verify(str(row[0]).encode(), req.header(HEADER), body, now_s=time.time())
         except BadSignature as exc:
             raise ApiError(str(exc), code="bad_signature", status=401) from exc
-        try:
-            batch = inbound.parse_batch(json.loads(raw))
-        except json.JSONDecodeError as exc:
-            raise ApiError(
-                f"request body is not valid JSON: {exc.msg}", code="invalid_json"
-            ) from exc
-        except InvalidInput as exc:
-            raise _invalid(exc) from exc
-        try:
-            async with conn.transaction():
-                counts = await inbound.upsert(conn, batch)
-                await conn.execute(
-                    "UPDATE inbound_connectors SET last_used_at = now() WHERE name = %s", (name,)
-                )
-        except InvalidInput as exc:
-            raise _invalid(exc) from exc
-        except psycopg.errors.IntegrityError as exc:
-            raise Conflict(
-                f"the batch conflicts with existing records: {exc.diag.message_primary}"
-            ) from exc
-    return web.json_response(
-        {
-            "accounts": {"created": counts.accounts_created, "updated": counts.accounts_updated},
-            "contacts": {"created": counts.contacts_created, "updated": counts.contacts_updated},
-        }
+        # Only a signed body is decoded: strangers learn nothing about the format.
+        batch = decode_json(body, inbound.InboundBatch)
+        inbound.check_batch(batch)
+        async with conn.transaction():
+            counts = await inbound.upsert(conn, batch, inbound.connector_principal(path.name))
+            await conn.execute(
+                "UPDATE inbound_connectors SET last_used_at = now() WHERE name = %s",
+                (path.name,),
+            )
+    return InboundResult(
+        Counts(counts.accounts_created, counts.accounts_updated),
+        Counts(counts.contacts_created, counts.contacts_updated),
     )
 
+
+# --------------------------------------------------------------------------- assets
 
 _ASSET_COLUMNS = (
     "id, account_id, device_id, equipment_model, serial, installed_on, contract_tier, "
     "sla_hours, required_skills, created_at"
 )
-_TIERS = ("basic", "standard", "premium")
 
 
-def _asset_json(r: tuple[Any, ...]) -> dict[str, Any]:
-    keys = [k.strip() for k in _ASSET_COLUMNS.split(",")]
-    return {
-        k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in zip(keys, r, strict=True)
-    }
+class AssetIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    account_id: Id
+    equipment_model: Short
+    device_id: Short | None = None
+    serial: Short | None = None
+    installed_on: date | None = None
+    contract_tier: Literal["basic", "standard", "premium"] = "standard"
+    sla_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 365)] = 48
+    required_skills: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]],
+        msgspec.Meta(max_length=50),
+    ] = []
 
 
-def _opt_str(body: dict[str, Any], key: str) -> str | None:
-    v = body.get(key)
-    if v is not None and (not isinstance(v, str) or not v.strip() or len(v) > 200):
-        raise Unprocessable(f"{key} must be a non-empty string", field=key)
-    return v
+class AssetOut(msgspec.Struct, frozen=True):
+    id: int
+    account_id: int
+    device_id: str | None
+    equipment_model: str
+    serial: str | None
+    installed_on: date | None
+    contract_tier: str
+    sla_hours: int
+    required_skills: list[str]
+    created_at: datetime
 
 
-async def create_asset(request: web.Request) -> web.Response:
-    (await current_user(request)).require_write()
-    body = await _body(request)
-    if not isinstance(body, dict):
-        raise Unprocessable("body must be an object", field="$")
-    account_id = body.get("account_id")
-    if not isinstance(account_id, int) or isinstance(account_id, bool):
-        raise Unprocessable("account_id is required (integer)", field="account_id")
-    model = _opt_str(body, "equipment_model")
-    if model is None:
-        raise Unprocessable("equipment_model is required", field="equipment_model")
-    tier = body.get("contract_tier", "standard")
-    if tier not in _TIERS:
-        raise Unprocessable(
-            f"contract_tier must be one of {', '.join(_TIERS)}", field="contract_tier"
+class AssetListQuery(msgspec.Struct, frozen=True):
+    account_id: Id
+
+
+class AssetPage(msgspec.Struct, frozen=True):
+    items: list[AssetOut]
+
+
+async def asset_scope(req: Req, path: IdPath) -> None:
+    """404 unless the asset exists and the caller may see its account."""
+    visible, params = account_clause(req.user, sql.Identifier("a", "account_id"))
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            sql.SQL("SELECT 1 FROM assets a WHERE a.id = %s AND {}").format(visible),
+            [path.id, *params],
         )
-    sla = body.get("sla_hours", 48)
-    if not isinstance(sla, int) or isinstance(sla, bool) or not 1 <= sla <= 24 * 365:
-        raise Unprocessable("sla_hours must be an integer in [1, 8760]", field="sla_hours")
-    skills = body.get("required_skills", [])
-    if not isinstance(skills, list) or not all(isinstance(x, str) and x for x in skills):
-        raise Unprocessable("required_skills must be a list of strings", field="required_skills")
-    installed = _opt_str(body, "installed_on")
-    async with _pool(request).connection() as conn:
-        cur = await conn.execute("SELECT 1 FROM accounts WHERE id = %s", (account_id,))
         if await cur.fetchone() is None:
-            raise Unprocessable(f"no account {account_id}", field="account_id")
+            raise NotFound(f"no asset {path.id}", field="id")
+
+
+@routes.post(
+    "/api/v1/assets",
+    access=Access.write(
+        unscoped="the body's account must be one the caller may see; another is refused "
+        "as unknown (422)"
+    ),
+    summary="Create an asset (a piece of equipment) on an account",
+    status=201,
+    errors=(409,),
+)
+async def create_asset(req: Req, body: AssetIn) -> AssetOut:
+    visible, params = account_clause(req.user, sql.Identifier("a", "id"))
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            sql.SQL("SELECT 1 FROM accounts a WHERE a.id = %s AND {}").format(visible),
+            [body.account_id, *params],
+        )
+        if await cur.fetchone() is None:
+            # the same answer whether the account is missing or not visible
+            raise Unprocessable(
+                f"account_id: account {body.account_id} not found",
+                field="account_id",
+                code="unknown_reference",
+            )
         try:
             cur = await conn.execute(
                 f"""
                 INSERT INTO assets (account_id, device_id, equipment_model, serial, installed_on,
                                     contract_tier, sla_hours, required_skills)
-                VALUES (%s, %s, %s, %s, %s::date, %s, %s, %s) RETURNING {_ASSET_COLUMNS}
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_ASSET_COLUMNS}
                 """,
                 (
-                    account_id,
-                    _opt_str(body, "device_id"),
-                    model,
-                    _opt_str(body, "serial"),
-                    installed,
-                    tier,
-                    sla,
-                    skills,
+                    body.account_id,
+                    body.device_id,
+                    body.equipment_model,
+                    body.serial,
+                    body.installed_on,
+                    body.contract_tier,
+                    body.sla_hours,
+                    body.required_skills,
                 ),
             )
         except psycopg.errors.UniqueViolation as exc:
             raise Conflict("that device already belongs to an asset", field="device_id") from exc
-        except psycopg.errors.DataError as exc:
-            raise Unprocessable(
-                "installed_on must be a date (YYYY-MM-DD)", field="installed_on"
-            ) from exc
         row = await cur.fetchone()
-    return web.json_response(_asset_json(row), status=201)
+    assert row is not None
+    return AssetOut(*row)
 
 
-async def get_asset(request: web.Request) -> web.Response:
-    await current_user(request)
-    asset_id = _id(request)
-    async with _pool(request).connection() as conn:
-        cur = await conn.execute(f"SELECT {_ASSET_COLUMNS} FROM assets WHERE id = %s", (asset_id,))
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"no asset {asset_id}", field="id")
-    return web.json_response(_asset_json(row))
-
-
-async def list_assets(request: web.Request) -> web.Response:
-    await current_user(request)
-    try:
-        account_id = int(request.query["account_id"])
-    except (KeyError, ValueError):
-        raise Unprocessable("account_id (integer) is required", field="account_id") from None
-    async with _pool(request).connection() as conn:
+@routes.get(
+    "/api/v1/assets",
+    access=Access.read(unscoped="the account is checked: one the caller may not see answers 404"),
+    summary="The assets of one account",
+    errors=(404,),
+)
+async def list_assets(req: Req, query: AssetListQuery) -> AssetPage:
+    await require_account(req, query.account_id)
+    async with req.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {_ASSET_COLUMNS} FROM assets WHERE account_id = %s ORDER BY id", (account_id,)
+            f"SELECT {_ASSET_COLUMNS} FROM assets WHERE account_id = %s ORDER BY id LIMIT 5000",
+            (query.account_id,),
         )
         rows = await cur.fetchall()
-    return web.json_response({"items": [_asset_json(r) for r in rows]})
+    return AssetPage([AssetOut(*r) for r in rows])
 
 
-async def dispatch_forever(pool: Any, interval_s: float = DISPATCH_INTERVAL_S) -> None:
-    """Deliver due webhooks until cancelled; a failure is logged and retried next round."""
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with pool.connection() as conn:
-                    stats = await webhooks.deliver_due(conn, session)
-                if stats.claimed:
-                    log.info(
-                        "webhooks: %d delivered, %d retrying, %d dead",
-                        stats.delivered,
-                        stats.retrying,
-                        stats.dead,
-                    )
-                    continue  # more may be due
-            except psycopg.Error:
-                log.exception("webhook dispatch failed; retrying in %.0f s", interval_s)
-            await asyncio.sleep(interval_s)
+@routes.get(
+    "/api/v1/assets/{id}",
+    access=Access.read(scope=asset_scope),
+    summary="One asset",
+)
+async def get_asset(req: Req, path: IdPath) -> AssetOut:
+    async with req.connection() as conn:
+        cur = await conn.execute(f"SELECT {_ASSET_COLUMNS} FROM assets WHERE id = %s", (path.id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no asset {path.id}", field="id")
+    return AssetOut(*row)
+
+
+# --------------------------------------------------------------------------- dispatcher
 
 
 async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
-    from kernel.web import DB_POOL
-
-    task = asyncio.create_task(dispatch_forever(app[DB_POOL]), name="crm_sync-webhooks")
+    state = webhooks.DispatcherState()
+    app[DISPATCHER_STATE] = state
+    task = asyncio.create_task(
+        webhooks.dispatch_forever(app[DB_POOL], state, allow=app[SETTINGS].webhook_allow),
+        name="crm_sync-webhooks",
+    )
     app[_DISPATCHER] = task
     yield
     task.cancel()
@@ -330,12 +412,6 @@ async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/api/v1/webhooks/subscriptions", create_subscription)
-    app.router.add_get("/api/v1/webhooks/subscriptions/{id}/deliveries", list_deliveries)
-    app.router.add_post("/api/v1/webhooks/deliveries/{id}/replay", replay_delivery)
-    app.router.add_post("/api/v1/connectors", create_connector)
-    app.router.add_post("/api/v1/connectors/{name}/inbound", inbound_push)
-    app.router.add_post("/api/v1/assets", create_asset)
-    app.router.add_get("/api/v1/assets", list_assets)
-    app.router.add_get("/api/v1/assets/{id}", get_asset)
+    hooks.install()  # the CRM's rules for the records the inbound connector writes
+    routes.mount(app)
     app.cleanup_ctx.append(_dispatcher_ctx)

@@ -11,11 +11,14 @@ import importlib
 import msgspec
 from aiohttp import web
 
+from crm.access import account_clause
 from identity.auth import current_user
 from kernel import openapi
 from kernel.http import AUTHENTICATE, Access, Routes
 from kernel.settings import Settings
 from kernel.web import DB_POOL, SETTINGS, db_pool_ctx, error_middleware
+from ledger.routes import RECORD_SCOPES, RecordScopes
+from telemetry.access import device_clause
 
 __all__ = ["DB_POOL", "ROUTE_MODULES", "SETTINGS", "build_app"]
 
@@ -53,6 +56,8 @@ def build_app(
     app[SETTINGS] = settings
     app.cleanup_ctx.append(db_pool_ctx)
     app[AUTHENTICATE] = current_user
+    # receipts are scoped by the records they prove; the ledger imports neither policy
+    app[RECORD_SCOPES] = RecordScopes(device=device_clause, account=account_clause)
     _root.mount(app)
     openapi.mount(app)
     for name in route_modules:

@@ -1,10 +1,10 @@
 """HTTP API of alert rules and alerts.
 
-    GET    /api/v1/alert-rules                  every rule
-    PUT    /api/v1/alert-rules/{rule_id}        admin: create or replace a rule
-    DELETE /api/v1/alert-rules/{rule_id}        admin
-    GET    /api/v1/alerts?state=active|all&device_id=...
-    POST   /api/v1/alerts/{alert_id}/acknowledge    who acknowledges is the caller
+Rules are fleet-wide configuration: every signed-in user reads them, admins change them.
+An alert belongs to a device: a caller lists and acknowledges only alerts of devices they
+may see (`telemetry.access`: through the device's account, or a phone's rep); any other
+alert answers 404, as if it did not exist. Acknowledging needs a writing role (403 for
+viewers); who acknowledges is the caller.
 
 A rule on an unknown equipment model, or on a metric the model does not report, is
 refused (422 naming the field). A model reports the simulator's metrics if it is one of
@@ -13,17 +13,22 @@ the simulator's models, and whatever its assets' devices have reported.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from aiohttp import web
+from psycopg import sql
 
 from crm_sync.webhooks import enqueue_async
 from gateway.alert_store import alert_from_row
 from gateway.rules import Direction, Rule, RuleError, RuleKind, Severity, validate_rules
-from identity.auth import current_user
-from kernel.errors import ApiError, Conflict, NotFound, Unprocessable
+from kernel.errors import Conflict, NotFound, Unprocessable
+from kernel.http import Access, Reply, Req, Routes
+from telemetry.access import device_clause
+from telemetry.contracts import DeviceId
+
+routes = Routes("alerts", "Alert rules, and the alerts they raise on devices")
 
 _RULE_COLUMNS = (
     "rule_id, equipment_model, metric, kind, direction, limit_value, clear_at, "
@@ -34,27 +39,74 @@ _ALERT_COLUMNS = (
     "window_end, occurrences, acknowledged_by, acknowledged_at, cleared_at"
 )
 
-
-def _pool(request: web.Request) -> Any:
-    from kernel.web import DB_POOL
-
-    return request.app[DB_POOL]
-
-
-def _plain(v: Any) -> Any:
-    return v.isoformat() if isinstance(v, datetime) else v
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s/]+$")]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+Metric = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="metric")]
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=10**8)]
 
 
-def _rule_json(r: tuple[Any, ...]) -> dict[str, Any]:
-    keys = [k.strip() for k in _RULE_COLUMNS.split(",")]
-    out = {k: _plain(v) for k, v in zip(keys, r, strict=True)}
-    out["limit"] = out.pop("limit_value")
-    return out
+class RulePath(msgspec.Struct, frozen=True):
+    rule_id: Key
 
 
-def _alert_json(r: tuple[Any, ...]) -> dict[str, Any]:
-    keys = [k.strip() for k in _ALERT_COLUMNS.split(",")]
-    return {k: _plain(v) for k, v in zip(keys, r, strict=True)}
+class RuleIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    equipment_model: Text
+    metric: Metric
+    kind: RuleKind
+    direction: Direction
+    limit: float
+    clear_at: float
+    min_duration_s: Seconds = 0.0
+    rate_window_s: Seconds = 3600.0
+    severity: Severity = Severity.WARNING
+
+
+class RuleOut(msgspec.Struct, frozen=True):
+    rule_id: str
+    equipment_model: str
+    metric: str
+    kind: str
+    direction: str
+    limit: float
+    clear_at: float
+    min_duration_s: float
+    rate_window_s: float
+    severity: str
+    updated_at: datetime
+
+
+class RulePage(msgspec.Struct, frozen=True):
+    items: list[RuleOut]
+
+
+class AlertPath(msgspec.Struct, frozen=True):
+    alert_id: Key
+
+
+class AlertQuery(msgspec.Struct, frozen=True):
+    state: Literal["active", "all"] = "active"
+    device_id: DeviceId | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 500
+
+
+class AlertOut(msgspec.Struct, frozen=True):
+    alert_id: str
+    device_id: str
+    alert_type: str
+    severity: str
+    state: str
+    message: str
+    raised_at: datetime
+    window_start: datetime
+    window_end: datetime
+    occurrences: int
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    cleared_at: datetime | None
+
+
+class AlertPage(msgspec.Struct, frozen=True):
+    items: list[AlertOut]
 
 
 async def _reported_metrics(conn: Any, equipment_model: str) -> set[str] | None:
@@ -78,57 +130,44 @@ async def _reported_metrics(conn: Any, equipment_model: str) -> set[str] | None:
     return metrics
 
 
-def _parse_rule(rule_id: str, body: Any) -> Rule:
-    if not isinstance(body, dict):
-        raise Unprocessable("body must be an object", field="$")
-
-    def need(key: str, kind: type) -> Any:
-        v = body.get(key)
-        if kind is float and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if not isinstance(v, kind):
-            raise Unprocessable(f"{key} is required ({kind.__name__})", field=key)
-        return v
-
-    def opt_float(key: str, default: float) -> float:
-        v = body.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise Unprocessable(f"{key} must be a number", field=key)
-        return float(v)
-
-    try:
-        return Rule(
-            rule_id=rule_id,
-            equipment_model=need("equipment_model", str),
-            metric=need("metric", str),
-            kind=RuleKind(need("kind", str)),
-            direction=Direction(need("direction", str)),
-            limit=need("limit", float),
-            clear_at=need("clear_at", float),
-            min_duration_s=opt_float("min_duration_s", 0.0),
-            rate_window_s=opt_float("rate_window_s", 3600.0),
-            severity=Severity(body.get("severity", "warning")),
-        )
-    except ValueError as exc:  # an unknown enum value, or RuleError (a ValueError)
-        raise Unprocessable(str(exc)) from exc
+def _rule_out(r: tuple[Any, ...]) -> RuleOut:
+    return RuleOut(*r)
 
 
-async def list_rules(request: web.Request) -> web.Response:
-    await current_user(request)
-    async with _pool(request).connection() as conn:
+@routes.get(
+    "/api/v1/alert-rules",
+    access=Access.read(unscoped="rules are fleet-wide configuration, no record data"),
+    summary="Every alert rule",
+)
+async def list_rules(req: Req) -> RulePage:
+    async with req.connection() as conn:
         cur = await conn.execute(f"SELECT {_RULE_COLUMNS} FROM alert_rules ORDER BY rule_id")
         rows = await cur.fetchall()
-    return web.json_response({"items": [_rule_json(r) for r in rows]})
+    return RulePage([_rule_out(r) for r in rows])
 
 
-async def put_rule(request: web.Request) -> web.Response:
-    (await current_user(request)).require_admin()
+@routes.put(
+    "/api/v1/alert-rules/{rule_id}",
+    access=Access.admin(),
+    summary="Create or replace a rule (201 when created, 200 when replaced)",
+)
+async def put_rule(req: Req, path: RulePath, body: RuleIn) -> Reply[RuleOut]:
     try:
-        body = json.loads(await request.read())
-    except json.JSONDecodeError as exc:
-        raise ApiError(f"request body is not valid JSON: {exc.msg}", code="invalid_json") from exc
-    rule = _parse_rule(request.match_info["rule_id"], body)
-    async with _pool(request).connection() as conn:
+        rule = Rule(
+            rule_id=path.rule_id,
+            equipment_model=body.equipment_model,
+            metric=body.metric,
+            kind=body.kind,
+            direction=body.direction,
+            limit=body.limit,
+            clear_at=body.clear_at,
+            min_duration_s=body.min_duration_s,
+            rate_window_s=body.rate_window_s,
+            severity=body.severity,
+        )
+    except RuleError as exc:
+        raise Unprocessable(str(exc)) from exc
+    async with req.connection() as conn:
         reported = await _reported_metrics(conn, rule.equipment_model)
         try:
             validate_rules([rule], {} if reported is None else {rule.equipment_model: reported})
@@ -162,68 +201,89 @@ async def put_rule(request: web.Request) -> web.Response:
             ),
         )
         row = await cur.fetchone()
-    return web.json_response(_rule_json(row[:-1]), status=201 if row[-1] else 200)
+    assert row is not None
+    return Reply(_rule_out(row[:-1]), status=201 if row[-1] else 200)
 
 
-async def delete_rule(request: web.Request) -> web.Response:
-    (await current_user(request)).require_admin()
-    rule_id = request.match_info["rule_id"]
-    async with _pool(request).connection() as conn:
-        cur = await conn.execute("DELETE FROM alert_rules WHERE rule_id = %s", (rule_id,))
+@routes.delete(
+    "/api/v1/alert-rules/{rule_id}",
+    access=Access.admin(),
+    summary="Delete a rule",
+    status=204,
+)
+async def delete_rule(req: Req, path: RulePath) -> None:
+    async with req.connection() as conn:
+        cur = await conn.execute("DELETE FROM alert_rules WHERE rule_id = %s", (path.rule_id,))
         if cur.rowcount == 0:
-            raise NotFound(f"no rule {rule_id!r}", field="rule_id")
-    return web.Response(status=204)
+            raise NotFound(f"no rule {path.rule_id!r}", field="rule_id")
 
 
-async def list_alerts(request: web.Request) -> web.Response:
-    await current_user(request)
-    state = request.query.get("state", "active")
-    if state not in ("active", "all"):
-        raise Unprocessable("state must be active or all", field="state")
-    device = request.query.get("device_id")
-    async with _pool(request).connection() as conn:
+@routes.get(
+    "/api/v1/alerts",
+    access=Access.read(unscoped="the list is filtered to alerts of devices the caller may see"),
+    summary="Alerts, newest first: active ones (raised or acknowledged) or all",
+)
+async def list_alerts(req: Req, query: AlertQuery) -> AlertPage:
+    visible, params = device_clause(req.user, sql.Identifier("alerts", "device_id"))
+    stmt = sql.SQL(
+        "SELECT " + _ALERT_COLUMNS + " FROM alerts "
+        "WHERE (%s = 'all' OR state <> 'cleared') AND (%s::text IS NULL OR device_id = %s) "
+        "AND {} ORDER BY raised_at DESC LIMIT %s"
+    ).format(visible)
+    async with req.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts "
-            "WHERE (%s = 'all' OR state <> 'cleared') AND (%s::text IS NULL OR device_id = %s) "
-            "ORDER BY raised_at DESC LIMIT 500",
-            (state, device, device),
+            stmt, [query.state, query.device_id, query.device_id, *params, query.limit]
         )
         rows = await cur.fetchall()
-    return web.json_response({"items": [_alert_json(r) for r in rows]})
+    return AlertPage([AlertOut(*r) for r in rows])
 
 
-async def acknowledge(request: web.Request) -> web.Response:
-    user = await current_user(request)
-    user.require_write()
-    alert_id = request.match_info["alert_id"]
-    async with _pool(request).connection() as conn, conn.transaction():
+async def alert_scope(req: Req, path: AlertPath) -> None:
+    """404 unless the alert exists and the caller may see its device."""
+    visible, params = device_clause(req.user, sql.Identifier("a", "device_id"))
+    async with req.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = %s FOR UPDATE", (alert_id,)
+            sql.SQL("SELECT 1 FROM alerts a WHERE a.alert_id = %s AND {}").format(visible),
+            [path.alert_id, *params],
+        )
+        if await cur.fetchone() is None:
+            raise NotFound(f"no alert {path.alert_id!r}", field="alert_id")
+
+
+@routes.post(
+    "/api/v1/alerts/{alert_id}/acknowledge",
+    access=Access.write(scope=alert_scope),
+    summary="Acknowledge an active alert (the caller is who acknowledged it)",
+    errors=(409,),
+)
+async def acknowledge(req: Req, path: AlertPath) -> AlertOut:
+    user = req.user
+    async with req.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = %s FOR UPDATE",
+            (path.alert_id,),
         )
         row = await cur.fetchone()
         if row is None:
-            raise NotFound(f"no alert {alert_id!r}", field="alert_id")
+            raise NotFound(f"no alert {path.alert_id!r}", field="alert_id")
         if row[4] == "cleared":
-            raise Conflict(f"alert {alert_id} is cleared: nothing to acknowledge")
+            raise Conflict(f"alert {path.alert_id} is cleared: nothing to acknowledge")
         cur = await conn.execute(
             f"UPDATE alerts SET state = 'acknowledged', acknowledged_by = %s, "
             f"acknowledged_at = now() WHERE alert_id = %s RETURNING {_ALERT_COLUMNS}",
-            (user.email, alert_id),
+            (user.email, path.alert_id),
         )
         row = await cur.fetchone()
+        assert row is not None
         alert = alert_from_row(row)
         await enqueue_async(
             conn,
             "alert.acknowledged",
-            f"alert.acknowledged:{alert_id}:{alert.occurrences}",
-            {"alert_id": alert_id, "device_id": alert.asset_id, "by": user.email},
+            f"alert.acknowledged:{path.alert_id}:{alert.occurrences}",
+            {"alert_id": path.alert_id, "device_id": alert.asset_id, "by": user.email},
         )
-    return web.json_response(_alert_json(row))
+    return AlertOut(*row)
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/alert-rules", list_rules)
-    app.router.add_put("/api/v1/alert-rules/{rule_id}", put_rule)
-    app.router.add_delete("/api/v1/alert-rules/{rule_id}", delete_rule)
-    app.router.add_get("/api/v1/alerts", list_alerts)
-    app.router.add_post("/api/v1/alerts/{alert_id}/acknowledge", acknowledge)
+    routes.mount(app)

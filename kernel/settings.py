@@ -6,6 +6,7 @@ setting, and the CLI turns that into exit code 2.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -40,6 +42,10 @@ class Settings:
     # FIELDMESH_CONSOLE_TILE_URL: the web console's map tiles, http(s)://host/{z}/{x}/{y}.png;
     # None draws vector layers over a plain background (no tile server needed)
     console_tile_url: str | None = None
+    # FIELDMESH_WEBHOOK_ALLOW: comma-separated networks (e.g. 127.0.0.1/32,10.20.0.0/16) that
+    # outbound webhooks may reach although they are loopback, private, link-local, CGNAT or
+    # reserved; empty (the default) lets webhooks reach public addresses only
+    webhook_allow: tuple[IPNetwork, ...] = ()
 
     @property
     def embedded_db(self) -> bool:
@@ -103,7 +109,25 @@ _ENV_KEYS: dict[str, str] = {
     "gateway_user": "FIELDMESH_GATEWAY_USER",
     "evm_rpc_url": "EVM_RPC_URL",
     "console_tile_url": "FIELDMESH_CONSOLE_TILE_URL",
+    "webhook_allow": "FIELDMESH_WEBHOOK_ALLOW",
 }
+
+
+def parse_networks(raw: Any, source: str) -> tuple[IPNetwork, ...]:
+    """`a.b.c.d/n, ...` (a string or a TOML list) as networks; a bare address is a /32 or /128."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple):
+        raise SettingsError(f"{source}: expected comma-separated networks: {raw!r}")
+    out: list[IPNetwork] = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            out.append(ipaddress.ip_network(text, strict=False))
+        except ValueError as exc:
+            raise SettingsError(f"{source}: not a network: {text!r} ({exc})") from None
+    return tuple(out)
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
@@ -129,6 +153,8 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not str(raw).startswith(("mqtt://", "tcp://")):
             raise SettingsError(f"{source}: expected mqtt://host:port: {raw!r}")
         return str(raw)
+    if name == "webhook_allow":
+        return parse_networks(raw, source)
     if name == "console_tile_url":
         url = str(raw).strip()
         if not url.startswith(("http://", "https://")) or not all(

@@ -1,106 +1,290 @@
-"""HTTP: receipts (proofs) of events, the list of checkpoints, consistency proofs between them."""
+"""HTTP: receipts (proofs) of events, the list of checkpoints, consistency proofs between them.
+
+Who may fetch a receipt: a receipt reveals the record it proves, so it is scoped to that
+record's visibility. A device event's receipt is visible to whoever may see the device
+(`telemetry.access`); a visit's to whoever may see its account or is (or manages) its rep;
+a completed work order's to whoever may see its account or is (or manages) its assignee
+(`crm.access`); an entry of any other source to admins and viewers only. Anything else
+answers 404, as if it did not exist, and so do the "unverified" and "not anchored yet"
+explanations. Public verification needs no API: whoever holds a receipt (a customer it was
+handed to) checks it against the chain with `fieldmesh verify <receipt.json>`.
+
+Checkpoints (batches) and consistency proofs are public: they hold only Merkle roots, tree
+sizes and anchor transactions, which are on the chain anyway, and a verifier needs them
+to check that the log only grows.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
 
+import msgspec
 from aiohttp import web
+from psycopg import sql
 
 from kernel.errors import Conflict, NotFound, Unprocessable
-from kernel.web import DB_POOL
+from kernel.http import Access, Req, Routes
+from kernel.principal import Principal
+from ledger.canonical import DEVICE_EVENT_SOURCE
 from ledger.merkle import MerkleError, MerkleTree
-from ledger.store import receipt_for_async
+from ledger.sources import VISIT_CHECKIN, VISIT_COMPLETED, WORK_ORDER_DONE
+from ledger.store import receipt_from_row
+
+routes = Routes("ledger", "Receipts of field events, and the log's checkpoints")
+
+# (principal, SQL expression of an id) -> SQL condition "the principal may see that record"
+Clause = Callable[[Principal, sql.Composable], tuple[sql.Composable, list[Any]]]
 
 
-async def event_proof(request: web.Request) -> web.Response:
-    event_id = request.match_info["id"]
-    source = request.query.get("source")
-    async with request.app[DB_POOL].connection() as conn:
-        receipt = await receipt_for_async(conn, event_id, source)
-        if receipt is not None:
-            return web.json_response(receipt.to_json())
-        cur = await conn.execute(
-            "SELECT leaf_index FROM ledger_entry WHERE source_id = %s AND (%s::text IS NULL OR source = %s)",
-            (event_id, source, source),
+@dataclass(frozen=True, slots=True)
+class RecordScopes:
+    """Who may see a device and an account: the telemetry and CRM policies
+    (`telemetry.access.device_clause`, `crm.access.account_clause`), given by the
+    composition root, since the ledger imports neither package."""
+
+    device: Clause
+    account: Clause
+
+
+def _nothing(principal: Principal, column: sql.Composable) -> tuple[sql.Composable, list[Any]]:
+    return sql.SQL("FALSE"), []
+
+
+RECORD_SCOPES = web.AppKey("ledger_record_scopes", RecordScopes)
+# Without the policies, only admins and viewers (who see everything) get receipts.
+DENY_ALL = RecordScopes(_nothing, _nothing)
+
+Size = Annotated[int, msgspec.Meta(ge=1, le=2**62, description="a tree size")]
+
+
+class EventPath(msgspec.Struct, frozen=True):
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="source id")]
+
+
+class ProofQuery(msgspec.Struct, frozen=True):
+    source: (
+        Annotated[
+            str, msgspec.Meta(max_length=100, description="the entry's source, e.g. device_event")
+        ]
+        | None
+    ) = None
+
+
+class ReceiptOut(msgspec.Struct, frozen=True):
+    v: int
+    entry: dict[str, Any]
+    event_hash: str
+    leaf_index: int
+    tree_size: int
+    inclusion_path: list[str]
+    root: str
+    chain_id: int
+    contract_address: str
+    anchor_sender: str
+    tx_hash: str | None
+    block_number: int | None
+
+
+class BatchQuery(msgspec.Struct, frozen=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+
+
+class BatchOut(msgspec.Struct, frozen=True):
+    batch_id: int
+    first_index: int
+    tree_size: int
+    root: str
+    status: str
+    covered_by: int | None
+    chain_id: int | None
+    contract_address: str | None
+    anchor_sender: str | None
+    tx_hash: str | None
+    block_number: int | None
+    gas_used: int | None
+    sealed_at: datetime
+    anchored_at: datetime | None
+    last_error: str | None
+
+
+class BatchPage(msgspec.Struct, frozen=True):
+    batches: list[BatchOut]
+
+
+class ConsistencyQuery(msgspec.Struct, frozen=True, rename={"first": "from", "second": "to"}):
+    first: Size
+    second: Size
+
+
+class ConsistencyOut(msgspec.Struct, frozen=True, rename={"first": "from", "second": "to"}):
+    first: int
+    second: int
+    from_root: str
+    to_root: str
+    proof: list[str]
+
+
+def entry_clause(
+    principal: Principal, scopes: RecordScopes, alias: str = "e"
+) -> tuple[sql.Composable, list[Any]]:
+    """SQL condition: the ledger entry `alias` proves a record the principal may see."""
+    if principal.sees_everything:
+        return sql.SQL("TRUE"), []
+    source = sql.Identifier(alias, "source")
+    payload = sql.SQL("({}::jsonb -> 'payload')").format(sql.Identifier(alias, "entry_json"))
+
+    def number(key: str) -> sql.Composable:
+        return sql.SQL("({} ->> {})::bigint").format(payload, sql.Literal(key))
+
+    device, device_p = scopes.device(principal, sql.SQL("({} ->> 'device_id')").format(payload))
+    account, account_p = scopes.account(principal, number("account_id"))
+    team = list(principal.team_user_ids)
+    cond = sql.SQL(
+        "(({src} = %s AND {device})"
+        " OR ({src} IN (%s, %s) AND ({account} OR {rep} = ANY(%s)))"
+        " OR ({src} = %s AND ({account} OR {assignee} = ANY(%s))))"
+    ).format(
+        src=source,
+        device=device,
+        account=account,
+        rep=number("rep_id"),
+        assignee=number("assignee_id"),
+    )
+    params = [
+        DEVICE_EVENT_SOURCE,
+        *device_p,
+        VISIT_CHECKIN,
+        VISIT_COMPLETED,
+        *account_p,
+        team,
+        WORK_ORDER_DONE,
+        *account_p,
+        team,
+    ]
+    return cond, params
+
+
+_RECEIPT = """
+SELECT e.entry_json, e.event_hash, e.leaf_index, r.path, b.tree_size, b.root, b.chain_id,
+       b.contract_address, b.sender, b.tx_hash, b.block_number, e.source
+FROM ledger_entry e
+JOIN ledger_receipt r ON r.leaf_index = e.leaf_index
+JOIN ledger_batch b ON b.batch_id = r.batch_id
+WHERE e.source_id = %s AND (%s::text IS NULL OR e.source = %s) AND {}
+ORDER BY e.leaf_index LIMIT 1
+"""
+
+
+async def _no_receipt(req: Req, conn: Any, event_id: str, source: str | None) -> Exception:
+    """Why a visible receipt is missing: pending, unverified, waiting, or not found."""
+    scopes = req.app.get(RECORD_SCOPES, DENY_ALL)
+    visible, params = entry_clause(req.user, scopes)
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT e.leaf_index FROM ledger_entry e WHERE e.source_id = %s "
+            "AND (%s::text IS NULL OR e.source = %s) AND {} LIMIT 1"
+        ).format(visible),
+        [event_id, source, source, *params],
+    )
+    entry = await cur.fetchone()
+    if entry is not None:
+        state = "sealed, anchor pending" if entry[0] is not None else "waiting to be sealed"
+        return Conflict(
+            f"event {event_id} is in the ledger but not anchored yet ({state})",
+            code="not_anchored",
         )
-        entry = await cur.fetchone()
-        if entry is not None:
-            state = "sealed, anchor pending" if entry[0] is not None else "waiting to be sealed"
-            raise Conflict(
-                f"event {event_id} is in the ledger but not anchored yet ({state})",
-                code="not_anchored",
-            )
+    if source is None or source == DEVICE_EVENT_SOURCE:
+        device: sql.Composable
+        device_p: list[Any]
+        if req.user.sees_everything:
+            device, device_p = sql.SQL("TRUE"), []
+        else:
+            device, device_p = scopes.device(req.user, sql.Identifier("d", "device_id"))
         cur = await conn.execute(
-            "SELECT verified, verify_reason FROM device_event WHERE event_id = %s", (event_id,)
+            sql.SQL(
+                "SELECT d.verified, d.verify_reason FROM device_event d "
+                "WHERE d.event_id = %s AND {} LIMIT 1"
+            ).format(device),
+            [event_id, *device_p],
         )
         dev = await cur.fetchone()
-    if dev is not None and not dev[0]:
-        raise Unprocessable(
-            f"event {event_id} is unverified and never enters the ledger: {dev[1]}",
-            code="unverified",
-            field="id",
-        )
-    if dev is not None:
-        raise Conflict(
-            f"event {event_id} is verified and waits to enter the ledger", code="not_anchored"
-        )
-    raise NotFound(f"no event {event_id} in the ledger", code="not_found")
+        if dev is not None and not dev[0]:
+            return Unprocessable(
+                f"event {event_id} is unverified and never enters the ledger: {dev[1]}",
+                code="unverified",
+                field="id",
+            )
+        if dev is not None:
+            return Conflict(
+                f"event {event_id} is verified and waits to enter the ledger",
+                code="not_anchored",
+            )
+    return NotFound(f"no event {event_id} in the ledger", code="not_found", field="id")
 
 
-async def batches(request: web.Request) -> web.Response:
-    try:
-        limit = min(max(int(request.query.get("limit", "50")), 1), 1000)
-    except ValueError:
-        raise Unprocessable("limit: expected an integer", field="limit") from None
-    async with request.app[DB_POOL].connection() as conn:
+@routes.get(
+    "/api/v1/ledger/events/{id}/proof",
+    access=Access.read(
+        unscoped="a receipt is served only when the caller may see the record it proves "
+        "(device, account, rep or assignee); any other answers 404"
+    ),
+    summary="The receipt of a field event: its entry, inclusion proof and anchor",
+    description="`source` picks among entries sharing an id (visit.checkin and "
+    "visit.completed of one visit). 409 `not_anchored` while the entry waits for its "
+    "anchor; 422 `unverified` for a device event whose signature failed.",
+    errors=(409,),
+)
+async def event_proof(req: Req, path: EventPath, query: ProofQuery) -> ReceiptOut:
+    visible, params = entry_clause(req.user, req.app.get(RECORD_SCOPES, DENY_ALL))
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            sql.SQL(_RECEIPT).format(visible),
+            [path.id, query.source, query.source, *params],
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise await _no_receipt(req, conn, path.id, query.source)
+    return ReceiptOut(**receipt_from_row(row).to_json())
+
+
+@routes.get(
+    "/api/v1/ledger/batches",
+    access=Access.public(
+        "checkpoints hold only Merkle roots, tree sizes and anchor transactions, public on "
+        "the chain anyway; verifiers need them without an account"
+    ),
+    summary="The log's checkpoints (sealed batches), newest first",
+)
+async def batches(req: Req, query: BatchQuery) -> BatchPage:
+    async with req.connection() as conn:
         cur = await conn.execute(
             "SELECT batch_id, first_index, tree_size, root, status, covered_by, chain_id, "
-            "contract_address, sender, tx_hash, block_number, gas_used, sealed_at, anchored_at, last_error "
-            "FROM ledger_batch ORDER BY batch_id DESC LIMIT %s",
-            (limit,),
+            "contract_address, sender, tx_hash, block_number, gas_used, sealed_at, anchored_at, "
+            "last_error FROM ledger_batch ORDER BY batch_id DESC LIMIT %s",
+            (query.limit,),
         )
         rows = await cur.fetchall()
-    out: list[dict[str, Any]] = []
-    for r in rows:
-        out.append(
-            {
-                "batch_id": r[0],
-                "first_index": r[1],
-                "tree_size": r[2],
-                "root": bytes(r[3]).hex(),
-                "status": r[4],
-                "covered_by": r[5],
-                "chain_id": r[6],
-                "contract_address": r[7],
-                "anchor_sender": r[8],
-                "tx_hash": r[9],
-                "block_number": r[10],
-                "gas_used": r[11],
-                "sealed_at": r[12].isoformat(),
-                "anchored_at": r[13].isoformat() if r[13] else None,
-                "last_error": r[14],
-            }
-        )
-    return web.json_response({"batches": out})
+    return BatchPage([BatchOut(r[0], r[1], r[2], bytes(r[3]).hex(), *r[4:]) for r in rows])
 
 
-def _size(request: web.Request, name: str) -> int:
-    raw = request.query.get(name)
-    try:
-        value = int(raw) if raw is not None else -1
-    except ValueError:
-        value = -1
-    if value < 1:
-        raise Unprocessable(f"{name}: expected a tree size >= 1", field=name)
-    return value
-
-
-async def consistency(request: web.Request) -> web.Response:
-    """Proof that the log at size `from` is a prefix of the log at size `to` (both checkpoints)."""
-    first, second = _size(request, "from"), _size(request, "to")
+@routes.get(
+    "/api/v1/ledger/consistency",
+    access=Access.public(
+        "a consistency proof holds only hashes of the log's tree; verifiers need it without "
+        "an account"
+    ),
+    summary="Proof that the log at size `from` is a prefix of the log at size `to`",
+    description="Both sizes must be sealed checkpoints (404 `no_checkpoint` otherwise).",
+    errors=(404,),
+)
+async def consistency(req: Req, query: ConsistencyQuery) -> ConsistencyOut:
+    first, second = query.first, query.second
     if first > second:
         raise Unprocessable("from: must not exceed to", field="from")
-    async with request.app[DB_POOL].connection() as conn:
+    async with req.connection() as conn:
         cur = await conn.execute(
             "SELECT tree_size, root FROM ledger_batch WHERE tree_size IN (%s, %s)", (first, second)
         )
@@ -108,7 +292,9 @@ async def consistency(request: web.Request) -> web.Response:
         for name, size in (("from", first), ("to", second)):
             if size not in roots:
                 raise NotFound(
-                    f"{name}: no sealed checkpoint of tree size {size}", code="no_checkpoint"
+                    f"{name}: no sealed checkpoint of tree size {size}",
+                    code="no_checkpoint",
+                    field=name,
                 )
         cur = await conn.execute(
             "SELECT event_hash FROM ledger_entry WHERE leaf_index < %s ORDER BY leaf_index",
@@ -120,18 +306,10 @@ async def consistency(request: web.Request) -> web.Response:
         proof = tree.consistency_proof(first, second)
     except MerkleError as exc:
         raise Unprocessable(str(exc)) from exc
-    return web.json_response(
-        {
-            "from": first,
-            "to": second,
-            "from_root": roots[first].hex(),
-            "to_root": roots[second].hex(),
-            "proof": [p.hex() for p in proof],
-        }
+    return ConsistencyOut(
+        first, second, roots[first].hex(), roots[second].hex(), [p.hex() for p in proof]
     )
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/ledger/events/{id}/proof", event_proof)
-    app.router.add_get("/api/v1/ledger/batches", batches)
-    app.router.add_get("/api/v1/ledger/consistency", consistency)
+    routes.mount(app)

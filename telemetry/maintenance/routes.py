@@ -1,6 +1,6 @@
 """HTTP API of the maintenance models: train (off the event loop) and list versions.
 
-    POST /api/v1/maintenance/train   admin: {"target": "failure"|"anomaly"|"rul", ...}
+    POST /api/v1/maintenance/train   managers and admins: {"target": "failure"|"anomaly"|"rul", ...}
     GET  /api/v1/maintenance/models/{name}   versions, newest first, with metrics
 
 Training runs in a worker thread, one job at a time (409 while one runs); a model refused
@@ -10,87 +10,101 @@ for too little data answers 422 with the reason.
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from aiohttp import web
 
-from identity.auth import current_user
-from kernel.errors import ApiError, Conflict, Unprocessable
+from kernel.errors import Conflict, Unprocessable
+from kernel.http import Access, Req, Routes
 from telemetry.maintenance import training
 from telemetry.maintenance.errors import DataFormatError, InsufficientDataError
-from telemetry.maintenance.rul import ModelCard
 
 PREFIX = "/api/v1/maintenance"
 CMAPSS_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "pdm" / "cmapss"
 _LOCK = web.AppKey("maintenance_train_lock", asyncio.Lock)
-_DATASET_RE = re.compile(r"^FD00[1-4]$")
+
+routes = Routes("maintenance", "Predictive-maintenance models: training and versions")
 
 
-def _card_json(card: ModelCard, active: bool | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": card.name,
-        "kind": card.kind,
-        "version": card.version,
-        "created_at": card.created_at,
-        "metrics": card.metrics,
-        "data": card.data,
-        "params": card.params,
-    }
-    if active is not None:
-        out["active"] = active
-    return out
+class TrainIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    target: Literal["failure", "anomaly", "rul"]
+    assets: Annotated[int, msgspec.Meta(ge=20, le=5000)] = 300
+    days: Annotated[int, msgspec.Meta(ge=10, le=730)] = 90
+    seed: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] = 0
+    equipment_model: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")] | None
+    ) = None
+    dataset: Annotated[
+        str, msgspec.Meta(pattern=r"^FD00[1-4]$", description="C-MAPSS subset (rul)")
+    ] = "FD001"
 
 
-def _int(body: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
-    v = body.get(key, default)
-    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-        raise Unprocessable(f"{key} must be an integer in [{lo}, {hi}]", field=key)
-    return v
+class ModelOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    name: str
+    kind: str
+    version: str
+    created_at: str
+    metrics: dict[str, float]
+    data: dict[str, Any]
+    params: dict[str, Any]
+    active: bool | None = None
 
 
-async def train(request: web.Request) -> web.Response:
-    (await current_user(request)).require_admin()
-    try:
-        body = json.loads(await request.read())
-    except json.JSONDecodeError as exc:
-        raise ApiError(f"request body is not valid JSON: {exc.msg}", code="invalid_json") from exc
-    if not isinstance(body, dict):
-        raise Unprocessable("body must be an object", field="$")
-    from kernel.web import SETTINGS
+class ModelPath(msgspec.Struct, frozen=True):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
 
-    settings = request.app[SETTINGS]
-    target = body.get("target")
-    assets = _int(body, "assets", 300, 20, 5000)
-    days = _int(body, "days", 90, 10, 730)
-    seed = _int(body, "seed", 0, 0, 2**31 - 1)
+
+class ModelPage(msgspec.Struct, frozen=True):
+    items: list[ModelOut]
+
+
+@routes.post(
+    f"{PREFIX}/train",
+    access=Access.managers(unscoped="trains fleet-wide models; no record is read or written"),
+    summary="Train a maintenance model in a worker thread; the new version becomes active",
+    description="`failure` and `anomaly` train on simulated fleets (`assets`, `days`, `seed`; "
+    "`anomaly` needs `equipment_model`); `rul` on a C-MAPSS subset (`dataset`). One job at "
+    "a time: 409 while one runs. Too little data is a 422 `insufficient_data` with the reason.",
+    status=201,
+    errors=(409,),
+)
+async def train(req: Req, body: TrainIn) -> ModelOut:
+    settings = req.settings
     kwargs: dict[str, Any] = {"state_dir": settings.state_dir, "dsn": settings.dsn}
-    if target == "failure":
-        job: Callable[[], training.Trained] = partial(
-            training.train_failure_sim, n_assets=assets, days=days, seed=seed, **kwargs
+    job: Callable[[], training.Trained]
+    if body.target == "failure":
+        job = partial(
+            training.train_failure_sim,
+            n_assets=body.assets,
+            days=body.days,
+            seed=body.seed,
+            **kwargs,
         )
-    elif target == "anomaly":
-        model = body.get("equipment_model")
-        if not isinstance(model, str):
+    elif body.target == "anomaly":
+        if body.equipment_model is None:
             raise Unprocessable("equipment_model is required for anomaly", field="equipment_model")
         job = partial(
-            training.train_anomaly_sim, model, n_assets=assets, days=days, seed=seed, **kwargs
-        )
-    elif target == "rul":
-        dataset = body.get("dataset", "FD001")
-        if not isinstance(dataset, str) or not _DATASET_RE.match(dataset):
-            raise Unprocessable("dataset must be one of FD001..FD004", field="dataset")
-        path = CMAPSS_DIR / f"train_{dataset}.txt"
-        job = partial(
-            training.train_rul_cmapss, path, name=f"rul-{dataset.lower()}", cv_folds=0, **kwargs
+            training.train_anomaly_sim,
+            body.equipment_model,
+            n_assets=body.assets,
+            days=body.days,
+            seed=body.seed,
+            **kwargs,
         )
     else:
-        raise Unprocessable("target must be failure, anomaly or rul", field="target")
-    lock = request.app[_LOCK]
+        path = CMAPSS_DIR / f"train_{body.dataset}.txt"
+        job = partial(
+            training.train_rul_cmapss,
+            path,
+            name=f"rul-{body.dataset.lower()}",
+            cv_folds=0,
+            **kwargs,
+        )
+    lock = req.app[_LOCK]
     if lock.locked():
         raise Conflict("a training job is running; try again when it is done")
     async with lock:
@@ -100,40 +114,42 @@ async def train(request: web.Request) -> web.Response:
             raise Unprocessable(f"refused: {exc}", code="insufficient_data") from exc
         except DataFormatError as exc:
             raise Unprocessable(str(exc)) from exc
-    return web.json_response(_card_json(trained.card), status=201)
+    card = trained.card
+    return ModelOut(
+        card.name, card.kind, card.version, card.created_at, card.metrics, card.data, card.params
+    )
 
 
-async def versions(request: web.Request) -> web.Response:
-    await current_user(request)
-    from kernel.web import DB_POOL
-
-    name = request.match_info["name"]
-    async with request.app[DB_POOL].connection() as conn:
+@routes.get(
+    f"{PREFIX}/models/{{name}}",
+    access=Access.read(unscoped="model cards describe fleet-wide models, no record data"),
+    summary="A model's versions, newest first, with their metrics",
+)
+async def versions(req: Req, path: ModelPath) -> ModelPage:
+    async with req.connection() as conn:
         cur = await conn.execute(
             "SELECT name, kind, version, created_at, params, metrics, data, active "
             "FROM maintenance_model WHERE name = %s ORDER BY created_at DESC, version DESC",
-            (name,),
+            (path.name,),
         )
         rows = await cur.fetchall()
-    items = [
-        _card_json(
-            ModelCard(
+    return ModelPage(
+        [
+            ModelOut(
                 name=r[0],
                 kind=r[1],
                 version=r[2],
                 created_at=r[3].isoformat(),
-                params=r[4],
                 metrics=r[5],
                 data=r[6],
-            ),
-            active=bool(r[7]),
-        )
-        for r in rows
-    ]
-    return web.json_response({"items": items})
+                params=r[4],
+                active=bool(r[7]),
+            )
+            for r in rows
+        ]
+    )
 
 
 def setup(app: web.Application) -> None:
     app[_LOCK] = asyncio.Lock()
-    app.router.add_post(f"{PREFIX}/train", train)
-    app.router.add_get(f"{PREFIX}/models/{{name}}", versions)
+    routes.mount(app)

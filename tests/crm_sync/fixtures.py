@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass
 
 import psycopg
+
+# Test receivers listen on loopback, which webhooks refuse unless the allow-list names it.
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
 @dataclass(frozen=True)

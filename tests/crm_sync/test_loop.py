@@ -10,6 +10,7 @@ from crm_sync.loop import on_check_in, on_visit_completed
 from crm_sync.workorders import open_work_order
 from gateway.alerts import AlertBook
 from gateway.rules import Severity
+from tests.crm_sync.fixtures import LOOPBACK
 
 from .fixtures import make_site
 
@@ -20,7 +21,7 @@ NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 def test_visit_starts_and_completes_the_alert_work_order(db: psycopg.Connection) -> None:
     site = make_site(db)
     sub, _ = webhooks.create_subscription(
-        db, "http://127.0.0.1:9/h", ["visit.checked_in", "visit.completed"]
+        db, "http://127.0.0.1:9/h", ["visit.checked_in", "visit.completed"], allow=LOOPBACK
     )
     alert = AlertBook().raise_alert(site.device_id, "vib", Severity.CRITICAL, 1).alert
     wo = open_work_order(db, alert, now=NOW)

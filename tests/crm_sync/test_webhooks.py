@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -12,9 +14,13 @@ import aiohttp
 import psycopg
 import pytest
 from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
 
 from crm_sync import webhooks
+from crm_sync.errors import InvalidInput
 from crm_sync.signing import HEADER, verify
+from tests.crm_sync.fixtures import LOOPBACK
+from tests.eventually import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +32,12 @@ class Receiver:
     secret: bytes = b""
     fail_with: int | None = None
     received: list[dict[str, object]] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
     url: str = ""
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.hosts.append(request.headers.get("Host", ""))
         verify(self.secret, request.headers.get(HEADER), body, now_s=time.time())
         if self.fail_with is not None:
             return web.Response(status=self.fail_with)
@@ -64,18 +72,34 @@ def _due_now(db: psycopg.Connection, sub_id: int) -> None:
     db.commit()
 
 
-async def _deliver(dsn: str, sub_ids: list[int], **kw: float) -> webhooks.DeliveryStats:
+async def _deliver(
+    dsn: str,
+    sub_ids: list[int],
+    *,
+    allow: webhooks.Networks = LOOPBACK,
+    timeout_s: float = 5.0,
+    max_attempts: int = 8,
+) -> webhooks.DeliveryStats:
     async with (
         await psycopg.AsyncConnection.connect(dsn) as conn,
         aiohttp.ClientSession() as session,
     ):
-        return await webhooks.deliver_due(conn, session, subscription_ids=sub_ids, **kw)  # type: ignore[arg-type]
+        return await webhooks.deliver_due(
+            conn,
+            session,
+            subscription_ids=sub_ids,
+            allow=allow,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+        )
 
 
 def test_signed_delivery_retry_dead_and_replay(db: psycopg.Connection, db_dsn: str) -> None:
     async def scenario() -> None:
         async with serving(Receiver()) as rx:
-            sub_id, secret = webhooks.create_subscription(db, rx.url, ["work_order.created"])
+            sub_id, secret = webhooks.create_subscription(
+                db, rx.url, ["work_order.created"], allow=LOOPBACK
+            )
             rx.secret = secret.encode()
             webhooks.enqueue(db, "work_order.created", "wo:1", {"work_order_id": 1})
             db.commit()
@@ -117,10 +141,12 @@ def test_signed_delivery_retry_dead_and_replay(db: psycopg.Connection, db_dsn: s
 def test_a_dead_subscriber_does_not_block_a_live_one(db: psycopg.Connection, db_dsn: str) -> None:
     async def scenario() -> None:
         async with serving(Receiver()) as rx:
-            live, secret = webhooks.create_subscription(db, rx.url, ["alert.raised"])
+            live, secret = webhooks.create_subscription(
+                db, rx.url, ["alert.raised"], allow=LOOPBACK
+            )
             rx.secret = secret.encode()
             dead, _ = webhooks.create_subscription(
-                db, f"http://127.0.0.1:{_closed_port()}/hook", ["alert.raised"]
+                db, f"http://127.0.0.1:{_closed_port()}/hook", ["alert.raised"], allow=LOOPBACK
             )
             for i in range(3):
                 webhooks.enqueue(db, "alert.raised", f"al:{live}:{i}", {"n": i})
@@ -136,8 +162,158 @@ def test_a_dead_subscriber_does_not_block_a_live_one(db: psycopg.Connection, db_
 
 
 def test_redelivered_event_is_queued_once_per_subscriber(db: psycopg.Connection) -> None:
-    sub, _ = webhooks.create_subscription(db, "https://example.com/h", ["visit.completed"])
+    sub, _ = webhooks.create_subscription(db, "https://93.184.216.34/h", ["visit.completed"])
     webhooks.enqueue(db, "visit.completed", "visit:77", {"visit_id": 77})
     webhooks.enqueue(db, "visit.completed", "visit:77", {"visit_id": 77})
     assert [d.event_id for d in webhooks.deliveries(db, sub)] == ["visit:77"]
     db.rollback()
+
+
+def _insert_subscription(db: psycopg.Connection, url: str, event_type: str) -> int:
+    """A subscription as an older version (or a hand edit) may have left it: unchecked."""
+    row = db.execute(
+        "INSERT INTO webhook_subscriptions (url, event_types, secret) VALUES (%s, %s, 'k') "
+        "RETURNING id",
+        (url, [event_type]),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_bad_subscription_fails_only_its_own_deliveries(
+    db: psycopg.Connection, db_dsn: str
+) -> None:
+    """A 300-character host once stopped every delivery for good; now its rows die alone."""
+    long_host = ".".join(["h" * 59] * 5)  # 299 characters, every label valid
+    with pytest.raises(InvalidInput, match="longer than 253"):
+        webhooks.create_subscription(db, f"http://{long_host}/hook", ["visit.completed"])
+
+    async def scenario() -> None:
+        async with serving(Receiver()) as rx:
+            good, secret = webhooks.create_subscription(
+                db, rx.url, ["visit.completed"], allow=LOOPBACK
+            )
+            rx.secret = secret.encode()
+            bad = [
+                _insert_subscription(db, f"http://{long_host}/hook", "visit.completed"),
+                _insert_subscription(db, f"http://{'x' * 300}/hook", "visit.completed"),
+                _insert_subscription(db, "http://169.254.169.254/latest", "visit.completed"),
+                _insert_subscription(db, "http://[::ffff:169.254.169.254]/", "visit.completed"),
+                _insert_subscription(db, "http://[::1/broken", "visit.completed"),
+            ]
+            tag = uuid.uuid4().hex[:6]
+            for i in range(2):
+                webhooks.enqueue(db, "visit.completed", f"visit:{tag}:{i}", {"i": i})
+            db.commit()
+            stats = await _deliver(db_dsn, [good, *bad], allow=())
+            # the loopback receiver needs the allow-list: refused like the others
+            assert (stats.delivered, stats.dead) == (0, 12)
+            webhooks.replay(db, webhooks.deliveries(db, good)[0].outbox_id)
+            webhooks.replay(db, webhooks.deliveries(db, good)[1].outbox_id)
+            db.commit()
+            stats = await _deliver(db_dsn, [good, *bad])
+            assert (stats.claimed, stats.delivered) == (2, 2)
+            assert sorted(str(r["id"]) for r in rx.received) == [f"visit:{tag}:0", f"visit:{tag}:1"]
+            for sub in bad:
+                rows = webhooks.deliveries(db, sub)
+                assert [r.status for r in rows] == ["dead", "dead"]
+                assert all((r.last_error or "").startswith("refused: url: ") for r in rows)
+
+    asyncio.run(scenario())
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(
+    db: psycopg.Connection, db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host is resolved once per delivery, and the connection uses that very address:
+    a second lookup (which DNS rebinding could answer differently) never happens."""
+    lookups: list[str] = []
+    answer = ["127.0.0.1"]
+
+    def resolve(host: str) -> list[str]:
+        lookups.append(host)
+        return list(answer)
+
+    monkeypatch.setattr(webhooks, "_resolve", resolve)
+
+    async def scenario() -> None:
+        async with serving(Receiver()) as rx:
+            port = rx.url.rsplit(":", 1)[1].split("/")[0]
+            # .invalid never resolves in real DNS: only the pinned address can reach rx
+            url = f"http://hooks.fieldmesh.invalid:{port}/hook"
+            sub, secret = webhooks.create_subscription(
+                db, url, ["visit.checked_in"], allow=LOOPBACK
+            )
+            rx.secret = secret.encode()
+            webhooks.enqueue(db, "visit.checked_in", f"visit:{sub}:a", {"n": 1})
+            db.commit()
+            lookups.clear()
+            stats = await _deliver(db_dsn, [sub])
+            assert stats.delivered == 1
+            assert lookups == ["hooks.fieldmesh.invalid"]
+            assert rx.hosts == [f"hooks.fieldmesh.invalid:{port}"]
+
+            # the name now answers an address the policy refuses: nothing is sent
+            answer[:] = ["127.0.0.1", "10.0.0.9"]
+            webhooks.enqueue(db, "visit.checked_in", f"visit:{sub}:b", {"n": 2})
+            db.commit()
+            stats = await _deliver(db_dsn, [sub])
+            assert (stats.delivered, stats.dead) == (0, 1)
+            assert len(rx.received) == 1
+            row = next(d for d in webhooks.deliveries(db, sub) if d.event_id.endswith(":b"))
+            assert "10.0.0.9" in (row.last_error or "")
+
+    asyncio.run(scenario())
+
+
+def test_the_dispatcher_keeps_going_and_reports_its_health(
+    db: psycopg.Connection, db_dsn: str
+) -> None:
+    async def scenario() -> None:
+        async with serving(Receiver()) as rx:
+            good, secret = webhooks.create_subscription(
+                db, rx.url, ["work_order.urgent"], allow=LOOPBACK
+            )
+            rx.secret = secret.encode()
+            bad = _insert_subscription(db, f"http://{'y' * 300}/hook", "work_order.urgent")
+            tag = uuid.uuid4().hex[:6]
+            webhooks.enqueue(db, "work_order.urgent", f"wo:{tag}:1", {"n": 1})
+            db.commit()
+            state = webhooks.DispatcherState()
+            pool = AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False)
+            await pool.open()
+            task = asyncio.create_task(
+                webhooks.dispatch_forever(pool, state, allow=LOOPBACK, interval_s=0.05)
+            )
+            try:
+                await eventually_async(_true(lambda: len(rx.received) == 1))
+                # the loop survives the bad row and delivers what comes next
+                webhooks.enqueue(db, "work_order.urgent", f"wo:{tag}:2", {"n": 2})
+                db.commit()
+                await eventually_async(_true(lambda: len(rx.received) == 2))
+                # the counters change when the round has recorded its outcomes
+                await eventually_async(_true(lambda: state.delivered >= 2))
+                async with pool.connection() as conn:
+                    health = await webhooks.health(conn, state)
+                assert health.running and health.ok
+                assert health.last_run_at is not None and health.errors == 0
+                assert health.delivered >= 2 and health.dead >= 2
+                assert [d.status for d in webhooks.deliveries(db, bad)] == ["dead", "dead"]
+                assert {d.status for d in webhooks.deliveries(db, good)} == {"delivered"}
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await pool.close()
+            async with await psycopg.AsyncConnection.connect(db_dsn) as conn:
+                stopped = await webhooks.health(conn, state)
+            assert not stopped.running and not stopped.ok
+
+    asyncio.run(scenario())
+
+
+def _true(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def probe() -> bool:
+        return predicate()
+
+    return probe

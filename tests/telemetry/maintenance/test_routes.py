@@ -79,3 +79,16 @@ def test_bad_requests_and_roles_are_refused(api: str, db_dsn: str) -> None:
         f"{api}/maintenance/train", json={"target": "rul", "dataset": "../etc"}, headers=admin
     )
     assert (r.status_code, r.json()["error"]["field"]) == (422, "dataset")
+    r = requests.post(
+        f"{api}/maintenance/train", json={"target": "failure", "days": "x"}, headers=admin
+    )
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "days")
+    # managers train too (past the role check, the bad target is what is refused)
+    manager = {"Authorization": f"Bearer {asyncio.run(_token(db_dsn, 'manager'))}"}
+    r = requests.post(f"{api}/maintenance/train", json={"target": "magic"}, headers=manager)
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "target")
+    # everyone signed in reads the versions
+    r = requests.get(f"{api}/maintenance/models/failure-7d", headers=rep)
+    assert r.status_code == 200 and isinstance(r.json()["items"], list)
+    r = requests.get(f"{api}/maintenance/models/..%2Fetc", headers=rep)
+    assert r.status_code == 404
