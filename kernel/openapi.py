@@ -63,7 +63,11 @@ def _model_schema(model: Any, components: Json) -> Json:
     (schema,), comps = msgspec.json.schema_components(
         [model], ref_template="#/components/schemas/{name}"
     )
-    components.update(comps)
+    for name, comp in comps.items():
+        # Two different models of one class name would silently replace each other.
+        if name in components and components[name] != comp:
+            raise ValueError(f"two different models are both named {name!r} in the API")
+        components[name] = comp
     return schema
 
 
