@@ -1,6 +1,6 @@
 """Predictive-maintenance benchmark: RUL on NASA C-MAPSS and failure alerts on the sim fleet.
 
-Part 1 (C-MAPSS, FD001 by default): fieldmesh's RUL method (telemetry/maintenance/rul.py)
+Part 1 (C-MAPSS, FD001 by default): fieldmesh's RUL method (insights/maintenance/rul.py)
 is cross-validated by engine on the training trajectories only — each validation engine
 cut at several random points (fixed seed), the RUL predicted at each cut — and compared
 with the reference method measured in the same run (a random forest on one row's raw
@@ -32,12 +32,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from telemetry.maintenance.cmapss import Trajectories, read_cmapss
-from telemetry.maintenance.failure import FailureConfig, failure_labels, fit_failure
-from telemetry.maintenance.metrics import Classification, classification
-from telemetry.maintenance.rul import RulConfig, fit_raw_forest_baseline, fit_rul
-from telemetry.maintenance.simfleet import simulate_fleet
-from telemetry.maintenance.validation import CvResult, cross_validate
+from insights.maintenance.cmapss import Trajectories, read_cmapss
+from insights.maintenance.failure import FailureConfig, failure_labels, fit_failure
+from insights.maintenance.metrics import Classification, classification
+from insights.maintenance.rul import RulConfig, fit_raw_forest_baseline, fit_rul
+from insights.maintenance.simfleet import simulate_fleet
+from insights.maintenance.validation import CvResult, cross_validate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "pdm" / "cmapss"

@@ -18,10 +18,10 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from alerts.model import Alert
+from alerts.rules import Severity
 from crm_sync import webhooks
 from crm_sync.errors import UnknownAsset
-from gateway.alerts import Alert
-from gateway.rules import Severity
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def publish_alert(conn: psycopg.Connection[Any], alert: Alert, change: str) -> i
 
 
 class CrmAlertHooks:
-    """gateway.alert_stage.AlertHooks: an alert's webhook events and its work order."""
+    """alerts.stage.AlertHooks: an alert's webhook events and its work order."""
 
     def changed(self, conn: psycopg.Connection[Any], alert: Alert, change: str) -> None:
         publish_alert(conn, alert, change)

@@ -11,7 +11,9 @@ import importlib
 import msgspec
 from aiohttp import web
 
+from alerts.routes import ALERT_EVENTS
 from crm.access import account_clause
+from crm_sync.webhooks import enqueue_async
 from identity.auth import current_user
 from kernel import openapi
 from kernel.http import AUTHENTICATE, Access, Routes
@@ -31,8 +33,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "geo.routes",
     "console.routes",
     "crm_sync.routes",
-    "telemetry.maintenance.routes",
-    "gateway.alert_routes",
+    "insights.maintenance.routes",
+    "alerts.routes",
     "routing.routes",
 )
 
@@ -58,6 +60,8 @@ def build_app(
     app[AUTHENTICATE] = current_user
     # receipts are scoped by the records they prove; the ledger imports neither policy
     app[RECORD_SCOPES] = RecordScopes(device=device_clause, account=account_clause)
+    # an acknowledged alert is announced through the webhook outbox
+    app[ALERT_EVENTS] = enqueue_async
     _root.mount(app)
     openapi.mount(app)
     for name in route_modules:

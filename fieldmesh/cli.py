@@ -23,7 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ar_viewer.cli",
     "ledger.cli",
     "crm.cli",
-    "telemetry.maintenance.cli",
+    "insights.maintenance.cli",
     "routing.cli",
 )
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import psycopg
 
+from alerts.rules import Direction, Rule, RuleKind, Severity, validate_rules
 from firmware_sim.fleet import Fleet
 from firmware_sim.physics import EQUIPMENT_MODELS, METRICS
-from gateway.rules import Direction, Rule, RuleKind, Severity, validate_rules
 
 SKILLS = sorted({name.split("-", 1)[0] for name in EQUIPMENT_MODELS})
 

@@ -26,12 +26,12 @@ def build_stages(settings: Settings) -> list[StageHandler]:
     telemetry (alerts, work orders), then the live feed, which reports what they wrote."""
     import psycopg
 
+    from alerts.stage import AlertStage
     from console.live_stage import LiveStage
     from crm_sync.loop import CrmVisitHooks
     from crm_sync.workorders import CrmAlertHooks
-    from gateway.alert_stage import AlertStage
     from geo.live import GeoStage
-    from telemetry.maintenance.training import load_live_monitors
+    from insights.maintenance.training import load_live_monitors
 
     with psycopg.connect(settings.dsn) as conn:
         monitors = load_live_monitors(conn)

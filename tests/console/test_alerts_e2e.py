@@ -12,10 +12,10 @@ from typing import Any
 
 import psycopg
 
+from alerts import store as alert_store
+from alerts.rules import Severity
 from console.live_stage import LiveStage
-from gateway import alert_store
 from gateway.pipeline import NewMessages
-from gateway.rules import Severity
 from kernel.settings import Settings
 from telemetry.contracts import SCHEMA_VERSION, Sample, TelemetryBatch
 from tests.console.test_crm_e2e import call, login

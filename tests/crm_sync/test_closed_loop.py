@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from alerts import store as alert_store
 from crm_sync.dispatch import dispatch_pending
 from crm_sync.loop import CrmVisitHooks
 from crm_sync.workorders import open_work_order
@@ -28,7 +29,6 @@ from fieldmesh.closed_loop import Dispatcher, loop_steps
 from fieldmesh.demo_world import morning_lead_s, seed_world
 from fieldmesh.migrate import upgrade
 from firmware_sim.fleet import Fleet, FleetSpec
-from gateway import alert_store
 from geo.store import apply_visits
 from geo.visits import CheckIn, CheckOut
 from kernel.settings import Settings

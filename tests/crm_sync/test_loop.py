@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from alerts.model import AlertBook
+from alerts.rules import Severity
 from crm_sync import webhooks
 from crm_sync.loop import on_check_in, on_visit_completed
 from crm_sync.workorders import open_work_order
-from gateway.alerts import AlertBook
-from gateway.rules import Severity
 from tests.crm_sync.fixtures import LOOPBACK
 
 from .fixtures import make_site

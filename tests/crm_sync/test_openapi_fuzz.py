@@ -33,9 +33,9 @@ pytestmark = pytest.mark.integration
 
 MODULES = (
     "crm_sync.routes",
-    "gateway.alert_routes",
+    "alerts.routes",
     "ledger.routes",
-    "telemetry.maintenance.routes",
+    "insights.maintenance.routes",
 )
 CHECKS = [
     not_a_server_error,

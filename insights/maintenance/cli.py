@@ -1,0 +1,128 @@
+"""`fieldmesh train ...` and `fieldmesh models NAME`: train, save and list model versions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg.errors
+
+from insights.maintenance import registry, training
+from insights.maintenance.errors import MaintenanceError
+from kernel.settings import Settings
+
+
+def _dsn(args: argparse.Namespace, settings: Settings) -> str | None:
+    return None if args.no_db else settings.dsn
+
+
+def _db_error(command: str, exc: psycopg.Error) -> int:
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        print(f"fieldmesh {command}: the database is not migrated; run `fieldmesh up` ({exc})")
+    else:
+        print(f"fieldmesh {command}: database error: {exc}")
+    return 1
+
+
+def _report(trained: training.Trained) -> int:
+    card = trained.card
+    print(
+        json.dumps(
+            {
+                "name": card.name,
+                "version": card.version,
+                "metrics": card.metrics,
+                "data": {k: v for k, v in card.data.items() if k != "sensors"},
+                "artifact": str(trained.artifact),
+            }
+        )
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        if args.target == "rul":
+            trained = training.train_rul_cmapss(
+                args.cmapss,
+                state_dir=settings.state_dir,
+                dsn=_dsn(args, settings),
+                name=args.name or "rul",
+                cv_folds=args.cv_folds,
+            )
+        elif args.target == "failure":
+            trained = training.train_failure_sim(
+                state_dir=settings.state_dir,
+                dsn=_dsn(args, settings),
+                n_assets=args.assets,
+                days=args.days,
+                seed=args.seed,
+                name=args.name or "failure-7d",
+            )
+        elif args.live:
+            trained = training.train_anomaly_live(
+                args.equipment_model,
+                state_dir=settings.state_dir,
+                dsn=_dsn(args, settings),
+                seed=args.seed,
+            )
+        else:
+            trained = training.train_anomaly_sim(
+                args.equipment_model,
+                state_dir=settings.state_dir,
+                dsn=_dsn(args, settings),
+                n_assets=args.assets,
+                days=args.days,
+                seed=args.seed,
+            )
+    except MaintenanceError as exc:
+        print(f"fieldmesh train: {exc}")
+        return 1
+    except psycopg.Error as exc:
+        return _db_error("train", exc)
+    return _report(trained)
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        with psycopg.connect(settings.dsn) as conn:
+            versions = registry.list_versions(conn, args.name)
+    except psycopg.Error as exc:
+        return _db_error("models", exc)
+    for card, active in versions:
+        flag = "*" if active else " "
+        print(f"{flag} {card.version}  {card.kind}  {json.dumps(card.metrics)}")
+    if not versions:
+        print(f"no recorded versions of model {args.name!r}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a maintenance model, save and record the version")
+    p.add_argument("target", choices=("rul", "failure", "anomaly"))
+    p.add_argument("--cmapss", type=Path, help="rul: a C-MAPSS training file")
+    p.add_argument("--equipment-model", default="pump-p200", help="anomaly: which model")
+    p.add_argument("--assets", type=int, default=300, help="simulated assets (failure, anomaly)")
+    p.add_argument("--days", type=int, default=90, help="simulated days per asset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cv-folds", type=int, default=5, help="rul: CV folds for the card (0: none)")
+    p.add_argument("--name", help="model name (default by target)")
+    p.add_argument("--no-db", action="store_true", help="save the file only, record nothing")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="anomaly: a live detector on raw samples, scored by the gateway",
+    )
+
+    def _checked(args: argparse.Namespace, settings: Settings) -> int:
+        if args.target == "rul" and args.cmapss is None:
+            p.error("train rul needs --cmapss FILE")
+        return cmd_train(args, settings)
+
+    p.set_defaults(func=_checked)
+    m = sub.add_parser("models", help="list recorded versions of a maintenance model")
+    m.add_argument("name")
+    m.set_defaults(func=cmd_models)

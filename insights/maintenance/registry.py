@@ -1,0 +1,167 @@
+"""Saving and loading model versions: artefact files under the state dir, cards in the DB.
+
+A version is saved as `<root>/<name>/<version>.joblib` (the fitted model object) with
+`<version>.json` (its card) beside it, and recorded in the `maintenance_model` table with
+its metrics and the data it saw. Activating a version makes it the one scoring uses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Protocol
+
+import joblib  # type: ignore[import-untyped]  # no stubs
+import psycopg
+from psycopg.types.json import Jsonb
+
+from insights.maintenance.errors import DataFormatError, ModelNotFoundError
+from insights.maintenance.rul import ModelCard
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class HasCard(Protocol):
+    card: ModelCard
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise DataFormatError(f"model {kind} {value!r} must match {_NAME_RE.pattern}")
+    return value
+
+
+def card_from_dict(d: dict[str, Any]) -> ModelCard:
+    try:
+        return ModelCard(
+            name=str(d["name"]),
+            kind=str(d["kind"]),
+            version=str(d["version"]),
+            created_at=str(d["created_at"]),
+            params=dict(d["params"]),
+            data=dict(d["data"]),
+            metrics={k: float(v) for k, v in dict(d.get("metrics", {})).items()},
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataFormatError(f"not a model card: {exc}") from exc
+
+
+class ModelStore:
+    """Model artefacts on disk, one directory per model name."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_of(self, name: str, version: str) -> Path:
+        return self.root / _check_name("name", name) / f"{_check_name('version', version)}.joblib"
+
+    def save(self, model: HasCard) -> Path:
+        card = model.card
+        path = self.path_of(card.name, card.version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        joblib.dump(model, tmp)
+        tmp.replace(path)  # readers never see a half-written file
+        path.with_suffix(".json").write_text(json.dumps(card.to_dict(), indent=2))
+        return path
+
+    def versions(self, name: str) -> list[str]:
+        """Saved versions, oldest first (versions start with their UTC creation time)."""
+        folder = self.root / _check_name("name", name)
+        if not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob("*.joblib"))
+
+    def card(self, name: str, version: str) -> ModelCard:
+        path = self.path_of(name, version).with_suffix(".json")
+        if not path.is_file():
+            raise ModelNotFoundError(f"no model {name!r} version {version!r}")
+        return card_from_dict(json.loads(path.read_text()))
+
+    def load(self, name: str, version: str | None = None) -> Any:
+        """The saved model object (the latest version unless one is named)."""
+        if version is None:
+            versions = self.versions(name)
+            if not versions:
+                raise ModelNotFoundError(f"no saved versions of model {name!r}")
+            version = versions[-1]
+        path = self.path_of(name, version)
+        if not path.is_file():
+            raise ModelNotFoundError(f"no model {name!r} version {version!r}")
+        return joblib.load(path)
+
+
+def load_artifact(path: Path) -> Any:
+    """A saved model object by its artefact path (as recorded in the database)."""
+    if not path.is_file():
+        raise ModelNotFoundError(f"model file {path} is missing")
+    return joblib.load(path)
+
+
+# ----------------------------------------------------------------------- database
+
+
+def record(conn: psycopg.Connection[Any], card: ModelCard, artifact: Path) -> None:
+    """Record a saved version (idempotent on name and version)."""
+    conn.execute(
+        """
+        INSERT INTO maintenance_model
+            (name, version, kind, created_at, params, metrics, data, artifact_path)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (name, version) DO UPDATE SET metrics = EXCLUDED.metrics
+        """,
+        (
+            card.name,
+            card.version,
+            card.kind,
+            card.created_at,
+            Jsonb(card.params),
+            Jsonb(card.metrics),
+            Jsonb(card.data),
+            str(artifact),
+        ),
+    )
+
+
+def activate(conn: psycopg.Connection[Any], name: str, version: str) -> None:
+    """Make one version the active one of its name, in one transaction."""
+    with conn.transaction():
+        found = conn.execute(
+            "SELECT 1 FROM maintenance_model WHERE name = %s AND version = %s", (name, version)
+        ).fetchone()
+        if found is None:
+            raise ModelNotFoundError(f"no recorded model {name!r} version {version!r}")
+        conn.execute("UPDATE maintenance_model SET active = false WHERE name = %s", (name,))
+        conn.execute(
+            "UPDATE maintenance_model SET active = true WHERE name = %s AND version = %s",
+            (name, version),
+        )
+
+
+def list_versions(conn: psycopg.Connection[Any], name: str) -> list[tuple[ModelCard, bool]]:
+    """Recorded versions of a model, newest first, with whether each is active."""
+    rows = conn.execute(
+        """
+        SELECT name, kind, version, created_at, params, metrics, data, active
+        FROM maintenance_model WHERE name = %s ORDER BY created_at DESC, version DESC
+        """,
+        (name,),
+    ).fetchall()
+    return [
+        (
+            card_from_dict(
+                {
+                    "name": r[0],
+                    "kind": r[1],
+                    "version": r[2],
+                    "created_at": r[3].isoformat(),
+                    "params": r[4],
+                    "metrics": r[5],
+                    "data": r[6],
+                }
+            ),
+            bool(r[7]),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,94 @@
+"""Training through the API runs off the event loop and records the version."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import requests
+
+from identity import auth
+from kernel.settings import Settings
+from tests.crm_sync.appserver import serve_app
+
+pytestmark = pytest.mark.integration
+
+
+async def _token(dsn: str, role: str) -> str:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        tag = uuid.uuid4().hex[:8]
+        uid = await auth.create_user(conn, email=f"{role}-{tag}@x.test", name=role, role=role)
+        _, token = await auth.issue_token(conn, uid, "test")
+        await conn.commit()
+        return token
+
+
+@pytest.fixture(scope="module")
+def api(
+    test_settings: Settings, db_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    settings = test_settings.with_overrides(state_dir=tmp_path_factory.mktemp("state"))
+    with serve_app(settings, ("insights.maintenance.routes",)) as base:
+        yield base
+
+
+def test_training_through_the_api_records_a_version_with_metrics(api: str, db_dsn: str) -> None:
+    h = {"Authorization": f"Bearer {asyncio.run(_token(db_dsn, 'admin'))}"}
+    r = requests.post(
+        f"{api}/maintenance/train",
+        json={"target": "failure", "assets": 80, "days": 40, "seed": 3},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    card = r.json()
+    assert card["name"] == "failure-7d"
+    assert set(card["metrics"]) == {"precision", "recall", "f1"}
+    listed = requests.get(f"{api}/maintenance/models/failure-7d", headers=h).json()["items"]
+    assert listed[0]["version"] == card["version"]
+    assert listed[0]["active"] is True
+
+
+def test_too_little_data_is_refused_with_the_reason(api: str, db_dsn: str) -> None:
+    h = {"Authorization": f"Bearer {asyncio.run(_token(db_dsn, 'admin'))}"}
+    r = requests.post(
+        f"{api}/maintenance/train",
+        json={"target": "anomaly", "equipment_model": "chiller-x5", "assets": 20, "days": 10},
+        headers=h,
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "insufficient_data"
+    assert "healthy samples" in r.json()["error"]["message"]
+
+
+def test_bad_requests_and_roles_are_refused(api: str, db_dsn: str) -> None:
+    rep = {"Authorization": f"Bearer {asyncio.run(_token(db_dsn, 'rep'))}"}
+    assert requests.post(f"{api}/maintenance/train", json={"target": "failure"}).status_code == 401
+    assert (
+        requests.post(
+            f"{api}/maintenance/train", json={"target": "failure"}, headers=rep
+        ).status_code
+        == 403
+    )
+    admin = {"Authorization": f"Bearer {asyncio.run(_token(db_dsn, 'admin'))}"}
+    r = requests.post(f"{api}/maintenance/train", json={"target": "magic"}, headers=admin)
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "target")
+    r = requests.post(
+        f"{api}/maintenance/train", json={"target": "rul", "dataset": "../etc"}, headers=admin
+    )
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "dataset")
+    r = requests.post(
+        f"{api}/maintenance/train", json={"target": "failure", "days": "x"}, headers=admin
+    )
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "days")
+    # managers train too (past the role check, the bad target is what is refused)
+    manager = {"Authorization": f"Bearer {asyncio.run(_token(db_dsn, 'manager'))}"}
+    r = requests.post(f"{api}/maintenance/train", json={"target": "magic"}, headers=manager)
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "target")
+    # everyone signed in reads the versions
+    r = requests.get(f"{api}/maintenance/models/failure-7d", headers=rep)
+    assert r.status_code == 200 and isinstance(r.json()["items"], list)
+    r = requests.get(f"{api}/maintenance/models/..%2Fetc", headers=rep)
+    assert r.status_code == 404
