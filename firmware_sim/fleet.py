@@ -18,12 +18,12 @@ import numpy as np
 
 from edge_agent.agent import AgentConfig, EdgeAgent, Signer
 from edge_agent.signing import DeviceKey
-from fieldmesh.services import provision_mqtt_users
 from firmware_sim.clock import SimClock
 from firmware_sim.navigation import ROUTE_COMMAND, PhoneNavigator
 from firmware_sim.physics import EQUIPMENT_MODELS, AssetParams, FailureMode, random_asset
 from firmware_sim.sensors import EquipmentSensor, PhoneGps, PhoneVisits
 from firmware_sim.tracks import visiting_track
+from kernel.broker import provision_mqtt_users
 from kernel.settings import Settings
 from telemetry.devices import DeviceRecord
 

@@ -92,6 +92,10 @@ class Gateway:
             c.username_pw_set(*external)
         else:
             c.username_pw_set(self.settings.gateway_user, self._gateway_password())
+            if self.settings.mqtt_tls_port is not None:
+                from kernel.broker import ca_path
+
+                c.tls_set(ca_certs=str(ca_path(self.settings)))
         c.max_inflight_messages_set(200)
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.on_connect = self._on_connect
@@ -100,7 +104,7 @@ class Gateway:
         return c
 
     def _gateway_password(self) -> str:
-        from fieldmesh.services import provision_mqtt_users
+        from kernel.broker import provision_mqtt_users
 
         return provision_mqtt_users(self.settings, [self.settings.gateway_user])[0].password
 
@@ -235,9 +239,12 @@ class Gateway:
         props.SessionExpiryInterval = self.config.session_expiry_s
         props.ReceiveMaximum = self.config.receive_maximum
         self._writer_thread.start()
+        port = self.settings.mqtt_broker_port
+        if self.settings.embedded_mqtt and self.settings.mqtt_tls_port is not None:
+            port = self.settings.mqtt_tls_port
         self._client.connect_async(
             self.settings.mqtt_host,
-            self.settings.mqtt_broker_port,
+            port,
             keepalive=30,
             clean_start=False,
             properties=props,
