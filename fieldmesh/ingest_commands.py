@@ -34,8 +34,9 @@ def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
     from edge_agent.agent import AgentConfig, EdgeAgent
     from firmware_sim.physics import random_asset
     from firmware_sim.sensors import EquipmentSensor
-    from kernel.broker import ca_path, provision_mqtt_users
+    from kernel.broker import client_endpoint, provision_mqtt_users
 
+    port, ca = client_endpoint(settings)
     password = args.password or provision_mqtt_users(settings, [args.device_id])[0].password
     outbox = Path(args.outbox or settings.state_dir / "agents" / f"{args.device_id}.outbox.sqlite")
     outbox.parent.mkdir(parents=True, exist_ok=True)
@@ -51,8 +52,8 @@ def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
             password=password,
             outbox_path=outbox,
             host=settings.mqtt_host,
-            port=settings.mqtt_tls_port or settings.mqtt_broker_port,
-            tls_ca_file=ca_path(settings) if settings.mqtt_tls_port else None,
+            port=port,
+            tls_ca_file=ca,
         ),
         sensors=[sensor],
     )

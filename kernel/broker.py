@@ -157,6 +157,17 @@ def ca_path(settings: Settings) -> Path:
     return settings.state_dir / "tls" / "ca.pem"
 
 
+def client_endpoint(settings: Settings) -> tuple[int, Path | None]:
+    """The broker port a client of the embedded broker uses, and the CA to trust on it.
+
+    With a TLS listener (FIELDMESH_MQTT_TLS_PORT) agents and the gateway use it; otherwise
+    the plain loopback listener (or MQTT_URL's port) and no TLS.
+    """
+    if settings.embedded_mqtt and settings.mqtt_tls_port is not None:
+        return settings.mqtt_tls_port, ca_path(settings)
+    return settings.mqtt_broker_port, None
+
+
 def builtin_users(settings: Settings) -> frozenset[str]:
     return frozenset({ADMIN_MQTT_USER, settings.gateway_user})
 
