@@ -391,21 +391,29 @@ def _write_broker_files(settings: Settings, *, running: bool) -> Path:
             key=certs.key,
         )
     conf = d / "mosquitto.conf"
-    conf.write_text(
-        _MOSQUITTO_CONF.format(
-            dir=d,
-            port=settings.mqtt_port,
-            user=user,
-            plugin=_dynsec_plugin(),
-            tls=tls,
-            max_connections=MAX_CONNECTIONS,
-            max_packet_size=MAX_PACKET_SIZE,
-            message_size_limit=MESSAGE_SIZE_LIMIT,
-            max_keepalive=MAX_KEEPALIVE_S,
-            max_inflight=MAX_INFLIGHT,
-        )
+    before = conf.read_text() if conf.exists() else None
+    text = _MOSQUITTO_CONF.format(
+        dir=d,
+        port=settings.mqtt_port,
+        user=user,
+        plugin=_dynsec_plugin(),
+        tls=tls,
+        max_connections=MAX_CONNECTIONS,
+        max_packet_size=MAX_PACKET_SIZE,
+        message_size_limit=MESSAGE_SIZE_LIMIT,
+        max_keepalive=MAX_KEEPALIVE_S,
+        max_inflight=MAX_INFLIGHT,
     )
-    (d / "acl").unlink(missing_ok=True)  # earlier versions' static ACL file
+    conf.write_text(text)
+    if running and before is not None and before != text:
+        # E.g. a broker started by an earlier version still runs its static ACL file.
+        log.warning(
+            "the running broker uses an older configuration: `fieldmesh down` and "
+            "`fieldmesh up` to apply %s",
+            conf,
+        )
+    if not running:
+        (d / "acl").unlink(missing_ok=True)  # earlier versions' static ACL file
     dynsec = d / "dynsec.json"
     if not dynsec.exists():
         fd = os.open(dynsec, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
