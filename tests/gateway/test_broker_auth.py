@@ -210,6 +210,47 @@ def test_a_device_may_subscribe_only_to_its_own_commands_and_receipts(
     assert dev.connected
 
 
+def test_a_device_cannot_write_into_another_devices_topics(
+    test_settings: Settings, tenant: str, probes: list[Probe]
+) -> None:
+    s = test_settings
+    me, other = f"{tenant}-me", f"{tenant}-other"
+    broker.provision_mqtt_users(s, [other])
+    mine, theirs = f"fm/v1/{tenant}/dev/{me}", f"fm/v1/{tenant}/dev/{other}"
+    admin = _admin(s, probes)
+    assert admin.subscribe([f"fm/v1/{tenant}/#"]) == [1]
+    denied = [
+        (f"{theirs}/cmd/ping", False),
+        (f"{theirs}/receipt", False),
+        (f"{theirs}/telemetry", False),
+        (f"{theirs}/status", True),
+        (f"{mine}/cmd/ping", False),  # not its own to write either
+        ("$SYS/broker/uptime", False),
+    ]
+    for topic, retain in denied:
+        dev = _device(s, probes, me)
+        # QoS 0, then its own topic at QoS 1 behind it: the broker drops the connection
+        # after a denied publish (mosquitto#2579), or the marker is acknowledged.
+        dev.client.publish(topic, b'{"v":1}', qos=0, retain=retain)
+        info = dev.client.publish(f"{mine}/telemetry", _sample(1), qos=1)
+
+        def answered(d: Probe = dev, mid: int = info.mid) -> bool:
+            return d.disconnects != [] or mid in d.pubacks
+
+        _wait_for(answered)
+        dev.close()
+    marker = _device(s, probes, me)
+    assert marker.publish(f"{mine}/event", b'{"v":1}') == 0
+    _wait_for(lambda: f"{mine}/event" in admin.topics())
+    assert {t for t in admin.topics()} <= {f"{mine}/telemetry", f"{mine}/event"}
+    # Nor was anything retained for a later subscriber.
+    late = _admin(s, probes)
+    assert late.subscribe([f"{theirs}/#"]) == [1]
+    assert late.publish(f"{theirs}/cmd/marker", b"{}") < 0x80
+    _wait_for(lambda: late.topics() != [])
+    assert late.topics() == [f"{theirs}/cmd/marker"]
+
+
 def test_only_the_gateway_account_joins_the_gateways_shared_group(
     test_settings: Settings, tenant: str, start_gateway: StartGateway, probes: list[Probe]
 ) -> None:
