@@ -406,10 +406,11 @@ def _write_broker_files(settings: Settings, *, running: bool) -> Path:
     )
     conf.write_text(text)
     if running and before is not None and before != text:
-        # E.g. a broker started by an earlier version still runs its static ACL file.
+        # E.g. a broker started by an earlier version still runs its static ACL file, or
+        # one started with --tls runs a listener these settings do not have.
         log.warning(
-            "the running broker uses an older configuration: `fieldmesh down` and "
-            "`fieldmesh up` to apply %s",
+            "the running broker was started with another configuration than these "
+            "settings give: `fieldmesh down` and `fieldmesh up` to apply %s",
             conf,
         )
     if not running:
