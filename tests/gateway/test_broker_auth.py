@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import shutil
 import ssl
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -23,9 +25,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from fieldmesh import services
 from kernel import broker
-from kernel.settings import Settings
+from kernel.settings import PROJECT_ROOT, Settings
 from tests.appserver import free_port
-from tests.gateway.harness import GatewayProcess
+from tests.gateway.harness import GatewayProcess, settings_env
 
 StartGateway = Callable[..., GatewayProcess]
 NOT_AUTHORIZED = 0x87
@@ -454,3 +456,42 @@ def test_a_broker_from_an_earlier_version_is_upgraded_when_it_starts(
     assert wrong_id.connect().connack == NOT_AUTHORIZED
     dev = _device(s, probes, old)
     assert dev.subscribe(["#", f"fm/v1/acme/dev/{old}/cmd/+"]) == [NOT_AUTHORIZED, 1]
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def test_the_command_line_provisions_rotates_and_revokes(
+    test_settings: Settings, tenant: str, probes: list[Probe]
+) -> None:
+    env = settings_env(test_settings)
+
+    def fieldmesh(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "fieldmesh", *args],
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    dev_id = f"{tenant}-cli"
+    first = fieldmesh("provision", dev_id)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == [dev_id, broker.device_password(test_settings, dev_id)]
+    dev = _device(test_settings, probes, dev_id)
+
+    rotated = fieldmesh("devices", "rotate", dev_id)
+    assert rotated.returncode == 0, rotated.stderr
+    new_pw = rotated.stdout.split()[1]
+    assert new_pw != first.stdout.split()[1]
+    assert new_pw == broker.device_password(test_settings, dev_id)
+    _wait_for(lambda: dev.disconnects != [])
+
+    assert fieldmesh("devices", "revoke", dev_id).returncode == 0
+    refused = fieldmesh("provision", dev_id)
+    assert refused.returncode == 1 and "revoked" in refused.stderr
+    unknown = fieldmesh("devices", "rotate", f"{tenant}-unknown")
+    assert unknown.returncode == 1 and "no broker account" in unknown.stderr
