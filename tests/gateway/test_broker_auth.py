@@ -27,20 +27,12 @@ from fieldmesh import services
 from kernel import broker
 from kernel.settings import PROJECT_ROOT, Settings
 from tests.appserver import free_port
+from tests.eventually import eventually
 from tests.gateway.harness import GatewayProcess, settings_env
 
 StartGateway = Callable[..., GatewayProcess]
 NOT_AUTHORIZED = 0x87
 ADMINISTRATIVE_ACTION = 0x98
-
-
-def _wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 class Probe:
@@ -99,7 +91,7 @@ class Probe:
     def connect(self) -> Probe:
         self.client.connect(self._host, self._port)
         self.client.loop_start()
-        _wait_for(lambda: self.connack is not None or self.disconnects != [])
+        eventually(lambda: self.connack is not None or self.disconnects != [])
         return self
 
     @property
@@ -109,12 +101,12 @@ class Probe:
     def subscribe(self, filters: list[str]) -> list[int]:
         n = len(self.subacks)
         self.client.subscribe([(f, 1) for f in filters])
-        _wait_for(lambda: len(self.subacks) > n)
+        eventually(lambda: len(self.subacks) > n)
         return self.subacks[n]
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int:
         info = self.client.publish(topic, payload, qos=1, retain=retain)
-        _wait_for(lambda: info.mid in self.pubacks)
+        eventually(lambda: info.mid in self.pubacks)
         return self.pubacks[info.mid]
 
     def topics(self) -> list[str]:
@@ -205,9 +197,9 @@ def test_a_device_may_subscribe_only_to_its_own_commands_and_receipts(
         f"{mine}/cmd/ping",
     ):
         assert admin.publish(topic, b'{"v":1}') < 0x80
-    _wait_for(lambda: f"{mine}/cmd/ping" in dev.topics())
+    eventually(lambda: f"{mine}/cmd/ping" in dev.topics())
     admin.publish(f"{mine}/receipt", b'{"v":1,"seqs":[]}')  # a marker: all above arrived
-    _wait_for(lambda: f"{mine}/receipt" in dev.topics())
+    eventually(lambda: f"{mine}/receipt" in dev.topics())
     assert dev.topics() == [f"{mine}/cmd/ping", f"{mine}/receipt"]
     assert dev.connected
 
@@ -239,17 +231,17 @@ def test_a_device_cannot_write_into_another_devices_topics(
         def answered(d: Probe = dev, mid: int = info.mid) -> bool:
             return d.disconnects != [] or mid in d.pubacks
 
-        _wait_for(answered)
+        eventually(answered)
         dev.close()
     marker = _device(s, probes, me)
     assert marker.publish(f"{mine}/event", b'{"v":1}') == 0
-    _wait_for(lambda: f"{mine}/event" in admin.topics())
+    eventually(lambda: f"{mine}/event" in admin.topics())
     assert {t for t in admin.topics()} <= {f"{mine}/telemetry", f"{mine}/event"}
     # Nor was anything retained for a later subscriber.
     late = _admin(s, probes)
     assert late.subscribe([f"{theirs}/#"]) == [1]
     assert late.publish(f"{theirs}/cmd/marker", b"{}") < 0x80
-    _wait_for(lambda: late.topics() != [])
+    eventually(lambda: late.topics() != [])
     assert late.topics() == [f"{theirs}/cmd/marker"]
 
 
@@ -272,7 +264,7 @@ def test_only_the_gateway_account_joins_the_gateways_shared_group(
     n = 20
     for seq in range(1, n + 1):
         assert dev.publish(f"fm/v1/{tenant}/dev/{victim}/telemetry", _sample(seq)) == 0
-    _wait_for(lambda: _stored_samples(s, victim) == n, timeout_s=60)
+    eventually(lambda: _stored_samples(s, victim) == n, timeout_s=60)
     assert thief.messages == [] and admin.messages == []
     assert gw.metrics()["fm_gateway_dead_letters_total"] == 0
 
@@ -298,11 +290,11 @@ def test_a_client_id_cannot_be_taken_over_by_another_account(
 
     admin = _admin(s, probes)
     admin.publish(f"{mine}/cmd/ping", b'{"v":1,"id":"c1","args":{}}')
-    _wait_for(lambda: f"{mine}/cmd/ping" in v.topics())
+    eventually(lambda: f"{mine}/cmd/ping" in v.topics())
     assert v.connected and v.disconnects == []
     # The gateway kept its connection: what the victim sends now is stored.
     assert v.publish(f"{mine}/telemetry", _sample(1)) == 0
-    _wait_for(lambda: _stored_samples(s, victim) == 1, timeout_s=60)
+    eventually(lambda: _stored_samples(s, victim) == 1, timeout_s=60)
     assert gw.metrics()["fm_gateway_mqtt_connected"] == 1
 
 
@@ -329,7 +321,7 @@ def test_revocation_drops_the_device_at_once_and_it_cannot_come_back(
     old_pw = broker.provision_mqtt_users(s, [dev_id])[0].password
 
     broker.revoke_device(s, dev_id)
-    _wait_for(lambda: dev.disconnects != [])
+    eventually(lambda: dev.disconnects != [])
     assert dev.disconnects == [ADMINISTRATIVE_ACTION]
     again = Probe(s, dev_id, old_pw, dev_id)
     probes.append(again)
@@ -357,7 +349,7 @@ def test_rotation_invalidates_the_old_password_and_drops_the_connection(
     assert broker.account_state(s, dev_id).generation == 0
 
     new = broker.rotate_device(s, dev_id)
-    _wait_for(lambda: dev.disconnects != [])
+    eventually(lambda: dev.disconnects != [])
     assert new.password != old_pw
     assert broker.account_state(s, dev_id).generation == 1
     # Provisioning (what the simulator and the agent command do) now hands out the new one.
@@ -385,7 +377,7 @@ def test_the_broker_announces_and_enforces_its_packet_size_limit(
     assert dev.connack_props.MaximumPacketSize == services.MAX_PACKET_SIZE
     assert dev.connack_props.ReceiveMaximum == services.MAX_INFLIGHT
     dev.client.publish(f"fm/v1/{tenant}/dev/{big}/telemetry", b"x" * (services.MAX_PACKET_SIZE + 1))
-    _wait_for(lambda: dev.disconnects != [])
+    eventually(lambda: dev.disconnects != [])
     assert other.connected
 
 
@@ -415,7 +407,7 @@ def test_a_device_connects_over_tls_with_the_project_ca(
     dev = _device(s, probes, "tls-dev", port=s.mqtt_tls_port, ca=ca)
     assert dev.connected
     assert dev.publish(topic, _sample(1)) == 0
-    _wait_for(lambda: admin.topics() == [topic])
+    eventually(lambda: admin.topics() == [topic])
 
     # A client that does not trust the project's CA does not get through the handshake.
     pw = broker.provision_mqtt_users(s, ["tls-dev"])[0].password
@@ -488,7 +480,7 @@ def test_the_command_line_provisions_rotates_and_revokes(
     new_pw = rotated.stdout.split()[1]
     assert new_pw != first.stdout.split()[1]
     assert new_pw == broker.device_password(test_settings, dev_id)
-    _wait_for(lambda: dev.disconnects != [])
+    eventually(lambda: dev.disconnects != [])
 
     assert fieldmesh("devices", "revoke", dev_id).returncode == 0
     refused = fieldmesh("provision", dev_id)
