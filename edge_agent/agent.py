@@ -72,6 +72,7 @@ class AgentConfig:
     outbox_path: Path
     host: str = "127.0.0.1"
     port: int = 1883
+    tls_ca_file: Path | None = None  # connect with TLS, trusting this CA (e.g. the project's)
     batch_max_items: int = 100
     batch_max_age_s: float = 2.0
     inflight_window: int = 20
@@ -153,11 +154,13 @@ class EdgeAgent:
     def _make_client(self) -> mqtt.Client:
         c = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"dev-{self.config.device_id}",
+            client_id=self.config.device_id,  # the broker binds the account to it
             protocol=mqtt.MQTTv5,
             reconnect_on_failure=False,
         )
         c.username_pw_set(self.config.username, self.config.password)
+        if self.config.tls_ca_file is not None:
+            c.tls_set(ca_certs=str(self.config.tls_ca_file))
         c.max_inflight_messages_set(self.config.inflight_window)
         c.will_set(
             self._topic(Kind.STATUS),

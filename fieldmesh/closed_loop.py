@@ -25,8 +25,8 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from crm_sync.dispatch import Dispatched, run_dispatcher
-from fieldmesh.services import device_password
 from firmware_sim.navigation import ROUTE_COMMAND
+from kernel.broker import device_password
 from kernel.settings import Settings
 from telemetry.contracts import SCHEMA_VERSION, Command, Kind, Topic, encode
 

@@ -1,4 +1,4 @@
-"""Service commands: up, down, status, provision."""
+"""Service commands: up, down, status, provision, devices rotate|revoke."""
 
 from __future__ import annotations
 
@@ -9,17 +9,26 @@ from rich.console import Console
 from rich.table import Table
 
 from fieldmesh import services
+from kernel import broker
 from kernel.settings import Settings
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     console = Console()
+    if getattr(args, "tls", False) and settings.mqtt_tls_port is None:
+        settings = settings.with_overrides(mqtt_tls_port=settings.mqtt_port + 1)
     with console.status("starting PostgreSQL and Mosquitto, migrating the schema..."):
         try:
             services.ensure_up(settings)
         except services.ServiceError as exc:
             console.print(f"[red]fieldmesh up failed:[/] {exc}")
             return 1
+    if settings.mqtt_tls_port is not None and settings.embedded_mqtt:
+        console.print(
+            f"MQTT over TLS on 127.0.0.1:{settings.mqtt_tls_port}; clients trust "
+            f"{broker.ca_path(settings)} (set FIELDMESH_MQTT_TLS_PORT={settings.mqtt_tls_port} "
+            "for the gateway and agents to use it)"
+        )
     return cmd_status(args, settings)
 
 
@@ -41,14 +50,45 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_provision(args: argparse.Namespace, settings: Settings) -> int:
-    creds = services.provision_mqtt_users(settings, args.device_ids)
+    try:
+        creds = broker.provision_mqtt_users(settings, args.device_ids)
+    except broker.BrokerError as exc:
+        Console(stderr=True).print(f"[red]provision failed:[/] {exc}")
+        return 1
     for c in creds:
         print(f"{c.username}\t{c.password}")
     return 0
 
 
+def cmd_devices_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the device's new password; the old one stops working at once."""
+    try:
+        c = broker.rotate_device(settings, args.device_id)
+    except broker.BrokerError as exc:
+        Console(stderr=True).print(f"[red]rotate failed:[/] {exc}")
+        return 1
+    print(f"{c.username}\t{c.password}")
+    return 0
+
+
+def cmd_devices_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        broker.revoke_device(settings, args.device_id)
+    except broker.BrokerError as exc:
+        Console(stderr=True).print(f"[red]revoke failed:[/] {exc}")
+        return 1
+    print(f"{args.device_id}\trevoked")
+    return 0
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("up", help="start the embedded PostgreSQL and Mosquitto, migrate the schema")
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="also a TLS listener with the project's own CA (FIELDMESH_MQTT_TLS_PORT, "
+        "default MQTT port + 1)",
+    )
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("down", help="stop the embedded services")
     p.set_defaults(func=cmd_down)
@@ -57,3 +97,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("provision", help="give devices broker credentials (prints id and password)")
     p.add_argument("device_ids", nargs="+", metavar="DEVICE_ID")
     p.set_defaults(func=cmd_provision)
+    p = sub.add_parser("devices", help="device broker credentials: rotate or revoke")
+    dsub = p.add_subparsers(dest="devices_command", required=True)
+    d = dsub.add_parser("rotate", help="issue a new password (prints id and password)")
+    d.add_argument("device_id", metavar="DEVICE_ID")
+    d.set_defaults(func=cmd_devices_rotate)
+    d = dsub.add_parser("revoke", help="disable the account: the device is dropped at once")
+    d.add_argument("device_id", metavar="DEVICE_ID")
+    d.set_defaults(func=cmd_devices_revoke)

@@ -32,10 +32,11 @@ def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
     import numpy as np
 
     from edge_agent.agent import AgentConfig, EdgeAgent
-    from fieldmesh.services import provision_mqtt_users
     from firmware_sim.physics import random_asset
     from firmware_sim.sensors import EquipmentSensor
+    from kernel.broker import client_endpoint, provision_mqtt_users
 
+    port, ca = client_endpoint(settings)
     password = args.password or provision_mqtt_users(settings, [args.device_id])[0].password
     outbox = Path(args.outbox or settings.state_dir / "agents" / f"{args.device_id}.outbox.sqlite")
     outbox.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +52,8 @@ def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
             password=password,
             outbox_path=outbox,
             host=settings.mqtt_host,
-            port=settings.mqtt_broker_port,
+            port=port,
+            tls_ca_file=ca,
         ),
         sensors=[sensor],
     )

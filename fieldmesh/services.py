@@ -10,33 +10,35 @@ PostgreSQL refuses to run as root, so as root the cluster runs as the unprivileg
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import hashlib
-import hmac
 import json
 import logging
 import os
 import pwd
-import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from kernel import broker
+
+# Re-exported for callers from before the move to kernel.broker.
+from kernel.broker import ADMIN_MQTT_USER as ADMIN_MQTT_USER
+from kernel.broker import MqttCredentials as MqttCredentials
+from kernel.broker import device_password as device_password
+from kernel.broker import master_key as master_key
+from kernel.broker import provision_mqtt_users as provision_mqtt_users
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
 PG_SUPERUSER = "fieldmesh"
-ADMIN_MQTT_USER = "fieldmesh-admin"
 
 
 class ServiceError(RuntimeError):
@@ -48,12 +50,6 @@ class ServiceStatus:
     name: str
     running: bool
     detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class MqttCredentials:
-    username: str
-    password: str
 
 
 # --------------------------------------------------------------------------- helpers
@@ -307,48 +303,38 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def master_key(settings: Settings) -> bytes:
-    """Per-deployment secret from which device passwords are derived."""
-    path = settings.state_dir / "secrets" / "master.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(path.with_suffix(".lock")):
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
-        return bytes.fromhex(path.read_text().strip())
-
-
-def device_password(settings: Settings, username: str) -> str:
-    return hmac.new(master_key(settings), username.encode(), hashlib.sha256).hexdigest()
-
-
 DYNSEC_PLUGIN_PATHS = (
     "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
     "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
     "/usr/lib/mosquitto_dynamic_security.so",
 )
-_CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 
 _MOSQUITTO_CONF = """# fieldmesh embedded broker (written by fieldmesh.services; edits are overwritten)
 per_listener_settings false
 allow_anonymous false
-# Accounts live in the dynamic-security plugin: devices are added while the broker
-# runs, without the reload of a password file that disconnects every client (2.0.11).
+# Accounts, client-id binding and every ACL live in the dynamic-security plugin
+# (kernel/broker.py): devices are added while the broker runs, without the reload of a
+# password file that disconnects every client (2.0.11). No acl_file: in 2.0.11 it grants
+# every subscription and cannot substitute what the plugin's ACLs would need.
 plugin {plugin}
 plugin_opt_config_file {dir}/dynsec.json
-# Authorisation stays a static pattern file: %u keeps each device under its own prefix
-# with no per-device rule to add (the plugin's ACLs cannot substitute the username).
-acl_file {dir}/acl
 listener {port} 127.0.0.1
-persistence true
+max_connections {max_connections}
+{tls}persistence true
 persistence_location {dir}/data/
 autosave_interval 5
-# Queues must not silently drop QoS 1 messages while the gateway is down.
+# Quotas (all global in 2.0.11; there is no per-client publish rate limit: the gateway
+# guards the rate per device). A larger packet disconnects the client; a larger payload
+# is refused with a PUBACK error.
+max_packet_size {max_packet_size}
+message_size_limit {message_size_limit}
+max_keepalive {max_keepalive}
+max_inflight_messages {max_inflight}
+# Queues stay unbounded: the limit cannot be set per account, and the gateway's
+# persistent session must not drop QoS 1 messages while it is down. A device can only
+# queue for itself (its own commands and receipts).
 max_queued_messages 0
 max_queued_bytes 0
-max_inflight_messages 1000
-message_size_limit 1048576
 log_dest file {dir}/mosquitto.log
 log_type error
 log_type warning
@@ -357,88 +343,21 @@ pid_file {dir}/mosquitto.pid
 user {user}
 """
 
-
-_ACL = """# fieldmesh broker ACL (written by fieldmesh.services)
-# The gateway reads everything devices send and writes commands and receipts.
-user {gateway}
-topic readwrite fm/v1/#
-topic read $share/#
-
-# Tools and provisioning with the admin account.
-user {admin}
-topic readwrite #
-topic readwrite $CONTROL/dynamic-security/#
-
-# A device (its username is its device id) may publish only under its own prefix,
-# and reads only its own commands and receipts.
-pattern write fm/v1/+/dev/%u/telemetry
-pattern write fm/v1/+/dev/%u/gps
-pattern write fm/v1/+/dev/%u/event
-pattern write fm/v1/+/dev/%u/status
-pattern write fm/v1/+/dev/%u/ack/+
-pattern read fm/v1/+/dev/%u/cmd/+
-pattern read fm/v1/+/dev/%u/receipt
+_TLS_LISTENER = """listener {port} 127.0.0.1
+max_connections {max_connections}
+cafile {ca}
+certfile {cert}
+keyfile {key}
+tls_version tlsv1.2
 """
 
-
-def _dynsec_hash(password: str) -> dict[str, Any]:
-    """The plugin's stored form: PBKDF2-HMAC-SHA512, 101 rounds, 12-byte salt, base64."""
-    salt = secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101)
-    return {
-        "password": base64.b64encode(digest).decode(),
-        "salt": base64.b64encode(salt).decode(),
-        "iterations": 101,
-    }
-
-
-def _acl(acltype: str, topic: str) -> dict[str, Any]:
-    return {"acltype": acltype, "topic": topic, "allow": True}
-
-
-def _initial_dynsec(settings: Settings) -> dict[str, Any]:
-    admin_acls = [
-        _acl("publishClientSend", "$CONTROL/dynamic-security/#"),
-        _acl("publishClientReceive", "$CONTROL/dynamic-security/#"),
-        _acl("subscribePattern", "$CONTROL/dynamic-security/#"),
-        _acl("publishClientSend", "#"),
-        _acl("publishClientReceive", "#"),
-        _acl("subscribePattern", "#"),
-        _acl("unsubscribePattern", "#"),
-    ]
-    gateway_acls = [
-        _acl("publishClientSend", "fm/v1/#"),
-        _acl("publishClientReceive", "fm/v1/#"),
-        _acl("subscribePattern", "fm/v1/#"),
-        _acl("subscribePattern", "$share/#"),
-        _acl("unsubscribePattern", "#"),
-    ]
-    return {
-        "clients": [
-            {
-                "username": ADMIN_MQTT_USER,
-                "textName": "fieldmesh tools and provisioning",
-                **_dynsec_hash(device_password(settings, ADMIN_MQTT_USER)),
-                "roles": [{"rolename": "admin"}],
-            },
-            {
-                "username": settings.gateway_user,
-                "textName": "fieldmesh gateway",
-                **_dynsec_hash(device_password(settings, settings.gateway_user)),
-                "roles": [{"rolename": "gateway"}],
-            },
-        ],
-        "roles": [
-            {"rolename": "admin", "acls": admin_acls},
-            {"rolename": "gateway", "acls": gateway_acls},
-        ],
-        "defaultACLAccess": {
-            "publishClientSend": False,
-            "publishClientReceive": True,
-            "subscribe": False,
-            "unsubscribe": True,
-        },
-    }
+# Broker quotas. The packet limit leaves room for the headers around the largest payload;
+# the in-flight window is the gateway's (its Receive Maximum), and devices use 20.
+MAX_PACKET_SIZE = 1_114_112
+MESSAGE_SIZE_LIMIT = 1_048_576
+MAX_KEEPALIVE_S = 300
+MAX_INFLIGHT = 1000
+MAX_CONNECTIONS = 20_000
 
 
 def _mosquitto_bin() -> str:
@@ -455,103 +374,62 @@ def _dynsec_plugin() -> str:
     raise ServiceError("mosquitto's dynamic-security plugin not found (Debian package mosquitto)")
 
 
-def _write_broker_files(settings: Settings) -> Path:
+def _write_broker_files(settings: Settings, *, running: bool) -> Path:
     d = _mqtt_dir(settings)
     (d / "data").mkdir(parents=True, exist_ok=True)
     user = pwd.getpwuid(os.geteuid()).pw_name
+    tls = ""
+    if settings.mqtt_tls_port is not None:
+        from fieldmesh.tls import ensure_broker_certs
+
+        certs = ensure_broker_certs(settings)
+        tls = _TLS_LISTENER.format(
+            port=settings.mqtt_tls_port,
+            max_connections=MAX_CONNECTIONS,
+            ca=certs.ca,
+            cert=certs.cert,
+            key=certs.key,
+        )
     conf = d / "mosquitto.conf"
-    conf.write_text(
-        _MOSQUITTO_CONF.format(dir=d, port=settings.mqtt_port, user=user, plugin=_dynsec_plugin())
+    before = conf.read_text() if conf.exists() else None
+    text = _MOSQUITTO_CONF.format(
+        dir=d,
+        port=settings.mqtt_port,
+        user=user,
+        plugin=_dynsec_plugin(),
+        tls=tls,
+        max_connections=MAX_CONNECTIONS,
+        max_packet_size=MAX_PACKET_SIZE,
+        message_size_limit=MESSAGE_SIZE_LIMIT,
+        max_keepalive=MAX_KEEPALIVE_S,
+        max_inflight=MAX_INFLIGHT,
     )
-    (d / "acl").write_text(_ACL.format(gateway=settings.gateway_user, admin=ADMIN_MQTT_USER))
+    conf.write_text(text)
+    if running and before is not None and before != text:
+        # E.g. a broker started by an earlier version still runs its static ACL file, or
+        # one started with --tls runs a listener these settings do not have.
+        log.warning(
+            "the running broker was started with another configuration than these "
+            "settings give: `fieldmesh down` and `fieldmesh up` to apply %s",
+            conf,
+        )
+    if not running:
+        (d / "acl").unlink(missing_ok=True)  # earlier versions' static ACL file
     dynsec = d / "dynsec.json"
     if not dynsec.exists():
-        # Written once; afterwards the plugin owns the file and saves every change to it.
         fd = os.open(dynsec, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump(_initial_dynsec(settings), fh, indent=2)
+            json.dump(broker.initial_dynsec(settings), fh, indent=2)
+    elif not running:
+        # The running plugin owns the file and saves every change to it; while the broker
+        # is stopped, bring accounts from earlier versions to the current roles.
+        doc = broker.normalise_dynsec(settings, json.loads(dynsec.read_text()))
+        tmp = dynsec.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2)
+        os.replace(tmp, dynsec)
     return conf
-
-
-def provision_mqtt_users(
-    settings: Settings, usernames: Iterable[str], *, timeout_s: float = 20.0
-) -> list[MqttCredentials]:
-    """Give each device a broker account restricted to its own topics.
-
-    Passwords are derived from the deployment's master key, so provisioning again is a
-    no-op and a device can be re-issued its credentials without storing them in clear.
-    New accounts are added to the running broker through the dynamic-security API.
-    """
-    creds = [MqttCredentials(u, device_password(settings, u)) for u in usernames]
-    for c in creds:
-        if any(ch in c.username for ch in ":/+#") or not c.username:
-            raise ServiceError(f"invalid MQTT username {c.username!r}")
-    if not settings.embedded_mqtt:
-        return creds
-    builtin = {ADMIN_MQTT_USER, settings.gateway_user}
-    d = _mqtt_dir(settings)
-    known_file = d / "provisioned.txt"
-    with _file_lock(d / "provision.lock"):
-        known = set(known_file.read_text().split()) if known_file.exists() else set()
-        new = [c for c in creds if c.username not in known and c.username not in builtin]
-        if new:
-            _dynsec_add_devices(settings, new, timeout_s)
-            with known_file.open("a") as fh:
-                fh.writelines(f"{c.username}\n" for c in new)
-    return creds
-
-
-def _dynsec_add_devices(settings: Settings, new: list[MqttCredentials], timeout_s: float) -> None:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    commands: list[dict[str, Any]] = []
-    for c in new:
-        commands.append({"command": "createClient", "username": c.username, "password": c.password})
-    responses: list[dict[str, Any]] = []
-    answered = threading.Event()
-
-    def on_message(_c: Any, _u: Any, msg: Any) -> None:
-        responses.extend(json.loads(msg.payload).get("responses", []))
-        answered.set()
-
-    client = mqtt.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"fm-provision-{os.getpid()}"
-    )
-    client.username_pw_set(ADMIN_MQTT_USER, device_password(settings, ADMIN_MQTT_USER))
-    client.on_message = on_message
-    try:
-        client.connect(settings.mqtt_host, settings.mqtt_broker_port)
-    except OSError as exc:
-        raise ServiceError(f"cannot reach the broker to provision devices: {exc}") from exc
-    subscribed = threading.Event()
-    client.on_subscribe = lambda *_a: subscribed.set()
-    client.loop_start()
-    try:
-        client.subscribe(f"{_CONTROL_TOPIC}/response", qos=1)
-        if not subscribed.wait(timeout_s):
-            raise ServiceError("the broker did not confirm the provisioning subscription")
-        # One chunk at a time: the plugin rewrites its whole file after every change, so a
-        # large fleet takes a while; what matters is that the broker keeps answering.
-        for i in range(0, len(commands), 100):
-            chunk = commands[i : i + 100]
-            target = len(responses) + len(chunk)
-            answered.clear()
-            client.publish(_CONTROL_TOPIC, json.dumps({"commands": chunk}), qos=1)
-            while len(responses) < target:
-                if not answered.wait(timeout_s):
-                    raise ServiceError(
-                        f"the broker stopped answering provisioning commands ({len(responses)} of {len(commands)})"
-                    )
-                answered.clear()
-    finally:
-        client.loop_stop()
-        client.disconnect()
-    failed = [
-        r for r in responses if r.get("error") and "already exists" not in str(r.get("error"))
-    ]
-    if failed:
-        raise ServiceError(f"provisioning refused: {failed[0]}")
 
 
 def _mqtt_pid(settings: Settings) -> int | None:
@@ -568,8 +446,13 @@ def mqtt_running(settings: Settings) -> bool:
 
 
 def mqtt_start(settings: Settings) -> None:
-    conf = _write_broker_files(settings)
-    if mqtt_running(settings):
+    running = mqtt_running(settings)
+    conf = _write_broker_files(settings, running=running)
+    if running:
+        if settings.mqtt_tls_port is not None and not _port_open(settings.mqtt_tls_port):
+            raise ServiceError(
+                "the broker runs without its TLS listener: `fieldmesh down` first, then up --tls"
+            )
         return
     if _port_open(settings.mqtt_port):
         raise ServiceError(
@@ -581,6 +464,8 @@ def mqtt_start(settings: Settings) -> None:
     if result.returncode != 0:
         raise ServiceError(f"mosquitto failed to start: {result.stderr.strip()}")
     _wait_port(settings.mqtt_port, 20, "Mosquitto")
+    if settings.mqtt_tls_port is not None:
+        _wait_port(settings.mqtt_tls_port, 20, "Mosquitto (TLS)")
 
 
 def mqtt_stop(settings: Settings, sig: signal.Signals = signal.SIGTERM) -> None:
@@ -627,9 +512,10 @@ def status(settings: Settings) -> list[ServiceStatus]:
     else:
         out.append(ServiceStatus("postgresql", True, "external (DATABASE_URL)"))
     if settings.embedded_mqtt:
-        out.append(
-            ServiceStatus("mosquitto", mqtt_running(settings), f"127.0.0.1:{settings.mqtt_port}")
-        )
+        where = f"127.0.0.1:{settings.mqtt_port}"
+        if settings.mqtt_tls_port is not None:
+            where += f", TLS :{settings.mqtt_tls_port}"
+        out.append(ServiceStatus("mosquitto", mqtt_running(settings), where))
     else:
         out.append(ServiceStatus("mosquitto", True, "external (MQTT_URL)"))
     return out

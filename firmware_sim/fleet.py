@@ -18,12 +18,12 @@ import numpy as np
 
 from edge_agent.agent import AgentConfig, EdgeAgent, Signer
 from edge_agent.signing import DeviceKey
-from fieldmesh.services import provision_mqtt_users
 from firmware_sim.clock import SimClock
 from firmware_sim.navigation import ROUTE_COMMAND, PhoneNavigator
 from firmware_sim.physics import EQUIPMENT_MODELS, AssetParams, FailureMode, random_asset
 from firmware_sim.sensors import EquipmentSensor, PhoneGps, PhoneVisits
 from firmware_sim.tracks import visiting_track
+from kernel.broker import client_endpoint, provision_mqtt_users
 from kernel.settings import Settings
 from telemetry.devices import DeviceRecord
 
@@ -176,6 +176,7 @@ class Fleet:
         return lambda _dev, event_id, t_ms, type_, data: key.sign(event_id, t_ms, type_, data)
 
     def _config(self, device_id: str, password: str) -> AgentConfig:
+        port, ca = client_endpoint(self.settings)
         return AgentConfig(
             device_id=device_id,
             tenant=self.spec.tenant,
@@ -183,7 +184,8 @@ class Fleet:
             password=password,
             outbox_path=self.workdir / f"{device_id}.outbox.sqlite",
             host=self.settings.mqtt_host,
-            port=self.settings.mqtt_broker_port,
+            port=port,
+            tls_ca_file=ca,
             batch_max_items=self.spec.batch_max_items,
             loop_timeout_s=self.loop_timeout_s,
         )

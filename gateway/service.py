@@ -29,6 +29,7 @@ from gateway.decode import Decoded, Inbound, Rejected, decode_inbound
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import StageHandler
 from gateway.writer import BatchWriter, EventVerifier, WriteResult, no_verifier
+from kernel.broker import client_endpoint
 from kernel.settings import Settings
 from telemetry.contracts import SCHEMA_VERSION, Kind, Receipt, Topic, device_filter, encode
 from telemetry.schema import ensure_partitions
@@ -92,6 +93,9 @@ class Gateway:
             c.username_pw_set(*external)
         else:
             c.username_pw_set(self.settings.gateway_user, self._gateway_password())
+        _port, ca = client_endpoint(self.settings)
+        if ca is not None:
+            c.tls_set(ca_certs=str(ca))
         c.max_inflight_messages_set(200)
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.on_connect = self._on_connect
@@ -100,7 +104,7 @@ class Gateway:
         return c
 
     def _gateway_password(self) -> str:
-        from fieldmesh.services import provision_mqtt_users
+        from kernel.broker import provision_mqtt_users
 
         return provision_mqtt_users(self.settings, [self.settings.gateway_user])[0].password
 
@@ -235,9 +239,10 @@ class Gateway:
         props.SessionExpiryInterval = self.config.session_expiry_s
         props.ReceiveMaximum = self.config.receive_maximum
         self._writer_thread.start()
+        port, _ca = client_endpoint(self.settings)
         self._client.connect_async(
             self.settings.mqtt_host,
-            self.settings.mqtt_broker_port,
+            port,
             keepalive=30,
             clean_start=False,
             properties=props,

@@ -33,6 +33,8 @@ class Settings:
     tenant: str = "acme"  # FIELDMESH_TENANT: the MQTT topic prefix fm/v1/{tenant}/...
     pg_port: int = 55432  # FIELDMESH_PG_PORT: embedded PostgreSQL, 127.0.0.1 only
     mqtt_port: int = 51883  # FIELDMESH_MQTT_PORT: embedded Mosquitto, 127.0.0.1 only
+    # FIELDMESH_MQTT_TLS_PORT: also a TLS listener (project CA under state_dir/tls); None: none
+    mqtt_tls_port: int | None = None
     database_url: str | None = None  # DATABASE_URL: an external server instead of the embedded one
     mqtt_url: str | None = None  # MQTT_URL: mqtt://user:pass@host:port of an external broker
     http_host: str = "127.0.0.1"  # FIELDMESH_HTTP_HOST
@@ -102,6 +104,7 @@ _ENV_KEYS: dict[str, str] = {
     "tenant": "FIELDMESH_TENANT",
     "pg_port": "FIELDMESH_PG_PORT",
     "mqtt_port": "FIELDMESH_MQTT_PORT",
+    "mqtt_tls_port": "FIELDMESH_MQTT_TLS_PORT",
     "database_url": "DATABASE_URL",
     "mqtt_url": "MQTT_URL",
     "http_host": "FIELDMESH_HTTP_HOST",
@@ -131,7 +134,7 @@ def parse_networks(raw: Any, source: str) -> tuple[IPNetwork, ...]:
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
-    if name in ("pg_port", "mqtt_port", "http_port"):
+    if name in ("pg_port", "mqtt_port", "mqtt_tls_port", "http_port"):
         try:
             port = int(raw)
         except (TypeError, ValueError):

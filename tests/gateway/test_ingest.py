@@ -217,7 +217,10 @@ def test_device_cannot_publish_on_another_devices_topic(
     intruder, victim = f"{tenant}-intruder", f"{tenant}-victim"
     services.provision_mqtt_users(test_settings, [victim])
     results: list[int] = []
-    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    # The broker binds each device account to its own client id.
+    c = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=intruder, protocol=mqtt.MQTTv5
+    )
     c.username_pw_set(
         intruder, services.provision_mqtt_users(test_settings, [intruder])[0].password
     )
