@@ -71,6 +71,6 @@ def decode_inbound(inb: Inbound, now_ms: int) -> Decoded | Rejected:
     try:
         msg = decode(topic.kind, inb.payload, now_ms)
     except ContractError as exc:
-        seq = None if exc.reason in ("too_large", "too_deep") else _probe_seq(inb.payload)
+        seq = _probe_seq(inb.payload)  # bounded: probe checks size and depth first
         return Rejected(inb, topic, exc.reason, exc.message[:2000], seq)
     return Decoded(inb, topic, msg)
