@@ -21,8 +21,9 @@ from fieldmesh import services
 from firmware_sim.fleet import Fleet
 from firmware_sim.hostile import DB_POISON_CHECK, hostile_message
 from kernel.settings import Settings
+from tests.eventually import eventually
 from tests.gateway.harness import GatewayProcess
-from tests.gateway.test_ingest import _assert_exactly_once, _wait_for
+from tests.gateway.test_ingest import _assert_exactly_once
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,7 @@ def device_client(settings: Settings, device: str) -> mqtt.Client:
     c.username_pw_set(device, services.provision_mqtt_users(settings, [device])[0].password)
     c.connect(settings.mqtt_host, settings.mqtt_broker_port)
     c.loop_start()
-    _wait_for(c.is_connected)
+    eventually(c.is_connected)
     return c
 
 
@@ -73,7 +74,7 @@ def test_hostile_stream_is_dead_lettered_while_the_fleet_is_stored_exactly_once(
     c.disconnect()
 
     _assert_exactly_once(fleet, s.dsn, tenant)
-    _wait_for(lambda: len(dead_letters(s.dsn, evil)) >= len(sent))
+    eventually(lambda: len(dead_letters(s.dsn, evil)) >= len(sent))
     got = dead_letters(s.dsn, evil)
     assert sorted(got) == sorted((h.reason, h.payload) for h in sent)  # each once, its reason
     assert gw.proc.poll() is None and gw.proc.pid == pid  # never crashed, never restarted
@@ -128,10 +129,10 @@ def test_a_flooding_device_is_rate_limited_and_the_fleet_is_not(
     def accounted() -> bool:
         return noisy_stored() + gw.metrics()["fm_gateway_rate_limited_total"] == n
 
-    _wait_for(accounted)
+    eventually(accounted)
     stored = noisy_stored()
     assert 100 <= stored < n  # the burst, then the sustained rate: the rest was refused
-    _wait_for(lambda: len(receipted) == stored)
+    eventually(lambda: len(receipted) == stored)
     c.loop_stop()
     c.disconnect()
     with psycopg.connect(test_settings.dsn) as conn:

@@ -28,9 +28,10 @@ from fieldmesh import services
 from firmware_sim.fleet import Fleet
 from firmware_sim.hostile import DB_POISON_CHECK, HostileMessage, hostile_message
 from kernel.settings import Settings
+from tests.eventually import eventually
 from tests.gateway.harness import GatewayProcess
 from tests.gateway.test_hostile import dead_letters, device_client
-from tests.gateway.test_ingest import _assert_exactly_once, _wait_for
+from tests.gateway.test_ingest import _assert_exactly_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -131,7 +132,7 @@ def test_soak_fleet_and_hostile_device_through_random_kills(
         evil.resend_unconfirmed()
         return evil.all_confirmed()
 
-    _wait_for(hostile_done, timeout_s=120)
+    eventually(hostile_done, timeout_s=120)
     evil.close()
     _assert_exactly_once(fleet, s.dsn, tenant)
     assert gw.proc is not None and gw.proc.poll() is None
