@@ -30,7 +30,6 @@ from gateway.metrics import GatewayMetrics
 from gateway.pipeline import StageHandler
 from gateway.rateguard import DEFAULT_BURST, DEFAULT_RATE_PER_S, RateGuard, device_of
 from gateway.writer import (
-    BatchJob,
     BatchWriter,
     DatabaseUnavailable,
     EventVerifier,
@@ -203,7 +202,7 @@ class Gateway:
         decoded: list[Decoded | Rejected] = [
             decode_inbound(inb, now_ms) for inb in self._admit(batch)
         ]
-        job = BatchJob.of(decoded)
+        job = self.writer.job(decoded, time.monotonic())
         attempt = 0
         started = time.perf_counter()
         while True:

@@ -13,6 +13,9 @@ which keeps each device's order); a single message that still fails after
 `max_attempts` is dead-lettered in a transaction of its own, with the error's class and
 message, and counts as handled: acknowledged and receipted like any dead letter. A poison
 message therefore costs about two extra writes of its batch and never blocks or loops.
+Devices that recently sent bad input (a decode refusal or a poison message) are suspects
+for SUSPECT_S: their messages go in a part of the batch of their own (`BatchWriter.job`),
+so their next poison message costs only that small part, not everyone's batch.
 Unavailability (connection lost or refused, the server shutting down or out of
 resources) raises DatabaseUnavailable with the job's progress kept, so the caller backs
 off and resumes where it stopped, writing nothing twice.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +59,8 @@ _UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "58"})
 _BAD_INPUT_STATES = frozenset({"57014"})  # query_canceled: a statement timeout on one input
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 MAX_BROKEN_CONNECTIONS = 3  # a message that breaks the connection this often is poison too
+SUSPECT_S = 600.0  # how long a device that sent bad input is written apart from the others
+MAX_SUSPECTS = 10_000
 
 
 class DatabaseUnavailable(Exception):
@@ -130,8 +136,9 @@ class BatchJob:
     result: WriteResult = field(default_factory=WriteResult)
 
     @classmethod
-    def of(cls, batch: Sequence[Decoded | Rejected]) -> BatchJob:
-        return cls([_Chunk(list(batch))] if batch else [])
+    def of(cls, *parts: Sequence[Decoded | Rejected]) -> BatchJob:
+        """A job writing each non-empty part in its own transaction, first part first."""
+        return cls([_Chunk(list(p)) for p in reversed(parts) if p])
 
     @property
     def done(self) -> bool:
@@ -153,6 +160,7 @@ class BatchWriter:
         self._conn: psycopg.Connection | None = None
         self._known_devices: set[str] = set()
         self._new_devices: set[str] = set()  # inserted in the open transaction
+        self._suspects: dict[str, float] = {}  # device -> monotonic time it is trusted again
         self._public_keys: dict[str, bytes | None] = {}
 
     def connect(self) -> psycopg.Connection:
@@ -185,6 +193,28 @@ class BatchWriter:
         for h in self.handlers:
             h.committed()
         return result
+
+    def job(self, batch: Sequence[Decoded | Rejected], now_s: float) -> BatchJob:
+        """A job for `batch` with the messages of suspect devices (bad input lately, this
+        batch included) in a part of their own, written after the others."""
+        for m in batch:
+            if isinstance(m, Rejected) and m.device_id is not None:
+                self._suspect(m.device_id, now_s)
+        suspects = self._suspects
+        if not suspects:
+            return BatchJob.of(batch)
+        apart = [m for m in batch if suspects.get(m.device_id or "", 0.0) > now_s]
+        if not apart:
+            return BatchJob.of(batch)
+        rest = [m for m in batch if suspects.get(m.device_id or "", 0.0) <= now_s]
+        return BatchJob.of(rest, apart)
+
+    def _suspect(self, device_id: str, now_s: float) -> None:
+        if len(self._suspects) >= MAX_SUSPECTS:
+            self._suspects = {d: t for d, t in self._suspects.items() if t > now_s}
+            if len(self._suspects) >= MAX_SUSPECTS:
+                return  # a fleet-wide storm: isolation by splitting still bounds it
+        self._suspects[device_id] = now_s + SUSPECT_S
 
     def write_isolated(self, job: BatchJob, max_attempts: int = 2) -> None:
         """Write every part of `job`, isolating and dead-lettering what fails (see the
@@ -254,6 +284,8 @@ class BatchWriter:
             # Every value is sanitised and the payload is bytea: only the server can fail.
             self.close()
             raise DatabaseUnavailable(f"dead letter not written: {err}") from err
+        if m.device_id is not None:
+            self._suspect(m.device_id, time.monotonic())
         log.error(
             "gateway: poison message from %s on %s dead-lettered: %s",
             m.device_id,

@@ -10,6 +10,7 @@ that a stage failure is isolated the same way and that its state follows the com
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from typing import Any
 
@@ -220,3 +221,26 @@ def test_an_unreachable_database_raises_and_keeps_the_job(db_dsn: str) -> None:
     with pytest.raises(DatabaseUnavailable):
         writer.write_isolated(job)
     assert not job.done and len(job.pending[0].items) == 1
+
+
+def test_a_device_that_sent_poison_is_written_apart_so_its_next_poison_costs_no_split(
+    db_dsn: str,
+) -> None:
+    prefix = f"w{uuid.uuid4().hex[:8]}"
+
+    def telemetry(i: int, metric: str) -> Decoded:
+        tb = TelemetryBatch(1, next(_counter), [Sample(T0_MS + i, metric, 1.0)])
+        return _decoded(prefix, i, Kind.TELEMETRY, tb)
+
+    writer = BatchWriter(db_dsn)
+    evil = 7
+    first = [telemetry(i, "t\x00c" if i == evil else "temp_c") for i in range(16)]
+    job = writer.job(first, now_s=time.monotonic())
+    writer.write_isolated(job)
+    assert (job.result.poison, job.result.splits) == (1, 4)  # found by bisection
+    again = [telemetry(i, "t\x00c" if i == evil else "temp_c") for i in range(16)]
+    job = writer.job(again, now_s=time.monotonic())
+    assert [len(c.items) for c in job.pending] == [1, 15]  # the suspect's part is apart
+    writer.write_isolated(job)
+    writer.close()
+    assert (job.result.poison, job.result.splits, job.result.stored_messages) == (1, 0, 15)
