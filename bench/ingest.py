@@ -8,6 +8,12 @@
 3. Latency at half that rate: the publisher paces itself; each message's samples carry the
    send time, and the bench listens to the gateways' receipts (published right after
    commit), so device timestamp -> committed row is measured per message.
+4. Hostile share: the end-to-end run again (new seqs), once clean and once with 1% of the
+   messages hostile (firmware_sim.hostile: deep nesting, NUL and control characters,
+   out-of-range numbers and times, oversized data, and a value only the database refuses,
+   which the gateway isolates by splitting its batch). `hostile_share` is the hostile
+   run's rate over the clean one's; every hostile message must end as a dead letter and
+   no gateway process may die (`gateway_restarts`).
 Last line: one JSON object.
 """
 
@@ -36,6 +42,7 @@ from rich.table import Table
 
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
+from firmware_sim.hostile import DB_POISON_CHECK, hostile_message
 from kernel.settings import PROJECT_ROOT, Settings, load_settings
 from telemetry.contracts import Receipt, Sample, TelemetryBatch, encode
 
@@ -67,6 +74,35 @@ def make_messages(
                 )
             )
     return out
+
+
+def with_seq_offset(
+    messages: list[tuple[str, bytes, int]], offset: int
+) -> list[tuple[str, bytes, int]]:
+    """The same messages under new seqs, so nothing is deduplicated."""
+    dec = msgspec.json.Decoder(TelemetryBatch)
+    out = []
+    for t, p, n in messages:
+        tb = dec.decode(p)
+        out.append((t, encode(TelemetryBatch(1, tb.seq + offset, tb.samples)), n))
+    return out
+
+
+def with_hostile(
+    messages: list[tuple[str, bytes, int]], every: int, devices: int = 5
+) -> tuple[list[tuple[str, bytes, int]], int]:
+    """`messages` with a hostile one (no points) after every `every`-th; and their count."""
+    out: list[tuple[str, bytes, int]] = []
+    now_ms = int(time.time() * 1000)
+    n = 0
+    for i, m in enumerate(messages, 1):
+        out.append(m)
+        if i % every == 0:
+            h = hostile_message(n, 1 + n, now_ms, db_poison=True)
+            dev = f"{TENANT}-evil-{n % devices}"
+            out.append((f"fm/v1/{TENANT}/dev/{dev}/{h.suffix}", h.payload, 0))
+            n += 1
+    return out, n
 
 
 def fresh_db(settings: Settings, name: str) -> str:
@@ -176,7 +212,7 @@ def start_gateways(
     logdir = settings.state_dir / "bench"
     logdir.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        port = 9300 + i
+        port = _free_port()
         log = (logdir / f"gateway-{i}.log").open("wb")
         p = subprocess.Popen(
             [
@@ -211,18 +247,41 @@ def start_gateways(
     return procs
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def metric_sum(ports: list[int], name: str) -> float:
+    return sum(gateway_metrics(p).get(name, 0.0) for p in ports)
+
+
 def stored_points(ports: list[int]) -> float:
-    return sum(gateway_metrics(p).get("fm_gateway_points_stored_total", 0.0) for p in ports)
+    return metric_sum(ports, "fm_gateway_points_stored_total")
 
 
-def run_e2e(settings: Settings, messages: list[tuple[str, bytes, int]], ports: list[int]) -> float:
+def run_e2e(
+    settings: Settings,
+    messages: list[tuple[str, bytes, int]],
+    ports: list[int],
+    dead_letters: int = 0,
+) -> float:
+    """Points committed per second until every point is stored and `dead_letters` more
+    messages were dead-lettered."""
     total = sum(m[2] for m in messages)
     base = stored_points(ports)
+    base_dead = metric_sum(ports, "fm_gateway_dead_letters_total")
     done = mp.Event()
     pub = mp.Process(target=publisher, args=(settings, messages, None, False, done))
     started = time.perf_counter()
     pub.start()
-    while stored_points(ports) - base < total:
+    while (
+        stored_points(ports) - base < total
+        or metric_sum(ports, "fm_gateway_dead_letters_total") - base_dead < dead_letters
+    ):
         if time.perf_counter() - started > 600:
             raise RuntimeError("end-to-end run did not complete in 600 s")
         time.sleep(0.05)
@@ -312,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"raw COPY ceiling: {copy_rate:,.0f} points/s")
 
     dsn = fresh_db(settings, "fm_bench_ingest")
+    with psycopg.connect(dsn) as conn:
+        conn.execute(DB_POISON_CHECK)  # lets one hostile class reach the write and fail there
     procs = start_gateways(settings, dsn, args.gateways)
     ports = [p for _, p in procs]
     try:
@@ -335,6 +396,17 @@ def main(argv: list[str] | None = None) -> int:
             for t, p, n in lat_messages
         ]
         lat = run_latency(settings, lat_messages, half_msgs_s)
+        dead_before = metric_sum(ports, "fm_gateway_dead_letters_total")
+        poison_before = metric_sum(ports, "fm_gateway_poison_isolated_total")
+        clean_rate = run_e2e(settings, with_seq_offset(messages, 20_000), ports)
+        hostile_msgs, n_hostile = with_hostile(with_seq_offset(messages, 40_000), every=99)
+        hostile_rate = run_e2e(settings, hostile_msgs, ports, dead_letters=n_hostile)
+        console.print(
+            f"clean {clean_rate:,.0f} points/s; with 1% hostile {hostile_rate:,.0f} points/s"
+        )
+        poison_dead = metric_sum(ports, "fm_gateway_dead_letters_total") - dead_before
+        poison_isolated = metric_sum(ports, "fm_gateway_poison_isolated_total") - poison_before
+        restarts = sum(1 for p, _ in procs if p.poll() is not None)
         rss = [peak_rss_mb(p.pid) for p, _ in procs]
         m = [gateway_metrics(p) for p in ports]
     finally:
@@ -357,6 +429,11 @@ def main(argv: list[str] | None = None) -> int:
         "points": total_points,
         "dead_letters": dead,
         "duplicates": dups,
+        "hostile_share": round(hostile_rate / clean_rate, 3),
+        "hostile_messages": n_hostile,
+        "poison_dead_lettered": round(poison_dead),
+        "poison_isolated_by_split": round(poison_isolated),
+        "gateway_restarts": restarts,
     }
     table = Table(title="ingest")
     table.add_column("figure")
@@ -367,6 +444,15 @@ def main(argv: list[str] | None = None) -> int:
     target = result["e2e_points_per_s"] >= 50_000 and result["ratio"] >= 0.6
     console.print(
         f"target (>= 50,000 points/s and >= 60% of COPY): {'[green]met' if target else '[red]not met'}"
+    )
+    hostile_ok = (
+        result["hostile_share"] >= 0.9
+        and result["poison_dead_lettered"] == n_hostile
+        and result["gateway_restarts"] == 0
+    )
+    console.print(
+        "hostile target (>= 90% of the clean rate, every hostile message dead-lettered,"
+        f" no gateway restart): {'[green]met' if hostile_ok else '[red]not met'}"
     )
     print(json.dumps(result))
     return 0

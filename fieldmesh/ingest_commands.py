@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from gateway.rateguard import DEFAULT_BURST, DEFAULT_RATE_PER_S
 from kernel.settings import Settings
 
 
@@ -23,6 +24,8 @@ def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
         tenant=None if args.tenant == "+" else (args.tenant or settings.tenant),
         instance=args.instance,
         max_batch=args.max_batch,
+        device_rate_per_s=args.device_rate,
+        device_burst=args.device_burst,
     )
     return run_gateway(settings, config, None if args.http_port == 0 else args.http_port)
 
@@ -148,6 +151,15 @@ def register(sub: Any) -> None:
         "--http-port", type=int, default=9100, help="port of /metrics and /health (0: none)"
     )
     p.add_argument("--max-batch", type=int, default=2000, help="messages per database transaction")
+    p.add_argument(
+        "--device-rate",
+        type=float,
+        default=DEFAULT_RATE_PER_S,
+        help="messages/s one device may sustain (token bucket; over it: not stored)",
+    )
+    p.add_argument(
+        "--device-burst", type=float, default=DEFAULT_BURST, help="token bucket size per device"
+    )
     p.set_defaults(func=cmd_gateway)
 
     p = sub.add_parser("agent", help="run one edge agent with simulated sensors")

@@ -8,12 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
-from telemetry.contracts import ContractError, Kind, Topic, decode
+from telemetry.contracts import ContractError, Kind, Topic, decode, probe
 
 DEVICE_KINDS = frozenset({Kind.TELEMETRY, Kind.GPS, Kind.EVENT, Kind.STATUS, Kind.ACK})
-_PROBE = msgspec.json.Decoder(dict[str, Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +53,10 @@ class Rejected:
 
 
 def _probe_seq(payload: bytes) -> int | None:
-    try:
-        seq = _PROBE.decode(payload).get("seq")
-    except msgspec.MsgspecError:
-        return None
-    return seq if isinstance(seq, int) and 0 <= seq < 2**63 else None
+    obj = probe(payload)  # depth-checked before parsing: any payload is safe here
+    seq = None if obj is None else obj.get("seq")
+    ok = isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2**63
+    return seq if ok else None
 
 
 def decode_inbound(inb: Inbound, now_ms: int) -> Decoded | Rejected:
@@ -75,6 +71,6 @@ def decode_inbound(inb: Inbound, now_ms: int) -> Decoded | Rejected:
     try:
         msg = decode(topic.kind, inb.payload, now_ms)
     except ContractError as exc:
-        seq = None if exc.reason == "too_large" else _probe_seq(inb.payload)
+        seq = _probe_seq(inb.payload)  # bounded: probe checks size and depth first
         return Rejected(inb, topic, exc.reason, exc.message[:2000], seq)
     return Decoded(inb, topic, msg)

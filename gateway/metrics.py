@@ -27,6 +27,25 @@ class GatewayMetrics:
         self.dead_letters = Counter(
             "fm_gateway_dead_letters", "Messages kept as dead letters", registry=r
         )
+        self.dead_letter_reasons = Counter(
+            "fm_gateway_dead_letter_reasons",
+            "Messages kept as dead letters, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "fm_gateway_rate_limited",
+            "Messages over their device's rate: acknowledged, not stored, not receipted",
+            registry=r,
+        )
+        self.poison = Counter(
+            "fm_gateway_poison_isolated",
+            "Messages that failed a batch write alone and were dead-lettered",
+            registry=r,
+        )
+        self.batch_splits = Counter(
+            "fm_gateway_batch_splits", "Failed batch writes split to isolate a message", registry=r
+        )
         self.duplicates = Counter(
             "fm_gateway_duplicates", "Redelivered messages already stored", registry=r
         )

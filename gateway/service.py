@@ -28,7 +28,14 @@ from edge_agent.backoff import backoff_delay_s
 from gateway.decode import Decoded, Inbound, Rejected, decode_inbound
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import StageHandler
-from gateway.writer import BatchWriter, EventVerifier, WriteResult, no_verifier
+from gateway.rateguard import DEFAULT_BURST, DEFAULT_RATE_PER_S, RateGuard, device_of
+from gateway.writer import (
+    BatchWriter,
+    DatabaseUnavailable,
+    EventVerifier,
+    WriteResult,
+    no_verifier,
+)
 from kernel.broker import client_endpoint
 from kernel.settings import Settings
 from telemetry.contracts import SCHEMA_VERSION, Kind, Receipt, Topic, device_filter, encode
@@ -49,6 +56,9 @@ class GatewayConfig:
     queue_max: int = 20_000
     session_expiry_s: int = 7 * 24 * 3600
     receive_maximum: int = 1000
+    device_rate_per_s: float = DEFAULT_RATE_PER_S  # per-device token bucket (gateway.rateguard)
+    device_burst: float = DEFAULT_BURST
+    max_write_attempts: int = 2  # a message failing alone this often is dead-lettered
 
 
 class Gateway:
@@ -65,6 +75,7 @@ class Gateway:
         self.config = config
         self.metrics = metrics or GatewayMetrics()
         self.writer = BatchWriter(settings.dsn, handlers, verifier)
+        self.rate_guard = RateGuard(config.device_rate_per_s, config.device_burst)
         self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=config.queue_max)
         self._stop = threading.Event()
         self._writer_thread = threading.Thread(
@@ -179,17 +190,32 @@ class Gateway:
             log.exception("gateway writer crashed")
             self.fatal = exc
 
+    def _admit(self, batch: list[Inbound]) -> list[Inbound]:
+        """The messages within their device's rate; the rest are only counted (and
+        acknowledged with the batch): the agent sends them again from its outbox."""
+        now_s = time.monotonic()
+        allow = self.rate_guard.allow
+        admitted = [inb for inb in batch if allow(device_of(inb.topic), now_s)]
+        if len(admitted) < len(batch):
+            self.metrics.rate_limited.inc(len(batch) - len(admitted))
+        return admitted
+
     def _process(self, batch: list[Inbound]) -> None:
         now_ms = time.time_ns() // 1_000_000
         self.metrics.lag.set(max(0.0, (time.time_ns() - batch[0].received_ns) / 1e9))
-        decoded: list[Decoded | Rejected] = [decode_inbound(inb, now_ms) for inb in batch]
+        decoded: list[Decoded | Rejected] = [
+            decode_inbound(inb, now_ms) for inb in self._admit(batch)
+        ]
+        job = self.writer.job(decoded, time.monotonic())
         attempt = 0
+        started = time.perf_counter()
         while True:
-            started = time.perf_counter()
             try:
-                result = self.writer.write(decoded)
+                # Isolates bad input (split, retry, dead-letter); raises only when the
+                # database is away, keeping what was already written in `job`.
+                self.writer.write_isolated(job, self.config.max_write_attempts)
                 break
-            except psycopg.OperationalError as exc:
+            except DatabaseUnavailable as exc:
                 # The database is away: keep the batch, acknowledge nothing, retry.
                 self.metrics.db_errors.inc()
                 self.metrics.db_ok.set(0)
@@ -209,10 +235,11 @@ class Gateway:
                         len(batch),
                     )
                     return
+                started = time.perf_counter()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.db_ok.set(1)
         self.last_write_ok = True
-        self._after_commit(batch, result)
+        self._after_commit(batch, job.result)
 
     def _after_commit(self, batch: list[Inbound], result: WriteResult) -> None:
         m = self.metrics
@@ -220,6 +247,10 @@ class Gateway:
         m.points.inc(result.stored_points)
         m.duplicates.inc(result.duplicates)
         m.dead_letters.inc(result.dead_letters)
+        for reason, n in result.dead_letter_reasons.items():
+            m.dead_letter_reasons.labels(reason).inc(n)
+        m.poison.inc(result.poison)
+        m.batch_splits.inc(result.splits)
         commit_ms = time.time_ns() // 1_000_000
         for t_ms in result.newest_item_ms:
             m.latency.observe(max(0.0, (commit_ms - t_ms) / 1000.0))

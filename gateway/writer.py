@@ -4,12 +4,29 @@ Idempotency: the batch's `(device_id, seq)` keys are inserted into `ingest_messa
 ON CONFLICT DO NOTHING; only the messages whose key was new have their contents copied
 (binary COPY) into the time-series tables. Dead letters, stage handlers and the latest
 values go into the same transaction. The caller acknowledges to MQTT only after commit.
+
+Isolation (`write_isolated`): a batch write that fails for any reason other than "the
+database is unavailable" is bad input somewhere in the batch, whether the database
+refused a value (DataError, IntegrityError, ...), the encoder or a stage handler raised.
+The batch is split in halves, each retried in its own transaction (first half first,
+which keeps each device's order); a single message that still fails after
+`max_attempts` is dead-lettered in a transaction of its own, with the error's class and
+message, and counts as handled: acknowledged and receipted like any dead letter. A poison
+message therefore costs about two extra writes of its batch and never blocks or loops.
+Devices that recently sent bad input (a decode refusal or a poison message) are suspects
+for SUSPECT_S: their messages go in a part of the batch of their own (`BatchWriter.job`),
+so their next poison message costs only that small part, not everyone's batch.
+Unavailability (connection lost or refused, the server shutting down or out of
+resources) raises DatabaseUnavailable with the job's progress kept, so the caller backs
+off and resumes where it stopped, writing nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +53,36 @@ EventVerifier = Callable[[bytes | None, str, FieldEvent], tuple[bool, str | None
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JSON = msgspec.json.Encoder()
+# SQLSTATE classes that mean the server, not the data: connection exception, insufficient
+# resources, operator intervention, system error.
+_UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "58"})
+_BAD_INPUT_STATES = frozenset({"57014"})  # query_canceled: a statement timeout on one input
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+MAX_BROKEN_CONNECTIONS = 3  # a message that breaks the connection this often is poison too
+SUSPECT_S = 600.0  # how long a device that sent bad input is written apart from the others
+MAX_SUSPECTS = 10_000
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or cannot work now; retry later, nothing was lost."""
+
+
+def is_unavailable(exc: BaseException, conn: psycopg.Connection | None) -> bool:
+    """Whether `exc` says the database is away (retry the same work) rather than that
+    something in the batch is bad (isolate it)."""
+    if not isinstance(exc, psycopg.Error):
+        return False
+    if conn is None or conn.closed or conn.broken:
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    state = exc.sqlstate or ""
+    return state[:2] in _UNAVAILABLE_CLASSES and state not in _BAD_INPUT_STATES
+
+
+def plain_text(value: str, limit: int = 2000) -> str:
+    """`value` made safe for a text column: no NUL or control characters, no lone
+    surrogates (escaped, so the dead letter still shows what was there)."""
+    out = value[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", out)
 
 
 def _ts(t_ms: int) -> datetime:
@@ -55,6 +102,47 @@ class WriteResult:
     receipts: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (tenant, device)
     # device timestamp of each stored message's newest item, for latency figures
     newest_item_ms: list[int] = field(default_factory=list)
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    poison: int = 0  # messages isolated from their batch and dead-lettered
+    splits: int = 0  # batches (or parts) split to isolate a failure
+
+    def merge(self, other: WriteResult) -> None:
+        self.stored_messages += other.stored_messages
+        self.stored_points += other.stored_points
+        self.duplicates += other.duplicates
+        self.dead_letters += other.dead_letters
+        for key, seqs in other.receipts.items():
+            self.receipts.setdefault(key, []).extend(seqs)
+        self.newest_item_ms.extend(other.newest_item_ms)
+        for reason, n in other.dead_letter_reasons.items():
+            self.dead_letter_reasons[reason] = self.dead_letter_reasons.get(reason, 0) + n
+        self.poison += other.poison
+        self.splits += other.splits
+
+
+@dataclass(slots=True)
+class _Chunk:
+    items: list[Decoded | Rejected]
+    failures: int = 0
+    broken_connections: int = 0
+
+
+@dataclass(slots=True)
+class BatchJob:
+    """One batch on its way through `write_isolated`: the parts still to write (a stack,
+    next on top) and what the written parts did. Survives DatabaseUnavailable."""
+
+    pending: list[_Chunk]
+    result: WriteResult = field(default_factory=WriteResult)
+
+    @classmethod
+    def of(cls, *parts: Sequence[Decoded | Rejected]) -> BatchJob:
+        """A job writing each non-empty part in its own transaction, first part first."""
+        return cls([_Chunk(list(p)) for p in reversed(parts) if p])
+
+    @property
+    def done(self) -> bool:
+        return not self.pending
 
 
 class BatchWriter:
@@ -71,6 +159,8 @@ class BatchWriter:
         self.verifier = verifier
         self._conn: psycopg.Connection | None = None
         self._known_devices: set[str] = set()
+        self._new_devices: set[str] = set()  # inserted in the open transaction
+        self._suspects: dict[str, float] = {}  # device -> monotonic time it is trusted again
         self._public_keys: dict[str, bytes | None] = {}
 
     def connect(self) -> psycopg.Connection:
@@ -84,7 +174,9 @@ class BatchWriter:
             self._conn = None
 
     def write(self, batch: Sequence[Decoded | Rejected]) -> WriteResult:
+        """One transaction for the whole batch; raises whatever went wrong."""
         conn = self.connect()
+        self._new_devices.clear()
         try:
             result = self._write(conn, batch)
             conn.commit()
@@ -97,9 +189,113 @@ class BatchWriter:
                 except psycopg.Error:
                     conn.close()
             raise
+        self._known_devices |= self._new_devices
         for h in self.handlers:
             h.committed()
         return result
+
+    def job(self, batch: Sequence[Decoded | Rejected], now_s: float) -> BatchJob:
+        """A job for `batch` with the messages of suspect devices (bad input lately, this
+        batch included) in a part of their own, written after the others."""
+        for m in batch:
+            if isinstance(m, Rejected) and m.device_id is not None:
+                self._suspect(m.device_id, now_s)
+        suspects = self._suspects
+        if not suspects:
+            return BatchJob.of(batch)
+        apart = [m for m in batch if suspects.get(m.device_id or "", 0.0) > now_s]
+        if not apart:
+            return BatchJob.of(batch)
+        rest = [m for m in batch if suspects.get(m.device_id or "", 0.0) <= now_s]
+        return BatchJob.of(rest, apart)
+
+    def _suspect(self, device_id: str, now_s: float) -> None:
+        if len(self._suspects) >= MAX_SUSPECTS:
+            self._suspects = {d: t for d, t in self._suspects.items() if t > now_s}
+            if len(self._suspects) >= MAX_SUSPECTS:
+                return  # a fleet-wide storm: isolation by splitting still bounds it
+        self._suspects[device_id] = now_s + SUSPECT_S
+
+    def write_isolated(self, job: BatchJob, max_attempts: int = 2) -> None:
+        """Write every part of `job`, isolating and dead-lettering what fails (see the
+        module docstring). Raises only DatabaseUnavailable, with `job` resumable."""
+        while job.pending:
+            chunk = job.pending[-1]
+            try:
+                job.result.merge(self._write_unavailable_aware(chunk))
+                job.pending.pop()
+                continue
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:  # any other failure is bad input
+                failure = exc
+            items = chunk.items
+            log.warning(
+                "gateway: write of %d messages failed (%s: %s); isolating",
+                len(items),
+                type(failure).__name__,
+                str(failure).strip()[:200],
+            )
+            if len(items) == 1 and chunk.failures + 1 >= max_attempts:
+                # may raise DatabaseUnavailable: the chunk stays on the stack for the retry
+                job.result.merge(self._dead_letter_poison(items[0], failure))
+                job.pending.pop()
+            elif len(items) == 1:
+                chunk.failures += 1
+            else:
+                job.pending.pop()
+                mid = len(items) // 2
+                job.pending.append(_Chunk(items[mid:]))
+                job.pending.append(_Chunk(items[:mid]))
+                job.result.splits += 1
+
+    def _write_unavailable_aware(self, chunk: _Chunk) -> WriteResult:
+        try:
+            conn = self.connect()
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(str(exc).strip()) from exc
+        try:
+            return self.write(chunk.items)
+        except psycopg.Error as exc:
+            if not is_unavailable(exc, self._conn):
+                raise
+            if conn.broken or conn.closed:
+                # Lost in the middle of this write: an outage, or an input that crashes
+                # the server process. Only the latter repeats with the same few messages.
+                chunk.broken_connections += 1
+                if chunk.broken_connections > MAX_BROKEN_CONNECTIONS and len(chunk.items) < 64:
+                    raise
+            raise DatabaseUnavailable(str(exc).strip()) from exc
+
+    def _dead_letter_poison(self, m: Decoded | Rejected, exc: BaseException) -> WriteResult:
+        """One message that failed alone, dead-lettered in its own transaction."""
+        reason = type(exc).__name__[:60]
+        detail = plain_text(f"{type(exc).__module__}.{type(exc).__name__}: {exc}".strip())
+        res = WriteResult(dead_letters=1, poison=1, dead_letter_reasons={reason: 1})
+        try:
+            conn = self.connect()
+            conn.execute(
+                "INSERT INTO dead_letter (topic, device_id, reason, detail, payload)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (plain_text(m.inbound.topic), m.device_id, reason, detail, m.inbound.payload),
+            )
+            conn.commit()
+        except psycopg.Error as err:
+            # Every value is sanitised and the payload is bytea: only the server can fail.
+            self.close()
+            raise DatabaseUnavailable(f"dead letter not written: {err}") from err
+        if m.device_id is not None:
+            self._suspect(m.device_id, time.monotonic())
+        log.error(
+            "gateway: poison message from %s on %s dead-lettered: %s",
+            m.device_id,
+            plain_text(m.inbound.topic, 200),
+            detail[:300],
+        )
+        topic = m.topic
+        if topic is not None and m.seq is not None:
+            res.receipts[(topic.tenant, topic.device_id)] = [m.seq]
+        return res
 
     # ------------------------------------------------------------------ steps
 
@@ -136,6 +332,8 @@ class BatchWriter:
             res.newest_item_ms.append(max(f.t_ms for f in gb.fixes))
         res.dead_letters = self._dead_letters(conn, rejected)
         for r in rejected:
+            res.dead_letter_reasons[r.reason] = res.dead_letter_reasons.get(r.reason, 0) + 1
+        for r in rejected:
             if r.topic is not None and r.seq is not None:
                 res.receipts.setdefault((r.topic.tenant, r.topic.device_id), []).append(r.seq)
         for h in self.handlers:
@@ -156,7 +354,7 @@ class BatchWriter:
             " ON CONFLICT (device_id) DO NOTHING",
             (list(ids), list(tenants), list(kinds)),
         )
-        self._known_devices.update(ids)
+        self._new_devices.update(ids)  # known once committed
 
     def _claim_keys(self, conn: psycopg.Connection, keyed: list[Decoded]) -> set[tuple[str, int]]:
         if not keyed:
@@ -310,7 +508,13 @@ class BatchWriter:
             cur.executemany(
                 "INSERT INTO dead_letter (topic, device_id, reason, detail, payload) VALUES (%s, %s, %s, %s, %s)",
                 [
-                    (r.inbound.topic, r.device_id, r.reason, r.detail, r.inbound.payload)
+                    (
+                        plain_text(r.inbound.topic),
+                        r.device_id,
+                        r.reason,
+                        plain_text(r.detail),
+                        r.inbound.payload,
+                    )
                     for r in rejected
                 ],
             )

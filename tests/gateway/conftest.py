@@ -22,9 +22,15 @@ from tests.gateway.harness import GatewayProcess
 def start_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
     started: list[GatewayProcess] = []
 
-    def start(settings: Settings, tenant: str, instance: str = "0") -> GatewayProcess:
+    def start(
+        settings: Settings, tenant: str, instance: str = "0", extra_args: tuple[str, ...] = ()
+    ) -> GatewayProcess:
         gw = GatewayProcess(
-            settings, tenant, instance, log_path=tmp_path / f"gateway-{instance}.log"
+            settings,
+            tenant,
+            instance,
+            log_path=tmp_path / f"gateway-{instance}.log",
+            extra_args=extra_args,
         )
         started.append(gw)
         return gw.start()

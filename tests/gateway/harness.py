@@ -36,6 +36,7 @@ class GatewayProcess:
     log_path: Path | None = None
     http_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()  # more `fieldmesh gateway` options
 
     def start(self) -> GatewayProcess:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -52,6 +53,7 @@ class GatewayProcess:
                 self.instance,
                 "--http-port",
                 str(self.http_port),
+                *self.extra_args,
             ],
             env=settings_env(self.settings),
             cwd=PROJECT_ROOT,

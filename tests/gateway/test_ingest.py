@@ -200,7 +200,7 @@ def test_bad_payloads_become_dead_letters_and_the_gateway_keeps_going(
         "unsupported_version",
         "time_in_future",
         "too_large",
-        "invalid",
+        "out_of_range",
         "invalid",
     ]
     assert "out of range" in rows[5][1]

@@ -74,7 +74,7 @@ def test_event_batch_round_trips() -> None:
         (b'{"v":2,"seq":1,"readings":{}}', "unsupported_version", "version 2"),
         (b'{"v":1,"seq":1,"samples":[]}', "invalid", "empty"),
         (b'{"v":1,"seq":1,"samples":[[1795000000000,"Bad Metric",1.0]]}', "invalid", "metric"),
-        (b'{"v":1,"seq":-1,"samples":[[1795000000000,"t",1.0]]}', "invalid", "seq"),
+        (b'{"v":1,"seq":-1,"samples":[[1795000000000,"t",1.0]]}', "out_of_range", "seq"),
         (b'{"v":1,"seq":1,"samples":[[1895000000000,"t",1.0]]}', "time_in_future", "$.samples[0]"),
         (b'{"v":1,"seq":1,"samples":[[5,"t",1.0]]}', "time_too_old", "2000"),
         (b'{"v":1,"seq":1,"samples":[[1795000000000,"t",1.0]],"extra":1}', "invalid", "extra"),
