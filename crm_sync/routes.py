@@ -1,4 +1,4 @@
-"""HTTP API of crm_sync, and the webhook dispatcher as a start-up/clean-up step.
+"""HTTP API of crm_sync (webhook delivery runs as a job: crm_sync.jobs).
 
 POST /api/v1/webhooks/subscriptions                   admin: {url, event_types} -> {id, secret}
 GET  /api/v1/webhooks/subscriptions/{id}/deliveries   admin: every delivery with its status
@@ -10,16 +10,12 @@ POST /api/v1/connectors/{name}/inbound                signed by the connector's 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import psycopg
 import psycopg.errors
 from aiohttp import web
@@ -28,12 +24,10 @@ from crm_sync import inbound, webhooks
 from crm_sync.errors import BadSignature, InvalidInput
 from crm_sync.signing import HEADER, verify
 from identity.auth import current_user
+from kernel import jobs
 from kernel.errors import ApiError, Conflict, NotFound, Unprocessable
 
 log = logging.getLogger(__name__)
-
-DISPATCH_INTERVAL_S = 1.0
-_DISPATCHER = web.AppKey("crm_sync_dispatcher", asyncio.Task[None])
 
 
 def _pool(request: web.Request) -> Any:
@@ -133,6 +127,7 @@ async def replay_delivery(request: web.Request) -> web.Response:
         )
         if cur.rowcount == 0:
             raise NotFound(f"no delivery {outbox_id}", field="id")
+        await jobs.enqueue(conn, webhooks.DELIVER_TASK, dedupe_key=webhooks.DELIVER_TASK)
     return web.json_response({"id": outbox_id, "status": "pending"}, status=202)
 
 
@@ -298,37 +293,6 @@ async def list_assets(request: web.Request) -> web.Response:
     return web.json_response({"items": [_asset_json(r) for r in rows]})
 
 
-async def dispatch_forever(pool: Any, interval_s: float = DISPATCH_INTERVAL_S) -> None:
-    """Deliver due webhooks until cancelled; a failure is logged and retried next round."""
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with pool.connection() as conn:
-                    stats = await webhooks.deliver_due(conn, session)
-                if stats.claimed:
-                    log.info(
-                        "webhooks: %d delivered, %d retrying, %d dead",
-                        stats.delivered,
-                        stats.retrying,
-                        stats.dead,
-                    )
-                    continue  # more may be due
-            except psycopg.Error:
-                log.exception("webhook dispatch failed; retrying in %.0f s", interval_s)
-            await asyncio.sleep(interval_s)
-
-
-async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
-    from kernel.web import DB_POOL
-
-    task = asyncio.create_task(dispatch_forever(app[DB_POOL]), name="crm_sync-webhooks")
-    app[_DISPATCHER] = task
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/webhooks/subscriptions", create_subscription)
     app.router.add_get("/api/v1/webhooks/subscriptions/{id}/deliveries", list_deliveries)
@@ -338,4 +302,3 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/assets", create_asset)
     app.router.add_get("/api/v1/assets", list_assets)
     app.router.add_get("/api/v1/assets/{id}", get_asset)
-    app.cleanup_ctx.append(_dispatcher_ctx)

@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 
 from crm_sync.errors import InvalidInput
 from crm_sync.signing import HEADER, sign
+from kernel import jobs
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +126,19 @@ def _enqueue_params(event_type: str, event_id: str, data: dict[str, Any]) -> tup
     return (event_id, event_type, Jsonb(payload), event_type)
 
 
+# The job (kernel.jobs) that sends due outbox rows; one queued at a time (dedupe key).
+DELIVER_TASK = "crm_sync.webhooks.deliver"
+
+
 def enqueue(
     conn: psycopg.Connection[Any], event_type: str, event_id: str, data: dict[str, Any]
 ) -> int:
-    """Record an event for every active subscriber of its type; rows added (idempotent)."""
-    return conn.execute(_ENQUEUE_SQL, _enqueue_params(event_type, event_id, data)).rowcount
+    """Record an event for every active subscriber of its type; rows added (idempotent).
+    A delivery job is queued in the same transaction when there is something to send."""
+    added = conn.execute(_ENQUEUE_SQL, _enqueue_params(event_type, event_id, data)).rowcount
+    if added:
+        jobs.enqueue_sync(conn, DELIVER_TASK, dedupe_key=DELIVER_TASK)
+    return added
 
 
 async def enqueue_async(
@@ -137,6 +146,8 @@ async def enqueue_async(
 ) -> int:
     """`enqueue` for async callers (API handlers)."""
     cur = await conn.execute(_ENQUEUE_SQL, _enqueue_params(event_type, event_id, data))
+    if cur.rowcount:
+        await jobs.enqueue(conn, DELIVER_TASK, dedupe_key=DELIVER_TASK)
     return cur.rowcount
 
 
@@ -274,6 +285,7 @@ def replay(conn: psycopg.Connection[Any], outbox_id: int) -> None:
     )
     if cur.rowcount == 0:
         raise InvalidInput("outbox_id", f"no delivery {outbox_id}")
+    jobs.enqueue_sync(conn, DELIVER_TASK, dedupe_key=DELIVER_TASK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,3 +316,4 @@ def make_due_now(conn: psycopg.Connection[Any], subscription_id: int) -> None:
         "WHERE subscription_id = %s AND status = 'pending'",
         (subscription_id,),
     )
+    jobs.enqueue_sync(conn, DELIVER_TASK, dedupe_key=DELIVER_TASK)

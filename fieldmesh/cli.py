@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fieldmesh.commands",
     "fieldmesh.ingest_commands",
     "fieldmesh.demo",
+    "fieldmesh.run",
     "ar_viewer.cli",
     "ledger.cli",
     "crm.cli",
