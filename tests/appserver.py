@@ -1,4 +1,8 @@
-"""The real aiohttp app on a free loopback port, for tests that talk HTTP to it."""
+"""The real aiohttp app on a free loopback port, for tests that talk HTTP to it.
+
+The API only enqueues background work; beside it runs the `jobs` role's worker (the same
+kernel.jobs.Worker and registry `fieldmesh run` uses), so imports, exports and webhook
+deliveries happen as they do in the product."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from contextlib import contextmanager
 from aiohttp import web
 
 from fieldmesh.app import ROUTE_MODULES, build_app
+from fieldmesh.roles import job_registry
+from kernel.jobs import Worker
 from kernel.settings import Settings
 
 
@@ -27,13 +33,22 @@ def serve_app(settings: Settings, route_modules: tuple[str, ...] = ROUTE_MODULES
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(build_app(settings, route_modules), access_log=None)
     started = threading.Event()
+    stop_jobs = asyncio.Event()
+    jobs: list[asyncio.Task[None]] = []
 
     def run() -> None:
         asyncio.set_event_loop(loop)
         loop.run_until_complete(runner.setup())
         loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        worker = Worker(settings.dsn, job_registry(), poll_s=0.2, grace_s=5.0)
+        jobs.append(loop.create_task(worker.run(stop_jobs)))
         started.set()
         loop.run_forever()
+
+    async def cleanup() -> None:
+        stop_jobs.set()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        await runner.cleanup()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -41,7 +56,7 @@ def serve_app(settings: Settings, route_modules: tuple[str, ...] = ROUTE_MODULES
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        asyncio.run_coroutine_threadsafe(cleanup(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()

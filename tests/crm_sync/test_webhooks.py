@@ -141,3 +141,23 @@ def test_redelivered_event_is_queued_once_per_subscriber(db: psycopg.Connection)
     webhooks.enqueue(db, "visit.completed", "visit:77", {"visit_id": 77})
     assert [d.event_id for d in webhooks.deliveries(db, sub)] == ["visit:77"]
     db.rollback()
+
+
+def test_an_event_with_subscribers_queues_one_delivery_job(db: psycopg.Connection) -> None:
+    def queued() -> int:
+        row = db.execute(
+            "SELECT count(*) FROM jobs WHERE task = %s AND status = 'queued'",
+            (webhooks.DELIVER_TASK,),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    db.execute("DELETE FROM jobs WHERE task = %s", (webhooks.DELIVER_TASK,))
+    webhooks.enqueue(db, "alert.cleared", "alert:nobody", {})  # no subscriber yet: no job
+    assert queued() == 0
+    webhooks.create_subscription(db, "https://example.com/h", ["alert.cleared"])
+    for n in range(3):
+        webhooks.enqueue(db, "alert.cleared", f"alert:{n}", {"n": n})
+    assert queued() == 1  # in the same transaction, deduplicated
+    db.rollback()
+    assert queued() == 0  # rolled back with the events
