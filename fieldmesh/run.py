@@ -374,6 +374,24 @@ def _detach(argv: list[str], settings: Settings, layout: Layout) -> int:
     return 1
 
 
+def start_detached(settings: Settings, *, workers: int = 2, verbose: int = 1) -> int:
+    """`fieldmesh run --detach` for other commands (the demo); 0 once every role is healthy,
+    also when a run of this state dir is already going."""
+    args = argparse.Namespace(
+        role=None,
+        workers=workers,
+        gateways=1,
+        dispatch_clock="wall",
+        stop_timeout_s=20.0,
+        verbose=verbose,
+        detach=True,
+    )
+    if running_pid(settings) is not None:
+        print(f"fieldmesh run: already running (pid {running_pid(settings)})")
+        return 0
+    return cmd_run(args, settings)
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from fieldmesh import services
 
