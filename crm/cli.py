@@ -124,7 +124,7 @@ def _seed_refusal(dsn: str) -> str | None:
         return None
     many = "1000 or more" if n >= 1000 else str(n)
     return (
-        f"the database already holds {many} accounts; seed loads generated data into an "
+        f"the database already holds {many} account{'' if n == 1 else 's'}; seed loads generated data into an "
         "empty CRM only (it would mix with the records there); nothing was changed. Seed an "
         "empty database instead: fieldmesh crm seed --dsn postgresql://HOST/EMPTY_DB"
     )

@@ -9,6 +9,7 @@ dispatcher follows the phones' clock (`--dispatch-clock fleet`).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -30,7 +31,7 @@ import pytest
 
 from fieldmesh import services
 from fieldmesh.closed_loop import loop_steps
-from fieldmesh.demo_world import DemoWorld, morning_lead_s, seed_world
+from fieldmesh.demo_world import DemoWorld, morning_lead_s, seed_logins, seed_world
 from fieldmesh.migrate import upgrade
 from firmware_sim.fleet import Fleet, FleetSpec
 from kernel.settings import PROJECT_ROOT, Settings
@@ -189,6 +190,34 @@ def test_every_role_reports_healthy(product: Product) -> None:
     assert all(c["status"] == "ok" for cs in body["roles"].values() for c in cs)
     status, api = _get(f"http://127.0.0.1:{product.base_port}/health")
     assert (status, api) == (200, {"status": "ok"})
+    conn = http.client.HTTPConnection("127.0.0.1", product.base_port, timeout=10)
+    conn.request("GET", "/")
+    front = conn.getresponse()
+    assert (front.status, front.getheader("Location")) == (302, "/console/")
+    conn.close()
+
+
+def test_the_demo_logins_sign_in_to_the_running_product(product: Product) -> None:
+    product.wait_healthy()
+    with psycopg.connect(product.settings.dsn) as conn:
+        logins = seed_logins(conn, product.world, product.settings.tenant)
+    assert [x.role for x in logins] == ["admin", "manager", "rep"]
+    for login in logins:
+        body = json.dumps({"email": login.email, "password": login.password}).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{product.base_port}/api/v1/auth/token",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 201, login.role
+            token = json.loads(r.read())["token"]
+        me = urllib.request.Request(
+            f"http://127.0.0.1:{product.base_port}/api/v1/auth/me",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(me, timeout=30) as r:
+            assert json.loads(r.read())["role"] == login.role
 
 
 def test_an_alert_from_a_device_reaches_the_reps_phone_as_a_new_route(product: Product) -> None:
