@@ -200,16 +200,19 @@ async def run_dispatcher(
 # --------------------------------------------------------------------------- jobs
 
 
-def job_registry() -> Any:
-    """Every package's background tasks, assembled here (the composition root)."""
-    from crm import jobs as crm_jobs
-    from crm_sync import jobs as crm_sync_jobs
+# Modules with `register(registry)`: every package's background tasks.
+JOB_MODULES: tuple[str, ...] = ("crm.jobs", "crm_sync.jobs", "telemetry.jobs")
+
+
+def job_registry(modules: Sequence[str] = JOB_MODULES) -> Any:
+    """The background tasks of these modules, assembled here (the composition root)."""
+    import importlib
+
     from kernel.jobs import Registry
-    from telemetry import jobs as telemetry_jobs
 
     registry = Registry()
-    for module in (crm_jobs, crm_sync_jobs, telemetry_jobs):
-        module.register(registry)
+    for name in modules:
+        importlib.import_module(name).register(registry)
     return registry
 
 

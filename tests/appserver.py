@@ -1,8 +1,9 @@
 """The real aiohttp app on a free loopback port, for tests that talk HTTP to it.
 
 The API only enqueues background work; beside it runs the `jobs` role's worker (the same
-kernel.jobs.Worker and registry `fieldmesh run` uses), so imports, exports and webhook
-deliveries happen as they do in the product."""
+kernel.jobs.Worker `fieldmesh run` uses) with the tasks of `job_modules`: by default the
+CRM's imports and exports. Webhook delivery is left out unless asked for, so tests that
+drive `deliver_due` themselves never race a background delivery."""
 
 from __future__ import annotations
 
@@ -27,7 +28,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(settings: Settings, route_modules: tuple[str, ...] = ROUTE_MODULES) -> Iterator[str]:
+def serve_app(
+    settings: Settings,
+    route_modules: tuple[str, ...] = ROUTE_MODULES,
+    job_modules: tuple[str, ...] = ("crm.jobs",),
+) -> Iterator[str]:
     """Serve the app from a thread with its own event loop; yields its base URL."""
     port = free_port()
     loop = asyncio.new_event_loop()
@@ -40,7 +45,7 @@ def serve_app(settings: Settings, route_modules: tuple[str, ...] = ROUTE_MODULES
         asyncio.set_event_loop(loop)
         loop.run_until_complete(runner.setup())
         loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        worker = Worker(settings.dsn, job_registry(), poll_s=0.2, grace_s=5.0)
+        worker = Worker(settings.dsn, job_registry(job_modules), poll_s=0.2, grace_s=5.0)
         jobs.append(loop.create_task(worker.run(stop_jobs)))
         started.set()
         loop.run_forever()

@@ -15,6 +15,9 @@ from aiohttp import web
 
 from crm_sync import webhooks
 from crm_sync.signing import HEADER, verify
+from fieldmesh.roles import job_registry
+from kernel.jobs import Worker
+from tests.eventually import eventually_async
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +165,29 @@ def test_an_event_with_subscribers_queues_one_delivery_job(db: psycopg.Connectio
     assert queued() == 1  # in the same transaction, deduplicated
     db.rollback()
     assert queued() == 0  # rolled back with the events
+
+
+def test_the_jobs_worker_delivers_a_recorded_event(db: psycopg.Connection, db_dsn: str) -> None:
+    """The `jobs` role of `fieldmesh run`: recording the event queued the delivery job."""
+
+    async def scenario() -> None:
+        async with serving(Receiver()) as rx:
+            _sub, secret = webhooks.create_subscription(db, rx.url, ["visit.checked_in"])
+            rx.secret = secret.encode()
+            webhooks.enqueue(db, "visit.checked_in", "visit:job:1", {"visit_id": 1})
+            db.commit()
+            stop = asyncio.Event()
+            worker = Worker(db_dsn, job_registry(("crm_sync.jobs",)), poll_s=0.1)
+            task = asyncio.create_task(worker.run(stop))
+            try:
+
+                async def received() -> bool:
+                    return any(r["id"] == "visit:job:1" for r in rx.received)
+
+                await eventually_async(received, what="the webhook delivered by the job")
+            finally:
+                stop.set()
+                await task
+            assert worker.stats.done >= 1 and worker.stats.failed == 0
+
+    asyncio.run(scenario())

@@ -35,6 +35,7 @@ from fieldmesh.demo_world import DemoWorld, morning_lead_s, seed_logins, seed_wo
 from fieldmesh.migrate import upgrade
 from firmware_sim.fleet import Fleet, FleetSpec
 from kernel.settings import PROJECT_ROOT, Settings
+from tests.eventually import eventually
 
 SPEEDUP = 600.0
 WAIT_S = 240.0  # a bound on waiting, never an assertion on speed
@@ -89,18 +90,15 @@ class Product:
         return _get(f"http://127.0.0.1:{self.base_port + 1}/health")
 
     def wait_healthy(self) -> dict[str, Any]:
-        deadline = time.monotonic() + WAIT_S
-        body: Any = None
-        while time.monotonic() < deadline:
+        def healthy() -> dict[str, Any]:
             assert self.proc.poll() is None, f"fieldmesh run exited; log:\n{self.tail()}"
             try:
                 status, body = self.health()
-                if status == 200:
-                    return dict(body)
             except OSError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"not healthy: {body}\n{self.tail()}")
+                return {}
+            return dict(body) if status == 200 else {}
+
+        return eventually(healthy, timeout_s=WAIT_S, interval_s=0.5, what="every role healthy")
 
     def pids(self) -> dict[str, int]:
         _status, body = self.health()
@@ -225,15 +223,14 @@ def test_an_alert_from_a_device_reaches_the_reps_phone_as_a_new_route(product: P
     fleet, world = product.fleet, product.world
     pump = fleet.equipment()[0][0]
     fleet.start()
-    steps: list[str] = []
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        with psycopg.connect(product.settings.dsn) as conn:
-            steps = [s.key for s in loop_steps(conn, pump, world.last_visit_id)]
-        if "en_route" in steps:
-            break
+
+    def steps_so_far() -> list[str]:
         assert product.proc.poll() is None, product.tail()
-        time.sleep(0.5)
+        with psycopg.connect(product.settings.dsn) as conn:
+            keys = [s.key for s in loop_steps(conn, pump, world.last_visit_id)]
+        return keys if "en_route" in keys else []
+
+    steps = eventually(steps_so_far, timeout_s=WAIT_S, interval_s=0.5, what="the phone en route")
     assert steps[:4] == ["alert", "work_order", "plan", "en_route"], (
         f"the loop stopped after {steps}\n{product.tail()}"
     )
@@ -256,14 +253,14 @@ def test_a_killed_role_is_restarted(product: Product) -> None:
     product.wait_healthy()
     before = product.pids()
     os.kill(before["jobs-0"], signal.SIGKILL)
-    deadline = time.monotonic() + WAIT_S
-    jobs: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def restarted() -> dict[str, Any]:
         status, body = product.health()
-        jobs = body["roles"]["jobs"][0]
-        if status == 200 and jobs["restarts"] == 1 and jobs["pid"] != before["jobs-0"]:
-            break
-        time.sleep(0.3)
+        jobs: dict[str, Any] = body["roles"]["jobs"][0]
+        back = status == 200 and jobs["restarts"] == 1 and jobs["pid"] != before["jobs-0"]
+        return jobs if back else {}
+
+    jobs = eventually(restarted, timeout_s=WAIT_S, interval_s=0.3, what="jobs-0 restarted")
     assert jobs["restarts"] == 1 and jobs["last_exit"] == -signal.SIGKILL, jobs
     assert jobs["status"] == "ok" and jobs["pid"] != before["jobs-0"]
     after = product.pids()

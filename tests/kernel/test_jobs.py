@@ -14,19 +14,13 @@ import pytest
 from psycopg import AsyncConnection
 
 from kernel.jobs import JobContext, Registry, Task, Worker, enqueue, enqueue_sync, job_state
+from tests.eventually import eventually_async
 
 Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
 
 
 def _name(prefix: str) -> str:
     return f"test.{prefix}.{uuid.uuid4().hex[:8]}"  # each test its own task names
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def _status(dsn: str, job_id: int) -> tuple[str, int, str | None]:
@@ -72,7 +66,7 @@ def test_a_job_enqueued_in_a_rolled_back_transaction_never_runs(db_dsn: str) -> 
             async def done() -> bool:
                 return (await _status(db_dsn, kept))[0] == "done"
 
-            await _eventually(done)
+            await eventually_async(done)
 
         await _with_worker(_worker(db_dsn, registry), body)
 
@@ -107,7 +101,7 @@ def test_a_failing_job_is_retried_with_backoff_then_fails_with_its_error(db_dsn:
                 b = (await _status(db_dsn, doomed_id))[0]
                 return a == "done" and b == "failed"
 
-            await _eventually(finished)
+            await eventually_async(finished)
 
         await _with_worker(_worker(db_dsn, registry), body)
 
@@ -155,7 +149,7 @@ def test_two_workers_enqueue_each_periodic_slot_once(db_dsn: str) -> None:
             async def ran() -> bool:
                 return len(runs) >= 1 and all(w.stats.last_poll > 0 for w in workers)
 
-            await _eventually(ran)
+            await eventually_async(ran)
             await asyncio.sleep(1.0)  # both workers offered the slot several times meanwhile
         finally:
             stop.set()
@@ -188,7 +182,7 @@ def test_a_job_whose_worker_died_is_taken_over_after_its_lease(db_dsn: str) -> N
             async def done() -> bool:
                 return (await _status(db_dsn, job_id))[0] == "done"
 
-            await _eventually(done)
+            await eventually_async(done)
 
         await _with_worker(_worker(db_dsn, registry), body)
 
