@@ -143,10 +143,15 @@ _STEP_TITLES = {
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from fieldmesh.closed_loop import Dispatcher
     from fieldmesh.demo_world import morning_lead_s, seed_logins, seed_world
+    from fieldmesh.run import stop_running
     from firmware_sim.fleet import Fleet, FleetSpec
 
     console = Console()
     tenant = settings.tenant
+    if stop_running(settings):  # its dispatcher runs on the wall clock, the demo's on the fleet's
+        console.print(
+            "stopped the running [bold]fieldmesh run[/] for the demo; it restarts at the end"
+        )
     with console.status("starting PostgreSQL + PostGIS and Mosquitto, migrating the schema..."):
         services.ensure_up(settings)
     console.print(

@@ -96,7 +96,7 @@ class Child:
         return self.proc is not None and self.proc.poll() is None
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: SIGTERM when the supervisor dies, however it dies."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -156,7 +156,7 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         child.proc = subprocess.Popen(
-            child.argv, cwd=PROJECT_ROOT, env=dict(os.environ), preexec_fn=_die_with_parent
+            child.argv, cwd=PROJECT_ROOT, env=dict(os.environ), preexec_fn=die_with_parent
         )
         child.started_at = time.monotonic()
         log.info("started %s (pid %d, port %d)", child.name, child.proc.pid, child.port)

@@ -33,6 +33,7 @@ from fieldmesh import services
 from fieldmesh.closed_loop import loop_steps
 from fieldmesh.demo_world import DemoWorld, morning_lead_s, seed_logins, seed_world
 from fieldmesh.migrate import upgrade
+from fieldmesh.run import die_with_parent
 from firmware_sim.fleet import Fleet, FleetSpec
 from kernel.settings import PROJECT_ROOT, Settings
 from tests.eventually import eventually
@@ -166,6 +167,7 @@ def product(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
             cwd=PROJECT_ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,  # a killed test run leaves no supervisor behind
         )
     product = Product(proc, base, settings, fleet, world, log)
     try:
