@@ -114,14 +114,14 @@ class Product:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-@pytest.fixture(scope="module")
-def product(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
+@pytest.fixture
+def product(services_up: Settings, tmp_path: Path) -> Iterator[Product]:
     name = f"fm_run_{uuid.uuid4().hex[:8]}"
     dsn = services.create_database(services_up, name)
     upgrade(dsn)
     tenant = f"t{uuid.uuid4().hex[:10]}"
     settings = services_up.with_overrides(database_url=dsn, tenant=tenant)
-    tmp = tmp_path_factory.mktemp("run")
+    tmp = tmp_path
     spec = FleetSpec(
         tenant=tenant,
         devices=4,
@@ -184,7 +184,7 @@ def product(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         services.drop_database(services_up, name)
 
 
-def test_every_role_reports_healthy(product: Product) -> None:
+def step_every_role_reports_healthy(product: Product) -> None:
     body = product.wait_healthy()
     assert sorted(body["roles"]) == ["api", "dispatcher", "gateway", "jobs", "sealer"]
     assert all(c["status"] == "ok" for cs in body["roles"].values() for c in cs)
@@ -197,7 +197,7 @@ def test_every_role_reports_healthy(product: Product) -> None:
     conn.close()
 
 
-def test_the_demo_logins_sign_in_to_the_running_product(product: Product) -> None:
+def step_the_demo_logins_sign_in(product: Product) -> None:
     product.wait_healthy()
     with psycopg.connect(product.settings.dsn) as conn:
         logins = seed_logins(conn, product.world, product.settings.tenant)
@@ -220,7 +220,7 @@ def test_the_demo_logins_sign_in_to_the_running_product(product: Product) -> Non
             assert json.loads(r.read())["role"] == login.role
 
 
-def test_an_alert_from_a_device_reaches_the_reps_phone_as_a_new_route(product: Product) -> None:
+def step_an_alert_reaches_the_reps_phone_as_a_new_route(product: Product) -> None:
     product.wait_healthy()
     fleet, world = product.fleet, product.world
     pump = fleet.equipment()[0][0]
@@ -251,7 +251,7 @@ def test_an_alert_from_a_device_reaches_the_reps_phone_as_a_new_route(product: P
     assert body["roles"]["dispatcher"][0]["detail"]["dispatched"] >= 1
 
 
-def test_a_killed_role_is_restarted(product: Product) -> None:
+def step_a_killed_role_is_restarted(product: Product) -> None:
     product.wait_healthy()
     before = product.pids()
     os.kill(before["jobs-0"], signal.SIGKILL)
@@ -271,7 +271,7 @@ def test_a_killed_role_is_restarted(product: Product) -> None:
     }  # the others went on
 
 
-def test_sigterm_stops_every_process(product: Product) -> None:
+def step_sigterm_stops_every_process(product: Product) -> None:
     product.wait_healthy()
     children = list(product.pids().values())
     product.proc.send_signal(signal.SIGTERM)
@@ -280,6 +280,15 @@ def test_sigterm_stops_every_process(product: Product) -> None:
     assert left == [], f"still running: {left}"
     with pytest.raises(OSError):
         _get(f"http://127.0.0.1:{product.base_port}/health")
+
+
+def test_fieldmesh_run_runs_the_whole_product(product: Product) -> None:
+    """One scenario in named steps (one process of the product, whatever xdist does)."""
+    step_every_role_reports_healthy(product)
+    step_the_demo_logins_sign_in(product)
+    step_an_alert_reaches_the_reps_phone_as_a_new_route(product)
+    step_a_killed_role_is_restarted(product)
+    step_sigterm_stops_every_process(product)
 
 
 def test_a_port_range_past_65535_is_a_bad_setting(services_up: Settings) -> None:
