@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fieldmesh.ingest_commands",
     "fieldmesh.demo",
     "fieldmesh.run",
+    "fieldmesh.jobs_cli",
     "ar_viewer.cli",
     "ledger.cli",
     "crm.cli",
