@@ -11,10 +11,11 @@ QUICK ?=
 TEST_WORKERS ?= 2
 BENCH_ARGS := $(if $(QUICK),--quick,) $(if $(INSTANCES),--instances $(INSTANCES),) $(if $(CPU_S),--cpu-s $(CPU_S),)
 
-.PHONY: help deps venv node demo test lint typecheck up down status clean bench-% contracts
+.PHONY: help deps venv node demo run test lint typecheck up down status clean bench-% contracts
 
 help:
-	@echo "make demo   - install what is missing, start services, run the demo"
+	@echo "make demo   - install what is missing, start services, run the demo, leave the product running"
+	@echo "make run    - run the product in the foreground (every role, supervised; Ctrl-C stops)"
 	@echo "make test   - install what is missing and run the whole test suite"
 	@echo "make bench-NAME [QUICK=1] - run bench/NAME.py (ingest, api, geo, routing, maintenance, ledger, ar, web)"
 
@@ -50,6 +51,9 @@ status:
 
 demo: deps
 	$(VENV)/bin/fieldmesh demo
+
+run: deps
+	$(VENV)/bin/fieldmesh run
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import multiprocessing
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +113,33 @@ async def _users_revoke(settings: Settings, args: argparse.Namespace) -> int:
         return 0 if cur.rowcount else 1
 
 
+def _seed_refusal(dsn: str) -> str | None:
+    """Why seeding this database cannot work (it loads into an empty CRM only), or None."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM (SELECT 1 FROM accounts LIMIT 1000) a").fetchone()
+    n = int(row[0]) if row else 0
+    if n == 0:
+        return None
+    many = "1000 or more" if n >= 1000 else str(n)
+    return (
+        f"the database already holds {many} account{'' if n == 1 else 's'}; seed loads generated data into an "
+        "empty CRM only (it would mix with the records there); nothing was changed. Seed an "
+        "empty database instead: fieldmesh crm seed --dsn postgresql://HOST/EMPTY_DB"
+    )
+
+
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     from rich.progress import Progress
 
     from crm.seed import SeedCounts, seed
 
+    dsn = args.dsn or settings.dsn
+    refusal = _seed_refusal(dsn)
+    if refusal is not None:
+        print(f"fieldmesh crm seed: {refusal}", file=sys.stderr)
+        return 2
     counts = SeedCounts(
         accounts=args.accounts,
         contacts=args.contacts,
@@ -131,7 +154,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
                 tasks[table] = bar.add_task(table, total=total)
             bar.advance(tasks[table], n)
 
-        result = seed(args.dsn or settings.dsn, counts, progress=progress)
+        result = seed(dsn, counts, progress=progress)
     print(result)
     return 0
 

@@ -224,14 +224,24 @@ async def _import_row(
 async def run_import(pool: AsyncConnectionPool[Any], job_id: int) -> None:
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
+        # Run by the job system at least once: a finished job is left alone, and a job
+        # that was running when its worker died resumes after the lines it recorded.
         await cur.execute(
-            "UPDATE import_jobs SET status = 'running', started_at = now() WHERE id = %s RETURNING *",
+            "UPDATE import_jobs SET status = 'running', started_at = coalesce(started_at, now())"
+            " WHERE id = %s AND status IN ('queued', 'running') RETURNING *",
             (job_id,),
         )
         job = await cur.fetchone()
         await conn.commit()
         if job is None:
             return
+        cur = await conn.execute(
+            "SELECT line_no, action FROM import_job_rows WHERE job_id = %s"
+            " UNION ALL SELECT line_no, 'failed' FROM import_job_errors WHERE job_id = %s",
+            (job_id, job_id),
+        )
+        seen = {int(r[0]): str(r[1]) for r in await cur.fetchall()}
+        await conn.commit()
         try:
             entity = ENTITIES[job["entity"]]
             principal = await load_principal(conn, job["created_by"])
@@ -245,10 +255,15 @@ async def run_import(pool: AsyncConnectionPool[Any], job_id: int) -> None:
             reader = csv.DictReader(io.StringIO(text))
             check_header(entity, list(reader.fieldnames or []), job["key_field"])
             counts = {"inserted": 0, "updated": 0, "failed": 0, "processed": 0}
+            for earlier in seen.values():
+                counts[earlier] += 1
+                counts["processed"] += 1
             end_of_previous = 1  # the header's last line
             for row in reader:
                 line = end_of_previous + 1  # where the record starts (a quoted cell may span lines)
                 end_of_previous = reader.line_num
+                if line in seen:  # done by an earlier attempt
+                    continue
                 try:
                     async with conn.transaction():
                         record_id, action, previous = await _import_row(
@@ -379,7 +394,9 @@ async def run_export(pool: AsyncConnectionPool[Any], job_id: int, page_size: int
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
-            "UPDATE export_jobs SET status = 'running' WHERE id = %s RETURNING *", (job_id,)
+            "UPDATE export_jobs SET status = 'running' WHERE id = %s"
+            " AND status IN ('queued', 'running') RETURNING *",
+            (job_id,),
         )
         job = await cur.fetchone()
         await conn.commit()

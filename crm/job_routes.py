@@ -1,20 +1,19 @@
 """CSV import and export jobs over HTTP.
 
 A job belongs to the user who started it (admins see every job): its endpoints are scoped
-by that (`job_scope`, 404 otherwise). The jobs themselves run in the background with the
-starter's access rules (crm.csvio); `Idempotency-Key` on the creating POSTs replays the
-first response without starting a second job.
+by that (`job_scope`, 404 otherwise). The jobs run in the background with the starter's
+access rules (crm.csvio): enqueued (crm.jobs) in the transaction that records them, run
+by the `jobs` role of `fieldmesh run`. `Idempotency-Key` on the creating POSTs replays
+the first response without starting a second job.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import functools
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -23,18 +22,17 @@ from msgspec import Meta
 from psycopg.rows import dict_row
 
 from crm import csvio
+from crm import jobs as crm_jobs
 from crm.entities import ENTITIES
 from crm.errors import CrmError
 from crm.filters import compile_filter
-from crm.idempotency import idempotent, replayed
+from crm.idempotency import idempotent
 from crm.record_routes import API
 from crm.schema import RecordPath
 from crm.store import Row
 from kernel.errors import NotFound
 from kernel.http import Access, RawBody, Reply, Req, Routes, Scope
-from kernel.web import DB_POOL
 
-JOBS = web.AppKey("crm_jobs", set[asyncio.Future[None]])
 CsvEntity = Literal["accounts", "contacts", "leads"]
 UpsertKey = Literal["id", "external_id", "email", "name"]
 MAX_CSV_BYTES = 16 * 1024 * 1024
@@ -131,23 +129,6 @@ def job_scope(table: str) -> Scope:
     return scope
 
 
-def _spawn(app: web.Application, coro: Awaitable[None]) -> None:
-    task = asyncio.ensure_future(coro)
-    app[JOBS].add(task)
-    task.add_done_callback(app[JOBS].discard)
-
-
-async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Jobs still running when the app stops are cancelled (a job records its progress)."""
-    app[JOBS] = set()
-    yield
-    jobs: set[asyncio.Future[None]] = app[JOBS]
-    pending = list(jobs)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-
-
 # --------------------------------------------------------------------------- imports
 
 
@@ -174,12 +155,10 @@ async def create_import(req: Req, query: ImportQuery, body: bytes) -> Reply[Row]
             (entity.name, query.key, query.filename, body, user.user_id),
         )
         job = await cur.fetchone()
+        await crm_jobs.enqueue_import(conn, int(job["id"]))  # runs once this commits
         return Reply(job, 202, {"Location": f"{API}/imports/{job['id']}"})
 
-    reply = await idempotent(req, body, run)
-    if not replayed(reply):
-        _spawn(req.app, csvio.run_import(req.app[DB_POOL], reply.data["id"]))
-    return reply
+    return await idempotent(req, body, run)
 
 
 async def get_import(req: Req, path: RecordPath) -> Row:
@@ -224,12 +203,10 @@ async def create_export(req: Req, body: ExportBody) -> Reply[Row]:
             ),
         )
         job = await cur.fetchone()
+        await crm_jobs.enqueue_export(conn, int(job["id"]))  # runs once this commits
         return Reply(job, 202, {"Location": f"{API}/exports/{job['id']}"})
 
-    reply = await idempotent(req, body, run)
-    if not replayed(reply):
-        _spawn(req.app, csvio.run_export(req.app[DB_POOL], reply.data["id"]))
-    return reply
+    return await idempotent(req, body, run)
 
 
 async def get_export(req: Req, path: RecordPath) -> Row:

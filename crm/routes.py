@@ -24,7 +24,7 @@ from crm.analytics_routes import analytics_routes
 from crm.entities import ENTITIES, USERS, Entity
 from crm.errors import CrmError
 from crm.filters import parse_filter_param, parse_sort
-from crm.job_routes import job_routes, jobs_ctx
+from crm.job_routes import job_routes
 from crm.operation_routes import operation_routes
 from crm.record_routes import all_routes
 from crm.schema import FILTER_DOC, models_for, parse_body
@@ -479,7 +479,6 @@ def _legacy_fragment() -> dict[str, Any]:
 
 def setup(app: web.Application) -> None:
     hooks.install()
-    app.cleanup_ctx.append(jobs_ctx)
     # Specific paths first: /contacts/duplicates before /contacts/{id}.
     for routes in (operation_routes(), analytics_routes(), job_routes(), *all_routes()):
         routes.mount(app)

@@ -1,4 +1,4 @@
-"""HTTP API of crm_sync, and the webhook dispatcher as a start-up/clean-up step.
+"""HTTP API of crm_sync (webhook delivery runs as a job: crm_sync.jobs).
 
 Webhooks and connectors are managed by admins; the inbound push is authenticated by its
 connector's HMAC signature (no user). Assets belong to an account: a caller reads, lists
@@ -9,10 +9,8 @@ answers 404, as if it did not exist.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -26,14 +24,11 @@ from crm.access import account_clause, require_account
 from crm_sync import inbound, webhooks
 from crm_sync.errors import BadSignature, InvalidInput
 from crm_sync.signing import HEADER, verify
+from kernel import jobs
 from kernel.errors import ApiError, Conflict, NotFound, Unprocessable
 from kernel.http import Access, RawBody, Req, Routes, decode_json
-from kernel.web import DB_POOL, SETTINGS
 
 routes = Routes("crm_sync", "Webhooks out, connectors in, and the assets of accounts")
-
-_DISPATCHER = web.AppKey("crm_sync_dispatcher", asyncio.Task[None])
-DISPATCHER_STATE = web.AppKey("crm_sync_dispatcher_state", webhooks.DispatcherState)
 
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
@@ -160,6 +155,7 @@ async def replay_delivery(req: Req, path: IdPath) -> Replayed:
         )
         if cur.rowcount == 0:
             raise NotFound(f"no delivery {path.id}", field="id")
+        await jobs.enqueue(conn, webhooks.DELIVER_TASK, dedupe_key=webhooks.DELIVER_TASK)
     return Replayed(path.id, "pending")
 
 
@@ -172,7 +168,7 @@ async def replay_delivery(req: Req, path: IdPath) -> Replayed:
 )
 async def dispatcher_health(req: Req) -> webhooks.DispatcherHealth:
     async with req.connection() as conn:
-        return await webhooks.health(conn, req.app.get(DISPATCHER_STATE))
+        return await webhooks.health(conn, None)
 
 
 # --------------------------------------------------------------------------- connectors
@@ -394,24 +390,6 @@ async def get_asset(req: Req, path: IdPath) -> AssetOut:
     return AssetOut(*row)
 
 
-# --------------------------------------------------------------------------- dispatcher
-
-
-async def _dispatcher_ctx(app: web.Application) -> AsyncIterator[None]:
-    state = webhooks.DispatcherState()
-    app[DISPATCHER_STATE] = state
-    task = asyncio.create_task(
-        webhooks.dispatch_forever(app[DB_POOL], state, allow=app[SETTINGS].webhook_allow),
-        name="crm_sync-webhooks",
-    )
-    app[_DISPATCHER] = task
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def setup(app: web.Application) -> None:
     hooks.install()  # the CRM's rules for the records the inbound connector writes
     routes.mount(app)
-    app.cleanup_ctx.append(_dispatcher_ctx)

@@ -39,6 +39,7 @@ from psycopg.types.json import Jsonb
 
 from crm_sync.errors import InvalidInput
 from crm_sync.signing import HEADER, sign
+from kernel import jobs
 from kernel.settings import IPNetwork
 
 log = logging.getLogger(__name__)
@@ -296,11 +297,19 @@ def _enqueue_params(event_type: str, event_id: str, data: dict[str, Any]) -> tup
     return (event_id, event_type, Jsonb(payload), event_type)
 
 
+# The job (kernel.jobs) that sends due outbox rows; one queued at a time (dedupe key).
+DELIVER_TASK = "crm_sync.webhooks.deliver"
+
+
 def enqueue(
     conn: psycopg.Connection[Any], event_type: str, event_id: str, data: dict[str, Any]
 ) -> int:
-    """Record an event for every active subscriber of its type; rows added (idempotent)."""
-    return conn.execute(_ENQUEUE_SQL, _enqueue_params(event_type, event_id, data)).rowcount
+    """Record an event for every active subscriber of its type; rows added (idempotent).
+    A delivery job is queued in the same transaction when there is something to send."""
+    added = conn.execute(_ENQUEUE_SQL, _enqueue_params(event_type, event_id, data)).rowcount
+    if added:
+        jobs.enqueue_sync(conn, DELIVER_TASK, dedupe_key=DELIVER_TASK)
+    return added
 
 
 async def enqueue_async(
@@ -308,6 +317,8 @@ async def enqueue_async(
 ) -> int:
     """`enqueue` for async callers (API handlers)."""
     cur = await conn.execute(_ENQUEUE_SQL, _enqueue_params(event_type, event_id, data))
+    if cur.rowcount:
+        await jobs.enqueue(conn, DELIVER_TASK, dedupe_key=DELIVER_TASK)
     return cur.rowcount
 
 
@@ -538,9 +549,10 @@ class DispatcherHealth:
 async def health(
     conn: psycopg.AsyncConnection[Any], state: DispatcherState | None, *, stale_s: float = 60.0
 ) -> DispatcherHealth:
-    """The dispatcher's health: its own counters and the outbox as the database holds it.
-    `ok` is false when no dispatcher runs, its last round failed, or due rows wait longer
-    than `stale_s`."""
+    """The delivery's health: the outbox as the database holds it, and either a running
+    dispatcher's own counters (`state`) or, when delivery runs as jobs (kernel.jobs, the
+    `jobs` role of `fieldmesh run`), the recent delivery jobs. `ok` is false when due rows
+    wait longer than `stale_s`, or the last round / delivery job failed."""
     cur = await conn.execute(
         """
         SELECT count(*) FILTER (WHERE status = 'pending'),
@@ -554,25 +566,51 @@ async def health(
     row = await cur.fetchone()
     assert row is not None
     pending, due, dead, oldest = int(row[0]), int(row[1]), int(row[2]), row[3]
-    s = state or DispatcherState(started_at=datetime.now(UTC))
-    failing = s.last_run_at is not None and s.last_ok_at != s.last_run_at
-    ok = (
-        state is not None
-        and s.running
-        and not failing
-        and (oldest is None or float(oldest) <= stale_s)
-    )
+    late = oldest is not None and float(oldest) > stale_s
+    if state is None:
+        cur = await conn.execute(
+            """SELECT min(created_at), max(finished_at) FILTER (WHERE status = 'done'),
+                      max(finished_at), count(*) FILTER (WHERE status = 'done'),
+                      count(*) FILTER (WHERE status = 'failed'),
+                      (array_agg(last_error ORDER BY finished_at DESC)
+                          FILTER (WHERE status = 'failed'))[1],
+                      bool_or(status IN ('queued', 'running')),
+                      (array_agg(status ORDER BY finished_at DESC NULLS LAST)
+                          FILTER (WHERE finished_at IS NOT NULL))[1]
+               FROM jobs WHERE task = %s""",
+            (DELIVER_TASK,),
+        )
+        j = await cur.fetchone()
+        assert j is not None
+        last_failed = j[7] == "failed"
+        return DispatcherHealth(
+            ok=not late and not last_failed,
+            running=bool(j[6]) or due == 0,
+            started_at=j[0],
+            last_run_at=j[2],
+            last_ok_at=j[1],
+            rounds=int(j[3]) + int(j[4]),
+            errors=int(j[4]),
+            last_error=j[5],
+            delivered=0,  # per-delivery outcomes are in the outbox rows themselves
+            failed=0,
+            pending=pending,
+            due=due,
+            dead=dead,
+            oldest_due_s=None if oldest is None else round(float(oldest), 3),
+        )
+    failing = state.last_run_at is not None and state.last_ok_at != state.last_run_at
     return DispatcherHealth(
-        ok=ok,
-        running=state is not None and s.running,
-        started_at=s.started_at if state is not None else None,
-        last_run_at=s.last_run_at,
-        last_ok_at=s.last_ok_at,
-        rounds=s.rounds,
-        errors=s.errors,
-        last_error=s.last_error,
-        delivered=s.delivered,
-        failed=s.failed,
+        ok=state.running and not failing and not late,
+        running=state.running,
+        started_at=state.started_at,
+        last_run_at=state.last_run_at,
+        last_ok_at=state.last_ok_at,
+        rounds=state.rounds,
+        errors=state.errors,
+        last_error=state.last_error,
+        delivered=state.delivered,
+        failed=state.failed,
         pending=pending,
         due=due,
         dead=dead,
@@ -631,6 +669,7 @@ def replay(conn: psycopg.Connection[Any], outbox_id: int) -> None:
     )
     if cur.rowcount == 0:
         raise InvalidInput("outbox_id", f"no delivery {outbox_id}")
+    jobs.enqueue_sync(conn, DELIVER_TASK, dedupe_key=DELIVER_TASK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -661,3 +700,4 @@ def make_due_now(conn: psycopg.Connection[Any], subscription_id: int) -> None:
         "WHERE subscription_id = %s AND status = 'pending'",
         (subscription_id,),
     )
+    jobs.enqueue_sync(conn, DELIVER_TASK, dedupe_key=DELIVER_TASK)

@@ -51,6 +51,16 @@ async def health() -> Health:
     return Health("ok")
 
 
+@_root.get(
+    "/",
+    access=Access.public("the front door: it only sends a browser on to the console"),
+    summary="Redirect to the web console",
+    status=302,
+)
+async def front_door() -> web.StreamResponse:
+    raise web.HTTPFound("/console/")
+
+
 def build_app(
     settings: Settings, route_modules: tuple[str, ...] = ROUTE_MODULES
 ) -> web.Application:

@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fieldmesh.commands",
     "fieldmesh.ingest_commands",
     "fieldmesh.demo",
+    "fieldmesh.run",
+    "fieldmesh.jobs_cli",
     "ar_viewer.cli",
     "ledger.cli",
     "crm.cli",

@@ -33,6 +33,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    from fieldmesh.run import stop_running
+
+    if stop_running(settings):  # `fieldmesh run` first: its roles use the services
+        Console().print("stopped fieldmesh run")
     services.down(settings)
     return cmd_status(args, settings)
 

@@ -28,8 +28,12 @@ from kernel.settings import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:  # the loop's modules (routing, the solver) load only when the demo runs
     from fieldmesh.closed_loop import Dispatcher, Step
+    from fieldmesh.demo_world import DemoLogin
 
-GATEWAY_HTTP_PORT = 9100
+
+def _gateway_http_port(settings: Settings) -> int:
+    """The demo's own gateway uses the port `fieldmesh run` gives its first gateway later."""
+    return settings.http_port + 5
 
 
 def _start_gateway(settings: Settings, tenant: str) -> subprocess.Popen[bytes]:
@@ -46,7 +50,7 @@ def _start_gateway(settings: Settings, tenant: str) -> subprocess.Popen[bytes]:
             "--instance",
             "demo",
             "--http-port",
-            str(GATEWAY_HTTP_PORT),
+            str(_gateway_http_port(settings)),
         ],
         env=dict(os.environ),
         cwd=PROJECT_ROOT,
@@ -138,11 +142,16 @@ _STEP_TITLES = {
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from fieldmesh.closed_loop import Dispatcher
-    from fieldmesh.demo_world import morning_lead_s, seed_world
+    from fieldmesh.demo_world import morning_lead_s, seed_logins, seed_world
+    from fieldmesh.run import stop_running
     from firmware_sim.fleet import Fleet, FleetSpec
 
     console = Console()
     tenant = settings.tenant
+    if stop_running(settings):  # its dispatcher runs on the wall clock, the demo's on the fleet's
+        console.print(
+            "stopped the running [bold]fieldmesh run[/] for the demo; it restarts at the end"
+        )
     with console.status("starting PostgreSQL + PostGIS and Mosquitto, migrating the schema..."):
         services.ensure_up(settings)
     console.print(
@@ -163,7 +172,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     fleet = Fleet(settings, spec, settings.state_dir / "sim" / tenant)
     console.print(
         f"fleet: {spec.devices} devices at customer sites and {spec.reps} reps' phones, "
-        f"simulated time {spec.speedup:g}x real time; gateway on :{GATEWAY_HTTP_PORT}"
+        f"simulated time {spec.speedup:g}x real time; gateway on :{_gateway_http_port(settings)}"
     )
     fleet.register(settings.dsn)
     with psycopg.connect(settings.dsn) as conn:
@@ -209,28 +218,72 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     totals, last = _summary(settings, tenant)
     console.print(totals)
     console.print(last)
+    with psycopg.connect(settings.dsn) as conn:
+        logins = seed_logins(conn, world, tenant)
+    if args.no_run:
+        _where_next(console, settings)
+        return 0
+    from fieldmesh.run import start_detached
+
+    console.print("\nstarting the product in the background: [bold]fieldmesh run[/] ...")
+    code = start_detached(settings)
     _where_next(console, settings)
+    if code != 0:
+        console.print(
+            f"[red]fieldmesh run did not become healthy[/] (see {settings.state_dir}/logs)"
+        )
+        return code
+    _logins(console, settings, logins)
     return 0
 
 
+def _logins(console: Console, settings: Settings, logins: list[DemoLogin]) -> None:
+    from fieldmesh.run import console_url
+
+    path = settings.state_dir / "demo-logins.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.writelines(f"{x.role}\t{x.email}\t{x.password}\n" for x in logins)
+    console.print(f"\n[bold green]fieldmesh is running[/]: open [bold]{console_url(settings)}[/]")
+    table = Table(title=f"demo logins (also in {path})")
+    for col in ("role", "e-mail", "password"):
+        table.add_column(col)
+    for x in logins:
+        table.add_row(x.role, x.email, x.password)
+    console.print(table)
+    console.print("stop everything with: .venv/bin/fieldmesh down")
+
+
 def _where_next(console: Console, settings: Settings) -> None:
-    console.print("\n[bold]Where to look next[/]")
-    console.print(
-        f"  database:   psql postgresql://fieldmesh@127.0.0.1:{settings.pg_port}/fieldmesh"
+    from urllib.parse import urlsplit
+
+    from fieldmesh.run import console_url
+
+    http = console_url(settings).removesuffix("/console/")
+    db = urlsplit(settings.dsn)
+    db_shown = db._replace(netloc=db.netloc.split("@")[-1] if db.password else db.netloc)
+    broker = (
+        "external (MQTT_URL)"
+        if not settings.embedded_mqtt
+        else (
+            f"mosquitto on 127.0.0.1:{settings.mqtt_port} (config in {settings.state_dir / 'mqtt'})"
+        )
     )
+    console.print("\n[bold]Where to look next[/]")
+    console.print(f"  database:   psql {db_shown.geturl()}")
     console.print(
         "              tables telemetry_sample, gps_fix, telemetry_latest, device_status, dead_letter"
     )
+    console.print(f"  broker:     {broker}")
+    console.print(f"  console:    {http}/console/")
+    console.print(f"  API:        {http}/api/v1/openapi.json")
+    host = http.rsplit(":", 1)[0]
     console.print(
-        f"  broker:     mosquitto on 127.0.0.1:{settings.mqtt_port} (config in .state/mqtt/)"
+        f"  health:     {host}:{settings.http_port + 1}/health (every role of fieldmesh run)"
     )
-    console.print(
-        "  live:       .venv/bin/fieldmesh gateway   (metrics on http://127.0.0.1:9100/metrics)"
-    )
-    console.print("              .venv/bin/fieldmesh sim --devices 50 --reps 5 --speedup 60")
-    console.print(
-        "  API:        .venv/bin/fieldmesh serve      (http://127.0.0.1:8080/api/v1/openapi.json)"
-    )
+    console.print(f"  logs:       {settings.state_dir / 'logs' / 'run.log'}")
+    console.print("  fleet:      .venv/bin/fieldmesh sim --devices 50 --reps 5 --speedup 60")
     console.print("  stop:       .venv/bin/fieldmesh down")
 
 
@@ -248,4 +301,9 @@ def register(sub: Any) -> None:
         "--duration-s", type=float, default=100.0, help="at most; ends once the loop is closed"
     )
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--no-run",
+        action="store_true",
+        help="do not leave the product running (`fieldmesh run`) at the end",
+    )
     p.set_defaults(func=cmd_demo)

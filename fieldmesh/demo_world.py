@@ -256,3 +256,56 @@ def morning_lead_s(
     offset = hour_utc * 3600.0 + now_s % spread_s
     start = (now_s - min_lead_s - offset) // day_s * day_s + offset
     return now_s - start
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLogin:
+    role: str
+    email: str
+    password: str
+
+
+def seed_logins(conn: psycopg.Connection[Any], world: DemoWorld, tenant: str) -> list[DemoLogin]:
+    """One console login per role: an admin, the territory's manager (the reps report to
+    them) and the first rep (who carries a simulated phone). Fresh random passwords each
+    time, so a demo left running never has a known password; commits."""
+    import secrets
+
+    from identity.auth import hash_password
+
+    def upsert(email: str, name: str, role: str, territory_id: int | None) -> str:
+        password = secrets.token_urlsafe(12)
+        conn.execute(
+            """INSERT INTO users (email, name, role, territory_id, password_hash)
+               VALUES (%s, %s, %s, %s, %s)
+               ON CONFLICT ((lower(email))) DO UPDATE SET role = EXCLUDED.role,
+                   territory_id = EXCLUDED.territory_id, password_hash = EXCLUDED.password_hash,
+                   active = true, updated_at = now()""",
+            (email, name, role, territory_id, hash_password(password)),
+        )
+        return password
+
+    logins = []
+    admin = f"admin@{tenant}.demo.fieldmesh.invalid"
+    logins.append(DemoLogin("admin", admin, upsert(admin, "Demo Admin", "admin", None)))
+    manager = f"manager@{tenant}.demo.fieldmesh.invalid"
+    password = upsert(manager, "Demo Manager", "manager", world.territory_id)
+    logins.append(DemoLogin("manager", manager, password))
+    conn.execute(
+        "UPDATE users SET manager_id = (SELECT id FROM users WHERE lower(email) = lower(%s))"
+        " WHERE id = ANY(%s)",
+        (manager, sorted(world.reps.values())),
+    )
+    first_phone = sorted(world.reps)[0]
+    row = conn.execute(
+        "SELECT email FROM users WHERE id = %s", (world.reps[first_phone],)
+    ).fetchone()
+    assert row is not None
+    rep_password = secrets.token_urlsafe(12)
+    conn.execute(
+        "UPDATE users SET password_hash = %s WHERE id = %s",
+        (hash_password(rep_password), world.reps[first_phone]),
+    )
+    logins.append(DemoLogin("rep", str(row[0]), rep_password))
+    conn.commit()
+    return logins

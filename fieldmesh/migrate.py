@@ -16,6 +16,7 @@ from kernel.settings import PROJECT_ROOT
 
 # Order matters only for readability; Alembic resolves dependencies between branches.
 MIGRATING_PACKAGES = (
+    "kernel",
     "telemetry",
     "gateway",
     "crm",

@@ -1,4 +1,9 @@
-"""The real aiohttp app on a free loopback port, for tests that talk HTTP to it."""
+"""The real aiohttp app on a free loopback port, for tests that talk HTTP to it.
+
+The API only enqueues background work; beside it runs the `jobs` role's worker (the same
+kernel.jobs.Worker `fieldmesh run` uses) with the tasks of `job_modules`: by default the
+CRM's imports and exports. Webhook delivery is left out unless asked for, so tests that
+drive `deliver_due` themselves never race a background delivery."""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from contextlib import contextmanager
 from aiohttp import web
 
 from fieldmesh.app import ROUTE_MODULES, build_app
+from fieldmesh.roles import job_registry
+from kernel.jobs import Worker
 from kernel.settings import Settings
 
 
@@ -21,19 +28,34 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(settings: Settings, route_modules: tuple[str, ...] = ROUTE_MODULES) -> Iterator[str]:
+def serve_app(
+    settings: Settings,
+    route_modules: tuple[str, ...] = ROUTE_MODULES,
+    job_modules: tuple[str, ...] = ("crm.jobs",),
+) -> Iterator[str]:
     """Serve the app from a thread with its own event loop; yields its base URL."""
     port = free_port()
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(build_app(settings, route_modules), access_log=None)
     started = threading.Event()
+    stop_jobs = asyncio.Event()
+    jobs: list[asyncio.Task[None]] = []
 
     def run() -> None:
         asyncio.set_event_loop(loop)
         loop.run_until_complete(runner.setup())
         loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        worker = Worker(
+            settings.dsn, job_registry(job_modules), poll_s=0.2, grace_s=5.0, settings=settings
+        )
+        jobs.append(loop.create_task(worker.run(stop_jobs)))
         started.set()
         loop.run_forever()
+
+    async def cleanup() -> None:
+        stop_jobs.set()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        await runner.cleanup()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -41,7 +63,7 @@ def serve_app(settings: Settings, route_modules: tuple[str, ...] = ROUTE_MODULES
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        asyncio.run_coroutine_threadsafe(cleanup(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()

@@ -9,6 +9,9 @@ import time
 import uuid
 from typing import Any
 
+import psycopg
+
+from kernel.jobs import enqueue_sync
 from tests.crm.conftest import World
 from tests.world import Api
 
@@ -157,3 +160,33 @@ def test_control_characters_and_nul_in_an_import_fail_only_their_lines(world: Wo
     assert errors[0]["raw"]["last_name"] == "Cell\\x00"  # shown, not lost
     found = api.get("/contacts", params={"q": tag, "total": "true"}).json()
     assert sorted(c["first_name"] for c in found["items"]) == ["Ann", "Eve"]
+
+
+def test_import_runs_as_a_job_and_running_it_again_repeats_nothing(
+    world: World, db: psycopg.Connection[Any]
+) -> None:
+    api = world.api("rep1")
+    tag = uuid.uuid4().hex[:6]
+    text = (
+        "first_name,last_name,email\n"
+        f"Ann,One,ann-{tag}@x.test\n"
+        f"Bob,Two,bob-{tag}@x.test\n"
+        f",,bad-{tag}@x.test\n"
+    )
+    job = _import(api, "contacts", "email", text)
+    assert (job["status"], job["inserted_rows"], job["failed_rows"]) == ("done", 2, 1)
+    row = db.execute(
+        "SELECT status, attempts FROM jobs WHERE task = 'crm.import' AND args->>'import_id' = %s",
+        (str(job["id"]),),
+    ).fetchone()
+    assert row == ("done", 1)  # the API enqueued it, the job worker ran it
+
+    # as if the worker had died before recording the end: the job system runs it again
+    db.execute("UPDATE import_jobs SET status = 'running' WHERE id = %s", (job["id"],))
+    enqueue_sync(db, "crm.import", {"import_id": job["id"]})
+    db.commit()
+    again = _wait(api, f"/imports/{job['id']}")
+    assert (again["status"], again["inserted_rows"], again["updated_rows"]) == ("done", 2, 0)
+    assert again["failed_rows"] == 1
+    found = api.get("/contacts", params={"q": tag, "total": "true"}).json()
+    assert found["total"] == 2

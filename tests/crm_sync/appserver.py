@@ -13,6 +13,7 @@ from tests.appserver import serve_app as shared_serve_app
 def serve_app(
     settings: Settings, route_modules: tuple[str, ...] = ("crm_sync.routes",)
 ) -> Iterator[str]:
-    """The real app on a free loopback port; yields the API base URL."""
-    with shared_serve_app(settings, route_modules) as base:
+    """The real app on a free loopback port, with the job worker delivering webhooks (as
+    the `jobs` role does); yields the API base URL."""
+    with shared_serve_app(settings, route_modules, ("crm.jobs", "crm_sync.jobs")) as base:
         yield f"{base}/api/v1"

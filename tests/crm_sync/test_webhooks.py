@@ -19,6 +19,9 @@ from psycopg_pool import AsyncConnectionPool
 from crm_sync import webhooks
 from crm_sync.errors import InvalidInput
 from crm_sync.signing import HEADER, verify
+from fieldmesh.roles import job_registry
+from kernel.jobs import Worker
+from kernel.settings import Settings
 from tests.crm_sync.fixtures import LOOPBACK
 from tests.eventually import eventually_async
 
@@ -317,3 +320,56 @@ def _true(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return predicate()
 
     return probe
+
+
+def test_an_event_with_subscribers_queues_one_delivery_job(db: psycopg.Connection) -> None:
+    def queued() -> int:
+        row = db.execute(
+            "SELECT count(*) FROM jobs WHERE task = %s AND status = 'queued'",
+            (webhooks.DELIVER_TASK,),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    db.execute("DELETE FROM jobs WHERE task = %s", (webhooks.DELIVER_TASK,))
+    db.commit()  # earlier tests' events left one queued
+    webhooks.enqueue(db, "alert.cleared", "alert:nobody", {})  # no subscriber yet: no job
+    assert queued() == 0
+    webhooks.create_subscription(db, "https://example.com/h", ["alert.cleared"])
+    for n in range(3):
+        webhooks.enqueue(db, "alert.cleared", f"alert:{n}", {"n": n})
+    assert queued() == 1  # in the same transaction, deduplicated
+    db.rollback()
+    assert queued() == 0  # rolled back with the events
+
+
+def test_the_jobs_worker_delivers_a_recorded_event(
+    db: psycopg.Connection, db_dsn: str, test_settings: Settings
+) -> None:
+    """The `jobs` role of `fieldmesh run`: recording the event queued the delivery job."""
+
+    async def scenario() -> None:
+        async with serving(Receiver()) as rx:
+            _sub, secret = webhooks.create_subscription(
+                db, rx.url, ["visit.checked_in"], allow=LOOPBACK
+            )
+            rx.secret = secret.encode()
+            webhooks.enqueue(db, "visit.checked_in", "visit:job:1", {"visit_id": 1})
+            db.commit()
+            stop = asyncio.Event()
+            # the deployment's allow-list reaches the job through the worker's settings
+            settings = test_settings.with_overrides(webhook_allow=LOOPBACK)
+            worker = Worker(db_dsn, job_registry(("crm_sync.jobs",)), poll_s=0.1, settings=settings)
+            task = asyncio.create_task(worker.run(stop))
+            try:
+
+                async def received() -> bool:
+                    return any(r["id"] == "visit:job:1" for r in rx.received)
+
+                await eventually_async(received, what="the webhook delivered by the job")
+            finally:
+                stop.set()
+                await task
+            assert worker.stats.done >= 1 and worker.stats.failed == 0
+
+    asyncio.run(scenario())
