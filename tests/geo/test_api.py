@@ -211,9 +211,7 @@ async def _scenario(settings: Settings, dsn: str) -> None:
         }
         r = await client.get(f"/api/v1/geo/subjects/{device}/track", params=period, headers=rep)
         assert r.status == 404  # a phone of no rep: admins and viewers only
-        r = await client.get(
-            f"/api/v1/geo/subjects/{device}/track", params=period, headers=viewer
-        )
+        r = await client.get(f"/api/v1/geo/subjects/{device}/track", params=period, headers=viewer)
         track = await r.json()
         assert (
             track["geometry"]["type"] == "LineString"
