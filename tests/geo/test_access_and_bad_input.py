@@ -19,9 +19,22 @@ from aiohttp.test_utils import TestClient, TestServer
 from fieldmesh.app import build_app
 from kernel.settings import Settings
 from telemetry.schema import partition_ddl, week_start
-from tests.geo.test_api import _user, here, square
+from tests.geo import test_api
+from tests.geo.test_api import _user
 
 pytestmark = pytest.mark.integration
+
+# 200 km east of test_api's corner of the map, so that neither test's territories hold the
+# other's accounts.
+AWAY_M = 200_000
+
+
+def square(cx_m: float, cy_m: float, half_m: float) -> dict[str, Any]:
+    return test_api.square(cx_m + AWAY_M, cy_m, half_m)
+
+
+def here(east_m: float, north_m: float = 0.0) -> tuple[float, float]:
+    return test_api.here(east_m + AWAY_M, north_m)
 
 
 def test_geo_records_are_scoped_and_bad_input_is_refused(
