@@ -343,6 +343,11 @@ async def replan_plan(req: Req, path: PlanPath, body: Replan) -> ReplanOut:
         back = [v for v in old_problem.visits if v.id in keep and v.id not in have]
         locs = {loc.id: loc for loc in (*fresh.locations, *old_problem.locations)}
         problem = replace(fresh, visits=(*fresh.visits, *back), locations=tuple(locs.values()))
+        known = {v.id for v in problem.visits}
+        for name, keys in (("done", body.done), ("in_progress", body.in_progress.values())):
+            unknown = sorted(set(keys) - known)
+            if unknown:
+                raise Unprocessable(f"{name}: no visit {unknown[0]} in this day", field=name)
         new_id = await store.create_plan(conn, request, principal.user_id)
     loop = asyncio.get_running_loop()
     try:

@@ -265,3 +265,34 @@ async def _scenario(settings: Settings, dsn: str) -> None:
             assert r.status == want, (url, r.status, await r.text())
     finally:
         await client.close()
+
+
+def test_altitudes_are_dropped_not_refused(test_settings: Settings, db_dsn: str) -> None:
+    asyncio.run(_altitudes(test_settings))
+
+
+async def _altitudes(settings: Settings) -> None:
+    _, admin = await _user(settings.dsn, "admin")
+    client = TestClient(TestServer(build_app(settings, ("geo.routes",))))
+    await client.start_server()
+    try:
+        sq = square(50_000, 0, 100)
+        sq3 = {**sq, "coordinates": [[[*p, 12.5] for p in ring] for ring in sq["coordinates"]]}
+        tag = uuid.uuid4().hex[:6]
+        feature = {"type": "Feature", "properties": {"name": f"Z{tag}"}, "geometry": sq3}
+        r = await client.post("/api/v1/geo/territories", json=feature, headers=admin)
+        assert r.status == 201, await r.text()
+        r = await client.post("/api/v1/geo/fences", json={"geometry": sq3}, headers=admin)
+        assert r.status == 201, await r.text()
+        assert all(len(p) == 2 for p in (await r.json())["geometry"]["coordinates"][0])
+        r = await client.post(
+            "/api/v1/geo/fences",
+            json={
+                "geometry": {"type": "Point", "coordinates": [*here(50_000), 3.0]},
+                "radius_m": 9,
+            },
+            headers=admin,
+        )
+        assert r.status == 201, await r.text()
+    finally:
+        await client.close()

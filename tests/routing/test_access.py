@@ -143,6 +143,8 @@ async def _scenario(settings: Settings, dsn: str) -> None:
                 ({"in_progress": {"abc": "wo:1"}}, None),
                 ({"now": "0001-01-01T00:00:00+01:00"}, "now"),
                 ({"cpu_s": 601}, "cpu_s"),
+                ({"done": ["wo:999999999"]}, "done"),
+                ({"in_progress": {str(w["rep_e"]): "account:999999999"}}, "in_progress"),
             ):
                 status, err = await call("POST", f"/{plan_id}/replan", "manager", payload)
                 assert (status, err["error"]["field"]) == (422, field), (payload, err)
