@@ -10,9 +10,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import AsyncConnection, errors, sql
 from shapely.geometry import MultiPolygon
 
+from geo.errors import InvalidGeometry
 from geo.history import Point3
 from geo.shapes import as_multipolygon
 from geo.territories import BalanceRow, Move, Territory, assign_points, moves
@@ -51,9 +52,9 @@ async def import_territories(
 ) -> list[dict[str, Any]]:
     """Upsert territories (name, region, geometry) by name, all validated beforehand."""
     out = []
-    for name, region, geom in territories:
-        row = await (
-            await conn.execute(
+    for i, (name, region, geom) in enumerate(territories):
+        try:
+            cur = await conn.execute(
                 """INSERT INTO territories (name, region, geom)
                    VALUES (%s, %s, ST_GeomFromText(%s, 4326)::geography)
                    ON CONFLICT (name) DO UPDATE SET geom = EXCLUDED.geom,
@@ -61,7 +62,11 @@ async def import_territories(
                    RETURNING id, (xmax = 0)""",
                 (name, region, geom.wkt),
             )
-        ).fetchone()
+        except (errors.DataError, errors.InternalError_) as exc:
+            # PostGIS refuses what shapely's plane accepts (an edge between antipodes).
+            field = f"features[{i}].geometry"
+            raise InvalidGeometry(f"{field}: {exc.diag.message_primary}", field=field) from None
+        row = await cur.fetchone()
         assert row is not None
         out.append({"id": int(row[0]), "name": name, "created": bool(row[1])})
     return out

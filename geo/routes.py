@@ -213,7 +213,8 @@ async def post_territories(
 ) -> TerritoryImportOut:
     parsed = await _checked(lambda: territories_from_import(body, query.repair))
     async with req.connection() as conn:
-        saved = await repo.import_territories(conn, parsed)
+        with _geo_errors():
+            saved = await repo.import_territories(conn, parsed)
         territories = await repo.load_territories(conn)
         moved = await repo.reassign_accounts(conn) if query.reassign else []
     overlaps = await asyncio.to_thread(find_overlaps, territories)

@@ -294,5 +294,15 @@ async def _altitudes(settings: Settings) -> None:
             headers=admin,
         )
         assert r.status == 201, await r.text()
+        # valid on shapely's plane, refused by PostGIS on the sphere: still a 422
+        wide = {
+            "type": "Polygon",
+            "coordinates": [[[-90, 0], [90, 0], [90, 10], [-90, 10], [-90, 0]]],
+        }
+        feature = {"type": "Feature", "properties": {"name": f"W{tag}"}, "geometry": wide}
+        r = await client.post("/api/v1/geo/territories", json=feature, headers=admin)
+        err = (await r.json())["error"]
+        assert r.status == 422 and err["field"] == "features[0].geometry", err
+        assert "Antipodal" in err["message"]
     finally:
         await client.close()
