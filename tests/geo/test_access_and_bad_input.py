@@ -217,6 +217,7 @@ async def _scenario(settings: Settings, dsn: str) -> None:
             (b'{"geometry": {"type": "Point", "coordinates": [0, 0]}, "name": "a\\u0000b"}', 400, None),
             (b'{"geometry": {"type": "Point", "coordinates": [0, 0]}, "name": "\\ud800"}', 400, None),
             (b"[" * 100 + b"]" * 100, 400, None),
+            (b'{"name": "' + b"a" * (4 * 1024 * 1024) + b'"}', 413, None),  # a fence is one shape
         ]  # fmt: skip
         for raw, status_want, field in raw_bodies:
             r = await client.post(
