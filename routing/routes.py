@@ -50,6 +50,7 @@ from routing.schemas import (
     PlanCreate,
     PlanCreated,
     PlanDropped,
+    PlanGeoJson,
     PlanGeoJsonQuery,
     PlanIssue,
     PlanLunchSlot,
@@ -267,6 +268,7 @@ def _ready(row: dict[str, Any]) -> tuple[Problem, Plan]:
     summary="The plan as GeoJSON: a line per route, a point per stop and dropped visit",
     description="`rep_id` keeps one rep's route; a rep always gets only their own.",
     content_type="application/geo+json",
+    response=PlanGeoJson,
     errors=(409,),
 )
 async def get_geojson(req: Req, path: PlanPath, query: PlanGeoJsonQuery) -> web.Response:

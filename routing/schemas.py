@@ -8,7 +8,7 @@ unique across the API: they name the OpenAPI document's schemas.
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -156,14 +156,15 @@ class PlanStopPatched(msgspec.Struct, frozen=True):
 
 
 class Replan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Visits done or under way stay where they are; the rest of the day is planned anew."""
+    """Visits done or under way stay where they are; the rest of the day is planned anew.
+    The answer waits for the solver: its budget is at most 10 CPU seconds."""
 
     now: AwareTime | None = None  # default: now
     done: Annotated[list[VisitKey], msgspec.Meta(max_length=10_000)] = msgspec.field(
         default_factory=list
     )
     in_progress: dict[RepKey, VisitKey] = msgspec.field(default_factory=dict)
-    cpu_s: CpuSeconds = 2.0
+    cpu_s: Annotated[float, msgspec.Meta(gt=0, le=10, description="solver CPU budget")] = 2.0
 
 
 class ReplanChange(msgspec.Struct, frozen=True):
@@ -181,3 +182,21 @@ class ReplanOut(msgspec.Struct, frozen=True):
     changes: list[ReplanChange]
     fixed: dict[str, list[str]]
     dropped: list[PlanDropped]
+
+
+class PlanFeatureGeometry(msgspec.Struct, frozen=True):
+    type: Literal["LineString", "Point"]
+    coordinates: list[Any]  # [lon, lat] for a Point, a list of them for a LineString
+
+
+class PlanFeature(msgspec.Struct, frozen=True):
+    """A route (LineString), a stop or a dropped visit (Point); `properties.kind` says which."""
+
+    geometry: PlanFeatureGeometry
+    properties: dict[str, str | int | float]
+    type: Literal["Feature"] = "Feature"
+
+
+class PlanGeoJson(msgspec.Struct, frozen=True):
+    features: list[PlanFeature]
+    type: Literal["FeatureCollection"] = "FeatureCollection"

@@ -142,7 +142,7 @@ async def _scenario(settings: Settings, dsn: str) -> None:
                 ({"done": "wo:1"}, "done"),
                 ({"in_progress": {"abc": "wo:1"}}, None),
                 ({"now": "0001-01-01T00:00:00+01:00"}, "now"),
-                ({"cpu_s": 601}, "cpu_s"),
+                ({"cpu_s": 11}, "cpu_s"),  # a re-plan waits for its answer
                 ({"done": ["wo:999999999"]}, "done"),
                 ({"in_progress": {str(w["rep_e"]): "account:999999999"}}, "in_progress"),
             ):
@@ -152,5 +152,13 @@ async def _scenario(settings: Settings, dsn: str) -> None:
                 assert (await call("GET", url, "admin"))[0] == 404, url
             assert (await call("GET", f"/{plan_id}/reps/abc.ics", "admin"))[0] == 404
             assert (await call("GET", f"/{plan_id}/geojson?rep_id=x", "admin"))[0] == 422
+
+            # --- the generated document describes the GeoJSON answer, not "a string"
+            async with http.get(base.replace("routing/plans", "openapi.json")) as r:
+                doc = await r.json()
+            ok = doc["paths"]["/api/v1/routing/plans/{plan_id}/geojson"]["get"]["responses"]["200"]
+            schema = ok["content"]["application/geo+json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/PlanGeoJson"}
+            assert "/api/v1/routing/plans/{plan_id}/reps/{rep_id}.ics" in doc["paths"]
     finally:
         await runner.cleanup()
