@@ -205,7 +205,7 @@ async def _scenario(settings: Settings, dsn: str) -> None:
             ({"geometry": pt, "radius_m": 5, "account_id": 2**70}, 422, "account_id"),
             ({"geometry": pt, "radius_m": 5, "account_id": 999_999_999}, 422, "account_id"),
             ({"geometry": {"type": "Point", "coordinates": [0, 0]}, "radius_m": 1e400}, 400, None),
-            ({"geometry": pt, "radius_m": 5, "color": "red"}, 422, None),  # named in the message
+            ({"geometry": pt, "radius_m": 5, "color": "red"}, 422, "color"),  # an unknown field
             ({"geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0], [0, 0]]]}}, 422, "geometry"),
         ]  # fmt: skip
         for body, status_want, field in bad_fences:

@@ -113,7 +113,7 @@ async def _scenario(settings: Settings, dsn: str) -> None:
                 ("manager", {**request, "date": "2026-02-30"}, 422, "date"),
                 ("manager", {**request, "cpu_s": 0}, 422, "cpu_s"),
                 ("manager", {**request, "cpu_s": "1"}, 422, "cpu_s"),
-                ("manager", {**request, "minimize_reps": True}, 422, None),  # unknown field
+                ("manager", {**request, "minimize_reps": True}, 422, "minimize_reps"),  # a typo
                 ("manager", {**request, "lunch": {"start": "25:00"}}, 422, "lunch.start"),
                 ("manager", {**request, "lunch": {"start": "15:00", "end": "12:00"}}, 422, "lunch.end"),
                 ("manager", {**request, "now": "2026-12-01T08:00:00"}, 422, "now"),
