@@ -10,10 +10,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, errors, sql
+from shapely.geometry import MultiPolygon
 
+from geo.errors import InvalidGeometry
 from geo.history import Point3
-from geo.shapes import as_multipolygon, parse_features, parse_geometry
+from geo.shapes import as_multipolygon
 from geo.territories import BalanceRow, Move, Territory, assign_points, moves
 
 Conn = AsyncConnection[Any]
@@ -30,49 +32,29 @@ async def load_territories(conn: Conn) -> list[Territory]:
     return [Territory(int(i), n, as_multipolygon(shape(json.loads(g)))) for i, n, g in rows]
 
 
-async def export_territories(conn: Conn) -> dict[str, Any]:
+async def export_territories(conn: Conn, only: list[int] | None = None) -> list[tuple[Any, ...]]:
+    """(id, name, region, GeoJSON text of the geometry or None, accounts) per territory;
+    `only`: just these territory ids (None: all)."""
     rows = await (
         await conn.execute(
-            """SELECT id, name, region, ST_AsGeoJSON(geom)::json,
+            """SELECT id, name, region, ST_AsGeoJSON(geom),
                       (SELECT count(*) FROM accounts a WHERE a.territory_id = t.id)
-               FROM territories t ORDER BY id"""
+               FROM territories t WHERE (%s::bigint[] IS NULL OR t.id = ANY(%s))
+               ORDER BY id""",
+            (only, only),
         )
     ).fetchall()
-    return {
-        "type": "FeatureCollection",
-        "features": [
-            {
-                "type": "Feature",
-                "id": tid,
-                "geometry": geom,
-                "properties": {"id": tid, "name": name, "region": region, "accounts": n},
-            }
-            for tid, name, region, geom, n in rows
-        ],
-    }
+    return [tuple(r) for r in rows]
 
 
-async def import_territories(conn: Conn, body: Any, *, repair: bool) -> list[dict[str, Any]]:
-    """Upsert territories by name from a FeatureCollection; every feature is validated first."""
-    parsed = []
-    for i, (geometry, props) in enumerate(parse_features(body)):
-        name = props.get("name")
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
-            from geo.errors import InvalidGeometry
-
-            raise InvalidGeometry(
-                f"features[{i}].properties.name: a territory needs a name (1 to 200 characters)",
-                field=f"features[{i}].properties.name",
-            )
-        geom = as_multipolygon(
-            parse_geometry(geometry, field=f"features[{i}].geometry", repair=repair)
-        )
-        region = props.get("region")
-        parsed.append((name.strip(), region if isinstance(region, str) else None, geom))
+async def import_territories(
+    conn: Conn, territories: list[tuple[str, str | None, MultiPolygon]]
+) -> list[dict[str, Any]]:
+    """Upsert territories (name, region, geometry) by name, all validated beforehand."""
     out = []
-    for name, region, geom in parsed:
-        row = await (
-            await conn.execute(
+    for i, (name, region, geom) in enumerate(territories):
+        try:
+            cur = await conn.execute(
                 """INSERT INTO territories (name, region, geom)
                    VALUES (%s, %s, ST_GeomFromText(%s, 4326)::geography)
                    ON CONFLICT (name) DO UPDATE SET geom = EXCLUDED.geom,
@@ -80,7 +62,11 @@ async def import_territories(conn: Conn, body: Any, *, repair: bool) -> list[dic
                    RETURNING id, (xmax = 0)""",
                 (name, region, geom.wkt),
             )
-        ).fetchone()
+        except (errors.DataError, errors.InternalError_) as exc:
+            # PostGIS refuses what shapely's plane accepts (an edge between antipodes).
+            field = f"features[{i}].geometry"
+            raise InvalidGeometry(f"{field}: {exc.diag.message_primary}", field=field) from None
+        row = await cur.fetchone()
         assert row is not None
         out.append({"id": int(row[0]), "name": name, "created": bool(row[1])})
     return out
@@ -107,7 +93,9 @@ async def reassign_accounts(conn: Conn, *, dry_run: bool = False) -> list[Move]:
     return changed
 
 
-async def balance(conn: Conn) -> list[BalanceRow]:
+async def balance(conn: Conn, only: list[int] | None = None) -> list[BalanceRow]:
+    """Per territory (and the unassigned accounts); `only`: just these territories, and
+    no unassigned row."""
     rows = await (
         await conn.execute(
             """
@@ -123,19 +111,25 @@ async def balance(conn: Conn) -> list[BalanceRow]:
             FROM territories t
             LEFT JOIN acc ON acc.territory_id = t.id
             LEFT JOIN wo ON wo.territory_id = t.id
+            WHERE %(only)s::bigint[] IS NULL OR t.id = ANY(%(only)s)
             UNION ALL
             SELECT NULL, '(unassigned)', coalesce(acc.n, 0), coalesce(acc.revenue, 0),
                    coalesce((SELECT n FROM wo WHERE territory_id IS NULL), 0)
             FROM (SELECT 1) one LEFT JOIN acc ON acc.territory_id IS NULL
+            WHERE %(only)s::bigint[] IS NULL
             ORDER BY 1 NULLS LAST
-            """
+            """,
+            {"only": only},
         )
     ).fetchall()
     return [BalanceRow(r[0], r[1], int(r[2]), float(r[3]), int(r[4])) for r in rows]
 
 
-async def coverage(conn: Conn, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Per territory: accounts, accounts with a completed visit in [start, end), visits."""
+async def coverage(
+    conn: Conn, start: datetime, end: datetime, only: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """Per territory (`only`: just these): accounts, accounts with a completed visit in
+    [start, end), visits."""
     rows = await (
         await conn.execute(
             """
@@ -144,9 +138,10 @@ async def coverage(conn: Conn, start: datetime, end: datetime) -> list[dict[str,
             LEFT JOIN accounts a ON a.territory_id = t.id
             LEFT JOIN visits v ON v.account_id = a.id AND v.status = 'completed'
                  AND v.arrived_at >= %s AND v.arrived_at < %s
+            WHERE %s::bigint[] IS NULL OR t.id = ANY(%s)
             GROUP BY t.id, t.name ORDER BY t.id
             """,
-            (start, end),
+            (start, end, only, only),
         )
     ).fetchall()
     return [
@@ -184,13 +179,18 @@ def fence_dict(r: Any) -> dict[str, Any]:
     return dict(zip(keys, r, strict=True))
 
 
-async def list_fences(conn: Conn, account_id: int | None = None) -> list[dict[str, Any]]:
-    q = f"SELECT {FENCE_COLUMNS} FROM geofences"
-    params: tuple[Any, ...] = ()
-    if account_id is not None:
-        q += " WHERE account_id = %s"
-        params = (account_id,)
-    rows = await (await conn.execute(q + " ORDER BY id LIMIT 10000", params)).fetchall()
+async def list_fences(
+    conn: Conn,
+    account_id: int | None,
+    visible: tuple[sql.Composable, list[Any]],
+) -> list[dict[str, Any]]:
+    """Fences (of one account), restricted by `visible`, a condition on the row `g`."""
+    cond, params = visible
+    q = sql.SQL(
+        "SELECT {} FROM geofences g WHERE (%s::bigint IS NULL OR g.account_id = %s) AND {}"
+        " ORDER BY g.id LIMIT 10000"
+    ).format(sql.SQL(FENCE_COLUMNS), cond)
+    rows = await (await conn.execute(q, [account_id, account_id, *params])).fetchall()
     return [fence_dict(r) for r in rows]
 
 
@@ -271,17 +271,23 @@ async def track_points(
 
 
 async def visit_intervals(
-    conn: Conn, subject_id: str, start: datetime, end: datetime
+    conn: Conn,
+    subject_id: str | None,
+    start: datetime,
+    end: datetime,
+    visible: tuple[sql.Composable, list[Any]] = (sql.SQL("TRUE"), []),
 ) -> list[dict[str, Any]]:
-    rows = await (
-        await conn.execute(
-            """SELECT id, account_id, fence_id, rep_id, arrived_at, departed_at, duration_s, status, activity_id
-               FROM visits WHERE (%s::text IS NULL OR subject_id = %s)
-                 AND arrived_at < %s AND coalesce(departed_at, 'infinity') >= %s
-               ORDER BY arrived_at LIMIT 10000""",
-            (subject_id, subject_id, end, start),
-        )
-    ).fetchall()
+    """Visits overlapping [start, end) (of one subject), restricted by `visible`, a
+    condition on the row `v`."""
+    cond, params = visible
+    q = sql.SQL(
+        "SELECT v.id, v.account_id, v.fence_id, v.rep_id, v.arrived_at, v.departed_at,"
+        " v.duration_s, v.status, v.activity_id FROM visits v"
+        " WHERE (%s::text IS NULL OR v.subject_id = %s)"
+        " AND v.arrived_at < %s AND coalesce(v.departed_at, 'infinity') >= %s AND {}"
+        " ORDER BY v.arrived_at LIMIT 10000"
+    ).format(cond)
+    rows = await (await conn.execute(q, [subject_id, subject_id, end, start, *params])).fetchall()
     keys = (
         "id",
         "account_id",

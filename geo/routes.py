@@ -1,473 +1,493 @@
 """HTTP API under /api/v1/geo: territories, geofences, visits, location history.
 
-Reads need a token; writes need the admin or manager role. Input errors from the pure
-modules (geo.errors.GeoError) become 422 with the offending field.
+Access (geo.access states the record rules):
+- reads need a signed-in user and show what the caller may see: territories (and their
+  balance, coverage, overlaps) of the caller's own or team's territories, fences of the
+  accounts, reps and devices they see, visits of their accounts or reps, and a device's
+  track, stops and fence events only when they see the device (404 otherwise);
+- territory imports, account reassignment and the automatic site fences act on every
+  territory at once: admins only;
+- fences are created and deleted by managers and admins, on accounts, reps, devices or
+  areas they see.
+Input errors from the pure modules (geo.errors.GeoError) become 422 with the offending
+field; geometry checks run off the event loop (a territory file can be megabytes).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
+from psycopg import AsyncConnection
+from psycopg.errors import ForeignKeyViolation
+from shapely.geometry import MultiPolygon
 
+from crm.access import may_see_account
 from geo import repo
-from geo.errors import GeoError
+from geo.access import (
+    fence_clause,
+    fence_scope,
+    may_see_fence,
+    subject_scope,
+    visible_territories,
+    visit_clause,
+)
+from geo.errors import GeoError, InvalidGeometry
 from geo.fences import fence_from_geojson
 from geo.history import detect_stops, distance_m, time_budget, track_geojson
-from geo.territories import BalanceRow, Move, Overlap, find_overlaps, imbalance
-from identity.auth import current_user
-from kernel.errors import ApiError, NotFound, Unprocessable
-from kernel.openapi import add_fragment, error_response
-from kernel.web import DB_POOL
+from geo.schemas import (
+    AccountMove,
+    AssignOut,
+    AssignQuery,
+    FenceIn,
+    FenceList,
+    FenceListQuery,
+    FenceOut,
+    FencePath,
+    GeoEventList,
+    GeoEventOut,
+    GeometryCheck,
+    GeoMultiPolygon,
+    GeoPeriodQuery,
+    GeoRepairQuery,
+    GeoSubjectPath,
+    GeoVisit,
+    GeoVisitList,
+    GeoVisitsQuery,
+    PolygonalGeometry,
+    SyncFencesIn,
+    SyncFencesOut,
+    TerritoryBalanceOut,
+    TerritoryBalanceRow,
+    TerritoryCollectionIn,
+    TerritoryCollectionOut,
+    TerritoryCoverage,
+    TerritoryCoverageRow,
+    TerritoryFeatureOut,
+    TerritoryImport,
+    TerritoryImportOut,
+    TerritoryImportQuery,
+    TerritoryOutProperties,
+    TerritoryOverlap,
+    TerritoryOverlapsOut,
+    TerritorySaved,
+    TrackGeometry,
+    TrackOut,
+    TrackProperties,
+    TrackStop,
+    TrackSummary,
+    TrackTimeSpent,
+    as_mapping,
+)
+from geo.shapes import as_multipolygon, parse_geometry, to_geojson
+from geo.territories import Move, Overlap, find_overlaps, imbalance
+from kernel.errors import NotFound, Unprocessable
+from kernel.http import Access, Req, Routes
+from kernel.principal import Forbidden, Principal
+from telemetry.access import may_see_device
 
 PREFIX = "/api/v1/geo"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+routes = Routes("geo", "Territories, geofences, visits, location history")
+
+T = TypeVar("T")
+
+# A territory file holds detailed boundaries; a fence or a geometry to check is one shape.
+TERRITORIES_MAX_BYTES = 32 * 1024 * 1024
+FENCE_MAX_BYTES = 4 * 1024 * 1024
+VALIDATE_MAX_BYTES = 8 * 1024 * 1024
+MAX_PERIOD = timedelta(days=366)
+
+ADMIN_MAP = "territories shape every team's records: only admins redraw them or move accounts"
+FILTERED = "the answer is filtered to the territories the caller may see"
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, default=_default))
+@contextmanager
+def _geo_errors() -> Iterator[None]:
+    try:
+        yield
+    except GeoError as exc:
+        raise Unprocessable(exc.message, field=exc.field) from None
 
 
-def _default(o: Any) -> Any:
-    if isinstance(o, datetime):
-        return o.isoformat()
-    if hasattr(o, "__float__"):
-        return float(o)
-    raise TypeError(type(o).__name__)
+async def _checked(fn: Callable[[], T]) -> T:
+    """Run a geometry check off the event loop, its GeoError as a 422."""
+    with _geo_errors():
+        return await asyncio.to_thread(fn)
 
 
-def _handler(write: bool = False) -> Callable[[Handler], Handler]:
-    def wrap(fn: Handler) -> Handler:
-        async def inner(request: web.Request) -> web.StreamResponse:
-            principal = await current_user(request)
-            if write and principal.role not in ("admin", "manager"):
-                raise ApiError(
-                    "only admins and managers may change territories and geofences",
-                    code="forbidden",
-                    status=403,
-                )
-            try:
-                return await fn(request)
-            except GeoError as exc:
-                raise Unprocessable(exc.message, field=exc.field) from None
-
-        return inner
-
-    return wrap
-
-
-def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "false").lower() in ("1", "true", "yes")
-
-
-def _period(request: web.Request) -> tuple[datetime, datetime]:
-    def parse(name: str, default: datetime) -> datetime:
-        raw = request.query.get(name)
-        if raw is None:
-            return default
-        try:
-            t = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise ApiError(f"{name}: not an ISO-8601 time: {raw[:40]!r}", field=name) from None
-        return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-    end = parse("to", datetime.now(UTC))
-    start = parse("from", end - timedelta(days=1))
+def _period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """[from, to) in UTC: `to` defaults to now, `from` to a day before `to`."""
+    try:
+        end = (end or datetime.now(UTC)).astimezone(UTC)
+    except OverflowError:
+        raise Unprocessable("to: out of range", field="to") from None
+    try:
+        start = start.astimezone(UTC) if start else end - timedelta(days=1)
+    except OverflowError:
+        raise Unprocessable("from: out of range", field="from") from None
     if start >= end:
-        raise ApiError("from must be before to", field="from")
+        raise Unprocessable("from must be before to", field="from")
     return start, end
 
 
-async def _body(request: web.Request) -> Any:
-    return await request.json()
+def _history_period(query: GeoPeriodQuery) -> tuple[datetime, datetime]:
+    start, end = _period(query.start, query.end)
+    if end - start > MAX_PERIOD:
+        raise Unprocessable("from: a history period is at most 366 days", field="from")
+    return start, end
 
 
 # ------------------------------------------------------------------------ territories
 
 
-@_handler()
-async def get_territories(request: web.Request) -> web.Response:
-    async with request.app[DB_POOL].connection() as conn:
-        return _json(await repo.export_territories(conn))
+def _overlap(o: Overlap) -> TerritoryOverlap:
+    return TerritoryOverlap(a=o.a, b=o.b, area_m2=round(o.area_m2, 1))
 
 
-@_handler(write=True)
-async def post_territories(request: web.Request) -> web.Response:
-    body = await _body(request)
-    async with request.app[DB_POOL].connection() as conn:
-        saved = await repo.import_territories(conn, body, repair=_flag(request, "repair"))
-        overlaps = find_overlaps(await repo.load_territories(conn))
-        moved = await repo.reassign_accounts(conn) if _flag(request, "reassign") else []
-    return _json(
-        {
-            "territories": saved,
-            "overlaps": [_overlap(o) for o in overlaps],
-            "moved": [_move(m) for m in moved],
-        },
-        status=201,
-    )
+def _move(m: Move) -> AccountMove:
+    return AccountMove(m.account_id, m.from_territory, m.to_territory)
 
 
-def _overlap(o: Overlap) -> dict[str, Any]:
-    return {"a": o.a, "b": o.b, "area_m2": round(o.area_m2, 1)}
+def _visible_overlaps(overlaps: list[Overlap], only: list[int] | None) -> list[TerritoryOverlap]:
+    seen = None if only is None else set(only)
+    return [_overlap(o) for o in overlaps if seen is None or {o.a, o.b} <= seen]
 
 
-def _move(m: Move) -> dict[str, Any]:
-    return {
-        "account_id": m.account_id,
-        "from_territory": m.from_territory,
-        "to_territory": m.to_territory,
-    }
-
-
-@_handler()
-async def get_overlaps(request: web.Request) -> web.Response:
-    async with request.app[DB_POOL].connection() as conn:
-        overlaps = find_overlaps(await repo.load_territories(conn))
-    return _json({"overlaps": [_overlap(o) for o in overlaps]})
-
-
-@_handler(write=True)
-async def post_assign(request: web.Request) -> web.Response:
-    dry_run = _flag(request, "dry_run")
-    async with request.app[DB_POOL].connection() as conn:
-        moved = await repo.reassign_accounts(conn, dry_run=dry_run)
-    return _json(
-        {"dry_run": dry_run, "moved_count": len(moved), "moved": [_move(m) for m in moved]}
-    )
-
-
-@_handler()
-async def get_balance(request: web.Request) -> web.Response:
-    async with request.app[DB_POOL].connection() as conn:
-        rows = await repo.balance(conn)
-    return _json(
-        {
-            "territories": [_balance_row(r) for r in rows],
-            "imbalance": {
-                m: round(imbalance(rows, m), 4) for m in ("accounts", "revenue", "open_work_orders")
-            },
-        }
-    )
-
-
-def _balance_row(r: BalanceRow) -> dict[str, Any]:
-    return {
-        "territory_id": r.territory_id,
-        "name": r.name,
-        "accounts": r.accounts,
-        "revenue": r.revenue,
-        "open_work_orders": r.open_work_orders,
-    }
-
-
-@_handler()
-async def get_coverage(request: web.Request) -> web.Response:
-    start, end = _period(request)
-    async with request.app[DB_POOL].connection() as conn:
-        return _json(
-            {"from": start, "to": end, "territories": await repo.coverage(conn, start, end)}
+def territories_from_import(
+    body: TerritoryImport, repair: bool
+) -> list[tuple[str, str | None, MultiPolygon]]:
+    """(name, region, geometry) of every feature, each validated, or the first error."""
+    features = body.features if isinstance(body, TerritoryCollectionIn) else [body]
+    out = []
+    for i, f in enumerate(features):
+        name = f.properties.name.strip()
+        if not name:
+            raise InvalidGeometry(
+                f"features[{i}].properties.name: a territory needs a name (1 to 200 characters)",
+                field=f"features[{i}].properties.name",
+            )
+        geom = parse_geometry(
+            as_mapping(f.geometry), field=f"features[{i}].geometry", repair=repair
         )
+        out.append((name, f.properties.region, as_multipolygon(geom)))
+    return out
+
+
+@routes.get(
+    PREFIX + "/territories",
+    access=Access.read(unscoped=FILTERED),
+    summary="Export territories as a GeoJSON FeatureCollection",
+)
+async def get_territories(req: Req) -> TerritoryCollectionOut:
+    async with req.connection() as conn:
+        rows = await repo.export_territories(conn, visible_territories(req.user))
+    return TerritoryCollectionOut(
+        features=[
+            TerritoryFeatureOut(
+                id=tid,
+                geometry=None if geom is None else msgspec.json.decode(geom, type=GeoMultiPolygon),
+                properties=TerritoryOutProperties(id=tid, name=name, region=region, accounts=n),
+            )
+            for tid, name, region, geom, n in rows
+        ]
+    )
+
+
+@routes.post(
+    PREFIX + "/territories",
+    access=Access.admin(unscoped=ADMIN_MAP),
+    summary="Import territories (a FeatureCollection, upserted by name)",
+    description="`repair=true` fixes invalid polygons with make_valid instead of refusing "
+    "them; `reassign=true` then moves every account to the territory containing its site. "
+    "Every feature is checked before anything is stored.",
+    status=201,
+    max_body_bytes=TERRITORIES_MAX_BYTES,
+)
+async def post_territories(
+    req: Req, query: TerritoryImportQuery, body: TerritoryImport
+) -> TerritoryImportOut:
+    parsed = await _checked(lambda: territories_from_import(body, query.repair))
+    async with req.connection() as conn:
+        with _geo_errors():
+            saved = await repo.import_territories(conn, parsed)
+        territories = await repo.load_territories(conn)
+        moved = await repo.reassign_accounts(conn) if query.reassign else []
+    overlaps = await asyncio.to_thread(find_overlaps, territories)
+    return TerritoryImportOut(
+        territories=[msgspec.convert(s, TerritorySaved) for s in saved],
+        overlaps=[_overlap(o) for o in overlaps],
+        moved=[_move(m) for m in moved],
+    )
+
+
+@routes.get(
+    PREFIX + "/territories/overlaps",
+    access=Access.read(unscoped=FILTERED + " (both of a pair)"),
+    summary="Pairs of overlapping territories with the overlap area",
+)
+async def get_overlaps(req: Req) -> TerritoryOverlapsOut:
+    async with req.connection() as conn:
+        territories = await repo.load_territories(conn)
+    overlaps = await asyncio.to_thread(find_overlaps, territories)
+    return TerritoryOverlapsOut(_visible_overlaps(overlaps, visible_territories(req.user)))
+
+
+@routes.post(
+    PREFIX + "/territories/assign",
+    access=Access.admin(unscoped=ADMIN_MAP),
+    summary="Assign every account to the territory containing its site",
+)
+async def post_assign(req: Req, query: AssignQuery) -> AssignOut:
+    async with req.connection() as conn:
+        moved = await repo.reassign_accounts(conn, dry_run=query.dry_run)
+    return AssignOut(query.dry_run, len(moved), [_move(m) for m in moved])
+
+
+@routes.get(
+    PREFIX + "/territories/balance",
+    access=Access.read(unscoped=FILTERED),
+    summary="Accounts, revenue and open work orders per territory",
+)
+async def get_balance(req: Req) -> TerritoryBalanceOut:
+    async with req.connection() as conn:
+        rows = await repo.balance(conn, visible_territories(req.user))
+    return TerritoryBalanceOut(
+        territories=[
+            TerritoryBalanceRow(r.territory_id, r.name, r.accounts, r.revenue, r.open_work_orders)
+            for r in rows
+        ],
+        imbalance={
+            m: round(imbalance(rows, m), 4) for m in ("accounts", "revenue", "open_work_orders")
+        },
+    )
+
+
+@routes.get(
+    PREFIX + "/coverage",
+    access=Access.read(unscoped=FILTERED),
+    summary="Per-territory visit coverage for a period",
+)
+async def get_coverage(req: Req, query: GeoPeriodQuery) -> TerritoryCoverage:
+    start, end = _period(query.start, query.end)
+    async with req.connection() as conn:
+        rows = await repo.coverage(conn, start, end, visible_territories(req.user))
+    return TerritoryCoverage(start, end, [msgspec.convert(r, TerritoryCoverageRow) for r in rows])
 
 
 # ------------------------------------------------------------------------ geofences
 
 
-def _int(value: Any, field: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Unprocessable(f"{field}: must be an integer", field=field)
-    return value
+def _fence(row: dict[str, Any]) -> FenceOut:
+    return msgspec.convert(row, FenceOut)
 
 
-@_handler()
-async def get_fences(request: web.Request) -> web.Response:
-    raw = request.query.get("account_id")
-    account_id = int(raw) if raw and raw.isdigit() else None
-    async with request.app[DB_POOL].connection() as conn:
-        return _json({"fences": await repo.list_fences(conn, account_id)})
+@routes.get(
+    PREFIX + "/fences",
+    access=Access.read(unscoped="the list is filtered to the fences the caller may see"),
+    summary="List geofences",
+)
+async def get_fences(req: Req, query: FenceListQuery) -> FenceList:
+    async with req.connection() as conn:
+        rows = await repo.list_fences(conn, query.account_id, fence_clause(req.user, "g"))
+    return FenceList([_fence(r) for r in rows])
 
 
-@_handler(write=True)
-async def post_fence(request: web.Request) -> web.Response:
-    body = await _body(request)
-    if not isinstance(body, dict):
-        raise Unprocessable("body: expected a JSON object", field="body")
-    radius = body.get("radius_m")
-    if radius is not None and (isinstance(radius, bool) or not isinstance(radius, int | float)):
-        raise Unprocessable("radius_m: must be a number of metres", field="radius_m")
-    dwell = body.get("dwell_s")
-    if dwell is not None and (isinstance(dwell, bool) or not isinstance(dwell, int | float)):
-        raise Unprocessable("dwell_s: must be a number of seconds", field="dwell_s")
-    fence = fence_from_geojson(
-        "new",
-        body.get("geometry"),
-        radius_m=radius,
-        repair=bool(body.get("repair", False)),
-        dwell_s=dwell,
-    )
-    name = body.get("name", "")
-    if not isinstance(name, str) or len(name) > 200:
-        raise Unprocessable("name: up to 200 characters", field="name")
-    device_id = body.get("device_id")
-    if device_id is not None and not isinstance(device_id, str):
-        raise Unprocessable("device_id: must be a string", field="device_id")
-    async with request.app[DB_POOL].connection() as conn:
-        row = await repo.create_fence(
-            conn,
-            name=name,
-            kind=fence.kind,
-            wkt=fence.geometry.wkt,
-            radius_m=fence.radius_m,
-            dwell_s=fence.dwell_s,
-            account_id=_int(body.get("account_id"), "account_id"),
-            device_id=device_id,
-            rep_id=_int(body.get("rep_id"), "rep_id"),
+async def _check_links(conn: AsyncConnection[Any], principal: Principal, body: FenceIn) -> None:
+    """The account, rep and device a new fence names exist and are the caller's to see."""
+    if body.account_id is not None and not await may_see_account(conn, principal, body.account_id):
+        raise Unprocessable(f"account_id: no account {body.account_id}", field="account_id")
+    if body.rep_id is not None and not (
+        principal.sees_everything or body.rep_id in principal.team_user_ids
+    ):
+        raise Unprocessable(f"rep_id: no rep {body.rep_id} in your team", field="rep_id")
+    if body.device_id is not None and not await may_see_device(conn, principal, body.device_id):
+        raise Unprocessable(f"device_id: no device {body.device_id!r}", field="device_id")
+
+
+@routes.post(
+    PREFIX + "/fences",
+    access=Access.managers(
+        unscoped="the fence's account, rep and device (or, for a free fence, its area) must "
+        "be ones the caller may see: checked against the body (422 or 403)"
+    ),
+    summary="Create a polygon or circle geofence",
+    description="A Point with `radius_m` is a circle fence, a (Multi)Polygon a polygon fence.",
+    status=201,
+    max_body_bytes=FENCE_MAX_BYTES,
+)
+async def post_fence(req: Req, body: FenceIn) -> FenceOut:
+    fence = await _checked(
+        lambda: fence_from_geojson(
+            "new",
+            as_mapping(body.geometry),
+            radius_m=body.radius_m,
+            repair=body.repair,
+            dwell_s=body.dwell_s,
         )
-    return _json(row, status=201)
+    )
+    principal = req.user
+    async with req.connection() as conn:
+        await _check_links(conn, principal, body)
+        try:
+            row = await repo.create_fence(
+                conn,
+                name=body.name,
+                kind=fence.kind,
+                wkt=fence.geometry.wkt,
+                radius_m=fence.radius_m,
+                dwell_s=fence.dwell_s,
+                account_id=body.account_id,
+                device_id=body.device_id,
+                rep_id=body.rep_id,
+            )
+        except ForeignKeyViolation:  # deleted since the check
+            raise Unprocessable("account_id or rep_id: no such record") from None
+        # A free fence must lie in a territory the caller sees (or they could not see it):
+        # raising here rolls the insert back with the connection's transaction.
+        if not await may_see_fence(conn, principal, int(row["id"])):
+            raise Forbidden("the fence lies outside the territories you may see")
+    return _fence(row)
 
 
-def _fence_id(request: web.Request) -> int:
-    raw = request.match_info["fence_id"]
-    if not raw.isdigit():
-        raise NotFound(f"no geofence {raw[:40]!r}")
-    return int(raw)
-
-
-@_handler()
-async def get_fence(request: web.Request) -> web.Response:
-    fid = _fence_id(request)
-    async with request.app[DB_POOL].connection() as conn:
-        row = await repo.get_fence(conn, fid)
+@routes.get(
+    PREFIX + "/fences/{fence_id}",
+    access=Access.read(scope=fence_scope),
+    summary="One geofence",
+)
+async def get_fence(req: Req, path: FencePath) -> FenceOut:
+    async with req.connection() as conn:
+        row = await repo.get_fence(conn, path.fence_id)
     if row is None:
-        raise NotFound(f"no geofence {fid}")
-    return _json(row)
+        raise NotFound(f"no geofence {path.fence_id}", field="fence_id")
+    return _fence(row)
 
 
-@_handler(write=True)
-async def delete_fence(request: web.Request) -> web.Response:
-    fid = _fence_id(request)
-    async with request.app[DB_POOL].connection() as conn:
-        if not await repo.delete_fence(conn, fid):
-            raise NotFound(f"no geofence {fid}")
-    return web.Response(status=204)
+@routes.delete(
+    PREFIX + "/fences/{fence_id}",
+    access=Access.managers(scope=fence_scope),
+    summary="Delete a geofence",
+    status=204,
+)
+async def delete_fence(req: Req, path: FencePath) -> None:
+    async with req.connection() as conn:
+        if not await repo.delete_fence(conn, path.fence_id):
+            raise NotFound(f"no geofence {path.fence_id}", field="fence_id")
 
 
-@_handler(write=True)
-async def post_sync_account_fences(request: web.Request) -> web.Response:
-    body = await _body(request) if request.can_read_body else {}
-    radius = body.get("radius_m", 100.0) if isinstance(body, dict) else 100.0
-    dwell = body.get("dwell_s", 600.0) if isinstance(body, dict) else 600.0
-    for name, v, hi in (("radius_m", radius, 100_000), ("dwell_s", dwell, 86_400)):
-        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= hi:
-            raise Unprocessable(f"{name}: must be a number in (0, {hi}]", field=name)
-    async with request.app[DB_POOL].connection() as conn:
-        return _json(await repo.sync_account_fences(conn, float(radius), float(dwell)))
+@routes.post(
+    PREFIX + "/fences/sync-accounts",
+    access=Access.admin(unscoped="it writes a fence around every account's site"),
+    summary="A circle fence around every account site",
+    description="Send `{}` for the defaults (100 m, 10 minutes' dwell).",
+)
+async def post_sync_account_fences(req: Req, body: SyncFencesIn) -> SyncFencesOut:
+    async with req.connection() as conn:
+        done = await repo.sync_account_fences(conn, body.radius_m, body.dwell_s)
+    return SyncFencesOut(**done)
 
 
-@_handler()
-async def post_validate(request: web.Request) -> web.Response:
-    from geo.shapes import parse_geometry, to_geojson
-
-    geom = parse_geometry(await _body(request), repair=_flag(request, "repair"))
-    return _json({"valid": True, "geometry": to_geojson(geom)})
+@routes.post(
+    PREFIX + "/validate",
+    access=Access.read(unscoped="it checks the geometry in the body and reads no records"),
+    summary="Validate (or repair) a GeoJSON polygon",
+    max_body_bytes=VALIDATE_MAX_BYTES,
+)
+async def post_validate(query: GeoRepairQuery, body: PolygonalGeometry) -> GeometryCheck:
+    geom = await _checked(lambda: parse_geometry(as_mapping(body), repair=query.repair))
+    return GeometryCheck(True, msgspec.convert(to_geojson(geom), PolygonalGeometry))
 
 
 # ------------------------------------------------------------------------ history
 
 
-@_handler()
-async def get_track(request: web.Request) -> web.Response:
-    subject = request.match_info["subject_id"]
-    start, end = _period(request)
-    async with request.app[DB_POOL].connection() as conn:
-        points = await repo.track_points(conn, subject, start, end)
-    return _json(
-        {
-            "type": "Feature",
-            "geometry": track_geojson(points),
-            "properties": {
-                "subject_id": subject,
-                "from": start,
-                "to": end,
-                "fixes": len(points),
-                "distance_m": round(distance_m(points), 1),
-                "times_ms": [p[0] for p in points],
-            },
-        }
+@routes.get(
+    PREFIX + "/subjects/{subject_id}/track",
+    access=Access.read(scope=subject_scope),
+    summary="A subject's track as a GeoJSON LineString",
+    description="A subject is a device (a rep's phone or equipment); `from` defaults to a "
+    "day before `to`, `to` to now; periods are at most 366 days.",
+)
+async def get_track(req: Req, path: GeoSubjectPath, query: GeoPeriodQuery) -> TrackOut:
+    start, end = _history_period(query)
+    async with req.connection() as conn:
+        points = await repo.track_points(conn, path.subject_id, start, end)
+    return TrackOut(
+        geometry=msgspec.convert(track_geojson(points), TrackGeometry),
+        properties=TrackProperties(
+            subject_id=path.subject_id,
+            start=start,
+            end=end,
+            fixes=len(points),
+            distance_m=round(distance_m(points), 1),
+            times_ms=[p[0] for p in points],
+        ),
     )
 
 
-@_handler()
-async def get_summary(request: web.Request) -> web.Response:
-    subject = request.match_info["subject_id"]
-    start, end = _period(request)
-    async with request.app[DB_POOL].connection() as conn:
-        points = await repo.track_points(conn, subject, start, end)
-        visits = await repo.visit_intervals(conn, subject, start, end)
+def _visits(rows: list[dict[str, Any]]) -> list[GeoVisit]:
+    return [msgspec.convert(v, GeoVisit) for v in rows]
+
+
+@routes.get(
+    PREFIX + "/subjects/{subject_id}/summary",
+    access=Access.read(scope=subject_scope),
+    summary="Distance, stops, time on site vs driving",
+)
+async def get_summary(req: Req, path: GeoSubjectPath, query: GeoPeriodQuery) -> TrackSummary:
+    start, end = _history_period(query)
+    async with req.connection() as conn:
+        points = await repo.track_points(conn, path.subject_id, start, end)
+        visits = await repo.visit_intervals(conn, path.subject_id, start, end)
     stops = detect_stops(points)
     intervals = [
         (int(v["arrived_at"].timestamp() * 1000), int((v["departed_at"] or end).timestamp() * 1000))
         for v in visits
     ]
     budget = time_budget(points, stops, intervals)
-    return _json(
-        {
-            "subject_id": subject,
-            "from": start,
-            "to": end,
-            "fixes": len(points),
-            "distance_m": round(distance_m(points), 1),
-            "stops": [
-                {
-                    "start_ms": s.start_ms,
-                    "end_ms": s.end_ms,
-                    "lon": s.lon,
-                    "lat": s.lat,
-                    "duration_s": s.duration_s,
-                }
-                for s in stops
-            ],
-            "visits": visits,
-            "time": {
-                "on_site_s": budget.on_site_s,
-                "stopped_s": budget.stopped_s,
-                "driving_s": budget.driving_s,
-                "gap_s": budget.gap_s,
-            },
-        }
+    return TrackSummary(
+        subject_id=path.subject_id,
+        start=start,
+        end=end,
+        fixes=len(points),
+        distance_m=round(distance_m(points), 1),
+        stops=[TrackStop(s.start_ms, s.end_ms, s.lon, s.lat, s.duration_s) for s in stops],
+        visits=_visits(visits),
+        time=TrackTimeSpent(budget.on_site_s, budget.stopped_s, budget.driving_s, budget.gap_s),
     )
 
 
-@_handler()
-async def get_events(request: web.Request) -> web.Response:
-    subject = request.match_info["subject_id"]
-    start, end = _period(request)
-    async with request.app[DB_POOL].connection() as conn:
-        return _json(
-            {"subject_id": subject, "events": await repo.events(conn, subject, start, end)}
+@routes.get(
+    PREFIX + "/subjects/{subject_id}/events",
+    access=Access.read(scope=subject_scope),
+    summary="A subject's geofence events",
+)
+async def get_events(req: Req, path: GeoSubjectPath, query: GeoPeriodQuery) -> GeoEventList:
+    start, end = _history_period(query)
+    async with req.connection() as conn:
+        rows = await repo.events(conn, path.subject_id, start, end)
+    return GeoEventList(path.subject_id, [msgspec.convert(e, GeoEventOut) for e in rows])
+
+
+@routes.get(
+    PREFIX + "/visits",
+    access=Access.read(
+        unscoped="the list is filtered to visits of accounts or reps the caller may see"
+    ),
+    summary="Site visits in a period",
+)
+async def get_visits(req: Req, query: GeoVisitsQuery) -> GeoVisitList:
+    start, end = _period(query.start, query.end)
+    async with req.connection() as conn:
+        rows = await repo.visit_intervals(
+            conn, query.subject_id, start, end, visit_clause(req.user, "v")
         )
-
-
-@_handler()
-async def get_visits(request: web.Request) -> web.Response:
-    start, end = _period(request)
-    subject = request.query.get("subject_id")
-    async with request.app[DB_POOL].connection() as conn:
-        return _json({"visits": await repo.visit_intervals(conn, subject, start, end)})  # type: ignore[arg-type]
-
-
-# ------------------------------------------------------------------------ wiring
-
-ROUTES: list[tuple[str, str, Handler, str]] = [
-    ("GET", "/territories", get_territories, "Export territories as a GeoJSON FeatureCollection"),
-    (
-        "POST",
-        "/territories",
-        post_territories,
-        "Import territories (FeatureCollection; ?repair, ?reassign)",
-    ),
-    (
-        "GET",
-        "/territories/overlaps",
-        get_overlaps,
-        "Pairs of overlapping territories with the overlap area",
-    ),
-    (
-        "POST",
-        "/territories/assign",
-        post_assign,
-        "Assign every account to the territory containing its site",
-    ),
-    (
-        "GET",
-        "/territories/balance",
-        get_balance,
-        "Accounts, revenue and open work orders per territory",
-    ),
-    ("GET", "/coverage", get_coverage, "Per-territory visit coverage for a period"),
-    ("GET", "/fences", get_fences, "List geofences"),
-    ("POST", "/fences", post_fence, "Create a polygon or circle geofence"),
-    (
-        "POST",
-        "/fences/sync-accounts",
-        post_sync_account_fences,
-        "A circle fence around every account site",
-    ),
-    ("POST", "/validate", post_validate, "Validate (or repair) a GeoJSON polygon"),
-    ("GET", "/fences/{fence_id}", get_fence, "One geofence"),
-    ("DELETE", "/fences/{fence_id}", delete_fence, "Delete a geofence"),
-    ("GET", "/subjects/{subject_id}/track", get_track, "A subject's track as a GeoJSON LineString"),
-    (
-        "GET",
-        "/subjects/{subject_id}/summary",
-        get_summary,
-        "Distance, stops, time on site vs driving",
-    ),
-    ("GET", "/subjects/{subject_id}/events", get_events, "A subject's geofence events"),
-    ("GET", "/visits", get_visits, "Site visits in a period"),
-]
-
-
-def _openapi_paths() -> dict[str, Any]:
-    paths: dict[str, Any] = {}
-    for method, path, _, summary in ROUTES:
-        params = [
-            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-            for n in ("fence_id", "subject_id")
-            if "{" + n + "}" in path
-        ]
-        if method == "GET" and any(
-            k in path for k in ("track", "summary", "events", "coverage", "visits")
-        ):
-            params += [
-                {
-                    "name": n,
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "string", "format": "date-time"},
-                }
-                for n in ("from", "to")
-            ]
-        op: dict[str, Any] = {
-            "tags": ["geo"],
-            "summary": summary,
-            "security": [{"bearer": []}],
-            "parameters": params,
-            "responses": {
-                "200" if method == "GET" else ("204" if method == "DELETE" else "201"): {
-                    "description": "OK",
-                    **(
-                        {}
-                        if method == "DELETE"
-                        else {"content": {"application/json": {"schema": {"type": "object"}}}}
-                    ),
-                },
-                "400": error_response("BadRequest"),
-                "401": error_response("Unauthorized"),
-                "404": error_response("NotFound"),
-                "422": error_response("Unprocessable"),
-            },
-        }
-        if method == "POST":
-            op["requestBody"] = {
-                "required": False,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            }
-            op["responses"]["403"] = error_response("Forbidden")
-        paths.setdefault(PREFIX + path, {})[method.lower()] = op
-    return paths
+    return GeoVisitList(_visits(rows))
 
 
 def setup(app: web.Application) -> None:
-    for method, path, handler, _ in ROUTES:
-        app.router.add_route(method, PREFIX + path, handler)
-    add_fragment(
-        app,
-        paths=_openapi_paths(),
-        tags=[{"name": "geo", "description": "Territories, geofences, visits, location history"}],
-    )
+    routes.mount(app)

@@ -76,6 +76,9 @@ def parse_geometry(
         raise InvalidGeometry(f"{field}: malformed {gtype} ({exc})", field=field) from None
     if geom.is_empty:
         raise InvalidGeometry(f"{field}: {gtype} is empty", field=field)
+    # Territories and fences are drawn on the ground: an altitude is dropped (the 2-D
+    # geography columns would refuse it).
+    geom = shapely.force_2d(geom)
     _check_coords(geom, field)
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)

@@ -150,10 +150,13 @@ def _operation(ep: Endpoint, components: Json) -> Json:
     if ep.websocket:
         responses["101"] = {"description": "Switching to the WebSocket protocol"}
     elif ep.content_type is not None:
-        responses[ok] = {
-            "description": "OK",
-            "content": {ep.content_type: {"schema": {"type": "string"}}},
-        }
+        # A JSON dialect (application/geo+json) can still declare its model with response=.
+        schema = (
+            {"type": "string"}
+            if ep.response_model is None
+            else _model_schema(ep.response_model, components)
+        )
+        responses[ok] = {"description": "OK", "content": {ep.content_type: {"schema": schema}}}
     elif ep.response_model is None or ep.status == 204:
         responses[ok] = {"description": "Done"}
     else:

@@ -4,10 +4,13 @@
     GET   /api/v1/routing/plans/{id}                     the plan: status, routes with stops, dropped visits
     PATCH /api/v1/routing/plans/{id}/stops/{visit_key}   lock / accept a stop
     GET   /api/v1/routing/plans/{id}/geojson             GeoJSON (optional ?rep_id=)
+    POST  /api/v1/routing/plans/{id}/replan              re-plan the rest of the day
     GET   /api/v1/routing/plans/{id}/reps/{rep_id}.ics   the rep's day as iCalendar
 
-Solving runs in a worker process (never on the event loop) with a CPU-time limit; the
-plan row says `solving` until the result is stored.
+Who sees and changes what is stated in routing.access: a rep sees only the plans that
+route them, and only their own route in them; managers see their team's territories'
+plans. Solving runs in a worker process (never on the event loop) with a CPU-time limit;
+the plan row says `solving` until the result is stored.
 """
 
 from __future__ import annotations
@@ -18,34 +21,64 @@ import multiprocessing
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
-from identity.auth import current_user
 from kernel.errors import ApiError, NotFound, Unprocessable
-from kernel.principal import Forbidden
+from kernel.http import Access, Req, Routes, encode_json
+from kernel.web import DB_POOL
 from routing import store
+from routing.access import (
+    may_see_rep,
+    only_rep,
+    plan_row,
+    plan_scope,
+    plan_territories,
+    require_territories,
+)
 from routing.crm_source import PlanRequest
 from routing.geojson import plan_to_geojson
 from routing.ical import rep_calendar
 from routing.model import InputError, Plan, Problem, RoutingError
 from routing.planner import plan as plan_problem
-from routing.replan import Replan, replan
+from routing.replan import Replan as ReplanResult
+from routing.replan import replan
+from routing.schemas import (
+    PlanCreate,
+    PlanCreated,
+    PlanDropped,
+    PlanGeoJson,
+    PlanGeoJsonQuery,
+    PlanIssue,
+    PlanLunchSlot,
+    PlanOut,
+    PlanPath,
+    PlanRepPath,
+    PlanRoute,
+    PlanStop,
+    PlanStopPatch,
+    PlanStopPatched,
+    PlanStopPath,
+    Replan,
+    ReplanChange,
+    ReplanOut,
+)
 from routing.solver import SolverOptions
 
 log = logging.getLogger(__name__)
 
-
-def _pool(app: web.Application) -> Any:
-    from kernel.web import DB_POOL
-
-    return app[DB_POOL]
-
+routes = Routes("routing", "Planning reps' days: plans, stops, re-plans, GeoJSON, iCalendar")
 
 EXECUTOR = web.AppKey("routing_executor", ProcessPoolExecutor)
 TASKS = web.AppKey("routing_tasks", set[asyncio.Task[None]])
+
+# The planning day and its neighbours must be representable (the solver works from
+# midnight UTC of the day and looks a day beyond it).
+_FIRST_DAY = date(1971, 1, 1)
+_LAST_DAY = date(9000, 12, 31)
 
 
 def solve_in_worker(problem: Problem, cpu_s: float) -> Plan:
@@ -60,50 +93,42 @@ def replan_in_worker(
     done: list[str],
     in_progress: dict[str, str],
     cpu_s: float,
-) -> Replan:
+) -> ReplanResult:
     return replan(problem, current, now_s, done, in_progress, None, SolverOptions(cpu_s=cpu_s))
 
 
-def _parse_request(body: Any) -> PlanRequest:
-    if not isinstance(body, dict):
-        raise Unprocessable("the body must be a JSON object")
+def plan_request(body: PlanCreate) -> PlanRequest:
+    """The planner's request from a decoded body (what types cannot say is checked here)."""
+    if body.territory_ids is not None and body.territory_id is not None:
+        raise Unprocessable("give territory_id or territory_ids, not both", field="territory_ids")
+    tids = body.territory_ids or ([body.territory_id] if body.territory_id is not None else [])
+    if not tids:
+        raise Unprocessable("territory_id (an integer) is required", field="territory_id")
+    if not _FIRST_DAY <= body.date <= _LAST_DAY:
+        raise Unprocessable(f"date must be between {_FIRST_DAY} and {_LAST_DAY}", field="date")
+    lunch = body.lunch
+    if lunch is not None and lunch.start_time >= lunch.end_time:
+        raise Unprocessable("lunch.end must be after lunch.start", field="lunch.end")
     try:
-        tid = body.get("territory_id")
-        tids = body.get("territory_ids") or ([tid] if tid is not None else [])
-        if not tids or not all(isinstance(t, int) for t in tids):
-            raise Unprocessable("territory_id (an integer) is required", field="territory_id")
-        raw_date = body.get("date")
-        if not isinstance(raw_date, str):
-            raise Unprocessable("date (YYYY-MM-DD) is required", field="date")
-        try:
-            day = date.fromisoformat(raw_date)
-        except ValueError:
-            raise Unprocessable(f"date {raw_date!r} is not YYYY-MM-DD", field="date") from None
-        lunch = body.get("lunch", {}) or {}
-        now_raw = body.get("now")
         return PlanRequest(
-            territory_ids=tuple(tids),
-            plan_date=day,
-            cpu_s=float(body.get("cpu_s", 5.0)),
-            minimise_reps=bool(body.get("minimise_reps", False)),
-            account_visit_min=float(body.get("account_visit_min", 30)),
-            lunch_start=time.fromisoformat(lunch["start"]) if "start" in lunch else time(11, 30),
-            lunch_end=time.fromisoformat(lunch["end"]) if "end" in lunch else time(14, 0),
-            lunch_min=float(lunch.get("duration_min", 30)),
-            max_working_h=float(body["max_working_h"])
-            if body.get("max_working_h") is not None
-            else None,
-            include_due_accounts=bool(body.get("include_due_accounts", True)),
-            now=datetime.fromisoformat(now_raw) if isinstance(now_raw, str) else None,
+            territory_ids=tuple(dict.fromkeys(tids)),
+            plan_date=body.date,
+            cpu_s=body.cpu_s,
+            minimise_reps=body.minimise_reps,
+            account_visit_min=body.account_visit_min,
+            lunch_start=None if lunch is None else lunch.start_time,
+            lunch_end=time(14, 0) if lunch is None else lunch.end_time,
+            lunch_min=30.0 if lunch is None else lunch.duration_min,
+            max_working_h=body.max_working_h,
+            include_due_accounts=body.include_due_accounts,
+            now=body.now,
         )
     except InputError as exc:
         raise Unprocessable(str(exc), field=exc.field_name) from None
-    except (TypeError, ValueError) as exc:
-        raise Unprocessable(f"bad planning request: {exc}") from None
 
 
 async def _solve_and_store(app: web.Application, plan_id: int, req: PlanRequest) -> None:
-    pool = _pool(app)
+    pool = app[DB_POOL]
     try:
         async with pool.connection() as conn:
             locked = await store.locked_stops(conn, list(req.territory_ids), req.plan_date)
@@ -122,120 +147,113 @@ async def _solve_and_store(app: web.Application, plan_id: int, req: PlanRequest)
             await store.save_failure(conn, plan_id, f"internal error: {type(exc).__name__}")
 
 
-async def create_plan(request: web.Request) -> web.Response:
-    principal = await current_user(request)
-    if principal.role not in ("admin", "manager"):
-        raise Forbidden("planning needs the manager or admin role")
-    req = _parse_request(await request.json())
-    if principal.role == "manager":
-        outside = [t for t in req.territory_ids if t not in principal.team_territory_ids]
-        if outside:
-            raise Forbidden(f"territory {outside[0]} is not in your team's territories")
-    async with _pool(request.app).connection() as conn:
-        plan_id = await store.create_plan(conn, req, principal.user_id)
-    task = asyncio.create_task(_solve_and_store(request.app, plan_id, req))
-    request.app[TASKS].add(task)
-    task.add_done_callback(request.app[TASKS].discard)
-    return web.json_response(
-        {"id": plan_id, "status": "solving", "href": f"/api/v1/routing/plans/{plan_id}"}, status=202
-    )
+@routes.post(
+    "/api/v1/routing/plans",
+    access=Access.managers(
+        unscoped="every territory planned must be one of the caller's team's (403 otherwise); "
+        "admins plan any"
+    ),
+    summary="Plan a territory's day (solved in the background)",
+    description="Answers 202 with the plan's id; GET the plan until its status leaves "
+    "`solving`. `lunch: null` plans no lunch break.",
+    status=202,
+    max_body_bytes=64 * 1024,
+)
+async def create_plan(req: Req, body: PlanCreate) -> PlanCreated:
+    request = plan_request(body)
+    principal = req.user
+    require_territories(principal, request.territory_ids)
+    async with req.connection() as conn:
+        unknown = await store.unknown_territories(conn, list(request.territory_ids))
+        if unknown:
+            field = "territory_ids" if body.territory_ids is not None else "territory_id"
+            raise Unprocessable(f"{field}: no territory {unknown[0]}", field=field)
+        plan_id = await store.create_plan(conn, request, principal.user_id)
+    task = asyncio.create_task(_solve_and_store(req.app, plan_id, request))
+    req.app[TASKS].add(task)
+    task.add_done_callback(req.app[TASKS].discard)
+    return PlanCreated(plan_id, "solving", f"/api/v1/routing/plans/{plan_id}")
 
 
-def _plan_id(request: web.Request) -> int:
-    raw = request.match_info["plan_id"]
-    if not raw.isdigit():
-        raise NotFound(f"plan {raw} not found")
-    return int(raw)
+def _dropped(rows: list[dict[str, Any]]) -> list[PlanDropped]:
+    return [msgspec.convert(d, PlanDropped) for d in rows]
 
 
-async def _visible_row(request: web.Request) -> dict[str, Any]:
-    principal = await current_user(request)
-    plan_id = _plan_id(request)
-    async with _pool(request.app).connection() as conn:
-        row = await store.get_plan_row(conn, plan_id)
-    if row is None or not principal.may_see(row["created_by"], row["territory_id"]):
-        raise NotFound(f"plan {plan_id} not found")
-    return row
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime | date) else value
-
-
-async def get_plan(request: web.Request) -> web.Response:
-    row = await _visible_row(request)
-    async with _pool(request.app).connection() as conn:
+@routes.get(
+    "/api/v1/routing/plans/{plan_id}",
+    access=Access.read(scope=plan_scope),
+    summary="The plan: status, routes with stops, dropped visits",
+    description="A rep sees only their own route (and no dropped visits).",
+)
+async def get_plan(req: Req, path: PlanPath) -> PlanOut:
+    row = plan_row(req)
+    rep = only_rep(req.user)
+    async with req.connection() as conn:
         stops = await store.get_stops(conn, row["id"])
-        dropped = await store.get_dropped(conn, row["id"])
-    routes: dict[str, dict[str, Any]] = {}
+        dropped = [] if rep is not None else await store.get_dropped(conn, row["id"])
     result = store.decode_plan(row["result"]) if row["result"] is not None else None
+    routes_by_rep: dict[str, dict[str, Any]] = {}
     if result is not None:
         for r in result.routes:
-            routes[r.rep_id] = {
-                "rep_id": r.rep_id,
-                "distance_m": round(r.distance_m, 1),
-                "travel_s": round(r.travel_s, 1),
-                "lunch_break": None
-                if r.lunch_break is None
-                else {"start_s": r.lunch_break.start_s, "end_s": r.lunch_break.end_s},
-                "stops": [],
-            }
+            if rep is None or r.rep_id == rep:
+                routes_by_rep[r.rep_id] = {
+                    "rep_id": r.rep_id,
+                    "distance_m": round(r.distance_m, 1),
+                    "travel_s": round(r.travel_s, 1),
+                    "lunch_break": None
+                    if r.lunch_break is None
+                    else PlanLunchSlot(r.lunch_break.start_s, r.lunch_break.end_s),
+                    "stops": [],
+                }
     for s in stops:
         key = str(s["rep_id"])
-        routes.setdefault(key, {"rep_id": key, "stops": []})["stops"].append(
-            {k: _iso(v) for k, v in s.items()}
-        )
-    return web.json_response(
-        {
-            "id": row["id"],
-            "territory_id": row["territory_id"],
-            "date": row["plan_date"].isoformat(),
-            "status": row["status"],
-            "error": row["error"],
-            "cpu_s": row["cpu_s"],
-            "routes": list(routes.values()),
-            "dropped": dropped,
-            "issues": []
-            if result is None
-            else [
-                {
-                    "reason": i.reason,
-                    "message": i.message,
-                    "visit_id": i.visit_id,
-                    "rep_id": i.rep_id,
-                }
-                for i in result.issues
-            ],
-        }
+        if rep is None or key == rep:
+            routes_by_rep.setdefault(key, {"rep_id": key, "stops": []})["stops"].append(
+                msgspec.convert(s, PlanStop)
+            )
+    return PlanOut(
+        id=row["id"],
+        territory_id=row["territory_id"],
+        date=row["plan_date"],
+        status=row["status"],
+        error=row["error"],
+        cpu_s=row["cpu_s"],
+        routes=[PlanRoute(**r) for r in routes_by_rep.values()],
+        dropped=_dropped(dropped),
+        issues=[]
+        if result is None
+        else [
+            PlanIssue(i.reason, i.message, i.visit_id, i.rep_id)
+            for i in result.issues
+            if rep is None or i.rep_id == rep
+        ],
     )
 
 
-async def patch_stop(request: web.Request) -> web.Response:
-    principal = await current_user(request)
-    principal.require_write()
-    row = await _visible_row(request)
-    body = await request.json()
-    if not isinstance(body, dict) or not ({"locked", "accepted"} & body.keys()):
-        raise Unprocessable("give locked and/or accepted (booleans)")
-    for k in ("locked", "accepted"):
-        if k in body and not isinstance(body[k], bool):
-            raise Unprocessable(f"{k} must be a boolean", field=k)
-    key = request.match_info["visit_key"]
-    async with _pool(request.app).connection() as conn:
+@routes.patch(
+    "/api/v1/routing/plans/{plan_id}/stops/{visit_key}",
+    access=Access.write(scope=plan_scope),
+    summary="Lock and/or accept a stop",
+    description="A rep changes only their own stops (another's answers 404); a manager any "
+    "stop of a plan they see.",
+    max_body_bytes=4 * 1024,
+)
+async def patch_stop(req: Req, path: PlanStopPath, body: PlanStopPatch) -> PlanStopPatched:
+    if body.locked is None and body.accepted is None:
+        raise Unprocessable("give locked and/or accepted (booleans)", field="locked")
+    principal = req.user
+    async with req.connection() as conn:
         stop = await store.update_stop(
             conn,
-            row["id"],
-            key,
-            body.get("locked"),
-            body.get("accepted"),
+            path.plan_id,
+            path.visit_key,
+            body.locked,
+            body.accepted,
             only_rep_id=principal.user_id if principal.role == "rep" else None,
         )
     if stop is None:
-        raise NotFound(
-            f"stop {key} is not in plan {row['id']}"
-            + (" for you" if principal.role == "rep" else "")
-        )
-    return web.json_response({k: _iso(v) for k, v in stop.items()})
+        raise NotFound(f"stop {path.visit_key} is not in plan {path.plan_id}", field="visit_key")
+    return msgspec.convert(stop, PlanStopPatched)
 
 
 def _ready(row: dict[str, Any]) -> tuple[Problem, Plan]:
@@ -244,119 +262,129 @@ def _ready(row: dict[str, Any]) -> tuple[Problem, Plan]:
     return store.decode_problem(row["problem"]), store.decode_plan(row["result"])
 
 
-async def get_geojson(request: web.Request) -> web.Response:
-    problem, result = _ready(await _visible_row(request))
-    rep = request.query.get("rep_id")
-    return web.json_response(
-        plan_to_geojson(problem, result, rep), content_type="application/geo+json"
+@routes.get(
+    "/api/v1/routing/plans/{plan_id}/geojson",
+    access=Access.read(scope=plan_scope),
+    summary="The plan as GeoJSON: a line per route, a point per stop and dropped visit",
+    description="`rep_id` keeps one rep's route; a rep always gets only their own.",
+    content_type="application/geo+json",
+    response=PlanGeoJson,
+    errors=(409,),
+)
+async def get_geojson(req: Req, path: PlanPath, query: PlanGeoJsonQuery) -> web.Response:
+    problem, result = _ready(plan_row(req))
+    rep = only_rep(req.user)
+    wanted = None if query.rep_id is None else str(query.rep_id)
+    if rep is not None and wanted not in (None, rep):
+        raise NotFound(f"rep {wanted} has no route you may see", field="rep_id")
+    return web.Response(
+        body=encode_json(plan_to_geojson(problem, result, rep or wanted)),
+        content_type="application/geo+json",
     )
 
 
-async def get_ics(request: web.Request) -> web.Response:
-    row = await _visible_row(request)
+@routes.get(
+    "/api/v1/routing/plans/{plan_id}/reps/{rep_id}.ics",
+    access=Access.read(scope=plan_scope),
+    summary="A rep's day in the plan as iCalendar",
+    description="For the rep, their manager, admins and viewers; other reps get 404.",
+    content_type="text/calendar",
+    errors=(409,),
+)
+async def get_ics(req: Req, path: PlanRepPath) -> web.Response:
+    row = plan_row(req)
+    if not may_see_rep(req.user, path.rep_id):
+        raise NotFound(f"rep {path.rep_id} has no route in plan {row['id']}", field="rep_id")
     problem, result = _ready(row)
-    rep = request.match_info["rep_id"]
+    rep = str(path.rep_id)
     if rep not in {r.rep_id for r in result.routes}:
-        raise NotFound(f"rep {rep} has no route in plan {row['id']}")
+        raise NotFound(f"rep {rep} has no route in plan {row['id']}", field="rep_id")
     text = rep_calendar(problem, result, rep, f"plan{row['id']}")
     return web.Response(text=text, content_type="text/calendar", charset="utf-8")
 
 
-async def replan_plan(request: web.Request) -> web.Response:
-    """Re-plan the rest of the day from a plan: done and in-progress visits stay fixed,
-    new work orders (e.g. an urgent one) are fitted in; answers the changes per rep."""
-    principal = await current_user(request)
-    if principal.role not in ("admin", "manager"):
-        raise Forbidden("re-planning needs the manager or admin role")
-    row = await _visible_row(request)
+def _stored_request(row: dict[str, Any], cpu_s: float) -> PlanRequest:
+    """The request a plan was made with, for re-planning its day."""
+    old = msgspec.convert(
+        {**row["request"], "plan_date": row["plan_date"].isoformat()}, PlanRequest
+    )
+    return replace(old, cpu_s=cpu_s, now=None)
+
+
+@routes.post(
+    "/api/v1/routing/plans/{plan_id}/replan",
+    access=Access.managers(scope=plan_scope),
+    summary="Re-plan the rest of the day from a plan",
+    description="Done and in-progress visits stay fixed; new work orders (an urgent one) "
+    "are fitted in; answers the changes per rep. Needs a manager of every territory the "
+    "plan covers (or an admin).",
+    errors=(409,),
+    max_body_bytes=1024 * 1024,
+)
+async def replan_plan(req: Req, path: PlanPath, body: Replan) -> ReplanOut:
+    row = plan_row(req)
+    principal = req.user
+    require_territories(principal, plan_territories(row))
     old_problem, current = _ready(row)
-    body = await request.json()
-    if not isinstance(body, dict):
-        raise Unprocessable("the body must be a JSON object")
     try:
-        now = datetime.fromisoformat(body["now"]) if body.get("now") else datetime.now(UTC)
-    except (TypeError, ValueError):
-        raise Unprocessable("now must be an ISO-8601 time", field="now") from None
-    done = body.get("done", [])
-    in_progress = body.get("in_progress", {})
-    if not isinstance(done, list) or not all(isinstance(x, str) for x in done):
-        raise Unprocessable("done must be a list of visit keys", field="done")
-    if not isinstance(in_progress, dict) or not all(
-        isinstance(v, str) for v in in_progress.values()
-    ):
-        raise Unprocessable("in_progress must map rep ids to visit keys", field="in_progress")
-    old = row["request"]
-    lunch = (
-        {}
-        if old.get("lunch_start") is None
-        else {
-            "start": old["lunch_start"],
-            "end": old["lunch_end"],
-            "duration_min": old["lunch_min"],
-        }
-    )
-    req = _parse_request(
-        {
-            "territory_ids": old["territory_ids"],
-            "date": row["plan_date"].isoformat(),
-            "cpu_s": body.get("cpu_s", 2.0),
-            "minimise_reps": old.get("minimise_reps", False),
-            "account_visit_min": old.get("account_visit_min", 30),
-            "max_working_h": old.get("max_working_h"),
-            "include_due_accounts": old.get("include_due_accounts", True),
-            "lunch": lunch,
-        }
-    )
-    async with _pool(request.app).connection() as conn:
-        locked = await store.locked_stops(conn, list(req.territory_ids), req.plan_date)
-        fresh = await store.load_problem(conn, req, locked)
+        request = _stored_request(row, body.cpu_s)
+    except (InputError, msgspec.ValidationError) as exc:
+        raise ApiError(f"plan {row['id']} cannot be re-planned: {exc}", status=409) from None
+    try:
+        now_s = ((body.now or datetime.now(UTC)).astimezone(UTC) - request.epoch) / timedelta(
+            seconds=1
+        )
+    except OverflowError:
+        raise Unprocessable("now: out of range", field="now") from None
+    async with req.connection() as conn:
+        locked = await store.locked_stops(conn, list(request.territory_ids), request.plan_date)
+        fresh = await store.load_problem(conn, request, locked)
         # Visits done or under way have left the open lists: take them from the old plan.
-        keep = set(done) | set(in_progress.values())
+        keep = set(body.done) | set(body.in_progress.values())
         have = {v.id for v in fresh.visits}
         back = [v for v in old_problem.visits if v.id in keep and v.id not in have]
         locs = {loc.id: loc for loc in (*fresh.locations, *old_problem.locations)}
         problem = replace(fresh, visits=(*fresh.visits, *back), locations=tuple(locs.values()))
-        new_id = await store.create_plan(conn, req, principal.user_id)
-    now_s = (now.astimezone(UTC) - problem.epoch).total_seconds()
+        known = {v.id for v in problem.visits}
+        for name, keys in (("done", body.done), ("in_progress", body.in_progress.values())):
+            unknown = sorted(set(keys) - known)
+            if unknown:
+                raise Unprocessable(f"{name}: no visit {unknown[0]} in this day", field=name)
+        new_id = await store.create_plan(conn, request, principal.user_id)
     loop = asyncio.get_running_loop()
     try:
         result = await loop.run_in_executor(
-            request.app[EXECUTOR],
+            req.app[EXECUTOR],
             replan_in_worker,
             problem,
             current,
             now_s,
-            list(done),
-            dict(in_progress),
-            req.cpu_s,
+            list(body.done),
+            dict(body.in_progress),
+            request.cpu_s,
         )
     except InputError as exc:
-        async with _pool(request.app).connection() as conn:
+        async with req.connection() as conn:
             await store.save_failure(conn, new_id, str(exc))
         raise Unprocessable(str(exc), field=exc.field_name) from None
-    async with _pool(request.app).connection() as conn:
+    async with req.connection() as conn:
         await store.save_result(conn, new_id, problem, result.plan)
-    return web.json_response(
-        {
-            "id": new_id,
-            "replanned_from": row["id"],
-            "changes": [
-                {
-                    "rep_id": c.rep_id,
-                    "changed": c.changed,
-                    "before": c.before,
-                    "after": c.after,
-                    "added": c.added,
-                    "removed": c.removed,
-                }
-                for c in result.changes
-            ],
-            "fixed": dict(result.fixed),
-            "dropped": [
-                {"visit_key": d.visit_id, "reason": d.reason, "message": d.message}
-                for d in result.plan.dropped
-            ],
-        }
+    return ReplanOut(
+        id=new_id,
+        replanned_from=row["id"],
+        changes=[
+            ReplanChange(
+                rep_id=c.rep_id,
+                changed=c.changed,
+                before=list(c.before),
+                after=list(c.after),
+                added=list(c.added),
+                removed=list(c.removed),
+            )
+            for c in result.changes
+        ],
+        fixed={k: list(v) for k, v in result.fixed.items()},
+        dropped=[PlanDropped(d.visit_id, str(d.reason), d.message) for d in result.plan.dropped],
     )
 
 
@@ -376,9 +404,4 @@ async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_executor_ctx)
-    app.router.add_post("/api/v1/routing/plans", create_plan)
-    app.router.add_get("/api/v1/routing/plans/{plan_id}", get_plan)
-    app.router.add_patch("/api/v1/routing/plans/{plan_id}/stops/{visit_key}", patch_stop)
-    app.router.add_get("/api/v1/routing/plans/{plan_id}/geojson", get_geojson)
-    app.router.add_post("/api/v1/routing/plans/{plan_id}/replan", replan_plan)
-    app.router.add_get("/api/v1/routing/plans/{plan_id}/reps/{rep_id}.ics", get_ics)
+    routes.mount(app)

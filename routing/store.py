@@ -223,3 +223,13 @@ def decode_problem(value: Any) -> Problem:
 
 def decode_plan(value: Any) -> Plan:
     return msgspec.convert(value, Plan)
+
+
+async def unknown_territories(conn: AsyncConnection[Any], territory_ids: list[int]) -> list[int]:
+    """The ids among `territory_ids` that name no territory."""
+    cur = await conn.execute(
+        "SELECT t FROM unnest(%s::bigint[]) AS t WHERE NOT EXISTS"
+        " (SELECT 1 FROM territories WHERE id = t) ORDER BY t",
+        (territory_ids,),
+    )
+    return [int(r[0]) for r in await cur.fetchall()]

@@ -40,12 +40,24 @@ def here(east_m: float, north_m: float = 0.0) -> tuple[float, float]:
     return x - lon0 + BASE[0], y - lat0 + BASE[1]
 
 
-async def _token(dsn: str, role: str) -> str:
+async def _user(
+    dsn: str, role: str, territory_id: int | None = None, manager_id: int | None = None
+) -> tuple[int, dict[str, str]]:
+    """A new user and the headers that authenticate as them."""
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         uid = await create_user(
-            conn, email=f"{role}{uuid.uuid4().hex[:8]}@geo.test", name=role, role=role
+            conn,
+            email=f"{role}{uuid.uuid4().hex[:8]}@geo.test",
+            name=role,
+            role=role,
+            territory_id=territory_id,
+            manager_id=manager_id,
         )
-        return (await issue_token(conn, uid))[1]
+        return uid, {"Authorization": f"Bearer {(await issue_token(conn, uid))[1]}"}
+
+
+async def _token(dsn: str, role: str) -> str:
+    return (await _user(dsn, role))[1]["Authorization"].removeprefix("Bearer ")
 
 
 def _account(conn: psycopg.Connection, name: str, east_m: float, revenue: float) -> int:
@@ -64,7 +76,8 @@ def test_territories_fences_and_history_over_http(test_settings: Settings, db_ds
 
 async def _scenario(settings: Settings, dsn: str) -> None:
     admin = {"Authorization": f"Bearer {await _token(dsn, 'admin')}"}
-    rep = {"Authorization": f"Bearer {await _token(dsn, 'rep')}"}
+    rep = {"Authorization": f"Bearer {await _token(dsn, 'rep')}"}  # in no territory
+    viewer = {"Authorization": f"Bearer {await _token(dsn, 'viewer')}"}  # reads everything
     tag = uuid.uuid4().hex[:6]
     client = TestClient(TestServer(build_app(settings)))
     await client.start_server()
@@ -132,14 +145,17 @@ async def _scenario(settings: Settings, dsn: str) -> None:
         assert moved[in_b] == {"account_id": in_b, "from_territory": tb, "to_territory": None}
         assert moved[nowhere] == {"account_id": nowhere, "from_territory": None, "to_territory": tb}
 
-        r = await client.get("/api/v1/geo/territories/balance", headers=rep)
+        r = await client.get("/api/v1/geo/territories/balance", headers=viewer)
         rows = {t["territory_id"]: t for t in (await r.json())["territories"]}
         assert (rows[ta]["accounts"], rows[ta]["revenue"]) == (2, 3000.0)
         assert (rows[tb]["accounts"], rows[tb]["revenue"]) == (1, 8000.0)
 
-        r = await client.get("/api/v1/geo/territories", headers=rep)
+        r = await client.get("/api/v1/geo/territories", headers=viewer)
         names = {f["properties"]["name"] for f in (await r.json())["features"]}
         assert {f"A{tag}", f"B{tag}"} <= names
+        # a rep in no territory sees none of them
+        r = await client.get("/api/v1/geo/territories", headers=rep)
+        assert r.status == 200 and (await r.json())["features"] == []
 
         # --- geofences
         r = await client.post(
@@ -148,7 +164,7 @@ async def _scenario(settings: Settings, dsn: str) -> None:
             headers=admin,
         )
         assert r.status == 200 and (await r.json())["upserted"] >= 4
-        r = await client.get(f"/api/v1/geo/fences?account_id={in_a}", headers=rep)
+        r = await client.get(f"/api/v1/geo/fences?account_id={in_a}", headers=viewer)
         fences = (await r.json())["fences"]
         assert [(f["kind"], f["radius_m"], f["auto"]) for f in fences] == [("circle", 150.0, True)]
         r = await client.post(
@@ -168,14 +184,16 @@ async def _scenario(settings: Settings, dsn: str) -> None:
         )
         assert r.status == 201
         fid = (await r.json())["id"]
-        assert (await client.get(f"/api/v1/geo/fences/{fid}", headers=rep)).status == 200
-        assert (await client.delete(f"/api/v1/geo/fences/{fid}", headers=admin)).status == 204
+        assert (await client.get(f"/api/v1/geo/fences/{fid}", headers=viewer)).status == 200
         assert (await client.get(f"/api/v1/geo/fences/{fid}", headers=rep)).status == 404
+        assert (await client.delete(f"/api/v1/geo/fences/{fid}", headers=admin)).status == 204
+        assert (await client.get(f"/api/v1/geo/fences/{fid}", headers=viewer)).status == 404
 
         # --- history: 10 minutes parked, then 3 km east at 10 m/s
         device = f"phone-{tag}"
         t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
         with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO device (device_id, tenant) VALUES (%s, 't')", (device,))
             for w in {week_start(t0), week_start(t0 + timedelta(hours=1))}:
                 conn.execute(partition_ddl("gps_fix", w))
             rows_in = [(t0 + timedelta(seconds=10 * k), *here(0), 5.0) for k in range(60)]
@@ -192,6 +210,8 @@ async def _scenario(settings: Settings, dsn: str) -> None:
             "to": (t0 + timedelta(hours=1)).isoformat(),
         }
         r = await client.get(f"/api/v1/geo/subjects/{device}/track", params=period, headers=rep)
+        assert r.status == 404  # a phone of no rep: admins and viewers only
+        r = await client.get(f"/api/v1/geo/subjects/{device}/track", params=period, headers=viewer)
         track = await r.json()
         assert (
             track["geometry"]["type"] == "LineString"
@@ -199,16 +219,18 @@ async def _scenario(settings: Settings, dsn: str) -> None:
         )
         expected_m = float(haversine_m(*here(0), *here(3000)))
         assert track["properties"]["distance_m"] == pytest.approx(expected_m, rel=0.005)
-        r = await client.get(f"/api/v1/geo/subjects/{device}/summary", params=period, headers=rep)
+        r = await client.get(
+            f"/api/v1/geo/subjects/{device}/summary", params=period, headers=viewer
+        )
         summary = await r.json()
         assert len(summary["stops"]) == 1 and summary["stops"][0]["duration_s"] == pytest.approx(
             590
         )
         assert summary["time"]["driving_s"] == pytest.approx(310)
         r = await client.get(
-            "/api/v1/geo/subjects/x/track", params={"from": "yesterday"}, headers=rep
+            "/api/v1/geo/subjects/x/track", params={"from": "yesterday"}, headers=viewer
         )
-        assert r.status == 400 and (await r.json())["error"]["field"] == "from"
+        assert r.status == 422 and (await r.json())["error"]["field"] == "from"
         r = await client.get("/api/v1/geo/coverage", headers=rep)
         assert r.status == 200
 

@@ -94,9 +94,22 @@ async def _seed(dsn: str) -> dict[str, Any]:
             " VALUES (%s, 'Leak', '{plumbing}', %s) RETURNING id",
             accounts[4], t,
         )  # fmt: skip
+        other_manager = await auth.create_user(
+            conn, email=f"om-{sfx}@x.test", name="OM", role="manager", territory_id=other
+        )
+        viewer = await auth.create_user(conn, email=f"v-{sfx}@x.test", name="V", role="viewer")
+        admin = await auth.create_user(conn, email=f"a-{sfx}@x.test", name="A", role="admin")
         tokens = {
-            "manager": (await auth.issue_token(conn, manager, "t"))[1],
-            "rep": (await auth.issue_token(conn, rep_e, "t"))[1],
+            name: (await auth.issue_token(conn, uid, "t"))[1]
+            for name, uid in (
+                ("manager", manager),
+                ("rep", rep_e),
+                ("rep_p", rep_p),
+                ("rep_far", rep_far),
+                ("other_manager", other_manager),
+                ("viewer", viewer),
+                ("admin", admin),
+            )
         }
         await conn.commit()
     return {
