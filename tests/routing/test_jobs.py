@@ -6,11 +6,13 @@ PostgreSQL, a real kernel.jobs.Worker, the solver in a spawned process)."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from datetime import date
 from typing import Any
 
 import aiohttp
 import psycopg
+import pytest
 from aiohttp import web
 from psycopg import AsyncConnection
 
@@ -19,7 +21,8 @@ from kernel.jobs import enqueue_sync, job_state
 from kernel.settings import Settings
 from routing import store
 from routing.crm_source import PlanRequest
-from routing.jobs import PLAN_MAX_ATTEMPTS, PLAN_TASK
+from routing.jobs import PLAN_MAX_ATTEMPTS, PLAN_TASK, solve_in_process
+from routing.model import Location, Problem, Rep, TimeWindow, Visit
 from tests.appserver import job_worker
 from tests.eventually import eventually_async
 from tests.routing.test_api import DAY, _seed
@@ -162,3 +165,31 @@ def test_a_plan_whose_job_fails_ends_failed_with_the_reason(
         f"internal error after {PLAN_MAX_ATTEMPTS} attempts: lease lost on every attempt"
     )
     assert _plan_jobs(db_dsn, lost) == [(lost_job, "failed")]
+
+
+def test_a_cancelled_solve_leaves_no_solver_process() -> None:
+    """A job's timeout or the worker's shutdown cancels the handler: its solver process is
+    killed, not left burning a core."""
+    points = {"depot": (2.35, 48.85)}
+    visits = []
+    for i in range(40):
+        points[f"v{i}"] = (2.2 + (i % 8) * 0.03, 48.8 + (i // 8) * 0.03)
+        visits.append(Visit(f"v{i}", f"v{i}"))
+    reps = [Rep(f"r{k}", "depot", "depot", TimeWindow(0, 86_400)) for k in range(4)]
+    problem = Problem(
+        tuple(Location(k, x, y) for k, (x, y) in points.items()), tuple(visits), tuple(reps)
+    )
+
+    async def main() -> None:
+        solve = asyncio.create_task(solve_in_process(problem, 600.0))
+        await eventually_async(_has_children, what="the solver process started")
+        solve.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await solve
+
+    asyncio.run(main())
+    assert multiprocessing.active_children() == []
+
+
+async def _has_children() -> bool:
+    return bool(multiprocessing.active_children())
