@@ -7,7 +7,7 @@ on its port: 200 with `{"status": "ok", ...}` when it works, 503 when it does no
     gateway     MQTT ingest (fieldmesh.gateway_main); /health and /metrics on its port
     sealer      the ledger: ingest field events, seal batches, anchor, write receipts
     dispatcher  urgent alert work orders -> re-plan -> `route` command to the rep's phone
-    jobs        the job worker (kernel.jobs): imports, exports, webhook delivery, periodic
+    jobs        the job worker (kernel.jobs): imports, exports, plans, webhook delivery, periodic
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ async def run_dispatcher(
 
 
 # Modules with `register(registry)`: every package's background tasks.
-JOB_MODULES: tuple[str, ...] = ("crm.jobs", "crm_sync.jobs", "telemetry.jobs")
+JOB_MODULES: tuple[str, ...] = ("crm.jobs", "crm_sync.jobs", "routing.jobs", "telemetry.jobs")
 
 
 def job_registry(modules: Sequence[str] = JOB_MODULES) -> Any:

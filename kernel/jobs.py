@@ -11,7 +11,8 @@ branches, and its own connection handling; what fieldmesh needs fits in one tabl
   therefore at least once: handlers are idempotent (they check the state they write), which
   makes the effects exactly once;
 - a failed attempt is retried with capped exponential backoff and jitter, up to
-  `max_attempts`, then the job is `failed` with its last error;
+  `max_attempts`, then the job is `failed` with its last error (a task's `on_give_up`
+  first records that in the domain's table, e.g. a plan that will never be solved);
 - periodic tasks: each worker offers the current time slot; one UPDATE on `job_periodic`
   lets exactly one of them enqueue it;
 - state is a table (`SELECT task, status, attempts, last_error FROM jobs`); a job's
@@ -63,6 +64,9 @@ class JobContext:
 
 
 Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
+# Called once a job has failed for good (its last attempt raised, or its worker died on
+# every attempt) with its last error: the domain records the failure in its own table.
+GiveUp = Callable[[JobContext, dict[str, Any], str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,7 @@ class Task:
     timeout_s: float = 3600.0
     backoff_base_s: float = 2.0
     backoff_cap_s: float = 600.0
+    on_give_up: GiveUp | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,8 +334,10 @@ class Worker:
                 return
             job_id, task, args, attempts, max_attempts = row
             if attempts > max_attempts:  # its workers kept dying: give up
-                await self._finish(pool, job_id, "failed", "lease lost on every attempt")
-                self.stats.failed += 1
+                error = "lease lost on every attempt"
+                if await self._give_up(pool, job_id, task, args, max_attempts, error):
+                    await self._finish(pool, job_id, "failed", error)
+                    self.stats.failed += 1
                 continue
             t = asyncio.create_task(self._run_one(pool, job_id, task, args, attempts, max_attempts))
             self._running[job_id] = t
@@ -365,8 +372,9 @@ class Worker:
             error = f"{type(exc).__name__}: {exc}"[:2000]
             if attempt >= max_attempts:
                 log.exception("job %d %s failed for good (attempt %d)", job_id, task_name, attempt)
-                await self._finish(pool, job_id, "failed", error)
-                self.stats.failed += 1
+                if await self._give_up(pool, job_id, task_name, args, attempt, error):
+                    await self._finish(pool, job_id, "failed", error)
+                    self.stats.failed += 1
             else:
                 delay = backoff_s(attempt, task.backoff_base_s, task.backoff_cap_s)
                 log.warning(
@@ -383,6 +391,29 @@ class Worker:
         heartbeat.cancel()
         await self._finish(pool, job_id, "done", None)
         self.stats.done += 1
+
+    async def _give_up(
+        self,
+        pool: AsyncConnectionPool[Any],
+        job_id: int,
+        task_name: str,
+        args: dict[str, Any],
+        attempt: int,
+        error: str,
+    ) -> bool:
+        """Run the task's give-up handler before the job row says `failed` (so a worker dying
+        in between only runs it again). False when it failed: the job then stays `running`
+        until its lease runs out and the next claim gives up again."""
+        task = self.registry.tasks.get(task_name)
+        if task is None or task.on_give_up is None:
+            return True
+        ctx = JobContext(job_id, task_name, attempt, pool, self.dsn, self.settings)
+        try:
+            await task.on_give_up(ctx, args, error)
+        except Exception:
+            log.exception("job %d %s: its give-up handler failed", job_id, task_name)
+            return False
+        return True
 
     async def _heartbeat(self, pool: AsyncConnectionPool[Any], job_id: int) -> None:
         while True:

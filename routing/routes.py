@@ -1,6 +1,6 @@
 """HTTP API for plans.
 
-    POST  /api/v1/routing/plans                          plan a territory's day (202, solved in the background)
+    POST  /api/v1/routing/plans                          plan a territory's day (202, solved by a job)
     GET   /api/v1/routing/plans/{id}                     the plan: status, routes with stops, dropped visits
     PATCH /api/v1/routing/plans/{id}/stops/{visit_key}   lock / accept a stop
     GET   /api/v1/routing/plans/{id}/geojson             GeoJSON (optional ?rep_id=)
@@ -9,15 +9,15 @@
 
 Who sees and changes what is stated in routing.access: a rep sees only the plans that
 route them, and only their own route in them; managers see their team's territories'
-plans. Solving runs in a worker process (never on the event loop) with a CPU-time limit;
-the plan row says `solving` until the result is stored.
+plans. A new plan is solved by the `routing.plan` job (routing.jobs) in the `jobs` role,
+enqueued with the plan row; the row says `solving` until the result or the failure is
+stored. A re-plan answers in its own request, solved in this API worker's spawned solver
+process (never on the event loop) with a CPU-time limit of at most 10 s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import multiprocessing
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -29,7 +29,6 @@ from aiohttp import web
 
 from kernel.errors import ApiError, NotFound, Unprocessable
 from kernel.http import Access, Req, Routes, encode_json
-from kernel.web import DB_POOL
 from routing import store
 from routing.access import (
     may_see_rep,
@@ -42,10 +41,8 @@ from routing.access import (
 from routing.crm_source import PlanRequest
 from routing.geojson import plan_to_geojson
 from routing.ical import rep_calendar
-from routing.model import InputError, Plan, Problem, RoutingError
-from routing.planner import plan as plan_problem
-from routing.replan import Replan as ReplanResult
-from routing.replan import replan
+from routing.jobs import enqueue_plan
+from routing.model import InputError, Plan, Problem
 from routing.schemas import (
     PlanCreate,
     PlanCreated,
@@ -66,35 +63,16 @@ from routing.schemas import (
     ReplanChange,
     ReplanOut,
 )
-from routing.solver import SolverOptions
-
-log = logging.getLogger(__name__)
+from routing.worker import replan_in_worker, spawn_pool
 
 routes = Routes("routing", "Planning reps' days: plans, stops, re-plans, GeoJSON, iCalendar")
 
-EXECUTOR = web.AppKey("routing_executor", ProcessPoolExecutor)
-TASKS = web.AppKey("routing_tasks", set[asyncio.Task[None]])
+EXECUTOR = web.AppKey("routing_executor", ProcessPoolExecutor)  # re-plans
 
 # The planning day and its neighbours must be representable (the solver works from
 # midnight UTC of the day and looks a day beyond it).
 _FIRST_DAY = date(1971, 1, 1)
 _LAST_DAY = date(9000, 12, 31)
-
-
-def solve_in_worker(problem: Problem, cpu_s: float) -> Plan:
-    """Runs in the worker process (picklable arguments and result)."""
-    return plan_problem(problem, None, SolverOptions(cpu_s=cpu_s))
-
-
-def replan_in_worker(
-    problem: Problem,
-    current: Plan,
-    now_s: float,
-    done: list[str],
-    in_progress: dict[str, str],
-    cpu_s: float,
-) -> ReplanResult:
-    return replan(problem, current, now_s, done, in_progress, None, SolverOptions(cpu_s=cpu_s))
 
 
 def plan_request(body: PlanCreate) -> PlanRequest:
@@ -127,35 +105,16 @@ def plan_request(body: PlanCreate) -> PlanRequest:
         raise Unprocessable(str(exc), field=exc.field_name) from None
 
 
-async def _solve_and_store(app: web.Application, plan_id: int, req: PlanRequest) -> None:
-    pool = app[DB_POOL]
-    try:
-        async with pool.connection() as conn:
-            locked = await store.locked_stops(conn, list(req.territory_ids), req.plan_date)
-            problem = await store.load_problem(conn, req, locked)
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(app[EXECUTOR], solve_in_worker, problem, req.cpu_s)
-        async with pool.connection() as conn:
-            await store.save_result(conn, plan_id, problem, result)
-    except (RoutingError, ValueError) as exc:
-        log.warning("routing plan %s failed: %s", plan_id, exc)
-        async with pool.connection() as conn:
-            await store.save_failure(conn, plan_id, str(exc))
-    except Exception as exc:
-        log.exception("routing plan %s failed", plan_id)
-        async with pool.connection() as conn:
-            await store.save_failure(conn, plan_id, f"internal error: {type(exc).__name__}")
-
-
 @routes.post(
     "/api/v1/routing/plans",
     access=Access.managers(
         unscoped="every territory planned must be one of the caller's team's (403 otherwise); "
         "admins plan any"
     ),
-    summary="Plan a territory's day (solved in the background)",
+    summary="Plan a territory's day (solved by a background job)",
     description="Answers 202 with the plan's id; GET the plan until its status leaves "
-    "`solving`. `lunch: null` plans no lunch break.",
+    "`solving` (`ready`, or `failed` with the reason in `error`). `lunch: null` plans no "
+    "lunch break.",
     status=202,
     max_body_bytes=64 * 1024,
 )
@@ -168,10 +127,9 @@ async def create_plan(req: Req, body: PlanCreate) -> PlanCreated:
         if unknown:
             field = "territory_ids" if body.territory_ids is not None else "territory_id"
             raise Unprocessable(f"{field}: no territory {unknown[0]}", field=field)
+        # one transaction: the plan exists exactly when its job does
         plan_id = await store.create_plan(conn, request, principal.user_id)
-    task = asyncio.create_task(_solve_and_store(req.app, plan_id, request))
-    req.app[TASKS].add(task)
-    task.add_done_callback(req.app[TASKS].discard)
+        await enqueue_plan(conn, plan_id)
     return PlanCreated(plan_id, "solving", f"/api/v1/routing/plans/{plan_id}")
 
 
@@ -305,10 +263,7 @@ async def get_ics(req: Req, path: PlanRepPath) -> web.Response:
 
 def _stored_request(row: dict[str, Any], cpu_s: float) -> PlanRequest:
     """The request a plan was made with, for re-planning its day."""
-    old = msgspec.convert(
-        {**row["request"], "plan_date": row["plan_date"].isoformat()}, PlanRequest
-    )
-    return replace(old, cpu_s=cpu_s, now=None)
+    return replace(store.stored_request(row), cpu_s=cpu_s, now=None)
 
 
 @routes.post(
@@ -389,16 +344,9 @@ async def replan_plan(req: Req, path: PlanPath, body: Replan) -> ReplanOut:
 
 
 async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Spawned workers: no forked copy of the event loop, the pool or the broker client.
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    executor = spawn_pool(max_workers=1)
     app[EXECUTOR] = executor
-    app[TASKS] = set()
     yield
-    tasks: set[asyncio.Task[None]] = app[TASKS]
-    pending = list(tasks)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
     executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -90,6 +90,24 @@ async def create_plan(conn: AsyncConnection[Any], req: PlanRequest, user_id: int
     return int(row[0])
 
 
+def stored_request(row: Row) -> PlanRequest:
+    """The request a plan row was made with (InputError or msgspec.ValidationError when it
+    no longer decodes)."""
+    return msgspec.convert(
+        {**row["request"], "plan_date": row["plan_date"].isoformat()}, PlanRequest
+    )
+
+
+async def lock_if_solving(conn: AsyncConnection[Any], plan_id: int) -> bool:
+    """Lock the plan row for this transaction; whether it still waits for its result (a
+    plan solved or failed by an earlier run of its job is left alone)."""
+    cur = await conn.execute(
+        "SELECT status FROM routing_plans WHERE id = %s FOR UPDATE", (plan_id,)
+    )
+    row = await cur.fetchone()
+    return row is not None and row[0] == "solving"
+
+
 def _int_or_none(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 

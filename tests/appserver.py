@@ -2,16 +2,17 @@
 
 The API only enqueues background work; beside it runs the `jobs` role's worker (the same
 kernel.jobs.Worker `fieldmesh run` uses) with the tasks of `job_modules`: by default the
-CRM's imports and exports. Webhook delivery is left out unless asked for, so tests that
-drive `deliver_due` themselves never race a background delivery."""
+CRM's imports and exports and routing's plans. Webhook delivery is left out unless asked
+for, so tests that drive `deliver_due` themselves never race a background delivery.
+`job_worker` runs such a worker in a test's own event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from aiohttp import web
 
@@ -19,6 +20,25 @@ from fieldmesh.app import ROUTE_MODULES, build_app
 from fieldmesh.roles import job_registry
 from kernel.jobs import Worker
 from kernel.settings import Settings
+
+DEFAULT_JOB_MODULES = ("crm.jobs", "routing.jobs")
+
+
+@asynccontextmanager
+async def job_worker(
+    settings: Settings, job_modules: tuple[str, ...] = DEFAULT_JOB_MODULES
+) -> AsyncIterator[Worker]:
+    """A job worker on the running event loop while the block runs; stopped after it."""
+    worker = Worker(
+        settings.dsn, job_registry(job_modules), poll_s=0.2, grace_s=5.0, settings=settings
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await task
 
 
 def free_port() -> int:
@@ -31,7 +51,7 @@ def free_port() -> int:
 def serve_app(
     settings: Settings,
     route_modules: tuple[str, ...] = ROUTE_MODULES,
-    job_modules: tuple[str, ...] = ("crm.jobs",),
+    job_modules: tuple[str, ...] = DEFAULT_JOB_MODULES,
 ) -> Iterator[str]:
     """Serve the app from a thread with its own event loop; yields its base URL."""
     port = free_port()

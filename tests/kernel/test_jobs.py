@@ -113,6 +113,39 @@ def test_a_failing_job_is_retried_with_backoff_then_fails_with_its_error(db_dsn:
     assert error is not None and "ValueError: bad input" in error
 
 
+def test_a_job_failed_for_good_calls_its_give_up_handler_until_that_succeeds(
+    db_dsn: str,
+) -> None:
+    name = _name("giveup")
+    gave_up: list[tuple[int, str]] = []
+
+    async def handler(_ctx: JobContext, _args: dict[str, Any]) -> None:
+        raise ValueError("bad input")
+
+    async def give_up(ctx: JobContext, args: dict[str, Any], error: str) -> None:
+        gave_up.append((ctx.attempt, error))
+        if len(gave_up) == 1:  # the domain's database write failed: the job is not lost
+            raise ConnectionError("database gone")
+
+    registry = Registry()
+    registry.add(Task(name, handler, backoff_base_s=0.05, backoff_cap_s=0.1, on_give_up=give_up))
+    with psycopg.connect(db_dsn) as conn:
+        job_id = enqueue_sync(conn, name, {"k": 1}, max_attempts=2)
+
+    async def main() -> None:
+        async def body() -> None:
+            async def failed() -> bool:
+                return (await _status(db_dsn, job_id))[0] == "failed"
+
+            await eventually_async(failed)
+
+        await _with_worker(_worker(db_dsn, registry, lease_s=0.5), body)
+
+    asyncio.run(main())
+    # the second call comes from the claim after the lease ran out
+    assert gave_up == [(2, "ValueError: bad input"), (2, "lease lost on every attempt")]
+
+
 def test_a_dedupe_key_keeps_one_queued_job(db: psycopg.Connection[Any]) -> None:
     name = _name("dedupe")
     first = enqueue_sync(db, name, dedupe_key=name, delay_s=3600)

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from fieldmesh.app import build_app
 from kernel.settings import Settings
+from tests.appserver import job_worker
 from tests.routing.test_api import DAY, _seed, _wait_ready
 
 
@@ -33,7 +34,7 @@ async def _scenario(settings: Settings, dsn: str) -> None:
     base = f"http://127.0.0.1:{port}/api/v1/routing/plans"
     h = {name: {"Authorization": f"Bearer {tok}"} for name, tok in w["tokens"].items()}
     try:
-        async with aiohttp.ClientSession() as http:
+        async with job_worker(settings, ("routing.jobs",)), aiohttp.ClientSession() as http:
 
             async def call(method: str, url: str, who: str, body: Any = None) -> tuple[int, Any]:
                 async with http.request(method, base + url, json=body, headers=h[who]) as r:

@@ -19,6 +19,7 @@ from routing import store
 from routing.checker import check_plan
 from routing.cli import cmd_plan
 from routing.matrix import GreatCircleMatrix
+from tests.appserver import job_worker
 
 DAY = "2026-12-01"
 
@@ -143,7 +144,7 @@ async def _scenario(settings: Settings, dsn: str) -> None:
     mgr = {"Authorization": f"Bearer {w['tokens']['manager']}"}
     rep = {"Authorization": f"Bearer {w['tokens']['rep']}"}
     try:
-        async with aiohttp.ClientSession() as http:
+        async with job_worker(settings, ("routing.jobs",)), aiohttp.ClientSession() as http:
             async with http.post(
                 f"{base}/api/v1/routing/plans",
                 json={"territory_id": w["territory"], "date": DAY},
@@ -266,8 +267,8 @@ async def _scenario(settings: Settings, dsn: str) -> None:
                 e_stops[1]["visit_key"],
             ]
             assert e3[1]["service_start"] == e_stops[1]["service_start"]
-            # Fewest reps first: the solver's ILS starts its own worker from the API's
-            # planning worker process, and the plan serves what the first one served.
+            # Fewest reps first: the solver's ILS starts its own worker from the job's
+            # spawned solver process, and the plan serves what the first one served.
             request_min = {**request, "minimise_reps": True}
             async with http.post(
                 f"{base}/api/v1/routing/plans", json=request_min, headers=mgr
