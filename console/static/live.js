@@ -25,7 +25,12 @@ export function connectLive(onMessage, onState = () => {}) {
       if (msg.k === 'error') { onState('error', msg); return; }
       onMessage(msg);
     };
-    ws.onclose = () => { onState('down'); again(); };
+    ws.onclose = (ev) => {
+      // 4401: the server closed the socket because the token was revoked or expired, or
+      // the user deactivated: reconnecting with the same token cannot help.
+      if (ev.code === 4401) { onState('error', { message: ev.reason || 'signed out' }); return; }
+      onState('down'); again();
+    };
   }
   open();
   return () => { closed = true; clearTimeout(timer); removeEventListener('online', open); if (ws) ws.close(); };
