@@ -6,8 +6,8 @@ waits for the token as its first message (browsers cannot set headers on a WebSo
 token in the URL would end up in logs). A cookie counts only on a same-origin upgrade, since
 browsers send cookies on cross-site WebSocket requests too.
 
-Scope: the socket forwards only the devices the caller may see (`device_clause`, resolved
-to a set of ids), and fleet-wide counts (dead letters) only to admins and managers.
+Scope: the socket forwards only the devices the caller may see (the `device_clause` rule,
+resolved to a set of ids), and fleet-wide counts (dead letters) only to admins and managers.
 
 Revocation: the credential is re-checked against the database every RECHECK_S seconds and
 before a batch is pushed when the last check is older than that; the scope is refreshed with
@@ -36,9 +36,8 @@ from console.live import ClientQueue, LiveHub, pump
 from identity.auth import load_principal, principal_for_token
 from kernel.errors import ApiError
 from kernel.http import AUTHENTICATE, MANAGER_ROLES, Access, Req, Routes
-from kernel.principal import Principal
+from kernel.principal import Principal, access_clause
 from kernel.web import SETTINGS
-from telemetry.access import device_clause
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +81,13 @@ async def recheck(conn: AsyncConnection[Any], cred: Credential) -> Principal | N
 async def visible_devices(
     conn: AsyncConnection[Any], principal: Principal
 ) -> Callable[[str], bool]:
-    """The live feed's device filter: the same rule as the device APIs, as a set of ids."""
+    """The live feed's device filter: the rule of `device_clause` (telemetry.access) as a set
+    of ids, read from the `device_scope` view itself, so that a phone mapped to its rep is
+    visible before the gateway has registered it."""
     if principal.sees_everything:
         return lambda _device: True
-    cond, params = device_clause(principal, sql.Identifier("d", "device_id"))
-    stmt = sql.SQL("SELECT d.device_id FROM device d WHERE {}").format(cond)
+    cond, params = access_clause(principal, "ds")
+    stmt = sql.SQL("SELECT ds.device_id FROM device_scope ds WHERE {}").format(cond)
     ids = frozenset(r[0] for r in await (await conn.execute(stmt, params)).fetchall())
     return ids.__contains__
 

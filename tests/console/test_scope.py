@@ -16,8 +16,8 @@ import aiohttp
 import psycopg
 import pytest
 
-from identity.auth import new_token
 from kernel.settings import Settings
+from tests.ar_viewer.people import make_token, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -34,25 +34,6 @@ class World:
     plans: tuple[int, int]
 
 
-def _token(conn: psycopg.Connection[Any], user_id: int) -> tuple[int, str]:
-    token, prefix, digest = new_token()
-    row = conn.execute(
-        "INSERT INTO api_tokens (user_id, token_hash, prefix) VALUES (%s, %s, %s) RETURNING id",
-        (user_id, digest, prefix),
-    ).fetchone()
-    assert row is not None
-    return int(row[0]), token
-
-
-def _user(conn: psycopg.Connection[Any], role: str, territory_id: int | None) -> int:
-    row = conn.execute(
-        "INSERT INTO users (email, name, role, territory_id) VALUES (%s, %s, %s, %s) RETURNING id",
-        (f"{role}-{uuid.uuid4().hex[:8]}@example.test", role.title(), role, territory_id),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def _seed(dsn: str) -> World:
     tag = uuid.uuid4().hex[:8]
     out: dict[str, list[Any]] = {k: [] for k in World.__dataclass_fields__}
@@ -61,7 +42,7 @@ def _seed(dsn: str) -> World:
             (tid,) = conn.execute(
                 "INSERT INTO territories (name) VALUES (%s) RETURNING id", (f"T{side} {tag}",)
             ).fetchone()  # type: ignore[misc]
-            rep = _user(conn, "rep", tid)
+            rep = make_user(conn, "rep", tid)
             (acc,) = conn.execute(
                 "INSERT INTO accounts (name, territory_id, location) VALUES (%s, %s,"
                 " ST_GeogFromText(%s)) RETURNING id",
@@ -116,9 +97,9 @@ def test_a_reps_console_apis_exclude_another_territorys_devices_plans_and_visits
 ) -> None:
     w = _seed(test_settings.dsn)
     with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
-        _, rep_a = _token(conn, w.reps[0])
-        admin = _user(conn, "admin", None)
-        _, admin_token = _token(conn, admin)
+        _, rep_a = make_token(conn, w.reps[0])
+        admin = make_user(conn, "admin", None)
+        _, admin_token = make_token(conn, admin)
 
     status, _, body = _get(f"{console_url}/console/api/positions", rep_a)
     assert status == 200
@@ -157,8 +138,12 @@ async def _live(url: str, token: str, dsn: str, devices: tuple[str, str], cut: s
         assert hello["k"] == "hello" and hello["role"] == "rep"
         fixes = [[d, 6.6, 46.5, 1, None] for d in devices]
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-            await conn.execute("SELECT pg_notify('fm_live', %s)", (json.dumps({"k": "pos", "rt": 1, "d": fixes}),))
-            await conn.execute("SELECT pg_notify('fm_live', %s)", (json.dumps({"k": "dead", "n": 3}),))
+            await conn.execute(
+                "SELECT pg_notify('fm_live', %s)", (json.dumps({"k": "pos", "rt": 1, "d": fixes}),)
+            )
+            await conn.execute(
+                "SELECT pg_notify('fm_live', %s)", (json.dumps({"k": "dead", "n": 3}),)
+            )
             pos = json.loads((await ws.receive(timeout=30)).data)
             assert pos["k"] == "pos" and [r[0] for r in pos["d"]] == [devices[0]]
             await conn.execute(cut)
@@ -177,7 +162,7 @@ def test_the_live_socket_forwards_only_the_reps_devices_and_closes_when_the_cred
 ) -> None:
     w = _seed(test_settings.dsn)
     with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
-        token_id, token = _token(conn, w.reps[0])
+        token_id, token = make_token(conn, w.reps[0])
     sql = (
         f"UPDATE api_tokens SET revoked_at = now() WHERE id = {token_id}"
         if cut.startswith("revoke")
