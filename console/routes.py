@@ -10,7 +10,7 @@ every page and file is served with a strict Content-Security-Policy (scripts onl
 Pages and static files hold no data: they are public, and everything they show comes from
 the APIs, each of which filters by the caller's record scope (devices by `device_clause`,
 accounts by `account_clause`, routing plans by the plan rule below). The live WebSocket is
-in `console/socket.py`.
+in `console/live_socket.py`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from aiohttp import web
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from console import socket
+from console import live_socket
 from crm.access import account_clause
 from kernel.errors import NotFound
 from kernel.http import Access, Req, Routes
@@ -291,5 +291,5 @@ async def static_file(req: Req, path: FilePath) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    socket.setup(app)
+    live_socket.setup(app)
     routes.mount(app)

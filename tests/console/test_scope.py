@@ -190,3 +190,18 @@ def test_every_console_page_and_file_carries_security_headers(console_url: str) 
         assert "geolocation=(self)" in headers["Permissions-Policy"]
         assert "camera=()" in headers["Permissions-Policy"]
     assert _get(f"{console_url}/console/..%2F..%2Fpyproject.toml")[0] == 404
+
+
+def test_every_console_and_ar_route_is_declared_and_documented(test_settings: Settings) -> None:
+    from fieldmesh.app import build_app
+    from kernel import openapi
+    from kernel.http import undeclared_routes
+
+    app = build_app(test_settings, ("console.routes", "ar_viewer.routes"))
+    assert undeclared_routes(app) == []
+    paths = openapi.document(app)["paths"]
+    for path in ("/console/", "/console/live", "/console/api/positions", "/ar/s/{token}",
+                 "/ar/territories/{name}/scene.{fmt}", "/api/v1/ar/shares/{id}"):  # fmt: skip
+        assert path in paths, path
+    assert paths["/console/api/positions"]["get"]["x-access"]["roles"] != "public"
+    assert paths["/api/v1/ar/shares"]["post"]["x-access"]["roles"] == ["admin", "manager"]
