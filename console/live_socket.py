@@ -43,9 +43,9 @@ log = logging.getLogger(__name__)
 
 HUB = web.AppKey("console_live_hub", LiveHub)
 HUB_TASK = web.AppKey("console_live_task", asyncio.Task[None])
-# How often a live socket re-checks its credential (tests lower it through the app key).
-RECHECK_S = web.AppKey("console_live_recheck_s", float)
-DEFAULT_RECHECK_S = 2.0
+# How often a live socket re-checks its credential: the principal cache's lifetime
+# (identity.auth.PRINCIPAL_CACHE_S), so a socket outlives a revocation no longer than a request.
+RECHECK_S = 2.0
 CLOSE_UNAUTHORIZED = 4401
 
 routes = Routes("console", "The web console's pages, files and map data")
@@ -206,7 +206,7 @@ async def live_socket(req: Req) -> web.StreamResponse:
         visible = await visible_devices(conn, principal)
     hub = request.app[HUB]
     q = hub.add(visible, operator=principal.role in MANAGER_ROLES)
-    session = _Session(req, ws, cred, q, request.app.get(RECHECK_S, DEFAULT_RECHECK_S))
+    session = _Session(req, ws, cred, q, RECHECK_S)
     await ws.send_str(
         json.dumps({"k": "hello", "role": principal.role, "user_id": principal.user_id})
     )
