@@ -47,13 +47,18 @@ def master_secret(state_dir: Path) -> bytes:
     path = state_dir / "secrets" / "master.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        # written whole under another name, then linked: a reader never sees half a key,
+        # and of two processes creating it at once the first link wins
+        tmp = path.with_name(f".master.key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # created meanwhile by another process
+            os.link(tmp, path)
+        except FileExistsError:
             pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
+        finally:
+            tmp.unlink()
     return bytes.fromhex(path.read_text().strip())
 
 

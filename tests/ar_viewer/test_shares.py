@@ -4,6 +4,7 @@ expiring, revocable share link that opens its one scene (the real app over HTTP)
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ar_viewer.shares import Share, share_key, sign
+from ar_viewer.shares import TOKEN_PATTERN, Share, share_key, sign
 from kernel.settings import Settings
 from tests.appserver import serve_app
 from tests.ar_viewer.people import make_token, make_user
@@ -203,8 +204,30 @@ def test_revoked_and_expired_links_are_refused(served: str, test_settings: Setti
     assert _call(old)[0] == 404  # its MAC signed the old expiry: no longer a valid link
     share = Share(sid2, "territory", w["a"]["id"], w["a"]["name"], None, "pipeline", "", None,
                   past - timedelta(days=1), past, None)  # fmt: skip
-    token = sign(share_key(test_settings.state_dir), replace(share))
+    token = sign(share_key(test_settings.state_dir), share)
     status, _, body = _call(f"{served}/ar/s/{token}/scene.json")
     assert status == 410 and "expired" in body["error"]["message"]
     status, _, listed = _call(f"{served}/api/v1/ar/shares", mgr)
     assert {s["id"]: s["state"] for s in listed["items"]}[sid2] == "expired"
+
+
+def test_a_link_token_signs_every_field_that_names_the_scene(tmp_path: Any) -> None:
+    key = share_key(tmp_path)
+    assert share_key(tmp_path) == key  # the deployment secret is made once, then reused
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    base = Share(
+        7, "territory", 3, "North", None, "revenue", "", 1, t0, t0 + timedelta(days=7), None
+    )
+    token = sign(key, base)
+    assert re.match(TOKEN_PATTERN, token) and token.startswith("7.")
+    for changed in (
+        replace(base, id=8),
+        replace(base, territory_id=4),
+        replace(base, metric="pipeline"),
+        replace(base, expires_at=base.expires_at + timedelta(seconds=1)),
+        replace(base, kind="asset", territory_id=None, device_id="3"),
+    ):
+        assert sign(key, changed).split(".")[1] != token.split(".")[1], changed
+    assert sign(share_key(tmp_path / "other"), base) != token  # another deployment
+    # who made it and when it was revoked are not part of the scene: same link
+    assert sign(key, replace(base, note="x", created_by=2)) == token
