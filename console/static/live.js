@@ -3,6 +3,10 @@
 // browser is offline it waits for the 'online' event instead of failing connection attempts.
 import { token } from './api.js';
 
+/**
+ * @param {(msg: any) => void} onMessage every message of the feed but hello and error
+ * @param {(state: string, detail?: any) => void} [onState] 'live', 'down' or 'error'
+ */
 export function connectLive(onMessage, onState = () => {}) {
   let ws = null;
   let closed = false;
