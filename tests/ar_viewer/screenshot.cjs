@@ -32,7 +32,11 @@ const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwri
     const state = await page.evaluate(() => document.body.dataset.modelLoaded);
     // let model-viewer finish its first frames (swiftshader is slow)
     await page.waitForTimeout(2500);
-    await page.locator('model-viewer').screenshot({ path: out });
+    // the page's area of the viewer: a locator screenshot waits for the element to be
+    // "stable" over two animation frames, and a frame of software GL on a loaded machine can
+    // take many seconds: a generous timeout, no stability wait
+    const box = await page.locator('model-viewer').boundingBox();
+    await page.screenshot({ path: out, clip: box, timeout: 150000 });
     console.log(JSON.stringify({ state, failed, csp }));
   } finally {
     await context.close();
