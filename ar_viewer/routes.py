@@ -49,29 +49,29 @@ routes = Routes("ar", "3D and AR scenes of territories and equipment")
 TerritoryName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
-class TerritoryPath(msgspec.Struct, frozen=True):
+class ArTerritoryPath(msgspec.Struct, frozen=True):
     name: TerritoryName
 
 
-class TerritoryFilePath(msgspec.Struct, frozen=True):
+class ArTerritoryFilePath(msgspec.Struct, frozen=True):
     name: TerritoryName
     fmt: Format
 
 
-class AssetPath(msgspec.Struct, frozen=True):
+class ArAssetPath(msgspec.Struct, frozen=True):
     device_id: DeviceId
 
 
-class AssetFilePath(msgspec.Struct, frozen=True):
+class ArAssetFilePath(msgspec.Struct, frozen=True):
     device_id: DeviceId
     fmt: Format
 
 
-class MetricQuery(msgspec.Struct, frozen=True):
+class ArMetricQuery(msgspec.Struct, frozen=True):
     metric: Literal["revenue", "pipeline"] = "revenue"
 
 
-class Territories(msgspec.Struct, frozen=True):
+class ArTerritories(msgspec.Struct, frozen=True):
     territories: list[str]
 
 
@@ -97,13 +97,13 @@ _SCENE_FILES = "A scene file: GLB (model/gltf-binary), USDZ (model/vnd.usdz+zip)
     access=Access.read(unscoped="the list holds only the territories the caller may see"),
     summary="Names of the territories whose scenes the caller may open",
 )
-async def territories(req: Req) -> Territories:
+async def territories(req: Req) -> ArTerritories:
     async with req.connection() as conn:
         try:
             rows = await data.list_territories_with_ids(conn)
         except DataUnavailable as exc:
             raise Unavailable(str(exc)) from exc
-    return Territories([name for tid, name in rows if _sees_territory(req.user, tid)])
+    return ArTerritories([name for tid, name in rows if _sees_territory(req.user, tid)])
 
 
 @routes.get(
@@ -112,7 +112,9 @@ async def territories(req: Req) -> Territories:
     summary="The AR page of a territory",
     content_type="text/html",
 )
-async def territory_page(req: Req, path: TerritoryPath, query: MetricQuery) -> web.StreamResponse:
+async def territory_page(
+    req: Req, path: ArTerritoryPath, query: ArMetricQuery
+) -> web.StreamResponse:
     entry = await territory_scene(req.app, path.name, query.metric)
     return page(req.request, entry, metric=query.metric)
 
@@ -125,7 +127,7 @@ async def territory_page(req: Req, path: TerritoryPath, query: MetricQuery) -> w
     content_type="application/octet-stream",
 )
 async def territory_file(
-    req: Req, path: TerritoryFilePath, query: MetricQuery
+    req: Req, path: ArTerritoryFilePath, query: ArMetricQuery
 ) -> web.StreamResponse:
     entry = await territory_scene(req.app, path.name, query.metric)
     return await scene_file(req.request, entry, path.fmt)
@@ -137,7 +139,7 @@ async def territory_file(
     summary="The AR page of one piece of equipment",
     content_type="text/html",
 )
-async def asset_page(req: Req, path: AssetPath) -> web.StreamResponse:
+async def asset_page(req: Req, path: ArAssetPath) -> web.StreamResponse:
     return page(req.request, await asset_scene(req.app, path.device_id))
 
 
@@ -148,12 +150,12 @@ async def asset_page(req: Req, path: AssetPath) -> web.StreamResponse:
     description=_SCENE_FILES,
     content_type="application/octet-stream",
 )
-async def asset_file(req: Req, path: AssetFilePath) -> web.StreamResponse:
+async def asset_file(req: Req, path: ArAssetFilePath) -> web.StreamResponse:
     entry = await asset_scene(req.app, path.device_id)
     return await scene_file(req.request, entry, path.fmt)
 
 
-class StaticPath(msgspec.Struct, frozen=True):
+class ArStaticPath(msgspec.Struct, frozen=True):
     file: Annotated[str, msgspec.Meta(pattern=r"^model-viewer[A-Za-z0-9._-]*$", max_length=100)]
 
 
@@ -163,7 +165,7 @@ class StaticPath(msgspec.Struct, frozen=True):
     summary="The model-viewer component",
     content_type="text/javascript",
 )
-async def static_file(path: StaticPath) -> web.StreamResponse:
+async def static_file(path: ArStaticPath) -> web.StreamResponse:
     file = MODEL_VIEWER_DIST / path.file
     if not file.is_file():
         raise NotFound(f"no static file {path.file!r}", field="file")

@@ -38,7 +38,7 @@ ShareId = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 Token = Annotated[str, msgspec.Meta(pattern=shares.TOKEN_PATTERN)]
 
 
-class NewShare(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ArShareNew(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     territory: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     device_id: DeviceId | None = None
     metric: Literal["revenue", "pipeline"] = "revenue"
@@ -46,7 +46,7 @@ class NewShare(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     note: Annotated[str, msgspec.Meta(max_length=200)] = ""
 
 
-class ShareOut(msgspec.Struct, frozen=True):
+class ArShareOut(msgspec.Struct, frozen=True):
     id: int
     kind: str
     territory: str | None
@@ -60,40 +60,40 @@ class ShareOut(msgspec.Struct, frozen=True):
     state: Literal["active", "expired", "revoked"]
 
 
-class CreatedShare(msgspec.Struct, frozen=True):
-    share: ShareOut
+class ArShareCreated(msgspec.Struct, frozen=True):
+    share: ArShareOut
     token: str
     url: str
 
 
-class ShareList(msgspec.Struct, frozen=True):
-    items: list[ShareOut]
+class ArShareList(msgspec.Struct, frozen=True):
+    items: list[ArShareOut]
     next: int | None
 
 
-class ShareListQuery(msgspec.Struct, frozen=True):
+class ArShareListQuery(msgspec.Struct, frozen=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
     before_id: ShareId | None = None
 
 
-class SharePath(msgspec.Struct, frozen=True):
+class ArSharePath(msgspec.Struct, frozen=True):
     id: ShareId
 
 
-class LinkPath(msgspec.Struct, frozen=True):
+class ArLinkPath(msgspec.Struct, frozen=True):
     token: Token
 
 
-class LinkFilePath(msgspec.Struct, frozen=True):
+class ArLinkFilePath(msgspec.Struct, frozen=True):
     token: Token
     fmt: Format
 
 
-def _out(s: Share, now: datetime) -> ShareOut:
+def _out(s: Share, now: datetime) -> ArShareOut:
     state: Literal["active", "expired", "revoked"] = (
         "revoked" if s.revoked_at else ("expired" if now >= s.expires_at else "active")
     )
-    return ShareOut(
+    return ArShareOut(
         s.id, s.kind, s.territory, s.device_id, s.metric, s.note, s.created_by,
         s.created_at, s.expires_at, s.revoked_at, state,
     )  # fmt: skip
@@ -112,7 +112,7 @@ def _may_manage(principal: Principal, share: Share) -> bool:
     status=201,
     errors=(404, 422),
 )
-async def create_share(req: Req, body: NewShare) -> CreatedShare:
+async def create_share(req: Req, body: ArShareNew) -> ArShareCreated:
     principal = req.user
     if (body.territory is None) == (body.device_id is None):
         raise Unprocessable("name exactly one of territory or device_id", field="territory")
@@ -143,7 +143,7 @@ async def create_share(req: Req, body: NewShare) -> CreatedShare:
         )
     token = shares.sign(req.app[AR_SHARE_KEY], share)
     origin = f"{req.request.scheme}://{req.request.host}"
-    return CreatedShare(_out(share, share.created_at), token, f"{origin}/ar/s/{token}")
+    return ArShareCreated(_out(share, share.created_at), token, f"{origin}/ar/s/{token}")
 
 
 @routes.get(
@@ -151,13 +151,13 @@ async def create_share(req: Req, body: NewShare) -> CreatedShare:
     access=Access.managers(unscoped="the list holds the links the caller's team created"),
     summary="Share links, newest first",
 )
-async def list_shares(req: Req, query: ShareListQuery) -> ShareList:
+async def list_shares(req: Req, query: ArShareListQuery) -> ArShareList:
     principal = req.user
     creators = None if principal.is_admin else list(principal.team_user_ids)
     async with req.connection() as conn:
         rows = await shares.listed(conn, creators, query.limit, query.before_id)
     now = datetime.now(UTC)
-    return ShareList(
+    return ArShareList(
         [_out(s, now) for s in rows], rows[-1].id if len(rows) == query.limit else None
     )
 
@@ -169,7 +169,7 @@ async def list_shares(req: Req, query: ShareListQuery) -> ShareList:
     status=204,
     errors=(404,),
 )
-async def revoke_share(req: Req, path: SharePath) -> Reply[None]:
+async def revoke_share(req: Req, path: ArSharePath) -> Reply[None]:
     async with req.connection() as conn:
         share = await shares.get(conn, path.id)
         if share is None or not _may_manage(req.user, share):
@@ -199,7 +199,7 @@ async def _shared_scene(req: Req, token: str) -> tuple[Share, CachedScene]:
     content_type="text/html",
     errors=(404, 410),
 )
-async def shared_page(req: Req, path: LinkPath) -> web.StreamResponse:
+async def shared_page(req: Req, path: ArLinkPath) -> web.StreamResponse:
     _, entry = await _shared_scene(req, path.token)
     return page(req.request, entry, account_links=False)
 
@@ -211,6 +211,6 @@ async def shared_page(req: Req, path: LinkPath) -> web.StreamResponse:
     content_type="application/octet-stream",
     errors=(404, 410),
 )
-async def shared_file(req: Req, path: LinkFilePath) -> web.StreamResponse:
+async def shared_file(req: Req, path: ArLinkFilePath) -> web.StreamResponse:
     _, entry = await _shared_scene(req, path.token)
     return await scene_file(req.request, entry, path.fmt)

@@ -78,7 +78,7 @@ def _file_response(req: Req, path: Path, *, no_cache: bool = False) -> web.FileR
     return web.FileResponse(path, headers=headers)
 
 
-class FilePath(msgspec.Struct, frozen=True):
+class ConsoleFilePath(msgspec.Struct, frozen=True):
     path: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 
 
@@ -113,7 +113,7 @@ async def rep_index(req: Req) -> web.StreamResponse:
     summary="Leaflet, from node_modules",
     content_type="application/octet-stream",
 )
-async def leaflet_file(req: Req, path: FilePath) -> web.StreamResponse:
+async def leaflet_file(req: Req, path: ConsoleFilePath) -> web.StreamResponse:
     return _file_response(req, _safe_file(LEAFLET_DIR, path.path))
 
 
@@ -133,7 +133,7 @@ async def config(req: Req) -> ConsoleConfig:
 # --------------------------------------------------------------------------- map data
 
 
-class DevicePosition(msgspec.Struct, frozen=True):
+class MapDevice(msgspec.Struct, frozen=True):
     device_id: str
     kind: str
     name: str | None
@@ -147,8 +147,8 @@ class DevicePosition(msgspec.Struct, frozen=True):
     alert_state: str | None
 
 
-class Positions(msgspec.Struct, frozen=True):
-    devices: list[DevicePosition]
+class MapPositions(msgspec.Struct, frozen=True):
+    devices: list[MapDevice]
 
 
 # Equipment sits at its account's site (crm_sync assets); phones where their last fix is.
@@ -185,28 +185,28 @@ ORDER BY d.device_id
     description="Phones at their last fix, equipment at its account's site (the map's first "
     "frame). A device is listed when its account (equipment) or its rep (phone) is visible.",
 )
-async def positions(req: Req) -> Positions:
+async def positions(req: Req) -> MapPositions:
     visible, params = device_clause(req.user, sql.Identifier("d", "device_id"))
     async with req.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(sql.SQL(_POSITIONS_SQL).format(visible=visible), params)
         rows = await cur.fetchall()
-    return Positions([msgspec.convert(r, DevicePosition) for r in rows])
+    return MapPositions([msgspec.convert(r, MapDevice) for r in rows])
 
 
-class DayQuery(msgspec.Struct, frozen=True, rename={"day": "date"}):
+class MapDayQuery(msgspec.Struct, frozen=True, rename={"day": "date"}):
     day: date | None = None
 
 
-class PlanRef(msgspec.Struct, frozen=True):
+class MapPlanRef(msgspec.Struct, frozen=True):
     id: int
     territory_id: int | None
     created_at: datetime
 
 
-class Plans(msgspec.Struct, frozen=True, rename={"day": "date"}):
+class MapPlans(msgspec.Struct, frozen=True, rename={"day": "date"}):
     day: date
-    plans: list[PlanRef]
+    plans: list[MapPlanRef]
 
 
 def plan_clause(principal: Principal, alias: str) -> tuple[sql.Composable, list[Any]]:
@@ -227,7 +227,7 @@ def plan_clause(principal: Principal, alias: str) -> tuple[sql.Composable, list[
     summary="The newest ready routing plan of each territory for a day (default today)",
     description="Among the plans the caller may see: a rep's own route, a manager's team's.",
 )
-async def plans(req: Req, query: DayQuery) -> Plans:
+async def plans(req: Req, query: MapDayQuery) -> MapPlans:
     day = query.day or date.today()
     visible, params = plan_clause(req.user, "p")
     stmt = sql.SQL(
@@ -237,10 +237,10 @@ async def plans(req: Req, query: DayQuery) -> Plans:
     ).format(visible)
     async with req.connection() as conn:
         rows = await (await conn.execute(stmt, [day, *params])).fetchall()
-    return Plans(day, [PlanRef(*r) for r in rows])
+    return MapPlans(day, [MapPlanRef(*r) for r in rows])
 
 
-class Visit(msgspec.Struct, frozen=True):
+class MapVisit(msgspec.Struct, frozen=True):
     id: int
     subject_id: str
     account_id: int
@@ -251,9 +251,9 @@ class Visit(msgspec.Struct, frozen=True):
     status: str
 
 
-class Visits(msgspec.Struct, frozen=True, rename={"day": "date"}):
+class MapVisits(msgspec.Struct, frozen=True, rename={"day": "date"}):
     day: date
-    visits: list[Visit]
+    visits: list[MapVisit]
 
 
 @routes.get(
@@ -263,7 +263,7 @@ class Visits(msgspec.Struct, frozen=True, rename={"day": "date"}):
     description="A visit is listed when its rep is the caller (or in a manager's team) or its "
     "account is one the caller may see.",
 )
-async def visits(req: Req, query: DayQuery) -> Visits:
+async def visits(req: Req, query: MapDayQuery) -> MapVisits:
     day = query.day or date.today()
     principal = req.user
     accounts, params = account_clause(principal, sql.Identifier("v", "account_id"))
@@ -276,7 +276,7 @@ async def visits(req: Req, query: DayQuery) -> Visits:
     args = [day, day, principal.sees_everything, list(principal.team_user_ids), *params]
     async with req.connection() as conn:
         rows = await (await conn.execute(stmt, args)).fetchall()
-    return Visits(day, [Visit(*r) for r in rows])
+    return MapVisits(day, [MapVisit(*r) for r in rows])
 
 
 # Last: the catch-all of the front end's files.
@@ -286,7 +286,7 @@ async def visits(req: Req, query: DayQuery) -> Visits:
     summary="The console's static files",
     content_type="application/octet-stream",
 )
-async def static_file(req: Req, path: FilePath) -> web.StreamResponse:
+async def static_file(req: Req, path: ConsoleFilePath) -> web.StreamResponse:
     return _file_response(req, _safe_file(STATIC_DIR, path.path), no_cache=True)
 
 
