@@ -74,7 +74,9 @@ def fuzz_app(
         services.drop_database(services_up, name)
 
 
-def test_console_and_ar_endpoints_conform_to_their_openapi_document(fuzz_app: tuple[str, str]) -> None:
+def test_console_and_ar_endpoints_conform_to_their_openapi_document(
+    fuzz_app: tuple[str, str],
+) -> None:
     url, token = fuzz_app
     schema = schemathesis.openapi.from_url(url + "/api/v1/openapi.json")
     headers = {"Authorization": f"Bearer {token}"}
