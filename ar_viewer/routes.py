@@ -179,6 +179,6 @@ async def static_file(path: ArStaticPath) -> web.StreamResponse:
 
 def setup(app: web.Application) -> None:
     app[AR_CACHE] = SceneCache()
-    app[AR_SHARE_KEY] = share_key(app[SETTINGS].state_dir)
+    app[AR_SHARE_KEY] = share_key(app[SETTINGS])
     routes.mount(app)
     share_routes.routes.mount(app)

@@ -13,18 +13,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 
+from kernel.broker import master_key
 from kernel.errors import ApiError, NotFound
+from kernel.settings import Settings
 
 ShareKind = Literal["territory", "asset"]
 _KEY_LABEL = b"fieldmesh/ar_viewer/share-links/v1"
@@ -41,30 +40,10 @@ class Gone(ApiError):
         super().__init__(message, code="gone")
 
 
-def master_secret(state_dir: Path) -> bytes:
-    """The deployment's secret (`<state_dir>/secrets/master.key`, the file the service
-    manager creates for device passwords), created here when it does not exist yet."""
-    path = state_dir / "secrets" / "master.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # written whole under another name, then linked: a reader never sees half a key,
-        # and of two processes creating it at once the first link wins
-        tmp = path.with_name(f".master.key.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return bytes.fromhex(path.read_text().strip())
-
-
-def share_key(state_dir: Path) -> bytes:
-    """The links' own key: derived, so that it signs nothing else the master secret signs."""
-    return hmac.new(master_secret(state_dir), _KEY_LABEL, hashlib.sha256).digest()
+def share_key(settings: Settings) -> bytes:
+    """The links' own key, derived from the deployment's master secret
+    (`<state_dir>/secrets/master.key`, kernel.broker) so that it signs nothing else."""
+    return hmac.new(master_key(settings), _KEY_LABEL, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True, slots=True)

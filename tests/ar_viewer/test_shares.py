@@ -204,7 +204,7 @@ def test_revoked_and_expired_links_are_refused(served: str, test_settings: Setti
     assert _call(old)[0] == 404  # its MAC signed the old expiry: no longer a valid link
     share = Share(sid2, "territory", w["a"]["id"], w["a"]["name"], None, "pipeline", "", None,
                   past - timedelta(days=1), past, None)  # fmt: skip
-    token = sign(share_key(test_settings.state_dir), share)
+    token = sign(share_key(test_settings), share)
     status, _, body = _call(f"{served}/ar/s/{token}/scene.json")
     assert status == 410 and "expired" in body["error"]["message"]
     status, _, listed = _call(f"{served}/api/v1/ar/shares", mgr)
@@ -212,8 +212,10 @@ def test_revoked_and_expired_links_are_refused(served: str, test_settings: Setti
 
 
 def test_a_link_token_signs_every_field_that_names_the_scene(tmp_path: Any) -> None:
-    key = share_key(tmp_path)
-    assert share_key(tmp_path) == key  # the deployment secret is made once, then reused
+    key = share_key(Settings(state_dir=tmp_path))
+    assert (
+        share_key(Settings(state_dir=tmp_path)) == key
+    )  # the deployment secret is made once, then reused
     t0 = datetime(2026, 12, 1, tzinfo=UTC)
     base = Share(
         7, "territory", 3, "North", None, "revenue", "", 1, t0, t0 + timedelta(days=7), None
@@ -228,6 +230,8 @@ def test_a_link_token_signs_every_field_that_names_the_scene(tmp_path: Any) -> N
         replace(base, kind="asset", territory_id=None, device_id="3"),
     ):
         assert sign(key, changed).split(".")[1] != token.split(".")[1], changed
-    assert sign(share_key(tmp_path / "other"), base) != token  # another deployment
+    assert (
+        sign(share_key(Settings(state_dir=tmp_path / "other")), base) != token
+    )  # another deployment
     # who made it and when it was revoked are not part of the scene: same link
     assert sign(key, replace(base, note="x", created_by=2)) == token
