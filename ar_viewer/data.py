@@ -214,9 +214,9 @@ async def load_asset(conn: psycopg.AsyncConnection[Any], device_id: str) -> Asse
     return AssetInput(device_id, row[1], "pump", account_id, sensors)
 
 
-async def list_territories(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+async def list_territories_with_ids(conn: psycopg.AsyncConnection[Any]) -> list[tuple[int, str]]:
     try:
-        cur = await conn.execute("SELECT name FROM territories ORDER BY name")
+        cur = await conn.execute("SELECT id, name FROM territories ORDER BY name")
     except psycopg.errors.UndefinedTable as exc:
         raise DataUnavailable(f"CRM tables are missing: {exc}") from exc
-    return [r[0] for r in await cur.fetchall()]
+    return [(int(r[0]), str(r[1])) for r in await cur.fetchall()]

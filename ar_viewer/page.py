@@ -7,6 +7,8 @@ Android's Scene Viewer, and the USDZ for iOS Quick Look.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import re
 from dataclasses import dataclass
@@ -15,6 +17,25 @@ from html import escape
 from ar_viewer.model import Scene
 
 MODEL_VIEWER_JS = "/ar/static/model-viewer.min.js"
+# The page's one inline script (marks the body when the model has loaded); the CSP allows
+# it by its hash and no other inline script.
+LOADED_SCRIPT = """
+ const v = document.getElementById('viewer');
+ v.addEventListener('load', () => document.body.dataset.modelLoaded = 'yes');
+ v.addEventListener('error', (e) => document.body.dataset.modelLoaded = 'error');
+"""
+
+
+def content_security_policy() -> str:
+    """The page's CSP: scripts from the app and the hashed inline one; model-viewer reads
+    the model and textures through blob: and data: URLs."""
+    digest = base64.b64encode(hashlib.sha256(LOADED_SCRIPT.encode()).digest()).decode()
+    return (
+        f"default-src 'self'; script-src 'self' 'sha256-{digest}'; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+        "connect-src 'self' data: blob:; worker-src 'self' blob:; media-src 'self' data: blob:; "
+        "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +44,7 @@ class PageLinks:
     usdz_url: str
     png_url: str
     page_url: str  # absolute: what the QR code opens on a phone
-    account_url_template: str = "/api/v1/accounts/{id}"
+    account_url_template: str = "/api/v1/accounts/{id}"  # "" for no links (share pages)
 
 
 def qr_svg(url: str) -> str:
@@ -46,7 +67,7 @@ def render_page(scene: Scene, links: PageLinks) -> str:
     for i, label in enumerate(scene.labels):
         x, y, z = label.position_m
         link = ""
-        if label.account_id is not None:
+        if label.account_id is not None and links.account_url_template:
             href = links.account_url_template.format(id=label.account_id)
             link = f' <a href="{escape(href)}">account</a>'
         hotspots.append(
@@ -109,10 +130,6 @@ def render_page(scene: Scene, links: PageLinks) -> str:
  <a href="{escape(links.png_url)}">PNG</a></p>
  <p class="small">{escape(stats)}</p>
 </aside>
-<script type="module">
- const v = document.getElementById('viewer');
- v.addEventListener('load', () => document.body.dataset.modelLoaded = 'yes');
- v.addEventListener('error', (e) => document.body.dataset.modelLoaded = 'error');
-</script>
+<script type="module">{LOADED_SCRIPT}</script>
 </body></html>
 """

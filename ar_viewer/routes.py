@@ -1,220 +1,184 @@
-"""HTTP routes of the AR viewer.
+"""HTTP routes of the AR viewer, for signed-in users.
 
-    GET /ar/territories                        names of the territories (JSON)
+    GET /ar/territories                        the territories the caller may see (JSON)
     GET /ar/territories/{name}                 the page (?metric=revenue|pipeline)
     GET /ar/territories/{name}/scene.{fmt}     glb, usdz, png, or json (labels, legend, issues)
     GET /ar/assets/{device_id}                 the page of one piece of equipment
     GET /ar/assets/{device_id}/scene.{fmt}
     GET /ar/static/{file}                      the model-viewer component, from node_modules
 
-Every request reads the current data; the scene and its files are cached by the content
-hash of that data, which is also the ETag (If-None-Match gives 304). Scene building and
-exports run in worker threads.
+A territory's scene shows its accounts' names, revenue and health: a caller sees the scenes
+of their own territory (a manager: their team's territories; admins and viewers: all); an
+asset's scene is visible as its device is (`telemetry.access.device_scope`). Anything else
+answers 404. Customers get one scene through a share link (`ar_viewer/share_routes.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict
-from typing import Protocol
+from typing import Annotated, Any, Literal
 
+import msgspec
 from aiohttp import web
 
-from ar_viewer import data
-from ar_viewer.asset import build_asset_scene
-from ar_viewer.errors import DataUnavailable, ExportError, NotFoundError, SceneInputError
-from ar_viewer.model import AssetInput, HeightMetric, Scene, TerritoryInput
-from ar_viewer.page import PageLinks, render_page
-from ar_viewer.scene import build_territory_scene
-from ar_viewer.service import FORMATS, CachedScene, SceneCache, content_hash
-from kernel.errors import ApiError, NotFound, Unavailable, Unprocessable
+from ar_viewer import data, share_routes
+from ar_viewer.errors import DataUnavailable
+from ar_viewer.service import SceneCache
+from ar_viewer.shares import share_key
+from ar_viewer.web import (
+    AR_CACHE,
+    AR_SHARE_KEY,
+    Format,
+    asset_scene,
+    page,
+    scene_file,
+    territory_scene,
+)
+from kernel.errors import NotFound, Unavailable
+from kernel.http import Access, Req, Routes
+from kernel.principal import Principal
 from kernel.settings import PROJECT_ROOT
-from kernel.web import DB_POOL
+from kernel.web import SETTINGS
+from telemetry.access import device_scope
+from telemetry.contracts import DeviceId
 
 MODEL_VIEWER_DIST = PROJECT_ROOT / "node_modules" / "@google" / "model-viewer" / "dist"
 
+routes = Routes("ar", "3D and AR scenes of territories and equipment")
 
-class SceneSource(Protocol):
-    """Where scene inputs come from (the database in the app; a fake in unit tests)."""
-
-    async def territory(self, name: str, metric: HeightMetric) -> TerritoryInput: ...
-
-    async def asset(self, device_id: str) -> AssetInput: ...
+TerritoryName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
-class DbSource:
-    def __init__(self, app: web.Application) -> None:
-        self._app = app
-
-    async def territory(self, name: str, metric: HeightMetric) -> TerritoryInput:
-        async with self._app[DB_POOL].connection() as conn:
-            return await data.load_territory(conn, name, metric)
-
-    async def asset(self, device_id: str) -> AssetInput:
-        async with self._app[DB_POOL].connection() as conn:
-            return await data.load_asset(conn, device_id)
+class ArTerritoryPath(msgspec.Struct, frozen=True):
+    name: TerritoryName
 
 
-AR_SOURCE = web.AppKey("ar_source", SceneSource)
-AR_CACHE = web.AppKey("ar_cache", SceneCache)
+class ArTerritoryFilePath(msgspec.Struct, frozen=True):
+    name: TerritoryName
+    fmt: Format
 
 
-def _source(app: web.Application) -> SceneSource:
-    src = app.get(AR_SOURCE)
-    return src if src is not None else DbSource(app)
+class ArAssetPath(msgspec.Struct, frozen=True):
+    device_id: DeviceId
 
 
-async def _load(
-    request: web.Request, fetch: Callable[[], Awaitable[TerritoryInput | AssetInput]]
-) -> CachedScene:
-    try:
-        inp = await fetch()
-    except NotFoundError as exc:
-        raise NotFound(str(exc)) from exc
-    except DataUnavailable as exc:
-        raise Unavailable(str(exc)) from exc
-    key = content_hash(inp)
-    cache = request.app[AR_CACHE]
-
-    def build() -> Scene:
-        if isinstance(inp, TerritoryInput):
-            return build_territory_scene(inp)
-        return build_asset_scene(inp)
-
-    try:
-        return await asyncio.get_running_loop().run_in_executor(None, cache.get, key, build)
-    except SceneInputError as exc:
-        raise Unprocessable(str(exc), field=exc.field) from exc
+class ArAssetFilePath(msgspec.Struct, frozen=True):
+    device_id: DeviceId
+    fmt: Format
 
 
-def _metric(request: web.Request) -> HeightMetric:
-    m = request.query.get("metric", "revenue")
-    if m == "revenue":
-        return "revenue"
-    if m == "pipeline":
-        return "pipeline"
-    raise Unprocessable(f"metric must be revenue or pipeline, not {m!r}", field="metric")
+class ArMetricQuery(msgspec.Struct, frozen=True):
+    metric: Literal["revenue", "pipeline"] = "revenue"
 
 
-async def _territory_entry(request: web.Request) -> CachedScene:
-    name = request.match_info["name"]
-    metric = _metric(request)
-    return await _load(request, lambda: _source(request.app).territory(name, metric))
+class ArTerritories(msgspec.Struct, frozen=True):
+    territories: list[str]
 
 
-async def _asset_entry(request: web.Request) -> CachedScene:
-    device_id = request.match_info["device_id"]
-    return await _load(request, lambda: _source(request.app).asset(device_id))
+def _sees_territory(principal: Principal, territory_id: int) -> bool:
+    return principal.sees_everything or territory_id in principal.team_territory_ids
 
 
-def _not_modified(request: web.Request, etag: str) -> bool:
-    inm = request.headers.get("If-None-Match", "")
-    return any(
-        t.strip().strip('"').removeprefix("W/").strip('"') == etag
-        for t in inm.split(",")
-        if t.strip()
-    )
+async def territory_scope(req: Req, path: Any) -> None:
+    """404 unless the territory exists and is the caller's (or their team's)."""
+    async with req.connection() as conn:
+        row = await (
+            await conn.execute("SELECT id FROM territories WHERE name = %s", (path.name,))
+        ).fetchone()
+    if row is None or not _sees_territory(req.user, int(row[0])):
+        raise NotFound(f"no territory named {path.name!r}", field="name")
 
 
-async def _page(request: web.Request, entry: CachedScene) -> web.StreamResponse:
-    # the page embeds its own URL (QR code): the ETag covers the data and the URL
-    url_hash = hashlib.sha256(str(request.url).encode()).hexdigest()[:8]
-    etag = f"page-{entry.key}-{url_hash}"
-    if _not_modified(request, etag):
-        return web.Response(status=304, headers={"ETag": f'"{etag}"'})
-    base = request.rel_url.raw_path.rstrip("/")  # still percent-encoded, safe in attributes
-    q = f"?v={entry.key}" + (
-        f"&metric={request.query['metric']}" if "metric" in request.query else ""
-    )
-    links = PageLinks(
-        f"{base}/scene.glb{q}", f"{base}/scene.usdz{q}", f"{base}/scene.png{q}", str(request.url)
-    )
-    html = render_page(entry.scene, links)
-    return web.Response(
-        text=html,
-        content_type="text/html",
-        headers={"ETag": f'"{etag}"', "Cache-Control": "no-cache"},
-    )
+_SCENE_FILES = "A scene file: GLB (model/gltf-binary), USDZ (model/vnd.usdz+zip), PNG, or JSON."
 
 
-async def _file(request: web.Request, entry: CachedScene) -> web.StreamResponse:
-    fmt = request.match_info["fmt"]
-    etag = f"{fmt}-{entry.key}"
-    if fmt == "json":
-        s = entry.scene
-        body = {
-            "key": entry.key,
-            "title": s.title,
-            "kind": s.kind,
-            "scale_note": s.scale_note,
-            "triangles": s.triangle_count,
-            "labels": [asdict(lbl) for lbl in s.labels],
-            "legend": [asdict(e) for e in s.legend],
-            "issues": [asdict(i) for i in s.issues],
-            "stats": s.stats,
-        }
-        return web.json_response(body, headers={"ETag": f'"{etag}"'})
-    if fmt not in FORMATS:
-        raise NotFound(
-            f"unknown scene format {fmt!r}; known: {', '.join([*FORMATS, 'json'])}", field="fmt"
-        )
-    headers = {"ETag": f'"{etag}"', "Cache-Control": "no-cache"}
-    if _not_modified(request, etag):
-        return web.Response(status=304, headers=headers)
-    try:
-        blob = await asyncio.get_running_loop().run_in_executor(None, entry.artefact, fmt)
-    except ExportError as exc:
-        raise ApiError(str(exc), code="export_failed", status=500) from exc
-    if fmt == "usdz":
-        headers["Content-Disposition"] = 'inline; filename="scene.usdz"'
-    return web.Response(body=blob, content_type=FORMATS[fmt], headers=headers)
-
-
-async def territory_page(request: web.Request) -> web.StreamResponse:
-    return await _page(request, await _territory_entry(request))
-
-
-async def territory_file(request: web.Request) -> web.StreamResponse:
-    return await _file(request, await _territory_entry(request))
-
-
-async def asset_page(request: web.Request) -> web.StreamResponse:
-    return await _page(request, await _asset_entry(request))
-
-
-async def asset_file(request: web.Request) -> web.StreamResponse:
-    return await _file(request, await _asset_entry(request))
-
-
-async def territories(request: web.Request) -> web.Response:
-    async with request.app[DB_POOL].connection() as conn:
+@routes.get(
+    "/ar/territories",
+    access=Access.read(unscoped="the list holds only the territories the caller may see"),
+    summary="Names of the territories whose scenes the caller may open",
+)
+async def territories(req: Req) -> ArTerritories:
+    async with req.connection() as conn:
         try:
-            names = await data.list_territories(conn)
+            rows = await data.list_territories_with_ids(conn)
         except DataUnavailable as exc:
             raise Unavailable(str(exc)) from exc
-    return web.json_response({"territories": names})
+    return ArTerritories([name for tid, name in rows if _sees_territory(req.user, tid)])
 
 
-async def static_file(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["file"]
-    path = MODEL_VIEWER_DIST / name
-    if "/" in name or not name.startswith("model-viewer") or not path.is_file():
-        raise NotFound(f"no static file {name!r}")
-    ctype = "application/json" if name.endswith(".map") else "text/javascript"
+@routes.get(
+    "/ar/territories/{name}",
+    access=Access.read(scope=territory_scope),
+    summary="The AR page of a territory",
+    content_type="text/html",
+)
+async def territory_page(
+    req: Req, path: ArTerritoryPath, query: ArMetricQuery
+) -> web.StreamResponse:
+    entry = await territory_scene(req.app, path.name, query.metric)
+    return page(req.request, entry, metric=query.metric)
+
+
+@routes.get(
+    "/ar/territories/{name}/scene.{fmt}",
+    access=Access.read(scope=territory_scope),
+    summary="A file of a territory's scene",
+    description=_SCENE_FILES,
+    content_type="application/octet-stream",
+)
+async def territory_file(
+    req: Req, path: ArTerritoryFilePath, query: ArMetricQuery
+) -> web.StreamResponse:
+    entry = await territory_scene(req.app, path.name, query.metric)
+    return await scene_file(req.request, entry, path.fmt)
+
+
+@routes.get(
+    "/ar/assets/{device_id}",
+    access=Access.read(scope=device_scope),
+    summary="The AR page of one piece of equipment",
+    content_type="text/html",
+)
+async def asset_page(req: Req, path: ArAssetPath) -> web.StreamResponse:
+    return page(req.request, await asset_scene(req.app, path.device_id))
+
+
+@routes.get(
+    "/ar/assets/{device_id}/scene.{fmt}",
+    access=Access.read(scope=device_scope),
+    summary="A file of an asset's scene",
+    description=_SCENE_FILES,
+    content_type="application/octet-stream",
+)
+async def asset_file(req: Req, path: ArAssetFilePath) -> web.StreamResponse:
+    entry = await asset_scene(req.app, path.device_id)
+    return await scene_file(req.request, entry, path.fmt)
+
+
+class ArStaticPath(msgspec.Struct, frozen=True):
+    file: Annotated[str, msgspec.Meta(pattern=r"^model-viewer[A-Za-z0-9._-]*$", max_length=100)]
+
+
+@routes.get(
+    "/ar/static/{file}",
+    access=Access.public("the model-viewer component, a published npm package: no data"),
+    summary="The model-viewer component",
+    content_type="text/javascript",
+)
+async def static_file(path: ArStaticPath) -> web.StreamResponse:
+    file = MODEL_VIEWER_DIST / path.file
+    if not file.is_file():
+        raise NotFound(f"no static file {path.file!r}", field="file")
+    ctype = "application/json" if path.file.endswith(".map") else "text/javascript"
     return web.Response(
-        body=await asyncio.to_thread(path.read_bytes),
+        body=await asyncio.to_thread(file.read_bytes),
         content_type=ctype,
-        headers={"Cache-Control": "public, max-age=86400"},
+        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
     )
 
 
 def setup(app: web.Application) -> None:
     app[AR_CACHE] = SceneCache()
-    app.router.add_get("/ar/static/{file}", static_file)
-    app.router.add_get("/ar/territories", territories)
-    app.router.add_get("/ar/territories/{name}", territory_page)
-    app.router.add_get("/ar/territories/{name}/scene.{fmt}", territory_file)
-    app.router.add_get("/ar/assets/{device_id}", asset_page)
-    app.router.add_get("/ar/assets/{device_id}/scene.{fmt}", asset_file)
+    app[AR_SHARE_KEY] = share_key(app[SETTINGS])
+    routes.mount(app)
+    share_routes.routes.mount(app)

@@ -2,8 +2,8 @@
 
 Back-pressure policy (per client, bounded, stated): positions are coalesced per device — a
 slow browser gets only the newest fix of each device, older ones are dropped (drop-oldest)
-and at most MAX_PENDING_POSITIONS devices are held; events (status, geofence, dead letters)
-(and alerts) go through a deque of MAX_PENDING_EVENTS that drops the oldest when full, and the client is
+and at most MAX_PENDING_POSITIONS devices are held; events (status, geofence, alerts, dead letters)
+go through a deque of MAX_PENDING_EVENTS that drops the oldest when full, and the client is
 told how many it missed (`{"k": "dropped", "n": ...}`).
 """
 
@@ -14,7 +14,7 @@ import json
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,8 @@ MAX_PENDING_EVENTS = 256
 class ClientQueue:
     """What is waiting to be sent to one browser."""
 
-    visible: Callable[[str], bool]
+    visible: Callable[[str], bool]  # replaced when the connection re-checks its scope
+    operator: bool = False  # may see fleet-wide counts (dead letters)
     positions: dict[str, list[Any]] = field(default_factory=dict)
     events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_PENDING_EVENTS))
     dropped: int = 0
@@ -55,10 +56,26 @@ class ClientQueue:
             if not rows:
                 return
             self._event({"k": kind, "d": rows})
-        else:
+        elif kind == "dead" and self.operator:
             self._event(msg)
+        else:  # deny by default: a kind this queue does not know is not forwarded
+            return
         if self.positions or self.events:
             self.ready.set()
+
+    def rescope(self, visible: Callable[[str], bool]) -> None:
+        """Apply a new scope, also to what is already waiting."""
+        self.visible = visible
+        self.positions = {d: row for d, row in self.positions.items() if visible(d)}
+        kept: deque[dict[str, Any]] = deque(maxlen=MAX_PENDING_EVENTS)
+        for msg in self.events:
+            if msg.get("k") in ("status", "geo", "alert"):
+                rows = [r for r in msg["d"] if visible(r[0])]
+                if rows:
+                    kept.append({"k": msg["k"], "d": rows})
+            else:
+                kept.append(msg)
+        self.events = kept
 
     def _event(self, msg: dict[str, Any]) -> None:
         if len(self.events) == self.events.maxlen:
@@ -88,8 +105,8 @@ class LiveHub:
     listening: asyncio.Event = field(default_factory=asyncio.Event)
     received: int = 0
 
-    def add(self, visible: Callable[[str], bool]) -> ClientQueue:
-        q = ClientQueue(visible)
+    def add(self, visible: Callable[[str], bool], operator: bool = False) -> ClientQueue:
+        q = ClientQueue(visible, operator)
         self.clients.add(q)
         return q
 
@@ -126,11 +143,19 @@ class LiveHub:
                 backoff_s = min(backoff_s * 2, 10.0)
 
 
-async def pump(q: ClientQueue, send: Callable[[str], Any], min_interval_s: float = 0.05) -> None:
+async def pump(
+    q: ClientQueue,
+    send: Callable[[str], Any],
+    min_interval_s: float = 0.05,
+    before_batch: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Send a client's pending messages as they come, at most every `min_interval_s`, so a
-    burst of notifications becomes one frame per interval for the browser."""
+    burst of notifications becomes one frame per interval for the browser. `before_batch`
+    runs before each batch is taken (the socket re-checks its credentials there)."""
     while True:
         await q.ready.wait()
+        if before_batch is not None:
+            await before_batch()
         for msg in q.take():
             await send(json.dumps(msg, separators=(",", ":")))
         await asyncio.sleep(min_interval_s)

@@ -44,6 +44,7 @@ _ERRORS = {
     403: ("Forbidden", "The role does not allow this action"),
     404: ("NotFound", "No such record, or one the caller may not see"),
     409: ("Conflict", "Conflicts with the current state (duplicate, idempotency key in use)"),
+    410: ("Gone", "Existed, but no longer answers (a revoked or expired link)"),
     412: ("PreconditionFailed", "If-Match does not match the record's current ETag"),
     413: ("TooLarge", "The body is larger than this endpoint accepts"),
     415: ("UnsupportedMediaType", "The body's Content-Type is not one this endpoint reads"),

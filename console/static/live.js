@@ -3,6 +3,10 @@
 // browser is offline it waits for the 'online' event instead of failing connection attempts.
 import { token } from './api.js';
 
+/**
+ * @param {(msg: any) => void} onMessage every message of the feed but hello and error
+ * @param {(state: string, detail?: any) => void} [onState] 'live', 'down' or 'error'
+ */
 export function connectLive(onMessage, onState = () => {}) {
   let ws = null;
   let closed = false;
@@ -25,7 +29,12 @@ export function connectLive(onMessage, onState = () => {}) {
       if (msg.k === 'error') { onState('error', msg); return; }
       onMessage(msg);
     };
-    ws.onclose = () => { onState('down'); again(); };
+    ws.onclose = (ev) => {
+      // 4401: the server closed the socket because the token was revoked or expired, or
+      // the user deactivated: reconnecting with the same token cannot help.
+      if (ev.code === 4401) { onState('error', { message: ev.reason || 'signed out' }); return; }
+      onState('down'); again();
+    };
   }
   open();
   return () => { closed = true; clearTimeout(timer); removeEventListener('online', open); if (ws) ws.close(); };

@@ -17,17 +17,27 @@ const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwri
     ],
   });
   const failed = [];
+  const csp = []; // Content-Security-Policy violations: the page's policy must allow what it uses
   try {
     const page = await context.newPage();
     page.on('requestfailed', (r) => failed.push(r.url()));
-    page.on('console', (m) => { if (m.type() === 'error') console.error('console:', m.text()); });
+    page.on('response', (r) => { if (r.status() >= 400) console.error(`HTTP ${r.status()} ${r.url()}`); });
+    page.on('console', (m) => {
+      if (m.type() !== 'error') return;
+      console.error('console:', m.text());
+      if (/Content Security Policy/i.test(m.text())) csp.push(m.text());
+    });
     await page.goto(url, { waitUntil: 'load', timeout: 60000 });
     await page.waitForFunction(() => document.body.dataset.modelLoaded !== undefined, null, { timeout: 90000 });
     const state = await page.evaluate(() => document.body.dataset.modelLoaded);
     // let model-viewer finish its first frames (swiftshader is slow)
     await page.waitForTimeout(2500);
-    await page.locator('model-viewer').screenshot({ path: out });
-    console.log(JSON.stringify({ state, failed }));
+    // the page's area of the viewer: a locator screenshot waits for the element to be
+    // "stable" over two animation frames, and a frame of software GL on a loaded machine can
+    // take many seconds: a generous timeout, no stability wait
+    const box = await page.locator('model-viewer').boundingBox();
+    await page.screenshot({ path: out, clip: box, timeout: 150000 });
+    console.log(JSON.stringify({ state, failed, csp }));
   } finally {
     await context.close();
   }

@@ -19,6 +19,7 @@ import pytest
 from kernel.settings import PROJECT_ROOT, Settings
 from tests.appserver import serve_app
 from tests.ar_viewer.gltf_check import check_glb, read_png
+from tests.ar_viewer.people import user_token
 
 pytestmark = pytest.mark.integration
 
@@ -75,8 +76,18 @@ def served(test_settings: Settings) -> Iterator[str]:
         yield url
 
 
-def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    req = urllib.request.Request(url, headers=headers or {})
+@pytest.fixture
+def admin_token(test_settings: Settings) -> str:
+    return user_token(test_settings.dsn, "admin")
+
+
+def _get(
+    url: str, headers: dict[str, str] | None = None, token: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    headers = dict(headers or {})
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=120) as r:
             return r.status, dict(r.headers), r.read()
@@ -85,48 +96,48 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str
 
 
 def test_scene_files_come_from_the_crm_tables_and_are_cached_by_content(
-    db: psycopg.Connection, served: str
+    db: psycopg.Connection, served: str, admin_token: str
 ) -> None:
     name = f"AR {uuid.uuid4().hex[:8]}"
     _seed(db, name)
     base = f"{served}/ar/territories/{urllib.parse.quote(name)}"
-    status, _, body = _get(f"{base}/scene.json")
+    status, _, body = _get(f"{base}/scene.json", token=admin_token)
     assert status == 200
     info = json.loads(body)
     assert info["stats"]["accounts_shown"] == 40
     assert [i["subject"] for i in info["issues"] if i["kind"] == "left_out"] == [
         next(i["subject"] for i in info["issues"])
     ] and "location" in info["issues"][0]["field"]
-    status, headers, glb = _get(f"{base}/scene.glb")
+    status, headers, glb = _get(f"{base}/scene.glb", token=admin_token)
     assert status == 200 and headers["Content-Type"] == "model/gltf-binary"
     check_glb(glb)
     etag = headers["ETag"]
-    assert _get(f"{base}/scene.glb", {"If-None-Match": etag})[0] == 304
-    status, headers, usdz = _get(f"{base}/scene.usdz")
+    assert _get(f"{base}/scene.glb", {"If-None-Match": etag}, token=admin_token)[0] == 304
+    status, headers, usdz = _get(f"{base}/scene.usdz", token=admin_token)
     assert status == 200 and usdz[:2] == b"PK"
-    status, headers, png = _get(f"{base}/scene.png")
+    status, headers, png = _get(f"{base}/scene.png", token=admin_token)
     assert status == 200 and png[:4] == b"\x89PNG"
     # the data changes -> a new content hash, a new ETag, a new scene
     with db.cursor() as cur:
         cur.execute("UPDATE accounts SET health_score = 55 WHERE name = %s", (f"{name} account 1",))
     db.commit()
-    status, headers2, _ = _get(f"{base}/scene.glb", {"If-None-Match": etag})
+    status, headers2, _ = _get(f"{base}/scene.glb", {"If-None-Match": etag}, token=admin_token)
     assert status == 200 and headers2["ETag"] != etag
     # pipeline metric: heights from open opportunities
-    status, _, body = _get(f"{base}/scene.json?metric=pipeline")
+    status, _, body = _get(f"{base}/scene.json?metric=pipeline", token=admin_token)
     assert status == 200 and "open pipeline" in json.loads(body)["scale_note"]
-    assert _get(f"{base}/scene.json?metric=nonsense")[0] == 422
-    assert _get(f"{served}/ar/territories/no-such-territory")[0] == 404
-    status, _, body = _get(f"{served}/ar/territories")
+    assert _get(f"{base}/scene.json?metric=nonsense", token=admin_token)[0] == 422
+    assert _get(f"{served}/ar/territories/no-such-territory", token=admin_token)[0] == 404
+    status, _, body = _get(f"{served}/ar/territories", token=admin_token)
     assert name in json.loads(body)["territories"]
 
 
 def test_page_has_model_viewer_with_ar_legend_hotspots_and_qr(
-    db: psycopg.Connection, served: str
+    db: psycopg.Connection, served: str, admin_token: str
 ) -> None:
     name = f"AR {uuid.uuid4().hex[:8]}"
     _seed(db, name)
-    status, _, body = _get(f"{served}/ar/territories/{urllib.parse.quote(name)}")
+    status, _, body = _get(f"{served}/ar/territories/{urllib.parse.quote(name)}", token=admin_token)
     html = body.decode()
     assert status == 200
     assert 'ar-modes="webxr scene-viewer quick-look"' in html and " ar " in html
@@ -145,12 +156,13 @@ def test_page_has_model_viewer_with_ar_legend_hotspots_and_qr(
 
 @pytest.mark.slow
 def test_headless_chromium_renders_the_model(
-    db: psycopg.Connection, served: str, tmp_path: Path
+    db: psycopg.Connection, served: str, tmp_path: Path, admin_token: str
 ) -> None:
     assert shutil.which("node") and Path("/usr/bin/chromium").exists()
     name = f"AR {uuid.uuid4().hex[:8]}"
     _seed(db, name)
-    url = f"{served}/ar/territories/{urllib.parse.quote(name)}"
+    # a browser has no bearer header: it opens the scene the way a customer does, by a link
+    url = share_url(served, admin_token, {"territory": name})
     shot = tmp_path / "page.png"
     profile = tmp_path / "profile"
     proc = subprocess.run(
@@ -168,7 +180,7 @@ def test_headless_chromium_renders_the_model(
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["state"] == "yes", result
-    assert result["failed"] == []
+    assert result["failed"] == [] and result["csp"] == []
     img = read_png(str(shot)).astype(int)
     r, g, b = img[..., 0], img[..., 1], img[..., 2]
     background = (r > 245) & (g > 245) & (b > 245)
@@ -178,6 +190,19 @@ def test_headless_chromium_renders_the_model(
     assert green.sum() > 300, "no healthy (green) columns on screen"
     assert red.sum() > 300, "no critical (red) columns on screen"
     shutil.copy(shot, Path("/tmp") / "ar_viewer_chromium.png")
+
+
+def share_url(served: str, token: str, target: dict[str, str]) -> str:
+    """A share link made through the API (what a manager sends a customer)."""
+    req = urllib.request.Request(
+        f"{served}/api/v1/ar/shares",
+        data=json.dumps({**target, "expires_in_s": 3600}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 201
+        return str(json.loads(r.read())["url"])
 
 
 def _seed_device(db: psycopg.Connection, device_id: str) -> None:
@@ -198,12 +223,12 @@ def _seed_device(db: psycopg.Connection, device_id: str) -> None:
 
 
 def test_asset_view_places_the_devices_latest_readings_on_a_pump(
-    db: psycopg.Connection, served: str, tmp_path: Path
+    db: psycopg.Connection, served: str, tmp_path: Path, admin_token: str
 ) -> None:
     device_id = f"pump-{uuid.uuid4().hex[:8]}"
     _seed_device(db, device_id)
     base = f"{served}/ar/assets/{device_id}"
-    status, _, body = _get(f"{base}/scene.json")
+    status, _, body = _get(f"{base}/scene.json", token=admin_token)
     assert status == 200
     info = json.loads(body)
     by_text = {lbl["text"].split()[0]: lbl["detail"] for lbl in info["labels"]}
@@ -212,17 +237,19 @@ def test_asset_view_places_the_devices_latest_readings_on_a_pump(
     assert [(i["subject"], i["field"]) for i in info["issues"]] == [
         (f"sensor {device_id}/pressure_bar", "value")
     ]
-    status, _, glb = _get(f"{base}/scene.glb")
+    status, _, glb = _get(f"{base}/scene.glb", token=admin_token)
     assert status == 200
     check_glb(glb)
-    assert _get(f"{served}/ar/assets/no-such-device")[0] == 404
+    assert _get(f"{served}/ar/assets/no-such-device", token=admin_token)[0] == 404
     shot = tmp_path / "asset.png"
+    link = share_url(served, admin_token, {"device_id": device_id})
     proc = subprocess.run(
-        ["node", str(PROJECT_ROOT / "tests/ar_viewer/screenshot.cjs"), base, str(shot), str(tmp_path / "profile")],
+        ["node", str(PROJECT_ROOT / "tests/ar_viewer/screenshot.cjs"), link, str(shot), str(tmp_path / "profile")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["state"] == "yes"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["state"] == "yes" and result["csp"] == []
     img = read_png(str(shot)).astype(int)
     background = (img > 245).all(axis=2)
     assert (~background).mean() > 0.05, "the canvas is blank"
