@@ -217,6 +217,10 @@ async def patch_stop(req: Req, path: PlanStopPath, body: PlanStopPatch) -> PlanS
 def _ready(row: dict[str, Any]) -> tuple[Problem, Plan]:
     if row["status"] != "ready":
         raise ApiError(f"plan {row['id']} is {row['status']}", code="not_ready", status=409)
+    if (
+        row["problem"] is None or row["result"] is None
+    ):  # a plan row written by hand or by an older version
+        raise ApiError(f"plan {row['id']} holds no solution", code="not_ready", status=409)
     return store.decode_problem(row["problem"]), store.decode_plan(row["result"])
 
 
