@@ -1,0 +1,79 @@
+"""A password login: throttled, constant-work for unknown users, hashing off the loop.
+
+Steps, each the same whatever the e-mail: (1) refuse at once with 429 when the account
+or the source is locked (identity.throttle); (2) look the user up; (3) verify the password
+in the verifier's threads, against the user's hash or the dummy hash; (4) on success
+clear the account's failures and issue a token or session, on failure count it for the
+account and the source and answer 401 (or 429 when this failure started a lock). No
+database connection is held while hashing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from identity import throttle
+from identity.auth import SESSION_TTL_S, issue_token
+from identity.passwords import PasswordVerifier
+from identity.throttle import ThrottlePolicy, TooManyAttempts
+from kernel.principal import AuthError
+
+WRONG = "wrong e-mail or password"
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    token_id: int
+    token: str
+    user_id: int
+    expires_in_s: float | None
+
+
+async def login(
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    verifier: PasswordVerifier,
+    policy: ThrottlePolicy,
+    *,
+    email: str,
+    password: str,
+    source: str | None,
+    session: bool,
+) -> Issued:
+    account = throttle.account_key(email)
+    src = throttle.source_key(source)
+    async with pool.connection() as conn:
+        await throttle.check(conn, [account, src])
+        cur = await conn.execute(
+            "SELECT id, password_hash FROM users WHERE lower(email) = lower(%s) AND active",
+            (email,),
+        )
+        row = await cur.fetchone()
+    # A NUL cannot be in a stored password; it is still verified (same work) and fails.
+    ok = await verifier.verify(row[1] if row else None, password.replace("\x00", ""))
+    ok = ok and row is not None and "\x00" not in password
+    async with pool.connection() as conn:
+        if not ok:
+            locked_s = await throttle.record_failure(
+                conn,
+                [(account, policy.account_failures), (src, policy.source_failures)],
+                policy,
+            )
+            if locked_s > 0:
+                raise TooManyAttempts(f"{WRONG}; too many failed logins, try again later", locked_s)
+            raise AuthError(WRONG)
+        assert row is not None
+        user_id = int(row[0])
+        await throttle.record_success(conn, account)
+        ttl = SESSION_TTL_S if session else None
+        token_id, token = await issue_token(
+            conn,
+            user_id,
+            "session" if session else "login",
+            kind="session" if session else "api",
+            ttl_s=ttl,
+        )
+    return Issued(token_id, token, user_id, ttl)
