@@ -55,20 +55,21 @@ async def login(
     # A NUL cannot be in a stored password; it is still verified (same work) and fails.
     ok = await verifier.verify(row[1] if row else None, password.replace("\x00", ""))
     ok = ok and row is not None and "\x00" not in password
-    async with pool.connection() as conn:
-        if not ok:
+    if not ok:
+        async with pool.connection() as conn:  # committed before the error is raised
             locked_s = await throttle.record_failure(
                 conn,
                 [(account, policy.account_failures), (src, policy.source_failures)],
                 policy,
             )
-            if locked_s > 0:
-                raise TooManyAttempts(f"{WRONG}; too many failed logins, try again later", locked_s)
-            raise AuthError(WRONG)
-        assert row is not None
-        user_id = int(row[0])
+        if locked_s > 0:
+            raise TooManyAttempts(f"{WRONG}; too many failed logins, try again later", locked_s)
+        raise AuthError(WRONG)
+    assert row is not None
+    user_id = int(row[0])
+    ttl = SESSION_TTL_S if session else None
+    async with pool.connection() as conn:
         await throttle.record_success(conn, account)
-        ttl = SESSION_TTL_S if session else None
         token_id, token = await issue_token(
             conn,
             user_id,

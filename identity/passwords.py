@@ -94,6 +94,11 @@ class PasswordVerifier:
         finally:
             self._pending -= 1
 
+    @property
+    def in_flight(self) -> int:
+        """Verifications and hashes running or waiting for a slot."""
+        return self._pending
+
     async def dummy_hash(self) -> str:
         if self._dummy is None:
             self._dummy = await self._run(self.hasher.hash, secrets.token_urlsafe(16))
