@@ -3,9 +3,9 @@
 An Argon2 verification takes tens of milliseconds of CPU on purpose. Run on the event
 loop, a flood of wrong passwords stalled every other request of the worker (a list's p99
 went from 37 ms to 8.7 s). Here every hash and verification runs in the verifier's own
-small thread pool (argon2-cffi releases the GIL while hashing), at most `slots` at a time;
-at most `queue` more may wait, and anything beyond answers 429 at once, so a flood can
-neither take every thread nor grow an unbounded backlog.
+small thread pool at a lower CPU priority (argon2-cffi releases the GIL while hashing),
+at most `slots` at a time; at most `queue` more may wait, and anything beyond answers 429
+at once, so a flood can neither take every thread nor grow an unbounded backlog.
 
 Unknown users (and users without a password) are verified against a dummy hash made with
 the same parameters, so a login takes the same path and the same work whether or not the
@@ -15,8 +15,10 @@ e-mail exists.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -65,6 +67,14 @@ def verify_hash(hasher: PasswordHasher, password_hash: str, password: str) -> bo
         return False
 
 
+def _lower_priority() -> None:
+    """Run hashing threads at nice 10 (Linux niceness is per thread, and Argon2's own
+    lane threads inherit it): under a login flood the event loops and the database win
+    the CPU, and logins are the ones that slow down."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 class PasswordVerifier:
     """Hashes and verifies passwords in its own threads; one per server process."""
 
@@ -78,7 +88,9 @@ class PasswordVerifier:
         self.slots = slots or max(1, (os.cpu_count() or 1))
         self.queue = self.slots * 4 if queue is None else queue
         self.hasher = hasher or new_hasher()
-        self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(
+            self.slots, thread_name_prefix="argon2", initializer=_lower_priority
+        )
         self._gate = asyncio.Semaphore(self.slots)
         self._pending = 0  # running plus waiting
         self._dummy: str | None = None

@@ -104,9 +104,7 @@ def serve(test_settings: Settings) -> Serve:
     return start
 
 
-def sign_in(
-    base: str, email: str, password: str = PASSWORD, **more: object
-) -> requests.Response:
+def sign_in(base: str, email: str, password: str = PASSWORD, **more: object) -> requests.Response:
     return requests.post(
         base + "/api/v1/auth/token",
         json={"email": email, "password": password, **more},

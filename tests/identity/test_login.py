@@ -19,9 +19,7 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def test_login_issues_a_token_and_a_revoked_token_stops_working(
-    serve: Serve, users: Users
-) -> None:
+def test_login_issues_a_token_and_a_revoked_token_stops_working(serve: Serve, users: Users) -> None:
     with serve() as base:
         assert sign_in(base, users.email("admin"), "wrong-pass").status_code == 401
         r = sign_in(base, users.email("admin"))
@@ -44,7 +42,9 @@ def test_login_issues_a_token_and_a_revoked_token_stops_working(
 def test_wrong_body_types_are_422_naming_the_field(serve: Serve, users: Users) -> None:
     with serve() as base:
         r = requests.post(
-            base + "/api/v1/auth/token", json={"email": users.email("rep"), "password": 5}, timeout=10
+            base + "/api/v1/auth/token",
+            json={"email": users.email("rep"), "password": 5},
+            timeout=10,
         )
         assert r.status_code == 422
         assert r.json()["error"]["field"] == "password"
@@ -157,9 +157,7 @@ def test_a_flood_beyond_the_queue_answers_429_at_once(serve: Serve, users: Users
             while verifier.in_flight < 3 and time.monotonic() < deadline:
                 time.sleep(0.01)  # the other two reach the queue
             assert verifier.in_flight == 3
-            extra = [
-                sign_in(base, f"x{i}-{users.suffix}@id.test", "wrong-pass") for i in range(3)
-            ]
+            extra = [sign_in(base, f"x{i}-{users.suffix}@id.test", "wrong-pass") for i in range(3)]
             for r in extra:
                 assert r.status_code == 429, r.text
                 assert r.headers["Retry-After"] == "1"
@@ -167,9 +165,7 @@ def test_a_flood_beyond_the_queue_answers_429_at_once(serve: Serve, users: Users
             assert sorted(f.result(timeout=120).status_code for f in held) == [401] * 3
 
 
-def test_deactivated_user_loses_every_token_and_cannot_sign_in(
-    serve: Serve, users: Users
-) -> None:
+def test_deactivated_user_loses_every_token_and_cannot_sign_in(serve: Serve, users: Users) -> None:
     with serve() as base:
         admin = sign_in(base, users.email("admin")).json()["token"]
         rep = sign_in(base, users.email("rep")).json()["token"]
@@ -211,3 +207,18 @@ def test_admin_sets_a_password(serve: Serve, users: Users) -> None:
         assert ok.status_code == 200, ok.text
         assert sign_in(base, users.email("other"), PASSWORD).status_code == 401
         assert sign_in(base, users.email("other"), "a-new-pass-2").status_code == 201
+
+
+def test_lock_rule_doubles_from_the_limit_and_stops_at_the_cap() -> None:
+    from identity.throttle import lock_s
+
+    assert [lock_s(n, 5, ThrottlePolicy()) for n in (1, 4, 5, 6, 7, 9, 10, 50)] == [
+        0,
+        0,
+        30,
+        60,
+        120,
+        480,
+        900,
+        900,
+    ]
