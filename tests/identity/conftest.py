@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Literal
 
 import psycopg
 import pytest
@@ -39,7 +40,7 @@ class RecordingHasher(PasswordHasher):
         self.release.set()
         self.entered = threading.Semaphore(0)
 
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
         self.verified.append(hash if isinstance(hash, str) else hash.decode())
         self.entered.release()
         assert self.release.wait(60), "the test never released the held verifications"
@@ -104,7 +105,7 @@ def serve(test_settings: Settings) -> Serve:
     return start
 
 
-def sign_in(base: str, email: str, password: str = PASSWORD, **more: object) -> requests.Response:
+def sign_in(base: str, email: str, password: str = PASSWORD, **more: bool) -> requests.Response:
     return requests.post(
         base + "/api/v1/auth/token",
         json={"email": email, "password": password, **more},

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import requests
+
 from tests.identity.conftest import Serve, Users, sign_in
 
 
@@ -27,13 +29,12 @@ def test_passwd_sets_the_password_and_ends_sessions(
     with serve() as base:
         session = sign_in(base, users.email("rep"), session=True)
         cookie = session.cookies.get("fm_session")
+        assert cookie
         done = _passwd(db_dsn, users.email("rep"), "brand-new-pass\n")
         assert done.returncode == 0, done.stderr
         assert f"password set for {users.email('rep')}" in done.stdout
         assert sign_in(base, users.email("rep")).status_code == 401
         assert sign_in(base, users.email("rep"), "brand-new-pass").status_code == 201
-        import requests
-
         r = requests.get(base + "/api/v1/auth/me", cookies={"fm_session": cookie}, timeout=10)
         assert r.status_code == 401
 
