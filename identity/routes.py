@@ -147,6 +147,7 @@ async def sign_in(req: Req, body: LoginIn) -> web.Response:
     "/api/v1/auth/logout",
     access=Access.read(unscoped=OWN),
     summary="Sign out: revoke the token or session this request was made with",
+    status=204,
 )
 async def sign_out(req: Req) -> web.Response:
     token_id = req.user.token_id

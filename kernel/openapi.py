@@ -205,10 +205,14 @@ def document(app: web.Application) -> Json:
         },
         "servers": [{"url": "/"}],
         "tags": sorted(tags.values(), key=lambda t: t["name"]),
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"session": []}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                # unsafe methods signed in by the cookie also need an X-Requested-With header
+                "session": {"type": "apiKey", "in": "cookie", "name": "fm_session"},
+            },
             "schemas": components,
             "responses": {
                 name: {
