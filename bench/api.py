@@ -11,8 +11,10 @@ The server runs as many worker processes as the machine has cores (`--workers`).
 
 Two more runs after the fixed-rate ones:
 - a login flood (100 wrong passwords in 10 s, each to a different e-mail, from the load
-  generator's address) beside list requests at --rate: `list_p99_ms_under_login_flood`
-  (target <= 50), with the flood's answers counted (401 hashed, 429 throttled);
+  generator's address) beside list requests at --flood-list-rate:
+  `list_p99_ms_under_login_flood` (target <= 50), after the same list load without the
+  flood (`list_p99_ms_without_flood`), with the flood's answers counted (401: hashed,
+  429: throttled or beyond the hashing queue);
 - a ramp of list/timeline requests at rising rates: `rps` is the highest rate achieved
   with p99 <= 25 ms and no errors (target >= 500 with 1M contacts).
 
@@ -292,6 +294,8 @@ async def _load(config: dict[str, Any]) -> dict[str, Any]:
             results[kind] = await run(kind, rate, config["duration_s"])
         if config.get("flood"):
             fl = config["flood"]
+            # the same list load without the flood first: the ratio is what the flood costs
+            results["list_without_flood"] = await run("list", fl["list_rate"], fl["over_s"])
             flooding = asyncio.create_task(flood(fl["logins"], fl["over_s"]))
             results["list_under_login_flood"] = await run("list", fl["list_rate"], fl["over_s"])
             results["list_under_login_flood"]["flood"] = await flooding
@@ -358,6 +362,9 @@ def main() -> None:
         "--rate", type=float, default=200.0, help="requests/s for list, timeline, create"
     )
     parser.add_argument("--forecast-rate", type=float, default=50.0)
+    parser.add_argument(
+        "--flood-list-rate", type=float, default=100.0, help="list requests/s beside the flood"
+    )
     parser.add_argument("--duration-s", type=float, default=None)
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)"
@@ -404,9 +411,9 @@ def main() -> None:
                 ["create", args.rate],
                 ["forecast", args.forecast_rate],
             ],
-            "flood": {"logins": 100, "over_s": 10.0, "list_rate": args.rate},
+            "flood": {"logins": 100, "over_s": 10.0, "list_rate": args.flood_list_rate},
             "ramp": {
-                "rates": [100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500],
+                "rates": [50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500],
                 "step_s": 3.0 if args.quick else 6.0,
                 "p99_ms": RAMP_P99_MS,
             },
@@ -472,8 +479,9 @@ def main() -> None:
     )
     under_flood = results["list_under_login_flood"]
     console.print(
-        f"login flood (100 wrong logins in 10 s beside list at {args.rate:.0f}/s): answers "
-        f"{under_flood['flood']}; list p99 {under_flood['p99_ms']:.1f} ms "
+        f"login flood (100 wrong logins in 10 s beside list at {args.flood_list_rate:.0f}/s): "
+        f"answers {under_flood['flood']}; list p99 {under_flood['p99_ms']:.1f} ms, without the "
+        f"flood {results['list_without_flood']['p99_ms']:.1f} ms "
         f"(target <= 50: {'met' if under_flood['p99_ms'] <= 50 else 'MISSED'})"
     )
     passing = [r for r in ramp if r["p99_ms"] <= RAMP_P99_MS and not r["errors"]]
@@ -497,6 +505,7 @@ def main() -> None:
                 "create_p99_ms": round(results["create"]["p99_ms"], 2),
                 "forecast_p99_ms": round(results["forecast"]["p99_ms"], 2),
                 "list_p99_ms_under_login_flood": round(under_flood["p99_ms"], 2),
+                "list_p99_ms_without_flood": round(results["list_without_flood"]["p99_ms"], 2),
                 "login_flood_answers": under_flood["flood"],
                 # highest achieved list/timeline throughput with p99 <= 25 ms, no errors
                 "rps": round(best_rps, 1),

@@ -68,8 +68,15 @@ async def login(
     assert row is not None
     user_id = int(row[0])
     ttl = SESSION_TTL_S if session else None
+    stored = row[1]
+    upgraded = await verifier.hash(password) if verifier.needs_rehash(stored) else None
     async with pool.connection() as conn:
         await throttle.record_success(conn, account)
+        if upgraded is not None:  # hashed with older parameters: stored anew
+            await conn.execute(
+                "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s",
+                (upgraded, user_id, stored),
+            )
         token_id, token = await issue_token(
             conn,
             user_id,

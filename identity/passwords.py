@@ -51,7 +51,12 @@ def check_password_rules(password: str) -> None:
 
 
 def new_hasher() -> PasswordHasher:
-    return PasswordHasher()  # Argon2id with argon2-cffi's RFC 9106 low-memory defaults
+    """Argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane): about 30 ms of one
+    core here. argon2-cffi's default (RFC 9106 low-memory: 64 MiB, 3 passes, 4 lanes) cost
+    210 ms of CPU on four threads per login, so a flood of wrong passwords took both cores
+    from the API whatever thread it ran in. Older hashes still verify (their parameters are
+    in the hash) and are upgraded at the next successful login."""
+    return PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 
 def hash_password(password: str, hasher: PasswordHasher | None = None) -> str:
@@ -85,8 +90,10 @@ class PasswordVerifier:
         queue: int | None = None,
         hasher: PasswordHasher | None = None,
     ) -> None:
-        self.slots = slots or max(1, (os.cpu_count() or 1))
-        self.queue = self.slots * 4 if queue is None else queue
+        # One hashing thread per process: with a worker per core, logins can never hold
+        # more than every core at nice 10, and one login waits at most a few hashes.
+        self.slots = slots or 1
+        self.queue = 8 if queue is None else queue
         self.hasher = hasher or new_hasher()
         self._pool = ThreadPoolExecutor(
             self.slots, thread_name_prefix="argon2", initializer=_lower_priority
@@ -122,6 +129,12 @@ class PasswordVerifier:
         target = password_hash or await self.dummy_hash()
         ok = await self._run(verify_hash, self.hasher, target, password)
         return ok and password_hash is not None
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        try:
+            return self.hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return True
 
     async def hash(self, password: str) -> str:
         check_password_rules(password)

@@ -34,7 +34,7 @@ class RecordingHasher(PasswordHasher):
     verification until released (to keep logins in flight)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(time_cost=2, memory_cost=19 * 1024, parallelism=1)  # as new_hasher
         self.verified: list[str] = []
         self.release = threading.Event()
         self.release.set()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import requests
+from argon2 import PasswordHasher
 
 from identity.passwords import PasswordVerifier
 from identity.throttle import ThrottlePolicy
@@ -222,3 +224,19 @@ def test_lock_rule_doubles_from_the_limit_and_stops_at_the_cap() -> None:
         900,
         900,
     ]
+
+
+def test_a_hash_with_older_parameters_is_upgraded_at_login(
+    serve: Serve, users: Users, db: psycopg.Connection
+) -> None:
+    old = PasswordHasher().hash(PASSWORD)  # argon2-cffi's defaults: 64 MiB, 4 lanes
+    db.execute("UPDATE users SET password_hash = %s WHERE id = %s", (old, users.ids["rep"]))
+    db.commit()
+    with serve() as base:
+        assert sign_in(base, users.email("rep")).status_code == 201
+        row = db.execute(
+            "SELECT password_hash FROM users WHERE id = %s", (users.ids["rep"],)
+        ).fetchone()
+        assert row is not None and row[0] != old
+        assert "m=19456,t=2,p=1" in row[0]
+        assert sign_in(base, users.email("rep")).status_code == 201
