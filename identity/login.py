@@ -45,13 +45,16 @@ async def login(
 ) -> Issued:
     account = throttle.account_key(email)
     src = throttle.source_key(source)
-    async with pool.connection() as conn:
-        await throttle.check(conn, [account, src])
+    async with pool.connection() as conn:  # the locks and the user in one round trip
         cur = await conn.execute(
-            "SELECT id, password_hash FROM users WHERE lower(email) = lower(%s) AND active",
-            (email,),
+            f"SELECT {throttle.LOCKED_S_SQL}, u.id, u.password_hash FROM (SELECT 1) AS one "
+            "LEFT JOIN users u ON lower(u.email) = lower(%(email)s) AND u.active",
+            {"keys": [account, src], "email": email},
         )
-        row = await cur.fetchone()
+        found = await cur.fetchone()
+    assert found is not None
+    throttle.raise_if_locked(found[0])
+    row = None if found[1] is None else (found[1], found[2])
     # A NUL cannot be in a stored password; it is still verified (same work) and fails.
     ok = await verifier.verify(row[1] if row else None, password.replace("\x00", ""))
     ok = ok and row is not None and "\x00" not in password

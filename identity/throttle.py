@@ -5,7 +5,8 @@ Policy (ThrottlePolicy's defaults):
   answer does not tell): after 5 failed logins with no gap longer than 15 minutes, the
   account is locked for 30 s; each further failure (after the lock ends) doubles the lock,
   up to 15 minutes. A successful login clears the account's counter.
-- Per source address: the same rule with a budget of 50 failures. A success does not clear
+- Per source address: the same rule with a budget of 20 failures (a flood of wrong
+  passwords from one address costs at most 20 hashes per lock). A success does not clear
   it (one valid account must not buy an attacker more guesses at others).
 - While a key is locked, a login answers 429 with Retry-After at once, without looking at
   the password (so a flood costs no hashing) and without counting the attempt.
@@ -31,7 +32,7 @@ from kernel.errors import ApiError
 @dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
     account_failures: int = 5
-    source_failures: int = 50
+    source_failures: int = 20
     window_s: float = 15 * 60  # failures further apart than this start a new count
     first_lock_s: float = 30.0
     max_lock_s: float = 15 * 60
@@ -66,47 +67,47 @@ def source_key(address: str | None) -> str:
     return "source:" + (address or "unknown")[:64]
 
 
-async def check(conn: AsyncConnection[Any], keys: list[str]) -> None:
-    """Raise TooManyAttempts when any of the keys is locked now."""
-    cur = await conn.execute(
-        "SELECT extract(epoch FROM max(locked_until) - now()) FROM login_throttle "
-        "WHERE key = ANY(%s) AND locked_until > now()",
-        (keys,),
-    )
-    row = await cur.fetchone()
-    if row is not None and row[0] is not None:
-        raise TooManyAttempts("too many failed logins; try again later", float(row[0]))
+def raise_if_locked(locked_s: float | None) -> None:
+    """Raise TooManyAttempts for a lock with `locked_s` seconds left (None: no lock)."""
+    if locked_s is not None and locked_s > 0:
+        raise TooManyAttempts("too many failed logins; try again later", locked_s)
+
+
+# The seconds left on the longest lock of the keys, NULL when none is locked: a subquery a
+# login's user lookup embeds, so that both take one round trip.
+LOCKED_S_SQL = (
+    "(SELECT extract(epoch FROM max(locked_until) - now())::float8 FROM login_throttle "
+    "WHERE key = ANY(%(keys)s) AND locked_until > now())"
+)
 
 
 async def record_failure(
     conn: AsyncConnection[Any], keys: list[tuple[str, int]], policy: ThrottlePolicy
 ) -> float:
-    """Count one failure for each (key, limit); returns the longest lock it started (s)."""
-    longest = 0.0
-    window = dt.timedelta(seconds=policy.window_s)
-    for key, limit in keys:
-        cur = await conn.execute(
-            """
-            INSERT INTO login_throttle AS t (key, failures, last_failure_at)
-            VALUES (%(key)s, 1, now())
-            ON CONFLICT (key) DO UPDATE SET
-                failures = CASE WHEN t.last_failure_at < now() - %(window)s THEN 1
-                                ELSE t.failures + 1 END,
-                last_failure_at = now()
-            RETURNING failures
-            """,
-            {"key": key, "window": window},
+    """Count one failure for each (key, limit); returns the longest lock it started (s).
+    One statement for all keys; a second one only when a lock starts."""
+    cur = await conn.execute(
+        """
+        INSERT INTO login_throttle AS t (key, failures, last_failure_at)
+        SELECT k, 1, now() FROM unnest(%(keys)s::text[]) AS k
+        ON CONFLICT (key) DO UPDATE SET
+            failures = CASE WHEN t.last_failure_at < now() - %(window)s THEN 1
+                            ELSE t.failures + 1 END,
+            last_failure_at = now()
+        RETURNING key, failures
+        """,
+        {"keys": [k for k, _ in keys], "window": dt.timedelta(seconds=policy.window_s)},
+    )
+    counts = dict(await cur.fetchall())
+    locks = {k: lock_s(int(counts[k]), limit, policy) for k, limit in keys}
+    locks = {k: v for k, v in locks.items() if v > 0}
+    if locks:
+        await conn.execute(
+            "UPDATE login_throttle t SET locked_until = now() + make_interval(secs => l.s) "
+            "FROM unnest(%s::text[], %s::float8[]) AS l(k, s) WHERE t.key = l.k",
+            (list(locks), list(locks.values())),
         )
-        row = await cur.fetchone()
-        assert row is not None
-        seconds = lock_s(int(row[0]), limit, policy)
-        if seconds > 0:
-            await conn.execute(
-                "UPDATE login_throttle SET locked_until = now() + %s WHERE key = %s",
-                (dt.timedelta(seconds=seconds), key),
-            )
-            longest = max(longest, seconds)
-    return longest
+    return max(locks.values(), default=0.0)
 
 
 async def record_success(conn: AsyncConnection[Any], key: str) -> None:
