@@ -55,10 +55,8 @@ async def login(
     assert found is not None
     throttle.raise_if_locked(found[0])
     row = None if found[1] is None else (found[1], found[2])
-    # A NUL cannot be in a stored password; it is still verified (same work) and fails.
-    ok = await verifier.verify(row[1] if row else None, password.replace("\x00", ""))
-    ok = ok and row is not None and "\x00" not in password
-    if not ok:
+    ok = await verifier.verify(row[1] if row else None, password)
+    if not ok or row is None:
         async with pool.connection() as conn:  # committed before the error is raised
             locked_s = await throttle.record_failure(
                 conn,
@@ -72,7 +70,7 @@ async def login(
     user_id = int(row[0])
     ttl = SESSION_TTL_S if session else None
     stored = row[1]
-    upgraded = await verifier.hash(password) if verifier.needs_rehash(stored) else None
+    upgraded = await verifier.rehash(password) if verifier.needs_rehash(stored) else None
     async with pool.connection() as conn:
         await throttle.record_success(conn, account)
         if upgraded is not None:  # hashed with older parameters: stored anew

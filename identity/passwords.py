@@ -136,6 +136,11 @@ class PasswordVerifier:
         except InvalidHashError:
             return True
 
+    async def rehash(self, password: str) -> str:
+        """A verified password hashed anew with today's parameters (no length rules: the
+        user's password predates them)."""
+        return await self._run(self.hasher.hash, password)
+
     async def hash(self, password: str) -> str:
         check_password_rules(password)
         return await self._run(self.hasher.hash, password)

@@ -105,7 +105,9 @@ def _error_codes(ep: Endpoint) -> list[int]:
     codes = set(ep.errors)
     if not ep.access.is_public:
         codes.add(401)
-        if ep.access.roles != ("admin", "manager", "rep", "viewer"):
+        # 403 for a role the endpoint refuses, or (unsafe methods) a cookie-signed request
+        # without the CSRF header
+        if ep.access.roles != ("admin", "manager", "rep", "viewer") or ep.method != "GET":
             codes.add(403)
     if ep.access.scope is not None or ep.path_model is not None:
         codes.add(404)
