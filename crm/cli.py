@@ -1,4 +1,4 @@
-"""CLI: `fieldmesh serve`, `fieldmesh users ...`, `fieldmesh crm seed|import ...`."""
+"""CLI: `fieldmesh serve`, `fieldmesh crm seed|import ...`."""
 
 from __future__ import annotations
 
@@ -58,59 +58,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         for p in procs:
             p.join(10)
     return 0
-
-
-async def _users_add(settings: Settings, args: argparse.Namespace) -> int:
-    from psycopg import AsyncConnection
-
-    from identity import auth
-
-    async with await AsyncConnection.connect(settings.dsn) as conn:
-        user_id = await auth.create_user(
-            conn,
-            email=args.email,
-            name=args.name or args.email.split("@")[0],
-            role=args.role,
-            password=args.password,
-            manager_id=args.manager,
-            territory_id=args.territory,
-            skills=args.skill,
-        )
-        print(f"user {user_id} {args.email} ({args.role})")
-        if args.token:
-            token_id, token = await auth.issue_token(conn, user_id, "cli")
-            print(f"token {token_id}: {token}")
-    return 0
-
-
-async def _users_token(settings: Settings, args: argparse.Namespace) -> int:
-    from psycopg import AsyncConnection
-
-    from identity import auth
-
-    async with await AsyncConnection.connect(settings.dsn) as conn:
-        cur = await conn.execute(
-            "SELECT id FROM users WHERE lower(email) = lower(%s)", (args.email,)
-        )
-        row = await cur.fetchone()
-        if row is None:
-            print(f"no user {args.email}")
-            return 1
-        token_id, token = await auth.issue_token(conn, int(row[0]), args.name)
-        print(f"token {token_id}: {token}")
-    return 0
-
-
-async def _users_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from psycopg import AsyncConnection
-
-    async with await AsyncConnection.connect(settings.dsn) as conn:
-        cur = await conn.execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL",
-            (args.token_id,),
-        )
-        print("revoked" if cur.rowcount else "no such active token")
-        return 0 if cur.rowcount else 1
 
 
 def _seed_refusal(dsn: str) -> str | None:
@@ -207,27 +154,6 @@ def register(sub: Any) -> None:
         "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
     )
     p.set_defaults(func=cmd_serve)
-
-    users = sub.add_parser("users", help="manage users and API tokens").add_subparsers(
-        dest="users_cmd", required=True
-    )
-    p = users.add_parser("add", help="add a user")
-    p.add_argument("email")
-    p.add_argument("--name")
-    p.add_argument("--role", choices=("admin", "manager", "rep", "viewer"), default="rep")
-    p.add_argument("--password")
-    p.add_argument("--manager", type=int)
-    p.add_argument("--territory", type=int)
-    p.add_argument("--skill", action="append", default=[])
-    p.add_argument("--token", action="store_true", help="also issue an API token")
-    p.set_defaults(func=lambda a, s: asyncio.run(_users_add(s, a)))
-    p = users.add_parser("token", help="issue an API token for a user")
-    p.add_argument("email")
-    p.add_argument("--name", default="cli")
-    p.set_defaults(func=lambda a, s: asyncio.run(_users_token(s, a)))
-    p = users.add_parser("revoke", help="revoke an API token")
-    p.add_argument("token_id", type=int)
-    p.set_defaults(func=lambda a, s: asyncio.run(_users_revoke(s, a)))
 
     crm = sub.add_parser("crm", help="CRM data tools").add_subparsers(dest="crm_cmd", required=True)
     p = crm.add_parser("seed", help="load generated accounts, contacts, activities (COPY)")

@@ -2,9 +2,9 @@
 access policy, generated OpenAPI) in record_routes, operation_routes, analytics_routes and
 job_routes; `setup` mounts them.
 
-Transition: the sign-in and token routes (/api/v1/auth/...) and the users admin
-(/api/v1/users...) below are still plain aiohttp handlers with a hand-written OpenAPI
-fragment; the identity package takes them over on the endpoint way, and this part goes.
+Transition: the users admin (/api/v1/users...) below is still plain aiohttp handlers with a
+hand-written OpenAPI fragment; the identity package takes it over on the endpoint way, and
+this part goes. (Sign-in and tokens, /api/v1/auth/..., are identity.routes.)
 """
 
 from __future__ import annotations
@@ -39,10 +39,9 @@ from crm.store import (
     list_records,
     update_record,
 )
-from identity import auth
 from identity.auth import current_user
 from kernel.openapi import add_fragment, error_response
-from kernel.principal import AuthError, Principal
+from kernel.principal import Principal
 from kernel.web import DB_POOL
 
 API = "/api/v1"
@@ -285,88 +284,11 @@ async def audit_handler(request: web.Request) -> web.Response:
     return json_response({"items": await _with_conn(request, run)})
 
 
-# --------------------------------------------------------------------------- auth routes
-
-
-async def token_handler(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    if (
-        not isinstance(body, dict)
-        or not isinstance(body.get("email"), str)
-        or not isinstance(body.get("password"), str)
-    ):
-        raise CrmError(
-            'the body must be {"email": ..., "password": ...}', field="email", status=422
-        )
-    if "\x00" in body["email"] + body["password"]:
-        raise AuthError("wrong e-mail or password")
-    token_id, token = await _with_conn(
-        request, lambda conn: auth.login(conn, body["email"], body["password"])
-    )
-    return json_response({"token": token, "token_id": token_id}, status=201)
-
-
-async def me_handler(request: web.Request) -> web.Response:
-    p = await current_user(request)
-    return json_response(
-        {
-            "user_id": p.user_id,
-            "email": p.email,
-            "role": p.role,
-            "territory_id": p.territory_id,
-            "team_user_ids": list(p.team_user_ids),
-            "team_territory_ids": list(p.team_territory_ids),
-        }
-    )
-
-
-async def tokens_list_handler(request: web.Request) -> web.Response:
-    p = await current_user(request)
-
-    async def run(conn: Conn) -> list[Row]:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            "SELECT id, name, prefix, created_at, expires_at, last_used_at, revoked_at FROM api_tokens "
-            "WHERE user_id = %s ORDER BY id",
-            (p.user_id,),
-        )
-        return await cur.fetchall()
-
-    return json_response({"items": await _with_conn(request, run)})
-
-
-async def tokens_create_handler(request: web.Request) -> web.Response:
-    p = await current_user(request)
-    body = await read_json(request) if request.can_read_body else {}
-    if not isinstance(body, dict):
-        raise CrmError("the body must be a JSON object", status=400, code="bad_request")
-    name = body.get("name", "")
-    if not isinstance(name, str) or len(name) > 200 or "\x00" in name:
-        raise CrmError("name must be a string of up to 200 characters", field="name", status=422)
-    token_id, token = await _with_conn(
-        request, lambda conn: auth.issue_token(conn, p.user_id, name)
-    )
-    return json_response({"token": token, "token_id": token_id}, status=201)
-
-
-async def tokens_revoke_handler(request: web.Request) -> web.Response:
-    p = await current_user(request)
-    token_id = _record_id(request)
-    revoked = await _with_conn(request, lambda conn: auth.revoke_token(conn, token_id, p))
-    auth.forget_tokens()  # again after the commit, in case a request re-cached it meanwhile
-    if not revoked:
-        raise CrmError(f"token {token_id} not found", status=404, code="not_found")
-    return web.Response(status=204)
-
-
-# --------------------------------------------------------------------------- setup
-
-
 # --------------------------------------------------------------------------- setup
 
 
 def _legacy_fragment() -> dict[str, Any]:
-    """OpenAPI of the routes above (transition: identity declares them on the endpoint way)."""
+    """OpenAPI of the users routes above (transition: identity declares them on the endpoint way)."""
     m = models_for(USERS)
     (create, patch, record, page), schemas = msgspec.json.schema_components(
         [m.create, m.patch, m.record, m.page], ref_template="#/components/schemas/{name}"
@@ -400,36 +322,10 @@ def _legacy_fragment() -> dict[str, Any]:
         {"name": "q", "in": "query", "schema": {"type": "string"}},
         {"name": "total", "in": "query", "schema": {"type": "boolean"}},
     ]
-    login: Json = {"type": "object", "required": ["email", "password"]}
-    login["properties"] = {"email": {"type": "string"}, "password": {"type": "string"}}
-    token: Json = {"type": "object", "required": ["token", "token_id"]}
-    token["properties"] = {"token": {"type": "string"}, "token_id": {"type": "integer"}}
     items: Json = {"type": "object", "required": ["items"]}
     items["properties"] = {"items": {"type": "array", "items": obj}}
-    name = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 200}}}
     users = "/api/v1/users"
     paths = {
-        "/api/v1/auth/token": {
-            "post": op(
-                "login",
-                "201",
-                token,
-                "BadRequest",
-                "Unprocessable",
-                security=[],
-                requestBody=body(login),
-            )
-        },
-        "/api/v1/auth/me": {"get": op("me", "200", obj)},
-        "/api/v1/auth/tokens": {
-            "get": op("list_tokens", "200", items),
-            "post": op(
-                "create_token", "201", token, "BadRequest", "Unprocessable", requestBody=body(name)
-            ),
-        },
-        "/api/v1/auth/tokens/{id}": {
-            "delete": op("revoke_token", "204", None, "BadRequest", "NotFound", parameters=[rid])
-        },
         users: {
             "get": op("list_users", "200", page, "BadRequest", parameters=list_params),
             "post": op(
@@ -484,11 +380,6 @@ def setup(app: web.Application) -> None:
         routes.mount(app)
 
     r = app.router  # transition: identity takes these over
-    r.add_post(f"{API}/auth/token", token_handler)
-    r.add_get(f"{API}/auth/me", me_handler)
-    r.add_get(f"{API}/auth/tokens", tokens_list_handler)
-    r.add_post(f"{API}/auth/tokens", tokens_create_handler)
-    r.add_delete(f"{API}/auth/tokens/{{id}}", tokens_revoke_handler)
     users = f"{API}/{{entity:users}}"
     r.add_get(users, list_handler)
     r.add_post(users, create_handler)

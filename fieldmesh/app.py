@@ -18,7 +18,7 @@ from identity.auth import current_user
 from kernel import openapi
 from kernel.http import AUTHENTICATE, Access, Routes
 from kernel.settings import Settings
-from kernel.web import DB_POOL, SETTINGS, db_pool_ctx, error_middleware
+from kernel.web import DB_POOL, SETTINGS, db_pool_ctx, error_middleware, security_headers
 from ledger.routes import RECORD_SCOPES, RecordScopes
 from telemetry.access import device_clause
 
@@ -26,6 +26,7 @@ __all__ = ["DB_POOL", "ROUTE_MODULES", "SETTINGS", "build_app"]
 
 # Modules with a `setup(app: web.Application) -> None`; add yours here.
 ROUTE_MODULES: tuple[str, ...] = (
+    "identity.routes",
     "crm.routes",
     "telemetry.routes",
     "ar_viewer.routes",
@@ -72,6 +73,7 @@ def build_app(
     app[RECORD_SCOPES] = RecordScopes(device=device_clause, account=account_clause)
     # an acknowledged alert is announced through the webhook outbox
     app[ALERT_EVENTS] = enqueue_async
+    app.on_response_prepare.append(security_headers)
     _root.mount(app)
     openapi.mount(app)
     for name in route_modules:

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fieldmesh.jobs_cli",
     "ar_viewer.cli",
     "ledger.cli",
+    "identity.cli",
     "crm.cli",
     "insights.maintenance.cli",
     "routing.cli",

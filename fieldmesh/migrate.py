@@ -20,6 +20,7 @@ MIGRATING_PACKAGES = (
     "telemetry",
     "gateway",
     "crm",
+    "identity",
     "geo",
     "crm_sync",
     "routing",

@@ -1,10 +1,18 @@
-"""Users, roles, passwords, API tokens and logins.
+"""Users, roles, passwords, API tokens, session cookies and the request authenticator.
 
-- Passwords are hashed with Argon2id (argon2-cffi). API tokens are 256-bit random secrets
-  (`fm_<prefix>_<secret>`); only their SHA-256 is stored, so a token can be looked up in one
-  indexed query and revoked by setting `revoked_at`.
-- `await current_user(request)` resolves the `Authorization: Bearer <token>` header into a
-  `Principal` (cached on the request) or raises 401.
+- Passwords are hashed with Argon2id (identity.passwords; off the event loop when serving).
+  API tokens are 256-bit random secrets (`fm_<prefix>_<secret>`); only their SHA-256 is
+  stored, so a token can be looked up in one indexed query and revoked by setting
+  `revoked_at`. A session is the same kind of token with `kind = 'session'` and an expiry,
+  carried in an HttpOnly cookie instead of a header.
+- `await current_user(request)` resolves `Authorization: Bearer <token>` or, when no such
+  header is sent, the session cookie into a `Principal` (cached on the request), or raises
+  401. CSRF: a cookie is sent by the browser on its own, so an unsafe request
+  (POST/PUT/PATCH/DELETE) authenticated by the cookie must also carry the header
+  `X-Requested-With` (any value). A cross-site form cannot set a custom header, and a
+  cross-site script cannot without a CORS pre-flight, which this server never grants. The
+  cookie is also `SameSite=Lax`. Bearer requests need no such header: browsers never add
+  them on their own.
 - The Principal and the record-level policy (`access_clause`) are pure and live in
   kernel.principal.
 """
@@ -17,36 +25,31 @@ import time
 from typing import Any
 
 from aiohttp import web
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from identity.passwords import hash_password
 from kernel.errors import ApiError
-from kernel.principal import (
-    ROLES,
-    AuthError,
-    Principal,
-)
+from kernel.principal import ROLES, AuthError, Forbidden, Principal
+from kernel.web import DB_POOL
 
+__all__ = [
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "create_user",
+    "current_user",
+    "forget_tokens",
+    "hash_password",
+    "issue_token",
+    "load_principal",
+    "principal_for_token",
+    "revoke_token",
+]
 
-def _hasher() -> PasswordHasher:
-    return PasswordHasher()  # Argon2id with argon2-cffi's RFC 9106 low-memory defaults
-
-
-def hash_password(password: str) -> str:
-    if len(password) < 8:
-        raise ApiError("password must have at least 8 characters", field="password", status=422)
-    return _hasher().hash(password)
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    if not password_hash:
-        return False
-    try:
-        return _hasher().verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+SESSION_COOKIE = "fm_session"
+CSRF_HEADER = "X-Requested-With"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SESSION_TTL_S = 12 * 3600
 
 
 # --------------------------------------------------------------------------- tokens
@@ -125,27 +128,38 @@ async def principal_for_token(conn: AsyncConnection[Any], token: str) -> Princip
     return _principal(row)
 
 
+def request_token(request: web.Request) -> str:
+    """The caller's token: the bearer header, else the session cookie (CSRF-checked)."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("Authorization header must be 'Bearer <token>'")
+        return token.strip()
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if not cookie:
+        raise AuthError("missing Authorization: Bearer <token> header or session cookie")
+    if request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER, "").strip():
+        raise Forbidden(
+            f"a request signed in by the session cookie must send the {CSRF_HEADER} header"
+        )
+    return cookie
+
+
 async def current_user(request: web.Request) -> Principal:
     """The authenticated principal of this request, or 401."""
     cached: Principal | None = request.get(_PRINCIPAL_KEY)
     if cached is not None:
         return cached
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if not header:
-        raise AuthError("missing Authorization: Bearer <token> header")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError("Authorization header must be 'Bearer <token>'")
-    from kernel.web import DB_POOL
-
-    digest = token_hash(token.strip())
+    token = request_token(request)
+    digest = token_hash(token)
     now = time.monotonic()
     hit = _CACHE.get(digest)
     if hit is not None and hit[1] > now:
         principal: Principal | None = hit[0]
     else:
         async with request.app[DB_POOL].connection() as conn:
-            principal = await principal_for_token(conn, token.strip())
+            principal = await principal_for_token(conn, token)
         if principal is not None:
             if len(_CACHE) > 10_000:
                 _CACHE.clear()
@@ -201,28 +215,25 @@ async def create_user(
     return int(row[0])
 
 
-async def issue_token(conn: AsyncConnection[Any], user_id: int, name: str = "") -> tuple[int, str]:
-    """Create an API token for the user; returns (token id, token). The token is shown once."""
+async def issue_token(
+    conn: AsyncConnection[Any],
+    user_id: int,
+    name: str = "",
+    *,
+    kind: str = "api",
+    ttl_s: float | None = None,
+) -> tuple[int, str]:
+    """Create an API token (or a session: kind='session') for the user; returns
+    (token id, token). The token is shown once."""
     token, prefix, digest = new_token()
     cur = await conn.execute(
-        "INSERT INTO api_tokens (user_id, name, token_hash, prefix) VALUES (%s, %s, %s, %s) "
-        "RETURNING id",
-        (user_id, name, digest, prefix),
+        "INSERT INTO api_tokens (user_id, name, token_hash, prefix, kind, expires_at) "
+        "VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s)) RETURNING id",
+        (user_id, name, digest, prefix, kind, ttl_s),
     )
     row = await cur.fetchone()
     assert row is not None
     return int(row[0]), token
-
-
-async def login(conn: AsyncConnection[Any], email: str, password: str) -> tuple[int, str]:
-    """Check a password and issue a token, or raise 401 (same message for both failures)."""
-    cur = await conn.execute(
-        "SELECT id, password_hash FROM users WHERE lower(email) = lower(%s) AND active", (email,)
-    )
-    row = await cur.fetchone()
-    if row is None or not verify_password(row[1], password):
-        raise AuthError("wrong e-mail or password")
-    return await issue_token(conn, int(row[0]), "login")
 
 
 async def revoke_token(conn: AsyncConnection[Any], token_id: int, principal: Principal) -> bool:

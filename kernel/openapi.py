@@ -106,7 +106,9 @@ def _error_codes(ep: Endpoint) -> list[int]:
     codes = set(ep.errors)
     if not ep.access.is_public:
         codes.add(401)
-        if ep.access.roles != ("admin", "manager", "rep", "viewer"):
+        # 403 for a role the endpoint refuses, or (unsafe methods) a cookie-signed request
+        # without the CSRF header
+        if ep.access.roles != ("admin", "manager", "rep", "viewer") or ep.method != "GET":
             codes.add(403)
     if ep.access.scope is not None or ep.path_model is not None:
         codes.add(404)
@@ -206,10 +208,14 @@ def document(app: web.Application) -> Json:
         },
         "servers": [{"url": "/"}],
         "tags": sorted(tags.values(), key=lambda t: t["name"]),
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"session": []}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                # unsafe methods signed in by the cookie also need an X-Requested-With header
+                "session": {"type": "apiKey", "in": "cookie", "name": "fm_session"},
+            },
             "schemas": components,
             "responses": {
                 name: {

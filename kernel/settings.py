@@ -48,6 +48,9 @@ class Settings:
     # outbound webhooks may reach although they are loopback, private, link-local, CGNAT or
     # reserved; empty (the default) lets webhooks reach public addresses only
     webhook_allow: tuple[IPNetwork, ...] = ()
+    # FIELDMESH_SECURE_COOKIES: mark the session cookie Secure also when a TLS proxy in front
+    # speaks plain HTTP to the API (over direct TLS it is always Secure)
+    secure_cookies: bool = False
 
     @property
     def embedded_db(self) -> bool:
@@ -113,6 +116,7 @@ _ENV_KEYS: dict[str, str] = {
     "evm_rpc_url": "EVM_RPC_URL",
     "console_tile_url": "FIELDMESH_CONSOLE_TILE_URL",
     "webhook_allow": "FIELDMESH_WEBHOOK_ALLOW",
+    "secure_cookies": "FIELDMESH_SECURE_COOKIES",
 }
 
 
@@ -165,6 +169,13 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         ):
             raise SettingsError(f"{source}: expected http(s)://.../{{z}}/{{x}}/{{y}}...: {raw!r}")
         return url
+    if name == "secure_cookies":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise SettingsError(f"{source}: expected true or false: {raw!r}")
+        return text in ("1", "true", "yes", "on")
     return str(raw) if raw is not None else None
 
 

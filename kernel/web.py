@@ -1,4 +1,5 @@
-"""The HTTP kernel: typed application keys, the JSON error middleware, the database pool.
+"""The HTTP kernel: typed application keys, the JSON error middleware, the database pool,
+and the security headers every response gets.
 
 Every package's routes use these; the composition root (`fieldmesh.app`) mounts them.
 """
@@ -55,6 +56,36 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _json_error(500, "internal", "internal server error")
+
+
+# A page that sets no Content-Security-Policy of its own gets this one: scripts only from
+# our origin and never inline, styles may be inline (the pages' own <style> blocks),
+# images and workers may come from blob:/data: (model-viewer and the map make them), and
+# no other site may frame the page. A handler that sets its own CSP (a page with a known
+# tile server, or with a hashed inline script) keeps it.
+DEFAULT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' data: blob:; "
+    "connect-src 'self' ws: wss: data: blob:; worker-src 'self' blob:; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+_EVERY_RESPONSE = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+_HTML_PAGES = {
+    "Content-Security-Policy": DEFAULT_CSP,
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """An `on_response_prepare` hook: defaults every package's responses get; a header the
+    handler already set wins (setdefault), so a page can carry its own policy."""
+    headers = response.headers
+    for name, value in _EVERY_RESPONSE.items():
+        headers.setdefault(name, value)
+    if response.content_type in ("text/html", "application/xhtml+xml"):
+        for name, value in _HTML_PAGES.items():
+            headers.setdefault(name, value)
 
 
 async def db_pool_ctx(app: web.Application) -> AsyncIterator[None]:

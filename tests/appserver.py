@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 from aiohttp import web
@@ -52,11 +52,16 @@ def serve_app(
     settings: Settings,
     route_modules: tuple[str, ...] = ROUTE_MODULES,
     job_modules: tuple[str, ...] = DEFAULT_JOB_MODULES,
+    configure: Callable[[web.Application], None] | None = None,
 ) -> Iterator[str]:
-    """Serve the app from a thread with its own event loop; yields its base URL."""
+    """Serve the app from a thread with its own event loop; yields its base URL.
+    `configure` may set application keys before it starts (a test's own policies)."""
     port = free_port()
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(build_app(settings, route_modules), access_log=None)
+    app = build_app(settings, route_modules)
+    if configure is not None:
+        configure(app)
+    runner = web.AppRunner(app, access_log=None)
     started = threading.Event()
     stop_jobs = asyncio.Event()
     jobs: list[asyncio.Task[None]] = []

@@ -16,8 +16,8 @@ from tests.world import Api, People
 
 
 def serve(settings: Settings) -> AbstractContextManager[str]:
-    """The real app with the CRM routes on a free loopback port."""
-    return serve_app(settings, ("crm.routes",))
+    """The real app with the CRM routes (and sign-in) on a free loopback port."""
+    return serve_app(settings, ("identity.routes", "crm.routes"))
 
 
 @pytest.fixture(scope="session")
