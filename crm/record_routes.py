@@ -1,6 +1,6 @@
 """Generic CRUD over every CRM entity: one endpoint per entity and verb.
 
-For each entity of crm.entities (but `users`, which identity administers), built at start-up
+For each entity of crm.entities (users included: admins write them), built at start-up
 from the entity's models (crm.schema): list (filter, sort, keyset cursor, limit, q,
 total=true), create (201 with ETag and Location; Idempotency-Key replays the first
 response), get (ETag), PATCH and DELETE (If-Match: 412 when stale, 428 when missing, for
@@ -36,7 +36,6 @@ from crm.store import (
 from kernel.http import ADMIN_ROLES, WRITE_ROLES, Access, Reply, Req, Routes, Scope
 
 API = "/api/v1"
-ADMINISTERED_ELSEWHERE = frozenset({"users"})  # identity's user admin
 
 
 class AuditQuery(msgspec.Struct, frozen=True):
@@ -226,4 +225,4 @@ def entity_routes(entity: Entity) -> Routes:
 
 
 def all_routes() -> list[Routes]:
-    return [entity_routes(e) for e in ENTITIES.values() if e.name not in ADMINISTERED_ELSEWHERE]
+    return [entity_routes(e) for e in ENTITIES.values()]

@@ -20,7 +20,6 @@ Json = dict[str, Any]
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 _DOC = web.AppKey("openapi_document", dict[str, Any])
-FRAGMENTS = web.AppKey("openapi_legacy_fragments", list[Json])
 
 ERROR_SCHEMA: Json = {
     "type": "object",
@@ -188,12 +187,6 @@ def document(app: web.Application) -> Json:
     for ep in sorted(declared, key=lambda e: (e.path, e.method)):
         paths.setdefault(_oas_path(ep.path), {})[ep.method.lower()] = _operation(ep, components)
         tags.setdefault(ep.tag, {"name": ep.tag})
-    for fragment in app.get(FRAGMENTS, []):
-        for path, ops in fragment["paths"].items():
-            paths.setdefault(path, {}).update(ops)
-        components.update(fragment["schemas"])
-        for tag in fragment["tags"]:
-            tags.setdefault(tag["name"], tag)
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -250,23 +243,3 @@ def mount(app: web.Application) -> None:
     routes.mount(app)
     app[_DOC] = {}
     app.on_startup.append(_generate)
-
-
-# ----------------------------------------------------------------- transition (to remove)
-# Modules not yet ported to kernel.http still contribute hand-written OAS 3.0 fragments.
-
-
-def error_response(name: str) -> Json:
-    return {"$ref": f"#/components/responses/{name}"}
-
-
-def add_fragment(
-    app: web.Application,
-    *,
-    paths: Json,
-    schemas: Json | None = None,
-    tags: list[Json] | None = None,
-) -> None:
-    if FRAGMENTS not in app:
-        app[FRAGMENTS] = []
-    app[FRAGMENTS].append({"paths": paths, "schemas": schemas or {}, "tags": tags or []})

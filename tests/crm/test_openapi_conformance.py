@@ -82,8 +82,8 @@ def test_openapi_document_is_served_and_lists_crm_paths(world: World) -> None:
 class FuzzRun:
     operations: int = 0
     statuses: dict[int, int] = field(default_factory=dict)
-    declared: list[str] = field(default_factory=list)  # failures of kernel.http endpoints
-    legacy: list[str] = field(default_factory=list)  # failures of not-yet-ported routes
+    failures: list[str] = field(default_factory=list)
+    undeclared: list[str] = field(default_factory=list)  # operations without an access policy
 
 
 @pytest.fixture(scope="module")
@@ -92,16 +92,16 @@ def fuzz_run(fuzz_world: World) -> FuzzRun:
     world = fuzz_world
     url = world.url + "/api/v1/openapi.json"
     doc = requests.get(url, timeout=10).json()
-    # Operations generated from declarations carry x-access; the rest are legacy fragments.
-    declared = {
-        (method.upper(), path)
-        for path, ops in doc["paths"].items()
-        for method, op in ops.items()
-        if "x-access" in op
-    }
     schema = schemathesis.openapi.from_url(url)
     headers = {"Authorization": f"Bearer {world.tokens['admin']}"}
     out = FuzzRun()
+    # Every operation is generated from a declaration, which always carries its access policy.
+    out.undeclared = [
+        f"{method.upper()} {path}"
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        if "x-access" not in op
+    ]
     for result in schema.get_all_operations():
         operation = result.ok()  # type: ignore[union-attr]  # an invalid schema raises here, failing the test
         out.operations += 1
@@ -134,7 +134,7 @@ def fuzz_run(fuzz_world: World) -> FuzzRun:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 failure = f"{operation.label} [{mode.value}]: {str(exc)[:1500]}"
-                (out.declared if key in declared else out.legacy).append(failure)
+                out.failures.append(failure)
     print("status codes seen:", dict(sorted(out.statuses.items())))
     return out
 
@@ -144,13 +144,5 @@ def test_api_conforms_to_its_openapi_document(fuzz_run: FuzzRun) -> None:
     # both accepted and refused requests were exercised
     assert sum(v for k, v in fuzz_run.statuses.items() if k < 300) > fuzz_run.operations
     assert sum(v for k, v in fuzz_run.statuses.items() if 400 <= k < 500) > fuzz_run.operations
-    assert not fuzz_run.declared, "\n\n".join(fuzz_run.declared)
-
-
-@pytest.mark.xfail(
-    reason="routes still mounted the old way (their packages are being ported to kernel.http); "
-    "this passes once every module is declared",
-    strict=False,
-)
-def test_routes_not_yet_ported_conform_too(fuzz_run: FuzzRun) -> None:
-    assert not fuzz_run.legacy, "\n\n".join(fuzz_run.legacy)
+    assert not fuzz_run.undeclared
+    assert not fuzz_run.failures, "\n\n".join(fuzz_run.failures)
