@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ar_viewer.cli",
     "ledger.cli",
     "identity.cli",
+    "fieldmesh.serve",
     "crm.cli",
     "insights.maintenance.cli",
     "routing.cli",
