@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # pandas 3 has no stubs package yet
 from rich.console import Console
 from rich.table import Table
 from sklearn.compose import ColumnTransformer
@@ -21,7 +21,11 @@ from insights.tabular import BoolArray, CvFigures, FloatArray
 ROOT = Path(__file__).resolve().parent.parent
 # ../shared/data beside the checkout (a worktree sits one level deeper)
 DATA = next(
-    (d for d in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data") if d.is_dir()),
+    (
+        d
+        for d in (ROOT.parent / "shared" / "data", ROOT.parent.parent / "shared" / "data")
+        if d.is_dir()
+    ),
     ROOT.parent / "shared" / "data",
 )
 OUT_DIR = ROOT / "bench" / "out"
@@ -60,7 +64,18 @@ def baseline_fit(numeric: list[str], categorical: list[str]) -> Any:
 
 def report(console: Console, title: str, rows: list[tuple[str, CvFigures, float]]) -> None:
     table = Table(title=title)
-    for col in ("method", "AUC", "fold AUCs", "P@thr", "R@thr", "F1", "Brier", "ECE", "lift@10%", "s"):
+    for col in (
+        "method",
+        "AUC",
+        "fold AUCs",
+        "P@thr",
+        "R@thr",
+        "F1",
+        "Brier",
+        "ECE",
+        "lift@10%",
+        "s",
+    ):
         table.add_column(col, justify="right")
     for name, cv, s in rows:
         m = cv.metrics

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # pandas 3 has no stubs package yet
 from rich.console import Console
 
 from bench._common import DATA, OUT_DIR, baseline_fit, last_line, report
@@ -36,7 +36,9 @@ def main() -> None:
     train = pd.read_csv(args.data / "train.csv")
     test = pd.read_csv(args.data / "test.csv")
     y: BoolArray = (train["Churn"] == "Yes").to_numpy()
-    cfg = churn.churn_config(max_iter=150, learning_rate=0.06) if args.quick else churn.churn_config()
+    cfg = (
+        churn.churn_config(max_iter=150, learning_rate=0.06) if args.quick else churn.churn_config()
+    )
     console.print(
         f"[bold]telco churn[/]: {len(train)} training customers ({y.mean():.1%} churned), "
         f"{len(test)} test customers; 5-fold stratified CV (seed {args.seed})"

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # pandas 3 has no stubs package yet
 from rich.console import Console
 
 from bench._common import DATA, OUT_DIR, baseline_fit, last_line, report

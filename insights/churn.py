@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # pandas 3 has no stubs package yet
 
 from insights.tabular import BoolArray, FloatArray, TabularConfig, TabularModel, fit_tabular
 

@@ -66,10 +66,7 @@ def seasonal_indices(y: FloatArray, m: int) -> FloatArray:
     """Classical multiplicative decomposition: mean ratio to the centred moving average
     at each position of the season, normalised to mean 1. Index 0 is position n mod m."""
     n = y.size
-    if m % 2 == 0:
-        w = np.r_[0.5, np.ones(m - 1), 0.5] / m
-    else:
-        w = np.ones(m) / m
+    w = np.r_[0.5, np.ones(m - 1), 0.5] / m if m % 2 == 0 else np.ones(m) / m
     cma = np.convolve(y, w, mode="valid")
     off = (w.size - 1) // 2
     ratio = y[off : off + cma.size] / cma
@@ -156,7 +153,9 @@ def week_profile(period: int, weeks: int = 4) -> Method:
         lagged = np.stack(
             [y[y.size - period * j + (steps % period)] for j in range(1, k + 1)]
         )  # position n + s is n + s - period*j for j >= ceil((s+1)/period); h <= period here
-        cycles = np.stack([y[y.size - period * j : y.size - period * (j - 1)] for j in range(1, k + 1)])
+        cycles = np.stack(
+            [y[y.size - period * j : y.size - period * (j - 1)] for j in range(1, k + 1)]
+        )
         scale = cycles[0].mean() / max(float(cycles.mean()), 1e-9)
         return np.asarray(np.median(lagged, axis=0) * scale, dtype=np.float64)
 
@@ -190,17 +189,35 @@ def combine(methods: Sequence[Method]) -> Method:
     return method
 
 
-def methods_for(m: int, weekly_period: int = 0) -> list[Method]:
-    """The combination used for a frequency: Theta, damped trend and SES on the
-    deseasonalised series, plus the week profile where a second period exists."""
-    out: list[Method] = [deseasonalised(theta, m), deseasonalised(damped, m), deseasonalised(ses, m)]
-    if weekly_period:
-        out = [week_profile(weekly_period), deseasonalised(theta, m)]
+def last(method: Method, n: int) -> Method:
+    """`method` fitted on the last n observations only (old regimes stop weighing)."""
+
+    def wrapped(y: FloatArray, h: int) -> FloatArray:
+        return method(y[-n:] if y.size > n else y, h)
+
+    return wrapped
+
+
+def methods_for(m: int, second_period: int = 0) -> list[Method]:
+    """The combination used for a season m: Theta, damped trend and SES on the
+    deseasonalised series plus a Theta on the last three seasons; where a second, longer
+    period exists (hourly: the week), the week profile and Theta at the daily season."""
+    if second_period:
+        return [week_profile(second_period), deseasonalised(theta, m)]
+    out: list[Method] = [
+        deseasonalised(theta, m),
+        deseasonalised(damped, m),
+        deseasonalised(ses, m),
+    ]
+    if m > 1:
+        out.append(last(deseasonalised(theta, m), 3 * m))
     return out
 
 
-def min_length(h: int, m: int) -> int:
-    return max(2 * h, 3 * m if m > 1 else 0, 8)
+def min_length(h: int) -> int:
+    """Two horizons: one to fit on, one to backtest the interval on (a shorter season
+    history only turns the seasonal methods off)."""
+    return max(2 * h, 8)
 
 
 def forecast(
@@ -214,7 +231,7 @@ def forecast(
     a = _as_series(y)
     if h < 1:
         raise DataFormatError("the horizon must be at least 1")
-    need = min_length(h, m)
+    need = min_length(h)
     if a.size < need:
         raise InsufficientDataError(
             f"{a.size} observations; at least {need} are needed to forecast {h} steps "

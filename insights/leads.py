@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # pandas 3 has no stubs package yet
 
 from insights.tabular import BoolArray, FloatArray, TabularConfig, TabularModel, fit_tabular
 
@@ -77,5 +77,3 @@ def score(model: TabularModel, df: pd.DataFrame) -> FloatArray:
 def score_0_100(p: FloatArray) -> IntArray:
     """The 0-100 score shown on a lead: the probability in percent, rounded."""
     return np.rint(np.clip(p, 0.0, 1.0) * 100).astype(np.int64)
-
-

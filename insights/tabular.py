@@ -14,19 +14,21 @@ reason (`InsufficientDataError`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # pandas 3 has no stubs package yet
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
 
 from insights.cards import ModelCard, binary_metrics, digest_of, new_card
 from insights.maintenance.errors import DataFormatError, InsufficientDataError
@@ -109,6 +111,10 @@ class TabularModel:
 
     def _log_odds(self, x: pd.DataFrame) -> FloatArray:
         w = self.config.tree_weight
+        with threadpool_limits(1):
+            return self._blend(x, w)
+
+    def _blend(self, x: pd.DataFrame, w: float) -> FloatArray:
         zt = _logit(np.asarray(self.trees.predict_proba(x)[:, 1], dtype=np.float64))
         zl = _logit(np.asarray(self.linear.predict_proba(x)[:, 1], dtype=np.float64))
         return w * zt + (1 - w) * zl
@@ -191,8 +197,9 @@ def fit_tabular(
         ]
     )
     linear = Pipeline([("prep", lin_prep), ("lr", LogisticRegression(C=cfg.l2, max_iter=2000))])
-    trees.fit(x, yb)
-    linear.fit(x, yb)
+    with threadpool_limits(1):  # OpenMP threads spin badly on a shared, busy machine
+        trees.fit(x, yb)
+        linear.fit(x, yb)
     reference: dict[str, Any] = {c: float(np.nanmedian(x[c].to_numpy())) for c in cfg.numeric}
     reference.update({c: str(x[c].mode().iloc[0]) for c in cfg.categorical})
     card = new_card(
@@ -248,7 +255,7 @@ def time_ordered_cv(
     edges = np.linspace(start, n, folds + 1).astype(int)
     out: list[tuple[FloatArray, BoolArray]] = []
     yb = np.asarray(y, dtype=bool)
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in itertools.pairwise(edges):
         predict = fit(df.iloc[:a], yb[:a])
         out.append((predict(df.iloc[a:b]), yb[a:b]))
     return _pool(out)

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
 
-from insights.cards import ModelCard  # generalised; re-exported here for old imports
+from insights.cards import ModelCard as ModelCard  # moved there; re-exported for old imports
 from insights.maintenance.cmapss import FloatArray, IntArray, Trajectories
 from insights.maintenance.errors import DataFormatError, InsufficientDataError
 from insights.maintenance.features import (
