@@ -41,12 +41,12 @@ class Freq:
     h: int
     m: int  # the M4 scaling and Naive2 period
     season: int  # the period fieldmesh deseasonalises at (weekly data: the year)
-    week: int  # second period for the week profile (0: none)
+    profile: int  # cycles in the season profile (0: smoothing methods instead)
 
 
 FREQS = (
     Freq("Weekly", "Weekly-train.csv.gz", 13, 1, 52, 0),
-    Freq("Hourly", "Hourly-train.csv", 48, 24, 24, 168),
+    Freq("Hourly", "Hourly-train.csv", 48, 24, 24, 7),
 )
 
 
@@ -62,7 +62,7 @@ def read_m4(path: Path) -> dict[str, FloatArray]:
 
 
 def ours(f: Freq) -> fc.Method:
-    return fc.combine(fc.methods_for(f.season, f.week))
+    return fc.combine(fc.methods_for(f.season, f.profile))
 
 
 def evaluate(

@@ -48,7 +48,10 @@ CATEGORICAL = (
 
 
 def lead_config(**overrides: Any) -> TabularConfig:
-    return TabularConfig(numeric=NUMERIC, categorical=CATEGORICAL, **overrides)
+    # shallow, slow, large leaves: the forward-chaining CV on older calls preferred
+    # strongly regularised trees (the market columns drift between periods)
+    base: dict[str, Any] = {"max_iter": 100, "learning_rate": 0.05, "min_samples_leaf": 200}
+    return TabularConfig(numeric=NUMERIC, categorical=CATEGORICAL, **{**base, **overrides})
 
 
 def prepare(df: pd.DataFrame) -> pd.DataFrame:

@@ -131,7 +131,7 @@ def test_forecast_has_intervals_and_finds_the_season() -> None:
     t = np.arange(24 * 7 * 6, dtype=np.float64)
     rng = np.random.default_rng(2)
     y = 100 + 0.05 * t + 20 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 2, t.size)
-    f = forecast.forecast(y, 48, 24, forecast.methods_for(24, 168))
+    f = forecast.forecast(y, 48, 24, forecast.methods_for(24, 7))
     assert f.point.shape == f.lower.shape == f.upper.shape == (48,)
     assert np.all(f.lower <= f.point) and np.all(f.point <= f.upper)
     assert f.seasonal and f.trend > 0
