@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
 
+from insights.cards import ModelCard as ModelCard  # moved there; re-exported for old imports
 from insights.maintenance.cmapss import FloatArray, IntArray, Trajectories
 from insights.maintenance.errors import DataFormatError, InsufficientDataError
 from insights.maintenance.features import (
@@ -61,33 +62,6 @@ class RulConfig:
             raise DataFormatError(f"n_models must be at least 1, got {self.n_models}")
         if not 0.0 < self.max_features <= 1.0:
             raise DataFormatError(f"max_features must be in (0, 1], got {self.max_features}")
-
-
-@dataclass(frozen=True, slots=True)
-class ModelCard:
-    """What a trained model is, what it saw and how well it did."""
-
-    name: str
-    kind: str
-    version: str
-    created_at: str  # ISO 8601 UTC
-    params: dict[str, Any]
-    data: dict[str, Any]  # source, units, rows, sha256 of the training rows
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    def with_metrics(self, **metrics: float) -> ModelCard:
-        return ModelCard(
-            name=self.name,
-            kind=self.kind,
-            version=self.version,
-            created_at=self.created_at,
-            params=self.params,
-            data=self.data,
-            metrics={**self.metrics, **{k: float(v) for k, v in metrics.items()}},
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def data_fingerprint(traj: Trajectories) -> str:

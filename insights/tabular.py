@@ -1,0 +1,283 @@
+"""A binary classifier for CRM tables (leads, accounts): fit, score, explain, validate.
+
+The model is a fixed blend of two members that fail differently: gradient-boosted trees
+with native categorical splits (interactions, thresholds) and a standardised, one-hot,
+L2-regularised logistic regression (smooth, extrapolates sanely when a numeric column
+drifts out of the training range). The blend is averaged in log-odds. Reasons for a score
+are feature contributions by occlusion: each feature in turn is set to its training
+reference value (median or most frequent level) and the change in log-odds is that
+feature's contribution, so the reasons hold for the whole blend, not one member.
+
+Pure: pandas frames in, numpy arrays out, no I/O. Too little data is refused with the
+reason (`InsufficientDataError`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd  # type: ignore[import-untyped]  # pandas 3 has no stubs package yet
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
+
+from insights.cards import ModelCard, binary_metrics, digest_of, new_card
+from insights.maintenance.errors import DataFormatError, InsufficientDataError
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class TabularConfig:
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    tree_weight: float = 0.5  # share of the trees in the log-odds blend
+    max_iter: int = 300
+    learning_rate: float = 0.05
+    max_leaf_nodes: int = 15
+    min_samples_leaf: int = 40
+    l2: float = 1.0  # logistic regression C (inverse strength)
+    min_rows: int = 200
+    min_positives: int = 20
+    seed: int = 0
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One feature's pull on a score, in log-odds (positive raises the probability)."""
+
+    feature: str
+    value: str
+    contribution: float
+
+
+def _logit(p: FloatArray) -> FloatArray:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
+
+
+def _sigmoid(z: FloatArray) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+
+def check_enough(cfg: TabularConfig, y: BoolArray, what: str) -> None:
+    n, pos = int(y.size), int(np.sum(y))
+    if n < cfg.min_rows:
+        raise InsufficientDataError(
+            f"{what}: {n} labelled rows, at least {cfg.min_rows} are needed to train"
+        )
+    if pos < cfg.min_positives or n - pos < cfg.min_positives:
+        raise InsufficientDataError(
+            f"{what}: {pos} positive and {n - pos} negative outcomes, at least "
+            f"{cfg.min_positives} of each are needed to train"
+        )
+
+
+def _frame(df: pd.DataFrame, cfg: TabularConfig) -> pd.DataFrame:
+    missing = [c for c in cfg.columns if c not in df.columns]
+    if missing:
+        raise DataFormatError(f"missing feature columns: {', '.join(missing)}")
+    out = pd.DataFrame(index=df.index)
+    for c in cfg.numeric:
+        out[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
+    for c in cfg.categorical:
+        out[c] = df[c].astype(str)
+    return out
+
+
+@dataclass(slots=True)
+class TabularModel:
+    config: TabularConfig
+    trees: Pipeline
+    linear: Pipeline
+    reference: dict[str, Any]
+    card: ModelCard
+    threshold: float = 0.5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def _log_odds(self, x: pd.DataFrame) -> FloatArray:
+        w = self.config.tree_weight
+        with threadpool_limits(1):
+            return self._blend(x, w)
+
+    def _blend(self, x: pd.DataFrame, w: float) -> FloatArray:
+        zt = _logit(np.asarray(self.trees.predict_proba(x)[:, 1], dtype=np.float64))
+        zl = _logit(np.asarray(self.linear.predict_proba(x)[:, 1], dtype=np.float64))
+        return w * zt + (1 - w) * zl
+
+    def predict_proba(self, df: pd.DataFrame) -> FloatArray:
+        """Probability of the positive outcome for every row."""
+        return _sigmoid(self._log_odds(_frame(df, self.config)))
+
+    def reasons(self, df: pd.DataFrame, top: int = 3) -> list[list[Reason]]:
+        """The `top` strongest feature contributions of every row, strongest first."""
+        x = _frame(df, self.config)
+        base = self._log_odds(x)
+        contrib = np.zeros((len(x), len(self.config.columns)), dtype=np.float64)
+        for j, c in enumerate(self.config.columns):
+            moved = x.copy()
+            moved[c] = self.reference[c]
+            contrib[:, j] = base - self._log_odds(moved)
+        out: list[list[Reason]] = []
+        cols = self.config.columns
+        for i in range(len(x)):
+            order = np.argsort(-np.abs(contrib[i]), kind="mergesort")[:top]
+            out.append(
+                [
+                    Reason(cols[j], str(x.iloc[i][cols[j]]), round(float(contrib[i, j]), 4))
+                    for j in order
+                ]
+            )
+        return out
+
+
+def fit_tabular(
+    df: pd.DataFrame,
+    y: BoolArray,
+    cfg: TabularConfig,
+    *,
+    name: str,
+    kind: str,
+    data: dict[str, Any] | None = None,
+) -> TabularModel:
+    """Fit the blend on labelled rows (refused with the reason on too little data)."""
+    yb = np.asarray(y, dtype=bool)
+    if len(df) != yb.size:
+        raise DataFormatError(f"{len(df)} rows but {yb.size} labels")
+    check_enough(cfg, yb, name)
+    x = _frame(df, cfg)
+    n_num = len(cfg.numeric)
+    ordinal = OrdinalEncoder(
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        encoded_missing_value=np.nan,
+    )
+    tree_prep = ColumnTransformer(
+        [("num", "passthrough", list(cfg.numeric)), ("cat", ordinal, list(cfg.categorical))]
+    )
+    trees = Pipeline(
+        [
+            ("prep", tree_prep),
+            (
+                "hgb",
+                HistGradientBoostingClassifier(
+                    max_iter=cfg.max_iter,
+                    learning_rate=cfg.learning_rate,
+                    max_leaf_nodes=cfg.max_leaf_nodes,
+                    min_samples_leaf=cfg.min_samples_leaf,
+                    l2_regularization=1.0,
+                    categorical_features=[n_num + i for i in range(len(cfg.categorical))],
+                    random_state=cfg.seed,
+                ),
+            ),
+        ]
+    )
+    lin_prep = ColumnTransformer(
+        [
+            (
+                "num",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                list(cfg.numeric),
+            ),
+            ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=5), list(cfg.categorical)),
+        ]
+    )
+    linear = Pipeline([("prep", lin_prep), ("lr", LogisticRegression(C=cfg.l2, max_iter=2000))])
+    with threadpool_limits(1):  # OpenMP threads spin badly on a shared, busy machine
+        trees.fit(x, yb)
+        linear.fit(x, yb)
+    reference: dict[str, Any] = {c: float(np.nanmedian(x[c].to_numpy())) for c in cfg.numeric}
+    reference.update({c: str(x[c].mode().iloc[0]) for c in cfg.categorical})
+    card = new_card(
+        name,
+        kind,
+        {
+            "numeric": list(cfg.numeric),
+            "categorical": list(cfg.categorical),
+            "tree_weight": cfg.tree_weight,
+            "max_iter": cfg.max_iter,
+            "learning_rate": cfg.learning_rate,
+            "method": "blend of gradient-boosted trees and logistic regression (log-odds)",
+        },
+        {**(data or {}), "rows": len(x), "positives": int(yb.sum())},
+        digest_of(x.to_numpy(), yb),
+    )
+    return TabularModel(cfg, trees, linear, reference, card)
+
+
+Fit = Callable[[pd.DataFrame, BoolArray], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CvFigures:
+    """Pooled out-of-fold scores and the card metrics computed on them."""
+
+    metrics: dict[str, float]
+    fold_auc: tuple[float, ...]
+    scores: FloatArray
+    labels: BoolArray
+
+
+def _pool(folds: Sequence[tuple[FloatArray, BoolArray]]) -> CvFigures:
+    from insights.cards import auc
+
+    s = np.concatenate([f[0] for f in folds])
+    y = np.concatenate([f[1] for f in folds])
+    return CvFigures(binary_metrics(s, y), tuple(auc(a, b) for a, b in folds), s, y)
+
+
+def time_ordered_cv(
+    df: pd.DataFrame,
+    y: BoolArray,
+    fit: Callable[[pd.DataFrame, BoolArray], Callable[[pd.DataFrame], FloatArray]],
+    folds: int = 4,
+    first_share: float = 0.4,
+) -> CvFigures:
+    """Forward-chaining validation: rows are in time order; the first `first_share` is
+    always training, the rest is cut into `folds` blocks, each scored by a model fitted on
+    every row before it (never on newer rows)."""
+    n = len(df)
+    start = int(n * first_share)
+    edges = np.linspace(start, n, folds + 1).astype(int)
+    out: list[tuple[FloatArray, BoolArray]] = []
+    yb = np.asarray(y, dtype=bool)
+    for a, b in itertools.pairwise(edges):
+        predict = fit(df.iloc[:a], yb[:a])
+        out.append((predict(df.iloc[a:b]), yb[a:b]))
+    return _pool(out)
+
+
+def stratified_cv(
+    df: pd.DataFrame,
+    y: BoolArray,
+    fit: Callable[[pd.DataFrame, BoolArray], Callable[[pd.DataFrame], FloatArray]],
+    folds: int = 5,
+    seed: int = 0,
+) -> CvFigures:
+    """K-fold validation stratified by outcome (for rows with no time order)."""
+    yb = np.asarray(y, dtype=bool)
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(yb.size, dtype=np.int64)
+    for cls in (False, True):
+        idx = np.flatnonzero(yb == cls)
+        fold_of[rng.permutation(idx)] = np.arange(idx.size) % folds
+    out: list[tuple[FloatArray, BoolArray]] = []
+    for k in range(folds):
+        tr, va = fold_of != k, fold_of == k
+        predict = fit(df.iloc[np.flatnonzero(tr)], yb[tr])
+        out.append((predict(df.iloc[np.flatnonzero(va)]), yb[va]))
+    return _pool(out)

@@ -1,0 +1,157 @@
+"""Lead, churn and forecast models on small generated data: refusals, reasons, intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]  # pandas 3 has no stubs package yet
+import pytest
+
+from insights import churn, forecast, leads
+from insights.cards import auc, binary_metrics
+from insights.maintenance.errors import InsufficientDataError
+from insights.maintenance.registry import ModelStore
+
+
+def _leads(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n),
+            "job": rng.choice(["admin.", "student", "retired", "services"], n),
+            "marital": rng.choice(["married", "single"], n),
+            "education": rng.choice(["basic.4y", "university.degree"], n),
+            "default": "no",
+            "housing": rng.choice(["yes", "no"], n),
+            "loan": "no",
+            "contact": rng.choice(["cellular", "telephone"], n),
+            "month": rng.choice(["may", "jun"], n),
+            "day_of_week": rng.choice(["mon", "tue"], n),
+            "campaign": rng.integers(1, 6, n),
+            "pdays": np.where(rng.random(n) < 0.2, rng.integers(1, 20, n), 999),
+            "previous": rng.integers(0, 3, n),
+            "poutcome": rng.choice(["nonexistent", "failure", "success"], n),
+            "emp.var.rate": rng.normal(0, 1, n),
+            "cons.price.idx": 93.0,
+            "cons.conf.idx": -40.0,
+            "euribor3m": rng.normal(3, 1, n),
+            "nr.employed": 5100.0,
+        }
+    )
+    # conversion driven by earlier success and a cellular contact, nothing else
+    z = -2.5 + 3.0 * (df["poutcome"] == "success") + 1.5 * (df["contact"] == "cellular")
+    y = rng.random(n) < 1 / (1 + np.exp(-z.to_numpy()))
+    return df, y
+
+
+def test_lead_model_ranks_and_gives_reasons(tmp_path: object) -> None:
+    df, y = _leads(1500)
+    model = leads.fit_lead_model(df.iloc[:1000], y[:1000])
+    p = leads.score(model, df.iloc[1000:])
+    assert auc(p, y[1000:]) > 0.75
+    score = leads.score_0_100(p)
+    assert score.min() >= 0 and score.max() <= 100
+    hot = df.iloc[1000:][(df.iloc[1000:]["poutcome"] == "success").to_numpy()].iloc[:1]
+    reasons = model.reasons(leads.prepare(hot))[0]
+    assert len(reasons) == 3
+    assert reasons[0].feature == "poutcome" and reasons[0].value == "success"
+    assert reasons[0].contribution > 0
+    assert model.card.kind == "lead-score" and model.card.data["rows"] == 1000
+
+
+def test_lead_model_refuses_too_little_data() -> None:
+    df, y = _leads(100)
+    with pytest.raises(InsufficientDataError, match="100 labelled rows, at least 200"):
+        leads.fit_lead_model(df, y)
+    df, y = _leads(600)
+    with pytest.raises(InsufficientDataError, match="0 positive"):
+        leads.fit_lead_model(df, np.zeros(600, dtype=bool))
+
+
+def test_lead_model_saved_and_loaded_through_the_registry(tmp_path: pytest.TempPathFactory) -> None:
+    df, y = _leads(600)
+    model = leads.fit_lead_model(df, y)
+    store = ModelStore(tmp_path)  # type: ignore[arg-type]
+    store.save(model)
+    assert store.versions("lead-score") == [model.card.version]
+    loaded = store.load("lead-score")
+    np.testing.assert_allclose(leads.score(loaded, df.iloc[:5]), leads.score(model, df.iloc[:5]))
+    assert store.card("lead-score", model.card.version).params["numeric"][0] == "age"
+
+
+def test_churn_model_reasons_name_the_contract() -> None:
+    rng = np.random.default_rng(1)
+    n = 800
+
+    def yes_no() -> np.ndarray:
+        return rng.choice(["Yes", "No"], n)
+
+    df = pd.DataFrame(
+        {
+            "customerID": [f"C{i}" for i in range(n)],
+            "gender": rng.choice(["Male", "Female"], n),
+            "SeniorCitizen": rng.integers(0, 2, n),
+            "Partner": yes_no(),
+            "Dependents": yes_no(),
+            "tenure": rng.integers(0, 72, n),
+            "PhoneService": yes_no(),
+            "MultipleLines": yes_no(),
+            "InternetService": rng.choice(["DSL", "Fiber optic", "No"], n),
+            "OnlineSecurity": yes_no(),
+            "OnlineBackup": yes_no(),
+            "DeviceProtection": yes_no(),
+            "TechSupport": yes_no(),
+            "StreamingTV": yes_no(),
+            "StreamingMovies": yes_no(),
+            "Contract": rng.choice(["Month-to-month", "One year", "Two year"], n),
+            "PaperlessBilling": yes_no(),
+            "PaymentMethod": rng.choice(["Electronic check", "Mailed check"], n),
+            "MonthlyCharges": rng.uniform(20, 110, n).round(2),
+        }
+    )
+    df["TotalCharges"] = (df["MonthlyCharges"] * df["tenure"]).round(2).astype(str)
+    df.loc[df["tenure"] == 0, "TotalCharges"] = " "  # blank, as in the source data
+    y = rng.random(n) < np.where(df["Contract"] == "Month-to-month", 0.6, 0.05)
+    model = churn.fit_churn_model(df, y)
+    p = churn.score(model, df)
+    assert auc(p, y) > 0.7
+    risky = df[(df["Contract"] == "Month-to-month").to_numpy()].iloc[:1]
+    assert model.reasons(churn.prepare(risky))[0][0].feature == "Contract"
+
+
+def test_binary_metrics_on_known_scores() -> None:
+    s = np.array([0.9, 0.8, 0.3, 0.2])
+    y = np.array([True, False, True, False])
+    m = binary_metrics(s, y, threshold=0.5)
+    assert m["auc"] == pytest.approx(0.75)
+    assert m["precision"] == pytest.approx(0.5) and m["recall"] == pytest.approx(0.5)
+    assert m["brier"] == pytest.approx((0.01 + 0.64 + 0.49 + 0.04) / 4)
+
+
+def test_forecast_has_intervals_and_finds_the_season() -> None:
+    t = np.arange(24 * 7 * 6, dtype=np.float64)
+    rng = np.random.default_rng(2)
+    y = 100 + 0.05 * t + 20 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 2, t.size)
+    f = forecast.forecast(y, 48, 24, forecast.methods_for(24, 7))
+    assert f.point.shape == f.lower.shape == f.upper.shape == (48,)
+    assert np.all(f.lower <= f.point) and np.all(f.point <= f.upper)
+    assert f.seasonal and f.trend > 0
+    truth = (
+        100
+        + 0.05 * (t.size + np.arange(48))
+        + 20 * np.sin(2 * np.pi * (t.size + np.arange(48)) / 24)
+    )
+    assert np.mean((truth >= f.lower) & (truth <= f.upper)) > 0.8
+    flat = forecast.naive(y, 48)  # ignores the daily cycle
+    assert forecast.smape(truth, f.point) < forecast.smape(truth, flat) / 2
+
+
+def test_forecast_refuses_a_short_series() -> None:
+    with pytest.raises(InsufficientDataError, match="10 observations; at least 26"):
+        forecast.forecast(np.ones(10), 13, 24)
+
+
+def test_weekly_forecast_follows_a_trend() -> None:
+    y = 50 + 2.0 * np.arange(120) + np.random.default_rng(3).normal(0, 1, 120)
+    f = forecast.forecast(y, 13)
+    assert not f.seasonal
+    assert f.point[-1] > y[-1]  # the trend goes on, where naive would stay flat
