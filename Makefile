@@ -6,12 +6,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBIAN_STAMP := .state/.debian-ok
 NODE_STAMP := node_modules/.installed
+NODE_BIN := node_modules/.bin
 QUICK ?=
 # pytest-xdist workers: each starts its own PostgreSQL and Mosquitto on free ports
 TEST_WORKERS ?= 2
 BENCH_ARGS := $(if $(QUICK),--quick,) $(if $(INSTANCES),--instances $(INSTANCES),) $(if $(CPU_S),--cpu-s $(CPU_S),)
 
-.PHONY: help deps venv node demo run test lint typecheck up down status clean bench-% contracts
+.PHONY: help deps venv node demo run test lint lint-js typecheck up down status clean bench-% contracts
 
 help:
 	@echo "make demo   - install what is missing, start services, run the demo, leave the product running"
@@ -55,16 +56,22 @@ demo: deps
 run: deps
 	$(VENV)/bin/fieldmesh run
 
-lint: venv
+lint: venv lint-js
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/deptry .
 
+# The browser JavaScript: JSDoc types checked by tsc (tsconfig.json, nothing emitted) and
+# eslint (eslint.config.mjs; it ignores node_modules, .venv, .state, bench/out).
+lint-js: node
+	$(NODE_BIN)/tsc -p tsconfig.json
+	$(NODE_BIN)/eslint .
+
 typecheck: venv
 	$(VENV)/bin/mypy
 
-test: deps
+test: deps lint-js
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports

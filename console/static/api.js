@@ -1,3 +1,4 @@
+// @ts-check
 // The API client: bearer token in localStorage (see console/routes.py for why), JSON in and
 // out, errors as ApiError with the server's {code, message, field}. 401 asks to sign in again;
 // 403/404 are returned to the caller, which shows them without breaking the screen.
@@ -22,7 +23,21 @@ export const token = {
 let onUnauthorized = () => {};
 export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
 
+/**
+ * @typedef {object} ApiOptions
+ * @property {string} [method]
+ * @property {any} [body] a Blob or string is sent as is, anything else as JSON
+ * @property {Record<string, string>} [headers]
+ * @property {boolean} [raw] answer the Response itself
+ */
+
+/**
+ * @param {string} path
+ * @param {ApiOptions} [options]
+ * @returns {Promise<any>}
+ */
 export async function api(path, { method = 'GET', body, headers = {}, raw = false } = {}) {
+  /** @type {Record<string, string>} */
   const h = { Accept: 'application/json', ...headers };
   const t = token.get();
   if (t) h.Authorization = `Bearer ${t}`;

@@ -1,3 +1,4 @@
+// @ts-check
 // The console shell: sign-in, hash routing, one view at a time (each view returns a cleanup).
 import { api, signIn, token, setUnauthorizedHandler } from './api.js';
 import { h, toast, errorBox } from './ui.js';
@@ -40,21 +41,21 @@ async function render() {
 }
 
 function askSignIn() {
-  const dlg = document.getElementById('signin');
+  const dlg = /** @type {HTMLDialogElement} */ (document.getElementById('signin'));
   if (!dlg.open) dlg.showModal();
-  dlg.querySelector('input[name=email]').focus();
+  /** @type {HTMLInputElement} */ (dlg.querySelector('input[name=email]')).focus();
 }
 
 async function start() {
   setUnauthorizedHandler(() => { token.clear(); session.me = null; askSignIn(); });
   document.getElementById('signin-form').addEventListener('submit', async (e) => {
     e.preventDefault();
-    const f = new FormData(e.target);
+    const f = new FormData(/** @type {HTMLFormElement} */ (e.target));
     const err = document.getElementById('signin-error');
     err.textContent = '';
     try {
       session.me = await signIn(f.get('email'), f.get('password'));
-      document.getElementById('signin').close();
+      /** @type {HTMLDialogElement} */ (document.getElementById('signin')).close();
       showUser();
       render();
     } catch (ex) { err.textContent = ex.message; }

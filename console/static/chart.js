@@ -1,3 +1,4 @@
+// @ts-check
 // Inline SVG charts (no chart library): a line chart with min/max band and a bar chart.
 const NS = 'http://www.w3.org/2000/svg';
 const el = (tag, attrs = {}, text) => {

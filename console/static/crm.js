@@ -1,8 +1,15 @@
+// @ts-check
 // CRM screens: accounts (filters, detail with hierarchy and timeline), contacts, leads,
 // activities with a month calendar. Lists use the API's filter language and keyset pages.
 import { api, listAll, q } from './api.js';
 import { h, errorBox, table, fmtMoney, fmtTime } from './ui.js';
 
+/**
+ * @typedef {{label: string, key?: string, render?: (row: any) => any}} Column
+ * @typedef {{field: string, label: string, values: string[]}} Filter
+ * @param {HTMLElement} root
+ * @param {{title: string, path: string, columns: Column[], filters: Filter[], onRow?: (row: any) => void}} screen
+ */
 function listScreen(root, { title, path, columns, filters, onRow }) {
   const form = h('form', { class: 'filters', role: 'search' },
     h('label', {}, 'Search', h('input', { name: 'q', type: 'search' })),

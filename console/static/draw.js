@@ -1,3 +1,4 @@
+// @ts-check
 // Polygon and circle drawing by clicks (no draw plugin): polygon = click vertices, then
 // Enter/double-click or click the first vertex to close; circle = click centre, click edge.
 // Escape cancels. Calls done({geometry, radius_m, layer}) with a GeoJSON geometry (lon, lat).

@@ -1,3 +1,4 @@
+// @ts-check
 // CSV import: upload, progress from the job, per-row errors.
 import { api, q } from './api.js';
 import { h, errorBox } from './ui.js';

@@ -1,6 +1,9 @@
+// @ts-check
 // Leaflet 1.9.4 from node_modules (served by the app at /console/vendor/leaflet/), loaded once
 // as a classic script, and a map factory that works with or without a tile server.
+/** @type {Promise<LeafletStatic> | null} */
 let loading = null;
+/** @returns {Promise<LeafletStatic>} */
 export function loadLeaflet() {
   if (window.L) return Promise.resolve(window.L);
   if (!loading) {
@@ -15,6 +18,7 @@ export function loadLeaflet() {
   return loading;
 }
 
+/** @type {{tile_url: string | null} | null} */
 let config = null;
 export async function consoleConfig() {
   if (!config) config = await fetch('/console/config.json').then((r) => r.json()).catch(() => ({ tile_url: null }));
@@ -22,6 +26,12 @@ export async function consoleConfig() {
 }
 
 // A map over a plain background; tiles only when a tile URL is configured.
+/**
+ * @param {HTMLElement} el
+ * @param {[number, number]} [center]
+ * @param {number} [zoom]
+ * @returns {Promise<{L: LeafletStatic, map: LeafletMap}>}
+ */
 export async function makeMap(el, center = [45.764, 4.8357], zoom = 10) {
   const L = await loadLeaflet();
   const cfg = await consoleConfig();

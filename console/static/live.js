@@ -1,3 +1,4 @@
+// @ts-check
 // The live feed (WebSocket /console/live, fed by the gateway's console.live_stage): one
 // connection per page, token as the first message, reconnect with capped backoff. While the
 // browser is offline it waits for the 'online' event instead of failing connection attempts.

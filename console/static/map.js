@@ -1,3 +1,4 @@
+// @ts-check
 // Live map: territories, geofences, account sites, devices and reps moving in real time
 // (WebSocket /console/live), coloured by state (red while a device has an active alert);
 // equipment at its account's site; the day's routes per rep with stops and ETAs (routing
@@ -11,20 +12,12 @@ import { startDrawing } from './draw.js';
 const COLORS = { online: '#1a7f37', offline: '#6e7781', alert: '#cf222e', phone: '#0969da' };
 const ROUTE_COLORS = ['#0969da', '#8250df', '#bf3989', '#1a7f37', '#9a6700', '#cf222e', '#0550ae', '#6639ba', '#953800', '#116329'];
 const hhmm = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
+// Fix-to-marker latency as standard User Timing measures (the benchmark and production
+// monitoring read them with a PerformanceObserver); cleared past this many so a page left
+// open for days does not grow.
+const LATENCY = 'fm:fix-to-marker';
 const MAX_LAT_SAMPLES = 50000;
-
-// Latency and frame-budget probes read by the benchmark and the tests.
-const probe = (window.__fm = window.__fm || { latencies: [], moves: 0, longTasks: 0, longTaskMs: [] });
-if (!probe.observer && 'PerformanceObserver' in window) {
-  try {
-    probe.observer = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) {
-        if (e.duration > 100) { probe.longTasks += 1; probe.longTaskMs.push(Math.round(e.duration)); }
-      }
-    });
-    probe.observer.observe({ type: 'longtask', buffered: true });
-  } catch { /* longtask not supported: the count stays 0 and says so in the bench */ }
-}
+let latencySamples = 0;
 
 export async function mapView(root, _args, session) {
   const status = h('span', { class: 'live-state', role: 'status' }, 'connecting…');
@@ -38,7 +31,15 @@ export async function mapView(root, _args, session) {
     legend, status);
   const el = h('div', { id: 'map', class: 'map', role: 'application', 'aria-label': 'Live map' });
   const side = h('aside', { class: 'side', id: 'map-side', 'aria-live': 'polite' }, h('p', {}, 'Click a marker or shape for details.'));
-  root.append(tools, h('div', { class: 'map-wrap' }, el, side));
+  // The devices and today's routes as lists beside the map (keyboard and screen-reader
+  // access to what the canvas draws): one row per marker, kept current by the live feed.
+  const deviceCount = h('span', { id: 'device-count' }, '0');
+  const deviceList = h('ul', { id: 'device-list', class: 'device-list' });
+  const routeList = h('ul', { id: 'route-list', class: 'route-list' });
+  const lists = h('div', { class: 'map-lists' },
+    h('details', {}, h('summary', {}, 'Devices (', deviceCount, ')'), deviceList),
+    h('details', {}, h('summary', {}, "Today's routes"), routeList));
+  root.append(tools, h('div', { class: 'map-wrap' }, el, side), lists);
   const { L, map } = await makeMap(el);
   const layers = {
     territories: L.featureGroup().addTo(map),
@@ -48,13 +49,36 @@ export async function mapView(root, _args, session) {
     devices: L.featureGroup().addTo(map),
   };
   L.control.layers(null, { Territories: layers.territories, Geofences: layers.fences, 'Account sites': layers.sites, "Today's routes": layers.routes, Devices: layers.devices }).addTo(map);
-  const markers = new Map(); // device_id -> {marker, online, kind, account}
+  /**
+   * @typedef {object} DeviceOnMap
+   * @property {string} id
+   * @property {LeafletCircleMarker} marker
+   * @property {HTMLLIElement} row its line in the device list
+   * @property {boolean} online
+   * @property {'phone' | 'equipment'} kind
+   * @property {{id: number, name: string}} [account]
+   * @property {string} [model]
+   */
+  /** @type {Map<string, DeviceOnMap>} */
+  const markers = new Map();
   const alerting = new Map(); // device_id -> Map(alert_id -> state), active alerts only
 
   const show = (...nodes) => side.replaceChildren(...nodes);
   const inAlert = (id) => (alerting.get(id)?.size || 0) > 0;
   const colorOf = (d) => (inAlert(d.id) ? COLORS.alert : d.online === false ? COLORS.offline : COLORS.online);
-  const paint = (d) => { d.marker.setStyle({ fillColor: colorOf(d) }); d.marker.options.fmState = inAlert(d.id) ? 'alert' : d.online === false ? 'offline' : 'online'; };
+  const stateOf = (d) => (inAlert(d.id) ? 'alert' : d.online === false ? 'offline' : 'online');
+  /** @param {DeviceOnMap} d */
+  const paint = (d) => {
+    const color = colorOf(d);
+    const st = stateOf(d);
+    d.marker.setStyle({ fillColor: color });
+    if (d.row.dataset.state === st) return;
+    d.row.dataset.state = st;
+    /** @type {HTMLElement} */ (d.row.firstElementChild).style.background = color;
+    d.row.lastChild.textContent = ` ${d.id}${d.kind === 'phone' ? ' (phone)' : ''}: ${st}`;
+  };
+  /** @param {DeviceOnMap} d */
+  const place = (d) => { const { lat, lng } = d.marker.getLatLng(); d.row.dataset.lonlat = `${lng},${lat}`; };
 
   function deviceDetails(d) {
     const alerts = [...(alerting.get(d.id) || new Map()).values()];
@@ -72,8 +96,14 @@ export async function mapView(root, _args, session) {
       const m = L.circleMarker([lat, lon], phone
         ? { radius: 7, weight: 3, color: COLORS.phone, fillOpacity: 0.9 }
         : { radius: 6, weight: 2, color: '#24292f', fillOpacity: 0.9 });
-      d = { id, marker: m, online: extra.online ?? true, kind: phone ? 'phone' : 'equipment' };
-      m.on('click', () => show(...deviceDetails(d)));
+      const row = /** @type {HTMLLIElement} */ (h('li', { dataset: { deviceId: id }, tabindex: 0 }, h('i', {}), ''));
+      d = { id, marker: m, row, online: extra.online ?? true, kind: phone ? 'phone' : 'equipment' };
+      const open = () => show(...deviceDetails(d));
+      m.on('click', open);
+      row.addEventListener('click', open);
+      row.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
+      deviceList.append(row);
+      deviceCount.textContent = String(markers.size + 1);
       m.bindTooltip(() => `${id}${d.account ? ` · ${d.account.name}` : ''}${inAlert(id) ? ' · ALERT' : ''}`);
       m.addTo(layers.devices);
       markers.set(id, d);
@@ -83,6 +113,7 @@ export async function mapView(root, _args, session) {
     if (extra.online !== undefined && extra.online !== null) d.online = extra.online;
     if (extra.account_id) d.account = { id: extra.account_id, name: extra.account_name };
     if (extra.equipment_model) d.model = extra.equipment_model;
+    place(d);
     paint(d);
     return d;
   }
@@ -141,11 +172,16 @@ export async function mapView(root, _args, session) {
         upsertDevice(id, lon, lat);
         rts.push(rt);
       }
-      probe.moves += msg.d.length;
       requestAnimationFrame(() => {
-        const now = Date.now();
-        for (const rt of rts) if (rt) probe.latencies.push(now - rt);
-        if (probe.latencies.length > MAX_LAT_SAMPLES) probe.latencies.splice(0, probe.latencies.length - MAX_LAT_SAMPLES);
+        // the fix's receipt time (epoch ms) to the frame that draws it, on the page's clock
+        const end = performance.now();
+        for (const rt of rts) {
+          const start = rt ? rt - performance.timeOrigin : -1;
+          if (start < 0) continue; // no receipt time, or received before this page existed
+          if (latencySamples >= MAX_LAT_SAMPLES) { performance.clearMeasures(LATENCY); latencySamples = 0; }
+          performance.measure(LATENCY, { start: Math.min(start, end), end });
+          latencySamples += 1;
+        }
       });
     } else if (msg.k === 'status') {
       for (const [id, online] of msg.d) { const d = markers.get(id); if (d) { d.online = online; paint(d); } }
@@ -189,10 +225,9 @@ export async function mapView(root, _args, session) {
   bind('draw-circle', 'circle', 'geofence');
   bind('draw-territory', 'polygon', 'territory');
 
-  probe.markers = () => markers.size;
-  probe.position = (id) => { const d = markers.get(id); return d ? d.marker.getLatLng() : null; };
-  probe.deviceState = (id) => { const d = markers.get(id); return d ? { state: d.marker.options.fmState, color: d.marker.options.fillColor, ...d.marker.getLatLng() } : null; };
-  probe.routes = () => routesInfo;
+  routeList.replaceChildren(...routesInfo.map((r) => h('li', { dataset: { plan: r.plan, rep: r.rep, stops: r.stops } },
+    h('i', { style: `background:${r.color}` }), ` Rep ${r.rep}: ${r.stops} stops (plan ${r.plan})`)));
+  if (!routesInfo.length) routeList.append(h('li', { class: 'muted' }, 'No route planned today.'));
   return () => { stopLive(); map.remove(); };
 }
 
@@ -230,7 +265,7 @@ async function drawRoutes(L, group, show) {
         line.on('click', () => show(h('h2', {}, `Rep ${p.rep_id}: ${p.stops} stops`),
           h('p', { class: 'muted' }, `plan ${plan.id} · ${hhmm(p.start)}–${hhmm(p.end)} · ${(p.distance_m / 1000).toFixed(1)} km`),
           h('ol', {}, stops.map((x) => h('li', {}, `${hhmm(x.properties.eta)} ${x.properties.title || x.properties.visit_id}`)))));
-        out.push({ plan: plan.id, rep: p.rep_id, stops: p.stops });
+        out.push({ plan: plan.id, rep: p.rep_id, stops: p.stops, color: color(p.rep_id) });
       } else if (p.kind === 'stop') {
         const [lon, lat] = f.geometry.coordinates;
         L.marker([lat, lon], { icon: L.divIcon({ className: 'stop-icon', html: `<span style="background:${color(p.rep_id)}">${Number(p.sequence)}</span>`, iconSize: [20, 20] }), keyboard: false })

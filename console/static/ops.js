@@ -1,3 +1,4 @@
+// @ts-check
 // Operations: live alerts feed with acknowledgement, work orders board by status,
 // device page with telemetry charts from server-side bucketed aggregates.
 import { api, listAll, q } from './api.js';

@@ -1,3 +1,4 @@
+// @ts-check
 // Opportunities as a pipeline board (drag and drop, or keyboard: focus a card, then
 // Alt+ArrowRight / Alt+ArrowLeft) persisted with PATCH stage_id; pipeline analytics.
 import { api, listAll, q, etagOf } from './api.js';

@@ -1,3 +1,4 @@
+// @ts-check
 // Small DOM helpers: element builder (text only, never innerHTML with data), toasts, errors.
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -16,13 +17,16 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let toastTimer;
+/** @param {string} msg @param {string} [kind] */
 export function toast(msg, kind = 'info') {
   const t = document.getElementById('toast');
   if (!t) return;
   t.textContent = msg;
   t.className = `show ${kind}`;
-  clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { t.className = ''; }, 4000);
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { t.className = ''; }, 4000);
 }
 
 // A friendly block for an error: 403/404 are normal answers under record-level access.

@@ -61,16 +61,19 @@ const scenarios = {
     } catch (e) {
       throw new Error(`map never went live: ${await page.textContent('main').catch(() => '')} ${JSON.stringify(errors)} ${JSON.stringify(errors.bad)}`);
     }
-    await page.waitForFunction((id) => window.__fm && window.__fm.position && window.__fm.position(id), p.device, { timeout: 60000 });
-    const first = await page.evaluate((id) => window.__fm.position(id), p.device);
-    await page.waitForFunction(([id, a]) => {
-      const b = window.__fm.position(id);
-      return b && (b.lat !== a.lat || b.lng !== a.lng);
-    }, [p.device, first], { timeout: 60000 });
-    const second = await page.evaluate((id) => window.__fm.position(id), p.device);
+    // the device's line in the map's device list follows its marker
+    const row = `#device-list li[data-device-id="${p.device}"]`;
+    await page.waitForSelector(row, { state: 'attached', timeout: 60000 });
+    const lonlat = () => page.getAttribute(row, 'data-lonlat').then((v) => { const [lng, lat] = v.split(',').map(Number); return { lng, lat }; });
+    const first = await lonlat();
+    await page.waitForFunction(([sel, was]) => document.querySelector(sel).dataset.lonlat !== was, [row, `${first.lng},${first.lat}`], { timeout: 60000 });
+    const second = await lonlat();
     await page.waitForTimeout(1500);
     await shot(page, 'live-map');
-    const fm = await page.evaluate(() => ({ moves: window.__fm.moves, markers: window.__fm.markers(), latencies: window.__fm.latencies.length }));
+    const fm = await page.evaluate(() => ({
+      markers: document.querySelectorAll('#device-list li[data-device-id]').length,
+      latencies: performance.getEntriesByName('fm:fix-to-marker', 'measure').length,
+    }));
     return { first, second, ...fm, errors };
   },
 
@@ -166,7 +169,7 @@ const scenarios = {
     // the lost answer stopped the first flush: send again (the page also does this on its next trigger)
     for (let i = 0; i < 20; i += 1) {
       if ((await page.evaluate(() => document.body.dataset.outbox)) === '0') break;
-      await page.evaluate(() => window.__fmRep.flush());
+      await page.click('#sync-now');
       await page.waitForTimeout(300);
     }
     await page.waitForFunction(() => document.body.dataset.outbox === '0', null, { timeout: 30000 });
@@ -180,8 +183,12 @@ const scenarios = {
     const { page, errors } = await newPage(browser, base);
     await signIn(page, base, p.user, '/console/#/map');
     await page.waitForSelector('.live-state[data-state=live]', { timeout: 20000 });
-    await page.waitForFunction((id) => window.__fm.deviceState && window.__fm.deviceState(id), p.device, { timeout: 20000 });
-    const mapBefore = await page.evaluate((id) => window.__fm.deviceState(id), p.device);
+    const mapRow = `#device-list li[data-device-id="${p.device}"]`;
+    await page.waitForSelector(mapRow, { state: 'attached', timeout: 20000 });
+    const mapBefore = await page.$eval(mapRow, (li) => {
+      const [lng, lat] = li.dataset.lonlat.split(',').map(Number);
+      return { state: li.dataset.state, color: li.querySelector('i').style.backgroundColor, lng, lat };
+    });
     await shot(page, 'map-alert');
     await page.goto(`${base}/console/#/alerts`);
     await page.waitForSelector(`#alerts li[data-alert-id="${p.earlier}"]`);
@@ -210,8 +217,8 @@ const scenarios = {
     const fs = require('fs');
     const mgr = await newPage(browser, base);
     await signIn(mgr.page, base, p.manager, '/console/#/map');
-    await mgr.page.waitForFunction(() => window.__fm && window.__fm.routes && window.__fm.routes().length > 0, null, { timeout: 30000 });
-    const mapRoutes = await mgr.page.evaluate(() => window.__fm.routes());
+    await mgr.page.waitForSelector('#route-list li[data-rep]', { state: 'attached', timeout: 30000 });
+    const mapRoutes = await mgr.page.$$eval('#route-list li[data-rep]', (li) => li.map((x) => ({ plan: Number(x.dataset.plan), rep: x.dataset.rep, stops: Number(x.dataset.stops) })));
     const stopMarkers = await mgr.page.$$eval('.stop-icon', (l) => l.length);
     await mgr.page.waitForTimeout(300);
     await shot(mgr.page, 'map-routes');

@@ -1,3 +1,4 @@
+// @ts-check
 // The offline outbox: actions are stored in IndexedDB with a client-generated
 // Idempotency-Key, sent in order when online, and removed only once the server has answered.
 // A request whose answer was lost is sent again with the same key; the CRM API stores the

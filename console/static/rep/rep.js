@@ -1,3 +1,4 @@
+// @ts-check
 // The rep's phone view: today's route (work orders assigned to me, with their accounts),
 // next stop with navigation links, check-in/out, notes, photos, work-order completion with a
 // signature. Every action goes through the IndexedDB outbox (queue.js) and is sent, once,
@@ -11,7 +12,6 @@ import { makeMap } from '/console/leaflet.js';
 import { enqueue, flush, pending } from './queue.js';
 
 const state = { me: null, stops: [], visits: new Map(), planId: null, map: null, L: null, layer: null, live: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
-window.__fmRep = { state, flush: () => sendAll(), pending };
 
 async function start() {
   if ('serviceWorker' in navigator) {
@@ -20,13 +20,16 @@ async function start() {
   addEventListener('online', () => { showNet(); sendAll(); });
   addEventListener('offline', showNet);
   showNet();
-  document.getElementById('rep-signin').addEventListener('submit', async (e) => {
+  // "Sync now": send the outbox at once (also done on 'online' and after each action).
+  document.getElementById('sync-now').addEventListener('click', () => { sendAll().catch((e) => console.info('sync stopped:', e.message)); });
+  const signin = /** @type {HTMLFormElement} */ (document.getElementById('rep-signin'));
+  signin.addEventListener('submit', async (e) => {
     e.preventDefault();
-    const f = new FormData(e.target);
+    const f = new FormData(signin);
     try {
-      state.me = await signIn(f.get('email'), f.get('password'));
+      state.me = await signIn(String(f.get('email')), String(f.get('password')));
       localStorage.setItem('fm.rep.me', JSON.stringify(state.me));
-      e.target.hidden = true;
+      signin.hidden = true;
     } catch (ex) { document.getElementById('rep-signin-error').textContent = ex.message; return; }
     await loadDay().catch(showLoadError);
   });

@@ -1,7 +1,10 @@
+// @ts-check
 // Service worker of the rep's view: the app shell is cached at install; GET /api/v1/* (and
 // the console's /console/api/*: plan ids, automatic check-ins) is
 // network-first with the last answer kept (the day's plan and the accounts it needs work
 // offline); other methods are never touched (the page queues them in its outbox).
+/// <reference lib="webworker" />
+const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
 const SHELL = 'fm-rep-shell-v3';
 const DATA = 'fm-rep-data-v1';
 const FILES = [
@@ -11,15 +14,15 @@ const FILES = [
   '/console/vendor/leaflet/leaflet.js', '/console/vendor/leaflet/leaflet.css',
 ];
 
-self.addEventListener('install', (e) => {
-  e.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES)).then(() => self.skipWaiting()));
+sw.addEventListener('install', (e) => {
+  e.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES)).then(() => sw.skipWaiting()));
 });
-self.addEventListener('activate', (e) => {
+sw.addEventListener('activate', (e) => {
   e.waitUntil(caches.keys().then((keys) => Promise.all(keys.filter((k) => ![SHELL, DATA].includes(k)).map((k) => caches.delete(k))))
-    .then(() => self.clients.claim()));
+    .then(() => sw.clients.claim()));
 });
 
-self.addEventListener('fetch', (e) => {
+sw.addEventListener('fetch', (e) => {
   const req = e.request;
   if (req.method !== 'GET') return;
   const url = new URL(req.url);

@@ -1,0 +1,27 @@
+// eslint (flat config): the recommended rules over the browser modules, the rep's service
+// worker, and the Node scripts that drive Chromium in the tests and benchmarks.
+import js from '@eslint/js';
+import globals from 'globals';
+
+export default [
+  { ignores: ['node_modules/', '.venv/', '.state/', 'bench/out/', '**/vendor/'] },
+  js.configs.recommended,
+  {
+    files: ['console/static/**/*.js', 'ar_viewer/static/**/*.js'],
+    languageOptions: { ecmaVersion: 2022, sourceType: 'module', globals: { ...globals.browser } },
+  },
+  {
+    files: ['console/static/rep/sw.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.serviceworker } },
+  },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { ecmaVersion: 2022, sourceType: 'commonjs', globals: { ...globals.node } },
+  },
+  {
+    // page.evaluate() bodies run in the browser
+    files: ['tests/**/*.cjs', 'bench/*.cjs'],
+    languageOptions: { globals: { ...globals.browser, ...globals.node } },
+  },
+  { rules: { 'no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }] } },
+];
