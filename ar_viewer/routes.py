@@ -23,7 +23,7 @@ from aiohttp import web
 
 from ar_viewer import data, share_routes
 from ar_viewer.errors import DataUnavailable
-from ar_viewer.service import SceneCache
+from ar_viewer.service import SCENE_MEDIA_TYPES, SceneCache
 from ar_viewer.shares import share_key
 from ar_viewer.web import (
     AR_CACHE,
@@ -124,7 +124,7 @@ async def territory_page(
     access=Access.read(scope=territory_scope),
     summary="A file of a territory's scene",
     description=_SCENE_FILES,
-    content_type="application/octet-stream",
+    content_type=SCENE_MEDIA_TYPES,
 )
 async def territory_file(
     req: Req, path: ArTerritoryFilePath, query: ArMetricQuery
@@ -148,7 +148,7 @@ async def asset_page(req: Req, path: ArAssetPath) -> web.StreamResponse:
     access=Access.read(scope=device_scope),
     summary="A file of an asset's scene",
     description=_SCENE_FILES,
-    content_type="application/octet-stream",
+    content_type=SCENE_MEDIA_TYPES,
 )
 async def asset_file(req: Req, path: ArAssetFilePath) -> web.StreamResponse:
     entry = await asset_scene(req.app, path.device_id)

@@ -25,6 +25,8 @@ FORMATS: dict[str, str] = {
     "usdz": "model/vnd.usdz+zip",
     "png": "image/png",
 }
+# What a scene.{fmt} path may answer (the JSON form included), as the API documents it.
+SCENE_MEDIA_TYPES = ", ".join([*FORMATS.values(), "application/json"])
 
 
 def content_hash(data: TerritoryInput | AssetInput, *, extra: str = "") -> str:

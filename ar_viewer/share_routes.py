@@ -22,7 +22,7 @@ from aiohttp import web
 
 from ar_viewer import shares
 from ar_viewer.model import HeightMetric
-from ar_viewer.service import CachedScene
+from ar_viewer.service import SCENE_MEDIA_TYPES, CachedScene
 from ar_viewer.shares import Share
 from ar_viewer.web import AR_SHARE_KEY, Format, asset_scene, page, scene_file, territory_scene
 from kernel.errors import NotFound, Unprocessable
@@ -208,7 +208,7 @@ async def shared_page(req: Req, path: ArLinkPath) -> web.StreamResponse:
     "/ar/s/{token}/scene.{fmt}",
     access=Access.public(_LINK),
     summary="A file of a shared scene",
-    content_type="application/octet-stream",
+    content_type=SCENE_MEDIA_TYPES,
     errors=(404, 410),
 )
 async def shared_file(req: Req, path: ArLinkFilePath) -> web.StreamResponse:

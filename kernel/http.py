@@ -32,6 +32,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import re
 import typing
@@ -217,6 +218,7 @@ class Endpoint:
     websocket: bool = False
     operation_id: str = ""
     list_fields: frozenset[str] = field(default_factory=frozenset)
+    time_fields: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -239,6 +241,38 @@ def _unwrap_response(tp: Any) -> Any:
     if inspect.isclass(tp) and issubclass(tp, web.StreamResponse):
         return None
     return tp
+
+
+_TIME_TYPES = (dt.datetime, dt.date, dt.time, dt.timedelta)
+
+
+def _mentions_time(tp: Any) -> bool:
+    if tp in _TIME_TYPES:
+        return True
+    return any(_mentions_time(a) for a in typing.get_args(tp) if not isinstance(a, msgspec.Meta))
+
+
+def _time_fields(*models: Any) -> frozenset[str]:
+    """Fields of times and dates: msgspec's lenient conversion would read a bare number
+    there as a Unix timestamp, which no one writing a query string means."""
+    out = set()
+    for model in models:
+        if model is None or not (inspect.isclass(model) and issubclass(model, msgspec.Struct)):
+            continue
+        out.update(f.encode_name for f in msgspec.structs.fields(model) if _mentions_time(f.type))
+    return frozenset(out)
+
+
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+
+
+def _refuse_numeric_times(data: dict[str, Any], time_fields: frozenset[str], where: str) -> None:
+    for name in time_fields & data.keys():
+        value = data[name]
+        if isinstance(value, str) and _NUMBER.match(value):
+            raise Unprocessable(
+                f"{where} {name}: expected an ISO 8601 date or time, not a number", field=name
+            )
 
 
 def _list_fields(model: Any) -> frozenset[str]:
@@ -322,6 +356,7 @@ class Routes:
             operation_id=operation_id or f"{self.tag}_{handler.__name__}".replace("-", "_"),
         )
         ep.list_fields = _list_fields(ep.query_model)
+        ep.time_fields = _time_fields(ep.query_model, ep.path_model)
         for name in ("path", "query", "body"):
             if (name in params) != (
                 getattr(ep, f"{name}_model" if name != "path" else "path_model") is not None
@@ -398,9 +433,12 @@ def _check_strings(values: Iterable[tuple[str, str]], where: str) -> None:
             raise ApiError(f"{where} parameter {name}: {problem}", field=name)
 
 
-def decode_path(match_info: dict[str, str] | Any, model: Any) -> Any:
+def decode_path(
+    match_info: dict[str, str] | Any, model: Any, time_fields: frozenset[str] = frozenset()
+) -> Any:
     data = dict(match_info)
     _check_strings(data.items(), "path")
+    _refuse_numeric_times(data, time_fields, "path")
     try:
         return msgspec.convert(data, model, strict=False)
     except msgspec.ValidationError as exc:
@@ -410,7 +448,12 @@ def decode_path(match_info: dict[str, str] | Any, model: Any) -> Any:
         ) from None
 
 
-def decode_query(query: Any, model: Any, list_fields: frozenset[str]) -> Any:
+def decode_query(
+    query: Any,
+    model: Any,
+    list_fields: frozenset[str],
+    time_fields: frozenset[str] = frozenset(),
+) -> Any:
     data: dict[str, Any] = {}
     for name in set(query.keys()):
         values = query.getall(name)
@@ -421,6 +464,7 @@ def decode_query(query: Any, model: Any, list_fields: frozenset[str]) -> Any:
             raise ApiError(f"query parameter {name}: given {len(values)} times", field=name)
         else:
             data[name] = values[0]
+    _refuse_numeric_times(data, time_fields, "query")
     try:
         return msgspec.convert(data, model, strict=False)
     except msgspec.ValidationError as exc:
@@ -521,10 +565,12 @@ def _wrap(ep: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         kwargs: dict[str, Any] = {}
         path = None
         if ep.path_model is not None:
-            path = decode_path(request.match_info, ep.path_model)
+            path = decode_path(request.match_info, ep.path_model, ep.time_fields)
             kwargs["path"] = path
         if ep.query_model is not None:
-            kwargs["query"] = decode_query(request.query, ep.query_model, ep.list_fields)
+            kwargs["query"] = decode_query(
+                request.query, ep.query_model, ep.list_fields, ep.time_fields
+            )
         if ep.access.scope is not None:
             await ep.access.scope(req, path)
         if ep.body_model is not None:

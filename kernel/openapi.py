@@ -115,6 +115,8 @@ def _error_codes(ep: Endpoint) -> list[int]:
         codes.update((400, 422))
     if ep.body_model is not None:
         codes.update((413, 415))
+    if ep.websocket:
+        codes.add(400)  # a plain GET without the upgrade
     return sorted(codes)
 
 
@@ -158,7 +160,9 @@ def _operation(ep: Endpoint, components: Json) -> Json:
             if ep.response_model is None
             else _model_schema(ep.response_model, components)
         )
-        responses[ok] = {"description": "OK", "content": {ep.content_type: {"schema": schema}}}
+        # Several media types (a file in the format the path names) are comma-separated.
+        media = [ct.strip() for ct in ep.content_type.split(",") if ct.strip()]
+        responses[ok] = {"description": "OK", "content": {ct: {"schema": schema} for ct in media}}
     elif ep.response_model is None or ep.status == 204:
         responses[ok] = {"description": "Done"}
     else:

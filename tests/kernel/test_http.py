@@ -6,6 +6,7 @@ Unit tests on an app with no database: the authenticator is a fake keyed by the 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Annotated, Any
 
 import msgspec
@@ -40,6 +41,7 @@ class ThingPath(msgspec.Struct):
 
 class ThingQuery(msgspec.Struct):
     limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    since: Annotated[dt.datetime, msgspec.Meta(tz=True)] | None = None
     full: bool = False
     tags: list[str] = []
 
@@ -107,6 +109,11 @@ def test_typed_decoding_and_errors() -> None:
             assert r.status == 422 and body["error"]["field"] == "limit"
             r = await c.get("/things/4?limit=500", headers=h)
             assert r.status == 422
+            # a bare number is no time (msgspec alone would read it as a Unix timestamp)
+            r = await c.get("/things/4?since=3.06e-55", headers=h)
+            assert r.status == 422 and (await r.json())["error"]["field"] == "since"
+            r = await c.get("/things/4?since=2026-12-06T10:00:00Z", headers=h)
+            assert r.status == 200
             r = await c.get("/things/%D9%A1", headers=h)  # a non-ASCII digit is no id
             assert r.status == 404
             r = await c.get("/things/4?tags=%00", headers=h)
