@@ -255,7 +255,7 @@ def _mentions_time(tp: Any) -> bool:
 def _time_fields(*models: Any) -> frozenset[str]:
     """Fields of times and dates: msgspec's lenient conversion would read a bare number
     there as a Unix timestamp, which no one writing a query string means."""
-    out = set()
+    out: set[str] = set()
     for model in models:
         if model is None or not (inspect.isclass(model) and issubclass(model, msgspec.Struct)):
             continue
