@@ -58,9 +58,12 @@ class Result:
     violations: list[str]
 
 
+SEED: list[int | None] = [None]  # --seed: reproducible plans (work-priced budget)
+
+
 def run_ours(problem: Problem, m: Matrices, cpu_s: float) -> Result:
     t0 = time.process_time()
-    plan = solve(problem, m, SolverOptions(cpu_s=cpu_s, cost="distance"))
+    plan = solve(problem, m, SolverOptions(cpu_s=cpu_s, cost="distance", seed=SEED[0]))
     # the solver's ILS runs in worker processes: their CPU time counts too
     cpu = time.process_time() - t0 + float(plan.stats.get("worker_cpu_s", 0.0))
     routes = {r.rep_id: r.visit_ids for r in plan.used_routes}
@@ -261,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         f" and reported as transfer_tune_* (default with the default instances:"
         f" {LARGE_DIR.name}; 'none' to skip)",
     )
+    ap.add_argument("--seed", type=int, default=None, help="reproducible plans from this seed")
     args = ap.parse_args(argv)
+    SEED[0] = args.seed
     console = Console(width=170)
     directory: Path = args.instances.resolve()
     files = instance_files(directory)

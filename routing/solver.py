@@ -115,6 +115,13 @@ class SolverOptions:
     # Plans without minimise_reps: construct, then the travel ILS from that plan with the
     # visits droppable by priority (False: guided local search for the whole budget).
     travel_ils: bool = True
+    # Fewest reps above ils_max_visits: sweep the visits by angle around the reps' homes
+    # into sectors of about `sector_visits`, plan each sector with its share of the reps
+    # and of the budget (the <=600-visit search), then polish the whole plan by guided
+    # local search for `polish_share` of the budget.
+    decompose: bool = True
+    sector_visits: int = 200
+    polish_share: float = 0.15
     progress: Callable[[Progress], None] | None = field(default=None, compare=False)
 
 
@@ -728,6 +735,9 @@ def solve(
     n = len(vs)
     big = _big_penalty(c)
 
+    if minimise and options.decompose and n > options.ils_max_visits and len(c.reps) > 1:
+        return _solve_by_sectors(problem, matrices, c, vs, clock, options)
+
     # 1. construct
     travel_ils = not minimise and options.travel_ils and n <= options.ils_max_visits
     share = options.construct_share if minimise or travel_ils else 1.0
@@ -812,6 +822,80 @@ def solve(
         a.ObjectiveValue(),
     )
     return plan
+
+
+def _solve_by_sectors(
+    problem: Problem,
+    matrices: Matrices,
+    c: Compiled,
+    vs: list[Visit],
+    clock: _CpuClock,
+    options: SolverOptions,
+) -> Plan:
+    """Decomposition for large plans: sectors by angle, each planned on its own, then
+    the whole plan polished (visits a sector could not serve are inserted there)."""
+    loc_index = problem.location_index()
+    homes = [problem.locations[loc_index[r.start_location_id]] for r in c.reps]
+    cx = sum(h.lon for h in homes) / len(homes)
+    cy = sum(h.lat for h in homes) / len(homes)
+
+    def angle(v: Visit) -> float:
+        at = problem.locations[loc_index[v.location_id]]
+        return math.atan2(at.lat - cy, at.lon - cx)
+
+    order = sorted(range(len(vs)), key=lambda i: (angle(vs[i]), i))
+    k = max(1, min(len(c.reps), math.ceil(len(vs) / options.sector_visits)))
+    sectors = [order[j * len(order) // k : (j + 1) * len(order) // k] for j in range(k)]
+    node_of = {v.id: i for i, v in enumerate(vs)}
+    rep_of = {r.id: i for i, r in enumerate(c.reps)}
+    routes: dict[int, list[int]] = {}
+    free = list(range(len(c.reps)))
+    sector_budget = options.cpu_s * (1 - options.polish_share) / k
+    for j, sector in enumerate(sectors):
+        # reps in proportion to the sector's visits (the rest keep theirs), at least one
+        share = len(free) if j == k - 1 else math.ceil(len(c.reps) * len(sector) / len(vs))
+        mine, free = free[: max(1, share)], free[max(1, share) :]
+        if not mine:
+            break
+        sub = Problem(
+            problem.locations,
+            tuple(vs[i] for i in sector),
+            tuple(c.reps[r] for r in mine),
+            problem.epoch,
+            True,
+            problem.now_s,
+        )
+        budget = min(sector_budget, max(0.05, clock.left() - options.cpu_s * options.polish_share))
+        t0 = time.process_time()
+        part = solve(
+            sub, matrices, SolverOptions(**{**_fields(options), "cpu_s": budget}), list(sub.visits)
+        )
+        clock.workers_s += float(part.stats.get("worker_cpu_s", 0.0))
+        clock.virtual_s += budget if clock.reproducible else 0.0
+        clock.capped = clock.capped or part.stats.get("reproducible", 1.0) == 0.0
+        for route in part.used_routes:
+            routes[rep_of[route.rep_id]] = [node_of[x] for x in route.visit_ids]
+        _report(options, clock, f"sector {j + 1}/{k}", list(routes.values()), 0, 0.0)
+        log.debug("sector %d/%d: %.1f CPU-s", j + 1, k, time.process_time() - t0)
+    all_reps = list(range(len(c.reps)))
+    big = _big_penalty(c)
+    m = _build(c, all_reps, lambda v: big * 4, vehicle_fixed_cost=big)
+    res = _run(
+        m,
+        _params(clock, clock.left(), first=False),
+        clock,
+        clock.left(),
+        [routes.get(r, []) for r in all_reps],
+        must_find=True,
+        min_s=1.0,
+    )
+    if res is None:
+        raise SolverError("lost the solution while joining the sectors")
+    return _to_plan(c, m, res, clock)
+
+
+def _fields(options: SolverOptions) -> dict[str, Any]:
+    return {f: getattr(options, f) for f in options.__dataclass_fields__ if f != "progress"}
 
 
 def _travel_ils(

@@ -97,3 +97,23 @@ def test_a_small_change_to_a_running_plan_moves_few_visits() -> None:
     assert sorted(result.moved) == expected
     assert result.plan.stats["moved_visits"] == len(expected)
     assert len(result.moved) <= 2
+
+
+def test_a_large_plan_is_solved_by_sectors_then_joined() -> None:
+    # (sectors of 12 visits here; 200 in production, above 600 visits)
+    p = _clusters(5, per=12, minimise=True)
+    m = EuclideanMatrix().matrices(p.locations)
+    phases: list[str] = []
+    options = SolverOptions(
+        cpu_s=3.0, ils_max_visits=20, sector_visits=12, progress=lambda x: phases.append(x.phase)
+    )
+    result = plan(p, m, options)
+    assert check_plan(p, m, result) == []
+    assert result.dropped == ()
+    assert [x for x in phases if x.startswith("sector")] == [
+        "sector 1/3",
+        "sector 2/3",
+        "sector 3/3",
+    ]
+    # three clusters of 12 with capacity 12: three reps
+    assert len(result.used_routes) == 3
