@@ -65,7 +65,9 @@ async def _run(
             # The CLI owns its process: solving here blocks nothing but this command.
             provider = RoadGraphMatrix(load_osm_xml(Path(args.osm))) if args.osm else None
             result = plan_problem(
-                problem, provider, SolverOptions(cpu_s=req.cpu_s, progress=progress, seed=args.seed)
+                problem,
+                provider,
+                SolverOptions(cpu_s=req.cpu_s, progress=progress, seed=getattr(args, "seed", None)),
             )
         await store.save_result(conn, plan_id, problem, result)
         return plan_id, problem, result
