@@ -10,7 +10,14 @@ its timeout: unbounded it takes about 8 CPU-minutes per 1,000-customer instance)
 Both solutions are checked by routing.checker and their distances recomputed in
 floating point before they count. The default run also reports the 1,000-customer
 instances of the Gehring-Homberger folder, at 60 CPU-s each, as `large_*` totals.
-The last line is one JSON object with the totals.
+
+Transfer protocol (#23): the solver's constants were set on the Gehring-Homberger
+200-customer instances (the tuning set); the Solomon instances are the held-out
+confirmation set. The default run solves the tuning set too and reports both, as
+`transfer_tune_*` and `transfer_confirm_*` (gaps against the best known), and the
+held-out gaps per Solomon class (`class_<C1|C2|R1|R2|RC1|RC2>_*`), so that a change
+that only fits one set or one class shows. The last line is one JSON object with the
+totals.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from routing.solver import SolverOptions, solve
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "vrptw" / "solomon"
 LARGE_DIR = DEFAULT_DIR.parent / "homberger"
 LARGE_N = 1000  # customers: "the 1,000-customer instances", 60 CPU-s each
+TUNE_N = 200  # customers: the tuning set of the transfer protocol
 QUICK_INSTANCES = ("C101", "R101", "RC101")
 VROOM_SCALE = 1000
 
@@ -50,9 +58,12 @@ class Result:
     violations: list[str]
 
 
+SEED: list[int | None] = [None]  # --seed: reproducible plans (work-priced budget)
+
+
 def run_ours(problem: Problem, m: Matrices, cpu_s: float) -> Result:
     t0 = time.process_time()
-    plan = solve(problem, m, SolverOptions(cpu_s=cpu_s, cost="distance"))
+    plan = solve(problem, m, SolverOptions(cpu_s=cpu_s, cost="distance", seed=SEED[0]))
     # the solver's ILS runs in worker processes: their CPU time counts too
     cpu = time.process_time() - t0 + float(plan.stats.get("worker_cpu_s", 0.0))
     routes = {r.rep_id: r.visit_ids for r in plan.used_routes}
@@ -146,6 +157,7 @@ def run_set(
         "vroom_cpu_s": 0.0,
         "vroom_infeasible": 0,
     }
+    by_class: dict[str, list[float]] = {}
     for path in files:
         inst = read_instance(path)
         n = len(inst.customers)
@@ -167,6 +179,11 @@ def run_set(
         tot["bks_distance"] += best.distance
         tot["cpu_s"] += ours.cpu_s
         tot["vroom_cpu_s"] += base.cpu_s
+        cls = by_class.setdefault(_instance_class(path.stem), [0.0, 0.0, 0.0, 0.0])
+        cls[0] += ours.vehicles
+        cls[1] += best.vehicles
+        cls[2] += ours.distance
+        cls[3] += best.distance
         table.add_row(
             path.stem,
             str(n),
@@ -204,7 +221,21 @@ def run_set(
         out["vroom_gap_distance_pct"] = round(
             (tot["vroom_distance"] / tot["bks_distance"] - 1) * 100, 2
         )
+    if len(by_class) > 1:
+        for name, (veh, bveh, dist, bdist) in sorted(by_class.items()):
+            if bveh and bdist:
+                out[f"class_{name}_gap_vehicles_pct"] = round((veh / bveh - 1) * 100, 2)
+                out[f"class_{name}_gap_distance_pct"] = round((dist / bdist - 1) * 100, 2)
     return out
+
+
+def _instance_class(stem: str) -> str:
+    """C1, C2, R1, R2, RC1 or RC2 from a Solomon (R101) or Homberger (r1_2_1) name."""
+    name = stem.upper()
+    letters = name.rstrip("0123456789_").split("_")[0]
+    letters = "".join(ch for ch in letters if ch.isalpha())
+    digit = name[len(letters)] if len(name) > len(letters) else ""
+    return letters + digit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,7 +256,17 @@ def main(argv: list[str] | None = None) -> int:
         help="folder whose 1000+ customer instances are also reported, at 60 CPU-s each"
         f" (default with the default instances: {LARGE_DIR.name}; 'none' to skip)",
     )
+    ap.add_argument(
+        "--tune",
+        type=Path,
+        default=None,
+        help="the transfer protocol's tuning set: its 200-customer instances are also solved"
+        f" and reported as transfer_tune_* (default with the default instances:"
+        f" {LARGE_DIR.name}; 'none' to skip)",
+    )
+    ap.add_argument("--seed", type=int, default=None, help="reproducible plans from this seed")
     args = ap.parse_args(argv)
+    SEED[0] = args.seed
     console = Console(width=170)
     directory: Path = args.instances.resolve()
     files = instance_files(directory)
@@ -241,7 +282,22 @@ def main(argv: list[str] | None = None) -> int:
             return float(args.cpu_s)
         return 5.0 if args.quick else (60.0 if n >= LARGE_N else 10.0)
 
+    ap_tune = args.tune
     out = run_set(console, directory, files, budget_of)
+    if ap_tune is None and args.instances == DEFAULT_DIR and not args.quick and not args.only:
+        ap_tune = LARGE_DIR
+    if ap_tune is not None and str(ap_tune) != "none" and ap_tune.resolve() != directory:
+        tune = [f for f in instance_files(ap_tune.resolve()) if _customers(f) == TUNE_N]
+        if tune:
+            totals = run_set(console, ap_tune.resolve(), tune, budget_of)
+            for key in ("gap_vehicles_pct", "gap_distance_pct", "infeasible", "vehicles"):
+                if key in totals:
+                    out[f"transfer_tune_{key}"] = totals[key]
+                if key in out:
+                    out[f"transfer_confirm_{key}"] = out[key]
+            for key in ("vroom_vehicles", "vroom_gap_distance_pct", "bks_vehicles"):
+                if key in totals:
+                    out[f"transfer_tune_{key}"] = totals[key]
     large_dir = args.large
     if large_dir is None and args.instances == DEFAULT_DIR and not args.quick and not args.only:
         large_dir = LARGE_DIR
@@ -251,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             totals = run_set(console, large_dir.resolve(), large, lambda n: 60.0)
             out.update({f"large_{k}": v for k, v in totals.items()})
     print(json.dumps(out))
-    return 0 if out["infeasible"] == 0 and out.get("large_infeasible", 0) == 0 else 1
+    bad = out["infeasible"] or out.get("large_infeasible", 0) or out.get("transfer_tune_infeasible")
+    return 1 if bad else 0
 
 
 def _customers(path: Path) -> int:

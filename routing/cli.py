@@ -65,7 +65,9 @@ async def _run(
             # The CLI owns its process: solving here blocks nothing but this command.
             provider = RoadGraphMatrix(load_osm_xml(Path(args.osm))) if args.osm else None
             result = plan_problem(
-                problem, provider, SolverOptions(cpu_s=req.cpu_s, progress=progress)
+                problem,
+                provider,
+                SolverOptions(cpu_s=req.cpu_s, progress=progress, seed=getattr(args, "seed", None)),
             )
         await store.save_result(conn, plan_id, problem, result)
         return plan_id, problem, result
@@ -121,6 +123,12 @@ def register(sub: Any) -> None:
     p.add_argument("--date", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
     p.add_argument("--cpu-s", type=float, default=10.0, help="CPU-seconds for the search")
     p.add_argument("--minimise-reps", action="store_true", help="use as few reps as possible first")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="reproducible plan: the same seed and --cpu-s give the same plan",
+    )
     p.add_argument(
         "--osm", help="travel times on the roads of this OSM XML extract (default: great-circle)"
     )

@@ -71,6 +71,9 @@ class Visit:
     account_id: str | None = None
     work_order_id: str | None = None
     rep_id: str | None = None  # locked to this rep (accepted/locked stop)
+    # re-plans: the rep the running plan gave it; serving it with another rep costs a
+    # stability cost (small changes to a running plan stay small)
+    previous_rep_id: str | None = None
     title: str = ""
 
 

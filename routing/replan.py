@@ -37,6 +37,9 @@ class Replan:
     fixed: Mapping[str, tuple[str, ...]]  # per rep: visits kept as they were (done, in progress)
     rest_problem: Problem  # what was re-planned: reps from where they will be free, visits left
     rest: Plan  # the plan for `rest_problem` alone
+    # visits the running plan gave a rep (not yet started) that now go to another rep or
+    # are dropped: how much the re-plan changed for the reps
+    moved: tuple[str, ...] = ()
 
 
 def replan(
@@ -107,7 +110,14 @@ def replan(
             )
         )
     fixed_ids = {s.visit_id for f in fixed_stops.values() for s in f}
-    remaining = tuple(v for v in problem.visits if v.id not in fixed_ids and v.id not in done_set)
+    # Each remaining visit remembers its rep in the running plan: the solver charges a
+    # stability cost for giving it to another rep, so a small change stays small.
+    old_rep = {s.visit_id: r.rep_id for r in current.routes for s in r.stops}
+    remaining = tuple(
+        replace(v, previous_rep_id=old_rep.get(v.id, v.previous_rep_id))
+        for v in problem.visits
+        if v.id not in fixed_ids and v.id not in done_set
+    )
     sub = replace(problem, visits=remaining, reps=tuple(new_reps), now_s=now_s)
     result = plan_problem(sub, matrices, options)
     new_routes = {r.rep_id: r for r in result.routes}
@@ -150,6 +160,13 @@ def replan(
                 (nr.lunch_break if nr and nr.lunch_break else (old.lunch_break if old else None)),
             )
         )
-    full = Plan(tuple(out_routes), result.dropped, result.issues, result.stats)
+    new_rep = {s.visit_id: r.rep_id for r in result.routes for s in r.stops}
+    moved = tuple(
+        v.id
+        for v in remaining
+        if v.previous_rep_id is not None and new_rep.get(v.id) != v.previous_rep_id
+    )
+    stats = {**result.stats, "moved_visits": float(len(moved))}
+    full = Plan(tuple(out_routes), result.dropped, result.issues, stats)
     fixed_ids_by_rep = {k: tuple(s.visit_id for s in v) for k, v in fixed_stops.items()}
-    return Replan(full, tuple(changes), fixed_ids_by_rep, sub, result)
+    return Replan(full, tuple(changes), fixed_ids_by_rep, sub, result, moved)
