@@ -56,9 +56,11 @@ SHORT = {
     "asap": "asap",
 }
 
-_FILLER_RE = re.compile(r"\b(?:%s)\b[,.]?\s*" % "|".join(FILLERS), re.IGNORECASE)
+_FILLER_RE = re.compile(r"\b(?:{})\b[,.]?\s*".format("|".join(FILLERS)), re.IGNORECASE)
 _SHORT_RE = re.compile(
-    r"(?<![\w-])(%s)(?![\w-])" % "|".join(re.escape(k) for k in sorted(SHORT, key=len, reverse=True)),
+    r"(?<![\w-])({})(?![\w-])".format(
+        "|".join(re.escape(k) for k in sorted(SHORT, key=len, reverse=True))
+    ),
     re.IGNORECASE,
 )
 
@@ -83,8 +85,10 @@ TENS = {
     "eighty": 80, "ninety": 90,
 }  # fmt: skip
 SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000, "k": 1000, "m": 1_000_000}
-NUM_WORD = r"(?:%s)" % "|".join(
-    sorted([*(k for k in UNITS if k not in ("a", "an", "oh")), *TENS], key=len, reverse=True)
+NUM_WORD = r"(?:{})".format(
+    "|".join(
+        sorted([*(k for k in UNITS if k not in ("a", "an", "oh")), *TENS], key=len, reverse=True)
+    )
 )
 
 

@@ -35,7 +35,7 @@ class Fallback(Protocol):
     def predict(self, text: str) -> tuple[str, float]: ...
 
 
-_PRE = r"^(?:(?:ok(?:ay)?|so|hey|yes|yeah|please|hi|hello|assistant|now|and|alright|right)[, ]+)*(?:(?:can|could|would|will) you |i (?:want|need|would like|'d like) (?:you )?to |let's |lets |please |i wanna )*"
+_PRE = r"^(?:(?:can we|shall we|could we|let's|lets)\s+)?(?:(?:ok(?:ay)?|so|hey|yes|yeah|please|hi|hello|assistant|now|and|alright|right)[, ]+)*(?:(?:can|could|would|will) you |i (?:want|need|would like|'d like) (?:you )?to |let's |lets |please |i wanna )*"
 
 ENTITY_WORDS = [
     ("work_order", r"work ?orders?|tickets?|jobs?|service requests?"),
@@ -105,51 +105,141 @@ def recognise(t: str) -> str | None:
     """The intent that a cue in the cleaned, lower-case text decides, or None."""
     s = re.sub(_PRE, "", t)
     ent = r"(?:account|contact|lead|prospect|opportunit(?:y|ies)|deal|customer|client)"
-    if _any(r"^(?:set (?:a |an |me a )?reminder|remind|reminder|ping me|nudge me|don't let me forget|alert me)\b", s) or _any(r"\bremind (?:me|us)\b|\breminder\b|\bping me\b", s):
+    if _any(
+        r"^(?:set (?:a |an |me a )?reminder|remind|reminder|ping me|nudge me|don't let me forget|alert me)\b",
+        s,
+    ) or _any(r"\bremind (?:me|us)\b|\breminder\b|\bping me\b", s):
         return "set_reminder"
     # Things the assistant never does, said with CRM words: the verb decides.
-    if _any(r"^(?:delete|remove|erase|merge|dedupe|export|download|print|translate|send|forward|e-?mail (?!to\b)\w|text|sms|whatsapp|message|call(?! with| about| log)|phone|ring|dial|give(?! me (?:directions|the route|a route))|grant|share|approve|reject|order|buy|purchase|turn|switch (?:on|off)|start the (?:pump|machine|compressor)|stop the|restart|reboot|shut|set the (?:office |room )?(?:thermostat|temperature|heating)|book (?:me )?(?:a |an )?(?:flight|hotel|train|taxi|car|ticket to|table)|play|tell me a joke|sing|what time is it)\b", s):
+    if _any(  # noqa: SIM102 - the cue, then its exceptions
+        r"^(?:delete|remove|erase|merge|dedupe|export|download|print|translate|send|forward|e-?mail (?!to\b)\w|text|sms|whatsapp|message|call(?! with| about| log)|phone|ring|dial|give(?! me\b)|grant|share|approve|reject|order|buy|purchase|turn|switch (?:on|off)|start the (?:pump|machine|compressor)|stop the|restart|reboot|shut|set the (?:office |room )?(?:thermostat|temperature|heating)|book (?:me )?(?:a |an )?(?:flight|hotel|train|taxi|car|ticket to|table)|play|tell me a joke|sing|what time is it)\b",
+        s,
+    ):
         if not _any(r"^(?:call|phone)\b.*\b(?:log|logged|note)\b|^text (?:note)", s):
             return "out_of_scope"
-    if _any(r"\b(?:weather|forecast for (?:tomorrow|the weekend)|joke|share price|stock price|exchange rate|champions league|football|news|capital of|recipe|percent of|\d+ (?:times|plus|minus|divided by) \d+)\b", s) and not _any(r"\bforecast for (?:the |this |next |q\d)", s):
+    if _any(
+        r"\b(?:weather|forecast for (?:tomorrow|the weekend)|joke|share price|stock price|exchange rate|champions league|football|news|capital of|recipe|percent of|\d+ (?:times|plus|minus|divided by) \d+)\b",
+        s,
+    ) and not _any(r"\bforecast for (?:the |this |next |q\d)", s):
         return "out_of_scope"
-    if _any(r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|thanks?(?: you)?|how are you|who are you|what can you do)\b(?: there)?$", s) or _any(r"^how are you\b", s):
+    if _any(
+        r"^(?:who|what|when|where|how) (?:is|was|are|were|'s|old|tall|far|long)\b(?: the| a)? (?:president|capital|ceo of|population|meaning|tallest|biggest|largest|distance|time in|traffic|score)\b|^what'?s the (?:capital|population|traffic|time in|score|meaning)\b|\btraffic\b|\bpoem\b|\bconvert \d+\b|\bcurrency\b",
+        s,
+    ):
         return "out_of_scope"
-    if _any(r"\b(?:ack(?:nowledge)?|dismiss|silence|mute|clear|confirm|mark)\b.*\b(?:alert|alarm|warning)s?\b|^(?:ack|acknowledge)\b|\back it\b|\backnowledge (?:it|that|this)\b", s):
+    if _any(
+        r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|thanks?(?: you)?|how are you|who are you|what can you do)\b(?: there)?$",
+        s,
+    ) or _any(r"^how are you\b", s):
+        return "out_of_scope"
+    if _any(
+        r"\b(?:ack(?:nowledge)?|dismiss|silence|mute|clear|confirm|mark)\b.*\b(?:alert|alarm|warning)s?\b|^(?:ack|acknowledge)\b|\back it\b|\backnowledge (?:it|that|this)\b",
+        s,
+    ):
         return "acknowledge_alert"
-    if _any(r"\b(?:alert|alarm)s?\b.*\b(?:seen|acknowledged|ack(?:nowledge)?|dismiss(?:ed)?|handled)\b", s) and not _any(r"\bhow many\b", s):
+    if _any(
+        r"\b(?:alert|alarm)s?\b.*\b(?:seen|acknowledged|ack(?:nowledge)?|dismiss(?:ed)?|handled)\b",
+        s,
+    ) and not _any(r"\bhow many\b", s):
         return "acknowledge_alert"
-    if _any(r"\b(?:how many|how much|number of|count of|\bcount\b|total|what(?:'s| is| was| are| were)? (?:the |our |my )?(?:total |current )?(?:win ?rate|revenue|pipeline|forecast|sales|bookings)|win ?rate|close rate|how did we do|how are we doing|what(?:'s| is| was) (?:the |our )?(?:\w+ )?(?:value|figure|number))\b", s):
+    if _any(  # noqa: SIM102 - the cue, then its exceptions
+        r"\b(?:how many|how much|number of|count of|\bcount\b|total|what(?:'s| is| was| are| were)? (?:the |our |my )?(?:total |current )?(?:win ?rate|revenue|pipeline|forecast|sales|bookings)|win ?rate|close rate|how did we do|how are we doing|what(?:'s| is| was) (?:the |our )?(?:\w+ )?(?:value|figure|number))\b",
+        s,
+    ):
         if not _any(r"^(?:open|create|new|add)\b", s):
             return "report_query"
-    if _any(r"\b(?:revenue|forecast|bookings|pipeline value|pipeline worth|win rate)\b", s) and not _any(r"^(?:open|go|show me the pipeline$|take)\b", s):
+    if _any(  # noqa: SIM102 - the cue, then its exceptions
+        r"\b(?:revenue|forecast|bookings|pipeline value|pipeline worth|win rate)\b", s
+    ) and not _any(r"^(?:open|go|show me the pipeline$|take)\b", s):
         if not _any(r"^(?:show|open|go to|take me to)(?: me)? (?:the )?(?:pipeline|reports?)$", s):
             return "report_query"
-    if _any(r"\b(?:next (?:stop|visit|job|site|customer|one|appointment|location|address|call|destination|client)|where (?:to|do i go|am i going|should i go|'s my next|is my next)(?: now| next)?|what'?s (?:after|next)\b|who(?:'s| is) next|route me to the next|take me to the next|directions to the next|which (?:customer|client|site|stop) is next|who is my next)", s) and not _any(r"\b(?:remind|schedule|book|meeting with)\b", s):
+    if _any(
+        r"\b(?:next (?:stop|visit|job|site|customer|one|appointment|location|address|call|destination|client)|where (?:to|do i go|am i going|should i go|'s my next|is my next)(?: now| next)?|what'?s (?:after|next)\b|who(?:'s| is) next|route me to the next|take me to the next|directions to the next|which (?:customer|client|site|stop) is next|who is my next)",
+        s,
+    ) and not _any(r"\b(?:remind|schedule|book|meeting with)\b", s):
         return "next_stop"
-    if _any(r"^(?:next|next please)$", s):
+    if _any(
+        r"^(?:next|next please)$|\b(?:seeing|visiting|going to|heading to|driving to) next\b|^(?:and )?what(?:'s| is) next\b",
+        s,
+    ) and not _any(r"\b(?:remind|schedule|book)\b", s):
         return "next_stop"
-    if _any(r"\b(?:check(?:ing)? (?:me )?in|clock(?:ing)? in|arrived|arriving|arrival|just got here|got here|i'?m here|i am here|on site now|i'?m on site|i am on site|(?:i'?m|i am) at (?:the |this )?(?:customer|site|location|client)|start(?:ing)? (?:the |my |this )?(?:site )?visit|begin(?:ning)? (?:the |my |this )?(?:site )?visit|here now)\b", s) and not _any(r"\b(?:check(?:ing)? in on|check in with)\b", s):
+    if _any(
+        r"\b(?:check(?:ing)? (?:me )?in|clock(?:ing)? in|arrived|arriving|arrival|just got here|got here|i'?m here|i am here|on site now|i'?m on site|i am on site|(?:i'?m|i am) at (?:the |this )?(?:customer|site|location|client)|start(?:ing)? (?:the |my |this )?(?:site )?visit|start(?:ing)? (?:the |this |my )(?:job|work|service)$|^(?:i'?m|i am|we'?re|we are) (?:now )?(?:at|on site at|here at) (?!the office|home)[\w ]+ now$|begin(?:ning)? (?:the |my |this )?(?:site )?visit|here now)\b",
+        s,
+    ) and not _any(r"\b(?:check(?:ing)? in on|check in with)\b", s):
         return "check_in"
-    if _any(r"^(?:close|update|change|set|mark|move|push|put|reopen|reassign|assign)\b.*\b(?:work ?order|wo-?\d+|ticket|job)\b", s) and not _any(r"\b(?:visit|stop|site)\b", s) and not _any(r"^(?:close|mark) (?:this|the|my) job\b", s):
+    if (
+        _any(
+            r"^(?:close|update|change|set|mark|move|push|put|reopen|reassign|assign)\b.*\b(?:work ?order|wo-?\d+|ticket|job)\b",
+            s,
+        )
+        and not _any(r"\b(?:visit|stop|site)\b", s)
+        and not _any(r"^(?:close|mark) (?:this|the|my) job\b", s)
+    ):
         return "update_record"
-    if _any(r"\b(?:done|finished|complete[d]?|completed|wrap(?:ped)? up|wrapping up|all set|check(?:ing)? out|clock(?:ing)? out|close (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out|finish(?:ing)? (?:the |this )?(?:visit|job|service)|mark (?:this|the) (?:stop|visit))\b", s) and not _any(r"\b(?:how many|reminder|remind|work order for|deal|opportunity|lead|status)\b", s) and not _any(r"\b(?:\w+'s|wo-?\d+)\b.*\b(?:done|complete)", s):
+    if (
+        _any(
+            r"\b(?:done|finished|complete[d]?|completed|that'?s it for (?:this|the|today)|that'?s all for (?:this|the|today)|wrap(?:ped)? up|wrapping up|all set|check(?:ing)? out|clock(?:ing)? out|close (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out|finish(?:ing)? (?:the |this )?(?:visit|job|service)|mark (?:this|the) (?:stop|visit))\b",
+            s,
+        )
+        and not _any(
+            r"\b(?:how many|reminder|remind|work order for|deal|opportunity|lead|status)\b", s
+        )
+        and not _any(r"\b(?:\w+'s|wo-?\d+)\b.*\b(?:done|complete)", s)
+    ):
         return "complete_visit"
-    if _any(rf"^(?:create|add|new|open|raise|log|file|submit|make|put in|start|enter|register|book|schedule)\b(?: (?:me|us))?(?: (?:a|an|the))?(?: new)?(?: (?:urgent|emergency|critical|asap|high|low|normal|medium|standard)(?: priority)?)?(?: (?:a|an))? (?:work ?order|ticket|job|service (?:request|call|ticket)|repair (?:job|request)|maintenance (?:job|request))\b(?!s)", s) or _any(r"\b(?:need|send|get|dispatch) (?:a |an )?(?:tech|technician|engineer|service tech)\b|^(?:urgent|emergency|critical|high priority|low priority)? ?(?:work ?order|ticket|job) for\b|^(?:emergency|urgent) (?:work ?order|ticket|job)", s):
+    if _any(
+        r"^(?:create|add|new|open|raise|log|file|submit|make|put in|start|enter|register|book|schedule)\b(?: (?:me|us))?(?: (?:a|an|the))?(?: new)?(?: (?:urgent|emergency|critical|asap|high|low|normal|medium|standard)(?: priority)?)?(?: (?:a|an))? (?:work ?order|ticket|job|service (?:request|call|ticket)|repair (?:job|request)|maintenance (?:job|request))\b(?!s)",
+        s,
+    ) or _any(
+        r"\b(?:need|send|get|dispatch) (?:a |an )?(?:tech|technician|engineer|service tech)\b|^(?:urgent|emergency|critical|high priority|low priority)? ?(?:work ?order|ticket|job) for\b|^(?:emergency|urgent) (?:work ?order|ticket|job)",
+        s,
+    ):
         return "create_work_order"
-    if _any(rf"^(?:rename|update|change|set|edit|modify|mark|move|push|bring|qualify|disqualify|reassign|assign|make)\b", s) or _any(rf"\b(?:is now|is won|is lost|is disqualified|is qualified|is not interested|are won|are lost|'s (?:new )?(?:email|phone|number|mobile|title|address) is)\b|\b(?:new (?:email|phone|number|mobile|address|title)) (?:for|of)\b", s):
+    if _any(  # noqa: SIM102 - the cue, then its exceptions
+        r"^(?:rename|update|change|set|edit|modify|mark|move|push|bring|qualify|disqualify|reassign|assign|make)\b",
+        s,
+    ) or _any(
+        r"\b(?:is now|is won|is lost|is disqualified|is qualified|is not interested|are won|are lost|'s (?:new )?(?:email|phone|number|mobile|title|address) is)\b|\b(?:new (?:email|phone|number|mobile|address|title)) (?:for|of)\b|^(?:we )?(?:won|lost|closed) the \w",
+        s,
+    ):
         if not _any(r"^(?:set up|set a meeting|set an appointment|move (?:my|the) meeting)\b", s):
             return "update_record"
-    if _any(rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start)\b(?: (?:a|an))?(?: new)? {ent}\b|^add .+ as (?:a |an )?(?:new )?{ent}\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b", s) and not _any(r"\b(?:note|task|to-?do)\b", s[:25]):
+    if _any(
+        rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start)\b(?: (?:a|an))?(?: new)? {ent}\b|^add .+ as (?:a |an )?(?:new )?{ent}\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b",
+        s,
+    ) and not _any(r"\b(?:note|task|to-?do)\b", s[:25]):
         return "create_record"
-    if _any(r"^(?:log|logged|record|add|create|new|jot|write|make|take|save|enter)\b.*\b(?:note|task|to-?do|call|e-?mail|meeting|visit report)\b|^(?:note|task|to-?do)\b|^(?:i )?(?:just )?(?:called|phoned|rang|spoke (?:to|with)|talked (?:to|with)|met|e-?mailed|emailed|had (?:a |an )?(?:call|meeting|chat))\b|^(?:log|note)\b", s):
-        if not _any(r"\b(?:tomorrow|next week|next \w+day|at \d|on \w+day)\b.*\b(?:with)\b|\b(?:schedule|book|set up)\b", s) or _any(r"^(?:log|logged|note|jot|called|met|had)", s):
+    if _any(  # noqa: SIM102 - the cue, then its exceptions
+        r"^(?:log|logged|record|add|create|new|jot|write|make|take|save|enter)\b.*\b(?:note|task|to-?do|call|e-?mail|meeting|visit report)\b|^(?:note|task|to-?do)\b|^(?:i )?(?:just )?(?:called|phoned|rang|spoke (?:to|with)|talked (?:to|with)|met|e-?mailed|emailed|had (?:a |an )?(?:call|meeting|chat))\b|^(?:log|note)\b",
+        s,
+    ):
+        if not _any(
+            r"\b(?:tomorrow|next week|next \w+day|at \d|on \w+day)\b.*\b(?:with)\b|\b(?:schedule|book|set up)\b",
+            s,
+        ) or _any(r"^(?:log|logged|note|jot|called|met|had)", s):
             return "log_activity"
-    if _any(r"\b(?:schedule|book|arrange|set up|set|put|plan|organi[sz]e|add|fix|pencil|line up)\b.*\b(?:meeting|call|demo|visit|appointment|workshop|session|catch ?up|presentation|review|training)\b|^(?:meet|meeting|call|demo|appointment)\b.*\b(?:with|at)\b|\b(?:book|schedule|arrange|block|reserve)\b.*\b(?:minutes?|hours?|with)\b", s):
+    if _any(
+        r"\b(?:schedule|book|arrange|set up|set|put|plan|organi[sz]e|add|fix|pencil|line up)\b.*\b(?:meeting|call|demo|visit|appointment|workshop|session|catch ?up|presentation|review|training)\b|^(?:meet|meeting|call|demo|appointment)\b.*\b(?:with|at)\b|\b(?:book|schedule|arrange|block|reserve)\b.*\b(?:minutes?|hours?|with)\b|^(?:meet|see|visit)\b.*\b(?:tomorrow|today|\w+day|next|the \d+|at \d|in \w+ (?:days?|weeks?))\b|\b(?:put|add|pencil|block)\b.*\bwith\b.*\b(?:calendar|diary|agenda)\b",
+        s,
+    ):
         return "schedule_meeting"
-    if _any(r"^(?:find|search|look ?up|lookup|list|who|which|any|pull up|get me|fetch|show (?:me )?(?:all|every|the|my)? ?\w+ (?:in|for|at|with|from|named|called)|show (?:me )?\w+ (?:in|for|at|with|from))\b", s) or _any(r"\b(?:named|called)\b", s):
+    if _any(r"^who\b", s) and not _any(
+        r"\b(?:contacts?|people|leads?|accounts?|customers?|clients?|prospects?|know|works?|working|deals?|opportunit\w+|at)\b",
+        s,
+    ):
+        return None
+    if _any(
+        r"^(?:find|search|look ?up|lookup|list|who|which|any|pull up|get me|fetch|show (?:me )?(?:all|every|the|my)? ?\w+ (?:in|for|at|with|from|named|called)|show (?:me )?\w+ (?:in|for|at|with|from))\b",
+        s,
+    ) or _any(r"\b(?:named|called)\b", s):
         return "search_records"
-    if _any(r"^(?:show|show me|open|go to|go back to|back to|take me to|switch to|navigate to|bring up|display|view|jump to|the)?\s*(?:my |the |all )?(?:" + "|".join(p for _, p in SCREENS) + r")(?: (?:screen|page|view|tab|list|board|section))?(?: please)?$", s):
+    if _any(
+        r"^(?:show|show me|open|go to|go back to|back to|take me to|switch to|navigate to|bring up|display|view|jump to|the)?\s*(?:my |the |all )?(?:"
+        + "|".join(p for _, p in SCREENS)
+        + r")(?: (?:screen|page|view|tab|list|board|section))?(?: please)?$",
+        s,
+    ):
         return "navigate"
     return None
 
@@ -179,7 +269,12 @@ def _strip_name(v: str) -> str:
 
 def _tidy_note(v: str) -> str:
     v = v.strip(" ,.;:!?-\"'")
-    v = re.sub(r"^(?:and |then |also |just )?(?:(?:that|saying|about|re|regarding|to|notes?)\b|:)\s*[:,]?\s*", "", v, flags=re.IGNORECASE)
+    v = re.sub(
+        r"^(?:and |then |also |just )?(?:(?:that|saying|about|re|regarding|to|notes?)\b|:)\s*[:,]?\s*",
+        "",
+        v,
+        flags=re.IGNORECASE,
+    )
     v = re.sub(r"^(?:that|saying|about|re|regarding|to)\s+", "", v, flags=re.IGNORECASE)
     v = re.sub(r"\s+(?:please|thanks|thank you)$", "", v, flags=re.IGNORECASE)
     return v.strip(" ,.;:!?-\"'")
@@ -206,7 +301,23 @@ def _entity(t: str) -> str | None:
 _NAME_END = r"(?=\s*(?:[,:;]|$|\s(?:about|re|regarding|saying|that|to say|and (?:she|he|they)|she|he|they|on|at \d|at (?:half|quarter|noon)|tomorrow|today|tonight|next|this|in \d|in (?:a|an|one|two|three|four) |the day after|for \d|for (?:a|an|half|one|two|three|\d|\w+day|tomorrow|today|next|the \d)|from \w+day|by|with|who|priority|urgent|high|low|normal|email|e-mail|phone|mobile|worth|amount|valued|stage|in (?:the )?\w+ stage|please|pls|called|as|is|was|were|asap|due|\w+day)\b))"
 
 
-_CONNECT = {"of", "de", "von", "van", "der", "den", "und", "and", "&", "la", "le", "du", "da", "di", "y"}
+_CONNECT = {
+    "of",
+    "de",
+    "von",
+    "van",
+    "der",
+    "den",
+    "und",
+    "and",
+    "&",
+    "la",
+    "le",
+    "du",
+    "da",
+    "di",
+    "y",
+}
 
 
 def _cap_run(v: str) -> str:
@@ -234,7 +345,11 @@ def _email(text: str) -> tuple[str, tuple[int, int]] | None:
     m = re.search(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", text)
     if m:
         return m.group(0).rstrip("."), (m.start(), m.end())
-    m = re.search(r"\b((?:[a-z0-9]+(?: dot | underscore | dash )?)+) at ((?:[a-z0-9-]+ dot )+[a-z]{2,})\b", text, flags=re.IGNORECASE)
+    m = re.search(
+        r"\b((?:[a-z0-9]+(?: dot | underscore | dash )?)+) at ((?:[a-z0-9-]+ dot )+[a-z]{2,})\b",
+        text,
+        flags=re.IGNORECASE,
+    )
     if m:
         local = m.group(1).replace(" dot ", ".").replace(" underscore ", "_").replace(" dash ", "-")
         local = local.split()[-1] if " " in local else local
@@ -246,7 +361,13 @@ def _email(text: str) -> tuple[str, tuple[int, int]] | None:
             if w in ("email", "e-mail", "mail", "address", "is"):
                 break
             keep.append(w)
-        local = " ".join(reversed(keep)).replace(" dot ", ".").replace(" underscore ", "_").replace(" dash ", "-").replace(" ", "")
+        local = (
+            " ".join(reversed(keep))
+            .replace(" dot ", ".")
+            .replace(" underscore ", "_")
+            .replace(" dash ", "-")
+            .replace(" ", "")
+        )
         start = m.start(1) + len(m.group(1)) - len(" ".join(reversed(keep)))
         return f"{local}@{dom}", (start, m.end())
     return None
@@ -266,7 +387,11 @@ def _amount(text: str) -> tuple[float, tuple[int, int]] | None:
     from assistant.text import NUM_WORD
 
     num = rf"(?:\d[\d,]*(?:\.\d+)?\s?(?:k|m|million|thousand|mil|bn)?|(?:{NUM_WORD}|a|point|hundred|thousand|million|and)(?:[ -](?:{NUM_WORD}|point|hundred|thousand|million|and))*)"
-    for m in re.finditer(rf"(?:[$€£]\s?)?\b({num})\b(?:\s?(?:euros?|eur|dollars?|usd|bucks|pounds?))?", text, flags=re.IGNORECASE):
+    for m in re.finditer(
+        rf"(?:[$€£]\s?)?\b({num})\b(?:\s?(?:euros?|eur|dollars?|usd|bucks|pounds?))?",
+        text,
+        flags=re.IGNORECASE,
+    ):
         raw = m.group(1).strip()
         if re.fullmatch(r"(?:a|and|point)", raw, flags=re.IGNORECASE):
             continue
@@ -294,28 +419,46 @@ def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
     if ent:
         slots["entity"] = ent
     work = text
-    terr = re.search(r"\b(?:in |for |from )?(?:the )?(?:(?:territory|region|area) ([A-Z][\w-]*(?: [A-Z][\w-]*)*)|([\w-]+(?: [A-Z][\w-]*)*) (?:territory|region|area))\b", work)
+    terr = re.search(
+        r"\b(?:in |for |from )?(?:the )?(?:(?:territory|region|area) ([A-Z][\w-]*(?: [A-Z][\w-]*)*)|([\w-]+(?: [A-Z][\w-]*)*) (?:territory|region|area))\b",
+        work,
+    )
     if terr:
         slots["territory"] = terr.group(1) or terr.group(2)
         work = work[: terr.start()] + work[terr.end() :]
-    city = re.search(r"\b(?:in|near|around|based in|located in)\s+([A-Za-zÀ-ÿ][\w.-]*(?: [A-Z][\w-]*)*)", work)
+    city = re.search(
+        r"\b(?:in|near|around|based in|located in)\s+([A-Za-zÀ-ÿ][\w.-]*(?: [A-Z][\w-]*)*)", work
+    )
     if city and city.group(1).casefold() not in ("the", "my", "our", "progress", "stage"):
         slots["city"] = city.group(1)
         work = work[: city.start()] + work[city.end() :]
     ents = "|".join(p for _, p in ENTITY_WORDS)
     nm = _name_after(r"\b(?:at|for|with|from|named|called|of|on)", work)
     if nm is None:
-        nm = _name_after(rf"^(?:.*?\b(?:find|search(?: for)?|look ?up|lookup|show(?: me)?|pull up|get|list|open)(?: the| me| all| any| our| my)?)(?: (?:{ents}))?", work)
-        if nm and re.fullmatch(rf"(?:(?:all|my|our|the|open|any)\s+)*(?:{ents})", nm[0], flags=re.IGNORECASE):
+        nm = _name_after(
+            rf"^(?:.*?\b(?:find|search(?: for)?|look ?up|lookup|show(?: me)?|pull up|get|list|open)(?: the| me| all| any| our| my)?)(?: (?:{ents}))?",
+            work,
+        )
+        if nm and re.fullmatch(
+            rf"(?:(?:all|my|our|the|open|any)\s+)*(?:{ents})", nm[0], flags=re.IGNORECASE
+        ):
             nm = None
     if nm is None:
-        m = re.search(rf"^(?:.*?\b(?:find|search(?: for)?|look ?up|lookup|show(?: me)?|pull up|get)\s+)(?:the |an? )?(.+?)\s+(?:{ents})\b", work, flags=re.IGNORECASE)
-        if m and not re.fullmatch(r"(?:all|my|our|open|any|every|the)", m.group(1), flags=re.IGNORECASE):
+        m = re.search(
+            rf"^(?:.*?\b(?:find|search(?: for)?|look ?up|lookup|show(?: me)?|pull up|get)\s+)(?:the |an? )?(.+?)\s+(?:{ents})\b",
+            work,
+            flags=re.IGNORECASE,
+        )
+        if m and not re.fullmatch(
+            r"(?:all|my|our|open|any|every|the)", m.group(1), flags=re.IGNORECASE
+        ):
             nm = (_strip_name(m.group(1)), (m.start(1), m.end(1)))
     if nm:
         v = re.sub(rf"\s+(?:{ents})$", "", nm[0], flags=re.IGNORECASE)
-        v = re.sub(rf"^(?:(?:all|my|our|open|any)\s+)*(?:(?:{ents})\s+)", "", v, flags=re.IGNORECASE)
-        v = _strip_name(v)
+        v = re.sub(
+            rf"^(?:(?:all|my|our|open|any)\s+)*(?:(?:{ents})\s+)", "", v, flags=re.IGNORECASE
+        )
+        v = _strip_name(re.sub(r"^(?:at|for|with|from|of|on|named|called)\s+", "", v, flags=re.I))
         if v and not re.fullmatch(rf"(?:{ents}|all|me|us|it|them)", v, flags=re.IGNORECASE):
             slots["name"] = v
     return slots
@@ -323,7 +466,9 @@ def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
     slots: dict[str, Any] = {}
-    hit = _first([(k, p) for k, p in ENTITY_WORDS if k in ("account", "contact", "lead", "opportunity")], t)
+    hit = _first(
+        [(k, p) for k, p in ENTITY_WORDS if k in ("account", "contact", "lead", "opportunity")], t
+    )
     if hit:
         slots["entity"] = hit[0]
     work = text
@@ -333,11 +478,19 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
         slots["email"] = em[0]
         spans.append(em[1])
     work2 = _cut(work, tuple(spans))
-    ph = _phone(re.sub(r"\b(?:worth|for|amount|valued at)\s+\S+", "", work2)) if re.search(r"\b(?:phone|mobile|number|tel|cell)\b", work2, re.I) else None
+    ph = (
+        _phone(re.sub(r"\b(?:worth|for|amount|valued at)\s+\S+", "", work2))
+        if re.search(r"\b(?:phone|mobile|number|tel|cell)\b", work2, re.I)
+        else None
+    )
     if ph:
         slots["phone"] = ph[0]
-        work2 = re.sub(re.escape(ph[0]) if False else r"(\+?\d[\d ()/-]{4,}\d)", " ", work2, count=1)
-    if slots.get("entity") == "opportunity" or re.search(r"\b(?:worth|amount|valued|for \d|\d+k\b)", work2, re.I):
+        work2 = re.sub(
+            re.escape(ph[0]) if False else r"(\+?\d[\d ()/-]{4,}\d)", " ", work2, count=1
+        )
+    if slots.get("entity") == "opportunity" or re.search(
+        r"\b(?:worth|amount|valued|for \d|\d+k\b)", work2, re.I
+    ):
         am = _amount(work2)
         if am:
             slots["amount"] = int(am[0]) if am[0] == int(am[0]) else am[0]
@@ -351,24 +504,45 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
             break
     if st:
         slots["stage"] = st
-    work2 = re.sub(r"\b(?:worth|amount|valued at|with an? (?:amount|value) of|value|stage|email|e-mail|phone|mobile|number|tel)\b[:,]?", " ", work2, flags=re.I)
+    work2 = re.sub(
+        r"\b(?:worth|amount|valued at|with an? (?:amount|value) of|value|stage|email|e-mail|phone|mobile|number|tel)\b[:,]?",
+        " ",
+        work2,
+        flags=re.I,
+    )
     work2 = re.sub(r"\s+", " ", work2).strip(" ,")
     ents = r"(?:account|contact|leads?|prospect|opportunity|deal|opp|customer|client|company)"
     body = None
-    m = re.search(rf"^(?:.*?\b)?(?:add|create|register|enter)\s+(.+?)\s+as\s+(?:a |an )?(?:new )?{ents}\b(.*)$", work2, flags=re.I)
+    m = re.search(
+        rf"^(?:.*?\b)?(?:add|create|register|enter)\s+(.+?)\s+as\s+(?:a |an )?(?:new )?{ents}\b(.*)$",
+        work2,
+        flags=re.I,
+    )
     if m:
         body = m.group(1) + " " + m.group(2)
     else:
-        m = re.search(rf"^(?:.*?\b)?(?:add|create|new|make|register|enter|set up|open|start)\b(?:\s+(?:a|an))?(?:\s+new)?\s+(?:{ents})\b[:,]?\s*(?:(?:for|called|named|with|:)\s+)?(.*)$", work2, flags=re.I)
+        m = re.search(
+            rf"^(?:.*?\b)?(?:add|create|new|make|register|enter|set up|open|start)\b(?:\s+(?:a|an))?(?:\s+new)?\s+(?:{ents})\b[:,]?\s*(?:(?:for|called|named|with|:)\s+)?(.*)$",
+            work2,
+            flags=re.I,
+        )
         if m:
             body = m.group(1)
     if body is not None:
         body = body.strip(" ,:")
-        comp = re.search(r"\s+(?:at|from|of|for|with|works at|working at|@)\s+(.+?)\s*(?:[,;]|$|\s(?:please|pls)\b)", body, flags=re.I)
+        comp = re.search(
+            r"\s+(?:at|from|of|for|with|works at|working at|@)\s+(.+?)\s*(?:[,;]|$|\s(?:please|pls)\b)",
+            body,
+            flags=re.I,
+        )
         if comp and slots.get("entity") in ("contact", "lead"):
             slots["company"] = _strip_name(comp.group(1))
             body = body[: comp.start()]
-        elif comp and slots.get("entity") == "opportunity" and re.match(r"\s+(?:with|for|at)\b", comp.group(0)):
+        elif (
+            comp
+            and slots.get("entity") == "opportunity"
+            and re.match(r"\s+(?:with|for|at)\b", comp.group(0))
+        ):
             # "new opportunity with Vestas": the company is the deal's name.
             body = comp.group(1) if not body[: comp.start()].strip() else body[: comp.start()]
         name = re.split(r"\s*[,;]\s*|\s+(?:please|pls)\b", body)[0]
@@ -409,7 +583,10 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
         fieldv = "title"
     elif re.search(r"\baddress\b", t):
         fieldv = "address"
-    elif re.search(r"\bstatus\b|\bqualif|\bdisqualif|\bjunk\b|\bnot interested\b|\bcontacted\b|\bon hold\b|\bhold\b|\bpause|\breopen|\bclose\b|\bclosed\b|\bdone\b|\bfinish|\bcomplete|\bcancel|\bin progress\b|\bscheduled\b", t):
+    elif re.search(
+        r"\bstatus\b|\bqualif|\bdisqualif|\bjunk\b|\bnot interested\b|\bcontacted\b|\bon hold\b|\bhold\b|\bpause|\breopen|\bclose\b|\bclosed\b|\bdone\b|\bfinish|\bcomplete|\bcancel|\bin progress\b|\bscheduled\b",
+        t,
+    ):
         fieldv = "status"
     if fieldv is None and re.search(r"\b(?:qualified|new)\b", t):
         fieldv = "status"
@@ -420,7 +597,9 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
             ent = "contact"
         elif fieldv in ("due_date", "priority"):
             ent = "work_order"
-        elif fieldv == "status" and re.search(r"\bqualif|\bdisqualif|\bjunk\b|\bnot interested\b|\bcontacted\b", t):
+        elif fieldv == "status" and re.search(
+            r"\bqualif|\bdisqualif|\bjunk\b|\bnot interested\b|\bcontacted\b", t
+        ):
             ent = "lead"
         elif fieldv == "status":
             ent = "work_order"
@@ -488,9 +667,9 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
         ents = "|".join(p for _, p in ENTITY_WORDS)
         pats = [
             rf"\b(?:the )?([A-Za-zÀ-ÿ0-9][\w&.-]*(?: [A-Za-zÀ-ÿ0-9][\w&.-]*){{0,4}}?)(?:'s| (?:{ents}))\b",
-            rf"\b(?:{ents})\s+([A-Za-zÀ-ÿ0-9][\w&.-]*(?: [A-Za-zÀ-ÿ0-9][\w&.-]*){{0,4}}?)\s+(?:to|as|is|title|stage|amount|status|phone|email|owner|address)\b",
+            rf"\b(?:{ents})\s+([A-Za-zÀ-ÿ0-9][\w&.-]*(?: [A-Za-zÀ-ÿ0-9][\w&.-]*){{0,4}}?)(?:\s+(?:to|as|is|title|stage|amount|status|phone|email|owner|address)\b|$)",
             rf"\b(?:of|for|on)\s+(?:the\s+)?([A-Za-zÀ-ÿ0-9][\w&.-]*(?: [A-Za-zÀ-ÿ0-9][\w&.-]*){{0,4}}?)(?:\s+(?:{ents}))?\s+(?:to|as)\b",
-            rf"^(?:\w+\s+)?([A-Z][\w&.-]*(?: [A-Z][\w&.-]*){{0,4}})\b",
+            r"^(?:\w+\s+)?([A-Z][\w&.-]*(?: [A-Z][\w&.-]*){0,4})\b",
         ]
         if fieldv == "name":
             pats.insert(0, rf"\brename\s+(?:the\s+)?(?:(?:{ents})\s+)?(.+?)\s+to\b")
@@ -498,9 +677,23 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
             for m in re.finditer(p, text, flags=0 if p.startswith("^") else re.I):
                 cand = _strip_name(m.group(1))
                 cand = re.sub(r"^.*\bof\s+(?:the\s+)?", "", cand, flags=re.I)
-                cand = re.sub(rf"^(?:(?:please|change|update|set|mark|move|push|put|pull|the|of|for|on)\s+)+", "", cand, flags=re.I)
-                cand = re.sub(rf"^(?:(?:{ents}|stage|amount|status|priority|owner|title|address|phone|email|mobile|close date|due date|name|of|the|on)\s+)+", "", cand, flags=re.I)
-                if cand and not re.fullmatch(rf"(?:{ents}|stage|amount|status|priority|owner|title|address|phone|email|mobile|number|it|this|that|due date|close date|job title|name|change|update|set|mark|move|push|put|close|rename)", cand, flags=re.I):
+                cand = re.sub(
+                    r"^(?:(?:please|change|update|set|mark|move|push|put|pull|assign|reassign|qualify|disqualify|rename|the|of|for|on|we|lost|won)\s+)+",
+                    "",
+                    cand,
+                    flags=re.I,
+                )
+                cand = re.sub(
+                    rf"^(?:(?:{ents}|stage|amount|status|priority|owner|title|address|phone|email|mobile|close date|due date|name|of|the|on)\s+)+",
+                    "",
+                    cand,
+                    flags=re.I,
+                )
+                if cand and not re.fullmatch(
+                    rf"(?:{ents}|stage|amount|status|priority|owner|title|address|phone|email|mobile|number|it|this|that|due date|close date|job title|name|change|update|set|mark|move|push|put|close|rename|qualify|disqualify|assign|reassign|we|lost|won)",
+                    cand,
+                    flags=re.I,
+                ):
                     name = cand
                     break
             if name:
@@ -530,20 +723,49 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
     if atype:
         slots["activity_type"] = atype[0]
     # Who: after with/to/for/on, or straight after the verb.
-    colon = re.search(r"^(?:log|add|create|new|jot down|make|record|write)\b[^:]*?\b(?:note|task|to-?do|call|e-?mail|meeting)\s*:", text, flags=re.I)
-    nm = None if colon else _name_after(r"\b(?:with|w/|to|for|on|about|from)", re.sub(r"^.*?\b(?:log(?:ged)?|add(?:ed)?|create|new|jot down|make|record|write)\b(?: (?:a|an|the))?(?: new)? (?:call|e-?mail|meeting|note|task|to-?do)\b", "", text, flags=re.I) or text)
+    colon = re.search(
+        r"^(?:log|add|create|new|jot down|make|record|write)\b[^:]*?\b(?:note|task|to-?do|call|e-?mail|meeting)\s*:",
+        text,
+        flags=re.I,
+    )
+    nm = (
+        None
+        if colon
+        else _name_after(
+            r"\b(?:with|w/|to|for|on|about|from)",
+            re.sub(
+                r"^.*?\b(?:log(?:ged)?|add(?:ed)?|create|new|jot down|make|record|write)\b(?: (?:a|an|the))?(?: new)? (?:call|e-?mail|meeting|note|task|to-?do)\b",
+                "",
+                text,
+                flags=re.I,
+            )
+            or text,
+        )
+    )
     m = None
     if nm is None:
-        m = re.search(r"^(?:i\s+)?(?:just\s+)?(?:called|phoned|rang|met(?: with)?|e-?mailed|emailed|spoke (?:to|with)|talked (?:to|with)|had (?:a |an )?(?:call|meeting|chat) with)\s+(.+?)" + _NAME_END, text, flags=re.I)
+        m = re.search(
+            r"^(?:i\s+)?(?:just\s+)?(?:called|phoned|rang|met(?: with)?|e-?mailed|emailed|spoke (?:to|with)|talked (?:to|with)|had (?:a |an )?(?:call|meeting|chat) with)\s+(.+?)"
+            + _NAME_END,
+            text,
+            flags=re.I,
+        )
         if m is None:
-            m = re.search(r"^(?:log|note|task)(?:\s+(?:a|an))?\s+(?:call|e-?mail|meeting|note|task)?\s*(?:for\s+)?(.+?)" + _NAME_END, text, flags=re.I)
+            m = re.search(
+                r"^(?:log|note|task)(?:\s+(?:a|an))?\s+(?:call|e-?mail|meeting|note|task)?\s*(?:for\s+)?(.+?)"
+                + _NAME_END,
+                text,
+                flags=re.I,
+            )
         if m:
             nm = (_cap_run(_strip_name(m.group(1))), (m.start(1), m.end(1)))
     name = None
     if nm:
         cand = nm[0]
         cand = re.sub(r"\s+(?:today|yesterday|this morning|earlier)$", "", cand, flags=re.I)
-        if cand and not re.fullmatch(r"(?:him|her|them|it|the customer|customer|this|that|call|note|task)", cand, flags=re.I):
+        if cand and not re.fullmatch(
+            r"(?:him|her|them|it|the customer|customer|this|that|call|note|task)", cand, flags=re.I
+        ):
             name = cand
     if name:
         slots["name"] = name
@@ -554,9 +776,16 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         if idx >= 0:
             rest = text[idx + len(name) :]
     if rest is None:
-        m2 = re.search(r"\b(?:note|task|to-?do|call|e-?mail|meeting)\b[:,]?\s*(.*)$", text, flags=re.I)
+        m2 = re.search(
+            r"\b(?:note|task|to-?do|call|e-?mail|meeting)\b[:,]?\s*(.*)$", text, flags=re.I
+        )
         rest = m2.group(1) if m2 else ""
-    rest = re.sub(r"^\s*(?:today|yesterday|this morning|earlier today|earlier|just now)\b", "", rest.strip(), flags=re.I)
+    rest = re.sub(
+        r"^\s*(?:today|yesterday|this morning|earlier today|earlier|just now)\b",
+        "",
+        rest.strip(),
+        flags=re.I,
+    )
     rest = re.sub(r"^['\u2019]s\b", "", rest)
     notes = _tidy_note(rest)
     if notes and notes.casefold() not in ("please", "today", "now"):
@@ -591,7 +820,10 @@ def _schedule(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 def _report(text: str, t: str, now: datetime) -> dict[str, Any]:
     slots: dict[str, Any] = {}
-    if re.search(r"\bnew leads?\b|\bleads?\b.*\b(?:came in|come in|new|created|added|arrived)\b|\bhow many leads\b", t):
+    if re.search(
+        r"\bnew leads?\b|\bleads?\b.*\b(?:came in|come in|new|created|added|arrived)\b|\bhow many leads\b",
+        t,
+    ):
         metric: str | None = "new_leads"
     elif re.search(r"\bforecast\b", t):
         metric = "forecast"
@@ -599,7 +831,9 @@ def _report(text: str, t: str, now: datetime) -> dict[str, Any]:
         metric = "win_rate"
     elif re.search(r"\bpipeline\b|\bopen deals?\b|\bopen opportunit", t):
         metric = "pipeline_value"
-    elif re.search(r"\brevenue\b|\bsales\b|\bbookings\b|\bturnover\b|\bdid we (?:make|sell|book|earn)\b", t):
+    elif re.search(
+        r"\brevenue\b|\bsales\b|\bbookings\b|\bturnover\b|\bdid we (?:make|sell|book|earn)\b", t
+    ):
         metric = "revenue"
     elif re.search(r"\balerts?\b|\balarms?\b", t):
         metric = "active_alerts"
@@ -616,17 +850,29 @@ def _report(text: str, t: str, now: datetime) -> dict[str, Any]:
     period = _period(t, now)
     if period:
         slots["period"] = period
-    terr = re.search(r"\b(?:territory|region|area) ([A-Z][\w-]*(?: [A-Z][\w-]*)*)|\b([A-Z][\w-]*(?: [A-Z][\w-]*)*) (?:territory|region|area)\b", text)
+    terr = re.search(
+        r"\b(?:territory|region|area) ([A-Z][\w-]*(?: [A-Z][\w-]*)*)|\b([A-Z][\w-]*(?: [A-Z][\w-]*)*) (?:territory|region|area)\b",
+        text,
+    )
     if terr:
         slots["territory"] = terr.group(1) or terr.group(2)
     else:
-        m = re.search(r"\b(?:in|for|from|across|at)\s+(?:the\s+)?([A-Za-zÀ-ÿ][\w-]*(?: [A-Z][\w-]*)*)", text)
+        m = re.search(
+            r"\b(?:in|for|from|across|at)\s+(?:the\s+)?([A-Za-zÀ-ÿ][\w-]*(?: [A-Z][\w-]*)*)", text
+        )
         while m:
             v = m.group(1)
-            if v.casefold() not in _NOT_PLACE and not re.fullmatch(r"q[1-4]", v, flags=re.I) and v.casefold() not in MONTHS_ALL:
+            if (
+                v.casefold() not in _NOT_PLACE
+                and not re.fullmatch(r"q[1-4]", v, flags=re.I)
+                and v.casefold() not in MONTHS_ALL
+            ):
                 slots["territory"] = v
                 break
-            m = re.search(r"\b(?:in|for|from|across|at)\s+(?:the\s+)?([A-Za-zÀ-ÿ][\w-]*(?: [A-Z][\w-]*)*)", text[m.end() :])
+            m = re.search(
+                r"\b(?:in|for|from|across|at)\s+(?:the\s+)?([A-Za-zÀ-ÿ][\w-]*(?: [A-Z][\w-]*)*)",
+                text[m.end() :],
+            )
     return slots
 
 
@@ -645,7 +891,11 @@ def _period(t: str, now: datetime) -> str | None:
         return key
     m = re.search(r"\bq([1-4])\b|\b(first|second|third|fourth) quarter\b", t)
     if m:
-        q = int(m.group(1)) if m.group(1) else ["first", "second", "third", "fourth"].index(m.group(2)) + 1
+        q = (
+            int(m.group(1))
+            if m.group(1)
+            else ["first", "second", "third", "fourth"].index(m.group(2)) + 1
+        )
         cur = (now.month - 1) // 3 + 1
         if q == cur:
             return "this_quarter"
@@ -686,17 +936,31 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
     work = text
     pr = None
     for key, pat in PRIORITIES:
-        m = re.search(rf"[,;]?\s*\b(?:(?:with |at |as )?(?:a |an )?(?:priority (?:is )?|prio )(?:{pat})|(?:{pat})(?:[ -]priority|[ -]prio)?)\b", work, flags=re.I)
-        if m and not re.search(r"\b(?:high|low) (?:pressure|temperature|voltage|level|oil|water)\b", work[m.start() :].casefold()[:30]):
+        m = re.search(
+            rf"[,;]?\s*\b(?:(?:with |at |as )?(?:a |an )?(?:priority (?:is )?|prio )(?:{pat})|(?:{pat})(?:[ -]priority|[ -]prio)?)\b",
+            work,
+            flags=re.I,
+        )
+        if m and not re.search(
+            r"\b(?:high|low) (?:pressure|temperature|voltage|level|oil|water)\b",
+            work[m.start() :].casefold()[:30],
+        ):
             pr = key
             work = work[: m.start()] + " " + work[m.end() :]
             break
     if pr:
         slots["priority"] = pr
     work = re.sub(r"\s+", " ", work).strip()
-    m = re.search(r"\b(?:for|at|to|with|@)\s+(.+?)(?=\s*(?:[,:;.-]\s|$|\s(?:because|since|as|re|regarding|about|the |their |they |it |its |to |needs|need|has|is|are|with|-)))", work, flags=re.I)
+    m = re.search(
+        r"\b(?:for|at|to|with|@)\s+(.+?)(?=\s*(?:[,:;.-]\s|$|\s(?:because|since|as|re|regarding|about|the |their |they |it |its |to |needs|need|has|is|are|with|-)))",
+        work,
+        flags=re.I,
+    )
     if m is None:
-        m = re.search(r"\b(?:work ?order|ticket|job|service request)\s+(?!for|at)([A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*)", work)
+        m = re.search(
+            r"\b(?:work ?order|ticket|job|service request)\s+(?!for|at)([A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*)",
+            work,
+        )
     name = None
     rest = ""
     if m:
@@ -714,7 +978,9 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
                 rest = " ".join(parts[k:]) + rest
                 name = " ".join(parts[:k])
         slots["name"] = name
-    desc = _tidy_note(re.sub(r"^\s*(?:[,:;-]\s*)?(?:(?:because|since|as|re|regarding|about)\b)?\s*", "", rest))
+    desc = _tidy_note(
+        re.sub(r"^\s*(?:[,:;-]\s*)?(?:(?:because|since|as|re|regarding|about)\b)?\s*", "", rest)
+    )
     if not desc:
         pre = re.search(r"^(.*?)\s*[,;:]\s*(?:(?:create|open|raise|need|log|new)\b.*)?$", text)
         _ = pre
@@ -750,8 +1016,15 @@ def _reminder(text: str, t: str, now: datetime) -> dict[str, Any]:
         if m:
             spans.append((m.start(), m.end()))
     rest = _cut(text, tuple(spans))
-    rest = re.sub(r"^.*?\b(?:remind(?:er)?(?: me| us)?|ping me|nudge me|set (?:a |an )?reminder|alert me)\b\s*", "", rest, flags=re.I)
-    rest = re.sub(r"^(?:(?:for|on|at|by|in|the|this|next|tomorrow|morning)\b\s*)+", "", rest, flags=re.I)
+    rest = re.sub(
+        r"^.*?\b(?:remind(?:er)?(?: me| us)?|ping me|nudge me|set (?:a |an )?reminder|alert me)\b\s*",
+        "",
+        rest,
+        flags=re.I,
+    )
+    rest = re.sub(
+        r"^(?:(?:for|on|at|by|in|the|this|next|tomorrow|morning)\b\s*)+", "", rest, flags=re.I
+    )
     rest = re.sub(r"\b(?:at|on|for|by)\s*(?=$|[,:])", "", rest)
     rest = re.sub(r"\s+(?:at|on|for|by|in the|this)\s*$", "", rest.strip(), flags=re.I)
     notes = _tidy_note(rest.strip(" ,:"))
@@ -770,9 +1043,22 @@ def _complete(text: str, t: str, now: datetime) -> dict[str, Any]:
     if not m:
         return {}
     notes = _tidy_note(m.group(1))
-    notes = re.sub(r"^(?:here|now|visit|job|this visit|the visit)\b[\s,:;-]*", "", notes, flags=re.I)
-    notes = _tidy_note(re.sub(r"^(?:of|from|at) (?:this|the) (?:site|place|visit|location|customer|job)\b", "", notes, flags=re.I))
-    return {"notes": notes} if notes and notes.casefold() not in ("please", "here", "now", "for today") else {}
+    notes = re.sub(
+        r"^(?:here|now|visit|job|this visit|the visit)\b[\s,:;-]*", "", notes, flags=re.I
+    )
+    notes = _tidy_note(
+        re.sub(
+            r"^(?:of|from|at) (?:this|the) (?:site|place|visit|location|customer|job)\b",
+            "",
+            notes,
+            flags=re.I,
+        )
+    )
+    return (
+        {"notes": notes}
+        if notes and notes.casefold() not in ("please", "here", "now", "for today")
+        else {}
+    )
 
 
 _SLOTS = {

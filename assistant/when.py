@@ -20,7 +20,7 @@ WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 MONTHS = [m.casefold() for m in calendar.month_name if m]
 MONTH_ABBR = [m.casefold() for m in calendar.month_abbr if m]
 _WD = r"(?:mon|tues|tue|wednes|wed|thurs|thu|fri|satur|sat|sun)(?:day)?"
-_MONTH = r"(?:%s)" % "|".join(sorted(MONTHS + MONTH_ABBR, key=len, reverse=True))
+_MONTH = r"(?:{})".format("|".join(sorted(MONTHS + MONTH_ABBR, key=len, reverse=True)))
 _ORD = r"(\d{1,2})(?:st|nd|rd|th)?"
 _NUM = rf"(?:\d+|{NUM_WORD}(?:[ -]{NUM_WORD})?|a|an|one)"
 
@@ -58,11 +58,23 @@ def find_date(text: str, now: datetime) -> Found | None:
         (rf"\bin ({_NUM}) weeks?\b", lambda m: _plus(today, m.group(1), 7)),
         (r"\bin a week\b|\bnext week\b(?! ?(?:on )?" + _WD + ")", lambda m: today + timedelta(7)),
         (r"\b(?:the )?end of (?:the |this )?month\b", lambda m: _month_end(today)),
-        (rf"\bnext ({_WD})\b|\b({_WD}) next week\b", lambda m: _next_week(today, m.group(1) or m.group(2))),
+        (
+            rf"\bnext ({_WD})\b|\b({_WD}) next week\b",
+            lambda m: _next_week(today, m.group(1) or m.group(2)),
+        ),
         (rf"\b(?:this |on |coming )?({_WD})\b", lambda m: _ahead(today, m.group(1))),
-        (rf"\b({_MONTH})\.? {_ORD}\b", lambda m: _dated(today, _month(m.group(1)), int(m.group(2)))),
-        (rf"\b{_ORD} (?:of )?({_MONTH})\b", lambda m: _dated(today, _month(m.group(2)), int(m.group(1)))),
-        (r"\b(?:on )?the (\d{1,2})(?:st|nd|rd|th)\b", lambda m: _day_of_month(today, int(m.group(1)))),
+        (
+            rf"\b({_MONTH})\.? {_ORD}\b",
+            lambda m: _dated(today, _month(m.group(1)), int(m.group(2))),
+        ),
+        (
+            rf"\b{_ORD} (?:of )?({_MONTH})\b",
+            lambda m: _dated(today, _month(m.group(2)), int(m.group(1))),
+        ),
+        (
+            r"\b(?:on )?the (\d{1,2})(?:st|nd|rd|th)\b",
+            lambda m: _day_of_month(today, int(m.group(1))),
+        ),
     ]
     best: tuple[int, Found] | None = None
     for pattern, fn in rules:
@@ -132,7 +144,10 @@ def _hour(h: int, text_after: str, text: str, explicit: str | None) -> int:
             return 0
         return h
     after = text_after[:30]
-    if re.match(r"\s*(?:o'?clock\s*)?(?:tonight|in the evening|at night|this evening|in the afternoon|pm)", after):
+    if re.match(
+        r"\s*(?:o'?clock\s*)?(?:tonight|in the evening|at night|this evening|in the afternoon|pm)",
+        after,
+    ):
         return h + 12 if h < 12 else h
     if re.match(r"\s*(?:o'?clock\s*)?(?:in the morning|this morning|am)", after):
         return h
@@ -162,7 +177,7 @@ def find_time(text: str) -> Found | None:
     if m and int(m.group(1)) < 24 and int(m.group(2)) < 60:
         h = int(m.group(1))
         if m.group(3) or h < 12:
-            h = _hour(h, t[m.end() :], t, m.group(3)) if not (h == 0) else h
+            h = _hour(h, t[m.end() :], t, m.group(3)) if h != 0 else h
         return Found(f"{h:02d}:{m.group(2)}", ((m.start(), m.end()),))
     m = re.search(rf"\b({_HOUR_WORDS}){ap}", t)
     if m and (h := _num(m.group(1))) is not None and h <= 12:
@@ -172,7 +187,9 @@ def find_time(text: str) -> Found | None:
         rf"\b(?:at|for|by|around) ({_HOUR_WORDS})(?: ({NUM_WORD}(?: {NUM_WORD})?|o'?clock))?\b", t
     )
     if m is None:
-        m = re.search(rf"\b({_HOUR_WORDS})(?: o'?clock)? (?=in the (?:morning|evening|afternoon)|tonight)", t)
+        m = re.search(
+            rf"\b({_HOUR_WORDS})(?: o'?clock)? (?=in the (?:morning|evening|afternoon)|tonight)", t
+        )
     if m:
         h = _num(m.group(1))
         mins = 0
@@ -210,16 +227,25 @@ def find_duration(text: str) -> Found | None:
     t = text.casefold()
     pats: list[tuple[str, object]] = [
         (r"\bhalf an hour\b|\b30 ?min", lambda m: 30),
-        (rf"\b(an|a|one|{_NUM}) hours? and a half\b", lambda m: (_num_or_one(m.group(1))) * 60 + 30),
-        (rf"\b({_NUM})(?:[ -]and[ -]a[ -]half)[ -]hours?\b", lambda m: _num_or_one(m.group(1)) * 60 + 30),
+        (
+            rf"\b(an|a|one|{_NUM}) hours? and a half\b",
+            lambda m: (_num_or_one(m.group(1))) * 60 + 30,
+        ),
+        (
+            rf"\b({_NUM})(?:[ -]and[ -]a[ -]half)[ -]hours?\b",
+            lambda m: _num_or_one(m.group(1)) * 60 + 30,
+        ),
         (rf"\b({_NUM})[ -]?(?:minutes?|mins?)\b", lambda m: _num_or_one(m.group(1))),
-        (rf"\bfor (an|a|one) hour\b|\b(an) hour\b", lambda m: 60),
+        (r"\bfor (an|a|one) hour\b|\b(an) hour\b", lambda m: 60),
         (rf"\b({_NUM})[ -]?(?:hours?|hr)\b", lambda m: _num_or_one(m.group(1)) * 60),
     ]
     for pattern, fn in pats:
         m = re.search(pattern, t)
         if m:
-            if re.match(r"\s*ago|\s*from now", t[m.end() :]) or t[max(0, m.start() - 3) : m.start()] == "in ":
+            if (
+                re.match(r"\s*ago|\s*from now", t[m.end() :])
+                or t[max(0, m.start() - 3) : m.start()] == "in "
+            ):
                 continue
             v = fn(m)  # type: ignore[operator]
             return Found(str(v), ((m.start(), m.end()),))

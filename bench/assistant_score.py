@@ -11,7 +11,17 @@ from typing import Any
 
 FILLERS = {"uh", "um", "er", "erm", "uhm", "hmm"}
 INTRO = {"that", "saying", "about", "re", "regarding", "to", "note", "notes"}
-ENUMS = {"entity", "activity_type", "metric", "period", "screen", "priority", "stage", "field", "status"}
+ENUMS = {
+    "entity",
+    "activity_type",
+    "metric",
+    "period",
+    "screen",
+    "priority",
+    "stage",
+    "field",
+    "status",
+}
 VALUE_AS = {"amount": "amount", "close_date": "date", "due_date": "date", "stage": "stage",
             "status": "status", "priority": "priority", "email": "email", "phone": "phone"}  # fmt: skip
 
