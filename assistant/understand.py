@@ -133,7 +133,7 @@ def recognise(t: str) -> str | None:
     ) or _any(r"^how are you\b", s):
         return "out_of_scope"
     if _any(
-        r"\b(?:ack(?:nowledge)?|dismiss|silence|mute|clear|confirm|mark)\b.*\b(?:alert|alarm|warning)s?\b|^(?:ack|acknowledge)\b|\back it\b|\backnowledge (?:it|that|this)\b",
+        r"\b(?:ack(?:nowledge)?|dismiss|silence|mute|clear|confirm|mark)\b.*\b(?:alert|alarm|warning)s?\b|^(?:ack|acknowledge)\b|\back it\b|\backnowledge (?:it|that|this)\b|\b(?:saw|seen|got) (?:that|the|this) (?:alert|alarm)\b.*\b(?:clear|dismiss|ack\w*|silence|mute)\b",
         s,
     ):
         return "acknowledge_alert"
@@ -149,12 +149,13 @@ def recognise(t: str) -> str | None:
         if not _any(r"^(?:open|create|new|add)\b", s):
             return "report_query"
     if _any(  # noqa: SIM102 - the cue, then its exceptions
-        r"\b(?:revenue|forecast|bookings|pipeline value|pipeline worth|win rate)\b", s
+        r"\b(?:revenue|forecast|bookings|pipeline value|pipeline worth|win rate|pipeline look|pipeline looking)\b",
+        s,
     ) and not _any(r"^(?:open|go|show me the pipeline$|take)\b", s):
         if not _any(r"^(?:show|open|go to|take me to)(?: me)? (?:the )?(?:pipeline|reports?)$", s):
             return "report_query"
     if _any(
-        r"\b(?:next (?:stop|visit|job|site|customer|one|appointment|location|address|call|destination|client)|where (?:to|do i go|am i going|should i go|'s my next|is my next)(?: now| next)?|what'?s (?:after|next)\b|who(?:'s| is) next|route me to the next|take me to the next|directions to the next|which (?:customer|client|site|stop) is next|who is my next)",
+        r"\b(?:next (?:stop|visit|job|site|customer|one|appointment|location|address|call|destination|client)|where (?:to|do i go|am i going|should i go|'s my next|is my next)(?: now| next)?|what'?s (?:after|next)\b|who(?:'s| is) next|route me to the next|where (?:am i|are we) (?:headed|heading|going|off to)|after this (?:one|stop|visit|job|site)|take me to the next|directions to the next|which (?:customer|client|site|stop) is next|who is my next)",
         s,
     ) and not _any(r"\b(?:remind|schedule|book|meeting with)\b", s):
         return "next_stop"
@@ -164,7 +165,7 @@ def recognise(t: str) -> str | None:
     ) and not _any(r"\b(?:remind|schedule|book)\b", s):
         return "next_stop"
     if _any(
-        r"\b(?:check(?:ing)? (?:me )?in|clock(?:ing)? in|arrived|arriving|arrival|just got here|got here|i'?m here|i am here|on site now|i'?m on site|i am on site|(?:i'?m|i am) at (?:the |this )?(?:customer|site|location|client)|start(?:ing)? (?:the |my |this )?(?:site )?visit|start(?:ing)? (?:the |this |my )(?:job|work|service)$|^(?:i'?m|i am|we'?re|we are) (?:now )?(?:at|on site at|here at) (?!the office|home)[\w ]+ now$|begin(?:ning)? (?:the |my |this )?(?:site )?visit|here now)\b",
+        r"\b(?:check(?:ing)? (?:me )?in|clock(?:ing)? in|arrived|arriving|arrival|just got here|got here|pulled up|just got to|walked in|i'?m here|i am here|on site now|i'?m on site|i am on site|(?:i'?m|i am) at (?:the |this )?(?:customer|site|location|client)|start(?:ing)? (?:the |my |this )?(?:site )?visit|start(?:ing)? (?:the |this |my )(?:job|work|service)$|^(?:i'?m|i am|we'?re|we are) (?:now )?(?:at|on site at|here at) (?!the office|home)[\w ]+ now$|begin(?:ning)? (?:the |my |this )?(?:site )?visit|here now)\b",
         s,
     ) and not _any(r"\b(?:check(?:ing)? in on|check in with)\b", s):
         return "check_in"
@@ -197,7 +198,7 @@ def recognise(t: str) -> str | None:
     ):
         return "create_work_order"
     if _any(  # noqa: SIM102 - the cue, then its exceptions
-        r"^(?:rename|update|change|set|edit|modify|mark|move|push|bring|qualify|disqualify|reassign|assign|make)\b",
+        r"^(?:rename|update|change|set|edit|modify|mark|move|push|qualify|disqualify|reassign|assign)\b",
         s,
     ) or _any(
         r"\b(?:is now|is won|is lost|is disqualified|is qualified|is not interested|are won|are lost|'s (?:new )?(?:email|phone|number|mobile|title|address) is)\b|\b(?:new (?:email|phone|number|mobile|address|title)) (?:for|of)\b|^(?:we )?(?:won|lost|closed) the \w",
@@ -211,7 +212,7 @@ def recognise(t: str) -> str | None:
     ) and not _any(r"\b(?:note|task|to-?do)\b", s[:25]):
         return "create_record"
     if _any(  # noqa: SIM102 - the cue, then its exceptions
-        r"^(?:log|logged|record|add|create|new|jot|write|make|take|save|enter)\b.*\b(?:note|task|to-?do|call|e-?mail|meeting|visit report)\b|^(?:note|task|to-?do)\b|^(?:i )?(?:just )?(?:called|phoned|rang|spoke (?:to|with)|talked (?:to|with)|met|e-?mailed|emailed|had (?:a |an )?(?:call|meeting|chat))\b|^(?:log|note)\b",
+        r"^(?:log|logged|record|add|create|new|jot|write|make|take|save|enter)\b.*\b(?:note|task|to-?do|call|e-?mail|meeting|visit report)\b|^(?:note|task|to-?do)\b|\b(?:got off the phone with|was on the phone with|just (?:spoke|talked) (?:to|with)|had a (?:call|chat|meeting) with)\b|^(?:i )?(?:just )?(?:called|phoned|rang|spoke (?:to|with)|talked (?:to|with)|met|e-?mailed|emailed|had (?:a |an )?(?:call|meeting|chat))\b|^(?:log|note)\b",
         s,
     ):
         if not _any(
@@ -224,6 +225,11 @@ def recognise(t: str) -> str | None:
         s,
     ):
         return "schedule_meeting"
+    if _any(
+        r"^(?:are there|is there|do we have|have we got) any\b|^(?:(?:i (?:need|want) to )?see|let me see|i'?d like to see)\b.*\b(?:in|at|for|from|with)\b",
+        s,
+    ) and _entity(s):
+        return "search_records"
     if _any(r"^who\b", s) and not _any(
         r"\b(?:contacts?|people|leads?|accounts?|customers?|clients?|prospects?|know|works?|working|deals?|opportunit\w+|at)\b",
         s,
@@ -269,6 +275,7 @@ def _strip_name(v: str) -> str:
 
 def _tidy_note(v: str) -> str:
     v = v.strip(" ,.;:!?-\"'")
+    v = re.sub(r"^(?:(?:and|then|also|just|so)\s+)+", "", v, flags=re.IGNORECASE)
     v = re.sub(
         r"^(?:and |then |also |just )?(?:(?:that|saying|about|re|regarding|to|notes?)\b|:)\s*[:,]?\s*",
         "",
@@ -522,7 +529,7 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
         body = m.group(1) + " " + m.group(2)
     else:
         m = re.search(
-            rf"^(?:.*?\b)?(?:add|create|new|make|register|enter|set up|open|start)\b(?:\s+(?:a|an))?(?:\s+new)?\s+(?:{ents})\b[:,]?\s*(?:(?:for|called|named|with|:)\s+)?(.*)$",
+            rf"^(?:.*?\b)?(?:add|create|new|make|register|enter|set up|open|start)\b(?:\s+(?:a|an))?(?:\s+new)?\s+(?:{ents})(?:\s+(?:{ents}))?\b[:,]?\s*(?:(?:for|called|named|with|:)\s+)?(.*)$",
             work2,
             flags=re.I,
         )
@@ -530,6 +537,19 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
             body = m.group(1)
     if body is not None:
         body = body.strip(" ,:")
+        # Spoken: "her name is Julia Chen she works at Fabrikam and ..."
+        said = re.search(
+            r"\bname is\s+(.+?)(?=\s+(?:she|he|they|and|from|at)\b|[,;]|$)", body, flags=re.I
+        )
+        works = re.search(
+            r"\b(?:works|working|is) (?:at|for)\s+(.+?)(?=\s+(?:and|she|he|they)\b|[,;]|$)",
+            body,
+            flags=re.I,
+        )
+        if said:
+            if works and slots.get("entity") in ("contact", "lead"):
+                slots["company"] = _strip_name(works.group(1))
+            body = said.group(1)
         comp = re.search(
             r"\s+(?:at|from|of|for|with|works at|working at|@)\s+(.+?)\s*(?:[,;]|$|\s(?:please|pls)\b)",
             body,
@@ -787,6 +807,12 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         flags=re.I,
     )
     rest = re.sub(r"^['\u2019]s\b", "", rest)
+    rest = re.sub(
+        r"\s+(?:this (?:morning|afternoon)|today|yesterday|earlier(?: today)?|just now)\s*$",
+        "",
+        rest,
+        flags=re.I,
+    )
     notes = _tidy_note(rest)
     if notes and notes.casefold() not in ("please", "today", "now"):
         slots["notes"] = notes
@@ -880,7 +906,7 @@ MONTHS_ALL = set(when.MONTHS) | set(when.MONTH_ABBR)
 _NOT_PLACE = {
     "this", "last", "the", "today", "total", "my", "our", "we", "quarter", "month", "year", "week",
     "pipeline", "progress", "revenue", "now", "currently", "february", "north", "a", "q", "all",
-    "so", "far", "stage", "negotiation", "proposal", "value", "sales", "me",
+    "so", "far", "stage", "first", "second", "third", "fourth", "next", "negotiation", "proposal", "value", "sales", "me",
 }  # fmt: skip
 _NOT_PLACE.discard("north")
 
@@ -1036,7 +1062,7 @@ def _reminder(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 def _complete(text: str, t: str, now: datetime) -> dict[str, Any]:
     m = re.search(
-        r"^(?:.*?\b(?:done|finished|complete[d]?|wrap(?:ped)? up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service))\b(?: (?:with|at|here|for today|the|this|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
+        r"^(?:.*?\b(?:done|finished|complete[d]?|that'?s (?:it|all) for (?:this|the) (?:visit|job|site)|wrap(?:ped)? up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service))\b(?: (?:with|at|here|for today|(?:the|this) (?:visit|job|site|service|stop)|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
         text,
         flags=re.I,
     )

@@ -21,7 +21,30 @@ MONTHS = [m.casefold() for m in calendar.month_name if m]
 MONTH_ABBR = [m.casefold() for m in calendar.month_abbr if m]
 _WD = r"(?:mon|tues|tue|wednes|wed|thurs|thu|fri|satur|sat|sun)(?:day)?"
 _MONTH = r"(?:{})".format("|".join(sorted(MONTHS + MONTH_ABBR, key=len, reverse=True)))
-_ORD = r"(\d{1,2})(?:st|nd|rd|th)?"
+_ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+    "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13,
+    "fourteenth": 14, "fifteenth": 15, "sixteenth": 16, "seventeenth": 17, "eighteenth": 18,
+    "nineteenth": 19, "twentieth": 20, "thirtieth": 30,
+}  # fmt: skip
+_ORDW = r"(?:(?:twenty|thirty)[ -])?(?:{})".format(
+    "|".join(sorted(_ORDINALS, key=len, reverse=True))
+)
+_ORD = rf"(\d{{1,2}}(?:st|nd|rd|th)?|{_ORDW})"
+
+
+def _day(word: str) -> int:
+    """'12', '12th', 'twelfth', 'twenty first' -> the day number."""
+    w = word.casefold().replace("-", " ")
+    m = re.match(r"\d+", w)
+    if m:
+        return int(m.group(0))
+    parts = w.split()
+    if len(parts) == 2:
+        return {"twenty": 20, "thirty": 30}[parts[0]] + _ORDINALS[parts[1]]
+    return _ORDINALS[w]
+
+
 _NUM = rf"(?:\d+|{NUM_WORD}(?:[ -]{NUM_WORD})?|a|an|one)"
 
 
@@ -64,16 +87,16 @@ def find_date(text: str, now: datetime) -> Found | None:
         ),
         (rf"\b(?:this |on |coming )?({_WD})\b", lambda m: _ahead(today, m.group(1))),
         (
-            rf"\b({_MONTH})\.? {_ORD}\b",
-            lambda m: _dated(today, _month(m.group(1)), int(m.group(2))),
+            rf"\b({_MONTH})\.? (?:the )?{_ORD}\b",
+            lambda m: _dated(today, _month(m.group(1)), _day(m.group(2))),
         ),
         (
             rf"\b{_ORD} (?:of )?({_MONTH})\b",
-            lambda m: _dated(today, _month(m.group(2)), int(m.group(1))),
+            lambda m: _dated(today, _month(m.group(2)), _day(m.group(1))),
         ),
         (
-            r"\b(?:on )?the (\d{1,2})(?:st|nd|rd|th)\b",
-            lambda m: _day_of_month(today, int(m.group(1))),
+            rf"\b(?:on )?the (\d{{1,2}}(?:st|nd|rd|th)|{_ORDW})\b(?! (?:quarter|week|time|one|stop|visit|customer))",
+            lambda m: _day_of_month(today, _day(m.group(1))),
         ),
     ]
     best: tuple[int, Found] | None = None
@@ -226,7 +249,7 @@ def find_duration(text: str) -> Found | None:
     """Whole minutes: 'half an hour' 30, 'an hour and a half' 90, 'a two hour workshop' 120."""
     t = text.casefold()
     pats: list[tuple[str, object]] = [
-        (r"\bhalf an hour\b|\b30 ?min", lambda m: 30),
+        (r"\bhalf an hour\b|\bhalf[ -]hour\b|\b30 ?min", lambda m: 30),
         (
             rf"\b(an|a|one|{_NUM}) hours? and a half\b",
             lambda m: (_num_or_one(m.group(1))) * 60 + 30,
