@@ -26,7 +26,6 @@ SHORT = {
     "serch": "search",
     "seach": "search",
     "leed": "lead",
-    "leeds": "leads",
     "chek": "check",
     "acknowlege": "acknowledge",
     "aknowledge": "acknowledge",
@@ -69,7 +68,15 @@ def clean(text: str) -> str:
     """Fillers out, short forms expanded, whitespace collapsed; names and casing kept."""
     t = text.replace("\u2019", "'").strip()
     t = _FILLER_RE.sub("", t)
-    t = _SHORT_RE.sub(lambda m: SHORT[m.group(1).casefold()], t)
+    # Capitalised words inside the sentence are left alone: they are names ("Leed", "Wo").
+    t = _SHORT_RE.sub(
+        lambda m: (
+            m.group(1)
+            if m.start() > 0 and m.group(1)[:1].isupper() and m.group(1) not in ("WO", "Im", "Ive")
+            else SHORT[m.group(1).casefold()]
+        ),
+        t,
+    )
     t = re.sub(r"\s+", " ", t).strip()
     return t.strip(" .!?")
 

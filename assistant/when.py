@@ -79,12 +79,12 @@ def find_date(text: str, now: datetime) -> Found | None:
         (r"\b(?:today|tonight|this (?:morning|afternoon|evening))\b", lambda m: today),
         (rf"\bin ({_NUM}) days?\b", lambda m: _plus(today, m.group(1), 1)),
         (rf"\bin ({_NUM}) weeks?\b", lambda m: _plus(today, m.group(1), 7)),
-        (r"\bin a week\b|\bnext week\b(?! ?(?:on )?" + _WD + ")", lambda m: today + timedelta(7)),
-        (r"\b(?:the )?end of (?:the |this )?month\b", lambda m: _month_end(today)),
         (
             rf"\bnext ({_WD})\b|\b({_WD}) next week\b",
             lambda m: _next_week(today, m.group(1) or m.group(2)),
         ),
+        (r"\bin a week\b|\bnext week\b(?! ?(?:on )?" + _WD + ")", lambda m: today + timedelta(7)),
+        (r"\b(?:the )?end of (?:the |this )?month\b", lambda m: _month_end(today)),
         (rf"\b(?:this |on |coming )?({_WD})\b", lambda m: _ahead(today, m.group(1))),
         (
             rf"\b({_MONTH})\.? (?:the )?{_ORD}\b",
