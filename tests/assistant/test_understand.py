@@ -167,8 +167,14 @@ def test_fallback_is_used_only_when_no_rule_fires_and_refuses_when_unsure() -> N
 def test_scoring_follows_the_schema() -> None:
     assert norm("value", "+49 151 2345 6789", "phone") == "+4915123456789"
     assert norm("notes", "uh to call Anna") == "call anna"
-    gold = {"a": ("report_query", {"metric": "revenue"}), "b": ("out_of_scope", {})}
-    pred = {"a": ("out_of_scope", {}), "b": ("out_of_scope", {})}
+    gold: dict[str, tuple[str, dict[str, object]]] = {
+        "a": ("report_query", {"metric": "revenue"}),
+        "b": ("out_of_scope", {}),
+    }
+    pred: dict[str, tuple[str, dict[str, object]]] = {
+        "a": ("out_of_scope", {}),
+        "b": ("out_of_scope", {}),
+    }
     s = score(gold, pred)
     assert s == {"intent_accuracy": 0.5, "slot_f1": 0.0, "oos_recall": 1.0, "false_rejection": 1.0}
     with pytest.raises(ValueError):
