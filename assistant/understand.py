@@ -160,12 +160,12 @@ def recognise(t: str) -> str | None:
     ) and not _any(r"\b(?:remind|schedule|book|meeting with)\b", s):
         return "next_stop"
     if _any(
-        r"^(?:next|next please)$|\b(?:seeing|visiting|going to|heading to|driving to) next\b|^(?:and )?what(?:'s| is) next\b",
+        r"^(?:next|next please)$|^where\b.*\bnext$|\b(?:seeing|visiting|going to|heading to|driving to) next\b|^(?:and )?what(?:'s| is) next\b",
         s,
     ) and not _any(r"\b(?:remind|schedule|book)\b", s):
         return "next_stop"
     if _any(
-        r"\b(?:check(?:ing)? (?:me )?in|clock(?:ing)? in|arrived|arriving|arrival|just got here|got here|pulled up|just got to|walked in|i'?m here|i am here|on site now|i'?m on site|i am on site|(?:i'?m|i am) at (?:the |this )?(?:customer|site|location|client)|start(?:ing)? (?:the |my |this )?(?:site )?visit|start(?:ing)? (?:the |this |my )(?:job|work|service)$|^(?:i'?m|i am|we'?re|we are) (?:now )?(?:at|on site at|here at) (?!the office|home)[\w ]+ now$|begin(?:ning)? (?:the |my |this )?(?:site )?visit|here now)\b",
+        r"\b(?:check(?:ing)? (?:me )?in|clock(?:ing)? in|arrived|arriving|arrival|just got here|got here|pulled up|just got to|walked in|i'?m here|i am here|we'?re here|we are here|on site now|i'?m on site|i am on site|(?:i'?m|i am) at (?:the |this )?(?:customer|site|location|client)|start(?:ing)? (?:the |my |this )?(?:site )?visit|start(?:ing)? (?:the |this |my )(?:job|work|service)$|^(?:i'?m|i am|we'?re|we are) (?:now )?(?:at|on site at|here at) (?!the office|home)[\w ]+ now$|begin(?:ning)? (?:the |my |this )?(?:site )?visit|here now)\b",
         s,
     ) and not _any(r"\b(?:check(?:ing)? in on|check in with)\b", s):
         return "check_in"
@@ -186,7 +186,9 @@ def recognise(t: str) -> str | None:
         and not _any(
             r"\b(?:how many|reminder|remind|work order for|deal|opportunity|lead|status)\b", s
         )
-        and not _any(r"\b(?:\w+'s|wo-?\d+)\b.*\b(?:done|complete)", s)
+        and not _any(
+            r"\b(?:(?!(?:job|visit|work|it|that)'s)\w+'s|wo-?\d+)\b.*\b(?:done|complete)", s
+        )
     ):
         return "complete_visit"
     if _any(
@@ -201,7 +203,7 @@ def recognise(t: str) -> str | None:
         r"^(?:rename|update|change|set|edit|modify|mark|move|push|qualify|disqualify|reassign|assign)\b",
         s,
     ) or _any(
-        r"\b(?:is now|is won|is lost|is disqualified|is qualified|is not interested|are won|are lost|'s (?:new )?(?:email|phone|number|mobile|title|address) is)\b|\b(?:new (?:email|phone|number|mobile|address|title)) (?:for|of)\b|^(?:we )?(?:won|lost|closed) the \w",
+        r"\b(?:is now|is won|is lost|is disqualified|is qualified|is not interested|are won|are lost|'s (?:new )?(?:email|phone|number|mobile|(?:job )?title|address) is)\b|\b(?:new (?:email|phone|number|mobile|address|title)) (?:for|of)\b|^(?:we )?(?:won|lost|closed) the \w",
         s,
     ):
         if not _any(r"^(?:set up|set a meeting|set an appointment|move (?:my|the) meeting)\b", s):
@@ -221,7 +223,7 @@ def recognise(t: str) -> str | None:
         ) or _any(r"^(?:log|logged|note|jot|called|met|had)", s):
             return "log_activity"
     if _any(
-        r"\b(?:schedule|book|arrange|set up|set|put|plan|organi[sz]e|add|fix|pencil|line up)\b.*\b(?:meeting|call|demo|visit|appointment|workshop|session|catch ?up|presentation|review|training)\b|^(?:meet|meeting|call|demo|appointment)\b.*\b(?:with|at)\b|\b(?:book|schedule|arrange|block|reserve)\b.*\b(?:minutes?|hours?|with)\b|^(?:meet|see|visit)\b.*\b(?:tomorrow|today|\w+day|next|the \d+|at \d|in \w+ (?:days?|weeks?))\b|\b(?:put|add|pencil|block)\b.*\bwith\b.*\b(?:calendar|diary|agenda)\b",
+        r"\b(?:schedule|book|arrange|set up|set|put|plan|organi[sz]e|add|fix|pencil|line up)\b.*\b(?:meeting|call|demo|visit|appointment|workshop|session|catch ?up|presentation|review|training)\b|^(?:meet|meeting|call|demo|appointment)\b.*\b(?:with|at)\b|\b(?:book|schedule|arrange|block|reserve)\b.*\b(?:minutes?|hours?|with)\b|^(?:meet|see|visit)\b.*\b(?:tomorrow|today|\w+day|next|the \d+|at \d|in \w+ (?:days?|weeks?))\b|\b(?:put|add|pencil|block)\b.*\bwith\b.*\b(?:calendar|diary|agenda)\b|^(?:i |we )?(?:need|want|would like|'d like) (?:a|an|to have a|to set up a) (?:meeting|call|demo|appointment|site visit|workshop)\b",
         s,
     ):
         return "schedule_meeting"
@@ -236,7 +238,7 @@ def recognise(t: str) -> str | None:
     ):
         return None
     if _any(
-        r"^(?:find|search|look ?up|lookup|list|who|which|any|pull up|get me|fetch|show (?:me )?(?:all|every|the|my)? ?\w+ (?:in|for|at|with|from|named|called)|show (?:me )?\w+ (?:in|for|at|with|from))\b",
+        r"^(?:find|search|look ?up|lookup|look(?:ing)? for|i'?m looking for|list|who|which|any|pull up|get me|fetch|show (?:me )?(?:all |every |the |my )?(?:\w+ ){1,2}(?:in|for|at|with|from|named|called))\b",
         s,
     ) or _any(r"\b(?:named|called)\b", s):
         return "search_records"
@@ -380,6 +382,21 @@ def _email(text: str) -> tuple[str, tuple[int, int]] | None:
     return None
 
 
+_DIGIT = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+          "six": "6", "seven": "7", "eight": "8", "nine": "9"}  # fmt: skip
+
+
+def _spoken_digits(text: str) -> str:
+    """'plus four nine one five one ...' -> '+49151...': runs of four or more digit words."""
+    words = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
+
+    def repl(m: re.Match[str]) -> str:
+        digits = "".join(_DIGIT[w] for w in m.group(2).casefold().split())
+        return ("+" if m.group(1) else "") + digits
+
+    return re.sub(rf"\b(plus )?((?:{words} ){{3,}}{words})\b", repl, text, flags=re.I)
+
+
 def _phone(text: str) -> tuple[str, tuple[int, int]] | None:
     m = re.search(r"(\+?\d[\d ()/-]{4,}\d)", text)
     if not m:
@@ -465,8 +482,11 @@ def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
         v = re.sub(
             rf"^(?:(?:all|my|our|open|any)\s+)*(?:(?:{ents})\s+)", "", v, flags=re.IGNORECASE
         )
+        v = re.sub(r"^(?:(?:me|all|the|any|our|my|open)\s+)+", "", v, flags=re.I)
         v = _strip_name(re.sub(r"^(?:at|for|with|from|of|on|named|called)\s+", "", v, flags=re.I))
-        if v and not re.fullmatch(rf"(?:{ents}|all|me|us|it|them)", v, flags=re.IGNORECASE):
+        if v and not re.fullmatch(
+            rf"(?:{ents}|all|me|us|it|them|any|the|every|our|my|open)", v, flags=re.IGNORECASE
+        ):
             slots["name"] = v
     return slots
 
@@ -484,7 +504,7 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
     if em:
         slots["email"] = em[0]
         spans.append(em[1])
-    work2 = _cut(work, tuple(spans))
+    work2 = _spoken_digits(_cut(work, tuple(spans)))
     ph = (
         _phone(re.sub(r"\b(?:worth|for|amount|valued at)\s+\S+", "", work2))
         if re.search(r"\b(?:phone|mobile|number|tel|cell)\b", work2, re.I)
@@ -551,7 +571,7 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
                 slots["company"] = _strip_name(works.group(1))
             body = said.group(1)
         comp = re.search(
-            r"\s+(?:at|from|of|for|with|works at|working at|@)\s+(.+?)\s*(?:[,;]|$|\s(?:please|pls)\b)",
+            r"\s+(?:at|from|of|for|with|works at|working at|@)\s+(.+?)\s*(?:[,;]|$|\s(?:please|pls|with|and)\b)",
             body,
             flags=re.I,
         )
@@ -575,7 +595,7 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
     slots: dict[str, Any] = {}
-    ent = _entity(t)
+    ent = _entity(re.sub(r"\bjob title\b", "title", t))
     wo = re.search(r"\b(wo-?\s?\d+)\b", text, flags=re.I)
     if wo:
         ent = "work_order"
@@ -630,7 +650,10 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
     if fieldv:
         slots["field"] = fieldv
     # The value.
+    text = _spoken_digits(text) if fieldv == "phone" else text
     tail_m = re.search(r"\b(?:to|is now|now|as|=|:)\s+(.+)$", text, flags=re.I)
+    if tail_m is None:
+        tail_m = re.search(r"\bis\s+(.+)$", text, flags=re.I)
     tail = tail_m.group(1).strip() if tail_m else ""
     if fieldv == "stage":
         value = _ordered(STAGES, t)
@@ -670,7 +693,9 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
         elif re.search(r"\bnew\b", t):
             value = "new"
     elif fieldv in ("name", "owner", "title", "address"):
-        m = re.search(r"\b(?:to|is now|as|=|:)\s+(.+)$", text, flags=re.I)
+        m = re.search(r"\b(?:to|is now|as|=|:)\s+(.+)$", text, flags=re.I) or re.search(
+            r"\bis\s+(.+)$", text, flags=re.I
+        )
         if fieldv == "owner" and not m:
             m = re.search(r"\bassign(?:ed)?\b.*?\bto\s+(.+)$", text, flags=re.I)
         if m:
@@ -748,9 +773,21 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         text,
         flags=re.I,
     )
+    verb_cut = re.sub(
+        r"^.*?\b(?:log(?:ged)?|add(?:ed)?|create|new|jot down|make|record|write)\b(?: (?:a|an|the))?(?: new)? (?:call|e-?mail|meeting|note|task|to-?do)\b",
+        "",
+        text,
+        flags=re.I,
+    )
+    # "add a task to send Hollandia the invoice": what follows "to" is the task, not a party.
+    if atype and atype[0] in ("task", "note") and re.match(r"\s*(?:to|that)\s+[a-z]", verb_cut):
+        colon = None
+        no_party = True
+    else:
+        no_party = False
     nm = (
         None
-        if colon
+        if colon or no_party
         else _name_after(
             r"\b(?:with|w/|to|for|on|about|from)",
             re.sub(
@@ -1062,7 +1099,7 @@ def _reminder(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 def _complete(text: str, t: str, now: datetime) -> dict[str, Any]:
     m = re.search(
-        r"^(?:.*?\b(?:done|finished|complete[d]?|that'?s (?:it|all) for (?:this|the) (?:visit|job|site)|wrap(?:ped)? up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service))\b(?: (?:with|at|here|for today|(?:the|this) (?:visit|job|site|service|stop)|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
+        r"^(?:.*?\b(?:done|finished|complete[d]?|that'?s (?:it|all) for (?:this|the) (?:visit|job|site)|wrap(?:ped)? up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service))\b(?: (?:at (?:this|the) (?:customer|site|location|place|client)|with|at|here|for today|(?:the|this) (?:visit|job|site|service|stop)|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
         text,
         flags=re.I,
     )
