@@ -128,12 +128,12 @@ def recognise(t: str) -> str | None:
     ):
         return "out_of_scope"
     if _any(
-        r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|thanks?(?: you)?|how are you|who are you|what can you do)\b(?: there)?$",
+        r"^(?:hi|hello|hey|good (?:morning|afternoon|evening)|thanks?(?: you)?|how are you|who are you|what can you do)\b(?: there)?$|^(?:open|close|shut|start|stop|restart|reset|reboot|adjust|increase|decrease|raise|lower|turn up|turn down) (?:the |a )?(?:\w+ )?(?:valve|door|gate|pump|compressor|fan|motor|chiller|boiler|heater|machine|setpoint|temperature|pressure|breaker|lights?)\b|\bsetpoint\b",
         s,
     ) or _any(r"^how are you\b", s):
         return "out_of_scope"
     if _any(
-        r"\b(?:ack(?:nowledge)?|dismiss|silence|mute|clear|confirm|mark)\b.*\b(?:alert|alarm|warning)s?\b|^(?:ack|acknowledge)\b|\back it\b|\backnowledge (?:it|that|this)\b|\b(?:saw|seen|got) (?:that|the|this) (?:alert|alarm)\b.*\b(?:clear|dismiss|ack\w*|silence|mute)\b",
+        r"\b(?:ack(?:nowledge)?|dismiss|silence|mute|clear|confirm|mark)\b.*\b(?:alert|alarm|warning)s?\b|^(?:ack|acknowledge)\b|\back it\b|\backnowledge (?:it|that|this)\b|^(?:dismiss|clear|silence|mute) (?:it|that|this|them|all|everything)$|\b(?:saw|seen|got) (?:that|the|this) (?:alert|alarm)\b.*\b(?:clear|dismiss|ack\w*|silence|mute)\b",
         s,
     ):
         return "acknowledge_alert"
@@ -228,7 +228,7 @@ def recognise(t: str) -> str | None:
     ):
         return "schedule_meeting"
     if _any(
-        r"^(?:are there|is there|do we have|have we got) any\b|^(?:(?:i (?:need|want) to )?see|let me see|i'?d like to see)\b.*\b(?:in|at|for|from|with)\b",
+        r"^(?:are there|is there|do we have|have we got) any\b|\b(?:check|see|find out) (?:if|whether) (?:we have|there are|there is) any\b|^(?:(?:i (?:need|want) to )?see|let me see|i'?d like to see)\b.*\b(?:in|at|for|from|with)\b",
         s,
     ) and _entity(s):
         return "search_records"
@@ -243,7 +243,7 @@ def recognise(t: str) -> str | None:
     ) or _any(r"\b(?:named|called)\b", s):
         return "search_records"
     if _any(
-        r"^(?:show|show me|open|go to|go back to|back to|take me to|switch to|navigate to|bring up|display|view|jump to|the)?\s*(?:my |the |all )?(?:"
+        r"^(?:show|show me|open|open up|pull up|go to|go back to|back to|take me to|switch to|navigate to|bring up|display|view|jump to|the)?\s*(?:my |the |all )?(?:"
         + "|".join(p for _, p in SCREENS)
         + r")(?: (?:screen|page|view|tab|list|board|section))?(?: please)?$",
         s,
@@ -586,6 +586,7 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
             # "new opportunity with Vestas": the company is the deal's name.
             body = comp.group(1) if not body[: comp.start()].strip() else body[: comp.start()]
         name = re.split(r"\s*[,;]\s*|\s+(?:please|pls)\b", body)[0]
+        name = re.sub(r"\s+(?:with|and)$", "", name.strip(), flags=re.I)
         name = re.sub(r"\s+(?:at|in|for)$", "", name.strip())
         name = _strip_name(name)
         if name:
