@@ -9,6 +9,7 @@ answered with what would be done and `needs_confirmation`; they are not run yet.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -83,5 +84,11 @@ async def post_message(req: Req, body: Message) -> Reply:
     )
 
 
+async def _warm(app: web.Application) -> None:
+    # Train the fallback model in the background so the first message does not wait for it.
+    asyncio.get_running_loop().run_in_executor(None, default_model)
+
+
 def setup(app: web.Application) -> None:
     routes.mount(app)
+    app.on_startup.append(_warm)
