@@ -3,7 +3,10 @@
 Reads run at once: a search (the store's list with `q`, so the caller sees only what the
 API would show them), pipeline figures (open opportunities and open work orders in the
 caller's scope), the rep's next stop (their next scheduled work order). Writes are never
-run without a confirmation: the answer says what would be done and asks for it.
+run without a confirmation: the answer says what would be done and asks for it; the
+client sends the same text again with `confirm: true` to carry it out (stateless, so any
+chat or voice platform can drive it). Of the writes, creating an account is carried out so
+far; the others answer that they are not supported yet.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from assistant.understand import Understanding
-from crm.entities import ENTITIES, OPPORTUNITIES, WORK_ORDERS
+from crm.entities import ACCOUNTS, ENTITIES, OPPORTUNITIES, WORK_ORDERS
 from crm.filters import parse_sort
-from crm.store import list_records, scope
+from crm.store import create_record, list_records, scope
+from kernel.errors import ApiError
 from kernel.principal import Principal
 
 Conn = AsyncConnection[Any]
@@ -62,8 +66,10 @@ def _fmt(template: str, slots: dict[str, Any]) -> str:
     return " ".join(template.format_map(Missing(slots)).split())
 
 
-async def act(conn: Conn, principal: Principal, u: Understanding, now: dt.datetime) -> Answer:
-    """What the assistant answers and does for `u`, as `principal`."""
+async def act(
+    conn: Conn, principal: Principal, u: Understanding, now: dt.datetime, confirm: bool = False
+) -> Answer:
+    """What the assistant answers and does for `u`, as `principal`; a write only on `confirm`."""
     s = u.slots
     if u.intent == "out_of_scope":
         return Answer(
@@ -87,10 +93,32 @@ async def act(conn: Conn, principal: Principal, u: Understanding, now: dt.dateti
     template = WRITES.get(u.intent)
     if template is None:  # pragma: no cover - every intent is listed above
         return Answer("Sorry, I can't do that yet.")
+    if confirm:
+        return await _write(conn, principal, u)
     return Answer(
         f"I will {_fmt(template, s)}. Shall I go ahead?",
         [{"type": u.intent, "slots": s, "status": "awaiting_confirmation"}],
         needs_confirmation=True,
+    )
+
+
+async def _write(conn: Conn, principal: Principal, u: Understanding) -> Answer:
+    """A confirmed write, through the CRM store (its role and territory checks apply)."""
+    s = u.slots
+    if u.intent == "create_record" and s.get("entity") == "account" and s.get("name"):
+        try:
+            row = await create_record(conn, ACCOUNTS, principal, {"name": str(s["name"])})
+        except ApiError as exc:
+            return Answer(f"I could not do that: {exc}", [{"type": u.intent, "status": "refused"}])
+        return Answer(
+            f"Created the account {row['name']}.",
+            [{"type": u.intent, "status": "done", "entity": "accounts", "id": row["id"]}],
+            [f"/api/v1/accounts/{row['id']}"],
+        )
+    # Honest: the other writes are understood but not carried out by the assistant yet.
+    return Answer(
+        "I understood, but I can't carry that out from here yet; please use the app.",
+        [{"type": u.intent, "status": "not_supported"}],
     )
 
 

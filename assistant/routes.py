@@ -4,7 +4,8 @@
 
 Token-authenticated like every API endpoint; what it reads goes through the CRM store's
 access clause, so the assistant never shows what the caller may not see. Writes are
-answered with what would be done and `needs_confirmation`; they are not run yet.
+answered with what would be done and `needs_confirmation`; sent again with
+`confirm: true`, an account is created (the other writes answer that they are not supported yet).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Message(msgspec.Struct, frozen=True):
     ]
     tz: Annotated[str, msgspec.Meta(max_length=64, description="IANA time zone of the user")] = (
         "UTC"
+    )
+    confirm: Annotated[bool, msgspec.Meta(description="carry out the write the text asks for")] = (
+        False
     )
     now: (
         Annotated[
@@ -72,7 +76,7 @@ async def post_message(req: Req, body: Message) -> Reply:
     local = body.now or dt.datetime.now(zone).replace(tzinfo=None, microsecond=0)
     u = understand(body.text, local, fallback=default_model())
     async with req.connection() as conn:
-        answer = await act(conn, req.user, u, local.replace(tzinfo=zone))
+        answer = await act(conn, req.user, u, local.replace(tzinfo=zone), body.confirm)
     return Reply(
         u.intent,
         round(u.confidence, 3),

@@ -120,3 +120,19 @@ def test_bad_input_and_no_token(url: str, people: People) -> None:
     assert r.status_code == 400 and r.json()["error"]["field"] == "now"
     r = people.api(url, None).post("/assistant/messages", {"text": "next stop"})
     assert r.status_code == 401
+
+
+def test_confirmed_write_goes_through_the_store_and_its_roles(
+    url: str, people: People, seeded: dict[str, Any]
+) -> None:
+    name = f"Zephyr Works {seeded['tag']}"
+    r = ask(people.api(url, "rep1"), f"create account {name}", confirm=True)
+    assert r["actions"][0]["status"] == "done"
+    created = people.api(url, "admin").get("/accounts", params={"q": name}).json()["items"]
+    assert [a["name"] for a in created] == [name]
+    assert r["links"] == [f"/api/v1/accounts/{created[0]['id']}"]
+    # A viewer may not write: the store refuses, the assistant says so and nothing is made.
+    other = f"Zephyr Viewer {seeded['tag']}"
+    v = ask(people.api(url, "viewer"), f"create account {other}", confirm=True)
+    assert v["actions"][0]["status"] == "refused"
+    assert people.api(url, "admin").get("/accounts", params={"q": other}).json()["items"] == []
