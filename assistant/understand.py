@@ -35,7 +35,7 @@ class Fallback(Protocol):
     def predict(self, text: str) -> tuple[str, float]: ...
 
 
-_PRE = r"^(?:(?:can we|shall we|could we|let's|lets)\s+)?(?:(?:ok(?:ay)?|so|hey|yes|yeah|please|hi|hello|assistant|now|and|alright|right)[, ]+)*(?:(?:can|could|would|will) you |i (?:want|need|would like|'d like) (?:you )?to |let's |lets |please |i wanna )*"
+_PRE = r"^(?:(?:can we|shall we|could we|let's|lets)\s+)?(?:(?:ok(?:ay)?|so|hey|yes|yeah|please|hi|hello|assistant|now|and|alright|right)[, ]+)*(?:(?:can|could|would|will) you |i(?:'d| would)? (?:want|need|like) (?:you )?to |let's |lets |please |i wanna )*"
 
 ENTITY_WORDS = [
     ("work_order", r"work ?orders?|tickets?|jobs?|service requests?"),
@@ -112,7 +112,7 @@ def recognise(t: str) -> str | None:
         return "set_reminder"
     # Things the assistant never does, said with CRM words: the verb decides.
     if _any(  # noqa: SIM102 - the cue, then its exceptions
-        r"^(?:delete|remove|erase|merge|dedupe|export|download|print|translate|send|forward|e-?mail (?!to\b)\w|text|sms|whatsapp|message|call(?! with| about| log)|phone|ring|dial|give(?! me\b)|grant|share|approve|reject|order|buy|purchase|turn|switch (?:on|off)|start the (?:pump|machine|compressor)|stop the|restart|reboot|shut|set the (?:office |room )?(?:thermostat|temperature|heating)|book (?:me )?(?:a |an )?(?:flight|hotel|train|taxi|car|ticket to|table)|play|tell me a joke|sing|what time is it)\b",
+        r"^(?:delete|remove|erase|merge|dedupe|export|download|print|translate|send|forward|e-?mail (?!to\b)\w|text|sms|whatsapp|message|call(?! with| about| log)|phone|ring|dial|give(?! me\b)|grant|share|approve|reject|order|buy|purchase|turn|switch (?:on|off)|start the (?:pump|machine|compressor)|stop the|restart|reboot|shut|unlock|lock|set the (?:office |room )?(?:thermostat|temperature|heating)|book (?:me )?(?:a |an )?(?:flight|hotel|train|taxi|car|ticket to|table)|play|tell me a joke|sing|what time is it)\b",
         s,
     ):
         if not _any(r"^(?:call|phone)\b.*\b(?:log|logged|note)\b|^text (?:note)", s):
@@ -228,7 +228,7 @@ def recognise(t: str) -> str | None:
     ):
         return "schedule_meeting"
     if _any(
-        r"^(?:are there|is there|do we have|have we got) any\b|\b(?:check|see|find out) (?:if|whether) (?:we have|there are|there is) any\b|^(?:(?:i (?:need|want) to )?see|let me see|i'?d like to see)\b.*\b(?:in|at|for|from|with)\b",
+        r"\b(?:the |a )?list of\b|^(?:are there|is there|do we have|have we got) any\b|\b(?:check|see|find out) (?:if|whether) (?:we have|there are|there is) any\b|^(?:(?:i (?:need|want) to )?see|let me see|i'?d like to see)\b.*\b(?:in|at|for|from|with)\b",
         s,
     ) and _entity(s):
         return "search_records"
@@ -457,7 +457,14 @@ def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
         slots["city"] = city.group(1)
         work = work[: city.start()] + work[city.end() :]
     ents = "|".join(p for _, p in ENTITY_WORDS)
-    nm = _name_after(r"\b(?:at|for|with|from|named|called|of|on)", work)
+    nm = None
+    for prep in (r"\b(?:named|called)", r"\b(?:at|with|from|of)", r"\b(?:for|on)"):
+        nm = _name_after(prep, work)
+        if nm and not re.search(rf"\b(?:{ents})\b", nm[0], flags=re.I):
+            break
+        nm = None
+    if nm is None:
+        nm = _name_after(r"\b(?:at|for|with|from|named|called|of|on)", work)
     if nm is None:
         nm = _name_after(
             rf"^(?:.*?\b(?:find|search(?: for)?|look ?up|lookup|show(?: me)?|pull up|get|list|open)(?: the| me| all| any| our| my)?)(?: (?:{ents}))?",
@@ -571,7 +578,7 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
                 slots["company"] = _strip_name(works.group(1))
             body = said.group(1)
         comp = re.search(
-            r"\s+(?:at|from|of|for|with|works at|working at|@)\s+(.+?)\s*(?:[,;]|$|\s(?:please|pls|with|and)\b)",
+            r"\s+(?:at|from|of|for|with|to|works at|working at|@)\s+(.+?)\s*(?:[,;]|$|\s(?:please|pls|with|and)\b)",
             body,
             flags=re.I,
         )
@@ -715,6 +722,7 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
             rf"\b(?:the )?([A-Za-zÀ-ÿ0-9][\w&.-]*(?: [A-Za-zÀ-ÿ0-9][\w&.-]*){{0,4}}?)(?:'s| (?:{ents}))\b",
             rf"\b(?:{ents})\s+([A-Za-zÀ-ÿ0-9][\w&.-]*(?: [A-Za-zÀ-ÿ0-9][\w&.-]*){{0,4}}?)(?:\s+(?:to|as|is|title|stage|amount|status|phone|email|owner|address)\b|$)",
             rf"\b(?:of|for|on)\s+(?:the\s+)?([A-Za-zÀ-ÿ0-9][\w&.-]*(?: [A-Za-zÀ-ÿ0-9][\w&.-]*){{0,4}}?)(?:\s+(?:{ents}))?\s+(?:to|as)\b",
+            r"^([A-Z][\w&.-]*(?: [A-Z][\w&.-]*){0,4})\s+(?:is|are|has|was)\b",
             r"^(?:\w+\s+)?([A-Z][\w&.-]*(?: [A-Z][\w&.-]*){0,4})\b",
         ]
         if fieldv == "name":
@@ -1153,5 +1161,8 @@ def understand(text: str, now: datetime, fallback: Fallback | None = None) -> Un
             by = "model"
         else:
             intent, conf = "out_of_scope", 0.0
+    # Politeness is no part of any slot ("could you update the Polmet deal ...").
+    polite = r"^(?:(?:hi|hey|ok(?:ay)?|so|please|yes|yeah|alright)[, ]+|(?:can|could|would|will) you (?:please )?|i(?:'d| would)? (?:want|like|need) (?:you )?to )+"
+    cleaned = re.sub(polite, "", cleaned, flags=re.I) or cleaned
     slots = {k: v for k, v in slots_for(intent, cleaned, now).items() if v not in (None, "")}
     return Understanding(intent, slots, conf, by)
