@@ -123,7 +123,7 @@ def recognise(t: str) -> str | None:
     ) and not _any(r"\bforecast for (?:the |this |next |q\d)", s):
         return "out_of_scope"
     if _any(
-        r"^(?:who|what|when|where|how) (?:is|was|are|were|'s|old|tall|far|long)\b(?: the| a)? (?:president|capital|ceo of|population|meaning|tallest|biggest|largest|distance|time in|traffic|score)\b|^what'?s the (?:capital|population|traffic|time in|score|meaning)\b|\btraffic\b|\bpoem\b|\bconvert \d+\b|\bcurrency\b",
+        r"^(?:who|what|when|where|how) (?:is|was|are|were|'s|old|tall|far|long)\b(?: the| a)? (?:president|capital|ceo of|population|meaning|tallest|biggest|largest|distance|time in|traffic|score)\b|^what'?s the (?:capital|population|traffic|time in|score|meaning)\b|^how (?:tall|old|far|big|high|deep|heavy|many people live)\b|\btraffic\b|\bpoem\b|\bconvert \d+\b|\bcurrency\b|\bpassword\b|\b(?:admin|administrator) (?:group|rights|role|access)\b|\bpermissions?\b|^(?:create|make|generate|issue|raise) (?:an? |the )?(?:invoice|purchase order|credit note)\b|\b(?:software|firmware) update\b|^how (?:do|can|should|would) (?:i|you|we)\b|^recommend\b|\bsummary of the news\b",
         s,
     ):
         return "out_of_scope"
@@ -187,7 +187,8 @@ def recognise(t: str) -> str | None:
             r"\b(?:how many|reminder|remind|work order for|deal|opportunity|lead|status)\b", s
         )
         and not _any(
-            r"\b(?:(?!(?:job|visit|work|it|that)'s)\w+'s|wo-?\d+)\b.*\b(?:done|complete)", s
+            r"\b(?:(?!(?:job|visit|work|it|that)'s)\w+'s|wo-?\d+)\b.*\b(?:done|complete|finished|closed)",
+            s,
         )
     ):
         return "complete_visit"
@@ -195,19 +196,30 @@ def recognise(t: str) -> str | None:
         r"^(?:create|add|new|open|raise|log|file|submit|make|put in|start|enter|register|book|schedule)\b(?: (?:me|us))?(?: (?:a|an|the))?(?: new)?(?: (?:urgent|emergency|critical|asap|high|low|normal|medium|standard)(?: priority)?)?(?: (?:a|an))? (?:work ?order|ticket|job|service (?:request|call|ticket)|repair (?:job|request)|maintenance (?:job|request))\b(?!s)",
         s,
     ) or _any(
-        r"\b(?:need|send|get|dispatch) (?:a |an )?(?:tech|technician|engineer|service tech)\b|^(?:urgent|emergency|critical|high priority|low priority)? ?(?:work ?order|ticket|job) for\b|^(?:emergency|urgent) (?:work ?order|ticket|job)",
+        r"\b(?:needs?|send|get|dispatch) (?:a |an )?(?:tech|technician|engineer|service tech|repair)\b|^(?:urgent|emergency|critical|high priority|low priority)? ?(?:work ?order|ticket|job) for\b|^(?:emergency|urgent) (?:work ?order|ticket|job)",
         s,
     ):
         return "create_work_order"
-    if _any(  # noqa: SIM102 - the cue, then its exceptions
+    if _any(
         r"^(?:rename|update|change|set|edit|modify|mark|move|push|qualify|disqualify|reassign|assign)\b",
         s,
     ) or _any(
         r"\b(?:is now|is won|is lost|is disqualified|is qualified|is not interested|are won|are lost|'s (?:new )?(?:email|phone|number|mobile|(?:job )?title|address) is)\b|\b(?:new (?:email|phone|number|mobile|address|title)) (?:for|of)\b|^(?:we )?(?:won|lost|closed) the \w",
         s,
     ):
-        if not _any(r"^(?:set up|set a meeting|set an appointment|move (?:my|the) meeting)\b", s):
+        # An update names a record or one of the fields the CRM keeps; "set the pump speed"
+        # or "change my password" are not CRM updates.
+        crm = _any(
+            r"\b(?:stage|amount|value|close ?date|closing date|due(?: date)?|status|priority|owner|e-?mail|phone|number|mobile|title|address|name|won|lost|qualif\w*|disqualif\w*|junk|not interested|on hold|hold|reopen|done|closed|close|finished|complete|cancel\w*|wo-?\d+|account|contact|lead|deal|opportunit\w+|work ?order|ticket|job|customer|client|assign\w*|negotiat\w*|proposal|prospecting|qualification)\b",
+            s,
+        )
+        if crm and not _any(
+            r"^(?:set up|set a meeting|set an appointment|move (?:my|the) meeting)\b|\bpassword\b",
+            s,
+        ):
             return "update_record"
+    if _any(r"\b(?:deal|opportunity|opp)\b.*\bcloses? (?:on|by|in)\b|^wo-?\d+ is\b", s):
+        return "update_record"
     if _any(
         rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start)\b(?: (?:a|an))?(?: new)? {ent}\b|^add .+ as (?:a |an )?(?:new )?{ent}\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b",
         s,
@@ -228,7 +240,7 @@ def recognise(t: str) -> str | None:
     ):
         return "schedule_meeting"
     if _any(
-        r"\b(?:the |a )?list of\b|^(?:are there|is there|do we have|have we got) any\b|\b(?:check|see|find out) (?:if|whether) (?:we have|there are|there is) any\b|^(?:(?:i (?:need|want) to )?see|let me see|i'?d like to see)\b.*\b(?:in|at|for|from|with)\b",
+        r"^(?:show|find|get|open|pull up)(?: me)? .+'s (?:contact|account|record|details|lead|deal|opportunity)\b|\b(?:the |a )?list of\b|^(?:are there|is there|do we have|have we got) any\b|\b(?:check|see|find out) (?:if|whether) (?:we have|there are|there is) any\b|^(?:(?:i (?:need|want) to )?see|let me see|i'?d like to see)\b.*\b(?:in|at|for|from|with)\b",
         s,
     ) and _entity(s):
         return "search_records"
@@ -457,6 +469,14 @@ def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
         slots["city"] = city.group(1)
         work = work[: city.start()] + work[city.end() :]
     ents = "|".join(p for _, p in ENTITY_WORDS)
+    poss = re.search(
+        rf"^(?:show|find|get|open|pull up)(?: me)? (?:the )?(.+?)['\u2019]s (?:{ents})\b",
+        work,
+        flags=re.I,
+    )
+    if poss:
+        slots["name"] = _strip_name(poss.group(1))
+        return slots
     nm = None
     for prep in (r"\b(?:named|called)", r"\b(?:at|with|from|of)", r"\b(?:for|on)"):
         nm = _name_after(prep, work)
@@ -594,6 +614,8 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
             body = comp.group(1) if not body[: comp.start()].strip() else body[: comp.start()]
         name = re.split(r"\s*[,;]\s*|\s+(?:please|pls)\b", body)[0]
         name = re.sub(r"\s+(?:with|and)$", "", name.strip(), flags=re.I)
+        if slots.get("entity") == "account":
+            name = re.sub(r"\s+(?:in|from)\s+[A-Z][\w-]*$", "", name)
         name = re.sub(r"\s+(?:at|in|for)$", "", name.strip())
         name = _strip_name(name)
         if name:
@@ -615,7 +637,9 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
         fieldv = "stage"
     elif re.search(r"\b(?:amount|value|worth)\b", t):
         fieldv = "amount"
-    elif re.search(r"\bclose ?date\b|\bclosing date\b|\bexpected close\b", t):
+    elif re.search(
+        r"\bclose ?date\b|\bclosing date\b|\bexpected close\b|\bcloses? (?:on|by|in)\b", t
+    ):
         fieldv = "close_date"
     elif re.search(r"\bdue(?: date)?\b|\bdeadline\b", t):
         fieldv = "due_date"
@@ -789,7 +813,11 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         flags=re.I,
     )
     # "add a task to send Hollandia the invoice": what follows "to" is the task, not a party.
-    if atype and atype[0] in ("task", "note") and re.match(r"\s*(?:to|that)\s+[a-z]", verb_cut):
+    if (
+        atype
+        and atype[0] in ("task", "note")
+        and re.match(r"\s*(?:to|that|the|[:,])\s*[a-z]", verb_cut)
+    ):
         colon = None
         no_party = True
     else:
@@ -809,7 +837,7 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         )
     )
     m = None
-    if nm is None:
+    if nm is None and not no_party:
         m = re.search(
             r"^(?:i\s+)?(?:just\s+)?(?:called|phoned|rang|met(?: with)?|e-?mailed|emailed|spoke (?:to|with)|talked (?:to|with)|had (?:a |an )?(?:call|meeting|chat) with)\s+(.+?)"
             + _NAME_END,
@@ -1031,6 +1059,12 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
     if m is None:
         m = re.search(
             r"\b(?:work ?order|ticket|job|service request)\s+(?!for|at)([A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*)",
+            work,
+        )
+    if m is None:
+        # "Aurora Foods needs a technician, the freezer door seal is torn"
+        m = re.search(
+            r"^([A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*) (?:needs?|wants?|requires?) (?:a |an )?(?:tech\w*|engineer|repair|service\w*)\b",
             work,
         )
     name = None
