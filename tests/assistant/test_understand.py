@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assistant.classifier import IntentModel
-from assistant.understand import understand
+from assistant.understand import INTENTS, understand
 from assistant.when import find_date, find_time
 from bench.assistant_score import norm, score
 
@@ -179,3 +181,13 @@ def test_scoring_follows_the_schema() -> None:
     assert s == {"intent_accuracy": 0.5, "slot_f1": 0.0, "oos_recall": 1.0, "false_rejection": 1.0}
     with pytest.raises(ValueError):
         score(gold, {"a": ("x", {})})
+
+
+WORDS = "remind me at on next friday 3pm half past four create account deal WO-12 pump four ack done : , 31st february in 2 hours plus one two three dot com".split()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=80), st.lists(st.sampled_from(WORDS), max_size=15).map(" ".join)))
+def test_any_text_gets_an_intent_and_never_raises(text: str) -> None:
+    u = understand(text, datetime(2026, 2, 28, 23, 59))
+    assert u.intent in INTENTS
