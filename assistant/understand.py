@@ -444,7 +444,10 @@ def slots_for(intent: str, text: str, now: datetime) -> dict[str, Any]:
     """Slots of `intent` read from the cleaned text."""
     t = text.casefold()
     fn = _SLOTS.get(intent)
-    return fn(text, t, now) if fn else {}
+    try:
+        return fn(text, t, now) if fn else {}
+    except OverflowError:  # a date past year 9999 ("tomorrow" on 9999-12-31)
+        return {}
 
 
 def _search(text: str, t: str, now: datetime) -> dict[str, Any]:

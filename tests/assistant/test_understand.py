@@ -223,3 +223,8 @@ WORDS = [
 def test_any_text_gets_an_intent_and_never_raises(text: str) -> None:
     u = understand(text, datetime(2026, 2, 28, 23, 59))
     assert u.intent in INTENTS
+
+
+def test_dates_past_the_calendar_end_do_not_raise() -> None:
+    u = understand("remind me tomorrow in 2 hours to call Anna", datetime(9999, 12, 31, 23, 0))
+    assert u.intent == "set_reminder"
