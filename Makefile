@@ -10,7 +10,7 @@ NODE_BIN := node_modules/.bin
 QUICK ?=
 # pytest-xdist workers: each starts its own PostgreSQL and Mosquitto on free ports
 TEST_WORKERS ?= 2
-BENCH_ARGS := $(if $(QUICK),--quick,) $(if $(INSTANCES),--instances $(INSTANCES),) $(if $(CPU_S),--cpu-s $(CPU_S),)
+BENCH_ARGS := $(if $(QUICK),--quick,) $(if $(INSTANCES),--instances $(INSTANCES),) $(if $(CPU_S),--cpu-s $(CPU_S),) $(if $(UTTERANCES),--utterances $(UTTERANCES),)
 
 .PHONY: help deps venv node demo run test lint lint-js typecheck up down status clean bench-% contracts
 

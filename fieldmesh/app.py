@@ -37,6 +37,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "insights.maintenance.routes",
     "alerts.routes",
     "routing.routes",
+    "assistant.routes",
 )
 
 

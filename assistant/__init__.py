@@ -1,0 +1,1 @@
+"""The assistant: understanding short commands (intent and slots) and acting on them."""

@@ -1,0 +1,222 @@
+"""Acting on an understood command, through the CRM store and its access clause.
+
+Reads run at once: a search (the store's list with `q`, so the caller sees only what the
+API would show them), pipeline figures (open opportunities and open work orders in the
+caller's scope), the rep's next stop (their next scheduled work order). Writes are never
+run without a confirmation: the answer says what would be done and asks for it; the
+client sends the same text again with `confirm: true` to carry it out (stateless, so any
+chat or voice platform can drive it). Of the writes, creating an account is carried out so
+far; the others answer that they are not supported yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from assistant.understand import Understanding
+from crm.entities import ACCOUNTS, ENTITIES, OPPORTUNITIES, WORK_ORDERS
+from crm.filters import parse_sort
+from crm.store import create_record, list_records, scope
+from kernel.errors import ApiError
+from kernel.principal import Principal
+
+Conn = AsyncConnection[Any]
+
+TABLE = {
+    "account": "accounts",
+    "contact": "contacts",
+    "lead": "leads",
+    "opportunity": "opportunities",
+    "work_order": "work_orders",
+    "activity": "activities",
+}
+WRITES = {
+    "create_record": "create the {entity} {name}",
+    "update_record": "set {field} of {entity} {name} to {value}",
+    "log_activity": "log a {activity_type} with {name}",
+    "schedule_meeting": "put a meeting with {name} on {date} {time}",
+    "create_work_order": "open a work order for {name}",
+    "set_reminder": "remind you on {date} {time}",
+    "check_in": "check you in at the current stop",
+    "complete_visit": "close the current visit",
+    "acknowledge_alert": "acknowledge the alert {device}",
+}
+SCREEN_LINK = "/console/#/{screen}"
+
+
+@dataclass
+class Answer:
+    text: str
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    needs_confirmation: bool = False
+
+
+def _fmt(template: str, slots: dict[str, Any]) -> str:
+    class Missing(dict[str, Any]):
+        def __missing__(self, key: str) -> str:
+            return ""
+
+    return " ".join(template.format_map(Missing(slots)).split())
+
+
+async def act(
+    conn: Conn, principal: Principal, u: Understanding, now: dt.datetime, confirm: bool = False
+) -> Answer:
+    """What the assistant answers and does for `u`, as `principal`; a write only on `confirm`."""
+    s = u.slots
+    if u.intent == "out_of_scope":
+        return Answer(
+            "Sorry, I can't do that. I can search records, report figures, open screens, log activities, schedule meetings, create work orders and set reminders."
+        )
+    if u.intent == "navigate":
+        screen = s.get("screen")
+        if not screen:
+            return Answer("Which screen? For example: map, alerts, work orders, pipeline.")
+        return Answer(
+            f"Opening {screen.replace('_', ' ')}.",
+            [{"type": "navigate", "screen": screen}],
+            [SCREEN_LINK.format(screen=screen)],
+        )
+    if u.intent == "search_records":
+        return await _search(conn, principal, s)
+    if u.intent == "report_query":
+        return await _report(conn, principal, s)
+    if u.intent == "next_stop":
+        return await _next_stop(conn, principal, now)
+    template = WRITES.get(u.intent)
+    if template is None:  # pragma: no cover - every intent is listed above
+        return Answer("Sorry, I can't do that yet.")
+    if confirm:
+        return await _write(conn, principal, u)
+    return Answer(
+        f"I will {_fmt(template, s)}. Shall I go ahead?",
+        [{"type": u.intent, "slots": s, "status": "awaiting_confirmation"}],
+        needs_confirmation=True,
+    )
+
+
+async def _write(conn: Conn, principal: Principal, u: Understanding) -> Answer:
+    """A confirmed write, through the CRM store (its role and territory checks apply)."""
+    s = u.slots
+    if u.intent == "create_record" and s.get("entity") == "account" and s.get("name"):
+        try:
+            row = await create_record(conn, ACCOUNTS, principal, {"name": str(s["name"])})
+        except ApiError as exc:
+            return Answer(f"I could not do that: {exc}", [{"type": u.intent, "status": "refused"}])
+        return Answer(
+            f"Created the account {row['name']}.",
+            [{"type": u.intent, "status": "done", "entity": "accounts", "id": row["id"]}],
+            [f"/api/v1/accounts/{row['id']}"],
+        )
+    # Honest: the other writes are understood but not carried out by the assistant yet.
+    return Answer(
+        "I understood, but I can't carry that out from here yet; please use the app.",
+        [{"type": u.intent, "status": "not_supported"}],
+    )
+
+
+async def _search(conn: Conn, principal: Principal, s: dict[str, Any]) -> Answer:
+    table = TABLE.get(s.get("entity", ""), "accounts")
+    entity = ENTITIES[table]
+    q = s.get("name") or s.get("city") or s.get("territory")
+    if q and not entity.search:
+        q = None
+    page = await list_records(
+        conn, entity, principal, sort=parse_sort(entity, None), limit=10, q=q, with_total=True
+    )
+    label = entity.name.replace("_", " ")
+    title = next((f for f in ("name", "title", "subject") if entity.field(f)), "id")
+    names = [str(r.get(title) or r["id"]) for r in page.items]
+    links = [f"/api/v1/{entity.name}/{r['id']}" for r in page.items]
+    where = f" matching '{q}'" if q else ""
+    if not page.items:
+        return Answer(
+            f"I found no {label}{where}.", [{"type": "search", "entity": table, "q": q, "total": 0}]
+        )
+    more = (
+        f" (showing {len(names)} of {page.total})" if page.total and page.total > len(names) else ""
+    )
+    return Answer(
+        f"I found {page.total} {label}{where}{more}: {', '.join(names)}.",
+        [{"type": "search", "entity": table, "q": q, "total": page.total}],
+        links,
+    )
+
+
+def _money(v: Any) -> str:
+    x = float(v or 0)
+    return f"{x:,.0f}"
+
+
+async def _report(conn: Conn, principal: Principal, s: dict[str, Any]) -> Answer:
+    metric = s.get("metric")
+    cur = conn.cursor(row_factory=dict_row)
+    if metric == "pipeline_value":
+        acc, acc_p = scope(OPPORTUNITIES, principal, "o")
+        await cur.execute(
+            sql.SQL(
+                "SELECT count(*) AS n, coalesce(sum(o.amount), 0) AS total FROM opportunities o WHERE o.status = 'open' AND {}"
+            ).format(acc),
+            acc_p,
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        value: Any = row["total"] if isinstance(row["total"], Decimal | int | float) else 0
+        return Answer(
+            f"The open pipeline you can see is {_money(value)} over {row['n']} opportunities.",
+            [{"type": "report", "metric": metric, "value": float(value), "count": int(row["n"])}],
+            [SCREEN_LINK.format(screen="pipeline")],
+        )
+    if metric == "open_work_orders":
+        acc, acc_p = scope(WORK_ORDERS, principal, "w")
+        await cur.execute(
+            sql.SQL(
+                "SELECT count(*) AS n FROM work_orders w WHERE w.status NOT IN ('done', 'cancelled') AND {}"
+            ).format(acc),
+            acc_p,
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return Answer(
+            f"There are {row['n']} open work orders you can see.",
+            [{"type": "report", "metric": metric, "value": int(row["n"])}],
+            [SCREEN_LINK.format(screen="work_orders")],
+        )
+    what = (metric or "that figure").replace("_", " ")
+    return Answer(
+        f"I can't report {what} yet; I can tell you the pipeline value and the open work orders."
+    )
+
+
+async def _next_stop(conn: Conn, principal: Principal, now: dt.datetime) -> Answer:
+    """The caller's next scheduled work order today or later, with its account."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT w.id, w.title, w.scheduled_start, a.id AS account_id, a.name AS account
+        FROM work_orders w LEFT JOIN accounts a ON a.id = w.account_id
+        WHERE w.assignee_id = %s AND w.status NOT IN ('done', 'cancelled')
+          AND w.scheduled_start IS NOT NULL AND w.scheduled_start >= %s
+        ORDER BY w.scheduled_start LIMIT 1
+        """,
+        (principal.user_id, now.replace(hour=0, minute=0, second=0, microsecond=0)),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return Answer(
+            "You have no further stops scheduled.", [{"type": "next_stop", "work_order_id": None}]
+        )
+    at = row["scheduled_start"]
+    when = at.strftime("%H:%M") if isinstance(at, dt.datetime) else str(at)
+    return Answer(
+        f"Your next stop is {row['account'] or 'work order ' + str(row['id'])} at {when}: {row['title']}.",
+        [{"type": "next_stop", "work_order_id": row["id"], "account_id": row["account_id"]}],
+        [f"/api/v1/work_orders/{row['id']}"],
+    )
