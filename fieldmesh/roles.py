@@ -201,7 +201,13 @@ async def run_dispatcher(
 
 
 # Modules with `register(registry)`: every package's background tasks.
-JOB_MODULES: tuple[str, ...] = ("crm.jobs", "crm_sync.jobs", "routing.jobs", "telemetry.jobs")
+JOB_MODULES: tuple[str, ...] = (
+    "crm.jobs",
+    "crm_sync.jobs",
+    "routing.jobs",
+    "telemetry.jobs",
+    "insights.maintenance.jobs",
+)
 
 
 def job_registry(modules: Sequence[str] = JOB_MODULES) -> Any:

@@ -16,10 +16,13 @@ T = TypeVar("T")
 
 
 def eventually(
-    probe: Callable[[], T], *, timeout_s: float = 60.0, interval_s: float = 0.1, what: str = ""
+    probe: Callable[[], T | None],
+    *,
+    timeout_s: float = 60.0,
+    interval_s: float = 0.1,
+    what: str = "",
 ) -> T:
     deadline = time.monotonic() + timeout_s
-    last: T | None = None
     while True:
         last = probe()
         if last:
@@ -32,7 +35,7 @@ def eventually(
 
 
 async def eventually_async(
-    probe: Callable[[], Awaitable[T]],
+    probe: Callable[[], Awaitable[T | None]],
     *,
     timeout_s: float = 60.0,
     interval_s: float = 0.1,

@@ -1,46 +1,29 @@
 """HTTP API of the maintenance models: train (off the event loop) and list versions.
 
     POST /api/v1/maintenance/train   managers and admins: {"target": "failure"|"anomaly"|"rul", ...}
+    GET  /api/v1/maintenance/train/{job_id}   the training job's state
     GET  /api/v1/maintenance/models/{name}   versions, newest first, with metrics
 
-Training runs in a worker thread, one job at a time (409 while one runs); a model refused
-for too little data answers 422 with the reason.
+Training is a job (insights.maintenance.jobs, run by the `jobs` role of `fieldmesh run`), never
+work inside an API worker: POST answers 202 with the job, GET .../train/{job_id} its state;
+a model refused for too little data fails its job with the reason.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from functools import partial
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
-from insights.maintenance import training
-from insights.maintenance.errors import DataFormatError, InsufficientDataError
-from kernel.errors import Conflict, Unprocessable
+from insights.maintenance.jobs import TRAIN_TASK, TrainIn, model_name
+from kernel import jobs
+from kernel.errors import NotFound, Unprocessable
 from kernel.http import Access, Req, Routes
 
 PREFIX = "/api/v1/maintenance"
-CMAPSS_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "pdm" / "cmapss"
-_LOCK = web.AppKey("maintenance_train_lock", asyncio.Lock)
 
 routes = Routes("maintenance", "Predictive-maintenance models: training and versions")
-
-
-class TrainIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    target: Literal["failure", "anomaly", "rul"]
-    assets: Annotated[int, msgspec.Meta(ge=20, le=5000)] = 300
-    days: Annotated[int, msgspec.Meta(ge=10, le=730)] = 90
-    seed: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] = 0
-    equipment_model: (
-        Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")] | None
-    ) = None
-    dataset: Annotated[
-        str, msgspec.Meta(pattern=r"^FD00[1-4]$", description="C-MAPSS subset (rul)")
-    ] = "FD001"
 
 
 class ModelOut(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -62,61 +45,53 @@ class ModelPage(msgspec.Struct, frozen=True):
     items: list[ModelOut]
 
 
+class TrainJob(msgspec.Struct, frozen=True):
+    job_id: int
+    status: str  # queued, running, done, failed
+    model_name: str  # the model the job trains: GET /api/v1/maintenance/models/{model_name}
+    error: str | None = None  # why a failed job failed (too little data: `insufficient_data: ...`)
+    poll: str = ""
+
+
+class JobPath(msgspec.Struct, frozen=True):
+    job_id: Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+
+
 @routes.post(
     f"{PREFIX}/train",
     access=Access.managers(unscoped="trains fleet-wide models; no record is read or written"),
-    summary="Train a maintenance model in a worker thread; the new version becomes active",
+    summary="Queue the training of a maintenance model (the `jobs` role trains it)",
     description="`failure` and `anomaly` train on simulated fleets (`assets`, `days`, `seed`; "
-    "`anomaly` needs `equipment_model`); `rul` on a C-MAPSS subset (`dataset`). One job at "
-    "a time: 409 while one runs. Too little data is a 422 `insufficient_data` with the reason.",
-    status=201,
-    errors=(409,),
+    "`anomaly` needs `equipment_model`); `rul` on a C-MAPSS subset (`dataset`). Answers 202 "
+    "with the job; GET it until `done` (the new version is then active) or `failed` (too "
+    "little data is `insufficient_data` with the reason).",
+    status=202,
 )
-async def train(req: Req, body: TrainIn) -> ModelOut:
-    settings = req.settings
-    kwargs: dict[str, Any] = {"state_dir": settings.state_dir, "dsn": settings.dsn}
-    job: Callable[[], training.Trained]
-    if body.target == "failure":
-        job = partial(
-            training.train_failure_sim,
-            n_assets=body.assets,
-            days=body.days,
-            seed=body.seed,
-            **kwargs,
+async def train(req: Req, body: TrainIn) -> TrainJob:
+    if body.target == "anomaly" and body.equipment_model is None:
+        raise Unprocessable("equipment_model is required for anomaly", field="equipment_model")
+    async with req.connection() as conn:
+        job_id = await jobs.enqueue(conn, TRAIN_TASK, msgspec.to_builtins(body), max_attempts=1)
+    return TrainJob(job_id, "queued", model_name(body), poll=f"{PREFIX}/train/{job_id}")
+
+
+@routes.get(
+    f"{PREFIX}/train/{{job_id}}",
+    access=Access.managers(unscoped="training jobs concern fleet-wide models"),
+    summary="A training job's state",
+)
+async def train_state(req: Req, path: JobPath) -> TrainJob:
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            "SELECT status, last_error, args FROM jobs WHERE id = %s AND task = %s",
+            (path.job_id, TRAIN_TASK),
         )
-    elif body.target == "anomaly":
-        if body.equipment_model is None:
-            raise Unprocessable("equipment_model is required for anomaly", field="equipment_model")
-        job = partial(
-            training.train_anomaly_sim,
-            body.equipment_model,
-            n_assets=body.assets,
-            days=body.days,
-            seed=body.seed,
-            **kwargs,
-        )
-    else:
-        path = CMAPSS_DIR / f"train_{body.dataset}.txt"
-        job = partial(
-            training.train_rul_cmapss,
-            path,
-            name=f"rul-{body.dataset.lower()}",
-            cv_folds=0,
-            **kwargs,
-        )
-    lock = req.app[_LOCK]
-    if lock.locked():
-        raise Conflict("a training job is running; try again when it is done")
-    async with lock:
-        try:
-            trained = await asyncio.to_thread(job)
-        except InsufficientDataError as exc:
-            raise Unprocessable(f"refused: {exc}", code="insufficient_data") from exc
-        except DataFormatError as exc:
-            raise Unprocessable(str(exc)) from exc
-    card = trained.card
-    return ModelOut(
-        card.name, card.kind, card.version, card.created_at, card.metrics, card.data, card.params
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no training job {path.job_id}", field="job_id")
+    body = msgspec.convert(row[2], TrainIn)
+    return TrainJob(
+        path.job_id, row[0], model_name(body), row[1], poll=f"{PREFIX}/train/{path.job_id}"
     )
 
 
@@ -151,5 +126,4 @@ async def versions(req: Req, path: ModelPath) -> ModelPage:
 
 
 def setup(app: web.Application) -> None:
-    app[_LOCK] = asyncio.Lock()
     routes.mount(app)

@@ -45,9 +45,6 @@ CHECKS = [
     negative_data_rejection,
 ]
 EXAMPLES_PER_OPERATION = 6
-# A valid training request trains a model (tens of seconds each): its own test covers it;
-# invalid ones are still sent.
-POSITIVE_EXCLUDED = {("POST", "/api/v1/maintenance/train")}
 
 
 async def _admin_token(dsn: str) -> str:
@@ -89,10 +86,6 @@ def test_operations_api_conforms_to_its_openapi_document(fuzz_app: tuple[str, st
         operation = result.ok()  # type: ignore[union-attr]  # an invalid schema raises here
         operations += 1
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            if mode is GenerationMode.POSITIVE and (
-                (operation.method.upper(), operation.path) in POSITIVE_EXCLUDED
-            ):
-                continue
 
             @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
             @settings(

@@ -1,10 +1,12 @@
-"""Training through the API runs off the event loop and records the version."""
+"""Training through the API is a job the jobs worker runs (never the API worker), and it
+records the version."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -12,7 +14,8 @@ import requests
 
 from identity import auth
 from kernel.settings import Settings
-from tests.crm_sync.appserver import serve_app
+from tests.appserver import serve_app
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +34,20 @@ def api(
     test_settings: Settings, db_dsn: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     settings = test_settings.with_overrides(state_dir=tmp_path_factory.mktemp("state"))
-    with serve_app(settings, ("insights.maintenance.routes",)) as base:
-        yield base
+    with serve_app(
+        settings, ("insights.maintenance.routes",), ("insights.maintenance.jobs",)
+    ) as base:
+        yield base + "/api/v1"
+
+
+def _finished(api: str, job: dict[str, Any], h: dict[str, str]) -> dict[str, Any]:
+    def state() -> dict[str, Any] | None:
+        got: dict[str, Any] = requests.get(
+            f"{api}/maintenance/train/{job['job_id']}", headers=h
+        ).json()
+        return got if got["status"] in ("done", "failed") else None
+
+    return eventually(state, timeout_s=300, what="the training job to finish")
 
 
 def test_training_through_the_api_records_a_version_with_metrics(api: str, db_dsn: str) -> None:
@@ -42,12 +57,13 @@ def test_training_through_the_api_records_a_version_with_metrics(api: str, db_ds
         json={"target": "failure", "assets": 80, "days": 40, "seed": 3},
         headers=h,
     )
-    assert r.status_code == 201, r.text
-    card = r.json()
-    assert card["name"] == "failure-7d"
-    assert set(card["metrics"]) == {"precision", "recall", "f1"}
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] == "queued" and job["model_name"] == "failure-7d"
+    done = _finished(api, job, h)
+    assert done["status"] == "done", done
     listed = requests.get(f"{api}/maintenance/models/failure-7d", headers=h).json()["items"]
-    assert listed[0]["version"] == card["version"]
+    assert set(listed[0]["metrics"]) == {"precision", "recall", "f1"}
     assert listed[0]["active"] is True
 
 
@@ -58,9 +74,10 @@ def test_too_little_data_is_refused_with_the_reason(api: str, db_dsn: str) -> No
         json={"target": "anomaly", "equipment_model": "chiller-x5", "assets": 20, "days": 10},
         headers=h,
     )
-    assert r.status_code == 422
-    assert r.json()["error"]["code"] == "insufficient_data"
-    assert "healthy samples" in r.json()["error"]["message"]
+    assert r.status_code == 202, r.text
+    failed = _finished(api, r.json(), h)
+    assert failed["status"] == "failed"
+    assert "insufficient_data" in failed["error"] and "healthy samples" in failed["error"]
 
 
 def test_bad_requests_and_roles_are_refused(api: str, db_dsn: str) -> None:
@@ -92,3 +109,9 @@ def test_bad_requests_and_roles_are_refused(api: str, db_dsn: str) -> None:
     assert r.status_code == 200 and isinstance(r.json()["items"], list)
     r = requests.get(f"{api}/maintenance/models/..%2Fetc", headers=rep)
     assert r.status_code == 404
+    # a training job is a manager's concern; an unknown one is a 404
+    assert requests.get(f"{api}/maintenance/train/1", headers=rep).status_code == 403
+    r = requests.get(f"{api}/maintenance/train/999999999", headers=admin)
+    assert r.status_code == 404
+    r = requests.post(f"{api}/maintenance/train", json={"target": "anomaly"}, headers=admin)
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "equipment_model")
