@@ -54,9 +54,9 @@ ROUTE_MODULES: tuple[str, ...] = (
 _root = Routes("meta")
 
 
-class Health(msgspec.Struct):
+class Health(msgspec.Struct, omit_defaults=True):
     status: str
-    # the read replica: none | ok | stale | down | unknown; its replay lag when measured
+    # the read replica (absent without one): ok | stale | down | unknown; its replay lag
     replica: str = "none"
     replica_lag_s: float | None = None
 

@@ -55,7 +55,10 @@ def test_a_write_on_the_primary_becomes_visible_on_the_replica(
     def seen() -> bool | None:
         with psycopg.connect(_replica_dsn(replica, db_dsn)) as r:
             assert r.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
-            row = r.execute("SELECT 1 FROM replica_probe WHERE mark = %s", (mark,)).fetchone()
+            try:
+                row = r.execute("SELECT 1 FROM replica_probe WHERE mark = %s", (mark,)).fetchone()
+            except psycopg.errors.UndefinedTable:  # the CREATE TABLE not replayed yet
+                return None
         return True if row else None
 
     eventually(seen, timeout_s=30, what="the write replayed on the replica")
