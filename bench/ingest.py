@@ -187,7 +187,8 @@ def publisher(
 
 
 def gateway_metrics(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+    # generous: a gateway busy with many small messages answers /metrics late
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=15) as r:
         text = r.read().decode()
     out: dict[str, float] = {}
     for line in text.splitlines():
@@ -205,13 +206,17 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def start_gateways(
-    settings: Settings, dsn: str, n: int
+    settings: Settings,
+    dsn: str,
+    n: int,
+    first: int = 0,
+    ready_timeout_s: float = 30.0,
 ) -> list[tuple[subprocess.Popen[bytes], int]]:
     env = dict(os.environ, DATABASE_URL=dsn, FIELDMESH_STATE_DIR=str(settings.state_dir))
     procs = []
     logdir = settings.state_dir / "bench"
     logdir.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
+    for i in range(first, first + n):
         port = _free_port()
         log = (logdir / f"gateway-{i}.log").open("wb")
         p = subprocess.Popen(
@@ -234,13 +239,16 @@ def start_gateways(
         )
         procs.append((p, port))
     for _, port in procs:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + ready_timeout_s
         while True:
             try:
                 gateway_metrics(port)
                 break
             except OSError:
                 if time.monotonic() > deadline:
+                    for p, _ in procs:  # none left behind holding ports and client ids
+                        p.kill()
+                        p.wait()
                     raise
                 time.sleep(0.1)
     time.sleep(0.5)  # let the subscriptions settle

@@ -14,11 +14,21 @@ from aiohttp import web
 from alerts.routes import ALERT_EVENTS
 from crm.access import account_clause
 from crm_sync.webhooks import enqueue_async
+from fieldmesh import services
 from identity.auth import current_user
 from kernel import openapi
-from kernel.http import AUTHENTICATE, Access, Routes
+from kernel.http import AUTHENTICATE, Access, Req, Routes
 from kernel.settings import Settings
-from kernel.web import DB_POOL, SETTINGS, db_pool_ctx, error_middleware, security_headers
+from kernel.web import (
+    DB_POOL,
+    REPLICA,
+    SETTINGS,
+    db_pool_ctx,
+    error_middleware,
+    read_your_writes_middleware,
+    replica_ctx,
+    security_headers,
+)
 from ledger.routes import RECORD_SCOPES, RecordScopes
 from telemetry.access import device_clause
 
@@ -44,13 +54,20 @@ ROUTE_MODULES: tuple[str, ...] = (
 _root = Routes("meta")
 
 
-class Health(msgspec.Struct):
+class Health(msgspec.Struct, omit_defaults=True):
     status: str
+    # the read replica (absent without one): ok | stale | down | unknown; its replay lag
+    replica: str = "none"
+    replica_lag_s: float | None = None
 
 
 @_root.get("/health", access=Access.public("liveness probes carry no data"), summary="Liveness")
-async def health() -> Health:
-    return Health("ok")
+async def health(req: Req) -> Health:
+    router = req.app.get(REPLICA)
+    if router is None:
+        return Health("ok")
+    st = await router.check()  # a down replica degrades reads, not the API: still "ok"
+    return Health("ok", st.status, st.lag_s)
 
 
 @_root.get(
@@ -66,9 +83,15 @@ async def front_door() -> web.StreamResponse:
 def build_app(
     settings: Settings, route_modules: tuple[str, ...] = ROUTE_MODULES
 ) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024 * 1024)
+    app = web.Application(
+        middlewares=[error_middleware, read_your_writes_middleware],
+        client_max_size=16 * 1024 * 1024,
+    )
     app[SETTINGS] = settings
     app.cleanup_ctx.append(db_pool_ctx)
+    replica = services.replica_dsn(settings)
+    if replica is not None:
+        app.cleanup_ctx.append(replica_ctx(replica, settings.replica_max_lag_s))
     app[AUTHENTICATE] = current_user
     # receipts are scoped by the records they prove; the ledger imports neither policy
     app[RECORD_SCOPES] = RecordScopes(device=device_clause, account=account_clause)

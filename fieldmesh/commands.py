@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -20,6 +22,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     with console.status("starting PostgreSQL and Mosquitto, migrating the schema..."):
         try:
             services.ensure_up(settings)
+            if getattr(args, "replica", False):
+                services.replica_start(settings)
         except services.ServiceError as exc:
             console.print(f"[red]fieldmesh up failed:[/] {exc}")
             return 1
@@ -85,6 +89,30 @@ def cmd_devices_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_broker_config(args: argparse.Namespace, settings: Settings) -> int:
+    """The embedded broker's configuration with container paths (deploy/compose.yaml,
+    the Kubernetes init container): the gateway's password is MQTT_URL's."""
+    creds = settings.mqtt_credentials
+    if creds is not None and creds[0] != settings.gateway_user:
+        print(
+            f"fieldmesh broker-config: MQTT_URL's user {creds[0]!r} is not "
+            f"FIELDMESH_GATEWAY_USER {settings.gateway_user!r}",
+            file=sys.stderr,
+        )
+        return 2
+    out = Path(args.out)
+    services.write_broker_config(
+        settings,
+        out,
+        listener=args.listener,
+        plugin=args.plugin,
+        user=args.user,
+        gateway_password=creds[1] if creds else None,
+    )
+    print(f"broker configuration in {out}")
+    return 0
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("up", help="start the embedded PostgreSQL and Mosquitto, migrate the schema")
     p.add_argument(
@@ -93,7 +121,25 @@ def register(sub: Any) -> None:
         help="also a TLS listener with the project's own CA (FIELDMESH_MQTT_TLS_PORT, "
         "default MQTT port + 1)",
     )
+    p.add_argument(
+        "--replica",
+        action="store_true",
+        help="also a streaming replica on FIELDMESH_REPLICA_PORT for lag-tolerant API reads",
+    )
     p.set_defaults(func=cmd_up)
+    p = sub.add_parser(
+        "broker-config",
+        help="write the broker configuration (mosquitto.conf, dynsec.json) for a container",
+    )
+    p.add_argument("--out", required=True, help="directory the broker reads its files from")
+    p.add_argument("--listener", default="1883", help="mosquitto `listener` value")
+    p.add_argument(
+        "--plugin",
+        default="/usr/lib/mosquitto_dynamic_security.so",
+        help="the dynamic-security plugin inside the broker image",
+    )
+    p.add_argument("--user", default="mosquitto", help="the user the broker drops to")
+    p.set_defaults(func=cmd_broker_config)
     p = sub.add_parser("down", help="stop the embedded services")
     p.set_defaults(func=cmd_down)
     p = sub.add_parser("status", help="show whether the embedded services run")

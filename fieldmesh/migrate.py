@@ -51,8 +51,20 @@ def alembic_config(dsn: str) -> Config:
     return cfg
 
 
+_MIGRATE_LOCK = 0x666D6D67  # "fmmg": one migrator at a time per database
+
+
 def upgrade(dsn: str, target: str = "heads") -> None:
-    command.upgrade(alembic_config(dsn), target)
+    """Every role's process migrates at start; in a deployment they start together, so
+    the upgrade holds an advisory lock and the others wait, then find nothing to do."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (_MIGRATE_LOCK,))
+        try:
+            command.upgrade(alembic_config(dsn), target)
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATE_LOCK,))
 
 
 def downgrade(dsn: str, target: str) -> None:

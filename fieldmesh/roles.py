@@ -78,7 +78,7 @@ async def run_gateway(settings: Settings, port: int, index: int) -> int:
     from gateway.service import GatewayConfig
 
     # a stable instance id per slot: the broker keeps each one's session across restarts
-    config = GatewayConfig(tenant=settings.tenant, instance=f"run-{index}")
+    config = GatewayConfig(tenant=settings.tenant, instance=f"{settings.instance}-{index}")
     return await serve_gateway(settings, config, port)
 
 

@@ -280,6 +280,8 @@ def running_pid(settings: Settings) -> int | None:
         pid = int(pid_file(settings).read_text().strip())
     except (OSError, ValueError):
         return None
+    if pid == os.getpid():  # a restarted container's pid 1 reading its own old pid file
+        return None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -281,6 +281,103 @@ def drop_database(settings: Settings, dbname: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
+# --------------------------------------------------------------------------- replica
+
+_REPLICA_CONF = """
+# fieldmesh embedded streaming replica (written by fieldmesh.services)
+port = {port}
+unix_socket_directories = '{run}'
+hot_standby = on
+hot_standby_feedback = on
+"""
+
+
+def _replica_root(settings: Settings) -> Path:
+    return _pg_root(settings).parent / "pg-replica"
+
+
+def replica_dsn(settings: Settings) -> str | None:
+    """Where lag-tolerant reads go: DATABASE_REPLICA_URL, else the embedded replica
+    `fieldmesh up --replica` made (for the embedded primary), else none."""
+    if settings.database_replica_url is not None:
+        return settings.database_replica_url
+    if settings.embedded_db and (_replica_root(settings) / "data" / "standby.signal").exists():
+        return f"postgresql://{PG_SUPERUSER}@127.0.0.1:{settings.replica_port}/{settings.db_name}"
+    return None
+
+
+def replica_start(settings: Settings) -> None:
+    """A second cluster on FIELDMESH_REPLICA_PORT, cloned from the embedded primary with
+    pg_basebackup and following it by streaming replication (the primary's defaults --
+    wal_level replica, max_wal_senders 10, trust for replication on 127.0.0.1 -- allow it)."""
+    if not settings.embedded_db:
+        raise ServiceError("--replica needs the embedded PostgreSQL (DATABASE_URL is external)")
+    if settings.replica_port == settings.pg_port:
+        raise ServiceError("FIELDMESH_REPLICA_PORT must differ from FIELDMESH_PG_PORT")
+    root = _replica_root(settings)
+    data, run, logf = root / "data", root / "run", root / "postgres.log"
+    owner = _pg_owner()
+    bindir = _pg_bindir()
+    root.mkdir(parents=True, exist_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
+    _chown_tree(root, owner)
+    if not (data / "standby.signal").exists():
+        if data.exists():
+            shutil.rmtree(data)  # a half-made clone: start over
+        log.info("pg_basebackup into %s", data)
+        _run_as_pg(
+            [
+                str(bindir / "pg_basebackup"),
+                *("-h", "127.0.0.1", "-p", str(settings.pg_port), "-U", PG_SUPERUSER),
+                *("-D", str(data), "-R", "-X", "stream", "-c", "fast", "--no-sync"),
+            ]
+        )
+    # the clone carries the primary's fieldmesh.conf; the replica's settings follow it
+    conf = data / "postgresql.conf"
+    include = "include_if_exists = 'fieldmesh-replica.conf'"
+    if include not in conf.read_text():
+        with conf.open("a") as fh:
+            fh.write(f"\n{include}\n")
+    (data / "fieldmesh-replica.conf").write_text(
+        _REPLICA_CONF.format(port=settings.replica_port, run=run)
+    )
+    _chown_tree(root, owner)
+    if replica_running(settings):
+        return
+    if _port_open(settings.replica_port):
+        raise ServiceError(
+            f"port {settings.replica_port} is taken by another program (FIELDMESH_REPLICA_PORT)"
+        )
+    pidfile = data / "postmaster.pid"
+    if pidfile.exists():
+        with contextlib.suppress(ValueError, OSError):
+            if not _pid_alive(int(pidfile.read_text().split()[0])):
+                pidfile.unlink()
+    _run_as_pg(
+        [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(logf), "-w", "-t", "120", "start"]
+    )
+    _wait_port(settings.replica_port, 60, "PostgreSQL replica")
+
+
+def replica_stop(settings: Settings, mode: str = "fast") -> None:
+    data = _replica_root(settings) / "data"
+    if not (data / "postmaster.pid").exists():
+        return
+    _run_as_pg(
+        [str(_pg_bindir() / "pg_ctl"), "-D", str(data), "-m", mode, "-w", "-t", "120", "stop"],
+        check=False,
+    )
+
+
+def replica_running(settings: Settings) -> bool:
+    pidfile = _replica_root(settings) / "data" / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (ValueError, OSError):
+        return False
+    return _pid_alive(pid) and _port_open(settings.replica_port)
+
+
 # --------------------------------------------------------------------------- Mosquitto
 
 
@@ -318,7 +415,7 @@ allow_anonymous false
 # every subscription and cannot substitute what the plugin's ACLs would need.
 plugin {plugin}
 plugin_opt_config_file {dir}/dynsec.json
-listener {port} 127.0.0.1
+listener {listener}
 max_connections {max_connections}
 {tls}persistence true
 persistence_location {dir}/data/
@@ -394,7 +491,7 @@ def _write_broker_files(settings: Settings, *, running: bool) -> Path:
     before = conf.read_text() if conf.exists() else None
     text = _MOSQUITTO_CONF.format(
         dir=d,
-        port=settings.mqtt_port,
+        listener=f"{settings.mqtt_port} 127.0.0.1",
         user=user,
         plugin=_dynsec_plugin(),
         tls=tls,
@@ -429,6 +526,48 @@ def _write_broker_files(settings: Settings, *, running: bool) -> Path:
         with os.fdopen(fd, "w") as fh:
             json.dump(doc, fh, indent=2)
         os.replace(tmp, dynsec)
+    return conf
+
+
+def write_broker_config(
+    settings: Settings,
+    out: Path,
+    *,
+    listener: str,
+    plugin: str,
+    user: str,
+    gateway_password: str | None = None,
+) -> Path:
+    """The embedded broker's mosquitto.conf and initial dynsec.json with a container's
+    paths and listener (`fieldmesh broker-config`: deploy/compose.yaml, the Kubernetes init
+    container). The gateway's password is MQTT_URL's when given; an existing dynsec.json
+    is the running plugin's and is kept."""
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    conf = out / "mosquitto.conf"
+    conf.write_text(
+        _MOSQUITTO_CONF.format(
+            dir=out,
+            listener=listener,
+            user=user,
+            plugin=plugin,
+            tls="",
+            max_connections=MAX_CONNECTIONS,
+            max_packet_size=MAX_PACKET_SIZE,
+            message_size_limit=MESSAGE_SIZE_LIMIT,
+            max_keepalive=MAX_KEEPALIVE_S,
+            max_inflight=MAX_INFLIGHT,
+        )
+    )
+    dynsec = out / "dynsec.json"
+    if not dynsec.exists():
+        doc = broker.initial_dynsec(settings)
+        if gateway_password is not None:
+            for client in doc["clients"]:
+                if client["username"] == settings.gateway_user:
+                    client.update(broker._dynsec_hash(gateway_password))
+        fd = os.open(dynsec, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=2)
     return conf
 
 
@@ -500,6 +639,7 @@ def down(settings: Settings) -> None:
         if settings.embedded_mqtt:
             mqtt_stop(settings)
         if settings.embedded_db:
+            replica_stop(settings)
             pg_stop(settings)
 
 
@@ -509,6 +649,12 @@ def status(settings: Settings) -> list[ServiceStatus]:
         out.append(
             ServiceStatus("postgresql", pg_running(settings), f"127.0.0.1:{settings.pg_port}")
         )
+        if (_replica_root(settings) / "data" / "standby.signal").exists():
+            out.append(
+                ServiceStatus(
+                    "replica", replica_running(settings), f"127.0.0.1:{settings.replica_port}"
+                )
+            )
     else:
         out.append(ServiceStatus("postgresql", True, "external (DATABASE_URL)"))
     if settings.embedded_mqtt:

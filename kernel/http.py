@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import re
+import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ from kernel.errors import ApiError, Unprocessable
 from kernel.jsonlimits import MAX_DEPTH, check_depth, text_problem
 from kernel.principal import ROLES, AuthError, Forbidden, Principal
 from kernel.settings import Settings
-from kernel.web import DB_POOL, SETTINGS
+from kernel.web import DB_POOL, REPLICA, SETTINGS, WROTE_COOKIE
 
 T = TypeVar("T")
 
@@ -170,6 +171,23 @@ class Req:
 
     def connection(self) -> typing.AsyncContextManager[AsyncConnection[Any]]:
         return self.pool.connection()
+
+    def read_connection(self) -> typing.AsyncContextManager[AsyncConnection[Any]]:
+        """For reads that tolerate a few seconds of staleness (lists, reports): the
+        replica when one is configured and fresh, else the primary. A caller who wrote
+        within the staleness bound (kernel.web.WROTE_COOKIE), or who asks with
+        `X-Read-Consistency: primary`, reads the primary."""
+        router = self.request.app.get(REPLICA)
+        if router is None:
+            return self.pool.connection()
+        primary = self.header("X-Read-Consistency") == "primary"
+        wrote = self.request.cookies.get(WROTE_COOKIE)
+        if wrote is not None:
+            try:
+                primary = primary or time.time() - float(wrote) <= router.max_lag_s + 1.0
+            except ValueError:
+                primary = True
+        return router.connection(primary=primary)
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)

@@ -51,6 +51,13 @@ class Settings:
     # FIELDMESH_SECURE_COOKIES: mark the session cookie Secure also when a TLS proxy in front
     # speaks plain HTTP to the API (over direct TLS it is always Secure)
     secure_cookies: bool = False
+    # FIELDMESH_INSTANCE: this host's or pod's stable name; gateway i's MQTT client id ends
+    # in {instance}-{i}, so gateways on several hosts never share a broker session
+    instance: str = "run"
+    # DATABASE_REPLICA_URL: a streaming replica for lag-tolerant reads (lists, reports)
+    database_replica_url: str | None = None
+    replica_max_lag_s: float = 5.0  # FIELDMESH_REPLICA_MAX_LAG_S: staler -> read the primary
+    replica_port: int = 55433  # FIELDMESH_REPLICA_PORT: `fieldmesh up --replica`, 127.0.0.1 only
 
     @property
     def embedded_db(self) -> bool:
@@ -117,6 +124,10 @@ _ENV_KEYS: dict[str, str] = {
     "console_tile_url": "FIELDMESH_CONSOLE_TILE_URL",
     "webhook_allow": "FIELDMESH_WEBHOOK_ALLOW",
     "secure_cookies": "FIELDMESH_SECURE_COOKIES",
+    "instance": "FIELDMESH_INSTANCE",
+    "database_replica_url": "DATABASE_REPLICA_URL",
+    "replica_max_lag_s": "FIELDMESH_REPLICA_MAX_LAG_S",
+    "replica_port": "FIELDMESH_REPLICA_PORT",
 }
 
 
@@ -138,7 +149,19 @@ def parse_networks(raw: Any, source: str) -> tuple[IPNetwork, ...]:
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
-    if name in ("pg_port", "mqtt_port", "mqtt_tls_port", "http_port"):
+    if name == "instance":
+        if not isinstance(raw, str) or not _TENANT_RE.match(raw):
+            raise SettingsError(f"{source}: instance must match {_TENANT_RE.pattern}: {raw!r}")
+        return raw
+    if name == "replica_max_lag_s":
+        try:
+            lag = float(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{source}: not a number of seconds: {raw!r}") from None
+        if not 0 <= lag <= 3600:
+            raise SettingsError(f"{source}: lag bound out of range 0-3600 s: {lag}")
+        return lag
+    if name in ("pg_port", "mqtt_port", "mqtt_tls_port", "http_port", "replica_port"):
         try:
             port = int(raw)
         except (TypeError, ValueError):
@@ -152,7 +175,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not isinstance(raw, str) or not _TENANT_RE.match(raw):
             raise SettingsError(f"{source}: tenant must match {_TENANT_RE.pattern}: {raw!r}")
         return raw
-    if name == "database_url":
+    if name in ("database_url", "database_replica_url"):
         if not str(raw).startswith(("postgresql://", "postgres://")):
             raise SettingsError(f"{source}: expected postgresql://...: {raw!r}")
         return str(raw)

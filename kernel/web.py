@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
 from kernel.errors import ApiError
+from kernel.replica import ReadRouter
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
+REPLICA = web.AppKey("replica", ReadRouter)
+# Set on a successful write: the writer's reads go to the primary while the replica may
+# not have it yet (read-your-writes across API workers, which share no memory).
+WROTE_COOKIE = "fm_wrote"
 DB_POOL = web.AppKey("db_pool", AsyncConnectionPool)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,3 +100,35 @@ async def db_pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DB_POOL] = pool
     yield
     await pool.close()
+
+
+def replica_ctx(
+    replica_dsn: str, max_lag_s: float
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Lag-tolerant reads from this replica (after db_pool_ctx in cleanup_ctx)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        router = ReadRouter(app[DB_POOL], replica_dsn, max_lag_s)
+        await router.open()
+        app[REPLICA] = router
+        yield
+        await router.close()
+
+    return ctx
+
+
+@web.middleware
+async def read_your_writes_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    router = request.app.get(REPLICA)
+    if (
+        router is not None
+        and request.method not in ("GET", "HEAD", "OPTIONS")
+        and response.status < 400
+        and isinstance(response, web.Response)
+    ):
+        max_age = int(router.max_lag_s) + 2
+        response.set_cookie(
+            WROTE_COOKIE, f"{time.time():.3f}", max_age=max_age, httponly=True, samesite="Lax"
+        )
+    return response

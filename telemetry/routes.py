@@ -126,7 +126,7 @@ async def list_devices(req: Req, query: DeviceListQuery) -> DevicePage:
         " AND {} ORDER BY d.device_id LIMIT %s"
     ).format(visible)
     args = [query.kind, query.kind, query.after, query.after, *params, query.limit]
-    async with req.connection() as conn:
+    async with req.read_connection() as conn:  # a list: the replica may serve it
         rows = await (await conn.execute(stmt, args)).fetchall()
     items = [DeviceSummary(*r) for r in rows]
     nxt = items[-1].device_id if len(items) == query.limit else None
@@ -174,7 +174,7 @@ async def device_series(req: Req, path: DevicePath, query: SeriesQuery) -> Serie
         raise ApiError("from: out of range", field="from", status=422) from None
     except queries.QueryError as exc:
         raise ApiError(str(exc), field=exc.field, status=422) from None
-    async with req.connection() as conn:
+    async with req.read_connection() as conn:  # analytics: the replica may serve it
         buckets = await queries.aggregates(conn, path.device_id, query.metric, start, end, bucket)
     return Series(
         device_id=path.device_id,

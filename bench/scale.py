@@ -1,0 +1,245 @@
+"""Scale-out benchmark: 1, 2 and 3 gateway processes against one database and broker.
+
+Each configuration ingests the same telemetry (fresh database each) through Mosquitto's
+shared subscription and is compared with the raw COPY ceiling measured in this run
+(bench.ingest's pieces). Gateway CPU time comes from /proc (user + system) of the gateway
+processes over the run. A streaming replica (`fieldmesh up --replica`) follows the
+primary throughout; its replay lag is sampled from the primary's pg_stat_replication
+every 100 ms. Finally a 3-gateway run in which one gateway is SIGKILLed part-way and
+started again with the same instance id (its broker session resumes): lost and duplicated
+points are counted in the database, per (device, metric, time).
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from rich.console import Console
+
+from bench.ingest import (
+    TENANT,
+    copy_ceiling,
+    fresh_db,
+    make_messages,
+    pct,
+    publisher,
+    run_e2e,
+    start_gateways,
+    stored_points,
+)
+from fieldmesh import services
+from kernel.settings import Settings, load_settings
+
+console = Console()
+_TICK = os.sysconf("SC_CLK_TCK")
+READY_S = 300.0  # a gateway's start (imports) takes long on a loaded machine at nice 15
+
+
+def clear_sessions(settings: Settings, instances: int = 8) -> None:
+    """Discard the bench gateways' broker sessions left by an earlier run: Mosquitto keeps
+    routing a share of the shared subscription to an offline session (until it expires),
+    so a stale `bench2` would hold back a third of a 1-gateway run."""
+    for i in range(instances):
+        c = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"fm-gateway-{TENANT}-bench{i}",
+            protocol=mqtt.MQTTv5,
+        )
+        user = services.ADMIN_MQTT_USER
+        c.username_pw_set(user, services.provision_mqtt_users(settings, [user])[0].password)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+        props.SessionExpiryInterval = 0
+        c.connect(settings.mqtt_host, settings.mqtt_broker_port, clean_start=True, properties=props)
+        c.loop_start()
+        deadline = time.monotonic() + 10
+        while not c.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        c.disconnect()
+        c.loop_stop()
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+
+
+class LagSampler(threading.Thread):
+    """The replica's replay lag (ms) as the primary sees it, every 100 ms."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(daemon=True)
+        self.dsn, self.stop = dsn, threading.Event()
+        self.samples: list[float] = []
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.is_set():
+                row = conn.execute(
+                    "SELECT COALESCE(EXTRACT(EPOCH FROM max(replay_lag)) * 1000, 0), count(*)"
+                    " FROM pg_stat_replication"
+                ).fetchone()
+                if row and row[1]:
+                    self.samples.append(float(row[0]))
+                time.sleep(0.1)
+
+
+def ingest(settings: Settings, messages: list[tuple[str, bytes, int]], n: int) -> dict[str, float]:
+    dsn = fresh_db(settings, f"fm_bench_scale_{n}")
+    procs = start_gateways(settings, dsn, n, ready_timeout_s=READY_S)
+    try:
+        before = sum(cpu_s(p.pid) for p, _ in procs)
+        rate = run_e2e(settings, messages, [pt for _, pt in procs])
+        used = sum(cpu_s(p.pid) for p, _ in procs) - before
+    finally:
+        for p, _ in procs:
+            p.terminate()
+        for p, _ in procs:
+            p.wait(timeout=30)
+    total = sum(m[2] for m in messages)
+    return {"points_per_s": rate, "gateway_cpu_s": used, "points_per_cpu_s": total / used}
+
+
+def bytes_per_point(dsn: str) -> float:
+    """telemetry_sample's heap, TOAST and indexes over all partitions, per row (uncompressed)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE telemetry_sample")
+        row = conn.execute(
+            "SELECT sum(pg_total_relation_size(relid)), (SELECT count(*) FROM telemetry_sample)"
+            " FROM pg_partition_tree('telemetry_sample')"
+        ).fetchone()
+    assert row is not None and row[1]
+    return float(row[0]) / float(row[1])
+
+
+def kill_run(settings: Settings, messages: list[tuple[str, bytes, int]]) -> tuple[int, int]:
+    """3 gateways; gateway 1 is SIGKILLed at ~30% and restarted. (lost, duplicates)."""
+    dsn = fresh_db(settings, "fm_bench_scale_kill")
+    procs = start_gateways(settings, dsn, 3, ready_timeout_s=READY_S)
+    total = sum(m[2] for m in messages)
+    done = mp.Event()
+    pub = mp.Process(target=publisher, args=(settings, messages, None, False, done))
+
+    def in_db() -> int:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT count(*) FROM telemetry_sample").fetchone()
+        return int(row[0]) if row else 0
+
+    try:
+        pub.start()
+        while stored_points([pt for _, pt in procs]) < 0.3 * total:
+            time.sleep(0.02)
+        victim, _ = procs[1]
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        console.print(f"killed gateway 1 (pid {victim.pid}) at ~30%; restarting it")
+        procs[1] = start_gateways(settings, dsn, 1, first=1, ready_timeout_s=READY_S)[0]
+        pub.join()
+        last, stalled_since = -1, time.monotonic()
+        while True:
+            now_count = in_db()
+            if now_count >= total:
+                break
+            if now_count != last:
+                last, stalled_since = now_count, time.monotonic()
+            elif time.monotonic() - stalled_since > 30:
+                break  # no progress for 30 s: what is missing is lost
+            time.sleep(0.2)
+        time.sleep(1.0)  # anything late would show up as a duplicate now
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT count(*), count(DISTINCT (device_id, metric, time)) FROM telemetry_sample"
+            ).fetchone()
+    finally:
+        for p, _ in procs:
+            p.terminate()
+        for p, _ in procs:
+            p.wait(timeout=30)
+    assert row is not None
+    rows, distinct = int(row[0]), int(row[1])
+    return total - distinct, rows - distinct
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--devices", type=int, default=500)
+    ap.add_argument(
+        "--samples-per-msg", type=int, default=100, help="points per message (4 metrics each step)"
+    )
+    args, _ = ap.parse_known_args(argv)
+    settings = load_settings()
+    per_device = 6 if args.quick else 40
+    devices = 200 if args.quick else args.devices
+    console.print("[bold]fieldmesh scale benchmark[/] — starting services and the replica")
+    services.ensure_up(settings, migrate=False)
+    services.replica_start(settings)
+    services.provision_mqtt_users(settings, [services.ADMIN_MQTT_USER])
+    clear_sessions(settings)
+    t0_ms = int(time.time() * 1000) - 3 * 86_400_000
+    per_device *= max(1, 100 // args.samples_per_msg)  # the same points in smaller messages
+    messages = make_messages(devices, per_device, args.samples_per_msg, t0_ms)
+    total = sum(m[2] for m in messages)
+    console.print(f"{len(messages):,} messages, {total:,} points, {devices} devices per run")
+
+    copy_rate = copy_ceiling(fresh_db(settings, "fm_bench_scale_copy"), messages)
+    console.print(f"raw COPY ceiling: {copy_rate:,.0f} points/s")
+    sampler = LagSampler(settings.dsn_for("postgres"))
+    sampler.start()
+    runs: dict[int, dict[str, float]] = {}
+    try:
+        for n in (1, 2, 3):
+            runs[n] = ingest(settings, messages, n)
+            clear_sessions(settings)
+            r = runs[n]
+            console.print(
+                f"{n} gateway(s): {r['points_per_s']:,.0f} points/s "
+                f"({r['points_per_s'] / copy_rate:.0%} of COPY), "
+                f"{r['points_per_cpu_s']:,.0f} points per gateway CPU-second"
+            )
+        lost, dups = kill_run(settings, messages)
+        console.print(f"gateway killed during a 3-gateway run: lost {lost}, duplicates {dups}")
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    result = {
+        "points_per_s_1": round(runs[1]["points_per_s"]),
+        "points_per_s_2": round(runs[2]["points_per_s"]),
+        "points_per_s_3": round(runs[3]["points_per_s"]),
+        "copy_points_per_s": round(copy_rate),
+        "points_per_gateway_cpu_s_1": round(runs[1]["points_per_cpu_s"]),
+        "points_per_gateway_cpu_s_3": round(runs[3]["points_per_cpu_s"]),
+        "replica_lag_p99_ms": round(pct(sampler.samples, 99), 1),
+        "lost": lost,
+        "duplicates": dups,
+        "bytes_per_point": round(bytes_per_point(settings.dsn_for("fm_bench_scale_3")), 1),
+        "ratio_3_to_1": round(runs[3]["points_per_s"] / runs[1]["points_per_s"], 3),
+        "points_per_run": total,
+        "points_per_message": total // len(messages),
+        "lag_samples": len(sampler.samples),
+    }
+    ok = result["ratio_3_to_1"] >= 0.9 and result["replica_lag_p99_ms"] < 1000
+    ok = ok and lost == 0 and dups == 0
+    console.print(
+        "target (3 gateways >= 90% of 1, replica lag p99 < 1 s, lost 0, duplicates 0): "
+        + ("[green]met" if ok else "[red]not met")
+    )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
