@@ -142,7 +142,7 @@ _STEP_TITLES = {
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from fieldmesh.closed_loop import Dispatcher
-    from fieldmesh.demo_world import morning_lead_s, seed_logins, seed_world
+    from fieldmesh.demo_world import morning_lead_s, seed_history, seed_logins, seed_world
     from fieldmesh.run import stop_running
     from firmware_sim.fleet import Fleet, FleetSpec
 
@@ -220,6 +220,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     console.print(last)
     with psycopg.connect(settings.dsn) as conn:
         logins = seed_logins(conn, world, tenant)
+        history = seed_history(conn, world, tenant)
+    console.print(
+        f"CRM history ({'written' if history.created else 'already there'}): "
+        f"{history.contacts} contacts, {history.leads} leads, {history.opportunities} deals "
+        f"through the pipeline's stages over 12 months, {history.activities} activities"
+    )
     if args.no_run:
         _where_next(console, settings)
         return 0

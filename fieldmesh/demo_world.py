@@ -22,6 +22,8 @@ from typing import Any
 import psycopg
 
 from alerts.rules import Direction, Rule, RuleKind, Severity, validate_rules
+from crm.demo_history import HistoryCounts
+from crm.demo_history import seed_history as crm_history
 from firmware_sim.fleet import Fleet
 from firmware_sim.physics import EQUIPMENT_MODELS, METRICS
 
@@ -267,8 +269,9 @@ class DemoLogin:
 
 def seed_logins(conn: psycopg.Connection[Any], world: DemoWorld, tenant: str) -> list[DemoLogin]:
     """One console login per role: an admin, the territory's manager (the reps report to
-    them) and the first rep (who carries a simulated phone). Fresh random passwords each
-    time, so a demo left running never has a known password; commits."""
+    them), a sales rep (rep role, no phone: works the territory's pipeline) and the first
+    field rep (who carries a simulated phone). Fresh random passwords each time, so a demo
+    left running never has a known password; commits."""
     import secrets
 
     from identity.auth import hash_password
@@ -291,10 +294,12 @@ def seed_logins(conn: psycopg.Connection[Any], world: DemoWorld, tenant: str) ->
     manager = f"manager@{tenant}.demo.fieldmesh.invalid"
     password = upsert(manager, "Demo Manager", "manager", world.territory_id)
     logins.append(DemoLogin("manager", manager, password))
+    sales = f"sales@{tenant}.demo.fieldmesh.invalid"
+    logins.append(DemoLogin("sales", sales, upsert(sales, "Demo Sales", "rep", world.territory_id)))
     conn.execute(
         "UPDATE users SET manager_id = (SELECT id FROM users WHERE lower(email) = lower(%s))"
-        " WHERE id = ANY(%s)",
-        (manager, sorted(world.reps.values())),
+        " WHERE id = ANY(%s) OR lower(email) = lower(%s)",
+        (manager, sorted(world.reps.values()), sales),
     )
     first_phone = sorted(world.reps)[0]
     row = conn.execute(
@@ -309,3 +314,27 @@ def seed_logins(conn: psycopg.Connection[Any], world: DemoWorld, tenant: str) ->
     logins.append(DemoLogin("rep", str(row[0]), rep_password))
     conn.commit()
     return logins
+
+
+def seed_history(conn: psycopg.Connection[Any], world: DemoWorld, tenant: str) -> HistoryCounts:
+    """A year of CRM history on the world's accounts (crm.demo_history), owned by the
+    sales rep where there is one, else the field reps; written once per tenant; commits."""
+    owners = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT id FROM users WHERE lower(email) = lower(%s)",
+            (f"sales@{tenant}.demo.fieldmesh.invalid",),
+        )
+    ] or sorted(world.reps.values())
+    accounts = [(a, owners[0], world.territory_id) for a in sorted(world.accounts.values())]
+    conn.execute(
+        "UPDATE accounts SET owner_id = %s WHERE id = ANY(%s) AND owner_id IS NULL",
+        (owners[0], [a for a, _, _ in accounts]),
+    )
+    return crm_history(
+        conn,
+        tenant=tenant,
+        accounts=accounts,
+        owners=owners + sorted(world.reps.values()),
+        now=datetime.now(UTC),
+    )

@@ -31,7 +31,7 @@ import pytest
 
 from fieldmesh import services
 from fieldmesh.closed_loop import loop_steps
-from fieldmesh.demo_world import DemoWorld, morning_lead_s, seed_logins, seed_world
+from fieldmesh.demo_world import DemoWorld, morning_lead_s, seed_history, seed_logins, seed_world
 from fieldmesh.migrate import upgrade
 from fieldmesh.run import die_with_parent
 from firmware_sim.fleet import Fleet, FleetSpec
@@ -201,7 +201,9 @@ def step_the_demo_logins_sign_in(product: Product) -> None:
     product.wait_healthy()
     with psycopg.connect(product.settings.dsn) as conn:
         logins = seed_logins(conn, product.world, product.settings.tenant)
-    assert [x.role for x in logins] == ["admin", "manager", "rep"]
+        history = seed_history(conn, product.world, product.settings.tenant)
+    assert [x.role for x in logins] == ["admin", "manager", "sales", "rep"]
+    assert history.opportunities > 0 and history.leads > 0 and history.activities > 0
     for login in logins:
         body = json.dumps({"email": login.email, "password": login.password}).encode()
         req = urllib.request.Request(
@@ -217,7 +219,15 @@ def step_the_demo_logins_sign_in(product: Product) -> None:
             headers={"Authorization": f"Bearer {token}"},
         )
         with urllib.request.urlopen(me, timeout=30) as r:
-            assert json.loads(r.read())["role"] == login.role
+            # the sales login is a rep without a phone: the rep role, on the pipeline
+            assert json.loads(r.read())["role"] == {"sales": "rep"}.get(login.role, login.role)
+        if login.role == "sales":  # the year of history is in the sales rep's territory
+            deals = urllib.request.Request(
+                f"http://127.0.0.1:{product.base_port}/api/v1/opportunities?total=true",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            with urllib.request.urlopen(deals, timeout=30) as r:
+                assert json.loads(r.read())["total"] >= history.opportunities
 
 
 def step_an_alert_reaches_the_reps_phone_as_a_new_route(product: Product) -> None:
