@@ -23,6 +23,7 @@ from geo.visits import CheckIn
 from kernel.settings import Settings
 from tests.console.conftest import make_user
 from tests.console.test_crm_e2e import call, login
+from tests.eventually import eventually
 
 SITES = [(4.80, 45.74), (4.86, 45.78), (4.83, 45.72), (4.90, 45.75)]
 
@@ -46,12 +47,11 @@ def _check_in(dsn: str, phone: str, account_id: int, lon: float, lat: float) -> 
 
 
 def _wait_plan(base: str, plan_id: int, tok: str) -> dict[str, Any]:
-    for _ in range(600):
+    def solved() -> dict[str, Any] | None:
         plan: dict[str, Any] = call(base, "GET", f"/api/v1/routing/plans/{plan_id}", token=tok)
-        if plan["status"] != "solving":
-            return plan
-        time.sleep(0.2)
-    raise AssertionError(f"plan {plan_id} still solving")
+        return plan if plan["status"] != "solving" else None
+
+    return eventually(solved, timeout_s=120, interval_s=0.2, what=f"plan {plan_id}")
 
 
 def test_the_rep_follows_the_routing_plan_and_sees_the_automatic_check_in(

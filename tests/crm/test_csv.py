@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 import uuid
 from typing import Any
 
@@ -13,16 +12,16 @@ import psycopg
 
 from kernel.jobs import enqueue_sync
 from tests.crm.conftest import World
+from tests.eventually import eventually
 from tests.world import Api
 
 
 def _wait(api: Api, path: str) -> dict[str, Any]:
-    for _ in range(300):
+    def finished() -> dict[str, Any] | None:
         job: dict[str, Any] = api.get(path).json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {path} did not finish")
+        return job if job["status"] in ("done", "failed") else None
+
+    return eventually(finished, what=f"job {path} to finish")
 
 
 def _import(api: Api, entity: str, key: str, text: str) -> dict[str, Any]:

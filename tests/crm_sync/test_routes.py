@@ -20,6 +20,7 @@ from crm_sync import webhooks
 from crm_sync.signing import HEADER, sign, verify
 from identity import auth
 from kernel.settings import Settings
+from tests.eventually import eventually
 
 from .appserver import serve_app
 from .fixtures import LOOPBACK
@@ -51,13 +52,9 @@ def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
         thread.join(10)
 
 
-def _wait_for(predicate: Any, limit_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+def _wait_for(predicate: Any, limit_s: float = 60.0) -> bool:
+    eventually(predicate, timeout_s=limit_s)
+    return True
 
 
 async def _admin_token(dsn: str) -> str:

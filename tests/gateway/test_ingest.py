@@ -17,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from fieldmesh import services
 from firmware_sim.fleet import Fleet
 from kernel.settings import Settings
+from tests.eventually import eventually
 from tests.gateway.harness import GatewayProcess, stored_counts
 
 pytestmark = pytest.mark.integration
@@ -142,12 +143,7 @@ def _client(settings: Settings, username: str) -> mqtt.Client:
 
 
 def _wait_for(predicate: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not reached")
+    eventually(predicate, timeout_s=timeout_s, interval_s=0.2)
 
 
 def test_bad_payloads_become_dead_letters_and_the_gateway_keeps_going(

@@ -20,6 +20,7 @@ from routing.checker import check_plan
 from routing.cli import cmd_plan
 from routing.matrix import GreatCircleMatrix
 from tests.appserver import job_worker
+from tests.eventually import eventually_async
 
 DAY = "2026-12-01"
 
@@ -122,14 +123,13 @@ async def _seed(dsn: str) -> dict[str, Any]:
 async def _wait_ready(
     http: aiohttp.ClientSession, base: str, plan_id: int, headers: dict[str, str]
 ) -> dict[str, Any]:
-    for _ in range(600):  # a bound on polling, not a timing assertion
+    async def solved() -> dict[str, Any] | None:
         async with http.get(f"{base}/api/v1/routing/plans/{plan_id}", headers=headers) as resp:
             assert resp.status == 200
             body: dict[str, Any] = await resp.json()
-        if body["status"] != "solving":
-            return body
-        await asyncio.sleep(0.2)
-    raise AssertionError("plan never left the solving state")
+        return body if body["status"] != "solving" else None
+
+    return await eventually_async(solved, timeout_s=120, interval_s=0.2, what="the plan")
 
 
 async def _scenario(settings: Settings, dsn: str) -> None:
