@@ -168,7 +168,7 @@ async def replay_delivery(req: Req, path: IdPath) -> Replayed:
 )
 async def dispatcher_health(req: Req) -> webhooks.DispatcherHealth:
     async with req.connection() as conn:
-        return await webhooks.health(conn, None)
+        return await webhooks.health(conn)
 
 
 # --------------------------------------------------------------------------- connectors

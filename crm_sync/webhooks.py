@@ -12,8 +12,8 @@ refuses the URL if any address is loopback, private, link-local, CGNAT, multicas
 reserved or unspecified (IPv4-mapped IPv6 forms included) unless the admin's allow-list
 (FIELDMESH_WEBHOOK_ALLOW) names it, and connects to one of the checked addresses
 (pinned: no second lookup that DNS rebinding could answer differently). URLs are at most
-2,048 characters, host names 253. `dispatch_forever` is the dispatcher; `health` reports
-on it.
+2,048 characters, host names 253. Delivery runs as a job (crm_sync.jobs); `health`
+reports on the outbox and the delivery jobs.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -510,23 +510,6 @@ async def _record(
 
 # --------------------------------------------------------------------------- the dispatcher
 
-DISPATCH_INTERVAL_S = 1.0
-
-
-@dataclass(slots=True)
-class DispatcherState:
-    """What the running dispatcher has done; read by `health`. One per dispatcher."""
-
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    last_run_at: datetime | None = None  # the end of the last round, failed or not
-    last_ok_at: datetime | None = None
-    rounds: int = 0
-    errors: int = 0  # rounds that failed (database down, a bug)
-    last_error: str | None = None
-    delivered: int = 0
-    failed: int = 0  # delivery attempts that failed (retried or dead)
-    running: bool = False
-
 
 @dataclass(frozen=True, slots=True)
 class DispatcherHealth:
@@ -539,25 +522,22 @@ class DispatcherHealth:
     errors: int
     last_error: str | None
     delivered: int
-    failed: int
     pending: int
     due: int  # pending and due now
     dead: int
     oldest_due_s: float | None  # how late the most overdue pending delivery is
 
 
-async def health(
-    conn: psycopg.AsyncConnection[Any], state: DispatcherState | None, *, stale_s: float = 60.0
-) -> DispatcherHealth:
-    """The delivery's health: the outbox as the database holds it, and either a running
-    dispatcher's own counters (`state`) or, when delivery runs as jobs (kernel.jobs, the
-    `jobs` role of `fieldmesh run`), the recent delivery jobs. `ok` is false when due rows
-    wait longer than `stale_s`, or the last round / delivery job failed."""
+async def health(conn: psycopg.AsyncConnection[Any], *, stale_s: float = 60.0) -> DispatcherHealth:
+    """The delivery's health: the outbox as the database holds it, and the recent delivery
+    jobs (kernel.jobs, the `jobs` role of `fieldmesh run`). `ok` is false when due rows wait
+    longer than `stale_s`, or the last delivery job failed."""
     cur = await conn.execute(
         """
         SELECT count(*) FILTER (WHERE status = 'pending'),
                count(*) FILTER (WHERE status = 'pending' AND next_attempt_at <= now()),
                count(*) FILTER (WHERE status = 'dead'),
+               count(*) FILTER (WHERE status = 'delivered'),
                extract(epoch FROM now() - min(next_attempt_at)
                        FILTER (WHERE status = 'pending' AND next_attempt_at <= now()))::float8
         FROM webhook_outbox
@@ -565,99 +545,44 @@ async def health(
     )
     row = await cur.fetchone()
     assert row is not None
-    pending, due, dead, oldest = int(row[0]), int(row[1]), int(row[2]), row[3]
+    pending, due, dead, delivered, oldest = (
+        int(row[0]),
+        int(row[1]),
+        int(row[2]),
+        int(row[3]),
+        row[4],
+    )
     late = oldest is not None and float(oldest) > stale_s
-    if state is None:
-        cur = await conn.execute(
-            """SELECT min(created_at), max(finished_at) FILTER (WHERE status = 'done'),
-                      max(finished_at), count(*) FILTER (WHERE status = 'done'),
-                      count(*) FILTER (WHERE status = 'failed'),
-                      (array_agg(last_error ORDER BY finished_at DESC)
-                          FILTER (WHERE status = 'failed'))[1],
-                      bool_or(status IN ('queued', 'running')),
-                      (array_agg(status ORDER BY finished_at DESC NULLS LAST)
-                          FILTER (WHERE finished_at IS NOT NULL))[1]
-               FROM jobs WHERE task = %s""",
-            (DELIVER_TASK,),
-        )
-        j = await cur.fetchone()
-        assert j is not None
-        last_failed = j[7] == "failed"
-        return DispatcherHealth(
-            ok=not late and not last_failed,
-            running=bool(j[6]) or due == 0,
-            started_at=j[0],
-            last_run_at=j[2],
-            last_ok_at=j[1],
-            rounds=int(j[3]) + int(j[4]),
-            errors=int(j[4]),
-            last_error=j[5],
-            delivered=0,  # per-delivery outcomes are in the outbox rows themselves
-            failed=0,
-            pending=pending,
-            due=due,
-            dead=dead,
-            oldest_due_s=None if oldest is None else round(float(oldest), 3),
-        )
-    failing = state.last_run_at is not None and state.last_ok_at != state.last_run_at
+    cur = await conn.execute(
+        """SELECT min(created_at), max(finished_at) FILTER (WHERE status = 'done'),
+                  max(finished_at), count(*) FILTER (WHERE status = 'done'),
+                  count(*) FILTER (WHERE status = 'failed'),
+                  (array_agg(last_error ORDER BY finished_at DESC)
+                      FILTER (WHERE status = 'failed'))[1],
+                  bool_or(status IN ('queued', 'running')),
+                  (array_agg(status ORDER BY finished_at DESC NULLS LAST)
+                      FILTER (WHERE finished_at IS NOT NULL))[1]
+           FROM jobs WHERE task = %s""",
+        (DELIVER_TASK,),
+    )
+    j = await cur.fetchone()
+    assert j is not None
+    last_failed = j[7] == "failed"
     return DispatcherHealth(
-        ok=state.running and not failing and not late,
-        running=state.running,
-        started_at=state.started_at,
-        last_run_at=state.last_run_at,
-        last_ok_at=state.last_ok_at,
-        rounds=state.rounds,
-        errors=state.errors,
-        last_error=state.last_error,
-        delivered=state.delivered,
-        failed=state.failed,
+        ok=not late and not last_failed,
+        running=bool(j[6]) or due == 0,
+        started_at=j[0],
+        last_run_at=j[2],
+        last_ok_at=j[1],
+        rounds=int(j[3]) + int(j[4]),
+        errors=int(j[4]),
+        last_error=j[5],
+        delivered=delivered,
         pending=pending,
         due=due,
         dead=dead,
         oldest_due_s=None if oldest is None else round(float(oldest), 3),
     )
-
-
-async def dispatch_forever(
-    pool: Any,
-    state: DispatcherState,
-    *,
-    allow: Networks = (),
-    interval_s: float = DISPATCH_INTERVAL_S,
-) -> None:
-    """Deliver due webhooks until cancelled. A failed round (database down, a bug) is
-    logged, counted in `state` and retried after `interval_s`: the loop never dies."""
-    state.running = True
-    try:
-        async with aiohttp.ClientSession() as session:
-            while True:
-                more = False
-                try:
-                    async with pool.connection() as conn:
-                        stats = await deliver_due(conn, session, allow=allow)
-                    now = datetime.now(UTC)
-                    state.last_run_at = state.last_ok_at = now
-                    state.rounds += 1
-                    state.delivered += stats.delivered
-                    state.failed += stats.retrying + stats.dead
-                    if stats.claimed:
-                        log.info(
-                            "webhooks: %d delivered, %d retrying, %d dead",
-                            stats.delivered,
-                            stats.retrying,
-                            stats.dead,
-                        )
-                        more = True  # more may be due
-                except Exception as exc:  # the task supervisor: log, count, go on
-                    log.exception("webhook dispatch failed; retrying in %.0f s", interval_s)
-                    state.last_run_at = datetime.now(UTC)
-                    state.rounds += 1
-                    state.errors += 1
-                    state.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                if not more:
-                    await asyncio.sleep(interval_s)
-    finally:
-        state.running = False
 
 
 def replay(conn: psycopg.Connection[Any], outbox_id: int) -> None:

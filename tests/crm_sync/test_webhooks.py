@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 import time
@@ -14,7 +13,6 @@ import aiohttp
 import psycopg
 import pytest
 from aiohttp import web
-from psycopg_pool import AsyncConnectionPool
 
 from crm_sync import webhooks
 from crm_sync.errors import InvalidInput
@@ -269,8 +267,8 @@ def test_the_connection_goes_to_the_address_that_was_checked(
     asyncio.run(scenario())
 
 
-def test_the_dispatcher_keeps_going_and_reports_its_health(
-    db: psycopg.Connection, db_dsn: str
+def test_delivery_jobs_keep_going_past_a_bad_target_and_report_health(
+    db: psycopg.Connection, db_dsn: str, test_settings: Settings
 ) -> None:
     async def scenario() -> None:
         async with serving(Receiver()) as rx:
@@ -282,35 +280,34 @@ def test_the_dispatcher_keeps_going_and_reports_its_health(
             tag = uuid.uuid4().hex[:6]
             webhooks.enqueue(db, "work_order.urgent", f"wo:{tag}:1", {"n": 1})
             db.commit()
-            state = webhooks.DispatcherState()
-            pool = AsyncConnectionPool(db_dsn, min_size=1, max_size=2, open=False)
-            await pool.open()
-            task = asyncio.create_task(
-                webhooks.dispatch_forever(pool, state, allow=LOOPBACK, interval_s=0.05)
+            stop = asyncio.Event()
+            worker = Worker(
+                db_dsn,
+                job_registry(("crm_sync.jobs",)),
+                poll_s=0.1,
+                settings=test_settings.with_overrides(webhook_allow=LOOPBACK),
             )
+            task = asyncio.create_task(worker.run(stop))
             try:
                 await eventually_async(_true(lambda: len(rx.received) == 1))
-                # the loop survives the bad row and delivers what comes next
+                # the delivery job survives the bad row and delivers what comes next
                 webhooks.enqueue(db, "work_order.urgent", f"wo:{tag}:2", {"n": 2})
                 db.commit()
                 await eventually_async(_true(lambda: len(rx.received) == 2))
-                # the counters change when the round has recorded its outcomes
-                await eventually_async(_true(lambda: state.delivered >= 2))
-                async with pool.connection() as conn:
-                    health = await webhooks.health(conn, state)
-                assert health.running and health.ok
-                assert health.last_run_at is not None and health.errors == 0
-                assert health.delivered >= 2 and health.dead >= 2
                 assert [d.status for d in webhooks.deliveries(db, bad)] == ["dead", "dead"]
                 assert {d.status for d in webhooks.deliveries(db, good)} == {"delivered"}
+
+                async def healthy() -> webhooks.DispatcherHealth | None:
+                    async with await psycopg.AsyncConnection.connect(db_dsn) as conn:
+                        h = await webhooks.health(conn)
+                    return h if h.ok and h.last_ok_at is not None and h.due == 0 else None
+
+                health = await eventually_async(healthy, what="healthy delivery")
+                assert health.errors == 0 and health.dead >= 2 and health.rounds >= 1
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                await pool.close()
-            async with await psycopg.AsyncConnection.connect(db_dsn) as conn:
-                stopped = await webhooks.health(conn, state)
-            assert not stopped.running and not stopped.ok
+                stop.set()
+                await task
+            assert worker.stats.failed == 0
 
     asyncio.run(scenario())
 
