@@ -69,6 +69,7 @@ def prepare_database(quick: bool) -> tuple[str, dict[str, int]]:
 
     console = Console(stderr=True)
     settings = load_settings()
+    services.stop_at_exit_if_started(settings)
     services.ensure_up(settings, migrate=False)
     want = QUICK if quick else FULL
     name = "fm_bench_api_quick" if quick else "fm_bench_api"

@@ -162,6 +162,7 @@ def run_postgis(
     from kernel.settings import load_settings
 
     settings = load_settings()
+    services.stop_at_exit_if_started(settings)
     services.ensure_up(settings, migrate=False)
     name = f"fm_bench_geo_{uuid.uuid4().hex[:6]}"
     dsn = services.create_database(settings, name)

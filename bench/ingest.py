@@ -365,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     per_device = 12 if args.quick else 60
     console.print("[bold]fieldmesh ingest benchmark[/] — starting services")
+    services.stop_at_exit_if_started(settings)
     services.ensure_up(settings, migrate=False)
     services.provision_mqtt_users(settings, [services.ADMIN_MQTT_USER])
     t0_ms = int(time.time() * 1000) - 3 * 86_400_000

@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     per_device = 6 if args.quick else 40
     devices = 200 if args.quick else args.devices
     console.print("[bold]fieldmesh scale benchmark[/] — starting services and the replica")
+    services.stop_at_exit_if_started(settings)
     services.ensure_up(settings, migrate=False)
     services.replica_start(settings)
     services.provision_mqtt_users(settings, [services.ADMIN_MQTT_USER])

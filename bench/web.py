@@ -97,6 +97,7 @@ def main() -> int:
     devices, reps, duration_s = (100, 10, 15) if args.quick else (500, 50, 60)
     devices, reps = ap_devices or devices, ap_reps or reps
     settings = load_settings()
+    services.stop_at_exit_if_started(settings)
     services.ensure_up(settings, migrate=False)
     dsn = services.create_database(settings, f"fm_bench_web_{uuid.uuid4().hex[:6]}")
     upgrade(dsn)

@@ -10,6 +10,7 @@ PostgreSQL refuses to run as root, so as root the cluster runs as the unprivileg
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -632,6 +633,25 @@ def ensure_up(settings: Settings, *, migrate: bool = True) -> None:
         from fieldmesh.migrate import upgrade
 
         upgrade(settings.dsn)
+
+
+def stop_at_exit_if_started(settings: Settings) -> None:
+    """For a command that starts the embedded services only to use them (the benchmarks):
+    those it finds stopped now are stopped again when it exits; services the user already
+    had running are left alone."""
+    had_db = not settings.embedded_db or pg_running(settings)
+    had_mqtt = not settings.embedded_mqtt or mqtt_running(settings)
+    had_replica = replica_running(settings)
+
+    def stop() -> None:
+        if not had_replica:
+            replica_stop(settings)
+        if not had_mqtt:
+            mqtt_stop(settings)
+        if not had_db:
+            pg_stop(settings)
+
+    atexit.register(stop)
 
 
 def down(settings: Settings) -> None:
