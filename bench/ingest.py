@@ -43,6 +43,7 @@ from rich.table import Table
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
 from firmware_sim.hostile import DB_POISON_CHECK, hostile_message
+from kernel import broker
 from kernel.settings import PROJECT_ROOT, Settings, load_settings
 from telemetry.contracts import Receipt, Sample, TelemetryBatch, encode
 
@@ -140,8 +141,8 @@ def _connect(settings: Settings, client_id: str) -> mqtt.Client:
     c = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
     )
-    user = services.ADMIN_MQTT_USER
-    c.username_pw_set(user, services.provision_mqtt_users(settings, [user])[0].password)
+    user = broker.ADMIN_MQTT_USER
+    c.username_pw_set(user, broker.provision_mqtt_users(settings, [user])[0].password)
     c.max_inflight_messages_set(20)
     c.connect(settings.mqtt_host, settings.mqtt_broker_port, keepalive=60)
     return c
@@ -367,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print("[bold]fieldmesh ingest benchmark[/] — starting services")
     services.stop_at_exit_if_started(settings)
     services.ensure_up(settings, migrate=False)
-    services.provision_mqtt_users(settings, [services.ADMIN_MQTT_USER])
+    broker.provision_mqtt_users(settings, [broker.ADMIN_MQTT_USER])
     t0_ms = int(time.time() * 1000) - 3 * 86_400_000
     messages = make_messages(args.devices, per_device, 100, t0_ms)
     total_points = sum(m[2] for m in messages)

@@ -42,6 +42,7 @@ from bench.ingest import (
     stored_points,
 )
 from fieldmesh import services
+from kernel import broker
 from kernel.settings import Settings, load_settings
 
 console = Console()
@@ -59,8 +60,8 @@ def clear_sessions(settings: Settings, instances: int = 8) -> None:
             client_id=f"fm-gateway-{TENANT}-bench{i}",
             protocol=mqtt.MQTTv5,
         )
-        user = services.ADMIN_MQTT_USER
-        c.username_pw_set(user, services.provision_mqtt_users(settings, [user])[0].password)
+        user = broker.ADMIN_MQTT_USER
+        c.username_pw_set(user, broker.provision_mqtt_users(settings, [user])[0].password)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
         props.SessionExpiryInterval = 0
         c.connect(settings.mqtt_host, settings.mqtt_broker_port, clean_start=True, properties=props)
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     services.stop_at_exit_if_started(settings)
     services.ensure_up(settings, migrate=False)
     services.replica_start(settings)
-    services.provision_mqtt_users(settings, [services.ADMIN_MQTT_USER])
+    broker.provision_mqtt_users(settings, [broker.ADMIN_MQTT_USER])
     clear_sessions(settings)
     t0_ms = int(time.time() * 1000) - 3 * 86_400_000
     per_device *= max(1, 100 // args.samples_per_msg)  # the same points in smaller messages

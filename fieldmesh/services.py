@@ -28,13 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernel import broker
-
-# Re-exported for callers from before the move to kernel.broker.
-from kernel.broker import ADMIN_MQTT_USER as ADMIN_MQTT_USER
-from kernel.broker import MqttCredentials as MqttCredentials
-from kernel.broker import device_password as device_password
-from kernel.broker import master_key as master_key
-from kernel.broker import provision_mqtt_users as provision_mqtt_users
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)

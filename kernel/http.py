@@ -376,9 +376,7 @@ class Routes:
         ep.list_fields = _list_fields(ep.query_model)
         ep.time_fields = _time_fields(ep.query_model, ep.path_model)
         for name in ("path", "query", "body"):
-            if (name in params) != (
-                getattr(ep, f"{name}_model" if name != "path" else "path_model") is not None
-            ):
+            if (name in params) != (getattr(ep, f"{name}_model") is not None):
                 raise TypeError(
                     f"{handler.__qualname__}: parameter {name!r} and its model disagree"
                 )

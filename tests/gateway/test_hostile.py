@@ -17,9 +17,9 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fieldmesh import services
 from firmware_sim.fleet import Fleet
 from firmware_sim.hostile import DB_POISON_CHECK, hostile_message
+from kernel import broker
 from kernel.settings import Settings
 from tests.eventually import eventually
 from tests.gateway.harness import GatewayProcess
@@ -36,7 +36,7 @@ def device_client(settings: Settings, device: str) -> mqtt.Client:
     c = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2, client_id=device, protocol=mqtt.MQTTv5
     )
-    c.username_pw_set(device, services.provision_mqtt_users(settings, [device])[0].password)
+    c.username_pw_set(device, broker.provision_mqtt_users(settings, [device])[0].password)
     c.connect(settings.mqtt_host, settings.mqtt_broker_port)
     c.loop_start()
     eventually(c.is_connected)

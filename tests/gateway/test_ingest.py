@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from fieldmesh import services
 from firmware_sim.fleet import Fleet
+from kernel import broker
 from kernel.settings import Settings
 from tests.eventually import eventually
 from tests.gateway.harness import GatewayProcess, stored_counts
@@ -135,7 +136,7 @@ def test_agent_offline_then_reconnecting_delivers_its_backlog(
 
 def _client(settings: Settings, username: str) -> mqtt.Client:
     c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    c.username_pw_set(username, services.provision_mqtt_users(settings, [username])[0].password)
+    c.username_pw_set(username, broker.provision_mqtt_users(settings, [username])[0].password)
     c.connect(settings.mqtt_host, settings.mqtt_broker_port)
     c.loop_start()
     _wait_for(c.is_connected)
@@ -168,7 +169,7 @@ def test_bad_payloads_become_dead_letters_and_the_gateway_keeps_going(
         ),
         "missing": (f"{base}/event", b'{"v":1,"events":[]}'),
     }
-    c = _client(test_settings, services.ADMIN_MQTT_USER)
+    c = _client(test_settings, broker.ADMIN_MQTT_USER)
     for topic, payload in cases.values():
         c.publish(topic, payload, qos=1).wait_for_publish(5)
     good = b'{"v":1,"seq":7,"samples":[[%d,"temp_c",21.5]]}' % now
@@ -211,15 +212,13 @@ def test_device_cannot_publish_on_another_devices_topic(
 ) -> None:
     start_gateway(test_settings, tenant)
     intruder, victim = f"{tenant}-intruder", f"{tenant}-victim"
-    services.provision_mqtt_users(test_settings, [victim])
+    broker.provision_mqtt_users(test_settings, [victim])
     results: list[int] = []
     # The broker binds each device account to its own client id.
     c = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2, client_id=intruder, protocol=mqtt.MQTTv5
     )
-    c.username_pw_set(
-        intruder, services.provision_mqtt_users(test_settings, [intruder])[0].password
-    )
+    c.username_pw_set(intruder, broker.provision_mqtt_users(test_settings, [intruder])[0].password)
     c.on_publish = lambda _c, _u, _mid, rc, _p: results.append(rc.value)
     c.connect(test_settings.mqtt_host, test_settings.mqtt_broker_port)
     c.loop_start()
