@@ -27,6 +27,12 @@ MIGRATING_PACKAGES = (
     "ledger",
     "ar_viewer",
     "insights",
+    "notify",
+    "devices",
+    "engage",
+    "calendars",
+    "phone",
+    "automation",
 )
 
 

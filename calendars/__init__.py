@@ -1,0 +1,1 @@
+"""Calendars: the embedded CalDAV server, two-way sync, ICS feeds, recurrence, resources and bookings, the slot finder, reminders (issue 17). Not named `calendar`: that would shadow the standard library's module."""
