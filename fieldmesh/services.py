@@ -128,6 +128,8 @@ def _pg_root(settings: Settings) -> Path:
     target = Path("/var/lib/fieldmesh") / key / "pg"
     target.mkdir(parents=True, exist_ok=True)
     if not local.exists():
+        # a state dir not yet made (a status or running-check before the first `up`)
+        local.parent.mkdir(parents=True, exist_ok=True)
         local.symlink_to(target)
     return target
 
