@@ -176,8 +176,15 @@ async def rollup(req: Req, path: RecordPath) -> Rollup:
 
 
 async def timeline(req: Req, path: RecordPath, query: TimelineQuery) -> Any:
-    async with req.connection() as conn:
-        page = await records.timeline(conn, req.user, path.id, query.cursor, query.limit)
+    async with req.connection(autocommit=True) as conn:
+        page = await records.timeline(
+            conn,
+            req.user,
+            path.id,
+            query.cursor,
+            query.limit,
+            account_checked=req.scoped is not None,
+        )
     return page_body(page)
 
 

@@ -68,8 +68,8 @@ def record_scope(entity: Entity) -> Scope:
     """404 unless the record in the path exists and the caller may see it."""
 
     async def scope(req: Req, path: Any) -> None:
-        async with req.connection() as conn:
-            await get_record(conn, entity, req.user, path.id)
+        async with req.connection(autocommit=True) as conn:
+            req.scoped = await get_record(conn, entity, req.user, path.id)
 
     scope.__qualname__ = f"record_scope[{entity.name}]"
     return scope
@@ -96,7 +96,7 @@ def entity_routes(entity: Entity) -> Routes:
     async def list_(req: Req, query: ListQuery) -> Any:
         sort = parse_sort(entity, query.sort)
         node = parse_filter_param(query.filter)
-        async with req.connection() as conn, db_errors():
+        async with req.connection(autocommit=True) as conn, db_errors():
             page = await list_records(
                 conn,
                 entity,
@@ -120,8 +120,7 @@ def entity_routes(entity: Entity) -> Routes:
         return await idempotent(req, body, run)
 
     async def get(req: Req, path: RecordPath) -> Reply[Row]:
-        async with req.connection() as conn:
-            row = await get_record(conn, entity, req.user, path.id)
+        row: Row = req.scoped  # the scope check has just read it
         return Reply(row, headers={"ETag": etag(row)})
 
     async def patch(req: Req, path: RecordPath, body: Any) -> Reply[Row]:

@@ -339,10 +339,19 @@ async def rollup(conn: Conn, principal: Principal, account_id: int) -> Row:
 
 
 async def timeline(
-    conn: Conn, principal: Principal, account_id: int, cursor: str | None, limit: int
+    conn: Conn,
+    principal: Principal,
+    account_id: int,
+    cursor: str | None,
+    limit: int,
+    *,
+    account_checked: bool = False,
 ) -> Page:
-    """All visible activities of the account, newest first (by occurred_at, then id)."""
-    await get_record(conn, ACCOUNTS, principal, account_id)
+    """All visible activities of the account, newest first (by occurred_at, then id).
+    404 unless the principal may see the account; a caller that has just checked that
+    (an endpoint's scope) says so with `account_checked`, saving a query."""
+    if not account_checked:
+        await get_record(conn, ACCOUNTS, principal, account_id)
     occurred = ACTIVITIES.field("occurred_at")
     assert occurred is not None
     return await list_records(

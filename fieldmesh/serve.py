@@ -15,12 +15,16 @@ from kernel.settings import Settings
 
 
 def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
+    import uvloop
     from aiohttp import web
 
     from fieldmesh.app import build_app  # late: the CLI must start without the whole app
 
+    # uvloop's event loop and transports are in C: about a fifth less CPU per request
+    # than asyncio's selector loop (bench-api), and psycopg and aiohttp both support it.
     web.run_app(
         build_app(settings),
+        loop=uvloop.new_event_loop(),
         host=host,
         port=port,
         reuse_port=reuse_port,

@@ -10,8 +10,12 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+import msgspec
 from aiohttp import web
+from psycopg import AsyncConnection
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from kernel.errors import ApiError
@@ -94,8 +98,35 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
             headers.setdefault(name, value)
 
 
+async def _reset(conn: AsyncConnection[Any]) -> None:
+    """Every connection goes back to the pool transactional, whatever its borrower set."""
+    if conn.autocommit:
+        await conn.set_autocommit(False)
+
+
+def _json_loads(data: str | bytes) -> Any:
+    """json/jsonb columns decoded by msgspec, several times faster than the standard
+    library on every row of every list; what msgspec refuses but PostgreSQL stores (a
+    number beyond a double, e.g. 1e400) goes to the standard library as before."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return json.loads(data)
+
+
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    set_json_loads(_json_loads, conn)
+
+
 async def db_pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    pool = AsyncConnectionPool(app[SETTINGS].dsn, min_size=1, max_size=10, open=False)
+    pool = AsyncConnectionPool(
+        app[SETTINGS].dsn,
+        min_size=1,
+        max_size=10,
+        open=False,
+        configure=_configure,
+        reset=_reset,
+    )
     await pool.open(wait=True, timeout=30)
     app[DB_POOL] = pool
     yield
