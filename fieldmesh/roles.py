@@ -255,7 +255,9 @@ async def run_jobs(settings: Settings, port: int, concurrency: int = 4) -> int:
 
 def run_role(settings: Settings, role: str, port: int, index: int, clock: str) -> int:
     if role == "api":
-        return asyncio.run(run_api(settings, port))
+        import uvloop  # the same loop as `fieldmesh serve` (see fieldmesh.serve)
+
+        return uvloop.run(run_api(settings, port))
     if role == "gateway":
         return asyncio.run(run_gateway(settings, port, index))
     if role == "sealer":
