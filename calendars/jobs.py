@@ -1,0 +1,60 @@
+"""Calendar sync as background jobs (kernel.jobs).
+
+`calendars.sync` runs one round for one user (calendars.sync) on a connection of its own;
+`calendars.sync_all` runs every SYNC_EVERY_S and enqueues a round for every user who
+opted in (deduplicated per user, so a slow round is never queued twice). A round that
+fails (server down) is retried with the queue's capped backoff; the account keeps its
+last error for the user to see.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from kernel.jobs import JobContext, Registry, Task, enqueue
+
+from calendars.sync import sync_user
+
+log = logging.getLogger(__name__)
+
+SYNC_TASK = "calendars.sync"
+SYNC_ALL_TASK = "calendars.sync_all"
+SYNC_EVERY_S = 300.0
+
+
+async def enqueue_sync(conn: AsyncConnection[Any], user_id: int, delay_s: float = 0.0) -> int:
+    return await enqueue(
+        conn,
+        SYNC_TASK,
+        {"user_id": user_id},
+        delay_s=delay_s,
+        dedupe_key=f"{SYNC_TASK}:{user_id}",
+        max_attempts=5,
+    )
+
+
+async def _sync(ctx: JobContext, args: dict[str, Any]) -> None:
+    user_id = int(args["user_id"])
+    tenant = ctx.settings.tenant if ctx.settings is not None else "acme"
+    async with await AsyncConnection.connect(ctx.dsn, autocommit=True) as conn:
+        stats = await sync_user(conn, user_id, tenant)
+    log.info("calendar sync of user %s: %s", user_id, stats)
+
+
+async def _sync_all(ctx: JobContext, args: dict[str, Any]) -> None:
+    async with ctx.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute("SELECT user_id FROM cal_accounts WHERE enabled ORDER BY user_id")
+        for (user_id,) in await cur.fetchall():
+            await enqueue_sync(conn, int(user_id))
+
+
+def register(registry: Registry) -> None:
+    from crm import hooks
+
+    hooks.install()  # the CRM's rules for the activities the sync writes
+    registry.add(Task(SYNC_TASK, _sync, timeout_s=1800.0, backoff_base_s=10.0))
+    registry.add(Task(SYNC_ALL_TASK, _sync_all, timeout_s=60.0))
+    registry.every(SYNC_ALL_TASK, SYNC_EVERY_S)
