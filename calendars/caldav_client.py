@@ -64,8 +64,14 @@ class CalDav:
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._auth = (username, password)
         self._timeout_s = timeout_s
+        # Basic auth sent up front: an unauthenticated first request would cost a 401 round
+        # trip, and Radicale delays every 401 by up to a second (its brute-force guard)
         self._client = caldav.DAVClient(
-            url=server_url, username=username, password=password, timeout=int(timeout_s)
+            url=server_url,
+            username=username,
+            password=password,
+            timeout=int(timeout_s),
+            auth_type="basic",
         )
         self._local = threading.local()
 

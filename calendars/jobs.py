@@ -16,7 +16,7 @@ from psycopg import AsyncConnection
 
 from kernel.jobs import JobContext, Registry, Task, enqueue
 
-from calendars.sync import sync_user
+from calendars.sync import ClientPool, sync_user
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,15 @@ async def enqueue_sync(conn: AsyncConnection[Any], user_id: int, delay_s: float 
     )
 
 
-async def _sync(ctx: JobContext, args: dict[str, Any]) -> None:
-    user_id = int(args["user_id"])
-    tenant = ctx.settings.tenant if ctx.settings is not None else "acme"
-    async with await AsyncConnection.connect(ctx.dsn, autocommit=True) as conn:
-        stats = await sync_user(conn, user_id, tenant)
-    log.info("calendar sync of user %s: %s", user_id, stats)
+def _sync_handler(clients: ClientPool) -> Any:
+    async def sync(ctx: JobContext, args: dict[str, Any]) -> None:
+        user_id = int(args["user_id"])
+        tenant = ctx.settings.tenant if ctx.settings is not None else "acme"
+        async with await AsyncConnection.connect(ctx.dsn, autocommit=True) as conn:
+            stats = await sync_user(conn, user_id, tenant, clients=clients)
+        log.info("calendar sync of user %s: %s", user_id, stats)
+
+    return sync
 
 
 async def _sync_all(ctx: JobContext, args: dict[str, Any]) -> None:
@@ -55,6 +58,7 @@ def register(registry: Registry) -> None:
     from crm import hooks
 
     hooks.install()  # the CRM's rules for the activities the sync writes
-    registry.add(Task(SYNC_TASK, _sync, timeout_s=1800.0, backoff_base_s=10.0))
+    clients = ClientPool()  # the worker's, for its life: rounds reuse their connections
+    registry.add(Task(SYNC_TASK, _sync_handler(clients), timeout_s=1800.0, backoff_base_s=10.0))
     registry.add(Task(SYNC_ALL_TASK, _sync_all, timeout_s=60.0))
     registry.every(SYNC_ALL_TASK, SYNC_EVERY_S)

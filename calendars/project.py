@@ -313,11 +313,36 @@ async def _crm_owned(conn: Conn, user_id: int, tenant: str, user_tz: str) -> Pro
     return st
 
 
+# Whether anything the CRM-owned kinds come from changed since the last projection (one
+# round trip; otherwise the three queries of _desired_crm_owned are skipped). A day
+# boundary also counts: planned visits age out of the window by date alone.
+_CRM_OWNED_CHANGED_SQL = """
+SELECT u.timezone,
+       %(since)s::timestamptz IS NULL
+       OR date_trunc('day', %(since)s::timestamptz) < date_trunc('day', now())
+       OR u.updated_at > %(since)s
+       OR EXISTS (SELECT 1 FROM work_orders w WHERE w.assignee_id = u.id AND w.updated_at > %(since)s)
+       OR EXISTS (SELECT 1 FROM routing_plans p WHERE p.updated_at > %(since)s)
+       OR EXISTS (SELECT 1 FROM accounts a WHERE a.owner_id = u.id AND a.updated_at > %(since)s)
+       OR EXISTS (SELECT 1 FROM cal_events e
+                  LEFT JOIN work_orders w ON w.id = e.work_order_id
+                  LEFT JOIN accounts a ON a.id = e.account_id
+                  WHERE e.owner_id = u.id AND e.kind <> 'activity' AND NOT e.deleted
+                    AND ((e.kind = 'work_order' AND (w.id IS NULL OR w.updated_at > %(since)s))
+                         OR (e.kind = 'cadence' AND (a.id IS NULL OR a.updated_at > %(since)s))))
+FROM users u WHERE u.id = %(u)s
+"""
+
+
 async def project(conn: Conn, user_id: int, tenant: str, since: datetime | None) -> ProjectionStats:
     """Bring the user's events up to date with the CRM (in the caller's transaction)."""
-    cur = await conn.execute("SELECT timezone FROM users WHERE id = %s", (user_id,))
+    since = None if since is None else since - OVERLAP
+    cur = await conn.execute(_CRM_OWNED_CHANGED_SQL, {"u": user_id, "since": since})
     row = await cur.fetchone()
-    user_tz = _tz(row[0]) if row else "UTC"
-    a = await _activities(conn, user_id, tenant, None if since is None else since - OVERLAP)
-    b = await _crm_owned(conn, user_id, tenant, user_tz)
+    if row is None:
+        return ProjectionStats()
+    a = await _activities(conn, user_id, tenant, since)
+    if not row[1]:
+        return a
+    b = await _crm_owned(conn, user_id, tenant, _tz(row[0]))
     return ProjectionStats(a.created + b.created, a.updated + b.updated, a.deleted + b.deleted)

@@ -32,12 +32,14 @@ class Account:
     calendar_url: str | None
     sync_token: str | None
     projected_at: datetime | None
+    timezone: str  # the user's, for floating times from the server
 
 
 async def account(conn: Conn, user_id: int) -> Account | None:
     cur = await conn.execute(
-        "SELECT user_id, enabled, server_url, username, password, calendar_url, sync_token, "
-        "projected_at FROM cal_accounts WHERE user_id = %s",
+        "SELECT c.user_id, c.enabled, c.server_url, c.username, c.password, c.calendar_url, "
+        "c.sync_token, c.projected_at, u.timezone "
+        "FROM cal_accounts c JOIN users u ON u.id = c.user_id WHERE c.user_id = %s",
         (user_id,),
     )
     row = await cur.fetchone()

@@ -71,13 +71,33 @@ class RoundStats:
     bad_objects: int = 0
     skipped: bool = False  # another round of this user was running
     duration_s: float = 0.0
+    stage_s: dict[str, float] = field(default_factory=dict)  # connect, project, pull, push
 
 
-Connector = Callable[[Account], CalDav]
+class ClientPool:
+    """CalDAV clients kept between rounds (one per server and account), so that a round
+    reuses its HTTP connections; a worker keeps one pool for its life."""
 
+    def __init__(self, factory: Callable[[Account], CalDav] | None = None) -> None:
+        self._factory = factory or (lambda a: CalDav(a.server_url, a.username, a.password))
+        self._clients: dict[tuple[str, str, str], CalDav] = {}
 
-def default_connector(acct: Account) -> CalDav:
-    return CalDav(acct.server_url, acct.username, acct.password)
+    def get(self, acct: Account) -> CalDav:
+        key = (acct.server_url, acct.username, acct.password)
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = self._factory(acct)
+        return client
+
+    def drop(self, acct: Account) -> None:
+        client = self._clients.pop((acct.server_url, acct.username, acct.password), None)
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
 
 
 def source_ref(user_id: int, uid: str) -> str:
@@ -186,6 +206,14 @@ class _Round:
 
     async def pull(self) -> None:
         ch: Changes = await asyncio.to_thread(self.client.changes, self.path, self.token)
+        if not ch.changed and not ch.deleted and not ch.full:
+            if ch.token != self.token:
+                self.token = ch.token
+                await self.conn.execute(
+                    "UPDATE cal_accounts SET sync_token = %s WHERE user_id = %s",
+                    (ch.token, self.acct.user_id),
+                )
+            return
         hrefs = [h for h, _ in ch.changed]
         cur = await self.conn.execute(
             "SELECT href, etag FROM cal_events WHERE owner_id = %s AND href = ANY (%s)",
@@ -361,6 +389,14 @@ class _Round:
         return f"{self.path.rstrip('/')}/{safe}-{digest}.ics"
 
     async def push(self) -> int:
+        cur = await self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM cal_events WHERE owner_id = %s "
+            "AND (local_rev > pushed_rev OR deleted))",
+            (self.acct.user_id,),
+        )
+        dirty = await cur.fetchone()
+        if not (dirty and dirty[0]):
+            return 0
         total = 0
         tried: list[int] = []  # a PUT refused this round is not tried again in it
         while True:
@@ -445,14 +481,30 @@ class _Round:
         return len(gone) - len(never)
 
 
+def _lap(stats: RoundStats, stage: str, since: float) -> float:
+    now = time.perf_counter()
+    stats.stage_s[stage] = stats.stage_s.get(stage, 0.0) + now - since
+    return now
+
+
 class _Skip(Exception):
     """Roll back one event's savepoint and go on with the next."""
 
 
 async def sync_user(
-    conn: Conn, user_id: int, tenant: str, *, connector: Connector = default_connector
+    conn: Conn, user_id: int, tenant: str, *, clients: ClientPool | None = None
 ) -> RoundStats:
     """One round for one user, on an autocommit connection of its own."""
+    own = clients is None
+    pool = clients if clients is not None else ClientPool()
+    try:
+        return await _sync_user(conn, user_id, tenant, pool)
+    finally:
+        if own:
+            pool.close()
+
+
+async def _sync_user(conn: Conn, user_id: int, tenant: str, clients: ClientPool) -> RoundStats:
     started = time.perf_counter()
     cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_CLASS, user_id % 2**31))
     got = await cur.fetchone()
@@ -462,30 +514,33 @@ async def sync_user(
         acct = await account(conn, user_id)
         if acct is None or not acct.enabled:
             return RoundStats(skipped=True)
-        client = connector(acct)
+        client = clients.get(acct)
         try:
             rnd = _Round(conn, acct, client, tenant)
             rnd.path = await asyncio.to_thread(client.ensure_calendar, acct.calendar_url)
+            mark = time.perf_counter()
+            rnd.stats.stage_s["connect"] = mark - started
             if rnd.path != acct.calendar_url:
                 await conn.execute(
                     "UPDATE cal_accounts SET calendar_url = %s WHERE user_id = %s",
                     (rnd.path, user_id),
                 )
-            cur = await conn.execute("SELECT timezone FROM users WHERE id = %s", (user_id,))
-            tzrow = await cur.fetchone()
-            rnd.user_tz = str(tzrow[0]) if tzrow else "UTC"
+            rnd.user_tz = acct.timezone
             async with conn.transaction():
-                cur = await conn.execute("SELECT now()")
-                now_row = await cur.fetchone()
-                assert now_row is not None
                 rnd.stats.projected = await project(conn, user_id, tenant, acct.projected_at)
+                # now(): the transaction's start, before any row the projection read
                 await conn.execute(
-                    "UPDATE cal_accounts SET projected_at = %s WHERE user_id = %s",
-                    (now_row[0], user_id),
+                    "UPDATE cal_accounts SET projected_at = now() WHERE user_id = %s", (user_id,)
                 )
+            mark = _lap(rnd.stats, "project", mark)
             await rnd.pull()
+            mark = _lap(rnd.stats, "pull", mark)
             if await rnd.push():
+                mark = _lap(rnd.stats, "push", mark)
                 await rnd.pull()
+                mark = _lap(rnd.stats, "pull", mark)
+            else:
+                mark = _lap(rnd.stats, "push", mark)
             rnd.stats.duration_s = time.perf_counter() - started
             await conn.execute(
                 "UPDATE cal_accounts SET last_sync_at = now(), last_error = NULL, "
@@ -493,8 +548,9 @@ async def sync_user(
                 (user_id,),
             )
             return rnd.stats
-        finally:
-            client.close()
+        except Exception:
+            clients.drop(acct)  # a broken connection is not reused
+            raise
     except Exception as exc:
         await conn.execute(
             "UPDATE cal_accounts SET last_error = %s, updated_at = now() WHERE user_id = %s",
