@@ -65,7 +65,9 @@ async def _user(conn: AsyncConnection[Any], name: str, territory: int) -> int:
     return int(row[0])
 
 
-async def _seed(conn: AsyncConnection[Any], user: int, territory: int, n: int, recurring: int) -> None:
+async def _seed(
+    conn: AsyncConnection[Any], user: int, territory: int, n: int, recurring: int
+) -> None:
     """n activities over the next year; the first `recurring` are weekly series (10:00
     Berlin, 12 weeks, one cancelled instance), crossing the autumn DST change."""
     await conn.execute(
@@ -186,9 +188,13 @@ def main() -> None:
 
     try:
         a, b, acct_a = asyncio.run(setup())
-        console.print(f"[bold]calendar sync[/]: {n} events ({recurring} recurring), Radicale at {settings.caldav_base_url}")
+        console.print(
+            f"[bold]calendar sync[/]: {n} events ({recurring} recurring), Radicale at {settings.caldav_base_url}"
+        )
         out_stats, out_s = asyncio.run(_round(dsn, a))
-        console.print(f"out:  {out_stats.pushed} pushed in {out_s:.1f} s ({n / out_s:.0f} events/s)")
+        console.print(
+            f"out:  {out_stats.pushed} pushed in {out_s:.1f} s ({n / out_s:.0f} events/s)"
+        )
 
         async def calendar_url() -> str:
             async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
@@ -202,7 +208,9 @@ def main() -> None:
 
         path = asyncio.run(calendar_url())
         back_stats, back_s = asyncio.run(_round(dsn, b))
-        console.print(f"back: {back_stats.pulled_new} new activities in {back_s:.1f} s ({n / back_s:.0f} events/s)")
+        console.print(
+            f"back: {back_stats.pulled_new} new activities in {back_s:.1f} s ({n / back_s:.0f} events/s)"
+        )
 
         async def drop_token() -> None:
             async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
@@ -213,19 +221,29 @@ def main() -> None:
 
         asyncio.run(drop_token())
         replay, replay_s = asyncio.run(_round(dsn, b))
-        console.print(f"replay without a token: {replay.pulled_new} new, {replay.pushed} pushed, {replay_s:.1f} s")
+        console.print(
+            f"replay without a token: {replay.pulled_new} new, {replay.pushed} pushed, {replay_s:.1f} s"
+        )
         asyncio.run(_round(dsn, a))  # settles A after B's round
         empty = [asyncio.run(_round(dsn, a)) for _ in range(5)]
         empty_ms = statistics.median(t for _, t in empty) * 1000
-        stages = {k: round(statistics.median(st.stage_s.get(k, 0.0) for st, _ in empty) * 1000, 1)
-                  for k in ("connect", "project", "pull", "push")}
-        console.print(f"empty rounds: {[round(t * 1000, 1) for _, t in empty]} ms; median by stage {stages} ms")
+        stages = {
+            k: round(statistics.median(st.stage_s.get(k, 0.0) for st, _ in empty) * 1000, 1)
+            for k in ("connect", "project", "pull", "push")
+        }
+        console.print(
+            f"empty rounds: {[round(t * 1000, 1) for _, t in empty]} ms; median by stage {stages} ms"
+        )
         assert all(st.pushed == 0 and st.pulled_new == 0 for st, _ in empty), empty
 
         client = CalDav(acct_a.server_url, acct_a.username, acct_a.password)
         naive_s, parsed = _naive_full_resync_s(client, path)
         server_objects = len(client.changes(path, None).changed)
-        uids = {ev.uid for _, _, t in client.fetch(path, [h for h, _ in client.changes(path, None).changed]) for ev in parse_calendar(t)}
+        uids = {
+            ev.uid
+            for _, _, t in client.fetch(path, [h for h, _ in client.changes(path, None).changed])
+            for ev in parse_calendar(t)
+        }
         counts = asyncio.run(_counts(dsn, a, b))
         duplicates = (
             (server_objects - len(uids))

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import caldav
 import requests
+from caldav.davclient import DAVClient
 from caldav.lib import error as caldav_error
 from caldav.lib.url import URL
 
@@ -66,7 +66,7 @@ class CalDav:
         self._timeout_s = timeout_s
         # Basic auth sent up front: an unauthenticated first request would cost a 401 round
         # trip, and Radicale delays every 401 by up to a second (its brute-force guard)
-        self._client = caldav.DAVClient(
+        self._client = DAVClient(
             url=server_url,
             username=username,
             password=password,
@@ -99,7 +99,7 @@ class CalDav:
         try:
             if calendar_url:
                 return _path(calendar_url)
-            principal = self._client.principal()
+            principal = self._client.principal()  # type: ignore[no-untyped-call]  # caldav leaves it unannotated
             for cal in principal.calendars():
                 if _path(cal.url).rstrip("/").endswith("/" + CALENDAR_NAME):
                     return _path(cal.url)
@@ -109,7 +109,7 @@ class CalDav:
             raise CalDavError(f"CalDAV calendar at {self.server_url}: {exc}") from exc
 
     def _calendar(self, calendar_path: str) -> Any:
-        return self._client.calendar(url=self.url(calendar_path))
+        return self._client.calendar(url=self.url(calendar_path))  # type: ignore[no-untyped-call]  # caldav leaves it unannotated
 
     # ----------------------------------------------------------------- reading
 

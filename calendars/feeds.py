@@ -16,11 +16,10 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from identity.auth import load_principal
-
 from calendars.ical import to_ics
 from calendars.project import project
 from calendars.store import Conn, load_events
+from identity.auth import load_principal
 
 FEED_DAYS_BACK = 90
 MAX_FEED_EVENTS = 5000

@@ -294,7 +294,9 @@ def _override(comp: icalendar.Component, master: EventData, default_tz: str) -> 
 def _assemble(comps: Sequence[icalendar.Component], default_tz: str) -> EventData:
     masters = [c for c in comps if c.get("recurrence-id") is None]
     if len(masters) > 1:
-        raise CalendarError(f"event {_text(masters[0], 'uid')}: two components without RECURRENCE-ID")
+        raise CalendarError(
+            f"event {_text(masters[0], 'uid')}: two components without RECURRENCE-ID"
+        )
     if not masters:
         # only moved instances of an event we were not invited to as a whole: the first
         # instance stands for itself
@@ -345,7 +347,9 @@ class ImportProblem:
     message: str
 
 
-def split_events(text: str) -> tuple[list[str], list[tuple[int, str, list[str]]], list[ImportProblem]]:
+def split_events(
+    text: str,
+) -> tuple[list[str], list[tuple[int, str, list[str]]], list[ImportProblem]]:
     """The file's VTIMEZONE blocks and its VEVENT blocks with their first line and UIDs,
     without parsing their content (so one bad event cannot hide the others)."""
     zones: list[str] = []
@@ -373,7 +377,9 @@ def split_events(text: str) -> tuple[list[str], list[tuple[int, str, list[str]]]
                 elif kind == "VTIMEZONE":
                     zones.append("\r\n".join(block))
                 else:
-                    uids = [ln.split(":", 1)[1].strip() for ln in block if ln.upper().startswith("UID")]
+                    uids = [
+                        ln.split(":", 1)[1].strip() for ln in block if ln.upper().startswith("UID")
+                    ]
                     events.append((first, "\r\n".join(block), uids))
                 block = None
     if block is not None:

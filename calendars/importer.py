@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from calendars.ical import ImportProblem, assemble, parse_one_block, split_events
+from calendars.model import CalendarError, EventData
+from calendars.store import Conn, load_events, write_content
 from crm import store as crm_store
 from crm.entities import ACTIVITIES
 from kernel.errors import ApiError, Unprocessable
 from kernel.principal import Principal
-
-from calendars.ical import ImportProblem, assemble, parse_one_block, split_events
-from calendars.model import CalendarError, EventData
-from calendars.store import Conn, load_events, write_content
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 MAX_IMPORT_EVENTS = 2000
@@ -121,7 +120,7 @@ async def import_ics(
         if not comps or not uid:
             result.problems.append(ImportProblem(line, uid, "VEVENT without a UID"))
             continue
-        first, have = groups.setdefault(uid, (line, []))
+        _first, have = groups.setdefault(uid, (line, []))
         have.extend(comps)
     for uid, (line, comps) in groups.items():
         try:

@@ -33,7 +33,9 @@ class ItipMessage:
     sent_at: datetime | None
 
 
-_COLS = "id, event_id, activity_id, method, direction, recipient, sequence, ics, created_at, sent_at"
+_COLS = (
+    "id, event_id, activity_id, method, direction, recipient, sequence, ics, created_at, sent_at"
+)
 
 
 async def _insert(
@@ -94,7 +96,9 @@ async def record_replies(
     for a in ev.attendees:
         if a.partstat != "NEEDS-ACTION" and old_partstats.get(a.email) != a.partstat:
             reply = replace(ev, attendees=(a,), rrule=None, overrides=(), exdates=())
-            await _insert(conn, row, "REPLY", "in", ev.organizer or "", to_ics([reply], method="REPLY"))
+            await _insert(
+                conn, row, "REPLY", "in", ev.organizer or "", to_ics([reply], method="REPLY")
+            )
             n += 1
     return n
 

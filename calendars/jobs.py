@@ -14,9 +14,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from kernel.jobs import JobContext, Registry, Task, enqueue
-
 from calendars.sync import ClientPool, sync_user
+from kernel.jobs import JobContext, Registry, Task, enqueue
 
 log = logging.getLogger(__name__)
 

@@ -88,12 +88,12 @@ RETURNING e.id
 """
 
 
-async def _activities(conn: Conn, user_id: int, tenant: str, since: datetime | None) -> ProjectionStats:
+async def _activities(
+    conn: Conn, user_id: int, tenant: str, since: datetime | None
+) -> ProjectionStats:
     st = ProjectionStats()
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        _ACTIVITY_SQL, {"u": user_id, "types": list(ACTIVITY_TYPES), "since": since}
-    )
+    await cur.execute(_ACTIVITY_SQL, {"u": user_id, "types": list(ACTIVITY_TYPES), "since": since})
     for r in await cur.fetchall():
         tz = _tz(r["tz"])
         values = (

@@ -132,7 +132,9 @@ def _ts(value: Any) -> datetime:
     return datetime.fromisoformat(str(value)).astimezone(UTC)
 
 
-def _occurrences(rows: Iterable[tuple[Any, ...]], start: datetime, end: datetime) -> list[Occurrence]:
+def _occurrences(
+    rows: Iterable[tuple[Any, ...]], start: datetime, end: datetime
+) -> list[Occurrence]:
     out: list[Occurrence] = []
     for ev_id, owner, act, uid, summary, tz, s, e, rule, exdates, overrides in rows:
         ev = EventData(

@@ -17,18 +17,17 @@ from typing import Annotated, Literal
 import msgspec
 from aiohttp import web
 
+from calendars import feeds, importer, itip, service
+from calendars.jobs import enqueue_sync
+from calendars.model import Attendee, CalendarError, Override, zone
+from calendars.recurrence import MAX_INSTANCES, expand
+from calendars.store import account, load_events
 from crm import hooks
 from crm import store as crm_store
 from crm.entities import ACTIVITIES
 from kernel.errors import NotFound, Unprocessable
 from kernel.http import Access, RawBody, Reply, Req, Routes
 from kernel.principal import Forbidden, Principal
-
-from calendars import feeds, importer, itip, service
-from calendars.jobs import enqueue_sync
-from calendars.model import Attendee, CalendarError, Override, zone
-from calendars.recurrence import MAX_INSTANCES, expand
-from calendars.store import account, load_events
 
 routes = Routes("calendars", "Calendar sync (CalDAV), recurring events, invitations, ICS feeds")
 
@@ -109,7 +108,19 @@ async def _sync_out(req: Req, user_id: int) -> CalSyncOut:
     assert counts is not None
     if row is None:
         return CalSyncOut(user_id, False, None, None, None, None, None, 0, counts[0], counts[1])
-    return CalSyncOut(user_id, *row, counts[0], counts[1])
+    enabled, server_url, username, calendar_url, last_sync_at, last_error, rounds = row
+    return CalSyncOut(
+        user_id,
+        enabled,
+        server_url,
+        username,
+        calendar_url,
+        last_sync_at,
+        last_error,
+        rounds,
+        counts[0],
+        counts[1],
+    )
 
 
 @routes.get(
@@ -302,7 +313,9 @@ async def _event_out(req: Req, activity_id: int) -> CalEventOut:
         status=ev.status,
         attendees=[CalAttendeeOut(a.email, a.name, a.partstat, a.role) for a in ev.attendees],
         invitations=[
-            CalItipOut(m.id, m.method, m.direction, m.recipient, m.sequence, m.created_at, m.sent_at)
+            CalItipOut(
+                m.id, m.method, m.direction, m.recipient, m.sequence, m.created_at, m.sent_at
+            )
             for m in msgs
         ],
         synced=row["local_rev"] <= row["pushed_rev"] and row["etag"] is not None,
@@ -560,8 +573,10 @@ async def revoke_feed(req: Req, path: CalFeedPath) -> None:
 
 @routes.get(
     "/cal/feeds/{token}.ics",
-    access=Access.public("calendar apps subscribe without a login: the URL's secret token "
-                         "is the credential, revocable; unknown or revoked tokens are 404"),
+    access=Access.public(
+        "calendar apps subscribe without a login: the URL's secret token "
+        "is the credential, revocable; unknown or revoked tokens are 404"
+    ),
     summary="An ICS subscription feed",
     content_type="text/calendar",
 )

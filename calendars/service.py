@@ -7,17 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from calendars import itip, server
+from calendars.model import Attendee, CalendarError, Override, utc, zone
+from calendars.project import uid_for
+from calendars.recurrence import check_rrule
+from calendars.store import (
+    Account,
+    Conn,
+    account,
+    load_events,
+    replace_attendees,
+    replace_overrides,
+)
 from crm import store as crm_store
 from crm.entities import ACTIVITIES
 from kernel.errors import NotFound, Unprocessable
 from kernel.principal import Principal
 from kernel.settings import Settings
-
-from calendars import itip, server
-from calendars.model import Attendee, CalendarError, Override, utc, zone
-from calendars.project import uid_for
-from calendars.recurrence import check_rrule
-from calendars.store import Account, Conn, account, load_events, replace_attendees, replace_overrides
 
 MAX_ATTENDEES = 100
 MAX_EXDATES = 500

@@ -35,13 +35,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from crm import store as crm_store
-from crm.entities import ACTIVITIES
-from crm.errors import CrmError
-from identity.auth import load_principal
-from kernel.errors import ApiError
-from kernel.principal import Principal
-
 from calendars import itip
 from calendars.caldav_client import CalDav, Changes
 from calendars.ical import parse_calendar, to_ics
@@ -49,6 +42,12 @@ from calendars.merge import CRM_OWNED_KINDS, merge
 from calendars.model import CalendarError, EventData, with_content
 from calendars.project import ProjectionStats, project
 from calendars.store import Account, Conn, account, base_json, load_events, write_content
+from crm import store as crm_store
+from crm.entities import ACTIVITIES
+from crm.errors import CrmError
+from identity.auth import load_principal
+from kernel.errors import ApiError
+from kernel.principal import Principal
 
 log = logging.getLogger(__name__)
 

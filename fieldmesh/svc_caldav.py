@@ -85,9 +85,7 @@ def start(settings: Settings, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CalDavServiceError(
-                f"radicale exited with code {proc.returncode}: see {log.name}"
-            )
+            raise CalDavServiceError(f"radicale exited with code {proc.returncode}: see {log.name}")
         if _port_open(settings.caldav_port):
             return
         time.sleep(0.05)

@@ -58,7 +58,7 @@ class Settings:
     database_replica_url: str | None = None
     replica_max_lag_s: float = 5.0  # FIELDMESH_REPLICA_MAX_LAG_S: staler -> read the primary
     replica_port: int = 55433  # FIELDMESH_REPLICA_PORT: `fieldmesh up --replica`, 127.0.0.1 only
-    caldav_port: int = 55232  # FIELDMESH_CALDAV_PORT: embedded CalDAV server (Radicale), 127.0.0.1 only
+    caldav_port: int = 55232  # FIELDMESH_CALDAV_PORT: embedded CalDAV (Radicale), 127.0.0.1 only
     # CALDAV_URL: an external CalDAV server (Nextcloud, Fastmail ...) instead of the embedded
     # one; each user opting in then gives their own credentials
     caldav_url: str | None = None
@@ -178,7 +178,14 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not 0 <= lag <= 3600:
             raise SettingsError(f"{source}: lag bound out of range 0-3600 s: {lag}")
         return lag
-    if name in ("pg_port", "mqtt_port", "mqtt_tls_port", "http_port", "replica_port", "caldav_port"):
+    if name in (
+        "pg_port",
+        "mqtt_port",
+        "mqtt_tls_port",
+        "http_port",
+        "replica_port",
+        "caldav_port",
+    ):
         try:
             port = int(raw)
         except (TypeError, ValueError):

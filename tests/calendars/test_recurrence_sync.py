@@ -72,10 +72,16 @@ def test_weekly_meeting_with_moved_and_cancelled_instances_round_trips_across_ds
             p = await load_principal(conn, user)
             assert p is not None
             _, event_id = await service.create_event(
-                conn, p, TENANT,
+                conn,
+                p,
+                TENANT,
                 service.EventInput(
-                    subject="Weekly sync", start=start, end=start + timedelta(hours=1),
-                    tz="Europe/Berlin", rrule="FREQ=WEEKLY;COUNT=6", exdates=(cancelled,),
+                    subject="Weekly sync",
+                    start=start,
+                    end=start + timedelta(hours=1),
+                    tz="Europe/Berlin",
+                    rrule="FREQ=WEEKLY;COUNT=6",
+                    exdates=(cancelled,),
                     overrides=(Override(moved_from, moved_to, moved_to + timedelta(hours=1)),),
                 ),
             )
@@ -86,7 +92,7 @@ def test_weekly_meeting_with_moved_and_cancelled_instances_round_trips_across_ds
 
     # the server's copy, expanded by an independent implementation
     srv = remote(user)
-    (href, (etag, text)), = srv.objects().items()
+    ((href, (etag, text)),) = srv.objects().items()
     got = _server_instances(text)
     expected_local = [start + i * week for i in range(6)]
     expected = []
@@ -110,7 +116,10 @@ def test_weekly_meeting_with_moved_and_cancelled_instances_round_trips_across_ds
     edited = replace(
         ev,
         exdates=(*ev.exdates, fifth),
-        overrides=(*ev.overrides, Override(sixth, new_sixth, new_sixth + timedelta(hours=1), "Moved by phone")),
+        overrides=(
+            *ev.overrides,
+            Override(sixth, new_sixth, new_sixth + timedelta(hours=1), "Moved by phone"),
+        ),
         sequence=ev.sequence + 1,
         last_modified=datetime.now(UTC) + timedelta(seconds=5),
     )
@@ -134,5 +143,5 @@ def test_weekly_meeting_with_moved_and_cancelled_instances_round_trips_across_ds
     )
     # and the fieldmesh side still round-trips: nothing to push, the server unchanged
     assert sync(user).pushed == 0
-    (_, (_, text2)), = srv.objects().items()
+    ((_, (_, text2)),) = srv.objects().items()
     assert _server_instances(text2) == sorted(run(busy()))

@@ -54,28 +54,51 @@ def test_recurring_event_with_attendees_stores_invitations_and_expands_in_its_zo
     ev = r.json()
     assert ev["rrule"] == "FREQ=WEEKLY;COUNT=3"
     assert ev["attendees"] == [
-        {"email": "ann@customer.example", "name": "Ann", "partstat": "NEEDS-ACTION", "role": "REQ-PARTICIPANT"}
+        {
+            "email": "ann@customer.example",
+            "name": "Ann",
+            "partstat": "NEEDS-ACTION",
+            "role": "REQ-PARTICIPANT",
+        }
     ]
     (inv,) = ev["invitations"]
     assert (inv["method"], inv["direction"], inv["recipient"], inv["sent_at"]) == (
-        "REQUEST", "out", "ann@customer.example", None,
+        "REQUEST",
+        "out",
+        "ann@customer.example",
+        None,
     )
     occ = api.get(
         "/calendar/occurrences",
-        params={"user_id": people.users["rep1"], "start": "2026-10-01T00:00:00Z",
-                "end": "2026-11-30T00:00:00Z", "tz": "Europe/Berlin"},
+        params={
+            "user_id": people.users["rep1"],
+            "start": "2026-10-01T00:00:00Z",
+            "end": "2026-11-30T00:00:00Z",
+            "tz": "Europe/Berlin",
+        },
     )
     assert occ.status_code == 200, occ.text
     items = [o for o in occ.json()["items"] if o["event_id"] == ev["event_id"]]
     # 10:00 local every week: 08:00 UTC before 25 October, 09:00 UTC after
     assert [o["start"] for o in items] == [
-        "2026-10-19T08:00:00Z", "2026-10-26T09:00:00Z", "2026-11-02T09:00:00Z",
+        "2026-10-19T08:00:00Z",
+        "2026-10-26T09:00:00Z",
+        "2026-11-02T09:00:00Z",
     ]
     assert all(o["local_start"][11:16] == "10:00" for o in items)
     # another territory's rep does not see the activity's event
-    assert people.api(app_url, "rep2").get(f"/calendar/events/{ev['activity_id']}").status_code == 404
-    bad = api.post("/calendar/events", json={"subject": "x", "start": start.isoformat(),
-                                             "end": start.isoformat(), "rrule": "FREQ=SECONDLY"})
+    assert (
+        people.api(app_url, "rep2").get(f"/calendar/events/{ev['activity_id']}").status_code == 404
+    )
+    bad = api.post(
+        "/calendar/events",
+        json={
+            "subject": "x",
+            "start": start.isoformat(),
+            "end": start.isoformat(),
+            "rrule": "FREQ=SECONDLY",
+        },
+    )
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "rrule"
 
 
@@ -84,10 +107,15 @@ def test_feed_url_works_without_login_and_404s_after_revocation(
 ) -> None:
     api = people.api(app_url, "rep1")
     start = (datetime.now(UTC) + timedelta(days=7)).replace(minute=0, second=0, microsecond=0)
-    made = api.post("/calendar/events", json={
-        "subject": "Feed meeting", "start": start.isoformat(),
-        "end": (start + timedelta(hours=1)).isoformat(), "tz": "America/New_York",
-    })
+    made = api.post(
+        "/calendar/events",
+        json={
+            "subject": "Feed meeting",
+            "start": start.isoformat(),
+            "end": (start + timedelta(hours=1)).isoformat(),
+            "tz": "America/New_York",
+        },
+    )
     assert made.status_code == 201, made.text
     r = api.post("/calendar/feeds", json={"scope": "user", "name": "phone"})
     assert r.status_code == 201, r.text
@@ -166,15 +194,26 @@ def test_ics_import_keeps_good_events_and_reports_bad_ones_with_line_and_uid(
     # importing again updates, never duplicates
     again = api.post("/calendar/import", data=ICS_WITH_BAD_ROWS.encode(), headers=headers).json()
     assert (again["created"], again["updated"]) == (0, 2)
-    occ = api.get("/calendar/occurrences", params={
-        "user_id": people.users["rep2"], "start": "2026-03-01T00:00:00Z", "end": "2026-03-10T00:00:00Z"})
+    occ = api.get(
+        "/calendar/occurrences",
+        params={
+            "user_id": people.users["rep2"],
+            "start": "2026-03-01T00:00:00Z",
+            "end": "2026-03-10T00:00:00Z",
+        },
+    )
     titles = sorted(o["title"] for o in occ.json()["items"])
     assert titles == ["Good one", "Good two", "Good two", "Good two"]
     # not a calendar; too many events
     assert api.post("/calendar/import", data=b"hello", headers=headers).status_code == 422
-    many = "BEGIN:VCALENDAR\r\n" + "".join(
-        f"BEGIN:VEVENT\r\nUID:n{i}\r\nDTSTART:20260101T000000Z\r\nEND:VEVENT\r\n" for i in range(2001)
-    ) + "END:VCALENDAR\r\n"
+    many = (
+        "BEGIN:VCALENDAR\r\n"
+        + "".join(
+            f"BEGIN:VEVENT\r\nUID:n{i}\r\nDTSTART:20260101T000000Z\r\nEND:VEVENT\r\n"
+            for i in range(2001)
+        )
+        + "END:VCALENDAR\r\n"
+    )
     too_many = api.post("/calendar/import", data=many.encode(), headers=headers)
     assert too_many.status_code == 422 and "2001 events" in too_many.json()["error"]["message"]
     huge = api.post("/calendar/import", data=b"x" * (3 * 1024 * 1024), headers=headers)

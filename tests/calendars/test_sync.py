@@ -52,17 +52,26 @@ def _only(remote: Remote) -> tuple[str, str | None, EventData]:
 
 
 def test_event_created_in_fieldmesh_appears_in_the_server(
-    db_dsn: str, make_user: Callable[..., int], sync: Callable[[int], RoundStats], remote: Callable[[int], Remote]
+    db_dsn: str,
+    make_user: Callable[..., int],
+    sync: Callable[[int], RoundStats],
+    remote: Callable[[int], Remote],
 ) -> None:
     user = make_user()
     act = _activity(
-        db_dsn, user, type="meeting", subject="Quarterly review", start_at=T0,
-        end_at=T0 + timedelta(hours=1), tz="Europe/Berlin", body="bring the numbers",
+        db_dsn,
+        user,
+        type="meeting",
+        subject="Quarterly review",
+        start_at=T0,
+        end_at=T0 + timedelta(hours=1),
+        tz="Europe/Berlin",
+        body="bring the numbers",
     )
     _activity(db_dsn, user, type="note", subject="a note has no time")
     stats = sync(user)
     assert stats.pushed == 1
-    href, _, ev = _only(remote(user))
+    _href, _, ev = _only(remote(user))
     assert ev.summary == "Quarterly review"
     assert ev.description == "bring the numbers"
     assert ev.start == T0 and ev.end == T0 + timedelta(hours=1)
@@ -76,19 +85,31 @@ def test_event_created_in_fieldmesh_appears_in_the_server(
 
 
 def test_event_edited_in_the_server_comes_back(
-    db_dsn: str, make_user: Callable[..., int], sync: Callable[[int], RoundStats], remote: Callable[[int], Remote]
+    db_dsn: str,
+    make_user: Callable[..., int],
+    sync: Callable[[int], RoundStats],
+    remote: Callable[[int], Remote],
 ) -> None:
     user = make_user()
     act = _activity(
-        db_dsn, user, type="meeting", subject="Site walk", start_at=T0,
-        end_at=T0 + timedelta(hours=1), tz="Europe/Berlin",
+        db_dsn,
+        user,
+        type="meeting",
+        subject="Site walk",
+        start_at=T0,
+        end_at=T0 + timedelta(hours=1),
+        tz="Europe/Berlin",
     )
     sync(user)
     srv = remote(user)
     href, etag, ev = _only(srv)
     moved = replace(
-        ev, summary="Site walk (moved)", start=T0 + timedelta(days=1),
-        end=T0 + timedelta(days=1, hours=2), location="Gate 3", sequence=ev.sequence + 1,
+        ev,
+        summary="Site walk (moved)",
+        start=T0 + timedelta(days=1),
+        end=T0 + timedelta(days=1, hours=2),
+        location="Gate 3",
+        sequence=ev.sequence + 1,
         last_modified=datetime.now(UTC) + timedelta(seconds=5),
     )
     srv.put(href, to_ics([moved]), etag)
@@ -106,7 +127,10 @@ def test_event_edited_in_the_server_comes_back(
 
 
 def test_event_created_in_the_server_becomes_an_activity_linked_by_attendee(
-    db_dsn: str, make_user: Callable[..., int], sync: Callable[[int], RoundStats], remote: Callable[[int], Remote]
+    db_dsn: str,
+    make_user: Callable[..., int],
+    sync: Callable[[int], RoundStats],
+    remote: Callable[[int], Remote],
 ) -> None:
     user = make_user()
     email = f"buyer-{user}@customer.example"
@@ -115,13 +139,17 @@ def test_event_created_in_the_server_becomes_an_activity_linked_by_attendee(
         db_dsn,
         "INSERT INTO contacts (first_name, last_name, email, territory_id) "
         "VALUES ('Bo', 'Buyer', %s, %s) RETURNING id",
-        email, terr[0],
+        email,
+        terr[0],
     )
     sync(user)
     srv = remote(user)
     ev = EventData(
-        uid=f"phone-{user}@example.org", summary="Lunch with Bo", start=T0,
-        end=T0 + timedelta(hours=1), tz="Europe/Berlin",
+        uid=f"phone-{user}@example.org",
+        summary="Lunch with Bo",
+        start=T0,
+        end=T0 + timedelta(hours=1),
+        tz="Europe/Berlin",
         attendees=(Attendee(email, "Bo Buyer", "ACCEPTED"),),
     )
     srv.put(f"{srv.path}lunch.ics", to_ics([ev]), None)
@@ -130,25 +158,33 @@ def test_event_created_in_the_server_becomes_an_activity_linked_by_attendee(
     rows = _q(
         db_dsn,
         "SELECT id, type, subject, contact_id, owner_id, source FROM activities "
-        "WHERE source = 'caldav' AND owner_id = %s", user,
+        "WHERE source = 'caldav' AND owner_id = %s",
+        user,
     )
     assert len(rows) == 1
-    act_id, typ, subject, contact_id, owner, source = rows[0]
+    act_id, typ, subject, contact_id, owner, _source = rows[0]
     assert (typ, subject, contact_id, owner) == ("meeting", "Lunch with Bo", contact[0], user)
-    assert _q(db_dsn, "SELECT email, partstat, contact_id FROM cal_attendees a "
-              "JOIN cal_events e ON e.id = a.event_id WHERE e.activity_id = %s", act_id) == [
-        (email, "ACCEPTED", contact[0])
-    ]
+    assert _q(
+        db_dsn,
+        "SELECT email, partstat, contact_id FROM cal_attendees a "
+        "JOIN cal_events e ON e.id = a.event_id WHERE e.activity_id = %s",
+        act_id,
+    ) == [(email, "ACCEPTED", contact[0])]
     # nothing goes back that the server did not have already
     assert sync(user).pushed == 0
     assert len(srv.objects()) == 1
 
 
 def test_deletions_go_both_ways(
-    db_dsn: str, make_user: Callable[..., int], sync: Callable[[int], RoundStats], remote: Callable[[int], Remote]
+    db_dsn: str,
+    make_user: Callable[..., int],
+    sync: Callable[[int], RoundStats],
+    remote: Callable[[int], Remote],
 ) -> None:
     user = make_user()
-    a1 = _activity(db_dsn, user, type="call", subject="Call A", start_at=T0, end_at=T0 + timedelta(minutes=15))
+    a1 = _activity(
+        db_dsn, user, type="call", subject="Call A", start_at=T0, end_at=T0 + timedelta(minutes=15)
+    )
     a2 = _activity(db_dsn, user, type="task", subject="Task B", due_at=T0 + timedelta(hours=3))
     sync(user)
     srv = remote(user)
@@ -170,57 +206,119 @@ def test_deletions_go_both_ways(
 
 
 def test_incremental_sync_after_a_restart_makes_no_duplicates(
-    db_dsn: str, make_user: Callable[..., int], sync: Callable[[int], RoundStats], remote: Callable[[int], Remote]
+    db_dsn: str,
+    make_user: Callable[..., int],
+    sync: Callable[[int], RoundStats],
+    remote: Callable[[int], Remote],
 ) -> None:
     user = make_user()
     for i in range(5):
-        _activity(db_dsn, user, type="meeting", subject=f"M{i}", start_at=T0 + timedelta(days=i),
-                  end_at=T0 + timedelta(days=i, hours=1))
+        _activity(
+            db_dsn,
+            user,
+            type="meeting",
+            subject=f"M{i}",
+            start_at=T0 + timedelta(days=i),
+            end_at=T0 + timedelta(days=i, hours=1),
+        )
     srv = remote(user)
-    srv.put(f"{srv.path}ext.ics", to_ics([EventData(uid=f"ext-{user}", summary="From phone",
-                                                    start=T0, end=T0 + timedelta(hours=1))]), None)
+    srv.put(
+        f"{srv.path}ext.ics",
+        to_ics(
+            [
+                EventData(
+                    uid=f"ext-{user}", summary="From phone", start=T0, end=T0 + timedelta(hours=1)
+                )
+            ]
+        ),
+        None,
+    )
     sync(user)
     assert len(srv.objects()) == 6
     # a crash after the PUTs reached the server but before their ETags were stored, and a
     # lost sync token: the next rounds must adopt, not duplicate
-    _q(db_dsn, "UPDATE cal_events SET etag = NULL, href = NULL, base = NULL, pushed_rev = 0 "
-       "WHERE owner_id = %s AND kind = 'activity' AND uid LIKE 'fieldmesh-%%'", user)
-    _q(db_dsn, "UPDATE cal_accounts SET sync_token = NULL, projected_at = NULL WHERE user_id = %s", user)
+    _q(
+        db_dsn,
+        "UPDATE cal_events SET etag = NULL, href = NULL, base = NULL, pushed_rev = 0 "
+        "WHERE owner_id = %s AND kind = 'activity' AND uid LIKE 'fieldmesh-%%'",
+        user,
+    )
+    _q(
+        db_dsn,
+        "UPDATE cal_accounts SET sync_token = NULL, projected_at = NULL WHERE user_id = %s",
+        user,
+    )
     for _ in range(2):
         sync(user)
     assert len(srv.objects()) == 6
     assert _q(db_dsn, "SELECT count(*) FROM activities WHERE owner_id = %s", user) == [(6,)]
-    assert _q(db_dsn, "SELECT count(*), count(DISTINCT uid) FROM cal_events WHERE owner_id = %s", user) == [(6, 6)]
+    assert _q(
+        db_dsn, "SELECT count(*), count(DISTINCT uid) FROM cal_events WHERE owner_id = %s", user
+    ) == [(6, 6)]
     last = sync(user)
     assert (last.pushed, last.pulled_new, last.pulled_changed) == (0, 0, 0)
 
 
 def test_work_order_appointments_are_the_crms(
-    db_dsn: str, make_user: Callable[..., int], sync: Callable[[int], RoundStats], remote: Callable[[int], Remote]
+    db_dsn: str,
+    make_user: Callable[..., int],
+    sync: Callable[[int], RoundStats],
+    remote: Callable[[int], Remote],
 ) -> None:
     user = make_user()
     (terr,) = _q(db_dsn, "SELECT territory_id FROM users WHERE id = %s", user)
-    (acc,) = _q(db_dsn, "INSERT INTO accounts (name, address, territory_id) VALUES ('Acme Plant', '1 Main St', %s) RETURNING id", terr[0])
+    (acc,) = _q(
+        db_dsn,
+        "INSERT INTO accounts (name, address, territory_id) VALUES ('Acme Plant', '1 Main St', %s) RETURNING id",
+        terr[0],
+    )
     (wo,) = _q(
         db_dsn,
         "INSERT INTO work_orders (account_id, title, status, assignee_id, scheduled_start, "
         "scheduled_end) VALUES (%s, 'Replace pump', 'scheduled', %s, %s, %s) RETURNING id",
-        acc[0], user, T0, T0 + timedelta(hours=2),
+        acc[0],
+        user,
+        T0,
+        T0 + timedelta(hours=2),
     )
     sync(user)
     srv = remote(user)
-    objs = {parse_calendar(t)[0].summary: (h, e, parse_calendar(t)[0]) for h, (e, t) in srv.objects().items()}
+    objs = {
+        parse_calendar(t)[0].summary: (h, e, parse_calendar(t)[0])
+        for h, (e, t) in srv.objects().items()
+    }
     href, etag, ev = objs[f"Work order {wo[0]}: Replace pump"]
     assert ev.location == "1 Main St"
-    srv.put(href, to_ics([replace(ev, start=T0 + timedelta(days=2), end=T0 + timedelta(days=2, hours=2),
-                                  last_modified=datetime.now(UTC) + timedelta(hours=1))]), etag)
+    srv.put(
+        href,
+        to_ics(
+            [
+                replace(
+                    ev,
+                    start=T0 + timedelta(days=2),
+                    end=T0 + timedelta(days=2, hours=2),
+                    last_modified=datetime.now(UTC) + timedelta(hours=1),
+                )
+            ]
+        ),
+        etag,
+    )
     stats = sync(user)
     assert stats.pushed >= 1  # the CRM's appointment is put back
     assert _q(db_dsn, "SELECT scheduled_start FROM work_orders WHERE id = %s", wo[0]) == [(T0,)]
     back = {parse_calendar(t)[0].summary: parse_calendar(t)[0] for _, t in srv.objects().values()}
     assert back[f"Work order {wo[0]}: Replace pump"].start == T0
     # the visit cadence of the account's owner is a recurring, transparent event
-    _q(db_dsn, "UPDATE accounts SET owner_id = %s, visit_frequency_days = 14 WHERE id = %s", user, acc[0])
+    _q(
+        db_dsn,
+        "UPDATE accounts SET owner_id = %s, visit_frequency_days = 14 WHERE id = %s",
+        user,
+        acc[0],
+    )
     sync(user)
-    cad = [e for e in (parse_calendar(t)[0] for _, t in srv.objects().values()) if e.summary.startswith("Visit due")]
+    cad = [
+        e
+        for e in (parse_calendar(t)[0] for _, t in srv.objects().values())
+        if e.summary.startswith("Visit due")
+    ]
     assert len(cad) == 1 and cad[0].rrule == "FREQ=DAILY;INTERVAL=14" and cad[0].transparent
