@@ -15,8 +15,8 @@ NY = ZoneInfo("America/New_York")
 SYD = ZoneInfo("Australia/Sydney")
 
 
-def _wall(tz: ZoneInfo, *args: int) -> datetime:
-    return datetime(*args, tzinfo=tz).astimezone(UTC)
+def _wall(tz: ZoneInfo, y: int, mo: int, d: int, h: int, mi: int) -> datetime:
+    return datetime(y, mo, d, h, mi, tzinfo=tz).astimezone(UTC)
 
 
 def test_daily_standup_keeps_its_wall_clock_time_across_both_dst_changes() -> None:
