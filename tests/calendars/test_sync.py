@@ -322,3 +322,65 @@ def test_work_order_appointments_are_the_crms(
         if e.summary.startswith("Visit due")
     ]
     assert len(cad) == 1 and cad[0].rrule == "FREQ=DAILY;INTERVAL=14" and cad[0].transparent
+
+
+def test_invitation_is_stored_and_a_reply_through_the_server_updates_the_rsvp(
+    db_dsn: str,
+    make_user: Callable[..., int],
+    sync: Callable[[int], RoundStats],
+    remote: Callable[[int], Remote],
+) -> None:
+    from calendars import itip, service
+
+    user = make_user()
+
+    async def create() -> int:
+        async with await AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+            p = await load_principal(conn, user)
+            assert p is not None
+            act, _ = await service.create_event(
+                conn,
+                p,
+                "acme",
+                service.EventInput(
+                    subject="Demo",
+                    start=T0,
+                    end=T0 + timedelta(hours=1),
+                    attendees=(Attendee("cio@customer.example", "CIO"),),
+                ),
+            )
+            return act
+
+    act = run(create())
+    sync(user)
+    srv = remote(user)
+    href, etag, ev = _only(srv)
+    assert [(a.email, a.partstat) for a in ev.attendees] == [
+        ("cio@customer.example", "NEEDS-ACTION")
+    ]
+    # the attendee's client answers on the server
+    srv.put(
+        href,
+        to_ics([replace(ev, attendees=(Attendee("cio@customer.example", "CIO", "ACCEPTED"),))]),
+        etag,
+    )
+    sync(user)
+    assert _q(
+        db_dsn,
+        "SELECT a.partstat FROM cal_attendees a JOIN cal_events e ON e.id = a.event_id "
+        "WHERE e.activity_id = %s",
+        act,
+    ) == [("ACCEPTED",)]
+
+    async def messages() -> list[tuple[str, str]]:
+        async with await AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+            return [(m.method, m.direction) for m in await itip.for_activity(conn, act)]
+
+    assert run(messages()) == [("REQUEST", "out"), ("REPLY", "in")]
+
+    # the pending REQUEST is what the e-mail sender picks up
+    async def pending() -> list[str]:
+        async with await AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+            return [m.recipient for m in await itip.pending_outbound(conn) if m.activity_id == act]
+
+    assert run(pending()) == ["cio@customer.example"]
