@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 SYNC_TASK = "calendars.sync"
 SYNC_ALL_TASK = "calendars.sync_all"
 SYNC_EVERY_S = 300.0
+BUSY_RETRY_S = 5.0  # a round asked for while another runs comes again after this
 
 
 async def enqueue_sync(conn: AsyncConnection[Any], user_id: int, delay_s: float = 0.0) -> int:
@@ -41,6 +42,9 @@ def _sync_handler(clients: ClientPool) -> Any:
         tenant = ctx.settings.tenant if ctx.settings is not None else "acme"
         async with await AsyncConnection.connect(ctx.dsn, autocommit=True) as conn:
             stats = await sync_user(conn, user_id, tenant, clients=clients)
+            if stats.busy:  # the running round may have missed what this one was for
+                async with conn.transaction():
+                    await enqueue_sync(conn, user_id, delay_s=BUSY_RETRY_S)
         log.info("calendar sync of user %s: %s", user_id, stats)
 
     return sync

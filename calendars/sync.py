@@ -68,7 +68,8 @@ class RoundStats:
     deleted_remote: int = 0
     conflicts: int = 0
     bad_objects: int = 0
-    skipped: bool = False  # another round of this user was running
+    skipped: bool = False  # not opted in, or another round of this user was running
+    busy: bool = False  # skipped because another round of this user was running
     duration_s: float = 0.0
     stage_s: dict[str, float] = field(default_factory=dict)  # connect, project, pull, push
 
@@ -508,7 +509,7 @@ async def _sync_user(conn: Conn, user_id: int, tenant: str, clients: ClientPool)
     cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_CLASS, user_id % 2**31))
     got = await cur.fetchone()
     if not (got and got[0]):
-        return RoundStats(skipped=True)
+        return RoundStats(skipped=True, busy=True)
     try:
         acct = await account(conn, user_id)
         if acct is None or not acct.enabled:
