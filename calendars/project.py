@@ -51,6 +51,7 @@ class ProjectionStats:
     created: int = 0
     updated: int = 0
     deleted: int = 0
+    as_of: datetime | None = None
 
 
 _ACTIVITY_SQL = """
@@ -317,7 +318,7 @@ async def _crm_owned(conn: Conn, user_id: int, tenant: str, user_tz: str) -> Pro
 # round trip; otherwise the three queries of _desired_crm_owned are skipped). A day
 # boundary also counts: planned visits age out of the window by date alone.
 _CRM_OWNED_CHANGED_SQL = """
-SELECT u.timezone,
+SELECT u.timezone, now(),
        %(since)s::timestamptz IS NULL
        OR date_trunc('day', %(since)s::timestamptz) < date_trunc('day', now())
        OR u.updated_at > %(since)s
@@ -335,14 +336,19 @@ FROM users u WHERE u.id = %(u)s
 
 
 async def project(conn: Conn, user_id: int, tenant: str, since: datetime | None) -> ProjectionStats:
-    """Bring the user's events up to date with the CRM (in the caller's transaction)."""
+    """Bring the user's events up to date with the CRM. Each statement stands on its own
+    (the projection is idempotent: an interrupted one is redone by the next round); the
+    result's `as_of` is the time before anything was read, the next round's `since`."""
     since = None if since is None else since - OVERLAP
     cur = await conn.execute(_CRM_OWNED_CHANGED_SQL, {"u": user_id, "since": since})
     row = await cur.fetchone()
     if row is None:
         return ProjectionStats()
     a = await _activities(conn, user_id, tenant, since)
-    if not row[1]:
+    a.as_of = row[1]
+    if not row[2]:
         return a
     b = await _crm_owned(conn, user_id, tenant, _tz(row[0]))
-    return ProjectionStats(a.created + b.created, a.updated + b.updated, a.deleted + b.deleted)
+    return ProjectionStats(
+        a.created + b.created, a.updated + b.updated, a.deleted + b.deleted, row[1]
+    )

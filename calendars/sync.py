@@ -41,7 +41,7 @@ from calendars.ical import parse_calendar, to_ics
 from calendars.merge import CRM_OWNED_KINDS, merge
 from calendars.model import CalendarError, EventData, with_content
 from calendars.project import ProjectionStats, project
-from calendars.store import Account, Conn, account, base_json, load_events, write_content
+from calendars.store import Account, Conn, base_json, load_events, write_content
 from crm import store as crm_store
 from crm.entities import ACTIVITIES
 from crm.errors import CrmError
@@ -504,15 +504,33 @@ async def sync_user(
             pool.close()
 
 
+_LOCK_AND_ACCOUNT_SQL = """
+SELECT pg_try_advisory_lock(%s, %s), c.user_id, c.enabled, c.server_url, c.username,
+       c.password, c.calendar_url, c.sync_token, c.projected_at, u.timezone
+FROM cal_accounts c JOIN users u ON u.id = c.user_id WHERE c.user_id = %s
+"""
+_DONE_SQL = """
+WITH done AS (
+    UPDATE cal_accounts SET last_sync_at = now(), last_error = NULL, rounds = rounds + 1,
+                            projected_at = coalesce(%s, projected_at)
+    WHERE user_id = %s)
+SELECT pg_advisory_unlock(%s, %s)
+"""
+
+
 async def _sync_user(conn: Conn, user_id: int, tenant: str, clients: ClientPool) -> RoundStats:
     started = time.perf_counter()
-    cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_CLASS, user_id % 2**31))
-    got = await cur.fetchone()
-    if not (got and got[0]):
+    key = (_LOCK_CLASS, user_id % 2**31)
+    cur = await conn.execute(_LOCK_AND_ACCOUNT_SQL, (*key, user_id))
+    row = await cur.fetchone()
+    if row is None:
+        return RoundStats(skipped=True)  # not opted in (no lock was taken)
+    if not row[0]:
         return RoundStats(skipped=True, busy=True)
+    locked = True
     try:
-        acct = await account(conn, user_id)
-        if acct is None or not acct.enabled:
+        acct = Account(*row[1:])
+        if not acct.enabled:
             return RoundStats(skipped=True)
         client = clients.get(acct)
         try:
@@ -526,12 +544,7 @@ async def _sync_user(conn: Conn, user_id: int, tenant: str, clients: ClientPool)
                     (rnd.path, user_id),
                 )
             rnd.user_tz = acct.timezone
-            async with conn.transaction():
-                rnd.stats.projected = await project(conn, user_id, tenant, acct.projected_at)
-                # now(): the transaction's start, before any row the projection read
-                await conn.execute(
-                    "UPDATE cal_accounts SET projected_at = now() WHERE user_id = %s", (user_id,)
-                )
+            rnd.stats.projected = await project(conn, user_id, tenant, acct.projected_at)
             mark = _lap(rnd.stats, "project", mark)
             await rnd.pull()
             mark = _lap(rnd.stats, "pull", mark)
@@ -541,12 +554,10 @@ async def _sync_user(conn: Conn, user_id: int, tenant: str, clients: ClientPool)
                 mark = _lap(rnd.stats, "pull", mark)
             else:
                 mark = _lap(rnd.stats, "push", mark)
+            # the watermark moves only now: a round that failed earlier projects again
+            await conn.execute(_DONE_SQL, (rnd.stats.projected.as_of, user_id, *key))
+            locked = False
             rnd.stats.duration_s = time.perf_counter() - started
-            await conn.execute(
-                "UPDATE cal_accounts SET last_sync_at = now(), last_error = NULL, "
-                "rounds = rounds + 1 WHERE user_id = %s",
-                (user_id,),
-            )
             return rnd.stats
         except Exception:
             clients.drop(acct)  # a broken connection is not reused
@@ -558,7 +569,8 @@ async def _sync_user(conn: Conn, user_id: int, tenant: str, clients: ClientPool)
         )
         raise
     finally:
-        await conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, user_id % 2**31))
+        if locked:
+            await conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
 
 def now_utc() -> datetime:
