@@ -58,7 +58,7 @@ def _path(url: Any) -> str:
 
 
 class CalDav:
-    def __init__(self, server_url: str, username: str, password: str, timeout_s: float = 30.0):
+    def __init__(self, server_url: str, username: str, password: str, timeout_s: float = 120.0):
         self.server_url = server_url
         parts = urlsplit(server_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"
