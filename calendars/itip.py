@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from calendars.ical import parse_calendar, to_ics
-from calendars.model import PARTSTATS, Attendee, CalendarError, EventData
+from calendars.model import PARTSTATS, Attendee, EventData
 from calendars.store import Conn, load_events
 
 
@@ -106,10 +106,7 @@ async def record_replies(
 async def ingest_reply(conn: Conn, owner_id: int, ics: str) -> int:
     """An iTIP REPLY that came by e-mail: the attendees' PARTSTATs go on the organizer's
     event (which the next sync pushes). Returns how many attendees were updated."""
-    try:
-        events = parse_calendar(ics)
-    except CalendarError:
-        raise
+    events = parse_calendar(ics)  # CalendarError: not a calendar object
     n = 0
     for reply in events:
         rows = await load_events(conn, "owner_id = %s AND uid = %s", (owner_id, reply.uid))

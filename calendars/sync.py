@@ -32,7 +32,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from calendars import itip
@@ -571,7 +570,3 @@ async def _sync_user(conn: Conn, user_id: int, tenant: str, clients: ClientPool)
     finally:
         if locked:
             await conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
