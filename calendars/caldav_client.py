@@ -1,41 +1,50 @@
 """The CalDAV adapter: the only module that talks to a CalDAV server.
 
-Discovery and the sync-collection REPORT (RFC 6578) go through the `caldav` library;
-object writes are plain conditional HTTP requests (`If-None-Match: *` to create,
-`If-Match: <etag>` to change or delete) so that a concurrent change on the server is a
-412, never a silent overwrite, and so that several can run at once on a small pool of
-threads. Every call is blocking: the sync engine runs them off the event loop.
+Discovery (the principal, its calendars, MKCALENDAR) goes through the `caldav` library.
+The sync-collection REPORT (RFC 6578) and calendar-multiget are sent directly, a small
+XML body each, so that deletions (404 entries) and every object's ETag come back in one
+answer whatever the library version. Object writes are plain conditional HTTP requests
+(`If-None-Match: *` to create, `If-Match: <etag>` to change or delete) so that a
+concurrent change on the server is a 412, never a silent overwrite, and several run at
+once on a small pool of threads. Every call is blocking: the sync engine runs them off
+the event loop. Server answers are parsed by the standard library's expat-based XML
+parser (entity expansion limited) and capped in size.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
+from xml.sax.saxutils import escape
 
 import requests
 from caldav.davclient import DAVClient
 from caldav.lib import error as caldav_error
-from caldav.lib.url import URL
 
 from calendars.server import CALENDAR_NAME
 
 log = logging.getLogger(__name__)
+_SAFE = "/@:+,;=~!$&'()*"
 
 MULTIGET_BATCH = 200
 WRITE_THREADS = 4
+MAX_REPORT_BYTES = 200 * 1024 * 1024
+DAV = "{DAV:}"
+CAL = "{urn:ietf:params:xml:ns:caldav}"
 
 
 class CalDavError(RuntimeError):
     """The server could not be reached or answered unexpectedly (the job retries)."""
 
 
-class PreconditionFailed(CalDavError):
-    """The object changed (or appeared) on the server since we read it: 412."""
+class _TokenRefused(Exception):
+    """The server no longer knows the sync token (RFC 6578 DAV:valid-sync-token)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,24 @@ class Written:
 
 def _path(url: Any) -> str:
     return unquote(urlsplit(str(url)).path)
+
+
+def _sync_body(token: str | None) -> str:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<d:sync-collection xmlns:d="DAV:">'
+        f"<d:sync-token>{escape(token or '')}</d:sync-token>"
+        "<d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>"
+    )
+
+
+def _multiget_body(hrefs: Sequence[str]) -> str:
+    refs = "".join(f"<d:href>{escape(quote(h, safe=_SAFE))}</d:href>" for h in hrefs)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<c:calendar-multiget xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">'
+        f"<d:prop><d:getetag/><c:calendar-data/></d:prop>{refs}</c:calendar-multiget>"
+    )
 
 
 class CalDav:
@@ -86,7 +113,7 @@ class CalDav:
         return s
 
     def url(self, href: str) -> str:
-        return self._origin + quote(href, safe="/@:+,;=~!$&'()*")
+        return self._origin + quote(href, safe=_SAFE)
 
     def close(self) -> None:
         self._client.close()
@@ -108,55 +135,70 @@ class CalDav:
         except (caldav_error.DAVError, requests.RequestException, OSError) as exc:
             raise CalDavError(f"CalDAV calendar at {self.server_url}: {exc}") from exc
 
-    def _calendar(self, calendar_path: str) -> Any:
-        return self._client.calendar(url=self.url(calendar_path))  # type: ignore[no-untyped-call]  # caldav leaves it unannotated
-
     # ----------------------------------------------------------------- reading
 
+    def _report(self, calendar_path: str, body: str) -> ET.Element:
+        try:
+            r = self._session().request(
+                "REPORT",
+                self.url(calendar_path),
+                data=body.encode("utf-8"),
+                headers={"Depth": "1", "Content-Type": "application/xml; charset=utf-8"},
+                timeout=self._timeout_s,
+            )
+        except requests.RequestException as exc:
+            raise CalDavError(f"REPORT on {calendar_path}: {exc}") from exc
+        if r.status_code in (403, 409, 412) and "valid-sync-token" in r.text:
+            raise _TokenRefused(r.text[:200])
+        if r.status_code != 207:
+            raise CalDavError(f"REPORT on {calendar_path}: HTTP {r.status_code} {r.text[:200]}")
+        if len(r.content) > MAX_REPORT_BYTES:
+            raise CalDavError(f"REPORT on {calendar_path}: answer over {MAX_REPORT_BYTES} bytes")
+        try:
+            return ET.fromstring(r.content)
+        except ET.ParseError as exc:
+            raise CalDavError(f"REPORT on {calendar_path}: not XML: {exc}") from exc
+
     def changes(self, calendar_path: str, token: str | None) -> Changes:
-        """What changed since `token` (a complete listing without one, or when the
-        server no longer knows it)."""
-        cal = self._calendar(calendar_path)
+        """What changed since `token` (RFC 6578 sync-collection); a complete listing
+        without one, or when the server no longer knows it."""
         full = token is None
         try:
-            try:
-                res = cal.get_objects_by_sync_token(
-                    token, load_objects=False, disable_fallback=token is not None
-                )
-            except (caldav_error.DAVError, caldav_error.ReportError) as exc:
-                if token is None:
-                    raise
-                log.info("sync token of %s refused (%s): full listing", calendar_path, exc)
-                full = True
-                res = cal.get_objects_by_sync_token(None, load_objects=False)
-            deleted = {_path(u) for u in getattr(res, "deleted_urls", ()) or ()}
-            changed: list[tuple[str, str | None]] = []
-            for obj in res:
-                p = _path(obj.url)
-                if p in deleted or p.rstrip("/") == calendar_path.rstrip("/"):
-                    continue
-                props = getattr(obj, "props", None) or {}
-                etag = props.get("{DAV:}getetag")
-                changed.append((p, str(etag) if etag else None))
-            return Changes(res.sync_token, changed, sorted(deleted), full)
-        except (caldav_error.DAVError, requests.RequestException, OSError) as exc:
-            raise CalDavError(f"sync-collection REPORT on {calendar_path}: {exc}") from exc
+            root = self._report(calendar_path, _sync_body(token))
+        except _TokenRefused as exc:
+            log.info("sync token of %s refused (%s): full listing", calendar_path, exc)
+            full = True
+            root = self._report(calendar_path, _sync_body(None))
+        changed: list[tuple[str, str | None]] = []
+        deleted: list[str] = []
+        own = calendar_path.rstrip("/")
+        for resp in root.findall(f"{DAV}response"):
+            href = _path(resp.findtext(f"{DAV}href", ""))
+            if not href or href.rstrip("/") == own:
+                continue
+            status = resp.findtext(f"{DAV}status", "")
+            if " 404" in status:
+                deleted.append(href)
+                continue
+            etag = resp.findtext(f"{DAV}propstat/{DAV}prop/{DAV}getetag")
+            changed.append((href, etag or None))
+        new_token = root.findtext(f"{DAV}sync-token")
+        return Changes(new_token, changed, sorted(deleted), full)
 
     def fetch(self, calendar_path: str, hrefs: Sequence[str]) -> list[tuple[str, str | None, str]]:
-        """(href, etag, iCalendar text) of the objects that still exist, by multiget."""
-        cal = self._calendar(calendar_path)
+        """(href, etag, iCalendar text) of the objects that still exist (calendar-multiget)."""
         out: list[tuple[str, str | None, str]] = []
         for i in range(0, len(hrefs), MULTIGET_BATCH):
-            batch = [URL.objectify(self.url(h)) for h in hrefs[i : i + MULTIGET_BATCH]]
-            try:
-                results = cal._multiget(batch, raise_notfound=False)
-            except (caldav_error.DAVError, requests.RequestException, OSError) as exc:
-                raise CalDavError(f"calendar-multiget on {calendar_path}: {exc}") from exc
-            for url, data, tags in results:
-                if not data:
-                    continue
-                etag = (tags or {}).get("{DAV:}getetag")
-                out.append((_path(url), str(etag) if etag else None, str(data)))
+            root = self._report(calendar_path, _multiget_body(hrefs[i : i + MULTIGET_BATCH]))
+            for resp in root.findall(f"{DAV}response"):
+                for ps in resp.findall(f"{DAV}propstat"):
+                    if " 200" not in ps.findtext(f"{DAV}status", ""):
+                        continue
+                    data = ps.findtext(f"{DAV}prop/{CAL}calendar-data")
+                    if not data:
+                        continue
+                    etag = ps.findtext(f"{DAV}prop/{DAV}getetag")
+                    out.append((_path(resp.findtext(f"{DAV}href", "")), etag or None, data))
         return out
 
     def get(self, href: str) -> tuple[str | None, str] | None:

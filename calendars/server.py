@@ -41,6 +41,9 @@ type = owner_only
 
 [storage]
 filesystem_folder = {dir}/collections
+# validate the per-item cache by mtime and size, not by hashing every file: a sync
+# REPORT and the UID check of every new item read the whole collection
+use_mtime_and_size_for_item_cache = True
 
 [web]
 type = none
