@@ -12,10 +12,11 @@ is a 404.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
+from psycopg import AsyncConnection
 
 from calendars import feeds, importer, itip, service
 from calendars.jobs import enqueue_sync
@@ -61,6 +62,12 @@ async def activity_scope(req: Req, path: CalEventPath) -> None:
 def _require_self(p: Principal, user_id: int) -> None:
     if user_id != p.user_id and not p.is_admin:
         raise Forbidden("only the user themself (or an admin) changes their calendar sync")
+
+
+async def _require_user(conn: AsyncConnection[Any], user_id: int) -> None:
+    cur = await conn.execute("SELECT 1 FROM users WHERE id = %s AND active", (user_id,))
+    if await cur.fetchone() is None:
+        raise NotFound(f"no active user {user_id}", field="user_id")
 
 
 # --------------------------------------------------------------------------- sync settings
@@ -144,6 +151,7 @@ async def get_sync(req: Req, path: CalUserPath) -> CalSyncOut:
 async def put_sync(req: Req, path: CalUserPath, body: CalSyncIn) -> CalSyncOut:
     _require_self(req.user, path.user_id)
     async with req.connection() as conn, conn.transaction():
+        await _require_user(conn, path.user_id)
         await service.opt_in(
             conn,
             req.settings,
@@ -541,6 +549,7 @@ async def create_feed(req: Req, body: CalFeedIn) -> Reply[CalFeedOut]:
     if body.scope == "team" and user_id == p.user_id and p.role not in ("manager", "admin"):
         raise Forbidden("a team feed is for managers")
     async with req.connection() as conn:
+        await _require_user(conn, user_id)
         feed, token = await feeds.create_feed(conn, body.scope, user_id, p.user_id, body.name)
     return Reply(_feed_out(feed, feed_path(token)), status=201)
 

@@ -30,6 +30,8 @@ def test_sync_settings_are_seen_by_the_user_their_manager_and_admins(
     # the manager sees it, but opting someone else in is theirs to do
     assert people.api(app_url, "manager").put(f"/calendar/sync/{rep1}", json={}).status_code == 403
     assert people.api(app_url, None).get(f"/calendar/sync/{rep1}").status_code == 401
+    # an admin may act for anyone, but not for a user that does not exist
+    assert people.api(app_url, "admin").put("/calendar/sync/999999999", json={}).status_code == 404
     run = people.api(app_url, "rep1").post(f"/calendar/sync/{rep1}/run")
     assert run.status_code == 202 and run.json()["job_id"] > 0
 
