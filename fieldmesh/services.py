@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from fieldmesh import svc_caldav
 from kernel import broker
 from kernel.settings import Settings
 
@@ -624,6 +625,8 @@ def ensure_up(settings: Settings, *, migrate: bool = True) -> None:
             pg_start(settings)
         if settings.embedded_mqtt:
             mqtt_start(settings)
+        if settings.embedded_caldav:
+            svc_caldav.start(settings)
     if migrate:
         from fieldmesh.migrate import upgrade
 
@@ -637,8 +640,11 @@ def stop_at_exit_if_started(settings: Settings) -> None:
     had_db = not settings.embedded_db or pg_running(settings)
     had_mqtt = not settings.embedded_mqtt or mqtt_running(settings)
     had_replica = replica_running(settings)
+    had_caldav = not settings.embedded_caldav or svc_caldav.running(settings)
 
     def stop() -> None:
+        if not had_caldav:
+            svc_caldav.stop(settings)
         if not had_replica:
             replica_stop(settings)
         if not had_mqtt:
@@ -651,6 +657,8 @@ def stop_at_exit_if_started(settings: Settings) -> None:
 
 def down(settings: Settings) -> None:
     with _file_lock(settings.state_dir / "services.lock"):
+        if settings.embedded_caldav:
+            svc_caldav.stop(settings)
         if settings.embedded_mqtt:
             mqtt_stop(settings)
         if settings.embedded_db:
@@ -679,4 +687,10 @@ def status(settings: Settings) -> list[ServiceStatus]:
         out.append(ServiceStatus("mosquitto", mqtt_running(settings), where))
     else:
         out.append(ServiceStatus("mosquitto", True, "external (MQTT_URL)"))
+    if settings.embedded_caldav:
+        out.append(
+            ServiceStatus("caldav", svc_caldav.running(settings), svc_caldav.detail(settings))
+        )
+    else:
+        out.append(ServiceStatus("caldav", True, "external (CALDAV_URL)"))
     return out

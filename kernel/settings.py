@@ -58,10 +58,25 @@ class Settings:
     database_replica_url: str | None = None
     replica_max_lag_s: float = 5.0  # FIELDMESH_REPLICA_MAX_LAG_S: staler -> read the primary
     replica_port: int = 55433  # FIELDMESH_REPLICA_PORT: `fieldmesh up --replica`, 127.0.0.1 only
+    caldav_port: int = 55232  # FIELDMESH_CALDAV_PORT: embedded CalDAV (Radicale), 127.0.0.1 only
+    # CALDAV_URL: an external CalDAV server (Nextcloud, Fastmail ...) instead of the embedded
+    # one; each user opting in then gives their own credentials
+    caldav_url: str | None = None
 
     @property
     def embedded_db(self) -> bool:
         return self.database_url is None
+
+    @property
+    def embedded_caldav(self) -> bool:
+        return self.caldav_url is None
+
+    @property
+    def caldav_base_url(self) -> str:
+        """Where calendars live: CALDAV_URL, else the embedded server."""
+        if self.caldav_url is not None:
+            return self.caldav_url.rstrip("/") + "/"
+        return f"http://127.0.0.1:{self.caldav_port}/"
 
     @property
     def embedded_mqtt(self) -> bool:
@@ -128,6 +143,8 @@ _ENV_KEYS: dict[str, str] = {
     "database_replica_url": "DATABASE_REPLICA_URL",
     "replica_max_lag_s": "FIELDMESH_REPLICA_MAX_LAG_S",
     "replica_port": "FIELDMESH_REPLICA_PORT",
+    "caldav_port": "FIELDMESH_CALDAV_PORT",
+    "caldav_url": "CALDAV_URL",
 }
 
 
@@ -161,7 +178,14 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not 0 <= lag <= 3600:
             raise SettingsError(f"{source}: lag bound out of range 0-3600 s: {lag}")
         return lag
-    if name in ("pg_port", "mqtt_port", "mqtt_tls_port", "http_port", "replica_port"):
+    if name in (
+        "pg_port",
+        "mqtt_port",
+        "mqtt_tls_port",
+        "http_port",
+        "replica_port",
+        "caldav_port",
+    ):
         try:
             port = int(raw)
         except (TypeError, ValueError):
@@ -182,6 +206,10 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     if name == "mqtt_url":
         if not str(raw).startswith(("mqtt://", "tcp://")):
             raise SettingsError(f"{source}: expected mqtt://host:port: {raw!r}")
+        return str(raw)
+    if name == "caldav_url":
+        if not str(raw).startswith(("http://", "https://")):
+            raise SettingsError(f"{source}: expected http(s)://host/path: {raw!r}")
         return str(raw)
     if name == "webhook_allow":
         return parse_networks(raw, source)

@@ -1,0 +1,67 @@
+"""Calendar sync as background jobs (kernel.jobs).
+
+`calendars.sync` runs one round for one user (calendars.sync) on a connection of its own;
+`calendars.sync_all` runs every SYNC_EVERY_S and enqueues a round for every user who
+opted in (deduplicated per user, so a slow round is never queued twice). A round that
+fails (server down) is retried with the queue's capped backoff; the account keeps its
+last error for the user to see.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from calendars.sync import ClientPool, sync_user
+from kernel.jobs import JobContext, Registry, Task, enqueue
+
+log = logging.getLogger(__name__)
+
+SYNC_TASK = "calendars.sync"
+SYNC_ALL_TASK = "calendars.sync_all"
+SYNC_EVERY_S = 300.0
+BUSY_RETRY_S = 5.0  # a round asked for while another runs comes again after this
+
+
+async def enqueue_sync(conn: AsyncConnection[Any], user_id: int, delay_s: float = 0.0) -> int:
+    return await enqueue(
+        conn,
+        SYNC_TASK,
+        {"user_id": user_id},
+        delay_s=delay_s,
+        dedupe_key=f"{SYNC_TASK}:{user_id}",
+        max_attempts=5,
+    )
+
+
+def _sync_handler(clients: ClientPool) -> Any:
+    async def sync(ctx: JobContext, args: dict[str, Any]) -> None:
+        user_id = int(args["user_id"])
+        tenant = ctx.settings.tenant if ctx.settings is not None else "acme"
+        async with await AsyncConnection.connect(ctx.dsn, autocommit=True) as conn:
+            stats = await sync_user(conn, user_id, tenant, clients=clients)
+            if stats.busy:  # the running round may have missed what this one was for
+                async with conn.transaction():
+                    await enqueue_sync(conn, user_id, delay_s=BUSY_RETRY_S)
+        log.info("calendar sync of user %s: %s", user_id, stats)
+
+    return sync
+
+
+async def _sync_all(ctx: JobContext, args: dict[str, Any]) -> None:
+    async with ctx.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute("SELECT user_id FROM cal_accounts WHERE enabled ORDER BY user_id")
+        for (user_id,) in await cur.fetchall():
+            await enqueue_sync(conn, int(user_id))
+
+
+def register(registry: Registry) -> None:
+    from crm import hooks
+
+    hooks.install()  # the CRM's rules for the activities the sync writes
+    clients = ClientPool()  # the worker's, for its life: rounds reuse their connections
+    registry.add(Task(SYNC_TASK, _sync_handler(clients), timeout_s=1800.0, backoff_base_s=10.0))
+    registry.add(Task(SYNC_ALL_TASK, _sync_all, timeout_s=60.0))
+    registry.every(SYNC_ALL_TASK, SYNC_EVERY_S)
