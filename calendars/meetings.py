@@ -13,7 +13,6 @@ CalDAV-synced event keyed by the activity id) is written at merge.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,11 +33,14 @@ EventHook = Callable[[AsyncConnection[Any], int], Awaitable[None]]
 CALENDAR_EVENT_HOOKS: list[EventHook] = []
 
 
-@dataclass(frozen=True, slots=True)
 class MeetingConflict(Exception):
-    message: str
-    conflicting: Busy
-    alternatives: tuple[Slot, ...]
+    """The owner is busy then: what is in the way, and the next free slots."""
+
+    def __init__(self, message: str, conflicting: Busy, alternatives: tuple[Slot, ...]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.conflicting = conflicting
+        self.alternatives = alternatives
 
 
 async def lock_user(conn: AsyncConnection[Any], user_id: int) -> None:

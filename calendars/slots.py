@@ -216,6 +216,7 @@ class _Gap:
     travel_in_s: float = 0.0
     travel_out_s: float = 0.0
     prev_next_m: float | None = None  # road distance between the appointments around it
+    prev_next_s: float = 0.0  # the drive between them that the meeting replaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +262,7 @@ def _gaps(att: Attendee, q: Query, travel: Travel | None) -> list[_Gap]:
             if gap.next_loc is not None:
                 gap.travel_out_s = travel(q.site, gap.next_loc)[0]
             if prev is not None and nxt is not None and prev.location and nxt.location:
-                gap.prev_next_m = travel(prev.location, nxt.location)[1]
+                gap.prev_next_s, gap.prev_next_m = travel(prev.location, nxt.location)
             gap.start = s + timedelta(seconds=math.ceil(gap.travel_in_s))
             gap.end = e - timedelta(seconds=math.ceil(gap.travel_out_s))
         if gap.start < gap.end:
@@ -327,7 +328,8 @@ def _rank(
         g = _gap_of(idx, s)
         if g is None:
             continue
-        travel_s += g.travel_in_s + g.travel_out_s
+        # the detour: to the site and on, less the drive it replaces
+        travel_s += max(g.travel_in_s + g.travel_out_s - g.prev_next_s, 0.0)
         before = (s - g.start).total_seconds()
         after = (g.end - e).total_seconds()
         # a leftover under 30 minutes is time no one can use
@@ -338,7 +340,7 @@ def _rank(
         reasons.append(f"fits between two visits {between / 1000:.0f} km apart")
     if q.site is not None:
         if travel_s > 0:
-            reasons.append(f"{travel_s / 60:.0f} min driving to and from the site")
+            reasons.append(f"adds {travel_s / 60:.0f} min of driving")
         else:
             reasons.append("no driving before or after")
     if waste_s == 0 and gap_index:
