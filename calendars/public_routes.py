@@ -49,7 +49,7 @@ BOOKINGS_PER_HOUR_ADDR, BOOKINGS_PER_HOUR_LINK = 5, 30
 
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 Token = Annotated[str, msgspec.Meta(pattern=booking_links.TOKEN_PATTERN)]
-Plain = r"^[^\x00-\x1f\x7f<>]*\S[^\x00-\x1f\x7f<>]*$"
+Plain = r"^[^\x00-\x1f\x7f<>]*[^\x00-\x20\x7f<>][^\x00-\x1f\x7f<>]*$"
 
 
 class CalLinkIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
