@@ -51,17 +51,19 @@ def test_a_reminder_fires_once_after_a_restart(test_settings: Settings) -> None:
                 what="the missed reminder is sent once the worker is up",
             )
         # the restarted worker runs the task again: nothing new
-        async with job_worker(test_settings, ("calendars.reminders",)):
-            async with await AsyncConnection.connect(test_settings.dsn) as conn:
-                job = await enqueue(conn, reminders.TASK)
+        async with (
+            job_worker(test_settings, ("calendars.reminders",)),
+            await AsyncConnection.connect(test_settings.dsn) as conn,
+        ):
+            job = await enqueue(conn, reminders.TASK)
+            await conn.commit()
+
+            async def done() -> bool:
+                st = await job_state(conn, job)
                 await conn.commit()
+                return st is not None and st.status == "done"
 
-                async def done() -> bool:
-                    st = await job_state(conn, job)
-                    await conn.commit()
-                    return st is not None and st.status == "done"
-
-                await eventually_async(done, what="the reminder job ran after the restart")
+            await eventually_async(done, what="the reminder job ran after the restart")
         async with await AsyncConnection.connect(test_settings.dsn) as conn:
             assert await reminders.fire_due(conn) == 0  # and once more by hand
             await conn.commit()
