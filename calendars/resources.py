@@ -54,7 +54,7 @@ async def create(
     kind: str,
     capacity: int,
     territory_id: int | None,
-    created_by: int,
+    created_by: int | None,
 ) -> Resource:
     cur = conn.cursor(row_factory=class_row(Resource))
     await cur.execute(

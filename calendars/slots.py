@@ -354,32 +354,41 @@ def _rank(
 
 
 def naive_slots(q: Query, travel: Travel | None = None) -> list[datetime]:
-    """The minute-by-minute scan (no travel): every grid start whose whole duration is inside
-    every attendee's working time, outside their busy time, and on a resource with a free
-    unit. The benchmark's baseline and the tests' reference (earliest starts only)."""
+    """The minute-by-minute scan (no travel): a bitmap of free minutes per attendee and a
+    count of booked units per minute per resource, then every grid start whose minutes
+    are all free. The benchmark's baseline and the tests' reference (earliest only)."""
     start = max(q.start, q.now) if q.now is not None else q.start
     origin = q.start.replace(minute=0, second=0, microsecond=0)
-    windows = [working_windows(a.week, a.tz, q.start, q.end) for a in q.attendees]
-    minute = timedelta(minutes=1)
+    n = int((q.end - origin).total_seconds() // 60) + 1
+
+    def minute(t: datetime) -> int:
+        return min(max(int((t - origin).total_seconds() // 60), 0), n)
+
+    def minute_up(t: datetime) -> int:
+        return min(max(math.ceil((t - origin).total_seconds() / 60), 0), n)
+
+    free = [True] * n
+    for a in q.attendees:
+        working = [False] * n
+        for ws, we in working_windows(a.week, a.tz, q.start, q.end):
+            for m in range(minute_up(ws), minute(we)):
+                working[m] = True
+        for b in a.busy:
+            for m in range(minute(b.start), minute_up(b.end)):
+                working[m] = False
+        free = [f and w for f, w in zip(free, working, strict=True)]
+    for r in q.resources:
+        used = [0] * n
+        for bs, be in r.booked:
+            for m in range(minute(bs), minute_up(be)):
+                used[m] += 1
+        free = [f and u < r.capacity for f, u in zip(free, used, strict=True)]
     out: list[datetime] = []
+    length = int(q.duration.total_seconds() // 60)
     t = _align(start, origin, q.step)
     while t + q.duration <= q.end and len(out) < q.limit:
-        ok = True
-        m = t
-        while ok and m < t + q.duration:
-            for a, ws in zip(q.attendees, windows, strict=True):
-                if not any(ws_s <= m < ws_e for ws_s, ws_e in ws) or any(
-                    b.start <= m < b.end for b in a.busy
-                ):
-                    ok = False
-                    break
-            if ok:
-                for r in q.resources:
-                    if sum(1 for bs, be in r.booked if bs <= m < be) >= r.capacity:
-                        ok = False
-                        break
-            m += minute
-        if ok:
+        m0 = minute(t)
+        if all(free[m0 : m0 + length]):
             out.append(t)
         t += q.step
     return out
