@@ -155,7 +155,7 @@ function moved(ev, dmin, resize, dd) {
 function timeGrid(root, events, days, panel, refresh) {
   const height = (LAST_HOUR - FIRST_HOUR) * HOUR_PX;
   const grid = h('div', { class: 'cal-grid', style: `grid-template-columns: 3.5rem repeat(${days.length}, 1fr)` });
-  grid.append(h('div', {}), days.map((d) => h('div', { class: `cal-head${isoDay(d) === isoDay(new Date()) ? ' today' : ''}` },
+  grid.append(h('div', {}), ...days.map((d) => h('div', { class: `cal-head${isoDay(d) === isoDay(new Date()) ? ' today' : ''}` },
     h('a', { href: `#/calendar/day/${isoDay(d)}` }, d.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' })))));
   const hours = h('div', { class: 'cal-hours', style: `height:${height}px` });
   for (let hr = FIRST_HOUR; hr < LAST_HOUR; hr += 1) hours.append(h('div', { style: `height:${HOUR_PX}px` }, `${String(hr).padStart(2, '0')}:00`));
@@ -194,7 +194,7 @@ function timeGrid(root, events, days, panel, refresh) {
     }
     return col;
   });
-  grid.append(cols);
+  grid.append(...cols);
   root.append(grid);
   // the day width is known once laid out: moving across days in the week view
   requestAnimationFrame(() => {
@@ -268,7 +268,7 @@ async function meetingForm(root, me, refresh) {
   const form = /** @type {HTMLFormElement} */ (h('form', { class: 'cal-new', 'aria-label': 'New meeting' },
     h('h2', {}, 'New meeting'),
     h('label', {}, 'Subject ', h('input', { name: 'subject', required: true, maxlength: 300 })),
-    h('label', {}, 'Attendees (user ids) ', h('input', { name: 'attendees', value: state.people.join(',') || String(me.id), pattern: '[0-9, ]+' })),
+    h('label', {}, 'Attendees (user ids) ', h('input', { name: 'attendees', value: state.people.join(',') || String(me.user_id), pattern: '[0-9, ]+' })),
     h('label', {}, 'Duration ', h('select', { name: 'duration' }, [15, 30, 45, 60, 90, 120].map((m) => h('option', { value: m, selected: m === 30 }, `${m} min`)))),
     h('label', {}, 'On site at account (id, optional) ', h('input', { name: 'account', inputmode: 'numeric', pattern: '[0-9]*' })),
     h('label', {}, 'From ', h('input', { name: 'from', type: 'date', value: isoDay(new Date()) })),
@@ -314,7 +314,7 @@ async function meetingForm(root, me, refresh) {
     const people = ids(value('attendees'));
     const end = new Date(+new Date(start) + Number(value('duration')) * 60000).toISOString();
     const body = {
-      subject: value('subject'), start, end, owner_id: people[0] || me.id, resource_ids: resources(), reminder_min: 15,
+      subject: value('subject'), start, end, owner_id: people[0] || me.user_id, resource_ids: resources(), reminder_min: 15,
       tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
     };
     if (value('account')) Object.assign(body, { account_id: Number(value('account')) });
@@ -336,7 +336,7 @@ export async function calendarView(root, args, session) {
   const view = VIEWS.includes(args[0]) ? args[0] : 'week';
   const day = parseDay(args[1]);
   const me = session.me || {};
-  if (!state.people.length && me.id) state.people = [me.id];
+  if (!state.people.length && me.user_id) state.people = [me.user_id];
   const [from, to] = range(view, day);
   const title = view === 'month' ? day.toLocaleDateString([], { month: 'long', year: 'numeric' })
     : view === 'week' ? `Week of ${from.toLocaleDateString([], { day: 'numeric', month: 'long', year: 'numeric' })}`
