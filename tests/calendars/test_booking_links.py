@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,7 +23,7 @@ def world(test_settings: Settings) -> CalWorld:
     return make_world(test_settings.dsn)
 
 
-def new_link(app_url: str, world: CalWorld, who: str = "utc", **extra: object) -> dict:
+def new_link(app_url: str, world: CalWorld, who: str = "utc", **extra: Any) -> dict[str, Any]:
     r = requests.post(
         f"{app_url}/api/v1/calendar/booking-links",
         json={"title": "Service consultation", "duration_min": 30, "window_days": 14, **extra},
@@ -30,7 +31,8 @@ def new_link(app_url: str, world: CalWorld, who: str = "utc", **extra: object) -
         timeout=30,
     )
     assert r.status_code == 201, r.text
-    return r.json()
+    out: dict[str, Any] = r.json()
+    return out
 
 
 def test_a_customer_books_a_slot_once_through_the_link(
@@ -141,7 +143,7 @@ def test_the_public_endpoint_refuses_bad_input(app_url: str, world: CalWorld) ->
     soon = (datetime.now(UTC) + timedelta(days=2)).replace(
         hour=15, minute=0, second=0, microsecond=0
     )
-    bad = [
+    bad: list[dict[str, Any]] = [
         {"start": soon.isoformat(), "name": "A", "email": "not-an-email"},
         {"start": soon.isoformat(), "name": "<script>", "email": "a@example.com"},
         {"start": soon.isoformat(), "name": "A\u0007", "email": "a@example.com"},

@@ -83,8 +83,11 @@ def test_two_concurrent_bookings_of_one_vehicle_give_one_201_and_one_409(
     d = next_monday()
     for round_ in range(3):
         s, e = at(d, 9 + 2 * round_), at(d, 10 + 2 * round_)
-        who = ["ny", "berlin"]
-        answers = racing(2, lambda i, s=s, e=e, who=who: book(app_url, world, who[i], van, s, e))
+
+        def attempt(i: int, s: datetime = s, e: datetime = e) -> requests.Response:
+            return book(app_url, world, ["ny", "berlin"][i], van, s, e)
+
+        answers = racing(2, attempt)
         codes = sorted(r.status_code for r in answers)
         assert codes == [201, 409], [r.text for r in answers]
         won = next(r.json() for r in answers if r.status_code == 201)

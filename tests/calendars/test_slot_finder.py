@@ -12,6 +12,7 @@ from calendars.slots import (
     Busy,
     Query,
     ResourceLoad,
+    WorkDay,
     find_slots,
     naive_slots,
     saturated,
@@ -19,14 +20,11 @@ from calendars.slots import (
     working_windows,
 )
 
-NINE_TO_FIVE = tuple(
-    __import__("calendars.slots", fromlist=["WorkDay"]).WorkDay(d, time(9), time(17))
-    for d in range(5)
-)
+NINE_TO_FIVE = tuple(WorkDay(d, time(9), time(17)) for d in range(5))
 
 
-def utc(*a: int) -> datetime:
-    return datetime(*a, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_working_hours_follow_local_time_across_both_dst_changes() -> None:
