@@ -22,11 +22,16 @@ def test_meeting_load_site_driving_no_show_and_reschedule_rates(
     day = datetime.combine(monday, time(0), tzinfo=UTC)
     with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
         ids = []
-        for h in (9, 11, 14, 16):
+        for hour in (9, 11, 14, 16):
             row = conn.execute(
                 "INSERT INTO activities (type, subject, start_at, end_at, owner_id, territory_id)"
                 " VALUES ('meeting', 'm', %s, %s, %s, %s) RETURNING id",
-                (day + timedelta(hours=h), day + timedelta(hours=h + 1), rep, world.territory),
+                (
+                    day + timedelta(hours=hour),
+                    day + timedelta(hours=hour + 1),
+                    rep,
+                    world.territory,
+                ),
             ).fetchone()
             assert row is not None
             ids.append(int(row[0]))
@@ -49,21 +54,21 @@ def test_meeting_load_site_driving_no_show_and_reschedule_rates(
             (world.accounts["paris"], rep, day + timedelta(hours=12), day + timedelta(hours=12),
              day + timedelta(hours=13, minutes=30)),
         )  # fmt: skip
-    h = world.h("manager")
+    auth = world.h("manager")
     base = f"{app_url}/api/v1/calendar"
     # one meeting moved (through the calendar), one a no-show, one attended
     r = requests.patch(f"{base}/meetings/{ids[3]}", json={
         "start": (day + timedelta(hours=15)).isoformat(), "end": (day + timedelta(hours=16)).isoformat()},
-        headers=h, timeout=30)  # fmt: skip
+        headers=auth, timeout=30)  # fmt: skip
     assert r.status_code == 200, r.text
     for aid, outcome in ((ids[0], "no_show"), (ids[1], "attended")):
         r = requests.put(
-            f"{base}/meetings/{aid}/attendance", json={"outcome": outcome}, headers=h, timeout=30
+            f"{base}/meetings/{aid}/attendance", json={"outcome": outcome}, headers=auth, timeout=30
         )
         assert r.status_code == 200, r.text
     r = requests.get(f"{base}/analytics", params={
         "start": day.isoformat(), "end": (day + timedelta(days=7)).isoformat(), "user_ids": str(rep)},
-        headers=h, timeout=30)  # fmt: skip
+        headers=auth, timeout=30)  # fmt: skip
     assert r.status_code == 200, r.text
     (u,) = r.json()["users"]
     assert u["meetings"] == 4 and u["meeting_h"] == 4.0
