@@ -353,7 +353,7 @@ class CalBookFilePath(msgspec.Struct, frozen=True):
     "/book/static/{name}",
     access=Access.public("the booking page's script and styles: no data behind them"),
     summary="The booking page's files",
-    content_type="application/octet-stream",
+    content_type="text/javascript, text/css",
 )
 async def page_file(req: Req, path: CalBookFilePath) -> web.StreamResponse:
     ctype = "text/javascript" if path.name.endswith(".js") else "text/css"
