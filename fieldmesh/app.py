@@ -50,6 +50,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "assistant.routes",
     "notify.routes",
     "calendars.routes",
+    "calendars.booking_routes",
 )
 
 

@@ -208,6 +208,7 @@ JOB_MODULES: tuple[str, ...] = (
     "telemetry.jobs",
     "insights.maintenance.jobs",
     "calendars.jobs",
+    "calendars.reminders",
 )
 
 

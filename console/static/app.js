@@ -16,6 +16,7 @@ const routes = {
   activities: () => import('./crm.js').then((m) => m.activitiesView),
   import: () => import('./importer.js').then((m) => m.importView),
   analytics: () => import('./pipeline.js').then((m) => m.analyticsView),
+  calendar: () => import('./calendar.js').then((m) => m.calendarView),
 };
 
 export const session = { me: null };

@@ -1,0 +1,83 @@
+// @ts-check
+// The public booking page: free slots of the link's rep(s), grouped by day in the
+// customer's own time zone; a chosen slot is booked with a name and e-mail. No login:
+// the signed token in the page's URL is the only credential.
+const token = location.pathname.split('/').filter(Boolean).pop() || '';
+const api = `/api/v1/public/book/${encodeURIComponent(token)}`;
+
+/** @param {string} id */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/** @type {string | null} */
+let chosen = null;
+
+/** @param {Response} r */
+async function errorText(r) {
+  try { const b = await r.json(); return (b.error && b.error.message) || `HTTP ${r.status}`; } catch { return `HTTP ${r.status}`; }
+}
+
+async function load() {
+  const r = await fetch(api, { headers: { Accept: 'application/json' } });
+  if (!r.ok) { $('intro').textContent = await errorText(r); return; }
+  const page = await r.json();
+  $('title').textContent = page.title;
+  document.title = page.title;
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  $('intro').textContent = page.slots.length
+    ? `${page.duration_min} minutes. Times in your time zone (${zone}).`
+    : 'No free times in the coming days.';
+  /** @type {Map<string, any[]>} */
+  const byDay = new Map();
+  for (const s of page.slots) {
+    const d = new Date(s.start).toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' });
+    if (!byDay.has(d)) byDay.set(d, []);
+    /** @type {any[]} */ (byDay.get(d)).push(s);
+  }
+  const days = $('days');
+  days.replaceChildren();
+  for (const [d, slots] of byDay) {
+    const box = document.createElement('section');
+    box.className = 'day';
+    const h = document.createElement('h3');
+    h.textContent = d;
+    box.append(h);
+    for (const s of slots) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'slot';
+      b.textContent = new Date(s.start).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      b.setAttribute('aria-pressed', 'false');
+      b.addEventListener('click', () => {
+        chosen = s.start;
+        days.querySelectorAll('.slot').forEach((x) => x.setAttribute('aria-pressed', String(x === b)));
+        $('chosen').textContent = `${d}, ${b.textContent}`;
+        $('form').hidden = false;
+      });
+      box.append(b);
+    }
+    days.append(box);
+  }
+}
+
+$('form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const f = new FormData(/** @type {HTMLFormElement} */ (e.target));
+  const body = { start: chosen, name: f.get('name'), email: f.get('email'), note: f.get('note') || '' };
+  const phone = String(f.get('phone') || '').trim();
+  if (phone) Object.assign(body, { phone });
+  const r = await fetch(api, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const result = $('result');
+  if (r.ok) {
+    const b = await r.json();
+    result.className = '';
+    result.textContent = `Booked: ${new Date(b.start).toLocaleString()} (reference ${b.reference}).`;
+    $('form').hidden = true;
+    load();
+  } else {
+    result.className = 'error';
+    result.textContent = await errorText(r);
+    if (r.status === 409) load();
+  }
+});
+
+load();
