@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
 
+from calendars.recurrence import occurrences
 from calendars.slots import Attendee, Busy, Point, WorkDay
 
 DEFAULT_ACTIVITY_MIN = 30
@@ -101,11 +102,22 @@ async def busy_by_user(
 async def _recurring(
     conn: AsyncConnection[Any], user_ids: list[int], start: datetime, end: datetime
 ) -> dict[int, list[Busy]]:
-    """Occurrences of users' recurring events (calendars part A): the one place they join
-    busy time. Wired at merge to `calendars.recurrence.occurrences(conn, user_ids, start,
-    end)` (UTC start/end, title, event id per occurrence). Until then recurring events are
-    not expanded here; their single instances reach busy time as CRM activities."""
-    return {}
+    """Occurrences of users' recurring events (calendars.recurrence, expanded here in
+    fieldmesh, DST-correct): the one place they join busy time. A series' first instance
+    is also its CRM activity; the slot finder merges overlapping busy items, so counting
+    it twice changes nothing."""
+    out: dict[int, list[Busy]] = {}
+    for occ in await occurrences(conn, user_ids, start, end):
+        out.setdefault(occ.owner_id, []).append(
+            Busy(
+                occ.start,
+                occ.end,
+                "event",
+                occ.title,
+                f"activity:{occ.activity_id}" if occ.activity_id else f"event:{occ.event_id}",
+            )
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- working hours

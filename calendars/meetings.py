@@ -20,6 +20,7 @@ from psycopg import AsyncConnection
 
 from calendars import bookings, busy, resources
 from calendars.bookings import Booking, BookingConflict
+from calendars.jobs import enqueue_sync
 from calendars.slots import Busy, Query, Slot, find_slots
 from crm.entities import ACTIVITIES
 from crm.store import create_record, get_record, update_record
@@ -27,10 +28,25 @@ from kernel.principal import Principal
 
 _LOCK_SPACE = 0x63616C  # "cal": one advisory lock space for people's calendars
 
-# Called with (conn, activity_id) after a meeting is created or moved, in its transaction:
-# calendars part A upserts its synced event row here. Empty until part A is merged.
+# Called with (conn, activity_id) after a meeting is created or moved, in its transaction.
 EventHook = Callable[[AsyncConnection[Any], int], Awaitable[None]]
-CALENDAR_EVENT_HOOKS: list[EventHook] = []
+
+
+async def _sync_soon(conn: AsyncConnection[Any], activity_id: int) -> None:
+    """The owner's calendar sync round comes at once (not at the next periodic round), so a
+    booked or moved meeting reaches their phone's calendar within seconds; only for
+    owners who opted in to sync (calendars.sync)."""
+    cur = await conn.execute(
+        "SELECT a.owner_id FROM activities a JOIN cal_accounts c ON c.user_id = a.owner_id "
+        "WHERE a.id = %s AND c.enabled",
+        (activity_id,),
+    )
+    row = await cur.fetchone()
+    if row is not None:
+        await enqueue_sync(conn, int(row[0]))
+
+
+CALENDAR_EVENT_HOOKS: list[EventHook] = [_sync_soon]
 
 
 class MeetingConflict(Exception):
