@@ -45,7 +45,7 @@ DAY_S = 86_400
 # --------------------------------------------------------------------------- enrolment
 
 
-class TokenIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class EnrolmentTokenIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ttl_s: Annotated[int, msgspec.Meta(ge=60, le=30 * DAY_S)] = DAY_S
     device_id: DeviceId | None = None
     account_id: Id | None = None
@@ -53,7 +53,7 @@ class TokenIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     device_group: Group | None = None
 
 
-class TokenOut(msgspec.Struct, frozen=True):
+class EnrolmentTokenOut(msgspec.Struct, frozen=True):
     id: int
     token: str  # shown once: only its hash is kept
     expires_at: datetime
@@ -69,7 +69,7 @@ class TokenOut(msgspec.Struct, frozen=True):
     summary="A one-time enrolment token for a device (shown once, stored hashed)",
     status=201,
 )
-async def create_token(req: Req, body: TokenIn) -> TokenOut:
+async def create_token(req: Req, body: EnrolmentTokenIn) -> EnrolmentTokenOut:
     if body.account_id is not None:
         await require_account(req, body.account_id)
     async with req.connection() as conn:
@@ -82,7 +82,7 @@ async def create_token(req: Req, body: TokenIn) -> TokenOut:
             equipment_model=body.equipment_model,
             device_group=body.device_group,
         )
-    return TokenOut(
+    return EnrolmentTokenOut(
         t.id,
         t.token,
         t.expires_at,
@@ -93,7 +93,7 @@ async def create_token(req: Req, body: TokenIn) -> TokenOut:
     )
 
 
-class EnrolIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class DeviceEnrolIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     device_id: DeviceId
     token: Annotated[str, msgspec.Meta(pattern=TOKEN_PATTERN)]
     public_key: B64
@@ -115,7 +115,7 @@ class EnrolIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes=8 * 1024,
     errors=(401, 409, 503),
 )
-async def enrol_device(req: Req, body: EnrolIn) -> Enrolment:
+async def enrol_device(req: Req, body: DeviceEnrolIn) -> Enrolment:
     try:
         public_key = decode_public_key(body.public_key)
     except ValueError as exc:
@@ -148,7 +148,7 @@ async def enrol_device(req: Req, body: EnrolIn) -> Enrolment:
     )
 
 
-class DevicePath(msgspec.Struct, frozen=True):
+class FleetDevicePath(msgspec.Struct, frozen=True):
     device_id: DeviceId
 
 
@@ -172,7 +172,7 @@ class ClaimOut(msgspec.Struct, frozen=True):
     summary="Claim an enrolled, unclaimed device onto an account (an asset of it)",
     errors=(404, 409),
 )
-async def claim_device(req: Req, path: DevicePath, body: ClaimIn) -> ClaimOut:
+async def claim_device(req: Req, path: FleetDevicePath, body: ClaimIn) -> ClaimOut:
     await require_account(req, body.account_id)
     async with req.connection() as conn:
         asset_id = await enrolment.claim(
@@ -192,7 +192,7 @@ class DecommissionOut(msgspec.Struct, frozen=True):
     summary="Decommission a device: broker access revoked at once, history kept",
     errors=(409, 503),
 )
-async def decommission_device(req: Req, path: DevicePath) -> DecommissionOut:
+async def decommission_device(req: Req, path: FleetDevicePath) -> DecommissionOut:
     async with req.connection() as conn:
         await enrolment.decommission(conn, req.settings, path.device_id, req.user.user_id)
     return DecommissionOut(path.device_id, "decommissioned")
@@ -201,13 +201,13 @@ async def decommission_device(req: Req, path: DevicePath) -> DecommissionOut:
 # --------------------------------------------------------------------------- commands
 
 
-class CommandIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class DeviceCommandIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: Literal["config", "ping", "reboot", "ota"]
     args: dict[str, Any] = {}
     timeout_s: Annotated[int, msgspec.Meta(ge=5, le=DAY_S)] = 300
 
 
-class CommandOut(msgspec.Struct, frozen=True):
+class DeviceCommandOut(msgspec.Struct, frozen=True):
     command_id: str
     device_id: str
     name: str
@@ -221,15 +221,15 @@ class CommandOut(msgspec.Struct, frozen=True):
     rollout_id: int | None
 
 
-class CommandPage(msgspec.Struct, frozen=True):
-    items: list[CommandOut]
+class DeviceCommandPage(msgspec.Struct, frozen=True):
+    items: list[DeviceCommandOut]
 
 
-class CommandListQuery(msgspec.Struct, frozen=True):
+class DeviceCommandListQuery(msgspec.Struct, frozen=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
 
 
-class CommandPath(msgspec.Struct, frozen=True):
+class DeviceCommandPath(msgspec.Struct, frozen=True):
     device_id: DeviceId
     command_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f-]{36}$")]
 
@@ -270,7 +270,7 @@ def _check_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
     max_body_bytes=16 * 1024,
     errors=(404, 409, 503),
 )
-async def send_command(req: Req, path: DevicePath, body: CommandIn) -> CommandOut:
+async def send_command(req: Req, path: FleetDevicePath, body: DeviceCommandIn) -> DeviceCommandOut:
     settings = req.settings
     async with req.connection() as conn:
         if body.name == "ota":
@@ -292,7 +292,7 @@ async def send_command(req: Req, path: DevicePath, body: CommandIn) -> CommandOu
                 timeout_s=float(body.timeout_s),
             )
         row = await commands.get(conn, path.device_id, cmd_id)
-    return CommandOut(*row)
+    return DeviceCommandOut(*row)
 
 
 @routes.get(
@@ -300,10 +300,10 @@ async def send_command(req: Req, path: DevicePath, body: CommandIn) -> CommandOu
     access=Access.read(scope=device_scope),
     summary="A device's commands, newest first, with their state from the device's acks",
 )
-async def list_commands(req: Req, path: DevicePath, query: CommandListQuery) -> CommandPage:
+async def list_commands(req: Req, path: FleetDevicePath, query: DeviceCommandListQuery) -> DeviceCommandPage:
     async with req.connection() as conn:
         rows = await commands.list_for_device(conn, path.device_id, query.limit)
-    return CommandPage([CommandOut(*r) for r in rows])
+    return DeviceCommandPage([DeviceCommandOut(*r) for r in rows])
 
 
 @routes.get(
@@ -311,10 +311,10 @@ async def list_commands(req: Req, path: DevicePath, query: CommandListQuery) -> 
     access=Access.read(scope=device_scope),
     summary="One command and its state",
 )
-async def get_command(req: Req, path: CommandPath) -> CommandOut:
+async def get_command(req: Req, path: DeviceCommandPath) -> DeviceCommandOut:
     async with req.connection() as conn:
         row = await commands.get(conn, path.device_id, path.command_id)
-    return CommandOut(*row)
+    return DeviceCommandOut(*row)
 
 
 # --------------------------------------------------------------------------- firmware
@@ -342,14 +342,14 @@ async def add_release_key(req: Req, body: ReleaseKeyIn) -> ReleaseKey:
     return ReleaseKey(body.key_id, b64url_encode(raw))
 
 
-class UploadQuery(msgspec.Struct, frozen=True):
+class FirmwareUploadQuery(msgspec.Struct, frozen=True):
     equipment_model: Model
     version: Version
     key_id: KeyId
     signature: B64
 
 
-class ImageOut(msgspec.Struct, frozen=True):
+class FirmwareImageOut(msgspec.Struct, frozen=True):
     sha256: str
     equipment_model: str
     version: str
@@ -370,7 +370,7 @@ class ImageOut(msgspec.Struct, frozen=True):
     status=201,
     errors=(409, 413),
 )
-async def upload_firmware(req: Req, query: UploadQuery, body: bytes) -> ImageOut:
+async def upload_firmware(req: Req, query: FirmwareUploadQuery, body: bytes) -> FirmwareImageOut:
     async with req.connection() as conn:
         img = await firmware.accept_image(
             conn,
@@ -382,16 +382,16 @@ async def upload_firmware(req: Req, query: UploadQuery, body: bytes) -> ImageOut
             signature=query.signature,
             uploaded_by=req.user.user_id,
         )
-    return ImageOut(
+    return FirmwareImageOut(
         img.sha256, img.equipment_model, img.version, img.size_bytes, img.key_id, img.signature
     )
 
 
-class ImagePath(msgspec.Struct, frozen=True):
+class FirmwareImagePath(msgspec.Struct, frozen=True):
     sha256: Sha256
 
 
-class DownloadQuery(msgspec.Struct, frozen=True):
+class FirmwareDownloadQuery(msgspec.Struct, frozen=True):
     device: DeviceId
     expires: Annotated[int, msgspec.Meta(ge=0, le=2**40)]
     mac: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
@@ -405,7 +405,7 @@ class DownloadQuery(msgspec.Struct, frozen=True):
     response=None,
     errors=(403, 404),
 )
-async def download_firmware(req: Req, path: ImagePath, query: DownloadQuery) -> web.StreamResponse:
+async def download_firmware(req: Req, path: FirmwareImagePath, query: FirmwareDownloadQuery) -> web.StreamResponse:
     key = link_key(broker.master_key(req.settings))
     if not link_ok(key, path.sha256, query.device, query.expires, query.mac, time.time()):
         raise ApiError("the download link is invalid or expired", code="forbidden", status=403)
@@ -532,7 +532,7 @@ async def cancel_rollout(req: Req, path: RolloutPath) -> RolloutOut:
 # --------------------------------------------------------------------------- health
 
 
-class HealthQuery(msgspec.Struct, frozen=True):
+class FleetHealthQuery(msgspec.Struct, frozen=True):
     window_h: Annotated[float, msgspec.Meta(gt=0, le=24 * 365)] = 24.0
 
 
@@ -574,7 +574,7 @@ class FleetHealth(msgspec.Struct, frozen=True):
     access=Access.read(scope=device_scope),
     summary="A device's health: uptime, last seen, message rate, firmware, alerts",
 )
-async def device_health(req: Req, path: DevicePath, query: HealthQuery) -> DeviceHealth:
+async def device_health(req: Req, path: FleetDevicePath, query: FleetHealthQuery) -> DeviceHealth:
     async with req.read_connection() as conn:
         h = await health.device_health(conn, path.device_id, timedelta(hours=query.window_h))
     if h is None:
@@ -588,7 +588,7 @@ async def device_health(req: Req, path: DevicePath, query: HealthQuery) -> Devic
     summary="Fleet health per equipment model: devices online, message and alert rates, "
     "firmware versions, MTBF",
 )
-async def fleet_health(req: Req, query: HealthQuery) -> FleetHealth:
+async def fleet_health(req: Req, query: FleetHealthQuery) -> FleetHealth:
     visible, params = device_clause(req.user, sql.Identifier("d", "device_id"))
     async with req.read_connection() as conn:
         models = await health.model_health(conn, timedelta(hours=query.window_h), visible, params)
