@@ -300,7 +300,9 @@ async def send_command(req: Req, path: FleetDevicePath, body: DeviceCommandIn) -
     access=Access.read(scope=device_scope),
     summary="A device's commands, newest first, with their state from the device's acks",
 )
-async def list_commands(req: Req, path: FleetDevicePath, query: DeviceCommandListQuery) -> DeviceCommandPage:
+async def list_commands(
+    req: Req, path: FleetDevicePath, query: DeviceCommandListQuery
+) -> DeviceCommandPage:
     async with req.connection() as conn:
         rows = await commands.list_for_device(conn, path.device_id, query.limit)
     return DeviceCommandPage([DeviceCommandOut(*r) for r in rows])
@@ -405,7 +407,9 @@ class FirmwareDownloadQuery(msgspec.Struct, frozen=True):
     response=None,
     errors=(403, 404),
 )
-async def download_firmware(req: Req, path: FirmwareImagePath, query: FirmwareDownloadQuery) -> web.StreamResponse:
+async def download_firmware(
+    req: Req, path: FirmwareImagePath, query: FirmwareDownloadQuery
+) -> web.StreamResponse:
     key = link_key(broker.master_key(req.settings))
     if not link_ok(key, path.sha256, query.device, query.expires, query.mac, time.time()):
         raise ApiError("the download link is invalid or expired", code="forbidden", status=403)

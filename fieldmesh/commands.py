@@ -147,7 +147,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("provision", help="give devices broker credentials (prints id and password)")
     p.add_argument("device_ids", nargs="+", metavar="DEVICE_ID")
     p.set_defaults(func=cmd_provision)
-    p = sub.add_parser("devices", help="devices: enrolment tokens, broker credentials (rotate, revoke)")
+    p = sub.add_parser(
+        "devices", help="devices: enrolment tokens, broker credentials (rotate, revoke)"
+    )
     dsub = p.add_subparsers(dest="devices_command", required=True)
     d = dsub.add_parser("rotate", help="issue a new password (prints id and password)")
     d.add_argument("device_id", metavar="DEVICE_ID")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
@@ -178,13 +179,13 @@ def test_a_device_refuses_an_image_whose_hash_or_signature_is_wrong(
         return ids
 
     ids = asyncio.run(send_forged())
+
+    def finished(command_id: str) -> dict[str, Any] | None:
+        j: dict[str, Any] = api.get(f"/devices/{dev.device_id}/commands/{command_id}").json()
+        return j if j["state"] != "sent" else None
+
     for cmd_id, reason in zip(ids, ("SHA-256 mismatch", "bad signature"), strict=True):
-        got = eventually(
-            lambda c=cmd_id: (
-                (j := api.get(f"/devices/{dev.device_id}/commands/{c}").json())["state"] != "sent"
-                and j
-            )
-        )
+        got = eventually(lambda c=cmd_id: finished(c))  # type: ignore[misc]
         assert got["state"] == "failed" and reason in got["detail"], got
     assert dev.agent.firmware == "1.0.0"
     assert _firmware(db_dsn, [dev.device_id])[dev.device_id] == "1.0.0"
@@ -215,12 +216,13 @@ def test_a_staged_rollout_reaches_its_percentage_and_a_bad_build_halts_it(
     assert r.status_code == 201, r.text
     done = _rollout_until(api, r.json()["id"], ("completed", "halted"))
     assert done["state"] == "completed" and done["devices"] == 2 and done["succeeded"] == 2, done
-    fw = eventually(
-        lambda: (
-            (v := _firmware(db_dsn, ids)) and sum(1 for x in v.values() if x == "2.0.0") == 2 and v
-        )
-    )
-    assert sorted(fw.values()) == ["1.0.0", "1.0.0", "1.0.0", "2.0.0", "2.0.0"]
+
+    def two_updated() -> dict[str, str | None] | None:
+        v = _firmware(db_dsn, ids)
+        return v if sum(1 for x in v.values() if x == "2.0.0") == 2 else None
+
+    fw = eventually(two_updated)
+    assert sorted(str(v) for v in fw.values()) == ["1.0.0", "1.0.0", "1.0.0", "2.0.0", "2.0.0"]
     updated = {d for d, v in fw.items() if v == "2.0.0"}
 
     # A correctly signed build that does not boot: each device rolls back, and the
