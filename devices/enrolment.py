@@ -100,10 +100,14 @@ async def _why_refused(conn: AsyncConnection[Any], digest: bytes, device_id: str
 
 
 def _broker_account(settings: Settings, device_id: str) -> broker.MqttCredentials:
-    """A new account bound to the device id, or the decommissioned one re-enabled with a
-    new password (the old one never works again)."""
-    if settings.embedded_mqtt and broker.account_state(settings, device_id).revoked:
-        return broker.rotate_device(settings, device_id)
+    """A new account bound to the device id; an existing one (decommissioned, or provisioned
+    by hand before) gets a new password, so whoever held the old one is locked out."""
+    if settings.embedded_mqtt:
+        try:
+            return broker.rotate_device(settings, device_id)
+        except broker.BrokerError as exc:
+            if "has no broker account" not in str(exc):
+                raise
     return broker.provision_mqtt_users(settings, [device_id])[0]
 
 

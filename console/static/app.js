@@ -16,6 +16,7 @@ const routes = {
   activities: () => import('./crm.js').then((m) => m.activitiesView),
   import: () => import('./importer.js').then((m) => m.importView),
   analytics: () => import('./pipeline.js').then((m) => m.analyticsView),
+  fleet: () => import('./devices.js').then((m) => m.fleetView),
 };
 
 export const session = { me: null };

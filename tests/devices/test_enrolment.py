@@ -4,7 +4,9 @@ and reach the ledger, its commands are acked, and once decommissioned the broker
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -13,8 +15,10 @@ import requests
 
 from edge_agent.enrol import EnrolmentError, enrol, enrolment_request
 from edge_agent.signing import DeviceKey
+from kernel import broker
 from kernel.settings import Settings
 from ledger.store import ingest_device_events
+from telemetry.contracts import SCHEMA_VERSION, Kind, Sample, TelemetryBatch, Topic, encode
 from tests.devices.conftest import StartDevice, new_token
 from tests.eventually import eventually
 from tests.gateway.harness import GatewayProcess
@@ -71,6 +75,24 @@ def test_a_token_is_used_once_and_a_wrong_key_proof_is_refused(
     saved = DeviceKey.load(key.device_id, tmp_path / "a" / "device.key")
     assert row is not None and bytes(row[0]) == saved.public_key_bytes
     assert used == (key.device_id,)  # kept as its hash only, marked used by the device
+
+
+def test_two_devices_racing_for_one_token_enrol_exactly_once(
+    app_url: str, people: People, tmp_path: Path
+) -> None:
+    token = new_token(people.api(app_url, "manager"))
+    ids = [_uid("race") for _ in range(4)]
+
+    def attempt(device_id: str) -> int:
+        try:
+            enrol(app_url, token, device_id, tmp_path / device_id)
+        except EnrolmentError as exc:
+            return exc.status
+        return 201
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        outcomes = sorted(pool.map(attempt, ids))
+    assert outcomes == [201, 401, 401, 401]
 
 
 def test_a_token_for_one_device_and_an_expired_token_are_refused(
@@ -152,6 +174,36 @@ def test_a_real_device_enrols_signs_events_into_the_ledger_acks_commands_and_is_
     finally:
         probe.close()
     assert api.post(f"/devices/{device_id}/commands", json={"name": "ping"}).status_code == 409
+    # A message that was on its way (queued in the broker) is kept as a dead letter only.
+    tool = Probe(
+        test_settings,
+        broker.ADMIN_MQTT_USER,
+        broker.device_password(test_settings, broker.ADMIN_MQTT_USER),
+        f"fm-control-test-{device_id}",
+    )
+    try:
+        late = TelemetryBatch(
+            SCHEMA_VERSION, 10**9, [Sample(int(time.time() * 1000), "temp_c", 21.5)]
+        )
+        topic = str(Topic(dev.enrolment.tenant, device_id, Kind.TELEMETRY))
+        assert tool.connect().publish(topic, encode(late)) == 0
+    finally:
+        tool.close()
+
+    def dead_lettered() -> bool:
+        with psycopg.connect(db_dsn) as conn:
+            row = conn.execute(
+                "SELECT reason FROM dead_letter WHERE device_id = %s AND topic = %s",
+                (device_id, topic),
+            ).fetchone()
+            stored = conn.execute(
+                "SELECT count(*) FROM ingest_message WHERE device_id = %s AND seq = %s",
+                (device_id, 10**9),
+            ).fetchone()
+        assert stored == (0,)
+        return row is not None and row[0] == "device_refused"
+
+    eventually(dead_lettered, what="the late message dead-lettered")
     assert api.get(f"/devices/{device_id}/commands").json()["items"][0]["state"] == "acked"
     assert api.post(f"/devices/{device_id}/decommission").status_code == 409
 
