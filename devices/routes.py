@@ -68,6 +68,7 @@ class EnrolmentTokenOut(msgspec.Struct, frozen=True):
     access=Access.managers(unscoped="tokens name no record; a named account is checked"),
     summary="A one-time enrolment token for a device (shown once, stored hashed)",
     status=201,
+    errors=(404,),
 )
 async def create_token(req: Req, body: EnrolmentTokenIn) -> EnrolmentTokenOut:
     if body.account_id is not None:
@@ -516,6 +517,7 @@ async def create_rollout(req: Req, body: RolloutIn) -> RolloutOut:
     "/api/v1/rollouts/{id}",
     access=Access.managers(unscoped="rollouts are fleet operations"),
     summary="A rollout and its progress",
+    errors=(503,),
 )
 async def get_rollout(req: Req, path: RolloutPath) -> RolloutOut:
     return await _rollout(req, path.id)
@@ -525,7 +527,7 @@ async def get_rollout(req: Req, path: RolloutPath) -> RolloutOut:
     "/api/v1/rollouts/{id}/cancel",
     access=Access.managers(unscoped="rollouts are fleet operations"),
     summary="Stop a running rollout (devices already updated keep their image)",
-    errors=(404,),
+    errors=(503,),
 )
 async def cancel_rollout(req: Req, path: RolloutPath) -> RolloutOut:
     async with req.connection() as conn:
