@@ -19,18 +19,31 @@ from edge_agent.enrol import Enrolment, enrol
 from firmware_sim.ota import sim_boot
 from kernel.settings import Settings
 from ledger.verify import b64url_encode
+from tests.appserver import serve_app
 from tests.gateway.harness import GatewayProcess
 from tests.world import Api, People
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
+def devices_settings(test_settings: Settings) -> Settings:
+    """A tenant of the devices tests' own: the gateway's persistent shared-subscription
+    session outlives it in the broker, and must take no other test's messages."""
+    return test_settings.with_overrides(tenant=f"dv{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="package")
+def app_url(devices_settings: Settings) -> Iterator[str]:
+    """The whole app, enrolling devices into this package's tenant."""
+    with serve_app(devices_settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="package")
 def gateway(
-    test_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    devices_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GatewayProcess]:
     log = tmp_path_factory.mktemp("gw") / "gateway.log"
-    gw = GatewayProcess(
-        test_settings, test_settings.tenant, f"dev-{uuid.uuid4().hex[:6]}", log_path=log
-    )
+    gw = GatewayProcess(devices_settings, devices_settings.tenant, "devices", log_path=log)
     gw.start()
     yield gw
     gw.stop()
@@ -100,7 +113,7 @@ class ReleaseKeyPair:
         return b64url_encode(raw)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def release_key(app_url: str, people: People) -> ReleaseKeyPair:
     pair = ReleaseKeyPair(f"rel-{uuid.uuid4().hex[:8]}", Ed25519PrivateKey.generate())
     r = people.api(app_url, "admin").post(
