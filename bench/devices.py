@@ -76,9 +76,13 @@ def _wait(url: str, timeout_s: float = 90.0) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+TENANT = "fmbenchdevices"  # the bench's own: its gateway session must not take real traffic
+
+
 def _env(settings: Settings, dsn: str) -> dict[str, str]:
     return dict(
         os.environ,
+        FIELDMESH_TENANT=TENANT,
         DATABASE_URL=dsn,
         FIELDMESH_STATE_DIR=str(settings.state_dir),
         FIELDMESH_PG_PORT=str(settings.pg_port),
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 "gateway",
                 "--tenant",
-                settings.tenant,
+                TENANT,
                 "--instance",
                 f"bench-dev-{tag}",
                 "--http-port",
