@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from devices import commands, firmware, policy
-from kernel.errors import Conflict
+from kernel.errors import Conflict, NotFound, Unprocessable
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,47 @@ async def tick(conn: AsyncConnection[Any], settings: Settings) -> dict[int, str]
         if st is not None:
             out[rid] = st
     return out
+
+
+async def widen(
+    conn: AsyncConnection[Any],
+    rollout_id: int,
+    percent: float,
+    visible: sql.Composable,
+    visible_params: list[Any],
+) -> int:
+    """Raise a rollout's percentage: the next devices in its order join; how many joined.
+    A completed rollout runs again; a halted or cancelled one stays stopped."""
+    cur = await conn.execute(
+        "SELECT equipment_model, device_group, percent, state FROM firmware_rollout"
+        " WHERE id = %s FOR UPDATE",
+        (rollout_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no rollout {rollout_id}", field="id")
+    model, group, current, state = row
+    if state in ("halted", "cancelled"):
+        raise Conflict(f"rollout {rollout_id} is {state}: start a new one", field="id")
+    if percent <= float(current):
+        raise Unprocessable(
+            f"percent: {percent:g} is not above the current {float(current):g}", field="percent"
+        )
+    population = await _population(conn, model, group, visible, visible_params)
+    chosen = policy.choose(rollout_id, population, percent)
+    cur = await conn.execute(
+        "INSERT INTO rollout_device (rollout_id, device_id, rank)"
+        " SELECT %s, d, r FROM unnest(%s::text[], %s::text[]) AS u(d, r)"
+        " ON CONFLICT DO NOTHING",
+        (rollout_id, chosen, [policy.rank(rollout_id, d) for d in chosen]),
+    )
+    added = max(cur.rowcount, 0)
+    await conn.execute(
+        "UPDATE firmware_rollout SET percent = %s, state = 'running', reason = '',"
+        " finished_at = NULL WHERE id = %s",
+        (percent, rollout_id),
+    )
+    return added
 
 
 async def cancel(conn: AsyncConnection[Any], rollout_id: int) -> bool:

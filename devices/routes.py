@@ -523,6 +523,25 @@ async def get_rollout(req: Req, path: RolloutPath) -> RolloutOut:
     return await _rollout(req, path.id)
 
 
+class WidenIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    percent: Annotated[float, msgspec.Meta(gt=0, le=100)]
+
+
+@routes.post(
+    "/api/v1/rollouts/{id}/widen",
+    access=Access.managers(unscoped="the rollout reaches only devices the caller may see"),
+    summary="Raise a rollout's percentage: the next devices in its order get the image",
+    description="A completed rollout runs again for the new devices; a halted or cancelled "
+    "one is a 409 (start a new rollout after fixing the image).",
+    errors=(409, 503),
+)
+async def widen_rollout(req: Req, path: RolloutPath, body: WidenIn) -> RolloutOut:
+    visible, params = device_clause(req.user, sql.Identifier("e", "device_id"))
+    async with req.connection() as conn, conn.transaction():
+        await rollouts.widen(conn, path.id, body.percent, visible, params)
+    return await _rollout(req, path.id)
+
+
 @routes.post(
     "/api/v1/rollouts/{id}/cancel",
     access=Access.managers(unscoped="rollouts are fleet operations"),

@@ -217,13 +217,23 @@ def test_a_staged_rollout_reaches_its_percentage_and_a_bad_build_halts_it(
     done = _rollout_until(api, r.json()["id"], ("completed", "halted"))
     assert done["state"] == "completed" and done["devices"] == 2 and done["succeeded"] == 2, done
 
-    def two_updated() -> dict[str, str | None] | None:
+    def updated(n: int) -> dict[str, str | None] | None:
         v = _firmware(db_dsn, ids)
-        return v if sum(1 for x in v.values() if x == "2.0.0") == 2 else None
+        return v if sum(1 for x in v.values() if x == "2.0.0") == n else None
 
-    fw = eventually(two_updated)
-    assert sorted(str(v) for v in fw.values()) == ["1.0.0", "1.0.0", "1.0.0", "2.0.0", "2.0.0"]
-    updated = {d for d, v in fw.items() if v == "2.0.0"}
+    first = eventually(lambda: updated(2))
+    assert sorted(str(v) for v in first.values()) == ["1.0.0", "1.0.0", "1.0.0", "2.0.0", "2.0.0"]
+    # Widening to 60 % adds the next device in the rollout's order; the first two stay.
+    r = api.post(f"/rollouts/{done['id']}/widen", json={"percent": 60})
+    assert r.status_code == 200, r.text
+    done = _rollout_until(api, done["id"], ("completed", "halted"))
+    assert done["state"] == "completed" and done["devices"] == 3 and done["succeeded"] == 3, done
+    fw = eventually(lambda: updated(3))
+    assert {d for d, v in first.items() if v == "2.0.0"} < {
+        d for d, v in fw.items() if v == "2.0.0"
+    }
+    assert api.post(f"/rollouts/{done['id']}/widen", json={"percent": 50}).status_code == 422
+    updated_ids = {d for d, v in fw.items() if v == "2.0.0"}
 
     # A correctly signed build that does not boot: each device rolls back, and the
     # rollout halts once failures pass the threshold, before the rest get it.
@@ -243,9 +253,11 @@ def test_a_staged_rollout_reaches_its_percentage_and_a_bad_build_halts_it(
     assert halted["state"] == "halted" and "failure rate" in halted["reason"], halted
     assert halted["failed"] == 2 and halted["succeeded"] == 0 and halted["pending"] == 3, halted
     after = _firmware(db_dsn, ids)
-    assert {d for d, v in after.items() if v == "2.0.0"} == updated  # rolled back, not bricked
+    assert {d for d, v in after.items() if v == "2.0.0"} == updated_ids  # rolled back, not bricked
+    widen = api.post(f"/rollouts/{halted['id']}/widen", json={"percent": 100})
+    assert widen.status_code == 409, widen.text
     assert "2.1.0" not in after.values()
 
     health = api.get("/fleet/health").json()
     mine = next(m for m in health["models"] if m["equipment_model"] == model)
-    assert mine["devices"] == 5 and mine["firmware"] == {"1.0.0": 3, "2.0.0": 2}
+    assert mine["devices"] == 5 and mine["firmware"] == {"1.0.0": 2, "2.0.0": 3}
