@@ -19,7 +19,7 @@ from edge_agent.enrol import Enrolment, enrol
 from firmware_sim.ota import sim_boot
 from kernel.settings import Settings
 from ledger.verify import b64url_encode
-from tests.appserver import serve_app
+from tests.appserver import DEFAULT_JOB_MODULES, serve_app
 from tests.gateway.harness import GatewayProcess
 from tests.world import Api, People
 
@@ -33,8 +33,9 @@ def devices_settings(test_settings: Settings) -> Settings:
 
 @pytest.fixture(scope="package")
 def app_url(devices_settings: Settings) -> Iterator[str]:
-    """The whole app, enrolling devices into this package's tenant."""
-    with serve_app(devices_settings) as url:
+    """The whole app, enrolling devices into this package's tenant, with the job worker
+    running the devices' periodic rollout job beside it."""
+    with serve_app(devices_settings, job_modules=(*DEFAULT_JOB_MODULES, "devices.jobs")) as url:
         yield url
 
 

@@ -214,7 +214,17 @@ def test_a_staged_rollout_reaches_its_percentage_and_a_bad_build_halts_it(
     )
     r = api.post("/rollouts", json={"sha256": good["sha256"], "percent": 40, "wave_size": 1})
     assert r.status_code == 201, r.text
-    done = _rollout_until(api, r.json()["id"], ("completed", "halted"))
+    rollout_id = r.json()["id"]
+
+    def finished_by_the_job() -> bool:  # no API read in between: the periodic job advances it
+        with psycopg.connect(db_dsn) as conn:
+            row = conn.execute(
+                "SELECT state FROM firmware_rollout WHERE id = %s", (rollout_id,)
+            ).fetchone()
+        return row is not None and row[0] != "running"
+
+    eventually(finished_by_the_job, timeout_s=180, interval_s=0.5)
+    done = _rollout_until(api, rollout_id, ("completed", "halted"))
     assert done["state"] == "completed" and done["devices"] == 2 and done["succeeded"] == 2, done
 
     def updated(n: int) -> dict[str, str | None] | None:
