@@ -79,6 +79,7 @@ class Enrolled:
     credentials: broker.MqttCredentials
     equipment_model: str | None
     account_id: int | None
+    seq_start: int  # above every seq stored for this device id (a re-enrolled device)
 
 
 async def _why_refused(conn: AsyncConnection[Any], digest: bytes, device_id: str) -> str:
@@ -178,11 +179,17 @@ async def enrol(
         )
         if account_id is not None:
             await _claim(conn, device_id, int(account_id), None, model)
+        cur = await conn.execute(
+            "SELECT coalesce(max(seq), 0) + 1 FROM ingest_message WHERE device_id = %s",
+            (device_id,),
+        )
+        seq_row = await cur.fetchone()
+        seq_start = int(seq_row[0]) if seq_row else 1
         try:
             creds = await asyncio.to_thread(_broker_account, settings, device_id)
         except broker.BrokerError as exc:
             raise Unavailable(f"the broker could not create the device's account: {exc}") from exc
-    return Enrolled(device_id, settings.tenant, creds, model, account_id)
+    return Enrolled(device_id, settings.tenant, creds, model, account_id, seq_start)
 
 
 async def _claim(

@@ -146,6 +146,7 @@ async def enrol_device(req: Req, body: DeviceEnrolIn) -> Enrolment:
         release_keys=[ReleaseKey(k, b64url_encode(v)) for k, v in sorted(keys.items())],
         ca_pem=ca.read_text() if ca is not None and ca.exists() else None,
         equipment_model=done.equipment_model,
+        seq_start=done.seq_start,
     )
 
 

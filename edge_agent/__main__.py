@@ -41,11 +41,13 @@ def build_agent(
         base_url=enrolment.api_url,
     )
     config = agent_config(directory, firmware=updater.version)
-    return EdgeAgent(
+    agent = EdgeAgent(
         config,
         signer=lambda _d, event_id, t, type_, data: key.sign(event_id, t, type_, data),
         updater=updater,
     )
+    agent.outbox.advance_seq(enrolment.seq_start)
+    return agent
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,6 +67,7 @@ class Enrolment(msgspec.Struct, frozen=True):
     api_url: str = ""
     ca_pem: str | None = None  # the project CA, when the broker listens with TLS
     equipment_model: str | None = None
+    seq_start: int = 1  # the first seq to use: above any the platform holds for this id
 
     def trusted_keys(self) -> dict[str, bytes]:
         return {k.key_id: b64url_decode(k.public_key) for k in self.release_keys}

@@ -442,6 +442,11 @@ class BatchWriter:
             key = self._public_key(conn, device_id)
             for idx, e in enumerate(eb.events):
                 ok, reason = self.verifier(key, device_id, e)
+                if not ok and device_id in self._public_keys:
+                    # the device may have enrolled again with a new key: read it once more
+                    del self._public_keys[device_id]
+                    key = self._public_key(conn, device_id)
+                    ok, reason = self.verifier(key, device_id, e)
                 rows.append(
                     (
                         device_id,

@@ -76,9 +76,13 @@ StartDevice = Callable[..., RunningDevice]
 @pytest.fixture
 def start_device(app_url: str, tmp_path: Path, devices_started: list[RunningDevice]) -> StartDevice:
     def start(
-        token: str, device_id: str, model: str, factory_version: str = "1.0.0"
+        token: str,
+        device_id: str,
+        model: str,
+        factory_version: str = "1.0.0",
+        directory_suffix: str = "",
     ) -> RunningDevice:
-        directory = tmp_path / device_id
+        directory = tmp_path / f"{device_id}{directory_suffix}"
         got = enrol(app_url, token, device_id, directory, equipment_model=model)
         agent = build_agent(directory, model, factory_version, boot=sim_boot(model))
         stop = threading.Event()

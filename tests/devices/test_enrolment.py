@@ -204,8 +204,19 @@ def test_a_real_device_enrols_signs_events_into_the_ledger_acks_commands_and_is_
         return row is not None and row[0] == "device_refused"
 
     eventually(dead_lettered, what="the late message dead-lettered")
+
     assert api.get(f"/devices/{device_id}/commands").json()["items"][0]["state"] == "acked"
     assert api.post(f"/devices/{device_id}/decommission").status_code == 409
+
+    # Enrolled again (a new token, a new key): new credentials, and its events verify
+    # against the new key at once.
+    dev.stop.set()
+    dev.thread.join(15)
+    again = start_device(new_token(api), device_id, "pump-p200", directory_suffix="-again")
+    assert again.enrolment.mqtt_password != dev.enrolment.mqtt_password
+    assert again.enrolment.seq_start > 1  # numbered above what the first incarnation sent
+    event_id = again.agent.record_event("service.done", {"note": "after re-enrolment"})
+    eventually(verified, what="the re-enrolled device's event verified with its new key")
 
 
 def test_a_device_is_claimed_only_onto_an_account_the_caller_may_write(
