@@ -559,7 +559,7 @@ async def cancel_rollout(req: Req, path: RolloutPath) -> RolloutOut:
 
 
 class FleetHealthQuery(msgspec.Struct, frozen=True):
-    window_h: Annotated[float, msgspec.Meta(gt=0, le=24 * 365)] = 24.0
+    window_h: Annotated[float, msgspec.Meta(ge=0.1, le=24 * 365)] = 24.0
 
 
 class DeviceHealth(msgspec.Struct, frozen=True):

@@ -89,9 +89,9 @@ def upgrade() -> None:
             sha256            text        NOT NULL REFERENCES firmware_image (sha256),
             equipment_model   text        NOT NULL,
             device_group      text,
-            percent           real        NOT NULL CHECK (percent > 0 AND percent <= 100),
+            percent           double precision NOT NULL CHECK (percent > 0 AND percent <= 100),
             wave_size         integer     NOT NULL CHECK (wave_size BETWEEN 1 AND 10000),
-            failure_threshold real        NOT NULL CHECK (failure_threshold >= 0 AND failure_threshold <= 1),
+            failure_threshold double precision NOT NULL CHECK (failure_threshold >= 0 AND failure_threshold <= 1),
             min_results       integer     NOT NULL CHECK (min_results >= 1),
             command_timeout_s integer     NOT NULL CHECK (command_timeout_s BETWEEN 10 AND 86400),
             state             text        NOT NULL DEFAULT 'running'
