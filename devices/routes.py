@@ -71,6 +71,11 @@ class EnrolmentTokenOut(msgspec.Struct, frozen=True):
     errors=(404,),
 )
 async def create_token(req: Req, body: EnrolmentTokenIn) -> EnrolmentTokenOut:
+    if body.device_id is not None:
+        try:
+            broker.check_device_id(req.settings, body.device_id)
+        except broker.BrokerError as exc:
+            raise Unprocessable(str(exc), field="device_id") from None
     if body.account_id is not None:
         await require_account(req, body.account_id)
     async with req.connection() as conn:

@@ -36,6 +36,8 @@ def test_only_managers_issue_enrolment_tokens(app_url: str, people: People) -> N
         assert r.status_code == 403, r.text
     r = people.api(app_url, "manager").post("/enrolment-tokens", json={"ttl_s": 10})
     assert r.status_code == 422 and r.json()["error"]["field"] == "ttl_s"
+    r = people.api(app_url, "manager").post("/enrolment-tokens", json={"device_id": "fm-gateway-7"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "device_id"
 
 
 def test_a_token_is_used_once_and_a_wrong_key_proof_is_refused(
