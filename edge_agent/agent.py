@@ -28,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_agent.backoff import backoff_delay_s
+from edge_agent.ota import OtaError, Updater
 from edge_agent.outbox import Outbox
 from edge_agent.sources import EventSource, GpsSource, SensorSource
 from telemetry.contracts import (
@@ -115,8 +116,10 @@ class EdgeAgent:
         clock: Clock = wall_clock_ms,
         signer: Signer | None = None,
         rng: random.Random | None = None,
+        updater: Updater | None = None,
     ) -> None:
         self.config = config
+        self.updater = updater  # None: the device takes no firmware updates
         self.sensors = sensors or []
         self.gps = gps
         self.events = events
@@ -125,7 +128,7 @@ class EdgeAgent:
         self.rng = rng or random.Random()
         self.outbox = Outbox(config.outbox_path, config.outbox_max_messages)
         self.counters = AgentCounters()
-        self.firmware = config.firmware
+        self.firmware = updater.version if updater is not None else config.firmware
         self._samples = _Batch()
         self._fixes = _Batch()
         self._events: list[FieldEvent] = []
@@ -304,11 +307,7 @@ class EdgeAgent:
                     self.gps.set_interval_s(float(interval))
                 detail = f"sample_interval_s={interval}"
         elif name == "ota":
-            version = cmd.args.get("version")
-            if not isinstance(version, str) or not version:
-                ok, detail = False, "args.version must be a non-empty string"
-            else:
-                self.firmware, detail = version, f"firmware {version}"
+            ok, detail = self._update(dict(cmd.args))
         elif name == "reboot":
             detail = "rebooting"
             self._paused_until = time.monotonic() + float(cmd.args.get("down_s", 1.0))
@@ -320,8 +319,22 @@ class EdgeAgent:
         else:
             ok, detail = False, f"unknown command {name!r}"
         self._ack(name, cmd.id, ok=ok, detail=detail)
-        if name == "reboot" and ok:
+        if name in ("reboot", "ota") and ok:
+            if name == "ota":  # the new image boots: away for a moment, back with its version
+                self._paused_until = time.monotonic() + 0.5
             self._client.disconnect()
+
+    def _update(self, args: dict[str, Any]) -> tuple[bool, str]:
+        """Download, verify, switch and boot a firmware image (edge_agent.ota)."""
+        if self.updater is None:
+            return False, "this device takes no firmware updates"
+        try:
+            version = self.updater.apply(args)
+        except OtaError as exc:
+            log.warning("device %s: ota failed: %s", self.config.device_id, exc)
+            return False, str(exc)[:1000]
+        self.firmware = version
+        return True, f"firmware {version}"
 
     def _ack(self, name: str, command_id: str, *, ok: bool, detail: str) -> None:
         t = self.clock()

@@ -89,6 +89,15 @@ class Outbox:
     def _meta(self, key: str) -> int:
         return int(self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
 
+    def advance_seq(self, at_least: int) -> None:
+        """Number the next message no lower than `at_least` (a device enrolled again under
+        an id the platform has messages of: lower seqs would be taken for duplicates)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE meta SET value = max(value, ?) WHERE key = 'next_seq'", (at_least,)
+            )
+            self._db.commit()
+
     def append(self, kind: str, topic: str, make_payload: Callable[[int], bytes]) -> int:
         """Allocate the next seq, build the payload with it, and store both atomically."""
         with self._lock:

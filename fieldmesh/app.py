@@ -51,6 +51,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "notify.routes",
     "calendars.routes",
     "calendars.booking_routes",
+    "devices.routes",
 )
 
 

@@ -147,7 +147,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("provision", help="give devices broker credentials (prints id and password)")
     p.add_argument("device_ids", nargs="+", metavar="DEVICE_ID")
     p.set_defaults(func=cmd_provision)
-    p = sub.add_parser("devices", help="device broker credentials: rotate or revoke")
+    p = sub.add_parser(
+        "devices", help="devices: enrolment tokens, broker credentials (rotate, revoke)"
+    )
     dsub = p.add_subparsers(dest="devices_command", required=True)
     d = dsub.add_parser("rotate", help="issue a new password (prints id and password)")
     d.add_argument("device_id", metavar="DEVICE_ID")
@@ -155,3 +157,6 @@ def register(sub: Any) -> None:
     d = dsub.add_parser("revoke", help="disable the account: the device is dropped at once")
     d.add_argument("device_id", metavar="DEVICE_ID")
     d.set_defaults(func=cmd_devices_revoke)
+    from devices.cli import add_enrol_parser
+
+    add_enrol_parser(dsub)

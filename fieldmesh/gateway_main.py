@@ -77,7 +77,15 @@ def metrics_app(gw: Gateway) -> web.Application:
 
 
 async def serve_gateway(settings: Settings, config: GatewayConfig, http_port: int | None) -> int:
-    gw = Gateway(settings, config, handlers=build_stages(settings), verifier=event_verifier())
+    from devices.admission import decommissioned_devices
+
+    gw = Gateway(
+        settings,
+        config,
+        handlers=build_stages(settings),
+        verifier=event_verifier(),
+        admission=decommissioned_devices,  # their later messages become dead letters
+    )
     gw.start()
     runner: web.AppRunner | None = None
     if http_port is not None:

@@ -209,6 +209,7 @@ JOB_MODULES: tuple[str, ...] = (
     "insights.maintenance.jobs",
     "calendars.jobs",
     "calendars.reminders",
+    "devices.jobs",
 )
 
 

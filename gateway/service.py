@@ -32,6 +32,7 @@ from gateway.rateguard import DEFAULT_BURST, DEFAULT_RATE_PER_S, RateGuard, devi
 from gateway.writer import (
     BatchWriter,
     DatabaseUnavailable,
+    DeviceAdmission,
     EventVerifier,
     WriteResult,
     no_verifier,
@@ -69,12 +70,13 @@ class Gateway:
         *,
         handlers: Sequence[StageHandler] = (),
         verifier: EventVerifier = no_verifier,
+        admission: DeviceAdmission | None = None,
         metrics: GatewayMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
         self.metrics = metrics or GatewayMetrics()
-        self.writer = BatchWriter(settings.dsn, handlers, verifier)
+        self.writer = BatchWriter(settings.dsn, handlers, verifier, admission)
         self.rate_guard = RateGuard(config.device_rate_per_s, config.device_burst)
         self._queue: queue.Queue[Inbound] = queue.Queue(maxsize=config.queue_max)
         self._stop = threading.Event()

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 # (public key or None, device id, event) -> (verified, reason when not)
 EventVerifier = Callable[[bytes | None, str, FieldEvent], tuple[bool, str | None]]
+# (connection, device ids of a batch) -> {device id: why its messages are refused}; inside
+# the batch's transaction. Given by the composition root (devices: decommissioned devices).
+DeviceAdmission = Callable[[psycopg.Connection, Sequence[str]], dict[str, str]]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JSON = msgspec.json.Encoder()
@@ -153,10 +156,12 @@ class BatchWriter:
         dsn: str,
         handlers: Sequence[StageHandler] = (),
         verifier: EventVerifier = no_verifier,
+        admission: DeviceAdmission | None = None,
     ) -> None:
         self.dsn = dsn
         self.handlers = list(handlers)
         self.verifier = verifier
+        self.admission = admission
         self._conn: psycopg.Connection | None = None
         self._known_devices: set[str] = set()
         self._new_devices: set[str] = set()  # inserted in the open transaction
@@ -303,6 +308,15 @@ class BatchWriter:
         res = WriteResult()
         decoded = [m for m in batch if isinstance(m, Decoded)]
         rejected = [m for m in batch if isinstance(m, Rejected)]
+        if self.admission is not None and decoded:
+            refused = self.admission(conn, sorted({d.device_id for d in decoded}))
+            if refused:  # e.g. decommissioned: kept whole as dead letters, never stored
+                rejected += [
+                    Rejected(d.inbound, d.topic, "device_refused", refused[d.device_id], d.seq)
+                    for d in decoded
+                    if d.device_id in refused
+                ]
+                decoded = [d for d in decoded if d.device_id not in refused]
         self._ensure_devices(conn, decoded)
         keyed = [d for d in decoded if d.seq is not None]
         new_keys = self._claim_keys(conn, keyed)
@@ -428,6 +442,11 @@ class BatchWriter:
             key = self._public_key(conn, device_id)
             for idx, e in enumerate(eb.events):
                 ok, reason = self.verifier(key, device_id, e)
+                if not ok and device_id in self._public_keys:
+                    # the device may have enrolled again with a new key: read it once more
+                    del self._public_keys[device_id]
+                    key = self._public_key(conn, device_id)
+                    ok, reason = self.verifier(key, device_id, e)
                 rows.append(
                     (
                         device_id,

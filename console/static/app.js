@@ -17,6 +17,7 @@ const routes = {
   import: () => import('./importer.js').then((m) => m.importView),
   analytics: () => import('./pipeline.js').then((m) => m.analyticsView),
   calendar: () => import('./calendar.js').then((m) => m.calendarView),
+  fleet: () => import('./devices.js').then((m) => m.fleetView),
 };
 
 export const session = { me: null };
