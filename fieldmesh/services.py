@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from fieldmesh import svc_mail
 from kernel import broker
 from kernel.settings import Settings
 
@@ -622,6 +623,8 @@ def ensure_up(settings: Settings, *, migrate: bool = True) -> None:
             pg_start(settings)
         if settings.embedded_mqtt:
             mqtt_start(settings)
+        if settings.embedded_mail:
+            svc_mail.start(settings)
     if migrate:
         from fieldmesh.migrate import upgrade
 
@@ -635,8 +638,11 @@ def stop_at_exit_if_started(settings: Settings) -> None:
     had_db = not settings.embedded_db or pg_running(settings)
     had_mqtt = not settings.embedded_mqtt or mqtt_running(settings)
     had_replica = replica_running(settings)
+    had_mail = not settings.embedded_mail or svc_mail.dovecot_running(settings)
 
     def stop() -> None:
+        if not had_mail:
+            svc_mail.stop(settings)
         if not had_replica:
             replica_stop(settings)
         if not had_mqtt:
@@ -649,6 +655,8 @@ def stop_at_exit_if_started(settings: Settings) -> None:
 
 def down(settings: Settings) -> None:
     with _file_lock(settings.state_dir / "services.lock"):
+        if settings.embedded_mail:
+            svc_mail.stop(settings)
         if settings.embedded_mqtt:
             mqtt_stop(settings)
         if settings.embedded_db:
@@ -677,4 +685,5 @@ def status(settings: Settings) -> list[ServiceStatus]:
         out.append(ServiceStatus("mosquitto", mqtt_running(settings), where))
     else:
         out.append(ServiceStatus("mosquitto", True, "external (MQTT_URL)"))
+    out.append(ServiceStatus("mail", *svc_mail.status_line(settings)))
     return out

@@ -58,6 +58,12 @@ class Settings:
     database_replica_url: str | None = None
     replica_max_lag_s: float = 5.0  # FIELDMESH_REPLICA_MAX_LAG_S: staler -> read the primary
     replica_port: int = 55433  # FIELDMESH_REPLICA_PORT: `fieldmesh up --replica`, 127.0.0.1 only
+    # Mail (engage): the embedded Dovecot (IMAP) and SMTP relay, 127.0.0.1 only, unless
+    # SMTP_URL (smtp[s]://user:pass@host:port) / IMAP_URL (imap[s]://host:port) name real servers
+    smtp_port: int = 52525  # FIELDMESH_SMTP_PORT
+    imap_port: int = 51143  # FIELDMESH_IMAP_PORT
+    smtp_url: str | None = None  # SMTP_URL
+    imap_url: str | None = None  # IMAP_URL
 
     @property
     def embedded_db(self) -> bool:
@@ -66,6 +72,10 @@ class Settings:
     @property
     def embedded_mqtt(self) -> bool:
         return self.mqtt_url is None
+
+    @property
+    def embedded_mail(self) -> bool:
+        return self.smtp_url is None
 
     @property
     def db_name(self) -> str:
@@ -128,6 +138,10 @@ _ENV_KEYS: dict[str, str] = {
     "database_replica_url": "DATABASE_REPLICA_URL",
     "replica_max_lag_s": "FIELDMESH_REPLICA_MAX_LAG_S",
     "replica_port": "FIELDMESH_REPLICA_PORT",
+    "smtp_port": "FIELDMESH_SMTP_PORT",
+    "imap_port": "FIELDMESH_IMAP_PORT",
+    "smtp_url": "SMTP_URL",
+    "imap_url": "IMAP_URL",
 }
 
 
@@ -161,7 +175,15 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not 0 <= lag <= 3600:
             raise SettingsError(f"{source}: lag bound out of range 0-3600 s: {lag}")
         return lag
-    if name in ("pg_port", "mqtt_port", "mqtt_tls_port", "http_port", "replica_port"):
+    if name in (
+        "pg_port",
+        "mqtt_port",
+        "mqtt_tls_port",
+        "http_port",
+        "replica_port",
+        "smtp_port",
+        "imap_port",
+    ):
         try:
             port = int(raw)
         except (TypeError, ValueError):
@@ -182,6 +204,11 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     if name == "mqtt_url":
         if not str(raw).startswith(("mqtt://", "tcp://")):
             raise SettingsError(f"{source}: expected mqtt://host:port: {raw!r}")
+        return str(raw)
+    if name in ("smtp_url", "imap_url"):
+        scheme = name.split("_")[0]
+        if not str(raw).startswith((f"{scheme}://", f"{scheme}s://")):
+            raise SettingsError(f"{source}: expected {scheme}[s]://user:pass@host:port: {raw!r}")
         return str(raw)
     if name == "webhook_allow":
         return parse_networks(raw, source)
