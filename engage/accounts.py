@@ -1,7 +1,7 @@
 """Mailbox accounts of the embedded Dovecot: its passwd-file under `state_dir/mail/users`.
 
-Dovecot reads the file at every login and LMTP delivery, so a new mailbox works at once,
-without a reload. Passwords are stored as Dovecot's {SSHA256} (salted SHA-256). The
+Dovecot re-reads the file (at most once a second) when it changed, so a new mailbox works
+without a reload; writing returns once it is visible (within a second). Passwords are stored as Dovecot's {SSHA256} (salted SHA-256). The
 embedded server's processes are `fieldmesh.svc_mail`'s; this module only knows the file.
 """
 
@@ -67,12 +67,14 @@ def add_mailboxes(settings: Settings, boxes: dict[str, str]) -> None:
     if os.geteuid() == 0:
         owner = file_owner()
         os.chown(tmp, owner.pw_uid, owner.pw_gid)
-    # Dovecot re-reads the file when its mtime (in whole seconds) or size changed: make
-    # sure the mtime moves even for two writes within one second.
+    # Dovecot re-reads the file when its mtime (whole seconds) or size changed, and looks
+    # at most once per second: the mtime always moves, and we return only once the clock
+    # has reached the next second, so the next login is sure to see the new file.
     now = int(time.time())
     stamp = now if now > old_mtime else old_mtime + 1
     os.utime(tmp, (stamp, stamp))
     os.replace(tmp, path)
+    time.sleep(max(0.0, now + 1.01 - time.time()))
 
 
 def add_mailbox(settings: Settings, address: str, password: str) -> None:

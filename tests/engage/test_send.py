@@ -27,10 +27,7 @@ def inbox(settings: Settings, address: str, password: str) -> list[email.message
         c.select_folder("INBOX", readonly=True)
         uids = c.search(["ALL"])
         data = c.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
-    return [
-        email.message_from_bytes(data[u][b"BODY[]"], policy=default_policy)
-        for u in uids
-    ]
+    return [email.message_from_bytes(data[u][b"BODY[]"], policy=default_policy) for u in uids]
 
 
 async def make_template(dsn: str, name: str, purpose: str = "transactional") -> None:
