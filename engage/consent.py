@@ -103,6 +103,10 @@ async def refusal(
     address: str | None,
 ) -> str | None:
     """Why this send may not happen, or None when it may."""
+    if address is None and contact_id is not None and channel == "email":
+        cur = await conn.execute("SELECT email FROM contacts WHERE id = %s", (contact_id,))
+        row = await cur.fetchone()
+        address = str(row[0]) if row and row[0] else None
     if address is not None and channel == "email":
         cur = await conn.execute(
             "SELECT status, reason FROM engage_address_status WHERE address = %s",

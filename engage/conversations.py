@@ -206,7 +206,7 @@ async def add_message(
     return msg_id
 
 
-_CONV_COLUMNS = (
+CONV_COLUMNS = (
     "c.id, c.contact_id, c.lead_id, c.account_id, c.visitor_email, c.subject, c.status,"
     " c.assignee_user_id, c.last_channel, c.last_message_at, c.first_response_due_at,"
     " c.first_response_at, c.waiting_since, c.resolved_at, c.created_at,"
@@ -220,7 +220,7 @@ async def get_conversation(
 ) -> dict[str, Any] | None:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        f"SELECT {_CONV_COLUMNS} FROM engage_conversations c WHERE c.id = %s", (conversation_id,)
+        f"SELECT {CONV_COLUMNS} FROM engage_conversations c WHERE c.id = %s", (conversation_id,)
     )
     return await cur.fetchone()
 
@@ -236,3 +236,16 @@ async def messages(
         (conversation_id, limit),
     )
     return await cur.fetchall()
+
+
+async def message(conn: AsyncConnection[Any], message_id: int) -> dict[str, Any]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT id, conversation_id, channel, direction, kind, contact_id, author_user_id,"
+        " from_addr, to_addr, subject, body_text, external_id, created_at"
+        " FROM engage_messages WHERE id = %s",
+        (message_id,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row

@@ -48,6 +48,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "alerts.routes",
     "routing.routes",
     "assistant.routes",
+    "engage.routes",
 )
 
 

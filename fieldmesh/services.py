@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fieldmesh import svc_mail
+from fieldmesh import svc_mail, svc_sms
 from kernel import broker
 from kernel.settings import Settings
 
@@ -625,6 +625,8 @@ def ensure_up(settings: Settings, *, migrate: bool = True) -> None:
             mqtt_start(settings)
         if settings.embedded_mail:
             svc_mail.start(settings)
+        if settings.embedded_sms:
+            svc_sms.start(settings)
     if migrate:
         from fieldmesh.migrate import upgrade
 
@@ -640,7 +642,11 @@ def stop_at_exit_if_started(settings: Settings) -> None:
     had_replica = replica_running(settings)
     had_mail = not settings.embedded_mail or svc_mail.dovecot_running(settings)
 
+    had_sms = not settings.embedded_sms or svc_sms.running(settings)
+
     def stop() -> None:
+        if not had_sms:
+            svc_sms.stop(settings)
         if not had_mail:
             svc_mail.stop(settings)
         if not had_replica:
@@ -655,6 +661,8 @@ def stop_at_exit_if_started(settings: Settings) -> None:
 
 def down(settings: Settings) -> None:
     with _file_lock(settings.state_dir / "services.lock"):
+        if settings.embedded_sms:
+            svc_sms.stop(settings)
         if settings.embedded_mail:
             svc_mail.stop(settings)
         if settings.embedded_mqtt:
@@ -686,4 +694,5 @@ def status(settings: Settings) -> list[ServiceStatus]:
     else:
         out.append(ServiceStatus("mosquitto", True, "external (MQTT_URL)"))
     out.append(ServiceStatus("mail", *svc_mail.status_line(settings)))
+    out.append(ServiceStatus("sms", *svc_sms.status_line(settings)))
     return out

@@ -64,6 +64,11 @@ class Settings:
     imap_port: int = 51143  # FIELDMESH_IMAP_PORT
     smtp_url: str | None = None  # SMTP_URL
     imap_url: str | None = None  # IMAP_URL
+    # SMS (engage): the embedded Kannel uses FIELDMESH_SMS_PORT .. +3 (admin, smsbox,
+    # sendsms, fake SMS centre) unless SMS_GATEWAY_URL names a real Kannel-style sendsms URL
+    # (http://user:pass@host:port/cgi-bin/sendsms)
+    sms_port: int = 53000  # FIELDMESH_SMS_PORT
+    sms_gateway_url: str | None = None  # SMS_GATEWAY_URL
 
     @property
     def embedded_db(self) -> bool:
@@ -76,6 +81,10 @@ class Settings:
     @property
     def embedded_mail(self) -> bool:
         return self.smtp_url is None
+
+    @property
+    def embedded_sms(self) -> bool:
+        return self.sms_gateway_url is None
 
     @property
     def db_name(self) -> str:
@@ -142,6 +151,8 @@ _ENV_KEYS: dict[str, str] = {
     "imap_port": "FIELDMESH_IMAP_PORT",
     "smtp_url": "SMTP_URL",
     "imap_url": "IMAP_URL",
+    "sms_port": "FIELDMESH_SMS_PORT",
+    "sms_gateway_url": "SMS_GATEWAY_URL",
 }
 
 
@@ -183,6 +194,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         "replica_port",
         "smtp_port",
         "imap_port",
+        "sms_port",
     ):
         try:
             port = int(raw)
@@ -204,6 +216,10 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     if name == "mqtt_url":
         if not str(raw).startswith(("mqtt://", "tcp://")):
             raise SettingsError(f"{source}: expected mqtt://host:port: {raw!r}")
+        return str(raw)
+    if name == "sms_gateway_url":
+        if not str(raw).startswith(("http://", "https://")):
+            raise SettingsError(f"{source}: expected http(s)://user:pass@host:port/path: {raw!r}")
         return str(raw)
     if name in ("smtp_url", "imap_url"):
         scheme = name.split("_")[0]

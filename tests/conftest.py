@@ -50,6 +50,7 @@ def settings() -> Iterator[Settings]:
         mqtt_port=free_port(),
         smtp_port=free_port(),
         imap_port=free_port(),
+        sms_port=free_port(),
     )
     try:
         yield own

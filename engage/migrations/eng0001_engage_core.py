@@ -125,7 +125,7 @@ def upgrade() -> None:
 
         CREATE TABLE engage_address_status (
             address     text PRIMARY KEY CHECK (address = lower(address)),
-            status      text NOT NULL CHECK (status IN ('bounced', 'complained')),
+            status      text NOT NULL CHECK (status IN ('bounced', 'complained', 'erased')),
             reason      text NOT NULL,
             updated_at  timestamptz NOT NULL DEFAULT now()
         );
@@ -151,6 +151,8 @@ def upgrade() -> None:
             activity_id     bigint,
             kind            text NOT NULL DEFAULT 'message'
                             CHECK (kind IN ('message', 'auto_reply', 'bounce')),
+            sent_at         timestamptz,  -- outbound SMS: when the gateway took it
+            send_error      text,
             created_at      timestamptz NOT NULL DEFAULT now()
         );
         CREATE UNIQUE INDEX engage_messages_external ON engage_messages (channel, external_id)

@@ -37,7 +37,9 @@ class MailWorld:
     contact_password: str
 
 
-async def make_world(dsn: str, settings: Settings, people: People, name: str = "Ann") -> MailWorld:
+async def make_world(
+    dsn: str, settings: Settings, people: People, name: str = "Ann", phone: str | None = None
+) -> MailWorld:
     tag = uuid.uuid4().hex[:8]
     rep_addr = f"rep-{tag}@acme.test"
     contact_addr = f"{name.lower()}-{tag}@cust-{tag}.test"
@@ -76,6 +78,7 @@ async def make_world(dsn: str, settings: Settings, people: People, name: str = "
                 "email": contact_addr,
                 "territory_id": people.t1,
                 "owner_id": rep_id,
+                "phone": phone,
             },
         )
         await set_account_contact(conn, p, acc["id"], con["id"], "primary")
