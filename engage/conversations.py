@@ -69,7 +69,7 @@ async def conversation_for(
     if channel == "email" and subject:
         cur = await conn.execute(
             f"SELECT id FROM engage_conversations WHERE {where}"
-            " AND lower(regexp_replace(coalesce(subject, ''), '\\s+', ' ', 'g')) = %s"
+            " AND subject = %s"
             " AND last_message_at > now() - make_interval(days => %s)"
             " ORDER BY last_message_at DESC LIMIT 1",
             [*params, normalise_subject(subject), SUBJECT_WINDOW_DAYS],

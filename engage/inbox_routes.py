@@ -25,8 +25,8 @@ from aiohttp import WSMsgType, web
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from engage import channels, conversations
-from engage.access import conversation_clause, may_see_conversation
+from engage import channels, conversations, journey
+from engage.access import contact_scope, conversation_clause, may_see_conversation
 from identity.auth import principal_for_token
 from kernel.errors import ApiError, NotFound, Unprocessable
 from kernel.http import AUTHENTICATE, Access, Req, Routes
@@ -256,6 +256,92 @@ async def reply(
             idempotency_key=f"reply:{req.user.user_id}:{body.idempotency_key}",
         )
     return ConversationReplyOut(res.channel, res.message_id, res.email_id)
+
+
+# --------------------------------------------------------------------------- journey, analytics
+
+
+class JourneyPath(msgspec.Struct, frozen=True):
+    contact_id: int
+
+
+class JourneyQuery(msgspec.Struct, frozen=True):
+    channel: Literal["email", "sms", "chat", "note", "crm"] | None = None
+
+
+class JourneyItem(msgspec.Struct, frozen=True):
+    at: datetime | None
+    kind: str
+    channel: str
+    title: str
+    ref: str
+
+
+class Journey(msgspec.Struct, frozen=True):
+    contact_id: int
+    account_id: int | None
+    preferred_channel: str | None
+    preferred_hour_utc: int | None
+    items: list[JourneyItem]
+
+
+@routes.get(
+    f"{API}/contacts/{{contact_id}}/journey",
+    access=Access.read(scope=contact_scope),
+    summary="Every touch with a contact across channels, deals and work orders, newest first",
+)
+async def get_journey(req: Req, path: JourneyPath, query: JourneyQuery) -> Journey:
+    async with req.read_connection() as conn:
+        j = await journey.journey(conn, req.user, path.contact_id, query.channel)
+    return Journey(
+        j["contact_id"],
+        j["account_id"],
+        j["preferred_channel"],
+        j["preferred_hour_utc"],
+        [JourneyItem(**i) for i in j["items"]],
+    )
+
+
+class AnalyticsQuery(msgspec.Struct, frozen=True):
+    days: Annotated[int, msgspec.Meta(ge=1, le=366)] = 30
+
+
+class ChannelFigures(msgspec.Struct, frozen=True):
+    channel: str
+    inbound: int
+    outbound: int
+    conversations: int
+    median_first_response_s: float | None = None
+    median_resolution_s: float | None = None
+
+
+class TemplateFigures(msgspec.Struct, frozen=True):
+    template: str
+    sent: int
+    open_rate: float
+    click_rate: float
+    reply_rate: float
+
+
+class ChannelAnalytics(msgspec.Struct, frozen=True):
+    days: int
+    channels: list[ChannelFigures]
+    templates: list[TemplateFigures]
+
+
+@routes.get(
+    f"{API}/analytics",
+    access=Access.managers(unscoped="company-wide counts, no records"),
+    summary="Volume, response and resolution times per channel; open/click/reply rates per template",
+)
+async def get_analytics(req: Req, query: AnalyticsQuery) -> ChannelAnalytics:
+    async with req.read_connection() as conn:
+        a = await journey.analytics(conn, query.days)
+    return ChannelAnalytics(
+        a["days"],
+        [ChannelFigures(**c) for c in a["channels"]],
+        [TemplateFigures(**t) for t in a["templates"]],
+    )
 
 
 # --------------------------------------------------------------------------- live

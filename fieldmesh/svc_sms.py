@@ -116,13 +116,14 @@ def _spawn(d: Path, name: str, cmd: list[str], *, shell: bool = False) -> None:
     (d / f"{name}.pid").write_text(f"{proc.pid}\n")
 
 
-def _wait(probe: object, timeout_s: float, what: str) -> None:
+def _wait(probe: object, timeout_s: float, what: str, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if probe():  # type: ignore[operator]
             return
         time.sleep(0.05)
-    raise SmsServiceError(f"{what} did not start within {timeout_s:.0f} s")
+    tail = " | ".join(_read(log).splitlines()[-3:]) if log is not None else ""
+    raise SmsServiceError(f"{what} did not start within {timeout_s:.0f} s: {tail}")
 
 
 def start(settings: Settings, *, inbound: str | None = None) -> None:
@@ -161,12 +162,17 @@ def start(settings: Settings, *, inbound: str | None = None) -> None:
         if _port_open(base) or _port_open(base + 1) or _port_open(base + 3):
             raise SmsServiceError(f"ports {base}-{base + 3} are taken (FIELDMESH_SMS_PORT)")
         _spawn(d, "bearerbox", [bearerbox, str(conf)])
-        _wait(lambda: _port_open(base + 1) and _port_open(base + 3), 20, "Kannel's bearerbox")
+        _wait(
+            lambda: _port_open(base + 1) and _port_open(base + 3),
+            60,
+            "Kannel's bearerbox",
+            d / "bearerbox.log",
+        )
     if changed:
         _stop_pid(_pid(d / "smsbox.pid"))
     if _pid(d / "smsbox.pid") is None:
         _spawn(d, "smsbox", [smsbox, str(conf)])
-        _wait(lambda: _port_open(base + 2), 20, "Kannel's smsbox")
+        _wait(lambda: _port_open(base + 2), 60, "Kannel's smsbox", d / "smsbox.log")
     if _pid(d / "fakesmsc.pid") is None:
         (d / "inject.txt").touch()
         before = _read(d / "bearerbox.log").count("Fakesmsc client connected")

@@ -84,6 +84,10 @@ def upgrade() -> None:
         );
         CREATE INDEX engage_conversations_contact ON engage_conversations (contact_id, last_message_at DESC);
         CREATE INDEX engage_conversations_status ON engage_conversations (status, last_message_at DESC);
+        CREATE INDEX engage_conversations_subject ON engage_conversations (contact_id, subject);
+        CREATE INDEX engage_conversations_lead ON engage_conversations (lead_id) WHERE lead_id IS NOT NULL;
+        CREATE INDEX engage_conversations_visitor ON engage_conversations (visitor_email, subject)
+            WHERE contact_id IS NULL AND lead_id IS NULL;
 
         CREATE TABLE engage_outbox (
             id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

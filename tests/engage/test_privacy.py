@@ -70,6 +70,19 @@ def test_consent_export_and_erasure_of_a_contact(
         requests.get(f"{api}/consent", headers=people.headers("rep2"), timeout=30).status_code
         == 404
     )
+    # the journey shows the e-mail beside the CRM's records; analytics count it
+    j = requests.get(f"{api}/journey", headers=h, timeout=30).json()
+    assert [i["kind"] for i in j["items"] if i["channel"] == "email"] == ["email_out"]
+    only_crm = requests.get(f"{api}/journey?channel=crm", headers=h, timeout=30).json()
+    assert all(i["channel"] == "crm" for i in only_crm["items"])
+    stats = requests.get(f"{app_url}/api/v1/engage/analytics", headers=h, timeout=30).json()
+    assert any(c["channel"] == "email" and c["outbound"] >= 1 for c in stats["channels"])
+    assert (
+        requests.get(
+            f"{app_url}/api/v1/engage/analytics", headers=people.headers("rep1"), timeout=30
+        ).status_code
+        == 403
+    )
     export = requests.get(f"{api}/export", headers=h, timeout=30).json()
     assert export["contact"]["email"] == w.contact_address
     assert [e["subject"] for e in export["emails"]] == ["Sale"]
