@@ -100,7 +100,8 @@ async def _account_of(conn: AsyncConnection[Any], contact_id: int) -> dict[str, 
 
 
 async def link_addresses(conn: AsyncConnection[Any], addresses: list[str]) -> dict[str, Link]:
-    """Each lower-cased address to its contact / lead / account (one query per kind)."""
+    """Each lower-cased address to its contact / lead / account (one query per kind); an
+    address nothing links to maps to an empty Link, so a batch's lookups are all answered."""
     addrs = sorted({a.strip().lower() for a in addresses if a and "@" in a})
     out: dict[str, Link] = {}
     if not addrs:
@@ -141,6 +142,8 @@ async def link_addresses(conn: AsyncConnection[Any], addresses: list[str]) -> di
             aid = by_domain.get(a.split("@", 1)[1])
             if aid is not None:
                 out[a] = Link(account_id=aid)
+    for a in addrs:
+        out.setdefault(a, Link())
     return out
 
 
