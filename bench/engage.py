@@ -455,6 +455,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="bench.engage")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--worker", nargs=3, metavar=("DSN", "SMTP_PORT", "STATE_DIR"))
+    for key in FULL:
+        ap.add_argument(f"--{key}", type=int, help=f"override the size ({FULL[key]} full)")
     args = ap.parse_args()
     if args.worker:
         worker_main(args.worker[0], int(args.worker[1]), args.worker[2])
@@ -463,7 +465,11 @@ def main() -> None:
     from fieldmesh.migrate import upgrade
     from kernel.settings import load_settings
 
-    sizes = QUICK if args.quick else FULL
+    sizes = dict(QUICK if args.quick else FULL)
+    for key in FULL:
+        if getattr(args, key) is not None:
+            sizes[key] = getattr(args, key)
+    print("sizes:", sizes)
     settings = load_settings()
     services.stop_at_exit_if_started(settings)
     services.ensure_up(settings, migrate=False)
@@ -481,6 +487,7 @@ def main() -> None:
     finally:
         services.drop_database(settings, name)
     out["quick"] = bool(args.quick)
+    out["sizes"] = sizes
     keys = (
         "send_per_s",
         "send_duplicates",

@@ -268,6 +268,8 @@ async def watch(
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute("SELECT * FROM engage_mailboxes ORDER BY id")
         rows = await cur.fetchall()
+    if not rows:
+        return  # nothing to watch; the next periodic run looks again
     loop = asyncio.get_running_loop()
     thread_stop = threading.Event()
     pending: dict[int, asyncio.Event] = {r["id"]: asyncio.Event() for r in rows}
