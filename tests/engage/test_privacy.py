@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import psycopg
 import requests
@@ -24,7 +25,7 @@ def test_consent_export_and_erasure_of_a_contact(
     marketing = next(c for c in got if c["channel"] == "email" and c["purpose"] == "marketing")
     assert marketing["granted"] is False and "opt-in" in marketing["source"]
     # marketing without an opt-in is refused with the reason
-    body = {
+    body: dict[str, Any] = {
         "idempotency_key": "m1",
         "contact_id": w.contact_id,
         "subject": "Sale",
