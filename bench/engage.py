@@ -221,7 +221,8 @@ async def bench_send(
     async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
         t1 = time.perf_counter()
         proc = spawn()
-        await _until(lambda: _at_least(conn, count, n // 2), 0.02)
+        # past the middle and off a batch boundary (the worker marks sent rows 50 at a time)
+        await _until(lambda: _at_least(conn, count, n // 2 + 10), 0.02)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         first_s = time.perf_counter() - t1

@@ -89,8 +89,32 @@ async def widget(req: Req) -> web.StreamResponse:
     )
 
 
-def _bad(reason: str) -> tuple[int, bytes]:
-    return 4400, reason.encode()[:120]
+_PAGE = "the inbox page's files (no data; the page signs in through the console's session)"
+
+
+@routes.get(
+    "/engage/inbox/",
+    access=Access.public(_PAGE),
+    summary="The inbox page",
+    content_type="text/html",
+)
+async def inbox_page(req: Req) -> web.StreamResponse:
+    return web.FileResponse(
+        STATIC / "inbox.html", headers={"Content-Type": "text/html", "Cache-Control": "no-cache"}
+    )
+
+
+@routes.get(
+    "/engage/inbox/inbox.js",
+    access=Access.public(_PAGE),
+    summary="The inbox page's script",
+    content_type="application/javascript",
+)
+async def inbox_script(req: Req) -> web.StreamResponse:
+    return web.FileResponse(
+        STATIC / "inbox.js",
+        headers={"Content-Type": "application/javascript", "Cache-Control": "no-cache"},
+    )
 
 
 @routes.get(
