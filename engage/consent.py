@@ -94,6 +94,83 @@ def _default(prefs: dict[str, Any], channel: str, purpose: str) -> tuple[bool, s
     return True, f"default: {purpose} messages to a customer"
 
 
+def _decide(
+    *,
+    contact_id: int | None,
+    channel: str,
+    purpose: str,
+    address: str | None,
+    address_status: tuple[str, str] | None,
+    row: tuple[bool, str, Any] | None,
+    prefs: dict[str, Any],
+) -> str | None:
+    """The rule (pure): a suppressed address, then the consent row, then comm_prefs/default."""
+    if address_status is not None and channel == "email":
+        return f"address {address} {address_status[0]}: {address_status[1]}"
+    if contact_id is None:
+        return None if purpose != "marketing" else "marketing needs a contact with an opt-in"
+    if row is not None:
+        if row[0]:
+            return None
+        return (
+            f"contact {contact_id} withdrew consent to {purpose} {channel}"
+            f" ({row[1]}, {row[2]:%Y-%m-%d %H:%M} UTC)"
+        )
+    granted, source = _default(prefs, channel, purpose)
+    return (
+        None if granted else f"contact {contact_id}: no consent to {purpose} {channel} ({source})"
+    )
+
+
+async def refusals(
+    conn: AsyncConnection[Any], items: list[tuple[int | None, str, str, str | None]]
+) -> list[str | None]:
+    """`refusal` for many (contact_id, channel, purpose, address) at once: three queries."""
+    contact_ids = sorted({c for c, _ch, _pu, _a in items if c is not None})
+    contacts: dict[int, tuple[str | None, dict[str, Any]]] = {}
+    rows: dict[tuple[int, str, str], tuple[bool, str, Any]] = {}
+    if contact_ids:
+        cur = await conn.execute(
+            "SELECT id, email, comm_prefs FROM contacts WHERE id = ANY(%s)", (contact_ids,)
+        )
+        for cid, email, prefs in await cur.fetchall():
+            contacts[int(cid)] = (email, dict(prefs) if isinstance(prefs, dict) else {})
+        cur = await conn.execute(
+            "SELECT contact_id, channel, purpose, granted, source, updated_at FROM engage_consent"
+            " WHERE contact_id = ANY(%s)",
+            (contact_ids,),
+        )
+        for cid, ch, pu, granted, source, at in await cur.fetchall():
+            rows[(int(cid), ch, pu)] = (granted, source, at)
+    addresses = []
+    for c, ch, _pu, a in items:
+        if a is None and c is not None and ch == "email":
+            a = contacts.get(c, (None, {}))[0]
+        addresses.append(a.strip().lower() if a else None)
+    statuses: dict[str, tuple[str, str]] = {}
+    wanted = sorted({a for a in addresses if a})
+    if wanted:
+        cur = await conn.execute(
+            "SELECT address, status, reason FROM engage_address_status WHERE address = ANY(%s)",
+            (wanted,),
+        )
+        statuses = {a: (st, why) for a, st, why in await cur.fetchall()}
+    out: list[str | None] = []
+    for (c, ch, pu, _a), addr in zip(items, addresses, strict=True):
+        out.append(
+            _decide(
+                contact_id=c,
+                channel=ch,
+                purpose=pu,
+                address=addr,
+                address_status=statuses.get(addr) if addr else None,
+                row=rows.get((c, ch, pu)) if c is not None else None,
+                prefs=contacts.get(c, (None, {}))[1] if c is not None else {},
+            )
+        )
+    return out
+
+
 async def refusal(
     conn: AsyncConnection[Any],
     *,
@@ -103,37 +180,7 @@ async def refusal(
     address: str | None,
 ) -> str | None:
     """Why this send may not happen, or None when it may."""
-    if address is None and contact_id is not None and channel == "email":
-        cur = await conn.execute("SELECT email FROM contacts WHERE id = %s", (contact_id,))
-        row = await cur.fetchone()
-        address = str(row[0]) if row and row[0] else None
-    if address is not None and channel == "email":
-        cur = await conn.execute(
-            "SELECT status, reason FROM engage_address_status WHERE address = %s",
-            (address.strip().lower(),),
-        )
-        row = await cur.fetchone()
-        if row is not None:
-            return f"address {address} {row[0]}: {row[1]}"
-    if contact_id is None:
-        return None if purpose != "marketing" else "marketing needs a contact with an opt-in"
-    cur = await conn.execute(
-        "SELECT granted, source, updated_at FROM engage_consent"
-        " WHERE contact_id = %s AND channel = %s AND purpose = %s",
-        (contact_id, channel, purpose),
-    )
-    row = await cur.fetchone()
-    if row is not None:
-        if row[0]:
-            return None
-        return (
-            f"contact {contact_id} withdrew consent to {purpose} {channel}"
-            f" ({row[1]}, {row[2]:%Y-%m-%d %H:%M} UTC)"
-        )
-    granted, source = _default(await _comm_prefs(conn, contact_id), channel, purpose)
-    return (
-        None if granted else f"contact {contact_id}: no consent to {purpose} {channel} ({source})"
-    )
+    return (await refusals(conn, [(contact_id, channel, purpose, address)]))[0]
 
 
 async def mark_address(conn: AsyncConnection[Any], address: str, status: str, reason: str) -> None:

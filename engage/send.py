@@ -306,14 +306,10 @@ async def _send_rows(ctx: JobContext, target: SmtpTarget, rows: list[dict[str, A
     # consent again, right before sending: a withdrawal since queueing wins
     sendable: list[dict[str, Any]] = []
     async with ctx.pool.connection() as conn:
-        for r in rows:
-            reason = await consent.refusal(
-                conn,
-                contact_id=r["contact_id"],
-                channel="email",
-                purpose=r["purpose"],
-                address=r["to_address"],
-            )
+        reasons = await consent.refusals(
+            conn, [(r["contact_id"], "email", r["purpose"], r["to_address"]) for r in rows]
+        )
+        for r, reason in zip(rows, reasons, strict=True):
             if reason:
                 await conn.execute(
                     "UPDATE engage_outbox SET state = 'refused', reason = %s, locked_until = NULL"
