@@ -28,7 +28,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -365,10 +364,6 @@ async def _mark_sent(ctx: JobContext, rows: list[dict[str, Any]]) -> None:
             ([r["id"] for r in rows],),
         )
         await timeline.log_outbound_emails(conn, rows)
-
-
-def parse_host(url: str) -> str:
-    return urlsplit(url).hostname or "127.0.0.1"
 
 
 async def wait_sent(conn: AsyncConnection[Any], outbox_id: int, timeout_s: float = 30.0) -> str:

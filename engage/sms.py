@@ -120,9 +120,8 @@ async def send_job(ctx: JobContext, args: dict[str, Any]) -> None:
         row = await cur.fetchone()
     if row is None or row["sent_at"] is not None:
         return
-    answer = await send_sms(Gateway.from_settings(ctx.settings), row["to_addr"], row["body_text"])
+    await send_sms(Gateway.from_settings(ctx.settings), row["to_addr"], row["body_text"])
     async with ctx.pool.connection() as conn:
         await conn.execute(
             "UPDATE engage_messages SET sent_at = now(), send_error = NULL WHERE id = %s", (mid,)
         )
-    del answer
