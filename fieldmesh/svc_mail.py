@@ -266,9 +266,16 @@ def relay_running(settings: Settings) -> bool:
 
 
 def dovecot_start(settings: Settings) -> None:
-    conf = write_config(settings)
-    if dovecot_running(settings):
+    if _pid(mail_dir(settings) / "run" / "master.pid") is not None:
+        if not _port_open(settings.imap_port):
+            log.warning(
+                "the running Dovecot of %s listens elsewhere than FIELDMESH_IMAP_PORT=%d:"
+                " `fieldmesh down` and `fieldmesh up` to apply the setting",
+                mail_dir(settings),
+                settings.imap_port,
+            )
         return
+    conf = write_config(settings)
     if _port_open(settings.imap_port):
         raise MailServiceError(
             f"port {settings.imap_port} is taken by another program (FIELDMESH_IMAP_PORT)"
@@ -288,7 +295,12 @@ def dovecot_start(settings: Settings) -> None:
 
 
 def relay_start(settings: Settings) -> None:
-    if relay_running(settings):
+    if _pid(mail_dir(settings) / "relay.pid") is not None:
+        if not _port_open(settings.smtp_port):
+            log.warning(
+                "the running SMTP relay listens elsewhere than FIELDMESH_SMTP_PORT=%d",
+                settings.smtp_port,
+            )
         return
     if _port_open(settings.smtp_port):
         raise MailServiceError(

@@ -140,6 +140,13 @@ def start(settings: Settings, *, inbound: str | None = None) -> None:
     d = sms_dir(settings)
     (d / "store").mkdir(parents=True, exist_ok=True)
     base = settings.sms_port
+    if (
+        inbound is None
+        and _pid(d / "bearerbox.pid") is not None
+        and not _port_open(base + 2)
+        and _pid(d / "smsbox.pid") is not None
+    ):
+        return  # a Kannel of this state dir runs with other ports: leave it as it is
     conf = d / "kannel.conf"
     text = _CONF.format(
         admin=base,
