@@ -43,12 +43,15 @@ _EMAIL = re.compile(r"^[^@\s<>,;:]{1,200}@[^@\s<>,;:]{1,200}$")
 
 
 class SmsInbound(msgspec.Struct, frozen=True):
-    key: Annotated[str, msgspec.Meta(max_length=200)]
-    text: Annotated[str, msgspec.Meta(max_length=2000)]
-    id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    to: Annotated[str, msgspec.Meta(max_length=40)] = ""
+    """Bounded so that the whole query string, URL-encoded, fits the server's 8 KiB request
+    line: a longer (concatenated) SMS is refused with 422 and stays with the gateway."""
+
+    key: Annotated[str, msgspec.Meta(max_length=48)]
+    text: Annotated[str, msgspec.Meta(max_length=500)]
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    to: Annotated[str, msgspec.Meta(max_length=24)] = ""
     # "from" is a Python keyword: the field is `sender`, its query name `from`
-    sender: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] = msgspec.field(
+    sender: Annotated[str, msgspec.Meta(min_length=1, max_length=24)] = msgspec.field(
         name="from", default=""
     )
 
@@ -67,7 +70,7 @@ class SmsAck(msgspec.Struct, frozen=True):
     errors=(404,),
 )
 async def sms_inbound(req: Req, query: SmsInbound) -> SmsAck:
-    if not hmac.compare_digest(query.key, sms.inbound_key(req.settings)):
+    if not hmac.compare_digest(query.key.encode(), sms.inbound_key(req.settings).encode()):
         raise NotFound("no such endpoint", field="key")
     async with req.connection() as conn:
         mid = await channels.take_in_sms(
