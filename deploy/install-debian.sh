@@ -4,11 +4,13 @@
 set -euo pipefail
 
 core=(postgresql postgresql-15-postgis-3 mosquitto mosquitto-clients)
+# engage: Dovecot (IMAP mailboxes, LMTP delivery), Kannel with its fake SMS centre
+mail=(dovecot-imapd dovecot-lmtpd kannel kannel-extras)
 web=(chromium)
 render=(libusb-1.0-0 libgl1 libegl1 libegl-mesa0 libgl1-mesa-dri libgomp1 libglib2.0-0)
 node=(nodejs npm)
 
-want=("${core[@]}" "${web[@]}" "${render[@]}")
+want=("${core[@]}" "${mail[@]}" "${web[@]}" "${render[@]}")
 command -v npm >/dev/null 2>&1 || want+=("${node[@]}")
 
 missing=()
@@ -27,6 +29,6 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 # The packages start system-wide services; fieldmesh runs its own, so stop theirs.
-for svc in mosquitto postgresql; do
+for svc in mosquitto postgresql dovecot kannel; do
   $sudo service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -52,6 +52,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "calendars.routes",
     "calendars.booking_routes",
     "devices.routes",
+    "engage.routes",
 )
 
 

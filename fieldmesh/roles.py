@@ -210,6 +210,7 @@ JOB_MODULES: tuple[str, ...] = (
     "calendars.jobs",
     "calendars.reminders",
     "devices.jobs",
+    "engage.jobs",
 )
 
 

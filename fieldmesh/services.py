@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fieldmesh import svc_caldav
+from fieldmesh import svc_caldav, svc_mail, svc_sms
 from kernel import broker
 from kernel.settings import Settings
 
@@ -627,6 +627,10 @@ def ensure_up(settings: Settings, *, migrate: bool = True) -> None:
             mqtt_start(settings)
         if settings.embedded_caldav:
             svc_caldav.start(settings)
+        if settings.embedded_mail:
+            svc_mail.start(settings)
+        if settings.embedded_sms:
+            svc_sms.start(settings)
     if migrate:
         from fieldmesh.migrate import upgrade
 
@@ -641,10 +645,16 @@ def stop_at_exit_if_started(settings: Settings) -> None:
     had_mqtt = not settings.embedded_mqtt or mqtt_running(settings)
     had_replica = replica_running(settings)
     had_caldav = not settings.embedded_caldav or svc_caldav.running(settings)
+    had_mail = not settings.embedded_mail or svc_mail.dovecot_running(settings)
+    had_sms = not settings.embedded_sms or svc_sms.running(settings)
 
     def stop() -> None:
         if not had_caldav:
             svc_caldav.stop(settings)
+        if not had_sms:
+            svc_sms.stop(settings)
+        if not had_mail:
+            svc_mail.stop(settings)
         if not had_replica:
             replica_stop(settings)
         if not had_mqtt:
@@ -659,6 +669,10 @@ def down(settings: Settings) -> None:
     with _file_lock(settings.state_dir / "services.lock"):
         if settings.embedded_caldav:
             svc_caldav.stop(settings)
+        if settings.embedded_sms:
+            svc_sms.stop(settings)
+        if settings.embedded_mail:
+            svc_mail.stop(settings)
         if settings.embedded_mqtt:
             mqtt_stop(settings)
         if settings.embedded_db:
@@ -693,4 +707,6 @@ def status(settings: Settings) -> list[ServiceStatus]:
         )
     else:
         out.append(ServiceStatus("caldav", True, "external (CALDAV_URL)"))
+    out.append(ServiceStatus("mail", *svc_mail.status_line(settings)))
+    out.append(ServiceStatus("sms", *svc_sms.status_line(settings)))
     return out

@@ -62,6 +62,17 @@ class Settings:
     # CALDAV_URL: an external CalDAV server (Nextcloud, Fastmail ...) instead of the embedded
     # one; each user opting in then gives their own credentials
     caldav_url: str | None = None
+    # Mail (engage): the embedded Dovecot (IMAP) and SMTP relay, 127.0.0.1 only, unless
+    # SMTP_URL (smtp[s]://user:pass@host:port) / IMAP_URL (imap[s]://host:port) name real servers
+    smtp_port: int = 52525  # FIELDMESH_SMTP_PORT
+    imap_port: int = 51143  # FIELDMESH_IMAP_PORT
+    smtp_url: str | None = None  # SMTP_URL
+    imap_url: str | None = None  # IMAP_URL
+    # SMS (engage): the embedded Kannel uses FIELDMESH_SMS_PORT .. +3 (admin, smsbox,
+    # sendsms, fake SMS centre) unless SMS_GATEWAY_URL names a real Kannel-style sendsms URL
+    # (http://user:pass@host:port/cgi-bin/sendsms)
+    sms_port: int = 53000  # FIELDMESH_SMS_PORT
+    sms_gateway_url: str | None = None  # SMS_GATEWAY_URL
 
     @property
     def embedded_db(self) -> bool:
@@ -81,6 +92,14 @@ class Settings:
     @property
     def embedded_mqtt(self) -> bool:
         return self.mqtt_url is None
+
+    @property
+    def embedded_mail(self) -> bool:
+        return self.smtp_url is None
+
+    @property
+    def embedded_sms(self) -> bool:
+        return self.sms_gateway_url is None
 
     @property
     def db_name(self) -> str:
@@ -145,6 +164,12 @@ _ENV_KEYS: dict[str, str] = {
     "replica_port": "FIELDMESH_REPLICA_PORT",
     "caldav_port": "FIELDMESH_CALDAV_PORT",
     "caldav_url": "CALDAV_URL",
+    "smtp_port": "FIELDMESH_SMTP_PORT",
+    "imap_port": "FIELDMESH_IMAP_PORT",
+    "smtp_url": "SMTP_URL",
+    "imap_url": "IMAP_URL",
+    "sms_port": "FIELDMESH_SMS_PORT",
+    "sms_gateway_url": "SMS_GATEWAY_URL",
 }
 
 
@@ -185,6 +210,9 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         "http_port",
         "replica_port",
         "caldav_port",
+        "smtp_port",
+        "imap_port",
+        "sms_port",
     ):
         try:
             port = int(raw)
@@ -210,6 +238,15 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     if name == "caldav_url":
         if not str(raw).startswith(("http://", "https://")):
             raise SettingsError(f"{source}: expected http(s)://host/path: {raw!r}")
+        return str(raw)
+    if name == "sms_gateway_url":
+        if not str(raw).startswith(("http://", "https://")):
+            raise SettingsError(f"{source}: expected http(s)://user:pass@host:port/path: {raw!r}")
+        return str(raw)
+    if name in ("smtp_url", "imap_url"):
+        scheme = name.split("_")[0]
+        if not str(raw).startswith((f"{scheme}://", f"{scheme}s://")):
+            raise SettingsError(f"{source}: expected {scheme}[s]://user:pass@host:port: {raw!r}")
         return str(raw)
     if name == "webhook_allow":
         return parse_networks(raw, source)

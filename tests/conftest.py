@@ -45,7 +45,13 @@ def settings() -> Iterator[Settings]:
     state = Path(tempfile.mkdtemp(prefix="fm-test-"))
     state.chmod(0o755)  # the embedded PostgreSQL runs as `postgres` when we are root
     own = base.with_overrides(
-        state_dir=state, pg_port=free_port(), mqtt_port=free_port(), caldav_port=free_port()
+        state_dir=state,
+        pg_port=free_port(),
+        mqtt_port=free_port(),
+        caldav_port=free_port(),
+        smtp_port=free_port(),
+        imap_port=free_port(),
+        sms_port=free_port(),
     )
     try:
         yield own

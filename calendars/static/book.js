@@ -81,3 +81,5 @@ $('form').addEventListener('submit', async (e) => {
 });
 
 load();
+
+export {}; // a module: its names stay out of the global scope other pages share

@@ -1,0 +1,251 @@
+"""One conversation model for every channel.
+
+A conversation belongs to a contact (or a lead, or an unknown visitor's address) and holds
+messages of any channel: e-mail in and out, SMS, chat, internal notes. Where a message
+goes (`conversation_for`):
+
+1. an e-mail that replies (In-Reply-To, References) to a message we know goes to that
+   message's conversation;
+2. an e-mail whose normalised subject ("Re: Fwd: x" -> "x") matches a conversation of
+   the same person in the last 90 days goes there;
+3. an SMS or chat message goes to the person's latest conversation that is not resolved
+   (one running conversation per customer across channels);
+4. otherwise a new conversation starts.
+
+Statuses: open (waiting on us), pending (waiting on the customer), resolved. A customer's
+message reopens a pending or resolved conversation. SLA: the first reply is due
+FIRST_RESPONSE_SLA_S after the first customer message that finds no reply; `sla_breached`
+is derived when read. Every new message is announced with `pg_notify('engage_inbox', ...)`
+in the writing transaction, so the live inbox hears of it at commit.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from engage.parse import normalise_subject
+from engage.timeline import Link
+
+INBOX_CHANNEL = "engage_inbox"
+FIRST_RESPONSE_SLA_S = 4 * 3600
+SUBJECT_WINDOW_DAYS = 90
+
+
+def _who(link: Link, address: str | None) -> tuple[str, list[Any]]:
+    if link.contact_id is not None:
+        return "contact_id = %s", [link.contact_id]
+    if link.lead_id is not None:
+        return "lead_id = %s", [link.lead_id]
+    return "contact_id IS NULL AND lead_id IS NULL AND visitor_email = %s", [
+        (address or "").lower()
+    ]
+
+
+async def conversation_for(
+    conn: AsyncConnection[Any],
+    *,
+    link: Link,
+    channel: str,
+    subject: str | None,
+    refs: list[str],
+    address: str | None,
+) -> int:
+    if refs:
+        cur = await conn.execute(
+            "SELECT conversation_id FROM engage_messages WHERE channel = 'email'"
+            " AND external_id = ANY(%s) AND conversation_id IS NOT NULL"
+            " ORDER BY id DESC LIMIT 1",
+            (refs,),
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            return int(row[0])
+    where, params = _who(link, address)
+    if channel == "email" and subject:
+        cur = await conn.execute(
+            f"SELECT id FROM engage_conversations WHERE {where}"
+            " AND subject = %s"
+            " AND last_message_at > now() - make_interval(days => %s)"
+            " ORDER BY last_message_at DESC LIMIT 1",
+            [*params, normalise_subject(subject), SUBJECT_WINDOW_DAYS],
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            return int(row[0])
+    elif channel != "email":
+        cur = await conn.execute(
+            f"SELECT id FROM engage_conversations WHERE {where} AND status <> 'resolved'"
+            " ORDER BY last_message_at DESC LIMIT 1",
+            params,
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            return int(row[0])
+    cur = await conn.execute(
+        "INSERT INTO engage_conversations (contact_id, lead_id, account_id, visitor_email,"
+        " subject, last_channel) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (
+            link.contact_id,
+            link.lead_id,
+            link.account_id,
+            (address or "").lower() or None,
+            normalise_subject(subject) if subject else None,
+            channel,
+        ),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def add_message(
+    conn: AsyncConnection[Any],
+    *,
+    conversation_id: int,
+    channel: str,
+    direction: str,
+    contact_id: int | None = None,
+    author_user_id: int | None = None,
+    from_addr: str | None = None,
+    to_addr: str | None = None,
+    subject: str | None = None,
+    body_text: str = "",
+    body_full: str | None = None,
+    external_id: str | None = None,
+    in_reply_to: str | None = None,
+    refs: list[str] | None = None,
+    mailbox_id: int | None = None,
+    uid: int | None = None,
+    outbox_id: int | None = None,
+    activity_id: int | None = None,
+    kind: str = "message",
+    created_at: datetime | None = None,
+) -> int | None:
+    """The new message's id; None when a message with this channel and external id is
+    already stored (a re-synced e-mail, a re-delivered SMS)."""
+    cur = await conn.execute(
+        "INSERT INTO engage_messages (conversation_id, channel, direction, contact_id,"
+        " author_user_id, from_addr, to_addr, subject, body_text, body_full, external_id,"
+        " in_reply_to, refs, mailbox_id, uid, outbox_id, activity_id, kind, created_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " coalesce(%s, now()))"
+        " ON CONFLICT (channel, external_id) WHERE external_id IS NOT NULL DO NOTHING"
+        " RETURNING id",
+        (
+            conversation_id,
+            channel,
+            direction,
+            contact_id,
+            author_user_id,
+            from_addr,
+            to_addr,
+            subject,
+            body_text,
+            body_full,
+            external_id,
+            in_reply_to,
+            refs or [],
+            mailbox_id,
+            uid,
+            outbox_id,
+            activity_id,
+            kind,
+            created_at,
+        ),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    msg_id = int(row[0])
+    if direction == "in" and kind == "message":
+        await conn.execute(
+            "UPDATE engage_conversations SET last_message_at = now(), last_channel = %s,"
+            " status = 'open', resolved_at = NULL,"
+            " waiting_since = coalesce(waiting_since, now()),"
+            " first_response_due_at = CASE WHEN first_response_at IS NULL"
+            "   THEN coalesce(first_response_due_at, now() + make_interval(secs => %s))"
+            "   ELSE first_response_due_at END"
+            " WHERE id = %s",
+            (channel, FIRST_RESPONSE_SLA_S, conversation_id),
+        )
+    elif direction == "out":
+        await conn.execute(
+            "UPDATE engage_conversations SET last_message_at = now(), last_channel = %s,"
+            " waiting_since = NULL,"
+            " first_response_at = CASE WHEN %s AND first_response_at IS NULL"
+            "   AND first_response_due_at IS NOT NULL THEN now() ELSE first_response_at END,"
+            " status = CASE WHEN %s AND status = 'open' THEN 'pending' ELSE status END"
+            " WHERE id = %s",
+            (channel, author_user_id is not None, author_user_id is not None, conversation_id),
+        )
+    else:
+        await conn.execute(
+            "UPDATE engage_conversations SET last_message_at = now() WHERE id = %s",
+            (conversation_id,),
+        )
+    await conn.execute(
+        "SELECT pg_notify(%s, %s)",
+        (
+            INBOX_CHANNEL,
+            json.dumps(
+                {
+                    "conversation_id": conversation_id,
+                    "message_id": msg_id,
+                    "channel": channel,
+                    "direction": direction,
+                    "kind": kind,
+                }
+            ),
+        ),
+    )
+    return msg_id
+
+
+CONV_COLUMNS = (
+    "c.id, c.contact_id, c.lead_id, c.account_id, c.visitor_email, c.subject, c.status,"
+    " c.assignee_user_id, c.last_channel, c.last_message_at, c.first_response_due_at,"
+    " c.first_response_at, c.waiting_since, c.resolved_at, c.created_at,"
+    " (c.first_response_at IS NULL AND c.first_response_due_at < now()"
+    "  AND c.status <> 'resolved') AS sla_breached"
+)
+
+
+async def get_conversation(
+    conn: AsyncConnection[Any], conversation_id: int
+) -> dict[str, Any] | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        f"SELECT {CONV_COLUMNS} FROM engage_conversations c WHERE c.id = %s", (conversation_id,)
+    )
+    return await cur.fetchone()
+
+
+async def messages(
+    conn: AsyncConnection[Any], conversation_id: int, limit: int = 200
+) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT id, conversation_id, channel, direction, kind, contact_id, author_user_id,"
+        " from_addr, to_addr, subject, body_text, external_id, created_at"
+        " FROM engage_messages WHERE conversation_id = %s ORDER BY created_at, id LIMIT %s",
+        (conversation_id, limit),
+    )
+    return await cur.fetchall()
+
+
+async def message(conn: AsyncConnection[Any], message_id: int) -> dict[str, Any]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT id, conversation_id, channel, direction, kind, contact_id, author_user_id,"
+        " from_addr, to_addr, subject, body_text, external_id, created_at"
+        " FROM engage_messages WHERE id = %s",
+        (message_id,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row
