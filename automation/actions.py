@@ -96,8 +96,21 @@ def _target(run: RunView, which: str = "record") -> tuple[str, int]:
     return run.record_object, int(run.record_id)
 
 
+def _prepare(obj: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Template output as crm.store takes it: JSON and geometry columns as JSON text."""
+    entity = ENTITIES[obj]
+    out = dict(values)
+    for name, v in values.items():
+        f = entity.field(name)
+        if f is None or not f.write:
+            raise ActionError(f"{obj} has no writable field {name!r}", field=name)
+        if f.kind in ("object", "array", "point", "multipolygon") and v is not None and not isinstance(v, str):
+            out[name] = json.dumps(v)
+    return out
+
+
 async def create_record_action(conn: Conn, s: d.CreateRecord, run: RunView, _env: Any) -> Outcome:
-    values = render(s.values, run.ctx)
+    values = _prepare(s.object, render(s.values, run.ctx))
     row = await create_record(conn, ENTITIES[s.object], run.owner, values)
     return Outcome({"id": row["id"], "object": s.object}, [(s.object, str(row["id"]), f"created {ENTITIES[s.object].singular} {row['id']}")])
 
@@ -105,11 +118,7 @@ async def create_record_action(conn: Conn, s: d.CreateRecord, run: RunView, _env
 async def update_record_action(conn: Conn, s: d.UpdateRecord, run: RunView, _env: Any) -> Outcome:
     obj, rid = _target(run, s.target)
     entity = ENTITIES[obj]
-    values = render(s.values, run.ctx)
-    for name in values:
-        f = entity.field(name)
-        if f is None or not f.write:
-            raise ActionError(f"{obj} has no writable field {name!r}", field=name)
+    values = _prepare(obj, render(s.values, run.ctx))
     row = await update_record(conn, entity, run.owner, rid, values, None, check_etag=False)
     summary = "set " + ", ".join(f"{k}={values[k]!r}" for k in sorted(values))
     return Outcome({"id": rid, "object": obj, "values": _jsonable(values), "version": row.get("version")}, [(obj, str(rid), summary[:500])])

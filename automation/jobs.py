@@ -138,7 +138,14 @@ class Automation:
                     )
 
 
-def register(registry: Registry, *, clock: Clock | None = None, channel: Channel | None = None) -> Automation:
+def register(
+    registry: Registry,
+    *,
+    clock: Clock | None = None,
+    channel: Channel | None = None,
+    every_s: float | None = None,
+) -> Automation:
+    """Automation's tasks; `every_s` shortens the schedule and SLA periods (tests)."""
     from crm import hooks
 
     hooks.install()  # the CRM's rules for the records runs write (territories, stages ...)
@@ -149,6 +156,6 @@ def register(registry: Registry, *, clock: Clock | None = None, channel: Channel
     registry.add(Task(SCHEDULE_TASK, a.schedule, timeout_s=60.0))
     registry.add(Task(SLA_TASK, a.sla, timeout_s=120.0))
     registry.every(WAKE_TASK, 1.0)
-    registry.every(SCHEDULE_TASK, 20.0)
-    registry.every(SLA_TASK, 30.0)
+    registry.every(SCHEDULE_TASK, every_s or 20.0)
+    registry.every(SLA_TASK, every_s or 30.0)
     return a

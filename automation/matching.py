@@ -27,6 +27,8 @@ from automation import definition as d
 from automation import runs
 from automation.conditions import compile_all
 from automation.matcher import Compiled, Matcher, compile_definition
+from identity.auth import load_principal
+from kernel.principal import Principal
 from notify.service import notify_user
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class MatcherCache:
     matcher: Matcher = field(default_factory=lambda: Matcher(()))
     by_id: dict[int, Compiled] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
+    owners: dict[int, Principal] = field(default_factory=dict)
 
     async def get(self, conn: Conn) -> Matcher:
         cur = await conn.execute(
@@ -62,6 +65,11 @@ class MatcherCache:
                     self.names[wid] = name
                 except d.DefinitionError as exc:  # saved under older rules: skipped, said
                     log.warning("automation workflow %s version %s: %s", wid, version, exc)
+            self.owners = {}
+            for owner_id in {c.owner_id for c in compiled}:
+                p = await load_principal(conn, owner_id)
+                if p is not None:
+                    self.owners[owner_id] = p
             self.by_id = {c.workflow_id: c for c in compiled}
             self.matcher = Matcher(c for c in compiled if c.event not in d.STANDALONE)
             self.key = key
@@ -76,6 +84,19 @@ class BatchStats:
     limited: int = 0
     exited: int = 0
     woken: int = 0
+
+
+def _owner_sees(cache: MatcherCache, c: Compiled, ch: dict[str, Any]) -> bool:
+    """A workflow starts only from CRM records its owner may see (the run's history shows
+    the record); other events (alerts, geofences, outside events) are not record-scoped."""
+    if ch["record_object"] not in d.RECORD_OBJECTS:
+        return True
+    p = cache.owners.get(c.owner_id)
+    if p is None:
+        return False
+    row = _row(ch) or {}
+    owners = [row.get("owner_id"), row.get("assignee_id")]
+    return any(p.may_see(o, row.get("territory_id")) for o in owners)
 
 
 def _row(change: dict[str, Any]) -> dict[str, Any] | None:
@@ -96,7 +117,12 @@ async def match_batch(conn: Conn, cache: MatcherCache, limit: int = 500, tenant_
             return stats
         stats.changes = len(changes)
         matcher = await cache.get(conn)
-        starts = [(c, ch) for ch in changes for c in matcher.match(ch["event"], ch["old"], _row(ch))]
+        starts = [
+            (c, ch)
+            for ch in changes
+            for c in matcher.match(ch["event"], ch["old"], _row(ch))
+            if _owner_sees(cache, c, ch)
+        ]
         if starts:
             await _start_runs(conn, cache, starts, stats, tenant_limit)
         await _exits_and_waits(conn, cache, changes, stats)

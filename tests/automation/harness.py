@@ -34,7 +34,7 @@ hooks.install()
 def worker_thread(dsn: str, clock: ManualClock, concurrency: int = 4) -> Iterator[Worker]:
     """kernel.jobs.Worker with automation's tasks, on its own event loop in a thread."""
     registry = Registry()
-    register(registry, clock=clock)
+    register(registry, clock=clock, every_s=1.0)
     worker = Worker(dsn, registry, concurrency=concurrency, poll_s=0.2, lease_s=5.0, grace_s=2.0)
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
