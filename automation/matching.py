@@ -248,6 +248,8 @@ async def _exits_and_waits(conn: Conn, cache: MatcherCache, changes: list[dict[s
         for r in by_record.get((ch["record_object"], ch["record_id"]), ()):
             if r["id"] in ended or r["id"] == ch["origin_run_id"]:
                 continue
+            if ch["event"].startswith(("email.", "sms.")):  # per-step open / reply counts
+                await runs.event(conn, r["id"], ch["event"], "", await _last_step(conn, r["id"]))
             if ch["event"] in r["exit_on"] and await _exit_holds(conn, cache, r, ch):
                 await _exit(conn, r, ch)
                 ended.add(r["id"])
@@ -256,8 +258,6 @@ async def _exits_and_waits(conn: Conn, cache: MatcherCache, changes: list[dict[s
                 if await _deliver(conn, r, ch):
                     r["status"] = "ready"
                     stats.woken += 1
-            if ch["event"].startswith(("email.", "sms.")) and r["id"] not in ended:
-                await runs.event(conn, r["id"], ch["event"], "", await _last_step(conn, r["id"]))
 
 
 async def _exit_holds(conn: Conn, cache: MatcherCache, r: dict[str, Any], ch: dict[str, Any]) -> bool:
