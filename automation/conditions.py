@@ -36,7 +36,12 @@ def read(row: Row, path: str) -> Any:
 
 
 def _num(v: Any) -> Any:
-    if isinstance(v, str):
+    t = type(v)
+    if t is float:
+        return v
+    if t is int:
+        return float(v)
+    if t is str:
         try:
             return float(v)
         except ValueError:
