@@ -18,7 +18,6 @@ from psycopg.rows import dict_row
 
 from automation import definition as d
 from automation.channels import Channel, Message
-from automation.clock import Clock
 from automation.template import render
 from crm.entities import ENTITIES
 from crm.store import create_record, get_record, update_record
@@ -104,7 +103,11 @@ def _prepare(obj: str, values: dict[str, Any]) -> dict[str, Any]:
         f = entity.field(name)
         if f is None or not f.write:
             raise ActionError(f"{obj} has no writable field {name!r}", field=name)
-        if f.kind in ("object", "array", "point", "multipolygon") and v is not None and not isinstance(v, str):
+        if (
+            f.kind in ("object", "array", "point", "multipolygon")
+            and v is not None
+            and not isinstance(v, str)
+        ):
             out[name] = json.dumps(v)
     return out
 
@@ -112,7 +115,10 @@ def _prepare(obj: str, values: dict[str, Any]) -> dict[str, Any]:
 async def create_record_action(conn: Conn, s: d.CreateRecord, run: RunView, _env: Any) -> Outcome:
     values = _prepare(s.object, render(s.values, run.ctx))
     row = await create_record(conn, ENTITIES[s.object], run.owner, values)
-    return Outcome({"id": row["id"], "object": s.object}, [(s.object, str(row["id"]), f"created {ENTITIES[s.object].singular} {row['id']}")])
+    return Outcome(
+        {"id": row["id"], "object": s.object},
+        [(s.object, str(row["id"]), f"created {ENTITIES[s.object].singular} {row['id']}")],
+    )
 
 
 async def update_record_action(conn: Conn, s: d.UpdateRecord, run: RunView, _env: Any) -> Outcome:
@@ -121,7 +127,10 @@ async def update_record_action(conn: Conn, s: d.UpdateRecord, run: RunView, _env
     values = _prepare(obj, render(s.values, run.ctx))
     row = await update_record(conn, entity, run.owner, rid, values, None, check_etag=False)
     summary = "set " + ", ".join(f"{k}={values[k]!r}" for k in sorted(values))
-    return Outcome({"id": rid, "object": obj, "values": _jsonable(values), "version": row.get("version")}, [(obj, str(rid), summary[:500])])
+    return Outcome(
+        {"id": rid, "object": obj, "values": _jsonable(values), "version": row.get("version")},
+        [(obj, str(rid), summary[:500])],
+    )
 
 
 async def create_task_action(conn: Conn, s: d.CreateTask, run: RunView, env: Any) -> Outcome:
@@ -142,8 +151,17 @@ async def create_task_action(conn: Conn, s: d.CreateTask, run: RunView, env: Any
     row = await create_record(conn, ENTITIES["activities"], run.owner, values)
     touched = [("activities", str(row["id"]), f"created {s.type} {row['id']}")]
     if run.record_object and run.record_id:
-        touched.append((run.record_object, run.record_id, f"created {s.type} {row['id']}: {values['subject'][:200]}"))
-    return Outcome({"activity_id": row["id"], "owner_id": owner, "due_at": values["due_at"].isoformat()}, touched)
+        touched.append(
+            (
+                run.record_object,
+                run.record_id,
+                f"created {s.type} {row['id']}: {values['subject'][:200]}",
+            )
+        )
+    return Outcome(
+        {"activity_id": row["id"], "owner_id": owner, "due_at": values["due_at"].isoformat()},
+        touched,
+    )
 
 
 async def _load(conn: Conn, user_ids: list[int]) -> dict[int, int]:
@@ -179,7 +197,11 @@ async def assign_action(conn: Conn, s: d.Assign, run: RunView, _env: Any) -> Out
         active = [u for u in s.users if u in await _load(conn, list(s.users))]
         if not active:
             raise ActionError("round_robin: none of the users is active", field="users")
-        after = [u for u in active if last is not None and active.index(u) > (active.index(last) if last in active else -1)]
+        after = [
+            u
+            for u in active
+            if last is not None and active.index(u) > (active.index(last) if last in active else -1)
+        ]
         chosen = after[0] if after else active[0]
         await conn.execute(
             "UPDATE automation_cursors SET last_user_id = %s WHERE workflow_id = %s AND step_id = %s",
@@ -209,13 +231,22 @@ async def assign_action(conn: Conn, s: d.Assign, run: RunView, _env: Any) -> Out
             chosen = min(load, key=lambda u: (load[u], u))
     if chosen is None:
         raise ActionError(f"{s.strategy}: no user to assign", field="strategy")
-    await update_record(conn, ENTITIES[obj], run.owner, rid, {s.field: chosen}, None, check_etag=False)
-    return Outcome({"user_id": chosen, "strategy": s.strategy}, [(obj, str(rid), f"assigned {s.field} to user {chosen} ({s.strategy})")])
+    await update_record(
+        conn, ENTITIES[obj], run.owner, rid, {s.field: chosen}, None, check_etag=False
+    )
+    return Outcome(
+        {"user_id": chosen, "strategy": s.strategy},
+        [(obj, str(rid), f"assigned {s.field} to user {chosen} ({s.strategy})")],
+    )
 
 
 async def notify_action(conn: Conn, s: d.Notify, run: RunView, _env: Any) -> Outcome:
     sent: list[int] = []
-    link = f"/console/{run.record_object}/{run.record_id}" if run.record_object and run.record_id else None
+    link = (
+        f"/console/{run.record_object}/{run.record_id}"
+        if run.record_object and run.record_id
+        else None
+    )
     for r in s.to:
         uid = await _users_of(conn, r, run)
         if uid is None:
@@ -232,7 +263,11 @@ async def notify_action(conn: Conn, s: d.Notify, run: RunView, _env: Any) -> Out
         )
         if nid is not None:
             sent.append(uid)
-    touched = [(run.record_object, run.record_id, f"notified users {sent}")] if run.record_object and run.record_id and sent else []
+    touched = (
+        [(run.record_object, run.record_id, f"notified users {sent}")]
+        if run.record_object and run.record_id and sent
+        else []
+    )
     return Outcome({"notified": sent}, touched)
 
 
@@ -240,7 +275,9 @@ async def send_message_action(conn: Conn, s: d.SendMessage, run: RunView, env: A
     rec = run.ctx.get("record") or {}
     address = rec.get("email") if s.channel == "email" else rec.get("phone")
     if not address:
-        raise ActionError(f"the record has no {'email' if s.channel == 'email' else 'phone'}", field="channel")
+        raise ActionError(
+            f"the record has no {'email' if s.channel == 'email' else 'phone'}", field="channel"
+        )
     channel: Channel = env.channel
     out = await channel.send(
         conn,
@@ -255,7 +292,11 @@ async def send_message_action(conn: Conn, s: d.SendMessage, run: RunView, env: A
             run.run_id,
         ),
     )
-    touched = [(run.record_object, run.record_id, f"sent {s.channel} to {address}")] if run.record_object and run.record_id else []
+    touched = (
+        [(run.record_object, run.record_id, f"sent {s.channel} to {address}")]
+        if run.record_object and run.record_id
+        else []
+    )
     return Outcome(out, touched)
 
 
@@ -269,8 +310,12 @@ async def replan_action(conn: Conn, s: d.Replan, run: RunView, env: Any) -> Outc
     if territory is None:
         raise ActionError("the record has no territory to re-plan", field="replan")
     if not run.owner.sees_everything and territory not in run.owner.team_territory_ids:
-        raise ActionError(f"the workflow's owner may not plan territory {territory}", field="replan")
-    plan_id = await create_plan(conn, PlanRequest((int(territory),), env.clock.now().date(), s.cpu_s), run.owner.user_id)
+        raise ActionError(
+            f"the workflow's owner may not plan territory {territory}", field="replan"
+        )
+    plan_id = await create_plan(
+        conn, PlanRequest((int(territory),), env.clock.now().date(), s.cpu_s), run.owner.user_id
+    )
     await enqueue_plan(conn, plan_id)
     return Outcome({"plan_id": plan_id, "territory_id": territory})
 
@@ -283,10 +328,14 @@ async def start_workflow_action(conn: Conn, s: d.StartWorkflow, run: RunView, en
     )
     row = await cur.fetchone()
     if row is None or not row[1]:
-        raise ActionError(f"workflow {s.workflow_id} does not exist or is paused", field="workflow_id")
+        raise ActionError(
+            f"workflow {s.workflow_id} does not exist or is paused", field="workflow_id"
+        )
     if int(row[0]) != run.owner.user_id and not run.owner.is_admin:
         raise ActionError(f"workflow {s.workflow_id} belongs to another user", field="workflow_id")
-    parent = await (await conn.execute("SELECT chain, depth FROM automation_runs WHERE id = %s", (run.run_id,))).fetchone()
+    parent = await (
+        await conn.execute("SELECT chain, depth FROM automation_runs WHERE id = %s", (run.run_id,))
+    ).fetchone()
     assert parent is not None
     child = await runs.start(
         conn,
@@ -294,7 +343,11 @@ async def start_workflow_action(conn: Conn, s: d.StartWorkflow, run: RunView, en
         int(row[2]),
         record_object=run.record_object,
         record_id=run.record_id,
-        trigger={"event": "workflow.started", "by_run": run.run_id, "record": run.ctx.get("record")},
+        trigger={
+            "event": "workflow.started",
+            "by_run": run.run_id,
+            "record": run.ctx.get("record"),
+        },
         chain=[*parent[0], run.workflow_id],
         depth=int(parent[1]) + 1,
         parent_run_id=run.run_id,

@@ -88,7 +88,10 @@ def compile_one(c: ConditionLike) -> Test:
         return lambda old, new: _cmp(read(new, path), value, op)
     if op in ("in", "not_in"):
         values = list(value or [])
-        member = lambda old, new: any(_eq(read(new, path), v) for v in values)  # noqa: E731
+
+        def member(old: Row, new: Row) -> bool:
+            return any(_eq(read(new, path), v) for v in values)
+
         return member if op == "in" else (lambda old, new: not member(old, new))
     if op == "contains":
         return lambda old, new: _contains(read(new, path), value)
@@ -107,19 +110,37 @@ def compile_one(c: ConditionLike) -> Test:
             old is not None and _eq(read(old, path), value) and not _eq(read(new, path), value)
         )
     if op == "crossed_above":
-        return lambda old, new: _cmp(read(new, path), value, "gt") and (
-            old is None or not _cmp(read(old, path), value, "gt")
+        return lambda old, new: (
+            _cmp(read(new, path), value, "gt")
+            and (old is None or not _cmp(read(old, path), value, "gt"))
         )
     if op == "crossed_below":
-        return lambda old, new: _cmp(read(new, path), value, "lt") and (
-            old is None or not _cmp(read(old, path), value, "lt")
+        return lambda old, new: (
+            _cmp(read(new, path), value, "lt")
+            and (old is None or not _cmp(read(old, path), value, "lt"))
         )
     raise ValueError(f"unknown op {op!r}")
 
 
 OPS = frozenset(
-    "eq ne gt gte lt lte in not_in contains is_null not_null changed changed_to changed_from"
-    " crossed_above crossed_below".split()
+    [
+        "eq",
+        "ne",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "in",
+        "not_in",
+        "contains",
+        "is_null",
+        "not_null",
+        "changed",
+        "changed_to",
+        "changed_from",
+        "crossed_above",
+        "crossed_below",
+    ]
 )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -21,16 +21,22 @@ from automation.cron import CronError, parse_cron
 MAX_STEPS = 100  # in a definition, nested ones included
 MAX_DEPTH = 4  # nesting of branch / for_each
 
-StepId = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="unique in the definition")]
+StepId = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="unique in the definition")
+]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
 FieldPath = Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_]{0,62}(\.[a-z0-9_]{1,63}){0,3}$")]
-EventKey = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z_]{0,39}\.[a-z][a-z_]{0,39}$|^(schedule|manual|webhook)$")]
+EventKey = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-z][a-z_]{0,39}\.[a-z][a-z_]{0,39}$|^(schedule|manual|webhook)$")
+]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=400 * 86400)]
 
 # Objects a workflow can listen to and act on, and the events of each.
 RECORD_OBJECTS = ("accounts", "contacts", "leads", "opportunities", "activities", "work_orders")
-RecordObject = Literal["accounts", "contacts", "leads", "opportunities", "activities", "work_orders"]
+RecordObject = Literal[
+    "accounts", "contacts", "leads", "opportunities", "activities", "work_orders"
+]
 EVENTS: dict[str, tuple[str, ...]] = {
     **{o: ("created", "updated", "deleted") for o in RECORD_OBJECTS},
     "alert": ("raised", "escalated", "acknowledged", "cleared"),
@@ -47,7 +53,12 @@ EVENTS: dict[str, tuple[str, ...]] = {
 }
 STANDALONE = ("schedule", "manual", "webhook")
 # The object whose changes the capture trigger must write for an event key.
-CAPTURED = {**{o: o for o in RECORD_OBJECTS}, "alert": "alert", "geofence": "geofence", "visit": "visit"}
+CAPTURED = {
+    **{o: o for o in RECORD_OBJECTS},
+    "alert": "alert",
+    "geofence": "geofence",
+    "visit": "visit",
+}
 
 
 class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -90,29 +101,29 @@ class BusinessHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     default_tz: Annotated[str, msgspec.Meta(max_length=64)] = "UTC"
 
 
-Recipient = Union[
-    Literal["record_owner", "workflow_owner", "owner_manager", "assignee"],
-    Annotated[int, msgspec.Meta(ge=1)],
-]
+Recipient = (
+    Literal["record_owner", "workflow_owner", "owner_manager", "assignee"]
+    | Annotated[int, msgspec.Meta(ge=1)]
+)
 
 
 class _Step(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="action"):
     id: StepId
 
 
-class CreateRecord(_Step, tag="create_record"):
+class CreateRecord(_Step, tag="create_record", frozen=True):
     object: RecordObject
     values: dict[str, Any]
 
 
-class UpdateRecord(_Step, tag="update_record"):
+class UpdateRecord(_Step, tag="update_record", frozen=True):
     """Update the run's record (or, in a loop, the current item)."""
 
     values: dict[str, Any]
     target: Literal["record", "item"] = "record"
 
 
-class CreateTask(_Step, tag="create_task"):
+class CreateTask(_Step, tag="create_task", frozen=True):
     subject: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     body: Text = ""
     type: Literal["task", "call", "email", "meeting", "note"] = "task"
@@ -120,7 +131,7 @@ class CreateTask(_Step, tag="create_task"):
     owner: Recipient = "record_owner"
 
 
-class Assign(_Step, tag="assign"):
+class Assign(_Step, tag="assign", frozen=True):
     """Set the record's owner (or a work order's assignee) by a rule."""
 
     strategy: Literal["round_robin", "territory", "least_loaded", "skills"]
@@ -129,14 +140,14 @@ class Assign(_Step, tag="assign"):
     field: Literal["owner_id", "assignee_id"] = "owner_id"
 
 
-class Notify(_Step, tag="notify"):
+class Notify(_Step, tag="notify", frozen=True):
     to: list[Recipient]
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     body: Text = ""
     urgent: bool = False
 
 
-class Webhook(_Step, tag="webhook"):
+class Webhook(_Step, tag="webhook", frozen=True):
     """POST the run's record and trigger, signed (crm_sync's signature), to a public URL."""
 
     url: Annotated[str, msgspec.Meta(min_length=8, max_length=2048)]
@@ -144,7 +155,7 @@ class Webhook(_Step, tag="webhook"):
     payload: dict[str, Any] = {}
 
 
-class SendMessage(_Step, tag="send_message"):
+class SendMessage(_Step, tag="send_message", frozen=True):
     """E-mail or SMS from a template to the record's contact or lead, through the channel."""
 
     channel: Literal["email", "sms"]
@@ -153,13 +164,13 @@ class SendMessage(_Step, tag="send_message"):
     business_hours: bool = True
 
 
-class Replan(_Step, tag="replan"):
+class Replan(_Step, tag="replan", frozen=True):
     """Ask routing to re-plan the day of the record's territory (the routing job)."""
 
     cpu_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
 
 
-class Wait(_Step, tag="wait"):
+class Wait(_Step, tag="wait", frozen=True):
     """Wait for a duration, until a date, or until an event on the run's record (with a
     timeout); exactly one of `duration_s`, `until`, `event`."""
 
@@ -170,14 +181,14 @@ class Wait(_Step, tag="wait"):
     timeout_s: Seconds = 7 * 86400
 
 
-class Branch(_Step, tag="branch"):
+class Branch(_Step, tag="branch", frozen=True):
     when: list[Condition]
     match: Literal["all", "any"] = "all"
     then: list[Step] = []
     otherwise: list[Step] = []
 
 
-class ForEach(_Step, tag="for_each"):
+class ForEach(_Step, tag="for_each", frozen=True):
     """Run `steps` for each related record (`object` rows pointing at the run's record)."""
 
     object: RecordObject
@@ -186,18 +197,18 @@ class ForEach(_Step, tag="for_each"):
     steps: list[Step] = []
 
 
-class StartWorkflow(_Step, tag="start_workflow"):
+class StartWorkflow(_Step, tag="start_workflow", frozen=True):
     workflow_id: Annotated[int, msgspec.Meta(ge=1)]
 
 
-class LoadRecord(_Step, tag="load_record"):
+class LoadRecord(_Step, tag="load_record", frozen=True):
     """Read the run's record again (its current values for the next conditions)."""
 
 
-Step = Union[
-    CreateRecord, UpdateRecord, CreateTask, Assign, Notify, Webhook, SendMessage, Replan,
-    Wait, Branch, ForEach, StartWorkflow, LoadRecord,
-]  # fmt: skip
+Step = (
+    CreateRecord | UpdateRecord | CreateTask | Assign | Notify | Webhook | SendMessage | Replan
+    | Wait | Branch | ForEach | StartWorkflow | LoadRecord
+)  # fmt: skip
 
 
 class Definition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -240,12 +251,13 @@ def _name_the_step(raw: Any, path: str) -> str:
         else:
             walked += f"[{index}]"
             node = node[int(index)] if isinstance(node, list) and int(index) < len(node) else None
-            if walked.split("[")[0].endswith(("steps", "then", "otherwise")) or walked.endswith("]"):
-                if isinstance(node, dict) and "action" in node:
-                    step_name = str(node.get("id", "?"))
-                    step_path = walked.lstrip(".")
+            if isinstance(node, dict) and "action" in node:
+                step_name = str(node.get("id", "?"))
+                step_path = walked.lstrip(".")
     if step_name:
-        rest = path[len("$." + step_path) :].lstrip(".") if path.startswith("$." + step_path) else ""
+        rest = (
+            path[len("$." + step_path) :].lstrip(".") if path.startswith("$." + step_path) else ""
+        )
         return f"step {step_name!r} ({step_path})" + (f", field {rest}" if rest else "")
     return path.lstrip("$.") or "definition"
 
@@ -285,7 +297,9 @@ def _check_event(where: str, key: str, allow_standalone: bool) -> None:
     obj, _, ev = key.partition(".")
     if obj not in EVENTS or ev not in EVENTS[obj]:
         known = ", ".join(f"{o}.{e}" for o, evs in EVENTS.items() for e in evs)
-        raise DefinitionError(where, f"unknown event {key!r}; known: {known}, schedule, manual, webhook")
+        raise DefinitionError(
+            where, f"unknown event {key!r}; known: {known}, schedule, manual, webhook"
+        )
 
 
 def _check_conditions(where: str, conds: list[Condition]) -> None:
@@ -339,9 +353,7 @@ def check(d: Definition) -> None:
             if s.until is not None and s.until.tzinfo is None:
                 raise DefinitionError(where, "until needs a time zone (e.g. Z)")
             _check_conditions(where, s.when)
-        elif isinstance(s, Branch):
-            _check_conditions(where, s.when)
-        elif isinstance(s, ForEach):
+        elif isinstance(s, (Branch, ForEach)):
             _check_conditions(where, s.when)
         elif isinstance(s, CreateRecord | UpdateRecord):
             obj = s.object if isinstance(s, CreateRecord) else None

@@ -72,7 +72,9 @@ def permanent(exc: BaseException) -> bool:
     """Errors a retry cannot fix: the step (and the run) fails."""
     from routing.model import RoutingError
 
-    return isinstance(exc, ApiError | NotificationError | RoutingError | WebhookRefused | d.DefinitionError)
+    return isinstance(
+        exc, ApiError | NotificationError | RoutingError | WebhookRefused | d.DefinitionError
+    )
 
 
 @dataclass
@@ -95,7 +97,9 @@ class Env:
             )
             row = await cur.fetchone()
             if row is None:
-                raise d.DefinitionError("definition", f"workflow {workflow_id} has no version {version}")
+                raise d.DefinitionError(
+                    "definition", f"workflow {workflow_id} has no version {version}"
+                )
             self.definitions[key] = d.decode(row[0])
         return self.definitions[key]
 
@@ -139,7 +143,14 @@ def _json(v: Any) -> Any:
 
 
 class Interpreter:
-    def __init__(self, env: Env, run: dict[str, Any], definition: d.Definition, owner: Any, journal: dict[int, dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        env: Env,
+        run: dict[str, Any],
+        definition: d.Definition,
+        owner: Any,
+        journal: dict[int, dict[str, Any]],
+    ) -> None:
         self.env = env
         self.run = run
         self.run_id: int = run["id"]
@@ -174,7 +185,11 @@ class Interpreter:
             elif isinstance(s, d.Webhook):
                 await self._webhook(seq, s, j)
             else:
-                if isinstance(s, d.SendMessage) and self.definition.business_hours and s.business_hours:
+                if (
+                    isinstance(s, d.SendMessage)
+                    and self.definition.business_hours
+                    and s.business_hours
+                ):
                     await self._business_hours(seq, s, j)
                 await self._effect(seq, s, j, ACTIONS[type(s)])
 
@@ -197,7 +212,9 @@ class Interpreter:
             items = j["output"]["items"]
         else:
 
-            async def query(conn: Conn, step: Any, view: actions.RunView, env: Env) -> actions.Outcome:
+            async def query(
+                conn: Conn, step: Any, view: actions.RunView, env: Env
+            ) -> actions.Outcome:
                 rows = await actions.related(conn, s, view)
                 test = compile_all(s.when)
                 return actions.Outcome({"items": [r for r in rows if test(None, r)]})
@@ -215,7 +232,9 @@ class Interpreter:
     # ---------------------------------------------------------------- transactions
 
     async def _lock(self, conn: Conn) -> None:
-        cur = await conn.execute("SELECT status FROM automation_runs WHERE id = %s FOR UPDATE", (self.run_id,))
+        cur = await conn.execute(
+            "SELECT status FROM automation_runs WHERE id = %s FOR UPDATE", (self.run_id,)
+        )
         row = await cur.fetchone()
         if row is None or row[0] not in ("ready", "waiting"):
             raise Halt(f"run {self.run_id} is {row[0] if row else 'gone'}")
@@ -229,7 +248,9 @@ class Interpreter:
     def _key(self, seq: int) -> str:
         return f"automation:{self.run_id}:{seq}"
 
-    async def _effect(self, seq: int, s: Any, j: dict[str, Any] | None, fn: Action) -> dict[str, Any]:
+    async def _effect(
+        self, seq: int, s: Any, j: dict[str, Any] | None, fn: Action
+    ) -> dict[str, Any]:
         if j is not None and j["status"] == "done":
             self.ctx["steps"][s.id] = j["output"]
             return dict(j["output"])
@@ -248,7 +269,9 @@ class Interpreter:
                 )
                 if await cur.fetchone() is None:
                     raise Halt(f"run {self.run_id} step {seq} was done by another executor")
-                await conn.execute("SELECT set_config('fieldmesh.automation_run', %s, true)", (str(self.run_id),))
+                await conn.execute(
+                    "SELECT set_config('fieldmesh.automation_run', %s, true)", (str(self.run_id),)
+                )
                 outcome = await fn(conn, s, self._view(seq), self.env)
                 output = _json(outcome.output)
                 await conn.execute(
@@ -260,7 +283,15 @@ class Interpreter:
                     await conn.execute(
                         "INSERT INTO automation_record_log (record_object, record_id, run_id, workflow_id,"
                         " step_id, action, summary) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        (obj, rid, self.run_id, self.run["workflow_id"], s.id, _action(s), summary[:500]),
+                        (
+                            obj,
+                            rid,
+                            self.run_id,
+                            self.run["workflow_id"],
+                            s.id,
+                            _action(s),
+                            summary[:500],
+                        ),
                     )
                 await conn.execute(
                     "UPDATE automation_runs SET status = 'ready', wake_at = NULL, wait_event = NULL,"
@@ -275,7 +306,9 @@ class Interpreter:
         self.journal[seq] = {"step_id": s.id, "status": "done", "output": output}
         return dict(output)
 
-    async def _suspend(self, seq: int, s: Any, wake_at: datetime, event: str | None, j: dict[str, Any] | None) -> None:
+    async def _suspend(
+        self, seq: int, s: Any, wake_at: datetime, event: str | None, j: dict[str, Any] | None
+    ) -> None:
         async with self.env.pool.connection() as conn, conn.transaction():
             await self._lock(conn)
             if j is None:
@@ -283,7 +316,16 @@ class Interpreter:
                     "INSERT INTO automation_steps (run_id, seq, step_id, action, status, input,"
                     " idempotency_key, wake_at, wait_event) VALUES (%s, %s, %s, %s, 'waiting', %s, %s, %s, %s)"
                     " ON CONFLICT (run_id, seq) DO NOTHING RETURNING 1",
-                    (self.run_id, seq, s.id, _action(s), Jsonb(_json(_input(s))), self._key(seq), wake_at, event),
+                    (
+                        self.run_id,
+                        seq,
+                        s.id,
+                        _action(s),
+                        Jsonb(_json(_input(s))),
+                        self._key(seq),
+                        wake_at,
+                        event,
+                    ),
                 )
                 if await cur.fetchone() is None:
                     raise Halt(f"run {self.run_id} step {seq} was reached by another executor")
@@ -320,7 +362,9 @@ class Interpreter:
         assert bh is not None
         now = self.env.clock.now()
         tz = (self.ctx["record"] or {}).get(bh.tz_field)
-        opens = j["wake_at"] if j is not None and j["wake_at"] is not None else next_open(now, bh, tz)
+        opens = (
+            j["wake_at"] if j is not None and j["wake_at"] is not None else next_open(now, bh, tz)
+        )
         if opens > now:
             await self._suspend(seq, s, opens, None, j)
 
@@ -392,7 +436,9 @@ def _input(s: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- a pass over a run
 
 
-async def _load(env: Env, run_id: int) -> tuple[dict[str, Any], d.Definition, Any, dict[int, dict[str, Any]]] | None:
+async def _load(
+    env: Env, run_id: int
+) -> tuple[dict[str, Any], d.Definition, Any, dict[int, dict[str, Any]]] | None:
     async with env.pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
@@ -449,7 +495,9 @@ async def advance(env: Env, run_id: int) -> str:
     return "completed"
 
 
-async def fail(env: Env, run_id: int, step_id: str | None, message: str, seq: int | None = None) -> None:
+async def fail(
+    env: Env, run_id: int, step_id: str | None, message: str, seq: int | None = None
+) -> None:
     text = f"step {step_id!r}: {message}" if step_id else message
     async with env.pool.connection() as conn, conn.transaction():
         if step_id is not None and seq is not None:

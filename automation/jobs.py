@@ -1,6 +1,7 @@
 """Automation's background jobs (kernel.jobs), run by `fieldmesh run`'s jobs role.
 
-    automation.match     changes -> runs, exits, ended waits (queued by the outbox trigger)
+    automation.match     changes -> runs, exits, ended waits (queued by the outbox trigger,
+                         and every second as a safety net)
     automation.run       one pass of one run (queued per run, deduplicated)
     automation.wake      every second: runs whose wait is due are queued again
     automation.schedule  every 20 s: cron workflows whose minute came start once per slot
@@ -57,11 +58,18 @@ class Automation:
             await engine.advance(self.env(ctx), run_id)
         except Exception as exc:
             async with ctx.pool.connection() as conn:
-                await runs.event(conn, run_id, "retry", f"attempt {ctx.attempt}: {type(exc).__name__}: {exc}")
+                await runs.event(
+                    conn, run_id, "retry", f"attempt {ctx.attempt}: {type(exc).__name__}: {exc}"
+                )
             raise
 
     async def give_up(self, ctx: JobContext, args: dict[str, Any], error: str) -> None:
-        await engine.fail(self.env(ctx), int(args["run_id"]), None, f"gave up after {ctx.attempt} attempts: {error}")
+        await engine.fail(
+            self.env(ctx),
+            int(args["run_id"]),
+            None,
+            f"gave up after {ctx.attempt} attempts: {error}",
+        )
 
     async def match(self, ctx: JobContext, args: dict[str, Any]) -> None:
         deadline = time.monotonic() + MATCH_BUDGET_S
@@ -150,12 +158,22 @@ def register(
 
     hooks.install()  # the CRM's rules for the records runs write (territories, stages ...)
     a = Automation(clock or SystemClock(), channel or OutboxChannel())
-    registry.add(Task(runs.RUN_TASK, a.run, timeout_s=600.0, backoff_base_s=1.0, backoff_cap_s=300.0, on_give_up=a.give_up))
+    registry.add(
+        Task(
+            runs.RUN_TASK,
+            a.run,
+            timeout_s=600.0,
+            backoff_base_s=1.0,
+            backoff_cap_s=300.0,
+            on_give_up=a.give_up,
+        )
+    )
     registry.add(Task(MATCH_TASK, a.match, timeout_s=120.0, backoff_base_s=0.5, backoff_cap_s=30.0))
     registry.add(Task(WAKE_TASK, a.wake, timeout_s=60.0))
     registry.add(Task(SCHEDULE_TASK, a.schedule, timeout_s=60.0))
     registry.add(Task(SLA_TASK, a.sla, timeout_s=120.0))
     registry.every(WAKE_TASK, 1.0)
+    registry.every(MATCH_TASK, 1.0)  # the safety net for a wake-up that came too late
     registry.every(SCHEDULE_TASK, every_s or 20.0)
     registry.every(SLA_TASK, every_s or 30.0)
     return a

@@ -71,7 +71,13 @@ def index_of(conds: Sequence[Condition]) -> tuple[str, str, Any] | None:
 
 def compile_definition(workflow_id: int, version: int, owner_id: int, d: Definition) -> Compiled:
     return Compiled(
-        workflow_id, version, owner_id, d.trigger.on, compile_all(d.trigger.when), index_of(d.trigger.when), d
+        workflow_id,
+        version,
+        owner_id,
+        d.trigger.on,
+        compile_all(d.trigger.when),
+        index_of(d.trigger.when),
+        d,
     )
 
 
@@ -149,7 +155,9 @@ class Matcher:
         return [c for c in self.candidates(event, old, new) if c.test(old, new)]
 
 
-def naive_match(definitions: Sequence[tuple[int, Definition]], event: str, old: Row, new: Row) -> list[int]:
+def naive_match(
+    definitions: Sequence[tuple[int, Definition]], event: str, old: Row, new: Row
+) -> list[int]:
     """Baseline: every definition, conditions interpreted each time."""
     return [
         wid

@@ -100,10 +100,13 @@ def _owner_sees(cache: MatcherCache, c: Compiled, ch: dict[str, Any]) -> bool:
 
 
 def _row(change: dict[str, Any]) -> dict[str, Any] | None:
-    return change["new"] if change["new"] is not None else change["old"]
+    row: dict[str, Any] | None = change["new"] if change["new"] is not None else change["old"]
+    return row
 
 
-async def match_batch(conn: Conn, cache: MatcherCache, limit: int = 500, tenant_limit: int = TENANT_MAX_RUNS_PER_MIN) -> BatchStats:
+async def match_batch(
+    conn: Conn, cache: MatcherCache, limit: int = 500, tenant_limit: int = TENANT_MAX_RUNS_PER_MIN
+) -> BatchStats:
     stats = BatchStats()
     async with conn.transaction():
         cur = conn.cursor(row_factory=dict_row)
@@ -126,16 +129,25 @@ async def match_batch(conn: Conn, cache: MatcherCache, limit: int = 500, tenant_
         if starts:
             await _start_runs(conn, cache, starts, stats, tenant_limit)
         await _exits_and_waits(conn, cache, changes, stats)
-        await conn.execute("DELETE FROM automation_changes WHERE id = ANY(%s)", ([c["id"] for c in changes],))
+        await conn.execute(
+            "DELETE FROM automation_changes WHERE id = ANY(%s)", ([c["id"] for c in changes],)
+        )
     return stats
 
 
-async def _start_runs(conn: Conn, cache: MatcherCache, starts: list[tuple[Compiled, dict[str, Any]]], stats: BatchStats, tenant_limit: int) -> None:
+async def _start_runs(
+    conn: Conn,
+    cache: MatcherCache,
+    starts: list[tuple[Compiled, dict[str, Any]]],
+    stats: BatchStats,
+    tenant_limit: int,
+) -> None:
     origins = {ch["origin_run_id"] for _, ch in starts if ch["origin_run_id"] is not None}
     origin: dict[int, tuple[int, list[int], int]] = {}
     if origins:
         cur = await conn.execute(
-            "SELECT id, workflow_id, chain, depth FROM automation_runs WHERE id = ANY(%s)", (list(origins),)
+            "SELECT id, workflow_id, chain, depth FROM automation_runs WHERE id = ANY(%s)",
+            (list(origins),),
         )
         origin = {int(r[0]): (int(r[1]), list(r[2]), int(r[3])) for r in await cur.fetchall()}
     wids = list({c.workflow_id for c, _ in starts})
@@ -199,7 +211,8 @@ async def _start_runs(conn: Conn, cache: MatcherCache, starts: list[tuple[Compil
         if error:
             stats.stopped += 1
             await conn.execute(
-                "UPDATE automation_workflows SET last_error = %s WHERE id = %s", (error, c.workflow_id)
+                "UPDATE automation_workflows SET last_error = %s WHERE id = %s",
+                (error, c.workflow_id),
             )
             await notify_user(
                 conn,
@@ -218,12 +231,20 @@ async def _start_runs(conn: Conn, cache: MatcherCache, starts: list[tuple[Compil
         await conn.execute(
             "UPDATE automation_workflows SET dropped_triggers = dropped_triggers + %s,"
             " last_error = %s WHERE id = %s",
-            (n, f"rate limit: {n} triggers dropped (over {cache.by_id[wid].definition.max_runs_per_min}/min)", wid),
+            (
+                n,
+                f"rate limit: {n} triggers dropped (over {cache.by_id[wid].definition.max_runs_per_min}/min)",
+                wid,
+            ),
         )
 
 
-async def _exits_and_waits(conn: Conn, cache: MatcherCache, changes: list[dict[str, Any]], stats: BatchStats) -> None:
-    keyed = [(ch["record_object"], ch["record_id"]) for ch in changes if ch["record_id"] is not None]
+async def _exits_and_waits(
+    conn: Conn, cache: MatcherCache, changes: list[dict[str, Any]], stats: BatchStats
+) -> None:
+    keyed = [
+        (ch["record_object"], ch["record_id"]) for ch in changes if ch["record_id"] is not None
+    ]
     if not keyed:
         return
     cur = conn.cursor(row_factory=dict_row)
@@ -254,13 +275,18 @@ async def _exits_and_waits(conn: Conn, cache: MatcherCache, changes: list[dict[s
                 await _exit(conn, r, ch)
                 ended.add(r["id"])
                 stats.exited += 1
-            elif r["status"] == "waiting" and r["wait_event"] == ch["event"]:
-                if await _deliver(conn, r, ch):
-                    r["status"] = "ready"
-                    stats.woken += 1
+            elif (
+                r["status"] == "waiting"
+                and r["wait_event"] == ch["event"]
+                and await _deliver(conn, r, ch)
+            ):
+                r["status"] = "ready"
+                stats.woken += 1
 
 
-async def _exit_holds(conn: Conn, cache: MatcherCache, r: dict[str, Any], ch: dict[str, Any]) -> bool:
+async def _exit_holds(
+    conn: Conn, cache: MatcherCache, r: dict[str, Any], ch: dict[str, Any]
+) -> bool:
     cur = await conn.execute(
         "SELECT definition FROM automation_versions WHERE workflow_id = %s AND version = %s",
         (r["workflow_id"], r["version"]),
@@ -288,7 +314,9 @@ async def _exit(conn: Conn, r: dict[str, Any], ch: dict[str, Any]) -> None:
         " finished_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = %s",
         (ch["event"], r["id"]),
     )
-    await runs.event(conn, r["id"], "exited", f"exit on {ch['event']}", await _last_step(conn, r["id"]))
+    await runs.event(
+        conn, r["id"], "exited", f"exit on {ch['event']}", await _last_step(conn, r["id"])
+    )
 
 
 async def _deliver(conn: Conn, r: dict[str, Any], ch: dict[str, Any]) -> bool:

@@ -262,7 +262,9 @@ async def workflow_scope(req: Req, path: Any) -> None:
 
 async def run_scope(req: Req, path: RunPath) -> None:
     async with req.connection() as conn:
-        cur = await conn.execute("SELECT workflow_id FROM automation_runs WHERE id = %s", (path.run_id,))
+        cur = await conn.execute(
+            "SELECT workflow_id FROM automation_runs WHERE id = %s", (path.run_id,)
+        )
         row = await cur.fetchone()
         if row is None:
             raise NotFound(f"run {path.run_id} not found", field="run_id")
@@ -280,12 +282,20 @@ async def record_scope(req: Req, path: RecordLogPath) -> None:
 OWN = "a caller sees their own workflows, a manager their team's, an admin all"
 
 
-@routes.get("/api/v1/automation/schema", access=Access.read(unscoped="the schema holds no data"), summary="The JSON Schema of a workflow definition")
+@routes.get(
+    "/api/v1/automation/schema",
+    access=Access.read(unscoped="the schema holds no data"),
+    summary="The JSON Schema of a workflow definition",
+)
 async def schema(req: Req) -> dict[str, Any]:
     return d.json_schema()
 
 
-@routes.get("/api/v1/automation/workflows", access=Access.read(unscoped=OWN), summary="Workflows and sequences the caller may see")
+@routes.get(
+    "/api/v1/automation/workflows",
+    access=Access.read(unscoped=OWN),
+    summary="Workflows and sequences the caller may see",
+)
 async def list_workflows(req: Req, query: WorkflowListQuery) -> WorkflowPage:
     async with req.connection() as conn:
         rows = await service.list_workflows(conn, req.user, query.kind, query.limit)
@@ -316,7 +326,11 @@ async def import_workflow(req: Req, body: WorkflowImport) -> WorkflowOut:
         return _out(await service.save(conn, req.user, body.definition, kind=body.kind))
 
 
-@routes.get("/api/v1/automation/workflows/{workflow_id}", access=Access.read(scope=workflow_scope), summary="A workflow and its current definition")
+@routes.get(
+    "/api/v1/automation/workflows/{workflow_id}",
+    access=Access.read(scope=workflow_scope),
+    summary="A workflow and its current definition",
+)
 async def get_workflow(req: Req, path: WorkflowPath) -> WorkflowOut:
     async with req.connection() as conn:
         return _out(await service.get_workflow_row(conn, req.user, path.workflow_id))
@@ -333,35 +347,54 @@ async def put_workflow(req: Req, path: WorkflowPath, body: WorkflowIn) -> Workfl
         return _out(await service.save(conn, req.user, body.definition, path.workflow_id))
 
 
-@routes.post("/api/v1/automation/workflows/{workflow_id}/pause", access=Access.write(scope=workflow_scope), summary="Stop starting new runs")
+@routes.post(
+    "/api/v1/automation/workflows/{workflow_id}/pause",
+    access=Access.write(scope=workflow_scope),
+    summary="Stop starting new runs",
+)
 async def pause(req: Req, path: WorkflowPath) -> WorkflowOut:
     async with req.connection() as conn:
         return _out(await service.set_active(conn, req.user, path.workflow_id, False))
 
 
-@routes.post("/api/v1/automation/workflows/{workflow_id}/activate", access=Access.write(scope=workflow_scope), summary="Start runs again")
+@routes.post(
+    "/api/v1/automation/workflows/{workflow_id}/activate",
+    access=Access.write(scope=workflow_scope),
+    summary="Start runs again",
+)
 async def activate(req: Req, path: WorkflowPath) -> WorkflowOut:
     async with req.connection() as conn:
         return _out(await service.set_active(conn, req.user, path.workflow_id, True))
 
 
-@routes.get("/api/v1/automation/workflows/{workflow_id}/export", access=Access.read(scope=workflow_scope), summary="The current definition, to import elsewhere")
+@routes.get(
+    "/api/v1/automation/workflows/{workflow_id}/export",
+    access=Access.read(scope=workflow_scope),
+    summary="The current definition, to import elsewhere",
+)
 async def export(req: Req, path: WorkflowPath) -> WorkflowExport:
     async with req.connection() as conn:
         row = await service.get_workflow_row(conn, req.user, path.workflow_id)
     return WorkflowExport(EXPORT_FORMAT, row["kind"], row["version"], row["definition"])
 
 
-@routes.get("/api/v1/automation/workflows/{workflow_id}/versions/{version}", access=Access.read(scope=workflow_scope), summary="One saved version of a definition")
+@routes.get(
+    "/api/v1/automation/workflows/{workflow_id}/versions/{version}",
+    access=Access.read(scope=workflow_scope),
+    summary="One saved version of a definition",
+)
 async def get_version(req: Req, path: WorkflowVersionPath) -> WorkflowExport:
     async with req.connection() as conn:
         row = await service.get_workflow_row(conn, req.user, path.workflow_id)
         cur = await conn.execute(
-            "SELECT definition FROM automation_versions WHERE workflow_id = %s AND version = %s", (path.workflow_id, path.version)
+            "SELECT definition FROM automation_versions WHERE workflow_id = %s AND version = %s",
+            (path.workflow_id, path.version),
         )
         got = await cur.fetchone()
     if got is None:
-        raise NotFound(f"workflow {path.workflow_id} has no version {path.version}", field="version")
+        raise NotFound(
+            f"workflow {path.workflow_id} has no version {path.version}", field="version"
+        )
     return WorkflowExport(EXPORT_FORMAT, row["kind"], path.version, got[0])
 
 
@@ -373,20 +406,33 @@ async def get_version(req: Req, path: WorkflowVersionPath) -> WorkflowExport:
 )
 async def dry_run(req: Req, body: DryRunIn) -> DryRunOut:
     async with req.connection() as conn:
-        out = await service.dry_run(conn, req.user, body.definition, body.record_object, body.record_id, body.old)
+        out = await service.dry_run(
+            conn, req.user, body.definition, body.record_object, body.record_id, body.old
+        )
     return msgspec.convert(out, DryRunOut)
 
 
-@routes.post("/api/v1/automation/workflows/{workflow_id}/runs", access=Access.write(scope=workflow_scope), summary="Start a run by hand, from a record the caller may see", status=201)
+@routes.post(
+    "/api/v1/automation/workflows/{workflow_id}/runs",
+    access=Access.write(scope=workflow_scope),
+    summary="Start a run by hand, from a record the caller may see",
+    status=201,
+)
 async def start_run(req: Req, path: WorkflowPath, body: RunStartIn) -> RunStartOut:
     if (body.record_object is None) != (body.record_id is None):
         raise Unprocessable("record_object and record_id go together", field="record_id")
     async with req.connection() as conn:
-        rid = await service.start_manual(conn, req.user, path.workflow_id, body.record_object, body.record_id, body.data)
+        rid = await service.start_manual(
+            conn, req.user, path.workflow_id, body.record_object, body.record_id, body.data
+        )
     return RunStartOut(rid)
 
 
-@routes.get("/api/v1/automation/workflows/{workflow_id}/runs", access=Access.read(scope=workflow_scope), summary="A workflow's runs, newest first")
+@routes.get(
+    "/api/v1/automation/workflows/{workflow_id}/runs",
+    access=Access.read(scope=workflow_scope),
+    summary="A workflow's runs, newest first",
+)
 async def list_runs(req: Req, path: WorkflowPath, query: RunListQuery) -> RunPage:
     async with req.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
@@ -399,7 +445,11 @@ async def list_runs(req: Req, path: WorkflowPath, query: RunListQuery) -> RunPag
     return RunPage([_run_out(r) for r in rows])
 
 
-@routes.get("/api/v1/automation/runs/{run_id}", access=Access.read(scope=run_scope), summary="A run's history: trigger, each step's input, output and error, retries")
+@routes.get(
+    "/api/v1/automation/runs/{run_id}",
+    access=Access.read(scope=run_scope),
+    summary="A run's history: trigger, each step's input, output and error, retries",
+)
 async def get_run(req: Req, path: RunPath) -> RunDetail:
     async with req.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
@@ -413,13 +463,18 @@ async def get_run(req: Req, path: RunPath) -> RunDetail:
         )
         steps = [RunStepOut(**r) for r in await cur.fetchall()]
         await cur.execute(
-            "SELECT at, kind, step_id, message FROM automation_run_events WHERE run_id = %s ORDER BY id", (path.run_id,)
+            "SELECT at, kind, step_id, message FROM automation_run_events WHERE run_id = %s ORDER BY id",
+            (path.run_id,),
         )
         history = [RunEventOut(**r) for r in await cur.fetchall()]
     return RunDetail(_run_out(run), run["trigger"], steps, history)
 
 
-@routes.get("/api/v1/automation/records/{record_object}/{record_id}/log", access=Access.read(scope=record_scope), summary="What automation did to this record")
+@routes.get(
+    "/api/v1/automation/records/{record_object}/{record_id}/log",
+    access=Access.read(scope=record_scope),
+    summary="What automation did to this record",
+)
 async def record_log(req: Req, path: RecordLogPath, query: RunListQuery) -> RecordLogPage:
     async with req.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
@@ -431,14 +486,25 @@ async def record_log(req: Req, path: RecordLogPath, query: RunListQuery) -> Reco
         return RecordLogPage([RecordLogEntry(**r) for r in await cur.fetchall()])
 
 
-@routes.post("/api/v1/automation/sequences/{workflow_id}/enrolments", access=Access.write(scope=workflow_scope), summary="Enrol contacts or leads (one active enrolment per record)", status=201)
+@routes.post(
+    "/api/v1/automation/sequences/{workflow_id}/enrolments",
+    access=Access.write(scope=workflow_scope),
+    summary="Enrol contacts or leads (one active enrolment per record)",
+    status=201,
+)
 async def enrol(req: Req, path: WorkflowPath, body: EnrolIn) -> EnrolOut:
     async with req.connection() as conn:
-        out = await service.enrol(conn, req.user, path.workflow_id, body.record_object, list(body.ids))
+        out = await service.enrol(
+            conn, req.user, path.workflow_id, body.record_object, list(body.ids)
+        )
     return EnrolOut(out["run_ids"], out["skipped"])
 
 
-@routes.get("/api/v1/automation/sequences/{workflow_id}/analytics", access=Access.read(scope=workflow_scope), summary="Enrolled, active, replied, converted; per step reached, opened, replied")
+@routes.get(
+    "/api/v1/automation/sequences/{workflow_id}/analytics",
+    access=Access.read(scope=workflow_scope),
+    summary="Enrolled, active, replied, converted; per step reached, opened, replied",
+)
 async def analytics(req: Req, path: WorkflowPath) -> SequenceAnalytics:
     async with req.connection() as conn:
         cur = await conn.execute(
@@ -458,7 +524,9 @@ async def analytics(req: Req, path: WorkflowPath) -> SequenceAnalytics:
             " AND e.kind IN ('email.opened', 'email.replied', 'sms.replied') AND e.step_id IS NOT NULL GROUP BY 1, 2",
             (path.workflow_id,),
         )
-        per: dict[tuple[str, str], int] = {(str(s), str(k)): int(n) for s, k, n in await cur.fetchall()}
+        per: dict[tuple[str, str], int] = {
+            (str(s), str(k)): int(n) for s, k, n in await cur.fetchall()
+        }
         wf = await service.get_workflow_row(conn, req.user, path.workflow_id)
     exited: dict[str, int] = {}
     for (status, reason), n in by.items():
@@ -484,11 +552,22 @@ async def analytics(req: Req, path: WorkflowPath) -> SequenceAnalytics:
     )
 
 
-@routes.post("/api/v1/automation/events", access=Access.admin(), summary="Report an outside event (e-mail replied, meeting booked ...) to the matcher", status=202)
+@routes.post(
+    "/api/v1/automation/events",
+    access=Access.admin(),
+    summary="Report an outside event (e-mail replied, meeting booked ...) to the matcher",
+    status=202,
+)
 async def post_event(req: Req, body: OutsideEventIn) -> OutsideEventOut:
     try:
         async with req.connection() as conn:
-            cid = await service.emit_event(conn, body.event, body.record_object, str(body.record_id) if body.record_id else None, body.data)
+            cid = await service.emit_event(
+                conn,
+                body.event,
+                body.record_object,
+                str(body.record_id) if body.record_id else None,
+                body.data,
+            )
     except d.DefinitionError as exc:
         raise Unprocessable(exc.message, field="event") from None
     return OutsideEventOut(cid)
@@ -496,7 +575,9 @@ async def post_event(req: Req, body: OutsideEventIn) -> OutsideEventOut:
 
 @routes.post(
     "/api/v1/automation/hooks/{workflow_id}",
-    access=Access.public("signed with the workflow's inbound secret (Fieldmesh-Signature), checked before anything is read"),
+    access=Access.public(
+        "signed with the workflow's inbound secret (Fieldmesh-Signature), checked before anything is read"
+    ),
     summary="Start a webhook-triggered workflow (signed JSON body)",
     body=RawBody(("application/json",), "any JSON object, signed"),
     status=202,

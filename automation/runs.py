@@ -15,10 +15,14 @@ FINAL = ("completed", "failed", "stopped", "exited")
 
 
 async def enqueue_run(conn: AsyncConnection[Any], run_id: int) -> None:
-    await jobs.enqueue(conn, RUN_TASK, {"run_id": run_id}, dedupe_key=f"{RUN_TASK}:{run_id}", max_attempts=8)
+    await jobs.enqueue(
+        conn, RUN_TASK, {"run_id": run_id}, dedupe_key=f"{RUN_TASK}:{run_id}", max_attempts=8
+    )
 
 
-async def event(conn: AsyncConnection[Any], run_id: int, kind: str, message: str, step_id: str | None = None) -> None:
+async def event(
+    conn: AsyncConnection[Any], run_id: int, kind: str, message: str, step_id: str | None = None
+) -> None:
     await conn.execute(
         "INSERT INTO automation_run_events (run_id, kind, step_id, message) VALUES (%s, %s, %s, %s)",
         (run_id, kind, step_id, message[:2000]),

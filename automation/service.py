@@ -24,7 +24,7 @@ from automation.template import render
 from crm.entities import ENTITIES
 from crm.store import get_record
 from kernel.errors import Conflict, NotFound, Unprocessable
-from kernel.principal import Forbidden, Principal
+from kernel.principal import Principal
 
 Conn = AsyncConnection[Any]
 
@@ -46,7 +46,9 @@ async def refresh_watch(conn: Conn) -> None:
         except d.DefinitionError:
             continue
     await conn.execute("LOCK TABLE automation_watch IN EXCLUSIVE MODE")
-    await conn.execute("DELETE FROM automation_watch WHERE NOT (object = ANY(%s))", (sorted(objects),))
+    await conn.execute(
+        "DELETE FROM automation_watch WHERE NOT (object = ANY(%s))", (sorted(objects),)
+    )
     await conn.execute(
         "INSERT INTO automation_watch (object) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
         (sorted(objects),),
@@ -63,15 +65,21 @@ def decode_or_422(raw: Any) -> d.Definition:
 async def _check_references(conn: Conn, p: Principal, definition: d.Definition) -> None:
     for s, _ in d.walk(definition.steps):
         if isinstance(s, d.StartWorkflow):
-            cur = await conn.execute("SELECT owner_id FROM automation_workflows WHERE id = %s", (s.workflow_id,))
+            cur = await conn.execute(
+                "SELECT owner_id FROM automation_workflows WHERE id = %s", (s.workflow_id,)
+            )
             row = await cur.fetchone()
             if row is None or not _visible(p, int(row[0])):
                 raise Unprocessable(
-                    f"step {s.id!r}: workflow {s.workflow_id} not found", field=f"step {s.id}", code="invalid_definition"
+                    f"step {s.id!r}: workflow {s.workflow_id} not found",
+                    field=f"step {s.id}",
+                    code="invalid_definition",
                 )
 
 
-async def save(conn: Conn, p: Principal, raw: Any, workflow_id: int | None = None, kind: str = "workflow") -> dict[str, Any]:
+async def save(
+    conn: Conn, p: Principal, raw: Any, workflow_id: int | None = None, kind: str = "workflow"
+) -> dict[str, Any]:
     """Create a workflow, or add a version to one (running instances keep theirs)."""
     p.require_write()
     definition = decode_or_422(raw)
@@ -93,17 +101,34 @@ async def save(conn: Conn, p: Principal, raw: Any, workflow_id: int | None = Non
         await conn.execute(
             "UPDATE automation_workflows SET name = %s, version = %s, trigger_on = %s, updated_at = now(),"
             " inbound_secret = CASE WHEN %s = 'webhook' THEN coalesce(inbound_secret, %s) END WHERE id = %s",
-            (definition.name, version, definition.trigger.on, definition.trigger.on, secrets.token_hex(24), workflow_id),
+            (
+                definition.name,
+                version,
+                definition.trigger.on,
+                definition.trigger.on,
+                secrets.token_hex(24),
+                workflow_id,
+            ),
         )
     await conn.execute(
         "INSERT INTO automation_versions (workflow_id, version, definition, created_by) VALUES (%s, %s, %s, %s)",
         (workflow_id, version, Jsonb(data), p.user_id),
     )
-    await refresh_watch(conn)
+    await watch(conn, d.record_objects(definition))
     return await get_workflow_row(conn, p, workflow_id)
 
 
-async def get_workflow_row(conn: Conn, p: Principal, workflow_id: int, *, for_update: bool = False) -> dict[str, Any]:
+async def watch(conn: Conn, objects: set[str]) -> None:
+    """Capture these objects' changes from now on (a save adds; a pause recomputes)."""
+    await conn.execute(
+        "INSERT INTO automation_watch (object) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+        (sorted(objects),),
+    )
+
+
+async def get_workflow_row(
+    conn: Conn, p: Principal, workflow_id: int, *, for_update: bool = False
+) -> dict[str, Any]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         "SELECT w.*, v.definition FROM automation_workflows w JOIN automation_versions v"
@@ -121,13 +146,16 @@ async def set_active(conn: Conn, p: Principal, workflow_id: int, active: bool) -
     p.require_write()
     await get_workflow_row(conn, p, workflow_id, for_update=True)
     await conn.execute(
-        "UPDATE automation_workflows SET active = %s, updated_at = now() WHERE id = %s", (active, workflow_id)
+        "UPDATE automation_workflows SET active = %s, updated_at = now() WHERE id = %s",
+        (active, workflow_id),
     )
     await refresh_watch(conn)
     return await get_workflow_row(conn, p, workflow_id)
 
 
-async def list_workflows(conn: Conn, p: Principal, kind: str | None, limit: int) -> list[dict[str, Any]]:
+async def list_workflows(
+    conn: Conn, p: Principal, kind: str | None, limit: int
+) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         "SELECT w.*, v.definition FROM automation_workflows w JOIN automation_versions v"
@@ -140,13 +168,22 @@ async def list_workflows(conn: Conn, p: Principal, kind: str | None, limit: int)
 
 async def _record(conn: Conn, p: Principal, obj: str, record_id: int) -> dict[str, Any]:
     if obj not in d.RECORD_OBJECTS:
-        raise Unprocessable(f"record_object: one of {', '.join(d.RECORD_OBJECTS)}", field="record_object")
+        raise Unprocessable(
+            f"record_object: one of {', '.join(d.RECORD_OBJECTS)}", field="record_object"
+        )
     row = await get_record(conn, ENTITIES[obj], p, record_id)
     out: dict[str, Any] = json.loads(json.dumps(row, default=str))
     return out
 
 
-async def start_manual(conn: Conn, p: Principal, workflow_id: int, obj: str | None, record_id: int | None, data: dict[str, Any]) -> int:
+async def start_manual(
+    conn: Conn,
+    p: Principal,
+    workflow_id: int,
+    obj: str | None,
+    record_id: int | None,
+    data: dict[str, Any],
+) -> int:
     """Start a run by hand, from a record the caller may see."""
     p.require_write()
     wf = await get_workflow_row(conn, p, workflow_id)
@@ -157,7 +194,9 @@ async def start_manual(conn: Conn, p: Principal, workflow_id: int, obj: str | No
     if obj is not None and record_id is not None:
         record = await _record(conn, p, obj, record_id)
     elif definition.trigger.object is not None:
-        raise Unprocessable(f"this workflow starts from a {definition.trigger.object} record", field="record_id")
+        raise Unprocessable(
+            f"this workflow starts from a {definition.trigger.object} record", field="record_id"
+        )
     return await runs.start(
         conn,
         workflow_id,
@@ -170,7 +209,9 @@ async def start_manual(conn: Conn, p: Principal, workflow_id: int, obj: str | No
     )
 
 
-async def enrol(conn: Conn, p: Principal, sequence_id: int, obj: str, ids: list[int]) -> dict[str, Any]:
+async def enrol(
+    conn: Conn, p: Principal, sequence_id: int, obj: str, ids: list[int]
+) -> dict[str, Any]:
     """Enrol records in a sequence; a record with an active enrolment is skipped."""
     wf = await get_workflow_row(conn, p, sequence_id)
     if wf["kind"] != "sequence":
@@ -189,7 +230,9 @@ async def enrol(conn: Conn, p: Principal, sequence_id: int, obj: str, ids: list[
     return {"run_ids": enrolled, "skipped": skipped}
 
 
-async def emit_event(conn: Conn, event: str, record_object: str | None, record_id: str | None, data: dict[str, Any]) -> int:
+async def emit_event(
+    conn: Conn, event: str, record_object: str | None, record_id: str | None, data: dict[str, Any]
+) -> int:
     """An outside event (e-mail replied, meeting booked, form submitted ...) for the matcher,
     in the caller's transaction: the interface engage, calendars and forms call."""
     d._check_event("event", event, allow_standalone=False)
@@ -202,7 +245,9 @@ async def emit_event(conn: Conn, event: str, record_object: str | None, record_i
     return int(row[0])
 
 
-async def dry_run(conn: Conn, p: Principal, raw: Any, obj: str, record_id: int, old: dict[str, Any] | None) -> dict[str, Any]:
+async def dry_run(
+    conn: Conn, p: Principal, raw: Any, obj: str, record_id: int, old: dict[str, Any] | None
+) -> dict[str, Any]:
     """What the definition would do for this record, without doing it: whether the trigger
     matches, and each step reached with its rendered input (branches decided, waits and
     loops described)."""
@@ -215,7 +260,11 @@ async def dry_run(conn: Conn, p: Principal, raw: Any, obj: str, record_id: int, 
 
     def walk(steps: list[d.Step], depth: int) -> None:
         for s in steps:
-            entry: dict[str, Any] = {"step": s.id, "action": str(type(s).__struct_config__.tag), "depth": depth}
+            entry: dict[str, Any] = {
+                "step": s.id,
+                "action": str(type(s).__struct_config__.tag),
+                "depth": depth,
+            }
             if isinstance(s, d.Branch):
                 took = compile_all(s.when, s.match)(old, {**record, "steps": ctx["steps"]})
                 entry["took"] = "then" if took else "otherwise"
@@ -229,7 +278,9 @@ async def dry_run(conn: Conn, p: Principal, raw: Any, obj: str, record_id: int, 
                 continue
             data = msgspec.to_builtins(s)
             data.pop("secret", None)
-            entry["input"] = render({k: v for k, v in data.items() if k not in ("id", "action")}, ctx)
+            entry["input"] = render(
+                {k: v for k, v in data.items() if k not in ("id", "action")}, ctx
+            )
             plan.append(entry)
 
     walk(definition.steps, 0)

@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ def make_definitions(rng: random.Random, stage_ids: list[int], hot: int) -> list
     for i in range(hot):
         defs.append({"name": f"hot {i}", "trigger": {"on": "opportunities.updated", "when": [
             {"field": "amount", "op": "crossed_above", "value": 998_000}]}, "steps": step})  # fmt: skip
-    kinds = [
+    kinds: list[Callable[[], dict[str, Any]]] = [
         lambda: {"on": "opportunities.updated", "when": [{"field": "stage_id", "op": "changed_to", "value": rng.choice(stage_ids)}]},
         lambda: {"on": "opportunities.updated", "when": [{"field": "custom.risk", "op": "crossed_above", "value": rng.randint(50, 99)}]},
         lambda: {"on": "leads.updated", "when": [{"field": "custom.score", "op": "crossed_above", "value": rng.randint(60, 95)}]},
@@ -69,7 +69,9 @@ def make_definitions(rng: random.Random, stage_ids: list[int], hot: int) -> list
     return defs
 
 
-def make_changes(rng: random.Random, n: int, stage_ids: list[int]) -> list[tuple[str, dict[str, Any] | None, dict[str, Any]]]:
+def make_changes(
+    rng: random.Random, n: int, stage_ids: list[int]
+) -> list[tuple[str, dict[str, Any] | None, dict[str, Any]]]:
     """Changes as the capture trigger records them; like real traffic, most change a field
     no definition watches, or move a value a little (few cross a threshold)."""
 
@@ -79,27 +81,45 @@ def make_changes(rng: random.Random, n: int, stage_ids: list[int]) -> list[tuple
     out: list[tuple[str, dict[str, Any] | None, dict[str, Any]]] = []
     for i in range(n):
         r = rng.random()
-        territory = rng.randint(1, 20)
+        base: dict[str, Any] = {"id": i, "territory_id": rng.randint(1, 20)}
         if r < 0.5:
-            old = {"id": i, "territory_id": territory, "stage_id": rng.choice(stage_ids), "amount": rng.randint(0, 10**6), "custom": {"risk": rng.randint(0, 100)}, "owner_id": 1, "name": "x", "status": "open"}
+            risk = rng.randint(0, 100)
+            old = {
+                **base,
+                "stage_id": rng.choice(stage_ids),
+                "amount": rng.randint(0, 10**6),
+                "custom": {"risk": risk},
+                "owner_id": 1,
+                "name": "x",
+                "status": "open",
+            }
             new = {**old, "amount": rng.randint(0, 10**6)}
             if rng.random() < 0.05:
                 new["stage_id"] = rng.choice(stage_ids)
             if rng.random() < 0.2:
-                new["custom"] = {"risk": nudge(old["custom"]["risk"])}  # type: ignore[index]
+                new["custom"] = {"risk": nudge(risk)}
             out.append(("opportunities.updated", old, new))
         elif r < 0.7:
-            old = {"id": i, "territory_id": territory, "custom": {"score": rng.randint(0, 100)}, "status": "new", "source": "website"}
-            out.append(("leads.updated", old, {**old, "custom": {"score": nudge(old["custom"]["score"])}}))  # type: ignore[index]
+            score = rng.randint(0, 100)
+            old = {**base, "custom": {"score": score}, "status": "new", "source": "website"}
+            out.append(("leads.updated", old, {**old, "custom": {"score": nudge(score)}}))
         elif r < 0.8:
             source = "website" if rng.random() < 0.05 else "other"
-            out.append(("leads.created", None, {"id": i, "territory_id": territory, "source": source, "estimated_amount": rng.randint(0, 100_000)}))
+            new = {**base, "source": source, "estimated_amount": rng.randint(0, 100_000)}
+            out.append(("leads.created", None, new))
         elif r < 0.9:
-            old = {"id": i, "territory_id": territory, "custom": {"health": rng.randint(0, 100)}, "name": "a"}
-            out.append(("accounts.updated", old, {**old, "custom": {"health": nudge(old["custom"]["health"])}}))  # type: ignore[index]
+            health = rng.randint(0, 100)
+            old = {**base, "custom": {"health": health}, "name": "a"}
+            out.append(("accounts.updated", old, {**old, "custom": {"health": nudge(health)}}))
         else:
-            old = {"id": i, "territory_id": territory, "status": rng.choice(["new", "assigned", "in_progress"]), "priority": "urgent" if rng.random() < 0.05 else "low"}
-            out.append(("work_orders.updated", old, {**old, "status": rng.choice(["done", "in_progress", "cancelled"])}))
+            priority = "urgent" if rng.random() < 0.05 else "low"
+            old = {
+                **base,
+                "status": rng.choice(["new", "assigned", "in_progress"]),
+                "priority": priority,
+            }
+            new = {**old, "status": rng.choice(["done", "in_progress", "cancelled"])}
+            out.append(("work_orders.updated", old, new))
     return out  # fmt: skip
 
 
@@ -135,19 +155,24 @@ async def setup_db(dsn: str, defs: list[dict[str, Any]]) -> dict[str, Any]:
 
     async with await AsyncConnection.connect(dsn) as conn:
         cur = await conn.execute("INSERT INTO territories (name) VALUES ('bench') RETURNING id")
-        territory = int((await cur.fetchone())[0])  # type: ignore[index]
+        territory = int(scalar(await cur.fetchone()))
         uid = await create_user(conn, email="owner@bench.test", name="Owner", role="admin")
         p = await load_principal(conn, uid)
         assert p is not None
-        cur = await conn.execute("INSERT INTO accounts (name, territory_id, owner_id) VALUES ('Bench', %s, %s) RETURNING id", (territory, uid))
-        account = int((await cur.fetchone())[0])  # type: ignore[index]
+        cur = await conn.execute(
+            "INSERT INTO accounts (name, territory_id, owner_id) VALUES ('Bench', %s, %s) RETURNING id",
+            (territory, uid),
+        )
+        account = int(scalar(await cur.fetchone()))
         wids = [int((await service.save(conn, p, x))["id"]) for x in defs]
         crash = await service.save(conn, p, {
             "name": "five effects", "trigger": {"on": "manual"},
             "steps": [{"id": f"s{n}", "action": "create_record", "object": "activities",
                        "values": {"type": "note", "subject": "crash {{run.id}} " + str(n)}} for n in range(5)],
         })  # fmt: skip
-        await conn.execute("UPDATE automation_workflows SET active = false WHERE id = %s", (crash["id"],))
+        await conn.execute(
+            "UPDATE automation_workflows SET active = false WHERE id = %s", (crash["id"],)
+        )
         await conn.execute(
             "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, probability, amount, owner_id, territory_id)"
             " SELECT 'o' || g, %s, s.pipeline_id, s.id, 10, 0, %s, %s FROM generate_series(1, 2000) g,"
@@ -158,12 +183,24 @@ async def setup_db(dsn: str, defs: list[dict[str, Any]]) -> dict[str, Any]:
         return {"owner": uid, "workflows": wids, "crash": int(crash["id"]), "principal": p}
 
 
-def start_workers(dsn: str, n: int, lease_s: float, concurrency: int) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    dsn: str, n: int, lease_s: float, concurrency: int
+) -> list[subprocess.Popen[bytes]]:
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "bench.automation", "--worker", dsn, str(lease_s), str(concurrency)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "bench.automation",
+                "--worker",
+                dsn,
+                str(lease_s),
+                str(concurrency),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(n)
     ]
 
@@ -178,6 +215,11 @@ def stop(procs: list[subprocess.Popen[bytes]], sig: int = signal.SIGTERM) -> Non
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def scalar(row: Any) -> Any:
+    assert row is not None
+    return row[0]
 
 
 def count(dsn: str, sql: str, params: Any = ()) -> int:
@@ -200,29 +242,49 @@ def offer_changes(dsn: str, rate: float, seconds: float, changes: list[Any]) -> 
     with psycopg.connect(dsn, autocommit=True) as conn:
         while sent < total:
             rows = [changes[(sent + i) % len(changes)] for i in range(batch)]
-            with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO automation_changes (event, record_object, record_id, old, new) VALUES (%s, %s, %s, %s, %s)",
-                    [(ev, ev.split(".")[0], str(new.get("id")), Jsonb(old) if old else None, Jsonb(new)) for ev, old, new in rows],
-                )
+            values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+            params: list[Any] = []
+            for ev, old, new in rows:
+                params += [
+                    ev,
+                    ev.split(".")[0],
+                    str(new.get("id")),
+                    Jsonb(old) if old else None,
+                    Jsonb(new),
+                ]
+            conn.execute(
+                "INSERT INTO automation_changes (event, record_object, record_id, old, new) VALUES "
+                + values,
+                params,
+            )
             sent += batch
             ahead = sent / rate - (time.perf_counter() - start)
             if ahead > 0:
                 time.sleep(ahead)
         offered_s = time.perf_counter() - start
-        while conn.execute("SELECT count(*) FROM automation_changes").fetchone()[0] > 0:  # type: ignore[index]
+        while scalar(conn.execute("SELECT count(*) FROM automation_changes").fetchone()) > 0:
             time.sleep(0.05)
         drained_s = time.perf_counter() - start
-    return {"offered_per_s": sent / offered_s, "matched_per_s": sent / drained_s, "changes": float(sent)}
+    return {
+        "offered_per_s": sent / offered_s,
+        "matched_per_s": sent / drained_s,
+        "changes": float(sent),
+    }
 
 
 def latency_phase(dsn: str, rate: float, seconds: float, rng: random.Random) -> dict[str, float]:
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        ids = [int(r[0]) for r in conn.execute("SELECT id FROM opportunities ORDER BY id").fetchall()]
-        conn.execute("UPDATE automation_runs SET status = 'completed' WHERE status IN ('ready', 'waiting')")
-        first_run = int(conn.execute("SELECT coalesce(max(id), 0) FROM automation_runs").fetchone()[0])  # type: ignore[index]
+        ids = [
+            int(r[0]) for r in conn.execute("SELECT id FROM opportunities ORDER BY id").fetchall()
+        ]
+        conn.execute(
+            "UPDATE automation_runs SET status = 'completed' WHERE status IN ('ready', 'waiting')"
+        )
+        first_run = int(
+            scalar(conn.execute("SELECT coalesce(max(id), 0) FROM automation_runs").fetchone())
+        )
         batch = max(int(rate / 20), 1)
         total = int(rate * seconds)
         sent = 0
@@ -242,11 +304,13 @@ def latency_phase(dsn: str, rate: float, seconds: float, rng: random.Random) -> 
         offered = sent / (time.perf_counter() - start)
         deadline = time.time() + 120
         while time.time() < deadline:
-            left = conn.execute(
-                "SELECT (SELECT count(*) FROM automation_changes) + (SELECT count(*) FROM automation_runs"
-                " WHERE id > %s AND status IN ('ready', 'waiting'))",
-                (first_run,),
-            ).fetchone()[0]  # type: ignore[index]
+            left = scalar(
+                conn.execute(
+                    "SELECT (SELECT count(*) FROM automation_changes) + (SELECT count(*)"
+                    " FROM automation_runs WHERE id > %s AND status IN ('ready', 'waiting'))",
+                    (first_run,),
+                ).fetchone()
+            )
             if left == 0:
                 break
             time.sleep(0.2)
@@ -263,7 +327,12 @@ def latency_phase(dsn: str, rate: float, seconds: float, rng: random.Random) -> 
     def pct(q: float) -> float:
         return lat[min(int(q * len(lat)), len(lat) - 1)] if lat else float("nan")
 
-    return {"offered_per_s": offered, "runs": float(len(lat)), "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
+    return {
+        "offered_per_s": offered,
+        "runs": float(len(lat)),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    }
 
 
 async def start_crash_runs(dsn: str, wid: int, n: int) -> None:
@@ -272,9 +341,18 @@ async def start_crash_runs(dsn: str, wid: int, n: int) -> None:
     from automation import runs
 
     async with await AsyncConnection.connect(dsn) as conn:
-        version = int((await (await conn.execute("SELECT version FROM automation_workflows WHERE id = %s", (wid,))).fetchone())[0])  # type: ignore[index]
+        cur = await conn.execute("SELECT version FROM automation_workflows WHERE id = %s", (wid,))
+        version = int(scalar(await cur.fetchone()))
         for _ in range(n):
-            await runs.start(conn, wid, version, record_object=None, record_id=None, trigger={"event": "manual"}, why="bench")
+            await runs.start(
+                conn,
+                wid,
+                version,
+                record_object=None,
+                record_id=None,
+                trigger={"event": "manual"},
+                why="bench",
+            )
         await conn.commit()
 
 
@@ -295,7 +373,14 @@ def crash_phase(dsn: str, wid: int, n: int, workers: int, kills: int) -> dict[st
         killed += 1
     procs = start_workers(dsn, workers, lease_s=3.0, concurrency=4)
     try:
-        while count(dsn, "SELECT count(*) FROM automation_runs WHERE workflow_id = %s AND status IN ('ready', 'waiting')", (wid,)) > 0:
+        while (
+            count(
+                dsn,
+                "SELECT count(*) FROM automation_runs WHERE workflow_id = %s AND status IN ('ready', 'waiting')",
+                (wid,),
+            )
+            > 0
+        ):
             time.sleep(0.5)
     finally:
         stop(procs)
@@ -304,8 +389,21 @@ def crash_phase(dsn: str, wid: int, n: int, workers: int, kills: int) -> dict[st
         rows = conn.execute(
             "SELECT subject, count(*) FROM activities WHERE subject LIKE 'crash %%' GROUP BY subject"
         ).fetchall()
-        run_ids = [int(r[0]) for r in conn.execute("SELECT id FROM automation_runs WHERE workflow_id = %s", (wid,)).fetchall()]
-        failed = int(conn.execute("SELECT count(*) FROM automation_runs WHERE workflow_id = %s AND status <> 'completed'", (wid,)).fetchone()[0])  # type: ignore[index]
+        run_ids = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT id FROM automation_runs WHERE workflow_id = %s", (wid,)
+            ).fetchall()
+        ]
+        failed = int(
+            scalar(
+                conn.execute(
+                    "SELECT count(*) FROM automation_runs WHERE workflow_id = %s"
+                    " AND status <> 'completed'",
+                    (wid,),
+                ).fetchone()
+            )
+        )
     counts = {str(s): int(c) for s, c in rows}
     expected = {f"crash {r} {k}" for r in run_ids for k in range(5)}
     duplicates = sum(c - 1 for c in counts.values() if c > 1)
@@ -331,13 +429,17 @@ async def worker_main(dsn: str, lease_s: float, concurrency: int) -> None:
     register(registry)
     stop_ev = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop_ev.set)
-    await Worker(dsn, registry, concurrency=concurrency, poll_s=0.2, lease_s=lease_s, grace_s=5.0).run(stop_ev)
+    await Worker(
+        dsn, registry, concurrency=concurrency, poll_s=0.2, lease_s=lease_s, grace_s=5.0
+    ).run(stop_ev)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--worker", nargs=3, metavar=("DSN", "LEASE_S", "CONCURRENCY"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("DSN", "LEASE_S", "CONCURRENCY"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     if args.worker:
@@ -365,11 +467,15 @@ def main() -> None:
     import psycopg
 
     with psycopg.connect(dsn) as conn:
-        stage_ids = [int(r[0]) for r in conn.execute("SELECT id FROM pipeline_stages ORDER BY id").fetchall()]
+        stage_ids = [
+            int(r[0]) for r in conn.execute("SELECT id FROM pipeline_stages ORDER BY id").fetchall()
+        ]
     defs = make_definitions(rng, stage_ids, hot=10)
     changes = make_changes(rng, 10_000, stage_ids)
 
-    console.print(f"[bold]1. matching in process[/]: {N_DEFINITIONS} definitions, {len(changes)} changes")
+    console.print(
+        f"[bold]1. matching in process[/]: {N_DEFINITIONS} definitions, {len(changes)} changes"
+    )
     m = bench_matching(defs, changes)
 
     console.print("[bold]setup[/]: saving the definitions")
@@ -385,9 +491,13 @@ def main() -> None:
     finally:
         stop(procs)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("UPDATE automation_workflows SET active = false WHERE id <> %s", (ctx["crash"],))
+        conn.execute(
+            "UPDATE automation_workflows SET active = false WHERE id <> %s", (ctx["crash"],)
+        )
         conn.execute("UPDATE automation_workflows SET active = true WHERE id = %s", (ctx["crash"],))
-        conn.execute("UPDATE automation_runs SET status = 'stopped' WHERE status IN ('ready', 'waiting')")
+        conn.execute(
+            "UPDATE automation_runs SET status = 'stopped' WHERE status IN ('ready', 'waiting')"
+        )
     n_runs = 1000 if quick else 10_000
     console.print(f"[bold]4. crash run[/]: {n_runs} runs of 5 steps, workers SIGKILLed 3 times")
     crash = crash_phase(dsn, ctx["crash"], n_runs, args.workers, kills=3)
@@ -396,9 +506,15 @@ def main() -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     rows = [
-        ("matcher, indexed and compiled (changes/s, 500 definitions)", f"{m['indexed_changes_per_s']:,.0f}"),
+        (
+            "matcher, indexed and compiled (changes/s, 500 definitions)",
+            f"{m['indexed_changes_per_s']:,.0f}",
+        ),
         ("baseline: every definition interpreted (changes/s)", f"{m['naive_changes_per_s']:,.0f}"),
-        ("speed-up over the baseline", f"{m['indexed_changes_per_s'] / m['naive_changes_per_s']:.1f}x"),
+        (
+            "speed-up over the baseline",
+            f"{m['indexed_changes_per_s'] / m['naive_changes_per_s']:.1f}x",
+        ),
         ("matches per change", f"{m['matches_per_change']:.3f}"),
         ("outbox: offered (changes/s)", f"{db['offered_per_s']:,.0f}"),
         ("outbox: matched, DB included (changes/s)", f"{db['matched_per_s']:,.0f}"),
@@ -408,7 +524,10 @@ def main() -> None:
         ("trigger to first action p99 (ms)", f"{lat['p99_ms']:.0f}"),
         ("crash run: runs / kills", f"{crash['runs']:.0f} / {crash['kills']:.0f}"),
         ("crash run: steps/s (kills and leases included)", f"{crash['steps_per_s']:,.0f}"),
-        ("crash run: duplicated / lost effects", f"{crash['duplicate_effects']:.0f} / {crash['lost_effects']:.0f}"),
+        (
+            "crash run: duplicated / lost effects",
+            f"{crash['duplicate_effects']:.0f} / {crash['lost_effects']:.0f}",
+        ),
         ("crash run: runs not completed", f"{crash['not_completed']:.0f}"),
     ]
     for a, b in rows:

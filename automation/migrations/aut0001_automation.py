@@ -265,12 +265,19 @@ def upgrade() -> None:
             RETURN NULL;
         END $$;
 
+        -- A queued matcher job already visible is enough (a plain read: concurrent writers
+        -- never wait on one another); otherwise queue one. A change that commits just as
+        -- the queued job starts and finishes its last batch is picked up by the periodic
+        -- matcher (automation.jobs), so no change waits more than a second or two.
         CREATE FUNCTION automation_wake_matcher() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO jobs (task, args, run_after, dedupe_key, max_attempts)
-            VALUES ('automation.match', '{}', now(), 'automation.match', 5)
-            ON CONFLICT (dedupe_key) WHERE status = 'queued' AND dedupe_key IS NOT NULL
-            DO NOTHING;
+            IF NOT EXISTS (SELECT 1 FROM jobs WHERE dedupe_key = 'automation.match'
+                           AND status = 'queued') THEN
+                INSERT INTO jobs (task, args, run_after, dedupe_key, max_attempts)
+                VALUES ('automation.match', '{}', now(), 'automation.match', 5)
+                ON CONFLICT (dedupe_key) WHERE status = 'queued' AND dedupe_key IS NOT NULL
+                DO NOTHING;
+            END IF;
             PERFORM pg_notify('fieldmesh_jobs', 'automation.match');
             RETURN NULL;
         END $$;

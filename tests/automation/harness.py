@@ -85,7 +85,9 @@ def create(dsn: str, user_id: int, obj: str, **values: Any) -> dict[str, Any]:
     return dict(run(_create(dsn, user_id, obj, values)))
 
 
-async def _update(dsn: str, user_id: int, obj: str, rid: int, values: dict[str, Any]) -> dict[str, Any]:
+async def _update(
+    dsn: str, user_id: int, obj: str, rid: int, values: dict[str, Any]
+) -> dict[str, Any]:
     p = await principal(dsn, user_id)
     async with await AsyncConnection.connect(dsn) as conn:
         row = await update_record(conn, ENTITIES[obj], p, rid, values, None, check_etag=False)
@@ -105,14 +107,18 @@ async def _save(dsn: str, user_id: int, definition: dict[str, Any], kind: str) -
         return int(row["id"])
 
 
-def save_workflow(dsn: str, user_id: int, definition: dict[str, Any], kind: str = "workflow") -> int:
+def save_workflow(
+    dsn: str, user_id: int, definition: dict[str, Any], kind: str = "workflow"
+) -> int:
     return int(run(_save(dsn, user_id, definition, kind)))
 
 
 def deactivate_all(dsn: str) -> None:
     """Each test starts with only its own workflows active."""
     with psycopg.connect(dsn) as conn:
-        conn.execute("UPDATE automation_workflows SET active = false, updated_at = now() WHERE active")
+        conn.execute(
+            "UPDATE automation_workflows SET active = false, updated_at = now() WHERE active"
+        )
         conn.execute("DELETE FROM automation_watch")
 
 
@@ -122,4 +128,8 @@ def query(dsn: str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
 
 
 def stage_id(dsn: str, name: str) -> int:
-    return int(query(dsn, "SELECT id FROM pipeline_stages WHERE name = %s ORDER BY id LIMIT 1", (name,))[0][0])
+    return int(
+        query(dsn, "SELECT id FROM pipeline_stages WHERE name = %s ORDER BY id LIMIT 1", (name,))[
+            0
+        ][0]
+    )

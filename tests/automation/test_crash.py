@@ -13,7 +13,14 @@ import pytest
 from psycopg import AsyncConnection
 
 from automation import service
-from tests.automation.harness import deactivate_all, principal, query, run, save_workflow, worker_process
+from tests.automation.harness import (
+    deactivate_all,
+    principal,
+    query,
+    run,
+    save_workflow,
+    worker_process,
+)
 from tests.eventually import eventually
 from tests.world import People
 
@@ -23,7 +30,9 @@ RUNS = 60
 STEPS = 5
 
 
-def test_sigkilled_workers_resume_runs_without_duplicate_or_missing_effects(db_dsn: str, people: People) -> None:
+def test_sigkilled_workers_resume_runs_without_duplicate_or_missing_effects(
+    db_dsn: str, people: People
+) -> None:
     deactivate_all(db_dsn)
     tag = f"k{random.randrange(10**9)}"
     wid = save_workflow(
@@ -33,10 +42,14 @@ def test_sigkilled_workers_resume_runs_without_duplicate_or_missing_effects(db_d
             "name": "Five effects",
             "trigger": {"on": "manual"},
             "steps": [
-                {"id": f"s{n}", "action": "create_record", "object": "activities",
-                 "values": {"type": "note", "subject": f"{tag} {{{{run.id}}}} {n}"}}
+                {
+                    "id": f"s{n}",
+                    "action": "create_record",
+                    "object": "activities",
+                    "values": {"type": "note", "subject": f"{tag} {{{{run.id}}}} {n}"},
+                }
                 for n in range(STEPS)
-            ],  # fmt: skip
+            ],
         },
     )
 
@@ -50,7 +63,13 @@ def test_sigkilled_workers_resume_runs_without_duplicate_or_missing_effects(db_d
     run_ids = run(start_all())
 
     def done() -> int:
-        return int(query(db_dsn, "SELECT count(*) FROM automation_steps s JOIN automation_runs r ON r.id = s.run_id WHERE r.workflow_id = %s AND s.status = 'done'", (wid,))[0][0])
+        return int(
+            query(
+                db_dsn,
+                "SELECT count(*) FROM automation_steps s JOIN automation_runs r ON r.id = s.run_id WHERE r.workflow_id = %s AND s.status = 'done'",
+                (wid,),
+            )[0][0]
+        )
 
     kills = 0
     rng = random.Random(7)
@@ -67,7 +86,14 @@ def test_sigkilled_workers_resume_runs_without_duplicate_or_missing_effects(db_d
     proc = worker_process(db_dsn, lease_s=2.0)
     try:
         eventually(
-            lambda: query(db_dsn, "SELECT count(*) FROM automation_runs WHERE workflow_id = %s AND status = 'completed'", (wid,))[0][0] == RUNS,
+            lambda: (
+                query(
+                    db_dsn,
+                    "SELECT count(*) FROM automation_runs WHERE workflow_id = %s AND status = 'completed'",
+                    (wid,),
+                )[0][0]
+                == RUNS
+            ),
             what="every run completed",
             timeout_s=180,
         )
@@ -76,7 +102,10 @@ def test_sigkilled_workers_resume_runs_without_duplicate_or_missing_effects(db_d
         proc.wait(timeout=30)
 
     with psycopg.connect(db_dsn) as conn:
-        rows = conn.execute("SELECT subject, count(*) FROM activities WHERE subject LIKE %s GROUP BY subject", (f"{tag} %",)).fetchall()
+        rows = conn.execute(
+            "SELECT subject, count(*) FROM activities WHERE subject LIKE %s GROUP BY subject",
+            (f"{tag} %",),
+        ).fetchall()
     counts = {str(s): int(n) for s, n in rows}
     expected = {f"{tag} {r} {n}" for r in run_ids for n in range(STEPS)}
     assert kills >= 1
