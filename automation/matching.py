@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 Conn = AsyncConnection[Any]
 MAX_CHAIN = 5  # workflows starting workflows through their changes
 TENANT_MAX_RUNS_PER_MIN = 60_000
+MATCH_BATCH = 500
 
 
 @dataclass
@@ -105,7 +106,10 @@ def _row(change: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def match_batch(
-    conn: Conn, cache: MatcherCache, limit: int = 500, tenant_limit: int = TENANT_MAX_RUNS_PER_MIN
+    conn: Conn,
+    cache: MatcherCache,
+    limit: int = MATCH_BATCH,
+    tenant_limit: int = TENANT_MAX_RUNS_PER_MIN,
 ) -> BatchStats:
     stats = BatchStats()
     async with conn.transaction():
