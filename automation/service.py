@@ -191,6 +191,11 @@ async def start_manual(
         raise Conflict(f"workflow {workflow_id} is paused", code="paused")
     definition = d.decode(wf["definition"])
     record = None
+    if obj is not None and definition.trigger.object not in (None, obj):
+        raise Unprocessable(
+            f"this workflow starts from a {definition.trigger.object} record, not {obj}",
+            field="record_object",
+        )
     if obj is not None and record_id is not None:
         record = await _record(conn, p, obj, record_id)
     elif definition.trigger.object is not None:
