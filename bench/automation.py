@@ -280,8 +280,10 @@ def latency_phase(dsn: str, rate: float, seconds: float, rng: random.Random) -> 
             int(r[0]) for r in conn.execute("SELECT id FROM opportunities ORDER BY id").fetchall()
         ]
         conn.execute(
-            "UPDATE automation_runs SET status = 'completed' WHERE status IN ('ready', 'waiting')"
+            "UPDATE automation_runs SET status = 'stopped' WHERE status IN ('ready', 'waiting')"
         )
+        # phases apart: the runs phase 2 started are not executed (their jobs go)
+        conn.execute("DELETE FROM jobs WHERE task = 'automation.run' AND status = 'queued'")
         first_run = int(
             scalar(conn.execute("SELECT coalesce(max(id), 0) FROM automation_runs").fetchone())
         )
