@@ -210,6 +210,7 @@ class Interpreter:
     async def _for_each(self, seq: int, s: d.ForEach, j: dict[str, Any] | None) -> None:
         if j is not None and j["status"] == "done":
             items = j["output"]["items"]
+            self.ctx["steps"][s.id] = {"count": len(items)}
         else:
 
             async def query(
@@ -217,9 +218,11 @@ class Interpreter:
             ) -> actions.Outcome:
                 rows = await actions.related(conn, s, view)
                 test = compile_all(s.when)
-                return actions.Outcome({"items": [r for r in rows if test(None, r)]})
+                items = [r for r in rows if test(None, r)]
+                return actions.Outcome({"items": items, "count": len(items)})
 
             items = (await self._effect(seq, s, None, query))["items"]
+            self.ctx["steps"][s.id] = {"count": len(items)}
         outer = self.ctx.get("item")
         for item in items:
             self.ctx["item"] = item

@@ -448,3 +448,45 @@ def test_an_sla_breach_escalates_up_the_ladder(
     eventually(lambda: _notified(db_dsn, on_call, title) == 1, what="on-call is told")
     eventually(lambda: _runs(db_dsn, wid, "completed"), what="the ladder completed")
     assert len(_runs(db_dsn, wid)) == 1
+
+
+def test_a_follow_up_is_created_only_where_no_next_step_is_open(
+    db_dsn: str, people: People, clock: ManualClock
+) -> None:
+    proposal = stage_id(db_dsn, "Proposal")
+    wid = save_workflow(
+        db_dsn,
+        people.users["rep1"],
+        {
+            "name": "No next step",
+            "trigger": {"on": "opportunities.updated", "when": [{"field": "stage_id", "op": "changed_to", "value": proposal}]},
+            "steps": [
+                {"id": "next", "action": "for_each", "object": "activities", "when": [{"field": "status", "op": "eq", "value": "open"}], "steps": []},
+                {"id": "none", "action": "branch", "when": [{"field": "steps.next.count", "op": "eq", "value": 0}], "then": [
+                    {"id": "follow", "action": "create_task", "subject": "Plan the next step for {{record.name}}"}]},
+            ],
+        },
+    )  # fmt: skip
+    account = _account(db_dsn, people)
+    bare = create(db_dsn, people.users["rep1"], "opportunities", name="Bare", account_id=account)
+    planned = create(
+        db_dsn, people.users["rep1"], "opportunities", name="Planned", account_id=account
+    )
+    create(
+        db_dsn,
+        people.users["rep1"],
+        "activities",
+        type="meeting",
+        subject="Demo",
+        opportunity_id=planned["id"],
+    )
+    for opp in (bare, planned):
+        update(db_dsn, people.users["rep1"], "opportunities", opp["id"], stage_id=proposal)
+    eventually(lambda: len(_runs(db_dsn, wid, "completed")) == 2, what="both runs completed")
+    follow = query(
+        db_dsn,
+        "SELECT opportunity_id FROM activities WHERE source = 'automation' AND subject LIKE 'Plan the next step%%'"
+        " AND opportunity_id = ANY(%s)",
+        ([bare["id"], planned["id"]],),
+    )
+    assert follow == [(bare["id"],)]
