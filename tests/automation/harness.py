@@ -25,17 +25,28 @@ from crm.store import create_record, update_record
 from identity.auth import load_principal
 from kernel.jobs import Registry, Worker
 from kernel.principal import Principal
+from kernel.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 hooks.install()
 
 
 @contextmanager
-def worker_thread(dsn: str, clock: ManualClock, concurrency: int = 4) -> Iterator[Worker]:
+def worker_thread(
+    dsn: str, clock: ManualClock, concurrency: int = 4, settings: Settings | None = None
+) -> Iterator[Worker]:
     """kernel.jobs.Worker with automation's tasks, on its own event loop in a thread."""
     registry = Registry()
     register(registry, clock=clock, every_s=1.0)
-    worker = Worker(dsn, registry, concurrency=concurrency, poll_s=0.2, lease_s=5.0, grace_s=2.0)
+    worker = Worker(
+        dsn,
+        registry,
+        concurrency=concurrency,
+        poll_s=0.2,
+        lease_s=5.0,
+        grace_s=2.0,
+        settings=settings,
+    )
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
 
