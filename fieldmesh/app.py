@@ -53,6 +53,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "calendars.booking_routes",
     "devices.routes",
     "engage.routes",
+    "automation.routes",
 )
 
 

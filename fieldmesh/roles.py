@@ -211,6 +211,7 @@ JOB_MODULES: tuple[str, ...] = (
     "calendars.reminders",
     "devices.jobs",
     "engage.jobs",
+    "automation.jobs",
 )
 
 

@@ -1,0 +1,349 @@
+"""The matcher job: changes from the outbox (`automation_changes`) to runs, exits and
+ended waits, in one transaction per batch (so a change is matched exactly once: its row is
+deleted in the transaction that starts its runs).
+
+For each change, in outbox order:
+- the definitions it starts (`automation.matcher`, compiled and indexed, reloaded when a
+  workflow changes), unless that would loop (the change was made by a run whose chain
+  holds the workflow: stopped with an error saying so, and the owner is notified) or pass
+  a rate limit (per workflow per minute, and for the whole deployment);
+- active runs of its record that exit on it (`exit_on`), or wait for it.
+
+Several matchers may run at once (SKIP LOCKED): changes of one record can then be matched
+out of order across batches, never twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from automation import definition as d
+from automation import runs
+from automation.conditions import compile_all
+from automation.matcher import Compiled, Matcher, compile_definition
+from identity.auth import load_principal
+from kernel.principal import Principal
+from notify.service import notify_user
+
+log = logging.getLogger(__name__)
+
+Conn = AsyncConnection[Any]
+MAX_CHAIN = 5  # workflows starting workflows through their changes
+TENANT_MAX_RUNS_PER_MIN = 60_000
+MATCH_BATCH = 500
+
+
+@dataclass
+class MatcherCache:
+    key: tuple[Any, ...] | None = None
+    matcher: Matcher = field(default_factory=lambda: Matcher(()))
+    by_id: dict[int, Compiled] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+    owners: dict[int, Principal] = field(default_factory=dict)
+
+    async def get(self, conn: Conn) -> Matcher:
+        cur = await conn.execute(
+            "SELECT count(*), max(updated_at), sum(version) FROM automation_workflows WHERE active"
+        )
+        key = tuple(await cur.fetchone() or ())
+        if key != self.key:
+            cur = await conn.execute(
+                "SELECT w.id, w.version, w.owner_id, w.name, v.definition FROM automation_workflows w"
+                " JOIN automation_versions v ON v.workflow_id = w.id AND v.version = w.version"
+                " WHERE w.active"
+            )
+            compiled = []
+            self.names = {}
+            for wid, version, owner, name, raw in await cur.fetchall():
+                try:
+                    compiled.append(compile_definition(wid, version, owner, d.decode(raw)))
+                    self.names[wid] = name
+                except d.DefinitionError as exc:  # saved under older rules: skipped, said
+                    log.warning("automation workflow %s version %s: %s", wid, version, exc)
+            self.owners = {}
+            for owner_id in {c.owner_id for c in compiled}:
+                p = await load_principal(conn, owner_id)
+                if p is not None:
+                    self.owners[owner_id] = p
+            self.by_id = {c.workflow_id: c for c in compiled}
+            self.matcher = Matcher(c for c in compiled if c.event not in d.STANDALONE)
+            self.key = key
+        return self.matcher
+
+
+@dataclass
+class BatchStats:
+    changes: int = 0
+    started: int = 0
+    stopped: int = 0
+    limited: int = 0
+    exited: int = 0
+    woken: int = 0
+
+
+def _owner_sees(cache: MatcherCache, c: Compiled, ch: dict[str, Any]) -> bool:
+    """A workflow starts only from CRM records its owner may see (the run's history shows
+    the record); other events (alerts, geofences, outside events) are not record-scoped."""
+    if ch["record_object"] not in d.RECORD_OBJECTS:
+        return True
+    p = cache.owners.get(c.owner_id)
+    if p is None:
+        return False
+    row = _row(ch) or {}
+    owners = [row.get("owner_id"), row.get("assignee_id")]
+    return any(p.may_see(o, row.get("territory_id")) for o in owners)
+
+
+def _row(change: dict[str, Any]) -> dict[str, Any] | None:
+    row: dict[str, Any] | None = change["new"] if change["new"] is not None else change["old"]
+    return row
+
+
+async def match_batch(
+    conn: Conn,
+    cache: MatcherCache,
+    limit: int = MATCH_BATCH,
+    tenant_limit: int = TENANT_MAX_RUNS_PER_MIN,
+) -> BatchStats:
+    stats = BatchStats()
+    async with conn.transaction():
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT id, event, record_object, record_id, old, new, origin_run_id, actor_id, at"
+            " FROM automation_changes ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            (limit,),
+        )
+        changes = await cur.fetchall()
+        if not changes:
+            return stats
+        stats.changes = len(changes)
+        matcher = await cache.get(conn)
+        starts = [
+            (c, ch)
+            for ch in changes
+            for c in matcher.match(ch["event"], ch["old"], _row(ch))
+            if _owner_sees(cache, c, ch)
+        ]
+        if starts:
+            await _start_runs(conn, cache, starts, stats, tenant_limit)
+        await _exits_and_waits(conn, cache, changes, stats)
+        await conn.execute(
+            "DELETE FROM automation_changes WHERE id = ANY(%s)", ([c["id"] for c in changes],)
+        )
+    return stats
+
+
+async def _start_runs(
+    conn: Conn,
+    cache: MatcherCache,
+    starts: list[tuple[Compiled, dict[str, Any]]],
+    stats: BatchStats,
+    tenant_limit: int,
+) -> None:
+    origins = {ch["origin_run_id"] for _, ch in starts if ch["origin_run_id"] is not None}
+    origin: dict[int, tuple[int, list[int], int]] = {}
+    if origins:
+        cur = await conn.execute(
+            "SELECT id, workflow_id, chain, depth FROM automation_runs WHERE id = ANY(%s)",
+            (list(origins),),
+        )
+        origin = {int(r[0]): (int(r[1]), list(r[2]), int(r[3])) for r in await cur.fetchall()}
+    wids = list({c.workflow_id for c, _ in starts})
+    cur = await conn.execute(
+        "SELECT workflow_id, count(*) FROM automation_runs WHERE workflow_id = ANY(%s)"
+        " AND created_at > clock_timestamp() - interval '60 seconds' GROUP BY workflow_id",
+        (wids,),
+    )
+    recent = {int(r[0]): int(r[1]) for r in await cur.fetchall()}
+    cur = await conn.execute(
+        "SELECT count(*) FROM automation_runs WHERE created_at > clock_timestamp() - interval '60 seconds'"
+    )
+    row = await cur.fetchone()
+    tenant = int(row[0]) if row else 0
+    dropped: dict[int, int] = {}
+    for c, ch in starts:
+        chain: list[int] = []
+        depth = 0
+        error = None
+        if ch["origin_run_id"] is not None and ch["origin_run_id"] in origin:
+            owf, ochain, odepth = origin[ch["origin_run_id"]]
+            chain, depth = [*ochain, owf], odepth + 1
+            if c.workflow_id in chain:
+                error = (
+                    f"loop stopped: workflow {c.workflow_id} ({cache.names.get(c.workflow_id, '')}) would be "
+                    f"started by a change ({ch['event']} of {ch['record_object']} {ch['record_id']}) that its own "
+                    f"run {ch['origin_run_id']} made; a workflow may not trigger itself"
+                )
+            elif depth > MAX_CHAIN:
+                error = f"chain stopped: more than {MAX_CHAIN} workflows triggered one another ({chain})"
+        if error is None:
+            limit = c.definition.max_runs_per_min
+            if recent.get(c.workflow_id, 0) >= limit or tenant >= tenant_limit:
+                dropped[c.workflow_id] = dropped.get(c.workflow_id, 0) + 1
+                stats.limited += 1
+                continue
+        record = _row(ch)
+        trigger = {
+            "event": ch["event"],
+            "change_id": ch["id"],
+            "record": record,
+            "old": ch["old"] if ch["new"] is not None else None,
+            "actor_id": ch["actor_id"],
+        }
+        await runs.start(
+            conn,
+            c.workflow_id,
+            c.version,
+            record_object=ch["record_object"],
+            record_id=ch["record_id"],
+            trigger=trigger,
+            chain=chain,
+            depth=depth,
+            parent_run_id=ch["origin_run_id"] if ch["origin_run_id"] in origin else None,
+            exit_on=[r.on for r in c.definition.exit_on],
+            change_at=ch["at"],
+            why=f"{ch['event']} of {ch['record_object']} {ch['record_id']}",
+            status="stopped" if error else "ready",
+            error=error,
+        )
+        if error:
+            stats.stopped += 1
+            await conn.execute(
+                "UPDATE automation_workflows SET last_error = %s WHERE id = %s",
+                (error, c.workflow_id),
+            )
+            await notify_user(
+                conn,
+                user_id=c.owner_id,
+                kind="automation.loop",
+                title=f"Workflow {cache.names.get(c.workflow_id, c.workflow_id)} stopped: it triggers itself",
+                body=error,
+                link=f"/console/automation/workflows/{c.workflow_id}",
+                dedupe_key=f"automation-loop:{c.workflow_id}:{ch['origin_run_id']}",
+            )
+        else:
+            stats.started += 1
+            recent[c.workflow_id] = recent.get(c.workflow_id, 0) + 1
+            tenant += 1
+    for wid, n in dropped.items():
+        await conn.execute(
+            "UPDATE automation_workflows SET dropped_triggers = dropped_triggers + %s,"
+            " last_error = %s WHERE id = %s",
+            (
+                n,
+                f"rate limit: {n} triggers dropped (over {cache.by_id[wid].definition.max_runs_per_min}/min)",
+                wid,
+            ),
+        )
+
+
+async def _exits_and_waits(
+    conn: Conn, cache: MatcherCache, changes: list[dict[str, Any]], stats: BatchStats
+) -> None:
+    keyed = [
+        (ch["record_object"], ch["record_id"]) for ch in changes if ch["record_id"] is not None
+    ]
+    if not keyed:
+        return
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT r.id, r.workflow_id, r.version, r.status, r.exit_on, r.wait_event, r.record_object, r.record_id
+        FROM automation_runs r
+        JOIN unnest(%s::text[], %s::text[]) AS k(obj, rid) ON r.record_object = k.obj AND r.record_id = k.rid
+        WHERE r.status IN ('ready', 'waiting') AND (cardinality(r.exit_on) > 0 OR r.wait_event IS NOT NULL)
+        FOR UPDATE OF r
+        """,
+        ([k[0] for k in keyed], [k[1] for k in keyed]),
+    )
+    active = await cur.fetchall()
+    if not active:
+        return
+    by_record: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in active:
+        by_record.setdefault((r["record_object"], r["record_id"]), []).append(r)
+    ended: set[int] = set()
+    for ch in changes:
+        for r in by_record.get((ch["record_object"], ch["record_id"]), ()):
+            if r["id"] in ended or r["id"] == ch["origin_run_id"]:
+                continue
+            if ch["event"].startswith(("email.", "sms.")):  # per-step open / reply counts
+                await runs.event(conn, r["id"], ch["event"], "", await _last_step(conn, r["id"]))
+            if ch["event"] in r["exit_on"] and await _exit_holds(conn, cache, r, ch):
+                await _exit(conn, r, ch)
+                ended.add(r["id"])
+                stats.exited += 1
+            elif (
+                r["status"] == "waiting"
+                and r["wait_event"] == ch["event"]
+                and await _deliver(conn, r, ch)
+            ):
+                r["status"] = "ready"
+                stats.woken += 1
+
+
+async def _exit_holds(
+    conn: Conn, cache: MatcherCache, r: dict[str, Any], ch: dict[str, Any]
+) -> bool:
+    cur = await conn.execute(
+        "SELECT definition FROM automation_versions WHERE workflow_id = %s AND version = %s",
+        (r["workflow_id"], r["version"]),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return True
+    rules = [x for x in d.decode(row[0]).exit_on if x.on == ch["event"]]
+    return any(compile_all(x.when)(ch["old"], _row(ch)) for x in rules)
+
+
+async def _last_step(conn: Conn, run_id: int) -> str | None:
+    cur = await conn.execute(
+        "SELECT step_id FROM automation_steps WHERE run_id = %s AND status = 'done'"
+        " AND action IN ('send_message', 'create_task') ORDER BY seq DESC LIMIT 1",
+        (run_id,),
+    )
+    row = await cur.fetchone()
+    return str(row[0]) if row else None
+
+
+async def _exit(conn: Conn, r: dict[str, Any], ch: dict[str, Any]) -> None:
+    await conn.execute(
+        "UPDATE automation_runs SET status = 'exited', exit_reason = %s, wake_at = NULL,"
+        " finished_at = clock_timestamp(), updated_at = clock_timestamp() WHERE id = %s",
+        (ch["event"], r["id"]),
+    )
+    await runs.event(
+        conn, r["id"], "exited", f"exit on {ch['event']}", await _last_step(conn, r["id"])
+    )
+
+
+async def _deliver(conn: Conn, r: dict[str, Any], ch: dict[str, Any]) -> bool:
+    cur = await conn.execute(
+        "SELECT seq, input FROM automation_steps WHERE run_id = %s AND status = 'waiting' AND wait_event = %s",
+        (r["id"], ch["event"]),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return False
+    conds = [d.Condition(**c) for c in (row[1] or {}).get("when", [])]
+    if not compile_all(conds)(ch["old"], _row(ch)):
+        return False
+    await conn.execute(
+        "UPDATE automation_steps SET status = 'done', output = %s, finished_at = clock_timestamp()"
+        " WHERE run_id = %s AND seq = %s",
+        (Jsonb({"timed_out": False, "event": ch["event"], "change_id": ch["id"]}), r["id"], row[0]),
+    )
+    await conn.execute(
+        "UPDATE automation_runs SET status = 'ready', wake_at = NULL, wait_event = NULL,"
+        " updated_at = clock_timestamp() WHERE id = %s",
+        (r["id"],),
+    )
+    await runs.event(conn, r["id"], "woken", f"{ch['event']} arrived")
+    await runs.enqueue_run(conn, r["id"])
+    return True
