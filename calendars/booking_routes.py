@@ -202,7 +202,7 @@ class CalWorkingHoursOut(msgspec.Struct, frozen=True):
     default: bool
 
 
-class CalUserPath(msgspec.Struct, frozen=True):
+class BookingUserPath(msgspec.Struct, frozen=True):
     user_id: Id
 
 
@@ -244,7 +244,7 @@ class CalEventsQuery(msgspec.Struct, frozen=True):
     user_ids: Annotated[list[Id], msgspec.Meta(max_length=MAX_ATTENDEES)] = []
 
 
-class CalEventOut(msgspec.Struct, frozen=True):
+class CalendarItemOut(msgspec.Struct, frozen=True):
     user_id: int
     kind: str
     ref: str
@@ -255,7 +255,7 @@ class CalEventOut(msgspec.Struct, frozen=True):
 
 
 class CalEventList(msgspec.Struct, frozen=True):
-    items: list[CalEventOut]
+    items: list[CalendarItemOut]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -660,7 +660,7 @@ async def find(req: Req, body: CalSlotRequest) -> CalSlotList:
     access=Access.read(unscoped="the handler checks the user is one the caller may see"),
     summary="A user's working week in their time zone",
 )
-async def get_hours(req: Req, path: CalUserPath) -> CalWorkingHoursOut:
+async def get_hours(req: Req, path: BookingUserPath) -> CalWorkingHoursOut:
     async with req.connection() as conn:
         await visible_user_ids(conn, req.user, [path.user_id])
         cur = await conn.execute(
@@ -683,7 +683,7 @@ async def get_hours(req: Req, path: CalUserPath) -> CalWorkingHoursOut:
     access=Access.write(unscoped="the user themself, their managers, or an admin"),
     summary="Set a user's working week (local times in an IANA zone)",
 )
-async def put_hours(req: Req, path: CalUserPath, body: CalWorkingHoursIn) -> CalWorkingHoursOut:
+async def put_hours(req: Req, path: BookingUserPath, body: CalWorkingHoursIn) -> CalWorkingHoursOut:
     if not busy.valid_zone(body.tz):
         raise Unprocessable(f"unknown time zone {body.tz!r}", field="tz")
     for i, d in enumerate(body.hours):
@@ -717,7 +717,7 @@ async def events(req: Req, query: CalEventsQuery) -> CalEventList:
         await visible_user_ids(conn, p, users)
         by_user = await busy.busy_by_user(conn, users, query.start, query.end)
     out = [
-        CalEventOut(uid, b.kind, b.ref, b.title, b.start, b.end, _editable(p, uid, b))
+        CalendarItemOut(uid, b.kind, b.ref, b.title, b.start, b.end, _editable(p, uid, b))
         for uid, items in by_user.items()
         for b in sorted(items, key=lambda b: (b.start, b.ref))
     ]

@@ -90,7 +90,7 @@ class CalLinkPath(msgspec.Struct, frozen=True):
     id: Id
 
 
-class CalTokenPath(msgspec.Struct, frozen=True):
+class BookingTokenPath(msgspec.Struct, frozen=True):
     token: Token
 
 
@@ -250,7 +250,7 @@ async def _slots(req: Req, link: Link, limit: int) -> list[CalPublicSlot]:
     summary="A booking page's title and free slots",
     errors=(404, 410, 429),
 )
-async def public_page(req: Req, path: CalTokenPath) -> CalPublicPage:
+async def public_page(req: Req, path: BookingTokenPath) -> CalPublicPage:
     async with req.connection() as conn:
         link = await booking_links.open_link(conn, req.app[LINK_KEY], path.token)
         await booking_links.rate_limit(conn, f"read:addr:{_addr(req)}", READS_PER_MIN_ADDR, 60)
@@ -266,7 +266,9 @@ async def public_page(req: Req, path: CalTokenPath) -> CalPublicPage:
     errors=(404, 409, 410, 429),
     max_body_bytes=8 * 1024,
 )
-async def public_book(req: Req, path: CalTokenPath, body: CalPublicBookingIn) -> CalPublicBooked:
+async def public_book(
+    req: Req, path: BookingTokenPath, body: CalPublicBookingIn
+) -> CalPublicBooked:
     async with req.connection() as conn:
         link = await booking_links.open_link(conn, req.app[LINK_KEY], path.token)
         await booking_links.rate_limit(
@@ -337,7 +339,7 @@ async def public_book(req: Req, path: CalTokenPath, body: CalPublicBookingIn) ->
     content_type="text/html",
     errors=(404, 410),
 )
-async def page(req: Req, path: CalTokenPath) -> web.StreamResponse:
+async def page(req: Req, path: BookingTokenPath) -> web.StreamResponse:
     async with req.connection() as conn:
         await booking_links.open_link(conn, req.app[LINK_KEY], path.token)
     headers = page_headers(_CSP, referrer="no-referrer")
