@@ -207,6 +207,7 @@ JOB_MODULES: tuple[str, ...] = (
     "routing.jobs",
     "telemetry.jobs",
     "insights.maintenance.jobs",
+    "insights.jobs",
 )
 
 

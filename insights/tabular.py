@@ -128,6 +128,7 @@ class TabularModel:
     extra: dict[str, Any] = field(default_factory=dict)
     stacker: Any = None  # the stacked model's logistic layer (None: the blend)
     context_scaler: Any = None
+    background: pd.DataFrame | None = None  # training rows the reasons compare against
 
     def _log_odds(self, x: pd.DataFrame) -> FloatArray:
         w = self.config.tree_weight
@@ -147,14 +148,26 @@ class TabularModel:
         return _sigmoid(self._log_odds(_frame(df, self.config)))
 
     def reasons(self, df: pd.DataFrame, top: int = 3) -> list[list[Reason]]:
-        """The `top` strongest feature contributions of every row, strongest first."""
+        """The `top` strongest feature contributions of every row, strongest first.
+
+        A feature's contribution is the row's log-odds minus its mean log-odds when that
+        feature alone takes the values of a background sample of training rows
+        (interventional occlusion, a one-feature-at-a-time SHAP approximation). Without a
+        background (older artefacts) the feature is set to its reference value instead."""
         x = _frame(df, self.config)
         base = self._log_odds(x)
         contrib = np.zeros((len(x), len(self.config.columns)), dtype=np.float64)
+        bg = self.background
         for j, c in enumerate(self.config.columns):
-            moved = x.copy()
-            moved[c] = self.reference[c]
-            contrib[:, j] = base - self._log_odds(moved)
+            if bg is None or bg.empty:
+                moved = x.copy()
+                moved[c] = self.reference[c]
+                contrib[:, j] = base - self._log_odds(moved)
+                continue
+            k = len(bg)
+            moved = x.loc[x.index.repeat(k)].reset_index(drop=True)
+            moved[c] = np.tile(bg[c].to_numpy(), len(x))
+            contrib[:, j] = base - self._log_odds(moved).reshape(len(x), k).mean(axis=1)
         out: list[list[Reason]] = []
         cols = self.config.columns
         for i in range(len(x)):
@@ -241,7 +254,16 @@ def fit_tabular(
         {**(data or {}), "rows": len(x), "positives": int(yb.sum())},
         digest_of(x.to_numpy(), yb),
     )
-    return TabularModel(cfg, trees, linear, reference, card)
+    return TabularModel(cfg, trees, linear, reference, card, background=_background(x, cfg))
+
+
+BACKGROUND_ROWS = 24
+
+
+def _background(x: pd.DataFrame, cfg: TabularConfig) -> pd.DataFrame:
+    """A fixed random sample of training rows for the reasons."""
+    n = min(BACKGROUND_ROWS, len(x))
+    return x.sample(n=n, random_state=cfg.seed).reset_index(drop=True)
 
 
 def _tree_pipeline(cfg: TabularConfig) -> Pipeline:

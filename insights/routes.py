@@ -1,0 +1,190 @@
+"""HTTP API of the insights scores: lead score, opportunity win probability, account health.
+
+    GET  /api/v1/insights/leads/{id}/score           the lead's score, version, reasons
+    GET  /api/v1/insights/opportunities/{id}/win     model win probability beside the stage's
+    GET  /api/v1/insights/accounts/{id}/health       computed health (manual override beside)
+    POST /api/v1/insights/train                      managers: queue a model's training
+    GET  /api/v1/insights/train/{job_id}             the training job's state
+
+Scores are written by jobs (insights.jobs) on record change and nightly; these endpoints
+only read. Every record endpoint is scoped: a record the caller may not see is a 404.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from crm import store as crm_store
+from crm.entities import ENTITIES
+from insights import jobs as insights_jobs
+from insights import live
+from kernel import jobs
+from kernel.errors import NotFound
+from kernel.http import Access, Req, Routes
+
+PREFIX = "/api/v1/insights"
+
+routes = Routes("insights", "Scores of CRM records by the insights models, with their reasons")
+
+
+class InsightsRecordPath(msgspec.Struct, frozen=True):
+    id: Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+
+
+class InsightsReason(msgspec.Struct, frozen=True):
+    feature: str
+    value: str
+    contribution: float  # log-odds for trained models, health points for account health
+
+
+class InsightsScore(msgspec.Struct, frozen=True, omit_defaults=True):
+    model: str
+    model_version: str
+    score: int  # 0-100
+    reasons: list[InsightsReason]
+    computed_at: datetime
+    probability: float | None = None
+
+
+class InsightsLeadScore(msgspec.Struct, frozen=True):
+    lead_id: int
+    score: InsightsScore | None  # None until a model is active and the lead is scored
+
+
+class InsightsWinProbability(msgspec.Struct, frozen=True):
+    opportunity_id: int
+    stage_probability: float  # the pipeline stage's (or the typed override), percent
+    model: InsightsScore | None
+
+
+class InsightsAccountHealth(msgspec.Struct, frozen=True):
+    account_id: int
+    health: InsightsScore | None  # computed from service history, engagement and deals
+    manual_override: int | None  # accounts.health_score when someone typed it
+
+
+def _scope(entity: str) -> Any:
+    async def check(req: Req, path: InsightsRecordPath) -> None:
+        async with req.connection() as conn:
+            await crm_store.get_record(conn, ENTITIES[entity], req.user, path.id)
+
+    check.__name__ = f"{entity}_scope"
+    return check
+
+
+async def _score(req: Req, entity: str, record_id: int, model: str) -> InsightsScore | None:
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            "SELECT model, model_version, score, reasons, computed_at, probability "
+            "FROM insights_score WHERE entity = %s AND record_id = %s AND model = %s",
+            (entity, record_id, model),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    return InsightsScore(
+        model=row[0],
+        model_version=row[1],
+        score=int(row[2]),
+        reasons=msgspec.convert(row[3], list[InsightsReason]),
+        computed_at=row[4],
+        probability=row[5],
+    )
+
+
+@routes.get(
+    f"{PREFIX}/leads/{{id}}/score",
+    access=Access.read(scope=_scope("leads")),
+    summary="A lead's 0-100 score, conversion probability, model version and top reasons",
+)
+async def lead_score(req: Req, path: InsightsRecordPath) -> InsightsLeadScore:
+    return InsightsLeadScore(path.id, await _score(req, "leads", path.id, live.LEAD_MODEL))
+
+
+@routes.get(
+    f"{PREFIX}/opportunities/{{id}}/win",
+    access=Access.read(scope=_scope("opportunities")),
+    summary="An opportunity's model win probability beside its stage probability",
+)
+async def win_probability(req: Req, path: InsightsRecordPath) -> InsightsWinProbability:
+    async with req.connection() as conn:
+        cur = await conn.execute("SELECT probability FROM opportunities WHERE id = %s", (path.id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"opportunity {path.id} not found")
+    return InsightsWinProbability(
+        path.id, float(row[0]), await _score(req, "opportunities", path.id, live.WIN_MODEL)
+    )
+
+
+@routes.get(
+    f"{PREFIX}/accounts/{{id}}/health",
+    access=Access.read(scope=_scope("accounts")),
+    summary="An account's computed health with its components; a typed value is the override",
+)
+async def account_health(req: Req, path: InsightsRecordPath) -> InsightsAccountHealth:
+    async with req.connection() as conn:
+        cur = await conn.execute("SELECT health_score FROM accounts WHERE id = %s", (path.id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"account {path.id} not found")
+    return InsightsAccountHealth(
+        path.id,
+        await _score(req, "accounts", path.id, live.HEALTH_MODEL),
+        None if row[0] is None else int(row[0]),
+    )
+
+
+class InsightsTrainJob(msgspec.Struct, frozen=True):
+    job_id: int
+    status: str  # queued, running, done, failed
+    model: str
+    error: str | None = None  # `insufficient_data: ...` when refused for too little data
+    poll: str = ""
+
+
+class InsightsJobPath(msgspec.Struct, frozen=True):
+    job_id: Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+
+
+@routes.post(
+    f"{PREFIX}/train",
+    access=Access.managers(unscoped="trains a tenant-wide model; answers no record data"),
+    summary="Queue the training of a CRM model (the `jobs` role trains, then re-scores)",
+    status=202,
+)
+async def train(req: Req, body: insights_jobs.InsightsTrainIn) -> InsightsTrainJob:
+    async with req.connection() as conn:
+        job_id = await jobs.enqueue(
+            conn, insights_jobs.TRAIN_TASK, msgspec.to_builtins(body), max_attempts=1
+        )
+    return InsightsTrainJob(job_id, "queued", body.model, poll=f"{PREFIX}/train/{job_id}")
+
+
+@routes.get(
+    f"{PREFIX}/train/{{job_id}}",
+    access=Access.managers(unscoped="training jobs concern tenant-wide models"),
+    summary="A CRM model training job's state",
+)
+async def train_state(req: Req, path: InsightsJobPath) -> InsightsTrainJob:
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            "SELECT status, last_error, args FROM jobs WHERE id = %s AND task = %s",
+            (path.job_id, insights_jobs.TRAIN_TASK),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no training job {path.job_id}", field="job_id")
+    body = msgspec.convert(row[2], insights_jobs.InsightsTrainIn)
+    return InsightsTrainJob(
+        path.job_id, row[0], body.model, row[1], poll=f"{PREFIX}/train/{path.job_id}"
+    )
+
+
+def setup(app: web.Application) -> None:
+    insights_jobs.subscribe()  # writes through this API queue their records' re-scoring
+    routes.mount(app)
