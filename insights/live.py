@@ -105,7 +105,7 @@ LEFT JOIN leads l ON l.id = o.lead_id {where} ORDER BY o.created_at, o.id
 
 
 def _rows(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...]) -> pd.DataFrame:
-    cur = conn.execute(query, params)  # type: ignore[arg-type]  # composed at import time
+    cur = conn.execute(query, params)
     cols = [d.name for d in cur.description or ()]
     return pd.DataFrame(cur.fetchall(), columns=cols)
 
@@ -340,7 +340,7 @@ def health_records(conn: psycopg.Connection[Any], ids: list[int] | None) -> int:
     """Compute and store the health of these accounts (all when None); a drop of
     HEALTH_DROP_ACTIVITY points or more leaves an open task for the account's owner."""
     where = "" if ids is None else "WHERE a.id = ANY(%s)"
-    cur = conn.execute(_HEALTH_SQL.format(where=where), () if ids is None else (ids,))  # type: ignore[arg-type]
+    cur = conn.execute(_HEALTH_SQL.format(where=where), () if ids is None else (ids,))
     cols = [d.name for d in cur.description or ()]
     rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
     out_ids, scores, reasons = [], [], []

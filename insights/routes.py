@@ -3,6 +3,8 @@
     GET  /api/v1/insights/leads/{id}/score           the lead's score, version, reasons
     GET  /api/v1/insights/opportunities/{id}/win     model win probability beside the stage's
     GET  /api/v1/insights/accounts/{id}/health       computed health (manual override beside)
+    GET  /api/v1/insights/forecast/pipeline          revenue forecast by owner or territory,
+                                                     with intervals and what-if scenarios
     POST /api/v1/insights/train                      managers: queue a model's training
     GET  /api/v1/insights/train/{job_id}             the training job's state
 
@@ -12,8 +14,9 @@ only read. Every record endpoint is scoped: a record the caller may not see is a
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+import dataclasses
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -21,7 +24,7 @@ from aiohttp import web
 from crm import store as crm_store
 from crm.entities import ENTITIES
 from insights import jobs as insights_jobs
-from insights import live
+from insights import live, pipeline
 from kernel import jobs
 from kernel.errors import NotFound
 from kernel.http import Access, Req, Routes
@@ -182,6 +185,63 @@ async def train_state(req: Req, path: InsightsJobPath) -> InsightsTrainJob:
     body = msgspec.convert(row[2], insights_jobs.InsightsTrainIn)
     return InsightsTrainJob(
         path.job_id, row[0], body.model, row[1], poll=f"{PREFIX}/train/{path.job_id}"
+    )
+
+
+class InsightsForecastQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    group_by: Literal["owner", "territory", "all"] = "owner"
+    months: Annotated[int, msgspec.Meta(ge=1, le=24)] = 3
+    win_rate_factor: Annotated[float, msgspec.Meta(ge=0.0, le=5.0)] = 1.0
+    slip_months: Annotated[int, msgspec.Meta(ge=0, le=24)] = 0
+
+
+class InsightsForecastMonth(msgspec.Struct, frozen=True):
+    month: str
+    expected: float
+    low: float
+    high: float
+    deals: int
+    history_point: float | None
+    history_low: float | None
+    history_high: float | None
+
+
+class InsightsForecastGroup(msgspec.Struct, frozen=True):
+    group: str
+    months: list[InsightsForecastMonth]
+    seasonal: bool | None
+    trend_per_month: float | None
+
+
+class InsightsForecast(msgspec.Struct, frozen=True):
+    group_by: str
+    win_rate_factor: float
+    slip_months: int
+    items: list[InsightsForecastGroup]
+
+
+@routes.get(
+    f"{PREFIX}/forecast/pipeline",
+    access=Access.read(unscoped="figures are computed over the opportunities the caller may see"),
+    summary="Revenue forecast by month from the open pipeline (90% interval) and the "
+    "closed-won history (trend, season), by owner or territory, with what-if scenarios",
+)
+async def pipeline_forecast(req: Req, query: InsightsForecastQuery) -> InsightsForecast:
+    async with req.connection() as conn:
+        groups = await pipeline.pipeline_forecast(
+            conn,
+            req.user,
+            today=datetime.now(UTC).date(),
+            months=query.months,
+            group_by=query.group_by,
+            win_rate_factor=query.win_rate_factor,
+            slip_months=query.slip_months,
+        )
+    return InsightsForecast(
+        query.group_by,
+        query.win_rate_factor,
+        query.slip_months,
+        [msgspec.convert(dataclasses.asdict(g), InsightsForecastGroup) for g in groups],
     )
 
 

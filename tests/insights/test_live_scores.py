@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -133,8 +134,8 @@ def test_a_new_lead_is_scored_live_with_version_and_reasons(world: World) -> Non
     def scored(lead_id: int) -> dict[str, Any] | None:
         got = requests.get(f"{world.api}/insights/leads/{lead_id}/score", headers=rep, timeout=10)
         assert got.status_code == 200, got.text
-        body: dict[str, Any] = got.json()
-        return body["score"]
+        score: dict[str, Any] | None = got.json()["score"]
+        return score
 
     strong = eventually(lambda: scored(ids["strong"]), timeout_s=60, what="the strong lead's score")
     weak = eventually(lambda: scored(ids["weak"]), timeout_s=60, what="the weak lead's score")
@@ -218,3 +219,68 @@ def test_account_health_is_computed_from_service_history(world: World) -> None:
             (account,),
         ).fetchone()
     assert tasks is not None and tasks[0] == 1
+
+
+def test_pipeline_forecast_by_owner_with_interval_and_what_if(world: World) -> None:
+    p = world.people
+    today = datetime.now(UTC).date()
+    with psycopg.connect(world.dsn) as conn:
+        acct = conn.execute(
+            "INSERT INTO accounts (name, territory_id, owner_id) VALUES ('Deals Co', %s, %s) "
+            "RETURNING id",
+            (p.t1, p.users["rep1"]),
+        ).fetchone()
+        stage = conn.execute(
+            "SELECT s.pipeline_id, s.id FROM pipeline_stages s JOIN pipelines p "
+            "ON p.id = s.pipeline_id WHERE p.is_default AND s.name = 'Proposal'"
+        ).fetchone()
+        assert acct is not None and stage is not None
+        for i, amount in enumerate((1000.0, 3000.0, 6000.0)):
+            conn.execute(
+                "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
+                "close_date, probability, owner_id, territory_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s, 50, %s, %s)",
+                (f"open {i}", acct[0], stage[0], stage[1], amount, today, p.users["rep1"], p.t1),
+            )
+        for k in range(1, 16):  # 15 months of won history
+            conn.execute(
+                "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
+                "probability, status, closed_at, owner_id, territory_id) "
+                "VALUES (%s, %s, %s, %s, %s, 100, 'won', now() - make_interval(months => %s), "
+                "%s, %s)",
+                (f"won {k}", acct[0], stage[0], stage[1], 2000.0 + 100 * k, k,
+                 p.users["rep1"], p.t1),
+            )  # fmt: skip
+
+    def get(who: str, **params: Any) -> dict[str, Any]:
+        r = requests.get(
+            f"{world.api}/insights/forecast/pipeline",
+            params={"group_by": "owner", "months": 2, **params},
+            headers=p.headers(who),
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    mine = {g["group"]: g for g in get("manager")["items"]}[str(p.users["rep1"])]
+    now_m, next_m = mine["months"]
+    assert now_m["deals"] == 3 and now_m["expected"] == 5000.0  # 50% of 10,000
+    assert 0.0 <= now_m["low"] < now_m["expected"] < now_m["high"] <= 10000.0
+    assert next_m["deals"] == 0 and next_m["expected"] == 0.0
+    assert now_m["history_point"] is not None and mine["trend_per_month"] is not None
+    assert mine["trend_per_month"] < 0  # older months were larger
+    # what-if: a lower win rate halves the expectation; slipping moves the deals a month
+    half = {g["group"]: g for g in get("manager", win_rate_factor=0.5)["items"]}
+    assert half[str(p.users["rep1"])]["months"][0]["expected"] == 2500.0
+    slipped = {g["group"]: g for g in get("manager", slip_months=1)["items"]}
+    assert [m["deals"] for m in slipped[str(p.users["rep1"])]["months"]] == [0, 3]
+    # scoped: the other territory's rep sees none of these deals
+    assert str(p.users["rep1"]) not in {g["group"] for g in get("rep2")["items"]}
+    bad = requests.get(
+        f"{world.api}/insights/forecast/pipeline",
+        params={"months": 99},
+        headers=p.headers("manager"),
+        timeout=10,
+    )
+    assert bad.status_code == 422 and "months" in bad.text
