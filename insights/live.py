@@ -5,8 +5,8 @@ the maintenance registry (`maintenance_model`, artefacts under the state directo
 applied to one record (`score_record`) or all of them (`rescore`). Every score is stored
 in `insights_score` with the model version and its top reasons.
 
-- **lead-score**: labels are leads that ended `converted` (positive) or `unqualified`
-  (negative), in creation order; features are what a lead says about itself (source,
+- **lead-score**: labels are leads that reached `qualified` or `converted` (positive) or
+  ended `unqualified` (negative), in creation order; features are what a lead says about itself (source,
   region, estimated amount, which contact fields it has, title seniority).
 - **opportunity-win**: closed opportunities, `won` against `lost`; features are the deal
   (amount, competitors, planned length), the furthest open stage it reached before closing
@@ -24,6 +24,7 @@ Synchronous (psycopg): the jobs run these in a thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -137,10 +138,9 @@ def opportunity_frame(raw: pd.DataFrame) -> pd.DataFrame:
 def labelled(conn: psycopg.Connection[Any], model: str) -> tuple[pd.DataFrame, np.ndarray]:
     """Training rows of a model from the CRM tables, oldest first, and their labels."""
     if model == LEAD_MODEL:
-        raw = _rows(
-            conn, _LEADS_SQL.format(where="WHERE status IN ('converted', 'unqualified')"), ()
-        )
-        return lead_frame(raw), (raw["status"] == "converted").to_numpy(dtype=bool)
+        where = "WHERE status IN ('qualified', 'converted', 'unqualified')"
+        raw = _rows(conn, _LEADS_SQL.format(where=where), ())
+        return lead_frame(raw), (raw["status"] != "unqualified").to_numpy(dtype=bool)
     if model == WIN_MODEL:
         raw = _rows(conn, _OPPS_SQL.format(where="WHERE o.status IN ('won', 'lost')"), ())
         return opportunity_frame(raw), (raw["status"] == "won").to_numpy(dtype=bool)
@@ -162,8 +162,12 @@ def train(conn: psycopg.Connection[Any], model: str, models_dir: Path) -> TrainR
     if x.empty:
         raise InsufficientDataError(f"{model}: no labelled records yet")
 
+    # validation folds train on the older part only: a smaller floor there (the model
+    # itself still needs cfg.min_rows)
+    fold_cfg = dataclasses.replace(cfg, min_rows=max(30, cfg.min_rows // 2), min_positives=5)
+
     def fit(d: pd.DataFrame, yy: np.ndarray) -> Any:
-        m = fit_tabular(d, yy, cfg, name=model, kind=model)
+        m = fit_tabular(d, yy, fold_cfg, name=model, kind=model)
         return m.predict_proba
 
     fitted = fit_tabular(
