@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
+from psycopg import sql
 
 from crm import store as crm_store
 from crm.entities import ENTITIES
@@ -62,6 +63,31 @@ class InsightsWinProbability(msgspec.Struct, frozen=True):
     opportunity_id: int
     stage_probability: float  # the pipeline stage's (or the typed override), percent
     model: InsightsScore | None
+    days_in_stage: float
+    # the 90th percentile of past stays in this stage (None below MIN_STAYS of them)
+    stage_p90_days: float | None
+    stalled: bool | None  # open and in its stage longer than stage_p90_days
+
+
+MIN_STAYS = 5
+_STALL_SQL = """
+WITH stays AS (
+    SELECT h.to_stage_id AS stage_id,
+           extract(epoch FROM lead(h.changed_at) OVER (
+               PARTITION BY h.opportunity_id ORDER BY h.changed_at, h.id) - h.changed_at)
+           / 86400.0 AS days
+    FROM opportunity_stage_history h
+)
+SELECT o.status, o.probability::float8,
+       extract(epoch FROM now() - coalesce(
+           (SELECT max(changed_at) FROM opportunity_stage_history x
+            WHERE x.opportunity_id = o.id AND x.to_stage_id = o.stage_id), o.created_at))
+           / 86400.0,
+       (SELECT count(days) FROM stays WHERE stage_id = o.stage_id),
+       (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY days) FROM stays
+        WHERE stage_id = o.stage_id AND days IS NOT NULL)
+FROM opportunities o WHERE o.id = %s
+"""
 
 
 class InsightsAccountHealth(msgspec.Struct, frozen=True):
@@ -111,16 +137,79 @@ async def lead_score(req: Req, path: InsightsRecordPath) -> InsightsLeadScore:
 @routes.get(
     f"{PREFIX}/opportunities/{{id}}/win",
     access=Access.read(scope=_scope("opportunities")),
-    summary="An opportunity's model win probability beside its stage probability",
+    summary="An opportunity's model win probability beside its stage probability, and "
+    "whether it is stalled (longer in its stage than 90% of past stays there)",
 )
 async def win_probability(req: Req, path: InsightsRecordPath) -> InsightsWinProbability:
     async with req.connection() as conn:
-        cur = await conn.execute("SELECT probability FROM opportunities WHERE id = %s", (path.id,))
+        cur = await conn.execute(_STALL_SQL, (path.id,))
         row = await cur.fetchone()
     if row is None:
         raise NotFound(f"opportunity {path.id} not found")
+    status, probability, days, stays, p90 = row
+    known = int(stays) >= MIN_STAYS and p90 is not None
     return InsightsWinProbability(
-        path.id, float(row[0]), await _score(req, "opportunities", path.id, live.WIN_MODEL)
+        path.id,
+        float(probability),
+        await _score(req, "opportunities", path.id, live.WIN_MODEL),
+        round(float(days), 2),
+        round(float(p90), 2) if known else None,
+        (status == "open" and float(days) > float(p90)) if known else None,
+    )
+
+
+class InsightsFunnelQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    by: Literal["source", "owner", "month"] = "source"
+
+
+class InsightsFunnelRow(msgspec.Struct, frozen=True):
+    key: str
+    leads: int
+    open: int  # new or contacted
+    qualified: int  # qualified or converted
+    unqualified: int
+    converted: int
+    conversion_rate: float | None  # (qualified + converted) / decided leads
+
+
+class InsightsFunnel(msgspec.Struct, frozen=True):
+    by: str
+    items: list[InsightsFunnelRow]
+
+
+_FUNNEL_KEYS = {
+    "source": "t.source",
+    "owner": "coalesce(t.owner_id::text, 'none')",
+    "month": "to_char(t.created_at, 'YYYY-MM')",
+}
+
+
+@routes.get(
+    f"{PREFIX}/leads/funnel",
+    access=Access.read(unscoped="figures are computed over the leads the caller may see"),
+    summary="Lead funnel: counts by status and the conversion rate by source, owner or month",
+)
+async def lead_funnel(req: Req, query: InsightsFunnelQuery) -> InsightsFunnel:
+    acc, params = crm_store.scope(ENTITIES["leads"], req.user, "t")
+    stmt = sql.SQL(
+        """
+        SELECT {key} AS k, count(*),
+               count(*) FILTER (WHERE t.status IN ('new', 'contacted')),
+               count(*) FILTER (WHERE t.status IN ('qualified', 'converted')),
+               count(*) FILTER (WHERE t.status = 'unqualified'),
+               count(*) FILTER (WHERE t.status = 'converted')
+        FROM leads t WHERE {acc} GROUP BY 1 ORDER BY 1
+        """
+    ).format(key=sql.SQL(_FUNNEL_KEYS[query.by]), acc=acc)
+    async with req.connection() as conn:
+        cur = await conn.execute(stmt, params)
+        rows = await cur.fetchall()
+    return InsightsFunnel(
+        query.by,
+        [
+            InsightsFunnelRow(str(k), n, o, q, u, c, round(q / (q + u), 4) if q + u else None)
+            for k, n, o, q, u, c in rows
+        ],
     )
 
 

@@ -284,3 +284,85 @@ def test_pipeline_forecast_by_owner_with_interval_and_what_if(world: World) -> N
         timeout=10,
     )
     assert bad.status_code == 422 and "months" in bad.text
+
+
+def test_lead_funnel_by_source_is_scoped(world: World) -> None:
+    p = world.people
+
+    def funnel(who: str) -> dict[str, dict[str, Any]]:
+        r = requests.get(
+            f"{world.api}/insights/leads/funnel", params={"by": "source"},
+            headers=p.headers(who), timeout=10,
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        return {row["key"]: row for row in r.json()["items"]}
+
+    rows = funnel("manager")
+    # the generated history: referrals convert about 80%, cold calls about 10%
+    assert rows["referral"]["conversion_rate"] > 0.6 > 0.3 > rows["cold_call"]["conversion_rate"]
+    assert (
+        rows["referral"]["leads"] >= rows["referral"]["qualified"] + rows["referral"]["unqualified"]
+    )
+    other = funnel("rep2")  # territory 2 has none of these leads
+    assert sum(r["leads"] for r in other.values()) < sum(r["leads"] for r in rows.values())
+    bad = requests.get(
+        f"{world.api}/insights/leads/funnel", params={"by": "colour"},
+        headers=p.headers("manager"), timeout=10,
+    )  # fmt: skip
+    assert bad.status_code == 422
+
+
+def test_a_deal_longer_in_its_stage_than_past_deals_is_stalled(world: World) -> None:
+    p = world.people
+    with psycopg.connect(world.dsn) as conn:
+        acct = conn.execute(
+            "INSERT INTO accounts (name, territory_id) VALUES ('Stall Co', %s) RETURNING id",
+            (p.t1,),
+        ).fetchone()
+        stages = dict(
+            conn.execute(
+                "SELECT s.name, s.id FROM pipeline_stages s JOIN pipelines p "
+                "ON p.id = s.pipeline_id WHERE p.is_default"
+            ).fetchall()
+        )
+        assert acct is not None
+
+        def opp(name: str, stage: str, status: str) -> int:
+            row = conn.execute(
+                "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, "
+                "probability, status, territory_id) SELECT %s, %s, pipeline_id, id, "
+                "probability, %s, %s FROM pipeline_stages WHERE id = %s RETURNING id",
+                (name, acct[0], status, p.t1, stages[stage]),
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        def moved(opp_id: int, stage: str, days_ago: float) -> None:
+            conn.execute(
+                "INSERT INTO opportunity_stage_history (opportunity_id, to_stage_id, changed_at) "
+                "VALUES (%s, %s, now() - make_interval(secs => %s))",
+                (opp_id, stages[stage], days_ago * 86400),
+            )
+
+        for i in range(6):  # past deals stayed 2-4 days in Negotiation
+            o = opp(f"past {i}", "Closed won", "won")
+            moved(o, "Negotiation", 60 + i)
+            moved(o, "Closed won", 60 + i - (2 + i * 0.4))
+        slow, fresh = opp("slow", "Negotiation", "open"), opp("fresh", "Negotiation", "open")
+        moved(slow, "Negotiation", 30)
+        moved(fresh, "Negotiation", 1)
+
+    def win(opp_id: int) -> dict[str, Any]:
+        r = requests.get(
+            f"{world.api}/insights/opportunities/{opp_id}/win",
+            headers=p.headers("manager"),
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    s, f = win(slow), win(fresh)
+    assert 3.0 < s["stage_p90_days"] < 5.0
+    assert s["stalled"] is True and f["stalled"] is False
+    assert s["stage_probability"] == 75.0 and 29.0 < s["days_in_stage"] < 31.0
