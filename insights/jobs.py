@@ -5,7 +5,8 @@
     insights.score    {"entity": ..., "id": ...}: one record, queued in the transaction of
                       its create or update (crm.store.ON_CHANGE), de-duplicated while queued
     insights.nightly  periodic: retrain both models (a refusal for too little data keeps
-                      the active version), re-score every open record, recompute health
+                      the active version), re-score every open record, recompute health,
+                      check the live inputs and scores for drift (insights_drift alerts)
 
 Scoring and training run in a thread (pandas, sklearn, a psycopg connection of their own),
 never in an API worker.
@@ -93,6 +94,13 @@ def _score_sync(dsn: str, entity: str, ids: list[int] | None) -> int:
     return n
 
 
+def _drift_sync(dsn: str, entity: str) -> list[live.DriftAlert]:
+    with psycopg.connect(dsn) as conn:
+        raised = live.check_drift(conn, entity)
+        conn.commit()
+    return raised
+
+
 async def train(ctx: JobContext, args: dict[str, Any]) -> None:
     body = msgspec.convert(args, InsightsTrainIn)
     try:
@@ -117,6 +125,8 @@ async def nightly(ctx: JobContext, args: dict[str, Any]) -> None:
             log.info("nightly %s: kept the active version (%s)", model, exc)
     for entity in SCORED:
         await asyncio.to_thread(_score_sync, ctx.dsn, entity, None)
+    for entity in live.MODELS:
+        await asyncio.to_thread(_drift_sync, ctx.dsn, entity)
 
 
 def register(registry: Registry) -> None:

@@ -38,6 +38,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from insights.cards import binary_metrics
+from insights.drift import ALERT_PSI, DriftReference
 from insights.maintenance import registry
 from insights.maintenance.errors import InsufficientDataError, ModelNotFoundError
 from insights.tabular import TabularConfig, TabularModel, fit_tabular, time_ordered_cv
@@ -186,6 +187,9 @@ def train(conn: psycopg.Connection[Any], model: str, models_dir: Path) -> TrainR
             if math.isfinite(v)
         }
     fitted.card = fitted.card.with_metrics(**metrics)
+    fitted.drift = DriftReference.of(
+        x[list(cfg.columns)], cfg.numeric + cfg.context, fitted.predict_proba(x)
+    )
     path = registry.ModelStore(models_dir).save(fitted)
     registry.record(conn, fitted.card, path)
     registry.activate(conn, fitted.card.name, fitted.card.version)
@@ -250,6 +254,68 @@ def _store(
         )
 
 
+def _live(
+    conn: psycopg.Connection[Any], entity: str, ids: list[int] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw rows and model features of these records (every open one when `ids` is None)."""
+    params: tuple[Any, ...] = () if ids is None else (ids,)
+    if entity == "leads":
+        where = "WHERE status IN ('new', 'contacted')" if ids is None else "WHERE id = ANY(%s)"
+        raw = _rows(conn, _LEADS_SQL.format(where=where), params)
+        return raw, lead_frame(raw)
+    where = "WHERE o.status = 'open'" if ids is None else "WHERE o.id = ANY(%s)"
+    raw = _rows(conn, _OPPS_SQL.format(where=where), params)
+    return raw, opportunity_frame(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftAlert:
+    model: str
+    version: str
+    feature: str
+    psi: float
+    live_rows: int
+
+
+def check_drift(conn: psycopg.Connection[Any], entity: str) -> list[DriftAlert]:
+    """Compare the open records' inputs and scores with the active model's training data;
+    raise a drift alert (once per model version and feature while raised) for every PSI at
+    or above ALERT_PSI, clear the ones back below it. The newly raised alerts."""
+    name = MODELS[entity]
+    model = active_model(conn, name)
+    if model is None or model.drift is None:
+        return []
+    _, x = _live(conn, entity, None)
+    if x.empty:
+        return []
+    figures = model.drift.check(x, model.predict_proba(x))
+    raised: list[DriftAlert] = []
+    for feature, value in figures.items():
+        if value >= ALERT_PSI:
+            row = conn.execute(
+                """
+                INSERT INTO insights_drift (model, model_version, feature, psi, live_rows)
+                VALUES (%s, %s, %s, %s, %s)
+                ON CONFLICT (model, model_version, feature) WHERE state = 'raised'
+                DO UPDATE SET psi = EXCLUDED.psi, live_rows = EXCLUDED.live_rows,
+                              checked_at = now()
+                RETURNING (xmax = 0)
+                """,
+                (name, model.card.version, feature, value, len(x)),
+            ).fetchone()
+            if row is not None and row[0]:
+                alert = DriftAlert(name, model.card.version, feature, value, len(x))
+                log.warning("drift: %s", alert)
+                raised.append(alert)
+        else:
+            conn.execute(
+                "UPDATE insights_drift SET state = 'cleared', psi = %s, checked_at = now() "
+                "WHERE model = %s AND model_version = %s AND feature = %s AND state = 'raised'",
+                (value, name, model.card.version, feature),
+            )
+    return raised
+
+
 def score_records(conn: psycopg.Connection[Any], entity: str, ids: list[int] | None) -> int:
     """Score these records (all open ones when `ids` is None) with the active model;
     0 when no model is active yet. Returns how many were scored."""
@@ -259,16 +325,7 @@ def score_records(conn: psycopg.Connection[Any], entity: str, ids: list[int] | N
     model = active_model(conn, name)
     if model is None:
         return 0
-    params: tuple[Any, ...] = ()
-    if entity == "leads":
-        where = "WHERE status <> 'converted'" if ids is None else "WHERE id = ANY(%s)"
-        raw = _rows(conn, _LEADS_SQL.format(where=where), () if ids is None else (ids,))
-        x = lead_frame(raw)
-    else:
-        where = "WHERE o.status = 'open'" if ids is None else "WHERE o.id = ANY(%s)"
-        params = () if ids is None else (ids,)
-        raw = _rows(conn, _OPPS_SQL.format(where=where), params)
-        x = opportunity_frame(raw)
+    raw, x = _live(conn, entity, ids)
     if raw.empty:
         return 0
     p = model.predict_proba(x)

@@ -3,6 +3,7 @@
     GET  /api/v1/insights/leads/{id}/score           the lead's score, version, reasons
     GET  /api/v1/insights/opportunities/{id}/win     model win probability beside the stage's
     GET  /api/v1/insights/accounts/{id}/health       computed health (manual override beside)
+    GET  /api/v1/insights/drift                      managers: drift alerts of the models
     GET  /api/v1/insights/forecast/pipeline          revenue forecast by owner or territory,
                                                      with intervals and what-if scenarios
     POST /api/v1/insights/train                      managers: queue a model's training
@@ -332,6 +333,36 @@ async def pipeline_forecast(req: Req, query: InsightsForecastQuery) -> InsightsF
         query.slip_months,
         [msgspec.convert(dataclasses.asdict(g), InsightsForecastGroup) for g in groups],
     )
+
+
+class InsightsDriftAlert(msgspec.Struct, frozen=True):
+    model: str
+    model_version: str
+    feature: str  # `__score__`: the scores themselves
+    psi: float  # population stability index, live against training (>= 0.25 raises)
+    live_rows: int
+    state: str  # raised, cleared
+    raised_at: datetime
+    checked_at: datetime
+
+
+class InsightsDriftPage(msgspec.Struct, frozen=True):
+    items: list[InsightsDriftAlert]
+
+
+@routes.get(
+    f"{PREFIX}/drift",
+    access=Access.managers(unscoped="drift figures describe tenant-wide models, no record"),
+    summary="Drift alerts: live inputs or scores that moved away from a model's training data",
+)
+async def drift(req: Req) -> InsightsDriftPage:
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            "SELECT model, model_version, feature, psi, live_rows, state, raised_at, "
+            "checked_at FROM insights_drift ORDER BY raised_at DESC, id DESC LIMIT 200"
+        )
+        rows = await cur.fetchall()
+    return InsightsDriftPage([InsightsDriftAlert(*r) for r in rows])
 
 
 def setup(app: web.Application) -> None:

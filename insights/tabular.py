@@ -129,6 +129,7 @@ class TabularModel:
     stacker: Any = None  # the stacked model's logistic layer (None: the blend)
     context_scaler: Any = None
     background: pd.DataFrame | None = None  # training rows the reasons compare against
+    drift: Any = None  # insights.drift.DriftReference of the training data, when kept
 
     def _log_odds(self, x: pd.DataFrame) -> FloatArray:
         w = self.config.tree_weight

@@ -18,6 +18,7 @@ import requests
 
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
+from insights import live
 from kernel.settings import Settings
 from tests.appserver import serve_app
 from tests.eventually import eventually
@@ -163,6 +164,24 @@ def test_a_new_lead_is_scored_live_with_version_and_reasons(world: World) -> Non
             timeout_s=60,
             what="the updated lead's new score",
         )
+
+    # drift: a burst of open cold-call leads without e-mail is unlike the training leads
+    with psycopg.connect(world.dsn) as conn:
+        for i in range(80):
+            conn.execute(
+                "INSERT INTO leads (last_name, source, status, territory_id) "
+                "VALUES (%s, 'cold_call', 'new', %s)",
+                (f"burst{i}", p.t1),
+            )
+        conn.commit()
+        raised = live.check_drift(conn, "leads")
+        conn.commit()
+        again = live.check_drift(conn, "leads")  # still drifting: no second alert
+        conn.commit()
+    assert {a.feature for a in raised} >= {"source", "__score__"} and again == []
+    alerts = requests.get(f"{world.api}/insights/drift", headers=h, timeout=10).json()["items"]
+    assert {a["feature"] for a in alerts if a["state"] == "raised"} >= {"source"}
+    assert requests.get(f"{world.api}/insights/drift", headers=rep, timeout=10).status_code == 403
 
     # scoped: a rep of the other territory cannot read the score (nor learn the lead exists)
     other = requests.get(
