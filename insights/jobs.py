@@ -6,7 +6,8 @@
                       its create or update (crm.store.ON_CHANGE), de-duplicated while queued
     insights.nightly  periodic: retrain both models (a refusal for too little data keeps
                       the active version), re-score every open record, recompute health,
-                      check the live inputs and scores for drift (insights_drift alerts)
+                      check the live inputs and scores for drift (insights_drift alerts),
+                      snapshot the pipeline forecast (accuracy against actuals later)
 
 Scoring and training run in a thread (pandas, sklearn, a psycopg connection of their own),
 never in an API worker.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +26,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from crm import store as crm_store
-from insights import live
+from insights import live, pipeline
 from insights.maintenance.errors import InsufficientDataError
 from insights.maintenance.training import models_dir
 from kernel.jobs import JobContext, Registry, Task, enqueue
@@ -127,6 +129,8 @@ async def nightly(ctx: JobContext, args: dict[str, Any]) -> None:
         await asyncio.to_thread(_score_sync, ctx.dsn, entity, None)
     for entity in live.MODELS:
         await asyncio.to_thread(_drift_sync, ctx.dsn, entity)
+    async with ctx.pool.connection() as conn, conn.transaction():
+        await pipeline.snapshot(conn, datetime.now(UTC).date())
 
 
 def register(registry: Registry) -> None:

@@ -170,3 +170,81 @@ def _history(g: str, won_rows: list[Any], start: date, months: int) -> fc.Foreca
         return fc.forecast(series, months, season)
     except InsufficientDataError:
         return None
+
+
+# ----------------------------------------------------------------------- snapshots
+
+SYSTEM = Principal(
+    user_id=0, email="insights@system", role="admin", territory_id=None,
+    team_user_ids=(), team_territory_ids=(),
+)  # fmt: skip
+
+
+async def snapshot(conn: AsyncConnection[Any], today: date, months: int = 3) -> int:
+    """Store today's forecast of every territory and of the whole tenant; rows written."""
+    n = 0
+    for group_by in ("all", "territory"):
+        groups = await pipeline_forecast(
+            conn, SYSTEM, today=today, months=months, group_by=group_by
+        )
+        for g in groups:
+            for m in g.months:
+                await conn.execute(
+                    """
+                    INSERT INTO insights_forecast_snapshot
+                        (taken_on, group_by, group_key, month, expected, low, high,
+                         history_point)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (taken_on, group_by, group_key, month) DO UPDATE SET
+                        expected = EXCLUDED.expected, low = EXCLUDED.low,
+                        high = EXCLUDED.high, history_point = EXCLUDED.history_point
+                    """,
+                    (today, group_by, g.group, m.month, m.expected, m.low, m.high,
+                     m.history_point),
+                )  # fmt: skip
+                n += 1
+    return n
+
+
+@dataclass(frozen=True, slots=True)
+class Accuracy:
+    month: str
+    taken_on: date  # the latest snapshot taken before the month began
+    expected: float
+    low: float
+    high: float
+    actual: float  # closed-won revenue of the month
+    error: float  # actual - expected
+    within_interval: bool
+
+
+async def accuracy(
+    conn: AsyncConnection[Any], today: date, group_by: str = "all", group_key: str = "all"
+) -> list[Accuracy]:
+    """For every finished month with a snapshot taken before it began: the forecast then
+    against the closed-won revenue of the month."""
+    key = {"all": "'all'", "territory": "coalesce(o.territory_id::text, 'none')"}[group_by]
+    cur = await conn.execute(
+        sql.SQL(
+            """
+            WITH snap AS (
+                SELECT DISTINCT ON (month) month, taken_on, expected, low, high
+                FROM insights_forecast_snapshot
+                WHERE group_by = %s AND group_key = %s
+                  AND taken_on < to_date(month || '-01', 'YYYY-MM-DD')
+                  AND to_date(month || '-01', 'YYYY-MM-DD') + interval '1 month' <= %s
+                ORDER BY month, taken_on DESC
+            ), won AS (
+                SELECT to_char(o.closed_at, 'YYYY-MM') AS month, sum(o.amount)::float8 AS v
+                FROM opportunities o WHERE o.status = 'won' AND {key} = %s GROUP BY 1
+            )
+            SELECT s.month, s.taken_on, s.expected, s.low, s.high, coalesce(w.v, 0)
+            FROM snap s LEFT JOIN won w ON w.month = s.month ORDER BY s.month
+            """
+        ).format(key=sql.SQL(key)),
+        (group_by, group_key, today, group_key),
+    )
+    return [
+        Accuracy(m, t, e, lo, hi, a, round(a - e, 2), lo <= a <= hi)
+        for m, t, e, lo, hi, a in await cur.fetchall()
+    ]

@@ -3,6 +3,7 @@
     GET  /api/v1/insights/leads/{id}/score           the lead's score, version, reasons
     GET  /api/v1/insights/opportunities/{id}/win     model win probability beside the stage's
     GET  /api/v1/insights/accounts/{id}/health       computed health (manual override beside)
+    GET  /api/v1/insights/forecast/accuracy          admins: snapshots against actuals
     GET  /api/v1/insights/drift                      managers: drift alerts of the models
     GET  /api/v1/insights/forecast/pipeline          revenue forecast by owner or territory,
                                                      with intervals and what-if scenarios
@@ -16,7 +17,7 @@ only read. Every record endpoint is scoped: a record the caller may not see is a
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -332,6 +333,51 @@ async def pipeline_forecast(req: Req, query: InsightsForecastQuery) -> InsightsF
         query.win_rate_factor,
         query.slip_months,
         [msgspec.convert(dataclasses.asdict(g), InsightsForecastGroup) for g in groups],
+    )
+
+
+class InsightsAccuracyQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    group_by: Literal["all", "territory"] = "all"
+    group_key: Annotated[str, msgspec.Meta(pattern=r"^(all|none|[0-9]{1,19})$")] = "all"
+
+
+class InsightsAccuracyMonth(msgspec.Struct, frozen=True):
+    month: str
+    taken_on: date
+    expected: float
+    low: float
+    high: float
+    actual: float
+    error: float
+    within_interval: bool
+
+
+class InsightsAccuracy(msgspec.Struct, frozen=True):
+    group_by: str
+    group_key: str
+    mean_abs_error: float | None
+    interval_coverage: float | None  # share of months whose actual fell in the interval
+    items: list[InsightsAccuracyMonth]
+
+
+@routes.get(
+    f"{PREFIX}/forecast/accuracy",
+    access=Access.admin(unscoped="snapshots are tenant-wide; admins see every record"),
+    summary="Stored forecast snapshots against the closed-won revenue of each finished month",
+)
+async def forecast_accuracy(req: Req, query: InsightsAccuracyQuery) -> InsightsAccuracy:
+    async with req.connection() as conn:
+        rows = await pipeline.accuracy(
+            conn, datetime.now(UTC).date(), query.group_by, query.group_key
+        )
+    items = [msgspec.convert(dataclasses.asdict(r), InsightsAccuracyMonth) for r in rows]
+    n = len(items)
+    return InsightsAccuracy(
+        query.group_by,
+        query.group_key,
+        round(sum(abs(i.error) for i in items) / n, 2) if n else None,
+        round(sum(i.within_interval for i in items) / n, 4) if n else None,
+        items,
     )
 
 

@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import requests
 
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
-from insights import live
+from insights import live, pipeline
 from kernel.settings import Settings
 from tests.appserver import serve_app
 from tests.eventually import eventually
@@ -385,3 +385,36 @@ def test_a_deal_longer_in_its_stage_than_past_deals_is_stalled(world: World) -> 
     assert 3.0 < s["stage_p90_days"] < 5.0
     assert s["stalled"] is True and f["stalled"] is False
     assert s["stage_probability"] == 75.0 and 29.0 < s["days_in_stage"] < 31.0
+
+
+def test_forecast_snapshots_are_scored_against_actuals(world: World) -> None:
+    """A snapshot taken before last month began is set against last month's won revenue
+    (the pipeline test's history closed 2,100 then)."""
+    today = datetime.now(UTC).date()
+    last = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    taken = (last - timedelta(days=1)).replace(day=15)
+
+    async def snap() -> int:
+        async with await psycopg.AsyncConnection.connect(world.dsn) as conn:
+            n = await pipeline.snapshot(conn, taken, months=3)
+            await conn.commit()
+            return n
+
+    assert asyncio.run(snap()) >= 3
+    r = requests.get(
+        f"{world.api}/insights/forecast/accuracy",
+        headers=world.people.headers("admin"),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    month = {m["month"]: m for m in body["items"]}[f"{last:%Y-%m}"]
+    assert month["taken_on"] == taken.isoformat() and month["actual"] == 2100.0
+    assert month["error"] == round(month["actual"] - month["expected"], 2)
+    assert body["mean_abs_error"] is not None
+    denied = requests.get(
+        f"{world.api}/insights/forecast/accuracy",
+        headers=world.people.headers("manager"),
+        timeout=10,
+    )
+    assert denied.status_code == 403
