@@ -338,7 +338,7 @@ def test_a_deal_longer_in_its_stage_than_past_deals_is_stalled(world: World) -> 
             "INSERT INTO accounts (name, territory_id) VALUES ('Stall Co', %s) RETURNING id",
             (p.t1,),
         ).fetchone()
-        stages = dict(
+        stages: dict[str, int] = dict(
             conn.execute(
                 "SELECT s.name, s.id FROM pipeline_stages s JOIN pipelines p "
                 "ON p.id = s.pipeline_id WHERE p.is_default"
