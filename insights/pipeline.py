@@ -1,6 +1,7 @@
 """Revenue forecast from the open pipeline and the closed-won history, by owner or territory.
 
-For each of the next `months` calendar months and each group (owner, territory, or all):
+For each of the next `periods` months, quarters or years (`step` 1, 3 or 12 months; the
+current one first) and each group (owner, territory, or all):
 
 - **pipeline**: the open deals expected to close that month (a close date already past
   counts in the current month). Each deal wins with its probability: the model's win
@@ -37,7 +38,7 @@ HISTORY_MONTHS = 36
 
 @dataclass(frozen=True, slots=True)
 class MonthFigures:
-    month: str  # YYYY-MM
+    period: str  # YYYY-MM, YYYY-Qn or YYYY
     expected: float
     low: float  # 90% interval
     high: float
@@ -50,7 +51,7 @@ class MonthFigures:
 @dataclass(frozen=True, slots=True)
 class GroupForecast:
     group: str  # owner id, territory id, "all" or "none"
-    months: list[MonthFigures]
+    periods: list[MonthFigures]
     seasonal: bool | None  # history: a yearly season was found
     trend_per_month: float | None  # history: fitted slope of monthly revenue
 
@@ -59,9 +60,13 @@ def _month_index(d: date, start: date) -> int:
     return (d.year - start.year) * 12 + d.month - start.month
 
 
-def _label(start: date, k: int) -> str:
-    y, m = divmod(start.month - 1 + k, 12)
-    return f"{start.year + y:04d}-{m + 1:02d}"
+def _label(pstart: date, k: int, step: int) -> str:
+    y, m = divmod(pstart.month - 1 + k * step, 12)
+    if step == 12:
+        return f"{pstart.year + y:04d}"
+    if step == 3:
+        return f"{pstart.year + y:04d}-Q{m // 3 + 1}"
+    return f"{pstart.year + y:04d}-{m + 1:02d}"
 
 
 async def pipeline_forecast(
@@ -69,17 +74,22 @@ async def pipeline_forecast(
     principal: Principal,
     *,
     today: date,
-    months: int,
+    periods: int,
     group_by: str,
+    step: int = 1,
     win_rate_factor: float = 1.0,
     slip_months: int = 0,
     seed: int = 0,
 ) -> list[GroupForecast]:
     """The forecast of each group over the opportunities the principal may see."""
+    if step not in (1, 3, 12):
+        raise ValueError(f"step must be 1, 3 or 12 months, got {step}")
     acc, acc_p = scope(ENTITIES["opportunities"], principal, "t")
     key = {"owner": "t.owner_id", "territory": "t.territory_id"}.get(group_by)
     group_expr = sql.SQL(key if key else "NULL")
     start = today.replace(day=1)
+    pstart = date(start.year, (start.month - 1) // step * step + 1, 1)
+    offset = _month_index(start, pstart)  # months of the current period already gone
     cur = await conn.execute(
         sql.SQL(
             """
@@ -127,29 +137,37 @@ async def pipeline_forecast(
             ],
             dtype=np.int64,
         )
+        period = (month + offset) // step
         wins = rng.random((SIMULATIONS, len(deals))) < prob  # one simulated outcome per deal
         figures: list[MonthFigures] = []
-        history = _history(g, won_rows, start, months)
-        for k in range(months):
-            sel = month == k
+        ahead = periods * step - offset  # months from the current one to the last period's end
+        history = _history(g, won_rows, start, ahead)
+        hist_period = (np.arange(ahead) + offset) // step
+        for k in range(periods):
+            sel = period == k
             sims = (wins[:, sel] * amount[sel]).sum(axis=1)
-            hp = history.point[k] if history is not None else None
+            hp = hl = hh = None
+            if history is not None:
+                hk = hist_period == k  # summed bounds: a conservative period interval
+                hp = round(float(history.point[hk].sum()), 2)
+                hl = round(float(history.lower[hk].sum()), 2)
+                hh = round(float(history.upper[hk].sum()), 2)
             figures.append(
                 MonthFigures(
-                    month=_label(start, k),
+                    period=_label(pstart, k, step),
                     expected=round(float((prob[sel] * amount[sel]).sum()), 2),
                     low=round(float(np.quantile(sims, 0.05)), 2),
                     high=round(float(np.quantile(sims, 0.95)), 2),
                     deals=int(sel.sum()),
-                    history_point=None if hp is None else round(float(hp), 2),
-                    history_low=None if history is None else round(float(history.lower[k]), 2),
-                    history_high=None if history is None else round(float(history.upper[k]), 2),
+                    history_point=hp,
+                    history_low=hl,
+                    history_high=hh,
                 )
             )
         out.append(
             GroupForecast(
                 group="all" if key is None else ("none" if g == "None" else g),
-                months=figures,
+                periods=figures,
                 seasonal=None if history is None else history.seasonal,
                 trend_per_month=None if history is None else round(history.trend, 2),
             )
@@ -185,10 +203,10 @@ async def snapshot(conn: AsyncConnection[Any], today: date, months: int = 3) -> 
     n = 0
     for group_by in ("all", "territory"):
         groups = await pipeline_forecast(
-            conn, SYSTEM, today=today, months=months, group_by=group_by
+            conn, SYSTEM, today=today, periods=months, group_by=group_by
         )
         for g in groups:
-            for m in g.months:
+            for m in g.periods:
                 await conn.execute(
                     """
                     INSERT INTO insights_forecast_snapshot
@@ -199,7 +217,7 @@ async def snapshot(conn: AsyncConnection[Any], today: date, months: int = 3) -> 
                         expected = EXCLUDED.expected, low = EXCLUDED.low,
                         high = EXCLUDED.high, history_point = EXCLUDED.history_point
                     """,
-                    (today, group_by, g.group, m.month, m.expected, m.low, m.high,
+                    (today, group_by, g.group, m.period, m.expected, m.low, m.high,
                      m.history_point),
                 )  # fmt: skip
                 n += 1

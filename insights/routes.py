@@ -5,7 +5,8 @@
     GET  /api/v1/insights/accounts/{id}/health       computed health (manual override beside)
     GET  /api/v1/insights/forecast/accuracy          admins: snapshots against actuals
     GET  /api/v1/insights/drift                      managers: drift alerts of the models
-    GET  /api/v1/insights/forecast/pipeline          revenue forecast by owner or territory,
+    GET  /api/v1/insights/forecast/pipeline          revenue forecast by month, quarter or
+                                                     year, by owner or territory,
                                                      with intervals and what-if scenarios
     POST /api/v1/insights/train                      managers: queue a model's training
     GET  /api/v1/insights/train/{job_id}             the training job's state
@@ -281,13 +282,14 @@ async def train_state(req: Req, path: InsightsJobPath) -> InsightsTrainJob:
 
 class InsightsForecastQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     group_by: Literal["owner", "territory", "all"] = "owner"
-    months: Annotated[int, msgspec.Meta(ge=1, le=24)] = 3
+    period: Literal["month", "quarter", "year"] = "month"
+    periods: Annotated[int, msgspec.Meta(ge=1, le=24)] = 3
     win_rate_factor: Annotated[float, msgspec.Meta(ge=0.0, le=5.0)] = 1.0
     slip_months: Annotated[int, msgspec.Meta(ge=0, le=24)] = 0
 
 
-class InsightsForecastMonth(msgspec.Struct, frozen=True):
-    month: str
+class InsightsForecastPeriod(msgspec.Struct, frozen=True):
+    period: str  # YYYY-MM, YYYY-Qn or YYYY
     expected: float
     low: float
     high: float
@@ -299,13 +301,14 @@ class InsightsForecastMonth(msgspec.Struct, frozen=True):
 
 class InsightsForecastGroup(msgspec.Struct, frozen=True):
     group: str
-    months: list[InsightsForecastMonth]
+    periods: list[InsightsForecastPeriod]
     seasonal: bool | None
     trend_per_month: float | None
 
 
 class InsightsForecast(msgspec.Struct, frozen=True):
     group_by: str
+    period: str
     win_rate_factor: float
     slip_months: int
     items: list[InsightsForecastGroup]
@@ -323,13 +326,15 @@ async def pipeline_forecast(req: Req, query: InsightsForecastQuery) -> InsightsF
             conn,
             req.user,
             today=datetime.now(UTC).date(),
-            months=query.months,
+            periods=query.periods,
             group_by=query.group_by,
+            step={"month": 1, "quarter": 3, "year": 12}[query.period],
             win_rate_factor=query.win_rate_factor,
             slip_months=query.slip_months,
         )
     return InsightsForecast(
         query.group_by,
+        query.period,
         query.win_rate_factor,
         query.slip_months,
         [msgspec.convert(dataclasses.asdict(g), InsightsForecastGroup) for g in groups],

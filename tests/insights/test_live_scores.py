@@ -274,7 +274,7 @@ def test_pipeline_forecast_by_owner_with_interval_and_what_if(world: World) -> N
     def get(who: str, **params: Any) -> dict[str, Any]:
         r = requests.get(
             f"{world.api}/insights/forecast/pipeline",
-            params={"group_by": "owner", "months": 2, **params},
+            params={"group_by": "owner", "periods": 2, **params},
             headers=p.headers(who),
             timeout=30,
         )
@@ -283,7 +283,7 @@ def test_pipeline_forecast_by_owner_with_interval_and_what_if(world: World) -> N
         return body
 
     mine = {g["group"]: g for g in get("manager")["items"]}[str(p.users["rep1"])]
-    now_m, next_m = mine["months"]
+    now_m, next_m = mine["periods"]
     assert now_m["deals"] == 3 and now_m["expected"] == 5000.0  # 50% of 10,000
     assert 0.0 <= now_m["low"] < now_m["expected"] < now_m["high"] <= 10000.0
     assert next_m["deals"] == 0 and next_m["expected"] == 0.0
@@ -291,18 +291,23 @@ def test_pipeline_forecast_by_owner_with_interval_and_what_if(world: World) -> N
     assert mine["trend_per_month"] < 0  # older months were larger
     # what-if: a lower win rate halves the expectation; slipping moves the deals a month
     half = {g["group"]: g for g in get("manager", win_rate_factor=0.5)["items"]}
-    assert half[str(p.users["rep1"])]["months"][0]["expected"] == 2500.0
+    assert half[str(p.users["rep1"])]["periods"][0]["expected"] == 2500.0
     slipped = {g["group"]: g for g in get("manager", slip_months=1)["items"]}
-    assert [m["deals"] for m in slipped[str(p.users["rep1"])]["months"]] == [0, 3]
+    assert [m["deals"] for m in slipped[str(p.users["rep1"])]["periods"]] == [0, 3]
     # scoped: the other territory's rep sees none of these deals
     assert str(p.users["rep1"]) not in {g["group"] for g in get("rep2")["items"]}
     bad = requests.get(
         f"{world.api}/insights/forecast/pipeline",
-        params={"months": 99},
+        params={"periods": 99},
         headers=p.headers("manager"),
         timeout=10,
     )
-    assert bad.status_code == 422 and "months" in bad.text
+    assert bad.status_code == 422 and "periods" in bad.text
+    # by year: this year's deals and the history's forecast summed over the months left
+    year = {g["group"]: g for g in get("manager", period="year", periods=1)["items"]}
+    this_year = year[str(p.users["rep1"])]["periods"][0]
+    assert this_year["period"] == f"{today.year}" and this_year["deals"] == 3
+    assert this_year["expected"] == 5000.0 and this_year["history_point"] is not None
 
 
 def test_lead_funnel_by_source_is_scoped(world: World) -> None:
