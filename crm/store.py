@@ -288,6 +288,11 @@ Hook = Callable[[AsyncConnection[Any], Principal, Row | None, Row], Awaitable[No
 AfterHook = Callable[[AsyncConnection[Any], Principal, Row | None, Row], Awaitable[None]]
 BEFORE: dict[str, Hook] = {}  # (conn, principal, current row or None on create, values to write)
 AFTER: dict[str, AfterHook] = {}  # (conn, principal, old row or None, new row)
+# Listeners of every create and update, in the write's transaction, after AFTER:
+# (conn, entity name, old row or None, new row). Higher layers subscribe (insights queues
+# the record's re-scoring), so the CRM knows nothing of them.
+ChangeListener = Callable[[AsyncConnection[Any], str, Row | None, Row], Awaitable[None]]
+ON_CHANGE: list[ChangeListener] = []
 
 
 def require_writer(entity: Entity, principal: Principal) -> None:
@@ -334,6 +339,8 @@ async def create_record(
         after = AFTER.get(entity.name)
         if after is not None:
             await after(conn, principal, None, new)
+        for listener in ON_CHANGE:
+            await listener(conn, entity.name, None, new)
     return new
 
 
@@ -401,6 +408,8 @@ async def update_record(
         after = AFTER.get(entity.name)
         if after is not None:
             await after(conn, principal, current, new)
+        for listener in ON_CHANGE:
+            await listener(conn, entity.name, current, new)
     if entity.name == "users":
         forget_tokens()  # role, territory or team may have changed
     return new

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from crm_sync import webhooks
+from crm_sync import predictions, webhooks
 from kernel.jobs import JobContext, Registry, Task, enqueue
 
 log = logging.getLogger(__name__)
@@ -55,3 +55,4 @@ async def deliver(ctx: JobContext, args: dict[str, Any]) -> None:
 def register(registry: Registry) -> None:
     registry.add(Task(webhooks.DELIVER_TASK, deliver, timeout_s=600.0))
     registry.every(webhooks.DELIVER_TASK, SWEEP_EVERY_S)
+    predictions.register(registry)  # the failure model on live assets -> work orders

@@ -45,6 +45,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "console.routes",
     "crm_sync.routes",
     "insights.maintenance.routes",
+    "insights.routes",
     "alerts.routes",
     "routing.routes",
     "assistant.routes",

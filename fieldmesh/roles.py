@@ -212,6 +212,7 @@ JOB_MODULES: tuple[str, ...] = (
     "devices.jobs",
     "engage.jobs",
     "automation.jobs",
+    "insights.jobs",
 )
 
 

@@ -8,6 +8,13 @@ are feature contributions by occlusion: each feature in turn is set to its train
 reference value (median or most frequent level) and the change in log-odds is that
 feature's contribution, so the reasons hold for the whole blend, not one member.
 
+With `context` columns (market or seasonal conditions that drift over time, e.g. rates or
+employment for bank leads) the model is stacked instead: the trees see only the record's own
+columns, and a logistic layer fitted on the trees' *time-ordered out-of-fold* log-odds plus
+the standardised context columns calibrates them (Platt scaling) and carries the drifting
+base rate. Trees cannot extrapolate past the range seen in training; the linear context
+term can, and the out-of-fold fit keeps the trees' overfit from inflating their weight.
+
 Pure: pandas frames in, numpy arrays out, no I/O. Too little data is refused with the
 reason (`InsufficientDataError`).
 """
@@ -50,9 +57,18 @@ class TabularConfig:
     min_rows: int = 200
     min_positives: int = 20
     seed: int = 0
+    # drifting condition columns: when given, the stacked model (see the module docstring)
+    context: tuple[str, ...] = ()
+    stack_folds: int = 3  # time-ordered blocks for the out-of-fold tree log-odds
+    stack_c: float = 1.0  # the logistic layer's inverse L2 strength (collinear context)
 
     @property
     def columns(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical + self.context
+
+    @property
+    def own(self) -> tuple[str, ...]:
+        """The record's own columns (what the trees see in the stacked model)."""
         return self.numeric + self.categorical
 
 
@@ -96,6 +112,8 @@ def _frame(df: pd.DataFrame, cfg: TabularConfig) -> pd.DataFrame:
         out[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
     for c in cfg.categorical:
         out[c] = df[c].astype(str)
+    for c in cfg.context:
+        out[c] = pd.to_numeric(df[c], errors="coerce").astype(np.float64)
     return out
 
 
@@ -108,6 +126,10 @@ class TabularModel:
     card: ModelCard
     threshold: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
+    stacker: Any = None  # the stacked model's logistic layer (None: the blend)
+    context_scaler: Any = None
+    background: pd.DataFrame | None = None  # training rows the reasons compare against
+    drift: Any = None  # insights.drift.DriftReference of the training data, when kept
 
     def _log_odds(self, x: pd.DataFrame) -> FloatArray:
         w = self.config.tree_weight
@@ -115,6 +137,9 @@ class TabularModel:
             return self._blend(x, w)
 
     def _blend(self, x: pd.DataFrame, w: float) -> FloatArray:
+        if self.stacker is not None:
+            zt = _logit(np.asarray(self.trees.predict_proba(x)[:, 1], dtype=np.float64))
+            return _stacked_log_odds(self.stacker, self.context_scaler, zt, x, self.config)
         zt = _logit(np.asarray(self.trees.predict_proba(x)[:, 1], dtype=np.float64))
         zl = _logit(np.asarray(self.linear.predict_proba(x)[:, 1], dtype=np.float64))
         return w * zt + (1 - w) * zl
@@ -124,14 +149,26 @@ class TabularModel:
         return _sigmoid(self._log_odds(_frame(df, self.config)))
 
     def reasons(self, df: pd.DataFrame, top: int = 3) -> list[list[Reason]]:
-        """The `top` strongest feature contributions of every row, strongest first."""
+        """The `top` strongest feature contributions of every row, strongest first.
+
+        A feature's contribution is the row's log-odds minus its mean log-odds when that
+        feature alone takes the values of a background sample of training rows
+        (interventional occlusion, a one-feature-at-a-time SHAP approximation). Without a
+        background (older artefacts) the feature is set to its reference value instead."""
         x = _frame(df, self.config)
         base = self._log_odds(x)
         contrib = np.zeros((len(x), len(self.config.columns)), dtype=np.float64)
+        bg = self.background
         for j, c in enumerate(self.config.columns):
-            moved = x.copy()
-            moved[c] = self.reference[c]
-            contrib[:, j] = base - self._log_odds(moved)
+            if bg is None or bg.empty:
+                moved = x.copy()
+                moved[c] = self.reference[c]
+                contrib[:, j] = base - self._log_odds(moved)
+                continue
+            k = len(bg)
+            moved = x.loc[x.index.repeat(k)].reset_index(drop=True)
+            moved[c] = np.tile(bg[c].to_numpy(), len(x))
+            contrib[:, j] = base - self._log_odds(moved).reshape(len(x), k).mean(axis=1)
         out: list[list[Reason]] = []
         cols = self.config.columns
         for i in range(len(x)):
@@ -160,6 +197,8 @@ def fit_tabular(
         raise DataFormatError(f"{len(df)} rows but {yb.size} labels")
     check_enough(cfg, yb, name)
     x = _frame(df, cfg)
+    if cfg.context:
+        return _fit_stacked(x, yb, cfg, name=name, kind=kind, data=data)
     n_num = len(cfg.numeric)
     ordinal = OrdinalEncoder(
         handle_unknown="use_encoded_value",
@@ -216,7 +255,111 @@ def fit_tabular(
         {**(data or {}), "rows": len(x), "positives": int(yb.sum())},
         digest_of(x.to_numpy(), yb),
     )
-    return TabularModel(cfg, trees, linear, reference, card)
+    return TabularModel(cfg, trees, linear, reference, card, background=_background(x, cfg))
+
+
+BACKGROUND_ROWS = 24
+
+
+def _background(x: pd.DataFrame, cfg: TabularConfig) -> pd.DataFrame:
+    """A fixed random sample of training rows for the reasons."""
+    n = min(BACKGROUND_ROWS, len(x))
+    return x.sample(n=n, random_state=cfg.seed).reset_index(drop=True)
+
+
+def _tree_pipeline(cfg: TabularConfig) -> Pipeline:
+    ordinal = OrdinalEncoder(
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        encoded_missing_value=np.nan,
+    )
+    n_num = len(cfg.numeric)
+    prep = ColumnTransformer(
+        [("num", "passthrough", list(cfg.numeric)), ("cat", ordinal, list(cfg.categorical))]
+    )
+    hgb = HistGradientBoostingClassifier(
+        max_iter=cfg.max_iter,
+        learning_rate=cfg.learning_rate,
+        max_leaf_nodes=cfg.max_leaf_nodes,
+        min_samples_leaf=cfg.min_samples_leaf,
+        l2_regularization=1.0,
+        categorical_features=[n_num + i for i in range(len(cfg.categorical))],
+        random_state=cfg.seed,
+    )
+    return Pipeline([("prep", prep), ("hgb", hgb)])
+
+
+def _stacked_log_odds(
+    stacker: LogisticRegression,
+    scaler: StandardScaler,
+    tree_logit: FloatArray,
+    x: pd.DataFrame,
+    cfg: TabularConfig,
+) -> FloatArray:
+    ctx = scaler.transform(x[list(cfg.context)].to_numpy(dtype=np.float64))
+    z = np.column_stack([tree_logit, np.nan_to_num(ctx)])
+    return np.asarray(stacker.decision_function(z), dtype=np.float64)
+
+
+def _fit_stacked(
+    x: pd.DataFrame,
+    yb: BoolArray,
+    cfg: TabularConfig,
+    *,
+    name: str,
+    kind: str,
+    data: dict[str, Any] | None,
+) -> TabularModel:
+    """Trees on the record's own columns; a logistic layer on their time-ordered
+    out-of-fold log-odds plus the context columns (rows must be in time order)."""
+    n = len(x)
+    edges = np.linspace(int(n * 0.3), n, cfg.stack_folds + 1).astype(int)
+    oof = np.full(n, np.nan)
+    with threadpool_limits(1):
+        for a, b in itertools.pairwise(edges):
+            ya = yb[:a]
+            if ya.all() or not ya.any() or b <= a:
+                continue  # a block whose past has one outcome only: no fold from it
+            fold = _tree_pipeline(cfg).fit(x.iloc[:a], ya)
+            oof[a:b] = fold.predict_proba(x.iloc[a:b])[:, 1]
+        trees = _tree_pipeline(cfg).fit(x, yb)
+    sel = ~np.isnan(oof)
+    if sel.sum() < cfg.min_rows // 2 or yb[sel].all() or not yb[sel].any():
+        raise InsufficientDataError(
+            f"{name}: too few labelled rows after the first time block to calibrate "
+            f"({int(sel.sum())} rows)"
+        )
+    ctx_cols = list(cfg.context)
+    scaler = StandardScaler().fit(x[ctx_cols].to_numpy(dtype=np.float64))
+    z = np.column_stack(
+        [
+            _logit(oof[sel]),
+            np.nan_to_num(scaler.transform(x[ctx_cols].to_numpy(dtype=np.float64)[sel])),
+        ]
+    )
+    stacker = LogisticRegression(C=cfg.stack_c, max_iter=2000).fit(z, yb[sel])
+    reference: dict[str, Any] = {c: float(np.nanmedian(x[c].to_numpy())) for c in cfg.numeric}
+    reference.update({c: float(np.nanmedian(x[c].to_numpy())) for c in cfg.context})
+    reference.update({c: str(x[c].mode().iloc[0]) for c in cfg.categorical})
+    card = new_card(
+        name,
+        kind,
+        {
+            "numeric": list(cfg.numeric),
+            "categorical": list(cfg.categorical),
+            "context": ctx_cols,
+            "max_iter": cfg.max_iter,
+            "learning_rate": cfg.learning_rate,
+            "min_samples_leaf": cfg.min_samples_leaf,
+            "method": "gradient-boosted trees (native categorical splits) on the record's "
+            "own columns, Platt-calibrated on time-ordered out-of-fold log-odds by a logistic "
+            "layer that also takes the drifting context columns",
+            "stack_weights": [round(float(v), 4) for v in stacker.coef_[0]],
+        },
+        {**(data or {}), "rows": n, "positives": int(yb.sum())},
+        digest_of(x.to_numpy(), yb),
+    )
+    return TabularModel(cfg, trees, trees, reference, card, stacker=stacker, context_scaler=scaler)
 
 
 Fit = Callable[[pd.DataFrame, BoolArray], Any]

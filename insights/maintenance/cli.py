@@ -43,7 +43,30 @@ def _report(trained: training.Trained) -> int:
     return 0
 
 
+def cmd_train_crm(args: argparse.Namespace, settings: Settings) -> int:
+    """lead-score, opportunity-win: train from the CRM tables, activate, re-score."""
+    from insights import live
+
+    try:
+        with psycopg.connect(settings.dsn) as conn:
+            result = live.train(conn, args.target, training.models_dir(settings.state_dir))
+            conn.commit()
+            entity = "leads" if args.target == live.LEAD_MODEL else "opportunities"
+            n = live.score_records(conn, entity, None)
+            conn.commit()
+    except MaintenanceError as exc:
+        print(f"fieldmesh train: {exc}")
+        return 1
+    except psycopg.Error as exc:
+        return _db_error("train", exc)
+    print(f"{result.name} {result.version} (active; {n} open records scored)")
+    print(json.dumps(result.metrics, indent=2))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    if args.target in ("lead-score", "opportunity-win"):
+        return cmd_train_crm(args, settings)
     try:
         if args.target == "rul":
             trained = training.train_rul_cmapss(
@@ -101,8 +124,12 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("train", help="train a maintenance model, save and record the version")
-    p.add_argument("target", choices=("rul", "failure", "anomaly"))
+    p = sub.add_parser("train", help="train a model, save, record and activate the version")
+    p.add_argument(
+        "target",
+        choices=("rul", "failure", "anomaly", "lead-score", "opportunity-win"),
+        help="lead-score and opportunity-win train on the CRM's own records",
+    )
     p.add_argument("--cmapss", type=Path, help="rul: a C-MAPSS training file")
     p.add_argument("--equipment-model", default="pump-p200", help="anomaly: which model")
     p.add_argument("--assets", type=int, default=300, help="simulated assets (failure, anomaly)")

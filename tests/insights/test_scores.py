@@ -155,3 +155,21 @@ def test_weekly_forecast_follows_a_trend() -> None:
     f = forecast.forecast(y, 13)
     assert not f.seasonal
     assert f.point[-1] > y[-1]  # the trend goes on, where naive would stay flat
+
+
+def test_hourly_selection_follows_a_weekly_shape_the_day_profile_misses() -> None:
+    rng = np.random.default_rng(4)
+    hours = np.arange(24 * 7 * 8)
+    weekday = (hours // 24) % 7
+    # weekdays busy by the hour, weekends quiet: a week shape, not a day shape
+    y = 100 + np.where(weekday < 5, 50 * np.sin(np.pi * (hours % 24) / 24), 5.0)
+    y = y + rng.normal(0, 1, y.size)
+    train, true = y[:-48], y[-48:]
+    chosen = forecast.select_by_backtest(forecast.profile_candidates(24, 7), 24, min_train=14 * 24)
+    day_only = forecast.cycle_profile(24, 7)
+    err_chosen = forecast.mase(train, true, chosen(train, 48), 24)
+    err_day = forecast.mase(train, true, day_only(train, 48), 24)
+    assert err_chosen < 0.5 * err_day
+    # too short for a backtest: the first candidate (the day profile) answers
+    short = y[: 24 * 10]
+    np.testing.assert_allclose(chosen(short, 24), day_only(short, 24))

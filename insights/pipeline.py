@@ -1,0 +1,268 @@
+"""Revenue forecast from the open pipeline and the closed-won history, by owner or territory.
+
+For each of the next `periods` months, quarters or years (`step` 1, 3 or 12 months; the
+current one first) and each group (owner, territory, or all):
+
+- **pipeline**: the open deals expected to close that month (a close date already past
+  counts in the current month). Each deal wins with its probability: the model's win
+  probability (`insights_score`, opportunity-win) when scored, else its stage probability.
+  The expected revenue is the sum of probability x amount; the 90% interval comes from
+  simulating the deals' outcomes as independent Bernoulli draws (seeded, so a forecast is
+  reproducible).
+- **history**: a statistical forecast of the group's monthly closed-won revenue
+  (`insights.forecast`: season 12 tested, trend and a 90% interval), when the group has
+  enough months of history; it is what the group's run rate says, pipeline or not.
+
+What-if scenarios change the inputs: `win_rate_factor` multiplies every probability
+(capped at 1), `slip_months` moves every open deal's close date later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+from psycopg import AsyncConnection, sql
+
+from crm.entities import ENTITIES
+from crm.store import scope
+from insights import forecast as fc
+from insights.maintenance.errors import InsufficientDataError
+from kernel.principal import Principal
+
+SIMULATIONS = 4000
+HISTORY_MONTHS = 36
+
+
+@dataclass(frozen=True, slots=True)
+class MonthFigures:
+    period: str  # YYYY-MM, YYYY-Qn or YYYY
+    expected: float
+    low: float  # 90% interval
+    high: float
+    deals: int
+    history_point: float | None = None
+    history_low: float | None = None
+    history_high: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupForecast:
+    group: str  # owner id, territory id, "all" or "none"
+    periods: list[MonthFigures]
+    seasonal: bool | None  # history: a yearly season was found
+    trend_per_month: float | None  # history: fitted slope of monthly revenue
+
+
+def _month_index(d: date, start: date) -> int:
+    return (d.year - start.year) * 12 + d.month - start.month
+
+
+def _label(pstart: date, k: int, step: int) -> str:
+    y, m = divmod(pstart.month - 1 + k * step, 12)
+    if step == 12:
+        return f"{pstart.year + y:04d}"
+    if step == 3:
+        return f"{pstart.year + y:04d}-Q{m // 3 + 1}"
+    return f"{pstart.year + y:04d}-{m + 1:02d}"
+
+
+async def pipeline_forecast(
+    conn: AsyncConnection[Any],
+    principal: Principal,
+    *,
+    today: date,
+    periods: int,
+    group_by: str,
+    step: int = 1,
+    win_rate_factor: float = 1.0,
+    slip_months: int = 0,
+    seed: int = 0,
+) -> list[GroupForecast]:
+    """The forecast of each group over the opportunities the principal may see."""
+    if step not in (1, 3, 12):
+        raise ValueError(f"step must be 1, 3 or 12 months, got {step}")
+    acc, acc_p = scope(ENTITIES["opportunities"], principal, "t")
+    key = {"owner": "t.owner_id", "territory": "t.territory_id"}.get(group_by)
+    group_expr = sql.SQL(key if key else "NULL")
+    start = today.replace(day=1)
+    pstart = date(start.year, (start.month - 1) // step * step + 1, 1)
+    offset = _month_index(start, pstart)  # months of the current period already gone
+    cur = await conn.execute(
+        sql.SQL(
+            """
+            SELECT {g}::text, t.amount::float8, t.close_date, t.probability::float8 / 100,
+                   s.probability
+            FROM opportunities t
+            LEFT JOIN insights_score s ON s.entity = 'opportunities' AND s.record_id = t.id
+                 AND s.model = 'opportunity-win'
+            WHERE t.status = 'open' AND {acc}
+            """
+        ).format(g=group_expr, acc=acc),
+        acc_p,
+    )
+    open_rows = await cur.fetchall()
+    cur = await conn.execute(
+        sql.SQL(
+            """
+            SELECT {g}::text, date_trunc('month', t.closed_at)::date, sum(t.amount)::float8
+            FROM opportunities t
+            WHERE t.status = 'won' AND t.closed_at >= %s AND t.closed_at < %s AND {acc}
+            GROUP BY 1, 2
+            """
+        ).format(g=group_expr, acc=acc),
+        [
+            date(start.year - HISTORY_MONTHS // 12, start.month, 1),
+            start,
+            *acc_p,
+        ],
+    )
+    won_rows = await cur.fetchall()
+    groups = sorted({str(r[0]) for r in open_rows} | {str(r[0]) for r in won_rows})
+    rng = np.random.default_rng(seed)
+    out: list[GroupForecast] = []
+    for g in groups:
+        deals = [r for r in open_rows if str(r[0]) == g]
+        amount = np.array([r[1] for r in deals], dtype=np.float64)
+        prob = np.array(
+            [r[4] if r[4] is not None else r[3] for r in deals], dtype=np.float64
+        ).reshape(-1)
+        prob = np.clip(prob * win_rate_factor, 0.0, 1.0)
+        month = np.array(
+            [
+                max(_month_index(r[2], start), 0) + slip_months if r[2] is not None else 0
+                for r in deals
+            ],
+            dtype=np.int64,
+        )
+        period = (month + offset) // step
+        wins = rng.random((SIMULATIONS, len(deals))) < prob  # one simulated outcome per deal
+        figures: list[MonthFigures] = []
+        ahead = periods * step - offset  # months from the current one to the last period's end
+        history = _history(g, won_rows, start, ahead)
+        hist_period = (np.arange(ahead) + offset) // step
+        for k in range(periods):
+            sel = period == k
+            sims = (wins[:, sel] * amount[sel]).sum(axis=1)
+            hp = hl = hh = None
+            if history is not None:
+                hk = hist_period == k  # summed bounds: a conservative period interval
+                hp = round(float(history.point[hk].sum()), 2)
+                hl = round(float(history.lower[hk].sum()), 2)
+                hh = round(float(history.upper[hk].sum()), 2)
+            figures.append(
+                MonthFigures(
+                    period=_label(pstart, k, step),
+                    expected=round(float((prob[sel] * amount[sel]).sum()), 2),
+                    low=round(float(np.quantile(sims, 0.05)), 2),
+                    high=round(float(np.quantile(sims, 0.95)), 2),
+                    deals=int(sel.sum()),
+                    history_point=hp,
+                    history_low=hl,
+                    history_high=hh,
+                )
+            )
+        out.append(
+            GroupForecast(
+                group="all" if key is None else ("none" if g == "None" else g),
+                periods=figures,
+                seasonal=None if history is None else history.seasonal,
+                trend_per_month=None if history is None else round(history.trend, 2),
+            )
+        )
+    return out
+
+
+def _history(g: str, won_rows: list[Any], start: date, months: int) -> fc.Forecast | None:
+    """Closed-won revenue of the group by month up to last month (zeros where nothing
+    closed, from its first won month), forecast `months` ahead; None when too short."""
+    mine = {_month_index(r[1], start): float(r[2]) for r in won_rows if str(r[0]) == g}
+    if not mine:
+        return None
+    first = min(mine)
+    series = [mine.get(k, 0.0) for k in range(first, 0)]
+    season = 12 if len(series) >= 36 else 1
+    try:
+        return fc.forecast(series, months, season)
+    except InsufficientDataError:
+        return None
+
+
+# ----------------------------------------------------------------------- snapshots
+
+SYSTEM = Principal(
+    user_id=0, email="insights@system", role="admin", territory_id=None,
+    team_user_ids=(), team_territory_ids=(),
+)  # fmt: skip
+
+
+async def snapshot(conn: AsyncConnection[Any], today: date, months: int = 3) -> int:
+    """Store today's forecast of every territory and of the whole tenant; rows written."""
+    n = 0
+    for group_by in ("all", "territory"):
+        groups = await pipeline_forecast(
+            conn, SYSTEM, today=today, periods=months, group_by=group_by
+        )
+        for g in groups:
+            for m in g.periods:
+                await conn.execute(
+                    """
+                    INSERT INTO insights_forecast_snapshot
+                        (taken_on, group_by, group_key, month, expected, low, high,
+                         history_point)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                    ON CONFLICT (taken_on, group_by, group_key, month) DO UPDATE SET
+                        expected = EXCLUDED.expected, low = EXCLUDED.low,
+                        high = EXCLUDED.high, history_point = EXCLUDED.history_point
+                    """,
+                    (today, group_by, g.group, m.period, m.expected, m.low, m.high,
+                     m.history_point),
+                )  # fmt: skip
+                n += 1
+    return n
+
+
+@dataclass(frozen=True, slots=True)
+class Accuracy:
+    month: str
+    taken_on: date  # the latest snapshot taken before the month began
+    expected: float
+    low: float
+    high: float
+    actual: float  # closed-won revenue of the month
+    error: float  # actual - expected
+    within_interval: bool
+
+
+async def accuracy(
+    conn: AsyncConnection[Any], today: date, group_by: str = "all", group_key: str = "all"
+) -> list[Accuracy]:
+    """For every finished month with a snapshot taken before it began: the forecast then
+    against the closed-won revenue of the month."""
+    key = {"all": "'all'", "territory": "coalesce(o.territory_id::text, 'none')"}[group_by]
+    cur = await conn.execute(
+        sql.SQL(
+            """
+            WITH snap AS (
+                SELECT DISTINCT ON (month) month, taken_on, expected, low, high
+                FROM insights_forecast_snapshot
+                WHERE group_by = %s AND group_key = %s
+                  AND taken_on < to_date(month || '-01', 'YYYY-MM-DD')
+                  AND to_date(month || '-01', 'YYYY-MM-DD') + interval '1 month' <= %s
+                ORDER BY month, taken_on DESC
+            ), won AS (
+                SELECT to_char(o.closed_at, 'YYYY-MM') AS month, sum(o.amount)::float8 AS v
+                FROM opportunities o WHERE o.status = 'won' AND {key} = %s GROUP BY 1
+            )
+            SELECT s.month, s.taken_on, s.expected, s.low, s.high, coalesce(w.v, 0)
+            FROM snap s LEFT JOIN won w ON w.month = s.month ORDER BY s.month
+            """
+        ).format(key=sql.SQL(key)),
+        (group_by, group_key, today, group_key),
+    )
+    return [
+        Accuracy(m, t, e, lo, hi, a, round(a - e, 2), lo <= a <= hi)
+        for m, t, e, lo, hi, a in await cur.fetchall()
+    ]

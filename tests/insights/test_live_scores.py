@@ -1,0 +1,425 @@
+"""Scores used live: a lead model trained by a job from the CRM's own leads, a lead
+created through the API scored by the jobs worker (with version and reasons), record
+scoping on the score endpoint, refusal on too little data, computed account health."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+import requests
+
+from fieldmesh import services
+from fieldmesh.migrate import upgrade
+from insights import live, pipeline
+from kernel.settings import Settings
+from tests.appserver import serve_app
+from tests.eventually import eventually
+from tests.world import People, make_people
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class World:
+    api: str
+    dsn: str
+    people: People
+
+
+@pytest.fixture(scope="module")
+def world(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    # a database of its own: the models train on every lead in it
+    name = f"fm_ins_{uuid.uuid4().hex[:8]}"
+    dsn = services.create_database(services_up, name)
+    try:
+        upgrade(dsn)
+        people = asyncio.run(make_people(dsn, uuid.uuid4().hex[:8]))
+        settings = services_up.with_overrides(
+            database_url=dsn, state_dir=tmp_path_factory.mktemp("state")
+        )
+        with serve_app(
+            settings, ("identity.routes", "crm.routes", "insights.routes"), ("insights.jobs",)
+        ) as base:
+            yield World(base + "/api/v1", dsn, people)
+    finally:
+        services.drop_database(services_up, name)
+
+
+def _history(dsn: str, territory: int, n: int, seed: int = 0) -> None:
+    """Closed leads where referrals with an executive title and an email convert."""
+    rng = np.random.default_rng(seed)
+    with psycopg.connect(dsn) as conn:
+        for i in range(n):
+            strong = bool(rng.random() < 0.5)
+            source = "referral" if strong else str(rng.choice(["cold_call", "website"]))
+            title = "VP Operations" if strong else str(rng.choice(["", "Clerk"]))
+            p = 0.8 if strong else 0.1
+            status = "converted" if rng.random() < p else "unqualified"
+            conn.execute(
+                "INSERT INTO leads (first_name, last_name, source, title, email, status, "
+                "territory_id, estimated_amount, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now() - make_interval(days => %s))",
+                (
+                    "L",
+                    f"hist{i}",
+                    source,
+                    title,
+                    f"l{i}@x.test" if strong else None,
+                    status,
+                    territory,
+                    float(rng.integers(1000, 50000)),
+                    n - i,
+                ),
+            )
+
+
+def _job_done(api: str, job: dict[str, Any], h: dict[str, str]) -> dict[str, Any]:
+    def state() -> dict[str, Any] | None:
+        got: dict[str, Any] = requests.get(
+            f"{api}/insights/train/{job['job_id']}", headers=h, timeout=10
+        ).json()
+        return got if got["status"] in ("done", "failed") else None
+
+    return eventually(state, timeout_s=120, what="the training job to finish")
+
+
+def test_too_little_data_is_refused_with_the_reason(world: World) -> None:
+    h = world.people.headers("manager")
+    r = requests.post(
+        f"{world.api}/insights/train", json={"model": "opportunity-win"}, headers=h, timeout=10
+    )
+    assert r.status_code == 202, r.text
+    failed = _job_done(world.api, r.json(), h)
+    assert failed["status"] == "failed"
+    assert "insufficient_data" in failed["error"]
+
+
+def test_a_new_lead_is_scored_live_with_version_and_reasons(world: World) -> None:
+    p = world.people
+    _history(world.dsn, p.t1, 240)
+    h = p.headers("manager")
+    r = requests.post(
+        f"{world.api}/insights/train", json={"model": "lead-score"}, headers=h, timeout=10
+    )
+    assert r.status_code == 202, r.text
+    done = _job_done(world.api, r.json(), h)
+    assert done["status"] == "done", done
+    with psycopg.connect(world.dsn) as conn:
+        row = conn.execute(
+            "SELECT version, metrics FROM maintenance_model WHERE name = 'lead-score' AND active"
+        ).fetchone()
+    assert row is not None and "cv_auc" in row[1]
+    version = row[0]
+
+    rep = p.headers("rep1")
+    ids = {}
+    for kind, body in (
+        ("strong", {"last_name": "Strong", "source": "referral", "title": "VP Sales",
+                    "email": "s@x.test"}),
+        ("weak", {"last_name": "Weak", "source": "cold_call"}),
+    ):  # fmt: skip
+        r = requests.post(
+            f"{world.api}/leads", json={**body, "territory_id": p.t1}, headers=rep, timeout=10
+        )
+        assert r.status_code == 201, r.text
+        ids[kind] = r.json()["id"]
+
+    def scored(lead_id: int) -> dict[str, Any] | None:
+        got = requests.get(f"{world.api}/insights/leads/{lead_id}/score", headers=rep, timeout=10)
+        assert got.status_code == 200, got.text
+        score: dict[str, Any] | None = got.json()["score"]
+        return score
+
+    strong = eventually(lambda: scored(ids["strong"]), timeout_s=60, what="the strong lead's score")
+    weak = eventually(lambda: scored(ids["weak"]), timeout_s=60, what="the weak lead's score")
+    assert strong["model_version"] == version == weak["model_version"]
+    assert strong["score"] > weak["score"]
+    assert 0 < strong["probability"] <= 1 and strong["score"] == round(strong["probability"] * 100)
+    assert len(strong["reasons"]) == 3
+    # the signals the history rewards are among its reasons, pulling the score up
+    assert any(
+        r["feature"] in ("source", "title_level", "has_email") and r["contribution"] > 0
+        for r in strong["reasons"]
+    ), strong["reasons"]
+
+    # an update re-scores: the weak lead gets the strong signals
+    r = requests.patch(
+        f"{world.api}/leads/{ids['weak']}",
+        json={"source": "referral", "title": "Chief Executive", "email": "w@x.test"},
+        headers={**rep, "If-Match": "*"},
+        timeout=10,
+    )
+    assert r.status_code in (200, 428), r.text
+    if r.status_code == 200:
+        eventually(
+            lambda: ((s := scored(ids["weak"])) and s["score"] >= strong["score"] - 5) or None,
+            timeout_s=60,
+            what="the updated lead's new score",
+        )
+
+    # drift: a burst of open cold-call leads without e-mail is unlike the training leads
+    with psycopg.connect(world.dsn) as conn:
+        for i in range(80):
+            conn.execute(
+                "INSERT INTO leads (last_name, source, status, territory_id) "
+                "VALUES (%s, 'cold_call', 'new', %s)",
+                (f"burst{i}", p.t1),
+            )
+        conn.commit()
+        raised = live.check_drift(conn, "leads")
+        conn.commit()
+        again = live.check_drift(conn, "leads")  # still drifting: no second alert
+        conn.commit()
+    assert {a.feature for a in raised} >= {"source", "__score__"} and again == []
+    alerts = requests.get(f"{world.api}/insights/drift", headers=h, timeout=10).json()["items"]
+    assert {a["feature"] for a in alerts if a["state"] == "raised"} >= {"source"}
+    assert requests.get(f"{world.api}/insights/drift", headers=rep, timeout=10).status_code == 403
+
+    # scoped: a rep of the other territory cannot read the score (nor learn the lead exists)
+    other = requests.get(
+        f"{world.api}/insights/leads/{ids['strong']}/score", headers=p.headers("rep2"), timeout=10
+    )
+    assert other.status_code == 404
+
+
+def test_account_health_is_computed_from_service_history(world: World) -> None:
+    p = world.people
+    rep = p.headers("rep1")
+    r = requests.post(
+        f"{world.api}/accounts", json={"name": "Healthy Co", "territory_id": p.t1},
+        headers=rep, timeout=10,
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    account = r.json()["id"]
+
+    def health() -> dict[str, Any] | None:
+        got = requests.get(
+            f"{world.api}/insights/accounts/{account}/health", headers=rep, timeout=10
+        )
+        assert got.status_code == 200, got.text
+        body: dict[str, Any] = got.json()
+        return body if body["health"] is not None else None
+
+    first = eventually(health, timeout_s=60, what="the account's health")
+    assert first["manual_override"] is None
+    # a late work order (SLA passed, still open) lowers it, and the owner gets a task
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute("UPDATE accounts SET owner_id = %s WHERE id = %s", (p.users["rep1"], account))
+        for i in range(2):
+            conn.execute(
+                "INSERT INTO work_orders (account_id, title, sla_due_at, territory_id) "
+                "VALUES (%s, %s, now() - interval '1 day', %s)",
+                (account, f"late {i}", p.t1),
+            )
+    r = requests.post(
+        f"{world.api}/activities",
+        json={"type": "note", "subject": "called", "account_id": account},
+        headers=rep,
+        timeout=10,
+    )  # an account's activity queues its health
+    assert r.status_code == 201, r.text
+    lower = eventually(
+        lambda: ((b := health()) and b["health"]["score"] < first["health"]["score"] and b) or None,
+        timeout_s=60,
+        what="the lower health",
+    )
+    assert lower["health"]["reasons"][0]["feature"] == "sla_breaches"
+    with psycopg.connect(world.dsn) as conn:
+        tasks = conn.execute(
+            "SELECT count(*) FROM activities WHERE account_id = %s AND source = 'insights'",
+            (account,),
+        ).fetchone()
+    assert tasks is not None and tasks[0] == 1
+
+
+def test_pipeline_forecast_by_owner_with_interval_and_what_if(world: World) -> None:
+    p = world.people
+    today = datetime.now(UTC).date()
+    with psycopg.connect(world.dsn) as conn:
+        acct = conn.execute(
+            "INSERT INTO accounts (name, territory_id, owner_id) VALUES ('Deals Co', %s, %s) "
+            "RETURNING id",
+            (p.t1, p.users["rep1"]),
+        ).fetchone()
+        stage = conn.execute(
+            "SELECT s.pipeline_id, s.id FROM pipeline_stages s JOIN pipelines p "
+            "ON p.id = s.pipeline_id WHERE p.is_default AND s.name = 'Proposal'"
+        ).fetchone()
+        assert acct is not None and stage is not None
+        for i, amount in enumerate((1000.0, 3000.0, 6000.0)):
+            conn.execute(
+                "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
+                "close_date, probability, owner_id, territory_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s, 50, %s, %s)",
+                (f"open {i}", acct[0], stage[0], stage[1], amount, today, p.users["rep1"], p.t1),
+            )
+        for k in range(1, 16):  # 15 months of won history
+            conn.execute(
+                "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
+                "probability, status, closed_at, owner_id, territory_id) "
+                "VALUES (%s, %s, %s, %s, %s, 100, 'won', now() - make_interval(months => %s), "
+                "%s, %s)",
+                (f"won {k}", acct[0], stage[0], stage[1], 2000.0 + 100 * k, k,
+                 p.users["rep1"], p.t1),
+            )  # fmt: skip
+
+    def get(who: str, **params: Any) -> dict[str, Any]:
+        r = requests.get(
+            f"{world.api}/insights/forecast/pipeline",
+            params={"group_by": "owner", "periods": 2, **params},
+            headers=p.headers(who),
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    mine = {g["group"]: g for g in get("manager")["items"]}[str(p.users["rep1"])]
+    now_m, next_m = mine["periods"]
+    assert now_m["deals"] == 3 and now_m["expected"] == 5000.0  # 50% of 10,000
+    assert 0.0 <= now_m["low"] < now_m["expected"] < now_m["high"] <= 10000.0
+    assert next_m["deals"] == 0 and next_m["expected"] == 0.0
+    assert now_m["history_point"] is not None and mine["trend_per_month"] is not None
+    assert mine["trend_per_month"] < 0  # older months were larger
+    # what-if: a lower win rate halves the expectation; slipping moves the deals a month
+    half = {g["group"]: g for g in get("manager", win_rate_factor=0.5)["items"]}
+    assert half[str(p.users["rep1"])]["periods"][0]["expected"] == 2500.0
+    slipped = {g["group"]: g for g in get("manager", slip_months=1)["items"]}
+    assert [m["deals"] for m in slipped[str(p.users["rep1"])]["periods"]] == [0, 3]
+    # scoped: the other territory's rep sees none of these deals
+    assert str(p.users["rep1"]) not in {g["group"] for g in get("rep2")["items"]}
+    bad = requests.get(
+        f"{world.api}/insights/forecast/pipeline",
+        params={"periods": 99},
+        headers=p.headers("manager"),
+        timeout=10,
+    )
+    assert bad.status_code == 422 and "periods" in bad.text
+    # by year: this year's deals and the history's forecast summed over the months left
+    year = {g["group"]: g for g in get("manager", period="year", periods=1)["items"]}
+    this_year = year[str(p.users["rep1"])]["periods"][0]
+    assert this_year["period"] == f"{today.year}" and this_year["deals"] == 3
+    assert this_year["expected"] == 5000.0 and this_year["history_point"] is not None
+
+
+def test_lead_funnel_by_source_is_scoped(world: World) -> None:
+    p = world.people
+
+    def funnel(who: str) -> dict[str, dict[str, Any]]:
+        r = requests.get(
+            f"{world.api}/insights/leads/funnel", params={"by": "source"},
+            headers=p.headers(who), timeout=10,
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        return {row["key"]: row for row in r.json()["items"]}
+
+    rows = funnel("manager")
+    # the generated history: referrals convert about 80%, cold calls about 10%
+    assert rows["referral"]["conversion_rate"] > 0.6 > 0.3 > rows["cold_call"]["conversion_rate"]
+    assert (
+        rows["referral"]["leads"] >= rows["referral"]["qualified"] + rows["referral"]["unqualified"]
+    )
+    other = funnel("rep2")  # territory 2 has none of these leads
+    assert sum(r["leads"] for r in other.values()) < sum(r["leads"] for r in rows.values())
+    bad = requests.get(
+        f"{world.api}/insights/leads/funnel", params={"by": "colour"},
+        headers=p.headers("manager"), timeout=10,
+    )  # fmt: skip
+    assert bad.status_code == 422
+
+
+def test_a_deal_longer_in_its_stage_than_past_deals_is_stalled(world: World) -> None:
+    p = world.people
+    with psycopg.connect(world.dsn) as conn:
+        acct = conn.execute(
+            "INSERT INTO accounts (name, territory_id) VALUES ('Stall Co', %s) RETURNING id",
+            (p.t1,),
+        ).fetchone()
+        stages: dict[str, int] = dict(
+            conn.execute(
+                "SELECT s.name, s.id FROM pipeline_stages s JOIN pipelines p "
+                "ON p.id = s.pipeline_id WHERE p.is_default"
+            ).fetchall()
+        )
+        assert acct is not None
+
+        def opp(name: str, stage: str, status: str) -> int:
+            row = conn.execute(
+                "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, "
+                "probability, status, territory_id) SELECT %s, %s, pipeline_id, id, "
+                "probability, %s, %s FROM pipeline_stages WHERE id = %s RETURNING id",
+                (name, acct[0], status, p.t1, stages[stage]),
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        def moved(opp_id: int, stage: str, days_ago: float) -> None:
+            conn.execute(
+                "INSERT INTO opportunity_stage_history (opportunity_id, to_stage_id, changed_at) "
+                "VALUES (%s, %s, now() - make_interval(secs => %s))",
+                (opp_id, stages[stage], days_ago * 86400),
+            )
+
+        for i in range(6):  # past deals stayed 2-4 days in Negotiation
+            o = opp(f"past {i}", "Closed won", "won")
+            moved(o, "Negotiation", 60 + i)
+            moved(o, "Closed won", 60 + i - (2 + i * 0.4))
+        slow, fresh = opp("slow", "Negotiation", "open"), opp("fresh", "Negotiation", "open")
+        moved(slow, "Negotiation", 30)
+        moved(fresh, "Negotiation", 1)
+
+    def win(opp_id: int) -> dict[str, Any]:
+        r = requests.get(
+            f"{world.api}/insights/opportunities/{opp_id}/win",
+            headers=p.headers("manager"),
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    s, f = win(slow), win(fresh)
+    assert 3.0 < s["stage_p90_days"] < 5.0
+    assert s["stalled"] is True and f["stalled"] is False
+    assert s["stage_probability"] == 75.0 and 29.0 < s["days_in_stage"] < 31.0
+
+
+def test_forecast_snapshots_are_scored_against_actuals(world: World) -> None:
+    """A snapshot taken before last month began is set against last month's won revenue
+    (the pipeline test's history closed 2,100 then)."""
+    today = datetime.now(UTC).date()
+    last = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    taken = (last - timedelta(days=1)).replace(day=15)
+
+    async def snap() -> int:
+        async with await psycopg.AsyncConnection.connect(world.dsn) as conn:
+            n = await pipeline.snapshot(conn, taken, months=3)
+            await conn.commit()
+            return n
+
+    assert asyncio.run(snap()) >= 3
+    r = requests.get(
+        f"{world.api}/insights/forecast/accuracy",
+        headers=world.people.headers("admin"),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    month = {m["month"]: m for m in body["items"]}[f"{last:%Y-%m}"]
+    assert month["taken_on"] == taken.isoformat() and month["actual"] == 2100.0
+    assert month["error"] == round(month["actual"] - month["expected"], 2)
+    assert body["mean_abs_error"] is not None
+    denied = requests.get(
+        f"{world.api}/insights/forecast/accuracy",
+        headers=world.people.headers("manager"),
+        timeout=10,
+    )
+    assert denied.status_code == 403
