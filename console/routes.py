@@ -27,7 +27,9 @@ from psycopg.rows import dict_row
 
 from console import live_socket
 from crm.access import account_clause
-from kernel.errors import NotFound
+from crm.search import DOCUMENTS, like_pattern
+from crm.search import search as crm_search
+from kernel.errors import NotFound, Unprocessable
 from kernel.http import Access, Req, Routes
 from kernel.pages import page_headers
 from kernel.principal import Principal, access_clause
@@ -277,6 +279,85 @@ async def visits(req: Req, query: MapDayQuery) -> MapVisits:
     async with req.connection() as conn:
         rows = await (await conn.execute(stmt, args)).fetchall()
     return MapVisits(day, [MapVisit(*r) for r in rows])
+
+
+# --------------------------------------------------------------------------- global search
+
+SEARCH_TYPES = (*DOCUMENTS, "devices")
+
+
+class SearchQuery(msgspec.Struct, frozen=True):
+    q: Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="search text")]
+    types: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=200,
+                pattern=r"^[a-z_]+(,[a-z_]+)*$",
+                description="comma-separated record types (default all): "
+                + ", ".join(SEARCH_TYPES),
+            ),
+        ]
+        | None
+    ) = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50, description="hits per type")] = 5
+
+
+class SearchHit(msgspec.Struct, frozen=True):
+    type: str
+    id: str
+    label: str
+    detail: str
+    score: float
+
+
+class SearchResult(msgspec.Struct, frozen=True):
+    items: list[SearchHit]
+
+
+_DEVICE_SEARCH = """
+SELECT d.device_id, coalesce(d.name, d.device_id), d.kind,
+       CASE WHEN doc ILIKE %s THEN 1.0 ELSE word_similarity(%s, doc) END AS score
+FROM device d, LATERAL (SELECT coalesce(d.name, '') || ' ' || d.device_id AS doc) x
+WHERE (doc %%> %s OR doc ILIKE %s) AND {visible}
+ORDER BY score DESC, d.device_id LIMIT %s
+"""
+
+
+@routes.get(
+    "/console/api/search",
+    access=Access.read(unscoped="every type's query carries the caller's record-level scope"),
+    summary="Global search: accounts, contacts, leads, opportunities, work orders and devices",
+    description="Typo-tolerant (trigram word similarity) and ranked, exact substrings first; "
+    "only records the caller may open are returned.",
+)
+async def search(req: Req, query: SearchQuery) -> SearchResult:
+    if "\x00" in query.q or not query.q.strip():
+        raise Unprocessable("q: give some text to search for", field="q")
+    types = query.types.split(",") if query.types else list(SEARCH_TYPES)
+    unknown = [t for t in types if t not in SEARCH_TYPES]
+    if unknown:
+        raise Unprocessable(f"types: unknown record type {unknown[0][:40]!r}", field="types")
+    text = query.q.strip()
+    async with req.connection() as conn, conn.transaction():
+        hits = [
+            SearchHit(h.type, h.id, h.label, h.detail, h.score)
+            for h in await crm_search(
+                conn, req.user, text, [t for t in types if t in DOCUMENTS], query.limit
+            )
+        ]
+        if "devices" in types:
+            visible, params = device_clause(req.user, sql.Identifier("d", "device_id"))
+            like = like_pattern(text)
+            cur = await conn.execute(
+                sql.SQL(_DEVICE_SEARCH).format(visible=visible),
+                [like, text, text, like, *params, query.limit],
+            )
+            hits += [
+                SearchHit("devices", r[0], r[1], r[2], float(r[3])) for r in await cur.fetchall()
+            ]
+    hits.sort(key=lambda h: -h.score)
+    return SearchResult(hits)
 
 
 # Last: the catch-all of the front end's files.

@@ -2,16 +2,25 @@
 // The console shell: sign-in, hash routing, one view at a time (each view returns a cleanup).
 import { api, signIn, token, setUnauthorizedHandler } from './api.js';
 import { h, toast, errorBox } from './ui.js';
+import { resetMeta } from './fields.js';
+import { mountSearch } from './search.js';
 
+const records = (entity) => () => import('./records.js').then((m) => (root) => m.listView(root, entity));
 const routes = {
   map: () => import('./map.js').then((m) => m.mapView),
   alerts: () => import('./ops.js').then((m) => m.alertsView),
   workorders: () => import('./ops.js').then((m) => m.workOrdersView),
+  work_orders: records('work_orders'),
   device: () => import('./ops.js').then((m) => m.deviceView),
-  accounts: () => import('./crm.js').then((m) => m.accountsView),
-  account: () => import('./crm.js').then((m) => m.accountView),
-  contacts: () => import('./crm.js').then((m) => m.contactsView),
-  leads: () => import('./crm.js').then((m) => m.leadsView),
+  accounts: records('accounts'),
+  account: () => import('./records.js').then((m) => (root, [id]) => m.recordView(root, ['accounts', id])),
+  contacts: records('contacts'),
+  leads: records('leads'),
+  opportunities: records('opportunities'),
+  users: records('users'),
+  territories: records('territories'),
+  r: () => import('./records.js').then((m) => m.recordView),
+  new: () => import('./records.js').then((m) => m.createView),
   pipeline: () => import('./pipeline.js').then((m) => m.pipelineView),
   activities: () => import('./crm.js').then((m) => m.activitiesView),
   import: () => import('./importer.js').then((m) => m.importView),
@@ -54,6 +63,7 @@ async function start() {
     const err = document.getElementById('signin-error');
     err.textContent = '';
     try {
+      resetMeta();
       session.me = await signIn(f.get('email'), f.get('password'));
       /** @type {HTMLDialogElement} */ (document.getElementById('signin')).close();
       showUser();
@@ -62,9 +72,10 @@ async function start() {
   });
   document.getElementById('signin').addEventListener('cancel', (e) => e.preventDefault());
   document.getElementById('signout').addEventListener('click', () => {
-    token.clear(); session.me = null; showUser(); askSignIn();
+    token.clear(); session.me = null; resetMeta(); showUser(); askSignIn();
   });
   window.addEventListener('hashchange', render);
+  mountSearch(document.getElementById('search-slot'));
   if (token.get()) {
     try { session.me = await api('/api/v1/auth/me'); } catch { session.me = null; }
   }

@@ -5,13 +5,15 @@ import { api, listAll, q } from './api.js';
 import { h, errorBox, toast, fmtTime } from './ui.js';
 import { lineChart } from './chart.js';
 import { connectLive, alertFromRow } from './live.js';
+import { entityMeta, labels } from './fields.js';
 
 const WO_STATUSES = ['new', 'assigned', 'scheduled', 'in_progress', 'done', 'cancelled'];
 
 // Alerts: the API's list (active or all, optionally one device) kept live by the WebSocket
 // feed (alerts raised, escalated or cleared by the gateway's alert stage); acknowledge in
 // place; each alert opens its device's telemetry chart centred on the alert.
-export async function alertsView(root, [device]) {
+export async function alertsView(root, [device], session) {
+  const mayAck = !!session?.me && session.me.role !== 'viewer'; // the API's Access.write
   root.append(h('h1', {}, device ? `Alerts of ${device}` : 'Alerts'));
   const which = h('select', { id: 'alert-state', 'aria-label': 'Which alerts' }, h('option', { value: 'active' }, 'Active'), h('option', { value: 'all' }, 'All (incl. cleared)'));
   const live = h('span', { class: 'live-state', role: 'status' }, 'connecting…');
@@ -21,7 +23,7 @@ export async function alertsView(root, [device]) {
   const rows = new Map(); // alert_id -> li
 
   function item(a, fresh = false) {
-    const ack = h('button', { type: 'button', class: 'ack', disabled: a.state !== 'raised' }, a.state === 'raised' ? 'Acknowledge' : a.state === 'acknowledged' ? 'Acknowledged' : 'Cleared');
+    const ack = h('button', { type: 'button', class: 'ack', disabled: a.state !== 'raised' || !mayAck, title: mayAck ? undefined : 'Your role cannot acknowledge alerts' }, a.state === 'raised' ? 'Acknowledge' : a.state === 'acknowledged' ? 'Acknowledged' : 'Cleared');
     ack.addEventListener('click', async () => {
       ack.disabled = true;
       try {
@@ -68,18 +70,32 @@ export async function alertsView(root, [device]) {
 }
 
 export async function workOrdersView(root) {
-  root.append(h('h1', {}, 'Work orders'));
+  const meta = await entityMeta('work_orders');
+  root.append(h('div', { class: 'toolbar' }, h('h1', {}, 'Work orders'), h('a', { href: '#/work_orders' }, 'List view'),
+    meta.may_create ? h('a', { class: 'button primary', href: '#/new/work_orders' }, 'New work order') : null));
   let wos;
   try { wos = await listAll('/api/v1/work_orders', {}, 2000); } catch (e) { root.append(errorBox(e)); return null; }
-  const board = h('div', { class: 'board' });
+  const board = h('div', { class: 'board', id: 'wo-board' });
+  const now = Date.now();
   for (const s of WO_STATUSES) {
     const mine = wos.filter((w) => w.status === s);
-    board.append(h('section', { class: 'column', 'aria-label': s }, h('h2', {}, h('span', {}, s.replace('_', ' ')), h('span', { class: 'muted' }, mine.length)),
-      mine.map((w) => h('article', { class: 'card', tabindex: 0 }, h('strong', {}, w.title), h('div', { class: 'muted' }, `${w.priority}${w.sla_due_at ? ` · SLA ${fmtTime(w.sla_due_at)}` : ''}`),
-        h('a', { href: `#/account/${w.account_id}` }, 'account')))));
+    board.append(h('section', { class: 'column', 'aria-label': s.replace('_', ' ') }, h('h2', {}, h('span', {}, s.replace('_', ' ')), h('span', { class: 'muted' }, mine.length)),
+      mine.map((w) => {
+        const late = w.sla_due_at && !['done', 'cancelled'].includes(w.status) && +new Date(w.sla_due_at) < now;
+        return h('a', { class: `card${late ? ' breach' : ''}`, href: `#/r/work_orders/${w.id}`, dataset: { wo: w.id } }, h('strong', {}, w.title),
+          h('div', { class: 'muted' }, `${w.priority}${w.sla_due_at ? ` · SLA ${fmtTime(w.sla_due_at)}${late ? ' (breached)' : ''}` : ''}`),
+          h('div', {}, refLabel('accounts', w.account_id), w.assignee_id ? [' · ', refLabel('users', w.assignee_id)] : ''));
+      })));
   }
-  root.append(board);
+  root.append(wos.length ? board : h('p', { class: 'empty' }, 'No work orders yet.'));
   return null;
+}
+
+// A reference's name as plain text (inside a card that is itself a link).
+function refLabel(entity, id) {
+  const el = h('span', {}, '…');
+  labels(entity, [id]).then((m) => { el.textContent = m.get(Number(id)) || 'not visible to you'; });
+  return el;
 }
 
 // A device's telemetry over a chosen range, from server-side bucketed aggregates (~200

@@ -262,6 +262,9 @@ const scenarios = {
   },
 };
 
+// the CRM's record, search and report scenarios (e2e_crm.cjs) share the helpers above
+Object.assign(scenarios, require('./e2e_crm.cjs')({ newPage, signIn, shot }));
+
 (async () => {
   const [name, base, params] = process.argv.slice(2);
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
