@@ -135,11 +135,15 @@ async def config(req: Req) -> ConsoleConfig:
 # --------------------------------------------------------------------------- map data
 
 
+ONLINE_WINDOW_S = 300  # a device that sent nothing for this long reads "offline"
+
+
 class MapDevice(msgspec.Struct, frozen=True):
     device_id: str
     kind: str
     name: str | None
     online: bool | None
+    last_seen_ms: int | None
     lon: float | None
     lat: float | None
     t_ms: int | None
@@ -155,7 +159,10 @@ class MapPositions(msgspec.Struct, frozen=True):
 
 # Equipment sits at its account's site (crm_sync assets); phones where their last fix is.
 _POSITIONS_SQL = """
-SELECT d.device_id, d.kind, d.name, s.online,
+SELECT d.device_id, d.kind, d.name,
+       CASE WHEN rx.received_at IS NULL THEN s.online
+            ELSE rx.received_at > now() - make_interval(secs => %(online_s)s) END AS online,
+       (extract(epoch FROM rx.received_at) * 1000)::bigint AS last_seen_ms,
        coalesce(f.lon, st_x(a.location::geometry)) AS lon,
        coalesce(f.lat, st_y(a.location::geometry)) AS lat,
        (extract(epoch FROM f.time) * 1000)::bigint AS t_ms,
@@ -163,6 +170,10 @@ SELECT d.device_id, d.kind, d.name, s.online,
        al.alert_state
 FROM device d
 LEFT JOIN device_status s USING (device_id)
+LEFT JOIN LATERAL (  -- the newest stored message: online is judged by our clock, not the device's
+    SELECT received_at FROM ingest_message m WHERE m.device_id = d.device_id
+    ORDER BY seq DESC LIMIT 1
+) rx ON true
 LEFT JOIN LATERAL (
     SELECT lon, lat, time FROM gps_fix g WHERE g.device_id = d.device_id
     ORDER BY time DESC LIMIT 1
@@ -191,7 +202,9 @@ async def positions(req: Req) -> MapPositions:
     visible, params = device_clause(req.user, sql.Identifier("d", "device_id"))
     async with req.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(sql.SQL(_POSITIONS_SQL).format(visible=visible), params)
+        # the visibility clause uses positional parameters: name ours through a literal
+        stmt = sql.SQL(_POSITIONS_SQL.replace("%(online_s)s", str(ONLINE_WINDOW_S)))
+        await cur.execute(stmt.format(visible=visible), params)
         rows = await cur.fetchall()
     return MapPositions([msgspec.convert(r, MapDevice) for r in rows])
 

@@ -8,6 +8,7 @@ import { connectLive } from './live.js';
 import { makeMap } from './leaflet.js';
 import { h, toast, errorBox } from './ui.js';
 import { startDrawing } from './draw.js';
+import { labels, refLink } from './fields.js';
 
 const COLORS = { online: '#1a7f37', offline: '#6e7781', alert: '#cf222e', phone: '#0969da' };
 const ROUTE_COLORS = ['#0969da', '#8250df', '#bf3989', '#1a7f37', '#9a6700', '#cf222e', '#0550ae', '#6639ba', '#953800', '#116329'];
@@ -20,15 +21,18 @@ const MAX_LAT_SAMPLES = 50000;
 let latencySamples = 0;
 
 export async function mapView(root, _args, session) {
+  const mayFence = !!session.me && ['admin', 'manager'].includes(session.me.role);
+  const drawState = h('span', { class: 'muted', id: 'draw-state', role: 'status' });
   const status = h('span', { class: 'live-state', role: 'status' }, 'connecting…');
   const legend = h('div', { class: 'legend' },
     ...Object.entries({ online: 'online', offline: 'offline', alert: 'alert' }).map(([k, v]) =>
       h('span', {}, h('i', { style: `background:${COLORS[k]}` }), v)));
   const tools = h('div', { class: 'toolbar' },
-    h('button', { type: 'button', id: 'draw-polygon' }, 'Draw polygon fence'),
-    h('button', { type: 'button', id: 'draw-circle' }, 'Draw circle fence'),
+    // fences are drawn by managers and admins (the geo API's Access.managers)
+    mayFence ? h('button', { type: 'button', id: 'draw-polygon' }, 'Draw polygon fence') : null,
+    mayFence ? h('button', { type: 'button', id: 'draw-circle' }, 'Draw circle fence') : null,
     session.me && session.me.role === 'admin' ? h('button', { type: 'button', id: 'draw-territory' }, 'Draw territory') : null,
-    legend, status);
+    legend, status, drawState);
   const el = h('div', { id: 'map', class: 'map', role: 'application', 'aria-label': 'Live map' });
   const side = h('aside', { class: 'side', id: 'map-side', 'aria-live': 'polite' }, h('p', {}, 'Click a marker or shape for details.'));
   // The devices and today's routes as lists beside the map (keyboard and screen-reader
@@ -210,23 +214,26 @@ export async function mapView(root, _args, session) {
         drawFence(L, layers.fences, f, show);
       }
       shape.layer.remove();
+      drawState.textContent = '';
       toast(`${kind} saved`);
     } catch (e) {
       shape.layer.setStyle({ color: COLORS.alert, dashArray: '4 4' });
       shape.layer.bindTooltip(e.message, { permanent: true, className: 'shape-error', direction: 'top' }).openTooltip();
+      drawState.textContent = '';
       toast(e.message, 'error');
     }
   };
   const bind = (id, mode, kind) => {
     const b = document.getElementById(id);
-    if (b) b.addEventListener('click', () => startDrawing(L, map, mode, drawDone(kind), (t) => { status.textContent = t; }));
+    if (b) b.addEventListener('click', () => startDrawing(L, map, mode, drawDone(kind), (t) => { drawState.textContent = t; }));
   };
   bind('draw-polygon', 'polygon', 'geofence');
   bind('draw-circle', 'circle', 'geofence');
   bind('draw-territory', 'polygon', 'territory');
 
+  const repNames = await labels('users', routesInfo.map((r) => r.rep));
   routeList.replaceChildren(...routesInfo.map((r) => h('li', { dataset: { plan: r.plan, rep: r.rep, stops: r.stops } },
-    h('i', { style: `background:${r.color}` }), ` Rep ${r.rep}: ${r.stops} stops (plan ${r.plan})`)));
+    h('i', { style: `background:${r.color}` }), ` ${repNames.get(Number(r.rep)) || 'a rep'}: ${r.stops} stops`)));
   if (!routesInfo.length) routeList.append(h('li', { class: 'muted' }, 'No route planned today.'));
   return () => { stopLive(); map.remove(); };
 }
@@ -262,15 +269,15 @@ async function drawRoutes(L, group, show) {
       if (p.kind === 'route') {
         const line = L.geoJSON(f, { style: { color: color(p.rep_id), weight: 3, opacity: 0.8 } }).addTo(group);
         const stops = fc.features.filter((x) => x.properties.kind === 'stop' && x.properties.rep_id === p.rep_id);
-        line.on('click', () => show(h('h2', {}, `Rep ${p.rep_id}: ${p.stops} stops`),
-          h('p', { class: 'muted' }, `plan ${plan.id} · ${hhmm(p.start)}–${hhmm(p.end)} · ${(p.distance_m / 1000).toFixed(1)} km`),
+        line.on('click', () => show(h('h2', {}, refLink('users', p.rep_id), `: ${p.stops} stops`),
+          h('p', { class: 'muted' }, `${hhmm(p.start)}–${hhmm(p.end)} · ${(p.distance_m / 1000).toFixed(1)} km`),
           h('ol', {}, stops.map((x) => h('li', {}, `${hhmm(x.properties.eta)} ${x.properties.title || x.properties.visit_id}`)))));
         out.push({ plan: plan.id, rep: p.rep_id, stops: p.stops, color: color(p.rep_id) });
       } else if (p.kind === 'stop') {
         const [lon, lat] = f.geometry.coordinates;
         L.marker([lat, lon], { icon: L.divIcon({ className: 'stop-icon', html: `<span style="background:${color(p.rep_id)}">${Number(p.sequence)}</span>`, iconSize: [20, 20] }), keyboard: false })
           .bindTooltip(`${p.sequence}. ${p.title || p.visit_id} · ETA ${hhmm(p.eta)}`)
-          .on('click', () => show(h('h2', {}, `Stop ${p.sequence} of rep ${p.rep_id}`), h('p', {}, p.title || p.visit_id),
+          .on('click', () => show(h('h2', {}, `Stop ${p.sequence} of `, refLink('users', p.rep_id)), h('p', {}, p.title || 'visit'),
             h('p', {}, `ETA ${hhmm(p.eta)} · service ${hhmm(p.service_start)}–${hhmm(p.service_end)}`),
             h('p', { class: 'muted' }, `slack ${Math.round(p.slack_s / 60)} min · ${(p.distance_m / 1000).toFixed(1)} km from the previous stop`)))
           .addTo(group);

@@ -7,6 +7,14 @@ import { lineChart } from './chart.js';
 import { connectLive, alertFromRow } from './live.js';
 import { entityMeta, labels } from './fields.js';
 
+// Units are part of the metric's name (firmware_sim.physics: temperature_c, pressure_bar ...).
+const UNITS = [['_mm_s', 'mm/s'], ['_c', '°C'], ['_bar', 'bar'], ['_a', 'A'], ['_v', 'V'], ['_kw', 'kW'], ['_pct', '%'], ['_rpm', 'rpm'], ['_m', 'm'], ['_s', 's']];
+export const unitOf = (metric) => (UNITS.find(([suffix]) => metric.endsWith(suffix)) || [null, ''])[1];
+export const metricName = (metric) => {
+  const u = UNITS.find(([suffix]) => metric.endsWith(suffix));
+  const base = u ? metric.slice(0, -u[0].length) : metric;
+  return base.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+};
 const WO_STATUSES = ['new', 'assigned', 'scheduled', 'in_progress', 'done', 'cancelled'];
 
 // Alerts: the API's list (active or all, optionally one device) kept live by the WebSocket
@@ -101,14 +109,25 @@ function refLabel(entity, id) {
 // A device's telemetry over a chosen range, from server-side bucketed aggregates (~200
 // buckets per chart). With `around` (an alert's time) the range is centred on it and marked.
 export async function deviceView(root, [id, around]) {
-  root.append(h('h1', {}, `Device ${id}`));
+  const title = h('h1', {}, 'Device');
+  root.append(title);
   let dev;
   try { dev = await api(`/api/v1/devices/${encodeURIComponent(id)}`); } catch (e) { root.append(errorBox(e)); return null; }
+  // name, model, site and online state (judged from the newest stored message) from the map's API
+  const pos = (await api('/console/api/positions').catch(() => ({ devices: [] }))).devices.find((d) => d.device_id === id) || {};
+  title.textContent = pos.name || pos.equipment_model || `Device ${id}`;
+  const rules = pos.equipment_model ? (await api('/api/v1/alert-rules').catch(() => ({ items: [] }))).items.filter((r) => r.equipment_model === pos.equipment_model && r.kind === 'threshold') : [];
   const at = around ? new Date(around) : null;
   const metrics = Object.keys(dev.latest || {});
-  root.append(h('p', { class: 'muted' }, dev.online === null ? 'no status reported yet' : `${dev.online ? 'online' : 'offline'} since ${fmtTime(dev.status_changed_at)}${dev.firmware ? ` · firmware ${dev.firmware}` : ''}`,
-    ` · latest: ${Object.entries(dev.latest || {}).map(([m, x]) => `${m} ${Number(x.value).toPrecision(4)}`).join(', ') || 'none'}`),
-    at ? h('p', { id: 'around' }, `Centred on the alert at ${fmtTime(at)} (red line).`) : null);
+  const online = pos.online ?? dev.online;
+  root.append(h('p', { class: 'muted', id: 'device-state' },
+    online === null || online === undefined ? 'no status reported yet' : `${online ? 'online' : 'offline'}${pos.last_seen_ms ? ` · last message ${fmtTime(new Date(pos.last_seen_ms).toISOString())}` : ''}`,
+    pos.account_name ? [' · at ', h('a', { href: `#/r/accounts/${pos.account_id}` }, pos.account_name)] : '',
+    dev.firmware ? ` · firmware ${dev.firmware}` : ''),
+  metrics.length ? h('table', { class: 'grid latest', id: 'latest' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Metric'), h('th', { scope: 'col' }, 'Latest'), h('th', { scope: 'col' }, 'At'))),
+    h('tbody', {}, Object.entries(dev.latest).map(([m, x]) => h('tr', {}, h('td', {}, metricName(m)), h('td', {}, `${Number(Number(x.value).toPrecision(4))} ${unitOf(m)}`), h('td', {}, fmtTime(x.time))))))
+    : h('p', { class: 'muted' }, 'No telemetry from this device yet.'),
+  at ? h('p', { id: 'around' }, `Centred on the alert at ${fmtTime(at)} (red line).`) : null);
   const range = h('select', { 'aria-label': 'Range', id: 'range' }, [['1h', 3600], ['6h', 21600], ['24h', 86400], ['7d', 604800]].map(([l, s]) => h('option', { value: s, selected: s === (at ? 3600 : 21600) }, l)));
   const charts = h('div', { id: 'charts' });
   root.append(h('div', { class: 'toolbar' }, h('label', {}, 'Range', range)), charts);
@@ -123,7 +142,8 @@ export async function deviceView(root, [id, around]) {
       try {
         const r = await api(`/api/v1/devices/${encodeURIComponent(id)}/telemetry${q({ metric, from: from.toISOString(), to: end.toISOString(), bucket_s: bucket })}`);
         const pts = r.buckets.map((b) => ({ t: new Date(b.start), avg: Number(b.avg), min: Number(b.min), max: Number(b.max) }));
-        charts.append(h('h2', {}, metric), lineChart(pts, { title: metric, from, to: end, mark: at }));
+        const thresholds = rules.filter((r) => r.metric === metric).map((r) => ({ value: r.limit, label: `${r.severity} ${r.direction}` }));
+        charts.append(h('h2', {}, metricName(metric)), lineChart(pts, { title: metricName(metric), unit: unitOf(metric), from, to: end, mark: at, thresholds }));
       } catch (e) { charts.append(errorBox(e)); }
     }
     document.body.dataset.charts = 'ready';
