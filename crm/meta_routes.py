@@ -17,28 +17,12 @@ from msgspec import Meta
 from psycopg import sql
 
 from crm.entities import ENTITIES, Entity
+from crm.labels import LABELS
 from crm.record_routes import API
 from crm.store import scope
 from kernel.errors import Unprocessable
 from kernel.http import Access, Req, Routes
 from kernel.principal import Principal
-
-# A readable name of one record of each entity, as SQL over alias t.
-LABELS: dict[str, str] = {
-    "accounts": "t.name",
-    "contacts": "coalesce(nullif(trim(concat_ws(' ', t.first_name, t.last_name)), ''),"
-    " t.company_name, t.email, 'contact')",
-    "leads": "coalesce(nullif(trim(concat_ws(' ', t.first_name, t.last_name)), ''),"
-    " t.company, t.email, 'lead')",
-    "opportunities": "t.name",
-    "activities": "t.subject",
-    "work_orders": "t.title",
-    "users": "t.name",
-    "territories": "t.name",
-    "pipelines": "t.name",
-    "pipeline_stages": "t.name",
-    "lead_assignment_rules": "t.name",
-}
 
 
 class FieldMeta(msgspec.Struct):

@@ -14,6 +14,7 @@ from crm.job_routes import job_routes
 from crm.meta_routes import meta_routes
 from crm.operation_routes import operation_routes
 from crm.record_routes import all_routes
+from crm.report_routes import routes as report_routes
 
 
 def setup(app: web.Application) -> None:
@@ -24,6 +25,7 @@ def setup(app: web.Application) -> None:
         analytics_routes(),
         job_routes(),
         meta_routes(),
+        report_routes,
         *all_routes(),
     ):
         routes.mount(app)

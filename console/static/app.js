@@ -25,6 +25,10 @@ const routes = {
   activities: () => import('./crm.js').then((m) => m.activitiesView),
   import: () => import('./importer.js').then((m) => m.importView),
   analytics: () => import('./pipeline.js').then((m) => m.analyticsView),
+  reports: () => import('./reports.js').then((m) => m.reportsView),
+  report: () => import('./reports.js').then((m) => m.reportView),
+  dashboards: () => import('./reports.js').then((m) => m.dashboardsView),
+  dashboard: () => import('./reports.js').then((m) => m.dashboardView),
 };
 
 export const session = { me: null };

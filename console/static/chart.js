@@ -93,3 +93,32 @@ export function barChart(bars, series, { unit = '', title = '', colors = ['#0969
   });
   return svg;
 }
+
+/**
+ * slices: [{label, value}]; a pie with a legend beside it and hover values.
+ * @param {{label: string, value: number}[]} slices
+ * @param {{unit?: string, title?: string}} [opts]
+ */
+export function pieChart(slices, { unit = '', title = '' } = {}) {
+  const colors = ['#0969da', '#1a7f37', '#bf8700', '#8250df', '#cf222e', '#0550ae', '#953800', '#116329', '#bf3989', '#6e7781'];
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title || 'pie chart' });
+  const pos = slices.filter((s) => Number(s.value) > 0);
+  const total = pos.reduce((a, s) => a + Number(s.value), 0);
+  if (!total) { svg.append(el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no data')); return svg; }
+  const cx = 130; const cy = H / 2; const r = 110;
+  let a0 = -Math.PI / 2;
+  pos.slice(0, 10).forEach((s, i) => {
+    const share = Number(s.value) / total;
+    const a1 = a0 + share * 2 * Math.PI;
+    const large = share > 0.5 ? 1 : 0;
+    const d = share >= 0.9999 ? `M ${cx - r} ${cy} a ${r} ${r} 0 1 0 ${2 * r} 0 a ${r} ${r} 0 1 0 ${-2 * r} 0`
+      : `M ${cx} ${cy} L ${cx + r * Math.cos(a0)} ${cy + r * Math.sin(a0)} A ${r} ${r} 0 ${large} 1 ${cx + r * Math.cos(a1)} ${cy + r * Math.sin(a1)} Z`;
+    const p = el('path', { d, fill: colors[i % colors.length], stroke: '#fff' });
+    p.append(el('title', {}, `${s.label}: ${Number(s.value).toLocaleString()}${unit ? ` ${unit}` : ''} (${Math.round(share * 100)}%)`));
+    svg.append(p);
+    svg.append(el('rect', { x: 280, y: 20 + i * 22, width: 12, height: 12, fill: colors[i % colors.length] }));
+    svg.append(el('text', { x: 298, y: 31 + i * 22 }, `${String(s.label).slice(0, 40)} · ${Number(s.value).toLocaleString()}${unit ? ` ${unit}` : ''} (${Math.round(share * 100)}%)`));
+    a0 = a1;
+  });
+  return svg;
+}
