@@ -124,7 +124,7 @@ export async function reportView(root, [id], session) {
     const gf = m.fields.filter(groupable);
     const nf = m.fields.filter(numeric);
     const isTime = (name) => ['date', 'datetime'].includes((m.fields.find((f) => f.name === name) || {}).kind);
-    form.replaceChildren(
+    form.replaceChildren(...[
       sel('rb-entity', 'Records', ENTITIES.map((e) => [e, human(e)]), def.entity, (v) => { def.entity = v; def.group_by = []; def.measures = [{ agg: 'count', field: null }]; def.filter = null; def.columns = []; draw(); }),
       [0, 1].map((i) => h('span', { class: 'rb-group' },
         sel(`rb-group-${i}`, i ? 'Then by' : 'Group by', [['', '—'], ...gf.map((f) => [f.name, human(f.name)])], def.group_by[i]?.field, (v) => {
@@ -152,7 +152,8 @@ export async function reportView(root, [id], session) {
           h('label', { class: 'inline' }, h('input', { type: 'checkbox', id: 'rb-shared', checked: saved ? saved.shared : false }), 'Shared'),
           h('input', { id: 'rb-name', 'aria-label': 'Report name', placeholder: 'Report name', value: saved ? saved.name : '' }),
           h('button', { type: 'button', id: 'rb-save', onclick: save }, saved ? 'Save changes' : 'Save')] : null,
-        saved && mayWrite ? h('button', { type: 'button', id: 'rb-pin', onclick: pin }, 'Pin to dashboard') : null));
+        saved && mayWrite ? h('button', { type: 'button', id: 'rb-pin', onclick: pin }, 'Pin to dashboard') : null),
+    ].flat(Infinity).filter(Boolean));
   }
   function filterEditor(m) {
     const rows = (def.filter && def.filter.and) || [];

@@ -106,4 +106,44 @@ module.exports = ({ newPage, signIn, shot }) => ({
     }
     return { out, errors };
   },
+
+  // A manager builds a report (deals by account, count and sum), runs it, exports CSV,
+  // saves it and pins it to a new dashboard, which shows it.
+  async report(browser, base, p) {
+    const fs = require('fs');
+    const { page, errors } = await newPage(browser, base, { context: { acceptDownloads: true } });
+    await signIn(page, base, p.user, '/console/#/reports');
+    await page.waitForSelector('#new-report');
+    await page.click('#new-report');
+    await page.waitForSelector('#rb-group-0').catch(async (e) => { throw new Error(`${e.message} ${await page.textContent('main')} ${JSON.stringify(errors)} ${JSON.stringify(errors.bad)}`); });
+    await page.selectOption('#rb-group-0', 'account_id');
+    await page.waitForSelector('#rb-add-filter');
+    await page.click('#rb-add-filter');
+    await page.selectOption('.rb-filter select[aria-label=Field]', 'name');
+    await page.waitForSelector('.rb-filter input[aria-label=Value]');
+    await page.fill('.rb-filter input[aria-label=Value]', p.dealName);
+    await page.press('.rb-filter input[aria-label=Value]', 'Tab');
+    await page.click('#rb-run');
+    await page.waitForSelector('#report-out .report-result');
+    const table = await page.$$eval('#report-out table.report-table tr', (tr) => tr.map((r) => [...r.cells].map((c) => c.textContent)));
+    const bars = await page.$$eval('#report-out svg.chart rect title', (t) => t.map((x) => x.textContent));
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#rb-csv')]);
+    const csv = fs.readFileSync(await download.path(), 'utf8');
+    await page.fill('#rb-name', p.reportName);
+    await page.check('#rb-shared');
+    await page.click('#rb-save');
+    await page.waitForFunction(() => /^#\/report\/\d+$/.test(location.hash) && document.getElementById('rb-pin'));
+    const reportId = Number((await page.evaluate(() => location.hash)).split('/').pop());
+    await page.waitForSelector('#report-out .report-result');
+    await shot(page, 'report-builder');
+    await page.click('#rb-pin');
+    await page.waitForSelector('#pin-dialog[open]');
+    await page.fill('#pin-new-name', p.dashboardName);
+    await page.click('#pin-go');
+    await page.waitForFunction(() => /^#\/dashboard\/\d+$/.test(location.hash) && document.getElementById('dashboard')?.dataset.ready === 'yes');
+    const tileTitle = await page.textContent('#dashboard .tile h2');
+    const tileRows = await page.$$eval('#dashboard .tile table.report-table tbody tr', (tr) => tr.length);
+    await shot(page, 'dashboard');
+    return { table, bars, csv, reportId, tileTitle, tileRows, errors };
+  },
 });

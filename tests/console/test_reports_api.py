@@ -8,6 +8,7 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -212,3 +213,51 @@ def test_saved_reports_are_private_until_shared_and_export_csv_safely(
     assert (
         status_of(console_url, "DELETE", f"/api/v1/reports/{saved['id']}", None, rep2_tok)[0] == 403
     )
+
+
+def test_a_manager_builds_a_report_exports_it_and_pins_it_to_a_dashboard(
+    console_url: str,
+    admin: dict[str, Any],
+    test_settings: Settings,
+    run_scenario: Callable[..., dict[str, Any]],
+) -> None:
+    tid = territory(test_settings.dsn)
+    manager = make_user(test_settings.dsn, "manager", territory_id=tid)
+    tok = login(console_url, admin)
+    tag = uuid.uuid4().hex[:6]
+    acct = call(
+        console_url, "POST", "/api/v1/accounts", {"name": f"Acme {tag}", "territory_id": tid}, tok
+    )
+    for amount in (1200, 800):
+        call(
+            console_url,
+            "POST",
+            "/api/v1/opportunities",
+            {"name": f"Deal {tag}", "account_id": acct["id"], "amount": amount, "currency": "EUR"},
+            tok,
+        )
+    r = run_scenario(
+        "report",
+        console_url,
+        {
+            "user": manager,
+            "dealName": f"Deal {tag}",
+            "reportName": f"Deals {tag}",
+            "dashboardName": f"Board {tag}",
+        },
+    )
+    assert r["table"][0] == ["Account", "Currency", "Count", "Sum of amount"], r["table"]
+    assert (
+        r["table"][1][:3] == [f"Acme {tag}", "EUR", "2"]
+        and "€" in r["table"][1][3]
+        and "2,000" in r["table"][1][3]
+    )
+    assert any("2,000 EUR" in b for b in r["bars"]), r["bars"]
+    assert r["csv"].splitlines() == [
+        "Account,Currency,Count,Sum of amount",
+        f"Acme {tag},EUR,2,2000.0",
+    ]
+    assert r["tileTitle"] == f"Deals {tag}" and r["tileRows"] == 1
+    saved = call(console_url, "GET", f"/api/v1/reports/{r['reportId']}", token=tok)
+    assert saved["shared"] is True and saved["owner_id"] == manager["id"]
+    assert r["errors"] == [] and r["bad"] == []
