@@ -18,7 +18,7 @@ from __future__ import annotations
 import mimetypes
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -37,7 +37,14 @@ from kernel.settings import PROJECT_ROOT, Settings
 from telemetry.access import device_clause
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-LEAFLET_DIR = PROJECT_ROOT / "node_modules" / "leaflet" / "dist"
+# Front-end packages served from node_modules (never a CDN: the sites have no internet).
+# world-atlas is Natural Earth's land and country borders as TopoJSON: the offline basemap.
+VENDOR_DIRS = {
+    "leaflet": PROJECT_ROOT / "node_modules" / "leaflet" / "dist",
+    "markercluster": PROJECT_ROOT / "node_modules" / "leaflet.markercluster" / "dist",
+    "topojson": PROJECT_ROOT / "node_modules" / "topojson-client" / "dist",
+    "world-atlas": PROJECT_ROOT / "node_modules" / "world-atlas",
+}
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -109,14 +116,19 @@ async def rep_index(req: Req) -> web.StreamResponse:
     return _file_response(req, STATIC_DIR / "rep" / "index.html", no_cache=True)
 
 
+class VendorFilePath(msgspec.Struct, frozen=True):
+    package: Literal["leaflet", "markercluster", "topojson", "world-atlas"]
+    path: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
 @routes.get(
-    "/console/vendor/leaflet/{path:.+}",
+    "/console/vendor/{package}/{path:.+}",
     access=Access.public(_FILES),
-    summary="Leaflet, from node_modules",
+    summary="Front-end packages from node_modules (Leaflet, clustering, the offline basemap)",
     content_type="application/octet-stream",
 )
-async def leaflet_file(req: Req, path: ConsoleFilePath) -> web.StreamResponse:
-    return _file_response(req, _safe_file(LEAFLET_DIR, path.path))
+async def vendor_file(req: Req, path: VendorFilePath) -> web.StreamResponse:
+    return _file_response(req, _safe_file(VENDOR_DIRS[path.package], path.path))
 
 
 class ConsoleConfig(msgspec.Struct, frozen=True):
@@ -292,6 +304,113 @@ async def visits(req: Req, query: MapDayQuery) -> MapVisits:
     async with req.connection() as conn:
         rows = await (await conn.execute(stmt, args)).fetchall()
     return MapVisits(day, [MapVisit(*r) for r in rows])
+
+
+# --------------------------------------------------------------------------- sites and tracks
+
+
+class MapSites(msgspec.Struct, frozen=True):
+    """Accounts with a location, as parallel arrays (compact for tens of thousands)."""
+
+    ids: list[int]
+    names: list[str]
+    types: list[str]
+    lon: list[float]
+    lat: list[float]
+    truncated: bool
+
+
+MAX_SITES = 50_000
+
+
+@routes.get(
+    "/console/api/sites",
+    access=Access.read(unscoped="the list is filtered by the account access rule"),
+    summary="Every located account the caller may see (the map's clustered site layer)",
+)
+async def sites(req: Req) -> MapSites:
+    visible, params = account_clause(req.user, sql.Identifier("a", "id"))
+    stmt = sql.SQL(
+        "SELECT a.id, a.name, a.type, st_x(a.location::geometry), st_y(a.location::geometry)"
+        " FROM accounts a WHERE a.location IS NOT NULL AND {} ORDER BY a.id LIMIT %s"
+    ).format(visible)
+    async with req.connection() as conn:
+        rows = await (await conn.execute(stmt, [*params, MAX_SITES + 1])).fetchall()
+    cut = rows[:MAX_SITES]
+    return MapSites(
+        [r[0] for r in cut],
+        [r[1] for r in cut],
+        [r[2] for r in cut],
+        [r[3] for r in cut],
+        [r[4] for r in cut],
+        len(rows) > MAX_SITES,
+    )
+
+
+MAX_TRACK_POINTS = 20_000
+
+
+class TrackQuery(msgspec.Struct, frozen=True, rename={"start": "from", "end": "to"}):
+    device_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    start: datetime
+    end: datetime
+
+
+class Track(msgspec.Struct, frozen=True):
+    """A device's or rep phone's GPS fixes in time order, as parallel arrays."""
+
+    device_id: str
+    t_ms: list[int]
+    lon: list[float]
+    lat: list[float]
+    speed_mps: list[float | None]
+    truncated: bool
+
+
+@routes.get(
+    "/console/api/track",
+    access=Access.read(unscoped="the device must be one the caller may see (404 otherwise)"),
+    summary="The GPS track of a device or rep phone over a period (history replay)",
+    description="At most 20,000 fixes (evenly thinned when there are more); periods up to 31 days.",
+    errors=(404, 422),
+)
+async def track(req: Req, query: TrackQuery) -> Track:
+    if query.start.tzinfo is None or query.end.tzinfo is None:
+        raise Unprocessable(
+            "from/to: give a time zone offset (e.g. 2026-12-07T08:00:00Z)", field="from"
+        )
+    if not query.start < query.end:
+        raise Unprocessable("to: must be after from", field="to")
+    if (query.end - query.start).total_seconds() > 31 * 86400:
+        raise Unprocessable("to: a replay covers at most 31 days", field="to")
+    visible, params = device_clause(req.user, sql.Identifier("d", "device_id"))
+    async with req.connection() as conn:
+        found = await (
+            await conn.execute(
+                sql.SQL("SELECT 1 FROM device d WHERE d.device_id = %s AND {}").format(visible),
+                [query.device_id, *params],
+            )
+        ).fetchone()
+        if found is None:
+            raise NotFound(f"no device {query.device_id[:80]!r}", field="device_id")
+        rows = await (
+            await conn.execute(
+                "WITH f AS (SELECT time, lon, lat, speed_mps, row_number() OVER (ORDER BY time) AS n,"
+                " count(*) OVER () AS total FROM gps_fix"
+                " WHERE device_id = %s AND time >= %s AND time < %s)"
+                " SELECT (extract(epoch FROM time) * 1000)::bigint, lon, lat, speed_mps, total FROM f"
+                " WHERE total <= %s OR n %% ceil(total::float8 / %s)::bigint = 0 ORDER BY time",
+                [query.device_id, query.start, query.end, MAX_TRACK_POINTS, MAX_TRACK_POINTS],
+            )
+        ).fetchall()
+    return Track(
+        query.device_id,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        bool(rows) and rows[0][4] > MAX_TRACK_POINTS,
+    )
 
 
 # --------------------------------------------------------------------------- global search

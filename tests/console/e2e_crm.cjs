@@ -146,4 +146,35 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await shot(page, 'dashboard');
     return { table, bars, csv, reportId, tileTitle, tileRows, errors };
   },
+
+  // The map offline: Natural Earth basemap drawn without any tile server, thousands of
+  // accounts clustered, the device list filtered, a device's track replayed.
+  async mapgeo(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/map');
+    await page.waitForFunction(() => document.getElementById('map')?.dataset.basemap && document.getElementById('map')?.dataset.sites);
+    const basemap = await page.getAttribute('#map', 'data-basemap');
+    const sites = Number(await page.getAttribute('#map', 'data-sites'));
+    await page.waitForSelector('.marker-cluster');
+    // zoomed out, the 2,000 sites gather into a few big clusters
+    for (let i = 0; i < 5; i += 1) await page.click('.leaflet-control-zoom-out');
+    await page.waitForFunction(() => Math.max(...[...document.querySelectorAll('.marker-cluster')].map((x) => Number(x.textContent))) > 100);
+    const clusters = await page.$$eval('.marker-cluster', (c) => c.map((x) => Number(x.textContent)));
+    const landDrawn = await page.$$eval('#map canvas', (c) => c.length);
+    await page.fill('#device-filter', p.device);
+    const visibleRows = await page.$$eval('#device-list li', (li) => li.filter((x) => !x.hidden).map((x) => x.dataset.deviceId));
+    await page.click(`#device-list li[data-device-id="${p.device}"]`);
+    await page.waitForSelector('#replay-load');
+    await page.selectOption('#replay-period', '86400');
+    await page.click('#replay-load');
+    await page.waitForSelector('#replay[data-points]');
+    const points = Number(await page.getAttribute('#replay', 'data-points'));
+    const first = await page.textContent('#replay-time');
+    await page.fill('#replay-slider', String(points - 1));
+    await page.dispatchEvent('#replay-slider', 'input');
+    const last = await page.textContent('#replay-time');
+    await shot(page, 'map-offline-replay');
+    const tileRequests = errors.bad.filter((b) => /tile/i.test(b));
+    return { basemap, sites, clusters, landDrawn, visibleRows, points, first, last, tileRequests, errors };
+  },
 });
