@@ -43,7 +43,7 @@ export async function mapView(root, _args, session) {
   const deviceFilter = /** @type {HTMLInputElement} */ (h('input', { type: 'search', id: 'device-filter', placeholder: 'Filter devices', 'aria-label': 'Filter devices' }));
   deviceFilter.addEventListener('input', () => {
     const t = deviceFilter.value.trim().toLowerCase();
-    for (const li of deviceList.children) /** @type {HTMLElement} */ (li).hidden = !!t && !li.textContent.toLowerCase().includes(t);
+    for (const li of deviceList.children) /** @type {HTMLElement} */ (li).hidden = !!t && !`${li.textContent} ${/** @type {HTMLElement} */ (li).dataset.deviceId}`.toLowerCase().includes(t);
   });
   const lists = h('div', { class: 'map-lists' },
     h('details', { open: true }, h('summary', {}, 'Devices (', deviceCount, ')'), deviceFilter, deviceList),
