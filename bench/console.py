@@ -137,7 +137,7 @@ def seed(dsn: str, contacts: int, activities: int, accounts: int) -> dict[str, A
             (FIRST, len(FIRST), LAST, len(LAST), tids, contacts),
         )
         conn.execute(
-            "INSERT INTO activities (type, subject, status, account_id, territory_id, occurred_at)"
+            "INSERT INTO activities (type, subject, status, account_id, territory_id, start_at)"
             " SELECT (ARRAY['call','email','meeting','task','note'])[1 + g %% 5], 'Activity ' || g,"
             " (ARRAY['open','done'])[1 + g %% 2], 1 + g %% %s, (%s::bigint[])[1 + g %% 20],"
             " now() - make_interval(hours => g %% 8760) FROM generate_series(1, %s) g",

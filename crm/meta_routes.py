@@ -38,6 +38,7 @@ class FieldMeta(msgspec.Struct):
     ref: str | None
     description: str
     default: Any
+    sortable: bool
 
 
 class EntityMeta(msgspec.Struct):
@@ -79,6 +80,7 @@ def entity_meta(entity: Entity, principal: Principal) -> EntityMeta:
                 f.ref,
                 f.description,
                 f.default,
+                f.sort,
             )
             for f in entity.readable
         ],

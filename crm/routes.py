@@ -15,6 +15,7 @@ from crm.meta_routes import meta_routes
 from crm.operation_routes import operation_routes
 from crm.record_routes import all_routes
 from crm.report_routes import routes as report_routes
+from crm.view_routes import routes as view_routes
 
 
 def setup(app: web.Application) -> None:
@@ -26,6 +27,7 @@ def setup(app: web.Application) -> None:
         job_routes(),
         meta_routes(),
         report_routes,
+        view_routes,
         *all_routes(),
     ):
         routes.mount(app)

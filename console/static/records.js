@@ -44,42 +44,143 @@ export async function listView(root, entity) {
   const screen = SCREENS[entity];
   const newBtn = m.may_create ? h('a', { class: 'button primary', href: `#/new/${entity}`, id: 'new-record' }, `New ${human(m.singular).toLowerCase()}`) : null;
   const filters = (screen.filters || []).map((n) => m.fields.find((f) => f.name === n));
+  const sortable = m.fields.filter((f) => f.sortable);
+  const search = /** @type {HTMLInputElement} */ (h('input', { name: 'q', type: 'search', id: 'list-q' }));
+  const sortSel = /** @type {HTMLSelectElement} */ (h('select', { name: 'sort', id: 'list-sort' }, h('option', { value: '' }, 'default'),
+    sortable.flatMap((f) => [h('option', { value: f.name }, `${human(f.name)} ↑`), h('option', { value: `-${f.name}` }, `${human(f.name)} ↓`)])));
   const form = h('form', { class: 'filters', role: 'search' },
-    m.searchable ? h('label', {}, 'Search', h('input', { name: 'q', type: 'search' })) : null,
+    m.searchable ? h('label', {}, 'Search', search) : null,
     filters.map((f) => h('label', {}, human(f.name), h('select', { name: f.name }, h('option', { value: '' }, 'any'),
       f.enum.map((v) => h('option', { value: v }, v.replace(/_/g, ' ')))))),
+    h('label', {}, 'Sort', sortSel),
     h('button', { type: 'submit' }, 'Apply'));
+  // columns: the screen's by default, any readable field on demand
+  let cols = [...screen.columns];
+  const colPicker = h('details', { class: 'col-picker' }, h('summary', {}, 'Columns'),
+    m.fields.filter((f) => shown(f) && f.kind !== 'object' && f.kind !== 'array').map((f) => {
+      const cb = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', value: f.name, checked: cols.includes(f.name) }));
+      cb.addEventListener('change', () => { cols = cb.checked ? [...cols, f.name] : cols.filter((c) => c !== f.name); load(true); });
+      return h('label', { class: 'inline' }, cb, human(f.name));
+    }));
+  // saved views (GET/POST /api/v1/views): search, filters, sort and columns under a name
+  const viewSel = /** @type {HTMLSelectElement} */ (h('select', { id: 'view-select', 'aria-label': 'Saved views' }, h('option', { value: '' }, 'Saved views…')));
+  const viewName = /** @type {HTMLInputElement} */ (h('input', { id: 'view-name', 'aria-label': 'View name', placeholder: 'View name' }));
+  const saveView = h('button', { type: 'button', id: 'view-save' }, 'Save view');
+  let views = [];
+  async function loadViews() {
+    try { views = (await api(`/api/v1/views${q({ entity })}`)).items; } catch { views = []; }
+    viewSel.replaceChildren(h('option', { value: '' }, 'Saved views…'), ...views.map((v) => h('option', { value: v.id }, v.name)));
+  }
+  // bulk actions on the ticked rows: assign an owner, set a status
+  const selected = new Set();
+  const bulkCount = h('span', { id: 'bulk-count' }, '0 selected');
+  const ownerField = m.fields.find((f) => f.name === (entity === 'work_orders' ? 'assignee_id' : 'owner_id'));
+  const statusField = m.fields.find((f) => f.name === 'status' && f.write);
+  const bulkOwner = ownerField ? input(ownerField, null, 'bulk-owner') : null;
+  const bulkStatus = statusField ? input({ ...statusField, nullable: true }, null, 'bulk-status') : null;
+  const bulkGo = h('button', { type: 'button', id: 'bulk-apply', class: 'primary' }, 'Apply to selected');
+  const bulk = m.may_update && (bulkOwner || bulkStatus) ? h('div', { class: 'toolbar bulk', id: 'bulk' }, bulkCount,
+    bulkOwner ? h('label', { for: 'bulk-owner' }, `Assign ${human(ownerField.name).toLowerCase()}`, bulkOwner.el) : null,
+    bulkStatus ? h('label', { for: 'bulk-status' }, 'Set status', bulkStatus.el) : null, bulkGo) : null;
   const out = h('div', { id: 'list' });
   const count = h('span', { class: 'muted', id: 'list-count' });
   const more = h('button', { type: 'button', hidden: true }, 'More');
-  root.append(h('div', { class: 'toolbar' }, h('h1', {}, screen.title), count, newBtn), form, out, more);
-  const columns = screen.columns.map((n) => cell(m, n));
+  root.append(h('div', { class: 'toolbar' }, h('h1', {}, screen.title), count, newBtn),
+    form, h('div', { class: 'toolbar' }, viewSel, viewName, saveView, colPicker), bulk, out, more);
   let cursor = null;
   let params = {};
+  let rows = [];
+  function grid() {
+    const columns = cols.map((n) => cell(m, n));
+    const all = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', 'aria-label': 'Select all shown' }));
+    all.addEventListener('change', () => { for (const r of rows) { if (all.checked) selected.add(r.id); else selected.delete(r.id); } out.replaceChildren(grid()); sync(); });
+    const t = h('table', { class: 'grid' },
+      h('thead', {}, h('tr', {}, bulk ? h('th', { scope: 'col' }, all) : null, columns.map((c) => h('th', { scope: 'col' }, c.label)))),
+      h('tbody', {}, rows.map((r) => {
+        const open = () => { location.hash = `#/r/${entity}/${r.id}`; };
+        const tick = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', checked: selected.has(r.id), 'aria-label': `Select ${titleOf(entity, r)}`, dataset: { id: r.id } }));
+        tick.addEventListener('click', (e) => e.stopPropagation());
+        tick.addEventListener('change', () => { if (tick.checked) selected.add(r.id); else selected.delete(r.id); sync(); });
+        const tr = h('tr', { class: 'clickable', tabindex: 0, dataset: { id: r.id } }, bulk ? h('td', {}, tick) : null, columns.map((c) => h('td', {}, c.render(r))));
+        tr.addEventListener('click', open);
+        tr.addEventListener('keydown', (e) => { if (e.key === 'Enter' && e.target === tr) open(); });
+        return tr;
+      })));
+    return t;
+  }
+  const sync = () => { bulkCount.textContent = `${selected.size} selected`; };
   async function load(reset) {
-    if (reset) { out.replaceChildren(); cursor = null; }
+    if (reset) { cursor = null; rows = []; }
     try {
       const page = await api(`/api/v1/${entity}${q({ ...params, limit: 50, cursor, total: reset ? 'true' : undefined })}`);
       if (reset) count.textContent = `${page.total} ${page.total === 1 ? 'record' : 'records'}`;
-      if (reset && !page.items.length) {
-        out.append(h('p', { class: 'empty' }, params.q || params.filter ? 'Nothing matches: change the search or the filters.'
+      rows = reset ? page.items : [...rows, ...page.items];
+      if (!rows.length) {
+        out.replaceChildren(h('p', { class: 'empty' }, params.q || params.filter ? 'Nothing matches: change the search or the filters.'
           : m.may_create ? `No ${screen.title.toLowerCase()} yet: create the first with "New".` : `No ${screen.title.toLowerCase()} visible to you yet.`));
-      } else {
-        out.append(table(columns, page.items, (r) => { location.hash = `#/r/${entity}/${r.id}`; }));
-      }
+      } else out.replaceChildren(grid());
       cursor = page.next_cursor;
       more.hidden = !cursor;
-    } catch (e) { out.append(errorBox(e)); }
+      out.dataset.query = q(params); // what the rows shown answer
+    } catch (e) { out.replaceChildren(errorBox(e)); }
   }
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
+  const readForm = () => {
     const fd = new FormData(form);
     const and = filters.filter((f) => fd.get(f.name)).map((f) => ({ field: f.name, op: 'eq', value: fd.get(f.name) }));
-    params = { q: fd.get('q'), filter: and.length ? { and } : undefined };
+    params = { q: fd.get('q') || undefined, filter: and.length ? { and } : undefined, sort: sortSel.value || undefined };
+  };
+  form.addEventListener('submit', (e) => { e.preventDefault(); readForm(); load(true); });
+  more.addEventListener('click', () => load(false));
+  viewSel.addEventListener('change', () => {
+    const v = views.find((x) => String(x.id) === viewSel.value);
+    if (!v) return;
+    search.value = v.params.q || '';
+    sortSel.value = v.params.sort || '';
+    for (const f of filters) {
+      const c = ((v.params.filter && v.params.filter.and) || []).find((x) => x.field === f.name);
+      /** @type {HTMLSelectElement} */ (form.querySelector(`select[name=${f.name}]`)).value = c ? c.value : '';
+    }
+    if (v.params.columns.length) cols = [...v.params.columns];
+    colPicker.querySelectorAll('input').forEach((cb) => { /** @type {HTMLInputElement} */ (cb).checked = cols.includes(/** @type {HTMLInputElement} */ (cb).value); });
+    viewName.value = v.name;
+    readForm();
     load(true);
   });
-  more.addEventListener('click', () => load(false));
-  await load(true);
+  saveView.addEventListener('click', async () => {
+    readForm();
+    if (!viewName.value.trim()) { toast('Name the view first', 'error'); viewName.focus(); return; }
+    try {
+      const v = await api('/api/v1/views', { method: 'POST', body: { entity, name: viewName.value.trim(), params: { q: params.q || null, filter: params.filter || null, sort: params.sort || null, columns: cols } } });
+      await loadViews();
+      viewSel.value = String(v.id);
+      toast(`View "${v.name}" saved`);
+    } catch (e) { toast(e.message, 'error'); }
+  });
+  bulkGo.addEventListener('click', async () => {
+    const body = {};
+    try {
+      if (bulkOwner) { const o = bulkOwner.get(); if (o) body[ownerField.name] = o; }
+      if (bulkStatus) { const st = bulkStatus.get(); if (st) body.status = st; }
+    } catch (e) { toast(e.message, 'error'); return; }
+    if (!Object.keys(body).length) { toast('Choose what to change first', 'error'); return; }
+    if (!selected.size) { toast('Tick the records to change first', 'error'); return; }
+    bulkGo.disabled = true;
+    let done = 0;
+    const failed = [];
+    for (const id of selected) {
+      try {
+        const cur = rows.find((r) => r.id === id) || await api(`/api/v1/${entity}/${id}`);
+        await api(`/api/v1/${entity}/${id}`, { method: 'PATCH', body, headers: { 'If-Match': etagOf(cur) } });
+        done += 1;
+      } catch (e) { failed.push(`${titleOf(entity, rows.find((r) => r.id === id) || {})}: ${e.message}`); }
+    }
+    bulkGo.disabled = false;
+    selected.clear(); sync();
+    toast(failed.length ? `${done} changed, ${failed.length} refused: ${failed[0]}` : `${done} changed`, failed.length ? 'error' : 'info');
+    bulkCount.dataset.done = String(done);
+    await load(true);
+  });
+  await Promise.all([load(true), loadViews()]);
   return null;
 }
 

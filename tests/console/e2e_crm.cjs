@@ -177,4 +177,35 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const tileRequests = errors.bad.filter((b) => /tile/i.test(b));
     return { basemap, sites, clusters, landDrawn, visibleRows, points, first, last, tileRequests, errors };
   },
+
+  // A manager saves a list view, ticks leads and assigns them to a rep in one go.
+  async listtools(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/leads');
+    await page.waitForSelector('#list table');
+    await page.fill('#list-q', p.company);
+    await page.selectOption('#list-sort', '-last_name');
+    await page.click('form.filters button[type=submit]');
+    await page.waitForFunction(() => /sort=-last_name/.test(document.getElementById('list').dataset.query || ''));
+    const order = await page.$$eval('#list tbody tr', (tr) => tr.map((x) => Number(x.dataset.id)));
+    await page.fill('#view-name', p.viewName);
+    await page.click('#view-save');
+    await page.waitForFunction((name) => [...document.querySelectorAll('#view-select option')].some((o) => o.textContent === name), p.viewName);
+    for (const id of p.leads) await page.check(`#list tbody input[data-id="${id}"]`);
+    await page.waitForSelector(`#bulk-owner option[value="${p.rep}"]`, { state: 'attached' });
+    await page.selectOption('#bulk-owner', String(p.rep));
+    await page.click('#bulk-apply');
+    await page.waitForFunction(() => document.getElementById('bulk-count').dataset.done);
+    const done = Number(await page.getAttribute('#bulk-count', 'data-done'));
+    // a fresh page: the saved view brings the search and sort back
+    await page.reload();
+    await page.waitForSelector('#view-select');
+    await page.waitForFunction((name) => [...document.querySelectorAll('#view-select option')].some((o) => o.textContent === name), p.viewName);
+    const value = await page.$eval('#view-select', (s, name) => [...s.options].find((o) => o.textContent === name).value, p.viewName);
+    await page.selectOption('#view-select', value);
+    await page.waitForFunction(() => /sort=-last_name/.test(document.getElementById('list').dataset.query || ''));
+    const restored = { q: await page.inputValue('#list-q'), sort: await page.inputValue('#list-sort') };
+    await shot(page, 'list-bulk-views');
+    return { order, done, restored, errors };
+  },
 });

@@ -120,3 +120,56 @@ def test_each_role_is_offered_only_the_buttons_the_api_allows(
     assert (
         as_admin["territories"]["create"] and as_admin["me"]["edit"] > 3 and as_admin["me"]["del"]
     )
+
+
+def test_saved_views_and_bulk_assignment_on_a_list(
+    console_url: str,
+    admin: dict[str, Any],
+    test_settings: Settings,
+    run_scenario: Callable[..., dict[str, Any]],
+) -> None:
+    tid = territory(test_settings.dsn)
+    manager = make_user(test_settings.dsn, "manager", territory_id=tid)
+    rep = make_user(test_settings.dsn, "rep", territory_id=tid)
+    tok = login(console_url, admin)
+    company = f"Bulkco {uuid.uuid4().hex[:6]}"
+    leads = [
+        call(
+            console_url,
+            "POST",
+            "/api/v1/leads",
+            {"last_name": name, "company": company, "territory_id": tid},
+            tok,
+        )["id"]
+        for name in ("Alder", "Birch", "Cedar")
+    ]
+    r = run_scenario(
+        "listtools",
+        console_url,
+        {
+            "user": manager,
+            "company": company,
+            "leads": leads,
+            "rep": rep["id"],
+            "viewName": "My bulk view",
+        },
+    )
+    assert r["order"] == list(reversed(leads))  # sorted by last name, descending
+    assert r["done"] == 3
+    owners = {call(console_url, "GET", f"/api/v1/leads/{i}", token=tok)["owner_id"] for i in leads}
+    assert owners == {rep["id"]}
+    assert r["restored"] == {"q": company, "sort": "-last_name"}
+    views = call(
+        console_url, "GET", "/api/v1/views?entity=leads", token=login(console_url, manager)
+    )["items"]
+    assert [(v["name"], v["params"]["q"], v["params"]["sort"]) for v in views] == [
+        ("My bulk view", company, "-last_name")
+    ]
+    # another user does not see it
+    assert (
+        call(console_url, "GET", "/api/v1/views?entity=leads", token=login(console_url, rep))[
+            "items"
+        ]
+        == []
+    )
+    assert r["errors"] == [] and r["bad"] == []
