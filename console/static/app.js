@@ -34,22 +34,29 @@ const routes = {
 export const session = { me: null };
 let cleanup = null;
 
+// Each view draws into its own box: a view still loading when the user moves on keeps
+// drawing into its detached box (never into the next view), and is cleaned up when it ends.
+let renderSeq = 0;
 async function render() {
   const [name, ...args] = (location.hash.replace(/^#\/?/, '') || 'map').split('/');
   const view = document.getElementById('view');
   if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
-  view.replaceChildren();
+  const mine = ++renderSeq;
+  const box = h('div', { class: 'view-root' });
+  view.replaceChildren(box);
   document.querySelectorAll('#nav a').forEach((a) => {
     a.toggleAttribute('aria-current', a.getAttribute('href') === `#/${name}`);
   });
   const load = routes[name];
-  if (!load) { view.append(errorBox({ status: 404 })); return; }
+  if (!load) { box.append(errorBox({ status: 404 })); return; }
   try {
     const fn = await load();
-    cleanup = (await fn(view, args.map(decodeURIComponent), session)) || null;
+    const done = (await fn(box, args.map(decodeURIComponent), session)) || null;
+    if (mine !== renderSeq) { if (done) done(); return; } // left while it loaded
+    cleanup = done;
     document.body.dataset.view = name;
   } catch (err) {
-    view.append(errorBox(err));
+    box.append(errorBox(err));
   }
 }
 

@@ -26,14 +26,15 @@ export async function activitiesView(root, [monthArg]) {
   try {
     acts = await listAll('/api/v1/activities', { filter: { and: [{ field: 'occurred_at', op: 'gte', value: month.toISOString() }, { field: 'occurred_at', op: 'lt', value: next.toISOString() }] } }, 2000);
   } catch (e) { root.append(errorBox(e)); }
-  const cal = h('div', { class: 'calendar', role: 'grid', 'aria-label': title, id: 'calendar' },
-    ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'].map((d) => h('div', { class: 'dow', role: 'columnheader' }, d)));
+  // a visual month grid; the list below carries the same activities for screen readers
+  const cal = h('section', { class: 'calendar', 'aria-label': `Calendar of ${title}`, id: 'calendar' },
+    ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'].map((d) => h('div', { class: 'dow', 'aria-hidden': 'true' }, d)));
   const lead = (month.getDay() + 6) % 7;
   for (let i = 0; i < lead; i += 1) cal.append(h('div', { 'aria-hidden': 'true' }));
   for (let d = new Date(month); d < next; d = new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1)) {
     const day = acts.filter((a) => ymd(new Date(a.start_at || a.due_at || a.occurred_at)) === ymd(d));
-    cal.append(h('div', { class: `day${ymd(d) === ymd(now) ? ' today' : ''}`, role: 'gridcell', dataset: { day: ymd(d) } },
-      h('strong', {}, d.getDate()), day.slice(0, 4).map((a) => h('a', { href: `#/r/activities/${a.id}`, class: 'cal-item' }, `${a.type}: ${a.subject}`)),
+    cal.append(h('div', { class: `day${ymd(d) === ymd(now) ? ' today' : ''}`, dataset: { day: ymd(d) } },
+      h('strong', { 'aria-label': d.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' }) }, d.getDate()), day.slice(0, 4).map((a) => h('a', { href: `#/r/activities/${a.id}`, class: 'cal-item' }, `${a.type}: ${a.subject}`)),
       day.length > 4 ? h('div', { class: 'muted' }, `+${day.length - 4} more`) : null));
   }
   const onKey = (e) => {

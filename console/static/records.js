@@ -63,13 +63,13 @@ export async function listView(root, entity) {
       return h('label', { class: 'inline' }, cb, human(f.name));
     }));
   // saved views (GET/POST /api/v1/views): search, filters, sort and columns under a name
-  const viewSel = /** @type {HTMLSelectElement} */ (h('select', { id: 'view-select', 'aria-label': 'Saved views' }, h('option', { value: '' }, 'Saved views…')));
+  const viewSel = /** @type {HTMLSelectElement} */ (h('select', { id: 'view-select', 'aria-label': 'Saved views' }, h('option', { value: '' }, 'Saved views')));
   const viewName = /** @type {HTMLInputElement} */ (h('input', { id: 'view-name', 'aria-label': 'View name', placeholder: 'View name' }));
   const saveView = h('button', { type: 'button', id: 'view-save' }, 'Save view');
   let views = [];
   async function loadViews() {
     try { views = (await api(`/api/v1/views${q({ entity })}`)).items; } catch { views = []; }
-    viewSel.replaceChildren(h('option', { value: '' }, 'Saved views…'), ...views.map((v) => h('option', { value: v.id }, v.name)));
+    viewSel.replaceChildren(h('option', { value: '' }, 'Saved views'), ...views.map((v) => h('option', { value: v.id }, v.name)));
   }
   // bulk actions on the ticked rows: assign an owner, set a status
   const selected = new Set();

@@ -1,6 +1,8 @@
 // Scenarios of the CRM's record pages, global search and reports (loaded by e2e.cjs).
 // Each returns what the test asserts on; waits are on page state, never on time.
 
+const path = require('path');
+
 module.exports = ({ newPage, signIn, shot }) => ({
   // A sales rep creates a lead (first with a bad value: the API's error shows on the field),
   // converts it, edits the deal inline (an invalid value, then a valid one, then a conflict),
@@ -207,5 +209,30 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const restored = { q: await page.inputValue('#list-q'), sort: await page.inputValue('#list-sort') };
     await shot(page, 'list-bulk-views');
     return { order, done, restored, errors };
+  },
+
+  // axe-core over the main screens at desktop and phone width: serious and critical
+  // violations, and whether the page scrolls sideways at 390 px.
+  async a11y(browser, base, p) {
+    const axePath = require.resolve('axe-core/axe.min.js', { paths: [path.resolve(__dirname, '../../node_modules')] });
+    const out = {};
+    for (const [label, viewport] of [['desktop', { width: 1440, height: 900 }], ['phone', { width: 390, height: 844 }]]) {
+      const { page, errors } = await newPage(browser, base, { viewport, context: { bypassCSP: true } }); // lets axe's script in
+      await signIn(page, base, p.user, '/console/#/activities');
+      for (const hash of p.pages) {
+        await page.evaluate((hh) => { delete document.body.dataset.view; location.hash = hh; }, hash);
+        await page.waitForFunction(() => document.body.dataset.view && !document.querySelector('main').textContent.includes('…'))
+          .catch(async (e) => { throw new Error(`${hash}: ${e.message} ${(await page.textContent('main')).slice(0, 500)} ${JSON.stringify(errors)}`); });
+        await page.addScriptTag({ path: axePath });
+        const found = await page.evaluate(async () => {
+          const r = await window.axe.run(document, { resultTypes: ['violations'] });
+          return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+        });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+        out[`${label} ${hash}`] = { found, overflow };
+      }
+      out[`${label} errors`] = errors;
+    }
+    return { out };
   },
 });
