@@ -10,6 +10,7 @@ const routes = {
   map: () => import('./map.js').then((m) => m.mapView),
   alerts: () => import('./ops.js').then((m) => m.alertsView),
   workorders: () => import('./ops.js').then((m) => m.workOrdersView),
+  dispatch: () => import('./dispatch.js').then((m) => m.dispatchView),
   work_orders: records('work_orders'),
   device: () => import('./ops.js').then((m) => m.deviceView),
   accounts: records('accounts'),

@@ -235,4 +235,22 @@ module.exports = ({ newPage, signIn, shot }) => ({
     }
     return { out };
   },
+
+  // A dispatcher's day: reps as lanes by name, SLA breach marked, a work order dragged from
+  // the unassigned lane to a rep; a rep is not offered planning.
+  async dispatch(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/dispatch');
+    await page.waitForSelector('#dispatch[data-ready=yes]');
+    const lanes = await page.$$eval('#dispatch .column', (c) => c.map((x) => x.querySelector('h2 span').textContent));
+    const breach = await page.getAttribute(`.card[data-wo="${p.late}"] .sla`, 'data-breached');
+    const slaText = await page.textContent(`.card[data-wo="${p.late}"] .sla`);
+    const planOffered = !!(await page.$('#plan-today'));
+    const patched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes(`/work_orders/${p.late}`));
+    await page.dragAndDrop(`.card[data-wo="${p.late}"]`, `#dispatch .column[data-rep="${p.toRep}"]`);
+    const status = (await patched).status();
+    await page.waitForSelector(`#dispatch .column[data-rep="${p.toRep}"] .card[data-wo="${p.late}"]`);
+    await shot(page, 'dispatch');
+    return { lanes, breach, slaText, planOffered, status, errors };
+  },
 });
