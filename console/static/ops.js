@@ -43,9 +43,10 @@ export async function alertsView(root, [device], session) {
     const around = a.raised_at || '';
     return h('li', { dataset: { alertId: a.alert_id, state: a.state, device: a.device_id }, class: fresh ? 'new' : '' },
       h('span', { class: 'sev' }, a.severity || ''),
-      h('strong', {}, a.alert_type || ''),
+      h('strong', {}, (a.alert_type || '').replace(/[_-]+/g, ' ').replace(/^./, (c) => c.toUpperCase())),
       h('span', {}, a.message || ''),
-      h('span', { class: 'muted' }, `${a.device_id} · raised ${fmtTime(a.raised_at)}${a.occurrences > 1 ? ` · ×${a.occurrences}` : ''}${a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : ''}`),
+      h('span', { class: 'muted' }, `${a.device_id} · raised ${fmtTime(a.raised_at)}${a.occurrences > 1 ? ` · ×${a.occurrences}` : ''}`,
+        a.acknowledged_by ? [' · acknowledged by ', typeof a.acknowledged_by === 'number' ? refLabel('users', a.acknowledged_by) : String(a.acknowledged_by)] : ''),
       h('a', { href: `#/device/${encodeURIComponent(a.device_id)}/${encodeURIComponent(around)}` }, 'Telemetry around the alert'),
       ack);
   }
