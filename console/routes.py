@@ -375,6 +375,8 @@ class Track(msgspec.Struct, frozen=True):
     errors=(404, 422),
 )
 async def track(req: Req, query: TrackQuery) -> Track:
+    if "\x00" in query.device_id:
+        raise Unprocessable("device_id: may not contain NUL characters", field="device_id")
     if query.start.tzinfo is None or query.end.tzinfo is None:
         raise Unprocessable(
             "from/to: give a time zone offset (e.g. 2026-12-07T08:00:00Z)", field="from"

@@ -104,6 +104,14 @@ class Dashboards(msgspec.Struct):
 
 # --------------------------------------------------------------------------- storage
 
+
+def no_nul(**texts: str | None) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL: refuse it as bad input (422), not a 500."""
+    for name, value in texts.items():
+        if value is not None and ("\x00" in value or "\\u0000" in value):
+            raise CrmError(f"{name}: may not contain NUL characters", field=name, status=422)
+
+
 _VISIBLE = "(x.owner_id = %s OR x.shared OR %s)"
 _REPORT_SELECT = (
     "SELECT x.id, x.name, x.description, x.definition, x.owner_id, u.name, x.shared,"
@@ -234,6 +242,11 @@ async def list_reports(req: Req) -> SavedReports:
 )
 async def create_report(req: Req, body: ReportIn) -> SavedReport:
     p = req.user
+    no_nul(
+        name=body.name,
+        description=body.description,
+        definition=msgspec.json.encode(body.definition).decode(),
+    )
     async with req.connection() as conn:
         await _check_definition(conn, p, body.definition)
         cur = await conn.execute(
@@ -270,6 +283,11 @@ async def get_one_report(req: Req, path: SavedPath) -> SavedReport:
 )
 async def patch_report(req: Req, path: SavedPath, body: ReportPatch) -> SavedReport:
     p = req.user
+    no_nul(
+        name=body.name,
+        description=body.description,
+        definition=msgspec.json.encode(body.definition).decode(),
+    )
     async with req.connection() as conn:
         cur = await get_report(conn, p, path.id, for_write=True)
         if body.definition is not None:
@@ -398,6 +416,7 @@ async def list_dashboards(req: Req) -> Dashboards:
 )
 async def create_dashboard(req: Req, body: DashboardIn) -> Dashboard:
     p = req.user
+    no_nul(name=body.name)
     async with req.connection() as conn:
         await _check_tiles(conn, p, body.tiles)
         cur = await conn.execute(
@@ -427,6 +446,7 @@ async def get_dashboard(req: Req, path: SavedPath) -> Dashboard:
 )
 async def patch_dashboard(req: Req, path: SavedPath, body: DashboardPatch) -> Dashboard:
     p = req.user
+    no_nul(name=body.name)
     async with req.connection() as conn:
         cur = await _get_dashboard(conn, p, path.id, for_write=True)
         if body.tiles is not None:

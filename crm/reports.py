@@ -26,7 +26,7 @@ from crm.entities import ENTITIES, Entity, Field
 from crm.errors import CrmError
 from crm.filters import compile_filter
 from crm.labels import LABELS, label_sql
-from crm.store import scope
+from crm.store import db_errors, scope
 from kernel.principal import Principal
 
 REPORTABLE = ("accounts", "contacts", "leads", "opportunities", "activities", "work_orders")
@@ -221,7 +221,8 @@ async def run_report(
 ) -> ReportResult:
     """Run the report in the database, as `principal` (only rows they may see count)."""
     query, params, cols = compile_report(definition, principal)
-    rows = await (await conn.execute(query, params)).fetchall()
+    async with db_errors():  # a value the database cannot take: 422 naming it, not a 500
+        rows = await (await conn.execute(query, params)).fetchall()
     truncated = len(rows) > definition.limit
     return ReportResult(
         definition.entity,

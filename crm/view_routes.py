@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from crm.entities import ENTITIES
 from crm.filters import compile_filter, parse_sort
 from crm.record_routes import API
+from crm.report_routes import no_nul
 from kernel.errors import Conflict, NotFound, Unprocessable
 from kernel.http import Access, Req, Routes
 
@@ -96,6 +97,7 @@ async def list_views(req: Req, query: ViewQuery) -> SavedViews:
     errors=(409, 422),
 )
 async def save_view(req: Req, body: ViewIn) -> SavedView:
+    no_nul(name=body.name, params=msgspec.json.encode(body.params).decode())
     entity = ENTITIES.get(body.entity)
     if entity is None:
         raise Unprocessable(f"entity: unknown record type {body.entity[:64]!r}", field="entity")
