@@ -8,10 +8,22 @@ import { barChart, lineChart, pieChart } from './chart.js';
 import { entityMeta, human } from './fields.js';
 
 const ENTITIES = ['opportunities', 'accounts', 'contacts', 'leads', 'activities', 'work_orders'];
-const OPS = { eq: '=', ne: '≠', lt: '<', lte: '≤', gt: '>', gte: '≥', contains: 'contains' };
+const OPS = { eq: '=', ne: '≠', lt: '<', lte: '≤', gt: '>', gte: '≥', contains: 'contains', in: 'is one of' };
 const groupable = (f) => f.kind === 'enum' || f.kind === 'bool' || f.kind === 'date' || f.kind === 'datetime' || (f.kind === 'int' && f.ref) || (f.kind === 'text' && !['email', 'phone', 'body', 'description', 'address'].includes(f.name) && (f.max_len || 0) <= 300);
 const numeric = (f) => (f.kind === 'decimal' || (f.kind === 'int' && !f.ref)) && !['id', 'version'].includes(f.name);
 const TIME_RE = /^\d{4}-\d{2}-\d{2}/;
+
+// Ready-made starting points (sales and field-service questions); each opens in the builder.
+const TEMPLATES = {
+  'Open pipeline by stage': { entity: 'opportunities', filter: { and: [{ field: 'status', op: 'eq', value: 'open' }] }, group_by: [{ field: 'stage_id' }], measures: [{ agg: 'count' }, { agg: 'sum', field: 'amount' }], chart: 'bar' },
+  'Won deals by month': { entity: 'opportunities', filter: { and: [{ field: 'status', op: 'eq', value: 'won' }] }, group_by: [{ field: 'closed_at', bucket: 'month' }], measures: [{ agg: 'sum', field: 'amount' }], chart: 'line' },
+  'Deals won and lost by owner': { entity: 'opportunities', group_by: [{ field: 'owner_id' }, { field: 'status' }], measures: [{ agg: 'count' }], chart: 'bar' },
+  'Lead source conversion': { entity: 'leads', group_by: [{ field: 'source' }, { field: 'status' }], measures: [{ agg: 'count' }], chart: 'bar' },
+  'Open work orders by priority and status': { entity: 'work_orders', filter: { and: [{ field: 'status', op: 'in', value: ['new', 'assigned', 'scheduled', 'in_progress'] }] }, group_by: [{ field: 'priority' }, { field: 'status' }], measures: [{ agg: 'count' }], chart: 'bar' },
+  'Work orders completed per technician by week': { entity: 'work_orders', filter: { and: [{ field: 'status', op: 'eq', value: 'done' }] }, group_by: [{ field: 'completed_at', bucket: 'week' }, { field: 'assignee_id' }], measures: [{ agg: 'count' }], chart: 'bar' },
+  'Activities per rep and type': { entity: 'activities', group_by: [{ field: 'owner_id' }, { field: 'type' }], measures: [{ agg: 'count' }], chart: 'bar' },
+  'Accounts by type with revenue': { entity: 'accounts', group_by: [{ field: 'type' }], measures: [{ agg: 'count' }, { agg: 'sum', field: 'annual_revenue' }], chart: 'pie' },
+};
 
 // ---------------------------------------------------------------------------- rendering a result
 
@@ -110,6 +122,18 @@ export async function reportView(root, [id], session) {
   const owner = saved && !saved.mine ? h('span', { class: 'muted' }, `by ${saved.owner_name}`) : null;
   root.append(h('div', { class: 'toolbar' }, h('a', { href: '#/reports' }, '← Reports')), h('div', { class: 'toolbar' }, title, owner));
   const form = h('form', { class: 'report-builder', id: 'report-builder' });
+  if (!saved) {
+    const tpl = /** @type {HTMLSelectElement} */ (h('select', { id: 'rb-template' }, h('option', { value: '' }, 'Start from…'), Object.keys(TEMPLATES).map((k) => h('option', { value: k }, k))));
+    tpl.addEventListener('change', () => {
+      const t = TEMPLATES[tpl.value];
+      if (!t) return;
+      Object.assign(def, structuredClone({ columns: [], limit: 200, filter: null, ...t }));
+      const name = document.getElementById('rb-name');
+      if (name) /** @type {HTMLInputElement} */ (name).value = tpl.value;
+      draw().then(runIt);
+    });
+    root.append(h('div', { class: 'toolbar' }, h('label', { for: 'rb-template' }, 'Ready-made', tpl)));
+  }
   const out = h('div', { id: 'report-out' });
   const err = h('p', { class: 'error', role: 'alert', id: 'report-error' });
   root.append(form, err, out);
@@ -163,10 +187,14 @@ export async function reportView(root, [id], session) {
       const f = fields.find((x) => x.name === c.field) || fields[0];
       const val = f.enum.length ? h('select', { 'aria-label': 'Value', onchange: (e) => { c.value = e.target.value; } }, f.enum.map((v) => h('option', { value: v, selected: v === c.value }, v)))
         : h('input', { 'aria-label': 'Value', value: c.value ?? '', type: ['int', 'decimal'].includes(f.kind) ? 'number' : f.kind === 'date' || f.kind === 'datetime' ? 'date' : 'text',
-          onchange: (e) => { const v = e.target.value; c.value = ['int', 'decimal'].includes(f.kind) ? Number(v) : f.kind === 'datetime' ? new Date(v).toISOString() : v; } });
+          onchange: (e) => {
+            const v = e.target.value;
+            const one = (x) => (['int', 'decimal'].includes(f.kind) ? Number(x) : f.kind === 'datetime' ? new Date(x).toISOString() : x);
+            c.value = c.op === 'in' ? v.split(',').map((x) => one(x.trim())).filter((x) => x !== '') : one(v);
+          } });
       box.append(h('div', { class: 'toolbar rb-filter' },
         h('select', { 'aria-label': 'Field', onchange: (e) => { c.field = e.target.value; c.value = null; draw(); } }, fields.map((x) => h('option', { value: x.name, selected: x.name === f.name }, human(x.name)))),
-        h('select', { 'aria-label': 'Operator', onchange: (e) => { c.op = e.target.value; } }, Object.entries(OPS).map(([k, t]) => h('option', { value: k, selected: k === c.op }, t))),
+        h('select', { 'aria-label': 'Operator', onchange: (e) => { c.op = e.target.value; if (c.op === 'in' && !Array.isArray(c.value)) c.value = c.value === null ? [] : [c.value]; if (c.op !== 'in' && Array.isArray(c.value)) c.value = c.value[0] ?? null; draw(); } }, Object.entries(OPS).map(([k, t]) => h('option', { value: k, selected: k === c.op }, t))),
         val, h('button', { type: 'button', 'aria-label': 'Remove filter', onclick: () => { rows.splice(i, 1); def.filter = rows.length ? { and: rows } : null; draw(); } }, '×')));
     });
     box.append(h('button', { type: 'button', id: 'rb-add-filter', onclick: () => { rows.push({ field: fields[0].name, op: 'eq', value: null }); def.filter = { and: rows }; draw(); } }, '+ filter'));

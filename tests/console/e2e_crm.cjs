@@ -253,4 +253,20 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await shot(page, 'dispatch');
     return { lanes, breach, slaText, planOffered, status, errors };
   },
+
+  // Every ready-made report runs.
+  async templates(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/report/new');
+    await page.waitForSelector('#rb-template');
+    const names = await page.$$eval('#rb-template option', (o) => o.map((x) => x.value).filter(Boolean));
+    const out = {};
+    for (const name of names) {
+      await page.evaluate(() => { document.getElementById('report-out').replaceChildren(); document.getElementById('report-error').textContent = ''; });
+      await page.selectOption('#rb-template', name);
+      await page.waitForFunction(() => document.querySelector('#report-out .report-result') || document.getElementById('report-error').textContent);
+      out[name] = (await page.textContent('#report-error')) || 'ok';
+    }
+    return { out, errors };
+  },
 });

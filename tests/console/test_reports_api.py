@@ -261,3 +261,11 @@ def test_a_manager_builds_a_report_exports_it_and_pins_it_to_a_dashboard(
     saved = call(console_url, "GET", f"/api/v1/reports/{r['reportId']}", token=tok)
     assert saved["shared"] is True and saved["owner_id"] == manager["id"]
     assert r["errors"] == [] and r["bad"] == []
+
+
+def test_every_ready_made_report_runs(
+    console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
+) -> None:
+    r = run_scenario("templates", console_url, {"user": admin})
+    assert len(r["out"]) >= 8 and set(r["out"].values()) == {"ok"}, r["out"]
+    assert r["errors"] == [] and r["bad"] == []
