@@ -61,6 +61,17 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.waitForFunction(() => !document.querySelector('#fields dd[data-field=amount] form'));
     const amountAfter = await page.textContent('#fields dd[data-field=amount] .value');
     await shot(page, 'crm-opportunity');
+    // the deal is won, and shows in the "won deals" report
+    await page.click('#fields dd[data-field=stage_id] button.edit');
+    await page.waitForSelector(`#edit-stage_id option[value="${p.wonStage}"]`, { state: 'attached' });
+    await page.selectOption('#edit-stage_id', String(p.wonStage));
+    await page.click('#fields dd[data-field=stage_id] button[type=submit]');
+    await page.waitForFunction(() => !document.querySelector('#fields dd[data-field=stage_id] form'));
+    await page.goto(`${base}/console/#/report/new`);
+    await page.waitForSelector('#rb-template');
+    await page.selectOption('#rb-template', 'Won deals by month');
+    await page.waitForSelector('#report-out .report-result');
+    const wonReport = await page.$$eval('#report-out table.report-table tbody tr', (tr) => tr.map((r) => [...r.cells].map((c) => c.textContent)));
     // global search with a typo, keyboard only
     await page.keyboard.press('Escape');
     await page.click('main');
@@ -86,7 +97,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.click('#confirm-delete-yes');
     await page.waitForFunction(() => location.hash === '#/accounts');
     const text = await page.textContent('body');
-    return { leadId, oppId, fieldError, savingAfterError, amountShown, accountShown, accountName, inlineError, conflict, amountAfter, hits, contactTitle, accId, nulls: /\bnull\b|nullnull|undefined|NaN/.test(text), errors };
+    return { wonReport, leadId, oppId, fieldError, savingAfterError, amountShown, accountShown, accountName, inlineError, conflict, amountAfter, hits, contactTitle, accId, nulls: /\bnull\b|nullnull|undefined|NaN/.test(text), errors };
   },
 
   // What a role may do: which buttons each page offers.

@@ -54,10 +54,22 @@ def test_a_sales_rep_does_a_days_work_in_the_browser(
         },
         tok,
     )
+    pipe = next(
+        p
+        for p in call(console_url, "GET", "/api/v1/pipelines", token=tok)["items"]
+        if p["is_default"]
+    )
+    stages = call(console_url, "GET", "/api/v1/pipeline_stages?limit=200", token=tok)["items"]
+    won = next(s for s in stages if s["pipeline_id"] == pipe["id"] and s["is_won"])
     r = run_scenario(
         "records",
         console_url,
-        {"user": rep, "contact": contact["id"], "misspelled": f"Johana Shmidtke{suffix}"},
+        {
+            "user": rep,
+            "contact": contact["id"],
+            "misspelled": f"Johana Shmidtke{suffix}",
+            "wonStage": won["id"],
+        },
     )
     assert r["fieldError"] == "must be at least 0", r["fieldError"]
     assert r["savingAfterError"] == "Create"  # no "saving..." left behind
@@ -65,7 +77,13 @@ def test_a_sales_rep_does_a_days_work_in_the_browser(
     assert lead["status"] == "converted" and lead["converted_opportunity_id"] == r["oppId"]
     opp = call(console_url, "GET", f"/api/v1/opportunities/{r['oppId']}", token=tok)
     assert opp["name"] == "Renamed elsewhere" and float(opp["amount"]) == 15000
-    assert float(opp["probability"]) == 40
+    assert opp["status"] == "won" and opp["stage_id"] == won["id"]
+    # the rep's "won deals by month" report: this month, their one deal, in euros
+    assert (
+        len(r["wonReport"]) == 1
+        and "€" in r["wonReport"][0][2]
+        and "15,000" in r["wonReport"][0][2]
+    ), r["wonReport"]
     assert "€" in r["amountShown"] and "12,000" in r["amountShown"], r["amountShown"]
     assert "€" in r["amountAfter"] and "15,000" in r["amountAfter"]
     assert r["accountName"] == "Quist Pumps"
