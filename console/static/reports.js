@@ -171,7 +171,8 @@ export async function reportView(root, [id], session) {
       sel('rb-chart', 'Chart', [['bar', 'Bar'], ['line', 'Line (time)'], ['pie', 'Pie'], ['table', 'Table only']], def.chart, (v) => { def.chart = v; }),
       h('div', { class: 'toolbar' },
         h('button', { type: 'submit', class: 'primary', id: 'rb-run' }, 'Run'),
-        h('button', { type: 'button', id: 'rb-csv', onclick: exportCsv }, 'Export CSV'),
+        h('button', { type: 'button', id: 'rb-csv', onclick: () => exportAs('csv') }, 'Export CSV'),
+        h('button', { type: 'button', id: 'rb-xlsx', onclick: () => exportAs('xlsx') }, 'Export XLSX'),
         mayWrite && (!saved || saved.mine || session.me.role === 'admin') ? [
           h('label', { class: 'inline' }, h('input', { type: 'checkbox', id: 'rb-shared', checked: saved ? saved.shared : false }), 'Shared'),
           h('input', { id: 'rb-name', 'aria-label': 'Report name', placeholder: 'Report name', value: saved ? saved.name : '' }),
@@ -209,9 +210,9 @@ export async function reportView(root, [id], session) {
       out.replaceChildren(renderResult(r));
     } catch (e) { out.replaceChildren(); err.textContent = e.message; }
   }
-  async function exportCsv() {
+  async function exportAs(ext) {
     err.textContent = '';
-    try { await download('/api/v1/reports/export.csv', body(), `${(saved && saved.name) || 'report'}.csv`); } catch (e) { err.textContent = e.message; }
+    try { await download(`/api/v1/reports/export.${ext}`, body(), `${(saved && saved.name) || 'report'}.${ext}`); } catch (e) { err.textContent = e.message; }
   }
   async function save() {
     err.textContent = '';

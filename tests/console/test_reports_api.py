@@ -4,10 +4,12 @@ formula neutralisation, dashboards of tiles; bad definitions answered 4xx naming
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.error
 import urllib.request
 import uuid
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -269,3 +271,29 @@ def test_every_ready_made_report_runs(
     r = run_scenario("templates", console_url, {"user": admin})
     assert len(r["out"]) >= 8 and set(r["out"].values()) == {"ok"}, r["out"]
     assert r["errors"] == [] and r["bad"] == []
+
+
+def test_xlsx_export_writes_text_as_text_and_numbers_as_numbers(
+    console_url: str, world: dict[str, Any]
+) -> None:
+    definition = {
+        "entity": "opportunities",
+        "filter": world["filter"],
+        "group_by": [{"field": "account_id"}],
+        "measures": [{"agg": "sum", "field": "amount"}],
+    }
+    req = urllib.request.Request(
+        f"{console_url}/api/v1/reports/export.xlsx",
+        data=json.dumps(definition).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {world['tok']}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+        data = r.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        strings = z.read("xl/sharedStrings.xml").decode()
+        sheet = z.read("xl/worksheets/sheet1.xml").decode()
+    # the account named like a formula is a string cell, never a formula
+    assert f"=HYPERLINK({world['tag']})" in strings and "<f>" not in sheet
+    assert "<v>3500</v>" in sheet and "<v>9999</v>" in sheet
