@@ -123,7 +123,7 @@ export async function reportView(root, [id], session) {
   root.append(h('div', { class: 'toolbar' }, h('a', { href: '#/reports' }, '← Reports')), h('div', { class: 'toolbar' }, title, owner));
   const form = h('form', { class: 'report-builder', id: 'report-builder' });
   if (!saved) {
-    const tpl = /** @type {HTMLSelectElement} */ (h('select', { id: 'rb-template' }, h('option', { value: '' }, 'Start from…'), Object.keys(TEMPLATES).map((k) => h('option', { value: k }, k))));
+    const tpl = /** @type {HTMLSelectElement} */ (h('select', { id: 'rb-template' }, h('option', { value: '' }, 'Start from a ready-made report'), Object.keys(TEMPLATES).map((k) => h('option', { value: k }, k))));
     tpl.addEventListener('change', () => {
       const t = TEMPLATES[tpl.value];
       if (!t) return;
