@@ -18,7 +18,7 @@ from __future__ import annotations
 import mimetypes
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -27,7 +27,9 @@ from psycopg.rows import dict_row
 
 from console import live_socket
 from crm.access import account_clause
-from kernel.errors import NotFound
+from crm.search import DOCUMENTS, like_pattern
+from crm.search import search as crm_search
+from kernel.errors import NotFound, Unprocessable
 from kernel.http import Access, Req, Routes
 from kernel.pages import page_headers
 from kernel.principal import Principal, access_clause
@@ -35,7 +37,14 @@ from kernel.settings import PROJECT_ROOT, Settings
 from telemetry.access import device_clause
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-LEAFLET_DIR = PROJECT_ROOT / "node_modules" / "leaflet" / "dist"
+# Front-end packages served from node_modules (never a CDN: the sites have no internet).
+# world-atlas is Natural Earth's land and country borders as TopoJSON: the offline basemap.
+VENDOR_DIRS = {
+    "leaflet": PROJECT_ROOT / "node_modules" / "leaflet" / "dist",
+    "markercluster": PROJECT_ROOT / "node_modules" / "leaflet.markercluster" / "dist",
+    "topojson": PROJECT_ROOT / "node_modules" / "topojson-client" / "dist",
+    "world-atlas": PROJECT_ROOT / "node_modules" / "world-atlas",
+}
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -107,14 +116,19 @@ async def rep_index(req: Req) -> web.StreamResponse:
     return _file_response(req, STATIC_DIR / "rep" / "index.html", no_cache=True)
 
 
+class VendorFilePath(msgspec.Struct, frozen=True):
+    package: Literal["leaflet", "markercluster", "topojson", "world-atlas"]
+    path: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
 @routes.get(
-    "/console/vendor/leaflet/{path:.+}",
+    "/console/vendor/{package}/{path:.+}",
     access=Access.public(_FILES),
-    summary="Leaflet, from node_modules",
+    summary="Front-end packages from node_modules (Leaflet, clustering, the offline basemap)",
     content_type="application/octet-stream",
 )
-async def leaflet_file(req: Req, path: ConsoleFilePath) -> web.StreamResponse:
-    return _file_response(req, _safe_file(LEAFLET_DIR, path.path))
+async def vendor_file(req: Req, path: VendorFilePath) -> web.StreamResponse:
+    return _file_response(req, _safe_file(VENDOR_DIRS[path.package], path.path))
 
 
 class ConsoleConfig(msgspec.Struct, frozen=True):
@@ -133,11 +147,15 @@ async def config(req: Req) -> ConsoleConfig:
 # --------------------------------------------------------------------------- map data
 
 
+ONLINE_WINDOW_S = 300  # a device that sent nothing for this long reads "offline"
+
+
 class MapDevice(msgspec.Struct, frozen=True):
     device_id: str
     kind: str
     name: str | None
     online: bool | None
+    last_seen_ms: int | None
     lon: float | None
     lat: float | None
     t_ms: int | None
@@ -153,7 +171,10 @@ class MapPositions(msgspec.Struct, frozen=True):
 
 # Equipment sits at its account's site (crm_sync assets); phones where their last fix is.
 _POSITIONS_SQL = """
-SELECT d.device_id, d.kind, d.name, s.online,
+SELECT d.device_id, d.kind, d.name,
+       CASE WHEN rx.received_at IS NULL THEN s.online
+            ELSE rx.received_at > now() - make_interval(secs => %(online_s)s) END AS online,
+       (extract(epoch FROM rx.received_at) * 1000)::bigint AS last_seen_ms,
        coalesce(f.lon, st_x(a.location::geometry)) AS lon,
        coalesce(f.lat, st_y(a.location::geometry)) AS lat,
        (extract(epoch FROM f.time) * 1000)::bigint AS t_ms,
@@ -161,6 +182,10 @@ SELECT d.device_id, d.kind, d.name, s.online,
        al.alert_state
 FROM device d
 LEFT JOIN device_status s USING (device_id)
+LEFT JOIN LATERAL (  -- the newest stored message: online is judged by our clock, not the device's
+    SELECT received_at FROM ingest_message m WHERE m.device_id = d.device_id
+    ORDER BY seq DESC LIMIT 1
+) rx ON true
 LEFT JOIN LATERAL (
     SELECT lon, lat, time FROM gps_fix g WHERE g.device_id = d.device_id
     ORDER BY time DESC LIMIT 1
@@ -189,7 +214,9 @@ async def positions(req: Req) -> MapPositions:
     visible, params = device_clause(req.user, sql.Identifier("d", "device_id"))
     async with req.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(sql.SQL(_POSITIONS_SQL).format(visible=visible), params)
+        # the visibility clause uses positional parameters: name ours through a literal
+        stmt = sql.SQL(_POSITIONS_SQL.replace("%(online_s)s", str(ONLINE_WINDOW_S)))
+        await cur.execute(stmt.format(visible=visible), params)
         rows = await cur.fetchall()
     return MapPositions([msgspec.convert(r, MapDevice) for r in rows])
 
@@ -277,6 +304,194 @@ async def visits(req: Req, query: MapDayQuery) -> MapVisits:
     async with req.connection() as conn:
         rows = await (await conn.execute(stmt, args)).fetchall()
     return MapVisits(day, [MapVisit(*r) for r in rows])
+
+
+# --------------------------------------------------------------------------- sites and tracks
+
+
+class MapSites(msgspec.Struct, frozen=True):
+    """Accounts with a location, as parallel arrays (compact for tens of thousands)."""
+
+    ids: list[int]
+    names: list[str]
+    types: list[str]
+    lon: list[float]
+    lat: list[float]
+    truncated: bool
+
+
+MAX_SITES = 50_000
+
+
+@routes.get(
+    "/console/api/sites",
+    access=Access.read(unscoped="the list is filtered by the account access rule"),
+    summary="Every located account the caller may see (the map's clustered site layer)",
+)
+async def sites(req: Req) -> MapSites:
+    visible, params = account_clause(req.user, sql.Identifier("a", "id"))
+    stmt = sql.SQL(
+        "SELECT a.id, a.name, a.type, st_x(a.location::geometry), st_y(a.location::geometry)"
+        " FROM accounts a WHERE a.location IS NOT NULL AND {} ORDER BY a.id LIMIT %s"
+    ).format(visible)
+    async with req.connection() as conn:
+        rows = await (await conn.execute(stmt, [*params, MAX_SITES + 1])).fetchall()
+    cut = rows[:MAX_SITES]
+    return MapSites(
+        [r[0] for r in cut],
+        [r[1] for r in cut],
+        [r[2] for r in cut],
+        [r[3] for r in cut],
+        [r[4] for r in cut],
+        len(rows) > MAX_SITES,
+    )
+
+
+MAX_TRACK_POINTS = 20_000
+
+
+class TrackQuery(msgspec.Struct, frozen=True, rename={"start": "from", "end": "to"}):
+    device_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    start: datetime
+    end: datetime
+
+
+class Track(msgspec.Struct, frozen=True):
+    """A device's or rep phone's GPS fixes in time order, as parallel arrays."""
+
+    device_id: str
+    t_ms: list[int]
+    lon: list[float]
+    lat: list[float]
+    speed_mps: list[float | None]
+    truncated: bool
+
+
+@routes.get(
+    "/console/api/track",
+    access=Access.read(unscoped="the device must be one the caller may see (404 otherwise)"),
+    summary="The GPS track of a device or rep phone over a period (history replay)",
+    description="At most 20,000 fixes (evenly thinned when there are more); periods up to 31 days.",
+    errors=(404, 422),
+)
+async def track(req: Req, query: TrackQuery) -> Track:
+    if "\x00" in query.device_id:
+        raise Unprocessable("device_id: may not contain NUL characters", field="device_id")
+    if query.start.tzinfo is None or query.end.tzinfo is None:
+        raise Unprocessable(
+            "from/to: give a time zone offset (e.g. 2026-12-07T08:00:00Z)", field="from"
+        )
+    if not query.start < query.end:
+        raise Unprocessable("to: must be after from", field="to")
+    if (query.end - query.start).total_seconds() > 31 * 86400:
+        raise Unprocessable("to: a replay covers at most 31 days", field="to")
+    visible, params = device_clause(req.user, sql.Identifier("d", "device_id"))
+    async with req.connection() as conn:
+        found = await (
+            await conn.execute(
+                sql.SQL("SELECT 1 FROM device d WHERE d.device_id = %s AND {}").format(visible),
+                [query.device_id, *params],
+            )
+        ).fetchone()
+        if found is None:
+            raise NotFound(f"no device {query.device_id[:80]!r}", field="device_id")
+        rows = await (
+            await conn.execute(
+                "WITH f AS (SELECT time, lon, lat, speed_mps, row_number() OVER (ORDER BY time) AS n,"
+                " count(*) OVER () AS total FROM gps_fix"
+                " WHERE device_id = %s AND time >= %s AND time < %s)"
+                " SELECT (extract(epoch FROM time) * 1000)::bigint, lon, lat, speed_mps, total FROM f"
+                " WHERE total <= %s OR n %% ceil(total::float8 / %s)::bigint = 0 ORDER BY time",
+                [query.device_id, query.start, query.end, MAX_TRACK_POINTS, MAX_TRACK_POINTS],
+            )
+        ).fetchall()
+    return Track(
+        query.device_id,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        bool(rows) and rows[0][4] > MAX_TRACK_POINTS,
+    )
+
+
+# --------------------------------------------------------------------------- global search
+
+SEARCH_TYPES = (*DOCUMENTS, "devices")
+
+
+class SearchQuery(msgspec.Struct, frozen=True):
+    q: Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="search text")]
+    types: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=200,
+                pattern=r"^[a-z_]+(,[a-z_]+)*$",
+                description="comma-separated record types (default all): "
+                + ", ".join(SEARCH_TYPES),
+            ),
+        ]
+        | None
+    ) = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50, description="hits per type")] = 5
+
+
+class SearchHit(msgspec.Struct, frozen=True):
+    type: str
+    id: str
+    label: str
+    detail: str
+    score: float
+
+
+class SearchResult(msgspec.Struct, frozen=True):
+    items: list[SearchHit]
+
+
+_DEVICE_SEARCH = """
+SELECT d.device_id, coalesce(d.name, d.device_id), d.kind,
+       CASE WHEN doc ILIKE %s THEN 1.0 ELSE word_similarity(%s, doc) END AS score
+FROM device d, LATERAL (SELECT coalesce(d.name, '') || ' ' || d.device_id AS doc) x
+WHERE (doc %%> %s OR doc ILIKE %s) AND {visible}
+ORDER BY score DESC, d.device_id LIMIT %s
+"""
+
+
+@routes.get(
+    "/console/api/search",
+    access=Access.read(unscoped="every type's query carries the caller's record-level scope"),
+    summary="Global search: accounts, contacts, leads, opportunities, work orders and devices",
+    description="Typo-tolerant (trigram word similarity) and ranked, exact substrings first; "
+    "only records the caller may open are returned.",
+)
+async def search(req: Req, query: SearchQuery) -> SearchResult:
+    if "\x00" in query.q or not query.q.strip():
+        raise Unprocessable("q: give some text to search for", field="q")
+    types = query.types.split(",") if query.types else list(SEARCH_TYPES)
+    unknown = [t for t in types if t not in SEARCH_TYPES]
+    if unknown:
+        raise Unprocessable(f"types: unknown record type {unknown[0][:40]!r}", field="types")
+    text = query.q.strip()
+    async with req.connection() as conn, conn.transaction():
+        hits = [
+            SearchHit(h.type, h.id, h.label, h.detail, h.score)
+            for h in await crm_search(
+                conn, req.user, text, [t for t in types if t in DOCUMENTS], query.limit
+            )
+        ]
+        if "devices" in types:
+            visible, params = device_clause(req.user, sql.Identifier("d", "device_id"))
+            like = like_pattern(text)
+            cur = await conn.execute(
+                sql.SQL(_DEVICE_SEARCH).format(visible=visible),
+                [like, text, text, like, *params, query.limit],
+            )
+            hits += [
+                SearchHit("devices", r[0], r[1], r[2], float(r[3])) for r in await cur.fetchall()
+            ]
+    hits.sort(key=lambda h: -h.score)
+    return SearchResult(hits)
 
 
 # Last: the catch-all of the front end's files.

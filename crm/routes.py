@@ -11,12 +11,23 @@ from aiohttp import web
 from crm import hooks
 from crm.analytics_routes import analytics_routes
 from crm.job_routes import job_routes
+from crm.meta_routes import meta_routes
 from crm.operation_routes import operation_routes
 from crm.record_routes import all_routes
+from crm.report_routes import routes as report_routes
+from crm.view_routes import routes as view_routes
 
 
 def setup(app: web.Application) -> None:
     hooks.install()
     # Specific paths first: /contacts/duplicates before /contacts/{id}.
-    for routes in (operation_routes(), analytics_routes(), job_routes(), *all_routes()):
+    for routes in (
+        operation_routes(),
+        analytics_routes(),
+        job_routes(),
+        meta_routes(),
+        report_routes,
+        view_routes,
+        *all_routes(),
+    ):
         routes.mount(app)

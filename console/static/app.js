@@ -2,43 +2,64 @@
 // The console shell: sign-in, hash routing, one view at a time (each view returns a cleanup).
 import { api, signIn, token, setUnauthorizedHandler } from './api.js';
 import { h, toast, errorBox } from './ui.js';
+import { resetMeta } from './fields.js';
+import { mountSearch } from './search.js';
 
+const records = (entity) => () => import('./records.js').then((m) => (root) => m.listView(root, entity));
 const routes = {
   map: () => import('./map.js').then((m) => m.mapView),
   alerts: () => import('./ops.js').then((m) => m.alertsView),
   workorders: () => import('./ops.js').then((m) => m.workOrdersView),
+  dispatch: () => import('./dispatch.js').then((m) => m.dispatchView),
+  work_orders: records('work_orders'),
   device: () => import('./ops.js').then((m) => m.deviceView),
-  accounts: () => import('./crm.js').then((m) => m.accountsView),
-  account: () => import('./crm.js').then((m) => m.accountView),
-  contacts: () => import('./crm.js').then((m) => m.contactsView),
-  leads: () => import('./crm.js').then((m) => m.leadsView),
+  accounts: records('accounts'),
+  account: () => import('./records.js').then((m) => (root, [id]) => m.recordView(root, ['accounts', id])),
+  contacts: records('contacts'),
+  leads: records('leads'),
+  opportunities: records('opportunities'),
+  users: records('users'),
+  territories: records('territories'),
+  r: () => import('./records.js').then((m) => m.recordView),
+  new: () => import('./records.js').then((m) => m.createView),
   pipeline: () => import('./pipeline.js').then((m) => m.pipelineView),
   activities: () => import('./crm.js').then((m) => m.activitiesView),
   import: () => import('./importer.js').then((m) => m.importView),
   analytics: () => import('./pipeline.js').then((m) => m.analyticsView),
   calendar: () => import('./calendar.js').then((m) => m.calendarView),
   fleet: () => import('./devices.js').then((m) => m.fleetView),
+  reports: () => import('./reports.js').then((m) => m.reportsView),
+  report: () => import('./reports.js').then((m) => m.reportView),
+  dashboards: () => import('./reports.js').then((m) => m.dashboardsView),
+  dashboard: () => import('./reports.js').then((m) => m.dashboardView),
 };
 
 export const session = { me: null };
 let cleanup = null;
 
+// Each view draws into its own box: a view still loading when the user moves on keeps
+// drawing into its detached box (never into the next view), and is cleaned up when it ends.
+let renderSeq = 0;
 async function render() {
   const [name, ...args] = (location.hash.replace(/^#\/?/, '') || 'map').split('/');
   const view = document.getElementById('view');
   if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
-  view.replaceChildren();
+  const mine = ++renderSeq;
+  const box = h('div', { class: 'view-root' });
+  view.replaceChildren(box);
   document.querySelectorAll('#nav a').forEach((a) => {
     a.toggleAttribute('aria-current', a.getAttribute('href') === `#/${name}`);
   });
   const load = routes[name];
-  if (!load) { view.append(errorBox({ status: 404 })); return; }
+  if (!load) { box.append(errorBox({ status: 404 })); return; }
   try {
     const fn = await load();
-    cleanup = (await fn(view, args.map(decodeURIComponent), session)) || null;
+    const done = (await fn(box, args.map(decodeURIComponent), session)) || null;
+    if (mine !== renderSeq) { if (done) done(); return; } // left while it loaded
+    cleanup = done;
     document.body.dataset.view = name;
   } catch (err) {
-    view.append(errorBox(err));
+    box.append(errorBox(err));
   }
 }
 
@@ -56,6 +77,7 @@ async function start() {
     const err = document.getElementById('signin-error');
     err.textContent = '';
     try {
+      resetMeta();
       session.me = await signIn(f.get('email'), f.get('password'));
       /** @type {HTMLDialogElement} */ (document.getElementById('signin')).close();
       showUser();
@@ -64,9 +86,10 @@ async function start() {
   });
   document.getElementById('signin').addEventListener('cancel', (e) => e.preventDefault());
   document.getElementById('signout').addEventListener('click', () => {
-    token.clear(); session.me = null; showUser(); askSignIn();
+    token.clear(); session.me = null; resetMeta(); showUser(); askSignIn();
   });
   window.addEventListener('hashchange', render);
+  mountSearch(document.getElementById('search-slot'));
   if (token.get()) {
     try { session.me = await api('/api/v1/auth/me'); } catch { session.me = null; }
   }

@@ -1,5 +1,7 @@
 // @ts-check
-// Inline SVG charts (no chart library): a line chart with min/max band and a bar chart.
+// Inline SVG charts (no chart library): a line chart with min/max band, units, threshold
+// lines and hover values, and a bar chart with units, hover values and a legend kept clear
+// of the bars.
 const NS = 'http://www.w3.org/2000/svg';
 const el = (tag, attrs = {}, text) => {
   const e = document.createElementNS(NS, tag);
@@ -7,56 +9,116 @@ const el = (tag, attrs = {}, text) => {
   if (text !== undefined) e.textContent = text;
   return e;
 };
-const W = 800; const H = 260; const PAD = { l: 56, r: 12, t: 14, b: 36 };
+const W = 800; const H = 260;
+const num = (v) => Number(Number(v).toPrecision(4)).toLocaleString();
 
-function axes(svg, y0, y1, labels) {
+function axes(svg, pad, y0, y1, labels, unit) {
   for (let i = 0; i <= 4; i += 1) {
     const v = y0 + ((y1 - y0) * i) / 4;
-    const y = H - PAD.b - ((H - PAD.t - PAD.b) * i) / 4;
-    svg.append(el('line', { x1: PAD.l, x2: W - PAD.r, y1: y, y2: y, stroke: '#d0d7de' }));
-    svg.append(el('text', { x: PAD.l - 6, y: y + 4, 'text-anchor': 'end' }, Number(v.toPrecision(4)).toString()));
+    const y = H - pad.b - ((H - pad.t - pad.b) * i) / 4;
+    svg.append(el('line', { x1: pad.l, x2: W - pad.r, y1: y, y2: y, stroke: '#d0d7de' }));
+    svg.append(el('text', { x: pad.l - 6, y: y + 4, 'text-anchor': 'end' }, num(v)));
   }
-  for (const [x, t] of labels) svg.append(el('text', { x, y: H - PAD.b + 16, 'text-anchor': 'middle' }, t));
+  if (unit) svg.append(el('text', { x: 4, y: pad.t - 4, class: 'unit' }, unit));
+  for (const [x, t] of labels) svg.append(el('text', { x, y: H - pad.b + 16, 'text-anchor': 'middle' }, t));
 }
 
-// points: [{t: Date, avg, min, max}]
-// from/to: the x range (default: the points'); mark: a time drawn as a red vertical line.
-export function lineChart(points, { title = '', unit = '', from = null, to = null, mark = null } = {}) {
-  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `${title} chart` });
+/**
+ * points: [{t: Date, avg, min, max}]; from/to: the x range (default: the points');
+ * mark: a time drawn as a red vertical line; thresholds: [{value, label}] drawn as dashed lines.
+ * @param {any[]} points
+ * @param {{title?: string, unit?: string, from?: Date | null, to?: Date | null, mark?: Date | null, thresholds?: {value: number, label: string}[]}} [opts]
+ */
+export function lineChart(points, { title = '', unit = '', from = null, to = null, mark = null, thresholds = [] } = {}) {
+  const pad = { l: 56, r: 12, t: 22, b: 36 };
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `${title}${unit ? ` in ${unit}` : ''} chart` });
   if (!points.length) { svg.append(el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no data in this range')); return svg; }
   const t0 = from ? +from : +points[0].t; const t1 = Math.max(to ? +to : +points[points.length - 1].t, t0 + 1);
-  let y0 = Math.min(...points.map((p) => p.min ?? p.avg)); let y1 = Math.max(...points.map((p) => p.max ?? p.avg));
+  let y0 = Math.min(...points.map((p) => p.min ?? p.avg), ...thresholds.map((x) => x.value));
+  let y1 = Math.max(...points.map((p) => p.max ?? p.avg), ...thresholds.map((x) => x.value));
   if (y0 === y1) { y0 -= 1; y1 += 1; }
-  const X = (t) => PAD.l + ((W - PAD.l - PAD.r) * (+t - t0)) / (t1 - t0);
-  const Y = (v) => H - PAD.b - ((H - PAD.t - PAD.b) * (v - y0)) / (y1 - y0);
+  const X = (t) => pad.l + ((W - pad.l - pad.r) * (+t - t0)) / (t1 - t0);
+  const Y = (v) => H - pad.b - ((H - pad.t - pad.b) * (v - y0)) / (y1 - y0);
   const labels = [0, 0.25, 0.5, 0.75, 1].map((f) => { const t = new Date(t0 + f * (t1 - t0)); return [X(t), t.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })]; });
-  axes(svg, y0, y1, labels);
+  axes(svg, pad, y0, y1, labels, unit);
   const band = points.map((p) => `${X(p.t)},${Y(p.max ?? p.avg)}`).concat(points.slice().reverse().map((p) => `${X(p.t)},${Y(p.min ?? p.avg)}`));
   svg.append(el('polygon', { points: band.join(' '), fill: '#0969da22', stroke: 'none' }));
   svg.append(el('polyline', { points: points.map((p) => `${X(p.t)},${Y(p.avg)}`).join(' '), fill: 'none', stroke: '#0969da', 'stroke-width': 2 }));
-  if (mark && +mark >= t0 && +mark <= t1) {
-    svg.append(el('line', { x1: X(mark), x2: X(mark), y1: PAD.t, y2: H - PAD.b, stroke: '#cf222e', 'stroke-width': 2, 'stroke-dasharray': '5 3', class: 'mark' }));
+  for (const th of thresholds) {
+    svg.append(el('line', { x1: pad.l, x2: W - pad.r, y1: Y(th.value), y2: Y(th.value), stroke: '#bf8700', 'stroke-width': 1.5, 'stroke-dasharray': '6 4', class: 'threshold' }));
+    svg.append(el('text', { x: W - pad.r - 4, y: Y(th.value) - 4, 'text-anchor': 'end', class: 'threshold-label' }, `${th.label} ${num(th.value)}${unit ? ` ${unit}` : ''}`));
   }
-  svg.append(el('text', { x: PAD.l, y: PAD.t - 2 }, `${title}${unit ? ` (${unit})` : ''}`));
+  if (mark && +mark >= t0 && +mark <= t1) {
+    svg.append(el('line', { x1: X(mark), x2: X(mark), y1: pad.t, y2: H - pad.b, stroke: '#cf222e', 'stroke-width': 2, 'stroke-dasharray': '5 3', class: 'mark' }));
+  }
+  // hover values: one invisible column per point, its tooltip the bucket's figures
+  const colW = Math.max(2, (W - pad.l - pad.r) / points.length);
+  for (const p of points) {
+    const r = el('rect', { x: X(p.t) - colW / 2, y: pad.t, width: colW, height: H - pad.t - pad.b, fill: 'transparent', class: 'hover' });
+    const u = unit ? ` ${unit}` : '';
+    r.append(el('title', {}, `${new Date(p.t).toLocaleString()}: ${num(p.avg)}${u}${p.min !== undefined && p.max !== undefined ? ` (min ${num(p.min)}, max ${num(p.max)})` : ''}`));
+    svg.append(r);
+  }
+  svg.append(el('text', { x: pad.l, y: pad.t - 8 }, title));
   return svg;
 }
 
-// bars: [{label, values: [number...]}], series names and colours
-export function barChart(bars, series, colors = ['#0969da', '#1a7f37', '#bf8700']) {
-  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': series.join(', ') });
+/**
+ * bars: [{label, values: [number...]}], series names and colours.
+ * @param {{label: string, values: number[]}[]} bars
+ * @param {string[]} series
+ * @param {{unit?: string, title?: string, colors?: string[]}} [opts]
+ */
+export function barChart(bars, series, { unit = '', title = '', colors = ['#0969da', '#1a7f37', '#bf8700', '#8250df', '#cf222e'] } = {}) {
+  const pad = { l: 70, r: 12, t: 40, b: 36 }; // the legend has its own band above the plot
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `${title || series.join(', ')}${unit ? ` in ${unit}` : ''}` });
+  if (!bars.length) { svg.append(el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no data')); return svg; }
   const max = Math.max(1, ...bars.flatMap((b) => b.values.map(Number)));
-  const slot = (W - PAD.l - PAD.r) / Math.max(1, bars.length);
+  const slot = (W - pad.l - pad.r) / Math.max(1, bars.length);
   const bw = Math.max(2, (slot * 0.8) / series.length);
-  axes(svg, 0, max, bars.map((b, i) => [PAD.l + slot * (i + 0.5), b.label]));
+  const every = Math.ceil(bars.length / 12); // at most 12 axis labels: no overlap
+  axes(svg, pad, 0, max, bars.map((b, i) => [pad.l + slot * (i + 0.5), i % every ? '' : String(b.label).slice(0, 14)]), unit);
   bars.forEach((b, i) => b.values.forEach((v, j) => {
-    const y = H - PAD.b - ((H - PAD.t - PAD.b) * Number(v)) / max;
-    const r = el('rect', { x: PAD.l + slot * i + slot * 0.1 + bw * j, y, width: bw, height: H - PAD.b - y, fill: colors[j % colors.length] });
-    r.append(el('title', {}, `${b.label} ${series[j]}: ${Number(v).toLocaleString()}`));
+    const y = H - pad.b - ((H - pad.t - pad.b) * Number(v)) / max;
+    const r = el('rect', { x: pad.l + slot * i + slot * 0.1 + bw * j, y, width: bw, height: H - pad.b - y, fill: colors[j % colors.length] });
+    r.append(el('title', {}, `${b.label} · ${series[j]}: ${Number(v).toLocaleString()}${unit ? ` ${unit}` : ''}`));
     svg.append(r);
   }));
+  let x = pad.l;
+  if (title) { svg.append(el('text', { x, y: 14, class: 'chart-title' }, title)); }
   series.forEach((s, j) => {
-    svg.append(el('rect', { x: W - PAD.r - 150, y: PAD.t + j * 16, width: 10, height: 10, fill: colors[j % colors.length] }));
-    svg.append(el('text', { x: W - PAD.r - 134, y: PAD.t + 9 + j * 16 }, s));
+    svg.append(el('rect', { x, y: 22, width: 10, height: 10, fill: colors[j % colors.length] }));
+    svg.append(el('text', { x: x + 14, y: 31 }, s));
+    x += 24 + s.length * 7;
+  });
+  return svg;
+}
+
+/**
+ * slices: [{label, value}]; a pie with a legend beside it and hover values.
+ * @param {{label: string, value: number}[]} slices
+ * @param {{unit?: string, title?: string}} [opts]
+ */
+export function pieChart(slices, { unit = '', title = '' } = {}) {
+  const colors = ['#0969da', '#1a7f37', '#bf8700', '#8250df', '#cf222e', '#0550ae', '#953800', '#116329', '#bf3989', '#6e7781'];
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': title || 'pie chart' });
+  const pos = slices.filter((s) => Number(s.value) > 0);
+  const total = pos.reduce((a, s) => a + Number(s.value), 0);
+  if (!total) { svg.append(el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no data')); return svg; }
+  const cx = 130; const cy = H / 2; const r = 110;
+  let a0 = -Math.PI / 2;
+  pos.slice(0, 10).forEach((s, i) => {
+    const share = Number(s.value) / total;
+    const a1 = a0 + share * 2 * Math.PI;
+    const large = share > 0.5 ? 1 : 0;
+    const d = share >= 0.9999 ? `M ${cx - r} ${cy} a ${r} ${r} 0 1 0 ${2 * r} 0 a ${r} ${r} 0 1 0 ${-2 * r} 0`
+      : `M ${cx} ${cy} L ${cx + r * Math.cos(a0)} ${cy + r * Math.sin(a0)} A ${r} ${r} 0 ${large} 1 ${cx + r * Math.cos(a1)} ${cy + r * Math.sin(a1)} Z`;
+    const p = el('path', { d, fill: colors[i % colors.length], stroke: '#fff' });
+    p.append(el('title', {}, `${s.label}: ${Number(s.value).toLocaleString()}${unit ? ` ${unit}` : ''} (${Math.round(share * 100)}%)`));
+    svg.append(p);
+    svg.append(el('rect', { x: 280, y: 20 + i * 22, width: 12, height: 12, fill: colors[i % colors.length] }));
+    svg.append(el('text', { x: 298, y: 31 + i * 22 }, `${String(s.label).slice(0, 40)} · ${Number(s.value).toLocaleString()}${unit ? ` ${unit}` : ''} (${Math.round(share * 100)}%)`));
+    a0 = a1;
   });
   return svg;
 }

@@ -42,6 +42,8 @@ interface LeafletMap extends LeafletEvented {
   latLngToContainerPoint(ll: LatLngLike): LeafletPoint;
   distance(a: LatLngLike, b: LatLngLike): number;
   doubleClickZoom: LeafletHandler;
+  getZoom(): number;
+  flyTo?(center: LatLngLike, zoom?: number): this;
   remove(): this;
 }
 
@@ -56,6 +58,8 @@ interface LeafletStatic {
   polygon(lls: LatLngLike[], options?: Record<string, any>): LeafletPolyline;
   polyline(lls: LatLngLike[], options?: Record<string, any>): LeafletPolyline;
   divIcon(options: Record<string, any>): unknown;
+  canvas(options?: Record<string, any>): unknown;
+  markerClusterGroup?(options?: Record<string, any>): LeafletClusterGroup;
   latLngBounds(lls: LatLngLike[]): LeafletBounds;
   control: {
     layers(base: Record<string, LeafletLayer> | null, overlays: Record<string, LeafletLayer>): LeafletControl;
@@ -63,4 +67,13 @@ interface LeafletStatic {
   };
 }
 
-interface Window { L?: LeafletStatic }
+interface LeafletClusterGroup extends LeafletFeatureGroup {
+  addLayers(layers: LeafletLayer[]): this;
+  getChildCount?(): number;
+}
+
+interface Window {
+  L?: LeafletStatic;
+  // topojson-client 3 (UMD global): TopoJSON to GeoJSON
+  topojson?: { feature(topology: any, object: any): any };
+}

@@ -3,11 +3,12 @@
 // (WebSocket /console/live), coloured by state (red while a device has an active alert);
 // equipment at its account's site; the day's routes per rep with stops and ETAs (routing
 // API); click-through; drawing of fences/territories.
-import { api, listAll } from './api.js';
+import { api } from './api.js';
 import { connectLive } from './live.js';
-import { makeMap } from './leaflet.js';
+import { makeMap, loadClustering } from './leaflet.js';
 import { h, toast, errorBox } from './ui.js';
 import { startDrawing } from './draw.js';
+import { labels, refLink } from './fields.js';
 
 const COLORS = { online: '#1a7f37', offline: '#6e7781', alert: '#cf222e', phone: '#0969da' };
 const ROUTE_COLORS = ['#0969da', '#8250df', '#bf3989', '#1a7f37', '#9a6700', '#cf222e', '#0550ae', '#6639ba', '#953800', '#116329'];
@@ -20,15 +21,18 @@ const MAX_LAT_SAMPLES = 50000;
 let latencySamples = 0;
 
 export async function mapView(root, _args, session) {
+  const mayFence = !!session.me && ['admin', 'manager'].includes(session.me.role);
+  const drawState = h('span', { class: 'muted', id: 'draw-state', role: 'status' });
   const status = h('span', { class: 'live-state', role: 'status' }, 'connecting…');
   const legend = h('div', { class: 'legend' },
     ...Object.entries({ online: 'online', offline: 'offline', alert: 'alert' }).map(([k, v]) =>
       h('span', {}, h('i', { style: `background:${COLORS[k]}` }), v)));
   const tools = h('div', { class: 'toolbar' },
-    h('button', { type: 'button', id: 'draw-polygon' }, 'Draw polygon fence'),
-    h('button', { type: 'button', id: 'draw-circle' }, 'Draw circle fence'),
+    // fences are drawn by managers and admins (the geo API's Access.managers)
+    mayFence ? h('button', { type: 'button', id: 'draw-polygon' }, 'Draw polygon fence') : null,
+    mayFence ? h('button', { type: 'button', id: 'draw-circle' }, 'Draw circle fence') : null,
     session.me && session.me.role === 'admin' ? h('button', { type: 'button', id: 'draw-territory' }, 'Draw territory') : null,
-    legend, status);
+    legend, status, drawState);
   const el = h('div', { id: 'map', class: 'map', role: 'application', 'aria-label': 'Live map' });
   const side = h('aside', { class: 'side', id: 'map-side', 'aria-live': 'polite' }, h('p', {}, 'Click a marker or shape for details.'));
   // The devices and today's routes as lists beside the map (keyboard and screen-reader
@@ -36,19 +40,26 @@ export async function mapView(root, _args, session) {
   const deviceCount = h('span', { id: 'device-count' }, '0');
   const deviceList = h('ul', { id: 'device-list', class: 'device-list' });
   const routeList = h('ul', { id: 'route-list', class: 'route-list' });
+  const deviceFilter = /** @type {HTMLInputElement} */ (h('input', { type: 'search', id: 'device-filter', placeholder: 'Filter devices', 'aria-label': 'Filter devices' }));
+  deviceFilter.addEventListener('input', () => {
+    const t = deviceFilter.value.trim().toLowerCase();
+    for (const li of deviceList.children) /** @type {HTMLElement} */ (li).hidden = !!t && !`${li.textContent} ${/** @type {HTMLElement} */ (li).dataset.deviceId}`.toLowerCase().includes(t);
+  });
   const lists = h('div', { class: 'map-lists' },
-    h('details', {}, h('summary', {}, 'Devices (', deviceCount, ')'), deviceList),
+    h('details', { open: true }, h('summary', {}, 'Devices (', deviceCount, ')'), deviceFilter, deviceList),
     h('details', {}, h('summary', {}, "Today's routes"), routeList));
   root.append(tools, h('div', { class: 'map-wrap' }, el, side), lists);
-  const { L, map } = await makeMap(el);
+  const { map, bases } = await makeMap(el);
+  const L = await loadClustering();
   const layers = {
     territories: L.featureGroup().addTo(map),
     fences: L.featureGroup().addTo(map),
-    sites: L.featureGroup().addTo(map),
+    // thousands of accounts: clustered, a count per cluster, split as the map zooms in
+    sites: L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 50 }).addTo(map),
     routes: L.featureGroup().addTo(map),
     devices: L.featureGroup().addTo(map),
   };
-  L.control.layers(null, { Territories: layers.territories, Geofences: layers.fences, 'Account sites': layers.sites, "Today's routes": layers.routes, Devices: layers.devices }).addTo(map);
+  L.control.layers(bases, { Territories: layers.territories, Geofences: layers.fences, 'Account sites': layers.sites, "Today's routes": layers.routes, Devices: layers.devices }).addTo(map);
   /**
    * @typedef {object} DeviceOnMap
    * @property {string} id
@@ -58,12 +69,13 @@ export async function mapView(root, _args, session) {
    * @property {'phone' | 'equipment'} kind
    * @property {{id: number, name: string}} [account]
    * @property {string} [model]
+   * @property {string} [name]
    */
   /** @type {Map<string, DeviceOnMap>} */
   const markers = new Map();
   const alerting = new Map(); // device_id -> Map(alert_id -> state), active alerts only
 
-  const show = (...nodes) => side.replaceChildren(...nodes);
+  const show = (...nodes) => side.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false)); // a missing part is left out, never printed as "null"
   const inAlert = (id) => (alerting.get(id)?.size || 0) > 0;
   const colorOf = (d) => (inAlert(d.id) ? COLORS.alert : d.online === false ? COLORS.offline : COLORS.online);
   const stateOf = (d) => (inAlert(d.id) ? 'alert' : d.online === false ? 'offline' : 'online');
@@ -75,18 +87,64 @@ export async function mapView(root, _args, session) {
     if (d.row.dataset.state === st) return;
     d.row.dataset.state = st;
     /** @type {HTMLElement} */ (d.row.firstElementChild).style.background = color;
-    d.row.lastChild.textContent = ` ${d.id}${d.kind === 'phone' ? ' (phone)' : ''}: ${st}`;
+    d.row.lastChild.textContent = ` ${d.name || d.id}${d.kind === 'phone' ? ' (phone)' : ''}: ${st}`;
   };
   /** @param {DeviceOnMap} d */
   const place = (d) => { const { lat, lng } = d.marker.getLatLng(); d.row.dataset.lonlat = `${lng},${lat}`; };
 
   function deviceDetails(d) {
     const alerts = [...(alerting.get(d.id) || new Map()).values()];
-    return [h('h2', {}, d.id),
+    return [h('h2', {}, d.name || d.id), d.name ? h('p', { class: 'muted' }, d.id) : null,
       h('p', {}, `${d.kind}${d.model ? ` (${d.model})` : ''}, ${d.online === false ? 'offline' : 'online'}`),
       d.account ? h('p', {}, 'At ', h('a', { href: `#/account/${d.account.id}` }, d.account.name)) : null,
       alerts.length ? h('p', { class: 'error' }, `${alerts.length} active alert(s): `, h('a', { href: `#/alerts/${encodeURIComponent(d.id)}` }, 'see alerts')) : null,
-      h('p', {}, h('a', { href: `#/device/${encodeURIComponent(d.id)}` }, 'Device page and telemetry'))];
+      h('p', {}, h('a', { href: `#/device/${encodeURIComponent(d.id)}` }, 'Device page and telemetry')),
+      replayControls(d.id)];
+  }
+
+  // History replay: the device's (or rep phone's) GPS track over a chosen period, drawn as a
+  // line with a marker that plays it back; times in the browser's time zone.
+  const replayLayer = L.featureGroup().addTo(map);
+  let replayTimer;
+  function replayControls(deviceId) {
+    const period = h('select', { id: 'replay-period', 'aria-label': 'Replay period' }, [['1 hour', 3600], ['6 hours', 21600], ['24 hours', 86400], ['7 days', 604800]].map(([l, v]) => h('option', { value: v, selected: v === 21600 }, `last ${l}`)));
+    const out = h('div', { id: 'replay', 'aria-live': 'polite' });
+    const go = h('button', { type: 'button', id: 'replay-load' }, 'Replay track');
+    go.addEventListener('click', async () => {
+      clearInterval(replayTimer);
+      replayLayer.clearLayers();
+      const to = new Date();
+      const from = new Date(+to - Number(/** @type {HTMLSelectElement} */ (period).value) * 1000);
+      let tr;
+      try { tr = await api(`/console/api/track?${new URLSearchParams({ device_id: deviceId, from: from.toISOString(), to: to.toISOString() })}`); } catch (e) { out.replaceChildren(errorBox(e)); return; }
+      if (!tr.t_ms.length) { out.replaceChildren(h('p', { class: 'muted' }, 'No positions in this period.')); return; }
+      const lls = tr.lat.map((lat, i) => /** @type {[number, number]} */ ([lat, tr.lon[i]]));
+      L.polyline(lls, { color: '#8250df', weight: 3, opacity: 0.8 }).addTo(replayLayer);
+      const dot = L.circleMarker(lls[0], { radius: 8, color: '#fff', weight: 2, fillColor: '#8250df', fillOpacity: 1 }).addTo(replayLayer);
+      map.fitBounds(L.latLngBounds(lls).pad(0.2), { maxZoom: 16, animate: false });
+      const slider = /** @type {HTMLInputElement} */ (h('input', { type: 'range', id: 'replay-slider', min: 0, max: lls.length - 1, value: 0, 'aria-label': 'Replay position' }));
+      const when = h('span', { id: 'replay-time' });
+      const at = (i) => {
+        dot.setLatLng(lls[i]);
+        const v = tr.speed_mps[i];
+        when.textContent = `${new Date(tr.t_ms[i]).toLocaleString()}${v !== null && v !== undefined ? ` · ${(v * 3.6).toFixed(0)} km/h` : ''}`;
+      };
+      slider.addEventListener('input', () => at(Number(slider.value)));
+      const play = h('button', { type: 'button', id: 'replay-play' }, 'Play');
+      play.addEventListener('click', () => {
+        clearInterval(replayTimer);
+        const step = Math.max(1, Math.round(lls.length / 200)); // about 20 s for a whole track
+        replayTimer = setInterval(() => {
+          const i = Math.min(lls.length - 1, Number(slider.value) + step);
+          slider.value = String(i); at(i);
+          if (i >= lls.length - 1) clearInterval(replayTimer);
+        }, 100);
+      });
+      at(0);
+      out.replaceChildren(h('p', {}, `${lls.length} positions${tr.truncated ? ' (thinned)' : ''}`), slider, h('div', { class: 'toolbar' }, play, when));
+      out.dataset.points = String(lls.length);
+    });
+    return h('div', { class: 'replay' }, h('h3', {}, 'History'), h('div', { class: 'toolbar' }, period, go), out);
   }
 
   function upsertDevice(id, lon, lat, extra = {}) {
@@ -104,7 +162,7 @@ export async function mapView(root, _args, session) {
       row.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(); });
       deviceList.append(row);
       deviceCount.textContent = String(markers.size + 1);
-      m.bindTooltip(() => `${id}${d.account ? ` · ${d.account.name}` : ''}${inAlert(id) ? ' · ALERT' : ''}`);
+      m.bindTooltip(() => `${d.name || id}${d.account ? ` · ${d.account.name}` : ''}${inAlert(id) ? ' · ALERT' : ''}`);
       m.addTo(layers.devices);
       markers.set(id, d);
     } else {
@@ -113,6 +171,7 @@ export async function mapView(root, _args, session) {
     if (extra.online !== undefined && extra.online !== null) d.online = extra.online;
     if (extra.account_id) d.account = { id: extra.account_id, name: extra.account_name };
     if (extra.equipment_model) d.model = extra.equipment_model;
+    if (extra.name) d.name = extra.name;
     place(d);
     paint(d);
     return d;
@@ -139,15 +198,13 @@ export async function mapView(root, _args, session) {
     for (const f of fences) drawFence(L, layers.fences, f, show);
   } catch (e) { console.info('fences not shown:', e.message); }
   try {
-    const accounts = await listAll('/api/v1/accounts', {}, 3000);
-    for (const a of accounts) {
-      if (!a.location) continue;
-      const [lon, lat] = a.location.coordinates;
-      L.circleMarker([lat, lon], { radius: 4, color: '#9a6700', weight: 1, fillColor: '#d4a72c', fillOpacity: 0.8 })
-        .bindTooltip(a.name)
-        .on('click', () => show(h('h2', {}, a.name), h('p', {}, a.type), h('a', { href: `#/account/${a.id}` }, 'Open account')))
-        .addTo(layers.sites);
-    }
+    const st = await api('/console/api/sites');
+    const markersOfSites = st.ids.map((id, i) => L.marker([st.lat[i], st.lon[i]], { icon: L.divIcon({ className: 'site-icon', iconSize: [10, 10] }), keyboard: false })
+      .bindTooltip(st.names[i])
+      .on('click', () => show(h('h2', {}, st.names[i]), h('p', {}, st.types[i]), h('a', { href: `#/r/accounts/${id}` }, 'Open account'))));
+    layers.sites.addLayers(markersOfSites);
+    el.dataset.sites = String(st.ids.length);
+    if (st.truncated) toast(`Showing the first ${st.ids.length} accounts on the map`);
   } catch (e) { console.info('account sites not shown:', e.message); }
   try {
     const { devices } = await api('/console/api/positions');
@@ -210,25 +267,28 @@ export async function mapView(root, _args, session) {
         drawFence(L, layers.fences, f, show);
       }
       shape.layer.remove();
+      drawState.textContent = '';
       toast(`${kind} saved`);
     } catch (e) {
       shape.layer.setStyle({ color: COLORS.alert, dashArray: '4 4' });
       shape.layer.bindTooltip(e.message, { permanent: true, className: 'shape-error', direction: 'top' }).openTooltip();
+      drawState.textContent = '';
       toast(e.message, 'error');
     }
   };
   const bind = (id, mode, kind) => {
     const b = document.getElementById(id);
-    if (b) b.addEventListener('click', () => startDrawing(L, map, mode, drawDone(kind), (t) => { status.textContent = t; }));
+    if (b) b.addEventListener('click', () => startDrawing(L, map, mode, drawDone(kind), (t) => { drawState.textContent = t; }));
   };
   bind('draw-polygon', 'polygon', 'geofence');
   bind('draw-circle', 'circle', 'geofence');
   bind('draw-territory', 'polygon', 'territory');
 
+  const repNames = await labels('users', routesInfo.map((r) => r.rep));
   routeList.replaceChildren(...routesInfo.map((r) => h('li', { dataset: { plan: r.plan, rep: r.rep, stops: r.stops } },
-    h('i', { style: `background:${r.color}` }), ` Rep ${r.rep}: ${r.stops} stops (plan ${r.plan})`)));
+    h('i', { style: `background:${r.color}` }), ` ${repNames.get(Number(r.rep)) || 'a rep'}: ${r.stops} stops`)));
   if (!routesInfo.length) routeList.append(h('li', { class: 'muted' }, 'No route planned today.'));
-  return () => { stopLive(); map.remove(); };
+  return () => { clearInterval(replayTimer); stopLive(); map.remove(); };
 }
 
 function drawFence(L, group, f, show) {
@@ -262,15 +322,15 @@ async function drawRoutes(L, group, show) {
       if (p.kind === 'route') {
         const line = L.geoJSON(f, { style: { color: color(p.rep_id), weight: 3, opacity: 0.8 } }).addTo(group);
         const stops = fc.features.filter((x) => x.properties.kind === 'stop' && x.properties.rep_id === p.rep_id);
-        line.on('click', () => show(h('h2', {}, `Rep ${p.rep_id}: ${p.stops} stops`),
-          h('p', { class: 'muted' }, `plan ${plan.id} · ${hhmm(p.start)}–${hhmm(p.end)} · ${(p.distance_m / 1000).toFixed(1)} km`),
+        line.on('click', () => show(h('h2', {}, refLink('users', p.rep_id), `: ${p.stops} stops`),
+          h('p', { class: 'muted' }, `${hhmm(p.start)}–${hhmm(p.end)} · ${(p.distance_m / 1000).toFixed(1)} km`),
           h('ol', {}, stops.map((x) => h('li', {}, `${hhmm(x.properties.eta)} ${x.properties.title || x.properties.visit_id}`)))));
         out.push({ plan: plan.id, rep: p.rep_id, stops: p.stops, color: color(p.rep_id) });
       } else if (p.kind === 'stop') {
         const [lon, lat] = f.geometry.coordinates;
         L.marker([lat, lon], { icon: L.divIcon({ className: 'stop-icon', html: `<span style="background:${color(p.rep_id)}">${Number(p.sequence)}</span>`, iconSize: [20, 20] }), keyboard: false })
           .bindTooltip(`${p.sequence}. ${p.title || p.visit_id} · ETA ${hhmm(p.eta)}`)
-          .on('click', () => show(h('h2', {}, `Stop ${p.sequence} of rep ${p.rep_id}`), h('p', {}, p.title || p.visit_id),
+          .on('click', () => show(h('h2', {}, `Stop ${p.sequence} of `, refLink('users', p.rep_id)), h('p', {}, p.title || 'visit'),
             h('p', {}, `ETA ${hhmm(p.eta)} · service ${hhmm(p.service_start)}–${hhmm(p.service_end)}`),
             h('p', { class: 'muted' }, `slack ${Math.round(p.slack_s / 60)} min · ${(p.distance_m / 1000).toFixed(1)} km from the previous stop`)))
           .addTo(group);

@@ -5,13 +5,23 @@ import { api, listAll, q } from './api.js';
 import { h, errorBox, toast, fmtTime } from './ui.js';
 import { lineChart } from './chart.js';
 import { connectLive, alertFromRow } from './live.js';
+import { entityMeta, labels } from './fields.js';
 
+// Units are part of the metric's name (firmware_sim.physics: temperature_c, pressure_bar ...).
+const UNITS = [['_mm_s', 'mm/s'], ['_c', '°C'], ['_bar', 'bar'], ['_a', 'A'], ['_v', 'V'], ['_kw', 'kW'], ['_pct', '%'], ['_rpm', 'rpm'], ['_m', 'm'], ['_s', 's']];
+export const unitOf = (metric) => (UNITS.find(([suffix]) => metric.endsWith(suffix)) || [null, ''])[1];
+export const metricName = (metric) => {
+  const u = UNITS.find(([suffix]) => metric.endsWith(suffix));
+  const base = u ? metric.slice(0, -u[0].length) : metric;
+  return base.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+};
 const WO_STATUSES = ['new', 'assigned', 'scheduled', 'in_progress', 'done', 'cancelled'];
 
 // Alerts: the API's list (active or all, optionally one device) kept live by the WebSocket
 // feed (alerts raised, escalated or cleared by the gateway's alert stage); acknowledge in
 // place; each alert opens its device's telemetry chart centred on the alert.
-export async function alertsView(root, [device]) {
+export async function alertsView(root, [device], session) {
+  const mayAck = !!session?.me && session.me.role !== 'viewer'; // the API's Access.write
   root.append(h('h1', {}, device ? `Alerts of ${device}` : 'Alerts'));
   const which = h('select', { id: 'alert-state', 'aria-label': 'Which alerts' }, h('option', { value: 'active' }, 'Active'), h('option', { value: 'all' }, 'All (incl. cleared)'));
   const live = h('span', { class: 'live-state', role: 'status' }, 'connecting…');
@@ -21,7 +31,7 @@ export async function alertsView(root, [device]) {
   const rows = new Map(); // alert_id -> li
 
   function item(a, fresh = false) {
-    const ack = h('button', { type: 'button', class: 'ack', disabled: a.state !== 'raised' }, a.state === 'raised' ? 'Acknowledge' : a.state === 'acknowledged' ? 'Acknowledged' : 'Cleared');
+    const ack = h('button', { type: 'button', class: 'ack', disabled: a.state !== 'raised' || !mayAck, title: mayAck ? undefined : 'Your role cannot acknowledge alerts' }, a.state === 'raised' ? 'Acknowledge' : a.state === 'acknowledged' ? 'Acknowledged' : 'Cleared');
     ack.addEventListener('click', async () => {
       ack.disabled = true;
       try {
@@ -33,9 +43,10 @@ export async function alertsView(root, [device]) {
     const around = a.raised_at || '';
     return h('li', { dataset: { alertId: a.alert_id, state: a.state, device: a.device_id }, class: fresh ? 'new' : '' },
       h('span', { class: 'sev' }, a.severity || ''),
-      h('strong', {}, a.alert_type || ''),
+      h('strong', {}, (a.alert_type || '').replace(/[_-]+/g, ' ').replace(/^./, (c) => c.toUpperCase())),
       h('span', {}, a.message || ''),
-      h('span', { class: 'muted' }, `${a.device_id} · raised ${fmtTime(a.raised_at)}${a.occurrences > 1 ? ` · ×${a.occurrences}` : ''}${a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : ''}`),
+      h('span', { class: 'muted' }, `${a.device_id} · raised ${fmtTime(a.raised_at)}${a.occurrences > 1 ? ` · ×${a.occurrences}` : ''}`,
+        a.acknowledged_by ? [' · acknowledged by ', typeof a.acknowledged_by === 'number' ? refLabel('users', a.acknowledged_by) : String(a.acknowledged_by)] : ''),
       h('a', { href: `#/device/${encodeURIComponent(a.device_id)}/${encodeURIComponent(around)}` }, 'Telemetry around the alert'),
       ack);
   }
@@ -68,31 +79,56 @@ export async function alertsView(root, [device]) {
 }
 
 export async function workOrdersView(root) {
-  root.append(h('h1', {}, 'Work orders'));
+  const meta = await entityMeta('work_orders');
+  root.append(h('div', { class: 'toolbar' }, h('h1', {}, 'Work orders'), h('a', { href: '#/work_orders' }, 'List view'),
+    meta.may_create ? h('a', { class: 'button primary', href: '#/new/work_orders' }, 'New work order') : null));
   let wos;
   try { wos = await listAll('/api/v1/work_orders', {}, 2000); } catch (e) { root.append(errorBox(e)); return null; }
-  const board = h('div', { class: 'board' });
+  const board = h('div', { class: 'board', id: 'wo-board' });
+  const now = Date.now();
   for (const s of WO_STATUSES) {
     const mine = wos.filter((w) => w.status === s);
-    board.append(h('section', { class: 'column', 'aria-label': s }, h('h2', {}, h('span', {}, s.replace('_', ' ')), h('span', { class: 'muted' }, mine.length)),
-      mine.map((w) => h('article', { class: 'card', tabindex: 0 }, h('strong', {}, w.title), h('div', { class: 'muted' }, `${w.priority}${w.sla_due_at ? ` · SLA ${fmtTime(w.sla_due_at)}` : ''}`),
-        h('a', { href: `#/account/${w.account_id}` }, 'account')))));
+    board.append(h('section', { class: 'column', 'aria-label': s.replace('_', ' ') }, h('h2', {}, h('span', {}, s.replace('_', ' ')), h('span', { class: 'muted' }, mine.length)),
+      mine.map((w) => {
+        const late = w.sla_due_at && !['done', 'cancelled'].includes(w.status) && +new Date(w.sla_due_at) < now;
+        return h('a', { class: `card${late ? ' breach' : ''}`, href: `#/r/work_orders/${w.id}`, dataset: { wo: w.id } }, h('strong', {}, w.title),
+          h('div', { class: 'muted' }, `${w.priority}${w.sla_due_at ? ` · SLA ${fmtTime(w.sla_due_at)}${late ? ' (breached)' : ''}` : ''}`),
+          h('div', {}, refLabel('accounts', w.account_id), w.assignee_id ? [' · ', refLabel('users', w.assignee_id)] : ''));
+      })));
   }
-  root.append(board);
+  root.append(wos.length ? board : h('p', { class: 'empty' }, 'No work orders yet.'));
   return null;
+}
+
+// A reference's name as plain text (inside a card that is itself a link).
+function refLabel(entity, id) {
+  const el = h('span', {}, '…');
+  labels(entity, [id]).then((m) => { el.textContent = m.get(Number(id)) || 'not visible to you'; });
+  return el;
 }
 
 // A device's telemetry over a chosen range, from server-side bucketed aggregates (~200
 // buckets per chart). With `around` (an alert's time) the range is centred on it and marked.
 export async function deviceView(root, [id, around]) {
-  root.append(h('h1', {}, `Device ${id}`));
+  const title = h('h1', {}, 'Device');
+  root.append(title);
   let dev;
   try { dev = await api(`/api/v1/devices/${encodeURIComponent(id)}`); } catch (e) { root.append(errorBox(e)); return null; }
+  // name, model, site and online state (judged from the newest stored message) from the map's API
+  const pos = (await api('/console/api/positions').catch(() => ({ devices: [] }))).devices.find((d) => d.device_id === id) || {};
+  title.textContent = pos.name || pos.equipment_model || `Device ${id}`;
+  const rules = pos.equipment_model ? (await api('/api/v1/alert-rules').catch(() => ({ items: [] }))).items.filter((r) => r.equipment_model === pos.equipment_model && r.kind === 'threshold') : [];
   const at = around ? new Date(around) : null;
   const metrics = Object.keys(dev.latest || {});
-  root.append(h('p', { class: 'muted' }, dev.online === null ? 'no status reported yet' : `${dev.online ? 'online' : 'offline'} since ${fmtTime(dev.status_changed_at)}${dev.firmware ? ` · firmware ${dev.firmware}` : ''}`,
-    ` · latest: ${Object.entries(dev.latest || {}).map(([m, x]) => `${m} ${Number(x.value).toPrecision(4)}`).join(', ') || 'none'}`),
-    at ? h('p', { id: 'around' }, `Centred on the alert at ${fmtTime(at)} (red line).`) : null);
+  const online = pos.online ?? dev.online;
+  root.append(h('p', { class: 'muted', id: 'device-state' },
+    online === null || online === undefined ? 'no status reported yet' : `${online ? 'online' : 'offline'}${pos.last_seen_ms ? ` · last message ${fmtTime(new Date(pos.last_seen_ms).toISOString())}` : ''}`,
+    pos.account_name ? [' · at ', h('a', { href: `#/r/accounts/${pos.account_id}` }, pos.account_name)] : '',
+    dev.firmware ? ` · firmware ${dev.firmware}` : ''),
+  metrics.length ? h('table', { class: 'grid latest', id: 'latest' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Metric'), h('th', { scope: 'col' }, 'Latest'), h('th', { scope: 'col' }, 'At'))),
+    h('tbody', {}, Object.entries(dev.latest).map(([m, x]) => h('tr', {}, h('td', {}, metricName(m)), h('td', {}, `${Number(Number(x.value).toPrecision(4))} ${unitOf(m)}`), h('td', {}, fmtTime(x.time))))))
+    : h('p', { class: 'muted' }, 'No telemetry from this device yet.'),
+  at ? h('p', { id: 'around' }, `Centred on the alert at ${fmtTime(at)} (red line).`) : null);
   const range = h('select', { 'aria-label': 'Range', id: 'range' }, [['1h', 3600], ['6h', 21600], ['24h', 86400], ['7d', 604800]].map(([l, s]) => h('option', { value: s, selected: s === (at ? 3600 : 21600) }, l)));
   const charts = h('div', { id: 'charts' });
   root.append(h('div', { class: 'toolbar' }, h('label', {}, 'Range', range)), charts);
@@ -107,7 +143,8 @@ export async function deviceView(root, [id, around]) {
       try {
         const r = await api(`/api/v1/devices/${encodeURIComponent(id)}/telemetry${q({ metric, from: from.toISOString(), to: end.toISOString(), bucket_s: bucket })}`);
         const pts = r.buckets.map((b) => ({ t: new Date(b.start), avg: Number(b.avg), min: Number(b.min), max: Number(b.max) }));
-        charts.append(h('h2', {}, metric), lineChart(pts, { title: metric, from, to: end, mark: at }));
+        const thresholds = rules.filter((r) => r.metric === metric).map((r) => ({ value: r.limit, label: `${r.severity} ${r.direction}` }));
+        charts.append(h('h2', {}, metricName(metric)), lineChart(pts, { title: metricName(metric), unit: unitOf(metric), from, to: end, mark: at, thresholds }));
       } catch (e) { charts.append(errorBox(e)); }
     }
     document.body.dataset.charts = 'ready';

@@ -4,6 +4,7 @@
 import { api, listAll, q, etagOf } from './api.js';
 import { h, toast, errorBox, fmtMoney } from './ui.js';
 import { barChart } from './chart.js';
+import { human } from './fields.js';
 
 async function defaultPipeline(pipelineId) {
   const pipes = await listAll('/api/v1/pipelines');
@@ -44,7 +45,7 @@ export async function pipelineView(root, args) {
   const cards = new Map();
   function card(o) {
     const c = h('article', { class: 'card', draggable: 'true', tabindex: 0, dataset: { oppId: o.id }, 'aria-grabbed': 'false' },
-      h('strong', {}, o.name), h('div', { class: 'amount' }, `${fmtMoney(o.amount, o.currency)} · ${Math.round(o.probability)}%`),
+      h('a', { href: `#/r/opportunities/${o.id}`, draggable: 'false' }, h('strong', {}, o.name)), h('div', { class: 'amount' }, `${fmtMoney(o.amount, o.currency)} · ${Math.round(o.probability)}%`),
       o.close_date ? h('div', { class: 'muted' }, `closes ${o.close_date}`) : null);
     c.addEventListener('dragstart', (e) => { e.dataTransfer.setData('text/plain', String(o.id)); c.setAttribute('aria-grabbed', 'true'); });
     c.addEventListener('dragend', () => c.setAttribute('aria-grabbed', 'false'));
@@ -58,8 +59,13 @@ export async function pipelineView(root, args) {
   }
   function totals() {
     for (const { list, total } of cols.values()) {
-      const sum = [...list.children].reduce((acc, c) => acc + Number(cards.get(c.dataset.oppId).o.amount || 0), 0);
-      total.textContent = `${list.children.length} · ${fmtMoney(sum)}`;
+      // one sum per currency: amounts in different currencies are never added up
+      const sums = new Map();
+      for (const c of list.children) {
+        const o = cards.get(/** @type {HTMLElement} */ (c).dataset.oppId).o;
+        sums.set(o.currency, (sums.get(o.currency) || 0) + Number(o.amount || 0));
+      }
+      total.textContent = `${list.children.length}${sums.size ? ' · ' : ''}${[...sums].map(([cur, v]) => fmtMoney(v, cur)).join(' + ')}`;
     }
   }
   for (const o of opps) {
@@ -94,24 +100,30 @@ export async function pipelineView(root, args) {
   return null;
 }
 
+// Rows grouped by currency: one chart per currency, amounts never added across currencies.
+const byCurrency = (rows) => [...rows.reduce((m, r) => m.set(r.currency, [...(m.get(r.currency) || []), r]), new Map())];
+
 export async function analyticsView(root) {
   root.append(h('h1', {}, 'Pipeline analytics'));
   try {
     const st = await api('/api/v1/analytics/pipeline/stages');
     root.append(h('h2', {}, 'Open pipeline by stage'),
-      barChart(st.items.map((r) => ({ label: r.stage, values: [r.amount, r.weighted_amount] })), ['amount', 'weighted']));
+      ...byCurrency(st.items).map(([cur, rows]) => barChart(rows.map((r) => ({ label: r.stage, values: [r.amount, r.weighted_amount] })), ['amount', 'weighted'], { unit: cur, title: `Open pipeline (${cur})` })));
   } catch (e) { root.append(errorBox(e)); }
   try {
     const fc = await api(`/api/v1/analytics/pipeline/forecast${q({})}`);
     root.append(h('h2', {}, 'Forecast by close month'),
-      barChart(fc.items.map((r) => ({ label: `${r.month} ${r.currency}`, values: [r.open_amount, r.weighted_amount, r.won_amount] })), ['open', 'weighted', 'won']));
+      ...byCurrency(fc.items).map(([cur, rows]) => barChart(rows.map((r) => ({ label: r.month, values: [r.open_amount, r.weighted_amount, r.won_amount] })), ['open', 'weighted', 'won'], { unit: cur, title: `Forecast (${cur})` })));
   } catch (e) { root.append(errorBox(e)); }
   try {
     const ow = await api('/api/v1/analytics/pipeline/owners');
-    const keys = ow.items.length ? Object.keys(ow.items[0]) : [];
-    root.append(h('h2', {}, 'By owner'), h('table', { class: 'grid' },
-      h('thead', {}, h('tr', {}, keys.map((k) => h('th', {}, k)))),
-      h('tbody', {}, ow.items.map((r) => h('tr', {}, keys.map((k) => h('td', {}, String(r[k] ?? ''))))))));
+    const keys = ow.items.length ? Object.keys(ow.items[0]).filter((k) => k !== 'owner_id' && k !== 'owner_name') : [];
+    const money = (k) => /amount|revenue|value/.test(k);
+    const fmt = (r, k) => (r[k] === null || r[k] === undefined ? '—' : money(k) ? Number(r[k]).toLocaleString() : typeof r[k] === 'number' && !Number.isInteger(r[k]) ? r[k].toFixed(2) : String(r[k]));
+    root.append(h('h2', {}, 'By owner'), ow.items.length ? h('table', { class: 'grid' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Owner'), keys.map((k) => h('th', { scope: 'col' }, human(k))))),
+      h('tbody', {}, ow.items.map((r) => h('tr', {}, h('td', {}, r.owner_name || 'unassigned'), keys.map((k) => h('td', {}, fmt(r, k)))))))
+      : h('p', { class: 'empty' }, 'No opportunities yet.'));
   } catch (e) { root.append(errorBox(e)); }
   return null;
 }

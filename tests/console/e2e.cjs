@@ -245,11 +245,11 @@ const scenarios = {
     const { page, errors } = await newPage(browser, base);
     await signIn(page, base, p.user, '/console/#/accounts');
     const out = {};
-    for (const v of ['accounts', 'contacts', 'leads', 'activities', 'workorders', 'alerts', 'analytics', `account/${p.account}`]) {
+    for (const v of ['accounts', 'contacts', 'leads', 'opportunities', 'activities', 'workorders', 'work_orders', 'users', 'territories', 'alerts', 'analytics', 'reports', 'dashboards', 'dispatch', 'report/new', `account/${p.account}`, `r/accounts/${p.parent}`]) {
       await page.goto(`${base}/console/#/${v}`);
       await page.waitForFunction((name) => document.body.dataset.view === name.split('/')[0], v);
       await page.waitForTimeout(400);
-      out[v] = (await page.textContent('main')).slice(0, 200);
+      out[v] = (await page.textContent('main')).slice(0, 4000);
       await shot(page, `screen-${v.replace('/', '-')}`);
     }
     const phone = await newPage(browser, base, { viewport: { width: 390, height: 844 }, context: { isMobile: true, hasTouch: true } });
@@ -261,6 +261,9 @@ const scenarios = {
     return { out, errors: all };
   },
 };
+
+// the CRM's record, search and report scenarios (e2e_crm.cjs) share the helpers above
+Object.assign(scenarios, require('./e2e_crm.cjs')({ newPage, signIn, shot }));
 
 (async () => {
   const [name, base, params] = process.argv.slice(2);

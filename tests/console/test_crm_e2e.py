@@ -4,6 +4,7 @@ screen renders without console errors."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -107,11 +108,17 @@ def test_every_console_screen_renders_without_errors_and_fits_a_phone(
         {"type": "call", "subject": "Intro call", "account_id": child["id"]},
         tok,
     )
-    r = run_scenario("screens", console_url, {"user": admin, "account": child["id"]})
+    r = run_scenario(
+        "screens", console_url, {"user": admin, "account": child["id"], "parent": parent["id"]}
+    )
     assert (
         "Holding SA" in r["out"][f"account/{child['id']}"]
         and "Intro call" in r["out"][f"account/{child['id']}"]
     )
     assert "Accounts" in r["out"]["accounts"]
+    assert "Holding Lyon" in r["out"][f"r/accounts/{parent['id']}"]  # its child account
+    # no view prints a null, an undefined or a NaN
+    leaks = {v: t for v, t in r["out"].items() if re.search(r"\bnull\b|undefined|NaN", t)}
+    assert leaks == {}
     assert r["errors"] == []
     assert all(b.startswith("404 GET /api/v1/alerts") for b in r["bad"]), r["bad"]

@@ -1,0 +1,323 @@
+"""bench-console: the console's CRM at scale: page loads, global search, grouped reports.
+
+Seeds contacts (1M; 100k with --quick), activities (2M; 200k) and accounts in a fresh
+database, starts the app (`fieldmesh serve`), and measures:
+- page loads in headless Chromium (bench/console_probe.cjs): navigation to the list's first
+  row, the record page's fields and audit, a dashboard's tiles ready; 20 loads each;
+- global search (/console/api/search, misspelled names, as a rep in one territory and as an
+  admin): p50/p99 over HTTP; baseline in the same run: the contacts list's own `q` search
+  (ILIKE substring, /api/v1/contacts?q=) for the correctly spelled names;
+- a report over the activities grouped by type and month (two dimensions): p50/p95; baseline:
+  `SELECT count(*) FROM activities` (one full scan, the floor of any grouped report).
+XLSX export of a 100k-row list is not built (reports export XLSX up to 1,000 rows):
+`xlsx_100k_s` is null.
+Last line: JSON with list_page_p95_ms, record_page_p95_ms, dashboard_p95_ms, search_p99_ms,
+report_p95_ms, xlsx_100k_s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from bench.web import _port, _wait_http
+from fieldmesh import services
+from fieldmesh.migrate import upgrade
+from kernel.settings import PROJECT_ROOT, load_settings
+
+OUT = PROJECT_ROOT / "bench" / "out"
+FIRST = [
+    "Anna",
+    "Bruno",
+    "Chloé",
+    "David",
+    "Elena",
+    "Farid",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Karin",
+    "Louis",
+    "Maria",
+    "Nils",
+    "Olga",
+    "Pablo",
+    "Quentin",
+    "Rosa",
+    "Sven",
+    "Tamara",
+]
+LAST = [
+    "Schmidt",
+    "Dubois",
+    "Rossi",
+    "Garcia",
+    "Novak",
+    "Jensen",
+    "Moreau",
+    "Bianchi",
+    "Keller",
+    "Lambert",
+    "Fischer",
+    "Martin",
+    "Weber",
+    "Romano",
+    "Meyer",
+    "Laurent",
+    "Wagner",
+    "Costa",
+]
+PASSWORD = "bench-password-1"
+
+
+def _call(base: str, path: str, token: str, body: Any = None) -> tuple[float, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        base + path,
+        data=data,
+        method="POST" if body is not None else "GET",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=120) as r:
+        out = json.loads(r.read())
+    return (time.perf_counter() - t0) * 1000, out
+
+
+def _token(base: str, email: str) -> str:
+    req = urllib.request.Request(
+        base + "/api/v1/auth/token",
+        data=json.dumps({"email": email, "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return str(json.loads(r.read())["token"])
+
+
+def seed(dsn: str, contacts: int, activities: int, accounts: int) -> dict[str, Any]:
+    from identity.auth import hash_password
+
+    t0 = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        tids = [
+            r[0]
+            for r in conn.execute(
+                "INSERT INTO territories (name) SELECT 'T' || g FROM generate_series(1, 20) g RETURNING id"
+            ).fetchall()
+        ]
+        pw = hash_password(PASSWORD)
+        conn.execute(
+            "INSERT INTO users (email, name, role, password_hash, territory_id) VALUES"
+            " ('admin@bench.test', 'Admin', 'admin', %s, NULL), ('rep@bench.test', 'Rep', 'rep', %s, %s)",
+            (pw, pw, tids[0]),
+        )
+        conn.execute(
+            "INSERT INTO accounts (name, type, territory_id, annual_revenue)"
+            " SELECT 'Account ' || g, (ARRAY['customer','prospect','partner'])[1 + g %% 3],"
+            " (%s::bigint[])[1 + g %% 20], g * 10 FROM generate_series(1, %s) g",
+            (tids, accounts),
+        )
+        # contacts: first/last names from the lists with a numeric suffix on the last name
+        conn.execute(
+            "INSERT INTO contacts (first_name, last_name, email, phone, territory_id)"
+            " SELECT (%s::text[])[1 + g %% %s], (%s::text[])[1 + (g / 7) %% %s] || (g %% 997),"
+            " 'c' || g || '@example.test', '+33 6 ' || lpad((g %% 100000000)::text, 8, '0'),"
+            " (%s::bigint[])[1 + g %% 20] FROM generate_series(1, %s) g",
+            (FIRST, len(FIRST), LAST, len(LAST), tids, contacts),
+        )
+        conn.execute(
+            "INSERT INTO activities (type, subject, status, account_id, territory_id, start_at)"
+            " SELECT (ARRAY['call','email','meeting','task','note'])[1 + g %% 5], 'Activity ' || g,"
+            " (ARRAY['open','done'])[1 + g %% 2], 1 + g %% %s, (%s::bigint[])[1 + g %% 20],"
+            " now() - make_interval(hours => g %% 8760) FROM generate_series(1, %s) g",
+            (accounts, tids, activities),
+        )
+        conn.execute("ANALYZE")
+        account = conn.execute("SELECT min(id) FROM accounts").fetchone()
+        assert account is not None
+    print(
+        f"seeded {contacts:,} contacts, {activities:,} activities, {accounts:,} accounts in {time.perf_counter() - t0:.0f} s"
+    )
+    return {"account": int(account[0])}
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.array(xs), q)) if xs else float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    contacts, activities, accounts = (
+        (100_000, 200_000, 5_000) if args.quick else (1_000_000, 2_000_000, 20_000)
+    )
+    loads = 5 if args.quick else 20
+    settings = load_settings()
+    services.stop_at_exit_if_started(settings)
+    services.ensure_up(settings, migrate=False)
+    dsn = services.create_database(settings, f"fm_bench_console_{uuid.uuid4().hex[:6]}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = open(OUT / "console-app.log", "wb")  # noqa: SIM115
+    proc = None
+    try:
+        upgrade(dsn)
+        w = seed(dsn, contacts, activities, accounts)
+        port = _port()
+        env = dict(os.environ, DATABASE_URL=dsn, FIELDMESH_STATE_DIR=str(settings.state_dir))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fieldmesh", "serve", "--port", str(port)],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        _wait_http(f"{base}/health")
+        admin, rep = _token(base, "admin@bench.test"), _token(base, "rep@bench.test")
+        rng = np.random.default_rng(5)
+        # misspelled: a letter of the first name dropped, two letters of the last swapped
+        queries, exact = [], []
+        for _ in range(100):
+            f, last, k = rng.choice(FIRST), rng.choice(LAST), int(rng.integers(0, 997))
+            i = int(rng.integers(1, len(last) - 2))
+            typo = last[:i] + last[i + 1] + last[i] + last[i + 2 :]
+            j = int(rng.integers(1, len(f)))
+            queries.append(f"{f[:j]}{f[j + 1 :]} {typo}{k}")
+            exact.append(f"{last}{k}")
+        search_ms: list[float] = []
+        found = 0
+        for tok in (rep, admin):
+            for text in queries:
+                ms, r = _call(
+                    base, "/console/api/search?" + urllib.parse.urlencode({"q": text}), tok
+                )
+                search_ms.append(ms)
+                found += any(h["type"] == "contacts" for h in r["items"])
+        list_ms = [
+            _call(
+                base, "/api/v1/contacts?" + urllib.parse.urlencode({"q": text, "limit": 10}), tok
+            )[0]
+            for tok in (rep, admin)
+            for text in exact
+        ]
+        definition = {
+            "entity": "activities",
+            "group_by": [{"field": "type"}, {"field": "occurred_at", "bucket": "month"}],
+            "measures": [{"agg": "count"}],
+            "chart": "bar",
+        }
+        report_ms = [_call(base, "/api/v1/reports/run", admin, definition)[0] for _ in range(20)]
+        report_rep_ms = [_call(base, "/api/v1/reports/run", rep, definition)[0] for _ in range(10)]
+        with psycopg.connect(dsn) as conn:
+            scan_ms = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                conn.execute("SELECT count(*) FROM activities").fetchone()
+                scan_ms.append((time.perf_counter() - t0) * 1000)
+        _, rep_saved = _call(
+            base, "/api/v1/reports", admin, {"name": "Activities", "definition": definition}
+        )
+        _, opps = _call(
+            base,
+            "/api/v1/reports",
+            admin,
+            {
+                "name": "Accounts by type",
+                "definition": {
+                    "entity": "accounts",
+                    "group_by": [{"field": "type"}],
+                    "measures": [{"agg": "count"}, {"agg": "sum", "field": "annual_revenue"}],
+                },
+            },
+        )
+        _, dash = _call(
+            base,
+            "/api/v1/dashboards",
+            admin,
+            {"name": "Bench", "tiles": [{"report_id": rep_saved["id"]}, {"report_id": opps["id"]}]},
+        )
+        probe = subprocess.run(
+            [
+                "node",
+                str(PROJECT_ROOT / "bench" / "console_probe.cjs"),
+                base,
+                "admin@bench.test",
+                PASSWORD,
+                str(loads),
+                str(w["account"]),
+                str(dash["id"]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if probe.returncode != 0:
+            print(probe.stderr[-3000:], file=sys.stderr)
+            return 1
+        pages = json.loads(probe.stdout.strip().splitlines()[-1])
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+        services.drop_database(settings, dsn.rsplit("/", 1)[1])
+    print(
+        f"data: {contacts:,} contacts, {activities:,} activities ({'quick' if args.quick else 'full'} run)"
+    )
+    for name in ("list", "record", "dashboard"):
+        xs = pages[name]
+        print(
+            f"{name} page to first content: p50 {pct(xs, 50):.0f} ms, p95 {pct(xs, 95):.0f} ms over {len(xs)} loads"
+        )
+    print(
+        f"global search (typos, rep and admin): p50 {pct(search_ms, 50):.1f} ms, p99 {pct(search_ms, 99):.1f} ms;"
+        f" found a contact for {found}/{len(search_ms)}"
+    )
+    print(
+        f"baseline: contacts list q= (ILIKE, exact spelling): p50 {pct(list_ms, 50):.1f} ms, p99 {pct(list_ms, 99):.1f} ms"
+    )
+    print(
+        f"report (activities by type x month): admin p50 {pct(report_ms, 50):.0f} ms p95 {pct(report_ms, 95):.0f} ms;"
+        f" rep p95 {pct(report_rep_ms, 95):.0f} ms; baseline full count(*) p50 {pct(scan_ms, 50):.0f} ms"
+    )
+    print("xlsx export of 100k list rows: not built (report exports stop at 1,000 rows)")
+    print(
+        json.dumps(
+            {
+                "list_page_p95_ms": round(pct(pages["list"], 95), 1),
+                "record_page_p95_ms": round(pct(pages["record"], 95), 1),
+                "dashboard_p95_ms": round(pct(pages["dashboard"], 95), 1),
+                "search_p99_ms": round(pct(search_ms, 99), 1),
+                "report_p95_ms": round(pct(report_ms, 95), 1),
+                "xlsx_100k_s": None,
+                "search_found_share": round(found / max(1, len(search_ms)), 3),
+                "search_baseline_p99_ms": round(pct(list_ms, 99), 1),
+                "report_baseline_scan_ms": round(pct(scan_ms, 50), 1),
+                "contacts": contacts,
+                "activities": activities,
+                "page_errors": len(pages["errors"]),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

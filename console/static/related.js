@@ -1,0 +1,212 @@
+// @ts-check
+// What a record page shows besides its fields: related lists per entity, the account's
+// hierarchy, roll-up and timeline, the lead conversion wizard, the contact merge screen and
+// an opportunity's stage history.
+import { api, listAll, q } from './api.js';
+import { h, toast, errorBox, fmtMoney, fmtTime } from './ui.js';
+import { relatedList, titleOf } from './records.js';
+import { entityMeta, labels, refLink, input, human } from './fields.js';
+
+const eq = (field, value) => ({ field, op: 'eq', value });
+
+export async function decorate(root, actions, entity, row, m) {
+  const sections = h('div', { class: 'related-grid' });
+  root.append(sections);
+  const add = (el) => sections.append(el);
+  if (entity === 'accounts') {
+    add(await hierarchy(row));
+    add(await accountContacts(row));
+    add(await relatedList('Opportunities', 'opportunities', eq('account_id', row.id), { account_id: row.id }, true));
+    add(await relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
+    add(await timeline(row));
+    add(await openAlerts(row));
+  } else if (entity === 'contacts') {
+    add(await relatedList('Opportunities', 'opportunities', eq('contact_id', row.id), { contact_id: row.id }, false));
+    add(await relatedList('Activities', 'activities', eq('contact_id', row.id), { contact_id: row.id }, true));
+    if (m.may_update) await duplicates(actions, sections, row);
+  } else if (entity === 'leads') {
+    if (row.status !== 'converted' && m.may_update) actions.prepend(h('button', { type: 'button', class: 'primary', id: 'convert-lead', onclick: () => convertWizard(row) }, 'Convert'));
+    if (row.status === 'converted') {
+      add(h('section', { class: 'related', id: 'converted' }, h('h2', {}, 'Converted'), h('p', {}, `on ${fmtTime(row.converted_at)} into `,
+        refLink('accounts', row.converted_account_id), ', ', refLink('contacts', row.converted_contact_id),
+        row.converted_opportunity_id ? [', ', refLink('opportunities', row.converted_opportunity_id)] : null)));
+    }
+    add(await relatedList('Activities', 'activities', eq('lead_id', row.id), { lead_id: row.id }, true));
+  } else if (entity === 'opportunities') {
+    add(await stageHistory(row));
+    add(await relatedList('Activities', 'activities', eq('opportunity_id', row.id), { opportunity_id: row.id, account_id: row.account_id }, true));
+  } else if (entity === 'work_orders') {
+    add(await relatedList('Activities', 'activities', eq('work_order_id', row.id), { work_order_id: row.id, account_id: row.account_id }, true));
+  } else if (entity === 'users') {
+    add(await relatedList('Accounts owned', 'accounts', eq('owner_id', row.id), {}, false));
+  } else if (entity === 'territories') {
+    add(await relatedList('Accounts', 'accounts', eq('territory_id', row.id), {}, false));
+  }
+}
+
+async function hierarchy(a) {
+  const box = h('section', { class: 'related', id: 'hierarchy' }, h('h2', {}, 'Hierarchy'));
+  try {
+    const chain = [];
+    let cur = a;
+    while (cur.parent_id && chain.length < 10) {
+      try { cur = await api(`/api/v1/accounts/${cur.parent_id}`); chain.unshift(cur); } catch { chain.unshift({ id: null, name: 'a parent not visible to you' }); break; }
+    }
+    const kids = await listAll('/api/v1/accounts', { filter: eq('parent_id', a.id) }, 200);
+    box.append(h('ul', {}, chain.map((p) => h('li', {}, p.id ? h('a', { href: `#/r/accounts/${p.id}` }, p.name) : h('span', { class: 'muted' }, p.name))),
+      h('li', {}, h('strong', {}, a.name), kids.length ? h('ul', {}, kids.map((k) => h('li', {}, h('a', { href: `#/r/accounts/${k.id}` }, k.name)))) : null)));
+    const roll = await api(`/api/v1/accounts/${a.id}/rollup`).catch(() => null);
+    if (roll) {
+      box.append(h('dl', { class: 'figures', id: 'rollup' },
+        h('dt', {}, 'Accounts in the group'), h('dd', {}, roll.accounts),
+        h('dt', {}, 'Group annual revenue'), h('dd', {}, fmtMoney(roll.annual_revenue, a.currency)),
+        h('dt', {}, 'Open opportunities'), h('dd', {}, `${roll.open_opportunities} · ${fmtMoney(roll.open_amount, a.currency)}`)));
+    }
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
+async function accountContacts(a) {
+  const box = h('section', { class: 'related', dataset: { related: 'contacts' } }, h('h2', {}, 'Contacts'));
+  try {
+    const r = await api(`/api/v1/accounts/${a.id}/contacts`);
+    box.append(r.items.length ? h('ul', {}, r.items.map((c) => h('li', {}, h('a', { href: `#/r/contacts/${c.contact_id}` },
+      [c.first_name, c.last_name].filter(Boolean).join(' ') || c.company_name || c.email || 'Unnamed contact'),
+    ` · ${c.role.replace('_', ' ')}`, c.email ? ` · ${c.email}` : '', c.phone ? ` · ${c.phone}` : '')))
+      : h('p', { class: 'muted' }, 'No contacts linked to this account.'));
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
+const ICON = { call: '☎', email: '✉', meeting: '👥', task: '✔', note: '✎' };
+
+async function timeline(a) {
+  const box = h('section', { class: 'related', id: 'timeline' }, h('h2', {}, 'Timeline'));
+  try {
+    const tl = await api(`/api/v1/accounts/${a.id}/timeline${q({ limit: 50 })}`);
+    const who = await labels('users', tl.items.map((t) => t.owner_id));
+    box.append(tl.items.length ? h('ol', { class: 'timeline' }, tl.items.map((t) => h('li', { dataset: { type: t.type } },
+      h('span', { class: 'ticon', 'aria-hidden': 'true' }, ICON[t.type] || '•'),
+      h('div', {}, h('a', { href: `#/r/activities/${t.id}` }, t.subject), h('div', { class: 'muted' },
+        `${t.type} · ${t.status} · ${fmtTime(t.occurred_at)}${who.get(t.owner_id) ? ` · ${who.get(t.owner_id)}` : ''}`),
+      t.body ? h('p', { class: 'tbody' }, t.body.slice(0, 300)) : null))))
+      : h('p', { class: 'muted' }, 'No activities yet: log a call or a visit from "New activity".'));
+    box.append(h('a', { class: 'button', href: `#/new/activities/account_id=${a.id}` }, 'New activity'));
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
+async function openAlerts(a) {
+  const box = h('section', { class: 'related', id: 'account-alerts' }, h('h2', {}, 'Open alerts'));
+  try {
+    const pos = await api('/console/api/positions');
+    const devices = pos.devices.filter((d) => d.account_id === a.id);
+    const alerts = devices.filter((d) => d.alert_state);
+    box.append(devices.length ? h('ul', {}, devices.map((d) => h('li', {}, h('a', { href: `#/device/${encodeURIComponent(d.device_id)}` }, d.name || d.equipment_model || 'device'),
+      d.alert_state ? h('strong', { class: 'error' }, ` · alert ${d.alert_state}`) : ' · no open alert')))
+      : h('p', { class: 'muted' }, 'No connected equipment at this account.'));
+    if (!alerts.length && devices.length) box.append(h('p', { class: 'muted' }, 'No open alerts.'));
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
+async function stageHistory(o) {
+  const box = h('section', { class: 'related', id: 'stage-history' }, h('h2', {}, 'Stage history'));
+  try {
+    const r = await api(`/api/v1/opportunities/${o.id}/stage_history`);
+    const ids = r.items.flatMap((x) => [x.from_stage_id, x.to_stage_id]);
+    const names = await labels('pipeline_stages', ids);
+    const who = await labels('users', r.items.map((x) => x.changed_by));
+    box.append(h('ol', {}, r.items.map((x) => h('li', {}, `${x.from_stage_id ? `${names.get(x.from_stage_id) || 'stage'} → ` : 'created in '}${names.get(x.to_stage_id) || 'stage'}`,
+      h('span', { class: 'muted' }, ` · ${fmtTime(x.changed_at)}${who.get(x.changed_by) ? ` · ${who.get(x.changed_by)}` : ''}${x.amount !== null ? ` · ${fmtMoney(x.amount, o.currency)}` : ''}`)))));
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
+// ---------------------------------------------------------------------------- lead conversion
+
+function convertWizard(lead) {
+  const dlg = /** @type {HTMLDialogElement} */ (h('dialog', { id: 'convert-dialog', 'aria-labelledby': 'convert-title' }));
+  const err = h('p', { class: 'error', role: 'alert', id: 'convert-error' });
+  const mode = h('fieldset', {}, h('legend', {}, 'Account'),
+    h('label', { class: 'inline' }, h('input', { type: 'radio', name: 'mode', value: 'new', checked: true }), ` New account "${lead.company || titleOf('leads', lead)}"`),
+    h('label', { class: 'inline' }, h('input', { type: 'radio', name: 'mode', value: 'existing' }), ' An existing account'));
+  const accField = { name: 'account_id', kind: 'int', ref: 'accounts', enum: [], nullable: true, required: false, write: true, minimum: null, maximum: null, max_len: null };
+  const acc = input(accField, null, 'convert-account');
+  const accWrap = h('div', { hidden: true }, h('label', { for: 'convert-account' }, 'Account'), acc.el);
+  const mkOpp = h('input', { type: 'checkbox', id: 'convert-opp', checked: true });
+  const oppName = h('input', { id: 'convert-opp-name', value: `${lead.company || titleOf('leads', lead)} deal` });
+  const oppAmount = h('input', { id: 'convert-opp-amount', type: 'number', min: 0, step: 'any', value: lead.estimated_amount ?? '' });
+  const go = h('button', { type: 'submit', class: 'primary', id: 'convert-go' }, 'Convert');
+  const form = h('form', {}, h('h2', { id: 'convert-title' }, `Convert ${titleOf('leads', lead)}`),
+    h('p', { class: 'muted' }, 'Creates a contact from the lead, in a new or an existing account, and optionally an opportunity.'),
+    mode, accWrap,
+    h('label', { class: 'inline' }, mkOpp, ' Create an opportunity'),
+    h('label', { for: 'convert-opp-name' }, 'Opportunity name'), oppName,
+    h('label', { for: 'convert-opp-amount' }, `Amount (${lead.currency})`), oppAmount,
+    err, h('div', { class: 'toolbar' }, go, h('button', { type: 'button', onclick: () => dlg.close() }, 'Cancel')));
+  mode.addEventListener('change', () => { accWrap.hidden = /** @type {HTMLInputElement} */ (form.querySelector('input[name=mode]:checked')).value !== 'existing'; });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    err.textContent = '';
+    const existing = !accWrap.hidden;
+    /** @type {any} */
+    const body = { create_opportunity: /** @type {HTMLInputElement} */ (mkOpp).checked };
+    try {
+      if (existing) { body.account_id = acc.get(); if (!body.account_id) throw new Error('Pick the account to convert into.'); }
+      if (body.create_opportunity) {
+        body.opportunity = { name: /** @type {HTMLInputElement} */ (oppName).value };
+        const amount = /** @type {HTMLInputElement} */ (oppAmount).value;
+        if (amount !== '') body.opportunity.amount = Number(amount);
+      }
+    } catch (ex) { err.textContent = ex.message; return; }
+    go.disabled = true; go.textContent = 'Converting…';
+    try {
+      const r = await api(`/api/v1/leads/${lead.id}/convert`, { method: 'POST', body, headers: { 'Idempotency-Key': crypto.randomUUID() } });
+      dlg.close();
+      toast('Lead converted');
+      location.hash = r.opportunity ? `#/r/opportunities/${r.opportunity.id}` : `#/r/accounts/${r.account.id}`;
+    } catch (ex) { err.textContent = ex.message; go.disabled = false; go.textContent = 'Convert'; }
+  });
+  dlg.append(form);
+  dlg.addEventListener('close', () => dlg.remove());
+  document.body.append(dlg);
+  dlg.showModal();
+}
+
+// ---------------------------------------------------------------------------- merge
+
+const COMPARE = ['first_name', 'last_name', 'company_name', 'title', 'email', 'phone', 'address', 'owner_id'];
+
+async function duplicates(actions, sections, contact) {
+  let groups;
+  try { groups = (await api('/api/v1/contacts/duplicates')).items; } catch { return; }
+  const ids = [...new Set(groups.filter((g) => g.contact_ids.includes(contact.id)).flatMap((g) => g.contact_ids))].filter((i) => i !== contact.id);
+  if (!ids.length) return;
+  const others = (await Promise.all(ids.map((i) => api(`/api/v1/contacts/${i}`).catch(() => null)))).filter(Boolean);
+  if (!others.length) return;
+  const m = await entityMeta('contacts');
+  const box = h('section', { class: 'related merge', id: 'merge' }, h('h2', {}, `Possible duplicates (${others.length})`),
+    h('p', { class: 'muted' }, 'Merging keeps this contact: its empty fields are filled from the ones ticked, their activities, roles and opportunities move here, and they are deleted.'));
+  const checks = others.map((o) => h('input', { type: 'checkbox', checked: true, value: o.id, 'aria-label': `Merge ${titleOf('contacts', o)}` }));
+  const fieldOf = (n) => m.fields.find((f) => f.name === n);
+  const { display } = await import('./fields.js');
+  box.append(h('table', { class: 'grid' },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'This contact (kept)'), others.map((o, i) => h('th', { scope: 'col' }, checks[i], ` ${titleOf('contacts', o)}`)))),
+    h('tbody', {}, COMPARE.map((n) => h('tr', {}, h('th', { scope: 'row' }, human(n)), h('td', {}, display(fieldOf(n), contact)), others.map((o) => h('td', {}, display(fieldOf(n), o))))))));
+  const err = h('p', { class: 'error', role: 'alert' });
+  const btn = h('button', { type: 'button', class: 'primary', id: 'merge-go' }, 'Merge into this contact');
+  btn.addEventListener('click', async () => {
+    const mergeIds = checks.filter((c) => /** @type {HTMLInputElement} */ (c).checked).map((c) => Number(/** @type {HTMLInputElement} */ (c).value));
+    if (!mergeIds.length) { err.textContent = 'Tick at least one duplicate.'; return; }
+    btn.disabled = true;
+    try {
+      await api(`/api/v1/contacts/${contact.id}/merge`, { method: 'POST', body: { merge_ids: mergeIds } });
+      toast(`${mergeIds.length} merged`);
+      window.dispatchEvent(new HashChangeEvent('hashchange'));
+    } catch (e) { err.textContent = e.message; btn.disabled = false; }
+  });
+  box.append(err, btn);
+  actions.append(h('a', { class: 'button', href: '#merge' }, `Duplicates (${others.length})`));
+  sections.prepend(box);
+}

@@ -1,0 +1,233 @@
+"""Reports: a definition (entity, filter, up to two groupings, measures, chart) compiled to
+one SQL statement that runs in the database under the caller's record-level access.
+
+Rows are never loaded into Python to be aggregated: the database groups, measures, sorts
+and limits; Python only shapes the answer. Field names come from the entity's whitelist
+(`crm.entities`), filters are the list endpoints' filter language (`crm.filters`), values
+are bound parameters. A grouping on a reference (owner, account, stage ...) answers the
+referenced record's name (`crm.labels`), never its id. A sum, average, minimum or maximum of
+money is grouped by currency too, so amounts in different currencies are never added up.
+
+`run_report(conn, principal, definition)` is the service API: the console's endpoints and the
+scheduled reports of `automation` both call it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+from psycopg import AsyncConnection, sql
+
+from crm.entities import ENTITIES, Entity, Field
+from crm.errors import CrmError
+from crm.filters import compile_filter
+from crm.labels import LABELS, label_sql
+from crm.store import db_errors, scope
+from kernel.principal import Principal
+
+REPORTABLE = ("accounts", "contacts", "leads", "opportunities", "activities", "work_orders")
+MONEY_FIELDS = ("amount", "annual_revenue", "estimated_amount")
+MAX_ROWS = 1000
+_GROUP_KINDS = ("enum", "text", "int", "bool", "date", "datetime")
+_NUMERIC_KINDS = ("int", "decimal")
+
+Bucket = Literal["day", "week", "month", "quarter", "year"]
+Aggregate = Literal["count", "sum", "avg", "min", "max"]
+Chart = Literal["table", "bar", "line", "pie"]
+Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z_]+$")]
+
+
+class ReportGroupBy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    field: Name
+    bucket: Bucket | None = None  # for date and datetime fields
+
+
+class ReportMeasure(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    agg: Aggregate = "count"
+    field: Name | None = None  # a numeric field; none for count
+
+
+class ReportDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    entity: Literal[REPORTABLE]  # type: ignore[valid-type]  # a tuple of literals
+    group_by: Annotated[list[ReportGroupBy], Meta(max_length=2)] = []
+    measures: Annotated[list[ReportMeasure], Meta(min_length=1, max_length=6)] = msgspec.field(
+        default_factory=lambda: [ReportMeasure()]
+    )
+    columns: Annotated[list[Name], Meta(max_length=20)] = []  # listed when not grouped
+    filter: dict[str, Any] | None = None  # the filter language of the list endpoints
+    chart: Chart = "table"
+    limit: Annotated[int, Meta(ge=1, le=MAX_ROWS)] = 200
+
+
+class ReportColumn(msgspec.Struct):
+    key: str
+    label: str
+    kind: Literal["group", "currency", "measure", "field"]
+    money: bool = False
+
+
+class ReportResult(msgspec.Struct):
+    entity: str
+    chart: str
+    columns: list[ReportColumn]
+    rows: list[list[Any]]
+    truncated: bool
+
+
+def _bad(field: str, message: str) -> CrmError:
+    return CrmError(f"{field}: {message}", field=field, status=422, code="invalid_report")
+
+
+def _field(entity: Entity, name: str, where: str) -> Field:
+    f = entity.field(name)
+    if f is None or not f.read or f.kind in ("password", "point", "multipolygon"):
+        raise _bad(where, f"{entity.name} has no field {name!r}")
+    return f
+
+
+def _human(name: str) -> str:
+    return name.removesuffix("_id").replace("_", " ").capitalize()
+
+
+def _group_expr(entity: Entity, g: ReportGroupBy, where: str) -> tuple[sql.Composable, str]:
+    f = _field(entity, g.field, where)
+    if f.kind not in _GROUP_KINDS:
+        raise _bad(where, f"cannot group by {f.name} ({f.kind})")
+    col = sql.Identifier("t", f.name)
+    if f.kind in ("date", "datetime"):
+        if g.bucket is None:
+            raise _bad(
+                where, f"grouping by {f.name} needs a bucket (day, week, month, quarter, year)"
+            )
+        expr = sql.SQL("date_trunc({}, {})::date").format(sql.Literal(g.bucket), col)
+        return expr, f"{_human(f.name)} ({g.bucket})"
+    if g.bucket is not None:
+        raise _bad(where, f"{f.name} is not a date: no bucket")
+    if f.ref in LABELS:
+        target = ENTITIES[f.ref]
+        # the referenced record's name (its own access rule does not hide a group's name:
+        # the rows counted are the caller's; the name of their owner or stage is not a record)
+        expr = sql.SQL("(SELECT {} FROM {} r WHERE r.id = {})").format(
+            sql.SQL(label_sql(f.ref, "r")), sql.Identifier(target.table), col
+        )
+        return expr, _human(f.name)
+    return col, _human(f.name)
+
+
+def _measure_expr(entity: Entity, m: ReportMeasure, where: str) -> tuple[sql.Composable, str, bool]:
+    if m.agg == "count":
+        if m.field is not None:
+            _field(entity, m.field, where)
+            return (
+                sql.SQL("count({})").format(sql.Identifier("t", m.field)),
+                f"Count of {_human(m.field).lower()}",
+                False,
+            )
+        return sql.SQL("count(*)"), "Count", False
+    if m.field is None:
+        raise _bad(where, f"{m.agg} needs a numeric field")
+    f = _field(entity, m.field, where)
+    if f.kind not in _NUMERIC_KINDS:
+        raise _bad(where, f"{m.agg} needs a numeric field, {f.name} is {f.kind}")
+    expr = sql.SQL("{}({})::float8").format(sql.SQL(m.agg), sql.Identifier("t", f.name))
+    if m.agg == "avg":
+        expr = sql.SQL("round(avg({})::numeric, 2)::float8").format(sql.Identifier("t", f.name))
+    return expr, f"{m.agg.capitalize()} of {_human(f.name).lower()}", f.name in MONEY_FIELDS
+
+
+def compile_report(
+    definition: ReportDefinition, principal: Principal
+) -> tuple[sql.Composed, list[Any], list[ReportColumn]]:
+    """The definition as one parameterised SELECT under the principal's access clause."""
+    entity = ENTITIES[definition.entity]
+    acc, acc_p = scope(entity, principal)
+    flt, flt_p = compile_filter(entity, definition.filter)
+    where = sql.SQL("{} AND {}").format(acc, flt)
+    params = [*acc_p, *flt_p]
+    table = sql.Identifier(entity.table)
+    if not definition.group_by and definition.columns:
+        fields = [_field(entity, c, f"columns[{i}]") for i, c in enumerate(definition.columns)]
+        cols = [
+            ReportColumn(f.name, _human(f.name), "field", f.name in MONEY_FIELDS) for f in fields
+        ]
+        exprs: list[sql.Composable] = []
+        for f in fields:
+            if f.ref in LABELS:
+                exprs.append(_group_expr(entity, ReportGroupBy(f.name), "columns")[0])
+            elif f.kind in ("object", "array"):
+                exprs.append(sql.SQL("{}::text").format(sql.Identifier("t", f.name)))
+            else:
+                exprs.append(sql.Identifier("t", f.name))
+        if (
+            any(c.money for c in cols)
+            and entity.field("currency")
+            and "currency" not in definition.columns
+        ):
+            cols.append(ReportColumn("currency", "Currency", "currency"))
+            exprs.append(sql.Identifier("t", "currency"))
+        query = sql.SQL("SELECT {} FROM {} t WHERE {} ORDER BY t.id LIMIT %s").format(
+            sql.SQL(", ").join(exprs), table, where
+        )
+        return query, [*params, definition.limit + 1], cols
+
+    groups = [_group_expr(entity, g, f"group_by[{i}]") for i, g in enumerate(definition.group_by)]
+    measures = [
+        _measure_expr(entity, m, f"measures[{i}]") for i, m in enumerate(definition.measures)
+    ]
+    cols = [ReportColumn(f"g{i}", label, "group") for i, (_, label) in enumerate(groups)]
+    select: list[sql.Composable] = [
+        sql.SQL("{} AS {}").format(e, sql.Identifier(f"g{i}")) for i, (e, _) in enumerate(groups)
+    ]
+    group_refs: list[sql.Composable] = [sql.Identifier(f"g{i}") for i in range(len(groups))]
+    if any(money for _, _, money in measures) and entity.field("currency") is not None:
+        cols.append(ReportColumn("currency", "Currency", "currency"))
+        select.append(sql.SQL("t.currency AS currency"))
+        group_refs.append(sql.Identifier("currency"))
+    for i, (e, label, money) in enumerate(measures):
+        cols.append(ReportColumn(f"m{i}", label, "measure", money))
+        select.append(sql.SQL("{} AS {}").format(e, sql.Identifier(f"m{i}")))
+    grouped = (
+        sql.SQL(" GROUP BY {}").format(sql.SQL(", ").join(group_refs))
+        if group_refs
+        else sql.SQL("")
+    )
+    # time buckets read in time order; other groupings biggest first
+    timed = any(g.bucket for g in definition.group_by)
+    order = (
+        sql.SQL(", ").join(sql.SQL("{} NULLS LAST").format(r) for r in group_refs)
+        if timed
+        else sql.SQL("{} DESC NULLS LAST").format(sql.Identifier("m0"))
+    )
+    query = sql.SQL("SELECT {} FROM {} t WHERE {}{} ORDER BY {} LIMIT %s").format(
+        sql.SQL(", ").join(select), table, where, grouped, order
+    )
+    return query, [*params, definition.limit + 1], cols
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    return value
+
+
+async def run_report(
+    conn: AsyncConnection[Any], principal: Principal, definition: ReportDefinition
+) -> ReportResult:
+    """Run the report in the database, as `principal` (only rows they may see count)."""
+    query, params, cols = compile_report(definition, principal)
+    async with db_errors():  # a value the database cannot take: 422 naming it, not a 500
+        rows = await (await conn.execute(query, params)).fetchall()
+    truncated = len(rows) > definition.limit
+    return ReportResult(
+        definition.entity,
+        definition.chart,
+        cols,
+        [[_plain(v) for v in r] for r in rows[: definition.limit]],
+        truncated,
+    )

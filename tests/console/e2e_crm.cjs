@@ -1,0 +1,283 @@
+// Scenarios of the CRM's record pages, global search and reports (loaded by e2e.cjs).
+// Each returns what the test asserts on; waits are on page state, never on time.
+
+const path = require('path');
+
+module.exports = ({ newPage, signIn, shot }) => ({
+  // A sales rep creates a lead (first with a bad value: the API's error shows on the field),
+  // converts it, edits the deal inline (an invalid value, then a valid one, then a conflict),
+  // finds a misspelled contact with the search box and the keyboard, and deletes an account.
+  async records(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/leads');
+    await page.waitForSelector('#new-record');
+    await page.click('#new-record');
+    await page.waitForSelector('#create-last_name');
+    await page.fill('#create-first_name', 'Ada');
+    await page.fill('#create-last_name', 'Quist');
+    await page.fill('#create-company', 'Quist Pumps');
+    await page.fill('#create-estimated_amount', '-5');
+    await page.fill('#create-currency', 'EUR');
+    await page.click('#create-save');
+    await page.waitForFunction(() => document.getElementById('create-estimated_amount-error').textContent.length > 0);
+    const fieldError = await page.textContent('#create-estimated_amount-error');
+    const savingAfterError = await page.textContent('#create-save');
+    await page.fill('#create-estimated_amount', '12000');
+    await page.click('#create-save');
+    await page.waitForFunction(() => /^#\/r\/leads\/\d+$/.test(location.hash) && document.getElementById('convert-lead'));
+    const leadId = Number((await page.evaluate(() => location.hash)).split('/').pop());
+    await shot(page, 'crm-lead');
+    // conversion wizard
+    await page.click('#convert-lead');
+    await page.waitForSelector('#convert-dialog[open]');
+    await page.fill('#convert-opp-name', 'Quist pumps retrofit');
+    await page.click('#convert-go');
+    await page.waitForFunction(() => /^#\/r\/opportunities\/\d+$/.test(location.hash) && document.querySelector('#fields dd[data-field=amount]'));
+    const oppId = Number((await page.evaluate(() => location.hash)).split('/').pop());
+    const amountShown = await page.textContent('#fields dd[data-field=amount] .value');
+    const accountShown = await page.textContent('#fields dd[data-field=account_id] .value');
+    await page.waitForFunction(() => !document.querySelector('#fields dd[data-field=account_id] .value').textContent.includes('…'));
+    const accountName = await page.textContent('#fields dd[data-field=account_id] .value');
+    // inline edit: invalid, then valid
+    await page.click('#fields dd[data-field=probability] button.edit');
+    await page.fill('#edit-probability', '150');
+    await page.click('#fields dd[data-field=probability] button[type=submit]');
+    await page.waitForFunction(() => (document.getElementById('edit-probability-error') || {}).textContent);
+    const inlineError = await page.textContent('#edit-probability-error');
+    await page.fill('#edit-probability', '40');
+    await page.click('#fields dd[data-field=probability] button[type=submit]');
+    await page.waitForFunction(() => !document.querySelector('#fields dd[data-field=probability] form') && document.querySelector('#fields dd[data-field=probability] .value').textContent === '40');
+    // somebody else changes the deal meanwhile: the next save explains the conflict
+    await page.evaluate(async (id) => {
+      const t = localStorage.getItem('fm.token');
+      await fetch(`/api/v1/opportunities/${id}`, { method: 'PATCH', headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/json', 'If-Match': '*' }, body: JSON.stringify({ name: 'Renamed elsewhere' }) });
+    }, oppId);
+    await page.click('#fields dd[data-field=amount] button.edit');
+    await page.fill('#edit-amount', '15000');
+    await page.click('#fields dd[data-field=amount] button[type=submit]');
+    await page.waitForFunction(() => /Changed by/.test((document.getElementById('edit-amount-error') || {}).textContent || ''));
+    const conflict = await page.textContent('#edit-amount-error');
+    await page.click('#edit-amount-error button:has-text("Overwrite")');
+    await page.waitForFunction(() => !document.querySelector('#fields dd[data-field=amount] form'));
+    const amountAfter = await page.textContent('#fields dd[data-field=amount] .value');
+    await shot(page, 'crm-opportunity');
+    // the deal is won, and shows in the "won deals" report
+    await page.click('#fields dd[data-field=stage_id] button.edit');
+    await page.waitForSelector(`#edit-stage_id option[value="${p.wonStage}"]`, { state: 'attached' });
+    await page.selectOption('#edit-stage_id', String(p.wonStage));
+    await page.click('#fields dd[data-field=stage_id] button[type=submit]');
+    await page.waitForFunction(() => !document.querySelector('#fields dd[data-field=stage_id] form'));
+    await page.goto(`${base}/console/#/report/new`);
+    await page.waitForSelector('#rb-template');
+    await page.selectOption('#rb-template', 'Won deals by month');
+    await page.waitForSelector('#report-out .report-result');
+    const wonReport = await page.$$eval('#report-out table.report-table tbody tr', (tr) => tr.map((r) => [...r.cells].map((c) => c.textContent)));
+    // global search with a typo, keyboard only
+    await page.keyboard.press('Escape');
+    await page.click('main');
+    await page.keyboard.press('/');
+    await page.keyboard.type(p.misspelled);
+    await page.waitForFunction((qq) => document.getElementById('search-results').dataset.query === qq && !document.getElementById('search-results').hidden, p.misspelled);
+    const hits = await page.$$eval('#search-results li[data-type]', (li) => li.map((x) => ({ type: x.dataset.type, id: x.dataset.id, text: x.textContent })));
+    await shot(page, 'crm-search');
+    const idx = hits.findIndex((x) => x.type === 'contacts' && Number(x.id) === p.contact);
+    for (let i = 0; i < idx; i += 1) await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((id) => location.hash === `#/r/contacts/${id}` && document.getElementById('record-title'), p.contact);
+    const contactTitle = await page.textContent('#record-title');
+    // create an account, then delete it with the confirmation
+    await page.goto(`${base}/console/#/new/accounts`);
+    await page.waitForSelector('#create-name');
+    await page.fill('#create-name', 'Short-lived Ltd');
+    await page.click('#create-save');
+    await page.waitForSelector('#delete-record');
+    const accId = Number((await page.evaluate(() => location.hash)).split('/').pop());
+    await page.click('#delete-record');
+    await page.waitForSelector('#confirm-delete[open]');
+    await page.click('#confirm-delete-yes');
+    await page.waitForFunction(() => location.hash === '#/accounts');
+    const text = await page.textContent('body');
+    return { wonReport, leadId, oppId, fieldError, savingAfterError, amountShown, accountShown, accountName, inlineError, conflict, amountAfter, hits, contactTitle, accId, nulls: /\bnull\b|nullnull|undefined|NaN/.test(text), errors };
+  },
+
+  // What a role may do: which buttons each page offers.
+  async permissions(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/activities');
+    const out = {};
+    for (const [name, hash] of Object.entries(p.pages)) {
+      await page.evaluate((hh) => { delete document.body.dataset.view; location.hash = hh; }, hash);
+      await page.waitForFunction(() => document.body.dataset.view && !document.querySelector('main').textContent.includes('…'));
+      await page.waitForFunction(() => !document.querySelector('#fields') || document.querySelector('#audit'));
+      out[name] = {
+        create: !!(await page.$('#new-record')),
+        edit: (await page.$$('#fields button.edit')).length,
+        del: !!(await page.$('#delete-record')),
+        ack: await page.$$eval('#alerts button.ack', (b) => b.filter((x) => !x.disabled).length).catch(() => 0),
+        text: (await page.textContent('main')).slice(0, 300),
+      };
+    }
+    return { out, errors };
+  },
+
+  // A manager builds a report (deals by account, count and sum), runs it, exports CSV,
+  // saves it and pins it to a new dashboard, which shows it.
+  async report(browser, base, p) {
+    const fs = require('fs');
+    const { page, errors } = await newPage(browser, base, { context: { acceptDownloads: true } });
+    await signIn(page, base, p.user, '/console/#/reports');
+    await page.waitForSelector('#new-report');
+    await page.click('#new-report');
+    await page.waitForSelector('#rb-group-0').catch(async (e) => { throw new Error(`${e.message} ${await page.textContent('main')} ${JSON.stringify(errors)} ${JSON.stringify(errors.bad)}`); });
+    await page.selectOption('#rb-group-0', 'account_id');
+    await page.waitForSelector('#rb-add-filter');
+    await page.click('#rb-add-filter');
+    await page.selectOption('.rb-filter select[aria-label=Field]', 'name');
+    await page.waitForSelector('.rb-filter input[aria-label=Value]');
+    await page.fill('.rb-filter input[aria-label=Value]', p.dealName);
+    await page.press('.rb-filter input[aria-label=Value]', 'Tab');
+    await page.click('#rb-run');
+    await page.waitForSelector('#report-out .report-result');
+    const table = await page.$$eval('#report-out table.report-table tr', (tr) => tr.map((r) => [...r.cells].map((c) => c.textContent)));
+    const bars = await page.$$eval('#report-out svg.chart rect title', (t) => t.map((x) => x.textContent));
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#rb-csv')]);
+    const csv = fs.readFileSync(await download.path(), 'utf8');
+    await page.fill('#rb-name', p.reportName);
+    await page.check('#rb-shared');
+    await page.click('#rb-save');
+    await page.waitForFunction(() => /^#\/report\/\d+$/.test(location.hash) && document.getElementById('rb-pin'));
+    const reportId = Number((await page.evaluate(() => location.hash)).split('/').pop());
+    await page.waitForSelector('#report-out .report-result');
+    await shot(page, 'report-builder');
+    await page.click('#rb-pin');
+    await page.waitForSelector('#pin-dialog[open]');
+    await page.fill('#pin-new-name', p.dashboardName);
+    await page.click('#pin-go');
+    await page.waitForFunction(() => /^#\/dashboard\/\d+$/.test(location.hash) && document.getElementById('dashboard')?.dataset.ready === 'yes');
+    const tileTitle = await page.textContent('#dashboard .tile h2');
+    const tileRows = await page.$$eval('#dashboard .tile table.report-table tbody tr', (tr) => tr.length);
+    await shot(page, 'dashboard');
+    return { table, bars, csv, reportId, tileTitle, tileRows, errors };
+  },
+
+  // The map offline: Natural Earth basemap drawn without any tile server, thousands of
+  // accounts clustered, the device list filtered, a device's track replayed.
+  async mapgeo(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/map');
+    await page.waitForFunction(() => document.getElementById('map')?.dataset.basemap && document.getElementById('map')?.dataset.sites);
+    const basemap = await page.getAttribute('#map', 'data-basemap');
+    const sites = Number(await page.getAttribute('#map', 'data-sites'));
+    await page.waitForSelector('.marker-cluster');
+    // zoomed out, the 2,000 sites gather into a few big clusters
+    for (let i = 0; i < 5; i += 1) await page.click('.leaflet-control-zoom-out');
+    await page.waitForFunction(() => Math.max(...[...document.querySelectorAll('.marker-cluster')].map((x) => Number(x.textContent))) > 100);
+    const clusters = await page.$$eval('.marker-cluster', (c) => c.map((x) => Number(x.textContent)));
+    const landDrawn = await page.$$eval('#map canvas', (c) => c.length);
+    await page.fill('#device-filter', p.device);
+    const visibleRows = await page.$$eval('#device-list li', (li) => li.filter((x) => !x.hidden).map((x) => x.dataset.deviceId));
+    await page.click(`#device-list li[data-device-id="${p.device}"]`);
+    await page.waitForSelector('#replay-load');
+    await page.selectOption('#replay-period', '86400');
+    await page.click('#replay-load');
+    await page.waitForSelector('#replay[data-points]');
+    const points = Number(await page.getAttribute('#replay', 'data-points'));
+    const first = await page.textContent('#replay-time');
+    await page.fill('#replay-slider', String(points - 1));
+    await page.dispatchEvent('#replay-slider', 'input');
+    const last = await page.textContent('#replay-time');
+    await shot(page, 'map-offline-replay');
+    const tileRequests = errors.bad.filter((b) => /tile/i.test(b));
+    return { basemap, sites, clusters, landDrawn, visibleRows, points, first, last, tileRequests, errors };
+  },
+
+  // A manager saves a list view, ticks leads and assigns them to a rep in one go.
+  async listtools(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/leads');
+    await page.waitForSelector('#list table');
+    await page.fill('#list-q', p.company);
+    await page.selectOption('#list-sort', '-last_name');
+    await page.click('form.filters button[type=submit]');
+    await page.waitForFunction(() => /sort=-last_name/.test(document.getElementById('list').dataset.query || ''));
+    const order = await page.$$eval('#list tbody tr', (tr) => tr.map((x) => Number(x.dataset.id)));
+    await page.fill('#view-name', p.viewName);
+    await page.click('#view-save');
+    await page.waitForFunction((name) => [...document.querySelectorAll('#view-select option')].some((o) => o.textContent === name), p.viewName);
+    for (const id of p.leads) await page.check(`#list tbody input[data-id="${id}"]`);
+    await page.waitForSelector(`#bulk-owner option[value="${p.rep}"]`, { state: 'attached' });
+    await page.selectOption('#bulk-owner', String(p.rep));
+    await page.click('#bulk-apply');
+    await page.waitForFunction(() => document.getElementById('bulk-count').dataset.done);
+    const done = Number(await page.getAttribute('#bulk-count', 'data-done'));
+    // a fresh page: the saved view brings the search and sort back
+    await page.reload();
+    await page.waitForSelector('#view-select');
+    await page.waitForFunction((name) => [...document.querySelectorAll('#view-select option')].some((o) => o.textContent === name), p.viewName);
+    const value = await page.$eval('#view-select', (s, name) => [...s.options].find((o) => o.textContent === name).value, p.viewName);
+    await page.selectOption('#view-select', value);
+    await page.waitForFunction(() => /sort=-last_name/.test(document.getElementById('list').dataset.query || ''));
+    const restored = { q: await page.inputValue('#list-q'), sort: await page.inputValue('#list-sort') };
+    await shot(page, 'list-bulk-views');
+    return { order, done, restored, errors };
+  },
+
+  // axe-core over the main screens at desktop and phone width: serious and critical
+  // violations, and whether the page scrolls sideways at 390 px.
+  async a11y(browser, base, p) {
+    const axePath = require.resolve('axe-core/axe.min.js', { paths: [path.resolve(__dirname, '../../node_modules')] });
+    const out = {};
+    for (const [label, viewport] of [['desktop', { width: 1440, height: 900 }], ['phone', { width: 390, height: 844 }]]) {
+      const { page, errors } = await newPage(browser, base, { viewport, context: { bypassCSP: true } }); // lets axe's script in
+      await signIn(page, base, p.user, '/console/#/activities');
+      for (const hash of p.pages) {
+        await page.evaluate((hh) => { delete document.body.dataset.view; location.hash = hh; }, hash);
+        await page.waitForFunction(() => document.body.dataset.view && !document.querySelector('main').textContent.includes('…'))
+          .catch(async (e) => { throw new Error(`${hash}: ${e.message} ${(await page.textContent('main')).slice(0, 500)} ${JSON.stringify(errors)}`); });
+        await page.addScriptTag({ path: axePath });
+        const found = await page.evaluate(async () => {
+          const r = await window.axe.run(document, { resultTypes: ['violations'] });
+          return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+        });
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+        out[`${label} ${hash}`] = { found, overflow };
+      }
+      out[`${label} errors`] = errors;
+    }
+    return { out };
+  },
+
+  // A dispatcher's day: reps as lanes by name, SLA breach marked, a work order dragged from
+  // the unassigned lane to a rep; a rep is not offered planning.
+  async dispatch(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/dispatch');
+    await page.waitForSelector('#dispatch[data-ready=yes]');
+    const lanes = await page.$$eval('#dispatch .column', (c) => c.map((x) => x.querySelector('h2 span').textContent));
+    const breach = await page.getAttribute(`.card[data-wo="${p.late}"] .sla`, 'data-breached');
+    const slaText = await page.textContent(`.card[data-wo="${p.late}"] .sla`);
+    const planOffered = !!(await page.$('#plan-today'));
+    const patched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes(`/work_orders/${p.late}`));
+    await page.dragAndDrop(`.card[data-wo="${p.late}"]`, `#dispatch .column[data-rep="${p.toRep}"]`);
+    const status = (await patched).status();
+    await page.waitForSelector(`#dispatch .column[data-rep="${p.toRep}"] .card[data-wo="${p.late}"]`);
+    await shot(page, 'dispatch');
+    return { lanes, breach, slaText, planOffered, status, errors };
+  },
+
+  // Every ready-made report runs.
+  async templates(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/report/new');
+    await page.waitForSelector('#rb-template');
+    const names = await page.$$eval('#rb-template option', (o) => o.map((x) => x.value).filter(Boolean));
+    const out = {};
+    for (const name of names) {
+      await page.evaluate(() => { document.getElementById('report-out').replaceChildren(); document.getElementById('report-error').textContent = ''; });
+      await page.selectOption('#rb-template', name);
+      await page.waitForFunction(() => document.querySelector('#report-out .report-result') || document.getElementById('report-error').textContent);
+      out[name] = (await page.textContent('#report-error')) || 'ok';
+    }
+    return { out, errors };
+  },
+});

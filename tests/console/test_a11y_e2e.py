@@ -1,0 +1,45 @@
+"""Accessibility (axe-core in headless Chromium): no serious or critical violation on the
+CRM screens, at 1440 and at 390 px wide, and no sideways scrolling on a phone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.console.test_crm_e2e import call, login
+
+
+def test_the_crm_screens_have_no_serious_accessibility_violations(
+    console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
+) -> None:
+    tok = login(console_url, admin)
+    acct = call(
+        console_url, "POST", "/api/v1/accounts", {"name": "Axe SA", "type": "customer"}, tok
+    )
+    call(
+        console_url,
+        "POST",
+        "/api/v1/opportunities",
+        {"name": "Axe deal", "account_id": acct["id"], "amount": 5000, "currency": "EUR"},
+        tok,
+    )
+    lead = call(
+        console_url, "POST", "/api/v1/leads", {"last_name": "Axe", "company": "Axe Co"}, tok
+    )
+    pages = [
+        "#/accounts",
+        f"#/r/accounts/{acct['id']}",
+        f"#/r/leads/{lead['id']}",
+        "#/new/contacts",
+        "#/opportunities",
+        "#/pipeline",
+        "#/activities",
+        "#/reports",
+        "#/report/new",
+        "#/workorders",
+    ]
+    r = run_scenario("a11y", console_url, {"user": admin, "pages": pages}, timeout_s=400)["out"]
+    violations = {k: v["found"] for k, v in r.items() if isinstance(v, dict) and v["found"]}
+    assert violations == {}
+    wide = {k: v["overflow"] for k, v in r.items() if k.startswith("phone #") and v["overflow"] > 0}
+    assert wide == {}

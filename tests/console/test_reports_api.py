@@ -1,0 +1,299 @@
+"""Reports API: grouped measures computed in the database under the caller's access, money
+never added across currencies, names instead of ids, saved/shared reports, CSV export with
+formula neutralisation, dashboards of tiles; bad definitions answered 4xx naming the field."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.error
+import urllib.request
+import uuid
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from kernel.settings import Settings
+from tests.console.conftest import make_user
+from tests.console.test_crm_e2e import call, login
+from tests.console.test_records_e2e import territory
+
+
+def status_of(base: str, method: str, path: str, body: Any, tok: str) -> tuple[int, Any]:
+    try:
+        return 200, call(base, method, path, body, tok)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+@pytest.fixture
+def world(console_url: str, admin: dict[str, Any], test_settings: Settings) -> dict[str, Any]:
+    mine, other = territory(test_settings.dsn), territory(test_settings.dsn)
+    rep = make_user(test_settings.dsn, "rep", territory_id=mine)
+    rep2 = make_user(test_settings.dsn, "rep", territory_id=other)
+    tok = login(console_url, admin)
+    tag = uuid.uuid4().hex[:6]
+    a_mine = call(
+        console_url,
+        "POST",
+        "/api/v1/accounts",
+        {"name": f"=HYPERLINK({tag})", "territory_id": mine},
+        tok,
+    )
+    a_other = call(
+        console_url,
+        "POST",
+        "/api/v1/accounts",
+        {"name": f"Other {tag}", "territory_id": other},
+        tok,
+    )
+    for amount, cur, acct in (
+        (1000, "EUR", a_mine),
+        (2500, "EUR", a_mine),
+        (700, "USD", a_mine),
+        (9999, "EUR", a_other),
+    ):
+        call(
+            console_url,
+            "POST",
+            "/api/v1/opportunities",
+            {"name": f"Deal {tag}", "account_id": acct["id"], "amount": amount, "currency": cur},
+            tok,
+        )
+    flt = {"field": "name", "op": "eq", "value": f"Deal {tag}"}
+    return {"rep": rep, "rep2": rep2, "tok": tok, "tag": tag, "filter": flt, "account": a_mine}
+
+
+def test_a_grouped_report_counts_only_visible_rows_per_currency_with_names(
+    console_url: str, world: dict[str, Any]
+) -> None:
+    rep_tok = login(console_url, world["rep"])
+    definition = {
+        "entity": "opportunities",
+        "filter": world["filter"],
+        "group_by": [{"field": "account_id"}],
+        "measures": [{"agg": "count"}, {"agg": "sum", "field": "amount"}],
+        "chart": "bar",
+    }
+    r = call(console_url, "POST", "/api/v1/reports/run", definition, rep_tok)
+    assert [c["kind"] for c in r["columns"]] == ["group", "currency", "measure", "measure"]
+    assert r["columns"][3]["money"] is True
+    rows = sorted(r["rows"], key=lambda x: x[1])
+    name = f"=HYPERLINK({world['tag']})"
+    assert rows == [[name, "EUR", 2, 3500.0], [name, "USD", 1, 700.0]]  # not the other territory's
+    everything = call(console_url, "POST", "/api/v1/reports/run", definition, world["tok"])
+    assert sum(x[2] for x in everything["rows"]) == 4
+
+
+def test_time_buckets_and_plain_columns(console_url: str, world: dict[str, Any]) -> None:
+    by_month = call(
+        console_url,
+        "POST",
+        "/api/v1/reports/run",
+        {
+            "entity": "opportunities",
+            "filter": world["filter"],
+            "group_by": [{"field": "created_at", "bucket": "month"}],
+            "measures": [{"agg": "avg", "field": "probability"}],
+        },
+        world["tok"],
+    )
+    assert (
+        len(by_month["rows"]) == 1
+        and by_month["rows"][0][0][:8] == by_month["rows"][0][0][:7] + "-"
+    )
+    listed = call(
+        console_url,
+        "POST",
+        "/api/v1/reports/run",
+        {
+            "entity": "opportunities",
+            "filter": world["filter"],
+            "columns": ["name", "amount", "account_id"],
+            "limit": 2,
+        },
+        world["tok"],
+    )
+    assert [c["key"] for c in listed["columns"]] == ["name", "amount", "account_id", "currency"]
+    assert len(listed["rows"]) == 2 and listed["truncated"] is True
+
+
+@pytest.mark.parametrize(
+    ("definition", "field"),
+    [
+        ({"entity": "opportunities", "group_by": [{"field": "nope"}]}, "group_by[0]"),
+        ({"entity": "opportunities", "measures": [{"agg": "sum", "field": "name"}]}, "measures[0]"),
+        (
+            {"entity": "opportunities", "group_by": [{"field": "status", "bucket": "day"}]},
+            "group_by[0]",
+        ),
+        ({"entity": "opportunities", "group_by": [{"field": "close_date"}]}, "group_by[0]"),
+        (
+            {"entity": "opportunities", "filter": {"field": "amount", "op": "zz", "value": 1}},
+            "filter",
+        ),
+        ({"entity": "users"}, None),
+    ],
+)
+def test_bad_definitions_are_4xx(
+    console_url: str, world: dict[str, Any], definition: dict[str, Any], field: str | None
+) -> None:
+    code, body = status_of(console_url, "POST", "/api/v1/reports/run", definition, world["tok"])
+    assert 400 <= code < 500, body
+    if field:
+        assert body["error"]["field"] == field, body
+
+
+def test_saved_reports_are_private_until_shared_and_export_csv_safely(
+    console_url: str, world: dict[str, Any]
+) -> None:
+    rep_tok, rep2_tok = login(console_url, world["rep"]), login(console_url, world["rep2"])
+    definition = {
+        "entity": "opportunities",
+        "filter": world["filter"],
+        "group_by": [{"field": "account_id"}],
+        "measures": [{"agg": "sum", "field": "amount"}],
+    }
+    saved = call(
+        console_url, "POST", "/api/v1/reports", {"name": "Mine", "definition": definition}, rep_tok
+    )
+    assert status_of(console_url, "GET", f"/api/v1/reports/{saved['id']}", None, rep2_tok)[0] == 404
+    call(console_url, "PATCH", f"/api/v1/reports/{saved['id']}", {"shared": True}, rep_tok)
+    assert (
+        call(console_url, "GET", f"/api/v1/reports/{saved['id']}", token=rep2_tok)["shared"] is True
+    )
+    assert (
+        status_of(console_url, "PATCH", f"/api/v1/reports/{saved['id']}", {"name": "x"}, rep2_tok)[
+            0
+        ]
+        == 403
+    )
+    # the other rep runs the shared report under their own access: the rows are theirs only
+    theirs = call(console_url, "GET", f"/api/v1/reports/{saved['id']}/result", token=rep2_tok)
+    assert [r[0] for r in theirs["rows"]] == [f"Other {world['tag']}"]
+    req = urllib.request.Request(
+        f"{console_url}/api/v1/reports/{saved['id']}/export.csv",
+        headers={"Authorization": f"Bearer {rep_tok}"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["Content-Type"].startswith("text/csv")
+        lines = r.read().decode().splitlines()
+    assert lines[0] == "Account,Currency,Sum of amount"
+    assert sorted(lines[1:]) == [
+        f"'=HYPERLINK({world['tag']}),EUR,3500.0",
+        f"'=HYPERLINK({world['tag']}),USD,700.0",
+    ]
+    # dashboards: tiles must be reports the caller may open
+    private = call(
+        console_url,
+        "POST",
+        "/api/v1/reports",
+        {"name": "Private", "definition": definition},
+        rep2_tok,
+    )
+    code, body = status_of(
+        console_url,
+        "POST",
+        "/api/v1/dashboards",
+        {"name": "D", "tiles": [{"report_id": private["id"]}]},
+        rep_tok,
+    )
+    assert code == 422 and body["error"]["field"] == "tiles[0].report_id"
+    dash = call(
+        console_url,
+        "POST",
+        "/api/v1/dashboards",
+        {"name": "D", "tiles": [{"report_id": saved["id"], "width": 2}]},
+        rep_tok,
+    )
+    assert dash["tiles"] == [{"report_id": saved["id"], "width": 2}] and dash["mine"] is True
+    assert (
+        status_of(console_url, "GET", f"/api/v1/dashboards/{dash['id']}", None, rep2_tok)[0] == 404
+    )
+    assert (
+        status_of(console_url, "DELETE", f"/api/v1/reports/{saved['id']}", None, rep2_tok)[0] == 403
+    )
+
+
+def test_a_manager_builds_a_report_exports_it_and_pins_it_to_a_dashboard(
+    console_url: str,
+    admin: dict[str, Any],
+    test_settings: Settings,
+    run_scenario: Callable[..., dict[str, Any]],
+) -> None:
+    tid = territory(test_settings.dsn)
+    manager = make_user(test_settings.dsn, "manager", territory_id=tid)
+    tok = login(console_url, admin)
+    tag = uuid.uuid4().hex[:6]
+    acct = call(
+        console_url, "POST", "/api/v1/accounts", {"name": f"Acme {tag}", "territory_id": tid}, tok
+    )
+    for amount in (1200, 800):
+        call(
+            console_url,
+            "POST",
+            "/api/v1/opportunities",
+            {"name": f"Deal {tag}", "account_id": acct["id"], "amount": amount, "currency": "EUR"},
+            tok,
+        )
+    r = run_scenario(
+        "report",
+        console_url,
+        {
+            "user": manager,
+            "dealName": f"Deal {tag}",
+            "reportName": f"Deals {tag}",
+            "dashboardName": f"Board {tag}",
+        },
+    )
+    assert r["table"][0] == ["Account", "Currency", "Count", "Sum of amount"], r["table"]
+    assert (
+        r["table"][1][:3] == [f"Acme {tag}", "EUR", "2"]
+        and "€" in r["table"][1][3]
+        and "2,000" in r["table"][1][3]
+    )
+    assert any("2,000 EUR" in b for b in r["bars"]), r["bars"]
+    assert r["csv"].splitlines() == [
+        "Account,Currency,Count,Sum of amount",
+        f"Acme {tag},EUR,2,2000.0",
+    ]
+    assert r["tileTitle"] == f"Deals {tag}" and r["tileRows"] == 1
+    saved = call(console_url, "GET", f"/api/v1/reports/{r['reportId']}", token=tok)
+    assert saved["shared"] is True and saved["owner_id"] == manager["id"]
+    assert r["errors"] == [] and r["bad"] == []
+
+
+def test_every_ready_made_report_runs(
+    console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
+) -> None:
+    r = run_scenario("templates", console_url, {"user": admin})
+    assert len(r["out"]) >= 8 and set(r["out"].values()) == {"ok"}, r["out"]
+    assert r["errors"] == [] and r["bad"] == []
+
+
+def test_xlsx_export_writes_text_as_text_and_numbers_as_numbers(
+    console_url: str, world: dict[str, Any]
+) -> None:
+    definition = {
+        "entity": "opportunities",
+        "filter": world["filter"],
+        "group_by": [{"field": "account_id"}],
+        "measures": [{"agg": "sum", "field": "amount"}],
+    }
+    req = urllib.request.Request(
+        f"{console_url}/api/v1/reports/export.xlsx",
+        data=json.dumps(definition).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {world['tok']}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+        data = r.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        strings = z.read("xl/sharedStrings.xml").decode()
+        sheet = z.read("xl/worksheets/sheet1.xml").decode()
+    # the account named like a formula is a string cell, never a formula
+    assert f"=HYPERLINK({world['tag']})" in strings and "<f>" not in sheet
+    assert "<v>3500</v>" in sheet and "<v>9999</v>" in sheet

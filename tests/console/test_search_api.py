@@ -1,0 +1,80 @@
+"""The global search API: typo-tolerant, ranked, scoped by record-level access, bad input
+answered 4xx."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.parse
+import uuid
+from typing import Any
+
+import pytest
+
+from kernel.settings import Settings
+from tests.console.conftest import make_user
+from tests.console.test_crm_e2e import call, login
+from tests.console.test_records_e2e import territory
+
+
+def search(base: str, tok: str, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = call(
+        base, "GET", "/console/api/search?" + urllib.parse.urlencode(params), token=tok
+    )["items"]
+    return items
+
+
+def test_search_finds_misspellings_ranked_and_only_what_the_caller_may_see(
+    console_url: str, admin: dict[str, Any], test_settings: Settings
+) -> None:
+    mine, other = territory(test_settings.dsn), territory(test_settings.dsn)
+    rep = make_user(test_settings.dsn, "rep", territory_id=mine)
+    tok = login(console_url, admin)
+    tag = uuid.uuid4().hex[:5]
+    seen = call(
+        console_url,
+        "POST",
+        "/api/v1/contacts",
+        {
+            "first_name": "Bartholomew",
+            "last_name": f"Quincey{tag}",
+            "email": f"bq{tag}@x.test",
+            "territory_id": mine,
+        },
+        tok,
+    )
+    unseen = call(
+        console_url,
+        "POST",
+        "/api/v1/contacts",
+        {"first_name": "Bartholomew", "last_name": f"Quincey{tag}", "territory_id": other},
+        tok,
+    )
+    acct = call(
+        console_url,
+        "POST",
+        "/api/v1/accounts",
+        {"name": f"Quincey{tag} Holdings", "territory_id": mine},
+        tok,
+    )
+    rep_tok = login(console_url, rep)
+    hits = search(console_url, rep_tok, q=f"Bartolomew Quincy{tag}")
+    ids = {(h["type"], int(h["id"])) for h in hits}
+    assert ("contacts", seen["id"]) in ids and ("contacts", unseen["id"]) not in ids
+    assert search(console_url, tok, q=f"bq{tag}@x.test")[0]["id"] == str(seen["id"])
+    both = search(console_url, rep_tok, q=f"Quincey{tag}")
+    assert {h["type"] for h in both} >= {"contacts", "accounts"}
+    assert [h["score"] for h in both] == sorted((h["score"] for h in both), reverse=True)
+    only = search(console_url, rep_tok, q=f"Quincey{tag}", types="accounts")
+    assert [(h["type"], int(h["id"])) for h in only] == [("accounts", acct["id"])]
+
+
+@pytest.mark.parametrize(
+    "params", [{"q": ""}, {"q": "x", "types": "nope"}, {"q": "x" * 201}, {"q": "x", "limit": "0"}]
+)
+def test_bad_search_input_is_a_4xx(
+    console_url: str, admin: dict[str, Any], params: dict[str, str]
+) -> None:
+    tok = login(console_url, admin)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        search(console_url, tok, **params)
+    assert 400 <= err.value.code < 500
