@@ -23,6 +23,7 @@ from assistant.classifier import default_model
 from assistant.understand import understand
 from kernel.errors import ApiError
 from kernel.http import Access, Req, Routes
+from kernel.web import SETTINGS
 
 routes = Routes("assistant", "Plain-language commands: understanding and answers")
 
@@ -74,7 +75,9 @@ async def post_message(req: Req, body: Message) -> Reply:
     if body.now is not None and body.now.tzinfo is not None:
         raise ApiError("now is local wall-clock time, without an offset", field="now")
     local = body.now or dt.datetime.now(zone).replace(tzinfo=None, microsecond=0)
-    u = understand(body.text, local, fallback=default_model())
+    # loaded or fitted off the event loop (at once when the start-up warm-up has run)
+    model = await asyncio.to_thread(default_model, req.settings.state_dir / "cache")
+    u = understand(body.text, local, fallback=model)
     async with req.connection() as conn:
         answer = await act(conn, req.user, u, local.replace(tzinfo=zone), body.confirm)
     return Reply(
@@ -90,7 +93,8 @@ async def post_message(req: Req, body: Message) -> Reply:
 
 async def _warm(app: web.Application) -> None:
     # Train the fallback model in the background so the first message does not wait for it.
-    asyncio.get_running_loop().run_in_executor(None, default_model)
+    cache = app[SETTINGS].state_dir / "cache"
+    asyncio.get_running_loop().run_in_executor(None, default_model, cache)
 
 
 def setup(app: web.Application) -> None:

@@ -61,7 +61,11 @@ async def run_api(settings: Settings, port: int) -> int:
     from fieldmesh.app import build_app
 
     stop = _stop_event()
-    runner = web.AppRunner(build_app(settings), access_log=None)
+    from fieldmesh.serve import freeze_gc
+
+    app = build_app(settings)
+    app.on_startup.append(freeze_gc)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.http_host, port, reuse_port=True).start()
     log.info("api worker on http://%s:%d", settings.http_host, port)
