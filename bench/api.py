@@ -417,7 +417,7 @@ def main() -> None:
             ],
             "flood": {"logins": 100, "over_s": 10.0, "list_rate": args.flood_list_rate},
             "ramp": {
-                "rates": [50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500],
+                "rates": [50, 100, 200, 300, 400, 450, 500, 550, 600, 700, 800, 1000, 1200, 1500],
                 "step_s": 3.0 if args.quick else 6.0,
                 "p99_ms": RAMP_P99_MS,
             },
