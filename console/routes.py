@@ -36,6 +36,7 @@ from telemetry.access import device_clause
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 LEAFLET_DIR = PROJECT_ROOT / "node_modules" / "leaflet" / "dist"
+MQTT_DIR = PROJECT_ROOT / "node_modules" / "mqtt" / "dist"  # MQTT.js: the rep phone's GPS
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -115,6 +116,16 @@ async def rep_index(req: Req) -> web.StreamResponse:
 )
 async def leaflet_file(req: Req, path: ConsoleFilePath) -> web.StreamResponse:
     return _file_response(req, _safe_file(LEAFLET_DIR, path.path))
+
+
+@routes.get(
+    "/console/vendor/mqtt/{path:.+}",
+    access=Access.public(_FILES),
+    summary="MQTT.js, from node_modules (the rep's phone publishes its GPS over WebSockets)",
+    content_type="application/octet-stream",
+)
+async def mqtt_file(req: Req, path: ConsoleFilePath) -> web.StreamResponse:
+    return _file_response(req, _safe_file(MQTT_DIR, path.path))
 
 
 class ConsoleConfig(msgspec.Struct, frozen=True):

@@ -49,6 +49,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "routing.routes",
     "assistant.routes",
     "notify.routes",
+    "phone.routes",
 )
 
 

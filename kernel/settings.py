@@ -35,6 +35,12 @@ class Settings:
     mqtt_port: int = 51883  # FIELDMESH_MQTT_PORT: embedded Mosquitto, 127.0.0.1 only
     # FIELDMESH_MQTT_TLS_PORT: also a TLS listener (project CA under state_dir/tls); None: none
     mqtt_tls_port: int | None = None
+    # FIELDMESH_MQTT_WS_PORT: the embedded broker's MQTT-over-WebSockets listener, where the
+    # reps' phones (the PWA) publish GPS with their own device accounts; None: MQTT port + 2
+    mqtt_ws_port: int | None = None
+    # FIELDMESH_MQTT_WS_URL: ws(s)://host:port/path phones use instead (a TLS proxy, an
+    # external broker); None: ws://<the page's host>:<mqtt_ws_port>
+    mqtt_ws_url: str | None = None
     database_url: str | None = None  # DATABASE_URL: an external server instead of the embedded one
     mqtt_url: str | None = None  # MQTT_URL: mqtt://user:pass@host:port of an external broker
     http_host: str = "127.0.0.1"  # FIELDMESH_HTTP_HOST
@@ -105,6 +111,11 @@ class Settings:
             return None
         return parts.username, parts.password
 
+    @property
+    def mqtt_ws_listen_port(self) -> int:
+        """The embedded broker's WebSockets port (FIELDMESH_MQTT_WS_PORT, else MQTT port + 2)."""
+        return self.mqtt_ws_port if self.mqtt_ws_port is not None else self.mqtt_port + 2
+
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
@@ -115,6 +126,8 @@ _ENV_KEYS: dict[str, str] = {
     "pg_port": "FIELDMESH_PG_PORT",
     "mqtt_port": "FIELDMESH_MQTT_PORT",
     "mqtt_tls_port": "FIELDMESH_MQTT_TLS_PORT",
+    "mqtt_ws_port": "FIELDMESH_MQTT_WS_PORT",
+    "mqtt_ws_url": "FIELDMESH_MQTT_WS_URL",
     "database_url": "DATABASE_URL",
     "mqtt_url": "MQTT_URL",
     "http_host": "FIELDMESH_HTTP_HOST",
@@ -161,7 +174,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not 0 <= lag <= 3600:
             raise SettingsError(f"{source}: lag bound out of range 0-3600 s: {lag}")
         return lag
-    if name in ("pg_port", "mqtt_port", "mqtt_tls_port", "http_port", "replica_port"):
+    if name in ("pg_port", "mqtt_port", "mqtt_tls_port", "mqtt_ws_port", "http_port", "replica_port"):
         try:
             port = int(raw)
         except (TypeError, ValueError):
@@ -178,6 +191,10 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     if name in ("database_url", "database_replica_url"):
         if not str(raw).startswith(("postgresql://", "postgres://")):
             raise SettingsError(f"{source}: expected postgresql://...: {raw!r}")
+        return str(raw)
+    if name == "mqtt_ws_url":
+        if not str(raw).startswith(("ws://", "wss://")):
+            raise SettingsError(f"{source}: expected ws(s)://host:port/path: {raw!r}")
         return str(raw)
     if name == "mqtt_url":
         if not str(raw).startswith(("mqtt://", "tcp://")):

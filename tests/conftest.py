@@ -44,7 +44,9 @@ def settings() -> Iterator[Settings]:
         return
     state = Path(tempfile.mkdtemp(prefix="fm-test-"))
     state.chmod(0o755)  # the embedded PostgreSQL runs as `postgres` when we are root
-    own = base.with_overrides(state_dir=state, pg_port=free_port(), mqtt_port=free_port())
+    own = base.with_overrides(
+        state_dir=state, pg_port=free_port(), mqtt_port=free_port(), mqtt_ws_port=free_port()
+    )
     try:
         yield own
     finally:

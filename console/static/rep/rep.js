@@ -10,6 +10,7 @@ import { connectLive } from '/console/live.js';
 import { h, toast } from '/console/ui.js';
 import { makeMap } from '/console/leaflet.js';
 import { enqueue, flush, pending } from './queue.js';
+import { Tracker } from './gps.js';
 
 const state = { me: null, stops: [], visits: new Map(), planId: null, map: null, L: null, layer: null, live: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
 
@@ -100,12 +101,87 @@ async function loadDay() {
     state.stops.push({ wo, account, plan: planned.get(wo.id) || null });
   }
   document.getElementById('day').hidden = false;
+  setupShift();
   document.body.dataset.planned = String(planned.size);
   await drawMap();
   render();
   // 'ready' once the stops are on screen (the map can take a moment offline)
   document.body.dataset.ready = 'yes';
   if (!state.live) state.live = connectLive(onLive, (st) => { document.body.dataset.live = st === 'live' ? 'yes' : 'no'; });
+}
+
+// ---------------------------------------------------------------- shift and GPS
+// The phone reads its position only while the rep is on shift and has agreed to share it.
+// The first shift registers this phone as the rep's field device (its own broker account).
+const phoneKey = () => `fm.rep.phone.${state.me.user_id}`;
+let tracker = /** @type {Tracker | null} */ (null);
+
+function setupShift() {
+  const consent = /** @type {HTMLInputElement} */ (document.getElementById('gps-consent'));
+  const toggle = /** @type {HTMLButtonElement} */ (document.getElementById('shift-toggle'));
+  if (toggle.dataset.wired) return;
+  toggle.dataset.wired = 'yes';
+  consent.checked = Boolean(localStorage.getItem('fm.rep.gpsConsent'));
+  toggle.disabled = !consent.checked;
+  consent.addEventListener('change', () => {
+    if (consent.checked) localStorage.setItem('fm.rep.gpsConsent', new Date().toISOString());
+    else { localStorage.removeItem('fm.rep.gpsConsent'); endShift(); }
+    toggle.disabled = !consent.checked;
+  });
+  toggle.addEventListener('click', () => { if (tracker) endShift(); else startShift().catch((e) => toast(`Location not shared: ${e.message}`)); });
+  if (consent.checked && localStorage.getItem('fm.rep.shift') === 'on') startShift().catch((e) => console.info('shift not resumed:', e.message));
+}
+
+// This phone's device id and broker connection: fetched (registering the phone the first
+// time), cached for a start without network.
+async function phoneConnection() {
+  const cached = JSON.parse(localStorage.getItem(phoneKey()) || 'null');
+  try {
+    const conn = cached ? await api(`/api/v1/phone/devices/${encodeURIComponent(cached.device_id)}/connection`)
+      : await api('/api/v1/phone/devices', { method: 'POST', body: { label: 'rep phone (web app)' } });
+    localStorage.setItem(phoneKey(), JSON.stringify(conn));
+    return conn;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) { localStorage.removeItem(phoneKey()); return phoneConnection(); }
+    if (cached) return cached;
+    throw e;
+  }
+}
+
+function offShiftNow(conn) {
+  if (!conn.shift_end) return false;
+  const [h, m] = conn.shift_end.split(':').map(Number);
+  const now = new Date();
+  return now.getHours() * 60 + now.getMinutes() > h * 60 + m;
+}
+
+async function startShift() {
+  if (tracker) return;
+  const conn = await phoneConnection();
+  if (offShiftNow(conn)) { toast('Your shift has ended: location is not shared'); return; }
+  localStorage.setItem('fm.rep.shift', 'on');
+  tracker = new Tracker(conn, showGps);
+  document.body.dataset.phone = conn.device_id;
+  await tracker.start();
+  document.getElementById('shift-toggle').textContent = 'End shift';
+  document.body.dataset.shift = 'on';
+  // the shift ends by itself at the rep's shift end
+  const check = setInterval(() => { if (!tracker) clearInterval(check); else if (offShiftNow(conn)) endShift(); }, 60_000);
+}
+
+function endShift() {
+  localStorage.removeItem('fm.rep.shift');
+  if (tracker) tracker.stop();
+  tracker = null;
+  document.getElementById('shift-toggle').textContent = 'Start shift';
+  document.body.dataset.shift = 'off';
+}
+
+function showGps(s) {
+  const el = document.getElementById('gps-state');
+  el.textContent = !s.tracking ? 'Location off' : `Sharing location · ${s.connected ? 'connected' : 'offline'} · ${s.waiting} fix${s.waiting === 1 ? '' : 'es'} waiting`;
+  document.body.dataset.gpsWaiting = String(s.waiting);
+  document.body.dataset.gpsLink = s.connected ? 'up' : 'down';
 }
 
 // Geofence events of my phone: refresh the automatic check-ins and say what happened.

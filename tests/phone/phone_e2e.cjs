@@ -1,0 +1,107 @@
+// End-to-end scenarios of the rep's phone (PWA) in Debian's headless Chromium
+// (playwright-core), with Chromium's geolocation emulation as the phone's GPS.
+// usage: node phone_e2e.cjs SCENARIO BASE_URL PARAMS_JSON ; prints one JSON line.
+const path = require('path');
+const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwright-core'));
+
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+async function phonePage(browser, base, at) {
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+    geolocation: { longitude: at[0], latitude: at[1], accuracy: 8 }, permissions: ['geolocation', 'notifications'],
+  });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return { context, page, errors };
+}
+
+async function repSignIn(page, base, user, hash = '') {
+  await page.goto(`${base}/console/rep/${hash}`);
+  await page.fill('#rep-signin input[name=email]', user.email);
+  await page.fill('#rep-signin input[name=password]', user.password);
+  await page.click('#rep-signin button[type=submit]');
+  await page.waitForFunction(() => document.body.dataset.ready === 'yes' || document.getElementById('load-error'));
+  const loadError = await page.$eval('#load-error', (e) => e.textContent).catch(() => null);
+  if (loadError) throw new Error(loadError);
+}
+
+async function startShift(page) {
+  await page.check('#gps-consent');
+  await page.click('#shift-toggle');
+  await page.waitForFunction(() => document.body.dataset.gpsLink === 'up', null, { timeout: 30000 });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const shot = (page, name) => page.screenshot({ path: path.join(process.env.FM_SHOTS || '.', `${name}.png`) });
+// a point `m` metres east and `n` metres north of [lon, lat]
+const offset = (p, e, n) => [p[0] + e / (111320 * Math.cos((p[1] * Math.PI) / 180)), p[1] + n / 110540];
+
+const scenarios = {
+  // Drive along a route to a site, stay until the geofence checks the phone in, then
+  // buffer many fixes offline and send them when back online.
+  async drive(browser, base, p) {
+    const { context, page, errors } = await phonePage(browser, base, p.route[0]);
+    await repSignIn(page, base, p.user);
+    await startShift(page);
+    const device = await page.evaluate(() => document.body.dataset.phone);
+    for (const pt of p.route) {
+      await context.setGeolocation({ longitude: pt[0], latitude: pt[1], accuracy: 8 });
+      await sleep(500);
+    }
+    // at the site: small moves inside the fence until the check-in shows (automatic)
+    const deadline = Date.now() + p.checkinTimeoutMs;
+    let k = 0;
+    while (Date.now() < deadline) {
+      k += 1;
+      const pt = offset(p.site, (k % 5) * 6, ((k * 3) % 5) * 6);
+      await context.setGeolocation({ longitude: pt[0], latitude: pt[1], accuracy: 8 });
+      if (await page.$('#stops li[data-auto=in]')) break;
+      await sleep(1000);
+    }
+    const autoIn = Boolean(await page.$('#stops li[data-auto=in]'));
+    const stopText = await page.textContent('#stops');
+    await shot(page, 'phone-checked-in');
+    // the manager's console map shows the phone where it is
+    const mgr = await context.browser().newContext({ viewport: { width: 1280, height: 800 } });
+    const mp = await mgr.newPage();
+    await mp.goto(`${base}/console/`);
+    await mp.fill('#signin input[name=email]', p.manager.email);
+    await mp.fill('#signin input[name=password]', p.manager.password);
+    await mp.click('#signin button[type=submit]');
+    const row = `#device-list li[data-device-id="${device}"]`;
+    await mp.waitForSelector(row, { state: 'attached', timeout: 60000 });
+    const mapLonLat = (await mp.getAttribute(row, 'data-lonlat')).split(',').map(Number);
+    await shot(mp, 'phone-on-console-map');
+    await mgr.close();
+    // offline: many fixes buffered in IndexedDB, then sent once back online
+    await context.setOffline(true);
+    await page.waitForFunction(() => document.body.dataset.gpsLink === 'down');
+    const start = offset(p.site, 2000, 0);
+    const before = Number(await page.evaluate(() => document.body.dataset.gpsWaiting || '0'));
+    for (let i = 0; i < p.offlineFixes; i += 1) {
+      const pt = offset(start, i * 10, 0);
+      await context.setGeolocation({ longitude: pt[0], latitude: pt[1], accuracy: 8 });
+      await page.waitForFunction((n) => Number(document.body.dataset.gpsWaiting) >= n, before + i + 1, { timeout: 10000 });
+    }
+    const waitingOffline = Number(await page.evaluate(() => document.body.dataset.gpsWaiting));
+    await context.setOffline(false);
+    await page.waitForFunction(() => document.body.dataset.gpsWaiting === '0', null, { timeout: 120000 });
+    const gpsState = await page.textContent('#gps-state');
+    return { device, autoIn, stopText, mapLonLat, waitingOffline, gpsState, errors };
+  },
+};
+
+(async () => {
+  const [name, base, params] = process.argv.slice(2);
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
+  try {
+    const out = await scenarios[name](browser, base, JSON.parse(params));
+    console.log(JSON.stringify(out));
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
