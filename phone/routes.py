@@ -6,14 +6,16 @@ answers 404; records go through the CRM's scope rules (crm.access)."""
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
+from kernel.errors import NotFound, Unprocessable
 from kernel.http import Access, Req, Routes
-from phone import devices
+from phone import dayrepo, devices
+from phone.day import DayStop
 from phone.gps import POLICY, gps_topic, receipt_topic, status_topic
 
 routes = Routes("phone", "The rep's phone as a field device")
@@ -107,6 +109,174 @@ async def phone_connection(req: Req, path: PhonePath) -> PhoneConnection:
     async with req.connection() as conn:
         phone = await devices.owned(conn, req.user.user_id, path.device_id)
     return await _connection(req, phone)
+
+
+# --------------------------------------------------------------------------- the day
+
+_OWN_DAY = "the caller's own route and work orders (every query filters by the caller)"
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+StopKey = Annotated[str, msgspec.Meta(pattern=r"^(wo|acct):[0-9]{1,18}$")]
+
+
+class DayQuery(msgspec.Struct, frozen=True, rename={"day": "date"}):
+    day: date | None = None
+
+
+class StopPath(msgspec.Struct, frozen=True):
+    stop_key: StopKey
+
+
+class Part(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: Text
+    qty: Annotated[float, msgspec.Meta(gt=0, le=10_000)] = 1
+    sku: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class StopAccount(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    address: str | None
+    lon: float | None
+    lat: float | None
+
+
+class StopWorkOrder(msgspec.Struct, frozen=True):
+    id: int
+    title: str
+    priority: str
+    status: str
+    type: str
+    description: str | None
+    estimated_duration_min: int
+
+
+class ChecklistItem(msgspec.Struct, frozen=True):
+    item: str
+    done: bool
+
+
+class StopOut(msgspec.Struct, frozen=True):
+    key: str
+    seq: int | None
+    eta: datetime | None
+    account: StopAccount
+    work_order: StopWorkOrder | None
+    checklist: list[ChecklistItem]
+    parts: list[Part]
+    completed: bool
+    checkin_at: datetime | None
+    checkout_at: datetime | None
+    checkin_source: str | None
+    time_spent_s: float | None
+    navigate_url: str | None  # geo: URI for the phone's navigation app
+    map_url: str | None
+
+
+class PhoneDay(msgspec.Struct, frozen=True, rename={"day": "date"}):
+    day: date
+    plan_id: int | None
+    stops: list[StopOut]
+
+
+AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class StopUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    checkin_at: AwareTime | None = None
+    checkout_at: AwareTime | None = None
+    checklist: Annotated[dict[Text, bool], msgspec.Meta(max_length=100)] | None = None
+    parts: Annotated[list[Part], msgspec.Meta(max_length=100)] | None = None
+    completed: bool | None = None
+
+
+def _stop_out(s: DayStop) -> StopOut:
+    x = s.extra
+    acc = StopAccount(**x["account"])
+    nav = mapu = None
+    if acc.lon is not None and acc.lat is not None:
+        nav = f"geo:{acc.lat:.6f},{acc.lon:.6f}?q={acc.lat:.6f},{acc.lon:.6f}"
+        mapu = f"https://www.openstreetmap.org/directions?to={acc.lat:.6f}%2C{acc.lon:.6f}"
+    cin, cout = x["checkin_at"], x["checkout_at"]
+    spent = (cout - cin).total_seconds() if cin and cout and cout >= cin else None
+    return StopOut(
+        s.key,
+        s.seq,
+        s.eta,
+        acc,
+        msgspec.convert(x["work_order"], StopWorkOrder) if x["work_order"] else None,
+        [ChecklistItem(**c) for c in x["checklist"]],
+        msgspec.convert(x["parts"], list[Part]),
+        x["completed"],
+        cin,
+        cout,
+        x["checkin_source"],
+        spent,
+        nav,
+        mapu,
+    )
+
+
+@routes.get(
+    "/api/v1/phone/day",
+    access=Access.read(unscoped=_OWN_DAY),
+    summary="The caller's stops of a day (default today) in plan order, with what was recorded",
+    description="Every stop of the caller's route in the newest ready plan of the day -- work "
+    "orders and periodic account visits -- then the caller's open work orders the plan does "
+    "not carry; ETAs from the plan (they change when it is re-planned), check-in/out (manual "
+    "or from the geofence), checklist per work-order type, parts used and time spent.",
+)
+async def get_day(req: Req, query: DayQuery) -> PhoneDay:
+    day = query.day or datetime.now(UTC).date()
+    async with req.connection() as conn:
+        plan_id, stops = await dayrepo.load_day(conn, req.user.user_id, day)
+    return PhoneDay(day, plan_id, [_stop_out(s) for s in stops])
+
+
+@routes.post(
+    "/api/v1/phone/day/stops/{stop_key}",
+    access=Access.write(unscoped=_OWN_DAY),
+    summary="Record a check-in/out, checklist ticks, parts used or completion at one of the "
+    "caller's stops",
+    description="Idempotent, for the phone's offline queue: the first check-in and the last "
+    "check-out are kept, checklist ticks merge, parts replace the list.",
+    errors=(404,),
+)
+async def post_stop(req: Req, path: StopPath, query: DayQuery, body: StopUpdate) -> StopOut:
+    day = query.day or datetime.now(UTC).date()
+    if body.checkin_at and body.checkout_at and body.checkout_at < body.checkin_at:
+        raise Unprocessable("checkout_at: before checkin_at", field="checkout_at")
+    uid = req.user.user_id
+    async with req.connection() as conn, conn.transaction():
+        _, stops = await dayrepo.load_day(conn, uid, day)
+        stop = next((s for s in stops if s.key == path.stop_key), None)
+        if stop is None:
+            raise NotFound(f"stop {path.stop_key} is not on your day {day}")
+        if body.checklist:
+            allowed = {c["item"] for c in stop.extra["checklist"]}
+            unknown = sorted(set(body.checklist) - allowed)
+            if unknown:
+                raise Unprocessable(
+                    f"checklist: not an item of this stop: {unknown[0]!r}", field="checklist"
+                )
+        if (
+            body.checkout_at
+            and stop.extra["checkin_at"]
+            and body.checkout_at < stop.extra["checkin_at"]
+        ):
+            raise Unprocessable("checkout_at: before the check-in", field="checkout_at")
+        await dayrepo.record(
+            conn,
+            uid,
+            day,
+            stop,
+            checkin_at=body.checkin_at,
+            checkout_at=body.checkout_at,
+            checklist=body.checklist,
+            parts=[msgspec.to_builtins(p) for p in body.parts] if body.parts is not None else None,
+            completed=body.completed,
+        )
+        _, stops = await dayrepo.load_day(conn, uid, day)
+    return _stop_out(next(s for s in stops if s.key == path.stop_key))
 
 
 def setup(app: web.Application) -> None:

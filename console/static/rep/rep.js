@@ -1,7 +1,8 @@
 // @ts-check
-// The rep's phone view: today's route (work orders assigned to me, with their accounts),
-// next stop with navigation links, check-in/out, notes, photos, work-order completion with a
-// signature. Every action goes through the IndexedDB outbox (queue.js) and is sent, once,
+// The rep's phone view: today's stops (every stop of my route in the plan's order, work
+// orders and periodic visits, from /api/v1/phone/day), next stop with navigation links,
+// check-in/out, checklist, parts used, notes, photos, completion with a signature; the
+// shift (GPS from this phone, gps.js). Every action goes through the IndexedDB outbox (queue.js) and is sent, once,
 // when the network is there. Stops follow today's routing plan when there is one (sequence
 // and ETA from the routing API); automatic geofence check-ins and check-outs (geo visits)
 // show on the stops and arrive live over the console's WebSocket.
@@ -12,7 +13,7 @@ import { makeMap } from '/console/leaflet.js';
 import { enqueue, flush, pending } from './queue.js';
 import { Tracker } from './gps.js';
 
-const state = { me: null, stops: [], visits: new Map(), planId: null, map: null, L: null, layer: null, live: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
+const state = { me: null, stops: [], visits: new Map(), planId: null, map: null, L: null, layer: null, live: null, refresh: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
 
 async function start() {
   if ('serviceWorker' in navigator) {
@@ -60,23 +61,6 @@ function showNet() {
 const today = () => { const d = new Date(); return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`; };
 const hhmm = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
 
-// My stops in today's routing plan: work_order_id -> {seq, eta}. Without a plan (or offline
-// with nothing cached), an empty map and the work orders keep their own order.
-async function myPlannedStops() {
-  const planned = new Map();
-  try {
-    const { plans } = await api(`/console/api/plans?date=${today()}`);
-    for (const p of plans) {
-      const plan = await api(`/api/v1/routing/plans/${p.id}`);
-      const mine = plan.routes.find((r) => String(r.rep_id) === String(state.me.user_id));
-      if (!mine) continue;
-      state.planId = p.id;
-      for (const st of mine.stops) if (st.work_order_id) planned.set(st.work_order_id, { seq: st.seq, eta: st.eta });
-    }
-  } catch (e) { console.info('no routing plan used:', e.message); }
-  return planned;
-}
-
 // Automatic check-ins today (geo visits), newest per account.
 async function loadVisits() {
   try {
@@ -86,28 +70,23 @@ async function loadVisits() {
   } catch (e) { console.info('automatic check-ins not shown:', e.message); }
 }
 
+// The day from /api/v1/phone/day: every stop of my route in the newest plan's order (work
+// orders and periodic account visits), then my open work orders the plan does not carry.
 async function loadDay() {
-  const filter = { and: [{ field: 'assignee_id', op: 'eq', value: state.me.user_id }, { field: 'status', op: 'in', value: ['new', 'assigned', 'scheduled', 'in_progress'] }] };
-  const wos = (await api(`/api/v1/work_orders?limit=100&sort=sla_due_at&filter=${encodeURIComponent(JSON.stringify(filter))}`)).items;
-  const planned = await myPlannedStops();
+  const day = await api(`/api/v1/phone/day?date=${today()}`);
+  state.planId = day.plan_id;
+  state.stops = day.stops;
   await loadVisits();
-  // the plan's sequence first; then by scheduled start (the API sorts by SLA), then SLA
-  const key = (wo) => (planned.has(wo.id) ? `0${String(planned.get(wo.id).seq).padStart(6, '0')}` : `1${wo.scheduled_start || '9'}`);
-  wos.sort((a, b) => key(a).localeCompare(key(b)));
-  state.stops = [];
-  for (const wo of wos) {
-    let account = null;
-    try { account = await api(`/api/v1/accounts/${wo.account_id}`); } catch { /* not visible or not cached */ }
-    state.stops.push({ wo, account, plan: planned.get(wo.id) || null });
-  }
   document.getElementById('day').hidden = false;
   setupShift();
-  document.body.dataset.planned = String(planned.size);
+  document.body.dataset.planned = String(state.stops.filter((s) => s.seq !== null).length);
   await drawMap();
   render();
   // 'ready' once the stops are on screen (the map can take a moment offline)
   document.body.dataset.ready = 'yes';
   if (!state.live) state.live = connectLive(onLive, (st) => { document.body.dataset.live = st === 'live' ? 'yes' : 'no'; });
+  // ETAs move when the route is re-planned: look again every minute
+  if (!state.refresh) state.refresh = setInterval(() => { if (navigator.onLine) loadDay().catch(() => undefined); }, 60_000);
 }
 
 // ---------------------------------------------------------------- shift and GPS
@@ -189,15 +168,17 @@ async function onLive(msg) {
   if (msg.k !== 'geo') return;
   await loadVisits();
   for (const [, , kind, , accountId] of msg.d) {
-    const stop = state.stops.find((s) => s.wo.account_id === accountId);
+    const stop = state.stops.find((s) => s.account.id === accountId);
     const verb = { enter: 'Arrived at', dwell: 'Checked in at', exit: 'Left' }[kind] || kind;
-    if (stop) toast(`${verb} ${stop.account ? stop.account.name : `account ${accountId}`} (geofence)`);
+    if (stop) toast(`${verb} ${stop.account.name} (geofence)`);
   }
   render();
 }
 
+function autoVisit(accountId) { return state.visits.get(accountId) || null; }
+
 function autoState(accountId) {
-  const v = state.visits.get(accountId);
+  const v = autoVisit(accountId);
   if (!v) return null;
   return v.departed_at ? `checked out automatically ${hhmm(v.departed_at)}` : `checked in automatically ${hhmm(v.checked_in_at)}`;
 }
@@ -211,72 +192,107 @@ async function drawMap() {
   state.layer.clearLayers();
   const pts = [];
   state.stops.forEach((s, i) => {
-    const loc = s.account && s.account.location;
-    if (!loc) return;
-    const ll = [loc.coordinates[1], loc.coordinates[0]];
+    if (s.account.lon === null || s.account.lat === null) return;
+    const ll = [s.account.lat, s.account.lon];
     pts.push(ll);
-    L.circleMarker(ll, { radius: 9, color: '#0969da', fillOpacity: 0.8 }).bindTooltip(`${i + 1}. ${s.account.name}`, { permanent: true, direction: 'right' }).addTo(state.layer);
+    L.circleMarker(ll, { radius: 9, color: s.work_order ? '#0969da' : '#8250df', fillOpacity: 0.8 }).bindTooltip(`${i + 1}. ${s.account.name}`, { permanent: true, direction: 'right' }).addTo(state.layer);
   });
   if (pts.length > 1) L.polyline(pts, { color: '#0969da', dashArray: '6 6' }).addTo(state.layer);
   if (pts.length) state.map.fitBounds(L.latLngBounds(pts).pad(0.3));
 }
 
-function navLinks(account) {
-  const loc = account && account.location;
-  if (!loc) return [];
-  const [lon, lat] = loc.coordinates;
-  return [h('a', { class: 'button', href: `geo:${lat},${lon}?q=${lat},${lon}(${encodeURIComponent(account.name)})` }, 'Navigate'),
-    h('a', { class: 'button', href: `https://www.openstreetmap.org/directions?to=${lat}%2C${lon}`, target: '_blank', rel: 'noopener' }, 'Map link')];
+function navLinks(stop) {
+  if (!stop.navigate_url) return [];
+  return [h('a', { class: 'button', href: stop.navigate_url }, 'Navigate'),
+    h('a', { class: 'button', href: stop.map_url, target: '_blank', rel: 'noopener' }, 'Map link')];
 }
+
+const title = (s) => (s.work_order ? s.work_order.title : 'Periodic visit');
+const isDone = (s) => state.done.has(s.key) || s.completed || (s.work_order && s.work_order.status === 'done');
+const minutes = (sec) => `${Math.round(sec / 60)} min`;
 
 function render() {
   const list = document.getElementById('stops');
-  list.replaceChildren(...state.stops.map((s, i) => h('li', { class: state.done.has(s.wo.id) ? 'done' : '', dataset: { wo: s.wo.id, auto: state.visits.get(s.wo.account_id) ? (state.visits.get(s.wo.account_id).departed_at ? 'out' : 'in') : '' } },
-    `${i + 1}. ${s.account ? s.account.name : `account ${s.wo.account_id}`} — ${s.wo.title}`,
-    s.plan ? h('span', { class: 'muted eta' }, ` ETA ${hhmm(s.plan.eta)}`)
-      : s.wo.scheduled_start ? h('span', { class: 'muted' }, ` ${hhmm(s.wo.scheduled_start)}`) : null,
-    autoState(s.wo.account_id) ? h('span', { class: 'auto' }, ` · ${autoState(s.wo.account_id)}`) : null)));
-  const next = state.stops.find((s) => !state.done.has(s.wo.id));
+  list.replaceChildren(...state.stops.map((s, i) => h('li', {
+    class: isDone(s) ? 'done' : '',
+    dataset: { stop: s.key, ...(s.work_order ? { wo: s.work_order.id } : {}), kind: s.work_order ? 'work_order' : 'visit', auto: autoVisit(s.account.id) ? (autoVisit(s.account.id).departed_at ? 'out' : 'in') : '' },
+  },
+  `${i + 1}. ${s.account.name} — ${title(s)}`,
+  s.eta ? h('span', { class: 'muted eta' }, ` ETA ${hhmm(s.eta)}`) : h('span', { class: 'muted' }, ' (not in the plan)'),
+  s.time_spent_s !== null ? h('span', { class: 'muted' }, ` · ${minutes(s.time_spent_s)} on site`) : null,
+  autoState(s.account.id) ? h('span', { class: 'auto' }, ` · ${autoState(s.account.id)}`) : null)));
+  const next = state.stops.find((s) => !isDone(s));
   const box = document.getElementById('next');
   if (!next) { box.replaceChildren(h('p', {}, 'All stops done for today.')); return; }
-  const { wo, account } = next;
+  const wo = next.work_order;
+  const accountId = next.account.id;
   const note = h('textarea', { id: 'note', rows: 3, 'aria-label': 'Visit note' });
   const photo = h('input', { type: 'file', accept: 'image/*', capture: 'environment', id: 'photo', 'aria-label': 'Photo' });
   const sig = h('canvas', { class: 'signature', id: 'signature', width: 600, height: 140, 'aria-label': 'Customer signature' });
   signaturePad(sig);
-  const base = { account_id: wo.account_id, work_order_id: wo.id, source: 'rep_app' };
-  const act = (body, label) => queue({ kind: 'post', path: '/api/v1/activities', body: { ...base, ...body } }, label);
-  const auto = state.visits.get(wo.account_id);
+  const base = { account_id: accountId, ...(wo ? { work_order_id: wo.id } : {}), source: 'rep_app' };
+  const stopPath = `/api/v1/phone/day/stops/${next.key}?date=${today()}`;
+  const activity = (body) => ({ path: '/api/v1/activities', body: { ...base, ...body } });
+  const record = (body) => ({ path: stopPath, body });
+  // One outbox item per user action, however many requests it takes (sent in order).
+  const act = (steps, label) => queue({ kind: 'batch', steps }, label);
+  const auto = autoVisit(accountId);
+  const checkedIn = Boolean(next.checkin_at) || Boolean(auto && !auto.departed_at);
+  const parts = [...next.parts];
+  const partName = h('input', { id: 'part-name', 'aria-label': 'Part used', placeholder: 'Part used' });
+  const partQty = h('input', { id: 'part-qty', type: 'number', min: 1, value: 1, 'aria-label': 'Quantity' });
   box.replaceChildren(
-    h('h2', {}, `Next: ${account ? account.name : `account ${wo.account_id}`}`),
-    h('p', {}, wo.title, account && account.address ? h('span', { class: 'muted' }, ` · ${account.address}`) : null,
-      next.plan ? h('span', { class: 'muted' }, ` · ETA ${hhmm(next.plan.eta)} (plan ${state.planId})`) : null),
+    h('h2', {}, `Next: ${next.account.name}`),
+    h('p', {}, title(next), next.account.address ? h('span', { class: 'muted' }, ` · ${next.account.address}`) : null,
+      next.eta ? h('span', { class: 'muted' }, ` · ETA ${hhmm(next.eta)} (plan ${state.planId})`) : null),
     auto ? h('p', { class: 'auto', id: 'auto-checkin', dataset: { state: auto.departed_at ? 'out' : 'in' } },
       auto.departed_at ? `Checked out automatically at ${hhmm(auto.departed_at)} (geofence, ${Math.round((auto.duration_s || 0) / 60)} min on site)`
         : `Checked in automatically at ${hhmm(auto.checked_in_at)} (geofence)`) : null,
-    h('div', { class: 'actions' }, ...navLinks(account),
-      h('button', { type: 'button', id: 'checkin', disabled: Boolean(auto && !auto.departed_at), title: auto && !auto.departed_at ? 'already checked in by the geofence' : null, onclick: () => act({ type: 'meeting', subject: `Check-in: ${wo.title}`, start_at: new Date().toISOString() }, 'checked in') }, 'Check in'),
-      h('button', { type: 'button', id: 'checkout', onclick: () => act({ type: 'meeting', subject: `Check-out: ${wo.title}`, status: 'done', end_at: new Date().toISOString() }, 'checked out') }, 'Check out')),
+    h('div', { class: 'actions' }, ...navLinks(next),
+      h('button', { type: 'button', id: 'checkin', disabled: checkedIn, title: checkedIn ? 'already checked in' : null, onclick: () => {
+        const at = new Date().toISOString();
+        act([activity({ type: 'meeting', subject: `Check-in: ${title(next)}`, start_at: at }), record({ checkin_at: at })], 'checked in');
+      } }, 'Check in'),
+      h('button', { type: 'button', id: 'checkout', onclick: () => {
+        const at = new Date().toISOString();
+        act([activity({ type: 'meeting', subject: `Check-out: ${title(next)}`, status: 'done', end_at: at }), record({ checkout_at: at })], 'checked out');
+      } }, 'Check out')),
+    next.checklist.length ? h('fieldset', { id: 'checklist' }, h('legend', {}, `Checklist (${wo ? wo.type : 'visit'})`),
+      ...next.checklist.map((c) => h('label', {}, h('input', { type: 'checkbox', checked: c.done, dataset: { item: c.item }, onchange: (e) => {
+        act([record({ checklist: { [c.item]: e.target.checked } })], 'checklist saved');
+      } }), ` ${c.item}`))) : null,
+    h('fieldset', { id: 'parts' }, h('legend', {}, 'Parts used'),
+      h('ul', { id: 'parts-list' }, ...parts.map((p) => h('li', {}, `${p.qty} × ${p.name}`))),
+      partName, partQty,
+      h('button', { type: 'button', id: 'add-part', onclick: () => {
+        const name = partName.value.trim();
+        if (!name) return;
+        parts.push({ name, qty: Number(partQty.value) || 1 });
+        next.parts = parts;
+        act([record({ parts })], 'part recorded');
+        render();
+      } }, 'Add part')),
     h('label', {}, 'Note', note),
-    h('button', { type: 'button', id: 'save-note', onclick: () => { if (note.value.trim()) { act({ type: 'note', subject: 'Visit note', body: note.value.trim() }, 'note saved'); note.value = ''; } } }, 'Save note'),
+    h('button', { type: 'button', id: 'save-note', onclick: () => { if (note.value.trim()) { act([activity({ type: 'note', subject: 'Visit note', body: note.value.trim() })], 'note saved'); note.value = ''; } } }, 'Save note'),
     h('label', {}, 'Photo', photo),
     h('label', {}, 'Signature (or confirm below)', sig),
     h('div', { class: 'actions' },
       h('button', { type: 'button', class: 'primary', id: 'complete', onclick: async () => {
         const signed = sig.dataset.signed === 'yes';
         if (!signed && !confirm('Complete without a signature?')) return;
-        await act({ type: 'note', subject: `Work order completed: ${wo.title}`, body: signed ? sig.toDataURL('image/png') : 'confirmed without signature', status: 'done' }, 'completion recorded');
-        await queue({ kind: 'complete', path: `/api/v1/work_orders/${wo.id}`, id: wo.id }, 'work order done');
-        state.done.add(wo.id);
+        await act([activity({ type: 'note', subject: `${wo ? 'Work order completed' : 'Visit done'}: ${title(next)}`, body: signed ? sig.toDataURL('image/png') : 'confirmed without signature', status: 'done' }),
+          record({ completed: true })], 'completion recorded');
+        if (wo) await queue({ kind: 'complete', path: `/api/v1/work_orders/${wo.id}`, id: wo.id }, 'work order done');
+        state.done.add(next.key);
         localStorage.setItem('fm.rep.done', JSON.stringify([...state.done]));
         render();
-      } }, 'Complete work order')),
+      } }, wo ? 'Complete work order' : 'Visit done')),
   );
   photo.addEventListener('change', async () => {
     const f = photo.files[0];
     if (!f) return;
     const dataUrl = await downscale(f, 480);
-    act({ type: 'note', subject: `Visit photo: ${f.name}`, body: dataUrl }, 'photo saved');
+    act([activity({ type: 'note', subject: `Visit photo: ${f.name}`, body: dataUrl })], 'photo saved');
     photo.value = '';
   });
 }
@@ -299,10 +315,18 @@ function sendAll() {
 
 // One outbox item -> 'done' when the server has answered it (success or a refusal, which is
 // kept in the failed list), 'retry' when it may work later; throws on network failure.
+// A batch sends its steps in order, each with its own Idempotency-Key derived from the
+// item's, so a step answered before a failure is replayed, not stored twice.
 async function send(item) {
   try {
     if (item.kind === 'post') {
       await api(item.path, { method: 'POST', body: item.body, headers: { 'Idempotency-Key': item.key } });
+      return 'done';
+    }
+    if (item.kind === 'batch') {
+      for (const [i, step] of item.steps.entries()) {
+        await api(step.path, { method: 'POST', body: step.body, headers: { 'Idempotency-Key': `${item.key}.${i}` } });
+      }
       return 'done';
     }
     if (item.kind === 'complete') {
