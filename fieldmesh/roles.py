@@ -207,6 +207,8 @@ JOB_MODULES: tuple[str, ...] = (
     "routing.jobs",
     "telemetry.jobs",
     "insights.maintenance.jobs",
+    "notify.jobs",
+    "phone.jobs",
 )
 
 

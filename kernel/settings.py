@@ -54,6 +54,9 @@ class Settings:
     # outbound webhooks may reach although they are loopback, private, link-local, CGNAT or
     # reserved; empty (the default) lets webhooks reach public addresses only
     webhook_allow: tuple[IPNetwork, ...] = ()
+    # FIELDMESH_PUSH_ALLOW: networks Web Push endpoints may be on although not public (a
+    # local push service, e.g. 127.0.0.1/32), also over plain http; empty: public https only
+    push_allow: tuple[IPNetwork, ...] = ()
     # FIELDMESH_SECURE_COOKIES: mark the session cookie Secure also when a TLS proxy in front
     # speaks plain HTTP to the API (over direct TLS it is always Secure)
     secure_cookies: bool = False
@@ -136,6 +139,7 @@ _ENV_KEYS: dict[str, str] = {
     "evm_rpc_url": "EVM_RPC_URL",
     "console_tile_url": "FIELDMESH_CONSOLE_TILE_URL",
     "webhook_allow": "FIELDMESH_WEBHOOK_ALLOW",
+    "push_allow": "FIELDMESH_PUSH_ALLOW",
     "secure_cookies": "FIELDMESH_SECURE_COOKIES",
     "instance": "FIELDMESH_INSTANCE",
     "database_replica_url": "DATABASE_REPLICA_URL",
@@ -174,7 +178,14 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not 0 <= lag <= 3600:
             raise SettingsError(f"{source}: lag bound out of range 0-3600 s: {lag}")
         return lag
-    if name in ("pg_port", "mqtt_port", "mqtt_tls_port", "mqtt_ws_port", "http_port", "replica_port"):
+    if name in (
+        "pg_port",
+        "mqtt_port",
+        "mqtt_tls_port",
+        "mqtt_ws_port",
+        "http_port",
+        "replica_port",
+    ):
         try:
             port = int(raw)
         except (TypeError, ValueError):
@@ -200,7 +211,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not str(raw).startswith(("mqtt://", "tcp://")):
             raise SettingsError(f"{source}: expected mqtt://host:port: {raw!r}")
         return str(raw)
-    if name == "webhook_allow":
+    if name in ("webhook_allow", "push_allow"):
         return parse_networks(raw, source)
     if name == "console_tile_url":
         url = str(raw).strip()

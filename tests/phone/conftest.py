@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from kernel.settings import PROJECT_ROOT, Settings
-from tests.appserver import serve_app
+from fieldmesh.svc_pushtest import LocalPushService
+from kernel.settings import PROJECT_ROOT, Settings, parse_networks
+from tests.appserver import free_port, serve_app
 from tests.gateway.harness import GatewayProcess
 
 ARTEFACTS = PROJECT_ROOT / "bench" / "out" / "phone"
@@ -21,10 +22,24 @@ DRIVER = Path(__file__).with_name("phone_e2e.cjs")
 
 
 @pytest.fixture(scope="session")
-def phone_app(test_settings: Settings) -> Iterator[str]:
-    """The app with the phone's job tasks beside it (push delivery)."""
-    with serve_app(test_settings, job_modules=("crm.jobs", "routing.jobs")) as url:
+def phone_settings(test_settings: Settings) -> Settings:
+    """The session's settings; Web Push may reach the local push service on loopback."""
+    return test_settings.with_overrides(push_allow=parse_networks("127.0.0.1/32,::1/128", "test"))
+
+
+@pytest.fixture(scope="session")
+def phone_app(phone_settings: Settings) -> Iterator[str]:
+    """The app with the phone's job tasks beside it (push delivery, the phone's scan)."""
+    jobs = ("crm.jobs", "routing.jobs", "notify.jobs", "phone.jobs")
+    with serve_app(phone_settings, job_modules=jobs) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def push_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPushService]:
+    log = tmp_path_factory.mktemp("push") / "web-push-testing.log"
+    with LocalPushService(free_port(), log) as svc:
+        yield svc
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 // (playwright-core), with Chromium's geolocation emulation as the phone's GPS.
 // usage: node phone_e2e.cjs SCENARIO BASE_URL PARAMS_JSON ; prints one JSON line.
 const path = require('path');
+const fs = require('fs');
 const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwright-core'));
 
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -40,7 +41,87 @@ const shot = (page, name) => page.screenshot({ path: path.join(process.env.FM_SH
 // a point `m` metres east and `n` metres north of [lon, lat]
 const offset = (p, e, n) => [p[0] + e / (111320 * Math.cos((p[1] * Math.PI) / 180)), p[1] + n / 110540];
 
+// Chromium cannot subscribe to its vendor's push service offline: the page's
+// PushManager.subscribe is answered by the local push service (web-push-testing) instead,
+// and what that service receives is handed to Chromium's service worker over CDP, as the
+// vendor's channel would on a phone.
+async function withLocalPush(context, page, pushUrl) {
+  const subs = [];
+  await page.exposeFunction('__fmLocalPushSubscribe', async (key) => {
+    const r = await fetch(`${pushUrl}/subscribe`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ userVisibleOnly: 'true', applicationServerKey: key }) });
+    const { data } = await r.json();
+    subs.push(data);
+    return { endpoint: data.endpoint, keys: data.keys };
+  });
+  await context.addInitScript(() => {
+    if (!window.PushManager) return;
+    const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    window.PushManager.prototype.subscribe = async function subscribe(opts) {
+      const s = await window.__fmLocalPushSubscribe(b64(opts.applicationServerKey));
+      return { endpoint: s.endpoint, expirationTime: null, toJSON: () => ({ endpoint: s.endpoint, expirationTime: null, keys: s.keys }) };
+    };
+  });
+  return subs;
+}
+
+async function relayPushes(page, base, pushUrl, sub, stop) {
+  const cdp = await page.context().newCDPSession(page);
+  const regs = new Map();
+  cdp.on('ServiceWorker.workerRegistrationUpdated', (e) => { for (const r of e.registrations) regs.set(r.scopeURL, r.registrationId); });
+  await cdp.send('ServiceWorker.enable');
+  const scope = `${base}/console/rep/`;
+  for (let i = 0; i < 100 && !regs.has(scope); i += 1) await sleep(50);
+  let seen = 0;
+  const relayed = [];
+  while (!stop.done) {
+    const r = await fetch(`${pushUrl}/get-notifications`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ clientHash: sub.clientHash }) });
+    const { data } = await r.json();
+    for (const m of data.messages.slice(seen)) {
+      await cdp.send('ServiceWorker.deliverPushMessage', { origin: base, registrationId: regs.get(scope), data: m });
+      relayed.push(JSON.parse(m));
+    }
+    seen = data.messages.length;
+    await sleep(10);
+  }
+  return relayed;
+}
+
 const scenarios = {
+  // A push for an urgent work order reaches the service worker, is shown, and a tap on it
+  // opens the work order's screen.
+  async push(browser, base, p) {
+    const { context, page, errors } = await phonePage(browser, base, [4.85, 45.76]);
+    const subs = await withLocalPush(context, page, p.pushUrl);
+    await repSignIn(page, base, p.user);
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.reload();
+    await page.waitForFunction(() => document.body.dataset.ready === 'yes' && navigator.serviceWorker.controller);
+    await page.click('#push-toggle');
+    try {
+      await page.waitForFunction(() => document.body.dataset.push === 'on', null, { timeout: 20000 });
+    } catch (e) {
+      throw new Error(`push not enabled: ${await page.textContent('#toast')} ${JSON.stringify(errors)}`);
+    }
+    const stop = { done: false };
+    const relaying = relayPushes(page, base, p.pushUrl, subs[0], stop);
+    fs.writeFileSync(p.readyFile, JSON.stringify({ clientHash: subs[0].clientHash }));
+    await page.waitForFunction(() => document.body.dataset.lastPush, null, { timeout: 90000 });
+    const shown = await page.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, body: n.body, link: n.data.link })));
+    // the tap: Chromium's notificationclick, dispatched in the service worker
+    const [worker] = context.serviceWorkers();
+    await worker.evaluate(async () => {
+      const [n] = await self.registration.getNotifications();
+      self.dispatchEvent(new self.NotificationEvent('notificationclick', { notification: n }));
+    });
+    await page.waitForFunction(() => document.body.dataset.screen !== 'day' && document.querySelector('#stops li.focus'), null, { timeout: 20000 });
+    const focused = await page.getAttribute('#stops li.focus', 'data-wo');
+    const nextTitle = await page.textContent('#next h2');
+    await shot(page, 'phone-push-opened');
+    stop.done = true;
+    const relayed = await relaying;
+    return { shown, screen: await page.evaluate(() => document.body.dataset.screen), focused, nextTitle, relayed, clientHash: subs[0].clientHash, errors };
+  },
+
   // Drive along a route to a site, stay until the geofence checks the phone in, then
   // buffer many fixes offline and send them when back online.
   async drive(browser, base, p) {

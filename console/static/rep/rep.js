@@ -13,12 +13,15 @@ import { makeMap } from '/console/leaflet.js';
 import { enqueue, flush, pending } from './queue.js';
 import { Tracker } from './gps.js';
 
-const state = { me: null, stops: [], visits: new Map(), planId: null, map: null, L: null, layer: null, live: null, refresh: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
+const state = { me: null, stops: [], visits: new Map(), planId: null, map: null, L: null, layer: null, live: null, refresh: null, focus: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
 
 async function start() {
   if ('serviceWorker' in navigator) {
     navigator.serviceWorker.register('/console/rep/sw.js', { scope: '/console/rep/' }).catch((e) => console.warn('no offline support:', e.message));
+    navigator.serviceWorker.addEventListener('message', onWorkerMessage);
   }
+  addEventListener('hashchange', () => { focusFromHash(); render(); });
+  focusFromHash();
   addEventListener('online', () => { showNet(); sendAll(); });
   addEventListener('offline', showNet);
   showNet();
@@ -79,6 +82,7 @@ async function loadDay() {
   await loadVisits();
   document.getElementById('day').hidden = false;
   setupShift();
+  setupPush();
   document.body.dataset.planned = String(state.stops.filter((s) => s.seq !== null).length);
   await drawMap();
   render();
@@ -163,6 +167,54 @@ function showGps(s) {
   document.body.dataset.gpsLink = s.connected ? 'up' : 'down';
 }
 
+// ---------------------------------------------------------------- push and screens
+// Screens are hash routes: #wo/<id> (a work order), #stop/<key>, #day. A tapped push
+// notification opens its link here (sw.js).
+function focusFromHash() {
+  const m = /^#(wo|stop)\/([A-Za-z0-9:]+)$/.exec(location.hash);
+  state.focus = m ? (m[1] === 'wo' ? `wo:${m[2]}` : m[2]) : null;
+  document.body.dataset.screen = m ? `${m[1]}/${m[2]}` : 'day';
+}
+
+function onWorkerMessage(ev) {
+  const msg = ev.data || {};
+  if (msg.type === 'open' && typeof msg.link === 'string') {
+    const url = new URL(msg.link, location.origin);
+    if (url.pathname === location.pathname) { location.hash = url.hash; if (navigator.onLine) loadDay().catch(() => undefined); } else location.assign(url.href);
+  } else if (msg.type === 'push-shown') {
+    document.body.dataset.lastPush = String(msg.id);
+    if (msg.kind === 'route.replanned' || msg.kind === 'work_order.urgent') loadDay().catch(() => undefined);
+  }
+}
+
+function b64urlToBytes(s) {
+  const b = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4));
+  return Uint8Array.from(b, (c) => c.charCodeAt(0));
+}
+
+// This device's push subscription: the phone's device id names it (or a browser id).
+async function enablePush() {
+  if (!('PushManager' in window) || !('serviceWorker' in navigator)) throw new Error('this browser cannot receive push notifications');
+  if ((await Notification.requestPermission()) !== 'granted') throw new Error('notifications are not allowed');
+  const reg = await navigator.serviceWorker.ready;
+  const { application_server_key: key } = await api('/api/v1/notifications/push/key');
+  const sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64urlToBytes(key) });
+  let deviceKey = localStorage.getItem('fm.rep.pushDevice');
+  if (!deviceKey) { deviceKey = `web-${crypto.randomUUID().slice(0, 18)}`; localStorage.setItem('fm.rep.pushDevice', deviceKey); }
+  await api('/api/v1/notifications/push/subscriptions', { method: 'POST', body: { device_key: deviceKey, ...sub.toJSON() } });
+  localStorage.setItem('fm.rep.push', 'on');
+  document.body.dataset.push = 'on';
+  document.getElementById('push-toggle').textContent = 'Notifications on';
+}
+
+function setupPush() {
+  const btn = document.getElementById('push-toggle');
+  if (btn.dataset.wired) return;
+  btn.dataset.wired = 'yes';
+  btn.addEventListener('click', () => { enablePush().then(() => toast('Notifications on')).catch((e) => toast(`Notifications off: ${e.message}`)); });
+  if (localStorage.getItem('fm.rep.push') === 'on') { document.body.dataset.push = 'on'; btn.textContent = 'Notifications on'; }
+}
+
 // Geofence events of my phone: refresh the automatic check-ins and say what happened.
 async function onLive(msg) {
   if (msg.k !== 'geo') return;
@@ -214,14 +266,14 @@ const minutes = (sec) => `${Math.round(sec / 60)} min`;
 function render() {
   const list = document.getElementById('stops');
   list.replaceChildren(...state.stops.map((s, i) => h('li', {
-    class: isDone(s) ? 'done' : '',
+    class: `${isDone(s) ? 'done' : ''}${s.key === state.focus ? ' focus' : ''}`,
     dataset: { stop: s.key, ...(s.work_order ? { wo: s.work_order.id } : {}), kind: s.work_order ? 'work_order' : 'visit', auto: autoVisit(s.account.id) ? (autoVisit(s.account.id).departed_at ? 'out' : 'in') : '' },
   },
   `${i + 1}. ${s.account.name} — ${title(s)}`,
   s.eta ? h('span', { class: 'muted eta' }, ` ETA ${hhmm(s.eta)}`) : h('span', { class: 'muted' }, ' (not in the plan)'),
   s.time_spent_s !== null ? h('span', { class: 'muted' }, ` · ${minutes(s.time_spent_s)} on site`) : null,
   autoState(s.account.id) ? h('span', { class: 'auto' }, ` · ${autoState(s.account.id)}`) : null)));
-  const next = state.stops.find((s) => !isDone(s));
+  const next = (state.focus && state.stops.find((s) => s.key === state.focus)) || state.stops.find((s) => !isDone(s));
   const box = document.getElementById('next');
   if (!next) { box.replaceChildren(h('p', {}, 'All stops done for today.')); return; }
   const wo = next.work_order;
