@@ -6,6 +6,8 @@ answers 404; records go through the CRM's scope rules (crm.access)."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
@@ -13,10 +15,11 @@ import msgspec
 from aiohttp import web
 
 from kernel.errors import NotFound, Unprocessable
-from kernel.http import Access, Req, Routes
-from phone import dayrepo, devices
+from kernel.http import Access, RawBody, Reply, Req, Routes
+from phone import attachments, dayrepo, devices
 from phone.day import DayStop
 from phone.gps import POLICY, gps_topic, receipt_topic, status_topic
+from phone.media import MAX_UPLOAD_BYTES, MediaError
 
 routes = Routes("phone", "The rep's phone as a field device")
 
@@ -277,6 +280,167 @@ async def post_stop(req: Req, path: StopPath, query: DayQuery, body: StopUpdate)
         )
         _, stops = await dayrepo.load_day(conn, uid, day)
     return _stop_out(next(s for s in stops if s.key == path.stop_key))
+
+
+# --------------------------------------------------------------------------- attachments
+
+_ATTACH = "an attachment is seen where its account is (crm.access): 404 otherwise"
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+FileName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f/\\]+$")
+]
+
+
+class UploadQuery(msgspec.Struct, frozen=True):
+    filename: FileName
+    account_id: Id | None = None
+    work_order_id: Id | None = None
+
+
+class AttachmentQuery(msgspec.Struct, frozen=True):
+    account_id: Id | None = None
+    work_order_id: Id | None = None
+
+
+class AttachmentPath(msgspec.Struct, frozen=True):
+    attachment_id: Id
+
+
+class AttachmentOut(msgspec.Struct, frozen=True):
+    id: int
+    sha256: str
+    size_bytes: int
+    content_type: str
+    kind: str
+    filename: str
+    width: int | None
+    height: int | None
+    account_id: int
+    work_order_id: int | None
+    activity_id: int | None
+    created_at: datetime
+    url: str
+    thumb_url: str | None
+
+
+class AttachmentList(msgspec.Struct, frozen=True):
+    items: list[AttachmentOut]
+
+
+def _att_out(a: attachments.Attachment) -> AttachmentOut:
+    base = f"/api/v1/phone/attachments/{a.id}"
+    return AttachmentOut(
+        a.id,
+        a.sha256,
+        a.size_bytes,
+        a.content_type,
+        a.kind,
+        a.filename,
+        a.width,
+        a.height,
+        a.account_id,
+        a.work_order_id,
+        a.activity_id,
+        a.created_at,
+        f"{base}/file",
+        f"{base}/thumb" if a.has_thumb else None,
+    )
+
+
+@routes.post(
+    "/api/v1/phone/attachments",
+    access=Access.write(unscoped=_ATTACH),
+    summary="Attach a photo or document to a work order or an account visit",
+    description="The body is the file. Its type is read from its content (JPEG, PNG, WebP "
+    "images; PDF documents), whatever its name; images are downscaled to 2048 px, re-encoded "
+    "without metadata, and get a 256 px thumbnail. Content-addressed storage; a note on the "
+    "account's timeline. Send an Idempotency-Key: the same key returns the first attachment.",
+    body=RawBody(
+        ("image/jpeg", "image/png", "image/webp", "application/pdf", "application/octet-stream"),
+        "The file's bytes",
+    ),
+    status=201,
+    max_body_bytes=MAX_UPLOAD_BYTES,
+    errors=(404, 422),
+)
+async def upload_attachment(req: Req, query: UploadQuery, body: bytes) -> Reply[AttachmentOut]:
+    if query.account_id is None and query.work_order_id is None:
+        raise Unprocessable("account_id or work_order_id is required", field="account_id")
+    key = req.header("Idempotency-Key") or f"upload-{uuid.uuid4()}"
+    if len(key) > 100:
+        raise Unprocessable("Idempotency-Key: at most 100 characters", field="Idempotency-Key")
+    try:
+        async with req.connection() as conn, conn.transaction():
+            att, created = await attachments.upload(
+                conn,
+                req.settings,
+                req.user,
+                body,
+                account_id=query.account_id,
+                work_order_id=query.work_order_id,
+                filename=query.filename,
+                client_key=key,
+            )
+    except MediaError as exc:
+        raise Unprocessable(str(exc), field="body") from None
+    return Reply(_att_out(att), status=201 if created else 200)
+
+
+@routes.get(
+    "/api/v1/phone/attachments",
+    access=Access.read(unscoped=_ATTACH),
+    summary="Attachments of a work order or an account (those the caller may see)",
+)
+async def list_attachments(req: Req, query: AttachmentQuery) -> AttachmentList:
+    if query.account_id is None and query.work_order_id is None:
+        raise Unprocessable("account_id or work_order_id is required", field="account_id")
+    async with req.connection() as conn:
+        items = await attachments.visible(
+            conn, req.user, account_id=query.account_id, work_order_id=query.work_order_id
+        )
+    return AttachmentList([_att_out(a) for a in items])
+
+
+async def _file(req: Req, attachment_id: int, *, thumb: bool) -> web.Response:
+    async with req.connection() as conn:
+        found = await attachments.visible(conn, req.user, attachment_id=attachment_id)
+    if not found or (thumb and not found[0].has_thumb):
+        raise NotFound(f"no attachment {attachment_id}")
+    a = found[0]
+    store = attachments.store_for(req.settings)
+    data = await asyncio.to_thread(store.get, a.sha256, thumb=thumb)
+    if data is None:
+        raise NotFound(f"attachment {attachment_id}: its file is missing")
+    headers = {
+        "Cache-Control": "private, max-age=86400, immutable",
+        "ETag": f'"{a.sha256}{"-t" if thumb else ""}"',
+        "Content-Disposition": f"inline; filename=attachment-{a.id}{'.jpg' if a.content_type == 'image/jpeg' else '.pdf'}",
+    }
+    return web.Response(
+        body=data, content_type="image/jpeg" if thumb else a.content_type, headers=headers
+    )
+
+
+@routes.get(
+    "/api/v1/phone/attachments/{attachment_id}/file",
+    access=Access.read(unscoped=_ATTACH),
+    summary="An attachment's file",
+    content_type="application/octet-stream",
+    errors=(404,),
+)
+async def attachment_file(req: Req, path: AttachmentPath) -> web.StreamResponse:
+    return await _file(req, path.attachment_id, thumb=False)
+
+
+@routes.get(
+    "/api/v1/phone/attachments/{attachment_id}/thumb",
+    access=Access.read(unscoped=_ATTACH),
+    summary="An image attachment's thumbnail (JPEG, 256 px)",
+    content_type="image/jpeg",
+    errors=(404,),
+)
+async def attachment_thumb(req: Req, path: AttachmentPath) -> web.StreamResponse:
+    return await _file(req, path.attachment_id, thumb=True)
 
 
 def setup(app: web.Application) -> None:

@@ -87,6 +87,26 @@ async function relayPushes(page, base, pushUrl, sub, stop) {
 }
 
 const scenarios = {
+  // A photo taken offline waits in the outbox and uploads once the phone is back online.
+  async photo(browser, base, p) {
+    const { context, page, errors } = await phonePage(browser, base, [4.85, 45.76]);
+    await repSignIn(page, base, p.user);
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.reload();
+    await page.waitForFunction(() => document.body.dataset.ready === 'yes' && navigator.serviceWorker.controller);
+    await context.setOffline(true);
+    await page.waitForFunction(() => document.body.dataset.online === 'no');
+    await page.setInputFiles('#photo', p.photo);
+    await page.waitForFunction(() => document.body.dataset.outbox === '1', null, { timeout: 10000 });
+    const waiting = await page.textContent('#outbox');
+    await context.setOffline(false);
+    await page.waitForFunction(() => document.body.dataset.outbox === '0', null, { timeout: 60000 });
+    await page.waitForSelector('#attachments img[data-attachment]', { timeout: 30000 });
+    const shown = await page.getAttribute('#attachments img[data-attachment]', 'data-attachment');
+    await shot(page, 'phone-photo-uploaded');
+    return { waiting, shown, errors };
+  },
+
   // A push for an urgent work order reaches the service worker, is shown, and a tap on it
   // opens the work order's screen.
   async push(browser, base, p) {

@@ -13,7 +13,7 @@ import { makeMap } from '/console/leaflet.js';
 import { enqueue, flush, pending } from './queue.js';
 import { Tracker } from './gps.js';
 
-const state = { me: null, stops: [], visits: new Map(), planId: null, map: null, L: null, layer: null, live: null, refresh: null, focus: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
+const state = { me: null, stops: [], visits: new Map(), planId: null, map: null, L: null, layer: null, live: null, refresh: null, focus: null, attachTarget: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
 
 async function start() {
   if ('serviceWorker' in navigator) {
@@ -327,6 +327,7 @@ function render() {
     h('label', {}, 'Note', note),
     h('button', { type: 'button', id: 'save-note', onclick: () => { if (note.value.trim()) { act([activity({ type: 'note', subject: 'Visit note', body: note.value.trim() })], 'note saved'); note.value = ''; } } }, 'Save note'),
     h('label', {}, 'Photo', photo),
+    h('div', { id: 'attachments', class: 'attachments', 'aria-label': 'Photos and documents' }),
     h('label', {}, 'Signature (or confirm below)', sig),
     h('div', { class: 'actions' },
       h('button', { type: 'button', class: 'primary', id: 'complete', onclick: async () => {
@@ -340,13 +341,32 @@ function render() {
         render();
       } }, wo ? 'Complete work order' : 'Visit done')),
   );
+  // A photo (or document) is a file attached to the stop: queued as it is (the server
+  // checks its type by content, downscales it and makes the thumbnail), sent when online.
   photo.addEventListener('change', async () => {
     const f = photo.files[0];
     if (!f) return;
-    const dataUrl = await downscale(f, 480);
-    act([activity({ type: 'note', subject: `Visit photo: ${f.name}`, body: dataUrl })], 'photo saved');
+    const target = wo ? `work_order_id=${wo.id}` : `account_id=${accountId}`;
+    await queue({ kind: 'upload', path: `/api/v1/phone/attachments?${target}&filename=${encodeURIComponent(f.name.slice(0, 200) || 'photo.jpg')}`, blob: f }, 'photo saved');
     photo.value = '';
   });
+  state.attachTarget = wo ? `work_order_id=${wo.id}` : `account_id=${accountId}`;
+  showAttachments(state.attachTarget);
+}
+
+// The stop's photos, as thumbnails (fetched with the token: an <img> cannot send it).
+async function showAttachments(target) {
+  const box = document.getElementById('attachments');
+  if (!box || !navigator.onLine) return;
+  try {
+    const { items } = await api(`/api/v1/phone/attachments?${target}`);
+    const imgs = await Promise.all(items.filter((a) => a.thumb_url).map(async (a) => {
+      const r = await api(a.thumb_url, { raw: true });
+      return h('img', { src: URL.createObjectURL(await r.blob()), alt: a.filename, dataset: { attachment: a.id }, width: 96 });
+    }));
+    const docs = items.filter((a) => !a.thumb_url).map((a) => h('span', { class: 'muted', dataset: { attachment: a.id } }, ` ${a.filename}`));
+    box.replaceChildren(...imgs, ...docs);
+  } catch (e) { console.info('attachments not shown:', e.message); }
 }
 
 async function queue(action, label) {
@@ -375,6 +395,11 @@ async function send(item) {
       await api(item.path, { method: 'POST', body: item.body, headers: { 'Idempotency-Key': item.key } });
       return 'done';
     }
+    if (item.kind === 'upload') {
+      await api(item.path, { method: 'POST', body: item.blob, headers: { 'Idempotency-Key': item.key, 'Content-Type': 'application/octet-stream' } });
+      if (state.attachTarget) showAttachments(state.attachTarget);
+      return 'done';
+    }
     if (item.kind === 'batch') {
       for (const [i, step] of item.steps.entries()) {
         await api(step.path, { method: 'POST', body: step.body, headers: { 'Idempotency-Key': `${item.key}.${i}` } });
@@ -397,22 +422,6 @@ async function send(item) {
     if (e.status === 503 || e.status === 429 || e.status === 401 || e.status >= 500) return 'retry';
     return `${e.status} ${e.message}`;
   }
-}
-
-function downscale(file, maxPx) {
-  return new Promise((resolve, reject) => {
-    const img = new Image();
-    img.onload = () => {
-      const k = Math.min(1, maxPx / Math.max(img.width, img.height));
-      const c = document.createElement('canvas');
-      c.width = Math.round(img.width * k); c.height = Math.round(img.height * k);
-      c.getContext('2d').drawImage(img, 0, 0, c.width, c.height);
-      URL.revokeObjectURL(img.src);
-      resolve(c.toDataURL('image/jpeg', 0.6));
-    };
-    img.onerror = reject;
-    img.src = URL.createObjectURL(file);
-  });
 }
 
 function signaturePad(c) {
