@@ -98,6 +98,7 @@ async def save(
     stored: Stored,
     kind: str | None = None,
     note: bool = True,
+    source: str = "rep_app",
 ) -> Attachment:
     """Keep the file and its row (and a timeline note), in the caller's transaction."""
     store = store_for(settings)
@@ -119,7 +120,7 @@ async def save(
                 "status": "done",
                 "account_id": account_id,
                 **({"work_order_id": work_order_id} if work_order_id else {}),
-                "source": "rep_app",
+                "source": source,
                 "source_ref": f"attachment:{stored.sha256[:16]}:{client_key}"[:200],
             },
         )

@@ -16,7 +16,9 @@ from aiohttp import web
 
 from kernel.errors import NotFound, Unprocessable
 from kernel.http import Access, RawBody, Reply, Req, Routes
-from phone import attachments, dayrepo, devices
+from ledger.store import receipt_for_async
+from ledger.verify import b64url_decode
+from phone import attachments, dayrepo, devices, reports
 from phone.day import DayStop
 from phone.gps import POLICY, gps_topic, receipt_topic, status_topic
 from phone.media import MAX_UPLOAD_BYTES, MediaError
@@ -30,8 +32,32 @@ DeviceId = Annotated[
 ]
 
 
+B64Url = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=400, pattern=r"^[A-Za-z0-9_-]+={0,2}$")
+]
+
+
 class PhoneIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     label: Annotated[str, msgspec.Meta(max_length=80, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
+    # the phone's own signing key (WebCrypto ECDSA P-256, raw uncompressed point, base64url)
+    public_key: B64Url | None = None
+
+
+def _p256(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        raw = b64url_decode(text)
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError:
+        raise Unprocessable(
+            "public_key: not a P-256 public point (raw, base64url)", field="public_key"
+        ) from None
+    if len(raw) != 65:
+        raise Unprocessable("public_key: the uncompressed point (65 bytes)", field="public_key")
+    return raw
 
 
 class PhonePath(msgspec.Struct, frozen=True):
@@ -97,8 +123,14 @@ async def _connection(req: Req, phone: devices.Phone) -> PhoneConnection:
     errors=(503,),
 )
 async def register_phone(req: Req, body: PhoneIn) -> PhoneConnection:
+    key = _p256(body.public_key)
     async with req.connection() as conn, conn.transaction():
         phone = await devices.register(conn, req.settings, req.user.user_id, body.label)
+        if key is not None:
+            await conn.execute(
+                "UPDATE phone_devices SET public_key = %s WHERE device_id = %s",
+                (key, phone.device_id),
+            )
     return await _connection(req, phone)
 
 
@@ -441,6 +473,135 @@ async def attachment_file(req: Req, path: AttachmentPath) -> web.StreamResponse:
 )
 async def attachment_thumb(req: Req, path: AttachmentPath) -> web.StreamResponse:
     return await _file(req, path.attachment_id, thumb=True)
+
+
+# --------------------------------------------------------------------------- reports
+
+REPORT_HOOKS = web.AppKey("phone_report_hooks", reports.ReportHooks)
+_REPORT = "a report is seen where its work order's account is (crm.access); the rep signs their own"
+
+
+class ReportIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    work_order_id: Id
+    signer_name: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$")
+    ]
+    signature_png: Annotated[str, msgspec.Meta(min_length=8, max_length=280_000)]  # base64 PNG
+
+
+class ReportCreated(msgspec.Struct, frozen=True):
+    id: int
+    sha256: str
+    document_id: str
+    message: str  # base64url of the bytes the phone signs (ES256)
+
+
+class ReportSign(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    device_id: DeviceId
+    signature: B64Url
+
+
+class ReportPath(msgspec.Struct, frozen=True):
+    report_id: Id
+
+
+class ReportOut(msgspec.Struct, frozen=True):
+    id: int
+    work_order_id: int
+    account_id: int
+    sha256: str
+    status: str
+    signer_name: str
+    created_at: datetime
+    signed_at: datetime | None
+    pdf_url: str
+    receipt: dict[str, Any] | None  # the ledger receipt once anchored: `fieldmesh verify` it
+
+
+@routes.post(
+    "/api/v1/phone/reports",
+    access=Access.write(unscoped=_REPORT),
+    summary="Make the signed service report of a work order (PDF with the customer's signature)",
+    description="Work done (checklist, notes), parts, times, photos and the customer's "
+    "signature as a PDF attached to the work order; then the phone signs `message` and "
+    "posts it to .../sign. Idempotency-Key: the same key gives the same report.",
+    status=201,
+    errors=(404, 422),
+)
+async def create_report(req: Req, body: ReportIn) -> ReportCreated:
+    import base64
+    import binascii
+
+    try:
+        png = base64.b64decode(body.signature_png.split(",", 1)[-1], validate=True)
+    except (binascii.Error, ValueError):
+        raise Unprocessable("signature_png: not base64", field="signature_png") from None
+    key = req.header("Idempotency-Key") or str(uuid.uuid4())
+    async with req.connection() as conn, conn.transaction():
+        rid, sha = await reports.create(
+            conn,
+            req.settings,
+            req.user,
+            work_order_id=body.work_order_id,
+            signer_name=body.signer_name,
+            signature_png=png,
+            client_key=key[:90],
+        )
+    from ledger.documents import message
+
+    doc = reports.document_id(rid)
+    return ReportCreated(rid, sha, doc, reports.b64url(message(doc, sha)))
+
+
+@routes.post(
+    "/api/v1/phone/reports/{report_id}/sign",
+    access=Access.write(unscoped=_REPORT),
+    summary="The phone's signature of the report: checked, the rep's added, anchored via the ledger",
+    errors=(404, 422),
+)
+async def sign_report(req: Req, path: ReportPath, body: ReportSign) -> ReportOut:
+    try:
+        sig = b64url_decode(body.signature)
+    except ValueError:
+        raise Unprocessable("signature: not base64url", field="signature") from None
+    async with req.connection() as conn, conn.transaction():
+        await reports.sign(
+            conn,
+            req.settings,
+            req.user,
+            path.report_id,
+            device_id=body.device_id,
+            device_sig=sig,
+            hooks=req.app.get(REPORT_HOOKS),
+        )
+    return await get_report(req, path)
+
+
+@routes.get(
+    "/api/v1/phone/reports/{report_id}",
+    access=Access.read(unscoped=_REPORT),
+    summary="A service report: its hash, PDF and (once anchored) its ledger receipt",
+    errors=(404,),
+)
+async def get_report(req: Req, path: ReportPath) -> ReportOut:
+    async with req.connection() as conn:
+        r = await reports.get(conn, req.user, path.report_id)
+        receipt = None
+        if r["ledger_source_id"]:
+            found = await receipt_for_async(conn, r["ledger_source_id"], reports.LEDGER_SOURCE)
+            receipt = found.to_json() if found is not None else None
+    return ReportOut(
+        r["id"],
+        r["work_order_id"],
+        r["account_id"],
+        r["sha256"],
+        r["status"],
+        r["signer_name"],
+        r["created_at"],
+        r["signed_at"],
+        f"/api/v1/phone/attachments/{r['attachment_id']}/file",
+        receipt,
+    )
 
 
 def setup(app: web.Application) -> None:

@@ -87,6 +87,23 @@ async function relayPushes(page, base, pushUrl, sub, stop) {
 }
 
 const scenarios = {
+  // The customer signs on the phone; completing the work order makes the signed report.
+  async report(browser, base, p) {
+    const { page, errors } = await phonePage(browser, base, [4.85, 45.76]);
+    await repSignIn(page, base, p.user);
+    await page.fill('#signer', 'Ms Customer');
+    await page.locator('#signature').scrollIntoViewIfNeeded();
+    const box = await page.locator('#signature').boundingBox();
+    await page.mouse.move(box.x + 20, box.y + 70);
+    await page.mouse.down();
+    for (let i = 1; i <= 12; i += 1) await page.mouse.move(box.x + 20 + i * 25, box.y + 70 + (i % 2 ? 30 : -30));
+    await page.mouse.up();
+    await page.click('#complete');
+    await page.waitForFunction(() => document.body.dataset.report, null, { timeout: 60000 });
+    await shot(page, 'phone-report-signed');
+    return { report: await page.evaluate(() => document.body.dataset.report), toast: await page.textContent('#toast'), errors };
+  },
+
   // A photo taken offline waits in the outbox and uploads once the phone is back online.
   async photo(browser, base, p) {
     const { context, page, errors } = await phonePage(browser, base, [4.85, 45.76]);

@@ -12,6 +12,7 @@ import { h, toast } from '/console/ui.js';
 import { makeMap } from '/console/leaflet.js';
 import { enqueue, flush, pending } from './queue.js';
 import { Tracker } from './gps.js';
+import { publicKey, sign as deviceSign, fromB64url } from './devicekey.js';
 
 const state = { me: null, stops: [], visits: new Map(), planId: null, map: null, L: null, layer: null, live: null, refresh: null, focus: null, attachTarget: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
 
@@ -121,7 +122,7 @@ async function phoneConnection() {
   const cached = JSON.parse(localStorage.getItem(phoneKey()) || 'null');
   try {
     const conn = cached ? await api(`/api/v1/phone/devices/${encodeURIComponent(cached.device_id)}/connection`)
-      : await api('/api/v1/phone/devices', { method: 'POST', body: { label: 'rep phone (web app)' } });
+      : await api('/api/v1/phone/devices', { method: 'POST', body: { label: 'rep phone (web app)', public_key: await publicKey() } });
     localStorage.setItem(phoneKey(), JSON.stringify(conn));
     return conn;
   } catch (e) {
@@ -282,6 +283,7 @@ function render() {
   const photo = h('input', { type: 'file', accept: 'image/*', capture: 'environment', id: 'photo', 'aria-label': 'Photo' });
   const sig = h('canvas', { class: 'signature', id: 'signature', width: 600, height: 140, 'aria-label': 'Customer signature' });
   signaturePad(sig);
+  const signer = h('input', { id: 'signer', autocomplete: 'name', 'aria-label': 'Customer name' });
   const base = { account_id: accountId, ...(wo ? { work_order_id: wo.id } : {}), source: 'rep_app' };
   const stopPath = `/api/v1/phone/day/stops/${next.key}?date=${today()}`;
   const activity = (body) => ({ path: '/api/v1/activities', body: { ...base, ...body } });
@@ -328,6 +330,7 @@ function render() {
     h('button', { type: 'button', id: 'save-note', onclick: () => { if (note.value.trim()) { act([activity({ type: 'note', subject: 'Visit note', body: note.value.trim() })], 'note saved'); note.value = ''; } } }, 'Save note'),
     h('label', {}, 'Photo', photo),
     h('div', { id: 'attachments', class: 'attachments', 'aria-label': 'Photos and documents' }),
+    h('label', {}, 'Customer name', signer),
     h('label', {}, 'Signature (or confirm below)', sig),
     h('div', { class: 'actions' },
       h('button', { type: 'button', class: 'primary', id: 'complete', onclick: async () => {
@@ -335,7 +338,9 @@ function render() {
         if (!signed && !confirm('Complete without a signature?')) return;
         await act([activity({ type: 'note', subject: `${wo ? 'Work order completed' : 'Visit done'}: ${title(next)}`, body: signed ? sig.toDataURL('image/png') : 'confirmed without signature', status: 'done' }),
           record({ completed: true })], 'completion recorded');
-        if (wo) await queue({ kind: 'complete', path: `/api/v1/work_orders/${wo.id}`, id: wo.id }, 'work order done');
+        // the signed service report is made once the work order is done (sent with it)
+        const report = signed ? { work_order_id: wo && wo.id, signer_name: (signer.value || 'Customer').trim().slice(0, 120), signature_png: sig.toDataURL('image/png') } : null;
+        if (wo) await queue({ kind: 'complete', path: `/api/v1/work_orders/${wo.id}`, id: wo.id, report }, 'work order done');
         state.done.add(next.key);
         localStorage.setItem('fm.rep.done', JSON.stringify([...state.done]));
         render();
@@ -385,6 +390,18 @@ function sendAll() {
   return sending;
 }
 
+// The service report of a completed work order: made by the server from what was recorded
+// (PDF with the customer's signature), signed by this phone's key, anchored with the rep's.
+async function sendReport(item) {
+  const conn = await phoneConnection();
+  const made = await api('/api/v1/phone/reports', { method: 'POST', body: item.report, headers: { 'Idempotency-Key': `${item.key}.report` } });
+  const signature = await deviceSign(fromB64url(made.message));
+  const out = await api(`/api/v1/phone/reports/${made.id}/sign`, { method: 'POST', body: { device_id: conn.device_id, signature } });
+  toast(`Service report ${out.id} signed (${out.sha256.slice(0, 12)}…)`);
+  document.body.dataset.report = String(out.id);
+  return 'done';
+}
+
 // One outbox item -> 'done' when the server has answered it (success or a refusal, which is
 // kept in the failed list), 'retry' when it may work later; throws on network failure.
 // A batch sends its steps in order, each with its own Idempotency-Key derived from the
@@ -409,7 +426,7 @@ async function send(item) {
     if (item.kind === 'complete') {
       for (let i = 0; i < 5; i += 1) {
         const wo = await api(item.path);
-        if (wo.status === 'done') return 'done';
+        if (wo.status === 'done') return item.report ? sendReport(item) : 'done';
         const nextStatus = NEXT_STATUS[wo.status];
         if (!nextStatus) return `work order is ${wo.status}`;
         try { await api(item.path, { method: 'PATCH', body: { status: nextStatus }, headers: { 'If-Match': etagOf(wo) } }); } catch (e) { if (!(e instanceof ApiError) || e.status !== 412) throw e; }
