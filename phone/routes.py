@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -18,7 +18,7 @@ from kernel.errors import NotFound, Unprocessable
 from kernel.http import Access, RawBody, Reply, Req, Routes
 from ledger.store import receipt_for_async
 from ledger.verify import b64url_decode
-from phone import attachments, dayrepo, devices, reports
+from phone import analytics, attachments, dayrepo, devices, reports
 from phone.day import DayStop
 from phone.gps import POLICY, gps_topic, receipt_topic, status_topic
 from phone.media import MAX_UPLOAD_BYTES, MediaError
@@ -602,6 +602,101 @@ async def get_report(req: Req, path: ReportPath) -> ReportOut:
         f"/api/v1/phone/attachments/{r['attachment_id']}/file",
         receipt,
     )
+
+
+# --------------------------------------------------------------------------- analytics
+
+_REPS = "reps the caller may see: themselves, a manager's team; admins and viewers all"
+
+
+class AnalyticsQuery(msgspec.Struct, frozen=True, rename={"lo": "from", "hi": "to"}):
+    lo: date | None = None
+    hi: date | None = None
+    rep_id: Id | None = None
+
+
+class RepDay(msgspec.Struct, frozen=True):
+    day: date
+    visits: int
+    time_on_site_s: float
+    travel_m: float
+    travel_s: float
+
+
+class RepFigures(msgspec.Struct, frozen=True):
+    rep_id: int
+    days_active: int
+    visits: int
+    visits_per_day: float
+    time_on_site_s: float
+    travel_m: float
+    travel_s: float
+    work_orders_done: int
+    first_time_fixes: int
+    first_time_fix_rate: float | None
+    daily: list[RepDay]
+
+
+class PhoneAnalytics(msgspec.Struct, frozen=True, rename={"lo": "from", "hi": "to"}):
+    lo: date
+    hi: date
+    reps: list[RepFigures]
+
+
+@routes.get(
+    "/api/v1/phone/analytics",
+    access=Access.read(unscoped=_REPS),
+    summary="Per rep: visits per day, time on site, travel, first-time fix (default: last 7 days)",
+    description="Visits and time on site from geofence visits and manual check-ins; travel "
+    "from the phones' GPS (geodesic, accurate fixes only, moving segments for time); a work "
+    "order is a first-time fix when it took one visit day and no other work order was "
+    f"opened at the account within {analytics.FOLLOW_UP_DAYS} days.",
+    errors=(422,),
+)
+async def phone_analytics(req: Req, query: AnalyticsQuery) -> PhoneAnalytics:
+    hi = query.hi or datetime.now(UTC).date()
+    lo = query.lo or hi - timedelta(days=6)
+    if lo > hi or (hi - lo).days > 366:
+        raise Unprocessable("from: must be before to, at most a year apart", field="from")
+    user = req.user
+    async with req.connection() as conn:
+        if user.sees_everything:
+            cur = await conn.execute("SELECT id FROM users WHERE role IN ('rep', 'manager')")
+            reps = [int(r[0]) for r in await cur.fetchall()]
+        else:
+            reps = list(user.team_user_ids)
+        if query.rep_id is not None:
+            if query.rep_id not in reps:
+                raise NotFound(f"no rep {query.rep_id}", field="rep_id")
+            reps = [query.rep_id]
+        daily, ftf = await analytics.rep_analytics(conn, reps, lo, hi)
+    per: dict[int, list[RepDay]] = {}
+    for rep, day, visits, on_site, travel_m, travel_s in daily:
+        per.setdefault(int(rep), []).append(
+            RepDay(day, int(visits), float(on_site), round(float(travel_m), 1), float(travel_s))
+        )
+    out = []
+    for rep in sorted(set(per) | set(ftf)):
+        days = per.get(rep, [])
+        active = sum(1 for d in days if d.visits or d.travel_m > 0)
+        visits = sum(d.visits for d in days)
+        done, first = ftf.get(rep, (0, 0))
+        out.append(
+            RepFigures(
+                rep,
+                active,
+                visits,
+                round(visits / active, 2) if active else 0.0,
+                sum(d.time_on_site_s for d in days),
+                round(sum(d.travel_m for d in days), 1),
+                sum(d.travel_s for d in days),
+                done,
+                first,
+                round(first / done, 3) if done else None,
+                days,
+            )
+        )
+    return PhoneAnalytics(lo, hi, out)
 
 
 def setup(app: web.Application) -> None:
