@@ -77,3 +77,82 @@ def seal(
         seq = next_seq(seq, now_ms)
         out.append({"v": 1, "seq": seq, "fixes": fixes[i : i + limit]})
     return out
+
+
+R_EARTH_M = 6_371_008.8
+
+
+def distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Haversine metres between (lon, lat) points (as gps.js computes it)."""
+    import math
+
+    la1, la2 = math.radians(a[1]), math.radians(b[1])
+    dla, dlo = la2 - la1, math.radians(b[0] - a[0])
+    s = math.sin(dla / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin(dlo / 2) ** 2
+    return 2 * R_EARTH_M * math.asin(min(1.0, math.sqrt(s)))
+
+
+class GpsOutbox:
+    """The PWA's batching rules (console/static/rep/gps.js) as a pure state machine, for
+    simulated phones and tests: keep a fix (distance filter), seal waiting fixes into
+    messages while the window allows, say which messages to publish now, forget what a
+    receipt names. No I/O and no clock: times are passed in."""
+
+    def __init__(self, policy: GpsPolicy = POLICY) -> None:
+        self.p = policy
+        self.fixes: list[list[Any]] = []
+        self.outbox: dict[int, dict[str, Any]] = {}  # seq -> message, in seq order
+        self.inflight: dict[int, int] = {}  # seq -> when last published (ms)
+        self.last_seq = 0
+        self.last_kept: list[Any] | None = None
+
+    def add_fix(self, fix: list[Any]) -> bool:
+        """Keep `fix` ([t_ms, lon, lat, acc, speed, heading]) unless the filter drops it."""
+        last = self.last_kept
+        if last is not None:
+            if fix[0] <= last[0]:
+                return False
+            near = distance_m((last[1], last[2]), (fix[1], fix[2])) < self.p.min_move_m
+            if near and fix[0] - last[0] < self.p.still_interval_ms:
+                return False
+        self.last_kept = fix
+        self.fixes.append(fix)
+        if len(self.fixes) > self.p.max_buffered_fixes:
+            del self.fixes[: len(self.fixes) - self.p.max_buffered_fixes]
+        return True
+
+    def reconnected(self) -> None:
+        self.inflight.clear()
+
+    def due(self, now_ms: int, connected: bool) -> list[dict[str, Any]]:
+        """Seal what the window allows and return the messages to publish now (marked sent)."""
+        if not connected:
+            return []
+        p = self.p
+        room = p.window - len(self.outbox)
+        if room > 0 and self.fixes:
+            take = self.fixes[: p.max_fixes_per_message * room]
+            del self.fixes[: len(take)]
+            for msg in seal(take, self.last_seq, now_ms, p.max_fixes_per_message):
+                self.outbox[msg["seq"]] = msg
+                self.last_seq = msg["seq"]
+        flying = sum(1 for at in self.inflight.values() if now_ms - at < p.receipt_timeout_ms)
+        out = []
+        for seq, msg in self.outbox.items():
+            at = self.inflight.get(seq)
+            if at is not None and now_ms - at < p.receipt_timeout_ms:
+                continue
+            if flying >= p.window:
+                break
+            self.inflight[seq] = now_ms
+            flying += 1
+            out.append(msg)
+        return out
+
+    def receipted(self, seqs: list[int]) -> None:
+        for s in seqs:
+            self.outbox.pop(s, None)
+            self.inflight.pop(s, None)
+
+    def waiting(self) -> int:
+        return len(self.fixes) + sum(len(m["fixes"]) for m in self.outbox.values())
