@@ -159,44 +159,114 @@ class SimPhone:
             self.fixes_uploaded += len(m["fixes"])
 
 
-class LiveWatcher:
-    """An admin's live-map WebSocket: arrival time of each position, per device."""
+def _watch(
+    url: str,
+    token: str,
+    devices: list[str],
+    ready: Any,
+    recording: Any,
+    flush: Any,
+    stop: Any,
+    out: Any,
+) -> None:
+    """In its own process (no GIL shared with the 200 simulated phones): the arrival time of
+    each of our phones' positions on an admin's live-map WebSocket, minus the fix's time."""
+    import aiohttp
 
-    def __init__(self, base: str, token: str, devices: set[str]) -> None:
-        self.url = base.replace("http://", "ws://") + "/console/live"
-        self.token = token
-        self.devices = devices
-        self.samples: list[float] = []
-        self.recording = False
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+    wanted = set(devices)
 
-    async def _run(self) -> None:
-        import aiohttp
-
+    async def run() -> None:
+        samples: list[float] = []
         async with (
             aiohttp.ClientSession() as s,
-            s.ws_connect(self.url, headers={"Authorization": f"Bearer {self.token}"}) as ws,
+            s.ws_connect(url, headers={"Authorization": f"Bearer {token}"}) as ws,
         ):
-            self.ready.set()
-            while not self.stop.is_set():
+            ready.set()
+            while not stop.is_set():
+                if flush.is_set():
+                    out.put(samples)
+                    samples = []
+                    flush.clear()
                 try:
-                    msg = await ws.receive(timeout=0.5)
+                    msg = await ws.receive(timeout=0.2)
                 except TimeoutError:
                     continue
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                        return
+                        break
                     continue
                 now_ms = time.time() * 1000
                 data = json.loads(msg.data)
+                if not recording.is_set():
+                    continue
                 for item in data if isinstance(data, list) else [data]:
-                    if item.get("k") != "pos" or not self.recording:
-                        continue
-                    for row in item.get("d", []):
-                        if row[0] in self.devices:
-                            self.samples.append(now_ms - float(row[3]))
+                    if item.get("k") == "pos":
+                        samples += [
+                            now_ms - float(r[3]) for r in item.get("d", []) if r[0] in wanted
+                        ]
+
+    asyncio.run(run())
+
+
+class LiveWatcher:
+    """An admin's live-map WebSocket in a process of its own; `recording` gates samples."""
+
+    def __init__(self, base: str, token: str, devices: set[str]) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.ready, self.rec, self.stopping = ctx.Event(), ctx.Event(), ctx.Event()
+        self.flush = ctx.Event()
+        self.queue: Any = ctx.Queue()
+        url = base.replace("http://", "ws://") + "/console/live"
+        self.proc = ctx.Process(
+            target=_watch,
+            args=(
+                url,
+                token,
+                sorted(devices),
+                self.ready,
+                self.rec,
+                self.flush,
+                self.stopping,
+                self.queue,
+            ),
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self.proc.start()
+        self.ready.wait(60)
+
+    @property
+    def recording(self) -> bool:
+        return self.rec.is_set()
+
+    @recording.setter
+    def recording(self, on: bool) -> None:
+        if on:
+            self.rec.set()
+        else:
+            self.rec.clear()
+
+    def take(self, wait_s: float = 5.0) -> list[float]:
+        """The samples recorded so far (the watcher hands them over and starts afresh)."""
+        import queue
+
+        self.flush.set()
+        out: list[float] = []
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                out += self.queue.get(timeout=0.5)
+                break
+            except queue.Empty:
+                continue
+        return out
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.proc.join(10)
 
 
 def drive(
@@ -236,15 +306,14 @@ def drive(
         next_tick += 1.0
         time.sleep(max(0.0, next_tick - time.monotonic()))
     watcher.recording = False
-    time.sleep(1.0)
+    time.sleep(2.0)  # receipts and the last positions
     uploads = sum(p.uploads for p in phones) - base_uploads
     fixes = sum(p.fixes_uploaded for p in phones) - base_fixes
     moving = [p for p in phones if not p.parked]
     parked = [p for p in phones if p.parked]
     for p in phones:
         p.close()
-    lat = np.array(watcher.samples, dtype=float)
-    watcher.samples = []
+    lat = np.array(watcher.take(), dtype=float)
     minutes = duration_s / 60.0
     return {
         "connected": connected,
@@ -403,8 +472,7 @@ def main() -> int:
         print(f"{n_phones} phones registered (broker accounts) in {time.perf_counter() - t0:.1f} s")
         devices = {c["device_id"] for c in conns}
         watcher = LiveWatcher(base, tokens[0], devices)
-        watcher.thread.start()
-        watcher.ready.wait(30)
+        watcher.start()
         rng = random.Random(3)
         starts = [(4.83 + rng.uniform(-0.1, 0.1), 45.76 + rng.uniform(-0.07, 0.07)) for _ in conns]
 
@@ -416,7 +484,7 @@ def main() -> int:
 
         baseline = drive(fleet("tcp", settings.mqtt_port), base_s, watcher)
         phone_path = drive(fleet("websockets", settings.mqtt_ws_listen_port), duration_s, watcher)
-        watcher.stop.set()
+        watcher.stop()
         push_lat, push_base, push_errors = push_sample(
             base, bset, reps[0][0], reps[0][1], n_push, push
         )
