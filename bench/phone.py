@@ -38,7 +38,7 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import paho.mqtt.client as mqtt
@@ -56,9 +56,11 @@ PASSWORD = "bench-phone-password"
 
 
 def _port() -> int:
-    from tests.appserver import free_port
+    import socket
 
-    return free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _call(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
@@ -87,7 +89,7 @@ class SimPhone:
     """One phone: GpsOutbox (the PWA's rules) over one paho client."""
 
     conn: dict[str, Any]
-    transport: str  # websockets | tcp
+    transport: Literal["websockets", "tcp"]
     port: int
     start: tuple[float, float]
     parked: bool
@@ -313,13 +315,13 @@ def drive(
     parked = [p for p in phones if p.parked]
     for p in phones:
         p.close()
-    lat = np.array(watcher.take(), dtype=float)
+    got = np.array(watcher.take(), dtype=float)
     minutes = duration_s / 60.0
     return {
         "connected": connected,
-        "samples": float(lat.size),
-        "p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
-        "p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+        "samples": float(got.size),
+        "p50": float(np.percentile(got, 50)) if got.size else float("nan"),
+        "p99": float(np.percentile(got, 99)) if got.size else float("nan"),
         "uploads_per_min": uploads / len(phones) / minutes,
         "fixes_per_upload": fixes / uploads if uploads else 0.0,
         # over the whole run (warm-up included), per kind of phone
@@ -476,7 +478,7 @@ def main() -> int:
         rng = random.Random(3)
         starts = [(4.83 + rng.uniform(-0.1, 0.1), 45.76 + rng.uniform(-0.07, 0.07)) for _ in conns]
 
-        def fleet(transport: str, port: int) -> list[SimPhone]:
+        def fleet(transport: Literal["websockets", "tcp"], port: int) -> list[SimPhone]:
             return [
                 SimPhone(c, transport, port, starts[i], parked=i % 10 == 9)
                 for i, c in enumerate(conns)

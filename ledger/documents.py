@@ -92,7 +92,8 @@ def check_signatures(entry: dict[str, Any]) -> Verdict:
 
 def check_document(entry: dict[str, Any], data: bytes) -> Verdict:
     """The file is the one the entry names, and the entry's signatures verify."""
-    p = entry.get("payload") if isinstance(entry.get("payload"), dict) else {}
+    raw = entry.get("payload")
+    p: dict[str, Any] = raw if isinstance(raw, dict) else {}
     digest = hashlib.sha256(data).hexdigest()
     if digest != p.get("document_sha256"):
         return Verdict(

@@ -102,12 +102,15 @@ def _allowed(addr: str, settings: Settings) -> bool:
 
 def check_endpoint(endpoint: str, settings: Settings) -> None:
     """Raise PushError unless this server may POST to `endpoint` (see the module doc)."""
-    parts = urlsplit(endpoint)
-    host = parts.hostname
+    try:
+        parts = urlsplit(endpoint)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise PushError("endpoint: not a URL", "endpoint") from None
     if parts.scheme not in ("https", "http") or not host or parts.username or parts.password:
         raise PushError("endpoint: must be an http(s) URL with a host", "endpoint")
     try:
-        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
         raise PushError(f"endpoint: host {host[:100]!r} does not resolve", "endpoint") from None
     addrs = {i[4][0] for i in infos}

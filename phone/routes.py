@@ -574,7 +574,8 @@ async def sign_report(req: Req, path: ReportPath, body: ReportSign) -> ReportOut
             device_sig=sig,
             hooks=req.app.get(REPORT_HOOKS),
         )
-    return await get_report(req, path)
+    out: ReportOut = await get_report(req, path)
+    return out
 
 
 @routes.get(
