@@ -295,15 +295,20 @@ def drive(
             watcher.recording = True
             base_uploads = sum(p.uploads for p in phones)
             base_fixes = sum(p.fixes_uploaded for p in phones)
-        t_ms = int(time.time() * 1000)
+        # phones are not synchronised: phone i reads its position at i/N of each second,
+        # stamps it with its own clock at that moment and hands it to its outbox at once
+        n = len(phones)
         for i, p in enumerate(phones):
+            delay = next_tick + i / n - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
             if p.parked:  # jitter of a metre or two at the site
                 d_e, d_n = rng.uniform(-1.5, 1.5), rng.uniform(-1.5, 1.5)
             else:
                 d_e, d_n = 10.0 * k * np.cos(heading[i]), 10.0 * k * np.sin(heading[i])
             lon = p.start[0] + d_e / (111_320 * np.cos(np.radians(p.start[1])))
             lat = p.start[1] + d_n / 110_540
-            p.add_fix(t_ms, float(lon), float(lat))
+            p.add_fix(int(time.time() * 1000), float(lon), float(lat))
         k += 1
         next_tick += 1.0
         time.sleep(max(0.0, next_tick - time.monotonic()))

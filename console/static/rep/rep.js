@@ -90,8 +90,21 @@ async function loadDay() {
   // 'ready' once the stops are on screen (the map can take a moment offline)
   document.body.dataset.ready = 'yes';
   if (!state.live) state.live = connectLive(onLive, (st) => { document.body.dataset.live = st === 'live' ? 'yes' : 'no'; });
+  showMyWeek();
   // ETAs move when the route is re-planned: look again every minute
   if (!state.refresh) state.refresh = setInterval(() => { if (navigator.onLine) loadDay().catch(() => undefined); }, 60_000);
+}
+
+// My last seven days (phone analytics): visits, time on site, travel, first-time fixes.
+async function showMyWeek() {
+  if (!navigator.onLine) return;
+  try {
+    const { reps } = await api(`/api/v1/phone/analytics?rep_id=${state.me.user_id}`);
+    const r = reps[0];
+    if (!r) return;
+    const ftf = r.first_time_fix_rate === null ? '' : ` · first-time fix ${Math.round(r.first_time_fix_rate * 100)}%`;
+    document.getElementById('my-week').textContent = `Last 7 days: ${r.visits} visits (${r.visits_per_day}/day), ${Math.round(r.time_on_site_s / 3600 * 10) / 10} h on site, ${Math.round(r.travel_m / 100) / 10} km${ftf}`;
+  } catch (e) { console.info('no figures:', e.message); }
 }
 
 // ---------------------------------------------------------------- shift and GPS
