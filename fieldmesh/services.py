@@ -681,7 +681,7 @@ def status(settings: Settings) -> list[ServiceStatus]:
     else:
         out.append(ServiceStatus("postgresql", True, "external (DATABASE_URL)"))
     if settings.embedded_mqtt:
-        where = f"127.0.0.1:{settings.mqtt_port}"
+        where = f"127.0.0.1:{settings.mqtt_port}, ws :{settings.mqtt_ws_listen_port}"
         if settings.mqtt_tls_port is not None:
             where += f", TLS :{settings.mqtt_tls_port}"
         out.append(ServiceStatus("mosquitto", mqtt_running(settings), where))
