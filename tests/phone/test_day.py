@@ -11,7 +11,7 @@ import psycopg
 from phone.day import Assigned, PlannedStop, merge_day, work_order_type
 from tests.world import People
 
-T0 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+T0 = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
 
 
 def test_the_day_lists_every_planned_stop_not_only_assigned_work_orders() -> None:
@@ -99,7 +99,7 @@ def _seed_plan(dsn: str, people: People, day: date) -> tuple[list[int], list[int
 def test_the_day_api_follows_the_plan_and_records_the_work(
     app_url: str, people: People, db_dsn: str
 ) -> None:
-    day = date(2026, 12, 7)
+    day = date(2026, 1, 15)  # not today: other tests list the day's plans
     order, wos, extra = _seed_plan(db_dsn, people, day)
     rep = people.api(app_url, "rep1")
     r = rep.get(f"/phone/day?date={day}")
@@ -117,31 +117,31 @@ def test_the_day_api_follows_the_plan_and_records_the_work(
     assert items and not any(c["done"] for c in wo_stop["checklist"])
 
     key = wo_stop["key"]
-    cin = "2026-12-07T09:00:00+00:00"
+    cin = "2026-01-15T09:00:00+00:00"
     path = f"/phone/day/stops/{key}?date={day}"
     assert rep.post(path, json={"checkin_at": cin}).status_code == 200
     # a replayed check-in (offline queue) changes nothing
-    assert rep.post(path, json={"checkin_at": "2026-12-07T09:05:00+00:00"}).status_code == 200
+    assert rep.post(path, json={"checkin_at": "2026-01-15T09:05:00+00:00"}).status_code == 200
     r = rep.post(
         path,
         json={
             "checklist": {items[0]: True},
             "parts": [{"name": "Seal kit", "qty": 2, "sku": "SK-2"}],
-            "checkout_at": "2026-12-07T09:45:00+00:00",
+            "checkout_at": "2026-01-15T09:45:00+00:00",
         },
     )
     assert r.status_code == 200, r.text
     out = r.json()
-    assert out["checkin_at"].startswith("2026-12-07T09:00") and out["checkin_source"] == "manual"
+    assert out["checkin_at"].startswith("2026-01-15T09:00") and out["checkin_source"] == "manual"
     assert out["time_spent_s"] == 45 * 60
     assert out["checklist"][0] == {"item": items[0], "done": True}
     assert out["parts"] == [{"name": "Seal kit", "qty": 2, "sku": "SK-2"}]
 
     bad = rep.post(path, json={"checklist": {"Not an item": True}})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "checklist"
-    early = rep.post(path, json={"checkout_at": "2026-12-07T08:00:00+00:00"})
+    early = rep.post(path, json={"checkout_at": "2026-01-15T08:00:00+00:00"})
     assert early.status_code == 422
-    naive = rep.post(path, json={"checkin_at": "2026-12-07T09:00:00"})
+    naive = rep.post(path, json={"checkin_at": "2026-01-15T09:00:00"})
     assert naive.status_code == 422
     # another rep has no such stop
     other = people.api(app_url, "rep2").post(path, json={"completed": True})
