@@ -54,16 +54,19 @@ class LocalPushService:
         )
         log.close()
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise PushServiceError(f"web-push-testing exited: see {self.log_path}")
-            try:
-                self._post("/status", {})
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise PushServiceError("web-push-testing did not answer")
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise PushServiceError(f"web-push-testing exited: see {self.log_path}")
+                try:
+                    self._post("/status", {})
+                    return self
+                except OSError:
+                    time.sleep(0.1)
+            raise PushServiceError("web-push-testing did not answer")
+        except BaseException:
+            self.stop()  # never leave the process behind
+            raise
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
