@@ -652,7 +652,7 @@ class PhoneAnalytics(msgspec.Struct, frozen=True, rename={"lo": "from", "hi": "t
     "from the phones' GPS (geodesic, accurate fixes only, moving segments for time); a work "
     "order is a first-time fix when it took one visit day and no other work order was "
     f"opened at the account within {analytics.FOLLOW_UP_DAYS} days.",
-    errors=(422,),
+    errors=(404, 422),
 )
 async def phone_analytics(req: Req, query: AnalyticsQuery) -> PhoneAnalytics:
     hi = query.hi or datetime.now(UTC).date()
