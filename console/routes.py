@@ -45,6 +45,7 @@ VENDOR_DIRS = {
     "topojson": PROJECT_ROOT / "node_modules" / "topojson-client" / "dist",
     "world-atlas": PROJECT_ROOT / "node_modules" / "world-atlas",
 }
+MQTT_DIR = PROJECT_ROOT / "node_modules" / "mqtt" / "dist"  # MQTT.js: the rep phone's GPS
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -129,6 +130,16 @@ class VendorFilePath(msgspec.Struct, frozen=True):
 )
 async def vendor_file(req: Req, path: VendorFilePath) -> web.StreamResponse:
     return _file_response(req, _safe_file(VENDOR_DIRS[path.package], path.path))
+
+
+@routes.get(
+    "/console/vendor/mqtt/{path:.+}",
+    access=Access.public(_FILES),
+    summary="MQTT.js, from node_modules (the rep's phone publishes its GPS over WebSockets)",
+    content_type="application/octet-stream",
+)
+async def mqtt_file(req: Req, path: ConsoleFilePath) -> web.StreamResponse:
+    return _file_response(req, _safe_file(MQTT_DIR, path.path))
 
 
 class ConsoleConfig(msgspec.Struct, frozen=True):

@@ -55,6 +55,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "devices.routes",
     "engage.routes",
     "automation.routes",
+    "phone.routes",
 )
 
 

@@ -217,6 +217,8 @@ JOB_MODULES: tuple[str, ...] = (
     "engage.jobs",
     "automation.jobs",
     "insights.jobs",
+    "notify.jobs",
+    "phone.jobs",
 )
 
 

@@ -414,7 +414,7 @@ plugin {plugin}
 plugin_opt_config_file {dir}/dynsec.json
 listener {listener}
 max_connections {max_connections}
-{tls}persistence true
+{tls}{ws}persistence true
 persistence_location {dir}/data/
 autosave_interval 5
 # Quotas (all global in 2.0.11; there is no per-client publish rate limit: the gateway
@@ -435,6 +435,13 @@ log_type warning
 log_type notice
 pid_file {dir}/mosquitto.pid
 user {user}
+"""
+
+# MQTT over WebSockets for the reps' phones (phone/: the PWA's GPS). Debian's 2.0.11 binds
+# it to every interface whatever address is given; the same accounts and ACLs apply.
+_WS_LISTENER = """listener {port} 127.0.0.1
+protocol websockets
+max_connections {max_connections}
 """
 
 _TLS_LISTENER = """listener {port} 127.0.0.1
@@ -492,6 +499,7 @@ def _write_broker_files(settings: Settings, *, running: bool) -> Path:
         user=user,
         plugin=_dynsec_plugin(),
         tls=tls,
+        ws=_WS_LISTENER.format(port=settings.mqtt_ws_listen_port, max_connections=MAX_CONNECTIONS),
         max_connections=MAX_CONNECTIONS,
         max_packet_size=MAX_PACKET_SIZE,
         message_size_limit=MESSAGE_SIZE_LIMIT,
@@ -548,6 +556,7 @@ def write_broker_config(
             user=user,
             plugin=plugin,
             tls="",
+            ws="",
             max_connections=MAX_CONNECTIONS,
             max_packet_size=MAX_PACKET_SIZE,
             message_size_limit=MESSAGE_SIZE_LIMIT,
@@ -600,6 +609,7 @@ def mqtt_start(settings: Settings) -> None:
     if result.returncode != 0:
         raise ServiceError(f"mosquitto failed to start: {result.stderr.strip()}")
     _wait_port(settings.mqtt_port, 20, "Mosquitto")
+    _wait_port(settings.mqtt_ws_listen_port, 20, "Mosquitto (WebSockets)")
     if settings.mqtt_tls_port is not None:
         _wait_port(settings.mqtt_tls_port, 20, "Mosquitto (TLS)")
 
@@ -695,7 +705,7 @@ def status(settings: Settings) -> list[ServiceStatus]:
     else:
         out.append(ServiceStatus("postgresql", True, "external (DATABASE_URL)"))
     if settings.embedded_mqtt:
-        where = f"127.0.0.1:{settings.mqtt_port}"
+        where = f"127.0.0.1:{settings.mqtt_port}, ws :{settings.mqtt_ws_listen_port}"
         if settings.mqtt_tls_port is not None:
             where += f", TLS :{settings.mqtt_tls_port}"
         out.append(ServiceStatus("mosquitto", mqtt_running(settings), where))

@@ -35,6 +35,12 @@ class Settings:
     mqtt_port: int = 51883  # FIELDMESH_MQTT_PORT: embedded Mosquitto, 127.0.0.1 only
     # FIELDMESH_MQTT_TLS_PORT: also a TLS listener (project CA under state_dir/tls); None: none
     mqtt_tls_port: int | None = None
+    # FIELDMESH_MQTT_WS_PORT: the embedded broker's MQTT-over-WebSockets listener, where the
+    # reps' phones (the PWA) publish GPS with their own device accounts; None: MQTT port + 2
+    mqtt_ws_port: int | None = None
+    # FIELDMESH_MQTT_WS_URL: ws(s)://host:port/path phones use instead (a TLS proxy, an
+    # external broker); None: ws://<the page's host>:<mqtt_ws_port>
+    mqtt_ws_url: str | None = None
     database_url: str | None = None  # DATABASE_URL: an external server instead of the embedded one
     mqtt_url: str | None = None  # MQTT_URL: mqtt://user:pass@host:port of an external broker
     http_host: str = "127.0.0.1"  # FIELDMESH_HTTP_HOST
@@ -48,6 +54,9 @@ class Settings:
     # outbound webhooks may reach although they are loopback, private, link-local, CGNAT or
     # reserved; empty (the default) lets webhooks reach public addresses only
     webhook_allow: tuple[IPNetwork, ...] = ()
+    # FIELDMESH_PUSH_ALLOW: networks Web Push endpoints may be on although not public (a
+    # local push service, e.g. 127.0.0.1/32), also over plain http; empty: public https only
+    push_allow: tuple[IPNetwork, ...] = ()
     # FIELDMESH_SECURE_COOKIES: mark the session cookie Secure also when a TLS proxy in front
     # speaks plain HTTP to the API (over direct TLS it is always Secure)
     secure_cookies: bool = False
@@ -139,6 +148,11 @@ class Settings:
             return None
         return parts.username, parts.password
 
+    @property
+    def mqtt_ws_listen_port(self) -> int:
+        """The embedded broker's WebSockets port (FIELDMESH_MQTT_WS_PORT, else MQTT port + 2)."""
+        return self.mqtt_ws_port if self.mqtt_ws_port is not None else self.mqtt_port + 2
+
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
@@ -149,6 +163,8 @@ _ENV_KEYS: dict[str, str] = {
     "pg_port": "FIELDMESH_PG_PORT",
     "mqtt_port": "FIELDMESH_MQTT_PORT",
     "mqtt_tls_port": "FIELDMESH_MQTT_TLS_PORT",
+    "mqtt_ws_port": "FIELDMESH_MQTT_WS_PORT",
+    "mqtt_ws_url": "FIELDMESH_MQTT_WS_URL",
     "database_url": "DATABASE_URL",
     "mqtt_url": "MQTT_URL",
     "http_host": "FIELDMESH_HTTP_HOST",
@@ -157,6 +173,7 @@ _ENV_KEYS: dict[str, str] = {
     "evm_rpc_url": "EVM_RPC_URL",
     "console_tile_url": "FIELDMESH_CONSOLE_TILE_URL",
     "webhook_allow": "FIELDMESH_WEBHOOK_ALLOW",
+    "push_allow": "FIELDMESH_PUSH_ALLOW",
     "secure_cookies": "FIELDMESH_SECURE_COOKIES",
     "instance": "FIELDMESH_INSTANCE",
     "database_replica_url": "DATABASE_REPLICA_URL",
@@ -213,6 +230,9 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         "smtp_port",
         "imap_port",
         "sms_port",
+        "mqtt_ws_port",
+        "http_port",
+        "replica_port",
     ):
         try:
             port = int(raw)
@@ -231,6 +251,10 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not str(raw).startswith(("postgresql://", "postgres://")):
             raise SettingsError(f"{source}: expected postgresql://...: {raw!r}")
         return str(raw)
+    if name == "mqtt_ws_url":
+        if not str(raw).startswith(("ws://", "wss://")):
+            raise SettingsError(f"{source}: expected ws(s)://host:port/path: {raw!r}")
+        return str(raw)
     if name == "mqtt_url":
         if not str(raw).startswith(("mqtt://", "tcp://")):
             raise SettingsError(f"{source}: expected mqtt://host:port: {raw!r}")
@@ -248,7 +272,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not str(raw).startswith((f"{scheme}://", f"{scheme}s://")):
             raise SettingsError(f"{source}: expected {scheme}[s]://user:pass@host:port: {raw!r}")
         return str(raw)
-    if name == "webhook_allow":
+    if name in ("webhook_allow", "push_allow"):
         return parse_networks(raw, source)
     if name == "console_tile_url":
         url = str(raw).strip()

@@ -16,6 +16,7 @@ from ledger.errors import LedgerError, ReceiptError
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0: the receipt proves the event; 1: it does not (verdict says why); 2: cannot tell."""
+    from ledger import documents as _documents
     from ledger.receipt import Receipt, check_offline, verify_receipt
 
     try:
@@ -42,6 +43,23 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         except LedgerError as exc:
             print(f"fieldmesh verify: cannot check against {rpc_url}: {exc}", file=sys.stderr)
             return 2
+    if verdict.ok and (args.document is not None or _documents.is_document_entry(receipt.entry)):
+        # a signed document (a service report): its signatures, and the file when given
+        if args.document is not None:
+            try:
+                data = Path(args.document).read_bytes()
+            except OSError as exc:
+                print(f"fieldmesh verify: cannot read {args.document}: {exc}", file=sys.stderr)
+                return 2
+            doc_verdict = _documents.check_document(receipt.entry, data)
+        else:
+            doc_verdict = _documents.check_signatures(receipt.entry)
+        if not doc_verdict.ok:
+            verdict = doc_verdict
+        else:
+            verdict = type(verdict)(
+                True, verdict.code, f"{verdict.message}; {doc_verdict.message}", verdict.details
+            )
     if args.json:
         print(
             json.dumps(
@@ -119,6 +137,11 @@ def register(sub: Any) -> None:
     p.add_argument("--rpc-url", help="EVM JSON-RPC URL (default: EVM_RPC_URL)")
     p.add_argument("--offline", action="store_true", help="only event hash, signature and path")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.add_argument(
+        "--document",
+        metavar="FILE",
+        help="the signed document the receipt anchors (a service report PDF): its hash must match",
+    )
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("ledger", help="the anchored event ledger")

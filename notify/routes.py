@@ -6,15 +6,16 @@ Every query is filtered by the caller's user id, so another user's notification 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated
 
 import msgspec
 from aiohttp import web
 
-from kernel.errors import NotFound
+from kernel.errors import NotFound, Unprocessable
 from kernel.http import Access, Req, Routes
-from notify import service
+from notify import push, service
 
 routes = Routes("notifications", "The caller's own notifications")
 
@@ -99,6 +100,79 @@ async def read_one(req: Req, path: NotificationPath) -> NotificationOut:
 async def read_all(req: Req) -> NotificationsMarked:
     async with req.connection() as conn:
         return NotificationsMarked(await service.mark_all_read(conn, req.user.user_id))
+
+
+# --------------------------------------------------------------------------- Web Push
+
+DeviceKey = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+B64 = r"^[A-Za-z0-9_-]+={0,2}$"
+
+
+class PushKey(msgspec.Struct, frozen=True):
+    application_server_key: str
+
+
+class PushKeys(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    p256dh: Annotated[str, msgspec.Meta(min_length=40, max_length=200, pattern=B64)]
+    auth: Annotated[str, msgspec.Meta(min_length=8, max_length=100, pattern=B64)]
+
+
+class PushSubscriptionIn(msgspec.Struct, frozen=True):
+    """A browser's PushSubscription.toJSON() and the device it belongs to."""
+
+    device_key: DeviceKey
+    endpoint: Annotated[str, msgspec.Meta(min_length=8, max_length=1000)]
+    keys: PushKeys
+    expirationTime: int | None = None
+
+
+class PushSubscriptionOut(msgspec.Struct, frozen=True):
+    subscription_id: int
+    device_key: str
+
+
+class PushDevicePath(msgspec.Struct, frozen=True):
+    device_key: DeviceKey
+
+
+@routes.get(
+    "/api/v1/notifications/push/key",
+    access=Access.read(unscoped="the installation's public VAPID key: no records"),
+    summary="The VAPID public key (applicationServerKey) to subscribe with",
+)
+async def push_key(req: Req) -> PushKey:
+    return PushKey(await asyncio.to_thread(push.application_server_key, req.settings))
+
+
+@routes.post(
+    "/api/v1/notifications/push/subscriptions",
+    access=Access.read(unscoped=_OWN),
+    summary="Subscribe one of the caller's devices to Web Push (replaces its earlier one)",
+    status=201,
+)
+async def push_subscribe(req: Req, body: PushSubscriptionIn) -> PushSubscriptionOut:
+    try:
+        await asyncio.to_thread(push.check_endpoint, body.endpoint, req.settings)
+    except push.PushError as exc:
+        raise Unprocessable(str(exc), field=exc.field) from None
+    async with req.connection() as conn, conn.transaction():
+        sid = await push.subscribe(
+            conn, req.user.user_id, body.device_key, body.endpoint, body.keys.p256dh, body.keys.auth
+        )
+    return PushSubscriptionOut(sid, body.device_key)
+
+
+@routes.delete(
+    "/api/v1/notifications/push/subscriptions/{device_key}",
+    access=Access.read(unscoped=_OWN),
+    summary="Unsubscribe one of the caller's devices",
+    status=204,
+    errors=(404,),
+)
+async def push_unsubscribe(req: Req, path: PushDevicePath) -> None:
+    async with req.connection() as conn:
+        if not await push.unsubscribe(conn, req.user.user_id, path.device_key):
+            raise NotFound(f"no push subscription for device {path.device_key!r}")
 
 
 def setup(app: web.Application) -> None:

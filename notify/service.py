@@ -17,7 +17,10 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from kernel import jobs
+
 CHANNEL = "fieldmesh_notify"
+PUSH_TASK = "notify.push"  # notify/jobs.py
 MAX_TITLE = 200
 MAX_BODY = 2000
 MAX_LINK = 500
@@ -100,6 +103,13 @@ async def notify_user(
     nid = int(row[0])
     payload = json.dumps({"user_id": user_id, "notification_id": nid, "kind": kind})
     await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+    # Web Push (notify.push, notify/jobs.py): queued in this transaction, for users with a
+    # subscribed device only
+    cur = await conn.execute(
+        "SELECT 1 FROM push_subscriptions WHERE user_id = %s LIMIT 1", (user_id,)
+    )
+    if await cur.fetchone() is not None:
+        await jobs.enqueue(conn, PUSH_TASK, {"notification_id": nid}, max_attempts=8)
     return nid
 
 

@@ -48,6 +48,7 @@ def settings() -> Iterator[Settings]:
         state_dir=state,
         pg_port=free_port(),
         mqtt_port=free_port(),
+        mqtt_ws_port=free_port(),
         caldav_port=free_port(),
         smtp_port=free_port(),
         imap_port=free_port(),
