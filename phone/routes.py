@@ -481,7 +481,7 @@ REPORT_HOOKS = web.AppKey("phone_report_hooks", reports.ReportHooks)
 _REPORT = "a report is seen where its work order's account is (crm.access); the rep signs their own"
 
 
-class ReportIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ServiceReportIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     work_order_id: Id
     signer_name: Annotated[
         str, msgspec.Meta(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$")
@@ -528,7 +528,7 @@ class ReportOut(msgspec.Struct, frozen=True):
     status=201,
     errors=(404, 422),
 )
-async def create_report(req: Req, body: ReportIn) -> ReportCreated:
+async def create_report(req: Req, body: ServiceReportIn) -> ReportCreated:
     import base64
     import binascii
 
@@ -610,7 +610,7 @@ async def get_report(req: Req, path: ReportPath) -> ReportOut:
 _REPS = "reps the caller may see: themselves, a manager's team; admins and viewers all"
 
 
-class AnalyticsQuery(msgspec.Struct, frozen=True, rename={"lo": "from", "hi": "to"}):
+class PhoneAnalyticsQuery(msgspec.Struct, frozen=True, rename={"lo": "from", "hi": "to"}):
     lo: date | None = None
     hi: date | None = None
     rep_id: Id | None = None
@@ -654,7 +654,7 @@ class PhoneAnalytics(msgspec.Struct, frozen=True, rename={"lo": "from", "hi": "t
     f"opened at the account within {analytics.FOLLOW_UP_DAYS} days.",
     errors=(404, 422),
 )
-async def phone_analytics(req: Req, query: AnalyticsQuery) -> PhoneAnalytics:
+async def phone_analytics(req: Req, query: PhoneAnalyticsQuery) -> PhoneAnalytics:
     hi = query.hi or datetime.now(UTC).date()
     lo = query.lo or hi - timedelta(days=6)
     if lo > hi or (hi - lo).days > 366:
