@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -27,13 +26,10 @@ from fieldmesh import services
 from fieldmesh.migrate import upgrade
 from kernel.settings import Settings, load_settings
 from tests.appserver import serve_app
+from tests.ports import free_port, reserve
 from tests.world import People, make_people
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["free_port"]  # re-exported: tests import it from here
 
 
 @pytest.fixture(scope="session")
@@ -44,15 +40,18 @@ def settings() -> Iterator[Settings]:
         return
     state = Path(tempfile.mkdtemp(prefix="fm-test-"))
     state.chmod(0o755)  # the embedded PostgreSQL runs as `postgres` when we are root
+    # reserved together, so that no two services of this session or of a parallel one
+    # (xdist) get the same port; Kannel listens on sms_port .. sms_port + 3
+    (pg, mqtt, mqtt_ws, caldav, smtp, imap), (sms,) = reserve(6, blocks=(4,))
     own = base.with_overrides(
         state_dir=state,
-        pg_port=free_port(),
-        mqtt_port=free_port(),
-        mqtt_ws_port=free_port(),
-        caldav_port=free_port(),
-        smtp_port=free_port(),
-        imap_port=free_port(),
-        sms_port=free_port(),
+        pg_port=pg,
+        mqtt_port=mqtt,
+        mqtt_ws_port=mqtt_ws,
+        caldav_port=caldav,
+        smtp_port=smtp,
+        imap_port=imap,
+        sms_port=sms,
     )
     try:
         yield own
