@@ -143,6 +143,7 @@ def _out(link: Link, now: datetime) -> CalLinkOut:
     access=Access.write(unscoped="a rep links to themself; a manager to their team; checked"),
     summary="Create a public booking link for a rep or a team",
     status=201,
+    errors=(404,),  # a user_id the caller may not see
 )
 async def create_link(req: Req, body: CalLinkIn) -> CalLinkCreated:
     p = req.user

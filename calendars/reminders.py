@@ -138,6 +138,7 @@ _COLS = "id, user_id, activity_id, booking_id, offset_min, sent_for_start"
     ),
     summary="Remind me of a meeting or booking, offset_min before it starts",
     status=201,
+    errors=(404,),  # a meeting or booking the caller may not see
 )
 async def add_reminder(req: Req, body: CalReminderIn) -> CalReminderOut:
     p = req.user

@@ -9,7 +9,6 @@ for, so tests that drive `deliver_due` themselves never race a background delive
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,6 +19,7 @@ from fieldmesh.app import ROUTE_MODULES, build_app
 from fieldmesh.roles import job_registry
 from kernel.jobs import Worker
 from kernel.settings import Settings
+from tests.ports import free_port
 
 DEFAULT_JOB_MODULES = ("crm.jobs", "routing.jobs")
 
@@ -39,12 +39,6 @@ async def job_worker(
     finally:
         stop.set()
         await task
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

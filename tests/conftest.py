@@ -26,7 +26,7 @@ from fieldmesh import services
 from fieldmesh.migrate import upgrade
 from kernel.settings import Settings, load_settings
 from tests.appserver import serve_app
-from tests.ports import free_port, reserve
+from tests.ports import free_port, service_ports
 from tests.world import People, make_people
 
 __all__ = ["free_port"]  # re-exported: tests import it from here
@@ -41,18 +41,8 @@ def settings() -> Iterator[Settings]:
     state = Path(tempfile.mkdtemp(prefix="fm-test-"))
     state.chmod(0o755)  # the embedded PostgreSQL runs as `postgres` when we are root
     # reserved together, so that no two services of this session or of a parallel one
-    # (xdist) get the same port; Kannel listens on sms_port .. sms_port + 3
-    (pg, mqtt, mqtt_ws, caldav, smtp, imap), (sms,) = reserve(6, blocks=(4,))
-    own = base.with_overrides(
-        state_dir=state,
-        pg_port=pg,
-        mqtt_port=mqtt,
-        mqtt_ws_port=mqtt_ws,
-        caldav_port=caldav,
-        smtp_port=smtp,
-        imap_port=imap,
-        sms_port=sms,
-    )
+    # (xdist) get the same port
+    own = base.with_overrides(state_dir=state, **service_ports())
     try:
         yield own
     finally:

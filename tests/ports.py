@@ -115,3 +115,17 @@ def free_port() -> int:
     """One free port, not one a test session of this machine has reserved."""
     (port,), _ = reserve(1)
     return port
+
+
+def service_ports() -> dict[str, int]:
+    """Ports for every embedded service `fieldmesh up` starts, as Settings overrides."""
+    (pg, mqtt, mqtt_ws, caldav, smtp, imap), (sms,) = reserve(6, blocks=(4,))
+    return {
+        "pg_port": pg,
+        "mqtt_port": mqtt,
+        "mqtt_ws_port": mqtt_ws,
+        "caldav_port": caldav,
+        "smtp_port": smtp,
+        "imap_port": imap,
+        "sms_port": sms,  # Kannel listens on sms_port .. sms_port + 3
+    }

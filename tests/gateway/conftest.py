@@ -14,8 +14,8 @@ from fieldmesh import services
 from fieldmesh.migrate import upgrade
 from firmware_sim.fleet import Fleet, FleetSpec
 from kernel.settings import Settings
-from tests.appserver import free_port
 from tests.gateway.harness import GatewayProcess
+from tests.ports import service_ports
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def private_services() -> Iterator[Settings]:
     """A PostgreSQL cluster and a broker of this test's own, free to be stopped and killed."""
     state = Path(tempfile.mkdtemp(prefix="fm-private-"))
     state.chmod(0o755)  # as root, the cluster runs as `postgres`, which must reach it
-    settings = Settings(state_dir=state, pg_port=free_port(), mqtt_port=free_port(), tenant="priv")
+    settings = Settings(state_dir=state, tenant="priv").with_overrides(**service_ports())
     services.ensure_up(settings, migrate=False)
     dsn = services.create_database(settings, f"fm_priv_{uuid.uuid4().hex[:6]}")
     upgrade(dsn)

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 
 from kernel.settings import PROJECT_ROOT, Settings
-from tests.appserver import free_port
+from tests.ports import free_port
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -26,9 +26,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from fieldmesh import services
 from kernel import broker
 from kernel.settings import PROJECT_ROOT, Settings
-from tests.appserver import free_port
 from tests.eventually import eventually
 from tests.gateway.harness import GatewayProcess, settings_env
+from tests.ports import free_port
 
 StartGateway = Callable[..., GatewayProcess]
 NOT_AUTHORIZED = 0x87

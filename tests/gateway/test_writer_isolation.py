@@ -34,7 +34,7 @@ from telemetry.contracts import (
     TelemetryBatch,
     Topic,
 )
-from tests.appserver import free_port
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 

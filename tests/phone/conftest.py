@@ -14,8 +14,9 @@ import pytest
 
 from fieldmesh.svc_pushtest import LocalPushService
 from kernel.settings import PROJECT_ROOT, Settings, parse_networks
-from tests.appserver import free_port, serve_app
+from tests.appserver import serve_app
 from tests.gateway.harness import GatewayProcess
+from tests.ports import free_port
 
 ARTEFACTS = PROJECT_ROOT / "bench" / "out" / "phone"
 DRIVER = Path(__file__).with_name("phone_e2e.cjs")
