@@ -170,8 +170,15 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const sites = Number(await page.getAttribute('#map', 'data-sites'));
     await page.waitForSelector('.marker-cluster');
     // zoomed out, the 2,000 sites gather into a few big clusters
-    for (let i = 0; i < 5; i += 1) await page.click('.leaflet-control-zoom-out');
+    // during a zoom animation the old and the new cluster icons are both in the page (and
+    // a click then may be lost): every step waits for the map to settle
+    const settled = () => page.waitForFunction(() => !document.querySelector('.leaflet-cluster-anim, .leaflet-zoom-anim'));
+    for (let i = 0; i < 5; i += 1) {
+      await page.click('.leaflet-control-zoom-out');
+      await settled();
+    }
     await page.waitForFunction(() => Math.max(...[...document.querySelectorAll('.marker-cluster')].map((x) => Number(x.textContent))) > 100);
+    await settled();
     const clusters = await page.$$eval('.marker-cluster', (c) => c.map((x) => Number(x.textContent)));
     const landDrawn = await page.$$eval('#map canvas', (c) => c.length);
     await page.fill('#device-filter', p.device);

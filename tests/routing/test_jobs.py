@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import uuid
 from datetime import date
 from typing import Any
 
@@ -16,7 +17,9 @@ import pytest
 from aiohttp import web
 from psycopg import AsyncConnection
 
+from fieldmesh import services
 from fieldmesh.app import build_app
+from fieldmesh.migrate import upgrade
 from kernel.jobs import enqueue_sync, job_state
 from kernel.settings import Settings
 from routing import store
@@ -60,9 +63,23 @@ async def _job_finished(dsn: str, job_id: int) -> bool:
     return state is not None and state.status in ("done", "failed")
 
 
+@pytest.fixture(scope="module")
+def own_db(services_up: Settings) -> Any:
+    """A database of this module's own: the session's app server runs a jobs worker on the
+    shared one (tests/conftest.py app_url), which would take these tests' plan jobs before
+    they look at them queued."""
+    name = f"fm_test_routing_jobs_{uuid.uuid4().hex[:6]}"
+    dsn = services.create_database(services_up, name)
+    upgrade(dsn)
+    yield services_up.with_overrides(database_url=dsn), dsn
+    services.drop_database(services_up, name)
+
+
 def test_the_api_enqueues_the_plan_and_the_jobs_worker_solves_it(
-    test_settings: Settings, db_dsn: str
+    own_db: tuple[Settings, str],
 ) -> None:
+    test_settings, db_dsn = own_db
+
     async def main() -> None:
         w = await _seed(db_dsn)
         runner = web.AppRunner(build_app(test_settings, ("routing.routes",)))
@@ -123,9 +140,8 @@ def _new_plan(dsn: str, territory: int) -> int:
     return asyncio.run(create())
 
 
-def test_a_plan_whose_job_fails_ends_failed_with_the_reason(
-    test_settings: Settings, db_dsn: str
-) -> None:
+def test_a_plan_whose_job_fails_ends_failed_with_the_reason(own_db: tuple[Settings, str]) -> None:
+    test_settings, db_dsn = own_db
     w = asyncio.run(_seed(db_dsn))
     # 1. The solver's input is refused: failed with its message at once, no retry.
     refused = _new_plan(db_dsn, w["territory"])
@@ -180,16 +196,18 @@ def test_a_cancelled_solve_leaves_no_solver_process() -> None:
         tuple(Location(k, x, y) for k, (x, y) in points.items()), tuple(visits), tuple(reps)
     )
 
+    # the session's app server may be solving plans of other tests in this process
+    before = set(multiprocessing.active_children())
+
+    async def started() -> bool:
+        return bool(set(multiprocessing.active_children()) - before)
+
     async def main() -> None:
         solve = asyncio.create_task(solve_in_process(problem, 600.0))
-        await eventually_async(_has_children, what="the solver process started")
+        await eventually_async(started, what="the solver process started")
         solve.cancel()
         with pytest.raises(asyncio.CancelledError):
             await solve
 
     asyncio.run(main())
-    assert multiprocessing.active_children() == []
-
-
-async def _has_children() -> bool:
-    return bool(multiprocessing.active_children())
+    assert set(multiprocessing.active_children()) - before == set()
