@@ -62,10 +62,16 @@ async def run_api(settings: Settings, port: int) -> int:
 
     stop = _stop_event()
     from fieldmesh.serve import freeze_gc
+    from kernel.web import SERVER_LIMITS
 
     app = build_app(settings)
     app.on_startup.append(freeze_gc)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        max_line_size=SERVER_LIMITS["max_line_size"],
+        max_field_size=SERVER_LIMITS["max_field_size"],
+    )
     await runner.setup()
     await web.TCPSite(runner, settings.http_host, port, reuse_port=True).start()
     log.info("api worker on http://%s:%d", settings.http_host, port)

@@ -29,6 +29,7 @@ def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> No
     from aiohttp import web
 
     from fieldmesh.app import build_app  # late: the CLI must start without the whole app
+    from kernel.web import SERVER_LIMITS
 
     app = build_app(settings)
     app.on_startup.append(freeze_gc)
@@ -37,6 +38,7 @@ def _serve_one(settings: Settings, host: str, port: int, reuse_port: bool) -> No
     web.run_app(
         app,
         loop=uvloop.new_event_loop(),
+        handler_args=SERVER_LIMITS,
         host=host,
         port=port,
         reuse_port=reuse_port,

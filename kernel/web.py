@@ -98,6 +98,12 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
             headers.setdefault(name, value)
 
 
+# HTTP parser limits of every API server. aiohttp's defaults (8 KiB request line) answer a
+# longer query string with a plain-text 400 before the app sees it; up to these, the app's
+# typed query decoding answers instead, with the one JSON error shape and its own limits.
+SERVER_LIMITS: dict[str, int] = {"max_line_size": 65_536, "max_field_size": 16_384}
+
+
 async def _reset(conn: AsyncConnection[Any]) -> None:
     """Every connection goes back to the pool transactional, whatever its borrower set."""
     if conn.autocommit:

@@ -19,6 +19,7 @@ from fieldmesh.app import ROUTE_MODULES, build_app
 from fieldmesh.roles import job_registry
 from kernel.jobs import Worker
 from kernel.settings import Settings
+from kernel.web import SERVER_LIMITS
 from tests.ports import free_port
 
 DEFAULT_JOB_MODULES = ("crm.jobs", "routing.jobs")
@@ -55,7 +56,12 @@ def serve_app(
     app = build_app(settings, route_modules)
     if configure is not None:
         configure(app)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        max_line_size=SERVER_LIMITS["max_line_size"],
+        max_field_size=SERVER_LIMITS["max_field_size"],
+    )
     started = threading.Event()
     stop_jobs = asyncio.Event()
     jobs: list[asyncio.Task[None]] = []
