@@ -539,7 +539,7 @@ def feed_path(token: str) -> str:
     access=Access.write(unscoped="the user_id is checked: the caller, or their team for managers"),
     summary="Make a secret ICS subscription URL (shown once) for a user's or a team's calendar",
     status=201,
-    errors=(403,),
+    errors=(403, 404),  # 404: a user_id that is not an active user the caller may see
 )
 async def create_feed(req: Req, body: CalFeedIn) -> Reply[CalFeedOut]:
     p = req.user
