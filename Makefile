@@ -18,7 +18,7 @@ help:
 	@echo "make demo   - install what is missing, start services, run the demo, leave the product running"
 	@echo "make run    - run the product in the foreground (every role, supervised; Ctrl-C stops)"
 	@echo "make test   - install what is missing and run the whole test suite"
-	@echo "make bench-NAME [QUICK=1] - run bench/NAME.py (ingest, api, geo, routing, maintenance, ledger, ar, web, leads, churn, forecast)"
+	@echo "make bench-NAME [QUICK=1] - run bench/NAME.py (ingest, api, geo, routing, maintenance, ledger, ar, web, leads, churn, forecast, assistant, scale, calendar, calendar-booking, engage, automation, phone, devices, console)"
 
 deps: $(DEBIAN_STAMP) venv node
 
