@@ -95,10 +95,8 @@ class CalDav:
         # trip, and Radicale delays every 401 by up to a second (its brute-force guard)
         self._client = DAVClient(
             url=server_url,
-            username=username,
-            password=password,
             timeout=int(timeout_s),
-            auth_type="basic",
+            auth=requests.auth.HTTPBasicAuth(username, password),
         )
         self._local = threading.local()
 
