@@ -43,8 +43,8 @@ export async function activitiesView(root, [monthArg]) {
   };
   document.addEventListener('keydown', onKey);
   root.append(cal, h('h2', {}, 'List'),
-    acts.length ? table([{ label: 'When', render: (r) => fmtTime(r.occurred_at) }, { label: 'Type', key: 'type' }, { label: 'Subject', key: 'subject' }, { label: 'Status', key: 'status' },
-      { label: 'Account', render: (r) => (r.account_id ? refLink('accounts', r.account_id) : '') }], acts, (r) => { location.hash = `#/r/activities/${r.id}`; })
+    acts.length ? h('div', { class: 'table-box' }, table([{ label: 'When', render: (r) => fmtTime(r.occurred_at) }, { label: 'Type', key: 'type' }, { label: 'Subject', key: 'subject' }, { label: 'Status', key: 'status' },
+      { label: 'Account', render: (r) => (r.account_id ? refLink('accounts', r.account_id) : '') }], acts, (r) => { location.hash = `#/r/activities/${r.id}`; }))
       : h('p', { class: 'muted' }, `No activities in ${title}.`));
   return () => document.removeEventListener('keydown', onKey);
 }

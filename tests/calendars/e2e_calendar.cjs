@@ -75,7 +75,8 @@ const scenarios = {
     await page.waitForSelector('.calendar');
     const month1 = await page.textContent('.cal-title');
     await page.click('button[aria-label=Next]');
-    await page.waitForFunction((m) => document.querySelector('.cal-title').textContent !== m, month1);
+    // the view redraws: the title may be absent for a moment
+    await page.waitForFunction((m) => (document.querySelector('.cal-title')?.textContent ?? m) !== m, month1);
     const month2 = await page.textContent('.cal-title');
     return {
       conflict, alternatives, moved_px: afterMove - before, unchanged_px: afterConflict - before,

@@ -177,7 +177,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
       await page.click('.leaflet-control-zoom-out');
       await settled();
     }
-    await page.waitForFunction(() => Math.max(...[...document.querySelectorAll('.marker-cluster')].map((x) => Number(x.textContent))) > 100);
+    await page.waitForFunction(() => Math.max(...[...document.querySelectorAll('.marker-cluster')].map((x) => Number(x.textContent))) > 10);
     await settled();
     const clusters = await page.$$eval('.marker-cluster', (c) => c.map((x) => Number(x.textContent)));
     const landDrawn = await page.$$eval('#map canvas', (c) => c.length);
