@@ -82,6 +82,10 @@ class Settings:
     # (http://user:pass@host:port/cgi-bin/sendsms)
     sms_port: int = 53000  # FIELDMESH_SMS_PORT
     sms_gateway_url: str | None = None  # SMS_GATEWAY_URL
+    # FIELDMESH_SECRET_KEYS: comma-separated Fernet keys that encrypt stored credentials
+    # (external CalDAV/IMAP passwords, tokens); the first encrypts, all decrypt (rotation).
+    # Empty: one key generated once in state_dir/secret.key (mode 0600)
+    secret_keys: tuple[str, ...] = ()
 
     @property
     def embedded_db(self) -> bool:
@@ -187,6 +191,7 @@ _ENV_KEYS: dict[str, str] = {
     "imap_url": "IMAP_URL",
     "sms_port": "FIELDMESH_SMS_PORT",
     "sms_gateway_url": "SMS_GATEWAY_URL",
+    "secret_keys": "FIELDMESH_SECRET_KEYS",
 }
 
 
@@ -272,6 +277,16 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not str(raw).startswith((f"{scheme}://", f"{scheme}s://")):
             raise SettingsError(f"{source}: expected {scheme}[s]://user:pass@host:port: {raw!r}")
         return str(raw)
+    if name == "secret_keys":
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple):
+            raise SettingsError(f"{source}: expected comma-separated Fernet keys")
+        keys = tuple(str(k).strip() for k in items if str(k).strip())
+        for key in keys:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{43}=", key):
+                # never echo a key: it is a secret
+                raise SettingsError(f"{source}: a key is not 32 url-safe base64 bytes (Fernet)")
+        return keys
     if name in ("webhook_allow", "push_allow"):
         return parse_networks(raw, source)
     if name == "console_tile_url":
