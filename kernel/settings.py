@@ -82,6 +82,10 @@ class Settings:
     # (http://user:pass@host:port/cgi-bin/sendsms)
     sms_port: int = 53000  # FIELDMESH_SMS_PORT
     sms_gateway_url: str | None = None  # SMS_GATEWAY_URL
+    # S3_URL: http(s)://ACCESS_KEY:SECRET@host:port/bucket[/prefix][?region=R] keeps
+    # attachments and service reports in S3-compatible storage (AWS, MinIO, Ceph, R2 ...);
+    # None: on local disk under state_dir/attachments
+    s3_url: str | None = None
     # FIELDMESH_SECRET_KEYS: comma-separated Fernet keys that encrypt stored credentials
     # (external CalDAV/IMAP passwords, tokens); the first encrypts, all decrypt (rotation).
     # Empty: one key generated once in state_dir/secret.key (mode 0600)
@@ -191,6 +195,7 @@ _ENV_KEYS: dict[str, str] = {
     "imap_url": "IMAP_URL",
     "sms_port": "FIELDMESH_SMS_PORT",
     "sms_gateway_url": "SMS_GATEWAY_URL",
+    "s3_url": "S3_URL",
     "secret_keys": "FIELDMESH_SECRET_KEYS",
 }
 
@@ -267,6 +272,20 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     if name == "caldav_url":
         if not str(raw).startswith(("http://", "https://")):
             raise SettingsError(f"{source}: expected http(s)://host/path: {raw!r}")
+        return str(raw)
+    if name == "s3_url":
+        parts = urlsplit(str(raw))
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not parts.username
+            or not parts.password
+            or not parts.path.strip("/")
+        ):
+            # the URL holds a secret: name what is wrong, never echo it
+            raise SettingsError(
+                f"{source}: expected http(s)://ACCESS_KEY:SECRET@host:port/bucket[/prefix]"
+            )
         return str(raw)
     if name == "sms_gateway_url":
         if not str(raw).startswith(("http://", "https://")):

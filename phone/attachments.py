@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from kernel.errors import NotFound
 from kernel.principal import Principal
 from kernel.settings import Settings
 from phone.media import Stored, prepare
+from phone.s3store import S3Location, S3Store
 from phone.storage import BlobStore, LocalStore
 
 COLUMNS = (
@@ -50,7 +52,15 @@ class Attachment:
 
 
 def store_for(settings: Settings) -> BlobStore:
+    """S3_URL's bucket when set, else the local disk (one store per process and URL)."""
+    if settings.s3_url is not None:
+        return _s3_store(settings.s3_url)
     return LocalStore(Path(settings.state_dir) / "attachments")
+
+
+@lru_cache(maxsize=4)
+def _s3_store(url: str) -> BlobStore:
+    return S3Store(S3Location.parse(url))
 
 
 async def target(
