@@ -10,8 +10,8 @@
    Verification needs only the PDF and its receipt: `fieldmesh verify RECEIPT --document
    report.pdf` (ledger/documents.py).
 
-E-mail to the customer belongs to engage: `ReportHooks.report_signed` is called in the
-signing transaction; the composition root plugs the mailer there (none by default).
+E-mail to the customer: `ReportHooks.report_signed` is called in the signing transaction;
+phone/report_mail.py (engage's outbox) is the hook phone's routes plug in.
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ async def create(
     signer_name: str,
     signature_png: bytes,
     client_key: str,
+    customer_email: str | None = None,
 ) -> tuple[int, str]:
     """(report id, sha256) of the new report (the same client key gives the first one)."""
     principal.require_write()
@@ -196,8 +197,18 @@ async def create(
     )
     await conn.execute(
         "INSERT INTO phone_reports (id, work_order_id, account_id, rep_id, attachment_id, sha256,"
-        " signer_name) OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (report_id, work_order_id, account_id, principal.user_id, pdf_att.id, sha, signer_name),
+        " signer_name, customer_email) OVERRIDING SYSTEM VALUE"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            report_id,
+            work_order_id,
+            account_id,
+            principal.user_id,
+            pdf_att.id,
+            sha,
+            signer_name,
+            customer_email,
+        ),
     )
     return report_id, sha
 
@@ -277,7 +288,7 @@ async def sign(
 async def get(conn: AsyncConnection[Any], principal: Principal, report_id: int) -> dict[str, Any]:
     cur = await conn.execute(
         "SELECT id, work_order_id, account_id, attachment_id, sha256, status, ledger_source_id,"
-        " signer_name, created_at, signed_at FROM phone_reports WHERE id = %s",
+        " signer_name, created_at, signed_at, email_state FROM phone_reports WHERE id = %s",
         (report_id,),
     )
     row = await cur.fetchone()
@@ -296,5 +307,6 @@ async def get(conn: AsyncConnection[Any], principal: Principal, report_id: int) 
         "signer_name",
         "created_at",
         "signed_at",
+        "email_state",
     )
     return dict(zip(keys, row, strict=True))

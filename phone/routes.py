@@ -16,12 +16,15 @@ from aiohttp import web
 
 from kernel.errors import NotFound, Unprocessable
 from kernel.http import Access, RawBody, Reply, Req, Routes
+from kernel.web import SETTINGS
 from ledger.store import receipt_for_async
 from ledger.verify import b64url_decode
-from phone import analytics, attachments, dayrepo, devices, reports
+from phone import analytics, attachments, dayrepo, devices, reports, verify_routes
 from phone.day import DayStop
 from phone.gps import POLICY, gps_topic, receipt_topic, status_topic
 from phone.media import MAX_UPLOAD_BYTES, MediaError
+from phone.report_mail import EngageReportMailer
+from phone.verify_routes import verify_path
 
 routes = Routes("phone", "The rep's phone as a field device")
 
@@ -487,6 +490,18 @@ class ServiceReportIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         str, msgspec.Meta(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$")
     ]
     signature_png: Annotated[str, msgspec.Meta(min_length=8, max_length=280_000)]  # base64 PNG
+    # where the signed report is e-mailed; else a contact of the account named like the
+    # signer, else the account's primary contact
+    customer_email: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=254,
+                pattern=r"^[^@\s<>,;:\x00-\x1f\x7f]+@[^@\s<>,;:\x00-\x1f\x7f]+\.[^@\s<>,;:\x00-\x1f\x7f]+$",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ReportCreated(msgspec.Struct, frozen=True):
@@ -516,6 +531,8 @@ class ReportOut(msgspec.Struct, frozen=True):
     signed_at: datetime | None
     pdf_url: str
     receipt: dict[str, Any] | None  # the ledger receipt once anchored: `fieldmesh verify` it
+    email_state: str | None = None  # queued | no_address | no_mailbox | refused: <why>
+    verify_url: str = ""  # the public verification page for this report
 
 
 @routes.post(
@@ -546,6 +563,7 @@ async def create_report(req: Req, body: ServiceReportIn) -> ReportCreated:
             signer_name=body.signer_name,
             signature_png=png,
             client_key=key[:90],
+            customer_email=body.customer_email,
         )
     from ledger.documents import message
 
@@ -602,6 +620,8 @@ async def get_report(req: Req, path: ReportPath) -> ReportOut:
         r["signed_at"],
         f"/api/v1/phone/attachments/{r['attachment_id']}/file",
         receipt,
+        r["email_state"],
+        verify_path(r["sha256"]),
     )
 
 
@@ -702,3 +722,5 @@ async def phone_analytics(req: Req, query: PhoneAnalyticsQuery) -> PhoneAnalytic
 
 def setup(app: web.Application) -> None:
     routes.mount(app)
+    verify_routes.routes.mount(app)
+    app[REPORT_HOOKS] = EngageReportMailer(app[SETTINGS])

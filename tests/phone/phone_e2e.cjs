@@ -87,6 +87,30 @@ async function relayPushes(page, base, pushUrl, sub, stop) {
 }
 
 const scenarios = {
+  // The public verification page: a PDF dropped in is hashed in the browser and checked.
+  async verifyPage(browser, base, p) {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    const uploads = [];
+    page.on('request', (r) => { if (r.method() !== 'GET') uploads.push(r.url()); });
+    const out = {};
+    for (const [name, file] of Object.entries(p.files)) {
+      await page.goto(`${base}/verify`);
+      await page.setInputFiles('#file', file);
+      await page.waitForFunction(() => ['ok', 'bad'].includes(document.getElementById('headline').className), null, { timeout: 30000 });
+      out[name] = {
+        headline: await page.textContent('#headline'),
+        cls: await page.getAttribute('#headline', 'class'),
+        steps: await page.$$eval('#steps li', (ls) => ls.map((l) => `${l.className}: ${l.textContent}`)),
+        receiptLink: await page.isVisible('#download'),
+      };
+      await shot(page, `verify-${name}`);
+    }
+    await context.close();
+    return { ...out, uploads, errors };
+  },
   // The customer signs on the phone; completing the work order makes the signed report.
   async report(browser, base, p) {
     const { page, errors } = await phonePage(browser, base, [4.85, 45.76]);

@@ -6,6 +6,7 @@ invalid after one changed byte."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -27,6 +29,7 @@ from ledger.chain import Chain
 from ledger.config import LedgerConfig
 from ledger.documents import check_signatures
 from ledger.service import Sealer
+from tests.appserver import serve_app
 from tests.console.conftest import make_user
 from tests.world import People
 
@@ -51,7 +54,13 @@ def _png() -> bytes:
 
 
 def test_a_signed_report_verifies_and_fails_after_one_byte_changes(
-    app_url: str, people: People, db_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    app_url: str,
+    people: People,
+    db_dsn: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    test_settings: Settings,
+    run_phone: Callable[..., dict[str, Any]],
 ) -> None:
     rep = people.api(app_url, "rep1")
     with psycopg.connect(db_dsn, autocommit=True) as conn:
@@ -128,6 +137,10 @@ def test_a_signed_report_verifies_and_fails_after_one_byte_changes(
     )
     assert signed.status_code == 200, signed.text
     assert signed.json()["status"] == "signed"
+    assert signed.json()["verify_url"] == f"/verify#sha256={created['sha256']}"
+    # the public page's API: signed, the anchor still pending
+    public = requests.get(f"{app_url}/api/v1/public/documents/{created['sha256']}", timeout=10)
+    assert public.status_code == 409 and public.json()["error"]["code"] == "not_anchored"
     pdf = rep.get(signed.json()["pdf_url"].removeprefix("/api/v1"))
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert b"Mechanical seal 40 mm" in pdf.content or len(pdf.content) > 2000
@@ -142,6 +155,48 @@ def test_a_signed_report_verifies_and_fails_after_one_byte_changes(
                 sealer.tick(force_seal=True)
         out = rep.get(f"/phone/reports/{created['id']}").json()
         assert out["receipt"] is not None, out
+        # anyone holding the PDF: its hash finds the receipt; the server checks the anchor on
+        # the node it is configured with, signatures included; a changed byte finds nothing
+        with serve_app(test_settings.with_overrides(evm_rpc_url=node.url), job_modules=()) as u:
+            doc = requests.get(f"{u}/api/v1/public/documents/{created['sha256']}", timeout=20)
+            assert doc.status_code == 200, doc.text
+            got = doc.json()
+            assert got["verdict"]["ok"] and got["verdict"]["code"] == "valid", got
+            assert got["verdict"]["chain_checked"] is True
+            assert any(s.startswith("rep:") for s in got["signers"])
+            assert any(s.startswith("device:") for s in got["signers"])
+            assert got["receipt"] == out["receipt"]
+            other = hashlib.sha256(pdf.content + b"\n").hexdigest()
+            assert (
+                requests.get(f"{u}/api/v1/public/documents/{other}", timeout=10).status_code == 404
+            )
+            bad = requests.get(f"{u}/api/v1/public/documents/NOT-HEX", timeout=10)
+            assert bad.status_code in (400, 404, 422) and "error" in bad.json()
+            page = requests.get(f"{u}/verify", timeout=10)
+            assert page.status_code == 200 and "not uploaded" in page.text
+            assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+            # in Chromium: the PDF as received verifies, one changed byte does not, and
+            # no file leaves the browser (only GETs of the hash)
+            good_pdf = tmp_path / "as-received.pdf"
+            good_pdf.write_bytes(pdf.content)
+            changed = bytearray(pdf.content)
+            changed[len(changed) // 3] ^= 0x20
+            bad_pdf = tmp_path / "changed.pdf"
+            bad_pdf.write_bytes(bytes(changed))
+            seen = run_phone(
+                "verifyPage", u, {"files": {"good": str(good_pdf), "changed": str(bad_pdf)}}
+            )
+            assert seen["errors"] == [] and seen["uploads"] == [], seen
+            assert seen["good"]["cls"] == "ok" and "Verified" in seen["good"]["headline"]
+            assert any(
+                "Inclusion proof checked in your browser" in s for s in seen["good"]["steps"]
+            )
+            assert seen["good"]["receiptLink"] is True
+            assert seen["changed"]["cls"] == "bad"
+            assert "no signed document" in seen["changed"]["headline"]
+        offline = requests.get(f"{app_url}/api/v1/public/documents/{created['sha256']}", timeout=10)
+        assert offline.json()["verdict"]["code"] == "valid_offline"
+        assert offline.json()["verdict"]["chain_checked"] is False
         receipt = tmp_path / "receipt.json"
         receipt.write_text(json.dumps(out["receipt"]))
         report = tmp_path / "report.pdf"
