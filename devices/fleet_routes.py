@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -97,6 +97,41 @@ async def upload_firmware(req: Req, query: FirmwareUploadQuery, body: bytes) -> 
     return FirmwareImageOut(
         img.sha256, img.equipment_model, img.version, img.size_bytes, img.key_id, img.signature
     )
+
+
+class FirmwareListQuery(msgspec.Struct, frozen=True):
+    equipment_model: Model | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
+
+
+class FirmwareImageRow(msgspec.Struct, frozen=True):
+    sha256: str
+    equipment_model: str
+    version: str
+    size_bytes: int
+    key_id: str
+    uploaded_at: datetime
+
+
+class FirmwareList(msgspec.Struct, frozen=True):
+    items: list[FirmwareImageRow]
+
+
+@routes.get(
+    "/api/v1/firmware",
+    access=Access.managers(unscoped="firmware images are fleet-wide"),
+    summary="Uploaded firmware images, newest first (optionally of one equipment model)",
+)
+async def list_firmware(req: Req, query: FirmwareListQuery) -> FirmwareList:
+    async with req.read_connection() as conn:
+        cur = await conn.execute(
+            "SELECT sha256, equipment_model, version, size_bytes, key_id, uploaded_at"
+            " FROM firmware_image WHERE %s::text IS NULL OR equipment_model = %s"
+            " ORDER BY uploaded_at DESC, sha256 LIMIT %s",
+            (query.equipment_model, query.equipment_model, query.limit),
+        )
+        rows = await cur.fetchall()
+    return FirmwareList([FirmwareImageRow(*r) for r in rows])
 
 
 class FirmwareImagePath(msgspec.Struct, frozen=True):
@@ -230,6 +265,50 @@ async def create_rollout(req: Req, body: RolloutIn) -> RolloutOut:
 )
 async def get_rollout(req: Req, path: RolloutPath) -> RolloutOut:
     return await _rollout(req, path.id)
+
+
+class RolloutListQuery(msgspec.Struct, frozen=True):
+    state: Literal["running", "halted", "completed", "cancelled"] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+
+
+class RolloutList(msgspec.Struct, frozen=True):
+    items: list[RolloutOut]
+
+
+@routes.get(
+    "/api/v1/rollouts",
+    access=Access.managers(unscoped="rollouts are fleet operations"),
+    summary="Rollouts, newest first, with their progress (as last advanced by the job)",
+)
+async def list_rollouts(req: Req, query: RolloutListQuery) -> RolloutList:
+    names = [c.strip() for c in rollouts.ROLLOUT_COLUMNS.split(",")]
+    cols = ", ".join(f"r.{n}" for n in names)
+    async with req.read_connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {cols}, count(d.*) FILTER (WHERE d.state = 'pending'),"
+            " count(d.*) FILTER (WHERE d.state = 'sent'),"
+            " count(d.*) FILTER (WHERE d.state = 'succeeded'),"
+            " count(d.*) FILTER (WHERE d.state = 'failed')"
+            " FROM firmware_rollout r LEFT JOIN rollout_device d ON d.rollout_id = r.id"
+            " WHERE %s::text IS NULL OR r.state = %s"
+            " GROUP BY r.id ORDER BY r.id DESC LIMIT %s",
+            (query.state, query.state, query.limit),
+        )
+        rows = await cur.fetchall()
+    items = []
+    for row in rows:
+        fields: dict[str, Any] = dict(zip(names, row[: len(names)], strict=True))
+        pending, sent, succeeded, failed = (int(x) for x in row[len(names) :])
+        fields.update(
+            devices=pending + sent + succeeded + failed,
+            pending=pending,
+            sent=sent,
+            succeeded=succeeded,
+            failed=failed,
+        )
+        items.append(msgspec.convert(fields, RolloutOut))
+    return RolloutList(items)
 
 
 class WidenIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

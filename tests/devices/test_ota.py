@@ -271,3 +271,13 @@ def test_a_staged_rollout_reaches_its_percentage_and_a_bad_build_halts_it(
     health = api.get("/fleet/health").json()
     mine = next(m for m in health["models"] if m["equipment_model"] == model)
     assert mine["devices"] == 5 and mine["firmware"] == {"1.0.0": 2, "2.0.0": 3}
+    # what the console lists: the model's images, newest first, and the rollouts with progress
+    images = api.get(f"/firmware?equipment_model={model}").json()["items"]
+    assert [i["version"] for i in images] == ["2.1.0", "2.0.0"]
+    listed = {r["id"]: r for r in api.get("/rollouts?limit=100").json()["items"]}
+    assert listed[halted["id"]]["state"] == "halted" and listed[halted["id"]]["failed"] == 2
+    assert listed[done["id"]]["succeeded"] == 3
+    only_halted = api.get("/rollouts?state=halted&limit=100").json()["items"]
+    assert {r["state"] for r in only_halted} == {"halted"}
+    assert people.api(app_url, "rep1").get("/rollouts").status_code == 403
+    assert people.api(app_url, "rep1").get("/firmware").status_code == 403
