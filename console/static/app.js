@@ -28,6 +28,7 @@ const routes = {
   analytics: () => import('./pipeline.js').then((m) => m.analyticsView),
   calendar: () => import('./calendar.js').then((m) => m.calendarView),
   fleet: () => import('./devices.js').then((m) => m.fleetView),
+  fieldwork: () => import('./fieldops.js').then((m) => m.fieldworkView),
   reports: () => import('./reports.js').then((m) => m.reportsView),
   report: () => import('./reports.js').then((m) => m.reportView),
   dashboards: () => import('./reports.js').then((m) => m.dashboardsView),

@@ -3,6 +3,7 @@
 // state from the device's acks), a ping, and one-time enrolment tokens for managers.
 import { api } from './api.js';
 import { h, toast, errorBox, fmtTime, table } from './ui.js';
+import { deviceCommands, rolloutsPanel } from './fieldops.js';
 
 /** @param {string} id */
 const devPath = (id) => `/api/v1/devices/${encodeURIComponent(id)}`;
@@ -29,6 +30,9 @@ export async function fleetView(root, _args, session) {
     root.append(h('p', {}, btn, ' ', out));
   }
   root.append(models, detail);
+  const manages = role === 'admin' || role === 'manager';
+  detail.dataset.manages = manages ? 'yes' : 'no';
+  if (manages) void rolloutsPanel(root);
   try {
     const r = await api('/api/v1/fleet/health?window_h=24');
     models.append(h('h2', {}, 'Per equipment model (last 24 h)'), table([
@@ -61,7 +65,9 @@ async function showDevice(root, id) {
       } catch (e) { toast(e.message, 'error'); }
     });
     const cmds = await api(`${devPath(id)}/commands?limit=20`);
-    root.append(h('p', {}, ping), table([
+    root.append(h('p', {}, ping));
+    if (root.dataset.manages === 'yes') root.append(deviceCommands(id, () => showDevice(root, id)));
+    root.append(table([
       { key: 'name', label: 'Command' },
       { key: 'state', label: 'State' },
       { key: 'detail', label: 'Detail' },

@@ -6,6 +6,7 @@ import { api, listAll, q } from './api.js';
 import { h, toast, errorBox, fmtMoney, fmtTime } from './ui.js';
 import { relatedList, titleOf } from './records.js';
 import { entityMeta, labels, refLink, input, human } from './fields.js';
+import { attachmentsPanel } from './fieldops.js';
 
 const eq = (field, value) => ({ field, op: 'eq', value });
 
@@ -20,6 +21,7 @@ export async function decorate(root, actions, entity, row, m) {
     add(await relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
     add(await timeline(row));
     add(await openAlerts(row));
+    add(attachmentsPanel({ account_id: row.id }));
   } else if (entity === 'contacts') {
     add(await relatedList('Opportunities', 'opportunities', eq('contact_id', row.id), { contact_id: row.id }, false));
     add(await relatedList('Activities', 'activities', eq('contact_id', row.id), { contact_id: row.id }, true));
@@ -37,6 +39,7 @@ export async function decorate(root, actions, entity, row, m) {
     add(await relatedList('Activities', 'activities', eq('opportunity_id', row.id), { opportunity_id: row.id, account_id: row.account_id }, true));
   } else if (entity === 'work_orders') {
     add(await relatedList('Activities', 'activities', eq('work_order_id', row.id), { work_order_id: row.id, account_id: row.account_id }, true));
+    add(attachmentsPanel({ work_order_id: row.id }));
   } else if (entity === 'users') {
     add(await relatedList('Accounts owned', 'accounts', eq('owner_id', row.id), {}, false));
   } else if (entity === 'territories') {

@@ -1,0 +1,196 @@
+// @ts-check
+// Field work in the console: the reps' phone analytics, a record's photos and documents
+// from the phone, device commands beyond ping, firmware images and staged rollouts.
+import { api, q, listAll } from './api.js';
+import { h, toast, errorBox, fmtTime, table } from './ui.js';
+
+const hours = (s) => (s / 3600).toFixed(1);
+const km = (m) => (m / 1000).toFixed(1);
+const pct = (x) => (x === null || x === undefined ? '—' : `${Math.round(x * 100)} %`);
+const isoDay = (d) => d.toISOString().slice(0, 10);
+
+/** Per rep: visits a day, time on site, travel, first-time fix; one rep's days on click.
+ * @param {HTMLElement} root */
+export async function fieldworkView(root) {
+  root.append(h('h1', {}, 'Field work'));
+  const to = new Date();
+  const from = new Date(to.getTime() - 6 * 86400e3);
+  const fromIn = /** @type {HTMLInputElement} */ (h('input', { type: 'date', name: 'from', value: isoDay(from) }));
+  const toIn = /** @type {HTMLInputElement} */ (h('input', { type: 'date', name: 'to', value: isoDay(to) }));
+  const form = h('form', { class: 'toolbar', 'aria-label': 'Period' },
+    h('label', {}, 'From ', fromIn), h('label', {}, 'To ', toIn), h('button', { type: 'submit' }, 'Show'));
+  const out = h('div', { id: 'fieldwork-table' });
+  const days = h('div', { id: 'fieldwork-days' });
+  root.append(form, out, days);
+  /** @type {Record<number, string>} */
+  const names = {};
+  try {
+    for (const u of await listAll('/api/v1/users', { sort: 'name' }, 1000)) names[u.id] = u.name || u.email;
+  } catch { /* a rep sees only themselves: ids stay as they are */ }
+  const load = async () => {
+    out.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+    out.setAttribute('aria-busy', 'true');
+    days.replaceChildren();
+    try {
+      const r = await api(`/api/v1/phone/analytics${q({ from: fromIn.value, to: toIn.value })}`);
+      const rows = r.reps.map((x) => ({ ...x, name: names[x.rep_id] || `Rep ${x.rep_id}` }));
+      out.replaceChildren(rows.length ? table([
+        { key: 'name', label: 'Rep' },
+        { key: 'days_active', label: 'Days active' },
+        { key: 'visits', label: 'Visits' },
+        { label: 'Visits/day', render: (x) => x.visits_per_day.toFixed(1) },
+        { label: 'On site (h)', render: (x) => hours(x.time_on_site_s) },
+        { label: 'Travel (km)', render: (x) => km(x.travel_m) },
+        { label: 'Driving (h)', render: (x) => hours(x.travel_s) },
+        { key: 'work_orders_done', label: 'Work orders done' },
+        { label: 'First-time fix', render: (x) => pct(x.first_time_fix_rate) },
+      ], rows, (x) => {
+        days.replaceChildren(h('h2', {}, `${x.name}, day by day`), table([
+          { key: 'day', label: 'Day' },
+          { key: 'visits', label: 'Visits' },
+          { label: 'On site (h)', render: (d) => hours(d.time_on_site_s) },
+          { label: 'Travel (km)', render: (d) => km(d.travel_m) },
+          { label: 'Driving (h)', render: (d) => hours(d.travel_s) },
+        ], x.daily));
+      }) : h('p', { class: 'muted' }, 'No field work in this period.'));
+    } catch (e) { out.replaceChildren(errorBox(e)); }
+    out.setAttribute('aria-busy', 'false');
+  };
+  form.addEventListener('submit', (e) => { e.preventDefault(); void load(); });
+  await load();
+  return null;
+}
+
+/** Photos and documents captured on the phone for an account or a work order.
+ * @param {{account_id?: number|string, work_order_id?: number|string}} owner */
+export function attachmentsPanel(owner) {
+  const box = h('section', { class: 'attachments', 'aria-label': 'Photos and documents' },
+    h('h2', {}, 'Photos and documents'));
+  const urls = [];
+  (async () => {
+    try {
+      const r = await api(`/api/v1/phone/attachments${q(owner)}`);
+      if (!r.items.length) { box.append(h('p', { class: 'muted' }, 'Nothing attached from the phone yet.')); return; }
+      const grid = h('ul', { class: 'thumbs' });
+      for (const a of r.items) {
+        const open = h('button', { type: 'button', class: 'linkish', title: `${a.filename} · ${fmtTime(a.created_at)}` }, a.filename);
+        open.addEventListener('click', async () => {
+          try {
+            const res = await api(a.url, { raw: true });
+            if (!res.ok) throw new Error(`${res.status}`);
+            const url = URL.createObjectURL(await res.blob());
+            urls.push(url);
+            window.open(url, '_blank', 'noopener');
+          } catch (e) { toast(`Cannot open ${a.filename}: ${e.message}`, 'error'); }
+        });
+        const li = h('li', { dataset: { kind: a.kind } });
+        if (a.thumb_url) {
+          const img = /** @type {HTMLImageElement} */ (h('img', { alt: a.filename, width: 128, height: 128, loading: 'lazy' }));
+          li.append(img);
+          api(a.thumb_url, { raw: true }).then(async (res) => {
+            if (!res.ok) return;
+            const url = URL.createObjectURL(await res.blob());
+            urls.push(url);
+            img.src = url;
+          }).catch(() => {});
+        } else {
+          li.append(h('span', { class: 'doc-icon', 'aria-hidden': 'true' }, a.kind === 'report' ? 'PDF ✓' : 'PDF'));
+        }
+        li.append(open, h('small', { class: 'muted' }, `${a.kind} · ${fmtTime(a.created_at)}`));
+        grid.append(li);
+      }
+      box.append(grid);
+    } catch (e) { box.append(errorBox(e)); }
+  })();
+  // blob URLs are released when the panel leaves the page
+  new MutationObserver((_m, obs) => {
+    if (!box.isConnected && box.dataset.mounted) { urls.forEach((u) => URL.revokeObjectURL(u)); obs.disconnect(); }
+    if (box.isConnected) box.dataset.mounted = '1';
+  }).observe(document.body, { childList: true, subtree: true });
+  return box;
+}
+
+/** Config, reboot and OTA forms for one device (managers and admins); `done` redraws.
+ * @param {string} id @param {() => void} done */
+export function deviceCommands(id, done) {
+  const path = `/api/v1/devices/${encodeURIComponent(id)}/commands`;
+  const send = async (name, args) => {
+    try {
+      await api(path, { method: 'POST', body: { name, args } });
+      toast(`${name} sent to ${id}; its state changes when the device acknowledges`);
+      done();
+    } catch (e) { toast(e.message, 'error'); }
+  };
+  const interval = /** @type {HTMLInputElement} */ (h('input', { type: 'number', min: 1, max: 86400, value: 10, name: 'sample_interval_s', required: true }));
+  const config = h('form', { class: 'toolbar', 'aria-label': 'Configure' },
+    h('label', {}, 'Sample every ', interval, ' s'), h('button', { type: 'submit' }, 'Send config'));
+  config.addEventListener('submit', (e) => { e.preventDefault(); void send('config', { sample_interval_s: Number(interval.value) }); });
+  const reboot = h('button', { type: 'button' }, 'Reboot');
+  reboot.addEventListener('click', () => { if (confirm(`Reboot ${id}?`)) void send('reboot', {}); });
+  const image = /** @type {HTMLSelectElement} */ (h('select', { name: 'sha256', 'aria-label': 'Firmware image' }, h('option', { value: '' }, 'Firmware…')));
+  const ota = h('form', { class: 'toolbar', 'aria-label': 'Update firmware' }, image, h('button', { type: 'submit' }, 'Update'));
+  ota.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (image.value && confirm(`Install ${image.selectedOptions[0].textContent} on ${id}?`)) void send('ota', { sha256: image.value });
+  });
+  api('/api/v1/firmware?limit=200').then((r) => {
+    for (const f of r.items) image.append(h('option', { value: f.sha256 }, `${f.equipment_model} ${f.version}`));
+  }).catch(() => { ota.hidden = true; });
+  return h('div', { class: 'device-commands' }, config, h('p', {}, reboot), ota);
+}
+
+/** Firmware images, rollouts with their progress, and a form to start one (managers).
+ * @param {HTMLElement} root */
+export async function rolloutsPanel(root) {
+  const box = h('section', { id: 'rollouts', 'aria-label': 'Firmware rollouts' }, h('h2', {}, 'Firmware rollouts'));
+  root.append(box);
+  const body = h('div', {});
+  const image = /** @type {HTMLSelectElement} */ (h('select', { name: 'sha256', required: true, 'aria-label': 'Image' }));
+  const percent = /** @type {HTMLInputElement} */ (h('input', { type: 'number', name: 'percent', min: 1, max: 100, value: 10, required: true }));
+  const group = /** @type {HTMLInputElement} */ (h('input', { name: 'device_group', placeholder: 'all groups' }));
+  const start = h('form', { class: 'toolbar', 'aria-label': 'Start a rollout' },
+    image, h('label', {}, percent, ' % of devices'), h('label', {}, 'Group ', group), h('button', { type: 'submit' }, 'Start rollout'));
+  box.append(start, body);
+  const draw = async () => {
+    try {
+      const [imgs, rs] = await Promise.all([api('/api/v1/firmware?limit=200'), api('/api/v1/rollouts?limit=20')]);
+      image.replaceChildren(...imgs.items.map((f) => h('option', { value: f.sha256 }, `${f.equipment_model} ${f.version} (${Math.round(f.size_bytes / 1024)} KiB)`)));
+      start.hidden = !imgs.items.length;
+      body.replaceChildren(rs.items.length ? table([
+        { key: 'id', label: '#' },
+        { label: 'Image', render: (r) => `${r.equipment_model} · ${r.sha256.slice(0, 10)}…` },
+        { label: 'Target', render: (r) => `${r.percent} %${r.device_group ? ` of ${r.device_group}` : ''}` },
+        { key: 'state', label: 'State' },
+        { label: 'Progress', render: (r) => `${r.succeeded} ok · ${r.failed} failed · ${r.sent} in flight · ${r.pending} waiting` },
+        { key: 'reason', label: 'Reason' },
+        { label: 'Started', render: (r) => fmtTime(r.created_at) },
+        { label: '', render: (r) => actions(r) },
+      ], rs.items) : h('p', { class: 'muted' }, 'No rollout yet.'));
+    } catch (e) { body.replaceChildren(errorBox(e)); }
+  };
+  const actions = (r) => {
+    if (r.state !== 'running' && r.state !== 'completed') return '';
+    const widen = h('button', { type: 'button' }, 'Widen');
+    widen.addEventListener('click', async () => {
+      const to = Number(prompt(`Widen rollout ${r.id} from ${r.percent} % to (%):`, String(Math.min(100, r.percent * 2))));
+      if (!to) return;
+      try { await api(`/api/v1/rollouts/${r.id}/widen`, { method: 'POST', body: { percent: to } }); await draw(); } catch (e) { toast(e.message, 'error'); }
+    });
+    const cancel = h('button', { type: 'button' }, 'Cancel');
+    cancel.addEventListener('click', async () => {
+      if (!confirm(`Stop rollout ${r.id}? Devices already updated keep their image.`)) return;
+      try { await api(`/api/v1/rollouts/${r.id}/cancel`, { method: 'POST' }); await draw(); } catch (e) { toast(e.message, 'error'); }
+    });
+    return r.state === 'running' ? h('span', {}, widen, ' ', cancel) : widen;
+  };
+  start.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      await api('/api/v1/rollouts', { method: 'POST', body: { sha256: image.value, percent: Number(percent.value), device_group: group.value.trim() || null } });
+      toast('Rollout started: the first wave is on its way');
+      await draw();
+    } catch (err) { toast(err.message, 'error'); }
+  });
+  await draw();
+  const timer = setInterval(() => { if (box.isConnected) void draw(); else clearInterval(timer); }, 10000);
+}
