@@ -9,6 +9,7 @@ they may see. Firmware downloads are public but need the link signed for that de
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,7 @@ from aiohttp import web
 from psycopg import sql
 
 from devices import firmware, health, rollouts
+from devices.policy import Progress
 from devices.routes import B64, DAY_S, FleetDevicePath, Group, Id, KeyId, Model, Sha256, Version
 from devices.tokens import decode_public_key, link_key, link_ok
 from edge_agent.enrol import ReleaseKey
@@ -203,6 +205,22 @@ class RolloutPath(msgspec.Struct, frozen=True):
     id: Id
 
 
+_ROLLOUT_NAMES = [c.strip() for c in rollouts.ROLLOUT_COLUMNS.split(",")]
+
+
+def _rollout_out(row: Sequence[Any], p: Progress) -> RolloutOut:
+    """A rollout row (ROLLOUT_COLUMNS) and its progress as the API's model."""
+    fields: dict[str, Any] = dict(zip(_ROLLOUT_NAMES, row, strict=True))
+    fields.update(
+        devices=p.pending + p.sent + p.succeeded + p.failed,
+        pending=p.pending,
+        sent=p.sent,
+        succeeded=p.succeeded,
+        failed=p.failed,
+    )
+    return msgspec.convert(fields, RolloutOut)
+
+
 async def _rollout(req: Req, rollout_id: int) -> RolloutOut:
     async with req.connection() as conn:
         async with conn.transaction():
@@ -214,16 +232,7 @@ async def _rollout(req: Req, rollout_id: int) -> RolloutOut:
         if row is None:
             raise NotFound(f"no rollout {rollout_id}", field="id")
         p = await rollouts.progress(conn, rollout_id)
-    names = [c.strip() for c in rollouts.ROLLOUT_COLUMNS.split(",")]
-    fields: dict[str, Any] = dict(zip(names, row, strict=True))
-    fields.update(
-        devices=p.pending + p.sent + p.succeeded + p.failed,
-        pending=p.pending,
-        sent=p.sent,
-        succeeded=p.succeeded,
-        failed=p.failed,
-    )
-    return msgspec.convert(fields, RolloutOut)
+    return _rollout_out(row, p)
 
 
 @routes.post(
@@ -282,8 +291,7 @@ class RolloutList(msgspec.Struct, frozen=True):
     summary="Rollouts, newest first, with their progress (as last advanced by the job)",
 )
 async def list_rollouts(req: Req, query: RolloutListQuery) -> RolloutList:
-    names = [c.strip() for c in rollouts.ROLLOUT_COLUMNS.split(",")]
-    cols = ", ".join(f"r.{n}" for n in names)
+    cols = ", ".join(f"r.{n}" for n in _ROLLOUT_NAMES)
     async with req.read_connection() as conn:
         cur = await conn.execute(
             f"SELECT {cols}, count(d.*) FILTER (WHERE d.state = 'pending'),"
@@ -296,19 +304,8 @@ async def list_rollouts(req: Req, query: RolloutListQuery) -> RolloutList:
             (query.state, query.state, query.limit),
         )
         rows = await cur.fetchall()
-    items = []
-    for row in rows:
-        fields: dict[str, Any] = dict(zip(names, row[: len(names)], strict=True))
-        pending, sent, succeeded, failed = (int(x) for x in row[len(names) :])
-        fields.update(
-            devices=pending + sent + succeeded + failed,
-            pending=pending,
-            sent=sent,
-            succeeded=succeeded,
-            failed=failed,
-        )
-        items.append(msgspec.convert(fields, RolloutOut))
-    return RolloutList(items)
+    n = len(_ROLLOUT_NAMES)
+    return RolloutList([_rollout_out(r[:n], Progress(*(int(x) for x in r[n:]))) for r in rows])
 
 
 class WidenIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

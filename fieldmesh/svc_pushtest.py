@@ -12,77 +12,33 @@ It hands out subscriptions (`subscribe`) and keeps each one's decrypted messages
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fieldmesh.svc_node import NodeService
 from kernel.settings import PROJECT_ROOT
 
 SERVER_JS = PROJECT_ROOT / "node_modules" / "web-push-testing" / "src" / "bin" / "server.js"
 
 
-class PushServiceError(RuntimeError):
-    pass
+class LocalPushService(NodeService):
+    name = "web-push-testing"
 
-
-@dataclass
-class LocalPushService:
-    port: int
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    def __init__(self, port: int, log_path: Path) -> None:
+        super().__init__(log_path)
+        self.port = port
 
     @property
     def url(self) -> str:
         return f"http://localhost:{self.port}"
 
-    def start(self, timeout_s: float = 20.0) -> LocalPushService:
-        if not SERVER_JS.exists():
-            raise PushServiceError("web-push-testing is missing: npm ci (package.json)")
-        log = open(self.log_path, "ab")  # noqa: SIM115 -- the child keeps it
-        self.proc = subprocess.Popen(
-            ["node", str(SERVER_JS), str(self.port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=PROJECT_ROOT,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        try:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise PushServiceError(f"web-push-testing exited: see {self.log_path}")
-                try:
-                    self._post("/status", {})
-                    return self
-                except OSError:
-                    time.sleep(0.1)
-            raise PushServiceError("web-push-testing did not answer")
-        except BaseException:
-            self.stop()  # never leave the process behind
-            raise
+    def command(self) -> list[str]:
+        return ["node", str(SERVER_JS), str(self.port)]
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self.proc = None
-
-    def __enter__(self) -> LocalPushService:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+    def ready(self) -> bool:
+        self._post("/status", {})
+        return True
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         req = urllib.request.Request(
