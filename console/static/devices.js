@@ -5,6 +5,8 @@ import { api } from './api.js';
 import { h, toast, errorBox, fmtTime, table } from './ui.js';
 import { deviceCommands, rolloutsPanel } from './fieldops.js';
 
+const num = (x) => (x === null || x === undefined ? '—' : Number(x).toLocaleString(undefined, { maximumFractionDigits: 1 }));
+
 /** @param {string} id */
 const devPath = (id) => `/api/v1/devices/${encodeURIComponent(id)}`;
 
@@ -12,6 +14,7 @@ const devPath = (id) => `/api/v1/devices/${encodeURIComponent(id)}`;
 export async function fleetView(root, _args, session) {
   root.append(h('h1', {}, 'Fleet'));
   const models = h('div', { id: 'fleet-models' });
+  const list = h('div', { id: 'fleet-devices' });
   const detail = h('div', { id: 'fleet-device' });
   const lookup = /** @type {HTMLInputElement} */ (h('input', { name: 'device', placeholder: 'device id', 'aria-label': 'Device id' }));
   const form = h('form', { class: 'toolbar' }, lookup, h('button', { type: 'submit' }, 'Show'));
@@ -29,7 +32,7 @@ export async function fleetView(root, _args, session) {
     });
     root.append(h('p', {}, btn, ' ', out));
   }
-  root.append(models, detail);
+  root.append(models, detail, list);
   const manages = role === 'admin' || role === 'manager';
   detail.dataset.manages = manages ? 'yes' : 'no';
   if (manages) void rolloutsPanel(root);
@@ -39,14 +42,42 @@ export async function fleetView(root, _args, session) {
       { key: 'equipment_model', label: 'Model' },
       { key: 'devices', label: 'Devices' },
       { key: 'online', label: 'Online' },
-      { key: 'messages_per_hour', label: 'Messages/h' },
-      { key: 'alerts_per_device_day', label: 'Alerts/device-day' },
-      { label: 'MTBF (h)', render: (m) => (m.mtbf_h === null ? '—' : m.mtbf_h) },
+      { label: 'Messages/h', render: (m) => num(m.messages_per_hour) },
+      { label: 'Alerts/device-day', render: (m) => num(m.alerts_per_device_day) },
+      { label: 'MTBF (h)', render: (m) => (m.mtbf_h === null ? '—' : num(m.mtbf_h)) },
       { label: 'Firmware', render: (m) => Object.entries(m.firmware).map(([v, n]) => `${v}: ${n}`).join(', ') },
       { label: 'Last seen', render: (m) => fmtTime(m.last_seen) },
     ], r.models));
   } catch (e) { models.append(errorBox(e)); }
+  await deviceList(list, detail);
   return null;
+}
+
+/** The devices the caller may see (equipment first page), filterable; a row opens its health.
+ * @param {HTMLElement} root @param {HTMLElement} detail */
+async function deviceList(root, detail) {
+  root.append(h('h2', {}, 'Devices'));
+  const filter = /** @type {HTMLInputElement} */ (h('input', { type: 'search', placeholder: 'Filter by id or name', 'aria-label': 'Filter devices' }));
+  const body = h('div', {});
+  root.append(filter, body);
+  let rows = [];
+  const draw = () => {
+    const f = filter.value.trim().toLowerCase();
+    const shown = rows.filter((d) => !f || d.device_id.toLowerCase().includes(f) || (d.name || '').toLowerCase().includes(f));
+    body.replaceChildren(shown.length ? table([
+      { label: 'Device', render: (d) => h('a', { href: `#/device/${encodeURIComponent(d.device_id)}` }, d.device_id) },
+      { label: 'Name', render: (d) => d.name || '—' },
+      { label: 'Status', render: (d) => (d.online ? 'online' : d.online === false ? 'offline' : 'never seen') },
+      { label: 'Since', render: (d) => fmtTime(d.status_changed_at) },
+      { label: 'Firmware', render: (d) => d.firmware || '—' },
+    ], shown.slice(0, 200), (d) => { void showDevice(detail, d.device_id); detail.scrollIntoView({ block: 'start' }); })
+      : h('p', { class: 'muted' }, 'No device matches.'));
+  };
+  filter.addEventListener('input', draw);
+  try {
+    rows = (await api('/api/v1/devices?kind=equipment&limit=1000')).items;
+    draw();
+  } catch (e) { body.append(errorBox(e)); }
 }
 
 /** @param {HTMLElement} root @param {string} id */
