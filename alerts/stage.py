@@ -30,6 +30,7 @@ import psycopg
 from alerts import store as alert_store
 from alerts.model import Alert, AlertEvent, Change
 from alerts.rules import RuleEngine, Severity, Transition, TransitionKind
+from alerts.wording import raised_message
 from insights.maintenance.live import AnomalyMonitor, LiveKind, LiveTransition
 
 ANOMALY_ALERT_TYPE = "anomaly"
@@ -153,10 +154,12 @@ class AlertStage:
     def _apply(self, conn: psycopg.Connection[Any], tr: Transition) -> None:
         rule = tr.rule
         if tr.kind is TransitionKind.RAISE:
-            unit = "/h" if rule.kind.value == "rate_of_change" else ""
-            message = (
-                f"{rule.metric} {tr.value:.3g}{unit} {rule.direction.value} {rule.limit:g}{unit} "
-                f"(rule {rule.rule_id})"
+            message = raised_message(
+                rule.metric,
+                tr.value,
+                rule.direction.value,
+                rule.limit,
+                rate=rule.kind.value == "rate_of_change",
             )
             ev = alert_store.raise_alert(
                 conn,

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from alerts.model import Alert
 from alerts.rules import Severity
+from alerts.wording import alert_title
 from crm_sync import webhooks
 from crm_sync.errors import UnknownAsset
 
@@ -109,7 +110,7 @@ def open_work_order(
         (territory_id, required),
     ).fetchone()
     assignee = int(rep[0]) if rep else None
-    title = f"{alert.severity.value.title()}: {alert.alert_type} on {model} {serial or asset_id}"
+    title = f"{alert.severity.value.title()}: {alert_title(alert.alert_type)} on {model} {serial or asset_id}"
     description = (
         f"{alert.message or 'Alert raised by fieldmesh monitoring.'}\n"
         f"Asset {asset_id} (device {alert.asset_id}) at {account_name}; evidence window "

@@ -15,6 +15,14 @@ export const metricName = (metric) => {
   const base = u ? metric.slice(0, -u[0].length) : metric;
   return base.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
 };
+// `vibration_mm_s:threshold:above` -> `Vibration too high`; other types by their words
+export const alertTitle = (type) => {
+  const [metric, kind, dir] = String(type || '').split(':');
+  if (kind === 'threshold') return `${metricName(metric)} too ${dir === 'below' ? 'low' : 'high'}`;
+  if (kind === 'rate_of_change') return `${metricName(metric)} ${dir === 'below' ? 'falling' : 'rising'} too fast`;
+  if (type === 'anomaly') return 'Unusual behaviour';
+  return String(type || '').replace(/[_:-]+/g, ' ').replace(/^./, (c) => c.toUpperCase());
+};
 const WO_STATUSES = ['new', 'assigned', 'scheduled', 'in_progress', 'done', 'cancelled'];
 
 // Alerts: the API's list (active or all, optionally one device) kept live by the WebSocket
@@ -43,7 +51,7 @@ export async function alertsView(root, [device], session) {
     const around = a.raised_at || '';
     return h('li', { dataset: { alertId: a.alert_id, state: a.state, device: a.device_id }, class: fresh ? 'new' : '' },
       h('span', { class: 'sev' }, a.severity || ''),
-      h('strong', {}, (a.alert_type || '').replace(/[_-]+/g, ' ').replace(/^./, (c) => c.toUpperCase())),
+      h('strong', {}, alertTitle(a.alert_type)),
       h('span', {}, a.message || ''),
       h('span', { class: 'muted' }, `${a.device_id} · raised ${fmtTime(a.raised_at)}${a.occurrences > 1 ? ` · ×${a.occurrences}` : ''}`,
         a.acknowledged_by ? [' · acknowledged by ', typeof a.acknowledged_by === 'number' ? refLabel('users', a.acknowledged_by) : String(a.acknowledged_by)] : ''),

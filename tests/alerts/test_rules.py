@@ -115,3 +115,23 @@ def test_inconsistent_hysteresis_is_refused() -> None:
         hot(clear_at=90.0)
     with pytest.raises(RuleError, match="duplicate rule_id"):
         RuleEngine([hot(), hot()])
+
+
+def test_an_alert_reads_with_names_and_units_not_rule_ids() -> None:
+    from alerts.wording import alert_title, metric_label, raised_message
+
+    assert alert_title("vibration_mm_s:threshold:above") == "Vibration too high"
+    assert alert_title("bearing_temp_c:rate_of_change:above") == "Bearing temp rising too fast"
+    assert alert_title("predicted_failure") == "Predicted failure"
+
+    assert metric_label("bearing_temp_c") == ("Bearing temp", "°C")
+    assert metric_label("load") == ("Load", "")
+    assert raised_message("vibration_mm_s", 10.1, "above", 6, rate=False) == (
+        "Vibration 10.1 mm/s, above the limit of 6 mm/s"
+    )
+    assert raised_message("humidity_pct", 12.5, "below", 20, rate=False) == (
+        "Humidity 12.5%, below the limit of 20%"
+    )
+    assert raised_message("bearing_temp_c", 3.2, "above", 2, rate=True) == (
+        "Bearing temp rising 3.2 °C/h, beyond the limit of 2 °C/h"
+    )
