@@ -5,6 +5,10 @@ asking at the same moment, or one worker's service that listens on several conse
 ports (Kannel takes FIELDMESH_SMS_PORT to +3), could pick the same one. Every session
 therefore records the ports it took in a registry shared by the machine's test sessions
 (a file, under a lock, entries of dead sessions dropped), and never takes one listed there.
+
+Ports come from below the kernel's ephemeral range: a port handed out there can be taken,
+before the service binds it, as the local port of any outgoing connection (a loaded
+machine makes thousands), which made a broker's later listener fail to bind.
 """
 
 from __future__ import annotations
@@ -13,12 +17,32 @@ import contextlib
 import fcntl
 import json
 import os
+import random
 import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 _REGISTRY = Path(tempfile.gettempdir()) / "fieldmesh-test-ports.json"
+_LOWEST = 24000  # below: the well-known services and manual runs' ranges
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_HIGHEST = _ephemeral_low() - 1
+_rng = random.Random()
+
+
+def _candidate() -> socket.socket | None:
+    """A socket bound to a port below the ephemeral range (any port if there is no room)."""
+    if _HIGHEST - _LOWEST < 1000:
+        return _bind(0)
+    return _bind(_rng.randint(_LOWEST, _HIGHEST))
 
 
 @contextlib.contextmanager
@@ -70,7 +94,7 @@ def reserve(singles: int, blocks: tuple[int, ...] = ()) -> tuple[list[int], list
                 return str(port) not in taken and all(s.getsockname()[1] != port for s in held)
 
             while len(out_singles) < singles:
-                s = _bind(0)
+                s = _candidate()
                 if s is None:
                     continue
                 port = int(s.getsockname()[1])
@@ -81,7 +105,7 @@ def reserve(singles: int, blocks: tuple[int, ...] = ()) -> tuple[list[int], list
                     s.close()
             for size in blocks:
                 for _ in range(1000):
-                    first = _bind(0)
+                    first = _candidate()
                     if first is None:
                         continue
                     base = int(first.getsockname()[1])
