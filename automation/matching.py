@@ -154,19 +154,15 @@ async def _start_runs(
             (list(origins),),
         )
         origin = {int(r[0]): (int(r[1]), list(r[2]), int(r[3])) for r in await cur.fetchall()}
-    wids = list({c.workflow_id for c, _ in starts})
+    # runs of the last minute, per workflow and in all (index automation_runs_created)
     cur = await conn.execute(
-        "SELECT workflow_id, count(*) FROM automation_runs WHERE workflow_id = ANY(%s)"
-        " AND created_at > clock_timestamp() - interval '60 seconds' GROUP BY workflow_id",
-        (wids,),
+        "SELECT workflow_id, count(*) FROM automation_runs"
+        " WHERE created_at > clock_timestamp() - interval '60 seconds' GROUP BY workflow_id"
     )
     recent = {int(r[0]): int(r[1]) for r in await cur.fetchall()}
-    cur = await conn.execute(
-        "SELECT count(*) FROM automation_runs WHERE created_at > clock_timestamp() - interval '60 seconds'"
-    )
-    row = await cur.fetchone()
-    tenant = int(row[0]) if row else 0
+    tenant = sum(recent.values())
     dropped: dict[int, int] = {}
+    new: list[runs.NewRun] = []
     for c, ch in starts:
         chain: list[int] = []
         depth = 0
@@ -196,21 +192,21 @@ async def _start_runs(
             "old": ch["old"] if ch["new"] is not None else None,
             "actor_id": ch["actor_id"],
         }
-        await runs.start(
-            conn,
-            c.workflow_id,
-            c.version,
-            record_object=ch["record_object"],
-            record_id=ch["record_id"],
-            trigger=trigger,
-            chain=chain,
-            depth=depth,
-            parent_run_id=ch["origin_run_id"] if ch["origin_run_id"] in origin else None,
-            exit_on=[r.on for r in c.definition.exit_on],
-            change_at=ch["at"],
-            why=f"{ch['event']} of {ch['record_object']} {ch['record_id']}",
-            status="stopped" if error else "ready",
-            error=error,
+        new.append(
+            runs.NewRun(
+                workflow_id=c.workflow_id,
+                version=c.version,
+                record_object=ch["record_object"],
+                record_id=ch["record_id"],
+                trigger=trigger,
+                chain=chain,
+                depth=depth,
+                parent_run_id=ch["origin_run_id"] if ch["origin_run_id"] in origin else None,
+                exit_on=[r.on for r in c.definition.exit_on],
+                change_at=ch["at"],
+                why=f"{ch['event']} of {ch['record_object']} {ch['record_id']}",
+                error=error,
+            )
         )
         if error:
             stats.stopped += 1
@@ -231,6 +227,7 @@ async def _start_runs(
             stats.started += 1
             recent[c.workflow_id] = recent.get(c.workflow_id, 0) + 1
             tenant += 1
+    await runs.start_many(conn, new)  # one statement for the batch's runs, events and jobs
     for wid, n in dropped.items():
         await conn.execute(
             "UPDATE automation_workflows SET dropped_triggers = dropped_triggers + %s,"
