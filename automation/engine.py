@@ -132,6 +132,7 @@ ACTIONS: dict[type, Action] = {
     d.Assign: actions.assign_action,
     d.Notify: actions.notify_action,
     d.SendMessage: actions.send_message_action,
+    d.SendReport: actions.send_report_action,
     d.Replan: actions.replan_action,
     d.StartWorkflow: actions.start_workflow_action,
     d.LoadRecord: actions.load_record_action,
@@ -246,6 +247,7 @@ class Interpreter:
         return actions.RunView(
             self.run_id, self.run["workflow_id"], seq, self.owner,
             self.run["record_object"], self.run["record_id"], self.ctx,
+            str(self.run.get("kind") or "workflow"),
         )  # fmt: skip
 
     def _key(self, seq: int) -> str:
@@ -445,7 +447,7 @@ async def _load(
     async with env.pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
-            "SELECT r.*, w.owner_id FROM automation_runs r JOIN automation_workflows w ON w.id = r.workflow_id"
+            "SELECT r.*, w.owner_id, w.kind FROM automation_runs r JOIN automation_workflows w ON w.id = r.workflow_id"
             " WHERE r.id = %s",
             (run_id,),
         )

@@ -9,7 +9,7 @@
                          `work_order_sla.approaching` / `.breached` once per due time
 
 `register` takes the clock (tests pass a `ManualClock`) and the message channel (engage's
-at merge; the built-in outbox otherwise).
+by default, `automation.channels.EngageChannel`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb, set_json_loads
 
 from automation import definition as d
 from automation import engine, runs
-from automation.channels import Channel, OutboxChannel
+from automation.channels import Channel, EngageChannel
 from automation.clock import Clock, SystemClock
 from automation.cron import parse_cron
 from automation.matching import MATCH_BATCH, MatcherCache, match_batch
@@ -171,7 +171,7 @@ def register(
     from crm import hooks
 
     hooks.install()  # the CRM's rules for the records runs write (territories, stages ...)
-    a = Automation(clock or SystemClock(), channel or OutboxChannel())
+    a = Automation(clock or SystemClock(), channel or EngageChannel())
     registry.add(
         Task(
             runs.RUN_TASK,
