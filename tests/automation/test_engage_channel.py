@@ -118,7 +118,8 @@ def test_a_sequence_email_goes_out_through_engage_once_and_the_real_reply_exits(
         )
         assert [m["Subject"] for m in mails] == [f"Hello Ann {w.tag}"]
         assert mails[0]["From"].addresses[0].addr_spec == w.rep_address  # the owner's mailbox
-        assert "Shall we talk about your fleet?" in mails[0].get_body(("plain",)).get_content()
+        plain = mails[0].get_body(("plain",))
+        assert plain is not None and "Shall we talk about your fleet?" in plain.get_content()
         (row,) = _outbox(db_dsn, rid)
         assert row["idempotency_key"] == f"automation:{rid}:0"
 
