@@ -98,7 +98,7 @@ def test_a_weekly_report_is_mailed_as_xlsx_csv_and_pdf_with_only_the_owners_rows
         )
         assert [m["Subject"] for m in mails] == [f"Weekly: Accounts {w.tag}"]
         assert mails[0]["From"].addresses[0].addr_spec == w.rep_address
-        files = {p.get_filename(): p.get_content() for p in mails[0].iter_attachments()}
+        files = {str(p.get_filename()): p.get_content() for p in mails[0].iter_attachments()}
         assert sorted(files) == [f"Accounts-{w.tag}.{x}" for x in ("csv", "pdf", "xlsx")]
         csv_text = files[f"Accounts-{w.tag}.csv"]
         csv_text = csv_text.decode() if isinstance(csv_text, bytes) else csv_text
