@@ -235,13 +235,18 @@ class Interpreter:
 
     # ---------------------------------------------------------------- transactions
 
-    async def _lock(self, conn: Conn) -> None:
+    async def _lock(self, conn: Conn) -> str:
+        """Lock the run (runnable, else Halt) and mark the transaction's changes as this
+        run's (the loop guard reads it from the capture triggers); the run's status."""
         cur = await conn.execute(
-            "SELECT status FROM automation_runs WHERE id = %s FOR UPDATE", (self.run_id,)
+            "SELECT status, set_config('fieldmesh.automation_run', %s, true)"
+            " FROM automation_runs WHERE id = %s FOR UPDATE",
+            (str(self.run_id), self.run_id),
         )
         row = await cur.fetchone()
         if row is None or row[0] not in ("ready", "waiting"):
             raise Halt(f"run {self.run_id} is {row[0] if row else 'gone'}")
+        return str(row[0])
 
     def _view(self, seq: int) -> actions.RunView:
         return actions.RunView(
@@ -261,7 +266,7 @@ class Interpreter:
             return dict(j["output"])
         try:
             async with self.env.pool.connection() as conn, conn.transaction():
-                await self._lock(conn)
+                status = await self._lock(conn)
                 cur = await conn.execute(
                     """
                     INSERT INTO automation_steps (run_id, seq, step_id, action, status, idempotency_key)
@@ -274,9 +279,6 @@ class Interpreter:
                 )
                 if await cur.fetchone() is None:
                     raise Halt(f"run {self.run_id} step {seq} was done by another executor")
-                await conn.execute(
-                    "SELECT set_config('fieldmesh.automation_run', %s, true)", (str(self.run_id),)
-                )
                 outcome = await fn(conn, s, self._view(seq), self.env)
                 output = _json(outcome.output)
                 await conn.execute(
@@ -298,11 +300,12 @@ class Interpreter:
                             summary[:500],
                         ),
                     )
-                await conn.execute(
-                    "UPDATE automation_runs SET status = 'ready', wake_at = NULL, wait_event = NULL,"
-                    " updated_at = clock_timestamp() WHERE id = %s",
-                    (self.run_id,),
-                )
+                if status != "ready":  # resumed after a wait
+                    await conn.execute(
+                        "UPDATE automation_runs SET status = 'ready', wake_at = NULL,"
+                        " wait_event = NULL, updated_at = clock_timestamp() WHERE id = %s",
+                        (self.run_id,),
+                    )
         except Exception as exc:
             if permanent(exc):
                 raise StepFailed(s.id, str(exc)) from exc
