@@ -281,25 +281,29 @@ class Interpreter:
                     raise Halt(f"run {self.run_id} step {seq} was done by another executor")
                 outcome = await fn(conn, s, self._view(seq), self.env)
                 output = _json(outcome.output)
+                touched = outcome.touched
+                # the journal row done and the per-record log, in one statement
                 await conn.execute(
-                    "UPDATE automation_steps SET status = 'done', output = %s, input = %s,"
-                    " finished_at = clock_timestamp(), wake_at = NULL WHERE run_id = %s AND seq = %s",
-                    (Jsonb(output), Jsonb(_json(_input(s))), self.run_id, seq),
+                    "WITH done AS (UPDATE automation_steps SET status = 'done', output = %s,"
+                    " input = %s, finished_at = clock_timestamp(), wake_at = NULL"
+                    " WHERE run_id = %s AND seq = %s RETURNING run_id)"
+                    " INSERT INTO automation_record_log (record_object, record_id, run_id,"
+                    " workflow_id, step_id, action, summary)"
+                    " SELECT t.obj, t.rid, done.run_id, %s, %s, %s, t.summary FROM done,"
+                    " unnest(%s::text[], %s::text[], %s::text[]) AS t(obj, rid, summary)",
+                    (
+                        Jsonb(output),
+                        Jsonb(_json(_input(s))),
+                        self.run_id,
+                        seq,
+                        self.run["workflow_id"],
+                        s.id,
+                        _action(s),
+                        [t[0] for t in touched],
+                        [t[1] for t in touched],
+                        [t[2][:500] for t in touched],
+                    ),
                 )
-                for obj, rid, summary in outcome.touched:
-                    await conn.execute(
-                        "INSERT INTO automation_record_log (record_object, record_id, run_id, workflow_id,"
-                        " step_id, action, summary) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        (
-                            obj,
-                            rid,
-                            self.run_id,
-                            self.run["workflow_id"],
-                            s.id,
-                            _action(s),
-                            summary[:500],
-                        ),
-                    )
                 if status != "ready":  # resumed after a wait
                     await conn.execute(
                         "UPDATE automation_runs SET status = 'ready', wake_at = NULL,"
@@ -449,21 +453,24 @@ async def _load(
 ) -> tuple[dict[str, Any], d.Definition, Any, dict[int, dict[str, Any]]] | None:
     async with env.pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            "SELECT r.*, w.owner_id, w.kind FROM automation_runs r JOIN automation_workflows w ON w.id = r.workflow_id"
-            " WHERE r.id = %s",
-            (run_id,),
-        )
+        jcur = conn.cursor(row_factory=dict_row)
+        async with conn.pipeline():  # the run and its journal in one round trip
+            await cur.execute(
+                "SELECT r.*, w.owner_id, w.kind FROM automation_runs r"
+                " JOIN automation_workflows w ON w.id = r.workflow_id WHERE r.id = %s",
+                (run_id,),
+            )
+            await jcur.execute(
+                "SELECT seq, step_id, status, output, wake_at, wait_event FROM automation_steps"
+                " WHERE run_id = %s",
+                (run_id,),
+            )
         run = await cur.fetchone()
+        journal = {int(r["seq"]): r for r in await jcur.fetchall()}
         if run is None or run["status"] not in ("ready", "waiting"):
             return None
         definition = await env.definition(conn, run["workflow_id"], run["version"])
         owner = await load_principal(conn, run["owner_id"])
-        await cur.execute(
-            "SELECT seq, step_id, status, output, wake_at, wait_event FROM automation_steps WHERE run_id = %s",
-            (run_id,),
-        )
-        journal = {int(r["seq"]): r for r in await cur.fetchall()}
     return run, definition, owner, journal
 
 
@@ -492,14 +499,13 @@ async def advance(env: Env, run_id: int) -> str:
         await fail(env, run_id, exc.step_id, exc.message, seq=interp.seq - 1)
         return "failed"
     async with env.pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            "UPDATE automation_runs SET status = 'completed', finished_at = clock_timestamp(),"
+        await conn.execute(
+            "WITH c AS (UPDATE automation_runs SET status = 'completed', finished_at = clock_timestamp(),"
             " updated_at = clock_timestamp(), wake_at = NULL WHERE id = %s AND status IN ('ready', 'waiting')"
-            " RETURNING 1",
-            (run_id,),
+            " RETURNING id)"
+            " INSERT INTO automation_run_events (run_id, kind, message) SELECT id, 'completed', %s FROM c",
+            (run_id, f"{interp.seq} steps"),
         )
-        if await cur.fetchone() is not None:
-            await runs.event(conn, run_id, "completed", f"{interp.seq} steps")
     return "completed"
 
 
