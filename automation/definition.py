@@ -62,6 +62,9 @@ CAPTURED = {
     "email": "engage",
     "sms": "engage",
     "chat": "engage",
+    # from the CRM's tables (a meeting activity for a contact or lead, a lead converted)
+    "meeting": "meeting",
+    "lead": "lead",
 }
 
 
