@@ -324,8 +324,8 @@ $('save').addEventListener('click', async () => {
   try {
     const body = { kind: kind.value, definition: clean(draft) };
     const w = current === null ? await send('/workflows', 'POST', body) : await send(`/workflows/${current}`, 'PUT', body);
-    out.textContent = `saved: version ${w.version}`;
     await open(w.id);
+    out.textContent = `saved: version ${w.version}`;
   } catch (e) {
     fail(e);
   }

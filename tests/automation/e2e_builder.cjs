@@ -38,6 +38,7 @@ async function main() {
     const error = await page.textContent('#errors');
     await page.getByLabel('due_in_s', { exact: true }).fill('3600');
     await page.click('#save');
+    await page.waitForFunction(() => document.getElementById('version').textContent === 'version 1');
     await page.waitForFunction(() => document.getElementById('out').textContent.startsWith('saved'));
     const first = await page.textContent('#out');
     // a branch after the task, with a notify step in its `then`
