@@ -7,7 +7,7 @@ export default [
   { ignores: ['node_modules/', '.venv/', '.state/', 'bench/out/', '**/vendor/'] },
   js.configs.recommended,
   {
-    files: ['console/static/**/*.js', 'ar_viewer/static/**/*.js', 'calendars/static/**/*.js', 'phone/static/**/*.js'],
+    files: ['console/static/**/*.js', 'ar_viewer/static/**/*.js', 'calendars/static/**/*.js', 'phone/static/**/*.js', 'automation/static/**/*.js'],
     languageOptions: { ecmaVersion: 2022, sourceType: 'module', globals: { ...globals.browser } },
   },
   {

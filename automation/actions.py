@@ -48,6 +48,7 @@ class RunView:
     record_object: str | None
     record_id: str | None
     ctx: dict[str, Any]  # record, old, trigger, steps, item, run
+    kind: str = "workflow"  # or "sequence"
 
 
 @dataclass(slots=True)
@@ -290,6 +291,9 @@ async def send_message_action(conn: Conn, s: d.SendMessage, run: RunView, env: A
             str(render(s.body, run.ctx)),
             f"automation:{run.run_id}:{run.seq}",
             run.run_id,
+            sender_user_id=run.owner.user_id,
+            template=s.template,
+            purpose=s.purpose or ("marketing" if run.kind == "sequence" else None),
         ),
     )
     touched = (
@@ -298,6 +302,51 @@ async def send_message_action(conn: Conn, s: d.SendMessage, run: RunView, env: A
         else []
     )
     return Outcome(out, touched)
+
+
+async def send_report_action(conn: Conn, s: d.SendReport, run: RunView, env: Any) -> Outcome:
+    """The saved report, run as the owner (only rows the owner may see), as attachments to
+    each recipient; one idempotency key per recipient, derived from the step's."""
+    from automation.report_files import render_files
+    from crm.report_routes import get_report
+    from crm.reports import run_report
+
+    saved = await get_report(conn, run.owner, s.report_id)  # 404 unless the owner may see it
+    result = await run_report(conn, run.owner, saved.definition)
+    files = render_files(result, saved.name, list(dict.fromkeys(s.formats)))
+    to = list(dict.fromkeys(a.strip().lower() for a in s.to))
+    if s.to_users:
+        cur = await conn.execute(
+            "SELECT id, email FROM users WHERE id = ANY(%s) AND active", (list(s.to_users),)
+        )
+        found = {int(r[0]): str(r[1]) for r in await cur.fetchall()}
+        missing = [u for u in s.to_users if u not in found]
+        if missing:
+            raise ActionError(f"no active users {missing}", field="to_users")
+        to += [found[u].lower() for u in s.to_users if found[u].lower() not in to]
+    ctx = {**run.ctx, "report": {"id": saved.id, "name": saved.name, "rows": len(result.rows)}}
+    channel: Channel = env.channel
+    sent = []
+    for i, address in enumerate(to):
+        out = await channel.send(
+            conn,
+            Message(
+                "email", None, None, address,
+                str(render(s.subject, ctx)), str(render(s.body, ctx)),
+                f"automation:{run.run_id}:{run.seq}:{i}", run.run_id,
+                sender_user_id=run.owner.user_id, purpose="transactional", attachments=files,
+            ),
+        )  # fmt: skip
+        sent.append(out)
+    return Outcome(
+        {
+            "report_id": saved.id,
+            "rows": len(result.rows),
+            "truncated": result.truncated,
+            "files": [f.filename for f in files],
+            "sent": sent,
+        }
+    )
 
 
 async def replan_action(conn: Conn, s: d.Replan, run: RunView, env: Any) -> Outcome:

@@ -58,6 +58,13 @@ CAPTURED = {
     "alert": "alert",
     "geofence": "geofence",
     "visit": "visit",
+    # engage's inbound messages, opens and consent (triggers on engage's tables)
+    "email": "engage",
+    "sms": "engage",
+    "chat": "engage",
+    # from the CRM's tables (a meeting activity for a contact or lead, a lead converted)
+    "meeting": "meeting",
+    "lead": "lead",
 }
 
 
@@ -156,12 +163,33 @@ class Webhook(_Step, tag="webhook", frozen=True):
 
 
 class SendMessage(_Step, tag="send_message", frozen=True):
-    """E-mail or SMS from a template to the record's contact or lead, through the channel."""
+    """E-mail or SMS to the record's contact or lead, through the channel (engage): a `body`
+    (and `subject`) with `{{...}}` fields, or one of engage's templates by name. `purpose`
+    decides which consent applies (default: marketing in a sequence, else transactional)."""
 
     channel: Literal["email", "sms"]
-    body: Text
+    body: Text = ""
     subject: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    template: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    purpose: Literal["transactional", "service", "marketing"] | None = None
     business_hours: bool = True
+
+
+class SendReport(_Step, tag="send_report", frozen=True):
+    """Run a saved report (the console's, `crm.reports`) as the workflow's owner and e-mail
+    it as attachments (XLSX, CSV, PDF) from the owner's mailbox, through engage."""
+
+    report_id: Annotated[int, msgspec.Meta(ge=1)]
+    to: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=254, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+$")]],
+        msgspec.Meta(max_length=20),
+    ] = []
+    to_users: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=20)] = []
+    formats: Annotated[
+        list[Literal["xlsx", "csv", "pdf"]], msgspec.Meta(min_length=1, max_length=3)
+    ] = msgspec.field(default_factory=lambda: ["xlsx"])
+    subject: Annotated[str, msgspec.Meta(max_length=500)] = "{{report.name}}"
+    body: Text = "The report {{report.name}} is attached ({{report.rows}} rows)."
 
 
 class Replan(_Step, tag="replan", frozen=True):
@@ -206,8 +234,8 @@ class LoadRecord(_Step, tag="load_record", frozen=True):
 
 
 Step = (
-    CreateRecord | UpdateRecord | CreateTask | Assign | Notify | Webhook | SendMessage | Replan
-    | Wait | Branch | ForEach | StartWorkflow | LoadRecord
+    CreateRecord | UpdateRecord | CreateTask | Assign | Notify | Webhook | SendMessage | SendReport
+    | Replan | Wait | Branch | ForEach | StartWorkflow | LoadRecord
 )  # fmt: skip
 
 
@@ -363,6 +391,10 @@ def check(d: Definition) -> None:
                     f = entity.field(name)
                     if f is None or not f.write:
                         raise DefinitionError(where, f"{obj} has no writable field {name!r}")
+        elif isinstance(s, SendMessage) and not (s.body.strip() or s.template):
+            raise DefinitionError(where, "a message needs a body or a template")
+        elif isinstance(s, SendReport) and not (s.to or s.to_users):
+            raise DefinitionError(where, "a report needs recipients: to or to_users")
         elif isinstance(s, Webhook) and not s.url.startswith(("https://", "http://")):
             raise DefinitionError(where, "url must be http(s)")
 

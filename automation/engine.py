@@ -132,6 +132,7 @@ ACTIONS: dict[type, Action] = {
     d.Assign: actions.assign_action,
     d.Notify: actions.notify_action,
     d.SendMessage: actions.send_message_action,
+    d.SendReport: actions.send_report_action,
     d.Replan: actions.replan_action,
     d.StartWorkflow: actions.start_workflow_action,
     d.LoadRecord: actions.load_record_action,
@@ -234,18 +235,24 @@ class Interpreter:
 
     # ---------------------------------------------------------------- transactions
 
-    async def _lock(self, conn: Conn) -> None:
+    async def _lock(self, conn: Conn) -> str:
+        """Lock the run (runnable, else Halt) and mark the transaction's changes as this
+        run's (the loop guard reads it from the capture triggers); the run's status."""
         cur = await conn.execute(
-            "SELECT status FROM automation_runs WHERE id = %s FOR UPDATE", (self.run_id,)
+            "SELECT status, set_config('fieldmesh.automation_run', %s, true)"
+            " FROM automation_runs WHERE id = %s FOR UPDATE",
+            (str(self.run_id), self.run_id),
         )
         row = await cur.fetchone()
         if row is None or row[0] not in ("ready", "waiting"):
             raise Halt(f"run {self.run_id} is {row[0] if row else 'gone'}")
+        return str(row[0])
 
     def _view(self, seq: int) -> actions.RunView:
         return actions.RunView(
             self.run_id, self.run["workflow_id"], seq, self.owner,
             self.run["record_object"], self.run["record_id"], self.ctx,
+            str(self.run.get("kind") or "workflow"),
         )  # fmt: skip
 
     def _key(self, seq: int) -> str:
@@ -259,7 +266,7 @@ class Interpreter:
             return dict(j["output"])
         try:
             async with self.env.pool.connection() as conn, conn.transaction():
-                await self._lock(conn)
+                status = await self._lock(conn)
                 cur = await conn.execute(
                     """
                     INSERT INTO automation_steps (run_id, seq, step_id, action, status, idempotency_key)
@@ -272,35 +279,37 @@ class Interpreter:
                 )
                 if await cur.fetchone() is None:
                     raise Halt(f"run {self.run_id} step {seq} was done by another executor")
-                await conn.execute(
-                    "SELECT set_config('fieldmesh.automation_run', %s, true)", (str(self.run_id),)
-                )
                 outcome = await fn(conn, s, self._view(seq), self.env)
                 output = _json(outcome.output)
+                touched = outcome.touched
+                # the journal row done and the per-record log, in one statement
                 await conn.execute(
-                    "UPDATE automation_steps SET status = 'done', output = %s, input = %s,"
-                    " finished_at = clock_timestamp(), wake_at = NULL WHERE run_id = %s AND seq = %s",
-                    (Jsonb(output), Jsonb(_json(_input(s))), self.run_id, seq),
+                    "WITH done AS (UPDATE automation_steps SET status = 'done', output = %s,"
+                    " input = %s, finished_at = clock_timestamp(), wake_at = NULL"
+                    " WHERE run_id = %s AND seq = %s RETURNING run_id)"
+                    " INSERT INTO automation_record_log (record_object, record_id, run_id,"
+                    " workflow_id, step_id, action, summary)"
+                    " SELECT t.obj, t.rid, done.run_id, %s, %s, %s, t.summary FROM done,"
+                    " unnest(%s::text[], %s::text[], %s::text[]) AS t(obj, rid, summary)",
+                    (
+                        Jsonb(output),
+                        Jsonb(_json(_input(s))),
+                        self.run_id,
+                        seq,
+                        self.run["workflow_id"],
+                        s.id,
+                        _action(s),
+                        [t[0] for t in touched],
+                        [t[1] for t in touched],
+                        [t[2][:500] for t in touched],
+                    ),
                 )
-                for obj, rid, summary in outcome.touched:
+                if status != "ready":  # resumed after a wait
                     await conn.execute(
-                        "INSERT INTO automation_record_log (record_object, record_id, run_id, workflow_id,"
-                        " step_id, action, summary) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        (
-                            obj,
-                            rid,
-                            self.run_id,
-                            self.run["workflow_id"],
-                            s.id,
-                            _action(s),
-                            summary[:500],
-                        ),
+                        "UPDATE automation_runs SET status = 'ready', wake_at = NULL,"
+                        " wait_event = NULL, updated_at = clock_timestamp() WHERE id = %s",
+                        (self.run_id,),
                     )
-                await conn.execute(
-                    "UPDATE automation_runs SET status = 'ready', wake_at = NULL, wait_event = NULL,"
-                    " updated_at = clock_timestamp() WHERE id = %s",
-                    (self.run_id,),
-                )
         except Exception as exc:
             if permanent(exc):
                 raise StepFailed(s.id, str(exc)) from exc
@@ -444,21 +453,24 @@ async def _load(
 ) -> tuple[dict[str, Any], d.Definition, Any, dict[int, dict[str, Any]]] | None:
     async with env.pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            "SELECT r.*, w.owner_id FROM automation_runs r JOIN automation_workflows w ON w.id = r.workflow_id"
-            " WHERE r.id = %s",
-            (run_id,),
-        )
+        jcur = conn.cursor(row_factory=dict_row)
+        async with conn.pipeline():  # the run and its journal in one round trip
+            await cur.execute(
+                "SELECT r.*, w.owner_id, w.kind FROM automation_runs r"
+                " JOIN automation_workflows w ON w.id = r.workflow_id WHERE r.id = %s",
+                (run_id,),
+            )
+            await jcur.execute(
+                "SELECT seq, step_id, status, output, wake_at, wait_event FROM automation_steps"
+                " WHERE run_id = %s",
+                (run_id,),
+            )
         run = await cur.fetchone()
+        journal = {int(r["seq"]): r for r in await jcur.fetchall()}
         if run is None or run["status"] not in ("ready", "waiting"):
             return None
         definition = await env.definition(conn, run["workflow_id"], run["version"])
         owner = await load_principal(conn, run["owner_id"])
-        await cur.execute(
-            "SELECT seq, step_id, status, output, wake_at, wait_event FROM automation_steps WHERE run_id = %s",
-            (run_id,),
-        )
-        journal = {int(r["seq"]): r for r in await cur.fetchall()}
     return run, definition, owner, journal
 
 
@@ -487,14 +499,13 @@ async def advance(env: Env, run_id: int) -> str:
         await fail(env, run_id, exc.step_id, exc.message, seq=interp.seq - 1)
         return "failed"
     async with env.pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            "UPDATE automation_runs SET status = 'completed', finished_at = clock_timestamp(),"
+        await conn.execute(
+            "WITH c AS (UPDATE automation_runs SET status = 'completed', finished_at = clock_timestamp(),"
             " updated_at = clock_timestamp(), wake_at = NULL WHERE id = %s AND status IN ('ready', 'waiting')"
-            " RETURNING 1",
-            (run_id,),
+            " RETURNING id)"
+            " INSERT INTO automation_run_events (run_id, kind, message) SELECT id, 'completed', %s FROM c",
+            (run_id, f"{interp.seq} steps"),
         )
-        if await cur.fetchone() is not None:
-            await runs.event(conn, run_id, "completed", f"{interp.seq} steps")
     return "completed"
 
 

@@ -9,7 +9,7 @@
                          `work_order_sla.approaching` / `.breached` once per due time
 
 `register` takes the clock (tests pass a `ManualClock`) and the message channel (engage's
-at merge; the built-in outbox otherwise).
+by default, `automation.channels.EngageChannel`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
+from psycopg import pq
 from psycopg.types.json import Jsonb, set_json_loads
 
 from automation import definition as d
 from automation import engine, runs
-from automation.channels import Channel, OutboxChannel
+from automation.channels import Channel, EngageChannel
 from automation.clock import Clock, SystemClock
 from automation.cron import parse_cron
-from automation.matching import MATCH_BATCH, MatcherCache, match_batch
+from automation.matching import MatcherCache, match_batch
 from kernel.jobs import JobContext, Registry, Task
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,21 @@ SCHEDULE_TASK = "automation.schedule"
 SLA_TASK = "automation.sla"
 SLA_APPROACHING_S = 3600.0
 MATCH_BUDGET_S = 20.0
+MATCHERS = 2  # matcher jobs running at once (SKIP LOCKED splits a backlog between them)
+_MATCHER_LOCK = 0x6175746F  # advisory lock class of the matchers ("auto")
+
+
+async def _take_matcher_lock(conn: Any) -> int | None:
+    for slot in range(MATCHERS):
+        cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_MATCHER_LOCK, slot))
+        row = await cur.fetchone()
+        if row and row[0]:
+            return slot
+    return None
+
+
+async def _release_matcher_lock(conn: Any, slot: int) -> None:
+    await conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_MATCHER_LOCK, slot))
 
 
 class Automation:
@@ -74,29 +90,51 @@ class Automation:
         )
 
     async def match(self, ctx: JobContext, args: dict[str, Any]) -> None:
+        """Match until the outbox is empty (or the budget is spent).
+
+        At most MATCHERS run at once, each holding one of MATCHERS advisory locks: a
+        matcher job that finds them all taken ends at once, so the jobs the capture trigger
+        queues while changes keep coming (one whenever none is queued) never fill the
+        worker's slots that the runs need. No change is left behind: a matcher releases its
+        lock and only then looks for changes once more (a job that found the locks taken
+        did so after its change committed, so that last look sees the change)."""
         from kernel.jobs import enqueue
 
         deadline = time.monotonic() + MATCH_BUDGET_S
-        helped = args.get("helper", False)
         async with ctx.pool.connection() as conn:
-            set_json_loads(msgspec.json.decode, conn)  # the changes' rows, about 4x json's speed
+            await conn.set_autocommit(True)  # the locks outside transactions; batches in theirs
+            slot: int | None = None
             try:
+                slot = await _take_matcher_lock(conn)
+                if slot is None:
+                    return
+                set_json_loads(msgspec.json.decode, conn)  # the changes' rows, ~4x json's speed
                 while time.monotonic() < deadline:
                     stats = await match_batch(conn, self.cache)
-                    if stats.changes == 0:
+                    if stats.changes > 0:
+                        continue
+                    await _release_matcher_lock(conn, slot)
+                    slot = None
+                    # rows another matcher's batch holds are that matcher's: skipped
+                    cur = await conn.execute(
+                        "SELECT EXISTS (SELECT 1 FROM automation_changes FOR UPDATE SKIP LOCKED)"
+                    )
+                    row = await cur.fetchone()
+                    if not (row and row[0]):
                         return
-                    if stats.changes == MATCH_BATCH and not helped:
-                        # a backlog: a second matcher on another worker (SKIP LOCKED splits it)
-                        await enqueue(
-                            conn, MATCH_TASK, {"helper": True}, dedupe_key=f"{MATCH_TASK}:helper"
-                        )
-                        await conn.commit()
-                        helped = True
+                    slot = await _take_matcher_lock(conn)
+                    if slot is None:
+                        return  # other matchers have them
+                # the budget is spent with changes left: another pass after other jobs' turn
+                async with conn.transaction():
+                    await enqueue(conn, MATCH_TASK, dedupe_key=MATCH_TASK)
             finally:
-                set_json_loads(json.loads, conn)
-            # more left: another pass, after other jobs had their turn
-            await enqueue(conn, MATCH_TASK, dedupe_key=MATCH_TASK)
-            await conn.commit()
+                if conn.info.transaction_status == pq.TransactionStatus.IDLE:
+                    if slot is not None:
+                        await _release_matcher_lock(conn, slot)
+                    set_json_loads(json.loads, conn)
+                    await conn.set_autocommit(False)
+                # else: a broken connection; the pool discards it, and its locks with it
 
     async def wake(self, ctx: JobContext, args: dict[str, Any]) -> None:
         async with ctx.pool.connection() as conn, conn.transaction():
@@ -171,7 +209,7 @@ def register(
     from crm import hooks
 
     hooks.install()  # the CRM's rules for the records runs write (territories, stages ...)
-    a = Automation(clock or SystemClock(), channel or OutboxChannel())
+    a = Automation(clock or SystemClock(), channel or EngageChannel())
     registry.add(
         Task(
             runs.RUN_TASK,

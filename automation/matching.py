@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -87,17 +87,60 @@ class BatchStats:
     woken: int = 0
 
 
-def _owner_sees(cache: MatcherCache, c: Compiled, ch: dict[str, Any]) -> bool:
+Scope = dict[tuple[str, str], dict[str, Any]]
+
+
+def _owner_sees(cache: MatcherCache, c: Compiled, ch: dict[str, Any], scopes: Scope) -> bool:
     """A workflow starts only from CRM records its owner may see (the run's history shows
-    the record); other events (alerts, geofences, outside events) are not record-scoped."""
+    the record); events of no record (alerts, outside events without one) are not
+    record-scoped. A record's own change carries its owner and territory; an event about a
+    record (a geofence event or visit at an account, a reply from a contact) is checked
+    against the record itself (`scopes`)."""
     if ch["record_object"] not in d.RECORD_OBJECTS:
         return True
     p = cache.owners.get(c.owner_id)
     if p is None:
         return False
-    row = _row(ch) or {}
+    if _about(ch):
+        row = scopes.get((ch["record_object"], str(ch["record_id"])))
+        if row is None:  # the record is gone
+            return False
+    else:
+        row = _row(ch) or {}
     owners = [row.get("owner_id"), row.get("assignee_id")]
     return any(p.may_see(o, row.get("territory_id")) for o in owners)
+
+
+def _about(ch: dict[str, Any]) -> bool:
+    """An event about a record rather than the record's own change."""
+    return bool(ch["event"].partition(".")[0] != ch["record_object"])
+
+
+async def _scopes(conn: Conn, changes: list[dict[str, Any]]) -> Scope:
+    """Owner, assignee and territory of the records events are about (one query per object)."""
+    wanted: dict[str, set[int]] = {}
+    for ch in changes:
+        if ch["record_object"] in d.RECORD_OBJECTS and ch["record_id"] and _about(ch):
+            try:
+                wanted.setdefault(ch["record_object"], set()).add(int(ch["record_id"]))
+            except ValueError:
+                continue
+    out: Scope = {}
+    for obj, ids in wanted.items():
+        assignee = "assignee_id" if obj == "work_orders" else "NULL::bigint"
+        cur = await conn.execute(
+            sql.SQL("SELECT id, owner_id, {}, territory_id FROM {} WHERE id = ANY(%s)").format(
+                sql.SQL(assignee), sql.Identifier(obj)
+            ),
+            (sorted(ids),),
+        )
+        for rid, owner, assigned, territory in await cur.fetchall():
+            out[(obj, str(rid))] = {
+                "owner_id": owner,
+                "assignee_id": assigned,
+                "territory_id": territory,
+            }
+    return out
 
 
 def _row(change: dict[str, Any]) -> dict[str, Any] | None:
@@ -124,12 +167,11 @@ async def match_batch(
             return stats
         stats.changes = len(changes)
         matcher = await cache.get(conn)
-        starts = [
-            (c, ch)
-            for ch in changes
-            for c in matcher.match(ch["event"], ch["old"], _row(ch))
-            if _owner_sees(cache, c, ch)
+        candidates = [
+            (c, ch) for ch in changes for c in matcher.match(ch["event"], ch["old"], _row(ch))
         ]
+        scopes = await _scopes(conn, [ch for _, ch in candidates]) if candidates else {}
+        starts = [(c, ch) for c, ch in candidates if _owner_sees(cache, c, ch, scopes)]
         if starts:
             await _start_runs(conn, cache, starts, stats, tenant_limit)
         await _exits_and_waits(conn, cache, changes, stats)
@@ -154,19 +196,15 @@ async def _start_runs(
             (list(origins),),
         )
         origin = {int(r[0]): (int(r[1]), list(r[2]), int(r[3])) for r in await cur.fetchall()}
-    wids = list({c.workflow_id for c, _ in starts})
+    # runs of the last minute, per workflow and in all (index automation_runs_created)
     cur = await conn.execute(
-        "SELECT workflow_id, count(*) FROM automation_runs WHERE workflow_id = ANY(%s)"
-        " AND created_at > clock_timestamp() - interval '60 seconds' GROUP BY workflow_id",
-        (wids,),
+        "SELECT workflow_id, count(*) FROM automation_runs"
+        " WHERE created_at > clock_timestamp() - interval '60 seconds' GROUP BY workflow_id"
     )
     recent = {int(r[0]): int(r[1]) for r in await cur.fetchall()}
-    cur = await conn.execute(
-        "SELECT count(*) FROM automation_runs WHERE created_at > clock_timestamp() - interval '60 seconds'"
-    )
-    row = await cur.fetchone()
-    tenant = int(row[0]) if row else 0
+    tenant = sum(recent.values())
     dropped: dict[int, int] = {}
+    new: list[runs.NewRun] = []
     for c, ch in starts:
         chain: list[int] = []
         depth = 0
@@ -196,21 +234,21 @@ async def _start_runs(
             "old": ch["old"] if ch["new"] is not None else None,
             "actor_id": ch["actor_id"],
         }
-        await runs.start(
-            conn,
-            c.workflow_id,
-            c.version,
-            record_object=ch["record_object"],
-            record_id=ch["record_id"],
-            trigger=trigger,
-            chain=chain,
-            depth=depth,
-            parent_run_id=ch["origin_run_id"] if ch["origin_run_id"] in origin else None,
-            exit_on=[r.on for r in c.definition.exit_on],
-            change_at=ch["at"],
-            why=f"{ch['event']} of {ch['record_object']} {ch['record_id']}",
-            status="stopped" if error else "ready",
-            error=error,
+        new.append(
+            runs.NewRun(
+                workflow_id=c.workflow_id,
+                version=c.version,
+                record_object=ch["record_object"],
+                record_id=ch["record_id"],
+                trigger=trigger,
+                chain=chain,
+                depth=depth,
+                parent_run_id=ch["origin_run_id"] if ch["origin_run_id"] in origin else None,
+                exit_on=[r.on for r in c.definition.exit_on],
+                change_at=ch["at"],
+                why=f"{ch['event']} of {ch['record_object']} {ch['record_id']}",
+                error=error,
+            )
         )
         if error:
             stats.stopped += 1
@@ -231,6 +269,7 @@ async def _start_runs(
             stats.started += 1
             recent[c.workflow_id] = recent.get(c.workflow_id, 0) + 1
             tenant += 1
+    await runs.start_many(conn, new)  # one statement for the batch's runs, events and jobs
     for wid, n in dropped.items():
         await conn.execute(
             "UPDATE automation_workflows SET dropped_triggers = dropped_triggers + %s,"

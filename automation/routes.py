@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -27,6 +28,8 @@ from kernel.errors import ApiError, NotFound, Unprocessable
 from kernel.http import Access, RawBody, Reply, Req, Routes
 
 routes = Routes("automation", "User-defined workflows, sequences, their runs and history")
+STATIC = Path(__file__).parent / "static"
+_PAGE = "the workflow builder's files (no data; the page signs in through the console's session)"
 
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=500)]
@@ -616,3 +619,28 @@ async def inbound(req: Req, path: WorkflowPath, body: bytes) -> Reply[RunStartOu
 
 def setup(app: web.Application) -> None:
     routes.mount(app)
+
+
+@routes.get(
+    "/automation/builder/",
+    access=Access.public(_PAGE),
+    summary="The workflow builder page",
+    content_type="text/html",
+)
+async def builder_page(req: Req) -> web.StreamResponse:
+    return web.FileResponse(
+        STATIC / "builder.html", headers={"Content-Type": "text/html", "Cache-Control": "no-cache"}
+    )
+
+
+@routes.get(
+    "/automation/builder/builder.js",
+    access=Access.public(_PAGE),
+    summary="The workflow builder's script",
+    content_type="application/javascript",
+)
+async def builder_script(req: Req) -> web.StreamResponse:
+    return web.FileResponse(
+        STATIC / "builder.js",
+        headers={"Content-Type": "application/javascript", "Cache-Control": "no-cache"},
+    )

@@ -324,17 +324,33 @@ def latency_phase(dsn: str, rate: float, seconds: float, rng: random.Random) -> 
                 (first_run,),
             ).fetchall()
         ]
+        # where the time goes: the matcher (change -> run started), the queue (run started ->
+        # its job claimed by a worker), the first step (claimed -> its effect committed)
+        parts = conn.execute(
+            "SELECT extract(epoch FROM r.created_at - r.change_at) * 1000,"
+            " extract(epoch FROM j.started_at - r.created_at) * 1000,"
+            " extract(epoch FROM s.finished_at - j.started_at) * 1000"
+            " FROM automation_runs r JOIN automation_steps s ON s.run_id = r.id AND s.seq = 0"
+            " JOIN jobs j ON j.dedupe_key = 'automation.run:' || r.id"
+            " WHERE r.id > %s AND r.change_at IS NOT NULL",
+            (first_run,),
+        ).fetchall()
     lat.sort()
 
-    def pct(q: float) -> float:
-        return lat[min(int(q * len(lat)), len(lat) - 1)] if lat else float("nan")
+    def pct(q: float, xs: list[float] = lat) -> float:
+        xs = sorted(xs)
+        return xs[min(int(q * len(xs)), len(xs) - 1)] if xs else float("nan")
 
-    return {
+    out = {
         "offered_per_s": offered,
         "runs": float(len(lat)),
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
     }
+    for i, name in enumerate(("match", "queue", "step")):
+        xs = [float(r[i]) for r in parts if r[i] is not None]
+        out[f"{name}_p50_ms"], out[f"{name}_p99_ms"] = pct(0.50, xs), pct(0.99, xs)
+    return out
 
 
 async def start_crash_runs(dsn: str, wid: int, n: int) -> None:
@@ -524,6 +540,14 @@ def main() -> None:
         ("runs started in the latency phase", f"{lat['runs']:.0f}"),
         ("trigger to first action p50 (ms)", f"{lat['p50_ms']:.0f}"),
         ("trigger to first action p99 (ms)", f"{lat['p99_ms']:.0f}"),
+        (
+            "  of which matcher / queue / first step, p50 (ms)",
+            f"{lat['match_p50_ms']:.0f} / {lat['queue_p50_ms']:.0f} / {lat['step_p50_ms']:.0f}",
+        ),
+        (
+            "  of which matcher / queue / first step, p99 (ms)",
+            f"{lat['match_p99_ms']:.0f} / {lat['queue_p99_ms']:.0f} / {lat['step_p99_ms']:.0f}",
+        ),
         ("crash run: runs / kills", f"{crash['runs']:.0f} / {crash['kills']:.0f}"),
         ("crash run: steps/s (kills and leases included)", f"{crash['steps_per_s']:,.0f}"),
         (
@@ -544,6 +568,11 @@ def main() -> None:
                 "duplicate_effects": int(crash["duplicate_effects"]),
                 "lost_effects": int(crash["lost_effects"]),
                 "trigger_to_action_p50_ms": round(lat["p50_ms"], 1),
+                "latency_p99_ms_match_queue_step": [
+                    round(lat["match_p99_ms"], 1),
+                    round(lat["queue_p99_ms"], 1),
+                    round(lat["step_p99_ms"], 1),
+                ],
                 "matcher_in_process_per_s": round(m["indexed_changes_per_s"]),
                 "baseline_naive_per_s": round(m["naive_changes_per_s"]),
                 "outbox_offered_per_s": round(db["offered_per_s"]),

@@ -262,6 +262,9 @@ class Worker:
         self.stats = WorkerStats()
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        # the slot of each periodic task this worker last offered: a wake-up (every NOTIFY)
+        # does not ask the database again for a slot already offered
+        self._offered: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
@@ -271,9 +274,12 @@ class Worker:
         listener = asyncio.create_task(self._listen(stop), name="jobs-listen")
         try:
             while not stop.is_set():
+                # cleared before looking, not after: a NOTIFY that arrives while this pass
+                # claims is kept and starts the next pass at once (cleared after the claims,
+                # it was lost and its job waited for the next poll)
+                self._wake.clear()
                 await self._offer_periodic(pool)
                 await self._claim_all(pool)
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_s):
                         waits = [asyncio.ensure_future(self._wake.wait())]
@@ -306,6 +312,8 @@ class Worker:
         now = time.time()
         for p in self.registry.periodic:
             slot = int(now // p.every_s)
+            if self._offered.get(p.task) == slot:
+                continue
             try:
                 async with pool.connection() as conn:
                     cur = await conn.execute(
@@ -316,6 +324,7 @@ class Worker:
                     )
                     if await cur.fetchone() is not None:
                         await enqueue(conn, p.task, p.args, dedupe_key=f"periodic:{p.task}")
+                self._offered[p.task] = slot
             except psycopg.OperationalError as exc:
                 log.warning("jobs: cannot offer periodic %s: %s", p.task, exc)
 

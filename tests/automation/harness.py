@@ -17,6 +17,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from automation import service
+from automation.channels import EngageChannel, OutboxChannel
 from automation.clock import ManualClock
 from automation.jobs import register
 from crm import hooks
@@ -33,11 +34,28 @@ hooks.install()
 
 @contextmanager
 def worker_thread(
-    dsn: str, clock: ManualClock, concurrency: int = 4, settings: Settings | None = None
+    dsn: str,
+    clock: ManualClock,
+    concurrency: int = 4,
+    settings: Settings | None = None,
+    *,
+    engage: bool = False,
 ) -> Iterator[Worker]:
-    """kernel.jobs.Worker with automation's tasks, on its own event loop in a thread."""
+    """kernel.jobs.Worker with automation's tasks, on its own event loop in a thread.
+
+    Messages stay in automation's outbox (`OutboxChannel`) unless `engage`: then they go
+    through engage (`EngageChannel`, the production wiring) and the worker runs engage's
+    jobs too (SMTP send, SMS gateway, IMAP sync), so `settings` are needed."""
     registry = Registry()
-    register(registry, clock=clock, every_s=1.0)
+    if engage:
+        from engage import jobs as engage_jobs
+        from engage.send import send_config
+
+        assert settings is not None
+        register(registry, clock=clock, every_s=1.0, channel=EngageChannel(send_config(settings)))
+        engage_jobs.register(registry)
+    else:
+        register(registry, clock=clock, every_s=1.0, channel=OutboxChannel())
     worker = Worker(
         dsn,
         registry,
