@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import urllib.error
-import urllib.request
 import urllib.parse
+import urllib.request
 import uuid
 from typing import Any
 
