@@ -12,6 +12,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import os
 from typing import Annotated, Any
 
 import msgspec
@@ -21,9 +22,14 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from crm.csvio import neutralise
+from crm.entities import ENTITIES
 from crm.errors import CrmError
+from crm.filters import parse_filter_param, parse_sort
+from crm.list_export import MAX_ROWS, columns, export_csv, export_xlsx
 from crm.record_routes import API
 from crm.reports import ReportDefinition, ReportResult, run_report
+from crm.schema import FILTER_DOC
+from crm.store import db_errors
 from kernel.errors import NotFound
 from kernel.http import Access, Req, Routes
 from kernel.principal import Forbidden, Principal
@@ -459,6 +465,70 @@ async def export_definition_xlsx(req: Req, body: ReportDefinition) -> web.Stream
 
 
 # --------------------------------------------------------------------------- dashboards
+
+
+# --------------------------------------------------------------------------- list exports
+
+
+class ListExportPath(msgspec.Struct, frozen=True):
+    entity: Annotated[str, Meta(max_length=40, pattern=r"^[a-z_]+$", description="record type")]
+    format: Annotated[str, Meta(pattern=r"^(xlsx|csv)$", description="xlsx or csv")]
+
+
+class ListExportQuery(msgspec.Struct, frozen=True):
+    filter: Annotated[str, Meta(max_length=20000, description=FILTER_DOC)] | None = None
+    sort: Annotated[str, Meta(max_length=100, description="[-]field")] | None = None
+    q: Annotated[str, Meta(max_length=200, description="search text")] | None = None
+    columns: (
+        Annotated[
+            str,
+            Meta(
+                max_length=2000,
+                pattern=r"^[a-z_]+(,[a-z_]+)*$",
+                description="comma-separated fields in order (default: every readable one)",
+            ),
+        ]
+        | None
+    ) = None
+
+
+@routes.get(
+    f"{API}/list_exports/{{entity}}.{{format}}",
+    access=Access.read(unscoped="the rows are the caller's own list, under its access clause"),
+    summary="A list (filter, search, sort) as an XLSX workbook or CSV file",
+    description=f"Every readable column; references as names. At most {MAX_ROWS:,} rows "
+    "(422 beyond: narrow the filter). 404 for an unknown record type.",
+    content_type="application/octet-stream",
+    errors=(404, 422),
+)
+async def export_list(req: Req, path: ListExportPath, query: ListExportQuery) -> web.StreamResponse:
+    entity = ENTITIES.get(path.entity)
+    if entity is None:
+        raise NotFound(f"no record type {path.entity!r}")
+    if query.q is not None and "\x00" in query.q:
+        raise CrmError("q may not contain NUL characters", field="q", status=422)
+    sort = parse_sort(entity, query.sort)
+    node = parse_filter_param(query.filter)
+    cols = columns(entity, query.columns.split(",") if query.columns else None)
+    name = f"{entity.name}.{path.format}"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    async with req.read_connection() as conn, db_errors():
+        if path.format == "csv":
+            body = await export_csv(
+                conn, entity, req.user, filter_node=node, sort=sort, q=query.q, cols=cols
+            )
+            return web.Response(
+                body=body, content_type="text/csv", charset="utf-8", headers=disposition
+            )
+        file = await export_xlsx(
+            conn, entity, req.user, filter_node=node, sort=sort, q=query.q, cols=cols
+        )
+    resp = web.FileResponse(file, headers={**disposition, "Content-Type": XLSX})
+    try:
+        await resp.prepare(req.request)  # sends the file
+    finally:
+        await asyncio.to_thread(os.unlink, file)
+    return resp
 
 
 @routes.get(

@@ -2,7 +2,7 @@
 // Reports and dashboards: a report builder (record type, filters, up to two groupings with
 // time buckets, measures, chart), saved and shared reports, CSV export, and dashboards of
 // report tiles that refresh themselves. Reports run in the database (/api/v1/reports).
-import { api } from './api.js';
+import { api, download } from './api.js';
 import { h, toast, errorBox, fmtMoney } from './ui.js';
 import { barChart, lineChart, pieChart } from './chart.js';
 import { entityMeta, human } from './fields.js';
@@ -82,15 +82,6 @@ export function renderResult(result) {
   return box;
 }
 
-// A CSV download through the API (the bearer token rules out a plain link).
-async function download(path, body, name) {
-  const r = await api(path, body ? { method: 'POST', body, raw: true } : { raw: true });
-  if (!r.ok) throw new Error(`export failed (HTTP ${r.status})`);
-  const url = URL.createObjectURL(await r.blob());
-  const a = h('a', { href: url, download: name });
-  document.body.append(a); a.click(); a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
-}
 
 // ---------------------------------------------------------------------------- list
 
