@@ -12,36 +12,40 @@ const eq = (field, value) => ({ field, op: 'eq', value });
 export async function decorate(root, actions, entity, row, m) {
   const sections = h('div', { class: 'related-grid' });
   root.append(sections);
-  const add = (el) => sections.append(el);
+  // every section's requests start at once; the sections are appended in their order
+  /** @type {Promise<HTMLElement>[]} */
+  const parts = [];
+  const add = (/** @type {Promise<HTMLElement>} */ el) => { parts.push(el); };
   if (entity === 'accounts') {
-    add(await hierarchy(row));
-    add(await accountContacts(row));
-    add(await relatedList('Opportunities', 'opportunities', eq('account_id', row.id), { account_id: row.id }, true));
-    add(await relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
-    add(await timeline(row));
-    add(await openAlerts(row));
+    add(hierarchy(row));
+    add(accountContacts(row));
+    add(relatedList('Opportunities', 'opportunities', eq('account_id', row.id), { account_id: row.id }, true));
+    add(relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
+    add(timeline(row));
+    add(openAlerts(row));
   } else if (entity === 'contacts') {
-    add(await relatedList('Opportunities', 'opportunities', eq('contact_id', row.id), { contact_id: row.id }, false));
-    add(await relatedList('Activities', 'activities', eq('contact_id', row.id), { contact_id: row.id }, true));
-    if (m.may_update) await duplicates(actions, sections, row);
+    add(relatedList('Opportunities', 'opportunities', eq('contact_id', row.id), { contact_id: row.id }, false));
+    add(relatedList('Activities', 'activities', eq('contact_id', row.id), { contact_id: row.id }, true));
   } else if (entity === 'leads') {
     if (row.status !== 'converted' && m.may_update) actions.prepend(h('button', { type: 'button', class: 'primary', id: 'convert-lead', onclick: () => convertWizard(row) }, 'Convert'));
     if (row.status === 'converted') {
-      add(h('section', { class: 'related', id: 'converted' }, h('h2', {}, 'Converted'), h('p', {}, `on ${fmtTime(row.converted_at)} into `,
+      add(Promise.resolve(h('section', { class: 'related', id: 'converted' }, h('h2', {}, 'Converted'), h('p', {}, `on ${fmtTime(row.converted_at)} into `,
         refLink('accounts', row.converted_account_id), ', ', refLink('contacts', row.converted_contact_id),
-        row.converted_opportunity_id ? [', ', refLink('opportunities', row.converted_opportunity_id)] : null)));
+        row.converted_opportunity_id ? [', ', refLink('opportunities', row.converted_opportunity_id)] : null))));
     }
-    add(await relatedList('Activities', 'activities', eq('lead_id', row.id), { lead_id: row.id }, true));
+    add(relatedList('Activities', 'activities', eq('lead_id', row.id), { lead_id: row.id }, true));
   } else if (entity === 'opportunities') {
-    add(await stageHistory(row));
-    add(await relatedList('Activities', 'activities', eq('opportunity_id', row.id), { opportunity_id: row.id, account_id: row.account_id }, true));
+    add(stageHistory(row));
+    add(relatedList('Activities', 'activities', eq('opportunity_id', row.id), { opportunity_id: row.id, account_id: row.account_id }, true));
   } else if (entity === 'work_orders') {
-    add(await relatedList('Activities', 'activities', eq('work_order_id', row.id), { work_order_id: row.id, account_id: row.account_id }, true));
+    add(relatedList('Activities', 'activities', eq('work_order_id', row.id), { work_order_id: row.id, account_id: row.account_id }, true));
   } else if (entity === 'users') {
-    add(await relatedList('Accounts owned', 'accounts', eq('owner_id', row.id), {}, false));
+    add(relatedList('Accounts owned', 'accounts', eq('owner_id', row.id), {}, false));
   } else if (entity === 'territories') {
-    add(await relatedList('Accounts', 'accounts', eq('territory_id', row.id), {}, false));
+    add(relatedList('Accounts', 'accounts', eq('territory_id', row.id), {}, false));
   }
+  for (const el of await Promise.all(parts)) sections.append(el);
+  if (entity === 'contacts' && m.may_update) await duplicates(actions, sections, row);
 }
 
 async function hierarchy(a) {
