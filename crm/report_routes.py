@@ -25,8 +25,9 @@ from crm.csvio import neutralise
 from crm.entities import ENTITIES
 from crm.errors import CrmError
 from crm.filters import parse_filter_param, parse_sort
-from crm.list_export import MAX_ROWS, columns, export_csv, export_xlsx
+from crm.list_export import MAX_ROWS, columns, export_csv, export_xlsx, header, pages
 from crm.record_routes import API
+from crm.report_pdf import MAX_PDF_ROWS, check_rows, print_pdf, table_html
 from crm.reports import ReportDefinition, ReportResult, run_report
 from crm.schema import FILTER_DOC
 from crm.store import db_errors
@@ -467,12 +468,61 @@ async def export_definition_xlsx(req: Req, body: ReportDefinition) -> web.Stream
 # --------------------------------------------------------------------------- dashboards
 
 
+def _printed(user: Principal, count: int) -> str:
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{count:,} rows, as {user.email} may see them, printed {when}"
+
+
+async def result_pdf(result: ReportResult, title: str, user: Principal) -> bytes:
+    check_rows(len(result.rows))
+    heads = [c.label for c in result.columns]
+    return await print_pdf(table_html(title, heads, result.rows, _printed(user, len(result.rows))))
+
+
+@routes.get(
+    f"{API}/reports/{{id}}/export.pdf",
+    access=Access.read(scope=report_scope),
+    summary="A saved report's result as a PDF (printed by headless Chromium)",
+    description=_RUN + f" At most {MAX_PDF_ROWS:,} rows (422 beyond); 503 without Chromium.",
+    content_type="application/pdf",
+    errors=(422, 503),
+)
+async def export_report_pdf(req: Req, path: SavedPath) -> web.StreamResponse:
+    async with req.connection() as conn:
+        saved = await get_report(conn, req.user, path.id)
+    async with req.read_connection() as conn:
+        result = await run_report(conn, req.user, saved.definition)
+    return web.Response(
+        body=await result_pdf(result, saved.name, req.user),
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{_filename(saved.name, "pdf")}"'},
+    )
+
+
+@routes.post(
+    f"{API}/reports/export.pdf",
+    access=Access.read(unscoped=_RUN),
+    summary="An unsaved report definition's result as a PDF (printed by headless Chromium)",
+    description=f"At most {MAX_PDF_ROWS:,} rows (422 beyond); 503 without Chromium.",
+    content_type="application/pdf",
+    errors=(422, 503),
+)
+async def export_definition_pdf(req: Req, body: ReportDefinition) -> web.StreamResponse:
+    async with req.read_connection() as conn:
+        result = await run_report(conn, req.user, body)
+    return web.Response(
+        body=await result_pdf(result, "Report", req.user),
+        content_type="application/pdf",
+        headers={"Content-Disposition": 'attachment; filename="report.pdf"'},
+    )
+
+
 # --------------------------------------------------------------------------- list exports
 
 
 class ListExportPath(msgspec.Struct, frozen=True):
     entity: Annotated[str, Meta(max_length=40, pattern=r"^[a-z_]+$", description="record type")]
-    format: Annotated[str, Meta(pattern=r"^(xlsx|csv)$", description="xlsx or csv")]
+    format: Annotated[str, Meta(pattern=r"^(xlsx|csv|pdf)$", description="xlsx, csv or pdf")]
 
 
 class ListExportQuery(msgspec.Struct, frozen=True):
@@ -495,9 +545,10 @@ class ListExportQuery(msgspec.Struct, frozen=True):
 @routes.get(
     f"{API}/list_exports/{{entity}}.{{format}}",
     access=Access.read(unscoped="the rows are the caller's own list, under its access clause"),
-    summary="A list (filter, search, sort) as an XLSX workbook or CSV file",
-    description=f"Every readable column; references as names. At most {MAX_ROWS:,} rows "
-    "(422 beyond: narrow the filter). 404 for an unknown record type.",
+    summary="A list (filter, search, sort) as an XLSX workbook, a CSV file or a PDF",
+    description=f"Every readable column; references as names. At most {MAX_ROWS:,} rows, "
+    f"{MAX_PDF_ROWS:,} in a PDF (422 beyond: narrow the filter). 404 for an unknown record "
+    "type; 503 when the server has no Chromium to print the PDF with.",
     content_type="application/octet-stream",
     errors=(404, 422),
 )
@@ -513,6 +564,18 @@ async def export_list(req: Req, path: ListExportPath, query: ListExportQuery) ->
     name = f"{entity.name}.{path.format}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
     async with req.read_connection() as conn, db_errors():
+        if path.format == "pdf":
+            rows: list[list[Any]] = []
+            async for page in pages(
+                conn, entity, req.user, filter_node=node, sort=sort, q=query.q, cols=cols
+            ):
+                rows += page
+                check_rows(len(rows))
+            title = entity.name.replace("_", " ").capitalize()
+            doc = table_html(title, [header(f) for f in cols], rows, _printed(req.user, len(rows)))
+            return web.Response(
+                body=await print_pdf(doc), content_type="application/pdf", headers=disposition
+            )
         if path.format == "csv":
             body = await export_csv(
                 conn, entity, req.user, filter_node=node, sort=sort, q=query.q, cols=cols

@@ -164,6 +164,7 @@ export async function reportView(root, [id], session) {
         h('button', { type: 'submit', class: 'primary', id: 'rb-run' }, 'Run'),
         h('button', { type: 'button', id: 'rb-csv', onclick: () => exportAs('csv') }, 'Export CSV'),
         h('button', { type: 'button', id: 'rb-xlsx', onclick: () => exportAs('xlsx') }, 'Export XLSX'),
+        h('button', { type: 'button', id: 'rb-pdf', onclick: () => exportAs('pdf') }, 'Export PDF'),
         mayWrite && (!saved || saved.mine || session.me.role === 'admin') ? [
           h('label', { class: 'inline' }, h('input', { type: 'checkbox', id: 'rb-shared', checked: saved ? saved.shared : false }), 'Shared'),
           h('input', { id: 'rb-name', 'aria-label': 'Report name', placeholder: 'Report name', value: saved ? saved.name : '' }),

@@ -142,6 +142,13 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const bars = await page.$$eval('#report-out svg.chart rect title', (t) => t.map((x) => x.textContent));
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#rb-csv')]);
     const csv = fs.readFileSync(await download.path(), 'utf8');
+    // the same result as a workbook and as a printed PDF: the files' first bytes
+    const head = async (sel) => {
+      const [d] = await Promise.all([page.waitForEvent('download'), page.click(sel)]);
+      return { name: d.suggestedFilename(), magic: fs.readFileSync(await d.path()).subarray(0, 4).toString('latin1') };
+    };
+    const xlsx = await head('#rb-xlsx');
+    const pdf = await head('#rb-pdf');
     await page.fill('#rb-name', p.reportName);
     await page.check('#rb-shared');
     await page.click('#rb-save');
@@ -157,7 +164,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const tileTitle = await page.textContent('#dashboard .tile h2');
     const tileRows = await page.$$eval('#dashboard .tile table.report-table tbody tr', (tr) => tr.length);
     await shot(page, 'dashboard');
-    return { table, bars, csv, reportId, tileTitle, tileRows, errors };
+    return { table, bars, csv, xlsx, pdf, reportId, tileTitle, tileRows, errors };
   },
 
   // The map offline: Natural Earth basemap drawn without any tile server, thousands of

@@ -99,11 +99,40 @@ def test_list_exports_hold_the_filtered_rows_the_caller_may_see_with_names(
     ]
 
 
+def test_a_list_and_a_saved_report_print_as_pdf(console_url: str, admin: dict[str, Any]) -> None:
+    tok = login(console_url, admin)
+    tag = uuid.uuid4().hex[:6]
+    for i in range(3):
+        call(console_url, "POST", "/api/v1/accounts", {"name": f"Printed {tag} {i}"}, tok)
+    ctype, data = fetch(
+        console_url, tok, "/api/v1/list_exports/accounts.pdf", q=f"Printed {tag}", columns="name"
+    )
+    assert ctype == "application/pdf" and data.startswith(b"%PDF") and b"/Type /Page" in data
+    saved = call(
+        console_url,
+        "POST",
+        "/api/v1/reports",
+        {
+            "name": f"Printed {tag}",
+            "definition": {
+                "entity": "accounts",
+                "filter": {"field": "name", "op": "contains", "value": tag},
+                "group_by": [{"field": "type"}],
+                "measures": [{"agg": "count"}],
+            },
+        },
+        tok,
+    )
+    ctype, data = fetch(console_url, tok, f"/api/v1/reports/{saved['id']}/export.pdf")
+    assert ctype == "application/pdf" and data.startswith(b"%PDF")
+
+
 @pytest.mark.parametrize(
     ("path", "params"),
     [
         ("/api/v1/list_exports/nope.xlsx", {}),
         ("/api/v1/list_exports/contacts.pdfx", {}),
+        ("/api/v1/list_exports/contacts.pdf", {"columns": "first_name,nope"}),
         ("/api/v1/list_exports/contacts.xlsx", {"columns": "password_hash"}),
         ("/api/v1/list_exports/contacts.csv", {"filter": "{bad"}),
         ("/api/v1/list_exports/contacts.csv", {"sort": "nope"}),

@@ -259,6 +259,8 @@ def test_a_manager_builds_a_report_exports_it_and_pins_it_to_a_dashboard(
         "Account,Currency,Count,Sum of amount",
         f"Acme {tag},EUR,2,2000.0",
     ]
+    assert r["xlsx"] == {"name": "report.xlsx", "magic": "PK\x03\x04"}
+    assert r["pdf"] == {"name": "report.pdf", "magic": "%PDF"}
     assert r["tileTitle"] == f"Deals {tag}" and r["tileRows"] == 1
     saved = call(console_url, "GET", f"/api/v1/reports/{r['reportId']}", token=tok)
     assert saved["shared"] is True and saved["owner_id"] == manager["id"]
