@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import hashlib
 import io
 import os
 from typing import Annotated, Any
@@ -328,17 +329,57 @@ async def delete_report(req: Req, path: SavedPath) -> None:
         await conn.execute("DELETE FROM saved_reports WHERE id = %s", (path.id,))
 
 
+class ResultQuery(msgspec.Struct, frozen=True):
+    max_age_s: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=3600,
+            description="a result computed at most this long ago for the caller may be "
+            "answered instead of running the report again (dashboards); 0: run it now",
+        ),
+    ] = 0
+
+
+def _result_key(saved: SavedReport, user: Principal) -> str:
+    """The definition and the caller's access: a cached result is valid for both only."""
+    scope = [user.role, user.territory_id, list(user.team_user_ids), list(user.team_territory_ids)]
+    blob = msgspec.json.encode([saved.definition, scope])
+    return hashlib.sha256(blob).hexdigest()
+
+
 @routes.get(
     f"{API}/reports/{{id}}/result",
     access=Access.read(scope=report_scope),
     summary="Run a saved report",
-    description=_RUN,
+    description=_RUN + " `as_of` says when the result was computed.",
 )
-async def report_result(req: Req, path: SavedPath) -> ReportResult:
+async def report_result(req: Req, path: SavedPath, query: ResultQuery) -> ReportResult:
     async with req.connection() as conn:
         saved = await get_report(conn, req.user, path.id)
+        key = _result_key(saved, req.user)
+        if query.max_age_s:
+            cur = await conn.execute(
+                "SELECT result::text FROM report_results WHERE report_id = %s AND user_id = %s"
+                " AND definition_hash = %s AND computed_at > now() - make_interval(secs => %s)",
+                (path.id, req.user.user_id, key, query.max_age_s),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                return msgspec.json.decode(row[0], type=ReportResult)
     async with req.read_connection() as conn:
-        return await run_report(conn, req.user, saved.definition)
+        result = await run_report(conn, req.user, saved.definition)
+    result.as_of = dt.datetime.now(dt.UTC)
+    async with req.connection() as conn:
+        await conn.execute(
+            "INSERT INTO report_results (report_id, user_id, definition_hash, computed_at, result)"
+            " VALUES (%s, %s, %s, %s, %s::jsonb) ON CONFLICT (report_id, user_id) DO UPDATE"
+            " SET definition_hash = excluded.definition_hash,"
+            " computed_at = excluded.computed_at, result = excluded.result"
+            " WHERE report_results.computed_at < excluded.computed_at",
+            (path.id, req.user.user_id, key, result.as_of, msgspec.json.encode(result).decode()),
+        )
+    return result
 
 
 def result_csv(result: ReportResult) -> bytes:
