@@ -154,7 +154,7 @@ def _type_query(
     )
     parts: list[sql.Composable] = []
     params: list[Any] = []
-    if words:
+    if words and all(w in c for w, c in words):  # every word as typed is a known word
         exact = [w for w, _ in words]
         parts.append(
             sql.SQL(
@@ -163,6 +163,7 @@ def _type_query(
             ).format(row=row, table=table, arr=arr, acc=acc)
         )
         params += [text, exact, *acc_p, limit]
+    if words and any(c != [w] for w, c in words):  # else the exact tier has it all
         overlap = sql.SQL(" AND ").join(sql.SQL("{} && %s::text[]").format(arr) for _ in words)
         parts.append(
             sql.SQL(
