@@ -26,6 +26,7 @@ from crm.csvio import neutralise
 from crm.entities import ENTITIES
 from crm.errors import CrmError
 from crm.filters import parse_filter_param, parse_sort
+from crm.kpis import KPIS, run_kpi
 from crm.list_export import MAX_ROWS, columns, export_csv, export_xlsx, header, pages
 from crm.record_routes import API
 from crm.report_pdf import MAX_PDF_ROWS, check_rows, print_pdf, table_html
@@ -556,6 +557,69 @@ async def export_definition_pdf(req: Req, body: ReportDefinition) -> web.StreamR
         content_type="application/pdf",
         headers={"Content-Disposition": 'attachment; filename="report.pdf"'},
     )
+
+
+# --------------------------------------------------------------------------- KPIs
+
+
+class KpiOut(msgspec.Struct, frozen=True):
+    key: str
+    title: str
+    area: str
+    unit: str
+    definition: str
+
+
+class KpiList(msgspec.Struct, frozen=True):
+    items: list[KpiOut]
+
+
+class KpiPath(msgspec.Struct, frozen=True):
+    key: Annotated[str, Meta(max_length=40, pattern=r"^[a-z_]+$", description="a KPI's key")]
+
+
+class KpiQuery(msgspec.Struct, frozen=True):
+    since: (
+        Annotated[dt.datetime, Meta(tz=True, description="period start (default: 90 days ago)")]
+        | None
+    ) = None
+    until: (
+        Annotated[dt.datetime, Meta(tz=True, description="period end, excluded (default: now)")]
+        | None
+    ) = None
+
+
+@routes.get(
+    f"{API}/kpis",
+    access=Access.read(unscoped="definitions only; no record is read"),
+    summary="The ready-made KPIs (field service and sales) with their definitions",
+)
+async def list_kpis(req: Req) -> KpiList:
+    return KpiList([KpiOut(k.key, k.title, k.area, k.unit, k.definition) for k in KPIS.values()])
+
+
+@routes.get(
+    f"{API}/kpis/{{key}}",
+    access=Access.read(unscoped="computed over the records the caller may see only"),
+    summary="One KPI over a period, computed in the database",
+    description="Rows as a report's result (groups and measures). 404 for an unknown KPI; "
+    "422 for a period that ends before it starts or spans more than ten years.",
+    errors=(404, 422),
+)
+async def get_kpi(req: Req, path: KpiPath, query: KpiQuery) -> ReportResult:
+    kpi = KPIS.get(path.key)
+    if kpi is None:
+        raise NotFound(f"no KPI {path.key!r}")
+    until = query.until or dt.datetime.now(dt.UTC)
+    since = query.since or until - dt.timedelta(days=90)
+    if since >= until or until - since > dt.timedelta(days=3653):
+        raise CrmError(
+            "since: the period must start before it ends, within ten years",
+            field="since",
+            status=422,
+        )
+    async with req.read_connection() as conn:
+        return await run_kpi(conn, req.user, kpi, since, until)
 
 
 # --------------------------------------------------------------------------- list exports
