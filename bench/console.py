@@ -229,7 +229,8 @@ def main() -> int:
         exact = []
         for tok, rows in picks.items():
             for cid, f, last in rows:
-                i = int(rng.integers(1, len(last) - 2))
+                # the name's letters, not the number that makes the seeded names unique
+                i = int(rng.integers(1, len(last.rstrip("0123456789")) - 2))
                 typo = last[:i] + last[i + 1] + last[i] + last[i + 2 :]
                 j = int(rng.integers(1, len(f)))
                 queries[tok].append((str(cid), f"{f[:j]}{f[j + 1 :]} {typo}"))

@@ -33,10 +33,11 @@ from crm.entities import ENTITIES
 from crm.store import scope
 from kernel.principal import Principal
 
-THRESHOLD = 0.3  # pg_trgm similarity for a word to count as a spelling of another
+THRESHOLD = 0.25  # pg_trgm similarity for a word to count as a spelling of another
 PREFIX_WORDS = 20  # words a query word may be the beginning of
-SIMILAR_WORDS = 20  # words a query word may be a misspelling of
+SIMILAR_WORDS = 40  # words a query word may be a misspelling of
 FUZZY_POOL = 200  # typo-tier matches ranked per type
+BEST_WORDS = 3  # the closest spellings of a word, tried first
 MAX_WORDS = 6  # query words used
 
 
@@ -103,17 +104,18 @@ def like_escape(text: str) -> str:
 
 _EXPAND = """
 SELECT q.w, q.n, array(
-    SELECT DISTINCT c.word FROM (
-        (SELECT word FROM search_words WHERE word = q.w)
+    SELECT c.word FROM (
+        (SELECT word, 2.0 AS score FROM search_words WHERE word = q.w)
         UNION ALL
-        (SELECT word FROM search_words
+        (SELECT word, similarity(word, q.w) FROM search_words
           WHERE length(q.w) >= 2 AND word LIKE replace(replace(replace(q.w, '\\', '\\\\'),
                 '%%', '\\%%'), '_', '\\_') || '%%'
           ORDER BY word LIMIT %(prefix)s)
         UNION ALL
-        (SELECT word FROM search_words WHERE length(q.w) >= 3 AND word %% q.w
+        (SELECT word, similarity(word, q.w) FROM search_words
+          WHERE length(q.w) >= 3 AND word %% q.w
           ORDER BY similarity(word, q.w) DESC, word LIMIT %(similar)s)
-    ) c)
+    ) c GROUP BY c.word ORDER BY max(c.score) DESC, c.word)
 FROM unnest(crm_search_words(%(text)s)) WITH ORDINALITY AS q(w, n)
 ORDER BY q.n LIMIT %(words)s
 """
@@ -149,7 +151,7 @@ def _type_query(
     acc, acc_p = scope(ENTITIES[name], principal)
     table = sql.Identifier(ENTITIES[name].table)
     arr = sql.SQL("crm_search_words({})").format(sql.SQL(doc.names))
-    row = sql.SQL("t.id, {label}, coalesce({detail}, ''), word_similarity(%s, {names})").format(
+    row = sql.SQL("t.id, {label}, coalesce({detail}, ''), similarity(%s, {names})").format(
         label=sql.SQL(doc.label), detail=sql.SQL(doc.detail), names=sql.SQL(doc.names)
     )
     parts: list[sql.Composable] = []
@@ -165,12 +167,15 @@ def _type_query(
         params += [text, exact, *acc_p, limit]
     if words and any(c != [w] for w, c in words):  # else the exact tier has it all
         overlap = sql.SQL(" AND ").join(sql.SQL("{} && %s::text[]").format(arr) for _ in words)
-        parts.append(
-            sql.SQL(
-                "(SELECT {row} AS score FROM {table} t WHERE {overlap} AND {acc} LIMIT %s)"
-            ).format(row=row, table=table, overlap=overlap, acc=acc)
-        )
-        params += [text, *[c for _, c in words], *acc_p, FUZZY_POOL]
+        # the closest few spellings of each word first, then any of them: a common word's
+        # many spellings cannot crowd the likeliest record out of the ranked pool
+        for bonus, cut in ((0.5, BEST_WORDS), (0.0, None)):
+            parts.append(
+                sql.SQL(
+                    "(SELECT {row} + %s AS score FROM {table} t WHERE {overlap} AND {acc} LIMIT %s)"
+                ).format(row=row, table=table, overlap=overlap, acc=acc)
+            )
+            params += [text, bonus, *[c[:cut] for _, c in words], *acc_p, FUZZY_POOL]
     if doc.contact_points and " " not in text and len(text) >= 3:
         parts.append(
             sql.SQL(

@@ -2,7 +2,7 @@
 // Reports and dashboards: a report builder (record type, filters, up to two groupings with
 // time buckets, measures, chart), saved and shared reports, CSV export, and dashboards of
 // report tiles that refresh themselves. Reports run in the database (/api/v1/reports).
-import { api, download } from './api.js';
+import { api, download, q } from './api.js';
 import { h, toast, errorBox, fmtMoney } from './ui.js';
 import { barChart, lineChart, pieChart } from './chart.js';
 import { entityMeta, human } from './fields.js';
@@ -319,3 +319,35 @@ export async function dashboardView(root, [id]) {
 }
 
 
+
+// ---------------------------------------------------------------------------- KPIs
+
+const PERIODS = [['30', 'Last 30 days'], ['90', 'Last 90 days'], ['365', 'Last 12 months']];
+
+/** The ready-made KPIs over a period, each with its definition (GET /api/v1/kpis). */
+export async function kpisView(root) {
+  const period = /** @type {HTMLSelectElement} */ (h('select', { id: 'kpi-period' }, PERIODS.map(([v, t]) => h('option', { value: v, selected: v === '90' }, t))));
+  const grid = h('div', { class: 'dashboard', id: 'kpis' });
+  root.append(h('div', { class: 'toolbar' }, h('h1', {}, 'KPIs'), h('label', { for: 'kpi-period' }, 'Period', period)), grid);
+  let list;
+  try { list = (await api('/api/v1/kpis')).items; } catch (e) { root.append(errorBox(e)); return null; }
+  async function load() {
+    grid.dataset.ready = 'no';
+    const until = new Date();
+    const since = new Date(until.getTime() - Number(period.value) * 86400000);
+    grid.replaceChildren(...await Promise.all(list.map(async (k) => {
+      const body = h('div', {});
+      try {
+        const res = await api(`/api/v1/kpis/${k.key}${q({ since: since.toISOString(), until: until.toISOString() })}`);
+        body.append(res.rows.length ? renderResult(res) : h('p', { class: 'empty' }, 'No records in this period for you.'));
+      } catch (e) { body.append(errorBox(e)); }
+      return h('section', { class: 'tile w1', dataset: { kpi: k.key } },
+        h('div', { class: 'tile-head' }, h('h2', {}, k.title), h('span', { class: 'muted' }, `${k.area} · ${k.unit}`)),
+        h('p', { class: 'muted kpi-definition' }, k.definition), body);
+    })));
+    grid.dataset.ready = 'yes';
+  }
+  period.addEventListener('change', () => load());
+  await load();
+  return null;
+}

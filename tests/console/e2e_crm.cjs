@@ -167,6 +167,27 @@ module.exports = ({ newPage, signIn, shot }) => ({
     return { table, bars, csv, xlsx, pdf, reportId, tileTitle, tileRows, errors };
   },
 
+  // The KPI page's tiles with their definitions; a list exported as XLSX and as PDF from
+  // its toolbar with the list's search applied.
+  async kpisExport(browser, base, p) {
+    const fs = require('fs');
+    const { page, errors } = await newPage(browser, base, { context: { acceptDownloads: true } });
+    await signIn(page, base, p.user, '/console/#/kpis');
+    await page.waitForSelector('#kpis[data-ready=yes]');
+    const tiles = await page.$$eval('#kpis .tile', (t) => t.map((x) => ({ key: x.dataset.kpi, text: x.textContent })));
+    await page.goto(`${base}/console/#/accounts`);
+    await page.waitForSelector('#list table tbody tr, #list .empty');
+    await page.fill('#list-q', p.search);
+    await page.press('#list-q', 'Enter');
+    await page.waitForFunction((s) => (document.getElementById('list')?.dataset.query || '').includes(encodeURIComponent(s).replace(/%20/g, '+')) || (document.getElementById('list')?.dataset.query || '').includes(s), p.search);
+    const files = {};
+    for (const ext of ['xlsx', 'pdf']) {
+      const [d] = await Promise.all([page.waitForEvent('download'), page.click(`#export-${ext}`)]);
+      files[ext] = { name: d.suggestedFilename(), magic: fs.readFileSync(await d.path()).subarray(0, 4).toString('latin1') };
+    }
+    return { tiles, files, exportError: await page.textContent('#export-error'), errors };
+  },
+
   // The map offline: Natural Earth basemap drawn without any tile server, thousands of
   // accounts clustered, the device list filtered, a device's track replayed.
   async mapgeo(browser, base, p) {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -124,3 +125,23 @@ def test_bad_kpi_requests_are_4xx(
     with pytest.raises(urllib.error.HTTPError) as err:
         call(console_url, "GET", f"{path}?{urllib.parse.urlencode(params)}", token=tok)
     assert 400 <= err.value.code < 500
+
+
+def test_the_kpi_page_shows_each_kpi_with_its_definition_and_lists_export_from_the_toolbar(
+    console_url: str,
+    admin: dict[str, Any],
+    june: dict[str, Any],
+    run_scenario: Callable[..., dict[str, Any]],
+) -> None:
+    tok = login(console_url, admin)
+    call(console_url, "POST", "/api/v1/accounts", {"name": "Exportable KPI Ltd"}, tok)
+    r = run_scenario("kpisExport", console_url, {"user": admin, "search": "Exportable KPI"})
+    keys = {t["key"] for t in r["tiles"]}
+    assert {"sla_attainment", "win_rate", "stalled_deals"} <= keys
+    sla = next(t["text"] for t in r["tiles"] if t["key"] == "sla_attainment")
+    assert "share completed by it" in sla
+    assert r["files"] == {
+        "xlsx": {"name": "accounts.xlsx", "magic": "PK\x03\x04"},
+        "pdf": {"name": "accounts.pdf", "magic": "%PDF"},
+    }
+    assert r["exportError"] == "" and r["errors"] == [] and r["bad"] == []
