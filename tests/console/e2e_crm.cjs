@@ -188,6 +188,23 @@ module.exports = ({ newPage, signIn, shot }) => ({
     return { tiles, files, exportError: await page.textContent('#export-error'), errors };
   },
 
+  // The lead's score and the deal's win probability, with their reasons, on the record pages.
+  async scores(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, `/console/#/r/leads/${p.leadId}`);
+    await page.waitForSelector('#lead-score p');
+    const lead = { score: await page.getAttribute('#lead-score', 'data-score'), text: await page.textContent('#lead-score'),
+      reasons: await page.$$eval('#lead-score .reasons li', (li) => li.map((x) => x.textContent)) };
+    await page.goto(`${base}/console/#/r/opportunities/${p.oppId}`);
+    await page.waitForSelector('#win-probability p');
+    const win = { probability: await page.getAttribute('#win-probability', 'data-probability'), text: await page.textContent('#win-probability'),
+      reasons: await page.$$eval('#win-probability .reasons li', (li) => li.map((x) => x.textContent)) };
+    await page.goto(`${base}/console/#/r/leads/${p.unscoredLeadId}`);
+    await page.waitForSelector('#lead-score p');
+    const unscored = await page.textContent('#lead-score');
+    return { lead, win, unscored, errors };
+  },
+
   // The map offline: Natural Earth basemap drawn without any tile server, thousands of
   // accounts clustered, the device list filtered, a device's track replayed.
   async mapgeo(browser, base, p) {
