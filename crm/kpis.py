@@ -14,6 +14,10 @@ Definitions (also served with each KPI, `GET /api/v1/kpis`):
   period; per owner.
 - time_in_stage: mean days a deal spent in each stage, from the stage history of changes in
   the period (time up to the next change; a deal still in a stage counts until now).
+- quota_attainment: per rep and quota period overlapping the period asked for: the amount
+  won (deals closed won in the quota's period and currency) over the quota, and pipeline
+  coverage: the open deals expected to close in the rest of the quota period over what is
+  left of the quota (below 1 the pipeline cannot make the quota even if all of it is won).
 - stalled_deals: open deals whose stage has not changed for STALLED_DAYS days or more, with
   their value per currency (never added across currencies); per owner.
 """
@@ -34,7 +38,7 @@ from crm.store import db_errors, scope
 from kernel.principal import Principal
 
 STALLED_DAYS = 30
-_SLOTS = re.compile(r"%\((since|until)\)s|\{acc\}")
+_SLOTS = re.compile(r"%\((since|until)\)s|\{acc\}|\{users\}")
 _NAMED = re.compile(r"%\((since|until)\)s")
 REPEAT_DAYS = 30
 
@@ -164,6 +168,40 @@ KPIS: dict[str, Kpi] = {
             (_g("Stage"), _m("Days in stage"), _m("Stage entries")),
         ),
         Kpi(
+            "quota_attainment",
+            "Quota attainment and pipeline coverage",
+            "sales",
+            "%",
+            "Per rep and quota period overlapping the period: the amount won (deals closed won"
+            " in the quota's period and currency) over the quota; pipeline coverage: open deals"
+            " expected to close in the rest of the quota period over what is left of the quota"
+            " (below 1, the quota cannot be made even if all of them are won).",
+            "opportunities",
+            "SELECT (SELECT u.name FROM users u WHERE u.id = q.user_id), q.currency,"
+            " q.period_start, q.amount, w.won, round(100 * w.won / q.amount, 1), w.open,"
+            " CASE WHEN q.amount > w.won THEN round(w.open / (q.amount - w.won), 2) END"
+            " FROM sales_quotas q, LATERAL (SELECT"
+            " coalesce(sum(t.amount) FILTER (WHERE t.status = 'won' AND t.closed_at >="
+            " q.period_start AND t.closed_at < q.period_end), 0) AS won,"
+            " coalesce(sum(t.amount) FILTER (WHERE t.status = 'open' AND t.close_date >="
+            " greatest(q.period_start, current_date) AND t.close_date < q.period_end), 0) AS open"
+            " FROM opportunities t WHERE t.owner_id = q.user_id AND t.currency = q.currency"
+            " AND {acc}) w"
+            " WHERE q.period_start < %(until)s AND q.period_end > %(since)s AND {users}"
+            " ORDER BY 1, 3, 2",
+            (
+                _g("Rep"),
+                ReportColumn("currency", "Currency", "currency"),
+                _g("Quota period from"),
+                ReportColumn("quota", "Quota", "measure", money=True),
+                ReportColumn("won", "Won", "measure", money=True),
+                _m("Attainment %"),
+                ReportColumn("open", "Open pipeline", "measure", money=True),
+                _m("Coverage"),
+            ),
+            "table",
+        ),
+        Kpi(
             "stalled_deals",
             "Stalled deals",
             "sales",
@@ -198,10 +236,18 @@ async def run_kpi(
 ) -> ReportResult:
     """The KPI over [since, until), counting only rows the principal may see."""
     acc, acc_p = scope(ENTITIES[kpi.entity], principal)
+    # quotas are the caller's own, their team's, or everyone's for those who see everything
+    team = list(principal.team_user_ids)
+    users = sql.SQL("TRUE" if principal.sees_everything else "q.user_id = ANY(%s)")
     params: list[Any] = []
     for m in _SLOTS.finditer(kpi.query):  # the values in the order the query names them
-        params += acc_p if m.group(0) == "{acc}" else [since if m.group(1) == "since" else until]
-    query = sql.SQL(_NAMED.sub("%s", kpi.query)).format(acc=acc)
+        if m.group(0) == "{acc}":
+            params += acc_p
+        elif m.group(0) == "{users}":
+            params += [] if principal.sees_everything else [team]
+        else:
+            params.append(since if m.group(1) == "since" else until)
+    query = sql.SQL(_NAMED.sub("%s", kpi.query)).format(acc=acc, users=users)
     async with db_errors():
         rows = await (await conn.execute(query, params)).fetchall()
     return ReportResult(

@@ -622,6 +622,101 @@ async def get_kpi(req: Req, path: KpiPath, query: KpiQuery) -> ReportResult:
         return await run_kpi(conn, req.user, kpi, since, until)
 
 
+# --------------------------------------------------------------------------- sales quotas
+
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+
+
+class QuotaIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    user_id: Id
+    period_start: dt.date
+    period_end: Annotated[dt.date, Meta(description="excluded")]
+    amount: Annotated[float, Meta(gt=0, le=1e15)]
+    currency: Currency
+
+
+class QuotaOut(msgspec.Struct, frozen=True):
+    id: int
+    user_id: int
+    user_name: str
+    period_start: dt.date
+    period_end: dt.date
+    amount: float
+    currency: str
+
+
+class QuotaList(msgspec.Struct, frozen=True):
+    items: list[QuotaOut]
+
+
+class QuotaQuery(msgspec.Struct, frozen=True):
+    user_id: Id | None = None
+
+
+def _may_set_quota(user: Principal, target: int) -> None:
+    if not (user.is_admin or (user.role == "manager" and target in user.team_user_ids)):
+        raise Forbidden("only an admin, or the rep's manager, sets a rep's quota")
+
+
+_QUOTA_SELECT = (
+    "SELECT q.id, q.user_id, u.name, q.period_start, q.period_end, q.amount::float8, q.currency"
+    " FROM sales_quotas q JOIN users u ON u.id = q.user_id"
+)
+
+
+@routes.get(
+    f"{API}/quotas",
+    access=Access.read(unscoped="the caller's own quotas, their team's, or all for admins/viewers"),
+    summary="Sales quotas per rep and period",
+)
+async def list_quotas(req: Req, query: QuotaQuery) -> QuotaList:
+    user = req.user
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            f"{_QUOTA_SELECT} WHERE (%s OR q.user_id = ANY(%s))"
+            " AND (%s::bigint IS NULL OR q.user_id = %s) ORDER BY u.name, q.period_start",
+            (user.sees_everything, list(user.team_user_ids), query.user_id, query.user_id),
+        )
+        rows = await cur.fetchall()
+    return QuotaList([QuotaOut(*r) for r in rows])
+
+
+@routes.put(
+    f"{API}/quotas",
+    access=Access.managers(unscoped="admins for anyone, managers for their team (403 otherwise)"),
+    summary="Set a rep's quota for a period and currency (replaces the same start and currency)",
+    errors=(403, 422),
+)
+async def put_quota(req: Req, body: QuotaIn) -> QuotaOut:
+    _may_set_quota(req.user, body.user_id)
+    if body.period_end <= body.period_start:
+        raise CrmError("period_end: must be after period_start", field="period_end", status=422)
+    async with req.connection() as conn, db_errors():
+        cur = await conn.execute(
+            "INSERT INTO sales_quotas (user_id, period_start, period_end, amount, currency, set_by)"
+            " SELECT %s, %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM users WHERE id = %s)"
+            " ON CONFLICT (user_id, period_start, currency) DO UPDATE SET"
+            " period_end = excluded.period_end, amount = excluded.amount,"
+            " set_by = excluded.set_by, updated_at = now() RETURNING id",
+            (
+                body.user_id,
+                body.period_start,
+                body.period_end,
+                body.amount,
+                body.currency,
+                req.user.user_id,
+                body.user_id,
+            ),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise CrmError("user_id: no such user", field="user_id", status=422)
+        cur = await conn.execute(f"{_QUOTA_SELECT} WHERE q.id = %s", (row[0],))
+        out = await cur.fetchone()
+    assert out is not None
+    return QuotaOut(*out)
+
+
 # --------------------------------------------------------------------------- list exports
 
 

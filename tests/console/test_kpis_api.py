@@ -145,3 +145,45 @@ def test_the_kpi_page_shows_each_kpi_with_its_definition_and_lists_export_from_t
         "pdf": {"name": "accounts.pdf", "magic": "%PDF"},
     }
     assert r["exportError"] == "" and r["errors"] == [] and r["bad"] == []
+
+
+def test_quota_attainment_per_rep_and_period_with_quotas_set_by_managers(
+    console_url: str, admin: dict[str, Any], june: dict[str, Any], test_settings: Settings
+) -> None:
+    tok = login(console_url, admin)
+    rep, name = june["rep"], june["name"]
+    other = make_user(test_settings.dsn, "rep", territory_id=territory(test_settings.dsn))
+    body = {"period_start": "2026-06-01", "period_end": "2026-07-01", "currency": "EUR"}
+    call(console_url, "PUT", "/api/v1/quotas", {**body, "user_id": rep["id"], "amount": 2000}, tok)
+    call(console_url, "PUT", "/api/v1/quotas", {**body, "user_id": other["id"], "amount": 9}, tok)
+    # the same start and currency replaces the quota
+    set_ = call(
+        console_url, "PUT", "/api/v1/quotas", {**body, "user_id": rep["id"], "amount": 4000}, tok
+    )
+    assert set_["amount"] == 4000 and set_["user_name"] == name
+    rep_tok = login(console_url, rep)
+    # two deals of 500 EUR won in June: 25 % of 4,000; no open deal due in the rest of June
+    assert kpi(console_url, rep_tok, "quota_attainment", **JUNE) == [
+        [name, "EUR", "2026-06-01", 4000.0, 1000.0, 25.0, 0.0, 0.0]
+    ]
+    # a rep sees their own quota only, and may not set one
+    mine = call(console_url, "GET", "/api/v1/quotas", token=rep_tok)["items"]
+    assert [q["user_id"] for q in mine] == [rep["id"]]
+    with pytest.raises(urllib.error.HTTPError) as err:
+        call(
+            console_url,
+            "PUT",
+            "/api/v1/quotas",
+            {**body, "user_id": rep["id"], "amount": 1},
+            rep_tok,
+        )
+    assert err.value.code == 403
+    with pytest.raises(urllib.error.HTTPError) as err:
+        call(
+            console_url,
+            "PUT",
+            "/api/v1/quotas",
+            {**body, "period_end": "2026-05-01", "user_id": rep["id"], "amount": 1},
+            tok,
+        )
+    assert err.value.code == 422
