@@ -13,7 +13,6 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import os
 from typing import Annotated, Any
 
 import msgspec
@@ -23,16 +22,10 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from crm.csvio import neutralise
-from crm.entities import ENTITIES
 from crm.errors import CrmError
-from crm.filters import parse_filter_param, parse_sort
-from crm.kpis import KPIS, run_kpi
-from crm.list_export import MAX_ROWS, columns, export_csv, export_xlsx, header, pages
 from crm.record_routes import API
 from crm.report_pdf import MAX_PDF_ROWS, check_rows, print_pdf, table_html
 from crm.reports import ReportDefinition, ReportResult, run_report
-from crm.schema import FILTER_DOC
-from crm.store import db_errors
 from kernel.errors import NotFound
 from kernel.http import Access, Req, Routes
 from kernel.principal import Forbidden, Principal
@@ -510,7 +503,7 @@ async def export_definition_xlsx(req: Req, body: ReportDefinition) -> web.Stream
 # --------------------------------------------------------------------------- dashboards
 
 
-def _printed(user: Principal, count: int) -> str:
+def printed_note(user: Principal, count: int) -> str:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"{count:,} rows, as {user.email} may see them, printed {when}"
 
@@ -518,7 +511,9 @@ def _printed(user: Principal, count: int) -> str:
 async def result_pdf(result: ReportResult, title: str, user: Principal) -> bytes:
     check_rows(len(result.rows))
     heads = [c.label for c in result.columns]
-    return await print_pdf(table_html(title, heads, result.rows, _printed(user, len(result.rows))))
+    return await print_pdf(
+        table_html(title, heads, result.rows, printed_note(user, len(result.rows)))
+    )
 
 
 @routes.get(
@@ -557,241 +552,6 @@ async def export_definition_pdf(req: Req, body: ReportDefinition) -> web.StreamR
         content_type="application/pdf",
         headers={"Content-Disposition": 'attachment; filename="report.pdf"'},
     )
-
-
-# --------------------------------------------------------------------------- KPIs
-
-
-class KpiOut(msgspec.Struct, frozen=True):
-    key: str
-    title: str
-    area: str
-    unit: str
-    definition: str
-
-
-class KpiList(msgspec.Struct, frozen=True):
-    items: list[KpiOut]
-
-
-class KpiPath(msgspec.Struct, frozen=True):
-    key: Annotated[str, Meta(max_length=40, pattern=r"^[a-z_]+$", description="a KPI's key")]
-
-
-class KpiQuery(msgspec.Struct, frozen=True):
-    since: (
-        Annotated[dt.datetime, Meta(tz=True, description="period start (default: 90 days ago)")]
-        | None
-    ) = None
-    until: (
-        Annotated[dt.datetime, Meta(tz=True, description="period end, excluded (default: now)")]
-        | None
-    ) = None
-
-
-@routes.get(
-    f"{API}/kpis",
-    access=Access.read(unscoped="definitions only; no record is read"),
-    summary="The ready-made KPIs (field service and sales) with their definitions",
-)
-async def list_kpis(req: Req) -> KpiList:
-    return KpiList([KpiOut(k.key, k.title, k.area, k.unit, k.definition) for k in KPIS.values()])
-
-
-@routes.get(
-    f"{API}/kpis/{{key}}",
-    access=Access.read(unscoped="computed over the records the caller may see only"),
-    summary="One KPI over a period, computed in the database",
-    description="Rows as a report's result (groups and measures). 404 for an unknown KPI; "
-    "422 for a period that ends before it starts or spans more than ten years.",
-    errors=(404, 422),
-)
-async def get_kpi(req: Req, path: KpiPath, query: KpiQuery) -> ReportResult:
-    kpi = KPIS.get(path.key)
-    if kpi is None:
-        raise NotFound(f"no KPI {path.key!r}")
-    until = query.until or dt.datetime.now(dt.UTC)
-    since = query.since or until - dt.timedelta(days=90)
-    if since >= until or until - since > dt.timedelta(days=3653):
-        raise CrmError(
-            "since: the period must start before it ends, within ten years",
-            field="since",
-            status=422,
-        )
-    async with req.read_connection() as conn:
-        return await run_kpi(conn, req.user, kpi, since, until)
-
-
-# --------------------------------------------------------------------------- sales quotas
-
-Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
-
-
-class QuotaIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    user_id: Id
-    period_start: dt.date
-    period_end: Annotated[dt.date, Meta(description="excluded")]
-    amount: Annotated[float, Meta(gt=0, le=1e15)]
-    currency: Currency
-
-
-class QuotaOut(msgspec.Struct, frozen=True):
-    id: int
-    user_id: int
-    user_name: str
-    period_start: dt.date
-    period_end: dt.date
-    amount: float
-    currency: str
-
-
-class QuotaList(msgspec.Struct, frozen=True):
-    items: list[QuotaOut]
-
-
-class QuotaQuery(msgspec.Struct, frozen=True):
-    user_id: Id | None = None
-
-
-def _may_set_quota(user: Principal, target: int) -> None:
-    if not (user.is_admin or (user.role == "manager" and target in user.team_user_ids)):
-        raise Forbidden("only an admin, or the rep's manager, sets a rep's quota")
-
-
-_QUOTA_SELECT = (
-    "SELECT q.id, q.user_id, u.name, q.period_start, q.period_end, q.amount::float8, q.currency"
-    " FROM sales_quotas q JOIN users u ON u.id = q.user_id"
-)
-
-
-@routes.get(
-    f"{API}/quotas",
-    access=Access.read(unscoped="the caller's own quotas, their team's, or all for admins/viewers"),
-    summary="Sales quotas per rep and period",
-)
-async def list_quotas(req: Req, query: QuotaQuery) -> QuotaList:
-    user = req.user
-    async with req.connection() as conn:
-        cur = await conn.execute(
-            f"{_QUOTA_SELECT} WHERE (%s OR q.user_id = ANY(%s))"
-            " AND (%s::bigint IS NULL OR q.user_id = %s) ORDER BY u.name, q.period_start",
-            (user.sees_everything, list(user.team_user_ids), query.user_id, query.user_id),
-        )
-        rows = await cur.fetchall()
-    return QuotaList([QuotaOut(*r) for r in rows])
-
-
-@routes.put(
-    f"{API}/quotas",
-    access=Access.managers(unscoped="admins for anyone, managers for their team (403 otherwise)"),
-    summary="Set a rep's quota for a period and currency (replaces the same start and currency)",
-    errors=(403, 422),
-)
-async def put_quota(req: Req, body: QuotaIn) -> QuotaOut:
-    _may_set_quota(req.user, body.user_id)
-    if body.period_end <= body.period_start:
-        raise CrmError("period_end: must be after period_start", field="period_end", status=422)
-    async with req.connection() as conn, db_errors():
-        cur = await conn.execute(
-            "INSERT INTO sales_quotas (user_id, period_start, period_end, amount, currency, set_by)"
-            " SELECT %s, %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM users WHERE id = %s)"
-            " ON CONFLICT (user_id, period_start, currency) DO UPDATE SET"
-            " period_end = excluded.period_end, amount = excluded.amount,"
-            " set_by = excluded.set_by, updated_at = now() RETURNING id",
-            (
-                body.user_id,
-                body.period_start,
-                body.period_end,
-                body.amount,
-                body.currency,
-                req.user.user_id,
-                body.user_id,
-            ),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            raise CrmError("user_id: no such user", field="user_id", status=422)
-        cur = await conn.execute(f"{_QUOTA_SELECT} WHERE q.id = %s", (row[0],))
-        out = await cur.fetchone()
-    assert out is not None
-    return QuotaOut(*out)
-
-
-# --------------------------------------------------------------------------- list exports
-
-
-class ListExportPath(msgspec.Struct, frozen=True):
-    entity: Annotated[str, Meta(max_length=40, pattern=r"^[a-z_]+$", description="record type")]
-    format: Annotated[str, Meta(pattern=r"^(xlsx|csv|pdf)$", description="xlsx, csv or pdf")]
-
-
-class ListExportQuery(msgspec.Struct, frozen=True):
-    filter: Annotated[str, Meta(max_length=20000, description=FILTER_DOC)] | None = None
-    sort: Annotated[str, Meta(max_length=100, description="[-]field")] | None = None
-    q: Annotated[str, Meta(max_length=200, description="search text")] | None = None
-    columns: (
-        Annotated[
-            str,
-            Meta(
-                max_length=2000,
-                pattern=r"^[a-z_]+(,[a-z_]+)*$",
-                description="comma-separated fields in order (default: every readable one)",
-            ),
-        ]
-        | None
-    ) = None
-
-
-@routes.get(
-    f"{API}/list_exports/{{entity}}.{{format}}",
-    access=Access.read(unscoped="the rows are the caller's own list, under its access clause"),
-    summary="A list (filter, search, sort) as an XLSX workbook, a CSV file or a PDF",
-    description=f"Every readable column; references as names. At most {MAX_ROWS:,} rows, "
-    f"{MAX_PDF_ROWS:,} in a PDF (422 beyond: narrow the filter). 404 for an unknown record "
-    "type; 503 when the server has no Chromium to print the PDF with.",
-    content_type="application/octet-stream",
-    errors=(404, 422),
-)
-async def export_list(req: Req, path: ListExportPath, query: ListExportQuery) -> web.StreamResponse:
-    entity = ENTITIES.get(path.entity)
-    if entity is None:
-        raise NotFound(f"no record type {path.entity!r}")
-    if query.q is not None and "\x00" in query.q:
-        raise CrmError("q may not contain NUL characters", field="q", status=422)
-    sort = parse_sort(entity, query.sort)
-    node = parse_filter_param(query.filter)
-    cols = columns(entity, query.columns.split(",") if query.columns else None)
-    name = f"{entity.name}.{path.format}"
-    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
-    async with req.read_connection() as conn, db_errors():
-        if path.format == "pdf":
-            rows: list[list[Any]] = []
-            async for page in pages(
-                conn, entity, req.user, filter_node=node, sort=sort, q=query.q, cols=cols
-            ):
-                rows += page
-                check_rows(len(rows))
-            title = entity.name.replace("_", " ").capitalize()
-            doc = table_html(title, [header(f) for f in cols], rows, _printed(req.user, len(rows)))
-            return web.Response(
-                body=await print_pdf(doc), content_type="application/pdf", headers=disposition
-            )
-        if path.format == "csv":
-            body = await export_csv(
-                conn, entity, req.user, filter_node=node, sort=sort, q=query.q, cols=cols
-            )
-            return web.Response(
-                body=body, content_type="text/csv", charset="utf-8", headers=disposition
-            )
-        file = await export_xlsx(
-            conn, entity, req.user, filter_node=node, sort=sort, q=query.q, cols=cols
-        )
-    resp = web.FileResponse(file, headers={**disposition, "Content-Type": XLSX})
-    try:
-        await resp.prepare(req.request)  # sends the file
-    finally:
-        await asyncio.to_thread(os.unlink, file)
-    return resp
 
 
 @routes.get(
