@@ -205,6 +205,24 @@ module.exports = ({ newPage, signIn, shot }) => ({
     return { lead, win, unscored, errors };
   },
 
+  // A device's page: its alerts, its site's open work orders, and commands sent from it
+  // (a ping listed with its state; a refused sampling interval explained).
+  async devicePage(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, `/console/#/device/${encodeURIComponent(p.device)}`);
+    await page.waitForSelector('#device-commands #command-list li');
+    const alerts = await page.$$eval('#device-alerts li', (li) => li.map((x) => x.textContent));
+    const workOrders = await page.$$eval('#device-work-orders li a', (a) => a.map((x) => x.textContent));
+    await page.click('#cmd-ping');
+    await page.waitForSelector('#command-list li[data-name=ping]');
+    const commands = await page.$$eval('#command-list li', (li) => li.map((x) => ({ name: x.dataset.name, state: x.dataset.state })));
+    await page.fill('#cmd-interval', '0');
+    await page.click('#cmd-config');
+    await page.waitForFunction(() => (document.getElementById('command-error')?.textContent || '').length > 0);
+    const refused = await page.textContent('#command-error');
+    return { alerts, workOrders, commands, refused, errors };
+  },
+
   // The map offline: Natural Earth basemap drawn without any tile server, thousands of
   // accounts clustered, the device list filtered, a device's track replayed.
   async mapgeo(browser, base, p) {
