@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import hashlib
 import io
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from psycopg.types.json import Jsonb
 from crm.csvio import neutralise
 from crm.errors import CrmError
 from crm.record_routes import API
+from crm.report_pdf import MAX_PDF_ROWS, check_rows, print_pdf, table_html
 from crm.reports import ReportDefinition, ReportResult, run_report
 from kernel.errors import NotFound
 from kernel.http import Access, Req, Routes
@@ -321,17 +323,57 @@ async def delete_report(req: Req, path: SavedPath) -> None:
         await conn.execute("DELETE FROM saved_reports WHERE id = %s", (path.id,))
 
 
+class ResultQuery(msgspec.Struct, frozen=True):
+    max_age_s: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=3600,
+            description="a result computed at most this long ago for the caller may be "
+            "answered instead of running the report again (dashboards); 0: run it now",
+        ),
+    ] = 0
+
+
+def _result_key(saved: SavedReport, user: Principal) -> str:
+    """The definition and the caller's access: a cached result is valid for both only."""
+    scope = [user.role, user.territory_id, list(user.team_user_ids), list(user.team_territory_ids)]
+    blob = msgspec.json.encode([saved.definition, scope])
+    return hashlib.sha256(blob).hexdigest()
+
+
 @routes.get(
     f"{API}/reports/{{id}}/result",
     access=Access.read(scope=report_scope),
     summary="Run a saved report",
-    description=_RUN,
+    description=_RUN + " `as_of` says when the result was computed.",
 )
-async def report_result(req: Req, path: SavedPath) -> ReportResult:
+async def report_result(req: Req, path: SavedPath, query: ResultQuery) -> ReportResult:
     async with req.connection() as conn:
         saved = await get_report(conn, req.user, path.id)
+        key = _result_key(saved, req.user)
+        if query.max_age_s:
+            cur = await conn.execute(
+                "SELECT result::text FROM report_results WHERE report_id = %s AND user_id = %s"
+                " AND definition_hash = %s AND computed_at > now() - make_interval(secs => %s)",
+                (path.id, req.user.user_id, key, query.max_age_s),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                return msgspec.json.decode(row[0], type=ReportResult)
     async with req.read_connection() as conn:
-        return await run_report(conn, req.user, saved.definition)
+        result = await run_report(conn, req.user, saved.definition)
+    result.as_of = dt.datetime.now(dt.UTC)
+    async with req.connection() as conn:
+        await conn.execute(
+            "INSERT INTO report_results (report_id, user_id, definition_hash, computed_at, result)"
+            " VALUES (%s, %s, %s, %s, %s::jsonb) ON CONFLICT (report_id, user_id) DO UPDATE"
+            " SET definition_hash = excluded.definition_hash,"
+            " computed_at = excluded.computed_at, result = excluded.result"
+            " WHERE report_results.computed_at < excluded.computed_at",
+            (path.id, req.user.user_id, key, result.as_of, msgspec.json.encode(result).decode()),
+        )
+    return result
 
 
 def result_csv(result: ReportResult) -> bytes:
@@ -459,6 +501,57 @@ async def export_definition_xlsx(req: Req, body: ReportDefinition) -> web.Stream
 
 
 # --------------------------------------------------------------------------- dashboards
+
+
+def printed_note(user: Principal, count: int) -> str:
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{count:,} rows, as {user.email} may see them, printed {when}"
+
+
+async def result_pdf(result: ReportResult, title: str, user: Principal) -> bytes:
+    check_rows(len(result.rows))
+    heads = [c.label for c in result.columns]
+    return await print_pdf(
+        table_html(title, heads, result.rows, printed_note(user, len(result.rows)))
+    )
+
+
+@routes.get(
+    f"{API}/reports/{{id}}/export.pdf",
+    access=Access.read(scope=report_scope),
+    summary="A saved report's result as a PDF (printed by headless Chromium)",
+    description=_RUN + f" At most {MAX_PDF_ROWS:,} rows (422 beyond); 503 without Chromium.",
+    content_type="application/pdf",
+    errors=(422, 503),
+)
+async def export_report_pdf(req: Req, path: SavedPath) -> web.StreamResponse:
+    async with req.connection() as conn:
+        saved = await get_report(conn, req.user, path.id)
+    async with req.read_connection() as conn:
+        result = await run_report(conn, req.user, saved.definition)
+    return web.Response(
+        body=await result_pdf(result, saved.name, req.user),
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{_filename(saved.name, "pdf")}"'},
+    )
+
+
+@routes.post(
+    f"{API}/reports/export.pdf",
+    access=Access.read(unscoped=_RUN),
+    summary="An unsaved report definition's result as a PDF (printed by headless Chromium)",
+    description=f"At most {MAX_PDF_ROWS:,} rows (422 beyond); 503 without Chromium.",
+    content_type="application/pdf",
+    errors=(422, 503),
+)
+async def export_definition_pdf(req: Req, body: ReportDefinition) -> web.StreamResponse:
+    async with req.read_connection() as conn:
+        result = await run_report(conn, req.user, body)
+    return web.Response(
+        body=await result_pdf(result, "Report", req.user),
+        content_type="application/pdf",
+        headers={"Content-Disposition": 'attachment; filename="report.pdf"'},
+    )
 
 
 @routes.get(

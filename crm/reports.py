@@ -76,6 +76,7 @@ class ReportResult(msgspec.Struct):
     columns: list[ReportColumn]
     rows: list[list[Any]]
     truncated: bool
+    as_of: dt.datetime | None = None  # when it was computed (a dashboard may show an older one)
 
 
 def _bad(field: str, message: str) -> CrmError:

@@ -89,3 +89,23 @@ export async function listAll(path, params = {}, max = 2000) {
 // The CRM's ETag of a record (crm/store.py etag): updates must send it as If-Match, so a
 // concurrent change answers 412 instead of being overwritten.
 export const etagOf = (row) => `"${row.id}.${row.version ?? 0}"`;
+
+/**
+ * A file download through the API (the bearer token rules out a plain link).
+ * @param {string} path
+ * @param {any} body POSTed as JSON when given
+ * @param {string} name the file's name
+ */
+export async function download(path, body, name) {
+  const r = await api(path, body ? { method: 'POST', body, raw: true } : { raw: true });
+  if (!r.ok) {
+    let msg = `export failed (HTTP ${r.status})`;
+    try { msg = (await r.json()).error.message || msg; } catch { /* not JSON */ }
+    throw new Error(msg);
+  }
+  const url = URL.createObjectURL(await r.blob());
+  const a = document.createElement('a');
+  a.href = url; a.download = name;
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}

@@ -33,6 +33,7 @@ const routes = {
   report: () => import('./reports.js').then((m) => m.reportView),
   dashboards: () => import('./reports.js').then((m) => m.dashboardsView),
   dashboard: () => import('./reports.js').then((m) => m.dashboardView),
+  kpis: () => import('./reports.js').then((m) => m.kpisView),
 };
 
 export const session = { me: null };

@@ -117,7 +117,7 @@ function refLabel(entity, id) {
 
 // A device's telemetry over a chosen range, from server-side bucketed aggregates (~200
 // buckets per chart). With `around` (an alert's time) the range is centred on it and marked.
-export async function deviceView(root, [id, around]) {
+export async function deviceView(root, [id, around], session) {
   const title = h('h1', {}, 'Device');
   root.append(title);
   let dev;
@@ -159,5 +159,72 @@ export async function deviceView(root, [id, around]) {
   }
   range.addEventListener('change', draw);
   await draw();
+  // beside the charts: the device's alerts, its site's open work orders, its commands
+  const side = h('div', { class: 'related-grid', id: 'device-related' });
+  root.append(side);
+  const parts = await Promise.all([deviceAlerts(id), pos.account_id ? siteWorkOrders(pos.account_id) : null, deviceCommands(id, session)]);
+  side.append(...parts.filter((x) => x !== null));
   return null;
+}
+
+/** The device's alerts, newest first, with their state; each opens the alerts screen. */
+async function deviceAlerts(id) {
+  const box = h('section', { class: 'related', id: 'device-alerts' }, h('h2', {}, 'Alerts'));
+  try {
+    const page = await api(`/api/v1/alerts${q({ state: 'all', device_id: id })}`);
+    box.append(page.items.length ? h('ul', {}, page.items.slice(0, 20).map((a) => h('li', { dataset: { state: a.state } },
+      `${a.severity || ''} · ${(a.alert_type || '').replace(/[_-]+/g, ' ')} · ${a.state} · ${fmtTime(a.raised_at)}`)))
+      : h('p', { class: 'empty' }, 'No alerts from this device.'),
+    h('a', { href: `#/alerts/${encodeURIComponent(id)}` }, 'All its alerts, live'));
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
+/** The open work orders at the device's site. */
+async function siteWorkOrders(accountId) {
+  const box = h('section', { class: 'related', id: 'device-work-orders' }, h('h2', {}, 'Open work orders at this site'));
+  try {
+    const filter = { and: [{ field: 'account_id', op: 'eq', value: accountId }, { field: 'status', op: 'in', value: ['new', 'assigned', 'scheduled', 'in_progress'] }] };
+    const page = await api(`/api/v1/work_orders${q({ filter, limit: 20 })}`);
+    box.append(page.items.length ? h('ul', {}, page.items.map((w) => h('li', {}, h('a', { href: `#/r/work_orders/${w.id}` }, w.title), ` · ${w.status.replace(/_/g, ' ')} · ${w.priority}`)))
+      : h('p', { class: 'empty' }, 'No open work orders at this site.'));
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
+const COMMAND_PENDING = new Set(['sent']);
+
+/** The device's commands with the state its ack gave; ping, reboot and a sampling interval
+ *  for the roles the API lets send them (managers and admins). */
+async function deviceCommands(id, session) {
+  const box = h('section', { class: 'related', id: 'device-commands' }, h('h2', {}, 'Commands'));
+  const list = h('ul', { id: 'command-list' });
+  const err = h('p', { class: 'field-error', role: 'alert', id: 'command-error' });
+  const mayCommand = ['admin', 'manager'].includes(session?.me?.role);
+  let timer = 0;
+  async function load() {
+    try {
+      const r = await api(`/api/v1/devices/${encodeURIComponent(id)}/commands${q({ limit: 10 })}`);
+      list.replaceChildren(...(r.items.length ? r.items.map((c) => h('li', { dataset: { state: c.state, name: c.name } },
+        h('strong', {}, c.name), ` · ${c.state.replace(/_/g, ' ')} · sent ${fmtTime(c.created_at)}`,
+        c.finished_at ? ` · answered ${fmtTime(c.finished_at)}` : '', c.detail ? ` · ${c.detail}` : '')) : [h('li', { class: 'muted' }, 'No commands sent yet.')]));
+      clearTimeout(timer);
+      if (r.items.some((c) => COMMAND_PENDING.has(c.state)) && box.isConnected) timer = window.setTimeout(load, 2000);
+    } catch (e) { list.replaceChildren(h('li', {}, errorBox(e))); }
+  }
+  async function send(name, args) {
+    err.textContent = '';
+    try { await api(`/api/v1/devices/${encodeURIComponent(id)}/commands`, { method: 'POST', body: { name, args } }); await load(); } catch (e) { err.textContent = e.message; }
+  }
+  if (mayCommand) {
+    const interval = /** @type {HTMLInputElement} */ (h('input', { id: 'cmd-interval', type: 'number', min: 0.1, step: 0.1, value: 10, 'aria-label': 'Sampling interval in seconds' }));
+    box.append(h('div', { class: 'toolbar' },
+      h('button', { type: 'button', id: 'cmd-ping', onclick: () => send('ping', {}) }, 'Ping'),
+      h('button', { type: 'button', id: 'cmd-reboot', onclick: () => { if (confirm('Reboot this device?')) send('reboot', {}); } }, 'Reboot'),
+      h('label', { for: 'cmd-interval' }, 'Sampling interval (s)', interval),
+      h('button', { type: 'button', id: 'cmd-config', onclick: () => send('config', { sample_interval_s: Number(interval.value) }) }, 'Send config')), err);
+  }
+  box.append(list);
+  await load();
+  return box;
 }

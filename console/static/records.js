@@ -3,7 +3,7 @@
 // record page (fields edited in place with the API's errors shown on the field, delete with
 // confirmation, related lists, timeline, audit history). Buttons the caller's role cannot use
 // are not offered (the API's /meta/entities says which); record-level refusals show inline.
-import { api, listAll, q, etagOf } from './api.js';
+import { api, listAll, q, etagOf, download } from './api.js';
 import { h, toast, errorBox, table, fmtTime } from './ui.js';
 import { entityMeta, display, input, editable, shown, human, labels, refLink, rememberLabel, friendly } from './fields.js';
 
@@ -85,8 +85,19 @@ export async function listView(root, entity) {
   const out = h('div', { id: 'list' });
   const count = h('span', { class: 'muted', id: 'list-count' });
   const more = h('button', { type: 'button', hidden: true }, 'More');
+  // exports of what the list shows: its search, filters, sort and columns, every row
+  const exportErr = h('span', { class: 'field-error', id: 'export-error', role: 'alert' });
+  const exportAs = (ext) => h('button', { type: 'button', id: `export-${ext}`, onclick: async (e) => {
+    const btn = /** @type {HTMLButtonElement} */ (e.currentTarget);
+    btn.disabled = true; exportErr.textContent = '';
+    try {
+      const flat = (f) => !['password', 'point', 'multipolygon', 'object', 'array'].includes(f.kind) && f.name !== 'version';
+      const columns = cols.filter((c) => m.fields.some((f) => f.name === c && flat(f))).join(',');
+      await download(`/api/v1/list_exports/${entity}.${ext}${q({ ...params, columns: columns || undefined })}`, null, `${entity}.${ext}`);
+    } catch (ex) { exportErr.textContent = ex.message; } finally { btn.disabled = false; }
+  } }, `Export ${ext.toUpperCase()}`);
   root.append(h('div', { class: 'toolbar' }, h('h1', {}, screen.title), count, newBtn),
-    form, h('div', { class: 'toolbar' }, viewSel, viewName, saveView, colPicker), bulk, out, more);
+    form, h('div', { class: 'toolbar' }, viewSel, viewName, saveView, colPicker, exportAs('xlsx'), exportAs('csv'), exportAs('pdf'), exportErr), bulk, out, more);
   let cursor = null;
   let params = {};
   let rows = [];

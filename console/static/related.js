@@ -13,38 +13,88 @@ const eq = (field, value) => ({ field, op: 'eq', value });
 export async function decorate(root, actions, entity, row, m) {
   const sections = h('div', { class: 'related-grid' });
   root.append(sections);
-  const add = (el) => sections.append(el);
+  // every section's requests start at once; the sections are appended in their order
+  /** @type {Promise<HTMLElement>[]} */
+  const parts = [];
+  const add = (/** @type {Promise<HTMLElement>} */ el) => { parts.push(el); };
   if (entity === 'accounts') {
-    add(await hierarchy(row));
-    add(await accountContacts(row));
-    add(await relatedList('Opportunities', 'opportunities', eq('account_id', row.id), { account_id: row.id }, true));
-    add(await relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
-    add(await timeline(row));
-    add(await openAlerts(row));
-    add(attachmentsPanel({ account_id: row.id }));
+    add(hierarchy(row));
+    add(accountContacts(row));
+    add(relatedList('Opportunities', 'opportunities', eq('account_id', row.id), { account_id: row.id }, true));
+    add(relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
+    add(timeline(row));
+    add(openAlerts(row));
+    add(Promise.resolve(attachmentsPanel({ account_id: row.id })));
   } else if (entity === 'contacts') {
-    add(await relatedList('Opportunities', 'opportunities', eq('contact_id', row.id), { contact_id: row.id }, false));
-    add(await relatedList('Activities', 'activities', eq('contact_id', row.id), { contact_id: row.id }, true));
-    if (m.may_update) await duplicates(actions, sections, row);
+    add(relatedList('Opportunities', 'opportunities', eq('contact_id', row.id), { contact_id: row.id }, false));
+    add(relatedList('Activities', 'activities', eq('contact_id', row.id), { contact_id: row.id }, true));
   } else if (entity === 'leads') {
     if (row.status !== 'converted' && m.may_update) actions.prepend(h('button', { type: 'button', class: 'primary', id: 'convert-lead', onclick: () => convertWizard(row) }, 'Convert'));
     if (row.status === 'converted') {
-      add(h('section', { class: 'related', id: 'converted' }, h('h2', {}, 'Converted'), h('p', {}, `on ${fmtTime(row.converted_at)} into `,
+      add(Promise.resolve(h('section', { class: 'related', id: 'converted' }, h('h2', {}, 'Converted'), h('p', {}, `on ${fmtTime(row.converted_at)} into `,
         refLink('accounts', row.converted_account_id), ', ', refLink('contacts', row.converted_contact_id),
-        row.converted_opportunity_id ? [', ', refLink('opportunities', row.converted_opportunity_id)] : null)));
+        row.converted_opportunity_id ? [', ', refLink('opportunities', row.converted_opportunity_id)] : null))));
     }
-    add(await relatedList('Activities', 'activities', eq('lead_id', row.id), { lead_id: row.id }, true));
+    add(leadScore(row));
+    add(relatedList('Activities', 'activities', eq('lead_id', row.id), { lead_id: row.id }, true));
   } else if (entity === 'opportunities') {
-    add(await stageHistory(row));
-    add(await relatedList('Activities', 'activities', eq('opportunity_id', row.id), { opportunity_id: row.id, account_id: row.account_id }, true));
+    add(winChance(row));
+    add(stageHistory(row));
+    add(relatedList('Activities', 'activities', eq('opportunity_id', row.id), { opportunity_id: row.id, account_id: row.account_id }, true));
   } else if (entity === 'work_orders') {
-    add(await relatedList('Activities', 'activities', eq('work_order_id', row.id), { work_order_id: row.id, account_id: row.account_id }, true));
-    add(attachmentsPanel({ work_order_id: row.id }));
+    add(relatedList('Activities', 'activities', eq('work_order_id', row.id), { work_order_id: row.id, account_id: row.account_id }, true));
+    add(Promise.resolve(attachmentsPanel({ work_order_id: row.id })));
   } else if (entity === 'users') {
-    add(await relatedList('Accounts owned', 'accounts', eq('owner_id', row.id), {}, false));
+    add(relatedList('Accounts owned', 'accounts', eq('owner_id', row.id), {}, false));
   } else if (entity === 'territories') {
-    add(await relatedList('Accounts', 'accounts', eq('territory_id', row.id), {}, false));
+    add(relatedList('Accounts', 'accounts', eq('territory_id', row.id), {}, false));
   }
+  for (const el of await Promise.all(parts)) sections.append(el);
+  if (entity === 'contacts' && m.may_update) await duplicates(actions, sections, row);
+}
+
+// ---------------------------------------------------------------- insights' scores and reasons
+
+const pct = (x) => `${Math.round(x)} %`;
+
+/** The model's top reasons: what pushed the score up or down, in words. */
+function reasonList(reasons) {
+  const top = [...reasons].sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution)).slice(0, 5);
+  return h('ul', { class: 'reasons' }, top.map((r) => h('li', { dataset: { contribution: r.contribution } },
+    h('span', { class: r.contribution >= 0 ? 'up' : 'down', 'aria-label': r.contribution >= 0 ? 'raises' : 'lowers' }, r.contribution >= 0 ? '▲ ' : '▼ '),
+    `${human(r.feature)}: ${String(r.value).replace(/_/g, ' ')}`)));
+}
+
+/** A lead's score (0-100), its conversion probability and the reasons (insights). */
+async function leadScore(lead) {
+  const box = h('section', { class: 'related', id: 'lead-score' }, h('h2', {}, 'Lead score'));
+  try {
+    const r = await api(`/api/v1/insights/leads/${lead.id}/score`);
+    if (!r.score) { box.append(h('p', { class: 'empty' }, 'Not scored yet: scores appear once a lead model has been trained on decided leads.')); return box; }
+    const s = r.score;
+    box.dataset.score = String(s.score);
+    box.append(h('p', {}, h('strong', { class: 'score' }, `${s.score} / 100`),
+      s.probability != null ? ` · ${pct(s.probability * 100)} likely to convert` : null,
+      h('span', { class: 'muted' }, ` · model ${s.model_version}, ${fmtTime(s.computed_at)}`)), reasonList(s.reasons));
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
+/** A deal's win probability by the model beside its stage's, stalled or not (insights). */
+async function winChance(opp) {
+  const box = h('section', { class: 'related', id: 'win-probability' }, h('h2', {}, 'Win probability'));
+  try {
+    const r = await api(`/api/v1/insights/opportunities/${opp.id}/win`);
+    const m = r.model;
+    const modelPct = m ? (m.probability != null ? m.probability * 100 : m.score) : null;
+    if (modelPct != null) box.dataset.probability = String(Math.round(modelPct));
+    box.append(h('p', {},
+      modelPct != null ? [h('strong', { class: 'score' }, pct(modelPct)), ' by the model · '] : 'Not scored by a model yet · ',
+      `${pct(r.stage_probability)} by its stage · ${Math.round(r.days_in_stage)} days in this stage`,
+      r.stalled ? h('strong', { class: 'stalled' }, ` · stalled (longer than 90 % of past stays: ${Math.round(r.stage_p90_days)} days)`) : null),
+    ...(m ? [h('p', { class: 'muted' }, `model ${m.model_version}, ${fmtTime(m.computed_at)}`), reasonList(m.reasons)] : []));
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
 }
 
 async function hierarchy(a) {

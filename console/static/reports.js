@@ -2,7 +2,7 @@
 // Reports and dashboards: a report builder (record type, filters, up to two groupings with
 // time buckets, measures, chart), saved and shared reports, CSV export, and dashboards of
 // report tiles that refresh themselves. Reports run in the database (/api/v1/reports).
-import { api } from './api.js';
+import { api, download, q } from './api.js';
 import { h, toast, errorBox, fmtMoney } from './ui.js';
 import { barChart, lineChart, pieChart } from './chart.js';
 import { entityMeta, human } from './fields.js';
@@ -82,15 +82,6 @@ export function renderResult(result) {
   return box;
 }
 
-// A CSV download through the API (the bearer token rules out a plain link).
-async function download(path, body, name) {
-  const r = await api(path, body ? { method: 'POST', body, raw: true } : { raw: true });
-  if (!r.ok) throw new Error(`export failed (HTTP ${r.status})`);
-  const url = URL.createObjectURL(await r.blob());
-  const a = h('a', { href: url, download: name });
-  document.body.append(a); a.click(); a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
-}
 
 // ---------------------------------------------------------------------------- list
 
@@ -173,6 +164,7 @@ export async function reportView(root, [id], session) {
         h('button', { type: 'submit', class: 'primary', id: 'rb-run' }, 'Run'),
         h('button', { type: 'button', id: 'rb-csv', onclick: () => exportAs('csv') }, 'Export CSV'),
         h('button', { type: 'button', id: 'rb-xlsx', onclick: () => exportAs('xlsx') }, 'Export XLSX'),
+        h('button', { type: 'button', id: 'rb-pdf', onclick: () => exportAs('pdf') }, 'Export PDF'),
         mayWrite && (!saved || saved.mine || session.me.role === 'admin') ? [
           h('label', { class: 'inline' }, h('input', { type: 'checkbox', id: 'rb-shared', checked: saved ? saved.shared : false }), 'Shared'),
           h('input', { id: 'rb-name', 'aria-label': 'Report name', placeholder: 'Report name', value: saved ? saved.name : '' }),
@@ -292,7 +284,7 @@ export async function dashboardView(root, [id]) {
   const stamp = h('span', { class: 'muted', id: 'dashboard-stamp', role: 'status' });
   const grid = h('div', { class: 'dashboard', id: 'dashboard' });
   root.append(h('div', { class: 'toolbar' }, h('a', { href: '#/dashboards' }, '← Dashboards'), h('h1', {}, d.name),
-    h('button', { type: 'button', id: 'dashboard-refresh', onclick: () => refresh() }, 'Refresh'), stamp), grid);
+    h('button', { type: 'button', id: 'dashboard-refresh', onclick: () => refresh(0) }, 'Refresh'), stamp), grid);
   if (!d.tiles.length) grid.append(h('p', { class: 'empty' }, 'No tiles yet: open a saved report and "Pin to dashboard".'));
   const tiles = d.tiles.map((t) => {
     const body = h('div', { class: 'tile-body' }, h('p', { class: 'muted' }, 'Loading…'));
@@ -304,15 +296,21 @@ export async function dashboardView(root, [id]) {
     grid.append(box);
     return { t, body, head };
   });
-  async function refresh() {
+  // Loads and the minute's refresh accept a result computed for this user within the
+  // refresh interval (the server keeps each report's latest result); the button runs now.
+  async function refresh(maxAge = Math.round(REFRESH_MS / 1000)) {
+    /** @type {number[]} */
+    const asOf = [];
     await Promise.all(tiles.map(async ({ t, body, head }) => {
       try {
-        const [rep, res] = await Promise.all([api(`/api/v1/reports/${t.report_id}`), api(`/api/v1/reports/${t.report_id}/result`)]);
+        const [rep, res] = await Promise.all([api(`/api/v1/reports/${t.report_id}`), api(`/api/v1/reports/${t.report_id}/result?max_age_s=${maxAge}`)]);
         head.firstChild.textContent = rep.name;
         body.replaceChildren(renderResult(res));
+        if (res.as_of) asOf.push(Date.parse(res.as_of));
       } catch (e) { body.replaceChildren(errorBox(e)); }
     }));
-    stamp.textContent = `updated ${new Date().toLocaleTimeString()}`;
+    const oldest = asOf.length ? new Date(Math.min(...asOf)) : new Date();
+    stamp.textContent = `as of ${oldest.toLocaleTimeString()}`;
     grid.dataset.ready = 'yes';
   }
   await refresh();
@@ -321,3 +319,35 @@ export async function dashboardView(root, [id]) {
 }
 
 
+
+// ---------------------------------------------------------------------------- KPIs
+
+const PERIODS = [['30', 'Last 30 days'], ['90', 'Last 90 days'], ['365', 'Last 12 months']];
+
+/** The ready-made KPIs over a period, each with its definition (GET /api/v1/kpis). */
+export async function kpisView(root) {
+  const period = /** @type {HTMLSelectElement} */ (h('select', { id: 'kpi-period' }, PERIODS.map(([v, t]) => h('option', { value: v, selected: v === '90' }, t))));
+  const grid = h('div', { class: 'dashboard', id: 'kpis' });
+  root.append(h('div', { class: 'toolbar' }, h('h1', {}, 'KPIs'), h('label', { for: 'kpi-period' }, 'Period', period)), grid);
+  let list;
+  try { list = (await api('/api/v1/kpis')).items; } catch (e) { root.append(errorBox(e)); return null; }
+  async function load() {
+    grid.dataset.ready = 'no';
+    const until = new Date();
+    const since = new Date(until.getTime() - Number(period.value) * 86400000);
+    grid.replaceChildren(...await Promise.all(list.map(async (k) => {
+      const body = h('div', {});
+      try {
+        const res = await api(`/api/v1/kpis/${k.key}${q({ since: since.toISOString(), until: until.toISOString() })}`);
+        body.append(res.rows.length ? renderResult(res) : h('p', { class: 'empty' }, 'No records in this period for you.'));
+      } catch (e) { body.append(errorBox(e)); }
+      return h('section', { class: 'tile w1', dataset: { kpi: k.key } },
+        h('div', { class: 'tile-head' }, h('h2', {}, k.title), h('span', { class: 'muted' }, `${k.area} · ${k.unit}`)),
+        h('p', { class: 'muted kpi-definition' }, k.definition), body);
+    })));
+    grid.dataset.ready = 'yes';
+  }
+  period.addEventListener('change', () => load());
+  await load();
+  return null;
+}

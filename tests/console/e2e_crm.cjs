@@ -142,6 +142,13 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const bars = await page.$$eval('#report-out svg.chart rect title', (t) => t.map((x) => x.textContent));
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#rb-csv')]);
     const csv = fs.readFileSync(await download.path(), 'utf8');
+    // the same result as a workbook and as a printed PDF: the files' first bytes
+    const head = async (sel) => {
+      const [d] = await Promise.all([page.waitForEvent('download'), page.click(sel)]);
+      return { name: d.suggestedFilename(), magic: fs.readFileSync(await d.path()).subarray(0, 4).toString('latin1') };
+    };
+    const xlsx = await head('#rb-xlsx');
+    const pdf = await head('#rb-pdf');
     await page.fill('#rb-name', p.reportName);
     await page.check('#rb-shared');
     await page.click('#rb-save');
@@ -157,7 +164,63 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const tileTitle = await page.textContent('#dashboard .tile h2');
     const tileRows = await page.$$eval('#dashboard .tile table.report-table tbody tr', (tr) => tr.length);
     await shot(page, 'dashboard');
-    return { table, bars, csv, reportId, tileTitle, tileRows, errors };
+    return { table, bars, csv, xlsx, pdf, reportId, tileTitle, tileRows, errors };
+  },
+
+  // The KPI page's tiles with their definitions; a list exported as XLSX and as PDF from
+  // its toolbar with the list's search applied.
+  async kpisExport(browser, base, p) {
+    const fs = require('fs');
+    const { page, errors } = await newPage(browser, base, { context: { acceptDownloads: true } });
+    await signIn(page, base, p.user, '/console/#/kpis');
+    await page.waitForSelector('#kpis[data-ready=yes]');
+    const tiles = await page.$$eval('#kpis .tile', (t) => t.map((x) => ({ key: x.dataset.kpi, text: x.textContent })));
+    await page.goto(`${base}/console/#/accounts`);
+    await page.waitForSelector('#list table tbody tr, #list .empty');
+    await page.fill('#list-q', p.search);
+    await page.press('#list-q', 'Enter');
+    await page.waitForFunction((s) => (document.getElementById('list')?.dataset.query || '').includes(encodeURIComponent(s).replace(/%20/g, '+')) || (document.getElementById('list')?.dataset.query || '').includes(s), p.search);
+    const files = {};
+    for (const ext of ['xlsx', 'pdf']) {
+      const [d] = await Promise.all([page.waitForEvent('download'), page.click(`#export-${ext}`)]);
+      files[ext] = { name: d.suggestedFilename(), magic: fs.readFileSync(await d.path()).subarray(0, 4).toString('latin1') };
+    }
+    return { tiles, files, exportError: await page.textContent('#export-error'), errors };
+  },
+
+  // The lead's score and the deal's win probability, with their reasons, on the record pages.
+  async scores(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, `/console/#/r/leads/${p.leadId}`);
+    await page.waitForSelector('#lead-score p');
+    const lead = { score: await page.getAttribute('#lead-score', 'data-score'), text: await page.textContent('#lead-score'),
+      reasons: await page.$$eval('#lead-score .reasons li', (li) => li.map((x) => x.textContent)) };
+    await page.goto(`${base}/console/#/r/opportunities/${p.oppId}`);
+    await page.waitForSelector('#win-probability p');
+    const win = { probability: await page.getAttribute('#win-probability', 'data-probability'), text: await page.textContent('#win-probability'),
+      reasons: await page.$$eval('#win-probability .reasons li', (li) => li.map((x) => x.textContent)) };
+    await page.goto(`${base}/console/#/r/leads/${p.unscoredLeadId}`);
+    await page.waitForSelector('#lead-score p');
+    const unscored = await page.textContent('#lead-score');
+    return { lead, win, unscored, errors };
+  },
+
+  // A device's page: its alerts, its site's open work orders, and commands sent from it
+  // (a ping listed with its state; a refused sampling interval explained).
+  async devicePage(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, `/console/#/device/${encodeURIComponent(p.device)}`);
+    await page.waitForSelector('#device-commands #command-list li');
+    const alerts = await page.$$eval('#device-alerts li', (li) => li.map((x) => x.textContent));
+    const workOrders = await page.$$eval('#device-work-orders li a', (a) => a.map((x) => x.textContent));
+    await page.click('#cmd-ping');
+    await page.waitForSelector('#command-list li[data-name=ping]');
+    const commands = await page.$$eval('#command-list li', (li) => li.map((x) => ({ name: x.dataset.name, state: x.dataset.state })));
+    await page.fill('#cmd-interval', '0');
+    await page.click('#cmd-config');
+    await page.waitForFunction(() => (document.getElementById('command-error')?.textContent || '').length > 0);
+    const refused = await page.textContent('#command-error');
+    return { alerts, workOrders, commands, refused, errors };
   },
 
   // The map offline: Natural Earth basemap drawn without any tile server, thousands of

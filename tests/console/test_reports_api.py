@@ -259,6 +259,8 @@ def test_a_manager_builds_a_report_exports_it_and_pins_it_to_a_dashboard(
         "Account,Currency,Count,Sum of amount",
         f"Acme {tag},EUR,2,2000.0",
     ]
+    assert r["xlsx"] == {"name": "report.xlsx", "magic": "PK\x03\x04"}
+    assert r["pdf"] == {"name": "report.pdf", "magic": "%PDF"}
     assert r["tileTitle"] == f"Deals {tag}" and r["tileRows"] == 1
     saved = call(console_url, "GET", f"/api/v1/reports/{r['reportId']}", token=tok)
     assert saved["shared"] is True and saved["owner_id"] == manager["id"]
@@ -297,3 +299,49 @@ def test_xlsx_export_writes_text_as_text_and_numbers_as_numbers(
     # the account named like a formula is a string cell, never a formula
     assert f"=HYPERLINK({world['tag']})" in strings and "<f>" not in sheet
     assert "<v>3500</v>" in sheet and "<v>9999</v>" in sheet
+
+
+def test_a_dashboard_may_read_a_recent_result_and_refresh_runs_the_report_again(
+    console_url: str, admin: dict[str, Any], test_settings: Settings
+) -> None:
+    tok = login(console_url, admin)
+    tag = uuid.uuid4().hex[:6]
+    call(console_url, "POST", "/api/v1/accounts", {"name": f"Cached {tag} 1"}, tok)
+    definition = {
+        "entity": "accounts",
+        "filter": {"field": "name", "op": "contains", "value": f"Cached {tag}"},
+        "measures": [{"agg": "count"}],
+    }
+    saved = call(
+        console_url, "POST", "/api/v1/reports", {"name": f"C {tag}", "definition": definition}, tok
+    )
+    result = f"/api/v1/reports/{saved['id']}/result"
+    first = call(console_url, "GET", f"{result}?max_age_s=600", token=tok)
+    assert first["rows"] == [[1]] and first["as_of"]
+    call(console_url, "POST", "/api/v1/accounts", {"name": f"Cached {tag} 2"}, tok)
+    # within the age asked for: the earlier result, saying when it was computed
+    again = call(console_url, "GET", f"{result}?max_age_s=600", token=tok)
+    assert again["rows"] == [[1]] and again["as_of"] == first["as_of"]
+    # run now (the refresh button): the new account counts
+    fresh = call(console_url, "GET", result, token=tok)
+    assert fresh["rows"] == [[2]] and fresh["as_of"] > first["as_of"]
+    # an edited definition never reads the old result
+    call(
+        console_url,
+        "PATCH",
+        f"/api/v1/reports/{saved['id']}",
+        {
+            "definition": {
+                **definition,
+                "filter": {"field": "name", "op": "contains", "value": f"Cached {tag} 2"},
+            }
+        },
+        tok,
+    )
+    assert call(console_url, "GET", f"{result}?max_age_s=600", token=tok)["rows"] == [[1]]
+    # another user of a shared report gets their own rows, never the admin's result
+    call(console_url, "PATCH", f"/api/v1/reports/{saved['id']}", {"shared": True}, tok)
+    rep = login(
+        console_url, make_user(test_settings.dsn, "rep", territory_id=territory(test_settings.dsn))
+    )
+    assert call(console_url, "GET", f"{result}?max_age_s=600", token=rep)["rows"] != [[1]]

@@ -3,8 +3,10 @@ answered 4xx."""
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from typing import Any
 
@@ -78,3 +80,39 @@ def test_bad_search_input_is_a_4xx(
     with pytest.raises(urllib.error.HTTPError) as err:
         search(console_url, tok, **params)
     assert 400 <= err.value.code < 500
+
+
+def test_search_by_word_beginning_phone_digits_and_a_renamed_record(
+    console_url: str, admin: dict[str, Any]
+) -> None:
+    tok = login(console_url, admin)
+    tag = uuid.uuid4().hex[:6]
+    digits = str(int(tag, 16) % 10**7).zfill(7)
+    made = call(
+        console_url,
+        "POST",
+        "/api/v1/contacts",
+        {"first_name": "Philippa", "last_name": f"Zebedee{tag}", "phone": f"+33 6 1{digits}"},
+        tok,
+    )
+    # the beginning of a word, as typed so far
+    assert str(made["id"]) in {h["id"] for h in search(console_url, tok, q=f"zebedee{tag[:4]}")}
+    # the last digits of the phone number, written the national way
+    hits = search(console_url, tok, q=f"06 1{digits}", types="contacts")
+    assert [h["id"] for h in hits] == [str(made["id"])]
+    # a new name is found at once (the lexicon learns on update), misspelt too
+    url = f"{console_url}/api/v1/contacts/{made['id']}"
+    auth = {"Authorization": f"Bearer {tok}"}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=auth), timeout=30) as r:
+        etag = r.headers["ETag"]
+    patch = urllib.request.Request(
+        url,
+        data=json.dumps({"last_name": f"Wolstenholme{tag}"}).encode(),
+        method="PATCH",
+        headers={**auth, "If-Match": etag, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(patch, timeout=30) as r:
+        assert r.status == 200
+    assert str(made["id"]) in {
+        h["id"] for h in search(console_url, tok, q=f"Philipa Wolstenhome{tag}")
+    }

@@ -1,0 +1,231 @@
+"""A list as a file: the rows a list screen shows (its filter, search and sort, under the
+caller's access), every readable column, as XLSX or CSV.
+
+The rows are read page by page through `crm.store.list_records` (the list endpoint's own
+query, keyset-paginated), so the export holds exactly what the caller could page through.
+References are written as names (resolved per page under the caller's access; a record
+they may not see is left blank), never as ids. XLSX is written with xlsxwriter in
+constant-memory mode to a temporary file, page by page off the event loop; CSV text cells
+are neutralised against formula injection (`crm.csvio.neutralise`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import decimal
+import io
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from crm.csvio import neutralise
+from crm.entities import ENTITIES, Entity, Field
+from crm.errors import CrmError
+from crm.filters import Sort
+from crm.labels import LABELS
+from crm.store import list_records, scope
+from kernel.principal import Principal
+
+MAX_ROWS = 250_000  # rows one export may hold: beyond, narrow the filter
+PAGE = 5_000
+SKIP_KINDS = ("password", "point", "multipolygon", "object", "array")
+
+
+def columns(entity: Entity, names: list[str] | None = None) -> list[Field]:
+    """The exported columns: those named (the list's shown columns, in their order), else
+    every readable field a spreadsheet can hold."""
+    fit = [f for f in entity.readable if f.kind not in SKIP_KINDS and f.name != "version"]
+    if not names:
+        return fit
+    by_name = {f.name: f for f in fit}
+    for n in names:
+        if n not in by_name:
+            raise CrmError(
+                f"columns: {entity.name} has no exportable field {n[:40]!r}",
+                field="columns",
+                status=422,
+            )
+    out = [by_name[n] for n in dict.fromkeys(names)]
+    money = {"amount", "annual_revenue", "estimated_amount"}
+    if "currency" in by_name and "currency" not in names and money & set(names):
+        out.append(by_name["currency"])  # an amount is only read with its currency
+    return out
+
+
+def header(f: Field) -> str:
+    name = f.name[:-3] if f.ref and f.name.endswith("_id") else f.name
+    return name.replace("_", " ").capitalize()
+
+
+async def _names(
+    conn: AsyncConnection[Any], principal: Principal, target: str, ids: set[int]
+) -> dict[int, str]:
+    if not ids or target not in LABELS:
+        return {}
+    ent = ENTITIES[target]
+    acc, acc_p = scope(ent, principal)
+    cur = await conn.execute(
+        sql.SQL("SELECT t.id, {label} FROM {table} t WHERE t.id = ANY(%s) AND {acc}").format(
+            label=sql.SQL(LABELS[target]), table=sql.Identifier(ent.table), acc=acc
+        ),
+        [list(ids), *acc_p],
+    )
+    return {int(r[0]): str(r[1]) for r in await cur.fetchall()}
+
+
+async def pages(
+    conn: AsyncConnection[Any],
+    entity: Entity,
+    principal: Principal,
+    *,
+    filter_node: Any,
+    sort: Sort,
+    q: str | None,
+    cols: list[Field],
+) -> AsyncIterator[list[list[Any]]]:
+    """The list's rows, a page at a time, as cells in `cols` order."""
+    first = await list_records(
+        conn, entity, principal, filter_node=filter_node, sort=sort, q=q, limit=1, with_total=True
+    )
+    if (first.total or 0) > MAX_ROWS:
+        raise CrmError(
+            f"{first.total:,} rows: an export holds at most {MAX_ROWS:,}; narrow the filter",
+            field="filter",
+            status=422,
+            code="too_many_rows",
+        )
+    cursor: str | None = None
+    while True:
+        page = await list_records(
+            conn,
+            entity,
+            principal,
+            filter_node=filter_node,
+            sort=sort,
+            q=q,
+            cursor=cursor,
+            limit=PAGE,
+        )
+        names: dict[str, dict[int, str]] = {}
+        for f in cols:
+            if f.ref:
+                ids = {int(r[f.name]) for r in page.items if r.get(f.name) is not None}
+                names[f.name] = await _names(conn, principal, f.ref, ids)
+        yield [
+            [
+                names[f.name].get(int(r[f.name]))
+                if f.ref and r.get(f.name) is not None
+                else r.get(f.name)
+                for f in cols
+            ]
+            for r in page.items
+        ]
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    if isinstance(v, dt.datetime):
+        return v.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return v
+
+
+class XlsxFile:
+    """An XLSX workbook written row by row to a temporary file (constant memory)."""
+
+    def __init__(self, title: str, heads: list[str]) -> None:
+        import xlsxwriter  # only here and in report exports
+
+        fd, self.path = tempfile.mkstemp(suffix=".xlsx", prefix="fm-export-")
+        os.close(fd)
+        self.book = xlsxwriter.Workbook(
+            self.path, {"constant_memory": True, "strings_to_formulas": False}
+        )
+        self.sheet = self.book.add_worksheet(
+            title[:31].translate(str.maketrans("[]:*?/\\", " " * 7)) or "Export"
+        )
+        bold = self.book.add_format({"bold": True})
+        for j, name in enumerate(heads):
+            self.sheet.write_string(0, j, name, bold)
+            self.sheet.set_column(j, j, max(12, min(40, len(name) + 2)))
+        self.row = 1
+
+    def add(self, rows: list[list[Any]]) -> None:
+        sheet = self.sheet
+        for cells in rows:
+            for j, v in enumerate(cells):
+                v = _plain(v)
+                if v is None:
+                    continue
+                if isinstance(v, bool):
+                    sheet.write_boolean(self.row, j, v)
+                elif isinstance(v, (int, float)):
+                    sheet.write_number(self.row, j, v)
+                else:
+                    sheet.write_string(self.row, j, str(v))
+            self.row += 1
+
+    def close(self) -> str:
+        self.book.close()
+        return self.path
+
+
+async def export_xlsx(
+    conn: AsyncConnection[Any],
+    entity: Entity,
+    principal: Principal,
+    *,
+    filter_node: Any,
+    sort: Sort,
+    q: str | None,
+    cols: list[Field],
+) -> str:
+    """The path of a temporary XLSX file of the list (the caller deletes it)."""
+    book = await asyncio.to_thread(
+        XlsxFile, entity.name.replace("_", " ").capitalize(), [header(f) for f in cols]
+    )
+    try:
+        async for rows in pages(
+            conn, entity, principal, filter_node=filter_node, sort=sort, q=q, cols=cols
+        ):
+            await asyncio.to_thread(book.add, rows)
+        return await asyncio.to_thread(book.close)
+    except BaseException:
+        os.unlink(book.path)
+        raise
+
+
+async def export_csv(
+    conn: AsyncConnection[Any],
+    entity: Entity,
+    principal: Principal,
+    *,
+    filter_node: Any,
+    sort: Sort,
+    q: str | None,
+    cols: list[Field],
+) -> bytes:
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow([header(f) for f in cols])
+    async for rows in pages(
+        conn, entity, principal, filter_node=filter_node, sort=sort, q=q, cols=cols
+    ):
+        for cells in rows:
+            w.writerow(
+                [
+                    "" if v is None else neutralise(v) if isinstance(v, str) else v
+                    for v in map(_plain, cells)
+                ]
+            )
+    return out.getvalue().encode()
