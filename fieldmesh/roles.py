@@ -240,11 +240,16 @@ def job_registry(modules: Sequence[str] = JOB_MODULES) -> Any:
     return registry
 
 
-async def run_jobs(settings: Settings, port: int, concurrency: int = 4) -> int:
+async def run_jobs(settings: Settings, port: int, concurrency: int | None = None) -> int:
     from kernel.jobs import Worker
 
     stop = _stop_event()
-    worker = Worker(settings.dsn, job_registry(), concurrency=concurrency, settings=settings)
+    worker = Worker(
+        settings.dsn,
+        job_registry(),
+        concurrency=concurrency or settings.job_concurrency,
+        settings=settings,
+    )
 
     def health() -> dict[str, Any]:
         age = time.time() - worker.stats.last_poll

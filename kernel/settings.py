@@ -82,6 +82,9 @@ class Settings:
     # (http://user:pass@host:port/cgi-bin/sendsms)
     sms_port: int = 53000  # FIELDMESH_SMS_PORT
     sms_gateway_url: str | None = None  # SMS_GATEWAY_URL
+    # FIELDMESH_JOB_CONCURRENCY: jobs one `fieldmesh run` jobs worker runs at once (most
+    # wait on I/O: mailbox watches, sends, workflow steps; CPU-heavy ones share the cores)
+    job_concurrency: int = 8
     # S3_URL: http(s)://ACCESS_KEY:SECRET@host:port/bucket[/prefix][?region=R] keeps
     # attachments and service reports in S3-compatible storage (AWS, MinIO, Ceph, R2 ...);
     # None: on local disk under state_dir/attachments
@@ -196,6 +199,7 @@ _ENV_KEYS: dict[str, str] = {
     "sms_port": "FIELDMESH_SMS_PORT",
     "sms_gateway_url": "SMS_GATEWAY_URL",
     "s3_url": "S3_URL",
+    "job_concurrency": "FIELDMESH_JOB_CONCURRENCY",
     "secret_keys": "FIELDMESH_SECRET_KEYS",
 }
 
@@ -273,6 +277,14 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not str(raw).startswith(("http://", "https://")):
             raise SettingsError(f"{source}: expected http(s)://host/path: {raw!r}")
         return str(raw)
+    if name == "job_concurrency":
+        try:
+            n = int(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{source}: not a whole number: {raw!r}") from None
+        if not 1 <= n <= 64:
+            raise SettingsError(f"{source}: out of range 1-64: {n}")
+        return n
     if name == "s3_url":
         parts = urlsplit(str(raw))
         if (
