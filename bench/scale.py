@@ -114,7 +114,9 @@ class LagSampler(threading.Thread):
     Here the primary's flushed WAL position is sampled with its time, and the replica's
     replayed position is compared with that history: a replica that has replayed
     everything the primary had flushed at time T, but not what it had at the sample after
-    T, is at most now - T behind (0 when it has everything of the latest sample)."""
+    T, shows the primary as of a time between T and the next sample: now minus their
+    midpoint is its staleness, within half a sampling interval (0 when it has everything
+    of the latest sample)."""
 
     def __init__(self, primary_dsn: str, replica_dsn: str) -> None:
         super().__init__(daemon=True)
@@ -142,11 +144,13 @@ class LagSampler(threading.Thread):
                 if row is None or row[0] is None:
                     continue
                 replayed = int(row[0])
+                # the latest sample wholly replayed (i) and the next one (not): the replica
+                # shows the primary as of a time between them; the midpoint is reported
                 lag = 0.0
                 for i in range(len(history) - 1, -1, -1):
                     if history[i][1] <= replayed:
                         if i < len(history) - 1:
-                            lag = (now - history[i][0]) * 1000
+                            lag = (now - (history[i][0] + history[i + 1][0]) / 2) * 1000
                         break
                 else:
                     lag = (now - history[0][0]) * 1000
