@@ -18,10 +18,12 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -34,20 +36,46 @@ from bench.ingest import (
     TENANT,
     copy_ceiling,
     fresh_db,
-    make_messages,
+    gateway_metrics,
     pct,
-    publisher,
-    run_e2e,
     start_gateways,
     stored_points,
 )
 from fieldmesh import services
 from kernel import broker
 from kernel.settings import Settings, load_settings
+from telemetry.contracts import Sample, TelemetryBatch, encode
 
 console = Console()
 _TICK = os.sysconf("SC_CLK_TCK")
 READY_S = 300.0  # a gateway's start (imports) takes long on a loaded machine at nice 15
+
+
+METRICS = ("temperature_c", "vibration_mm_s", "pressure_bar", "current_a")
+
+
+def make_messages(
+    devices: int, per_device: int, points_per_msg: int, t0_ms: int, kind: str = "eq"
+) -> list[tuple[str, bytes, int]]:
+    """(topic, payload, points) for `devices` x `per_device` messages of exactly
+    `points_per_msg` samples (the metrics in turn, one step a second), seq from 1."""
+    out = []
+    for m in range(per_device):
+        for d in range(devices):
+            dev = f"{TENANT}-{kind}-{d:04d}"
+            base = t0_ms + m * points_per_msg * 1000
+            samples = [
+                Sample(base + k * 1000, METRICS[k % len(METRICS)], 20.0 + (d % 7) + k * 0.01)
+                for k in range(points_per_msg)
+            ]
+            out.append(
+                (
+                    f"fm/v1/{TENANT}/dev/{dev}/telemetry",
+                    encode(TelemetryBatch(1, m + 1, samples)),
+                    points_per_msg,
+                )
+            )
+    return out
 
 
 def clear_sessions(settings: Settings, instances: int = 8) -> None:
@@ -79,31 +107,206 @@ def cpu_s(pid: int) -> float:
 
 
 class LagSampler(threading.Thread):
-    """The replica's replay lag (ms) as the primary sees it, every 100 ms."""
+    """The replica's staleness (ms), from WAL positions against time, every 50 ms.
 
-    def __init__(self, dsn: str) -> None:
+    `pg_stat_replication.replay_lag` is the time until the primary *hears* that the standby
+    replayed, so it adds the standby's reply delay (and keeps its last value while idle).
+    Here the primary's flushed WAL position is sampled with its time, and the replica's
+    replayed position is compared with that history: a replica that has replayed
+    everything the primary had flushed at time T, but not what it had at the sample after
+    T, shows the primary as of a time between T and the next sample: now minus their
+    midpoint is its staleness, within half a sampling interval (0 when it has everything
+    of the latest sample)."""
+
+    def __init__(self, primary_dsn: str, replica_dsn: str) -> None:
         super().__init__(daemon=True)
-        self.dsn, self.stop = dsn, threading.Event()
+        self.primary_dsn, self.replica_dsn = primary_dsn, replica_dsn
+        self.stop = threading.Event()
         self.samples: list[float] = []
+        self.active = threading.Event()  # kept only while an ingest run is on
 
     def run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+        history: list[tuple[float, int]] = []  # (monotonic s, primary flushed LSN)
+        with (
+            psycopg.connect(self.primary_dsn, autocommit=True) as primary,
+            psycopg.connect(self.replica_dsn, autocommit=True) as replica,
+        ):
             while not self.stop.is_set():
-                row = conn.execute(
-                    "SELECT COALESCE(EXTRACT(EPOCH FROM max(replay_lag)) * 1000, 0), count(*)"
-                    " FROM pg_stat_replication"
+                row = primary.execute(
+                    "SELECT (pg_current_wal_flush_lsn() - '0/0')::bigint"
                 ).fetchone()
-                if row and row[1]:
-                    self.samples.append(float(row[0]))
-                time.sleep(0.1)
+                assert row is not None
+                history.append((time.monotonic(), int(row[0])))
+                row = replica.execute(
+                    "SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint"
+                ).fetchone()
+                now = time.monotonic()
+                if row is None or row[0] is None:
+                    continue
+                replayed = int(row[0])
+                # the latest sample wholly replayed (i) and the next one (not): the replica
+                # shows the primary as of a time between them; the midpoint is reported
+                lag = 0.0
+                for i in range(len(history) - 1, -1, -1):
+                    if history[i][1] <= replayed:
+                        if i < len(history) - 1:
+                            lag = (now - (history[i][0] + history[i + 1][0]) / 2) * 1000
+                        break
+                else:
+                    lag = (now - history[0][0]) * 1000
+                if self.active.is_set():
+                    self.samples.append(lag)
+                if len(history) > 2000:
+                    del history[:1000]
+                time.sleep(0.05)
 
 
-def ingest(settings: Settings, messages: list[tuple[str, bytes, int]], n: int) -> dict[str, float]:
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | 0x80 if n else byte)
+        if not n:
+            return bytes(out)
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    return bytes((first,)) + _varint(len(body)) + body
+
+
+def _s(text: str) -> bytes:
+    b = text.encode()
+    return len(b).to_bytes(2, "big") + b
+
+
+def fast_publisher(
+    settings: Settings, messages: list[tuple[str, bytes, int]], done: Any, window: int = 500
+) -> None:
+    """Publishes every message at QoS 1 over a raw MQTT v5 connection, at most `window`
+    unacknowledged: paho's publisher managed ~0.5-2k messages/s on this machine, less
+    than the gateways take, so it (not the gateways) set the pace of small messages. The
+    packets are encoded before the clock starts, as in the COPY ceiling."""
+    user = broker.ADMIN_MQTT_USER
+    password = broker.provision_mqtt_users(settings, [user])[0].password
+    packets = []
+    for i, (topic, payload, _) in enumerate(messages):
+        mid = i % 65535 + 1
+        packets.append(_packet(0x32, _s(topic) + mid.to_bytes(2, "big") + b"\x00" + payload))
+    sock = socket.create_connection((settings.mqtt_host, settings.mqtt_broker_port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    connect = (
+        _s("MQTT")
+        + bytes((5, 0xC2))
+        + (60).to_bytes(2, "big")
+        + b"\x00"
+        + _s(f"bench-pub-{os.getpid()}")
+        + _s(user)
+        + _s(password)
+    )
+    sock.sendall(_packet(0x10, connect))
+    acked = 0
+    cond = threading.Condition()
+
+    def reader() -> None:
+        nonlocal acked
+        buf = bytearray()
+        while True:
+            try:
+                data = sock.recv(65536)
+            except OSError:  # closed by the publisher once everything was acknowledged
+                return
+            if not data:
+                return
+            buf += data
+            pos, n = 0, 0
+            while True:  # whole packets in buf
+                if len(buf) - pos < 2:
+                    break
+                length, shift, k = 0, 0, pos + 1
+                while k < len(buf):
+                    length |= (buf[k] & 0x7F) << shift
+                    shift += 7
+                    k += 1
+                    if not buf[k - 1] & 0x80:
+                        break
+                else:
+                    break
+                if k + length > len(buf):
+                    break
+                if buf[pos] & 0xF0 == 0x40:
+                    n += 1
+                elif buf[pos] & 0xF0 == 0x20 and buf[k + 1] != 0:
+                    raise RuntimeError(f"broker refused the publisher: {buf[k + 1]}")
+                pos = k + length
+            del buf[:pos]
+            if n:
+                with cond:
+                    acked += n
+                    cond.notify()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    sent, chunk = 0, 50
+    while sent < len(packets):
+        with cond:
+            while sent - acked > window - chunk:
+                cond.wait(1.0)
+        sock.sendall(b"".join(packets[sent : sent + chunk]))
+        sent += len(packets[sent : sent + chunk])
+    with cond:
+        while acked < len(packets):
+            cond.wait(1.0)
+    sock.sendall(_packet(0xE0, b"\x00\x00"))
+    sock.close()
+    done.set()
+
+
+def run_e2e(
+    settings: Settings, dsn: str, messages: list[tuple[str, bytes, int]], ports: list[int]
+) -> float:
+    """Points committed per second, from the publisher's start to the last commit.
+
+    Progress is read from the database (messages stored), not from the gateways' /metrics:
+    a poll costs a gateway CPU, which would count against it, three times over with three
+    gateways. The end is each gateway's own time of its last commit
+    (`fm_gateway_last_commit_seconds`, read once), so the polling costs no precision."""
+    total = sum(m[2] for m in messages)
+    done = mp.Event()
+    pub = mp.Process(target=fast_publisher, args=(settings, messages, done))
+    started = time.time()
+    pub.start()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM ingest_message").fetchone()
+        base = int(row[0]) if row else 0
+        while True:
+            row = conn.execute("SELECT count(*) FROM ingest_message").fetchone()
+            if row is not None and row[0] - base >= len(messages):
+                break
+            if time.time() - started > 600:
+                raise RuntimeError("end-to-end run did not complete in 600 s")
+            time.sleep(0.25)
+    ended = max(float(gateway_metrics(p).get("fm_gateway_last_commit_seconds", 0.0)) for p in ports)
+    pub.join()
+    return total / max(ended - started, 1e-3)
+
+
+def ingest(
+    settings: Settings, messages: list[tuple[str, bytes, int]], n: int, sampler: LagSampler
+) -> dict[str, float]:
     dsn = fresh_db(settings, f"fm_bench_scale_{n}")
     procs = start_gateways(settings, dsn, n, ready_timeout_s=READY_S)
     try:
+        # Warm-up (not measured): each gateway's first batches load its stages (geofences,
+        # alert rules, monitors), prepare statements and import lazily; once per process,
+        # which would be charged three times to three gateways. Other devices, same shape.
+        warm = make_messages(100, 3, messages[0][2], int(time.time() * 1000) - 86_400_000, "warm")
+        run_e2e(settings, dsn, warm, [pt for _, pt in procs])
         before = sum(cpu_s(p.pid) for p, _ in procs)
-        rate = run_e2e(settings, messages, [pt for _, pt in procs])
+        sampler.active.set()
+        try:
+            rate = run_e2e(settings, dsn, messages, [pt for _, pt in procs])
+        finally:
+            sampler.active.clear()
         used = sum(cpu_s(p.pid) for p, _ in procs) - before
     finally:
         for p, _ in procs:
@@ -132,7 +335,7 @@ def kill_run(settings: Settings, messages: list[tuple[str, bytes, int]]) -> tupl
     procs = start_gateways(settings, dsn, 3, ready_timeout_s=READY_S)
     total = sum(m[2] for m in messages)
     done = mp.Event()
-    pub = mp.Process(target=publisher, args=(settings, messages, None, False, done))
+    pub = mp.Process(target=fast_publisher, args=(settings, messages, done))
 
     def in_db() -> int:
         with psycopg.connect(dsn) as conn:
@@ -142,7 +345,7 @@ def kill_run(settings: Settings, messages: list[tuple[str, bytes, int]]) -> tupl
     try:
         pub.start()
         while stored_points([pt for _, pt in procs]) < 0.3 * total:
-            time.sleep(0.02)
+            time.sleep(0.1)
         victim, _ = procs[1]
         victim.send_signal(signal.SIGKILL)
         victim.wait()
@@ -179,7 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--devices", type=int, default=500)
     ap.add_argument(
-        "--samples-per-msg", type=int, default=100, help="points per message (4 metrics each step)"
+        "--samples-per-msg",
+        type=int,
+        default=10,
+        help="points per message (the capacity plan's devices send 10)",
     )
     args, _ = ap.parse_known_args(argv)
     settings = load_settings()
@@ -192,19 +398,21 @@ def main(argv: list[str] | None = None) -> int:
     broker.provision_mqtt_users(settings, [broker.ADMIN_MQTT_USER])
     clear_sessions(settings)
     t0_ms = int(time.time() * 1000) - 3 * 86_400_000
-    per_device *= max(1, 100 // args.samples_per_msg)  # the same points in smaller messages
+    per_device = max(1, per_device * 100 // args.samples_per_msg)  # the same points
     messages = make_messages(devices, per_device, args.samples_per_msg, t0_ms)
     total = sum(m[2] for m in messages)
     console.print(f"{len(messages):,} messages, {total:,} points, {devices} devices per run")
 
     copy_rate = copy_ceiling(fresh_db(settings, "fm_bench_scale_copy"), messages)
     console.print(f"raw COPY ceiling: {copy_rate:,.0f} points/s")
-    sampler = LagSampler(settings.dsn_for("postgres"))
+    replica = services.replica_dsn(settings)
+    assert replica is not None
+    sampler = LagSampler(settings.dsn_for("postgres"), replica.rsplit("/", 1)[0] + "/postgres")
     sampler.start()
     runs: dict[int, dict[str, float]] = {}
     try:
         for n in (1, 2, 3):
-            runs[n] = ingest(settings, messages, n)
+            runs[n] = ingest(settings, messages, n, sampler)
             clear_sessions(settings)
             r = runs[n]
             console.print(
@@ -229,15 +437,17 @@ def main(argv: list[str] | None = None) -> int:
         "duplicates": dups,
         "bytes_per_point": round(bytes_per_point(settings.dsn_for("fm_bench_scale_3")), 1),
         "ratio_3_to_1": round(runs[3]["points_per_s"] / runs[1]["points_per_s"], 3),
+        "cpu_ratio_3_to_1": round(runs[3]["points_per_cpu_s"] / runs[1]["points_per_cpu_s"], 3),
         "points_per_run": total,
         "points_per_message": total // len(messages),
         "lag_samples": len(sampler.samples),
     }
-    ok = result["ratio_3_to_1"] >= 0.9 and result["replica_lag_p99_ms"] < 1000
+    ok = result["ratio_3_to_1"] >= 0.9 and result["cpu_ratio_3_to_1"] >= 0.9
+    ok = ok and result["replica_lag_p99_ms"] < 1000
     ok = ok and lost == 0 and dups == 0
     console.print(
-        "target (3 gateways >= 90% of 1, replica lag p99 < 1 s, lost 0, duplicates 0): "
-        + ("[green]met" if ok else "[red]not met")
+        "target (3 gateways >= 90% of 1 in points/s and per gateway CPU-second, replica lag"
+        " p99 < 1 s, lost 0, duplicates 0): " + ("[green]met" if ok else "[red]not met")
     )
     print(json.dumps(result))
     return 0

@@ -18,7 +18,7 @@ from kernel.settings import Settings
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
     from fieldmesh.gateway_main import run_gateway
-    from gateway.service import GatewayConfig
+    from gateway.service import GatewayConfig, partition_from_instance
 
     config = GatewayConfig(
         tenant=None if args.tenant == "+" else (args.tenant or settings.tenant),
@@ -26,6 +26,10 @@ def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
         max_batch=args.max_batch,
         device_rate_per_s=args.device_rate,
         device_burst=args.device_burst,
+        partition=(
+            partition_from_instance(args.instance) if args.partition is None else args.partition
+        ),
+        partitions=args.partitions or settings.gateway_partitions,
     )
     return run_gateway(settings, config, None if args.http_port == 0 else args.http_port)
 
@@ -151,6 +155,14 @@ def register(sub: Any) -> None:
         "--http-port", type=int, default=9100, help="port of /metrics and /health (0: none)"
     )
     p.add_argument("--max-batch", type=int, default=2000, help="messages per database transaction")
+    p.add_argument(
+        "--partition",
+        type=int,
+        help="its partition of the ordered kinds (default: the instance name's trailing number)",
+    )
+    p.add_argument(
+        "--partitions", type=int, help="gateway partitions (default FIELDMESH_GATEWAY_PARTITIONS)"
+    )
     p.add_argument(
         "--device-rate",
         type=float,

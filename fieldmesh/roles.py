@@ -83,12 +83,18 @@ async def run_api(settings: Settings, port: int) -> int:
 # --------------------------------------------------------------------------- gateway
 
 
-async def run_gateway(settings: Settings, port: int, index: int) -> int:
+async def run_gateway(settings: Settings, port: int, index: int, per_host: int = 1) -> int:
     from fieldmesh.gateway_main import serve_gateway
-    from gateway.service import GatewayConfig
+    from gateway.service import GatewayConfig, partition_from_instance
 
-    # a stable instance id per slot: the broker keeps each one's session across restarts
-    config = GatewayConfig(tenant=settings.tenant, instance=f"{settings.instance}-{index}")
+    # a stable instance id per slot: the broker keeps each one's session across restarts;
+    # its partition of the ordered kinds: the host's (pod's) ordinal x gateways per host + i
+    config = GatewayConfig(
+        tenant=settings.tenant,
+        instance=f"{settings.instance}-{index}",
+        partition=partition_from_instance(settings.instance) * per_host + index,
+        partitions=settings.gateway_partitions,
+    )
     return await serve_gateway(settings, config, port)
 
 
@@ -276,13 +282,15 @@ async def run_jobs(settings: Settings, port: int, concurrency: int | None = None
 # --------------------------------------------------------------------------- entry point
 
 
-def run_role(settings: Settings, role: str, port: int, index: int, clock: str) -> int:
+def run_role(
+    settings: Settings, role: str, port: int, index: int, clock: str, per_host: int = 1
+) -> int:
     if role == "api":
         import uvloop  # the same loop as `fieldmesh serve` (see fieldmesh.serve)
 
         return uvloop.run(run_api(settings, port))
     if role == "gateway":
-        return asyncio.run(run_gateway(settings, port, index))
+        return asyncio.run(run_gateway(settings, port, index, per_host))
     if role == "sealer":
         return asyncio.run(run_sealer(settings, port))
     if role == "dispatcher":
@@ -297,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("role", choices=ROLES)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--per-host", type=int, default=1, help="gateway processes on this host")
     parser.add_argument("--dispatch-clock", choices=("wall", "fleet"), default="wall")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     args = parser.parse_args(argv)
@@ -310,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"fieldmesh {args.role}: bad setting: {exc}", file=sys.stderr)
         return 2
-    return run_role(settings, args.role, args.port, args.index, args.dispatch_clock)
+    return run_role(settings, args.role, args.port, args.index, args.dispatch_clock, args.per_host)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,8 @@ def plan_children(
             ports = [getattr(layout, role)]
         for i, port in enumerate(ports):
             argv = [*base, role, "--port", str(port), "--index", str(i), *flags]
+            if role == "gateway":  # its partition: pod ordinal x gateways per host + i
+                argv += ["--per-host", str(len(ports))]
             children.append(Child(role, i, port, argv))
     return children
 

@@ -61,6 +61,16 @@ class GatewayMetrics:
         self.mqtt_connected = Gauge(
             "fm_gateway_mqtt_connected", "1 when connected to the broker", registry=r
         )
+        self.other_partition = Counter(
+            "fm_gateway_other_partition",
+            "Ordered-kind messages of devices another gateway partition owns (acknowledged unread)",
+            registry=r,
+        )
+        self.last_commit = Gauge(
+            "fm_gateway_last_commit_seconds",
+            "Unix time of the last committed batch (acknowledged and receipted)",
+            registry=r,
+        )
         self.db_ok = Gauge("fm_gateway_db_ok", "1 when the last write succeeded", registry=r)
         self.latency = Histogram(
             "fm_gateway_ingest_latency_seconds",

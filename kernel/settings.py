@@ -63,6 +63,10 @@ class Settings:
     # FIELDMESH_INSTANCE: this host's or pod's stable name; gateway i's MQTT client id ends
     # in {instance}-{i}, so gateways on several hosts never share a broker session
     instance: str = "run"
+    # FIELDMESH_GATEWAY_PARTITIONS: gateway processes 0..N-1 (in `fieldmesh run`: pod ordinal x
+    # --gateways + i) each own a 1/N share of the devices, by hash, for the kinds whose order
+    # matters (gps, events, status, acks); telemetry is shared by every gateway
+    gateway_partitions: int = 1
     # DATABASE_REPLICA_URL: a streaming replica for lag-tolerant reads (lists, reports)
     database_replica_url: str | None = None
     replica_max_lag_s: float = 5.0  # FIELDMESH_REPLICA_MAX_LAG_S: staler -> read the primary
@@ -187,6 +191,7 @@ _ENV_KEYS: dict[str, str] = {
     "push_allow": "FIELDMESH_PUSH_ALLOW",
     "secure_cookies": "FIELDMESH_SECURE_COOKIES",
     "instance": "FIELDMESH_INSTANCE",
+    "gateway_partitions": "FIELDMESH_GATEWAY_PARTITIONS",
     "database_replica_url": "DATABASE_REPLICA_URL",
     "replica_max_lag_s": "FIELDMESH_REPLICA_MAX_LAG_S",
     "replica_port": "FIELDMESH_REPLICA_PORT",
@@ -255,6 +260,14 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         if not 1 <= port <= 65535:
             raise SettingsError(f"{source}: port out of range 1-65535: {port}")
         return port
+    if name == "gateway_partitions":
+        try:
+            n = int(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{source}: not a number of partitions: {raw!r}") from None
+        if not 1 <= n <= 1024:
+            raise SettingsError(f"{source}: partitions out of range 1-1024: {n}")
+        return n
     if name == "state_dir":
         return Path(str(raw)).expanduser().resolve()
     if name == "tenant":
