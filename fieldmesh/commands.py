@@ -108,6 +108,7 @@ def cmd_broker_config(args: argparse.Namespace, settings: Settings) -> int:
         plugin=args.plugin,
         user=args.user,
         gateway_password=creds[1] if creds else None,
+        ws_listener=args.ws_listener,
     )
     print(f"broker configuration in {out}")
     return 0
@@ -133,6 +134,13 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--out", required=True, help="directory the broker reads its files from")
     p.add_argument("--listener", default="1883", help="mosquitto `listener` value")
+    p.add_argument(
+        "--ws-listener",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also MQTT over WebSockets on PORT, for the reps' phones (same accounts and ACLs)",
+    )
     p.add_argument(
         "--plugin",
         default="/usr/lib/mosquitto_dynamic_security.so",

@@ -447,6 +447,13 @@ protocol websockets
 max_connections {max_connections}
 """
 
+# The same in a container: every interface of the pod (a TLS proxy or load balancer in
+# front gives the phones wss://, FIELDMESH_MQTT_WS_URL).
+_WS_LISTENER_CONTAINER = """listener {port}
+protocol websockets
+max_connections {max_connections}
+"""
+
 _TLS_LISTENER = """listener {port} 127.0.0.1
 max_connections {max_connections}
 cafile {ca}
@@ -545,6 +552,7 @@ def write_broker_config(
     plugin: str,
     user: str,
     gateway_password: str | None = None,
+    ws_listener: int | None = None,
 ) -> Path:
     """The embedded broker's mosquitto.conf and initial dynsec.json with a container's
     paths and listener (`fieldmesh broker-config`: deploy/compose.yaml, the Kubernetes init
@@ -559,7 +567,11 @@ def write_broker_config(
             user=user,
             plugin=plugin,
             tls="",
-            ws="",
+            ws=(
+                _WS_LISTENER_CONTAINER.format(port=ws_listener, max_connections=MAX_CONNECTIONS)
+                if ws_listener is not None
+                else ""
+            ),
             max_connections=MAX_CONNECTIONS,
             max_packet_size=MAX_PACKET_SIZE,
             message_size_limit=MESSAGE_SIZE_LIMIT,

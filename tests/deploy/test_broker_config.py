@@ -27,6 +27,7 @@ from tests.eventually import eventually
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     port = free_port()
+    ws_port = free_port()
     out = tmp_path / "config"
     env = {
         **os.environ,
@@ -38,17 +39,20 @@ def broker(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     user = pwd.getpwuid(os.geteuid()).pw_name
     argv = [sys.executable, "-m", "fieldmesh", "broker-config", "--out", str(out)]
     argv += ["--listener", f"{port} 127.0.0.1", "--plugin", plugin, "--user", user]
+    argv += ["--ws-listener", str(ws_port)]
     subprocess.run(argv, env=env, check=True, capture_output=True)
     proc = subprocess.Popen(["mosquitto", "-c", str(out / "mosquitto.conf")])
     try:
         eventually(lambda: services._port_open(port) or None, timeout_s=20, what="broker up")
+        eventually(lambda: services._port_open(ws_port) or None, timeout_s=20, what="ws up")
+        (out / "ws_port").write_text(str(ws_port))
         yield port, out
     finally:
         proc.terminate()
         proc.wait(20)
 
 
-def _connect(port: int, user: str, password: str) -> int:
+def _connect(port: int, user: str, password: str, transport: str = "tcp") -> int:
     done = threading.Event()
     codes: list[int] = []
 
@@ -56,7 +60,11 @@ def _connect(port: int, user: str, password: str) -> int:
         codes.append(int(getattr(rc, "value", rc)))  # type: ignore[call-overload]
         done.set()
 
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"t-{user}")
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"t-{user}-{transport}",
+        transport=transport,  # type: ignore[arg-type]
+    )
     client.username_pw_set(user, password)
     client.on_connect = on_connect
     client.connect("127.0.0.1", port)
@@ -76,6 +84,14 @@ def test_the_gateway_connects_with_mqtt_urls_password_and_a_stranger_does_not(
     assert _connect(port, "gateway", "s3cret-gw") == 0
     assert _connect(port, "gateway", "wrong") != 0
     assert _connect(port, "someone", "s3cret-gw") != 0
+
+
+def test_the_phones_websockets_listener_has_the_same_accounts(broker: tuple[int, Path]) -> None:
+    _, out = broker
+    ws_port = int((out / "ws_port").read_text())
+    assert f"listener {ws_port}\nprotocol websockets" in (out / "mosquitto.conf").read_text()
+    assert _connect(ws_port, "gateway", "s3cret-gw", "websockets") == 0
+    assert _connect(ws_port, "gateway", "wrong", "websockets") != 0
 
 
 def test_the_files_are_the_embedded_brokers_configuration(broker: tuple[int, Path]) -> None:
