@@ -484,7 +484,7 @@ async def search(req: Req, query: SearchQuery) -> SearchResult:
     if unknown:
         raise Unprocessable(f"types: unknown record type {unknown[0][:40]!r}", field="types")
     text = query.q.strip()
-    async with req.connection() as conn, conn.transaction():
+    async with req.read_connection() as conn, conn.transaction():  # lag-tolerant: a replica
         hits = [
             SearchHit(h.type, h.id, h.label, h.detail, h.score)
             for h in await crm_search(

@@ -96,7 +96,8 @@ def entity_routes(entity: Entity) -> Routes:
     async def list_(req: Req, query: ListQuery) -> Any:
         sort = parse_sort(entity, query.sort)
         node = parse_filter_param(query.filter)
-        async with req.connection(autocommit=True) as conn, db_errors():
+        # a list tolerates the replica's bounded lag; the writer reads the primary
+        async with req.read_connection() as conn, db_errors():
             page = await list_records(
                 conn,
                 entity,

@@ -12,12 +12,14 @@ from typing import Any
 import psycopg
 import pytest
 import requests
+from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
 from fieldmesh import services
 from fieldmesh.commands import cmd_up
 from kernel.replica import ReadRouter
 from kernel.settings import Settings
+from kernel.web import REPLICA
 from tests.appserver import serve_app
 from tests.conftest import free_port
 from tests.eventually import eventually
@@ -125,3 +127,35 @@ def test_the_api_reads_from_the_replica_and_keeps_working_without_it(
             assert body["status"] == "ok" and body["replica"] == "down"
         finally:
             services.replica_start(replica)
+
+
+def test_crm_lists_and_search_read_the_replica_and_a_writer_reads_its_own_write(
+    replica: Settings, db_dsn: str, test_settings: Settings, people: People
+) -> None:
+    s = test_settings.with_overrides(database_replica_url=_replica_dsn(replica, db_dsn))
+    apps: list[web.Application] = []
+    with serve_app(s, job_modules=(), configure=apps.append) as url:
+        eventually(
+            lambda: requests.get(f"{url}/health", timeout=5).json()["replica"] == "ok" or None,
+            timeout_s=30,
+            what="replica ok in /health",
+        )
+        router = apps[0][REPLICA]
+        reader = requests.Session()
+        reader.headers.update(people.headers("admin"))
+        before = router.state.replica_reads
+        assert reader.get(f"{url}/api/v1/accounts?limit=5", timeout=10).status_code == 200
+        search = reader.get(f"{url}/console/api/search?q=pump", timeout=10)
+        assert search.status_code == 200, search.text
+        assert router.state.replica_reads >= before + 2  # both served by the replica
+        # the writer's next list reads the primary (its cookie), so it sees its own write
+        writer = requests.Session()
+        writer.headers.update(people.headers("admin"))
+        name = f"Read-your-writes {uuid.uuid4().hex[:8]}"
+        created = writer.post(f"{url}/api/v1/accounts", json={"name": name}, timeout=10)
+        assert created.status_code == 201, created.text
+        assert "fm_wrote" in writer.cookies
+        primary_before = router.state.primary_reads
+        items = writer.get(f"{url}/api/v1/accounts", params={"q": name}, timeout=10).json()
+        assert [a["name"] for a in items["items"]] == [name]
+        assert router.state.primary_reads == primary_before + 1
