@@ -79,6 +79,70 @@ async def health(req: Req) -> Health:
 
 
 @_root.get(
+    "/metrics",
+    access=Access.public(
+        "operational counters only (replica state and lag, read routing, the database pool);"
+        " no record data -- keep it off a public proxy route all the same"
+    ),
+    summary="Prometheus metrics of this API worker",
+    content_type="text/plain",
+)
+async def metrics(req: Req) -> web.StreamResponse:
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_: str, value: float) -> None:
+        lines.extend((f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name} {value:g}"))
+
+    router = req.app.get(REPLICA)
+    if router is not None:
+        st = await router.check()
+        metric(
+            "fieldmesh_replica_up",
+            "gauge",
+            "1: the replica streams within its lag bound",
+            1.0 if st.status == "ok" else 0.0,
+        )
+        metric(
+            "fieldmesh_replica_lag_seconds",
+            "gauge",
+            "replay lag of the read replica",
+            st.lag_s if st.lag_s is not None else float("nan"),
+        )
+        metric(
+            "fieldmesh_replica_reads_total",
+            "counter",
+            "lag-tolerant reads the replica served",
+            st.replica_reads,
+        )
+        metric(
+            "fieldmesh_replica_primary_reads_total",
+            "counter",
+            "lag-tolerant reads the primary served (replica down, stale, or read-your-writes)",
+            st.primary_reads,
+        )
+    stats = req.app[DB_POOL].get_stats()
+    metric(
+        "fieldmesh_db_pool_size",
+        "gauge",
+        "connections in this worker's pool",
+        stats.get("pool_size", 0),
+    )
+    metric(
+        "fieldmesh_db_pool_available",
+        "gauge",
+        "idle connections in the pool",
+        stats.get("pool_available", 0),
+    )
+    metric(
+        "fieldmesh_db_pool_waiting",
+        "gauge",
+        "requests waiting for a connection",
+        stats.get("requests_waiting", 0),
+    )
+    return web.Response(body="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
+
+
+@_root.get(
     "/",
     access=Access.public("the front door: it only sends a browser on to the console"),
     summary="Redirect to the web console",

@@ -159,3 +159,12 @@ def test_crm_lists_and_search_read_the_replica_and_a_writer_reads_its_own_write(
         items = writer.get(f"{url}/api/v1/accounts", params={"q": name}, timeout=10).json()
         assert [a["name"] for a in items["items"]] == [name]
         assert router.state.primary_reads == primary_before + 1
+        # the same figures for Prometheus
+        text = requests.get(f"{url}/metrics", timeout=10).text
+        assert "fieldmesh_replica_up 1" in text
+        lag = next(ln for ln in text.splitlines() if ln.startswith("fieldmesh_replica_lag_seconds"))
+        assert 0.0 <= float(lag.split()[1]) < 60
+        reads = next(
+            ln for ln in text.splitlines() if ln.startswith("fieldmesh_replica_reads_total ")
+        )
+        assert int(float(reads.split()[1])) >= before + 2
