@@ -332,6 +332,7 @@ async def bench_sync(dsn: str, settings: Any, world: dict[str, Any], m: int) -> 
     from psycopg_pool import AsyncConnectionPool
 
     from engage import imap_sync
+    from kernel import secretbox
 
     address = world["sync_address"]
     t = time.perf_counter()
@@ -354,8 +355,8 @@ async def bench_sync(dsn: str, settings: Any, world: dict[str, Any], m: int) -> 
     )
     async with await AsyncConnection.connect(dsn) as conn:
         cur = await conn.execute(
-            "INSERT INTO engage_mailboxes (address, imap_password) VALUES (%s, 'sync-pw') RETURNING id",
-            (address,),
+            "INSERT INTO engage_mailboxes (address, imap_password) VALUES (%s, %s) RETURNING id",
+            (address, secretbox.seal(settings, "sync-pw")),
         )
         row = await cur.fetchone()
         assert row is not None

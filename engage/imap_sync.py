@@ -33,6 +33,7 @@ from engage import timeline
 from engage.errors import ChannelUnavailable
 from engage.inbound import dead_letter, take_in
 from engage.parse import MAX_MESSAGE_BYTES
+from kernel import secretbox
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def account_of(row: dict[str, Any], settings: Settings) -> ImapAccount:
         port=int(port or 143),
         tls=tls,
         user=unquote(str(row.get("imap_user") or row["address"])),
-        password=str(row.get("imap_password") or ""),
+        password=secretbox.open_(settings, str(row.get("imap_password") or "")),
         folder=str(row.get("folder") or "INBOX"),
     )
 

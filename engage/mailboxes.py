@@ -3,7 +3,8 @@
 With the embedded mail servers (no SMTP_URL) connecting a mailbox also creates it in the
 embedded Dovecot with a random password; with real servers the caller gives the IMAP
 account (host, port, TLS, user, password), or IMAP_URL's server is used with the given
-user and password.
+user and password. The IMAP password is stored sealed (`kernel.secretbox`, under a key kept
+outside the database) and opened only to log in.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from psycopg import AsyncConnection, errors
 from psycopg.rows import dict_row
 
 from engage import accounts
+from kernel import secretbox
 from kernel.errors import Conflict, Unprocessable
 from kernel.settings import Settings
 
@@ -67,7 +69,7 @@ async def connect_mailbox(
                     imap_port,
                     imap_tls,
                     imap_user,
-                    password,
+                    secretbox.seal(settings, password),
                     rate_per_min,
                 ),
             )
