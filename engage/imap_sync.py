@@ -9,7 +9,11 @@ others are taken in (`engage.inbound.take_in`), and each batch commits with the 
 UID, so a crash repeats at most one batch, which the messages' unique ids make harmless.
 A changed UIDVALIDITY (the folder was rebuilt) starts again from UID 1, again without
 duplicates. `watch` keeps an IDLE session per mailbox and syncs as soon as the server
-announces a new message.
+announces a new message. Dovecot announces a change only 500 ms after it saw it (a fixed
+delay in its mailbox watcher, batching bursts); for the embedded Dovecot, whose Maildirs
+are local, `watch` also looks at each Maildir's `new/` directory every MAILDIR_POLL_S and
+syncs when a delivery renamed a message into it, which is what Dovecot's own watcher
+reacts to, without the delay. External servers are followed by IDLE alone.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -29,7 +34,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from engage import timeline
+from engage import accounts, timeline
 from engage.errors import ChannelUnavailable
 from engage.inbound import dead_letter, take_in
 from engage.parse import MAX_MESSAGE_BYTES
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 500
 TIMEOUT_S = 30.0
+MAILDIR_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +262,27 @@ def _idle_loop(acct: ImapAccount, wake: Callable[[], None], stop: threading.Even
             _logout(c)
 
 
+def local_maildir(row: dict[str, Any], settings: Settings) -> Path | None:
+    """The embedded Dovecot's Maildir of a mailbox row (None for a mailbox elsewhere)."""
+    if row.get("imap_host") or settings.imap_url or not settings.embedded_mail:
+        return None
+    return accounts.maildir_of(settings, str(row["address"]))
+
+
+def _maildir_loop(dirs: dict[Path, Callable[[], None]], stop: threading.Event) -> None:
+    """Wake a mailbox's syncer when its Maildir's new/ changes (a local delivery)."""
+    seen: dict[Path, int] = {}
+    while not stop.wait(MAILDIR_POLL_S):
+        for d, wake in dirs.items():
+            try:
+                stamp = (d / "new").stat().st_mtime_ns
+            except OSError:
+                continue  # not created until the first delivery
+            if seen.setdefault(d, stamp) != stamp:
+                seen[d] = stamp
+                wake()
+
+
 async def watch(
     pool: AsyncConnectionPool[Any],
     settings: Settings,
@@ -286,6 +313,17 @@ async def watch(
             ),
             name=f"imap-idle-{r['id']}",
             daemon=True,
+        )
+        t.start()
+        threads.append(t)
+    maildirs = {
+        md: (lambda ev=pending[r["id"]]: loop.call_soon_threadsafe(ev.set))
+        for r in rows
+        if (md := local_maildir(r, settings)) is not None
+    }
+    if maildirs:
+        t = threading.Thread(
+            target=_maildir_loop, args=(maildirs, thread_stop), name="maildir-watch", daemon=True
         )
         t.start()
         threads.append(t)

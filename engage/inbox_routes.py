@@ -25,7 +25,7 @@ from aiohttp import WSMsgType, web
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from engage import channels, conversations, journey
+from engage import channels, conversations, journey, mentions
 from engage.access import contact_scope, conversation_clause, may_see_conversation
 from identity.auth import principal_for_token
 from kernel.errors import ApiError, NotFound, Unprocessable
@@ -74,6 +74,8 @@ class ConversationMessageOut(msgspec.Struct, frozen=True):
     body_text: str
     external_id: str | None
     created_at: datetime
+    # on a new note: the users its @mentions notified
+    mentioned_user_ids: list[int] = msgspec.field(default_factory=list)
 
 
 class ConversationDetail(msgspec.Struct, frozen=True):
@@ -200,7 +202,8 @@ class ConversationNoteIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True
 @routes.post(
     f"{API}/conversations/{{conversation_id}}/notes",
     access=Access.write(scope=_conv_scope),
-    summary="An internal note (never sent to the customer); @name mentions are kept in the text",
+    summary="An internal note (never sent to the customer); @mentioned users who may see"
+    " the conversation are notified",
     status=201,
 )
 async def add_note(
@@ -216,7 +219,17 @@ async def add_note(
             body_text=body.body,
         )
         assert mid is not None
-        return ConversationMessageOut(**await conversations.message(conn, mid))
+        notified = await mentions.notify_mentions(
+            conn,
+            conversation_id=path.conversation_id,
+            note_id=mid,
+            author_user_id=req.user.user_id,
+            author_name=req.user.email,
+            text=body.body,
+        )
+        return ConversationMessageOut(
+            **await conversations.message(conn, mid), mentioned_user_ids=notified
+        )
 
 
 class ConversationReplyIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
