@@ -40,6 +40,7 @@ from psycopg_pool import AsyncConnectionPool
 from engage import accounts, timeline
 from engage.errors import ChannelUnavailable
 from engage.inbound import dead_letter, take_in
+from engage.leads import LeadRule
 from engage.parse import MAX_MESSAGE_BYTES
 from kernel import secretbox
 from kernel.settings import Settings
@@ -161,7 +162,16 @@ async def sync_mailbox(
                 links = await timeline.link_addresses(conn, [s for s in senders if s])
             lanes = _lanes(chunk, small, senders)
 
-            batch = _Batch(mailbox_id, row["address"], uidvalidity, sizes, bodies, heads, links)
+            batch = _Batch(
+                mailbox_id,
+                row["address"],
+                uidvalidity,
+                sizes,
+                bodies,
+                heads,
+                links,
+                LeadRule.of(row),
+            )
             taken = await asyncio.gather(*(_take_lane(pool, batch, ln) for ln in lanes))
             for got_stored, got_dead in taken:
                 stored += got_stored
@@ -207,6 +217,7 @@ class _Batch:
     bodies: dict[int, Any]
     heads: dict[int, Any]
     links: dict[str, timeline.Link]
+    lead_rule: LeadRule | None
 
 
 async def _take_lane(pool: AsyncConnectionPool[Any], b: _Batch, lane: list[int]) -> tuple[int, int]:
@@ -234,6 +245,7 @@ async def _take_lane(pool: AsyncConnectionPool[Any], b: _Batch, lane: list[int])
                 uidvalidity=b.uidvalidity,
                 raw=bytes(b.bodies[u][b"BODY[]"]),
                 links=b.links,
+                lead_rule=b.lead_rule,
             )
             stored += outcome == "stored"
             dead += outcome == "dead"
