@@ -29,12 +29,13 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from engage import consent, links, render, timeline
+from engage import consent, engagement, links, render, timeline
 from engage.render import Attachment
 from engage.smtp import SmtpRefused, SmtpTarget, open_smtp, send_raw
 from kernel.errors import NotFound, Unprocessable
@@ -107,6 +108,8 @@ async def enqueue_email(
     in_reply_to: str | None = None,
     references: Sequence[str] = (),
     conversation_id: int | None = None,
+    send_at: datetime | None = None,
+    at_learned_hour: bool | None = None,
 ) -> int:
     """Queue one e-mail in the caller's transaction; the outbox row's id.
 
@@ -121,6 +124,9 @@ async def enqueue_email(
     - `in_reply_to` / `references`: Message-IDs this replies to (threading).
     - `idempotency_key`: the same key returns the same row and never queues a second
       message (a retried request, a re-run automation step).
+    - when: `send_at` (not before then), else the contact's learned hour
+      (`engage.engagement`) when `at_learned_hour` says so; by default (None) marketing
+      e-mails wait for it and every other purpose goes at once.
 
     A contact without consent (or a bounced address) gets a row in state `refused` with
     the reason instead of a message; callers that want an error use `consent.refusal`
@@ -194,11 +200,18 @@ async def enqueue_email(
     reason = await consent.refusal(
         conn, contact_id=contact_id, channel="email", purpose=purpose, address=to
     )
+    if at_learned_hour is None:
+        at_learned_hour = purpose == "marketing"
+    not_before = send_at
+    if not_before is None and at_learned_hour and contact_id is not None:
+        hour = (await engagement.preferred(conn, contact_id)).hour_utc
+        if hour is not None:
+            not_before = engagement.next_at_hour(datetime.now(UTC), hour)
     cur = await conn.execute(
         "INSERT INTO engage_outbox (idempotency_key, mailbox_id, sender_address, to_address,"
         " contact_id, template_id, conversation_id, purpose, subject, message_id, track_id,"
-        " raw, state, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        " raw, state, reason, not_before) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         (
             idempotency_key,
             box["id"],
@@ -214,6 +227,7 @@ async def enqueue_email(
             raw,
             "refused" if reason else "queued",
             reason,
+            not_before,
         ),
     )
     row = await cur.fetchone()
@@ -225,9 +239,19 @@ async def enqueue_email(
         assert got is not None
         return int(got[0])
     if reason is None:
-        await enqueue(
-            conn, SEND_TASK, {"mailbox_id": box["id"]}, dedupe_key=f"{SEND_TASK}:{box['id']}"
-        )
+        delay_s = (not_before - datetime.now(UTC)).total_seconds() if not_before else 0.0
+        if delay_s > 1.0:  # its own job at that time (one per mailbox and minute)
+            await enqueue(
+                conn,
+                SEND_TASK,
+                {"mailbox_id": box["id"]},
+                delay_s=delay_s,
+                dedupe_key=f"{SEND_TASK}:{box['id']}:at:{not_before:%Y%m%d%H%M}",
+            )
+        else:
+            await enqueue(
+                conn, SEND_TASK, {"mailbox_id": box["id"]}, dedupe_key=f"{SEND_TASK}:{box['id']}"
+            )
     return int(row[0])
 
 
@@ -250,6 +274,7 @@ WHERE id IN (
     SELECT id FROM engage_outbox
     WHERE mailbox_id = %s
       AND (state = 'queued' OR (state = 'sending' AND locked_until < now()))
+      AND (not_before IS NULL OR not_before <= now())
     ORDER BY id
     FOR UPDATE SKIP LOCKED
     LIMIT %s)
