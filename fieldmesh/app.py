@@ -14,6 +14,8 @@ from aiohttp import web
 from alerts.routes import ALERT_EVENTS
 from crm.access import account_clause
 from crm_sync.webhooks import enqueue_async
+from engage.reports import ServiceReportMailer
+from engage.send import send_config
 from fieldmesh import services
 from identity.auth import current_user
 from kernel import openapi
@@ -30,6 +32,8 @@ from kernel.web import (
     security_headers,
 )
 from ledger.routes import RECORD_SCOPES, RecordScopes
+from phone.attachments import store_for
+from phone.routes import REPORT_HOOKS
 from telemetry.access import device_clause
 
 __all__ = ["DB_POOL", "ROUTE_MODULES", "SETTINGS", "build_app"]
@@ -105,6 +109,8 @@ def build_app(
     app[RECORD_SCOPES] = RecordScopes(device=device_clause, account=account_clause)
     # an acknowledged alert is announced through the webhook outbox
     app[ALERT_EVENTS] = enqueue_async
+    # a signed service report is e-mailed to the customer by engage
+    app[REPORT_HOOKS] = ServiceReportMailer(send_config(settings), store_for(settings).get)
     app.on_response_prepare.append(security_headers)
     _root.mount(app)
     openapi.mount(app)
