@@ -30,6 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -64,7 +65,18 @@ class SendConfig:
 
 
 def send_config(settings: Settings) -> SendConfig:
-    return SendConfig(base_url=f"http://{settings.http_host}:{settings.http_port}")
+    """Links point at the deployment's HTTP address; FIELDMESH_DKIM (selector:domain:key
+    file) signs every message when set."""
+    base_url = f"http://{settings.http_host}:{settings.http_port}"
+    if settings.dkim is None:
+        return SendConfig(base_url=base_url)
+    selector, domain, key_file = settings.dkim.split(":", 2)
+    return SendConfig(
+        base_url=base_url,
+        dkim_selector=selector,
+        dkim_domain=domain,
+        dkim_key_pem=Path(key_file).read_bytes(),
+    )
 
 
 async def _mailbox(

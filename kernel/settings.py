@@ -82,6 +82,8 @@ class Settings:
     # (http://user:pass@host:port/cgi-bin/sendsms)
     sms_port: int = 53000  # FIELDMESH_SMS_PORT
     sms_gateway_url: str | None = None  # SMS_GATEWAY_URL
+    # FIELDMESH_DKIM: selector:domain:/path/to/private-key.pem signs every sent e-mail (DKIM)
+    dkim: str | None = None
     # FIELDMESH_SECRET_KEYS: comma-separated Fernet keys that encrypt stored credentials
     # (external CalDAV/IMAP passwords, tokens); the first encrypts, all decrypt (rotation).
     # Empty: one key generated once in state_dir/secret.key (mode 0600)
@@ -191,6 +193,7 @@ _ENV_KEYS: dict[str, str] = {
     "imap_url": "IMAP_URL",
     "sms_port": "FIELDMESH_SMS_PORT",
     "sms_gateway_url": "SMS_GATEWAY_URL",
+    "dkim": "FIELDMESH_DKIM",
     "secret_keys": "FIELDMESH_SECRET_KEYS",
 }
 
@@ -276,6 +279,13 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         scheme = name.split("_")[0]
         if not str(raw).startswith((f"{scheme}://", f"{scheme}s://")):
             raise SettingsError(f"{source}: expected {scheme}[s]://user:pass@host:port: {raw!r}")
+        return str(raw)
+    if name == "dkim":
+        parts = str(raw).split(":", 2)
+        if len(parts) != 3 or not all(parts) or not Path(parts[2]).is_file():
+            raise SettingsError(
+                f"{source}: expected selector:domain:/path/to/private-key.pem (a readable file)"
+            )
         return str(raw)
     if name == "secret_keys":
         items = raw.split(",") if isinstance(raw, str) else raw
