@@ -171,6 +171,7 @@ async def sync_mailbox(
                 heads,
                 links,
                 LeadRule.of(row),
+                row.get("kind") == "team",
             )
             taken = await asyncio.gather(*(_take_lane(pool, batch, ln) for ln in lanes))
             for got_stored, got_dead in taken:
@@ -218,6 +219,7 @@ class _Batch:
     heads: dict[int, Any]
     links: dict[str, timeline.Link]
     lead_rule: LeadRule | None
+    team: bool
 
 
 async def _take_lane(pool: AsyncConnectionPool[Any], b: _Batch, lane: list[int]) -> tuple[int, int]:
@@ -246,6 +248,7 @@ async def _take_lane(pool: AsyncConnectionPool[Any], b: _Batch, lane: list[int])
                 raw=bytes(b.bodies[u][b"BODY[]"]),
                 links=b.links,
                 lead_rule=b.lead_rule,
+                team_mailbox=b.team,
             )
             stored += outcome == "stored"
             dead += outcome == "dead"

@@ -60,6 +60,7 @@ async def take_in(
     raw: bytes,
     links: dict[str, timeline.Link] | None = None,
     lead_rule: LeadRule | None = None,
+    team_mailbox: bool = False,
 ) -> str:
     """What became of it: stored, duplicate, dead, bounce, own. With `lead_rule` (the
     mailbox's rule is on), an unknown sender becomes a lead (`engage.leads`)."""
@@ -92,6 +93,12 @@ async def take_in(
     conv = await conversations.conversation_for(
         conn, link=link, channel="email", subject=p.subject, refs=refs, address=p.from_addr
     )
+    if team_mailbox:  # mail to a team's address goes to that team's queue
+        await conn.execute(
+            "UPDATE engage_conversations SET team_mailbox_id = %s WHERE id = %s"
+            " AND team_mailbox_id IS NULL",
+            (mailbox_id, conv),
+        )
     activity = None
     if not p.auto_reply:
         activity = await timeline.log_email_activity(

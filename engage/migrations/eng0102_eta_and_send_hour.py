@@ -1,10 +1,12 @@
-"""engage: technicians' ETA messages, and e-mails held for the contact's learned hour.
+"""engage: technicians' ETA messages, e-mails held for the contact's learned hour, teams.
 
 - `engage_eta_notices`: per work order, the ETA last told to the customer (from which
   plan, on which channel), so a re-plan that moves it sends one update and an unchanged
   plan sends nothing again.
 - `engage_outbox.not_before`: a queued e-mail is not claimed before this time (a
   marketing e-mail waits for the hour the contact engages at).
+- `engage_conversations.team_mailbox_id`: the team (a team mailbox: support@, sales@) a
+  conversation is assigned to, besides or instead of a user.
 
 Revision ID: eng0102
 Revises: eng0101
@@ -36,6 +38,11 @@ def upgrade() -> None:
         );
 
         ALTER TABLE engage_outbox ADD COLUMN not_before timestamptz;
+
+        ALTER TABLE engage_conversations ADD COLUMN team_mailbox_id bigint
+            REFERENCES engage_mailboxes (id) ON DELETE SET NULL;
+        CREATE INDEX engage_conversations_team ON engage_conversations (team_mailbox_id)
+            WHERE team_mailbox_id IS NOT NULL;
         """
     )
 
@@ -45,5 +52,6 @@ def downgrade() -> None:
         """
         DROP TABLE engage_eta_notices;
         ALTER TABLE engage_outbox DROP COLUMN not_before;
+        ALTER TABLE engage_conversations DROP COLUMN team_mailbox_id;
         """
     )
