@@ -35,7 +35,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from engage import accounts, timeline
 from engage.errors import ChannelUnavailable
@@ -398,7 +398,8 @@ async def watch(
                 res = await sync_mailbox(pool, settings, mailbox_id, client=client)
                 if on_sync is not None:
                     await on_sync(res)
-            except (ChannelUnavailable, IMAPClientError, OSError) as exc:
+            except (ChannelUnavailable, IMAPClientError, OSError, PoolTimeout) as exc:
+                # PoolTimeout: many mailboxes catching up at once (3 lanes each); try again
                 log.warning("engage: sync of mailbox %s failed: %s", mailbox_id, exc)
                 if client is not None:
                     await asyncio.to_thread(_logout, client)
