@@ -26,6 +26,12 @@ def mail_dir(settings: Settings) -> Path:
     return settings.state_dir / "mail"
 
 
+def maildir_of(settings: Settings, address: str) -> Path:
+    """An embedded mailbox's Maildir (Dovecot's mail_location names the same path)."""
+    local, _, domain = address.strip().lower().partition("@")
+    return mail_dir(settings) / "mail" / domain / local / "Maildir"
+
+
 def users_file(settings: Settings) -> Path:
     return mail_dir(settings) / "users"
 

@@ -208,7 +208,7 @@ async def add_message(
 
 CONV_COLUMNS = (
     "c.id, c.contact_id, c.lead_id, c.account_id, c.visitor_email, c.subject, c.status,"
-    " c.assignee_user_id, c.last_channel, c.last_message_at, c.first_response_due_at,"
+    " c.assignee_user_id, c.team_mailbox_id, c.last_channel, c.last_message_at, c.first_response_due_at,"
     " c.first_response_at, c.waiting_since, c.resolved_at, c.created_at,"
     " (c.first_response_at IS NULL AND c.first_response_due_at < now()"
     "  AND c.status <> 'resolved') AS sla_breached"

@@ -5,11 +5,17 @@ selects the folder read-only (STATUS-free: SELECT gives UIDVALIDITY, UIDNEXT and
 CONDSTORE, HIGHESTMODSEQ); when UIDNEXT says nothing arrived it ends there (an empty sync
 is one login and one SELECT). Otherwise it fetches the new UIDs in batches: a message over
 the size limit is fetched as its header only and kept as a dead letter with its size; the
-others are taken in (`engage.inbound.take_in`), and each batch commits with the new last
-UID, so a crash repeats at most one batch, which the messages' unique ids make harmless.
+others are taken in (`engage.inbound.take_in`) by SYNC_LANES concurrent transactions
+(one sender's messages in one lane), and the new last UID is committed once they all
+committed, so a crash repeats at most one batch, which the messages' unique ids make
+harmless.
 A changed UIDVALIDITY (the folder was rebuilt) starts again from UID 1, again without
 duplicates. `watch` keeps an IDLE session per mailbox and syncs as soon as the server
-announces a new message.
+announces a new message. Dovecot announces a change only 500 ms after it saw it (a fixed
+delay in its mailbox watcher, batching bursts); for the embedded Dovecot, whose Maildirs
+are local, `watch` also looks at each Maildir's `new/` directory every MAILDIR_POLL_S and
+syncs when a delivery renamed a message into it, which is what Dovecot's own watcher
+reacts to, without the delay. External servers are followed by IDLE alone.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import asyncio
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -27,18 +35,23 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from engage import timeline
+from engage import accounts, timeline
 from engage.errors import ChannelUnavailable
 from engage.inbound import dead_letter, take_in
+from engage.leads import LeadRule
 from engage.parse import MAX_MESSAGE_BYTES
+from kernel import secretbox
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 500
 TIMEOUT_S = 30.0
+MAILDIR_POLL_S = 0.05
+SYNC_LANES = 3  # concurrent transactions taking in one fetched batch
+LANE_MIN = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +79,7 @@ def account_of(row: dict[str, Any], settings: Settings) -> ImapAccount:
         port=int(port or 143),
         tls=tls,
         user=unquote(str(row.get("imap_user") or row["address"])),
-        password=str(row.get("imap_password") or ""),
+        password=secretbox.open_(settings, str(row.get("imap_password") or "")),
         folder=str(row.get("folder") or "INBOX"),
     )
 
@@ -144,35 +157,28 @@ async def sync_mailbox(
             big = [u for u in chunk if u not in set(small)]
             bodies = await asyncio.to_thread(c.fetch, small, ["BODY.PEEK[]"]) if small else {}
             heads = await asyncio.to_thread(c.fetch, big, ["BODY.PEEK[HEADER]"]) if big else {}
-            async with pool.connection() as conn, conn.transaction():
+            async with pool.connection() as conn:
                 senders = [_from_of(bodies.get(u, {}).get(b"BODY[]", b"")) for u in small]
                 links = await timeline.link_addresses(conn, [s for s in senders if s])
-                for u in chunk:
-                    fetched += 1
-                    if u in heads or u not in bodies:
-                        size = int(sizes.get(u, {}).get(b"RFC822.SIZE", 0))
-                        raw = heads.get(u, {}).get(b"BODY[HEADER]", b"")
-                        await dead_letter(
-                            conn,
-                            mailbox_id=mailbox_id,
-                            uid=u,
-                            reason=f"message of {size} bytes is over the {MAX_MESSAGE_BYTES}"
-                            " byte limit (header kept; the message stays on the server)",
-                            raw=raw,
-                        )
-                        dead += 1
-                        continue
-                    outcome = await take_in(
-                        conn,
-                        mailbox_id=mailbox_id,
-                        mailbox_address=row["address"],
-                        uid=u,
-                        uidvalidity=uidvalidity,
-                        raw=bytes(bodies[u][b"BODY[]"]),
-                        links=links,
-                    )
-                    stored += outcome == "stored"
-                    dead += outcome == "dead"
+            lanes = _lanes(chunk, small, senders)
+
+            batch = _Batch(
+                mailbox_id,
+                row["address"],
+                uidvalidity,
+                sizes,
+                bodies,
+                heads,
+                links,
+                LeadRule.of(row),
+                row.get("kind") == "team",
+            )
+            taken = await asyncio.gather(*(_take_lane(pool, batch, ln) for ln in lanes))
+            for got_stored, got_dead in taken:
+                stored += got_stored
+                dead += got_dead
+            fetched += len(chunk)
+            async with pool.connection() as conn:
                 await conn.execute(
                     "UPDATE engage_mailboxes SET uidvalidity = %s, last_uid = %s,"
                     " highestmodseq = %s, last_sync_at = now(), last_error = NULL WHERE id = %s",
@@ -201,6 +207,65 @@ def _from_of(raw: bytes) -> str | None:
             _, addr = email.utils.parseaddr(line[5:].decode("utf-8", "replace"))
             return addr.lower() or None
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    mailbox_id: int
+    address: str
+    uidvalidity: int
+    sizes: dict[int, Any]
+    bodies: dict[int, Any]
+    heads: dict[int, Any]
+    links: dict[str, timeline.Link]
+    lead_rule: LeadRule | None
+    team: bool
+
+
+async def _take_lane(pool: AsyncConnectionPool[Any], b: _Batch, lane: list[int]) -> tuple[int, int]:
+    """Take in one lane's messages in one transaction; (stored, dead)."""
+    stored = dead = 0
+    async with pool.connection() as conn, conn.transaction():
+        for u in lane:
+            if u in b.heads or u not in b.bodies:
+                size = int(b.sizes.get(u, {}).get(b"RFC822.SIZE", 0))
+                await dead_letter(
+                    conn,
+                    mailbox_id=b.mailbox_id,
+                    uid=u,
+                    reason=f"message of {size} bytes is over the {MAX_MESSAGE_BYTES} byte limit"
+                    " (header kept; the message stays on the server)",
+                    raw=b.heads.get(u, {}).get(b"BODY[HEADER]", b""),
+                )
+                dead += 1
+                continue
+            outcome = await take_in(
+                conn,
+                mailbox_id=b.mailbox_id,
+                mailbox_address=b.address,
+                uid=u,
+                uidvalidity=b.uidvalidity,
+                raw=bytes(b.bodies[u][b"BODY[]"]),
+                links=b.links,
+                lead_rule=b.lead_rule,
+                team_mailbox=b.team,
+            )
+            stored += outcome == "stored"
+            dead += outcome == "dead"
+    return stored, dead
+
+
+def _lanes(chunk: list[int], small: list[int], senders: list[str | None]) -> list[list[int]]:
+    """A batch split for SYNC_LANES concurrent transactions: one sender's messages always in
+    one lane (their conversation is written by one transaction), UID order kept in a lane.
+    A batch under LANE_MIN (what IDLE brings: a few new messages) stays one lane."""
+    if len(chunk) < LANE_MIN:
+        return [chunk]
+    sender_of = dict(zip(small, senders, strict=True))
+    lanes: list[list[int]] = [[] for _ in range(SYNC_LANES)]
+    for u in chunk:
+        lanes[zlib.crc32((sender_of.get(u) or "").encode()) % SYNC_LANES].append(u)
+    return [ln for ln in lanes if ln]
 
 
 def _logout(c: IMAPClient) -> None:
@@ -255,6 +320,27 @@ def _idle_loop(acct: ImapAccount, wake: Callable[[], None], stop: threading.Even
             _logout(c)
 
 
+def local_maildir(row: dict[str, Any], settings: Settings) -> Path | None:
+    """The embedded Dovecot's Maildir of a mailbox row (None for a mailbox elsewhere)."""
+    if row.get("imap_host") or settings.imap_url or not settings.embedded_mail:
+        return None
+    return accounts.maildir_of(settings, str(row["address"]))
+
+
+def _maildir_loop(dirs: dict[Path, Callable[[], None]], stop: threading.Event) -> None:
+    """Wake a mailbox's syncer when its Maildir's new/ changes (a local delivery)."""
+    seen: dict[Path, int] = {}
+    while not stop.wait(MAILDIR_POLL_S):
+        for d, wake in dirs.items():
+            try:
+                stamp = (d / "new").stat().st_mtime_ns
+            except OSError:
+                continue  # not created until the first delivery
+            if seen.setdefault(d, stamp) != stamp:
+                seen[d] = stamp
+                wake()
+
+
 async def watch(
     pool: AsyncConnectionPool[Any],
     settings: Settings,
@@ -288,6 +374,17 @@ async def watch(
         )
         t.start()
         threads.append(t)
+    maildirs = {
+        md: (lambda ev=pending[r["id"]]: loop.call_soon_threadsafe(ev.set))
+        for r in rows
+        if (md := local_maildir(r, settings)) is not None
+    }
+    if maildirs:
+        t = threading.Thread(
+            target=_maildir_loop, args=(maildirs, thread_stop), name="maildir-watch", daemon=True
+        )
+        t.start()
+        threads.append(t)
 
     async def syncer(mailbox_id: int, ev: asyncio.Event) -> None:
         acct = account_of(next(r for r in rows if r["id"] == mailbox_id), settings)
@@ -301,7 +398,8 @@ async def watch(
                 res = await sync_mailbox(pool, settings, mailbox_id, client=client)
                 if on_sync is not None:
                     await on_sync(res)
-            except (ChannelUnavailable, IMAPClientError, OSError) as exc:
+            except (ChannelUnavailable, IMAPClientError, OSError, PoolTimeout) as exc:
+                # PoolTimeout: many mailboxes catching up at once (3 lanes each); try again
                 log.warning("engage: sync of mailbox %s failed: %s", mailbox_id, exc)
                 if client is not None:
                     await asyncio.to_thread(_logout, client)

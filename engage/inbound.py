@@ -11,7 +11,8 @@ together with the mailbox's new position, so a crash re-reads a batch and the un
   bounce lands as a `bounce` message in the original's conversation;
 - an auto-reply: stored as `auto_reply` (it neither reopens the conversation nor counts
   as the customer's answer, and is not put on the CRM timeline);
-- anything else: linked to its contact / lead / account, threaded into a conversation and
+- anything else: linked to its contact / lead / account (an unknown sender becomes a lead
+  when the mailbox's rule says so: `engage.leads`), threaded into a conversation and
   logged as an `email` activity with the reply's own words (quotes and signature removed).
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from engage import consent, conversations, timeline
+from engage.leads import LeadRule, eligible, lead_for_unknown_sender
 from engage.parse import BadMail, Parsed, parse_mail
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,11 @@ async def take_in(
     uidvalidity: int,
     raw: bytes,
     links: dict[str, timeline.Link] | None = None,
+    lead_rule: LeadRule | None = None,
+    team_mailbox: bool = False,
 ) -> str:
-    """What became of it: stored, duplicate, dead, bounce, own."""
+    """What became of it: stored, duplicate, dead, bounce, own. With `lead_rule` (the
+    mailbox's rule is on), an unknown sender becomes a lead (`engage.leads`)."""
     try:
         p = parse_mail(raw)
     except BadMail as exc:
@@ -73,10 +78,27 @@ async def take_in(
     if links is None or p.from_addr not in links:
         links = await timeline.link_addresses(conn, [p.from_addr])
     link = links.get(p.from_addr, timeline.Link())
+    if lead_rule is not None and eligible(lead_rule, p.from_addr, link, auto_reply=p.auto_reply):
+        made = await lead_for_unknown_sender(
+            conn,
+            lead_rule,
+            address=p.from_addr,
+            display_name=p.from_name,
+            message_id=external_id,
+        )
+        if made is not None:
+            link = made
+            links[p.from_addr] = made  # the batch's next message from them links to it
     refs = [r for r in (p.in_reply_to, *p.references) if r]
     conv = await conversations.conversation_for(
         conn, link=link, channel="email", subject=p.subject, refs=refs, address=p.from_addr
     )
+    if team_mailbox:  # mail to a team's address goes to that team's queue
+        await conn.execute(
+            "UPDATE engage_conversations SET team_mailbox_id = %s WHERE id = %s"
+            " AND team_mailbox_id IS NULL",
+            (mailbox_id, conv),
+        )
     activity = None
     if not p.auto_reply:
         activity = await timeline.log_email_activity(

@@ -25,7 +25,7 @@ from aiohttp import WSMsgType, web
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from engage import channels, conversations, journey
+from engage import channels, conversations, journey, mentions
 from engage.access import contact_scope, conversation_clause, may_see_conversation
 from identity.auth import principal_for_token
 from kernel.errors import ApiError, NotFound, Unprocessable
@@ -50,6 +50,7 @@ class ConversationOut(msgspec.Struct, frozen=True):
     subject: str | None
     status: str
     assignee_user_id: int | None
+    team_mailbox_id: int | None
     last_channel: str | None
     last_message_at: datetime
     first_response_due_at: datetime | None
@@ -74,6 +75,8 @@ class ConversationMessageOut(msgspec.Struct, frozen=True):
     body_text: str
     external_id: str | None
     created_at: datetime
+    # on a new note: the users its @mentions notified
+    mentioned_user_ids: list[int] = msgspec.field(default_factory=list)
 
 
 class ConversationDetail(msgspec.Struct, frozen=True):
@@ -86,6 +89,7 @@ class ConversationListQuery(msgspec.Struct, frozen=True):
     assignee: Literal["me", "none", "any"] = "any"
     contact_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
     channel: Literal["email", "sms", "chat"] | None = None
+    team_mailbox_id: Annotated[int, msgspec.Meta(ge=1, le=2**62)] | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
 
 
@@ -120,6 +124,9 @@ async def list_conversations(req: Req, query: ConversationListQuery) -> list[Con
     if query.contact_id:
         where.append(sql.SQL("c.contact_id = %s"))
         params.append(query.contact_id)
+    if query.team_mailbox_id:
+        where.append(sql.SQL("c.team_mailbox_id = %s"))
+        params.append(query.team_mailbox_id)
     if query.channel:
         where.append(
             sql.SQL(
@@ -155,12 +162,16 @@ class ConversationPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     status: Status | None = None
     assignee_user_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
     unassign: bool = False
+    # a team: a team mailbox's id (support@, sales@); the team's queue is that filter
+    team_mailbox_id: Annotated[int, msgspec.Meta(ge=1, le=2**62)] | None = None
+    unassign_team: bool = False
 
 
 @routes.patch(
     f"{API}/conversations/{{conversation_id}}",
     access=Access.write(scope=_conv_scope),
-    summary="Assign a conversation, or set its status (open, pending, resolved)",
+    summary="Assign a conversation to a user and/or a team, or set its status (open, pending,"
+    " resolved)",
     errors=(404,),
 )
 async def patch_conversation(
@@ -182,6 +193,22 @@ async def patch_conversation(
                 "UPDATE engage_conversations SET assignee_user_id = NULL WHERE id = %s",
                 (path.conversation_id,),
             )
+        if body.team_mailbox_id is not None:
+            cur = await conn.execute(
+                "SELECT 1 FROM engage_mailboxes WHERE id = %s AND kind = 'team'",
+                (body.team_mailbox_id,),
+            )
+            if await cur.fetchone() is None:
+                raise Unprocessable("no such team mailbox", field="team_mailbox_id")
+            await conn.execute(
+                "UPDATE engage_conversations SET team_mailbox_id = %s WHERE id = %s",
+                (body.team_mailbox_id, path.conversation_id),
+            )
+        elif body.unassign_team:
+            await conn.execute(
+                "UPDATE engage_conversations SET team_mailbox_id = NULL WHERE id = %s",
+                (path.conversation_id,),
+            )
         if body.status is not None:
             await conn.execute(
                 "UPDATE engage_conversations SET status = %s,"
@@ -200,7 +227,8 @@ class ConversationNoteIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True
 @routes.post(
     f"{API}/conversations/{{conversation_id}}/notes",
     access=Access.write(scope=_conv_scope),
-    summary="An internal note (never sent to the customer); @name mentions are kept in the text",
+    summary="An internal note (never sent to the customer); @mentioned users who may see"
+    " the conversation are notified",
     status=201,
 )
 async def add_note(
@@ -216,7 +244,17 @@ async def add_note(
             body_text=body.body,
         )
         assert mid is not None
-        return ConversationMessageOut(**await conversations.message(conn, mid))
+        notified = await mentions.notify_mentions(
+            conn,
+            conversation_id=path.conversation_id,
+            note_id=mid,
+            author_user_id=req.user.user_id,
+            author_name=req.user.email,
+            text=body.body,
+        )
+        return ConversationMessageOut(
+            **await conversations.message(conn, mid), mentioned_user_ids=notified
+        )
 
 
 class ConversationReplyIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

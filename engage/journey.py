@@ -12,7 +12,6 @@ to the first response and to resolution; per template: sent, open, click and rep
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from psycopg.rows import dict_row
 from crm.entities import ACTIVITIES, CONTACTS, OPPORTUNITIES, WORK_ORDERS
 from crm.filters import Sort
 from crm.store import get_record, list_records
+from engage import engagement
 from kernel.principal import Principal
 
 JOURNEY_LIMIT = 200
@@ -126,19 +126,12 @@ async def journey(
                     }
                 )
     items.sort(key=lambda i: i["at"] or datetime.min, reverse=True)
-    await dc.execute(
-        "SELECT channel, extract(hour FROM created_at)::int AS h FROM engage_messages"
-        " WHERE contact_id = %s AND direction = 'in' AND kind = 'message'",
-        (contact_id,),
-    )
-    inbound = await dc.fetchall()
-    channels = Counter(r["channel"] for r in inbound)
-    hours = Counter(int(r["h"]) for r in inbound)
+    learned = await engagement.preferred(conn, contact_id)
     return {
         "contact_id": contact["id"],
         "account_id": account_id,
-        "preferred_channel": channels.most_common(1)[0][0] if channels else None,
-        "preferred_hour_utc": hours.most_common(1)[0][0] if hours else None,
+        "preferred_channel": learned.channel,
+        "preferred_hour_utc": learned.hour_utc,
         "items": items[:JOURNEY_LIMIT],
     }
 

@@ -3,7 +3,8 @@
 With the embedded mail servers (no SMTP_URL) connecting a mailbox also creates it in the
 embedded Dovecot with a random password; with real servers the caller gives the IMAP
 account (host, port, TLS, user, password), or IMAP_URL's server is used with the given
-user and password.
+user and password. The IMAP password is stored sealed (`kernel.secretbox`, under a key kept
+outside the database) and opened only to log in.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from psycopg import AsyncConnection, errors
 from psycopg.rows import dict_row
 
 from engage import accounts
+from kernel import secretbox
 from kernel.errors import Conflict, Unprocessable
 from kernel.settings import Settings
 
 _COLUMNS = (
     "id, address, display_name, kind, owner_user_id, imap_host, imap_port, imap_tls,"
-    " imap_user, folder, uidvalidity, last_uid, rate_per_min, last_sync_at, last_error, created_at"
+    " imap_user, folder, uidvalidity, last_uid, rate_per_min, last_sync_at, last_error, created_at,"
+    " leads_from_unknown, leads_per_day"
 )
 
 
@@ -38,6 +41,8 @@ async def connect_mailbox(
     imap_user: str | None = None,
     imap_password: str | None = None,
     rate_per_min: int = 600,
+    leads_from_unknown: bool = False,
+    leads_per_day: int = 50,
 ) -> dict[str, Any]:
     addr = address.strip().lower()
     if addr.count("@") != 1 or any(c in addr for c in " \t\r\n:<>,;/"):
@@ -56,8 +61,9 @@ async def connect_mailbox(
         async with conn.transaction():
             await cur.execute(
                 "INSERT INTO engage_mailboxes (address, display_name, kind, owner_user_id,"
-                " imap_host, imap_port, imap_tls, imap_user, imap_password, rate_per_min)"
-                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+                " imap_host, imap_port, imap_tls, imap_user, imap_password, rate_per_min,"
+                " leads_from_unknown, leads_per_day)"
+                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
                 (
                     addr,
                     display_name,
@@ -67,8 +73,10 @@ async def connect_mailbox(
                     imap_port,
                     imap_tls,
                     imap_user,
-                    password,
+                    secretbox.seal(settings, password),
                     rate_per_min,
+                    leads_from_unknown,
+                    leads_per_day,
                 ),
             )
     except errors.UniqueViolation:
@@ -82,3 +90,16 @@ async def list_mailboxes(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(f"SELECT {_COLUMNS} FROM engage_mailboxes ORDER BY id")
     return await cur.fetchall()
+
+
+async def set_lead_rule(
+    conn: AsyncConnection[Any], mailbox_id: int, *, enabled: bool, per_day: int
+) -> dict[str, Any] | None:
+    """Turn the unknown-sender lead rule of a mailbox on or off (`engage.leads`)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "UPDATE engage_mailboxes SET leads_from_unknown = %s, leads_per_day = %s"
+        f" WHERE id = %s RETURNING {_COLUMNS}",
+        (enabled, per_day, mailbox_id),
+    )
+    return await cur.fetchone()

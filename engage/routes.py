@@ -51,6 +51,8 @@ class MailboxConnect(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     imap_user: Text | None = None
     imap_password: Text | None = None
     rate_per_min: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 600
+    leads_from_unknown: bool = False
+    leads_per_day: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 50
 
 
 class MailboxOut(msgspec.Struct, frozen=True):
@@ -66,6 +68,8 @@ class MailboxOut(msgspec.Struct, frozen=True):
     rate_per_min: int
     last_sync_at: datetime | None
     last_error: str | None
+    leads_from_unknown: bool
+    leads_per_day: int
 
 
 def _mailbox_out(r: dict[str, Any]) -> MailboxOut:
@@ -82,6 +86,8 @@ def _mailbox_out(r: dict[str, Any]) -> MailboxOut:
         r["rate_per_min"],
         r["last_sync_at"],
         r["last_error"],
+        r["leads_from_unknown"],
+        r["leads_per_day"],
     )
 
 
@@ -107,7 +113,33 @@ async def connect(req: Req, body: MailboxConnect) -> MailboxOut:
             imap_user=body.imap_user,
             imap_password=body.imap_password,
             rate_per_min=body.rate_per_min,
+            leads_from_unknown=body.leads_from_unknown,
+            leads_per_day=body.leads_per_day,
         )
+    return _mailbox_out(row)
+
+
+class MailboxPath(msgspec.Struct, frozen=True):
+    mailbox_id: Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+
+
+class MailboxLeadRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    leads_from_unknown: bool
+    leads_per_day: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 50
+
+
+@routes.put(
+    f"{API}/mailboxes/{{mailbox_id}}/lead-rule",
+    access=Access.admin(unscoped="mailboxes are the company's configuration"),
+    summary="Turn on or off the rule that makes a lead of an unknown sender (with a daily limit)",
+)
+async def put_lead_rule(req: Req, path: MailboxPath, body: MailboxLeadRule) -> MailboxOut:
+    async with req.connection() as conn:
+        row = await mailboxes.set_lead_rule(
+            conn, path.mailbox_id, enabled=body.leads_from_unknown, per_day=body.leads_per_day
+        )
+    if row is None:
+        raise NotFound(f"no mailbox {path.mailbox_id}", field="mailbox_id")
     return _mailbox_out(row)
 
 

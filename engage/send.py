@@ -5,9 +5,11 @@ caller's transaction: the sender's mailbox, the recipient, the rendered MIME mes
 its Message-ID (decided here, before any attempt) and a signed unsubscribe link, and
 enqueues the mailbox's `engage.send` job. The job (`send_batch`) claims due rows of one
 mailbox (`FOR UPDATE SKIP LOCKED`, state `sending` with a lease, committed before the
-first byte goes out), checks consent again, sends them over one SMTP connection within the
-mailbox's rate limit (messages per minute), and marks each sent (or failed / refused with
-the reason) as soon as the server accepts it.
+first byte goes out), checks consent again, sends them over a few SMTP connections at once
+within the mailbox's rate limit (messages per minute), and marks them sent (or failed /
+refused with the reason) once the server accepted them: recorder tasks (one per share of
+the recipients) commit what was accepted while their previous commit ran, so the CRM and
+conversation bookkeeping overlaps the SMTP round trips instead of adding to them.
 
 The guarantee: a message is never sent twice to the embedded relay, however the worker
 dies. A row left `sending` by a dead worker is sent again after its lease with the same
@@ -27,12 +29,14 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from engage import consent, links, render, timeline
+from engage import consent, engagement, links, render, timeline
 from engage.render import Attachment
 from engage.smtp import SmtpRefused, SmtpTarget, open_smtp, send_raw
 from kernel.errors import NotFound, Unprocessable
@@ -45,6 +49,9 @@ SEND_TASK = "engage.send"
 BATCH = 200
 LEASE_S = 30.0
 JOB_BUDGET_S = 120.0  # a job sends for at most this long, then queues its successor
+SEND_CONNECTIONS = 4  # SMTP connections a batch is spread over (the server works in parallel)
+MARK_BATCH = 100  # at most this many sent rows per commit
+RECORDERS = 3  # concurrent recorders (database connections) marking accepted rows sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +65,18 @@ class SendConfig:
 
 
 def send_config(settings: Settings) -> SendConfig:
-    return SendConfig(base_url=f"http://{settings.http_host}:{settings.http_port}")
+    """Links point at the deployment's HTTP address; FIELDMESH_DKIM (selector:domain:key
+    file) signs every message when set."""
+    base_url = f"http://{settings.http_host}:{settings.http_port}"
+    if settings.dkim is None:
+        return SendConfig(base_url=base_url)
+    selector, domain, key_file = settings.dkim.split(":", 2)
+    return SendConfig(
+        base_url=base_url,
+        dkim_selector=selector,
+        dkim_domain=domain,
+        dkim_key_pem=Path(key_file).read_bytes(),
+    )
 
 
 async def _mailbox(
@@ -102,6 +120,8 @@ async def enqueue_email(
     in_reply_to: str | None = None,
     references: Sequence[str] = (),
     conversation_id: int | None = None,
+    send_at: datetime | None = None,
+    at_learned_hour: bool | None = None,
 ) -> int:
     """Queue one e-mail in the caller's transaction; the outbox row's id.
 
@@ -116,6 +136,9 @@ async def enqueue_email(
     - `in_reply_to` / `references`: Message-IDs this replies to (threading).
     - `idempotency_key`: the same key returns the same row and never queues a second
       message (a retried request, a re-run automation step).
+    - when: `send_at` (not before then), else the contact's learned hour
+      (`engage.engagement`) when `at_learned_hour` says so; by default (None) marketing
+      e-mails wait for it and every other purpose goes at once.
 
     A contact without consent (or a bounced address) gets a row in state `refused` with
     the reason instead of a message; callers that want an error use `consent.refusal`
@@ -189,11 +212,18 @@ async def enqueue_email(
     reason = await consent.refusal(
         conn, contact_id=contact_id, channel="email", purpose=purpose, address=to
     )
+    if at_learned_hour is None:
+        at_learned_hour = purpose == "marketing"
+    not_before = send_at
+    if not_before is None and at_learned_hour and contact_id is not None:
+        hour = (await engagement.preferred(conn, contact_id)).hour_utc
+        if hour is not None:
+            not_before = engagement.next_at_hour(datetime.now(UTC), hour)
     cur = await conn.execute(
         "INSERT INTO engage_outbox (idempotency_key, mailbox_id, sender_address, to_address,"
         " contact_id, template_id, conversation_id, purpose, subject, message_id, track_id,"
-        " raw, state, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        " raw, state, reason, not_before) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         (
             idempotency_key,
             box["id"],
@@ -209,6 +239,7 @@ async def enqueue_email(
             raw,
             "refused" if reason else "queued",
             reason,
+            not_before,
         ),
     )
     row = await cur.fetchone()
@@ -220,9 +251,19 @@ async def enqueue_email(
         assert got is not None
         return int(got[0])
     if reason is None:
-        await enqueue(
-            conn, SEND_TASK, {"mailbox_id": box["id"]}, dedupe_key=f"{SEND_TASK}:{box['id']}"
-        )
+        delay_s = (not_before - datetime.now(UTC)).total_seconds() if not_before else 0.0
+        if delay_s > 1.0:  # its own job at that time (one per mailbox and minute)
+            await enqueue(
+                conn,
+                SEND_TASK,
+                {"mailbox_id": box["id"]},
+                delay_s=delay_s,
+                dedupe_key=f"{SEND_TASK}:{box['id']}:at:{not_before:%Y%m%d%H%M}",
+            )
+        else:
+            await enqueue(
+                conn, SEND_TASK, {"mailbox_id": box["id"]}, dedupe_key=f"{SEND_TASK}:{box['id']}"
+            )
     return int(row[0])
 
 
@@ -245,6 +286,7 @@ WHERE id IN (
     SELECT id FROM engage_outbox
     WHERE mailbox_id = %s
       AND (state = 'queued' OR (state = 'sending' AND locked_until < now()))
+      AND (not_before IS NULL OR not_before <= now())
     ORDER BY id
     FOR UPDATE SKIP LOCKED
     LIMIT %s)
@@ -302,47 +344,57 @@ async def send_batch(ctx: JobContext, args: dict[str, Any]) -> None:
 
 
 async def _send_rows(ctx: JobContext, target: SmtpTarget, rows: list[dict[str, Any]]) -> None:
+    """Send claimed rows over SEND_CONNECTIONS SMTP connections while a recorder commits
+    the accepted ones (group commit: whatever was accepted while the last commit ran goes
+    in the next), so the database work overlaps the SMTP round trips."""
     # consent again, right before sending: a withdrawal since queueing wins
     sendable: list[dict[str, Any]] = []
     async with ctx.pool.connection() as conn:
         reasons = await consent.refusals(
             conn, [(r["contact_id"], "email", r["purpose"], r["to_address"]) for r in rows]
         )
-        for r, reason in zip(rows, reasons, strict=True):
-            if reason:
-                await conn.execute(
+        refused = [(reason, r["id"]) for r, reason in zip(rows, reasons, strict=True) if reason]
+        sendable = [r for r, reason in zip(rows, reasons, strict=True) if not reason]
+        if refused:
+            async with conn.cursor() as cur:
+                await cur.executemany(
                     "UPDATE engage_outbox SET state = 'refused', reason = %s, locked_until = NULL"
                     " WHERE id = %s AND state = 'sending'",
-                    (reason, r["id"]),
+                    refused,
                 )
-            else:
-                sendable.append(r)
     if not sendable:
         return
-    sent: list[dict[str, Any]] = []
+    todo = iter(sendable)
+    queues: list[asyncio.Queue[dict[str, Any] | None]] = [asyncio.Queue() for _ in range(RECORDERS)]
     failed: list[tuple[int, str, str]] = []
-    try:
+
+    async def sender() -> None:
         async with open_smtp(target) as client:
-            last_renew = time.monotonic()
-            for r in sendable:
+            for r in todo:  # one shared iterator: each row goes out on one connection
                 try:
                     await send_raw(client, r["sender_address"], r["to_address"], bytes(r["raw"]))
                 except SmtpRefused as exc:  # the server refused this one message for good
                     failed.append((r["id"], r["to_address"], str(exc)[:500]))
                     continue
-                sent.append(r)
-                if len(sent) % 50 == 0:
-                    await _mark_sent(ctx, sent[-50:])
-                if time.monotonic() - last_renew > LEASE_S / 3:
-                    last_renew = time.monotonic()
-                    async with ctx.pool.connection() as conn:
-                        await conn.execute(
-                            "UPDATE engage_outbox SET locked_until = now() + make_interval(secs => %s)"
-                            " WHERE id = ANY(%s) AND state = 'sending'",
-                            (LEASE_S, [x["id"] for x in sendable]),
-                        )
+                # one person's rows always go to the same recorder: two recorders never
+                # touch the same conversation (no lock waits, no duplicate conversations)
+                queues[hash(r["contact_id"] or r["to_address"]) % RECORDERS].put_nowait(r)
+
+    recorders = [asyncio.create_task(_record(ctx, q)) for q in queues]
+    renewer = asyncio.create_task(_renew_leases(ctx, [r["id"] for r in sendable]))
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(min(SEND_CONNECTIONS, len(sendable))):
+                tg.create_task(sender())
+    except BaseExceptionGroup as eg:
+        # the first cause (the SMTP server gone, ...) is what the job's retry reports
+        raise eg.exceptions[0] from None
     finally:
-        await _mark_sent(ctx, sent[len(sent) - len(sent) % 50 :])
+        renewer.cancel()
+        for q in queues:
+            q.put_nowait(None)
+        # every accepted message is marked sent before the job moves on
+        await asyncio.gather(*recorders)
         if failed:
             async with ctx.pool.connection() as conn:
                 for oid, addr, why in failed:
@@ -352,6 +404,34 @@ async def _send_rows(ctx: JobContext, target: SmtpTarget, rows: list[dict[str, A
                         (why, oid),
                     )
                     await consent.mark_address(conn, addr, "bounced", f"refused at send: {why}")
+
+
+async def _record(ctx: JobContext, accepted: asyncio.Queue[dict[str, Any] | None]) -> None:
+    """Mark accepted rows sent, in as few commits as the senders allow, until None."""
+    done = False
+    while not done:
+        batch: list[dict[str, Any]] = []
+        item = await accepted.get()
+        while True:
+            if item is None:
+                done = True
+            else:
+                batch.append(item)
+            if accepted.empty() or len(batch) >= MARK_BATCH:
+                break
+            item = accepted.get_nowait()
+        await _mark_sent(ctx, batch)
+
+
+async def _renew_leases(ctx: JobContext, ids: list[int]) -> None:
+    while True:
+        await asyncio.sleep(LEASE_S / 3)
+        async with ctx.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE engage_outbox SET locked_until = now() + make_interval(secs => %s)"
+                " WHERE id = ANY(%s) AND state = 'sending'",
+                (LEASE_S, ids),
+            )
 
 
 async def _mark_sent(ctx: JobContext, rows: list[dict[str, Any]]) -> None:

@@ -196,19 +196,25 @@ async def log_outbound_emails(conn: AsyncConnection[Any], rows: list[dict[str, A
     from engage import conversations
 
     links = await link_addresses(conn, [r["to_address"] for r in rows])
+    # a batch often holds several messages to one person with one subject (a campaign):
+    # their conversation is looked up once
+    convs: dict[tuple[Any, ...], int] = {}
     for r in rows:
         link = links.get(r["to_address"], Link())
         if r["contact_id"] is not None:
             link = Link(contact_id=r["contact_id"], account_id=link.account_id)
         text = _text_part(bytes(r["raw"]))
-        conv = r.get("conversation_id") or await conversations.conversation_for(
-            conn,
-            link=link,
-            channel="email",
-            subject=r["subject"],
-            refs=[],
-            address=r["to_address"],
-        )
+        key = (link.contact_id, link.lead_id, r["to_address"], r["subject"])
+        conv = r.get("conversation_id") or convs.get(key)
+        if conv is None:
+            conv = convs[key] = await conversations.conversation_for(
+                conn,
+                link=link,
+                channel="email",
+                subject=r["subject"],
+                refs=[],
+                address=r["to_address"],
+            )
         activity = await log_email_activity(
             conn,
             link=link,

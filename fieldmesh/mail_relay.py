@@ -40,7 +40,15 @@ RELAY_HOST = "fieldmesh-relay.local"
 
 
 class Delivery:
-    """One LMTP connection (re-opened when it breaks) and the delivered-pairs record."""
+    """LMTP connections (one per delivering thread, re-opened when one breaks) and the
+    delivered-pairs record.
+
+    Deliveries of different messages run in parallel (Dovecot takes several LMTP sessions;
+    each fsyncs its own message). A (Message-ID, recipient) pair is claimed in memory
+    while its delivery runs, so a second copy arriving meanwhile (a sender re-sending
+    after a lost lease) gets a temporary failure and retries instead of being delivered
+    twice; once delivered, the pair is recorded before the sender hears 250.
+    """
 
     def __init__(self, lmtp_path: str, db_path: str) -> None:
         self.lmtp_path = lmtp_path
@@ -51,62 +59,80 @@ class Delivery:
             "CREATE TABLE IF NOT EXISTS delivered (message_id TEXT, rcpt TEXT,"
             " PRIMARY KEY (message_id, rcpt))"
         )
-        self.lock = threading.Lock()
-        self._lmtp: smtplib.LMTP | None = None
+        self.lock = threading.Lock()  # the SQLite connection and the in-flight set
+        self.inflight: set[tuple[str, str]] = set()
+        self._local = threading.local()
 
     def _conn(self) -> smtplib.LMTP:
-        if self._lmtp is None:
-            self._lmtp = smtplib.LMTP(self.lmtp_path)
-            self._lmtp.ehlo(RELAY_HOST)
-        return self._lmtp
+        lm: smtplib.LMTP | None = getattr(self._local, "lmtp", None)
+        if lm is None:
+            lm = smtplib.LMTP(self.lmtp_path)
+            lm.ehlo(RELAY_HOST)
+            self._local.lmtp = lm
+        return lm
 
     def _drop(self) -> None:
-        if self._lmtp is not None:
+        lm: smtplib.LMTP | None = getattr(self._local, "lmtp", None)
+        if lm is not None:
             with contextlib.suppress(Exception):
-                self._lmtp.close()
-        self._lmtp = None
+                lm.close()
+        self._local.lmtp = None
 
     def deliver(
         self, mail_from: str, rcpts: list[str], data: bytes, message_id: str | None
     ) -> dict[str, str]:
-        """Deliver to each recipient not yet delivered; the refused ones with the reason."""
+        """Deliver to each recipient not yet delivered; the refused ones with the reason.
+
+        Raises InFlight when a recipient's copy of this message is being delivered by
+        another session right now."""
         with self.lock:
             todo = [r for r in rcpts if not (message_id and self._seen(message_id, r))]
             if not todo:
                 return {}
-            refused: dict[str, str] = {}
-            for attempt in (1, 2):
-                try:
-                    lm = self._conn()
-                    errors = lm.sendmail(mail_from, todo, data)
-                    refused = {
-                        r: f"{c} {m.decode(errors='replace')}" for r, (c, m) in errors.items()
-                    }
-                    break
-                except smtplib.SMTPRecipientsRefused as exc:
-                    refused = {
-                        r: f"{c} {m.decode(errors='replace')}"
-                        for r, (c, m) in exc.recipients.items()
-                    }
-                    with contextlib.suppress(Exception):
-                        self._conn().rset()
-                    break
-                except (smtplib.SMTPServerDisconnected, OSError):
-                    self._drop()
-                    if attempt == 2:
-                        raise
+            claims = {(message_id, r) for r in todo} if message_id else set()
+            if claims & self.inflight:
+                raise InFlight(message_id or "")
+            self.inflight |= claims
+        try:
+            refused = self._lmtp_send(mail_from, todo, data)
             if message_id:
-                self.db.executemany(
-                    "INSERT OR IGNORE INTO delivered VALUES (?, ?)",
-                    [(message_id, r) for r in todo if r not in refused],
-                )
+                with self.lock:
+                    self.db.executemany(
+                        "INSERT OR IGNORE INTO delivered VALUES (?, ?)",
+                        [(message_id, r) for r in todo if r not in refused],
+                    )
             return refused
+        finally:
+            if claims:
+                with self.lock:
+                    self.inflight -= claims
+
+    def _lmtp_send(self, mail_from: str, todo: list[str], data: bytes) -> dict[str, str]:
+        for attempt in (1, 2):
+            try:
+                errors = self._conn().sendmail(mail_from, todo, data)
+                return {r: f"{c} {m.decode(errors='replace')}" for r, (c, m) in errors.items()}
+            except smtplib.SMTPRecipientsRefused as exc:
+                with contextlib.suppress(Exception):
+                    self._conn().rset()
+                return {
+                    r: f"{c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items()
+                }
+            except (smtplib.SMTPServerDisconnected, OSError):
+                self._drop()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _seen(self, message_id: str, rcpt: str) -> bool:
         row = self.db.execute(
             "SELECT 1 FROM delivered WHERE message_id = ? AND rcpt = ?", (message_id, rcpt)
         ).fetchone()
         return row is not None
+
+
+class InFlight(Exception):
+    """The same message to the same recipient is being delivered by another session."""
 
 
 def build_dsn(mail_from: str, refused: dict[str, str], original: bytes) -> Message:
@@ -160,6 +186,8 @@ class RelayHandler:
         rcpts = [r.lower() for r in envelope.rcpt_tos]
         try:
             refused = await asyncio.to_thread(self.delivery.deliver, mail_from, rcpts, data, mid)
+        except InFlight:
+            return "451 4.4.5 this message is being delivered by another session, try again"
         except (OSError, smtplib.SMTPException) as exc:
             log.warning("relay: LMTP delivery failed: %s", exc)
             return "451 4.3.0 local delivery unavailable, try again"
@@ -168,7 +196,7 @@ class RelayHandler:
             if mail_from and not headers.get("Auto-Submitted", "no").startswith("auto"):
                 dsn = build_dsn(mail_from, refused, data)
                 dsn_bytes = dsn.as_bytes().replace(b"\n", b"\r\n")
-                with contextlib.suppress(OSError, smtplib.SMTPException):
+                with contextlib.suppress(OSError, smtplib.SMTPException, InFlight):
                     await asyncio.to_thread(
                         self.delivery.deliver,
                         "",

@@ -213,8 +213,7 @@ def add_mailboxes(settings: Settings, boxes: dict[str, str]) -> None:
 
 
 def maildir_of(settings: Settings, address: str) -> Path:
-    local, _, domain = address.strip().lower().partition("@")
-    return mail_dir(settings) / "mail" / domain / local / "Maildir"
+    return accounts.maildir_of(settings, address)
 
 
 # --------------------------------------------------------------------------- processes

@@ -1,6 +1,8 @@
 """Embedded SMS gateway: Kannel (bearerbox + smsbox) with its fake SMS centre.
 
-`fieldmesh up` starts it unless SMS_GATEWAY_URL names a real gateway. Ports (127.0.0.1):
+`fieldmesh up` starts it unless SMS_GATEWAY_URL names a real gateway. Every port listens on
+127.0.0.1 only (`admin-interface`, `smsbox-interface`, the fake SMSC's `host`/`our-host`,
+`sendsms-interface`; without them bearerbox binds 0.0.0.0). Ports:
 FIELDMESH_SMS_PORT is bearerbox's admin port, +1 its smsbox port, +2 smsbox's `sendsms`
 HTTP interface (what engage sends through), +3 the fake SMS centre's port. Under
 `state_dir/sms`: kannel.conf, the logs, the message store, and the phone network's two
@@ -35,9 +37,11 @@ class SmsServiceError(RuntimeError):
 _CONF = """# fieldmesh embedded Kannel (written by fieldmesh.svc_sms; edits are overwritten)
 group = core
 admin-port = {admin}
+admin-interface = 127.0.0.1
 admin-password = {admin_pw}
 admin-allow-ip = "127.0.0.1"
 smsbox-port = {smsbox}
+smsbox-interface = 127.0.0.1
 box-allow-ip = "127.0.0.1"
 log-file = "{dir}/bearerbox.log"
 log-level = 1
@@ -50,6 +54,8 @@ group = smsc
 smsc = fake
 smsc-id = fake
 port = {fake}
+host = 127.0.0.1
+our-host = 127.0.0.1
 connect-allow-ip = "127.0.0.1"
 
 group = smsbox
@@ -160,11 +166,17 @@ def start(settings: Settings, *, inbound: str | None = None) -> None:
         inbound=inbound or inbound_url(settings),
         key=inbound_key(settings),
     )
-    changed = not conf.exists() or conf.read_text() != text
+    before_text = _read(conf)
+    changed = before_text != text
+    # bearerbox reads the core and smsc groups only when it starts (its listening addresses)
+    core_changed = _core(before_text) != _core(text)
     conf.write_text(text)
     conf.chmod(0o600)
     if running(settings) and not changed:
         return
+    if core_changed and _pid(d / "bearerbox.pid") is not None:
+        for name in ("fakesmsc", "smsbox", "bearerbox"):
+            _stop_pid(_pid(d / f"{name}.pid"))
     if _pid(d / "bearerbox.pid") is None:
         if _port_open(base) or _port_open(base + 1) or _port_open(base + 3):
             raise SmsServiceError(f"ports {base}-{base + 3} are taken (FIELDMESH_SMS_PORT)")
@@ -201,6 +213,10 @@ def start(settings: Settings, *, inbound: str | None = None) -> None:
             10,
             "the fake SMS centre",
         )
+
+
+def _core(conf_text: str) -> str:
+    return conf_text.split("group = smsbox", 1)[0]
 
 
 def _read(path: Path) -> str:

@@ -93,6 +93,8 @@ class Settings:
     # attachments and service reports in S3-compatible storage (AWS, MinIO, Ceph, R2 ...);
     # None: on local disk under state_dir/attachments
     s3_url: str | None = None
+    # FIELDMESH_DKIM: selector:domain:/path/to/private-key.pem signs every sent e-mail (DKIM)
+    dkim: str | None = None
     # FIELDMESH_SECRET_KEYS: comma-separated Fernet keys that encrypt stored credentials
     # (external CalDAV/IMAP passwords, tokens); the first encrypts, all decrypt (rotation).
     # Empty: one key generated once in state_dir/secret.key (mode 0600)
@@ -205,6 +207,7 @@ _ENV_KEYS: dict[str, str] = {
     "sms_gateway_url": "SMS_GATEWAY_URL",
     "s3_url": "S3_URL",
     "job_concurrency": "FIELDMESH_JOB_CONCURRENCY",
+    "dkim": "FIELDMESH_DKIM",
     "secret_keys": "FIELDMESH_SECRET_KEYS",
 }
 
@@ -320,6 +323,13 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         scheme = name.split("_")[0]
         if not str(raw).startswith((f"{scheme}://", f"{scheme}s://")):
             raise SettingsError(f"{source}: expected {scheme}[s]://user:pass@host:port: {raw!r}")
+        return str(raw)
+    if name == "dkim":
+        parts = str(raw).split(":", 2)
+        if len(parts) != 3 or not all(parts) or not Path(parts[2]).is_file():
+            raise SettingsError(
+                f"{source}: expected selector:domain:/path/to/private-key.pem (a readable file)"
+            )
         return str(raw)
     if name == "secret_keys":
         items = raw.split(",") if isinstance(raw, str) else raw

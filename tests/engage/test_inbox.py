@@ -240,3 +240,26 @@ def test_one_click_unsubscribe_stops_the_next_send_with_the_reason(
         assert st["state"] == "refused" and "one-click unsubscribe" in st["reason"]
 
     asyncio.run(scenario())
+
+
+def _listening(port: int) -> list[str]:
+    """The local addresses (hex, as /proc/net/tcp{,6} give them) listening on `port`."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            for line in fh.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                addr, hex_port = local.rsplit(":", 1)
+                if state == "0A" and int(hex_port, 16) == port:
+                    found.append(addr)
+    return found
+
+
+def test_every_kannel_port_listens_on_loopback_only(
+    test_settings: Settings, sms_world: MailWorld
+) -> None:
+    base = test_settings.sms_port
+    for port in range(base, base + 4):
+        addrs = _listening(port)
+        assert addrs, f"nothing listens on Kannel's port {port}"
+        assert set(addrs) <= {"0100007F", "00000000000000000000000001000000"}, (port, addrs)

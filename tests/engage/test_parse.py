@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engage import links, parse, render
@@ -99,3 +101,20 @@ def test_dkim_signature_verifies() -> None:
     signed = render.dkim_sign(raw, selector="s1", domain="acme.test", private_key_pem=pem)
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(pub)
     assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_the_dkim_setting_names_selector_domain_and_key_file(tmp_path: Path) -> None:
+    from engage.send import send_config
+    from kernel.settings import SettingsError, load_settings
+
+    key = tmp_path / "dkim.pem"
+    key.write_bytes(b"-----BEGIN RSA PRIVATE KEY-----\n")
+    cfg = send_config(load_settings({"FIELDMESH_DKIM": f"s1:acme.test:{key}"}))
+    assert (cfg.dkim_selector, cfg.dkim_domain, cfg.dkim_key_pem) == (
+        "s1",
+        "acme.test",
+        b"-----BEGIN RSA PRIVATE KEY-----\n",
+    )
+    assert send_config(load_settings({})).dkim_key_pem is None
+    with pytest.raises(SettingsError, match="FIELDMESH_DKIM"):
+        load_settings({"FIELDMESH_DKIM": f"s1:acme.test:{tmp_path / 'missing.pem'}"})
