@@ -325,8 +325,8 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             raise SettingsError(f"{source}: expected {scheme}[s]://user:pass@host:port: {raw!r}")
         return str(raw)
     if name == "dkim":
-        parts = str(raw).split(":", 2)
-        if len(parts) != 3 or not all(parts) or not Path(parts[2]).is_file():
+        fields_ = str(raw).split(":", 2)
+        if len(fields_) != 3 or not all(fields_) or not Path(fields_[2]).is_file():
             raise SettingsError(
                 f"{source}: expected selector:domain:/path/to/private-key.pem (a readable file)"
             )
