@@ -46,6 +46,7 @@ from calendars.sync import ClientPool, RoundStats, sync_user
 from crm import hooks
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
+from kernel import secretbox
 from kernel.settings import Settings, load_settings
 
 TENANT = "bench"
@@ -101,7 +102,7 @@ def _wipe_calendar(settings: Settings, username: str, password: str) -> None:
     requests.delete(url, auth=(username, password), timeout=60)
 
 
-CLIENTS = ClientPool()  # as a jobs worker keeps them between rounds
+CLIENTS: ClientPool = ClientPool()  # replaced in main() by the one a jobs worker would keep
 
 
 async def _round(dsn: str, user: int) -> tuple[RoundStats, float]:
@@ -158,6 +159,8 @@ def main() -> None:
     console = Console(stderr=True)
 
     settings = load_settings()
+    global CLIENTS
+    CLIENTS = ClientPool(settings=settings)
     services.stop_at_exit_if_started(settings)
     services.ensure_up(settings, migrate=False)
     name = "fm_bench_calendar"
@@ -175,7 +178,7 @@ def main() -> None:
             a = await _user(conn, "rep-a", int(row[0]))
             b = await _user(conn, "rep-b", int(row[0]))
             acct_a = await service.opt_in(conn, s, a)
-            _wipe_calendar(settings, acct_a.username, acct_a.password)
+            _wipe_calendar(settings, acct_a.username, secretbox.open_(settings, acct_a.password))
             await _seed(conn, a, int(row[0]), n, recurring)
             # B reads and writes the same calendar (a second device of the same person, or a
             # restored CRM): the back half of the trip
@@ -193,7 +196,9 @@ def main() -> None:
         )
         out_stats, out_s = asyncio.run(_round(dsn, a))
         console.print(
-            f"out:  {out_stats.pushed} pushed in {out_s:.1f} s ({n / out_s:.0f} events/s)"
+            f"out:  {out_stats.pushed} pushed ({out_stats.bulk} in one whole-calendar PUT) "
+            f"in {out_s:.1f} s ({n / out_s:.0f} events/s); stages "
+            f"{ {k: round(v, 1) for k, v in out_stats.stage_s.items()} } s"
         )
 
         async def calendar_url() -> str:
@@ -209,7 +214,8 @@ def main() -> None:
         path = asyncio.run(calendar_url())
         back_stats, back_s = asyncio.run(_round(dsn, b))
         console.print(
-            f"back: {back_stats.pulled_new} new activities in {back_s:.1f} s ({n / back_s:.0f} events/s)"
+            f"back: {back_stats.pulled_new} new activities in {back_s:.1f} s ({n / back_s:.0f} events/s); "
+            f"stages { {k: round(v, 1) for k, v in back_stats.stage_s.items()} } s"
         )
 
         async def drop_token() -> None:
@@ -236,12 +242,15 @@ def main() -> None:
         )
         assert all(st.pushed == 0 and st.pulled_new == 0 for st, _ in empty), empty
 
-        client = CalDav(acct_a.server_url, acct_a.username, acct_a.password)
+        client = CalDav(
+            acct_a.server_url, acct_a.username, secretbox.open_(settings, acct_a.password)
+        )
         naive_s, parsed = _naive_full_resync_s(client, path)
-        server_objects = len(client.changes(path, None).changed)
+        listing = client.changes(path, None).changed
+        server_objects = len(listing)
         uids = {
             ev.uid
-            for _, _, t in client.fetch(path, [h for h, _ in client.changes(path, None).changed])
+            for _, _, t in client.fetch(path, [h for h, _ in listing])
             for ev in parse_calendar(t)
         }
         counts = asyncio.run(_counts(dsn, a, b))
@@ -278,6 +287,7 @@ def main() -> None:
             "events": n,
             "recurring": recurring,
             "out_events_per_s": round(n / out_s, 1),
+            "out_bulk": out_stats.bulk,
             "back_events_per_s": round(n / back_s, 1),
             "naive_full_resync_ms": round(naive_s * 1000, 1),
             "empty_vs_naive": round(empty_ms / (naive_s * 1000), 4),
@@ -290,7 +300,7 @@ def main() -> None:
                 continue
             # the booking part seeds and drops its own database on the same services
             result.update(part.measure(settings, args.quick))
-        _wipe_calendar(settings, acct_a.username, acct_a.password)
+        _wipe_calendar(settings, acct_a.username, secretbox.open_(settings, acct_a.password))
     finally:
         services.drop_database(settings, name)
     print(json.dumps(result))

@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 
 from calendars.sync import ClientPool, sync_user
 from kernel.jobs import JobContext, Registry, Task, enqueue
+from kernel.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,16 @@ async def enqueue_sync(conn: AsyncConnection[Any], user_id: int, delay_s: float 
     )
 
 
-def _sync_handler(clients: ClientPool) -> Any:
+def _sync_handler() -> Any:
+    pools: dict[int, ClientPool] = {}  # the worker's, for its life: rounds reuse connections
+
     async def sync(ctx: JobContext, args: dict[str, Any]) -> None:
         user_id = int(args["user_id"])
-        tenant = ctx.settings.tenant if ctx.settings is not None else "acme"
+        settings = ctx.settings if ctx.settings is not None else load_settings()
+        tenant = settings.tenant
+        clients = pools.get(id(settings))
+        if clients is None:  # its settings open the sealed passwords
+            clients = pools[id(settings)] = ClientPool(settings=settings)
         async with await AsyncConnection.connect(ctx.dsn, autocommit=True) as conn:
             stats = await sync_user(conn, user_id, tenant, clients=clients)
             if stats.busy:  # the running round may have missed what this one was for
@@ -61,7 +68,6 @@ def register(registry: Registry) -> None:
     from crm import hooks
 
     hooks.install()  # the CRM's rules for the activities the sync writes
-    clients = ClientPool()  # the worker's, for its life: rounds reuse their connections
-    registry.add(Task(SYNC_TASK, _sync_handler(clients), timeout_s=1800.0, backoff_base_s=10.0))
+    registry.add(Task(SYNC_TASK, _sync_handler(), timeout_s=1800.0, backoff_base_s=10.0))
     registry.add(Task(SYNC_ALL_TASK, _sync_all, timeout_s=60.0))
     registry.every(SYNC_ALL_TASK, SYNC_EVERY_S)
