@@ -5,6 +5,10 @@
 opted in (deduplicated per user, so a slow round is never queued twice). A round that
 fails (server down) is retried with the queue's capped backoff; the account keeps its
 last error for the user to see.
+
+`calendars.imip_send` (every IMIP_EVERY_S) queues the unsent invitations and
+cancellations as e-mails through engage; `calendars.imip_read` (as often) reads the
+organizers' mailboxes for replies (calendars.imip).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from calendars import imip
 from calendars.sync import ClientPool, sync_user
 from kernel.jobs import JobContext, Registry, Task, enqueue
 from kernel.settings import load_settings
@@ -22,6 +27,9 @@ log = logging.getLogger(__name__)
 
 SYNC_TASK = "calendars.sync"
 SYNC_ALL_TASK = "calendars.sync_all"
+IMIP_SEND_TASK = "calendars.imip_send"
+IMIP_READ_TASK = "calendars.imip_read"
+IMIP_EVERY_S = 30.0
 SYNC_EVERY_S = 300.0
 BUSY_RETRY_S = 5.0  # a round asked for while another runs comes again after this
 
@@ -64,6 +72,22 @@ async def _sync_all(ctx: JobContext, args: dict[str, Any]) -> None:
             await enqueue_sync(conn, int(user_id))
 
 
+async def _imip_send(ctx: JobContext, args: dict[str, Any]) -> None:
+    settings = ctx.settings if ctx.settings is not None else load_settings()
+    async with await AsyncConnection.connect(ctx.dsn, autocommit=True) as conn:
+        got = await imip.send_pending(conn, settings)
+    if got.queued or got.failed:
+        log.info("calendar invitations: %s queued, %s without a mailbox", got.queued, got.failed)
+
+
+async def _imip_read(ctx: JobContext, args: dict[str, Any]) -> None:
+    settings = ctx.settings if ctx.settings is not None else load_settings()
+    async with await AsyncConnection.connect(ctx.dsn, autocommit=True) as conn:
+        n = await imip.read_replies(conn, settings)
+    if n:
+        log.info("calendar replies by e-mail: %s events updated", n)
+
+
 def register(registry: Registry) -> None:
     from crm import hooks
 
@@ -71,3 +95,7 @@ def register(registry: Registry) -> None:
     registry.add(Task(SYNC_TASK, _sync_handler(), timeout_s=1800.0, backoff_base_s=10.0))
     registry.add(Task(SYNC_ALL_TASK, _sync_all, timeout_s=60.0))
     registry.every(SYNC_ALL_TASK, SYNC_EVERY_S)
+    registry.add(Task(IMIP_SEND_TASK, _imip_send, timeout_s=120.0))
+    registry.every(IMIP_SEND_TASK, IMIP_EVERY_S)
+    registry.add(Task(IMIP_READ_TASK, _imip_read, timeout_s=120.0))
+    registry.every(IMIP_READ_TASK, IMIP_EVERY_S)
