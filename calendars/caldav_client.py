@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -96,12 +96,15 @@ class CalDav:
         timeout_s: float = 120.0,
         *,
         bulk_create: bool = False,
+        change_stamp: Callable[[], str] | None = None,
     ):
         self.server_url = server_url
         # the server takes a whole calendar in one PUT on the collection (Radicale, the
         # embedded server): the first upload of a large calendar is one request, not one
         # UID check of the whole collection per object (O(n^2) in Radicale)
         self.bulk_create = bulk_create
+        # the embedded server's change marker of this account (calendars.server)
+        self.change_stamp = change_stamp
         parts = urlsplit(server_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._auth = (username, password)

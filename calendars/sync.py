@@ -35,13 +35,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from calendars import itip
+from calendars import itip, server
 from calendars.caldav_client import CalDav, Changes
 from calendars.ical import parse_calendar, to_ics
 from calendars.merge import CRM_OWNED_KINDS, merge
 from calendars.model import CalendarError, EventData, with_content
 from calendars.project import ProjectionStats, project
-from calendars.server import CALENDAR_NAME
 from calendars.store import Account, Conn, base_json, load_events, write_content
 from crm import store as crm_store
 from crm.entities import ACTIVITIES
@@ -75,6 +74,7 @@ class RoundStats:
     deleted_remote: int = 0
     conflicts: int = 0
     bulk: int = 0  # of `pushed`, written in one whole-calendar PUT
+    report_skipped: bool = False  # the embedded server's change marker had not moved
     bad_objects: int = 0
     skipped: bool = False  # not opted in, or another round of this user was running
     busy: bool = False  # skipped because another round of this user was running
@@ -96,16 +96,25 @@ class ClientPool:
         server, whose accounts may upload a whole calendar at once (a PUT on the
         collection is Radicale's, not CalDAV's). Without them, stored passwords must be
         unsealed (pure tests)."""
-        embedded = settings.caldav_base_url if settings and settings.embedded_caldav else None
-        self._factory = factory or (
-            lambda a: CalDav(
-                a.server_url,
-                a.username,
-                secretbox.open_(settings, a.password) if settings else a.password,
-                bulk_create=embedded is not None and a.server_url == embedded,
-            )
-        )
+        self._settings = settings
+        self._factory = factory or self._client
         self._clients: dict[tuple[str, str, str], CalDav] = {}
+
+    def _client(self, a: Account) -> CalDav:
+        s = self._settings
+        embedded = s is not None and s.embedded_caldav and a.server_url == s.caldav_base_url
+        state_dir = s.state_dir if s is not None else None
+        return CalDav(
+            a.server_url,
+            a.username,
+            secretbox.open_(s, a.password) if s is not None else a.password,
+            bulk_create=embedded,
+            change_stamp=(
+                (lambda: server.change_stamp(state_dir, a.username))
+                if embedded and state_dir is not None
+                else None
+            ),
+        )
 
     def get(self, acct: Account) -> CalDav:
         key = (acct.server_url, acct.username, acct.password)
@@ -143,6 +152,7 @@ class _Round:
         self.user_tz = "UTC"
         self.principal: Principal | None = None
         self.token = acct.sync_token
+        self.stamp = acct.server_stamp
 
     # ----------------------------------------------------------------- CRM side
 
@@ -230,13 +240,19 @@ class _Round:
     # ----------------------------------------------------------------- pull
 
     async def pull(self) -> None:
+        # the embedded server's marker, read before the REPORT: unchanged since the last
+        # REPORT's, the server holds nothing new (a write after this read moves it again)
+        stamp = self.client.change_stamp() if self.client.change_stamp else None
+        if stamp not in (None, "none") and self.token is not None and stamp == self.stamp:
+            self.stats.report_skipped = True
+            return
         ch: Changes = await asyncio.to_thread(self.client.changes, self.path, self.token)
         if not ch.changed and not ch.deleted and not ch.full:
-            if ch.token != self.token:
-                self.token = ch.token
+            if ch.token != self.token or stamp != self.stamp:
+                self.token, self.stamp = ch.token, stamp
                 await self.conn.execute(
-                    "UPDATE cal_accounts SET sync_token = %s WHERE user_id = %s",
-                    (ch.token, self.acct.user_id),
+                    "UPDATE cal_accounts SET sync_token = %s, server_stamp = %s WHERE user_id = %s",
+                    (ch.token, stamp, self.acct.user_id),
                 )
             return
         hrefs = [h for h, _ in ch.changed]
@@ -266,10 +282,10 @@ class _Round:
             async with self.conn.transaction():
                 for href in sorted(deleted):
                     await self._apply_delete(href)
-        self.token = ch.token
+        self.token, self.stamp = ch.token, stamp
         await self.conn.execute(
-            "UPDATE cal_accounts SET sync_token = %s WHERE user_id = %s",
-            (ch.token, self.acct.user_id),
+            "UPDATE cal_accounts SET sync_token = %s, server_stamp = %s WHERE user_id = %s",
+            (ch.token, stamp, self.acct.user_id),
         )
 
     async def _apply(self, href: str, etag: str | None, text: str) -> None:
@@ -492,12 +508,13 @@ class _Round:
             "owner_id = %s AND href IS NULL AND NOT deleted AND local_rev > pushed_rev",
             (self.acct.user_id,),
         )
-        text = to_ics([ev for _, ev in rows], name=CALENDAR_NAME)
+        text = to_ics([ev for _, ev in rows], name=server.CALENDAR_NAME)
         while len(text.encode("utf-8")) > BULK_MAX_BYTES and len(rows) > BULK_MIN:
             rows = rows[: len(rows) // 2]
-            text = to_ics([ev for _, ev in rows], name=CALENDAR_NAME)
+            text = to_ics([ev for _, ev in rows], name=server.CALENDAR_NAME)
         if not await asyncio.to_thread(self.client.put_calendar, self.path, text, etag):
             return 0
+        stamp = self.client.change_stamp() if self.client.change_stamp else None
         ch = await asyncio.to_thread(self.client.changes, self.path, None)
         prefix = self.path.rstrip("/") + "/"
         by_uid: dict[str, tuple[str, str | None]] = {}
@@ -528,10 +545,10 @@ class _Round:
                     placed,
                 )
             await self.conn.execute(
-                "UPDATE cal_accounts SET sync_token = %s WHERE user_id = %s",
-                (ch.token, self.acct.user_id),
+                "UPDATE cal_accounts SET sync_token = %s, server_stamp = %s WHERE user_id = %s",
+                (ch.token, stamp, self.acct.user_id),
             )
-        self.token = ch.token
+        self.token, self.stamp = ch.token, stamp
         self.stats.bulk = len(placed)
         return len(placed)
 
@@ -609,7 +626,7 @@ async def sync_user(
 
 _LOCK_AND_ACCOUNT_SQL = """
 SELECT pg_try_advisory_lock(%s, %s), c.user_id, c.enabled, c.server_url, c.username,
-       c.password, c.calendar_url, c.sync_token, c.projected_at, u.timezone
+       c.password, c.calendar_url, c.sync_token, c.projected_at, u.timezone, c.server_stamp
 FROM cal_accounts c JOIN users u ON u.id = c.user_id WHERE c.user_id = %s
 """
 _DONE_SQL = """

@@ -164,3 +164,31 @@ def test_migration_seals_rows_written_in_plain_text(
     # rows sealed before (under the test deployment's own key) were left as they were
     others = _q(db_dsn, "SELECT password FROM cal_accounts WHERE user_id <> %s", user)
     assert all(secretbox.is_sealed(p) for (p,) in others)
+
+
+def test_an_idle_round_skips_the_report_until_the_server_changes(
+    db_dsn: str,
+    make_user: Callable[..., int],
+    sync: Callable[[int], RoundStats],
+    remote: Callable[[int], Remote],
+) -> None:
+    user = make_user()
+    _meetings(db_dsn, user, 1)
+    first = sync(user)  # its pull after the push read the marker that push moved
+    assert first.pushed == 1 and not first.report_skipped
+    idle = sync(user)
+    assert idle.report_skipped and (idle.pushed, idle.pulled_new) == (0, 0)
+    # a phone adds an event: the marker moves, the next round asks the server
+    srv = remote(user)
+    phone = EventData(
+        uid=f"phone-{user}", summary="From phone", start=T0, end=T0 + timedelta(hours=1)
+    )
+    srv.put(f"{srv.path}phone.ics", to_ics([phone]), None)
+    after = sync(user)
+    assert not after.report_skipped and after.pulled_new == 1
+    assert sync(user).report_skipped
+    # a deletion on the server too
+    href = next(h for h, (_, t) in srv.objects().items() if "From phone" in t)
+    srv.delete(href, srv.objects()[href][0])
+    gone = sync(user)
+    assert not gone.report_skipped and gone.pulled_deleted == 1
