@@ -1,11 +1,12 @@
 """Invitations (iTIP, RFC 5546): REQUEST, REPLY and CANCEL objects, generated and kept in
 `cal_itip`, visible on the activity.
 
-Sending is the e-mail issue's (engage): its sender takes `pending_outbound()` (messages
-with `sent_at IS NULL`, oldest first), mails each `ics` to its `recipient` as a
-`text/calendar; method=...` part, and calls `mark_sent()`. Replies that arrive by e-mail
-go to `ingest_reply()`; replies that arrive through the CalDAV server (an attendee's
-client updated their PARTSTAT) are recorded by the sync as direction `in`.
+Sending by e-mail is `calendars.imip` (through engage's idempotent sending): it mails
+each unsent outbound message's `ics` to its `recipient` as a `text/calendar;
+method=...` part and marks it sent in the same transaction. Replies that arrive by
+e-mail go to `ingest_reply()` (only the sender's own answer); replies that arrive
+through the CalDAV server (an attendee's client updated their PARTSTAT) are recorded by
+the sync as direction `in`.
 """
 
 from __future__ import annotations
