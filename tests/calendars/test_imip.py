@@ -17,7 +17,7 @@ from email.policy import default as default_policy
 from imapclient import IMAPClient
 from psycopg import AsyncConnection
 
-from calendars import imip, service
+from calendars import imip, reminders, service
 from calendars.ical import parse_calendar, to_ics
 from calendars.model import Attendee
 from calendars.sync import RoundStats
@@ -222,3 +222,52 @@ def test_an_organizer_without_a_mailbox_keeps_the_invitation_with_the_reason(
         user,
     )
     assert len(rows) == 1 and rows[0][0] is None and "mailbox" in rows[0][1]
+
+
+def test_a_reminder_is_mailed_once_to_a_user_with_a_mailbox(
+    db_dsn: str, test_settings: Settings, people: People
+) -> None:
+    w = asyncio.run(make_world(db_dsn, test_settings, people))
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    async def scenario() -> list[int]:
+        async with await AsyncConnection.connect(db_dsn) as conn:
+            cur = await conn.execute(
+                "INSERT INTO activities (type, subject, start_at, end_at, owner_id)"
+                " VALUES ('meeting', %s, %s, %s, %s) RETURNING id",
+                (
+                    f"Walk {w.tag}",
+                    now + timedelta(minutes=5),
+                    now + timedelta(minutes=65),
+                    w.rep_id,
+                ),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            await conn.execute(
+                "INSERT INTO cal_reminders (user_id, activity_id, offset_min) VALUES (%s, %s, 10)",
+                (w.rep_id, row[0]),
+            )
+            sent = [await reminders.fire_due(conn, now, test_settings) for _ in range(2)]
+            await conn.commit()
+            async with send_worker(test_settings):
+
+                async def delivered() -> bool | None:
+                    msgs = await asyncio.to_thread(
+                        _inbox, test_settings, w.rep_address, w.rep_password
+                    )
+                    return True if msgs else None
+
+                await eventually_async(delivered, what="the reminder in the rep's mailbox")
+        return sent
+
+    assert asyncio.run(scenario()) == [1, 0]
+    (msg,) = _inbox(test_settings, w.rep_address, w.rep_password)
+    assert msg["Subject"] == f"Reminder: Meeting: Walk {w.tag}"
+    queued = _q(
+        db_dsn,
+        "SELECT count(*) FROM engage_outbox WHERE to_address = %s AND idempotency_key LIKE %s",
+        w.rep_address,
+        "calendar.reminder:%",
+    )
+    assert queued == [(1,)]
