@@ -431,8 +431,7 @@ class _Round:
 
     async def push(self) -> int:
         cur = await self.conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM cal_events WHERE owner_id = %s "
-            "AND (local_rev > pushed_rev OR deleted))",
+            "SELECT EXISTS (SELECT 1 FROM cal_events WHERE owner_id = %s AND dirty)",
             (self.acct.user_id,),
         )
         dirty = await cur.fetchone()
