@@ -28,9 +28,11 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import statistics
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -39,13 +41,14 @@ from rich.console import Console
 from rich.table import Table
 
 from calendars import service
-from calendars.caldav_client import CalDav
+from calendars.caldav_client import LONG_TIMEOUT_S, CalDav
 from calendars.ical import parse_calendar
 from calendars.store import account
 from calendars.sync import ClientPool, RoundStats, sync_user
 from crm import hooks
-from fieldmesh import services
+from fieldmesh import services, svc_caldav
 from fieldmesh.migrate import upgrade
+from kernel import secretbox
 from kernel.settings import Settings, load_settings
 
 TENANT = "bench"
@@ -98,10 +101,20 @@ async def _seed(
 def _wipe_calendar(settings: Settings, username: str, password: str) -> None:
     """The bench users' calendars from an earlier run (user ids repeat in a new database)."""
     url = f"{settings.caldav_base_url}{username}/fieldmesh/"
-    requests.delete(url, auth=(username, password), timeout=60)
+    requests.delete(url, auth=(username, password), timeout=LONG_TIMEOUT_S)
 
 
-CLIENTS = ClientPool()  # as a jobs worker keeps them between rounds
+CLIENTS: ClientPool = ClientPool()  # replaced in main() by the one a jobs worker would keep
+
+
+def _server_cpu_s(settings: Settings) -> float:
+    """CPU seconds the embedded Radicale has used so far (user + system): its share of a
+    phase, apart from how long a loaded machine made it wait."""
+    pid = svc_caldav._pid(settings)
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _round(dsn: str, user: int) -> tuple[RoundStats, float]:
@@ -158,6 +171,8 @@ def main() -> None:
     console = Console(stderr=True)
 
     settings = load_settings()
+    global CLIENTS
+    CLIENTS = ClientPool(settings=settings)
     services.stop_at_exit_if_started(settings)
     services.ensure_up(settings, migrate=False)
     name = "fm_bench_calendar"
@@ -175,7 +190,7 @@ def main() -> None:
             a = await _user(conn, "rep-a", int(row[0]))
             b = await _user(conn, "rep-b", int(row[0]))
             acct_a = await service.opt_in(conn, s, a)
-            _wipe_calendar(settings, acct_a.username, acct_a.password)
+            _wipe_calendar(settings, acct_a.username, secretbox.open_(settings, acct_a.password))
             await _seed(conn, a, int(row[0]), n, recurring)
             # B reads and writes the same calendar (a second device of the same person, or a
             # restored CRM): the back half of the trip
@@ -191,9 +206,13 @@ def main() -> None:
         console.print(
             f"[bold]calendar sync[/]: {n} events ({recurring} recurring), Radicale at {settings.caldav_base_url}"
         )
+        cpu0 = _server_cpu_s(settings)
         out_stats, out_s = asyncio.run(_round(dsn, a))
+        cpu1 = _server_cpu_s(settings)
         console.print(
-            f"out:  {out_stats.pushed} pushed in {out_s:.1f} s ({n / out_s:.0f} events/s)"
+            f"out:  {out_stats.pushed} pushed ({out_stats.bulk} in one whole-calendar PUT) "
+            f"in {out_s:.1f} s ({n / out_s:.0f} events/s; Radicale used {cpu1 - cpu0:.1f} s of CPU); stages "
+            f"{ {k: round(v, 1) for k, v in out_stats.stage_s.items()} } s"
         )
 
         async def calendar_url() -> str:
@@ -207,9 +226,13 @@ def main() -> None:
                 return got.calendar_url
 
         path = asyncio.run(calendar_url())
+        cpu2 = _server_cpu_s(settings)
         back_stats, back_s = asyncio.run(_round(dsn, b))
+        cpu3 = _server_cpu_s(settings)
         console.print(
-            f"back: {back_stats.pulled_new} new activities in {back_s:.1f} s ({n / back_s:.0f} events/s)"
+            f"back: {back_stats.pulled_new} new activities in {back_s:.1f} s ({n / back_s:.0f} events/s; "
+            f"Radicale used {cpu3 - cpu2:.1f} s of CPU); "
+            f"stages { {k: round(v, 1) for k, v in back_stats.stage_s.items()} } s"
         )
 
         async def drop_token() -> None:
@@ -236,12 +259,15 @@ def main() -> None:
         )
         assert all(st.pushed == 0 and st.pulled_new == 0 for st, _ in empty), empty
 
-        client = CalDav(acct_a.server_url, acct_a.username, acct_a.password)
+        client = CalDav(
+            acct_a.server_url, acct_a.username, secretbox.open_(settings, acct_a.password)
+        )
         naive_s, parsed = _naive_full_resync_s(client, path)
-        server_objects = len(client.changes(path, None).changed)
+        listing = client.changes(path, None).changed
+        server_objects = len(listing)
         uids = {
             ev.uid
-            for _, _, t in client.fetch(path, [h for h, _ in client.changes(path, None).changed])
+            for _, _, t in client.fetch(path, [h for h, _ in listing])
             for ev in parse_calendar(t)
         }
         counts = asyncio.run(_counts(dsn, a, b))
@@ -278,6 +304,10 @@ def main() -> None:
             "events": n,
             "recurring": recurring,
             "out_events_per_s": round(n / out_s, 1),
+            "out_bulk": out_stats.bulk,
+            "out_server_cpu_s": round(cpu1 - cpu0, 1),
+            "back_server_cpu_s": round(cpu3 - cpu2, 1),
+            "empty_rounds_report_skipped": sum(st.report_skipped for st, _ in empty),
             "back_events_per_s": round(n / back_s, 1),
             "naive_full_resync_ms": round(naive_s * 1000, 1),
             "empty_vs_naive": round(empty_ms / (naive_s * 1000), 4),
@@ -290,7 +320,7 @@ def main() -> None:
                 continue
             # the booking part seeds and drops its own database on the same services
             result.update(part.measure(settings, args.quick))
-        _wipe_calendar(settings, acct_a.username, acct_a.password)
+        _wipe_calendar(settings, acct_a.username, secretbox.open_(settings, acct_a.password))
     finally:
         services.drop_database(settings, name)
     print(json.dumps(result))

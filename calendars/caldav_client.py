@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,9 @@ _SAFE = "/@:+,;=~!$&'()*"
 
 MULTIGET_BATCH = 200
 WRITE_THREADS = 4
+# a complete listing or a whole-calendar upload of 10,000 objects takes Radicale minutes
+# on a busy machine: those two get a timeout of their own
+LONG_TIMEOUT_S = 1800.0
 MAX_REPORT_BYTES = 200 * 1024 * 1024
 DAV = "{DAV:}"
 CAL = "{urn:ietf:params:xml:ns:caldav}"
@@ -85,8 +88,23 @@ def _multiget_body(hrefs: Sequence[str]) -> str:
 
 
 class CalDav:
-    def __init__(self, server_url: str, username: str, password: str, timeout_s: float = 120.0):
+    def __init__(
+        self,
+        server_url: str,
+        username: str,
+        password: str,
+        timeout_s: float = 120.0,
+        *,
+        bulk_create: bool = False,
+        change_stamp: Callable[[], str] | None = None,
+    ):
         self.server_url = server_url
+        # the server takes a whole calendar in one PUT on the collection (Radicale, the
+        # embedded server): the first upload of a large calendar is one request, not one
+        # UID check of the whole collection per object (O(n^2) in Radicale)
+        self.bulk_create = bulk_create
+        # the embedded server's change marker of this account (calendars.server)
+        self.change_stamp = change_stamp
         parts = urlsplit(server_url)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._auth = (username, password)
@@ -135,14 +153,14 @@ class CalDav:
 
     # ----------------------------------------------------------------- reading
 
-    def _report(self, calendar_path: str, body: str) -> ET.Element:
+    def _report(self, calendar_path: str, body: str, timeout_s: float | None = None) -> ET.Element:
         try:
             r = self._session().request(
                 "REPORT",
                 self.url(calendar_path),
                 data=body.encode("utf-8"),
                 headers={"Depth": "1", "Content-Type": "application/xml; charset=utf-8"},
-                timeout=self._timeout_s,
+                timeout=timeout_s or self._timeout_s,
             )
         except requests.RequestException as exc:
             raise CalDavError(f"REPORT on {calendar_path}: {exc}") from exc
@@ -162,11 +180,11 @@ class CalDav:
         without one, or when the server no longer knows it."""
         full = token is None
         try:
-            root = self._report(calendar_path, _sync_body(token))
+            root = self._report(calendar_path, _sync_body(token), LONG_TIMEOUT_S if full else None)
         except _TokenRefused as exc:
             log.info("sync token of %s refused (%s): full listing", calendar_path, exc)
             full = True
-            root = self._report(calendar_path, _sync_body(None))
+            root = self._report(calendar_path, _sync_body(None), LONG_TIMEOUT_S)
         changed: list[tuple[str, str | None]] = []
         deleted: list[str] = []
         own = calendar_path.rstrip("/")
@@ -210,7 +228,61 @@ class CalDav:
             raise CalDavError(f"GET {href}: HTTP {r.status_code}")
         return r.headers.get("ETag"), r.text
 
+    def members(self, calendar_path: str) -> tuple[str | None, int]:
+        """The calendar's own ETag and how many objects it holds (PROPFIND, Depth 1),
+        from one answer of the server."""
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>'
+        )
+        try:
+            r = self._session().request(
+                "PROPFIND",
+                self.url(calendar_path),
+                data=body.encode("utf-8"),
+                headers={"Depth": "1", "Content-Type": "application/xml; charset=utf-8"},
+                timeout=LONG_TIMEOUT_S,
+            )
+        except requests.RequestException as exc:
+            raise CalDavError(f"PROPFIND on {calendar_path}: {exc}") from exc
+        if r.status_code != 207 or len(r.content) > MAX_REPORT_BYTES:
+            raise CalDavError(f"PROPFIND on {calendar_path}: HTTP {r.status_code}")
+        try:
+            root = ET.fromstring(r.content)
+        except ET.ParseError as exc:
+            raise CalDavError(f"PROPFIND on {calendar_path}: not XML: {exc}") from exc
+        own = calendar_path.rstrip("/")
+        etag: str | None = None
+        count = 0
+        for resp in root.findall(f"{DAV}response"):
+            if _path(resp.findtext(f"{DAV}href", "")).rstrip("/") == own:
+                etag = resp.findtext(f"{DAV}propstat/{DAV}prop/{DAV}getetag") or None
+            else:
+                count += 1
+        return etag, count
+
     # ----------------------------------------------------------------- writing
+
+    def put_calendar(self, calendar_path: str, ics: str, etag: str) -> bool:
+        """Write the whole calendar in one request (a PUT on the collection, which
+        Radicale stores as one object per UID), only if it is still the calendar whose
+        ETag is `etag` (If-Match: a change meanwhile is a 412 and nothing is replaced).
+        False when refused or not supported: the caller writes object by object."""
+        try:
+            r = self._session().put(
+                self.url(calendar_path),
+                data=ics.encode("utf-8"),
+                headers={"Content-Type": "text/calendar; charset=utf-8", "If-Match": etag},
+                timeout=LONG_TIMEOUT_S,
+            )
+        except requests.RequestException as exc:
+            raise CalDavError(f"PUT {calendar_path}: {exc}") from exc
+        if r.status_code in (200, 201, 204):
+            return True
+        if r.status_code in (400, 403, 405, 409, 412, 413, 415, 501, 507):
+            log.info("whole-calendar PUT on %s refused: HTTP %s", calendar_path, r.status_code)
+            return False
+        raise CalDavError(f"PUT {calendar_path}: HTTP {r.status_code} {r.text[:200]}")
 
     def _put(self, href: str, ics: str, etag: str | None) -> Written:
         headers = {"Content-Type": "text/calendar; charset=utf-8"}

@@ -1,11 +1,12 @@
 """Invitations (iTIP, RFC 5546): REQUEST, REPLY and CANCEL objects, generated and kept in
 `cal_itip`, visible on the activity.
 
-Sending is the e-mail issue's (engage): its sender takes `pending_outbound()` (messages
-with `sent_at IS NULL`, oldest first), mails each `ics` to its `recipient` as a
-`text/calendar; method=...` part, and calls `mark_sent()`. Replies that arrive by e-mail
-go to `ingest_reply()`; replies that arrive through the CalDAV server (an attendee's
-client updated their PARTSTAT) are recorded by the sync as direction `in`.
+Sending by e-mail is `calendars.imip` (through engage's idempotent sending): it mails
+each unsent outbound message's `ics` to its `recipient` as a `text/calendar;
+method=...` part and marks it sent in the same transaction. Replies that arrive by
+e-mail go to `ingest_reply()` (only the sender's own answer); replies that arrive
+through the CalDAV server (an attendee's client updated their PARTSTAT) are recorded by
+the sync as direction `in`.
 """
 
 from __future__ import annotations
@@ -42,9 +43,18 @@ async def _insert(
     conn: Conn, row: dict[str, Any], method: str, direction: str, recipient: str, ics: str
 ) -> None:
     await conn.execute(
-        "INSERT INTO cal_itip (event_id, activity_id, method, direction, recipient, sequence, ics) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (row["id"], row["activity_id"], method, direction, recipient, row["sequence"], ics),
+        "INSERT INTO cal_itip (event_id, activity_id, owner_id, method, direction, recipient, "
+        "sequence, ics) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            row["id"],
+            row["activity_id"],
+            row["owner_id"],
+            method,
+            direction,
+            recipient,
+            row["sequence"],
+            ics,
+        ),
     )
 
 
@@ -103,17 +113,24 @@ async def record_replies(
     return n
 
 
-async def ingest_reply(conn: Conn, owner_id: int, ics: str) -> int:
+async def ingest_reply(conn: Conn, owner_id: int, ics: str, sender: str | None = None) -> int:
     """An iTIP REPLY that came by e-mail: the attendees' PARTSTATs go on the organizer's
-    event (which the next sync pushes). Returns how many attendees were updated."""
+    event (which the next sync pushes). With `sender` (the mail's From address) only that
+    attendee's answer counts: nobody answers for someone else (RFC 6047 section 3.2).
+    Returns how many events were updated."""
     events = parse_calendar(ics)  # CalendarError: not a calendar object
     n = 0
+    who = sender.strip().lower() if sender else None
     for reply in events:
         rows = await load_events(conn, "owner_id = %s AND uid = %s", (owner_id, reply.uid))
         if not rows:
             continue
         row, ev = rows[0]
-        answers = {a.email: a.partstat for a in reply.attendees if a.partstat in PARTSTATS}
+        answers = {
+            a.email: a.partstat
+            for a in reply.attendees
+            if a.partstat in PARTSTATS and (who is None or a.email.lower() == who)
+        }
         changed = False
         attendees: list[Attendee] = []
         for a in ev.attendees:

@@ -89,8 +89,21 @@ RETURNING e.id
 """
 
 
+# Every qualifying activity has exactly one event (unique per owner and source key) once
+# _ACTIVITY_SQL ran, so the two counts are equal exactly when no event lost its activity
+# (deleted, reassigned, no longer timed): two index counts instead of the anti-join
+# over every event of the user, which an idle round cannot afford at 10,000 events.
+_ACTIVITY_COUNTS_SQL = """
+SELECT (SELECT count(*) FROM cal_events e
+        WHERE e.owner_id = %(u)s AND e.kind = 'activity' AND NOT e.deleted),
+       (SELECT count(*) FROM activities a
+        WHERE a.owner_id = %(u)s AND a.type = ANY (%(types)s)
+          AND coalesce(a.start_at, a.due_at) IS NOT NULL)
+"""
+
+
 async def _activities(
-    conn: Conn, user_id: int, tenant: str, since: datetime | None
+    conn: Conn, user_id: int, tenant: str, since: datetime | None, sweep: bool = True
 ) -> ProjectionStats:
     st = ProjectionStats()
     cur = conn.cursor(row_factory=dict_row)
@@ -140,8 +153,14 @@ async def _activities(
                 (values[0], values[1], *values[3:], r["event_id"]),
             )
             st.updated += 1
-    cur2 = await conn.execute(_ACTIVITY_ORPHANS_SQL, {"u": user_id, "types": list(ACTIVITY_TYPES)})
-    st.deleted += len(await cur2.fetchall())
+    params = {"u": user_id, "types": list(ACTIVITY_TYPES)}
+    if not sweep:
+        cur2 = await conn.execute(_ACTIVITY_COUNTS_SQL, params)
+        counts = await cur2.fetchone()
+        sweep = counts is None or counts[0] != counts[1]
+    if sweep:
+        cur2 = await conn.execute(_ACTIVITY_ORPHANS_SQL, params)
+        st.deleted += len(await cur2.fetchall())
     return st
 
 
@@ -344,7 +363,9 @@ async def project(conn: Conn, user_id: int, tenant: str, since: datetime | None)
     row = await cur.fetchone()
     if row is None:
         return ProjectionStats()
-    a = await _activities(conn, user_id, tenant, since)
+    # the full orphan sweep on a first round, at least daily and when the CRM-owned side
+    # changed; otherwise only when the counts say an event lost its activity
+    a = await _activities(conn, user_id, tenant, since, sweep=bool(row[2]))
     a.as_of = row[1]
     if not row[2]:
         return a

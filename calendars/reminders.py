@@ -12,10 +12,15 @@ the job does not look for "now" but for every reminder whose time has come and t
 not sent for the current start, going back `CATCHUP_S` (6 h): a worker that was down (or
 a queue that was stopped) for less than that sends what it missed, late, saying so, as
 long as the event has not ended. Older ones are not sent (a reminder a day late is noise).
+
+By e-mail too: a user with a connected mailbox (engage) also gets the reminder mailed to
+their own address, queued with `engage.send.enqueue_email` in the same transaction under
+the same key as the notification, so it is never queued twice either.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -23,9 +28,11 @@ from typing import Annotated, Any
 import msgspec
 from psycopg import AsyncConnection
 
-from kernel.errors import NotFound, Unprocessable
+from engage.send import enqueue_email, send_config
+from kernel.errors import ApiError, NotFound, Unprocessable
 from kernel.http import Access, Reply, Req, Routes
 from kernel.jobs import JobContext, Registry, Task
+from kernel.settings import Settings
 from notify.service import notify_user
 
 log = logging.getLogger(__name__)
@@ -58,8 +65,11 @@ FOR UPDATE OF r SKIP LOCKED
 """
 
 
-async def fire_due(conn: AsyncConnection[Any], now: datetime | None = None) -> int:
-    """Send every due reminder (in the caller's transaction); how many were sent."""
+async def fire_due(
+    conn: AsyncConnection[Any], now: datetime | None = None, settings: Settings | None = None
+) -> int:
+    """Send every due reminder (in the caller's transaction); how many were sent. With
+    `settings`, users with a connected mailbox get it by e-mail as well."""
     now = now or datetime.now(UTC)
     cur = await conn.execute(_DUE, {"now": now, "catchup": CATCHUP_S, "batch": BATCH})
     sent = 0
@@ -69,15 +79,18 @@ async def fire_due(conn: AsyncConnection[Any], now: datetime | None = None) -> i
         when = start.strftime("%Y-%m-%d %H:%M UTC")
         body = f"Starts {when}" + (f" (reminder {late_min} min late)" if late_min >= 2 else "")
         link = f"/console/#/calendar/day/{start.date().isoformat()}"
+        label = f"{'Meeting' if kind == 'activity' else 'Booking'}: {title}"
         nid = await notify_user(
             conn,
             user_id=int(user_id),
             kind="calendar.reminder",
-            title=f"{'Meeting' if kind == 'activity' else 'Booking'}: {title}",
+            title=label,
             body=body,
             link=link,
             dedupe_key=f"calendar.reminder:{rid}:{int(start.timestamp())}",
         )
+        if nid is not None and settings is not None:
+            await _mail(conn, settings, int(user_id), label, body, rid, start)
         await conn.execute(
             "UPDATE cal_reminders SET sent_for_start = %s, sent_at = now() WHERE id = %s",
             (start, rid),
@@ -86,9 +99,43 @@ async def fire_due(conn: AsyncConnection[Any], now: datetime | None = None) -> i
     return sent
 
 
+async def _mail(
+    conn: AsyncConnection[Any],
+    settings: Settings,
+    user_id: int,
+    title: str,
+    body: str,
+    rid: int,
+    start: datetime,
+) -> None:
+    cur = await conn.execute(
+        "SELECT u.email FROM users u WHERE u.id = %s AND EXISTS (SELECT 1 FROM "
+        "engage_mailboxes m WHERE m.owner_user_id = u.id AND m.kind = 'user')",
+        (user_id,),
+    )
+    row = await cur.fetchone()
+    if row is None or not row[0]:
+        return  # no mailbox: the console and push have it
+    text = f"Reminder: {title}. {body}."
+    try:
+        async with conn.transaction():
+            await enqueue_email(
+                conn,
+                idempotency_key=f"calendar.reminder:{rid}:{int(start.timestamp())}",
+                config=send_config(settings),
+                sender_user_id=user_id,
+                to=str(row[0]),
+                subject=f"Reminder: {title}",
+                html=f"<p>{html.escape(text)}</p>",
+                text=text,
+            )
+    except ApiError as exc:  # an address engage refuses: the notification still went
+        log.info("calendar reminder %s not mailed: %s", rid, exc)
+
+
 async def _fire(ctx: JobContext, args: dict[str, Any]) -> None:
     async with ctx.pool.connection() as conn:
-        n = await fire_due(conn)
+        n = await fire_due(conn, settings=ctx.settings)
     if n:
         log.info("calendar reminders: %d sent", n)
 

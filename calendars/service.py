@@ -21,6 +21,7 @@ from calendars.store import (
 )
 from crm import store as crm_store
 from crm.entities import ACTIVITIES
+from kernel import secretbox
 from kernel.errors import NotFound, Unprocessable
 from kernel.principal import Principal
 from kernel.settings import Settings
@@ -45,7 +46,9 @@ async def opt_in(
     if settings.embedded_caldav:
         username = server.username_for(user_id)
         password = server.set_account(
-            settings.state_dir, username, have.password if have is not None else None
+            settings.state_dir,
+            username,
+            secretbox.open_(settings, have.password) if have is not None else None,
         )
         calendar_url = None
     elif not username or not password:
@@ -54,7 +57,7 @@ async def opt_in(
                 "an external CalDAV server (CALDAV_URL) needs your username and password",
                 field="username" if not username else "password",
             )
-        username, password = have.username, have.password
+        username, password = have.username, secretbox.open_(settings, have.password)
     await conn.execute(
         """
         INSERT INTO cal_accounts (user_id, server_url, username, password, calendar_url)
@@ -64,7 +67,13 @@ async def opt_in(
             calendar_url = coalesce(EXCLUDED.calendar_url, cal_accounts.calendar_url),
             last_error = NULL, updated_at = now()
         """,
-        (user_id, settings.caldav_base_url, username, password, calendar_url),
+        (
+            user_id,
+            settings.caldav_base_url,
+            username,
+            secretbox.seal(settings, password),  # sealed at rest (cal0100)
+            calendar_url,
+        ),
     )
     got = await account(conn, user_id)
     assert got is not None

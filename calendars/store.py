@@ -33,12 +33,13 @@ class Account:
     sync_token: str | None
     projected_at: datetime | None
     timezone: str  # the user's, for floating times from the server
+    server_stamp: str | None = None  # the embedded server's change marker at the last REPORT
 
 
 async def account(conn: Conn, user_id: int) -> Account | None:
     cur = await conn.execute(
         "SELECT c.user_id, c.enabled, c.server_url, c.username, c.password, c.calendar_url, "
-        "c.sync_token, c.projected_at, u.timezone "
+        "c.sync_token, c.projected_at, u.timezone, c.server_stamp "
         "FROM cal_accounts c JOIN users u ON u.id = c.user_id WHERE c.user_id = %s",
         (user_id,),
     )

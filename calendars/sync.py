@@ -27,6 +27,7 @@ round replayed after a crash or a restart makes no duplicates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from calendars import itip
+from calendars import itip, server
 from calendars.caldav_client import CalDav, Changes
 from calendars.ical import parse_calendar, to_ics
 from calendars.merge import CRM_OWNED_KINDS, merge
@@ -45,14 +46,20 @@ from crm import store as crm_store
 from crm.entities import ACTIVITIES
 from crm.errors import CrmError
 from identity.auth import load_principal
+from kernel import secretbox
 from kernel.errors import ApiError
 from kernel.principal import Principal
+from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _LOCK_CLASS = 0x63616C  # "cal"
 APPLY_BATCH = 500
 PUSH_BATCH = 500
+# a first upload of at least this many new events into an empty calendar goes in one
+# whole-calendar PUT where the server takes it (the embedded Radicale)
+BULK_MIN = 200
+BULK_MAX_BYTES = 16 * 1024 * 1024  # under the embedded server's max_content_length
 INBOUND_SOURCE = "caldav"
 
 
@@ -66,6 +73,8 @@ class RoundStats:
     pushed: int = 0
     deleted_remote: int = 0
     conflicts: int = 0
+    bulk: int = 0  # of `pushed`, written in one whole-calendar PUT
+    report_skipped: bool = False  # the embedded server's change marker had not moved
     bad_objects: int = 0
     skipped: bool = False  # not opted in, or another round of this user was running
     busy: bool = False  # skipped because another round of this user was running
@@ -77,9 +86,35 @@ class ClientPool:
     """CalDAV clients kept between rounds (one per server and account), so that a round
     reuses its HTTP connections; a worker keeps one pool for its life."""
 
-    def __init__(self, factory: Callable[[Account], CalDav] | None = None) -> None:
-        self._factory = factory or (lambda a: CalDav(a.server_url, a.username, a.password))
+    def __init__(
+        self,
+        factory: Callable[[Account], CalDav] | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
+        """`settings` open the sealed passwords (kernel.secretbox) and name the embedded
+        server, whose accounts may upload a whole calendar at once (a PUT on the
+        collection is Radicale's, not CalDAV's). Without them, stored passwords must be
+        unsealed (pure tests)."""
+        self._settings = settings
+        self._factory = factory or self._client
         self._clients: dict[tuple[str, str, str], CalDav] = {}
+
+    def _client(self, a: Account) -> CalDav:
+        s = self._settings
+        embedded = s is not None and s.embedded_caldav and a.server_url == s.caldav_base_url
+        state_dir = s.state_dir if s is not None else None
+        return CalDav(
+            a.server_url,
+            a.username,
+            secretbox.open_(s, a.password) if s is not None else a.password,
+            bulk_create=embedded,
+            change_stamp=(
+                (lambda: server.change_stamp(state_dir, a.username))
+                if embedded and state_dir is not None
+                else None
+            ),
+        )
 
     def get(self, acct: Account) -> CalDav:
         key = (acct.server_url, acct.username, acct.password)
@@ -117,6 +152,7 @@ class _Round:
         self.user_tz = "UTC"
         self.principal: Principal | None = None
         self.token = acct.sync_token
+        self.stamp = acct.server_stamp
 
     # ----------------------------------------------------------------- CRM side
 
@@ -204,13 +240,19 @@ class _Round:
     # ----------------------------------------------------------------- pull
 
     async def pull(self) -> None:
+        # the embedded server's marker, read before the REPORT: unchanged since the last
+        # REPORT's, the server holds nothing new (a write after this read moves it again)
+        stamp = self.client.change_stamp() if self.client.change_stamp else None
+        if stamp not in (None, "none") and self.token is not None and stamp == self.stamp:
+            self.stats.report_skipped = True
+            return
         ch: Changes = await asyncio.to_thread(self.client.changes, self.path, self.token)
         if not ch.changed and not ch.deleted and not ch.full:
-            if ch.token != self.token:
-                self.token = ch.token
+            if ch.token != self.token or stamp != self.stamp:
+                self.token, self.stamp = ch.token, stamp
                 await self.conn.execute(
-                    "UPDATE cal_accounts SET sync_token = %s WHERE user_id = %s",
-                    (ch.token, self.acct.user_id),
+                    "UPDATE cal_accounts SET sync_token = %s, server_stamp = %s WHERE user_id = %s",
+                    (ch.token, stamp, self.acct.user_id),
                 )
             return
         hrefs = [h for h, _ in ch.changed]
@@ -240,10 +282,10 @@ class _Round:
             async with self.conn.transaction():
                 for href in sorted(deleted):
                     await self._apply_delete(href)
-        self.token = ch.token
+        self.token, self.stamp = ch.token, stamp
         await self.conn.execute(
-            "UPDATE cal_accounts SET sync_token = %s WHERE user_id = %s",
-            (ch.token, self.acct.user_id),
+            "UPDATE cal_accounts SET sync_token = %s, server_stamp = %s WHERE user_id = %s",
+            (ch.token, stamp, self.acct.user_id),
         )
 
     async def _apply(self, href: str, etag: str | None, text: str) -> None:
@@ -389,14 +431,13 @@ class _Round:
 
     async def push(self) -> int:
         cur = await self.conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM cal_events WHERE owner_id = %s "
-            "AND (local_rev > pushed_rev OR deleted))",
+            "SELECT EXISTS (SELECT 1 FROM cal_events WHERE owner_id = %s AND dirty)",
             (self.acct.user_id,),
         )
         dirty = await cur.fetchone()
         if not (dirty and dirty[0]):
             return 0
-        total = 0
+        total = await self._bulk_create()
         tried: list[int] = []  # a PUT refused this round is not tried again in it
         while True:
             rows = await load_events(
@@ -436,6 +477,79 @@ class _Round:
         total += await self._push_deletes()
         self.stats.pushed += total
         return total
+
+    async def _bulk_create(self) -> int:
+        """The first upload of many events into an empty calendar, in one request.
+
+        Only when the server takes a whole calendar (`client.bulk_create`), none of the
+        user's events is on the server yet and the calendar holds nothing (its ETag read
+        with its member list, then sent as If-Match, so an object another client adds
+        meanwhile makes the PUT a 412 and the events go one by one instead). The server
+        names each object after its UID; one complete listing gives every href and ETag
+        and the round's new sync token. An event the listing cannot place keeps no href
+        and is written on its own below."""
+        if not self.client.bulk_create:
+            return 0
+        cur = await self.conn.execute(
+            "SELECT count(*) FILTER (WHERE href IS NULL AND NOT deleted "
+            "AND local_rev > pushed_rev), count(*) FILTER (WHERE href IS NOT NULL) "
+            "FROM cal_events WHERE owner_id = %s",
+            (self.acct.user_id,),
+        )
+        got = await cur.fetchone()
+        if got is None or got[0] < BULK_MIN or got[1]:
+            return 0
+        etag, held = await asyncio.to_thread(self.client.members, self.path)
+        if etag is None or held:
+            return 0
+        rows = await load_events(
+            self.conn,
+            "owner_id = %s AND href IS NULL AND NOT deleted AND local_rev > pushed_rev",
+            (self.acct.user_id,),
+        )
+        text = to_ics([ev for _, ev in rows], name=server.CALENDAR_NAME)
+        while len(text.encode("utf-8")) > BULK_MAX_BYTES and len(rows) > BULK_MIN:
+            rows = rows[: len(rows) // 2]
+            text = to_ics([ev for _, ev in rows], name=server.CALENDAR_NAME)
+        if not await asyncio.to_thread(self.client.put_calendar, self.path, text, etag):
+            return 0
+        stamp = self.client.change_stamp() if self.client.change_stamp else None
+        ch = await asyncio.to_thread(self.client.changes, self.path, None)
+        prefix = self.path.rstrip("/") + "/"
+        by_uid: dict[str, tuple[str, str | None]] = {}
+        unplaced: list[str] = []
+        for href, et in ch.changed:
+            name = href[len(prefix) :] if href.startswith(prefix) else ""
+            if name.endswith(".ics") and "/" not in name:
+                by_uid[name[:-4]] = (href, et)
+            else:
+                unplaced.append(href)
+        wanted = {ev.uid for _, ev in rows}
+        unplaced += [h for u, (h, _) in by_uid.items() if u not in wanted]
+        if unplaced:  # named otherwise than after the UID: read which UID each holds
+            for href, et, body in await asyncio.to_thread(self.client.fetch, self.path, unplaced):
+                with contextlib.suppress(CalendarError):
+                    for ev in parse_calendar(body, self.user_tz):
+                        by_uid[ev.uid] = (href, et)
+        placed = [
+            (by_uid[ev.uid][0], by_uid[ev.uid][1], base_json(ev), row["local_rev"], row["id"])
+            for row, ev in rows
+            if ev.uid in by_uid
+        ]
+        async with self.conn.transaction():
+            async with self.conn.cursor() as wcur:
+                await wcur.executemany(
+                    "UPDATE cal_events SET href = %s, etag = %s, base = %s, pushed_rev = %s "
+                    "WHERE id = %s",
+                    placed,
+                )
+            await self.conn.execute(
+                "UPDATE cal_accounts SET sync_token = %s, server_stamp = %s WHERE user_id = %s",
+                (ch.token, stamp, self.acct.user_id),
+            )
+        self.token, self.stamp = ch.token, stamp
+        self.stats.bulk = len(placed)
+        return len(placed)
 
     async def _adopt(self, row: dict[str, Any], href: str) -> None:
         """A new event's href already exists on the server (our PUT went through before a
@@ -491,11 +605,17 @@ class _Skip(Exception):
 
 
 async def sync_user(
-    conn: Conn, user_id: int, tenant: str, *, clients: ClientPool | None = None
+    conn: Conn,
+    user_id: int,
+    tenant: str,
+    *,
+    clients: ClientPool | None = None,
+    settings: Settings | None = None,
 ) -> RoundStats:
-    """One round for one user, on an autocommit connection of its own."""
+    """One round for one user, on an autocommit connection of its own (`settings` open
+    the stored password when no client pool is given)."""
     own = clients is None
-    pool = clients if clients is not None else ClientPool()
+    pool = clients if clients is not None else ClientPool(settings=settings)
     try:
         return await _sync_user(conn, user_id, tenant, pool)
     finally:
@@ -505,7 +625,7 @@ async def sync_user(
 
 _LOCK_AND_ACCOUNT_SQL = """
 SELECT pg_try_advisory_lock(%s, %s), c.user_id, c.enabled, c.server_url, c.username,
-       c.password, c.calendar_url, c.sync_token, c.projected_at, u.timezone
+       c.password, c.calendar_url, c.sync_token, c.projected_at, u.timezone, c.server_stamp
 FROM cal_accounts c JOIN users u ON u.id = c.user_id WHERE c.user_id = %s
 """
 _DONE_SQL = """

@@ -16,6 +16,7 @@ from calendars.caldav_client import CalDav
 from calendars.store import account
 from calendars.sync import RoundStats, sync_user
 from crm import hooks
+from kernel import secretbox
 from kernel.settings import Settings
 
 T = TypeVar("T")
@@ -61,11 +62,11 @@ def make_user(db_dsn: str, test_settings: Settings) -> Callable[..., int]:
 
 
 @pytest.fixture
-def sync(db_dsn: str) -> Callable[[int], RoundStats]:
+def sync(db_dsn: str, test_settings: Settings) -> Callable[[int], RoundStats]:
     def go(user_id: int) -> RoundStats:
         async def one() -> RoundStats:
             async with await AsyncConnection.connect(db_dsn, autocommit=True) as conn:
-                return await sync_user(conn, user_id, TENANT)
+                return await sync_user(conn, user_id, TENANT, settings=test_settings)
 
         return run(one())
 
@@ -95,14 +96,14 @@ class Remote:
 
 
 @pytest.fixture
-def remote(db_dsn: str) -> Callable[[int], Remote]:
+def remote(db_dsn: str, test_settings: Settings) -> Callable[[int], Remote]:
     def make(user_id: int) -> Remote:
         async def acct() -> Any:
             async with await AsyncConnection.connect(db_dsn, autocommit=True) as conn:
                 return await account(conn, user_id)
 
         a = run(acct())
-        client = CalDav(a.server_url, a.username, a.password)
+        client = CalDav(a.server_url, a.username, secretbox.open_(test_settings, a.password))
         return Remote(client, client.ensure_calendar(a.calendar_url))
 
     return make
