@@ -173,3 +173,27 @@ def test_hourly_selection_follows_a_weekly_shape_the_day_profile_misses() -> Non
     # too short for a backtest: the first candidate (the day profile) answers
     short = y[: 24 * 10]
     np.testing.assert_allclose(chosen(short, 24), day_only(short, 24))
+
+
+def test_pooled_forecaster_learns_a_shared_day_shape_and_refuses_short_series() -> None:
+    from insights import pooled
+
+    rng = np.random.default_rng(3)
+    hours = np.arange(24 * 30)
+    shape = 1.0 + 0.6 * np.sin(2 * np.pi * hours / 24)
+    series = [
+        float(rng.uniform(50, 500)) * shape * (1 + 0.02 * rng.standard_normal(hours.size))
+        for _ in range(12)
+    ]
+    cfg = pooled.hourly_config(origins_per_series=60, max_iter=80)
+    train = [y[:-48] for y in series]
+    model = pooled.fit_pooled(train, cfg)
+    pred = model.predict(train)
+    assert pred.shape == (12, 48)
+    err = np.mean([forecast.smape(y[-48:], p) for y, p in zip(series, pred, strict=True)])
+    flat = np.mean([forecast.smape(y[-48:], np.full(48, y[-49])) for y in series])
+    assert err < flat / 3  # the day's shape, not a flat line, at every series' own level
+    both = pooled.combined(pred, train, forecast.naive, 48)
+    assert both.shape == (12, 48) and np.all(both >= 0)
+    with pytest.raises(InsufficientDataError, match="training windows"):
+        pooled.fit_pooled([y[:60] for y in series[:2]], cfg)
