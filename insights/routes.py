@@ -234,6 +234,25 @@ async def account_health(req: Req, path: InsightsRecordPath) -> InsightsAccountH
     )
 
 
+class InsightsAccountChurn(msgspec.Struct, frozen=True):
+    account_id: int
+    # None until the churn model is active, and for accounts with no won deal (prospects)
+    churn: InsightsScore | None
+    outcome: str = (
+        f"no won deal in the {live.CHURN_WINDOW_DAYS} days after (a lapsed customer), "
+        "learned from the customers of that long ago with the facts known then"
+    )
+
+
+@routes.get(
+    f"{PREFIX}/accounts/{{id}}/churn",
+    access=Access.read(scope=_scope("accounts")),
+    summary="An account's churn probability (0-100 score), model version and top reasons",
+)
+async def account_churn(req: Req, path: InsightsRecordPath) -> InsightsAccountChurn:
+    return InsightsAccountChurn(path.id, await _score(req, "accounts", path.id, live.CHURN_MODEL))
+
+
 class InsightsTrainJob(msgspec.Struct, frozen=True):
     job_id: int
     status: str  # queued, running, done, failed
