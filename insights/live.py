@@ -38,11 +38,18 @@ import pandas as pd  # type: ignore[import-untyped]  # pandas 3 has no stubs pac
 import psycopg
 from psycopg.types.json import Jsonb
 
+from insights import segments
 from insights.cards import binary_metrics
 from insights.drift import ALERT_PSI, DriftReference
 from insights.maintenance import registry
 from insights.maintenance.errors import InsufficientDataError, ModelNotFoundError
-from insights.tabular import TabularConfig, TabularModel, fit_tabular, time_ordered_cv
+from insights.tabular import (
+    FloatArray,
+    TabularConfig,
+    TabularModel,
+    fit_tabular,
+    time_ordered_cv,
+)
 
 log = logging.getLogger(__name__)
 
@@ -465,7 +472,44 @@ def churn_records(conn: psycopg.Connection[Any], ids: list[int] | None) -> int:
             for rs in why
         ],
     )
+    if ids is None:  # the whole customer base: lifetime values and segments with it
+        value_records(conn, raw, x, p)
     return len(raw)
+
+
+def value_records(
+    conn: psycopg.Connection[Any], raw: pd.DataFrame, x: pd.DataFrame, churn: FloatArray
+) -> int:
+    """Lifetime value and segment of every customer (`insights.segments`) from today's
+    facts and churn probabilities; replaces the previous run's rows."""
+    profile = pd.DataFrame(
+        {
+            "log_revenue": x["log_won_amount_365"].to_numpy(),
+            "won_365": x["won_365"].to_numpy(),
+            "activities_90": x["activities_90"].to_numpy(),
+            "days_since_won": x["days_since_won"].to_numpy(),
+            "churn": churn,
+        }
+    )
+    seg = segments.segment(profile)
+    revenue = pd.to_numeric(raw["won_amount_365"]).astype(np.float64).to_numpy()
+    # the churn model's outcome window is half a year: a yearly retention is its square
+    retention = np.clip((1.0 - churn) ** (365.0 / CHURN_WINDOW_DAYS), 0.0, 1.0)
+    rows = [
+        (int(i), float(m), float(r), segments.clv(float(m), float(r)), name, bool(odd))
+        for i, m, r, name, odd in zip(
+            raw["id"], revenue, retention, seg.labels, seg.atypical, strict=True
+        )
+    ]
+    conn.execute("DELETE FROM insights_account_value")
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO insights_account_value "
+            "(account_id, yearly_revenue, retention, clv, segment, atypical) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+    return len(rows)
 
 
 # ----------------------------------------------------------------------- account health

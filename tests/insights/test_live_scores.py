@@ -506,3 +506,30 @@ def test_account_churn_is_trained_from_crm_facts_and_served_with_reasons(world: 
     assert got[lapsing]["score"] == round(100 * got[lapsing]["probability"])
     # another territory's rep does not see the account's score
     assert churn(lapsing, "rep2").status_code in (403, 404)
+
+    # lifetime value and segment, recomputed with the churn scores of the whole base
+    def value(account: int) -> dict[str, Any]:
+        r = requests.get(f"{world.api}/insights/accounts/{account}/value", headers=h, timeout=10)
+        assert r.status_code == 200, r.text
+        v: dict[str, Any] = r.json()["value"]
+        assert v is not None
+        return v
+
+    lv, ev = value(lapsing), value(engaged)
+    assert ev["retention"] > lv["retention"] and ev["clv"] > lv["clv"]
+    assert ev["yearly_revenue"] > 0 and lv["yearly_revenue"] == 0  # no win in a year
+    assert lv["segment"] != ev["segment"] and "at risk" in lv["segment"]
+    seg = requests.get(f"{world.api}/insights/segments", headers=h, timeout=10).json()
+    assert seg["members"] is None and len(seg["items"]) >= 2
+    assert sum(i["accounts"] for i in seg["items"]) >= 162
+    at_risk = next(i for i in seg["items"] if i["segment"] == lv["segment"])
+    assert at_risk["mean_churn"] > 0.5
+    members = requests.get(
+        f"{world.api}/insights/segments", params={"segment": lv["segment"]}, headers=h, timeout=10
+    ).json()["members"]
+    assert lapsing in members and engaged not in members
+    # another territory's rep sees no segment figures of territory 1's accounts
+    other = requests.get(
+        f"{world.api}/insights/segments", headers=p.headers("rep2"), timeout=10
+    ).json()
+    assert sum(i["accounts"] for i in other["items"]) == 0

@@ -197,3 +197,36 @@ def test_pooled_forecaster_learns_a_shared_day_shape_and_refuses_short_series() 
     assert both.shape == (12, 48) and np.all(both >= 0)
     with pytest.raises(InsufficientDataError, match="training windows"):
         pooled.fit_pooled([y[:60] for y in series[:2]], cfg)
+
+
+def test_segments_are_chosen_by_silhouette_and_named_by_profile() -> None:
+    from insights import segments
+
+    rng = np.random.default_rng(5)
+    rich = pd.DataFrame(
+        {
+            "log_revenue": rng.normal(10, 0.2, 40),
+            "won_365": rng.integers(3, 6, 40),
+            "activities_90": rng.integers(5, 9, 40),
+            "days_since_won": rng.normal(30, 5, 40),
+            "churn": rng.uniform(0.05, 0.2, 40),
+        }
+    )
+    lapsed = pd.DataFrame(
+        {
+            "log_revenue": np.zeros(40),
+            "won_365": np.zeros(40),
+            "activities_90": np.zeros(40),
+            "days_since_won": rng.normal(400, 20, 40),
+            "churn": rng.uniform(0.7, 0.9, 40),
+        }
+    )
+    seg = segments.segment(pd.concat([rich, lapsed], ignore_index=True))
+    assert seg.k == 2 and seg.silhouette is not None and seg.silhouette > 0.5
+    assert set(seg.labels[:40]) == {"high-revenue, engaged, loyal"}
+    assert set(seg.labels[40:]) == {"low-revenue, quiet, at risk"}
+    assert segments.segment(rich.iloc[:5]).labels == ["all customers"] * 5
+    # CLV: m r / (1 + d - r); no retention, no value; higher retention, more value
+    assert segments.clv(1000.0, 0.0) == 0.0
+    assert abs(segments.clv(1000.0, 0.8) - 1000 * 0.8 / 0.3) < 1e-9
+    assert segments.clv(1000.0, 0.9) > segments.clv(1000.0, 0.8)
