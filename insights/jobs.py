@@ -127,7 +127,7 @@ async def nightly(ctx: JobContext, args: dict[str, Any]) -> None:
             log.info("nightly %s: kept the active version (%s)", model, exc)
     for entity in SCORED:
         await asyncio.to_thread(_score_sync, ctx.dsn, entity, None)
-    for entity in live.MODELS:
+    for entity in live.DRIFT_MODELS:
         await asyncio.to_thread(_drift_sync, ctx.dsn, entity)
     async with ctx.pool.connection() as conn, conn.transaction():
         await pipeline.snapshot(conn, datetime.now(UTC).date())

@@ -59,6 +59,7 @@ CHURN_MODEL = "account-churn"
 HEALTH_MODEL = "account-health"
 HEALTH_VERSION = "health-rules-1"
 MODELS = {"leads": LEAD_MODEL, "opportunities": WIN_MODEL}
+DRIFT_MODELS = {**MODELS, "accounts": CHURN_MODEL}  # the trained models drift is checked for
 ENTITY_OF = {LEAD_MODEL: "leads", WIN_MODEL: "opportunities", CHURN_MODEL: "accounts"}
 TOP_REASONS = 3
 HEALTH_DROP_ACTIVITY = 15  # points: a drop this large leaves a task for the owner
@@ -379,11 +380,14 @@ def check_drift(conn: psycopg.Connection[Any], entity: str) -> list[DriftAlert]:
     """Compare the open records' inputs and scores with the active model's training data;
     raise a drift alert (once per model version and feature while raised) for every PSI at
     or above ALERT_PSI, clear the ones back below it. The newly raised alerts."""
-    name = MODELS[entity]
+    name = DRIFT_MODELS[entity]
     model = active_model(conn, name)
     if model is None or model.drift is None:
         return []
-    _, x = _live(conn, entity, None)
+    if entity == "accounts":
+        x = account_frame(_accounts(conn, datetime.now(UTC), None))
+    else:
+        _, x = _live(conn, entity, None)
     if x.empty:
         return []
     figures = model.drift.check(x, model.predict_proba(x))

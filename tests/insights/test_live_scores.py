@@ -533,3 +533,33 @@ def test_account_churn_is_trained_from_crm_facts_and_served_with_reasons(world: 
         f"{world.api}/insights/segments", headers=p.headers("rep2"), timeout=10
     ).json()
     assert sum(i["accounts"] for i in other["items"]) == 0
+
+    # the churn model's live inputs are watched for drift: the won amounts are where they
+    # were in training, until a wave of new customers each with one huge recent win
+    with psycopg.connect(world.dsn) as conn:
+        before = live.check_drift(conn, "accounts")
+        conn.commit()
+    assert "log_won_amount_365" not in {a.feature for a in before}
+    with psycopg.connect(world.dsn) as conn:
+        stage = conn.execute(
+            "SELECT s.pipeline_id, s.id FROM pipeline_stages s JOIN pipelines p "
+            "ON p.id = s.pipeline_id WHERE p.is_default AND s.name = 'Proposal'"
+        ).fetchone()
+        assert stage is not None
+        for i in range(400):
+            acct = conn.execute(
+                "INSERT INTO accounts (name, type, territory_id) VALUES (%s, 'customer', %s) "
+                "RETURNING id",
+                (f"wave {i}", p.t1),
+            ).fetchone()
+            assert acct is not None
+            conn.execute(
+                "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
+                "probability, status, closed_at) VALUES (%s, %s, %s, %s, 5000000, 100, 'won', "
+                "now() - interval '5 days')",
+                (f"wave {i}", acct[0], stage[0], stage[1]),
+            )
+        raised = live.check_drift(conn, "accounts")
+        conn.commit()
+    assert {a.model for a in raised} == {"account-churn"}
+    assert "log_won_amount_365" in {a.feature for a in raised}  # newly raised
