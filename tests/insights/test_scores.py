@@ -197,6 +197,13 @@ def test_pooled_forecaster_learns_a_shared_day_shape_and_refuses_short_series() 
     assert both.shape == (12, 48) and np.all(both >= 0)
     with pytest.raises(InsufficientDataError, match="training windows"):
         pooled.fit_pooled([y[:60] for y in series[:2]], cfg)
+    rec = pooled.fit_recursive(train, pooled.hourly_recursive(origins_per_series=80, max_iter=80))
+    steps = rec.predict(train, 48)
+    assert steps.shape == (12, 48)
+    rerr = np.mean([forecast.smape(y[-48:], p) for y, p in zip(series, steps, strict=True)])
+    assert rerr < flat / 3
+    med = pooled.median_of(pred, steps, np.zeros_like(pred))
+    assert np.all(med >= 0) and np.all(med <= np.maximum(pred, steps) + 1e-9)
 
 
 def test_segments_are_chosen_by_silhouette_and_named_by_profile() -> None:
