@@ -462,10 +462,10 @@ def _customers(dsn: str, territory: int, owner: int, n: int, seed: int = 1) -> t
             return int(row[0])
 
         for i in range(n):
-            engaged = bool(rng.random() < 0.5)
+            keeps = bool(rng.random() < 0.5)
             if bool(rng.random() < 0.1):  # some noise: not every account follows its profile
-                engaged = not engaged
-            if engaged:  # repeat wins and visits before the window, a win inside it
+                keeps = not keeps
+            if keeps:  # repeat wins and visits before the window, a win inside it
                 account(f"engaged {i}", [500, 300, 200, 60], [], [190, 200, 230, 260])
             else:  # one old win, losses and silence, nothing won since
                 account(f"lapsing {i}", [560], [200, 240], [])
