@@ -73,7 +73,7 @@ def main() -> None:
         w = csv.writer(fh)
         w.writerow(["customerID", "score"])
         for r, s in zip(test["customerID"].tolist(), p.tolist(), strict=True):
-            w.writerow([r, f"{s:.6f}"])
+            w.writerow([r, repr(float(s))])
     example = model.reasons(churn.prepare(test.iloc[:1]))[0]
     console.print(f"  reasons of {test['customerID'].iloc[0]}: {example}")
     console.print(f"  {len(test)} test scores (mean {np.mean(p):.3f}) -> {path}")

@@ -1,10 +1,11 @@
 """The insights models as jobs (kernel.jobs): training, scoring on record change, nightly.
 
-    insights.train    {"model": "lead-score"|"opportunity-win"}: train from the CRM tables,
+    insights.train    {"model": "lead-score"|"opportunity-win"|"account-churn"}: train from
+                      the CRM tables,
                       activate the new version, then re-score every open record with it
     insights.score    {"entity": ..., "id": ...}: one record, queued in the transaction of
                       its create or update (crm.store.ON_CHANGE), de-duplicated while queued
-    insights.nightly  periodic: retrain both models (a refusal for too little data keeps
+    insights.nightly  periodic: retrain the three models (a refusal for too little data keeps
                       the active version), re-score every open record, recompute health,
                       check the live inputs and scores for drift (insights_drift alerts),
                       snapshot the pipeline forecast (accuracy against actuals later)
@@ -41,7 +42,7 @@ SCORED = ("leads", "opportunities", "accounts")
 
 
 class InsightsTrainIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    model: Literal["lead-score", "opportunity-win"]
+    model: Literal["lead-score", "opportunity-win", "account-churn"]
 
 
 class ScoreArgs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -83,8 +84,7 @@ def _train_sync(dsn: str, model: str, state_dir: Path) -> live.TrainResult:
     with psycopg.connect(dsn) as conn:
         result = live.train(conn, model, models_dir(state_dir))
         conn.commit()
-        entity = "leads" if model == live.LEAD_MODEL else "opportunities"
-        live.score_records(conn, entity, None)
+        live.score_records(conn, live.ENTITY_OF[model], None)
         conn.commit()
     return result
 
@@ -120,14 +120,14 @@ async def score(ctx: JobContext, args: dict[str, Any]) -> None:
 
 async def nightly(ctx: JobContext, args: dict[str, Any]) -> None:
     state_dir = _state_dir(ctx)
-    for model in (live.LEAD_MODEL, live.WIN_MODEL):
+    for model in (live.LEAD_MODEL, live.WIN_MODEL, live.CHURN_MODEL):
         try:
             await asyncio.to_thread(_train_sync, ctx.dsn, model, state_dir)
         except InsufficientDataError as exc:
             log.info("nightly %s: kept the active version (%s)", model, exc)
     for entity in SCORED:
         await asyncio.to_thread(_score_sync, ctx.dsn, entity, None)
-    for entity in live.MODELS:
+    for entity in live.DRIFT_MODELS:
         await asyncio.to_thread(_drift_sync, ctx.dsn, entity)
     async with ctx.pool.connection() as conn, conn.transaction():
         await pipeline.snapshot(conn, datetime.now(UTC).date())

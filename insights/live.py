@@ -29,6 +29,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +38,29 @@ import pandas as pd  # type: ignore[import-untyped]  # pandas 3 has no stubs pac
 import psycopg
 from psycopg.types.json import Jsonb
 
+from insights import segments
 from insights.cards import binary_metrics
 from insights.drift import ALERT_PSI, DriftReference
 from insights.maintenance import registry
 from insights.maintenance.errors import InsufficientDataError, ModelNotFoundError
-from insights.tabular import TabularConfig, TabularModel, fit_tabular, time_ordered_cv
+from insights.tabular import (
+    FloatArray,
+    TabularConfig,
+    TabularModel,
+    fit_tabular,
+    time_ordered_cv,
+)
 
 log = logging.getLogger(__name__)
 
 LEAD_MODEL = "lead-score"
 WIN_MODEL = "opportunity-win"
+CHURN_MODEL = "account-churn"
 HEALTH_MODEL = "account-health"
 HEALTH_VERSION = "health-rules-1"
 MODELS = {"leads": LEAD_MODEL, "opportunities": WIN_MODEL}
+DRIFT_MODELS = {**MODELS, "accounts": CHURN_MODEL}  # the trained models drift is checked for
+ENTITY_OF = {LEAD_MODEL: "leads", WIN_MODEL: "opportunities", CHURN_MODEL: "accounts"}
 TOP_REASONS = 3
 HEALTH_DROP_ACTIVITY = 15  # points: a drop this large leaves a task for the owner
 
@@ -84,7 +95,27 @@ WIN_CONFIG = TabularConfig(
     min_rows=60,
     min_positives=10,
 )
-CONFIGS = {LEAD_MODEL: LEAD_CONFIG, WIN_MODEL: WIN_CONFIG}
+CHURN_CONFIG = TabularConfig(
+    numeric=(
+        "tenure_days",
+        "days_since_won",
+        "won_365",
+        "log_won_amount_365",
+        "lost_365",
+        "activities_90",
+        "work_orders_365",
+        "sla_breaches_365",
+    ),
+    categorical=("account_type",),
+    max_iter=150,
+    min_samples_leaf=10,
+    min_rows=60,
+    min_positives=10,
+)
+CONFIGS = {LEAD_MODEL: LEAD_CONFIG, WIN_MODEL: WIN_CONFIG, CHURN_MODEL: CHURN_CONFIG}
+# churn: the outcome window. An account is a customer at a date when it has a won deal
+# closed before it; it churned when it won nothing in the CHURN_WINDOW_DAYS after.
+CHURN_WINDOW_DAYS = 180
 
 _LEADS_SQL = """
 SELECT id, source, coalesce(region, '') AS region, estimated_amount, email, phone, company,
@@ -104,6 +135,62 @@ SELECT o.id, o.amount, cardinality(o.competitors) AS n_competitors,
 FROM opportunities o JOIN accounts a ON a.id = o.account_id
 LEFT JOIN leads l ON l.id = o.lead_id {where} ORDER BY o.created_at, o.id
 """
+
+
+# account facts as of a date %(t)s (nothing after it): the churn model's features
+_ACCOUNTS_SQL = """
+SELECT a.id, a.type AS account_type,
+  extract(epoch FROM %(t)s - min(o.closed_at) FILTER (WHERE o.status = 'won')) / 86400.0
+      AS tenure_days,
+  extract(epoch FROM %(t)s - max(o.closed_at) FILTER (WHERE o.status = 'won')) / 86400.0
+      AS days_since_won,
+  count(*) FILTER (WHERE o.status = 'won' AND o.closed_at > %(t)s - interval '365 days')
+      AS won_365,
+  coalesce(sum(o.amount) FILTER (WHERE o.status = 'won'
+      AND o.closed_at > %(t)s - interval '365 days'), 0) AS won_amount_365,
+  count(*) FILTER (WHERE o.status = 'lost' AND o.closed_at > %(t)s - interval '365 days')
+      AS lost_365,
+  (SELECT count(*) FROM activities t WHERE t.account_id = a.id AND t.status = 'done'
+     AND coalesce(t.completed_at, t.end_at, t.updated_at) <= %(t)s
+     AND coalesce(t.completed_at, t.end_at, t.updated_at) > %(t)s - interval '90 days')
+      AS activities_90,
+  (SELECT count(*) FROM work_orders w WHERE w.account_id = a.id AND w.created_at <= %(t)s
+     AND w.created_at > %(t)s - interval '365 days') AS work_orders_365,
+  (SELECT count(*) FROM work_orders w WHERE w.account_id = a.id AND w.sla_due_at IS NOT NULL
+     AND w.sla_due_at <= %(t)s AND w.sla_due_at > %(t)s - interval '365 days'
+     AND (w.completed_at IS NULL OR w.completed_at > w.sla_due_at)) AS sla_breaches_365,
+  (SELECT count(*) FROM opportunities x WHERE x.account_id = a.id AND x.status = 'won'
+     AND x.closed_at > %(t)s AND x.closed_at <= %(t)s + make_interval(days => %(w)s))
+      AS won_after
+FROM accounts a JOIN opportunities o ON o.account_id = a.id AND o.closed_at <= %(t)s
+{where}
+GROUP BY a.id, a.type
+HAVING count(*) FILTER (WHERE o.status = 'won') > 0
+ORDER BY a.id
+"""
+
+
+def account_frame(raw: pd.DataFrame) -> pd.DataFrame:
+    """Churn features from account facts (`_ACCOUNTS_SQL` rows)."""
+    out = pd.DataFrame(index=raw.index)
+    for c in CHURN_CONFIG.numeric:
+        if c == "log_won_amount_365":
+            amount = pd.to_numeric(raw["won_amount_365"], errors="coerce").astype(np.float64)
+            out[c] = np.log1p(amount.clip(lower=0))
+        else:
+            out[c] = pd.to_numeric(raw[c], errors="coerce").astype(np.float64)
+    out["account_type"] = raw["account_type"].astype(str)
+    return out
+
+
+def _accounts(conn: psycopg.Connection[Any], at: datetime, ids: list[int] | None) -> pd.DataFrame:
+    where = "" if ids is None else "WHERE a.id = ANY(%(ids)s)"
+    cur = conn.execute(
+        _ACCOUNTS_SQL.format(where=where),
+        {"t": at, "w": CHURN_WINDOW_DAYS, "ids": ids},
+    )
+    cols = [d.name for d in cur.description or ()]
+    return pd.DataFrame(cur.fetchall(), columns=cols)
 
 
 def _rows(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...]) -> pd.DataFrame:
@@ -145,6 +232,15 @@ def labelled(conn: psycopg.Connection[Any], model: str) -> tuple[pd.DataFrame, n
     if model == WIN_MODEL:
         raw = _rows(conn, _OPPS_SQL.format(where="WHERE o.status IN ('won', 'lost')"), ())
         return opportunity_frame(raw), (raw["status"] == "won").to_numpy(dtype=bool)
+    if model == CHURN_MODEL:
+        # the customers of CHURN_WINDOW_DAYS ago, with the facts known then; churned: no
+        # won deal since (a lapsed customer: no renewal, no new business)
+        at = datetime.now(UTC) - timedelta(days=CHURN_WINDOW_DAYS)
+        raw = _accounts(conn, at, None)
+        if raw.empty:
+            return pd.DataFrame(), np.zeros(0, dtype=bool)
+        y = pd.to_numeric(raw["won_after"]).to_numpy() == 0
+        return account_frame(raw), y
     raise ValueError(f"unknown model {model!r}")
 
 
@@ -197,6 +293,9 @@ def train(conn: psycopg.Connection[Any], model: str, models_dir: Path) -> TrainR
 
 
 def _window(conn: psycopg.Connection[Any], model: str) -> str:
+    if model == CHURN_MODEL:
+        at = datetime.now(UTC) - timedelta(days=CHURN_WINDOW_DAYS)
+        return f"customers on {at:%Y-%m-%d}, outcome over the {CHURN_WINDOW_DAYS} days after"
     table = "leads" if model == LEAD_MODEL else "opportunities"
     row = conn.execute(f"SELECT min(created_at), max(created_at) FROM {table}").fetchone()
     return f"{row[0]} .. {row[1]}" if row else ""
@@ -281,11 +380,14 @@ def check_drift(conn: psycopg.Connection[Any], entity: str) -> list[DriftAlert]:
     """Compare the open records' inputs and scores with the active model's training data;
     raise a drift alert (once per model version and feature while raised) for every PSI at
     or above ALERT_PSI, clear the ones back below it. The newly raised alerts."""
-    name = MODELS[entity]
+    name = DRIFT_MODELS[entity]
     model = active_model(conn, name)
     if model is None or model.drift is None:
         return []
-    _, x = _live(conn, entity, None)
+    if entity == "accounts":
+        x = account_frame(_accounts(conn, datetime.now(UTC), None))
+    else:
+        _, x = _live(conn, entity, None)
     if x.empty:
         return []
     figures = model.drift.check(x, model.predict_proba(x))
@@ -320,7 +422,9 @@ def score_records(conn: psycopg.Connection[Any], entity: str, ids: list[int] | N
     """Score these records (all open ones when `ids` is None) with the active model;
     0 when no model is active yet. Returns how many were scored."""
     if entity == "accounts":
-        return health_records(conn, ids)
+        n = health_records(conn, ids)
+        churn_records(conn, ids)
+        return n
     name = MODELS[entity]
     model = active_model(conn, name)
     if model is None:
@@ -344,6 +448,72 @@ def score_records(conn: psycopg.Connection[Any], entity: str, ids: list[int] | N
         ],
     )
     return len(raw)
+
+
+def churn_records(conn: psycopg.Connection[Any], ids: list[int] | None) -> int:
+    """Churn probability of these accounts (every customer when None) from today's facts
+    with the active churn model; 0 when none is active. Accounts with no won deal yet are
+    prospects, not customers, and get no churn score."""
+    model = active_model(conn, CHURN_MODEL)
+    if model is None:
+        return 0
+    raw = _accounts(conn, datetime.now(UTC), ids)
+    if raw.empty:
+        return 0
+    x = account_frame(raw)
+    p = model.predict_proba(x)
+    why = model.reasons(x, top=TOP_REASONS)
+    _store(
+        conn,
+        "accounts",
+        [int(i) for i in raw["id"]],
+        CHURN_MODEL,
+        model.card.version,
+        [float(v) for v in p],
+        [round(float(v) * 100) for v in p],
+        [
+            [{"feature": r.feature, "value": r.value, "contribution": r.contribution} for r in rs]
+            for rs in why
+        ],
+    )
+    if ids is None:  # the whole customer base: lifetime values and segments with it
+        value_records(conn, raw, x, p)
+    return len(raw)
+
+
+def value_records(
+    conn: psycopg.Connection[Any], raw: pd.DataFrame, x: pd.DataFrame, churn: FloatArray
+) -> int:
+    """Lifetime value and segment of every customer (`insights.segments`) from today's
+    facts and churn probabilities; replaces the previous run's rows."""
+    profile = pd.DataFrame(
+        {
+            "log_revenue": x["log_won_amount_365"].to_numpy(),
+            "won_365": x["won_365"].to_numpy(),
+            "activities_90": x["activities_90"].to_numpy(),
+            "days_since_won": x["days_since_won"].to_numpy(),
+            "churn": churn,
+        }
+    )
+    seg = segments.segment(profile)
+    revenue = pd.to_numeric(raw["won_amount_365"]).astype(np.float64).to_numpy()
+    # the churn model's outcome window is half a year: a yearly retention is its square
+    retention = np.clip((1.0 - churn) ** (365.0 / CHURN_WINDOW_DAYS), 0.0, 1.0)
+    rows = [
+        (int(i), float(m), float(r), segments.clv(float(m), float(r)), name, bool(odd))
+        for i, m, r, name, odd in zip(
+            raw["id"], revenue, retention, seg.labels, seg.atypical, strict=True
+        )
+    ]
+    conn.execute("DELETE FROM insights_account_value")
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO insights_account_value "
+            "(account_id, yearly_revenue, retention, clv, segment, atypical) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+    return len(rows)
 
 
 # ----------------------------------------------------------------------- account health

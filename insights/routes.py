@@ -234,6 +234,128 @@ async def account_health(req: Req, path: InsightsRecordPath) -> InsightsAccountH
     )
 
 
+class InsightsAccountChurn(msgspec.Struct, frozen=True):
+    account_id: int
+    # None until the churn model is active, and for accounts with no won deal (prospects)
+    churn: InsightsScore | None
+    outcome: str = (
+        f"no won deal in the {live.CHURN_WINDOW_DAYS} days after (a lapsed customer), "
+        "learned from the customers of that long ago with the facts known then"
+    )
+
+
+@routes.get(
+    f"{PREFIX}/accounts/{{id}}/churn",
+    access=Access.read(scope=_scope("accounts")),
+    summary="An account's churn probability (0-100 score), model version and top reasons",
+)
+async def account_churn(req: Req, path: InsightsRecordPath) -> InsightsAccountChurn:
+    return InsightsAccountChurn(path.id, await _score(req, "accounts", path.id, live.CHURN_MODEL))
+
+
+class InsightsValue(msgspec.Struct, frozen=True):
+    yearly_revenue: float  # won in the last 365 days
+    retention: float  # yearly, from the churn model
+    clv: float  # m * r / (1 + d - r), d = 10% (insights.segments)
+    segment: str
+    atypical: bool  # outside every dense group (DBSCAN)
+    computed_at: datetime
+
+
+class InsightsAccountValue(msgspec.Struct, frozen=True):
+    account_id: int
+    value: InsightsValue | None  # None for prospects and until the churn model is active
+
+
+@routes.get(
+    f"{PREFIX}/accounts/{{id}}/value",
+    access=Access.read(scope=_scope("accounts")),
+    summary="An account's customer lifetime value, retention and segment",
+)
+async def account_value(req: Req, path: InsightsRecordPath) -> InsightsAccountValue:
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            "SELECT yearly_revenue, retention, clv, segment, atypical, computed_at "
+            "FROM insights_account_value WHERE account_id = %s",
+            (path.id,),
+        )
+        row = await cur.fetchone()
+    return InsightsAccountValue(
+        path.id,
+        None
+        if row is None
+        else InsightsValue(
+            round(float(row[0]), 2), round(float(row[1]), 4), round(float(row[2]), 2),
+            row[3], bool(row[4]), row[5],
+        ),
+    )  # fmt: skip
+
+
+class InsightsSegmentQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # with a segment: its member accounts too (segment membership as a filter)
+    segment: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class InsightsSegmentRow(msgspec.Struct, frozen=True):
+    segment: str
+    accounts: int
+    atypical: int
+    yearly_revenue: float  # won in the last 365 days
+    revenue_growth: float | None  # against the 365 days before (None: nothing then)
+    mean_churn: float | None
+    mean_clv: float
+
+
+class InsightsSegments(msgspec.Struct, frozen=True):
+    items: list[InsightsSegmentRow]
+    members: list[int] | None  # account ids of the asked segment (at most 1000)
+
+
+@routes.get(
+    f"{PREFIX}/segments",
+    access=Access.read(unscoped="figures are computed over the accounts the caller may see"),
+    summary="Customer segments (K-means, named by profile) with size, revenue, growth, "
+    "churn and lifetime value; with ?segment= its member accounts",
+)
+async def account_segments(req: Req, query: InsightsSegmentQuery) -> InsightsSegments:
+    acc, params = crm_store.scope(ENTITIES["accounts"], req.user, "t")
+    stmt = sql.SQL(
+        """
+        SELECT v.segment, count(*), count(*) FILTER (WHERE v.atypical), sum(v.yearly_revenue),
+          sum((SELECT coalesce(sum(o.amount), 0) FROM opportunities o
+               WHERE o.account_id = t.id AND o.status = 'won'
+                 AND o.closed_at <= now() - interval '365 days'
+                 AND o.closed_at > now() - interval '730 days')),
+          avg(sc.probability), avg(v.clv)
+        FROM insights_account_value v JOIN accounts t ON t.id = v.account_id
+        LEFT JOIN insights_score sc ON sc.entity = 'accounts' AND sc.record_id = t.id
+             AND sc.model = 'account-churn'
+        WHERE {acc} GROUP BY 1 ORDER BY 1
+        """
+    ).format(acc=acc)
+    members: list[int] | None = None
+    async with req.connection() as conn:
+        rows = await (await conn.execute(stmt, params)).fetchall()
+        if query.segment is not None:
+            mstmt = sql.SQL(
+                "SELECT t.id FROM insights_account_value v JOIN accounts t ON t.id = v.account_id "
+                "WHERE v.segment = %s AND {acc} ORDER BY t.id LIMIT 1000"
+            ).format(acc=acc)
+            cur = await conn.execute(mstmt, [query.segment, *params])
+            members = [int(r[0]) for r in await cur.fetchall()]
+    return InsightsSegments(
+        [
+            InsightsSegmentRow(
+                str(seg), int(n), int(odd), round(float(rev), 2),
+                round(float(rev) / float(prev) - 1.0, 4) if prev else None,
+                None if churn is None else round(float(churn), 4), round(float(v), 2),
+            )
+            for seg, n, odd, rev, prev, churn, v in rows
+        ],
+        members,
+    )  # fmt: skip
+
+
 class InsightsTrainJob(msgspec.Struct, frozen=True):
     job_id: int
     status: str  # queued, running, done, failed

@@ -44,14 +44,15 @@ def _report(trained: training.Trained) -> int:
 
 
 def cmd_train_crm(args: argparse.Namespace, settings: Settings) -> int:
-    """lead-score, opportunity-win: train from the CRM tables, activate, re-score."""
+    """lead-score, opportunity-win, account-churn: train from the CRM tables, activate,
+    re-score."""
     from insights import live
 
     try:
         with psycopg.connect(settings.dsn) as conn:
             result = live.train(conn, args.target, training.models_dir(settings.state_dir))
             conn.commit()
-            entity = "leads" if args.target == live.LEAD_MODEL else "opportunities"
+            entity = live.ENTITY_OF[args.target]
             n = live.score_records(conn, entity, None)
             conn.commit()
     except MaintenanceError as exc:
@@ -65,7 +66,7 @@ def cmd_train_crm(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    if args.target in ("lead-score", "opportunity-win"):
+    if args.target in ("lead-score", "opportunity-win", "account-churn"):
         return cmd_train_crm(args, settings)
     try:
         if args.target == "rul":
@@ -127,8 +128,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("train", help="train a model, save, record and activate the version")
     p.add_argument(
         "target",
-        choices=("rul", "failure", "anomaly", "lead-score", "opportunity-win"),
-        help="lead-score and opportunity-win train on the CRM's own records",
+        choices=("rul", "failure", "anomaly", "lead-score", "opportunity-win", "account-churn"),
+        help="lead-score, opportunity-win and account-churn train on the CRM's own records",
     )
     p.add_argument("--cmapss", type=Path, help="rul: a C-MAPSS training file")
     p.add_argument("--equipment-model", default="pump-p200", help="anomaly: which model")

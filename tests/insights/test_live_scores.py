@@ -423,3 +423,143 @@ def test_forecast_snapshots_are_scored_against_actuals(world: World) -> None:
         timeout=10,
     )
     assert denied.status_code == 403
+
+
+def _customers(dsn: str, territory: int, owner: int, n: int, seed: int = 1) -> tuple[int, int]:
+    """`n` customer accounts with a deal history where the unengaged ones lapse: engaged
+    accounts (visits, repeat wins) keep winning, the others lose their deals and win
+    nothing more. Then one account of each profile as of today: (lapsing, engaged)."""
+    rng = np.random.default_rng(seed)
+    with psycopg.connect(dsn) as conn:
+        stage = conn.execute(
+            "SELECT s.pipeline_id, s.id FROM pipeline_stages s JOIN pipelines p "
+            "ON p.id = s.pipeline_id WHERE p.is_default AND s.name = 'Proposal'"
+        ).fetchone()
+        assert stage is not None
+
+        def account(name: str, wins: list[int], losses: list[int], visits: list[int]) -> int:
+            row = conn.execute(
+                "INSERT INTO accounts (name, type, territory_id, owner_id) "
+                "VALUES (%s, 'customer', %s, %s) RETURNING id",
+                (name, territory, owner),
+            ).fetchone()
+            assert row is not None
+            for status, days in [("won", d) for d in wins] + [("lost", d) for d in losses]:
+                conn.execute(
+                    "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
+                    "probability, status, closed_at, owner_id, territory_id) VALUES "
+                    "(%s, %s, %s, %s, %s, 50, %s, now() - make_interval(days => %s), %s, %s)",
+                    (f"{name} {status} {days}", row[0], stage[0], stage[1],
+                     float(rng.integers(1000, 9000)), status, days, owner, territory),
+                )  # fmt: skip
+            for days in visits:
+                conn.execute(
+                    "INSERT INTO activities (type, subject, status, completed_at, account_id, "
+                    "owner_id, territory_id) VALUES ('meeting', 'visit', 'done', "
+                    "now() - make_interval(days => %s), %s, %s, %s)",
+                    (days, row[0], owner, territory),
+                )
+            return int(row[0])
+
+        for i in range(n):
+            keeps = bool(rng.random() < 0.5)
+            if bool(rng.random() < 0.1):  # some noise: not every account follows its profile
+                keeps = not keeps
+            if keeps:  # repeat wins and visits before the window, a win inside it
+                account(f"engaged {i}", [500, 300, 200, 60], [], [190, 200, 230, 260])
+            else:  # one old win, losses and silence, nothing won since
+                account(f"lapsing {i}", [560], [200, 240], [])
+        lapsing = account("lapsing today", [380], [20, 60], [])
+        engaged = account("engaged today", [320, 120, 20], [], [10, 20, 50, 80])
+    return lapsing, engaged
+
+
+def test_account_churn_is_trained_from_crm_facts_and_served_with_reasons(world: World) -> None:
+    p = world.people
+    h = p.headers("manager")
+
+    def train() -> dict[str, Any]:
+        r = requests.post(
+            f"{world.api}/insights/train", json={"model": "account-churn"}, headers=h, timeout=10
+        )
+        assert r.status_code == 202, r.text
+        return _job_done(world.api, r.json(), h)
+
+    refused = train()  # no customer history yet: refused with the reason
+    assert refused["status"] == "failed" and "insufficient_data" in refused["error"]
+
+    lapsing, engaged = _customers(world.dsn, p.t1, p.users["rep1"], 160)
+    assert train()["status"] == "done"
+
+    def churn(account: int, who: str = "manager") -> requests.Response:
+        return requests.get(
+            f"{world.api}/insights/accounts/{account}/churn",
+            headers=p.headers(who),
+            timeout=10,
+        )
+
+    got = {a: churn(a).json()["churn"] for a in (lapsing, engaged)}
+    for s in got.values():
+        assert s is not None and s["model"] == "account-churn" and s["model_version"]
+        assert len(s["reasons"]) == 3 and 0.0 <= s["probability"] <= 1.0
+    assert got[lapsing]["probability"] > 0.5 > got[engaged]["probability"]
+    assert got[lapsing]["score"] == round(100 * got[lapsing]["probability"])
+    # another territory's rep does not see the account's score
+    assert churn(lapsing, "rep2").status_code in (403, 404)
+
+    # lifetime value and segment, recomputed with the churn scores of the whole base
+    def value(account: int) -> dict[str, Any]:
+        r = requests.get(f"{world.api}/insights/accounts/{account}/value", headers=h, timeout=10)
+        assert r.status_code == 200, r.text
+        v: dict[str, Any] = r.json()["value"]
+        assert v is not None
+        return v
+
+    lv, ev = value(lapsing), value(engaged)
+    assert ev["retention"] > lv["retention"] and ev["clv"] > lv["clv"]
+    assert ev["yearly_revenue"] > 0 and lv["yearly_revenue"] == 0  # no win in a year
+    assert lv["segment"] != ev["segment"] and "at risk" in lv["segment"]
+    seg = requests.get(f"{world.api}/insights/segments", headers=h, timeout=10).json()
+    assert seg["members"] is None and len(seg["items"]) >= 2
+    assert sum(i["accounts"] for i in seg["items"]) >= 162
+    at_risk = next(i for i in seg["items"] if i["segment"] == lv["segment"])
+    assert at_risk["mean_churn"] > 0.5
+    members = requests.get(
+        f"{world.api}/insights/segments", params={"segment": lv["segment"]}, headers=h, timeout=10
+    ).json()["members"]
+    assert lapsing in members and engaged not in members
+    # another territory's rep sees no segment figures of territory 1's accounts
+    other = requests.get(
+        f"{world.api}/insights/segments", headers=p.headers("rep2"), timeout=10
+    ).json()
+    assert sum(i["accounts"] for i in other["items"]) == 0
+
+    # the churn model's live inputs are watched for drift: the won amounts are where they
+    # were in training, until a wave of new customers each with one huge recent win
+    with psycopg.connect(world.dsn) as conn:
+        before = live.check_drift(conn, "accounts")
+        conn.commit()
+    assert "log_won_amount_365" not in {a.feature for a in before}
+    with psycopg.connect(world.dsn) as conn:
+        stage = conn.execute(
+            "SELECT s.pipeline_id, s.id FROM pipeline_stages s JOIN pipelines p "
+            "ON p.id = s.pipeline_id WHERE p.is_default AND s.name = 'Proposal'"
+        ).fetchone()
+        assert stage is not None
+        for i in range(400):
+            acct = conn.execute(
+                "INSERT INTO accounts (name, type, territory_id) VALUES (%s, 'customer', %s) "
+                "RETURNING id",
+                (f"wave {i}", p.t1),
+            ).fetchone()
+            assert acct is not None
+            conn.execute(
+                "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
+                "probability, status, closed_at) VALUES (%s, %s, %s, %s, 5000000, 100, 'won', "
+                "now() - interval '5 days')",
+                (f"wave {i}", acct[0], stage[0], stage[1]),
+            )
+        raised = live.check_drift(conn, "accounts")
+        conn.commit()
+    assert {a.model for a in raised} == {"account-churn"}
+    assert "log_won_amount_365" in {a.feature for a in raised}  # newly raised

@@ -173,3 +173,67 @@ def test_hourly_selection_follows_a_weekly_shape_the_day_profile_misses() -> Non
     # too short for a backtest: the first candidate (the day profile) answers
     short = y[: 24 * 10]
     np.testing.assert_allclose(chosen(short, 24), day_only(short, 24))
+
+
+def test_pooled_forecaster_learns_a_shared_day_shape_and_refuses_short_series() -> None:
+    from insights import pooled
+
+    rng = np.random.default_rng(3)
+    hours = np.arange(24 * 30)
+    shape = 1.0 + 0.6 * np.sin(2 * np.pi * hours / 24)
+    series = [
+        float(rng.uniform(50, 500)) * shape * (1 + 0.02 * rng.standard_normal(hours.size))
+        for _ in range(12)
+    ]
+    cfg = pooled.hourly_config(origins_per_series=60, max_iter=80)
+    train = [y[:-48] for y in series]
+    model = pooled.fit_pooled(train, cfg)
+    pred = model.predict(train)
+    assert pred.shape == (12, 48)
+    err = np.mean([forecast.smape(y[-48:], p) for y, p in zip(series, pred, strict=True)])
+    flat = np.mean([forecast.smape(y[-48:], np.full(48, y[-49])) for y in series])
+    assert err < flat / 3  # the day's shape, not a flat line, at every series' own level
+    both = pooled.combined(pred, train, forecast.naive, 48)
+    assert both.shape == (12, 48) and np.all(both >= 0)
+    with pytest.raises(InsufficientDataError, match="training windows"):
+        pooled.fit_pooled([y[:60] for y in series[:2]], cfg)
+    rec = pooled.fit_recursive(train, pooled.hourly_recursive(origins_per_series=80, max_iter=80))
+    steps = rec.predict(train, 48)
+    assert steps.shape == (12, 48)
+    rerr = np.mean([forecast.smape(y[-48:], p) for y, p in zip(series, steps, strict=True)])
+    assert rerr < flat / 3
+    med = pooled.median_of(pred, steps, np.zeros_like(pred))
+    assert np.all(med >= 0) and np.all(med <= np.maximum(pred, steps) + 1e-9)
+
+
+def test_segments_are_chosen_by_silhouette_and_named_by_profile() -> None:
+    from insights import segments
+
+    rng = np.random.default_rng(5)
+    rich = pd.DataFrame(
+        {
+            "log_revenue": rng.normal(10, 0.2, 40),
+            "won_365": rng.integers(3, 6, 40),
+            "activities_90": rng.integers(5, 9, 40),
+            "days_since_won": rng.normal(30, 5, 40),
+            "churn": rng.uniform(0.05, 0.2, 40),
+        }
+    )
+    lapsed = pd.DataFrame(
+        {
+            "log_revenue": np.zeros(40),
+            "won_365": np.zeros(40),
+            "activities_90": np.zeros(40),
+            "days_since_won": rng.normal(400, 20, 40),
+            "churn": rng.uniform(0.7, 0.9, 40),
+        }
+    )
+    seg = segments.segment(pd.concat([rich, lapsed], ignore_index=True))
+    assert seg.k == 2 and seg.silhouette is not None and seg.silhouette > 0.5
+    assert set(seg.labels[:40]) == {"high-revenue, engaged, loyal"}
+    assert set(seg.labels[40:]) == {"low-revenue, quiet, at risk"}
+    assert segments.segment(rich.iloc[:5]).labels == ["all customers"] * 5
+    # CLV: m r / (1 + d - r); no retention, no value; higher retention, more value
+    assert segments.clv(1000.0, 0.0) == 0.0
+    assert abs(segments.clv(1000.0, 0.8) - 1000 * 0.8 / 0.3) < 1e-9
+    assert segments.clv(1000.0, 0.9) > segments.clv(1000.0, 0.8)
