@@ -29,6 +29,7 @@ const routes = {
   calendar: () => import('./calendar.js').then((m) => m.calendarView),
   fleet: () => import('./devices.js').then((m) => m.fleetView),
   fieldwork: () => import('./fieldops.js').then((m) => m.fieldworkView),
+  segments: () => import('./fieldops.js').then((m) => m.segmentsView),
   reports: () => import('./reports.js').then((m) => m.reportsView),
   report: () => import('./reports.js').then((m) => m.reportView),
   dashboards: () => import('./reports.js').then((m) => m.dashboardsView),

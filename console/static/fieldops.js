@@ -194,3 +194,39 @@ export async function rolloutsPanel(root) {
   await draw();
   const timer = setInterval(() => { if (box.isConnected) void draw(); else clearInterval(timer); }, 10000);
 }
+
+/** Customer segments (insights: K-means named by profile): size, revenue, growth, churn
+ * and lifetime value over the accounts one may see; a segment lists its accounts.
+ * @param {HTMLElement} root @param {string[]} args */
+export async function segmentsView(root, [segment]) {
+  root.append(h('h1', {}, 'Customer segments'));
+  const money = (x) => Number(x).toLocaleString(undefined, { maximumFractionDigits: 0 });
+  try {
+    const r = await api(`/api/v1/insights/segments${q({ segment })}`);
+    if (!r.items.length) {
+      root.append(h('p', { class: 'muted' }, 'No segments yet: they are computed with the nightly churn scoring once an account churn model is trained.'));
+      return null;
+    }
+    root.append(table([
+      { label: 'Segment', render: (x) => h('a', { href: `#/segments/${encodeURIComponent(x.segment)}` }, x.segment) },
+      { key: 'accounts', label: 'Accounts' },
+      { key: 'atypical', label: 'Atypical' },
+      { label: 'Won, last year', render: (x) => money(x.yearly_revenue) },
+      { label: 'Growth', render: (x) => (x.revenue_growth === null ? '—' : pct(x.revenue_growth)) },
+      { label: 'Mean churn risk', render: (x) => pct(x.mean_churn) },
+      { label: 'Mean lifetime value', render: (x) => money(x.mean_clv) },
+    ], r.items));
+    if (segment && r.members) {
+      root.append(h('h2', {}, `Accounts in “${segment}”`));
+      const names = new Map();
+      for (let i = 0; i < r.members.length; i += 100) {
+        const part = r.members.slice(i, i + 100);
+        const rows = await listAll('/api/v1/accounts', { filter: { field: 'id', op: 'in', value: part } }, 100);
+        for (const a of rows) names.set(a.id, a.name);
+      }
+      root.append(r.members.length ? h('ul', { id: 'segment-members' }, r.members.map((id) => h('li', {}, h('a', { href: `#/r/accounts/${id}` }, names.get(id) || `Account ${id}`))))
+        : h('p', { class: 'muted' }, 'No account of this segment is visible to you.'));
+    }
+  } catch (e) { root.append(errorBox(e)); }
+  return null;
+}

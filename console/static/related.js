@@ -24,6 +24,7 @@ export async function decorate(root, actions, entity, row, m) {
     add(relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
     add(timeline(row));
     add(openAlerts(row));
+    add(customerValue(row));
     add(Promise.resolve(attachmentsPanel({ account_id: row.id })));
   } else if (entity === 'contacts') {
     add(relatedList('Opportunities', 'opportunities', eq('contact_id', row.id), { contact_id: row.id }, false));
@@ -93,6 +94,37 @@ async function winChance(opp) {
       `${pct(r.stage_probability)} by its stage · ${Math.round(r.days_in_stage)} days in this stage`,
       r.stalled ? h('strong', { class: 'stalled' }, ` · stalled (longer than 90 % of past stays: ${Math.round(r.stage_p90_days)} days)`) : null),
     ...(m ? [h('p', { class: 'muted' }, `model ${m.model_version}, ${fmtTime(m.computed_at)}`), reasonList(m.reasons)] : []));
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
+/** An account's churn risk with its reasons, lifetime value and segment (insights). */
+async function customerValue(a) {
+  const box = h('section', { class: 'related', id: 'customer-value' }, h('h2', {}, 'Churn risk and value'));
+  try {
+    const [c, v] = await Promise.all([
+      api(`/api/v1/insights/accounts/${a.id}/churn`), api(`/api/v1/insights/accounts/${a.id}/value`),
+    ]);
+    const s = c.churn;
+    if (!s && !v.value) {
+      box.append(h('p', { class: 'empty' }, 'No churn score: the account has no won deal yet, or no churn model has been trained.'));
+      return box;
+    }
+    if (s) {
+      box.dataset.churn = String(s.score);
+      box.append(h('p', {}, h('strong', { class: 'score' }, s.probability != null ? pct(s.probability * 100) : `${s.score} / 100`),
+        ' risk of lapsing', h('span', { class: 'muted' }, ` · ${c.outcome} · model ${s.model_version}, ${fmtTime(s.computed_at)}`)),
+      reasonList(s.reasons));
+    }
+    if (v.value) {
+      const x = v.value;
+      box.append(h('dl', { class: 'figures' },
+        h('dt', {}, 'Lifetime value'), h('dd', { id: 'clv' }, fmtMoney(x.clv, a.currency)),
+        h('dt', {}, 'Won in the last year'), h('dd', {}, fmtMoney(x.yearly_revenue, a.currency)),
+        h('dt', {}, 'Yearly retention'), h('dd', {}, pct(x.retention * 100)),
+        h('dt', {}, 'Segment'), h('dd', {}, h('a', { href: `#/segments/${encodeURIComponent(x.segment)}` }, x.segment),
+          x.atypical ? h('span', { class: 'muted' }, ' · unlike any group (atypical)') : null)));
+    }
   } catch (e) { box.append(errorBox(e)); }
   return box;
 }

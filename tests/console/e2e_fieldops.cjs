@@ -26,9 +26,15 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.waitForSelector('#fieldwork-days table');
     const days = await page.$$eval('#fieldwork-days tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
     await shot(page, 'console-fieldwork');
+    await page.goto(`${base}/console/#/r/accounts/${p.accountId}`);
+    await page.waitForSelector('#customer-value p');
+    const customerValue = await page.textContent('#customer-value');
+    await page.goto(`${base}/console/#/segments`);
+    await page.waitForFunction(() => document.body.dataset.view === 'segments' && document.querySelector('.view-root h1 + *'));
+    const segments = await page.textContent('.view-root');
     await page.goto(`${base}/console/#/fleet`);
     await page.waitForSelector('#rollouts table, #rollouts p.muted');
     const rolloutsShown = await page.isVisible('#rollouts');
-    return { attachments, thumbWidth, opened, reps, days, rolloutsShown, errors, bad: errors.bad };
+    return { attachments, thumbWidth, opened, reps, days, rolloutsShown, customerValue, segments, errors, bad: errors.bad };
   },
 });

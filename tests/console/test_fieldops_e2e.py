@@ -59,7 +59,11 @@ def test_a_manager_sees_the_phones_photos_and_the_teams_field_work(
     )
     assert up.status_code == 201, up.text
 
-    seen = run_scenario("fieldops", console_url, {"manager": manager, "workOrderId": wo[0]})
+    seen = run_scenario(
+        "fieldops",
+        console_url,
+        {"manager": manager, "workOrderId": wo[0], "accountId": acct[0]},
+    )
     assert seen["errors"] == [] and seen["bad"] == [], seen
     assert len(seen["attachments"]) == 1 and "impeller.png" in seen["attachments"][0]
     assert seen["thumbWidth"] == 256  # the server's thumbnail, fetched with the token
@@ -68,3 +72,6 @@ def test_a_manager_sees_the_phones_photos_and_the_teams_field_work(
     assert len(mine) == 1 and int(mine[0][2]) >= 1, seen["reps"]  # visits
     assert seen["days"] and all(len(d) == 5 for d in seen["days"])
     assert seen["rolloutsShown"] is True
+    # a prospect without a won deal has no churn score, and the page says why
+    assert "no won deal yet" in seen["customerValue"]
+    assert "Customer segments" in seen["segments"]
