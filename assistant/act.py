@@ -220,3 +220,22 @@ async def _next_stop(conn: Conn, principal: Principal, now: dt.datetime) -> Answ
         [{"type": "next_stop", "work_order_id": row["id"], "account_id": row["account_id"]}],
         [f"/api/v1/work_orders/{row['id']}"],
     )
+
+
+async def visible_names(conn: Conn, principal: Principal, limit: int = 400) -> list[str]:
+    """Names of the accounts, contacts and leads `principal` may see (recent first), for the
+    speech recogniser's vocabulary: it never learns a name the caller could not look up."""
+    names: list[str] = []
+    cur = conn.cursor()
+    for table, expr in (
+        ("accounts", "t.name"),
+        ("contacts", "concat_ws(' ', t.first_name, t.last_name)"),
+        ("leads", "concat_ws(' ', t.first_name, t.last_name)"),
+    ):
+        where, params = scope(ENTITIES[table], principal)
+        query = sql.SQL(
+            "SELECT {expr} FROM {table} t WHERE {where} ORDER BY t.updated_at DESC LIMIT %s"
+        ).format(expr=sql.SQL(expr), table=sql.Identifier(table), where=where)
+        await cur.execute(query, [*params, limit])
+        names.extend(str(r[0]) for r in await cur.fetchall() if r[0])
+    return names

@@ -1,6 +1,8 @@
 """The assistant over HTTP: one endpoint that third-party voice or chat platforms can call.
 
     POST /api/v1/assistant/messages   text in; intent, slots, answer, actions, links out
+    POST /api/v1/assistant/voice      WAV in (push-to-talk); transcript and the same answer out
+    POST /api/v1/assistant/speech     text in; the answer read aloud (WAV) out
 
 Token-authenticated like every API endpoint; what it reads goes through the CRM store's
 access clause, so the assistant never shows what the caller may not see. Writes are
@@ -18,11 +20,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from aiohttp import web
 
-from assistant.act import act
+from assistant import voice
+from assistant.act import act, visible_names
 from assistant.classifier import default_model
 from assistant.understand import understand
-from kernel.errors import ApiError
-from kernel.http import Access, Req, Routes
+from kernel.errors import ApiError, Unprocessable
+from kernel.http import Access, RawBody, Req, Routes
 from kernel.web import SETTINGS
 
 routes = Routes("assistant", "Plain-language commands: understanding and answers")
@@ -68,18 +71,26 @@ class Reply(msgspec.Struct, frozen=True):
     summary="Understand one command and answer it",
 )
 async def post_message(req: Req, body: Message) -> Reply:
+    return await _answer(req, body.text, body.tz, body.now, body.confirm)
+
+
+def _local_now(tz: str, now: dt.datetime | None) -> tuple[ZoneInfo, dt.datetime]:
     try:
-        zone = ZoneInfo(body.tz)
+        zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ApiError(f"unknown time zone {body.tz!r}", field="tz") from exc
-    if body.now is not None and body.now.tzinfo is not None:
+        raise ApiError(f"unknown time zone {tz!r}", field="tz") from exc
+    if now is not None and now.tzinfo is not None:
         raise ApiError("now is local wall-clock time, without an offset", field="now")
-    local = body.now or dt.datetime.now(zone).replace(tzinfo=None, microsecond=0)
+    return zone, now or dt.datetime.now(zone).replace(tzinfo=None, microsecond=0)
+
+
+async def _answer(req: Req, text: str, tz: str, now: dt.datetime | None, confirm: bool) -> Reply:
+    zone, local = _local_now(tz, now)
     # loaded or fitted off the event loop (at once when the start-up warm-up has run)
     model = await asyncio.to_thread(default_model, req.settings.state_dir / "cache")
-    u = understand(body.text, local, fallback=model)
+    u = understand(text, local, fallback=model)
     async with req.connection() as conn:
-        answer = await act(conn, req.user, u, local.replace(tzinfo=zone), body.confirm)
+        answer = await act(conn, req.user, u, local.replace(tzinfo=zone), confirm)
     return Reply(
         u.intent,
         round(u.confidence, 3),
@@ -89,6 +100,101 @@ async def post_message(req: Req, body: Message) -> Reply:
         answer.links,
         answer.needs_confirmation,
     )
+
+
+class AssistantVoiceQuery(msgspec.Struct, frozen=True):
+    tz: Annotated[str, msgspec.Meta(max_length=64, description="IANA time zone of the user")] = (
+        "UTC"
+    )
+    confirm: Annotated[
+        bool, msgspec.Meta(description="carry out the write the command asks for")
+    ] = False
+    now: (
+        Annotated[
+            dt.datetime,
+            msgspec.Meta(description="the user's local wall-clock time, no offset; default: now"),
+        ]
+        | None
+    ) = None
+
+
+class AssistantVoiceReply(msgspec.Struct, frozen=True):
+    transcript: str
+    intent: str
+    confidence: float
+    slots: dict[str, Any]
+    answer: str
+    actions: list[dict[str, Any]]
+    links: list[str]
+    needs_confirmation: bool
+    audio_seconds: float
+
+
+@routes.post(
+    "/api/v1/assistant/voice",
+    access=Access.read(unscoped="every read goes through the CRM store's access clause"),
+    summary="Understand one spoken command (push-to-talk audio) and answer it",
+    description="The body is a WAV file: 16-bit PCM, mono or stereo, 8-48 kHz, "
+    f"{voice.MIN_SECONDS}-{voice.MAX_SECONDS:.0f} s, at most {voice.MAX_AUDIO_BYTES} bytes. "
+    "Recognised offline (pocketsphinx) with a language model of the assistant's commands and "
+    "the names the caller may see; the transcript then takes the same path as a typed message.",
+    body=RawBody(
+        ("audio/wav", "audio/x-wav", "audio/wave", "application/octet-stream"),
+        "The recording's bytes (WAV)",
+    ),
+    max_body_bytes=voice.MAX_AUDIO_BYTES,
+    errors=(422,),
+)
+async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> AssistantVoiceReply:
+    _local_now(query.tz, query.now)  # bad tz/now refused before any decoding
+    try:
+        samples = await asyncio.to_thread(voice.read_wav, body)
+    except voice.AudioError as exc:
+        raise Unprocessable(str(exc), field="body") from None
+    async with req.connection() as conn:
+        names = await visible_names(conn, req.user, voice.MAX_NAMES)
+    rec = await asyncio.to_thread(voice.recognizer, names)
+    transcript = await asyncio.to_thread(rec.transcribe, samples)
+    seconds = round(len(samples) / voice.RATE, 2)
+    if not transcript:
+        return AssistantVoiceReply(
+            "",
+            "out_of_scope",
+            0.0,
+            {},
+            "I did not catch that; please say it again.",
+            [],
+            [],
+            False,
+            seconds,
+        )
+    r = await _answer(req, transcript, query.tz, query.now, query.confirm)
+    return AssistantVoiceReply(
+        transcript,
+        r.intent,
+        r.confidence,
+        r.slots,
+        r.answer,
+        r.actions,
+        r.links,
+        r.needs_confirmation,
+        seconds,
+    )
+
+
+class AssistantSpeechIn(msgspec.Struct, frozen=True):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=600, description="what to say")]
+
+
+@routes.post(
+    "/api/v1/assistant/speech",
+    access=Access.read(unscoped="reads no record: it reads the given text aloud"),
+    summary="Read an answer aloud (offline text to speech, WAV)",
+    content_type="audio/wav",
+)
+async def post_speech(req: Req, body: AssistantSpeechIn) -> web.StreamResponse:
+    data = await asyncio.to_thread(voice.speak, body.text)
+    return web.Response(body=data, content_type="audio/wav")
 
 
 async def _warm(app: web.Application) -> None:
