@@ -41,6 +41,7 @@ MAX_AUDIO_BYTES = 2 * 1024 * 1024
 MIN_SECONDS = 0.3
 MAX_SECONDS = 20.0
 RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
+DECODER_OPTIONS: dict[str, Any] = {}
 MAX_NAMES = 400  # names of the CRM in one vocabulary (most recently touched first)
 
 
@@ -139,6 +140,30 @@ def say_number(n: int) -> str:
     return f"{_ONES[n // 100]} hundred" + (f" {say_number(rest)}" if rest else "")
 
 
+_ORDINALS = {
+    1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", 6: "sixth", 7: "seventh",
+    8: "eighth", 9: "ninth", 10: "tenth", 11: "eleventh", 12: "twelfth", 13: "thirteenth",
+    20: "twentieth", 30: "thirtieth",
+}  # fmt: skip
+HESITATIONS = frozenset(("uh", "um", "er", "erm", "uhm", "hmm", "ah"))
+
+
+def say_ordinal(n: int) -> str:
+    if n in _ORDINALS:
+        return _ORDINALS[n]
+    if n < 100 and n % 10 and n // 10 * 10 in (20, 30):
+        return f"{_TENS[n // 10]} {_ORDINALS[n % 10]}"
+    return say_number(n) + "th"
+
+
+def _say_digits(m: re.Match[str]) -> str:
+    """Long digit strings that are not round amounts (phone numbers) are said digit by digit."""
+    d = m.group(0)
+    if (len(d) >= 5 and not d.endswith("000")) or (d.startswith("0") and len(d) > 1):
+        return " " + " ".join(_ONES[int(c)] for c in d) + " "
+    return " " + say_number(int(d[:12])) + " "
+
+
 _SYMBOLS = {
     "@": " at ",
     "&": " and ",
@@ -158,8 +183,10 @@ def spoken(text: str) -> list[str]:
     t = re.sub(r"(\d)k\b", r"\1 thousand", t)
     t = re.sub(r"(\d)[:.](\d\d)\b", r"\1 \2", t)
     t = re.sub(r"(?<=\w)\.(?=\w)", " dot ", t)
-    t = re.sub(r"\d+", lambda m: " " + say_number(int(m.group(0)[:12])) + " ", t)
-    return re.findall(r"[a-z]+(?:'[a-z]+)?", t)
+    t = re.sub(r"\b(\d{1,2})(?:st|nd|rd|th)\b", lambda m: f" {say_ordinal(int(m.group(1)))} ", t)
+    t = re.sub(r"(?<=\d)[-/](?=\d)", "", t)  # 555-1199: one phone number
+    t = re.sub(r"\d+", _say_digits, t)
+    return re.findall(r"[a-z]+", t.replace("'", ""))
 
 
 # --------------------------------------------------------------------------- pronunciations
@@ -370,6 +397,7 @@ def build_recognizer(names: Iterable[str], rows: Sequence[dict[str, Any]]) -> Re
             dict=str(dic),
             samprate=RATE,
             loglevel="FATAL",
+            **DECODER_OPTIONS,
         )
     return Recognizer(decoder, frozenset(usable), threading.Lock())
 
@@ -393,8 +421,10 @@ def recognizer(names: Iterable[str], exclude: Sequence[str] = ()) -> Recognizer:
 
 
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(edits, reference words) between two texts in spoken words: word error rate parts."""
-    ref, hyp = spoken(reference), spoken(hypothesis)
+    """(edits, reference words) between two texts in spoken words, hesitations left out
+    (as scoring of speech recognition usually does): the parts of the word error rate."""
+    ref = [w for w in spoken(reference) if w not in HESITATIONS]
+    hyp = [w for w in spoken(hypothesis) if w not in HESITATIONS]
     prev = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         cur = [i] + [0] * len(hyp)
