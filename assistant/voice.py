@@ -42,6 +42,7 @@ MIN_SECONDS = 0.3
 MAX_SECONDS = 20.0
 RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 DECODER_OPTIONS: dict[str, Any] = {}
+SILENCE_PEAK = 330  # -40 dBFS: a recording that never gets louder holds no speech
 MAX_NAMES = 400  # names of the CRM in one vocabulary (most recently touched first)
 
 
@@ -348,6 +349,9 @@ class Recognizer:
     lock: threading.Lock
 
     def transcribe(self, samples: np.ndarray) -> str:
+        """What was said, lower case; "" for a recording with no speech in it."""
+        if samples.size == 0 or int(np.abs(samples.astype(np.int32)).max()) < SILENCE_PEAK:
+            return ""
         with self.lock:
             self.decoder.start_utt()
             self.decoder.process_raw(samples.astype("<i2").tobytes(), full_utt=True)
