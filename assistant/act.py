@@ -48,6 +48,8 @@ WRITES = {
     "acknowledge_alert": "acknowledge the alert {device}",
 }
 SCREEN_LINK = "/console/#/{screen}"
+# the console's hash route of each screen of the schema (settings: the signed-in user's page)
+CONSOLE_SCREEN = {"work_orders": "workorders", "settings": "users"}
 
 
 @dataclass
@@ -81,8 +83,14 @@ async def act(
             return Answer("Which screen? For example: map, alerts, work orders, pipeline.")
         return Answer(
             f"Opening {screen.replace('_', ' ')}.",
-            [{"type": "navigate", "screen": screen}],
-            [SCREEN_LINK.format(screen=screen)],
+            [
+                {
+                    "type": "navigate",
+                    "screen": screen,
+                    "href": SCREEN_LINK.format(screen=CONSOLE_SCREEN.get(screen, screen)),
+                }
+            ],
+            [SCREEN_LINK.format(screen=CONSOLE_SCREEN.get(screen, screen))],
         )
     if u.intent == "search_records":
         return await _search(conn, principal, s)
