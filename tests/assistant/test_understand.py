@@ -228,3 +228,27 @@ def test_any_text_gets_an_intent_and_never_raises(text: str) -> None:
 def test_dates_past_the_calendar_end_do_not_raise() -> None:
     u = understand("remind me tomorrow in 2 hours to call Anna", datetime(9999, 12, 31, 23, 0))
     assert u.intent == "set_reminder"
+
+
+class _Sure:
+    """A fallback that is sure of one intent whatever the text."""
+
+    def __init__(self, intent: str) -> None:
+        self.intent = intent
+
+    def predict(self, text: str) -> tuple[str, float]:
+        return self.intent, 0.99
+
+
+def test_an_intent_without_its_required_slots_is_out_of_scope() -> None:
+    # a figure the schema has no metric for is no report, whoever decided the intent
+    u = understand("how many calories in a banana", MON)
+    assert u.intent == "out_of_scope" and u.by.endswith("missing-metric")
+    # the fallback's guess stands only when the text fills the intent's required slots
+    assert understand("hire a new technician", MON, fallback=_Sure("create_work_order")).intent == (
+        "out_of_scope"
+    )
+    assert understand(
+        "set the ac in the van to 20", MON, fallback=_Sure("update_record")
+    ).intent == ("out_of_scope")
+    assert understand("bluebird pipeline", MON, fallback=_Sure("navigate")).intent == "navigate"
