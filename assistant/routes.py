@@ -3,11 +3,14 @@
     POST /api/v1/assistant/messages   text in; intent, slots, answer, actions, links out
     POST /api/v1/assistant/voice      WAV in (push-to-talk); transcript and the same answer out
     POST /api/v1/assistant/speech     text in; the answer read aloud (WAV) out
+    GET  /api/v1/assistant/actions    the audit of the assistant's writes for the caller
+    POST /api/v1/assistant/actions/{action_id}/undo   undo one of them (through the store)
 
 Token-authenticated like every API endpoint; what it reads goes through the CRM store's
 access clause, so the assistant never shows what the caller may not see. Writes are
 answered with what would be done and `needs_confirmation`; sent again with
-`confirm: true`, an account is created (the other writes answer that they are not supported yet).
+`confirm: true`, the write is carried out through the CRM store as the caller, audited and
+undoable (assistant.writes).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from aiohttp import web
 
-from assistant import voice
+from assistant import voice, writes
 from assistant.act import act, visible_names
 from assistant.classifier import default_model
 from assistant.understand import understand
@@ -84,13 +87,17 @@ def _local_now(tz: str, now: dt.datetime | None) -> tuple[ZoneInfo, dt.datetime]
     return zone, now or dt.datetime.now(zone).replace(tzinfo=None, microsecond=0)
 
 
-async def _answer(req: Req, text: str, tz: str, now: dt.datetime | None, confirm: bool) -> Reply:
+async def _answer(
+    req: Req, text: str, tz: str, now: dt.datetime | None, confirm: bool, channel: str = "text"
+) -> Reply:
     zone, local = _local_now(tz, now)
     # loaded or fitted off the event loop (at once when the start-up warm-up has run)
     model = await asyncio.to_thread(default_model, req.settings.state_dir / "cache")
     u = understand(text, local, fallback=model)
     async with req.connection() as conn:
-        answer = await act(conn, req.user, u, local.replace(tzinfo=zone), confirm)
+        answer = await act(
+            conn, req.user, u, local.replace(tzinfo=zone), confirm, text=text, channel=channel
+        )
     return Reply(
         u.intent,
         round(u.confidence, 3),
@@ -168,7 +175,7 @@ async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> Assis
             False,
             seconds,
         )
-    r = await _answer(req, transcript, query.tz, query.now, query.confirm)
+    r = await _answer(req, transcript, query.tz, query.now, query.confirm, "voice")
     return AssistantVoiceReply(
         transcript,
         r.intent,
@@ -195,6 +202,64 @@ class AssistantSpeechIn(msgspec.Struct, frozen=True):
 async def post_speech(req: Req, body: AssistantSpeechIn) -> web.StreamResponse:
     data = await asyncio.to_thread(voice.speak, body.text)
     return web.Response(body=data, content_type="audio/wav")
+
+
+class AssistantActionsQuery(msgspec.Struct, frozen=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
+
+
+class AssistantAction(msgspec.Struct, frozen=True):
+    id: int
+    user_id: int
+    at: dt.datetime
+    channel: str
+    text: str
+    intent: str
+    slots: dict[str, Any]
+    status: str
+    message: str
+    entity: str | None
+    record_id: int | None
+    undoable: bool
+    undone_at: dt.datetime | None
+
+
+class AssistantActionList(msgspec.Struct, frozen=True):
+    items: list[AssistantAction]
+
+
+@routes.get(
+    "/api/v1/assistant/actions",
+    access=Access.read(unscoped="the caller's own actions (an admin: everyone's)"),
+    summary="The audit of the assistant's writes: who, when, typed or spoken, what, result",
+)
+async def list_actions(req: Req, query: AssistantActionsQuery) -> AssistantActionList:
+    async with req.connection() as conn:
+        rows = await writes.actions(conn, req.user, query.limit)
+    return AssistantActionList([msgspec.convert(r, AssistantAction) for r in rows])
+
+
+class AssistantActionPath(msgspec.Struct, frozen=True):
+    action_id: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class AssistantUndone(msgspec.Struct, frozen=True):
+    id: int
+    undone: bool
+    entity: str
+    record_id: int
+
+
+@routes.post(
+    "/api/v1/assistant/actions/{action_id}/undo",
+    access=Access.write(unscoped="the caller's own action, undone through the CRM store's checks"),
+    summary="Undo a write the assistant carried out (delete what it created, restore a change)",
+    errors=(404, 409),
+)
+async def undo_action(req: Req, path: AssistantActionPath) -> AssistantUndone:
+    async with req.connection() as conn, conn.transaction():
+        out = await writes.undo(conn, req.user, path.action_id)
+    return msgspec.convert(out, AssistantUndone)
 
 
 async def _warm(app: web.Application) -> None:

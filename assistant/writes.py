@@ -1,0 +1,361 @@
+"""Confirmed writes, carried out through the CRM store as the caller, audited, and undoable.
+
+Every write goes through `crm.store` (create_record, update_record, delete_record) with the
+caller's principal, so its role, territory and visibility checks apply exactly as on the
+API: the assistant can never do what the user could not. A name in the command is resolved
+against the records the caller may see (the store's ranked, typo-tolerant search); several
+close candidates are answered with a question naming them rather than a guess. Each
+confirmed write is written to `assistant_actions` (who, when, typed or spoken, the text, the
+intent and slots, done or refused and why, the record) with what undoes it: deleting what
+was created, or putting back the old value of what was changed (again through the store,
+so undo too is only what the user may do).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from difflib import SequenceMatcher
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from assistant.understand import Understanding
+from crm.entities import ENTITIES, Entity
+from crm.filters import parse_sort
+from crm.store import create_record, delete_record, get_record, list_records, update_record
+from kernel.errors import ApiError
+from kernel.principal import Principal
+
+Conn = AsyncConnection[Any]
+Row = dict[str, Any]
+
+TABLE = {
+    "account": "accounts",
+    "contact": "contacts",
+    "lead": "leads",
+    "opportunity": "opportunities",
+    "work_order": "work_orders",
+}
+PEOPLE = ("contacts", "leads")
+
+
+@dataclass
+class Done:
+    text: str
+    status: str  # done | refused | not_supported | ask
+    entity: str | None = None
+    record_id: int | None = None
+    undo: dict[str, Any] | None = None
+    options: list[dict[str, Any]] = field(default_factory=list)
+
+
+def label(table: str, row: Row) -> str:
+    if table in PEOPLE:
+        person = " ".join(str(row.get(k) or "") for k in ("first_name", "last_name")).strip()
+        company = row.get("company_name") or row.get("company")
+        return f"{person} at {company}" if company else person
+    return str(row.get("name") or row.get("title") or row.get("subject") or row["id"])
+
+
+class Ambiguous(Exception):
+    def __init__(self, name: str, options: list[tuple[str, Row]]) -> None:
+        super().__init__(name)
+        self.name = name
+        self.options = options
+
+
+class NotFound(Exception):
+    pass
+
+
+def _closeness(name: str, table: str, row: Row) -> float:
+    """How well `name` names `row` (0-1): the best of its whole label and the person alone."""
+    want = " ".join(name.casefold().split())
+    full = label(table, row).casefold()
+    return max(SequenceMatcher(None, want, c).ratio() for c in (full, full.split(" at ")[0]))
+
+
+async def resolve(
+    conn: Conn, principal: Principal, tables: tuple[str, ...], name: str
+) -> tuple[str, Row]:
+    """The one record named `name` among `tables` that the caller may see (the store's search
+    with the caller's access; the whole name first, then its last and first words)."""
+    words = name.split()
+    found: dict[tuple[str, int], tuple[str, Row]] = {}
+    for q in dict.fromkeys([name, words[-1], words[0]] if words else [name]):
+        for table in tables:
+            entity = ENTITIES[table]
+            page = await list_records(
+                conn, entity, principal, sort=parse_sort(entity, None), limit=10, q=q
+            )
+            for r in page.items:
+                found[(table, int(r["id"]))] = (table, r)
+        if found:
+            break
+    ranked = sorted(found.values(), key=lambda tr: -_closeness(name, *tr))
+    close = [tr for tr in ranked if _closeness(name, *tr) >= 0.75]
+    if not close:
+        raise NotFound(name)
+    best = _closeness(name, *close[0])
+    tied = [tr for tr in close if best - _closeness(name, *tr) < 0.02]
+    if len(tied) == 1:
+        return tied[0]
+    raise Ambiguous(name, tied)
+
+
+def _when(slots: dict[str, Any], now: dt.datetime, default_time: str) -> dt.datetime:
+    day = dt.date.fromisoformat(str(slots["date"]))
+    hh, mm = str(slots.get("time") or default_time).split(":")
+    return dt.datetime(day.year, day.month, day.day, int(hh), int(mm), tzinfo=now.tzinfo)
+
+
+def _split(name: str) -> Row:
+    parts = name.split()
+    if len(parts) == 1:
+        return {"last_name": parts[0]}
+    return {"first_name": " ".join(parts[:-1]), "last_name": parts[-1]}
+
+
+def _links(table: str, row: Row) -> Row:
+    key = {"accounts": "account_id", "contacts": "contact_id", "leads": "lead_id"}.get(table)
+    out: Row = {key: row["id"]} if key else {}
+    if table == "contacts" and row.get("account_id"):
+        out["account_id"] = row["account_id"]
+    return out
+
+
+async def carry_out(conn: Conn, principal: Principal, u: Understanding, now: dt.datetime) -> Done:
+    """Carry out the write `u` asks for, as `principal`; raise ApiError when the store refuses."""
+    s = u.slots
+    name = str(s.get("name") or "").strip()
+    if u.intent == "create_record":
+        table = TABLE.get(str(s.get("entity")), "")
+        values: Row
+        if table == "accounts":
+            values = {"name": name}
+        elif table in PEOPLE:
+            values = _split(name)
+            company = s.get("company")
+            if company:
+                values["company_name" if table == "contacts" else "company"] = str(company)
+            for k in ("email", "phone"):
+                if s.get(k):
+                    values[k] = str(s[k])
+        elif table == "opportunities":
+            _, account = await resolve(
+                conn, principal, ("accounts",), str(s.get("company") or name)
+            )
+            values = {"name": f"{account['name']} opportunity", "account_id": account["id"]}
+            if s.get("amount") is not None:
+                values["amount"] = str(s["amount"])
+        else:
+            return Done(
+                "I can create accounts, contacts, leads and opportunities.", "not_supported"
+            )
+        row = await create_record(conn, ENTITIES[table], principal, values)
+        what = ENTITIES[table].singular.replace("_", " ")
+        return Done(
+            f"Created the {what} {label(table, row)}.",
+            "done",
+            table,
+            int(row["id"]),
+            {"op": "delete", "entity": table, "id": int(row["id"])},
+        )
+    if u.intent == "create_work_order":
+        _, account = await resolve(conn, principal, ("accounts",), name)
+        values = {
+            "account_id": account["id"],
+            "title": str(s.get("description") or f"Service request for {account['name']}")[:300],
+            "source": "assistant",
+        }
+        if s.get("priority"):
+            values["priority"] = str(s["priority"])
+        row = await create_record(conn, ENTITIES["work_orders"], principal, values)
+        return Done(
+            f"Opened work order {row['id']} for {account['name']}: {row['title']}.",
+            "done",
+            "work_orders",
+            int(row["id"]),
+            {"op": "delete", "entity": "work_orders", "id": int(row["id"])},
+        )
+    if u.intent in ("log_activity", "schedule_meeting", "set_reminder"):
+        values = {"source": "assistant", "tz": str(now.tzinfo or "UTC")}
+        target = ""
+        if name:
+            table, rec = await resolve(conn, principal, ("contacts", "accounts", "leads"), name)
+            values.update(_links(table, rec))
+            target = label(table, rec)
+        notes = str(s.get("notes") or "").strip()
+        if u.intent == "log_activity":
+            kind = str(s.get("activity_type") or "note")
+            values.update(type=kind, status="open" if kind == "task" else "done")
+            values["subject"] = (notes or f"{kind.title()} with {target or 'no one named'}")[:500]
+            if notes:
+                values["body"] = notes
+            said = f"Logged the {kind}" + (f" with {target}" if target else "")
+        elif u.intent == "schedule_meeting":
+            start = _when(s, now, "09:00")
+            minutes = int(s.get("duration_min") or 30)
+            values.update(
+                type="meeting",
+                status="open",
+                subject=f"Meeting with {target}"[:500],
+                start_at=start.isoformat(),
+                end_at=(start + dt.timedelta(minutes=minutes)).isoformat(),
+            )
+            said = f"Put a {minutes}-minute meeting with {target} in the calendar on {start:%a %d %b at %H:%M}"
+        else:
+            due = _when(s, now, "09:00")
+            values.update(
+                type="task",
+                status="open",
+                subject=(notes or "Reminder")[:500],
+                due_at=due.isoformat(),
+            )
+            said = f"I will remind you on {due:%a %d %b at %H:%M}: {notes or 'reminder'}"
+        row = await create_record(conn, ENTITIES["activities"], principal, values)
+        return Done(
+            said + ".",
+            "done",
+            "activities",
+            int(row["id"]),
+            {"op": "delete", "entity": "activities", "id": int(row["id"])},
+        )
+    if u.intent == "update_record":
+        return await _update(conn, principal, s, name)
+    return Done(
+        "I understood, but I can't carry that out from here yet; please use the app.",
+        "not_supported",
+    )
+
+
+# field of the schema -> (tables it applies to, column)
+FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "name": (("accounts", "opportunities"), "name"),
+    "amount": (("opportunities",), "amount"),
+    "close_date": (("opportunities",), "close_date"),
+    "email": (("contacts", "leads"), "email"),
+    "phone": (("contacts", "leads"), "phone"),
+    "title": (("contacts", "leads"), "title"),
+    "priority": (("work_orders",), "priority"),
+    "status": (("work_orders", "leads"), "status"),
+}
+
+
+async def _update(conn: Conn, principal: Principal, s: dict[str, Any], name: str) -> Done:
+    f = str(s.get("field") or "")
+    table = TABLE.get(str(s.get("entity")), "")
+    known = FIELDS.get(f)
+    if known is None or table not in known[0]:
+        return Done(
+            f"I can't change the {f.replace('_', ' ')} of a {s.get('entity')} from here yet.",
+            "not_supported",
+        )
+    column = known[1]
+    value: Any = s.get("value")
+    if column == "amount":
+        try:
+            value = str(Decimal(str(value)))
+        except InvalidOperation:
+            return Done(f"{value!r} is not an amount.", "refused")
+    _, row = await resolve(conn, principal, (table,), name)
+    old = row.get(column)
+    entity: Entity = ENTITIES[table]
+    new = await update_record(
+        conn, entity, principal, int(row["id"]), {column: value}, None, check_etag=False
+    )
+    return Done(
+        f"Set the {f.replace('_', ' ')} of {label(table, new)} to {new.get(column)}.",
+        "done",
+        table,
+        int(row["id"]),
+        {"op": "update", "entity": table, "id": int(row["id"]), "values": {column: _jsonable(old)}},
+    )
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, dt.date | dt.datetime):
+        return v.isoformat()
+    return v
+
+
+# --------------------------------------------------------------------------- audit and undo
+
+
+async def record(
+    conn: Conn, principal: Principal, channel: str, text: str, u: Understanding, done: Done
+) -> int:
+    cur = await conn.execute(
+        """
+        INSERT INTO assistant_actions
+            (user_id, channel, text, intent, slots, status, message, entity, record_id, undo)
+        VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s::jsonb) RETURNING id
+        """,
+        (
+            principal.user_id,
+            channel,
+            text[:1000],
+            u.intent,
+            json.dumps(u.slots, default=str),
+            done.status,
+            done.text[:1000],
+            done.entity,
+            done.record_id,
+            json.dumps(done.undo) if done.undo else None,
+        ),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def actions(conn: Conn, principal: Principal, limit: int) -> list[Row]:
+    """The caller's own assistant actions, newest first (an admin sees everyone's)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT id, user_id, at, channel, text, intent, slots, status, message, entity, record_id,
+               undo IS NOT NULL AND undone_at IS NULL AS undoable, undone_at
+        FROM assistant_actions WHERE %s OR user_id = %s ORDER BY id DESC LIMIT %s
+        """,
+        (principal.is_admin, principal.user_id, limit),
+    )
+    return list(await cur.fetchall())
+
+
+async def undo(conn: Conn, principal: Principal, action_id: int) -> Row:
+    """Undo one carried-out action of the caller's, through the store; once."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT * FROM assistant_actions WHERE id = %s AND user_id = %s FOR UPDATE",
+        (action_id, principal.user_id),
+    )
+    action = await cur.fetchone()
+    if action is None:
+        raise ApiError(f"no assistant action {action_id} of yours", code="not_found", status=404)
+    if action["undo"] is None:
+        raise ApiError(
+            "that action changed nothing that can be undone", code="conflict", status=409
+        )
+    if action["undone_at"] is not None:
+        raise ApiError("that action was already undone", code="conflict", status=409)
+    spec = action["undo"]
+    entity = ENTITIES[spec["entity"]]
+    if spec["op"] == "delete":
+        await get_record(conn, entity, principal, int(spec["id"]))  # 404 if gone or hidden
+        await delete_record(conn, entity, principal, int(spec["id"]), "*")
+    else:
+        await update_record(
+            conn, entity, principal, int(spec["id"]), dict(spec["values"]), None, check_etag=False
+        )
+    await cur.execute(
+        "UPDATE assistant_actions SET undone_at = now() WHERE id = %s RETURNING undone_at",
+        (action_id,),
+    )
+    return {"id": action_id, "undone": True, "entity": spec["entity"], "record_id": spec["id"]}

@@ -1,0 +1,166 @@
+"""Confirmed writes end to end on the real app: carried out through the CRM store as the
+caller (names resolved among what they may see, a question when several match), audited in
+assistant_actions, and undone through the store again; refusals change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kernel.settings import Settings
+from tests.appserver import serve_app
+from tests.world import Api, People
+
+pytestmark = pytest.mark.integration
+
+NOW = "2026-03-02T09:00:00"  # a Monday
+
+
+@pytest.fixture(scope="module")
+def url(test_settings: Settings) -> Iterator[str]:
+    with serve_app(test_settings, ("crm.routes", "assistant.routes")) as u:
+        yield u
+
+
+@pytest.fixture(scope="module")
+def world(url: str, people: People) -> dict[str, Any]:
+    """Letters-only names (the tag) so they read as names; two Anna Webers for rep1."""
+    tag = "".join(chr(97 + int(c, 16)) for c in people.suffix)
+    admin = people.api(url, "admin")
+
+    def make(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = admin.post(path, body)
+        assert r.status_code == 201, r.text
+        out: dict[str, Any] = r.json()
+        return out
+
+    acme = make("/accounts", {"name": f"Acme{tag}", "territory_id": people.t1})
+    brandt = make("/accounts", {"name": f"Brandt{tag}", "territory_id": people.t1})
+    south = make("/accounts", {"name": f"Southco{tag}", "territory_id": people.t2})
+    w1 = make(
+        "/contacts",
+        {"first_name": "Anna", "last_name": f"Weber{tag}", "company_name": acme["name"],
+         "territory_id": people.t1, "phone": "111"},
+    )  # fmt: skip
+    w2 = make(
+        "/contacts",
+        {"first_name": "Anna", "last_name": f"Weber{tag}", "company_name": brandt["name"],
+         "territory_id": people.t1},
+    )  # fmt: skip
+    lisa = make(
+        "/contacts",
+        {"first_name": "Lisa", "last_name": f"Brown{tag}", "territory_id": people.t1,
+         "phone": "0301234567"},
+    )  # fmt: skip
+    return {
+        "tag": tag,
+        "acme": acme,
+        "brandt": brandt,
+        "south": south,
+        "w1": w1,
+        "w2": w2,
+        "lisa": lisa,
+    }
+
+
+def ask(api: Api, text: str, **extra: Any) -> dict[str, Any]:
+    r = api.post("/assistant/messages", {"text": text, "now": NOW, "tz": "Europe/Berlin", **extra})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def activities(api: Api, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = api.get("/activities", params={"limit": 100, **params}).json()[
+        "items"
+    ]
+    return items
+
+
+def test_log_a_call_is_audited_and_undone(url: str, people: People, world: dict[str, Any]) -> None:
+    rep = people.api(url, "rep1")
+    text = f"log a call with Lisa Brown{world['tag']} about the pump quote"
+    first = ask(rep, text)
+    assert first["intent"] == "log_activity" and first["needs_confirmation"] is True
+    assert activities(rep, contact_id=world["lisa"]["id"]) == []
+    r = ask(rep, text, confirm=True)
+    action = r["actions"][0]
+    assert action["status"] == "done" and action["entity"] == "activities"
+    logged = activities(rep, contact_id=world["lisa"]["id"])
+    assert [(a["type"], a["status"], a["source"]) for a in logged] == [
+        ("call", "done", "assistant")
+    ]
+    assert "pump quote" in logged[0]["subject"]
+    assert r["links"] == [f"/api/v1/activities/{logged[0]['id']}"]
+    audit = rep.get("/assistant/actions").json()["items"]
+    mine = next(a for a in audit if a["id"] == action["action_id"])
+    assert (mine["intent"], mine["status"], mine["channel"], mine["undoable"]) == (
+        "log_activity", "done", "text", True,
+    )  # fmt: skip
+    # someone else cannot undo it; its author can, once
+    assert (
+        people.api(url, "rep2").post(f"/assistant/actions/{action['action_id']}/undo").status_code
+        == 404
+    )
+    u = rep.post(f"/assistant/actions/{action['action_id']}/undo")
+    assert u.status_code == 200, u.text
+    assert activities(rep, contact_id=world["lisa"]["id"]) == []
+    assert rep.post(f"/assistant/actions/{action['action_id']}/undo").status_code == 409
+
+
+def test_two_people_of_one_name_get_a_question_not_a_guess(
+    url: str, people: People, world: dict[str, Any]
+) -> None:
+    rep = people.api(url, "rep1")
+    r = ask(rep, f"log a call with Anna Weber{world['tag']}", confirm=True)
+    assert r["actions"][0]["type"] == "disambiguate"
+    assert world["acme"]["name"] in r["answer"] and world["brandt"]["name"] in r["answer"]
+    assert (
+        activities(rep, contact_id=world["w1"]["id"])
+        == activities(rep, contact_id=world["w2"]["id"])
+        == []
+    )
+
+
+def test_a_change_is_made_and_put_back(url: str, people: People, world: dict[str, Any]) -> None:
+    rep = people.api(url, "rep1")
+    r = ask(rep, f"change the phone of Lisa Brown{world['tag']} to 0170 5551234", confirm=True)
+    assert r["intent"] == "update_record" and r["actions"][0]["status"] == "done", r
+    after = rep.get(f"/contacts/{world['lisa']['id']}").json()
+    assert after["phone"] == "01705551234"
+    assert rep.post(f"/assistant/actions/{r['actions'][0]['action_id']}/undo").status_code == 200
+    assert rep.get(f"/contacts/{world['lisa']['id']}").json()["phone"] == "0301234567"
+
+
+def test_work_orders_and_meetings_only_where_the_caller_may(
+    url: str, people: People, world: dict[str, Any]
+) -> None:
+    rep = people.api(url, "rep1")
+    r = ask(
+        rep,
+        f"new work order for Acme{world['tag']} high priority replace the cooling fan",
+        confirm=True,
+    )
+    assert r["intent"] == "create_work_order" and r["actions"][0]["status"] == "done", r
+    wo = rep.get(f"/work_orders/{r['actions'][0]['id']}").json()
+    assert (wo["account_id"], wo["priority"]) == (world["acme"]["id"], "high")
+    # rep1 cannot see the south territory's account: no work order, nothing audited as done
+    r = ask(rep, f"new work order for Southco{world['tag']} replace the fan", confirm=True)
+    assert r["actions"][0]["status"] == "not_found" and r["links"] == []
+    m = ask(rep, f"book 45 minutes with Lisa Brown{world['tag']} on Friday at 2pm", confirm=True)
+    assert m["intent"] == "schedule_meeting" and m["actions"][0]["status"] == "done", m
+    meeting = rep.get(f"/activities/{m['actions'][0]['id']}").json()
+    assert meeting["type"] == "meeting" and meeting["start_at"].startswith("2026-03-06T13:00")
+    assert meeting["end_at"].startswith("2026-03-06T13:45")
+
+
+def test_a_viewer_is_refused_and_the_refusal_is_audited(
+    url: str, people: People, world: dict[str, Any]
+) -> None:
+    viewer = people.api(url, "viewer")
+    r = ask(viewer, f"remind me friday to call Lisa Brown{world['tag']}", confirm=True)
+    assert r["intent"] == "set_reminder" and r["actions"][0]["status"] == "refused"
+    audit = viewer.get("/assistant/actions").json()["items"]
+    assert audit[0]["status"] == "refused" and audit[0]["undoable"] is False
