@@ -120,6 +120,20 @@ export function mountAssistant(slot) {
       const href = m ? `#/r/${m[1]}/${m[2]}` : link.replace(/^\/console\/?/, '');
       extra.push(h('a', { href, class: 'assistant-link' }, m ? `${m[1].replace('_', ' ')} ${m[2]}` : 'open'));
     }
+    const undoable = (reply.actions || []).find((a) => a.status === 'done' && a.undoable && a.action_id);
+    if (undoable) {
+      const undo = h('button', { type: 'button', class: 'assistant-undo' }, 'Undo');
+      undo.addEventListener('click', async () => {
+        undo.remove();
+        try {
+          await api(`/api/v1/assistant/actions/${undoable.action_id}/undo`, { method: 'POST' });
+          say('bot', 'Undone.');
+        } catch (err) {
+          say('error', (err.data && err.data.error && err.data.error.message) || err.message);
+        }
+      });
+      extra.push(undo);
+    }
     if (reply.needs_confirmation) {
       const yes = h('button', { type: 'button', class: 'assistant-confirm' }, 'Do it');
       const no = h('button', { type: 'button' }, 'Cancel');

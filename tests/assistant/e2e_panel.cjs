@@ -40,7 +40,12 @@ const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwri
     const n = await bots().count();
     await pending.locator('button.assistant-confirm').click();
     await page.waitForFunction((k) => document.querySelectorAll('.assistant-log li.assistant-bot').length > k, n);
-    const done = await bots().nth(n).textContent();
+    const done = await bots().nth(n).locator('span').textContent();
+    // undo what was just created
+    const m = await bots().count();
+    await bots().nth(n).locator('button.assistant-undo').click();
+    await page.waitForFunction((k) => document.querySelectorAll('.assistant-log li.assistant-bot').length > k, m);
+    const undone = await bots().nth(m).textContent();
     // push-to-talk: hold the button while the fake microphone plays the recording
     const before = await bots().count();
     const talk = page.locator('.assistant-talk');
@@ -54,7 +59,7 @@ const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwri
     const spoken = bots().nth(before);
     const voiceIntent = await spoken.getAttribute('data-intent');
     await page.waitForFunction(() => location.hash === '#/map', null, { timeout: 10000 }).catch(() => {});
-    console.log(JSON.stringify({ found, question, done, heard, voiceIntent, hash: await page.evaluate(() => location.hash), errors }));
+    console.log(JSON.stringify({ found, question, done, undone, heard, voiceIntent, hash: await page.evaluate(() => location.hash), errors }));
   } finally {
     await browser.close();
   }

@@ -1,5 +1,5 @@
 """The console's assistant panel in headless Chromium: a typed search answered within the
-rep's access, a write confirmed with "Do it" and carried out, and push-to-talk with
+rep's access, a write confirmed with "Do it", carried out and undone, and push-to-talk with
 Chromium's fake microphone playing speech synthesised by piper, recognised on the server."""
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def test_the_panel_answers_typed_and_spoken_commands(
         row = conn.execute(
             "SELECT territory_id FROM accounts WHERE name = %s", (f"Osprey Works {tag}",)
         ).fetchone()
-    assert row is not None
+    assert row is None  # undone from the panel
+    assert r["undone"] == "Undone."
     assert "open the map" in r["heard"]
     assert r["voiceIntent"] == "navigate" and r["hash"] == "#/map"
     assert r["errors"] == []
