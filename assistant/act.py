@@ -6,8 +6,8 @@ caller's scope), the rep's next stop (their next scheduled work order). Writes a
 run without a confirmation: the answer says what would be done and asks for it; the
 client sends the same text again with `confirm: true` to carry it out (stateless, so any
 chat or voice platform can drive it). Confirmed writes are carried out by assistant.writes
-through the CRM store as the caller, audited, and undoable; check-in, visit completion and
-alert acknowledgement answer that they are not supported from here yet.
+through the CRM store as the caller, audited, and undoable where the CRM allows it (check-in, visit close with dictated
+notes, alert acknowledgement included).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from difflib import SequenceMatcher
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from assistant.understand import Understanding
@@ -29,6 +29,7 @@ from crm.filters import parse_sort
 from crm.store import create_record, delete_record, get_record, list_records, update_record
 from kernel.errors import ApiError
 from kernel.principal import Principal
+from telemetry.access import device_clause
 
 Conn = AsyncConnection[Any]
 Row = dict[str, Any]
@@ -227,10 +228,126 @@ async def carry_out(conn: Conn, principal: Principal, u: Understanding, now: dt.
         )
     if u.intent == "update_record":
         return await _update(conn, principal, s, name)
+    if u.intent in ("check_in", "complete_visit"):
+        return await _visit(conn, principal, u.intent, str(s.get("notes") or "").strip(), now)
+    if u.intent == "acknowledge_alert":
+        return await _acknowledge(conn, principal, str(s.get("device") or ""))
     return Done(
         "I understood, but I can't carry that out from here yet; please use the app.",
         "not_supported",
     )
+
+
+async def _current_job(conn: Conn, principal: Principal, statuses: tuple[str, ...]) -> Row | None:
+    """The caller's job in progress, else their next scheduled one (as the next stop does)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT w.id FROM work_orders w
+        WHERE w.assignee_id = %s AND w.status = ANY(%s)
+        ORDER BY (w.status = 'in_progress') DESC, w.scheduled_start NULLS LAST, w.id LIMIT 1
+        """,
+        (principal.user_id, list(statuses)),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return await get_record(conn, ENTITIES["work_orders"], principal, int(row["id"]))
+
+
+async def _visit(
+    conn: Conn, principal: Principal, intent: str, notes: str, now: dt.datetime
+) -> Done:
+    """Check in (the job goes in progress) or finish the visit (done; what was said goes
+    into a note on the job: voice data entry), through the store as the caller."""
+    open_ = (
+        ("in_progress", "scheduled", "assigned")
+        if intent == "complete_visit"
+        else ("scheduled", "assigned", "new")
+    )
+    job = await _current_job(conn, principal, open_)
+    if job is None:
+        return Done(
+            "You have no open job to " + ("check in to." if intent == "check_in" else "close."),
+            "refused",
+        )
+    wo = ENTITIES["work_orders"]
+    status = "in_progress" if intent == "check_in" else "done"
+    undo: list[dict[str, Any]] = [
+        {
+            "op": "update",
+            "entity": "work_orders",
+            "id": int(job["id"]),
+            "values": {"status": job["status"]},
+        }
+    ]
+    await update_record(
+        conn, wo, principal, int(job["id"]), {"status": status}, None, check_etag=False
+    )
+    said = (
+        f"Checked you in at {job['title']}."
+        if intent == "check_in"
+        else f"Closed the visit: {job['title']}."
+    )
+    if notes:
+        note = await create_record(
+            conn,
+            ENTITIES["activities"],
+            principal,
+            {
+                "type": "note",
+                "status": "done",
+                "subject": notes[:500],
+                "body": notes,
+                "work_order_id": job["id"],
+                "account_id": job["account_id"],
+                "source": "assistant",
+                "tz": str(now.tzinfo or "UTC"),
+            },
+        )
+        undo.insert(0, {"op": "delete", "entity": "activities", "id": int(note["id"])})
+        said += f" Noted: {notes}."
+    # A closed job cannot be reopened (the CRM's transitions): closing is not undoable.
+    return Done(
+        said, "done", "work_orders", int(job["id"]), {"ops": undo} if intent == "check_in" else None
+    )
+
+
+def _compact(v: str) -> str:
+    return "".join(c for c in v.casefold() if c.isalnum())
+
+
+async def _acknowledge(conn: Conn, principal: Principal, device: str) -> Done:
+    """Acknowledge the active alert of the named device (or the only active one), among the
+    devices the caller may see, as the alerts API does (the caller is who acknowledged it)."""
+    visible, params = device_clause(principal, sql.Identifier("a", "device_id"))
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        sql.SQL(
+            "SELECT a.alert_id, a.device_id, a.state FROM alerts a "
+            "WHERE a.state = 'raised' AND {} ORDER BY a.raised_at DESC LIMIT 200"
+        ).format(visible),
+        params,
+    )
+    rows = list(await cur.fetchall())
+    want = _compact(device)
+    if want:
+        rows = [r for r in rows if want in _compact(str(r["device_id"]))]
+    if not rows:
+        return Done(
+            f"There is no open alert{' on ' + device if device else ''} that you can see.",
+            "refused",
+        )
+    if len(rows) > 1:
+        names = ", ".join(sorted({str(r["device_id"]) for r in rows})[:5])
+        return Done(f"Several alerts are open ({names}); say which device.", "refused")
+    alert = rows[0]
+    await conn.execute(
+        "UPDATE alerts SET state = 'acknowledged', acknowledged_by = %s, acknowledged_at = now() "
+        "WHERE alert_id = %s AND state = 'raised'",
+        (principal.email, alert["alert_id"]),
+    )
+    return Done(f"Acknowledged the alert on {alert['device_id']}.", "done", "alerts", None)
 
 
 # field of the schema -> (tables it applies to, column)
@@ -341,19 +458,29 @@ async def undo(conn: Conn, principal: Principal, action_id: int) -> Row:
         raise ApiError(f"no assistant action {action_id} of yours", code="not_found", status=404)
     if action["undo"] is None:
         raise ApiError(
-            "that action changed nothing that can be undone", code="conflict", status=409
+            "that action cannot be undone (it created or changed nothing that can be put back)",
+            code="conflict",
+            status=409,
         )
     if action["undone_at"] is not None:
         raise ApiError("that action was already undone", code="conflict", status=409)
-    spec = action["undo"]
-    entity = ENTITIES[spec["entity"]]
-    if spec["op"] == "delete":
-        await get_record(conn, entity, principal, int(spec["id"]))  # 404 if gone or hidden
-        await delete_record(conn, entity, principal, int(spec["id"]), "*")
-    else:
-        await update_record(
-            conn, entity, principal, int(spec["id"]), dict(spec["values"]), None, check_etag=False
-        )
+    first = action["undo"]
+    for spec in first.get("ops", [first]):
+        entity = ENTITIES[spec["entity"]]
+        if spec["op"] == "delete":
+            await get_record(conn, entity, principal, int(spec["id"]))  # 404 if gone or hidden
+            await delete_record(conn, entity, principal, int(spec["id"]), "*")
+        else:
+            await update_record(
+                conn,
+                entity,
+                principal,
+                int(spec["id"]),
+                dict(spec["values"]),
+                None,
+                check_etag=False,
+            )
+    spec = first.get("ops", [first])[-1]
     await cur.execute(
         "UPDATE assistant_actions SET undone_at = now() WHERE id = %s RETURNING undone_at",
         (action_id,),

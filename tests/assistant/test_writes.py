@@ -164,3 +164,60 @@ def test_a_viewer_is_refused_and_the_refusal_is_audited(
     assert r["intent"] == "set_reminder" and r["actions"][0]["status"] == "refused"
     audit = viewer.get("/assistant/actions").json()["items"]
     assert audit[0]["status"] == "refused" and audit[0]["undoable"] is False
+
+
+def test_check_in_and_a_dictated_visit_close(
+    url: str, people: People, world: dict[str, Any]
+) -> None:
+    admin, rep = people.api(url, "admin"), people.api(url, "rep2")
+    wo = admin.post(
+        "/work_orders",
+        {"title": "replace the seal", "account_id": world["south"]["id"],
+         "assignee_id": people.users["rep2"], "scheduled_start": "2026-03-02T10:00:00+01:00",
+         "status": "scheduled"},
+    )  # fmt: skip
+    assert wo.status_code == 201, wo.text
+    job = wo.json()
+    c = ask(rep, "i'm on site now", confirm=True)
+    assert c["intent"] == "check_in" and c["actions"][0]["status"] == "done", c
+    assert rep.get(f"/work_orders/{job['id']}").json()["status"] == "in_progress"
+    assert c["actions"][0]["undoable"] is True
+    d = ask(rep, "done replaced the seal and tested the pressure", confirm=True)
+    assert d["intent"] == "complete_visit" and d["actions"][0]["status"] == "done", d
+    assert rep.get(f"/work_orders/{job['id']}").json()["status"] == "done"
+    notes = activities(rep, work_order_id=job["id"])
+    assert [n["type"] for n in notes] == ["note"] and "seal" in notes[0]["body"]
+    # a closed job cannot be reopened (the CRM's transitions), so closing is not undoable
+    assert d["actions"][0]["undoable"] is False
+    u = rep.post(f"/assistant/actions/{d['actions'][0]['action_id']}/undo")
+    assert u.status_code == 409 and "cannot be undone" in u.text
+    assert rep.get(f"/work_orders/{job['id']}").json()["status"] == "done"
+
+
+def test_alert_acknowledged_only_on_a_device_the_caller_may_see(
+    url: str, people: People, test_settings: Settings
+) -> None:
+    import time
+
+    import psycopg
+
+    from alerts import store as alert_store
+    from alerts.rules import Severity
+
+    device = f"CMP-{people.suffix[:4]}"
+    with psycopg.connect(test_settings.dsn) as conn:
+        ev = alert_store.raise_alert(
+            conn, device, "vibration_high", Severity.CRITICAL, int(time.time() * 1000)
+        )
+        conn.commit()
+    r = ask(people.api(url, "rep1"), f"acknowledge the {device} alarm", confirm=True)
+    assert r["actions"][0]["status"] == "refused"  # rep1 may not see that device
+    r = ask(people.api(url, "manager"), f"acknowledge the {device} alarm", confirm=True)
+    assert r["intent"] == "acknowledge_alert" and r["actions"][0]["status"] in ("done", "refused")
+    r = ask(people.api(url, "admin"), f"acknowledge the {device} alarm", confirm=True)
+    assert r["actions"][0]["status"] == "done", r
+    with psycopg.connect(test_settings.dsn) as conn:
+        row = conn.execute(
+            "SELECT state, acknowledged_by FROM alerts WHERE alert_id = %s", (ev.alert.alert_id,)
+        ).fetchone()
+    assert row is not None and row[0] == "acknowledged" and row[1].startswith("admin-")
