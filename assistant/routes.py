@@ -26,12 +26,24 @@ from aiohttp import web
 from assistant import voice, writes
 from assistant.act import act, visible_names
 from assistant.classifier import default_model
-from assistant.understand import understand
+from assistant.dialogue import understand_in_context
 from kernel.errors import ApiError, Unprocessable
 from kernel.http import Access, RawBody, Req, Routes
 from kernel.web import SETTINGS
 
 routes = Routes("assistant", "Plain-language commands: understanding and answers")
+
+
+ContextValue = Annotated[str, msgspec.Meta(max_length=300)] | int | float
+
+
+class AssistantContext(msgspec.Struct, frozen=True):
+    """The previous answer's `context`, sent back for follow-ups and pronouns."""
+
+    intent: Annotated[str, msgspec.Meta(max_length=40)]
+    slots: Annotated[
+        dict[Annotated[str, msgspec.Meta(max_length=40)], ContextValue], msgspec.Meta(max_length=20)
+    ] = {}
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -56,6 +68,7 @@ class Message(msgspec.Struct, frozen=True):
         ]
         | None
     ) = None
+    context: AssistantContext | None = None
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -66,6 +79,7 @@ class Reply(msgspec.Struct, frozen=True):
     actions: list[dict[str, Any]]
     links: list[str]
     needs_confirmation: bool
+    context: AssistantContext | None = None
 
 
 @routes.post(
@@ -74,7 +88,7 @@ class Reply(msgspec.Struct, frozen=True):
     summary="Understand one command and answer it",
 )
 async def post_message(req: Req, body: Message) -> Reply:
-    return await _answer(req, body.text, body.tz, body.now, body.confirm)
+    return await _answer(req, body.text, body.tz, body.now, body.confirm, context=body.context)
 
 
 def _local_now(tz: str, now: dt.datetime | None) -> tuple[ZoneInfo, dt.datetime]:
@@ -88,12 +102,19 @@ def _local_now(tz: str, now: dt.datetime | None) -> tuple[ZoneInfo, dt.datetime]
 
 
 async def _answer(
-    req: Req, text: str, tz: str, now: dt.datetime | None, confirm: bool, channel: str = "text"
+    req: Req,
+    text: str,
+    tz: str,
+    now: dt.datetime | None,
+    confirm: bool,
+    channel: str = "text",
+    context: AssistantContext | None = None,
 ) -> Reply:
     zone, local = _local_now(tz, now)
     # loaded or fitted off the event loop (at once when the start-up warm-up has run)
     model = await asyncio.to_thread(default_model, req.settings.state_dir / "cache")
-    u = understand(text, local, fallback=model)
+    prev = {"intent": context.intent, "slots": dict(context.slots)} if context else None
+    u = understand_in_context(text, local, prev, fallback=model)
     async with req.connection() as conn:
         answer = await act(
             conn, req.user, u, local.replace(tzinfo=zone), confirm, text=text, channel=channel
@@ -106,6 +127,16 @@ async def _answer(
         answer.actions,
         answer.links,
         answer.needs_confirmation,
+        AssistantContext(
+            u.intent,
+            {
+                k: v[:300] if isinstance(v, str) else v
+                for k, v in u.slots.items()
+                if isinstance(v, str | int | float)
+            },
+        )
+        if u.intent != "out_of_scope"
+        else context,
     )
 
 

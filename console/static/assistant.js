@@ -112,8 +112,15 @@ export function mountAssistant(slot) {
     } catch { /* reading aloud is a nicety: the answer is on screen */ }
   }
 
+  /** the previous answer's intent and slots, sent back for follow-ups ("and last quarter?") */
+  let context = null;
+
   /** @param {any} reply @param {string} text */
   function answer(reply, text) {
+    if (reply.intent !== 'out_of_scope') {
+      const slots = Object.fromEntries(Object.entries(reply.slots || {}).filter(([, v]) => typeof v === 'string' || typeof v === 'number'));
+      context = reply.context || { intent: reply.intent, slots };
+    }
     const extra = [];
     for (const link of reply.links || []) {
       const m = /^\/api\/v1\/(\w+)\/(\d+)$/.exec(link);
@@ -153,7 +160,7 @@ export function mountAssistant(slot) {
     if (!confirm) say('me', text);
     status.textContent = 'Thinking…';
     try {
-      answer(await api('/api/v1/assistant/messages', { method: 'POST', body: { text, tz: tz(), confirm } }), text);
+      answer(await api('/api/v1/assistant/messages', { method: 'POST', body: { text, tz: tz(), confirm, context } }), text);
       status.textContent = '';
     } catch (err) {
       status.textContent = '';

@@ -252,3 +252,25 @@ def test_an_intent_without_its_required_slots_is_out_of_scope() -> None:
         "set the ac in the van to 20", MON, fallback=_Sure("update_record")
     ).intent == ("out_of_scope")
     assert understand("bluebird pipeline", MON, fallback=_Sure("navigate")).intent == "navigate"
+
+
+def test_follow_ups_and_pronouns_in_context() -> None:
+    from assistant.dialogue import understand_in_context as follow
+
+    figure = {
+        "intent": "report_query",
+        "slots": {"metric": "pipeline_value", "period": "this_quarter"},
+    }
+    u = follow("and last quarter?", MON, figure)
+    assert (u.intent, u.slots) == (
+        "report_query",
+        {"metric": "pipeline_value", "period": "last_quarter"},
+    )
+    u = follow("what about the south territory", MON, figure)
+    assert u.slots["territory"] == "south" and u.slots["metric"] == "pipeline_value"
+    person = {"intent": "search_records", "slots": {"entity": "contact", "name": "Anna Weber"}}
+    u = follow("log a call with him about the quote", MON, person)
+    assert (u.intent, u.slots["name"]) == ("log_activity", "Anna Weber")
+    # a new request is not bent into the old one
+    assert follow("open the map", MON, figure).intent == "navigate"
+    assert follow("and last quarter?", MON, None).intent == "out_of_scope"

@@ -221,3 +221,26 @@ def test_alert_acknowledged_only_on_a_device_the_caller_may_see(
             "SELECT state, acknowledged_by FROM alerts WHERE alert_id = %s", (ev.alert.alert_id,)
         ).fetchone()
     assert row is not None and row[0] == "acknowledged" and row[1].startswith("admin-")
+
+
+def test_follow_ups_use_the_context_the_client_sends_back(
+    url: str, people: People, world: dict[str, Any]
+) -> None:
+    rep = people.api(url, "rep1")
+    found = ask(rep, f"find contacts named Lisa Brown{world['tag']}")
+    assert found["context"]["slots"]["name"] == f"Lisa Brown{world['tag']}"
+    r = ask(rep, "call her tomorrow at 10", context=found["context"], confirm=True)
+    assert r["intent"] == "schedule_meeting" and r["actions"][0]["status"] == "done", r
+    meeting = rep.get(f"/activities/{r['actions'][0]['id']}").json()
+    assert meeting["contact_id"] == world["lisa"]["id"]
+    assert meeting["start_at"].startswith("2026-03-03T09:00")  # 10:00 in Berlin
+    # without the context, the same words are not carried out
+    assert ask(rep, "call her tomorrow at 10", confirm=True)["intent"] == "out_of_scope"
+    figure = ask(rep, "how much pipeline do we have this quarter")
+    more = ask(rep, "and last quarter?", context=figure["context"])
+    assert more["intent"] == "report_query"
+    assert more["slots"] == {"metric": "pipeline_value", "period": "last_quarter"}
+    bad = rep.post(
+        "/assistant/messages", {"text": "and?", "context": {"intent": "x" * 41, "slots": {}}}
+    )
+    assert bad.status_code in (400, 422) and "context" in bad.json()["error"]["field"]
