@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -110,6 +111,7 @@ async def _answer(
     channel: str = "text",
     context: AssistantContext | None = None,
 ) -> Reply:
+    started = time.perf_counter()
     zone, local = _local_now(tz, now)
     # loaded or fitted off the event loop (at once when the start-up warm-up has run)
     model = await asyncio.to_thread(default_model, req.settings.state_dir / "cache")
@@ -119,6 +121,11 @@ async def _answer(
         answer = await act(
             conn, req.user, u, local.replace(tzinfo=zone), confirm, text=text, channel=channel
         )
+        result = writes.outcome(u.intent, answer.actions, answer.needs_confirmation)
+        await writes.log_message(
+            conn, req.user, channel, u.intent, u.by, u.confidence, result,
+            (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
     return Reply(
         u.intent,
         round(u.confidence, 3),
@@ -291,6 +298,62 @@ async def undo_action(req: Req, path: AssistantActionPath) -> AssistantUndone:
     async with req.connection() as conn, conn.transaction():
         out = await writes.undo(conn, req.user, path.action_id)
     return msgspec.convert(out, AssistantUndone)
+
+
+class AssistantAnalyticsQuery(msgspec.Struct, frozen=True):
+    days: Annotated[int, msgspec.Meta(ge=1, le=366)] = 30
+
+
+class AssistantIntentFigures(msgspec.Struct, frozen=True):
+    intent: str
+    volume: int
+    success_rate: float
+    fallback_rate: float
+    confirmation_rate: float
+    refusal_rate: float
+    voice_share: float
+    p95_ms: float
+
+
+class AssistantAnalytics(msgspec.Struct, frozen=True):
+    days: int
+    conversations: int
+    average_turns: float
+    intents: list[AssistantIntentFigures]
+
+
+@routes.get(
+    "/api/v1/assistant/analytics",
+    access=Access.read(unscoped="figures over the users the caller may see (self, team, all)"),
+    summary="Assistant analytics: per intent volume, success, fallback, confirmation, refusal "
+    "and voice rates, p95 latency; conversations and average turns",
+)
+async def get_analytics(req: Req, query: AssistantAnalyticsQuery) -> AssistantAnalytics:
+    async with req.connection() as conn:
+        a = await writes.analytics(conn, req.user, query.days)
+    return AssistantAnalytics(
+        query.days,
+        int(a["conversations"]),
+        round(float(a["average_turns"]), 2),
+        [
+            AssistantIntentFigures(
+                r["intent"],
+                int(r["volume"]),
+                *(
+                    round(float(r[k] or 0), 4)
+                    for k in (
+                        "success_rate",
+                        "fallback_rate",
+                        "confirmation_rate",
+                        "refusal_rate",
+                        "voice_share",
+                        "p95_ms",
+                    )
+                ),
+            )
+            for r in a["intents"]
+        ],
+    )
 
 
 async def _warm(app: web.Application) -> None:

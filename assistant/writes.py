@@ -486,3 +486,82 @@ async def undo(conn: Conn, principal: Principal, action_id: int) -> Row:
         (action_id,),
     )
     return {"id": action_id, "undone": True, "entity": spec["entity"], "record_id": spec["id"]}
+
+
+# --------------------------------------------------------------------------- analytics
+
+
+def outcome(intent: str, actions: list[dict[str, Any]], needs_confirmation: bool) -> str:
+    """What became of one message: done, refused, asked (a question back), confirm (awaiting
+    a yes), answered (a read), out_of_scope."""
+    if intent == "out_of_scope":
+        return "out_of_scope"
+    if needs_confirmation:
+        return "confirm"
+    status = str(actions[0].get("status") or actions[0].get("type")) if actions else ""
+    if status == "disambiguate":
+        return "asked"
+    if status in ("done", "refused", "not_found", "not_supported"):
+        return "done" if status == "done" else "refused"
+    return "answered"
+
+
+async def log_message(
+    conn: Conn, principal: Principal, channel: str, intent: str, by: str, confidence: float,
+    result: str, latency_ms: float,
+) -> None:  # fmt: skip
+    await conn.execute(
+        "INSERT INTO assistant_messages (user_id, channel, intent, decided_by, confidence, outcome,"
+        " latency_ms) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (principal.user_id, channel, intent, by[:40], confidence, result, latency_ms),
+    )
+
+
+async def analytics(conn: Conn, principal: Principal, days: int) -> Row:
+    """Per intent volume and rates over the last `days`, for the users the caller may see
+    (an admin or viewer: everyone; a manager: their team; others: themselves). A conversation
+    is a run of one user's messages with less than 10 minutes between them."""
+    who = sql.SQL("TRUE") if principal.sees_everything else sql.SQL("m.user_id = ANY(%s)")
+    params: list[Any] = [] if principal.sees_everything else [list(principal.team_user_ids)]
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        sql.SQL(
+            """
+            SELECT m.intent, count(*) AS volume,
+                   avg((m.outcome IN ('answered', 'done'))::int) AS success_rate,
+                   avg((m.decided_by LIKE 'model%%' OR m.outcome = 'out_of_scope')::int) AS fallback_rate,
+                   avg((m.outcome = 'confirm')::int) AS confirmation_rate,
+                   avg((m.outcome = 'refused')::int) AS refusal_rate,
+                   avg((m.channel = 'voice')::int) AS voice_share,
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY m.latency_ms) AS p95_ms
+            FROM assistant_messages m
+            WHERE m.at > now() - make_interval(days => %s) AND {}
+            GROUP BY m.intent ORDER BY volume DESC, m.intent
+            """
+        ).format(who),
+        [days, *params],
+    )
+    intents = list(await cur.fetchall())
+    await cur.execute(
+        sql.SQL(
+            """
+            SELECT count(*) AS conversations, coalesce(avg(n), 0)::float AS average_turns FROM (
+              SELECT b.user_id, b.conv, count(*) AS n FROM (
+                SELECT a.user_id, sum(a.starts) OVER (PARTITION BY a.user_id ORDER BY a.at, a.id)
+                       AS conv
+                FROM (
+                  SELECT m.user_id, m.at, m.id,
+                         CASE WHEN m.at - lag(m.at) OVER (PARTITION BY m.user_id ORDER BY m.at, m.id)
+                                   < interval '10 minutes' THEN 0 ELSE 1 END AS starts
+                  FROM assistant_messages m
+                  WHERE m.at > now() - make_interval(days => %s) AND {}
+                ) a
+              ) b GROUP BY b.user_id, b.conv
+            ) c
+            """
+        ).format(who),
+        [days, *params],
+    )
+    conv = await cur.fetchone()
+    assert conv is not None
+    return {"intents": intents, **conv}

@@ -244,3 +244,34 @@ def test_follow_ups_use_the_context_the_client_sends_back(
         "/assistant/messages", {"text": "and?", "context": {"intent": "x" * 41, "slots": {}}}
     )
     assert bad.status_code in (400, 422) and "context" in bad.json()["error"]["field"]
+
+
+def test_analytics_count_what_the_caller_may_see(
+    url: str, people: People, world: dict[str, Any], test_settings: Settings
+) -> None:
+    import psycopg
+
+    rep = people.api(url, "rep2")
+    ask(rep, "open the map")
+    ask(rep, "open the alerts")
+    ask(rep, "what is the capital of peru")
+    ask(rep, f"create account Zinnia{world['tag']}")
+    mine = rep.get("/assistant/analytics", params={"days": 1}).json()
+    by = {f["intent"]: f for f in mine["intents"]}
+    assert by["navigate"]["volume"] >= 2 and by["navigate"]["success_rate"] == 1.0
+    assert by["out_of_scope"]["fallback_rate"] == 1.0
+    assert by["create_record"]["confirmation_rate"] == 1.0
+    assert mine["conversations"] >= 1 and mine["average_turns"] >= 2
+    # rep1 sees only their own figures: exactly the messages rep1 sent
+    other = people.api(url, "rep1").get("/assistant/analytics", params={"days": 1}).json()
+    with psycopg.connect(test_settings.dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM assistant_messages WHERE user_id = %s", (people.users["rep1"],)
+        ).fetchone()
+    assert row is not None and sum(f["volume"] for f in other["intents"]) == row[0]
+    everyone = people.api(url, "admin").get("/assistant/analytics", params={"days": 1}).json()
+    total = sum(f["volume"] for f in everyone["intents"])
+    assert total >= sum(f["volume"] for f in mine["intents"]) + sum(
+        f["volume"] for f in other["intents"]
+    )
+    assert rep.get("/assistant/analytics", params={"days": 0}).status_code in (400, 422)
