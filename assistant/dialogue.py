@@ -35,7 +35,7 @@ def understand_in_context(
     prev: dict[str, Any] = dict(context.get("slots") or {})
     name = prev.get("name")
     if isinstance(name, str) and name and PRONOUN.search(text):
-        named = PRONOUN.sub(name, text)
+        named = PRONOUN.sub(lambda _m: name, text)
         u2 = understand(named, now, fallback=fallback)
         low = clean(named).casefold()
         if (

@@ -236,9 +236,13 @@ class AssistantSpeechIn(msgspec.Struct, frozen=True):
     access=Access.read(unscoped="reads no record: it reads the given text aloud"),
     summary="Read an answer aloud (offline text to speech, WAV)",
     content_type="audio/wav",
+    errors=(422,),
 )
 async def post_speech(req: Req, body: AssistantSpeechIn) -> web.StreamResponse:
-    data = await asyncio.to_thread(voice.speak, body.text)
+    try:
+        data = await asyncio.to_thread(voice.speak, body.text)
+    except voice.AudioError as exc:
+        raise Unprocessable(str(exc), field="text") from None
     return web.Response(body=data, content_type="audio/wav")
 
 

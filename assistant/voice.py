@@ -79,7 +79,9 @@ def read_wav(data: bytes) -> np.ndarray:
             if seconds < MIN_SECONDS:
                 raise AudioError(f"{seconds:.2f} s of audio; at least {MIN_SECONDS} s")
             raw = w.readframes(frames)
-    except (wave.Error, EOFError) as exc:
+    except AudioError:
+        raise
+    except Exception as exc:  # wave raises several kinds on a malformed header
         raise AudioError(f"unreadable WAV: {exc}") from None
     samples = np.frombuffer(raw[: len(raw) // (2 * channels) * 2 * channels], dtype="<i2")
     if channels == 2:
@@ -454,8 +456,17 @@ def _voice() -> Any:
 _voice_lock = threading.Lock()
 
 
+def speakable(text: str) -> str:
+    """`text` without control characters; "" when nothing in it can be said."""
+    clean = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(clean.split()) if any(c.isalnum() for c in clean) else ""
+
+
 def speak(text: str) -> bytes:
     """`text` read aloud by piper: a mono 16-bit WAV at the voice's own rate."""
+    text = speakable(text)
+    if not text:
+        raise AudioError("nothing to say: the text has no letters or digits")
     buf = io.BytesIO()
     with _voice_lock, wave.open(buf, "wb") as w:
         _voice().synthesize_wav(text, w)
