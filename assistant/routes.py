@@ -148,6 +148,13 @@ async def _answer(
 
 
 class AssistantVoiceQuery(msgspec.Struct, frozen=True):
+    context: (
+        Annotated[
+            str,
+            msgspec.Meta(max_length=4000, description="the previous answer's context, as JSON"),
+        ]
+        | None
+    ) = None
     tz: Annotated[str, msgspec.Meta(max_length=64, description="IANA time zone of the user")] = (
         "UTC"
     )
@@ -161,6 +168,15 @@ class AssistantVoiceQuery(msgspec.Struct, frozen=True):
         ]
         | None
     ) = None
+
+
+def _voice_context(raw: str | None) -> AssistantContext | None:
+    if raw is None:
+        return None
+    try:
+        return msgspec.json.decode(raw.encode(), type=AssistantContext)
+    except msgspec.DecodeError as exc:
+        raise ApiError(f"context: {exc}", field="context") from None
 
 
 class AssistantVoiceReply(msgspec.Struct, frozen=True):
@@ -191,7 +207,8 @@ class AssistantVoiceReply(msgspec.Struct, frozen=True):
     errors=(422,),
 )
 async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> AssistantVoiceReply:
-    _local_now(query.tz, query.now)  # bad tz/now refused before any decoding
+    _local_now(query.tz, query.now)  # bad tz/now/context refused before any decoding
+    context = _voice_context(query.context)
     try:
         samples = await asyncio.to_thread(voice.read_wav, body)
     except voice.AudioError as exc:
@@ -213,7 +230,7 @@ async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> Assis
             False,
             seconds,
         )
-    r = await _answer(req, transcript, query.tz, query.now, query.confirm, "voice")
+    r = await _answer(req, transcript, query.tz, query.now, query.confirm, "voice", context)
     return AssistantVoiceReply(
         transcript,
         r.intent,

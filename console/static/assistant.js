@@ -199,7 +199,7 @@ export function mountAssistant(slot) {
     if (!wav) return;
     status.textContent = 'Recognising…';
     try {
-      const reply = await api(`/api/v1/assistant/voice${q({ tz: tz() })}`, { method: 'POST', body: wav, headers: { 'Content-Type': 'audio/wav' } });
+      const reply = await api(`/api/v1/assistant/voice${q({ tz: tz(), context })}`, { method: 'POST', body: wav, headers: { 'Content-Type': 'audio/wav' } });
       status.textContent = '';
       if (reply.transcript) say('me', `🎤 ${reply.transcript}`);
       answer(reply, reply.transcript);

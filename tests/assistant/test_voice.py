@@ -5,6 +5,7 @@ caller's access; and the upload's limits, each refused with a 4xx naming what is
 from __future__ import annotations
 
 import io
+import json
 import wave
 from collections.abc import Iterator
 from typing import Any
@@ -130,6 +131,20 @@ def test_spoken_write_waits_for_confirmation(
     body = say(people.api(url, "rep1"), text).json()
     assert body["intent"] == "create_record" and body["needs_confirmation"] is True
     assert body["slots"]["entity"] == "opportunity" and body["slots"]["amount"] == 50000
+
+
+@pytest.mark.integration
+def test_spoken_follow_up_uses_the_context(url: str, people: People) -> None:
+    rep = people.api(url, "rep1")
+    figure = rep.post(
+        "/assistant/messages",
+        {"text": "how much pipeline do we have this quarter", "now": NOW, "tz": "Europe/Berlin"},
+    ).json()
+    body = say(rep, "and last quarter", context=json.dumps(figure["context"])).json()
+    assert body["intent"] == "report_query"
+    assert body["slots"] == {"metric": "pipeline_value", "period": "last_quarter"}
+    bad = say(rep, "and last quarter", context="{not json")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "context"
 
 
 @pytest.mark.integration
