@@ -367,7 +367,7 @@ def _email(text: str) -> tuple[str, tuple[int, int]] | None:
     if m:
         return m.group(0).rstrip("."), (m.start(), m.end())
     m = re.search(
-        r"\b((?:[a-z0-9]+(?: dot | underscore | dash )?)+) at ((?:[a-z0-9-]+ dot )+[a-z]{2,})\b",
+        r"\b([a-z0-9]+(?:(?: dot | underscore | dash )[a-z0-9]+)*) at ((?:[a-z0-9-]+ dot )+[a-z]{2,})\b",
         text,
         flags=re.IGNORECASE,
     )

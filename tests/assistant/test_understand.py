@@ -274,3 +274,10 @@ def test_follow_ups_and_pronouns_in_context() -> None:
     # a new request is not bent into the old one
     assert follow("open the map", MON, figure).intent == "navigate"
     assert follow("and last quarter?", MON, None).intent == "out_of_scope"
+
+
+@pytest.mark.parametrize("unit", ["x", "ab ", "a dot ", "9", "at ", "uh ", "the ", "Anna "])
+def test_long_repetitive_text_is_read_in_linear_time(unit: str) -> None:
+    # was a catastrophic backtracking of the spoken e-mail pattern ("create contact xxxx...")
+    for text in (f"create contact {unit * 300} at acme dot com", f"log a call with {unit * 300}"):
+        assert understand(text[:1000], MON).intent in INTENTS

@@ -275,3 +275,31 @@ def test_analytics_count_what_the_caller_may_see(
         f["volume"] for f in other["intents"]
     )
     assert rep.get("/assistant/analytics", params={"days": 0}).status_code in (400, 422)
+
+
+ODD = [
+    "create an opportunity for nobody worth 99999999999999999999 dollars",
+    "change the amount of the Acme deal to lots",
+    "set the close date of the Acme deal to the 31st of february",
+    "schedule a meeting with Lisa on the 99th at 25:99",
+    "remind me on 31/02 at 3",
+    "create contact " + "x" * 900,
+    "log a note",
+    "new work order for",
+    "acknowledge the alert",
+    "i'm here",
+    "done",
+    "change the status of the lead Bob to qualified",
+    "update the priority of work order 123456789012345678901234 to urgent",
+]
+
+
+@pytest.mark.parametrize("text", ODD)
+def test_odd_confirmed_commands_never_fail_the_server(
+    url: str, people: People, world: dict[str, Any], text: str
+) -> None:
+    r = people.api(url, "rep1").post(
+        "/assistant/messages", {"text": text, "now": NOW, "tz": "Europe/Berlin", "confirm": True}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["answer"]
