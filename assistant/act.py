@@ -5,8 +5,9 @@ API would show them), pipeline figures (open opportunities and open work orders 
 caller's scope), the rep's next stop (their next scheduled work order). Writes are never
 run without a confirmation: the answer says what would be done and asks for it; the
 client sends the same text again with `confirm: true` to carry it out (stateless, so any
-chat or voice platform can drive it). Of the writes, creating an account is carried out so
-far; the others answer that they are not supported yet.
+chat or voice platform can drive it). Confirmed writes are carried out by assistant.writes
+through the CRM store as the caller, audited, and undoable where the CRM allows it (check-in, visit close with dictated
+notes, alert acknowledgement included).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
+from assistant import writes
 from assistant.understand import Understanding
-from crm.entities import ACCOUNTS, ENTITIES, OPPORTUNITIES, WORK_ORDERS
+from crm.entities import ENTITIES, OPPORTUNITIES, WORK_ORDERS
 from crm.filters import parse_sort
-from crm.store import create_record, list_records, scope
+from crm.store import list_records, scope
 from kernel.errors import ApiError
 from kernel.principal import Principal
 
@@ -48,6 +50,8 @@ WRITES = {
     "acknowledge_alert": "acknowledge the alert {device}",
 }
 SCREEN_LINK = "/console/#/{screen}"
+# the console's hash route of each screen of the schema (settings: the signed-in user's page)
+CONSOLE_SCREEN = {"work_orders": "workorders", "settings": "users"}
 
 
 @dataclass
@@ -67,7 +71,14 @@ def _fmt(template: str, slots: dict[str, Any]) -> str:
 
 
 async def act(
-    conn: Conn, principal: Principal, u: Understanding, now: dt.datetime, confirm: bool = False
+    conn: Conn,
+    principal: Principal,
+    u: Understanding,
+    now: dt.datetime,
+    confirm: bool = False,
+    *,
+    text: str = "",
+    channel: str = "text",
 ) -> Answer:
     """What the assistant answers and does for `u`, as `principal`; a write only on `confirm`."""
     s = u.slots
@@ -81,8 +92,14 @@ async def act(
             return Answer("Which screen? For example: map, alerts, work orders, pipeline.")
         return Answer(
             f"Opening {screen.replace('_', ' ')}.",
-            [{"type": "navigate", "screen": screen}],
-            [SCREEN_LINK.format(screen=screen)],
+            [
+                {
+                    "type": "navigate",
+                    "screen": screen,
+                    "href": SCREEN_LINK.format(screen=CONSOLE_SCREEN.get(screen, screen)),
+                }
+            ],
+            [SCREEN_LINK.format(screen=CONSOLE_SCREEN.get(screen, screen))],
         )
     if u.intent == "search_records":
         return await _search(conn, principal, s)
@@ -94,7 +111,7 @@ async def act(
     if template is None:  # pragma: no cover - every intent is listed above
         return Answer("Sorry, I can't do that yet.")
     if confirm:
-        return await _write(conn, principal, u)
+        return await _write(conn, principal, u, now, text, channel)
     return Answer(
         f"I will {_fmt(template, s)}. Shall I go ahead?",
         [{"type": u.intent, "slots": s, "status": "awaiting_confirmation"}],
@@ -102,24 +119,39 @@ async def act(
     )
 
 
-async def _write(conn: Conn, principal: Principal, u: Understanding) -> Answer:
-    """A confirmed write, through the CRM store (its role and territory checks apply)."""
-    s = u.slots
-    if u.intent == "create_record" and s.get("entity") == "account" and s.get("name"):
-        try:
-            row = await create_record(conn, ACCOUNTS, principal, {"name": str(s["name"])})
-        except ApiError as exc:
-            return Answer(f"I could not do that: {exc}", [{"type": u.intent, "status": "refused"}])
+async def _write(
+    conn: Conn, principal: Principal, u: Understanding, now: dt.datetime, text: str, channel: str
+) -> Answer:
+    """A confirmed write, through the CRM store as the caller (its role and territory checks
+    apply), audited in assistant_actions with what undoes it."""
+    try:
+        async with conn.transaction():  # a refusal leaves nothing half done
+            done = await writes.carry_out(conn, principal, u, now)
+    except writes.Ambiguous as amb:
+        options = [
+            {"entity": t, "id": r["id"], "label": writes.label(t, r)} for t, r in amb.options[:5]
+        ]
+        names = [o["label"] for o in options]
+        which = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
         return Answer(
-            f"Created the account {row['name']}.",
-            [{"type": u.intent, "status": "done", "entity": "accounts", "id": row["id"]}],
-            [f"/api/v1/accounts/{row['id']}"],
+            f"Which {amb.name}: {which}? Say it again with the full name.",
+            [{"type": "disambiguate", "name": amb.name, "options": options}],
+            [f"/api/v1/{o['entity']}/{o['id']}" for o in options],
         )
-    # Honest: the other writes are understood but not carried out by the assistant yet.
-    return Answer(
-        "I understood, but I can't carry that out from here yet; please use the app.",
-        [{"type": u.intent, "status": "not_supported"}],
-    )
+    except writes.NotFound as nf:
+        return Answer(
+            f"I found no record named '{nf}' that you can see; nothing was changed.",
+            [{"type": u.intent, "status": "not_found", "name": str(nf)}],
+        )
+    except ApiError as exc:
+        done = writes.Done(f"I could not do that: {exc}", "refused")
+    action_id = await writes.record(conn, principal, channel, text, u, done)
+    action: dict[str, Any] = {"type": u.intent, "status": done.status, "action_id": action_id}
+    links: list[str] = []
+    if done.entity and done.record_id is not None:
+        action.update(entity=done.entity, id=done.record_id, undoable=done.undo is not None)
+        links.append(f"/api/v1/{done.entity}/{done.record_id}")
+    return Answer(done.text, [action], links)
 
 
 async def _search(conn: Conn, principal: Principal, s: dict[str, Any]) -> Answer:
@@ -220,3 +252,22 @@ async def _next_stop(conn: Conn, principal: Principal, now: dt.datetime) -> Answ
         [{"type": "next_stop", "work_order_id": row["id"], "account_id": row["account_id"]}],
         [f"/api/v1/work_orders/{row['id']}"],
     )
+
+
+async def visible_names(conn: Conn, principal: Principal, limit: int = 400) -> list[str]:
+    """Names of the accounts, contacts and leads `principal` may see (recent first), for the
+    speech recogniser's vocabulary: it never learns a name the caller could not look up."""
+    names: list[str] = []
+    cur = conn.cursor()
+    for table, expr in (
+        ("accounts", "t.name"),
+        ("contacts", "concat_ws(' ', t.first_name, t.last_name)"),
+        ("leads", "concat_ws(' ', t.first_name, t.last_name)"),
+    ):
+        where, params = scope(ENTITIES[table], principal)
+        query = sql.SQL(
+            "SELECT {expr} FROM {table} t WHERE {where} ORDER BY t.updated_at DESC LIMIT %s"
+        ).format(expr=sql.SQL(expr), table=sql.Identifier(table), where=where)
+        await cur.execute(query, [*params, limit])
+        names.extend(str(r[0]) for r in await cur.fetchall() if r[0])
+    return names

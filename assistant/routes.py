@@ -1,31 +1,50 @@
 """The assistant over HTTP: one endpoint that third-party voice or chat platforms can call.
 
     POST /api/v1/assistant/messages   text in; intent, slots, answer, actions, links out
+    POST /api/v1/assistant/voice      WAV in (push-to-talk); transcript and the same answer out
+    POST /api/v1/assistant/speech     text in; the answer read aloud (WAV) out
+    GET  /api/v1/assistant/actions    the audit of the assistant's writes for the caller
+    POST /api/v1/assistant/actions/{action_id}/undo   undo one of them (through the store)
 
 Token-authenticated like every API endpoint; what it reads goes through the CRM store's
 access clause, so the assistant never shows what the caller may not see. Writes are
 answered with what would be done and `needs_confirmation`; sent again with
-`confirm: true`, an account is created (the other writes answer that they are not supported yet).
+`confirm: true`, the write is carried out through the CRM store as the caller, audited and
+undoable (assistant.writes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from aiohttp import web
 
-from assistant.act import act
+from assistant import voice, writes
+from assistant.act import act, visible_names
 from assistant.classifier import default_model
-from assistant.understand import understand
-from kernel.errors import ApiError
-from kernel.http import Access, Req, Routes
+from assistant.dialogue import understand_in_context
+from kernel.errors import ApiError, Unprocessable
+from kernel.http import Access, RawBody, Req, Routes
 from kernel.web import SETTINGS
 
 routes = Routes("assistant", "Plain-language commands: understanding and answers")
+
+
+ContextValue = Annotated[str, msgspec.Meta(max_length=300)] | int | float
+
+
+class AssistantContext(msgspec.Struct, frozen=True):
+    """The previous answer's `context`, sent back for follow-ups and pronouns."""
+
+    intent: Annotated[str, msgspec.Meta(max_length=40)]
+    slots: Annotated[
+        dict[Annotated[str, msgspec.Meta(max_length=40)], ContextValue], msgspec.Meta(max_length=20)
+    ] = {}
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -50,6 +69,7 @@ class Message(msgspec.Struct, frozen=True):
         ]
         | None
     ) = None
+    context: AssistantContext | None = None
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -60,6 +80,7 @@ class Reply(msgspec.Struct, frozen=True):
     actions: list[dict[str, Any]]
     links: list[str]
     needs_confirmation: bool
+    context: AssistantContext | None = None
 
 
 @routes.post(
@@ -68,18 +89,43 @@ class Reply(msgspec.Struct, frozen=True):
     summary="Understand one command and answer it",
 )
 async def post_message(req: Req, body: Message) -> Reply:
+    return await _answer(req, body.text, body.tz, body.now, body.confirm, context=body.context)
+
+
+def _local_now(tz: str, now: dt.datetime | None) -> tuple[ZoneInfo, dt.datetime]:
     try:
-        zone = ZoneInfo(body.tz)
+        zone = ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ApiError(f"unknown time zone {body.tz!r}", field="tz") from exc
-    if body.now is not None and body.now.tzinfo is not None:
+        raise ApiError(f"unknown time zone {tz!r}", field="tz") from exc
+    if now is not None and now.tzinfo is not None:
         raise ApiError("now is local wall-clock time, without an offset", field="now")
-    local = body.now or dt.datetime.now(zone).replace(tzinfo=None, microsecond=0)
+    return zone, now or dt.datetime.now(zone).replace(tzinfo=None, microsecond=0)
+
+
+async def _answer(
+    req: Req,
+    text: str,
+    tz: str,
+    now: dt.datetime | None,
+    confirm: bool,
+    channel: str = "text",
+    context: AssistantContext | None = None,
+) -> Reply:
+    started = time.perf_counter()
+    zone, local = _local_now(tz, now)
     # loaded or fitted off the event loop (at once when the start-up warm-up has run)
     model = await asyncio.to_thread(default_model, req.settings.state_dir / "cache")
-    u = understand(body.text, local, fallback=model)
+    prev = {"intent": context.intent, "slots": dict(context.slots)} if context else None
+    u = understand_in_context(text, local, prev, fallback=model)
     async with req.connection() as conn:
-        answer = await act(conn, req.user, u, local.replace(tzinfo=zone), body.confirm)
+        answer = await act(
+            conn, req.user, u, local.replace(tzinfo=zone), confirm, text=text, channel=channel
+        )
+        result = writes.outcome(u.intent, answer.actions, answer.needs_confirmation)
+        await writes.log_message(
+            conn, req.user, channel, u.intent, u.by, u.confidence, result,
+            (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
     return Reply(
         u.intent,
         round(u.confidence, 3),
@@ -88,6 +134,246 @@ async def post_message(req: Req, body: Message) -> Reply:
         answer.actions,
         answer.links,
         answer.needs_confirmation,
+        AssistantContext(
+            u.intent,
+            {
+                k: v[:300] if isinstance(v, str) else v
+                for k, v in u.slots.items()
+                if isinstance(v, str | int | float)
+            },
+        )
+        if u.intent != "out_of_scope"
+        else context,
+    )
+
+
+class AssistantVoiceQuery(msgspec.Struct, frozen=True):
+    context: (
+        Annotated[
+            str,
+            msgspec.Meta(max_length=4000, description="the previous answer's context, as JSON"),
+        ]
+        | None
+    ) = None
+    tz: Annotated[str, msgspec.Meta(max_length=64, description="IANA time zone of the user")] = (
+        "UTC"
+    )
+    confirm: Annotated[
+        bool, msgspec.Meta(description="carry out the write the command asks for")
+    ] = False
+    now: (
+        Annotated[
+            dt.datetime,
+            msgspec.Meta(description="the user's local wall-clock time, no offset; default: now"),
+        ]
+        | None
+    ) = None
+
+
+def _voice_context(raw: str | None) -> AssistantContext | None:
+    if raw is None:
+        return None
+    try:
+        return msgspec.json.decode(raw.encode(), type=AssistantContext)
+    except msgspec.DecodeError as exc:
+        raise ApiError(f"context: {exc}", field="context") from None
+
+
+class AssistantVoiceReply(msgspec.Struct, frozen=True):
+    transcript: str
+    intent: str
+    confidence: float
+    slots: dict[str, Any]
+    answer: str
+    actions: list[dict[str, Any]]
+    links: list[str]
+    needs_confirmation: bool
+    audio_seconds: float
+
+
+@routes.post(
+    "/api/v1/assistant/voice",
+    access=Access.read(unscoped="every read goes through the CRM store's access clause"),
+    summary="Understand one spoken command (push-to-talk audio) and answer it",
+    description="The body is a WAV file: 16-bit PCM, mono or stereo, 8-48 kHz, "
+    f"{voice.MIN_SECONDS}-{voice.MAX_SECONDS:.0f} s, at most {voice.MAX_AUDIO_BYTES} bytes. "
+    "Recognised offline (pocketsphinx) with a language model of the assistant's commands and "
+    "the names the caller may see; the transcript then takes the same path as a typed message.",
+    body=RawBody(
+        ("audio/wav", "audio/x-wav", "audio/wave", "application/octet-stream"),
+        "The recording's bytes (WAV)",
+    ),
+    max_body_bytes=voice.MAX_AUDIO_BYTES,
+    errors=(422,),
+)
+async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> AssistantVoiceReply:
+    _local_now(query.tz, query.now)  # bad tz/now/context refused before any decoding
+    context = _voice_context(query.context)
+    try:
+        samples = await asyncio.to_thread(voice.read_wav, body)
+    except voice.AudioError as exc:
+        raise Unprocessable(str(exc), field="body") from None
+    async with req.connection() as conn:
+        names = await visible_names(conn, req.user, voice.MAX_NAMES)
+    rec = await asyncio.to_thread(voice.recognizer, names)
+    transcript = await asyncio.to_thread(rec.transcribe, samples)
+    seconds = round(len(samples) / voice.RATE, 2)
+    if not transcript:
+        return AssistantVoiceReply(
+            "",
+            "out_of_scope",
+            0.0,
+            {},
+            "I did not catch that; please say it again.",
+            [],
+            [],
+            False,
+            seconds,
+        )
+    r = await _answer(req, transcript, query.tz, query.now, query.confirm, "voice", context)
+    return AssistantVoiceReply(
+        transcript,
+        r.intent,
+        r.confidence,
+        r.slots,
+        r.answer,
+        r.actions,
+        r.links,
+        r.needs_confirmation,
+        seconds,
+    )
+
+
+class AssistantSpeechIn(msgspec.Struct, frozen=True):
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=600, description="what to say")]
+
+
+@routes.post(
+    "/api/v1/assistant/speech",
+    access=Access.read(unscoped="reads no record: it reads the given text aloud"),
+    summary="Read an answer aloud (offline text to speech, WAV)",
+    content_type="audio/wav",
+    errors=(422,),
+)
+async def post_speech(req: Req, body: AssistantSpeechIn) -> web.StreamResponse:
+    try:
+        data = await asyncio.to_thread(voice.speak, body.text)
+    except voice.AudioError as exc:
+        raise Unprocessable(str(exc), field="text") from None
+    return web.Response(body=data, content_type="audio/wav")
+
+
+class AssistantActionsQuery(msgspec.Struct, frozen=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
+
+
+class AssistantAction(msgspec.Struct, frozen=True):
+    id: int
+    user_id: int
+    at: dt.datetime
+    channel: str
+    text: str
+    intent: str
+    slots: dict[str, Any]
+    status: str
+    message: str
+    entity: str | None
+    record_id: int | None
+    undoable: bool
+    undone_at: dt.datetime | None
+
+
+class AssistantActionList(msgspec.Struct, frozen=True):
+    items: list[AssistantAction]
+
+
+@routes.get(
+    "/api/v1/assistant/actions",
+    access=Access.read(unscoped="the caller's own actions (an admin: everyone's)"),
+    summary="The audit of the assistant's writes: who, when, typed or spoken, what, result",
+)
+async def list_actions(req: Req, query: AssistantActionsQuery) -> AssistantActionList:
+    async with req.connection() as conn:
+        rows = await writes.actions(conn, req.user, query.limit)
+    return AssistantActionList([msgspec.convert(r, AssistantAction) for r in rows])
+
+
+class AssistantActionPath(msgspec.Struct, frozen=True):
+    action_id: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class AssistantUndone(msgspec.Struct, frozen=True):
+    id: int
+    undone: bool
+    entity: str
+    record_id: int
+
+
+@routes.post(
+    "/api/v1/assistant/actions/{action_id}/undo",
+    access=Access.write(unscoped="the caller's own action, undone through the CRM store's checks"),
+    summary="Undo a write the assistant carried out (delete what it created, restore a change)",
+    errors=(404, 409),
+)
+async def undo_action(req: Req, path: AssistantActionPath) -> AssistantUndone:
+    async with req.connection() as conn, conn.transaction():
+        out = await writes.undo(conn, req.user, path.action_id)
+    return msgspec.convert(out, AssistantUndone)
+
+
+class AssistantAnalyticsQuery(msgspec.Struct, frozen=True):
+    days: Annotated[int, msgspec.Meta(ge=1, le=366)] = 30
+
+
+class AssistantIntentFigures(msgspec.Struct, frozen=True):
+    intent: str
+    volume: int
+    success_rate: float
+    fallback_rate: float
+    confirmation_rate: float
+    refusal_rate: float
+    voice_share: float
+    p95_ms: float
+
+
+class AssistantAnalytics(msgspec.Struct, frozen=True):
+    days: int
+    conversations: int
+    average_turns: float
+    intents: list[AssistantIntentFigures]
+
+
+@routes.get(
+    "/api/v1/assistant/analytics",
+    access=Access.read(unscoped="figures over the users the caller may see (self, team, all)"),
+    summary="Assistant analytics: per intent volume, success, fallback, confirmation, refusal "
+    "and voice rates, p95 latency; conversations and average turns",
+)
+async def get_analytics(req: Req, query: AssistantAnalyticsQuery) -> AssistantAnalytics:
+    async with req.connection() as conn:
+        a = await writes.analytics(conn, req.user, query.days)
+    return AssistantAnalytics(
+        query.days,
+        int(a["conversations"]),
+        round(float(a["average_turns"]), 2),
+        [
+            AssistantIntentFigures(
+                r["intent"],
+                int(r["volume"]),
+                *(
+                    round(float(r[k] or 0), 4)
+                    for k in (
+                        "success_rate",
+                        "fallback_rate",
+                        "confirmation_rate",
+                        "refusal_rate",
+                        "voice_share",
+                        "p95_ms",
+                    )
+                ),
+            )
+            for r in a["intents"]
+        ],
     )
 
 

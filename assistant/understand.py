@@ -367,7 +367,7 @@ def _email(text: str) -> tuple[str, tuple[int, int]] | None:
     if m:
         return m.group(0).rstrip("."), (m.start(), m.end())
     m = re.search(
-        r"\b((?:[a-z0-9]+(?: dot | underscore | dash )?)+) at ((?:[a-z0-9-]+ dot )+[a-z]{2,})\b",
+        r"\b([a-z0-9]+(?:(?: dot | underscore | dash )[a-z0-9]+)*) at ((?:[a-z0-9-]+ dot )+[a-z]{2,})\b",
         text,
         flags=re.IGNORECASE,
     )
@@ -1202,4 +1202,24 @@ def understand(text: str, now: datetime, fallback: Fallback | None = None) -> Un
     polite = r"^(?:(?:hi|hey|ok(?:ay)?|so|please|yes|yeah|alright)[, ]+|(?:can|could|would|will) you (?:please )?|i(?:'d| would)? (?:want|like|need) (?:you )?to )+"
     cleaned = re.sub(polite, "", cleaned, flags=re.I) or cleaned
     slots = {k: v for k, v in slots_for(intent, cleaned, now).items() if v not in (None, "")}
+    # A figure the schema has no metric for ("how many calories ...") is no report; and an
+    # intent the trained fallback guessed whose required slots the text does not fill is
+    # more likely a request of another kind than that intent: answered as out of scope.
+    missing = [k for k in REQUIRED.get(intent, ()) if k not in slots]
+    if (intent == "report_query" and missing) or (by == "model" and missing):
+        return Understanding("out_of_scope", {}, conf, f"{by}-missing-{'-'.join(missing)}")
     return Understanding(intent, slots, conf, by)
+
+
+# Slots without which an intent cannot be what was meant (SCHEMA.md's non-optional slots).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "search_records": ("entity",),
+    "create_record": ("entity", "name"),
+    "update_record": ("entity", "name", "field", "value"),
+    "log_activity": ("activity_type",),
+    "schedule_meeting": ("name", "date"),
+    "report_query": ("metric",),
+    "navigate": ("screen",),
+    "create_work_order": ("name",),
+    "set_reminder": ("date",),
+}

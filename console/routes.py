@@ -49,7 +49,7 @@ MQTT_DIR = PROJECT_ROOT / "node_modules" / "mqtt" / "dist"  # MQTT.js: the rep p
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob: {tiles}; connect-src 'self' ws: wss:; worker-src 'self'; "
+    "img-src 'self' data: blob: {tiles}; media-src 'self' blob:; connect-src 'self' ws: wss:; worker-src 'self'; "
     "manifest-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
@@ -78,9 +78,10 @@ def _tile_url(settings: Settings) -> str:
 def _file_response(req: Req, path: Path, *, no_cache: bool = False) -> web.FileResponse:
     tiles = _tile_url(req.settings)
     origin = tiles.split("/{", 1)[0] if tiles else ""
-    # the rep's view asks for the phone's position (visit check-in)
+    # the rep's view asks for the phone's position (visit check-in); the assistant's
+    # push-to-talk for the microphone
     headers = page_headers(
-        CSP.format(tiles=origin).replace("  ", " "), allow_features=("geolocation",)
+        CSP.format(tiles=origin).replace("  ", " "), allow_features=("geolocation", "microphone")
     )
     headers["Cache-Control"] = "no-cache" if no_cache else "public, max-age=300"
     if path.name == "sw.js":

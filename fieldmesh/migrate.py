@@ -33,6 +33,7 @@ MIGRATING_PACKAGES = (
     "calendars",
     "phone",
     "automation",
+    "assistant",
 )
 
 

@@ -4,6 +4,7 @@ import { api, signIn, token, setUnauthorizedHandler } from './api.js';
 import { h, toast, errorBox } from './ui.js';
 import { resetMeta } from './fields.js';
 import { mountSearch } from './search.js';
+import { mountAssistant } from './assistant.js';
 
 const records = (entity) => () => import('./records.js').then((m) => (root) => m.listView(root, entity));
 const routes = {
@@ -93,6 +94,7 @@ async function start() {
   });
   window.addEventListener('hashchange', render);
   mountSearch(document.getElementById('search-slot'));
+  mountAssistant(document.getElementById('search-slot'));
   if (token.get()) {
     try { session.me = await api('/api/v1/auth/me'); } catch { session.me = null; }
   }

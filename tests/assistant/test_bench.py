@@ -1,4 +1,5 @@
-"""bench.assistant on an unlabelled file: one prediction per id, figures that need labels null."""
+"""bench.assistant on an unlabelled file: one prediction per id, figures that need labels null,
+the voice figures measured all the same (the text is the reference of the word error rate)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_unlabelled_file_gets_one_prediction_per_id(tmp_path: Path) -> None:
     src = tmp_path / "requests.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = subprocess.run(
-        [sys.executable, "-m", "bench.assistant", "--utterances", str(src)],
+        [sys.executable, "-m", "bench.assistant", "--utterances", str(src), "--voice", "2"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -40,7 +41,9 @@ def test_unlabelled_file_gets_one_prediction_per_id(tmp_path: Path) -> None:
         timeout=300,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["intent_accuracy"] is None and result["voice_wer"] is None
+    assert result["intent_accuracy"] is None and result["voice_intent_accuracy"] is None
+    assert 0.0 <= result["voice_wer"] <= 1.0 and result["voice_p95_ms"] > 0
+    assert result["voice_commands"] == 2
     preds = [
         json.loads(line) for line in Path(result["predictions_jsonl"]).read_text().splitlines()
     ]

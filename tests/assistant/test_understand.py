@@ -228,3 +228,56 @@ def test_any_text_gets_an_intent_and_never_raises(text: str) -> None:
 def test_dates_past_the_calendar_end_do_not_raise() -> None:
     u = understand("remind me tomorrow in 2 hours to call Anna", datetime(9999, 12, 31, 23, 0))
     assert u.intent == "set_reminder"
+
+
+class _Sure:
+    """A fallback that is sure of one intent whatever the text."""
+
+    def __init__(self, intent: str) -> None:
+        self.intent = intent
+
+    def predict(self, text: str) -> tuple[str, float]:
+        return self.intent, 0.99
+
+
+def test_an_intent_without_its_required_slots_is_out_of_scope() -> None:
+    # a figure the schema has no metric for is no report, whoever decided the intent
+    u = understand("how many calories in a banana", MON)
+    assert u.intent == "out_of_scope" and u.by.endswith("missing-metric")
+    # the fallback's guess stands only when the text fills the intent's required slots
+    assert understand("hire a new technician", MON, fallback=_Sure("create_work_order")).intent == (
+        "out_of_scope"
+    )
+    assert understand(
+        "set the ac in the van to 20", MON, fallback=_Sure("update_record")
+    ).intent == ("out_of_scope")
+    assert understand("bluebird pipeline", MON, fallback=_Sure("navigate")).intent == "navigate"
+
+
+def test_follow_ups_and_pronouns_in_context() -> None:
+    from assistant.dialogue import understand_in_context as follow
+
+    figure = {
+        "intent": "report_query",
+        "slots": {"metric": "pipeline_value", "period": "this_quarter"},
+    }
+    u = follow("and last quarter?", MON, figure)
+    assert (u.intent, u.slots) == (
+        "report_query",
+        {"metric": "pipeline_value", "period": "last_quarter"},
+    )
+    u = follow("what about the south territory", MON, figure)
+    assert u.slots["territory"] == "south" and u.slots["metric"] == "pipeline_value"
+    person = {"intent": "search_records", "slots": {"entity": "contact", "name": "Anna Weber"}}
+    u = follow("log a call with him about the quote", MON, person)
+    assert (u.intent, u.slots["name"]) == ("log_activity", "Anna Weber")
+    # a new request is not bent into the old one
+    assert follow("open the map", MON, figure).intent == "navigate"
+    assert follow("and last quarter?", MON, None).intent == "out_of_scope"
+
+
+@pytest.mark.parametrize("unit", ["x", "ab ", "a dot ", "9", "at ", "uh ", "the ", "Anna "])
+def test_long_repetitive_text_is_read_in_linear_time(unit: str) -> None:
+    # was a catastrophic backtracking of the spoken e-mail pattern ("create contact xxxx...")
+    for text in (f"create contact {unit * 300} at acme dot com", f"log a call with {unit * 300}"):
+        assert understand(text[:1000], MON).intent in INTENTS
