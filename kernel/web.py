@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
+import psycopg
 from aiohttp import web
 from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from kernel.errors import ApiError
 from kernel.replica import ReadRouter
@@ -63,6 +64,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _json_error(exc.status, code, exc.reason)
     except json.JSONDecodeError as exc:
         return _json_error(400, "invalid_json", f"request body is not valid JSON: {exc.msg}")
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        # the database went away (restart, failover, a terminated connection) or the pool
+        # is exhausted: a retry will do; a write carrying an Idempotency-Key stays once
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        return _json_error(
+            503,
+            "database_unavailable",
+            "the database is unavailable: retry shortly",
+            headers={"Retry-After": "2"},
+        )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _json_error(500, "internal", "internal server error")
