@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 RESTART_BASE_S = 0.5
 RESTART_CAP_S = 30.0
 STABLE_AFTER_S = 60.0  # up this long: the next failure starts the backoff afresh
+# A child that reports unhealthy (or, once past its start, does not answer) this long is
+# killed and restarted, like a liveness probe: a role wedged without exiting (a dead
+# database connection it never replaces, a blocked loop) must not stay wedged.
+LIVENESS_S = 90.0
+PROBE_EVERY_S = 5.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -87,6 +92,8 @@ class Child:
     failures: int = 0  # exits in a row without staying up STABLE_AFTER_S
     next_start: float = 0.0
     last_exit: int | None = None
+    unhealthy_since: float | None = None
+    killed_unhealthy: int = 0  # times the liveness check restarted it
 
     @property
     def name(self) -> str:
@@ -149,11 +156,15 @@ class Supervisor:
         layout: Layout,
         *,
         stop_timeout_s: float = 20.0,
+        liveness_s: float = LIVENESS_S,
+        probe_every_s: float = PROBE_EVERY_S,
     ) -> None:
         self.settings = settings
         self.children = children
         self.layout = layout
         self.stop_timeout_s = stop_timeout_s
+        self.liveness_s = liveness_s
+        self.probe_every_s = probe_every_s
         self._stop = asyncio.Event()
 
     def _start(self, child: Child) -> None:
@@ -161,6 +172,7 @@ class Supervisor:
             child.argv, cwd=PROJECT_ROOT, env=dict(os.environ), preexec_fn=die_with_parent
         )
         child.started_at = time.monotonic()
+        child.unhealthy_since = None
         log.info("started %s (pid %d, port %d)", child.name, child.proc.pid, child.port)
 
     def _reap(self, child: Child) -> None:
@@ -186,6 +198,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         runner = await self._health_site()
+        next_probe = time.monotonic() + self.probe_every_s
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -194,12 +207,40 @@ class Supervisor:
                         self._reap(child)
                     if child.proc is None and now >= child.next_start:
                         self._start(child)
+                if now >= next_probe:
+                    next_probe = now + self.probe_every_s
+                    await self._liveness()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=0.25)
         finally:
             await self._shutdown()
             await runner.cleanup()
         return 0
+
+    async def _liveness(self) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            live = [c for c in self.children if c.alive()]
+            reports = await asyncio.gather(*(self._child_health(session, c) for c in live))
+        now = time.monotonic()
+        for child, report in zip(live, reports, strict=True):
+            bad = report["status"] == "unhealthy" or (
+                report["status"] == "starting" and now - child.started_at > self.liveness_s
+            )
+            if not bad:
+                child.unhealthy_since = None
+                continue
+            if child.unhealthy_since is None:
+                child.unhealthy_since = now
+            elif now - child.unhealthy_since >= self.liveness_s and child.proc is not None:
+                log.warning(
+                    "%s unhealthy for %.0f s (%s): killed, to be restarted",
+                    child.name,
+                    now - child.unhealthy_since,
+                    str(report.get("detail"))[:300],
+                )
+                child.killed_unhealthy += 1
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.kill()
 
     async def _shutdown(self) -> None:
         live = [c for c in self.children if c.alive()]
@@ -233,6 +274,7 @@ class Supervisor:
             "port": child.port,
             "restarts": child.restarts,
             "last_exit": child.last_exit,
+            "killed_unhealthy": child.killed_unhealthy,
         }
         if not child.alive():
             return {**out, "status": "down"}

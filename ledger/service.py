@@ -18,6 +18,7 @@ are anchored when it answers again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -91,7 +92,21 @@ class Sealer:
                 log.warning("ledger: database unavailable, retrying: %s", exc)
             stop.wait(self.config.poll_s)
 
+    def _ensure_open(self) -> None:
+        """A new connection when the database dropped ours (restart, failover, a terminated
+        backend): psycopg never revives a broken one, and every tick would fail on it."""
+        c = self._conn
+        if c is not None and not c.closed and not c.broken:
+            return
+        if c is not None:
+            with contextlib.suppress(Exception):
+                c.close()
+        self._conn = psycopg.connect(self.dsn, autocommit=True)
+        self._reload_tree()  # what was sealed meanwhile (or rolled back) is the truth
+        log.info("ledger: reconnected to the database")
+
     def tick(self, *, force_seal: bool = False) -> TickReport:
+        self._ensure_open()
         report = TickReport()
         with self.conn.transaction():
             report.ingested = store.ingest_device_events(self.conn) + sources.ingest_all(self.conn)
