@@ -59,11 +59,12 @@ class Result:
 
 
 SEED: list[int | None] = [None]  # --seed: reproducible plans (work-priced budget)
+ENGINE = ["pyvrp"]  # --engine: the planner's search (SolverOptions.engine)
 
 
 def run_ours(problem: Problem, m: Matrices, cpu_s: float) -> Result:
     t0 = time.process_time()
-    plan = solve(problem, m, SolverOptions(cpu_s=cpu_s, cost="distance", seed=SEED[0]))
+    plan = solve(problem, m, SolverOptions(cpu_s=cpu_s, cost="distance", seed=SEED[0], engine=ENGINE[0]))
     # the solver's ILS runs in worker processes: their CPU time counts too
     cpu = time.process_time() - t0 + float(plan.stats.get("worker_cpu_s", 0.0))
     routes = {r.rep_id: r.visit_ids for r in plan.used_routes}
@@ -265,8 +266,16 @@ def main(argv: list[str] | None = None) -> int:
         f" {LARGE_DIR.name}; 'none' to skip)",
     )
     ap.add_argument("--seed", type=int, default=None, help="reproducible plans from this seed")
+    ap.add_argument(
+        "--engine",
+        choices=("pyvrp", "ortools"),
+        default="pyvrp",
+        help="the planner's search: PyVRP where it can express the problem (default) or"
+        " OR-Tools only (the planner before #23's second round)",
+    )
     args = ap.parse_args(argv)
     SEED[0] = args.seed
+    ENGINE[0] = args.engine
     console = Console(width=170)
     directory: Path = args.instances.resolve()
     files = instance_files(directory)

@@ -67,6 +67,7 @@ from typing import Any
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2, routing_ils_pb2
 from ortools.util import optional_boolean_pb2
 
+from routing import pyvrp_search
 from routing.compiled import Compiled, compile_problem, lower_bound
 from routing.insertion import SQUEEZE_ALPHA, insert_all, node_windows, perturb, route_cost
 from routing.matrix import Matrices
@@ -93,6 +94,8 @@ ELIMINATE_CANDIDATES = 5  # smallest routes considered for removal
 # of the budget left after the last ILS, to read its plan back in (the ILS used to take
 # it all, and the read-back then ran past the budget)
 READ_BACK_SHARE = 0.02
+# CPU-s kept after PyVRP's search to write the plan out (times, slack)
+PLAN_OUT_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,9 @@ class SolverOptions:
     decompose: bool = True
     sector_visits: int = 200
     polish_share: float = 0.15
+    # "pyvrp": PyVRP's iterated local search plans every problem it can express
+    # (routing.pyvrp_search.supports), OR-Tools the rest; "ortools": OR-Tools only.
+    engine: str = "pyvrp"
     progress: Callable[[Progress], None] | None = field(default=None, compare=False)
 
 
@@ -745,6 +751,15 @@ def solve(
     n = len(vs)
     big = _big_penalty(c)
 
+    if options.engine == "pyvrp":
+        why = pyvrp_search.supports(c)
+        if why is None:
+            plan = _solve_pyvrp(c, clock, options, minimise)
+            if plan is not None:
+                return plan
+        else:
+            log.debug("OR-Tools plans this problem: PyVRP cannot express %s", why)
+
     if (
         minimise
         and options.decompose
@@ -837,6 +852,114 @@ def solve(
         a.ObjectiveValue(),
     )
     return plan
+
+
+def _solve_pyvrp(
+    c: Compiled, clock: _CpuClock, options: SolverOptions, minimise: bool
+) -> Plan | None:
+    """PyVRP's search on the whole budget; None if it left an urgent visit unserved (the
+    OR-Tools path then reports what cannot be served, with the rest of the budget)."""
+    penalty = _penalty_fn(c, minimise)
+    if minimise:
+        prize: list[int | None] = [None] * len(c.visits)
+    else:
+        prize = [penalty(v) for v in c.visits]
+    res = pyvrp_search.search(
+        c,
+        max(0.05, clock.left() - PLAN_OUT_S),
+        minimise_reps=minimise,
+        prize=prize,
+        seed=options.seed,
+    )
+    if clock.reproducible:
+        clock.virtual_s += clock.left() - PLAN_OUT_S
+        clock.capped = clock.capped or res.capped
+    _report(options, clock, "pyvrp", [r for _, r in res.routes], 0, 0.0)
+    if not res.feasible:
+        log.info("PyVRP found no plan serving every required visit; OR-Tools plans it")
+        return None
+    return _plan_from_routes(c, res.routes, clock)
+
+
+def _plan_from_routes(
+    c: Compiled, routes: Sequence[tuple[int, Sequence[int]]], clock: _CpuClock
+) -> Plan:
+    """The plan of routes without lunch breaks, each visit at the earliest service start
+    its window allows (floating-point times; the integer plan, with travel rounded up,
+    was on time, so this one is too)."""
+    loc_index = c.problem.location_index()
+    by_rep = {r: list(nodes) for r, nodes in routes if nodes}
+    out: list[Route] = []
+    served: set[int] = set()
+    for r, rep in enumerate(c.reps):
+        nodes = by_rep.get(r)
+        if not nodes:
+            out.append(_empty_route(rep))
+            continue
+        home = c.depot_node[loc_index[rep.start_location_id]]
+        end = c.depot_node[loc_index[rep.end_location_id]]
+        first = c.visits[nodes[0]]
+        first_open = min((w.start_s for w in first.time_windows), default=rep.shift.start_s)
+        # leave as late as the first visit allows (no waiting there)
+        start_t = max(rep.shift.start_s, first_open - float(c.duration_s[home, nodes[0]]))
+        t, prev = start_t, home
+        stops: list[Stop] = []
+        for node in nodes:
+            visit = c.visits[node]
+            travel = float(c.duration_s[prev, node])
+            arrival = t + travel
+            opens = min((w.start_s for w in visit.time_windows), default=arrival)
+            begin = max(arrival, opens)
+            stops.append(
+                Stop(
+                    visit_id=visit.id,
+                    location_id=visit.location_id,
+                    arrival_s=arrival,
+                    service_start_s=begin,
+                    service_end_s=begin + visit.service_s,
+                    wait_s=begin - arrival,
+                    slack_s=0.0,
+                    travel_s=travel,
+                    distance_m=float(c.distance_m[prev, node]),
+                )
+            )
+            served.add(node)
+            t, prev = begin + visit.service_s, node
+        travel_end = float(c.duration_s[prev, end])
+        route = Route(
+            rep.id,
+            start_t,
+            t + travel_end,
+            tuple(stops),
+            travel_end,
+            float(c.distance_m[prev, end]),
+        )
+        out.append(_with_slack(route, rep, c, nodes))
+    return Plan(
+        routes=tuple(out),
+        dropped=_dropped(c, served),
+        stats={
+            "cpu_s": clock.real_used(),
+            "worker_cpu_s": clock.workers_s,
+            "reproducible": float(clock.reproducible and not clock.capped),
+            "objective": float(sum(r.distance_m for r in out)),
+            "engine_pyvrp": 1.0,
+        },
+    )
+
+
+def _dropped(c: Compiled, served: set[int]) -> tuple[Dropped, ...]:
+    return tuple(
+        Dropped(
+            v.id,
+            "urgent_not_servable" if v.urgent else DropReason.NOT_ENOUGH_TIME,
+            f"urgent visit {v.id} cannot be served by any rep within its time windows and shifts"
+            if v.urgent
+            else f"visit {v.id} (priority {v.priority}) does not fit any rep's day with the other visits",
+        )
+        for node, v in enumerate(c.visits)
+        if node not in served
+    )
 
 
 def _solve_by_sectors(
@@ -1109,17 +1232,7 @@ def _to_plan(c: Compiled, model: _Model, a: pywrapcp.Assignment, clock: _CpuCloc
             prev_end = at_t + visit.service_s
             prev_node = node
     routes = tuple(routes_by_rep.get(i, _empty_route(r)) for i, r in enumerate(c.reps))
-    dropped = tuple(
-        Dropped(
-            v.id,
-            "urgent_not_servable" if v.urgent else DropReason.NOT_ENOUGH_TIME,
-            f"urgent visit {v.id} cannot be served by any rep within its time windows and shifts"
-            if v.urgent
-            else f"visit {v.id} (priority {v.priority}) does not fit any rep's day with the other visits",
-        )
-        for node, v in enumerate(c.visits)
-        if node not in served
-    )
+    dropped = _dropped(c, served)
     return Plan(
         routes=routes,
         dropped=dropped,

@@ -80,8 +80,12 @@ def test_minimising_reps_uses_the_fewest_reps_capacity_allows() -> None:
     assert all(len(r.stops) == 3 for r in result.used_routes)
 
 
-@pytest.mark.parametrize("ils", [True, False], ids=["ils-worker", "guided-local-search"])
-def test_four_clusters_of_ten_need_four_reps(ils: bool) -> None:
+@pytest.mark.parametrize(
+    ("engine", "ils"),
+    [("pyvrp", False), ("ortools", True), ("ortools", False)],
+    ids=["pyvrp", "ortools-ils-worker", "ortools-guided-local-search"],
+)
+def test_four_clusters_of_ten_need_four_reps(engine: str, ils: bool) -> None:
     # 40 visits in four far-apart clusters, capacity 10: four reps, one per cluster, is
     # the only plan on four reps; eight reps are offered.
     corners = [(-50.0, -50.0), (-50.0, 50.0), (50.0, 50.0), (50.0, -50.0)]
@@ -93,13 +97,15 @@ def test_four_clusters_of_ten_need_four_reps(ils: bool) -> None:
             visits.append(Visit(f"c{k}_{i}", f"c{k}_{i}", demand=1))
     reps = [_rep(f"r{k}", capacity=10, shift=TimeWindow(0, 1000)) for k in range(8)]
     p = _problem(points, visits, reps, minimise_reps=True)
-    options = SolverOptions(cpu_s=2.0, ils_max_visits=100 if ils else 0)
+    options = SolverOptions(cpu_s=2.0, ils_max_visits=100 if ils else 0, engine=engine)
     result, _ = _solve(p, options)
     assert not result.dropped
     assert len(result.used_routes) == 4
     assert all(len({v.split("_")[0] for v in r.visit_ids}) == 1 for r in result.used_routes)
     # the ILS runs in a worker process whose CPU time is counted against the budget
     assert (result.stats["worker_cpu_s"] > 0) is ils
+    # PyVRP plans what it can express (no lunch breaks here), in this process
+    assert result.stats.get("engine_pyvrp", 0.0) == (1.0 if engine == "pyvrp" else 0.0)
 
 
 def test_fewest_reps_with_homes_apart_and_lunch_breaks_serves_everything() -> None:
