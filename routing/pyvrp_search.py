@@ -14,8 +14,11 @@ identical reps. What PyVRP expresses here:
   rep is one mean leg higher (the OR-Tools model's stability cost);
 - fewest reps: a fixed cost per rep above any travel it could save (reps first, then
   travel, the Solomon objective).
-What it does not: lunch breaks and visits with several windows. `supports()` says so and
-the OR-Tools search (routing.solver) plans those problems.
+- lunch breaks: the rep's day (shift end, working time) is shorter by the break, and the
+  break is placed in the plan afterwards where it fits (routing.solver).
+What it does not: visits with several windows. `supports()` says so, and the OR-Tools
+search (routing.solver) plans those problems, and those whose lunch breaks fit nowhere in
+PyVRP's routes.
 
 The budget is CPU time (`time.process_time`, PyVRP runs in this thread); with a seed the
 stop is an iteration count priced at a fixed rate per CPU-second and visit, so the same
@@ -34,6 +37,7 @@ import pyvrp
 from pyvrp.exceptions import PenaltyBoundWarning
 
 from routing.compiled import Compiled
+from routing.model import Rep
 
 INFEASIBLE_COST = np.iinfo(np.int64).max
 # profiles x locations^2 above this: too much memory for per-rep matrices (OR-Tools then)
@@ -78,13 +82,15 @@ class _CpuStop:
 
 def supports(c: Compiled) -> str | None:
     """None if PyVRP can plan this problem, else what it cannot express."""
-    if any(r.lunch_break is not None for r in c.reps):
-        return "lunch breaks"
     if any(len(v.time_windows) > 1 for v in c.visits):
         return "visits with several time windows"
     if _profile_count(c) * len(c.node_loc) ** 2 > MAX_PROFILE_CELLS:
         return "too many rep-specific travel matrices"
     return None
+
+
+def _lunch_s(rep: Rep) -> float:
+    return 0.0 if rep.lunch_break is None else rep.lunch_break.duration_s
 
 
 def _forbidden(c: Compiled, r: int) -> frozenset[int]:
@@ -203,8 +209,12 @@ def search(
             to_loc[c.depot_node[loc_index[rep.start_location_id]]],
             to_loc[c.depot_node[loc_index[rep.end_location_id]]],
             math.ceil(rep.shift.start_s * s),
-            math.floor(rep.shift.end_s * s),
-            None if rep.max_working_s is None else math.floor(rep.max_working_s * s),
+            # a lunch break: the day is that much shorter (the break is placed afterwards,
+            # routing.solver; OR-Tools plans the day if it fits nowhere)
+            math.floor((rep.shift.end_s - _lunch_s(rep)) * s),
+            None
+            if rep.max_working_s is None
+            else math.floor((rep.max_working_s - _lunch_s(rep)) * s),
             (rep.capacity if rep.capacity is not None else total_demand) if capacity_on else None,
             rep_profile[r],
         )

@@ -96,6 +96,9 @@ ELIMINATE_CANDIDATES = 5  # smallest routes considered for removal
 READ_BACK_SHARE = 0.02
 # CPU-s kept after PyVRP's search to write the plan out (times, slack)
 PLAN_OUT_S = 0.02
+# of the budget kept from PyVRP when reps have lunch breaks: OR-Tools plans the day with it
+# if a break fits nowhere in PyVRP's routes
+BREAK_FALLBACK_SHARE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -864,30 +867,35 @@ def _solve_pyvrp(
         prize: list[int | None] = [None] * len(c.visits)
     else:
         prize = [penalty(v) for v in c.visits]
+    # with lunch breaks, keep a share for OR-Tools in case a break fits nowhere
+    reserve = options.cpu_s * BREAK_FALLBACK_SHARE if any(r.lunch_break for r in c.reps) else 0.0
     res = pyvrp_search.search(
         c,
-        max(0.05, clock.left() - PLAN_OUT_S),
+        max(0.05, clock.left() - PLAN_OUT_S - reserve),
         minimise_reps=minimise,
         prize=prize,
         seed=options.seed,
     )
     if clock.reproducible:
-        clock.virtual_s += clock.left() - PLAN_OUT_S
+        clock.virtual_s += clock.left() - PLAN_OUT_S - reserve
         clock.capped = clock.capped or res.capped
     _report(options, clock, "pyvrp", [r for _, r in res.routes], 0, 0.0)
     if not res.feasible:
         log.info("PyVRP found no plan serving every required visit; OR-Tools plans it")
         return None
-    return _plan_from_routes(c, res.routes, clock)
+    plan = _plan_from_routes(c, res.routes, clock)
+    if plan is None:
+        log.info("a lunch break fits nowhere in PyVRP's routes; OR-Tools plans the day")
+    return plan
 
 
 def _plan_from_routes(
     c: Compiled, routes: Sequence[tuple[int, Sequence[int]]], clock: _CpuClock
-) -> Plan:
-    """The plan of routes without lunch breaks, each visit at the earliest service start
-    its window allows (floating-point times; the integer plan, with travel rounded up,
-    was on time, so this one is too)."""
-    loc_index = c.problem.location_index()
+) -> Plan | None:
+    """The plan of the routes, each visit at the earliest service start its window allows
+    (floating-point times; the integer plan, with travel rounded up, was on time, so this
+    one is too). A lunch break goes where it keeps every visit on time (taken at the last
+    place left, as the checker reads it); None if it fits nowhere on some route."""
     by_rep = {r: list(nodes) for r, nodes in routes if nodes}
     out: list[Route] = []
     served: set[int] = set()
@@ -896,44 +904,14 @@ def _plan_from_routes(
         if not nodes:
             out.append(_empty_route(rep))
             continue
-        home = c.depot_node[loc_index[rep.start_location_id]]
-        end = c.depot_node[loc_index[rep.end_location_id]]
-        first = c.visits[nodes[0]]
-        first_open = min((w.start_s for w in first.time_windows), default=rep.shift.start_s)
-        # leave as late as the first visit allows (no waiting there)
-        start_t = max(rep.shift.start_s, first_open - float(c.duration_s[home, nodes[0]]))
-        t, prev = start_t, home
-        stops: list[Stop] = []
-        for node in nodes:
-            visit = c.visits[node]
-            travel = float(c.duration_s[prev, node])
-            arrival = t + travel
-            opens = min((w.start_s for w in visit.time_windows), default=arrival)
-            begin = max(arrival, opens)
-            stops.append(
-                Stop(
-                    visit_id=visit.id,
-                    location_id=visit.location_id,
-                    arrival_s=arrival,
-                    service_start_s=begin,
-                    service_end_s=begin + visit.service_s,
-                    wait_s=begin - arrival,
-                    slack_s=0.0,
-                    travel_s=travel,
-                    distance_m=float(c.distance_m[prev, node]),
-                )
-            )
-            served.add(node)
-            t, prev = begin + visit.service_s, node
-        travel_end = float(c.duration_s[prev, end])
-        route = Route(
-            rep.id,
-            start_t,
-            t + travel_end,
-            tuple(stops),
-            travel_end,
-            float(c.distance_m[prev, end]),
-        )
+        if rep.lunch_break is None:
+            route = _schedule(c, rep, nodes, None)
+        else:
+            options = (_schedule(c, rep, nodes, k) for k in range(len(nodes) + 1))
+            route = next((x for x in options if x is not None), None)
+        if route is None:
+            return None
+        served.update(nodes)
         out.append(_with_slack(route, rep, c, nodes))
     return Plan(
         routes=tuple(out),
@@ -946,6 +924,66 @@ def _plan_from_routes(
             "engine_pyvrp": 1.0,
         },
     )
+
+
+def _schedule(c: Compiled, rep: Rep, nodes: Sequence[int], break_at: int | None) -> Route | None:
+    """Earliest times of a route; with `break_at` k the lunch break is taken before leaving
+    stop k-1 (0: before leaving home). None if a visit, the break, the shift end or the
+    working time is missed."""
+    eps = 1e-6
+    loc_index = c.problem.location_index()
+    home = c.depot_node[loc_index[rep.start_location_id]]
+    end = c.depot_node[loc_index[rep.end_location_id]]
+    first = c.visits[nodes[0]]
+    first_open = min((w.start_s for w in first.time_windows), default=rep.shift.start_s)
+    # leave as late as the first visit allows (no waiting there), unless the break is first
+    start_t = rep.shift.start_s
+    if break_at != 0:
+        start_t = max(start_t, first_open - float(c.duration_s[home, nodes[0]]))
+    t, prev = start_t, home
+    brk: BreakSlot | None = None
+    stops: list[Stop] = []
+    for k, node in enumerate([*nodes, None]):
+        if break_at == k and rep.lunch_break is not None:
+            lunch = rep.lunch_break
+            b0 = max(t, lunch.window.start_s)
+            if b0 + lunch.duration_s > lunch.window.end_s + eps:
+                return None
+            brk = BreakSlot(b0, b0 + lunch.duration_s)
+            t = brk.end_s
+        to = end if node is None else node
+        travel = float(c.duration_s[prev, to])
+        arrival = t + travel
+        if node is None:
+            if arrival > rep.shift.end_s + eps:
+                return None
+            if rep.max_working_s is not None and arrival - start_t > rep.max_working_s + eps:
+                return None
+            return Route(
+                rep.id, start_t, arrival, tuple(stops), travel, float(c.distance_m[prev, to]), brk
+            )
+        visit = c.visits[node]
+        begin = arrival
+        if visit.time_windows:
+            w = visit.time_windows[0]
+            if arrival > w.end_s + eps:
+                return None
+            begin = max(arrival, w.start_s)
+        stops.append(
+            Stop(
+                visit_id=visit.id,
+                location_id=visit.location_id,
+                arrival_s=arrival,
+                service_start_s=begin,
+                service_end_s=begin + visit.service_s,
+                wait_s=begin - arrival,
+                slack_s=0.0,
+                travel_s=travel,
+                distance_m=float(c.distance_m[prev, node]),
+            )
+        )
+        t, prev = begin + visit.service_s, node
+    return None  # not reached: the loop returns at the end node
 
 
 def _dropped(c: Compiled, served: set[int]) -> tuple[Dropped, ...]:

@@ -233,3 +233,38 @@ def test_checker_rejects_a_rep_without_the_skill() -> None:
 
     forged = Plan((Route("r1", 0, 2, (stop,), 1, 1),), ())
     assert any("lacks skills" in v for v in check_plan(p, m, forged))
+
+
+def test_pyvrp_plans_lunch_breaks_skills_and_locked_stops() -> None:
+    day = TimeWindow(8 * 3600, 17 * 3600)
+    lunch = Break(TimeWindow(12 * 3600, 13 * 3600), 1800)
+    points = {"depot": (0.0, 0.0), **{f"p{i}": (600.0 * i, 400.0) for i in range(6)}}
+    visits = [Visit(f"v{i}", f"p{i}", service_s=3600) for i in range(6)]
+    visits[0] = replace(visits[0], skills=frozenset({"gas"}))
+    visits[5] = replace(visits[5], rep_id="plain")
+    reps = [
+        Rep("plain", "depot", "depot", day, lunch_break=lunch),
+        Rep("gasman", "depot", "depot", day, skills=frozenset({"gas"}), lunch_break=lunch),
+    ]
+    result, _ = _solve(_problem(points, visits, reps), SolverOptions(cpu_s=1.0))
+    assert result.stats["engine_pyvrp"] == 1.0
+    assert not result.dropped
+    assert "v0" in _order(result, "gasman")
+    assert "v5" in _order(result, "plain")
+    for route in result.used_routes:
+        assert route.lunch_break is not None
+        assert 12 * 3600 <= route.lunch_break.start_s <= route.lunch_break.end_s <= 13 * 3600
+
+
+def test_visits_with_several_windows_are_planned_by_ortools() -> None:
+    p = _problem(
+        {"depot": (0, 0), "a": (1, 0), "b": (2, 0)},
+        [
+            Visit("a", "a", time_windows=(TimeWindow(0, 5), TimeWindow(50, 60))),
+            Visit("b", "b", time_windows=(TimeWindow(40, 45),)),
+        ],
+        [_rep()],
+    )
+    result, _ = _solve(p)
+    assert "engine_pyvrp" not in result.stats
+    assert not result.dropped
