@@ -203,9 +203,10 @@ def search(
         )
 
     loc_index = c.problem.location_index()
-    types: dict[tuple[object, ...], list[int]] = {}
+    Key = tuple[int, int, int, int, int | None, int | None, int]
+    types: dict[Key, list[int]] = {}
     for r, rep in enumerate(c.reps):
-        key2 = (
+        key2: Key = (
             to_loc[c.depot_node[loc_index[rep.start_location_id]]],
             to_loc[c.depot_node[loc_index[rep.end_location_id]]],
             math.ceil(rep.shift.start_s * s),
@@ -221,8 +222,7 @@ def search(
         types.setdefault(key2, []).append(r)
     vehicle_types = []
     type_reps: list[list[int]] = []
-    for key2, reps in types.items():
-        start_d, end_d, lo, hi, span, cap, prof = key2
+    for (start_d, end_d, lo, hi, span, cap, prof), reps in types.items():
         kwargs: dict[str, object] = {}
         if span is not None:
             kwargs["shift_duration"] = span
@@ -239,7 +239,15 @@ def search(
             )
         )
         type_reps.append(reps)
-    data = pyvrp.ProblemData(locations, clients, pv_depots, vehicle_types, dist_ms, dur_ms)
+    # (the stubs spell an integer matrix's shape as `int`)
+    data = pyvrp.ProblemData(
+        locations,
+        clients,
+        pv_depots,
+        vehicle_types,
+        dist_ms,  # type: ignore[arg-type]
+        dur_ms,  # type: ignore[arg-type]
+    )
     per_iteration_s = ITERATION_BASE_S + ITERATION_PER_VISIT_S * n
     total_iters = max(1, int(budget_s / per_iteration_s)) if seed is not None else None
     runner = _Runner(budget_s, total_iters, seed or 0)
@@ -258,7 +266,8 @@ def search(
             fleet[drop] = min(fleet[drop], sum(r.vehicle_type() == drop for r in routes)) - 1
             fewer = data.replace(
                 vehicle_types=[
-                    vt.replace(num_available=k) for vt, k in zip(data.vehicle_types(), fleet)
+                    vt.replace(num_available=k)
+                    for vt, k in zip(data.vehicle_types(), fleet, strict=True)
                 ]
             )
             warm = pyvrp.Solution(fewer, [_route(fewer, r) for r in routes[1:]])

@@ -141,6 +141,10 @@ class SolverOptions:
     # "pyvrp": PyVRP's iterated local search plans every problem it can express
     # (routing.pyvrp_search.supports), OR-Tools the rest; "ortools": OR-Tools only.
     engine: str = "pyvrp"
+    # PyVRP above this many visits: sectors of about `pyvrp_sector_visits` (a 5,000-visit
+    # search's first local search alone takes minutes), joined as they are
+    pyvrp_max_visits: int = 1500
+    pyvrp_sector_visits: int = 1000
     progress: Callable[[Progress], None] | None = field(default=None, compare=False)
 
 
@@ -754,6 +758,15 @@ def solve(
     n = len(vs)
     big = _big_penalty(c)
 
+    if (
+        options.engine == "pyvrp"
+        and options.decompose
+        and n > options.pyvrp_max_visits
+        and len(c.reps) > 1
+        and pyvrp_search.supports(c) is None
+    ):
+        return _solve_by_sectors(problem, matrices, c, vs, clock, options, minimise)
+
     if options.engine == "pyvrp":
         why = pyvrp_search.supports(c)
         if why is None:
@@ -769,7 +782,7 @@ def solve(
         and n > max(options.ils_max_visits, options.sector_visits)
         and len(c.reps) > 1
     ):
-        return _solve_by_sectors(problem, matrices, c, vs, clock, options)
+        return _solve_by_sectors(problem, matrices, c, vs, clock, options, True)
 
     # 1. construct
     travel_ils = not minimise and options.travel_ils and n <= options.ils_max_visits
@@ -1007,9 +1020,15 @@ def _solve_by_sectors(
     vs: list[Visit],
     clock: _CpuClock,
     options: SolverOptions,
+    minimise: bool,
 ) -> Plan:
     """Decomposition for large plans: sectors by angle, each planned on its own, then
-    the whole plan polished (visits a sector could not serve are inserted there)."""
+    the whole plan polished (visits a sector could not serve are inserted there). With
+    PyVRP the sectors are larger and their plans are joined as they are (no polish: an
+    OR-Tools model of thousands of visits costs more than it gains)."""
+    pyvrp = options.engine == "pyvrp"
+    sector_visits = options.pyvrp_sector_visits if pyvrp else options.sector_visits
+    polish_share = 0.0 if pyvrp else options.polish_share
     loc_index = problem.location_index()
     homes = [problem.locations[loc_index[r.start_location_id]] for r in c.reps]
     cx = sum(h.lon for h in homes) / len(homes)
@@ -1020,13 +1039,13 @@ def _solve_by_sectors(
         return math.atan2(at.lat - cy, at.lon - cx)
 
     order = sorted(range(len(vs)), key=lambda i: (angle(vs[i]), i))
-    k = max(1, min(len(c.reps), math.ceil(len(vs) / options.sector_visits)))
+    k = max(1, min(len(c.reps), math.ceil(len(vs) / sector_visits)))
     sectors = [order[j * len(order) // k : (j + 1) * len(order) // k] for j in range(k)]
     node_of = {v.id: i for i, v in enumerate(vs)}
     rep_of = {r.id: i for i, r in enumerate(c.reps)}
     routes: dict[int, list[int]] = {}
     free = list(range(len(c.reps)))
-    sector_budget = options.cpu_s * (1 - options.polish_share) / k
+    sector_budget = options.cpu_s * (1 - polish_share) / k
     for j, sector in enumerate(sectors):
         # reps in proportion to the sector's visits (the rest keep theirs), at least one
         share = len(free) if j == k - 1 else math.ceil(len(c.reps) * len(sector) / len(vs))
@@ -1038,16 +1057,18 @@ def _solve_by_sectors(
             tuple(vs[i] for i in sector),
             tuple(c.reps[r] for r in mine),
             problem.epoch,
-            True,
+            minimise,
             problem.now_s,
         )
-        budget = min(sector_budget, max(0.05, clock.left() - options.cpu_s * options.polish_share))
+        budget = min(sector_budget, max(0.05, clock.left() - options.cpu_s * polish_share))
         t0 = time.process_time()
         part = solve(
             sub,
             matrices,
             # a sector is planned whole (with ils_max_visits below its size: by GLS)
-            SolverOptions(**{**_fields(options), "cpu_s": budget, "decompose": False}),
+            SolverOptions(
+                **{**_fields(options), "cpu_s": budget, "decompose": False, "seed": options.seed}
+            ),
             list(sub.visits),
         )
         clock.workers_s += float(part.stats.get("worker_cpu_s", 0.0))
@@ -1055,8 +1076,14 @@ def _solve_by_sectors(
         clock.capped = clock.capped or part.stats.get("reproducible", 1.0) == 0.0
         for route in part.used_routes:
             routes[rep_of[route.rep_id]] = [node_of[x] for x in route.visit_ids]
+        if pyvrp and part.stats.get("engine_pyvrp") != 1.0:
+            pyvrp = False  # a sector went to OR-Tools: the joined plan is read back there
         _report(options, clock, f"sector {j + 1}/{k}", list(routes.values()), 0, 0.0)
         log.debug("sector %d/%d: %.1f CPU-s", j + 1, k, time.process_time() - t0)
+    if pyvrp:
+        joined = _plan_from_routes(c, list(routes.items()), clock)
+        if joined is not None:
+            return joined
     all_reps = list(range(len(c.reps)))
     big = _big_penalty(c)
     m = _build(c, all_reps, lambda v: big * 4, vehicle_fixed_cost=big)

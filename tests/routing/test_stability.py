@@ -132,3 +132,27 @@ def test_a_large_ortools_plan_is_solved_by_sectors_then_joined() -> None:
     ]
     # three clusters of 12 with capacity 12: three reps
     assert len(result.used_routes) == 3
+
+
+def test_a_large_pyvrp_plan_is_solved_by_sectors_and_joined() -> None:
+    # (sectors of 12 visits here; 1,000 in production, above 1,500 visits)
+    p = _clusters(5, per=12, minimise=True)
+    m = EuclideanMatrix().matrices(p.locations)
+    phases: list[str] = []
+    options = SolverOptions(
+        cpu_s=3.0,
+        pyvrp_max_visits=20,
+        pyvrp_sector_visits=12,
+        progress=lambda x: phases.append(x.phase),
+    )
+    result = plan(p, m, options)
+    assert check_plan(p, m, result) == []
+    assert result.dropped == ()
+    assert [x for x in phases if x.startswith("sector")] == [
+        "sector 1/3",
+        "sector 2/3",
+        "sector 3/3",
+    ]
+    assert result.stats["engine_pyvrp"] == 1.0
+    assert len(result.used_routes) == 3
+    assert result.stats["cpu_s"] <= 3.0 * 1.05
