@@ -1,4 +1,11 @@
-"""The OR-Tools solver: the only module that imports ortools.
+"""The solver: PyVRP where it can express the problem, OR-Tools (the only module that
+imports ortools) for the rest.
+
+With `SolverOptions.engine == "pyvrp"` (the default) every problem that
+`routing.pyvrp_search.supports` accepts is planned by PyVRP's iterated local search on the
+whole budget (sectors of about 1,000 visits above 1,500); OR-Tools plans visits with
+several time windows, days whose lunch breaks fit nowhere in PyVRP's routes, and plans
+where PyVRP left an urgent visit out. The rest of this docstring is the OR-Tools search.
 
 A Problem plus location Matrices compile into an OR-Tools routing model: time
 dimension (travel + service, registered as a transit *matrix*), time windows,
