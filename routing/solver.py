@@ -106,6 +106,8 @@ PLAN_OUT_S = 0.02
 # of the budget kept from PyVRP when reps have lunch breaks: OR-Tools plans the day with it
 # if a break fits nowhere in PyVRP's routes
 BREAK_FALLBACK_SHARE = 0.25
+# visits a PyVRP route may leave out so that its lunch break fits (else OR-Tools re-plans)
+BREAK_REPAIR_DROPS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -924,13 +926,28 @@ def _plan_from_routes(
         if not nodes:
             out.append(_empty_route(rep))
             continue
-        if rep.lunch_break is None:
-            route = _schedule(c, rep, nodes, None)
-        else:
-            options = (_schedule(c, rep, nodes, k) for k in range(len(nodes) + 1))
-            route = next((x for x in options if x is not None), None)
+        route = _with_break(c, rep, nodes)
+        for _ in range(BREAK_REPAIR_DROPS):
+            if route is not None:
+                break
+            # the break fits nowhere: leave out the lowest-priority visit whose absence
+            # lets it fit (reported dropped), rather than re-plan the whole day
+            fits = [
+                (c.visits[x].priority, k)
+                for k, x in enumerate(nodes)
+                if not c.visits[x].urgent
+                and (len(nodes) == 1 or _with_break(c, rep, nodes[:k] + nodes[k + 1 :]))
+            ]
+            if not fits:
+                break
+            k = min(fits)[1]
+            nodes = nodes[:k] + nodes[k + 1 :]
+            route = _with_break(c, rep, nodes) if nodes else _empty_route(rep)
         if route is None:
             return None
+        if not nodes:
+            out.append(route)
+            continue
         served.update(nodes)
         out.append(_with_slack(route, rep, c, nodes))
     return Plan(
@@ -944,6 +961,14 @@ def _plan_from_routes(
             "engine_pyvrp": 1.0,
         },
     )
+
+
+def _with_break(c: Compiled, rep: Rep, nodes: Sequence[int]) -> Route | None:
+    """The route's earliest schedule, its lunch break at the first place it fits."""
+    if rep.lunch_break is None:
+        return _schedule(c, rep, nodes, None)
+    options = (_schedule(c, rep, nodes, k) for k in range(len(nodes) + 1))
+    return next((x for x in options if x is not None), None)
 
 
 def _schedule(c: Compiled, rep: Rep, nodes: Sequence[int], break_at: int | None) -> Route | None:

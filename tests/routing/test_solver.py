@@ -268,3 +268,29 @@ def test_visits_with_several_windows_are_planned_by_ortools() -> None:
     result, _ = _solve(p)
     assert "engine_pyvrp" not in result.stats
     assert not result.dropped
+
+
+def test_a_visit_that_leaves_no_room_for_lunch_is_dropped_not_the_whole_day_replanned() -> None:
+    # lunch exactly 12:00-12:30; "noon" must start 12:00-12:05 and lasts an hour: with it,
+    # the break fits nowhere, so the low-priority "noon" is dropped and "other" is served
+    day = TimeWindow(8 * 3600, 17 * 3600)
+    lunch = Break(TimeWindow(12 * 3600, 12.5 * 3600), 1800)
+    p = _problem(
+        {"depot": (0.0, 0.0), "a": (100.0, 0.0), "b": (0.0, 100.0)},
+        [
+            Visit(
+                "noon",
+                "a",
+                service_s=3600,
+                priority=1,
+                time_windows=(TimeWindow(12 * 3600, 12 * 3600 + 300),),
+            ),
+            Visit("other", "b", service_s=3600, priority=5),
+        ],
+        [Rep("r1", "depot", "depot", day, lunch_break=lunch)],
+    )
+    result, _ = _solve(p, SolverOptions(cpu_s=0.5))
+    assert result.stats["engine_pyvrp"] == 1.0
+    assert [d.visit_id for d in result.dropped] == ["noon"]
+    assert _order(result, "r1") == ["other"]
+    assert result.routes[0].lunch_break is not None
