@@ -252,6 +252,7 @@ def search(
     total_iters = max(1, int(budget_s / per_iteration_s)) if seed is not None else None
     runner = _Runner(budget_s, total_iters, seed or 0)
     best = _solution(data, start, type_reps) if start else None
+    type_ids = list(range(len(type_reps)))  # the data's vehicle type k is type_reps[type_ids[k]]
     if minimise_reps:
         # 1. a first plan on every rep; 2. one rep fewer (the one with the fewest visits)
         # while a plan serving everything is found, warm-started from the best plan
@@ -264,24 +265,26 @@ def search(
             drop = routes[0].vehicle_type()
             fleet = [vt.num_available for vt in data.vehicle_types()]
             fleet[drop] = min(fleet[drop], sum(r.vehicle_type() == drop for r in routes)) - 1
+            # a type left with no rep leaves the data (PyVRP wants at least one of each)
+            keep = [t for t, k in enumerate(fleet) if k > 0]
+            index = {t: i for i, t in enumerate(keep)}
             fewer = data.replace(
-                vehicle_types=[
-                    vt.replace(num_available=k)
-                    for vt, k in zip(data.vehicle_types(), fleet, strict=True)
-                ]
+                vehicle_types=[data.vehicle_type(t).replace(num_available=fleet[t]) for t in keep]
             )
-            warm = pyvrp.Solution(fewer, [_route(fewer, r) for r in routes[1:]])
+            warm = pyvrp.Solution(
+                fewer, [_route(fewer, r, index[r.vehicle_type()]) for r in routes[1:]]
+            )
             attempt = runner.run(fewer, ELIMINATE_UNTIL - runner.spent(), warm, first_feasible=True)
             if not attempt.is_feasible():
                 break
-            data, best = fewer, attempt
+            data, best, type_ids = fewer, attempt, [type_ids[t] for t in keep]
     best = runner.run(data, 1.0 - runner.spent(), best)
     free = [list(reps) for reps in type_reps]
     out: list[tuple[int, list[int]]] = []
     for route in best.routes():
         # a client activity's idx is the client's index: the visit node
         visits = [int(a.idx) for a in route if a.is_client()]
-        out.append((free[route.vehicle_type()].pop(0), visits))
+        out.append((free[type_ids[route.vehicle_type()]].pop(0), visits))
     return SearchResult(out, best.is_feasible(), runner.iterations, runner.capped)
 
 
@@ -339,8 +342,8 @@ class _Runner:
         return result.best
 
 
-def _route(data: pyvrp.ProblemData, route: pyvrp.Route) -> pyvrp.Route:
-    return pyvrp.Route(data, [int(a.idx) for a in route if a.is_client()], route.vehicle_type())
+def _route(data: pyvrp.ProblemData, route: pyvrp.Route, vehicle_type: int) -> pyvrp.Route:
+    return pyvrp.Route(data, [int(a.idx) for a in route if a.is_client()], vehicle_type)
 
 
 def _solution(
