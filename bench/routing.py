@@ -145,7 +145,7 @@ def run_set(
     """Solve each instance with ours and VROOM (same CPU budget); print a row per
     instance and a table; return the totals."""
     bks = read_bks(directory / "bks.csv")
-    table = Table(title=f"VRPTW: fieldmesh (OR-Tools) vs VROOM on {directory.name}")
+    table = Table(title=f"VRPTW: fieldmesh ({ENGINE[0]}) vs VROOM on {directory.name}")
     for col in COLUMNS:
         table.add_column(col, justify="right")
     tot: dict[str, float | int] = {
