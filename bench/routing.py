@@ -36,9 +36,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from routing.checker import check_routes
-from routing.matrix import EuclideanMatrix, Matrices
-from routing.model import Problem
+from routing.checker import check_plan, check_routes
+from routing.matrix import EuclideanMatrix, GreatCircleMatrix, Matrices
+from routing.model import Break, Location, Problem, Rep, TimeWindow, Visit
+from routing.planner import plan as plan_problem
 from routing.solomon import BestKnown, SolomonInstance, instance_files, read_bks, read_instance
 from routing.solver import SolverOptions, solve
 
@@ -59,11 +60,14 @@ class Result:
 
 
 SEED: list[int | None] = [None]  # --seed: reproducible plans (work-priced budget)
+ENGINE = ["pyvrp"]  # --engine: the planner's search (SolverOptions.engine)
 
 
 def run_ours(problem: Problem, m: Matrices, cpu_s: float) -> Result:
     t0 = time.process_time()
-    plan = solve(problem, m, SolverOptions(cpu_s=cpu_s, cost="distance", seed=SEED[0]))
+    plan = solve(
+        problem, m, SolverOptions(cpu_s=cpu_s, cost="distance", seed=SEED[0], engine=ENGINE[0])
+    )
     # the solver's ILS runs in worker processes: their CPU time counts too
     cpu = time.process_time() - t0 + float(plan.stats.get("worker_cpu_s", 0.0))
     routes = {r.rep_id: r.visit_ids for r in plan.used_routes}
@@ -141,7 +145,7 @@ def run_set(
     """Solve each instance with ours and VROOM (same CPU budget); print a row per
     instance and a table; return the totals."""
     bks = read_bks(directory / "bks.csv")
-    table = Table(title=f"VRPTW: fieldmesh (OR-Tools) vs VROOM on {directory.name}")
+    table = Table(title=f"VRPTW: fieldmesh ({ENGINE[0]}) vs VROOM on {directory.name}")
     for col in COLUMNS:
         table.add_column(col, justify="right")
     tot: dict[str, float | int] = {
@@ -265,8 +269,23 @@ def main(argv: list[str] | None = None) -> int:
         f" {LARGE_DIR.name}; 'none' to skip)",
     )
     ap.add_argument("--seed", type=int, default=None, help="reproducible plans from this seed")
+    ap.add_argument(
+        "--engine",
+        choices=("pyvrp", "ortools"),
+        default="pyvrp",
+        help="the planner's search: PyVRP where it can express the problem (default) or"
+        " OR-Tools only (the planner before #23's second round)",
+    )
+    ap.add_argument(
+        "--city",
+        type=int,
+        default=0,
+        help="also plan a generated city day of this many work orders (e.g. 5000)",
+    )
+    ap.add_argument("--city-cpu-s", type=float, default=600.0, help="its CPU budget")
     args = ap.parse_args(argv)
     SEED[0] = args.seed
+    ENGINE[0] = args.engine
     console = Console(width=170)
     directory: Path = args.instances.resolve()
     files = instance_files(directory)
@@ -306,9 +325,94 @@ def main(argv: list[str] | None = None) -> int:
         if large:
             totals = run_set(console, large_dir.resolve(), large, lambda n: 60.0)
             out.update({f"large_{k}": v for k, v in totals.items()})
+    if args.city:
+        out.update(run_city(console, args.city, args.city_cpu_s))
     print(json.dumps(out))
     bad = out["infeasible"] or out.get("large_infeasible", 0) or out.get("transfer_tune_infeasible")
     return 1 if bad else 0
+
+
+def city_problem(n: int, seed: int = 7) -> Problem:
+    """A generated city day: `n` work orders around four depots in a 30 km x 30 km city
+    (neighbourhood clusters and scattered addresses), 15-60 min of work each, a third with
+    a two-hour window; reps 08:00-17:00 with a 30 min lunch between 11:30 and 14:00, about
+    one rep per 11 work orders."""
+    rng = np.random.default_rng(seed)
+    lon0, lat0 = 4.85, 45.75  # a city's centre; 1 degree lat = 111 km
+    dlat = 15.0 / 111.0
+    dlon = dlat / math.cos(math.radians(lat0))
+    centres = rng.uniform(-0.8, 0.8, size=(25, 2))
+    locs = [
+        Location(f"depot{k}", lon0 + dx * dlon * 0.5, lat0 + dy * dlat * 0.5)
+        for k, (dx, dy) in enumerate(((-1, -1), (-1, 1), (1, 1), (1, -1)))
+    ]
+    visits = []
+    for i in range(n):
+        if rng.random() < 0.7:
+            cx, cy = centres[rng.integers(len(centres))]
+            x, y = cx + rng.normal(0, 0.08), cy + rng.normal(0, 0.08)
+        else:
+            x, y = rng.uniform(-1, 1, size=2)
+        locs.append(Location(f"a{i}", lon0 + float(x) * dlon, lat0 + float(y) * dlat))
+        windows: tuple[TimeWindow, ...] = ()
+        if rng.random() < 1 / 3:
+            start = 3600 * float(rng.integers(8, 15))
+            windows = (TimeWindow(start, start + 7200),)
+        visits.append(
+            Visit(
+                f"w{i}",
+                f"a{i}",
+                service_s=60.0 * float(rng.choice((15, 20, 30, 45, 60))),
+                time_windows=windows,
+                priority=int(rng.integers(1, 6)),
+            )
+        )
+    lunch = Break(TimeWindow(11.5 * 3600, 14 * 3600), 1800)
+    reps = tuple(
+        Rep(
+            f"rep{k}",
+            f"depot{k % 4}",
+            f"depot{k % 4}",
+            TimeWindow(8 * 3600, 17 * 3600),
+            lunch_break=lunch,
+        )
+        for k in range(math.ceil(n / 11))
+    )
+    return Problem(tuple(locs), tuple(visits), reps)
+
+
+def run_city(console: Console, n: int, cpu_s: float) -> dict[str, float | int]:
+    """The generated city day planned as the API plans (every work order droppable by
+    priority): served, dropped, reps, km and CPU against the budget, and the reps a
+    work-time bound needs (service plus each visit's nearest-neighbour travel over the
+    working day net of lunch)."""
+    problem = city_problem(n)
+    m = GreatCircleMatrix().matrices(problem.locations)
+    t0 = time.process_time()
+    result = plan_problem(problem, m, SolverOptions(cpu_s=cpu_s, seed=SEED[0], engine=ENGINE[0]))
+    cpu = time.process_time() - t0 + float(result.stats.get("worker_cpu_s", 0.0))
+    violations = check_plan(problem, m, result)
+    dur = m.duration_s[4:, 4:].copy()
+    np.fill_diagonal(dur, np.inf)
+    work_s = sum(v.service_s for v in problem.visits) + float(dur.min(axis=1).sum())
+    bound = math.ceil(work_s / (9 * 3600 - 1800))
+    out: dict[str, float | int] = {
+        "city_visits": n,
+        "city_served": n - len(result.dropped),
+        "city_dropped": len(result.dropped),
+        "city_infeasible": 1 if violations else 0,
+        "city_reps": len(result.used_routes),
+        "city_reps_bound": bound,
+        "city_distance_km": round(result.distance_m / 1000, 1),
+        "city_cpu_s": round(cpu, 1),
+        "city_budget_s": cpu_s,
+    }
+    console.print(
+        f"city {n}: served {out['city_served']} (dropped {out['city_dropped']}), "
+        f"{out['city_reps']} reps (work-time bound {bound}), {out['city_distance_km']} km, "
+        f"{cpu:.1f} CPU-s of {cpu_s}" + (f" | INFEASIBLE: {violations[:3]}" if violations else "")
+    )
+    return out
 
 
 def _customers(path: Path) -> int:

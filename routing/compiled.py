@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -25,8 +26,9 @@ class Compiled:
     reps: list[Rep]
     node_loc: list[int]
     depot_node: dict[int, int]  # location index -> node
-    time_t: list[list[int]]
-    cost_t: list[list[int]]
+    travel_a: np.ndarray  # travel only, integer solver units (rounded up)
+    time_a: np.ndarray  # travel + service at the node left
+    cost_a: np.ndarray
     service_t: list[int]
     demand: list[int]
     distance_m: np.ndarray
@@ -34,6 +36,15 @@ class Compiled:
     scale: int
     horizon_t: int
     max_arc_t: int
+
+    # OR-Tools wants lists of lists: built on first use only (5,000 visits: 25M cells)
+    @cached_property
+    def time_t(self) -> list[list[int]]:
+        return self.time_a.tolist()  # type: ignore[no-any-return]
+
+    @cached_property
+    def cost_t(self) -> list[list[int]]:
+        return self.cost_a.tolist()  # type: ignore[no-any-return]
 
 
 def compile_problem(
@@ -66,8 +77,9 @@ def compile_problem(
         reps=list(problem.reps),
         node_loc=node_loc,
         depot_node=depot_node,
-        time_t=time_t.tolist(),
-        cost_t=cost_t.tolist(),
+        travel_a=travel_t,
+        time_a=time_t,
+        cost_a=cost_t,
         service_t=service_t.tolist(),
         demand=[v.demand for v in visits] + [0] * (len(node_loc) - len(visits)),
         distance_m=dist,

@@ -1,4 +1,11 @@
-"""The OR-Tools solver: the only module that imports ortools.
+"""The solver: PyVRP where it can express the problem, OR-Tools (the only module that
+imports ortools) for the rest.
+
+With `SolverOptions.engine == "pyvrp"` (the default) every problem that
+`routing.pyvrp_search.supports` accepts is planned by PyVRP's iterated local search on the
+whole budget (sectors of about 1,000 visits above 1,500); OR-Tools plans visits with
+several time windows, days whose lunch breaks fit nowhere in PyVRP's routes, and plans
+where PyVRP left an urgent visit out. The rest of this docstring is the OR-Tools search.
 
 A Problem plus location Matrices compile into an OR-Tools routing model: time
 dimension (travel + service, registered as a transit *matrix*), time windows,
@@ -67,6 +74,7 @@ from typing import Any
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2, routing_ils_pb2
 from ortools.util import optional_boolean_pb2
 
+from routing import pyvrp_search
 from routing.compiled import Compiled, compile_problem, lower_bound
 from routing.insertion import SQUEEZE_ALPHA, insert_all, node_windows, perturb, route_cost
 from routing.matrix import Matrices
@@ -93,6 +101,13 @@ ELIMINATE_CANDIDATES = 5  # smallest routes considered for removal
 # of the budget left after the last ILS, to read its plan back in (the ILS used to take
 # it all, and the read-back then ran past the budget)
 READ_BACK_SHARE = 0.02
+# CPU-s kept after PyVRP's search to write the plan out (times, slack)
+PLAN_OUT_S = 0.02
+# of the budget kept from PyVRP when reps have lunch breaks: OR-Tools plans the day with it
+# if a break fits nowhere in PyVRP's routes
+BREAK_FALLBACK_SHARE = 0.25
+# visits a PyVRP route may leave out so that its lunch break fits (else OR-Tools re-plans)
+BREAK_REPAIR_DROPS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +147,13 @@ class SolverOptions:
     decompose: bool = True
     sector_visits: int = 200
     polish_share: float = 0.15
+    # "pyvrp": PyVRP's iterated local search plans every problem it can express
+    # (routing.pyvrp_search.supports), OR-Tools the rest; "ortools": OR-Tools only.
+    engine: str = "pyvrp"
+    # PyVRP above this many visits: sectors of about `pyvrp_sector_visits` (a 5,000-visit
+    # search's first local search alone takes minutes), joined as they are
+    pyvrp_max_visits: int = 1500
+    pyvrp_sector_visits: int = 1000
     progress: Callable[[Progress], None] | None = field(default=None, compare=False)
 
 
@@ -746,12 +768,30 @@ def solve(
     big = _big_penalty(c)
 
     if (
+        options.engine == "pyvrp"
+        and options.decompose
+        and n > options.pyvrp_max_visits
+        and len(c.reps) > 1
+        and pyvrp_search.supports(c) is None
+    ):
+        return _solve_by_sectors(problem, matrices, c, vs, clock, options, minimise)
+
+    if options.engine == "pyvrp":
+        why = pyvrp_search.supports(c)
+        if why is None:
+            plan = _solve_pyvrp(c, clock, options, minimise)
+            if plan is not None:
+                return plan
+        else:
+            log.debug("OR-Tools plans this problem: PyVRP cannot express %s", why)
+
+    if (
         minimise
         and options.decompose
         and n > max(options.ils_max_visits, options.sector_visits)
         and len(c.reps) > 1
     ):
-        return _solve_by_sectors(problem, matrices, c, vs, clock, options)
+        return _solve_by_sectors(problem, matrices, c, vs, clock, options, True)
 
     # 1. construct
     travel_ils = not minimise and options.travel_ils and n <= options.ils_max_visits
@@ -839,6 +879,172 @@ def solve(
     return plan
 
 
+def _solve_pyvrp(
+    c: Compiled, clock: _CpuClock, options: SolverOptions, minimise: bool
+) -> Plan | None:
+    """PyVRP's search on the whole budget; None if it left an urgent visit unserved (the
+    OR-Tools path then reports what cannot be served, with the rest of the budget)."""
+    penalty = _penalty_fn(c, minimise)
+    if minimise:
+        prize: list[int | None] = [None] * len(c.visits)
+    else:
+        prize = [penalty(v) for v in c.visits]
+    # with lunch breaks, keep a share for OR-Tools in case a break fits nowhere
+    reserve = options.cpu_s * BREAK_FALLBACK_SHARE if any(r.lunch_break for r in c.reps) else 0.0
+    res = pyvrp_search.search(
+        c,
+        max(0.05, clock.left() - PLAN_OUT_S - reserve),
+        minimise_reps=minimise,
+        prize=prize,
+        seed=options.seed,
+    )
+    if clock.reproducible:
+        clock.virtual_s += clock.left() - PLAN_OUT_S - reserve
+        clock.capped = clock.capped or res.capped
+    _report(options, clock, "pyvrp", [r for _, r in res.routes], 0, 0.0)
+    if not res.feasible:
+        log.info("PyVRP found no plan serving every required visit; OR-Tools plans it")
+        return None
+    plan = _plan_from_routes(c, res.routes, clock)
+    if plan is None:
+        log.info("a lunch break fits nowhere in PyVRP's routes; OR-Tools plans the day")
+    return plan
+
+
+def _plan_from_routes(
+    c: Compiled, routes: Sequence[tuple[int, Sequence[int]]], clock: _CpuClock
+) -> Plan | None:
+    """The plan of the routes, each visit at the earliest service start its window allows
+    (floating-point times; the integer plan, with travel rounded up, was on time, so this
+    one is too). A lunch break goes where it keeps every visit on time (taken at the last
+    place left, as the checker reads it); None if it fits nowhere on some route."""
+    by_rep = {r: list(nodes) for r, nodes in routes if nodes}
+    out: list[Route] = []
+    served: set[int] = set()
+    for r, rep in enumerate(c.reps):
+        nodes = by_rep.get(r)
+        if not nodes:
+            out.append(_empty_route(rep))
+            continue
+        route = _with_break(c, rep, nodes)
+        for _ in range(BREAK_REPAIR_DROPS):
+            if route is not None:
+                break
+            # the break fits nowhere: leave out the lowest-priority visit whose absence
+            # lets it fit (reported dropped), rather than re-plan the whole day
+            fits = [
+                (c.visits[x].priority, k)
+                for k, x in enumerate(nodes)
+                if not c.visits[x].urgent
+                and (len(nodes) == 1 or _with_break(c, rep, nodes[:k] + nodes[k + 1 :]))
+            ]
+            if not fits:
+                break
+            k = min(fits)[1]
+            nodes = nodes[:k] + nodes[k + 1 :]
+            route = _with_break(c, rep, nodes) if nodes else _empty_route(rep)
+        if route is None:
+            return None
+        if not nodes:
+            out.append(route)
+            continue
+        served.update(nodes)
+        out.append(_with_slack(route, rep, c, nodes))
+    return Plan(
+        routes=tuple(out),
+        dropped=_dropped(c, served),
+        stats={
+            "cpu_s": clock.real_used(),
+            "worker_cpu_s": clock.workers_s,
+            "reproducible": float(clock.reproducible and not clock.capped),
+            "objective": float(sum(r.distance_m for r in out)),
+            "engine_pyvrp": 1.0,
+        },
+    )
+
+
+def _with_break(c: Compiled, rep: Rep, nodes: Sequence[int]) -> Route | None:
+    """The route's earliest schedule, its lunch break at the first place it fits."""
+    if rep.lunch_break is None:
+        return _schedule(c, rep, nodes, None)
+    options = (_schedule(c, rep, nodes, k) for k in range(len(nodes) + 1))
+    return next((x for x in options if x is not None), None)
+
+
+def _schedule(c: Compiled, rep: Rep, nodes: Sequence[int], break_at: int | None) -> Route | None:
+    """Earliest times of a route; with `break_at` k the lunch break is taken before leaving
+    stop k-1 (0: before leaving home). None if a visit, the break, the shift end or the
+    working time is missed."""
+    eps = 1e-6
+    loc_index = c.problem.location_index()
+    home = c.depot_node[loc_index[rep.start_location_id]]
+    end = c.depot_node[loc_index[rep.end_location_id]]
+    first = c.visits[nodes[0]]
+    first_open = min((w.start_s for w in first.time_windows), default=rep.shift.start_s)
+    # leave as late as the first visit allows (no waiting there), unless the break is first
+    start_t = rep.shift.start_s
+    if break_at != 0:
+        start_t = max(start_t, first_open - float(c.duration_s[home, nodes[0]]))
+    t, prev = start_t, home
+    brk: BreakSlot | None = None
+    stops: list[Stop] = []
+    for k, node in enumerate([*nodes, None]):
+        if break_at == k and rep.lunch_break is not None:
+            lunch = rep.lunch_break
+            b0 = max(t, lunch.window.start_s)
+            if b0 + lunch.duration_s > lunch.window.end_s + eps:
+                return None
+            brk = BreakSlot(b0, b0 + lunch.duration_s)
+            t = brk.end_s
+        to = end if node is None else node
+        travel = float(c.duration_s[prev, to])
+        arrival = t + travel
+        if node is None:
+            if arrival > rep.shift.end_s + eps:
+                return None
+            if rep.max_working_s is not None and arrival - start_t > rep.max_working_s + eps:
+                return None
+            return Route(
+                rep.id, start_t, arrival, tuple(stops), travel, float(c.distance_m[prev, to]), brk
+            )
+        visit = c.visits[node]
+        begin = arrival
+        if visit.time_windows:
+            w = visit.time_windows[0]
+            if arrival > w.end_s + eps:
+                return None
+            begin = max(arrival, w.start_s)
+        stops.append(
+            Stop(
+                visit_id=visit.id,
+                location_id=visit.location_id,
+                arrival_s=arrival,
+                service_start_s=begin,
+                service_end_s=begin + visit.service_s,
+                wait_s=begin - arrival,
+                slack_s=0.0,
+                travel_s=travel,
+                distance_m=float(c.distance_m[prev, node]),
+            )
+        )
+        t, prev = begin + visit.service_s, node
+    return None  # not reached: the loop returns at the end node
+
+
+def _dropped(c: Compiled, served: set[int]) -> tuple[Dropped, ...]:
+    return tuple(
+        Dropped(
+            v.id,
+            "urgent_not_servable" if v.urgent else DropReason.NOT_ENOUGH_TIME,
+            f"urgent visit {v.id} cannot be served by any rep within its time windows and shifts"
+            if v.urgent
+            else f"visit {v.id} (priority {v.priority}) does not fit any rep's day with the other visits",
+        )
+        for node, v in enumerate(c.visits)
+        if node not in served
+    )
+
+
 def _solve_by_sectors(
     problem: Problem,
     matrices: Matrices,
@@ -846,9 +1052,15 @@ def _solve_by_sectors(
     vs: list[Visit],
     clock: _CpuClock,
     options: SolverOptions,
+    minimise: bool,
 ) -> Plan:
     """Decomposition for large plans: sectors by angle, each planned on its own, then
-    the whole plan polished (visits a sector could not serve are inserted there)."""
+    the whole plan polished (visits a sector could not serve are inserted there). With
+    PyVRP the sectors are larger and their plans are joined as they are (no polish: an
+    OR-Tools model of thousands of visits costs more than it gains)."""
+    pyvrp = options.engine == "pyvrp"
+    sector_visits = options.pyvrp_sector_visits if pyvrp else options.sector_visits
+    polish_share = 0.0 if pyvrp else options.polish_share
     loc_index = problem.location_index()
     homes = [problem.locations[loc_index[r.start_location_id]] for r in c.reps]
     cx = sum(h.lon for h in homes) / len(homes)
@@ -859,13 +1071,13 @@ def _solve_by_sectors(
         return math.atan2(at.lat - cy, at.lon - cx)
 
     order = sorted(range(len(vs)), key=lambda i: (angle(vs[i]), i))
-    k = max(1, min(len(c.reps), math.ceil(len(vs) / options.sector_visits)))
+    k = max(1, min(len(c.reps), math.ceil(len(vs) / sector_visits)))
     sectors = [order[j * len(order) // k : (j + 1) * len(order) // k] for j in range(k)]
     node_of = {v.id: i for i, v in enumerate(vs)}
     rep_of = {r.id: i for i, r in enumerate(c.reps)}
     routes: dict[int, list[int]] = {}
     free = list(range(len(c.reps)))
-    sector_budget = options.cpu_s * (1 - options.polish_share) / k
+    sector_budget = options.cpu_s * (1 - polish_share) / k
     for j, sector in enumerate(sectors):
         # reps in proportion to the sector's visits (the rest keep theirs), at least one
         share = len(free) if j == k - 1 else math.ceil(len(c.reps) * len(sector) / len(vs))
@@ -877,16 +1089,18 @@ def _solve_by_sectors(
             tuple(vs[i] for i in sector),
             tuple(c.reps[r] for r in mine),
             problem.epoch,
-            True,
+            minimise,
             problem.now_s,
         )
-        budget = min(sector_budget, max(0.05, clock.left() - options.cpu_s * options.polish_share))
+        budget = min(sector_budget, max(0.05, clock.left() - options.cpu_s * polish_share))
         t0 = time.process_time()
         part = solve(
             sub,
             matrices,
             # a sector is planned whole (with ils_max_visits below its size: by GLS)
-            SolverOptions(**{**_fields(options), "cpu_s": budget, "decompose": False}),
+            SolverOptions(
+                **{**_fields(options), "cpu_s": budget, "decompose": False, "seed": options.seed}
+            ),
             list(sub.visits),
         )
         clock.workers_s += float(part.stats.get("worker_cpu_s", 0.0))
@@ -894,8 +1108,14 @@ def _solve_by_sectors(
         clock.capped = clock.capped or part.stats.get("reproducible", 1.0) == 0.0
         for route in part.used_routes:
             routes[rep_of[route.rep_id]] = [node_of[x] for x in route.visit_ids]
+        if pyvrp and part.stats.get("engine_pyvrp") != 1.0:
+            pyvrp = False  # a sector went to OR-Tools: the joined plan is read back there
         _report(options, clock, f"sector {j + 1}/{k}", list(routes.values()), 0, 0.0)
         log.debug("sector %d/%d: %.1f CPU-s", j + 1, k, time.process_time() - t0)
+    if pyvrp:
+        joined = _plan_from_routes(c, list(routes.items()), clock)
+        if joined is not None:
+            return joined
     all_reps = list(range(len(c.reps)))
     big = _big_penalty(c)
     m = _build(c, all_reps, lambda v: big * 4, vehicle_fixed_cost=big)
@@ -1109,17 +1329,7 @@ def _to_plan(c: Compiled, model: _Model, a: pywrapcp.Assignment, clock: _CpuCloc
             prev_end = at_t + visit.service_s
             prev_node = node
     routes = tuple(routes_by_rep.get(i, _empty_route(r)) for i, r in enumerate(c.reps))
-    dropped = tuple(
-        Dropped(
-            v.id,
-            "urgent_not_servable" if v.urgent else DropReason.NOT_ENOUGH_TIME,
-            f"urgent visit {v.id} cannot be served by any rep within its time windows and shifts"
-            if v.urgent
-            else f"visit {v.id} (priority {v.priority}) does not fit any rep's day with the other visits",
-        )
-        for node, v in enumerate(c.visits)
-        if node not in served
-    )
+    dropped = _dropped(c, served)
     return Plan(
         routes=routes,
         dropped=dropped,

@@ -80,8 +80,12 @@ def test_minimising_reps_uses_the_fewest_reps_capacity_allows() -> None:
     assert all(len(r.stops) == 3 for r in result.used_routes)
 
 
-@pytest.mark.parametrize("ils", [True, False], ids=["ils-worker", "guided-local-search"])
-def test_four_clusters_of_ten_need_four_reps(ils: bool) -> None:
+@pytest.mark.parametrize(
+    ("engine", "ils"),
+    [("pyvrp", False), ("ortools", True), ("ortools", False)],
+    ids=["pyvrp", "ortools-ils-worker", "ortools-guided-local-search"],
+)
+def test_four_clusters_of_ten_need_four_reps(engine: str, ils: bool) -> None:
     # 40 visits in four far-apart clusters, capacity 10: four reps, one per cluster, is
     # the only plan on four reps; eight reps are offered.
     corners = [(-50.0, -50.0), (-50.0, 50.0), (50.0, 50.0), (50.0, -50.0)]
@@ -93,13 +97,15 @@ def test_four_clusters_of_ten_need_four_reps(ils: bool) -> None:
             visits.append(Visit(f"c{k}_{i}", f"c{k}_{i}", demand=1))
     reps = [_rep(f"r{k}", capacity=10, shift=TimeWindow(0, 1000)) for k in range(8)]
     p = _problem(points, visits, reps, minimise_reps=True)
-    options = SolverOptions(cpu_s=2.0, ils_max_visits=100 if ils else 0)
+    options = SolverOptions(cpu_s=2.0, ils_max_visits=100 if ils else 0, engine=engine)
     result, _ = _solve(p, options)
     assert not result.dropped
     assert len(result.used_routes) == 4
     assert all(len({v.split("_")[0] for v in r.visit_ids}) == 1 for r in result.used_routes)
     # the ILS runs in a worker process whose CPU time is counted against the budget
     assert (result.stats["worker_cpu_s"] > 0) is ils
+    # PyVRP plans what it can express (no lunch breaks here), in this process
+    assert result.stats.get("engine_pyvrp", 0.0) == (1.0 if engine == "pyvrp" else 0.0)
 
 
 def test_fewest_reps_with_homes_apart_and_lunch_breaks_serves_everything() -> None:
@@ -227,3 +233,64 @@ def test_checker_rejects_a_rep_without_the_skill() -> None:
 
     forged = Plan((Route("r1", 0, 2, (stop,), 1, 1),), ())
     assert any("lacks skills" in v for v in check_plan(p, m, forged))
+
+
+def test_pyvrp_plans_lunch_breaks_skills_and_locked_stops() -> None:
+    day = TimeWindow(8 * 3600, 17 * 3600)
+    lunch = Break(TimeWindow(12 * 3600, 13 * 3600), 1800)
+    points = {"depot": (0.0, 0.0), **{f"p{i}": (600.0 * i, 400.0) for i in range(6)}}
+    visits = [Visit(f"v{i}", f"p{i}", service_s=3600) for i in range(6)]
+    visits[0] = replace(visits[0], skills=frozenset({"gas"}))
+    visits[5] = replace(visits[5], rep_id="plain")
+    reps = [
+        Rep("plain", "depot", "depot", day, lunch_break=lunch),
+        Rep("gasman", "depot", "depot", day, skills=frozenset({"gas"}), lunch_break=lunch),
+    ]
+    result, _ = _solve(_problem(points, visits, reps), SolverOptions(cpu_s=1.0))
+    assert result.stats["engine_pyvrp"] == 1.0
+    assert not result.dropped
+    assert "v0" in _order(result, "gasman")
+    assert "v5" in _order(result, "plain")
+    for route in result.used_routes:
+        assert route.lunch_break is not None
+        assert 12 * 3600 <= route.lunch_break.start_s <= route.lunch_break.end_s <= 13 * 3600
+
+
+def test_visits_with_several_windows_are_planned_by_ortools() -> None:
+    p = _problem(
+        {"depot": (0, 0), "a": (1, 0), "b": (2, 0)},
+        [
+            Visit("a", "a", time_windows=(TimeWindow(0, 5), TimeWindow(50, 60))),
+            Visit("b", "b", time_windows=(TimeWindow(40, 45),)),
+        ],
+        [_rep()],
+    )
+    result, _ = _solve(p)
+    assert "engine_pyvrp" not in result.stats
+    assert not result.dropped
+
+
+def test_a_visit_that_leaves_no_room_for_lunch_is_dropped_not_the_whole_day_replanned() -> None:
+    # lunch exactly 12:00-12:30; "noon" must start 12:00-12:05 and lasts an hour: with it,
+    # the break fits nowhere, so the low-priority "noon" is dropped and "other" is served
+    day = TimeWindow(8 * 3600, 17 * 3600)
+    lunch = Break(TimeWindow(12 * 3600, 12.5 * 3600), 1800)
+    p = _problem(
+        {"depot": (0.0, 0.0), "a": (100.0, 0.0), "b": (0.0, 100.0)},
+        [
+            Visit(
+                "noon",
+                "a",
+                service_s=3600,
+                priority=1,
+                time_windows=(TimeWindow(12 * 3600, 12 * 3600 + 300),),
+            ),
+            Visit("other", "b", service_s=3600, priority=5),
+        ],
+        [Rep("r1", "depot", "depot", day, lunch_break=lunch)],
+    )
+    result, _ = _solve(p, SolverOptions(cpu_s=0.5))
+    assert result.stats["engine_pyvrp"] == 1.0
+    assert [d.visit_id for d in result.dropped] == ["noon"]
+    assert _order(result, "r1") == ["other"]
+    assert result.routes[0].lunch_break is not None

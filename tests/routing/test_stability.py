@@ -60,10 +60,21 @@ def test_without_a_seed_the_plan_reports_it_is_not_reproducible() -> None:
     assert check_plan(p, m, result) == []
 
 
-def test_a_default_plan_runs_the_travel_ils_in_a_worker() -> None:
+def test_a_default_plan_is_searched_by_pyvrp_in_this_process() -> None:
     p = _clusters(3)
     m = EuclideanMatrix().matrices(p.locations)
     result = plan(p, m, SolverOptions(cpu_s=1.5))
+    assert check_plan(p, m, result) == []
+    assert result.dropped == ()
+    assert result.stats["engine_pyvrp"] == 1.0
+    assert result.stats["worker_cpu_s"] == 0.0
+    assert result.stats["cpu_s"] <= 1.5 * 1.05
+
+
+def test_an_ortools_default_plan_runs_the_travel_ils_in_a_worker() -> None:
+    p = _clusters(3)
+    m = EuclideanMatrix().matrices(p.locations)
+    result = plan(p, m, SolverOptions(cpu_s=1.5, engine="ortools"))
     assert check_plan(p, m, result) == []
     assert result.dropped == ()
     assert result.stats["worker_cpu_s"] > 0  # the ILS ran, in its own process
@@ -99,13 +110,17 @@ def test_a_small_change_to_a_running_plan_moves_few_visits() -> None:
     assert len(result.moved) <= 2
 
 
-def test_a_large_plan_is_solved_by_sectors_then_joined() -> None:
+def test_a_large_ortools_plan_is_solved_by_sectors_then_joined() -> None:
     # (sectors of 12 visits here; 200 in production, above 600 visits)
     p = _clusters(5, per=12, minimise=True)
     m = EuclideanMatrix().matrices(p.locations)
     phases: list[str] = []
     options = SolverOptions(
-        cpu_s=3.0, ils_max_visits=20, sector_visits=12, progress=lambda x: phases.append(x.phase)
+        cpu_s=3.0,
+        ils_max_visits=20,
+        sector_visits=12,
+        engine="ortools",
+        progress=lambda x: phases.append(x.phase),
     )
     result = plan(p, m, options)
     assert check_plan(p, m, result) == []
@@ -117,3 +132,27 @@ def test_a_large_plan_is_solved_by_sectors_then_joined() -> None:
     ]
     # three clusters of 12 with capacity 12: three reps
     assert len(result.used_routes) == 3
+
+
+def test_a_large_pyvrp_plan_is_solved_by_sectors_and_joined() -> None:
+    # (sectors of 12 visits here; 1,000 in production, above 1,500 visits)
+    p = _clusters(5, per=12, minimise=True)
+    m = EuclideanMatrix().matrices(p.locations)
+    phases: list[str] = []
+    options = SolverOptions(
+        cpu_s=3.0,
+        pyvrp_max_visits=20,
+        pyvrp_sector_visits=12,
+        progress=lambda x: phases.append(x.phase),
+    )
+    result = plan(p, m, options)
+    assert check_plan(p, m, result) == []
+    assert result.dropped == ()
+    assert [x for x in phases if x.startswith("sector")] == [
+        "sector 1/3",
+        "sector 2/3",
+        "sector 3/3",
+    ]
+    assert result.stats["engine_pyvrp"] == 1.0
+    assert len(result.used_routes) == 3
+    assert result.stats["cpu_s"] <= 3.0 * 1.05

@@ -1,0 +1,360 @@
+"""PyVRP's iterated local search as the planner's search: the only module importing pyvrp.
+
+A compiled problem (routing.compiled) becomes PyVRP `ProblemData`: depots first, then one
+location per visit; travel times rounded up as in the OR-Tools model (a plan feasible in
+integers is feasible in the checker's floating-point times); one vehicle type per group of
+identical reps. What PyVRP expresses here:
+- a shift (earliest start, latest return), a maximum working time (shift duration),
+  capacity, each rep's own start and end place;
+- one service-start window per visit; visits droppable at a prize by priority, urgent
+  visits required;
+- skills and locked stops: a routing *profile* per distinct set of visits a rep may not
+  serve, whose travel time into those visits is beyond the horizon (never on time);
+- re-plans: a profile per rep whose arc cost into a visit the running plan gave another
+  rep is one mean leg higher (the OR-Tools model's stability cost);
+- fewest reps: route elimination (the route with the fewest visits removed, its visits
+  re-inserted by the search, until no plan serving all is found), then travel on the
+  final reps (a fixed cost per rep in one search instead gave more reps: 78 against 75 on
+  the 200-customer tuning set);
+- lunch breaks: the rep's day (shift end, working time) is shorter by the break, and the
+  break is placed in the plan afterwards where it fits (routing.solver).
+What it does not: visits with several windows. `supports()` says so, and the OR-Tools
+search (routing.solver) plans those problems, and those whose lunch breaks fit nowhere in
+PyVRP's routes.
+
+The budget is CPU time (`time.process_time`, PyVRP runs in this thread); with a seed the
+stop is an iteration count priced at a fixed rate per CPU-second and visit, so the same
+seed and budget give the same plan, the CPU budget staying a hard cap.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pyvrp
+from pyvrp.exceptions import PenaltyBoundWarning
+
+from routing.compiled import Compiled
+from routing.model import Rep
+
+INFEASIBLE_COST = np.iinfo(np.int64).max
+# profiles x locations^2 above this: too much memory for per-rep matrices (OR-Tools then)
+MAX_PROFILE_CELLS = 60_000_000
+# Seeded mode: the CPU time one iteration is priced at, a fixed part plus a part per visit
+# (its local search grows with the plan). Measured on the 2-core machine under load: about
+# 2 ms per iteration at 200 visits; priced about twice as high, so that the iterations
+# usually end before the CPU cap (then the same seed and budget give the same plan).
+ITERATION_BASE_S = 0.001
+ITERATION_PER_VISIT_S = 0.000015
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    routes: list[tuple[int, list[int]]]  # (index into c.reps, visit nodes in order)
+    feasible: bool
+    iterations: int
+    capped: bool  # the CPU cap stopped a seeded search before its iterations
+
+
+class _CpuStop:
+    """Stops at a process CPU time (`deadline`, from `time.process_time`), or after
+    `iterations` (seeded) with that time as a cap; optionally at the first plan that is
+    feasible (PyVRP reports an infeasible best's cost as the largest int64)."""
+
+    def __init__(self, deadline: float, iterations: int | None, first_feasible: bool) -> None:
+        self.deadline = deadline
+        self.iterations = iterations
+        self.first_feasible = first_feasible
+        self.count = 0
+        self.capped = False
+
+    def __call__(self, best_cost: float) -> bool:
+        if self.first_feasible and best_cost < INFEASIBLE_COST:
+            return True
+        self.count += 1
+        if time.process_time() >= self.deadline:
+            self.capped = self.iterations is not None
+            return True
+        return self.iterations is not None and self.count > self.iterations
+
+
+def supports(c: Compiled) -> str | None:
+    """None if PyVRP can plan this problem, else what it cannot express."""
+    if any(len(v.time_windows) > 1 for v in c.visits):
+        return "visits with several time windows"
+    if _profile_count(c) * len(c.node_loc) ** 2 > MAX_PROFILE_CELLS:
+        return "too many rep-specific travel matrices"
+    return None
+
+
+def _lunch_s(rep: Rep) -> float:
+    return 0.0 if rep.lunch_break is None else rep.lunch_break.duration_s
+
+
+def _forbidden(c: Compiled, r: int) -> frozenset[int]:
+    rep = c.reps[r]
+    return frozenset(
+        node
+        for node, v in enumerate(c.visits)
+        if not v.skills <= rep.skills or (v.rep_id is not None and v.rep_id != rep.id)
+    )
+
+
+def _sticky(c: Compiled) -> bool:
+    return any(v.previous_rep_id is not None for v in c.visits)
+
+
+def _profile_count(c: Compiled) -> int:
+    if _sticky(c):
+        return len(c.reps)
+    return len({_forbidden(c, r) for r in range(len(c.reps))})
+
+
+def stability_cost(c: Compiled) -> int:
+    """The mean leg between visits: what moving a visit to another rep must save."""
+    n = len(c.visits)
+    if n < 2:
+        return max(1, c.max_arc_t)
+    return max(1, int(c.cost_a[:n, :n].sum()) // (n * (n - 1)))
+
+
+def search(
+    c: Compiled,
+    budget_s: float,
+    *,
+    minimise_reps: bool,
+    prize: list[int | None],
+    seed: int | None,
+    start: list[tuple[int, list[int]]] | None = None,
+) -> SearchResult:
+    """Plan the compiled problem within `budget_s` CPU-seconds.
+
+    `prize[node]` is what dropping the visit costs (None: it must be served). With
+    `minimise_reps` a rep costs more than any travel. `start` is a warm start.
+    """
+    n = len(c.visits)
+    depots = list(range(n, len(c.node_loc)))
+    perm = np.array(depots + list(range(n)), dtype=np.int64)
+    nd = len(depots)
+    to_loc = {node: nd + node for node in range(n)} | {d: k for k, d in enumerate(depots)}
+
+    travel = c.travel_a[np.ix_(perm, perm)]
+    cost = c.cost_a[np.ix_(perm, perm)]
+    horizon = int(c.horizon_t)
+    never = 4 * horizon + int(travel.max(initial=0)) + 1
+
+    # profiles: the travel/cost matrices a rep sees
+    sticky = _sticky(c)
+    stick = stability_cost(c) if sticky else 0
+    profile_of: dict[object, int] = {}
+    rep_profile: list[int] = []
+    dist_ms: list[np.ndarray] = []
+    dur_ms: list[np.ndarray] = []
+    for r, rep in enumerate(c.reps):
+        forbidden = _forbidden(c, r)
+        key: object = r if sticky else forbidden
+        if key not in profile_of:
+            profile_of[key] = len(dist_ms)
+            dur = travel.copy()
+            if forbidden:
+                cols = [to_loc[x] for x in sorted(forbidden)]
+                dur[:, cols] = never
+            dist = cost
+            if sticky:
+                moved = [
+                    to_loc[x]
+                    for x, v in enumerate(c.visits)
+                    if v.previous_rep_id is not None and v.previous_rep_id != rep.id
+                ]
+                dist = cost.copy()
+                dist[:, moved] += stick
+            if forbidden or sticky:
+                np.fill_diagonal(dur, 0)
+                np.fill_diagonal(dist, 0)
+            dist_ms.append(np.ascontiguousarray(dist))
+            dur_ms.append(np.ascontiguousarray(dur))
+        rep_profile.append(profile_of[key])
+
+    s = c.scale
+    capacity_on = any(r.capacity is not None for r in c.reps) and any(c.demand)
+    total_demand = sum(c.demand)
+    locations = [pyvrp.Location(0.0, 0.0) for _ in range(nd + n)]
+    pv_depots = [pyvrp.Depot(location=k) for k in range(nd)]
+    clients = []
+    for node, v in enumerate(c.visits):
+        if v.time_windows:
+            w = v.time_windows[0]
+            early, late = math.ceil(w.start_s * s), math.floor(w.end_s * s)
+        else:
+            early, late = 0, horizon
+        p = prize[node]
+        clients.append(
+            pyvrp.Client(
+                location=nd + node,
+                delivery=[c.demand[node]] if capacity_on else [],
+                service_duration=int(c.service_t[node]),
+                tw_early=early,
+                tw_late=max(early, late),
+                prize=0 if p is None else int(p),
+                required=p is None,
+            )
+        )
+
+    loc_index = c.problem.location_index()
+    Key = tuple[int, int, int, int, int | None, int | None, int]
+    types: dict[Key, list[int]] = {}
+    for r, rep in enumerate(c.reps):
+        key2: Key = (
+            to_loc[c.depot_node[loc_index[rep.start_location_id]]],
+            to_loc[c.depot_node[loc_index[rep.end_location_id]]],
+            math.ceil(rep.shift.start_s * s),
+            # a lunch break: the day is that much shorter (the break is placed afterwards,
+            # routing.solver; OR-Tools plans the day if it fits nowhere)
+            math.floor((rep.shift.end_s - _lunch_s(rep)) * s),
+            None
+            if rep.max_working_s is None
+            else math.floor((rep.max_working_s - _lunch_s(rep)) * s),
+            (rep.capacity if rep.capacity is not None else total_demand) if capacity_on else None,
+            rep_profile[r],
+        )
+        types.setdefault(key2, []).append(r)
+    vehicle_types = []
+    type_reps: list[list[int]] = []
+    for (start_d, end_d, lo, hi, span, cap, prof), reps in types.items():
+        kwargs: dict[str, object] = {}
+        if span is not None:
+            kwargs["shift_duration"] = span
+        vehicle_types.append(
+            pyvrp.VehicleType(
+                num_available=len(reps),
+                capacity=[cap] if cap is not None else [],
+                start_depot=start_d,
+                end_depot=end_d,
+                tw_early=lo,
+                tw_late=max(lo, hi),
+                profile=prof,
+                **kwargs,  # type: ignore[arg-type]
+            )
+        )
+        type_reps.append(reps)
+    # (the stubs spell an integer matrix's shape as `int`)
+    data = pyvrp.ProblemData(
+        locations,
+        clients,
+        pv_depots,
+        vehicle_types,
+        dist_ms,  # type: ignore[arg-type]
+        dur_ms,  # type: ignore[arg-type]
+    )
+    per_iteration_s = ITERATION_BASE_S + ITERATION_PER_VISIT_S * n
+    total_iters = max(1, int(budget_s / per_iteration_s)) if seed is not None else None
+    runner = _Runner(budget_s, total_iters, seed or 0)
+    best = _solution(data, start, type_reps) if start else None
+    type_ids = list(range(len(type_reps)))  # the data's vehicle type k is type_reps[type_ids[k]]
+    if minimise_reps:
+        # 1. a first plan on every rep; 2. one rep fewer (the one with the fewest visits)
+        # while a plan serving everything is found, warm-started from the best plan
+        # without that route; 3. travel on the final reps with the rest of the budget.
+        best = runner.run(data, FIRST_SHARE, best, first_feasible=True)
+        while best.is_feasible() and runner.spent() < ELIMINATE_UNTIL:
+            routes = sorted(best.routes(), key=lambda r: (r.num_clients(), r.vehicle_type()))
+            if len(routes) <= 1:
+                break
+            drop = routes[0].vehicle_type()
+            fleet = [vt.num_available for vt in data.vehicle_types()]
+            fleet[drop] = min(fleet[drop], sum(r.vehicle_type() == drop for r in routes)) - 1
+            # a type left with no rep leaves the data (PyVRP wants at least one of each)
+            keep = [t for t, k in enumerate(fleet) if k > 0]
+            index = {t: i for i, t in enumerate(keep)}
+            fewer = data.replace(
+                vehicle_types=[data.vehicle_type(t).replace(num_available=fleet[t]) for t in keep]
+            )
+            warm = pyvrp.Solution(
+                fewer, [_route(fewer, r, index[r.vehicle_type()]) for r in routes[1:]]
+            )
+            attempt = runner.run(fewer, ELIMINATE_UNTIL - runner.spent(), warm, first_feasible=True)
+            if not attempt.is_feasible():
+                break
+            data, best, type_ids = fewer, attempt, [type_ids[t] for t in keep]
+    best = runner.run(data, 1.0 - runner.spent(), best)
+    free = [list(reps) for reps in type_reps]
+    out: list[tuple[int, list[int]]] = []
+    for route in best.routes():
+        # a client activity's idx is the client's index: the visit node
+        visits = [int(a.idx) for a in route if a.is_client()]
+        out.append((free[type_ids[route.vehicle_type()]].pop(0), visits))
+    return SearchResult(out, best.is_feasible(), runner.iterations, runner.capped)
+
+
+# Fewest reps: shares of the budget (fractions of it, or of the seeded iterations)
+FIRST_SHARE = 0.05  # the first plan on every rep (stops at the first one serving all)
+ELIMINATE_UNTIL = 0.6  # route elimination ends by then; travel takes the rest
+
+
+class _Runner:
+    """Runs PyVRP phases against one budget: CPU time, or (seeded) iterations with the
+    CPU time as a hard cap."""
+
+    def __init__(self, budget_s: float, iterations: int | None, seed: int) -> None:
+        self.t0 = time.process_time()
+        self.budget_s = budget_s
+        self.total = iterations
+        self.iterations = 0
+        self.capped = False
+        self.seed = seed
+
+    def spent(self) -> float:
+        if self.total is not None:
+            return self.iterations / self.total
+        return (time.process_time() - self.t0) / self.budget_s
+
+    def run(
+        self,
+        data: pyvrp.ProblemData,
+        share: float,
+        initial: pyvrp.Solution | None,
+        first_feasible: bool = False,
+    ) -> pyvrp.Solution:
+        share = max(0.0, min(share, 1.0 - self.spent()))
+        cap = self.t0 + self.budget_s
+        if self.total is not None:
+            stop = _CpuStop(cap, max(1, int(self.total * share)), first_feasible)
+        else:
+            stop = _CpuStop(
+                min(cap, time.process_time() + share * self.budget_s), None, first_feasible
+            )
+        with warnings.catch_warnings():
+            # "a penalty parameter has reached its maximum": expected while searching
+            # for a plan on fewer reps than fit; the best plan is checked
+            warnings.simplefilter("ignore", PenaltyBoundWarning)
+            result = pyvrp.solve(
+                data,
+                stop=stop,
+                seed=self.seed + self.iterations,
+                collect_stats=False,
+                display=False,
+                initial_solution=initial,
+            )
+        self.iterations += stop.count
+        self.capped = self.capped or stop.capped
+        return result.best
+
+
+def _route(data: pyvrp.ProblemData, route: pyvrp.Route, vehicle_type: int) -> pyvrp.Route:
+    return pyvrp.Route(data, [int(a.idx) for a in route if a.is_client()], vehicle_type)
+
+
+def _solution(
+    data: pyvrp.ProblemData, start: list[tuple[int, list[int]]], type_reps: list[list[int]]
+) -> pyvrp.Solution | None:
+    type_of = {r: t for t, reps in enumerate(type_reps) for r in reps}
+    try:
+        return pyvrp.Solution(
+            data, [pyvrp.Route(data, nodes, type_of[r]) for r, nodes in start if nodes]
+        )
+    except (ValueError, RuntimeError):
+        return None
