@@ -368,7 +368,7 @@ async def create_resource(req: Req, body: CalResourceIn) -> CalResourceOut:
     if body.territory_id is not None and not (
         p.sees_everything or body.territory_id in p.team_territory_ids
     ):
-        raise NotFound(f"no territory {body.territory_id}", field="territory_id")
+        raise Unprocessable(f"no territory {body.territory_id}", field="territory_id")
     async with req.connection() as conn:
         cur = await conn.execute(
             "SELECT 1 FROM cal_resources WHERE lower(name) = lower(%s)", (body.name,)
@@ -380,7 +380,7 @@ async def create_resource(req: Req, body: CalResourceIn) -> CalResourceOut:
         if body.territory_id is not None:
             t = await conn.execute("SELECT 1 FROM territories WHERE id = %s", (body.territory_id,))
             if await t.fetchone() is None:
-                raise NotFound(f"no territory {body.territory_id}", field="territory_id")
+                raise Unprocessable(f"no territory {body.territory_id}", field="territory_id")
         r = await resources.create(
             conn,
             name=body.name,

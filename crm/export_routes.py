@@ -35,7 +35,8 @@ class ListExportPath(msgspec.Struct, frozen=True):
 
 
 class ListExportQuery(msgspec.Struct, frozen=True):
-    filter: Annotated[str, Meta(max_length=20000, description=FILTER_DOC)] | None = None
+    # 4,000 characters: percent-encoded, any of them still fits the 64 KiB request line
+    filter: Annotated[str, Meta(max_length=4000, description=FILTER_DOC)] | None = None
     sort: Annotated[str, Meta(max_length=100, description="[-]field")] | None = None
     q: Annotated[str, Meta(max_length=200, description="search text")] | None = None
     columns: (

@@ -489,7 +489,12 @@ class ServiceReportIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     signer_name: Annotated[
         str, msgspec.Meta(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$")
     ]
-    signature_png: Annotated[str, msgspec.Meta(min_length=8, max_length=280_000)]  # base64 PNG
+    signature_png: Annotated[  # base64 PNG, optionally as a data: URL
+        str,
+        msgspec.Meta(
+            min_length=8, max_length=280_000, pattern=r"^(data:image/png;base64,)?[A-Za-z0-9+/=]+$"
+        ),
+    ]
     # where the signed report is e-mailed; else a contact of the account named like the
     # signer, else the account's primary contact
     customer_email: (
@@ -543,7 +548,10 @@ class ReportOut(msgspec.Struct, frozen=True):
     "signature as a PDF attached to the work order; then the phone signs `message` and "
     "posts it to .../sign. Idempotency-Key: the same key gives the same report.",
     status=201,
-    errors=(404, 422),
+    # a valid body is ASCII and under 300 kB; room for the JSON escapes of any 280,000
+    # characters, so an oversized signature is refused by name (422), not by size
+    max_body_bytes=4 * 1024 * 1024,
+    errors=(404, 413, 422),
 )
 async def create_report(req: Req, body: ServiceReportIn) -> ReportCreated:
     import base64

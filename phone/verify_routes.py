@@ -156,7 +156,7 @@ class VerifyAsset(msgspec.Struct, frozen=True):
     "/verify/{file}",
     access=Access.public("the verification page's script and style: no data"),
     summary="The verification page's script and style",
-    content_type="text/javascript",
+    content_type="text/javascript, text/css",
     errors=(404,),
 )
 async def verify_asset(req: Req, path: VerifyAsset) -> web.StreamResponse:
