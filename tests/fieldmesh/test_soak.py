@@ -164,6 +164,25 @@ def test_the_product_survives_random_kills_with_exactly_once_effects(product: Pr
         out = [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
         return out if len(out) == len(names) and all(t == 1 for _, _, t in out) else None
 
-    rows = eventually(settled, timeout_s=240, interval_s=1, what="every workflow's task")
+    try:
+        rows = eventually(settled, timeout_s=300, interval_s=1, what="every workflow's task")
+    except AssertionError:
+        with psycopg.connect(product.settings.dsn) as conn:
+            runs = conn.execute(
+                "SELECT status, count(*) FROM automation_runs GROUP BY 1"
+            ).fetchall()
+            jobs = conn.execute(
+                "SELECT task, status, count(*), max(last_error) FROM jobs"
+                " WHERE task LIKE 'automation%%' GROUP BY 1, 2"
+            ).fetchall()
+            tasks = conn.execute(
+                "SELECT n, count(*) FROM (SELECT a.name, (SELECT count(*) FROM activities t"
+                " WHERE t.account_id = a.id AND t.subject = 'Welcome call: ' || a.name) AS n"
+                " FROM accounts a WHERE a.name = ANY(%s)) x GROUP BY n",
+                (names,),
+            ).fetchall()
+        raise AssertionError(
+            f"workflow effects not settled: tasks per account {tasks}; runs {runs}; jobs {jobs}"
+        ) from None
     assert all(n == 1 for _, n, _ in rows), "an account created twice"
     assert all(t == 1 for _, _, t in rows), "a workflow effect lost or repeated"
