@@ -129,12 +129,17 @@ class Automation:
                 async with conn.transaction():
                     await enqueue(conn, MATCH_TASK, dedupe_key=MATCH_TASK)
             finally:
+                # Session-level advisory locks outlive a rollback: a matcher interrupted
+                # between taking a lock and remembering it, or left inside a transaction,
+                # would hand the pool a connection that holds a slot for good (the soak
+                # test saw every slot taken and changes left unmatched). So: drop every
+                # lock this session holds, or close a connection that is not idle.
                 if conn.info.transaction_status == pq.TransactionStatus.IDLE:
-                    if slot is not None:
-                        await _release_matcher_lock(conn, slot)
+                    await conn.execute("SELECT pg_advisory_unlock_all()")
                     set_json_loads(json.loads, conn)
                     await conn.set_autocommit(False)
-                # else: a broken connection; the pool discards it, and its locks with it
+                elif not conn.closed:
+                    await conn.close()  # the server drops its locks; the pool discards it
 
     async def wake(self, ctx: JobContext, args: dict[str, Any]) -> None:
         async with ctx.pool.connection() as conn, conn.transaction():

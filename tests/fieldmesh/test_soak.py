@@ -108,8 +108,9 @@ def test_the_product_survives_random_kills_with_exactly_once_effects(product: Pr
             action = plan.pop(0) if plan else rng.choice(ACTIONS)
             done.append(action)
             if action in ("api", "jobs", "gateway"):
-                pids = product.pids()
-                os.kill(pids[f"{action}-0"], signal.SIGKILL)  # the supervisor restarts it
+                pid = product.pids().get(f"{action}-0")  # None: still restarting
+                if pid is not None:
+                    os.kill(pid, signal.SIGKILL)  # the supervisor restarts it
             else:
                 with psycopg.connect(product.settings.dsn, autocommit=True) as conn:
                     conn.execute(
@@ -175,6 +176,10 @@ def test_the_product_survives_random_kills_with_exactly_once_effects(product: Pr
                 "SELECT task, status, count(*), max(last_error) FROM jobs"
                 " WHERE task LIKE 'automation%%' GROUP BY 1, 2"
             ).fetchall()
+            left = conn.execute("SELECT count(*) FROM automation_changes").fetchone()
+            locks = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            ).fetchone()
             tasks = conn.execute(
                 "SELECT n, count(*) FROM (SELECT a.name, (SELECT count(*) FROM activities t"
                 " WHERE t.account_id = a.id AND t.subject = 'Welcome call: ' || a.name) AS n"
@@ -182,7 +187,8 @@ def test_the_product_survives_random_kills_with_exactly_once_effects(product: Pr
                 (names,),
             ).fetchall()
         raise AssertionError(
-            f"workflow effects not settled: tasks per account {tasks}; runs {runs}; jobs {jobs}"
+            f"workflow effects not settled: tasks per account {tasks}; runs {runs}; jobs {jobs};"
+            f" changes left {left}; advisory locks held {locks}"
         ) from None
     assert all(n == 1 for _, n, _ in rows), "an account created twice"
     assert all(t == 1 for _, _, t in rows), "a workflow effect lost or repeated"
