@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from kernel.errors import Conflict, NotFound
 from kernel.http import Access, Req, Routes
 from kernel.pages import page_headers
 from kernel.settings import Settings
+from ledger.chain import Chain
 from ledger.documents import check_signatures
 from ledger.errors import LedgerError
 from ledger.receipt import Receipt, Verdict, check_offline, verify_receipt
@@ -68,15 +70,20 @@ class PublicDocumentOut(msgspec.Struct, frozen=True):
     verify_command: str
 
 
+@lru_cache(maxsize=4)
+def _chain(rpc_url: str) -> Chain:
+    """One client per node for the process: a public page must not re-read the registry's
+    ABI and open a new HTTP session on every request."""
+    return Chain.connect(rpc_url, CHAIN_TIMEOUT_S)
+
+
 def _chain_verdict(settings: Settings, receipt: Receipt) -> tuple[Verdict, bool]:
     """Against the node in EVM_RPC_URL when there is one; else the offline checks only (an
     in-process chain lives in the sealer, not here)."""
     if settings.evm_rpc_url is None:
         return check_offline(receipt), False
-    from ledger.chain import Chain
-
     try:
-        return verify_receipt(receipt, Chain.connect(settings.evm_rpc_url, CHAIN_TIMEOUT_S)), True
+        return verify_receipt(receipt, _chain(settings.evm_rpc_url)), True
     except LedgerError as exc:
         off = check_offline(receipt)
         if not off.ok:
