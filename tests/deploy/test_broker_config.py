@@ -25,7 +25,7 @@ from tests.eventually import eventually
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def broker(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
     port = free_port()
     ws_port = free_port()
     out = tmp_path / "config"
@@ -45,8 +45,7 @@ def broker(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     try:
         eventually(lambda: services._port_open(port) or None, timeout_s=20, what="broker up")
         eventually(lambda: services._port_open(ws_port) or None, timeout_s=20, what="ws up")
-        (out / "ws_port").write_text(str(ws_port))
-        yield port, out
+        yield port, ws_port, out
     finally:
         proc.terminate()
         proc.wait(20)
@@ -78,24 +77,27 @@ def _connect(port: int, user: str, password: str, transport: str = "tcp") -> int
 
 
 def test_the_gateway_connects_with_mqtt_urls_password_and_a_stranger_does_not(
-    broker: tuple[int, Path],
+    broker: tuple[int, int, Path],
 ) -> None:
-    port, _ = broker
+    port, _, _ = broker
     assert _connect(port, "gateway", "s3cret-gw") == 0
     assert _connect(port, "gateway", "wrong") != 0
     assert _connect(port, "someone", "s3cret-gw") != 0
 
 
-def test_the_phones_websockets_listener_has_the_same_accounts(broker: tuple[int, Path]) -> None:
-    _, out = broker
-    ws_port = int((out / "ws_port").read_text())
+def test_the_phones_websockets_listener_has_the_same_accounts(
+    broker: tuple[int, int, Path],
+) -> None:
+    _, ws_port, out = broker
     assert f"listener {ws_port}\nprotocol websockets" in (out / "mosquitto.conf").read_text()
     assert _connect(ws_port, "gateway", "s3cret-gw", "websockets") == 0
     assert _connect(ws_port, "gateway", "wrong", "websockets") != 0
 
 
-def test_the_files_are_the_embedded_brokers_configuration(broker: tuple[int, Path]) -> None:
-    port, out = broker
+def test_the_files_are_the_embedded_brokers_configuration(
+    broker: tuple[int, int, Path],
+) -> None:
+    port, _, out = broker
     conf = (out / "mosquitto.conf").read_text()
     assert f"listener {port} 127.0.0.1\n" in conf
     assert "allow_anonymous false" in conf and "max_queued_messages 0" in conf
