@@ -69,7 +69,11 @@ const scenarios = {
     const afterMove = await top();
     // navigation: the week and month views, and the next month
     await page.click('a.cal-view:has-text("Week")');
-    await page.waitForSelector('.cal-grid .cal-col:nth-of-type(7), .cal-grid');
+    // the day view's grid is still there until the week view replaces it: wait for the
+    // week's columns (or give up after a while and report what is drawn)
+    await page
+      .waitForFunction(() => document.querySelectorAll('.cal-col').length >= 7, null, { timeout: 15000 })
+      .catch(() => undefined);
     const weekCols = await page.locator('.cal-col').count();
     await page.click('a.cal-view:has-text("Month")');
     await page.waitForSelector('.calendar');
