@@ -187,7 +187,15 @@ async def run_dispatcher(
                                 cur = await conn.execute(_FLEET_NOW_SQL)
                                 row = await cur.fetchone()
                                 await conn.rollback()
-                                now = row[0] if row and row[0] is not None else now
+                                if row is None or row[0] is None:
+                                    # no phone has reported yet: the fleet's time is unknown,
+                                    # and the wall clock would put its work orders' SLAs
+                                    # in the past (a simulated day starts days ago)
+                                    state["last_poll"] = time.time()
+                                    with contextlib.suppress(TimeoutError):
+                                        await asyncio.wait_for(stop.wait(), timeout=interval_s)
+                                    continue
+                                now = row[0]
                             done = await dispatch_pending(
                                 conn, now=now, send=sender.send_route, cpu_s=cpu_s, skip=skip
                             )
