@@ -54,6 +54,7 @@ class TabularConfig:
     max_leaf_nodes: int = 15
     min_samples_leaf: int = 40
     l2: float = 1.0  # logistic regression C (inverse strength)
+    min_category: int = 5  # rarer levels of a category share one column in the linear model
     min_rows: int = 200
     min_positives: int = 20
     seed: int = 0
@@ -140,8 +141,10 @@ class TabularModel:
         if self.stacker is not None:
             zt = _logit(np.asarray(self.trees.predict_proba(x)[:, 1], dtype=np.float64))
             return _stacked_log_odds(self.stacker, self.context_scaler, zt, x, self.config)
-        zt = _logit(np.asarray(self.trees.predict_proba(x)[:, 1], dtype=np.float64))
         zl = _logit(np.asarray(self.linear.predict_proba(x)[:, 1], dtype=np.float64))
+        if w <= 0:  # the linear model alone (no trees fitted)
+            return zl
+        zt = _logit(np.asarray(self.trees.predict_proba(x)[:, 1], dtype=np.float64))
         return w * zt + (1 - w) * zl
 
     def predict_proba(self, df: pd.DataFrame) -> FloatArray:
@@ -232,12 +235,17 @@ def fit_tabular(
                 make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
                 list(cfg.numeric),
             ),
-            ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=5), list(cfg.categorical)),
+            (
+                "cat",
+                OneHotEncoder(handle_unknown="ignore", min_frequency=cfg.min_category),
+                list(cfg.categorical),
+            ),
         ]
     )
     linear = Pipeline([("prep", lin_prep), ("lr", LogisticRegression(C=cfg.l2, max_iter=2000))])
     with threadpool_limits(1):  # OpenMP threads spin badly on a shared, busy machine
-        trees.fit(x, yb)
+        if cfg.tree_weight > 0:
+            trees.fit(x, yb)
         linear.fit(x, yb)
     reference: dict[str, Any] = {c: float(np.nanmedian(x[c].to_numpy())) for c in cfg.numeric}
     reference.update({c: str(x[c].mode().iloc[0]) for c in cfg.categorical})
@@ -250,7 +258,10 @@ def fit_tabular(
             "tree_weight": cfg.tree_weight,
             "max_iter": cfg.max_iter,
             "learning_rate": cfg.learning_rate,
-            "method": "blend of gradient-boosted trees and logistic regression (log-odds)",
+            "l2_c": cfg.l2,
+            "method": "blend of gradient-boosted trees and logistic regression (log-odds)"
+            if cfg.tree_weight > 0
+            else "L2-regularised logistic regression (one-hot categories, standardised numbers)",
         },
         {**(data or {}), "rows": len(x), "positives": int(yb.sum())},
         digest_of(x.to_numpy(), yb),
