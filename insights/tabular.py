@@ -54,7 +54,6 @@ class TabularConfig:
     max_leaf_nodes: int = 15
     min_samples_leaf: int = 40
     l2: float = 1.0  # logistic regression C (inverse strength)
-    min_category: int = 5  # rarer levels of a category share one column in the linear model
     min_rows: int = 200
     min_positives: int = 20
     seed: int = 0
@@ -62,6 +61,9 @@ class TabularConfig:
     context: tuple[str, ...] = ()
     stack_folds: int = 3  # time-ordered blocks for the out-of-fold tree log-odds
     stack_c: float = 1.0  # the logistic layer's inverse L2 strength (collinear context)
+    # rarer levels of a category share one column in the linear model (last: artefacts
+    # pickled before it keep their field order)
+    min_category: int = 5
 
     @property
     def columns(self) -> tuple[str, ...]:
