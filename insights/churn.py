@@ -4,8 +4,16 @@ Features are the account's contract and billing (contract type, payment method, 
 billing, monthly and total charges), its tenure, the services it takes and who the
 customer is. Derived features carry what the raw columns hide: the average monthly charge
 over the whole tenure and how far today's charge is above it (a recent price rise), the
-number of services taken, and whether the customer has any support or security add-on.
-The model is `insights.tabular`'s blend of boosted trees and a logistic regression.
+number of services taken (and of protection add-ons, of streaming services), tenure bands,
+and the pairs whose effect is not additive: contract x tenure band, internet service x
+contract, payment method x paperless billing, internet service x security x support.
+
+The model is `insights.tabular`'s logistic regression alone (L2, C 0.1, levels rarer than
+10 customers pooled). Measured on train.csv, 5-fold stratified CV repeated over seeds 0-2
+(bench/churn.py): 0.850 against 0.848 for the previous blend of boosted trees and a
+logistic regression on the raw columns; boosted trees on the new features 0.848, their
+blend with this model 0.8505 at four times the cost. The Telco data's ceiling under CV
+sits near 0.85 for every method tried.
 """
 
 from __future__ import annotations
@@ -28,15 +36,16 @@ SERVICES = (
     "StreamingMovies",
 )
 NUMERIC = (
-    "tenure",
+    "log_tenure",
     "MonthlyCharges",
-    "TotalCharges",
-    "avg_charge",
-    "charge_rise",
-    "n_services",
     "SeniorCitizen",
+    "n_services",
+    "charge_rise",
+    "n_protect",
+    "n_stream",
 )
-CATEGORICAL = (
+PROTECTION = ("OnlineSecurity", "OnlineBackup", "DeviceProtection", "TechSupport")
+RAW_CATEGORICAL = (
     "gender",
     "Partner",
     "Dependents",
@@ -52,10 +61,19 @@ CATEGORICAL = (
     "PaperlessBilling",
     "PaymentMethod",
 )
+# plus the derived ones (see `prepare`)
+CATEGORICAL = (
+    *RAW_CATEGORICAL,
+    "tenure_band",
+    "contract_tenure",
+    "internet_contract",
+    "payment_paperless",
+    "internet_protection",
+)
 
 
 def churn_config(**overrides: Any) -> TabularConfig:
-    base: dict[str, Any] = {"tree_weight": 0.4, "learning_rate": 0.03, "min_samples_leaf": 60}
+    base: dict[str, Any] = {"tree_weight": 0.0, "l2": 0.1, "min_category": 10}
     return TabularConfig(numeric=NUMERIC, categorical=CATEGORICAL, **{**base, **overrides})
 
 
@@ -72,6 +90,24 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     out["n_services"] = sum(
         (out[c].astype(str) == "Yes").astype(np.float64) for c in SERVICES if c in out
     )
+    yes = {c: (out[c].astype(str) == "Yes").astype(np.float64) for c in SERVICES if c in out}
+    out["n_protect"] = sum(yes[c] for c in PROTECTION if c in yes)
+    out["n_stream"] = sum(yes[c] for c in ("StreamingTV", "StreamingMovies") if c in yes)
+    out["log_tenure"] = np.log1p(tenure.fillna(0.0).clip(lower=0.0))
+    band = pd.cut(tenure, [-1, 0, 3, 6, 12, 24, 48, 60, 1000]).astype(str)
+    out["tenure_band"] = band
+    s = {c: out[c].astype(str) for c in ("Contract", "InternetService", "PaymentMethod")}
+    out["contract_tenure"] = s["Contract"] + "|" + band
+    out["internet_contract"] = s["InternetService"] + "|" + s["Contract"]
+    out["payment_paperless"] = s["PaymentMethod"] + "|" + out["PaperlessBilling"].astype(str)
+    out["internet_protection"] = (
+        s["InternetService"]
+        + "|"
+        + out["OnlineSecurity"].astype(str)
+        + "|"
+        + out["TechSupport"].astype(str)
+    )
+    out["SeniorCitizen"] = pd.to_numeric(out["SeniorCitizen"], errors="coerce").astype(np.float64)
     return out
 
 

@@ -260,3 +260,80 @@ def median_of(*members: FloatArray) -> FloatArray:
     """Point-wise median of the members' forecasts (rows: series), floored at 0: robust
     to any one member going astray on a series."""
     return np.asarray(np.median(np.maximum(np.stack(members), 0.0), axis=0), dtype=np.float64)
+
+
+# --------------------------------------------------- the pooled linear autoregression
+
+
+@dataclass(frozen=True, slots=True)
+class LinearConfig:
+    """A global linear autoregression in log space (one ridge regression per horizon step,
+    shared by every series): the log of the last `lags` values over the mean of the last
+    `scale_window` predicts the log of the next h values over the same mean. Linear, so it
+    extrapolates a trend the trees cannot; pooled, so each series borrows the others' shapes
+    (Montero-Manso and Hyndman 2021: global linear AR models are competitive on M4)."""
+
+    h: int
+    lags: int
+    scale_window: int
+    origins_per_series: int = 400
+    ridge: float = 1.0
+    seed: int = 0
+
+
+def weekly_linear(**kw: object) -> LinearConfig:
+    base: dict[str, object] = {"h": 13, "lags": 104, "scale_window": 4}
+    return LinearConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def _lin_windows(a: FloatArray, ends: npt.NDArray[np.int64], cfg: LinearConfig) -> FloatArray:
+    """The `lags` values before each end (padded with the first value), floored above 0."""
+    idx = ends[:, None] + np.arange(-cfg.lags, 0)[None, :]
+    w = np.where(idx < 0, a[0], a[np.clip(idx, 0, None)])
+    return np.asarray(np.maximum(w, 1e-9), dtype=np.float64)
+
+
+@dataclass(slots=True)
+class LinearModel:
+    config: LinearConfig
+    coef: FloatArray  # (lags + 1) x h, the last row the intercept
+
+    def predict(self, series: Sequence[FloatArray]) -> FloatArray:
+        """The next h values of every series (rows)."""
+        cfg = self.config
+        out = np.empty((len(series), cfg.h))
+        for i, y in enumerate(series):
+            a = np.asarray(y, dtype=np.float64)
+            w = _lin_windows(a, np.array([a.size]), cfg)
+            s = float(w[0, -cfg.scale_window :].mean())
+            x = np.append(np.log(w[0] / s), 1.0)
+            out[i] = np.exp(x @ self.coef) * s
+        return out
+
+
+def fit_linear(series: Sequence[FloatArray], cfg: LinearConfig) -> LinearModel:
+    """Ridge fit on sampled origins of every positive series (fixed seed); refused when
+    too few windows have a horizon of history."""
+    rng = np.random.default_rng(cfg.seed)
+    xs: list[FloatArray] = []
+    ys: list[FloatArray] = []
+    for y in series:
+        a = np.asarray(y, dtype=np.float64)
+        if a.size < cfg.h + 2 or np.any(a <= 0):
+            continue  # the log space needs positive values
+        first = min(cfg.lags, a.size // 2)
+        ends = np.arange(first, a.size - cfg.h + 1)
+        if ends.size > cfg.origins_per_series:
+            ends = rng.choice(ends, cfg.origins_per_series, replace=False)
+        w = _lin_windows(a, ends, cfg)
+        s = w[:, -cfg.scale_window :].mean(axis=1, keepdims=True)
+        xs.append(np.log(w / s))
+        ys.append(np.log(a[ends[:, None] + np.arange(cfg.h)[None, :]] / s))
+    n = sum(len(x) for x in xs)
+    if n < 500:
+        raise InsufficientDataError(f"{n} training windows; at least 500 are needed")
+    x1 = np.column_stack([np.concatenate(xs), np.ones(n)])
+    reg = cfg.ridge * np.eye(x1.shape[1])
+    reg[-1, -1] = 0.0  # the intercept is not shrunk
+    coef = np.linalg.solve(x1.T @ x1 + reg, x1.T @ np.concatenate(ys))
+    return LinearModel(cfg, np.asarray(coef, dtype=np.float64))

@@ -61,6 +61,9 @@ class TabularConfig:
     context: tuple[str, ...] = ()
     stack_folds: int = 3  # time-ordered blocks for the out-of-fold tree log-odds
     stack_c: float = 1.0  # the logistic layer's inverse L2 strength (collinear context)
+    # rarer levels of a category share one column in the linear model (last: artefacts
+    # pickled before it keep their field order)
+    min_category: int = 5
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -140,8 +143,10 @@ class TabularModel:
         if self.stacker is not None:
             zt = _logit(np.asarray(self.trees.predict_proba(x)[:, 1], dtype=np.float64))
             return _stacked_log_odds(self.stacker, self.context_scaler, zt, x, self.config)
-        zt = _logit(np.asarray(self.trees.predict_proba(x)[:, 1], dtype=np.float64))
         zl = _logit(np.asarray(self.linear.predict_proba(x)[:, 1], dtype=np.float64))
+        if w <= 0:  # the linear model alone (no trees fitted)
+            return zl
+        zt = _logit(np.asarray(self.trees.predict_proba(x)[:, 1], dtype=np.float64))
         return w * zt + (1 - w) * zl
 
     def predict_proba(self, df: pd.DataFrame) -> FloatArray:
@@ -232,12 +237,17 @@ def fit_tabular(
                 make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
                 list(cfg.numeric),
             ),
-            ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=5), list(cfg.categorical)),
+            (
+                "cat",
+                OneHotEncoder(handle_unknown="ignore", min_frequency=cfg.min_category),
+                list(cfg.categorical),
+            ),
         ]
     )
     linear = Pipeline([("prep", lin_prep), ("lr", LogisticRegression(C=cfg.l2, max_iter=2000))])
     with threadpool_limits(1):  # OpenMP threads spin badly on a shared, busy machine
-        trees.fit(x, yb)
+        if cfg.tree_weight > 0:
+            trees.fit(x, yb)
         linear.fit(x, yb)
     reference: dict[str, Any] = {c: float(np.nanmedian(x[c].to_numpy())) for c in cfg.numeric}
     reference.update({c: str(x[c].mode().iloc[0]) for c in cfg.categorical})
@@ -250,7 +260,10 @@ def fit_tabular(
             "tree_weight": cfg.tree_weight,
             "max_iter": cfg.max_iter,
             "learning_rate": cfg.learning_rate,
-            "method": "blend of gradient-boosted trees and logistic regression (log-odds)",
+            "l2_c": cfg.l2,
+            "method": "blend of gradient-boosted trees and logistic regression (log-odds)"
+            if cfg.tree_weight > 0
+            else "L2-regularised logistic regression (one-hot categories, standardised numbers)",
         },
         {**(data or {}), "rows": len(x), "positives": int(yb.sum())},
         digest_of(x.to_numpy(), yb),

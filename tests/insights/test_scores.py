@@ -206,6 +206,29 @@ def test_pooled_forecaster_learns_a_shared_day_shape_and_refuses_short_series() 
     assert np.all(med >= 0) and np.all(med <= np.maximum(pred, steps) + 1e-9)
 
 
+def test_pooled_linear_model_extrapolates_shared_growth_and_refuses_short_series() -> None:
+    from insights import pooled
+
+    rng = np.random.default_rng(3)
+    t = np.arange(300, dtype=np.float64)
+    # every series grows 0.5% a week from its own level, with noise
+    series = [
+        lvl * np.exp(0.005 * t) * np.exp(rng.normal(0, 0.01, t.size))
+        for lvl in rng.uniform(50, 500, 12)
+    ]
+    train = [y[:-13] for y in series]
+    model = pooled.fit_linear(train, pooled.weekly_linear())
+    pred = model.predict(train)
+    assert pred.shape == (12, 13)
+    truth = np.stack([y[-13:] for y in series])
+    naive = np.stack([np.full(13, y[-1]) for y in train])
+    # the growth is learned: far closer than the naive forecast, rising over the horizon
+    assert np.mean(np.abs(pred - truth)) < 0.5 * np.mean(np.abs(naive - truth))
+    assert np.all(pred[:, -1] > pred[:, 0])
+    with pytest.raises(InsufficientDataError, match="training windows"):
+        pooled.fit_linear([y[:40] for y in series[:2]], pooled.weekly_linear())
+
+
 def test_segments_are_chosen_by_silhouette_and_named_by_profile() -> None:
     from insights import segments
 
