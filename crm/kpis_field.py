@@ -1,0 +1,136 @@
+"""The field-time KPIs' SQL: technician utilisation and travel vs on-site time, from what
+the reps' phones and the planner record (crm.kpis serves them with their definitions).
+
+Sources, all read in one statement (the tables of phone, geo, routing and telemetry are
+read, never written: a report over the product's facts, like the other KPIs):
+- on site: the phone's stop work (`phone_stop_work`, check-in to check-out) and the
+  geofence visits detected from the rep's GPS (`visits`, arrival to departure); a stop
+  recorded both ways counts once (the intervals are merged per rep and day).
+- planned: the rep's stops in the newest ready routing plan of each day (`routing_stops`,
+  travel_s is the planned drive to each stop).
+- moving: the rep's phone fixes (`gps_fix` of the phones in `phone_devices`, or devices tied
+  to the rep in `geo_device_rep`): the time between two consecutive fixes at most
+  MAX_FIX_GAP_S apart while the speed is MOVING_MPS or more, outside on-site time.
+
+A rep's day is a date in their own time zone (users.timezone); a day is in the period when
+any part of it is. The available time of a working day is the rep's shift as set on the
+user (shift_start to shift_end, lunch included). The rows are the reps the caller may see:
+themself, a manager's team, everyone for those who see everything ({reps}).
+"""
+
+from __future__ import annotations
+
+MOVING_MPS = 2.0  # above walking pace and GPS jitter at rest
+MAX_FIX_GAP_S = 300  # a longer silence (phone off, tunnel) is not counted as travel
+
+# the reps and their period as local days; an unknown zone name reads as UTC
+_REPS = """
+reps AS (
+  SELECT q.id, q.name, z.tz,
+         extract(epoch FROM q.shift_end - q.shift_start)
+           + CASE WHEN q.shift_end <= q.shift_start THEN 86400 ELSE 0 END AS shift_s,
+         (%(since)s::timestamptz AT TIME ZONE z.tz)::date AS d0,
+         ((%(until)s::timestamptz - interval '1 microsecond') AT TIME ZONE z.tz)::date AS d1
+  FROM users q CROSS JOIN LATERAL (SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_timezone_names
+       WHERE name = q.timezone) THEN q.timezone ELSE 'UTC' END AS tz) z
+  WHERE {reps}
+)"""
+
+# on-site intervals merged per rep and local day, with their total and their span (first
+# arrival to last departure)
+_SITE = """
+site AS (
+  SELECT o.rep, (o.at AT TIME ZONE r.tz)::date AS day, range_agg(tstzrange(o.at, o.till)) AS m
+  FROM reps r CROSS JOIN LATERAL (
+    SELECT r.id, w.checkin_at, w.checkout_at FROM phone_stop_work w
+    WHERE w.user_id = r.id AND w.checkout_at > w.checkin_at
+      AND w.day BETWEEN r.d0 - 1 AND r.d1 + 1
+    UNION ALL
+    SELECT r.id, v.arrived_at, v.departed_at FROM visits v
+    WHERE v.rep_id = r.id AND v.departed_at > v.arrived_at
+      AND v.arrived_at >= %(since)s::timestamptz - interval '1 day'
+      AND v.arrived_at < %(until)s::timestamptz + interval '1 day'
+  ) o(rep, at, till)
+  GROUP BY 1, 2
+),
+site_s AS (
+  SELECT s.rep, s.day, s.m,
+         (SELECT sum(extract(epoch FROM upper(x) - lower(x))) FROM unnest(s.m) x) AS onsite_s,
+         extract(epoch FROM upper(s.m) - lower(s.m)) AS span_s
+  FROM site s JOIN reps r ON r.id = s.rep WHERE s.day BETWEEN r.d0 AND r.d1
+)"""
+
+# each rep's planned days: the newest ready plan that routes them that day
+_PLANNED = """
+planned AS (
+  SELECT DISTINCT ON (s.rep_id, p.plan_date) s.rep_id AS rep, p.plan_date AS day, p.id AS plan_id
+  FROM reps r JOIN routing_stops s ON s.rep_id = r.id JOIN routing_plans p ON p.id = s.plan_id
+  WHERE p.status = 'ready' AND p.plan_date BETWEEN r.d0 AND r.d1
+  ORDER BY s.rep_id, p.plan_date, p.created_at DESC, p.id DESC
+)"""
+
+UTILISATION_SQL = f"""
+WITH {_REPS}, {_SITE}, {_PLANNED}
+SELECT r.name,
+       round((100 * sum(coalesce(s.onsite_s, 0)) / sum(r.shift_s))::numeric, 1),
+       round((sum(coalesce(s.onsite_s, 0)) / 3600)::numeric, 1),
+       round((sum(r.shift_s) / 3600)::numeric, 1),
+       count(*)
+FROM (SELECT rep, day FROM site_s UNION SELECT rep, day FROM planned) w
+JOIN reps r ON r.id = w.rep
+LEFT JOIN site_s s ON s.rep = w.rep AND s.day = w.day
+GROUP BY r.id, r.name ORDER BY r.name, r.id
+"""
+
+TRAVEL_SQL = f"""
+WITH {_REPS}, {_SITE}, {_PLANNED},
+fixes AS (
+  SELECT r.id AS rep, f.t0, f.t1,
+         f.t1 - f.t0 <= interval '{MAX_FIX_GAP_S} seconds' AND f.mps >= {MOVING_MPS} AS moving
+  FROM reps r CROSS JOIN LATERAL (
+    SELECT lag(g.time) OVER w AS t0, g.time AS t1,
+           coalesce(g.speed_mps, st_distance(g.geog, lag(g.geog) OVER w)
+             / nullif(extract(epoch FROM g.time - lag(g.time) OVER w), 0)) AS mps
+    FROM gps_fix g
+    WHERE g.device_id IN (SELECT d.device_id FROM phone_devices d WHERE d.user_id = r.id
+                          UNION SELECT d.device_id FROM geo_device_rep d WHERE d.user_id = r.id)
+      AND g.time >= %(since)s::timestamptz - interval '1 day'
+      AND g.time < %(until)s::timestamptz + interval '1 day'
+    WINDOW w AS (PARTITION BY g.device_id ORDER BY g.time)
+  ) f
+  WHERE f.t0 IS NOT NULL
+),
+moved AS (  -- moving time per rep and day, two phones counted once, on-site time taken out
+  SELECT g.rep, g.day,
+         (SELECT coalesce(sum(extract(epoch FROM upper(x) - lower(x))), 0)
+          FROM unnest(coalesce(g.mv, tstzmultirange()) - coalesce(s.m, tstzmultirange())) x)
+           AS travel_s
+  FROM (SELECT f.rep, (f.t0 AT TIME ZONE r.tz)::date AS day,
+               range_agg(tstzrange(f.t0, f.t1)) FILTER (WHERE f.moving) AS mv
+        FROM fixes f JOIN reps r ON r.id = f.rep GROUP BY 1, 2) g
+  JOIN reps r ON r.id = g.rep
+  LEFT JOIN site_s s ON s.rep = g.rep AND s.day = g.day
+  WHERE g.day BETWEEN r.d0 AND r.d1
+),
+days AS (
+  SELECT r.id, r.name, w.day, coalesce(s.onsite_s, 0) AS onsite_s,
+         coalesce(s.span_s - s.onsite_s, 0) AS between_s,
+         coalesce(m.travel_s, s.span_s - s.onsite_s, 0) AS travel_s,
+         coalesce((SELECT sum(x.travel_s) FROM routing_stops x
+                   WHERE x.plan_id = p.plan_id AND x.rep_id = w.rep), 0) AS planned_s
+  FROM (SELECT rep, day FROM site_s UNION SELECT rep, day FROM planned
+        UNION SELECT rep, day FROM moved) w
+  JOIN reps r ON r.id = w.rep
+  LEFT JOIN site_s s ON s.rep = w.rep AND s.day = w.day
+  LEFT JOIN moved m ON m.rep = w.rep AND m.day = w.day
+  LEFT JOIN planned p ON p.rep = w.rep AND p.day = w.day
+)
+SELECT name,
+       round((sum(onsite_s) / 3600)::numeric, 1),
+       round((sum(travel_s) / 3600)::numeric, 1),
+       round((sum(between_s) / 3600)::numeric, 1),
+       round((sum(planned_s) / 3600)::numeric, 1),
+       round((100 * sum(travel_s) / nullif(sum(travel_s) + sum(onsite_s), 0))::numeric, 1),
+       count(*)
+FROM days GROUP BY id, name ORDER BY name, id
+"""
