@@ -292,6 +292,45 @@ module.exports = ({ newPage, signIn, shot }) => ({
     return { order, done, restored, errors };
   },
 
+  // The main navigation for one role: the links offered, each opened by a click with the
+  // responses the server refused; a sidebar at 1440 px; a menu at 390 px driven by keyboard.
+  async nav(browser, base, p) {
+    const { page, errors } = await newPage(browser, base, { viewport: { width: 1440, height: 900 } });
+    await signIn(page, base, p.user, '/console/#/accounts');
+    const links = await page.$$eval('#nav li:not([hidden]) a', (a) => a.map((x) => x.getAttribute('href')));
+    const sections = await page.$$eval('#nav section:not([hidden]) h2', (x) => x.map((e) => e.textContent));
+    const box = await page.$eval('#nav', (n) => { const r = n.getBoundingClientRect(); return { left: r.left, width: r.width, top: r.top }; });
+    const headerHeight = await page.$eval('header.top', (x) => x.getBoundingClientRect().height);
+    const refused = {};
+    for (const href of links.filter((x) => x.startsWith('#/'))) {
+      const before = errors.bad.length;
+      await page.click(`#nav a[href="${href}"]`); // the first is the page already shown
+      await page.waitForFunction((v) => document.body.dataset.view === v, href.slice(2));
+      await page.waitForLoadState('networkidle', { timeout: 5000 }).catch(() => {});
+      await page.waitForTimeout(300);
+      const current = await page.getAttribute(`#nav a[href="${href}"]`, 'aria-current');
+      refused[href] = { bad: errors.bad.slice(before).filter((b) => /^40[13] /.test(b)), current: current !== null };
+    }
+    const phone = await newPage(browser, base, { viewport: { width: 390, height: 844 }, context: { isMobile: true, hasTouch: true } });
+    await signIn(phone.page, base, p.user, '/console/#/accounts');
+    const pg = phone.page;
+    const closed = await pg.$eval('#nav', (n) => n.getBoundingClientRect().height);
+    await pg.focus('#nav-toggle');
+    await pg.keyboard.press('Enter');
+    const expanded = await pg.getAttribute('#nav-toggle', 'aria-expanded');
+    const focused = await pg.evaluate(() => document.activeElement && document.activeElement.getAttribute('href'));
+    const openHeight = await pg.$eval('#nav', (n) => n.getBoundingClientRect().height);
+    await pg.keyboard.press('Tab');
+    const next = await pg.evaluate(() => document.activeElement && document.activeElement.getAttribute('href'));
+    await pg.keyboard.press('Escape');
+    const afterEscape = { expanded: await pg.getAttribute('#nav-toggle', 'aria-expanded'), focus: await pg.evaluate(() => document.activeElement.id) };
+    const overflow = await pg.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    await shot(page, `nav-${p.user.role}`);
+    const all = [...errors, ...phone.errors];
+    all.bad = [...errors.bad, ...phone.errors.bad];
+    return { links, sections, box, headerHeight, refused, phone: { closed, expanded, focused, openHeight, next, afterEscape, overflow }, errors: all };
+  },
+
   // axe-core over the main screens at desktop and phone width: serious and critical
   // violations, and whether the page scrolls sideways at 390 px.
   async a11y(browser, base, p) {
