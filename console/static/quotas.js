@@ -34,7 +34,7 @@ const periodLabel = (start, end) => {
 export async function quotasView(root) {
   const year = new Date().getFullYear();
   const yearSel = /** @type {HTMLSelectElement} */ (h('select', { id: 'quota-year' },
-    [year - 1, year, year + 1].map((y) => h('option', { value: y, selected: y === year }, y))));
+    [year - 3, year - 2, year - 1, year, year + 1].map((y) => h('option', { value: y, selected: y === year }, y))));
   const out = h('div', { id: 'quotas', class: 'table-box' });
   root.append(h('div', { class: 'toolbar' }, h('h1', {}, 'Sales quotas'), h('label', { for: 'quota-year' }, 'Year', yearSel)));
   let reps;

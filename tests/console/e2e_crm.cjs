@@ -292,6 +292,58 @@ module.exports = ({ newPage, signIn, shot }) => ({
     return { order, done, restored, errors };
   },
 
+  // A manager sets quotas from the console (one rep; each of the team), sees attainment and
+  // the team total, removes one; a rep sees their own, with nothing to change.
+  async quotas(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.manager, '/console/#/quotas');
+    const ready = () => page.waitForSelector('#quotas[data-ready=yes]');
+    await ready();
+    await page.evaluate(() => { document.getElementById('quotas').dataset.ready = 'no'; });
+    await page.selectOption('#quota-year', p.year);
+    await ready();
+    const offered = await page.$$eval('#quota-rep option', (o) => o.map((x) => x.value).filter(Boolean));
+    await page.selectOption('#quota-rep', String(p.rep));
+    await page.selectOption('#quota-kind', 'quarter');
+    await page.fill('#quota-month', p.month);
+    await page.fill('#quota-amount', '0');
+    await page.click('#quota-save');
+    const amountError = await page.textContent('#quota-amount-error');
+    await page.fill('#quota-amount', '4000');
+    await page.fill('#quota-currency', 'eur');
+    await page.click('#quota-save');
+    await page.waitForSelector(`#quota-table tr[data-user="${p.rep}"]`);
+    const quarter = await page.$eval(`#quota-table tr[data-user="${p.rep}"]`, (tr) => [...tr.cells].slice(0, 7).map((c) => c.textContent.trim()));
+    await page.selectOption('#quota-rep', 'all');
+    await page.selectOption('#quota-kind', 'month');
+    await page.fill('#quota-month', p.month);
+    await page.fill('#quota-amount', '1000');
+    await page.click('#quota-save');
+    await page.waitForSelector('#quota-table tfoot tr');
+    const rows = await page.$$eval('#quota-table tbody tr', (tr) => tr.map((x) => [...x.cells].slice(0, 5).map((c) => c.textContent.trim())));
+    const totals = await page.$$eval('#quota-table tfoot tr', (tr) => tr.map((x) => [...x.cells].slice(0, 5).map((c) => c.textContent.trim())));
+    await shot(page, 'quotas-manager');
+    const other = `#quota-table tbody tr[data-user="${p.other}"]`;
+    await page.click(`${other} button.delete-quota`);
+    await page.click('#confirm-quota-yes');
+    await page.waitForSelector(other, { state: 'detached' });
+    const left = await page.$$eval('#quota-table tbody tr', (tr) => tr.map((x) => Number(x.dataset.user)));
+    const rep = await newPage(browser, base);
+    await signIn(rep.page, base, p.repUser, '/console/#/quotas');
+    await rep.page.waitForSelector('#quotas[data-ready=yes]');
+    await rep.page.evaluate(() => { document.getElementById('quotas').dataset.ready = 'no'; });
+    await rep.page.selectOption('#quota-year', p.year);
+    await rep.page.waitForSelector('#quotas[data-ready=yes]');
+    const repView = {
+      form: !!(await rep.page.$('#quota-form')),
+      users: await rep.page.$$eval('#quota-table tbody tr', (tr) => [...new Set(tr.map((x) => Number(x.dataset.user)))]),
+      buttons: await rep.page.$$eval('#quota-table button', (b) => b.length),
+    };
+    const all = [...errors, ...rep.errors];
+    all.bad = [...errors.bad, ...rep.errors.bad];
+    return { offered, amountError, quarter, rows, totals, left, repView, errors: all };
+  },
+
   // The main navigation for one role: the links offered, each opened by a click with the
   // responses the server refused; a sidebar at 1440 px; a menu at 390 px driven by keyboard.
   async nav(browser, base, p) {
