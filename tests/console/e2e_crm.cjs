@@ -223,6 +223,38 @@ module.exports = ({ newPage, signIn, shot }) => ({
     return { alerts, workOrders, commands, refused, errors };
   },
 
+  // Where a device is, on its page: a phone's GPS track over the charts' window (zoomed in
+  // to a window without fixes, its last known position; later again, the track); a piece of
+  // equipment at its site.
+  async deviceMap(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    const ready = () => page.waitForFunction(() => document.body.dataset.view === 'device' && document.body.dataset.charts === 'ready');
+    const state = async () => ({
+      kind: await page.getAttribute('#device-map', 'data-kind'),
+      points: Number(await page.getAttribute('#device-map', 'data-points')),
+      note: await page.textContent('#device-position-note'),
+      window: await page.textContent('#chart-window'),
+      text: await page.textContent('main'),
+    });
+    await signIn(page, base, p.user, `/console/#/device/${encodeURIComponent(p.phone)}`);
+    await ready();
+    const track = await state();
+    const lines = await page.$$eval('#device-map .leaflet-devicetrack-pane path', (x) => x.length);
+    await page.waitForTimeout(500);
+    await shot(page, 'device-map');
+    await page.click('#zoom-in');
+    await ready();
+    const zoomed = await state();
+    await page.click('#pan-later');
+    await ready();
+    const later = await state();
+    await page.evaluate(() => { delete document.body.dataset.view; document.body.dataset.charts = ''; });
+    await page.goto(`${base}/console/#/device/${encodeURIComponent(p.equipment)}`);
+    await ready();
+    const site = await state();
+    return { track, lines, zoomed, later, site, errors };
+  },
+
   // The map offline: Natural Earth basemap drawn without any tile server, thousands of
   // accounts clustered, the device list filtered, a device's track replayed.
   async mapgeo(browser, base, p) {
