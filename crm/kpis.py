@@ -72,6 +72,11 @@ def _m(label: str) -> ReportColumn:
     return ReportColumn(label.lower().replace(" ", "_"), label, "measure")
 
 
+def _f(label: str) -> ReportColumn:
+    """A figure shown in the table beside the charted measures (another unit)."""
+    return ReportColumn(label.lower().replace(" ", "_"), label, "field")
+
+
 _OWNER = (
     f"coalesce((SELECT {label_sql('users', 'u')} FROM users u WHERE u.id = t.owner_id), 'no owner')"
 )
@@ -140,12 +145,12 @@ KPIS: dict[str, Kpi] = {
             " overtime on site.",
             "users",
             UTILISATION_SQL,
-            (
+            (  # charted: the percentage; the hours and days beside it in the table
                 _g("Rep"),
                 _m("Utilisation %"),
-                _m("On-site hours"),
-                _m("Shift hours"),
-                _m("Working days"),
+                _f("On-site hours"),
+                _f("Shift hours"),
+                _f("Working days"),
             ),
         ),
         Kpi(
@@ -167,8 +172,8 @@ KPIS: dict[str, Kpi] = {
                 _m("Travel hours"),
                 _m("Between stops hours"),
                 _m("Planned travel hours"),
-                _m("Travel share %"),
-                _m("Working days"),
+                _f("Travel share %"),  # charted: the hours, on one axis
+                _f("Working days"),
             ),
         ),
         Kpi(
