@@ -26,13 +26,14 @@ MAX_FIX_GAP_S = 300  # a longer silence (phone off, tunnel) is not counted as tr
 # the reps and their period as local days; an unknown zone name reads as UTC
 _REPS = """
 reps AS (
-  SELECT q.id, q.name, z.tz,
+  SELECT q.id, q.name, coalesce(z.tz, 'UTC') AS tz,
          extract(epoch FROM q.shift_end - q.shift_start)
            + CASE WHEN q.shift_end <= q.shift_start THEN 86400 ELSE 0 END AS shift_s,
-         (%(since)s::timestamptz AT TIME ZONE z.tz)::date AS d0,
-         ((%(until)s::timestamptz - interval '1 microsecond') AT TIME ZONE z.tz)::date AS d1
-  FROM users q CROSS JOIN LATERAL (SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_timezone_names
-       WHERE name = q.timezone) THEN q.timezone ELSE 'UTC' END AS tz) z
+         (%(since)s::timestamptz AT TIME ZONE coalesce(z.tz, 'UTC'))::date AS d0,
+         ((%(until)s::timestamptz - interval '1 microsecond') AT TIME ZONE coalesce(z.tz, 'UTC'))::date
+           AS d1
+  FROM users q
+  LEFT JOIN (SELECT name AS tz FROM pg_timezone_names) z ON z.tz = q.timezone
   WHERE {reps}
 )"""
 

@@ -404,6 +404,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const expanded = await pg.getAttribute('#nav-toggle', 'aria-expanded');
     const focused = await pg.evaluate(() => document.activeElement && document.activeElement.getAttribute('href'));
     const openHeight = await pg.$eval('#nav', (n) => n.getBoundingClientRect().height);
+    await shot(pg, `nav-phone-${p.user.role}`);
     await pg.keyboard.press('Tab');
     const next = await pg.evaluate(() => document.activeElement && document.activeElement.getAttribute('href'));
     await pg.keyboard.press('Escape');

@@ -67,6 +67,8 @@ def rep_days(test_settings: Settings) -> dict[str, Any]:
                 " shift_end = '17:00' WHERE id = %s",
                 (u["id"],),
             )
+        # a zone name the database does not know reads as UTC (the other rep's day is the same)
+        conn.execute("UPDATE users SET timezone = 'Nowhere/Atlantis' WHERE id = %s", (other["id"],))
         acct = one(
             "INSERT INTO accounts (name, territory_id) VALUES ('Site', %s) RETURNING id", tid
         )
