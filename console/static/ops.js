@@ -124,7 +124,7 @@ export async function deviceView(root, [id, around], session) {
   let dev;
   try { dev = await api(`/api/v1/devices/${encodeURIComponent(id)}`); } catch (e) { root.append(errorBox(e)); return null; }
   // name, model, site and online state (judged from the newest stored message) from the map's API
-  const pos = (await api('/console/api/positions').catch(() => ({ devices: [] }))).devices.find((d) => d.device_id === id) || {};
+  const pos = (await api(`/console/api/positions${q({ device_id: id })}`).catch(() => ({ devices: [] }))).devices.find((d) => d.device_id === id) || {};
   title.textContent = pos.name || pos.equipment_model || `Device ${id}`;
   const rules = pos.equipment_model ? (await api('/api/v1/alert-rules').catch(() => ({ items: [] }))).items.filter((r) => r.equipment_model === pos.equipment_model && r.kind === 'threshold') : [];
   const at = around ? new Date(around) : null;
