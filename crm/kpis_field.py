@@ -9,8 +9,12 @@ read, never written: a report over the product's facts, like the other KPIs):
 - planned: the rep's stops in the newest ready routing plan of each day (`routing_stops`,
   travel_s is the planned drive to each stop).
 - moving: the rep's phone fixes (`gps_fix` of the phones in `phone_devices`, or devices tied
-  to the rep in `geo_device_rep`): the time between two consecutive fixes at most
-  MAX_FIX_GAP_S apart while the speed is MOVING_MPS or more, outside on-site time.
+  to the rep in `geo_device_rep`, read as one stream): the time between two consecutive
+  fixes at most MAX_FIX_GAP_S apart while the speed is MOVING_MPS or more, unless the pair
+  starts on site. Each fix is read once per rep, in time order, with plain arithmetic (no
+  range per fix); this is the statement's cost: 1.7M fixes (20 reps, 30 days of 8 h at one
+  fix per 10 s) took 3.6 s on the shared 2-core machine at load 9 (utilisation: 0.07 s).
+  A moving-time rollup kept by the gateway would be the next step past that.
 
 A rep's day is a date in their own time zone (users.timezone); a day is in the period when
 any part of it is. The available time of a working day is the rep's shift as set on the
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 MOVING_MPS = 2.0  # above walking pace and GPS jitter at rest
 MAX_FIX_GAP_S = 300  # a longer silence (phone off, tunnel) is not counted as travel
+EARTH_RADIUS_M = 6_371_008.8  # between fixes seconds apart a flat-earth distance is exact enough
 
 # the reps and their period as local days; an unknown zone name reads as UTC
 _REPS = """
@@ -85,33 +90,37 @@ GROUP BY r.id, r.name ORDER BY r.name, r.id
 
 TRAVEL_SQL = f"""
 WITH {_REPS}, {_SITE}, {_PLANNED},
-fixes AS (
-  SELECT r.id AS rep, f.t0, f.t1,
-         f.t1 - f.t0 <= interval '{MAX_FIX_GAP_S} seconds' AND f.mps >= {MOVING_MPS} AS moving
-  FROM reps r CROSS JOIN LATERAL (
-    SELECT lag(g.time) OVER w AS t0, g.time AS t1,
-           coalesce(g.speed_mps, st_distance(g.geog, lag(g.geog) OVER w)
-             / nullif(extract(epoch FROM g.time - lag(g.time) OVER w), 0)) AS mps
-    FROM gps_fix g
-    WHERE g.device_id IN (SELECT d.device_id FROM phone_devices d WHERE d.user_id = r.id
-                          UNION SELECT d.device_id FROM geo_device_rep d WHERE d.user_id = r.id)
-      AND g.time >= %(since)s::timestamptz - interval '1 day'
-      AND g.time < %(until)s::timestamptz + interval '1 day'
-    WINDOW w AS (PARTITION BY g.device_id ORDER BY g.time)
-  ) f
-  WHERE f.t0 IS NOT NULL
+onsite_all AS (  -- each rep's on-site time over the period, for the check of each fix pair
+  SELECT rep, range_agg(m) AS m FROM site GROUP BY rep
 ),
-moved AS (  -- moving time per rep and day, two phones counted once, on-site time taken out
-  SELECT g.rep, g.day,
-         (SELECT coalesce(sum(extract(epoch FROM upper(x) - lower(x))), 0)
-          FROM unnest(coalesce(g.mv, tstzmultirange()) - coalesce(s.m, tstzmultirange())) x)
-           AS travel_s
-  FROM (SELECT f.rep, (f.t0 AT TIME ZONE r.tz)::date AS day,
-               range_agg(tstzrange(f.t0, f.t1)) FILTER (WHERE f.moving) AS mv
-        FROM fixes f JOIN reps r ON r.id = f.rep GROUP BY 1, 2) g
-  JOIN reps r ON r.id = g.rep
-  LEFT JOIN site_s s ON s.rep = g.rep AND s.day = g.day
-  WHERE g.day BETWEEN r.d0 AND r.d1
+moved AS (  -- moving time per rep and day: the rep's phones read as one stream (two phones
+            -- reporting at once count each moment once); a pair that starts on site is not
+            -- travel. Speed: the fix's own, else the distance from the previous fix.
+  SELECT r.id AS rep, m.day, m.travel_s
+  FROM reps r
+  LEFT JOIN onsite_all o ON o.rep = r.id
+  CROSS JOIN LATERAL (
+    SELECT (f.t0 AT TIME ZONE r.tz)::date AS day,
+           coalesce(sum(extract(epoch FROM f.t1 - f.t0)) FILTER (
+             WHERE f.t1 - f.t0 <= interval '{MAX_FIX_GAP_S} seconds' AND f.mps >= {MOVING_MPS}
+               AND NOT coalesce(o.m @> f.t0, false)), 0) AS travel_s
+    FROM (
+      SELECT lag(g.time) OVER w AS t0, g.time AS t1,
+             coalesce(g.speed_mps, {EARTH_RADIUS_M} * sqrt(
+               power(radians(g.lat - lag(g.lat) OVER w), 2)
+               + power(cos(radians(g.lat)) * radians(g.lon - lag(g.lon) OVER w), 2))
+               / nullif(extract(epoch FROM g.time - lag(g.time) OVER w), 0)) AS mps
+      FROM gps_fix g
+      WHERE g.device_id IN (SELECT d.device_id FROM phone_devices d WHERE d.user_id = r.id
+                            UNION SELECT d.device_id FROM geo_device_rep d WHERE d.user_id = r.id)
+        AND g.time >= %(since)s::timestamptz - interval '1 day'
+        AND g.time < %(until)s::timestamptz + interval '1 day'
+      WINDOW w AS (ORDER BY g.time)
+    ) f
+    WHERE f.t0 IS NOT NULL
+    GROUP BY 1
+  ) m
+  WHERE m.day BETWEEN r.d0 AND r.d1
 ),
 days AS (
   SELECT r.id, r.name, w.day, coalesce(s.onsite_s, 0) AS onsite_s,
