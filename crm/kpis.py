@@ -24,7 +24,7 @@ Definitions (also served with each KPI, `GET /api/v1/kpis`):
   the geofence visits from the rep's GPS, merged) over the time available (the rep's shift
   on each working day: a day with a planned route or time on site), in the rep's time zone.
 - travel_vs_onsite: per rep, hours on site, hours travelling (the phone's GPS moving at
-  crm.kpis_field.MOVING_MPS or more outside on-site time; on a day without fixes, the time
+  crm.kpis_field.MOVING_MPS or more, not on site; on a day without fixes, the time
   between stops), hours between stops (first arrival to last departure, less on-site time),
   the planned drive of the day's routes, and the travel share of travel plus on-site time.
 """
@@ -39,7 +39,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from crm.entities import ENTITIES
-from crm.kpis_field import MOVING_MPS, TRAVEL_SQL, UTILISATION_SQL
+from crm.kpis_field import MAX_FIX_GAP_S, MOVING_MPS, TRAVEL_SQL, UTILISATION_SQL
 from crm.labels import label_sql
 from crm.reports import ReportColumn, ReportResult, _plain
 from crm.store import db_errors, scope
@@ -159,8 +159,9 @@ KPIS: dict[str, Kpi] = {
             "field service",
             "hours",
             "Per rep over their working days: hours on site (as for utilisation); hours"
-            f" travelling (the phone's GPS moving at {MOVING_MPS:g} m/s or more outside on-site"
-            " time; on a day without GPS fixes, the time between stops); hours between stops"
+            f" travelling (the phone's GPS moving at {MOVING_MPS:g} m/s or more, fixes at most"
+            f" {MAX_FIX_GAP_S // 60} minutes apart, not on site; on a day without GPS fixes, the"
+            " time between stops); hours between stops"
             " (first arrival to last departure, less on-site time: driving, waiting, breaks);"
             " the planned drive to the day's routed stops; and the travel share of travel plus"
             " on-site time.",
