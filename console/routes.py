@@ -210,25 +210,46 @@ LEFT JOIN LATERAL (
     SELECT min(state) AS alert_state  -- 'acknowledged' < 'raised': any still unacknowledged?
     FROM alerts WHERE device_id = d.device_id AND state <> 'cleared'
 ) al ON true
-WHERE {visible}
+WHERE {visible} AND (%s::text IS NULL OR d.device_id = %s)
+  AND (%s::bigint IS NULL OR a.account_id = %s)
 ORDER BY d.device_id
 """
+
+
+class PositionsQuery(msgspec.Struct, frozen=True):
+    device_id: (
+        Annotated[
+            str,
+            msgspec.Meta(min_length=1, max_length=200, description="one device"),
+        ]
+        | None
+    ) = None
+    account_id: (
+        Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1, description="the devices at one account")]
+        | None
+    ) = None
 
 
 @routes.get(
     "/console/api/positions",
     access=Access.read(unscoped="the list is filtered to the devices the caller may see"),
     summary="Newest position, status and active alert of every device the caller may see",
+    errors=(422,),
     description="Phones at their last fix, equipment at its account's site (the map's first "
-    "frame). A device is listed when its account (equipment) or its rep (phone) is visible.",
+    "frame). A device is listed when its account (equipment) or its rep (phone) is visible. "
+    "`device_id` or `account_id` narrow the list to one device (a device page) or the "
+    "equipment at one account (an account page).",
 )
-async def positions(req: Req) -> MapPositions:
+async def positions(req: Req, query: PositionsQuery) -> MapPositions:
+    if query.device_id is not None and "\x00" in query.device_id:
+        raise Unprocessable("device_id: may not contain NUL characters", field="device_id")
     visible, params = device_clause(req.user, sql.Identifier("d", "device_id"))
     async with req.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        # the visibility clause uses positional parameters: name ours through a literal
+        # the visibility clause uses positional parameters: ours follow it
         stmt = sql.SQL(_POSITIONS_SQL.replace("%(online_s)s", str(ONLINE_WINDOW_S)))
-        await cur.execute(stmt.format(visible=visible), params)
+        one = [query.device_id, query.device_id, query.account_id, query.account_id]
+        await cur.execute(stmt.format(visible=visible), [*params, *one])
         rows = await cur.fetchall()
     return MapPositions([msgspec.convert(r, MapDevice) for r in rows])
 

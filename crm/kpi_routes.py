@@ -116,6 +116,20 @@ class QuotaQuery(msgspec.Struct, frozen=True):
     user_id: Id | None = None
 
 
+class QuotaPath(msgspec.Struct, frozen=True):
+    id: Id
+
+
+class QuotaRep(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    manager_id: int | None
+
+
+class QuotaReps(msgspec.Struct, frozen=True):
+    items: list[QuotaRep]
+
+
 def _may_set_quota(user: Principal, target: int) -> None:
     if not (user.is_admin or (user.role == "manager" and target in user.team_user_ids)):
         raise Forbidden("only an admin, or the rep's manager, sets a rep's quota")
@@ -178,3 +192,47 @@ async def put_quota(req: Req, body: QuotaIn) -> QuotaOut:
         out = await cur.fetchone()
     assert out is not None
     return QuotaOut(*out)
+
+
+@routes.get(
+    f"{API}/quotas/assignable",
+    access=Access.read(unscoped="the users whose quota the caller may set; none for reps"),
+    summary="The active reps and managers whose quota the caller may set",
+    description="Everyone for admins, their team for managers, nobody for reps and viewers "
+    "(the quota screen offers its form from this list).",
+)
+async def assignable_reps(req: Req) -> QuotaReps:
+    user = req.user
+    if not (user.is_admin or user.role == "manager"):
+        return QuotaReps([])
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, name, manager_id FROM users WHERE active AND role IN ('rep', 'manager')"
+            " AND (%s OR id = ANY(%s)) ORDER BY name, id",
+            (user.is_admin, list(user.team_user_ids)),
+        )
+        rows = await cur.fetchall()
+    return QuotaReps([QuotaRep(*r) for r in rows])
+
+
+@routes.delete(
+    f"{API}/quotas/{{id}}",
+    access=Access.managers(unscoped="admins for anyone, managers for their team (403 otherwise)"),
+    summary="Remove a rep's quota",
+    description="404 when there is no such quota or the caller may not see it.",
+    response=None,
+    status=204,
+    errors=(403, 404),
+)
+async def delete_quota(req: Req, path: QuotaPath) -> None:
+    user = req.user
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            "SELECT user_id FROM sales_quotas WHERE id = %s AND (%s OR user_id = ANY(%s))",
+            (path.id, user.sees_everything, list(user.team_user_ids)),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no quota {path.id}")
+        _may_set_quota(user, int(row[0]))
+        await conn.execute("DELETE FROM sales_quotas WHERE id = %s", (path.id,))

@@ -20,6 +20,13 @@ Definitions (also served with each KPI, `GET /api/v1/kpis`):
   left of the quota (below 1 the pipeline cannot make the quota even if all of it is won).
 - stalled_deals: open deals whose stage has not changed for STALLED_DAYS days or more, with
   their value per currency (never added across currencies); per owner.
+- technician_utilisation: per rep, the time on site (the phone's check-in to check-out and
+  the geofence visits from the rep's GPS, merged) over the time available (the rep's shift
+  on each working day: a day with a planned route or time on site), in the rep's time zone.
+- travel_vs_onsite: per rep, hours on site, hours travelling (the phone's GPS moving at
+  crm.kpis_field.MOVING_MPS or more, not on site; on a day without fixes, the time
+  between stops), hours between stops (first arrival to last departure, less on-site time),
+  the planned drive of the day's routes, and the travel share of travel plus on-site time.
 """
 
 from __future__ import annotations
@@ -32,13 +39,14 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from crm.entities import ENTITIES
+from crm.kpis_field import MAX_FIX_GAP_S, MOVING_MPS, TRAVEL_SQL, UTILISATION_SQL
 from crm.labels import label_sql
 from crm.reports import ReportColumn, ReportResult, _plain
 from crm.store import db_errors, scope
 from kernel.principal import Principal
 
 STALLED_DAYS = 30
-_SLOTS = re.compile(r"%\((since|until)\)s|\{acc\}|\{users\}")
+_SLOTS = re.compile(r"%\((since|until)\)s|\{acc\}|\{users\}|\{reps\}")
 _NAMED = re.compile(r"%\((since|until)\)s")
 REPEAT_DAYS = 30
 
@@ -62,6 +70,11 @@ def _g(label: str) -> ReportColumn:
 
 def _m(label: str) -> ReportColumn:
     return ReportColumn(label.lower().replace(" ", "_"), label, "measure")
+
+
+def _f(label: str) -> ReportColumn:
+    """A figure shown in the table beside the charted measures (another unit)."""
+    return ReportColumn(label.lower().replace(" ", "_"), label, "field")
 
 
 _OWNER = (
@@ -119,6 +132,50 @@ KPIS: dict[str, Kpi] = {
             " GROUP BY 1 ORDER BY 1",
             (_g("Month"), _m("First-time fix %"), _m("Completed")),
             "line",
+        ),
+        Kpi(
+            "technician_utilisation",
+            "Technician utilisation",
+            "field service",
+            "%",
+            "Per rep: the time on site (the phone's check-in to check-out and the geofence"
+            " visits from the rep's GPS, a stop recorded both ways counted once) over the time"
+            " available (the rep's shift, lunch included, on each working day: a day with a"
+            " planned route or time on site), days in the rep's time zone. Above 100 % is"
+            " overtime on site.",
+            "users",
+            UTILISATION_SQL,
+            (  # charted: the percentage; the hours and days beside it in the table
+                _g("Rep"),
+                _m("Utilisation %"),
+                _f("On-site hours"),
+                _f("Shift hours"),
+                _f("Working days"),
+            ),
+        ),
+        Kpi(
+            "travel_vs_onsite",
+            "Travel vs on-site time",
+            "field service",
+            "hours",
+            "Per rep over their working days: hours on site (as for utilisation); hours"
+            f" travelling (the phone's GPS moving at {MOVING_MPS:g} m/s or more, fixes at most"
+            f" {MAX_FIX_GAP_S // 60} minutes apart, not on site; on a day without GPS fixes, the"
+            " time between stops); hours between stops"
+            " (first arrival to last departure, less on-site time: driving, waiting, breaks);"
+            " the planned drive to the day's routed stops; and the travel share of travel plus"
+            " on-site time.",
+            "users",
+            TRAVEL_SQL,
+            (
+                _g("Rep"),
+                _m("On-site hours"),
+                _m("Travel hours"),
+                _m("Between stops hours"),
+                _m("Planned travel hours"),
+                _f("Travel share %"),  # charted: the hours, on one axis
+                _f("Working days"),
+            ),
         ),
         Kpi(
             "win_rate",
@@ -239,15 +296,16 @@ async def run_kpi(
     # quotas are the caller's own, their team's, or everyone's for those who see everything
     team = list(principal.team_user_ids)
     users = sql.SQL("TRUE" if principal.sees_everything else "q.user_id = ANY(%s)")
+    reps = sql.SQL("TRUE" if principal.sees_everything else "q.id = ANY(%s)")
     params: list[Any] = []
     for m in _SLOTS.finditer(kpi.query):  # the values in the order the query names them
         if m.group(0) == "{acc}":
             params += acc_p
-        elif m.group(0) == "{users}":
+        elif m.group(0) in ("{users}", "{reps}"):
             params += [] if principal.sees_everything else [team]
         else:
             params.append(since if m.group(1) == "since" else until)
-    query = sql.SQL(_NAMED.sub("%s", kpi.query)).format(acc=acc, users=users)
+    query = sql.SQL(_NAMED.sub("%s", kpi.query)).format(acc=acc, users=users, reps=reps)
     async with db_errors():
         rows = await (await conn.execute(query, params)).fetchall()
     return ReportResult(

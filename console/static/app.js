@@ -36,6 +36,7 @@ const routes = {
   dashboards: () => import('./reports.js').then((m) => m.dashboardsView),
   dashboard: () => import('./reports.js').then((m) => m.dashboardView),
   kpis: () => import('./reports.js').then((m) => m.kpisView),
+  quotas: () => import('./quotas.js').then((m) => m.quotasView),
 };
 
 export const session = { me: null };
@@ -93,6 +94,7 @@ async function start() {
     token.clear(); session.me = null; resetMeta(); showUser(); askSignIn();
   });
   window.addEventListener('hashchange', render);
+  mountNav();
   mountSearch(document.getElementById('search-slot'));
   mountAssistant(document.getElementById('search-slot'));
   if (token.get()) {
@@ -103,7 +105,41 @@ async function start() {
   render();
 }
 
+// The main navigation: a sidebar from 1100 px, a menu behind the header's button below.
+function mountNav() {
+  const nav = document.getElementById('nav');
+  const toggle = document.getElementById('nav-toggle');
+  const setOpen = (open) => {
+    document.body.classList.toggle('nav-open', open);
+    toggle.setAttribute('aria-expanded', String(open));
+  };
+  toggle.addEventListener('click', () => {
+    const open = !document.body.classList.contains('nav-open');
+    setOpen(open);
+    if (open) /** @type {HTMLElement | null} */ (nav.querySelector('a:not([hidden])'))?.focus();
+  });
+  nav.addEventListener('click', (e) => { if (/** @type {HTMLElement} */ (e.target).closest('a')) setOpen(false); });
+  nav.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && document.body.classList.contains('nav-open')) { setOpen(false); toggle.focus(); }
+  });
+}
+
+// Only the links whose pages the server answers for the user's role (data-roles; none: all),
+// and only the sections left with a link.
+function showNavFor(role) {
+  const nav = document.getElementById('nav');
+  nav.querySelectorAll('a').forEach((a) => {
+    const roles = a.dataset.roles ? a.dataset.roles.split(' ') : null;
+    a.closest('li').hidden = !role || (roles !== null && !roles.includes(role));
+  });
+  nav.querySelectorAll('section').forEach((sec) => {
+    sec.hidden = !sec.querySelector('li:not([hidden])');
+  });
+  nav.hidden = !role;
+}
+
 function showUser() {
+  showNavFor(session.me ? session.me.role : null);
   const who = document.getElementById('who');
   who.textContent = session.me ? `${session.me.email} (${session.me.role})` : '';
   document.getElementById('signout').hidden = !session.me;

@@ -35,7 +35,7 @@ interface LeafletControl { addTo(map: LeafletMap): this }
 interface LeafletHandler { enable(): this; disable(): this }
 
 interface LeafletMap extends LeafletEvented {
-  setView(center: LatLngLike, zoom: number): this;
+  setView(center: LatLngLike, zoom: number, options?: Record<string, any>): this;
   fitBounds(bounds: LeafletBounds, options?: Record<string, any>): this;
   getCenter(): LeafletLatLng;
   getContainer(): HTMLElement;
@@ -45,6 +45,8 @@ interface LeafletMap extends LeafletEvented {
   getZoom(): number;
   flyTo?(center: LatLngLike, zoom?: number): this;
   remove(): this;
+  createPane(name: string): HTMLElement;
+  invalidateSize(): this;
 }
 
 interface LeafletStatic {
@@ -59,6 +61,7 @@ interface LeafletStatic {
   polyline(lls: LatLngLike[], options?: Record<string, any>): LeafletPolyline;
   divIcon(options: Record<string, any>): unknown;
   canvas(options?: Record<string, any>): unknown;
+  svg(options?: Record<string, any>): unknown;
   markerClusterGroup?(options?: Record<string, any>): LeafletClusterGroup;
   latLngBounds(lls: LatLngLike[]): LeafletBounds;
   control: {

@@ -6,6 +6,7 @@ import { h, errorBox, toast, fmtTime } from './ui.js';
 import { lineChart } from './chart.js';
 import { connectLive, alertFromRow } from './live.js';
 import { entityMeta, labels } from './fields.js';
+import { makeMap } from './leaflet.js';
 
 // Units are part of the metric's name (firmware_sim.physics: temperature_c, pressure_bar ...).
 const UNITS = [['_mm_s', 'mm/s'], ['_c', '°C'], ['_bar', 'bar'], ['_a', 'A'], ['_v', 'V'], ['_kw', 'kW'], ['_pct', '%'], ['_rpm', 'rpm'], ['_m', 'm'], ['_s', 's']];
@@ -123,7 +124,7 @@ export async function deviceView(root, [id, around], session) {
   let dev;
   try { dev = await api(`/api/v1/devices/${encodeURIComponent(id)}`); } catch (e) { root.append(errorBox(e)); return null; }
   // name, model, site and online state (judged from the newest stored message) from the map's API
-  const pos = (await api('/console/api/positions').catch(() => ({ devices: [] }))).devices.find((d) => d.device_id === id) || {};
+  const pos = (await api(`/console/api/positions${q({ device_id: id })}`).catch(() => ({ devices: [] }))).devices.find((d) => d.device_id === id) || {};
   title.textContent = pos.name || pos.equipment_model || `Device ${id}`;
   const rules = pos.equipment_model ? (await api('/api/v1/alert-rules').catch(() => ({ items: [] }))).items.filter((r) => r.equipment_model === pos.equipment_model && r.kind === 'threshold') : [];
   const at = around ? new Date(around) : null;
@@ -136,17 +137,30 @@ export async function deviceView(root, [id, around], session) {
   metrics.length ? h('table', { class: 'grid latest', id: 'latest' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Metric'), h('th', { scope: 'col' }, 'Latest'), h('th', { scope: 'col' }, 'At'))),
     h('tbody', {}, Object.entries(dev.latest).map(([m, x]) => h('tr', {}, h('td', {}, metricName(m)), h('td', {}, `${Number(Number(x.value).toPrecision(4))} ${unitOf(m)}`), h('td', {}, fmtTime(x.time))))))
     : h('p', { class: 'muted' }, 'No telemetry from this device yet.'),
-  at ? h('p', { id: 'around' }, `Centred on the alert at ${fmtTime(at)} (red line).`) : null);
+  at ? h('p', { id: 'around' }, `Centred on the alert at ${fmtTime(at)} (red line).`) : '');
   const range = h('select', { 'aria-label': 'Range', id: 'range' }, [['1h', 3600], ['6h', 21600], ['24h', 86400], ['7d', 604800]].map(([l, s]) => h('option', { value: s, selected: s === (at ? 3600 : 21600) }, l)));
+  // the charts' (and the track's) window: a span ending at `end`; the buttons zoom and pan
+  const view = { span: Number(range.value), end: at ? +at + (Number(range.value) * 1000) / 2 : Date.now() };
+  const windowLabel = h('span', { class: 'muted', id: 'chart-window', 'aria-live': 'polite' });
+  const move = (fn) => () => { fn(); draw(); };
+  const zoom = h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Chart window' },
+    h('button', { type: 'button', id: 'zoom-in', onclick: move(() => { view.end -= (view.span * 1000) / 4; view.span = Math.max(300, view.span / 2); }) }, 'Zoom in'),
+    h('button', { type: 'button', id: 'zoom-out', onclick: move(() => { view.end = Math.min(Date.now(), view.end + (view.span * 1000) / 2); view.span = Math.min(31 * 86400, view.span * 2); }) }, 'Zoom out'),
+    h('button', { type: 'button', id: 'pan-earlier', onclick: move(() => { view.end -= (view.span * 1000) / 2; }) }, 'Earlier'),
+    h('button', { type: 'button', id: 'pan-later', onclick: move(() => { view.end = Math.min(Date.now(), view.end + (view.span * 1000) / 2); }) }, 'Later'),
+    windowLabel);
   const charts = h('div', { id: 'charts' });
-  root.append(h('div', { class: 'toolbar' }, h('label', {}, 'Range', range)), charts);
+  root.append(h('div', { class: 'toolbar' }, h('label', {}, 'Range', range), zoom), charts);
+  // where the device is: its GPS track over the window, or its site
+  const place = devicePosition(id, pos);
   async function draw() {
     charts.replaceChildren();
-    const span = Number(range.value);
-    const end = at ? new Date(+at + (span * 1000) / 2) : new Date();
+    document.body.dataset.charts = 'drawing';
+    const span = view.span;
+    const end = new Date(view.end);
     const from = new Date(+end - span * 1000);
+    windowLabel.textContent = `${fmtTime(from.toISOString())} – ${fmtTime(end.toISOString())}`;
     const bucket = Math.max(1, Math.round(span / 200));
-    if (!metrics.length) charts.append(h('p', { class: 'muted' }, 'No telemetry from this device yet.'));
     for (const metric of metrics) {
       try {
         const r = await api(`/api/v1/devices/${encodeURIComponent(id)}/telemetry${q({ metric, from: from.toISOString(), to: end.toISOString(), bucket_s: bucket })}`);
@@ -155,16 +169,89 @@ export async function deviceView(root, [id, around], session) {
         charts.append(h('h2', {}, metricName(metric)), lineChart(pts, { title: metricName(metric), unit: unitOf(metric), from, to: end, mark: at, thresholds }));
       } catch (e) { charts.append(errorBox(e)); }
     }
+    await place.show(from, end);
     document.body.dataset.charts = 'ready';
   }
-  range.addEventListener('change', draw);
-  await draw();
-  // beside the charts: the device's alerts, its site's open work orders, its commands
-  const side = h('div', { class: 'related-grid', id: 'device-related' });
+  range.addEventListener('change', () => { view.span = Number(range.value); view.end = at ? +at + (view.span * 1000) / 2 : Date.now(); draw(); });
+  // beside the charts: where it is, the device's alerts, its site's open work orders, its commands
+  const side = h('div', { class: 'related-grid', id: 'device-related' }, place.box);
   root.append(side);
+  await draw();
   const parts = await Promise.all([deviceAlerts(id), pos.account_id ? siteWorkOrders(pos.account_id) : null, deviceCommands(id, session)]);
   side.append(...parts.filter((x) => x !== null));
   return null;
+}
+
+/** A small map of where the device is: its GPS fixes over the charts' window drawn as a
+ *  track ending at the newest, or else its newest position (a phone's last fix, equipment
+ *  at its account's site). No position at all: the section says so. */
+function devicePosition(id, pos) {
+  const box = h('section', { class: 'related', id: 'device-position' }, h('h2', {}, 'Position'));
+  const note = h('p', { class: 'muted', id: 'device-position-note' });
+  const el = h('div', { id: 'device-map', class: 'map small-map', role: 'region', 'aria-label': 'Device position map' });
+  box.append(el, note);
+  let made = null;
+  /** @type {LeafletBounds | null} */
+  let framed = null;
+  return {
+    box,
+    async show(from, to) {
+      let tr = { t_ms: [], lon: [], lat: [] };
+      try {
+        tr = await api(`/console/api/track${q({ device_id: id, from: from.toISOString(), to: to.toISOString() })}`);
+      } catch (e) { note.textContent = e.message; }
+      const has = pos.lon !== null && pos.lon !== undefined && pos.lat !== null && pos.lat !== undefined;
+      if (!tr.t_ms.length && !has) {
+        el.hidden = true;
+        el.dataset.kind = 'none';
+        note.textContent = 'This device reports no position, and its site has no location.';
+        return;
+      }
+      el.hidden = false;
+      if (!made) {
+        let m;
+        try { m = await makeMap(el, tr.t_ms.length ? [tr.lat[tr.lat.length - 1], tr.lon[tr.lon.length - 1]] : [pos.lat, pos.lon], 13); } catch (e) { note.textContent = e.message; return; }
+        // its own pane above the basemap (whose land canvas may arrive after the track)
+        m.map.createPane('devicetrack').style.zIndex = '450';
+        made = { ...m, renderer: m.L.svg({ pane: 'devicetrack' }), layer: m.L.featureGroup().addTo(m.map) };
+        // the box narrows when the page's other sections arrive: keep what was framed in view
+        const { map: lm } = made;
+        const watch = new ResizeObserver(() => {
+          if (!el.isConnected) { watch.disconnect(); return; } // the page was left
+          const c = lm.getCenter();
+          lm.invalidateSize();
+          if (framed) lm.fitBounds(framed, { maxZoom: 16, animate: false }); else lm.setView(c, lm.getZoom(), { animate: false });
+        });
+        watch.observe(el);
+      }
+      made.map.invalidateSize();
+      const { L, map, layer, renderer } = made;
+      const pane = { pane: 'devicetrack', renderer };
+      layer.clearLayers();
+      if (tr.t_ms.length) {
+        const lls = tr.lat.map((lat, i) => [lat, tr.lon[i]]);
+        const last = lls[lls.length - 1];
+        if (lls.length > 1) L.polyline(lls, { ...pane, color: '#8250df', weight: 3, opacity: 0.85 }).addTo(layer);
+        L.circleMarker(last, { ...pane, radius: 7, color: '#fff', weight: 2, fillColor: '#8250df', fillOpacity: 1 })
+          .bindTooltip(`newest fix ${fmtTime(new Date(tr.t_ms[tr.t_ms.length - 1]).toISOString())}`).addTo(layer);
+        framed = L.latLngBounds(lls).pad(0.2);
+        map.fitBounds(framed, { maxZoom: 16, animate: false });
+        el.dataset.kind = 'track';
+        el.dataset.points = String(lls.length);
+        note.textContent = `${lls.length} GPS fixes in the window; the dot is the newest.`;
+      } else {
+        const where = pos.kind === 'phone' ? 'last known position' : `site${pos.account_name ? ` of ${pos.account_name}` : ''}`;
+        L.circleMarker([pos.lat, pos.lon], { ...pane, radius: 7, color: '#fff', weight: 2, fillColor: '#0969da', fillOpacity: 1 }).bindTooltip(where).addTo(layer);
+        framed = null;
+        map.setView([pos.lat, pos.lon], 13, { animate: false });
+        el.dataset.kind = pos.kind === 'phone' ? 'last' : 'site';
+        el.dataset.points = '0';
+        note.textContent = pos.kind === 'phone'
+          ? `No GPS fix in the window; the dot is the last known position${pos.t_ms ? ` (${fmtTime(new Date(pos.t_ms).toISOString())})` : ''}.`
+          : `The device reports no position; the dot is its ${where}.`;
+      }
+    },
+  };
 }
 
 /** The device's alerts, newest first, with their state; each opens the alerts screen. */

@@ -184,7 +184,7 @@ async function timeline(a) {
 async function openAlerts(a) {
   const box = h('section', { class: 'related', id: 'account-alerts' }, h('h2', {}, 'Open alerts'));
   try {
-    const pos = await api('/console/api/positions');
+    const pos = await api(`/console/api/positions${q({ account_id: a.id })}`);
     const devices = pos.devices.filter((d) => d.account_id === a.id);
     const alerts = devices.filter((d) => d.alert_state);
     box.append(devices.length ? h('ul', {}, devices.map((d) => h('li', {}, h('a', { href: `#/device/${encodeURIComponent(d.device_id)}` }, d.name || d.equipment_model || 'device'),

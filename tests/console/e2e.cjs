@@ -245,7 +245,7 @@ const scenarios = {
     const { page, errors } = await newPage(browser, base);
     await signIn(page, base, p.user, '/console/#/accounts');
     const out = {};
-    for (const v of ['accounts', 'contacts', 'leads', 'opportunities', 'activities', 'workorders', 'work_orders', 'users', 'territories', 'alerts', 'analytics', 'reports', 'dashboards', 'dispatch', 'report/new', `account/${p.account}`, `r/accounts/${p.parent}`]) {
+    for (const v of ['accounts', 'contacts', 'leads', 'opportunities', 'activities', 'workorders', 'work_orders', 'users', 'territories', 'alerts', 'analytics', 'reports', 'dashboards', 'dispatch', 'kpis', 'quotas', 'report/new', `account/${p.account}`, `r/accounts/${p.parent}`]) {
       await page.goto(`${base}/console/#/${v}`);
       await page.waitForFunction((name) => document.body.dataset.view === name.split('/')[0], v);
       await page.waitForTimeout(400);

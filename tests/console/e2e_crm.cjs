@@ -223,6 +223,38 @@ module.exports = ({ newPage, signIn, shot }) => ({
     return { alerts, workOrders, commands, refused, errors };
   },
 
+  // Where a device is, on its page: a phone's GPS track over the charts' window (zoomed in
+  // to a window without fixes, its last known position; later again, the track); a piece of
+  // equipment at its site.
+  async deviceMap(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    const ready = () => page.waitForFunction(() => document.body.dataset.view === 'device' && document.body.dataset.charts === 'ready');
+    const state = async () => ({
+      kind: await page.getAttribute('#device-map', 'data-kind'),
+      points: Number(await page.getAttribute('#device-map', 'data-points')),
+      note: await page.textContent('#device-position-note'),
+      window: await page.textContent('#chart-window'),
+      text: await page.textContent('main'),
+    });
+    await signIn(page, base, p.user, `/console/#/device/${encodeURIComponent(p.phone)}`);
+    await ready();
+    const track = await state();
+    const lines = await page.$$eval('#device-map .leaflet-devicetrack-pane path', (x) => x.length);
+    await page.waitForTimeout(500);
+    await shot(page, 'device-map');
+    await page.click('#zoom-in');
+    await ready();
+    const zoomed = await state();
+    await page.click('#pan-later');
+    await ready();
+    const later = await state();
+    await page.evaluate(() => { delete document.body.dataset.view; document.body.dataset.charts = ''; });
+    await page.goto(`${base}/console/#/device/${encodeURIComponent(p.equipment)}`);
+    await ready();
+    const site = await state();
+    return { track, lines, zoomed, later, site, errors };
+  },
+
   // The map offline: Natural Earth basemap drawn without any tile server, thousands of
   // accounts clustered, the device list filtered, a device's track replayed.
   async mapgeo(browser, base, p) {
@@ -290,6 +322,98 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const restored = { q: await page.inputValue('#list-q'), sort: await page.inputValue('#list-sort') };
     await shot(page, 'list-bulk-views');
     return { order, done, restored, errors };
+  },
+
+  // A manager sets quotas from the console (one rep; each of the team), sees attainment and
+  // the team total, removes one; a rep sees their own, with nothing to change.
+  async quotas(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.manager, '/console/#/quotas');
+    const ready = () => page.waitForSelector('#quotas[data-ready=yes]');
+    await ready();
+    await page.evaluate(() => { document.getElementById('quotas').dataset.ready = 'no'; });
+    await page.selectOption('#quota-year', p.year);
+    await ready();
+    const offered = await page.$$eval('#quota-rep option', (o) => o.map((x) => x.value).filter(Boolean));
+    await page.selectOption('#quota-rep', String(p.rep));
+    await page.selectOption('#quota-kind', 'quarter');
+    await page.fill('#quota-month', p.month);
+    await page.fill('#quota-amount', '0');
+    await page.click('#quota-save');
+    const amountError = await page.textContent('#quota-amount-error');
+    await page.fill('#quota-amount', '4000');
+    await page.fill('#quota-currency', 'eur');
+    await page.click('#quota-save');
+    await page.waitForSelector(`#quota-table tr[data-user="${p.rep}"]`);
+    const quarter = await page.$eval(`#quota-table tr[data-user="${p.rep}"]`, (tr) => [...tr.cells].slice(0, 7).map((c) => c.textContent.trim()));
+    await page.selectOption('#quota-rep', 'all');
+    await page.selectOption('#quota-kind', 'month');
+    await page.fill('#quota-month', p.month);
+    await page.fill('#quota-amount', '1000');
+    await page.click('#quota-save');
+    await page.waitForSelector('#quota-table tfoot tr');
+    const rows = await page.$$eval('#quota-table tbody tr', (tr) => tr.map((x) => [...x.cells].slice(0, 5).map((c) => c.textContent.trim())));
+    const totals = await page.$$eval('#quota-table tfoot tr', (tr) => tr.map((x) => [...x.cells].slice(0, 5).map((c) => c.textContent.trim())));
+    await shot(page, 'quotas-manager');
+    const other = `#quota-table tbody tr[data-user="${p.other}"]`;
+    await page.click(`${other} button.delete-quota`);
+    await page.click('#confirm-quota-yes');
+    await page.waitForSelector(other, { state: 'detached' });
+    const left = await page.$$eval('#quota-table tbody tr', (tr) => tr.map((x) => Number(x.dataset.user)));
+    const rep = await newPage(browser, base);
+    await signIn(rep.page, base, p.repUser, '/console/#/quotas');
+    await rep.page.waitForSelector('#quotas[data-ready=yes]');
+    await rep.page.evaluate(() => { document.getElementById('quotas').dataset.ready = 'no'; });
+    await rep.page.selectOption('#quota-year', p.year);
+    await rep.page.waitForSelector('#quotas[data-ready=yes]');
+    const repView = {
+      form: !!(await rep.page.$('#quota-form')),
+      users: await rep.page.$$eval('#quota-table tbody tr', (tr) => [...new Set(tr.map((x) => Number(x.dataset.user)))]),
+      buttons: await rep.page.$$eval('#quota-table button', (b) => b.length),
+    };
+    const all = [...errors, ...rep.errors];
+    all.bad = [...errors.bad, ...rep.errors.bad];
+    return { offered, amountError, quarter, rows, totals, left, repView, errors: all };
+  },
+
+  // The main navigation for one role: the links offered, each opened by a click with the
+  // responses the server refused; a sidebar at 1440 px; a menu at 390 px driven by keyboard.
+  async nav(browser, base, p) {
+    const { page, errors } = await newPage(browser, base, { viewport: { width: 1440, height: 900 } });
+    await signIn(page, base, p.user, '/console/#/accounts');
+    const links = await page.$$eval('#nav li:not([hidden]) a', (a) => a.map((x) => x.getAttribute('href')));
+    const sections = await page.$$eval('#nav section:not([hidden]) h2', (x) => x.map((e) => e.textContent));
+    const box = await page.$eval('#nav', (n) => { const r = n.getBoundingClientRect(); return { left: r.left, width: r.width, top: r.top }; });
+    const headerHeight = await page.$eval('header.top', (x) => x.getBoundingClientRect().height);
+    const refused = {};
+    for (const href of links.filter((x) => x.startsWith('#/'))) {
+      const before = errors.bad.length;
+      await page.click(`#nav a[href="${href}"]`); // the first is the page already shown
+      await page.waitForFunction((v) => document.body.dataset.view === v, href.slice(2));
+      await page.waitForLoadState('networkidle', { timeout: 5000 }).catch(() => {});
+      await page.waitForTimeout(300);
+      const current = await page.getAttribute(`#nav a[href="${href}"]`, 'aria-current');
+      refused[href] = { bad: errors.bad.slice(before).filter((b) => /^40[13] /.test(b)), current: current !== null };
+    }
+    const phone = await newPage(browser, base, { viewport: { width: 390, height: 844 }, context: { isMobile: true, hasTouch: true } });
+    await signIn(phone.page, base, p.user, '/console/#/accounts');
+    const pg = phone.page;
+    const closed = await pg.$eval('#nav', (n) => n.getBoundingClientRect().height);
+    await pg.focus('#nav-toggle');
+    await pg.keyboard.press('Enter');
+    const expanded = await pg.getAttribute('#nav-toggle', 'aria-expanded');
+    const focused = await pg.evaluate(() => document.activeElement && document.activeElement.getAttribute('href'));
+    const openHeight = await pg.$eval('#nav', (n) => n.getBoundingClientRect().height);
+    await shot(pg, `nav-phone-${p.user.role}`);
+    await pg.keyboard.press('Tab');
+    const next = await pg.evaluate(() => document.activeElement && document.activeElement.getAttribute('href'));
+    await pg.keyboard.press('Escape');
+    const afterEscape = { expanded: await pg.getAttribute('#nav-toggle', 'aria-expanded'), focus: await pg.evaluate(() => document.activeElement.id) };
+    const overflow = await pg.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    await shot(page, `nav-${p.user.role}`);
+    const all = [...errors, ...phone.errors];
+    all.bad = [...errors.bad, ...phone.errors.bad];
+    return { links, sections, box, headerHeight, refused, phone: { closed, expanded, focused, openHeight, next, afterEscape, overflow }, errors: all };
   },
 
   // axe-core over the main screens at desktop and phone width: serious and critical

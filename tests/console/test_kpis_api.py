@@ -187,3 +187,78 @@ def test_quota_attainment_per_rep_and_period_with_quotas_set_by_managers(
             tok,
         )
     assert err.value.code == 422
+
+
+def test_managers_set_quotas_for_their_team_only_and_reps_are_offered_none(
+    console_url: str, admin: dict[str, Any], june: dict[str, Any], test_settings: Settings
+) -> None:
+    rep = june["rep"]
+    mgr = make_user(test_settings.dsn, "manager")
+    stranger = make_user(test_settings.dsn, "rep")
+    with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
+        conn.execute("UPDATE users SET manager_id = %s WHERE id = %s", (mgr["id"], rep["id"]))
+    mtok, atok, rtok = login(console_url, mgr), login(console_url, admin), login(console_url, rep)
+    offered = call(console_url, "GET", "/api/v1/quotas/assignable", token=mtok)["items"]
+    assert {u["id"] for u in offered} == {mgr["id"], rep["id"]}
+    assert call(console_url, "GET", "/api/v1/quotas/assignable", token=rtok)["items"] == []
+    everyone = call(console_url, "GET", "/api/v1/quotas/assignable", token=atok)["items"]
+    assert {rep["id"], mgr["id"], stranger["id"]} <= {u["id"] for u in everyone}
+    body = {"period_start": "2026-06-01", "period_end": "2026-07-01", "currency": "EUR"}
+    mine = call(
+        console_url, "PUT", "/api/v1/quotas", {**body, "user_id": rep["id"], "amount": 5}, mtok
+    )
+    theirs = call(
+        console_url, "PUT", "/api/v1/quotas", {**body, "user_id": stranger["id"], "amount": 5}, atok
+    )
+    # a manager cannot touch another team's quota (not even see it), nor a rep their own
+    for tok, qid, code in ((mtok, theirs["id"], 404), (rtok, mine["id"], 403)):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            call(console_url, "DELETE", f"/api/v1/quotas/{qid}", token=tok)
+        assert err.value.code == code
+    call(console_url, "DELETE", f"/api/v1/quotas/{mine['id']}", token=mtok)
+    left = call(console_url, "GET", f"/api/v1/quotas?user_id={rep['id']}", token=atok)["items"]
+    assert left == []
+
+
+def test_the_quota_screen_sets_quotas_and_shows_attainment_by_role(
+    console_url: str,
+    june: dict[str, Any],
+    test_settings: Settings,
+    run_scenario: Callable[..., dict[str, Any]],
+) -> None:
+    rep, name = june["rep"], june["name"]
+    mgr = make_user(test_settings.dsn, "manager")
+    other = make_user(test_settings.dsn, "rep")
+    with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE users SET manager_id = %s WHERE id = ANY(%s)",
+            (mgr["id"], [rep["id"], other["id"]]),
+        )
+    r = run_scenario(
+        "quotas",
+        console_url,
+        {
+            "manager": mgr,
+            "repUser": rep,
+            "rep": rep["id"],
+            "other": other["id"],
+            "year": "2026",
+            "month": "2026-06",
+        },
+        timeout_s=300,
+    )
+    assert set(map(int, r["offered"][1:])) == {mgr["id"], rep["id"], other["id"]}
+    assert r["offered"][0] == "all"
+    assert "above zero" in r["amountError"]
+    # Q2 2026: 4,000 EUR; the two 500 EUR deals won in June make 25 %
+    who, period, quota, won, attainment, *_ = r["quarter"]
+    assert (who, period) == (name, "Q2 2026")
+    assert "4,000" in quota and "€" in quota and "1,000" in won and "25.0 %" in attainment
+    # June for each of the three: the rep's 1,000 EUR made, the team's 1,000 of 3,000
+    june_rows = [row for row in r["rows"] if row[1] == "June 2026"]
+    assert len(june_rows) == 3
+    assert next(row for row in june_rows if row[0] == name)[4].endswith("100.0 %")
+    assert r["totals"][0][:2] == ["Team (3 reps)", "June 2026"] and "33.3 %" in r["totals"][0][4]
+    assert other["id"] not in r["left"]
+    assert r["repView"] == {"form": False, "users": [rep["id"]], "buttons": 0}
+    assert r["errors"] == [] and r["bad"] == []

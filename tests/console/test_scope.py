@@ -124,6 +124,16 @@ def test_a_reps_console_apis_exclude_another_territorys_devices_plans_and_visits
     # an admin sees both territories
     _, _, body = _get(f"{console_url}/console/api/positions", admin_token)
     assert {w.devices[0], w.devices[1]} <= {d["device_id"] for d in body["devices"]}
+    # one device (a device page), the equipment at one account (an account page): still
+    # only what the caller may see
+    for who, device, listed in ((rep_a, w.devices[0], True), (rep_a, w.devices[1], False)):
+        _, _, body = _get(f"{console_url}/console/api/positions?device_id={device}", who)
+        assert [d["device_id"] for d in body["devices"]] == ([device] if listed else [])
+    _, _, body = _get(f"{console_url}/console/api/positions?account_id={w.accounts[0]}", rep_a)
+    assert [d["device_id"] for d in body["devices"]] == [w.devices[0]]
+    _, _, body = _get(f"{console_url}/console/api/positions?account_id={w.accounts[1]}", rep_a)
+    assert body["devices"] == []
+    assert 400 <= _get(f"{console_url}/console/api/positions?device_id=a%00b", rep_a)[0] < 500
 
     # no credentials: 401; a bad date: 422 naming the field
     assert _get(f"{console_url}/console/api/positions")[0] == 401
