@@ -477,7 +477,8 @@ ORDER BY score DESC, d.device_id LIMIT {limit})
     access=Access.read(unscoped="every type's query carries the caller's record-level scope"),
     summary="Global search: accounts, contacts, leads, opportunities, work orders and devices",
     description="Typo-tolerant (trigram word similarity) and ranked, exact substrings first; "
-    "only records the caller may open are returned.",
+    "only records the caller may open are returned. 503 when a search takes too long.",
+    errors=(503,),
 )
 async def search(req: Req, query: SearchQuery) -> SearchResult:
     if "\x00" in query.q or not query.q.strip():
