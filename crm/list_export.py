@@ -4,8 +4,8 @@ caller's access), every readable column, as XLSX or CSV.
 The rows are read page by page through `crm.store.list_records` (the list endpoint's own
 query, keyset-paginated), so the export holds exactly what the caller could page through.
 References are written as names (resolved per page under the caller's access; a record
-they may not see is left blank), never as ids. XLSX is written with xlsxwriter in
-constant-memory mode to a temporary file, page by page off the event loop; CSV text cells
+they may not see is left blank), never as ids. XLSX is streamed (crm.xlsx) to a temporary
+file, page by page off the event loop; CSV text cells
 are neutralised against formula injection (`crm.csvio.neutralise`).
 """
 
@@ -29,6 +29,7 @@ from crm.errors import CrmError
 from crm.filters import Sort
 from crm.labels import LABELS
 from crm.store import list_records, scope
+from crm.xlsx import XlsxWriter
 from kernel.principal import Principal
 
 MAX_ROWS = 250_000  # rows one export may hold: beyond, narrow the filter
@@ -141,43 +142,23 @@ def _plain(v: Any) -> Any:
 
 
 class XlsxFile:
-    """An XLSX workbook written row by row to a temporary file (constant memory)."""
+    """An XLSX workbook written row by row to a temporary file (crm.xlsx: constant memory)."""
 
     def __init__(self, title: str, heads: list[str]) -> None:
-        import xlsxwriter  # only here and in report exports
-
-        fd, self.path = tempfile.mkstemp(suffix=".xlsx", prefix="fm-export-")
+        fd, path = tempfile.mkstemp(suffix=".xlsx", prefix="fm-export-")
         os.close(fd)
-        self.book = xlsxwriter.Workbook(
-            self.path, {"constant_memory": True, "strings_to_formulas": False}
-        )
-        self.sheet = self.book.add_worksheet(
-            title[:31].translate(str.maketrans("[]:*?/\\", " " * 7)) or "Export"
-        )
-        bold = self.book.add_format({"bold": True})
-        for j, name in enumerate(heads):
-            self.sheet.write_string(0, j, name, bold)
-            self.sheet.set_column(j, j, max(12, min(40, len(name) + 2)))
-        self.row = 1
+        self.path = path
+        try:
+            self.book = XlsxWriter(path, title, heads, other=_plain)
+        except BaseException:
+            os.unlink(path)
+            raise
 
     def add(self, rows: list[list[Any]]) -> None:
-        sheet = self.sheet
-        for cells in rows:
-            for j, v in enumerate(cells):
-                v = _plain(v)
-                if v is None:
-                    continue
-                if isinstance(v, bool):
-                    sheet.write_boolean(self.row, j, v)
-                elif isinstance(v, (int, float)):
-                    sheet.write_number(self.row, j, v)
-                else:
-                    sheet.write_string(self.row, j, str(v))
-            self.row += 1
+        self.book.add(rows)
 
     def close(self) -> str:
-        self.book.close()
-        return self.path
+        return self.book.close()
 
 
 async def export_xlsx(
