@@ -233,7 +233,9 @@ class Interpreter:
     async def _tx(self) -> AsyncIterator[Conn]:
         """A step's transaction: its own, or a savepoint in the matcher's (inline)."""
         if self.conn is not None:
-            async with self.conn.transaction():
+            # the nested pipeline syncs before the savepoint ends: a failed statement is
+            # this step's (rolled back to its savepoint), never the next one's
+            async with self.conn.transaction(), self.conn.pipeline():
                 yield self.conn
         else:
             async with self.env.pool.connection() as conn, conn.transaction():

@@ -52,6 +52,9 @@ INLINE_MAX = 50  # first actions a batch takes itself (the rest go through the q
 INLINE_LOCK_TIMEOUT = "200ms"  # an inline step never waits long on a record's lock
 
 
+KEY_SQL = "SELECT count(*), max(updated_at), sum(version) FROM automation_workflows WHERE active"
+
+
 @dataclass
 class MatcherCache:
     key: tuple[Any, ...] | None = None
@@ -61,11 +64,12 @@ class MatcherCache:
     owners: dict[int, Principal] = field(default_factory=dict)
     kinds: dict[int, str] = field(default_factory=dict)
 
-    async def get(self, conn: Conn) -> Matcher:
-        cur = await conn.execute(
-            "SELECT count(*), max(updated_at), sum(version) FROM automation_workflows WHERE active"
-        )
-        key = tuple(await cur.fetchone() or ())
+    async def get(self, conn: Conn, key: tuple[Any, ...] | None = None) -> Matcher:
+        """The matcher of the active definitions; `key`: KEY_SQL's row, when the caller
+        asked already (in the batch's first round trip)."""
+        if key is None:
+            cur = await conn.execute(KEY_SQL)
+            key = tuple(await cur.fetchone() or ())
         if key != self.key:
             cur = await conn.execute(
                 "SELECT w.id, w.version, w.owner_id, w.name, w.kind, v.definition FROM automation_workflows w"
@@ -175,19 +179,24 @@ async def match_batch(
     """One batch of changes matched in one transaction; with `env`, the first actions of
     its new runs too when the batch is not full (see the module's text)."""
     stats = BatchStats()
-    async with conn.transaction():
+    # pipeline mode: statements whose results are not read go with the next that is (a
+    # step's done mark with the next run's lock, ...); BEGIN, the changes and the
+    # definitions' version are one round trip
+    async with conn.pipeline(), conn.transaction():
         cur = conn.cursor(row_factory=dict_row)
+        kcur = conn.cursor()
         await cur.execute(
             "SELECT id, event, record_object, record_id, old, new, origin_run_id, actor_id, at,"
             " clock_timestamp() AS picked_at"
             " FROM automation_changes ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
             (limit,),
         )
+        await kcur.execute(KEY_SQL)
         changes = await cur.fetchall()
         if not changes:
             return stats
         stats.changes = len(changes)
-        matcher = await cache.get(conn)
+        matcher = await cache.get(conn, tuple(await kcur.fetchone() or ()))
         candidates = [
             (c, ch) for ch in changes for c in matcher.match(ch["event"], ch["old"], _row(ch))
         ]
@@ -198,7 +207,7 @@ async def match_batch(
             started = await _start_runs(conn, cache, starts, stats, tenant_limit)
         await _exits_and_waits(conn, cache, changes, stats)
         inline = env is not None and bool(started) and len(changes) < limit
-        async with conn.pipeline():  # one round trip
+        async with conn.pipeline():  # synced here: an error is the batch's, not a step's
             await conn.execute(
                 "DELETE FROM automation_changes WHERE id = ANY(%s)", ([c["id"] for c in changes],)
             )

@@ -138,11 +138,36 @@ def test_the_matcher_takes_the_first_action_and_the_job_does_the_rest_once(
             ],
         },
     )
+    # and one the database refuses (a CHECK): the same
+    refused = save_workflow(
+        db_dsn,
+        people.users["manager"],
+        {
+            "name": f"Refused {tag}",
+            "trigger": {
+                "on": "opportunities.updated",
+                "when": [{"field": "amount", "op": "crossed_above", "value": 1000}],
+            },
+            "steps": [
+                {
+                    "id": "meet",
+                    "action": "create_record",
+                    "object": "activities",
+                    "values": {
+                        "type": "meeting",
+                        "subject": f"m {tag}",
+                        "start_at": "2030-01-02T10:00:00Z",
+                        "end_at": "2030-01-01T10:00:00Z",
+                    },
+                }
+            ],
+        },
+    )
     opp = _deal(db_dsn, people)
     update(db_dsn, people.users["rep1"], "opportunities", opp, amount=5000)
 
     stats = _match_once(db_dsn)
-    assert stats.started == 2 and stats.inline == 1
+    assert stats.started == 3 and stats.inline == 1
 
     # committed with the batch: the good run's first action, not its second; its job queued
     run_id, status, _ = _run_of(db_dsn, good)
@@ -154,6 +179,10 @@ def test_the_matcher_takes_the_first_action_and_the_job_does_the_rest_once(
     bad_id, bad_status, _ = _run_of(db_dsn, bad)
     assert bad_status == "ready" and _steps(db_dsn, bad_id) == []
     assert _job(db_dsn, bad_id) == ["queued"]
+    refused_id, refused_status, _ = _run_of(db_dsn, refused)
+    assert refused_status == "ready" and _steps(db_dsn, refused_id) == []
+    query_stop = "UPDATE automation_runs SET status = 'stopped' WHERE id = %s RETURNING id"
+    assert query(db_dsn, query_stop, (refused_id,))  # not the worker's business here
     assert (
         query(
             db_dsn,
