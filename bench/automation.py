@@ -10,7 +10,7 @@
    seconds (rows as the capture trigger writes them), drained by the matcher job in two
    worker processes: changes matched per second.
 3. Latency: real UPDATEs of opportunities at 1,000 changes/s (the capture trigger fires);
-   about 0.4 % cross the 10 hot definitions' threshold (10 runs each); trigger-to-first-
+   about 0.2 % cross the 10 hot definitions' threshold (10 runs each); trigger-to-first-
    action is the first step's done time minus the change's time (both the database's
    clock), p50 and p99, with its parts: wake-up (change -> the matcher took it), matching
    (-> run inserted), first action (-> its effect done, in the matcher's transaction or
