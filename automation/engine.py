@@ -285,6 +285,13 @@ class Interpreter:
     async def _lock(self, conn: Conn) -> str:
         """Lock the run (runnable, else Halt) and mark the transaction's changes as this
         run's (the loop guard reads it from the capture triggers); the run's status."""
+        if self.conn is not None:
+            # inline: the run is this transaction's own, new (no other executor can see it)
+            # and ready; the marker goes with the next statement whose result is read
+            await conn.execute(
+                "SELECT set_config('fieldmesh.automation_run', %s, true)", (str(self.run_id),)
+            )
+            return "ready"
         cur = await conn.execute(
             "SELECT status, set_config('fieldmesh.automation_run', %s, true)"
             " FROM automation_runs WHERE id = %s FOR UPDATE",
@@ -324,7 +331,8 @@ class Interpreter:
                     """,
                     (self.run_id, seq, s.id, _action(s), self._key(seq)),
                 )
-                if await cur.fetchone() is None:
+                # inline, the journal row cannot exist (the run is new): not waited for
+                if self.conn is None and await cur.fetchone() is None:
                     raise Halt(f"run {self.run_id} step {seq} was done by another executor")
                 outcome = await fn(conn, s, self._view(seq), self.env)
                 output = _json(outcome.output)
