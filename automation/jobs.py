@@ -140,7 +140,7 @@ class Automation:
                     return
                 set_json_loads(msgspec.json.decode, conn)  # the changes' rows, ~4x json's speed
                 env = self.env(ctx)
-                last_change = time.monotonic()
+                last_change = -float("inf")  # it lingers only after changes came
                 while (now := time.monotonic()) < deadline and not ctx.stopping.is_set():
                     stats = await match_batch(conn, self.cache, env=env)
                     if stats.changes > 0:

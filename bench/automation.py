@@ -350,6 +350,7 @@ def latency_phase(dsn: str, rate: float, seconds: float, rng: random.Random) -> 
         return xs[min(int(q * len(xs)), len(xs) - 1)] if xs else float("nan")
 
     out = {
+        "load_avg_1m": float(Path("/proc/loadavg").read_text().split()[0]),  # at its end
         "offered_per_s": offered,
         "runs": float(len(lat)),
         "p50_ms": pct(0.50),
@@ -546,6 +547,7 @@ def main() -> None:
         ("outbox: offered (changes/s)", f"{db['offered_per_s']:,.0f}"),
         ("outbox: matched, DB included (changes/s)", f"{db['matched_per_s']:,.0f}"),
         ("record updates offered (changes/s)", f"{lat['offered_per_s']:,.0f}"),
+        ("load average (1 min) at the latency phase's end", f"{lat['load_avg_1m']:.1f}"),
         ("runs started in the latency phase", f"{lat['runs']:.0f}"),
         ("trigger to first action p50 (ms)", f"{lat['p50_ms']:.0f}"),
         ("trigger to first action p99 (ms)", f"{lat['p99_ms']:.0f}"),
@@ -584,7 +586,8 @@ def main() -> None:
                     round(lat["step_p99_ms"], 1),
                 ],
                 "first_actions_in_matcher": round(lat["inline_share"], 3),
-                "load_avg_1m": float(Path("/proc/loadavg").read_text().split()[0]),
+                "load_avg_1m_latency_phase": lat["load_avg_1m"],
+                "load_avg_1m_end": float(Path("/proc/loadavg").read_text().split()[0]),
                 "matcher_in_process_per_s": round(m["indexed_changes_per_s"]),
                 "baseline_naive_per_s": round(m["naive_changes_per_s"]),
                 "outbox_offered_per_s": round(db["offered_per_s"]),
