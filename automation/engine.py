@@ -23,9 +23,10 @@ event waits. Nothing sleeps in memory, so waits of months survive restarts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -59,6 +60,12 @@ class Suspend(Exception):
 
 class Halt(Exception):
     """The run is no longer runnable (exited, stopped, failed) or another executor has it."""
+
+
+class Pause(Exception):
+    """Inline mode only: the matcher's part of the run ends here (the first action is done,
+    or the next step is not one to take inside the matcher's transaction); the run's job,
+    queued with it, does the rest."""
 
 
 class StepFailed(Exception):
@@ -143,7 +150,23 @@ def _json(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str))
 
 
+# Steps the matcher may take inside its own transaction (`inline`): database effects only,
+# quick, and never a wait. A webhook (an outside request), a wait, a report (rendering) or a
+# message held for business hours is left to the run's job.
+INLINE_STEPS = (
+    d.CreateRecord, d.UpdateRecord, d.CreateTask, d.Assign, d.Notify, d.SendMessage,
+    d.LoadRecord, d.StartWorkflow, d.Replan, d.Branch, d.ForEach,
+)  # fmt: skip
+
+
 class Interpreter:
+    """Walks a run's definition against its journal.
+
+    `conn` given (inline mode, `automation.matching`): each step's transaction is a
+    savepoint in that connection's transaction, and the walk stops (`Pause`) once the first
+    action is done or at a step that is not in INLINE_STEPS. Either the matcher's whole
+    transaction commits (the run, its first step and the change's removal) or none of it."""
+
     def __init__(
         self,
         env: Env,
@@ -151,8 +174,10 @@ class Interpreter:
         definition: d.Definition,
         owner: Any,
         journal: dict[int, dict[str, Any]],
+        conn: Conn | None = None,
     ) -> None:
         self.env = env
+        self.conn = conn
         self.run = run
         self.run_id: int = run["id"]
         self.definition = definition
@@ -177,6 +202,8 @@ class Interpreter:
             j = self.journal.get(seq)
             if j is not None and j["step_id"] != s.id:
                 raise StepFailed(s.id, f"the journal has step {j['step_id']!r} at position {seq}")
+            if self.conn is not None and not self._inline(s):
+                raise Pause()
             if isinstance(s, d.Branch):
                 await self._branch(seq, s, j)
             elif isinstance(s, d.ForEach):
@@ -193,6 +220,26 @@ class Interpreter:
                 ):
                     await self._business_hours(seq, s, j)
                 await self._effect(seq, s, j, ACTIONS[type(s)])
+                if self.conn is not None:
+                    raise Pause()
+
+    def _inline(self, s: d.Step) -> bool:
+        if not isinstance(s, INLINE_STEPS):
+            return False
+        held = isinstance(s, d.SendMessage) and s.business_hours
+        return not (held and self.definition.business_hours is not None)
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Conn]:
+        """A step's transaction: its own, or a savepoint in the matcher's (inline)."""
+        if self.conn is not None:
+            # the nested pipeline syncs before the savepoint ends: a failed statement is
+            # this step's (rolled back to its savepoint), never the next one's
+            async with self.conn.transaction(), self.conn.pipeline():
+                yield self.conn
+        else:
+            async with self.env.pool.connection() as conn, conn.transaction():
+                yield conn
 
     def _subject(self) -> dict[str, Any]:
         base = self.ctx.get("item") or self.ctx["record"] or {}
@@ -238,6 +285,13 @@ class Interpreter:
     async def _lock(self, conn: Conn) -> str:
         """Lock the run (runnable, else Halt) and mark the transaction's changes as this
         run's (the loop guard reads it from the capture triggers); the run's status."""
+        if self.conn is not None:
+            # inline: the run is this transaction's own, new (no other executor can see it)
+            # and ready; the marker goes with the next statement whose result is read
+            await conn.execute(
+                "SELECT set_config('fieldmesh.automation_run', %s, true)", (str(self.run_id),)
+            )
+            return "ready"
         cur = await conn.execute(
             "SELECT status, set_config('fieldmesh.automation_run', %s, true)"
             " FROM automation_runs WHERE id = %s FOR UPDATE",
@@ -265,7 +319,7 @@ class Interpreter:
             self.ctx["steps"][s.id] = j["output"]
             return dict(j["output"])
         try:
-            async with self.env.pool.connection() as conn, conn.transaction():
+            async with self._tx() as conn:
                 status = await self._lock(conn)
                 cur = await conn.execute(
                     """
@@ -277,7 +331,8 @@ class Interpreter:
                     """,
                     (self.run_id, seq, s.id, _action(s), self._key(seq)),
                 )
-                if await cur.fetchone() is None:
+                # inline, the journal row cannot exist (the run is new): not waited for
+                if self.conn is None and await cur.fetchone() is None:
                     raise Halt(f"run {self.run_id} step {seq} was done by another executor")
                 outcome = await fn(conn, s, self._view(seq), self.env)
                 output = _json(outcome.output)
@@ -321,7 +376,7 @@ class Interpreter:
     async def _suspend(
         self, seq: int, s: Any, wake_at: datetime, event: str | None, j: dict[str, Any] | None
     ) -> None:
-        async with self.env.pool.connection() as conn, conn.transaction():
+        async with self._tx() as conn:
             await self._lock(conn)
             if j is None:
                 cur = await conn.execute(
@@ -385,7 +440,7 @@ class Interpreter:
             self.ctx["steps"][s.id] = j["output"]
             return
         if j is None:
-            async with self.env.pool.connection() as conn, conn.transaction():
+            async with self._tx() as conn:
                 await self._lock(conn)
                 cur = await conn.execute(
                     "INSERT INTO automation_steps (run_id, seq, step_id, action, status, input, idempotency_key)"
@@ -413,7 +468,7 @@ class Interpreter:
             out = await post(s.url, s.secret, body, self._key(seq), allow=self.env.allow)
         except WebhookRefused as exc:
             raise StepFailed(s.id, f"refused target: {exc}") from exc
-        async with self.env.pool.connection() as conn, conn.transaction():
+        async with self._tx() as conn:
             await self._lock(conn)
             await conn.execute(
                 "UPDATE automation_steps SET status = 'done', output = %s, finished_at = clock_timestamp()"

@@ -14,6 +14,7 @@ by default, `automation.channels.EngageChannel`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -29,8 +30,8 @@ from automation import engine, runs
 from automation.channels import Channel, EngageChannel
 from automation.clock import Clock, SystemClock
 from automation.cron import parse_cron
-from automation.matching import MatcherCache, match_batch
-from kernel.jobs import JobContext, Registry, Task
+from automation.matching import MATCH_BATCH, MatcherCache, match_batch
+from kernel.jobs import CHANNEL, JobContext, Registry, Task
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +41,39 @@ SCHEDULE_TASK = "automation.schedule"
 SLA_TASK = "automation.sla"
 SLA_APPROACHING_S = 3600.0
 MATCH_BUDGET_S = 20.0
+LINGER_S = 5.0  # the first matcher waits this long for the next change before it ends
 MATCHERS = 2  # matcher jobs running at once (SKIP LOCKED splits a backlog between them)
 _MATCHER_LOCK = 0x6175746F  # advisory lock class of the matchers ("auto")
 
 
 async def _take_matcher_lock(conn: Any) -> int | None:
+    """Slot 0, else (only for a backlog: a full batch waiting) another slot; None: the
+    matchers that hold them will see this job's changes (see `Automation.match`)."""
     for slot in range(MATCHERS):
+        if slot > 0:
+            cur = await conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM automation_changes LIMIT %s) c",
+                (MATCH_BATCH,),
+            )
+            row = await cur.fetchone()
+            if not row or row[0] < MATCH_BATCH:
+                return None
         cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_MATCHER_LOCK, slot))
         row = await cur.fetchone()
         if row and row[0]:
             return slot
     return None
+
+
+async def _next_change(conn: Any, timeout_s: float, stopping: asyncio.Event) -> None:
+    """Wait for the capture trigger's NOTIFY (`automation.match` on the jobs' channel), the
+    timeout or the worker's stop (looked at every 0.2 s); notifications that came while
+    the connection was busy count."""
+    end = time.monotonic() + timeout_s
+    while not stopping.is_set() and (left := end - time.monotonic()) > 0:
+        async for n in conn.notifies(timeout=min(left, 0.2)):
+            if n.payload == MATCH_TASK:
+                return
 
 
 async def _release_matcher_lock(conn: Any, slot: int) -> None:
@@ -92,26 +115,45 @@ class Automation:
     async def match(self, ctx: JobContext, args: dict[str, Any]) -> None:
         """Match until the outbox is empty (or the budget is spent).
 
-        At most MATCHERS run at once, each holding one of MATCHERS advisory locks: a
-        matcher job that finds them all taken ends at once, so the jobs the capture trigger
-        queues while changes keep coming (one whenever none is queued) never fill the
-        worker's slots that the runs need. No change is left behind: a matcher releases its
-        lock and only then looks for changes once more (a job that found the locks taken
-        did so after its change committed, so that last look sees the change)."""
+        At most MATCHERS run at once, each holding one of MATCHERS advisory locks, the
+        second only while a backlog lasts: a matcher job that finds no slot for it ends at
+        once, so the jobs the capture trigger queues while changes keep coming (one whenever
+        none is queued) never fill the worker's slots that the runs need. No change is left
+        behind: a matcher releases its lock and only then looks for changes once more (a
+        job that found the locks taken did so after its change committed, so that last look
+        sees the change).
+
+        The matcher of slot 0 stays while changes keep coming: with the outbox empty it
+        LISTENs and waits for the next change's NOTIFY (LINGER_S at most), so a change is
+        matched at once, without a job to queue and claim first. When its budget is spent
+        while changes still come, it queues its successor before it ends."""
         from kernel.jobs import enqueue
 
         deadline = time.monotonic() + MATCH_BUDGET_S
         async with ctx.pool.connection() as conn:
             await conn.set_autocommit(True)  # the locks outside transactions; batches in theirs
             slot: int | None = None
+            listening = False
             try:
                 slot = await _take_matcher_lock(conn)
                 if slot is None:
                     return
                 set_json_loads(msgspec.json.decode, conn)  # the changes' rows, ~4x json's speed
-                while time.monotonic() < deadline:
-                    stats = await match_batch(conn, self.cache)
+                env = self.env(ctx)
+                last_change = -float("inf")  # it lingers only after changes came
+                while (now := time.monotonic()) < deadline and not ctx.stopping.is_set():
+                    stats = await match_batch(conn, self.cache, env=env)
                     if stats.changes > 0:
+                        last_change = time.monotonic()
+                        continue
+                    if slot == 0 and now - last_change < LINGER_S:
+                        if not listening:  # then look again: one committed before LISTEN
+                            await conn.execute(f"LISTEN {CHANNEL}")
+                            listening = True
+                        else:
+                            await _next_change(
+                                conn, min(deadline, last_change + LINGER_S) - now, ctx.stopping
+                            )
                         continue
                     await _release_matcher_lock(conn, slot)
                     slot = None
@@ -125,17 +167,30 @@ class Automation:
                     slot = await _take_matcher_lock(conn)
                     if slot is None:
                         return  # other matchers have them
-                # the budget is spent with changes left: another pass after other jobs' turn
-                async with conn.transaction():
-                    await enqueue(conn, MATCH_TASK, dedupe_key=MATCH_TASK)
+                # the budget is spent, or the worker stops: release, then look (as above);
+                # changes waiting, or coming lately, go to the next matcher (after other
+                # jobs' turn; it looks at the outbox first, then listens)
+                if slot is not None:
+                    await _release_matcher_lock(conn, slot)
+                    slot = None
+                cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM automation_changes)")
+                row = await cur.fetchone()
+                if (row and row[0]) or time.monotonic() - last_change < LINGER_S:
+                    async with conn.transaction():
+                        await enqueue(conn, MATCH_TASK, dedupe_key=MATCH_TASK)
             finally:
                 # Session-level advisory locks outlive a rollback: a matcher interrupted
                 # between taking a lock and remembering it, or left inside a transaction,
                 # would hand the pool a connection that holds a slot for good (the soak
                 # test saw every slot taken and changes left unmatched). So: drop every
-                # lock this session holds, or close a connection that is not idle.
+                # lock this session holds (and its LISTEN, and notifications kept for it),
+                # or close a connection that is not idle.
                 if conn.info.transaction_status == pq.TransactionStatus.IDLE:
                     await conn.execute("SELECT pg_advisory_unlock_all()")
+                    if listening:
+                        await conn.execute("UNLISTEN *")
+                        async for _ in conn.notifies(timeout=0):
+                            pass
                     set_json_loads(json.loads, conn)
                     await conn.set_autocommit(False)
                 elif not conn.closed:

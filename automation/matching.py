@@ -11,6 +11,17 @@ For each change, in outbox order:
 
 Several matchers may run at once (SKIP LOCKED): changes of one record can then be matched
 out of order across batches, never twice.
+
+Latency: when the matcher has caught up (a batch smaller than the limit), it also takes
+each new run's first action in the batch's transaction (`engine.Interpreter` inline, one
+savepoint per run, lock waits capped): trigger to first action is then one transaction
+after the change, not a queue hop, a job claim and a run's load later. A step that fails or
+is not for inline (a webhook, a wait, a report) is left to the run's job, queued in the
+same transaction as always, which replays the journal and goes on. Under a backlog (full
+batches) the matcher only matches, for throughput. The batch commits without waiting for
+its WAL flush (`synchronous_commit = off`): a commit lost with a crash of the server loses
+the whole batch (runs, first steps, and the removal of its changes), so the changes, which
+were committed durably, are matched again; nothing is done twice or lost.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from automation import definition as d
-from automation import runs
+from automation import engine, runs
 from automation.conditions import compile_all
 from automation.matcher import Compiled, Matcher, compile_definition
 from identity.auth import load_principal
@@ -37,6 +48,11 @@ Conn = AsyncConnection[Any]
 MAX_CHAIN = 5  # workflows starting workflows through their changes
 TENANT_MAX_RUNS_PER_MIN = 60_000
 MATCH_BATCH = 500
+INLINE_MAX = 50  # first actions a batch takes itself (the rest go through the queue)
+INLINE_LOCK_TIMEOUT = "200ms"  # an inline step never waits long on a record's lock
+
+
+KEY_SQL = "SELECT count(*), max(updated_at), sum(version) FROM automation_workflows WHERE active"
 
 
 @dataclass
@@ -46,24 +62,28 @@ class MatcherCache:
     by_id: dict[int, Compiled] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
     owners: dict[int, Principal] = field(default_factory=dict)
+    kinds: dict[int, str] = field(default_factory=dict)
 
-    async def get(self, conn: Conn) -> Matcher:
-        cur = await conn.execute(
-            "SELECT count(*), max(updated_at), sum(version) FROM automation_workflows WHERE active"
-        )
-        key = tuple(await cur.fetchone() or ())
+    async def get(self, conn: Conn, key: tuple[Any, ...] | None = None) -> Matcher:
+        """The matcher of the active definitions; `key`: KEY_SQL's row, when the caller
+        asked already (in the batch's first round trip)."""
+        if key is None:
+            cur = await conn.execute(KEY_SQL)
+            key = tuple(await cur.fetchone() or ())
         if key != self.key:
             cur = await conn.execute(
-                "SELECT w.id, w.version, w.owner_id, w.name, v.definition FROM automation_workflows w"
+                "SELECT w.id, w.version, w.owner_id, w.name, w.kind, v.definition FROM automation_workflows w"
                 " JOIN automation_versions v ON v.workflow_id = w.id AND v.version = w.version"
                 " WHERE w.active"
             )
             compiled = []
             self.names = {}
-            for wid, version, owner, name, raw in await cur.fetchall():
+            self.kinds = {}
+            for wid, version, owner, name, kind, raw in await cur.fetchall():
                 try:
                     compiled.append(compile_definition(wid, version, owner, d.decode(raw)))
                     self.names[wid] = name
+                    self.kinds[wid] = kind
                 except d.DefinitionError as exc:  # saved under older rules: skipped, said
                     log.warning("automation workflow %s version %s: %s", wid, version, exc)
             self.owners = {}
@@ -85,6 +105,7 @@ class BatchStats:
     limited: int = 0
     exited: int = 0
     woken: int = 0
+    inline: int = 0  # runs whose first action the batch took
 
 
 Scope = dict[tuple[str, str], dict[str, Any]]
@@ -153,32 +174,90 @@ async def match_batch(
     cache: MatcherCache,
     limit: int = MATCH_BATCH,
     tenant_limit: int = TENANT_MAX_RUNS_PER_MIN,
+    env: engine.Env | None = None,
 ) -> BatchStats:
+    """One batch of changes matched in one transaction; with `env`, the first actions of
+    its new runs too when the batch is not full (see the module's text)."""
     stats = BatchStats()
-    async with conn.transaction():
+    # pipeline mode: statements whose results are not read go with the next that is (a
+    # step's done mark with the next run's lock, ...); BEGIN, the changes and the
+    # definitions' version are one round trip
+    async with conn.pipeline(), conn.transaction():
         cur = conn.cursor(row_factory=dict_row)
+        kcur = conn.cursor()
         await cur.execute(
-            "SELECT id, event, record_object, record_id, old, new, origin_run_id, actor_id, at"
+            "SELECT id, event, record_object, record_id, old, new, origin_run_id, actor_id, at,"
+            " clock_timestamp() AS picked_at"
             " FROM automation_changes ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
             (limit,),
         )
+        await kcur.execute(KEY_SQL)
         changes = await cur.fetchall()
         if not changes:
             return stats
         stats.changes = len(changes)
-        matcher = await cache.get(conn)
+        matcher = await cache.get(conn, tuple(await kcur.fetchone() or ()))
         candidates = [
             (c, ch) for ch in changes for c in matcher.match(ch["event"], ch["old"], _row(ch))
         ]
         scopes = await _scopes(conn, [ch for _, ch in candidates]) if candidates else {}
         starts = [(c, ch) for c, ch in candidates if _owner_sees(cache, c, ch, scopes)]
+        started: list[tuple[int, Compiled, runs.NewRun]] = []
         if starts:
-            await _start_runs(conn, cache, starts, stats, tenant_limit)
+            started = await _start_runs(conn, cache, starts, stats, tenant_limit)
         await _exits_and_waits(conn, cache, changes, stats)
-        await conn.execute(
-            "DELETE FROM automation_changes WHERE id = ANY(%s)", ([c["id"] for c in changes],)
-        )
+        inline = env is not None and bool(started) and len(changes) < limit
+        async with conn.pipeline():  # synced here: an error is the batch's, not a step's
+            await conn.execute(
+                "DELETE FROM automation_changes WHERE id = ANY(%s)", ([c["id"] for c in changes],)
+            )
+            await conn.execute("SELECT set_config('synchronous_commit', 'off', true)")
+            if inline:  # the last thing the batch does: the setting ends with it
+                await conn.execute(
+                    "SELECT set_config('lock_timeout', %s, true)", (INLINE_LOCK_TIMEOUT,)
+                )
+        if inline:
+            assert env is not None
+            await _first_actions(conn, env, cache, started[:INLINE_MAX], stats)
     return stats
+
+
+async def _first_actions(
+    conn: Conn,
+    env: engine.Env,
+    cache: MatcherCache,
+    started: list[tuple[int, Compiled, runs.NewRun]],
+    stats: BatchStats,
+) -> None:
+    """Each new run's walk up to its first action, in this transaction (a savepoint per
+    run). The last thing a batch does: the lock timeout and the run marker the steps set
+    end with the transaction."""
+    owners: dict[int, Principal | None] = {}
+    for run_id, c, new in started:
+        if c.owner_id not in owners:  # the owner's rights now, not when the cache was built
+            owners[c.owner_id] = await load_principal(conn, c.owner_id)
+        owner = owners[c.owner_id]
+        if owner is None:
+            continue  # the run's job fails it, saying why
+        run = {
+            "id": run_id,
+            "workflow_id": c.workflow_id,
+            "version": c.version,
+            "record_object": new.record_object,
+            "record_id": new.record_id,
+            "trigger": engine._json(new.trigger),  # as the job would read it back
+            "owner_id": c.owner_id,
+            "kind": cache.kinds.get(c.workflow_id, "workflow"),
+        }
+        interp = engine.Interpreter(env, run, c.definition, owner, {}, conn=conn)
+        try:
+            await interp.run_steps(c.definition.steps)
+        except engine.Pause:
+            pass
+        except Exception as exc:  # rolled back to the run's savepoint: the job does it
+            log.debug("automation run %d: first action left to its job: %s", run_id, exc)
+            continue
+        stats.inline += 1
 
 
 async def _start_runs(
@@ -187,7 +266,8 @@ async def _start_runs(
     starts: list[tuple[Compiled, dict[str, Any]]],
     stats: BatchStats,
     tenant_limit: int,
-) -> None:
+) -> list[tuple[int, Compiled, runs.NewRun]]:
+    """Start the runs (born stopped where a loop or chain guard says so); the started ones."""
     origins = {ch["origin_run_id"] for _, ch in starts if ch["origin_run_id"] is not None}
     origin: dict[int, tuple[int, list[int], int]] = {}
     if origins:
@@ -205,6 +285,7 @@ async def _start_runs(
     tenant = sum(recent.values())
     dropped: dict[int, int] = {}
     new: list[runs.NewRun] = []
+    chosen: list[Compiled] = []
     for c, ch in starts:
         chain: list[int] = []
         depth = 0
@@ -233,6 +314,7 @@ async def _start_runs(
             "record": record,
             "old": ch["old"] if ch["new"] is not None else None,
             "actor_id": ch["actor_id"],
+            "picked_at": ch["picked_at"].isoformat(),  # when the matcher took the change
         }
         new.append(
             runs.NewRun(
@@ -250,6 +332,7 @@ async def _start_runs(
                 error=error,
             )
         )
+        chosen.append(c)
         if error:
             stats.stopped += 1
             await conn.execute(
@@ -269,7 +352,7 @@ async def _start_runs(
             stats.started += 1
             recent[c.workflow_id] = recent.get(c.workflow_id, 0) + 1
             tenant += 1
-    await runs.start_many(conn, new)  # one statement for the batch's runs, events and jobs
+    ids = await runs.start_many(conn, new)  # one statement for the runs, events and jobs
     for wid, n in dropped.items():
         await conn.execute(
             "UPDATE automation_workflows SET dropped_triggers = dropped_triggers + %s,"
@@ -280,6 +363,7 @@ async def _start_runs(
                 wid,
             ),
         )
+    return [(i, c, r) for i, c, r in zip(ids, chosen, new, strict=True) if r.error is None]
 
 
 async def _exits_and_waits(

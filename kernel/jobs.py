@@ -61,6 +61,9 @@ class JobContext:
     pool: AsyncConnectionPool[Any]
     dsn: str  # for handlers that need a connection of their own (a sync library)
     settings: Settings | None = None  # the deployment's, when the worker was given them
+    # set when the worker stops: a handler that waits for work (a listener that lingers)
+    # ends early instead of holding the worker's shutdown for its grace period
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
@@ -261,12 +264,14 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.stats = WorkerStats()
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()  # the `stop` of `run`, handed to handlers
         self._running: dict[int, asyncio.Task[None]] = {}
         # the slot of each periodic task this worker last offered: a wake-up (every NOTIFY)
         # does not ask the database again for a slot already offered
         self._offered: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stopping = stop
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self.dsn, min_size=1, max_size=self.concurrency + 2, open=False
         )
@@ -368,7 +373,7 @@ class Worker:
         max_attempts: int,
     ) -> None:
         task = self.registry.tasks[task_name]
-        ctx = JobContext(job_id, task_name, attempt, pool, self.dsn, self.settings)
+        ctx = JobContext(job_id, task_name, attempt, pool, self.dsn, self.settings, self._stopping)
         heartbeat = asyncio.create_task(self._heartbeat(pool, job_id))
         try:
             async with asyncio.timeout(task.timeout_s):
@@ -416,7 +421,7 @@ class Worker:
         task = self.registry.tasks.get(task_name)
         if task is None or task.on_give_up is None:
             return True
-        ctx = JobContext(job_id, task_name, attempt, pool, self.dsn, self.settings)
+        ctx = JobContext(job_id, task_name, attempt, pool, self.dsn, self.settings, self._stopping)
         try:
             await task.on_give_up(ctx, args, error)
         except Exception:
