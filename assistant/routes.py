@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,12 +25,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from aiohttp import web
 
-from assistant import voice, writes
-from assistant.act import act, visible_names
+from assistant import bot_routes, kb, kb_routes, voice, writes
+from assistant.act import Answer, act, visible_names
 from assistant.classifier import default_model
 from assistant.dialogue import understand_in_context
+from assistant.understand import Understanding
 from kernel.errors import ApiError, Unprocessable
 from kernel.http import Access, RawBody, Req, Routes
+from kernel.principal import Principal
 from kernel.web import SETTINGS
 
 routes = Routes("assistant", "Plain-language commands: understanding and answers")
@@ -118,9 +121,13 @@ async def _answer(
     prev = {"intent": context.intent, "slots": dict(context.slots)} if context else None
     u = understand_in_context(text, local, prev, fallback=model)
     async with req.connection() as conn:
-        answer = await act(
-            conn, req.user, u, local.replace(tzinfo=zone), confirm, text=text, channel=channel
-        )
+        cited = await _from_knowledge(conn, req.user, u, text)
+        if cited is not None:
+            u, answer = cited
+        else:
+            answer = await act(
+                conn, req.user, u, local.replace(tzinfo=zone), confirm, text=text, channel=channel
+            )
         result = writes.outcome(u.intent, answer.actions, answer.needs_confirmation)
         await writes.log_message(
             conn, req.user, channel, u.intent, u.by, u.confidence, result,
@@ -144,6 +151,52 @@ async def _answer(
         )
         if u.intent != "out_of_scope"
         else context,
+    )
+
+
+KB_MIN_SCORE = 0.45
+# a question about how things work, rather than a command about records
+QUESTION = re.compile(
+    r"^(?:how|what|why|where|when|which|who|can|could|should|is|are|does|do|will)\b.*"
+    r"|.*\b(?:how (?:do|to|can|should)|what (?:does|is the|should))\b.*|.*\?$",
+    re.I,
+)
+
+
+async def _from_knowledge(
+    conn: Any, principal: Principal, u: Understanding, text: str
+) -> tuple[Understanding, Answer] | None:
+    """An answer from the knowledge base, cited, when the text is not a command the
+    assistant understood for sure (out of scope, or a question only the model placed) and
+    an article the caller may read answers it well enough."""
+    if not (
+        u.intent == "out_of_scope"
+        or (QUESTION.match(text.strip()) and (u.by != "rule" or u.intent == "search_records"))
+    ):
+        return None
+    hits = await kb.search(conn, text, principal, limit=3)
+    if not hits or hits[0].score < KB_MIN_SCORE:
+        return None
+    best = hits[0]
+    link = kb_routes.console_link(best.id)
+    more = [h for h in hits[1:] if h.score >= KB_MIN_SCORE]
+    also = (" See also: " + "; ".join(f"\u201c{h.title}\u201d" for h in more) + ".") if more else ""
+    return (
+        Understanding("knowledge_question", {"article_id": best.id}, best.score, "knowledge"),
+        Answer(
+            f"{best.snippet}\n\nSource: \u201c{best.title}\u201d ({link}).{also}",
+            [
+                {
+                    "type": "knowledge",
+                    "article_id": h.id,
+                    "title": h.title,
+                    "score": h.score,
+                    "href": kb_routes.console_link(h.id),
+                }
+                for h in [best, *more]
+            ],
+            [link, *(kb_routes.console_link(h.id) for h in more)],
+        ),
     )
 
 
@@ -321,62 +374,6 @@ async def undo_action(req: Req, path: AssistantActionPath) -> AssistantUndone:
     return msgspec.convert(out, AssistantUndone)
 
 
-class AssistantAnalyticsQuery(msgspec.Struct, frozen=True):
-    days: Annotated[int, msgspec.Meta(ge=1, le=366)] = 30
-
-
-class AssistantIntentFigures(msgspec.Struct, frozen=True):
-    intent: str
-    volume: int
-    success_rate: float
-    fallback_rate: float
-    confirmation_rate: float
-    refusal_rate: float
-    voice_share: float
-    p95_ms: float
-
-
-class AssistantAnalytics(msgspec.Struct, frozen=True):
-    days: int
-    conversations: int
-    average_turns: float
-    intents: list[AssistantIntentFigures]
-
-
-@routes.get(
-    "/api/v1/assistant/analytics",
-    access=Access.read(unscoped="figures over the users the caller may see (self, team, all)"),
-    summary="Assistant analytics: per intent volume, success, fallback, confirmation, refusal "
-    "and voice rates, p95 latency; conversations and average turns",
-)
-async def get_analytics(req: Req, query: AssistantAnalyticsQuery) -> AssistantAnalytics:
-    async with req.connection() as conn:
-        a = await writes.analytics(conn, req.user, query.days)
-    return AssistantAnalytics(
-        query.days,
-        int(a["conversations"]),
-        round(float(a["average_turns"]), 2),
-        [
-            AssistantIntentFigures(
-                r["intent"],
-                int(r["volume"]),
-                *(
-                    round(float(r[k] or 0), 4)
-                    for k in (
-                        "success_rate",
-                        "fallback_rate",
-                        "confirmation_rate",
-                        "refusal_rate",
-                        "voice_share",
-                        "p95_ms",
-                    )
-                ),
-            )
-            for r in a["intents"]
-        ],
-    )
-
-
 async def _warm(app: web.Application) -> None:
     # Train the fallback model in the background so the first message does not wait for it.
     cache = app[SETTINGS].state_dir / "cache"
@@ -385,4 +382,6 @@ async def _warm(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     routes.mount(app)
+    kb_routes.setup(app)
+    bot_routes.setup(app)
     app.on_startup.append(_warm)
