@@ -12,7 +12,7 @@ then on the bot stays silent in that conversation.
 
 Untrusted input: the bot reads the first 500 characters of a message; it answers at most
 `PER_VISITOR_PER_MIN` messages a minute and `PER_VISITOR_PER_DAY` a day per visitor (a
-fixed window in the database, shared by every API worker), and `MAX_BOT_TURNS` in one
+sliding log in the database, shared by every API worker), and `MAX_BOT_TURNS` in one
 conversation before it hands over; past the per-minute limit it stays silent (the message
 is in the inbox all the same). What it may say is only the public knowledge base articles,
 the free times of the booking users, and what the visitor told it: it reads no other CRM
@@ -120,19 +120,21 @@ async def _active_user(conn: Conn, user_id: int, field: str) -> None:
 
 
 async def take(conn: Conn, key: str, limit: int, window_s: int) -> bool:
-    """One more in `key`'s fixed window; False when the window already holds `limit`."""
+    """One more use of `key` unless it had `limit` in the last `window_s` (a sliding log
+    shared by every API worker); False when over the limit."""
+    key = key[:200]
     cur = await conn.execute(
-        "INSERT INTO assistant_bot_rates AS r (key, window_start, n) VALUES (%s,"
-        " to_timestamp(floor(extract(epoch FROM now()) / %s) * %s), 1)"
-        " ON CONFLICT (key, window_start) DO UPDATE SET n = r.n + 1 RETURNING n",
-        (key[:200], window_s, window_s),
+        "SELECT count(*) FROM assistant_bot_rates"
+        " WHERE key = %s AND at > now() - make_interval(secs => %s)",
+        (key, window_s),
     )
     row = await cur.fetchone()
+    if row is not None and int(row[0]) >= limit:
+        return False
+    await conn.execute("INSERT INTO assistant_bot_rates (key, at) VALUES (%s, now())", (key,))
     if random.random() < 0.01:
-        await conn.execute(
-            "DELETE FROM assistant_bot_rates WHERE window_start < now() - interval '2 days'"
-        )
-    return row is not None and int(row[0]) <= limit
+        await conn.execute("DELETE FROM assistant_bot_rates WHERE at < now() - interval '2 days'")
+    return True
 
 
 # --------------------------------------------------------------------------- sessions

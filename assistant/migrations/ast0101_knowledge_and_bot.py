@@ -1,5 +1,5 @@
 """assistant: the knowledge base (articles searched by relevance) and the customer-facing
-web chat bot (its settings, one session per chat conversation, a per-visitor rate window);
+web chat bot (its settings, one session per chat conversation, a per-visitor rate log);
 the message log takes the bot's turns too (no user; the conversation instead).
 
 Revision ID: ast0101
@@ -84,11 +84,10 @@ def upgrade() -> None:
         CREATE INDEX assistant_bot_sessions_started ON assistant_bot_sessions (started_at);
 
         CREATE TABLE assistant_bot_rates (
-            key          text NOT NULL,
-            window_start timestamptz NOT NULL,
-            n            integer NOT NULL,
-            PRIMARY KEY (key, window_start)
+            key text NOT NULL,
+            at  timestamptz NOT NULL
         );
+        CREATE INDEX assistant_bot_rates_key ON assistant_bot_rates (key, at);
 
         ALTER TABLE assistant_messages ALTER COLUMN user_id DROP NOT NULL;
         ALTER TABLE assistant_messages DROP CONSTRAINT assistant_messages_channel_check;
