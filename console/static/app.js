@@ -36,6 +36,8 @@ const routes = {
   dashboards: () => import('./reports.js').then((m) => m.dashboardsView),
   dashboard: () => import('./reports.js').then((m) => m.dashboardView),
   kpis: () => import('./reports.js').then((m) => m.kpisView),
+  kb: () => import('./kb.js').then((m) => m.kbView),
+  assistant: () => import('./kb.js').then((m) => m.assistantView),
 };
 
 export const session = { me: null };
