@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +29,7 @@ from aiohttp import web
 
 from assistant import bot_routes, kb, kb_routes, voice, writes
 from assistant.act import Answer, act, visible_names
+from assistant.asr_worker import RecognitionWorker
 from assistant.classifier import default_model
 from assistant.dialogue import understand_in_context
 from assistant.understand import Understanding
@@ -35,7 +38,9 @@ from kernel.http import Access, RawBody, Req, Routes
 from kernel.principal import Principal
 from kernel.web import SETTINGS
 
+log = logging.getLogger(__name__)
 routes = Routes("assistant", "Plain-language commands: understanding and answers")
+ASR = web.AppKey("assistant_asr", RecognitionWorker)
 
 
 ContextValue = Annotated[str, msgspec.Meta(max_length=300)] | int | float
@@ -268,8 +273,7 @@ async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> Assis
         raise Unprocessable(str(exc), field="body") from None
     async with req.connection() as conn:
         names = await visible_names(conn, req.user, voice.MAX_NAMES)
-    rec = await asyncio.to_thread(voice.recognizer, names)
-    transcript = await asyncio.to_thread(rec.transcribe, samples)
+    transcript = await req.app[ASR].transcribe(names, samples)
     seconds = round(len(samples) / voice.RATE, 2)
     if not transcript:
         return AssistantVoiceReply(
@@ -380,7 +384,24 @@ async def _warm(app: web.Application) -> None:
     asyncio.get_running_loop().run_in_executor(None, default_model, cache)
 
 
+def _warmed(f: asyncio.Future[int]) -> None:
+    if not f.cancelled() and f.exception() is not None:
+        log.warning("assistant: the speech worker did not warm up: %s", f.exception())
+
+
+async def _asr_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The speech worker process: started (and its command decoder built) in the
+    background at start-up so the first spoken command finds it warm; stopped at the end."""
+    worker = RecognitionWorker()
+    app[ASR] = worker
+    warming = asyncio.get_running_loop().run_in_executor(None, worker.warm)
+    warming.add_done_callback(_warmed)
+    yield
+    await asyncio.to_thread(worker.close)
+
+
 def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_asr_ctx)
     routes.mount(app)
     kb_routes.setup(app)
     bot_routes.setup(app)
