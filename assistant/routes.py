@@ -6,11 +6,17 @@
     GET  /api/v1/assistant/actions    the audit of the assistant's writes for the caller
     POST /api/v1/assistant/actions/{action_id}/undo   undo one of them (through the store)
 
+(The knowledge base's endpoints are in assistant.kb_routes; the customer bot's settings and
+the analytics in assistant.bot_routes; `setup` mounts all three and starts the speech
+worker process of assistant.asr_worker.)
+
 Token-authenticated like every API endpoint; what it reads goes through the CRM store's
 access clause, so the assistant never shows what the caller may not see. Writes are
 answered with what would be done and `needs_confirmation`; sent again with
 `confirm: true`, the write is carried out through the CRM store as the caller, audited and
-undoable (assistant.writes).
+undoable (assistant.writes). A question that is no command the assistant understood for
+sure is answered from the knowledge base when an article the caller may read answers it
+well enough, citing it (intent `knowledge_question`).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import re
 import time
 from datetime import datetime
@@ -112,7 +113,14 @@ def _cross_validate(rows: list[dict[str, Any]], folds: int = 5) -> dict[str, flo
     }
 
 
-def _voice(rows: list[dict[str, Any]], model: Fallback, n: int, console: Console) -> dict[str, Any]:
+def _spin() -> None:  # pragma: no cover - a CPU hog for --stress
+    while True:
+        pass
+
+
+def _voice(
+    rows: list[dict[str, Any]], model: Fallback, n: int, console: Console, stress: int = 0
+) -> dict[str, Any]:
     from assistant import voice
     from assistant.asr_worker import RecognitionWorker
 
@@ -140,6 +148,14 @@ def _voice(rows: list[dict[str, Any]], model: Fallback, n: int, console: Console
     worker = RecognitionWorker()
     worker.warm(names, exclude)
     _pid, worker_nice = worker.process()
+    # --stress N: N busy processes at the benchmark's own priority while the commands are
+    # recognised (the API worker's competition on a loaded server), stopped afterwards
+    hogs = [
+        multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
+        for _ in range(stress)
+    ]
+    for hog in hogs:
+        hog.start()
     errs = words = ok = ok_typed = 0
     lat: list[float] = []
     lat_in: list[float] = []
@@ -167,6 +183,9 @@ def _voice(rows: list[dict[str, Any]], model: Fallback, n: int, console: Console
             ok += u.intent == r["intent"]
             typed = understand(r["text"], datetime.fromisoformat(r["now"]), fallback=model)
             ok_typed += typed.intent == r["intent"]
+    for hog in hogs:
+        hog.terminate()
+        hog.join()
     worker.close()
     # baseline: the general English model, same audio
     from pocketsphinx import Decoder
@@ -189,6 +208,7 @@ def _voice(rows: list[dict[str, Any]], model: Fallback, n: int, console: Console
         # baseline in the same run: recognition in the calling process, at its priority
         "voice_in_process_p95_ms": round(float(np.percentile(lat_in, 95)), 1),
         "voice_worker_nice": worker_nice,
+        "voice_stress_processes": stress,
         "voice_wer": round(errs / max(words, 1), 4),
         "voice_commands": len(sample),
         "voice_intent_accuracy": round(ok / len(sample), 4) if labelled else None,
@@ -208,6 +228,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="accepted for symmetry; the run is quick")
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation")
     ap.add_argument("--voice", type=int, default=None, help="spoken commands (0: no voice)")
+    ap.add_argument(
+        "--stress", type=int, default=0, help="busy processes competing with the voice path"
+    )
     args = ap.parse_args()
     console = Console(stderr=True)
     rows = _read(args.utterances)
@@ -243,7 +266,7 @@ def main() -> None:
     }
     n_voice = args.voice if args.voice is not None else (16 if args.quick else 60)
     if n_voice > 0:
-        result.update(_voice(rows, model, n_voice, console))
+        result.update(_voice(rows, model, n_voice, console, args.stress))
     if labelled:
         gold = {r["id"]: (r["intent"], r["slots"]) for r in rows}
         s = score(gold, preds)
