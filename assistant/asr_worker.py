@@ -34,7 +34,7 @@ from assistant import voice
 
 log = logging.getLogger(__name__)
 
-ASR_NICE = -5
+ASR_NICE = -10
 
 
 def _start(nice: int) -> None:
