@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from assistant.bot_service import PER_VISITOR_PER_MIN
 from kernel.settings import Settings
 from tests.appserver import serve_app
+from tests.console.conftest import make_user
 from tests.world import People
 
 pytestmark = pytest.mark.integration
@@ -32,15 +33,22 @@ def url(test_settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def bot_on(url: str, people: People) -> Iterator[dict[str, Any]]:
+def rep(test_settings: Settings) -> dict[str, Any]:
+    """The rep the bot books and gives its leads to: of no territory, so that what the bot
+    makes is visible to no other test's rep (some count what rep1 sees)."""
+    return make_user(test_settings.dsn, "rep")
+
+
+@pytest.fixture(scope="module")
+def bot_on(url: str, people: People, rep: dict[str, Any]) -> Iterator[dict[str, Any]]:
     admin = people.api(url, "admin")
     arts = {}
     for key, title, body, audience in (
         (
             "reset",
-            "Resetting the PX-200 pump controller",
+            "Restarting the AquaFlow booster controller",
             "Switch off the mains isolator, wait 30 seconds, then hold the RESET button while "
-            "switching the pump controller back on.",
+            "switching the booster controller back on.",
             "public",
         ),
         (
@@ -55,8 +63,8 @@ def bot_on(url: str, people: People) -> Iterator[dict[str, Any]]:
         arts[key] = r.json()
     settings = {
         "enabled": True,
-        "booking_user_ids": [people.users["rep1"]],
-        "lead_owner_id": people.users["rep1"],
+        "booking_user_ids": [rep["id"]],
+        "lead_owner_id": rep["id"],
         "meeting_minutes": 30,
         "window_days": 14,
     }
@@ -147,7 +155,7 @@ def test_the_bot_answers_from_the_knowledge_base_with_a_link(
 ) -> None:
     async def run() -> list[str]:
         async with Visitor(url) as v:
-            got = await v.say("How do I reset the pump controller?", lambda t: "/help/" in t)
+            got = await v.say("How do I restart the booster controller?", lambda t: "/help/" in t)
             c = _conversation(test_settings.dsn, v.key)
             assert c["status"] == "pending" and c["stage"] == "idle"
             return got
@@ -155,11 +163,11 @@ def test_the_bot_answers_from_the_knowledge_base_with_a_link(
     got = asyncio.run(run())
     assert "RESET button" in got[-1]
     assert f"/help/articles/{bot_on['reset']['id']}" in got[-1]
-    assert "Resetting the PX-200 pump controller" in got[-1]
+    assert "Restarting the AquaFlow booster controller" in got[-1]
 
 
 def test_the_bot_qualifies_makes_the_lead_offers_slots_and_books(
-    url: str, bot_on: dict[str, Any], people: People, test_settings: Settings
+    url: str, bot_on: dict[str, Any], people: People, rep: dict[str, Any], test_settings: Settings
 ) -> None:
     email = f"jane.roe.{people.suffix}@example.com"
 
@@ -186,7 +194,7 @@ def test_the_bot_qualifies_makes_the_lead_offers_slots_and_books(
         "Roe",
         "Roe Heating",
     )
-    assert lead["source"] == "website" and lead["owner_id"] == people.users["rep1"]
+    assert lead["source"] == "website" and lead["owner_id"] == rep["id"]
     note = _row(
         test_settings.dsn,
         "SELECT body FROM activities WHERE lead_id = %s AND type = 'note'",
@@ -198,7 +206,7 @@ def test_the_bot_qualifies_makes_the_lead_offers_slots_and_books(
     assert "booked" in booked[-1]
     c = _conversation(test_settings.dsn, key)
     meeting = _row(test_settings.dsn, "SELECT * FROM activities WHERE id = %s", c["meeting_id"])
-    assert meeting["source"] == "assistant_bot" and meeting["owner_id"] == people.users["rep1"]
+    assert meeting["source"] == "assistant_bot" and meeting["owner_id"] == rep["id"]
     assert meeting["type"] == "meeting" and email in meeting["body"]
     # the second time offered is the one booked
     second = offer[-1].split("\n2. ")[1].split("\n")[0]
@@ -275,7 +283,7 @@ def test_containment_and_intents_are_counted(
 ) -> None:
     async def run() -> None:
         async with Visitor(url) as v:
-            await v.say("How do I reset the pump controller?", lambda t: "/help/" in t)
+            await v.say("How do I restart the booster controller?", lambda t: "/help/" in t)
         async with Visitor(url) as v:
             await v.say("hello", lambda t: "assistant" in t)
             await v.say("I want to speak with an agent", lambda t: "team" in t)
