@@ -6,33 +6,47 @@
     GET  /api/v1/assistant/actions    the audit of the assistant's writes for the caller
     POST /api/v1/assistant/actions/{action_id}/undo   undo one of them (through the store)
 
+(The knowledge base's endpoints are in assistant.kb_routes; the customer bot's settings and
+the analytics in assistant.bot_routes; `setup` mounts all three and starts the speech
+worker process of assistant.asr_worker.)
+
 Token-authenticated like every API endpoint; what it reads goes through the CRM store's
 access clause, so the assistant never shows what the caller may not see. Writes are
 answered with what would be done and `needs_confirmation`; sent again with
 `confirm: true`, the write is carried out through the CRM store as the caller, audited and
-undoable (assistant.writes).
+undoable (assistant.writes). A question that is no command the assistant understood for
+sure is answered from the knowledge base when an article the caller may read answers it
+well enough, citing it (intent `knowledge_question`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import re
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from aiohttp import web
 
-from assistant import voice, writes
-from assistant.act import act, visible_names
+from assistant import bot_routes, kb, kb_routes, voice, writes
+from assistant.act import Answer, act, visible_names
+from assistant.asr_worker import RecognitionWorker
 from assistant.classifier import default_model
 from assistant.dialogue import understand_in_context
+from assistant.understand import Understanding
 from kernel.errors import ApiError, Unprocessable
 from kernel.http import Access, RawBody, Req, Routes
+from kernel.principal import Principal
 from kernel.web import SETTINGS
 
+log = logging.getLogger(__name__)
 routes = Routes("assistant", "Plain-language commands: understanding and answers")
+ASR = web.AppKey("assistant_asr", RecognitionWorker)
 
 
 ContextValue = Annotated[str, msgspec.Meta(max_length=300)] | int | float
@@ -118,9 +132,13 @@ async def _answer(
     prev = {"intent": context.intent, "slots": dict(context.slots)} if context else None
     u = understand_in_context(text, local, prev, fallback=model)
     async with req.connection() as conn:
-        answer = await act(
-            conn, req.user, u, local.replace(tzinfo=zone), confirm, text=text, channel=channel
-        )
+        cited = await _from_knowledge(conn, req.user, u, text)
+        if cited is not None:
+            u, answer = cited
+        else:
+            answer = await act(
+                conn, req.user, u, local.replace(tzinfo=zone), confirm, text=text, channel=channel
+            )
         result = writes.outcome(u.intent, answer.actions, answer.needs_confirmation)
         await writes.log_message(
             conn, req.user, channel, u.intent, u.by, u.confidence, result,
@@ -144,6 +162,52 @@ async def _answer(
         )
         if u.intent != "out_of_scope"
         else context,
+    )
+
+
+KB_MIN_SCORE = 0.45
+# a question about how things work, rather than a command about records
+QUESTION = re.compile(
+    r"^(?:how|what|why|where|when|which|who|can|could|should|is|are|does|do|will)\b.*"
+    r"|.*\b(?:how (?:do|to|can|should)|what (?:does|is the|should))\b.*|.*\?$",
+    re.I,
+)
+
+
+async def _from_knowledge(
+    conn: Any, principal: Principal, u: Understanding, text: str
+) -> tuple[Understanding, Answer] | None:
+    """An answer from the knowledge base, cited, when the text is not a command the
+    assistant understood for sure (out of scope, or a question only the model placed) and
+    an article the caller may read answers it well enough."""
+    if not (
+        u.intent == "out_of_scope"
+        or (QUESTION.match(text.strip()) and (u.by != "rule" or u.intent == "search_records"))
+    ):
+        return None
+    hits = await kb.search(conn, text, principal, limit=3)
+    if not hits or hits[0].score < KB_MIN_SCORE:
+        return None
+    best = hits[0]
+    link = kb_routes.console_link(best.id)
+    more = [h for h in hits[1:] if h.score >= KB_MIN_SCORE]
+    also = (" See also: " + "; ".join(f"\u201c{h.title}\u201d" for h in more) + ".") if more else ""
+    return (
+        Understanding("knowledge_question", {"article_id": best.id}, best.score, "knowledge"),
+        Answer(
+            f"{best.snippet}\n\nSource: \u201c{best.title}\u201d ({link}).{also}",
+            [
+                {
+                    "type": "knowledge",
+                    "article_id": h.id,
+                    "title": h.title,
+                    "score": h.score,
+                    "href": kb_routes.console_link(h.id),
+                }
+                for h in [best, *more]
+            ],
+            [link, *(kb_routes.console_link(h.id) for h in more)],
+        ),
     )
 
 
@@ -215,8 +279,7 @@ async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> Assis
         raise Unprocessable(str(exc), field="body") from None
     async with req.connection() as conn:
         names = await visible_names(conn, req.user, voice.MAX_NAMES)
-    rec = await asyncio.to_thread(voice.recognizer, names)
-    transcript = await asyncio.to_thread(rec.transcribe, samples)
+    transcript = await req.app[ASR].transcribe(names, samples)
     seconds = round(len(samples) / voice.RATE, 2)
     if not transcript:
         return AssistantVoiceReply(
@@ -321,68 +384,31 @@ async def undo_action(req: Req, path: AssistantActionPath) -> AssistantUndone:
     return msgspec.convert(out, AssistantUndone)
 
 
-class AssistantAnalyticsQuery(msgspec.Struct, frozen=True):
-    days: Annotated[int, msgspec.Meta(ge=1, le=366)] = 30
-
-
-class AssistantIntentFigures(msgspec.Struct, frozen=True):
-    intent: str
-    volume: int
-    success_rate: float
-    fallback_rate: float
-    confirmation_rate: float
-    refusal_rate: float
-    voice_share: float
-    p95_ms: float
-
-
-class AssistantAnalytics(msgspec.Struct, frozen=True):
-    days: int
-    conversations: int
-    average_turns: float
-    intents: list[AssistantIntentFigures]
-
-
-@routes.get(
-    "/api/v1/assistant/analytics",
-    access=Access.read(unscoped="figures over the users the caller may see (self, team, all)"),
-    summary="Assistant analytics: per intent volume, success, fallback, confirmation, refusal "
-    "and voice rates, p95 latency; conversations and average turns",
-)
-async def get_analytics(req: Req, query: AssistantAnalyticsQuery) -> AssistantAnalytics:
-    async with req.connection() as conn:
-        a = await writes.analytics(conn, req.user, query.days)
-    return AssistantAnalytics(
-        query.days,
-        int(a["conversations"]),
-        round(float(a["average_turns"]), 2),
-        [
-            AssistantIntentFigures(
-                r["intent"],
-                int(r["volume"]),
-                *(
-                    round(float(r[k] or 0), 4)
-                    for k in (
-                        "success_rate",
-                        "fallback_rate",
-                        "confirmation_rate",
-                        "refusal_rate",
-                        "voice_share",
-                        "p95_ms",
-                    )
-                ),
-            )
-            for r in a["intents"]
-        ],
-    )
-
-
 async def _warm(app: web.Application) -> None:
     # Train the fallback model in the background so the first message does not wait for it.
     cache = app[SETTINGS].state_dir / "cache"
     asyncio.get_running_loop().run_in_executor(None, default_model, cache)
 
 
+def _warmed(f: asyncio.Future[int]) -> None:
+    if not f.cancelled() and f.exception() is not None:
+        log.warning("assistant: the speech worker did not warm up: %s", f.exception())
+
+
+async def _asr_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The speech worker process: started (and its command decoder built) in the
+    background at start-up so the first spoken command finds it warm; stopped at the end."""
+    worker = RecognitionWorker()
+    app[ASR] = worker
+    warming = asyncio.get_running_loop().run_in_executor(None, worker.warm)
+    warming.add_done_callback(_warmed)
+    yield
+    await asyncio.to_thread(worker.close)
+
+
 def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_asr_ctx)
     routes.mount(app)
+    kb_routes.setup(app)
+    bot_routes.setup(app)
     app.on_startup.append(_warm)

@@ -11,6 +11,11 @@
   per message. Our replies come back as `{"t": "msg", "from": "agent", "text": ...}`.
   Limits: 8 KiB frames, 4,000 characters a message, 20 messages a minute per socket, a
   visitor key of 16-64 URL-safe characters; anything else closes the socket with the reason.
+  Replies written with no author (a bot's) come back with `"from": "bot"`.
+
+A chat responder (`CHAT_RESPONDER`, installed by a package above engage: the assistant's
+customer bot) hears each new visitor message after it is stored, one at a time per socket;
+what it answers goes through the conversation like an agent's reply.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import asyncio
 import contextlib
 import hmac
 import json
+import logging
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -34,12 +41,32 @@ from engage.inbox_routes import HUB
 from kernel.errors import NotFound
 from kernel.http import Access, Req, Routes
 
+log = logging.getLogger(__name__)
+
 routes = Routes("engage-channels", "SMS gateway callback and the web chat widget")
 STATIC = Path(__file__).parent / "static"
 MAX_FRAME = 8192
 RATE_PER_MIN = 20
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _EMAIL = re.compile(r"^[^@\s<>,;:]{1,200}@[^@\s<>,;:]{1,200}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    """A visitor's new chat message, as stored."""
+
+    conversation_id: int
+    message_id: int
+    visitor_key: str
+    email: str | None
+    text: str
+
+
+class ChatResponder(Protocol):
+    async def __call__(self, app: web.Application, turn: ChatTurn) -> None: ...
+
+
+CHAT_RESPONDER = web.AppKey("chat_responder", ChatResponder)
 
 
 class SmsInbound(msgspec.Struct, frozen=True):
@@ -170,7 +197,8 @@ async def chat_socket(req: Req) -> web.StreamResponse:
             async with req.connection() as conn:
                 cur = conn.cursor(row_factory=dict_row)
                 await cur.execute(
-                    "SELECT body_text, created_at FROM engage_messages WHERE id = %s",
+                    "SELECT body_text, created_at, author_user_id FROM engage_messages"
+                    " WHERE id = %s",
                     (n["message_id"],),
                 )
                 row = await cur.fetchone()
@@ -179,7 +207,7 @@ async def chat_socket(req: Req) -> web.StreamResponse:
                     json.dumps(
                         {
                             "t": "msg",
-                            "from": "agent",
+                            "from": "agent" if row["author_user_id"] is not None else "bot",
                             "text": row["body_text"],
                             "at": row["created_at"].isoformat(),
                         }
@@ -220,6 +248,12 @@ async def chat_socket(req: Req) -> web.StreamResponse:
                 )
             conversation["id"] = conv
             await ws.send_str(json.dumps({"t": "ack", "id": cid, "stored": mid is not None}))
+            responder = req.app.get(CHAT_RESPONDER)
+            if responder is not None and mid is not None:
+                try:
+                    await responder(req.app, ChatTurn(conv, mid, key, email, text.strip()))
+                except Exception:  # the responder's supervisor: the message itself is stored
+                    log.exception("engage: the chat responder failed on message %s", mid)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):

@@ -206,6 +206,26 @@ async def add_message(
     return msg_id
 
 
+async def set_handling(
+    conn: AsyncConnection[Any],
+    conversation_id: int,
+    *,
+    assignee_user_id: int | None = None,
+    waiting_on_us: bool,
+) -> None:
+    """For a service answering customers by itself (the assistant's chat bot):
+    `waiting_on_us` puts the conversation in the agents' open queue (a handover, assigned
+    when an assignee is given), else it waits on the customer (pending) while the service
+    handles it. (A visitor's conversation stays unlinked: their next message must find it.)"""
+    await conn.execute(
+        "UPDATE engage_conversations SET assignee_user_id = coalesce(%s, assignee_user_id),"
+        " status = CASE WHEN %s THEN 'open' ELSE 'pending' END,"
+        " waiting_since = CASE WHEN %s THEN coalesce(waiting_since, now()) END"
+        " WHERE id = %s",
+        (assignee_user_id, waiting_on_us, waiting_on_us, conversation_id),
+    )
+
+
 CONV_COLUMNS = (
     "c.id, c.contact_id, c.lead_id, c.account_id, c.visitor_email, c.subject, c.status,"
     " c.assignee_user_id, c.team_mailbox_id, c.last_channel, c.last_message_at, c.first_response_due_at,"

@@ -37,6 +37,8 @@ const routes = {
   dashboard: () => import('./reports.js').then((m) => m.dashboardView),
   kpis: () => import('./reports.js').then((m) => m.kpisView),
   quotas: () => import('./quotas.js').then((m) => m.quotasView),
+  kb: () => import('./kb.js').then((m) => m.kbView),
+  assistant: () => import('./kb.js').then((m) => m.assistantView),
 };
 
 export const session = { me: null };

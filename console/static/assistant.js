@@ -125,7 +125,8 @@ export function mountAssistant(slot) {
     for (const link of reply.links || []) {
       const m = /^\/api\/v1\/(\w+)\/(\d+)$/.exec(link);
       const href = m ? `#/r/${m[1]}/${m[2]}` : link.replace(/^\/console\/?/, '');
-      extra.push(h('a', { href, class: 'assistant-link' }, m ? `${m[1].replace('_', ' ')} ${m[2]}` : 'open'));
+      const kb = /#\/kb\/(\d+)$/.exec(link);
+      extra.push(h('a', { href, class: 'assistant-link' }, m ? `${m[1].replace('_', ' ')} ${m[2]}` : kb ? `article ${kb[1]}` : 'open'));
     }
     const undoable = (reply.actions || []).find((a) => a.status === 'done' && a.undoable && a.action_id);
     if (undoable) {

@@ -1,0 +1,201 @@
+// @ts-check
+// The knowledge base (list, search by relevance, read, write) and the assistant's figures
+// (per intent volume and rates, the customer bot's containment, its settings).
+// Everything comes from /api/v1/assistant/...; writing is for managers and admins (the
+// server decides: a 403 is shown as such).
+import { api, q } from './api.js';
+import { h, toast, errorBox, fmtTime, table } from './ui.js';
+
+const KINDS = [['howto', 'How-to'], ['manual', 'Equipment manual'], ['faq', 'FAQ']];
+const kindLabel = (k) => (KINDS.find(([v]) => v === k) || [k, k])[1];
+const pct = (x) => `${(Number(x) * 100).toFixed(1)} %`;
+
+/** @param {any} session */
+const canWrite = (session) => session && session.me && ['admin', 'manager'].includes(session.me.role);
+
+/** @param {HTMLElement} root @param {string[]} args @param {any} session */
+export async function kbView(root, [id], session) {
+  if (id === 'new') return editView(root, null, session);
+  if (id) return articleView(root, Number(id), session);
+  root.append(h('h1', {}, 'Knowledge base'));
+  const search = h('input', { type: 'search', placeholder: 'Ask a question or type key words', 'aria-label': 'Search articles', maxlength: 500, id: 'kb-q' });
+  const kind = h('select', { 'aria-label': 'Kind', id: 'kb-kind' }, h('option', { value: '' }, 'All kinds'), KINDS.map(([v, l]) => h('option', { value: v }, l)));
+  const list = h('div', { id: 'kb-list' });
+  const bar = h('form', { class: 'toolbar', role: 'search' }, search, kind, h('button', { type: 'submit' }, 'Search'),
+    canWrite(session) ? h('a', { href: '#/kb/new', class: 'button', id: 'kb-new' }, 'New article') : null);
+  root.append(bar, list);
+  async function load() {
+    list.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+    try {
+      const r = await api(`/api/v1/assistant/articles${q({ q: /** @type {HTMLInputElement} */ (search).value.trim(), kind: /** @type {HTMLSelectElement} */ (kind).value, limit: 50 })}`);
+      if (!r.items.length) { list.replaceChildren(h('p', { class: 'muted' }, 'No article found.')); return; }
+      list.replaceChildren(table([
+        { label: 'Title', render: (a) => h('a', { href: `#/kb/${a.id}` }, a.title) },
+        { label: 'Kind', render: (a) => kindLabel(a.kind) },
+        { label: 'For', render: (a) => (a.audience === 'public' ? 'Customers too' : 'Staff') },
+        { label: 'Excerpt', render: (a) => a.snippet },
+        { label: 'Relevance', render: (a) => (a.score === null ? '' : a.score.toFixed(2)) },
+        { label: 'Updated', render: (a) => fmtTime(a.updated_at) },
+      ], r.items, (a) => { location.hash = `#/kb/${a.id}`; }));
+    } catch (e) { list.replaceChildren(errorBox(e)); }
+  }
+  bar.addEventListener('submit', (e) => { e.preventDefault(); load(); });
+  kind.addEventListener('change', load);
+  await load();
+  return null;
+}
+
+/** @param {HTMLElement} root @param {number} id @param {any} session */
+async function articleView(root, id, session) {
+  try {
+    const a = await api(`/api/v1/assistant/articles/${id}`);
+    root.append(
+      h('p', {}, h('a', { href: '#/kb' }, '← Knowledge base')),
+      h('h1', { id: 'kb-title' }, a.title),
+      h('p', { class: 'muted' }, `${kindLabel(a.kind)} · ${a.audience === 'public' ? 'customers too (the chat bot may quote it)' : 'staff only'}`
+        + `${a.territory_id ? ` · territory ${a.territory_id}` : ''} · updated ${fmtTime(a.updated_at)}`
+        + (a.tags.length ? ` · ${a.tags.join(', ')}` : '')),
+      h('article', { id: 'kb-body' }, a.body.split(/\n\s*\n/).map((p) => h('p', {}, p))),
+      canWrite(session) ? h('p', {}, h('a', { href: `#/kb/${id}/edit`, class: 'button', id: 'kb-edit', onclick: (e) => { e.preventDefault(); root.replaceChildren(); editView(root, a, session); } }, 'Edit')) : null,
+    );
+  } catch (e) { root.append(errorBox(e)); }
+  return null;
+}
+
+/** @param {HTMLElement} root @param {any} a @param {any} session */
+function editView(root, a, session) {
+  root.append(h('h1', {}, a ? `Edit “${a.title}”` : 'New article'));
+  if (!canWrite(session)) { root.append(h('p', { class: 'error' }, 'Only managers and admins write articles.')); return null; }
+  const field = (label, el) => h('label', { class: 'field' }, label, el);
+  const title = h('input', { name: 'title', required: true, maxlength: 300, value: a ? a.title : '' });
+  const kind = h('select', { name: 'kind' }, KINDS.map(([v, l]) => h('option', { value: v, selected: a ? a.kind === v : v === 'howto' }, l)));
+  const audience = h('select', { name: 'audience' },
+    h('option', { value: 'internal', selected: !a || a.audience === 'internal' }, 'Staff only'),
+    h('option', { value: 'public', selected: a && a.audience === 'public' }, 'Customers too (the chat bot may quote it)'));
+  const territory = h('input', { name: 'territory_id', type: 'number', min: 1, placeholder: 'every territory', value: a && a.territory_id ? a.territory_id : '' });
+  const tags = h('input', { name: 'tags', placeholder: 'pump, controller', value: a ? a.tags.join(', ') : '' });
+  const body = h('textarea', { name: 'body', rows: 16, required: true, maxlength: 100000 }, a ? a.body : '');
+  const err = h('p', { class: 'error', role: 'alert' });
+  const form = h('form', { class: 'record-form', id: 'kb-form' },
+    field('Title', title), field('Kind', kind), field('Audience', audience), field('Territory', territory),
+    field('Tags (comma separated)', tags), field('Text', body), err,
+    h('button', { type: 'submit' }, 'Save'),
+    a ? h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete') : null);
+  async function remove() {
+    if (!confirm('Delete this article?')) return;
+    try { await api(`/api/v1/assistant/articles/${a.id}`, { method: 'DELETE' }); toast('Article deleted'); location.hash = '#/kb'; } catch (e) { err.textContent = e.message; }
+  }
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    err.textContent = '';
+    const t = /** @type {HTMLInputElement} */ (territory).value;
+    /** @type {Record<string, any>} */
+    const data = {
+      title: /** @type {HTMLInputElement} */ (title).value.trim(),
+      body: /** @type {HTMLTextAreaElement} */ (body).value,
+      kind: /** @type {HTMLSelectElement} */ (kind).value,
+      audience: /** @type {HTMLSelectElement} */ (audience).value,
+      tags: /** @type {HTMLInputElement} */ (tags).value.split(',').map((s) => s.trim()).filter(Boolean),
+    };
+    if (t) data.territory_id = Number(t); else if (a) data.clear_territory = true;
+    try {
+      const saved = a
+        ? await api(`/api/v1/assistant/articles/${a.id}`, { method: 'PATCH', body: data })
+        : await api('/api/v1/assistant/articles', { method: 'POST', body: data });
+      toast('Article saved');
+      if (location.hash === `#/kb/${saved.id}`) { root.replaceChildren(); articleView(root, saved.id, session); } else location.hash = `#/kb/${saved.id}`;
+    } catch (ex) { err.textContent = ex.field ? `${ex.field}: ${ex.message}` : ex.message; }
+  });
+  root.append(form);
+  return null;
+}
+
+/** The assistant's figures and the customer bot. @param {HTMLElement} root @param {string[]} _args @param {any} session */
+export async function assistantView(root, _args, session) {
+  root.append(h('h1', {}, 'Assistant'));
+  const days = h('select', { 'aria-label': 'Period', id: 'assistant-days' }, [1, 7, 30, 90].map((d) => h('option', { value: d, selected: d === 30 }, `Last ${d} day${d > 1 ? 's' : ''}`)));
+  const out = h('div', { id: 'assistant-figures' });
+  root.append(days, out);
+  async function load() {
+    try {
+      const a = await api(`/api/v1/assistant/analytics${q({ days: /** @type {HTMLSelectElement} */ (days).value })}`);
+      const parts = [];
+      if (a.bot) {
+        const b = a.bot;
+        parts.push(h('h2', {}, 'Website chat bot'),
+          h('dl', { class: 'figures', id: 'bot-figures' },
+            h('dt', {}, 'Conversations'), h('dd', {}, b.conversations),
+            h('dt', {}, 'Containment'), h('dd', { id: 'bot-containment' }, `${pct(b.containment_rate)} (${b.contained} answered without a person)`),
+            h('dt', {}, 'Handed over'), h('dd', {}, `${b.handed_over}: asked ${b.handoffs_by_reason.asked}, low confidence ${b.handoffs_by_reason.low_confidence}, unhappy ${b.handoffs_by_reason.negative}, limit ${b.handoffs_by_reason.limit}`),
+            h('dt', {}, 'Average visitor turns'), h('dd', {}, b.average_turns),
+            h('dt', {}, 'Leads made'), h('dd', {}, b.leads),
+            h('dt', {}, 'Meetings booked'), h('dd', {}, b.bookings)));
+      }
+      parts.push(h('h2', {}, 'Per intent'),
+        h('p', { class: 'muted' }, `${a.conversations} conversations of users, ${a.average_turns} turns on average`),
+        a.intents.length ? table([
+          { key: 'intent', label: 'Intent' },
+          { key: 'channel', label: 'Channel' },
+          { key: 'volume', label: 'Volume' },
+          { label: 'Success', render: (x) => pct(x.success_rate) },
+          { label: 'Fallback', render: (x) => pct(x.fallback_rate) },
+          { label: 'Handoff', render: (x) => pct(x.handoff_rate) },
+          { label: 'Confirmations', render: (x) => pct(x.confirmation_rate) },
+          { label: 'Refused', render: (x) => pct(x.refusal_rate) },
+          { label: 'p95', render: (x) => `${Math.round(x.p95_ms)} ms` },
+        ], a.intents) : h('p', { class: 'muted' }, 'No messages in this period.'));
+      out.replaceChildren(...parts);
+    } catch (e) { out.replaceChildren(errorBox(e)); }
+  }
+  days.addEventListener('change', load);
+  await load();
+  if (session && session.me && ['admin', 'manager'].includes(session.me.role)) root.append(await settingsForm(session));
+  return null;
+}
+
+/** @param {any} session */
+async function settingsForm(session) {
+  const box = h('section', { id: 'bot-settings' }, h('h2', {}, 'Chat bot settings'));
+  try {
+    const s = await api('/api/v1/assistant/bot/settings');
+    const admin = session.me.role === 'admin';
+    const enabled = h('input', { type: 'checkbox', name: 'enabled', checked: s.enabled, disabled: !admin });
+    const num = (name, v, attrs = {}) => h('input', { name, type: 'number', value: v ?? '', disabled: !admin, ...attrs });
+    const booking = h('input', { name: 'booking_user_ids', value: s.booking_user_ids.join(', '), placeholder: 'user ids', disabled: !admin });
+    const owner = num('lead_owner_id', s.lead_owner_id, { min: 1 });
+    const handoff = num('handoff_user_id', s.handoff_user_id, { min: 1 });
+    const minutes = num('meeting_minutes', s.meeting_minutes, { min: 10, max: 240 });
+    const windowDays = num('window_days', s.window_days, { min: 1, max: 90 });
+    const minScore = num('min_score', s.min_score, { min: 0, max: 1, step: 0.05 });
+    const err = h('p', { class: 'error', role: 'alert' });
+    const field = (label, el) => h('label', { class: 'field' }, label, el);
+    const form = h('form', { class: 'record-form' },
+      field('Answer website visitors', enabled), field('Offer the free times of (user ids)', booking),
+      field('Owner of the leads it makes (user id)', owner), field('Assign handed-over chats to (user id; empty: unassigned)', handoff),
+      field('Meeting length (minutes)', minutes), field('Booking window (days)', windowDays),
+      field('Answer from the knowledge base above this score', minScore), err,
+      admin ? h('button', { type: 'submit' }, 'Save') : h('p', { class: 'muted' }, 'Admins change these settings.'));
+    const val = (el) => /** @type {HTMLInputElement} */ (el).value;
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      err.textContent = '';
+      try {
+        await api('/api/v1/assistant/bot/settings', {
+          method: 'PUT',
+          body: {
+            enabled: /** @type {HTMLInputElement} */ (enabled).checked,
+            booking_user_ids: val(booking).split(',').map((x) => x.trim()).filter(Boolean).map(Number),
+            lead_owner_id: val(owner) ? Number(val(owner)) : null,
+            handoff_user_id: val(handoff) ? Number(val(handoff)) : null,
+            meeting_minutes: Number(val(minutes)),
+            window_days: Number(val(windowDays)),
+            min_score: Number(val(minScore)),
+          },
+        });
+        toast('Bot settings saved');
+      } catch (ex) { err.textContent = ex.field ? `${ex.field}: ${ex.message}` : ex.message; }
+    });
+    box.append(form);
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}

@@ -1,0 +1,64 @@
+// The knowledge base screen, the assistant's figures and the customer bot in Debian's
+// headless Chromium (playwright-core): a manager writes an article, searches it with a
+// question, opens the Assistant view; a visitor asks the chat widget and gets the article.
+// usage: node e2e_kb.cjs BASE_URL PARAMS_JSON ; prints one JSON line with the result.
+const path = require('path');
+const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwright-core'));
+
+(async () => {
+  const [base, raw] = process.argv.slice(2);
+  const p = JSON.parse(raw);
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+  });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    await page.goto(base + '/console/#/kb');
+    await page.fill('#signin input[name=email]', p.user.email);
+    await page.fill('#signin input[name=password]', p.user.password);
+    await page.click('#signin button[type=submit]');
+    await page.waitForFunction(() => document.body.dataset.signedIn === 'yes');
+    await page.click('#kb-new');
+    await page.fill('#kb-form input[name=title]', p.title);
+    await page.selectOption('#kb-form select[name=audience]', 'public');
+    await page.fill('#kb-form input[name=tags]', 'heat pump, defrost');
+    await page.fill('#kb-form textarea[name=body]', p.body);
+    await page.click('#kb-form button[type=submit]');
+    await page.waitForSelector('#kb-title');
+    const shown = await page.textContent('#kb-title');
+    const hash = await page.evaluate(() => location.hash);
+    await page.goto(base + '/console/#/kb');
+    await page.fill('#kb-q', p.question);
+    await page.press('#kb-q', 'Enter');
+    await page.waitForSelector('#kb-list table');
+    const first = await page.textContent('#kb-list tbody tr:first-child td:first-child');
+    await page.goto(base + '/console/#/assistant');
+    await page.waitForSelector('#assistant-figures table, #assistant-figures p');
+    await page.waitForSelector('#bot-settings form');
+    const figures = await page.textContent('#assistant-figures');
+    // a visitor on a customer's website: the widget answers from the public article
+    const visitor = await context.newPage();
+    visitor.on('pageerror', (e) => errors.push(String(e)));
+    await visitor.goto(base + '/health');
+    await visitor.evaluate((src) => {
+      const s = document.createElement('script');
+      s.src = src;
+      document.body.append(s);
+    }, base + '/engage/chat/widget.js');
+    await visitor.waitForSelector('input[aria-label=Message]');
+    await visitor.waitForTimeout(500);
+    await visitor.fill('input[aria-label=Message]', p.question);
+    await visitor.press('input[aria-label=Message]', 'Enter');
+    await visitor.waitForFunction(() => document.querySelector('[aria-label=Chat]').textContent.includes('/help/articles/'), null, { timeout: 30000 });
+    const chat = await visitor.textContent('[aria-label=Chat]');
+    console.log(JSON.stringify({ shown, hash, first, figures, chat, errors }));
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });
