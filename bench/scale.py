@@ -2,12 +2,15 @@
 
 Each configuration ingests the same telemetry (fresh database each) through Mosquitto's
 shared subscription and is compared with the raw COPY ceiling measured in this run
-(bench.ingest's pieces). Gateway CPU time comes from /proc (user + system) of the gateway
-processes over the run. A streaming replica (`fieldmesh up --replica`) follows the
-primary throughout; its replay lag is sampled from the primary's pg_stat_replication
-every 100 ms. Finally a 3-gateway run in which one gateway is SIGKILLed part-way and
-started again with the same instance id (its broker session resumes): lost and duplicated
-points are counted in the database, per (device, metric, time).
+(bench.ingest's pieces). The configurations run 1, 2, 3, 3, 1 (1, 2, 3 with --quick), so
+the machine's load drift is not charged to the one run last; each pools its runs. Gateway
+CPU time comes from /proc (user + system, every thread) of the gateway processes over the
+measured run only, after a warm-up. A streaming replica (`fieldmesh up --replica`)
+follows the primary throughout; its staleness is sampled every ~50 ms by a heartbeat row
+and by WAL positions (LagSampler), the worse p99 reported. Finally a 3-gateway run in
+which one gateway is SIGKILLed part-way and started again with the same instance id (its
+broker session resumes): lost and duplicated points are counted in the database, per
+(device, metric, time).
 Last line: one JSON object.
 """
 
