@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -66,6 +68,29 @@ def test_a_write_on_the_primary_becomes_visible_on_the_replica(
     eventually(seen, timeout_s=30, what="the write replayed on the replica")
     with psycopg.connect(_replica_dsn(replica, db_dsn)) as r, pytest.raises(psycopg.Error):
         r.execute("INSERT INTO replica_probe VALUES ('x')")  # read-only: writes stay primary
+
+
+def test_the_replication_path_is_favoured_by_the_scheduler(replica: Settings) -> None:
+    """The primary's WAL sender, the replica's receiver and its replaying startup process
+    run at REPLICATION_NICE, as processes and as autogroups (each is a session)."""
+    if os.geteuid() != 0:
+        pytest.skip("only root may raise a process's priority")
+    pidfile = services._replica_root(replica) / "data" / "postmaster.pid"
+    postmaster = int(pidfile.read_text().split()[0])
+    chain = [
+        pid
+        for pid, cmd in services._children(postmaster)
+        if "walreceiver" in cmd or "startup" in cmd
+    ]
+    assert len(chain) == 2
+    with psycopg.connect(replica.dsn_for("postgres")) as conn:
+        chain += [int(r[0]) for r in conn.execute("SELECT pid FROM pg_stat_replication")]
+    assert len(chain) >= 3
+    for pid in chain:
+        assert os.getpriority(os.PRIO_PROCESS, pid) == services.REPLICATION_NICE
+        group = Path(f"/proc/{pid}/autogroup")
+        if group.exists():
+            assert group.read_text().split()[-1] == str(services.REPLICATION_NICE)
 
 
 def test_reads_route_to_a_fresh_replica_and_fall_back_when_it_is_down(
