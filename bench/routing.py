@@ -16,8 +16,16 @@ Transfer protocol (#23): the solver's constants were set on the Gehring-Homberge
 confirmation set. The default run solves the tuning set too and reports both, as
 `transfer_tune_*` and `transfer_confirm_*` (gaps against the best known), and the
 held-out gaps per Solomon class (`class_<C1|C2|R1|R2|RC1|RC2>_*`), so that a change
-that only fits one set or one class shows. The last line is one JSON object with the
-totals.
+that only fits one set or one class shows. The large-plan choices (improvement by parts,
+the elimination share from 300 visits) were set on the 400-customer instances at 24 CPU-s
+(60 scaled by size), reported as `transfer_large_tune_*`, and confirmed on the
+1,000-customer ones (`large_*`).
+
+5,000 stops (`--huge N`, default 5000 with the default instances): a generated
+Gehring-Homberger-like RC1 instance (`generated_instance`, seeded), ours and VROOM with
+10 CPU-minutes each, against lower bounds on vehicles and distance, with a quality
+estimate from how far rc1_10_1's best known is above the same bound (`large_5000_*`).
+The last line is one JSON object with the totals.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ DEFAULT_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "
 LARGE_DIR = DEFAULT_DIR.parent / "homberger"
 LARGE_N = 1000  # customers: "the 1,000-customer instances", 60 CPU-s each
 TUNE_N = 200  # customers: the tuning set of the transfer protocol
+LARGE_TUNE_N = 400  # customers: the tuning set of the large-plan choices
+LARGE_CPU_S = 60.0
 QUICK_INSTANCES = ("C101", "R101", "RC101")
 VROOM_SCALE = 1000
 
@@ -332,13 +342,31 @@ def main(argv: list[str] | None = None) -> int:
             for key in ("vroom_vehicles", "vroom_gap_distance_pct", "bks_vehicles"):
                 if key in totals:
                     out[f"transfer_tune_{key}"] = totals[key]
+        # the large-plan choices (parts, elimination share from 300 visits) were set on the
+        # 400-customer instances at the 1,000-customer budget scaled by size (24 CPU-s); the
+        # 1,000-customer instances (large_*) are their confirmation
+        big = [f for f in instance_files(ap_tune.resolve()) if _customers(f) == LARGE_TUNE_N]
+        if big:
+            totals = run_set(console, ap_tune.resolve(), big, lambda n: LARGE_CPU_S * n / LARGE_N)
+            for key in (
+                "gap_vehicles_pct",
+                "gap_distance_pct",
+                "vroom_gap_distance_pct",
+                "infeasible",
+                "vehicles",
+                "vroom_vehicles",
+                "bks_vehicles",
+                "cpu_s",
+            ):
+                if key in totals:
+                    out[f"transfer_large_tune_{key}"] = totals[key]
     large_dir = args.large
     if large_dir is None and args.instances == DEFAULT_DIR and not args.quick and not args.only:
         large_dir = LARGE_DIR
     if large_dir is not None and str(large_dir) != "none" and large_dir.resolve() != directory:
         large = [f for f in instance_files(large_dir.resolve()) if _customers(f) >= LARGE_N]
         if large:
-            totals = run_set(console, large_dir.resolve(), large, lambda n: 60.0)
+            totals = run_set(console, large_dir.resolve(), large, lambda n: LARGE_CPU_S)
             out.update({f"large_{k}": v for k, v in totals.items()})
     huge = args.huge
     if huge is None and args.instances == DEFAULT_DIR and not args.quick and not args.only:
@@ -352,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         out["infeasible"]
         or out.get("large_infeasible", 0)
         or out.get("transfer_tune_infeasible")
+        or out.get("transfer_large_tune_infeasible")
         or any(
             v
             for k, v in out.items()

@@ -494,7 +494,7 @@ ELIMINATE_UNTIL_LARGE = 0.35  # the same from PARTS_FROM visits
 ELIMINATE_TRY_SHARE = 1.0  # at most this share of the budget per rep removed
 # Travel on large plans: from PARTS_FROM visits, the whole plan is searched for
 # WHOLE_SHARE of the travel budget, then by parts of about PART_VISITS visits
-PARTS_FROM = 500
+PARTS_FROM = 300
 WHOLE_SHARE = 0.0
 PART_VISITS = 200
 
