@@ -95,7 +95,9 @@ def run_ours(problem: Problem, m: Matrices, cpu_s: float) -> Result:
 def run_vroom(inst: SolomonInstance, problem: Problem, m: Matrices, budget_s: float) -> Result:
     import vroom  # the baseline only; imported where it is used
 
-    s = VROOM_SCALE
+    # VROOM refuses costs that could overflow its 32-bit user costs: above 1,000 customers
+    # durations in hundredths (still rounded up, so its plans stay feasible in floats)
+    s = VROOM_SCALE if len(inst.customers) <= 1000 else VROOM_SCALE // 10
     durations = np.ceil(m.duration_s * s - 1e-6).astype(np.uint32)
     total = int(durations.sum())
     vi = vroom.Input()
@@ -109,7 +111,10 @@ def run_vroom(inst: SolomonInstance, problem: Problem, m: Matrices, budget_s: fl
                 end=0,
                 capacity=[inst.capacity],
                 time_window=vroom.TimeWindow(math.ceil(inst.depot.ready * s), due),
-                costs=vroom.VehicleCosts(fixed=min(total, 2**31 - 1)),  # the binding takes 32 bits
+                # the binding takes 32 bits; VROOM bounds the sum over the vehicles too
+                costs=vroom.VehicleCosts(
+                    fixed=min(total, 2**31 - 1, 2_000_000_000 // len(problem.reps))
+                ),
             )
             for k in range(len(problem.reps))
         ]
