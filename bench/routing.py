@@ -532,7 +532,16 @@ def run_huge(console: Console, n: int, cpu_s: float, large_dir: Path | None) -> 
     problem = inst.to_problem()
     m = EuclideanMatrix().matrices(problem.locations)
     ours = run_ours(problem, m, cpu_s)
-    base = run_vroom(inst, problem, m, cpu_s)
+    console.print(
+        f"generated {n}: ours {ours.vehicles} veh {ours.distance:.2f}"
+        f" ({ours.cpu_s:.1f} of {cpu_s:.0f} CPU-s)"
+    )
+    sys.stdout.flush()
+    try:
+        base = run_vroom(inst, problem, m, cpu_s)
+    except Exception as exc:  # the baseline failing must not lose our figures
+        console.print(f"generated {n}: VROOM failed: {exc}")
+        base = Result(0, 0.0, 0.0, [f"VROOM failed: {exc}"])
     lb = distance_lower_bound(inst, m)
     lb_veh = math.ceil(sum(c.demand for c in inst.customers) / inst.capacity)
     p = f"large_{n}_"
