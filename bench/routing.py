@@ -16,8 +16,16 @@ Transfer protocol (#23): the solver's constants were set on the Gehring-Homberge
 confirmation set. The default run solves the tuning set too and reports both, as
 `transfer_tune_*` and `transfer_confirm_*` (gaps against the best known), and the
 held-out gaps per Solomon class (`class_<C1|C2|R1|R2|RC1|RC2>_*`), so that a change
-that only fits one set or one class shows. The last line is one JSON object with the
-totals.
+that only fits one set or one class shows. The large-plan choices (improvement by parts,
+the elimination share from 300 visits) were set on the 400-customer instances at 24 CPU-s
+(60 scaled by size), reported as `transfer_large_tune_*`, and confirmed on the
+1,000-customer ones (`large_*`).
+
+5,000 stops (`--huge N`, default 5000 with the default instances): a generated
+Gehring-Homberger-like RC1 instance (`generated_instance`, seeded), ours and VROOM with
+10 CPU-minutes each, against lower bounds on vehicles and distance, with a quality
+estimate from how far rc1_10_1's best known is above the same bound (`large_5000_*`).
+The last line is one JSON object with the totals.
 """
 
 from __future__ import annotations
@@ -40,13 +48,22 @@ from routing.checker import check_plan, check_routes
 from routing.matrix import EuclideanMatrix, GreatCircleMatrix, Matrices
 from routing.model import Break, Location, Problem, Rep, TimeWindow, Visit
 from routing.planner import plan as plan_problem
-from routing.solomon import BestKnown, SolomonInstance, instance_files, read_bks, read_instance
+from routing.solomon import (
+    BestKnown,
+    Customer,
+    SolomonInstance,
+    instance_files,
+    read_bks,
+    read_instance,
+)
 from routing.solver import SolverOptions, solve
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "vrptw" / "solomon"
 LARGE_DIR = DEFAULT_DIR.parent / "homberger"
 LARGE_N = 1000  # customers: "the 1,000-customer instances", 60 CPU-s each
 TUNE_N = 200  # customers: the tuning set of the transfer protocol
+LARGE_TUNE_N = 400  # customers: the tuning set of the large-plan choices
+LARGE_CPU_S = 60.0
 QUICK_INSTANCES = ("C101", "R101", "RC101")
 VROOM_SCALE = 1000
 
@@ -78,7 +95,9 @@ def run_ours(problem: Problem, m: Matrices, cpu_s: float) -> Result:
 def run_vroom(inst: SolomonInstance, problem: Problem, m: Matrices, budget_s: float) -> Result:
     import vroom  # the baseline only; imported where it is used
 
-    s = VROOM_SCALE
+    # VROOM refuses costs that could overflow its 32-bit user costs: above 1,000 customers
+    # durations in hundredths (still rounded up, so its plans stay feasible in floats)
+    s = VROOM_SCALE if len(inst.customers) <= 1000 else VROOM_SCALE // 10
     durations = np.ceil(m.duration_s * s - 1e-6).astype(np.uint32)
     total = int(durations.sum())
     vi = vroom.Input()
@@ -92,7 +111,10 @@ def run_vroom(inst: SolomonInstance, problem: Problem, m: Matrices, budget_s: fl
                 end=0,
                 capacity=[inst.capacity],
                 time_window=vroom.TimeWindow(math.ceil(inst.depot.ready * s), due),
-                costs=vroom.VehicleCosts(fixed=min(total, 2**31 - 1)),  # the binding takes 32 bits
+                # the binding takes 32 bits; VROOM bounds the sum over the vehicles too
+                costs=vroom.VehicleCosts(
+                    fixed=min(total, 2**31 - 1, 2_000_000_000 // len(problem.reps))
+                ),
             )
             for k in range(len(problem.reps))
         ]
@@ -283,6 +305,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also plan a generated city day of this many work orders (e.g. 5000)",
     )
     ap.add_argument("--city-cpu-s", type=float, default=600.0, help="its CPU budget")
+    ap.add_argument(
+        "--huge",
+        type=int,
+        default=None,
+        help="also plan a generated Gehring-Homberger-like instance of this many customers"
+        " against VROOM (default with the default instances: 5000; 0 to skip)",
+    )
+    ap.add_argument("--huge-cpu-s", type=float, default=600.0, help="its CPU budget")
     args = ap.parse_args(argv)
     SEED[0] = args.seed
     ENGINE[0] = args.engine
@@ -317,18 +347,51 @@ def main(argv: list[str] | None = None) -> int:
             for key in ("vroom_vehicles", "vroom_gap_distance_pct", "bks_vehicles"):
                 if key in totals:
                     out[f"transfer_tune_{key}"] = totals[key]
+        # the large-plan choices (parts, elimination share from 300 visits) were set on the
+        # 400-customer instances at the 1,000-customer budget scaled by size (24 CPU-s); the
+        # 1,000-customer instances (large_*) are their confirmation
+        big = [f for f in instance_files(ap_tune.resolve()) if _customers(f) == LARGE_TUNE_N]
+        if big:
+            totals = run_set(console, ap_tune.resolve(), big, lambda n: LARGE_CPU_S * n / LARGE_N)
+            for key in (
+                "gap_vehicles_pct",
+                "gap_distance_pct",
+                "vroom_gap_distance_pct",
+                "infeasible",
+                "vehicles",
+                "vroom_vehicles",
+                "bks_vehicles",
+                "cpu_s",
+            ):
+                if key in totals:
+                    out[f"transfer_large_tune_{key}"] = totals[key]
     large_dir = args.large
     if large_dir is None and args.instances == DEFAULT_DIR and not args.quick and not args.only:
         large_dir = LARGE_DIR
     if large_dir is not None and str(large_dir) != "none" and large_dir.resolve() != directory:
         large = [f for f in instance_files(large_dir.resolve()) if _customers(f) >= LARGE_N]
         if large:
-            totals = run_set(console, large_dir.resolve(), large, lambda n: 60.0)
+            totals = run_set(console, large_dir.resolve(), large, lambda n: LARGE_CPU_S)
             out.update({f"large_{k}": v for k, v in totals.items()})
+    huge = args.huge
+    if huge is None and args.instances == DEFAULT_DIR and not args.quick and not args.only:
+        huge = 5000
+    if huge:
+        out.update(run_huge(console, huge, args.huge_cpu_s, LARGE_DIR.resolve()))
     if args.city:
         out.update(run_city(console, args.city, args.city_cpu_s))
     print(json.dumps(out))
-    bad = out["infeasible"] or out.get("large_infeasible", 0) or out.get("transfer_tune_infeasible")
+    bad = (
+        out["infeasible"]
+        or out.get("large_infeasible", 0)
+        or out.get("transfer_tune_infeasible")
+        or out.get("transfer_large_tune_infeasible")
+        or any(
+            v
+            for k, v in out.items()
+            if k.startswith("large_") and k.endswith("_infeasible") and "vroom" not in k
+        )
+    )
     return 1 if bad else 0
 
 
@@ -411,6 +474,109 @@ def run_city(console: Console, n: int, cpu_s: float) -> dict[str, float | int]:
         f"city {n}: served {out['city_served']} (dropped {out['city_dropped']}), "
         f"{out['city_reps']} reps (work-time bound {bound}), {out['city_distance_km']} km, "
         f"{cpu:.1f} CPU-s of {cpu_s}" + (f" | INFEASIBLE: {violations[:3]}" if violations else "")
+    )
+    return out
+
+
+def generated_instance(n: int, seed: int = 23) -> SolomonInstance:
+    """A Gehring-Homberger-like RC1 instance of `n` customers (the 1,000-customer ones
+    scaled to the same density): a square of side 500 * sqrt(n / 1000) with the depot at
+    its centre; half the customers around n / 25 cluster centres (normal, sigma side / 50,
+    clipped to the square), half uniform; demand uniform 1-35 (rc1_10_1's mean is 17.8), capacity 200, service 10;
+    horizon 1,821 * sqrt(n / 1000) (rc1_10_1's, scaled); every customer a 30-unit window
+    whose start is uniform over the times it can be reached and left in (so each is
+    feasible alone); n / 4 vehicles. Seeded: the same instance every run."""
+    rng = np.random.default_rng(seed)
+    side = 500.0 * math.sqrt(n / 1000)
+    horizon = math.floor(1821.0 * math.sqrt(n / 1000))
+    centre = side / 2
+    depot = Customer(0, centre, centre, 0, 0.0, float(horizon), 0.0)
+    heads = rng.uniform(0, side, size=(max(1, n // 25), 2))
+    customers = []
+    for i in range(1, n + 1):
+        if i <= n // 2:
+            cx, cy = heads[rng.integers(len(heads))]
+            x, y = np.clip(rng.normal((cx, cy), side / 50), 0, side)
+        else:
+            x, y = rng.uniform(0, side, size=2)
+        x, y = round(float(x)), round(float(y))
+        d0 = math.ceil(math.hypot(x - centre, y - centre))
+        latest = max(d0, horizon - d0 - 10 - 30)
+        ready = float(rng.integers(d0, latest + 1))
+        customers.append(Customer(i, x, y, int(rng.integers(1, 36)), ready, ready + 30.0, 10.0))
+    return SolomonInstance(f"generated_rc1_{n}", n // 4, 200, depot, tuple(customers))
+
+
+def distance_lower_bound(inst: SolomonInstance, m: Matrices) -> float:
+    """A bound no plan beats: the larger of the radial bound (a route carries at most the
+    capacity, so the plan travels at least twice the demand-weighted depot distance over
+    the capacity; Haimovich and Rinnooy Kan) and half the sum, over the customers, of
+    their two shortest links (each has one predecessor and one successor). On the
+    1,000-customer instances the best known are 1.19 (c1), 1.55 (r1) and 1.32 (rc1)
+    times it."""
+    d0 = np.array(m.distance_m[0, 1:], dtype=float)
+    demand = np.array([c.demand for c in inst.customers], dtype=float)
+    radial = float(2 * (d0 * demand).sum() / inst.capacity)
+    d = np.array(m.distance_m[1:, :], dtype=float)
+    d[np.arange(len(d)), np.arange(1, len(d) + 1)] = np.inf
+    two = np.partition(d, 1, axis=1)[:, :2]
+    return max(radial, float(two.sum() / 2))
+
+
+def run_huge(console: Console, n: int, cpu_s: float, large_dir: Path | None) -> dict[str, float]:
+    """The generated instance of `n` customers: ours and VROOM with the same budget, and
+    how far each is from the lower bounds (vehicles by capacity, distance_lower_bound). For a quality estimate the same distance bound is
+    taken on rc1_10_1 (its class), whose best known is that far above it:
+    `est_gap_pct` is ours above the bound, net of that ratio."""
+    inst = generated_instance(n)
+    problem = inst.to_problem()
+    m = EuclideanMatrix().matrices(problem.locations)
+    ours = run_ours(problem, m, cpu_s)
+    console.print(
+        f"generated {n}: ours {ours.vehicles} veh {ours.distance:.2f}"
+        f" ({ours.cpu_s:.1f} of {cpu_s:.0f} CPU-s)"
+    )
+    sys.stdout.flush()
+    try:
+        base = run_vroom(inst, problem, m, cpu_s)
+    except Exception as exc:  # the baseline failing must not lose our figures
+        console.print(f"generated {n}: VROOM failed: {exc}")
+        base = Result(0, 0.0, 0.0, [f"VROOM failed: {exc}"])
+    lb = distance_lower_bound(inst, m)
+    lb_veh = math.ceil(sum(c.demand for c in inst.customers) / inst.capacity)
+    p = f"large_{n}_"
+    out: dict[str, float] = {
+        p + "infeasible": 1 if ours.violations else 0,
+        p + "vehicles": ours.vehicles,
+        p + "distance": round(ours.distance, 2),
+        p + "cpu_s": round(ours.cpu_s, 1),
+        p + "budget_s": cpu_s,
+        p + "vroom_infeasible": 1 if base.violations else 0,
+        p + "vroom_vehicles": base.vehicles,
+        p + "vroom_distance": round(base.distance, 2),
+        p + "vroom_cpu_s": round(base.cpu_s, 1),
+        p + "lb_vehicles": lb_veh,
+        p + "lb_distance": round(lb, 2),
+        p + "gap_lb_pct": round((ours.distance / lb - 1) * 100, 2),
+        p + "vroom_gap_lb_pct": round((base.distance / lb - 1) * 100, 2),
+    }
+    ref = None if large_dir is None else large_dir / "rc1_10_1.txt"
+    if ref is not None and ref.exists():
+        ref_inst = read_instance(ref)
+        ref_problem = ref_inst.to_problem()
+        ref_lb = distance_lower_bound(ref_inst, EuclideanMatrix().matrices(ref_problem.locations))
+        ref_bks = read_bks(large_dir / "bks.csv").get("RC1_10_1") if large_dir else None
+        if ref_bks and ref_bks.distance:
+            ratio = ref_bks.distance / ref_lb
+            out[p + "ref_bks_over_lb"] = round(ratio, 4)
+            out[p + "est_gap_pct"] = round((ours.distance / lb / ratio - 1) * 100, 2)
+            out[p + "vroom_est_gap_pct"] = round((base.distance / lb / ratio - 1) * 100, 2)
+    console.print(
+        f"generated {n}: ours {ours.vehicles} veh {ours.distance:.2f} ({ours.cpu_s:.1f} of"
+        f" {cpu_s:.0f} CPU-s) | vroom {base.vehicles} veh {base.distance:.2f}"
+        f" ({base.cpu_s:.1f} CPU-s) | bounds {lb_veh} veh {lb:.2f}"
+        + (f" | INFEASIBLE: {ours.violations[:3]}" if ours.violations else "")
+        + (f" | vroom infeasible: {base.violations[:2]}" if base.violations else "")
     )
     return out
 

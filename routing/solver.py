@@ -3,7 +3,8 @@ imports ortools) for the rest.
 
 With `SolverOptions.engine == "pyvrp"` (the default) every problem that
 `routing.pyvrp_search.supports` accepts is planned by PyVRP's iterated local search on the
-whole budget (sectors of about 1,000 visits above 1,500); OR-Tools plans visits with
+whole budget (above 1,500 visits: sectors of about 1,000 planned on their own, then the
+joined plan improved by parts, `pyvrp_search.improve`); OR-Tools plans visits with
 several time windows, days whose lunch breaks fit nowhere in PyVRP's routes, and plans
 where PyVRP left an urgent visit out. The rest of this docstring is the OR-Tools search.
 
@@ -154,6 +155,8 @@ class SolverOptions:
     # search's first local search alone takes minutes), joined as they are
     pyvrp_max_visits: int = 1500
     pyvrp_sector_visits: int = 1000
+    # ... then the joined plan improved by parts (pyvrp_search.improve) for this share
+    pyvrp_polish_share: float = 0.4
     progress: Callable[[Progress], None] | None = field(default=None, compare=False)
 
 
@@ -1056,11 +1059,13 @@ def _solve_by_sectors(
 ) -> Plan:
     """Decomposition for large plans: sectors by angle, each planned on its own, then
     the whole plan polished (visits a sector could not serve are inserted there). With
-    PyVRP the sectors are larger and their plans are joined as they are (no polish: an
-    OR-Tools model of thousands of visits costs more than it gains)."""
+    PyVRP the sectors are larger (and each gets the reps whose homes are nearest it in
+    angle), and the joined plan is improved by parts for `pyvrp_polish_share` of the
+    budget (routes grouped by angle, so the parts straddle the sectors' seams): an OR-Tools
+    model of thousands of visits costs more than it gains."""
     pyvrp = options.engine == "pyvrp"
     sector_visits = options.pyvrp_sector_visits if pyvrp else options.sector_visits
-    polish_share = 0.0 if pyvrp else options.polish_share
+    polish_share = options.pyvrp_polish_share if pyvrp else options.polish_share
     loc_index = problem.location_index()
     homes = [problem.locations[loc_index[r.start_location_id]] for r in c.reps]
     cx = sum(h.lon for h in homes) / len(homes)
@@ -1070,6 +1075,8 @@ def _solve_by_sectors(
         at = problem.locations[loc_index[v.location_id]]
         return math.atan2(at.lat - cy, at.lon - cx)
 
+    home_angle = [math.atan2(h.lat - cy, h.lon - cx) for h in homes]
+    at_centre = [math.hypot(h.lat - cy, h.lon - cx) < 1e-9 for h in homes]
     order = sorted(range(len(vs)), key=lambda i: (angle(vs[i]), i))
     k = max(1, min(len(c.reps), math.ceil(len(vs) / sector_visits)))
     sectors = [order[j * len(order) // k : (j + 1) * len(order) // k] for j in range(k)]
@@ -1079,9 +1086,21 @@ def _solve_by_sectors(
     free = list(range(len(c.reps)))
     sector_budget = options.cpu_s * (1 - polish_share) / k
     for j, sector in enumerate(sectors):
-        # reps in proportion to the sector's visits (the rest keep theirs), at least one
+        # reps in proportion to the sector's visits (the rest keep theirs), at least one;
+        # those whose home is nearest the sector in angle first (reps at the centre of
+        # the homes, e.g. all at one depot, are as near as any)
         share = len(free) if j == k - 1 else math.ceil(len(c.reps) * len(sector) / len(vs))
-        mine, free = free[: max(1, share)], free[max(1, share) :]
+        sx = sum(math.cos(angle(vs[i])) for i in sector)
+        sy = sum(math.sin(angle(vs[i])) for i in sector)
+        mid = math.atan2(sy, sx)
+
+        def off(r: int, mid: float = mid) -> float:
+            return 0.0 if at_centre[r] else 1.0 - math.cos(home_angle[r] - mid)
+
+        nearest = sorted(free, key=lambda r: (off(r), r))
+        mine = sorted(nearest[: max(1, share)])
+        taken = set(mine)
+        free = [r for r in free if r not in taken]
         if not mine:
             break
         sub = Problem(
@@ -1113,9 +1132,32 @@ def _solve_by_sectors(
         _report(options, clock, f"sector {j + 1}/{k}", list(routes.values()), 0, 0.0)
         log.debug("sector %d/%d: %.1f CPU-s", j + 1, k, time.process_time() - t0)
     if pyvrp:
-        joined = _plan_from_routes(c, list(routes.items()), clock)
-        if joined is not None:
-            return joined
+        joined = list(routes.items())
+        left = (
+            clock.left()
+            - PLAN_OUT_S
+            - (options.cpu_s * BREAK_FALLBACK_SHARE if any(r.lunch_break for r in c.reps) else 0.0)
+        )
+        _report(options, clock, "joined", [r for _, r in joined], 0, _travel(c, joined))
+        if left > 0.1 and joined:
+            # the seams: the joined plan improved by parts (routes grouped by angle)
+            penalty = _penalty_fn(c, minimise)
+            better = pyvrp_search.improve(
+                c,
+                joined,
+                left,
+                prize=[None if minimise else penalty(v) for v in c.visits],
+                seed=options.seed,
+                minimise_reps=minimise,
+            )
+            if clock.reproducible:
+                clock.virtual_s += left
+                clock.capped = clock.capped or better.capped
+            joined = better.routes
+            _report(options, clock, "parts", [r for _, r in joined], 0, _travel(c, joined))
+        plan = _plan_from_routes(c, joined, clock)
+        if plan is not None:
+            return plan
     all_reps = list(range(len(c.reps)))
     big = _big_penalty(c)
     m = _build(c, all_reps, lambda v: big * 4, vehicle_fixed_cost=big)
@@ -1131,6 +1173,10 @@ def _solve_by_sectors(
     if res is None:
         raise SolverError("lost the solution while joining the sectors")
     return _to_plan(c, m, res, clock)
+
+
+def _travel(c: Compiled, routes: list[tuple[int, list[int]]]) -> float:
+    return float(pyvrp_search.travel_cost(c, routes))
 
 
 def _fields(options: SolverOptions) -> dict[str, Any]:

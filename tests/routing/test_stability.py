@@ -11,7 +11,7 @@ from routing.matrix import EuclideanMatrix
 from routing.model import Location, Plan, Problem, Rep, TimeWindow, Visit
 from routing.planner import plan
 from routing.replan import replan
-from routing.solver import SolverOptions
+from routing.solver import Progress, SolverOptions
 
 
 def _clusters(seed: int, per: int = 12, minimise: bool = False) -> Problem:
@@ -139,11 +139,17 @@ def test_a_large_pyvrp_plan_is_solved_by_sectors_and_joined() -> None:
     p = _clusters(5, per=12, minimise=True)
     m = EuclideanMatrix().matrices(p.locations)
     phases: list[str] = []
+    costs: dict[str, float] = {}
+
+    def progress(x: Progress) -> None:
+        phases.append(x.phase)
+        costs[x.phase] = x.cost
+
     options = SolverOptions(
         cpu_s=3.0,
         pyvrp_max_visits=20,
         pyvrp_sector_visits=12,
-        progress=lambda x: phases.append(x.phase),
+        progress=progress,
     )
     result = plan(p, m, options)
     assert check_plan(p, m, result) == []
@@ -156,3 +162,6 @@ def test_a_large_pyvrp_plan_is_solved_by_sectors_and_joined() -> None:
     assert result.stats["engine_pyvrp"] == 1.0
     assert len(result.used_routes) == 3
     assert result.stats["cpu_s"] <= 3.0 * 1.05
+    # the joined plan is then improved by parts, never worsened
+    assert phases[-2:] == ["joined", "parts"]
+    assert costs["parts"] <= costs["joined"]
