@@ -131,7 +131,7 @@ export async function quotasView(root) {
 function quotaForm(reps, onSaved) {
   const now = new Date();
   const rep = /** @type {HTMLSelectElement} */ (h('select', { id: 'quota-rep', name: 'user_id', required: true },
-    h('option', { value: '' }, 'Choose…'), reps.length > 1 ? h('option', { value: 'all' }, `Each of the ${reps.length} people listed`) : null,
+    h('option', { value: '' }, 'Choose a person'), reps.length > 1 ? h('option', { value: 'all' }, `Each of the ${reps.length} people listed`) : null,
     reps.map((r) => h('option', { value: r.id }, r.name))));
   const kind = /** @type {HTMLSelectElement} */ (h('select', { id: 'quota-kind' }, PERIODS.map(([v, t]) => h('option', { value: v, selected: v === 'quarter' }, t))));
   const month = /** @type {HTMLInputElement} */ (h('input', { id: 'quota-month', type: 'month', required: true, value: `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}` }));

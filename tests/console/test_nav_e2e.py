@@ -24,6 +24,7 @@ EVERYONE = {
     "#/workorders",
     "#/dispatch",
     "#/alerts",
+    "#/kb",
     "#/map",
     "#/fleet",
     "#/fieldwork",
@@ -32,6 +33,7 @@ EVERYONE = {
     "#/kpis",
     "#/analytics",
     "#/segments",
+    "#/assistant",
 }
 OFFERED = {
     "admin": EVERYONE | {"/console/rep/", "#/users", "#/territories", "#/import"},
