@@ -24,6 +24,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -35,14 +36,26 @@ from assistant import voice
 log = logging.getLogger(__name__)
 
 ASR_NICE = -10
+PARENT_CHECK_S = 1.0
 
 
-def _start(nice: int) -> None:
-    """In the worker process: take the higher priority when allowed."""
+def _start(nice: int, parent: int) -> None:
+    """In the worker process: take the higher priority when allowed, and end with the
+    API worker that started it."""
     try:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
     except (PermissionError, OSError) as exc:
         log.info("assistant: speech worker keeps its priority (nice %s refused: %s)", nice, exc)
+    threading.Thread(target=_end_with, args=(parent,), name="asr-parent", daemon=True).start()
+
+
+def _end_with(parent: int) -> None:
+    # A SIGKILLed API worker never shuts its pool down, and the pool's queue never reads
+    # EOF here (this process holds its writing end too): without this, every crash of an
+    # API worker would leave a 175 MB orphan behind.
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _priority() -> tuple[int, int]:
@@ -72,7 +85,7 @@ class RecognitionWorker:
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_start,
-                    initargs=(self.nice,),
+                    initargs=(self.nice, os.getpid()),
                 )
             return self._pool
 
