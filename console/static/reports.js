@@ -48,7 +48,8 @@ function resultTable(result) {
 
 /** The result as its chart (one per currency when measuring money), or a table. */
 export function renderResult(result) {
-  const box = h('div', { class: 'report-result', dataset: { rows: result.rows.length } });
+  // focusable: a wide table scrolls sideways on a phone, and a keyboard must reach it
+  const box = h('div', { class: 'report-result', role: 'region', 'aria-label': 'Result', tabindex: 0, dataset: { rows: result.rows.length } });
   if (!result.rows.length) { box.append(h('p', { class: 'empty' }, 'No records match this report.')); return box; }
   const groups = result.columns.map((c, i) => [c, i]).filter(([c]) => c.kind === 'group');
   const measures = result.columns.map((c, i) => [c, i]).filter(([c]) => c.kind === 'measure');
