@@ -75,7 +75,9 @@ def _features(win: FloatArray, h: npt.NDArray[np.int64], cfg: PooledConfig) -> F
     return np.column_stack(cols)
 
 
-def _window(y: FloatArray, end: int, cfg: PooledConfig) -> tuple[FloatArray, float]:
+def _window(
+    y: FloatArray, end: int, cfg: PooledConfig | RecursiveConfig
+) -> tuple[FloatArray, float]:
     """The scaled window of y ending before `end` (padded with its first value) and the
     scale."""
     w = y[max(0, end - cfg.window) : end]
@@ -196,15 +198,6 @@ def _rec_features(win: FloatArray, cfg: RecursiveConfig) -> FloatArray:
     return np.column_stack(cols)
 
 
-def _rec_window(y: FloatArray, end: int, cfg: RecursiveConfig) -> tuple[FloatArray, float]:
-    w = y[max(0, end - cfg.window) : end]
-    if w.size < cfg.window:
-        w = np.concatenate([np.full(cfg.window - w.size, w[0]), w])
-    s = float(np.mean(w[-cfg.scale_window :]))
-    s = s if s > 0 else 1.0
-    return w / s, s
-
-
 @dataclass(slots=True)
 class RecursiveModel:
     config: RecursiveConfig
@@ -213,7 +206,7 @@ class RecursiveModel:
     def predict(self, series: Sequence[FloatArray], h: int) -> FloatArray:
         """The next h values of every series (rows), each step fed the previous ones."""
         cfg = self.config
-        wins, scales = zip(*(_rec_window(np.asarray(y), len(y), cfg) for y in series), strict=True)
+        wins, scales = zip(*(_window(np.asarray(y), len(y), cfg) for y in series), strict=True)
         win = np.stack(wins)
         out = np.empty((len(series), h))
         with threadpool_limits(1):
@@ -237,7 +230,7 @@ def fit_recursive(series: Sequence[FloatArray], cfg: RecursiveConfig) -> Recursi
         if origins.size > cfg.origins_per_series:
             origins = rng.choice(origins, cfg.origins_per_series, replace=False)
         for p in origins:
-            win, s = _rec_window(a, int(p), cfg)
+            win, s = _window(a, int(p), cfg)
             wins.append(win)
             ys.append(float(a[p]) / s)
     if len(ys) < 500:
