@@ -20,7 +20,7 @@ export async function kbView(root, [id], session) {
   root.append(h('h1', {}, 'Knowledge base'));
   const search = h('input', { type: 'search', placeholder: 'Ask a question or type key words', 'aria-label': 'Search articles', maxlength: 500, id: 'kb-q' });
   const kind = h('select', { 'aria-label': 'Kind', id: 'kb-kind' }, h('option', { value: '' }, 'All kinds'), KINDS.map(([v, l]) => h('option', { value: v }, l)));
-  const list = h('div', { id: 'kb-list' });
+  const list = h('div', { id: 'kb-list', class: 'table-box' });
   const bar = h('form', { class: 'toolbar', role: 'search' }, search, kind, h('button', { type: 'submit' }, 'Search'),
     canWrite(session) ? h('a', { href: '#/kb/new', class: 'button', id: 'kb-new' }, 'New article') : null);
   root.append(bar, list);
@@ -110,6 +110,12 @@ function editView(root, a, session) {
   return null;
 }
 
+/** A wide table scrolls sideways inside its own box on a phone, where a keyboard can reach it.
+ * @param {string} label @param {HTMLElement} content */
+function scrollBox(label, content) {
+  return h('div', { class: 'table-box', role: 'region', 'aria-label': label, tabindex: 0 }, content);
+}
+
 /** The assistant's figures and the customer bot. @param {HTMLElement} root @param {string[]} _args @param {any} session */
 export async function assistantView(root, _args, session) {
   root.append(h('h1', {}, 'Assistant'));
@@ -133,7 +139,7 @@ export async function assistantView(root, _args, session) {
       }
       parts.push(h('h2', {}, 'Per intent'),
         h('p', { class: 'muted' }, `${a.conversations} conversations of users, ${a.average_turns} turns on average`),
-        a.intents.length ? table([
+        a.intents.length ? scrollBox('Figures per intent', table([
           { key: 'intent', label: 'Intent' },
           { key: 'channel', label: 'Channel' },
           { key: 'volume', label: 'Volume' },
@@ -143,7 +149,7 @@ export async function assistantView(root, _args, session) {
           { label: 'Confirmations', render: (x) => pct(x.confirmation_rate) },
           { label: 'Refused', render: (x) => pct(x.refusal_rate) },
           { label: 'p95', render: (x) => `${Math.round(x.p95_ms)} ms` },
-        ], a.intents) : h('p', { class: 'muted' }, 'No messages in this period.'));
+        ], a.intents)) : h('p', { class: 'muted' }, 'No messages in this period.'));
       out.replaceChildren(...parts);
     } catch (e) { out.replaceChildren(errorBox(e)); }
   }
