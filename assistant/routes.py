@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from aiohttp import web
 
-from assistant import bot_routes, kb, kb_routes, voice, writes
+from assistant import bot_routes, commands, kb, kb_routes, voice, workflows, writes
 from assistant.act import Answer, act, visible_names
 from assistant.asr_worker import RecognitionWorker
 from assistant.classifier import default_model
@@ -131,9 +131,15 @@ async def _answer(
     model = await asyncio.to_thread(default_model, req.settings.state_dir / "cache")
     prev = {"intent": context.intent, "slots": dict(context.slots)} if context else None
     u = understand_in_context(text, local, prev, fallback=model)
+    command: str | None = None
     async with req.connection() as conn:
-        cited = await _from_knowledge(conn, req.user, u, text)
-        if cited is not None:
+        flow = await _workflow(
+            req, conn, text, u, local.replace(tzinfo=zone), confirm, channel, context
+        )
+        if flow is not None:
+            u, answer = flow
+            command = str(u.slots["command"])
+        elif (cited := await _from_knowledge(conn, req.user, u, text)) is not None:
             u, answer = cited
         else:
             answer = await act(
@@ -142,7 +148,7 @@ async def _answer(
         result = writes.outcome(u.intent, answer.actions, answer.needs_confirmation)
         await writes.log_message(
             conn, req.user, channel, u.intent, u.by, u.confidence, result,
-            (time.perf_counter() - started) * 1000,
+            (time.perf_counter() - started) * 1000, command,
         )  # fmt: skip
     return Reply(
         u.intent,
@@ -163,6 +169,55 @@ async def _answer(
         if u.intent != "out_of_scope"
         else context,
     )
+
+
+async def _workflow(
+    req: Req,
+    conn: Any,
+    text: str,
+    u: Understanding,
+    now: dt.datetime,
+    confirm: bool,
+    channel: str,
+    context: AssistantContext | None,
+) -> tuple[Understanding, Answer] | None:
+    """A workflow command (assistant.commands) instead of the understanding `u`, when the
+    text says one (`commands.choose`), or a yes / no to the question a command asked (the
+    context says which); None otherwise, and `u` stands."""
+    ctx = dict(context.slots) if context else {}
+    known = await workflows.commands_for(conn, req.user)
+    by_key = {c.key: c for c in known}
+    pending = by_key.get(str(ctx.get("command"))) if ctx.get("pending") else None
+    if context is not None and context.intent == commands.WORKFLOW_INTENT and pending:
+        yes = commands.reply_to_question(text)
+        if yes is False:
+            slots = {"command": pending.key}
+            return Understanding(commands.WORKFLOW_INTENT, slots, 1.0, "confirmation"), Answer(
+                "Cancelled; nothing was changed.",
+                [
+                    {
+                        "type": pending.key.split(":")[0],
+                        "command": pending.key,
+                        "status": "cancelled",
+                    }
+                ],
+            )
+        if yes:
+            return await workflows.carry_out(
+                conn, req.user, req.settings, pending, text=text, sentence="", now=now,
+                confirm=True, context=ctx, confidence=1.0, by="confirmation", channel=channel,
+            )  # fmt: skip
+    match = commands.choose(u, commands.recognise(text, known))
+    if match is None:
+        return None
+    u2, answer = await workflows.carry_out(
+        conn, req.user, req.settings, match.command, text=text, sentence=match.sentence,
+        now=now, confirm=confirm, context=ctx, confidence=match.confidence,
+        by="template" if match.exact else "fuzzy", channel=channel,
+    )  # fmt: skip
+    if answer.needs_confirmation:
+        u2.slots["pending"] = 1
+    return u2, answer
 
 
 KB_MIN_SCORE = 0.45
@@ -279,7 +334,10 @@ async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> Assis
         raise Unprocessable(str(exc), field="body") from None
     async with req.connection() as conn:
         names = await visible_names(conn, req.user, voice.MAX_NAMES)
-    transcript = await req.app[ASR].transcribe(names, samples)
+        # the workflow commands the caller may say, and the yes / no of their questions
+        known = await workflows.commands_for(conn, req.user)
+    phrases = commands.sentences(known) + commands.YES_NO_SENTENCES
+    transcript = await req.app[ASR].transcribe(names, samples, (), phrases)
     seconds = round(len(samples) / voice.RATE, 2)
     if not transcript:
         return AssistantVoiceReply(
