@@ -61,6 +61,17 @@ class AssistantContext(msgspec.Struct, frozen=True):
     ] = {}
 
 
+OnScreenDevice = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        description="the device the user is looking at (its alerts or telemetry): "
+        "\u201cescalate this alert\u201d means its newest open alert",
+    ),
+]
+
+
 class Message(msgspec.Struct, frozen=True):
     text: Annotated[
         str,
@@ -84,6 +95,7 @@ class Message(msgspec.Struct, frozen=True):
         | None
     ) = None
     context: AssistantContext | None = None
+    device_id: OnScreenDevice | None = None
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -103,7 +115,9 @@ class Reply(msgspec.Struct, frozen=True):
     summary="Understand one command and answer it",
 )
 async def post_message(req: Req, body: Message) -> Reply:
-    return await _answer(req, body.text, body.tz, body.now, body.confirm, context=body.context)
+    return await _answer(
+        req, body.text, body.tz, body.now, body.confirm, context=body.context, device=body.device_id
+    )
 
 
 def _local_now(tz: str, now: dt.datetime | None) -> tuple[ZoneInfo, dt.datetime]:
@@ -124,6 +138,7 @@ async def _answer(
     confirm: bool,
     channel: str = "text",
     context: AssistantContext | None = None,
+    device: str | None = None,
 ) -> Reply:
     started = time.perf_counter()
     zone, local = _local_now(tz, now)
@@ -134,7 +149,7 @@ async def _answer(
     command: str | None = None
     async with req.connection() as conn:
         flow = await _workflow(
-            req, conn, text, u, local.replace(tzinfo=zone), confirm, channel, context
+            req, conn, text, u, local.replace(tzinfo=zone), confirm, channel, context, device
         )
         if flow is not None:
             u, answer = flow
@@ -180,11 +195,14 @@ async def _workflow(
     confirm: bool,
     channel: str,
     context: AssistantContext | None,
+    device: str | None,
 ) -> tuple[Understanding, Answer] | None:
     """A workflow command (assistant.commands) instead of the understanding `u`, when the
     text says one (`commands.choose`), or a yes / no to the question a command asked (the
     context says which); None otherwise, and `u` stands."""
     ctx = dict(context.slots) if context else {}
+    if device and "alert_id" not in ctx:
+        ctx["device_id"] = device
     known = await workflows.commands_for(conn, req.user)
     by_key = {c.key: c for c in known}
     pending = by_key.get(str(ctx.get("command"))) if ctx.get("pending") else None
@@ -287,6 +305,7 @@ class AssistantVoiceQuery(msgspec.Struct, frozen=True):
         ]
         | None
     ) = None
+    device_id: OnScreenDevice | None = None
 
 
 def _voice_context(raw: str | None) -> AssistantContext | None:
@@ -351,7 +370,9 @@ async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> Assis
             False,
             seconds,
         )
-    r = await _answer(req, transcript, query.tz, query.now, query.confirm, "voice", context)
+    r = await _answer(
+        req, transcript, query.tz, query.now, query.confirm, "voice", context, query.device_id
+    )
     return AssistantVoiceReply(
         transcript,
         r.intent,

@@ -9,7 +9,8 @@
   arrival or, when the rep starts late, now plus the planned drive; not again when engage
   already told them a time within ETA_CHANGE_S of it.
 - **Escalate this alert**: the alert in the conversation's context (`alert_id` in the
-  context's slots: the one the user is looking at), else the newest open alert on the
+  context's slots), else the newest open alert of the device the user is looking at
+  (`device_id` of the message), else the newest open alert on the
   assets of the rep's current stop, else the caller's only open alert; always among the
   devices the caller may see (telemetry.access: the alerts API's rule, so a rep never
   escalates another territory's alert). Confirmed: the severity goes one step up (it then
@@ -105,7 +106,7 @@ async def carry_out(
     """Answer one workflow command: the question before the write, or the write itself
     (in one transaction: a refusal leaves nothing half done), audited."""
     slots: dict[str, Any] = {"command": command.key}
-    for k in ("alert_id",):
+    for k in ("alert_id", "device_id"):
         if isinstance(context.get(k), str):
             slots[k] = context[k]
     try:
@@ -149,7 +150,9 @@ async def _run(
     if command.key == commands.START_ROUTE:
         return await start_route(conn, principal, settings, now, confirm)
     if command.key == commands.ESCALATE_ALERT:
-        return await escalate_alert(conn, principal, now, confirm, slots.get("alert_id"))
+        return await escalate_alert(
+            conn, principal, now, confirm, slots.get("alert_id"), slots.get("device_id")
+        )
     workflow_id = int(command.key.removeprefix(commands.AUTOMATION))
     return await start_workflow(conn, principal, workflow_id, command, text, sentence, confirm)
 
@@ -329,7 +332,7 @@ async def _alerts(conn: Conn, principal: Principal, alert_id: str | None) -> lis
 
 
 async def _which_alert(
-    conn: Conn, principal: Principal, alert_id: str | None
+    conn: Conn, principal: Principal, alert_id: str | None, device_id: str | None
 ) -> tuple[Row | None, str]:
     """The alert meant, or None and what to say."""
     if alert_id:
@@ -338,6 +341,11 @@ async def _which_alert(
             return None, "That alert is not open, or not one you can see; nothing was changed."
         return rows[0], ""
     rows = await _alerts(conn, principal, None)
+    if device_id:
+        on_screen = [r for r in rows if r["device_id"] == device_id]
+        if not on_screen:
+            return None, f"{device_id} has no open alert that you can see; nothing was changed."
+        return on_screen[0], ""
     if not rows:
         return None, "There is no open alert that you can see."
     job = await writes._current_job(conn, principal, ("in_progress", "scheduled", "assigned"))
@@ -375,11 +383,16 @@ async def _service_managers(
 
 
 async def escalate_alert(
-    conn: Conn, principal: Principal, now: dt.datetime, confirm: bool, alert_id: str | None
+    conn: Conn,
+    principal: Principal,
+    now: dt.datetime,
+    confirm: bool,
+    alert_id: str | None,
+    device_id: str | None = None,
 ) -> Outcome:
-    alert, why = await _which_alert(conn, principal, alert_id)
+    alert, why = await _which_alert(conn, principal, alert_id, device_id)
     if alert is None:
-        return Outcome(why, "refused" if alert_id else "asked")
+        return Outcome(why, "refused" if alert_id or device_id else "asked")
     title = alert_title(alert["alert_type"])
     where = f" at {alert['account']}" if alert["account"] else ""
     rank = SEVERITIES.index(alert["severity"])

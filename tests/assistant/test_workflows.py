@@ -207,6 +207,15 @@ def test_a_viewer_and_a_rep_of_another_territory_are_refused(
     r = ask(other, "escalate this alert", context=pinned, confirm=True)
     assert r["intent"] == "workflow" and r["actions"][0]["status"] == "refused", r
     assert "not one you can see" in r["answer"]
+    # the device on the other rep's screen: the same refusal, by the same rule
+    r = ask(other, "escalate this alert", device_id=day.device, confirm=True)
+    assert (
+        r["actions"][0]["status"] == "refused" and "no open alert that you can see" in r["answer"]
+    )
+    # the alert's own rep, looking at the device: asked about that alert
+    q = ask(day.rep, "escalate this alert", device_id=day.device)
+    assert q["needs_confirmation"] and day.device in q["answer"]
+    assert q["context"]["slots"]["alert_id"] == day.alert_id
     sev = _rows(db_dsn, "SELECT severity FROM alerts WHERE alert_id = %s", (day.alert_id,))
     assert sev == [("warning",)]
 
