@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from functools import lru_cache
 
 MAX_TEMPLATE_CHARS = 200
 MAX_SENTENCES = 200
@@ -35,6 +36,11 @@ def normalise(text: str) -> str:
 
 def expand(template: str) -> list[str]:
     """The sentences of one template (normalised, without repeats, in template order)."""
+    return list(_expand(template))
+
+
+@lru_cache(maxsize=1024)  # every message checks the active voice workflows' phrases
+def _expand(template: str) -> tuple[str, ...]:
     from hassil import parse_sentence
     from hassil.errors import HassilError
     from hassil.parser import ParseError
@@ -60,4 +66,4 @@ def expand(template: str) -> list[str]:
     long = next((s for s in out if len(s.split()) > MAX_WORDS), None)
     if long is not None:
         raise PhraseError(f"{template!r}: {long!r} has more than {MAX_WORDS} words")
-    return out
+    return tuple(out)
