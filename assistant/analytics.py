@@ -1,6 +1,7 @@
 """The assistant's analytics: what users and website visitors asked, and how it went.
 
-- Per intent and channel (typed, spoken, web chat): volume, success (answered or done),
+- Per intent, workflow command (`command`: start_route, escalate_alert, automation:<id>;
+  null for the fourteen intents) and channel (typed, spoken, web chat): volume, success (answered or done),
   fallback (decided by the trained model or not understood, the bot's low-confidence
   answers), handoff (to a person), confirmation, refusal, voice share, p95 latency.
 - Users' conversations: runs of one user's messages less than 10 minutes apart; their
@@ -19,6 +20,8 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
+from assistant.commands import AUTOMATION, BUILT_IN_NAMES
+from automation.service import workflow_names
 from kernel.principal import Principal
 
 Conn = AsyncConnection[Any]
@@ -32,7 +35,7 @@ async def assistant(conn: Conn, principal: Principal, days: int) -> Row:
     await cur.execute(
         sql.SQL(
             """
-            SELECT m.intent, m.channel, count(*) AS volume,
+            SELECT m.intent, m.command, m.channel, count(*) AS volume,
                    avg((m.outcome IN ('answered', 'done'))::int)::float AS success_rate,
                    avg((m.decided_by LIKE 'model%%' OR m.outcome = 'out_of_scope'
                         OR m.intent = 'fallback')::int)::float AS fallback_rate,
@@ -44,7 +47,8 @@ async def assistant(conn: Conn, principal: Principal, days: int) -> Row:
                        AS p95_ms
             FROM assistant_messages m
             WHERE m.at > now() - make_interval(days => %s) AND {}
-            GROUP BY m.intent, m.channel ORDER BY volume DESC, m.intent, m.channel
+            GROUP BY m.intent, m.command, m.channel
+            ORDER BY volume DESC, m.intent, m.command NULLS FIRST, m.channel
             """
         ).format(who),
         [days, *params],
@@ -53,6 +57,7 @@ async def assistant(conn: Conn, principal: Principal, days: int) -> Row:
         {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()}
         for r in await cur.fetchall()
     ]
+    await _name_commands(conn, intents)
     await cur.execute(
         sql.SQL(
             """
@@ -77,6 +82,24 @@ async def assistant(conn: Conn, principal: Principal, days: int) -> Row:
     conv = await cur.fetchone()
     assert conv is not None
     return {"intents": intents, **conv}
+
+
+async def _name_commands(conn: Conn, rows: list[Row]) -> None:
+    """`command_name`: what a person calls the command (a workflow's current name)."""
+    ids = [
+        int(c.removeprefix(AUTOMATION))
+        for r in rows
+        if isinstance(c := r.get("command"), str) and c.startswith(AUTOMATION)
+    ]
+    names = await workflow_names(conn, ids) if ids else {}
+    for r in rows:
+        c = r.get("command")
+        if not isinstance(c, str):
+            r["command_name"] = None
+        elif c.startswith(AUTOMATION):
+            r["command_name"] = names.get(int(c.removeprefix(AUTOMATION)), "a deleted workflow")
+        else:
+            r["command_name"] = BUILT_IN_NAMES.get(c, c.replace("_", " "))
 
 
 async def bot(conn: Conn, days: int) -> Row:

@@ -62,8 +62,13 @@ def _priority() -> tuple[int, int]:
     return os.getpid(), os.getpriority(os.PRIO_PROCESS, 0)
 
 
-def _transcribe(names: tuple[str, ...], exclude: tuple[str, ...], samples: np.ndarray) -> str:
-    return voice.recognizer(names, exclude).transcribe(samples)
+def _transcribe(
+    names: tuple[str, ...],
+    exclude: tuple[str, ...],
+    samples: np.ndarray,
+    phrases: tuple[str, ...] | None = None,
+) -> str:
+    return voice.recognizer(names, exclude, phrases).transcribe(samples)
 
 
 def _warm(names: tuple[str, ...], exclude: tuple[str, ...]) -> int:
@@ -96,13 +101,21 @@ class RecognitionWorker:
         broken.shutdown(wait=False, cancel_futures=True)
 
     def transcribe_sync(
-        self, names: Sequence[str], samples: np.ndarray, exclude: Sequence[str] = ()
+        self,
+        names: Sequence[str],
+        samples: np.ndarray,
+        exclude: Sequence[str] = (),
+        phrases: Sequence[str] | None = None,
     ) -> str:
-        """What was said (blocking: for threads and the benchmark)."""
+        """What was said (blocking: for threads and the benchmark); `phrases`: the workflow
+        commands' sentences (default: the built-in ones)."""
+        said = None if phrases is None else tuple(phrases)
         for attempt in (1, 2):
             pool = self._executor()
             try:
-                return pool.submit(_transcribe, tuple(names), tuple(exclude), samples).result()
+                return pool.submit(
+                    _transcribe, tuple(names), tuple(exclude), samples, said
+                ).result()
             except BrokenProcessPool:
                 self._reset(pool)
                 if attempt == 2:
@@ -111,9 +124,13 @@ class RecognitionWorker:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def transcribe(
-        self, names: Sequence[str], samples: np.ndarray, exclude: Sequence[str] = ()
+        self,
+        names: Sequence[str],
+        samples: np.ndarray,
+        exclude: Sequence[str] = (),
+        phrases: Sequence[str] | None = None,
     ) -> str:
-        return await asyncio.to_thread(self.transcribe_sync, names, samples, exclude)
+        return await asyncio.to_thread(self.transcribe_sync, names, samples, exclude, phrases)
 
     def warm(self, names: Sequence[str] = (), exclude: Sequence[str] = ()) -> int:
         """Start the process and build a vocabulary's decoder; its size in words."""

@@ -98,6 +98,8 @@ class AssistantAnalyticsQuery(msgspec.Struct, frozen=True):
 class AssistantIntentFigures(msgspec.Struct, frozen=True):
     intent: str
     channel: str
+    command: str | None  # the workflow command (intent `workflow`), else null
+    command_name: str | None
     volume: int
     success_rate: float
     fallback_rate: float

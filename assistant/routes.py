@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from aiohttp import web
 
-from assistant import bot_routes, kb, kb_routes, voice, writes
+from assistant import bot_routes, commands, kb, kb_routes, voice, workflows, writes
 from assistant.act import Answer, act, visible_names
 from assistant.asr_worker import RecognitionWorker
 from assistant.classifier import default_model
@@ -61,6 +61,17 @@ class AssistantContext(msgspec.Struct, frozen=True):
     ] = {}
 
 
+OnScreenDevice = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        description="the device the user is looking at (its alerts or telemetry): "
+        "\u201cescalate this alert\u201d means its newest open alert",
+    ),
+]
+
+
 class Message(msgspec.Struct, frozen=True):
     text: Annotated[
         str,
@@ -84,6 +95,7 @@ class Message(msgspec.Struct, frozen=True):
         | None
     ) = None
     context: AssistantContext | None = None
+    device_id: OnScreenDevice | None = None
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -103,7 +115,9 @@ class Reply(msgspec.Struct, frozen=True):
     summary="Understand one command and answer it",
 )
 async def post_message(req: Req, body: Message) -> Reply:
-    return await _answer(req, body.text, body.tz, body.now, body.confirm, context=body.context)
+    return await _answer(
+        req, body.text, body.tz, body.now, body.confirm, context=body.context, device=body.device_id
+    )
 
 
 def _local_now(tz: str, now: dt.datetime | None) -> tuple[ZoneInfo, dt.datetime]:
@@ -124,6 +138,7 @@ async def _answer(
     confirm: bool,
     channel: str = "text",
     context: AssistantContext | None = None,
+    device: str | None = None,
 ) -> Reply:
     started = time.perf_counter()
     zone, local = _local_now(tz, now)
@@ -131,9 +146,15 @@ async def _answer(
     model = await asyncio.to_thread(default_model, req.settings.state_dir / "cache")
     prev = {"intent": context.intent, "slots": dict(context.slots)} if context else None
     u = understand_in_context(text, local, prev, fallback=model)
+    command: str | None = None
     async with req.connection() as conn:
-        cited = await _from_knowledge(conn, req.user, u, text)
-        if cited is not None:
+        flow = await _workflow(
+            req, conn, text, u, local.replace(tzinfo=zone), confirm, channel, context, device
+        )
+        if flow is not None:
+            u, answer = flow
+            command = str(u.slots["command"])
+        elif (cited := await _from_knowledge(conn, req.user, u, text)) is not None:
             u, answer = cited
         else:
             answer = await act(
@@ -142,7 +163,7 @@ async def _answer(
         result = writes.outcome(u.intent, answer.actions, answer.needs_confirmation)
         await writes.log_message(
             conn, req.user, channel, u.intent, u.by, u.confidence, result,
-            (time.perf_counter() - started) * 1000,
+            (time.perf_counter() - started) * 1000, command,
         )  # fmt: skip
     return Reply(
         u.intent,
@@ -163,6 +184,58 @@ async def _answer(
         if u.intent != "out_of_scope"
         else context,
     )
+
+
+async def _workflow(
+    req: Req,
+    conn: Any,
+    text: str,
+    u: Understanding,
+    now: dt.datetime,
+    confirm: bool,
+    channel: str,
+    context: AssistantContext | None,
+    device: str | None,
+) -> tuple[Understanding, Answer] | None:
+    """A workflow command (assistant.commands) instead of the understanding `u`, when the
+    text says one (`commands.choose`), or a yes / no to the question a command asked (the
+    context says which); None otherwise, and `u` stands."""
+    ctx = dict(context.slots) if context else {}
+    if device and "alert_id" not in ctx:
+        ctx["device_id"] = device
+    known = await workflows.commands_for(conn, req.user)
+    by_key = {c.key: c for c in known}
+    pending = by_key.get(str(ctx.get("command"))) if ctx.get("pending") else None
+    if context is not None and context.intent == commands.WORKFLOW_INTENT and pending:
+        yes = commands.reply_to_question(text)
+        if yes is False:
+            slots = {"command": pending.key}
+            return Understanding(commands.WORKFLOW_INTENT, slots, 1.0, "confirmation"), Answer(
+                "Cancelled; nothing was changed.",
+                [
+                    {
+                        "type": pending.key.split(":")[0],
+                        "command": pending.key,
+                        "status": "cancelled",
+                    }
+                ],
+            )
+        if yes:
+            return await workflows.carry_out(
+                conn, req.user, req.settings, pending, text=text, sentence="", now=now,
+                confirm=True, context=ctx, confidence=1.0, by="confirmation", channel=channel,
+            )  # fmt: skip
+    match = commands.choose(u, commands.recognise(text, known))
+    if match is None:
+        return None
+    u2, answer = await workflows.carry_out(
+        conn, req.user, req.settings, match.command, text=text, sentence=match.sentence,
+        now=now, confirm=confirm, context=ctx, confidence=match.confidence,
+        by="template" if match.exact else "fuzzy", channel=channel,
+    )  # fmt: skip
+    if answer.needs_confirmation:
+        u2.slots["pending"] = 1
+    return u2, answer
 
 
 KB_MIN_SCORE = 0.45
@@ -232,6 +305,7 @@ class AssistantVoiceQuery(msgspec.Struct, frozen=True):
         ]
         | None
     ) = None
+    device_id: OnScreenDevice | None = None
 
 
 def _voice_context(raw: str | None) -> AssistantContext | None:
@@ -279,7 +353,10 @@ async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> Assis
         raise Unprocessable(str(exc), field="body") from None
     async with req.connection() as conn:
         names = await visible_names(conn, req.user, voice.MAX_NAMES)
-    transcript = await req.app[ASR].transcribe(names, samples)
+        # the workflow commands the caller may say, and the yes / no of their questions
+        known = await workflows.commands_for(conn, req.user)
+    phrases = commands.sentences(known) + commands.YES_NO_SENTENCES
+    transcript = await req.app[ASR].transcribe(names, samples, (), phrases)
     seconds = round(len(samples) / voice.RATE, 2)
     if not transcript:
         return AssistantVoiceReply(
@@ -293,7 +370,9 @@ async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> Assis
             False,
             seconds,
         )
-    r = await _answer(req, transcript, query.tz, query.now, query.confirm, "voice", context)
+    r = await _answer(
+        req, transcript, query.tz, query.now, query.confirm, "voice", context, query.device_id
+    )
     return AssistantVoiceReply(
         transcript,
         r.intent,

@@ -499,7 +499,7 @@ def outcome(intent: str, actions: list[dict[str, Any]], needs_confirmation: bool
     if needs_confirmation:
         return "confirm"
     status = str(actions[0].get("status") or actions[0].get("type")) if actions else ""
-    if status == "disambiguate":
+    if status in ("disambiguate", "asked"):
         return "asked"
     if status in ("done", "refused", "not_found", "not_supported"):
         return "done" if status == "done" else "refused"
@@ -508,10 +508,12 @@ def outcome(intent: str, actions: list[dict[str, Any]], needs_confirmation: bool
 
 async def log_message(
     conn: Conn, principal: Principal, channel: str, intent: str, by: str, confidence: float,
-    result: str, latency_ms: float,
+    result: str, latency_ms: float, command: str | None = None,
 ) -> None:  # fmt: skip
+    """One message for the analytics; `command`: the workflow command it said, if any."""
     await conn.execute(
         "INSERT INTO assistant_messages (user_id, channel, intent, decided_by, confidence, outcome,"
-        " latency_ms) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (principal.user_id, channel, intent, by[:40], confidence, result, latency_ms),
-    )
+        " latency_ms, command) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (principal.user_id, channel, intent, by[:40], confidence, result, latency_ms,
+         command[:60] if command else None),
+    )  # fmt: skip

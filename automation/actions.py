@@ -72,6 +72,12 @@ async def _users_of(conn: Conn, recipient: d.Recipient, run: RunView) -> int | N
         return recipient
     if recipient == "workflow_owner":
         return run.owner.user_id
+    if recipient in ("triggered_by", "triggered_by_manager"):
+        # the user who started the run by hand or by voice (trigger.by_user), or their manager
+        by = (run.ctx.get("trigger") or {}).get("by_user")
+        if by is None or recipient == "triggered_by":
+            return int(by) if by is not None else None
+        rec = {"owner_id": by}
     if recipient == "assignee":
         v = rec.get("assignee_id") or rec.get("owner_id")
         return int(v) if v is not None else None

@@ -17,6 +17,7 @@ import msgspec
 
 from automation.conditions import OPS
 from automation.cron import CronError, parse_cron
+from automation.phrases import PhraseError, expand
 
 MAX_STEPS = 100  # in a definition, nested ones included
 MAX_DEPTH = 4  # nesting of branch / for_each
@@ -28,7 +29,10 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
 FieldPath = Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_]{0,62}(\.[a-z0-9_]{1,63}){0,3}$")]
 EventKey = Annotated[
-    str, msgspec.Meta(pattern=r"^[a-z][a-z_]{0,39}\.[a-z][a-z_]{0,39}$|^(schedule|manual|webhook)$")
+    str,
+    msgspec.Meta(
+        pattern=r"^[a-z][a-z_]{0,39}\.[a-z][a-z_]{0,39}$|^(schedule|manual|webhook|voice)$"
+    ),
 ]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=400 * 86400)]
 
@@ -51,7 +55,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "chat": ("submitted",),
     "segment": ("entered", "left"),
 }
-STANDALONE = ("schedule", "manual", "webhook")
+STANDALONE = ("schedule", "manual", "webhook", "voice")
+MAX_PHRASES = 20
 # The object whose changes the capture trigger must write for an event key.
 CAPTURED = {
     **{o: o for o in RECORD_OBJECTS},
@@ -81,11 +86,22 @@ class Condition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     value: Any = None
 
 
+Phrase = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
 class Trigger(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`on: voice`: a command said (or typed) to the assistant by a user of `roles` (empty:
+    every role that writes) starts a run; `phrases` are sentence templates
+    (`call for backup`, `(need|send) [some] backup`), `object` (accounts or work_orders)
+    starts it from the speaker's current stop. The run's `trigger` holds `by_user`, `text`
+    and the `phrase` matched."""
+
     on: EventKey
     when: list[Condition] = []
     cron: Annotated[str, msgspec.Meta(max_length=100)] | None = None  # on = schedule (UTC)
     object: RecordObject | None = None  # on = manual: the kind of record a run starts from
+    phrases: Annotated[list[Phrase], msgspec.Meta(max_length=MAX_PHRASES)] = []  # on = voice
+    roles: list[Literal["admin", "manager", "rep"]] = []  # on = voice: who may say it
 
 
 class ExitRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -109,7 +125,14 @@ class BusinessHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 Recipient = (
-    Literal["record_owner", "workflow_owner", "owner_manager", "assignee"]
+    Literal[
+        "record_owner",
+        "workflow_owner",
+        "owner_manager",
+        "assignee",
+        "triggered_by",
+        "triggered_by_manager",
+    ]
     | Annotated[int, msgspec.Meta(ge=1)]
 )
 
@@ -342,6 +365,24 @@ def _check_conditions(where: str, conds: list[Condition]) -> None:
             raise DefinitionError(where, f"{c.field} {c.op}: value must be a number or text")
 
 
+def _check_voice(t: Trigger) -> None:
+    if t.on != "voice":
+        if t.phrases or t.roles:
+            raise DefinitionError("trigger.phrases", "only a voice trigger has phrases and roles")
+        return
+    if not t.phrases:
+        raise DefinitionError("trigger.phrases", "a voice trigger needs at least one phrase")
+    if t.object not in (None, "accounts", "work_orders"):
+        raise DefinitionError(
+            "trigger.object", "a voice run starts from the current stop: accounts or work_orders"
+        )
+    for i, p in enumerate(t.phrases):
+        try:
+            expand(p)
+        except PhraseError as exc:
+            raise DefinitionError(f"trigger.phrases[{i}]", str(exc)) from None
+
+
 def check(d: Definition) -> None:
     """Rules the types cannot say: unique step ids, known events and fields, one wait kind,
     a bounded size and nesting, a valid cron."""
@@ -358,6 +399,7 @@ def check(d: Definition) -> None:
             raise DefinitionError("trigger.cron", str(exc)) from None
     elif d.trigger.cron is not None:
         raise DefinitionError("trigger.cron", "only a schedule trigger has a cron expression")
+    _check_voice(d.trigger)
     for i, rule in enumerate(d.exit_on):
         _check_event(f"exit_on[{i}]", rule.on, allow_standalone=False)
         _check_conditions(f"exit_on[{i}]", rule.when)

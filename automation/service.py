@@ -24,7 +24,7 @@ from automation.template import render
 from crm.entities import ENTITIES
 from crm.store import get_record
 from kernel.errors import Conflict, NotFound, Unprocessable
-from kernel.principal import Principal
+from kernel.principal import Forbidden, Principal
 
 Conn = AsyncConnection[Any]
 
@@ -290,3 +290,104 @@ async def dry_run(
 
     walk(definition.steps, 0)
     return {"trigger_matches": matches, "steps": plan}
+
+
+VOICE_REPEAT_S = 60  # the same voice command of one user starts one run in this window
+
+
+async def voice_commands(conn: Conn) -> list[dict[str, Any]]:
+    """The active voice-triggered workflows: id, version, name, phrases, roles, object (the
+    assistant matches what users say against their phrases)."""
+    cur = await conn.execute(
+        "SELECT w.id, w.version, w.name, v.definition FROM automation_workflows w"
+        " JOIN automation_versions v ON v.workflow_id = w.id AND v.version = w.version"
+        " WHERE w.active AND w.trigger_on = 'voice' ORDER BY w.id LIMIT 200"
+    )
+    out = []
+    for wid, version, name, raw in await cur.fetchall():
+        try:
+            trig = d.decode(raw).trigger
+        except d.DefinitionError:
+            continue  # saved by an older version and no longer valid: not offered
+        out.append(
+            {
+                "workflow_id": int(wid),
+                "version": int(version),
+                "name": str(name),
+                "phrases": list(trig.phrases),
+                "roles": list(trig.roles),
+                "object": trig.object,
+            }
+        )
+    return out
+
+
+async def start_voice(
+    conn: Conn,
+    p: Principal,
+    workflow_id: int,
+    *,
+    text: str,
+    phrase: str,
+    record_object: str | None = None,
+    record_id: int | None = None,
+) -> tuple[int, bool]:
+    """Start a voice-triggered workflow for the user who said it: (run id, started). A user
+    saying the same command again within VOICE_REPEAT_S gets the run already started
+    (a repeated confirmation, a retried request), so one command starts one run."""
+    p.require_write()
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT w.id, w.version, w.active, v.definition FROM automation_workflows w"
+        " JOIN automation_versions v ON v.workflow_id = w.id AND v.version = w.version"
+        " WHERE w.id = %s AND w.trigger_on = 'voice'",
+        (workflow_id,),
+    )
+    wf = await cur.fetchone()
+    if wf is None or not wf["active"]:
+        raise NotFound(f"no active voice workflow {workflow_id}", field="workflow_id")
+    definition = d.decode(wf["definition"])
+    roles = definition.trigger.roles
+    if roles and p.role not in roles:
+        raise Forbidden(f"this command is for {', '.join(roles)} users")
+    # one at a time per user and workflow, so two confirmations cannot both start a run
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('automation.voice'), hashtext(%s))",
+        (f"{workflow_id}:{p.user_id}",),
+    )
+    await cur.execute(
+        "SELECT id FROM automation_runs WHERE workflow_id = %s AND trigger->>'event' = 'voice'"
+        " AND (trigger->>'by_user')::bigint = %s"
+        " AND created_at > clock_timestamp() - make_interval(secs => %s)"
+        " ORDER BY id DESC LIMIT 1",
+        (workflow_id, p.user_id, VOICE_REPEAT_S),
+    )
+    recent = await cur.fetchone()
+    if recent is not None:
+        return int(recent["id"]), False
+    record = None
+    if record_object is not None and record_id is not None:
+        record = await _record(conn, p, record_object, record_id)
+    run_id = await runs.start(
+        conn,
+        workflow_id,
+        int(wf["version"]),
+        record_object=record_object if record else None,
+        record_id=str(record_id) if record else None,
+        trigger={
+            "event": "voice",
+            "by_user": p.user_id,
+            "text": text[:500],
+            "phrase": phrase[:200],
+            "record": record,
+        },
+        exit_on=[r.on for r in definition.exit_on],
+        why=f"said by user {p.user_id}: {text[:200]}",
+    )
+    return run_id, True
+
+
+async def workflow_names(conn: Conn, ids: list[int]) -> dict[int, str]:
+    """Names of these workflows (for figures that name the workflow a command started)."""
+    cur = await conn.execute("SELECT id, name FROM automation_workflows WHERE id = ANY(%s)", (ids,))
+    return {int(i): str(n) for i, n in await cur.fetchall()}

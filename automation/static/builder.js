@@ -270,6 +270,8 @@ function render() {
   trow.className = 'row';
   const tp = def('#/$defs/Trigger').properties;
   trow.append(field(draft.trigger, 'on', tp.on), field(draft.trigger, 'cron', tp.cron), field(draft.trigger, 'object', tp.object));
+  // on 'voice': its sentence templates (["call for backup"]) and who may say them
+  trow.append(field(draft.trigger, 'phrases', tp.phrases), field(draft.trigger, 'roles', tp.roles));
   draft.trigger.when = draft.trigger.when || [];
   trig.append(trow, conditions(draft.trigger.when));
   const more = document.createElement('div');

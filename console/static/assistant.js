@@ -115,6 +115,13 @@ export function mountAssistant(slot) {
   /** the previous answer's intent and slots, sent back for follow-ups ("and last quarter?") */
   let context = null;
 
+  /** The device on screen (its alerts or its telemetry): "escalate this alert" means its
+   * newest open alert. @returns {string | undefined} */
+  function deviceOnScreen() {
+    const m = /^#\/(?:alerts|device)\/([^/]+)/.exec(location.hash);
+    return m ? decodeURIComponent(m[1]) : undefined;
+  }
+
   /** @param {any} reply @param {string} text */
   function answer(reply, text) {
     if (reply.intent !== 'out_of_scope') {
@@ -161,7 +168,7 @@ export function mountAssistant(slot) {
     if (!confirm) say('me', text);
     status.textContent = 'Thinking…';
     try {
-      answer(await api('/api/v1/assistant/messages', { method: 'POST', body: { text, tz: tz(), confirm, context } }), text);
+      answer(await api('/api/v1/assistant/messages', { method: 'POST', body: { text, tz: tz(), confirm, context, device_id: deviceOnScreen() } }), text);
       status.textContent = '';
     } catch (err) {
       status.textContent = '';
@@ -200,7 +207,7 @@ export function mountAssistant(slot) {
     if (!wav) return;
     status.textContent = 'Recognising…';
     try {
-      const reply = await api(`/api/v1/assistant/voice${q({ tz: tz(), context })}`, { method: 'POST', body: wav, headers: { 'Content-Type': 'audio/wav' } });
+      const reply = await api(`/api/v1/assistant/voice${q({ tz: tz(), context, device_id: deviceOnScreen() })}`, { method: 'POST', body: wav, headers: { 'Content-Type': 'audio/wav' } });
       status.textContent = '';
       if (reply.transcript) say('me', `🎤 ${reply.transcript}`);
       answer(reply, reply.transcript);

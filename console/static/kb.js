@@ -140,7 +140,7 @@ export async function assistantView(root, _args, session) {
       parts.push(h('h2', {}, 'Per intent'),
         h('p', { class: 'muted' }, `${a.conversations} conversations of users, ${a.average_turns} turns on average`),
         a.intents.length ? scrollBox('Figures per intent', table([
-          { key: 'intent', label: 'Intent' },
+          { label: 'Intent', render: (x) => (x.command_name ? `${x.intent}: ${x.command_name}` : x.intent) },
           { key: 'channel', label: 'Channel' },
           { key: 'volume', label: 'Volume' },
           { label: 'Success', render: (x) => pct(x.success_rate) },
