@@ -4,7 +4,7 @@
 // Everything comes from /api/v1/assistant/...; writing is for managers and admins (the
 // server decides: a 403 is shown as such).
 import { api, q } from './api.js';
-import { h, toast, errorBox, fmtTime, table } from './ui.js';
+import { h, toast, errorBox, fmtTime, table, scrollBox } from './ui.js';
 
 const KINDS = [['howto', 'How-to'], ['manual', 'Equipment manual'], ['faq', 'FAQ']];
 const kindLabel = (k) => (KINDS.find(([v]) => v === k) || [k, k])[1];
@@ -20,7 +20,7 @@ export async function kbView(root, [id], session) {
   root.append(h('h1', {}, 'Knowledge base'));
   const search = h('input', { type: 'search', placeholder: 'Ask a question or type key words', 'aria-label': 'Search articles', maxlength: 500, id: 'kb-q' });
   const kind = h('select', { 'aria-label': 'Kind', id: 'kb-kind' }, h('option', { value: '' }, 'All kinds'), KINDS.map(([v, l]) => h('option', { value: v }, l)));
-  const list = h('div', { id: 'kb-list', class: 'table-box' });
+  const list = scrollBox('Articles', { id: 'kb-list' });
   const bar = h('form', { class: 'toolbar', role: 'search' }, search, kind, h('button', { type: 'submit' }, 'Search'),
     canWrite(session) ? h('a', { href: '#/kb/new', class: 'button', id: 'kb-new' }, 'New article') : null);
   root.append(bar, list);
@@ -110,12 +110,6 @@ function editView(root, a, session) {
   return null;
 }
 
-/** A wide table scrolls sideways inside its own box on a phone, where a keyboard can reach it.
- * @param {string} label @param {HTMLElement} content */
-function scrollBox(label, content) {
-  return h('div', { class: 'table-box', role: 'region', 'aria-label': label, tabindex: 0 }, content);
-}
-
 /** The assistant's figures and the customer bot. @param {HTMLElement} root @param {string[]} _args @param {any} session */
 export async function assistantView(root, _args, session) {
   root.append(h('h1', {}, 'Assistant'));
@@ -139,7 +133,7 @@ export async function assistantView(root, _args, session) {
       }
       parts.push(h('h2', {}, 'Per intent'),
         h('p', { class: 'muted' }, `${a.conversations} conversations of users, ${a.average_turns} turns on average`),
-        a.intents.length ? scrollBox('Figures per intent', table([
+        a.intents.length ? scrollBox('Figures per intent', {}, table([
           { key: 'intent', label: 'Intent' },
           { key: 'channel', label: 'Channel' },
           { key: 'volume', label: 'Volume' },
