@@ -167,10 +167,12 @@ async function settingsForm(session) {
     const minutes = num('meeting_minutes', s.meeting_minutes, { min: 10, max: 240 });
     const windowDays = num('window_days', s.window_days, { min: 1, max: 90 });
     const minScore = num('min_score', s.min_score, { min: 0, max: 1, step: 0.05 });
+    const name = h('input', { name: 'name', value: s.name, maxlength: 40, required: true, disabled: !admin });
     const err = h('p', { class: 'error', role: 'alert' });
     const field = (label, el) => h('label', { class: 'field' }, label, el);
     const form = h('form', { class: 'record-form' },
-      field('Answer website visitors', enabled), field('Offer the free times of (user ids)', booking),
+      field('Answer website visitors', enabled), field('Name it signs its replies with (shown as a bot)', name),
+      field('Offer the free times of (user ids)', booking),
       field('Owner of the leads it makes (user id)', owner), field('Assign handed-over chats to (user id; empty: unassigned)', handoff),
       field('Meeting length (minutes)', minutes), field('Booking window (days)', windowDays),
       field('Answer from the knowledge base above this score', minScore), err,
@@ -190,6 +192,7 @@ async function settingsForm(session) {
             meeting_minutes: Number(val(minutes)),
             window_days: Number(val(windowDays)),
             min_score: Number(val(minScore)),
+            name: val(name).trim(),
           },
         });
         toast('Bot settings saved');
