@@ -26,20 +26,38 @@ $(DEBIAN_STAMP): deploy/install-debian.sh
 	bash deploy/install-debian.sh
 	@mkdir -p .state && touch $@
 
-venv: $(STAMP)
+# An install is redone when what it was made from changed, not when a checkout made those
+# files newer than it (a fresh worktree sharing an up-to-date node_modules through a
+# symlink re-ran `npm ci` through it): each marker holds the sha256 of its sources.
+sources_hash = $(shell cat $(1) 2>/dev/null | sha256sum | cut -c1-64)
+stamp_current = $(filter $(call sources_hash,$(2)),$(shell cat $(1) 2>/dev/null))
+# an earlier version's marker (empty, only its time told) newer than its sources: current
+stamp_legacy = $(shell [ -f $(1) ] && [ ! -s $(1) ] && [ -z "$$(find $(2) -newer $(1))" ] && echo yes)
+VENV_SOURCES := pyproject.toml
+NODE_SOURCES := package.json package-lock.json
+PIP_INSTALL ?= $(PY) -m pip install -q
+NPM_CI ?= npm ci --no-audit --no-fund --loglevel=error
 
-$(STAMP): pyproject.toml
+venv:
+ifneq ($(call stamp_current,$(STAMP),$(VENV_SOURCES)),)
+else ifneq ($(call stamp_legacy,$(STAMP),$(VENV_SOURCES)),)
+	@echo $(call sources_hash,$(VENV_SOURCES)) > $(STAMP)
+else
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade "pip>=24,<27"
-	$(PY) -m pip install -q -e '.[dev]'
-	@touch $@
+	$(PIP_INSTALL) --upgrade "pip>=24,<27"
+	$(PIP_INSTALL) -e '.[dev]'
+	@mkdir -p $(VENV) && echo $(call sources_hash,$(VENV_SOURCES)) > $(STAMP)
+endif
 
-node: $(NODE_STAMP)
-
-$(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	@touch $@
+node:
+ifneq ($(call stamp_current,$(NODE_STAMP),$(NODE_SOURCES)),)
+else ifneq ($(call stamp_legacy,$(NODE_STAMP),$(NODE_SOURCES)),)
+	@echo $(call sources_hash,$(NODE_SOURCES)) > $(NODE_STAMP)
+else
+	$(NPM_CI)
+	@mkdir -p node_modules && echo $(call sources_hash,$(NODE_SOURCES)) > $(NODE_STAMP)
+endif
 
 up: deps
 	$(VENV)/bin/fieldmesh up

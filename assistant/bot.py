@@ -270,8 +270,11 @@ def after_lead(state: State, lead_id: int | None) -> Step:
     )
 
 
-def after_slots(state: State, slots: list[tuple[str, str]]) -> Step:
-    """`slots`: (ISO start, how to say it) of the next free times."""
+def after_slots(
+    state: State, slots: list[tuple[str, str]], zone: str = "UTC", visitors: bool = False
+) -> Step:
+    """`slots`: (ISO start, how to say it) of the next free times, said in `zone` (the
+    visitor's own when `visitors`, else the team's)."""
     if not slots:
         return Step(
             "no_slots",
@@ -279,11 +282,12 @@ def after_slots(state: State, slots: list[tuple[str, str]]) -> Step:
             replace(state, stage="idle", offered=()),
         )
     lines = "\n".join(f"{i}. {label}" for i, (_iso, label) in enumerate(slots, 1))
+    whose = "your time zone" if visitors else "our team's time zone"
     return Step(
         "offer_slots",
         (
-            f"Would you like to book a call with our team? The next free times are:\n{lines}\n"
-            "Reply with the number, or 'no'.",
+            f"Would you like to book a call with our team? The next free times are "
+            f"({whose}, {zone}):\n{lines}\nReply with the number, or 'no'.",
         ),
         replace(state, stage="offer", offered=tuple(iso for iso, _ in slots)),
     )

@@ -49,6 +49,16 @@ class BotSettingsIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             ge=0, le=1, description="the knowledge base score below which the bot hands over"
         ),
     ] = 0.45
+    name: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=40,
+            pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$",
+            description="the name the bot signs its web chat replies with (the widget shows "
+            "it marked as the assistant)",
+        ),
+    ] = "Assistant"
 
 
 class BotSettingsOut(msgspec.Struct, frozen=True):
@@ -59,13 +69,14 @@ class BotSettingsOut(msgspec.Struct, frozen=True):
     meeting_minutes: int
     window_days: int
     min_score: float
+    name: str
     updated_at: datetime
 
 
 def _out(s: bot_service.BotSettings) -> BotSettingsOut:
     return BotSettingsOut(
         s.enabled, list(s.booking_user_ids), s.lead_owner_id, s.handoff_user_id,
-        s.meeting_minutes, s.window_days, s.min_score, s.updated_at,
+        s.meeting_minutes, s.window_days, s.min_score, s.name, s.updated_at,
     )  # fmt: skip
 
 

@@ -79,6 +79,7 @@ class BotSettings:
     window_days: int
     handoff_user_id: int | None
     min_score: float
+    name: str  # what the bot signs its replies with (the widget marks it as the assistant)
     updated_at: datetime
 
 
@@ -86,7 +87,7 @@ async def read_settings(conn: Conn) -> BotSettings:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         "SELECT enabled, lead_owner_id, booking_user_ids, meeting_minutes, window_days,"
-        " handoff_user_id, min_score, updated_at FROM assistant_bot_settings WHERE id = 1"
+        " handoff_user_id, min_score, name, updated_at FROM assistant_bot_settings WHERE id = 1"
     )
     row = await cur.fetchone()
     assert row is not None
@@ -104,8 +105,8 @@ async def write_settings(conn: Conn, user_id: int, values: dict[str, Any]) -> Bo
         " lead_owner_id = %(lead_owner_id)s, booking_user_ids = %(booking_user_ids)s,"
         " meeting_minutes = %(meeting_minutes)s, window_days = %(window_days)s,"
         " handoff_user_id = %(handoff_user_id)s, min_score = %(min_score)s,"
-        " updated_by = %(by)s, updated_at = now() WHERE id = 1",
-        {**values, "by": user_id},
+        " name = %(name)s, updated_by = %(by)s, updated_at = now() WHERE id = 1",
+        {**values, "name": " ".join(str(values["name"]).split()), "by": user_id},
     )
     return await read_settings(conn)
 
@@ -205,6 +206,7 @@ async def respond(app: web.Application, turn: ChatTurn) -> None:
                 channel="chat",
                 direction="out",
                 body_text=text[:4000],
+                from_addr=cfg.name,  # the widget shows it as the assistant's name
                 external_id=f"bot:{turn.message_id}:{i}",
             )
         if outcome != "handoff" and replies:
@@ -273,9 +275,13 @@ async def _run(
             )
             step = bot.after_search(turn.text, state, best, cfg.min_score)
         elif step.do == "lead":
-            step = bot.after_lead(state, await _make_lead(conn, cfg, turn, state))
+            lead_id = await _make_lead(conn, cfg, turn, state)
+            if lead_id is not None:  # the chat is the lead's: on its record and in the inbox
+                await conversations.link_lead(conn, turn.conversation_id, lead_id)
+            step = bot.after_lead(state, lead_id)
         elif step.do == "slots":
-            step = bot.after_slots(state, await _slots(conn, cfg))
+            slots, zone, theirs = await _slots(conn, cfg, turn.tz)
+            step = bot.after_slots(state, slots, zone, theirs)
         elif step.do == "book":
             label, meeting_id = await _book(conn, cfg, turn, state, step.pick)
             step = bot.after_booking(state, label, meeting_id)
@@ -411,13 +417,18 @@ async def _zone(conn: Conn, user_id: int, start: datetime) -> str:
     return people[0].tz if people else "UTC"
 
 
-async def _slots(conn: Conn, cfg: BotSettings) -> list[tuple[str, str]]:
-    """The next free times of the booking users: (ISO start, label in the rep's zone)."""
+async def _slots(
+    conn: Conn, cfg: BotSettings, visitor_tz: str | None
+) -> tuple[list[tuple[str, str]], str, bool]:
+    """The next free times of the booking users, said in the visitor's zone (the widget's,
+    checked by engage) or else the first free rep's: ([(ISO start in that zone, label)],
+    the zone, whether it is the visitor's)."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now + LEAD_TIME
     end = now + timedelta(days=cfg.window_days)
     duration = timedelta(minutes=cfg.meeting_minutes)
-    seen: dict[datetime, str] = {}
+    starts: set[datetime] = set()
+    zone = visitor_tz
     for uid in cfg.booking_user_ids:
         try:
             found = await search_slots(
@@ -427,10 +438,14 @@ async def _slots(conn: Conn, cfg: BotSettings) -> list[tuple[str, str]]:
         except NotFound:  # deactivated since
             continue
         if found:
-            tz = await _zone(conn, uid, start)
-            for s in found:
-                seen.setdefault(s.start, _label(s.start, tz))
-    return [(k.isoformat(), seen[k]) for k in sorted(seen)][:SLOTS_OFFERED]
+            zone = zone or await _zone(conn, uid, start)
+            starts.update(s.start for s in found)
+    tz = zone or "UTC"
+    slots = [
+        (k.astimezone(ZoneInfo(tz)).isoformat(), _label(k, tz))
+        for k in sorted(starts)[:SLOTS_OFFERED]
+    ]
+    return slots, tz, visitor_tz is not None
 
 
 async def _book(
@@ -477,7 +492,8 @@ async def _book(
                     source="assistant_bot",
                     source_ref=f"{turn.conversation_id}:{int(start.timestamp())}",
                 )
-                return _label(start, await _zone(conn, uid, start)), int(act["id"])
+                zone = turn.tz or await _zone(conn, uid, start)
+                return _label(start, zone), int(act["id"])
         except (MeetingConflict, NotFound):
             continue
         except ApiError as exc:

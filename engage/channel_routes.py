@@ -6,12 +6,16 @@
 - `GET /engage/chat/widget.js`: the script a customer's website embeds
   (`<script src=".../engage/chat/widget.js" defer></script>`).
 - `GET /engage/chat/socket`: the widget's WebSocket. The visitor opens with
-  `{"t": "hello", "visitor": KEY|null, "email": ADDRESS|null}` and gets back its visitor key
-  (kept by the widget in localStorage); then `{"t": "msg", "id": CLIENT_ID, "text": ...}`
-  per message. Our replies come back as `{"t": "msg", "from": "agent", "text": ...}`.
-  Limits: 8 KiB frames, 4,000 characters a message, 20 messages a minute per socket, a
-  visitor key of 16-64 URL-safe characters; anything else closes the socket with the reason.
-  Replies written with no author (a bot's) come back with `"from": "bot"`.
+  `{"t": "hello", "visitor": KEY|null, "email": ADDRESS|null, "tz": IANA_ZONE|null}` and
+  gets back its visitor key (kept by the widget in localStorage); then
+  `{"t": "msg", "id": CLIENT_ID, "text": ...}` per message. Our replies come back as
+  `{"t": "msg", "from": "agent", "name": AGENT_NAME, "text": ...}`; replies written with
+  no author (the assistant's bot) as `"from": "bot"` with the name it signs with. Limits:
+  8 KiB frames, 4,000 characters a message, 20 messages a minute per socket, a visitor
+  key of 16-64 URL-safe characters; anything else closes the socket with the reason. The
+  time zone is the browser's, used to say times in it (the bot's appointment slots): one
+  that zoneinfo does not know, or longer than 64 characters, is ignored (the welcome says
+  `"tz": null`), never an error.
 
 A chat responder (`CHAT_RESPONDER`, installed by a package above engage: the assistant's
 customer bot) hears each new visitor message after it is stored, one at a time per socket;
@@ -31,6 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -49,6 +54,18 @@ MAX_FRAME = 8192
 RATE_PER_MIN = 20
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _EMAIL = re.compile(r"^[^@\s<>,;:]{1,200}@[^@\s<>,;:]{1,200}$")
+_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,2}$")
+
+
+def visitor_zone(raw: object) -> str | None:
+    """The browser's IANA zone when zoneinfo knows it; None for anything else."""
+    if not isinstance(raw, str) or len(raw) > 64 or not _ZONE.match(raw):
+        return None
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +77,7 @@ class ChatTurn:
     visitor_key: str
     email: str | None
     text: str
+    tz: str | None = None  # the visitor's IANA time zone (checked against zoneinfo)
 
 
 class ChatResponder(Protocol):
@@ -179,7 +197,8 @@ async def chat_socket(req: Req) -> web.StreamResponse:
     if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
         await ws.close(code=4400, message=b"bad email")
         return ws
-    await ws.send_str(json.dumps({"t": "welcome", "visitor": key}))
+    tz = visitor_zone(hello.get("tz"))
+    await ws.send_str(json.dumps({"t": "welcome", "visitor": key, "tz": tz}))
     conversation: dict[str, int | None] = {"id": None}
     hub = req.request.app[HUB]
     q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=200)
@@ -197,17 +216,22 @@ async def chat_socket(req: Req) -> web.StreamResponse:
             async with req.connection() as conn:
                 cur = conn.cursor(row_factory=dict_row)
                 await cur.execute(
-                    "SELECT body_text, created_at, author_user_id FROM engage_messages"
-                    " WHERE id = %s",
+                    "SELECT m.body_text, m.created_at, m.author_user_id, m.from_addr,"
+                    " u.name AS author_name"
+                    " FROM engage_messages m LEFT JOIN users u ON u.id = m.author_user_id"
+                    " WHERE m.id = %s",
                     (n["message_id"],),
                 )
                 row = await cur.fetchone()
             if row is not None:
+                agent = row["author_user_id"] is not None
                 await ws.send_str(
                     json.dumps(
                         {
                             "t": "msg",
-                            "from": "agent" if row["author_user_id"] is not None else "bot",
+                            "from": "agent" if agent else "bot",
+                            # the agent's name; the bot signs its replies (from_addr)
+                            "name": (row["author_name"] if agent else row["from_addr"]) or None,
                             "text": row["body_text"],
                             "at": row["created_at"].isoformat(),
                         }
@@ -251,7 +275,7 @@ async def chat_socket(req: Req) -> web.StreamResponse:
             responder = req.app.get(CHAT_RESPONDER)
             if responder is not None and mid is not None:
                 try:
-                    await responder(req.app, ChatTurn(conv, mid, key, email, text.strip()))
+                    await responder(req.app, ChatTurn(conv, mid, key, email, text.strip(), tz))
                 except Exception:  # the responder's supervisor: the message itself is stored
                     log.exception("engage: the chat responder failed on message %s", mid)
     finally:

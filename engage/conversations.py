@@ -15,7 +15,9 @@ goes (`conversation_for`):
 Statuses: open (waiting on us), pending (waiting on the customer), resolved. A customer's
 message reopens a pending or resolved conversation. SLA: the first reply is due
 FIRST_RESPONSE_SLA_S after the first customer message that finds no reply; `sla_breached`
-is derived when read. Every new message is announced with `pg_notify('engage_inbox', ...)`
+is derived when read. While a service answers the customer by itself (the assistant's
+chat bot, `set_handling`), no clock runs: the SLA of a conversation it hands over counts
+from the handover. Every new message is announced with `pg_notify('engage_inbox', ...)`
 in the writing transaction, so the live inbox hears of it at commit.
 """
 
@@ -41,9 +43,9 @@ def _who(link: Link, address: str | None) -> tuple[str, list[Any]]:
         return "contact_id = %s", [link.contact_id]
     if link.lead_id is not None:
         return "lead_id = %s", [link.lead_id]
-    return "contact_id IS NULL AND lead_id IS NULL AND visitor_email = %s", [
-        (address or "").lower()
-    ]
+    # an address that links to nothing (yet): its own conversations, also one linked since
+    # to the lead it became (an anonymous chat visitor the bot qualified keeps its key)
+    return "visitor_email = %s", [(address or "").lower()]
 
 
 async def conversation_for(
@@ -215,14 +217,36 @@ async def set_handling(
 ) -> None:
     """For a service answering customers by itself (the assistant's chat bot):
     `waiting_on_us` puts the conversation in the agents' open queue (a handover, assigned
-    when an assignee is given), else it waits on the customer (pending) while the service
-    handles it. (A visitor's conversation stays unlinked: their next message must find it.)"""
+    when an assignee is given) with the first-response SLA counting from now, else it waits
+    on the customer (pending) while the service handles it, and no SLA clock runs (a
+    visitor's message the service answered is no reply an agent owes)."""
     await conn.execute(
         "UPDATE engage_conversations SET assignee_user_id = coalesce(%s, assignee_user_id),"
         " status = CASE WHEN %s THEN 'open' ELSE 'pending' END,"
-        " waiting_since = CASE WHEN %s THEN coalesce(waiting_since, now()) END"
+        " waiting_since = CASE WHEN %s THEN coalesce(waiting_since, now()) END,"
+        " first_response_due_at = CASE WHEN first_response_at IS NOT NULL"
+        "   THEN first_response_due_at"
+        "   WHEN %s THEN now() + make_interval(secs => %s) END"
         " WHERE id = %s",
-        (assignee_user_id, waiting_on_us, waiting_on_us, conversation_id),
+        (
+            assignee_user_id,
+            waiting_on_us,
+            waiting_on_us,
+            waiting_on_us,
+            FIRST_RESPONSE_SLA_S,
+            conversation_id,
+        ),
+    )
+
+
+async def link_lead(conn: AsyncConnection[Any], conversation_id: int, lead_id: int) -> None:
+    """The conversation is this lead's (a visitor a service qualified into a lead): it shows
+    on the lead and to whoever may see the lead. A conversation already linked to a contact
+    or a lead keeps that link."""
+    await conn.execute(
+        "UPDATE engage_conversations SET lead_id = %s"
+        " WHERE id = %s AND contact_id IS NULL AND lead_id IS NULL",
+        (lead_id, conversation_id),
     )
 
 

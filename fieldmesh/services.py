@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -20,14 +19,12 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fieldmesh import svc_caldav, svc_mail, svc_sms
+from fieldmesh import procs, svc_caldav, svc_mail, svc_sms
 from kernel import broker
 from kernel.settings import Settings
 
@@ -51,9 +48,7 @@ class ServiceStatus:
 
 
 def _port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.3) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
-        return True
-    return False
+    return procs.port_open(port, host, timeout_s)
 
 
 def _wait_port(port: int, timeout_s: float, what: str) -> None:
@@ -65,15 +60,8 @@ def _wait_port(port: int, timeout_s: float, what: str) -> None:
     raise ServiceError(f"{what} did not open port {port} within {timeout_s:.0f} s")
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _file_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    return procs.file_lock(path)
 
 
 def _is_root() -> bool:
@@ -447,18 +435,7 @@ def _mqtt_dir(settings: Settings) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); treat it as gone.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
+    return procs.alive(pid)
 
 
 DYNSEC_PLUGIN_PATHS = (
@@ -653,28 +630,38 @@ def write_broker_config(
     return conf
 
 
+def _mqtt_conf(settings: Settings) -> Path:
+    return _mqtt_dir(settings) / "mosquitto.conf"
+
+
 def _mqtt_pid(settings: Settings) -> int | None:
-    pidfile = _mqtt_dir(settings) / "mosquitto.pid"
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _pid_alive(pid) else None
+    """This state dir's broker: the pid file's process, if it runs this state dir's
+    configuration (identified so, never by a port probe: see fieldmesh/procs.py)."""
+    return procs.pid_from_file(_mqtt_dir(settings) / "mosquitto.pid", str(_mqtt_conf(settings)))
 
 
 def mqtt_running(settings: Settings) -> bool:
-    return _mqtt_pid(settings) is not None and _port_open(settings.mqtt_port)
+    return _mqtt_pid(settings) is not None
 
 
 def mqtt_start(settings: Settings) -> None:
+    with procs.file_lock(_mqtt_dir(settings) / "start.lock"):
+        _mqtt_start_locked(settings)
+
+
+def _mqtt_start_locked(settings: Settings) -> None:
     running = mqtt_running(settings)
     conf = _write_broker_files(settings, running=running)
     if running:
-        if settings.mqtt_tls_port is not None and not _port_open(settings.mqtt_tls_port):
+        if settings.mqtt_tls_port is not None and not _port_open(
+            settings.mqtt_tls_port, timeout_s=2.0
+        ):
             raise ServiceError(
                 "the broker runs without its TLS listener: `fieldmesh down` first, then up --tls"
             )
         return
+    # stray brokers of this state dir (an older version's overwritten pid file)
+    procs.stop_service(_mqtt_dir(settings) / "mosquitto.pid", str(conf), "mosquitto")
     if _port_open(settings.mqtt_port):
         raise ServiceError(
             f"port {settings.mqtt_port} is taken by another program (FIELDMESH_MQTT_PORT)"
@@ -691,13 +678,21 @@ def mqtt_start(settings: Settings) -> None:
 
 
 def mqtt_stop(settings: Settings, sig: signal.Signals = signal.SIGTERM) -> None:
-    pid = _mqtt_pid(settings)
-    if pid is None:
+    """Stop the state dir's broker (and any other one running its configuration); with
+    another `sig` than SIGTERM (tests kill it), only send that to the pid file's broker."""
+    if sig != signal.SIGTERM:
+        pid = _mqtt_pid(settings)
+        if pid is None:
+            return
+        os.kill(pid, sig)
+        deadline = time.monotonic() + 20
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         return
-    os.kill(pid, sig)
-    deadline = time.monotonic() + 20
-    while _pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with procs.file_lock(_mqtt_dir(settings) / "start.lock"):
+        procs.stop_service(
+            _mqtt_dir(settings) / "mosquitto.pid", str(_mqtt_conf(settings)), "mosquitto"
+        )
 
 
 # --------------------------------------------------------------------------- together

@@ -7,16 +7,17 @@ it; with CALDAV_URL set, none of this runs and users sync with that server inste
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
+import logging
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from calendars.server import caldav_dir, write_config
+from fieldmesh import procs
 from kernel.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class CalDavServiceError(RuntimeError):
@@ -27,83 +28,70 @@ def _pidfile(settings: Settings) -> Path:
     return caldav_dir(settings.state_dir) / "radicale.pid"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
+def _conf(settings: Settings) -> Path:
+    return caldav_dir(settings.state_dir) / "radicale.conf"
 
 
 def _pid(settings: Settings) -> int | None:
-    try:
-        pid = int(_pidfile(settings).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _alive(pid) else None
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with (
-        contextlib.suppress(OSError),
-        socket.create_connection(("127.0.0.1", port), timeout=0.3),
-    ):
-        return True
-    return False
+    """This state dir's Radicale: the pid file's process, if its command line runs this
+    state dir's configuration (a port probe is no proof: see fieldmesh/procs.py)."""
+    return procs.pid_from_file(_pidfile(settings), str(_conf(settings)))
 
 
 def running(settings: Settings) -> bool:
-    return _pid(settings) is not None and _port_open(settings.caldav_port)
+    return _pid(settings) is not None
 
 
 def start(settings: Settings, timeout_s: float = 30.0) -> None:
-    conf = write_config(settings.state_dir, settings.caldav_port)
-    if running(settings):
+    """Start the state dir's Radicale unless it runs; one at a time per state dir."""
+    with procs.file_lock(caldav_dir(settings.state_dir) / "start.lock"):
+        _start_locked(settings, timeout_s)
+
+
+def _start_locked(settings: Settings, timeout_s: float) -> None:
+    if _pid(settings) is not None:
+        if not procs.port_open(settings.caldav_port, timeout_s=2.0):
+            log.warning(
+                "the running Radicale of %s listens elsewhere than FIELDMESH_CALDAV_PORT=%d:"
+                " `fieldmesh down` and `fieldmesh up` to apply the setting",
+                caldav_dir(settings.state_dir),
+                settings.caldav_port,
+            )
         return
-    if _port_open(settings.caldav_port):
+    # stray servers of this state dir (an older version's overwritten pid file)
+    procs.stop_service(_pidfile(settings), str(_conf(settings)), "radicale")
+    if procs.port_open(settings.caldav_port):
         raise CalDavServiceError(
             f"port {settings.caldav_port} is taken by another program (FIELDMESH_CALDAV_PORT)"
         )
-    log = (caldav_dir(settings.state_dir) / "radicale.log").open("ab")
-    with log:
+    conf = write_config(settings.state_dir, settings.caldav_port)
+    log_path = caldav_dir(settings.state_dir) / "radicale.log"
+    with log_path.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "radicale", "--config", str(conf)],
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # the server outlives `fieldmesh up` and its shell
         )
-    _pidfile(settings).write_text(str(proc.pid))
+    _pidfile(settings).write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CalDavServiceError(f"radicale exited with code {proc.returncode}: see {log.name}")
-        if _port_open(settings.caldav_port):
+            _pidfile(settings).unlink(missing_ok=True)
+            raise CalDavServiceError(f"radicale exited with code {proc.returncode}: see {log_path}")
+        if procs.port_open(settings.caldav_port):
             return
         time.sleep(0.05)
+    procs.stop_group(proc.pid)
+    _pidfile(settings).unlink(missing_ok=True)
     raise CalDavServiceError(f"radicale did not open port {settings.caldav_port} in {timeout_s} s")
 
 
 def stop(settings: Settings) -> None:
-    pid = _pid(settings)
-    if pid is None:
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(OSError):
-        _pidfile(settings).unlink()
+    """Stop the state dir's Radicale (and any other one running its configuration)."""
+    with procs.file_lock(caldav_dir(settings.state_dir) / "start.lock"):
+        procs.stop_service(_pidfile(settings), str(_conf(settings)), "radicale")
 
 
 def detail(settings: Settings) -> str:

@@ -32,7 +32,6 @@ import hashlib
 import logging
 import os
 import pwd
-import signal
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 
 from engage import accounts
 from engage.accounts import mail_dir
+from fieldmesh import procs
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -219,30 +219,22 @@ def maildir_of(settings: Settings, address: str) -> Path:
 # --------------------------------------------------------------------------- processes
 
 
-def _pid(path: Path) -> int | None:
-    try:
-        pid = int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return None
-    return pid
+def _dovecot_pid(settings: Settings) -> int | None:
+    """This state dir's Dovecot master: its pid file's process, running this configuration."""
+    return procs.pid_from_file(mail_dir(settings) / "run" / "master.pid", str(_conf(settings)))
+
+
+def _relay_db(settings: Settings) -> Path:
+    return mail_dir(settings) / "relay.sqlite"
+
+
+def _relay_pid(settings: Settings) -> int | None:
+    """This state dir's SMTP relay: its pid file's process, writing this state dir's record."""
+    return procs.pid_from_file(mail_dir(settings) / "relay.pid", str(_relay_db(settings)))
 
 
 def _port_open(port: int) -> bool:
-    import socket
-
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.3):
-        return True
-    return False
+    return procs.port_open(port)
 
 
 def _wait(probe: object, timeout_s: float, what: str) -> None:
@@ -255,18 +247,16 @@ def _wait(probe: object, timeout_s: float, what: str) -> None:
 
 
 def dovecot_running(settings: Settings) -> bool:
-    return _pid(mail_dir(settings) / "run" / "master.pid") is not None and _port_open(
-        settings.imap_port
-    )
+    return _dovecot_pid(settings) is not None
 
 
 def relay_running(settings: Settings) -> bool:
-    return _pid(mail_dir(settings) / "relay.pid") is not None and _port_open(settings.smtp_port)
+    return _relay_pid(settings) is not None
 
 
 def dovecot_start(settings: Settings) -> None:
-    if _pid(mail_dir(settings) / "run" / "master.pid") is not None:
-        if not _port_open(settings.imap_port):
+    if _dovecot_pid(settings) is not None:
+        if not procs.port_open(settings.imap_port, timeout_s=2.0):
             log.warning(
                 "the running Dovecot of %s listens elsewhere than FIELDMESH_IMAP_PORT=%d:"
                 " `fieldmesh down` and `fieldmesh up` to apply the setting",
@@ -274,6 +264,8 @@ def dovecot_start(settings: Settings) -> None:
                 settings.imap_port,
             )
         return
+    # a stray master of this state dir (an older version's overwritten pid file)
+    procs.stop_service(mail_dir(settings) / "run" / "master.pid", str(_conf(settings)), "dovecot")
     conf = write_config(settings)
     if _port_open(settings.imap_port):
         raise MailServiceError(
@@ -290,17 +282,18 @@ def dovecot_start(settings: Settings) -> None:
         )
     if result.returncode != 0:
         raise MailServiceError(f"dovecot failed to start: see {logf}")
-    _wait(lambda: dovecot_running(settings), 20, "Dovecot")
+    _wait(lambda: dovecot_running(settings) and _port_open(settings.imap_port), 20, "Dovecot")
 
 
 def relay_start(settings: Settings) -> None:
-    if _pid(mail_dir(settings) / "relay.pid") is not None:
-        if not _port_open(settings.smtp_port):
+    if _relay_pid(settings) is not None:
+        if not procs.port_open(settings.smtp_port, timeout_s=2.0):
             log.warning(
                 "the running SMTP relay listens elsewhere than FIELDMESH_SMTP_PORT=%d",
                 settings.smtp_port,
             )
         return
+    procs.stop_service(mail_dir(settings) / "relay.pid", str(_relay_db(settings)), "mail_relay")
     if _port_open(settings.smtp_port):
         raise MailServiceError(
             f"port {settings.smtp_port} is taken by another program (FIELDMESH_SMTP_PORT)"
@@ -318,7 +311,7 @@ def relay_start(settings: Settings) -> None:
                 "--lmtp",
                 str(lmtp_socket(settings)),
                 "--db",
-                str(d / "relay.sqlite"),
+                str(_relay_db(settings)),
             ],
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -327,36 +320,29 @@ def relay_start(settings: Settings) -> None:
             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         )
     (d / "relay.pid").write_text(f"{proc.pid}\n")
-    _wait(lambda: relay_running(settings) or proc.poll() is not None, 20, "the SMTP relay")
+    _wait(
+        lambda: (
+            (relay_running(settings) and _port_open(settings.smtp_port)) or proc.poll() is not None
+        ),
+        20,
+        "the SMTP relay",
+    )
     if proc.poll() is not None:
         raise MailServiceError(f"the SMTP relay exited ({proc.returncode}): see {logf}")
 
 
 def start(settings: Settings) -> None:
-    dovecot_start(settings)
-    relay_start(settings)
-
-
-def _stop_pid(pid: int | None) -> None:
-    if pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
+    with procs.file_lock(mail_dir(settings) / "start.lock"):
+        dovecot_start(settings)
+        relay_start(settings)
 
 
 def stop(settings: Settings) -> None:
+    """Stop the relay and Dovecot of this state dir (and any stray one running its files)."""
     d = mail_dir(settings)
-    _stop_pid(_pid(d / "relay.pid"))
-    _stop_pid(_pid(d / "run" / "master.pid"))
+    with procs.file_lock(d / "start.lock"):
+        procs.stop_service(d / "relay.pid", str(_relay_db(settings)), "mail_relay", 10)
+        procs.stop_service(d / "run" / "master.pid", str(_conf(settings)), "dovecot", 10)
 
 
 def status_line(settings: Settings) -> tuple[bool, str]:

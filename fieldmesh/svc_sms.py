@@ -14,17 +14,15 @@ get-url (`/engage/sms/inbound`, with the deployment's inbound key).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
+import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 from engage.sms import SENDSMS_USER, inbound_key, sendsms_password, sms_dir
+from fieldmesh import procs
 from kernel.settings import Settings
 
 FAKESMSC = "/usr/lib/kannel/test/fakesmsc"
@@ -81,21 +79,18 @@ get-url = "{inbound}?from=%p&to=%P&text=%a&id=%I&key={key}"
 
 
 def _port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.3):
-        return True
-    return False
+    return procs.port_open(port)
 
 
-def _pid(path: Path) -> int | None:
-    try:
-        pid = int(path.read_text().split()[0])
-        os.kill(pid, 0)
-    except (OSError, ValueError, IndexError):
-        return None
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return None
-    return pid
+def _marker(d: Path, name: str) -> str:
+    """What the command line of the state dir's `name` process contains: its configuration
+    (bearerbox, smsbox) or the file the fake SMS centre reads (the shell running it)."""
+    return str(d / ("inject.txt" if name == "fakesmsc" else "kannel.conf"))
+
+
+def _pid(d: Path, name: str) -> int | None:
+    """The state dir's `name` process: its pid file's, if it runs this state dir's files."""
+    return procs.pid_from_file(d / f"{name}.pid", _marker(d, name))
 
 
 def inbound_url(settings: Settings) -> str:
@@ -104,7 +99,7 @@ def inbound_url(settings: Settings) -> str:
 
 def running(settings: Settings) -> bool:
     d = sms_dir(settings)
-    return all(_pid(d / f"{n}.pid") for n in ("bearerbox", "smsbox", "fakesmsc")) and _port_open(
+    return all(_pid(d, n) for n in ("bearerbox", "smsbox", "fakesmsc")) and _port_open(
         settings.sms_port + 2
     )
 
@@ -145,12 +140,19 @@ def start(settings: Settings, *, inbound: str | None = None) -> None:
         )
     d = sms_dir(settings)
     (d / "store").mkdir(parents=True, exist_ok=True)
+    with procs.file_lock(d / "start.lock"):
+        _start_locked(settings, d, bearerbox, smsbox, inbound)
+
+
+def _start_locked(
+    settings: Settings, d: Path, bearerbox: str, smsbox: str, inbound: str | None
+) -> None:
     base = settings.sms_port
     if (
         inbound is None
-        and _pid(d / "bearerbox.pid") is not None
+        and _pid(d, "bearerbox") is not None
         and not _port_open(base + 2)
-        and _pid(d / "smsbox.pid") is not None
+        and _pid(d, "smsbox") is not None
     ):
         return  # a Kannel of this state dir runs with other ports: leave it as it is
     conf = d / "kannel.conf"
@@ -174,10 +176,11 @@ def start(settings: Settings, *, inbound: str | None = None) -> None:
     conf.chmod(0o600)
     if running(settings) and not changed:
         return
-    if core_changed and _pid(d / "bearerbox.pid") is not None:
+    if core_changed and _pid(d, "bearerbox") is not None:
         for name in ("fakesmsc", "smsbox", "bearerbox"):
-            _stop_pid(_pid(d / f"{name}.pid"))
-    if _pid(d / "bearerbox.pid") is None:
+            _stop(d, name)
+    if _pid(d, "bearerbox") is None:
+        _stop(d, "bearerbox")  # a stray one of this state dir (an overwritten pid file)
         if _port_open(base) or _port_open(base + 1) or _port_open(base + 3):
             raise SmsServiceError(f"ports {base}-{base + 3} are taken (FIELDMESH_SMS_PORT)")
         _spawn(d, "bearerbox", [bearerbox, str(conf)])
@@ -188,11 +191,13 @@ def start(settings: Settings, *, inbound: str | None = None) -> None:
             d / "bearerbox.log",
         )
     if changed:
-        _stop_pid(_pid(d / "smsbox.pid"))
-    if _pid(d / "smsbox.pid") is None:
+        _stop(d, "smsbox")
+    if _pid(d, "smsbox") is None:
+        _stop(d, "smsbox")
         _spawn(d, "smsbox", [smsbox, str(conf)])
         _wait(lambda: _port_open(base + 2), 60, "Kannel's smsbox", d / "smsbox.log")
-    if _pid(d / "fakesmsc.pid") is None:
+    if _pid(d, "fakesmsc") is None:
+        _stop(d, "fakesmsc")
         (d / "inject.txt").touch()
         before = _read(d / "bearerbox.log").count("Fakesmsc client connected")
         # `tail -f` keeps fakesmsc's stdin open; each appended line is one message from a phone
@@ -200,7 +205,7 @@ def start(settings: Settings, *, inbound: str | None = None) -> None:
             d,
             "fakesmsc",
             [
-                "exec tail -n 0 -F inject.txt |",
+                f"exec tail -n 0 -F {shlex.quote(str(d / 'inject.txt'))} |",
                 FAKESMSC,
                 "-H 127.0.0.1",
                 f"-r {base + 3}",
@@ -239,28 +244,16 @@ def delivered(settings: Settings) -> list[str]:
     return re.findall(r"Got message \d+: <(.*)>", log)
 
 
-def _stop_pid(pid: int | None) -> None:
-    if pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+def _stop(d: Path, name: str) -> None:
+    """Stop the state dir's `name` process with its group (and any stray one of it)."""
+    procs.stop_service(d / f"{name}.pid", _marker(d, name), name, 10)
 
 
 def stop(settings: Settings) -> None:
     d = sms_dir(settings)
-    for name in ("fakesmsc", "smsbox", "bearerbox"):
-        _stop_pid(_pid(d / f"{name}.pid"))
+    with procs.file_lock(d / "start.lock"):
+        for name in ("fakesmsc", "smsbox", "bearerbox"):
+            _stop(d, name)
 
 
 def status_line(settings: Settings) -> tuple[bool, str]:

@@ -2,7 +2,7 @@
 // Activities: a month calendar that moves between months (buttons, or PageUp/PageDown),
 // and the month's list; every activity opens its record page.
 import { listAll } from './api.js';
-import { h, errorBox, table, fmtTime } from './ui.js';
+import { h, errorBox, table, fmtTime, scrollBox } from './ui.js';
 import { entityMeta, refLink } from './fields.js';
 
 const ymd = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
@@ -43,7 +43,7 @@ export async function activitiesView(root, [monthArg]) {
   };
   document.addEventListener('keydown', onKey);
   root.append(cal, h('h2', {}, 'List'),
-    acts.length ? h('div', { class: 'table-box' }, table([{ label: 'When', render: (r) => fmtTime(r.occurred_at) }, { label: 'Type', key: 'type' }, { label: 'Subject', key: 'subject' }, { label: 'Status', key: 'status' },
+    acts.length ? scrollBox('Activities', {}, table([{ label: 'When', render: (r) => fmtTime(r.occurred_at) }, { label: 'Type', key: 'type' }, { label: 'Subject', key: 'subject' }, { label: 'Status', key: 'status' },
       { label: 'Account', render: (r) => (r.account_id ? refLink('accounts', r.account_id) : '') }], acts, (r) => { location.hash = `#/r/activities/${r.id}`; }))
       : h('p', { class: 'muted' }, `No activities in ${title}.`));
   return () => document.removeEventListener('keydown', onKey);

@@ -4,7 +4,7 @@
 // Everything comes from /api/v1/assistant/...; writing is for managers and admins (the
 // server decides: a 403 is shown as such).
 import { api, q } from './api.js';
-import { h, toast, errorBox, fmtTime, table } from './ui.js';
+import { h, toast, errorBox, fmtTime, table, scrollBox } from './ui.js';
 
 const KINDS = [['howto', 'How-to'], ['manual', 'Equipment manual'], ['faq', 'FAQ']];
 const kindLabel = (k) => (KINDS.find(([v]) => v === k) || [k, k])[1];
@@ -20,7 +20,7 @@ export async function kbView(root, [id], session) {
   root.append(h('h1', {}, 'Knowledge base'));
   const search = h('input', { type: 'search', placeholder: 'Ask a question or type key words', 'aria-label': 'Search articles', maxlength: 500, id: 'kb-q' });
   const kind = h('select', { 'aria-label': 'Kind', id: 'kb-kind' }, h('option', { value: '' }, 'All kinds'), KINDS.map(([v, l]) => h('option', { value: v }, l)));
-  const list = h('div', { id: 'kb-list', class: 'table-box' });
+  const list = scrollBox('Articles', { id: 'kb-list' });
   const bar = h('form', { class: 'toolbar', role: 'search' }, search, kind, h('button', { type: 'submit' }, 'Search'),
     canWrite(session) ? h('a', { href: '#/kb/new', class: 'button', id: 'kb-new' }, 'New article') : null);
   root.append(bar, list);
@@ -110,12 +110,6 @@ function editView(root, a, session) {
   return null;
 }
 
-/** A wide table scrolls sideways inside its own box on a phone, where a keyboard can reach it.
- * @param {string} label @param {HTMLElement} content */
-function scrollBox(label, content) {
-  return h('div', { class: 'table-box', role: 'region', 'aria-label': label, tabindex: 0 }, content);
-}
-
 /** The assistant's figures and the customer bot. @param {HTMLElement} root @param {string[]} _args @param {any} session */
 export async function assistantView(root, _args, session) {
   root.append(h('h1', {}, 'Assistant'));
@@ -139,7 +133,7 @@ export async function assistantView(root, _args, session) {
       }
       parts.push(h('h2', {}, 'Per intent'),
         h('p', { class: 'muted' }, `${a.conversations} conversations of users, ${a.average_turns} turns on average`),
-        a.intents.length ? scrollBox('Figures per intent', table([
+        a.intents.length ? scrollBox('Figures per intent', {}, table([
           { label: 'Intent', render: (x) => (x.command_name ? `${x.intent}: ${x.command_name}` : x.intent) },
           { key: 'channel', label: 'Channel' },
           { key: 'volume', label: 'Volume' },
@@ -173,10 +167,12 @@ async function settingsForm(session) {
     const minutes = num('meeting_minutes', s.meeting_minutes, { min: 10, max: 240 });
     const windowDays = num('window_days', s.window_days, { min: 1, max: 90 });
     const minScore = num('min_score', s.min_score, { min: 0, max: 1, step: 0.05 });
+    const name = h('input', { name: 'name', value: s.name, maxlength: 40, required: true, disabled: !admin });
     const err = h('p', { class: 'error', role: 'alert' });
     const field = (label, el) => h('label', { class: 'field' }, label, el);
     const form = h('form', { class: 'record-form' },
-      field('Answer website visitors', enabled), field('Offer the free times of (user ids)', booking),
+      field('Answer website visitors', enabled), field('Name it signs its replies with (shown as a bot)', name),
+      field('Offer the free times of (user ids)', booking),
       field('Owner of the leads it makes (user id)', owner), field('Assign handed-over chats to (user id; empty: unassigned)', handoff),
       field('Meeting length (minutes)', minutes), field('Booking window (days)', windowDays),
       field('Answer from the knowledge base above this score', minScore), err,
@@ -196,6 +192,7 @@ async function settingsForm(session) {
             meeting_minutes: Number(val(minutes)),
             window_days: Number(val(windowDays)),
             min_score: Number(val(minScore)),
+            name: val(name).trim(),
           },
         });
         toast('Bot settings saved');

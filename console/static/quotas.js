@@ -4,7 +4,7 @@
 // quota, managers their team's (GET /api/v1/quotas/assignable says whose); reps and viewers
 // only read (a rep sees their own). Team totals add up the reps shown, per period and currency.
 import { api, q } from './api.js';
-import { h, toast, errorBox, fmtMoney, fmtDate } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtDate, scrollBox } from './ui.js';
 
 const PERIODS = [['month', 'Month'], ['quarter', 'Quarter'], ['year', 'Year']];
 const MONTHS = { month: 1, quarter: 3, year: 12 };
@@ -35,7 +35,7 @@ export async function quotasView(root) {
   const year = new Date().getFullYear();
   const yearSel = /** @type {HTMLSelectElement} */ (h('select', { id: 'quota-year' },
     [year - 3, year - 2, year - 1, year, year + 1].map((y) => h('option', { value: y, selected: y === year }, y))));
-  const out = h('div', { id: 'quotas', class: 'table-box' });
+  const out = scrollBox('Quotas', { id: 'quotas' });
   root.append(h('div', { class: 'toolbar' }, h('h1', {}, 'Sales quotas'), h('label', { for: 'quota-year' }, 'Year', yearSel)));
   let reps;
   try { reps = (await api('/api/v1/quotas/assignable')).items; } catch (e) { root.append(errorBox(e)); return null; }

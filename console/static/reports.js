@@ -3,7 +3,7 @@
 // time buckets, measures, chart), saved and shared reports, CSV export, and dashboards of
 // report tiles that refresh themselves. Reports run in the database (/api/v1/reports).
 import { api, download, q } from './api.js';
-import { h, toast, errorBox, fmtMoney } from './ui.js';
+import { h, toast, errorBox, fmtMoney, scrollBox } from './ui.js';
 import { barChart, lineChart, pieChart } from './chart.js';
 import { entityMeta, human } from './fields.js';
 
@@ -48,8 +48,7 @@ function resultTable(result) {
 
 /** The result as its chart (one per currency when measuring money), or a table. */
 export function renderResult(result) {
-  // focusable: a wide table scrolls sideways on a phone, and a keyboard must reach it
-  const box = h('div', { class: 'report-result', role: 'region', 'aria-label': 'Result', tabindex: 0, dataset: { rows: result.rows.length } });
+  const box = scrollBox('Result', { class: 'report-result', dataset: { rows: result.rows.length } });
   if (!result.rows.length) { box.append(h('p', { class: 'empty' }, 'No records match this report.')); return box; }
   const groups = result.columns.map((c, i) => [c, i]).filter(([c]) => c.kind === 'group');
   const measures = result.columns.map((c, i) => [c, i]).filter(([c]) => c.kind === 'measure');

@@ -44,6 +44,16 @@ export const fmtMoney = (v, cur = 'USD') => {
 export const fmtTime = (s) => (s ? new Date(s).toLocaleString() : '');
 export const fmtDate = (s) => (s ? new Date(s).toLocaleDateString() : '');
 
+/** The one box a wide table (or a report's result) scrolls sideways in on a phone: a
+ * labelled region a keyboard can focus and scroll (axe: scrollable-region-focusable).
+ * @param {string} label what the region holds, read out by a screen reader
+ * @param {Record<string, any>} [attrs] more attributes (an id, another class, dataset)
+ * @param {...any} children */
+export function scrollBox(label, attrs = {}, ...children) {
+  const cls = ['table-box', attrs.class].filter(Boolean).join(' ');
+  return h('div', { ...attrs, class: cls, role: 'region', 'aria-label': label, tabindex: 0 }, ...children);
+}
+
 export function table(columns, rows, onRow) {
   return h('table', { class: 'grid' },
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c.label)))),

@@ -41,7 +41,21 @@ async function loadList() {
 async function open(id) {
   current = id;
   const d = await api(`/conversations/${id}`);
+  const c = d.conversation;
+  /** @type {HTMLElement[]} */
+  const about = [];
+  for (const [key, kind, label] of [['contact_id', 'contacts', 'Contact'], ['lead_id', 'leads', 'Lead']]) {
+    if (c[key] === null) continue;
+    const a = document.createElement('a');
+    a.href = `/console/#/r/${kind}/${c[key]}`;
+    a.textContent = `${label}: open the record`;
+    const p = document.createElement('p');
+    p.className = 'about';
+    p.append(a);
+    about.push(p);
+  }
   messages.replaceChildren(
+    ...about,
     ...d.messages.map((/** @type {any} */ m) => {
       const p = document.createElement('div');
       p.className = `msg ${m.direction}`;

@@ -2,12 +2,22 @@
 // fieldmesh web chat widget: <script src="https://HOST/engage/chat/widget.js" defer></script>
 // Opens a small chat box; messages go over a WebSocket to fieldmesh and land in the inbox.
 // The visitor may give an e-mail address (then the conversation joins their contact's).
+// The browser's time zone goes with the hello, so that times offered are said in it.
+// Replies are labelled with who wrote them: the assistant's name marked "(bot)", or the
+// agent's name after a handover.
 (function () {
   'use strict';
   const script = /** @type {HTMLScriptElement | null} */ (document.currentScript);
   const origin = script ? new URL(script.src).origin : location.origin;
   const wsUrl = origin.replace(/^http/, 'ws') + '/engage/chat/socket';
   const KEY = 'fieldmesh-chat-visitor';
+  /** @type {string | null} */
+  let zone = null;
+  try {
+    zone = Intl.DateTimeFormat().resolvedOptions().timeZone || null;
+  } catch {
+    zone = null;
+  }
 
   const box = document.createElement('div');
   box.setAttribute('role', 'complementary');
@@ -47,12 +57,12 @@
   function connect() {
     ws = new WebSocket(wsUrl);
     ws.addEventListener('open', () => {
-      ws?.send(JSON.stringify({ t: 'hello', visitor: localStorage.getItem(KEY), email: email.value || null }));
+      ws?.send(JSON.stringify({ t: 'hello', visitor: localStorage.getItem(KEY), email: email.value || null, tz: zone }));
     });
     ws.addEventListener('message', (ev) => {
       const msg = JSON.parse(String(ev.data));
       if (msg.t === 'welcome') localStorage.setItem(KEY, msg.visitor);
-      else if (msg.t === 'msg') show('Support', msg.text);
+      else if (msg.t === 'msg') show(msg.from === 'bot' ? `${msg.name || 'Assistant'} (bot)` : msg.name || 'Agent', msg.text);
       else if (msg.t === 'error') show('!', msg.reason);
     });
     ws.addEventListener('close', () => {

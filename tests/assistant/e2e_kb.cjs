@@ -2,28 +2,15 @@
 // headless Chromium (playwright-core): a manager writes an article, searches it with a
 // question, opens the Assistant view; a visitor asks the chat widget and gets the article.
 // usage: node e2e_kb.cjs BASE_URL PARAMS_JSON ; prints one JSON line with the result.
-const path = require('path');
-const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwright-core'));
+const { launch, newPage, signIn, report } = require('../console/e2e.cjs');
 
 (async () => {
   const [base, raw] = process.argv.slice(2);
   const p = JSON.parse(raw);
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
+  const browser = await launch();
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-    await page.goto(base + '/console/#/kb');
-    await page.fill('#signin input[name=email]', p.user.email);
-    await page.fill('#signin input[name=password]', p.user.password);
-    await page.click('#signin button[type=submit]');
-    await page.waitForFunction(() => document.body.dataset.signedIn === 'yes');
+    const { context, page, errors } = await newPage(browser, base, { viewport: { width: 1280, height: 900 } });
+    await signIn(page, base, p.user, '/console/#/kb');
     await page.click('#kb-new');
     await page.fill('#kb-form input[name=title]', p.title);
     await page.selectOption('#kb-form select[name=audience]', 'public');
@@ -57,7 +44,7 @@ const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwri
     await visitor.press('input[aria-label=Message]', 'Enter');
     await visitor.waitForFunction(() => document.querySelector('[aria-label=Chat]').textContent.includes('/help/articles/'), null, { timeout: 30000 });
     const chat = await visitor.textContent('[aria-label=Chat]');
-    console.log(JSON.stringify({ shown, hash, first, figures, chat, errors }));
+    console.log(report({ shown, hash, first, figures, chat, errors }));
   } finally {
     await browser.close();
   }

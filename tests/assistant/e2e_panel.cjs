@@ -1,30 +1,17 @@
 // The assistant panel in Debian's headless Chromium (playwright-core): typed command, a write
 // confirmed with "Do it", and push-to-talk with Chromium's fake microphone playing a WAV.
 // usage: node e2e_panel.cjs BASE_URL PARAMS_JSON ; prints one JSON line with the result.
-const path = require('path');
-const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwright-core'));
+const { launch, newPage, signIn, report } = require('../console/e2e.cjs');
 
 (async () => {
   const [base, raw] = process.argv.slice(2);
   const p = JSON.parse(raw);
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${p.wav}%noloop`],
-  });
+  const browser = await launch(['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${p.wav}%noloop`]);
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const { context, page, errors } = await newPage(browser, base);
     await context.grantPermissions(['microphone'], { origin: base });
-    const page = await context.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-    await page.goto(base + '/console/#/accounts');
-    await page.fill('#signin input[name=email]', p.user.email);
-    await page.fill('#signin input[name=password]', p.user.password);
-    await page.click('#signin button[type=submit]');
-    await page.waitForFunction(() => document.body.dataset.signedIn === 'yes');
+    await signIn(page, base, p.user, '/console/#/accounts');
     await page.click('#assistant-open');
     const bots = () => page.locator('.assistant-log li.assistant-bot');
     const ask = async (text) => {
@@ -59,7 +46,7 @@ const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwri
     const spoken = bots().nth(before);
     const voiceIntent = await spoken.getAttribute('data-intent');
     await page.waitForFunction(() => location.hash === '#/map', null, { timeout: 10000 }).catch(() => {});
-    console.log(JSON.stringify({ found, question, done, undone, heard, voiceIntent, hash: await page.evaluate(() => location.hash), errors }));
+    console.log(report({ found, question, done, undone, heard, voiceIntent, hash: await page.evaluate(() => location.hash), errors }));
   } finally {
     await browser.close();
   }

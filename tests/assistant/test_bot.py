@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,10 +19,12 @@ import pytest
 from psycopg.rows import dict_row
 
 from assistant.bot_service import PER_VISITOR_PER_MIN
+from engage.conversations import FIRST_RESPONSE_SLA_S
+from identity import auth
 from kernel.settings import Settings
 from tests.appserver import serve_app
 from tests.console.conftest import make_user
-from tests.world import People
+from tests.world import Api, People
 
 pytestmark = pytest.mark.integration
 
@@ -79,18 +82,26 @@ def bot_on(url: str, people: People, rep: dict[str, Any]) -> Iterator[dict[str, 
 class Visitor:
     """One website visitor on the widget's socket."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tz: str | None = None, key: str | None = None) -> None:
         self.url = url.replace("http", "ws") + "/engage/chat/socket"
         self.n = 0
         self.conversation_id = 0
+        self.tz = tz  # what the widget sends: the browser's IANA zone
+        self.returning = key  # a returning visitor's key (the widget keeps it in localStorage)
+        self.page = uuid.uuid4().hex[:8]
+        self.key = ""
+        self.names: list[str | None] = []  # the name each reply was labelled with
 
     async def __aenter__(self) -> Visitor:
         self.http = aiohttp.ClientSession()
         self.ws = await self.http.ws_connect(self.url)
-        await self.ws.send_str(json.dumps({"t": "hello", "visitor": None, "email": None}))
+        await self.ws.send_str(
+            json.dumps({"t": "hello", "visitor": self.returning, "email": None, "tz": self.tz})
+        )
         welcome = await self.ws.receive_json(timeout=10)
         assert welcome["t"] == "welcome"
         self.key = welcome["visitor"]
+        self.welcome_tz = welcome["tz"]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -99,7 +110,10 @@ class Visitor:
 
     async def send(self, text: str) -> None:
         self.n += 1
-        await self.ws.send_str(json.dumps({"t": "msg", "id": f"m{self.n}", "text": text}))
+        # ids unique per page load, as the widget's (a repeated id is a re-sent message)
+        await self.ws.send_str(
+            json.dumps({"t": "msg", "id": f"{self.page}-{self.n}", "text": text})
+        )
 
     async def say(self, text: str, until: Callable[[str], bool]) -> list[str]:
         """Send `text`; the bot's replies up to the first one `until` accepts."""
@@ -109,6 +123,7 @@ class Visitor:
             m = await self.ws.receive_json(timeout=30)
             if m["t"] == "msg":
                 assert m["from"] == "bot", m
+                self.names.append(m["name"])
                 got.append(m["text"])
                 if until(m["text"]):
                     return got
@@ -303,3 +318,173 @@ def test_containment_and_intents_are_counted(
     assert by[("handoff", "web_chat")]["handoff_rate"] == 1.0
     # a rep sees no bot figures
     assert people.api(url, "rep1").get("/assistant/analytics").json()["bot"] is None
+
+
+# --------------------------------------------------------------------------- issue 21's leftovers
+
+
+def test_the_qualified_visitors_chat_is_linked_to_the_lead(
+    url: str, bot_on: dict[str, Any], people: People, rep: dict[str, Any], test_settings: Settings
+) -> None:
+    email = f"lena.link.{people.suffix}@example.com"
+
+    async def run() -> str:
+        async with Visitor(url) as v:
+            await v.say("I'd like a quote", lambda t: "name" in t)
+            await v.say("Lena Link", lambda t: "e-mail" in t)
+            await v.say(email, lambda t: "company" in t)
+            await v.say("skip", lambda t: "need" in t)
+            await v.say("a service contract for two pumps", lambda t: "When" in t)
+            await v.say("skip", lambda t: "free times" in t or "contact" in t)
+            return str(v.key)
+
+    key = asyncio.run(run())
+    lead = _row(test_settings.dsn, "SELECT id FROM leads WHERE email = %s", email)["id"]
+    c = _conversation(test_settings.dsn, key)
+    assert c["lead_id"] == lead  # the conversation's own reference, not only the note
+    # the lead's owner finds the chat in the inbox, on the lead
+    owner = Api(url, _token(test_settings.dsn, rep["id"]))
+    detail = owner.get(f"/engage/conversations/{c['id']}")
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["conversation"]["lead_id"] == lead
+    # the lead's timeline names the conversation
+    notes = owner.get("/activities", params={"lead_id": lead}).json()["items"]
+    assert any(f"Web chat conversation {c['id']}" in (n["body"] or "") for n in notes)
+
+    async def again() -> None:  # the visitor comes back: the same conversation, still linked
+        async with Visitor(url, key=key) as v:
+            await v.say("hello", lambda t: "assistant" in t)
+
+    asyncio.run(again())
+    assert _conversation(test_settings.dsn, key)["id"] == c["id"]
+
+
+def _token(dsn: str, user_id: int) -> str:
+    async def issue() -> str:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            return (await auth.issue_token(conn, user_id, "test"))[1]
+
+    return asyncio.run(issue())
+
+
+def _slot_lines(offer: str) -> list[str]:
+    return [ln.split(". ", 1)[1] for ln in offer.splitlines() if ln[:2] in ("1.", "2.", "3.")]
+
+
+@pytest.mark.parametrize(
+    ("sent", "zone", "whose"),
+    [
+        ("America/New_York", "America/New_York", "your time zone"),
+        ("Mars/Olympus_Mons", "Europe/Berlin", "our team's time zone"),  # unknown: the rep's
+        (None, "Europe/Berlin", "our team's time zone"),
+    ],
+)
+def test_slots_are_offered_in_the_visitors_time_zone(
+    url: str,
+    bot_on: dict[str, Any],
+    people: People,
+    rep: dict[str, Any],
+    test_settings: Settings,
+    sent: str | None,
+    zone: str,
+    whose: str,
+) -> None:
+    with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
+        conn.execute("UPDATE users SET timezone = 'Europe/Berlin' WHERE id = %s", (rep["id"],))
+    email = f"zoe.zone.{abs(hash(sent)) % 10**6}.{people.suffix}@example.com"
+
+    async def run() -> tuple[Any, str, list[str]]:
+        async with Visitor(url, tz=sent) as v:
+            await v.say("Can I book a visit", lambda t: "name" in t)
+            await v.say("Zoe Zone", lambda t: "e-mail" in t)
+            await v.say(email, lambda t: "company" in t)
+            await v.say("skip", lambda t: "need" in t)
+            await v.say("a repair", lambda t: "When" in t)
+            offer = (await v.say("soon", lambda t: "free times" in t))[-1]
+            # the visitor picks by the time of day they read, in their zone
+            local = _slot_lines(offer)[0].split(", ")[1].split(" ")[0]
+            booked = await v.say(f"{local} please", lambda t: "booked" in t or "taken" in t)
+            return v.welcome_tz, offer, booked
+
+    welcome_tz, offer, booked = asyncio.run(run())
+    assert welcome_tz == (sent if sent == zone else None)
+    assert f"({whose}, {zone})" in offer
+    lines = _slot_lines(offer)
+    assert len(lines) == 3 and all(ln.endswith(f"({zone})") for ln in lines)
+    assert "booked" in booked[-1] and booked[-1].endswith(
+        f"({zone}). You will hear from us before then."
+    )
+    meeting = _row(
+        test_settings.dsn,
+        "SELECT a.start_at FROM activities a JOIN assistant_bot_sessions s"
+        " ON s.meeting_id = a.id JOIN leads l ON l.id = s.lead_id WHERE l.email = %s",
+        email,
+    )
+    assert meeting["start_at"].astimezone(ZoneInfo(zone)).strftime("%d %b, %H:%M") in lines[0]
+
+
+def test_replies_are_labelled_with_the_bots_name_then_the_agents(
+    url: str, bot_on: dict[str, Any], people: People, test_settings: Settings
+) -> None:
+    admin = people.api(url, "admin")
+    current = admin.get("/assistant/bot/settings").json()
+    keep = {k: current[k] for k in current if k != "updated_at"}
+    bad = admin.put("/assistant/bot/settings", {**keep, "name": "   "})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "name"
+    assert admin.put("/assistant/bot/settings", {**keep, "name": "Ava"}).status_code == 200
+    manager = people.api(url, "manager")
+    agent_name = _row(
+        test_settings.dsn, "SELECT name FROM users WHERE id = %s", people.users["manager"]
+    )["name"]
+    try:
+
+        async def run() -> tuple[list[str | None], dict[str, Any]]:
+            async with Visitor(url) as v:
+                await v.say("hello", lambda t: "assistant" in t)
+                await v.say("I want to speak with an agent", lambda t: "team" in t)
+                conv = _conversation(test_settings.dsn, v.key)["id"]
+                r = manager.post(
+                    f"/engage/conversations/{conv}/replies",
+                    {"body": "Hi, this is a person now.", "idempotency_key": f"hi-{conv}"},
+                )
+                assert r.status_code == 202, r.text
+                while True:
+                    m = await v.ws.receive_json(timeout=30)
+                    if m["t"] == "msg":
+                        return v.names, m
+
+        names, agent = asyncio.run(run())
+    finally:
+        admin.put("/assistant/bot/settings", keep)
+    assert names and set(names) == {"Ava"}
+    assert (agent["from"], agent["name"], agent["text"]) == (
+        "agent",
+        agent_name,
+        "Hi, this is a person now.",
+    )
+
+
+def test_the_sla_of_a_handed_over_chat_counts_from_the_handover(
+    url: str, bot_on: dict[str, Any], test_settings: Settings
+) -> None:
+    async def run() -> tuple[str, dict[str, Any]]:
+        async with Visitor(url) as v:
+            await v.say("How do I restart the booster controller?", lambda t: "/help/" in t)
+            answered = _conversation(test_settings.dsn, v.key)
+            await v.say("Can I talk to a real person please", lambda t: "team" in t)
+            return str(v.key), answered
+
+    key, answered = asyncio.run(run())
+    # while the bot answered, no reply was owed by an agent
+    assert answered["first_response_due_at"] is None
+    c = _row(
+        test_settings.dsn,
+        "SELECT c.first_response_due_at, s.handed_over_at, c.created_at"
+        " FROM engage_conversations c JOIN assistant_bot_sessions s ON s.conversation_id = c.id"
+        " WHERE c.visitor_email = %s",
+        f"visitor:{key}".lower(),
+    )
+    assert c["first_response_due_at"] == c["handed_over_at"] + timedelta(
+        seconds=FIRST_RESPONSE_SLA_S
+    )
+    assert c["handed_over_at"] > c["created_at"]

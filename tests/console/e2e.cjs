@@ -8,6 +8,21 @@ const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwri
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run'];
 
+// Debian's Chromium, headless, with these flags and any extra ones (a fake microphone).
+function launch(extraArgs = []) {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...ARGS, ...extraArgs] });
+}
+
+// A driver's result line: "Failed to load resource" console lines duplicate bad
+// responses, which newPage lists apart (errors.bad) with their URL.
+function report(result) {
+  if (result.errors) {
+    result.bad = result.errors.bad;
+    result.errors = result.errors.filter((e) => !e.startsWith('Failed to load resource'));
+  }
+  return JSON.stringify(result);
+}
+
 async function newPage(browser, base, opts = {}) {
   const context = await browser.newContext({ viewport: opts.viewport || { width: 1280, height: 800 }, ...(opts.context || {}) });
   const page = await context.newPage();
@@ -266,17 +281,17 @@ const scenarios = {
 Object.assign(scenarios, require('./e2e_crm.cjs')({ newPage, signIn, shot }));
 Object.assign(scenarios, require('./e2e_fieldops.cjs')({ newPage, signIn, shot }));
 
-(async () => {
-  const [name, base, params] = process.argv.slice(2);
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
-  try {
-    const result = await scenarios[name](browser, base, JSON.parse(params || '{}'));
-    if (result.errors) {
-      result.bad = result.errors.bad;
-      result.errors = result.errors.filter((e) => !e.startsWith('Failed to load resource'));
+// Other drivers (tests/assistant/e2e_*.cjs) open their browser and sign in with these.
+module.exports = { launch, newPage, signIn, shot, report };
+
+if (require.main === module) {
+  (async () => {
+    const [name, base, params] = process.argv.slice(2);
+    const browser = await launch();
+    try {
+      console.log(report(await scenarios[name](browser, base, JSON.parse(params || '{}'))));
+    } finally {
+      await browser.close();
     }
-    console.log(JSON.stringify(result));
-  } finally {
-    await browser.close();
-  }
-})().catch((e) => { console.error(e); process.exit(1); });
+  })().catch((e) => { console.error(e); process.exit(1); });
+}

@@ -434,7 +434,14 @@ module.exports = ({ newPage, signIn, shot }) => ({
           return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
         });
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-        out[`${label} ${hash}`] = { found, overflow };
+        // every scrolling box of a table is a labelled region a keyboard can focus (ui.js
+        // scrollBox), and a table wider than the phone scrolls inside it, not the page
+        const boxes = await page.evaluate(() => [...document.querySelectorAll('.table-box, .report-result')].map((b) => ({
+          id: b.id || b.className,
+          region: b.getAttribute('role') === 'region' && b.tabIndex === 0 && !!b.getAttribute('aria-label'),
+          wide: b.scrollWidth > b.clientWidth,
+        })));
+        out[`${label} ${hash}`] = { found, overflow, boxes };
       }
       out[`${label} errors`] = errors;
     }

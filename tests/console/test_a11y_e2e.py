@@ -26,6 +26,25 @@ def test_the_crm_screens_have_no_serious_accessibility_violations(
     lead = call(
         console_url, "POST", "/api/v1/leads", {"last_name": "Axe", "company": "Axe Co"}, tok
     )
+    # rows for the tables that scroll in their own box (this month's activities, articles)
+    call(
+        console_url,
+        "POST",
+        "/api/v1/activities",
+        {
+            "type": "call",
+            "subject": "Axe call with a rather long subject",
+            "account_id": acct["id"],
+        },
+        tok,
+    )
+    call(
+        console_url,
+        "POST",
+        "/api/v1/assistant/articles",
+        {"title": "Axe article", "body": "How to reset the unit.", "audience": "internal"},
+        tok,
+    )
     pages = [
         "#/accounts",
         f"#/r/accounts/{acct['id']}",
@@ -48,3 +67,9 @@ def test_the_crm_screens_have_no_serious_accessibility_violations(
     assert violations == {}
     wide = {k: v["overflow"] for k, v in r.items() if k.startswith("phone #") and v["overflow"] > 0}
     assert wide == {}
+    pages_boxes = {k: v["boxes"] for k, v in r.items() if isinstance(v, dict) and v.get("boxes")}
+    not_regions = {k: [b["id"] for b in bs if not b["region"]] for k, bs in pages_boxes.items()}
+    assert {k: v for k, v in not_regions.items() if v} == {}
+    # the boxes were there, and at 390 px at least one table was wider than the phone
+    assert {"phone #/activities", "phone #/kb", "phone #/quotas"} <= set(pages_boxes)
+    assert any(b["wide"] for k, bs in pages_boxes.items() if k.startswith("phone") for b in bs)

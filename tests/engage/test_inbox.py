@@ -98,6 +98,7 @@ def test_an_sms_and_a_chat_message_land_in_one_conversation_and_replies_go_back(
             assert got == {
                 "t": "msg",
                 "from": "agent",
+                "name": "Admin",  # the visitor sees who answers
                 "text": "Yes, he brings it.",
                 "at": got["at"],
             }

@@ -37,6 +37,7 @@ from fieldmesh.run import die_with_parent
 from firmware_sim.fleet import Fleet, FleetSpec
 from kernel.settings import PROJECT_ROOT, Settings
 from tests.eventually import eventually
+from tests.gateway.harness import settings_env
 
 SPEEDUP = 600.0
 WAIT_S = 240.0  # a bound on waiting, never an assertion on speed
@@ -138,15 +139,10 @@ def product(services_up: Settings, tmp_path: Path) -> Iterator[Product]:
     with psycopg.connect(dsn) as conn:
         world = seed_world(conn, fleet)
     base = _free_block(6)
-    env = dict(os.environ)
-    env.update(
-        FIELDMESH_STATE_DIR=str(settings.state_dir),
-        FIELDMESH_PG_PORT=str(settings.pg_port),
-        FIELDMESH_MQTT_PORT=str(settings.mqtt_port),
-        FIELDMESH_HTTP_PORT=str(base),
-        FIELDMESH_TENANT=tenant,
-        DATABASE_URL=dsn,
-    )
+    # every service port of the session's state dir (with its state dir alone, the
+    # product's `up` started a second Radicale that `down` then stopped instead of the first)
+    env = settings_env(settings)
+    env.update(FIELDMESH_HTTP_PORT=str(base), FIELDMESH_TENANT=tenant)
     log = tmp / "run.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(

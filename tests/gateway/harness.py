@@ -18,11 +18,19 @@ from tests.ports import free_port
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment of a `fieldmesh` subprocess using these settings' services: its
+    state dir with every embedded service's port (given the state dir alone, its `up`
+    found the session's services on other ports and started second ones)."""
     env = dict(os.environ)
     env.update(
         FIELDMESH_STATE_DIR=str(settings.state_dir),
         FIELDMESH_PG_PORT=str(settings.pg_port),
         FIELDMESH_MQTT_PORT=str(settings.mqtt_port),
+        FIELDMESH_MQTT_WS_PORT=str(settings.mqtt_ws_listen_port),
+        FIELDMESH_CALDAV_PORT=str(settings.caldav_port),
+        FIELDMESH_SMTP_PORT=str(settings.smtp_port),
+        FIELDMESH_IMAP_PORT=str(settings.imap_port),
+        FIELDMESH_SMS_PORT=str(settings.sms_port),
         DATABASE_URL=settings.dsn,
     )
     return env
