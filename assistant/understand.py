@@ -93,7 +93,8 @@ PERIOD_WORDS = [
 
 _CAP_STOP = {
     "i", "the", "a", "an", "and", "on", "at", "for", "to", "with", "in", "of", "about", "re",
-    "please", "today", "tomorrow", "tonight",
+    "please", "today", "tomorrow", "tonight", "me", "us", "you", "him", "her", "them", "it",
+    "we", "they",
 }  # fmt: skip
 
 
@@ -123,7 +124,7 @@ def recognise(t: str) -> str | None:
     ) and not _any(r"\bforecast for (?:the |this |next |q\d)", s):
         return "out_of_scope"
     if _any(
-        r"^(?:who|what|when|where|how) (?:is|was|are|were|'s|old|tall|far|long)\b(?: the| a)? (?:president|capital|ceo of|population|meaning|tallest|biggest|largest|distance|time in|traffic|score)\b|^what'?s the (?:capital|population|traffic|time in|score|meaning)\b|^how (?:tall|old|far|big|high|deep|heavy|many people live)\b|\btraffic\b|\bpoem\b|\bconvert \d+\b|\bcurrency\b|\bpassword\b|\b(?:admin|administrator) (?:group|rights|role|access)\b|\bpermissions?\b|^(?:create|make|generate|issue|raise) (?:an? |the )?(?:invoice|purchase order|credit note)\b|\b(?:software|firmware) update\b|^how (?:do|can|should|would) (?:i|you|we)\b|^recommend\b|\bsummary of the news\b",
+        r"^(?:who|what|when|where|how) (?:is|was|are|were|'s|old|tall|far|long)\b(?: the| a)? (?:president|capital|ceo of|population|meaning|tallest|biggest|largest|distance|time in|traffic|score)\b|^what'?s the (?:capital|population|traffic|time in|score|meaning)\b|^how (?:tall|old|far|big|high|deep|heavy|many people live)\b|\btraffic\b|\bpoem\b|\bconvert \d+\b|\bcurrency\b|\bpassword\b|\b(?:admin|administrator) (?:group|rights|role|access)\b|\bpermissions?\b|^(?:create|make|generate|issue|raise) (?:an? |the )?(?:invoice|purchase order|credit note)\b|\b(?:software|firmware) update\b|^how (?:do|can|should|would) (?:i|you|we)\b(?! get to (?:my |the )?next\b)|^recommend\b|\bsummary of the news\b",
         s,
     ):
         return "out_of_scope"
@@ -180,7 +181,7 @@ def recognise(t: str) -> str | None:
         return "update_record"
     if (
         _any(
-            r"\b(?:done|finished|complete[d]?|completed|that'?s it for (?:this|the|today)|that'?s all for (?:this|the|today)|wrap(?:ped)? up|wrapping up|all set|check(?:ing)? out|clock(?:ing)? out|close (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out|finish(?:ing)? (?:the |this )?(?:visit|job|service)|mark (?:this|the) (?:stop|visit))\b",
+            r"\b(?:done|finished|complete[d]?|completed|that'?s it for (?:this|the|today)|that'?s all for (?:this|the|today)|wrap(?:ped)? (?:it |this |things )?up|wrapping (?:it |this |things )?up|all set|check(?:ing)? out|clock(?:ing)? out|close (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out|finish(?:ing)? (?:the |this )?(?:visit|job|service)|mark (?:this|the) (?:stop|visit))\b",
             s,
         )
         and not _any(
@@ -204,7 +205,7 @@ def recognise(t: str) -> str | None:
         r"^(?:rename|update|change|set|edit|modify|mark|move|push|qualify|disqualify|reassign|assign)\b",
         s,
     ) or _any(
-        r"\b(?:is now|is won|is lost|is disqualified|is qualified|is not interested|are won|are lost|'s (?:new )?(?:email|phone|number|mobile|(?:job )?title|address) is)\b|\b(?:new (?:email|phone|number|mobile|address|title)) (?:for|of)\b|^(?:we )?(?:won|lost|closed) the \w",
+        r"\b(?:is now|is won|is lost|is disqualified|is qualified|is not interested|are won|are lost|'s (?:new )?(?:email|phone|number|mobile|(?:job )?title|address) is)\b|\b(?:new (?:email|phone|number|mobile|address|title)) (?:for|of)\b|\b(?:has|got) a new (?:e-?mail(?: address)?|phone(?: number)?|number|mobile(?: number)?|address|(?:job )?title)\b|\b(?:deal|opportunity|opp)\b[^,]*,? (?:make|change|set) it\b|^(?:we )?(?:won|lost|closed) the \w",
         s,
     ):
         # An update names a record or one of the fields the CRM keeps; "set the pump speed"
@@ -221,7 +222,7 @@ def recognise(t: str) -> str | None:
     if _any(r"\b(?:deal|opportunity|opp)\b.*\bcloses? (?:on|by|in)\b|^wo-?\d+ is\b", s):
         return "update_record"
     if _any(
-        rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start)\b(?: (?:a|an))?(?: new)? {ent}\b|^add .+ as (?:a |an )?(?:new )?{ent}\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b",
+        rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start)\b(?: (?:a|an))?(?: new)? {ent}\b|\badd .+ as (?:a |an )?(?:new )?{ent}\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b",
         s,
     ) and not _any(r"\b(?:note|task|to-?do)\b", s[:25]):
         return "create_record"
@@ -466,9 +467,10 @@ def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
         slots["territory"] = terr.group(1) or terr.group(2)
         work = work[: terr.start()] + work[terr.end() :]
     city = re.search(
-        r"\b(?:in|near|around|based in|located in)\s+([A-Za-zÀ-ÿ][\w.-]*(?: [A-Z][\w-]*)*)", work
+        r"\b(?:in|near|around|based in|located in|out of|(?:heading|going|driving|travell?ing|flying) to|on my way to)\s+([A-Za-zÀ-ÿ][\w.-]*(?: [A-Z][\w-]*)*)",
+        work,
     )
-    if city and city.group(1).casefold() not in ("the", "my", "our", "progress", "stage"):
+    if city and city.group(1).casefold() not in _NOT_CITY:
         slots["city"] = city.group(1)
         work = work[: city.start()] + work[city.end() :]
     ents = "|".join(p for _, p in ENTITY_WORDS)
@@ -514,11 +516,37 @@ def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
         )
         v = re.sub(r"^(?:(?:me|all|the|any|our|my|open)\s+)+", "", v, flags=re.I)
         v = _strip_name(re.sub(r"^(?:at|for|with|from|of|on|named|called)\s+", "", v, flags=re.I))
-        if v and not re.fullmatch(
-            rf"(?:{ents}|all|me|us|it|them|any|the|every|our|my|open)", v, flags=re.IGNORECASE
+        if (
+            v
+            and not re.fullmatch(
+                rf"(?:{ents}|all|me|us|it|them|any|the|every|our|my|open)", v, flags=re.IGNORECASE
+            )
+            and not re.match(_NOT_NAME_START, v, flags=re.I)
         ):
             slots["name"] = v
     return slots
+
+
+_NOT_CITY = {"the", "my", "our", "progress", "stage", "me", "us", "there", "here", "it", "them"}
+# A name never starts with a pronoun or an auxiliary ("the customers we have in Osaka").
+_NOT_NAME_START = r"(?:we|i|you|they|he|she|it|us|me|is|are|do|does|did|have|has|there)\b"
+
+
+_PERSON = r"([A-Z][\w'-]+(?: (?:[A-Z][\w'-]+|de|van|von|da|di|al|el|bin|le))*? [A-Z][\w'-]+)"
+
+
+def _person_before(text: str) -> tuple[str, str | None] | None:
+    """The last person's name (two or more capitalised words) said in `text`, with the
+    organisation said right after it ("Ravi Patel from Pune Foods"), for a later "him"."""
+    found = list(
+        re.finditer(
+            _PERSON + r"(?:,? (?:from|at|of|with) ([A-Z][\w&'-]*(?: [A-Z][\w&'-]*)*))?", text
+        )
+    )
+    if not found:
+        return None
+    m = found[-1]
+    return m.group(1), m.group(2)
 
 
 def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
@@ -537,7 +565,7 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
     work2 = _spoken_digits(_cut(work, tuple(spans)))
     ph = (
         _phone(re.sub(r"\b(?:worth|for|amount|valued at)\s+\S+", "", work2))
-        if re.search(r"\b(?:phone|mobile|number|tel|cell)\b", work2, re.I)
+        if re.search(r"\b(?:phone|mobile|number|tel|cell)\b|\+\d", work2, re.I)
         else None
     )
     if ph:
@@ -577,6 +605,11 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
     )
     if m:
         body = m.group(1) + " " + m.group(2)
+        if re.fullmatch(r"(?:him|her|them|this (?:guy|person|one))", m.group(1).strip(), re.I):
+            # "met Lars Nilsen from Fjord Seafood at the fair, add him as a lead"
+            party = _person_before(work2[: m.start(1)])
+            if party:
+                body = party[0] + (f" from {party[1]}" if party[1] else "")
     else:
         m = re.search(
             rf"^(?:.*?\b)?(?:add|create|new|make|register|enter|set up|open|start)\b(?:\s+(?:a|an))?(?:\s+new)?\s+(?:{ents})(?:\s+(?:{ents}))?\b[:,]?\s*(?:(?:for|called|named|with|:)\s+)?(.*)$",
@@ -605,6 +638,9 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
             body,
             flags=re.I,
         )
+        if comp is None and slots.get("entity") in ("contact", "lead"):
+            # "Carlos Mendoza, Andes Mining, +56 ...": a capitalised second item is the company
+            comp = re.search(r",\s*([A-Z][\w&'.-]*(?: [A-Z&][\w&'.-]*)*)\s*(?:[,;]|$)", body)
         if comp and slots.get("entity") in ("contact", "lead"):
             slots["company"] = _strip_name(comp.group(1))
             body = body[: comp.start()]
@@ -665,6 +701,8 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
         fieldv = "status"
     if fieldv is None and re.search(r"\b(?:qualified|new)\b", t):
         fieldv = "status"
+    if fieldv is None and ent in (None, "opportunity") and _amount(text):
+        fieldv = "amount"
     if ent is None:
         if fieldv in ("stage", "amount", "close_date"):
             ent = "opportunity"
@@ -757,7 +795,7 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
         for p in pats:
             for m in re.finditer(p, text, flags=0 if p.startswith("^") else re.I):
                 cand = _strip_name(m.group(1))
-                cand = re.sub(r"^.*\bof\s+(?:the\s+)?", "", cand, flags=re.I)
+                cand = re.sub(r"^.*\b(?:of|on|for)\s+(?:the\s+)?", "", cand, flags=re.I)
                 cand = re.sub(
                     r"^(?:(?:please|change|update|set|mark|move|push|put|pull|assign|reassign|qualify|disqualify|rename|the|of|for|on|we|lost|won)\s+)+",
                     "",
@@ -771,7 +809,7 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
                     flags=re.I,
                 )
                 if cand and not re.fullmatch(
-                    rf"(?:{ents}|stage|amount|status|priority|owner|title|address|phone|email|mobile|number|it|this|that|due date|close date|job title|name|change|update|set|mark|move|push|put|close|rename|qualify|disqualify|assign|reassign|we|lost|won)",
+                    rf"(?:{ents}|stage|amount|status|priority|owner|title|address|phone|email|mobile|number|it|this|that|the|a|an|due date|close date|job title|name|change|update|set|mark|move|push|put|close|rename|qualify|disqualify|assign|reassign|we|lost|won)",
                     cand,
                     flags=re.I,
                 ):
@@ -861,7 +899,9 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         cand = nm[0]
         cand = re.sub(r"\s+(?:today|yesterday|this morning|earlier)$", "", cand, flags=re.I)
         if cand and not re.fullmatch(
-            r"(?:him|her|them|it|the customer|customer|this|that|call|note|task)", cand, flags=re.I
+            r"(?:him|her|them|it|the customer|customer|this|that|call|note|task|e-?mail|meeting|to-?do)",
+            cand,
+            flags=re.I,
         ):
             name = cand
     if name:
@@ -884,6 +924,15 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         flags=re.I,
     )
     rest = re.sub(r"^['\u2019]s\b", "", rest)
+    rest = re.sub(
+        r"^[\s,]*(?:(?:from|at|of) [A-Z][\w&'-]*(?: [A-Z][\w&'-]*)*[\s,]*)?(?:and\s+)?", "", rest
+    )
+    rest = re.sub(
+        r"^(?:on the phone|over the phone|by phone|via e-?mail|by e-?mail|in person|on teams|on zoom|on a video call)\b",
+        "",
+        rest,
+        flags=re.I,
+    )
     rest = re.sub(
         r"\s+(?:this (?:morning|afternoon)|today|yesterday|earlier(?: today)?|just now)\s*$",
         "",
@@ -913,7 +962,11 @@ def _schedule(text: str, t: str, now: datetime) -> dict[str, Any]:
         tm = when.find_time(_cut(text, tuple(spans)))
         if tm:
             slots["time"] = tm.value
-    nm = _name_after(r"\b(?:with|w/|meet|for|at)", text)
+    nm = _name_after(r"\b(?:with|w/|meet|for|at|(?:visit|trip|drive|go) to)", text)
+    pron = re.search(r"\b(?:with|meet|see)\s+(?:him|her|them)\b", text, flags=re.I)
+    if pron and (nm is None or nm[1][0] > pron.start()):
+        said = _person_before(text[: pron.start()])
+        nm = (said[0], (0, 0)) if said else nm
     if nm:
         v = nm[0]
         if not re.fullmatch(r"\d.*|noon|(?:a|an|the)? ?\w+day|tomorrow|today", v, flags=re.I):
@@ -953,6 +1006,9 @@ def _report(text: str, t: str, now: datetime) -> dict[str, Any]:
     period = _period(t, now)
     if period:
         slots["period"] = period
+    text = re.sub(
+        r"\b(?:at the moment|at present|right now|as of (?:now|today)|at this point)\b", " ", text
+    )
     terr = re.search(
         r"\b(?:territory|region|area) ([A-Z][\w-]*(?: [A-Z][\w-]*)*)|\b([A-Z][\w-]*(?: [A-Z][\w-]*)*) (?:territory|region|area)\b",
         text,
@@ -1027,7 +1083,7 @@ def _device(text: str, t: str, now: datetime) -> dict[str, Any]:
     m = re.search(r"\b([A-Z]{1,4}\d{1,4})\b", work)
     if m:
         return {"device": m.group(1)}
-    kinds = r"pump|chiller|compressor|boiler|freezer|fan|line|unit|sensor|generator|turbine|motor|valve|tank|gateway|fridge|cooler|heater|oven|press|conveyor|meter|hvac|ahu|station|machine|robot|door"
+    kinds = r"cold room|cold store|heat pump|air handler|cooling tower|walk-in freezer|pump|chiller|compressor|boiler|freezer|fan|line|unit|sensor|generator|turbine|motor|valve|tank|gateway|fridge|cooler|heater|oven|press|conveyor|meter|hvac|ahu|station|machine|robot|door|room|tower|dryer|mixer|furnace|kiln|lift|elevator|boiler|panel|inverter|battery|scale|oven|truck|van"
     m = re.search(rf"\b({kinds}) (?:number |no\.? |#)?(\d+)\b", work, flags=re.I)
     if m:
         return {"device": f"{m.group(1)} {m.group(2)}"}
@@ -1075,6 +1131,21 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
     if m:
         name = _strip_name(m.group(1))
         rest = work[m.end() :]
+        if name[:1].isupper() and _cap_run(name) != name:
+            cut = _cap_run(name)
+            rest = work[m.start(1) + m.group(1).find(cut) + len(cut) :]
+            rest = re.sub(
+                r"^\s*(?:just )?(?:told|said|says|tells|called|rang|reported|mentioned)(?: (?:me|us))?(?: that)?\b",
+                "",
+                rest,
+            )
+            name = cut
+        rest = re.sub(
+            r"\s+(?:so|and|,)\s+(?:(?:please|can you|could you|would you|i need you to|let's)\s+)*(?:open|create|raise|log|make|add|file|put in|get)\b.*$",
+            "",
+            rest,
+            flags=re.I,
+        )
     if name:
         # A lower-case description may follow the name without a comma ("Rhein Chemie pump making noise").
         parts = name.split()
@@ -1125,12 +1196,20 @@ def _reminder(text: str, t: str, now: datetime) -> dict[str, Any]:
         if m:
             spans.append((m.start(), m.end()))
     rest = _cut(text, tuple(spans))
+    # "I have to call the depot, so remind me at 9": what to do was said before the request
+    before = re.match(
+        r"^(?:(?:ok(?:ay)?|so|well)\s+)*(?:i'?ve got to|i have got to|i have to|i need to|i must|i gotta|i should|gotta|need to|have to)\s+(.+?)[\s,;]+(?:so |and |then )?(?:(?:please|can you|could you)\s+)*(?:remind (?:me|us)|set (?:a |an )?reminder|ping me|nudge me)\b",
+        rest,
+        flags=re.I,
+    )
     rest = re.sub(
         r"^.*?\b(?:remind(?:er)?(?: me| us)?|ping me|nudge me|set (?:a |an )?reminder|alert me)\b\s*",
         "",
         rest,
         flags=re.I,
     )
+    if before and not re.sub(r"[\W_]+|\b(?:at|on|for|by|in|the|this|next)\b", "", rest):
+        rest = before.group(1)
     rest = re.sub(
         r"^(?:(?:for|on|at|by|in|the|this|next|tomorrow|morning)\b\s*)+", "", rest, flags=re.I
     )
@@ -1145,7 +1224,7 @@ def _reminder(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 def _complete(text: str, t: str, now: datetime) -> dict[str, Any]:
     m = re.search(
-        r"^(?:.*?\b(?:done|finished|complete[d]?|that'?s (?:it|all) for (?:this|the) (?:visit|job|site)|wrap(?:ped)? up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service))\b(?: (?:at (?:this|the) (?:customer|site|location|place|client)|with|at|here|for today|(?:the|this) (?:visit|job|site|service|stop)|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
+        r"^(?:.*?\b(?:done|finished|complete[d]?|that'?s (?:it|all) for (?:this|the) (?:visit|job|site)|wrap(?:ped)? (?:it |this |things )?up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service))\b(?: (?:at (?:this|the) (?:customer|site|location|place|client)|with|at|here|for today|(?:the|this) (?:visit|job|site|service|stop)|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
         text,
         flags=re.I,
     )
