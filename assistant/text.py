@@ -237,6 +237,9 @@ def words_to_number(words: str) -> float | None:
     s = words.casefold().replace(",", "").replace("-", " ").strip()
     s = re.sub(r"(\d)\s*(k|m)\b", r"\1 \2", s)
     s = s.replace(" and ", " ")
+    # "half a million", "a quarter of a million"
+    s = re.sub(r"\b(?:a |one )?half (?:a |an |of a )?(?=million|thousand)", "0.5 ", s)
+    s = re.sub(r"\b(?:a |one )?quarter (?:of )?(?:a )?(?=million)", "0.25 ", s)
     total = 0.0
     current = 0.0
     seen = False

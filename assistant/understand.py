@@ -156,7 +156,7 @@ def recognise(t: str) -> str | None:
         if not _any(r"^(?:show|open|go to|take me to)(?: me)? (?:the )?(?:pipeline|reports?)$", s):
             return "report_query"
     if _any(
-        r"\b(?:next (?:stop|visit|job|site|customer|one|appointment|location|address|call|destination|client)|where (?:to|do i go|am i going|should i go|'s my next|is my next)(?: now| next)?|what'?s (?:after|next)\b|who(?:'s| is) next|route me to the next|where (?:am i|are we) (?:headed|heading|going|off to)|after this (?:one|stop|visit|job|site)|take me to the next|directions to the next|which (?:customer|client|site|stop) is next|who is my next)",
+        r"\b(?:next (?:stop|visit|job|site|customer|one|appointment|location|address|call|destination|client)|where (?:to|do i go|am i going|should i go|'s my next|is my next)(?: now| next)?|what'?s (?:after|next)\b|who(?:'s| is) next|route me to the next|where (?:am i|are we) (?:headed|heading|going|off to)|after this (?:one|stop|visit|job|site)|take me to the next|directions to the next|(?:which|what) (?:customer|client|site|stop|job|visit|appointment|address|location|one) (?:is |comes |am i (?:doing|seeing|visiting) )?next|who is my next)",
         s,
     ) and not _any(r"\b(?:remind|schedule|book|meeting with)\b", s):
         return "next_stop"
@@ -166,7 +166,7 @@ def recognise(t: str) -> str | None:
     ) and not _any(r"\b(?:remind|schedule|book)\b", s):
         return "next_stop"
     if _any(
-        r"\b(?:check(?:ing)? (?:me )?in|clock(?:ing)? in|arrived|arriving|arrival|just got here|got here|pulled up|just got to|walked in|i'?m here|i am here|we'?re here|we are here|on site now|i'?m on site|i am on site|(?:i'?m|i am) at (?:the |this )?(?:customer|site|location|client)|start(?:ing)? (?:the |my |this )?(?:site )?visit|start(?:ing)? (?:the |this |my )(?:job|work|service)$|^(?:i'?m|i am|we'?re|we are) (?:now )?(?:at|on site at|here at) (?!the office|home)[\w ]+ now$|begin(?:ning)? (?:the |my |this )?(?:site )?visit|here now)\b",
+        r"\b(?:check(?:ing)? (?:me )?in|clock(?:ing)? in|arrived|arriving|arrival|just got here|got here|pulled up|(?:reached|made it to|got to|pulling into|pulled into) (?:the |this |my )?(?:customer|client|site|location|plant|stop|premises|address|destination|building|factory)|just got to|walked in|i'?m here|i am here|we'?re here|we are here|on site now|i'?m on site|i am on site|(?:i'?m|i am) at (?:the |this )?(?:customer|site|location|client)|start(?:ing)? (?:the |my |this )?(?:site )?visit|start(?:ing)? (?:the |this |my )(?:job|work|service)$|^(?:i'?m|i am|we'?re|we are) (?:now )?(?:at|on site at|here at) (?!the office|home)[\w ]+ now$|begin(?:ning)? (?:the |my |this )?(?:site )?visit|here now)\b",
         s,
     ) and not _any(r"\b(?:check(?:ing)? in on|check in with)\b", s):
         return "check_in"
@@ -222,12 +222,12 @@ def recognise(t: str) -> str | None:
     if _any(r"\b(?:deal|opportunity|opp)\b.*\bcloses? (?:on|by|in)\b|^wo-?\d+ is\b", s):
         return "update_record"
     if _any(
-        rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start)\b(?: (?:a|an))?(?: new)? {ent}\b|\badd .+ as (?:a |an )?(?:new )?{ent}\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b",
+        rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start|put in|key in)\b(?: (?:a|an))?(?: new)? {ent}\b|\badd .+ as (?:a |an )?(?:new )?{ent}\b|^(?:add|put|save|enter) .+ (?:to|in|into) (?:my |our |the )?(?:contacts|leads|accounts|prospects|customers|clients)\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b",
         s,
     ) and not _any(r"\b(?:note|task|to-?do)\b", s[:25]):
         return "create_record"
     if _any(  # noqa: SIM102 - the cue, then its exceptions
-        r"^(?:log|logged|record|add|create|new|jot|write|make|take|save|enter)\b.*\b(?:note|task|to-?do|call|e-?mail|meeting|visit report)\b|^(?:note|task|to-?do)\b|\b(?:got off the phone with|was on the phone with|just (?:spoke|talked) (?:to|with)|had a (?:call|chat|meeting) with)\b|^(?:i )?(?:just )?(?:called|phoned|rang|spoke (?:to|with)|talked (?:to|with)|met|e-?mailed|emailed|had (?:a |an )?(?:call|meeting|chat))\b|^(?:log|note)\b",
+        r"^(?:log|logged|record|add|create|new|jot|write|make|take|save|enter)\b.*\b(?:note|task|to-?do|call|e-?mail|meeting|visit report)\b|^(?:put|leave|drop|stick|pin)\b.*\b(?:note|task|to-?do)\b|^(?:note|task|to-?do)\b|\b(?:got off the phone with|was on the phone with|just (?:spoke|talked) (?:to|with)|had a (?:call|chat|meeting) with)\b|^(?:i )?(?:just )?(?:called|phoned|rang|spoke (?:to|with)|talked (?:to|with)|met|e-?mailed|emailed|had (?:a |an )?(?:call|meeting|chat))\b|^(?:log|note)\b",
         s,
     ):
         if not _any(
@@ -342,9 +342,38 @@ _CONNECT = {
 }
 
 
+# Words that never continue a name typed in lower case: what follows is the rest of the
+# sentence ("zanele dlamini prefers whatsapp", "camille laurent we went through ...").
+_NAME_STOP = frozenset(
+    str.split(
+        """
+    i me we us you he him she her they them it its his their our my your this that these those
+    the a an to about re regarding in into on at from by with for who which because since so
+    but is are was were be been has have had will would can could should won't can't isn't
+    doesn't don't didn't wasn't prefers wants needs said says told asked agreed confirmed sent
+    left went discussed called phoned emailed e-mailed met mentioned wanted needed likes
+    keeps just also today tomorrow yesterday tonight now please pls asap send call check prepare
+    follow order book update review fix replace arrange email chase confirm organise organize
+    schedule ask get make visit inspect repair service install remove deliver pick
+    """
+    )
+)
+
+
+def _lower_run(v: str) -> str:
+    """A name typed in lower case ends before the first word that cannot be part of it."""
+    words = v.split()
+    for i, w in enumerate(words):
+        if i > 0 and w.casefold().strip(",.;:") in _NAME_STOP:
+            return " ".join(words[:i])
+    return v
+
+
 def _cap_run(v: str) -> str:
     """'Kessler Bau the gate code' -> 'Kessler Bau': a capitalised name ends at a lower-case word."""
     words = v.split()
+    if words and words[0][:1].islower() and not any(c.isupper() for c in v):
+        return _lower_run(v)
     if not words or not (words[0][:1].isupper() or words[0][:1].isdigit()):
         return v
     for i, w in enumerate(words[1:], start=1):
@@ -423,7 +452,7 @@ def _phone(text: str) -> tuple[str, tuple[int, int]] | None:
 def _amount(text: str) -> tuple[float, tuple[int, int]] | None:
     from assistant.text import NUM_WORD
 
-    num = rf"(?:\d[\d,]*(?:\.\d+)?\s?(?:k|m|million|thousand|mil|bn)?|(?:{NUM_WORD}|a|point|hundred|thousand|million|and)(?:[ -](?:{NUM_WORD}|point|hundred|thousand|million|and))*)"
+    num = rf"(?:(?:(?:a |one )?half (?:a |of a )?|(?:a |one )?quarter (?:of )?(?:a )?)(?:million|thousand)|\d[\d,]*(?:\.\d+)?\s?(?:k|m|million|thousand|mil|bn)?|(?:{NUM_WORD}|a|point|hundred|thousand|million|and)(?:[ -](?:{NUM_WORD}|point|hundred|thousand|million|and))*)"
     for m in re.finditer(
         rf"(?:[$€£]\s?)?\b({num})\b(?:\s?(?:euros?|eur|dollars?|usd|bucks|pounds?))?",
         text,
@@ -544,6 +573,12 @@ def _person_before(text: str) -> tuple[str, str | None] | None:
         )
     )
     if not found:
+        low = re.search(
+            r"\b([a-z][\w'-]+ [a-z][\w'-]+)(?: (?:from|at) ([a-z][\w&'-]*(?: [a-z][\w&'-]*)?))? (?:wants|needs|asked|would like|is interested|called|rang|said|told)\b",
+            text,
+        )
+        if low and low.group(1).split()[0] not in _NAME_STOP | {"so", "hey", "ok", "okay"}:
+            return low.group(1), low.group(2)
         return None
     m = found[-1]
     return m.group(1), m.group(2)
@@ -603,6 +638,12 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
         work2,
         flags=re.I,
     )
+    if m is None:
+        m = re.search(
+            r"^(?:.*?\b)?(?:add|put|save|enter)\s+(.+?)\s+(?:to|in|into) (?:my |our |the )?(?:contacts|leads|accounts|prospects|customers|clients)\b(.*)$",
+            work2,
+            flags=re.I,
+        )
     if m:
         body = m.group(1) + " " + m.group(2)
         if re.fullmatch(r"(?:him|her|them|this (?:guy|person|one))", m.group(1).strip(), re.I):
@@ -612,7 +653,7 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
                 body = party[0] + (f" from {party[1]}" if party[1] else "")
     else:
         m = re.search(
-            rf"^(?:.*?\b)?(?:add|create|new|make|register|enter|set up|open|start)\b(?:\s+(?:a|an))?(?:\s+new)?\s+(?:{ents})(?:\s+(?:{ents}))?\b[:,]?\s*(?:(?:for|called|named|with|:)\s+)?(.*)$",
+            rf"^(?:.*?\b)?(?:add|create|new|make|register|enter|set up|open|start|put in|key in)\b(?:\s+(?:a|an))?(?:\s+new)?\s+(?:{ents})(?:\s+(?:{ents}))?\b[:,]?\s*(?:(?:for|called|named|with|:)\s+)?(.*)$",
             work2,
             flags=re.I,
         )
@@ -625,10 +666,19 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
             r"\bname is\s+(.+?)(?=\s+(?:she|he|they|and|from|at)\b|[,;]|$)", body, flags=re.I
         )
         works = re.search(
-            r"\b(?:works|working|is) (?:at|for)\s+(.+?)(?=\s+(?:and|she|he|they)\b|[,;]|$)",
+            r"\b(?:works|working|is|'s|are|they're) (?:at|for|with)\s+(.+?)(?=\s+(?:and|she|he|they)\b|[,;]|$)",
             body,
             flags=re.I,
         )
+        pron = re.search(r"[\s,;]+(?:she|he|they)(?:'s|'re| is| are| works| work)?\b", body, re.I)
+        if pron and not said:
+            if (
+                works
+                and works.start() > pron.start()
+                and slots.get("entity") in ("contact", "lead")
+            ):
+                slots["company"] = _strip_name(works.group(1))
+            body = body[: pron.start()]
         if said:
             if works and slots.get("entity") in ("contact", "lead"):
                 slots["company"] = _strip_name(works.group(1))
@@ -642,7 +692,7 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
             # "Carlos Mendoza, Andes Mining, +56 ...": a capitalised second item is the company
             comp = re.search(r",\s*([A-Z][\w&'.-]*(?: [A-Z&][\w&'.-]*)*)\s*(?:[,;]|$)", body)
         if comp and slots.get("entity") in ("contact", "lead"):
-            slots["company"] = _strip_name(comp.group(1))
+            slots["company"] = _cap_run(_strip_name(comp.group(1)))
             body = body[: comp.start()]
         elif (
             comp
@@ -788,6 +838,8 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
             rf"\b(?:{ents})\s+([A-Za-zÀ-ÿ0-9][\w&.-]*(?: [A-Za-zÀ-ÿ0-9][\w&.-]*){{0,4}}?)(?:\s+(?:to|as|is|title|stage|amount|status|phone|email|owner|address)\b|$)",
             rf"\b(?:of|for|on)\s+(?:the\s+)?([A-Za-zÀ-ÿ0-9][\w&.-]*(?: [A-Za-zÀ-ÿ0-9][\w&.-]*){{0,4}}?)(?:\s+(?:{ents}))?\s+(?:to|as)\b",
             r"^([A-Z][\w&.-]*(?: [A-Z][\w&.-]*){0,4})\s+(?:is|are|has|was)\b",
+            # typed in lower case: "priya nair is not interested", "jan novak has a new number"
+            r"^((?!(?:the|my|our|this|that|we|i|it|he|she|they|there)\b)[a-zà-ÿ][\w&.'-]*(?: [a-zà-ÿ][\w&.'-]*){0,3}?)\s+(?:is|are|has|was|got)\s+(?:now|not|no longer|a|an|the|new|qualified|disqualified|won|lost|closed|done|finished|on hold|junk)\b",
             r"^(?:\w+\s+)?([A-Z][\w&.-]*(?: [A-Z][\w&.-]*){0,4})\b",
         ]
         if fieldv == "name":
@@ -833,6 +885,14 @@ ACTIVITY = [
 
 def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
     slots: dict[str, Any] = {}
+    # "log that I phoned Kenji": what happened is said after the request to log it
+    text = re.sub(
+        r"^(?:log|record|note|write down|put down)(?: (?:that|down that|down))?\s+(?=(?:i |we )?(?:just )?(?:called|phoned|rang|met|e-?mailed|spoke|talked|had|got off)\b)",
+        "",
+        text,
+        flags=re.I,
+    )
+    t = text.casefold()
     head = t[:40]
     atype = None
     for key, pat in [ACTIVITY[3], ACTIVITY[4], ACTIVITY[0], ACTIVITY[1], ACTIVITY[2]]:
@@ -928,6 +988,11 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         r"^[\s,]*(?:(?:from|at|of) [A-Z][\w&'-]*(?: [A-Z][\w&'-]*)*[\s,]*)?(?:and\s+)?", "", rest
     )
     rest = re.sub(
+        r"^\s*(?:from|at|of) [a-z][\w&'-]*(?: [a-z][\w&'-]*){0,3}? (?:and )?(?=(?:she|he|they|we|i)\b)",
+        "",
+        rest,
+    )
+    rest = re.sub(
         r"^(?:on the phone|over the phone|by phone|via e-?mail|by e-?mail|in person|on teams|on zoom|on a video call)\b",
         "",
         rest,
@@ -962,7 +1027,9 @@ def _schedule(text: str, t: str, now: datetime) -> dict[str, Any]:
         tm = when.find_time(_cut(text, tuple(spans)))
         if tm:
             slots["time"] = tm.value
-    nm = _name_after(r"\b(?:with|w/|meet|for|at|(?:visit|trip|drive|go) to)", text)
+    nm = _name_after(
+        r"\b(?:with|w/|meet(?: up)?(?: with)?|for|at|(?:visit|trip|drive|go) to)", text
+    )
     pron = re.search(r"\b(?:with|meet|see)\s+(?:him|her|them)\b", text, flags=re.I)
     if pron and (nm is None or nm[1][0] > pron.start()):
         said = _person_before(text[: pron.start()])
@@ -1011,6 +1078,9 @@ def _report(text: str, t: str, now: datetime) -> dict[str, Any]:
     )
     terr = re.search(
         r"\b(?:territory|region|area) ([A-Z][\w-]*(?: [A-Z][\w-]*)*)|\b([A-Z][\w-]*(?: [A-Z][\w-]*)*) (?:territory|region|area)\b",
+        text,
+    ) or re.search(
+        r"\b(?:the|in|for) (?!(?:whole|entire|sales|same|my|our|this|that|each|every)\b)([a-z][\w-]*) (?:territory|region|area)\b()",
         text,
     )
     if terr:
@@ -1083,6 +1153,9 @@ def _device(text: str, t: str, now: datetime) -> dict[str, Any]:
     m = re.search(r"\b([A-Z]{1,4}\d{1,4})\b", work)
     if m:
         return {"device": m.group(1)}
+    m = re.search(r"\b([a-z]{1,5}-\d{1,5}[a-z]?)\b", work)
+    if m:
+        return {"device": m.group(1)}
     kinds = r"cold room|cold store|heat pump|air handler|cooling tower|walk-in freezer|pump|chiller|compressor|boiler|freezer|fan|line|unit|sensor|generator|turbine|motor|valve|tank|gateway|fridge|cooler|heater|oven|press|conveyor|meter|hvac|ahu|station|machine|robot|door|room|tower|dryer|mixer|furnace|kiln|lift|elevator|boiler|panel|inverter|battery|scale|oven|truck|van"
     m = re.search(rf"\b({kinds}) (?:number |no\.? |#)?(\d+)\b", work, flags=re.I)
     if m:
@@ -1105,7 +1178,14 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
             work[m.start() :].casefold()[:30],
         ):
             pr = key
-            work = work[: m.start()] + " " + work[m.end() :]
+            mid = bool(work[: m.start()].strip()) and bool(work[m.end() :].strip())
+            gap = (
+                " , "
+                if mid
+                and not re.match(r"\s*(?:work ?order|ticket|job|service)", work[m.end() :], re.I)
+                else " "
+            )
+            work = work[: m.start()] + gap + work[m.end() :]
             break
     if pr:
         slots["priority"] = pr
@@ -1123,7 +1203,7 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
     if m is None:
         # "Aurora Foods needs a technician, the freezer door seal is torn"
         m = re.search(
-            r"^([A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*) (?:needs?|wants?|requires?) (?:a |an )?(?:tech\w*|engineer|repair|service\w*)\b",
+            r"^([A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*|[a-z][\w&.-]*(?: [a-z][\w&.-]*){0,3}?) (?:needs?|wants?|requires?) (?:a |an |someone|somebody)?(?:tech\w*|engineer|repair|service\w*|to come|out)?\b",
             work,
         )
     name = None
@@ -1131,7 +1211,7 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
     if m:
         name = _strip_name(m.group(1))
         rest = work[m.end() :]
-        if name[:1].isupper() and _cap_run(name) != name:
+        if _cap_run(name) != name:
             cut = _cap_run(name)
             rest = work[m.start(1) + m.group(1).find(cut) + len(cut) :]
             rest = re.sub(
