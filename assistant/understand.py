@@ -124,7 +124,7 @@ def recognise(t: str) -> str | None:
     ) and not _any(r"\bforecast for (?:the |this |next |q\d)", s):
         return "out_of_scope"
     if _any(
-        r"^(?:who|what|when|where|how) (?:is|was|are|were|'s|old|tall|far|long)\b(?: the| a)? (?:president|capital|ceo of|population|meaning|tallest|biggest|largest|distance|time in|traffic|score)\b|^what'?s the (?:capital|population|traffic|time in|score|meaning)\b|^how (?:tall|old|far|big|high|deep|heavy|many people live)\b|\btraffic\b|\bpoem\b|\bconvert \d+\b|\bcurrency\b|\bpassword\b|\b(?:admin|administrator) (?:group|rights|role|access)\b|\bpermissions?\b|^(?:create|make|generate|issue|raise) (?:an? |the )?(?:invoice|purchase order|credit note)\b|\b(?:software|firmware) update\b|^how (?:do|can|should|would) (?:i|you|we)\b(?! get to (?:my |the )?next\b)|^recommend\b|\bsummary of the news\b",
+        r"^(?:who|what|when|where|how) (?:is|was|are|were|'s|old|tall|far|long)\b(?: the| a)? (?:president|capital|ceo of|population|meaning|tallest|biggest|largest|distance|time in|traffic|score)\b|^what'?s the (?:capital|population|traffic|time in|score|meaning)\b|^how (?:tall|old|far|big|high|deep|heavy|many people live)\b(?!.*\b(?:pipeline|forecast|revenue|sales|deals?|win rate)\b)|\btraffic\b|\bpoem\b|\bconvert \d+\b|\bcurrency\b|\bpassword\b|\b(?:admin|administrator) (?:group|rights|role|access)\b|\bpermissions?\b|^(?:create|make|generate|issue|raise) (?:an? |the )?(?:invoice|purchase order|credit note)\b|\b(?:software|firmware) update\b|^how (?:do|can|should|would) (?:i|you|we)\b(?! get to (?:my |the )?next\b)|^recommend\b|\bsummary of the news\b",
         s,
     ):
         return "out_of_scope"
@@ -149,6 +149,11 @@ def recognise(t: str) -> str | None:
     ):
         if not _any(r"^(?:open|create|new|add)\b", s):
             return "report_query"
+    if _any(
+        r"^how (?:big|large|healthy|strong|full|much) (?:is|was|are) (?:the |our |my )?(?:total )?(?:pipeline|forecast|revenue|sales|win rate)\b",
+        s,
+    ):
+        return "report_query"
     if _any(  # noqa: SIM102 - the cue, then its exceptions
         r"\b(?:revenue|forecast|bookings|pipeline value|pipeline worth|win rate|pipeline look|pipeline looking)\b",
         s,
@@ -188,7 +193,7 @@ def recognise(t: str) -> str | None:
             r"\b(?:how many|reminder|remind|work order for|deal|opportunity|lead|status)\b", s
         )
         and not _any(
-            r"\b(?:(?!(?:job|visit|work|it|that)'s)\w+'s|wo-?\d+)\b.*\b(?:done|complete|finished|closed)",
+            r"\b(?:(?!(?:job|visit|work|it|that)'s)\w+'s|wo-?\d+|work ?order (?:no\.? |number |#)?\d+)\b.*\b(?:done|complete|finished|closed)",
             s,
         )
     ):
@@ -219,7 +224,10 @@ def recognise(t: str) -> str | None:
             s,
         ):
             return "update_record"
-    if _any(r"\b(?:deal|opportunity|opp)\b.*\bcloses? (?:on|by|in)\b|^wo-?\d+ is\b", s):
+    if _any(
+        r"\b(?:deal|opportunity|opp)\b.*\bcloses? (?:on|by|in)\b|^(?:wo-?\d+|work ?order (?:no\.? |number |#)?\d+) is\b",
+        s,
+    ):
         return "update_record"
     if _any(
         rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start|put in|key in)\b(?: (?:a|an))?(?: new)? {ent}\b|\badd .+ as (?:a |an )?(?:new )?{ent}\b|^(?:add|put|save|enter) .+ (?:to|in|into) (?:my |our |the )?(?:contacts|leads|accounts|prospects|customers|clients)\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b",
@@ -244,6 +252,11 @@ def recognise(t: str) -> str | None:
         r"^(?:show|find|get|open|pull up)(?: me)? .+'s (?:contact|account|record|details|lead|deal|opportunity)\b|\b(?:the |a )?list of\b|^(?:are there|is there|do we have|have we got) any\b|\b(?:check|see|find out) (?:if|whether) (?:we have|there are|there is) any\b|^(?:(?:i (?:need|want) to )?see|let me see|i'?d like to see)\b.*\b(?:in|at|for|from|with)\b",
         s,
     ) and _entity(s):
+        return "search_records"
+    if _any(
+        r"^(?:what'?s|what is) (?:going on|happening|new|the latest|the status) (?:with|at|on|of) .+\b(?:account|customer|client|deal|opportunity|lead|contact|work order|ticket)s?\b",
+        s,
+    ):
         return "search_records"
     if _any(r"^who\b", s) and not _any(
         r"\b(?:contacts?|people|leads?|accounts?|customers?|clients?|prospects?|know|works?|working|deals?|opportunit\w+|at)\b",
@@ -290,7 +303,7 @@ def _strip_name(v: str) -> str:
 
 def _tidy_note(v: str) -> str:
     v = v.strip(" ,.;:!?-\"'")
-    v = re.sub(r"^(?:(?:and|then|also|just|so)\s+)+", "", v, flags=re.IGNORECASE)
+    v = re.sub(r"^(?:(?:and|then|also|just|so|but|please|pls)[\s,]+)+", "", v, flags=re.IGNORECASE)
     v = re.sub(
         r"^(?:and |then |also |just )?(?:(?:that|saying|about|re|regarding|to|notes?)\b|:)\s*[:,]?\s*",
         "",
@@ -558,7 +571,7 @@ def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 _NOT_CITY = {"the", "my", "our", "progress", "stage", "me", "us", "there", "here", "it", "them"}
 # A name never starts with a pronoun or an auxiliary ("the customers we have in Osaka").
-_NOT_NAME_START = r"(?:we|i|you|they|he|she|it|us|me|is|are|do|does|did|have|has|there)\b"
+_NOT_NAME_START = r"(?:we|i|you|they|he|she|it|us|me|is|are|do|does|did|have|has|there|and|or)\b"
 
 
 _PERSON = r"([A-Z][\w'-]+(?: (?:[A-Z][\w'-]+|de|van|von|da|di|al|el|bin|le))*? [A-Z][\w'-]+)"
@@ -715,7 +728,9 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
 def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
     slots: dict[str, Any] = {}
     ent = _entity(re.sub(r"\bjob title\b", "title", t))
-    wo = re.search(r"\b(wo-?\s?\d+)\b", text, flags=re.I)
+    wo = re.search(r"\b(wo-?\s?\d+)\b", text, flags=re.I) or re.search(
+        r"\bwork ?order (?:no\.? |number |#)?(\d{3,})\b", text, flags=re.I
+    )
     if wo:
         ent = "work_order"
     fieldv: str | None = None
@@ -830,7 +845,8 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
     # The record.
     name: str | None = None
     if wo:
-        name = re.sub(r"\s+", "", wo.group(1)).upper().replace("WO", "WO-").replace("--", "-")
+        code = re.sub(r"\s+", "", wo.group(1)).upper()
+        name = ("WO-" + code if code.isdigit() else code.replace("WO", "WO-")).replace("--", "-")
     else:
         ents = "|".join(p for _, p in ENTITY_WORDS)
         pats = [
@@ -1153,7 +1169,9 @@ def _device(text: str, t: str, now: datetime) -> dict[str, Any]:
     m = re.search(r"\b([A-Z]{1,4}\d{1,4})\b", work)
     if m:
         return {"device": m.group(1)}
-    m = re.search(r"\b([a-z]{1,5}-\d{1,5}[a-z]?)\b", work)
+    m = re.search(r"\b([a-z]{1,5}-\d{1,5}[a-z]?)\b", work) or re.search(
+        r"\b(?!(?:am|pm|q)\d)([a-z]{1,4}\d{1,4}[a-z]?)\b", work
+    )
     if m:
         return {"device": m.group(1)}
     kinds = r"cold room|cold store|heat pump|air handler|cooling tower|walk-in freezer|pump|chiller|compressor|boiler|freezer|fan|line|unit|sensor|generator|turbine|motor|valve|tank|gateway|fridge|cooler|heater|oven|press|conveyor|meter|hvac|ahu|station|machine|robot|door|room|tower|dryer|mixer|furnace|kiln|lift|elevator|boiler|panel|inverter|battery|scale|oven|truck|van"
