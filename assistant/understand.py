@@ -106,6 +106,8 @@ def recognise(t: str) -> str | None:
     """The intent that a cue in the cleaned, lower-case text decides, or None."""
     s = re.sub(_PRE, "", t)
     ent = r"(?:account|contact|lead|prospect|opportunit(?:y|ies)|deal|customer|client)"
+    if _any(r"^remind (?!me\b|us\b|myself\b|in\b|at\b|on\b|tomorrow\b|to\b|tonight\b|next\b)\w", s):
+        return "out_of_scope"
     if _any(
         r"^(?:set (?:a |an |me a )?reminder|remind|reminder|ping me|nudge me|don't let me forget|alert me)\b",
         s,
@@ -113,7 +115,7 @@ def recognise(t: str) -> str | None:
         return "set_reminder"
     # Things the assistant never does, said with CRM words: the verb decides.
     if _any(  # noqa: SIM102 - the cue, then its exceptions
-        r"^(?:delete|remove|erase|merge|dedupe|export|download|print|translate|send|forward|e-?mail (?!to\b)\w|text|sms|whatsapp|message|call(?! with| about| log)|phone|ring|dial|give(?! me\b)|grant|share|approve|reject|order|buy|purchase|turn|switch (?:on|off)|start the (?:pump|machine|compressor)|stop the|restart|reboot|shut|unlock|lock|set the (?:office |room )?(?:thermostat|temperature|heating)|book (?:me )?(?:a |an )?(?:flight|hotel|train|taxi|car|ticket to|table)|play|tell me a joke|sing|what time is it)\b",
+        r"^(?:delete|remove|erase|merge|dedupe|export|download|print|translate|send|forward|e-?mail (?!to\b)\w+|upload|scan|attach|photograph|take a (?:photo|picture)|log (?:me )?(?:out|off)|sign (?:me )?(?:out|off)|set (?:an? |my )?(?:alarm|timer)|(?:cancel|delete|move|reschedule|postpone|push back) (?:my |the |our |this |that )?(?:\d+\s?(?:am|pm) |next |\w+day'?s? )?(?:meeting|call|appointment|demo|visit with)|text|sms|whatsapp|message|call(?! with| about| log)|phone|ring|dial|give(?! me\b)|grant|share|approve|reject|order|buy|purchase|turn|switch (?:on|off)|start the (?:pump|machine|compressor)|stop the|restart|reboot|shut|unlock|lock|set the (?:office |room )?(?:thermostat|temperature|heating)|book (?:me )?(?:a |an )?(?:flight|hotel|train|taxi|car|ticket to|table)|play|tell me a joke|sing|what time is it)\b",
         s,
     ):
         if not _any(r"^(?:call|phone)\b.*\b(?:log|logged|note)\b|^text (?:note)", s):
@@ -198,12 +200,19 @@ def recognise(t: str) -> str | None:
         )
     ):
         return "complete_visit"
-    if _any(
-        r"^(?:create|add|new|open|raise|log|file|submit|make|put in|start|enter|register|book|schedule)\b(?: (?:me|us))?(?: (?:a|an|the))?(?: new)?(?: (?:urgent|emergency|critical|asap|high|low|normal|medium|standard)(?: priority)?)?(?: (?:a|an))? (?:work ?order|ticket|job|service (?:request|call|ticket)|repair (?:job|request)|maintenance (?:job|request))\b(?!s)",
-        s,
-    ) or _any(
-        r"\b(?:needs?|send|get|dispatch) (?:a |an )?(?:tech|technician|engineer|service tech|repair)\b|^(?:urgent|emergency|critical|high priority|low priority)? ?(?:work ?order|ticket|job) for\b|^(?:emergency|urgent) (?:work ?order|ticket|job)",
-        s,
+    if (
+        _any(
+            r"^(?:create|add|new|open|raise|log|file|submit|make|put in|start|enter|register|book|schedule)\b(?: (?:me|us))?(?: (?:a|an|the))?(?: new)?(?: (?:urgent|emergency|critical|asap|high|low|normal|medium|standard)(?: priority)?)?(?: (?:a|an))? (?:work ?order|ticket|job|service (?:request|call|ticket)|repair (?:job|request)|maintenance (?:job|request))\b(?!s)",
+            s,
+        )
+        or _any(
+            r"\b(?:needs?|send|get|dispatch) (?:a |an )?(?:tech|technician|engineer|service tech|repair)\b|^(?:urgent|emergency|critical|high priority|low priority)? ?(?:work ?order|ticket|job) for\b|^(?:emergency|urgent) (?:work ?order|ticket|job)",
+            s,
+        )
+        or _any(
+            r"[,.]? (?:so |please |can you |could you )*(?:create|open|raise|log|make|file) (?:a |an )?(?:new )?(?:work ?order|ticket|job|service request)(?: for (?:it|them|that|this))?$",
+            s,
+        )
     ):
         return "create_work_order"
     if _any(
@@ -1226,6 +1235,15 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
         )
     name = None
     rest = ""
+    late = re.search(
+        r"^(.+?)['\u2019]s (.+?)[,.]? (?:so |please |can you |could you )*(?:create|open|raise|log|make|file) (?:a |an )?(?:new )?(?:work ?order|ticket|job|service request)(?: for (?:it|them|that|this))?$",
+        work,
+        flags=re.I,
+    )
+    if late:
+        m = None
+        slots["name"] = _strip_name(late.group(1))
+        rest = late.group(2)
     if m:
         name = _strip_name(m.group(1))
         rest = work[m.end() :]
@@ -1301,7 +1319,7 @@ def _reminder(text: str, t: str, now: datetime) -> dict[str, Any]:
         flags=re.I,
     )
     rest = re.sub(
-        r"^.*?\b(?:remind(?:er)?(?: me| us)?|ping me|nudge me|set (?:a |an )?reminder|alert me)\b\s*",
+        r"^.*?\b(?:remind(?:er)?(?: me| us)?|ping me|nudge me|set (?:a |an )?reminder|alert me|(?:do not|don't) let me forget(?: to)?)\b\s*",
         "",
         rest,
         flags=re.I,
