@@ -243,6 +243,16 @@ def recognise(t: str) -> str | None:
         s,
     ) and not _any(r"\b(?:note|task|to-?do)\b", s[:25]):
         return "create_record"
+    if _any(
+        rf"[,.;]? (?:so |please |can you |could you |now )*(?:create|add) (?:a |an )?(?:new )?{ent}s?\b(?! (?:with|to)\b)",
+        s,
+    ) and not _any(r"\b(?:note|task|to-?do)\b", s):
+        return "create_record"
+    if _any(
+        r"^(?:log|record|note|write down)(?: that| down that)? (?:i |we )?(?:just )?(?:called|phoned|rang|met|e-?mailed|spoke|talked|had)\b",
+        s,
+    ):
+        return "log_activity"
     if _any(  # noqa: SIM102 - the cue, then its exceptions
         r"^(?:log|logged|record|add|create|new|jot|write|make|take|save|enter)\b.*\b(?:note|task|to-?do|call|e-?mail|meeting|visit report)\b|^(?:put|leave|drop|stick|pin)\b.*\b(?:note|task|to-?do)\b|^(?:note|task|to-?do)\b|\b(?:got off the phone with|was on the phone with|just (?:spoke|talked) (?:to|with)|had a (?:call|chat|meeting) with)\b|^(?:i )?(?:just )?(?:called|phoned|rang|spoke (?:to|with)|talked (?:to|with)|met|e-?mailed|emailed|had (?:a |an )?(?:call|meeting|chat))\b|^(?:log|note)\b",
         s,
@@ -578,7 +588,11 @@ def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
     return slots
 
 
-_NOT_CITY = {"the", "my", "our", "progress", "stage", "me", "us", "there", "here", "it", "them"}
+_NOT_CITY = {
+    "the", "my", "our", "progress", "stage", "me", "us", "there", "here", "it", "them", "contacts",
+    "leads", "accounts", "customers", "clients", "deals", "opportunities", "prospects", "tickets",
+    "jobs", "activities", "crm", "the system", "pipeline",
+}  # fmt: skip
 # A name never starts with a pronoun or an auxiliary ("the customers we have in Osaka").
 _NOT_NAME_START = r"(?:we|i|you|they|he|she|it|us|me|is|are|do|does|did|have|has|there|and|or)\b"
 
@@ -713,6 +727,9 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
         if comp is None and slots.get("entity") in ("contact", "lead"):
             # "Carlos Mendoza, Andes Mining, +56 ...": a capitalised second item is the company
             comp = re.search(r",\s*([A-Z][\w&'.-]*(?: [A-Z&][\w&'.-]*)*)\s*(?:[,;]|$)", body)
+        if comp and re.fullmatch(r"(?:them|him|her|it|us|me)", comp.group(1).strip(), re.I):
+            body = body[: comp.start()]
+            comp = None
         if comp and slots.get("entity") in ("contact", "lead"):
             slots["company"] = _cap_run(_strip_name(comp.group(1)))
             body = body[: comp.start()]
@@ -1196,7 +1213,7 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
     pr = None
     for key, pat in PRIORITIES:
         m = re.search(
-            rf"[,;]?\s*\b(?:(?:with |at |as )?(?:a |an )?(?:priority (?:is )?|prio )(?:{pat})|(?:{pat})(?:[ -]priority|[ -]prio)?)\b",
+            rf"[,;]?\s*\b(?:(?:it'?s|it is|this is|that'?s|make it|mark it|and it'?s)\s+)?(?:(?:with |at |as )?(?:a |an )?(?:priority (?:is )?|prio )(?:{pat})|(?:{pat})(?:[ -]priority|[ -]prio)?)\b",
             work,
             flags=re.I,
         )
@@ -1235,12 +1252,20 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
         )
     name = None
     rest = ""
+    needs = re.match(
+        r"^(?:the )?(?:customer|client|account|site)?\s*([A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*) (?:needs?|wants?|requires?) (?:a |an )?(?:tech\w*|engineer|repair|service\w*|someone|somebody)\b(?:\s+(?:for|to))?",
+        work,
+    )
+    if needs:
+        m = None
+        slots["name"] = needs.group(1)
+        rest = work[needs.end() :]
     late = re.search(
         r"^(.+?)['\u2019]s (.+?)[,.]? (?:so |please |can you |could you )*(?:create|open|raise|log|make|file) (?:a |an )?(?:new )?(?:work ?order|ticket|job|service request)(?: for (?:it|them|that|this))?$",
         work,
         flags=re.I,
     )
-    if late:
+    if late and not needs:
         m = None
         slots["name"] = _strip_name(late.group(1))
         rest = late.group(2)
@@ -1340,7 +1365,7 @@ def _reminder(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 def _complete(text: str, t: str, now: datetime) -> dict[str, Any]:
     m = re.search(
-        r"^(?:.*?\b(?:done|finished|complete[d]?|that'?s (?:it|all) for (?:this|the) (?:visit|job|site)|wrap(?:ped)? (?:it |this |things )?up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service))\b(?: (?:at (?:this|the) (?:customer|site|location|place|client)|with|at|here|for today|(?:the|this) (?:visit|job|site|service|stop)|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
+        r"^(?:.*?\b(?:done|finished|complete[d]?|that'?s (?:it|all) for (?:this|the) (?:visit|job|site)|wrap(?:ped)? (?:it |this |things )?up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service))\b(?: (?:at (?:this|the) (?:customer|site|location|place|client)|with|at|here|for today|(?:the|this) (?:visit|job|site|service|stop|one)|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
         text,
         flags=re.I,
     )

@@ -214,7 +214,8 @@ def find_time(text: str) -> Found | None:
         return Found(f"{_hour(h, '', t, m.group(2)):02d}:00", ((m.start(), m.end()),))
     # "at four fifteen", "at 3", "at 9 tonight", "7 in the evening"
     m = re.search(
-        rf"\b(?:at|for|by|around) ({_HOUR_WORDS})(?: ({NUM_WORD}(?: {NUM_WORD})?|o'?clock))?\b", t
+        rf"\b(?:at|for|by|around|from) ({_HOUR_WORDS})(?: ({NUM_WORD}(?: {NUM_WORD})?|o'?clock))?\b",
+        t,
     )
     if m is None:
         m = re.search(
