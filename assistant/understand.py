@@ -163,7 +163,7 @@ def recognise(t: str) -> str | None:
         if not _any(r"^(?:show|open|go to|take me to)(?: me)? (?:the )?(?:pipeline|reports?)$", s):
             return "report_query"
     if _any(
-        r"\b(?:next (?:stop|visit|job|site|customer|one|appointment|location|address|call|destination|client)|where (?:to|do i go|am i going|should i go|'s my next|is my next)(?: now| next)?|what'?s (?:after|next)\b|who(?:'s| is) next|route me to the next|where (?:am i|are we) (?:headed|heading|going|off to)|after this (?:one|stop|visit|job|site)|take me to the next|directions to the next|(?:which|what) (?:customer|client|site|stop|job|visit|appointment|address|location|one) (?:is |comes |am i (?:doing|seeing|visiting) )?next|who is my next)",
+        r"\b(?:next (?:stop|visit|job|site|customer|one|appointment|location|address|call|destination|client)|where (?:to|do i go|am i going|should i go|'s my next|is my next)(?: now| next)?|what'?s (?:after|next)\b|who(?:'s| is) next|route me to the next|where (?:am i|are we) (?:headed|heading|going|off to)|after this (?:one|stop|visit|job|site)|take me to the next|directions to the next|(?:which|what) (?:customer|client|site|stop|job|visit|appointment|address|location|one) (?:is |comes |am i (?:doing|seeing|visiting) |do i (?:see|visit|go to|do|have) )?next|who is my next)",
         s,
     ) and not _any(r"\b(?:remind|schedule|book|meeting with)\b", s):
         return "next_stop"
@@ -239,7 +239,7 @@ def recognise(t: str) -> str | None:
     ):
         return "update_record"
     if _any(
-        rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start|put in|key in)\b(?: (?:a|an))?(?: new)? {ent}\b|\badd .+ as (?:a |an )?(?:new )?{ent}\b|^(?:add|put|save|enter) .+ (?:to|in|into) (?:my |our |the )?(?:contacts|leads|accounts|prospects|customers|clients)\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b",
+        rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start|put in|key in)\b(?: (?:a|an))?(?: new)? {ent}\b|^log (?:a |an )?new {ent}\b|\badd .+ as (?:a |an )?(?:new )?{ent}\b|^(?:add|put|save|enter) .+ (?:to|in|into) (?:my |our |the )?(?:contacts|leads|accounts|prospects|customers|clients)\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b",
         s,
     ) and not _any(r"\b(?:note|task|to-?do)\b", s[:25]):
         return "create_record"
@@ -274,6 +274,11 @@ def recognise(t: str) -> str | None:
         return "search_records"
     if _any(
         r"^(?:what'?s|what is) (?:going on|happening|new|the latest|the status) (?:with|at|on|of) .+\b(?:account|customer|client|deal|opportunity|lead|contact|work order|ticket)s?\b",
+        s,
+    ):
+        return "search_records"
+    if _any(
+        r"^(?:show|list|find|get|give)(?: me)? (?:everyone|everybody|anyone|all the people|the people)\b.*\b(?:at|from|in)\b",
         s,
     ):
         return "search_records"
@@ -515,7 +520,7 @@ def slots_for(intent: str, text: str, now: datetime) -> dict[str, Any]:
 def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
     slots: dict[str, Any] = {}
     ent = _entity(t)
-    if re.search(r"\bwho\b.*\bat\b", t) and ent is None:
+    if re.search(r"\b(?:who|everyone|everybody|anyone|anybody)\b.*\bat\b", t) and ent is None:
         ent = "contact"
     if ent:
         slots["entity"] = ent
@@ -689,7 +694,7 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
                 body = party[0] + (f" from {party[1]}" if party[1] else "")
     else:
         m = re.search(
-            rf"^(?:.*?\b)?(?:add|create|new|make|register|enter|set up|open|start|put in|key in)\b(?:\s+(?:a|an))?(?:\s+new)?\s+(?:{ents})(?:\s+(?:{ents}))?\b[:,]?\s*(?:(?:for|called|named|with|:)\s+)?(.*)$",
+            rf"^(?:.*?\b)?(?:add|create|new|make|register|enter|set up|open|start|put in|key in|log)\b(?:\s+(?:a|an))?(?:\s+new)?\s+(?:{ents})(?:\s+(?:{ents}))?\b[:,]?\s*(?:(?:for|called|named|with|:)\s+)?(.*)$",
             work2,
             flags=re.I,
         )
@@ -786,7 +791,7 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
     elif re.search(r"\baddress\b", t):
         fieldv = "address"
     elif re.search(
-        r"\bstatus\b|\bqualif|\bdisqualif|\bjunk\b|\bnot interested\b|\bcontacted\b|\bon hold\b|\bhold\b|\bpause|\breopen|\bclose\b|\bclosed\b|\bdone\b|\bfinish|\bcomplete|\bcancel|\bin progress\b|\bscheduled\b",
+        r"\bstatus\b|\b(?:back )?to open\b|\bqualif|\bdisqualif|\bjunk\b|\bnot interested\b|\bcontacted\b|\bon hold\b|\bhold\b|\bpause|\breopen|\bclose\b|\bclosed\b|\bdone\b|\bfinish|\bcomplete|\bcancel|\bin progress\b|\bscheduled\b",
         t,
     ):
         fieldv = "status"
@@ -866,6 +871,12 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
             value = _strip_name(re.sub(r"\s+(?:please|pls)$", "", m.group(1), flags=re.I))
             if fieldv in ("title", "address"):
                 value = m.group(1).strip(" .!?")
+            value = re.sub(
+                r",\s*(?:please |can you |could you )*(?:update|change|set|make|save|put)\b.*$",
+                "",
+                value,
+                flags=re.I,
+            )
     if value not in (None, ""):
         slots["value"] = value
     # The record.
@@ -965,8 +976,15 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         no_party = True
     else:
         no_party = False
+    # "called Peter Novak about the renewal": the party straight after the verb comes first
+    first = re.search(
+        r"^(?:i\s+)?(?:just\s+)?(?:called|phoned|rang|met(?: with)?|e-?mailed|spoke (?:to|with)|talked (?:to|with))\s+([A-Z][\w'-]*(?: [A-Z][\w'-]*)*)",
+        text,
+    )
     nm = (
-        None
+        (first.group(1), (first.start(1), first.end(1)))
+        if first
+        else None
         if colon or no_party
         else _name_after(
             r"\b(?:with|w/|to|for|on|about|from)",
@@ -1299,6 +1317,11 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
                 rest = " ".join(parts[k:]) + rest
                 name = " ".join(parts[:k])
         slots["name"] = name
+    rest = re.sub(
+        r"^\s*(?:tomorrow|today|tonight|this (?:morning|afternoon|evening)|now|right away)\b",
+        "",
+        rest,
+    )
     desc = _tidy_note(
         re.sub(r"^\s*(?:[,:;-]\s*)?(?:(?:because|since|as|re|regarding|about)\b)?\s*", "", rest)
     )
@@ -1365,7 +1388,7 @@ def _reminder(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 def _complete(text: str, t: str, now: datetime) -> dict[str, Any]:
     m = re.search(
-        r"^(?:.*?\b(?:done|finished|complete[d]?|that'?s (?:it|all) for (?:this|the) (?:visit|job|site)|wrap(?:ped)? (?:it |this |things )?up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service))\b(?: (?:at (?:this|the) (?:customer|site|location|place|client)|with|at|here|for today|(?:the|this) (?:visit|job|site|service|stop|one)|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
+        r"^(?:.*?\b(?:done|finished|complete[d]?|that'?s (?:it|all) for (?:this|the) (?:visit|job|site)|wrap(?:ped)? (?:it |this |things )?up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service|inspection|repair|work|maintenance|check|installation|install))\b(?: (?:at (?:this|the) (?:customer|site|location|place|client)|with|at|here|for today|(?:the|this) (?:visit|job|site|service|stop|one|inspection|repair|work|maintenance|check|installation|install)|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
         text,
         flags=re.I,
     )
