@@ -1207,6 +1207,8 @@ def _navigate(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 def _device(text: str, t: str, now: datetime) -> dict[str, Any]:
     work = digits_for_words(text)
+    # a gas named in the alert's kind is no device ("the CO2 alarm", "NH3 leak alert")
+    work = re.sub(r"\b(?:co2|o2|nh3|h2s|no2|ch4|h2|so2)\b", " ", work, flags=re.I)
     m = re.search(r"\b([A-Z]{1,5}-?\d{1,5}[A-Z]?)\b", work)
     if m and not re.fullmatch(r"[A-Z]+", m.group(1)):
         return {"device": m.group(1)}
