@@ -53,6 +53,17 @@ SHORT = {
     "hrs": "hours",
     "hr": "hour",
     "asap": "asap",
+    "chk": "check",
+    "prio": "priority",
+    "abt": "about",
+    "mtg": "meeting",
+    "appt": "appointment",
+    "acct": "account",
+    "cust": "customer",
+    "2morrow": "tomorrow",
+    "u": "you",
+    "ur": "your",
+    "msg": "message",
 }
 
 _FILLER_RE = re.compile(r"\b(?:{})\b[,.]?\s*".format("|".join(FILLERS)), re.IGNORECASE)
@@ -62,6 +73,127 @@ _SHORT_RE = re.compile(
     ),
     re.IGNORECASE,
 )
+
+
+# Command words a typo of which is put right (one letter wrong, missing, extra or swapped),
+# so that a misspelling nobody listed above still reads as the word ("calender", "shedul").
+KEYWORDS: tuple[str, ...] = (
+    "account",
+    "accounts",
+    "acknowledge",
+    "acknowledged",
+    "activities",
+    "activity",
+    "address",
+    "alarm",
+    "alarms",
+    "alert",
+    "alerts",
+    "appointment",
+    "arrival",
+    "arrived",
+    "assign",
+    "calendar",
+    "cancel",
+    "change",
+    "check",
+    "checked",
+    "close",
+    "closed",
+    "complete",
+    "completed",
+    "contact",
+    "contacts",
+    "create",
+    "customer",
+    "customers",
+    "dashboard",
+    "directions",
+    "dismiss",
+    "disqualify",
+    "finish",
+    "finished",
+    "forecast",
+    "location",
+    "meeting",
+    "meetings",
+    "minutes",
+    "navigate",
+    "opportunities",
+    "opportunity",
+    "pipeline",
+    "preferences",
+    "pressure",
+    "priority",
+    "prospect",
+    "prospects",
+    "qualified",
+    "qualify",
+    "quarter",
+    "record",
+    "remind",
+    "reminder",
+    "rename",
+    "report",
+    "reports",
+    "revenue",
+    "schedule",
+    "search",
+    "settings",
+    "silence",
+    "status",
+    "technician",
+    "ticket",
+    "tickets",
+    "today",
+    "tomorrow",
+    "update",
+    "visit",
+    "visits",
+    "workshop",
+    "yesterday",
+)  # fmt: skip
+_ENDINGS = ("s", "d", "ed", "es", "r", "er", "ing", "n")
+
+
+_VOWELS = set("aeiouy")
+# Real words one letter short of a command word, which stay as they are.
+_REAL = frozenset({"crate", "stats", "chuck", "chick"})
+
+
+def _typo_of(word: str, kw: str) -> bool:
+    """True when `word` is `kw` typed with one slip: two letters swapped, a letter left
+    out, or (in words of six letters or more) one vowel for another. A longer word or a
+    consonant for another is no slip: those are other words ("contract", "charge")."""
+    if len(word) == len(kw):
+        diff = [i for i in range(len(word)) if word[i] != kw[i]]
+        if len(diff) == 2 and diff[1] == diff[0] + 1:
+            return word[diff[0]] == kw[diff[1]] and word[diff[1]] == kw[diff[0]]
+        return (
+            len(diff) == 1
+            and len(word) >= 6
+            and word[diff[0]] in _VOWELS
+            and kw[diff[0]] in _VOWELS
+        )
+    if len(word) + 1 == len(kw):
+        i = 0
+        while i < len(word) and word[i] == kw[i]:
+            i += 1
+        return word[i:] == kw[i + 1 :]
+    return False
+
+
+def _keyword(word: str) -> str:
+    """The command word a lower-case word of five letters or more misspells, else the word."""
+    if len(word) < 5 or word in KEYWORDS or word in _REAL or not word.isalpha():
+        return word
+    # an inflection of a command word is no typo of it ("closes", "checks")
+    if any(word == kw + e or kw == word + e for kw in KEYWORDS for e in _ENDINGS):
+        return word
+    for kw in KEYWORDS:
+        if _typo_of(word, kw):
+            return kw
+    return word
 
 
 def clean(text: str) -> str:
@@ -77,6 +209,7 @@ def clean(text: str) -> str:
         ),
         t,
     )
+    t = re.sub(r"\b[a-z]{5,}\b", lambda m: _keyword(m.group(0)), t)
     t = re.sub(r"\s+", " ", t).strip()
     return t.strip(" .!?")
 
@@ -104,6 +237,9 @@ def words_to_number(words: str) -> float | None:
     s = words.casefold().replace(",", "").replace("-", " ").strip()
     s = re.sub(r"(\d)\s*(k|m)\b", r"\1 \2", s)
     s = s.replace(" and ", " ")
+    # "half a million", "a quarter of a million"
+    s = re.sub(r"\b(?:a |one )?half (?:a |an |of a )?(?=million|thousand)", "0.5 ", s)
+    s = re.sub(r"\b(?:a |one )?quarter (?:of )?(?:a )?(?=million)", "0.25 ", s)
     total = 0.0
     current = 0.0
     seen = False

@@ -93,7 +93,8 @@ PERIOD_WORDS = [
 
 _CAP_STOP = {
     "i", "the", "a", "an", "and", "on", "at", "for", "to", "with", "in", "of", "about", "re",
-    "please", "today", "tomorrow", "tonight",
+    "please", "today", "tomorrow", "tonight", "me", "us", "you", "him", "her", "them", "it",
+    "we", "they",
 }  # fmt: skip
 
 
@@ -105,6 +106,8 @@ def recognise(t: str) -> str | None:
     """The intent that a cue in the cleaned, lower-case text decides, or None."""
     s = re.sub(_PRE, "", t)
     ent = r"(?:account|contact|lead|prospect|opportunit(?:y|ies)|deal|customer|client)"
+    if _any(r"^remind (?!me\b|us\b|myself\b|in\b|at\b|on\b|tomorrow\b|to\b|tonight\b|next\b)\w", s):
+        return "out_of_scope"
     if _any(
         r"^(?:set (?:a |an |me a )?reminder|remind|reminder|ping me|nudge me|don't let me forget|alert me)\b",
         s,
@@ -112,7 +115,7 @@ def recognise(t: str) -> str | None:
         return "set_reminder"
     # Things the assistant never does, said with CRM words: the verb decides.
     if _any(  # noqa: SIM102 - the cue, then its exceptions
-        r"^(?:delete|remove|erase|merge|dedupe|export|download|print|translate|send|forward|e-?mail (?!to\b)\w|text|sms|whatsapp|message|call(?! with| about| log)|phone|ring|dial|give(?! me\b)|grant|share|approve|reject|order|buy|purchase|turn|switch (?:on|off)|start the (?:pump|machine|compressor)|stop the|restart|reboot|shut|unlock|lock|set the (?:office |room )?(?:thermostat|temperature|heating)|book (?:me )?(?:a |an )?(?:flight|hotel|train|taxi|car|ticket to|table)|play|tell me a joke|sing|what time is it)\b",
+        r"^(?:delete|remove|erase|merge|dedupe|export|download|print|translate|send|forward|e-?mail (?!to\b)\w+|upload|scan|attach|photograph|take a (?:photo|picture)|log (?:me )?(?:out|off)|sign (?:me )?(?:out|off)|set (?:an? |my )?(?:alarm|timer)|(?:cancel|delete|move|reschedule|postpone|push back) (?:my |the |our |this |that )?(?:\d+\s?(?:am|pm) |next |\w+day'?s? )?(?:meeting|call|appointment|demo|visit with)|text|sms|whatsapp|message|call(?! with| about| log)|phone|ring|dial|give(?! me\b)|grant|share|approve|reject|order|buy|purchase|turn|switch (?:on|off)|start the (?:pump|machine|compressor)|stop the|restart|reboot|shut|unlock|lock|set the (?:office |room )?(?:thermostat|temperature|heating)|book (?:me )?(?:a |an )?(?:flight|hotel|train|taxi|car|ticket to|table)|play|tell me a joke|sing|what time is it)\b",
         s,
     ):
         if not _any(r"^(?:call|phone)\b.*\b(?:log|logged|note)\b|^text (?:note)", s):
@@ -123,7 +126,7 @@ def recognise(t: str) -> str | None:
     ) and not _any(r"\bforecast for (?:the |this |next |q\d)", s):
         return "out_of_scope"
     if _any(
-        r"^(?:who|what|when|where|how) (?:is|was|are|were|'s|old|tall|far|long)\b(?: the| a)? (?:president|capital|ceo of|population|meaning|tallest|biggest|largest|distance|time in|traffic|score)\b|^what'?s the (?:capital|population|traffic|time in|score|meaning)\b|^how (?:tall|old|far|big|high|deep|heavy|many people live)\b|\btraffic\b|\bpoem\b|\bconvert \d+\b|\bcurrency\b|\bpassword\b|\b(?:admin|administrator) (?:group|rights|role|access)\b|\bpermissions?\b|^(?:create|make|generate|issue|raise) (?:an? |the )?(?:invoice|purchase order|credit note)\b|\b(?:software|firmware) update\b|^how (?:do|can|should|would) (?:i|you|we)\b|^recommend\b|\bsummary of the news\b",
+        r"^(?:who|what|when|where|how) (?:is|was|are|were|'s|old|tall|far|long)\b(?: the| a)? (?:president|capital|ceo of|population|meaning|tallest|biggest|largest|distance|time in|traffic|score)\b|^what'?s the (?:capital|population|traffic|time in|score|meaning)\b|^how (?:tall|old|far|big|high|deep|heavy|many people live)\b(?!.*\b(?:pipeline|forecast|revenue|sales|deals?|win rate)\b)|\btraffic\b|\bpoem\b|\bconvert \d+\b|\bcurrency\b|\bpassword\b|\b(?:admin|administrator) (?:group|rights|role|access)\b|\bpermissions?\b|^(?:create|make|generate|issue|raise) (?:an? |the )?(?:invoice|purchase order|credit note)\b|\b(?:software|firmware) update\b|^how (?:do|can|should|would) (?:i|you|we)\b(?! get to (?:my |the )?next\b)|^recommend\b|\bsummary of the news\b",
         s,
     ):
         return "out_of_scope"
@@ -148,6 +151,11 @@ def recognise(t: str) -> str | None:
     ):
         if not _any(r"^(?:open|create|new|add)\b", s):
             return "report_query"
+    if _any(
+        r"^how (?:big|large|healthy|strong|full|much) (?:is|was|are) (?:the |our |my )?(?:total )?(?:pipeline|forecast|revenue|sales|win rate)\b",
+        s,
+    ):
+        return "report_query"
     if _any(  # noqa: SIM102 - the cue, then its exceptions
         r"\b(?:revenue|forecast|bookings|pipeline value|pipeline worth|win rate|pipeline look|pipeline looking)\b",
         s,
@@ -155,7 +163,7 @@ def recognise(t: str) -> str | None:
         if not _any(r"^(?:show|open|go to|take me to)(?: me)? (?:the )?(?:pipeline|reports?)$", s):
             return "report_query"
     if _any(
-        r"\b(?:next (?:stop|visit|job|site|customer|one|appointment|location|address|call|destination|client)|where (?:to|do i go|am i going|should i go|'s my next|is my next)(?: now| next)?|what'?s (?:after|next)\b|who(?:'s| is) next|route me to the next|where (?:am i|are we) (?:headed|heading|going|off to)|after this (?:one|stop|visit|job|site)|take me to the next|directions to the next|which (?:customer|client|site|stop) is next|who is my next)",
+        r"\b(?:next (?:stop|visit|job|site|customer|one|appointment|location|address|call|destination|client)|where (?:to|do i go|am i going|should i go|'s my next|is my next)(?: now| next)?|what'?s (?:after|next)\b|who(?:'s| is) next|route me to the next|where (?:am i|are we) (?:headed|heading|going|off to)|after this (?:one|stop|visit|job|site)|take me to the next|directions to the next|(?:which|what) (?:customer|client|site|stop|job|visit|appointment|address|location|one) (?:is |comes |am i (?:doing|seeing|visiting) |do i (?:see|visit|go to|do|have) )?next|who is my next)",
         s,
     ) and not _any(r"\b(?:remind|schedule|book|meeting with)\b", s):
         return "next_stop"
@@ -165,7 +173,7 @@ def recognise(t: str) -> str | None:
     ) and not _any(r"\b(?:remind|schedule|book)\b", s):
         return "next_stop"
     if _any(
-        r"\b(?:check(?:ing)? (?:me )?in|clock(?:ing)? in|arrived|arriving|arrival|just got here|got here|pulled up|just got to|walked in|i'?m here|i am here|we'?re here|we are here|on site now|i'?m on site|i am on site|(?:i'?m|i am) at (?:the |this )?(?:customer|site|location|client)|start(?:ing)? (?:the |my |this )?(?:site )?visit|start(?:ing)? (?:the |this |my )(?:job|work|service)$|^(?:i'?m|i am|we'?re|we are) (?:now )?(?:at|on site at|here at) (?!the office|home)[\w ]+ now$|begin(?:ning)? (?:the |my |this )?(?:site )?visit|here now)\b",
+        r"\b(?:check(?:ing)? (?:me )?in|clock(?:ing)? in|arrived|arriving|arrival|just got here|got here|pulled up|(?:reached|made it to|got to|pulling into|pulled into) (?:the |this |my )?(?:customer|client|site|location|plant|stop|premises|address|destination|building|factory)|just got to|walked in|i'?m here|i am here|we'?re here|we are here|on site now|i'?m on site|i am on site|(?:i'?m|i am) at (?:the |this )?(?:customer|site|location|client)|start(?:ing)? (?:the |my |this )?(?:site )?visit|start(?:ing)? (?:the |this |my )(?:job|work|service)$|^(?:i'?m|i am|we'?re|we are) (?:now )?(?:at|on site at|here at) (?!the office|home)[\w ]+ now$|begin(?:ning)? (?:the |my |this )?(?:site )?visit|here now)\b",
         s,
     ) and not _any(r"\b(?:check(?:ing)? in on|check in with)\b", s):
         return "check_in"
@@ -180,31 +188,38 @@ def recognise(t: str) -> str | None:
         return "update_record"
     if (
         _any(
-            r"\b(?:done|finished|complete[d]?|completed|that'?s it for (?:this|the|today)|that'?s all for (?:this|the|today)|wrap(?:ped)? up|wrapping up|all set|check(?:ing)? out|clock(?:ing)? out|close (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out|finish(?:ing)? (?:the |this )?(?:visit|job|service)|mark (?:this|the) (?:stop|visit))\b",
+            r"\b(?:done|finished|complete[d]?|completed|that'?s it for (?:this|the|today)|that'?s all for (?:this|the|today)|wrap(?:ped)? (?:it |this |things )?up|wrapping (?:it |this |things )?up|all set|check(?:ing)? out|clock(?:ing)? out|close (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out|finish(?:ing)? (?:the |this )?(?:visit|job|service)|mark (?:this|the) (?:stop|visit))\b",
             s,
         )
         and not _any(
             r"\b(?:how many|reminder|remind|work order for|deal|opportunity|lead|status)\b", s
         )
         and not _any(
-            r"\b(?:(?!(?:job|visit|work|it|that)'s)\w+'s|wo-?\d+)\b.*\b(?:done|complete|finished|closed)",
+            r"\b(?:(?!(?:job|visit|work|it|that)'s)\w+'s|wo-?\d+|work ?order (?:no\.? |number |#)?\d+)\b.*\b(?:done|complete|finished|closed)",
             s,
         )
     ):
         return "complete_visit"
-    if _any(
-        r"^(?:create|add|new|open|raise|log|file|submit|make|put in|start|enter|register|book|schedule)\b(?: (?:me|us))?(?: (?:a|an|the))?(?: new)?(?: (?:urgent|emergency|critical|asap|high|low|normal|medium|standard)(?: priority)?)?(?: (?:a|an))? (?:work ?order|ticket|job|service (?:request|call|ticket)|repair (?:job|request)|maintenance (?:job|request))\b(?!s)",
-        s,
-    ) or _any(
-        r"\b(?:needs?|send|get|dispatch) (?:a |an )?(?:tech|technician|engineer|service tech|repair)\b|^(?:urgent|emergency|critical|high priority|low priority)? ?(?:work ?order|ticket|job) for\b|^(?:emergency|urgent) (?:work ?order|ticket|job)",
-        s,
+    if (
+        _any(
+            r"^(?:create|add|new|open|raise|log|file|submit|make|put in|start|enter|register|book|schedule)\b(?: (?:me|us))?(?: (?:a|an|the))?(?: new)?(?: (?:urgent|emergency|critical|asap|high|low|normal|medium|standard)(?: priority)?)?(?: (?:a|an))? (?:work ?order|ticket|job|service (?:request|call|ticket)|repair (?:job|request)|maintenance (?:job|request))\b(?!s)",
+            s,
+        )
+        or _any(
+            r"\b(?:needs?|send|get|dispatch) (?:a |an )?(?:tech|technician|engineer|service tech|repair)\b|^(?:urgent|emergency|critical|high priority|low priority)? ?(?:work ?order|ticket|job) for\b|^(?:emergency|urgent) (?:work ?order|ticket|job)",
+            s,
+        )
+        or _any(
+            r"[,.]? (?:so |please |can you |could you )*(?:create|open|raise|log|make|file) (?:a |an )?(?:new )?(?:work ?order|ticket|job|service request)(?: for (?:it|them|that|this))?$",
+            s,
+        )
     ):
         return "create_work_order"
     if _any(
         r"^(?:rename|update|change|set|edit|modify|mark|move|push|qualify|disqualify|reassign|assign)\b",
         s,
     ) or _any(
-        r"\b(?:is now|is won|is lost|is disqualified|is qualified|is not interested|are won|are lost|'s (?:new )?(?:email|phone|number|mobile|(?:job )?title|address) is)\b|\b(?:new (?:email|phone|number|mobile|address|title)) (?:for|of)\b|^(?:we )?(?:won|lost|closed) the \w",
+        r"\b(?:is now|is won|is lost|is disqualified|is qualified|is not interested|are won|are lost|'s (?:new )?(?:email|phone|number|mobile|(?:job )?title|address) is)\b|\b(?:new (?:email|phone|number|mobile|address|title)) (?:for|of)\b|\b(?:has|got) a new (?:e-?mail(?: address)?|phone(?: number)?|number|mobile(?: number)?|address|(?:job )?title)\b|\b(?:deal|opportunity|opp)\b[^,]*,? (?:make|change|set) it\b|^(?:we )?(?:won|lost|closed) the \w",
         s,
     ):
         # An update names a record or one of the fields the CRM keeps; "set the pump speed"
@@ -218,15 +233,28 @@ def recognise(t: str) -> str | None:
             s,
         ):
             return "update_record"
-    if _any(r"\b(?:deal|opportunity|opp)\b.*\bcloses? (?:on|by|in)\b|^wo-?\d+ is\b", s):
+    if _any(
+        r"\b(?:deal|opportunity|opp)\b.*\bcloses? (?:on|by|in)\b|^(?:wo-?\d+|work ?order (?:no\.? |number |#)?\d+) is\b",
+        s,
+    ):
         return "update_record"
     if _any(
-        rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start)\b(?: (?:a|an))?(?: new)? {ent}\b|^add .+ as (?:a |an )?(?:new )?{ent}\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b",
+        rf"^(?:create|add|new|make|register|enter|set up|open (?:a|an|new)|start|put in|key in)\b(?: (?:a|an))?(?: new)? {ent}\b|^log (?:a |an )?new {ent}\b|\badd .+ as (?:a |an )?(?:new )?{ent}\b|^(?:add|put|save|enter) .+ (?:to|in|into) (?:my |our |the )?(?:contacts|leads|accounts|prospects|customers|clients)\b|^new {ent}\b|^(?:create|add|new|set up)\b(?: (?:a|an))?(?: new)? (?:leed|opportunity)\b",
         s,
     ) and not _any(r"\b(?:note|task|to-?do)\b", s[:25]):
         return "create_record"
+    if _any(
+        rf"[,.;]? (?:so |please |can you |could you |now )*(?:create|add) (?:a |an )?(?:new )?{ent}s?\b(?! (?:with|to)\b)",
+        s,
+    ) and not _any(r"\b(?:note|task|to-?do)\b", s):
+        return "create_record"
+    if _any(
+        r"^(?:log|record|note|write down)(?: that| down that)? (?:i |we )?(?:just )?(?:called|phoned|rang|met|e-?mailed|spoke|talked|had)\b",
+        s,
+    ):
+        return "log_activity"
     if _any(  # noqa: SIM102 - the cue, then its exceptions
-        r"^(?:log|logged|record|add|create|new|jot|write|make|take|save|enter)\b.*\b(?:note|task|to-?do|call|e-?mail|meeting|visit report)\b|^(?:note|task|to-?do)\b|\b(?:got off the phone with|was on the phone with|just (?:spoke|talked) (?:to|with)|had a (?:call|chat|meeting) with)\b|^(?:i )?(?:just )?(?:called|phoned|rang|spoke (?:to|with)|talked (?:to|with)|met|e-?mailed|emailed|had (?:a |an )?(?:call|meeting|chat))\b|^(?:log|note)\b",
+        r"^(?:log|logged|record|add|create|new|jot|write|make|take|save|enter)\b.*\b(?:note|task|to-?do|call|e-?mail|meeting|visit report)\b|^(?:put|leave|drop|stick|pin)\b.*\b(?:note|task|to-?do)\b|^(?:note|task|to-?do)\b|\b(?:got off the phone with|was on the phone with|just (?:spoke|talked) (?:to|with)|had a (?:call|chat|meeting) with)\b|^(?:i )?(?:just )?(?:called|phoned|rang|spoke (?:to|with)|talked (?:to|with)|met|e-?mailed|emailed|had (?:a |an )?(?:call|meeting|chat))\b|^(?:log|note)\b",
         s,
     ):
         if not _any(
@@ -243,6 +271,16 @@ def recognise(t: str) -> str | None:
         r"^(?:show|find|get|open|pull up)(?: me)? .+'s (?:contact|account|record|details|lead|deal|opportunity)\b|\b(?:the |a )?list of\b|^(?:are there|is there|do we have|have we got) any\b|\b(?:check|see|find out) (?:if|whether) (?:we have|there are|there is) any\b|^(?:(?:i (?:need|want) to )?see|let me see|i'?d like to see)\b.*\b(?:in|at|for|from|with)\b",
         s,
     ) and _entity(s):
+        return "search_records"
+    if _any(
+        r"^(?:what'?s|what is) (?:going on|happening|new|the latest|the status) (?:with|at|on|of) .+\b(?:account|customer|client|deal|opportunity|lead|contact|work order|ticket)s?\b",
+        s,
+    ):
+        return "search_records"
+    if _any(
+        r"^(?:show|list|find|get|give)(?: me)? (?:everyone|everybody|anyone|all the people|the people)\b.*\b(?:at|from|in)\b",
+        s,
+    ):
         return "search_records"
     if _any(r"^who\b", s) and not _any(
         r"\b(?:contacts?|people|leads?|accounts?|customers?|clients?|prospects?|know|works?|working|deals?|opportunit\w+|at)\b",
@@ -289,7 +327,7 @@ def _strip_name(v: str) -> str:
 
 def _tidy_note(v: str) -> str:
     v = v.strip(" ,.;:!?-\"'")
-    v = re.sub(r"^(?:(?:and|then|also|just|so)\s+)+", "", v, flags=re.IGNORECASE)
+    v = re.sub(r"^(?:(?:and|then|also|just|so|but|please|pls)[\s,]+)+", "", v, flags=re.IGNORECASE)
     v = re.sub(
         r"^(?:and |then |also |just )?(?:(?:that|saying|about|re|regarding|to|notes?)\b|:)\s*[:,]?\s*",
         "",
@@ -341,9 +379,38 @@ _CONNECT = {
 }
 
 
+# Words that never continue a name typed in lower case: what follows is the rest of the
+# sentence ("zanele dlamini prefers whatsapp", "camille laurent we went through ...").
+_NAME_STOP = frozenset(
+    str.split(
+        """
+    i me we us you he him she her they them it its his their our my your this that these those
+    the a an to about re regarding in into on at from by with for who which because since so
+    but is are was were be been has have had will would can could should won't can't isn't
+    doesn't don't didn't wasn't prefers wants needs said says told asked agreed confirmed sent
+    left went discussed called phoned emailed e-mailed met mentioned wanted needed likes
+    keeps just also today tomorrow yesterday tonight now please pls asap send call check prepare
+    follow order book update review fix replace arrange email chase confirm organise organize
+    schedule ask get make visit inspect repair service install remove deliver pick
+    """
+    )
+)
+
+
+def _lower_run(v: str) -> str:
+    """A name typed in lower case ends before the first word that cannot be part of it."""
+    words = v.split()
+    for i, w in enumerate(words):
+        if i > 0 and w.casefold().strip(",.;:") in _NAME_STOP:
+            return " ".join(words[:i])
+    return v
+
+
 def _cap_run(v: str) -> str:
     """'Kessler Bau the gate code' -> 'Kessler Bau': a capitalised name ends at a lower-case word."""
     words = v.split()
+    if words and words[0][:1].islower() and not any(c.isupper() for c in v):
+        return _lower_run(v)
     if not words or not (words[0][:1].isupper() or words[0][:1].isdigit()):
         return v
     for i, w in enumerate(words[1:], start=1):
@@ -422,7 +489,7 @@ def _phone(text: str) -> tuple[str, tuple[int, int]] | None:
 def _amount(text: str) -> tuple[float, tuple[int, int]] | None:
     from assistant.text import NUM_WORD
 
-    num = rf"(?:\d[\d,]*(?:\.\d+)?\s?(?:k|m|million|thousand|mil|bn)?|(?:{NUM_WORD}|a|point|hundred|thousand|million|and)(?:[ -](?:{NUM_WORD}|point|hundred|thousand|million|and))*)"
+    num = rf"(?:(?:(?:a |one )?half (?:a |of a )?|(?:a |one )?quarter (?:of )?(?:a )?)(?:million|thousand)|\d[\d,]*(?:\.\d+)?\s?(?:k|m|million|thousand|mil|bn)?|(?:{NUM_WORD}|a|point|hundred|thousand|million|and)(?:[ -](?:{NUM_WORD}|point|hundred|thousand|million|and))*)"
     for m in re.finditer(
         rf"(?:[$€£]\s?)?\b({num})\b(?:\s?(?:euros?|eur|dollars?|usd|bucks|pounds?))?",
         text,
@@ -453,7 +520,7 @@ def slots_for(intent: str, text: str, now: datetime) -> dict[str, Any]:
 def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
     slots: dict[str, Any] = {}
     ent = _entity(t)
-    if re.search(r"\bwho\b.*\bat\b", t) and ent is None:
+    if re.search(r"\b(?:who|everyone|everybody|anyone|anybody)\b.*\bat\b", t) and ent is None:
         ent = "contact"
     if ent:
         slots["entity"] = ent
@@ -466,9 +533,10 @@ def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
         slots["territory"] = terr.group(1) or terr.group(2)
         work = work[: terr.start()] + work[terr.end() :]
     city = re.search(
-        r"\b(?:in|near|around|based in|located in)\s+([A-Za-zÀ-ÿ][\w.-]*(?: [A-Z][\w-]*)*)", work
+        r"\b(?:in|near|around|based in|located in|out of|(?:heading|going|driving|travell?ing|flying) to|on my way to)\s+([A-Za-zÀ-ÿ][\w.-]*(?: [A-Z][\w-]*)*)",
+        work,
     )
-    if city and city.group(1).casefold() not in ("the", "my", "our", "progress", "stage"):
+    if city and city.group(1).casefold() not in _NOT_CITY:
         slots["city"] = city.group(1)
         work = work[: city.start()] + work[city.end() :]
     ents = "|".join(p for _, p in ENTITY_WORDS)
@@ -514,11 +582,47 @@ def _search(text: str, t: str, now: datetime) -> dict[str, Any]:
         )
         v = re.sub(r"^(?:(?:me|all|the|any|our|my|open)\s+)+", "", v, flags=re.I)
         v = _strip_name(re.sub(r"^(?:at|for|with|from|of|on|named|called)\s+", "", v, flags=re.I))
-        if v and not re.fullmatch(
-            rf"(?:{ents}|all|me|us|it|them|any|the|every|our|my|open)", v, flags=re.IGNORECASE
+        if (
+            v
+            and not re.fullmatch(
+                rf"(?:{ents}|all|me|us|it|them|any|the|every|our|my|open)", v, flags=re.IGNORECASE
+            )
+            and not re.match(_NOT_NAME_START, v, flags=re.I)
         ):
             slots["name"] = v
     return slots
+
+
+_NOT_CITY = {
+    "the", "my", "our", "progress", "stage", "me", "us", "there", "here", "it", "them", "contacts",
+    "leads", "accounts", "customers", "clients", "deals", "opportunities", "prospects", "tickets",
+    "jobs", "activities", "crm", "the system", "pipeline",
+}  # fmt: skip
+# A name never starts with a pronoun or an auxiliary ("the customers we have in Osaka").
+_NOT_NAME_START = r"(?:we|i|you|they|he|she|it|us|me|is|are|do|does|did|have|has|there|and|or)\b"
+
+
+_PERSON = r"([A-Z][\w'-]+(?: (?:[A-Z][\w'-]+|de|van|von|da|di|al|el|bin|le))*? [A-Z][\w'-]+)"
+
+
+def _person_before(text: str) -> tuple[str, str | None] | None:
+    """The last person's name (two or more capitalised words) said in `text`, with the
+    organisation said right after it ("Ravi Patel from Pune Foods"), for a later "him"."""
+    found = list(
+        re.finditer(
+            _PERSON + r"(?:,? (?:from|at|of|with) ([A-Z][\w&'-]*(?: [A-Z][\w&'-]*)*))?", text
+        )
+    )
+    if not found:
+        low = re.search(
+            r"\b([a-z][\w'-]+ [a-z][\w'-]+)(?: (?:from|at) ([a-z][\w&'-]*(?: [a-z][\w&'-]*)?))? (?:wants|needs|asked|would like|is interested|called|rang|said|told)\b",
+            text,
+        )
+        if low and low.group(1).split()[0] not in _NAME_STOP | {"so", "hey", "ok", "okay"}:
+            return low.group(1), low.group(2)
+        return None
+    m = found[-1]
+    return m.group(1), m.group(2)
 
 
 def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
@@ -537,7 +641,7 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
     work2 = _spoken_digits(_cut(work, tuple(spans)))
     ph = (
         _phone(re.sub(r"\b(?:worth|for|amount|valued at)\s+\S+", "", work2))
-        if re.search(r"\b(?:phone|mobile|number|tel|cell)\b", work2, re.I)
+        if re.search(r"\b(?:phone|mobile|number|tel|cell)\b|\+\d", work2, re.I)
         else None
     )
     if ph:
@@ -575,11 +679,22 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
         work2,
         flags=re.I,
     )
+    if m is None:
+        m = re.search(
+            r"^(?:.*?\b)?(?:add|put|save|enter)\s+(.+?)\s+(?:to|in|into) (?:my |our |the )?(?:contacts|leads|accounts|prospects|customers|clients)\b(.*)$",
+            work2,
+            flags=re.I,
+        )
     if m:
         body = m.group(1) + " " + m.group(2)
+        if re.fullmatch(r"(?:him|her|them|this (?:guy|person|one))", m.group(1).strip(), re.I):
+            # "met Lars Nilsen from Fjord Seafood at the fair, add him as a lead"
+            party = _person_before(work2[: m.start(1)])
+            if party:
+                body = party[0] + (f" from {party[1]}" if party[1] else "")
     else:
         m = re.search(
-            rf"^(?:.*?\b)?(?:add|create|new|make|register|enter|set up|open|start)\b(?:\s+(?:a|an))?(?:\s+new)?\s+(?:{ents})(?:\s+(?:{ents}))?\b[:,]?\s*(?:(?:for|called|named|with|:)\s+)?(.*)$",
+            rf"^(?:.*?\b)?(?:add|create|new|make|register|enter|set up|open|start|put in|key in|log)\b(?:\s+(?:a|an))?(?:\s+new)?\s+(?:{ents})(?:\s+(?:{ents}))?\b[:,]?\s*(?:(?:for|called|named|with|:)\s+)?(.*)$",
             work2,
             flags=re.I,
         )
@@ -592,10 +707,19 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
             r"\bname is\s+(.+?)(?=\s+(?:she|he|they|and|from|at)\b|[,;]|$)", body, flags=re.I
         )
         works = re.search(
-            r"\b(?:works|working|is) (?:at|for)\s+(.+?)(?=\s+(?:and|she|he|they)\b|[,;]|$)",
+            r"\b(?:works|working|is|'s|are|they're) (?:at|for|with)\s+(.+?)(?=\s+(?:and|she|he|they)\b|[,;]|$)",
             body,
             flags=re.I,
         )
+        pron = re.search(r"[\s,;]+(?:she|he|they)(?:'s|'re| is| are| works| work)?\b", body, re.I)
+        if pron and not said:
+            if (
+                works
+                and works.start() > pron.start()
+                and slots.get("entity") in ("contact", "lead")
+            ):
+                slots["company"] = _strip_name(works.group(1))
+            body = body[: pron.start()]
         if said:
             if works and slots.get("entity") in ("contact", "lead"):
                 slots["company"] = _strip_name(works.group(1))
@@ -605,8 +729,14 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
             body,
             flags=re.I,
         )
+        if comp is None and slots.get("entity") in ("contact", "lead"):
+            # "Carlos Mendoza, Andes Mining, +56 ...": a capitalised second item is the company
+            comp = re.search(r",\s*([A-Z][\w&'.-]*(?: [A-Z&][\w&'.-]*)*)\s*(?:[,;]|$)", body)
+        if comp and re.fullmatch(r"(?:them|him|her|it|us|me)", comp.group(1).strip(), re.I):
+            body = body[: comp.start()]
+            comp = None
         if comp and slots.get("entity") in ("contact", "lead"):
-            slots["company"] = _strip_name(comp.group(1))
+            slots["company"] = _cap_run(_strip_name(comp.group(1)))
             body = body[: comp.start()]
         elif (
             comp
@@ -629,7 +759,9 @@ def _create_record(text: str, t: str, now: datetime) -> dict[str, Any]:
 def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
     slots: dict[str, Any] = {}
     ent = _entity(re.sub(r"\bjob title\b", "title", t))
-    wo = re.search(r"\b(wo-?\s?\d+)\b", text, flags=re.I)
+    wo = re.search(r"\b(wo-?\s?\d+)\b", text, flags=re.I) or re.search(
+        r"\bwork ?order (?:no\.? |number |#)?(\d{3,})\b", text, flags=re.I
+    )
     if wo:
         ent = "work_order"
     fieldv: str | None = None
@@ -659,12 +791,14 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
     elif re.search(r"\baddress\b", t):
         fieldv = "address"
     elif re.search(
-        r"\bstatus\b|\bqualif|\bdisqualif|\bjunk\b|\bnot interested\b|\bcontacted\b|\bon hold\b|\bhold\b|\bpause|\breopen|\bclose\b|\bclosed\b|\bdone\b|\bfinish|\bcomplete|\bcancel|\bin progress\b|\bscheduled\b",
+        r"\bstatus\b|\b(?:back )?to open\b|\bqualif|\bdisqualif|\bjunk\b|\bnot interested\b|\bcontacted\b|\bon hold\b|\bhold\b|\bpause|\breopen|\bclose\b|\bclosed\b|\bdone\b|\bfinish|\bcomplete|\bcancel|\bin progress\b|\bscheduled\b",
         t,
     ):
         fieldv = "status"
     if fieldv is None and re.search(r"\b(?:qualified|new)\b", t):
         fieldv = "status"
+    if fieldv is None and ent in (None, "opportunity") and _amount(text):
+        fieldv = "amount"
     if ent is None:
         if fieldv in ("stage", "amount", "close_date"):
             ent = "opportunity"
@@ -737,12 +871,19 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
             value = _strip_name(re.sub(r"\s+(?:please|pls)$", "", m.group(1), flags=re.I))
             if fieldv in ("title", "address"):
                 value = m.group(1).strip(" .!?")
+            value = re.sub(
+                r",\s*(?:please |can you |could you )*(?:update|change|set|make|save|put)\b.*$",
+                "",
+                value,
+                flags=re.I,
+            )
     if value not in (None, ""):
         slots["value"] = value
     # The record.
     name: str | None = None
     if wo:
-        name = re.sub(r"\s+", "", wo.group(1)).upper().replace("WO", "WO-").replace("--", "-")
+        code = re.sub(r"\s+", "", wo.group(1)).upper()
+        name = ("WO-" + code if code.isdigit() else code.replace("WO", "WO-")).replace("--", "-")
     else:
         ents = "|".join(p for _, p in ENTITY_WORDS)
         pats = [
@@ -750,6 +891,8 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
             rf"\b(?:{ents})\s+([A-Za-zÀ-ÿ0-9][\w&.-]*(?: [A-Za-zÀ-ÿ0-9][\w&.-]*){{0,4}}?)(?:\s+(?:to|as|is|title|stage|amount|status|phone|email|owner|address)\b|$)",
             rf"\b(?:of|for|on)\s+(?:the\s+)?([A-Za-zÀ-ÿ0-9][\w&.-]*(?: [A-Za-zÀ-ÿ0-9][\w&.-]*){{0,4}}?)(?:\s+(?:{ents}))?\s+(?:to|as)\b",
             r"^([A-Z][\w&.-]*(?: [A-Z][\w&.-]*){0,4})\s+(?:is|are|has|was)\b",
+            # typed in lower case: "priya nair is not interested", "jan novak has a new number"
+            r"^((?!(?:the|my|our|this|that|we|i|it|he|she|they|there)\b)[a-zà-ÿ][\w&.'-]*(?: [a-zà-ÿ][\w&.'-]*){0,3}?)\s+(?:is|are|has|was|got)\s+(?:now|not|no longer|a|an|the|new|qualified|disqualified|won|lost|closed|done|finished|on hold|junk)\b",
             r"^(?:\w+\s+)?([A-Z][\w&.-]*(?: [A-Z][\w&.-]*){0,4})\b",
         ]
         if fieldv == "name":
@@ -757,7 +900,7 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
         for p in pats:
             for m in re.finditer(p, text, flags=0 if p.startswith("^") else re.I):
                 cand = _strip_name(m.group(1))
-                cand = re.sub(r"^.*\bof\s+(?:the\s+)?", "", cand, flags=re.I)
+                cand = re.sub(r"^.*\b(?:of|on|for)\s+(?:the\s+)?", "", cand, flags=re.I)
                 cand = re.sub(
                     r"^(?:(?:please|change|update|set|mark|move|push|put|pull|assign|reassign|qualify|disqualify|rename|the|of|for|on|we|lost|won)\s+)+",
                     "",
@@ -771,7 +914,7 @@ def _update(text: str, t: str, now: datetime) -> dict[str, Any]:
                     flags=re.I,
                 )
                 if cand and not re.fullmatch(
-                    rf"(?:{ents}|stage|amount|status|priority|owner|title|address|phone|email|mobile|number|it|this|that|due date|close date|job title|name|change|update|set|mark|move|push|put|close|rename|qualify|disqualify|assign|reassign|we|lost|won)",
+                    rf"(?:{ents}|stage|amount|status|priority|owner|title|address|phone|email|mobile|number|it|this|that|the|a|an|due date|close date|job title|name|change|update|set|mark|move|push|put|close|rename|qualify|disqualify|assign|reassign|we|lost|won)",
                     cand,
                     flags=re.I,
                 ):
@@ -795,6 +938,14 @@ ACTIVITY = [
 
 def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
     slots: dict[str, Any] = {}
+    # "log that I phoned Kenji": what happened is said after the request to log it
+    text = re.sub(
+        r"^(?:log|record|note|write down|put down)(?: (?:that|down that|down))?\s+(?=(?:i |we )?(?:just )?(?:called|phoned|rang|met|e-?mailed|spoke|talked|had|got off)\b)",
+        "",
+        text,
+        flags=re.I,
+    )
+    t = text.casefold()
     head = t[:40]
     atype = None
     for key, pat in [ACTIVITY[3], ACTIVITY[4], ACTIVITY[0], ACTIVITY[1], ACTIVITY[2]]:
@@ -825,8 +976,15 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         no_party = True
     else:
         no_party = False
+    # "called Peter Novak about the renewal": the party straight after the verb comes first
+    first = re.search(
+        r"^(?:i\s+)?(?:just\s+)?(?:called|phoned|rang|met(?: with)?|e-?mailed|spoke (?:to|with)|talked (?:to|with))\s+([A-Z][\w'-]*(?: [A-Z][\w'-]*)*)",
+        text,
+    )
     nm = (
-        None
+        (first.group(1), (first.start(1), first.end(1)))
+        if first
+        else None
         if colon or no_party
         else _name_after(
             r"\b(?:with|w/|to|for|on|about|from)",
@@ -861,7 +1019,9 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         cand = nm[0]
         cand = re.sub(r"\s+(?:today|yesterday|this morning|earlier)$", "", cand, flags=re.I)
         if cand and not re.fullmatch(
-            r"(?:him|her|them|it|the customer|customer|this|that|call|note|task)", cand, flags=re.I
+            r"(?:him|her|them|it|the customer|customer|this|that|call|note|task|e-?mail|meeting|to-?do)",
+            cand,
+            flags=re.I,
         ):
             name = cand
     if name:
@@ -884,6 +1044,20 @@ def _log(text: str, t: str, now: datetime) -> dict[str, Any]:
         flags=re.I,
     )
     rest = re.sub(r"^['\u2019]s\b", "", rest)
+    rest = re.sub(
+        r"^[\s,]*(?:(?:from|at|of) [A-Z][\w&'-]*(?: [A-Z][\w&'-]*)*[\s,]*)?(?:and\s+)?", "", rest
+    )
+    rest = re.sub(
+        r"^\s*(?:from|at|of) [a-z][\w&'-]*(?: [a-z][\w&'-]*){0,3}? (?:and )?(?=(?:she|he|they|we|i)\b)",
+        "",
+        rest,
+    )
+    rest = re.sub(
+        r"^(?:on the phone|over the phone|by phone|via e-?mail|by e-?mail|in person|on teams|on zoom|on a video call)\b",
+        "",
+        rest,
+        flags=re.I,
+    )
     rest = re.sub(
         r"\s+(?:this (?:morning|afternoon)|today|yesterday|earlier(?: today)?|just now)\s*$",
         "",
@@ -913,7 +1087,13 @@ def _schedule(text: str, t: str, now: datetime) -> dict[str, Any]:
         tm = when.find_time(_cut(text, tuple(spans)))
         if tm:
             slots["time"] = tm.value
-    nm = _name_after(r"\b(?:with|w/|meet|for|at)", text)
+    nm = _name_after(
+        r"\b(?:with|w/|meet(?: up)?(?: with)?|for|at|(?:visit|trip|drive|go) to)", text
+    )
+    pron = re.search(r"\b(?:with|meet|see)\s+(?:him|her|them)\b", text, flags=re.I)
+    if pron and (nm is None or nm[1][0] > pron.start()):
+        said = _person_before(text[: pron.start()])
+        nm = (said[0], (0, 0)) if said else nm
     if nm:
         v = nm[0]
         if not re.fullmatch(r"\d.*|noon|(?:a|an|the)? ?\w+day|tomorrow|today", v, flags=re.I):
@@ -953,8 +1133,14 @@ def _report(text: str, t: str, now: datetime) -> dict[str, Any]:
     period = _period(t, now)
     if period:
         slots["period"] = period
+    text = re.sub(
+        r"\b(?:at the moment|at present|right now|as of (?:now|today)|at this point)\b", " ", text
+    )
     terr = re.search(
         r"\b(?:territory|region|area) ([A-Z][\w-]*(?: [A-Z][\w-]*)*)|\b([A-Z][\w-]*(?: [A-Z][\w-]*)*) (?:territory|region|area)\b",
+        text,
+    ) or re.search(
+        r"\b(?:the|in|for) (?!(?:whole|entire|sales|same|my|our|this|that|each|every)\b)([a-z][\w-]*) (?:territory|region|area)\b()",
         text,
     )
     if terr:
@@ -1021,13 +1207,20 @@ def _navigate(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 def _device(text: str, t: str, now: datetime) -> dict[str, Any]:
     work = digits_for_words(text)
+    # a gas named in the alert's kind is no device ("the CO2 alarm", "NH3 leak alert")
+    work = re.sub(r"\b(?:co2|o2|nh3|h2s|no2|ch4|h2|so2)\b", " ", work, flags=re.I)
     m = re.search(r"\b([A-Z]{1,5}-?\d{1,5}[A-Z]?)\b", work)
     if m and not re.fullmatch(r"[A-Z]+", m.group(1)):
         return {"device": m.group(1)}
     m = re.search(r"\b([A-Z]{1,4}\d{1,4})\b", work)
     if m:
         return {"device": m.group(1)}
-    kinds = r"pump|chiller|compressor|boiler|freezer|fan|line|unit|sensor|generator|turbine|motor|valve|tank|gateway|fridge|cooler|heater|oven|press|conveyor|meter|hvac|ahu|station|machine|robot|door"
+    m = re.search(r"\b([a-z]{1,5}-\d{1,5}[a-z]?)\b", work) or re.search(
+        r"\b(?!(?:am|pm|q)\d)([a-z]{1,4}\d{1,4}[a-z]?)\b", work
+    )
+    if m:
+        return {"device": m.group(1)}
+    kinds = r"cold room|cold store|heat pump|air handler|cooling tower|walk-in freezer|pump|chiller|compressor|boiler|freezer|fan|line|unit|sensor|generator|turbine|motor|valve|tank|gateway|fridge|cooler|heater|oven|press|conveyor|meter|hvac|ahu|station|machine|robot|door|room|tower|dryer|mixer|furnace|kiln|lift|elevator|boiler|panel|inverter|battery|scale|oven|truck|van"
     m = re.search(rf"\b({kinds}) (?:number |no\.? |#)?(\d+)\b", work, flags=re.I)
     if m:
         return {"device": f"{m.group(1)} {m.group(2)}"}
@@ -1040,7 +1233,7 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
     pr = None
     for key, pat in PRIORITIES:
         m = re.search(
-            rf"[,;]?\s*\b(?:(?:with |at |as )?(?:a |an )?(?:priority (?:is )?|prio )(?:{pat})|(?:{pat})(?:[ -]priority|[ -]prio)?)\b",
+            rf"[,;]?\s*\b(?:(?:it'?s|it is|this is|that'?s|make it|mark it|and it'?s)\s+)?(?:(?:with |at |as )?(?:a |an )?(?:priority (?:is )?|prio )(?:{pat})|(?:{pat})(?:[ -]priority|[ -]prio)?)\b",
             work,
             flags=re.I,
         )
@@ -1049,7 +1242,14 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
             work[m.start() :].casefold()[:30],
         ):
             pr = key
-            work = work[: m.start()] + " " + work[m.end() :]
+            mid = bool(work[: m.start()].strip()) and bool(work[m.end() :].strip())
+            gap = (
+                " , "
+                if mid
+                and not re.match(r"\s*(?:work ?order|ticket|job|service)", work[m.end() :], re.I)
+                else " "
+            )
+            work = work[: m.start()] + gap + work[m.end() :]
             break
     if pr:
         slots["priority"] = pr
@@ -1067,14 +1267,46 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
     if m is None:
         # "Aurora Foods needs a technician, the freezer door seal is torn"
         m = re.search(
-            r"^([A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*) (?:needs?|wants?|requires?) (?:a |an )?(?:tech\w*|engineer|repair|service\w*)\b",
+            r"^([A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*|[a-z][\w&.-]*(?: [a-z][\w&.-]*){0,3}?) (?:needs?|wants?|requires?) (?:a |an |someone|somebody)?(?:tech\w*|engineer|repair|service\w*|to come|out)?\b",
             work,
         )
     name = None
     rest = ""
+    needs = re.match(
+        r"^(?:the )?(?:customer|client|account|site)?\s*([A-Z][\w&.-]*(?: [A-Z][\w&.-]*)*) (?:needs?|wants?|requires?) (?:a |an )?(?:tech\w*|engineer|repair|service\w*|someone|somebody)\b(?:\s+(?:for|to))?",
+        work,
+    )
+    if needs:
+        m = None
+        slots["name"] = needs.group(1)
+        rest = work[needs.end() :]
+    late = re.search(
+        r"^(.+?)['\u2019]s (.+?)[,.]? (?:so |please |can you |could you )*(?:create|open|raise|log|make|file) (?:a |an )?(?:new )?(?:work ?order|ticket|job|service request)(?: for (?:it|them|that|this))?$",
+        work,
+        flags=re.I,
+    )
+    if late and not needs:
+        m = None
+        slots["name"] = _strip_name(late.group(1))
+        rest = late.group(2)
     if m:
         name = _strip_name(m.group(1))
         rest = work[m.end() :]
+        if _cap_run(name) != name:
+            cut = _cap_run(name)
+            rest = work[m.start(1) + m.group(1).find(cut) + len(cut) :]
+            rest = re.sub(
+                r"^\s*(?:just )?(?:told|said|says|tells|called|rang|reported|mentioned)(?: (?:me|us))?(?: that)?\b",
+                "",
+                rest,
+            )
+            name = cut
+        rest = re.sub(
+            r"\s+(?:so|and|,)\s+(?:(?:please|can you|could you|would you|i need you to|let's)\s+)*(?:open|create|raise|log|make|add|file|put in|get)\b.*$",
+            "",
+            rest,
+            flags=re.I,
+        )
     if name:
         # A lower-case description may follow the name without a comma ("Rhein Chemie pump making noise").
         parts = name.split()
@@ -1087,6 +1319,11 @@ def _work_order(text: str, t: str, now: datetime) -> dict[str, Any]:
                 rest = " ".join(parts[k:]) + rest
                 name = " ".join(parts[:k])
         slots["name"] = name
+    rest = re.sub(
+        r"^\s*(?:tomorrow|today|tonight|this (?:morning|afternoon|evening)|now|right away)\b",
+        "",
+        rest,
+    )
     desc = _tidy_note(
         re.sub(r"^\s*(?:[,:;-]\s*)?(?:(?:because|since|as|re|regarding|about)\b)?\s*", "", rest)
     )
@@ -1125,12 +1362,20 @@ def _reminder(text: str, t: str, now: datetime) -> dict[str, Any]:
         if m:
             spans.append((m.start(), m.end()))
     rest = _cut(text, tuple(spans))
+    # "I have to call the depot, so remind me at 9": what to do was said before the request
+    before = re.match(
+        r"^(?:(?:ok(?:ay)?|so|well)\s+)*(?:i'?ve got to|i have got to|i have to|i need to|i must|i gotta|i should|gotta|need to|have to)\s+(.+?)[\s,;]+(?:so |and |then )?(?:(?:please|can you|could you)\s+)*(?:remind (?:me|us)|set (?:a |an )?reminder|ping me|nudge me)\b",
+        rest,
+        flags=re.I,
+    )
     rest = re.sub(
-        r"^.*?\b(?:remind(?:er)?(?: me| us)?|ping me|nudge me|set (?:a |an )?reminder|alert me)\b\s*",
+        r"^.*?\b(?:remind(?:er)?(?: me| us)?|ping me|nudge me|set (?:a |an )?reminder|alert me|(?:do not|don't) let me forget(?: to)?)\b\s*",
         "",
         rest,
         flags=re.I,
     )
+    if before and not re.sub(r"[\W_]+|\b(?:at|on|for|by|in|the|this|next)\b", "", rest):
+        rest = before.group(1)
     rest = re.sub(
         r"^(?:(?:for|on|at|by|in|the|this|next|tomorrow|morning)\b\s*)+", "", rest, flags=re.I
     )
@@ -1145,7 +1390,7 @@ def _reminder(text: str, t: str, now: datetime) -> dict[str, Any]:
 
 def _complete(text: str, t: str, now: datetime) -> dict[str, Any]:
     m = re.search(
-        r"^(?:.*?\b(?:done|finished|complete[d]?|that'?s (?:it|all) for (?:this|the) (?:visit|job|site)|wrap(?:ped)? up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service))\b(?: (?:at (?:this|the) (?:customer|site|location|place|client)|with|at|here|for today|(?:the|this) (?:visit|job|site|service|stop)|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
+        r"^(?:.*?\b(?:done|finished|complete[d]?|that'?s (?:it|all) for (?:this|the) (?:visit|job|site)|wrap(?:ped)? (?:it |this |things )?up|checked out|check(?:ing)? out|close (?:out )?(?:the |this )?visit|closing (?:out )?(?:the |this )?visit|end(?:ing)? (?:the |this )?visit|close out(?: this visit)?|finish(?:ed)? (?:the |this )?(?:visit|job|service|inspection|repair|work|maintenance|check|installation|install))\b(?: (?:at (?:this|the) (?:customer|site|location|place|client)|with|at|here|for today|(?:the|this) (?:visit|job|site|service|stop|one|inspection|repair|work|maintenance|check|installation|install)|visit|job|site|service|now|notes?|and note|and))*)[\s,:;.-]*(.*)$",
         text,
         flags=re.I,
     )

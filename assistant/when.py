@@ -202,12 +202,20 @@ def find_time(text: str) -> Found | None:
         if m.group(3) or h < 12:
             h = _hour(h, t[m.end() :], t, m.group(3)) if h != 0 else h
         return Found(f"{h:02d}:{m.group(2)}", ((m.start(), m.end()),))
+    # typed without the colon: "at 4 30pm", "at 9 45"
+    m = re.search(rf"\b(?:at|for|by|around) (\d{{1,2}}) ([0-5]\d)\b(?:{ap})?", t)
+    if m and int(m.group(1)) < 24:
+        h = int(m.group(1))
+        if m.group(3) or h < 12:
+            h = _hour(h, t[m.end() :], t, m.group(3)) if h != 0 else h
+        return Found(f"{h:02d}:{m.group(2)}", ((m.start(1), m.end()),))
     m = re.search(rf"\b({_HOUR_WORDS}){ap}", t)
     if m and (h := _num(m.group(1))) is not None and h <= 12:
         return Found(f"{_hour(h, '', t, m.group(2)):02d}:00", ((m.start(), m.end()),))
     # "at four fifteen", "at 3", "at 9 tonight", "7 in the evening"
     m = re.search(
-        rf"\b(?:at|for|by|around) ({_HOUR_WORDS})(?: ({NUM_WORD}(?: {NUM_WORD})?|o'?clock))?\b", t
+        rf"\b(?:at|for|by|around|from) ({_HOUR_WORDS})(?: ({NUM_WORD}(?: {NUM_WORD})?|o'?clock))?\b",
+        t,
     )
     if m is None:
         m = re.search(
