@@ -37,8 +37,10 @@ def segmented(db_dsn: str, people: People) -> Iterator[dict[str, Any]]:
     in B, one with no segment; an opportunity per account, a work order on two."""
     tag = uuid.uuid4().hex[:8]
     seg_a, seg_b = f"high-revenue {tag}", f"at risk {tag}"
-    plan = [(people.t1, seg_a), (people.t1, seg_a), (people.t2, seg_a), (people.t1, seg_b)]
-    plan.append((people.t1, None))
+    plan: list[tuple[int, str | None]] = [
+        (people.t1, seg_a), (people.t1, seg_a), (people.t2, seg_a), (people.t1, seg_b),
+        (people.t1, None),
+    ]  # fmt: skip
     ids: list[int] = []
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         for i, (territory, seg) in enumerate(plan):
