@@ -97,7 +97,8 @@ function field(obj, key, prop) {
     const t = document.createElement('input');
     const choices = document.createElement('datalist');
     choices.id = `choices-${++choiceLists}`;
-    choices.append(...p.examples.map((/** @type {string} */ v) => new Option(v, v)));
+    // values only (no text): the label's name stays the field's
+    choices.append(...p.examples.map((/** @type {string} */ v) => Object.assign(document.createElement('option'), { value: v })));
     t.setAttribute('list', choices.id);
     t.value = obj[key] === undefined ? '' : String(obj[key]);
     t.size = 24;
