@@ -28,12 +28,6 @@ StepId = Annotated[
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
 FieldPath = Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_]{0,62}(\.[a-z0-9_]{1,63}){0,3}$")]
-EventKey = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^[a-z][a-z_]{0,39}\.[a-z][a-z_]{0,39}$|^(schedule|manual|webhook|voice)$"
-    ),
-]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=400 * 86400)]
 
 # Objects a workflow can listen to and act on, and the events of each.
@@ -57,6 +51,14 @@ EVENTS: dict[str, tuple[str, ...]] = {
 }
 STANDALONE = ("schedule", "manual", "webhook", "voice")
 MAX_PHRASES = 20
+# the known keys are the schema's examples: the builder offers them as choices
+EventKey = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[a-z][a-z_]{0,39}\.[a-z][a-z_]{0,39}$|^(schedule|manual|webhook|voice)$",
+        examples=[f"{o}.{e}" for o, evs in EVENTS.items() for e in evs] + list(STANDALONE),
+    ),
+]
 # The object whose changes the capture trigger must write for an event key.
 CAPTURED = {
     **{o: o for o in RECORD_OBJECTS},
@@ -70,6 +72,8 @@ CAPTURED = {
     # from the CRM's tables (a meeting activity for a contact or lead, a lead converted)
     "meeting": "meeting",
     "lead": "lead",
+    # insights' segment membership of an account (a trigger on insights_account_value)
+    "segment": "segment",
 }
 
 

@@ -7,7 +7,7 @@ order (the market columns drift, so a shuffled CV would flatter):
 - forward-chaining: the oldest 40% is always training, the rest is cut into 4 blocks, each
   scored by a model fitted on every older call (`cv_auc` pools the 4 blocks' scores).
 fieldmesh's lead model (insights/leads.py: a regularised logistic regression on one-hot
-categories, bands and the market context) and a baseline logistic regression on the raw
+categories, bands, the day's call volume and the market context) and a baseline logistic regression on the raw
 columns are validated in the same run; then the lead model is fitted on all of train.csv
 and scores every row of test.csv (labels withheld, scored elsewhere) -> bench/out/.
 
@@ -53,6 +53,12 @@ def main() -> None:
     train = pd.read_csv(args.data / "train.csv").sort_values("row").reset_index(drop=True)
     test = pd.read_csv(args.data / "test.csv")
     y: BoolArray = (train["y"] == "yes").to_numpy()
+    # each call's day volume counted over every call in time order (a day may straddle the
+    # train/test cut); from the calls' columns only, never their outcomes
+    both = pd.concat([train.drop(columns="y"), test]).sort_values("row")
+    calls = pd.Series(leads.day_calls(both.reset_index(drop=True)).to_numpy(), index=both["row"])
+    train["day_calls"] = calls.loc[train["row"]].to_numpy()
+    test["day_calls"] = calls.loc[test["row"]].to_numpy()
     # the logistic model fits in seconds: --quick runs the same model (the flag is kept
     # for the common bench interface)
     cfg = leads.lead_config()

@@ -8,6 +8,13 @@ are bound parameters. A grouping on a reference (owner, account, stage ...) answ
 referenced record's name (`crm.labels`), never its id. A sum, average, minimum or maximum of
 money is grouped by currency too, so amounts in different currencies are never added up.
 
+Besides the entity's own fields, one derived dimension: `segment`, the customer segment of
+the account (insights' K-means segments, `insights_account_value`, read here only), for
+accounts and for the records of an account (opportunities, activities, work orders through
+their `account_id`). It is a correlated lookup on the table's primary key inside the same
+statement; records of an account with no segment (prospects, not yet segmented) group as
+null.
+
 `run_report(conn, principal, definition)` is the service API: the console's endpoints and the
 scheduled reports of `automation` both call it.
 """
@@ -34,6 +41,7 @@ MONEY_FIELDS = ("amount", "annual_revenue", "estimated_amount")
 MAX_ROWS = 1000
 _GROUP_KINDS = ("enum", "text", "int", "bool", "date", "datetime")
 _NUMERIC_KINDS = ("int", "decimal")
+SEGMENT = "segment"  # the derived dimension (see the module's text)
 
 Bucket = Literal["day", "week", "month", "quarter", "year"]
 Aggregate = Literal["count", "sum", "avg", "min", "max"]
@@ -94,9 +102,41 @@ def _human(name: str) -> str:
     return name.removesuffix("_id").replace("_", " ").capitalize()
 
 
+def segment_expr(entity: Entity) -> sql.Composable | None:
+    """The segment of the record's account as an SQL expression over alias `t`; None for an
+    entity that is no account and has no account."""
+    if entity.field(SEGMENT) is not None:
+        return None  # an entity's own field of that name wins
+    ref = entity.field("account_id")
+    if entity.name == "accounts":
+        account = sql.Identifier("t", "id")
+    elif ref is not None and ref.ref == "accounts":
+        account = sql.Identifier("t", "account_id")
+    else:
+        return None
+    return sql.SQL(
+        "(SELECT v.segment FROM insights_account_value v WHERE v.account_id = {})"
+    ).format(account)
+
+
+def _segment(entity: Entity, where: str) -> sql.Composable:
+    expr = segment_expr(entity)
+    if expr is None:
+        raise _bad(
+            where,
+            f"{entity.name} has no account: the segment dimension is for accounts, "
+            "opportunities, activities and work orders",
+        )
+    return expr
+
+
 def _group_expr(
     entity: Entity, g: ReportGroupBy, where: str, tz: str = "UTC"
 ) -> tuple[sql.Composable, str]:
+    if g.field == SEGMENT and entity.field(SEGMENT) is None:
+        if g.bucket is not None:
+            raise _bad(where, "segment is not a date: no bucket")
+        return _segment(entity, where), "Segment"
     f = _field(entity, g.field, where)
     if f.kind not in _GROUP_KINDS:
         raise _bad(where, f"cannot group by {f.name} ({f.kind})")
@@ -159,13 +199,23 @@ def compile_report(
     params = [*acc_p, *flt_p]
     table = sql.Identifier(entity.table)
     if not definition.group_by and definition.columns:
-        fields = [_field(entity, c, f"columns[{i}]") for i, c in enumerate(definition.columns)]
+        fields = [
+            None
+            if c == SEGMENT and entity.field(SEGMENT) is None
+            else _field(entity, c, f"columns[{i}]")
+            for i, c in enumerate(definition.columns)
+        ]
         cols = [
-            ReportColumn(f.name, _human(f.name), "field", f.name in MONEY_FIELDS) for f in fields
+            ReportColumn(SEGMENT, "Segment", "field")
+            if f is None
+            else ReportColumn(f.name, _human(f.name), "field", f.name in MONEY_FIELDS)
+            for f in fields
         ]
         exprs: list[sql.Composable] = []
-        for f in fields:
-            if f.ref in LABELS:
+        for i, f in enumerate(fields):
+            if f is None:
+                exprs.append(_segment(entity, f"columns[{i}]"))
+            elif f.ref in LABELS:
                 exprs.append(_group_expr(entity, ReportGroupBy(f.name), "columns")[0])
             elif f.kind in ("object", "array"):
                 exprs.append(sql.SQL("{}::text").format(sql.Identifier("t", f.name)))

@@ -8,11 +8,13 @@ number of services taken (and of protection add-ons, of streaming services), ten
 and the pairs whose effect is not additive: contract x tenure band, internet service x
 contract, payment method x paperless billing, internet service x security x support.
 
-The model is `insights.tabular`'s logistic regression alone (L2, C 0.1, levels rarer than
+The model is `insights.tabular`'s logistic regression alone (L2, C 0.05, levels rarer than
 10 customers pooled). Measured on train.csv, 5-fold stratified CV repeated over seeds 0-2
 (bench/churn.py): 0.850 against 0.848 for the previous blend of boosted trees and a
 logistic regression on the raw columns; boosted trees on the new features 0.848, their
-blend with this model 0.8505 at four times the cost. The Telco data's ceiling under CV
+blend with this model 0.8505 at four times the cost. Eight more pairs (`PAIRS`) with C 0.05
+instead of 0.1 added 0.0008 over seeds 0-2 and, checked on fresh seeds 3-7 after the
+choice, 0.8508 against 0.8501 (higher on each seed). The Telco data's ceiling under CV
 sits near 0.85 for every method tried.
 """
 
@@ -61,6 +63,17 @@ RAW_CATEGORICAL = (
     "PaperlessBilling",
     "PaymentMethod",
 )
+# more pairs of columns as one category each (the linear model's interactions)
+PAIRS = (
+    ("Contract", "PaymentMethod"),
+    ("InternetService", "StreamingTV"),
+    ("SeniorCitizen", "InternetService"),
+    ("tenure_band", "InternetService"),
+    ("PaperlessBilling", "Contract"),
+    ("Partner", "Dependents"),
+    ("tenure_band", "PaymentMethod"),
+    ("MultipleLines", "InternetService"),
+)
 # plus the derived ones (see `prepare`)
 CATEGORICAL = (
     *RAW_CATEGORICAL,
@@ -69,11 +82,12 @@ CATEGORICAL = (
     "internet_contract",
     "payment_paperless",
     "internet_protection",
+    *(f"{a}*{b}" for a, b in PAIRS),
 )
 
 
 def churn_config(**overrides: Any) -> TabularConfig:
-    base: dict[str, Any] = {"tree_weight": 0.0, "l2": 0.1, "min_category": 10}
+    base: dict[str, Any] = {"tree_weight": 0.0, "l2": 0.05, "min_category": 10}
     return TabularConfig(numeric=NUMERIC, categorical=CATEGORICAL, **{**base, **overrides})
 
 
@@ -108,6 +122,8 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
         + out["TechSupport"].astype(str)
     )
     out["SeniorCitizen"] = pd.to_numeric(out["SeniorCitizen"], errors="coerce").astype(np.float64)
+    for a, b in PAIRS:
+        out[f"{a}*{b}"] = out[a].astype(str) + "|" + out[b].astype(str)
     return out
 
 

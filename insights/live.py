@@ -485,7 +485,10 @@ def value_records(
     conn: psycopg.Connection[Any], raw: pd.DataFrame, x: pd.DataFrame, churn: FloatArray
 ) -> int:
     """Lifetime value and segment of every customer (`insights.segments`) from today's
-    facts and churn probabilities; replaces the previous run's rows."""
+    facts and churn probabilities. The previous run's rows are updated in place (an
+    account no longer a customer loses its row), so a row's segment changes only when the
+    account's membership does: `segment.entered` / `segment.left` workflows read exactly
+    those changes (automation's capture trigger on this table)."""
     profile = pd.DataFrame(
         {
             "log_revenue": x["log_won_amount_365"].to_numpy(),
@@ -505,12 +508,18 @@ def value_records(
             raw["id"], revenue, retention, seg.labels, seg.atypical, strict=True
         )
     ]
-    conn.execute("DELETE FROM insights_account_value")
+    conn.execute(
+        "DELETE FROM insights_account_value WHERE NOT (account_id = ANY(%s))",
+        ([r[0] for r in rows],),
+    )
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO insights_account_value "
             "(account_id, yearly_revenue, retention, clv, segment, atypical) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (account_id) DO UPDATE SET "
+            "yearly_revenue = EXCLUDED.yearly_revenue, retention = EXCLUDED.retention, "
+            "clv = EXCLUDED.clv, segment = EXCLUDED.segment, atypical = EXCLUDED.atypical, "
+            "computed_at = now()",
             rows,
         )
     return len(rows)

@@ -34,7 +34,12 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OneHotEncoder,
+    OrdinalEncoder,
+    StandardScaler,
+)
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
 
 from insights.cards import ModelCard, binary_metrics, digest_of, new_card
@@ -64,6 +69,11 @@ class TabularConfig:
     # rarer levels of a category share one column in the linear model (last: artefacts
     # pickled before it keep their field order)
     min_category: int = 5
+    # numeric columns the linear model trusts less: their standardised values are scaled by
+    # `damping` (the L2 penalty on them 1/damping^2 times stronger), e.g. drifting market
+    # columns whose sign flips between periods
+    damped: tuple[str, ...] = ()
+    damping: float = 1.0
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -91,6 +101,11 @@ def _logit(p: FloatArray) -> FloatArray:
 
 def _sigmoid(z: FloatArray) -> FloatArray:
     return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+
+def _scaled(a: Any, factor: float) -> Any:
+    """A damped column's standardised values (module level: fitted models are pickled)."""
+    return a * factor
 
 
 def check_enough(cfg: TabularConfig, y: BoolArray, what: str) -> None:
@@ -230,20 +245,29 @@ def fit_tabular(
             ),
         ]
     )
-    lin_prep = ColumnTransformer(
-        [
+    damped = [c for c in cfg.numeric if c in cfg.damped]
+    parts: list[tuple[str, Any, list[str]]] = [
+        (
+            "num",
+            make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+            [c for c in cfg.numeric if c not in cfg.damped],
+        ),
+        (
+            "cat",
+            OneHotEncoder(handle_unknown="ignore", min_frequency=cfg.min_category),
+            list(cfg.categorical),
+        ),
+    ]
+    if damped:
+        scale = FunctionTransformer(_scaled, kw_args={"factor": cfg.damping})
+        parts.append(
             (
-                "num",
-                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
-                list(cfg.numeric),
-            ),
-            (
-                "cat",
-                OneHotEncoder(handle_unknown="ignore", min_frequency=cfg.min_category),
-                list(cfg.categorical),
-            ),
-        ]
-    )
+                "damped",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), scale),
+                damped,
+            )
+        )
+    lin_prep = ColumnTransformer(parts)
     linear = Pipeline([("prep", lin_prep), ("lr", LogisticRegression(C=cfg.l2, max_iter=2000))])
     with threadpool_limits(1):  # OpenMP threads spin badly on a shared, busy machine
         if cfg.tree_weight > 0:

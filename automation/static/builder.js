@@ -28,7 +28,8 @@ async function api(path, init) {
   /** @type {Record<string, string>} */
   const headers = { ...(/** @type {Record<string, string>} */ (init && init.headers) || {}) };
   if (token) headers.Authorization = `Bearer ${token}`;
-  const r = await fetch(API + path, { credentials: 'same-origin', ...init, headers });
+  const url = path.startsWith('/api/') ? path : API + path; // another package's API, or ours
+  const r = await fetch(url, { credentials: 'same-origin', ...init, headers });
   if (r.status === 401) {
     location.href = '/console/';
     throw new Error('signed out');
@@ -65,6 +66,8 @@ function plain(p) {
   return p || {};
 }
 
+let choiceLists = 0;
+
 /** @param {string} text @param {HTMLElement} child */
 function labelled(text, child) {
   const l = document.createElement('label');
@@ -88,6 +91,21 @@ function field(obj, key, prop) {
     s.value = obj[key] === undefined ? '' : String(obj[key]);
     s.addEventListener('change', () => set(s.value));
     return labelled(key, s);
+  }
+  if (p.type === 'string' && Array.isArray(p.examples)) {
+    // free text with the known values offered (event keys: every trigger type)
+    const t = document.createElement('input');
+    const choices = document.createElement('datalist');
+    choices.id = `choices-${++choiceLists}`;
+    // values only (no text): the label's name stays the field's
+    choices.append(...p.examples.map((/** @type {string} */ v) => Object.assign(document.createElement('option'), { value: v })));
+    t.setAttribute('list', choices.id);
+    t.value = obj[key] === undefined ? '' : String(obj[key]);
+    t.size = 24;
+    t.addEventListener('change', () => set(t.value));
+    const l = labelled(key, t);
+    l.append(choices);
+    return l;
   }
   if (p.type === 'boolean') {
     const c = document.createElement('input');
@@ -255,6 +273,34 @@ function stepCard(s, i, steps, redraw, kinds) {
   return card;
 }
 
+/**
+ * The customer segments (insights) by name, for `segment.entered` / `segment.left`: the
+ * choice is the trigger's condition `segment eq NAME`.
+ * @param {any[]} conds
+ */
+function segmentPicker(conds) {
+  const s = document.createElement('select');
+  s.id = 'segment-choice';
+  const chosen = conds.find((c) => c.field === 'segment' && c.op === 'eq');
+  const now = chosen ? String(chosen.value) : '';
+  s.append(new Option('any segment', ''));
+  if (now) s.append(new Option(now, now));
+  s.value = now;
+  api('/api/v1/insights/segments')
+    .then((r) => {
+      for (const x of r.items) if (x.segment !== now) s.append(new Option(x.segment, x.segment));
+      if (!r.items.length && !now) s.append(Object.assign(new Option('no segments computed yet', ''), { disabled: true }));
+    })
+    .catch(fail);
+  s.addEventListener('change', () => {
+    const rest = conds.filter((c) => !(c.field === 'segment' && c.op === 'eq'));
+    conds.splice(0, conds.length, ...rest);
+    if (s.value) conds.push({ field: 'segment', op: 'eq', value: s.value });
+    render();
+  });
+  return labelled('segment', s);
+}
+
 function render() {
   errors.textContent = '';
   const top = def(schema.$ref);
@@ -269,10 +315,13 @@ function render() {
   const trow = document.createElement('div');
   trow.className = 'row';
   const tp = def('#/$defs/Trigger').properties;
-  trow.append(field(draft.trigger, 'on', tp.on), field(draft.trigger, 'cron', tp.cron), field(draft.trigger, 'object', tp.object));
+  const on = field(draft.trigger, 'on', tp.on);
+  on.addEventListener('change', () => render()); // a segment trigger offers its segments
+  trow.append(on, field(draft.trigger, 'cron', tp.cron), field(draft.trigger, 'object', tp.object));
   // on 'voice': its sentence templates (["call for backup"]) and who may say them
   trow.append(field(draft.trigger, 'phrases', tp.phrases), field(draft.trigger, 'roles', tp.roles));
   draft.trigger.when = draft.trigger.when || [];
+  if (String(draft.trigger.on || '').startsWith('segment.')) trow.append(segmentPicker(draft.trigger.when));
   trig.append(trow, conditions(draft.trigger.when));
   const more = document.createElement('div');
   more.className = 'row';

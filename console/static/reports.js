@@ -12,6 +12,10 @@ const OPS = { eq: '=', ne: '≠', lt: '<', lte: '≤', gt: '>', gte: '≥', cont
 const groupable = (f) => f.kind === 'enum' || f.kind === 'bool' || f.kind === 'date' || f.kind === 'datetime' || (f.kind === 'int' && f.ref) || (f.kind === 'text' && !['email', 'phone', 'body', 'description', 'address'].includes(f.name) && (f.max_len || 0) <= 300);
 const numeric = (f) => (f.kind === 'decimal' || (f.kind === 'int' && !f.ref)) && !['id', 'version'].includes(f.name);
 const TIME_RE = /^\d{4}-\d{2}-\d{2}/;
+// records of an account: groupable by the account's customer segment (insights; the
+// report answers the segment's name)
+const SEGMENTED = ['accounts', 'opportunities', 'activities', 'work_orders'];
+const SEGMENT = ['segment', 'Customer segment'];
 
 // Ready-made starting points (sales and field-service questions); each opens in the builder.
 const TEMPLATES = {
@@ -22,6 +26,8 @@ const TEMPLATES = {
   'Open work orders by priority and status': { entity: 'work_orders', filter: { and: [{ field: 'status', op: 'in', value: ['new', 'assigned', 'scheduled', 'in_progress'] }] }, group_by: [{ field: 'priority' }, { field: 'status' }], measures: [{ agg: 'count' }], chart: 'bar' },
   'Work orders completed per technician by week': { entity: 'work_orders', filter: { and: [{ field: 'status', op: 'eq', value: 'done' }] }, group_by: [{ field: 'completed_at', bucket: 'week' }, { field: 'assignee_id' }], measures: [{ agg: 'count' }], chart: 'bar' },
   'Activities per rep and type': { entity: 'activities', group_by: [{ field: 'owner_id' }, { field: 'type' }], measures: [{ agg: 'count' }], chart: 'bar' },
+  'Accounts and revenue by customer segment': { entity: 'accounts', group_by: [{ field: 'segment' }], measures: [{ agg: 'count' }, { agg: 'sum', field: 'annual_revenue' }], chart: 'bar' },
+  'Open pipeline by customer segment': { entity: 'opportunities', filter: { and: [{ field: 'status', op: 'eq', value: 'open' }] }, group_by: [{ field: 'segment' }], measures: [{ agg: 'count' }, { agg: 'sum', field: 'amount' }], chart: 'bar' },
   'Accounts by type with revenue': { entity: 'accounts', group_by: [{ field: 'type' }], measures: [{ agg: 'count' }, { agg: 'sum', field: 'annual_revenue' }], chart: 'pie' },
 };
 
@@ -142,7 +148,7 @@ export async function reportView(root, [id], session) {
     form.replaceChildren(...[
       sel('rb-entity', 'Records', ENTITIES.map((e) => [e, human(e)]), def.entity, (v) => { def.entity = v; def.group_by = []; def.measures = [{ agg: 'count', field: null }]; def.filter = null; def.columns = []; draw(); }),
       [0, 1].map((i) => h('span', { class: 'rb-group' },
-        sel(`rb-group-${i}`, i ? 'Then by' : 'Group by', [['', '—'], ...gf.map((f) => [f.name, human(f.name)])], def.group_by[i]?.field, (v) => {
+        sel(`rb-group-${i}`, i ? 'Then by' : 'Group by', [['', '—'], ...gf.map((f) => [f.name, human(f.name)]), ...(SEGMENTED.includes(def.entity) ? [SEGMENT] : [])], def.group_by[i]?.field, (v) => {
           if (!v) def.group_by = def.group_by.slice(0, i); else def.group_by[i] = { field: v, bucket: isTime(v) ? 'month' : null };
           def.group_by = def.group_by.filter(Boolean); draw();
         }),
@@ -158,7 +164,11 @@ export async function reportView(root, [id], session) {
           const cb = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', value: f.name, checked: def.columns.includes(f.name) }));
           cb.addEventListener('change', () => { def.columns = cb.checked ? [...def.columns, f.name] : def.columns.filter((c) => c !== f.name); });
           return h('label', { class: 'inline' }, cb, human(f.name));
-        })) : null,
+        }), SEGMENTED.includes(def.entity) ? (() => {
+          const cb = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', value: SEGMENT[0], checked: def.columns.includes(SEGMENT[0]) }));
+          cb.addEventListener('change', () => { def.columns = cb.checked ? [...def.columns, SEGMENT[0]] : def.columns.filter((c) => c !== SEGMENT[0]); });
+          return h('label', { class: 'inline' }, cb, SEGMENT[1]);
+        })() : null) : null,
       sel('rb-chart', 'Chart', [['bar', 'Bar'], ['line', 'Line (time)'], ['pie', 'Pie'], ['table', 'Table only']], def.chart, (v) => { def.chart = v; }),
       h('div', { class: 'toolbar' },
         h('button', { type: 'submit', class: 'primary', id: 'rb-run' }, 'Run'),

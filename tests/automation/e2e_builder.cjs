@@ -1,6 +1,7 @@
 // The workflow builder in Debian's headless Chromium (playwright-core): sign in through the
 // console, build a workflow of a task step, save it, get the API's error naming the step
-// for a bad value, add a branch with a step of its own, save version 2.
+// for a bad value, add a branch with a step of its own, save version 2; then a workflow on
+// `segment.entered` whose segment is chosen by name from the offered ones.
 // usage: node e2e_builder.cjs BASE_URL PARAMS_JSON ; prints one JSON line.
 const path = require('path');
 const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwright-core'));
@@ -57,7 +58,22 @@ async function main() {
     await page.click('#save');
     await page.waitForFunction(() => document.getElementById('version').textContent === 'version 2');
     const listed = await page.textContent('#list');
-    console.log(JSON.stringify({ error, first, listed, errors }));
+    // a new workflow on a segment trigger: the event keys are offered, and for a segment
+    // trigger the current segments by name (the choice becomes the trigger's condition)
+    await page.click('#new');
+    const on = page.getByLabel('on', { exact: true });
+    const events = await page.$$eval('datalist option', (o) => o.map((x) => x.value));
+    await on.fill('segment.entered');
+    await on.press('Tab');
+    await page.waitForFunction((want) => [...document.querySelectorAll('#segment-choice option')].some((o) => o.value === want), p.segment);
+    await page.selectOption('#segment-choice', p.segment);
+    await page.getByLabel('name', { exact: true }).fill(`${p.name} segment`);
+    await page.getByLabel('new step in steps').selectOption('create_task');
+    await page.click('#editor fieldset:has(> legend:text-is("steps")) > .row button');
+    await page.getByLabel('subject', { exact: true }).fill('Welcome {{record.name}}');
+    await page.click('#save');
+    await page.waitForFunction(() => document.getElementById('version').textContent === 'version 1');
+    console.log(JSON.stringify({ error, first, listed, events, errors }));
   } finally {
     await browser.close();
   }

@@ -1,6 +1,7 @@
 """The workflow builder in headless Chromium against the real app: a workflow built as a
 list of steps is saved, a bad value gets the API's error naming the step, a branch holding
-its own step is saved as version 2."""
+its own step is saved as version 2; the trigger offers the event keys, and a segment trigger
+the current segments by name, the choice saved as the trigger's condition."""
 
 from __future__ import annotations
 
@@ -29,9 +30,23 @@ def test_a_workflow_is_built_step_by_step_and_saved(app_url: str, test_settings:
             " RETURNING id",
             (email, hash_password(PASSWORD)),
         ).fetchone()
-    assert row is not None
+        assert row is not None
+        # a customer of the builder's in a segment (the segment trigger offers it by name)
+        segment = f"loyal {uuid.uuid4().hex[:6]}"
+        acct = conn.execute(
+            "INSERT INTO accounts (name, type, owner_id) VALUES ('Seg Co', 'customer', %s)"
+            " RETURNING id",
+            (row[0],),
+        ).fetchone()
+        assert acct is not None
+        conn.execute(
+            "INSERT INTO insights_account_value (account_id, yearly_revenue, retention, clv,"
+            " segment) VALUES (%s, 0, 0.5, 0, %s)",
+            (acct[0], segment),
+        )
+    params = {"email": email, "password": PASSWORD, "name": name, "segment": segment}
     proc = subprocess.run(
-        ["node", str(DRIVER), app_url, json.dumps({"email": email, "password": PASSWORD, "name": name})],
+        ["node", str(DRIVER), app_url, json.dumps(params)],
         capture_output=True, text=True, timeout=180, cwd=PROJECT_ROOT, check=False,
     )  # fmt: skip
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -57,3 +72,14 @@ def test_a_workflow_is_built_step_by_step_and_saved(app_url: str, test_settings:
     assert [(s["action"], s["title"], s["to"]) for s in branch["then"]] == [
         ("notify", "Big deal", ["workflow_owner"])
     ]
+    assert {"segment.entered", "segment.left", "alert.raised", "schedule"} <= set(out["events"])
+    with psycopg.connect(test_settings.dsn) as conn:
+        seg = conn.execute(
+            "SELECT v.definition FROM automation_workflows w JOIN automation_versions v"
+            " ON v.workflow_id = w.id AND v.version = w.version WHERE w.name = %s",
+            (f"{name} segment",),
+        ).fetchone()
+    assert seg is not None
+    trigger = seg[0]["trigger"]
+    assert trigger["on"] == "segment.entered"
+    assert trigger["when"] == [{"field": "segment", "op": "eq", "value": segment}]

@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 
 from kernel.settings import Settings
@@ -264,6 +265,35 @@ def test_a_manager_builds_a_report_exports_it_and_pins_it_to_a_dashboard(
     assert r["tileTitle"] == f"Deals {tag}" and r["tileRows"] == 1
     saved = call(console_url, "GET", f"/api/v1/reports/{r['reportId']}", token=tok)
     assert saved["shared"] is True and saved["owner_id"] == manager["id"]
+    assert r["errors"] == [] and r["bad"] == []
+
+
+def test_the_builder_groups_records_of_an_account_by_segment_name(
+    console_url: str,
+    world: dict[str, Any],
+    admin: dict[str, Any],
+    test_settings: Settings,
+    run_scenario: Callable[..., dict[str, Any]],
+) -> None:
+    segment = f"loyal {world['tag']}"
+    with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO insights_account_value (account_id, yearly_revenue, retention, clv,"
+            " segment) VALUES (%s, 0, 0.5, 0, %s)",
+            (world["account"]["id"], segment),
+        )
+    try:
+        r = run_scenario("segmentReport", console_url, {"user": admin})
+    finally:
+        with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
+            conn.execute(
+                "DELETE FROM insights_account_value WHERE account_id = %s",
+                (world["account"]["id"],),
+            )
+    assert "Customer segment" in r["offered"]
+    assert r["head"][0] == "Segment" and r["error"] == ""
+    assert segment in r["groups"]  # the name, never an id
+    assert not any(g.isdigit() for g in r["groups"])
     assert r["errors"] == [] and r["bad"] == []
 
 
