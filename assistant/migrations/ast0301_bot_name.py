@@ -2,7 +2,7 @@
 it, marked as the assistant, so that a visitor knows a bot answers).
 
 Revision ID: ast0301
-Revises: ast0101
+Revises: ast0201_voice_workflows
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "ast0301"
-down_revision = "ast0201"
+down_revision = "ast0201_voice_workflows"
 branch_labels = None
 depends_on = None
 
