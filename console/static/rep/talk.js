@@ -30,6 +30,7 @@ export function mountTalk({ onChange }) {
   const rec = recorder();
   let holding = false;
   let timer = 0;
+  let startedAt = 0;
 
   /** @param {string} text @param {string} [kind] */
   function show(text, kind = 'answer') {
@@ -102,6 +103,7 @@ export function mountTalk({ onChange }) {
       return;
     }
     document.body.dataset.mic = 'on';
+    startedAt = Date.now();
     button.setAttribute('aria-pressed', 'true');
     button.textContent = 'Listening… release to send';
     timer = window.setTimeout(stopTalk, MAX_SECONDS * 1000);
@@ -115,7 +117,7 @@ export function mountTalk({ onChange }) {
     button.setAttribute('aria-pressed', 'false');
     showNet();
     const wav = await rec.stop();
-    if (!wav) return;
+    if (!wav || Date.now() - startedAt < 400) { show('Hold the button down while you speak, then let go.', 'error'); return; }
     show('Recognising…', 'busy');
     try {
       const reply = await sendVoice(wav, { tz: tz(), context });
