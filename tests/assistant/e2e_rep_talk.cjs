@@ -87,7 +87,7 @@ const out = { errors: [] };
   } finally { await s.browser.close(); }
   const state = s.state;
 
-  // 2. "I have arrived" held with the Space key, confirmed with "Yes": the stop is checked in
+  // 2. "check in at my stop" held with the Space key, confirmed with "Yes": the stop is checked in
   s = await open(base, p.steps.checkin.wav, state);
   try {
     await ready(s.page, base);

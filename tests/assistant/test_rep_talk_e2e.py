@@ -1,7 +1,7 @@
 """The rep's phone talks to the assistant: on a day planned by the routing solver, the rep
 holds the big button (finger or Space key) while Chromium's fake microphone plays speech
 made by piper; "next stop" names the plan's first stop (not the earliest scheduled job),
-"I have arrived" and "done replaced the seal" are asked, confirmed with "Yes", carried out
+"check in at my stop" and "done replaced the seal" are asked, confirmed with "Yes", carried out
 on that stop (the dictated words a note on its work order) and the phone's day shows it.
 Offline the button says speech needs the connection; a refused microphone is explained."""
 
@@ -118,7 +118,7 @@ def test_the_rep_says_next_stop_check_in_and_done_on_the_phone(
         "user": rep,
         "steps": {
             "next": _speech("next stop", tmp_path / "next.wav"),
-            "checkin": _speech("i have arrived", tmp_path / "checkin.wav"),
+            "checkin": _speech("check in at my stop", tmp_path / "checkin.wav"),
             "done": _speech("done replaced the seal", tmp_path / "done.wav"),
         },
     }
@@ -137,7 +137,7 @@ def test_the_rep_says_next_stop_check_in_and_done_on_the_phone(
     assert names[first] in r["firstNext"]
     assert r["next"]["intent"] == "next_stop" and "next stop" in r["next"]["heard"], r["next"]
     assert names[first] in r["next"]["text"] and "Pump service" in r["next"]["text"], r["next"]
-    # "I have arrived" (held with the Space key): asked, then done on the first stop
+    # "check in at my stop" (held with the Space key): asked, then done on the first stop
     q = r["checkinQuestion"]
     assert q["intent"] == "check_in" and q["kind"] == "question", q
     assert "Checked you in" in r["checkinDone"], r["checkinDone"]
