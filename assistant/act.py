@@ -2,7 +2,8 @@
 
 Reads run at once: a search (the store's list with `q`, so the caller sees only what the
 API would show them), pipeline figures (open opportunities and open work orders in the
-caller's scope), the rep's next stop (their next scheduled work order). Writes are never
+caller's scope), the rep's next stop (the current stop of their planned day, as the phone shows it; else
+their next scheduled work order). Writes are never
 run without a confirmation: the answer says what would be done and asks for it; the
 client sends the same text again with `confirm: true` to carry it out (stateless, so any
 chat or voice platform can drive it). Confirmed writes are carried out by assistant.writes
@@ -20,7 +21,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from assistant import writes
+from assistant import stops, writes
 from assistant.understand import Understanding
 from crm.entities import ENTITIES, OPPORTUNITIES, WORK_ORDERS
 from crm.filters import parse_sort
@@ -112,8 +113,12 @@ async def act(
         return Answer("Sorry, I can't do that yet.")
     if confirm:
         return await _write(conn, principal, u, now, text, channel)
+    if u.intent in ("check_in", "complete_visit"):
+        question = await _visit_question(conn, principal, u.intent, now, str(s.get("notes") or ""))
+    else:
+        question = _fmt(template, s)
     return Answer(
-        f"I will {_fmt(template, s)}. Shall I go ahead?",
+        f"I will {question}. Shall I go ahead?",
         [{"type": u.intent, "slots": s, "status": "awaiting_confirmation"}],
         needs_confirmation=True,
     )
@@ -227,8 +232,44 @@ async def _report(conn: Conn, principal: Principal, s: dict[str, Any]) -> Answer
     )
 
 
+async def _visit_question(
+    conn: Conn, principal: Principal, intent: str, now: dt.datetime, notes: str
+) -> str:
+    """What a check-in or a visit close will do, naming the stop of the planned day and the
+    dictated notes (a driver hears which stop before saying yes)."""
+    planned = await stops.planned_stop(conn, principal, now.date())
+    where = "the current stop"
+    if planned is not None:
+        wo = planned.extra.get("work_order")
+        where = planned.extra["account"]["name"] + (f" ({wo['title']})" if wo else "")
+    if intent == "check_in":
+        return f"check you in at {where}"
+    return f"close the visit at {where}" + (
+        f" and note \u201c{notes.strip()}\u201d" if notes.strip() else ""
+    )
+
+
 async def _next_stop(conn: Conn, principal: Principal, now: dt.datetime) -> Answer:
-    """The caller's next scheduled work order today or later, with its account."""
+    """The current stop of the caller's planned day (as the phone shows it), else their next
+    scheduled work order today or later, with its account."""
+    planned = await stops.planned_stop(conn, principal, now.date())
+    if planned is not None:
+        account = planned.extra["account"]
+        wo = planned.extra.get("work_order")
+        when = f" at {planned.eta.astimezone(now.tzinfo):%H:%M}" if planned.eta else ""
+        return Answer(
+            f"Your next stop is {account['name']}{when}: "
+            f"{wo['title'] if wo else 'periodic visit'}.",
+            [
+                {
+                    "type": "next_stop",
+                    "work_order_id": planned.work_order_id,
+                    "account_id": planned.account_id,
+                    "stop": planned.key,
+                }
+            ],
+            [f"/api/v1/work_orders/{wo['id']}" if wo else f"/api/v1/accounts/{account['id']}"],
+        )
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         """

@@ -34,7 +34,7 @@ import msgspec
 from aiohttp import web
 
 from assistant import bot_routes, commands, kb, kb_routes, voice, workflows, writes
-from assistant.act import Answer, act, visible_names
+from assistant.act import WRITES, Answer, act, visible_names
 from assistant.asr_worker import RecognitionWorker
 from assistant.classifier import default_model
 from assistant.dialogue import understand_in_context
@@ -154,6 +154,8 @@ async def _answer(
         if flow is not None:
             u, answer = flow
             command = str(u.slots["command"])
+        elif replied := await _reply_to_write(conn, req.user, text, local, zone, context, channel):
+            u, answer = replied
         elif (cited := await _from_knowledge(conn, req.user, u, text)) is not None:
             u, answer = cited
         else:
@@ -179,11 +181,42 @@ async def _answer(
                 k: v[:300] if isinstance(v, str) else v
                 for k, v in u.slots.items()
                 if isinstance(v, str | int | float)
-            },
+            }
+            # a write waiting for its yes: a spoken or typed "yes" carries it out
+            | ({"pending": 1} if answer.needs_confirmation else {}),
         )
         if u.intent != "out_of_scope"
         else context,
     )
+
+
+async def _reply_to_write(
+    conn: Any,
+    principal: Principal,
+    text: str,
+    local: dt.datetime,
+    zone: ZoneInfo,
+    context: AssistantContext | None,
+    channel: str,
+) -> tuple[Understanding, Answer] | None:
+    """A yes or no to the write the previous answer asked about (its context is pending):
+    yes carries it out as understood then, no cancels it; None for anything else."""
+    if context is None or not context.slots.get("pending") or context.intent not in WRITES:
+        return None
+    yes = commands.reply_to_question(text)
+    if yes is None:
+        return None
+    slots = {k: v for k, v in context.slots.items() if k != "pending"}
+    u = Understanding(context.intent, slots, 1.0, "confirmation")
+    if not yes:
+        return u, Answer(
+            "Cancelled; nothing was changed.",
+            [{"type": context.intent, "slots": slots, "status": "cancelled"}],
+        )
+    answer = await act(
+        conn, principal, u, local.replace(tzinfo=zone), True, text=text, channel=channel
+    )
+    return u, answer
 
 
 async def _workflow(
@@ -327,6 +360,7 @@ class AssistantVoiceReply(msgspec.Struct, frozen=True):
     links: list[str]
     needs_confirmation: bool
     audio_seconds: float
+    context: AssistantContext | None = None
 
 
 @routes.post(
@@ -383,6 +417,7 @@ async def post_voice(req: Req, query: AssistantVoiceQuery, body: bytes) -> Assis
         r.links,
         r.needs_confirmation,
         seconds,
+        r.context,
     )
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
+from assistant import stops
 from assistant.understand import Understanding
 from crm.entities import ENTITIES, Entity
 from crm.filters import parse_sort
@@ -259,13 +260,23 @@ async def _visit(
     conn: Conn, principal: Principal, intent: str, notes: str, now: dt.datetime
 ) -> Done:
     """Check in (the job goes in progress) or finish the visit (done; what was said goes
-    into a note on the job: voice data entry), through the store as the caller."""
-    open_ = (
-        ("in_progress", "scheduled", "assigned")
-        if intent == "complete_visit"
-        else ("scheduled", "assigned", "new")
-    )
-    job = await _current_job(conn, principal, open_)
+    into a note on the job: voice data entry), through the store as the caller. The stop is
+    the current one of the rep's planned day when a plan routes them (assistant.stops), else
+    their job in progress or next scheduled one; either way the phone's day records it."""
+    planned = await stops.planned_stop(conn, principal, now.date())
+    if planned is not None and planned.work_order_id is None:
+        return await _account_visit(conn, principal, intent, notes, now, planned)
+    if planned is not None and planned.work_order_id is not None:
+        job: Row | None = await get_record(
+            conn, ENTITIES["work_orders"], principal, planned.work_order_id
+        )
+    else:
+        open_ = (
+            ("in_progress", "scheduled", "assigned")
+            if intent == "complete_visit"
+            else ("scheduled", "assigned", "new")
+        )
+        job = await _current_job(conn, principal, open_)
     if job is None:
         return Done(
             "You have no open job to " + ("check in to." if intent == "check_in" else "close."),
@@ -281,9 +292,22 @@ async def _visit(
             "values": {"status": job["status"]},
         }
     ]
-    await update_record(
-        conn, wo, principal, int(job["id"]), {"status": status}, None, check_etag=False
-    )
+    if job["status"] != status:
+        if status == "done" and job["status"] in ("assigned", "scheduled"):
+            # the CRM's life cycle reaches done through in progress (as the phone does)
+            await update_record(
+                conn, wo, principal, int(job["id"]), {"status": "in_progress"}, None,
+                check_etag=False,
+            )  # fmt: skip
+        await update_record(
+            conn, wo, principal, int(job["id"]), {"status": status}, None, check_etag=False
+        )
+    if job.get("account_id") is not None:
+        await stops.record_on_stop(
+            conn, principal, now.date(), int(job["account_id"]), int(job["id"]),
+            checkin_at=now if intent == "check_in" else None,
+            completed=True if intent == "complete_visit" else None,
+        )  # fmt: skip
     said = (
         f"Checked you in at {job['title']}."
         if intent == "check_in"
@@ -311,6 +335,37 @@ async def _visit(
     return Done(
         said, "done", "work_orders", int(job["id"]), {"ops": undo} if intent == "check_in" else None
     )
+
+
+async def _account_visit(
+    conn: Conn, principal: Principal, intent: str, notes: str, now: dt.datetime, stop: Any
+) -> Done:
+    """A periodic account visit of the planned day (no work order): recorded on the stop, the
+    dictated notes as a note on the account."""
+    account = stop.extra["account"]
+    await stops.record_on_stop(
+        conn, principal, now.date(), stop.account_id, None,
+        checkin_at=now if intent == "check_in" else None,
+        completed=True if intent == "complete_visit" else None,
+    )  # fmt: skip
+    said = (
+        f"Checked you in at {account['name']}."
+        if intent == "check_in"
+        else f"Closed the visit at {account['name']}."
+    )
+    if notes:
+        await create_record(
+            conn,
+            ENTITIES["activities"],
+            principal,
+            {
+                "type": "note", "status": "done", "subject": notes[:500], "body": notes,
+                "account_id": stop.account_id, "source": "assistant",
+                "tz": str(now.tzinfo or "UTC"),
+            },
+        )  # fmt: skip
+        said += f" Noted: {notes}."
+    return Done(said, "done", "accounts", int(stop.account_id), None)
 
 
 def _compact(v: str) -> str:

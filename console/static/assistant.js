@@ -1,79 +1,13 @@
 // @ts-check
 // The assistant panel: a button in the header opens a side panel where the user types a
-// command or holds "Talk" (push-to-talk: the microphone's samples are kept as 16 kHz 16-bit
-// PCM and sent as a WAV to POST /api/v1/assistant/voice; nothing leaves for a cloud service).
+// command or holds "Talk" (push-to-talk, voice.js: shared with the rep's phone; the recording
+// goes to POST /api/v1/assistant/voice; nothing leaves for a cloud service).
 // Writes come back with a confirmation question: "Do it" sends the same words with
-// confirm=true. Answers can be read aloud (POST /api/v1/assistant/speech, piper on the server).
-import { api, q } from './api.js';
+// confirm=true (or the user says "yes"). Answers can be read aloud (POST
+// /api/v1/assistant/speech, piper on the server).
+import { api } from './api.js';
 import { h } from './ui.js';
-
-const RATE = 16000;
-const MAX_SECONDS = 15; // the server takes 20 s; stop a little before
-
-/** @param {Float32Array[]} chunks @param {number} from */
-function toPcm16(chunks, from) {
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  const all = new Float32Array(total);
-  let at = 0;
-  for (const c of chunks) { all.set(c, at); at += c.length; }
-  const n = Math.floor((total * RATE) / from);
-  const out = new Int16Array(n);
-  for (let i = 0; i < n; i++) {
-    const x = (i * from) / RATE;
-    const i0 = Math.floor(x);
-    const i1 = Math.min(i0 + 1, total - 1);
-    const v = all[i0] + (all[i1] - all[i0]) * (x - i0);
-    out[i] = Math.max(-32768, Math.min(32767, Math.round(v * 32767)));
-  }
-  return out;
-}
-
-/** A mono 16-bit PCM WAV file. @param {Int16Array} pcm */
-export function wavBlob(pcm) {
-  const buf = new ArrayBuffer(44 + pcm.length * 2);
-  const v = new DataView(buf);
-  const str = (o, s) => { for (let i = 0; i < s.length; i++) v.setUint8(o + i, s.charCodeAt(i)); };
-  str(0, 'RIFF'); v.setUint32(4, 36 + pcm.length * 2, true); str(8, 'WAVE');
-  str(12, 'fmt '); v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true);
-  v.setUint32(24, RATE, true); v.setUint32(28, RATE * 2, true); v.setUint16(32, 2, true); v.setUint16(34, 16, true);
-  str(36, 'data'); v.setUint32(40, pcm.length * 2, true);
-  new Int16Array(buf, 44).set(pcm);
-  return new Blob([buf], { type: 'audio/wav' });
-}
-
-/** Push-to-talk recorder: start() asks for the microphone, stop() gives the WAV. */
-function recorder() {
-  /** @type {AudioContext | null} */ let ctx = null;
-  /** @type {MediaStream | null} */ let stream = null;
-  /** @type {ScriptProcessorNode | null} */ let node = null;
-  /** @type {Float32Array[]} */ let chunks = [];
-  return {
-    async start() {
-      stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
-      ctx = new AudioContext();
-      const src = ctx.createMediaStreamSource(stream);
-      node = ctx.createScriptProcessor(4096, 1, 1);
-      chunks = [];
-      node.onaudioprocess = (e) => { chunks.push(new Float32Array(e.inputBuffer.getChannelData(0))); };
-      src.connect(node);
-      node.connect(ctx.destination);
-    },
-    async stop() {
-      if (!ctx) return null;
-      const rate = ctx.sampleRate;
-      node.disconnect();
-      stream.getTracks().forEach((t) => t.stop());
-      await ctx.close();
-      ctx = null;
-      const pcm = toPcm16(chunks, rate);
-      chunks = [];
-      return pcm.length ? wavBlob(pcm) : null;
-    },
-    get active() { return ctx !== null; },
-  };
-}
-
-const tz = () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+import { MAX_SECONDS, micProblem, readAloud as speak, recorder, sendVoice, tz } from './voice.js';
 
 /** Mounts the header button and the panel. @param {HTMLElement} slot */
 export function mountAssistant(slot) {
@@ -100,16 +34,9 @@ export function mountAssistant(slot) {
     return li;
   };
 
-  async function readAloud(text) {
-    if (!speakBox.checked) return;
-    try {
-      const r = await api('/api/v1/assistant/speech', { method: 'POST', body: { text: text.slice(0, 600) }, raw: true });
-      if (!r.ok) return;
-      const url = URL.createObjectURL(await r.blob());
-      const audio = new Audio(url);
-      audio.onended = () => URL.revokeObjectURL(url);
-      await audio.play();
-    } catch { /* reading aloud is a nicety: the answer is on screen */ }
+  /** @param {string} text */
+  function readAloud(text) {
+    if (speakBox.checked) speak(text);
   }
 
   /** the previous answer's intent and slots, sent back for follow-ups ("and last quarter?") */
@@ -191,7 +118,7 @@ export function mountAssistant(slot) {
     try {
       await rec.start();
     } catch (err) {
-      say('error', `The microphone is not available: ${err.message || err}`);
+      say('error', micProblem(err));
       return;
     }
     talk.setAttribute('aria-pressed', 'true');
@@ -207,7 +134,7 @@ export function mountAssistant(slot) {
     if (!wav) return;
     status.textContent = 'Recognising…';
     try {
-      const reply = await api(`/api/v1/assistant/voice${q({ tz: tz(), context, device_id: deviceOnScreen() })}`, { method: 'POST', body: wav, headers: { 'Content-Type': 'audio/wav' } });
+      const reply = await sendVoice(wav, { tz: tz(), context, device_id: deviceOnScreen() });
       status.textContent = '';
       if (reply.transcript) say('me', `🎤 ${reply.transcript}`);
       answer(reply, reply.transcript);

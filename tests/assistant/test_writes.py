@@ -194,6 +194,35 @@ def test_check_in_and_a_dictated_visit_close(
     assert rep.get(f"/work_orders/{job['id']}").json()["status"] == "done"
 
 
+def test_a_yes_or_no_answers_the_pending_question(
+    url: str, people: People, world: dict[str, Any]
+) -> None:
+    """A push-to-talk user says "yes" (or "no") after the question: the answer's context
+    carries the pending write, so the yes carries out what was asked and the no nothing."""
+    admin, rep = people.api(url, "admin"), people.api(url, "rep2")
+    wo = admin.post(
+        "/work_orders",
+        {"title": "check the valve", "account_id": world["south"]["id"],
+         "assignee_id": people.users["rep2"], "scheduled_start": "2026-03-02T11:00:00+01:00",
+         "status": "scheduled"},
+    )  # fmt: skip
+    assert wo.status_code == 201, wo.text
+    job = wo.json()
+    q = ask(rep, "i have arrived")
+    assert q["needs_confirmation"] is True and q["context"]["slots"]["pending"] == 1, q
+    no = ask(rep, "no", context=q["context"])
+    assert no["intent"] == "check_in" and no["actions"][0]["status"] == "cancelled", no
+    assert rep.get(f"/work_orders/{job['id']}").json()["status"] == "scheduled"
+    q = ask(rep, "i have arrived")
+    yes = ask(rep, "yes please", context=q["context"])
+    assert yes["intent"] == "check_in" and yes["actions"][0]["status"] == "done", yes
+    assert rep.get(f"/work_orders/{job['id']}").json()["status"] == "in_progress"
+    # without a pending question a yes is no command
+    assert ask(rep, "yes")["intent"] != "check_in"
+    # the job is closed again, so the other tests' "next stop" of rep2 is as before
+    assert ask(rep, "done checked the valve", confirm=True)["actions"][0]["status"] == "done"
+
+
 def test_alert_acknowledged_only_on_a_device_the_caller_may_see(
     url: str, people: People, test_settings: Settings
 ) -> None:

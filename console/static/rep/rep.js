@@ -5,7 +5,8 @@
 // shift (GPS from this phone, gps.js). Every action goes through the IndexedDB outbox (queue.js) and is sent, once,
 // when the network is there. Stops follow today's routing plan when there is one (sequence
 // and ETA from the routing API); automatic geofence check-ins and check-outs (geo visits)
-// show on the stops and arrive live over the console's WebSocket.
+// show on the stops and arrive live over the console's WebSocket. The assistant's big
+// push-to-talk button (talk.js) says next stop, check in, done ... by voice.
 import { api, signIn, token, etagOf, ApiError } from '/console/api.js';
 import { connectLive } from '/console/live.js';
 import { h, toast } from '/console/ui.js';
@@ -13,6 +14,7 @@ import { makeMap } from '/console/leaflet.js';
 import { enqueue, flush, pending } from './queue.js';
 import { Tracker } from './gps.js';
 import { publicKey, sign as deviceSign, fromB64url } from './devicekey.js';
+import { mountTalk } from './talk.js';
 
 const state = { me: null, stops: [], visits: new Map(), planId: null, map: null, L: null, layer: null, live: null, refresh: null, focus: null, attachTarget: null, done: new Set(JSON.parse(localStorage.getItem('fm.rep.done') || '[]')) };
 
@@ -84,6 +86,8 @@ async function loadDay() {
   document.getElementById('day').hidden = false;
   setupShift();
   setupPush();
+  // the assistant: what is said refreshes the day (a voice check-in shows on the stop)
+  mountTalk({ onChange: () => { if (navigator.onLine) loadDay().catch(() => undefined); } });
   document.body.dataset.planned = String(state.stops.filter((s) => s.seq !== null).length);
   await drawMap();
   render();
@@ -342,7 +346,7 @@ function render() {
     h('label', {}, 'Note', note),
     h('button', { type: 'button', id: 'save-note', onclick: () => { if (note.value.trim()) { act([activity({ type: 'note', subject: 'Visit note', body: note.value.trim() })], 'note saved'); note.value = ''; } } }, 'Save note'),
     h('label', {}, 'Photo', photo),
-    h('div', { id: 'attachments', class: 'attachments', 'aria-label': 'Photos and documents' }),
+    h('div', { id: 'attachments', class: 'attachments', role: 'group', 'aria-label': 'Photos and documents' }),
     h('label', {}, 'Customer name', signer),
     h('label', {}, 'Signature (or confirm below)', sig),
     h('div', { class: 'actions' },
