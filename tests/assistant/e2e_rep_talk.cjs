@@ -49,6 +49,20 @@ async function hold(page, seconds, how) {
   };
 }
 
+/** Hold until `ok(answer)`, at most three times: a rep repeats a command the server
+ * misheard, and the fake microphone's loop can start mid-word on a loaded machine. Every
+ * try is kept in `tries` so a failing run shows what was heard. */
+async function holdUntil(page, seconds, how, ok, tries) {
+  let a;
+  for (let i = 0; i < 3; i += 1) {
+    a = await hold(page, seconds, how);
+    tries.push(a);
+    if (ok(a)) break;
+    if (a.kind === 'question' && (await page.$('#talk-answer .talk-no'))) await page.click('#talk-answer .talk-no');
+  }
+  return a;
+}
+
 /** "Yes, do it"; the answer once the day has been loaded again. */
 async function yes(page) {
   if (!(await page.$('#talk-answer .talk-yes'))) throw new Error(`no question to confirm: ${await page.textContent('#talk-answer')}`);
@@ -59,7 +73,7 @@ async function yes(page) {
   return page.textContent('#talk-answer');
 }
 
-const out = { errors: [] };
+const out = { errors: [], tries: [] };
 (async () => {
   const [base, raw] = process.argv.slice(2);
   const p = JSON.parse(raw);
@@ -75,7 +89,7 @@ const out = { errors: [] };
     await s.page.waitForFunction(() => document.body.dataset.ready === 'yes', null, { timeout: 30000 });
     out.firstNext = await s.page.textContent('#next h2');
     out.talkBox = await s.page.$eval('#talk', (b) => { const r = b.getBoundingClientRect(); return { width: r.width, height: r.height, text: b.textContent }; });
-    out.next = await hold(s.page, p.steps.next.seconds, 'pointer');
+    out.next = await holdUntil(s.page, p.steps.next.seconds, 'pointer', (a) => a.intent === 'next_stop' && a.heard.includes('next stop'), out.tries);
     await s.page.addScriptTag({ path: axePath });
     out.axe = await s.page.evaluate(async () => {
       const r = await window.axe.run(document, { resultTypes: ['violations'] });
@@ -91,7 +105,7 @@ const out = { errors: [] };
   s = await open(base, p.steps.checkin.wav, state);
   try {
     await ready(s.page, base);
-    out.checkinQuestion = await hold(s.page, p.steps.checkin.seconds, 'key');
+    out.checkinQuestion = await holdUntil(s.page, p.steps.checkin.seconds, 'key', (a) => a.kind === 'question' && a.intent === 'check_in', out.tries);
     out.checkinDone = await yes(s.page);
     out.checkinDisabled = await s.page.$eval('#checkin', (b) => b.disabled);
     out.errors.push(...s.errors);
@@ -101,7 +115,7 @@ const out = { errors: [] };
   s = await open(base, p.steps.done.wav, state);
   try {
     await ready(s.page, base);
-    out.doneQuestion = await hold(s.page, p.steps.done.seconds, 'pointer');
+    out.doneQuestion = await holdUntil(s.page, p.steps.done.seconds, 'pointer', (a) => a.kind === 'question' && a.intent === 'complete_visit' && a.text.includes('replaced the seal'), out.tries);
     out.doneAnswer = await yes(s.page);
     out.doneStops = await s.page.$$eval('#stops li.done', (l) => l.map((x) => Number(x.dataset.wo)));
     out.nextAfter = await s.page.textContent('#next h2');
