@@ -176,10 +176,19 @@ function refPicker(f, value, id) {
 export function friendly(message, field) {
   let m = String(message).replace(/^body /, '').replace(/^query /, '');
   if (field) m = m.replace(new RegExp(`^\\$?\\.?${field}:? `), '').replace(new RegExp(`^${field}: `), '');
-  const num = (x) => String(Number(x));
+  const num = (x) => Number(x).toLocaleString();
   return m
     .replace(/Expected `\w+` >= (\S+?)(?: - at `[^`]*`)?$/, (_, x) => `must be at least ${num(x)}`)
     .replace(/Expected `\w+` <= (\S+?)(?: - at `[^`]*`)?$/, (_, x) => `must be at most ${num(x)}`)
+    .replace(/Expected `\w+` > (\S+?)(?: - at `[^`]*`)?$/, (_, x) => `must be more than ${num(x)}`)
+    .replace(/Expected `\w+` < (\S+?)(?: - at `[^`]*`)?$/, (_, x) => `must be less than ${num(x)}`)
+    .replace(/^Number out of range.*$/, 'is too large a number')
+    .replace(/^Invalid RFC3339 encoded datetime.*$/, 'must be a date and time, like 2026-03-31 14:30')
+    .replace(/^Invalid RFC3339 encoded date.*$/, 'must be a real date, like 2026-03-31')
+    .replace(/^Expected `str` matching regex '\\\\S'.*$/, 'must not be blank')
+    .replace(/^Expected `str` matching regex '\^\[\^@\]\*@'.*$/, 'must be an e-mail address (name@domain)')
+    .replace(/^Expected `str` matching regex '\^\[A-Z\]\{3\}\$'.*$/, 'must be a three-letter currency code in capitals, like EUR')
+    .replace(/^Expected `str` matching regex .*$/, 'is not in the expected format')
     .replace(/Expected `str` of length <= (\d+).*$/, 'must have at most $1 characters')
     .replace(/Expected `str` of length >= (\d+).*$/, 'must not be empty')
     .replace(/Expected `int`.*$/, 'must be a whole number')

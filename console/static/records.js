@@ -244,7 +244,8 @@ export async function createView(root, [entity, ...preset]) {
   // preset "field=value" pairs from a related list's "New" link (e.g. account_id=5)
   const initial = Object.fromEntries(preset.map((p) => p.split('=')).map(([k, v]) => [k, /^\d+$/.test(v) ? Number(v) : v]));
   for (const f of m.fields) if (initial[f.name] === undefined && f.default !== null && typeof f.default !== 'object') initial[f.name] = f.default;
-  const fields = m.fields.filter((f) => editable(f) && !FORM_SKIP.has(f.name))
+  // a lead's source is a choice people make (web, referral, ...); elsewhere `source` names an integration
+  const fields = m.fields.filter((f) => editable(f) && (!FORM_SKIP.has(f.name) || (f.name === 'source' && f.enum.length > 0)))
     .sort((a, b) => Number(b.required) - Number(a.required));
   const ff = fieldForm(m, fields, initial, 'create');
   const save = h('button', { type: 'submit', class: 'primary', id: 'create-save' }, 'Create');
@@ -362,19 +363,28 @@ export async function recordView(root, [entity, id]) {
   const extra = await import('./related.js');
   await extra.decorate(root, actions, entity, row, m);
   const audit = h('details', { id: 'audit' }, h('summary', {}, 'History of changes'));
-  audit.addEventListener('toggle', () => { if (audit.open && audit.children.length === 1) auditList(audit, entity, id); }, { once: false });
+  audit.addEventListener('toggle', () => { if (audit.open && audit.children.length === 1) auditList(audit, entity, id, m, row); }, { once: false });
   root.append(audit);
   return null;
 }
 
-async function auditList(box, entity, id) {
+// Actions of the audit trail in words (the API's insert/update/delete).
+const DID = { insert: 'created the record', delete: 'deleted the record', update: 'changed the record' };
+
+async function auditList(box, entity, id, m, row) {
   try {
     const a = await api(`/api/v1/${entity}/${id}/audit${q({ limit: 100 })}`);
     const who = await labels('users', a.items.map((x) => x.actor_id));
-    const fmt = (v) => (v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+    // a value as the field shows it on the page: names for references, money, local times
+    const fmt = (name, v) => {
+      const f = m.fields.find((x) => x.name === name);
+      if (v === null || v === undefined || v === '') return '—';
+      if (f && !['object', 'array'].includes(f.kind) && typeof v !== 'object') return display(f, { [name]: v, currency: row.currency });
+      return typeof v === 'object' ? JSON.stringify(v) : String(v);
+    };
     box.append(a.items.length ? h('ol', { class: 'audit' }, a.items.map((x) => h('li', {},
-      h('span', { class: 'muted' }, fmtTime(x.at)), ' ', who.get(x.actor_id) || 'system', ' ',
-      x.action === 'update' ? [`changed ${human(x.field || '')}: `, h('del', {}, fmt(x.old_value)), ' → ', h('ins', {}, fmt(x.new_value))] : `${x.action}d the record`)))
+      h('span', { class: 'muted' }, fmtTime(x.at)), ' ', who.get(x.actor_id) || 'an automatic process', ' ',
+      x.action === 'update' && x.field ? [`changed ${human(x.field)}: `, h('del', {}, fmt(x.field, x.old_value)), ' → ', h('ins', {}, fmt(x.field, x.new_value))] : DID[x.action] || `${x.action} (record)`)))
       : h('p', { class: 'muted' }, 'No recorded changes.'));
   } catch (e) { box.append(errorBox(e)); }
 }
