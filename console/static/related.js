@@ -3,7 +3,7 @@
 // hierarchy, roll-up and timeline, the lead conversion wizard, the contact merge screen and
 // an opportunity's stage history.
 import { api, listAll, q } from './api.js';
-import { h, toast, errorBox, fmtMoney, fmtTime } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table } from './ui.js';
 import { relatedList, titleOf } from './records.js';
 import { entityMeta, labels, refLink, input, human } from './fields.js';
 import { attachmentsPanel } from './fieldops.js';
@@ -22,6 +22,7 @@ export async function decorate(root, actions, entity, row, m) {
     add(accountContacts(row));
     add(relatedList('Opportunities', 'opportunities', eq('account_id', row.id), { account_id: row.id }, true));
     add(relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
+    add(assets(row));
     add(timeline(row));
     add(openAlerts(row));
     add(customerValue(row));
@@ -177,6 +178,22 @@ async function timeline(a) {
       t.body ? h('p', { class: 'tbody' }, t.body.slice(0, 300)) : null))))
       : h('p', { class: 'muted' }, 'No activities yet: log a call or a visit from "New activity".'));
     box.append(h('a', { class: 'button', href: `#/new/activities/account_id=${a.id}` }, 'New activity'));
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
+/** The account's installed equipment (GET /api/v1/assets): model, serial, contract, device. */
+async function assets(a) {
+  const box = h('section', { class: 'related', id: 'account-assets' }, h('h2', {}, 'Equipment'));
+  try {
+    const r = await api(`/api/v1/assets${q({ account_id: a.id })}`);
+    box.append(r.items.length ? h('div', { class: 'table-box', role: 'region', 'aria-label': 'Equipment', tabindex: 0 }, table([
+      { label: 'Model', render: (x) => x.equipment_model },
+      { label: 'Serial', render: (x) => x.serial || '—' },
+      { label: 'Device', render: (x) => (x.device_id ? h('a', { href: `#/device/${encodeURIComponent(x.device_id)}` }, x.device_id) : '—') },
+      { label: 'Installed', render: (x) => (x.installed_on ? fmtDate(`${x.installed_on}T12:00:00`) : '—') },
+      { label: 'Contract', render: (x) => `${x.contract_tier} · SLA ${x.sla_hours} h` },
+    ], r.items)) : h('p', { class: 'muted' }, 'No equipment recorded at this account.'));
   } catch (e) { box.append(errorBox(e)); }
   return box;
 }

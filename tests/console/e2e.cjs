@@ -265,6 +265,7 @@ const scenarios = {
 // the CRM's record, search and report scenarios (e2e_crm.cjs) share the helpers above
 Object.assign(scenarios, require('./e2e_crm.cjs')({ newPage, signIn, shot }));
 Object.assign(scenarios, require('./e2e_fieldops.cjs')({ newPage, signIn, shot }));
+Object.assign(scenarios, require('./e2e_qa.cjs')({ newPage, signIn, shot }));
 
 (async () => {
   const [name, base, params] = process.argv.slice(2);

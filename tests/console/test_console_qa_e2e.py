@@ -1,0 +1,67 @@
+"""What a new user clicking through the console hit, in headless Chromium: markup in a name
+stays text, an out-of-range amount is refused on its field in words (and the form keeps the
+input), a lead's "converted" status is not offered outside the conversion wizard, the deal
+names its lead, the audit history names people and records ("created the record", no raw
+ids), a saved view's refused name is explained on the name, the account page lists its
+equipment, and a negative value draws a bar down from zero."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from kernel.settings import Settings
+from tests.console.conftest import make_user
+from tests.console.test_crm_e2e import call, login
+from tests.console.test_records_e2e import territory
+
+HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1">Zoë 😀'
+
+
+def test_what_a_new_user_hit_clicking_through_the_console(
+    console_url: str,
+    test_settings: Settings,
+    admin: dict[str, Any],
+    run_scenario: Callable[..., dict[str, Any]],
+) -> None:
+    terr = territory(test_settings.dsn)
+    rep = make_user(test_settings.dsn, "rep", territory_id=terr)
+    tok = login(console_url, admin)
+    acct = call(
+        console_url,
+        "POST",
+        "/api/v1/accounts",
+        {"name": "QA Pumps", "type": "customer", "territory_id": terr},
+        tok,
+    )
+    call(
+        console_url,
+        "POST",
+        "/api/v1/assets",
+        {"account_id": acct["id"], "equipment_model": "pump-p200", "serial": "SN-QA-1"},
+        tok,
+    )
+    company = "Quist & <Söhne>"
+    r = run_scenario(
+        "qa",
+        console_url,
+        {"user": rep, "hostile": HOSTILE, "company": company, "account": acct["id"]},
+        timeout_s=300,
+    )
+    assert r["sourceOffered"] is True
+    assert r["amountError"] == "must be less than 10,000,000,000,000,000"
+    assert r["keptName"] == HOSTILE
+    assert r["title"] == HOSTILE and r["pwned"] is None
+    for choices in (r["createStatusChoices"], r["editStatusChoices"], r["bulkStatusChoices"]):
+        assert "new" in choices and "converted" not in choices
+    assert r["dealLead"] == HOSTILE
+    audit = r["audit"]
+    assert "created the record" in audit and "insertd" not in audit
+    assert f"changed Lead: — → {HOSTILE}" in audit
+    assert not re.search(r"→ \d+\b", audit)
+    assert r["viewBlank"] == "Name the view first" and r["viewMax"] == "200"
+    assert r["viewError"] == "View name must have at most 200 characters"
+    assert r["assets"] == [["pump-p200", "SN-QA-1", "—", "—", "standard · SLA 48 h"]]
+    assert len(r["barHeights"]) == 4 and all(h > 0 for h in r["barHeights"])
+    assert r["errors"] == []
