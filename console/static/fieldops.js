@@ -131,7 +131,7 @@ export function deviceCommands(id, done) {
   config.addEventListener('submit', (e) => { e.preventDefault(); void send('config', { sample_interval_s: Number(interval.value) }); });
   const reboot = h('button', { type: 'button' }, 'Reboot');
   reboot.addEventListener('click', () => { if (confirm(`Reboot ${id}?`)) void send('reboot', {}); });
-  const image = /** @type {HTMLSelectElement} */ (h('select', { name: 'sha256', 'aria-label': 'Firmware image' }, h('option', { value: '' }, 'Firmware…')));
+  const image = /** @type {HTMLSelectElement} */ (h('select', { name: 'sha256', 'aria-label': 'Firmware image' }, h('option', { value: '' }, 'Choose an image')));
   const ota = h('form', { class: 'toolbar', 'aria-label': 'Update firmware' }, image, h('button', { type: 'submit' }, 'Update'));
   ota.addEventListener('submit', (e) => {
     e.preventDefault();

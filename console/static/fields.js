@@ -44,7 +44,8 @@ export function refLink(entity, id) {
   return el;
 }
 
-export const human = (name) => name.replace(/_id$/, '').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+export const human = (name) => name.replace(/_id$/, '').replace(/_min$/, ' (min)').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase())
+  .replace(/^Sla\b/, 'SLA').replace(/^Tz$/, 'Time zone');
 
 const HIDDEN = new Set(['id', 'version', 'phone_normalized', 'conversion_mapping', 'assignment_rule_id']);
 export const shown = (f) => !HIDDEN.has(f.name) && f.kind !== 'password' && f.kind !== 'multipolygon';
@@ -191,6 +192,8 @@ export function friendly(message, field) {
     .replace(/^Expected `str` matching regex .*$/, 'is not in the expected format')
     .replace(/Expected `str` of length <= (\d+).*$/, 'must have at most $1 characters')
     .replace(/Expected `str` of length >= (\d+).*$/, 'must not be empty')
+    .replace(/^Expected `\w+`, got `null`.*$/, 'is required')
+    .replace(/^Object missing required field.*$/, 'is required')
     .replace(/Expected `int`.*$/, 'must be a whole number')
     .replace(/Expected `(float|decimal)`.*$/, 'must be a number')
     .replace(/Invalid enum value '([^']*)'.*$/, '"$1" is not one of the choices');
