@@ -7,9 +7,13 @@ equipment, and a negative value draws a bar down from zero."""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.error
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from kernel.settings import Settings
 from tests.console.conftest import make_user
@@ -65,3 +69,26 @@ def test_what_a_new_user_hit_clicking_through_the_console(
     assert r["assets"] == [["pump-p200", "SN-QA-1", "—", "—", "standard · SLA 48 h"]]
     assert len(r["barHeights"]) == 4 and all(h > 0 for h in r["barHeights"])
     assert r["errors"] == []
+
+
+def test_a_rule_across_fields_is_refused_on_the_field_a_person_corrects(
+    console_url: str, admin: dict[str, Any]
+) -> None:
+    tok = login(console_url, admin)
+
+    def refusal(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            call(console_url, "POST", path, body, tok)
+        assert e.value.code == 422
+        err: dict[str, Any] = json.loads(e.value.read())["error"]
+        return err
+
+    late = {"type": "call", "subject": "QA", "start_at": "2026-01-02T10:00:00Z"}
+    err = refusal("/api/v1/activities", {**late, "end_at": "2026-01-01T10:00:00Z"})
+    assert err == {"code": "invalid", "message": "end_at: ends before it starts", "field": "end_at"}
+    acct = call(console_url, "POST", "/api/v1/accounts", {"name": "QA windows"}, tok)
+    window = {"earliest_start": "2026-01-02T10:00:00Z", "latest_end": "2026-01-01T10:00:00Z"}
+    err = refusal("/api/v1/work_orders", {"title": "QA", "account_id": acct["id"], **window})
+    assert err["field"] == "latest_end" and "constraint" not in err["message"]
+    err = refusal("/api/v1/contacts", {"email": "nobody@example.test"})
+    assert err["field"] == "last_name" and "constraint" not in err["message"]
