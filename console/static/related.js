@@ -293,20 +293,35 @@ async function duplicates(actions, sections, contact) {
   const checks = others.map((o) => h('input', { type: 'checkbox', checked: true, value: o.id, 'aria-label': `Merge ${titleOf('contacts', o)}` }));
   const fieldOf = (n) => m.fields.find((f) => f.name === n);
   const { display } = await import('./fields.js');
-  box.append(h('table', { class: 'grid' },
+  box.append(h('div', { class: 'table-box', role: 'region', 'aria-label': 'Duplicates side by side', tabindex: 0 }, h('table', { class: 'grid' },
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'This contact (kept)'), others.map((o, i) => h('th', { scope: 'col' }, checks[i], ` ${titleOf('contacts', o)}`)))),
-    h('tbody', {}, COMPARE.map((n) => h('tr', {}, h('th', { scope: 'row' }, human(n)), h('td', {}, display(fieldOf(n), contact)), others.map((o) => h('td', {}, display(fieldOf(n), o))))))));
+    h('tbody', {}, COMPARE.map((n) => h('tr', {}, h('th', { scope: 'row' }, human(n)), h('td', {}, display(fieldOf(n), contact)), others.map((o) => h('td', {}, display(fieldOf(n), o)))))))));
   const err = h('p', { class: 'error', role: 'alert' });
   const btn = h('button', { type: 'button', class: 'primary', id: 'merge-go' }, 'Merge into this contact');
   btn.addEventListener('click', async () => {
     const mergeIds = checks.filter((c) => /** @type {HTMLInputElement} */ (c).checked).map((c) => Number(/** @type {HTMLInputElement} */ (c).value));
+    err.textContent = '';
     if (!mergeIds.length) { err.textContent = 'Tick at least one duplicate.'; return; }
-    btn.disabled = true;
-    try {
-      await api(`/api/v1/contacts/${contact.id}/merge`, { method: 'POST', body: { merge_ids: mergeIds } });
-      toast(`${mergeIds.length} merged`);
-      window.dispatchEvent(new HashChangeEvent('hashchange'));
-    } catch (e) { err.textContent = e.message; btn.disabled = false; }
+    // merging deletes the ticked contacts: say so and ask first, as Delete does
+    const names = others.filter((o) => mergeIds.includes(o.id)).map((o) => titleOf('contacts', o));
+    const dlg = /** @type {HTMLDialogElement} */ (h('dialog', { id: 'confirm-merge', 'aria-labelledby': 'confirm-merge-title' }));
+    const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-merge-yes' }, 'Merge');
+    const derr = h('p', { class: 'error', role: 'alert' });
+    dlg.append(h('h2', { id: 'confirm-merge-title' }, `Merge ${names.length === 1 ? `"${names[0]}"` : `${names.length} contacts`} into "${titleOf('contacts', contact)}"?`),
+      h('p', {}, `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} deleted once merged; this cannot be undone.`), derr,
+      h('div', { class: 'toolbar' }, yes, h('button', { type: 'button', onclick: () => dlg.close() }, 'Cancel')));
+    yes.addEventListener('click', async () => {
+      yes.disabled = true;
+      try {
+        await api(`/api/v1/contacts/${contact.id}/merge`, { method: 'POST', body: { merge_ids: mergeIds } });
+        dlg.close();
+        toast(`${mergeIds.length} merged`);
+        window.dispatchEvent(new HashChangeEvent('hashchange'));
+      } catch (e) { derr.textContent = e.message; yes.disabled = false; }
+    });
+    dlg.addEventListener('close', () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
   });
   box.append(err, btn);
   actions.append(h('a', { class: 'button', href: '#merge' }, `Duplicates (${others.length})`));

@@ -57,6 +57,20 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.goto(`${base}/console/#/r/accounts/${p.account}`);
     await page.waitForSelector('#account-assets table, #account-assets p');
     out.assets = await page.$$eval('#account-assets tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+    // merging duplicates deletes them: a confirmation says so; Cancel keeps them
+    await page.goto(`${base}/console/#/r/contacts/${p.keep}`);
+    await page.waitForSelector('#merge-go');
+    await page.click('#merge-go');
+    await page.waitForSelector('#confirm-merge[open]');
+    out.mergeAsk = await page.textContent('#confirm-merge');
+    await page.click('#confirm-merge button:not(.danger)');
+    await page.waitForSelector('#confirm-merge', { state: 'detached' });
+    out.afterCancel = await page.evaluate(async (id) => (await fetch(`/api/v1/contacts/${id}`, { headers: { Authorization: `Bearer ${localStorage.getItem('fm.token')}` } })).status, p.dup);
+    await page.click('#merge-go');
+    await page.click('#confirm-merge-yes');
+    await page.waitForSelector('#confirm-merge', { state: 'detached' });
+    await page.waitForFunction(() => !document.querySelector('#merge'));
+    out.afterMerge = await page.evaluate(async (id) => (await fetch(`/api/v1/contacts/${id}`, { headers: { Authorization: `Bearer ${localStorage.getItem('fm.token')}` } })).status, p.dup);
     // a bar of a negative value goes down from zero (a KPI's mean time to repair once was)
     out.barHeights = await page.evaluate(async () => {
       const { barChart } = await import('/console/chart.js');

@@ -46,11 +46,21 @@ def test_what_a_new_user_hit_clicking_through_the_console(
         {"account_id": acct["id"], "equipment_model": "pump-p200", "serial": "SN-QA-1"},
         tok,
     )
+    twin = {"first_name": "Dana", "last_name": "Twin", "email": f"dana.{terr}@example.test"}
+    keep = call(console_url, "POST", "/api/v1/contacts", {**twin, "territory_id": terr}, tok)
+    dup = call(console_url, "POST", "/api/v1/contacts", {**twin, "territory_id": terr}, tok)
     company = "Quist & <Söhne>"
     r = run_scenario(
         "qa",
         console_url,
-        {"user": rep, "hostile": HOSTILE, "company": company, "account": acct["id"]},
+        {
+            "user": rep,
+            "hostile": HOSTILE,
+            "company": company,
+            "account": acct["id"],
+            "keep": keep["id"],
+            "dup": dup["id"],
+        },
         timeout_s=300,
     )
     assert r["sourceOffered"] is True
@@ -67,6 +77,8 @@ def test_what_a_new_user_hit_clicking_through_the_console(
     assert r["viewBlank"] == "Name the view first" and r["viewMax"] == "200"
     assert r["viewError"] == "View name must have at most 200 characters"
     assert r["assets"] == [["pump-p200", "SN-QA-1", "—", "—", "standard · SLA 48 h"]]
+    assert "Dana Twin is deleted once merged" in r["mergeAsk"]
+    assert r["afterCancel"] == 200 and r["afterMerge"] == 404
     assert len(r["barHeights"]) == 4 and all(h > 0 for h in r["barHeights"])
     assert r["errors"] == []
 
