@@ -7,6 +7,8 @@ equipment, and a negative value draws a bar down from zero."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import urllib.error
@@ -18,6 +20,7 @@ import pytest
 from kernel.settings import Settings
 from tests.console.conftest import make_user
 from tests.console.test_crm_e2e import call, login
+from tests.console.test_list_export_api import fetch, xlsx_rows
 from tests.console.test_records_e2e import territory
 
 HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1">Zoë 😀'
@@ -104,3 +107,32 @@ def test_a_rule_across_fields_is_refused_on_the_field_a_person_corrects(
     assert err["field"] == "latest_end" and "constraint" not in err["message"]
     err = refusal("/api/v1/contacts", {"email": "nobody@example.test"})
     assert err["field"] == "last_name" and "constraint" not in err["message"]
+
+
+def test_exports_write_a_list_field_as_words_not_a_python_list(
+    console_url: str, admin: dict[str, Any]
+) -> None:
+    tok = login(console_url, admin)
+    acct = call(console_url, "POST", "/api/v1/accounts", {"name": "QA rivals"}, tok)
+    deal = {"name": "QA rivals deal", "account_id": acct["id"], "competitors": ["=Rival", "Other"]}
+    opp = call(console_url, "POST", "/api/v1/opportunities", deal, tok)
+    only = json.dumps({"field": "id", "op": "eq", "value": opp["id"]})
+    _, data = fetch(
+        console_url,
+        tok,
+        "/api/v1/list_exports/opportunities.csv",
+        filter=only,
+        columns="name,competitors",
+    )
+    assert list(csv.reader(io.StringIO(data.decode()))) == [
+        ["Name", "Competitors"],
+        ["QA rivals deal", "'=Rival, Other"],
+    ]
+    _, data = fetch(
+        console_url,
+        tok,
+        "/api/v1/list_exports/opportunities.xlsx",
+        filter=only,
+        columns="name,competitors",
+    )
+    assert xlsx_rows(data)[1] == ["QA rivals deal", "=Rival, Other"]
