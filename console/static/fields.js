@@ -159,6 +159,7 @@ function refPicker(f, value, id) {
     if (byLabel.has(inp.value)) { chosen = byLabel.get(inp.value); return; }
     chosen = inp.value ? undefined : null;
     clearTimeout(timer);
+    if (!inp.value.trim()) { list.replaceChildren(); return; } // nothing to search (the API wants a query)
     timer = setTimeout(async () => {
       const r = await api(`/console/api/search${q({ q: inp.value, types: f.ref, limit: 10 })}`).catch(() => ({ items: [] }));
       list.replaceChildren(...r.items.map((x) => { byLabel.set(x.label, Number(x.id)); return h('option', { value: x.label }, x.detail || ''); }));
