@@ -45,7 +45,7 @@ export function refLink(entity, id) {
 }
 
 export const human = (name) => name.replace(/_id$/, '').replace(/_min$/, ' (min)').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase())
-  .replace(/^Sla\b/, 'SLA').replace(/^Tz$/, 'Time zone');
+  .replace(/^Sla\b/, 'SLA').replace(/^Tz$/, 'Time zone').replace(/^Probability is override$/, 'Probability set by hand');
 
 const HIDDEN = new Set(['id', 'version', 'phone_normalized', 'conversion_mapping', 'assignment_rule_id']);
 export const shown = (f) => !HIDDEN.has(f.name) && f.kind !== 'password' && f.kind !== 'multipolygon';
