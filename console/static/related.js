@@ -47,6 +47,8 @@ export async function decorate(root, actions, entity, row, m) {
     add(relatedList('Activities', 'activities', eq('work_order_id', row.id), { work_order_id: row.id, account_id: row.account_id }, true));
     add(Promise.resolve(attachmentsPanel({ work_order_id: row.id })));
   } else if (entity === 'users') {
+    // who may create users (admins) also sets their password: a new user has none to sign in with
+    if (m.may_create) add(Promise.resolve(passwordForm(row)));
     add(relatedList('Accounts owned', 'accounts', eq('owner_id', row.id), {}, false));
   } else if (entity === 'territories') {
     add(relatedList('Accounts', 'accounts', eq('territory_id', row.id), {}, false));
@@ -274,6 +276,31 @@ function convertWizard(lead) {
   dlg.addEventListener('close', () => dlg.remove());
   document.body.append(dlg);
   dlg.showModal();
+}
+
+// ---------------------------------------------------------------------------- password
+
+/** An admin sets a user's password (PUT /api/v1/users/{id}/password; their sessions end). */
+function passwordForm(user) {
+  const pw = /** @type {HTMLInputElement} */ (h('input', { type: 'password', id: 'user-password', name: 'password', autocomplete: 'new-password', minlength: 8, maxlength: 1024, 'aria-describedby': 'user-password-error' }));
+  const err = h('span', { class: 'field-error', id: 'user-password-error', role: 'alert' });
+  const go = h('button', { type: 'submit', id: 'user-password-save' }, 'Set password');
+  const form = h('form', { class: 'record-form', novalidate: true },
+    h('div', { class: 'form-field' }, h('label', { for: 'user-password' }, 'New password'), pw, err), go);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    err.textContent = ''; pw.removeAttribute('aria-invalid');
+    go.disabled = true;
+    try {
+      await api(`/api/v1/users/${user.id}/password`, { method: 'PUT', body: { password: pw.value } });
+      pw.value = '';
+      toast(`Password set for ${user.name || user.email}; their sessions were ended`);
+    } catch (ex) {
+      err.textContent = ex.message.replace(/^password:? /, '');
+      pw.setAttribute('aria-invalid', 'true'); pw.focus();
+    } finally { go.disabled = false; }
+  });
+  return h('section', { class: 'related', id: 'user-password-box' }, h('h2', {}, 'Password'), form);
 }
 
 // ---------------------------------------------------------------------------- merge

@@ -79,4 +79,19 @@ module.exports = ({ newPage, signIn, shot }) => ({
     });
     return { ...out, errors };
   },
+
+  // An admin gives a user created in the console a password (it had none to sign in with).
+  async qaPassword(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, `/console/#/r/users/${p.target}`);
+    await page.waitForSelector('#user-password');
+    await page.fill('#user-password', 'short');
+    await page.click('#user-password-save');
+    await page.waitForFunction(() => document.getElementById('user-password-error').textContent);
+    const tooShort = await page.textContent('#user-password-error');
+    await page.fill('#user-password', p.password);
+    await page.click('#user-password-save');
+    await page.waitForFunction(() => document.getElementById('toast').textContent.startsWith('Password set'));
+    return { tooShort, cleared: await page.inputValue('#user-password'), errors };
+  },
 });

@@ -136,3 +136,20 @@ def test_exports_write_a_list_field_as_words_not_a_python_list(
         columns="name,competitors",
     )
     assert xlsx_rows(data)[1] == ["QA rivals deal", "=Rival, Other"]
+
+
+def test_an_admin_gives_a_new_user_a_password_in_the_console(
+    console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
+) -> None:
+    tok = login(console_url, admin)
+    email = f"new-{admin['id']}@example.test"
+    user = call(
+        console_url, "POST", "/api/v1/users", {"email": email, "name": "New", "role": "rep"}, tok
+    )
+    password = "a-long-enough-secret-7"
+    r = run_scenario(
+        "qaPassword", console_url, {"user": admin, "target": user["id"], "password": password}
+    )
+    assert r["tooShort"] == "must have at least 8 characters"
+    assert r["cleared"] == "" and r["errors"] == []
+    assert login(console_url, {"email": email, "password": password})
