@@ -127,6 +127,7 @@ export function input(f, value, id) {
   if (f.minimum !== null && (f.kind === 'int' || f.kind === 'decimal')) attrs.min = f.minimum;
   if (f.maximum !== null && (f.kind === 'int' || f.kind === 'decimal')) attrs.max = f.maximum;
   if (f.max_len) attrs.maxlength = f.max_len;
+  if (f.name === 'timezone' || f.name === 'tz') attrs.list = zoneList(); // suggestions: the API takes IANA names only
   let v = value ?? '';
   if (f.kind === 'datetime' && value) v = localInput(value);
   if (f.kind === 'time' && value) v = String(value).slice(0, 5);
@@ -144,6 +145,16 @@ export function input(f, value, id) {
     return inp.value;
   };
   return { el: inp, get, focus: () => inp.focus() };
+}
+
+// The browser's IANA time zone names, one shared datalist for every time zone field.
+function zoneList() {
+  const id = 'fm-time-zones';
+  if (!document.getElementById(id)) {
+    const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+    document.body.append(h('datalist', { id }, ['UTC', ...zones].map((z) => h('option', { value: z }))));
+  }
+  return id;
 }
 
 // A search-as-you-type picker for references to large lists (accounts, contacts, ...).

@@ -153,3 +153,15 @@ def test_an_admin_gives_a_new_user_a_password_in_the_console(
     assert r["tooShort"] == "must have at least 8 characters"
     assert r["cleared"] == "" and r["errors"] == []
     assert login(console_url, {"email": email, "password": password})
+
+
+def test_a_time_zone_must_be_one_that_exists(console_url: str, admin: dict[str, Any]) -> None:
+    tok = login(console_url, admin)
+    body = {"email": f"tz-{admin['id']}@example.test", "name": "TZ", "role": "rep"}
+    with pytest.raises(urllib.error.HTTPError) as e:
+        call(console_url, "POST", "/api/v1/users", {**body, "timezone": "Mars/Olympus"}, tok)
+    assert e.value.code == 422
+    err = json.loads(e.value.read())["error"]
+    assert err["field"] == "timezone" and "not a known time zone" in err["message"]
+    user = call(console_url, "POST", "/api/v1/users", {**body, "timezone": "Europe/Berlin"}, tok)
+    assert user["timezone"] == "Europe/Berlin"
