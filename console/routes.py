@@ -270,14 +270,19 @@ class MapPlans(msgspec.Struct, frozen=True, rename={"day": "date"}):
 
 
 def plan_clause(principal: Principal, alias: str) -> tuple[sql.Composable, list[Any]]:
-    """The routing plan rule: a plan is visible when its territory is the caller's (or their
-    team's), when they (or their team) created it, or when it routes them (or their team)."""
+    """The routing plan rule (routing.access.may_see_plan): a plan is visible when it routes
+    the caller (or their team); to others than reps also when its territory is theirs (or
+    their team's) or they (or their team) created it."""
     if principal.sees_everything:
         return sql.SQL("TRUE"), []
-    cond, params = access_clause(principal, alias, owner_column="created_by")
     routed = sql.SQL(
         "EXISTS (SELECT 1 FROM routing_stops rs WHERE rs.plan_id = {} AND rs.rep_id = ANY(%s))"
     ).format(sql.Identifier(alias, "id"))
+    if principal.role == "rep":
+        # as routing.access.may_see_plan: a rep sees a plan that routes them, not every plan
+        # of their territory (listing those made the map fetch routes answering 404)
+        return routed, [list(principal.team_user_ids)]
+    cond, params = access_clause(principal, alias, owner_column="created_by")
     return sql.SQL("({} OR {})").format(cond, routed), [*params, list(principal.team_user_ids)]
 
 

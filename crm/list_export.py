@@ -138,6 +138,8 @@ def _plain(v: Any) -> Any:
         return v.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     if isinstance(v, dt.date):
         return v.isoformat()
+    if isinstance(v, list) and all(isinstance(x, str | int | float) for x in v):
+        return ", ".join(str(x) for x in v)  # skills, competitors: "a, b" (never "['a']")
     return v
 
 

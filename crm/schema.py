@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import json
 import re
+import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -258,6 +259,17 @@ def _check_json(name: str, value: Any) -> None:
             _check_json(name, v)
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+def _check_zone(name: str, value: str) -> None:
+    # the pattern lets "Mars/Olympus" through; a rep's day, shift and ETA are computed in it
+    if value not in _zones():
+        raise _bad(name, "is not a known time zone (an IANA name like Europe/Paris)")
+
+
 def _check_time(name: str, value: dt.datetime) -> None:
     try:
         ok = _MIN_TIME <= value <= _MAX_TIME
@@ -274,6 +286,8 @@ def column_value(f: Field, value: Any) -> Any:
     k = f.kind
     if k in ("text", "password"):
         _check_text(f.name, value)
+        if f.name in ("tz", "timezone"):
+            _check_zone(f.name, value)
         return value
     if k == "decimal":
         return Decimal(str(value))

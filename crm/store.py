@@ -55,7 +55,17 @@ async def db_errors() -> AsyncIterator[None]:
         raise Unprocessable(
             f"{fld}: no such record ({detail})", field=fld, code="unknown_reference"
         ) from None
-    except (errors.CheckViolation, errors.NotNullViolation, errors.RaiseException) as exc:
+    except errors.CheckViolation as exc:
+        # a rule across fields, in words and on the field a person corrects (the database's
+        # own sentence names a constraint, never a field)
+        known = _CHECKS.get(exc.diag.constraint_name or "")
+        if known is not None:
+            raise Unprocessable(f"{known[0]}: {known[1]}", field=known[0]) from None
+        fld = exc.diag.column_name or _field_of(exc)
+        raise Unprocessable(
+            exc.diag.message_primary or "refused by a database rule", field=fld
+        ) from None
+    except (errors.NotNullViolation, errors.RaiseException) as exc:
         fld = exc.diag.column_name or _field_of(exc)
         raise Unprocessable(
             exc.diag.message_primary or "refused by a database rule", field=fld
@@ -71,6 +81,16 @@ async def db_errors() -> AsyncIterator[None]:
         raise Conflict(
             exc.diag.message_primary or "refused by a database rule", field=_field_of(exc)
         ) from None
+
+
+# Check constraints over several columns (crm/migrations): the field to correct and why.
+_CHECKS: dict[str, tuple[str, str]] = {
+    "activities_check": ("end_at", "ends before it starts"),
+    "work_orders_check": ("latest_end", "is before the earliest start"),
+    "contacts_check": ("last_name", "a contact needs a first name, a last name or a company name"),
+    "leads_check": ("last_name", "a lead needs a first name, a last name or a company"),
+    "accounts_check": ("parent_id", "an account cannot be its own parent"),
+}
 
 
 def _field_of(exc: psycopg.Error) -> str | None:

@@ -121,8 +121,8 @@ def open_work_order(
         """
         INSERT INTO work_orders (account_id, title, description, priority, status, sla_due_at,
                                  required_skills, latest_end, assignee_id, source, source_ref,
-                                 territory_id, custom)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                 territory_id, custom, created_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (source, source_ref) WHERE source_ref IS NOT NULL DO NOTHING
         RETURNING id
         """,
@@ -142,6 +142,7 @@ def open_work_order(
             Jsonb(
                 {"alert_id": alert.alert_id, "asset_id": asset_id, "alert_type": alert.alert_type}
             ),
+            now,  # the SLA's clock: completion and due time are on it too (MTTR, attainment)
         ),
     ).fetchone()
     if row is None:  # a concurrent writer opened it first

@@ -5,8 +5,30 @@
 // (PATCH, with the server's 409 answer shown: what is in the way, and free times instead);
 // and the create-meeting form with the slot finder (POST /api/v1/calendar/slots).
 // Route: #/calendar/VIEW/YYYY-MM-DD with VIEW day | week | month | resources.
-import { api, q } from './api.js';
+import { api, q, listAll } from './api.js';
 import { h, toast, errorBox } from './ui.js';
+import { input } from './fields.js';
+
+/** @type {Promise<{id: number, label: string}[]> | null} */
+let peopleList = null;
+/** The people the caller may pick (by name; a rep may see only some): loaded once. */
+const peopleOptions = (me) => {
+  if (!peopleList) {
+    peopleList = listAll('/api/v1/users', { sort: 'name' }, 500)
+      .then((us) => us.filter((u) => u.active !== false).map((u) => ({ id: u.id, label: u.name || u.email })))
+      .catch(() => []);
+  }
+  return peopleList.then((ps) => (ps.some((p) => p.id === me.user_id) ? ps : [{ id: me.user_id, label: 'Me' }, ...ps]));
+};
+
+/** A multiple choice of people by name (never their ids), `selected` chosen.
+ * @param {any} me @param {number[]} selected @param {Record<string, any>} attrs */
+function peoplePicker(me, selected, attrs) {
+  const sel = /** @type {HTMLSelectElement} */ (h('select', { multiple: true, size: 3, ...attrs }));
+  void peopleOptions(me).then((ps) => sel.replaceChildren(...ps.map((p) => h('option', { value: p.id, selected: selected.includes(p.id) }, p.id === me.user_id ? `${p.label} (me)` : p.label))));
+  return sel;
+}
+const chosen = (/** @type {HTMLSelectElement} */ sel) => [...sel.selectedOptions].map((o) => Number(o.value));
 
 const VIEWS = ['day', 'week', 'month', 'resources'];
 const FIRST_HOUR = 6;
@@ -265,12 +287,16 @@ async function meetingForm(root, me, refresh) {
   try { res = (await api('/api/v1/calendar/resources')).items; } catch { res = []; }
   const results = h('div', { class: 'cal-slots', 'aria-live': 'polite' });
   const panel = h('div', {});
+  const attendees = peoplePicker(me, state.people.length ? state.people : [me.user_id], { name: 'attendees' });
+  const account = input({ name: 'account_id', kind: 'int', ref: 'accounts', enum: [], nullable: true }, null, 'cal-account');
+  /** @returns {number | null} the chosen account; a name typed but not picked is refused */
+  const accountId = () => { try { return account.get(); } catch (e) { toast(e.message, 'error'); account.focus(); throw e; } };
   const form = /** @type {HTMLFormElement} */ (h('form', { class: 'cal-new', 'aria-label': 'New meeting' },
     h('h2', {}, 'New meeting'),
     h('label', {}, 'Subject ', h('input', { name: 'subject', required: true, maxlength: 300 })),
-    h('label', {}, 'Attendees (user ids) ', h('input', { name: 'attendees', value: state.people.join(',') || String(me.user_id), pattern: '[0-9, ]+' })),
+    h('label', {}, 'Attendees ', attendees),
     h('label', {}, 'Duration ', h('select', { name: 'duration' }, [15, 30, 45, 60, 90, 120].map((m) => h('option', { value: m, selected: m === 30 }, `${m} min`)))),
-    h('label', {}, 'On site at account (id, optional) ', h('input', { name: 'account', inputmode: 'numeric', pattern: '[0-9]*' })),
+    h('label', { for: 'cal-account' }, 'On site at account (optional) ', account.el),
     h('label', {}, 'From ', h('input', { name: 'from', type: 'date', value: isoDay(new Date()) })),
     res.length ? h('fieldset', {}, h('legend', {}, 'Resources'), res.map((r) => h('label', { class: 'inline' },
       h('input', { type: 'checkbox', name: 'resource', value: r.id }), ` ${r.name}`))) : null,
@@ -280,17 +306,18 @@ async function meetingForm(root, me, refresh) {
       h('button', { type: 'submit' }, 'Create meeting')),
     results, panel));
   const value = (/** @type {string} */ n) => String(new FormData(form).get(n) || '').trim();
-  const ids = (/** @type {string} */ s) => s.split(/[ ,]+/).filter(Boolean).map(Number).filter((n) => n > 0);
   const resources = () => new FormData(form).getAll('resource').map(Number);
   /** @type {HTMLButtonElement} */ (form.querySelector('.cal-find')).addEventListener('click', async () => {
     results.replaceChildren(h('p', { class: 'muted' }, 'Searching…'));
     const from = parseDay(value('from'));
     const start = new Date(Math.max(+from, Date.now()));
     const body = {
-      attendees: ids(value('attendees')), duration_min: Number(value('duration')),
+      attendees: chosen(attendees), duration_min: Number(value('duration')),
       start: start.toISOString(), end: addDays(from, 14).toISOString(), resources: resources(), mode: 'best', limit: 8,
     };
-    if (value('account')) Object.assign(body, { account_id: Number(value('account')) });
+    let acc;
+    try { acc = accountId(); } catch { results.replaceChildren(); return; }
+    if (acc) Object.assign(body, { account_id: acc });
     try {
       const found = await api('/api/v1/calendar/slots', { method: 'POST', body });
       results.replaceChildren(found.items.length ? h('ol', {}, found.items.map((/** @type {any} */ s) => h('li', { class: 'cal-slot' },
@@ -311,13 +338,15 @@ async function meetingForm(root, me, refresh) {
     e.preventDefault();
     const start = value('start');
     if (!start) { toast('Find slots and pick one first', 'error'); return; }
-    const people = ids(value('attendees'));
+    const people = chosen(attendees);
+    let acc;
+    try { acc = accountId(); } catch { return; }
     const end = new Date(+new Date(start) + Number(value('duration')) * 60000).toISOString();
     const body = {
       subject: value('subject'), start, end, owner_id: people[0] || me.user_id, resource_ids: resources(), reminder_min: 15,
       tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
     };
-    if (value('account')) Object.assign(body, { account_id: Number(value('account')) });
+    if (acc) Object.assign(body, { account_id: acc });
     if (await send('/api/v1/calendar/meetings', 'POST', body, panel)) {
       toast('Meeting created');
       form.remove();
@@ -341,7 +370,7 @@ export async function calendarView(root, args, session) {
   const title = view === 'month' ? day.toLocaleDateString([], { month: 'long', year: 'numeric' })
     : view === 'week' ? `Week of ${from.toLocaleDateString([], { day: 'numeric', month: 'long', year: 'numeric' })}`
       : day.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
-  const people = /** @type {HTMLInputElement} */ (h('input', { value: state.people.join(','), size: 12, 'aria-label': 'People (user ids)' }));
+  const people = peoplePicker(me, state.people, { 'aria-label': 'People shown' });
   const panel = h('div', { class: 'cal-panel' });
   const body = h('div', { class: 'cal-body' });
   const refresh = () => { void draw(); };
@@ -358,7 +387,7 @@ export async function calendarView(root, args, session) {
       h('button', { type: 'button', class: 'cal-new-btn', onclick: () => { if (!root.querySelector('.cal-new')) void meetingForm(body.parentElement || root, me, refresh); } }, 'New meeting')),
     panel, body);
   people.addEventListener('change', () => {
-    state.people = people.value.split(/[ ,]+/).map(Number).filter((n) => n > 0).slice(0, 50);
+    state.people = chosen(people).slice(0, 50);
     refresh();
   });
 

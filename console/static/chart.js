@@ -73,14 +73,19 @@ export function barChart(bars, series, { unit = '', title = '', colors = ['#0969
   const pad = { l: 70, r: 12, t: 40, b: 36 }; // the legend has its own band above the plot
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `${title || series.join(', ')}${unit ? ` in ${unit}` : ''}` });
   if (!bars.length) { svg.append(el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no data')); return svg; }
-  const max = Math.max(1, ...bars.flatMap((b) => b.values.map(Number)));
+  // the axis spans zero and every value: a negative value is a bar down from zero
+  const finite = bars.flatMap((b) => b.values.map(Number)).filter(Number.isFinite);
+  const max = Math.max(1, ...finite);
+  const min = Math.min(0, ...finite);
   const slot = (W - pad.l - pad.r) / Math.max(1, bars.length);
   const bw = Math.max(2, (slot * 0.8) / series.length);
   const every = Math.ceil(bars.length / 12); // at most 12 axis labels: no overlap
-  axes(svg, pad, 0, max, bars.map((b, i) => [pad.l + slot * (i + 0.5), i % every ? '' : String(b.label).slice(0, 14)]), unit);
+  axes(svg, pad, min, max, bars.map((b, i) => [pad.l + slot * (i + 0.5), i % every ? '' : String(b.label).slice(0, 14)]), unit);
+  const Y = (v) => H - pad.b - ((H - pad.t - pad.b) * (v - min)) / (max - min);
   bars.forEach((b, i) => b.values.forEach((v, j) => {
-    const y = H - pad.b - ((H - pad.t - pad.b) * Number(v)) / max;
-    const r = el('rect', { x: pad.l + slot * i + slot * 0.1 + bw * j, y, width: bw, height: H - pad.b - y, fill: colors[j % colors.length] });
+    const n = Number.isFinite(Number(v)) ? Number(v) : 0;
+    const y = Math.min(Y(n), Y(0));
+    const r = el('rect', { x: pad.l + slot * i + slot * 0.1 + bw * j, y, width: bw, height: Math.abs(Y(n) - Y(0)), fill: colors[j % colors.length] });
     r.append(el('title', {}, `${b.label} · ${series[j]}: ${Number(v).toLocaleString()}${unit ? ` ${unit}` : ''}`));
     svg.append(r);
   }));

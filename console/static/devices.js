@@ -10,6 +10,10 @@ const num = (x) => (x === null || x === undefined ? '—' : Number(x).toLocaleSt
 /** @param {string} id */
 const devPath = (id) => `/api/v1/devices/${encodeURIComponent(id)}`;
 
+/** A wide table scrolls sideways inside its own keyboard-reachable box (390 px phones).
+ * @param {string} label @param {HTMLElement} t */
+const scrollable = (label, t) => h('div', { class: 'table-box', role: 'region', 'aria-label': label, tabindex: 0 }, t);
+
 /** @param {HTMLElement} root @param {any} session */
 export async function fleetView(root, _args, session) {
   root.append(h('h1', {}, 'Fleet'));
@@ -38,7 +42,7 @@ export async function fleetView(root, _args, session) {
   if (manages) void rolloutsPanel(root);
   try {
     const r = await api('/api/v1/fleet/health?window_h=24');
-    models.append(h('h2', {}, 'Per equipment model (last 24 h)'), table([
+    models.append(h('h2', {}, 'Per equipment model (last 24 h)'), scrollable('Per equipment model', table([
       { key: 'equipment_model', label: 'Model' },
       { key: 'devices', label: 'Devices' },
       { key: 'online', label: 'Online' },
@@ -47,7 +51,7 @@ export async function fleetView(root, _args, session) {
       { label: 'MTBF (h)', render: (m) => (m.mtbf_h === null ? '—' : num(m.mtbf_h)) },
       { label: 'Firmware', render: (m) => Object.entries(m.firmware).map(([v, n]) => `${v}: ${n}`).join(', ') },
       { label: 'Last seen', render: (m) => fmtTime(m.last_seen) },
-    ], r.models));
+    ], r.models)));
   } catch (e) { models.append(errorBox(e)); }
   await deviceList(list, detail);
   return null;
@@ -64,13 +68,13 @@ async function deviceList(root, detail) {
   const draw = () => {
     const f = filter.value.trim().toLowerCase();
     const shown = rows.filter((d) => !f || d.device_id.toLowerCase().includes(f) || (d.name || '').toLowerCase().includes(f));
-    body.replaceChildren(shown.length ? table([
+    body.replaceChildren(shown.length ? scrollable('Devices', table([
       { label: 'Device', render: (d) => h('a', { href: `#/device/${encodeURIComponent(d.device_id)}` }, d.device_id) },
       { label: 'Name', render: (d) => d.name || '—' },
       { label: 'Status', render: (d) => (d.online ? 'online' : d.online === false ? 'offline' : 'never seen') },
       { label: 'Since', render: (d) => fmtTime(d.status_changed_at) },
       { label: 'Firmware', render: (d) => d.firmware || '—' },
-    ], shown.slice(0, 200), (d) => { void showDevice(detail, d.device_id); detail.scrollIntoView({ block: 'start' }); })
+    ], shown.slice(0, 200), (d) => { void showDevice(detail, d.device_id); detail.scrollIntoView({ block: 'start' }); }))
       : h('p', { class: 'muted' }, 'No device matches.'));
   };
   filter.addEventListener('input', draw);
@@ -96,14 +100,14 @@ async function showDevice(root, id) {
       } catch (e) { toast(e.message, 'error'); }
     });
     const cmds = await api(`${devPath(id)}/commands?limit=20`);
-    root.append(h('p', {}, ping));
+    if (root.dataset.manages === 'yes') root.append(h('p', {}, ping)); // the API refuses other roles' commands (403)
     if (root.dataset.manages === 'yes') root.append(deviceCommands(id, () => showDevice(root, id)));
-    root.append(table([
+    root.append(scrollable('Commands', table([
       { key: 'name', label: 'Command' },
       { key: 'state', label: 'State' },
       { key: 'detail', label: 'Detail' },
       { label: 'Sent', render: (c) => fmtTime(c.created_at) },
       { label: 'Finished', render: (c) => fmtTime(c.finished_at) },
-    ], cmds.items));
+    ], cmds.items)));
   } catch (e) { root.append(errorBox(e)); }
 }

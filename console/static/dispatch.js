@@ -111,11 +111,11 @@ export async function dispatchView(root, [dayArg], session) {
   const tick = setInterval(() => { for (const { w } of cards.values()) place(w); counts(); }, 60000); // countdowns
   async function waitReady(ids) {
     for (let i = 0; i < 120; i += 1) {
-      const st = await Promise.all(ids.map((id) => api(`/api/v1/routing/plans/${id}`).then((p) => p.status)));
-      if (st.every((s) => s !== 'solving')) return st;
+      const st = await Promise.all(ids.map((id) => api(`/api/v1/routing/plans/${id}`)));
+      if (st.every((s) => s.status !== 'solving')) return st;
       await new Promise((r) => { setTimeout(r, 1000); });
     }
-    return ['solving'];
+    return [{ status: 'solving', error: 'still solving after two minutes: look again later' }];
   }
   planBtn?.addEventListener('click', async () => {
     const tids = me.role === 'admin' ? [...new Set(reps.map((r) => r.territory_id).filter(Boolean))] : me.team_territory_ids;
@@ -124,7 +124,9 @@ export async function dispatchView(root, [dayArg], session) {
     try {
       const made = await Promise.all(tids.map((t) => api('/api/v1/routing/plans', { method: 'POST', body: { date: ymd(day), territory_id: t } })));
       const st = await waitReady(made.map((p) => p.id));
-      status.textContent = st.every((s) => s === 'ready') ? `Planned at ${fmtTime(new Date().toISOString())}` : `Planning ended: ${st.join(', ')}`;
+      const failed = st.filter((s) => s.status !== 'ready');
+      status.textContent = !failed.length ? `Planned at ${fmtTime(new Date().toISOString())}`
+        : `Planning did not finish: ${failed.map((s) => s.error || s.status).join('; ')}`;
       window.dispatchEvent(new HashChangeEvent('hashchange'));
     } catch (e) { status.textContent = e.message; } finally { planBtn.disabled = false; }
   });

@@ -9,6 +9,10 @@ const km = (m) => (m / 1000).toFixed(1);
 const pct = (x) => (x === null || x === undefined ? '—' : `${Math.round(x * 100)} %`);
 const isoDay = (d) => d.toISOString().slice(0, 10);
 
+/** A wide table scrolls sideways inside its own keyboard-reachable box (390 px phones).
+ * @param {string} label @param {HTMLElement} t */
+const scrollable = (label, t) => h('div', { class: 'table-box', role: 'region', 'aria-label': label, tabindex: 0 }, t);
+
 /** Per rep: visits a day, time on site, travel, first-time fix; one rep's days on click.
  * @param {HTMLElement} root */
 export async function fieldworkView(root) {
@@ -34,7 +38,7 @@ export async function fieldworkView(root) {
     try {
       const r = await api(`/api/v1/phone/analytics${q({ from: fromIn.value, to: toIn.value })}`);
       const rows = r.reps.map((x) => ({ ...x, name: names[x.rep_id] || `Rep ${x.rep_id}` }));
-      out.replaceChildren(rows.length ? table([
+      out.replaceChildren(rows.length ? scrollable('Field work per rep', table([
         { key: 'name', label: 'Rep' },
         { key: 'days_active', label: 'Days active' },
         { key: 'visits', label: 'Visits' },
@@ -45,14 +49,14 @@ export async function fieldworkView(root) {
         { key: 'work_orders_done', label: 'Work orders done' },
         { label: 'First-time fix', render: (x) => pct(x.first_time_fix_rate) },
       ], rows, (x) => {
-        days.replaceChildren(h('h2', {}, `${x.name}, day by day`), table([
+        days.replaceChildren(h('h2', {}, `${x.name}, day by day`), scrollable(`${x.name}, day by day`, table([
           { key: 'day', label: 'Day' },
           { key: 'visits', label: 'Visits' },
           { label: 'On site (h)', render: (d) => hours(d.time_on_site_s) },
           { label: 'Travel (km)', render: (d) => km(d.travel_m) },
           { label: 'Driving (h)', render: (d) => hours(d.travel_s) },
-        ], x.daily));
-      }) : h('p', { class: 'muted' }, 'No field work in this period.'));
+        ], x.daily)));
+      })) : h('p', { class: 'muted' }, 'No field work in this period.'));
     } catch (e) { out.replaceChildren(errorBox(e)); }
     out.setAttribute('aria-busy', 'false');
   };
@@ -127,7 +131,7 @@ export function deviceCommands(id, done) {
   config.addEventListener('submit', (e) => { e.preventDefault(); void send('config', { sample_interval_s: Number(interval.value) }); });
   const reboot = h('button', { type: 'button' }, 'Reboot');
   reboot.addEventListener('click', () => { if (confirm(`Reboot ${id}?`)) void send('reboot', {}); });
-  const image = /** @type {HTMLSelectElement} */ (h('select', { name: 'sha256', 'aria-label': 'Firmware image' }, h('option', { value: '' }, 'Firmware…')));
+  const image = /** @type {HTMLSelectElement} */ (h('select', { name: 'sha256', 'aria-label': 'Firmware image' }, h('option', { value: '' }, 'Choose an image')));
   const ota = h('form', { class: 'toolbar', 'aria-label': 'Update firmware' }, image, h('button', { type: 'submit' }, 'Update'));
   ota.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -156,7 +160,7 @@ export async function rolloutsPanel(root) {
       const [imgs, rs] = await Promise.all([api('/api/v1/firmware?limit=200'), api('/api/v1/rollouts?limit=20')]);
       image.replaceChildren(...imgs.items.map((f) => h('option', { value: f.sha256 }, `${f.equipment_model} ${f.version} (${Math.round(f.size_bytes / 1024)} KiB)`)));
       start.hidden = !imgs.items.length;
-      body.replaceChildren(rs.items.length ? table([
+      body.replaceChildren(rs.items.length ? scrollable('Rollouts', table([
         { key: 'id', label: '#' },
         { label: 'Image', render: (r) => `${r.equipment_model} · ${r.sha256.slice(0, 10)}…` },
         { label: 'Target', render: (r) => `${r.percent} %${r.device_group ? ` of ${r.device_group}` : ''}` },
@@ -165,7 +169,7 @@ export async function rolloutsPanel(root) {
         { key: 'reason', label: 'Reason' },
         { label: 'Started', render: (r) => fmtTime(r.created_at) },
         { label: '', render: (r) => actions(r) },
-      ], rs.items) : h('p', { class: 'muted' }, 'No rollout yet.'));
+      ], rs.items)) : h('p', { class: 'muted' }, 'No rollout yet.'));
     } catch (e) { body.replaceChildren(errorBox(e)); }
   };
   const actions = (r) => {
@@ -207,7 +211,7 @@ export async function segmentsView(root, [segment]) {
       root.append(h('p', { class: 'muted' }, 'No segments yet: they are computed with the nightly churn scoring once an account churn model is trained.'));
       return null;
     }
-    root.append(table([
+    root.append(scrollable('Segments', table([
       { label: 'Segment', render: (x) => h('a', { href: `#/segments/${encodeURIComponent(x.segment)}` }, x.segment) },
       { key: 'accounts', label: 'Accounts' },
       { key: 'atypical', label: 'Atypical' },
@@ -215,7 +219,7 @@ export async function segmentsView(root, [segment]) {
       { label: 'Growth', render: (x) => (x.revenue_growth === null ? '—' : pct(x.revenue_growth)) },
       { label: 'Mean churn risk', render: (x) => pct(x.mean_churn) },
       { label: 'Mean lifetime value', render: (x) => money(x.mean_clv) },
-    ], r.items));
+    ], r.items)));
     if (segment && r.members) {
       root.append(h('h2', {}, `Accounts in “${segment}”`));
       const names = new Map();

@@ -44,7 +44,8 @@ export function refLink(entity, id) {
   return el;
 }
 
-export const human = (name) => name.replace(/_id$/, '').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+export const human = (name) => name.replace(/_id$/, '').replace(/_min$/, ' (min)').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase())
+  .replace(/^Sla\b/, 'SLA').replace(/^Tz$/, 'Time zone').replace(/^Probability is override$/, 'Probability set by hand');
 
 const HIDDEN = new Set(['id', 'version', 'phone_normalized', 'conversion_mapping', 'assignment_rule_id']);
 export const shown = (f) => !HIDDEN.has(f.name) && f.kind !== 'password' && f.kind !== 'multipolygon';
@@ -126,6 +127,7 @@ export function input(f, value, id) {
   if (f.minimum !== null && (f.kind === 'int' || f.kind === 'decimal')) attrs.min = f.minimum;
   if (f.maximum !== null && (f.kind === 'int' || f.kind === 'decimal')) attrs.max = f.maximum;
   if (f.max_len) attrs.maxlength = f.max_len;
+  if (f.name === 'timezone' || f.name === 'tz') attrs.list = zoneList(); // suggestions: the API takes IANA names only
   let v = value ?? '';
   if (f.kind === 'datetime' && value) v = localInput(value);
   if (f.kind === 'time' && value) v = String(value).slice(0, 5);
@@ -145,6 +147,16 @@ export function input(f, value, id) {
   return { el: inp, get, focus: () => inp.focus() };
 }
 
+// The browser's IANA time zone names, one shared datalist for every time zone field.
+function zoneList() {
+  const id = 'fm-time-zones';
+  if (!document.getElementById(id)) {
+    const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
+    document.body.append(h('datalist', { id }, ['UTC', ...zones].map((z) => h('option', { value: z }))));
+  }
+  return id;
+}
+
 // A search-as-you-type picker for references to large lists (accounts, contacts, ...).
 function refPicker(f, value, id) {
   const list = h('datalist', { id: `${id}-options` });
@@ -158,6 +170,7 @@ function refPicker(f, value, id) {
     if (byLabel.has(inp.value)) { chosen = byLabel.get(inp.value); return; }
     chosen = inp.value ? undefined : null;
     clearTimeout(timer);
+    if (!inp.value.trim()) { list.replaceChildren(); return; } // nothing to search (the API wants a query)
     timer = setTimeout(async () => {
       const r = await api(`/console/api/search${q({ q: inp.value, types: f.ref, limit: 10 })}`).catch(() => ({ items: [] }));
       list.replaceChildren(...r.items.map((x) => { byLabel.set(x.label, Number(x.id)); return h('option', { value: x.label }, x.detail || ''); }));
@@ -176,12 +189,23 @@ function refPicker(f, value, id) {
 export function friendly(message, field) {
   let m = String(message).replace(/^body /, '').replace(/^query /, '');
   if (field) m = m.replace(new RegExp(`^\\$?\\.?${field}:? `), '').replace(new RegExp(`^${field}: `), '');
-  const num = (x) => String(Number(x));
+  const num = (x) => Number(x).toLocaleString();
   return m
     .replace(/Expected `\w+` >= (\S+?)(?: - at `[^`]*`)?$/, (_, x) => `must be at least ${num(x)}`)
     .replace(/Expected `\w+` <= (\S+?)(?: - at `[^`]*`)?$/, (_, x) => `must be at most ${num(x)}`)
+    .replace(/Expected `\w+` > (\S+?)(?: - at `[^`]*`)?$/, (_, x) => `must be more than ${num(x)}`)
+    .replace(/Expected `\w+` < (\S+?)(?: - at `[^`]*`)?$/, (_, x) => `must be less than ${num(x)}`)
+    .replace(/^Number out of range.*$/, 'is too large a number')
+    .replace(/^Invalid RFC3339 encoded datetime.*$/, 'must be a date and time, like 2026-03-31 14:30')
+    .replace(/^Invalid RFC3339 encoded date.*$/, 'must be a real date, like 2026-03-31')
+    .replace(/^Expected `str` matching regex '\\\\S'.*$/, 'must not be blank')
+    .replace(/^Expected `str` matching regex '\^\[\^@\]\*@'.*$/, 'must be an e-mail address (name@domain)')
+    .replace(/^Expected `str` matching regex '\^\[A-Z\]\{3\}\$'.*$/, 'must be a three-letter currency code in capitals, like EUR')
+    .replace(/^Expected `str` matching regex .*$/, 'is not in the expected format')
     .replace(/Expected `str` of length <= (\d+).*$/, 'must have at most $1 characters')
     .replace(/Expected `str` of length >= (\d+).*$/, 'must not be empty')
+    .replace(/^Expected `\w+`, got `null`.*$/, 'is required')
+    .replace(/^Object missing required field.*$/, 'is required')
     .replace(/Expected `int`.*$/, 'must be a whole number')
     .replace(/Expected `(float|decimal)`.*$/, 'must be a number')
     .replace(/Invalid enum value '([^']*)'.*$/, '"$1" is not one of the choices');

@@ -26,7 +26,10 @@ export async function mapView(root, _args, session) {
   const status = h('span', { class: 'live-state', role: 'status' }, 'connecting…');
   const legend = h('div', { class: 'legend' },
     ...Object.entries({ online: 'online', offline: 'offline', alert: 'alert' }).map(([k, v]) =>
-      h('span', {}, h('i', { style: `background:${COLORS[k]}` }), v)));
+      h('span', {}, h('i', { style: `background:${COLORS[k]}` }), v)),
+    // the other marks on the map: a rep's phone (blue ring) and an account's site
+    h('span', {}, h('i', { style: `background:#fff;border:2px solid ${COLORS.phone};box-sizing:border-box` }), "rep's phone"),
+    h('span', {}, h('i', { class: 'site-icon' }), 'account site'));
   const tools = h('div', { class: 'toolbar' },
     // fences are drawn by managers and admins (the geo API's Access.managers)
     mayFence ? h('button', { type: 'button', id: 'draw-polygon' }, 'Draw polygon fence') : null,

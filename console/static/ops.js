@@ -139,8 +139,12 @@ export async function deviceView(root, [id, around], session) {
     : h('p', { class: 'muted' }, 'No telemetry from this device yet.'),
   at ? h('p', { id: 'around' }, `Centred on the alert at ${fmtTime(at)} (red line).`) : '');
   const range = h('select', { 'aria-label': 'Range', id: 'range' }, [['1h', 3600], ['6h', 21600], ['24h', 86400], ['7d', 604800]].map(([l, s]) => h('option', { value: s, selected: s === (at ? 3600 : 21600) }, l)));
-  // the charts' (and the track's) window: a span ending at `end`; the buttons zoom and pan
-  const view = { span: Number(range.value), end: at ? +at + (Number(range.value) * 1000) / 2 : Date.now() };
+  // the charts' (and the track's) window: a span ending at `end`; the buttons zoom and pan.
+  // A device silent for longer than the span opens on its last data, not on an empty chart.
+  const newest = Math.max(0, ...Object.values(dev.latest || {}).map((x) => +new Date(x.time)).filter(Number.isFinite));
+  const endFor = (span) => (at ? +at + (span * 1000) / 2
+    : newest && newest < Date.now() - span * 1000 ? Math.min(Date.now(), newest + span * 100) : Date.now());
+  const view = { span: Number(range.value), end: endFor(Number(range.value)) };
   const windowLabel = h('span', { class: 'muted', id: 'chart-window', 'aria-live': 'polite' });
   const move = (fn) => () => { fn(); draw(); };
   const zoom = h('div', { class: 'toolbar', role: 'group', 'aria-label': 'Chart window' },
@@ -172,7 +176,7 @@ export async function deviceView(root, [id, around], session) {
     await place.show(from, end);
     document.body.dataset.charts = 'ready';
   }
-  range.addEventListener('change', () => { view.span = Number(range.value); view.end = at ? +at + (view.span * 1000) / 2 : Date.now(); draw(); });
+  range.addEventListener('change', () => { view.span = Number(range.value); view.end = endFor(view.span); draw(); });
   // beside the charts: where it is, the device's alerts, its site's open work orders, its commands
   const side = h('div', { class: 'related-grid', id: 'device-related' }, place.box);
   root.append(side);
@@ -260,7 +264,7 @@ async function deviceAlerts(id) {
   try {
     const page = await api(`/api/v1/alerts${q({ state: 'all', device_id: id })}`);
     box.append(page.items.length ? h('ul', {}, page.items.slice(0, 20).map((a) => h('li', { dataset: { state: a.state } },
-      `${a.severity || ''} · ${(a.alert_type || '').replace(/[_-]+/g, ' ')} · ${a.state} · ${fmtTime(a.raised_at)}`)))
+      `${a.severity || ''} · ${alertTitle(a.alert_type)} · ${a.state} · ${fmtTime(a.raised_at)}`)))
       : h('p', { class: 'empty' }, 'No alerts from this device.'),
     h('a', { href: `#/alerts/${encodeURIComponent(id)}` }, 'All its alerts, live'));
   } catch (e) { box.append(errorBox(e)); }

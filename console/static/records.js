@@ -32,6 +32,15 @@ export const SCREENS = {
   territories: { title: 'Territories', columns: ['name', 'region'] },
 };
 
+// Choices the API takes in a plain edit: a lead becomes "converted" only through the
+// conversion wizard (the API refuses the status otherwise), so no form offers it.
+const SET_ONLY_BY_ACTION = { leads: { status: ['converted'] } };
+/** The field as a form edits it for `entity`. */
+export const forEdit = (entity, f) => {
+  const drop = (SET_ONLY_BY_ACTION[entity] || {})[f.name];
+  return drop ? { ...f, enum: f.enum.filter((v) => !drop.includes(v)) } : f;
+};
+
 const cell = (m, name) => {
   const f = m.fields.find((x) => x.name === name);
   return { label: human(name), render: (r) => display(f, r) };
@@ -45,7 +54,7 @@ export async function listView(root, entity) {
   const newBtn = m.may_create ? h('a', { class: 'button primary', href: `#/new/${entity}`, id: 'new-record' }, `New ${human(m.singular).toLowerCase()}`) : null;
   const filters = (screen.filters || []).map((n) => m.fields.find((f) => f.name === n));
   const sortable = m.fields.filter((f) => f.sortable);
-  const search = /** @type {HTMLInputElement} */ (h('input', { name: 'q', type: 'search', id: 'list-q' }));
+  const search = /** @type {HTMLInputElement} */ (h('input', { name: 'q', type: 'search', id: 'list-q', maxlength: 200 }));
   const sortSel = /** @type {HTMLSelectElement} */ (h('select', { name: 'sort', id: 'list-sort' }, h('option', { value: '' }, 'default'),
     sortable.flatMap((f) => [h('option', { value: f.name }, `${human(f.name)} ↑`), h('option', { value: `-${f.name}` }, `${human(f.name)} ↓`)])));
   const form = h('form', { class: 'filters', role: 'search' },
@@ -64,7 +73,8 @@ export async function listView(root, entity) {
     }));
   // saved views (GET/POST /api/v1/views): search, filters, sort and columns under a name
   const viewSel = /** @type {HTMLSelectElement} */ (h('select', { id: 'view-select', 'aria-label': 'Saved views' }, h('option', { value: '' }, 'Saved views')));
-  const viewName = /** @type {HTMLInputElement} */ (h('input', { id: 'view-name', 'aria-label': 'View name', placeholder: 'View name' }));
+  const viewName = /** @type {HTMLInputElement} */ (h('input', { id: 'view-name', 'aria-label': 'View name', placeholder: 'View name', maxlength: 200, 'aria-describedby': 'view-name-error' }));
+  const viewErr = h('span', { class: 'field-error', id: 'view-name-error', role: 'alert' });
   const saveView = h('button', { type: 'button', id: 'view-save' }, 'Save view');
   let views = [];
   async function loadViews() {
@@ -77,7 +87,7 @@ export async function listView(root, entity) {
   const ownerField = m.fields.find((f) => f.name === (entity === 'work_orders' ? 'assignee_id' : 'owner_id'));
   const statusField = m.fields.find((f) => f.name === 'status' && f.write);
   const bulkOwner = ownerField ? input(ownerField, null, 'bulk-owner') : null;
-  const bulkStatus = statusField ? input({ ...statusField, nullable: true }, null, 'bulk-status') : null;
+  const bulkStatus = statusField ? input({ ...forEdit(entity, statusField), nullable: true }, null, 'bulk-status') : null;
   const bulkGo = h('button', { type: 'button', id: 'bulk-apply', class: 'primary' }, 'Apply to selected');
   const bulk = m.may_update && (bulkOwner || bulkStatus) ? h('div', { class: 'toolbar bulk', id: 'bulk' }, bulkCount,
     bulkOwner ? h('label', { for: 'bulk-owner' }, `Assign ${human(ownerField.name).toLowerCase()}`, bulkOwner.el) : null,
@@ -97,7 +107,7 @@ export async function listView(root, entity) {
     } catch (ex) { exportErr.textContent = ex.message; } finally { btn.disabled = false; }
   } }, `Export ${ext.toUpperCase()}`);
   root.append(h('div', { class: 'toolbar' }, h('h1', {}, screen.title), count, newBtn),
-    form, h('div', { class: 'toolbar' }, viewSel, viewName, saveView, colPicker, exportAs('xlsx'), exportAs('csv'), exportAs('pdf'), exportErr), bulk, out, more);
+    form, h('div', { class: 'toolbar' }, viewSel, viewName, saveView, viewErr, colPicker, exportAs('xlsx'), exportAs('csv'), exportAs('pdf'), exportErr), bulk, out, more);
   let cursor = null;
   let params = {};
   let rows = [];
@@ -133,7 +143,7 @@ export async function listView(root, entity) {
       cursor = page.next_cursor;
       more.hidden = !cursor;
       out.dataset.query = q(params); // what the rows shown answer
-    } catch (e) { out.replaceChildren(errorBox(e)); }
+    } catch (e) { out.replaceChildren(e.field ? h('p', { class: 'error', role: 'alert' }, `${human(e.field === 'q' ? 'search' : e.field)}: ${friendly(e.message, e.field)}`) : errorBox(e)); }
   }
   const readForm = () => {
     const fd = new FormData(form);
@@ -159,13 +169,17 @@ export async function listView(root, entity) {
   });
   saveView.addEventListener('click', async () => {
     readForm();
-    if (!viewName.value.trim()) { toast('Name the view first', 'error'); viewName.focus(); return; }
+    viewErr.textContent = ''; viewName.removeAttribute('aria-invalid');
+    if (!viewName.value.trim()) { viewErr.textContent = 'Name the view first'; viewName.setAttribute('aria-invalid', 'true'); viewName.focus(); return; }
     try {
       const v = await api('/api/v1/views', { method: 'POST', body: { entity, name: viewName.value.trim(), params: { q: params.q || null, filter: params.filter || null, sort: params.sort || null, columns: cols } } });
       await loadViews();
       viewSel.value = String(v.id);
       toast(`View "${v.name}" saved`);
-    } catch (e) { toast(e.message, 'error'); }
+    } catch (e) {
+      viewErr.textContent = e.field === 'name' ? `View name ${friendly(e.message, 'name')}` : e.message;
+      viewName.setAttribute('aria-invalid', 'true'); viewName.focus();
+    }
   });
   bulkGo.addEventListener('click', async () => {
     const body = {};
@@ -244,9 +258,10 @@ export async function createView(root, [entity, ...preset]) {
   // preset "field=value" pairs from a related list's "New" link (e.g. account_id=5)
   const initial = Object.fromEntries(preset.map((p) => p.split('=')).map(([k, v]) => [k, /^\d+$/.test(v) ? Number(v) : v]));
   for (const f of m.fields) if (initial[f.name] === undefined && f.default !== null && typeof f.default !== 'object') initial[f.name] = f.default;
-  const fields = m.fields.filter((f) => editable(f) && !FORM_SKIP.has(f.name))
+  // a lead's source is a choice people make (web, referral, ...); elsewhere `source` names an integration
+  const fields = m.fields.filter((f) => editable(f) && (!FORM_SKIP.has(f.name) || (f.name === 'source' && f.enum.length > 0)))
     .sort((a, b) => Number(b.required) - Number(a.required));
-  const ff = fieldForm(m, fields, initial, 'create');
+  const ff = fieldForm(m, fields.map((f) => forEdit(entity, f)), initial, 'create');
   const save = h('button', { type: 'submit', class: 'primary', id: 'create-save' }, 'Create');
   ff.form.append(h('div', { class: 'toolbar' }, save, h('a', { href: `#/${entity}` }, 'Cancel')));
   root.append(ff.form);
@@ -297,7 +312,8 @@ export async function recordView(root, [entity, id]) {
   function fieldRow(f) {
     const dd = h('dd', { dataset: { field: f.name } });
     const dt = h('dt', {}, human(f.name));
-    const canEdit = m.may_update && editable(f);
+    // a value set only by an action (a converted lead's status) is not edited in place
+    const canEdit = m.may_update && editable(f) && (!f.enum.length || row[f.name] === null || forEdit(entity, f).enum.includes(row[f.name]));
     const show = () => {
       dd.replaceChildren(h('span', { class: 'value' }, display(f, row)));
       if (canEdit) {
@@ -305,7 +321,7 @@ export async function recordView(root, [entity, id]) {
       }
     };
     const edit = () => {
-      const inp = input(f, row[f.name], `edit-${f.name}`);
+      const inp = input(forEdit(entity, f), row[f.name], `edit-${f.name}`);
       const err = h('span', { class: 'field-error', id: `edit-${f.name}-error`, role: 'alert' });
       const save = h('button', { type: 'submit', class: 'primary' }, 'Save');
       const form = h('form', { class: 'inline-edit', novalidate: true }, inp.el, save, h('button', { type: 'button', onclick: show }, 'Cancel'), err);
@@ -362,19 +378,28 @@ export async function recordView(root, [entity, id]) {
   const extra = await import('./related.js');
   await extra.decorate(root, actions, entity, row, m);
   const audit = h('details', { id: 'audit' }, h('summary', {}, 'History of changes'));
-  audit.addEventListener('toggle', () => { if (audit.open && audit.children.length === 1) auditList(audit, entity, id); }, { once: false });
+  audit.addEventListener('toggle', () => { if (audit.open && audit.children.length === 1) auditList(audit, entity, id, m, row); }, { once: false });
   root.append(audit);
   return null;
 }
 
-async function auditList(box, entity, id) {
+// Actions of the audit trail in words (the API's insert/update/delete).
+const DID = { insert: 'created the record', delete: 'deleted the record', update: 'changed the record' };
+
+async function auditList(box, entity, id, m, row) {
   try {
     const a = await api(`/api/v1/${entity}/${id}/audit${q({ limit: 100 })}`);
     const who = await labels('users', a.items.map((x) => x.actor_id));
-    const fmt = (v) => (v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+    // a value as the field shows it on the page: names for references, money, local times
+    const fmt = (name, v) => {
+      const f = m.fields.find((x) => x.name === name);
+      if (v === null || v === undefined || v === '') return '—';
+      if (f && !['object', 'array'].includes(f.kind) && typeof v !== 'object') return display(f, { [name]: v, currency: row.currency });
+      return typeof v === 'object' ? JSON.stringify(v) : String(v);
+    };
     box.append(a.items.length ? h('ol', { class: 'audit' }, a.items.map((x) => h('li', {},
-      h('span', { class: 'muted' }, fmtTime(x.at)), ' ', who.get(x.actor_id) || 'system', ' ',
-      x.action === 'update' ? [`changed ${human(x.field || '')}: `, h('del', {}, fmt(x.old_value)), ' → ', h('ins', {}, fmt(x.new_value))] : `${x.action}d the record`)))
+      h('span', { class: 'muted' }, fmtTime(x.at)), ' ', who.get(x.actor_id) || 'an automatic process', ' ',
+      x.action === 'update' && x.field ? [`changed ${human(x.field)}: `, h('del', {}, fmt(x.field, x.old_value)), ' → ', h('ins', {}, fmt(x.field, x.new_value))] : DID[x.action] || `${x.action} (record)`)))
       : h('p', { class: 'muted' }, 'No recorded changes.'));
   } catch (e) { box.append(errorBox(e)); }
 }

@@ -3,7 +3,7 @@
 // hierarchy, roll-up and timeline, the lead conversion wizard, the contact merge screen and
 // an opportunity's stage history.
 import { api, listAll, q } from './api.js';
-import { h, toast, errorBox, fmtMoney, fmtTime } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table } from './ui.js';
 import { relatedList, titleOf } from './records.js';
 import { entityMeta, labels, refLink, input, human } from './fields.js';
 import { attachmentsPanel } from './fieldops.js';
@@ -22,6 +22,7 @@ export async function decorate(root, actions, entity, row, m) {
     add(accountContacts(row));
     add(relatedList('Opportunities', 'opportunities', eq('account_id', row.id), { account_id: row.id }, true));
     add(relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
+    add(assets(row));
     add(timeline(row));
     add(openAlerts(row));
     add(customerValue(row));
@@ -46,6 +47,8 @@ export async function decorate(root, actions, entity, row, m) {
     add(relatedList('Activities', 'activities', eq('work_order_id', row.id), { work_order_id: row.id, account_id: row.account_id }, true));
     add(Promise.resolve(attachmentsPanel({ work_order_id: row.id })));
   } else if (entity === 'users') {
+    // who may create users (admins) also sets their password: a new user has none to sign in with
+    if (m.may_create) add(Promise.resolve(passwordForm(row)));
     add(relatedList('Accounts owned', 'accounts', eq('owner_id', row.id), {}, false));
   } else if (entity === 'territories') {
     add(relatedList('Accounts', 'accounts', eq('territory_id', row.id), {}, false));
@@ -181,6 +184,22 @@ async function timeline(a) {
   return box;
 }
 
+/** The account's installed equipment (GET /api/v1/assets): model, serial, contract, device. */
+async function assets(a) {
+  const box = h('section', { class: 'related', id: 'account-assets' }, h('h2', {}, 'Equipment'));
+  try {
+    const r = await api(`/api/v1/assets${q({ account_id: a.id })}`);
+    box.append(r.items.length ? h('div', { class: 'table-box', role: 'region', 'aria-label': 'Equipment', tabindex: 0 }, table([
+      { label: 'Model', render: (x) => x.equipment_model },
+      { label: 'Serial', render: (x) => x.serial || '—' },
+      { label: 'Device', render: (x) => (x.device_id ? h('a', { href: `#/device/${encodeURIComponent(x.device_id)}` }, x.device_id) : '—') },
+      { label: 'Installed', render: (x) => (x.installed_on ? fmtDate(`${x.installed_on}T12:00:00`) : '—') },
+      { label: 'Contract', render: (x) => `${x.contract_tier} · SLA ${x.sla_hours} h` },
+    ], r.items)) : h('p', { class: 'muted' }, 'No equipment recorded at this account.'));
+  } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
 async function openAlerts(a) {
   const box = h('section', { class: 'related', id: 'account-alerts' }, h('h2', {}, 'Open alerts'));
   try {
@@ -259,6 +278,31 @@ function convertWizard(lead) {
   dlg.showModal();
 }
 
+// ---------------------------------------------------------------------------- password
+
+/** An admin sets a user's password (PUT /api/v1/users/{id}/password; their sessions end). */
+function passwordForm(user) {
+  const pw = /** @type {HTMLInputElement} */ (h('input', { type: 'password', id: 'user-password', name: 'password', autocomplete: 'new-password', minlength: 8, maxlength: 1024, 'aria-describedby': 'user-password-error' }));
+  const err = h('span', { class: 'field-error', id: 'user-password-error', role: 'alert' });
+  const go = h('button', { type: 'submit', id: 'user-password-save' }, 'Set password');
+  const form = h('form', { class: 'record-form', novalidate: true },
+    h('div', { class: 'form-field' }, h('label', { for: 'user-password' }, 'New password'), pw, err), go);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    err.textContent = ''; pw.removeAttribute('aria-invalid');
+    go.disabled = true;
+    try {
+      await api(`/api/v1/users/${user.id}/password`, { method: 'PUT', body: { password: pw.value } });
+      pw.value = '';
+      toast(`Password set for ${user.name || user.email}; their sessions were ended`);
+    } catch (ex) {
+      err.textContent = ex.message.replace(/^password:? /, '');
+      pw.setAttribute('aria-invalid', 'true'); pw.focus();
+    } finally { go.disabled = false; }
+  });
+  return h('section', { class: 'related', id: 'user-password-box' }, h('h2', {}, 'Password'), form);
+}
+
 // ---------------------------------------------------------------------------- merge
 
 const COMPARE = ['first_name', 'last_name', 'company_name', 'title', 'email', 'phone', 'address', 'owner_id'];
@@ -276,20 +320,35 @@ async function duplicates(actions, sections, contact) {
   const checks = others.map((o) => h('input', { type: 'checkbox', checked: true, value: o.id, 'aria-label': `Merge ${titleOf('contacts', o)}` }));
   const fieldOf = (n) => m.fields.find((f) => f.name === n);
   const { display } = await import('./fields.js');
-  box.append(h('table', { class: 'grid' },
+  box.append(h('div', { class: 'table-box', role: 'region', 'aria-label': 'Duplicates side by side', tabindex: 0 }, h('table', { class: 'grid' },
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'This contact (kept)'), others.map((o, i) => h('th', { scope: 'col' }, checks[i], ` ${titleOf('contacts', o)}`)))),
-    h('tbody', {}, COMPARE.map((n) => h('tr', {}, h('th', { scope: 'row' }, human(n)), h('td', {}, display(fieldOf(n), contact)), others.map((o) => h('td', {}, display(fieldOf(n), o))))))));
+    h('tbody', {}, COMPARE.map((n) => h('tr', {}, h('th', { scope: 'row' }, human(n)), h('td', {}, display(fieldOf(n), contact)), others.map((o) => h('td', {}, display(fieldOf(n), o)))))))));
   const err = h('p', { class: 'error', role: 'alert' });
   const btn = h('button', { type: 'button', class: 'primary', id: 'merge-go' }, 'Merge into this contact');
   btn.addEventListener('click', async () => {
     const mergeIds = checks.filter((c) => /** @type {HTMLInputElement} */ (c).checked).map((c) => Number(/** @type {HTMLInputElement} */ (c).value));
+    err.textContent = '';
     if (!mergeIds.length) { err.textContent = 'Tick at least one duplicate.'; return; }
-    btn.disabled = true;
-    try {
-      await api(`/api/v1/contacts/${contact.id}/merge`, { method: 'POST', body: { merge_ids: mergeIds } });
-      toast(`${mergeIds.length} merged`);
-      window.dispatchEvent(new HashChangeEvent('hashchange'));
-    } catch (e) { err.textContent = e.message; btn.disabled = false; }
+    // merging deletes the ticked contacts: say so and ask first, as Delete does
+    const names = others.filter((o) => mergeIds.includes(o.id)).map((o) => titleOf('contacts', o));
+    const dlg = /** @type {HTMLDialogElement} */ (h('dialog', { id: 'confirm-merge', 'aria-labelledby': 'confirm-merge-title' }));
+    const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-merge-yes' }, 'Merge');
+    const derr = h('p', { class: 'error', role: 'alert' });
+    dlg.append(h('h2', { id: 'confirm-merge-title' }, `Merge ${names.length === 1 ? `"${names[0]}"` : `${names.length} contacts`} into "${titleOf('contacts', contact)}"?`),
+      h('p', {}, `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} deleted once merged; this cannot be undone.`), derr,
+      h('div', { class: 'toolbar' }, yes, h('button', { type: 'button', onclick: () => dlg.close() }, 'Cancel')));
+    yes.addEventListener('click', async () => {
+      yes.disabled = true;
+      try {
+        await api(`/api/v1/contacts/${contact.id}/merge`, { method: 'POST', body: { merge_ids: mergeIds } });
+        dlg.close();
+        toast(`${mergeIds.length} merged`);
+        window.dispatchEvent(new HashChangeEvent('hashchange'));
+      } catch (e) { derr.textContent = e.message; yes.disabled = false; }
+    });
+    dlg.addEventListener('close', () => dlg.remove());
+    document.body.append(dlg);
+    dlg.showModal();
   });
   box.append(err, btn);
   actions.append(h('a', { class: 'button', href: '#merge' }, `Duplicates (${others.length})`));

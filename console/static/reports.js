@@ -5,7 +5,7 @@
 import { api, download, q } from './api.js';
 import { h, toast, errorBox, fmtMoney, scrollBox } from './ui.js';
 import { barChart, lineChart, pieChart } from './chart.js';
-import { entityMeta, human } from './fields.js';
+import { entityMeta, human, friendly } from './fields.js';
 
 const ENTITIES = ['opportunities', 'accounts', 'contacts', 'leads', 'activities', 'work_orders'];
 const OPS = { eq: '=', ne: '≠', lt: '<', lte: '≤', gt: '>', gte: '≥', contains: 'contains', in: 'is one of' };
@@ -177,7 +177,7 @@ export async function reportView(root, [id], session) {
         h('button', { type: 'button', id: 'rb-pdf', onclick: () => exportAs('pdf') }, 'Export PDF'),
         mayWrite && (!saved || saved.mine || session.me.role === 'admin') ? [
           h('label', { class: 'inline' }, h('input', { type: 'checkbox', id: 'rb-shared', checked: saved ? saved.shared : false }), 'Shared'),
-          h('input', { id: 'rb-name', 'aria-label': 'Report name', placeholder: 'Report name', value: saved ? saved.name : '' }),
+          h('input', { id: 'rb-name', 'aria-label': 'Report name', placeholder: 'Report name', maxlength: 200, value: saved ? saved.name : '' }),
           h('button', { type: 'button', id: 'rb-save', onclick: save }, saved ? 'Save changes' : 'Save')] : null,
         saved && mayWrite ? h('button', { type: 'button', id: 'rb-pin', onclick: pin }, 'Pin to dashboard') : null),
     ].flat(Infinity).filter(Boolean));
@@ -227,7 +227,7 @@ export async function reportView(root, [id], session) {
       toast('Report saved');
       if (!saved) { location.hash = `#/report/${r.id}`; return; }
       saved = r; title.textContent = r.name;
-    } catch (e) { err.textContent = e.message; }
+    } catch (e) { err.textContent = e.field === 'name' ? `Report name ${friendly(e.message, 'name')}` : e.message; }
   }
   async function pin() {
     const dashboards = (await api('/api/v1/dashboards')).items.filter((d) => d.mine);

@@ -10,7 +10,7 @@ const target = (hit) => (hit.type === 'devices' ? `#/device/${encodeURIComponent
 
 export function mountSearch(slot) {
   const box = /** @type {HTMLInputElement} */ (h('input', {
-    id: 'search', type: 'search', placeholder: 'Search (/)', autocomplete: 'off', role: 'combobox',
+    id: 'search', type: 'search', placeholder: 'Search (/)', autocomplete: 'off', role: 'combobox', maxlength: 200,
     'aria-label': 'Search records', 'aria-expanded': 'false', 'aria-controls': 'search-results', 'aria-autocomplete': 'list',
   }));
   const list = h('ul', { id: 'search-results', role: 'listbox', 'aria-label': 'Search results', hidden: true });
@@ -30,7 +30,14 @@ export function mountSearch(slot) {
     const mine = ++seq;
     if (!text) { close(); return; }
     let r;
-    try { r = await api(`/console/api/search${q({ q: text, limit: 5 })}`); } catch { return; }
+    try { r = await api(`/console/api/search${q({ q: text, limit: 5 })}`); } catch (e) {
+      if (mine !== seq) return;
+      // a refused or failed search says so, and Enter no longer opens the previous query's hit
+      hits = []; active = -1;
+      list.replaceChildren(h('li', { class: 'error', role: 'option', 'aria-disabled': 'true' }, `Search failed: ${e.message}`));
+      list.hidden = false; box.setAttribute('aria-expanded', 'true'); mark();
+      return;
+    }
     if (mine !== seq) return; // a newer query is on its way
     hits = r.items.slice(0, 15);
     active = hits.length ? 0 : -1;

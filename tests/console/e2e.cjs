@@ -280,6 +280,7 @@ const scenarios = {
 // the CRM's record, search and report scenarios (e2e_crm.cjs) share the helpers above
 Object.assign(scenarios, require('./e2e_crm.cjs')({ newPage, signIn, shot }));
 Object.assign(scenarios, require('./e2e_fieldops.cjs')({ newPage, signIn, shot }));
+Object.assign(scenarios, require('./e2e_qa.cjs')({ newPage, signIn, shot }));
 
 // Other drivers (tests/assistant/e2e_*.cjs) open their browser and sign in with these.
 module.exports = { launch, newPage, signIn, shot, report };

@@ -52,7 +52,7 @@ def test_a_device_page_lists_alerts_site_work_orders_and_sends_commands(
             message="temperature 91 above 85",
         )
     r = run_scenario("devicePage", console_url, {"user": admin, "device": device})
-    assert len(r["alerts"]) == 1 and "temperature high" in r["alerts"][0]
+    assert len(r["alerts"]) == 1 and "Temperature high" in r["alerts"][0]
     assert r["workOrders"] == [f"Fix the pump {device}"]
     # the ping is listed with its state (sent until the device acks; no device runs here)
     assert r["commands"][0]["name"] == "ping" and r["commands"][0]["state"] in {

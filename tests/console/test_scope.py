@@ -72,6 +72,12 @@ def _seed(dsn: str) -> World:
                 " VALUES (%s, %s, 'ready', '{}') RETURNING id",
                 (tid, PLAN_DAY),
             ).fetchone()  # type: ignore[misc]
+            conn.execute(  # the plan routes the territory's rep (what makes it a rep's)
+                "INSERT INTO routing_stops (plan_id, visit_key, rep_id, seq, account_id, eta,"
+                " service_start, service_end, wait_s, slack_s, travel_s, distance_m)"
+                " VALUES (%s, %s, %s, 1, %s, now(), now(), now(), 0, 0, 0, 0)",
+                (plan, f"account:{acc}", rep, acc),
+            )
             for key, value in (
                 ("territories", tid),
                 ("devices", device),
@@ -103,6 +109,14 @@ def test_a_reps_console_apis_exclude_another_territorys_devices_plans_and_visits
         _, rep_a = make_token(conn, w.reps[0])
         admin = make_user(conn, "admin", None)
         _, admin_token = make_token(conn, admin)
+        # a newer plan of rep A's territory that routes nobody: the routing API answers 404
+        # to the rep for it (routing.access.may_see_plan), so the map must not list it
+        (unrouted,) = conn.execute(
+            "INSERT INTO routing_plans (territory_id, plan_date, status, request)"
+            " SELECT territory_id, plan_date, 'ready', '{}' FROM routing_plans WHERE id = %s"
+            " RETURNING id",
+            (w.plans[0],),
+        ).fetchone()  # type: ignore[misc]
 
     status, _, body = _get(f"{console_url}/console/api/positions", rep_a)
     assert status == 200
@@ -116,6 +130,7 @@ def test_a_reps_console_apis_exclude_another_territorys_devices_plans_and_visits
     assert status == 200 and body["date"] == PLAN_DAY.isoformat()
     plan_ids = {p["id"] for p in body["plans"]}
     assert w.plans[0] in plan_ids and w.plans[1] not in plan_ids
+    assert unrouted not in plan_ids
 
     status, _, body = _get(f"{console_url}/console/api/visits", rep_a)
     assert status == 200

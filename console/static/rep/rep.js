@@ -107,7 +107,7 @@ async function showMyWeek() {
     const r = reps[0];
     if (!r) return;
     const ftf = r.first_time_fix_rate === null ? '' : ` · first-time fix ${Math.round(r.first_time_fix_rate * 100)}%`;
-    document.getElementById('my-week').textContent = `Last 7 days: ${r.visits} visits (${r.visits_per_day}/day), ${Math.round(r.time_on_site_s / 3600 * 10) / 10} h on site, ${Math.round(r.travel_m / 100) / 10} km${ftf}`;
+    document.getElementById('my-week').textContent = `Last 7 days: ${r.visits} ${r.visits === 1 ? 'visit' : 'visits'} (${r.visits_per_day}/day), ${Math.round(r.time_on_site_s / 3600 * 10) / 10} h on site, ${Math.round(r.travel_m / 100) / 10} km${ftf}`;
   } catch (e) { console.info('no figures:', e.message); }
 }
 

@@ -1,0 +1,97 @@
+// What a new user clicking through the console hit (loaded by e2e.cjs): hostile input shown
+// as text and refused on the field in words, choices the API refuses not offered, names
+// instead of ids in references and the audit history, equipment on the account page, bar
+// charts of negative values. Each returns what the test asserts on.
+
+module.exports = ({ newPage, signIn, shot }) => ({
+  async qa(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, '/console/#/new/leads');
+    await page.waitForSelector('#create-last_name');
+    const out = { sourceOffered: !!(await page.$('#create-source')) };
+    out.createStatusChoices = await page.$$eval('#create-status option', (o) => o.map((x) => x.value));
+    // markup in a name is text; an out-of-range amount is refused on its field, in words
+    await page.fill('#create-last_name', p.hostile);
+    await page.fill('#create-company', p.company);
+    await page.fill('#create-estimated_amount', '1e30');
+    await page.click('#create-save');
+    await page.waitForFunction(() => document.getElementById('create-estimated_amount-error').textContent);
+    out.amountError = await page.textContent('#create-estimated_amount-error');
+    out.keptName = await page.inputValue('#create-last_name');
+    await page.fill('#create-estimated_amount', '5000');
+    await page.click('#create-save');
+    await page.waitForSelector('#record-title');
+    out.title = await page.textContent('#record-title');
+    out.pwned = await page.evaluate(() => document.body.dataset.pwned || null);
+    // a lead's status is edited without "converted" (only the wizard converts)
+    await page.click('button[aria-label="Edit Status"]');
+    out.editStatusChoices = await page.$$eval('#edit-status option', (o) => o.map((x) => x.value));
+    await page.keyboard.press('Escape');
+    // convert: the deal names its lead, and the audit history names people and records
+    await page.click('#convert-lead');
+    await page.waitForSelector('dialog[open] #convert-go');
+    await page.click('#convert-go');
+    await page.waitForFunction(() => /#\/r\/opportunities\/\d+/.test(location.hash));
+    const lead = 'dd[data-field=lead_id] .value';
+    await page.waitForFunction((sel) => { const e = document.querySelector(sel); return e && !e.textContent.includes('…'); }, lead);
+    out.dealLead = await page.textContent(lead);
+    await page.click('#audit summary');
+    await page.waitForSelector('#audit ol.audit, #audit p');
+    await page.waitForFunction(() => !document.getElementById('audit').textContent.includes('…'));
+    out.audit = await page.textContent('#audit');
+    await shot(page, 'qa-deal-audit');
+    // a saved view's name too long for the API: the refusal is on the name, in words
+    await page.goto(`${base}/console/#/leads`);
+    await page.waitForSelector('#view-name');
+    out.bulkStatusChoices = await page.$$eval('#bulk-status option', (o) => o.map((x) => x.value));
+    await page.click('#view-save');
+    await page.waitForFunction(() => document.getElementById('view-name-error').textContent);
+    out.viewBlank = await page.textContent('#view-name-error');
+    out.viewMax = await page.getAttribute('#view-name', 'maxlength');
+    await page.$eval('#view-name', (e) => e.removeAttribute('maxlength')); // as an older page would send it
+    await page.fill('#view-name', 'v'.repeat(250));
+    await page.click('#view-save');
+    await page.waitForFunction(() => document.getElementById('view-name-error').textContent.startsWith('View name'));
+    out.viewError = await page.textContent('#view-name-error');
+    // the account page lists its equipment
+    await page.goto(`${base}/console/#/r/accounts/${p.account}`);
+    await page.waitForSelector('#account-assets table, #account-assets p');
+    out.assets = await page.$$eval('#account-assets tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+    // merging duplicates deletes them: a confirmation says so; Cancel keeps them
+    await page.goto(`${base}/console/#/r/contacts/${p.keep}`);
+    await page.waitForSelector('#merge-go');
+    await page.click('#merge-go');
+    await page.waitForSelector('#confirm-merge[open]');
+    out.mergeAsk = await page.textContent('#confirm-merge');
+    await page.click('#confirm-merge button:not(.danger)');
+    await page.waitForSelector('#confirm-merge', { state: 'detached' });
+    out.afterCancel = await page.evaluate(async (id) => (await fetch(`/api/v1/contacts/${id}`, { headers: { Authorization: `Bearer ${localStorage.getItem('fm.token')}` } })).status, p.dup);
+    await page.click('#merge-go');
+    await page.click('#confirm-merge-yes');
+    await page.waitForSelector('#confirm-merge', { state: 'detached' });
+    await page.waitForFunction(() => !document.querySelector('#merge'));
+    out.afterMerge = await page.evaluate(async (id) => (await fetch(`/api/v1/contacts/${id}`, { headers: { Authorization: `Bearer ${localStorage.getItem('fm.token')}` } })).status, p.dup);
+    // a bar of a negative value goes down from zero (a KPI's mean time to repair once was)
+    out.barHeights = await page.evaluate(async () => {
+      const { barChart } = await import('/console/chart.js');
+      const svg = barChart([{ label: 'urgent', values: [-23.8, 2] }, { label: 'normal', values: [5, 1] }], ['hours', 'count']);
+      return [...svg.querySelectorAll('rect')].filter((r) => r.querySelector('title')).map((r) => Number(r.getAttribute('height')));
+    });
+    return { ...out, errors };
+  },
+
+  // An admin gives a user created in the console a password (it had none to sign in with).
+  async qaPassword(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, `/console/#/r/users/${p.target}`);
+    await page.waitForSelector('#user-password');
+    await page.fill('#user-password', 'short');
+    await page.click('#user-password-save');
+    await page.waitForFunction(() => document.getElementById('user-password-error').textContent);
+    const tooShort = await page.textContent('#user-password-error');
+    await page.fill('#user-password', p.password);
+    await page.click('#user-password-save');
+    await page.waitForFunction(() => document.getElementById('toast').textContent.startsWith('Password set'));
+    return { tooShort, cleared: await page.inputValue('#user-password'), errors };
+  },
+});

@@ -1,0 +1,167 @@
+"""What a new user clicking through the console hit, in headless Chromium: markup in a name
+stays text, an out-of-range amount is refused on its field in words (and the form keeps the
+input), a lead's "converted" status is not offered outside the conversion wizard, the deal
+names its lead, the audit history names people and records ("created the record", no raw
+ids), a saved view's refused name is explained on the name, the account page lists its
+equipment, and a negative value draws a bar down from zero."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import urllib.error
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from kernel.settings import Settings
+from tests.console.conftest import make_user
+from tests.console.test_crm_e2e import call, login
+from tests.console.test_list_export_api import fetch, xlsx_rows
+from tests.console.test_records_e2e import territory
+
+HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1">Zoë 😀'
+
+
+def test_what_a_new_user_hit_clicking_through_the_console(
+    console_url: str,
+    test_settings: Settings,
+    admin: dict[str, Any],
+    run_scenario: Callable[..., dict[str, Any]],
+) -> None:
+    terr = territory(test_settings.dsn)
+    rep = make_user(test_settings.dsn, "rep", territory_id=terr)
+    tok = login(console_url, admin)
+    acct = call(
+        console_url,
+        "POST",
+        "/api/v1/accounts",
+        {"name": "QA Pumps", "type": "customer", "territory_id": terr},
+        tok,
+    )
+    call(
+        console_url,
+        "POST",
+        "/api/v1/assets",
+        {"account_id": acct["id"], "equipment_model": "pump-p200", "serial": "SN-QA-1"},
+        tok,
+    )
+    twin = {"first_name": "Dana", "last_name": "Twin", "email": f"dana.{terr}@example.test"}
+    keep = call(console_url, "POST", "/api/v1/contacts", {**twin, "territory_id": terr}, tok)
+    dup = call(console_url, "POST", "/api/v1/contacts", {**twin, "territory_id": terr}, tok)
+    company = "Quist & <Söhne>"
+    r = run_scenario(
+        "qa",
+        console_url,
+        {
+            "user": rep,
+            "hostile": HOSTILE,
+            "company": company,
+            "account": acct["id"],
+            "keep": keep["id"],
+            "dup": dup["id"],
+        },
+        timeout_s=300,
+    )
+    assert r["sourceOffered"] is True
+    assert r["amountError"] == "must be less than 10,000,000,000,000,000"
+    assert r["keptName"] == HOSTILE
+    assert r["title"] == HOSTILE and r["pwned"] is None
+    for choices in (r["createStatusChoices"], r["editStatusChoices"], r["bulkStatusChoices"]):
+        assert "new" in choices and "converted" not in choices
+    assert r["dealLead"] == HOSTILE
+    audit = r["audit"]
+    assert "created the record" in audit and "insertd" not in audit
+    assert f"changed Lead: — → {HOSTILE}" in audit
+    assert not re.search(r"→ \d+\b", audit)
+    assert r["viewBlank"] == "Name the view first" and r["viewMax"] == "200"
+    assert r["viewError"] == "View name must have at most 200 characters"
+    assert r["assets"] == [["pump-p200", "SN-QA-1", "—", "—", "standard · SLA 48 h"]]
+    assert "Dana Twin is deleted once merged" in r["mergeAsk"]
+    assert r["afterCancel"] == 200 and r["afterMerge"] == 404
+    assert len(r["barHeights"]) == 4 and all(h > 0 for h in r["barHeights"])
+    assert r["errors"] == []
+
+
+def test_a_rule_across_fields_is_refused_on_the_field_a_person_corrects(
+    console_url: str, admin: dict[str, Any]
+) -> None:
+    tok = login(console_url, admin)
+
+    def refusal(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            call(console_url, "POST", path, body, tok)
+        assert e.value.code == 422
+        err: dict[str, Any] = json.loads(e.value.read())["error"]
+        return err
+
+    late = {"type": "call", "subject": "QA", "start_at": "2026-01-02T10:00:00Z"}
+    err = refusal("/api/v1/activities", {**late, "end_at": "2026-01-01T10:00:00Z"})
+    assert err == {"code": "invalid", "message": "end_at: ends before it starts", "field": "end_at"}
+    acct = call(console_url, "POST", "/api/v1/accounts", {"name": "QA windows"}, tok)
+    window = {"earliest_start": "2026-01-02T10:00:00Z", "latest_end": "2026-01-01T10:00:00Z"}
+    err = refusal("/api/v1/work_orders", {"title": "QA", "account_id": acct["id"], **window})
+    assert err["field"] == "latest_end" and "constraint" not in err["message"]
+    err = refusal("/api/v1/contacts", {"email": "nobody@example.test"})
+    assert err["field"] == "last_name" and "constraint" not in err["message"]
+
+
+def test_exports_write_a_list_field_as_words_not_a_python_list(
+    console_url: str, admin: dict[str, Any]
+) -> None:
+    tok = login(console_url, admin)
+    acct = call(console_url, "POST", "/api/v1/accounts", {"name": "QA rivals"}, tok)
+    deal = {"name": "QA rivals deal", "account_id": acct["id"], "competitors": ["=Rival", "Other"]}
+    opp = call(console_url, "POST", "/api/v1/opportunities", deal, tok)
+    only = json.dumps({"field": "id", "op": "eq", "value": opp["id"]})
+    _, data = fetch(
+        console_url,
+        tok,
+        "/api/v1/list_exports/opportunities.csv",
+        filter=only,
+        columns="name,competitors",
+    )
+    assert list(csv.reader(io.StringIO(data.decode()))) == [
+        ["Name", "Competitors"],
+        ["QA rivals deal", "'=Rival, Other"],
+    ]
+    _, data = fetch(
+        console_url,
+        tok,
+        "/api/v1/list_exports/opportunities.xlsx",
+        filter=only,
+        columns="name,competitors",
+    )
+    assert xlsx_rows(data)[1] == ["QA rivals deal", "=Rival, Other"]
+
+
+def test_an_admin_gives_a_new_user_a_password_in_the_console(
+    console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
+) -> None:
+    tok = login(console_url, admin)
+    email = f"new-{admin['id']}@example.test"
+    user = call(
+        console_url, "POST", "/api/v1/users", {"email": email, "name": "New", "role": "rep"}, tok
+    )
+    password = "a-long-enough-secret-7"
+    r = run_scenario(
+        "qaPassword", console_url, {"user": admin, "target": user["id"], "password": password}
+    )
+    assert r["tooShort"] == "must have at least 8 characters"
+    assert r["cleared"] == "" and r["errors"] == []
+    assert login(console_url, {"email": email, "password": password})
+
+
+def test_a_time_zone_must_be_one_that_exists(console_url: str, admin: dict[str, Any]) -> None:
+    tok = login(console_url, admin)
+    body = {"email": f"tz-{admin['id']}@example.test", "name": "TZ", "role": "rep"}
+    with pytest.raises(urllib.error.HTTPError) as e:
+        call(console_url, "POST", "/api/v1/users", {**body, "timezone": "Mars/Olympus"}, tok)
+    assert e.value.code == 422
+    err = json.loads(e.value.read())["error"]
+    assert err["field"] == "timezone" and "not a known time zone" in err["message"]
+    user = call(console_url, "POST", "/api/v1/users", {**body, "timezone": "Europe/Berlin"}, tok)
+    assert user["timezone"] == "Europe/Berlin"
