@@ -2,7 +2,7 @@
 // The fleet: health per equipment model, one device's health and commands (with their
 // state from the device's acks), a ping, and one-time enrolment tokens for managers.
 import { api } from './api.js';
-import { h, toast, errorBox, fmtTime, table } from './ui.js';
+import { h, toast, errorBox, fmtTime, table, scrollBox } from './ui.js';
 import { deviceCommands, rolloutsPanel } from './fieldops.js';
 
 const num = (x) => (x === null || x === undefined ? '—' : Number(x).toLocaleString(undefined, { maximumFractionDigits: 1 }));
@@ -12,7 +12,6 @@ const devPath = (id) => `/api/v1/devices/${encodeURIComponent(id)}`;
 
 /** A wide table scrolls sideways inside its own keyboard-reachable box (390 px phones).
  * @param {string} label @param {HTMLElement} t */
-const scrollable = (label, t) => h('div', { class: 'table-box', role: 'region', 'aria-label': label, tabindex: 0 }, t);
 
 /** @param {HTMLElement} root @param {any} session */
 export async function fleetView(root, _args, session) {
@@ -42,7 +41,7 @@ export async function fleetView(root, _args, session) {
   if (manages) void rolloutsPanel(root);
   try {
     const r = await api('/api/v1/fleet/health?window_h=24');
-    models.append(h('h2', {}, 'Per equipment model (last 24 h)'), scrollable('Per equipment model', table([
+    models.append(h('h2', {}, 'Per equipment model (last 24 h)'), scrollBox('Per equipment model', {}, table([
       { key: 'equipment_model', label: 'Model' },
       { key: 'devices', label: 'Devices' },
       { key: 'online', label: 'Online' },
@@ -68,7 +67,7 @@ async function deviceList(root, detail) {
   const draw = () => {
     const f = filter.value.trim().toLowerCase();
     const shown = rows.filter((d) => !f || d.device_id.toLowerCase().includes(f) || (d.name || '').toLowerCase().includes(f));
-    body.replaceChildren(shown.length ? scrollable('Devices', table([
+    body.replaceChildren(shown.length ? scrollBox('Devices', {}, table([
       { label: 'Device', render: (d) => h('a', { href: `#/device/${encodeURIComponent(d.device_id)}` }, d.device_id) },
       { label: 'Name', render: (d) => d.name || '—' },
       { label: 'Status', render: (d) => (d.online ? 'online' : d.online === false ? 'offline' : 'never seen') },
@@ -102,7 +101,7 @@ async function showDevice(root, id) {
     const cmds = await api(`${devPath(id)}/commands?limit=20`);
     if (root.dataset.manages === 'yes') root.append(h('p', {}, ping)); // the API refuses other roles' commands (403)
     if (root.dataset.manages === 'yes') root.append(deviceCommands(id, () => showDevice(root, id)));
-    root.append(scrollable('Commands', table([
+    root.append(scrollBox('Commands', {}, table([
       { key: 'name', label: 'Command' },
       { key: 'state', label: 'State' },
       { key: 'detail', label: 'Detail' },

@@ -2,7 +2,7 @@
 // Field work in the console: the reps' phone analytics, a record's photos and documents
 // from the phone, device commands beyond ping, firmware images and staged rollouts.
 import { api, q, listAll } from './api.js';
-import { h, toast, errorBox, fmtTime, table } from './ui.js';
+import { h, toast, errorBox, fmtTime, table, scrollBox } from './ui.js';
 
 const hours = (s) => (s / 3600).toFixed(1);
 const km = (m) => (m / 1000).toFixed(1);
@@ -11,7 +11,6 @@ const isoDay = (d) => d.toISOString().slice(0, 10);
 
 /** A wide table scrolls sideways inside its own keyboard-reachable box (390 px phones).
  * @param {string} label @param {HTMLElement} t */
-const scrollable = (label, t) => h('div', { class: 'table-box', role: 'region', 'aria-label': label, tabindex: 0 }, t);
 
 /** Per rep: visits a day, time on site, travel, first-time fix; one rep's days on click.
  * @param {HTMLElement} root */
@@ -38,7 +37,7 @@ export async function fieldworkView(root) {
     try {
       const r = await api(`/api/v1/phone/analytics${q({ from: fromIn.value, to: toIn.value })}`);
       const rows = r.reps.map((x) => ({ ...x, name: names[x.rep_id] || `Rep ${x.rep_id}` }));
-      out.replaceChildren(rows.length ? scrollable('Field work per rep', table([
+      out.replaceChildren(rows.length ? scrollBox('Field work per rep', {}, table([
         { key: 'name', label: 'Rep' },
         { key: 'days_active', label: 'Days active' },
         { key: 'visits', label: 'Visits' },
@@ -49,7 +48,7 @@ export async function fieldworkView(root) {
         { key: 'work_orders_done', label: 'Work orders done' },
         { label: 'First-time fix', render: (x) => pct(x.first_time_fix_rate) },
       ], rows, (x) => {
-        days.replaceChildren(h('h2', {}, `${x.name}, day by day`), scrollable(`${x.name}, day by day`, table([
+        days.replaceChildren(h('h2', {}, `${x.name}, day by day`), scrollBox(`${x.name}, day by day`, {}, table([
           { key: 'day', label: 'Day' },
           { key: 'visits', label: 'Visits' },
           { label: 'On site (h)', render: (d) => hours(d.time_on_site_s) },
@@ -160,7 +159,7 @@ export async function rolloutsPanel(root) {
       const [imgs, rs] = await Promise.all([api('/api/v1/firmware?limit=200'), api('/api/v1/rollouts?limit=20')]);
       image.replaceChildren(...imgs.items.map((f) => h('option', { value: f.sha256 }, `${f.equipment_model} ${f.version} (${Math.round(f.size_bytes / 1024)} KiB)`)));
       start.hidden = !imgs.items.length;
-      body.replaceChildren(rs.items.length ? scrollable('Rollouts', table([
+      body.replaceChildren(rs.items.length ? scrollBox('Rollouts', {}, table([
         { key: 'id', label: '#' },
         { label: 'Image', render: (r) => `${r.equipment_model} · ${r.sha256.slice(0, 10)}…` },
         { label: 'Target', render: (r) => `${r.percent} %${r.device_group ? ` of ${r.device_group}` : ''}` },
@@ -211,7 +210,7 @@ export async function segmentsView(root, [segment]) {
       root.append(h('p', { class: 'muted' }, 'No segments yet: they are computed with the nightly churn scoring once an account churn model is trained.'));
       return null;
     }
-    root.append(scrollable('Segments', table([
+    root.append(scrollBox('Segments', {}, table([
       { label: 'Segment', render: (x) => h('a', { href: `#/segments/${encodeURIComponent(x.segment)}` }, x.segment) },
       { key: 'accounts', label: 'Accounts' },
       { key: 'atypical', label: 'Atypical' },

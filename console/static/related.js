@@ -3,7 +3,7 @@
 // hierarchy, roll-up and timeline, the lead conversion wizard, the contact merge screen and
 // an opportunity's stage history.
 import { api, listAll, q } from './api.js';
-import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table, scrollBox } from './ui.js';
 import { relatedList, titleOf } from './records.js';
 import { entityMeta, labels, refLink, input, human } from './fields.js';
 import { attachmentsPanel } from './fieldops.js';
@@ -189,7 +189,7 @@ async function assets(a) {
   const box = h('section', { class: 'related', id: 'account-assets' }, h('h2', {}, 'Equipment'));
   try {
     const r = await api(`/api/v1/assets${q({ account_id: a.id })}`);
-    box.append(r.items.length ? h('div', { class: 'table-box', role: 'region', 'aria-label': 'Equipment', tabindex: 0 }, table([
+    box.append(r.items.length ? scrollBox('Equipment', {}, table([
       { label: 'Model', render: (x) => x.equipment_model },
       { label: 'Serial', render: (x) => x.serial || '—' },
       { label: 'Device', render: (x) => (x.device_id ? h('a', { href: `#/device/${encodeURIComponent(x.device_id)}` }, x.device_id) : '—') },
@@ -320,7 +320,7 @@ async function duplicates(actions, sections, contact) {
   const checks = others.map((o) => h('input', { type: 'checkbox', checked: true, value: o.id, 'aria-label': `Merge ${titleOf('contacts', o)}` }));
   const fieldOf = (n) => m.fields.find((f) => f.name === n);
   const { display } = await import('./fields.js');
-  box.append(h('div', { class: 'table-box', role: 'region', 'aria-label': 'Duplicates side by side', tabindex: 0 }, h('table', { class: 'grid' },
+  box.append(scrollBox('Duplicates side by side', {}, h('table', { class: 'grid' },
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Field'), h('th', { scope: 'col' }, 'This contact (kept)'), others.map((o, i) => h('th', { scope: 'col' }, checks[i], ` ${titleOf('contacts', o)}`)))),
     h('tbody', {}, COMPARE.map((n) => h('tr', {}, h('th', { scope: 'row' }, human(n)), h('td', {}, display(fieldOf(n), contact)), others.map((o) => h('td', {}, display(fieldOf(n), o)))))))));
   const err = h('p', { class: 'error', role: 'alert' });
