@@ -8,7 +8,8 @@ How a query runs (indexes of migration c2001), in two statements whatever the ta
    (type-ahead) and to up to SIMILAR_WORDS words similar to it (pg_trgm `similarity` >=
    THRESHOLD and at most MAX_EDITS letters longer or shorter, so "schmdit" expands to
    "schmidt"). A query word with no expansion at all is dropped (unless every word is), so
-   one unknown word does not hide the rest.
+   one unknown word does not hide the rest; a one-letter word counts only when the query
+   has no longer one.
 2. Match: per type, records whose word array contains every query word as typed (exact
    tier), then records whose words overlap every word's expansion (typo/prefix tier), each
    an intersection in the type's GIN index with its own LIMIT; contacts and leads also
@@ -283,6 +284,10 @@ async def search(
     detail, score), e.g. another package's records, sent in the same round trip.
     `conn` must be in autocommit mode."""
     expanded = await expand(conn, text)
+    # a lone letter beside longer words is a separator's leftover ("a_b12" -> "a", "b12"):
+    # on its own it would match every record with that initial
+    if any(len(w) > 1 for w, _ in expanded):
+        expanded = [(w, c) for w, c in expanded if len(w) > 1]
     known = [(w, c) for w, c in expanded if c]
     words = known or expanded  # an unknown word is dropped unless all are unknown
     queries = [_type_query(name, principal, text, words, limit) for name in types]

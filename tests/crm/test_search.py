@@ -128,6 +128,9 @@ def test_an_email_prefix_is_literal_and_found_through_the_prepared_plan(db_dsn: 
     # names unlike the addresses: only the e-mail prefix can find these
     under = contact(db_dsn, "Eve", f"Under{letters()}", tid, email=f"a_b{tag}@x.test")
     plain = contact(db_dsn, "Eve", f"Plain{letters()}", tid, email=f"axb{tag}@x.test")
+    # "a_b..." splits into the words "a" and "b...": a record named with the lone letter
+    # must not be found by it
+    contact(db_dsn, "Ann", "A", tid, email=f"ann{tag}@y.test")
     texts = [f"a_b{tag}", f"axb{tag}", f"A_B{tag}@X", f"axb{tag}@x.test"] * 2
     results = asyncio.run(_search(db_dsn, ADMIN, texts))
     for text, hits in zip(texts, results, strict=True):
