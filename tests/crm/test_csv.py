@@ -55,7 +55,7 @@ def test_import_keeps_good_rows_reports_bad_lines_and_reverts(world: World) -> N
     assert job["status"] == "done", job
     assert (job["inserted_rows"], job["updated_rows"], job["failed_rows"]) == (3, 1, 2)
     errors = api.get(f"/imports/{job['id']}/errors").json()["items"]
-    assert [(e["line_no"], e["field"]) for e in errors] == [(3, "comm_prefs"), (7, None)]
+    assert [(e["line_no"], e["field"]) for e in errors] == [(3, "comm_prefs"), (7, "last_name")]
     found = api.get("/contacts", params={"q": tag, "total": "true", "limit": 50}).json()
     by_email = {c["email"]: c for c in found["items"]}
     assert found["total"] == 4
