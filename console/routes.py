@@ -297,7 +297,9 @@ async def plans(req: Req, query: MapDayQuery) -> MapPlans:
     visible, params = plan_clause(req.user, "p")
     stmt = sql.SQL(
         "SELECT DISTINCT ON (p.territory_id) p.id, p.territory_id, p.created_at"
-        " FROM routing_plans p WHERE p.plan_date = %s AND p.status = 'ready' AND {}"
+        " FROM routing_plans p WHERE p.plan_date = %s AND p.status = 'ready'"
+        # a plan without its solution cannot be drawn (the routing API answers 409)
+        " AND p.problem IS NOT NULL AND p.result IS NOT NULL AND {}"
         " ORDER BY p.territory_id, p.created_at DESC, p.id DESC"
     ).format(visible)
     async with req.connection() as conn:

@@ -68,8 +68,8 @@ def _seed(dsn: str) -> World:
             )
             # bare plan rows on a day of their own: the map's other tests draw today's plans
             (plan,) = conn.execute(
-                "INSERT INTO routing_plans (territory_id, plan_date, status, request)"
-                " VALUES (%s, %s, 'ready', '{}') RETURNING id",
+                "INSERT INTO routing_plans (territory_id, plan_date, status, request, problem,"
+                " result) VALUES (%s, %s, 'ready', '{}', '{}', '{}') RETURNING id",
                 (tid, PLAN_DAY),
             ).fetchone()  # type: ignore[misc]
             conn.execute(  # the plan routes the territory's rep (what makes it a rep's)
@@ -112,8 +112,9 @@ def test_a_reps_console_apis_exclude_another_territorys_devices_plans_and_visits
         # a newer plan of rep A's territory that routes nobody: the routing API answers 404
         # to the rep for it (routing.access.may_see_plan), so the map must not list it
         (unrouted,) = conn.execute(
-            "INSERT INTO routing_plans (territory_id, plan_date, status, request)"
-            " SELECT territory_id, plan_date, 'ready', '{}' FROM routing_plans WHERE id = %s"
+            "INSERT INTO routing_plans (territory_id, plan_date, status, request, problem, result)"
+            " SELECT territory_id, plan_date, 'ready', '{}', '{}', '{}' FROM routing_plans"
+            " WHERE id = %s"
             " RETURNING id",
             (w.plans[0],),
         ).fetchone()  # type: ignore[misc]
