@@ -1209,6 +1209,11 @@ def _device(text: str, t: str, now: datetime) -> dict[str, Any]:
     work = digits_for_words(text)
     # a gas named in the alert's kind is no device ("the CO2 alarm", "NH3 leak alert")
     work = re.sub(r"\b(?:co2|o2|nh3|h2s|no2|ch4|h2|so2)\b", " ", work, flags=re.I)
+    # a hyphenated code with a digit in it, whatever the case of its parts ("CMP-ab12",
+    # "pmp-0042", "AHU-3-B"): cut at the first letter after the hyphen it lost its end
+    m = re.search(r"\b([A-Za-z]{1,6}(?:-[A-Za-z0-9]{1,8}){1,3})\b", work)
+    if m and re.search(r"\d", m.group(1)):
+        return {"device": m.group(1)}
     m = re.search(r"\b([A-Z]{1,5}-?\d{1,5}[A-Z]?)\b", work)
     if m and not re.fullmatch(r"[A-Z]+", m.group(1)):
         return {"device": m.group(1)}

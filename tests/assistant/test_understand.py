@@ -281,3 +281,18 @@ def test_long_repetitive_text_is_read_in_linear_time(unit: str) -> None:
     # was a catastrophic backtracking of the spoken e-mail pattern ("create contact xxxx...")
     for text in (f"create contact {unit * 300} at acme dot com", f"log a call with {unit * 300}"):
         assert understand(text[:1000], MON).intent in INTENTS
+
+
+@pytest.mark.parametrize(
+    ("text", "device"),
+    [
+        ("acknowledge the CMP-ab12 alarm", "CMP-ab12"),  # letters after the hyphen
+        ("ack the cmp-9f3c alert", "cmp-9f3c"),
+        ("silence the alert on AHU-3-B", "AHU-3-B"),
+        ("dismiss the PMP-0042 alarm", "PMP-0042"),
+    ],
+)
+def test_a_hyphenated_device_code_is_taken_whole(text: str, device: str) -> None:
+    # a cut code names another device (or none), and the alert of another one is acknowledged
+    got = understand(text, datetime(2026, 3, 2, 9, 0))
+    assert (got.intent, got.slots) == ("acknowledge_alert", {"device": device})

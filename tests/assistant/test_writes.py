@@ -4,6 +4,7 @@ assistant_actions, and undone through the store again; refusals change nothing."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,10 +73,13 @@ def ask(api: Api, text: str, **extra: Any) -> dict[str, Any]:
     return body
 
 
-def activities(api: Api, **params: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = api.get("/activities", params={"limit": 100, **params}).json()[
-        "items"
-    ]
+def activities(api: Api, **equal: Any) -> list[dict[str, Any]]:
+    """The activities whose fields equal `equal` (the list's filter language: a bare query
+    parameter is no filter, and other tests' activities are visible to the same rep)."""
+    where = [{"field": k, "op": "eq", "value": v} for k, v in equal.items()]
+    r = api.get("/activities", params={"limit": 100, "filter": json.dumps({"and": where})})
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
     return items
 
 
