@@ -25,6 +25,9 @@ the elimination share from 300 visits) were set on the 400-customer instances at
 Gehring-Homberger-like RC1 instance (`generated_instance`, seeded), ours and VROOM with
 10 CPU-minutes each, against lower bounds on vehicles and distance, with a quality
 estimate from how far rc1_10_1's best known is above the same bound (`large_5000_*`).
+VROOM runs there in a child process stopped at 1.5 times its budget (its timeout does not
+bound its construction: at 5,000 customers it had not returned after 18 minutes of a
+10-minute limit); with no plan its `large_5000_vroom_*` figures are null.
 The last line is one JSON object with the totals.
 """
 
@@ -33,12 +36,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing as mp
+import queue as queue_mod
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from rich.console import Console
@@ -66,6 +72,7 @@ LARGE_TUNE_N = 400  # customers: the tuning set of the large-plan choices
 LARGE_CPU_S = 60.0
 QUICK_INSTANCES = ("C101", "R101", "RC101")
 VROOM_SCALE = 1000
+HUGE_VROOM_GRACE = 1.5  # the generated instance: VROOM is stopped after this x its budget
 
 
 @dataclass
@@ -332,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         return 5.0 if args.quick else (60.0 if n >= LARGE_N else 10.0)
 
     ap_tune = args.tune
-    out = run_set(console, directory, files, budget_of)
+    out: dict[str, float | int | None] = dict(run_set(console, directory, files, budget_of))
     if ap_tune is None and args.instances == DEFAULT_DIR and not args.quick and not args.only:
         ap_tune = LARGE_DIR
     if ap_tune is not None and str(ap_tune) != "none" and ap_tune.resolve() != directory:
@@ -523,7 +530,9 @@ def distance_lower_bound(inst: SolomonInstance, m: Matrices) -> float:
     return max(radial, float(two.sum() / 2))
 
 
-def run_huge(console: Console, n: int, cpu_s: float, large_dir: Path | None) -> dict[str, float]:
+def run_huge(
+    console: Console, n: int, cpu_s: float, large_dir: Path | None
+) -> dict[str, float | None]:
     """The generated instance of `n` customers: ours and VROOM with the same budget, and
     how far each is from the lower bounds (vehicles by capacity, distance_lower_bound). For a quality estimate the same distance bound is
     taken on rc1_10_1 (its class), whose best known is that far above it:
@@ -537,28 +546,28 @@ def run_huge(console: Console, n: int, cpu_s: float, large_dir: Path | None) -> 
         f" ({ours.cpu_s:.1f} of {cpu_s:.0f} CPU-s)"
     )
     sys.stdout.flush()
-    try:
-        base = run_vroom(inst, problem, m, cpu_s)
-    except Exception as exc:  # the baseline failing must not lose our figures
-        console.print(f"generated {n}: VROOM failed: {exc}")
-        base = Result(0, 0.0, 0.0, [f"VROOM failed: {exc}"])
+    base = _vroom_bounded(n, cpu_s)
+    if base.violations and not base.vehicles:
+        console.print(f"generated {n}: VROOM: {base.violations[0]}")
     lb = distance_lower_bound(inst, m)
     lb_veh = math.ceil(sum(c.demand for c in inst.customers) / inst.capacity)
     p = f"large_{n}_"
-    out: dict[str, float] = {
+    # no plan from VROOM (failed or stopped): its figures are null, the reason printed
+    got = base.vehicles > 0
+    out: dict[str, float | None] = {
         p + "infeasible": 1 if ours.violations else 0,
         p + "vehicles": ours.vehicles,
         p + "distance": round(ours.distance, 2),
         p + "cpu_s": round(ours.cpu_s, 1),
         p + "budget_s": cpu_s,
         p + "vroom_infeasible": 1 if base.violations else 0,
-        p + "vroom_vehicles": base.vehicles,
-        p + "vroom_distance": round(base.distance, 2),
+        p + "vroom_vehicles": base.vehicles if got else None,
+        p + "vroom_distance": round(base.distance, 2) if got else None,
         p + "vroom_cpu_s": round(base.cpu_s, 1),
         p + "lb_vehicles": lb_veh,
         p + "lb_distance": round(lb, 2),
         p + "gap_lb_pct": round((ours.distance / lb - 1) * 100, 2),
-        p + "vroom_gap_lb_pct": round((base.distance / lb - 1) * 100, 2),
+        p + "vroom_gap_lb_pct": round((base.distance / lb - 1) * 100, 2) if got else None,
     }
     ref = None if large_dir is None else large_dir / "rc1_10_1.txt"
     if ref is not None and ref.exists():
@@ -570,7 +579,9 @@ def run_huge(console: Console, n: int, cpu_s: float, large_dir: Path | None) -> 
             ratio = ref_bks.distance / ref_lb
             out[p + "ref_bks_over_lb"] = round(ratio, 4)
             out[p + "est_gap_pct"] = round((ours.distance / lb / ratio - 1) * 100, 2)
-            out[p + "vroom_est_gap_pct"] = round((base.distance / lb / ratio - 1) * 100, 2)
+            out[p + "vroom_est_gap_pct"] = (
+                round((base.distance / lb / ratio - 1) * 100, 2) if got else None
+            )
     console.print(
         f"generated {n}: ours {ours.vehicles} veh {ours.distance:.2f} ({ours.cpu_s:.1f} of"
         f" {cpu_s:.0f} CPU-s) | vroom {base.vehicles} veh {base.distance:.2f}"
@@ -579,6 +590,38 @@ def run_huge(console: Console, n: int, cpu_s: float, large_dir: Path | None) -> 
         + (f" | vroom infeasible: {base.violations[:2]}" if base.violations else "")
     )
     return out
+
+
+def _vroom_huge(n: int, cpu_s: float, out: Any) -> None:
+    """VROOM on generated_instance(n) (rebuilt here: it is seeded), its Result put on `out`."""
+    inst = generated_instance(n)
+    problem = inst.to_problem()
+    m = EuclideanMatrix().matrices(problem.locations)
+    try:
+        out.put(run_vroom(inst, problem, m, cpu_s))
+    except Exception as exc:  # the baseline failing must not lose our figures
+        out.put(Result(0, 0.0, 0.0, [f"VROOM failed: {exc}"]))
+
+
+def _vroom_bounded(n: int, cpu_s: float) -> Result:
+    """VROOM on the generated instance in a child process, stopped if it is not done
+    HUGE_VROOM_GRACE times its budget after it started (VROOM's timeout bounds its local
+    search, not its construction heuristics: on 5,000 customers it ran past 14 minutes of
+    a 10-minute limit). A stopped VROOM is reported as having no plan, with the reason."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_vroom_huge, args=(n, cpu_s, queue), daemon=True)
+    proc.start()
+    try:
+        return cast(Result, queue.get(timeout=cpu_s * HUGE_VROOM_GRACE + 120))
+    except queue_mod.Empty:
+        return Result(
+            0, 0.0, 0.0, [f"VROOM gave no plan within {HUGE_VROOM_GRACE:g}x its {cpu_s:g} s"]
+        )
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
 
 
 def _customers(path: Path) -> int:
