@@ -9,9 +9,9 @@ referenced record's name (`crm.labels`), never its id. A sum, average, minimum o
 money is grouped by currency too, so amounts in different currencies are never added up.
 
 A grouped report whose groupings, filter, measures and access a rollup covers reads the
-rollup instead of the table (`crm.rollups`: activities per UTC hour, type, status, source,
-owner and territory, kept exact by triggers): the same rows, from thousands of groups
-instead of millions of records.
+rollup instead of the table (`crm.rollups`: activities per UTC month, day or hour, type,
+status, source, owner and territory, kept exact by triggers): the same rows, from
+thousands of groups instead of millions of records.
 
 `run_report(conn, principal, definition)` is the service API: the console's endpoints and the
 scheduled reports of `automation` both call it.

@@ -1,20 +1,23 @@
 """Which reports a pre-aggregated rollup answers exactly, and how it answers them.
 
 A rollup is a table of one record type's rows counted per group: the start of the UTC
-hour of its time field and a few low-cardinality dimensions, with the count `n`, kept
-exact by the database's statement triggers (migration c3201: `activity_rollup`). Its
+hour, day or month of its time field and a few low-cardinality dimensions, with the count
+`n`, kept exact by the database's statement triggers (migration c3201:
+`activity_rollup_{hour,day,month}`). The coarsest that answers a report is read. Its
 columns carry the record type's own names, so a report's groupings, filter and access
 clause compile against it unchanged (`crm.reports`); only the measures differ (a count is
 the sum of `n`, a sum is the sum of value x `n`).
 
 A report is answered from the rollup only when the answer is the same row for row:
-- every grouping is a dimension, or the time field bucketed (day .. year);
+- every grouping is a dimension, or the time field bucketed in periods made of the
+  rollup's (a month grain answers month, quarter and year; hour and day grains all);
 - every measure is a count, or a sum/avg/min/max of a numeric dimension;
 - every filter condition is constant within a group: on a dimension (any operator), or
-  on the time field `gte`/`lt` a whole UTC hour (`is_null` too: the field is never null);
+  on the time field `gte`/`lt` the start of a UTC period of the grain (`is_null` too: the
+  field is never null);
 - the caller's access reads only dimensions (territory and owner);
-- with a time bucket, the session's zone puts every UTC hour of the data in one local
-  date: whole-hour offsets that change only on the hour (Europe/Paris, America/New_York;
+- with a time bucket, the session's zone is UTC, or (hour grain) it puts every UTC hour
+  of the data in one local date: whole-hour offsets that change only on the hour (Europe/Paris, America/New_York;
   not Asia/Kolkata, nor a zone's local mean time before 1900). Checked per zone and year
   from the system's time zone data (PostgreSQL's too on Debian), at day steps with an
   hour-by-hour look at each day whose offset changes: a zone changing its offset and
@@ -29,7 +32,7 @@ import datetime as dt
 import functools
 import zoneinfo
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from psycopg import AsyncConnection, sql
 
@@ -45,20 +48,31 @@ _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Universal", "Zulu",
 MAX_SPAN_YEARS = 300  # a zone check over more years is not worth its time: fall back
 
 
+Grain = Literal["hour", "day", "month"]
+# the bucket sizes a grain can answer: a week is not made of months
+_BUCKETS: dict[str, frozenset[str]] = {
+    "hour": frozenset({"day", "week", "month", "quarter", "year"}),
+    "day": frozenset({"day", "week", "month", "quarter", "year"}),
+    "month": frozenset({"month", "quarter", "year"}),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Rollup:
     entity: str
     table: str
-    time_field: str  # the base table's; the rollup's column of that name is the UTC hour
+    grain: Grain  # of its time column: the start of the UTC hour, day or month
+    time_field: str  # the base table's; the rollup's column of that name is the period
     dims: frozenset[str]
 
 
-ROLLUPS: dict[str, Rollup] = {
-    "activities": Rollup(
-        "activities",
-        "activity_rollup",
-        "occurred_at",
-        frozenset({"type", "status", "source", "owner_id", "territory_id"}),
+_COARSEST_FIRST: tuple[Grain, ...] = ("month", "day", "hour")
+_ACTIVITY_DIMS = frozenset({"type", "status", "source", "owner_id", "territory_id"})
+# coarsest first: the first that answers a report exactly is the one read
+ROLLUPS: dict[str, tuple[Rollup, ...]] = {
+    "activities": tuple(
+        Rollup("activities", f"activity_rollup_{g}", g, "occurred_at", _ACTIVITY_DIMS)
+        for g in _COARSEST_FIRST
     )
 }
 
@@ -68,15 +82,17 @@ def _numeric(entity: str, name: str) -> bool:
     return f is not None and f.kind in ("int", "decimal")
 
 
-def _aligned(value: Any) -> bool:
-    """A filter value that is a whole UTC hour."""
+def _aligned(value: Any, grain: Grain) -> bool:
+    """A filter value that is the start of a UTC hour, day or month."""
     if not isinstance(value, str):
         return False
     try:
-        at = parse_datetime(value)
+        at = parse_datetime(value).astimezone(dt.UTC)
     except ValueError:
         return False
-    return (at - _EPOCH) % _HOUR == dt.timedelta(0)
+    if (at - _EPOCH) % (_HOUR if grain == "hour" else _DAY):
+        return False
+    return grain != "month" or at.day == 1
 
 
 def _filter_fits(r: Rollup, node: Any, depth: int = 0) -> bool:
@@ -92,33 +108,41 @@ def _filter_fits(r: Rollup, node: Any, depth: int = 0) -> bool:
     if name in r.dims:
         return True
     if name == r.time_field:
-        return op == "is_null" or (op in ("gte", "lt") and _aligned(node.get("value")))
+        return op == "is_null" or (op in ("gte", "lt") and _aligned(node.get("value"), r.grain))
     return False
 
 
-def rollup_for(definition: ReportDefinition) -> Rollup | None:
-    """The rollup that answers `definition` exactly (zone aside: `zone_fits`), or None.
-    The definition is validated by the report compiler either way."""
-    r = ROLLUPS.get(definition.entity)
-    if r is None or (not definition.group_by and definition.columns):
-        return None
+def answers(r: Rollup, definition: ReportDefinition) -> bool:
+    """Whether rollup `r` answers `definition` exactly (the zone aside: `zone_fits`)."""
+    if definition.entity != r.entity or (not definition.group_by and definition.columns):
+        return False
     for g in definition.group_by:
-        if not (g.field in r.dims or (g.field == r.time_field and g.bucket is not None)):
-            return None
+        if g.field == r.time_field:
+            if g.bucket not in _BUCKETS[r.grain]:
+                return False
+        elif g.field not in r.dims:
+            return False
     for m in definition.measures:
         if m.field is None:
             continue
         if m.agg == "count":
             if m.field not in r.dims and m.field != r.time_field:
-                return None
+                return False
         elif m.field not in r.dims or not _numeric(r.entity, m.field):
-            return None
+            return False
     access = {"territory_id", "owner_id", *ENTITIES[r.entity].extra_owner_columns}
     if not access <= r.dims:
-        return None
-    if definition.filter is not None and not _filter_fits(r, definition.filter):
-        return None
-    return r
+        return False
+    return definition.filter is None or _filter_fits(r, definition.filter)
+
+
+def rollup_for(definition: ReportDefinition) -> Rollup | None:
+    """The coarsest rollup that answers `definition` exactly in UTC, or None. The
+    definition is validated by the report compiler either way."""
+    for r in ROLLUPS.get(definition.entity, ()):
+        if answers(r, definition):
+            return r
+    return None
 
 
 def timed(definition: ReportDefinition) -> bool:
@@ -167,10 +191,12 @@ def zone_fits_span(tz: str, lo: dt.datetime, hi: dt.datetime) -> bool:
 
 
 async def zone_fits(conn: AsyncConnection[Any], r: Rollup, tz: str) -> bool:
-    """Time buckets in zone `tz` are exact from the rollup's hours, over the hours it holds
-    (two index probes)."""
+    """Time buckets in zone `tz` are exact from the rollup's periods: in UTC always; else
+    only hours, over the hours the rollup holds (two index probes)."""
     if tz in _UTC_NAMES:
         return True
+    if r.grain != "hour":
+        return False
     col, table = sql.Identifier(r.time_field), sql.Identifier(r.table)
     cur = await conn.execute(sql.SQL("SELECT min({}), max({}) FROM {}").format(col, col, table))
     row = await cur.fetchone()
@@ -182,11 +208,12 @@ async def zone_fits(conn: AsyncConnection[Any], r: Rollup, tz: str) -> bool:
 async def choose(
     conn: AsyncConnection[Any], definition: ReportDefinition, tz: str
 ) -> Rollup | None:
-    """The rollup to answer `definition` from in zone `tz`, or None for the table."""
-    r = rollup_for(definition)
-    if r is not None and timed(definition) and not await zone_fits(conn, r, tz):
-        return None
-    return r
+    """The rollup to answer `definition` from in zone `tz` (the coarsest that answers it
+    exactly), or None for the table."""
+    for r in ROLLUPS.get(definition.entity, ()):
+        if answers(r, definition) and (not timed(definition) or await zone_fits(conn, r, tz)):
+            return r
+    return None
 
 
 def measure_sql(agg: str, field: str | None, alias: str = "t") -> sql.Composable:

@@ -1,14 +1,21 @@
-"""crm: activities rolled up per UTC hour, type, status, source, owner and territory, kept
-exact by statement-level triggers, so a grouped activity report reads thousands of rollup
-rows instead of millions of activities (`crm.rollups`).
+"""crm: activities rolled up per UTC hour, day and month with their type, status, source,
+owner and territory, kept exact by statement-level triggers, so a grouped activity report
+reads thousands of groups instead of millions of activities (`crm.rollups`).
 
-`activity_rollup` holds one row per (occurred_at hour, type, status, source, owner_id,
-territory_id) with the number of activities `n` (> 0: a group that empties is deleted).
-Its `occurred_at` is the start of the UTC hour the activities occurred in, so a filter or
-an access clause written for activities reads the same against it. The triggers add the
-statement's new rows and subtract its old ones (transition tables), one grouped upsert
-per statement; a TRUNCATE of activities empties it. Whoever loads activities with the
-triggers disabled (crm.seed) calls `crm_activity_rollup_rebuild()` afterwards.
+`activity_rollup_{hour,day,month}` each hold one row per (occurred_at period, type, status,
+source, owner_id, territory_id) with the number of activities `n` (a group that empties
+is deleted). Their `occurred_at` is the start of the UTC period the activities occurred
+in, so a filter or an access clause written for activities reads the same against them.
+Three grains because a group holds the activities of one owner in one period: at a rep's
+few activities an hour the hourly table is hardly smaller than the activities, the
+monthly one is some hundred times smaller; the hourly one is there for time zones other
+than UTC (a local day is a whole number of UTC hours in most zones, not of UTC days).
+
+The triggers add the statement's new rows and subtract its old ones (transition tables),
+one grouped upsert per grain and statement, and delete the groups that reached zero; a
+TRUNCATE of activities empties them. A count below zero (activities changed while the
+triggers were disabled) is an error, never a silently wrong report. Whoever loads
+activities with the triggers disabled (crm.seed) calls `crm_activity_rollup_rebuild()`.
 
 Revision ID: c3201
 Revises: c3101
@@ -24,63 +31,85 @@ down_revision = "c3101"
 branch_labels = None
 depends_on = None
 
+GRAINS = ("hour", "day", "month")
 _KEY = "occurred_at, type, status, source, owner_id, territory_id"
-# the rows of a transition table as rollup keys
-_ROWS = (
-    "date_trunc('hour', occurred_at, 'UTC') AS occurred_at, type, status, source,"
-    " owner_id, territory_id"
-)
+
+
+def _rows(grain: str, rows: str, sign: str = "") -> str:
+    """A transition table's (or the activities') rows as rollup keys."""
+    extra = f", {sign}1 AS n" if sign else ""
+    return (
+        f"SELECT date_trunc('{grain}', occurred_at, 'UTC') AS occurred_at, type, status,"
+        f" source, owner_id, territory_id{extra} FROM {rows}"
+    )
+
+
+def _apply(grain: str, op_: str) -> str:
+    """One grain's grouped upsert for one trigger event: +1 per new row, -1 per old row,
+    summed per group, groups in key order (two statements lock shared groups in the same
+    order)."""
+    table = f"activity_rollup_{grain}"
+    if op_ == "INSERT":
+        source = _rows(grain, "new_rows", "+")
+    elif op_ == "DELETE":
+        source = _rows(grain, "old_rows", "-")
+    else:
+        source = f"{_rows(grain, 'new_rows', '+')} UNION ALL {_rows(grain, 'old_rows', '-')}"
+    return f"""
+                INSERT INTO {table} AS r ({_KEY}, n)
+                SELECT {_KEY}, sum(d.n) FROM ({source}) d
+                GROUP BY {_KEY} HAVING sum(d.n) <> 0 ORDER BY {_KEY}
+                ON CONFLICT ({_KEY}) DO UPDATE SET n = r.n + excluded.n;"""
+
+
+def _settle(grain: str) -> str:
+    table = f"activity_rollup_{grain}"
+    return f"""
+                IF EXISTS (SELECT FROM {table} WHERE n < 0) THEN
+                    RAISE EXCEPTION '{table} is out of step with activities'
+                        USING HINT = 'SELECT crm_activity_rollup_rebuild()';
+                END IF;
+                DELETE FROM {table} WHERE n = 0;"""
 
 
 def upgrade() -> None:
+    for grain in GRAINS:
+        table = f"activity_rollup_{grain}"
+        op.execute(
+            f"""
+            CREATE TABLE {table} (
+                occurred_at  timestamptz NOT NULL,  -- start of the UTC {grain}
+                type         text NOT NULL,
+                status       text NOT NULL,
+                source       text NOT NULL,
+                owner_id     bigint,
+                territory_id bigint,
+                n            bigint NOT NULL
+            );
+            CREATE UNIQUE INDEX {table}_key ON {table} ({_KEY}) NULLS NOT DISTINCT;
+            -- the groups a statement emptied or overdrew (always near-empty)
+            CREATE INDEX {table}_settle ON {table} (n) WHERE n <= 0;
+            """
+        )
+    on_insert = "".join(_apply(g, "INSERT") for g in GRAINS)
+    on_update = "".join(_apply(g, "UPDATE") for g in GRAINS)
+    on_delete = "".join(_apply(g, "DELETE") for g in GRAINS)
+    settle = "".join(_settle(g) for g in GRAINS)
+    rebuild = "".join(
+        f"DELETE FROM activity_rollup_{g}; INSERT INTO activity_rollup_{g} ({_KEY}, n)"
+        f" SELECT {_KEY}, count(*) FROM ({_rows(g, 'activities')}) d GROUP BY {_KEY};\n"
+        for g in GRAINS
+    )
+    truncate = " ".join(f"TRUNCATE activity_rollup_{g};" for g in GRAINS)
     op.execute(
         f"""
-        CREATE TABLE activity_rollup (
-            occurred_at  timestamptz NOT NULL,  -- start of the UTC hour
-            type         text NOT NULL,
-            status       text NOT NULL,
-            source       text NOT NULL,
-            owner_id     bigint,
-            territory_id bigint,
-            n            bigint NOT NULL
-        );
-        CREATE UNIQUE INDEX activity_rollup_key ON activity_rollup ({_KEY}) NULLS NOT DISTINCT;
-        -- a rep's report reads their territory's and their own groups
-        CREATE INDEX activity_rollup_territory ON activity_rollup (territory_id);
-        CREATE INDEX activity_rollup_owner ON activity_rollup (owner_id);
-        -- the groups a statement emptied (always near-empty)
-        CREATE INDEX activity_rollup_empty ON activity_rollup (n) WHERE n <= 0;
-
         CREATE FUNCTION crm_activity_rollup_apply() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            -- +1 per new row, -1 per old row, summed per group; groups in key order so
-            -- that two statements lock shared groups in the same order
-            IF TG_OP = 'INSERT' THEN
-                INSERT INTO activity_rollup AS r ({_KEY}, n)
-                SELECT {_KEY}, count(*) FROM (SELECT {_ROWS} FROM new_rows) d
-                GROUP BY {_KEY} ORDER BY {_KEY}
-                ON CONFLICT ({_KEY}) DO UPDATE SET n = r.n + excluded.n;
-                RETURN NULL;
-            ELSIF TG_OP = 'DELETE' THEN
-                INSERT INTO activity_rollup AS r ({_KEY}, n)
-                SELECT {_KEY}, -count(*) FROM (SELECT {_ROWS} FROM old_rows) d
-                GROUP BY {_KEY} ORDER BY {_KEY}
-                ON CONFLICT ({_KEY}) DO UPDATE SET n = r.n + excluded.n;
-            ELSE
-                INSERT INTO activity_rollup AS r ({_KEY}, n)
-                SELECT {_KEY}, sum(d.n) FROM (
-                    SELECT {_ROWS}, 1 AS n FROM new_rows
-                    UNION ALL SELECT {_ROWS}, -1 AS n FROM old_rows
-                ) d
-                GROUP BY {_KEY} HAVING sum(d.n) <> 0 ORDER BY {_KEY}
-                ON CONFLICT ({_KEY}) DO UPDATE SET n = r.n + excluded.n;
-            END IF;
-            -- a negative count: rows that never were counted (triggers disabled, no rebuild)
-            IF EXISTS (SELECT FROM activity_rollup WHERE n < 0) THEN
-                RAISE EXCEPTION 'activity_rollup is out of step with activities'
-                    USING HINT = 'SELECT crm_activity_rollup_rebuild()';
-            END IF;
-            DELETE FROM activity_rollup WHERE n = 0;
+            IF TG_OP = 'INSERT' THEN{on_insert}
+                RETURN NULL;  -- counts only grew
+            ELSIF TG_OP = 'DELETE' THEN{on_delete}
+            ELSE{on_update}
+            END IF;{settle}
             RETURN NULL;
         END $$;
 
@@ -96,18 +125,16 @@ def upgrade() -> None:
 
         CREATE FUNCTION crm_activity_rollup_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            TRUNCATE activity_rollup;
+            {truncate}
             RETURN NULL;
         END $$;
         CREATE TRIGGER activities_rollup_truncate AFTER TRUNCATE ON activities
             FOR EACH STATEMENT EXECUTE FUNCTION crm_activity_rollup_truncate();
 
-        -- the rollup recomputed from the activities (after a load with triggers disabled)
+        -- the rollups recomputed from the activities (after a load with triggers disabled)
         CREATE FUNCTION crm_activity_rollup_rebuild() RETURNS void LANGUAGE sql AS $$
             LOCK TABLE activities IN SHARE MODE;
-            DELETE FROM activity_rollup;
-            INSERT INTO activity_rollup ({_KEY}, n)
-            SELECT {_KEY}, count(*) FROM (SELECT {_ROWS} FROM activities) d GROUP BY {_KEY};
+            {rebuild}
         $$;
         SELECT crm_activity_rollup_rebuild();
         """
@@ -117,12 +144,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         """
-        DROP TABLE IF EXISTS activity_rollup;
         DROP TRIGGER IF EXISTS activities_rollup_insert ON activities;
         DROP TRIGGER IF EXISTS activities_rollup_update ON activities;
         DROP TRIGGER IF EXISTS activities_rollup_delete ON activities;
         DROP TRIGGER IF EXISTS activities_rollup_truncate ON activities;
         DROP FUNCTION IF EXISTS crm_activity_rollup_apply, crm_activity_rollup_truncate,
             crm_activity_rollup_rebuild;
+        DROP TABLE IF EXISTS activity_rollup_hour, activity_rollup_day, activity_rollup_month;
         """
     )

@@ -33,16 +33,19 @@ ZONES = ["UTC", "Europe/Paris", "America/New_York", "Pacific/Auckland", "Asia/Ko
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 SPAN_H = 24 * 250
 
+GRAINS = ("hour", "day", "month")
 _DRIFT = """
     SELECT count(*) FROM (
-        (SELECT date_trunc('hour', occurred_at, 'UTC'), type, status, source, owner_id,
+        (SELECT date_trunc('{g}', occurred_at, 'UTC'), type, status, source, owner_id,
                 territory_id, count(*) FROM activities GROUP BY 1, 2, 3, 4, 5, 6
          EXCEPT ALL
-         SELECT occurred_at, type, status, source, owner_id, territory_id, n FROM activity_rollup)
+         SELECT occurred_at, type, status, source, owner_id, territory_id, n
+         FROM activity_rollup_{g})
         UNION ALL
-        (SELECT occurred_at, type, status, source, owner_id, territory_id, n FROM activity_rollup
+        (SELECT occurred_at, type, status, source, owner_id, territory_id, n
+         FROM activity_rollup_{g}
          EXCEPT ALL
-         SELECT date_trunc('hour', occurred_at, 'UTC'), type, status, source, owner_id,
+         SELECT date_trunc('{g}', occurred_at, 'UTC'), type, status, source, owner_id,
                 territory_id, count(*) FROM activities GROUP BY 1, 2, 3, 4, 5, 6)
     ) drift"""
 
@@ -173,6 +176,8 @@ def random_filter(w: World, rng: random.Random, depth: int = 0) -> dict[str, Any
     if depth < 2 and rng.random() < 0.1:
         return {"not": random_filter(w, rng, depth + 1)}
     hour = T0 + dt.timedelta(hours=rng.randrange(SPAN_H))
+    day = T0 + dt.timedelta(days=rng.randrange(SPAN_H // 24))
+    month = dt.datetime(2026, rng.randrange(3, 12), 1, tzinfo=dt.UTC)
     return rng.choice(
         [
             {"field": "type", "op": "eq", "value": rng.choice(TYPES)},
@@ -184,6 +189,8 @@ def random_filter(w: World, rng: random.Random, depth: int = 0) -> dict[str, Any
             {"field": "territory_id", "op": "gte", "value": w.territories[1]},
             {"field": "occurred_at", "op": "gte", "value": hour.isoformat()},
             {"field": "occurred_at", "op": "lt", "value": hour.isoformat()},
+            {"field": "occurred_at", "op": "gte", "value": day.isoformat()},
+            {"field": "occurred_at", "op": "lt", "value": month.isoformat()},
             {"field": "occurred_at", "op": "is_null", "value": False},
         ]
     )
@@ -216,39 +223,47 @@ def random_definition(w: World, rng: random.Random) -> ReportDefinition:
 
 async def both(
     db_dsn: str, who: Principal, d: ReportDefinition, zone: str
-) -> tuple[list[Any], list[Any], bool]:
-    """(rows from the table, rows as run_report answers them, whether that read the rollup),
-    in one snapshot."""
+) -> tuple[list[Any], list[Any], str | None]:
+    """(rows from the table, rows as run_report answers them, the rollup that read, if
+    any), in one snapshot."""
     async with await AsyncConnection.connect(db_dsn) as conn:
         await conn.set_isolation_level(IsolationLevel.REPEATABLE_READ)
         await conn.execute(f"SET TimeZone = '{zone}'")
         raw = await run_report(conn, who, d, rollups=False)
-        used = await choose(conn, d, zone) is not None
+        chosen = await choose(conn, d, zone)
+        used = chosen.grain if chosen else None
         fast = await run_report(conn, who, d)
         await conn.rollback()
     assert raw.columns == fast.columns and raw.truncated == fast.truncated
     return raw.rows, fast.rows, used
 
 
-def check_random_reports(db_dsn: str, w: World, rng: random.Random, n: int) -> int:
-    used = 0
+def check_random_reports(db_dsn: str, w: World, rng: random.Random, n: int) -> list[str]:
+    """The grains that answered."""
+    used = []
     for i in range(n):
         d = random_definition(w, rng)
         who = [w.admin, w.rep, w.manager][i % 3]
         zone = ZONES[i % len(ZONES)]
-        raw, fast, from_rollup = asyncio.run(both(db_dsn, who, d, zone))
+        raw, fast, grain = asyncio.run(both(db_dsn, who, d, zone))
         assert fast == raw, (d, who.role, zone)
         if zone == "UTC":  # always answerable in UTC
-            assert from_rollup, d
-        used += from_rollup
+            assert grain, d
+        if grain:
+            used.append(grain)
     return used
 
 
 def drift(db_dsn: str) -> int:
+    """Groups in which a rollup differs from a fresh aggregate of the activities (all
+    grains)."""
+    total = 0
     with psycopg.connect(db_dsn) as conn:
-        row = conn.execute(_DRIFT).fetchone()
-        assert row is not None
-        return int(row[0])
+        for g in GRAINS:
+            row = conn.execute(_DRIFT.format(g=g)).fetchone()
+            assert row is not None
+            total += int(row[0])
+    return total
 
 
 def test_rollup_reports_equal_the_tables_through_inserts_updates_and_deletes(
@@ -266,7 +281,8 @@ def test_rollup_reports_equal_the_tables_through_inserts_updates_and_deletes(
     delete_user_and_account(db_dsn, world)
     assert drift(db_dsn) == 0
     used += check_random_reports(db_dsn, world, rng, 30)
-    assert used >= 60  # most definitions were answered from the rollup, not the table
+    # most definitions were answered from a rollup, each grain some of them
+    assert len(used) >= 60 and set(used) == set(GRAINS)
 
 
 def test_the_seed_loads_activities_with_triggers_off_and_rebuilds_the_rollup(
@@ -279,7 +295,9 @@ def test_the_seed_loads_activities_with_triggers_off_and_rebuilds_the_rollup(
         seed(dsn, SeedCounts(accounts=40, contacts=20, activities=500, territories=2))
         assert drift(dsn) == 0
         with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT sum(n) FROM activity_rollup").fetchone() == (500,)
+            for g in GRAINS:
+                got = conn.execute(f"SELECT sum(n) FROM activity_rollup_{g}").fetchone()
+                assert got == (500,)
     finally:
         services.drop_database(services_up, name)
 
@@ -359,16 +377,40 @@ def test_definitions_the_rollup_cannot_answer_read_the_table(kw: dict[str, Any])
     assert 'FROM "activities" t' in stmt.as_string(None)
 
 
-def test_an_hour_aligned_time_filter_and_a_whole_hour_offset_zone_are_answerable() -> None:
-    d = definition(
-        filter={"field": "occurred_at", "op": "gte", "value": "2026-01-01T09:00:00+01:00"},
-        group_by=[{"field": "occurred_at", "bucket": "week"}, {"field": "owner_id"}],
-        measures=[{"agg": "count"}, {"agg": "avg", "field": "territory_id"}],
-    )
+@pytest.mark.parametrize(
+    ("kw", "grain"),
+    [
+        ({"group_by": [{"field": "occurred_at", "bucket": "quarter"}]}, "month"),
+        ({"group_by": [{"field": "type"}]}, "month"),
+        ({"group_by": [{"field": "occurred_at", "bucket": "week"}]}, "day"),
+        ({"filter": {"field": "occurred_at", "op": "gte", "value": "2026-02-03T00:00:00Z"}}, "day"),
+        (
+            {"filter": {"field": "occurred_at", "op": "lt", "value": "2026-02-01T00:00:00Z"}},
+            "month",
+        ),
+        (
+            {
+                "filter": {
+                    "field": "occurred_at",
+                    "op": "gte",
+                    "value": "2026-01-01T09:00:00+01:00",
+                },
+                "group_by": [{"field": "occurred_at", "bucket": "month"}, {"field": "owner_id"}],
+                "measures": [{"agg": "count"}, {"agg": "avg", "field": "territory_id"}],
+            },
+            "hour",
+        ),
+    ],
+)
+def test_the_coarsest_rollup_that_answers_exactly_is_read(kw: dict[str, Any], grain: str) -> None:
+    d = definition(**kw)
     r = rollup_for(d)
-    assert r is not None
+    assert r is not None and r.grain == grain
     stmt, _, _ = compile_report(d, Principal(7, "r@x", "rep", 3, (7,), (3,)), rollup=r)
-    assert 'FROM "activity_rollup" t' in stmt.as_string(None)
+    assert f'FROM "activity_rollup_{grain}" t' in stmt.as_string(None)
+
+
+def test_zones_whose_local_days_are_whole_utc_hours() -> None:
     a, b = dt.datetime(2020, 1, 1, tzinfo=dt.UTC), dt.datetime(2027, 6, 1, tzinfo=dt.UTC)
     assert zone_fits_span("Europe/Paris", a, b)
     assert zone_fits_span("America/New_York", a, b)
