@@ -31,7 +31,7 @@ from crm.entities import ENTITIES, Entity, Field
 from crm.errors import CrmError
 from crm.filters import compile_filter
 from crm.labels import LABELS, label_sql
-from crm.rollups import Rollup, choose, measure_sql
+from crm.rollups import Rollup, choose, measure_sql, source_sql
 from crm.store import db_errors, scope
 from kernel.principal import Principal
 
@@ -179,7 +179,7 @@ def compile_report(
     flt, flt_p = compile_filter(entity, definition.filter)
     where = sql.SQL("{} AND {}").format(acc, flt)
     params = [*acc_p, *flt_p]
-    table = sql.Identifier(entity.table if rollup is None else rollup.table)
+    table = sql.Identifier(entity.table) if rollup is None else source_sql(rollup)
     if not definition.group_by and definition.columns:
         if rollup is not None:
             raise ValueError("a listing of records reads the table, never a rollup")

@@ -216,6 +216,18 @@ async def choose(
     return None
 
 
+_KEY = ("occurred_at", "type", "status", "source", "owner_id", "territory_id")
+
+
+def source_sql(r: Rollup) -> sql.Composable:
+    """The rollup's groups with their counts summed over its stripes (the writers' rows of
+    one group, migration c3201); a group whose stripes sum to zero holds no record."""
+    key = sql.SQL(", ").join(sql.Identifier(k) for k in _KEY)
+    return sql.SQL("(SELECT {}, sum(n) AS n FROM {} GROUP BY {} HAVING sum(n) > 0)").format(
+        key, sql.Identifier(r.table), key
+    )
+
+
 def measure_sql(agg: str, field: str | None, alias: str = "t") -> sql.Composable:
     """A measure over the rollup's groups: the same value the record type's table gives."""
     n = sql.Identifier(alias, "n")

@@ -2,20 +2,24 @@
 owner and territory, kept exact by statement-level triggers, so a grouped activity report
 reads thousands of groups instead of millions of activities (`crm.rollups`).
 
-`activity_rollup_{hour,day,month}` each hold one row per (occurred_at period, type, status,
-source, owner_id, territory_id) with the number of activities `n` (a group that empties
-is deleted). Their `occurred_at` is the start of the UTC period the activities occurred
-in, so a filter or an access clause written for activities reads the same against them.
-Three grains because a group holds the activities of one owner in one period: at a rep's
-few activities an hour the hourly table is hardly smaller than the activities, the
-monthly one is some hundred times smaller; the hourly one is there for time zones other
-than UTC (a local day is a whole number of UTC hours in most zones, not of UTC days).
+`activity_rollup_{hour,day,month}` each hold rows of (occurred_at period, type, status,
+source, owner_id, territory_id, stripe) with a number of activities `n`; a group's count
+is the sum of its stripes' (`crm.rollups.source_sql`). Their `occurred_at` is the start of
+the UTC period the activities occurred in, so a filter or an access clause written for
+activities reads the same against them. Three grains because a group holds the
+activities of one owner in one period: at a rep's few activities an hour the hourly table
+is hardly smaller than the activities, the monthly one some hundred times smaller; the
+hourly one is there for time zones other than UTC (a local day is a whole number of UTC
+hours in most zones, not of UTC days).
 
 The triggers add the statement's new rows and subtract its old ones (transition tables),
-one grouped upsert per grain and statement, and delete the groups that reached zero; a
-TRUNCATE of activities empties them. A count below zero (activities changed while the
-triggers were disabled) is an error, never a silently wrong report. Whoever loads
-activities with the triggers disabled (crm.seed) calls `crm_activity_rollup_rebuild()`.
+one grouped upsert per grain and statement, and delete the rows that reached zero; a
+TRUNCATE of activities empties them. Stripes: a writer adds to its own stripe (its
+backend pid modulo STRIPES), so concurrent writers of one group (one user creating
+activities from several connections) seldom wait for each other's commit on one row; an
+activity inserted in one stripe and deleted in another leaves +1 and -1 that sum to
+zero. Whoever loads activities with the triggers disabled (crm.seed) calls
+`crm_activity_rollup_rebuild()` afterwards.
 
 Revision ID: c3201
 Revises: c3101
@@ -32,15 +36,16 @@ branch_labels = None
 depends_on = None
 
 GRAINS = ("hour", "day", "month")
-_KEY = "occurred_at, type, status, source, owner_id, territory_id"
+_KEY = "occurred_at, type, status, source, owner_id, territory_id, stripe"
+STRIPES = 8
 
 
-def _rows(grain: str, rows: str, sign: str = "") -> str:
+def _rows(grain: str, rows: str, sign: str = "", stripe: str = "0::smallint") -> str:
     """A transition table's (or the activities') rows as rollup keys."""
     extra = f", {sign}1 AS n" if sign else ""
     return (
         f"SELECT date_trunc('{grain}', occurred_at, 'UTC') AS occurred_at, type, status,"
-        f" source, owner_id, territory_id{extra} FROM {rows}"
+        f" source, owner_id, territory_id, {stripe} AS stripe{extra} FROM {rows}"
     )
 
 
@@ -50,11 +55,14 @@ def _apply(grain: str, op_: str) -> str:
     order)."""
     table = f"activity_rollup_{grain}"
     if op_ == "INSERT":
-        source = _rows(grain, "new_rows", "+")
+        source = _rows(grain, "new_rows", "+", "my_stripe")
     elif op_ == "DELETE":
-        source = _rows(grain, "old_rows", "-")
+        source = _rows(grain, "old_rows", "-", "my_stripe")
     else:
-        source = f"{_rows(grain, 'new_rows', '+')} UNION ALL {_rows(grain, 'old_rows', '-')}"
+        source = (
+            f"{_rows(grain, 'new_rows', '+', 'my_stripe')}"
+            f" UNION ALL {_rows(grain, 'old_rows', '-', 'my_stripe')}"
+        )
     return f"""
                 INSERT INTO {table} AS r ({_KEY}, n)
                 SELECT {_KEY}, sum(d.n) FROM ({source}) d
@@ -63,13 +71,8 @@ def _apply(grain: str, op_: str) -> str:
 
 
 def _settle(grain: str) -> str:
-    table = f"activity_rollup_{grain}"
     return f"""
-                IF EXISTS (SELECT FROM {table} WHERE n < 0) THEN
-                    RAISE EXCEPTION '{table} is out of step with activities'
-                        USING HINT = 'SELECT crm_activity_rollup_rebuild()';
-                END IF;
-                DELETE FROM {table} WHERE n = 0;"""
+                DELETE FROM activity_rollup_{grain} WHERE n = 0;"""
 
 
 def upgrade() -> None:
@@ -84,11 +87,12 @@ def upgrade() -> None:
                 source       text NOT NULL,
                 owner_id     bigint,
                 territory_id bigint,
-                n            bigint NOT NULL
+                stripe       smallint NOT NULL,  -- the writer's: see STRIPES
+                n            bigint NOT NULL     -- may be below zero in one stripe
             );
             CREATE UNIQUE INDEX {table}_key ON {table} ({_KEY}) NULLS NOT DISTINCT;
-            -- the groups a statement emptied or overdrew (always near-empty)
-            CREATE INDEX {table}_settle ON {table} (n) WHERE n <= 0;
+            -- the rows a statement emptied (always near-empty)
+            CREATE INDEX {table}_settle ON {table} (n) WHERE n = 0;
             """
         )
     on_insert = "".join(_apply(g, "INSERT") for g in GRAINS)
@@ -104,6 +108,8 @@ def upgrade() -> None:
     op.execute(
         f"""
         CREATE FUNCTION crm_activity_rollup_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            my_stripe smallint := (pg_backend_pid() % {STRIPES})::smallint;
         BEGIN
             IF TG_OP = 'INSERT' THEN{on_insert}
                 RETURN NULL;  -- counts only grew

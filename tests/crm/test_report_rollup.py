@@ -39,15 +39,18 @@ _DRIFT = """
         (SELECT date_trunc('{g}', occurred_at, 'UTC'), type, status, source, owner_id,
                 territory_id, count(*) FROM activities GROUP BY 1, 2, 3, 4, 5, 6
          EXCEPT ALL
-         SELECT occurred_at, type, status, source, owner_id, territory_id, n
-         FROM activity_rollup_{g})
+         SELECT occurred_at, type, status, source, owner_id, territory_id, sum(n)
+         FROM activity_rollup_{g} GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0)
         UNION ALL
-        (SELECT occurred_at, type, status, source, owner_id, territory_id, n
-         FROM activity_rollup_{g}
+        (SELECT occurred_at, type, status, source, owner_id, territory_id, sum(n)
+         FROM activity_rollup_{g} GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(n) <> 0
          EXCEPT ALL
          SELECT date_trunc('{g}', occurred_at, 'UTC'), type, status, source, owner_id,
                 territory_id, count(*) FROM activities GROUP BY 1, 2, 3, 4, 5, 6)
     ) drift"""
+
+
+ADMIN = Principal(1, "admin@x.test", "admin", None, (1,), ())
 
 
 def definition(**kw: Any) -> ReportDefinition:
@@ -302,6 +305,39 @@ def test_the_seed_loads_activities_with_triggers_off_and_rebuilds_the_rollup(
         services.drop_database(services_up, name)
 
 
+def test_an_activity_added_and_removed_by_writers_of_two_stripes_leaves_no_group(
+    db_dsn: str,
+) -> None:
+    """Each writer adds to its own stripe (backend pid modulo 8): +1 in one, -1 in another,
+    and the report has no group for it."""
+    tag = uuid.uuid4().hex[:10]
+    with psycopg.connect(db_dsn, autocommit=True) as a:
+        pid = a.info.backend_pid
+        row = a.execute(
+            "INSERT INTO activities (type, subject, source, owner_id, start_at)"
+            " VALUES ('task', 'x', %s, NULL, '2026-05-05 10:20+00') RETURNING id",
+            (tag,),
+        ).fetchone()
+        assert row is not None
+        others = [psycopg.connect(db_dsn, autocommit=True) for _ in range(30)]
+        try:
+            b = next(c for c in others if c.info.backend_pid % 8 != pid % 8)
+            b.execute("DELETE FROM activities WHERE id = %s", row)
+            stripes = b.execute(
+                "SELECT n FROM activity_rollup_hour WHERE source = %s ORDER BY n", (tag,)
+            ).fetchall()
+        finally:
+            for c in others:
+                c.close()
+    assert stripes == [(-1,), (1,)]
+    assert drift(db_dsn) == 0
+    d = definition(
+        filter={"field": "source", "op": "eq", "value": tag}, group_by=[{"field": "type"}]
+    )
+    raw, fast, grain = asyncio.run(both(db_dsn, ADMIN, d, "UTC"))
+    assert raw == fast == [] and grain == "month"
+
+
 def test_a_reps_rollup_report_counts_only_their_territory_and_own_rows(
     db_dsn: str, world: World
 ) -> None:
@@ -407,7 +443,7 @@ def test_the_coarsest_rollup_that_answers_exactly_is_read(kw: dict[str, Any], gr
     r = rollup_for(d)
     assert r is not None and r.grain == grain
     stmt, _, _ = compile_report(d, Principal(7, "r@x", "rep", 3, (7,), (3,)), rollup=r)
-    assert f'FROM "activity_rollup_{grain}" t' in stmt.as_string(None)
+    assert f'FROM "activity_rollup_{grain}" GROUP BY' in stmt.as_string(None)
 
 
 def test_zones_whose_local_days_are_whole_utc_hours() -> None:
