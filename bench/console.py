@@ -8,8 +8,12 @@ database, starts the app (`fieldmesh serve`), and measures:
   territory and as an admin): p50/p99 over HTTP, and the share that found that contact;
   baseline in the same run: the contacts list's own `q` search
   (ILIKE substring, /api/v1/contacts?q=) for the correctly spelled names;
-- a report over the activities grouped by type and month (two dimensions): p50/p95; baseline:
-  `SELECT count(*) FROM activities` (one full scan, the floor of any grouped report).
+- a report over the activities grouped by type and month (two dimensions): p50/p95 over
+  HTTP (answered from the hourly rollup, `crm.rollups`); baseline in the same run: the same
+  report from the activities table (`run_report(..., rollups=False)` in this process, so
+  without HTTP; the rollup path is timed the same way beside it, and both must give the
+  same rows), and `SELECT count(*) FROM activities` (one full scan, the floor of any
+  grouped report over the table);
 - XLSX export of 100k list rows (/api/v1/list_exports/contacts.xlsx with the contacts
   screen's columns: all contacts in the quick run, two territories of twenty in the full one);
   baseline: the same rows as CSV (the database and paging part of the export).
@@ -21,6 +25,7 @@ report_p95_ms, xlsx_100k_s.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -177,6 +182,52 @@ def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.array(xs), q)) if xs else float("nan")
 
 
+def _direct_reports(
+    dsn: str, definition: dict[str, Any], runs: int
+) -> tuple[dict[str, list[float]], bool, str]:
+    """The report in this process, from the table and from the rollup, alternately, as the
+    admin and as the rep: milliseconds per path; whether both paths gave the same rows; the
+    rollup that answered and its row count."""
+    import msgspec
+    from psycopg import AsyncConnection, sql
+
+    from crm.reports import ReportDefinition, run_report
+    from crm.rollups import choose
+    from kernel.principal import Principal
+
+    d = msgspec.convert(definition, ReportDefinition)
+
+    async def go() -> tuple[dict[str, list[float]], bool, str]:
+        async with await AsyncConnection.connect(dsn, autocommit=True) as conn:
+            cur = await conn.execute(
+                "SELECT id, email, role, territory_id FROM users WHERE email LIKE '%%@bench.test'"
+            )
+            people = {
+                r[2]: Principal(r[0], r[1], r[2], r[3], (r[0],), (r[3],) if r[3] else ())
+                for r in await cur.fetchall()
+            }
+            ms: dict[str, list[float]] = {}
+            same = True
+            for _ in range(runs):
+                for who, p in people.items():
+                    rows = []
+                    for path, rollups in (("raw", False), ("rollup", True)):
+                        t0 = time.perf_counter()
+                        result = await run_report(conn, p, d, rollups=rollups)
+                        ms.setdefault(f"{who}_{path}", []).append((time.perf_counter() - t0) * 1000)
+                        rows.append(result.rows)
+                    same = same and rows[0] == rows[1]
+            chosen = await choose(conn, d, "UTC")
+            assert chosen is not None, "the bench's report is one a rollup answers"
+            table = sql.Identifier(chosen.table)
+            n = await (
+                await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
+            ).fetchone()
+            return ms, same, f"{chosen.table}, {int(n[0]) if n else 0:,} rows"
+
+    return asyncio.run(go())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -273,6 +324,9 @@ def main() -> int:
         }
         report_ms = [_call(base, "/api/v1/reports/run", admin, definition)[0] for _ in range(20)]
         report_rep_ms = [_call(base, "/api/v1/reports/run", rep, definition)[0] for _ in range(10)]
+        direct_ms, same_rows, rollup_read = _direct_reports(
+            dsn, definition, 10 if args.quick else 20
+        )
         load["report"] = loadavg()
         with psycopg.connect(dsn) as conn:
             scan_ms = []
@@ -352,8 +406,18 @@ def main() -> int:
         f"baseline: contacts list q= (ILIKE, exact spelling): p50 {pct(list_ms, 50):.1f} ms, p99 {pct(list_ms, 99):.1f} ms"
     )
     print(
-        f"report (activities by type x month): admin p50 {pct(report_ms, 50):.0f} ms p95 {pct(report_ms, 95):.0f} ms;"
-        f" rep p95 {pct(report_rep_ms, 95):.0f} ms; baseline full count(*) p50 {pct(scan_ms, 50):.0f} ms"
+        f"report (activities by type x month) over HTTP, from the rollup ({rollup_read}):"
+        f" admin p50 {pct(report_ms, 50):.0f} ms p95 {pct(report_ms, 95):.0f} ms;"
+        f" rep p95 {pct(report_rep_ms, 95):.0f} ms"
+    )
+    for who in ("admin", "rep"):
+        raw, roll = direct_ms[f"{who}_raw"], direct_ms[f"{who}_rollup"]
+        print(
+            f"  in process as the {who}: from the table p50 {pct(raw, 50):.0f} ms p95 {pct(raw, 95):.0f} ms"
+            f" (baseline), from the rollup p50 {pct(roll, 50):.1f} ms p95 {pct(roll, 95):.1f} ms"
+        )
+    print(
+        f"  same rows from both: {same_rows}; baseline full count(*) p50 {pct(scan_ms, 50):.0f} ms"
     )
     print(
         f"xlsx export of 100k list rows ({cols.count(',') + 1} columns): {xlsx_s:.1f} s,"
@@ -368,6 +432,11 @@ def main() -> int:
                 "search_p99_ms": round(pct(search_ms, 99), 1),
                 "report_p95_ms": round(pct(report_ms, 95), 1),
                 "report_rep_p95_ms": round(pct(report_rep_ms, 95), 1),
+                "report_raw_p95_ms": round(pct(direct_ms["admin_raw"], 95), 1),
+                "report_raw_rep_p95_ms": round(pct(direct_ms["rep_raw"], 95), 1),
+                "report_rollup_direct_p95_ms": round(pct(direct_ms["admin_rollup"], 95), 1),
+                "report_same_rows": same_rows,
+                "rollup_read": rollup_read,
                 "xlsx_100k_s": round(xlsx_s, 2),
                 "xlsx_baseline_csv_s": round(csv_s, 2),
                 "search_found_share": round(found / max(1, len(search_ms)), 3),

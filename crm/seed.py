@@ -331,6 +331,8 @@ def seed(
             "territories",
         ):
             conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        # the activities were loaded with the rollup's triggers off too (migration c3201)
+        conn.execute("SELECT crm_activity_rollup_rebuild()")
         conn.commit()
         conn.autocommit = True
         for table in ("accounts", "contacts", "activities", "opportunities", "account_contacts"):
