@@ -58,6 +58,13 @@ class Me(msgspec.Struct, frozen=True):
     team_user_ids: list[int]
     team_territory_ids: list[int]
     token_id: int | None
+    timezone: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The caller's IANA time zone (users.timezone); the console shows "
+            "times in it. null when the account has none (then the browser's zone is used)."
+        ),
+    ] = None
 
 
 class TokenInfo(msgspec.Struct, frozen=True):
@@ -163,6 +170,9 @@ async def sign_out(req: Req) -> web.Response:
 @routes.get("/api/v1/auth/me", access=Access.read(unscoped=OWN), summary="The caller")
 async def me(req: Req) -> Me:
     p = req.user
+    async with req.connection() as conn:
+        cur = await conn.execute("SELECT timezone FROM users WHERE id = %s", (p.user_id,))
+        row = await cur.fetchone()
     return Me(
         p.user_id,
         p.email,
@@ -171,6 +181,7 @@ async def me(req: Req) -> Me:
         list(p.team_user_ids),
         list(p.team_territory_ids),
         p.token_id,
+        (row[0] or None) if row is not None else None,
     )
 
 

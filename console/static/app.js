@@ -1,7 +1,7 @@
 // @ts-check
 // The console shell: sign-in, hash routing, one view at a time (each view returns a cleanup).
 import { api, signIn, token, setUnauthorizedHandler } from './api.js';
-import { h, toast, errorBox } from './ui.js';
+import { h, toast, errorBox, setUserZone, zoneName } from './ui.js';
 import { resetMeta } from './fields.js';
 import { mountSearch } from './search.js';
 import { mountAssistant } from './assistant.js';
@@ -143,7 +143,9 @@ function showNavFor(role) {
 function showUser() {
   showNavFor(session.me ? session.me.role : null);
   const who = document.getElementById('who');
+  setUserZone(session.me ? session.me.timezone : null);
   who.textContent = session.me ? `${session.me.email} (${session.me.role})` : '';
+  if (session.me) who.append(h('small', { id: 'tz-note', class: 'tz-note' }, `Times in ${zoneName()}`));
   document.getElementById('signout').hidden = !session.me;
   document.body.dataset.signedIn = session.me ? 'yes' : 'no';
 }

@@ -1,12 +1,12 @@
 // @ts-check
 // The calendar: day, week and month views of people's meetings, visits, driving, work
-// orders and bookings (GET /api/v1/calendar/events), in the viewer's own time zone; a
+// orders and bookings (GET /api/v1/calendar/events), in the signed-in user's time zone (users.timezone, else the browser's); a
 // resource view of one day's bookings; drag to move and resize meetings and bookings
 // (PATCH, with the server's 409 answer shown: what is in the way, and free times instead);
 // and the create-meeting form with the slot finder (POST /api/v1/calendar/slots).
 // Route: #/calendar/VIEW/YYYY-MM-DD with VIEW day | week | month | resources.
 import { api, q, listAll } from './api.js';
-import { h, toast, errorBox } from './ui.js';
+import { h, toast, errorBox, fmtIn, fmtClock, userDay, zonedMs, zoneName } from './ui.js';
 import { input } from './fields.js';
 
 /** @type {Promise<{id: number, label: string}[]> | null} */
@@ -51,15 +51,22 @@ const isoDay = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2,
 /** @param {string} s */
 const parseDay = (s) => {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s || '');
-  const now = new Date();
-  return m ? new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3])) : new Date(now.getFullYear(), now.getMonth(), now.getDate());
+  const [y, mo, d] = (m ? m.slice(1) : userDay(Date.now()).split('-')).map(Number);
+  return new Date(y, mo - 1, d);
 };
 /** @param {Date} d @param {number} n */
 const addDays = (d, n) => new Date(d.getFullYear(), d.getMonth(), d.getDate() + n);
 /** @param {Date} d */
 const monday = (d) => addDays(d, -((d.getDay() + 6) % 7));
 /** @param {Date} d */
-const hhmm = (d) => d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+const hhmm = (d) => fmtClock(d);
+// Days are calendar days (a Date whose local year/month/day are the day); `at` is the
+// instant a day's hour begins in the user's zone, so day boundaries are the user's.
+/** @param {Date} d @param {number} [hr] */
+const at = (d, hr = 0) => zonedMs(isoDay(d), hr);
+/** @param {Date} d */
+const atIso = (d) => new Date(at(d)).toISOString();
+const today = () => userDay(Date.now());
 /** @param {string} ref */
 const patchPath = (ref) => {
   const [kind, id] = ref.split(':');
@@ -108,7 +115,7 @@ async function send(path, method, body, panel, retry) {
       data.alternatives.map((/** @type {any} */ a) => h('button', {
         type: 'button', class: 'cal-alt',
         onclick: () => retry && retry(a),
-      }, new Date(a.start).toLocaleString([], { weekday: 'short', hour: '2-digit', minute: '2-digit' })))) : null,
+      }, fmtIn(a.start, { weekday: 'short', hour: '2-digit', minute: '2-digit' })))) : null,
     data.other_resources && data.other_resources.length
       ? h('p', {}, `Also free then: ${data.other_resources.map((/** @type {any} */ o) => o.name).join(', ')}`) : null));
   toast('Conflict: not moved', 'error');
@@ -177,15 +184,15 @@ function moved(ev, dmin, resize, dd) {
 function timeGrid(root, events, days, panel, refresh) {
   const height = (LAST_HOUR - FIRST_HOUR) * HOUR_PX;
   const grid = h('div', { class: 'cal-grid', style: `grid-template-columns: 3.5rem repeat(${days.length}, 1fr)` });
-  grid.append(h('div', {}), ...days.map((d) => h('div', { class: `cal-head${isoDay(d) === isoDay(new Date()) ? ' today' : ''}` },
+  grid.append(h('div', {}), ...days.map((d) => h('div', { class: `cal-head${isoDay(d) === today() ? ' today' : ''}` },
     h('a', { href: `#/calendar/day/${isoDay(d)}` }, d.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' })))));
   const hours = h('div', { class: 'cal-hours', style: `height:${height}px` });
   for (let hr = FIRST_HOUR; hr < LAST_HOUR; hr += 1) hours.append(h('div', { style: `height:${HOUR_PX}px` }, `${String(hr).padStart(2, '0')}:00`));
   grid.append(hours);
   const cols = days.map((d) => {
     const col = h('div', { class: 'cal-col', style: `height:${height}px`, dataset: { day: isoDay(d) } });
-    const dayStart = +d + FIRST_HOUR * 3600000;
-    const dayEnd = +d + LAST_HOUR * 3600000;
+    const dayStart = at(d, FIRST_HOUR);
+    const dayEnd = at(d, LAST_HOUR);
     for (const ev of events) {
       const s = Math.max(+new Date(ev.start), dayStart);
       const e = Math.min(+new Date(ev.end), dayEnd);
@@ -233,8 +240,8 @@ function monthGrid(root, events, first, month) {
     const d = addDays(first, i);
     if (i >= 35 && d.getMonth() !== month.getMonth()) break;
     const next = addDays(d, 1);
-    const day = events.filter((e) => +new Date(e.start) < +next && +new Date(e.end) > +d && e.kind !== 'driving');
-    cal.append(h('div', { class: `day${isoDay(d) === isoDay(new Date()) ? ' today' : ''}${d.getMonth() !== month.getMonth() ? ' other' : ''}`, role: 'gridcell' },
+    const day = events.filter((e) => +new Date(e.start) < at(next) && +new Date(e.end) > at(d) && e.kind !== 'driving');
+    cal.append(h('div', { class: `day${isoDay(d) === today() ? ' today' : ''}${d.getMonth() !== month.getMonth() ? ' other' : ''}`, role: 'gridcell' },
       h('a', { href: `#/calendar/day/${isoDay(d)}` }, d.getDate()),
       day.slice(0, 3).map((e) => h('div', { class: `cal-chip kind-${e.kind}` }, `${hhmm(new Date(e.start))} ${e.title}`)),
       day.length > 3 ? h('div', { class: 'muted' }, `+${day.length - 3} more`) : null));
@@ -246,11 +253,11 @@ function monthGrid(root, events, first, month) {
 async function resourceView(root, day, panel, refresh) {
   const [{ items: res }, { items: books }] = await Promise.all([
     api('/api/v1/calendar/resources'),
-    api(`/api/v1/calendar/bookings${q({ start: day.toISOString(), end: addDays(day, 1).toISOString() })}`),
+    api(`/api/v1/calendar/bookings${q({ start: atIso(day), end: atIso(addDays(day, 1)) })}`),
   ]);
   const width = 900;
   const pxPerMin = width / ((LAST_HOUR - FIRST_HOUR) * 60);
-  const dayStart = +day + FIRST_HOUR * 3600000;
+  const dayStart = at(day, FIRST_HOUR);
   const table = h('div', { class: 'cal-res' });
   table.append(h('div', { class: 'cal-res-row head' }, h('div', { class: 'cal-res-name' }, 'Resource'),
     h('div', { class: 'cal-res-line', style: `width:${width}px` },
@@ -297,7 +304,7 @@ async function meetingForm(root, me, refresh) {
     h('label', {}, 'Attendees ', attendees),
     h('label', {}, 'Duration ', h('select', { name: 'duration' }, [15, 30, 45, 60, 90, 120].map((m) => h('option', { value: m, selected: m === 30 }, `${m} min`)))),
     h('label', { for: 'cal-account' }, 'On site at account (optional) ', account.el),
-    h('label', {}, 'From ', h('input', { name: 'from', type: 'date', value: isoDay(new Date()) })),
+    h('label', {}, 'From ', h('input', { name: 'from', type: 'date', value: today() })),
     res.length ? h('fieldset', {}, h('legend', {}, 'Resources'), res.map((r) => h('label', { class: 'inline' },
       h('input', { type: 'checkbox', name: 'resource', value: r.id }), ` ${r.name}`))) : null,
     h('input', { type: 'hidden', name: 'start' }),
@@ -310,10 +317,10 @@ async function meetingForm(root, me, refresh) {
   /** @type {HTMLButtonElement} */ (form.querySelector('.cal-find')).addEventListener('click', async () => {
     results.replaceChildren(h('p', { class: 'muted' }, 'Searching…'));
     const from = parseDay(value('from'));
-    const start = new Date(Math.max(+from, Date.now()));
+    const start = new Date(Math.max(at(from), Date.now()));
     const body = {
       attendees: chosen(attendees), duration_min: Number(value('duration')),
-      start: start.toISOString(), end: addDays(from, 14).toISOString(), resources: resources(), mode: 'best', limit: 8,
+      start: start.toISOString(), end: atIso(addDays(from, 14)), resources: resources(), mode: 'best', limit: 8,
     };
     let acc;
     try { acc = accountId(); } catch { results.replaceChildren(); return; }
@@ -321,7 +328,7 @@ async function meetingForm(root, me, refresh) {
     try {
       const found = await api('/api/v1/calendar/slots', { method: 'POST', body });
       results.replaceChildren(found.items.length ? h('ol', {}, found.items.map((/** @type {any} */ s) => h('li', { class: 'cal-slot' },
-        h('strong', {}, `${new Date(s.start).toLocaleString([], { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' })}–${hhmm(new Date(s.end))}`),
+        h('strong', {}, `${fmtIn(s.start, { weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' })}–${hhmm(new Date(s.end))}`),
         ' ', h('span', { class: 'muted' }, s.reasons.join('; ')), ' ',
         h('button', {
           type: 'button',
@@ -344,7 +351,7 @@ async function meetingForm(root, me, refresh) {
     const end = new Date(+new Date(start) + Number(value('duration')) * 60000).toISOString();
     const body = {
       subject: value('subject'), start, end, owner_id: people[0] || me.user_id, resource_ids: resources(), reminder_min: 15,
-      tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
+      tz: zoneName(),
     };
     if (acc) Object.assign(body, { account_id: acc });
     if (await send('/api/v1/calendar/meetings', 'POST', body, panel)) {
@@ -380,7 +387,7 @@ export async function calendarView(root, args, session) {
         href: `#/calendar/${v}/${isoDay(day)}`, 'aria-current': v === view ? 'page' : undefined, class: 'cal-view',
       }, v[0].toUpperCase() + v.slice(1)))),
       h('button', { type: 'button', 'aria-label': 'Previous', onclick: () => go(view, shift(view, day, -1)) }, '‹'),
-      h('button', { type: 'button', onclick: () => go(view, new Date()) }, 'Today'),
+      h('button', { type: 'button', onclick: () => go(view, parseDay('')) }, 'Today'),
       h('button', { type: 'button', 'aria-label': 'Next', onclick: () => go(view, shift(view, day, 1)) }, '›'),
       h('strong', { class: 'cal-title' }, title),
       view !== 'resources' ? h('label', {}, ' People ', people) : null,
@@ -395,7 +402,7 @@ export async function calendarView(root, args, session) {
     body.replaceChildren();
     try {
       if (view === 'resources') { await resourceView(body, day, panel, refresh); return; }
-      const { items } = await api(`/api/v1/calendar/events${q({ start: from.toISOString(), end: to.toISOString(), user_ids: state.people.join(',') })}`);
+      const { items } = await api(`/api/v1/calendar/events${q({ start: atIso(from), end: atIso(to), user_ids: state.people.join(',') })}`);
       if (view === 'month') monthGrid(body, items, from, day);
       else timeGrid(body, items, view === 'day' ? [day] : Array.from({ length: 7 }, (_, i) => addDays(from, i)), panel, refresh);
     } catch (e) { body.append(errorBox(e)); }

@@ -1,7 +1,9 @@
 // @ts-check
 // Inline SVG charts (no chart library): a line chart with min/max band, units, threshold
 // lines and hover values, and a bar chart with units, hover values and a legend kept clear
-// of the bars.
+// of the bars. Times are the user's zone's (ui.js fmtIn).
+import { fmtIn } from './ui.js';
+
 const NS = 'http://www.w3.org/2000/svg';
 const el = (tag, attrs = {}, text) => {
   const e = document.createElementNS(NS, tag);
@@ -39,7 +41,7 @@ export function lineChart(points, { title = '', unit = '', from = null, to = nul
   if (y0 === y1) { y0 -= 1; y1 += 1; }
   const X = (t) => pad.l + ((W - pad.l - pad.r) * (+t - t0)) / (t1 - t0);
   const Y = (v) => H - pad.b - ((H - pad.t - pad.b) * (v - y0)) / (y1 - y0);
-  const labels = [0, 0.25, 0.5, 0.75, 1].map((f) => { const t = new Date(t0 + f * (t1 - t0)); return [X(t), t.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })]; });
+  const labels = [0, 0.25, 0.5, 0.75, 1].map((f) => { const t = new Date(t0 + f * (t1 - t0)); return [X(t), fmtIn(t, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })]; });
   axes(svg, pad, y0, y1, labels, unit);
   const band = points.map((p) => `${X(p.t)},${Y(p.max ?? p.avg)}`).concat(points.slice().reverse().map((p) => `${X(p.t)},${Y(p.min ?? p.avg)}`));
   svg.append(el('polygon', { points: band.join(' '), fill: '#0969da22', stroke: 'none' }));
@@ -56,7 +58,7 @@ export function lineChart(points, { title = '', unit = '', from = null, to = nul
   for (const p of points) {
     const r = el('rect', { x: X(p.t) - colW / 2, y: pad.t, width: colW, height: H - pad.t - pad.b, fill: 'transparent', class: 'hover' });
     const u = unit ? ` ${unit}` : '';
-    r.append(el('title', {}, `${new Date(p.t).toLocaleString()}: ${num(p.avg)}${u}${p.min !== undefined && p.max !== undefined ? ` (min ${num(p.min)}, max ${num(p.max)})` : ''}`));
+    r.append(el('title', {}, `${fmtIn(p.t)}: ${num(p.avg)}${u}${p.min !== undefined && p.max !== undefined ? ` (min ${num(p.min)}, max ${num(p.max)})` : ''}`));
     svg.append(r);
   }
   svg.append(el('text', { x: pad.l, y: pad.t - 8 }, title));

@@ -2,13 +2,18 @@
 // Activities: a month calendar that moves between months (buttons, or PageUp/PageDown),
 // and the month's list; every activity opens its record page.
 import { listAll } from './api.js';
-import { h, errorBox, table, fmtTime, scrollBox } from './ui.js';
+import { h, errorBox, table, fmtTime, scrollBox, userDay, zonedMs } from './ui.js';
 import { entityMeta, refLink } from './fields.js';
 
 const ymd = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+// Days and months are the user's (their time zone): a calendar day's bounds are the
+// instants it starts in that zone, and an instant falls on the user's day it is in there.
+const bound = (d) => new Date(zonedMs(ymd(d))).toISOString();
+const dayOf = (v) => (/^\d{4}-\d{2}-\d{2}$/.test(v) ? v : userDay(v));
 
 export async function activitiesView(root, [monthArg]) {
-  const now = new Date();
+  const [ty, tm] = userDay(Date.now()).split('-').map(Number);
+  const now = new Date(ty, tm - 1, Number(userDay(Date.now()).slice(8)));
   const m = /^(\d{4})-(\d{2})$/.exec(monthArg || '');
   const month = m ? new Date(Number(m[1]), Number(m[2]) - 1, 1) : new Date(now.getFullYear(), now.getMonth(), 1);
   const next = new Date(month.getFullYear(), month.getMonth() + 1, 1);
@@ -24,7 +29,7 @@ export async function activitiesView(root, [monthArg]) {
     meta.may_create ? h('a', { class: 'button primary', href: '#/new/activities' }, 'New activity') : null));
   let acts = [];
   try {
-    acts = await listAll('/api/v1/activities', { filter: { and: [{ field: 'occurred_at', op: 'gte', value: month.toISOString() }, { field: 'occurred_at', op: 'lt', value: next.toISOString() }] } }, 2000);
+    acts = await listAll('/api/v1/activities', { filter: { and: [{ field: 'occurred_at', op: 'gte', value: bound(month) }, { field: 'occurred_at', op: 'lt', value: bound(next) }] } }, 2000);
   } catch (e) { root.append(errorBox(e)); }
   // a visual month grid; the list below carries the same activities for screen readers
   const cal = h('section', { class: 'calendar', 'aria-label': `Calendar of ${title}`, id: 'calendar' },
@@ -32,7 +37,7 @@ export async function activitiesView(root, [monthArg]) {
   const lead = (month.getDay() + 6) % 7;
   for (let i = 0; i < lead; i += 1) cal.append(h('div', { 'aria-hidden': 'true' }));
   for (let d = new Date(month); d < next; d = new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1)) {
-    const day = acts.filter((a) => ymd(new Date(a.start_at || a.due_at || a.occurred_at)) === ymd(d));
+    const day = acts.filter((a) => dayOf(a.start_at || a.due_at || a.occurred_at) === ymd(d));
     cal.append(h('div', { class: `day${ymd(d) === ymd(now) ? ' today' : ''}`, dataset: { day: ymd(d) } },
       h('strong', { 'aria-label': d.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' }) }, d.getDate()), day.slice(0, 4).map((a) => h('a', { href: `#/r/activities/${a.id}`, class: 'cal-item' }, `${a.type}: ${a.subject}`)),
       day.length > 4 ? h('div', { class: 'muted' }, `+${day.length - 4} more`) : null));

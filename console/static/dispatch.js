@@ -4,11 +4,11 @@
 // on the left; drag a card (or focus it and pick a rep) to reassign; SLA countdowns that turn
 // red when breached; "Plan today" and "Re-plan" call the routing API (managers and admins).
 import { api, listAll, q, etagOf } from './api.js';
-import { h, toast, errorBox, fmtTime } from './ui.js';
+import { h, toast, errorBox, fmtTime, fmtClock, userDay, zonedMs } from './ui.js';
 import { labels } from './fields.js';
 
 const ymd = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
-const hhmm = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
+const hhmm = (iso) => (iso ? fmtClock(iso) : '');
 
 function countdown(wo, now) {
   if (!wo.sla_due_at || ['done', 'cancelled'].includes(wo.status)) return null;
@@ -19,9 +19,13 @@ function countdown(wo, now) {
 }
 
 export async function dispatchView(root, [dayArg], session) {
-  const day = /^\d{4}-\d{2}-\d{2}$/.test(dayArg || '') ? new Date(`${dayArg}T00:00:00`) : new Date(new Date().setHours(0, 0, 0, 0));
-  const next = new Date(+day + 86400000);
-  const prev = new Date(+day - 86400000);
+  // The day is the user's calendar day (their time zone): a Date whose local y/m/d are the
+  // day, and its bounds are the instants it starts and ends in the user's zone.
+  const [y, m, d] = (/^\d{4}-\d{2}-\d{2}$/.test(dayArg || '') ? dayArg : userDay(Date.now())).split('-').map(Number);
+  const day = new Date(y, m - 1, d);
+  const next = new Date(y, m - 1, d + 1);
+  const prev = new Date(y, m - 1, d - 1);
+  const bound = (/** @type {Date} */ x) => new Date(zonedMs(ymd(x))).toISOString();
   const me = session.me || {};
   const mayPlan = ['admin', 'manager'].includes(me.role);
   const status = h('span', { class: 'muted', role: 'status', id: 'dispatch-status' });
@@ -36,7 +40,7 @@ export async function dispatchView(root, [dayArg], session) {
     [reps, wos, plans] = await Promise.all([
       listAll('/api/v1/users', { filter: { and: [{ field: 'role', op: 'eq', value: 'rep' }, { field: 'active', op: 'eq', value: true }] } }, 500),
       listAll('/api/v1/work_orders', { filter: { or: [
-        { and: [{ field: 'scheduled_start', op: 'gte', value: day.toISOString() }, { field: 'scheduled_start', op: 'lt', value: next.toISOString() }] },
+        { and: [{ field: 'scheduled_start', op: 'gte', value: bound(day) }, { field: 'scheduled_start', op: 'lt', value: bound(next) }] },
         { and: [{ field: 'status', op: 'in', value: ['new', 'assigned', 'scheduled', 'in_progress'] }, { field: 'scheduled_start', op: 'is_null', value: true }] },
       ] } }, 2000),
       api(`/console/api/plans${q({ date: ymd(day) })}`).then((r) => r.plans).catch(() => []),

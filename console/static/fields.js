@@ -3,7 +3,7 @@
 // how a value reads (names for references, money in the record's currency, local times) and
 // which input edits it. Nothing here prints an internal id or "null".
 import { api, q } from './api.js';
-import { h, fmtMoney, fmtTime, fmtDate } from './ui.js';
+import { h, fmtMoney, fmtTime, fmtDate, wallClock, fromWallClock } from './ui.js';
 
 /** @type {Promise<any> | null} */
 let metaPromise = null;
@@ -74,8 +74,8 @@ export function display(f, row) {
   }
 }
 
-const pad = (n) => String(n).padStart(2, '0');
-const localInput = (iso) => { const d = new Date(iso); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`; };
+// datetime inputs show and read the user's wall clock (their time zone)
+const localInput = (iso) => wallClock(iso);
 
 /** Whether a form can edit the field at all. */
 export const editable = (f) => f.write && !['object', 'array', 'multipolygon', 'point'].includes(f.kind);
@@ -140,7 +140,7 @@ export function input(f, value, id) {
     if (s === '') return f.kind === 'text' && !f.nullable ? '' : null;
     if (f.kind === 'int') return Number.isInteger(Number(s)) ? Number(s) : s;
     if (f.kind === 'decimal') return Number.isFinite(Number(s)) ? Number(s) : s;
-    if (f.kind === 'datetime') return new Date(s).toISOString();
+    if (f.kind === 'datetime') return fromWallClock(s);
     if (f.kind === 'time') return s.length === 5 ? `${s}:00` : s;
     return inp.value;
   };

@@ -6,13 +6,13 @@
 import { api } from './api.js';
 import { connectLive } from './live.js';
 import { makeMap, loadClustering } from './leaflet.js';
-import { h, toast, errorBox } from './ui.js';
+import { h, toast, errorBox, fmtTime, fmtClock, userDay } from './ui.js';
 import { startDrawing } from './draw.js';
 import { labels, refLink } from './fields.js';
 
 const COLORS = { online: '#1a7f37', offline: '#6e7781', alert: '#cf222e', phone: '#0969da' };
 const ROUTE_COLORS = ['#0969da', '#8250df', '#bf3989', '#1a7f37', '#9a6700', '#cf222e', '#0550ae', '#6639ba', '#953800', '#116329'];
-const hhmm = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
+const hhmm = (iso) => (iso ? fmtClock(iso) : '');
 // Fix-to-marker latency as standard User Timing measures (the benchmark and production
 // monitoring read them with a PerformanceObserver); cleared past this many so a page left
 // open for days does not grow.
@@ -130,7 +130,7 @@ export async function mapView(root, _args, session) {
       const at = (i) => {
         dot.setLatLng(lls[i]);
         const v = tr.speed_mps[i];
-        when.textContent = `${new Date(tr.t_ms[i]).toLocaleString()}${v !== null && v !== undefined ? ` · ${(v * 3.6).toFixed(0)} km/h` : ''}`;
+        when.textContent = `${fmtTime(tr.t_ms[i])}${v !== null && v !== undefined ? ` · ${(v * 3.6).toFixed(0)} km/h` : ''}`;
       };
       slider.addEventListener('input', () => at(Number(slider.value)));
       const play = h('button', { type: 'button', id: 'replay-play' }, 'Play');
@@ -311,8 +311,7 @@ function drawFence(L, group, f, show) {
 // The newest ready plan of each territory today (console /console/api/plans gives the ids,
 // the routing API the GeoJSON): one coloured line per rep, numbered stops with their ETA.
 async function drawRoutes(L, group, show) {
-  const today = new Date();
-  const day = `${today.getFullYear()}-${String(today.getMonth() + 1).padStart(2, '0')}-${String(today.getDate()).padStart(2, '0')}`;
+  const day = userDay(Date.now());
   const { plans } = await api(`/console/api/plans?date=${day}`);
   const out = [];
   for (const plan of plans) {

@@ -3,7 +3,7 @@
 // time buckets, measures, chart), saved and shared reports, CSV export, and dashboards of
 // report tiles that refresh themselves. Reports run in the database (/api/v1/reports).
 import { api, download, q } from './api.js';
-import { h, toast, errorBox, fmtMoney, scrollBox } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtTime, fmtClock, fromWallClock, scrollBox } from './ui.js';
 import { barChart, lineChart, pieChart } from './chart.js';
 import { entityMeta, human, friendly } from './fields.js';
 
@@ -42,7 +42,7 @@ function cellText(result, row, i) {
   if (c.money) return fmtMoney(v, cur >= 0 ? row[cur] : 'USD');
   if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString() : v.toLocaleString(undefined, { maximumFractionDigits: 2 });
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  if (typeof v === 'string' && TIME_RE.test(v)) return v.length > 10 ? new Date(v).toLocaleString() : v;
+  if (typeof v === 'string' && TIME_RE.test(v)) return v.length > 10 ? fmtTime(v) : v;
   return String(v).replace(/_/g, ' ');
 }
 
@@ -192,7 +192,7 @@ export async function reportView(root, [id], session) {
         : h('input', { 'aria-label': 'Value', value: c.value ?? '', type: ['int', 'decimal'].includes(f.kind) ? 'number' : f.kind === 'date' || f.kind === 'datetime' ? 'date' : 'text',
           onchange: (e) => {
             const v = e.target.value;
-            const one = (x) => (['int', 'decimal'].includes(f.kind) ? Number(x) : f.kind === 'datetime' ? new Date(x).toISOString() : x);
+            const one = (x) => (['int', 'decimal'].includes(f.kind) ? Number(x) : f.kind === 'datetime' ? fromWallClock(x) : x);
             c.value = c.op === 'in' ? v.split(',').map((x) => one(x.trim())).filter((x) => x !== '') : one(v);
           } });
       box.append(h('div', { class: 'toolbar rb-filter' },
@@ -320,7 +320,7 @@ export async function dashboardView(root, [id]) {
       } catch (e) { body.replaceChildren(errorBox(e)); }
     }));
     const oldest = asOf.length ? new Date(Math.min(...asOf)) : new Date();
-    stamp.textContent = `as of ${oldest.toLocaleTimeString()}`;
+    stamp.textContent = `as of ${fmtClock(oldest)}`;
     grid.dataset.ready = 'yes';
   }
   await refresh();

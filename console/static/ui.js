@@ -41,8 +41,68 @@ export const fmtMoney = (v, cur = 'USD') => {
   const n = Number(v || 0);
   try { return n.toLocaleString(undefined, { style: 'currency', currency: cur, maximumFractionDigits: 0 }); } catch { return `${n.toFixed(0)} ${cur}`; }
 };
-export const fmtTime = (s) => (s ? new Date(s).toLocaleString() : '');
-export const fmtDate = (s) => (s ? new Date(s).toLocaleDateString() : '');
+// Times are shown in the signed-in user's time zone (users.timezone, from /auth/me), not
+// the browser's; undefined (no zone on the account, or an unknown one) falls back to the
+// browser's zone.
+/** @type {string | undefined} */
+let userZone;
+/** @param {string | null | undefined} zone an IANA zone name */
+export function setUserZone(zone) {
+  userZone = undefined;
+  if (!zone) return;
+  try { new Intl.DateTimeFormat([], { timeZone: zone }); userZone = zone; } catch { /* unknown here: the browser's zone */ }
+}
+/** The zone times are shown in (the user's, else the browser's). */
+export const zoneName = () => userZone || Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+/** Format an instant (ISO string, epoch ms or Date) in the user's zone.
+ * @param {string | number | Date} t @param {Intl.DateTimeFormatOptions} [opts] */
+export const fmtIn = (t, opts = {}) => new Date(t).toLocaleString([], { ...opts, timeZone: userZone });
+export const fmtTime = (s) => (s ? fmtIn(s) : '');
+/** hh:mm of an instant in the user's zone. @param {string | number | Date} t */
+export const fmtClock = (t) => fmtIn(t, { hour: '2-digit', minute: '2-digit' });
+/** A calendar date, never shifted by a zone: 'YYYY-MM-DD' (optionally with a time that is
+ * ignored) or a Date whose local year/month/day are the date.
+ * @param {string | Date | null | undefined} s @param {Intl.DateTimeFormatOptions} [opts] */
+export const fmtDate = (s, opts = {}) => {
+  if (!s) return '';
+  let y, m, d;
+  const mt = typeof s === 'string' ? /^(\d{4})-(\d{2})-(\d{2})/.exec(s) : null;
+  if (mt) [y, m, d] = [Number(mt[1]), Number(mt[2]) - 1, Number(mt[3])];
+  else { const x = new Date(s); [y, m, d] = [x.getFullYear(), x.getMonth(), x.getDate()]; }
+  return new Date(Date.UTC(y, m, d, 12)).toLocaleDateString([], { ...opts, timeZone: 'UTC' });
+};
+/** The user's calendar day ('YYYY-MM-DD') that an instant falls on. @param {string | number | Date} t */
+export const userDay = (t) => {
+  const p = Object.fromEntries(new Intl.DateTimeFormat('en-CA', { timeZone: userZone, year: 'numeric', month: '2-digit', day: '2-digit' })
+    .formatToParts(new Date(t)).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day}`;
+};
+/** An instant as the user's wall clock, 'YYYY-MM-DDTHH:MM' (a datetime-local value).
+ * @param {string | number | Date} t */
+export const wallClock = (t) => {
+  const p = Object.fromEntries(new Intl.DateTimeFormat('en-CA', { timeZone: userZone, hourCycle: 'h23', hour: '2-digit', minute: '2-digit' })
+    .formatToParts(new Date(t)).map((x) => [x.type, x.value]));
+  return `${userDay(t)}T${p.hour}:${p.minute}`;
+};
+/** A datetime-local value read as the user's wall clock, as an ISO instant. @param {string} s */
+export const fromWallClock = (s) => {
+  const m = /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}):(\d{2}))?/.exec(s);
+  return m ? new Date(zonedMs(m[1], Number(m[2] || 0), Number(m[3] || 0))).toISOString() : new Date(s).toISOString();
+};
+/** The instant (epoch ms) at which the given wall-clock time occurs in the user's zone.
+ * @param {string} day 'YYYY-MM-DD' @param {number} [hour] @param {number} [minute] */
+export const zonedMs = (day, hour = 0, minute = 0) => {
+  const [y, m, d] = day.split('-').map(Number);
+  const wall = Date.UTC(y, m - 1, d, hour, minute);
+  const offsetAt = (ms) => {
+    const p = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone: userZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' })
+      .formatToParts(new Date(ms)).map((x) => [x.type, Number(x.value)]));
+    return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(ms / 1000) * 1000;
+  };
+  let t = wall - offsetAt(wall);
+  t = wall - offsetAt(t); // twice: right across a DST change
+  return t;
+};
 
 /** The one box a wide table (or a report's result) scrolls sideways in on a phone: a
  * labelled region a keyboard can focus and scroll (axe: scrollable-region-focusable).

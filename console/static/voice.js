@@ -5,6 +5,7 @@
 // cloud service); answers are read aloud by POST /api/v1/assistant/speech (piper, also on
 // the server).
 import { api, q } from './api.js';
+import { zoneName } from './ui.js';
 
 export const RATE = 16000;
 export const MAX_SECONDS = 15; // the server takes 20 s; stop a little before
@@ -86,8 +87,8 @@ export function micProblem(err) {
   return `The microphone is not available: ${(err && err.message) || err}`;
 }
 
-/** The local time zone, sent with every command. */
-export const tz = () => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+/** The user's time zone (else the browser's), sent with every command. */
+export const tz = () => zoneName();
 
 /** Send a recording; the answer as POST /api/v1/assistant/voice gives it.
  * @param {Blob} wav @param {Record<string, any>} query */

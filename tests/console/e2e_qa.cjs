@@ -4,6 +4,24 @@
 // charts of negative values. Each returns what the test asserts on.
 
 module.exports = ({ newPage, signIn, shot }) => ({
+  // A user whose time zone (users.timezone) is not the browser's: the record page, the
+  // header's zone note, the edit form's datetime input and the activities month grid.
+  async zone(browser, base, p) {
+    const { page, errors } = await newPage(browser, base, { context: { timezoneId: p.browserZone, locale: 'en-US' } });
+    await signIn(page, base, p.user, `/console/#/r/activities/${p.activityId}`);
+    await page.waitForSelector('#tz-note');
+    await page.waitForFunction((s) => document.querySelector('main').textContent.includes(s), p.subject);
+    const out = {
+      browserZone: await page.evaluate(() => Intl.DateTimeFormat().resolvedOptions().timeZone),
+      note: await page.textContent('#tz-note'),
+      main: await page.textContent('main'),
+    };
+    await page.goto(`${base}/console/#/activities/${p.month}`);
+    await page.waitForSelector('#calendar .cal-item');
+    out.days = await page.$$eval('#calendar .day', (ds) => ds.filter((d) => d.querySelector('.cal-item')).map((d) => d.dataset.day));
+    await shot(page, 'zone-activities');
+    return { out, errors };
+  },
   async qa(browser, base, p) {
     const { page, errors } = await newPage(browser, base);
     await signIn(page, base, p.user, '/console/#/new/leads');
