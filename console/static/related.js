@@ -4,13 +4,13 @@
 // an opportunity's stage history.
 import { api, listAll, q } from './api.js';
 import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table, scrollBox } from './ui.js';
-import { relatedList, titleOf } from './records.js';
+import { relatedList, titleOf, assetMeta } from './records.js';
 import { entityMeta, labels, refLink, input, human } from './fields.js';
 import { attachmentsPanel } from './fieldops.js';
 
 const eq = (field, value) => ({ field, op: 'eq', value });
 
-export async function decorate(root, actions, entity, row, m) {
+export async function decorate(root, actions, entity, row, m, role) {
   const sections = h('div', { class: 'related-grid' });
   root.append(sections);
   // every section's requests start at once; the sections are appended in their order
@@ -22,7 +22,7 @@ export async function decorate(root, actions, entity, row, m) {
     add(accountContacts(row));
     add(relatedList('Opportunities', 'opportunities', eq('account_id', row.id), { account_id: row.id }, true));
     add(relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
-    add(assets(row));
+    add(assets(row, role));
     add(timeline(row));
     add(openAlerts(row));
     add(customerValue(row));
@@ -184,9 +184,11 @@ async function timeline(a) {
   return box;
 }
 
-/** The account's installed equipment (GET /api/v1/assets): model, serial, contract, device. */
-async function assets(a) {
+/** The account's installed equipment (GET /api/v1/assets): model, serial, contract, device;
+ * "Add equipment" opens the asset form with this account filled in. */
+async function assets(a, role) {
   const box = h('section', { class: 'related', id: 'account-assets' }, h('h2', {}, 'Equipment'));
+  if (assetMeta(role).may_create) box.append(h('a', { class: 'button', id: 'add-equipment', href: `#/new/assets/account_id=${a.id}` }, 'Add equipment'));
   try {
     const r = await api(`/api/v1/assets${q({ account_id: a.id })}`);
     box.append(r.items.length ? scrollBox('Equipment', {}, table([

@@ -128,16 +128,44 @@ def test_each_role_is_offered_only_the_buttons_the_api_allows(
     assert (
         as_rep["accounts"]["create"] and as_rep["account"]["edit"] > 3 and as_rep["account"]["del"]
     )
+    assert as_rep["account"]["addEquipment"]  # POST /api/v1/assets takes every role but viewer
     # territories and users are admin-written: a rep is offered no create, edit or delete
     assert not as_rep["territories"]["create"]
     assert as_rep["me"]["edit"] == 0 and not as_rep["me"]["del"]
     as_viewer = run_scenario("permissions", console_url, {"user": viewer, "pages": pages})["out"]
     assert not as_viewer["accounts"]["create"]
     assert as_viewer["account"]["edit"] == 0 and not as_viewer["account"]["del"]
+    assert not as_viewer["account"]["addEquipment"]
     as_admin = run_scenario("permissions", console_url, {"user": admin, "pages": pages})["out"]
     assert (
         as_admin["territories"]["create"] and as_admin["me"]["edit"] > 3 and as_admin["me"]["del"]
     )
+
+
+def test_a_rep_adds_equipment_from_the_account_page(
+    console_url: str,
+    admin: dict[str, Any],
+    test_settings: Settings,
+    run_scenario: Callable[..., dict[str, Any]],
+) -> None:
+    tid = territory(test_settings.dsn)
+    rep = make_user(test_settings.dsn, "rep", territory_id=tid)
+    tok = login(console_url, admin)
+    acct = call(
+        console_url, "POST", "/api/v1/accounts", {"name": "Kettle Works", "territory_id": tid}, tok
+    )
+    model = f"Compressor {uuid.uuid4().hex[:6]}"
+    r = run_scenario("equipment", console_url, {"user": rep, "account": acct["id"], "model": model})
+    assert r["accountShown"] == "Kettle Works"  # prefilled, by name
+    assert r["fieldError"] == "must be at least 1", r["fieldError"]
+    assert r["invalid"] == "true"
+    assert [(row[0], row[1]) for row in r["rows"]] == [(model, "SN-0042")], r["rows"]
+    assert "SLA 24 h" in r["rows"][0][4]
+    assets = call(console_url, "GET", f"/api/v1/assets?account_id={acct['id']}", token=tok)
+    assert [(a["equipment_model"], a["sla_hours"]) for a in assets["items"]] == [(model, 24)]
+    assert not r["nulls"]
+    assert r["errors"] == [], r["errors"]
+    assert r["bad"] == ["422 POST /api/v1/assets"], r["bad"]
 
 
 def test_saved_views_and_bulk_assignment_on_a_list(
