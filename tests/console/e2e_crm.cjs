@@ -100,7 +100,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     return { wonReport, leadId, oppId, fieldError, savingAfterError, amountShown, accountShown, accountName, inlineError, conflict, amountAfter, hits, contactTitle, accId, nulls: /\bnull\b|nullnull|undefined|NaN/.test(text), errors };
   },
 
-  // A rep adds equipment from an account's page: the form has the account filled in, a bad
+  // A user adds equipment from an account's page: the form has the account filled in, a bad
   // SLA shows the API's error on its field, and the saved asset is in the equipment list.
   async equipment(browser, base, p) {
     const { page, errors } = await newPage(browser, base);
@@ -112,6 +112,10 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const accountShown = await page.inputValue('#create-account_id');
     await page.fill('#create-equipment_model', p.model);
     await page.fill('#create-serial', 'SN-0042');
+    if (p.device) { // the device is picked by its name among the search's suggestions
+      await page.fill('#create-device_id', p.device);
+      await page.waitForSelector('#create-device_id-options option', { state: 'attached' });
+    }
     await page.fill('#create-sla_hours', '0');
     await page.click('#create-save');
     await page.waitForFunction(() => document.getElementById('create-sla_hours-error').textContent.length > 0);

@@ -166,6 +166,26 @@ def test_a_rep_adds_equipment_from_the_account_page(
     assert not r["nulls"]
     assert r["errors"] == [], r["errors"]
     assert r["bad"] == ["422 POST /api/v1/assets"], r["bad"]
+    # an admin (who sees every device) links a device too, picked by its name
+    code = f"KW-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO device (device_id, tenant, kind, name) VALUES (%s, 'acme', 'equipment', %s)",
+            (code, f"Kettle pump {code[3:]}"),
+        )
+    other = call(console_url, "POST", "/api/v1/accounts", {"name": "Kettle Two"}, tok)
+    r = run_scenario(
+        "equipment",
+        console_url,
+        {
+            "user": admin,
+            "account": other["id"],
+            "model": model,
+            "device": f"Kettle pump {code[3:]}",
+        },
+    )
+    assert r["fieldError"] == "must be at least 1" and r["errors"] == [], r
+    assert [(row[0], row[2]) for row in r["rows"]] == [(model, code)], r["rows"]
 
 
 def test_saved_views_and_bulk_assignment_on_a_list(
