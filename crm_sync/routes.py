@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import psycopg.errors
 from aiohttp import web
+from msgspec import UNSET, UnsetType
 from psycopg import AsyncConnection, sql
 
 from crm import hooks
@@ -422,6 +423,76 @@ async def get_asset(req: Req, path: IdPath) -> AssetOut:
     if row is None:
         raise NotFound(f"no asset {path.id}", field="id")
     return AssetOut(*row)
+
+
+class AssetPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Only the fields given change; `null` clears `serial`, `installed_on` or `device_id`."""
+
+    equipment_model: Short | UnsetType = UNSET
+    device_id: Short | UnsetType | None = UNSET
+    serial: Short | UnsetType | None = UNSET
+    installed_on: date | UnsetType | None = UNSET
+    contract_tier: Literal["basic", "standard", "premium"] | UnsetType = UNSET
+    sla_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 365)] | UnsetType = UNSET
+    required_skills: (
+        Annotated[
+            list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]],
+            msgspec.Meta(max_length=50),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+@routes.patch(
+    "/api/v1/assets/{id}",
+    access=Access.write(scope=asset_scope),
+    summary="Change an asset (its account stays; a new device is checked as on create)",
+    description="Only the fields given change. A device given must be one the caller may "
+    "link (one they see, or for admins and managers one linked to nothing); another is "
+    "refused as unknown (422 on `device_id`).",
+    errors=(409, 422),
+)
+async def patch_asset(req: Req, path: IdPath, body: AssetPatch) -> AssetOut:
+    changes = {f: getattr(body, f) for f in body.__struct_fields__ if getattr(body, f) is not UNSET}
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            "SELECT device_id FROM assets WHERE id = %s FOR UPDATE", (path.id,)
+        )
+        current = await cur.fetchone()
+        if current is None:
+            raise NotFound(f"no asset {path.id}", field="id")
+        device = changes.get("device_id")
+        if device is not None and device != current[0]:
+            await check_device_link(conn, req.user, device)
+        if changes:
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(f)) for f in changes
+            )
+            query = sql.SQL("UPDATE assets SET {} WHERE id = %s").format(assignments)
+            try:
+                await conn.execute(query, [*changes.values(), path.id])
+            except psycopg.errors.UniqueViolation as exc:
+                raise Conflict(
+                    "that device already belongs to an asset", field="device_id"
+                ) from exc
+        cur = await conn.execute(f"SELECT {_ASSET_COLUMNS} FROM assets WHERE id = %s", (path.id,))
+        row = await cur.fetchone()
+    assert row is not None
+    return AssetOut(*row)
+
+
+@routes.delete(
+    "/api/v1/assets/{id}",
+    access=Access.write(scope=asset_scope),
+    summary="Delete an asset (its device, if any, is then linked to nothing)",
+    response=None,
+    status=204,
+)
+async def delete_asset(req: Req, path: IdPath) -> None:
+    async with req.connection() as conn:
+        cur = await conn.execute("DELETE FROM assets WHERE id = %s RETURNING id", (path.id,))
+        if await cur.fetchone() is None:
+            raise NotFound(f"no asset {path.id}", field="id")
 
 
 def setup(app: web.Application) -> None:

@@ -153,6 +153,46 @@ def test_a_device_is_linked_only_by_who_may_see_it(world: World, db: psycopg.Con
     assert (r.status_code, r.json()["error"]["code"]) == (422, "unknown_reference")
 
 
+def test_a_rep_edits_and_deletes_assets_of_their_territory_only(
+    world: World, db: psycopg.Connection
+) -> None:
+    b = world.base
+    r = requests.post(f"{b}/assets", json=_asset(world.mine.account_id), headers=world.rep)
+    mine = r.json()["id"]
+    theirs = world.theirs.asset_id
+
+    r = requests.patch(f"{b}/assets/{theirs}", json={"sla_hours": 4}, headers=world.rep)
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")
+    assert requests.delete(f"{b}/assets/{theirs}", headers=world.rep).status_code == 404
+    row = db.execute("SELECT sla_hours FROM assets WHERE id = %s", (theirs,)).fetchone()
+    db.commit()
+    assert row == (48,)  # unchanged, not deleted
+
+    # the device link is checked as on create: another territory's device is refused
+    r = requests.patch(
+        f"{b}/assets/{mine}", json={"device_id": world.theirs.device_id}, headers=world.rep
+    )
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "device_id")
+    assert _assets_with(db, world.theirs.device_id) == [theirs]
+
+    r = requests.patch(
+        f"{b}/assets/{mine}", json={"sla_hours": 6, "serial": "SN-9"}, headers=world.rep
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["sla_hours"], r.json()["serial"], r.json()["equipment_model"]) == (
+        6,
+        "SN-9",
+        "pump-p200",
+    )
+    r = requests.patch(f"{b}/assets/{mine}", json={"sla_hours": 0}, headers=world.rep)
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "sla_hours")
+    r = requests.patch(f"{b}/assets/{mine}", json={"account_id": theirs}, headers=world.rep)
+    assert r.status_code == 422  # the account is not a field an edit may change
+    assert requests.delete(f"{b}/assets/{mine}", headers=world.viewer).status_code == 403
+    assert requests.delete(f"{b}/assets/{mine}", headers=world.rep).status_code == 204
+    assert requests.get(f"{b}/assets/{mine}", headers=world.rep).status_code == 404
+
+
 def test_webhooks_and_connectors_are_managed_by_admins(world: World) -> None:
     b = world.base
     sub = {"url": "https://93.184.216.34/h", "event_types": ["alert.raised"]}
