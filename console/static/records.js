@@ -16,6 +16,7 @@ export const titleOf = (entity, r) => {
     case 'leads': return [r.first_name, r.last_name].filter(Boolean).join(' ') || r.company || r.email || 'Unnamed lead';
     case 'activities': return r.subject;
     case 'work_orders': return r.title;
+    case 'assets': return [r.equipment_model, r.serial].filter(Boolean).join(' · ');
     default: return r.name || r.email || `${entity}`;
   }
 };
@@ -257,7 +258,7 @@ const WRITE_ROLES = ['admin', 'manager', 'rep']; // kernel.http WRITE_ROLES: eve
 const fieldOf = (name, kind, more = {}) => ({ name, kind, ref: null, enum: [], nullable: true, required: false, write: true, minimum: null, maximum: null, max_len: null, default: null, ...more });
 /** What a role may do with assets, in the shape of /api/v1/meta/entities. */
 export const assetMeta = (role) => ({
-  name: 'assets', singular: 'asset', searchable: false, may_create: WRITE_ROLES.includes(role), may_update: false, may_delete: false,
+  name: 'assets', singular: 'asset', searchable: false, may_create: WRITE_ROLES.includes(role), may_update: WRITE_ROLES.includes(role), may_delete: WRITE_ROLES.includes(role),
   fields: [
     fieldOf('account_id', 'int', { ref: 'accounts', required: true, nullable: false }),
     fieldOf('equipment_model', 'text', { required: true, nullable: false, max_len: 200 }),
@@ -436,7 +437,9 @@ async function auditList(box, entity, id, m, row) {
   } catch (e) { box.append(errorBox(e)); }
 }
 
-function confirmDelete(entity, m, row) {
+/** Asks before deleting `row`; `onDeleted` (a related list's reload) replaces going to the
+ * entity's list, and `versioned: false` sends no If-Match (assets have no ETag). */
+export function confirmDelete(entity, m, row, { onDeleted = null, versioned = true } = {}) {
   const dlg = /** @type {HTMLDialogElement} */ (h('dialog', { id: 'confirm-delete', 'aria-labelledby': 'confirm-delete-title' }));
   const err = h('p', { class: 'error', role: 'alert' });
   const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-delete-yes' }, 'Delete');
@@ -446,10 +449,10 @@ function confirmDelete(entity, m, row) {
   yes.addEventListener('click', async () => {
     yes.disabled = true;
     try {
-      await api(`/api/v1/${entity}/${row.id}`, { method: 'DELETE', headers: { 'If-Match': etagOf(row) } });
+      await api(`/api/v1/${entity}/${row.id}`, { method: 'DELETE', headers: versioned ? { 'If-Match': etagOf(row) } : {} });
       dlg.close();
       toast(`${human(m.singular)} deleted`);
-      location.hash = `#/${entity}`;
+      if (onDeleted) await onDeleted(); else location.hash = `#/${entity}`;
     } catch (e) {
       yes.disabled = false;
       err.textContent = e.status === 409 ? `Still in use: ${e.message}` : e.status === 412 ? 'Changed meanwhile: reload the page first.' : e.message;

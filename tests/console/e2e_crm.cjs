@@ -127,7 +127,27 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.waitForFunction((id) => location.hash === `#/r/accounts/${id}` && document.querySelector('#account-assets tbody tr'), p.account);
     const rows = await page.$$eval('#account-assets tbody tr', (tr) => tr.map((r) => [...r.cells].map((c) => c.textContent)));
     const text = await page.textContent('body');
-    return { accountShown, fieldError, invalid, rows, nulls: /\bnull\b|undefined|NaN/.test(text), errors };
+    // edit the SLA in the list: a bad value shows the API's error on its field, then saves
+    await page.click('#account-assets button.edit-asset');
+    await page.waitForSelector('#edit-asset-sla_hours');
+    const editSerial = await page.inputValue('#edit-asset-serial');
+    await page.fill('#edit-asset-sla_hours', '0');
+    await page.click('#edit-asset-save');
+    await page.waitForFunction(() => document.getElementById('edit-asset-sla_hours-error').textContent.length > 0);
+    const editError = await page.textContent('#edit-asset-sla_hours-error');
+    await shot(page, 'crm-asset-edit');
+    await page.fill('#edit-asset-sla_hours', '6');
+    await page.click('#edit-asset-save');
+    await page.waitForFunction(() => !document.getElementById('edit-asset-sla_hours') && /SLA 6 h/.test(document.querySelector('#account-assets tbody').textContent));
+    const edited = await page.$$eval('#account-assets tbody tr', (tr) => tr.map((r) => [...r.cells].map((c) => c.textContent)));
+    // delete after confirming: the dialog names the asset
+    await page.click('#account-assets button.delete-asset');
+    await page.waitForSelector('#confirm-delete[open]');
+    const confirmTitle = await page.textContent('#confirm-delete-title');
+    await page.click('#confirm-delete-yes');
+    await page.waitForFunction(() => !document.querySelector('#account-assets tbody') && /No equipment recorded/.test(document.getElementById('account-assets').textContent));
+    const after = await page.textContent('body');
+    return { accountShown, fieldError, invalid, rows, editSerial, editError, edited, confirmTitle, nulls: /\bnull\b|undefined|NaN/.test(text + after), errors };
   },
 
   // What a role may do: which buttons each page offers.

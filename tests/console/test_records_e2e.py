@@ -142,7 +142,7 @@ def test_each_role_is_offered_only_the_buttons_the_api_allows(
     )
 
 
-def test_a_rep_adds_equipment_from_the_account_page(
+def test_a_rep_adds_edits_and_deletes_equipment_from_the_account_page(
     console_url: str,
     admin: dict[str, Any],
     test_settings: Settings,
@@ -161,11 +161,21 @@ def test_a_rep_adds_equipment_from_the_account_page(
     assert r["invalid"] == "true"
     assert [(row[0], row[1]) for row in r["rows"]] == [(model, "SN-0042")], r["rows"]
     assert "SLA 24 h" in r["rows"][0][4]
+    # edited in the list: the form has the asset's values, a bad SLA is shown on its field
+    assert r["editSerial"] == "SN-0042"
+    assert r["editError"] == "must be at least 1", r["editError"]
+    assert [(row[0], row[1]) for row in r["edited"]] == [(model, "SN-0042")], r["edited"]
+    assert "SLA 6 h" in r["edited"][0][4]
+    # deleted after a confirmation naming it
+    assert r["confirmTitle"] == f'Delete asset "{model} · SN-0042"?', r["confirmTitle"]
     assets = call(console_url, "GET", f"/api/v1/assets?account_id={acct['id']}", token=tok)
-    assert [(a["equipment_model"], a["sla_hours"]) for a in assets["items"]] == [(model, 24)]
+    assert assets["items"] == []
     assert not r["nulls"]
     assert r["errors"] == [], r["errors"]
-    assert r["bad"] == ["422 POST /api/v1/assets"], r["bad"]
+    assert [b.rstrip("0123456789") for b in r["bad"]] == [
+        "422 POST /api/v1/assets",
+        "422 PATCH /api/v1/assets/",
+    ], r["bad"]
     # an admin (who sees every device) links a device too, picked by its name
     code = f"KW-{uuid.uuid4().hex[:8]}"
     with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
