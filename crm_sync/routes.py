@@ -1,9 +1,10 @@
 """HTTP API of crm_sync (webhook delivery runs as a job: crm_sync.jobs).
 
 Webhooks and connectors are managed by admins; the inbound push is authenticated by its
-connector's HMAC signature (no user). Assets belong to an account: a caller reads, lists
-and creates assets only on accounts they may see (`crm.access`); another account's asset
-answers 404, as if it did not exist.
+connector's HMAC signature (no user). Assets belong to an account: a caller reads, lists,
+creates, changes and deletes assets only on accounts they may see (`crm.access`); another
+account's asset answers 404, as if it did not exist. Linking a device to an asset is checked
+too (`check_device_link`): the link makes the device visible through the account.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import asyncio
 import secrets
 import time
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import psycopg.errors
 from aiohttp import web
-from psycopg import sql
+from msgspec import UNSET, UnsetType
+from psycopg import AsyncConnection, sql
 
 from crm import hooks
 from crm.access import account_clause, require_account
@@ -27,6 +29,8 @@ from crm_sync.signing import HEADER, verify
 from kernel import jobs
 from kernel.errors import ApiError, Conflict, NotFound, Unprocessable
 from kernel.http import Access, RawBody, Req, Routes, decode_json
+from kernel.principal import Principal
+from telemetry.access import may_see_device
 
 routes = Routes("crm_sync", "Webhooks out, connectors in, and the assets of accounts")
 
@@ -310,11 +314,40 @@ async def asset_scope(req: Req, path: IdPath) -> None:
             raise NotFound(f"no asset {path.id}", field="id")
 
 
+async def check_device_link(
+    conn: AsyncConnection[Any], principal: Principal, device_id: str
+) -> None:
+    """422 on `device_id` unless the caller may link that device to an asset.
+
+    Linking a device makes it visible through the asset's account, so a caller may link
+    only a device they already see (`telemetry.access`: through its account or its rep),
+    or, for admins and managers, a device seen through nothing yet (no asset, no rep).
+    Missing and refused devices get the same answer, so a device's existence does not leak.
+    """
+    if await may_see_device(conn, principal, device_id):
+        return
+    if principal.role in ("admin", "manager"):
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM device d WHERE d.device_id = %s)"
+            " AND NOT EXISTS (SELECT 1 FROM device_scope ds WHERE ds.device_id = %s)",
+            (device_id, device_id),
+        )
+        row = await cur.fetchone()
+        if row and row[0]:
+            return
+    raise Unprocessable(
+        f"device_id: no device {device_id!r} that you may link",
+        field="device_id",
+        code="unknown_reference",
+    )
+
+
 @routes.post(
     "/api/v1/assets",
     access=Access.write(
-        unscoped="the body's account must be one the caller may see; another is refused "
-        "as unknown (422)"
+        unscoped="the body's account must be one the caller may see, and its device one "
+        "they may link (one they see, or for admins and managers one linked to nothing); "
+        "others are refused as unknown (422)"
     ),
     summary="Create an asset (a piece of equipment) on an account",
     status=201,
@@ -334,6 +367,8 @@ async def create_asset(req: Req, body: AssetIn) -> AssetOut:
                 field="account_id",
                 code="unknown_reference",
             )
+        if body.device_id is not None:
+            await check_device_link(conn, req.user, body.device_id)
         try:
             cur = await conn.execute(
                 f"""
@@ -388,6 +423,76 @@ async def get_asset(req: Req, path: IdPath) -> AssetOut:
     if row is None:
         raise NotFound(f"no asset {path.id}", field="id")
     return AssetOut(*row)
+
+
+class AssetPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Only the fields given change; `null` clears `serial`, `installed_on` or `device_id`."""
+
+    equipment_model: Short | UnsetType = UNSET
+    device_id: Short | UnsetType | None = UNSET
+    serial: Short | UnsetType | None = UNSET
+    installed_on: date | UnsetType | None = UNSET
+    contract_tier: Literal["basic", "standard", "premium"] | UnsetType = UNSET
+    sla_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 365)] | UnsetType = UNSET
+    required_skills: (
+        Annotated[
+            list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]],
+            msgspec.Meta(max_length=50),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
+@routes.patch(
+    "/api/v1/assets/{id}",
+    access=Access.write(scope=asset_scope),
+    summary="Change an asset (its account stays; a new device is checked as on create)",
+    description="Only the fields given change. A device given must be one the caller may "
+    "link (one they see, or for admins and managers one linked to nothing); another is "
+    "refused as unknown (422 on `device_id`).",
+    errors=(409, 422),
+)
+async def patch_asset(req: Req, path: IdPath, body: AssetPatch) -> AssetOut:
+    changes = {f: getattr(body, f) for f in body.__struct_fields__ if getattr(body, f) is not UNSET}
+    async with req.connection() as conn:
+        cur = await conn.execute(
+            "SELECT device_id FROM assets WHERE id = %s FOR UPDATE", (path.id,)
+        )
+        current = await cur.fetchone()
+        if current is None:
+            raise NotFound(f"no asset {path.id}", field="id")
+        device = changes.get("device_id")
+        if device is not None and device != current[0]:
+            await check_device_link(conn, req.user, device)
+        if changes:
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(f)) for f in changes
+            )
+            query = sql.SQL("UPDATE assets SET {} WHERE id = %s").format(assignments)
+            try:
+                await conn.execute(query, [*changes.values(), path.id])
+            except psycopg.errors.UniqueViolation as exc:
+                raise Conflict(
+                    "that device already belongs to an asset", field="device_id"
+                ) from exc
+        cur = await conn.execute(f"SELECT {_ASSET_COLUMNS} FROM assets WHERE id = %s", (path.id,))
+        row = await cur.fetchone()
+    assert row is not None
+    return AssetOut(*row)
+
+
+@routes.delete(
+    "/api/v1/assets/{id}",
+    access=Access.write(scope=asset_scope),
+    summary="Delete an asset (its device, if any, is then linked to nothing)",
+    response=None,
+    status=204,
+)
+async def delete_asset(req: Req, path: IdPath) -> None:
+    async with req.connection() as conn:
+        cur = await conn.execute("DELETE FROM assets WHERE id = %s RETURNING id", (path.id,))
+        if await cur.fetchone() is None:
+            raise NotFound(f"no asset {path.id}", field="id")
 
 
 def setup(app: web.Application) -> None:

@@ -15,7 +15,7 @@ const routes = {
   work_orders: records('work_orders'),
   device: () => import('./ops.js').then((m) => m.deviceView),
   accounts: records('accounts'),
-  account: () => import('./records.js').then((m) => (root, [id]) => m.recordView(root, ['accounts', id])),
+  account: () => import('./records.js').then((m) => (root, [id], s) => m.recordView(root, ['accounts', id], s)),
   contacts: records('contacts'),
   leads: records('leads'),
   opportunities: records('opportunities'),

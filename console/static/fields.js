@@ -162,9 +162,12 @@ function refPicker(f, value, id) {
   const list = h('datalist', { id: `${id}-options` });
   const inp = /** @type {HTMLInputElement} */ (h('input', { id, name: f.name, type: 'search', list: `${id}-options`, autocomplete: 'off', placeholder: `Search ${human(f.ref)}…`, 'aria-describedby': `${id}-error` }));
   let chosen = value ?? null;
-  /** @type {Map<string, number>} */
+  // ids are numbers, but a device's is its code (a text field)
+  const idOf = (x) => (f.kind === 'text' ? String(x) : Number(x));
+  /** @type {Map<string, number | string>} */
   const byLabel = new Map();
-  if (chosen !== null) labels(f.ref, [chosen]).then((m) => { inp.value = m.get(Number(chosen)) || ''; byLabel.set(inp.value, chosen); });
+  if (chosen !== null && f.kind === 'text') { inp.value = String(chosen); byLabel.set(inp.value, chosen); }
+  else if (chosen !== null) labels(f.ref, [chosen]).then((m) => { inp.value = m.get(Number(chosen)) || ''; byLabel.set(inp.value, chosen); });
   let timer;
   inp.addEventListener('input', () => {
     if (byLabel.has(inp.value)) { chosen = byLabel.get(inp.value); return; }
@@ -173,7 +176,7 @@ function refPicker(f, value, id) {
     if (!inp.value.trim()) { list.replaceChildren(); return; } // nothing to search (the API wants a query)
     timer = setTimeout(async () => {
       const r = await api(`/console/api/search${q({ q: inp.value, types: f.ref, limit: 10 })}`).catch(() => ({ items: [] }));
-      list.replaceChildren(...r.items.map((x) => { byLabel.set(x.label, Number(x.id)); return h('option', { value: x.label }, x.detail || ''); }));
+      list.replaceChildren(...r.items.map((x) => { byLabel.set(x.label, idOf(x.id)); return h('option', { value: x.label }, x.detail || ''); }));
       if (byLabel.has(inp.value)) chosen = byLabel.get(inp.value);
     }, 200);
   });

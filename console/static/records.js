@@ -16,6 +16,7 @@ export const titleOf = (entity, r) => {
     case 'leads': return [r.first_name, r.last_name].filter(Boolean).join(' ') || r.company || r.email || 'Unnamed lead';
     case 'activities': return r.subject;
     case 'work_orders': return r.title;
+    case 'assets': return [r.equipment_model, r.serial].filter(Boolean).join(' · ');
     default: return r.name || r.email || `${entity}`;
   }
 };
@@ -251,8 +252,37 @@ export function fieldForm(m, fields, initial, idPrefix) {
   return { form, values, showError, clear };
 }
 
-export async function createView(root, [entity, ...preset]) {
-  const m = await entityMeta(entity);
+// Assets (an account's equipment, POST /api/v1/assets of crm_sync) are no crm entity: their
+// form is described here, field by field as the API's AssetIn takes them.
+const WRITE_ROLES = ['admin', 'manager', 'rep']; // kernel.http WRITE_ROLES: every role but viewer
+const fieldOf = (name, kind, more = {}) => ({ name, kind, ref: null, enum: [], nullable: true, required: false, write: true, minimum: null, maximum: null, max_len: null, default: null, ...more });
+/** What a role may do with assets, in the shape of /api/v1/meta/entities. */
+export const assetMeta = (role) => ({
+  name: 'assets', singular: 'asset', searchable: false, may_create: WRITE_ROLES.includes(role), may_update: WRITE_ROLES.includes(role), may_delete: WRITE_ROLES.includes(role),
+  fields: [
+    fieldOf('account_id', 'int', { ref: 'accounts', required: true, nullable: false }),
+    fieldOf('equipment_model', 'text', { required: true, nullable: false, max_len: 200 }),
+    fieldOf('device_id', 'text', { ref: 'devices', max_len: 200 }),
+    fieldOf('serial', 'text', { max_len: 200 }),
+    fieldOf('installed_on', 'date'),
+    fieldOf('contract_tier', 'enum', { enum: ['basic', 'standard', 'premium'], nullable: false, default: 'standard' }),
+    fieldOf('sla_hours', 'int', { nullable: false, minimum: 1, maximum: 24 * 365, default: 48 }),
+    fieldOf('required_skills', 'text_list'),
+  ],
+});
+
+// The equipment models the caller's fleet has, as suggestions for a new asset's model.
+async function modelSuggestions(form) {
+  const inp = form.querySelector('#create-equipment_model');
+  if (!inp) return;
+  const r = await api('/api/v1/fleet/health').catch(() => ({ models: [] }));
+  const list = h('datalist', { id: 'create-equipment_model-options' }, r.models.map((x) => h('option', { value: x.equipment_model })));
+  inp.after(list);
+  inp.setAttribute('list', list.id);
+}
+
+export async function createView(root, [entity, ...preset], session) {
+  const m = entity === 'assets' ? assetMeta(session?.me?.role) : await entityMeta(entity);
   root.append(h('h1', {}, `New ${human(m.singular).toLowerCase()}`));
   if (!m.may_create) { root.append(h('p', { class: 'error' }, `Your role cannot create ${SCREENS[entity]?.title.toLowerCase() || entity}.`)); return null; }
   // preset "field=value" pairs from a related list's "New" link (e.g. account_id=5)
@@ -263,8 +293,11 @@ export async function createView(root, [entity, ...preset]) {
     .sort((a, b) => Number(b.required) - Number(a.required));
   const ff = fieldForm(m, fields.map((f) => forEdit(entity, f)), initial, 'create');
   const save = h('button', { type: 'submit', class: 'primary', id: 'create-save' }, 'Create');
-  ff.form.append(h('div', { class: 'toolbar' }, save, h('a', { href: `#/${entity}` }, 'Cancel')));
+  // an asset has no page of its own: it shows in its account's equipment list
+  const back = entity === 'assets' ? (initial.account_id ? `#/r/accounts/${initial.account_id}` : '#/accounts') : `#/${entity}`;
+  ff.form.append(h('div', { class: 'toolbar' }, save, h('a', { href: back }, 'Cancel')));
   root.append(ff.form);
+  if (entity === 'assets') modelSuggestions(ff.form);
   ff.form.addEventListener('submit', async (e) => {
     e.preventDefault();
     ff.clear();
@@ -273,7 +306,7 @@ export async function createView(root, [entity, ...preset]) {
       const row = await api(`/api/v1/${entity}`, { method: 'POST', body: ff.values(), headers: { 'Idempotency-Key': crypto.randomUUID() } });
       rememberLabel(entity, row.id, titleOf(entity, row));
       toast(`${human(m.singular)} created`);
-      location.hash = `#/r/${entity}/${row.id}`;
+      location.hash = entity === 'assets' ? `#/r/accounts/${row.account_id}` : `#/r/${entity}/${row.id}`;
     } catch (err) { ff.showError(err); } finally { save.disabled = false; save.textContent = 'Create'; }
   });
   return null;
@@ -294,7 +327,7 @@ async function conflictMessage(entity, id) {
   return 'Changed by someone else since you opened it: reload, or overwrite with your value.';
 }
 
-export async function recordView(root, [entity, id]) {
+export async function recordView(root, [entity, id], session) {
   const m = await entityMeta(entity);
   let row;
   try { row = await api(`/api/v1/${entity}/${id}`); } catch (e) { root.append(errorBox(e)); return null; }
@@ -376,7 +409,7 @@ export async function recordView(root, [entity, id]) {
     actions.append(h('button', { type: 'button', class: 'danger', id: 'delete-record', onclick: () => confirmDelete(entity, m, row) }, 'Delete'));
   }
   const extra = await import('./related.js');
-  await extra.decorate(root, actions, entity, row, m);
+  await extra.decorate(root, actions, entity, row, m, session?.me?.role);
   const audit = h('details', { id: 'audit' }, h('summary', {}, 'History of changes'));
   audit.addEventListener('toggle', () => { if (audit.open && audit.children.length === 1) auditList(audit, entity, id, m, row); }, { once: false });
   root.append(audit);
@@ -404,7 +437,9 @@ async function auditList(box, entity, id, m, row) {
   } catch (e) { box.append(errorBox(e)); }
 }
 
-function confirmDelete(entity, m, row) {
+/** Asks before deleting `row`; `onDeleted` (a related list's reload) replaces going to the
+ * entity's list, and `versioned: false` sends no If-Match (assets have no ETag). */
+export function confirmDelete(entity, m, row, { onDeleted = null, versioned = true } = {}) {
   const dlg = /** @type {HTMLDialogElement} */ (h('dialog', { id: 'confirm-delete', 'aria-labelledby': 'confirm-delete-title' }));
   const err = h('p', { class: 'error', role: 'alert' });
   const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-delete-yes' }, 'Delete');
@@ -414,10 +449,10 @@ function confirmDelete(entity, m, row) {
   yes.addEventListener('click', async () => {
     yes.disabled = true;
     try {
-      await api(`/api/v1/${entity}/${row.id}`, { method: 'DELETE', headers: { 'If-Match': etagOf(row) } });
+      await api(`/api/v1/${entity}/${row.id}`, { method: 'DELETE', headers: versioned ? { 'If-Match': etagOf(row) } : {} });
       dlg.close();
       toast(`${human(m.singular)} deleted`);
-      location.hash = `#/${entity}`;
+      if (onDeleted) await onDeleted(); else location.hash = `#/${entity}`;
     } catch (e) {
       yes.disabled = false;
       err.textContent = e.status === 409 ? `Still in use: ${e.message}` : e.status === 412 ? 'Changed meanwhile: reload the page first.' : e.message;

@@ -4,13 +4,13 @@
 // an opportunity's stage history.
 import { api, listAll, q } from './api.js';
 import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table, scrollBox } from './ui.js';
-import { relatedList, titleOf } from './records.js';
+import { relatedList, titleOf, assetMeta, confirmDelete, fieldForm, forEdit } from './records.js';
 import { entityMeta, labels, refLink, input, human } from './fields.js';
 import { attachmentsPanel } from './fieldops.js';
 
 const eq = (field, value) => ({ field, op: 'eq', value });
 
-export async function decorate(root, actions, entity, row, m) {
+export async function decorate(root, actions, entity, row, m, role) {
   const sections = h('div', { class: 'related-grid' });
   root.append(sections);
   // every section's requests start at once; the sections are appended in their order
@@ -22,7 +22,7 @@ export async function decorate(root, actions, entity, row, m) {
     add(accountContacts(row));
     add(relatedList('Opportunities', 'opportunities', eq('account_id', row.id), { account_id: row.id }, true));
     add(relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
-    add(assets(row));
+    add(assets(row, role));
     add(timeline(row));
     add(openAlerts(row));
     add(customerValue(row));
@@ -184,19 +184,56 @@ async function timeline(a) {
   return box;
 }
 
-/** The account's installed equipment (GET /api/v1/assets): model, serial, contract, device. */
-async function assets(a) {
+/** The account's installed equipment (GET /api/v1/assets): model, serial, contract, device;
+ * "Add equipment" opens the asset form with this account filled in; each row's Edit opens
+ * the same fields under the list (PATCH, the API's errors on their field), Delete asks first. */
+async function assets(a, role) {
+  const m = assetMeta(role);
   const box = h('section', { class: 'related', id: 'account-assets' }, h('h2', {}, 'Equipment'));
-  try {
-    const r = await api(`/api/v1/assets${q({ account_id: a.id })}`);
-    box.append(r.items.length ? scrollBox('Equipment', {}, table([
-      { label: 'Model', render: (x) => x.equipment_model },
-      { label: 'Serial', render: (x) => x.serial || '—' },
-      { label: 'Device', render: (x) => (x.device_id ? h('a', { href: `#/device/${encodeURIComponent(x.device_id)}` }, x.device_id) : '—') },
-      { label: 'Installed', render: (x) => (x.installed_on ? fmtDate(`${x.installed_on}T12:00:00`) : '—') },
-      { label: 'Contract', render: (x) => `${x.contract_tier} · SLA ${x.sla_hours} h` },
-    ], r.items)) : h('p', { class: 'muted' }, 'No equipment recorded at this account.'));
-  } catch (e) { box.append(errorBox(e)); }
+  if (m.may_create) box.append(h('a', { class: 'button', id: 'add-equipment', href: `#/new/assets/account_id=${a.id}` }, 'Add equipment'));
+  const body = h('div', {});
+  const editor = h('div', { id: 'asset-editor' });
+  box.append(body, editor);
+  const edit = (x) => {
+    // the account stays: an asset moves to another account by deleting and adding it
+    const fields = m.fields.filter((f) => f.name !== 'account_id').map((f) => forEdit('assets', f));
+    const ff = fieldForm(m, fields, x, 'edit-asset');
+    const save = h('button', { type: 'submit', class: 'primary', id: 'edit-asset-save' }, 'Save');
+    const title = `Edit ${titleOf('assets', x)}`;
+    ff.form.setAttribute('aria-label', title);
+    ff.form.append(h('div', { class: 'toolbar' }, save, h('button', { type: 'button', onclick: () => editor.replaceChildren() }, 'Cancel')));
+    editor.replaceChildren(h('h3', {}, title), ff.form);
+    ff.form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      ff.clear();
+      save.disabled = true;
+      try {
+        await api(`/api/v1/assets/${x.id}`, { method: 'PATCH', body: ff.values() });
+        toast('Asset saved');
+        editor.replaceChildren();
+        await load();
+      } catch (err) { ff.showError(err); } finally { save.disabled = false; }
+    });
+    /** @type {HTMLElement | null} */ (ff.form.querySelector('input, select'))?.focus();
+  };
+  const actions = (x) => h('span', { class: 'toolbar' },
+    m.may_update ? h('button', { type: 'button', class: 'edit-asset', 'aria-label': `Edit ${titleOf('assets', x)}`, onclick: () => edit(x) }, 'Edit') : null,
+    m.may_delete ? h('button', { type: 'button', class: 'danger delete-asset', 'aria-label': `Delete ${titleOf('assets', x)}`, onclick: () => confirmDelete('assets', m, x, { versioned: false, onDeleted: load }) }, 'Delete') : null);
+  async function load() {
+    try {
+      const r = await api(`/api/v1/assets${q({ account_id: a.id })}`);
+      const cols = [
+        { label: 'Model', render: (x) => x.equipment_model },
+        { label: 'Serial', render: (x) => x.serial || '—' },
+        { label: 'Device', render: (x) => (x.device_id ? h('a', { href: `#/device/${encodeURIComponent(x.device_id)}` }, x.device_id) : '—') },
+        { label: 'Installed', render: (x) => (x.installed_on ? fmtDate(`${x.installed_on}T12:00:00`) : '—') },
+        { label: 'Contract', render: (x) => `${x.contract_tier} · SLA ${x.sla_hours} h` },
+      ];
+      if (m.may_update || m.may_delete) cols.push({ label: 'Actions', render: actions });
+      body.replaceChildren(r.items.length ? scrollBox('Equipment', {}, table(cols, r.items)) : h('p', { class: 'muted' }, 'No equipment recorded at this account.'));
+    } catch (e) { body.replaceChildren(errorBox(e)); }
+  }
+  await load();
   return box;
 }
 

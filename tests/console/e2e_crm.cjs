@@ -100,6 +100,56 @@ module.exports = ({ newPage, signIn, shot }) => ({
     return { wonReport, leadId, oppId, fieldError, savingAfterError, amountShown, accountShown, accountName, inlineError, conflict, amountAfter, hits, contactTitle, accId, nulls: /\bnull\b|nullnull|undefined|NaN/.test(text), errors };
   },
 
+  // A user adds equipment from an account's page: the form has the account filled in, a bad
+  // SLA shows the API's error on its field, and the saved asset is in the equipment list.
+  async equipment(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    await signIn(page, base, p.user, `/console/#/r/accounts/${p.account}`);
+    await page.waitForSelector('#add-equipment');
+    await page.click('#add-equipment');
+    await page.waitForSelector('#create-equipment_model');
+    await page.waitForFunction(() => document.getElementById('create-account_id').value !== '');
+    const accountShown = await page.inputValue('#create-account_id');
+    await page.fill('#create-equipment_model', p.model);
+    await page.fill('#create-serial', 'SN-0042');
+    if (p.device) { // the device is picked by its name among the search's suggestions
+      await page.fill('#create-device_id', p.device);
+      await page.waitForSelector('#create-device_id-options option', { state: 'attached' });
+    }
+    await page.fill('#create-sla_hours', '0');
+    await page.click('#create-save');
+    await page.waitForFunction(() => document.getElementById('create-sla_hours-error').textContent.length > 0);
+    const fieldError = await page.textContent('#create-sla_hours-error');
+    const invalid = await page.getAttribute('#create-sla_hours', 'aria-invalid');
+    await shot(page, 'crm-asset-form');
+    await page.fill('#create-sla_hours', '24');
+    await page.click('#create-save');
+    await page.waitForFunction((id) => location.hash === `#/r/accounts/${id}` && document.querySelector('#account-assets tbody tr'), p.account);
+    const rows = await page.$$eval('#account-assets tbody tr', (tr) => tr.map((r) => [...r.cells].map((c) => c.textContent)));
+    const text = await page.textContent('body');
+    // edit the SLA in the list: a bad value shows the API's error on its field, then saves
+    await page.click('#account-assets button.edit-asset');
+    await page.waitForSelector('#edit-asset-sla_hours');
+    const editSerial = await page.inputValue('#edit-asset-serial');
+    await page.fill('#edit-asset-sla_hours', '0');
+    await page.click('#edit-asset-save');
+    await page.waitForFunction(() => document.getElementById('edit-asset-sla_hours-error').textContent.length > 0);
+    const editError = await page.textContent('#edit-asset-sla_hours-error');
+    await shot(page, 'crm-asset-edit');
+    await page.fill('#edit-asset-sla_hours', '6');
+    await page.click('#edit-asset-save');
+    await page.waitForFunction(() => !document.getElementById('edit-asset-sla_hours') && /SLA 6 h/.test(document.querySelector('#account-assets tbody').textContent));
+    const edited = await page.$$eval('#account-assets tbody tr', (tr) => tr.map((r) => [...r.cells].map((c) => c.textContent)));
+    // delete after confirming: the dialog names the asset
+    await page.click('#account-assets button.delete-asset');
+    await page.waitForSelector('#confirm-delete[open]');
+    const confirmTitle = await page.textContent('#confirm-delete-title');
+    await page.click('#confirm-delete-yes');
+    await page.waitForFunction(() => !document.querySelector('#account-assets tbody') && /No equipment recorded/.test(document.getElementById('account-assets').textContent));
+    const after = await page.textContent('body');
+    return { accountShown, fieldError, invalid, rows, editSerial, editError, edited, confirmTitle, nulls: /\bnull\b|undefined|NaN/.test(text + after), errors };
+  },
+
   // What a role may do: which buttons each page offers.
   async permissions(browser, base, p) {
     const { page, errors } = await newPage(browser, base);
@@ -113,6 +163,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
         create: !!(await page.$('#new-record')),
         edit: (await page.$$('#fields button.edit')).length,
         del: !!(await page.$('#delete-record')),
+        addEquipment: !!(await page.$('#add-equipment')),
         ack: await page.$$eval('#alerts button.ack', (b) => b.filter((x) => !x.disabled).length).catch(() => 0),
         text: (await page.textContent('main')).slice(0, 300),
       };

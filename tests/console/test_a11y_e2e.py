@@ -50,6 +50,7 @@ def test_the_crm_screens_have_no_serious_accessibility_violations(
         f"#/r/accounts/{acct['id']}",
         f"#/r/leads/{lead['id']}",
         "#/new/contacts",
+        f"#/new/assets/account_id={acct['id']}",
         "#/opportunities",
         "#/pipeline",
         "#/activities",

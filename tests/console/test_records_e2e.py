@@ -128,16 +128,74 @@ def test_each_role_is_offered_only_the_buttons_the_api_allows(
     assert (
         as_rep["accounts"]["create"] and as_rep["account"]["edit"] > 3 and as_rep["account"]["del"]
     )
+    assert as_rep["account"]["addEquipment"]  # POST /api/v1/assets takes every role but viewer
     # territories and users are admin-written: a rep is offered no create, edit or delete
     assert not as_rep["territories"]["create"]
     assert as_rep["me"]["edit"] == 0 and not as_rep["me"]["del"]
     as_viewer = run_scenario("permissions", console_url, {"user": viewer, "pages": pages})["out"]
     assert not as_viewer["accounts"]["create"]
     assert as_viewer["account"]["edit"] == 0 and not as_viewer["account"]["del"]
+    assert not as_viewer["account"]["addEquipment"]
     as_admin = run_scenario("permissions", console_url, {"user": admin, "pages": pages})["out"]
     assert (
         as_admin["territories"]["create"] and as_admin["me"]["edit"] > 3 and as_admin["me"]["del"]
     )
+
+
+def test_a_rep_adds_edits_and_deletes_equipment_from_the_account_page(
+    console_url: str,
+    admin: dict[str, Any],
+    test_settings: Settings,
+    run_scenario: Callable[..., dict[str, Any]],
+) -> None:
+    tid = territory(test_settings.dsn)
+    rep = make_user(test_settings.dsn, "rep", territory_id=tid)
+    tok = login(console_url, admin)
+    acct = call(
+        console_url, "POST", "/api/v1/accounts", {"name": "Kettle Works", "territory_id": tid}, tok
+    )
+    model = f"Compressor {uuid.uuid4().hex[:6]}"
+    r = run_scenario("equipment", console_url, {"user": rep, "account": acct["id"], "model": model})
+    assert r["accountShown"] == "Kettle Works"  # prefilled, by name
+    assert r["fieldError"] == "must be at least 1", r["fieldError"]
+    assert r["invalid"] == "true"
+    assert [(row[0], row[1]) for row in r["rows"]] == [(model, "SN-0042")], r["rows"]
+    assert "SLA 24 h" in r["rows"][0][4]
+    # edited in the list: the form has the asset's values, a bad SLA is shown on its field
+    assert r["editSerial"] == "SN-0042"
+    assert r["editError"] == "must be at least 1", r["editError"]
+    assert [(row[0], row[1]) for row in r["edited"]] == [(model, "SN-0042")], r["edited"]
+    assert "SLA 6 h" in r["edited"][0][4]
+    # deleted after a confirmation naming it
+    assert r["confirmTitle"] == f'Delete asset "{model} · SN-0042"?', r["confirmTitle"]
+    assets = call(console_url, "GET", f"/api/v1/assets?account_id={acct['id']}", token=tok)
+    assert assets["items"] == []
+    assert not r["nulls"]
+    assert r["errors"] == [], r["errors"]
+    assert [b.rstrip("0123456789") for b in r["bad"]] == [
+        "422 POST /api/v1/assets",
+        "422 PATCH /api/v1/assets/",
+    ], r["bad"]
+    # an admin (who sees every device) links a device too, picked by its name
+    code = f"KW-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO device (device_id, tenant, kind, name) VALUES (%s, 'acme', 'equipment', %s)",
+            (code, f"Kettle pump {code[3:]}"),
+        )
+    other = call(console_url, "POST", "/api/v1/accounts", {"name": "Kettle Two"}, tok)
+    r = run_scenario(
+        "equipment",
+        console_url,
+        {
+            "user": admin,
+            "account": other["id"],
+            "model": model,
+            "device": f"Kettle pump {code[3:]}",
+        },
+    )
+    assert r["fieldError"] == "must be at least 1" and r["errors"] == [], r
+    assert [(row[0], row[2]) for row in r["rows"]] == [(model, code)], r["rows"]
 
 
 def test_saved_views_and_bulk_assignment_on_a_list(

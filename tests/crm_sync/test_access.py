@@ -48,12 +48,18 @@ class World:
     rep: dict[str, str]
     viewer: dict[str, str]
     admin: dict[str, str]
+    manager: dict[str, str]  # of the rep's territory
 
 
 @pytest.fixture(scope="module")
 def world(test_settings: Settings, db_dsn: str) -> Iterator[World]:
     with psycopg.connect(db_dsn) as conn:
         mine, theirs = make_site(conn), make_site(conn)
+        for site in (mine, theirs):
+            conn.execute(
+                "INSERT INTO device (device_id, tenant) VALUES (%s, 't')", (site.device_id,)
+            )
+        conn.commit()
 
     def h(role: str, territory: int | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {asyncio.run(_token(db_dsn, role, territory))}"}
@@ -66,6 +72,7 @@ def world(test_settings: Settings, db_dsn: str) -> Iterator[World]:
             h("rep", mine.territory_id),
             h("viewer"),
             h("admin"),
+            h("manager", mine.territory_id),
         )
 
 
@@ -108,6 +115,82 @@ def test_a_rep_creates_assets_on_their_accounts_only(world: World, db: psycopg.C
         f"{b}/assets", json={**_asset(world.mine.account_id), "sla_hours": "8"}, headers=world.rep
     )
     assert (r.status_code, r.json()["error"]["field"]) == (422, "sla_hours")
+
+
+def _assets_with(db: psycopg.Connection, device_id: str) -> list[int]:
+    rows = db.execute("SELECT id FROM assets WHERE device_id = %s", (device_id,)).fetchall()
+    db.commit()
+    return [r[0] for r in rows]
+
+
+def test_a_device_is_linked_only_by_who_may_see_it(world: World, db: psycopg.Connection) -> None:
+    """Linking a device makes it visible through the account: a rep calling the API
+    directly must not gain another territory's device by linking its code."""
+    b = world.base
+    theirs = world.theirs.device_id
+    body = {**_asset(world.mine.account_id), "device_id": theirs}
+    for who in (world.rep, world.manager):
+        r = requests.post(f"{b}/assets", json=body, headers=who)
+        assert (r.status_code, r.json()["error"]["field"]) == (422, "device_id"), r.text
+    assert _assets_with(db, theirs) == [world.theirs.asset_id]  # nothing written
+    # the rep still does not see it (no alert/telemetry path opened either)
+    r = requests.get(f"{b}/devices/{theirs}", headers=world.rep)
+    assert r.status_code == 404
+
+    # a device linked to nothing: admins and managers may link it, a rep may not
+    spare = f"dev-{uuid.uuid4().hex[:8]}"
+    db.execute("INSERT INTO device (device_id, tenant) VALUES (%s, 't')", (spare,))
+    db.commit()
+    body = {**_asset(world.mine.account_id), "device_id": spare}
+    r = requests.post(f"{b}/assets", json=body, headers=world.rep)
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "device_id")
+    assert _assets_with(db, spare) == []
+    r = requests.post(f"{b}/assets", json=body, headers=world.manager)
+    assert r.status_code == 201, r.text
+    assert _assets_with(db, spare) == [r.json()["id"]]
+    # an unknown code is the same answer as a refused one (existence does not leak)
+    r = requests.post(f"{b}/assets", json={**body, "device_id": "none-such"}, headers=world.admin)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "unknown_reference")
+
+
+def test_a_rep_edits_and_deletes_assets_of_their_territory_only(
+    world: World, db: psycopg.Connection
+) -> None:
+    b = world.base
+    r = requests.post(f"{b}/assets", json=_asset(world.mine.account_id), headers=world.rep)
+    mine = r.json()["id"]
+    theirs = world.theirs.asset_id
+
+    r = requests.patch(f"{b}/assets/{theirs}", json={"sla_hours": 4}, headers=world.rep)
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")
+    assert requests.delete(f"{b}/assets/{theirs}", headers=world.rep).status_code == 404
+    row = db.execute("SELECT sla_hours FROM assets WHERE id = %s", (theirs,)).fetchone()
+    db.commit()
+    assert row == (48,)  # unchanged, not deleted
+
+    # the device link is checked as on create: another territory's device is refused
+    r = requests.patch(
+        f"{b}/assets/{mine}", json={"device_id": world.theirs.device_id}, headers=world.rep
+    )
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "device_id")
+    assert _assets_with(db, world.theirs.device_id) == [theirs]
+
+    r = requests.patch(
+        f"{b}/assets/{mine}", json={"sla_hours": 6, "serial": "SN-9"}, headers=world.rep
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["sla_hours"], r.json()["serial"], r.json()["equipment_model"]) == (
+        6,
+        "SN-9",
+        "pump-p200",
+    )
+    r = requests.patch(f"{b}/assets/{mine}", json={"sla_hours": 0}, headers=world.rep)
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "sla_hours")
+    r = requests.patch(f"{b}/assets/{mine}", json={"account_id": theirs}, headers=world.rep)
+    assert r.status_code == 422  # the account is not a field an edit may change
+    assert requests.delete(f"{b}/assets/{mine}", headers=world.viewer).status_code == 403
+    assert requests.delete(f"{b}/assets/{mine}", headers=world.rep).status_code == 204
+    assert requests.get(f"{b}/assets/{mine}", headers=world.rep).status_code == 404
 
 
 def test_webhooks_and_connectors_are_managed_by_admins(world: World) -> None:

@@ -209,6 +209,8 @@ def test_assets_are_created_on_accounts_and_unknown_ones_are_clear_errors(
     ).fetchone() or (0,)
     db.commit()
     device = f"dev-{uuid.uuid4().hex[:6]}"
+    db.execute("INSERT INTO device (device_id, tenant) VALUES (%s, 't')", (device,))
+    db.commit()
     body = {
         "account_id": account,
         "device_id": device,
@@ -236,4 +238,23 @@ def test_assets_are_created_on_accounts_and_unknown_ones_are_clear_errors(
         f"{base}/assets", json={**body, "device_id": None, "installed_on": "soon"}, headers=h
     )
     assert (r.status_code, r.json()["error"]["field"]) == (422, "installed_on")
+    r = requests.post(f"{base}/assets", json={**body, "device_id": "no-such-device"}, headers=h)
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "device_id")
     assert requests.get(f"{base}/assets/999999999", headers=h).status_code == 404
+
+    # edit: only the fields given change; null unlinks the device
+    url = f"{base}/assets/{asset['id']}"
+    r = requests.patch(url, json={"contract_tier": "basic", "device_id": None}, headers=h)
+    assert r.status_code == 200, r.text
+    assert (r.json()["contract_tier"], r.json()["device_id"], r.json()["sla_hours"]) == (
+        "basic",
+        None,
+        8,
+    )
+    r = requests.patch(url, json={"contract_tier": "gold"}, headers=h)
+    assert (r.status_code, r.json()["error"]["field"]) == (422, "contract_tier")
+    r = requests.patch(url, json={"device_id": device}, headers=h)  # linked to nothing again
+    assert r.json()["device_id"] == device
+    assert requests.patch(f"{base}/assets/999999999", json={}, headers=h).status_code == 404
+    assert requests.delete(url, headers=h).status_code == 204
+    assert requests.delete(url, headers=h).status_code == 404
