@@ -69,14 +69,21 @@ def _tasks(dsn: str, tag: str) -> list[tuple[str, int, int | None]]:
 
 
 def _all_tasks(dsn: str, tag: str, n: int) -> list[tuple[str, int, int | None]] | None:
-    """The tasks once at least `n` are there and the matcher and runs are idle."""
+    """The tasks once at least `n` are there and the matcher and this test's runs are idle."""
     got = _tasks(dsn, tag)
-    return got if len(got) >= n and _settled(dsn) else None
+    return got if len(got) >= n and _settled(dsn, tag) else None
 
 
-def _settled(dsn: str) -> bool:
+def _settled(dsn: str, tag: str) -> bool:
+    """No segment change waits for the matcher and no run of this test's workflows is
+    pending (other tests' runs in the shared database may wait for hours)."""
     left = query(dsn, "SELECT count(*) FROM automation_changes WHERE event LIKE 'segment.%%'")
-    busy = query(dsn, "SELECT count(*) FROM automation_runs WHERE status IN ('ready', 'waiting')")
+    busy = query(
+        dsn,
+        "SELECT count(*) FROM automation_runs r JOIN automation_workflows w"
+        " ON w.id = r.workflow_id WHERE r.status IN ('ready', 'waiting') AND w.name LIKE %s",
+        (f"% {tag}",),
+    )
     return bool(left[0][0] == 0 and busy[0][0] == 0)
 
 
@@ -149,5 +156,5 @@ def test_an_account_entering_or_leaving_a_segment_starts_its_workflow_once(
     assert query(
         db_dsn, "SELECT count(*) FROM automation_changes WHERE event LIKE 'segment.%%'"
     ) == [(0,)]
-    eventually(lambda: _settled(db_dsn), what="the matcher idle")
+    eventually(lambda: _settled(db_dsn, tag), what="the matcher idle")
     assert sorted(_tasks(db_dsn, tag)) == expected
