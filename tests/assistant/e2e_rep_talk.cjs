@@ -46,20 +46,23 @@ async function hold(page, seconds, how) {
     intent: await page.$eval('#talk-answer', (b) => b.dataset.intent || ''),
     heard: await page.$eval('#talk-answer', (b) => (b.querySelector('.talk-heard') || { textContent: '' }).textContent),
     text: await page.$eval('#talk-answer', (b) => b.textContent),
+    // the server's own words, without the "You said" line
+    said: await page.$eval('#talk-answer', (b) => (b.querySelector('.talk-question, .talk-answer') || { textContent: '' }).textContent),
   };
 }
 
-/** Hold until `ok(answer)`, at most three times: a rep repeats a command the server
- * misheard, and the fake microphone's loop can start mid-word on a loaded machine. Every
- * try is kept in `tries` so a failing run shows what was heard. */
+/** Hold until `ok(answer)`, at most five times: a rep repeats a command the server
+ * misheard, and the fake microphone's loop can start mid-word. Every try is kept in
+ * `tries` so a failing run shows what was heard; after the last, the driver fails. */
 async function holdUntil(page, seconds, how, ok, tries) {
   let a;
-  for (let i = 0; i < 3; i += 1) {
+  for (let i = 0; i < 5; i += 1) {
     a = await hold(page, seconds, how);
     tries.push(a);
     if (ok(a)) break;
     if (a.kind === 'question' && (await page.$('#talk-answer .talk-no'))) await page.click('#talk-answer .talk-no');
   }
+  if (!ok(a)) throw new Error(`misheard five times: ${JSON.stringify(tries.slice(-5))}`);
   return a;
 }
 
@@ -115,7 +118,7 @@ const out = { errors: [], tries: [] };
   s = await open(base, p.steps.done.wav, state);
   try {
     await ready(s.page, base);
-    out.doneQuestion = await holdUntil(s.page, p.steps.done.seconds, 'pointer', (a) => a.kind === 'question' && a.intent === 'complete_visit' && a.text.includes('replaced the seal'), out.tries);
+    out.doneQuestion = await holdUntil(s.page, p.steps.done.seconds, 'pointer', (a) => a.kind === 'question' && a.intent === 'complete_visit' && a.said.includes('replaced the seal'), out.tries);
     out.doneAnswer = await yes(s.page);
     out.doneStops = await s.page.$$eval('#stops li.done', (l) => l.map((x) => Number(x.dataset.wo)));
     out.nextAfter = await s.page.textContent('#next h2');
