@@ -11,12 +11,10 @@ Stopping a service also stops any process whose command line names the state dir
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -110,15 +108,3 @@ def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.3) -> boo
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
         return True
     return False
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock held for the block (between processes and between threads)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)

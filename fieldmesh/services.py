@@ -26,6 +26,7 @@ from pathlib import Path
 
 from fieldmesh import procs, svc_caldav, svc_mail, svc_sms
 from kernel import broker
+from kernel.broker import file_lock
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,6 @@ def _wait_port(port: int, timeout_s: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise ServiceError(f"{what} did not open port {port} within {timeout_s:.0f} s")
-
-
-def _file_lock(path: Path) -> contextlib.AbstractContextManager[None]:
-    return procs.file_lock(path)
 
 
 def _is_root() -> bool:
@@ -645,7 +642,7 @@ def mqtt_running(settings: Settings) -> bool:
 
 
 def mqtt_start(settings: Settings) -> None:
-    with procs.file_lock(_mqtt_dir(settings) / "start.lock"):
+    with file_lock(_mqtt_dir(settings) / "start.lock"):
         _mqtt_start_locked(settings)
 
 
@@ -689,7 +686,7 @@ def mqtt_stop(settings: Settings, sig: signal.Signals = signal.SIGTERM) -> None:
         while _pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         return
-    with procs.file_lock(_mqtt_dir(settings) / "start.lock"):
+    with file_lock(_mqtt_dir(settings) / "start.lock"):
         procs.stop_service(
             _mqtt_dir(settings) / "mosquitto.pid", str(_mqtt_conf(settings)), "mosquitto"
         )
@@ -701,7 +698,7 @@ def mqtt_stop(settings: Settings, sig: signal.Signals = signal.SIGTERM) -> None:
 def ensure_up(settings: Settings, *, migrate: bool = True) -> None:
     """Start whatever embedded service is not running, then bring the schema up to date."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    with _file_lock(settings.state_dir / "services.lock"):
+    with file_lock(settings.state_dir / "services.lock"):
         if settings.embedded_db:
             pg_start(settings)
         if settings.embedded_mqtt:
@@ -747,7 +744,7 @@ def stop_at_exit_if_started(settings: Settings) -> None:
 
 
 def down(settings: Settings) -> None:
-    with _file_lock(settings.state_dir / "services.lock"):
+    with file_lock(settings.state_dir / "services.lock"):
         if settings.embedded_caldav:
             svc_caldav.stop(settings)
         if settings.embedded_sms:

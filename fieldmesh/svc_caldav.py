@@ -15,6 +15,7 @@ from pathlib import Path
 
 from calendars.server import caldav_dir, write_config
 from fieldmesh import procs
+from kernel.broker import file_lock
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def running(settings: Settings) -> bool:
 
 def start(settings: Settings, timeout_s: float = 30.0) -> None:
     """Start the state dir's Radicale unless it runs; one at a time per state dir."""
-    with procs.file_lock(caldav_dir(settings.state_dir) / "start.lock"):
+    with file_lock(caldav_dir(settings.state_dir) / "start.lock"):
         _start_locked(settings, timeout_s)
 
 
@@ -90,7 +91,7 @@ def _start_locked(settings: Settings, timeout_s: float) -> None:
 
 def stop(settings: Settings) -> None:
     """Stop the state dir's Radicale (and any other one running its configuration)."""
-    with procs.file_lock(caldav_dir(settings.state_dir) / "start.lock"):
+    with file_lock(caldav_dir(settings.state_dir) / "start.lock"):
         procs.stop_service(_pidfile(settings), str(_conf(settings)), "radicale")
 
 

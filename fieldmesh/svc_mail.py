@@ -40,6 +40,7 @@ from pathlib import Path
 from engage import accounts
 from engage.accounts import mail_dir
 from fieldmesh import procs
+from kernel.broker import file_lock
 from kernel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -332,7 +333,7 @@ def relay_start(settings: Settings) -> None:
 
 
 def start(settings: Settings) -> None:
-    with procs.file_lock(mail_dir(settings) / "start.lock"):
+    with file_lock(mail_dir(settings) / "start.lock"):
         dovecot_start(settings)
         relay_start(settings)
 
@@ -340,7 +341,7 @@ def start(settings: Settings) -> None:
 def stop(settings: Settings) -> None:
     """Stop the relay and Dovecot of this state dir (and any stray one running its files)."""
     d = mail_dir(settings)
-    with procs.file_lock(d / "start.lock"):
+    with file_lock(d / "start.lock"):
         procs.stop_service(d / "relay.pid", str(_relay_db(settings)), "mail_relay", 10)
         procs.stop_service(d / "run" / "master.pid", str(_conf(settings)), "dovecot", 10)
 

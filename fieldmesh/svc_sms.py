@@ -23,6 +23,7 @@ from pathlib import Path
 
 from engage.sms import SENDSMS_USER, inbound_key, sendsms_password, sms_dir
 from fieldmesh import procs
+from kernel.broker import file_lock
 from kernel.settings import Settings
 
 FAKESMSC = "/usr/lib/kannel/test/fakesmsc"
@@ -140,7 +141,7 @@ def start(settings: Settings, *, inbound: str | None = None) -> None:
         )
     d = sms_dir(settings)
     (d / "store").mkdir(parents=True, exist_ok=True)
-    with procs.file_lock(d / "start.lock"):
+    with file_lock(d / "start.lock"):
         _start_locked(settings, d, bearerbox, smsbox, inbound)
 
 
@@ -251,7 +252,7 @@ def _stop(d: Path, name: str) -> None:
 
 def stop(settings: Settings) -> None:
     d = sms_dir(settings)
-    with procs.file_lock(d / "start.lock"):
+    with file_lock(d / "start.lock"):
         for name in ("fakesmsc", "smsbox", "bearerbox"):
             _stop(d, name)
 

@@ -72,7 +72,8 @@ class MqttCredentials:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock held for the block (between processes and between threads)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -90,7 +91,7 @@ def master_key(settings: Settings) -> bytes:
     """Per-deployment secret from which account passwords are derived."""
     path = _secrets_dir(settings) / "master.key"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(path.with_suffix(".lock")):
+    with file_lock(path.with_suffix(".lock")):
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
@@ -395,7 +396,7 @@ def provision_mqtt_users(
             check_device_id(settings, n)
     if not settings.embedded_mqtt:
         return [MqttCredentials(n, device_password(settings, n)) for n in names]
-    with _file_lock(_secrets_dir(settings) / "accounts.lock"):
+    with file_lock(_secrets_dir(settings) / "accounts.lock"):
         registry = _load_registry(settings)
         revoked = [n for n in names if n in registry and registry[n].revoked]
         if revoked:
@@ -431,7 +432,7 @@ def _change_device(settings: Settings, device_id: str, *, revoke: bool) -> Accou
     check_device_id(settings, device_id)
     if not settings.embedded_mqtt:
         raise BrokerError("device accounts of an external broker (MQTT_URL) are managed there")
-    with _file_lock(_secrets_dir(settings) / "accounts.lock"):
+    with file_lock(_secrets_dir(settings) / "accounts.lock"):
         registry = _load_registry(settings)
         if device_id not in registry:
             raise BrokerError(f"device {device_id!r} has no broker account: provision it first")
