@@ -12,9 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,28 +36,18 @@ from firmware_sim.fleet import Fleet, FleetSpec
 from kernel.settings import PROJECT_ROOT, Settings
 from tests.eventually import eventually
 from tests.gateway.harness import settings_env
+from tests.ports import reserve
 
 SPEEDUP = 600.0
 WAIT_S = 240.0  # a bound on waiting, never an assertion on speed
 
 
 def _free_block(n: int) -> int:
-    """A base port with the n ports from it free on loopback."""
-    for _ in range(200):
-        base = random.randint(20_000, 60_000)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free block of ports")
+    """A base port with the n ports from it free on loopback, recorded in the test
+    sessions' shared registry (a random pick outside it collided with another worker's
+    service, and `fieldmesh run` refused to start: "ports taken")."""
+    _singles, (base,) = reserve(0, blocks=(n,))
+    return base
 
 
 def _get(url: str) -> tuple[int, Any]:
