@@ -9,6 +9,7 @@ current one first) and each group (owner, territory, or all):
   The expected revenue is the sum of probability x amount; the 90% interval comes from
   simulating the deals' outcomes as independent Bernoulli draws (seeded, so a forecast is
   reproducible).
+- **past**: the group's closed-won revenue of the whole periods before the current one.
 - **history**: a statistical forecast of the group's monthly closed-won revenue
   (`insights.forecast`: season 12 tested, trend and a 90% interval), when the group has
   enough months of history; it is what the group's run rate says, pipeline or not.
@@ -34,7 +35,7 @@ currencies are otherwise added as they are (the result lists the currencies it c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -50,6 +51,7 @@ from kernel.principal import Principal
 SIMULATIONS = 4000
 HISTORY_MONTHS = 36
 DAYS_PER_MONTH = 30.4375
+PAST = {1: 12, 3: 4, 12: 2}  # at least this many whole periods of closed-won shown before
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,12 @@ class MonthFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class PastFigures:
+    period: str  # a whole period before the current one
+    actual: float  # its closed-won revenue
+
+
+@dataclass(frozen=True, slots=True)
 class GroupForecast:
     group: str  # owner id, territory id, "all" or "none"
     periods: list[MonthFigures]
@@ -74,6 +82,7 @@ class GroupForecast:
     name: str | None = None  # the owner's or territory's name
     win_rate: float | None = None  # won share of the amount closed in the history window
     sales_cycle_days: float | None = None  # median days from creation to won
+    past: list[PastFigures] = field(default_factory=list)  # oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +251,7 @@ async def pipeline_forecast(
                 name=names.get(g),
                 win_rate=None if stats is None or not stats[1] else round(stats[0] / stats[1], 4),
                 sales_cycle_days=None if stats is None or stats[2] is None else round(stats[2], 1),
+                past=_past(g, won_rows, start, pstart, offset, step, max(periods, PAST[step])),
             )
         )
     return Forecast(out, currencies)
@@ -282,6 +292,24 @@ async def _names(conn: AsyncConnection[Any], group_by: str, keys: list[str]) -> 
         (ids,),
     )
     return {str(r[0]): str(r[1]) for r in await cur.fetchall() if r[1]}
+
+
+def _past(
+    g: str, won_rows: list[Any], start: date, pstart: date, offset: int, step: int, n: int
+) -> list[PastFigures]:
+    """The group's closed-won revenue of up to `n` whole periods before the current one,
+    those inside the history window; none for a group that never won."""
+    mine = {_month_index(r[1], start): float(r[2]) for r in won_rows if str(r[0]) == g}
+    if not mine:
+        return []
+    out = []
+    for k in range(-n, 0):
+        first = k * step - offset  # the period's first month, counted from this one
+        if first < -HISTORY_MONTHS:
+            continue
+        total = sum(mine.get(m, 0.0) for m in range(first, first + step))
+        out.append(PastFigures(_label(pstart, k, step), round(total, 2)))
+    return out
 
 
 def _history(g: str, won_rows: list[Any], start: date, months: int) -> fc.Forecast | None:

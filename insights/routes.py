@@ -426,6 +426,11 @@ class InsightsForecastPeriod(msgspec.Struct, frozen=True):
     from_new_pipeline: float  # the part of `expected` that the new pipeline adds
 
 
+class InsightsForecastPast(msgspec.Struct, frozen=True):
+    period: str  # a whole period before the current one
+    actual: float  # its closed-won revenue
+
+
 class InsightsForecastGroup(msgspec.Struct, frozen=True):
     group: str
     name: str | None  # the owner's or territory's name
@@ -434,6 +439,7 @@ class InsightsForecastGroup(msgspec.Struct, frozen=True):
     trend_per_month: float | None
     win_rate: float | None  # won share of the amount closed (won or lost) in 36 months
     sales_cycle_days: float | None  # median days from creation to won
+    past: list[InsightsForecastPast]  # closed-won revenue of the periods before, oldest first
 
 
 class InsightsForecast(msgspec.Struct, frozen=True):

@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -115,6 +115,10 @@ def test_new_pipeline_adds_the_win_rate_of_its_amount_one_cycle_ahead(world: Wor
     assert body["new_pipeline"] == 10000.0 and body["currencies"] == ["USD"]
     base = _periods(world)
     assert [p["expected"] for p in base] == [5000.0, 0.0, 0.0, 0.0]
+    # the closed-won revenue of the last twelve months before the forecast: 2,000 each
+    last = (datetime.now(UTC).date().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    assert [p["actual"] for p in group["past"]] == [2000.0] * 12
+    assert group["past"][-1]["period"] == last
     # created this month and every month after, won two months later: months 2 and 3
     got = group["periods"]
     assert [p["from_new_pipeline"] for p in got] == [0.0, 0.0, 6000.0, 6000.0]
