@@ -80,9 +80,7 @@ def test_the_forecast_page_draws_history_forecast_and_what_ifs(
             await conn.commit()
 
     asyncio.run(snap())
-    r = run_scenario(
-        "forecast", console_url, {"manager": manager, "admin": admin}, timeout_s=400
-    )
+    r = run_scenario("forecast", console_url, {"manager": manager, "admin": admin}, timeout_s=400)
     first = r["first"]
     assert first["groups"] == ["All deals you may see"]
     assert [_money(x) for x in first["expected"]] == [5000, 0, 0, 0, 0, 0]
