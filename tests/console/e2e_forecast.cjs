@@ -65,8 +65,14 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await admin.page.locator('#fc-accuracy').scrollIntoViewIfNeeded();
     await shot(admin.page, 'console-forecast-accuracy');
     const managerAccuracy = await page.$$('#fc-accuracy');
-    const all = [...errors, ...admin.errors];
-    all.bad = [...errors.bad, ...admin.errors.bad];
-    return { first, fresh, halved, refused, quarter, year, owners, accuracy, managerHasAccuracy: managerAccuracy.length > 0, errors: all };
+    // a phone: the controls wrap, the tables scroll in their own box, the page never sideways
+    const phone = await newPage(browser, base, { viewport: { width: 390, height: 844 }, context: { isMobile: true, hasTouch: true } });
+    await signIn(phone.page, base, p.manager, '/console/#/forecast');
+    await phone.page.waitForSelector('#fc-out[aria-busy=false] svg.forecast-chart');
+    const phoneOverflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await shot(phone.page, 'phone-forecast');
+    const all = [...errors, ...admin.errors, ...phone.errors];
+    all.bad = [...errors.bad, ...admin.errors.bad, ...phone.errors.bad];
+    return { first, fresh, halved, refused, quarter, year, owners, accuracy, managerHasAccuracy: managerAccuracy.length > 0, phoneOverflow, errors: all };
   },
 });

@@ -118,4 +118,5 @@ def test_the_forecast_page_draws_history_forecast_and_what_ifs(
     assert month[1] == taken.isoformat() and month[6] in ("yes", "no")
     assert "Mean absolute error" in r["accuracy"]["summary"]
     assert r["managerHasAccuracy"] is False
+    assert r["phoneOverflow"] <= 0
     assert r["errors"] == [] and r["bad"] == []
