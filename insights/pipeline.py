@@ -9,7 +9,8 @@ current one first) and each group (owner, territory, or all):
   The expected revenue is the sum of probability x amount; the 90% interval comes from
   simulating the deals' outcomes as independent Bernoulli draws (seeded, so a forecast is
   reproducible).
-- **past**: the group's closed-won revenue of the whole periods before the current one.
+- **past**: the group's closed-won revenue of the whole periods before the current one;
+  the current period's revenue won so far is `won_to_date` (never part of `expected`).
 - **history**: a statistical forecast of the group's monthly closed-won revenue
   (`insights.forecast`: season 12 tested, trend and a 90% interval), when the group has
   enough months of history; it is what the group's run rate says, pipeline or not.
@@ -65,6 +66,7 @@ class MonthFigures:
     history_low: float | None = None
     history_high: float | None = None
     from_new_pipeline: float = 0.0  # the expected part that comes from `new_pipeline`
+    won_to_date: float = 0.0  # the current period's closed-won revenue so far (not expected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,14 @@ async def pipeline_forecast(
     closed = {str(r[0]): r[1:] for r in await cur.fetchall()}
     cur = await conn.execute(
         sql.SQL(
+            "SELECT {g}::text, sum(t.amount)::float8 FROM opportunities t "
+            "WHERE t.status = 'won' AND t.closed_at >= %s AND {acc} GROUP BY 1"
+        ).format(g=group_expr, acc=acc),
+        [pstart, *acc_p],
+    )
+    so_far = {str(r[0]): float(r[1]) for r in await cur.fetchall()}
+    cur = await conn.execute(
+        sql.SQL(
             "SELECT DISTINCT t.currency::text FROM opportunities t "
             "WHERE (t.status = 'open' OR t.status = 'won' AND t.closed_at >= %s "
             "AND t.closed_at < %s) AND {acc} ORDER BY 1"
@@ -188,7 +198,7 @@ async def pipeline_forecast(
         [*window, *acc_p],
     )
     currencies = [str(r[0]) for r in await cur.fetchall()]
-    groups = sorted({str(r[0]) for r in open_rows} | {str(r[0]) for r in won_rows})
+    groups = sorted({str(r[0]) for r in open_rows} | {str(r[0]) for r in won_rows} | set(so_far))
     names = await _names(conn, group_by, groups)
     rng = np.random.default_rng(seed)
     out: list[GroupForecast] = []
@@ -239,6 +249,7 @@ async def pipeline_forecast(
                     history_low=hl,
                     history_high=hh,
                     from_new_pipeline=round(new_expected, 2),
+                    won_to_date=round(so_far.get(g, 0.0), 2) if k == 0 else 0.0,
                 )
             )
         stats = closed.get(g)

@@ -424,6 +424,7 @@ class InsightsForecastPeriod(msgspec.Struct, frozen=True):
     history_low: float | None
     history_high: float | None
     from_new_pipeline: float  # the part of `expected` that the new pipeline adds
+    won_to_date: float  # the current period's closed-won revenue so far, beside `expected`
 
 
 class InsightsForecastPast(msgspec.Struct, frozen=True):

@@ -152,6 +152,8 @@ export async function forecastView(root, _args, session) {
       const hid = `fc-h-${g.group}`;
       const future = g.periods.map((p, i) => ({ label: periodName(p.period), value: p.expected, low: p.low, high: p.high, baseline: b ? b.periods[i].expected : null, run: p.history_point }));
       const past = g.past.map((p) => ({ label: periodName(p.period), value: p.actual }));
+      const now = g.periods[0];
+      const soFar = now && now.won_to_date > 0 ? h('p', { class: 'fc-won' }, `Won so far in ${periodName(now.period)}: ${fmtMoney(now.won_to_date, unit)}, beside the ${fmtMoney(now.expected, unit)} still expected from the pipeline.`) : null;
       const diff = b ? h('p', { class: 'fc-diff' }, `Against the baseline: ${fmtSigned(total(g) - total(b), unit)} (${fmtMoney(total(g), unit)} instead of ${fmtMoney(total(b), unit)}).`) : null;
       const cols = ['Period', 'Expected', '90% interval', ...(b ? ['Baseline', 'Difference'] : []), 'Open deals', 'From new pipeline', 'Run rate (history)'];
       const rows = g.periods.map((p, i) => h('tr', { dataset: { period: p.period } },
@@ -163,7 +165,7 @@ export async function forecastView(root, _args, session) {
         h('td', {}, fmtMoney(p.from_new_pipeline, unit)),
         h('td', {}, p.history_point === null ? 'not enough history' : `${fmtMoney(p.history_point, unit)} (${fmtMoney(p.history_low, unit)} – ${fmtMoney(p.history_high, unit)})`)));
       parts.push(h('section', { class: 'fc-group', 'aria-labelledby': hid, dataset: { group: g.group } },
-        h('h2', { id: hid }, name), words(g), diff,
+        h('h2', { id: hid }, name), words(g), soFar, diff,
         past.length ? null : h('p', { class: 'muted' }, 'No closed-won history yet: only the open pipeline is forecast.'),
         forecastChart(past, future, { unit, title: `${name}: revenue by ${fc.period}` }),
         scrollBox(`Forecast of ${name} by ${fc.period}`, {}, h('table', { class: 'grid' },

@@ -20,8 +20,9 @@ from tests.console.test_records_e2e import territory
 
 
 def _seed(dsn: str, territory_id: int, rep: int) -> None:
-    """Three open deals at 50% closing this month (10,000 in all); fifteen months of won
-    deals of 2,000 each, created 61 days before they were won, and ten lost ones."""
+    """Three open deals at 50% closing this month (10,000 in all), one won today (700);
+    fifteen months of won deals of 2,000 each, created 61 days before they were won, and
+    ten lost ones."""
     today = datetime.now(UTC).date()
     with psycopg.connect(dsn, autocommit=True) as conn:
         acct = conn.execute(
@@ -41,6 +42,12 @@ def _seed(dsn: str, territory_id: int, rep: int) -> None:
                 "VALUES (%s, %s, %s, %s, %s, %s, 50, %s, %s)",
                 (f"open {i}", acct[0], stage[0], stage[1], amount, today, rep, territory_id),
             )
+        conn.execute(
+            "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
+            "probability, status, closed_at, owner_id, territory_id) "
+            "VALUES ('won today', %s, %s, %s, 700, 100, 'won', now(), %s, %s)",
+            (acct[0], stage[0], stage[1], rep, territory_id),
+        )
         for k in range(25):
             conn.execute(
                 "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
@@ -94,6 +101,7 @@ def test_the_forecast_page_draws_history_forecast_and_what_ifs(
     assert first["trend"].startswith("Trend: ")  # flat, or a small slope per month
     assert first["season"] == "Seasonality: none detected."
     assert "win rate 60%" in first["conv"] and "sales cycle 61 days" in first["conv"]
+    assert f"Won so far in {today:%b %Y}: $700" in first["main"]
     assert "null" not in first["main"] and "undefined" not in first["main"]
     # 10,000 new pipeline a month at 60%, won two months after: 6,000 from the third month
     fresh = r["fresh"]

@@ -63,6 +63,12 @@ def world(test_settings: Settings) -> Iterator[World]:
             "VALUES ('euro deal', %s, %s, %s, 500, 'EUR', %s, 100, %s, %s)",
             (acct[0], stage[0], stage[1], today, rep, people.t1),
         )
+        conn.execute(  # won today: the current period's revenue so far, not in the history
+            "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
+            "probability, status, closed_at, owner_id, territory_id) "
+            "VALUES ('won today', %s, %s, %s, 700, 100, 'won', now(), %s, %s)",
+            (acct[0], stage[0], stage[1], rep, people.t1),
+        )
         for k in range(WON + LOST):
             conn.execute(
                 "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
@@ -119,6 +125,7 @@ def test_new_pipeline_adds_the_win_rate_of_its_amount_one_cycle_ahead(world: Wor
     last = (datetime.now(UTC).date().replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     assert [p["actual"] for p in group["past"]] == [2000.0] * 12
     assert group["past"][-1]["period"] == last
+    assert [p["won_to_date"] for p in group["periods"]] == [700.0, 0.0, 0.0, 0.0]
     # created this month and every month after, won two months later: months 2 and 3
     got = group["periods"]
     assert [p["from_new_pipeline"] for p in got] == [0.0, 0.0, 6000.0, 6000.0]
@@ -134,6 +141,9 @@ def test_new_pipeline_adds_the_win_rate_of_its_amount_one_cycle_ahead(world: Wor
         assert n["from_new_pipeline"] == 6000.0 * len(months), n
         assert n["expected"] == pytest.approx(b["expected"] + 6000.0 * len(months))
     assert q_new[2]["from_new_pipeline"] == 18000.0  # three months, all two or more ahead
+    # this quarter's revenue won so far: today's 700 and the months of it already gone
+    gone = max(0, (datetime.now(UTC).month - 1) % 3)
+    assert q_base[0]["won_to_date"] == 700.0 + AMOUNT * gone
 
 
 def test_each_what_if_moves_the_forecast_its_way(world: World) -> None:
