@@ -9,17 +9,34 @@ current one first) and each group (owner, territory, or all):
   The expected revenue is the sum of probability x amount; the 90% interval comes from
   simulating the deals' outcomes as independent Bernoulli draws (seeded, so a forecast is
   reproducible).
+- **past**: the group's closed-won revenue of the whole periods before the current one;
+  the current period's revenue won so far is `won_to_date` (never part of `expected`).
 - **history**: a statistical forecast of the group's monthly closed-won revenue
   (`insights.forecast`: season 12 tested, trend and a 90% interval), when the group has
   enough months of history; it is what the group's run rate says, pipeline or not.
 
 What-if scenarios change the inputs: `win_rate_factor` multiplies every probability
-(capped at 1), `slip_months` moves every open deal's close date later.
+(capped at 1), `slip_months` moves every open deal's close date later, and `new_pipeline`
+adds pipeline not created yet:
+
+- **new pipeline**: `new_pipeline` of pipeline amount is created in each group every month
+  from the current one on. It converts at the group's **history win rate** (the won share
+  of the amount of the deals closed won or lost over the same 36 months, times
+  `win_rate_factor`, capped at 1) and closes one **sales cycle** after it is created (the
+  median of the days from creation to closing of the group's won deals, rounded to whole
+  months of 30.44 days). A month's new pipeline thus adds `new_pipeline x win rate` to the
+  expected revenue of every month at least one cycle ahead; slippage moves only the
+  deals already open. Its interval treats it as deals of the group's median won amount
+  (at least one a month), each won with the win rate, drawn with the open deals. A group
+  with no deal closed in the window has no win rate, and new pipeline adds nothing to it.
+
+`currency`, when given, keeps only the deals in that currency; amounts in different
+currencies are otherwise added as they are (the result lists the currencies it counted).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -34,6 +51,8 @@ from kernel.principal import Principal
 
 SIMULATIONS = 4000
 HISTORY_MONTHS = 36
+DAYS_PER_MONTH = 30.4375
+PAST = {1: 12, 3: 4, 12: 2}  # at least this many whole periods of closed-won shown before
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +65,14 @@ class MonthFigures:
     history_point: float | None = None
     history_low: float | None = None
     history_high: float | None = None
+    from_new_pipeline: float = 0.0  # the expected part that comes from `new_pipeline`
+    won_to_date: float = 0.0  # the current period's closed-won revenue so far (not expected)
+
+
+@dataclass(frozen=True, slots=True)
+class PastFigures:
+    period: str  # a whole period before the current one
+    actual: float  # its closed-won revenue
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +81,16 @@ class GroupForecast:
     periods: list[MonthFigures]
     seasonal: bool | None  # history: a yearly season was found
     trend_per_month: float | None  # history: fitted slope of monthly revenue
+    name: str | None = None  # the owner's or territory's name
+    win_rate: float | None = None  # won share of the amount closed in the history window
+    sales_cycle_days: float | None = None  # median days from creation to won
+    past: list[PastFigures] = field(default_factory=list)  # oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    groups: list[GroupForecast]
+    currencies: list[str]  # of the deals counted
 
 
 def _month_index(d: date, start: date) -> int:
@@ -79,17 +116,25 @@ async def pipeline_forecast(
     step: int = 1,
     win_rate_factor: float = 1.0,
     slip_months: int = 0,
+    new_pipeline: float = 0.0,
+    currency: str | None = None,
     seed: int = 0,
-) -> list[GroupForecast]:
+) -> Forecast:
     """The forecast of each group over the opportunities the principal may see."""
     if step not in (1, 3, 12):
         raise ValueError(f"step must be 1, 3 or 12 months, got {step}")
+    if new_pipeline < 0:
+        raise ValueError(f"new_pipeline must be at least 0, got {new_pipeline}")
     acc, acc_p = scope(ENTITIES["opportunities"], principal, "t")
+    if currency is not None:
+        acc = sql.SQL("{} AND t.currency = %s").format(acc)
+        acc_p = [*acc_p, currency]
     key = {"owner": "t.owner_id", "territory": "t.territory_id"}.get(group_by)
     group_expr = sql.SQL(key if key else "NULL")
     start = today.replace(day=1)
     pstart = date(start.year, (start.month - 1) // step * step + 1, 1)
     offset = _month_index(start, pstart)  # months of the current period already gone
+    window = [date(start.year - HISTORY_MONTHS // 12, start.month, 1), start]
     cur = await conn.execute(
         sql.SQL(
             """
@@ -113,14 +158,48 @@ async def pipeline_forecast(
             GROUP BY 1, 2
             """
         ).format(g=group_expr, acc=acc),
-        [
-            date(start.year - HISTORY_MONTHS // 12, start.month, 1),
-            start,
-            *acc_p,
-        ],
+        [*window, *acc_p],
     )
     won_rows = await cur.fetchall()
-    groups = sorted({str(r[0]) for r in open_rows} | {str(r[0]) for r in won_rows})
+    cur = await conn.execute(
+        sql.SQL(
+            """
+            SELECT {g}::text,
+                   coalesce(sum(t.amount) FILTER (WHERE t.status = 'won'), 0)::float8,
+                   coalesce(sum(t.amount), 0)::float8,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY greatest(
+                       extract(epoch FROM t.closed_at - t.created_at), 0) / 86400)
+                       FILTER (WHERE t.status = 'won'),
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY t.amount)
+                       FILTER (WHERE t.status = 'won')
+            FROM opportunities t
+            WHERE t.status IN ('won', 'lost') AND t.closed_at >= %s AND t.closed_at < %s
+              AND {acc}
+            GROUP BY 1
+            """
+        ).format(g=group_expr, acc=acc),
+        [*window, *acc_p],
+    )
+    closed = {str(r[0]): r[1:] for r in await cur.fetchall()}
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT {g}::text, sum(t.amount)::float8 FROM opportunities t "
+            "WHERE t.status = 'won' AND t.closed_at >= %s AND {acc} GROUP BY 1"
+        ).format(g=group_expr, acc=acc),
+        [pstart, *acc_p],
+    )
+    so_far = {str(r[0]): float(r[1]) for r in await cur.fetchall()}
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT DISTINCT t.currency::text FROM opportunities t "
+            "WHERE (t.status = 'open' OR t.status = 'won' AND t.closed_at >= %s "
+            "AND t.closed_at < %s) AND {acc} ORDER BY 1"
+        ).format(acc=acc),
+        [*window, *acc_p],
+    )
+    currencies = [str(r[0]) for r in await cur.fetchall()]
+    groups = sorted({str(r[0]) for r in open_rows} | {str(r[0]) for r in won_rows} | set(so_far))
+    names = await _names(conn, group_by, groups)
     rng = np.random.default_rng(seed)
     out: list[GroupForecast] = []
     for g in groups:
@@ -143,9 +222,16 @@ async def pipeline_forecast(
         ahead = periods * step - offset  # months from the current one to the last period's end
         history = _history(g, won_rows, start, ahead)
         hist_period = (np.arange(ahead) + offset) // step
+        new = _NewPipeline.of(closed.get(g), new_pipeline, win_rate_factor)
         for k in range(periods):
             sel = period == k
             sims = (wins[:, sel] * amount[sel]).sum(axis=1)
+            new_expected = 0.0
+            if new is not None:
+                # months of this period (from the current one) at least one cycle ahead
+                months = int(np.sum((hist_period == k) & (np.arange(ahead) >= new.cycle_months)))
+                new_expected = new_pipeline * new.rate * months
+                sims = sims + new.simulate(rng, months)
             hp = hl = hh = None
             if history is not None:
                 hk = hist_period == k  # summed bounds: a conservative period interval
@@ -155,23 +241,85 @@ async def pipeline_forecast(
             figures.append(
                 MonthFigures(
                     period=_label(pstart, k, step),
-                    expected=round(float((prob[sel] * amount[sel]).sum()), 2),
+                    expected=round(float((prob[sel] * amount[sel]).sum()) + new_expected, 2),
                     low=round(float(np.quantile(sims, 0.05)), 2),
                     high=round(float(np.quantile(sims, 0.95)), 2),
                     deals=int(sel.sum()),
                     history_point=hp,
                     history_low=hl,
                     history_high=hh,
+                    from_new_pipeline=round(new_expected, 2),
+                    won_to_date=round(so_far.get(g, 0.0), 2) if k == 0 else 0.0,
                 )
             )
+        stats = closed.get(g)
         out.append(
             GroupForecast(
                 group="all" if key is None else ("none" if g == "None" else g),
                 periods=figures,
                 seasonal=None if history is None else history.seasonal,
                 trend_per_month=None if history is None else round(history.trend, 2),
+                name=names.get(g),
+                win_rate=None if stats is None or not stats[1] else round(stats[0] / stats[1], 4),
+                sales_cycle_days=None if stats is None or stats[2] is None else round(stats[2], 1),
+                past=_past(g, won_rows, start, pstart, offset, step, max(periods, PAST[step])),
             )
         )
+    return Forecast(out, currencies)
+
+
+@dataclass(frozen=True, slots=True)
+class _NewPipeline:
+    """A group's conversion of new pipeline: win rate (with the what-if factor), months
+    from creation to close, and the amount of one simulated deal."""
+
+    rate: float
+    cycle_months: int
+    deals_per_month: int
+    deal_amount: float
+
+    @classmethod
+    def of(cls, stats: Any, amount: float, factor: float) -> _NewPipeline | None:
+        if amount <= 0 or stats is None or not stats[1]:
+            return None
+        won, closed_amount, cycle_days, median_won = stats
+        rate = min(won / closed_amount * factor, 1.0)
+        n = max(1, round(amount / median_won)) if median_won else 1
+        return cls(rate, round((cycle_days or 0.0) / DAYS_PER_MONTH), n, amount / n)
+
+    def simulate(self, rng: np.random.Generator, months: int) -> np.ndarray[Any, Any]:
+        wins = rng.binomial(self.deals_per_month * months, self.rate, SIMULATIONS)
+        return wins.astype(np.float64) * self.deal_amount
+
+
+async def _names(conn: AsyncConnection[Any], group_by: str, keys: list[str]) -> dict[str, str]:
+    """The owners' or territories' names of the groups (`None`: unassigned)."""
+    table = {"owner": "users", "territory": "territories"}.get(group_by)
+    ids = [int(k) for k in keys if k.isdigit()]
+    if table is None or not ids:
+        return {}
+    cur = await conn.execute(
+        sql.SQL("SELECT id::text, name FROM {} WHERE id = ANY(%s)").format(sql.Identifier(table)),
+        (ids,),
+    )
+    return {str(r[0]): str(r[1]) for r in await cur.fetchall() if r[1]}
+
+
+def _past(
+    g: str, won_rows: list[Any], start: date, pstart: date, offset: int, step: int, n: int
+) -> list[PastFigures]:
+    """The group's closed-won revenue of up to `n` whole periods before the current one,
+    those inside the history window; none for a group that never won."""
+    mine = {_month_index(r[1], start): float(r[2]) for r in won_rows if str(r[0]) == g}
+    if not mine:
+        return []
+    out = []
+    for k in range(-n, 0):
+        first = k * step - offset  # the period's first month, counted from this one
+        if first < -HISTORY_MONTHS:
+            continue
+        total = sum(mine.get(m, 0.0) for m in range(first, first + step))
+        out.append(PastFigures(_label(pstart, k, step), round(total, 2)))
     return out
 
 
@@ -202,10 +350,10 @@ async def snapshot(conn: AsyncConnection[Any], today: date, months: int = 3) -> 
     """Store today's forecast of every territory and of the whole tenant; rows written."""
     n = 0
     for group_by in ("all", "territory"):
-        groups = await pipeline_forecast(
+        forecast = await pipeline_forecast(
             conn, SYSTEM, today=today, periods=months, group_by=group_by
         )
-        for g in groups:
+        for g in forecast.groups:
             for m in g.periods:
                 await conn.execute(
                     """

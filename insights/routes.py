@@ -8,6 +8,7 @@
     GET  /api/v1/insights/forecast/pipeline          revenue forecast by month, quarter or
                                                      year, by owner or territory,
                                                      with intervals and what-if scenarios
+                                                     (win rate, slippage, new pipeline)
     POST /api/v1/insights/train                      managers: queue a model's training
     GET  /api/v1/insights/train/{job_id}             the training job's state
 
@@ -408,6 +409,9 @@ class InsightsForecastQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     periods: Annotated[int, msgspec.Meta(ge=1, le=24)] = 3
     win_rate_factor: Annotated[float, msgspec.Meta(ge=0.0, le=5.0)] = 1.0
     slip_months: Annotated[int, msgspec.Meta(ge=0, le=24)] = 0
+    # what-if: pipeline amount created per month in each group from now on
+    new_pipeline: Annotated[float, msgspec.Meta(ge=0.0, le=1e12)] = 0.0
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] | None = None
 
 
 class InsightsForecastPeriod(msgspec.Struct, frozen=True):
@@ -419,13 +423,24 @@ class InsightsForecastPeriod(msgspec.Struct, frozen=True):
     history_point: float | None
     history_low: float | None
     history_high: float | None
+    from_new_pipeline: float  # the part of `expected` that the new pipeline adds
+    won_to_date: float  # the current period's closed-won revenue so far, beside `expected`
+
+
+class InsightsForecastPast(msgspec.Struct, frozen=True):
+    period: str  # a whole period before the current one
+    actual: float  # its closed-won revenue
 
 
 class InsightsForecastGroup(msgspec.Struct, frozen=True):
     group: str
+    name: str | None  # the owner's or territory's name
     periods: list[InsightsForecastPeriod]
     seasonal: bool | None
     trend_per_month: float | None
+    win_rate: float | None  # won share of the amount closed (won or lost) in 36 months
+    sales_cycle_days: float | None  # median days from creation to won
+    past: list[InsightsForecastPast]  # closed-won revenue of the periods before, oldest first
 
 
 class InsightsForecast(msgspec.Struct, frozen=True):
@@ -433,6 +448,9 @@ class InsightsForecast(msgspec.Struct, frozen=True):
     period: str
     win_rate_factor: float
     slip_months: int
+    new_pipeline: float
+    currency: str | None
+    currencies: list[str]  # of the deals counted (amounts are not converted)
     items: list[InsightsForecastGroup]
 
 
@@ -440,11 +458,12 @@ class InsightsForecast(msgspec.Struct, frozen=True):
     f"{PREFIX}/forecast/pipeline",
     access=Access.read(unscoped="figures are computed over the opportunities the caller may see"),
     summary="Revenue forecast by month from the open pipeline (90% interval) and the "
-    "closed-won history (trend, season), by owner or territory, with what-if scenarios",
+    "closed-won history (trend, season), by owner or territory, with what-if scenarios "
+    "(win rate, slippage, new pipeline per month)",
 )
 async def pipeline_forecast(req: Req, query: InsightsForecastQuery) -> InsightsForecast:
     async with req.connection() as conn:
-        groups = await pipeline.pipeline_forecast(
+        fc = await pipeline.pipeline_forecast(
             conn,
             req.user,
             today=datetime.now(UTC).date(),
@@ -453,13 +472,18 @@ async def pipeline_forecast(req: Req, query: InsightsForecastQuery) -> InsightsF
             step={"month": 1, "quarter": 3, "year": 12}[query.period],
             win_rate_factor=query.win_rate_factor,
             slip_months=query.slip_months,
+            new_pipeline=query.new_pipeline,
+            currency=query.currency,
         )
     return InsightsForecast(
         query.group_by,
         query.period,
         query.win_rate_factor,
         query.slip_months,
-        [msgspec.convert(dataclasses.asdict(g), InsightsForecastGroup) for g in groups],
+        query.new_pipeline,
+        query.currency,
+        fc.currencies,
+        [msgspec.convert(dataclasses.asdict(g), InsightsForecastGroup) for g in fc.groups],
     )
 
 

@@ -27,6 +27,7 @@ const routes = {
   activities: () => import('./crm.js').then((m) => m.activitiesView),
   import: () => import('./importer.js').then((m) => m.importView),
   analytics: () => import('./pipeline.js').then((m) => m.analyticsView),
+  forecast: () => import('./forecast.js').then((m) => m.forecastView),
   calendar: () => import('./calendar.js').then((m) => m.calendarView),
   fleet: () => import('./devices.js').then((m) => m.fleetView),
   fieldwork: () => import('./fieldops.js').then((m) => m.fieldworkView),

@@ -129,3 +129,72 @@ export function pieChart(slices, { unit = '', title = '' } = {}) {
   });
   return svg;
 }
+
+/**
+ * Closed-won history, then the forecast: one bar per period (history green, forecast blue),
+ * the forecast's 90% interval as whiskers, a scenario's baseline as a dashed tick, a dashed
+ * line where the forecast begins, and hover values on each period's column.
+ * past: [{label, value}]; future: [{label, value, low, high, baseline?, run?}] (baseline:
+ * the expected revenue without the what-if, drawn where it differs; run: the run rate the
+ * closed-won history alone forecasts, drawn as a dot).
+ * @param {{label: string, value: number}[]} past
+ * @param {{label: string, value: number, low: number, high: number, baseline?: number | null, run?: number | null}[]} future
+ * @param {{unit?: string, title?: string}} [opts]
+ */
+export function forecastChart(past, future, { unit = '', title = '' } = {}) {
+  const pad = { l: 70, r: 12, t: 40, b: 36 };
+  const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart forecast-chart', role: 'img', 'aria-label': `${title || 'Forecast'}${unit ? ` in ${unit}` : ''}: closed-won history, then expected revenue with its 90% interval` });
+  const n = past.length + future.length;
+  if (!n) { svg.append(el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no data')); return svg; }
+  const u = unit ? ` ${unit}` : '';
+  const values = [...past.map((p) => p.value), ...future.flatMap((f) => [f.value, f.high, f.baseline ?? 0, f.run ?? 0])].map(Number).filter(Number.isFinite);
+  const max = Math.max(1, ...values);
+  const slot = (W - pad.l - pad.r) / n;
+  const bw = Math.max(2, slot * 0.6);
+  const every = Math.ceil(n / 12);
+  const all = [...past, ...future];
+  axes(svg, pad, 0, max, all.map((b, i) => [pad.l + slot * (i + 0.5), i % every ? '' : String(b.label).slice(0, 14)]), unit);
+  const Y = (v) => H - pad.b - ((H - pad.t - pad.b) * v) / max;
+  const x0 = (i) => pad.l + slot * i + (slot - bw) / 2;
+  const colors = { past: '#1a7f37', future: '#0969da', whisker: '#24292f', baseline: '#bf8700', run: '#8250df' };
+  const has = (v) => v !== undefined && v !== null;
+  const differs = (f) => has(f.baseline) && Math.abs(f.baseline - f.value) >= 0.005;
+  past.forEach((p, i) => {
+    svg.append(el('rect', { x: x0(i), y: Y(p.value), width: bw, height: H - pad.b - Y(p.value), fill: colors.past, class: 'past' }));
+  });
+  future.forEach((f, j) => {
+    const i = past.length + j;
+    const cx = x0(i) + bw / 2;
+    svg.append(el('rect', { x: x0(i), y: Y(f.value), width: bw, height: H - pad.b - Y(f.value), fill: colors.future, class: 'expected' }));
+    svg.append(el('line', { x1: cx, x2: cx, y1: Y(f.low), y2: Y(f.high), stroke: colors.whisker, 'stroke-width': 1.5, class: 'interval' }));
+    for (const v of [f.low, f.high]) svg.append(el('line', { x1: cx - bw / 4, x2: cx + bw / 4, y1: Y(v), y2: Y(v), stroke: colors.whisker, 'stroke-width': 1.5 }));
+    if (has(f.run)) svg.append(el('circle', { cx, cy: Y(f.run), r: 4, fill: colors.run, class: 'run' }));
+    if (differs(f)) {
+      svg.append(el('line', { x1: x0(i) - 2, x2: x0(i) + bw + 2, y1: Y(f.baseline), y2: Y(f.baseline), stroke: colors.baseline, 'stroke-width': 2.5, 'stroke-dasharray': '5 3', class: 'baseline' }));
+    }
+  });
+  if (past.length && future.length) {
+    const x = pad.l + slot * past.length;
+    svg.append(el('line', { x1: x, x2: x, y1: pad.t, y2: H - pad.b, stroke: '#57606a', 'stroke-dasharray': '4 4' }));
+  }
+  // hover values: one invisible column per period, its tooltip the period's figures
+  all.forEach((b, i) => {
+    const r = el('rect', { x: pad.l + slot * i, y: pad.t, width: slot, height: H - pad.t - pad.b, fill: 'transparent', class: 'hover' });
+    const f = /** @type {any} */ (b);
+    const text = i < past.length ? `${b.label} · closed won: ${num(b.value)}${u}`
+      : `${b.label} · expected: ${num(f.value)}${u} (90% interval ${num(f.low)}–${num(f.high)}${u})${has(f.baseline) ? ` · baseline ${num(f.baseline)}${u}` : ''}${has(f.run) ? ` · run rate ${num(f.run)}${u}` : ''}`;
+    r.append(el('title', {}, text));
+    svg.append(r);
+  });
+  let x = pad.l;
+  if (title) svg.append(el('text', { x, y: 14, class: 'chart-title' }, title));
+  const legend = [['closed won', colors.past], ['expected', colors.future], ['90% interval', colors.whisker]];
+  if (future.some((f) => has(f.run))) legend.push(['run rate', colors.run]);
+  if (future.some(differs)) legend.push(['baseline', colors.baseline]);
+  for (const [s, c] of legend) {
+    svg.append(el('rect', { x, y: 22, width: 10, height: 10, fill: c }));
+    svg.append(el('text', { x: x + 14, y: 31 }, s));
+    x += 24 + s.length * 7;
+  }
+  return svg;
+}

@@ -59,6 +59,7 @@ def test_the_crm_screens_have_no_serious_accessibility_violations(
         "#/workorders",
         "#/kpis",
         "#/quotas",
+        "#/forecast",
         "#/kb",
         "#/kb/new",
         "#/assistant",

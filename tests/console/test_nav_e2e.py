@@ -32,6 +32,7 @@ EVERYONE = {
     "#/dashboards",
     "#/kpis",
     "#/analytics",
+    "#/forecast",
     "#/segments",
     "#/assistant",
 }
