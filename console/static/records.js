@@ -296,7 +296,7 @@ export async function createView(root, [entity, ...preset]) {
 // ---------------------------------------------------------------------------- record
 
 // An ETag conflict explained: who changed the record last and when (from its audit trail).
-export async function conflictMessage(entity, id) {
+async function conflictMessage(entity, id) {
   try {
     const a = await api(`/api/v1/${entity}/${id}/audit${q({ limit: 1 })}`);
     const last = a.items[0];
