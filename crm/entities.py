@@ -28,6 +28,28 @@ WO_STATUSES = ("new", "assigned", "scheduled", "in_progress", "done", "cancelled
 CONTACT_ROLES = ("primary", "secondary", "decision_maker")
 INT_MAX = 2**63 - 1
 
+# --------------------------------------------------------------------------- plausible values
+# A type accepts values no real record holds (a deal closing in year 1, a phone number of two
+# digits). These are the limits the API enforces on top of the types, in one place: the
+# request models (crm.schema) check them on every write, JSON or CSV, and answer 422 naming
+# the field and the rule; the field's OpenAPI description and /meta/entities state them.
+#
+# Dates and times: between EARLIEST_DATE and LATEST_DATE unless a field narrows its window
+# (`Field.earliest/latest`), times compared in UTC.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2200, 12, 31)
+# Phone numbers: digits with an optional leading '+', separated by spaces, dashes, dots or
+# parentheses, 5 to 20 digits, and an optional extension ("x12", "ext. 12", "#12").
+PHONE_MIN_DIGITS = 5
+PHONE_MAX_DIGITS = 20
+PHONE_RE = re.compile(
+    r"^\+?[0-9 ().\-]+?(?:\s*(?:x|ext\.?|extension|#)\s*([0-9]{1,6}))?$", re.IGNORECASE
+)
+PHONE_RULE = (
+    f"{PHONE_MIN_DIGITS} to {PHONE_MAX_DIGITS} digits, with an optional leading +, spaces, "
+    "dashes, dots or parentheses and an optional extension (x123)"
+)
+
 # kinds: text, int, decimal, bool, datetime, date, time, enum, text_list, int_list,
 #        object, array, point, multipolygon, password
 
@@ -48,6 +70,11 @@ class Field:
     default: Any = None  # documented default (the database applies it)
     read: bool = True  # returned in responses (false for passwords)
     description: str = ""
+    # plausibility (see "plausible values" below): a date/datetime field's window, and a
+    # text field's format ("phone")
+    earliest: dt.date | None = None
+    latest: dt.date | None = None
+    format: str = ""
 
     @property
     def filterable(self) -> bool:
@@ -78,6 +105,12 @@ def _territory(write: bool = True) -> Field:
         write=write,
         ref="territories",
         description="Defaults to the creator's (or the linked account's) territory",
+    )
+
+
+def _phone() -> Field:
+    return Field(
+        "phone", "text", max_len=50, format="phone", description=f"A phone number: {PHONE_RULE}"
     )
 
 
@@ -238,7 +271,7 @@ CONTACTS = _register(
             Field("company_name", "text", max_len=300),
             Field("title", "text", max_len=200),
             Field("email", "text", max_len=320, sort=True),
-            Field("phone", "text", max_len=50),
+            _phone(),
             Field("phone_normalized", "text", write=False),
             Field(
                 "comm_prefs",
@@ -273,7 +306,7 @@ LEADS = _register(
             Field("company", "text", max_len=300, sort=True),
             Field("title", "text", max_len=200),
             Field("email", "text", max_len=320),
-            Field("phone", "text", max_len=50),
+            _phone(),
             Field("phone_normalized", "text", write=False),
             Field("source", "enum", nullable=False, enum=LEAD_SOURCES, default="other"),
             Field(
@@ -542,6 +575,108 @@ ASSIGNMENT_RULES = _register(
         default_sort="priority",
     )
 )
+
+
+# Entities another package serves with routes of its own (not crm's generic CRUD), described
+# here all the same: their request models (crm.schema.models_for), plausibility limits and
+# /meta/entities come from the same `Field`s as every other entity's.
+SERVED_ELSEWHERE: dict[str, Entity] = {}
+
+ASSETS = Entity(
+    "assets",
+    "asset",
+    (
+        _ID,
+        Field(
+            "account_id",
+            "int",
+            required=True,
+            nullable=False,
+            ref="accounts",
+            description="The account where the equipment is installed; it stays on changes",
+        ),
+        Field("equipment_model", "text", required=True, nullable=False, max_len=100),
+        Field(
+            "device_id",
+            "text",
+            max_len=200,
+            ref="devices",
+            description="The connected device on this equipment (one the caller may link)",
+        ),
+        Field("serial", "text", max_len=200),
+        Field("installed_on", "date"),
+        Field(
+            "contract_tier",
+            "enum",
+            nullable=False,
+            enum=("basic", "standard", "premium"),
+            default="standard",
+        ),
+        Field(
+            "sla_hours",
+            "int",
+            nullable=False,
+            minimum=1,
+            maximum=24 * 365,
+            default=48,
+            description="Hours to fix an alert's work order",
+        ),
+        Field("required_skills", "text_list", nullable=False, default=[]),
+        _CREATED,
+        _UPDATED,
+        _VERSION,
+    ),
+)
+SERVED_ELSEWHERE[ASSETS.name] = ASSETS
+
+
+def described() -> dict[str, Entity]:
+    """Every entity the API describes: crm's own, then those served elsewhere."""
+    return {**ENTITIES, **SERVED_ELSEWHERE}
+
+
+# --------------------------------------------------------------------------- plausibility
+
+
+def window(f: Field) -> tuple[dt.date, dt.date] | None:
+    """The dates a date or datetime field may hold (inclusive), None for other kinds."""
+    if f.kind not in ("date", "datetime", "array"):
+        return None
+    return (f.earliest or EARLIEST_DATE, f.latest or LATEST_DATE)
+
+
+def window_rule(f: Field) -> str:
+    w = window(f)
+    assert w is not None
+    return f"must be between {w[0].isoformat()} and {w[1].isoformat()}"
+
+
+def implausible(f: Field, value: Any) -> str | None:
+    """Why `value` (already of the field's type) is no plausible value of `f`, or None.
+
+    Dates and times must lie in the field's window (times in UTC: a time that is the last
+    day of the window somewhere is still inside); phone numbers must look like one."""
+    w = window(f)
+    if w is not None and isinstance(value, (dt.date, dt.datetime)):
+        try:
+            day = value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
+        except OverflowError:
+            return window_rule(f)
+        if not w[0] <= day <= w[1]:
+            return window_rule(f)
+    if f.format == "phone" and isinstance(value, str):
+        return phone_problem(value)
+    return None
+
+
+def phone_problem(text: str) -> str | None:
+    """None when `text` is a plausible phone number (PHONE_RULE), else the rule."""
+    m = PHONE_RE.match(text.strip())
+    main = text.strip()[: m.start(1)] if m and m.group(1) else text
+    digits = sum(c.isdigit() for c in main)
+    if m is None or not PHONE_MIN_DIGITS <= digits <= PHONE_MAX_DIGITS:
+        return f"is not a phone number: {PHONE_RULE}"
+    return None
 
 
 # --------------------------------------------------------------------------- parsing

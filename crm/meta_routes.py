@@ -2,7 +2,9 @@
 with them, and readable labels for referenced records (names, never internal ids).
 
 The field list is `crm.entities` itself (the same source as validation and OpenAPI), so a
-form cannot offer a field the API refuses. `may_create/may_update/may_delete` are the
+form cannot offer a field the API refuses; entities other packages serve (assets, of
+crm_sync) are described from there too. Dates carry the window the API accepts and phone
+fields their format (crm.entities' plausibility limits). `may_create/may_update/may_delete` are the
 role rules of `crm.store.require_writer`; record-level rules (territory, owner) still answer
 403/404 per record, which the console shows next to the action.
 """
@@ -16,7 +18,7 @@ import msgspec
 from msgspec import Meta
 from psycopg import sql
 
-from crm.entities import ENTITIES, Entity
+from crm.entities import ENTITIES, Entity, described, window
 from crm.labels import LABELS
 from crm.record_routes import API
 from crm.store import scope
@@ -39,6 +41,9 @@ class FieldMeta(msgspec.Struct):
     description: str
     default: Any
     sortable: bool
+    earliest: str | None = None  # dates and times: the window the API accepts (inclusive)
+    latest: str | None = None
+    format: str = ""  # a text field's format the API checks ("phone")
 
 
 class EntityMeta(msgspec.Struct):
@@ -81,6 +86,9 @@ def entity_meta(entity: Entity, principal: Principal) -> EntityMeta:
                 f.description,
                 f.default,
                 f.sort,
+                w[0].isoformat() if (w := window(f)) else None,
+                w[1].isoformat() if w else None,
+                f.format,
             )
             for f in entity.readable
         ],
@@ -92,7 +100,7 @@ def entity_meta(entity: Entity, principal: Principal) -> EntityMeta:
 
 
 async def entities(req: Req) -> EntitiesMeta:
-    return EntitiesMeta(req.user.role, [entity_meta(e, req.user) for e in ENTITIES.values()])
+    return EntitiesMeta(req.user.role, [entity_meta(e, req.user) for e in described().values()])
 
 
 class LabelQuery(msgspec.Struct, frozen=True):

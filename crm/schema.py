@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from crm.entities import ENTITIES, INT_MAX, Entity, Field
+from crm.entities import INT_MAX, Entity, Field, described, implausible, window_rule
 from crm.filters import OPS
 from kernel.errors import ApiError, Unprocessable
 from kernel.http import field_of
@@ -159,8 +159,11 @@ def write_type(f: Field) -> Any:
         t = MultiPolygon
     else:  # pragma: no cover - a new kind must be added here
         raise AssertionError(f"unknown field kind {k}")
-    if f.description:
-        t = Annotated[t, Meta(description=f.description)]
+    description = f.description
+    if k in ("date", "datetime", "array"):
+        description = f"{description} ({window_rule(f)})".strip()
+    if description:
+        t = Annotated[t, Meta(description=description)]
     return t | None if f.nullable else t
 
 
@@ -205,7 +208,7 @@ def models_for(entity: Entity) -> EntityModels:
 
 @functools.cache
 def _models(entity_name: str) -> EntityModels:
-    entity = ENTITIES[entity_name]
+    entity = described()[entity_name]
     name = entity.schema_name
     create = msgspec.defstruct(
         f"{name}Create",
@@ -279,6 +282,12 @@ def _check_time(name: str, value: dt.datetime) -> None:
         raise _bad(name, "out of range (years 1 to 9999 in UTC)")
 
 
+def _check_plausible(f: Field, value: Any) -> None:
+    problem = implausible(f, value)
+    if problem is not None:
+        raise Unprocessable(f"{f.name}: {problem}", field=f.name, code="implausible")
+
+
 def column_value(f: Field, value: Any) -> Any:
     """One decoded field as the value the store writes."""
     if value is None:
@@ -288,11 +297,16 @@ def column_value(f: Field, value: Any) -> Any:
         _check_text(f.name, value)
         if f.name in ("tz", "timezone"):
             _check_zone(f.name, value)
+        _check_plausible(f, value)
         return value
     if k == "decimal":
         return Decimal(str(value))
     if k == "datetime":
         _check_time(f.name, value)
+        _check_plausible(f, value)
+        return value
+    if k == "date":
+        _check_plausible(f, value)
         return value
     if k == "text_list":
         for v in value:
@@ -303,8 +317,9 @@ def column_value(f: Field, value: Any) -> Any:
         return json.dumps(value)
     if k == "array":
         for w in value:
-            _check_time(f.name, w.start)
-            _check_time(f.name, w.end)
+            for t in (w.start, w.end):
+                _check_time(f.name, t)
+                _check_plausible(f, t)
             if w.start > w.end:
                 raise _bad(f.name, "a window ends before it starts")
         return msgspec.json.encode(value).decode()

@@ -21,8 +21,9 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -123,6 +124,19 @@ def route_args(problem: Problem, plan_id: int, result: Replan, rep_id: str) -> d
     return {"plan_id": plan_id, "stops": stops}
 
 
+async def _rep_today(conn: AsyncConnection[Any], rep_id: int, now: datetime) -> date:
+    """The rep's calendar day at `now`: their shift is in their time zone (users.timezone),
+    so "today" is their local date, not UTC's (late in the UTC evening a Paris rep is
+    already in tomorrow's shift)."""
+    cur = await conn.execute("SELECT timezone FROM users WHERE id = %s", (rep_id,))
+    row = await cur.fetchone()
+    try:
+        zone = ZoneInfo(row[0]) if row and row[0] else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    return now.astimezone(zone).date()
+
+
 async def dispatch_work_order(
     conn: AsyncConnection[Any],
     work_order_id: int,
@@ -140,7 +154,7 @@ async def dispatch_work_order(
     """
     req = PlanRequest(
         territory_ids=(territory_id,),
-        plan_date=now.astimezone(UTC).date(),
+        plan_date=await _rep_today(conn, rep_id, now),
         cpu_s=cpu_s,
         include_due_accounts=False,  # today's remaining day: the open work orders
         lunch_start=None,

@@ -13,22 +13,24 @@ import asyncio
 import secrets
 import time
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 import psycopg.errors
 from aiohttp import web
-from msgspec import UNSET, UnsetType
 from psycopg import AsyncConnection, sql
 
 from crm import hooks
 from crm.access import account_clause, require_account
+from crm.entities import ASSETS
+from crm.schema import Row, models_for, to_values
+from crm.store import check_if_match, etag
 from crm_sync import inbound, webhooks
 from crm_sync.errors import BadSignature, InvalidInput
 from crm_sync.signing import HEADER, verify
 from kernel import jobs
 from kernel.errors import ApiError, Conflict, NotFound, Unprocessable
-from kernel.http import Access, RawBody, Req, Routes, decode_json
+from kernel.http import Access, RawBody, Reply, Req, Routes, decode_json
 from kernel.principal import Principal
 from telemetry.access import may_see_device
 
@@ -260,25 +262,16 @@ async def inbound_push(req: Req, path: ConnectorPath, body: bytes) -> InboundRes
 
 
 # --------------------------------------------------------------------------- assets
+# The request models come from crm.entities.ASSETS (crm.schema.models_for), as every CRM
+# entity's do, so /meta/entities, validation and its plausibility limits agree. Changes and
+# deletes need If-Match with the asset's ETag ("<id>.<version>"; a trigger bumps the version
+# on every update): 412 when stale, 428 when missing, as for the CRM's records.
 
 _ASSET_COLUMNS = (
     "id, account_id, device_id, equipment_model, serial, installed_on, contract_tier, "
-    "sla_hours, required_skills, created_at"
+    "sla_hours, required_skills, created_at, updated_at, version"
 )
-
-
-class AssetIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    account_id: Id
-    equipment_model: Short
-    device_id: Short | None = None
-    serial: Short | None = None
-    installed_on: date | None = None
-    contract_tier: Literal["basic", "standard", "premium"] = "standard"
-    sla_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 365)] = 48
-    required_skills: Annotated[
-        list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]],
-        msgspec.Meta(max_length=50),
-    ] = []
+ASSET_MODELS = models_for(ASSETS)
 
 
 class AssetOut(msgspec.Struct, frozen=True):
@@ -292,6 +285,8 @@ class AssetOut(msgspec.Struct, frozen=True):
     sla_hours: int
     required_skills: list[str]
     created_at: datetime
+    updated_at: datetime
+    version: int
 
 
 class AssetListQuery(msgspec.Struct, frozen=True):
@@ -300,6 +295,11 @@ class AssetListQuery(msgspec.Struct, frozen=True):
 
 class AssetPage(msgspec.Struct, frozen=True):
     items: list[AssetOut]
+
+
+def _asset_reply(row: tuple[Any, ...], status: int = 200) -> Reply[AssetOut]:
+    out = AssetOut(*row)
+    return Reply(out, status, {"ETag": etag({"id": out.id, "version": out.version})})
 
 
 async def asset_scope(req: Req, path: IdPath) -> None:
@@ -342,6 +342,19 @@ async def check_device_link(
     )
 
 
+async def _locked_asset(conn: AsyncConnection[Any], asset_id: int, if_match: str | None) -> Row:
+    """The asset's row, locked, once If-Match names its current version (else 428 or 412)."""
+    cur = await conn.execute(
+        "SELECT id, version, device_id FROM assets WHERE id = %s FOR UPDATE", (asset_id,)
+    )
+    found = await cur.fetchone()
+    if found is None:
+        raise NotFound(f"no asset {asset_id}", field="id")
+    current: Row = {"id": found[0], "version": found[1], "device_id": found[2]}
+    check_if_match(ASSETS, current, if_match)
+    return current
+
+
 @routes.post(
     "/api/v1/assets",
     access=Access.write(
@@ -350,48 +363,44 @@ async def check_device_link(
         "others are refused as unknown (422)"
     ),
     summary="Create an asset (a piece of equipment) on an account",
+    description="Answers with the asset's ETag, for If-Match on later changes.",
+    body=ASSET_MODELS.create,
+    response=AssetOut,
     status=201,
     errors=(409,),
 )
-async def create_asset(req: Req, body: AssetIn) -> AssetOut:
+async def create_asset(req: Req, body: Any) -> Reply[AssetOut]:
+    values = to_values(ASSETS, body)
+    account_id = values["account_id"]
     visible, params = account_clause(req.user, sql.Identifier("a", "id"))
     async with req.connection() as conn:
         cur = await conn.execute(
             sql.SQL("SELECT 1 FROM accounts a WHERE a.id = %s AND {}").format(visible),
-            [body.account_id, *params],
+            [account_id, *params],
         )
         if await cur.fetchone() is None:
             # the same answer whether the account is missing or not visible
             raise Unprocessable(
-                f"account_id: account {body.account_id} not found",
+                f"account_id: account {account_id} not found",
                 field="account_id",
                 code="unknown_reference",
             )
-        if body.device_id is not None:
-            await check_device_link(conn, req.user, body.device_id)
+        if values.get("device_id") is not None:
+            await check_device_link(conn, req.user, values["device_id"])
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in values)
+        marks = sql.SQL(", ").join(sql.Placeholder() for _ in values)
         try:
             cur = await conn.execute(
-                f"""
-                INSERT INTO assets (account_id, device_id, equipment_model, serial, installed_on,
-                                    contract_tier, sla_hours, required_skills)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_ASSET_COLUMNS}
-                """,
-                (
-                    body.account_id,
-                    body.device_id,
-                    body.equipment_model,
-                    body.serial,
-                    body.installed_on,
-                    body.contract_tier,
-                    body.sla_hours,
-                    body.required_skills,
+                sql.SQL("INSERT INTO assets ({}) VALUES ({}) RETURNING {}").format(
+                    columns, marks, sql.SQL(_ASSET_COLUMNS)
                 ),
+                list(values.values()),
             )
         except psycopg.errors.UniqueViolation as exc:
             raise Conflict("that device already belongs to an asset", field="device_id") from exc
         row = await cur.fetchone()
     assert row is not None
-    return AssetOut(*row)
+    return _asset_reply(row, 201)
 
 
 @routes.get(
@@ -414,55 +423,41 @@ async def list_assets(req: Req, query: AssetListQuery) -> AssetPage:
 @routes.get(
     "/api/v1/assets/{id}",
     access=Access.read(scope=asset_scope),
-    summary="One asset",
+    summary="One asset, with its ETag",
+    response=AssetOut,
 )
-async def get_asset(req: Req, path: IdPath) -> AssetOut:
+async def get_asset(req: Req, path: IdPath) -> Reply[AssetOut]:
     async with req.connection() as conn:
         cur = await conn.execute(f"SELECT {_ASSET_COLUMNS} FROM assets WHERE id = %s", (path.id,))
         row = await cur.fetchone()
     if row is None:
         raise NotFound(f"no asset {path.id}", field="id")
-    return AssetOut(*row)
-
-
-class AssetPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Only the fields given change; `null` clears `serial`, `installed_on` or `device_id`."""
-
-    equipment_model: Short | UnsetType = UNSET
-    device_id: Short | UnsetType | None = UNSET
-    serial: Short | UnsetType | None = UNSET
-    installed_on: date | UnsetType | None = UNSET
-    contract_tier: Literal["basic", "standard", "premium"] | UnsetType = UNSET
-    sla_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 365)] | UnsetType = UNSET
-    required_skills: (
-        Annotated[
-            list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]],
-            msgspec.Meta(max_length=50),
-        ]
-        | UnsetType
-    ) = UNSET
+    return _asset_reply(row)
 
 
 @routes.patch(
     "/api/v1/assets/{id}",
     access=Access.write(scope=asset_scope),
     summary="Change an asset (its account stays; a new device is checked as on create)",
-    description="Only the fields given change. A device given must be one the caller may "
-    "link (one they see, or for admins and managers one linked to nothing); another is "
-    "refused as unknown (422 on `device_id`).",
-    errors=(409, 422),
+    description="Only the fields given change; `null` clears an optional one. Needs "
+    "`If-Match` with the asset's ETag (412 when stale, 428 when missing). A device given "
+    "must be one the caller may link (one they see, or for admins and managers one linked "
+    "to nothing); another is refused as unknown (422 on `device_id`).",
+    body=ASSET_MODELS.patch,
+    response=AssetOut,
+    errors=(409, 412, 422, 428),
 )
-async def patch_asset(req: Req, path: IdPath, body: AssetPatch) -> AssetOut:
-    changes = {f: getattr(body, f) for f in body.__struct_fields__ if getattr(body, f) is not UNSET}
-    async with req.connection() as conn:
-        cur = await conn.execute(
-            "SELECT device_id FROM assets WHERE id = %s FOR UPDATE", (path.id,)
+async def patch_asset(req: Req, path: IdPath, body: Any) -> Reply[AssetOut]:
+    changes = to_values(ASSETS, body)
+    if "account_id" in changes:
+        raise Unprocessable(
+            "account_id: an asset stays on its account (delete it and add it to the other)",
+            field="account_id",
         )
-        current = await cur.fetchone()
-        if current is None:
-            raise NotFound(f"no asset {path.id}", field="id")
+    async with req.connection() as conn, conn.transaction():
+        current = await _locked_asset(conn, path.id, req.header("If-Match"))
         device = changes.get("device_id")
-        if device is not None and device != current[0]:
+        if device is not None and device != current["device_id"]:
             await check_device_link(conn, req.user, device)
         if changes:
             assignments = sql.SQL(", ").join(
@@ -478,21 +473,22 @@ async def patch_asset(req: Req, path: IdPath, body: AssetPatch) -> AssetOut:
         cur = await conn.execute(f"SELECT {_ASSET_COLUMNS} FROM assets WHERE id = %s", (path.id,))
         row = await cur.fetchone()
     assert row is not None
-    return AssetOut(*row)
+    return _asset_reply(row)
 
 
 @routes.delete(
     "/api/v1/assets/{id}",
     access=Access.write(scope=asset_scope),
     summary="Delete an asset (its device, if any, is then linked to nothing)",
+    description="Needs `If-Match` with the asset's ETag (412 when stale, 428 when missing).",
     response=None,
     status=204,
+    errors=(412, 428),
 )
 async def delete_asset(req: Req, path: IdPath) -> None:
-    async with req.connection() as conn:
-        cur = await conn.execute("DELETE FROM assets WHERE id = %s RETURNING id", (path.id,))
-        if await cur.fetchone() is None:
-            raise NotFound(f"no asset {path.id}", field="id")
+    async with req.connection() as conn, conn.transaction():
+        await _locked_asset(conn, path.id, req.header("If-Match"))
+        await conn.execute("DELETE FROM assets WHERE id = %s", (path.id,))
 
 
 def setup(app: web.Application) -> None:

@@ -1,10 +1,11 @@
 """The CRM world of a simulated fleet, for the closed-loop demo and its test.
 
 One territory around the fleet's centre; one customer account per simulated site (its
-location is the site) with an auto geofence around it; a rep user per simulated phone
-(all equipment skills, home where the phone starts the day, on shift all day) mapped to
-the phone in `geo_device_rep`; an asset per equipment device on its site's account (a
-standard contract, so a critical alert is urgent); vibration rules per equipment model.
+location is the site) with an auto geofence around it; a rep user per simulated phone (all
+equipment skills, home where the phone starts the day, on shift all day, in the time zone
+of the world's centre) mapped to the phone in `geo_device_rep`; an asset per equipment
+device on its site's account (a standard contract, so a critical alert is urgent);
+vibration rules per equipment model.
 
 Idempotent: rows are keyed by the tenant (territory name, account external ids, rep
 e-mails, asset device ids, rule ids), so seeding again updates them in place. Seeding
@@ -46,6 +47,17 @@ class DemoWorld:
     assets: dict[str, int]  # equipment device id -> asset id
     account_of_device: dict[str, int]  # equipment device id -> account id
     last_visit_id: int  # the highest visit id before this run: its visits come after
+    timezone: str = "UTC"  # the IANA zone at the world's centre: its users' zone
+
+
+def zone_at(lon: float, lat: float) -> str:
+    """The IANA time zone at a point (tzfpy's offline boundaries); UTC at sea.
+
+    The demo world's users see times in the zone where the world is, not UTC."""
+    from tzfpy import get_tz
+
+    zone = get_tz(lon, lat)
+    return "UTC" if not zone or zone.startswith("Etc/") else zone
 
 
 def vibration_rules(min_duration_s: float = 300.0) -> list[Rule]:
@@ -126,6 +138,7 @@ def seed_world(
             (f"{tenant} field", spec.center[0], spec.center[1], spec.radius_m * 1.6),
         ).fetchone()
     )
+    zone = zone_at(spec.center[0], spec.center[1])
     reps: dict[str, int] = {}
     for device_id, nav in fleet.phones():
         home = nav.home
@@ -135,11 +148,12 @@ def seed_world(
                                       shift_start, shift_end, timezone)
                    VALUES (%s, %s, 'rep', %s, %s,
                            ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography,
-                           '00:00', '23:59:59', 'UTC')
+                           '00:00', '23:59:59', %s)
                    ON CONFLICT ((lower(email))) DO UPDATE SET territory_id = EXCLUDED.territory_id,
                        skills = EXCLUDED.skills, home_location = EXCLUDED.home_location,
                        shift_start = EXCLUDED.shift_start, shift_end = EXCLUDED.shift_end,
-                       role = 'rep', active = true, updated_at = now()
+                       timezone = EXCLUDED.timezone, role = 'rep', active = true,
+                       updated_at = now()
                    RETURNING id""",
                 (
                     f"{device_id}@sim.fieldmesh.invalid",
@@ -148,6 +162,7 @@ def seed_world(
                     SKILLS,
                     home[0],
                     home[1],
+                    zone,
                 ),
             ).fetchone()
         )
@@ -222,7 +237,9 @@ def seed_world(
     _reset_last_run(conn, list(assets), account_ids, list(reps))
     last_visit = conn.execute("SELECT coalesce(max(id), 0) FROM visits").fetchone()
     conn.commit()
-    return DemoWorld(territory_id, accounts, reps, assets, account_of_device, _one_id(last_visit))
+    return DemoWorld(
+        territory_id, accounts, reps, assets, account_of_device, _one_id(last_visit), zone
+    )
 
 
 def _reset_last_run(
@@ -270,7 +287,7 @@ class DemoLogin:
 def seed_logins(conn: psycopg.Connection[Any], world: DemoWorld, tenant: str) -> list[DemoLogin]:
     """One console login per role: an admin, the territory's manager (the reps report to
     them), a sales rep (rep role, no phone: works the territory's pipeline) and the first
-    field rep (who carries a simulated phone). Fresh random passwords each time, so a demo
+    field rep (who carries a simulated phone), all in the world's time zone. Fresh random passwords each time, so a demo
     left running never has a known password; commits."""
     import secrets
 
@@ -279,12 +296,12 @@ def seed_logins(conn: psycopg.Connection[Any], world: DemoWorld, tenant: str) ->
     def upsert(email: str, name: str, role: str, territory_id: int | None) -> str:
         password = secrets.token_urlsafe(12)
         conn.execute(
-            """INSERT INTO users (email, name, role, territory_id, password_hash)
-               VALUES (%s, %s, %s, %s, %s)
+            """INSERT INTO users (email, name, role, territory_id, password_hash, timezone)
+               VALUES (%s, %s, %s, %s, %s, %s)
                ON CONFLICT ((lower(email))) DO UPDATE SET role = EXCLUDED.role,
                    territory_id = EXCLUDED.territory_id, password_hash = EXCLUDED.password_hash,
-                   active = true, updated_at = now()""",
-            (email, name, role, territory_id, hash_password(password)),
+                   timezone = EXCLUDED.timezone, active = true, updated_at = now()""",
+            (email, name, role, territory_id, hash_password(password), world.timezone),
         )
         return password
 

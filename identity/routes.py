@@ -6,6 +6,8 @@ password reset). Users' plain fields (role, territory, manager ...) are edited t
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -18,7 +20,7 @@ from identity import auth
 from identity.login import login
 from identity.passwords import MAX_PASSWORD_LENGTH, PasswordVerifier
 from identity.throttle import ThrottlePolicy
-from kernel.errors import NotFound
+from kernel.errors import NotFound, Unprocessable
 from kernel.http import Access, Req, Routes, encode_json
 from kernel.web import DB_POOL
 
@@ -65,6 +67,24 @@ class Me(msgspec.Struct, frozen=True):
             "times in it. null when the account has none (then the browser's zone is used)."
         ),
     ] = None
+    name: str | None = None
+
+
+class MeChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    timezone: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=64,
+            description="An IANA time zone name, like Europe/Paris (422 for another name)",
+        ),
+    ]
+
+
+@functools.cache
+def known_zones() -> frozenset[str]:
+    """The IANA zone names this machine's time zone database holds (and UTC)."""
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
 
 
 class TokenInfo(msgspec.Struct, frozen=True):
@@ -169,9 +189,13 @@ async def sign_out(req: Req) -> web.Response:
 
 @routes.get("/api/v1/auth/me", access=Access.read(unscoped=OWN), summary="The caller")
 async def me(req: Req) -> Me:
+    return await _me(req)
+
+
+async def _me(req: Req) -> Me:
     p = req.user
     async with req.connection() as conn:
-        cur = await conn.execute("SELECT timezone FROM users WHERE id = %s", (p.user_id,))
+        cur = await conn.execute("SELECT timezone, name FROM users WHERE id = %s", (p.user_id,))
         row = await cur.fetchone()
     return Me(
         p.user_id,
@@ -182,7 +206,32 @@ async def me(req: Req) -> Me:
         list(p.team_territory_ids),
         p.token_id,
         (row[0] or None) if row is not None else None,
+        row[1] if row is not None else None,
     )
+
+
+@routes.patch(
+    "/api/v1/auth/me",
+    access=Access.read(unscoped=OWN),
+    summary="Change the caller's own settings: their time zone",
+    description="Every role may set their own time zone (the console shows times in it); "
+    "a name not in the IANA time zone database answers 422 on `timezone`.",
+    response=Me,
+    errors=(422,),
+)
+async def change_me(req: Req, body: MeChange) -> Me:
+    if body.timezone not in known_zones():
+        raise Unprocessable(
+            f"timezone: {body.timezone[:64]!r} is not a known time zone "
+            "(an IANA name like Europe/Paris)",
+            field="timezone",
+        )
+    async with req.connection() as conn:
+        await conn.execute(
+            "UPDATE users SET timezone = %s, updated_at = now() WHERE id = %s",
+            (body.timezone, req.user.user_id),
+        )
+    return await _me(req)
 
 
 # --------------------------------------------------------------------------- tokens

@@ -15,7 +15,7 @@ const routes = {
   work_orders: records('work_orders'),
   device: () => import('./ops.js').then((m) => m.deviceView),
   accounts: records('accounts'),
-  account: () => import('./records.js').then((m) => (root, [id], s) => m.recordView(root, ['accounts', id], s)),
+  account: () => import('./records.js').then((m) => (root, [id]) => m.recordView(root, ['accounts', id])),
   contacts: records('contacts'),
   leads: records('leads'),
   opportunities: records('opportunities'),
@@ -40,6 +40,7 @@ const routes = {
   quotas: () => import('./quotas.js').then((m) => m.quotasView),
   kb: () => import('./kb.js').then((m) => m.kbView),
   assistant: () => import('./kb.js').then((m) => m.assistantView),
+  settings: () => import('./settings.js').then((m) => m.settingsView),
 };
 
 export const session = { me: null };
@@ -97,6 +98,7 @@ async function start() {
     token.clear(); session.me = null; resetMeta(); showUser(); askSignIn();
   });
   window.addEventListener('hashchange', render);
+  document.addEventListener('fm-me-changed', showUser); // the settings page saved the user's zone
   mountNav();
   mountSearch(document.getElementById('search-slot'));
   mountAssistant(document.getElementById('search-slot'));
@@ -146,7 +148,8 @@ function showUser() {
   const who = document.getElementById('who');
   setUserZone(session.me ? session.me.timezone : null);
   who.textContent = session.me ? `${session.me.email} (${session.me.role})` : '';
-  if (session.me) who.append(h('small', { id: 'tz-note', class: 'tz-note' }, `Times in ${zoneName()}`));
+  // the zone times are shown in; the user changes it on their settings page
+  if (session.me) who.append(h('small', { class: 'tz-note' }, h('a', { id: 'tz-note', href: '#/settings', title: 'Your settings: change the time zone' }, `Times in ${zoneName()}`)));
   document.getElementById('signout').hidden = !session.me;
   document.body.dataset.signedIn = session.me ? 'yes' : 'no';
 }

@@ -128,6 +128,11 @@ export function input(f, value, id) {
   if (f.maximum !== null && (f.kind === 'int' || f.kind === 'decimal')) attrs.max = f.maximum;
   if (f.max_len) attrs.maxlength = f.max_len;
   if (f.name === 'timezone' || f.name === 'tz') attrs.list = zoneList(); // suggestions: the API takes IANA names only
+  if (f.format === 'phone') attrs.type = 'tel';
+  // the window of dates the API accepts (/meta/entities): the picker stays in it, and a
+  // value typed outside is refused by the API with the rule shown beside the field
+  if (f.earliest && f.kind === 'date') Object.assign(attrs, { min: f.earliest, max: f.latest });
+  if (f.earliest && f.kind === 'datetime') Object.assign(attrs, { min: `${f.earliest}T00:00`, max: `${f.latest}T23:59` });
   let v = value ?? '';
   if (f.kind === 'datetime' && value) v = localInput(value);
   if (f.kind === 'time' && value) v = String(value).slice(0, 5);
@@ -148,7 +153,7 @@ export function input(f, value, id) {
 }
 
 // The browser's IANA time zone names, one shared datalist for every time zone field.
-function zoneList() {
+export function zoneList() {
   const id = 'fm-time-zones';
   if (!document.getElementById(id)) {
     const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];

@@ -252,25 +252,6 @@ export function fieldForm(m, fields, initial, idPrefix) {
   return { form, values, showError, clear };
 }
 
-// Assets (an account's equipment, POST /api/v1/assets of crm_sync) are no crm entity: their
-// form is described here, field by field as the API's AssetIn takes them.
-const WRITE_ROLES = ['admin', 'manager', 'rep']; // kernel.http WRITE_ROLES: every role but viewer
-const fieldOf = (name, kind, more = {}) => ({ name, kind, ref: null, enum: [], nullable: true, required: false, write: true, minimum: null, maximum: null, max_len: null, default: null, ...more });
-/** What a role may do with assets, in the shape of /api/v1/meta/entities. */
-export const assetMeta = (role) => ({
-  name: 'assets', singular: 'asset', searchable: false, may_create: WRITE_ROLES.includes(role), may_update: WRITE_ROLES.includes(role), may_delete: WRITE_ROLES.includes(role),
-  fields: [
-    fieldOf('account_id', 'int', { ref: 'accounts', required: true, nullable: false }),
-    fieldOf('equipment_model', 'text', { required: true, nullable: false, max_len: 200 }),
-    fieldOf('device_id', 'text', { ref: 'devices', max_len: 200 }),
-    fieldOf('serial', 'text', { max_len: 200 }),
-    fieldOf('installed_on', 'date'),
-    fieldOf('contract_tier', 'enum', { enum: ['basic', 'standard', 'premium'], nullable: false, default: 'standard' }),
-    fieldOf('sla_hours', 'int', { nullable: false, minimum: 1, maximum: 24 * 365, default: 48 }),
-    fieldOf('required_skills', 'text_list'),
-  ],
-});
-
 // The equipment models the caller's fleet has, as suggestions for a new asset's model.
 async function modelSuggestions(form) {
   const inp = form.querySelector('#create-equipment_model');
@@ -281,8 +262,8 @@ async function modelSuggestions(form) {
   inp.setAttribute('list', list.id);
 }
 
-export async function createView(root, [entity, ...preset], session) {
-  const m = entity === 'assets' ? assetMeta(session?.me?.role) : await entityMeta(entity);
+export async function createView(root, [entity, ...preset]) {
+  const m = await entityMeta(entity); // assets too: /meta/entities describes them
   root.append(h('h1', {}, `New ${human(m.singular).toLowerCase()}`));
   if (!m.may_create) { root.append(h('p', { class: 'error' }, `Your role cannot create ${SCREENS[entity]?.title.toLowerCase() || entity}.`)); return null; }
   // preset "field=value" pairs from a related list's "New" link (e.g. account_id=5)
@@ -327,7 +308,7 @@ async function conflictMessage(entity, id) {
   return 'Changed by someone else since you opened it: reload, or overwrite with your value.';
 }
 
-export async function recordView(root, [entity, id], session) {
+export async function recordView(root, [entity, id]) {
   const m = await entityMeta(entity);
   let row;
   try { row = await api(`/api/v1/${entity}/${id}`); } catch (e) { root.append(errorBox(e)); return null; }
@@ -409,7 +390,7 @@ export async function recordView(root, [entity, id], session) {
     actions.append(h('button', { type: 'button', class: 'danger', id: 'delete-record', onclick: () => confirmDelete(entity, m, row) }, 'Delete'));
   }
   const extra = await import('./related.js');
-  await extra.decorate(root, actions, entity, row, m, session?.me?.role);
+  await extra.decorate(root, actions, entity, row, m);
   const audit = h('details', { id: 'audit' }, h('summary', {}, 'History of changes'));
   audit.addEventListener('toggle', () => { if (audit.open && audit.children.length === 1) auditList(audit, entity, id, m, row); }, { once: false });
   root.append(audit);
@@ -437,9 +418,9 @@ async function auditList(box, entity, id, m, row) {
   } catch (e) { box.append(errorBox(e)); }
 }
 
-/** Asks before deleting `row`; `onDeleted` (a related list's reload) replaces going to the
- * entity's list, and `versioned: false` sends no If-Match (assets have no ETag). */
-export function confirmDelete(entity, m, row, { onDeleted = null, versioned = true } = {}) {
+/** Asks before deleting `row` (with its ETag: a record changed meanwhile is not deleted);
+ * `onDeleted` (a related list's reload) replaces going to the entity's list. */
+export function confirmDelete(entity, m, row, { onDeleted = null } = {}) {
   const dlg = /** @type {HTMLDialogElement} */ (h('dialog', { id: 'confirm-delete', 'aria-labelledby': 'confirm-delete-title' }));
   const err = h('p', { class: 'error', role: 'alert' });
   const yes = h('button', { type: 'button', class: 'danger', id: 'confirm-delete-yes' }, 'Delete');
@@ -449,7 +430,7 @@ export function confirmDelete(entity, m, row, { onDeleted = null, versioned = tr
   yes.addEventListener('click', async () => {
     yes.disabled = true;
     try {
-      await api(`/api/v1/${entity}/${row.id}`, { method: 'DELETE', headers: versioned ? { 'If-Match': etagOf(row) } : {} });
+      await api(`/api/v1/${entity}/${row.id}`, { method: 'DELETE', headers: { 'If-Match': etagOf(row) } });
       dlg.close();
       toast(`${human(m.singular)} deleted`);
       if (onDeleted) await onDeleted(); else location.hash = `#/${entity}`;

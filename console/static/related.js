@@ -2,15 +2,15 @@
 // What a record page shows besides its fields: related lists per entity, the account's
 // hierarchy, roll-up and timeline, the lead conversion wizard, the contact merge screen and
 // an opportunity's stage history.
-import { api, listAll, q } from './api.js';
+import { api, listAll, q, etagOf } from './api.js';
 import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table, scrollBox } from './ui.js';
-import { relatedList, titleOf, assetMeta, confirmDelete, fieldForm, forEdit } from './records.js';
+import { relatedList, titleOf, confirmDelete, fieldForm, forEdit } from './records.js';
 import { entityMeta, labels, refLink, input, human } from './fields.js';
 import { attachmentsPanel } from './fieldops.js';
 
 const eq = (field, value) => ({ field, op: 'eq', value });
 
-export async function decorate(root, actions, entity, row, m, role) {
+export async function decorate(root, actions, entity, row, m) {
   const sections = h('div', { class: 'related-grid' });
   root.append(sections);
   // every section's requests start at once; the sections are appended in their order
@@ -22,7 +22,7 @@ export async function decorate(root, actions, entity, row, m, role) {
     add(accountContacts(row));
     add(relatedList('Opportunities', 'opportunities', eq('account_id', row.id), { account_id: row.id }, true));
     add(relatedList('Work orders', 'work_orders', eq('account_id', row.id), { account_id: row.id }, true));
-    add(assets(row, role));
+    add(assets(row));
     add(timeline(row));
     add(openAlerts(row));
     add(customerValue(row));
@@ -186,9 +186,10 @@ async function timeline(a) {
 
 /** The account's installed equipment (GET /api/v1/assets): model, serial, contract, device;
  * "Add equipment" opens the asset form with this account filled in; each row's Edit opens
- * the same fields under the list (PATCH, the API's errors on their field), Delete asks first. */
-async function assets(a, role) {
-  const m = assetMeta(role);
+ * the same fields under the list (PATCH with the asset's ETag, the API's errors on their
+ * field, a change made meanwhile explained with reload or overwrite), Delete asks first. */
+async function assets(a) {
+  const m = await entityMeta('assets');
   const box = h('section', { class: 'related', id: 'account-assets' }, h('h2', {}, 'Equipment'));
   if (m.may_create) box.append(h('a', { class: 'button', id: 'add-equipment', href: `#/new/assets/account_id=${a.id}` }, 'Add equipment'));
   const body = h('div', {});
@@ -196,32 +197,43 @@ async function assets(a, role) {
   box.append(body, editor);
   const edit = (x) => {
     // the account stays: an asset moves to another account by deleting and adding it
-    const fields = m.fields.filter((f) => f.name !== 'account_id').map((f) => forEdit('assets', f));
+    const fields = m.fields.filter((f) => f.write && f.name !== 'account_id').map((f) => forEdit('assets', f));
     const ff = fieldForm(m, fields, x, 'edit-asset');
     const save = h('button', { type: 'submit', class: 'primary', id: 'edit-asset-save' }, 'Save');
     const title = `Edit ${titleOf('assets', x)}`;
     ff.form.setAttribute('aria-label', title);
     ff.form.append(h('div', { class: 'toolbar' }, save, h('button', { type: 'button', onclick: () => editor.replaceChildren() }, 'Cancel')));
     editor.replaceChildren(h('h3', {}, title), ff.form);
+    const send = async (ifMatch) => {
+      await api(`/api/v1/assets/${x.id}`, { method: 'PATCH', body: ff.values(), headers: { 'If-Match': ifMatch } });
+      toast('Asset saved');
+      editor.replaceChildren();
+      await load();
+    };
     ff.form.addEventListener('submit', async (e) => {
       e.preventDefault();
       ff.clear();
       save.disabled = true;
-      try {
-        await api(`/api/v1/assets/${x.id}`, { method: 'PATCH', body: ff.values() });
-        toast('Asset saved');
-        editor.replaceChildren();
-        await load();
-      } catch (err) { ff.showError(err); } finally { save.disabled = false; }
+      try { await send(etagOf(x)); } catch (err) {
+        if (err.status === 412) {
+          // changed by someone else since the list was read: theirs, or ours over it
+          ff.showError({ message: 'Changed by someone else since you opened it: reload, or overwrite with your values.' });
+          ff.form.querySelector('.error').append(' ',
+            h('button', { type: 'button', id: 'edit-asset-reload', onclick: async () => { editor.replaceChildren(); await load(); const fresh = rows.find((y) => y.id === x.id); if (fresh) edit(fresh); } }, 'Reload'), ' ',
+            h('button', { type: 'button', id: 'edit-asset-overwrite', onclick: async () => { try { await send('*'); } catch (x2) { ff.showError(x2); } } }, 'Overwrite'));
+        } else ff.showError(err);
+      } finally { save.disabled = false; }
     });
     /** @type {HTMLElement | null} */ (ff.form.querySelector('input, select'))?.focus();
   };
   const actions = (x) => h('span', { class: 'toolbar' },
     m.may_update ? h('button', { type: 'button', class: 'edit-asset', 'aria-label': `Edit ${titleOf('assets', x)}`, onclick: () => edit(x) }, 'Edit') : null,
-    m.may_delete ? h('button', { type: 'button', class: 'danger delete-asset', 'aria-label': `Delete ${titleOf('assets', x)}`, onclick: () => confirmDelete('assets', m, x, { versioned: false, onDeleted: load }) }, 'Delete') : null);
+    m.may_delete ? h('button', { type: 'button', class: 'danger delete-asset', 'aria-label': `Delete ${titleOf('assets', x)}`, onclick: () => confirmDelete('assets', m, x, { onDeleted: load }) }, 'Delete') : null);
+  let rows = [];
   async function load() {
     try {
       const r = await api(`/api/v1/assets${q({ account_id: a.id })}`);
+      rows = r.items;
       const cols = [
         { label: 'Model', render: (x) => x.equipment_model },
         { label: 'Serial', render: (x) => x.serial || '—' },

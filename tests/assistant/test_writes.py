@@ -43,7 +43,7 @@ def world(url: str, people: People) -> dict[str, Any]:
     w1 = make(
         "/contacts",
         {"first_name": "Anna", "last_name": f"Weber{tag}", "company_name": acme["name"],
-         "territory_id": people.t1, "phone": "111"},
+         "territory_id": people.t1, "phone": "0111 1111"},
     )  # fmt: skip
     w2 = make(
         "/contacts",

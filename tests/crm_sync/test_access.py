@@ -159,6 +159,7 @@ def test_a_rep_edits_and_deletes_assets_of_their_territory_only(
     b = world.base
     r = requests.post(f"{b}/assets", json=_asset(world.mine.account_id), headers=world.rep)
     mine = r.json()["id"]
+    tag = {**world.rep, "If-Match": r.headers["ETag"]}
     theirs = world.theirs.asset_id
 
     r = requests.patch(f"{b}/assets/{theirs}", json={"sla_hours": 4}, headers=world.rep)
@@ -170,15 +171,14 @@ def test_a_rep_edits_and_deletes_assets_of_their_territory_only(
 
     # the device link is checked as on create: another territory's device is refused
     r = requests.patch(
-        f"{b}/assets/{mine}", json={"device_id": world.theirs.device_id}, headers=world.rep
+        f"{b}/assets/{mine}", json={"device_id": world.theirs.device_id}, headers=tag
     )
     assert (r.status_code, r.json()["error"]["field"]) == (422, "device_id")
     assert _assets_with(db, world.theirs.device_id) == [theirs]
 
-    r = requests.patch(
-        f"{b}/assets/{mine}", json={"sla_hours": 6, "serial": "SN-9"}, headers=world.rep
-    )
+    r = requests.patch(f"{b}/assets/{mine}", json={"sla_hours": 6, "serial": "SN-9"}, headers=tag)
     assert r.status_code == 200, r.text
+    tag = {**world.rep, "If-Match": r.headers["ETag"]}
     assert (r.json()["sla_hours"], r.json()["serial"], r.json()["equipment_model"]) == (
         6,
         "SN-9",
@@ -189,7 +189,7 @@ def test_a_rep_edits_and_deletes_assets_of_their_territory_only(
     r = requests.patch(f"{b}/assets/{mine}", json={"account_id": theirs}, headers=world.rep)
     assert r.status_code == 422  # the account is not a field an edit may change
     assert requests.delete(f"{b}/assets/{mine}", headers=world.viewer).status_code == 403
-    assert requests.delete(f"{b}/assets/{mine}", headers=world.rep).status_code == 204
+    assert requests.delete(f"{b}/assets/{mine}", headers=tag).status_code == 204
     assert requests.get(f"{b}/assets/{mine}", headers=world.rep).status_code == 404
 
 

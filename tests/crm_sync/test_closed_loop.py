@@ -92,6 +92,12 @@ def test_worn_pump_becomes_a_planned_visit_that_closes_its_work_order(
         world = seed_world(conn, fleet)
     pump = fleet.equipment()[0][0]
     account_id = world.account_of_device[pump]
+    # the reps work in the zone where the world is (Lyon), and are dispatched on its day
+    with psycopg.connect(settings.dsn) as conn:
+        zones = conn.execute(
+            "SELECT DISTINCT timezone FROM users WHERE id = ANY(%s)", (list(world.reps.values()),)
+        ).fetchall()
+    assert world.timezone == "Europe/Paris" and zones == [("Europe/Paris",)]
     gateway = start_gateway(settings, tenant)
     dispatcher = Dispatcher(settings, tenant, fleet.clock.now_s, cpu_s=0.5).start()
     fleet.start()

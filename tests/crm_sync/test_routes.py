@@ -224,6 +224,7 @@ def test_assets_are_created_on_accounts_and_unknown_ones_are_clear_errors(
     r = requests.post(f"{base}/assets", json=body, headers=h)
     assert r.status_code == 201, r.text
     asset = r.json()
+    created = r
     assert (asset["installed_on"], asset["sla_hours"]) == ("2024-03-01", 8)
     assert requests.get(f"{base}/assets/{asset['id']}", headers=h).json()["device_id"] == device
     listed = requests.get(f"{base}/assets", params={"account_id": account}, headers=h).json()
@@ -244,17 +245,76 @@ def test_assets_are_created_on_accounts_and_unknown_ones_are_clear_errors(
 
     # edit: only the fields given change; null unlinks the device
     url = f"{base}/assets/{asset['id']}"
-    r = requests.patch(url, json={"contract_tier": "basic", "device_id": None}, headers=h)
+    tag = {**h, "If-Match": created.headers["ETag"]}
+    r = requests.patch(url, json={"contract_tier": "basic", "device_id": None}, headers=tag)
     assert r.status_code == 200, r.text
+    tag = {**h, "If-Match": r.headers["ETag"]}
     assert (r.json()["contract_tier"], r.json()["device_id"], r.json()["sla_hours"]) == (
         "basic",
         None,
         8,
     )
-    r = requests.patch(url, json={"contract_tier": "gold"}, headers=h)
+    r = requests.patch(url, json={"contract_tier": "gold"}, headers=tag)
     assert (r.status_code, r.json()["error"]["field"]) == (422, "contract_tier")
-    r = requests.patch(url, json={"device_id": device}, headers=h)  # linked to nothing again
+    r = requests.patch(url, json={"device_id": device}, headers=tag)  # linked to nothing again
     assert r.json()["device_id"] == device
-    assert requests.patch(f"{base}/assets/999999999", json={}, headers=h).status_code == 404
-    assert requests.delete(url, headers=h).status_code == 204
-    assert requests.delete(url, headers=h).status_code == 404
+    tag = {**h, "If-Match": r.headers["ETag"]}
+    assert requests.patch(f"{base}/assets/999999999", json={}, headers=tag).status_code == 404
+    assert requests.delete(url, headers=tag).status_code == 204
+    assert requests.delete(url, headers=tag).status_code == 404
+
+
+def test_asset_changes_and_deletes_need_the_current_etag(
+    api: tuple[str, dict[str, str]], db: psycopg.Connection
+) -> None:
+    base, h = api
+    (account,) = db.execute(
+        "INSERT INTO accounts (name, type) VALUES ('Dock 10', 'customer') RETURNING id"
+    ).fetchone() or (0,)
+    db.commit()
+    r = requests.post(
+        f"{base}/assets", json={"account_id": account, "equipment_model": "pump-p200"}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    first = r.headers["ETag"]
+    url = f"{base}/assets/{r.json()['id']}"
+    assert requests.get(url, headers=h).headers["ETag"] == first
+
+    # no If-Match: 428; the ETag read, then changed by another writer: 412, nothing written
+    r = requests.patch(url, json={"serial": "A"}, headers=h)
+    assert (r.status_code, r.json()["error"]["field"]) == (428, "If-Match")
+    db.execute("UPDATE assets SET sla_hours = 12 WHERE id = %s", (int(url.rsplit("/", 1)[1]),))
+    db.commit()
+    r = requests.patch(url, json={"serial": "A"}, headers={**h, "If-Match": first})
+    assert (r.status_code, r.json()["error"]["code"]) == (412, "precondition_failed")
+    assert requests.get(url, headers=h).json()["serial"] is None
+    assert requests.delete(url, headers={**h, "If-Match": first}).status_code == 412
+
+    # with the current ETag it saves, and answers the next one
+    current = requests.get(url, headers=h).headers["ETag"]
+    assert current != first
+    r = requests.patch(url, json={"serial": "A"}, headers={**h, "If-Match": current})
+    assert r.status_code == 200, r.text
+    assert (r.json()["serial"], r.json()["sla_hours"]) == ("A", 12)
+    assert r.headers["ETag"] not in (first, current)
+    assert requests.delete(url, headers=h).status_code == 428
+    assert requests.delete(url, headers={**h, "If-Match": current}).status_code == 412
+    assert requests.delete(url, headers={**h, "If-Match": r.headers["ETag"]}).status_code == 204
+
+
+def test_asset_values_outside_the_plausible_are_422(
+    api: tuple[str, dict[str, str]], db: psycopg.Connection
+) -> None:
+    base, h = api
+    (account,) = db.execute(
+        "INSERT INTO accounts (name, type) VALUES ('Dock 11', 'customer') RETURNING id"
+    ).fetchone() or (0,)
+    db.commit()
+    body = {"account_id": account, "equipment_model": "pump-p200"}
+    for day in ("0001-01-01", "1899-12-31", "2201-01-01", "9999-12-31"):
+        r = requests.post(f"{base}/assets", json={**body, "installed_on": day}, headers=h)
+        err = r.json()["error"]
+        assert (r.status_code, err["field"], err["code"]) == (422, "installed_on", "implausible")
+        assert "between 1900-01-01 and 2200-12-31" in err["message"]
+    r = requests.post(f"{base}/assets", json={**body, "installed_on": "1900-01-01"}, headers=h)
+    assert r.status_code == 201, r.text

@@ -203,8 +203,11 @@ def step_the_demo_logins_sign_in(product: Product) -> None:
             headers={"Authorization": f"Bearer {token}"},
         )
         with urllib.request.urlopen(me, timeout=30) as r:
+            who = json.loads(r.read())
             # the sales login is a rep without a phone: the rep role, on the pipeline
-            assert json.loads(r.read())["role"] == {"sales": "rep"}.get(login.role, login.role)
+            assert who["role"] == {"sales": "rep"}.get(login.role, login.role)
+            # times shown in the world's zone (Lyon's), not UTC
+            assert who["timezone"] == product.world.timezone == "Europe/Paris"
         if login.role == "sales":  # the year of history is in the sales rep's territory
             deals = urllib.request.Request(
                 f"http://127.0.0.1:{product.base_port}/api/v1/opportunities?total=true",
