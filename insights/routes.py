@@ -11,6 +11,8 @@
     POST /api/v1/insights/train                      managers: queue a model's training
     GET  /api/v1/insights/train/{job_id}             the training job's state
 
+The models' versions, activation and rollback, and batch scores: insights.model_routes.
+
 Scores are written by jobs (insights.jobs) on record change and nightly; these endpoints
 only read. Every record endpoint is scoped: a record the caller may not see is a 404.
 """
@@ -28,7 +30,7 @@ from psycopg import sql
 from crm import store as crm_store
 from crm.entities import ENTITIES
 from insights import jobs as insights_jobs
-from insights import live, pipeline
+from insights import live, model_routes, pipeline
 from kernel import jobs
 from kernel.errors import NotFound
 from kernel.http import Access, Req, Routes
@@ -541,3 +543,4 @@ async def drift(req: Req) -> InsightsDriftPage:
 def setup(app: web.Application) -> None:
     insights_jobs.subscribe()  # writes through this API queue their records' re-scoring
     routes.mount(app)
+    model_routes.routes.mount(app)  # the models' life cycle and batch scores
