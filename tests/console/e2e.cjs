@@ -281,6 +281,7 @@ const scenarios = {
 Object.assign(scenarios, require('./e2e_crm.cjs')({ newPage, signIn, shot }));
 Object.assign(scenarios, require('./e2e_fieldops.cjs')({ newPage, signIn, shot }));
 Object.assign(scenarios, require('./e2e_qa.cjs')({ newPage, signIn, shot }));
+Object.assign(scenarios, require('./e2e_models.cjs')({ newPage, signIn, shot }));
 
 // Other drivers (tests/assistant/e2e_*.cjs) open their browser and sign in with these.
 module.exports = { launch, newPage, signIn, shot, report };
