@@ -56,9 +56,11 @@ def test_models_page_lists_and_account_health(
     manager = make_user(dsn, "manager")
     h = people.headers("admin")
     _history(dsn, people.t1, 240)
-    r = requests.post(f"{api}/insights/train", json={"model": "lead-score"}, headers=h, timeout=10)
-    assert r.status_code == 202, r.text
-    assert _job_done(api, r.json(), h)["status"] == "done"
+    job = requests.post(
+        f"{api}/insights/train", json={"model": "lead-score"}, headers=h, timeout=10
+    )
+    assert job.status_code == 202, job.text
+    assert _job_done(api, job.json(), h)["status"] == "done"
     _history(dsn, people.t1, 60, seed=3)
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
