@@ -99,6 +99,8 @@ class InsightsAccountHealth(msgspec.Struct, frozen=True):
     account_id: int
     health: InsightsScore | None  # computed from service history, engagement and deals
     manual_override: int | None  # accounts.health_score when someone typed it
+    # which one counts: a typed override wins over the computed value (None: neither yet)
+    in_force: Literal["override", "computed"] | None = None
 
 
 def _scope(entity: str) -> Any:
@@ -229,11 +231,12 @@ async def account_health(req: Req, path: InsightsRecordPath) -> InsightsAccountH
         row = await cur.fetchone()
     if row is None:
         raise NotFound(f"account {path.id} not found")
-    return InsightsAccountHealth(
-        path.id,
-        await _score(req, "accounts", path.id, live.HEALTH_MODEL),
-        None if row[0] is None else int(row[0]),
+    computed = await _score(req, "accounts", path.id, live.HEALTH_MODEL)
+    override = None if row[0] is None else int(row[0])
+    in_force: Literal["override", "computed"] | None = (
+        "override" if override is not None else "computed" if computed is not None else None
     )
+    return InsightsAccountHealth(path.id, computed, override, in_force)
 
 
 class InsightsAccountChurn(msgspec.Struct, frozen=True):

@@ -248,3 +248,48 @@ def test_batch_scores_answer_only_visible_records(world: World) -> None:
         assert r.status_code == 422, (params, r.text)
         assert r.json()["error"]["message"]
     assert len(_scores(world, "rep1", "leads", list(range(1, 201)))) <= 200
+
+
+def test_account_health_says_whether_the_override_or_the_computed_value_counts(
+    world: World,
+) -> None:
+    p = world.people
+    h = p.headers("rep1")
+    r = requests.post(
+        f"{world.api}/accounts", json={"name": "Override SA", "territory_id": p.t1}, headers=h,
+        timeout=10,
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    acct = r.json()["id"]
+
+    def health() -> dict[str, Any] | None:
+        got: dict[str, Any] = requests.get(
+            f"{world.api}/insights/accounts/{acct}/health", headers=h, timeout=10
+        ).json()
+        return got if got["health"] is not None else None
+
+    assert eventually(health, what="the computed health")["in_force"] == "computed"
+
+    def patch(value: int | None) -> requests.Response:
+        etag = requests.get(f"{world.api}/accounts/{acct}", headers=h, timeout=10).headers["ETag"]
+        return requests.patch(
+            f"{world.api}/accounts/{acct}",
+            json={"health_score": value},
+            headers={**h, "If-Match": etag},
+            timeout=10,
+        )
+
+    assert patch(40).status_code == 200
+    got = health()
+    assert got is not None and got["in_force"] == "override" and got["manual_override"] == 40
+    assert patch(101).status_code == 422
+    stale = requests.patch(
+        f"{world.api}/accounts/{acct}",
+        json={"health_score": 10},
+        headers={**h, "If-Match": f'"{acct}.0"'},
+        timeout=10,
+    )
+    assert stale.status_code == 412, stale.text
+    assert patch(None).status_code == 200
+    got = health()
+    assert got is not None and got["in_force"] == "computed" and got["manual_override"] is None
