@@ -121,7 +121,7 @@ async function accountHealth(a, m) {
         : inForce === 'computed' ? [h('strong', { class: 'score' }, `${computed.score} / 100`), ' in force: computed']
           : 'No health yet: it is computed by the insights jobs, or typed below.'),
       computed ? h('p', { id: 'health-computed', dataset: { score: computed.score } }, `Computed: ${computed.score} / 100`,
-        h('span', { class: 'muted' }, ` · from a base of 80 · ${computed.model_version}, ${fmtTime(computed.computed_at)}`)) : h('p', { class: 'muted', id: 'health-computed' }, 'Computed: not yet.'),
+        h('span', { class: 'muted' }, ` · from a base of 80 · rules version ${computed.model_version}, ${fmtTime(computed.computed_at)}`)) : h('p', { class: 'muted', id: 'health-computed' }, 'Computed: not yet.'),
       computed && computed.reasons.length ? h('ul', { class: 'reasons' }, computed.reasons.map((r) => h('li', { dataset: { contribution: r.contribution } },
         h('span', { class: r.contribution >= 0 ? 'up' : 'down', 'aria-label': r.contribution >= 0 ? 'raises' : 'lowers' }, r.contribution >= 0 ? '▲ ' : '▼ '),
         `${human(r.feature)}: ${String(r.value).replace(/_/g, ' ')} (${r.contribution >= 0 ? '+' : '−'}${Math.abs(Math.round(r.contribution))} points)`))) : null,
