@@ -38,7 +38,8 @@ class ModelVersion(msgspec.Struct, frozen=True):
     # base_rate
     metrics: dict[str, float]
     last_activated_at: datetime | None  # None: never activated since activations are logged
-    last_activated_by: str | None  # a user's name; None with a date: a training run
+    last_activated_by: str | None  # the user's name (API activations)
+    last_activated_via: str | None  # training, api, cli (an operator on the command line)
 
 
 class ModelDrift(msgspec.Struct, frozen=True):
@@ -80,10 +81,10 @@ class UnknownModel(LookupError):
 
 _VERSIONS_SQL = """
 SELECT m.name, m.kind, m.version, m.created_at, m.active, m.params, m.data, m.metrics,
-       a.activated_at, u.name, count(*) OVER (PARTITION BY m.name)
+       a.activated_at, u.name, count(*) OVER (PARTITION BY m.name), a.activated_via
 FROM maintenance_model m
 LEFT JOIN LATERAL (
-    SELECT x.activated_at, x.activated_by FROM insights_model_activation x
+    SELECT x.activated_at, x.activated_by, x.activated_via FROM insights_model_activation x
     WHERE x.model = m.name AND x.version = m.version
     ORDER BY x.activated_at DESC, x.id DESC LIMIT 1
 ) a ON true
@@ -128,6 +129,7 @@ async def list_models(conn: AsyncConnection[Any]) -> list[ModelSummary]:
                 metrics=_metrics(r[7]),
                 last_activated_at=r[8],
                 last_activated_by=r[9],
+                last_activated_via=r[11],
             )
             for r in rs[:MAX_VERSIONS]
         ]
@@ -156,7 +158,7 @@ def activate_sync(conn: psycopg.Connection[Any], name: str, version: str) -> Act
     """`activate` for the CLI (an operator, no user): the registry's activation, then the
     re-scoring job, committed together. Raises ModelNotFoundError for an unknown one."""
     with conn.transaction():
-        previous = registry.activate(conn, name, version)
+        previous = registry.activate(conn, name, version, via="cli")
         entity = live.ENTITY_OF.get(name)
         job_id = None
         if entity is not None:
@@ -183,7 +185,7 @@ async def activate(
     if changed:
         await conn.execute(registry.DEACTIVATE_SQL, (name,))
         await conn.execute(registry.ACTIVATE_SQL, (name, version))
-        await conn.execute(registry.LOG_ACTIVATION_SQL, (name, version, previous, by))
+        await conn.execute(registry.LOG_ACTIVATION_SQL, (name, version, previous, "api", by))
     entity = live.ENTITY_OF.get(name)
     job_id = None
     if entity is not None:

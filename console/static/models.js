@@ -171,7 +171,8 @@ export async function modelsView(root, _args, session) {
           'aria-label': `${rollback ? 'Roll back' : 'Activate'} ${titleOf(m)} to version ${v.version}`, onclick: () => confirmActivate(m, v, rollback) },
         rollback ? 'Roll back' : 'Activate');
       }
-      const who = v.last_activated_at ? `${fmtTime(v.last_activated_at)} by ${v.last_activated_by || 'a training run'}` : '—';
+      const by = v.last_activated_via === 'training' ? 'its training run' : v.last_activated_via === 'cli' ? 'an operator (command line)' : v.last_activated_by || 'a former user';
+      const who = v.last_activated_at ? `${fmtTime(v.last_activated_at)} by ${by}` : '—';
       return h('tr', { dataset: { version: v.version, active: String(v.active) } },
         h('td', {}, h('code', {}, v.version)), h('td', {}, fmtTime(v.created_at)), h('td', {}, auc(v)),
         h('td', {}, typeof v.data?.rows === 'number' ? String(v.data.rows) : '—'), h('td', {}, who), h('td', {}, action || '—'));

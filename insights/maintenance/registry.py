@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import joblib  # type: ignore[import-untyped]  # no stubs
 import psycopg
@@ -130,16 +130,20 @@ LOCK_VERSIONS_SQL = "SELECT version, active FROM maintenance_model WHERE name = 
 DEACTIVATE_SQL = "UPDATE maintenance_model SET active = false WHERE name = %s AND active"
 ACTIVATE_SQL = "UPDATE maintenance_model SET active = true WHERE name = %s AND version = %s"
 LOG_ACTIVATION_SQL = (
-    "INSERT INTO insights_model_activation (model, version, previous_version, activated_by) "
-    "VALUES (%s, %s, %s, %s)"
+    "INSERT INTO insights_model_activation "
+    "(model, version, previous_version, activated_via, activated_by) VALUES (%s, %s, %s, %s, %s)"
 )
 
 
 def activate(
-    conn: psycopg.Connection[Any], name: str, version: str, by: int | None = None
+    conn: psycopg.Connection[Any],
+    name: str,
+    version: str,
+    by: int | None = None,
+    via: Literal["training", "api", "cli"] = "training",
 ) -> str | None:
     """Make one version the active one of its name, in one transaction, and log the change
-    (`by`: the user who asked; None for a training run). The previously active version."""
+    (`via` what, `by` which user asked). The previously active version."""
     with conn.transaction():
         rows = conn.execute(LOCK_VERSIONS_SQL, (name,)).fetchall()
         if not any(r[0] == version for r in rows):
@@ -148,7 +152,7 @@ def activate(
         if previous != version:
             conn.execute(DEACTIVATE_SQL, (name,))
             conn.execute(ACTIVATE_SQL, (name, version))
-            conn.execute(LOG_ACTIVATION_SQL, (name, version, previous, by))
+            conn.execute(LOG_ACTIVATION_SQL, (name, version, previous, via, by))
     return previous
 
 

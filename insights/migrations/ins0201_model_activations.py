@@ -19,13 +19,15 @@ def upgrade() -> None:
     op.execute(
         """
         -- One row per change of a model's active version (maintenance_model.active):
-        -- a training run that activates its new version (activated_by NULL) or a person
-        -- activating a recorded version, an older one being a rollback.
+        -- a training run that activates its new version, or a person activating a
+        -- recorded version (an older one being a rollback) through the API (activated_by:
+        -- the user) or the command line (an operator of the deployment: no user).
         CREATE TABLE insights_model_activation (
             id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             model            text NOT NULL,
             version          text NOT NULL,
             previous_version text,
+            activated_via    text NOT NULL CHECK (activated_via IN ('training', 'api', 'cli')),
             activated_by     bigint REFERENCES users (id) ON DELETE SET NULL,
             activated_at     timestamptz NOT NULL DEFAULT now(),
             FOREIGN KEY (model, version) REFERENCES maintenance_model (name, version)

@@ -9,6 +9,8 @@ import argparse
 import asyncio
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -17,6 +19,8 @@ import requests
 
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
+from insights import jobs as jobs_module
+from insights import live
 from insights.maintenance.cli import cmd_models
 from kernel.settings import Settings
 from tests.appserver import serve_app
@@ -27,8 +31,13 @@ from tests.world import make_people
 pytestmark = pytest.mark.integration
 
 
+@dataclass
+class ModelsWorld(World):
+    state_dir: Path
+
+
 @pytest.fixture(scope="module")
-def world(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelsWorld]:
     name = f"fm_models_{uuid.uuid4().hex[:8]}"
     dsn = services.create_database(services_up, name)
     try:
@@ -40,7 +49,7 @@ def world(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
         with serve_app(
             settings, ("identity.routes", "crm.routes", "insights.routes"), ("insights.jobs",)
         ) as base:
-            yield World(base + "/api/v1", dsn, people)
+            yield ModelsWorld(base + "/api/v1", dsn, people, settings.state_dir)
     finally:
         services.drop_database(services_up, name)
 
@@ -98,7 +107,7 @@ def _activate(world: World, who: str, name: str, body: Any) -> requests.Response
 
 
 def test_versions_activation_rollback_and_rescoring(
-    world: World, services_up: Settings, capsys: pytest.CaptureFixture[str]
+    world: ModelsWorld, services_up: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     p = world.people
     _history(world.dsn, p.t1, 240)
@@ -131,7 +140,8 @@ def test_versions_activation_rollback_and_rescoring(
     assert newest["data"]["rows"] == 300 and newest["data"]["window"]
     assert "source" in newest["params"]["categorical"]
     # activated by the training run: a date, no person
-    assert newest["last_activated_at"] and newest["last_activated_by"] is None
+    assert newest["last_activated_at"] and newest["last_activated_via"] == "training"
+    assert newest["last_activated_by"] is None
     assert [(d["feature"], d["model_version"]) for d in model["drift"]] == [("source", second)]
 
     # only admins activate
@@ -159,12 +169,22 @@ def test_versions_activation_rollback_and_rescoring(
     assert model["active_version"] == first
     older = model["versions"][1]
     assert older["active"] is True and older["last_activated_by"] == "Admin"
+    assert older["last_activated_via"] == "api"
     with psycopg.connect(world.dsn) as conn:
         log = conn.execute(
-            "SELECT version, previous_version, activated_by FROM insights_model_activation "
-            "WHERE model = 'lead-score' ORDER BY id DESC LIMIT 1"
+            "SELECT version, previous_version, activated_via, activated_by "
+            "FROM insights_model_activation WHERE model = 'lead-score' ORDER BY id DESC LIMIT 1"
         ).fetchone()
-    assert log == (first, second, p.users["admin"])
+        assert log == (first, second, "api", p.users["admin"])
+        # the nightly retraining records a new version but keeps the one a person chose
+        assert live.chosen_by_person(conn, "lead-score")
+        kept = jobs_module._train_sync(world.dsn, "lead-score", world.state_dir, nightly=True)
+        assert kept.activated is False
+        active = conn.execute(
+            "SELECT version FROM maintenance_model WHERE name = 'lead-score' AND active"
+        ).fetchone()
+        assert active == (first,)
+    eventually(lambda: _lead_version(world, lead) == first, what="still scored by the choice")
 
     # the CLI rolls forward again: the same activation, the same re-scoring
     settings = services_up.with_overrides(database_url=world.dsn)
