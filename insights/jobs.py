@@ -6,7 +6,8 @@
     insights.score    {"entity": ..., "id": ...}: one record, queued in the transaction of
                       its create or update (crm.store.ON_CHANGE), de-duplicated while queued
     insights.nightly  periodic: retrain the three models (a refusal for too little data keeps
-                      the active version), re-score every open record, recompute health,
+                      the active version; a version a person activated, e.g. a rollback,
+                      stays active: the new one is only recorded), re-score every open record, recompute health,
                       check the live inputs and scores for drift (insights_drift alerts),
                       snapshot the pipeline forecast (accuracy against actuals later)
 
@@ -17,6 +18,7 @@ never in an API worker.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,9 +82,14 @@ def _state_dir(ctx: JobContext) -> Path:
     return ctx.settings.state_dir
 
 
-def _train_sync(dsn: str, model: str, state_dir: Path) -> live.TrainResult:
+def _train_sync(
+    dsn: str, model: str, state_dir: Path, *, nightly: bool = False
+) -> live.TrainResult:
+    """Train and re-score. The nightly run records its version without activating it when
+    a person chose the active one (a rollback holds until a person changes it)."""
     with psycopg.connect(dsn) as conn:
-        result = live.train(conn, model, models_dir(state_dir))
+        activate = not (nightly and live.chosen_by_person(conn, model))
+        result = live.train(conn, model, models_dir(state_dir), activate=activate)
         conn.commit()
         live.score_records(conn, live.ENTITY_OF[model], None)
         conn.commit()
@@ -122,7 +129,15 @@ async def nightly(ctx: JobContext, args: dict[str, Any]) -> None:
     state_dir = _state_dir(ctx)
     for model in (live.LEAD_MODEL, live.WIN_MODEL, live.CHURN_MODEL):
         try:
-            await asyncio.to_thread(_train_sync, ctx.dsn, model, state_dir)
+            result = await asyncio.to_thread(
+                functools.partial(_train_sync, ctx.dsn, model, state_dir, nightly=True)
+            )
+            if not result.activated:
+                log.info(
+                    "nightly %s: %s recorded, not activated (a person chose the active version)",
+                    model,
+                    result.version,
+                )
         except InsufficientDataError as exc:
             log.info("nightly %s: kept the active version (%s)", model, exc)
     for entity in SCORED:

@@ -249,11 +249,27 @@ class TrainResult:
     name: str
     version: str
     metrics: dict[str, float]
+    activated: bool = True
 
 
-def train(conn: psycopg.Connection[Any], model: str, models_dir: Path) -> TrainResult:
-    """Train a model on the CRM's labelled records, record and activate its version.
-    Too little data raises InsufficientDataError with the reason (nothing is activated)."""
+def chosen_by_person(conn: psycopg.Connection[Any], model: str) -> bool:
+    """Whether a person chose the model's active version (through the API or the command
+    line, e.g. a rollback), not a training run."""
+    row = conn.execute(
+        "SELECT x.activated_via <> 'training' FROM insights_model_activation x "
+        "JOIN maintenance_model m ON m.name = x.model AND m.version = x.version AND m.active "
+        "WHERE x.model = %s ORDER BY x.activated_at DESC, x.id DESC LIMIT 1",
+        (model,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def train(
+    conn: psycopg.Connection[Any], model: str, models_dir: Path, *, activate: bool = True
+) -> TrainResult:
+    """Train a model on the CRM's labelled records, record and (unless `activate` is False)
+    activate its version. Too little data raises InsufficientDataError with the reason
+    (nothing is recorded)."""
     cfg = CONFIGS[model]
     x, y = labelled(conn, model)
     if x.empty:
@@ -288,8 +304,9 @@ def train(conn: psycopg.Connection[Any], model: str, models_dir: Path) -> TrainR
     )
     path = registry.ModelStore(models_dir).save(fitted)
     registry.record(conn, fitted.card, path)
-    registry.activate(conn, fitted.card.name, fitted.card.version)
-    return TrainResult(model, fitted.card.version, metrics)
+    if activate:
+        registry.activate(conn, fitted.card.name, fitted.card.version)
+    return TrainResult(model, fitted.card.version, metrics, activate)
 
 
 def _window(conn: psycopg.Connection[Any], model: str) -> str:

@@ -12,6 +12,8 @@
     POST /api/v1/insights/train                      managers: queue a model's training
     GET  /api/v1/insights/train/{job_id}             the training job's state
 
+The models' versions, activation and rollback, and batch scores: insights.model_routes.
+
 Scores are written by jobs (insights.jobs) on record change and nightly; these endpoints
 only read. Every record endpoint is scoped: a record the caller may not see is a 404.
 """
@@ -29,7 +31,7 @@ from psycopg import sql
 from crm import store as crm_store
 from crm.entities import ENTITIES
 from insights import jobs as insights_jobs
-from insights import live, pipeline
+from insights import live, model_routes, pipeline
 from kernel import jobs
 from kernel.errors import NotFound
 from kernel.http import Access, Req, Routes
@@ -98,6 +100,8 @@ class InsightsAccountHealth(msgspec.Struct, frozen=True):
     account_id: int
     health: InsightsScore | None  # computed from service history, engagement and deals
     manual_override: int | None  # accounts.health_score when someone typed it
+    # which one counts: a typed override wins over the computed value (None: neither yet)
+    in_force: Literal["override", "computed"] | None = None
 
 
 def _scope(entity: str) -> Any:
@@ -228,11 +232,12 @@ async def account_health(req: Req, path: InsightsRecordPath) -> InsightsAccountH
         row = await cur.fetchone()
     if row is None:
         raise NotFound(f"account {path.id} not found")
-    return InsightsAccountHealth(
-        path.id,
-        await _score(req, "accounts", path.id, live.HEALTH_MODEL),
-        None if row[0] is None else int(row[0]),
+    computed = await _score(req, "accounts", path.id, live.HEALTH_MODEL)
+    override = None if row[0] is None else int(row[0])
+    in_force: Literal["override", "computed"] | None = (
+        "override" if override is not None else "computed" if computed is not None else None
     )
+    return InsightsAccountHealth(path.id, computed, override, in_force)
 
 
 class InsightsAccountChurn(msgspec.Struct, frozen=True):
@@ -565,3 +570,4 @@ async def drift(req: Req) -> InsightsDriftPage:
 def setup(app: web.Application) -> None:
     insights_jobs.subscribe()  # writes through this API queue their records' re-scoring
     routes.mount(app)
+    model_routes.routes.mount(app)  # the models' life cycle and batch scores

@@ -32,6 +32,7 @@ const routes = {
   fleet: () => import('./devices.js').then((m) => m.fleetView),
   fieldwork: () => import('./fieldops.js').then((m) => m.fieldworkView),
   segments: () => import('./fieldops.js').then((m) => m.segmentsView),
+  models: () => import('./models.js').then((m) => m.modelsView),
   reports: () => import('./reports.js').then((m) => m.reportsView),
   report: () => import('./reports.js').then((m) => m.reportView),
   dashboards: () => import('./reports.js').then((m) => m.dashboardsView),

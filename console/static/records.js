@@ -23,7 +23,7 @@ export const titleOf = (entity, r) => {
 
 /** @type {Record<string, Screen>} */
 export const SCREENS = {
-  accounts: { title: 'Accounts', columns: ['name', 'type', 'health_score', 'annual_revenue', 'owner_id', 'last_visit_at'], filters: ['type'] },
+  accounts: { title: 'Accounts', columns: ['name', 'type', 'annual_revenue', 'owner_id', 'last_visit_at'], filters: ['type'] },
   contacts: { title: 'Contacts', columns: ['first_name', 'last_name', 'company_name', 'title', 'email', 'phone', 'owner_id'], filters: ['kind'] },
   leads: { title: 'Leads', columns: ['first_name', 'last_name', 'company', 'source', 'status', 'owner_id', 'region'], filters: ['source', 'status'] },
   opportunities: { title: 'Opportunities', columns: ['name', 'account_id', 'amount', 'stage_id', 'status', 'close_date', 'owner_id'], filters: ['status'] },
@@ -46,6 +46,39 @@ const cell = (m, name) => {
   const f = m.fields.find((x) => x.name === name);
   return { label: human(name), render: (r) => display(f, r) };
 };
+
+// Model scores beside the records (GET /api/v1/insights/scores: a page's ids at once), with
+// the model version in the cell's title; a dash when the record is not scored (yet).
+const pctOf = (s) => `${Math.round(s.probability != null ? s.probability * 100 : s.score)} %`;
+/** @type {Record<string, {label: string, model: string, text: (s: any, r: any) => string}[]>} */
+export const SCORE_COLUMNS = {
+  leads: [{ label: 'Score', model: 'lead-score', text: (s) => String(s.score) }],
+  opportunities: [{ label: 'Win %', model: 'opportunity-win', text: pctOf }],
+  accounts: [
+    { label: 'Churn risk', model: 'account-churn', text: pctOf },
+    // computed; a typed value (the manual override, in force) is shown beside it
+    { label: 'Health', model: 'account-health', text: (s, r) => (r.health_score != null ? `${s.score} (set: ${r.health_score})` : String(s.score)) },
+  ],
+};
+
+/** The scores of these records by id, as GET /api/v1/insights/scores answers them. */
+async function scoresOf(entity, ids) {
+  if (!SCORE_COLUMNS[entity] || !ids.length) return new Map();
+  try {
+    const r = await api(`/api/v1/insights/scores${q({ entity, ids: ids.join(',') })}`);
+    return new Map(r.items.map((x) => [x.id, x.scores]));
+  } catch { return new Map(); } // the list stands without its scores
+}
+
+const scoreCell = (c, scores) => ({
+  label: c.label,
+  render: (r) => {
+    const s = (scores.get(r.id) || {})[c.model];
+    if (!s && c.model === 'account-health' && r.health_score != null) return h('span', { dataset: { score: c.model }, title: 'Not computed yet; the typed value' }, `set: ${r.health_score}`);
+    if (!s) return h('span', { class: 'muted', dataset: { score: c.model }, title: 'Not scored' }, '—');
+    return h('span', { dataset: { score: c.model, version: s.model_version }, title: `${c.label} by ${c.model} version ${s.model_version}` }, c.text(s, r));
+  },
+});
 
 // ---------------------------------------------------------------------------- list
 
@@ -112,8 +145,9 @@ export async function listView(root, entity) {
   let cursor = null;
   let params = {};
   let rows = [];
+  const scores = new Map();
   function grid() {
-    const columns = cols.map((n) => cell(m, n));
+    const columns = [...cols.map((n) => cell(m, n)), ...(SCORE_COLUMNS[entity] || []).map((c) => scoreCell(c, scores))];
     const all = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', 'aria-label': 'Select all shown' }));
     all.addEventListener('change', () => { for (const r of rows) { if (all.checked) selected.add(r.id); else selected.delete(r.id); } out.replaceChildren(grid()); sync(); });
     const t = h('table', { class: 'grid' },
@@ -135,6 +169,7 @@ export async function listView(root, entity) {
     if (reset) { cursor = null; rows = []; }
     try {
       const page = await api(`/api/v1/${entity}${q({ ...params, limit: 50, cursor, total: reset ? 'true' : undefined })}`);
+      for (const [id, sc] of await scoresOf(entity, page.items.map((r) => r.id))) scores.set(id, sc);
       if (reset) count.textContent = `${page.total} ${page.total === 1 ? 'record' : 'records'}`;
       rows = reset ? page.items : [...rows, ...page.items];
       if (!rows.length) {
@@ -367,8 +402,10 @@ export async function recordView(root, [entity, id]) {
     show();
     return [dt, dd];
   }
+  // `row` is one object for the whole page (the boxes of related.js edit it too): updated in
+  // place, so every box sends the record's current ETag
   async function saveValues(values, ifMatch) {
-    row = await api(`/api/v1/${entity}/${id}`, { method: 'PATCH', body: values, headers: { 'If-Match': ifMatch } });
+    Object.assign(row, await api(`/api/v1/${entity}/${id}`, { method: 'PATCH', body: values, headers: { 'If-Match': ifMatch } }));
     heading.textContent = titleOf(entity, row);
     rememberLabel(entity, row.id, titleOf(entity, row));
     setStatus();
@@ -379,7 +416,7 @@ export async function recordView(root, [entity, id]) {
     toast('Saved');
   }
   async function render() {
-    row = await api(`/api/v1/${entity}/${id}`);
+    Object.assign(row, await api(`/api/v1/${entity}/${id}`));
     grid.replaceChildren(...fields.flatMap(fieldRow));
     heading.textContent = titleOf(entity, row);
     setStatus();

@@ -5,7 +5,7 @@
 import { api, listAll, q, etagOf } from './api.js';
 import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table, scrollBox } from './ui.js';
 import { relatedList, titleOf, confirmDelete, fieldForm, forEdit } from './records.js';
-import { entityMeta, labels, refLink, input, human } from './fields.js';
+import { entityMeta, labels, refLink, input, human, display } from './fields.js';
 import { attachmentsPanel } from './fieldops.js';
 
 const eq = (field, value) => ({ field, op: 'eq', value });
@@ -25,6 +25,7 @@ export async function decorate(root, actions, entity, row, m) {
     add(assets(row));
     add(timeline(row));
     add(openAlerts(row));
+    add(accountHealth(row, m));
     add(customerValue(row));
     add(Promise.resolve(attachmentsPanel({ account_id: row.id })));
   } else if (entity === 'contacts') {
@@ -98,6 +99,64 @@ async function winChance(opp) {
       r.stalled ? h('strong', { class: 'stalled' }, ` · stalled (longer than 90 % of past stays: ${Math.round(r.stage_p90_days)} days)`) : null),
     ...(m ? [h('p', { class: 'muted' }, `model ${m.model_version}, ${fmtTime(m.computed_at)}`), reasonList(m.reasons)] : []));
   } catch (e) { box.append(errorBox(e)); }
+  return box;
+}
+
+/** An account's computed health with its components, beside the typed manual override
+ * (accounts.health_score, set and cleared here through the account's PATCH with its ETag),
+ * and which of the two is in force. */
+async function accountHealth(a, m) {
+  const box = h('section', { class: 'related', id: 'account-health' }, h('h2', {}, 'Account health'));
+  const field = m.fields.find((f) => f.name === 'health_score');
+  const body = h('div');
+  const err = h('span', { class: 'field-error', id: 'health-override-error', role: 'alert' });
+  box.append(body);
+  let computed = null;
+  const draw = () => {
+    const override = a.health_score;
+    const inForce = override != null ? 'override' : computed ? 'computed' : 'none';
+    box.dataset.inForce = inForce;
+    body.replaceChildren(
+      h('p', { id: 'health-in-force' }, inForce === 'override' ? [h('strong', { class: 'score' }, `${override} / 100`), ' in force: the manual override']
+        : inForce === 'computed' ? [h('strong', { class: 'score' }, `${computed.score} / 100`), ' in force: computed']
+          : 'No health yet: it is computed by the insights jobs, or typed below.'),
+      computed ? h('p', { id: 'health-computed', dataset: { score: computed.score } }, `Computed: ${computed.score} / 100`,
+        h('span', { class: 'muted' }, ` · from a base of 80 · rules version ${computed.model_version}, ${fmtTime(computed.computed_at)}`)) : h('p', { class: 'muted', id: 'health-computed' }, 'Computed: not yet.'),
+      computed && computed.reasons.length ? h('ul', { class: 'reasons' }, computed.reasons.map((r) => h('li', { dataset: { contribution: r.contribution } },
+        h('span', { class: r.contribution >= 0 ? 'up' : 'down', 'aria-label': r.contribution >= 0 ? 'raises' : 'lowers' }, r.contribution >= 0 ? '▲ ' : '▼ '),
+        `${human(r.feature)}: ${String(r.value).replace(/_/g, ' ')} (${r.contribution >= 0 ? '+' : '−'}${Math.abs(Math.round(r.contribution))} points)`))) : null,
+      h('p', { id: 'health-override' }, override != null ? `Manual override: ${override} / 100` : 'Manual override: none'));
+    if (m.may_update && field && field.write) {
+      const inp = /** @type {HTMLInputElement} */ (h('input', { type: 'number', id: 'health-override-value', min: 0, max: 100, step: 1, value: override ?? '', 'aria-describedby': 'health-override-error' }));
+      const save = h('button', { type: 'submit', class: 'primary', id: 'health-override-save' }, override != null ? 'Change override' : 'Set override');
+      const clear = override != null ? h('button', { type: 'button', id: 'health-override-clear', onclick: () => send(null) }, 'Clear override') : null;
+      const form = h('form', { class: 'inline-edit', novalidate: true }, h('label', { for: 'health-override-value' }, 'Override (0–100)'), inp, save, clear, err);
+      form.addEventListener('submit', (e) => {
+        e.preventDefault();
+        const v = inp.value.trim();
+        if (!/^\d{1,3}$/.test(v) || Number(v) > 100) { err.textContent = 'Type a whole number from 0 to 100, or clear the override.'; inp.setAttribute('aria-invalid', 'true'); inp.focus(); return; }
+        send(Number(v));
+      });
+      body.append(form);
+    }
+  };
+  async function send(value) {
+    err.textContent = '';
+    try {
+      const fresh = await api(`/api/v1/accounts/${a.id}`, { method: 'PATCH', body: { health_score: value }, headers: { 'If-Match': etagOf(a) } });
+      Object.assign(a, fresh);
+      const dd = document.querySelector('#fields dd[data-field=health_score] .value');
+      if (dd && field) dd.replaceChildren(display(field, a));
+      toast(value === null ? 'Override cleared: the computed health is in force' : 'Override set');
+      draw();
+    } catch (e) {
+      err.textContent = e.status === 412 ? 'Changed by someone else since you opened the page: reload it first.' : e.message;
+    }
+  }
+  try {
+    computed = (await api(`/api/v1/insights/accounts/${a.id}/health`)).health;
+  } catch (e) { box.append(errorBox(e)); }
+  draw();
   return box;
 }
 

@@ -111,9 +111,20 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from insights import lifecycle
+
     try:
         with psycopg.connect(settings.dsn) as conn:
+            if args.activate is not None:
+                done = lifecycle.activate_sync(conn, args.name, args.activate)
+                conn.commit()
+                what = "already active" if not done.changed else f"was {done.previous_version}"
+                queued = "" if done.rescore_job is None else f"; re-scoring job {done.rescore_job}"
+                print(f"{done.name} {done.version} active ({what}{queued})")
             versions = registry.list_versions(conn, args.name)
+    except MaintenanceError as exc:
+        print(f"fieldmesh models: {exc}")
+        return 1
     except psycopg.Error as exc:
         return _db_error("models", exc)
     for card, active in versions:
@@ -151,6 +162,14 @@ def register(sub: Any) -> None:
         return cmd_train(args, settings)
 
     p.set_defaults(func=_checked)
-    m = sub.add_parser("models", help="list recorded versions of a maintenance model")
+    m = sub.add_parser(
+        "models", help="list a model's recorded versions (* active); --activate one of them"
+    )
     m.add_argument("name")
+    m.add_argument(
+        "--activate",
+        metavar="VERSION",
+        help="make this recorded version the active one (an older one: a rollback) and "
+        "queue the re-scoring of the open records",
+    )
     m.set_defaults(func=cmd_models)

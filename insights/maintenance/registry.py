@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import joblib  # type: ignore[import-untyped]  # no stubs
 import psycopg
@@ -124,19 +124,36 @@ def record(conn: psycopg.Connection[Any], card: ModelCard, artifact: Path) -> No
     )
 
 
-def activate(conn: psycopg.Connection[Any], name: str, version: str) -> None:
-    """Make one version the active one of its name, in one transaction."""
+# Activation, shared by the synchronous callers here and the async API (insights.lifecycle):
+# lock every version of the name (concurrent activations queue), switch, log the change.
+LOCK_VERSIONS_SQL = "SELECT version, active FROM maintenance_model WHERE name = %s FOR UPDATE"
+DEACTIVATE_SQL = "UPDATE maintenance_model SET active = false WHERE name = %s AND active"
+ACTIVATE_SQL = "UPDATE maintenance_model SET active = true WHERE name = %s AND version = %s"
+LOG_ACTIVATION_SQL = (
+    "INSERT INTO insights_model_activation "
+    "(model, version, previous_version, activated_via, activated_by) VALUES (%s, %s, %s, %s, %s)"
+)
+
+
+def activate(
+    conn: psycopg.Connection[Any],
+    name: str,
+    version: str,
+    by: int | None = None,
+    via: Literal["training", "api", "cli"] = "training",
+) -> str | None:
+    """Make one version the active one of its name, in one transaction, and log the change
+    (`via` what, `by` which user asked). The previously active version."""
     with conn.transaction():
-        found = conn.execute(
-            "SELECT 1 FROM maintenance_model WHERE name = %s AND version = %s", (name, version)
-        ).fetchone()
-        if found is None:
+        rows = conn.execute(LOCK_VERSIONS_SQL, (name,)).fetchall()
+        if not any(r[0] == version for r in rows):
             raise ModelNotFoundError(f"no recorded model {name!r} version {version!r}")
-        conn.execute("UPDATE maintenance_model SET active = false WHERE name = %s", (name,))
-        conn.execute(
-            "UPDATE maintenance_model SET active = true WHERE name = %s AND version = %s",
-            (name, version),
-        )
+        previous = next((str(r[0]) for r in rows if r[1]), None)
+        if previous != version:
+            conn.execute(DEACTIVATE_SQL, (name,))
+            conn.execute(ACTIVATE_SQL, (name, version))
+            conn.execute(LOG_ACTIVATION_SQL, (name, version, previous, via, by))
+    return previous
 
 
 def list_versions(conn: psycopg.Connection[Any], name: str) -> list[tuple[ModelCard, bool]]:

@@ -283,6 +283,7 @@ Object.assign(scenarios, require('./e2e_fieldops.cjs')({ newPage, signIn, shot }
 Object.assign(scenarios, require('./e2e_qa.cjs')({ newPage, signIn, shot }));
 Object.assign(scenarios, require('./e2e_forecast.cjs')({ newPage, signIn, shot }));
 Object.assign(scenarios, require('./e2e_limits.cjs')({ newPage, signIn, shot }));
+Object.assign(scenarios, require('./e2e_models.cjs')({ newPage, signIn, shot }));
 
 // Other drivers (tests/assistant/e2e_*.cjs) open their browser and sign in with these.
 module.exports = { launch, newPage, signIn, shot, report };

@@ -64,6 +64,7 @@ def test_the_crm_screens_have_no_serious_accessibility_violations(
         "#/kb/new",
         "#/assistant",
         "#/settings",
+        "#/models",
     ]
     r = run_scenario("a11y", console_url, {"user": admin, "pages": pages}, timeout_s=400)["out"]
     violations = {k: v["found"] for k, v in r.items() if isinstance(v, dict) and v["found"]}

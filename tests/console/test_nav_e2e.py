@@ -37,8 +37,8 @@ EVERYONE = {
     "#/assistant",
 }
 OFFERED = {
-    "admin": EVERYONE | {"/console/rep/", "#/users", "#/territories", "#/import"},
-    "manager": EVERYONE | {"/console/rep/", "#/users", "#/territories", "#/import"},
+    "admin": EVERYONE | {"/console/rep/", "#/users", "#/territories", "#/import", "#/models"},
+    "manager": EVERYONE | {"/console/rep/", "#/users", "#/territories", "#/import", "#/models"},
     "rep": EVERYONE | {"/console/rep/", "#/import"},
     "viewer": EVERYONE,
 }
