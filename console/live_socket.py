@@ -196,10 +196,12 @@ async def live_socket(req: Req) -> web.StreamResponse:
     await ws.prepare(request)
     who = upgraded or await _token_from_first_message(ws, req)
     if who is None:
-        await ws.send_str(
-            json.dumps({"k": "error", "message": "unknown, expired or revoked token"})
-        )
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"unauthorized")
+        # the client may already have gone (a phone going offline): nothing to tell it then
+        with contextlib.suppress(ConnectionError):
+            await ws.send_str(
+                json.dumps({"k": "error", "message": "unknown, expired or revoked token"})
+            )
+            await ws.close(code=CLOSE_UNAUTHORIZED, message=b"unauthorized")
         return ws
     principal, cred = who
     async with req.connection() as conn:
@@ -207,9 +209,13 @@ async def live_socket(req: Req) -> web.StreamResponse:
     hub = request.app[HUB]
     q = hub.add(visible, operator=principal.role in MANAGER_ROLES)
     session = _Session(req, ws, cred, q, RECHECK_S)
-    await ws.send_str(
-        json.dumps({"k": "hello", "role": principal.role, "user_id": principal.user_id})
-    )
+    try:
+        await ws.send_str(
+            json.dumps({"k": "hello", "role": principal.role, "user_id": principal.user_id})
+        )
+    except ConnectionError:  # the client left before its greeting
+        hub.remove(q)
+        return ws
     tasks = [
         asyncio.create_task(pump(q, ws.send_str, before_batch=session.check)),
         asyncio.create_task(session.watch()),
@@ -217,7 +223,10 @@ async def live_socket(req: Req) -> web.StreamResponse:
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT and msg.data == "ping":
-                await ws.send_str('{"k":"pong"}')
+                try:
+                    await ws.send_str('{"k":"pong"}')
+                except ConnectionError:  # the client left mid-answer
+                    break
     finally:
         for task in tasks:
             task.cancel()
