@@ -19,6 +19,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from kernel.dberrors import refusal
 from kernel.errors import ApiError
 from kernel.replica import ReadRouter
 from kernel.settings import Settings
@@ -74,6 +75,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "the database is unavailable: retry shortly",
             headers={"Retry-After": "2"},
         )
+    except psycopg.Error as exc:
+        # a refusal of the request's data that no package mapped (e.g. a deferred
+        # constraint firing at COMMIT) is the client's to correct, not a 500
+        mapped = refusal(exc)
+        if mapped is None:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return _json_error(500, "internal", "internal server error")
+        log.info("database refused %s %s: %s", request.method, request.path, exc)
+        return _json_error(mapped.status, mapped.code, mapped.message, mapped.field)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _json_error(500, "internal", "internal server error")

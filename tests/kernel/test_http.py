@@ -221,3 +221,22 @@ def test_json_depth_and_text_limits() -> None:
     assert text_problem("line\nbreak") is not None
     assert text_problem("line\nbreak", multiline=True) is None
     assert text_problem("\ud800") is not None
+
+
+def test_invalid_utf8_inside_a_json_string_is_a_400() -> None:
+    """msgspec checks UTF-8 only when it decodes a string (was a 500)."""
+
+    async def go() -> None:
+        c = await _client()
+        h = {"Authorization": "Bearer admin", "Content-Type": "application/json"}
+        try:
+            for raw in (b'{"name": "\xc3("}', b'{"name": "ok", "extra": {"k": "\xff"}}'):
+                r = await c.post("/things", data=raw, headers=h)
+                body = await r.json()
+                assert r.status == 400, body
+                assert body["error"]["code"] == "invalid_json"
+                assert "UTF-8" in body["error"]["message"]
+        finally:
+            await c.close()
+
+    _run(go())
