@@ -15,6 +15,8 @@ from typing import Any
 import msgspec
 import psycopg
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -63,6 +65,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             exc.status, "http_error"
         )
         return _json_error(exc.status, code, exc.reason)
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        # the body could not be read as sent: a Content-Encoding it does not match (gzip
+        # that is not gzip), a broken chunked transfer
+        cause = exc.__cause__ or exc.__context__ or exc
+        detail = getattr(cause, "message", "") or getattr(exc, "message", "") or "malformed"
+        return _json_error(400, "bad_body", f"the request body cannot be read: {detail}")
     except json.JSONDecodeError as exc:
         return _json_error(400, "invalid_json", f"request body is not valid JSON: {exc.msg}")
     except (psycopg.OperationalError, PoolTimeout) as exc:

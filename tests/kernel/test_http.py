@@ -240,3 +240,27 @@ def test_invalid_utf8_inside_a_json_string_is_a_400() -> None:
             await c.close()
 
     _run(go())
+
+
+def test_a_body_that_does_not_match_its_content_encoding_is_a_400() -> None:
+    """gzip that is not gzip failed inside aiohttp's reader (was a 500); real gzip reads."""
+    import gzip
+
+    async def go() -> None:
+        c = await _client()
+        h = {
+            "Authorization": "Bearer admin",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        }
+        try:
+            r = await c.post("/things", data=gzip.compress(b'{"name": "zipped"}'), headers=h)
+            assert r.status == 201 and (await r.json())["name"] == "zipped"
+            r = await c.post("/things", data=b'{"name": "plain"}', headers=h)
+            body = await r.json()
+            assert r.status == 400 and body["error"]["code"] == "bad_body", body
+            assert "content-encoding" in body["error"]["message"].lower(), body
+        finally:
+            await c.close()
+
+    _run(go())
