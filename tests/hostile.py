@@ -94,6 +94,20 @@ BODY_VALUES: list[Any] = [
     "../../../etc/passwd",
     [1] * 2000,
 ]
+# headers a write may carry: preconditions, idempotency keys, the read-your-writes cookie
+HOSTILE_HEADERS: list[dict[str, str]] = [
+    {"If-Match": '"garbage"'},
+    {"If-Match": '*, W/"1", "' + "9" * 400 + '"'},
+    {"If-None-Match": "*"},
+    {"Idempotency-Key": "k" * 300},
+    {"Idempotency-Key": ""},
+    {"Idempotency-Key": "%00"},
+    {"Cookie": "fm_wrote=nan"},
+    {"Cookie": "fm_wrote=1e999"},
+    {"X-Read-Consistency": "primary" * 100},
+    {"Accept": "text/html"},
+    {"Content-Encoding": "gzip"},
+]
 RAW_BODIES: list[tuple[bytes, str]] = [
     (b"", "application/json"),
     (b"null", "application/json"),
@@ -125,6 +139,7 @@ class Case:
     who: str = "admin"
     note: str = ""
     leak_probe: bool = False  # a territory-1 user naming territory-2 records
+    headers: dict[str, str] = field(default_factory=dict)
 
     def url(self, base: str) -> str:
         q = "&".join(f"{quote(k, safe='%')}={v}" for k, v in self.query)
@@ -134,7 +149,8 @@ class Case:
         q = "&".join(f"{k}={v[:40]}" for k, v in self.query)
         body = "" if self.body is None else f" body={self.body[:80]!r}"
         ctype = f" ({self.content_type})" if self.content_type else ""
-        return f"[{self.who}] {self.method} {self.path[:120]}?{q}{body}{ctype} {self.note}"
+        extra = f" {self.headers}" if self.headers else ""
+        return f"[{self.who}] {self.method} {self.path[:120]}?{q}{body}{ctype}{extra} {self.note}"
 
 
 def resolve(doc: dict[str, Any], schema: Any, depth: int = 0) -> dict[str, Any]:
@@ -232,6 +248,7 @@ def cases(
                 raw: tuple[bytes, str] | None = None,
                 note: str = "",
                 probe: bool = False,
+                headers: dict[str, str] | None = None,
                 _path: str = path,
                 _method: str = method,
                 _bp: dict[str, str] = base_path,
@@ -256,6 +273,7 @@ def cases(
                     who or rng.choice(roles),
                     note,
                     probe,
+                    dict(headers or {}),
                 )
 
             fixed: list[Case] = []
@@ -270,6 +288,9 @@ def cases(
                 # no mutation: the plain leak check for listings as territory-1 users
                 fixed.append(mk(who="rep1", note="plain", probe=True))
             pool: list[Case] = []
+            if method != "GET":
+                for h in HOSTILE_HEADERS:
+                    pool.append(mk(headers=h, note="header"))
             for p in path_params:
                 for v in HOSTILE_SCALARS:
                     pool.append(mk(pvals={p["name"]: v}, note=f"path {p['name']}"))

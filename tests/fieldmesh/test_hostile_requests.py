@@ -26,7 +26,7 @@ from tests.appserver import serve_app
 from tests.hostile import Case, cases, check
 from tests.world import People, make_people
 
-SEED = 20261207
+SEED = int(os.environ.get("FIELDMESH_FUZZ_SEED", "20261207"))
 # cases per operation beyond the fixed ones; FIELDMESH_FUZZ_CASES raises it for a long run
 PER_OPERATION = int(os.environ.get("FIELDMESH_FUZZ_CASES", "8"))
 TIMEOUT_S = 20.0
@@ -96,7 +96,7 @@ def target(services_up: Settings) -> Iterator[Target]:
 
 
 def _send(target: Target, case: Case) -> str | None:
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(case.headers)
     if case.who == "invalid":
         headers["Authorization"] = "Bearer fm_not-a-real-token"
     elif case.who != "anon":
