@@ -62,12 +62,22 @@ def _seed_territory_two(url: str, people: People, marker: str) -> dict[str, int]
         ids[f"/api/v1/{collection}"] = int(r.json()["id"])
         return ids[f"/api/v1/{collection}"]
 
+    # made first in a fresh database, these are also the records id 1 names elsewhere
     account = make("accounts", {"name": f"{marker} account"})
     make("contacts", {"last_name": f"{marker}", "owner_id": rep2})
     make("leads", {"last_name": f"{marker}", "owner_id": rep2})
     make("opportunities", {"name": f"{marker} deal", "account_id": account, "amount": 1000})
     make("activities", {"subject": f"{marker} call", "type": "call", "account_id": account})
-    ids["/api/v1/insights/accounts"] = account
+    # the same records under other packages' paths
+    for prefix, collection in (
+        ("insights/accounts", "accounts"),
+        ("insights/leads", "leads"),
+        ("insights/opportunities", "opportunities"),
+        ("engage/contacts", "contacts"),
+        ("calendar/events", "activities"),
+        ("calendar/meetings", "activities"),
+    ):
+        ids[f"/api/v1/{prefix}"] = ids[f"/api/v1/{collection}"]
     return ids
 
 
