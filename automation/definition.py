@@ -327,7 +327,7 @@ def decode(raw: bytes | dict[str, Any]) -> Definition:
         m = re.search(r"at `(\$[^`]*)`", text)
         where = _name_the_step(data, m.group(1)) if m else "definition"
         raise DefinitionError(where, text.split(" - at ")[0]) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise DefinitionError("definition", f"not JSON: {exc}") from None
     check(definition)
     return definition

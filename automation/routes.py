@@ -604,7 +604,7 @@ async def inbound(req: Req, path: WorkflowPath, body: bytes) -> Reply[RunStartOu
             raise ApiError(str(exc), code="bad_signature", status=401) from None
         try:
             data = msgspec.json.decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             raise Unprocessable("the body is not JSON", field="body") from None
         if not isinstance(data, dict):
             raise Unprocessable("the body must be a JSON object", field="body")

@@ -43,6 +43,10 @@ routes = Routes("calendar", "Resources, bookings, meetings, working hours and th
 MAX_ATTENDEES = 50
 MAX_RESOURCES = 20
 MAX_WINDOW = timedelta(weeks=12)
+# Times a calendar may name: windows are computed from them (start + 2 weeks), which a
+# year-9999 start overflows.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 12, 31, tzinfo=UTC)
 MAX_FEED_WINDOW = timedelta(days=62)
 MAX_BOOKING = timedelta(days=31)
 
@@ -261,7 +265,18 @@ class CalEventList(msgspec.Struct, frozen=True):
 # --------------------------------------------------------------------------- helpers
 
 
+def _plausible(t: datetime | None, name: str) -> None:
+    if t is not None and not EARLIEST <= t <= LATEST:
+        raise Unprocessable(
+            f"{name} must be between {EARLIEST.date()} and {LATEST.date()}",
+            field=name,
+            code="implausible",
+        )
+
+
 def _window(start: datetime, end: datetime, limit: timedelta, what: str = "start") -> None:
+    _plausible(start, "start")
+    _plausible(end, "end")
     if end <= start:
         raise Unprocessable("end must be after start", field="end")
     if end - start > limit:
@@ -615,6 +630,8 @@ async def search_slots(
 )
 async def find(req: Req, body: CalSlotRequest) -> CalSlotList:
     now = datetime.now(UTC)
+    _plausible(body.start, "start")
+    _plausible(body.end, "end")
     start = body.start or now
     end = body.end or start + timedelta(weeks=2)
     _window(start, end, MAX_WINDOW)

@@ -8,7 +8,6 @@ totals, search, exports, timelines and by-id reads alike. Writes set the transac
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from crm.entities import ENTITIES, Entity, Field
 from crm.errors import CrmError
 from crm.filters import Sort, compile_filter, encode_cursor, keyset
 from identity.auth import forget_tokens, hash_password
-from kernel.errors import Conflict, NotFound, Unprocessable
+from kernel.dberrors import refusal
+from kernel.errors import NotFound, Unprocessable
 from kernel.principal import Forbidden, Principal, access_branches, access_clause
 
 Row = dict[str, Any]
@@ -32,55 +32,29 @@ MAX_LIMIT = 500
 # --------------------------------------------------------------------------- errors
 
 
-_KEY_RE = re.compile(r"Key \(([^)]+)\)")
-
-
 @asynccontextmanager
 async def db_errors() -> AsyncIterator[None]:
-    """Database refusals as API errors naming the field."""
+    """Database refusals as API errors naming the field (kernel.dberrors), with the CRM's
+    own words for its rules across fields."""
     try:
         yield
-    except errors.UniqueViolation as exc:
-        fld = _field_of(exc)
-        raise Conflict(
-            f"{fld or 'record'} already exists: {exc.diag.message_detail or ''}".strip(),
-            code="duplicate",
-            field=fld,
-        ) from None
-    except errors.ForeignKeyViolation as exc:
-        fld = _field_of(exc)
-        detail = exc.diag.message_detail or ""
-        if "still referenced" in detail:
-            raise Conflict(f"the record is still referenced: {detail}", code="referenced") from None
-        raise Unprocessable(
-            f"{fld}: no such record ({detail})", field=fld, code="unknown_reference"
-        ) from None
     except errors.CheckViolation as exc:
         # a rule across fields, in words and on the field a person corrects (the database's
         # own sentence names a constraint, never a field)
         known = _CHECKS.get(exc.diag.constraint_name or "")
         if known is not None:
             raise Unprocessable(f"{known[0]}: {known[1]}", field=known[0]) from None
-        fld = exc.diag.column_name or _field_of(exc)
-        raise Unprocessable(
-            exc.diag.message_primary or "refused by a database rule", field=fld
-        ) from None
-    except (errors.NotNullViolation, errors.RaiseException) as exc:
-        fld = exc.diag.column_name or _field_of(exc)
-        raise Unprocessable(
-            exc.diag.message_primary or "refused by a database rule", field=fld
-        ) from None
-    except (psycopg.DataError, errors.InternalError_, errors.ProgramLimitExceeded) as exc:
-        # bad GeoJSON, out-of-range numbers or dates, invalid text for a type, NUL in text
-        # (refused by psycopg itself), a value too large for an index
+        raise refusal(exc) or exc from None
+    except errors.InternalError_ as exc:  # bad GeoJSON (PostGIS raises it)
         raise Unprocessable(
             exc.diag.message_primary or str(exc) or "a value cannot be stored",
             field=exc.diag.column_name,
         ) from None
-    except psycopg.IntegrityError as exc:  # any other constraint (exclusion, ...)
-        raise Conflict(
-            exc.diag.message_primary or "refused by a database rule", field=_field_of(exc)
-        ) from None
+    except psycopg.Error as exc:
+        mapped = refusal(exc)
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 # Check constraints over several columns (crm/migrations): the field to correct and why.
@@ -91,14 +65,6 @@ _CHECKS: dict[str, tuple[str, str]] = {
     "leads_check": ("last_name", "a lead needs a first name, a last name or a company"),
     "accounts_check": ("parent_id", "an account cannot be its own parent"),
 }
-
-
-def _field_of(exc: psycopg.Error) -> str | None:
-    m = _KEY_RE.search(exc.diag.message_detail or "")
-    if m:
-        name = m.group(1).split(",")[0].strip()
-        return name.removeprefix("lower(").rstrip(")")
-    return exc.diag.column_name
 
 
 # --------------------------------------------------------------------------- SQL pieces

@@ -525,6 +525,11 @@ def decode_json(raw: bytes, model: Any) -> Any:
         raise _invalid(exc, "body") from None
     except msgspec.DecodeError as exc:
         raise ApiError(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    except UnicodeDecodeError as exc:
+        # msgspec checks UTF-8 only when it decodes a string into str
+        raise ApiError(
+            f"the body is not valid UTF-8 (byte {exc.start})", code="invalid_json"
+        ) from None
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:

@@ -15,10 +15,13 @@ from typing import Any
 import msgspec
 import psycopg
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from psycopg import AsyncConnection
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from kernel.dberrors import refusal
 from kernel.errors import ApiError
 from kernel.replica import ReadRouter
 from kernel.settings import Settings
@@ -62,6 +65,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             exc.status, "http_error"
         )
         return _json_error(exc.status, code, exc.reason)
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        # the body could not be read as sent: a Content-Encoding it does not match (gzip
+        # that is not gzip), a broken chunked transfer
+        cause = exc.__cause__ or exc.__context__ or exc
+        detail = getattr(cause, "message", "") or getattr(exc, "message", "") or "malformed"
+        return _json_error(400, "bad_body", f"the request body cannot be read: {detail}")
     except json.JSONDecodeError as exc:
         return _json_error(400, "invalid_json", f"request body is not valid JSON: {exc.msg}")
     except (psycopg.OperationalError, PoolTimeout) as exc:
@@ -74,6 +83,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "the database is unavailable: retry shortly",
             headers={"Retry-After": "2"},
         )
+    except psycopg.Error as exc:
+        # a refusal of the request's data that no package mapped (e.g. a deferred
+        # constraint firing at COMMIT) is the client's to correct, not a 500
+        mapped = refusal(exc)
+        if mapped is None:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return _json_error(500, "internal", "internal server error")
+        log.info("database refused %s %s: %s", request.method, request.path, exc)
+        return _json_error(mapped.status, mapped.code, mapped.message, mapped.field)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _json_error(500, "internal", "internal server error")

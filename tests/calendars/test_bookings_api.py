@@ -283,3 +283,28 @@ def test_slot_finder_limits_and_scoping(app_url: str, world: CalWorld) -> None:
         start="2027-01-04T09:00:00",
     )
     assert naive.status_code == 422
+
+
+def test_slot_finder_refuses_implausible_times(app_url: str, world: CalWorld) -> None:
+    """A start in year 9999 overflowed `start + 2 weeks` (was a 500)."""
+    for body in (
+        {"start": "9999-12-31T23:59:59Z"},
+        {"start": "0001-01-01T00:00:00Z"},
+        {"start": "2027-01-04T09:00:00Z", "end": "9999-12-31T23:59:59Z"},
+    ):
+        r = slots(app_url, world, "manager", attendees=[world.users["ny"]], duration_min=30, **body)
+        assert r.status_code == 422, r.text
+        err = r.json()["error"]
+        assert err["code"] == "implausible" and err["field"] in body
+    r = requests.post(
+        f"{app_url}/api/v1/calendar/bookings",
+        json={
+            "resource_id": 1,
+            "title": "far",
+            "start": "9999-12-31T00:00:00Z",
+            "end": "9999-12-31T01:00:00Z",
+        },
+        headers=world.h("manager"),
+        timeout=30,
+    )
+    assert r.status_code == 422 and r.json()["error"]["field"] == "start", r.text

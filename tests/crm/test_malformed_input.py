@@ -141,3 +141,21 @@ def test_territory_rings_must_be_closed_polygons(world: World) -> None:
     _error(admin.post("/territories", {"name": "t", "geom": open_ring}), 422, "geom")
     short = {"type": "MultiPolygon", "coordinates": [[[[0, 0], [1, 0], [0, 0]]]]}
     _error(admin.post("/territories", {"name": "t", "geom": short}), 422)
+
+
+def test_invalid_utf8_in_a_json_string_is_a_400(world: World) -> None:
+    err = _error(_raw_post(world, "/accounts", b'{"name": "\xc3("}'), 400)
+    assert err["code"] == "invalid_json" and "UTF-8" in err["message"]
+
+
+def test_a_constraint_checked_at_commit_is_a_409_not_a_500(world: World) -> None:
+    """(pipeline_id, position) is unique DEFERRABLE INITIALLY DEFERRED: the duplicate is
+    refused at COMMIT, after the handler's own error mapping (was a 500)."""
+    admin = world.api("admin")
+    pipeline = admin.post("/pipelines", {"name": f"Deferred {uuid.uuid4().hex[:6]}"})
+    assert pipeline.status_code == 201, pipeline.text
+    pid = pipeline.json()["id"]
+    body = {"pipeline_id": pid, "name": "First", "position": 1, "probability": 10}
+    assert admin.post("/pipeline_stages", body).status_code == 201
+    err = _error(admin.post("/pipeline_stages", {**body, "name": "Second"}), 409)
+    assert err["code"] == "duplicate" and "position" in err["message"]

@@ -221,3 +221,46 @@ def test_json_depth_and_text_limits() -> None:
     assert text_problem("line\nbreak") is not None
     assert text_problem("line\nbreak", multiline=True) is None
     assert text_problem("\ud800") is not None
+
+
+def test_invalid_utf8_inside_a_json_string_is_a_400() -> None:
+    """msgspec checks UTF-8 only when it decodes a string (was a 500)."""
+
+    async def go() -> None:
+        c = await _client()
+        h = {"Authorization": "Bearer admin", "Content-Type": "application/json"}
+        try:
+            for raw in (b'{"name": "\xc3("}', b'{"name": "ok", "extra": {"k": "\xff"}}'):
+                r = await c.post("/things", data=raw, headers=h)
+                body = await r.json()
+                assert r.status == 400, body
+                assert body["error"]["code"] == "invalid_json"
+                assert "UTF-8" in body["error"]["message"]
+        finally:
+            await c.close()
+
+    _run(go())
+
+
+def test_a_body_that_does_not_match_its_content_encoding_is_a_400() -> None:
+    """gzip that is not gzip failed inside aiohttp's reader (was a 500); real gzip reads."""
+    import gzip
+
+    async def go() -> None:
+        c = await _client()
+        h = {
+            "Authorization": "Bearer admin",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        }
+        try:
+            r = await c.post("/things", data=gzip.compress(b'{"name": "zipped"}'), headers=h)
+            assert r.status == 201 and (await r.json())["name"] == "zipped"
+            r = await c.post("/things", data=b'{"name": "plain"}', headers=h)
+            body = await r.json()
+            assert r.status == 400 and body["error"]["code"] == "bad_body", body
+            assert "content-encoding" in body["error"]["message"].lower(), body
+        finally:
+            await c.close()
+
+    _run(go())
