@@ -28,7 +28,13 @@ export async function kbView(root, [id], session) {
     list.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
     try {
       const r = await api(`/api/v1/assistant/articles${q({ q: /** @type {HTMLInputElement} */ (search).value.trim(), kind: /** @type {HTMLSelectElement} */ (kind).value, limit: 50 })}`);
-      if (!r.items.length) { list.replaceChildren(h('p', { class: 'muted' }, 'No article found.')); return; }
+      if (!r.items.length) {
+        // say what to do: another search, or (none at all) who writes the articles
+        const asked = /** @type {HTMLInputElement} */ (search).value.trim() || /** @type {HTMLSelectElement} */ (kind).value;
+        list.replaceChildren(h('p', { class: 'muted empty' }, asked ? 'No article matches: try other words or all kinds.'
+          : canWrite(session) ? 'No articles yet: write the first with "New article".' : 'No articles yet: managers and admins write them.'));
+        return;
+      }
       list.replaceChildren(table([
         { label: 'Title', render: (a) => h('a', { href: `#/kb/${a.id}` }, a.title) },
         { label: 'Kind', render: (a) => kindLabel(a.kind) },
