@@ -369,7 +369,8 @@ export async function calendarView(root, args, session) {
   if (!document.querySelector('link[href="/console/calendar.css"]')) {
     document.head.append(h('link', { rel: 'stylesheet', href: '/console/calendar.css' }));
   }
-  const view = VIEWS.includes(args[0]) ? args[0] : 'week';
+  // a phone opens on the day: seven columns in 390 px leave an event "10:0" of its time
+  const view = VIEWS.includes(args[0]) ? args[0] : matchMedia('(max-width: 600px)').matches ? 'day' : 'week';
   const day = parseDay(args[1]);
   const me = session.me || {};
   if (!state.people.length && me.user_id) state.people = [me.user_id];
