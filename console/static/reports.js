@@ -58,7 +58,11 @@ export function renderResult(result, { first = false } = {}) {
   const box = scrollBox('Result', { class: 'report-result', dataset: { rows: result.rows.length } });
   if (!result.rows.length) { box.append(h('p', { class: 'empty' }, 'No records match this report.')); return box; }
   const groups = result.columns.map((c, i) => [c, i]).filter(([c]) => c.kind === 'group');
-  const measures = result.columns.map((c, i) => [c, i]).filter(([c]) => c.kind === 'measure').slice(0, first ? 1 : undefined);
+  const all = result.columns.map((c, i) => [c, i]).filter(([c]) => c.kind === 'measure').slice(0, first ? 1 : undefined);
+  // one axis, one unit: beside an amount in money, a count would be a flat line at zero (and
+  // be read in EUR); the chart takes the money measures, the table has them all
+  const money = all.filter(([c]) => c.money);
+  const measures = money.length ? money : all;
   const curIdx = result.columns.findIndex((c) => c.kind === 'currency');
   if (result.chart !== 'table' && groups.length && measures.length) {
     const byCur = new Map();

@@ -123,7 +123,11 @@ module.exports = ({ newPage, signIn, shot }) => ({
       const texts = (svg) => [...svg.querySelectorAll('text')].map((t) => t.textContent);
       const month = lineChart([{ t: new Date('2026-12-01T00:00:00Z'), avg: 100 }], { dates: true, unit: '%' });
       const reps = barChart(['Rep acme-rep-00', 'Rep acme-rep-01', 'Rep acme-rep-02'].map((label, i) => ({ label, values: [4.7 + i * 0.8] })), ['Utilisation %']);
-      return { monthDots: month.querySelectorAll('circle').length, monthTexts: texts(month), repTexts: texts(reps) };
+      const { renderResult } = await import('/console/reports.js');
+      const mixed = renderResult({ chart: 'bar', truncated: false, rows: [['Closed won', 'EUR', 41, 1341600], ['Proposal', 'EUR', 3, 142400]], columns: [
+        { kind: 'group', label: 'Stage' }, { kind: 'currency', label: 'Currency' }, { kind: 'measure', label: 'Count' }, { kind: 'measure', label: 'Sum of amount', money: true }] });
+      const bars = [...mixed.querySelectorAll('svg.chart rect title')].map((t) => t.textContent);
+      return { monthDots: month.querySelectorAll('circle').length, monthTexts: texts(month), repTexts: texts(reps), mixedBars: bars };
     });
     return { ...out, errors };
   },

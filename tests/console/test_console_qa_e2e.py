@@ -163,6 +163,11 @@ def test_what_an_admin_met_walking_the_demo_world(
     # bar labels are whole when there is room, and the axis ticks are round
     assert {"Rep acme-rep-00", "Rep acme-rep-01", "Rep acme-rep-02"} <= set(charts["repTexts"])
     assert {"0", "2.5", "5", "7.5", "10"} <= set(charts["repTexts"])
+    # a count beside a sum of money: the chart's axis is money, so it charts the sum alone
+    assert charts["mixedBars"] == [
+        "Closed won · Sum of amount: 1,341,600 EUR",
+        "Proposal · Sum of amount: 142,400 EUR",
+    ]
     assert r["errors"] == []
 
 
