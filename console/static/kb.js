@@ -138,7 +138,7 @@ export async function assistantView(root, _args, session) {
             h('dt', {}, 'Meetings booked'), h('dd', {}, b.bookings)));
       }
       parts.push(h('h2', {}, 'Per intent'),
-        h('p', { class: 'muted' }, `${a.conversations} conversations of users, ${a.average_turns} turns on average`),
+        h('p', { class: 'muted' }, `${a.conversations} ${a.conversations === 1 ? 'conversation' : 'conversations'} of users with the assistant${a.conversations ? `, ${a.average_turns} turns each on average` : ''}`),
         a.intents.length ? scrollBox('Figures per intent', {}, table([
           { label: 'Intent', render: (x) => (x.command_name ? `${x.intent}: ${x.command_name}` : x.intent) },
           { key: 'channel', label: 'Channel' },
