@@ -41,13 +41,20 @@ class MergeBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     merge_ids: Annotated[list[RecordId], Meta(min_length=1, max_length=100)]
 
 
+class CurrencyAmount(msgspec.Struct):
+    currency: str
+    amount: float
+
+
 class Rollup(msgspec.Struct):
     account_id: int
     accounts: int
     depth: int
-    annual_revenue: float
+    annual_revenue: float  # summed over currencies: the *_by_currency lists are the figures to show
     open_opportunities: int
     open_amount: float
+    annual_revenue_by_currency: list[CurrencyAmount]
+    open_amount_by_currency: list[CurrencyAmount]
 
 
 class TimelineQuery(msgspec.Struct, frozen=True):

@@ -328,10 +328,19 @@ async def rollup(conn: Conn, principal: Principal, account_id: int) -> Row:
                    (SELECT count(*) FROM opportunities o JOIN visible v ON v.id = o.account_id
                      WHERE o.status = 'open' AND {opp}) AS open_opportunities,
                    (SELECT coalesce(sum(o.amount), 0) FROM opportunities o JOIN visible v ON v.id = o.account_id
-                     WHERE o.status = 'open' AND {opp}) AS open_amount
+                     WHERE o.status = 'open' AND {opp}) AS open_amount,
+                   -- the same figures per currency: amounts in EUR and USD are never one sum
+                   (SELECT coalesce(jsonb_agg(jsonb_build_object('currency', c, 'amount', n) ORDER BY c), '[]')
+                    FROM (SELECT v.currency AS c, sum(v.annual_revenue) AS n FROM visible v
+                          WHERE v.annual_revenue IS NOT NULL GROUP BY v.currency) r) AS annual_revenue_by_currency,
+                   (SELECT coalesce(jsonb_agg(jsonb_build_object('currency', c, 'amount', n) ORDER BY c), '[]')
+                    FROM (SELECT o.currency AS c, sum(o.amount) AS n
+                          FROM opportunities o JOIN visible v ON v.id = o.account_id
+                          WHERE o.status = 'open' AND o.amount IS NOT NULL AND {opp}
+                          GROUP BY o.currency) x) AS open_amount_by_currency
             """
         ).format(acc=acc, opp=opp),
-        [account_id, *acc_p, account_id, *opp_p, *opp_p],
+        [account_id, *acc_p, account_id, *opp_p, *opp_p, *opp_p],
     )
     row = await cur.fetchone()
     assert row is not None

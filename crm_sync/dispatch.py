@@ -192,13 +192,16 @@ async def dispatch_work_order(
         await conn.rollback()
         return None
     device = phones.get(rep_id, (None, None))[0]
+    who = await (
+        await conn.execute("SELECT coalesce(name, email) FROM users WHERE id = %s", (rep_id,))
+    ).fetchone()
     await conn.execute(
         """INSERT INTO activities (type, subject, body, status, due_at, account_id, work_order_id,
                                    owner_id, territory_id, source, source_ref)
            VALUES ('note', %s, %s, 'done', %s, %s, %s, %s, %s, 'crm_sync', %s)
            ON CONFLICT (source, source_ref) WHERE source_ref IS NOT NULL DO NOTHING""",
         (
-            f"Work order #{work_order_id} planned: rep {rep_id} on site at "
+            f"Work order #{work_order_id} planned: {who[0] if who else 'a rep'} on site at "
             f"{start.strftime('%H:%M')} UTC"[:500],
             f"{row[0]}\nRe-planned in routing plan {plan_id}; route sent to "
             f"{device or 'no phone'}.",

@@ -6,7 +6,7 @@ the same check-out never logs a visit twice. The account's last_visit_at moves f
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -17,6 +17,12 @@ def format_duration(duration_s: float) -> str:
     minutes = round(duration_s / 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def utc_text(t: datetime) -> str:
+    """A time in stored text, read by people in any zone: to the second, in UTC, named
+    (not ISO 8601 with microseconds and an offset)."""
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def log_visit_activity(
@@ -32,8 +38,8 @@ def log_visit_activity(
     """Insert (or find) the activity for a completed visit; returns the activity id."""
     duration_s = (departed_at - arrived_at).total_seconds()
     body = (
-        f"Arrival {arrived_at.isoformat()}\n"
-        f"Departure {departed_at.isoformat()}\n"
+        f"Arrival {utc_text(arrived_at)}\n"
+        f"Departure {utc_text(departed_at)}\n"
         f"Duration {format_duration(duration_s)} ({duration_s:.0f} s)\n"
         f"Recorded from the geofence around the site (device {device_id})."
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -55,6 +55,17 @@ class WorkOrderResult:
     assignee_id: int | None
     priority: str
     urgent: bool
+
+
+def evidence_window(start_ms: int, end_ms: int) -> str:
+    """The alert's evidence window as a person reads it in stored text, whose readers are in
+    any zone: seconds in UTC, named, the date once if both ends share it (not ISO 8601 with
+    microseconds and an offset)."""
+    start = datetime.fromtimestamp(start_ms / 1000, UTC)
+    end = datetime.fromtimestamp(end_ms / 1000, UTC)
+    if start.date() == end.date():
+        return f"{start:%Y-%m-%d}, {start:%H:%M:%S} to {end:%H:%M:%S} UTC"
+    return f"{start:%Y-%m-%d %H:%M:%S} to {end:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def open_work_order(
@@ -114,8 +125,7 @@ def open_work_order(
     description = (
         f"{alert.message or 'Alert raised by fieldmesh monitoring.'}\n"
         f"Asset {asset_id} (device {alert.asset_id}) at {account_name}; evidence window "
-        f"{datetime.fromtimestamp(alert.window_start_ms / 1000, now.tzinfo).isoformat()} to "
-        f"{datetime.fromtimestamp(alert.window_end_ms / 1000, now.tzinfo).isoformat()}."
+        f"{evidence_window(alert.window_start_ms, alert.window_end_ms)}."
     )
     row = conn.execute(
         """

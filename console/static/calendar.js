@@ -31,6 +31,9 @@ function peoplePicker(me, selected, attrs) {
 const chosen = (/** @type {HTMLSelectElement} */ sel) => [...sel.selectedOptions].map((o) => Number(o.value));
 
 const VIEWS = ['day', 'week', 'month', 'resources'];
+// an hour of the grid written as the events' times are (the locale's clock: 5 PM, not 17:00 beside 05:30 PM)
+const H12 = new Intl.DateTimeFormat([], { hour: 'numeric' }).resolvedOptions().hour12;
+const hourLabel = (hr) => (H12 ? new Date(2000, 0, 1, hr).toLocaleTimeString([], { hour: 'numeric' }) : `${String(hr).padStart(2, '0')}:00`);
 const FIRST_HOUR = 6;
 const LAST_HOUR = 21;
 const HOUR_PX = 48;
@@ -187,7 +190,7 @@ function timeGrid(root, events, days, panel, refresh) {
   grid.append(h('div', {}), ...days.map((d) => h('div', { class: `cal-head${isoDay(d) === today() ? ' today' : ''}` },
     h('a', { href: `#/calendar/day/${isoDay(d)}` }, d.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' })))));
   const hours = h('div', { class: 'cal-hours', style: `height:${height}px` });
-  for (let hr = FIRST_HOUR; hr < LAST_HOUR; hr += 1) hours.append(h('div', { style: `height:${HOUR_PX}px` }, `${String(hr).padStart(2, '0')}:00`));
+  for (let hr = FIRST_HOUR; hr < LAST_HOUR; hr += 1) hours.append(h('div', { style: `height:${HOUR_PX}px` }, hourLabel(hr)));
   grid.append(hours);
   const cols = days.map((d) => {
     const col = h('div', { class: 'cal-col', style: `height:${height}px`, dataset: { day: isoDay(d) } });
@@ -261,7 +264,7 @@ async function resourceView(root, day, panel, refresh) {
   const table = h('div', { class: 'cal-res' });
   table.append(h('div', { class: 'cal-res-row head' }, h('div', { class: 'cal-res-name' }, 'Resource'),
     h('div', { class: 'cal-res-line', style: `width:${width}px` },
-      Array.from({ length: LAST_HOUR - FIRST_HOUR }, (_, i) => h('span', { style: `left:${i * 60 * pxPerMin}px` }, `${FIRST_HOUR + i}:00`)))));
+      Array.from({ length: LAST_HOUR - FIRST_HOUR }, (_, i) => h('span', { style: `left:${i * 60 * pxPerMin}px` }, hourLabel(FIRST_HOUR + i))))));
   if (!res.length) table.append(h('p', { class: 'muted' }, 'No resources yet.'));
   for (const r of /** @type {Resource[]} */ (res)) {
     const line = h('div', { class: 'cal-res-line', style: `width:${width}px` });
@@ -369,7 +372,8 @@ export async function calendarView(root, args, session) {
   if (!document.querySelector('link[href="/console/calendar.css"]')) {
     document.head.append(h('link', { rel: 'stylesheet', href: '/console/calendar.css' }));
   }
-  const view = VIEWS.includes(args[0]) ? args[0] : 'week';
+  // a phone opens on the day: seven columns in 390 px leave an event "10:0" of its time
+  const view = VIEWS.includes(args[0]) ? args[0] : matchMedia('(max-width: 600px)').matches ? 'day' : 'week';
   const day = parseDay(args[1]);
   const me = session.me || {};
   if (!state.people.length && me.user_id) state.people = [me.user_id];

@@ -29,23 +29,32 @@ function axes(svg, pad, y0, y1, labels, unit) {
  * points: [{t: Date, avg, min, max}]; from/to: the x range (default: the points');
  * mark: a time drawn as a red vertical line; thresholds: [{value, label}] drawn as dashed lines.
  * @param {any[]} points
- * @param {{title?: string, unit?: string, from?: Date | null, to?: Date | null, mark?: Date | null, thresholds?: {value: number, label: string}[]}} [opts]
+ * dates: the points are calendar days (a report's month or week buckets, at 00:00 UTC): labels
+ * and hover values are those dates, not a time of day in the user's zone.
+ * @param {{title?: string, unit?: string, from?: Date | null, to?: Date | null, mark?: Date | null, thresholds?: {value: number, label: string}[], dates?: boolean}} [opts]
  */
-export function lineChart(points, { title = '', unit = '', from = null, to = null, mark = null, thresholds = [] } = {}) {
+export function lineChart(points, { title = '', unit = '', from = null, to = null, mark = null, thresholds = [], dates = false } = {}) {
   const pad = { l: 56, r: 12, t: 22, b: 36 };
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `${title}${unit ? ` in ${unit}` : ''} chart` });
   if (!points.length) { svg.append(el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no data in this range')); return svg; }
-  const t0 = from ? +from : +points[0].t; const t1 = Math.max(to ? +to : +points[points.length - 1].t, t0 + 1);
+  let t0 = from ? +from : +points[0].t; let t1 = Math.max(to ? +to : +points[points.length - 1].t, t0 + 1);
+  if (points.length === 1 && !from && !to) { t0 -= 86400000; t1 = t0 + 2 * 86400000; } // one point: in the middle
+  const day = (t) => new Date(t).toLocaleDateString([], { timeZone: 'UTC', year: 'numeric', month: 'short', day: 'numeric' });
+  const when = (t, o) => (dates ? day(t) : fmtIn(t, o));
   let y0 = Math.min(...points.map((p) => p.min ?? p.avg), ...thresholds.map((x) => x.value));
   let y1 = Math.max(...points.map((p) => p.max ?? p.avg), ...thresholds.map((x) => x.value));
   if (y0 === y1) { y0 -= 1; y1 += 1; }
   const X = (t) => pad.l + ((W - pad.l - pad.r) * (+t - t0)) / (t1 - t0);
   const Y = (v) => H - pad.b - ((H - pad.t - pad.b) * (v - y0)) / (y1 - y0);
-  const labels = [0, 0.25, 0.5, 0.75, 1].map((f) => { const t = new Date(t0 + f * (t1 - t0)); return [X(t), fmtIn(t, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })]; });
+  const labels = dates
+    ? points.filter((_, i) => i % Math.ceil(points.length / 6) === 0).map((p) => [X(p.t), day(p.t)])
+    : [0, 0.25, 0.5, 0.75, 1].map((f) => { const t = new Date(t0 + f * (t1 - t0)); return [X(t), fmtIn(t, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })]; });
   axes(svg, pad, y0, y1, labels, unit);
   const band = points.map((p) => `${X(p.t)},${Y(p.max ?? p.avg)}`).concat(points.slice().reverse().map((p) => `${X(p.t)},${Y(p.min ?? p.avg)}`));
   svg.append(el('polygon', { points: band.join(' '), fill: '#0969da22', stroke: 'none' }));
   svg.append(el('polyline', { points: points.map((p) => `${X(p.t)},${Y(p.avg)}`).join(' '), fill: 'none', stroke: '#0969da', 'stroke-width': 2 }));
+  // few points: each a dot (a line through one point draws nothing)
+  if (points.length <= 60) for (const p of points) svg.append(el('circle', { cx: X(p.t), cy: Y(p.avg), r: 4, fill: '#0969da', class: 'point' }));
   for (const th of thresholds) {
     svg.append(el('line', { x1: pad.l, x2: W - pad.r, y1: Y(th.value), y2: Y(th.value), stroke: '#bf8700', 'stroke-width': 1.5, 'stroke-dasharray': '6 4', class: 'threshold' }));
     svg.append(el('text', { x: W - pad.r - 4, y: Y(th.value) - 4, 'text-anchor': 'end', class: 'threshold-label' }, `${th.label} ${num(th.value)}${unit ? ` ${unit}` : ''}`));
@@ -58,7 +67,7 @@ export function lineChart(points, { title = '', unit = '', from = null, to = nul
   for (const p of points) {
     const r = el('rect', { x: X(p.t) - colW / 2, y: pad.t, width: colW, height: H - pad.t - pad.b, fill: 'transparent', class: 'hover' });
     const u = unit ? ` ${unit}` : '';
-    r.append(el('title', {}, `${fmtIn(p.t)}: ${num(p.avg)}${u}${p.min !== undefined && p.max !== undefined ? ` (min ${num(p.min)}, max ${num(p.max)})` : ''}`));
+    r.append(el('title', {}, `${when(p.t)}: ${num(p.avg)}${u}${p.min !== undefined && p.max !== undefined ? ` (min ${num(p.min)}, max ${num(p.max)})` : ''}`));
     svg.append(r);
   }
   svg.append(el('text', { x: pad.l, y: pad.t - 8 }, title));
@@ -77,12 +86,15 @@ export function barChart(bars, series, { unit = '', title = '', colors = ['#0969
   if (!bars.length) { svg.append(el('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no data')); return svg; }
   // the axis spans zero and every value: a negative value is a bar down from zero
   const finite = bars.flatMap((b) => b.values.map(Number)).filter(Number.isFinite);
-  const max = Math.max(1, ...finite);
-  const min = Math.min(0, ...finite);
+  // a round top (and bottom) so the axis ticks are round numbers (not 4.725 or 1,006,006)
+  const nice = (x) => { if (x <= 0) return 0; const p = 10 ** Math.floor(Math.log10(x)); return [1, 2, 2.5, 4, 5, 10].map((m) => m * p).find((v) => v >= x - 1e-9 * p) || 10 * p; };
+  const max = nice(Math.max(1, ...finite));
+  const min = -nice(-Math.min(0, ...finite));
   const slot = (W - pad.l - pad.r) / Math.max(1, bars.length);
   const bw = Math.max(2, (slot * 0.8) / series.length);
   const every = Math.ceil(bars.length / 12); // at most 12 axis labels: no overlap
-  axes(svg, pad, min, max, bars.map((b, i) => [pad.l + slot * (i + 0.5), i % every ? '' : String(b.label).slice(0, 14)]), unit);
+  const room = Math.max(6, Math.floor((slot * every) / 7)); // characters a label's slot holds (~7 units each)
+  axes(svg, pad, min, max, bars.map((b, i) => [pad.l + slot * (i + 0.5), i % every ? '' : String(b.label).slice(0, room)]), unit);
   const Y = (v) => H - pad.b - ((H - pad.t - pad.b) * (v - min)) / (max - min);
   bars.forEach((b, i) => b.values.forEach((v, j) => {
     const n = Number.isFinite(Number(v)) ? Number(v) : 0;

@@ -3,7 +3,7 @@
 // (per intent volume and rates, the customer bot's containment, its settings).
 // Everything comes from /api/v1/assistant/...; writing is for managers and admins (the
 // server decides: a 403 is shown as such).
-import { api, q } from './api.js';
+import { api, q, listAll } from './api.js';
 import { h, toast, errorBox, fmtTime, table, scrollBox } from './ui.js';
 
 const KINDS = [['howto', 'How-to'], ['manual', 'Equipment manual'], ['faq', 'FAQ']];
@@ -28,7 +28,13 @@ export async function kbView(root, [id], session) {
     list.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
     try {
       const r = await api(`/api/v1/assistant/articles${q({ q: /** @type {HTMLInputElement} */ (search).value.trim(), kind: /** @type {HTMLSelectElement} */ (kind).value, limit: 50 })}`);
-      if (!r.items.length) { list.replaceChildren(h('p', { class: 'muted' }, 'No article found.')); return; }
+      if (!r.items.length) {
+        // say what to do: another search, or (none at all) who writes the articles
+        const asked = /** @type {HTMLInputElement} */ (search).value.trim() || /** @type {HTMLSelectElement} */ (kind).value;
+        list.replaceChildren(h('p', { class: 'muted empty' }, asked ? 'No article matches: try other words or all kinds.'
+          : canWrite(session) ? 'No articles yet: write the first with "New article".' : 'No articles yet: managers and admins write them.'));
+        return;
+      }
       list.replaceChildren(table([
         { label: 'Title', render: (a) => h('a', { href: `#/kb/${a.id}` }, a.title) },
         { label: 'Kind', render: (a) => kindLabel(a.kind) },
@@ -132,7 +138,7 @@ export async function assistantView(root, _args, session) {
             h('dt', {}, 'Meetings booked'), h('dd', {}, b.bookings)));
       }
       parts.push(h('h2', {}, 'Per intent'),
-        h('p', { class: 'muted' }, `${a.conversations} conversations of users, ${a.average_turns} turns on average`),
+        h('p', { class: 'muted' }, `${a.conversations} ${a.conversations === 1 ? 'conversation' : 'conversations'} of users with the assistant${a.conversations ? `, ${a.average_turns} turns each on average` : ''}`),
         a.intents.length ? scrollBox('Figures per intent', {}, table([
           { label: 'Intent', render: (x) => (x.command_name ? `${x.intent}: ${x.command_name}` : x.intent) },
           { key: 'channel', label: 'Channel' },
@@ -161,9 +167,17 @@ async function settingsForm(session) {
     const admin = session.me.role === 'admin';
     const enabled = h('input', { type: 'checkbox', name: 'enabled', checked: s.enabled, disabled: !admin });
     const num = (name, v, attrs = {}) => h('input', { name, type: 'number', value: v ?? '', disabled: !admin, ...attrs });
-    const booking = h('input', { name: 'booking_user_ids', value: s.booking_user_ids.join(', '), placeholder: 'user ids', disabled: !admin });
-    const owner = num('lead_owner_id', s.lead_owner_id, { min: 1 });
-    const handoff = num('handoff_user_id', s.handoff_user_id, { min: 1 });
+    // people by name, not by their user ids (the API takes the ids)
+    const people = await listAll('/api/v1/users', { sort: 'name' }, 500).catch(() => []);
+    const known = new Set(people.map((u) => u.id));
+    const choices = (ids) => [...people.map((u) => ({ id: u.id, label: `${u.name || u.email}${u.active === false ? ' (inactive)' : ''}` })),
+      ...ids.filter((i) => i !== null && !known.has(i)).map((i) => ({ id: i, label: `user ${i} (not visible to you)` }))];
+    const pick = (name, id, empty) => h('select', { name, id: `bot-${name}`, disabled: !admin }, h('option', { value: '' }, empty),
+      choices([id]).map((c) => h('option', { value: c.id, selected: c.id === id }, c.label)));
+    const booking = h('select', { name: 'booking_user_ids', id: 'bot-booking_user_ids', multiple: true, size: Math.min(6, Math.max(2, people.length)), disabled: !admin },
+      choices(s.booking_user_ids).map((c) => h('option', { value: c.id, selected: s.booking_user_ids.includes(c.id) }, c.label)));
+    const owner = pick('lead_owner_id', s.lead_owner_id, '— no owner —');
+    const handoff = pick('handoff_user_id', s.handoff_user_id, '— unassigned —');
     const minutes = num('meeting_minutes', s.meeting_minutes, { min: 10, max: 240 });
     const windowDays = num('window_days', s.window_days, { min: 1, max: 90 });
     const minScore = num('min_score', s.min_score, { min: 0, max: 1, step: 0.05 });
@@ -172,8 +186,8 @@ async function settingsForm(session) {
     const field = (label, el) => h('label', { class: 'field' }, label, el);
     const form = h('form', { class: 'record-form' },
       field('Answer website visitors', enabled), field('Name it signs its replies with (shown as a bot)', name),
-      field('Offer the free times of (user ids)', booking),
-      field('Owner of the leads it makes (user id)', owner), field('Assign handed-over chats to (user id; empty: unassigned)', handoff),
+      field('Offer the free times of (Ctrl/⌘-click for several)', booking),
+      field('Owner of the leads it makes', owner), field('Assign handed-over chats to', handoff),
       field('Meeting length (minutes)', minutes), field('Booking window (days)', windowDays),
       field('Answer from the knowledge base above this score', minScore), err,
       admin ? h('button', { type: 'submit' }, 'Save') : h('p', { class: 'muted' }, 'Admins change these settings.'));
@@ -186,7 +200,7 @@ async function settingsForm(session) {
           method: 'PUT',
           body: {
             enabled: /** @type {HTMLInputElement} */ (enabled).checked,
-            booking_user_ids: val(booking).split(',').map((x) => x.trim()).filter(Boolean).map(Number),
+            booking_user_ids: [.../** @type {HTMLSelectElement} */ (booking).selectedOptions].map((o) => Number(o.value)),
             lead_owner_id: val(owner) ? Number(val(owner)) : null,
             handoff_user_id: val(handoff) ? Number(val(handoff)) : null,
             meeting_minutes: Number(val(minutes)),
@@ -196,7 +210,7 @@ async function settingsForm(session) {
           },
         });
         toast('Bot settings saved');
-      } catch (ex) { err.textContent = ex.field ? `${ex.field}: ${ex.message}` : ex.message; }
+      } catch (ex) { err.textContent = ex.message; } // the API's message names the field already
     });
     box.append(form);
   } catch (e) { box.append(errorBox(e)); }

@@ -107,8 +107,16 @@ export async function analyticsView(root) {
   root.append(h('h1', {}, 'Pipeline analytics'));
   try {
     const st = await api('/api/v1/analytics/pipeline/stages');
+    // open stages only (won and lost deals are no pipeline), each in every currency's chart;
+    // a stage without deals comes as one row of the default currency and is no currency of its own
+    const open = st.items.filter((r) => !r.is_won && !r.is_lost);
+    const stages = [...new Set(open.map((r) => r.stage))];
+    const currencies = byCurrency(open.filter((r) => r.count > 0));
     root.append(h('h2', {}, 'Open pipeline by stage'),
-      ...byCurrency(st.items).map(([cur, rows]) => barChart(rows.map((r) => ({ label: r.stage, values: [r.amount, r.weighted_amount] })), ['amount', 'weighted'], { unit: cur, title: `Open pipeline (${cur})` })));
+      ...(currencies.length ? currencies.map(([cur, rows]) => barChart(stages.map((name) => {
+        const r = rows.find((x) => x.stage === name);
+        return { label: name, values: [r ? r.amount : 0, r ? r.weighted_amount : 0] };
+      }), ['amount', 'weighted'], { unit: cur, title: `Open pipeline (${cur})` })) : [h('p', { class: 'muted' }, 'No open deals in this pipeline: new opportunities appear here by stage.')]));
   } catch (e) { root.append(errorBox(e)); }
   try {
     const fc = await api(`/api/v1/analytics/pipeline/forecast${q({})}`);

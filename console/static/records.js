@@ -141,7 +141,7 @@ export async function listView(root, entity) {
     } catch (ex) { exportErr.textContent = ex.message; } finally { btn.disabled = false; }
   } }, `Export ${ext.toUpperCase()}`);
   root.append(h('div', { class: 'toolbar' }, h('h1', {}, screen.title), count, newBtn),
-    form, h('div', { class: 'toolbar' }, viewSel, viewName, saveView, viewErr, colPicker, exportAs('xlsx'), exportAs('csv'), exportAs('pdf'), exportErr), bulk, out, more);
+    form, h('div', { class: 'toolbar' }, viewSel, viewName, saveView, viewErr, colPicker, exportAs('xlsx'), exportAs('csv'), exportAs('pdf'), exportErr), bulk || '', out, more); // append(null) would print "null"
   let cursor = null;
   let params = {};
   let rows = [];

@@ -52,12 +52,17 @@ function resultTable(result) {
     h('tbody', {}, result.rows.map((r) => h('tr', {}, r.map((_, i) => h('td', { class: typeof r[i] === 'number' ? 'num' : '' }, cellText(result, r, i)))))));
 }
 
-/** The result as its chart (one per currency when measuring money), or a table. */
-export function renderResult(result) {
+/** The result as its chart (one per currency when measuring money), or a table.
+ * first: chart the first measure alone (a KPI beside its count: a % and a count share no axis). */
+export function renderResult(result, { first = false } = {}) {
   const box = scrollBox('Result', { class: 'report-result', dataset: { rows: result.rows.length } });
   if (!result.rows.length) { box.append(h('p', { class: 'empty' }, 'No records match this report.')); return box; }
   const groups = result.columns.map((c, i) => [c, i]).filter(([c]) => c.kind === 'group');
-  const measures = result.columns.map((c, i) => [c, i]).filter(([c]) => c.kind === 'measure');
+  const all = result.columns.map((c, i) => [c, i]).filter(([c]) => c.kind === 'measure').slice(0, first ? 1 : undefined);
+  // one axis, one unit: beside an amount in money, a count would be a flat line at zero (and
+  // be read in EUR); the chart takes the money measures, the table has them all
+  const money = all.filter(([c]) => c.money);
+  const measures = money.length ? money : all;
   const curIdx = result.columns.findIndex((c) => c.kind === 'currency');
   if (result.chart !== 'table' && groups.length && measures.length) {
     const byCur = new Map();
@@ -69,8 +74,9 @@ export function renderResult(result) {
       if (result.chart === 'pie') {
         box.append(pieChart(rows.map((r) => ({ label: cellText(result, r, g0), value: Number(r[measures[0][1]]) })), { unit, title }));
       } else if (result.chart === 'line' && rows.every((r) => typeof r[g0] === 'string' && TIME_RE.test(r[g0]))) {
-        const pts = rows.map((r) => ({ t: new Date(r[g0]), avg: Number(r[measures[0][1]]) }));
-        box.append(lineChart(pts, { title, unit }));
+        const dates = rows.every((r) => r[g0].length === 10); // day, week or month buckets
+        const pts = rows.map((r) => ({ t: new Date(dates ? `${r[g0]}T00:00:00Z` : r[g0]), avg: Number(r[measures[0][1]]) }));
+        box.append(lineChart(pts, { title, unit, dates }));
       } else if (groups.length === 2) {
         // second grouping as series
         const [, g1] = groups[1];
@@ -349,7 +355,7 @@ export async function kpisView(root) {
       const body = h('div', {});
       try {
         const res = await api(`/api/v1/kpis/${k.key}${q({ since: since.toISOString(), until: until.toISOString() })}`);
-        body.append(res.rows.length ? renderResult(res) : h('p', { class: 'empty' }, 'No records in this period for you.'));
+        body.append(res.rows.length ? renderResult(res, { first: true }) : h('p', { class: 'empty' }, 'No records in this period for you.'));
       } catch (e) { body.append(errorBox(e)); }
       return h('section', { class: 'tile w1', dataset: { kpi: k.key } },
         h('div', { class: 'tile-head' }, h('h2', {}, k.title), h('span', { class: 'muted' }, `${k.area} · ${k.unit}`)),

@@ -98,6 +98,40 @@ module.exports = ({ newPage, signIn, shot }) => ({
     return { ...out, errors };
   },
 
+  // What an admin met walking the demo world: a list without bulk actions printed "null",
+  // the bot settings asked for user ids, "open pipeline" charted won and lost deals, a
+  // month's KPI drew nothing at 01:00 AM, bar labels were cut to look alike, ticks 4.725.
+  async qaWalk(browser, base, p) {
+    const { page, errors } = await newPage(browser, base, { context: { timezoneId: 'Europe/Paris' } });
+    await signIn(page, base, p.user, '/console/#/users');
+    await page.waitForSelector('#list table');
+    const out = { usersText: await page.textContent('main') };
+    await page.goto(`${base}/console/#/assistant`);
+    await page.waitForSelector('#bot-settings form');
+    out.botLabels = await page.$$eval('#bot-settings label', (ls) => ls.map((l) => l.firstChild.textContent));
+    out.bookingChoices = await page.$$eval('#bot-booking_user_ids option', (o) => o.map((x) => x.textContent));
+    out.ownerChoice = await page.$eval('#bot-lead_owner_id', (e) => e.tagName);
+    await page.goto(`${base}/console/#/analytics`);
+    await page.waitForSelector('main svg.chart, main p.muted');
+    out.openStages = await page.$$eval('main svg.chart', (svgs) => (svgs[0] ? [...svgs[0].querySelectorAll('text')].map((t) => t.textContent) : []));
+    out.closedStages = await page.evaluate(async () => {
+      const r = await fetch('/api/v1/analytics/pipeline/stages', { headers: { Authorization: `Bearer ${localStorage.getItem('fm.token')}` } });
+      return (await r.json()).items.filter((x) => x.is_won || x.is_lost).map((x) => x.stage);
+    });
+    out.charts = await page.evaluate(async () => {
+      const { lineChart, barChart } = await import('/console/chart.js');
+      const texts = (svg) => [...svg.querySelectorAll('text')].map((t) => t.textContent);
+      const month = lineChart([{ t: new Date('2026-12-01T00:00:00Z'), avg: 100 }], { dates: true, unit: '%' });
+      const reps = barChart(['Rep acme-rep-00', 'Rep acme-rep-01', 'Rep acme-rep-02'].map((label, i) => ({ label, values: [4.7 + i * 0.8] })), ['Utilisation %']);
+      const { renderResult } = await import('/console/reports.js');
+      const mixed = renderResult({ chart: 'bar', truncated: false, rows: [['Closed won', 'EUR', 41, 1341600], ['Proposal', 'EUR', 3, 142400]], columns: [
+        { kind: 'group', label: 'Stage' }, { kind: 'currency', label: 'Currency' }, { kind: 'measure', label: 'Count' }, { kind: 'measure', label: 'Sum of amount', money: true }] });
+      const bars = [...mixed.querySelectorAll('svg.chart rect title')].map((t) => t.textContent);
+      return { monthDots: month.querySelectorAll('circle').length, monthTexts: texts(month), repTexts: texts(reps), mixedBars: bars };
+    });
+    return { ...out, errors };
+  },
+
   // An admin gives a user created in the console a password (it had none to sign in with).
   async qaPassword(browser, base, p) {
     const { page, errors } = await newPage(browser, base);

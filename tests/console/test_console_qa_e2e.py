@@ -139,6 +139,38 @@ def test_exports_write_a_list_field_as_words_not_a_python_list(
     assert xlsx_rows(data)[1] == ["QA rivals deal", "=Rival, Other"]
 
 
+def test_what_an_admin_met_walking_the_demo_world(
+    console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
+) -> None:
+    tok = login(console_url, admin)
+    acct = call(console_url, "POST", "/api/v1/accounts", {"name": "QA walk"}, tok)
+    deal = {"name": "QA walk deal", "account_id": acct["id"], "amount": 5000, "currency": "EUR"}
+    call(console_url, "POST", "/api/v1/opportunities", deal, tok)
+    r = run_scenario("qaWalk", console_url, {"user": admin})
+    # the users list has no bulk actions: nothing stands in for them
+    assert not re.search(r"\bnull\b", r["usersText"])
+    # the bot's people are chosen by name, not typed as ids
+    assert not any("user id" in label for label in r["botLabels"])
+    assert r["ownerChoice"] == "SELECT" and len(r["bookingChoices"]) >= 1
+    assert not any(c.strip().isdigit() for c in r["bookingChoices"])
+    # "open pipeline" is the open stages': won and lost deals are no pipeline
+    assert r["openStages"] and r["closedStages"]
+    assert not set(r["closedStages"]) & set(r["openStages"])
+    charts = r["charts"]
+    # a month is a date on the axis (not 01:00 AM in Paris), and one point is drawn
+    assert charts["monthDots"] == 1
+    assert "Dec 1, 2026" in charts["monthTexts"] and not any(":" in t for t in charts["monthTexts"])
+    # bar labels are whole when there is room, and the axis ticks are round
+    assert {"Rep acme-rep-00", "Rep acme-rep-01", "Rep acme-rep-02"} <= set(charts["repTexts"])
+    assert {"0", "2.5", "5", "7.5", "10"} <= set(charts["repTexts"])
+    # a count beside a sum of money: the chart's axis is money, so it charts the sum alone
+    assert charts["mixedBars"] == [
+        "Closed won · Sum of amount: 1,341,600 EUR",
+        "Proposal · Sum of amount: 142,400 EUR",
+    ]
+    assert r["errors"] == []
+
+
 def test_an_admin_gives_a_new_user_a_password_in_the_console(
     console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
 ) -> None:

@@ -185,6 +185,16 @@ def test_hierarchy_refuses_cycles_and_rolls_up_revenue_and_open_opportunities(wo
     assert roll["accounts"] == 3 and roll["annual_revenue"] == 175
     assert roll["open_opportunities"] == 2 and roll["open_amount"] == 1500
     assert api.get(f"/accounts/{child['id']}/rollup").json()["open_amount"] == 1000 + 500
+    # amounts in two currencies are figures per currency, never one sum
+    api.post(
+        "/opportunities",
+        {"name": "o3", "account_id": child["id"], "amount": 700, "currency": "EUR"},
+    )
+    roll = api.get(f"/accounts/{root['id']}/rollup").json()
+    usd = next(x["currency"] for x in roll["annual_revenue_by_currency"])
+    assert roll["annual_revenue_by_currency"] == [{"currency": usd, "amount": 175}]
+    by_cur = {x["currency"]: x["amount"] for x in roll["open_amount_by_currency"]}
+    assert by_cur["EUR"] == 700 and sum(by_cur.values()) == 1500 + 700
 
 
 def test_opportunity_probability_defaults_from_stage_and_history_is_kept(world: World) -> None:

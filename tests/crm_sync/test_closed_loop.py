@@ -10,6 +10,7 @@ need a world of its own) and runs the simulation 600x faster than real time.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -195,6 +196,21 @@ def test_worn_pump_becomes_a_planned_visit_that_closes_its_work_order(
         assert timeline[("crm_sync", f"work_order:{wo_id}:plan:{plan_id}")] == 1
         assert timeline[("geo", f"visit:{visit_id}")] == 1
         assert timeline[("crm_sync", f"visit:{visit_id}:work_order:{wo_id}")] == 1
+        # the planned note names the rep, and the visit's times read in UTC to the second
+        texts: dict[str, str] = dict(
+            conn.execute(
+                "SELECT source_ref, subject || E'\\n' || coalesce(body, '') FROM activities"
+                " WHERE source_ref IN (%s, %s)",
+                (f"work_order:{wo_id}:plan:{plan_id}", f"visit:{visit_id}"),
+            ).fetchall()
+        )
+        rep_name = conn.execute("SELECT name FROM users WHERE id = %s", (rep_id,)).fetchone()
+        assert rep_name is not None and rep_name[0]
+        planned = texts[f"work_order:{wo_id}:plan:{plan_id}"]
+        assert f"planned: {rep_name[0]} on site at " in planned
+        assert re.search(
+            r"\nArrival \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n", texts[f"visit:{visit_id}"]
+        )
 
         # redelivery changes nothing: the alert again, the check-in/out again, the dispatcher again
         again = open_work_order(conn, alert, now=datetime.now(UTC))

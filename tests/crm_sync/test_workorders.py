@@ -64,6 +64,11 @@ def test_critical_alert_opens_one_urgent_work_order_for_the_skilled_least_loaded
         (site.account_id, res.work_order_id),
     ).fetchall()
     assert len(timeline) == 1
+    # the evidence window is read by people in any zone: seconds, in UTC, named
+    (description,) = db.execute(
+        "SELECT description FROM work_orders WHERE id = %s", (res.work_order_id,)
+    ).fetchone() or ("",)
+    assert description.endswith("; evidence window 2025-11-24, 15:43:20 to 16:00:00 UTC.")
     events = {d.event_type for d in webhooks.deliveries(db, sub_id)}
     assert events == {"work_order.created", "work_order.urgent"}
     db.rollback()
