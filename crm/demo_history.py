@@ -107,7 +107,8 @@ def seed_history(
         counts = conn.execute(
             """SELECT (SELECT count(*) FROM contacts WHERE external_id LIKE %(p)s),
                       (SELECT count(*) FROM leads WHERE external_id LIKE %(p)s),
-                      (SELECT count(*) FROM opportunities WHERE custom->>'demo_key' LIKE %(p)s),
+                      (SELECT count(*) FROM opportunities o JOIN contacts c ON c.id = o.contact_id
+                        WHERE c.external_id LIKE %(p)s),
                       (SELECT count(*) FROM activities WHERE source_ref LIKE %(p)s)""",
             {"p": prefix + "%"},
         ).fetchone()
@@ -207,7 +208,7 @@ def seed_history(
 
     # opportunities: created over the year, moved through the stages; old ones closed
     for account_id, acc_owner, territory in accounts:
-        for j in range(rng.randint(1, 3)):
+        for _ in range(rng.randint(1, 3)):
             created = start + dt.timedelta(days=rng.randint(0, 350))
             while rng.random() > _season(created) / 1.35:  # thin out the quiet months
                 created = start + dt.timedelta(days=rng.randint(0, 350))
@@ -237,9 +238,9 @@ def seed_history(
             row = conn.execute(
                 """INSERT INTO opportunities (name, account_id, contact_id, pipeline_id, stage_id,
                        amount, currency, close_date, probability, status, owner_id, territory_id,
-                       closed_at, custom, created_at)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                           jsonb_build_object('demo_key', %s::text), %s) RETURNING id""",
+                       closed_at, created_at)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   RETURNING id""",
                 (
                     name,
                     account_id,
@@ -254,7 +255,6 @@ def seed_history(
                     owner,
                     territory,
                     closed_at,
-                    f"{prefix}opportunity:{account_id}:{j}",
                     at(created),
                 ),
             ).fetchone()

@@ -45,7 +45,8 @@ export function refLink(entity, id) {
 }
 
 export const human = (name) => name.replace(/_id$/, '').replace(/_min$/, ' (min)').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase())
-  .replace(/^Sla\b/, 'SLA').replace(/^Tz$/, 'Time zone').replace(/^Probability is override$/, 'Probability set by hand');
+  .replace(/^Sla\b/, 'SLA').replace(/^Tz$/, 'Time zone').replace(/^Probability is override$/, 'Probability set by hand')
+  .replace(/^Source ref$/, 'From');
 
 const HIDDEN = new Set(['id', 'version', 'phone_normalized', 'conversion_mapping', 'assignment_rule_id']);
 export const shown = (f) => !HIDDEN.has(f.name) && f.kind !== 'password' && f.kind !== 'multipolygon';
@@ -56,6 +57,7 @@ export function display(f, row) {
   const v = row[f.name];
   if (v === null || v === undefined || v === '') return h('span', { class: 'muted' }, '—');
   if (f.ref) return refLink(f.ref, v);
+  if (f.name === 'source_ref') return origin(String(v));
   if (MONEY.has(f.name)) return fmtMoney(v, row.currency || 'USD');
   switch (f.kind) {
     case 'datetime': return fmtTime(v);
@@ -72,6 +74,19 @@ export function display(f, row) {
     }
     default: return String(v);
   }
+}
+
+// What a record came from, in words: the system's own keys ('alert:<uuid>', 'visit:<id>')
+// name a source a person can open, never the key itself.
+const ORIGINS = {
+  alert: ['an equipment alert', '#/alerts'], visit: ['a site visit', null], booking: ['a calendar booking', null],
+  run: ['an automated workflow', null], attachment: ['a photo from the field', null],
+};
+function origin(ref) {
+  const [kind] = ref.split(':', 1);
+  const known = ORIGINS[kind];
+  if (!known || !ref.includes(':')) return ref;
+  return known[1] ? h('a', { href: known[1] }, known[0]) : known[0];
 }
 
 // datetime inputs show and read the user's wall clock (their time zone)

@@ -204,10 +204,12 @@ async function hierarchy(a) {
       h('li', {}, h('strong', {}, a.name), kids.length ? h('ul', {}, kids.map((k) => h('li', {}, h('a', { href: `#/r/accounts/${k.id}` }, k.name)))) : null)));
     const roll = await api(`/api/v1/accounts/${a.id}/rollup`).catch(() => null);
     if (roll) {
+      // amounts are never added across currencies: one figure per currency, joined
+      const money = (list) => (list && list.length ? list.map((x) => fmtMoney(x.amount, x.currency)).join(' + ') : 'none');
       box.append(h('dl', { class: 'figures', id: 'rollup' },
         h('dt', {}, 'Accounts in the group'), h('dd', {}, roll.accounts),
-        h('dt', {}, 'Group annual revenue'), h('dd', {}, fmtMoney(roll.annual_revenue, a.currency)),
-        h('dt', {}, 'Open opportunities'), h('dd', {}, `${roll.open_opportunities} · ${fmtMoney(roll.open_amount, a.currency)}`)));
+        h('dt', {}, 'Group annual revenue'), h('dd', {}, money(roll.annual_revenue_by_currency)),
+        h('dt', {}, 'Open opportunities'), h('dd', {}, roll.open_opportunities ? `${roll.open_opportunities} · ${money(roll.open_amount_by_currency)}` : '0')));
     }
   } catch (e) { box.append(errorBox(e)); }
   return box;

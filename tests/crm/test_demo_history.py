@@ -58,6 +58,12 @@ def test_a_year_of_history_once(db: psycopg.Connection) -> None:
     ).fetchone()
     assert span is not None and span[0] >= now - dt.timedelta(days=366) and span[2] == 1
     assert (span[1] - span[0]).days > 180  # spread over the year, not one day
+    # no seeding key among the custom fields a user reads on every deal
+    keyed = db.execute(
+        "SELECT count(*) FROM opportunities WHERE account_id = ANY(%s) AND custom <> '{}'",
+        (ids,),
+    ).fetchone()
+    assert keyed == (0,)
     # every deal's stage history starts at the first stage and ends at its current stage
     bad = db.execute(
         """SELECT o.id FROM opportunities o
