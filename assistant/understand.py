@@ -1214,6 +1214,11 @@ def _device(text: str, t: str, now: datetime) -> dict[str, Any]:
     m = re.search(r"\b([A-Za-z]{1,6}(?:-[A-Za-z0-9]{1,8}){1,3})\b", work)
     if m and re.search(r"\d", m.group(1)):
         return {"device": m.group(1)}
+    # an upper-case prefix makes it a code without a digit too ("CMP-dead", "AHU-B"): with
+    # no slot the alert of another device could be taken ("the only open one")
+    m = re.search(r"\b([A-Z]{2,6}(?:-[A-Za-z]{1,8}){1,3})\b", work)
+    if m:
+        return {"device": m.group(1)}
     m = re.search(r"\b([A-Z]{1,5}-?\d{1,5}[A-Z]?)\b", work)
     if m and not re.fullmatch(r"[A-Z]+", m.group(1)):
         return {"device": m.group(1)}

@@ -290,6 +290,7 @@ def test_long_repetitive_text_is_read_in_linear_time(unit: str) -> None:
         ("ack the cmp-9f3c alert", "cmp-9f3c"),
         ("silence the alert on AHU-3-B", "AHU-3-B"),
         ("dismiss the PMP-0042 alarm", "PMP-0042"),
+        ("acknowledge the CMP-dead alarm", "CMP-dead"),  # a code without a digit (hex "dead")
     ],
 )
 def test_a_hyphenated_device_code_is_taken_whole(text: str, device: str) -> None:
