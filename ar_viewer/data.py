@@ -1,7 +1,7 @@
 """The database adapter: territories, accounts, devices and sensor readings as scene inputs.
 
 Reads the CRM tables (crm/migrations c0001: `territories`, `accounts`, `opportunities`)
-and the telemetry tables (telemetry/migrations t0001: `device`, `device_status`,
+and the telemetry tables (telemetry/migrations t0001: `device`, `ingest_message`,
 `telemetry_latest`). Device -> account links, alert tables and the day's planned route
 belong to packages still being built: they are read when the expected tables/columns
 exist (crm_sync's `assets`, telemetry's `alerts`, routing's plans), and otherwise left empty.
@@ -27,6 +27,7 @@ from ar_viewer.model import (
     TerritoryInput,
 )
 from ar_viewer.palette import ALERT_SEVERITY
+from telemetry.online import last_received_sql, online_sql
 
 _ACCOUNTS_SQL = """
     SELECT a.id::text AS id, a.name, a.currency,
@@ -112,20 +113,19 @@ def _device_state(
 
 # Devices belong to accounts through crm_sync's assets (device -> account); the worst
 # active alert from the alerts table colours the marker.
-_DEVICES_SQL = """
-SELECT d.device_id, x.account_id::text, s.online,
-       coalesce(array_agg(l.metric) FILTER (WHERE l.metric IS NOT NULL), '{}'),
-       coalesce(array_agg(l.value) FILTER (WHERE l.metric IS NOT NULL), '{}'),
+_DEVICES_SQL = f"""
+SELECT d.device_id, x.account_id::text, {online_sql(last_received_sql("d.device_id"))} AS online,
+       coalesce(array_agg(l.metric) FILTER (WHERE l.metric IS NOT NULL), '{{}}'),
+       coalesce(array_agg(l.value) FILTER (WHERE l.metric IS NOT NULL), '{{}}'),
        (SELECT CASE max(CASE al.severity WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END)
                     WHEN 2 THEN 'critical' WHEN 1 THEN 'warning' END
           FROM alerts al WHERE al.device_id = d.device_id AND al.state <> 'cleared') AS alert
 FROM assets x
 JOIN device d ON d.device_id = x.device_id
 JOIN accounts a ON a.id = x.account_id
-LEFT JOIN device_status s ON s.device_id = d.device_id
 LEFT JOIN telemetry_latest l ON l.device_id = d.device_id
 WHERE a.territory_id = %s
-GROUP BY d.device_id, x.account_id, s.online
+GROUP BY d.device_id, x.account_id
 ORDER BY d.device_id
 """
 
@@ -185,9 +185,7 @@ async def load_asset(conn: psycopg.AsyncConnection[Any], device_id: str) -> Asse
         if row is None or row[2] != "equipment":
             raise NotFoundError(f"no equipment device {device_id!r}")
         status = await (
-            await conn.execute(
-                "SELECT online FROM device_status WHERE device_id = %s", (device_id,)
-            )
+            await conn.execute("SELECT " + online_sql(last_received_sql("%s")), (device_id,))
         ).fetchone()
         cur = await conn.execute(
             "SELECT metric, value FROM telemetry_latest WHERE device_id = %s ORDER BY metric",

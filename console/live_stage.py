@@ -9,7 +9,10 @@ split into several notifications.
 Payload (compact JSON, `k` is the kind):
     {"k": "pos", "rt": <ms, when the gateway received the batch's earliest message (the MQTT
      hop included), or when the stage saw the batch>, "d": [[device, lon, lat, t_ms, speed_mps|null], ...]}
-    {"k": "status", "d": [[device, online], ...]}
+    {"k": "status", "d": [[device, true], ...]}  (devices that sent a stored message in this
+     batch: online by telemetry.online's definition, a message received now; a device's own
+     status message does not decide it, and going offline is a matter of time passing, which
+     the map learns when it reloads /console/api/positions)
     {"k": "geo", "d": [[subject, fence_id, kind, at_ms, account_id|null], ...]}
     {"k": "alert", "d": [[device, alert_id, alert_type, severity, state, raised_at_ms,
                           message], ...]}  (alerts raised, escalated or cleared in this batch)
@@ -17,7 +20,7 @@ Payload (compact JSON, `k` is the kind):
 
 Only the latest fix per device of a batch is announced: the map needs where a device is now.
 Rows written in this transaction by the writer or earlier stages are found by `xmin` (the
-current transaction id), so status changes and dead letters need no change to the writer.
+current transaction id), so dead letters need no change to the writer.
 """
 
 from __future__ import annotations
@@ -90,11 +93,14 @@ class LiveStage:
             received_ns = new.earliest_received_ns
             rt = received_ns // 1_000_000 if received_ns is not None else self._clock_ms()
             payloads += chunked_payloads({"k": "pos", "rt": rt}, fixes)
-        status = conn.execute(
-            f"SELECT device_id, online FROM device_status WHERE {_THIS_XACT}"
-        ).fetchall()
-        if status:
-            payloads += chunked_payloads({"k": "status"}, ([d, o] for d, o in status))
+        sent = sorted(
+            {d for d, _ in new.telemetry}
+            | {d for d, _ in new.gps}
+            | {d for d, _ in new.events}
+            | {d for d, _, _ in new.acks}
+        )
+        if sent:
+            payloads += chunked_payloads({"k": "status"}, ([d, True] for d in sent))
         if self._has_table(conn, "geo_events"):
             rows = conn.execute(
                 "SELECT id, subject_id, fence_id, kind, (extract(epoch FROM at) * 1000)::bigint,"

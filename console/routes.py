@@ -35,6 +35,7 @@ from kernel.pages import page_headers
 from kernel.principal import Principal, access_clause
 from kernel.settings import PROJECT_ROOT, Settings
 from telemetry.access import device_clause
+from telemetry.online import last_received_sql, online_sql
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Front-end packages served from node_modules (never a CDN: the sites have no internet).
@@ -159,9 +160,6 @@ async def config(req: Req) -> ConsoleConfig:
 # --------------------------------------------------------------------------- map data
 
 
-ONLINE_WINDOW_S = 300  # a device that sent nothing for this long reads "offline"
-
-
 class MapDevice(msgspec.Struct, frozen=True):
     device_id: str
     kind: str
@@ -184,8 +182,7 @@ class MapPositions(msgspec.Struct, frozen=True):
 # Equipment sits at its account's site (crm_sync assets); phones where their last fix is.
 _POSITIONS_SQL = """
 SELECT d.device_id, d.kind, d.name,
-       CASE WHEN rx.received_at IS NULL THEN s.online
-            ELSE rx.received_at > now() - make_interval(secs => %(online_s)s) END AS online,
+       %(online)s AS online,  -- telemetry.online: the one definition every page uses
        (extract(epoch FROM rx.received_at) * 1000)::bigint AS last_seen_ms,
        coalesce(f.lon, st_x(a.location::geometry)) AS lon,
        coalesce(f.lat, st_y(a.location::geometry)) AS lat,
@@ -193,10 +190,8 @@ SELECT d.device_id, d.kind, d.name,
        a.account_id, a.account_name, a.equipment_model,
        al.alert_state
 FROM device d
-LEFT JOIN device_status s USING (device_id)
 LEFT JOIN LATERAL (  -- the newest stored message: online is judged by our clock, not the device's
-    SELECT received_at FROM ingest_message m WHERE m.device_id = d.device_id
-    ORDER BY seq DESC LIMIT 1
+    SELECT %(last_received)s AS received_at
 ) rx ON true
 LEFT JOIN LATERAL (
     SELECT lon, lat, time FROM gps_fix g WHERE g.device_id = d.device_id
@@ -247,7 +242,11 @@ async def positions(req: Req, query: PositionsQuery) -> MapPositions:
     async with req.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
         # the visibility clause uses positional parameters: ours follow it
-        stmt = sql.SQL(_POSITIONS_SQL.replace("%(online_s)s", str(ONLINE_WINDOW_S)))
+        stmt = sql.SQL(
+            _POSITIONS_SQL.replace("%(online)s", online_sql("rx.received_at")).replace(
+                "%(last_received)s", last_received_sql("d.device_id")
+            )
+        )
         one = [query.device_id, query.device_id, query.account_id, query.account_id]
         await cur.execute(stmt.format(visible=visible), [*params, *one])
         rows = await cur.fetchall()

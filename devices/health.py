@@ -1,6 +1,7 @@
 """Fleet health from what the devices reported: per device, and per equipment model.
 
-- last seen: the newest stored message (`ingest_message.received_at`);
+- online: telemetry.online's one definition (a message received within its window);
+- last seen: the newest stored message (`ingest_message.received_at`, the server's clock);
 - uptime: time since the device's status last turned online (0 when offline);
 - message rate: stored messages per hour over the window;
 - alert rate: alerts raised per device-day over the window;
@@ -16,11 +17,15 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-_DEVICE = """
+from telemetry.online import last_received_sql, online_sql
+
+_ONLINE = online_sql("rx.t")
+_DEVICE = f"""
 SELECT d.device_id, coalesce(a.equipment_model, e.equipment_model) AS model,
-       e.state AS enrolment, s.online, s.changed_at, s.firmware,
-       CASE WHEN s.online THEN extract(epoch FROM now() - s.changed_at) ELSE 0 END AS uptime_s,
-       (SELECT max(m.received_at) FROM ingest_message m WHERE m.device_id = d.device_id) AS last_seen,
+       e.state AS enrolment, {_ONLINE} AS online, s.changed_at, s.firmware,
+       CASE WHEN {_ONLINE} AND s.online THEN greatest(extract(epoch FROM now() - s.changed_at), 0)
+            ELSE 0 END AS uptime_s,
+       rx.t AS last_seen,
        (SELECT count(*) FROM ingest_message m WHERE m.device_id = d.device_id
           AND m.received_at > now() - %(window)s) AS messages,
        (SELECT count(*) FROM alerts al WHERE al.device_id = d.device_id
@@ -28,6 +33,7 @@ SELECT d.device_id, coalesce(a.equipment_model, e.equipment_model) AS model,
        (SELECT count(*) FROM alerts al WHERE al.device_id = d.device_id AND al.severity = 'critical'
           AND al.raised_at > now() - %(window)s) AS failures
 FROM device d
+LEFT JOIN LATERAL (SELECT {last_received_sql("d.device_id")} AS t) rx ON true
 LEFT JOIN device_status s USING (device_id)
 LEFT JOIN device_enrolment e USING (device_id)
 LEFT JOIN assets a USING (device_id)
@@ -58,16 +64,17 @@ async def device_health(
     }
 
 
-_MODELS = """
+_MODELS = f"""
 WITH fleet AS (
   SELECT d.device_id, coalesce(a.equipment_model, e.equipment_model, 'unknown') AS model,
-         s.online, s.firmware,
+         coalesce({_ONLINE}, false) AS online, s.firmware,
          extract(epoch FROM least(now() - d.created_at, %(window)s)) / 3600.0 AS hours
   FROM device d
+  LEFT JOIN LATERAL (SELECT {last_received_sql("d.device_id")} AS t) rx ON true
   LEFT JOIN device_status s USING (device_id)
   LEFT JOIN device_enrolment e USING (device_id)
   LEFT JOIN assets a USING (device_id)
-  WHERE d.kind = 'equipment' AND coalesce(e.state, 'active') = 'active' AND {visible}
+  WHERE d.kind = 'equipment' AND coalesce(e.state, 'active') = 'active' AND {{visible}}
 ),
 msgs AS (
   SELECT m.device_id, count(*) AS n, max(m.received_at) AS last_seen

@@ -12,6 +12,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from telemetry.online import last_received_sql, online_sql
+
 MAX_BUCKETS = 2_000
 MAX_RAW_ROWS = 10_000
 
@@ -101,8 +103,9 @@ async def devices(
 ) -> list[dict[str, Any]]:
     rows = await (
         await conn.execute(
-            "SELECT d.device_id, d.tenant, d.kind, d.name, d.created_at, s.online, s.changed_at, s.firmware"
-            " FROM device d LEFT JOIN device_status s USING (device_id)"
+            "SELECT d.device_id, d.tenant, d.kind, d.name, d.created_at, "
+            + online_sql(last_received_sql("d.device_id"))
+            + ", s.changed_at, s.firmware FROM device d LEFT JOIN device_status s USING (device_id)"
             " WHERE (%s::text IS NULL OR d.kind = %s) AND (%s::text IS NULL OR d.device_id > %s)"
             " ORDER BY d.device_id LIMIT %s",
             (kind, kind, after, after, limit),

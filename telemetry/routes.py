@@ -18,8 +18,17 @@ from kernel.http import Access, Req, Routes
 from telemetry import queries
 from telemetry.access import device_clause, device_scope
 from telemetry.contracts import DeviceId
+from telemetry.online import ONLINE_WINDOW_S, last_received_sql, online_sql
 
 routes = Routes("telemetry", "Devices and their telemetry")
+
+_ONLINE_DOC = (
+    f"`online` is true when the server stored a message from the device within the last "
+    f"{ONLINE_WINDOW_S} s (by its receive clock), false when its newest message is older, null "
+    "when it never sent any; `last_seen` is that newest message's receive time. The device's "
+    "own status messages do not decide it (`status_changed_at` is their time, on the device's "
+    "clock)."
+)
 
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1000, description="page size")]
 Metric = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="metric name")]
@@ -45,9 +54,10 @@ class DeviceSummary(msgspec.Struct, frozen=True):
     kind: str
     name: str | None
     created_at: datetime
-    online: bool | None
-    status_changed_at: datetime | None
+    online: bool | None  # telemetry.online: data received within the window; None: none ever
+    status_changed_at: datetime | None  # the device's last status message, on its own clock
     firmware: str | None
+    last_seen: datetime | None  # the server's receive time of the newest stored message
 
 
 class DevicePage(msgspec.Struct, frozen=True):
@@ -66,6 +76,7 @@ class DeviceDetail(msgspec.Struct, frozen=True):
     status_changed_at: datetime | None
     firmware: str | None
     latest: dict[str, LatestValue]
+    last_seen: datetime | None = None
 
 
 class SeriesQuery(msgspec.Struct, frozen=True, rename={"start": "from", "end": "to"}):
@@ -116,12 +127,15 @@ class DeadLetterPage(msgspec.Struct, frozen=True):
     "/api/v1/devices",
     access=Access.read(unscoped="the list is filtered to the devices the caller may see"),
     summary="Devices the caller may see, with their online status",
+    description=_ONLINE_DOC,
 )
 async def list_devices(req: Req, query: DeviceListQuery) -> DevicePage:
     visible, params = device_clause(req.user, sql.Identifier("d", "device_id"))
     stmt = sql.SQL(
-        "SELECT d.device_id, d.tenant, d.kind, d.name, d.created_at, s.online, s.changed_at,"
-        " s.firmware FROM device d LEFT JOIN device_status s USING (device_id)"
+        "SELECT d.device_id, d.tenant, d.kind, d.name, d.created_at, "
+        + online_sql("rx.t")
+        + ", s.changed_at, s.firmware, rx.t FROM device d LEFT JOIN device_status s USING (device_id)"
+        " LEFT JOIN LATERAL (SELECT " + last_received_sql("d.device_id") + " AS t) rx ON true"
         " WHERE (%s::text IS NULL OR d.kind = %s) AND (%s::text IS NULL OR d.device_id > %s)"
         " AND {} ORDER BY d.device_id LIMIT %s"
     ).format(visible)
@@ -137,22 +151,27 @@ async def list_devices(req: Req, query: DeviceListQuery) -> DevicePage:
     "/api/v1/devices/{device_id}",
     access=Access.read(scope=device_scope),
     summary="A device, its status and latest values",
+    description=_ONLINE_DOC,
 )
 async def get_device(req: Req, path: DevicePath) -> DeviceDetail:
     async with req.connection() as conn:
         latest = await queries.latest(conn, path.device_id)
-        status = await (
+        row = await (
             await conn.execute(
-                "SELECT online, changed_at, firmware FROM device_status WHERE device_id = %s",
-                (path.device_id,),
+                "SELECT " + online_sql("rx.t") + ", s.changed_at, s.firmware, rx.t"
+                " FROM (SELECT " + last_received_sql("%(d)s") + " AS t) rx"
+                " LEFT JOIN device_status s ON s.device_id = %(d)s",
+                {"d": path.device_id},
             )
         ).fetchone()
+    online, changed_at, firmware, last_seen = row or (None, None, None, None)
     return DeviceDetail(
         device_id=path.device_id,
-        online=status[0] if status else None,
-        status_changed_at=status[1] if status else None,
-        firmware=status[2] if status else None,
+        online=online,
+        status_changed_at=changed_at,
+        firmware=firmware,
         latest={m: LatestValue(t, v) for m, (t, v) in sorted(latest.items())},
+        last_seen=last_seen,
     )
 
 

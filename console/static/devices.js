@@ -70,8 +70,10 @@ async function deviceList(root, detail) {
     body.replaceChildren(shown.length ? scrollBox('Devices', {}, table([
       { label: 'Device', render: (d) => h('a', { href: `#/device/${encodeURIComponent(d.device_id)}` }, d.device_id) },
       { label: 'Name', render: (d) => d.name || '—' },
-      { label: 'Status', render: (d) => (d.online ? 'online' : d.online === false ? 'offline' : 'never seen') },
-      { label: 'Since', render: (d) => fmtTime(d.status_changed_at) },
+      // online/offline is the server's one definition (telemetry.online); the time is when the
+      // server received the device's newest message, shown in the user's zone
+      { label: 'Status', render: (d) => (d.online ? 'online' : d.online === false ? 'offline' : 'no data yet') },
+      { label: 'Last message', render: (d) => fmtTime(d.last_seen) || '—' },
       { label: 'Firmware', render: (d) => d.firmware || '—' },
     ], shown.slice(0, 200), (d) => { void showDevice(detail, d.device_id); detail.scrollIntoView({ block: 'start' }); }))
       : h('p', { class: 'muted' }, 'No device matches.'));
@@ -89,7 +91,7 @@ async function showDevice(root, id) {
   try {
     const d = await api(`${devPath(id)}/health`);
     root.append(h('p', { class: 'muted' },
-      `${d.online ? 'online' : 'offline'} · up ${Math.round(d.uptime_s)} s · last seen ${fmtTime(d.last_seen) || 'never'}`,
+      `${d.online ? 'online' : d.online === false ? 'offline' : 'no data yet'} · up ${Math.round(d.uptime_s)} s · last seen ${fmtTime(d.last_seen) || 'never'}`,
       ` · ${d.messages_per_hour} messages/h · firmware ${d.firmware || 'unknown'} · ${d.enrolment || 'not enrolled'}`));
     const ping = h('button', { type: 'button' }, 'Ping');
     ping.addEventListener('click', async () => {

@@ -259,6 +259,17 @@ export async function mapView(root, _args, session) {
     if (state === 'live') { status.textContent = 'live'; status.dataset.state = 'live'; } else if (state === 'error') { status.textContent = m.message; } else { status.textContent = 'reconnecting…'; status.dataset.state = 'down'; }
   });
 
+  // Going offline is time passing (no message within the server's window, telemetry.online),
+  // which no live frame announces: re-read the server's verdict every minute.
+  const onlineTimer = setInterval(() => {
+    api('/console/api/positions').then(({ devices }) => {
+      for (const x of devices) {
+        const d = markers.get(x.device_id);
+        if (d && x.online !== null && x.online !== undefined && d.online !== x.online) { d.online = x.online; paint(d); }
+      }
+    }).catch((e) => console.info('online states not refreshed:', e.message));
+  }, 60000);
+
   // Drawing.
   const drawDone = (kind) => async (shape) => {
     const name = prompt(`Name of the new ${kind}?`, '') || '';
@@ -291,7 +302,7 @@ export async function mapView(root, _args, session) {
   routeList.replaceChildren(...routesInfo.map((r) => h('li', { dataset: { plan: r.plan, rep: r.rep, stops: r.stops } },
     h('i', { style: `background:${r.color}` }), ` ${repNames.get(Number(r.rep)) || 'a rep'}: ${r.stops} stops`)));
   if (!routesInfo.length) routeList.append(h('li', { class: 'muted' }, 'No route planned today.'));
-  return () => { clearInterval(replayTimer); stopLive(); map.remove(); };
+  return () => { clearInterval(replayTimer); clearInterval(onlineTimer); stopLive(); map.remove(); };
 }
 
 function drawFence(L, group, f, show) {

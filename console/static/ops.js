@@ -131,7 +131,7 @@ export async function deviceView(root, [id, around], session) {
   const metrics = Object.keys(dev.latest || {});
   const online = pos.online ?? dev.online;
   root.append(h('p', { class: 'muted', id: 'device-state' },
-    online === null || online === undefined ? 'no status reported yet' : `${online ? 'online' : 'offline'}${pos.last_seen_ms ? ` · last message ${fmtTime(new Date(pos.last_seen_ms).toISOString())}` : ''}`,
+    online === null || online === undefined ? 'no data yet' : `${online ? 'online' : 'offline'}${pos.last_seen_ms ? ` · last message ${fmtTime(new Date(pos.last_seen_ms).toISOString())}` : ''}`,
     pos.account_name ? [' · at ', h('a', { href: `#/r/accounts/${pos.account_id}` }, pos.account_name)] : '',
     dev.firmware ? ` · firmware ${dev.firmware}` : ''),
   metrics.length ? h('table', { class: 'grid latest', id: 'latest' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Metric'), h('th', { scope: 'col' }, 'Latest'), h('th', { scope: 'col' }, 'At'))),
