@@ -192,6 +192,49 @@ async def _check_tiles(
             ) from None
 
 
+async def save_report(
+    conn: AsyncConnection[Any], principal: Principal, body: ReportIn
+) -> SavedReport:
+    """Save a new report owned by `principal` (the service behind POST /reports; the demo
+    seeds through it too): its definition is compiled and planned first (422 when bad)."""
+    no_nul(
+        name=body.name,
+        description=body.description,
+        definition=msgspec.json.encode(body.definition).decode(),
+    )
+    await _check_definition(conn, principal, body.definition)
+    cur = await conn.execute(
+        "INSERT INTO saved_reports (name, description, definition, owner_id, shared)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (
+            body.name,
+            body.description,
+            Jsonb(msgspec.to_builtins(body.definition)),
+            principal.user_id,
+            body.shared,
+        ),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return await get_report(conn, principal, int(row[0]))
+
+
+async def save_dashboard(
+    conn: AsyncConnection[Any], principal: Principal, body: DashboardIn
+) -> Dashboard:
+    """Create a dashboard owned by `principal` (the service behind POST /dashboards): its
+    tiles must be reports the principal may open (422 otherwise)."""
+    no_nul(name=body.name)
+    await _check_tiles(conn, principal, body.tiles)
+    cur = await conn.execute(
+        "INSERT INTO dashboards (name, owner_id, shared, tiles) VALUES (%s, %s, %s, %s) RETURNING id",
+        (body.name, principal.user_id, body.shared, Jsonb(msgspec.to_builtins(body.tiles))),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return await _get_dashboard(conn, principal, int(row[0]))
+
+
 # --------------------------------------------------------------------------- reports
 
 
@@ -244,28 +287,8 @@ async def list_reports(req: Req) -> SavedReports:
     errors=(422,),
 )
 async def create_report(req: Req, body: ReportIn) -> SavedReport:
-    p = req.user
-    no_nul(
-        name=body.name,
-        description=body.description,
-        definition=msgspec.json.encode(body.definition).decode(),
-    )
     async with req.connection() as conn:
-        await _check_definition(conn, p, body.definition)
-        cur = await conn.execute(
-            "INSERT INTO saved_reports (name, description, definition, owner_id, shared)"
-            " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (
-                body.name,
-                body.description,
-                Jsonb(msgspec.to_builtins(body.definition)),
-                p.user_id,
-                body.shared,
-            ),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        return await get_report(conn, p, int(row[0]))
+        return await save_report(conn, req.user, body)
 
 
 @routes.get(
@@ -579,17 +602,8 @@ async def list_dashboards(req: Req) -> Dashboards:
     errors=(422,),
 )
 async def create_dashboard(req: Req, body: DashboardIn) -> Dashboard:
-    p = req.user
-    no_nul(name=body.name)
     async with req.connection() as conn:
-        await _check_tiles(conn, p, body.tiles)
-        cur = await conn.execute(
-            "INSERT INTO dashboards (name, owner_id, shared, tiles) VALUES (%s, %s, %s, %s) RETURNING id",
-            (body.name, p.user_id, body.shared, Jsonb(msgspec.to_builtins(body.tiles))),
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        return await _get_dashboard(conn, p, int(row[0]))
+        return await save_dashboard(conn, req.user, body)
 
 
 @routes.get(

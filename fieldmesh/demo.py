@@ -142,6 +142,7 @@ _STEP_TITLES = {
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from fieldmesh.closed_loop import Dispatcher
+    from fieldmesh.demo_library import DASHBOARD, seed_library
     from fieldmesh.demo_world import morning_lead_s, seed_history, seed_logins, seed_world
     from fieldmesh.run import stop_running
     from firmware_sim.fleet import Fleet, FleetSpec
@@ -225,6 +226,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"CRM history ({'written' if history.created else 'already there'}): "
         f"{history.contacts} contacts, {history.leads} leads, {history.opportunities} deals "
         f"through the pipeline's stages over 12 months, {history.activities} activities"
+    )
+    library = seed_library(settings.dsn, tenant)
+    console.print(
+        f"saved reports, the '{DASHBOARD}' dashboard and knowledge base articles "
+        + (
+            f"(written: {library.reports} reports, {library.dashboards} dashboard, "
+            f"{library.articles} articles)"
+            if library.created
+            else "(already there)"
+        )
     )
     if args.no_run:
         _where_next(console, settings)

@@ -29,6 +29,7 @@ import pytest
 
 from fieldmesh import services
 from fieldmesh.closed_loop import loop_steps
+from fieldmesh.demo_library import DASHBOARD, REPORTS, seed_library
 from fieldmesh.demo_world import DemoWorld, morning_lead_s, seed_history, seed_logins, seed_world
 from fieldmesh.migrate import upgrade
 from fieldmesh.run import die_with_parent
@@ -186,6 +187,8 @@ def step_the_demo_logins_sign_in(product: Product) -> None:
     with psycopg.connect(product.settings.dsn) as conn:
         logins = seed_logins(conn, product.world, product.settings.tenant)
         history = seed_history(conn, product.world, product.settings.tenant)
+    seed_library(product.settings.dsn, product.settings.tenant)
+    assert not seed_library(product.settings.dsn, product.settings.tenant).created
     assert [x.role for x in logins] == ["admin", "manager", "sales", "rep"]
     assert history.opportunities > 0 and history.leads > 0 and history.activities > 0
     for login in logins:
@@ -208,6 +211,13 @@ def step_the_demo_logins_sign_in(product: Product) -> None:
             assert who["role"] == {"sales": "rep"}.get(login.role, login.role)
             # times shown in the world's zone (Lyon's), not UTC
             assert who["timezone"] == product.world.timezone == "Europe/Paris"
+        for what, names in (("reports", {r[0] for r in REPORTS}), ("dashboards", {DASHBOARD})):
+            saved = urllib.request.Request(
+                f"http://127.0.0.1:{product.base_port}/api/v1/{what}",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            with urllib.request.urlopen(saved, timeout=30) as r:  # the demo's, shared
+                assert {x["name"] for x in json.loads(r.read())["items"]} == names, login.role
         if login.role == "sales":  # the year of history is in the sales rep's territory
             deals = urllib.request.Request(
                 f"http://127.0.0.1:{product.base_port}/api/v1/opportunities?total=true",
