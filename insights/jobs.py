@@ -70,6 +70,17 @@ async def queue_score(conn: AsyncConnection[Any], entity: str, record_id: int) -
     )
 
 
+async def job_state(
+    conn: AsyncConnection[Any], job_id: int, task: str
+) -> tuple[str, str | None, Any] | None:
+    """(status, last error, args) of one insights job of `task`, or None."""
+    cur = await conn.execute(
+        "SELECT status, last_error, args FROM jobs WHERE id = %s AND task = %s", (job_id, task)
+    )
+    row = await cur.fetchone()
+    return None if row is None else (row[0], row[1], row[2])
+
+
 def subscribe() -> None:
     """Listen to CRM writes (idempotent; API workers and the jobs role both write)."""
     if on_change not in crm_store.ON_CHANGE:

@@ -102,11 +102,7 @@ class InsightsRescoreJob(msgspec.Struct, frozen=True):
 )
 async def rescore_state(req: Req, path: InsightsRescorePath) -> InsightsRescoreJob:
     async with req.connection(autocommit=True) as conn:
-        cur = await conn.execute(
-            "SELECT status, last_error, args FROM jobs WHERE id = %s AND task = %s",
-            (path.job_id, insights_jobs.SCORE_TASK),
-        )
-        row = await cur.fetchone()
+        row = await insights_jobs.job_state(conn, path.job_id, insights_jobs.SCORE_TASK)
     if row is None:
         raise NotFound(f"no re-scoring job {path.job_id}", field="job_id")
     args = msgspec.convert(row[2], insights_jobs.ScoreArgs)

@@ -395,11 +395,7 @@ async def train(req: Req, body: insights_jobs.InsightsTrainIn) -> InsightsTrainJ
 )
 async def train_state(req: Req, path: InsightsJobPath) -> InsightsTrainJob:
     async with req.connection() as conn:
-        cur = await conn.execute(
-            "SELECT status, last_error, args FROM jobs WHERE id = %s AND task = %s",
-            (path.job_id, insights_jobs.TRAIN_TASK),
-        )
-        row = await cur.fetchone()
+        row = await insights_jobs.job_state(conn, path.job_id, insights_jobs.TRAIN_TASK)
     if row is None:
         raise NotFound(f"no training job {path.job_id}", field="job_id")
     body = msgspec.convert(row[2], insights_jobs.InsightsTrainIn)
