@@ -7,7 +7,7 @@ secret. The token is never stored; a row whose users or expiry change no longer 
 its old links. An unknown id or a wrong MAC is 404, a revoked or expired link 410.
 
 The public endpoints are untrusted input: every field is bounded and checked, and a
-fixed-window counter in the database (`cal_rate_windows`, shared by every API worker)
+sliding-window counter in the database (`cal_rate_windows`, shared by every API worker)
 limits requests per source address and per link (429 with Retry-After).
 """
 
@@ -147,19 +147,42 @@ async def open_link(conn: AsyncConnection[Any], key: bytes, token: str) -> Link:
 
 
 async def rate_limit(conn: AsyncConnection[Any], key: str, limit: int, window_s: int) -> None:
-    """Count one request against `key` in the current fixed window; 429 beyond `limit`."""
+    """Count one request against `key` over a sliding window; 429 beyond `limit`.
+
+    The sliding-window approximation: the previous fixed window's hits weigh by the part
+    of it still inside the last `window_s` seconds, so a refused client stays refused
+    across a window boundary and no span of `window_s` sees much more than `limit`.
+    """
     cur = await conn.execute(
         """
-        INSERT INTO cal_rate_windows AS w (key, window_start, hits)
-        VALUES (%(key)s, to_timestamp(floor(extract(epoch FROM now()) / %(w)s) * %(w)s), 1)
+        WITH t AS (
+            SELECT to_timestamp(floor(extract(epoch FROM now()) / %(w)s) * %(w)s) AS start
+        )
+        INSERT INTO cal_rate_windows AS w (key, window_start, hits, prev_hits)
+        SELECT %(key)s, t.start, 1, 0 FROM t
         ON CONFLICT (key) DO UPDATE SET
+            prev_hits = CASE
+                WHEN w.window_start = EXCLUDED.window_start THEN w.prev_hits
+                WHEN w.window_start = EXCLUDED.window_start - make_interval(secs => %(w)s)
+                    THEN w.hits
+                ELSE 0 END,
             hits = CASE WHEN w.window_start = EXCLUDED.window_start THEN w.hits + 1 ELSE 1 END,
             window_start = EXCLUDED.window_start
-        RETURNING hits, extract(epoch FROM window_start + make_interval(secs => %(w)s) - now())
+        RETURNING hits, prev_hits,
+            extract(epoch FROM now() - window_start) / %(w)s,
+            extract(epoch FROM window_start + make_interval(secs => %(w)s) - now())
         """,
         {"key": key[:200], "w": window_s},
     )
     row = await cur.fetchone()
     assert row is not None
-    if int(row[0]) > limit:
-        raise TooMany("too many requests; try again later", int(float(row[1])) + 1)
+    hits, prev, elapsed, left = int(row[0]), int(row[1]), float(row[2]), float(row[3])
+    if hits + prev * max(0.0, 1.0 - elapsed) > limit:
+        # Retry-After: when the weighted count falls under the limit again, in this
+        # window (the previous one's weight fading) or in the next (this one's hits
+        # becoming the fading previous)
+        if hits < limit and prev:
+            wait = window_s * (1.0 - (limit - hits) / prev - elapsed)
+        else:
+            wait = left + window_s * max(0.0, 1.0 - limit / hits)
+        raise TooMany("too many requests; try again later", max(1, int(wait) + 1))

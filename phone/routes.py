@@ -85,6 +85,8 @@ class PhoneConnection(msgspec.Struct, frozen=True):
     gps: dict[str, Any]
     shift_start: time | None
     shift_end: time | None
+    # the rep's IANA zone: the shift hours are wall-clock times there, not on the phone
+    timezone: str
 
 
 async def _connection(req: Req, phone: devices.Phone) -> PhoneConnection:
@@ -92,7 +94,8 @@ async def _connection(req: Req, phone: devices.Phone) -> PhoneConnection:
     password = await devices.broker_password(settings, phone.device_id)
     async with req.connection() as conn:
         cur = await conn.execute(
-            "SELECT shift_start, shift_end FROM users WHERE id = %s", (phone.user_id,)
+            "SELECT shift_start, shift_end, timezone FROM users WHERE id = %s",
+            (phone.user_id,),
         )
         row = await cur.fetchone()
     t = settings.tenant
@@ -113,6 +116,7 @@ async def _connection(req: Req, phone: devices.Phone) -> PhoneConnection:
         POLICY.as_json(),
         row[0] if row else None,
         row[1] if row else None,
+        row[2] if row and row[2] else "UTC",
     )
 
 

@@ -188,6 +188,19 @@ const scenarios = {
     return { shown, screen: await page.evaluate(() => document.body.dataset.screen), focused, nextTitle, relayed, clientHash: subs[0].clientHash, errors };
   },
 
+  // A rep outside their shift hours: the shift does not start and nothing is shared.
+  async offshift(browser, base, p) {
+    const { page, errors } = await phonePage(browser, base, [4.84, 45.76]);
+    await repSignIn(page, base, p.user);
+    await page.check('#gps-consent');
+    await page.click('#shift-toggle');
+    await page.waitForFunction(() => document.body.dataset.shift === 'outside-hours', null, { timeout: 30000 });
+    const toastText = await page.evaluate(() => (document.querySelector('#toast, .toast') || {}).textContent || '');
+    await sleep(1000);
+    const gpsLink = await page.evaluate(() => document.body.dataset.gpsLink || null);
+    return { shift: await page.evaluate(() => document.body.dataset.shift), gpsLink, toast: toastText, errors };
+  },
+
   // Drive along a route to a site, stay until the geofence checks the phone in, then
   // buffer many fixes offline and send them when back online.
   async drive(browser, base, p) {

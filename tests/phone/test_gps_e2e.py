@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -17,6 +19,21 @@ from tests.console.test_crm_e2e import call, login
 SITE = (4.8400, 45.7600)
 START = (4.8200, 45.7500)
 OFFLINE_FIXES = 600  # ten minutes at 1 Hz
+# the rep's zone, far from the browser's (UTC): the shift hours are read in the rep's zone
+REP_ZONE = "America/Los_Angeles"
+
+
+def _set_shift(dsn: str, user_id: int, start_h: float, end_h: float) -> tuple[str, str]:
+    """The rep's shift from `start_h` to `end_h` hours from now, on REP_ZONE's wall clock."""
+    now = datetime.now(UTC).astimezone(ZoneInfo(REP_ZONE))
+    start = (now + timedelta(hours=start_h)).strftime("%H:%M")
+    end = (now + timedelta(hours=end_h)).strftime("%H:%M")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE users SET timezone = %s, shift_start = %s, shift_end = %s WHERE id = %s",
+            (REP_ZONE, start, end, user_id),
+        )
+    return start, end
 
 
 def _world(dsn: str, base: str) -> tuple[dict[str, Any], dict[str, Any], int]:
@@ -74,6 +91,9 @@ def test_a_phone_driving_to_a_site_checks_in_and_its_offline_fixes_arrive_once_i
 ) -> None:
     dsn = test_settings.dsn
     rep, manager, account = _world(dsn, phone_app)
+    # on shift now in the rep's zone (the window may cross midnight), off shift on the
+    # browser's UTC clock: starting the shift works only if the rep's zone is used
+    _set_shift(dsn, rep["id"], -2, 2)
     r = run_phone(
         "drive",
         phone_app,
@@ -116,4 +136,19 @@ def test_a_phone_driving_to_a_site_checks_in_and_its_offline_fixes_arrive_once_i
     seqs = [row[0] for row in rows]
     assert seqs == sorted(seqs)  # message order follows fix order
     assert messages is not None and messages[1] > 1  # buffered fixes left in batches
+    assert r["errors"] == []
+
+
+def test_a_shift_cannot_start_outside_the_reps_hours_in_the_reps_zone(
+    phone_app: str,
+    test_settings: Settings,
+    run_phone: Callable[..., dict[str, Any]],
+) -> None:
+    rep, _, _ = _world(test_settings.dsn, phone_app)
+    # ended an hour ago in the rep's zone (and it started nine hours ago)
+    start, end = _set_shift(test_settings.dsn, rep["id"], -9, -1)
+    r = run_phone("offshift", phone_app, {"user": rep})
+    assert r["shift"] == "outside-hours"
+    assert r["gpsLink"] is None  # no broker connection was opened
+    assert f"Outside your shift ({start}-{end})" in r["toast"]
     assert r["errors"] == []

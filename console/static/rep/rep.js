@@ -149,17 +149,41 @@ async function phoneConnection() {
   }
 }
 
+// Minutes since midnight now, on the wall clock of `zone` (the rep's zone, not the phone's).
+function minutesIn(zone) {
+  let parts;
+  try {
+    parts = new Intl.DateTimeFormat('en-GB', { timeZone: zone || 'UTC', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(new Date());
+  } catch {
+    parts = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(new Date());
+  }
+  const part = (t) => Number((parts.find((x) => x.type === t) || { value: '0' }).value);
+  return part('hour') * 60 + part('minute');
+}
+
+const hmToMin = (s) => { const [h, m] = s.split(':').map(Number); return h * 60 + m; };
+
+// Location is shared from an hour before the shift starts to its end, in the rep's time
+// zone; a shift may cross midnight (22:00-06:00), and equal start and end mean all day.
 function offShiftNow(conn) {
-  if (!conn.shift_end) return false;
-  const [h, m] = conn.shift_end.split(':').map(Number);
-  const now = new Date();
-  return now.getHours() * 60 + now.getMinutes() > h * 60 + m;
+  if (!conn.shift_end || !conn.shift_start) return false;
+  const start = hmToMin(conn.shift_start);
+  const end = hmToMin(conn.shift_end);
+  if (start === end) return false;
+  const from = (start - 60 + 1440) % 1440;
+  const now = minutesIn(conn.timezone);
+  const on = from <= end ? now >= from && now <= end : now >= from || now <= end;
+  return !on;
 }
 
 async function startShift() {
   if (tracker) return;
   const conn = await phoneConnection();
-  if (offShiftNow(conn)) { toast('Your shift has ended: location is not shared'); return; }
+  if (offShiftNow(conn)) {
+    document.body.dataset.shift = 'outside-hours';
+    toast(`Outside your shift (${conn.shift_start.slice(0, 5)}-${conn.shift_end.slice(0, 5)}): location is not shared`);
+    return;
+  }
   localStorage.setItem('fm.rep.shift', 'on');
   tracker = new Tracker(conn, showGps);
   document.body.dataset.phone = conn.device_id;
