@@ -126,7 +126,7 @@ def test_stages_and_other_ordinal_groups_read_in_their_order_not_by_size_or_name
 ) -> None:
     tok, tag, acct = world["tok"], world["tag"], world["account"]["id"]
     with psycopg.connect(test_settings.dsn) as conn:
-        stages = dict(
+        stages: dict[str, int] = dict(
             conn.execute(
                 "SELECT s.name, s.id FROM pipeline_stages s JOIN pipelines p ON p.id ="
                 " s.pipeline_id WHERE p.is_default"
