@@ -62,6 +62,9 @@ class Field:
     required: bool = False  # on create
     nullable: bool = True
     enum: tuple[str, ...] = ()
+    # the enum lists its values in their order (a life cycle, a scale), not just a set:
+    # reports grouped by it read the values in that order
+    ordinal: bool = False
     minimum: float | None = None
     maximum: float | None = None
     max_len: int | None = None
@@ -314,6 +317,7 @@ LEADS = _register(
                 "enum",
                 nullable=False,
                 enum=LEAD_STATUSES,
+                ordinal=True,
                 default="new",
                 description="converted only through /convert",
             ),
@@ -422,7 +426,7 @@ OPPORTUNITIES = _register(
                 description="Defaults from the stage; a value given overrides it",
             ),
             Field("probability_is_override", "bool", write=False),
-            Field("status", "enum", write=False, enum=("open", "won", "lost")),
+            Field("status", "enum", write=False, enum=("open", "won", "lost"), ordinal=True),
             Field("competitors", "text_list", nullable=False, default=[]),
             _owner(),
             _territory(write=False),
@@ -446,7 +450,14 @@ ACTIVITIES = _register(
             Field("type", "enum", required=True, nullable=False, enum=ACTIVITY_TYPES),
             Field("subject", "text", required=True, nullable=False, max_len=500),
             Field("body", "text", max_len=100_000),
-            Field("status", "enum", nullable=False, enum=ACTIVITY_STATUSES, default="open"),
+            Field(
+                "status",
+                "enum",
+                nullable=False,
+                enum=ACTIVITY_STATUSES,
+                ordinal=True,
+                default="open",
+            ),
             Field("due_at", "datetime", sort=True),
             Field("start_at", "datetime", sort=True),
             Field("end_at", "datetime"),
@@ -487,12 +498,20 @@ WORK_ORDERS = _register(
             Field("account_id", "int", required=True, nullable=False, ref="accounts"),
             Field("title", "text", required=True, nullable=False, max_len=300),
             Field("description", "text", max_len=100_000),
-            Field("priority", "enum", nullable=False, enum=WO_PRIORITIES, default="normal"),
+            Field(
+                "priority",
+                "enum",
+                nullable=False,
+                enum=WO_PRIORITIES,
+                ordinal=True,
+                default="normal",
+            ),
             Field(
                 "status",
                 "enum",
                 nullable=False,
                 enum=WO_STATUSES,
+                ordinal=True,
                 default="new",
                 description="Life cycle enforced",
             ),
@@ -610,6 +629,7 @@ ASSETS = Entity(
             "enum",
             nullable=False,
             enum=("basic", "standard", "premium"),
+            ordinal=True,
             default="standard",
         ),
         Field(

@@ -45,7 +45,8 @@ class ListExportQuery(msgspec.Struct, frozen=True):
             Meta(
                 max_length=2000,
                 pattern=r"^[a-z_]+(,[a-z_]+)*$",
-                description="comma-separated fields in order (default: every readable one)",
+                description="comma-separated fields or computed columns in order (default: "
+                "every readable field, then the computed columns)",
             ),
         ]
         | None
@@ -56,7 +57,9 @@ class ListExportQuery(msgspec.Struct, frozen=True):
     f"{API}/list_exports/{{entity}}.{{format}}",
     access=Access.read(unscoped="the rows are the caller's own list, under its access clause"),
     summary="A list (filter, search, sort) as an XLSX workbook, a CSV file or a PDF",
-    description=f"Every readable column; references as names. At most {MAX_ROWS:,} rows, "
+    description="Every readable column (and the columns other packages compute for the list: "
+    "the model scores `score` of leads, `win_pct` of opportunities, `churn_risk` and `health` "
+    f"of accounts); references as names. At most {MAX_ROWS:,} rows, "
     f"{MAX_PDF_ROWS:,} in a PDF (422 beyond: narrow the filter). 404 for an unknown record "
     "type; 503 when the server has no Chromium to print the PDF with.",
     content_type="application/octet-stream",

@@ -7,6 +7,10 @@ References are written as names (resolved per page under the caller's access; a 
 they may not see is left blank), never as ids. XLSX is streamed (crm.xlsx) to a temporary
 file, page by page off the event loop; CSV text cells
 are neutralised against formula injection (`crm.csvio.neutralise`).
+
+Columns a list shows that are not the entity's fields (the insights models' scores) are
+computed columns: their owner registers them (`add_computed`, at app set-up) and fills
+them a page at a time from the page's ids, in the database and under the caller's access.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import decimal
 import io
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -37,13 +42,46 @@ PAGE = 5_000
 SKIP_KINDS = ("password", "point", "multipolygon", "object", "array")
 
 
-def columns(entity: Entity, names: list[str] | None = None) -> list[Field]:
+Values = Callable[[AsyncConnection[Any], Principal, list[int]], Awaitable[dict[int, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """A list column that is not a field: `values(conn, principal, ids)` answers its cells
+    by record id for one page's ids (one query; a record the caller may not see, or with
+    no value, is absent and its cell left blank)."""
+
+    name: str  # as `columns=` names it
+    header: str  # as the list's column heading reads
+    values: Values
+
+
+Column = Field | Computed
+
+# entity -> its computed columns, in the list's order; filled at app set-up by their owners
+COMPUTED: dict[str, tuple[Computed, ...]] = {}
+
+
+def add_computed(entity: str, *cols: Computed) -> None:
+    """Register computed columns of an entity's lists (idempotent: set-up may run twice)."""
+    ent = ENTITIES[entity]
+    clash = {c.name for c in cols} & {f.name for f in ent.fields}
+    if clash:
+        raise ValueError(f"computed columns of {entity} named like its fields: {sorted(clash)}")
+    known = {c.name: c for c in COMPUTED.get(entity, ())}
+    known.update({c.name: c for c in cols})
+    COMPUTED[entity] = tuple(known.values())
+
+
+def columns(entity: Entity, names: list[str] | None = None) -> list[Column]:
     """The exported columns: those named (the list's shown columns, in their order), else
-    every readable field a spreadsheet can hold."""
+    every readable field a spreadsheet can hold and the entity's computed columns."""
     fit = [f for f in entity.readable if f.kind not in SKIP_KINDS and f.name != "version"]
+    computed = COMPUTED.get(entity.name, ())
     if not names:
-        return fit
-    by_name = {f.name: f for f in fit}
+        return [*fit, *computed]
+    by_name: dict[str, Column] = {f.name: f for f in fit}
+    by_name.update({c.name: c for c in computed})
     for n in names:
         if n not in by_name:
             raise CrmError(
@@ -58,7 +96,9 @@ def columns(entity: Entity, names: list[str] | None = None) -> list[Field]:
     return out
 
 
-def header(f: Field) -> str:
+def header(f: Column) -> str:
+    if isinstance(f, Computed):
+        return f.header
     name = f.name[:-3] if f.ref and f.name.endswith("_id") else f.name
     return name.replace("_", " ").capitalize()
 
@@ -87,7 +127,7 @@ async def pages(
     filter_node: Any,
     sort: Sort,
     q: str | None,
-    cols: list[Field],
+    cols: list[Column],
 ) -> AsyncIterator[list[list[Any]]]:
     """The list's rows, a page at a time, as cells in `cols` order."""
     first = await list_records(
@@ -112,23 +152,28 @@ async def pages(
             cursor=cursor,
             limit=PAGE,
         )
-        names: dict[str, dict[int, str]] = {}
+        # per column, by record id: a reference's names, a computed column's values
+        by_id: dict[str, dict[int, Any]] = {}
         for f in cols:
-            if f.ref:
+            if isinstance(f, Computed):
+                if page.items:
+                    by_id[f.name] = await f.values(
+                        conn, principal, [int(r["id"]) for r in page.items]
+                    )
+            elif f.ref:
                 ids = {int(r[f.name]) for r in page.items if r.get(f.name) is not None}
-                names[f.name] = await _names(conn, principal, f.ref, ids)
-        yield [
-            [
-                names[f.name].get(int(r[f.name]))
-                if f.ref and r.get(f.name) is not None
-                else r.get(f.name)
-                for f in cols
-            ]
-            for r in page.items
-        ]
+                by_id[f.name] = await _names(conn, principal, f.ref, ids)
+        yield [[_cell(f, r, by_id) for f in cols] for r in page.items]
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
+
+
+def _cell(f: Column, r: dict[str, Any], by_id: dict[str, dict[int, Any]]) -> Any:
+    if isinstance(f, Computed):
+        return by_id.get(f.name, {}).get(int(r["id"]))
+    v = r.get(f.name)
+    return by_id[f.name].get(int(v)) if f.ref and v is not None else v
 
 
 def _plain(v: Any) -> Any:
@@ -171,7 +216,7 @@ async def export_xlsx(
     filter_node: Any,
     sort: Sort,
     q: str | None,
-    cols: list[Field],
+    cols: list[Column],
 ) -> str:
     """The path of a temporary XLSX file of the list (the caller deletes it)."""
     book = await asyncio.to_thread(
@@ -196,7 +241,7 @@ async def export_csv(
     filter_node: Any,
     sort: Sort,
     q: str | None,
-    cols: list[Field],
+    cols: list[Column],
 ) -> bytes:
     out = io.StringIO()
     w = csv.writer(out)

@@ -15,6 +15,11 @@ their `account_id`). It is a correlated lookup on the table's primary key inside
 statement; records of an account with no segment (prospects, not yet segmented) group as
 null.
 
+Groups read biggest first, except along an ordered dimension: time buckets in time order,
+an ordinal enum (a status's life cycle, a priority's scale: `Field.ordinal`) in its
+declared order, pipeline stages in pipeline order (their position; same-named stages of
+several pipelines are one group, at their first position).
+
 A grouped report whose groupings, filter, measures and access a rollup covers reads the
 rollup instead of the table (`crm.rollups`: activities per UTC month, day or hour, type,
 status, source, owner and territory, kept exact by triggers): the same rows, from
@@ -48,6 +53,8 @@ MAX_ROWS = 1000
 _GROUP_KINDS = ("enum", "text", "int", "bool", "date", "datetime")
 _NUMERIC_KINDS = ("int", "decimal")
 SEGMENT = "segment"  # the derived dimension (see the module's text)
+# referenced records that have an order of their own: the column holding it
+_REF_ORDER = {"pipeline_stages": "position"}
 
 Bucket = Literal["day", "week", "month", "quarter", "year"]
 Aggregate = Literal["count", "sum", "avg", "min", "max"]
@@ -172,6 +179,23 @@ def _group_expr(
     return col, _human(f.name)
 
 
+def _order_key(entity: Entity, g: ReportGroupBy) -> sql.Composable | None:
+    """Where a group of an ordered dimension stands in its order (an expression valid in
+    the grouped query's ORDER BY); None for a dimension read biggest first."""
+    f = entity.field(g.field)
+    if f is None or g.bucket is not None:
+        return None
+    col = sql.Identifier("t", f.name)
+    if f.kind == "enum" and f.ordinal:
+        return sql.SQL("array_position({}::text[], {})").format(sql.Literal(list(f.enum)), col)
+    if f.ref in _REF_ORDER:
+        # per group: its earliest record's position (the group is the referenced name)
+        return sql.SQL("min((SELECT r.{} FROM {} r WHERE r.id = {}))").format(
+            sql.Identifier(_REF_ORDER[f.ref]), sql.Identifier(ENTITIES[f.ref].table), col
+        )
+    return None
+
+
 def _measure_expr(
     entity: Entity, m: ReportMeasure, where: str, rollup: Rollup | None = None
 ) -> tuple[sql.Composable, str, bool]:
@@ -281,13 +305,20 @@ def compile_report(
         if group_refs
         else sql.SQL("")
     )
-    # time buckets read in time order; other groupings biggest first, ties by group (the
-    # same rows under a limit whichever plan or source reads them)
-    timed = any(g.bucket for g in definition.group_by)
-    by_group = [sql.SQL("{} NULLS LAST").format(r) for r in group_refs]
+    # along an ordered dimension (time buckets, an ordinal enum, stages) the groups read
+    # in its order; otherwise biggest first; ties by group (the same rows under a limit
+    # whichever plan or source reads them)
+    keys = [_order_key(entity, g) for g in definition.group_by]
+    ordered = any(g.bucket for g in definition.group_by) or any(k is not None for k in keys)
+    by_group: list[sql.Composable] = []
+    for i, ref in enumerate(group_refs):
+        key = keys[i] if i < len(keys) else None  # the currency has no order of its own
+        if key is not None:
+            by_group.append(sql.SQL("{} NULLS LAST").format(key))
+        by_group.append(sql.SQL("{} NULLS LAST").format(ref))
     order = sql.SQL(", ").join(
         by_group
-        if timed
+        if ordered
         else [sql.SQL("{} DESC NULLS LAST").format(sql.Identifier("m0")), *by_group]
     )
     query = sql.SQL("SELECT {} FROM {} t WHERE {}{} ORDER BY {} LIMIT %s").format(

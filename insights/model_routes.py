@@ -19,12 +19,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
-from psycopg import sql
 
-from crm import store as crm_store
-from crm.entities import ENTITIES
 from insights import jobs as insights_jobs
-from insights import lifecycle, live
+from insights import lifecycle, record_scores
 from kernel.errors import NotFound, Unprocessable
 from kernel.http import Access, Req, Routes
 
@@ -111,12 +108,6 @@ async def rescore_state(req: Req, path: InsightsRescorePath) -> InsightsRescoreJ
 
 # ----------------------------------------------------------------------- batch scores
 
-SCORED_MODELS = {
-    "leads": (live.LEAD_MODEL,),
-    "opportunities": (live.WIN_MODEL,),
-    "accounts": (live.CHURN_MODEL, live.HEALTH_MODEL),
-}
-
 
 class InsightsScoresQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     entity: Literal["leads", "opportunities", "accounts"]
@@ -153,30 +144,16 @@ class InsightsScoreBatch(msgspec.Struct, frozen=True):
     "records the caller may not see (or that do not exist) are left out",
 )
 async def scores(req: Req, query: InsightsScoresQuery) -> InsightsScoreBatch:
-    entity = ENTITIES[query.entity]
-    acc, acc_params = crm_store.scope(entity, req.user, "t")
-    stmt = sql.SQL(
-        """
-        SELECT t.id, sc.model, sc.model_version, sc.score, sc.probability, sc.computed_at
-        FROM {table} t
-        LEFT JOIN insights_score sc ON sc.entity = %s AND sc.record_id = t.id
-             AND sc.model = ANY(%s)
-        WHERE t.id = ANY(%s) AND {acc}
-        """
-    ).format(table=sql.Identifier(entity.table), acc=acc)
     ids = list(dict.fromkeys(query.ids))
     async with req.read_connection() as conn:
-        cur = await conn.execute(
-            stmt, [query.entity, list(SCORED_MODELS[query.entity]), ids, *acc_params]
-        )
-        rows = await cur.fetchall()
-    found: dict[int, dict[str, InsightsScoreBrief]] = {}
-    for rid, model, version, score, prob, at in rows:
-        got = found.setdefault(int(rid), {})
-        if model is not None:
-            got[str(model)] = InsightsScoreBrief(
-                str(version), int(score), None if prob is None else float(prob), at
-            )
+        rows = await record_scores.visible_scores(conn, req.user, query.entity, ids)
+    found = {
+        rid: {
+            model: InsightsScoreBrief(s.model_version, s.score, s.probability, s.computed_at)
+            for model, s in by_model.items()
+        }
+        for rid, by_model in rows.items()
+    }
     return InsightsScoreBatch(
         query.entity, [InsightsRecordScores(i, found[i]) for i in ids if i in found]
     )

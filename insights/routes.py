@@ -31,7 +31,7 @@ from psycopg import sql
 from crm import store as crm_store
 from crm.entities import ENTITIES
 from insights import jobs as insights_jobs
-from insights import live, model_routes, pipeline
+from insights import live, model_routes, pipeline, record_scores
 from kernel import jobs
 from kernel.errors import NotFound
 from kernel.http import Access, Req, Routes
@@ -565,5 +565,6 @@ async def drift(req: Req) -> InsightsDriftPage:
 
 def setup(app: web.Application) -> None:
     insights_jobs.subscribe()  # writes through this API queue their records' re-scoring
+    record_scores.add_export_columns()  # the lists' score columns in their exports
     routes.mount(app)
     model_routes.routes.mount(app)  # the models' life cycle and batch scores

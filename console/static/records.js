@@ -50,14 +50,15 @@ const cell = (m, name) => {
 // Model scores beside the records (GET /api/v1/insights/scores: a page's ids at once), with
 // the model version in the cell's title; a dash when the record is not scored (yet).
 const pctOf = (s) => `${Math.round(s.probability != null ? s.probability * 100 : s.score)} %`;
-/** @type {Record<string, {label: string, model: string, text: (s: any, r: any) => string}[]>} */
+// `column`: its name in a list export's columns (the export writes the same number).
+/** @type {Record<string, {label: string, model: string, column: string, text: (s: any, r: any) => string}[]>} */
 export const SCORE_COLUMNS = {
-  leads: [{ label: 'Score', model: 'lead-score', text: (s) => String(s.score) }],
-  opportunities: [{ label: 'Win %', model: 'opportunity-win', text: pctOf }],
+  leads: [{ label: 'Score', model: 'lead-score', column: 'score', text: (s) => String(s.score) }],
+  opportunities: [{ label: 'Win %', model: 'opportunity-win', column: 'win_pct', text: pctOf }],
   accounts: [
-    { label: 'Churn risk', model: 'account-churn', text: pctOf },
+    { label: 'Churn risk', model: 'account-churn', column: 'churn_risk', text: pctOf },
     // computed; a typed value (the manual override, in force) is shown beside it
-    { label: 'Health', model: 'account-health', text: (s, r) => (r.health_score != null ? `${s.score} (set: ${r.health_score})` : String(s.score)) },
+    { label: 'Health', model: 'account-health', column: 'health', text: (s, r) => (r.health_score != null ? `${s.score} (set: ${r.health_score})` : String(s.score)) },
   ],
 };
 
@@ -136,7 +137,9 @@ export async function listView(root, entity) {
     btn.disabled = true; exportErr.textContent = '';
     try {
       const flat = (f) => !['password', 'point', 'multipolygon', 'object', 'array'].includes(f.kind) && f.name !== 'version';
-      const columns = cols.filter((c) => m.fields.some((f) => f.name === c && flat(f))).join(',');
+      // the shown fields, then the score columns the list shows after them
+      const columns = [...cols.filter((c) => m.fields.some((f) => f.name === c && flat(f))),
+        ...(SCORE_COLUMNS[entity] || []).map((c) => c.column)].join(',');
       await download(`/api/v1/list_exports/${entity}.${ext}${q({ ...params, columns: columns || undefined })}`, null, `${entity}.${ext}`);
     } catch (ex) { exportErr.textContent = ex.message; } finally { btn.disabled = false; }
   } }, `Export ${ext.toUpperCase()}`);

@@ -46,6 +46,29 @@ async function signIn(page, base, user, url = '/console/') {
   await page.waitForFunction(() => document.body.dataset.signedIn === 'yes');
 }
 
+// Each chart's text as a reader sees it: its smallest font in CSS pixels (the SVG is scaled
+// to its box), labels that overlap (slanted ones apart: their boxes are their slant's), and
+// text that sticks out of the chart.
+const chartText = (page) => page.$$eval('svg.chart', (svgs) => svgs.map((svg) => {
+  const box = svg.getBoundingClientRect();
+  const scale = box.width / svg.viewBox.baseVal.width;
+  const texts = [...svg.querySelectorAll('text')].filter((t) => t.textContent);
+  const rects = texts.map((t) => ({ text: t.textContent, r: t.getBoundingClientRect(), slanted: t.classList.contains('slanted') }));
+  const outside = rects.filter(({ r }) => r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1).map((x) => x.text);
+  const flat = rects.filter((x) => !x.slanted);
+  const overlaps = [];
+  flat.forEach((a, i) => flat.slice(i + 1).forEach((b) => {
+    if (a.r.left < b.r.right - 1 && b.r.left < a.r.right - 1 && a.r.top < b.r.bottom - 1 && b.r.top < a.r.bottom - 1) overlaps.push([a.text, b.text]);
+  }));
+  return {
+    label: svg.getAttribute('aria-label'),
+    width: Math.round(box.width),
+    px: Math.min(...texts.map((t) => parseFloat(getComputedStyle(t).fontSize) * scale)),
+    outside,
+    overlaps,
+  };
+}));
+
 const shot = (page, name) => page.screenshot({ path: path.join(process.env.FM_SHOTS || '.', `${name}.png`), fullPage: false });
 
 const scenarios = {
@@ -271,9 +294,32 @@ const scenarios = {
     await signIn(phone.page, base, p.user, '/console/#/pipeline');
     await phone.page.waitForSelector('.board');
     await shot(phone.page, 'phone-pipeline');
+    // charts on the phone: the pipeline's, then one of each kind with long labels
+    await phone.page.goto(`${base}/console/#/analytics`);
+    await phone.page.waitForSelector('main svg.chart');
+    await phone.page.evaluate(async () => {
+      const { lineChart, barChart, pieChart, forecastChart } = await import('/console/chart.js');
+      const stages = ['Qualification', 'Needs analysis', 'Proposal', 'Negotiation', 'Closed won', 'Closed lost', 'On hold for budget review'];
+      const box = document.createElement('section');
+      box.id = 'phone-charts';
+      const day = (i) => new Date(Date.UTC(2026, 0, 1 + i));
+      box.append(
+        barChart(stages.map((label, i) => ({ label, values: [1200000 * (i + 1), 800000 * i] })), ['amount', 'weighted amount'], { unit: 'EUR', title: 'Open pipeline by stage and a long title that does not fit' }),
+        pieChart(stages.map((label, i) => ({ label: `${label} in the northern region`, value: 10 + i })), { unit: 'EUR', title: 'Deals by stage' }),
+        lineChart(Array.from({ length: 48 }, (_, i) => ({ t: new Date(Date.UTC(2026, 0, 1, i)), avg: 20 + (i % 7), min: 18, max: 30 })), { title: 'Temperature', unit: '°C', thresholds: [{ value: 28, label: 'high' }] }),
+        lineChart(Array.from({ length: 30 }, (_, i) => ({ t: day(i), avg: 1000 * i })), { title: 'Won per day', unit: 'EUR', dates: true }),
+        forecastChart(Array.from({ length: 12 }, (_, i) => ({ label: `2026-${String(i + 1).padStart(2, '0')}`, value: 50000 + i * 1000 })),
+          Array.from({ length: 6 }, (_, i) => ({ label: `2027-${String(i + 1).padStart(2, '0')}`, value: 60000, low: 40000, high: 90000, run: 55000 })), { unit: 'EUR', title: 'Revenue by month' }));
+      document.querySelector('main').prepend(box);
+    });
+    const charts = await chartText(phone.page);
+    const phoneOverflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    await shot(phone.page, 'phone-charts');
+    await phone.page.locator('#phone-charts svg.chart').nth(2).scrollIntoViewIfNeeded();
+    await shot(phone.page, 'phone-charts-2');
     const all = [...errors, ...phone.errors];
     all.bad = [...errors.bad, ...phone.errors.bad];
-    return { out, errors: all };
+    return { out, charts, phoneOverflow, errors: all };
   },
 };
 
@@ -286,7 +332,7 @@ Object.assign(scenarios, require('./e2e_limits.cjs')({ newPage, signIn, shot }))
 Object.assign(scenarios, require('./e2e_models.cjs')({ newPage, signIn, shot }));
 
 // Other drivers (tests/assistant/e2e_*.cjs) open their browser and sign in with these.
-module.exports = { launch, newPage, signIn, shot, report };
+module.exports = { launch, newPage, signIn, shot, report, chartText };
 
 if (require.main === module) {
   (async () => {

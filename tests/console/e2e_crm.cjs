@@ -232,11 +232,13 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.press('#list-q', 'Enter');
     await page.waitForFunction((s) => (document.getElementById('list')?.dataset.query || '').includes(encodeURIComponent(s).replace(/%20/g, '+')) || (document.getElementById('list')?.dataset.query || '').includes(s), p.search);
     const files = {};
+    let columns = null; // the columns the toolbar asked the export for
     for (const ext of ['xlsx', 'pdf']) {
-      const [d] = await Promise.all([page.waitForEvent('download'), page.click(`#export-${ext}`)]);
+      const [d, req] = await Promise.all([page.waitForEvent('download'), page.waitForRequest((r) => r.url().includes('/list_exports/')), page.click(`#export-${ext}`)]);
+      columns = new URL(req.url()).searchParams.get('columns');
       files[ext] = { name: d.suggestedFilename(), magic: fs.readFileSync(await d.path()).subarray(0, 4).toString('latin1') };
     }
-    return { tiles, files, exportError: await page.textContent('#export-error'), errors };
+    return { tiles, files, columns, exportError: await page.textContent('#export-error'), errors };
   },
 
   // The lead's score and the deal's win probability, with their reasons, on the record pages.

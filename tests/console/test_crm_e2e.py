@@ -108,6 +108,8 @@ def test_every_console_screen_renders_without_errors_and_fits_a_phone(
         {"type": "call", "subject": "Intro call", "account_id": child["id"]},
         tok,
     )
+    deal = {"name": "Holding deal", "account_id": parent["id"], "amount": 9000, "currency": "EUR"}
+    call(console_url, "POST", "/api/v1/opportunities", deal, tok)  # a pipeline chart
     r = run_scenario(
         "screens", console_url, {"user": admin, "account": child["id"], "parent": parent["id"]}
     )
@@ -122,3 +124,8 @@ def test_every_console_screen_renders_without_errors_and_fits_a_phone(
     assert leaks == {}
     assert r["errors"] == []
     assert all(b.startswith("404 GET /api/v1/alerts") for b in r["bad"]), r["bad"]
+    # charts at 390 px: text at a readable size, no label over another, none cut off
+    assert len(r["charts"]) >= 6 and r["phoneOverflow"] <= 0
+    for chart in r["charts"]:
+        assert chart["px"] >= 11, chart
+        assert chart["overlaps"] == [] and chart["outside"] == [], chart

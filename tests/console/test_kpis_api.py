@@ -144,6 +144,8 @@ def test_the_kpi_page_shows_each_kpi_with_its_definition_and_lists_export_from_t
         "xlsx": {"name": "accounts.xlsx", "magic": "PK\x03\x04"},
         "pdf": {"name": "accounts.pdf", "magic": "%PDF"},
     }
+    # the list's shown columns, its score columns (churn risk, health) after them
+    assert r["columns"] == "name,type,annual_revenue,owner_id,last_visit_at,churn_risk,health"
     assert r["exportError"] == "" and r["errors"] == [] and r["bad"] == []
 
 

@@ -14,6 +14,7 @@ import uuid
 import zipfile
 from typing import Any
 
+import psycopg
 import pytest
 
 from kernel.settings import Settings
@@ -97,6 +98,92 @@ def test_list_exports_hold_the_filtered_rows_the_caller_may_see_with_names(
         ["First name", "Email"],
         *[[f"'=cmd{i}", f"e{i}{tag}@x.test"] for i in range(3)],
     ]
+
+
+def _store_scores(dsn: str, rows: list[tuple[str, int, str, float | None, int]]) -> None:
+    """What the insights models store once trained (written here: no model in this world)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for entity, rid, model, prob, score in rows:
+            conn.execute(
+                "INSERT INTO insights_score (entity, record_id, model, model_version, probability,"
+                " score) VALUES (%s, %s, %s, 'v-export', %s, %s) ON CONFLICT (entity, record_id,"
+                " model) DO UPDATE SET probability = excluded.probability, score = excluded.score",
+                (entity, rid, model, prob, score),
+            )
+
+
+def test_list_exports_carry_the_lists_score_columns_of_records_the_caller_may_see(
+    console_url: str, admin: dict[str, Any], test_settings: Settings
+) -> None:
+    mine, other = territory(test_settings.dsn), territory(test_settings.dsn)
+    rep = make_user(test_settings.dsn, "rep", territory_id=mine)
+    tok, rep_tok = login(console_url, admin), login(console_url, rep)
+    tag = uuid.uuid4().hex[:6]
+    leads = [
+        call(
+            console_url,
+            "POST",
+            "/api/v1/leads",
+            {"last_name": f"{name} {tag}", "company": "Scored Co", "territory_id": terr},
+            tok,
+        )["id"]
+        for name, terr in (("Able", mine), ("Baker", mine), ("Charlie", other))
+    ]
+    _store_scores(
+        test_settings.dsn,
+        [("leads", leads[0], "lead-score", 0.71, 71), ("leads", leads[2], "lead-score", 0.9, 90)],
+    )
+    # the rep: their territory's leads only, the score as the list shows it, blank unscored
+    _, data = fetch(
+        console_url,
+        rep_tok,
+        "/api/v1/list_exports/leads.csv",
+        q=tag,
+        sort="last_name",
+        columns="last_name,score",
+    )
+    assert list(csv.reader(io.StringIO(data.decode()))) == [
+        ["Last name", "Score"],
+        [f"Able {tag}", "71"],
+        [f"Baker {tag}", ""],
+    ]
+    # every column by default: the fields, then the score; the admin sees all three
+    _, data = fetch(console_url, tok, "/api/v1/list_exports/leads.csv", q=tag, sort="last_name")
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    assert "Last name" in rows[0] and rows[0][-1] == "Score"
+    assert [r[-1] for r in rows[1:]] == ["71", "", "90"]
+
+    # deals: the win probability in whole percent; accounts: churn risk and health
+    acct = call(
+        console_url, "POST", "/api/v1/accounts", {"name": f"Risky {tag}", "territory_id": mine}, tok
+    )["id"]
+    deal = {"name": f"Deal {tag}", "account_id": acct, "amount": 10, "currency": "EUR"}
+    opp = call(console_url, "POST", "/api/v1/opportunities", deal, tok)["id"]
+    _store_scores(
+        test_settings.dsn,
+        [
+            ("opportunities", opp, "opportunity-win", 0.635, 63),
+            ("accounts", acct, "account-churn", 0.125, 12),
+            ("accounts", acct, "account-health", None, 58),
+        ],
+    )
+    _, data = fetch(
+        console_url, rep_tok, "/api/v1/list_exports/opportunities.xlsx", q=tag,
+        columns="name,win_pct",
+    )  # fmt: skip
+    assert xlsx_rows(data) == [["Name", "Win %"], [f"Deal {tag}", "64"]]
+    _, data = fetch(
+        console_url, rep_tok, "/api/v1/list_exports/accounts.csv", q=tag,
+        columns="name,churn_risk,health",
+    )  # fmt: skip
+    assert list(csv.reader(io.StringIO(data.decode()))) == [
+        ["Name", "Churn risk", "Health"],
+        [f"Risky {tag}", "13", "58"],
+    ]
+    # a score column belongs to its entity's list only
+    with pytest.raises(urllib.error.HTTPError) as err:
+        fetch(console_url, tok, "/api/v1/list_exports/contacts.csv", columns="last_name,score")
+    assert err.value.code == 422
 
 
 def test_a_list_and_a_saved_report_print_as_pdf(console_url: str, admin: dict[str, Any]) -> None:

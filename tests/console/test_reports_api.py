@@ -121,6 +121,65 @@ def test_time_buckets_and_plain_columns(console_url: str, world: dict[str, Any])
     assert len(listed["rows"]) == 2 and listed["truncated"] is True
 
 
+def test_stages_and_other_ordinal_groups_read_in_their_order_not_by_size_or_name(
+    console_url: str, world: dict[str, Any], test_settings: Settings
+) -> None:
+    tok, tag, acct = world["tok"], world["tag"], world["account"]["id"]
+    with psycopg.connect(test_settings.dsn) as conn:
+        stages: dict[str, int] = dict(
+            conn.execute(
+                "SELECT s.name, s.id FROM pipeline_stages s JOIN pipelines p ON p.id ="
+                " s.pipeline_id WHERE p.is_default"
+            ).fetchall()
+        )
+    # by size: Negotiation first; by name: Closed won first; in the pipeline: Qualification
+    for stage, n in (("Negotiation", 3), ("Qualification", 1), ("Proposal", 2), ("Closed won", 1)):
+        for _ in range(n):
+            deal = {"name": f"Staged {tag}", "account_id": acct, "stage_id": stages[stage]}
+            call(console_url, "POST", "/api/v1/opportunities", deal, tok)
+    by_stage = call(
+        console_url,
+        "POST",
+        "/api/v1/reports/run",
+        {
+            "entity": "opportunities",
+            "filter": {"field": "name", "op": "eq", "value": f"Staged {tag}"},
+            "group_by": [{"field": "stage_id"}],
+            "measures": [{"agg": "count"}],
+            "chart": "bar",
+        },
+        tok,
+    )
+    assert by_stage["rows"] == [
+        ["Qualification", 1],
+        ["Proposal", 2],
+        ["Negotiation", 3],
+        ["Closed won", 1],
+    ]
+    # a priority reads low to urgent, a status along its life cycle, the second grouping too
+    for priority, status, n in (("urgent", "new", 2), ("low", "scheduled", 1), ("high", "new", 1)):
+        for _ in range(n):
+            wo = {"title": f"Ranked {tag}", "account_id": acct, "priority": priority}
+            call(console_url, "POST", "/api/v1/work_orders", {**wo, "status": status}, tok)
+    by_priority = call(
+        console_url,
+        "POST",
+        "/api/v1/reports/run",
+        {
+            "entity": "work_orders",
+            "filter": {"field": "title", "op": "eq", "value": f"Ranked {tag}"},
+            "group_by": [{"field": "status"}, {"field": "priority"}],
+            "measures": [{"agg": "count"}],
+        },
+        tok,
+    )
+    assert by_priority["rows"] == [
+        ["new", "high", 1],
+        ["new", "urgent", 2],
+        ["scheduled", "low", 1],
+    ]
+
+
 @pytest.mark.parametrize(
     ("definition", "field"),
     [
