@@ -347,29 +347,46 @@ SYSTEM = Principal(
 
 
 async def snapshot(conn: AsyncConnection[Any], today: date, months: int = 3) -> int:
-    """Store today's forecast of every territory and of the whole tenant; rows written."""
+    """Store today's forecast of every territory and of the whole tenant, per currency;
+    rows written."""
     n = 0
-    for group_by in ("all", "territory"):
-        forecast = await pipeline_forecast(
-            conn, SYSTEM, today=today, periods=months, group_by=group_by
-        )
-        for g in forecast.groups:
-            for m in g.periods:
-                await conn.execute(
-                    """
-                    INSERT INTO insights_forecast_snapshot
-                        (taken_on, group_by, group_key, month, expected, low, high,
-                         history_point)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                    ON CONFLICT (taken_on, group_by, group_key, month) DO UPDATE SET
-                        expected = EXCLUDED.expected, low = EXCLUDED.low,
-                        high = EXCLUDED.high, history_point = EXCLUDED.history_point
-                    """,
-                    (today, group_by, g.group, m.period, m.expected, m.low, m.high,
-                     m.history_point),
-                )  # fmt: skip
-                n += 1
+    every = await pipeline_forecast(conn, SYSTEM, today=today, periods=months, group_by="all")
+    for currency in every.currencies:
+        for group_by in ("all", "territory"):
+            forecast = await pipeline_forecast(
+                conn, SYSTEM, today=today, periods=months, group_by=group_by, currency=currency
+            )
+            for g in forecast.groups:
+                for m in g.periods:
+                    await conn.execute(
+                        """
+                        INSERT INTO insights_forecast_snapshot
+                            (taken_on, group_by, group_key, currency, month, expected, low,
+                             high, history_point)
+                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                        ON CONFLICT (taken_on, group_by, group_key, currency, month)
+                        DO UPDATE SET
+                            expected = EXCLUDED.expected, low = EXCLUDED.low,
+                            high = EXCLUDED.high, history_point = EXCLUDED.history_point
+                        """,
+                        (today, group_by, g.group, currency, m.period, m.expected, m.low,
+                         m.high, m.history_point),
+                    )  # fmt: skip
+                    n += 1
     return n
+
+
+async def snapshot_currencies(conn: AsyncConnection[Any]) -> list[str]:
+    """The currencies with stored snapshots, the tenant's most used deal currency first."""
+    cur = await conn.execute(
+        """
+        SELECT s.currency::text FROM (SELECT DISTINCT currency FROM insights_forecast_snapshot) s
+        LEFT JOIN (SELECT currency, count(*) AS n FROM opportunities GROUP BY 1) o
+            ON o.currency = s.currency
+        ORDER BY coalesce(o.n, 0) DESC, 1
+        """
+    )
+    return [r[0] for r in await cur.fetchall()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,10 +402,15 @@ class Accuracy:
 
 
 async def accuracy(
-    conn: AsyncConnection[Any], today: date, group_by: str = "all", group_key: str = "all"
+    conn: AsyncConnection[Any],
+    today: date,
+    group_by: str = "all",
+    group_key: str = "all",
+    currency: str = "XXX",
 ) -> list[Accuracy]:
     """For every finished month with a snapshot taken before it began: the forecast then
-    against the closed-won revenue of the month."""
+    against the closed-won revenue of the month, in `currency` (`XXX`: the snapshots taken
+    before they were per currency, against the revenue of every currency)."""
     key = {"all": "'all'", "territory": "coalesce(o.territory_id::text, 'none')"}[group_by]
     cur = await conn.execute(
         sql.SQL(
@@ -396,19 +418,22 @@ async def accuracy(
             WITH snap AS (
                 SELECT DISTINCT ON (month) month, taken_on, expected, low, high
                 FROM insights_forecast_snapshot
-                WHERE group_by = %s AND group_key = %s
+                WHERE group_by = %(by)s AND group_key = %(key)s AND currency = %(cur)s
                   AND taken_on < to_date(month || '-01', 'YYYY-MM-DD')
-                  AND to_date(month || '-01', 'YYYY-MM-DD') + interval '1 month' <= %s
+                  AND to_date(month || '-01', 'YYYY-MM-DD') + interval '1 month' <= %(today)s
                 ORDER BY month, taken_on DESC
             ), won AS (
                 SELECT to_char(o.closed_at, 'YYYY-MM') AS month, sum(o.amount)::float8 AS v
-                FROM opportunities o WHERE o.status = 'won' AND {key} = %s GROUP BY 1
+                FROM opportunities o
+                WHERE o.status = 'won' AND {key} = %(key)s
+                  AND (%(cur)s = 'XXX' OR o.currency = %(cur)s)
+                GROUP BY 1
             )
             SELECT s.month, s.taken_on, s.expected, s.low, s.high, coalesce(w.v, 0)
             FROM snap s LEFT JOIN won w ON w.month = s.month ORDER BY s.month
             """
         ).format(key=sql.SQL(key)),
-        (group_by, group_key, today, group_key),
+        {"by": group_by, "key": group_key, "cur": currency, "today": today},
     )
     return [
         Accuracy(m, t, e, lo, hi, a, round(a - e, 2), lo <= a <= hi)

@@ -491,6 +491,8 @@ async def pipeline_forecast(req: Req, query: InsightsForecastQuery) -> InsightsF
 class InsightsAccuracyQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     group_by: Literal["all", "territory"] = "all"
     group_key: Annotated[str, msgspec.Meta(pattern=r"^(all|none|[0-9]{1,19})$")] = "all"
+    # snapshots are per currency; omitted: the currency with the most snapshots
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] | None = None
 
 
 class InsightsAccuracyMonth(msgspec.Struct, frozen=True):
@@ -507,6 +509,8 @@ class InsightsAccuracyMonth(msgspec.Struct, frozen=True):
 class InsightsAccuracy(msgspec.Struct, frozen=True):
     group_by: str
     group_key: str
+    currency: str | None  # XXX: snapshots from before they were per currency
+    currencies: list[str]  # with stored snapshots, the most snapshotted first
     mean_abs_error: float | None
     interval_coverage: float | None  # share of months whose actual fell in the interval
     items: list[InsightsAccuracyMonth]
@@ -519,14 +523,22 @@ class InsightsAccuracy(msgspec.Struct, frozen=True):
 )
 async def forecast_accuracy(req: Req, query: InsightsAccuracyQuery) -> InsightsAccuracy:
     async with req.connection() as conn:
-        rows = await pipeline.accuracy(
-            conn, datetime.now(UTC).date(), query.group_by, query.group_key
+        currencies = await pipeline.snapshot_currencies(conn)
+        currency = query.currency or (currencies[0] if currencies else None)
+        rows = (
+            await pipeline.accuracy(
+                conn, datetime.now(UTC).date(), query.group_by, query.group_key, currency
+            )
+            if currency
+            else []
         )
     items = [msgspec.convert(dataclasses.asdict(r), InsightsAccuracyMonth) for r in rows]
     n = len(items)
     return InsightsAccuracy(
         query.group_by,
         query.group_key,
+        currency,
+        currencies,
         round(sum(abs(i.error) for i in items) / n, 2) if n else None,
         round(sum(i.within_interval for i in items) / n, 4) if n else None,
         items,

@@ -178,13 +178,15 @@ export async function forecastView(root, _args, session) {
   async function loadAccuracy() {
     if (!accuracy) return;
     let acc;
-    try { acc = await api('/api/v1/insights/forecast/accuracy'); } catch (e) { accuracy.replaceChildren(accuracy.firstChild, errorBox(e)); return; }
+    const q = currency.value ? `?currency=${encodeURIComponent(currency.value)}` : '';
+    try { acc = await api(`/api/v1/insights/forecast/accuracy${q}`); } catch (e) { accuracy.replaceChildren(accuracy.firstChild, errorBox(e)); return; }
     const heading = accuracy.firstChild;
     if (!acc.items.length) {
       accuracy.replaceChildren(heading, h('p', { class: 'empty' }, 'No finished month has a stored forecast yet: a forecast of every month ahead is stored each night, and a month is scored once it is over.'));
       return;
     }
-    const cur = unit || undefined;
+    // XXX: snapshots from before they were kept per currency (every currency added)
+    const cur = acc.currency && acc.currency !== 'XXX' ? acc.currency : undefined;
     accuracy.replaceChildren(heading,
       h('p', { class: 'fc-accuracy-summary' }, `Mean absolute error ${fmtMoney(acc.mean_abs_error, cur)} · actual inside the 90% interval in ${Math.round(acc.interval_coverage * 100)}% of ${acc.items.length} month${acc.items.length === 1 ? '' : 's'}.`),
       scrollBox('Forecast accuracy by month', {}, h('table', { class: 'grid' },

@@ -405,18 +405,47 @@ def test_forecast_snapshots_are_scored_against_actuals(world: World) -> None:
             await conn.commit()
             return n
 
-    assert asyncio.run(snap()) >= 3
-    r = requests.get(
-        f"{world.api}/insights/forecast/accuracy",
-        headers=world.people.headers("admin"),
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    body = r.json()
+    # a euro deal won last month: snapshots and accuracy are per currency, never summed
+    with psycopg.connect(world.dsn) as conn:
+        conn.execute(
+            "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
+            "currency, probability, status, closed_at, owner_id, territory_id) "
+            "SELECT 'euro win', account_id, pipeline_id, stage_id, 700, 'EUR', 100, 'won', "
+            "%s, owner_id, territory_id FROM opportunities WHERE name = 'won 1'",
+            (datetime.combine(last + timedelta(days=3), datetime.min.time(), UTC),),
+        )
+        # and one still open, due last month at 50%: what the euro snapshot expected
+        conn.execute(
+            "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
+            "currency, probability, close_date, owner_id, territory_id) "
+            "SELECT 'euro open', account_id, pipeline_id, stage_id, 400, 'EUR', 50, %s, "
+            "owner_id, territory_id FROM opportunities WHERE name = 'won 1'",
+            (last + timedelta(days=3),),
+        )
+    assert asyncio.run(snap()) >= 6
+
+    def accuracy(**params: str) -> dict[str, Any]:
+        r = requests.get(
+            f"{world.api}/insights/forecast/accuracy",
+            params=params,
+            headers=world.people.headers("admin"),
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    body = accuracy()
+    assert body["currency"] == "USD" and body["currencies"] == ["USD", "EUR"]
     month = {m["month"]: m for m in body["items"]}[f"{last:%Y-%m}"]
     assert month["taken_on"] == taken.isoformat() and month["actual"] == 2100.0
     assert month["error"] == round(month["actual"] - month["expected"], 2)
     assert body["mean_abs_error"] is not None
+    euro = accuracy(currency="EUR")
+    assert euro["currency"] == "EUR"
+    month = {m["month"]: m for m in euro["items"]}[f"{last:%Y-%m}"]
+    assert month["actual"] == 700.0 and month["expected"] == 200.0
+    assert accuracy(currency="JPY")["items"] == []
     denied = requests.get(
         f"{world.api}/insights/forecast/accuracy",
         headers=world.people.headers("manager"),
