@@ -1,4 +1,5 @@
-"""Twelve months of CRM history for the demo world's accounts.
+"""Twelve months of CRM history for the demo world's accounts, and up to three years of
+their repeat orders.
 
 `make demo` must open on a CRM that looks lived in: every account has contacts, the
 pipeline has deals in every stage that moved through the stages over the last year (some
@@ -45,6 +46,12 @@ DEAL_KINDS = (
     ("Compressor replacement", 20_000, 80_000),
     ("Chiller retrofit", 35_000, 140_000),
     ("Spare parts framework", 3_000, 15_000),
+)
+# the repeat business of a customer: small orders closed within weeks
+ORDER_KINDS = (
+    ("Spare parts order", 800, 6_000),
+    ("Maintenance visit package", 1_500, 8_000),
+    ("Service contract renewal", 4_000, 18_000),
 )
 TITLES = ("Facility manager", "Plant engineer", "Purchasing lead", "Operations director", "CFO")
 ACTIVITY_SUBJECTS = {
@@ -301,6 +308,65 @@ def seed_history(
                     opportunity_id=opp_id,
                 )
 
+    # customers: repeat orders (spare parts, maintenance packages, renewals) since the
+    # account became a customer up to three years ago, engaged accounts more often; a
+    # customer may lapse (a monthly hazard, six times higher for quiet accounts), and then
+    # its orders stop, its renewal is lost and the touches thin out. This is what the
+    # churn, lifetime-value and segment models learn from.
+    lapsed_on: dict[int, dt.date | None] = {}
+    engaged_of: dict[int, bool] = {}
+    for account_id, acc_owner, territory in accounts:
+        engaged = rng.random() < 0.55
+        since = today - dt.timedelta(days=rng.randint(200, 1000))
+        lapse: dt.date | None = None
+        day = since + dt.timedelta(days=30)
+        while day < today:
+            if rng.random() < (0.012 if engaged else 0.07):
+                lapse = day
+                break
+            day += dt.timedelta(days=30)
+        engaged_of[account_id], lapsed_on[account_id] = engaged, lapse
+        owner = owner_of(acc_owner)
+        contact_id = contacts_of[account_id][0]
+        orders: list[tuple[dt.date, bool]] = []
+        day = since
+        while day < (lapse or today):
+            orders.append((day, not orders or rng.random() < 0.88))
+            day += dt.timedelta(days=rng.randint(50, 120) if engaged else rng.randint(110, 260))
+        if lapse is not None and lapse + dt.timedelta(days=20) < today:
+            orders.append((lapse + dt.timedelta(days=rng.randint(20, 60)), False))
+        for k, (closed, won_it) in enumerate(orders):
+            closed = min(closed, today - dt.timedelta(days=1))
+            name, lo, hi = rng.choice(ORDER_KINDS)
+            amount = round(rng.uniform(lo, hi), -2)
+            created = closed - dt.timedelta(days=rng.randint(7, 30))
+            decided = won if won_it else lost
+            row = conn.execute(
+                """INSERT INTO opportunities (name, account_id, contact_id, pipeline_id, stage_id,
+                       amount, currency, close_date, probability, status, owner_id, territory_id,
+                       closed_at, created_at)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   RETURNING id""",
+                (name, account_id, contact_id, pipeline_id, decided[0], amount, CURRENCY,
+                 closed, decided[1], "won" if won_it else "lost", owner, territory,
+                 at(closed), at(created)),
+            ).fetchone()  # fmt: skip
+            assert row is not None
+            for stage, when, prev in (
+                (open_stages[0], created, None),
+                (decided, closed, open_stages[0][0]),
+            ):
+                conn.execute(
+                    "INSERT INTO opportunity_stage_history (opportunity_id, from_stage_id,"
+                    " to_stage_id, amount, changed_by, changed_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (row[0], prev, stage[0], amount, owner, at(when)),
+                )
+            activity(
+                "email", at(closed), account_id, owner, territory, f"order:{account_id}:{k}",
+                contact_id=contact_id, opportunity_id=int(row[0]),
+            )  # fmt: skip
+            n_opps += 1
+
     # leads: a steady inflow from every source, worked to a status matching their age
     territory_ids = sorted({t for _, _, t in accounts})
     for i in range(max(12, len(accounts) * 3)):
@@ -352,11 +418,14 @@ def seed_history(
                 lead_id=int(row[0]),
             )
 
-    # the day-to-day: a visit report or a call on each account every few weeks
+    # the day-to-day: a visit report or a call on each account every few weeks, less
+    # often on quiet accounts and on lapsed ones
     for account_id, acc_owner, territory in accounts:
         day = start + dt.timedelta(days=rng.randint(0, 20))
         k = 0
         while day < today + dt.timedelta(days=14):
+            lapsed = lapsed_on[account_id]
+            gone = lapsed is not None and day > lapsed
             kind = rng.choice(("call", "email", "meeting", "task"))
             activity(
                 kind,
@@ -367,7 +436,13 @@ def seed_history(
                 f"touch:{account_id}:{k}",
                 contact_id=rng.choice(contacts_of[account_id]),
             )
-            day += dt.timedelta(days=rng.randint(18, 40))
+            day += dt.timedelta(
+                days=rng.randint(60, 150)
+                if gone
+                else rng.randint(18, 40)
+                if engaged_of[account_id]
+                else rng.randint(45, 100)
+            )
             k += 1
     conn.commit()
     return HistoryCounts(n_contacts, n_leads, n_opps, n_acts, created=True)

@@ -116,6 +116,22 @@ CONFIGS = {LEAD_MODEL: LEAD_CONFIG, WIN_MODEL: WIN_CONFIG, CHURN_MODEL: CHURN_CO
 # churn: the outcome window. An account is a customer at a date when it has a won deal
 # closed before it; it churned when it won nothing in the CHURN_WINDOW_DAYS after.
 CHURN_WINDOW_DAYS = 180
+# Training origins: the customers of CHURN_WINDOW_DAYS ago, and of every
+# CHURN_ORIGIN_STEP_DAYS before that (CHURN_ORIGINS dates in all), each with the facts known
+# then and its own outcome. One date alone gave a small tenant too few rows for years (the
+# demo world's year of history: 20 customers on the one date, 60 needed); an account is a
+# row per date, as a customer's situation and outcome change. The outcome windows of
+# neighbouring dates overlap, so the time-ordered validation is somewhat optimistic.
+CHURN_ORIGINS = 6
+CHURN_ORIGIN_STEP_DAYS = 30
+
+
+def churn_origins(now: datetime) -> list[datetime]:
+    """The churn model's training dates, oldest first."""
+    return [
+        now - timedelta(days=CHURN_WINDOW_DAYS + k * CHURN_ORIGIN_STEP_DAYS)
+        for k in reversed(range(CHURN_ORIGINS))
+    ]
 
 _LEADS_SQL = """
 SELECT id, source, coalesce(region, '') AS region, estimated_amount, email, phone, company,
@@ -223,24 +239,33 @@ def opportunity_frame(raw: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def labelled(conn: psycopg.Connection[Any], model: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Training rows of a model from the CRM tables, oldest first, and their labels."""
+def labelled(
+    conn: psycopg.Connection[Any], model: str
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Training rows of a model from the CRM tables, oldest first, their labels, and which
+    rows describe the population scored today (the drift reference)."""
     if model == LEAD_MODEL:
         where = "WHERE status IN ('qualified', 'converted', 'unqualified')"
         raw = _rows(conn, _LEADS_SQL.format(where=where), ())
-        return lead_frame(raw), (raw["status"] != "unqualified").to_numpy(dtype=bool)
+        y = (raw["status"] != "unqualified").to_numpy(dtype=bool)
+        return lead_frame(raw), y, np.ones(y.size, dtype=bool)
     if model == WIN_MODEL:
         raw = _rows(conn, _OPPS_SQL.format(where="WHERE o.status IN ('won', 'lost')"), ())
-        return opportunity_frame(raw), (raw["status"] == "won").to_numpy(dtype=bool)
+        y = (raw["status"] == "won").to_numpy(dtype=bool)
+        return opportunity_frame(raw), y, np.ones(y.size, dtype=bool)
     if model == CHURN_MODEL:
-        # the customers of CHURN_WINDOW_DAYS ago, with the facts known then; churned: no
-        # won deal since (a lapsed customer: no renewal, no new business)
-        at = datetime.now(UTC) - timedelta(days=CHURN_WINDOW_DAYS)
-        raw = _accounts(conn, at, None)
-        if raw.empty:
-            return pd.DataFrame(), np.zeros(0, dtype=bool)
+        # the customers on each training date, with the facts known then; churned: no
+        # won deal in the window after (a lapsed customer: no renewal, no new business)
+        frames = [_accounts(conn, at, None) for at in churn_origins(datetime.now(UTC))]
+        if all(f.empty for f in frames):
+            return pd.DataFrame(), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+        raw = pd.concat([f for f in frames if not f.empty], ignore_index=True)
         y = pd.to_numeric(raw["won_after"]).to_numpy() == 0
-        return account_frame(raw), y
+        # the drift reference: the newest date's customers, nearest today's; the older
+        # dates' accounts had other histories behind them
+        recent = np.zeros(y.size, dtype=bool)
+        recent[y.size - len(frames[-1]) :] = True
+        return account_frame(raw), y, recent
     raise ValueError(f"unknown model {model!r}")
 
 
@@ -271,7 +296,7 @@ def train(
     activate its version. Too little data raises InsufficientDataError with the reason
     (nothing is recorded)."""
     cfg = CONFIGS[model]
-    x, y = labelled(conn, model)
+    x, y, recent = labelled(conn, model)
     if x.empty:
         raise InsufficientDataError(f"{model}: no labelled records yet")
 
@@ -299,8 +324,9 @@ def train(
             if math.isfinite(v)
         }
     fitted.card = fitted.card.with_metrics(**metrics)
+    ref = x[recent] if recent.any() else x
     fitted.drift = DriftReference.of(
-        x[list(cfg.columns)], cfg.numeric + cfg.context, fitted.predict_proba(x)
+        ref[list(cfg.columns)], cfg.numeric + cfg.context, fitted.predict_proba(ref)
     )
     path = registry.ModelStore(models_dir).save(fitted)
     registry.record(conn, fitted.card, path)
@@ -311,8 +337,11 @@ def train(
 
 def _window(conn: psycopg.Connection[Any], model: str) -> str:
     if model == CHURN_MODEL:
-        at = datetime.now(UTC) - timedelta(days=CHURN_WINDOW_DAYS)
-        return f"customers on {at:%Y-%m-%d}, outcome over the {CHURN_WINDOW_DAYS} days after"
+        dates = churn_origins(datetime.now(UTC))
+        return (
+            f"customers on {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d} (every "
+            f"{CHURN_ORIGIN_STEP_DAYS} days), outcome over the {CHURN_WINDOW_DAYS} days after"
+        )
     table = "leads" if model == LEAD_MODEL else "opportunities"
     row = conn.execute(f"SELECT min(created_at), max(created_at) FROM {table}").fetchone()
     return f"{row[0]} .. {row[1]}" if row else ""
