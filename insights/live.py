@@ -133,6 +133,7 @@ def churn_origins(now: datetime) -> list[datetime]:
         for k in reversed(range(CHURN_ORIGINS))
     ]
 
+
 _LEADS_SQL = """
 SELECT id, source, coalesce(region, '') AS region, estimated_amount, email, phone, company,
        title, address, status, created_at
