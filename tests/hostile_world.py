@@ -236,6 +236,16 @@ def seed(url: str, people: People, marker: str, sms_key: str) -> dict[str, int |
     ids["/api/v1/phone/attachments"] = made(attachment, "attachment")["id"]
     for prefix in ("/calendar/working-hours", "/calendar/sync"):
         ids[f"/api/v1{prefix}"] = rep2
+    # rep2's list export and an import whose refused row shows the marker
+    make("/exports", {"entity": "accounts"})
+    csv = f"name,annual_revenue\n{marker} imported,12\n{marker} refused,x\n".encode()
+    imported = apis["rep2"].post(
+        "/imports",
+        params={"entity": "accounts", "key": "name", "filename": f"{marker}.csv"},
+        data=csv,
+        headers={"Content-Type": "text/csv"},
+    )
+    ids["/api/v1/imports"] = made(imported, "import")["id"]
     # the assistant: rep2 has it log a call (an action rep2 may undo)
     said = made(
         apis["rep2"].post(
