@@ -85,7 +85,7 @@ def seed(url: str, people: People, marker: str, sms_key: str) -> dict[str, int |
         {"account_id": account, "equipment_model": f"{marker} pump", "serial": f"{marker}-1"},
     )
     # a device enrolled for the account (a token only managers issue), on the asset
-    key = DeviceKey.generate(f"t2-{uuid.uuid4().hex[:8]}")
+    key = DeviceKey.generate(f"{marker}-dev")  # the id carries the marker too
     token = made(
         apis["admin"].post("/enrolment-tokens", {"account_id": account}), "enrolment token"
     )["token"]
@@ -236,6 +236,11 @@ def seed(url: str, people: People, marker: str, sms_key: str) -> dict[str, int |
     ids["/api/v1/phone/attachments"] = made(attachment, "attachment")["id"]
     for prefix in ("/calendar/working-hours", "/calendar/sync"):
         ids[f"/api/v1{prefix}"] = rep2
+    # territory 2's route plan (queued for the solver) and AR share link, made by the admin
+    make("/routing/plans", {"date": "2027-03-01", "territory_id": people.t2}, who="admin")
+    territory = f"south-{people.suffix}"
+    ids["/ar/territories"] = territory
+    make("/ar/shares", {"territory": territory, "note": f"{marker} share"}, who="admin")
     # rep2's list export and an import whose refused row shows the marker
     make("/exports", {"entity": "accounts"})
     csv = f"name,annual_revenue\n{marker} imported,12\n{marker} refused,x\n".encode()

@@ -112,6 +112,22 @@ def test_hostile_requests_get_json_4xx_and_no_other_territory(target: Target) ->
         target.url + "/api/v1/accounts", headers=target.people.headers("admin"), timeout=30
     )
     assert target.marker in seen.text
+    # and so do the other kinds of territory 2's data, for rep2 who made them
+    rep2 = target.people.headers("rep2")
+    for path in (
+        "/api/v1/work_orders/{}",
+        "/api/v1/assets/{}",
+        "/api/v1/devices/{}",
+        "/api/v1/geo/fences/{}",
+        "/api/v1/engage/conversations/{}",
+        "/api/v1/reports/{}",
+        "/api/v1/dashboards/{}",
+        "/api/v1/automation/workflows/{}",
+        "/api/v1/phone/reports/{}",
+        "/api/v1/imports/{}",
+    ):
+        url = target.url + path.format(target.ids[path.removesuffix("/{}")])
+        assert target.marker in requests.get(url, headers=rep2, timeout=30).text, path
     rng = random.Random(SEED)
     planned = list(cases(doc, target.ids, rng, PER_OPERATION, EXCLUDED))
     assert len(planned) > 300
