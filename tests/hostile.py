@@ -208,7 +208,7 @@ def _path_with(path: str, values: dict[str, str]) -> str:
 
 def cases(
     doc: dict[str, Any],
-    ids: dict[str, int],
+    ids: dict[str, int | str],
     rng: random.Random,
     per_operation: int,
     excluded: set[tuple[str, str]],

@@ -1,7 +1,8 @@
 """Hostile requests to every operation of the whole app (tests/hostile.py makes them, from
 a fixed seed): no answer is a 5xx, an error that is not the JSON error shape, a hang, or
 a 2xx that shows a territory-1 user data of territory 2. The app runs on a database of
-its own, with territory-2 records (names carrying a marker) made by territory 2's rep."""
+its own, with territory 2's world (tests/hostile_world.py: a record of every kind of
+tenant data, its text carrying a marker) made by territory 2's rep."""
 
 from __future__ import annotations
 
@@ -12,18 +13,19 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import requests
 from psycopg import AsyncConnection
 
+from engage.sms import inbound_key
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
 from identity import auth
 from kernel.settings import Settings
 from tests.appserver import serve_app
 from tests.hostile import Case, cases, check
+from tests.hostile_world import seed
 from tests.world import People, make_people
 
 SEED = int(os.environ.get("FIELDMESH_FUZZ_SEED", "20261207"))
@@ -47,38 +49,7 @@ class Target:
     url: str
     people: People
     marker: str
-    ids: dict[str, int]
-
-
-def _seed_territory_two(url: str, people: People, marker: str) -> dict[str, int]:
-    """Records of territory 2 (owned by rep2), each carrying the marker in a name."""
-    api = people.api(url, "rep2")
-    rep2 = people.users["rep2"]
-    ids: dict[str, int] = {}
-
-    def make(collection: str, body: dict[str, Any]) -> int:
-        r = api.post(f"/{collection}", body)
-        assert r.status_code == 201, (collection, r.status_code, r.text)
-        ids[f"/api/v1/{collection}"] = int(r.json()["id"])
-        return ids[f"/api/v1/{collection}"]
-
-    # made first in a fresh database, these are also the records id 1 names elsewhere
-    account = make("accounts", {"name": f"{marker} account"})
-    make("contacts", {"last_name": f"{marker}", "owner_id": rep2})
-    make("leads", {"last_name": f"{marker}", "owner_id": rep2})
-    make("opportunities", {"name": f"{marker} deal", "account_id": account, "amount": 1000})
-    make("activities", {"subject": f"{marker} call", "type": "call", "account_id": account})
-    # the same records under other packages' paths
-    for prefix, collection in (
-        ("insights/accounts", "accounts"),
-        ("insights/leads", "leads"),
-        ("insights/opportunities", "opportunities"),
-        ("engage/contacts", "contacts"),
-        ("calendar/events", "activities"),
-        ("calendar/meetings", "activities"),
-    ):
-        ids[f"/api/v1/{prefix}"] = ids[f"/api/v1/{collection}"]
-    return ids
+    ids: dict[str, int | str]
 
 
 async def _expired_token(dsn: str, user_id: int) -> str:
@@ -99,7 +70,7 @@ def target(services_up: Settings) -> Iterator[Target]:
         people.tokens["expired"] = asyncio.run(_expired_token(dsn, people.users["rep1"]))
         marker = f"T2SECRET{uuid.uuid4().hex[:6]}"
         with serve_app(services_up.with_overrides(database_url=dsn)) as url:
-            ids = _seed_territory_two(url, people, marker)
+            ids = seed(url, people, marker, inbound_key(services_up))
             yield Target(url, people, marker, ids)
     finally:
         services.drop_database(services_up, name)
@@ -141,6 +112,22 @@ def test_hostile_requests_get_json_4xx_and_no_other_territory(target: Target) ->
         target.url + "/api/v1/accounts", headers=target.people.headers("admin"), timeout=30
     )
     assert target.marker in seen.text
+    # and so do the other kinds of territory 2's data, for rep2 who made them
+    rep2 = target.people.headers("rep2")
+    for path in (
+        "/api/v1/work_orders/{}",
+        "/api/v1/assets/{}",
+        "/api/v1/devices/{}",
+        "/api/v1/geo/fences/{}",
+        "/api/v1/engage/conversations/{}",
+        "/api/v1/reports/{}",
+        "/api/v1/dashboards/{}",
+        "/api/v1/automation/workflows/{}",
+        "/api/v1/phone/reports/{}",
+        "/api/v1/imports/{}",
+    ):
+        url = target.url + path.format(target.ids[path.removesuffix("/{}")])
+        assert target.marker in requests.get(url, headers=rep2, timeout=30).text, path
     rng = random.Random(SEED)
     planned = list(cases(doc, target.ids, rng, PER_OPERATION, EXCLUDED))
     assert len(planned) > 300
