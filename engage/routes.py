@@ -145,12 +145,22 @@ async def put_lead_rule(req: Req, path: MailboxPath, body: MailboxLeadRule) -> M
 
 @routes.get(
     f"{API}/mailboxes",
-    access=Access.managers(unscoped="mailboxes are the company's configuration"),
-    summary="Connected mailboxes and their sync state",
+    access=Access.managers(
+        unscoped="team mailboxes are the company's configuration; a user's own mailbox is "
+        "filtered here to its owner's manager"
+    ),
+    summary="Connected mailboxes and their sync state (a manager: the team mailboxes and "
+    "those of the manager's team)",
 )
 async def list_boxes(req: Req) -> list[MailboxOut]:
     async with req.connection() as conn:
-        return [_mailbox_out(r) for r in await mailboxes.list_mailboxes(conn)]
+        rows = await mailboxes.list_mailboxes(conn)
+    user = req.user
+    if not user.sees_everything:
+        # a person's mailbox (address, server, sync errors) is theirs and their manager's
+        team = set(user.team_user_ids)
+        rows = [r for r in rows if r["kind"] == "team" or r["owner_user_id"] in team]
+    return [_mailbox_out(r) for r in rows]
 
 
 class EmailTemplateIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
