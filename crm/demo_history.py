@@ -317,7 +317,7 @@ def seed_history(
     engaged_of: dict[int, bool] = {}
     for account_id, acc_owner, territory in accounts:
         engaged = rng.random() < 0.55
-        since = today - dt.timedelta(days=rng.randint(200, 1000))
+        since = today - dt.timedelta(days=rng.randint(10, 1000))
         lapse: dt.date | None = None
         day = since + dt.timedelta(days=30)
         while day < today:

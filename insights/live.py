@@ -242,31 +242,34 @@ def opportunity_frame(raw: pd.DataFrame) -> pd.DataFrame:
 
 def labelled(
     conn: psycopg.Connection[Any], model: str
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Training rows of a model from the CRM tables, oldest first, their labels, and which
-    rows describe the population scored today (the drift reference)."""
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Training rows of a model from the CRM tables, oldest first, their labels, and the
+    drift reference: the inputs live scoring is compared with later."""
     if model == LEAD_MODEL:
         where = "WHERE status IN ('qualified', 'converted', 'unqualified')"
         raw = _rows(conn, _LEADS_SQL.format(where=where), ())
-        y = (raw["status"] != "unqualified").to_numpy(dtype=bool)
-        return lead_frame(raw), y, np.ones(y.size, dtype=bool)
+        x = lead_frame(raw)
+        return x, (raw["status"] != "unqualified").to_numpy(dtype=bool), x
     if model == WIN_MODEL:
         raw = _rows(conn, _OPPS_SQL.format(where="WHERE o.status IN ('won', 'lost')"), ())
-        y = (raw["status"] == "won").to_numpy(dtype=bool)
-        return opportunity_frame(raw), y, np.ones(y.size, dtype=bool)
+        x = opportunity_frame(raw)
+        return x, (raw["status"] == "won").to_numpy(dtype=bool), x
     if model == CHURN_MODEL:
         # the customers on each training date, with the facts known then; churned: no
         # won deal in the window after (a lapsed customer: no renewal, no new business)
-        frames = [_accounts(conn, at, None) for at in churn_origins(datetime.now(UTC))]
-        if all(f.empty for f in frames):
-            return pd.DataFrame(), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
-        raw = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+        now = datetime.now(UTC)
+        frames = [f for f in (_accounts(conn, at, None) for at in churn_origins(now)) if len(f)]
+        if not frames:
+            return pd.DataFrame(), np.zeros(0, dtype=bool), pd.DataFrame()
+        raw = pd.concat(frames, ignore_index=True)
         y = pd.to_numeric(raw["won_after"]).to_numpy() == 0
-        # the drift reference: the newest date's customers, nearest today's; the older
-        # dates' accounts had other histories behind them
-        recent = np.zeros(y.size, dtype=bool)
-        recent[y.size - len(frames[-1]) :] = True
-        return account_frame(raw), y, recent
+        # The drift reference: today's customers as the model is trained. Its labelled
+        # rows are at least half a year old by construction, and a young tenant's
+        # customers grow older and its pipeline bigger in that time, which is no drift of
+        # the population the model scores; an alert says the customers changed since.
+        today = _accounts(conn, now, None)
+        ref = account_frame(today) if len(today) else account_frame(frames[-1])
+        return account_frame(raw), y, ref
     raise ValueError(f"unknown model {model!r}")
 
 
@@ -297,7 +300,7 @@ def train(
     activate its version. Too little data raises InsufficientDataError with the reason
     (nothing is recorded)."""
     cfg = CONFIGS[model]
-    x, y, recent = labelled(conn, model)
+    x, y, ref = labelled(conn, model)
     if x.empty:
         raise InsufficientDataError(f"{model}: no labelled records yet")
 
@@ -325,7 +328,6 @@ def train(
             if math.isfinite(v)
         }
     fitted.card = fitted.card.with_metrics(**metrics)
-    ref = x[recent] if recent.any() else x
     fitted.drift = DriftReference.of(
         ref[list(cfg.columns)], cfg.numeric + cfg.context, fitted.predict_proba(ref)
     )

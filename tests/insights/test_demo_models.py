@@ -60,6 +60,8 @@ def test_the_demo_history_trains_every_crm_model(services_up: Settings, tmp_path
             _, y, _ = live.labelled(conn, live.CHURN_MODEL)
             assert 0.15 < y.mean() < 0.85
             assert live.churn_records(conn, None) >= 25  # today's customers scored
+            # a model just trained sees no drift in the customers it was trained with
+            assert live.check_drift(conn, "accounts") == []
             conn.commit()
     finally:
         services.drop_database(services_up, name)
