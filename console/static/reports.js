@@ -103,10 +103,11 @@ export async function reportsView(root, _args, session) {
     h('a', { href: '#/dashboards' }, 'Dashboards')));
   try {
     const r = await api('/api/v1/reports');
-    root.append(r.items.length ? h('table', { class: 'grid', id: 'report-list' },
+    // the table scrolls in its own box on a phone, never the page
+    root.append(r.items.length ? scrollBox('Saved reports', {}, h('table', { class: 'grid', id: 'report-list' },
       h('thead', {}, h('tr', {}, ['Name', 'Records', 'Chart', 'Owner', 'Shared'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, r.items.map((x) => h('tr', {}, h('td', {}, h('a', { href: `#/report/${x.id}` }, x.name)), h('td', {}, human(x.definition.entity)), h('td', {}, x.definition.chart),
-        h('td', {}, x.owner_name), h('td', {}, x.shared ? 'shared' : 'private')))))
+        h('td', {}, x.owner_name), h('td', {}, x.shared ? 'shared' : 'private'))))))
       : h('p', { class: 'empty' }, mayWrite ? 'No saved reports yet: build one with "New report".' : 'No reports shared with you yet.'));
   } catch (e) { root.append(errorBox(e)); }
   return null;

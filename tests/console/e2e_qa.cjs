@@ -111,6 +111,40 @@ module.exports = ({ newPage, signIn, shot }) => ({
     out.botLabels = await page.$$eval('#bot-settings label', (ls) => ls.map((l) => l.firstChild.textContent));
     out.bookingChoices = await page.$$eval('#bot-booking_user_ids option', (o) => o.map((x) => x.textContent));
     out.ownerChoice = await page.$eval('#bot-lead_owner_id', (e) => e.tagName);
+    // the period is named and sized to its choices; the on/off box sits on its words' line
+    out.period = await page.evaluate(() => {
+      const sel = document.getElementById('assistant-days');
+      const box = document.getElementById('bot-enabled');
+      const words = box.closest('label');
+      return {
+        label: sel.labels[0] ? sel.labels[0].firstChild.textContent : null,
+        widthShare: sel.getBoundingClientRect().width / document.querySelector('main').getBoundingClientRect().width,
+        checkboxLine: Math.abs(box.getBoundingClientRect().top - words.getBoundingClientRect().top) < 8 && words.getBoundingClientRect().height < 40,
+      };
+    });
+    // a refused setting is marked on its field in words, not as the API's raw message
+    await page.fill('#bot-meeting_minutes', '5');
+    await page.click('#bot-save');
+    await page.waitForFunction(() => document.getElementById('bot-meeting_minutes-error').textContent);
+    out.minutesError = await page.textContent('#bot-meeting_minutes-error');
+    out.minutesInvalid = await page.getAttribute('#bot-meeting_minutes', 'aria-invalid');
+    out.botFormText = await page.textContent('#bot-settings');
+    // a create form: the required mark beside its field's name, the reference search as wide
+    // as the other inputs, and no blank band between the title and the form
+    await page.goto(`${base}/console/#/new/work_orders`);
+    await page.waitForSelector('#create-account_id');
+    out.form = await page.evaluate(() => {
+      const box = (sel) => document.querySelector(sel).getBoundingClientRect();
+      const label = (name) => box(`label[for=create-${name}]`);
+      return {
+        requiredLabelHeight: label('account_id').height,
+        plainLabelHeight: label('description').height,
+        pickerWidth: box('#create-account_id').width,
+        fieldWidth: document.getElementById('create-account_id').closest('.form-field').getBoundingClientRect().width,
+        titleGap: label('account_id').top - box('main h1').bottom,
+      };
+    });
+    await shot(page, 'qa-new-work-order');
     await page.goto(`${base}/console/#/analytics`);
     await page.waitForSelector('main svg.chart, main p.muted');
     out.openStages = await page.$$eval('main svg.chart', (svgs) => (svgs[0] ? [...svgs[0].querySelectorAll('text')].map((t) => t.textContent) : []));

@@ -153,6 +153,20 @@ def test_what_an_admin_met_walking_the_demo_world(
     assert not any("user id" in label for label in r["botLabels"])
     assert r["ownerChoice"] == "SELECT" and len(r["bookingChoices"]) >= 1
     assert not any(c.strip().isdigit() for c in r["bookingChoices"])
+    # the assistant's period is named and not stretched across the page; the bot's on/off
+    # box is on the line of its words
+    assert r["period"]["label"] == "Period" and r["period"]["widthShare"] < 0.5
+    assert r["period"]["checkboxLine"] is True
+    # a refused bot setting says why on its own field, without the API's wording
+    assert r["minutesError"] == "must be at least 10"
+    assert r["minutesInvalid"] == "true"
+    assert "body " not in r["botFormText"] and "`int`" not in r["botFormText"]
+    # a create form: "Account *" on one line like any other label, the account search as
+    # wide as its column, the form right under its title
+    form = r["form"]
+    assert form["requiredLabelHeight"] == form["plainLabelHeight"]
+    assert form["pickerWidth"] == form["fieldWidth"]
+    assert form["titleGap"] < 24
     # "open pipeline" is the open stages': won and lost deals are no pipeline
     assert r["openStages"] and r["closedStages"]
     assert not set(r["closedStages"]) & set(r["openStages"])
