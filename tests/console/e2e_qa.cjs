@@ -106,6 +106,21 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await signIn(page, base, p.user, '/console/#/users');
     await page.waitForSelector('#list table');
     const out = { usersText: await page.textContent('main') };
+    // the assistant panel: an empty conversation says what to do; "read answers aloud" is
+    // one line; Escape closes it and gives the focus back to its header button
+    await page.click('#assistant-open');
+    await page.waitForSelector('#assistant:not([hidden])');
+    out.panel = await page.evaluate(() => {
+      const speak = document.querySelector('#assistant input[name=speak]');
+      return {
+        hint: document.querySelector('#assistant .assistant-log').textContent,
+        expanded: document.getElementById('assistant-open').getAttribute('aria-expanded'),
+        speakLineHeight: speak.closest('label').getBoundingClientRect().height,
+      };
+    });
+    await page.keyboard.press('Escape');
+    out.panel.hiddenAfterEscape = await page.$eval('#assistant', (a) => a.hidden);
+    out.panel.focusAfterEscape = await page.evaluate(() => document.activeElement.id);
     await page.goto(`${base}/console/#/assistant`);
     await page.waitForSelector('#bot-settings form');
     out.botLabels = await page.$$eval('#bot-settings label', (ls) => ls.map((l) => l.firstChild.textContent));

@@ -149,6 +149,11 @@ def test_what_an_admin_met_walking_the_demo_world(
     r = run_scenario("qaWalk", console_url, {"user": admin})
     # the users list has no bulk actions: nothing stands in for them
     assert not re.search(r"\bnull\b", r["usersText"])
+    # the assistant panel says what it is for, and Escape closes it back to its button
+    panel = r["panel"]
+    assert "next stop" in panel["hint"] and panel["expanded"] == "true"
+    assert panel["speakLineHeight"] < 30
+    assert panel["hiddenAfterEscape"] is True and panel["focusAfterEscape"] == "assistant-open"
     # the bot's people are chosen by name, not typed as ids
     assert not any("user id" in label for label in r["botLabels"])
     assert r["ownerChoice"] == "SELECT" and len(r["bookingChoices"]) >= 1
