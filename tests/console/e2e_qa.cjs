@@ -75,6 +75,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.goto(`${base}/console/#/r/accounts/${p.account}`);
     await page.waitForSelector('#account-assets table, #account-assets p');
     out.assets = await page.$$eval('#account-assets tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+    out.accountFields = await page.$$eval('#fields dt', (dts) => dts.map((d) => d.textContent));
     // merging duplicates deletes them: a confirmation says so; Cancel keeps them
     await page.goto(`${base}/console/#/r/contacts/${p.keep}`);
     await page.waitForSelector('#merge-go');

@@ -81,6 +81,8 @@ def test_what_a_new_user_hit_clicking_through_the_console(
     assert r["viewError"] == "View name must have at most 200 characters"
     # the last cell: the row's Edit and Delete buttons
     assert r["assets"] == [["pump-p200", "SN-QA-1", "—", "—", "standard · SLA 48 h", "EditDelete"]]
+    # the typed health field is named the override it is (the lists' Health is computed)
+    assert "Health override" in r["accountFields"] and "Health score" not in r["accountFields"]
     assert "Dana Twin is deleted once merged" in r["mergeAsk"]
     assert r["afterCancel"] == 200 and r["afterMerge"] == 404
     assert len(r["barHeights"]) == 4 and all(h > 0 for h in r["barHeights"])
