@@ -161,6 +161,11 @@ module.exports = ({ newPage, signIn, shot }) => ({
       };
     });
     await shot(page, 'qa-new-work-order');
+    // a deal started from an account is in the account's currency, not the column's USD
+    await page.goto(`${base}/console/#/new/opportunities/account_id=${p.account}`);
+    await page.waitForSelector('#create-currency');
+    await page.waitForFunction(() => document.getElementById('create-currency').value !== 'USD', null, { timeout: 5000 }).catch(() => {});
+    out.dealCurrency = await page.inputValue('#create-currency');
     await page.goto(`${base}/console/#/analytics`);
     await page.waitForSelector('main svg.chart, main p.muted');
     out.openStages = await page.$$eval('main svg.chart', (svgs) => (svgs[0] ? [...svgs[0].querySelectorAll('text')].map((t) => t.textContent) : []));

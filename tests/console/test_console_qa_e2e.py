@@ -145,10 +145,12 @@ def test_what_an_admin_met_walking_the_demo_world(
     console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
 ) -> None:
     tok = login(console_url, admin)
-    acct = call(console_url, "POST", "/api/v1/accounts", {"name": "QA walk"}, tok)
+    acct = call(
+        console_url, "POST", "/api/v1/accounts", {"name": "QA walk", "currency": "EUR"}, tok
+    )
     deal = {"name": "QA walk deal", "account_id": acct["id"], "amount": 5000, "currency": "EUR"}
     call(console_url, "POST", "/api/v1/opportunities", deal, tok)
-    r = run_scenario("qaWalk", console_url, {"user": admin})
+    r = run_scenario("qaWalk", console_url, {"user": admin, "account": acct["id"]})
     # the users list has no bulk actions: nothing stands in for them
     assert not re.search(r"\bnull\b", r["usersText"])
     # the assistant panel says what it is for, and Escape closes it back to its button
@@ -174,6 +176,8 @@ def test_what_an_admin_met_walking_the_demo_world(
     assert form["requiredLabelHeight"] == form["plainLabelHeight"]
     assert form["pickerWidth"] == form["fieldWidth"]
     assert form["titleGap"] < 24
+    # a new deal on a EUR account is in EUR
+    assert r["dealCurrency"] == "EUR"
     # "open pipeline" is the open stages': won and lost deals are no pipeline
     assert r["openStages"] and r["closedStages"]
     assert not set(r["closedStages"]) & set(r["openStages"])
