@@ -121,7 +121,7 @@ def open_work_order(
         (territory_id, required),
     ).fetchone()
     assignee = int(rep[0]) if rep else None
-    title = f"{alert.severity.value.title()}: {alert_title(alert.alert_type)} on {model} {serial or asset_id}"
+    title = f"{alert.severity.value.title()}: {alert_title(alert.alert_type)} on {model} {serial or alert.asset_id}"
     description = (
         f"{alert.message or 'Alert raised by fieldmesh monitoring.'}\n"
         # the equipment as its people know it (model and serial), never its row id
