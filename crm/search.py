@@ -97,7 +97,9 @@ DOCUMENTS: dict[str, Document] = {
         "opportunities",
         _names("name"),
         "t.name",
-        "t.status || ' · ' || t.amount::text || ' ' || t.currency",
+        # the amount as people write it (33,300 EUR, not 33300.00 EUR)
+        "concat_ws(' · ', t.status, regexp_replace(to_char(t.amount,"
+        " 'FM9,999,999,999,999,999,990.00'), '\\.00$', '') || ' ' || t.currency)",
     ),
     "work_orders": Document(
         "work_orders", _names("title"), "t.title", "t.status || ' · ' || t.priority"

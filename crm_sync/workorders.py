@@ -121,10 +121,12 @@ def open_work_order(
         (territory_id, required),
     ).fetchone()
     assignee = int(rep[0]) if rep else None
-    title = f"{alert.severity.value.title()}: {alert_title(alert.alert_type)} on {model} {serial or asset_id}"
+    title = f"{alert.severity.value.title()}: {alert_title(alert.alert_type)} on {model} {serial or alert.asset_id}"
     description = (
         f"{alert.message or 'Alert raised by fieldmesh monitoring.'}\n"
-        f"Asset {asset_id} (device {alert.asset_id}) at {account_name}; evidence window "
+        # the equipment as its people know it (model and serial), never its row id
+        f"{' '.join(str(x) for x in (model, serial) if x)} (device {alert.asset_id}) at "
+        f"{account_name}; evidence window "
         f"{evidence_window(alert.window_start_ms, alert.window_end_ms)}."
     )
     row = conn.execute(

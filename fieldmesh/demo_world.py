@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from alerts.rules import Direction, Rule, RuleKind, Severity, validate_rules
+from crm.demo_history import CURRENCY as HISTORY_CURRENCY
 from crm.demo_history import HistoryCounts
 from crm.demo_history import seed_history as crm_history
 from firmware_sim.fleet import Fleet
@@ -178,11 +179,15 @@ def seed_world(
     for device_id, asset, site in fleet.equipment():
         account_id = _one_id(
             conn.execute(
-                """INSERT INTO accounts (name, type, location, territory_id, external_id)
+                # in the currency of the deals and leads the history gives them (the
+                # column's default, USD, put "USD" on pages whose every amount was in EUR)
+                """INSERT INTO accounts (name, type, location, territory_id, external_id,
+                                        currency)
                    VALUES (%s, 'customer', ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography,
-                           %s, %s)
+                           %s, %s, %s)
                    ON CONFLICT (external_id) DO UPDATE SET location = EXCLUDED.location,
-                       territory_id = EXCLUDED.territory_id, updated_at = now()
+                       territory_id = EXCLUDED.territory_id, currency = EXCLUDED.currency,
+                       updated_at = now()
                    RETURNING id""",
                 (
                     f"{tenant} {site.site_id} ({asset.model.name})",
@@ -190,6 +195,7 @@ def seed_world(
                     site.lat,
                     territory_id,
                     f"{tenant}:{site.site_id}",
+                    HISTORY_CURRENCY,
                 ),
             ).fetchone()
         )

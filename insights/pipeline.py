@@ -90,7 +90,7 @@ class GroupForecast:
 @dataclass(frozen=True, slots=True)
 class Forecast:
     groups: list[GroupForecast]
-    currencies: list[str]  # of the deals counted
+    currencies: list[str]  # of the deals counted, most deals first
 
 
 def _month_index(d: date, start: date) -> int:
@@ -191,9 +191,10 @@ async def pipeline_forecast(
     so_far = {str(r[0]): float(r[1]) for r in await cur.fetchall()}
     cur = await conn.execute(
         sql.SQL(
-            "SELECT DISTINCT t.currency::text FROM opportunities t "
+            # most deals first: the currency a console shows when it must pick one
+            "SELECT t.currency::text FROM opportunities t "
             "WHERE (t.status = 'open' OR t.status = 'won' AND t.closed_at >= %s "
-            "AND t.closed_at < %s) AND {acc} ORDER BY 1"
+            "AND t.closed_at < %s) AND {acc} GROUP BY 1 ORDER BY count(*) DESC, 1"
         ).format(acc=acc),
         [*window, *acc_p],
     )

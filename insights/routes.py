@@ -451,7 +451,7 @@ class InsightsForecast(msgspec.Struct, frozen=True):
     slip_months: int
     new_pipeline: float
     currency: str | None
-    currencies: list[str]  # of the deals counted (amounts are not converted)
+    currencies: list[str]  # of the deals counted, most deals first (amounts not converted)
     items: list[InsightsForecastGroup]
 
 

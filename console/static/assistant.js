@@ -19,10 +19,15 @@ export function mountAssistant(slot) {
   const status = h('p', { class: 'assistant-status muted', role: 'status' });
   const form = h('form', { class: 'assistant-form' }, input, h('button', { type: 'submit' }, 'Send'), talk);
   const panel = h('aside', { id: 'assistant', class: 'assistant', hidden: true, 'aria-label': 'Assistant' },
-    h('header', {}, h('strong', {}, 'Assistant'), h('label', { class: 'muted' }, speakBox, ' read answers aloud'),
-      h('button', { type: 'button', class: 'assistant-close', 'aria-label': 'Close the assistant', onclick: () => { panel.hidden = true; } }, '×')),
+    h('header', {}, h('strong', {}, 'Assistant'), h('label', { class: 'muted inline' }, speakBox, ' read answers aloud'),
+      h('button', { type: 'button', class: 'assistant-close', 'aria-label': 'Close the assistant', onclick: () => close() }, '×')),
     log, status, form);
-  const open = h('button', { type: 'button', id: 'assistant-open', 'aria-controls': 'assistant', onclick: () => { panel.hidden = !panel.hidden; if (!panel.hidden) input.focus(); } }, 'Assistant');
+  // an empty conversation says what to do with it
+  log.append(h('li', { class: 'assistant-hint muted' }, 'Ask about your work or tell it what to do, in words: "next stop", "pipeline in North this quarter". It asks before it changes anything.'));
+  const open = h('button', { type: 'button', id: 'assistant-open', 'aria-controls': 'assistant', 'aria-expanded': 'false', onclick: () => { if (panel.hidden) { panel.hidden = false; open.setAttribute('aria-expanded', 'true'); input.focus(); } else close(); } }, 'Assistant');
+  // closed with its x, its header button or Escape; the focus goes back to the header button
+  function close() { panel.hidden = true; open.setAttribute('aria-expanded', 'false'); open.focus(); }
+  panel.addEventListener('keydown', (e) => { if (e.key === 'Escape') close(); });
   slot.append(open);
   document.body.append(panel);
 

@@ -46,7 +46,9 @@ export function refLink(entity, id) {
 
 export const human = (name) => name.replace(/_id$/, '').replace(/_min$/, ' (min)').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase())
   .replace(/^Sla\b/, 'SLA').replace(/^Tz$/, 'Time zone').replace(/^Probability is override$/, 'Probability set by hand')
-  .replace(/^Source ref$/, 'From');
+  .replace(/^Source ref$/, 'From')
+  // accounts.health_score is the typed override of the computed health the lists show
+  .replace(/^Health score$/, 'Health override');
 
 const HIDDEN = new Set(['id', 'version', 'phone_normalized', 'conversion_mapping', 'assignment_rule_id']);
 export const shown = (f) => !HIDDEN.has(f.name) && f.kind !== 'password' && f.kind !== 'multipolygon';

@@ -89,7 +89,7 @@ export async function forecastView(root, _args, session) {
     if (!currency.value && fc.currencies.length > 1) {
       // amounts are never added across currencies: pick one, and ask again
       currency.replaceChildren(...fc.currencies.map((c) => h('option', { value: c }, c)));
-      currency.value = fc.currencies.includes('USD') ? 'USD' : fc.currencies[0];
+      currency.value = fc.currencies[0]; // the API lists the currency of most deals first
       currencyField.hidden = false;
       load();
       return;

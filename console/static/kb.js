@@ -5,6 +5,7 @@
 // server decides: a 403 is shown as such).
 import { api, q, listAll } from './api.js';
 import { h, toast, errorBox, fmtTime, table, scrollBox } from './ui.js';
+import { friendly } from './fields.js';
 
 const KINDS = [['howto', 'How-to'], ['manual', 'Equipment manual'], ['faq', 'FAQ']];
 const kindLabel = (k) => (KINDS.find(([v]) => v === k) || [k, k])[1];
@@ -118,10 +119,10 @@ function editView(root, a, session) {
 
 /** The assistant's figures and the customer bot. @param {HTMLElement} root @param {string[]} _args @param {any} session */
 export async function assistantView(root, _args, session) {
-  root.append(h('h1', {}, 'Assistant'));
-  const days = h('select', { 'aria-label': 'Period', id: 'assistant-days' }, [1, 7, 30, 90].map((d) => h('option', { value: d, selected: d === 30 }, `Last ${d} day${d > 1 ? 's' : ''}`)));
+  const days = h('select', { id: 'assistant-days' }, [1, 7, 30, 90].map((d) => h('option', { value: d, selected: d === 30 }, `Last ${d} day${d > 1 ? 's' : ''}`)));
   const out = h('div', { id: 'assistant-figures' });
-  root.append(days, out);
+  // the period beside the title with its name (as on the KPIs page), not a bare full-width list
+  root.append(h('div', { class: 'toolbar' }, h('h1', {}, 'Assistant'), h('label', { for: 'assistant-days' }, 'Period', days)), out);
   async function load() {
     try {
       const a = await api(`/api/v1/assistant/analytics${q({ days: /** @type {HTMLSelectElement} */ (days).value })}`);
@@ -183,18 +184,30 @@ async function settingsForm(session) {
     const minScore = num('min_score', s.min_score, { min: 0, max: 1, step: 0.05 });
     const name = h('input', { name: 'name', value: s.name, maxlength: 40, required: true, disabled: !admin });
     const err = h('p', { class: 'error', role: 'alert' });
-    const field = (label, el) => h('label', { class: 'field' }, label, el);
-    const form = h('form', { class: 'record-form' },
+    // each setting with its own error line: the API names the field it refuses
+    const field = (label, el) => {
+      const id = `bot-${el.getAttribute('name')}`;
+      el.id = id;
+      el.setAttribute('aria-describedby', `${id}-error`);
+      const mark = h('span', { class: 'field-error', id: `${id}-error`, role: 'alert' });
+      // a checkbox sits before its words, on their line
+      return h('div', { class: 'form-field' }, el.getAttribute('type') === 'checkbox'
+        ? h('label', { class: 'inline' }, el, label) : [h('label', { for: id }, label), el], mark);
+    };
+    const form = h('form', { class: 'record-form', novalidate: true },
+      admin ? null : h('p', { class: 'muted', id: 'bot-settings-note' }, 'Admins change these settings; you see them as they are.'),
       field('Answer website visitors', enabled), field('Name it signs its replies with (shown as a bot)', name),
       field('Offer the free times of (Ctrl/⌘-click for several)', booking),
       field('Owner of the leads it makes', owner), field('Assign handed-over chats to', handoff),
       field('Meeting length (minutes)', minutes), field('Booking window (days)', windowDays),
       field('Answer from the knowledge base above this score', minScore), err,
-      admin ? h('button', { type: 'submit' }, 'Save') : h('p', { class: 'muted' }, 'Admins change these settings.'));
+      admin ? h('div', { class: 'toolbar' }, h('button', { type: 'submit', class: 'primary', id: 'bot-save' }, 'Save')) : null);
     const val = (el) => /** @type {HTMLInputElement} */ (el).value;
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
       err.textContent = '';
+      form.querySelectorAll('.field-error').forEach((x) => { x.textContent = ''; });
+      form.querySelectorAll('[aria-invalid]').forEach((x) => x.removeAttribute('aria-invalid'));
       try {
         await api('/api/v1/assistant/bot/settings', {
           method: 'PUT',
@@ -210,7 +223,16 @@ async function settingsForm(session) {
           },
         });
         toast('Bot settings saved');
-      } catch (ex) { err.textContent = ex.message; } // the API's message names the field already
+      } catch (ex) {
+        // a refused setting is marked on its field, in words; anything else under the form
+        const slot = ex.field && form.querySelector(`#bot-${ex.field}-error`);
+        if (slot) {
+          slot.textContent = friendly(ex.message, ex.field);
+          const el = /** @type {HTMLElement} */ (form.querySelector(`#bot-${ex.field}`));
+          el.setAttribute('aria-invalid', 'true');
+          el.focus();
+        } else err.textContent = ex.message;
+      }
     });
     box.append(form);
   } catch (e) { box.append(errorBox(e)); }

@@ -125,7 +125,9 @@ export async function deviceView(root, [id, around], session) {
   try { dev = await api(`/api/v1/devices/${encodeURIComponent(id)}`); } catch (e) { root.append(errorBox(e)); return null; }
   // name, model, site and online state (judged from the newest stored message) from the map's API
   const pos = (await api(`/console/api/positions${q({ device_id: id })}`).catch(() => ({ devices: [] }))).devices.find((d) => d.device_id === id) || {};
-  title.textContent = pos.name || pos.equipment_model || `Device ${id}`;
+  // the device's own name, else its id with its model: many devices share a model, and a
+  // page titled "pump-p200" did not say which one it was
+  title.textContent = pos.name || (pos.equipment_model ? `${id} · ${pos.equipment_model}` : `Device ${id}`);
   const rules = pos.equipment_model ? (await api('/api/v1/alert-rules').catch(() => ({ items: [] }))).items.filter((r) => r.equipment_model === pos.equipment_model && r.kind === 'threshold') : [];
   const at = around ? new Date(around) : null;
   const metrics = Object.keys(dev.latest || {});

@@ -2,7 +2,7 @@
 // Opportunities as a pipeline board (drag and drop, or keyboard: focus a card, then
 // Alt+ArrowRight / Alt+ArrowLeft) persisted with PATCH stage_id; pipeline analytics.
 import { api, listAll, q, etagOf } from './api.js';
-import { h, toast, errorBox, fmtMoney } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtDate } from './ui.js';
 import { barChart } from './chart.js';
 import { human } from './fields.js';
 
@@ -46,7 +46,7 @@ export async function pipelineView(root, args) {
   function card(o) {
     const c = h('article', { class: 'card', draggable: 'true', tabindex: 0, dataset: { oppId: o.id }, 'aria-grabbed': 'false' },
       h('a', { href: `#/r/opportunities/${o.id}`, draggable: 'false' }, h('strong', {}, o.name)), h('div', { class: 'amount' }, `${fmtMoney(o.amount, o.currency)} · ${Math.round(o.probability)}%`),
-      o.close_date ? h('div', { class: 'muted' }, `closes ${o.close_date}`) : null);
+      o.close_date ? h('div', { class: 'muted' }, `closes ${fmtDate(o.close_date)}`) : null);
     c.addEventListener('dragstart', (e) => { e.dataTransfer.setData('text/plain', String(o.id)); c.setAttribute('aria-grabbed', 'true'); });
     c.addEventListener('dragend', () => c.setAttribute('aria-grabbed', 'false'));
     c.addEventListener('keydown', (e) => {

@@ -290,6 +290,25 @@ export function fieldForm(m, fields, initial, idPrefix) {
   return { form, values, showError, clear };
 }
 
+// A new deal is in its account's currency (the column's default is USD whatever the
+// account's), until the user types a currency of their own.
+function followAccountCurrency(ff) {
+  const cur = /** @type {HTMLInputElement | null} */ (ff.form.querySelector('#create-currency'));
+  const acc = ff.form.querySelector('#create-account_id');
+  if (!cur || !acc) return;
+  let typed = false;
+  cur.addEventListener('input', () => { typed = true; });
+  const follow = async () => {
+    let id;
+    try { id = ff.values().account_id; } catch { return; } // a name typed, not yet picked
+    if (!id || typed) return;
+    const a = await api(`/api/v1/accounts/${id}`).catch(() => null);
+    if (a && a.currency && !typed) cur.value = a.currency;
+  };
+  acc.addEventListener('input', follow);
+  follow();
+}
+
 // The equipment models the caller's fleet has, as suggestions for a new asset's model.
 async function modelSuggestions(form) {
   const inp = form.querySelector('#create-equipment_model');
@@ -317,6 +336,7 @@ export async function createView(root, [entity, ...preset]) {
   ff.form.append(h('div', { class: 'toolbar' }, save, h('a', { href: back }, 'Cancel')));
   root.append(ff.form);
   if (entity === 'assets') modelSuggestions(ff.form);
+  if (entity === 'opportunities') followAccountCurrency(ff);
   ff.form.addEventListener('submit', async (e) => {
     e.preventDefault();
     ff.clear();

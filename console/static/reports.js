@@ -3,7 +3,7 @@
 // time buckets, measures, chart), saved and shared reports, CSV export, and dashboards of
 // report tiles that refresh themselves. Reports run in the database (/api/v1/reports).
 import { api, download, q } from './api.js';
-import { h, toast, errorBox, fmtMoney, fmtTime, fmtClock, fromWallClock, scrollBox } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, fmtClock, fromWallClock, scrollBox } from './ui.js';
 import { barChart, lineChart, pieChart } from './chart.js';
 import { entityMeta, human, friendly } from './fields.js';
 
@@ -33,7 +33,23 @@ const TEMPLATES = {
 
 // ---------------------------------------------------------------------------- rendering a result
 
-/** One cell of a result as text: money in the row's currency, numbers localised. */
+/** A time bucket's start date ('YYYY-MM-DD') as the period it names: the API labels a
+ * bucketed grouping "Closed at (month)", and its values are the buckets' first days (a
+ * week reads as its Monday's date, under the column's "(week)"). */
+function bucketText(label, v) {
+  const b = /\((day|week|month|quarter|year)\)$/.exec(label);
+  if (!b || !/^\d{4}-\d{2}-\d{2}$/.test(v)) return null;
+  const [y, m] = v.split('-').map(Number);
+  switch (b[1]) {
+    case 'year': return String(y);
+    case 'quarter': return `Q${Math.floor((m - 1) / 3) + 1} ${y}`;
+    case 'month': return fmtDate(v, { month: 'short', year: 'numeric' });
+    default: return fmtDate(v, { day: 'numeric', month: 'short', year: 'numeric' });
+  }
+}
+
+/** One cell of a result as text: money in the row's currency, numbers localised, time
+ * buckets as their periods. */
 function cellText(result, row, i) {
   const c = result.columns[i];
   const v = row[i];
@@ -42,7 +58,7 @@ function cellText(result, row, i) {
   if (c.money) return fmtMoney(v, cur >= 0 ? row[cur] : 'USD');
   if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString() : v.toLocaleString(undefined, { maximumFractionDigits: 2 });
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  if (typeof v === 'string' && TIME_RE.test(v)) return v.length > 10 ? fmtTime(v) : v;
+  if (typeof v === 'string' && TIME_RE.test(v)) return v.length > 10 ? fmtTime(v) : (c.kind === 'group' && bucketText(c.label, v)) || fmtDate(v);
   return String(v).replace(/_/g, ' ');
 }
 
@@ -103,10 +119,11 @@ export async function reportsView(root, _args, session) {
     h('a', { href: '#/dashboards' }, 'Dashboards')));
   try {
     const r = await api('/api/v1/reports');
-    root.append(r.items.length ? h('table', { class: 'grid', id: 'report-list' },
+    // the table scrolls in its own box on a phone, never the page
+    root.append(r.items.length ? scrollBox('Saved reports', {}, h('table', { class: 'grid', id: 'report-list' },
       h('thead', {}, h('tr', {}, ['Name', 'Records', 'Chart', 'Owner', 'Shared'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, r.items.map((x) => h('tr', {}, h('td', {}, h('a', { href: `#/report/${x.id}` }, x.name)), h('td', {}, human(x.definition.entity)), h('td', {}, x.definition.chart),
-        h('td', {}, x.owner_name), h('td', {}, x.shared ? 'shared' : 'private')))))
+        h('td', {}, x.owner_name), h('td', {}, x.shared ? 'shared' : 'private'))))))
       : h('p', { class: 'empty' }, mayWrite ? 'No saved reports yet: build one with "New report".' : 'No reports shared with you yet.'));
   } catch (e) { root.append(errorBox(e)); }
   return null;
@@ -121,6 +138,12 @@ export async function reportView(root, [id], session) {
     try { saved = await api(`/api/v1/reports/${id}`); } catch (e) { root.append(errorBox(e)); return null; }
   }
   const def = saved ? structuredClone(saved.definition) : { entity: 'opportunities', group_by: [{ field: 'stage_id', bucket: null }], measures: [{ agg: 'count', field: null }, { agg: 'sum', field: 'amount' }], filter: null, chart: 'bar', columns: [], limit: 200 };
+  // The builder edits conditions that must all hold ({and: [...]}). A report saved through
+  // the API may hold one bare condition (the demo's do): the list of that one. Any other
+  // shape (or, not, nesting) is kept as saved and run unchanged, never dropped.
+  if (def.filter && 'field' in def.filter) def.filter = { and: [def.filter] };
+  const flat = (f) => !f || (Array.isArray(f.and) && f.and.every((c) => c && typeof c === 'object' && 'field' in c));
+  const keptFilter = flat(def.filter) ? null : def.filter;
   const title = h('h1', { id: 'report-title' }, saved ? saved.name : 'New report');
   const owner = saved && !saved.mine ? h('span', { class: 'muted' }, `by ${saved.owner_name}`) : null;
   root.append(h('div', { class: 'toolbar' }, h('a', { href: '#/reports' }, '← Reports')), h('div', { class: 'toolbar' }, title, owner));
@@ -189,6 +212,10 @@ export async function reportView(root, [id], session) {
     ].flat(Infinity).filter(Boolean));
   }
   function filterEditor(m) {
+    if (keptFilter) {
+      return h('fieldset', { class: 'rb-filters' }, h('legend', {}, 'Filters'),
+        h('p', { class: 'muted', id: 'rb-kept-filter' }, 'This report\'s filter combines conditions in a way the builder does not edit (any of, or not); it is kept and applied as saved.'));
+    }
     const rows = (def.filter && def.filter.and) || [];
     const fields = m.fields.filter((f) => f.kind !== 'object' && f.kind !== 'array' && f.kind !== 'point');
     const box = h('fieldset', { class: 'rb-filters' }, h('legend', {}, 'Filters (all must hold)'));
@@ -209,7 +236,7 @@ export async function reportView(root, [id], session) {
     box.append(h('button', { type: 'button', id: 'rb-add-filter', onclick: () => { rows.push({ field: fields[0].name, op: 'eq', value: null }); def.filter = { and: rows }; draw(); } }, '+ filter'));
     return box;
   }
-  const body = () => ({ ...def, group_by: def.group_by.map((g) => (g.bucket ? g : { field: g.field })), filter: def.filter && def.filter.and.length ? { and: def.filter.and.filter((c) => c.value !== null && c.value !== '') } : null });
+  const body = () => ({ ...def, group_by: def.group_by.map((g) => (g.bucket ? g : { field: g.field })), filter: keptFilter || (def.filter && def.filter.and.length ? { and: def.filter.and.filter((c) => c.value !== null && c.value !== '') } : null) });
   async function runIt() {
     err.textContent = '';
     out.replaceChildren(h('p', { class: 'muted' }, 'Running…'));

@@ -120,6 +120,7 @@ const scenarios = {
     await signIn(page, base, p.user, '/console/#/pipeline');
     const card = `.card[data-opp-id="${p.opp}"]`;
     await page.waitForSelector(card);
+    const cardText = await page.textContent(card);
     const target = `.column[data-stage-id="${p.toStage}"]`;
     const patched = page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes(`/opportunities/${p.opp}`));
     await page.dragAndDrop(card, target);
@@ -135,7 +136,7 @@ const scenarios = {
     await page.reload();
     await page.waitForSelector(card);
     const columnAfterReload = await page.getAttribute(`.column:has(${card})`, 'data-stage-id');
-    return { columnAfterReload, patchStatus, toastText, errors };
+    return { columnAfterReload, patchStatus, toastText, cardText, errors };
   },
 
   async import(browser, base, p) {

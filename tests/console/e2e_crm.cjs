@@ -266,6 +266,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.waitForSelector('#device-commands #command-list li');
     const alerts = await page.$$eval('#device-alerts li', (li) => li.map((x) => x.textContent));
     const workOrders = await page.$$eval('#device-work-orders li a', (a) => a.map((x) => x.textContent));
+    const title = await page.textContent('main h1');
     await page.click('#cmd-ping');
     await page.waitForSelector('#command-list li[data-name=ping]');
     const commands = await page.$$eval('#command-list li', (li) => li.map((x) => ({ name: x.dataset.name, state: x.dataset.state })));
@@ -273,7 +274,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.click('#cmd-config');
     await page.waitForFunction(() => (document.getElementById('command-error')?.textContent || '').length > 0);
     const refused = await page.textContent('#command-error');
-    return { alerts, workOrders, commands, refused, errors };
+    return { alerts, workOrders, title, commands, refused, errors };
   },
 
   // Where a device is, on its page: a phone's GPS track over the charts' window (zoomed in

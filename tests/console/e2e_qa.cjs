@@ -75,6 +75,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.goto(`${base}/console/#/r/accounts/${p.account}`);
     await page.waitForSelector('#account-assets table, #account-assets p');
     out.assets = await page.$$eval('#account-assets tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+    out.accountFields = await page.$$eval('#fields dt', (dts) => dts.map((d) => d.textContent));
     // merging duplicates deletes them: a confirmation says so; Cancel keeps them
     await page.goto(`${base}/console/#/r/contacts/${p.keep}`);
     await page.waitForSelector('#merge-go');
@@ -106,11 +107,65 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await signIn(page, base, p.user, '/console/#/users');
     await page.waitForSelector('#list table');
     const out = { usersText: await page.textContent('main') };
+    // the assistant panel: an empty conversation says what to do; "read answers aloud" is
+    // one line; Escape closes it and gives the focus back to its header button
+    await page.click('#assistant-open');
+    await page.waitForSelector('#assistant:not([hidden])');
+    out.panel = await page.evaluate(() => {
+      const speak = document.querySelector('#assistant input[name=speak]');
+      return {
+        hint: document.querySelector('#assistant .assistant-log').textContent,
+        expanded: document.getElementById('assistant-open').getAttribute('aria-expanded'),
+        speakLineHeight: speak.closest('label').getBoundingClientRect().height,
+      };
+    });
+    await page.keyboard.press('Escape');
+    out.panel.hiddenAfterEscape = await page.$eval('#assistant', (a) => a.hidden);
+    out.panel.focusAfterEscape = await page.evaluate(() => document.activeElement.id);
     await page.goto(`${base}/console/#/assistant`);
     await page.waitForSelector('#bot-settings form');
     out.botLabels = await page.$$eval('#bot-settings label', (ls) => ls.map((l) => l.firstChild.textContent));
     out.bookingChoices = await page.$$eval('#bot-booking_user_ids option', (o) => o.map((x) => x.textContent));
     out.ownerChoice = await page.$eval('#bot-lead_owner_id', (e) => e.tagName);
+    // the period is named and sized to its choices; the on/off box sits on its words' line
+    out.period = await page.evaluate(() => {
+      const sel = document.getElementById('assistant-days');
+      const box = document.getElementById('bot-enabled');
+      const words = box.closest('label');
+      return {
+        label: sel.labels[0] ? sel.labels[0].firstChild.textContent : null,
+        widthShare: sel.getBoundingClientRect().width / document.querySelector('main').getBoundingClientRect().width,
+        checkboxLine: Math.abs(box.getBoundingClientRect().top - words.getBoundingClientRect().top) < 8 && words.getBoundingClientRect().height < 40,
+      };
+    });
+    // a refused setting is marked on its field in words, not as the API's raw message
+    await page.fill('#bot-meeting_minutes', '5');
+    await page.click('#bot-save');
+    await page.waitForFunction(() => document.getElementById('bot-meeting_minutes-error').textContent);
+    out.minutesError = await page.textContent('#bot-meeting_minutes-error');
+    out.minutesInvalid = await page.getAttribute('#bot-meeting_minutes', 'aria-invalid');
+    out.botFormText = await page.textContent('#bot-settings');
+    // a create form: the required mark beside its field's name, the reference search as wide
+    // as the other inputs, and no blank band between the title and the form
+    await page.goto(`${base}/console/#/new/work_orders`);
+    await page.waitForSelector('#create-account_id');
+    out.form = await page.evaluate(() => {
+      const box = (sel) => document.querySelector(sel).getBoundingClientRect();
+      const label = (name) => box(`label[for=create-${name}]`);
+      return {
+        requiredLabelHeight: label('account_id').height,
+        plainLabelHeight: label('description').height,
+        pickerWidth: box('#create-account_id').width,
+        fieldWidth: document.getElementById('create-account_id').closest('.form-field').getBoundingClientRect().width,
+        titleGap: label('account_id').top - box('main h1').bottom,
+      };
+    });
+    await shot(page, 'qa-new-work-order');
+    // a deal started from an account is in the account's currency, not the column's USD
+    await page.goto(`${base}/console/#/new/opportunities/account_id=${p.account}`);
+    await page.waitForSelector('#create-currency');
+    await page.waitForFunction(() => document.getElementById('create-currency').value !== 'USD', null, { timeout: 5000 }).catch(() => {});
+    out.dealCurrency = await page.inputValue('#create-currency');
     await page.goto(`${base}/console/#/analytics`);
     await page.waitForSelector('main svg.chart, main p.muted');
     out.openStages = await page.$$eval('main svg.chart', (svgs) => (svgs[0] ? [...svgs[0].querySelectorAll('text')].map((t) => t.textContent) : []));
@@ -130,6 +185,29 @@ module.exports = ({ newPage, signIn, shot }) => ({
       return { monthDots: month.querySelectorAll('circle').length, monthTexts: texts(month), repTexts: texts(reps), mixedBars: bars };
     });
     return { ...out, errors };
+  },
+
+  // Saved reports as the API and the demo library save them: a bare condition as the filter
+  // (the builder only knew {and: [...]} and broke), an "any of" filter the builder cannot
+  // edit, and time buckets read as periods.
+  async qaReports(browser, base, p) {
+    const { page, errors } = await newPage(browser, base);
+    const out = {};
+    await signIn(page, base, p.user, '/console/#/reports');
+    for (const [key, id] of Object.entries(p.reports)) {
+      await page.goto('about:blank');
+      await page.goto(`${base}/console/#/report/${id}`);
+      await page.waitForSelector('#report-out .report-result, #report-error:not(:empty)');
+      out[key] = {
+        error: await page.textContent('#report-error'),
+        filters: await page.$$eval('.rb-filter', (rows) => rows.map((r) => [...r.querySelectorAll('select, input')].map((x) => x.value))),
+        kept: await page.$eval('.rb-filters', (x) => x.textContent),
+        rows: await page.$$eval('#report-out table.report-table tbody tr', (tr) => tr.map((r) => [...r.cells].map((c) => c.textContent))),
+        barLabels: await page.$$eval('#report-out svg.chart text', (t) => t.map((x) => x.textContent)),
+      };
+      await shot(page, `qa-report-${key}`);
+    }
+    return { out, errors };
   },
 
   // An admin gives a user created in the console a password (it had none to sign in with).

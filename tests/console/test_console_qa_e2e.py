@@ -81,6 +81,8 @@ def test_what_a_new_user_hit_clicking_through_the_console(
     assert r["viewError"] == "View name must have at most 200 characters"
     # the last cell: the row's Edit and Delete buttons
     assert r["assets"] == [["pump-p200", "SN-QA-1", "—", "—", "standard · SLA 48 h", "EditDelete"]]
+    # the typed health field is named the override it is (the lists' Health is computed)
+    assert "Health override" in r["accountFields"] and "Health score" not in r["accountFields"]
     assert "Dana Twin is deleted once merged" in r["mergeAsk"]
     assert r["afterCancel"] == 200 and r["afterMerge"] == 404
     assert len(r["barHeights"]) == 4 and all(h > 0 for h in r["barHeights"])
@@ -143,16 +145,39 @@ def test_what_an_admin_met_walking_the_demo_world(
     console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
 ) -> None:
     tok = login(console_url, admin)
-    acct = call(console_url, "POST", "/api/v1/accounts", {"name": "QA walk"}, tok)
+    acct = call(
+        console_url, "POST", "/api/v1/accounts", {"name": "QA walk", "currency": "EUR"}, tok
+    )
     deal = {"name": "QA walk deal", "account_id": acct["id"], "amount": 5000, "currency": "EUR"}
     call(console_url, "POST", "/api/v1/opportunities", deal, tok)
-    r = run_scenario("qaWalk", console_url, {"user": admin})
+    r = run_scenario("qaWalk", console_url, {"user": admin, "account": acct["id"]})
     # the users list has no bulk actions: nothing stands in for them
     assert not re.search(r"\bnull\b", r["usersText"])
+    # the assistant panel says what it is for, and Escape closes it back to its button
+    panel = r["panel"]
+    assert "next stop" in panel["hint"] and panel["expanded"] == "true"
+    assert panel["speakLineHeight"] < 30
+    assert panel["hiddenAfterEscape"] is True and panel["focusAfterEscape"] == "assistant-open"
     # the bot's people are chosen by name, not typed as ids
     assert not any("user id" in label for label in r["botLabels"])
     assert r["ownerChoice"] == "SELECT" and len(r["bookingChoices"]) >= 1
     assert not any(c.strip().isdigit() for c in r["bookingChoices"])
+    # the assistant's period is named and not stretched across the page; the bot's on/off
+    # box is on the line of its words
+    assert r["period"]["label"] == "Period" and r["period"]["widthShare"] < 0.5
+    assert r["period"]["checkboxLine"] is True
+    # a refused bot setting says why on its own field, without the API's wording
+    assert r["minutesError"] == "must be at least 10"
+    assert r["minutesInvalid"] == "true"
+    assert "body " not in r["botFormText"] and "`int`" not in r["botFormText"]
+    # a create form: "Account *" on one line like any other label, the account search as
+    # wide as its column, the form right under its title
+    form = r["form"]
+    assert form["requiredLabelHeight"] == form["plainLabelHeight"]
+    assert form["pickerWidth"] == form["fieldWidth"]
+    assert form["titleGap"] < 24
+    # a new deal on a EUR account is in EUR
+    assert r["dealCurrency"] == "EUR"
     # "open pipeline" is the open stages': won and lost deals are no pipeline
     assert r["openStages"] and r["closedStages"]
     assert not set(r["closedStages"]) & set(r["openStages"])
@@ -168,6 +193,72 @@ def test_what_an_admin_met_walking_the_demo_world(
         "Closed won · Sum of amount: 1,341,600 EUR",
         "Proposal · Sum of amount: 142,400 EUR",
     ]
+    assert r["errors"] == []
+
+
+def test_saved_reports_open_whatever_shape_their_filter_has(
+    console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
+) -> None:
+    tok = login(console_url, admin)
+    tag = f"QArep{admin['id']}"
+    acct = call(console_url, "POST", "/api/v1/accounts", {"name": f"{tag} site"}, tok)
+    for amount in (7000, 4500, 3000):
+        call(
+            console_url,
+            "POST",
+            "/api/v1/opportunities",
+            {
+                "name": f"{tag} {amount}",
+                "account_id": acct["id"],
+                "amount": amount,
+                "currency": "EUR",
+                "close_date": "2026-03-14",
+            },
+            tok,
+        )
+    mine = {"field": "name", "op": "contains", "value": tag}
+
+    def saved(name: str, filt: dict[str, Any], bucket: str) -> int:
+        definition = {
+            "entity": "opportunities",
+            "filter": filt,
+            "group_by": [{"field": "close_date", "bucket": bucket}],
+            "measures": [{"agg": "sum", "field": "amount"}],
+            "chart": "bar",
+        }
+        body = {"name": name, "definition": definition}
+        return int(call(console_url, "POST", "/api/v1/reports", body, tok)["id"])
+
+    reports = {
+        # one bare condition, as fieldmesh/demo_library.py saves its reports
+        "bare": saved(f"{tag} bare", mine, "month"),
+        # big or small deals of mine: a shape the builder does not edit, kept as saved
+        "anyOf": saved(
+            f"{tag} any of",
+            {
+                "and": [
+                    mine,
+                    {
+                        "or": [
+                            {"field": "amount", "op": "gte", "value": 6000},
+                            {"field": "amount", "op": "lte", "value": 3500},
+                        ]
+                    },
+                ]
+            },
+            "quarter",
+        ),
+    }
+    r = run_scenario("qaReports", console_url, {"user": admin, "reports": reports})
+    bare, any_of = r["out"]["bare"], r["out"]["anyOf"]
+    # the bare condition is the builder's one filter row, and the report ran
+    assert bare["error"] == ""
+    assert bare["filters"] == [["name", "contains", tag]]
+    assert bare["rows"] == [["Mar 2026", "EUR", "€14,500"]] and "Mar 2026" in bare["barLabels"]
+    # the other shape is said to be kept, and it is applied (the middle deal left out)
+    assert any_of["error"] == "" and any_of["filters"] == []
+    assert "kept and applied as saved" in any_of["kept"]
+    assert any_of["rows"] == [["Q1 2026", "EUR", "€10,000"]]
     assert r["errors"] == []
 
 

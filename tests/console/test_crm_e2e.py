@@ -45,7 +45,12 @@ def test_dragging_an_opportunity_to_the_next_stage_is_persisted(
         console_url,
         "POST",
         "/api/v1/opportunities",
-        {"name": "Pumps x4", "account_id": acct["id"], "amount": 40000},
+        {
+            "name": "Pumps x4",
+            "account_id": acct["id"],
+            "amount": 40000,
+            "close_date": "2027-03-14",
+        },
         tok,
     )
     stages = call(
@@ -66,6 +71,8 @@ def test_dragging_an_opportunity_to_the_next_stage_is_persisted(
         == target
     )
     assert r["columnAfterReload"] == str(target)
+    # the card's close date reads as the record page's dates do, not as an ISO string
+    assert "closes 3/14/2027" in r["cardText"] and "2027-03-14" not in r["cardText"]
     assert r["errors"] == [] and r["bad"] == []
 
 

@@ -54,6 +54,8 @@ def test_a_device_page_lists_alerts_site_work_orders_and_sends_commands(
     r = run_scenario("devicePage", console_url, {"user": admin, "device": device})
     assert len(r["alerts"]) == 1 and "Temperature high" in r["alerts"][0]
     assert r["workOrders"] == [f"Fix the pump {device}"]
+    # which device this is, not only its model (many devices share one)
+    assert r["title"] == f"{device} · pump-x"
     # the ping is listed with its state (sent until the device acks; no device runs here)
     assert r["commands"][0]["name"] == "ping" and r["commands"][0]["state"] in {
         "sent",

@@ -116,3 +116,32 @@ def test_search_by_word_beginning_phone_digits_and_a_renamed_record(
     assert str(made["id"]) in {
         h["id"] for h in search(console_url, tok, q=f"Philipa Wolstenhome{tag}")
     }
+
+
+def test_a_deal_hit_reads_its_amount_as_people_write_it(
+    console_url: str, admin: dict[str, Any]
+) -> None:
+    tok = login(console_url, admin)
+    tag = uuid.uuid4().hex[:6]
+    acct = call(console_url, "POST", "/api/v1/accounts", {"name": f"Amount {tag}"}, tok)
+    deals = {
+        amount: call(
+            console_url,
+            "POST",
+            "/api/v1/opportunities",
+            {"name": f"Quetzal{tag} {i}", "account_id": acct["id"], **amount_body},
+            tok,
+        )["id"]
+        for i, (amount, amount_body) in enumerate(
+            (
+                ("whole", {"amount": 33300, "currency": "EUR"}),
+                ("cents", {"amount": 14400.5, "currency": "USD"}),
+            )
+        )
+    }
+    details = {
+        h["id"]: h["detail"]
+        for h in search(console_url, tok, q=f"quetzal{tag}", types="opportunities")
+    }
+    assert details[str(deals["whole"])] == "open · 33,300 EUR"
+    assert details[str(deals["cents"])] == "open · 14,400.50 USD"

@@ -99,6 +99,13 @@ def test_worn_pump_becomes_a_planned_visit_that_closes_its_work_order(
             "SELECT DISTINCT timezone FROM users WHERE id = ANY(%s)", (list(world.reps.values()),)
         ).fetchall()
     assert world.timezone == "Europe/Paris" and zones == [("Europe/Paris",)]
+    # the sites keep their money in the currency of the demo's deals
+    with psycopg.connect(settings.dsn) as conn:
+        currencies = conn.execute(
+            "SELECT DISTINCT currency FROM accounts WHERE id = ANY(%s)",
+            (list(world.accounts.values()),),
+        ).fetchall()
+    assert currencies == [("EUR",)]
     gateway = start_gateway(settings, tenant)
     dispatcher = Dispatcher(settings, tenant, fleet.clock.now_s, cpu_s=0.5).start()
     fleet.start()

@@ -69,6 +69,13 @@ def test_critical_alert_opens_one_urgent_work_order_for_the_skilled_least_loaded
         "SELECT description FROM work_orders WHERE id = %s", (res.work_order_id,)
     ).fetchone() or ("",)
     assert description.endswith("; evidence window 2025-11-24, 15:43:20 to 16:00:00 UTC.")
+    # the equipment by its model and device, not by a row id people cannot look up
+    (model,) = db.execute(
+        "SELECT equipment_model FROM assets WHERE device_id = %s", (site.device_id,)
+    ).fetchone() or ("",)
+    second = description.splitlines()[1]
+    assert second.startswith(f"{model} ") and f"(device {site.device_id}) at " in second
+    assert "Asset " not in description
     events = {d.event_type for d in webhooks.deliveries(db, sub_id)}
     assert events == {"work_order.created", "work_order.urgent"}
     db.rollback()
