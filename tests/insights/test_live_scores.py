@@ -261,7 +261,10 @@ def test_pipeline_forecast_by_owner_with_interval_and_what_if(world: World) -> N
                 "VALUES (%s, %s, %s, %s, %s, %s, 50, %s, %s)",
                 (f"open {i}", acct[0], stage[0], stage[1], amount, today, p.users["rep1"], p.t1),
             )
-        for k in range(1, 16):  # 15 months of won history
+        # 24 months of won history: a year's forecast made in January looks 12 months
+        # ahead, and a forecast needs twice its horizon of history (fewer months left the
+        # year's history_point empty from January to May)
+        for k in range(1, 25):
             conn.execute(
                 "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
                 "probability, status, closed_at, owner_id, territory_id) "
