@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -74,8 +74,11 @@ class EtaNotice:
     update: bool
 
 
-def eta_text(rep_name: str | None, eta: datetime, tz_name: str | None, *, update: bool) -> str:
-    """The customer's message (pure)."""
+def eta_text(
+    rep_name: str | None, eta: datetime, tz_name: str | None, *, update: bool, now: datetime
+) -> str:
+    """The customer's message (pure): the day is named unless the arrival is on `now`'s day,
+    both read in the rep's zone."""
     try:
         tz = ZoneInfo(tz_name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -84,7 +87,7 @@ def eta_text(rep_name: str | None, eta: datetime, tz_name: str | None, *, update
     who = (rep_name or "").split()[0] if rep_name else ""
     tech = f"Your technician {who}" if who else "Your technician"
     when = f"{local:%H:%M}" + (
-        "" if local.date() == datetime.now(tz).date() else f" on {local:%d %b}"
+        "" if local.date() == now.astimezone(tz).date() else f" on {local:%d %b}"
     )
     lead = "Update: " if update else ""
     return f"{lead}{tech} arrives at about {when}."
@@ -144,7 +147,9 @@ async def notify_one(
     if c is None:
         return None
     wo, plan = int(row["work_order_id"]), int(row["plan_id"])
-    text = eta_text(row["rep_name"], row["eta"], row["rep_tz"], update=bool(row["told"]))
+    text = eta_text(
+        row["rep_name"], row["eta"], row["rep_tz"], update=bool(row["told"]), now=datetime.now(UTC)
+    )
     sent_on = None
     for ch in await _channels(conn, c):
         if ch == "sms":

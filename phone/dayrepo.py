@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
@@ -18,6 +19,18 @@ OPEN = ("new", "assigned", "scheduled", "in_progress")
 async def _rows(conn: AsyncConnection[Any], q: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     cur = await conn.execute(q, args)
     return list(await cur.fetchall())
+
+
+async def rep_today(conn: AsyncConnection[Any], user_id: int, now: datetime) -> date:
+    """The rep's calendar day at `now`, in their zone (users.timezone; UTC when unknown):
+    plans are made for the rep's local day, so late in the UTC evening a rep in Los Angeles
+    is still on today's plan and early in the morning a rep in Sydney is already on the next."""
+    rows = await _rows(conn, "SELECT timezone FROM users WHERE id = %s", (user_id,))
+    try:
+        zone = ZoneInfo(rows[0][0]) if rows and rows[0][0] else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return now.astimezone(zone).date()
 
 
 async def newest_plan(conn: AsyncConnection[Any], user_id: int, day: date) -> int | None:

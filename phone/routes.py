@@ -161,7 +161,7 @@ StopKey = Annotated[str, msgspec.Meta(pattern=r"^(wo|acct):[0-9]{1,18}$")]
 
 
 class DayQuery(msgspec.Struct, frozen=True, rename={"day": "date"}):
-    day: date | None = None
+    day: date | None = None  # default: today in the caller's zone (users.timezone)
 
 
 class StopPath(msgspec.Struct, frozen=True):
@@ -261,15 +261,16 @@ def _stop_out(s: DayStop) -> StopOut:
 @routes.get(
     "/api/v1/phone/day",
     access=Access.read(unscoped=_OWN_DAY),
-    summary="The caller's stops of a day (default today) in plan order, with what was recorded",
+    summary="The caller's stops of a day (default: today in the caller's time zone) in plan "
+    "order, with what was recorded",
     description="Every stop of the caller's route in the newest ready plan of the day -- work "
     "orders and periodic account visits -- then the caller's open work orders the plan does "
     "not carry; ETAs from the plan (they change when it is re-planned), check-in/out (manual "
     "or from the geofence), checklist per work-order type, parts used and time spent.",
 )
 async def get_day(req: Req, query: DayQuery) -> PhoneDay:
-    day = query.day or datetime.now(UTC).date()
     async with req.connection() as conn:
+        day = query.day or await dayrepo.rep_today(conn, req.user.user_id, datetime.now(UTC))
         plan_id, stops = await dayrepo.load_day(conn, req.user.user_id, day)
     return PhoneDay(day, plan_id, [_stop_out(s) for s in stops])
 
@@ -284,11 +285,11 @@ async def get_day(req: Req, query: DayQuery) -> PhoneDay:
     errors=(404,),
 )
 async def post_stop(req: Req, path: StopPath, query: DayQuery, body: StopUpdate) -> StopOut:
-    day = query.day or datetime.now(UTC).date()
     if body.checkin_at and body.checkout_at and body.checkout_at < body.checkin_at:
         raise Unprocessable("checkout_at: before checkin_at", field="checkout_at")
     uid = req.user.user_id
     async with req.connection() as conn, conn.transaction():
+        day = query.day or await dayrepo.rep_today(conn, uid, datetime.now(UTC))
         _, stops = await dayrepo.load_day(conn, uid, day)
         stop = next((s for s in stops if s.key == path.stop_key), None)
         if stop is None:

@@ -31,10 +31,14 @@ const periodLabel = (start, end) => {
   return `${fmtDate(s)} – ${fmtDate(last)}`;
 };
 
-export async function quotasView(root) {
-  const year = new Date().getFullYear();
+export async function quotasView(root, [yearArg] = []) {
+  // the years around this one, and the one a link names (#/quotas/2026): an older year
+  // stays reachable once it has left the list
+  const thisYear = new Date().getFullYear();
+  const year = /^\d{4}$/.test(yearArg || '') ? Number(yearArg) : thisYear;
+  const years = [...new Set([year, thisYear - 3, thisYear - 2, thisYear - 1, thisYear, thisYear + 1])].sort((a, b) => a - b);
   const yearSel = /** @type {HTMLSelectElement} */ (h('select', { id: 'quota-year' },
-    [year - 3, year - 2, year - 1, year, year + 1].map((y) => h('option', { value: y, selected: y === year }, y))));
+    years.map((y) => h('option', { value: y, selected: y === year }, y))));
   const out = scrollBox('Quotas', { id: 'quotas' });
   root.append(h('div', { class: 'toolbar' }, h('h1', {}, 'Sales quotas'), h('label', { for: 'quota-year' }, 'Year', yearSel)));
   let reps;

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, date, datetime
 
 import psycopg
 import pytest
 
 from ar_viewer.data import load_territory
+from tests.clock import clear_of
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,8 @@ SQUARE = {
 
 
 def _seed(dsn: str, tag: str) -> None:
-    now = datetime.now(UTC)
+    # today's plan is read on the database's date (UTC), not this machine's local one
+    now = clear_of("day", margin_s=60.0)
     with psycopg.connect(dsn, autocommit=True) as conn:
         tid = conn.execute(
             "INSERT INTO territories (name, geom) VALUES (%s, ST_GeomFromGeoJSON(%s)::geography) RETURNING id",
@@ -54,7 +55,7 @@ def _seed(dsn: str, tag: str) -> None:
         plan = conn.execute(
             "INSERT INTO routing_plans (territory_id, plan_date, status, request) VALUES (%s, %s, 'ready', '{}')"
             " RETURNING id",
-            (tid, date.today()),
+            (tid, now.date()),
         ).fetchone()[0]  # type: ignore[index]
         for seq, acc in enumerate((accounts[2], accounts[0]), start=1):
             conn.execute(

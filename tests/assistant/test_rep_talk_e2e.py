@@ -12,7 +12,6 @@ import subprocess
 import uuid
 import wave
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 from assistant import voice
 from kernel.settings import PROJECT_ROOT, Settings
 from tests.appserver import serve_app
+from tests.clock import clear_of
 from tests.console.conftest import make_user
 from tests.console.test_crm_e2e import call, login
 from tests.eventually import eventually
@@ -54,7 +54,9 @@ def _speech(text: str, to: Path) -> dict[str, Any]:
 
 def _planned_day(url: str, dsn: str) -> tuple[dict[str, Any], list[int], dict[int, str]]:
     """A rep with three work orders, routed by a plan for today; (rep, the plan's work order
-    order, account name of each work order)."""
+    order, account name of each work order). The phone shows the rep's today (UTC, the
+    rep's zone): the walk must not cross midnight, or the page looks at a day with no plan."""
+    today = clear_of("day", margin_s=600.0).date()
     sfx = uuid.uuid4().hex[:6]
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
@@ -93,7 +95,7 @@ def _planned_day(url: str, dsn: str) -> tuple[dict[str, Any], list[int], dict[in
         url,
         "POST",
         "/api/v1/routing/plans",
-        {"territory_id": territory, "date": date.today().isoformat(), "cpu_s": 1.0},
+        {"territory_id": territory, "date": today.isoformat(), "cpu_s": 1.0},
         tok,
     )
 

@@ -382,7 +382,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
   // the team total, removes one; a rep sees their own, with nothing to change.
   async quotas(browser, base, p) {
     const { page, errors } = await newPage(browser, base);
-    await signIn(page, base, p.manager, '/console/#/quotas');
+    await signIn(page, base, p.manager, `/console/#/quotas/${p.year}`);
     const ready = () => page.waitForSelector('#quotas[data-ready=yes]');
     await ready();
     await page.evaluate(() => { document.getElementById('quotas').dataset.ready = 'no'; });
@@ -415,7 +415,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.waitForSelector(other, { state: 'detached' });
     const left = await page.$$eval('#quota-table tbody tr', (tr) => tr.map((x) => Number(x.dataset.user)));
     const rep = await newPage(browser, base);
-    await signIn(rep.page, base, p.repUser, '/console/#/quotas');
+    await signIn(rep.page, base, p.repUser, `/console/#/quotas/${p.year}`);
     await rep.page.waitForSelector('#quotas[data-ready=yes]');
     await rep.page.evaluate(() => { document.getElementById('quotas').dataset.ready = 'no'; });
     await rep.page.selectOption('#quota-year', p.year);

@@ -15,6 +15,7 @@ import psycopg
 
 from insights import pipeline
 from kernel.settings import Settings
+from tests.clock import clear_of
 from tests.console.conftest import make_user
 from tests.console.test_records_e2e import territory
 
@@ -72,6 +73,7 @@ def test_the_forecast_page_draws_history_forecast_and_what_ifs(
     run_scenario: Callable[..., dict[str, Any]],
 ) -> None:
     dsn = test_settings.dsn
+    clear_of("month", margin_s=600.0)  # the walk reads 'this month' back; it may take minutes
     t = territory(dsn)
     rep = make_user(dsn, "rep", territory_id=t)
     manager = make_user(dsn, "manager", territory_id=t)

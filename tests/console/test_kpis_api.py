@@ -244,7 +244,7 @@ def test_the_quota_screen_sets_quotas_and_shows_attainment_by_role(
             "repUser": rep,
             "rep": rep["id"],
             "other": other["id"],
-            "year": "2026",
+            "year": "2026",  # opened as #/quotas/2026: listed in any later year too
             "month": "2026-06",
         },
         timeout_s=300,

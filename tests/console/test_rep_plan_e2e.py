@@ -8,7 +8,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from geo.engine import EventKind, GeoEvent
 from geo.store import apply_visits, insert_events
 from geo.visits import CheckIn
 from kernel.settings import Settings
+from tests.clock import clear_of
 from tests.console.conftest import make_user
 from tests.console.test_crm_e2e import call, login
 from tests.eventually import eventually
@@ -62,6 +62,9 @@ def test_the_rep_follows_the_routing_plan_and_sees_the_automatic_check_in(
     run_scenario: Callable[..., dict[str, Any]],
 ) -> None:
     dsn = test_settings.dsn
+    # the plan is for the rep's today (UTC, the rep's zone), which the phone page shows:
+    # the walk must not cross midnight, or the page looks at a day with no plan
+    today = clear_of("day", margin_s=600.0).date()
     sfx = uuid.uuid4().hex[:6]
     phone = f"phone-{sfx}"
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -104,7 +107,7 @@ def test_the_rep_follows_the_routing_plan_and_sees_the_automatic_check_in(
         console_url,
         "POST",
         "/api/v1/routing/plans",
-        {"territory_id": territory, "date": date.today().isoformat(), "cpu_s": 1.0},
+        {"territory_id": territory, "date": today.isoformat(), "cpu_s": 1.0},
         tok,
     )
     plan = _wait_plan(console_url, int(created["id"]), tok)

@@ -17,12 +17,21 @@ from tests.world import People
 
 
 def test_eta_text_is_in_the_reps_time_zone() -> None:
-    at = datetime.now(UTC).replace(hour=8, minute=40) + timedelta(days=3)
-    assert eta.eta_text("Rep One", at, "Europe/Berlin", update=False) == (
-        f"Your technician Rep arrives at about 09:40 on {at:%d %b}."
-    )
-    assert eta.eta_text(None, at, "Bad/Zone", update=True).startswith(
-        "Update: Your technician arrives at about 08:40"
+    def utc(month: int, day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, month, day, hour, minute, tzinfo=UTC)
+
+    def text(at: datetime, now: datetime) -> str:
+        return eta.eta_text("Rep One", at, "Europe/Berlin", update=False, now=now)
+
+    # winter (UTC+1) and summer time (UTC+2) in Berlin; another day is named
+    lead = "Your technician Rep arrives at about"
+    assert text(utc(1, 15, 8, 40), utc(1, 12, 12)) == f"{lead} 09:40 on 15 Jan."
+    assert text(utc(7, 15, 8, 40), utc(7, 12, 12)) == f"{lead} 10:40 on 15 Jul."
+    # today in Berlin: no day; 23:30 UTC is already tomorrow there (the same UTC day)
+    assert text(utc(1, 15, 8, 40), utc(1, 15, 7)) == f"{lead} 09:40."
+    assert text(utc(1, 15, 23, 30), utc(1, 15, 22)) == f"{lead} 00:30 on 16 Jan."
+    assert eta.eta_text(None, utc(1, 15, 8, 40), "Bad/Zone", update=True, now=utc(1, 12, 12)) == (
+        "Update: Your technician arrives at about 08:40 on 15 Jan."
     )
 
 

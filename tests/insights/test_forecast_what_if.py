@@ -17,6 +17,7 @@ import requests
 
 from kernel.settings import Settings
 from tests.appserver import serve_app
+from tests.clock import clear_of
 from tests.world import People, make_people
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,9 @@ class World:
 @pytest.fixture(scope="module")
 def world(test_settings: Settings) -> Iterator[World]:
     """Fresh territories in the shared database: the manager and the rep of the first one
-    see only the deals written here."""
+    see only the deals written here. The module runs within one UTC month (at its end, the
+    deals won today would become last month's history)."""
+    clear_of("month")
     people = asyncio.run(make_people(test_settings.dsn, uuid.uuid4().hex[:8]))
     rep = people.users["rep1"]
     with psycopg.connect(test_settings.dsn, autocommit=True) as conn:

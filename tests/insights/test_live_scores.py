@@ -21,6 +21,7 @@ from fieldmesh.migrate import upgrade
 from insights import live, pipeline
 from kernel.settings import Settings
 from tests.appserver import serve_app
+from tests.clock import clear_of
 from tests.eventually import eventually
 from tests.world import People, make_people
 
@@ -242,7 +243,9 @@ def test_account_health_is_computed_from_service_history(world: World) -> None:
 
 def test_pipeline_forecast_by_owner_with_interval_and_what_if(world: World) -> None:
     p = world.people
-    today = datetime.now(UTC).date()
+    # this month's deals and the history before it, read back (and by the snapshot test
+    # below) within the same UTC month
+    today = clear_of("month").date()
     with psycopg.connect(world.dsn) as conn:
         acct = conn.execute(
             "INSERT INTO accounts (name, territory_id, owner_id) VALUES ('Deals Co', %s, %s) "
@@ -261,7 +264,10 @@ def test_pipeline_forecast_by_owner_with_interval_and_what_if(world: World) -> N
                 "VALUES (%s, %s, %s, %s, %s, %s, 50, %s, %s)",
                 (f"open {i}", acct[0], stage[0], stage[1], amount, today, p.users["rep1"], p.t1),
             )
-        for k in range(1, 16):  # 15 months of won history
+        # 24 months of won history: a year's forecast made in January looks 12 months
+        # ahead, and a forecast needs twice its horizon of history (fewer months left the
+        # year's history_point empty from January to May)
+        for k in range(1, 25):
             conn.execute(
                 "INSERT INTO opportunities (name, account_id, pipeline_id, stage_id, amount, "
                 "probability, status, closed_at, owner_id, territory_id) "

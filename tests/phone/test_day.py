@@ -3,13 +3,16 @@ orders the plan does not carry; what the rep records at a stop, idempotently."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import psycopg
 
 from phone.day import Assigned, PlannedStop, merge_day, work_order_type
-from tests.world import People
+from tests.world import People, make_people
 
 T0 = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
 
@@ -156,3 +159,26 @@ def test_the_day_api_follows_the_plan_and_records_the_work(
             (people.users["rep1"], key),
         ).fetchone()
     assert row is not None and json.loads(json.dumps(row[0]))[0]["name"] == "Seal kit"
+
+
+def test_without_a_date_the_day_is_today_in_the_reps_time_zone(app_url: str, db_dsn: str) -> None:
+    people = asyncio.run(make_people(db_dsn, uuid.uuid4().hex[:8]))  # a rep of this test alone
+    now = datetime.now(UTC)
+    # a zone whose date is not UTC's now, with its midnight at least two hours away:
+    # UTC+14 from 10:00 UTC (its midnight), UTC-12 before 12:00 UTC (its midnight)
+    zone = "Pacific/Kiritimati" if now.hour >= 10 else "Etc/GMT+12"
+    local = now.astimezone(ZoneInfo(zone)).date()
+    assert local != now.date()
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE users SET timezone = %s WHERE id = %s", (zone, people.users["rep1"]))
+    order, _, _ = _seed_plan(db_dsn, people, local)
+    rep = people.api(app_url, "rep1")
+    r = rep.get("/phone/day")
+    assert r.status_code == 200, r.text
+    assert r.json()["date"] == local.isoformat()
+    stops = r.json()["stops"]
+    assert [s["account"]["id"] for s in stops[:9]] == order
+    # a stop of that day is recorded without naming the day as well
+    visit = next(s for s in stops[:9] if s["work_order"] is None)
+    done = rep.post(f"/phone/day/stops/{visit['key']}", json={"completed": True})
+    assert done.status_code == 200, done.text

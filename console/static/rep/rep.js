@@ -64,7 +64,21 @@ function showNet() {
   pending().then((p) => { document.getElementById('outbox').textContent = p.length ? `${p.length} waiting to send` : ''; document.body.dataset.outbox = String(p.length); });
 }
 
-const today = () => { const d = new Date(); return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`; };
+// Today's date ('YYYY-MM-DD') on the wall clock of `zone`. Plans are made for the rep's
+// local day and the shift is read in the rep's zone, so the day is too (the phone's own
+// clock may be set to another zone); UTC when the account names none, as the server does.
+function dayIn(zone) {
+  const opts = /** @type {const} */ ({ year: 'numeric', month: '2-digit', day: '2-digit' });
+  let parts;
+  try {
+    parts = new Intl.DateTimeFormat('en-CA', { ...opts, timeZone: zone || 'UTC' }).formatToParts(new Date());
+  } catch {
+    parts = new Intl.DateTimeFormat('en-CA', opts).formatToParts(new Date());
+  }
+  const part = (t) => (parts.find((x) => x.type === t) || { value: '' }).value;
+  return `${part('year')}-${part('month')}-${part('day')}`;
+}
+const today = () => dayIn(state.me && state.me.timezone);
 const hhmm = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
 
 // Automatic check-ins today (geo visits), newest per account.
