@@ -9,7 +9,7 @@
 // push-to-talk button (talk.js) says next stop, check in, done ... by voice.
 import { api, signIn, token, etagOf, ApiError } from '/console/api.js';
 import { connectLive } from '/console/live.js';
-import { h, toast } from '/console/ui.js';
+import { h, toast, fmtClock, setUserZone } from '/console/ui.js';
 import { makeMap } from '/console/leaflet.js';
 import { enqueue, flush, pending } from './queue.js';
 import { Tracker } from './gps.js';
@@ -79,7 +79,8 @@ function dayIn(zone) {
   return `${part('year')}-${part('month')}-${part('day')}`;
 }
 const today = () => dayIn(state.me && state.me.timezone);
-const hhmm = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '');
+// times in the rep's zone (users.timezone), as the console shows them and the plan is made
+const hhmm = (iso) => (iso ? fmtClock(iso) : '');
 
 // Automatic check-ins today (geo visits), newest per account.
 async function loadVisits() {
@@ -93,6 +94,7 @@ async function loadVisits() {
 // The day from /api/v1/phone/day: every stop of my route in the newest plan's order (work
 // orders and periodic account visits), then my open work orders the plan does not carry.
 async function loadDay() {
+  setUserZone(state.me && state.me.timezone);
   const day = await api(`/api/v1/phone/day?date=${today()}`);
   state.planId = day.plan_id;
   state.stops = day.stops;
