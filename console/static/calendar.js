@@ -301,9 +301,12 @@ async function meetingForm(root, me, refresh) {
   const account = input({ name: 'account_id', kind: 'int', ref: 'accounts', enum: [], nullable: true }, null, 'cal-account');
   /** @returns {number | null} the chosen account; a name typed but not picked is refused */
   const accountId = () => { try { return account.get(); } catch (e) { toast(e.message, 'error'); account.focus(); throw e; } };
-  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'cal-new', 'aria-label': 'New meeting' },
+  // what is missing is said on its field, in words (not the browser's own bubble)
+  const subjectError = h('span', { class: 'field-error', id: 'cal-subject-error', role: 'alert' });
+  const slotError = h('p', { class: 'field-error', id: 'cal-slot-error', role: 'alert' });
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'cal-new', 'aria-label': 'New meeting', novalidate: true },
     h('h2', {}, 'New meeting'),
-    h('label', {}, 'Subject ', h('input', { name: 'subject', required: true, maxlength: 300 })),
+    h('label', {}, 'Subject ', h('input', { name: 'subject', required: true, maxlength: 300, 'aria-describedby': 'cal-subject-error' })), subjectError,
     h('label', {}, 'Attendees ', attendees),
     h('label', {}, 'Duration ', h('select', { name: 'duration' }, [15, 30, 45, 60, 90, 120].map((m) => h('option', { value: m, selected: m === 30 }, `${m} min`)))),
     h('label', { for: 'cal-account' }, 'On site at account (optional) ', account.el),
@@ -314,8 +317,10 @@ async function meetingForm(root, me, refresh) {
     h('div', { class: 'row' },
       h('button', { type: 'button', class: 'cal-find' }, 'Find slots'),
       h('button', { type: 'submit' }, 'Create meeting')),
-    results, panel));
+    slotError, results, panel));
   const value = (/** @type {string} */ n) => String(new FormData(form).get(n) || '').trim();
+  const subjectInput = /** @type {HTMLInputElement} */ (form.elements.namedItem('subject'));
+  subjectInput.addEventListener('input', () => { if (value('subject')) { subjectError.textContent = ''; subjectInput.removeAttribute('aria-invalid'); } });
   const resources = () => new FormData(form).getAll('resource').map(Number);
   /** @type {HTMLButtonElement} */ (form.querySelector('.cal-find')).addEventListener('click', async () => {
     results.replaceChildren(h('p', { class: 'muted' }, 'Searching…'));
@@ -337,6 +342,7 @@ async function meetingForm(root, me, refresh) {
           type: 'button',
           onclick: (/** @type {Event} */ e) => {
             /** @type {HTMLInputElement} */ (form.elements.namedItem('start')).value = s.start;
+            slotError.textContent = '';
             results.querySelectorAll('.cal-slot').forEach((li) => li.classList.remove('chosen'));
             /** @type {HTMLElement} */ (/** @type {HTMLElement} */ (e.target).closest('.cal-slot')).classList.add('chosen');
           },
@@ -347,7 +353,12 @@ async function meetingForm(root, me, refresh) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const start = value('start');
-    if (!start) { toast('Find slots and pick one first', 'error'); return; }
+    const subject = /** @type {HTMLInputElement} */ (form.elements.namedItem('subject'));
+    subjectError.textContent = value('subject') ? '' : 'Give the meeting a subject.';
+    subject.toggleAttribute('aria-invalid', !value('subject'));
+    slotError.textContent = start ? '' : 'Find slots and choose one with "Use" first.';
+    if (!value('subject')) { subject.focus(); return; }
+    if (!start) { /** @type {HTMLButtonElement} */ (form.querySelector('.cal-find')).focus(); return; }
     const people = chosen(attendees);
     let acc;
     try { acc = accountId(); } catch { return; }

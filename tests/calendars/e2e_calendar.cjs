@@ -93,6 +93,9 @@ const scenarios = {
     await signIn(page, base, p.user, `#/calendar/week/${p.day}`);
     await page.waitForSelector('.cal-grid');
     await page.click('button.cal-new-btn');
+    // submitted empty: what is missing is said on the form, not in a browser bubble
+    await page.click('.cal-new button[type=submit]');
+    const missing = [await page.textContent('#cal-subject-error'), await page.textContent('#cal-slot-error')];
     await page.fill('.cal-new input[name=subject]', p.subject);
     await page.fill('.cal-new input[name=from]', p.day);
     await page.selectOption('.cal-new select[name=duration]', '60');
@@ -100,6 +103,7 @@ const scenarios = {
     await page.waitForSelector('.cal-slot');
     const slots = await page.locator('.cal-slot').allTextContents();
     await page.click('.cal-slot >> nth=0 >> button');
+    const slotErrorAfter = await page.textContent('#cal-slot-error') + await page.textContent('#cal-subject-error');
     await shot(page, 'calendar-slot-finder');
     await page.click('.cal-new button[type=submit]');
     await page.waitForFunction(() => document.getElementById('toast').textContent === 'Meeting created');
@@ -108,7 +112,7 @@ const scenarios = {
     await page.click('a.cal-view:has-text("Resources")');
     await page.waitForSelector('.cal-res');
     const resources = await page.textContent('.cal-res');
-    return { slots, resources, errors, bad };
+    return { slots, resources, missing, slotErrorAfter, errors, bad };
   },
 };
 

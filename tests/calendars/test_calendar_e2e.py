@@ -115,6 +115,12 @@ def test_the_create_meeting_form_finds_slots_and_creates_the_meeting(
         tmp_path,
     )
     assert out["slots"] and any("first free slot" in s for s in out["slots"])
+    # submitted empty: both missing things named on the form; choosing a slot clears its line
+    assert out["missing"] == [
+        "Give the meeting a subject.",
+        'Find slots and choose one with "Use" first.',
+    ]
+    assert out["slotErrorAfter"] == ""
     assert out["errors"] == []
     with psycopg.connect(test_settings.dsn) as conn:
         row = conn.execute(
