@@ -25,6 +25,13 @@ const { launch, newPage, signIn, report } = require('../console/e2e.cjs');
     await page.press('#kb-q', 'Enter');
     await page.waitForSelector('#kb-list table');
     const first = await page.textContent('#kb-list tbody tr:first-child td:first-child');
+    // on a phone the articles are cards: the excerpt has the screen's width, not a word's
+    await page.setViewportSize({ width: 390, height: 844 });
+    const phone = await page.$eval('#kb-list tbody tr:first-child td:nth-child(4)', (td) => ({
+      width: td.getBoundingClientRect().width,
+      overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    }));
+    await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(base + '/console/#/assistant');
     await page.waitForSelector('#assistant-figures table, #assistant-figures p');
     await page.waitForSelector('#bot-settings form');
@@ -44,7 +51,7 @@ const { launch, newPage, signIn, report } = require('../console/e2e.cjs');
     await visitor.press('input[aria-label=Message]', 'Enter');
     await visitor.waitForFunction(() => document.querySelector('[aria-label=Chat]').textContent.includes('/help/articles/'), null, { timeout: 30000 });
     const chat = await visitor.textContent('[aria-label=Chat]');
-    console.log(report({ shown, hash, first, figures, chat, errors }));
+    console.log(report({ shown, hash, first, phone, figures, chat, errors }));
   } finally {
     await browser.close();
   }

@@ -56,6 +56,7 @@ def test_a_manager_writes_and_finds_an_article_and_the_bot_quotes_it(
     assert r["hash"].startswith("#/kb/")
     article_id = int(r["hash"].split("/")[-1])
     assert r["first"] == params["title"]
+    assert r["phone"]["width"] >= 300 and r["phone"]["overflow"] <= 0, r["phone"]
     assert "Per intent" in r["figures"]
     assert f"/help/articles/{article_id}" in r["chat"] and "MODE and DOWN" in r["chat"]
     assert r["errors"] == []

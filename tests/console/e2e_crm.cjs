@@ -453,6 +453,11 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await signIn(phone.page, base, p.user, '/console/#/accounts');
     const pg = phone.page;
     const closed = await pg.$eval('#nav', (n) => n.getBoundingClientRect().height);
+    // the header: its height, and whether any of its controls sticks out of the screen
+    const phoneHeader = await pg.$eval('header.top', (x) => ({
+      height: x.getBoundingClientRect().height,
+      outside: [...x.querySelectorAll('button, input, .who')].filter((e) => { const r = e.getBoundingClientRect(); return r.width > 0 && (r.left < 0 || r.right > window.innerWidth); }).map((e) => e.id || e.className),
+    }));
     await pg.focus('#nav-toggle');
     await pg.keyboard.press('Enter');
     const expanded = await pg.getAttribute('#nav-toggle', 'aria-expanded');
@@ -467,7 +472,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await shot(page, `nav-${p.user.role}`);
     const all = [...errors, ...phone.errors];
     all.bad = [...errors.bad, ...phone.errors.bad];
-    return { links, sections, box, headerHeight, refused, phone: { closed, expanded, focused, openHeight, next, afterEscape, overflow }, errors: all };
+    return { links, sections, box, headerHeight, refused, phone: { closed, expanded, focused, openHeight, next, afterEscape, overflow, header: phoneHeader }, errors: all };
   },
 
   // axe-core over the main screens at desktop and phone width: serious and critical

@@ -70,4 +70,6 @@ def test_the_navigation_offers_each_role_only_pages_the_server_answers(
     assert ph["focused"] == "#/accounts" and ph["next"] == "#/contacts"
     assert ph["afterEscape"] == {"expanded": "false", "focus": "nav-toggle"}
     assert ph["overflow"] <= 0
+    # the header in two rows (it took four, 170 px), every control on the screen
+    assert ph["header"]["height"] <= 100 and ph["header"]["outside"] == [], ph["header"]
     assert r["errors"] == []
