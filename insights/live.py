@@ -40,7 +40,7 @@ from psycopg.types.json import Jsonb
 
 from insights import segments
 from insights.cards import binary_metrics
-from insights.drift import ALERT_PSI, DriftReference
+from insights.drift import DriftReference
 from insights.maintenance import registry
 from insights.maintenance.errors import InsufficientDataError, ModelNotFoundError
 from insights.tabular import (
@@ -428,7 +428,8 @@ class DriftAlert:
 def check_drift(conn: psycopg.Connection[Any], entity: str) -> list[DriftAlert]:
     """Compare the open records' inputs and scores with the active model's training data;
     raise a drift alert (once per model version and feature while raised) for every PSI at
-    or above ALERT_PSI, clear the ones back below it. The newly raised alerts."""
+    or above its alert level (ALERT_PSI above the chance level of samples that size), clear
+    the ones back below it. The newly raised alerts."""
     name = DRIFT_MODELS[entity]
     model = active_model(conn, name)
     if model is None or model.drift is None:
@@ -442,7 +443,7 @@ def check_drift(conn: psycopg.Connection[Any], entity: str) -> list[DriftAlert]:
     figures = model.drift.check(x, model.predict_proba(x))
     raised: list[DriftAlert] = []
     for feature, value in figures.items():
-        if value >= ALERT_PSI:
+        if value >= model.drift.alert_level(feature, len(x)):
             row = conn.execute(
                 """
                 INSERT INTO insights_drift (model, model_version, feature, psi, live_rows)
