@@ -134,7 +134,7 @@ async def pipeline_forecast(
     start = today.replace(day=1)
     pstart = date(start.year, (start.month - 1) // step * step + 1, 1)
     offset = _month_index(start, pstart)  # months of the current period already gone
-    window = [date(start.year - HISTORY_MONTHS // 12, start.month, 1), start]
+    window = _window(today)
     cur = await conn.execute(
         sql.SQL(
             """
@@ -189,16 +189,7 @@ async def pipeline_forecast(
         [pstart, *acc_p],
     )
     so_far = {str(r[0]): float(r[1]) for r in await cur.fetchall()}
-    cur = await conn.execute(
-        sql.SQL(
-            # most deals first: the currency a console shows when it must pick one
-            "SELECT t.currency::text FROM opportunities t "
-            "WHERE (t.status = 'open' OR t.status = 'won' AND t.closed_at >= %s "
-            "AND t.closed_at < %s) AND {acc} GROUP BY 1 ORDER BY count(*) DESC, 1"
-        ).format(acc=acc),
-        [*window, *acc_p],
-    )
-    currencies = [str(r[0]) for r in await cur.fetchall()]
+    currencies = await _currencies(conn, acc, acc_p, window)
     groups = sorted({str(r[0]) for r in open_rows} | {str(r[0]) for r in won_rows} | set(so_far))
     names = await _names(conn, group_by, groups)
     rng = np.random.default_rng(seed)
@@ -347,12 +338,35 @@ SYSTEM = Principal(
 )  # fmt: skip
 
 
+async def _currencies(
+    conn: AsyncConnection[Any], acc: sql.Composable, acc_p: list[Any], window: list[date]
+) -> list[str]:
+    """The currencies of the deals a forecast counts (open, or won in its history window),
+    most deals first: the currency a console shows when it must pick one."""
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT t.currency::text FROM opportunities t "
+            "WHERE (t.status = 'open' OR t.status = 'won' AND t.closed_at >= %s "
+            "AND t.closed_at < %s) AND {acc} GROUP BY 1 ORDER BY count(*) DESC, 1"
+        ).format(acc=acc),
+        [*window, *acc_p],
+    )
+    return [str(r[0]) for r in await cur.fetchall()]
+
+
+def _window(today: date) -> list[date]:
+    """The closed-won history a forecast learns from: HISTORY_MONTHS up to this month."""
+    start = today.replace(day=1)
+    return [date(start.year - HISTORY_MONTHS // 12, start.month, 1), start]
+
+
 async def snapshot(conn: AsyncConnection[Any], today: date, months: int = 3) -> int:
     """Store today's forecast of every territory and of the whole tenant, per currency;
     rows written."""
     n = 0
-    every = await pipeline_forecast(conn, SYSTEM, today=today, periods=months, group_by="all")
-    for currency in every.currencies:
+    acc, acc_p = scope(ENTITIES["opportunities"], SYSTEM, "t")
+    # the same currencies pipeline_forecast lists, without simulating a forecast for them
+    for currency in await _currencies(conn, acc, acc_p, _window(today)):
         for group_by in ("all", "territory"):
             forecast = await pipeline_forecast(
                 conn, SYSTEM, today=today, periods=months, group_by=group_by, currency=currency
