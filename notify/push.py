@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +69,10 @@ def vapid_key(settings: Settings) -> Vapid02:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         v = Vapid02()
         v.generate_keys()
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # a file of this call's own (mode 0600): the API asks from several threads of one
+        # process at once, so a name per process was truncated or unlinked under another
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".vapid-", suffix=".tmp")
+        tmp = Path(name)
         with os.fdopen(fd, "wb") as fh:
             fh.write(v.private_pem())
         try:

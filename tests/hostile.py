@@ -7,14 +7,16 @@ JSON, empty, deep, huge, of the wrong Content-Type, or whose fields are given wr
 values and unknown siblings; and the request without, with an invalid, or with another
 role's token. `check(...)` says what is wrong with an answer: a 5xx, an error that is not
 the JSON error shape, a success without a valid token (none, made up or expired), or a
-2xx to a territory-1 user carrying a marker only territory-2 records hold."""
+2xx to a territory-1 user carrying a marker only territory-2 records hold (the marker
+text, or an id or value that only territory 2's live data has: a phone's id, a GPS
+coordinate)."""
 
 from __future__ import annotations
 
 import json
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -206,18 +208,34 @@ def _path_with(path: str, values: dict[str, str]) -> str:
     return re.sub(r"\{([^}]+)\}", lambda m: values.get(m.group(1), "1"), path)
 
 
+Ids = Mapping[str, int | str | Sequence[int | str]]
+
+
+def _listed(value: int | str | Sequence[int | str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, int | str):
+        return [str(value)]
+    return [str(v) for v in value]
+
+
 def cases(
     doc: dict[str, Any],
-    ids: dict[str, int | str],
+    ids: Ids,
     rng: random.Random,
     per_operation: int,
     excluded: set[tuple[str, str]],
     roles: tuple[str, ...] = ("admin", "manager", "rep1", "viewer"),
+    probe_query: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[tuple[str, list[Case]]]:
     """For each operation (label), its cases: the leak probes, the token cases and the
     malformed bodies always, then `per_operation` picked by the seeded `rng` from all its hostile variants.
     `ids` maps a collection's path prefix (e.g. "/api/v1/accounts") to the id of a
-    territory-2 record in it."""
+    territory-2 record in it, or to several (each is probed). `probe_query` maps a query
+    parameter's name (`device_id`, `from`) to the values the leak probes give it: the ids
+    of territory-2 records, and a period that holds territory 2's live data; an operation
+    with such parameters is probed with each of their values."""
+    probe_query = probe_query or {}
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             method = method.upper()
@@ -227,8 +245,8 @@ def cases(
             path_params = [p for p in params if p["in"] == "path"]
             query_params = [p for p in params if p["in"] == "query"]
             prefix = path.split("/{", 1)[0]
-            other = ids.get(prefix)
-            base_path = {p["name"]: str(other or 1) for p in path_params}
+            others = _listed(ids.get(prefix))
+            base_path = {p["name"]: others[0] if others else "1" for p in path_params}
             base_query = [
                 (p["name"], quote(str(sample(doc, p.get("schema", {}))), safe=""))
                 for p in query_params
@@ -281,12 +299,27 @@ def cases(
                 fixed.append(mk(who="anon", note="no token"))
                 fixed.append(mk(who="invalid", note="invalid token"))
                 fixed.append(mk(who="expired", note="expired token"))
-            if other is not None:
-                fixed.append(mk(who="rep1", note="territory-2 id", probe=True))
-                fixed.append(mk(who="manager", note="territory-2 id", probe=True))
-            if path_params or query_params or body_schema is not None:
-                # no mutation: the plain leak check for listings as territory-1 users
-                fixed.append(mk(who="rep1", note="plain", probe=True))
+            territory_1 = ("rep1", "manager")
+            for other in others:
+                for who in territory_1:
+                    pvals = {p["name"]: other for p in path_params}
+                    fixed.append(mk(who=who, pvals=pvals, note="territory-2 id", probe=True))
+            if method == "GET" or path_params or query_params or body_schema is not None:
+                # no mutation: the plain leak check for listings as territory-1 users (every
+                # read, also those without parameters: a map layer, a fleet summary)
+                for who in territory_1 if method == "GET" else ("rep1",):
+                    fixed.append(mk(who=who, note="plain", probe=True))
+            named = [p["name"] for p in query_params if p["name"] in probe_query]
+            for i in range(max((len(probe_query[n]) for n in named), default=0)):
+                # territory-2 ids in the query (?device_id=, ?subject_id=) over a period
+                # that holds territory 2's live data
+                given = {n: probe_query[n][min(i, len(probe_query[n]) - 1)] for n in named}
+                query = [(k, v) for k, v in base_query if k not in given]
+                query += [(k, quote(v, safe="")) for k, v in given.items()]
+                for who in territory_1:
+                    fixed.append(
+                        mk(who=who, query=query, note=f"territory-2 {sorted(given)}", probe=True)
+                    )
             pool: list[Case] = []
             if method != "GET":
                 for h in HOSTILE_HEADERS:
@@ -328,8 +361,33 @@ def cases(
             yield f"{method} {path}", fixed + pool[:per_operation]
 
 
-def check(case: Case, status: int, ctype: str, body: bytes, marker: str) -> str | None:
-    """What is wrong with this answer, or None."""
+def _fields_with(doc: Any, id_fields: Mapping[str, set[Any]]) -> str | None:
+    """The first `"key": value` of the JSON document where `id_fields[key]` holds value."""
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in id_fields and not isinstance(v, dict | list | bool) and v in id_fields[k]:
+                    return f'"{k}": {v!r}'
+                stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
+def check(
+    case: Case,
+    status: int,
+    ctype: str,
+    body: bytes,
+    markers: Sequence[str],
+    id_fields: Mapping[str, set[Any]] | None = None,
+) -> str | None:
+    """What is wrong with this answer, or None. `markers`: strings only territory-2 records
+    hold (the marker text; ids and values of live data that carry no text). `id_fields`:
+    for records that are only numbers (a visit: its account, fence and rep), the ids a
+    field of that name holds only in territory-2 records (`{"account_id": {17}}`)."""
     if status >= 500:
         return f"{status}: {body[:300]!r}"
     if status >= 400:
@@ -342,6 +400,18 @@ def check(case: Case, status: int, ctype: str, body: bytes, marker: str) -> str 
             return f"{status} error not in the error shape: {body[:200]!r}"
     elif case.who in ("anon", "invalid", "expired"):
         return f"{status} to a request without a valid token"
-    elif case.who in ("rep1", "manager") and marker.encode() in body:
-        return f"{status} carries territory-2 data: {body[:300]!r}"
+    elif case.who in ("rep1", "manager"):
+        for marker in markers:
+            at = body.find(marker.encode())
+            if at >= 0:
+                shown = body[max(0, at - 150) : at + 150]
+                return f"{status} carries territory-2 data ({marker}): ...{shown!r}..."
+        if id_fields and "json" in ctype:
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                return None
+            found = _fields_with(doc, id_fields)
+            if found is not None:
+                return f"{status} names a territory-2 record ({found}): {body[:300]!r}"
     return None

@@ -3,14 +3,17 @@ territory-1 user must not see, made through the API as territory 2's rep (rep2),
 the admin where only admins make it, for territory 2 or rep2. Every text field that can
 carries the marker, so that a 2xx showing it to rep1 or territory 1's manager is a leak.
 
-`seed(url, people, marker, sms_key)` answers the map `tests/hostile.py` takes: a
-collection's path prefix to the id of its territory-2 record, used for the path
-parameters of the operations under that prefix."""
+`seed(url, people, marker, sms_key)` answers a `World`: its `ids` are the map
+`tests/hostile.py` takes (a collection's path prefix to the id of its territory-2 record,
+used for the path parameters of the operations under that prefix); the rest is what
+territory 2's devices need to report over MQTT (tests/hostile_live.py): the equipment's
+key and broker credentials from its enrolment, and rep2's phone's connection."""
 
 from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -19,6 +22,7 @@ from edge_agent.enrol import enrolment_request
 from edge_agent.signing import DeviceKey
 from tests.world import People
 
+EQUIPMENT_MODEL = "hostile-unit-h19"  # the enrolled device's: rules on it are fleet-wide
 PHONE = "+4930123457"  # territory 2's contact's phone, its SMS conversation's sender
 # a 1x1 PNG (a signature, an attachment)
 PNG = base64.b64decode(
@@ -26,10 +30,19 @@ PNG = base64.b64decode(
 )
 
 
-def seed(url: str, people: People, marker: str, sms_key: str) -> dict[str, int | str]:
+@dataclass
+class World:
+    ids: dict[str, Any]  # path prefix -> a territory-2 record's id (or several)
+    account: int  # territory 2's account, every other record's
+    device: DeviceKey  # the equipment enrolled at the account (its id carries the marker)
+    enrolment: dict[str, Any]  # the enrolment's answer: the device's broker credentials
+    phone: dict[str, Any]  # rep2's phone as registered: its broker connection
+
+
+def seed(url: str, people: People, marker: str, sms_key: str) -> World:
     rep2 = people.users["rep2"]
     apis = {who: people.api(url, who) for who in ("rep2", "admin")}
-    ids: dict[str, int | str] = {}
+    ids: dict[str, Any] = {}
 
     def made(r: requests.Response, what: str) -> dict[str, Any]:
         assert r.status_code in (200, 201, 202), (what, r.status_code, r.text[:500])
@@ -84,15 +97,16 @@ def seed(url: str, people: People, marker: str, sms_key: str) -> dict[str, int |
         "/assets",
         {"account_id": account, "equipment_model": f"{marker} pump", "serial": f"{marker}-1"},
     )
-    # a device enrolled for the account (a token only managers issue), on the asset
-    key = DeviceKey.generate(f"{marker}-dev")  # the id carries the marker too
+    # a device enrolled for the account (a token only managers issue), on the asset; its
+    # equipment model is fleet-wide (alert rules, which every user reads, name it): no marker
+    key = DeviceKey.generate(f"{marker}-dev")  # the id carries the marker
     token = made(
         apis["admin"].post("/enrolment-tokens", {"account_id": account}), "enrolment token"
     )["token"]
-    made(
+    enrolment = made(
         requests.post(
             f"{url}/api/v1/device-enrolments",
-            json=enrolment_request(key, token, equipment_model=f"{marker}-model"),
+            json=enrolment_request(key, token, equipment_model=EQUIPMENT_MODEL),
             timeout=30,
         ),
         "enrolment",
@@ -218,7 +232,8 @@ def seed(url: str, people: People, marker: str, sms_key: str) -> dict[str, int |
         "quota",
     )
     ids["/api/v1/quotas"] = int(quota["id"])
-    make("/phone/devices", {"label": f"{marker} phone"}, key="device_id")
+    phone = made(apis["rep2"].post("/phone/devices", {"label": f"{marker} phone"}), "phone")
+    ids["/api/v1/phone/devices"] = phone["device_id"]
     make(
         "/phone/reports",
         {
@@ -274,4 +289,4 @@ def seed(url: str, people: People, marker: str, sms_key: str) -> dict[str, int |
         ("/calendar/meetings", "/activities"),
     ):
         alias(prefix, collection)
-    return ids
+    return World(ids, account, key, enrolment, phone)

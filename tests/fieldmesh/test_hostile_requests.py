@@ -2,7 +2,15 @@
 a fixed seed): no answer is a 5xx, an error that is not the JSON error shape, a hang, or
 a 2xx that shows a territory-1 user data of territory 2. The app runs on a database of
 its own, with territory 2's world (tests/hostile_world.py: a record of every kind of
-tenant data, its text carrying a marker) made by territory 2's rep."""
+tenant data, its text carrying a marker) made by territory 2's rep, and its live world
+(tests/hostile_live.py: telemetry, alerts, a predicted failure, a GPS track, geofence
+events and a visit) reported over MQTT through a real broker and gateway.
+
+Beside the REST API, the other ways a territory-1 user could read territory 2's live data
+are tried here too: the console's live WebSocket, a phone's broker account, and the
+assistant. The map has no other source: its tiles come from an outside tile server (no
+records), and its layers are the REST reads /console/api/positions, /sites, /visits,
+/track and /plans, which the hostile requests cover (there is no bounding-box query)."""
 
 from __future__ import annotations
 
@@ -13,7 +21,10 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
+import aiohttp
 import pytest
 import requests
 from psycopg import AsyncConnection
@@ -24,8 +35,20 @@ from fieldmesh.migrate import upgrade
 from identity import auth
 from kernel.settings import Settings
 from tests.appserver import serve_app
+from tests.eventually import eventually, eventually_async
+from tests.gateway.harness import GatewayProcess
 from tests.hostile import Case, cases, check
-from tests.hostile_world import seed
+from tests.hostile_live import (
+    HOT,
+    INSIDE,
+    NOT_AUTHORIZED,
+    Live,
+    device_probe,
+    now_ms,
+    phone_probe,
+    plant,
+)
+from tests.hostile_world import World, seed
 from tests.world import People, make_people
 
 SEED = int(os.environ.get("FIELDMESH_FUZZ_SEED", "20261207"))
@@ -49,7 +72,23 @@ class Target:
     url: str
     people: People
     marker: str
-    ids: dict[str, int | str]
+    ids: dict[str, Any]
+    world: World
+    live: Live
+    settings: Settings
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        return (self.marker, *self.live.markers)
+
+    @property
+    def id_fields(self) -> dict[str, set[Any]]:
+        """Territory 2's visit is numbers only: its account, fence and rep."""
+        return {
+            "account_id": {self.world.account},
+            "fence_id": {self.ids["/api/v1/geo/fences"]},
+            "rep_id": {self.people.users["rep2"]},
+        }
 
 
 async def _expired_token(dsn: str, user_id: int) -> str:
@@ -61,18 +100,28 @@ async def _expired_token(dsn: str, user_id: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def target(services_up: Settings) -> Iterator[Target]:
+def target(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     name = f"fm_hostile_{uuid.uuid4().hex[:8]}"
     dsn = services.create_database(services_up, name)
+    # a tenant of its own: the gateway's shared-subscription session takes no other
+    # test's messages
+    settings = services_up.with_overrides(database_url=dsn, tenant=f"hz{uuid.uuid4().hex[:8]}")
+    gateway: GatewayProcess | None = None
     try:
         upgrade(dsn)
         people = asyncio.run(make_people(dsn, "hostile"))
         people.tokens["expired"] = asyncio.run(_expired_token(dsn, people.users["rep1"]))
         marker = f"T2SECRET{uuid.uuid4().hex[:6]}"
-        with serve_app(services_up.with_overrides(database_url=dsn)) as url:
-            ids = seed(url, people, marker, inbound_key(services_up))
-            yield Target(url, people, marker, ids)
+        with serve_app(settings) as url:
+            world = seed(url, people, marker, inbound_key(services_up))
+            log = tmp_path_factory.mktemp("gw") / "gateway.log"
+            gateway = GatewayProcess(settings, settings.tenant, log_path=log).start()
+            live = plant(url, people, marker, world, settings)
+            ids = {**world.ids, **live.ids}
+            yield Target(url, people, marker, ids, world, live, settings)
     finally:
+        if gateway is not None:
+            gateway.stop()
         services.drop_database(services_up, name)
 
 
@@ -100,8 +149,38 @@ def _send(target: Target, case: Case) -> str | None:
         return f"{case.label()}\n    no answer within {TIMEOUT_S} s"
     except requests.ConnectionError as exc:
         return f"{case.label()}\n    connection failed: {exc}"
-    problem = check(case, r.status_code, r.headers.get("Content-Type", ""), body, target.marker)
+    ctype = r.headers.get("Content-Type", "")
+    problem = check(case, r.status_code, ctype, body, target.markers, target.id_fields)
     return None if problem is None else f"{case.label()}\n    {problem}"
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, list) else value
+
+
+def _live_reads(target: Target) -> list[tuple[str, dict[str, str], str]]:
+    """(path, query, what rep2 finds there) for each kind of territory 2's live data."""
+    live, marker = target.live, target.marker
+    period = {"from": live.period[0], "to": live.period[1]}
+    lon = f"{INSIDE[0]:.6f}"
+    return [
+        ("/api/v1/devices", {}, live.device),  # its status: firmware and last seen
+        ("/api/v1/devices", {}, f"{marker}-fw"),
+        (f"/api/v1/devices/{live.device}", {}, str(HOT)),  # latest values
+        (f"/api/v1/devices/{live.device}/telemetry", {"metric": "bearing_temp_c"}, str(HOT)),
+        ("/api/v1/alerts", {"state": "all"}, live.alerts["threshold"]),
+        ("/api/v1/alerts", {"state": "all"}, live.alerts["prediction"]),
+        (f"/api/v1/work_orders/{live.work_orders['threshold']}", {}, marker),
+        (f"/api/v1/work_orders/{live.work_orders['prediction']}", {}, live.pump),
+        ("/console/api/positions", {}, live.phone),
+        ("/console/api/positions", {}, lon),
+        ("/console/api/track", {"device_id": live.phone, **period}, lon),
+        (f"/api/v1/geo/subjects/{live.phone}/track", period, lon),
+        (f"/api/v1/geo/subjects/{live.phone}/events", period, '"enter"'),
+        ("/api/v1/geo/visits", period, f'"rep_id":{target.people.users["rep2"]}'),
+        ("/console/api/visits", {}, live.phone),
+        ("/console/api/search", {"q": marker, "types": "devices"}, live.pump),
+    ]
 
 
 def test_hostile_requests_get_json_4xx_and_no_other_territory(target: Target) -> None:
@@ -126,10 +205,16 @@ def test_hostile_requests_get_json_4xx_and_no_other_territory(target: Target) ->
         "/api/v1/phone/reports/{}",
         "/api/v1/imports/{}",
     ):
-        url = target.url + path.format(target.ids[path.removesuffix("/{}")])
+        url = target.url + path.format(_first(target.ids[path.removesuffix("/{}")]))
         assert target.marker in requests.get(url, headers=rep2, timeout=30).text, path
+    # and territory 2's live data, each with the handle the leak check looks for
+    for path, params, handle in _live_reads(target):
+        got = requests.get(target.url + path, params=params, headers=rep2, timeout=30)
+        assert got.status_code == 200 and handle in got.text, (path, handle, got.text[:300])
     rng = random.Random(SEED)
-    planned = list(cases(doc, target.ids, rng, PER_OPERATION, EXCLUDED))
+    planned = list(
+        cases(doc, target.ids, rng, PER_OPERATION, EXCLUDED, probe_query=target.live.probe_query)
+    )
     assert len(planned) > 300
     all_cases = [c for _, cs in planned for c in cs]
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -137,3 +222,184 @@ def test_hostile_requests_get_json_4xx_and_no_other_territory(target: Target) ->
     # the app still answers after all of it
     assert requests.get(target.url + "/health", timeout=30).status_code == 200
     assert not problems, f"{len(problems)} of {len(all_cases)} cases:\n" + "\n".join(problems[:80])
+
+
+# --------------------------------------------------------------------------- other channels
+
+
+def _phone_of(target: Target, who: str) -> dict[str, Any]:
+    """A phone of `who`, registered as the phone app does: its broker connection."""
+    r = target.people.api(target.url, who).post("/phone/devices", {"label": f"{who} phone"})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def _fix(lon: float, lat: float) -> dict[str, Any]:
+    return {"v": 1, "seq": now_ms(), "fixes": [[now_ms() - 500, lon, lat, 5.0, 0.0, None]]}
+
+
+def test_the_live_socket_shows_territory_2_to_rep2_and_not_to_territory_1(target: Target) -> None:
+    """The console's live feed (positions, device status, geofence events, alerts over one
+    WebSocket): rep2 gets territory 2's frames; rep1 and territory 1's manager, connected
+    at the same time, get none of them, only rep1's own phone (which is also what tells
+    that every earlier frame has reached them)."""
+    live, world = target.live, target.world
+    mine = _phone_of(target, "rep1")
+    base = f"fm/v1/{world.enrolment['tenant']}/dev/{live.device}/telemetry"
+
+    def report_territory_2() -> None:
+        with device_probe(world.enrolment) as dev:
+            for value in (20.0, HOT):  # clears the alert, then raises it again
+                sample = {"v": 1, "seq": live.device_seq.next(), "samples": [[now_ms(), "bearing_temp_c", value]]}  # fmt: skip
+                assert dev.publish(base, sample) == 0
+        with phone_probe(target.settings, world.phone) as phone:
+            assert phone.publish(world.phone["mqtt"]["gps_topic"], _fix(*INSIDE)) == 0
+
+    def report_rep1() -> None:
+        with phone_probe(target.settings, mine) as phone:
+            assert phone.publish(mine["mqtt"]["gps_topic"], _fix(2.35, 48.85)) == 0
+
+    async def run() -> dict[str, list[str]]:
+        frames: dict[str, list[str]] = {"rep2": [], "rep1": [], "manager": []}
+        async with aiohttp.ClientSession() as session:
+            sockets = {
+                who: await session.ws_connect(
+                    target.url.replace("http", "ws") + "/console/live",
+                    headers=target.people.headers(who),
+                )
+                for who in frames
+            }
+
+            async def read(who: str) -> None:
+                async for msg in sockets[who]:
+                    frames[who].append(str(msg.data))
+
+            readers = [asyncio.create_task(read(who)) for who in frames]
+
+            async def saw(who: str, *texts: str) -> bool:
+                return all(any(t in f for f in frames[who]) for t in texts)
+
+            try:
+                await eventually_async(lambda: saw("rep1", '"hello"'))
+                await eventually_async(lambda: saw("manager", '"hello"'))
+                await eventually_async(lambda: saw("rep2", '"hello"'))
+                await asyncio.to_thread(report_territory_2)
+                await eventually_async(
+                    lambda: saw("rep2", '"k":"alert"', '"k":"pos"', live.device, live.phone),
+                    what="rep2's frames of territory 2",
+                )
+                await asyncio.to_thread(report_rep1)
+                for who in ("rep1", "manager"):
+                    await eventually_async(
+                        partial(saw, who, '"k":"pos"', mine["device_id"]),
+                        what=f"{who}'s frame of rep1's phone",
+                    )
+            finally:
+                for ws in sockets.values():
+                    await ws.close()
+                await asyncio.gather(*readers, return_exceptions=True)
+        return frames
+
+    frames = asyncio.run(run())
+    for who in ("rep1", "manager"):
+        for frame in frames[who]:
+            for marker in target.markers:
+                assert marker not in frame, (who, marker, frame[:300])
+
+
+def test_a_phones_broker_account_reads_and_writes_only_its_own_topics(target: Target) -> None:
+    """rep1's phone, with the broker account the API gave it, over the WebSocket listener
+    the phone app uses: every subscription to rep2's phone, to territory 2's equipment or
+    to a wildcard is refused (SUBACK 0x87), nothing of theirs is delivered to it while
+    they report, and a fix it publishes into rep2's phone's topic is never stored."""
+    live, world = target.live, target.world
+    tenant = world.enrolment["tenant"]
+    mine = _phone_of(target, "rep1")
+    own = f"fm/v1/{tenant}/dev/{mine['device_id']}"
+    rep2_phone = f"fm/v1/{tenant}/dev/{live.phone}"
+    equipment = f"fm/v1/{tenant}/dev/{live.device}"
+    refused = [
+        f"{rep2_phone}/gps",
+        f"{rep2_phone}/receipt",
+        f"{rep2_phone}/cmd/+",
+        f"{rep2_phone}/status",
+        f"{equipment}/telemetry",
+        f"{equipment}/receipt",
+        f"{equipment}/cmd/+",
+        f"fm/v1/{tenant}/#",
+        f"fm/v1/{tenant}/dev/+/gps",
+        "fm/v1/+/dev/+/receipt",
+        "#",
+        f"$share/hostile/fm/v1/{tenant}/dev/+/gps",
+        f"{own}/gps",  # what it may write, it may not read
+    ]
+    spoof = (13.555555, 52.555555)
+    with phone_probe(target.settings, mine) as phone:
+        assert phone.subscribe(refused) == [NOT_AUTHORIZED] * len(refused)
+        assert phone.subscribe([f"{own}/receipt", f"{own}/cmd/+"]) == [1, 1]
+        # territory 2 reports (the gateway answers each with a receipt on its own topic)
+        with phone_probe(target.settings, world.phone) as theirs:
+            assert theirs.publish(world.phone["mqtt"]["gps_topic"], _fix(*INSIDE)) == 0
+        with device_probe(world.enrolment) as dev:
+            sample = {"v": 1, "seq": live.device_seq.next(), "samples": [[now_ms(), "bearing_temp_c", 30.0]]}  # fmt: skip
+            assert dev.publish(f"{equipment}/telemetry", sample) == 0
+        # then rep1's phone: its own receipt is the last thing it can be sent
+        assert phone.publish(mine["mqtt"]["gps_topic"], _fix(2.35, 48.85)) == 0
+        eventually(lambda: any(t == f"{own}/receipt" for t, _ in phone.received()))
+        assert {t for t, _ in phone.received()} == {f"{own}/receipt"}
+    with phone_probe(target.settings, mine) as phone:
+        code = phone.publish(f"{rep2_phone}/gps", _fix(*spoof))
+        assert code != 0  # refused (0x87), or the broker dropped the connection
+    with phone_probe(target.settings, mine) as phone:  # what the gateway stored, it receipts
+        assert phone.subscribe([f"{own}/receipt"]) == [1]
+        assert phone.publish(mine["mqtt"]["gps_topic"], _fix(2.36, 48.86)) == 0
+        eventually(lambda: phone.received() != [])
+    period = {"from": live.period[0], "to": live.period[1]}
+    track = target.people.api(target.url, "rep2").get(f"/geo/subjects/{live.phone}/track", params=period)  # fmt: skip
+    assert track.status_code == 200 and f"{INSIDE[0]:.6f}" in track.text
+    assert f"{spoof[0]:.6f}" not in track.text
+
+
+def test_the_assistant_tells_territory_1_nothing_of_territory_2(target: Target) -> None:
+    """Questions on alerts, devices, where rep2 is and territory 2's records, asked by rep1
+    and territory 1's manager: no answer names territory 2's data (a name the question
+    itself gave may be echoed: the longer record texts, and every other handle, may not
+    appear), and acknowledging territory 2's alert by its device's name changes nothing."""
+    live, marker = target.live, target.marker
+    records = (f"{marker} account", f"{marker} street", f"Lead{marker}", f"{marker} deal")
+
+    def ask(who: str, text: str, confirm: bool = False) -> str:
+        r = target.people.api(target.url, who).post(
+            "/assistant/messages", {"text": text, "confirm": confirm}
+        )
+        assert r.status_code == 200, r.text
+        return str(r.text)
+
+    # rep2, who may, is told of territory 2's records: the check below can see them
+    assert f"{marker} account" in ask("rep2", f"find {marker}")
+    questions = [
+        "show alerts",
+        "show me the open alerts",
+        "how many alerts are there",
+        "how many open work orders",
+        "where is Rep Two",
+        "where is rep2",
+        "what is my next stop",
+        f"find {marker}",
+        f"search devices {live.device}",
+        f"find the account {marker} account",
+        f"acknowledge the alert on {live.device}",
+        "acknowledge the alert",
+    ]
+    for who in ("rep1", "manager"):
+        for text in questions:
+            for confirm in (False, True):
+                answer = ask(who, text, confirm)
+                for handle in (*records, *target.markers):
+                    if handle not in text:
+                        assert handle not in answer, (who, text, handle, answer[:400])
+    alerts = target.people.api(target.url, "rep2").get(
+        "/alerts", params={"device_id": live.device, "state": "all"}
+    )
+    by = {a["acknowledged_by"] for a in alerts.json()["items"]}
+    assert not by & {f"rep1-{target.people.suffix}@x.test", f"mgr-{target.people.suffix}@x.test"}

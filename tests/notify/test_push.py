@@ -4,11 +4,14 @@ FIELDMESH_PUSH_ALLOW names the network (a local push service); VAPID key per ins
 from __future__ import annotations
 
 import base64
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from kernel.settings import Settings, parse_networks
+from notify import push
 from notify.push import PushError, application_server_key, check_endpoint, payload
 
 
@@ -42,3 +45,22 @@ def test_the_vapid_key_is_made_once_per_installation(tmp_path: Path) -> None:
 def test_payloads_stay_small() -> None:
     text = payload((1, "mention", "Title", "x" * 5000, "/console/rep/", False))
     assert len(text.encode()) < 3100
+
+
+def test_concurrent_first_requests_get_one_vapid_key(tmp_path: Path) -> None:
+    """The API's first push-key requests run in threads of one process at once: each must
+    get the key the first writer stored (a temporary file named by the process alone was
+    truncated, linked half-written or unlinked under another thread: a 500)."""
+    for attempt in range(20):
+        settings = Settings(state_dir=tmp_path / str(attempt))
+        start = threading.Barrier(8)
+
+        def first_request(s: Settings = settings, b: threading.Barrier = start) -> str:
+            b.wait()
+            return push.application_server_key(s)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            keys = list(pool.map(lambda _: first_request(), range(8)))
+        assert len(set(keys)) == 1
+        assert keys[0] == push.application_server_key(settings)
+        assert [p.name for p in push.vapid_path(settings).parent.iterdir()] == ["vapid_private.pem"]

@@ -1,0 +1,378 @@
+"""Territory 2's live world for the hostile requests: what arrives over MQTT, through the
+real path (the broker, and the gateway `fieldmesh gateway` runs with its stages), and what
+the product's own jobs make of it.
+
+`plant(...)` has territory 2's devices report, with the broker credentials the API gave
+them (tests/hostile_world.py enrolled them, or registered them as rep2's phone):
+- the equipment at territory 2's account: its status (its firmware carries the marker),
+  telemetry, then a reading above a threshold rule on its equipment model, which raises
+  an alert (on the device, whose id carries the marker) and opens a work order on the
+  account, and
+  a signed field event whose id and data carry the marker;
+- a pump enrolled at the same account (its id carries the marker): 21 days of readings
+  degrading towards a bearing failure, which the `failure-7d` model (trained as
+  `fieldmesh maintenance train` does) predicts through the hourly job's code path
+  (crm_sync.predictions): a prediction stored on the asset, a predicted_failure alert
+  and a proactive work order;
+- rep2's phone (over the broker's WebSocket listener, as the phone app does): a GPS track
+  driving into the account's geofence and staying, which gives geofence events, a visit
+  and the phone's position on the map.
+
+Much of that has no text of its own: a track, a position or a visit names the phone by
+its id and the place by its coordinates. `Live.markers` holds those handles (the phone's
+id, the inside coordinates, the threshold reading, the devices' broker passwords) beside
+the marker, and the leak check looks for each of them in what territory-1 users get.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import requests
+from paho.mqtt.enums import CallbackAPIVersion
+
+from crm_sync.predictions import predict_failures
+from edge_agent.enrol import enrolment_request
+from edge_agent.signing import DeviceKey
+from firmware_sim.physics import DAY_S, EQUIPMENT_MODELS, METRICS, AssetParams, FailureMode
+from firmware_sim.physics import readings as simulated_readings
+from insights.maintenance.training import train_failure_sim
+from kernel.settings import Settings
+from tests.eventually import eventually
+from tests.hostile_world import EQUIPMENT_MODEL, World
+from tests.world import People
+
+NOT_AUTHORIZED = 0x87
+# rep2's phone parks here, inside the account's 200 m fence around (13.40, 52.52): values
+# with six decimals, as the API and the live feed round them, that nothing else holds
+INSIDE = (13.401737, 52.520919)
+OUTSIDE = (13.387913, 52.513377)  # about 1 km away: where the phone comes from
+LIMIT = 80.0  # the threshold rule's limit (bearing_temp_c above it raises)
+HOT = 97.3579  # the reading that crosses it, a value only territory 2's telemetry holds
+
+
+class MqttProbe:
+    """One MQTT v5 client with a device's (or phone's) own broker account, recording every
+    answer of the broker: SUBACK codes, PUBACKs, messages, disconnects."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        client_id: str,
+        *,
+        websockets: bool = False,
+    ) -> None:
+        self.connack: int | None = None
+        self.subacks: list[list[int]] = []
+        self.messages: list[tuple[str, bytes]] = []
+        self.disconnects: list[int] = []
+        self.pubacks: dict[int, int] = {}
+        self._lock = threading.Lock()
+        c = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            transport="websockets" if websockets else "tcp",
+            reconnect_on_failure=False,
+        )
+        c.username_pw_set(username, password)
+        c.on_connect = self._on_connect
+        c.on_subscribe = self._on_subscribe
+        c.on_message = self._on_message
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        self.client = c
+        self._host, self._port = host, port
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self.connack = rc.value
+
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, rcs: list[Any], _p: Any) -> None:
+        self.subacks.append([r.value for r in rcs])
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self.disconnects.append(rc.value)
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, rc: Any, _p: Any) -> None:
+        self.pubacks[mid] = rc.value
+
+    def __enter__(self) -> MqttProbe:
+        self.client.connect(self._host, self._port)
+        self.client.loop_start()
+        eventually(lambda: self.connack is not None or self.disconnects != [], what="CONNACK")
+        assert self.connack == 0, f"refused: {self.connack} {self.disconnects}"
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+    def subscribe(self, filters: list[str]) -> list[int]:
+        n = len(self.subacks)
+        self.client.subscribe([(f, 1) for f in filters])
+        eventually(lambda: len(self.subacks) > n, what="SUBACK")
+        return self.subacks[n]
+
+    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> int:
+        """PUBACK's reason code (0: the broker has it)."""
+        info = self.client.publish(topic, json.dumps(payload), qos=1, retain=retain)
+        eventually(lambda: info.mid in self.pubacks or self.disconnects, what=f"PUBACK {topic}")
+        return self.pubacks.get(info.mid, -1)
+
+    def received(self) -> list[tuple[str, bytes]]:
+        with self._lock:
+            return list(self.messages)
+
+
+def device_probe(enrolment: dict[str, Any]) -> MqttProbe:
+    """The enrolled device's own connection, from what its enrolment answered."""
+    return MqttProbe(
+        enrolment["mqtt_host"],
+        int(enrolment["mqtt_port"]),
+        enrolment["mqtt_username"],
+        enrolment["mqtt_password"],
+        enrolment["device_id"],
+    )
+
+
+def phone_probe(settings: Settings, phone: dict[str, Any]) -> MqttProbe:
+    """A registered phone's connection, as the phone app opens it: MQTT over the broker's
+    WebSocket listener with the account `POST /api/v1/phone/devices` gave it."""
+    m = phone["mqtt"]
+    return MqttProbe(
+        settings.mqtt_host, int(m["port"]), m["username"], m["password"], m["client_id"],
+        websockets=True,
+    )  # fmt: skip
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Seq:
+    """A device's monotonic sequence numbers (from the one its enrolment gave)."""
+
+    value: int
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+
+@dataclass
+class Live:
+    ids: dict[str, Any]  # more path prefixes (and ids) of territory-2 records for the probes
+    markers: tuple[str, ...]  # ids and values only territory 2's live data holds
+    probe_query: dict[str, list[str]]  # query parameters the probes give territory-2 ids
+    device: str  # the equipment with the threshold alert
+    pump: str  # the equipment with the predicted failure
+    phone: str  # rep2's phone
+    device_seq: Seq
+    alerts: dict[str, str] = field(default_factory=dict)  # kind -> alert id
+    work_orders: dict[str, int] = field(default_factory=dict)  # kind -> work order id
+    period: tuple[str, str] = ("", "")  # from, to: holds every fix and sample planted
+
+
+def _ok(r: requests.Response, what: str) -> Any:
+    assert r.status_code in (200, 201), (what, r.status_code, r.text[:500])
+    return r.json()
+
+
+def plant(url: str, people: People, marker: str, world: World, settings: Settings) -> Live:
+    """Territory 2's live data through the broker and the running gateway, and the failure
+    prediction through the job's code path; answers what the probes need."""
+    rep2 = people.api(url, "rep2")
+    admin = people.api(url, "admin")
+    device = world.device.device_id
+    tenant = world.enrolment["tenant"]
+    base = f"fm/v1/{tenant}/dev/{device}"
+    seq = Seq(int(world.enrolment.get("seq_start", 1)))
+    live = Live({}, (), {}, device, "", world.phone["device_id"], seq)
+
+    with device_probe(world.enrolment) as dev:
+        fw = {"v": 1, "online": True, "t": now_ms(), "fw": f"{marker}-fw"}
+        assert dev.publish(f"{base}/status", fw, retain=True) == 0
+        first = {"v": 1, "seq": seq.next(), "samples": [[now_ms(), "bearing_temp_c", 41.0]]}
+        assert dev.publish(f"{base}/telemetry", first) == 0
+        eventually(
+            lambda: "bearing_temp_c" in rep2.get(f"/devices/{device}").json().get("latest", {}),
+            what="the first reading stored",
+        )
+        # a rule on the device's model (rules are fleet-wide configuration, which every
+        # user reads: neither carries the marker): a reading above the limit raises an
+        # alert, which opens a work order on the account
+        _ok(
+            admin.put(
+                "/alert-rules/hostile-hot",
+                {
+                    "equipment_model": EQUIPMENT_MODEL,
+                    "metric": "bearing_temp_c",
+                    "kind": "threshold",
+                    "direction": "above",
+                    "limit": LIMIT,
+                    "clear_at": 70.0,
+                    "severity": "critical",
+                },
+            ),
+            "alert rule",
+        )
+
+        def raised() -> str | None:
+            # the gateway re-reads rules every few seconds: report until one applies
+            hot = {"v": 1, "seq": seq.next(), "samples": [[now_ms(), "bearing_temp_c", HOT]]}
+            assert dev.publish(f"{base}/telemetry", hot) == 0
+            time.sleep(0.5)
+            items = rep2.get("/alerts", params={"device_id": device}).json()["items"]
+            return str(items[0]["alert_id"]) if items else None
+
+        live.alerts["threshold"] = eventually(raised, timeout_s=90, what="the alert raised")
+        event = world.device.signed_event(
+            f"{marker}-ev1", now_ms(), "inspection", {"note": f"{marker} inspected"}
+        )
+        assert dev.publish(f"{base}/event", {"v": 1, "seq": seq.next(), "events": [event]}) == 0
+    live.ids["/api/v1/ledger/events"] = event["id"]
+
+    _plant_prediction(url, people, marker, world, settings, live)
+    _plant_track(url, people, world, settings, live)
+
+    # the work orders the alerts opened, as rep2 sees them
+    orders = rep2.get("/work_orders", params={"limit": 100}).json()
+    items = orders["items"] if isinstance(orders, dict) else orders
+    by_ref = {str((w.get("custom") or {}).get("alert_id")): int(w["id"]) for w in items}
+    for kind, alert_id in live.alerts.items():
+        assert alert_id in by_ref, (kind, alert_id, [w.get("title") for w in items])
+        live.work_orders[kind] = by_ref[alert_id]
+
+    start = (datetime.now(UTC) - timedelta(days=20)).isoformat()
+    end = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    live.period = (start, end)
+    live.ids.update(
+        {
+            "/api/v1/alerts": list(live.alerts.values()),
+            "/api/v1/devices": [device, live.pump, live.phone],
+            "/api/v1/geo/subjects": [live.phone, device],
+            "/ar/assets": [device, live.pump],
+            "/api/v1/work_orders": [world.ids["/api/v1/work_orders"], *live.work_orders.values()],
+        }
+    )
+    live.probe_query = {
+        "device_id": [device, live.pump, live.phone],
+        "subject_id": [live.phone],
+        "account_id": [str(world.account)],
+        "from": [start],
+        "to": [end],
+    }
+    live.markers = (
+        live.phone,
+        f"{INSIDE[0]:.6f}",
+        f"{INSIDE[1]:.6f}",
+        str(HOT),
+        *live.alerts.values(),
+        world.enrolment["mqtt_password"],
+        world.phone["mqtt"]["password"],
+    )
+    return live
+
+
+def _plant_prediction(
+    url: str, people: People, marker: str, world: World, settings: Settings, live: Live
+) -> None:
+    """A pump at the account reports 21 days of hourly readings degrading towards a bearing
+    failure; the failure model trained on the simulator's fleet predicts it (the hourly
+    job's code path), which stores the prediction on the asset, raises a predicted_failure
+    alert and opens a proactive work order."""
+    admin = people.api(url, "admin")
+    rep2 = people.api(url, "rep2")
+    token = _ok(admin.post("/enrolment-tokens", {"account_id": world.account}), "token")["token"]
+    key = DeviceKey.generate(f"{marker}-pump")
+    enrolment = _ok(
+        requests.post(
+            f"{url}/api/v1/device-enrolments",
+            json=enrolment_request(key, token, equipment_model="pump-p200"),
+            timeout=30,
+        ),
+        "pump enrolment",
+    )
+    live.pump = key.device_id
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    now_s = now.timestamp()
+    failing = AssetParams(
+        "failing", EQUIPMENT_MODELS["pump-p200"], installed_s=now_s - 200 * DAY_S,
+        failure_mode=FailureMode.BEARING, fault_onset_s=now_s - 15 * DAY_S,
+        failure_s=now_s + 2 * DAY_S, seed=11,
+    )  # fmt: skip
+    t = now_s - np.arange(21 * 24, 0, -1, dtype=np.float64) * 3600.0
+    r = simulated_readings(failing, t)
+    samples = [
+        [int(ti * 1000), m, round(float(r[m][i]), 4)] for i, ti in enumerate(t) for m in METRICS
+    ]
+    seq = int(enrolment.get("seq_start", 1))
+    with device_probe(enrolment) as pump:
+        for i in range(0, len(samples), 1000):
+            batch = {"v": 1, "seq": seq + i, "samples": samples[i : i + 1000]}
+            assert (
+                pump.publish(f"fm/v1/{enrolment['tenant']}/dev/{key.device_id}/telemetry", batch)
+                == 0
+            )
+
+    def stored() -> bool:
+        got = rep2.get(
+            f"/devices/{key.device_id}/telemetry",
+            params={
+                "metric": METRICS[0],
+                "from": datetime.fromtimestamp(t[0] - 3600, UTC).isoformat(),
+                "to": now.isoformat(),
+                "bucket_s": 86400 * 30,
+            },
+        ).json()
+        return bool(sum(b["n"] for b in got.get("buckets", [])) == len(t))
+
+    eventually(stored, what="the pump's readings stored")
+    train_failure_sim(
+        state_dir=Path(settings.state_dir) / f"hostile-{uuid.uuid4().hex[:6]}",
+        dsn=settings.dsn, n_assets=120, days=60, seed=5,
+    )  # fmt: skip
+    opened = predict_failures(settings.dsn, now)
+    assert len(opened) == 1, opened
+    items = rep2.get("/alerts", params={"device_id": key.device_id, "state": "all"}).json()
+    live.alerts["prediction"] = next(
+        str(a["alert_id"]) for a in items["items"] if a["alert_type"] == "predicted_failure"
+    )
+
+
+def _plant_track(url: str, people: People, world: World, settings: Settings, live: Live) -> None:
+    """rep2's phone drives into the account's fence and stays half an hour: geofence
+    events, a visit (still open: listed whatever the day) and the phone's last position."""
+    rep2 = people.api(url, "rep2")
+    phone = world.phone
+    end = now_ms() - 1000
+    fixes = [[end - (40 - i) * 60_000, *OUTSIDE, 8.0, 0.0, None] for i in range(3)]
+    fixes += [[end - k * 30_000, *INSIDE, 5.0, 0.0, None] for k in range(70, -1, -1)]
+    with phone_probe(settings, phone) as p:
+        batch = {"v": 1, "seq": now_ms(), "fixes": fixes}
+        assert p.publish(phone["mqtt"]["gps_topic"], batch) == 0
+    eventually(
+        lambda: rep2.get("/geo/visits", params={"subject_id": live.phone}).json()["visits"],
+        what="rep2's visit",
+    )
+    eventually(
+        lambda: rep2.get(f"/geo/subjects/{live.phone}/events").json()["events"],
+        what="rep2's geofence events",
+    )
