@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from telemetry.online import last_received_sql, online_sql
 
@@ -127,15 +127,23 @@ async def devices(
 
 
 async def dead_letters(
-    conn: AsyncConnection[Any], limit: int, before_id: int | None
+    conn: AsyncConnection[Any],
+    limit: int,
+    before_id: int | None,
+    visible: tuple[sql.Composable, list[Any]] = (sql.SQL("TRUE"), []),
 ) -> list[dict[str, Any]]:
-    rows = await (
-        await conn.execute(
-            "SELECT id, received_at, topic, device_id, reason, detail, length(payload)"
-            " FROM dead_letter WHERE (%s::bigint IS NULL OR id < %s) ORDER BY id DESC LIMIT %s",
-            (before_id, before_id, limit),
-        )
-    ).fetchall()
+    """Refused messages newest first; `visible` is the condition (on `dl.device_id`) a
+    message of a known device must meet: a message naming no known device has no
+    territory and is every fleet operator's concern."""
+    cond, params = visible
+    stmt = sql.SQL(
+        "SELECT id, received_at, topic, device_id, reason, detail, length(payload)"
+        " FROM dead_letter dl WHERE (%s::bigint IS NULL OR id < %s)"
+        " AND (dl.device_id IS NULL"
+        " OR NOT EXISTS (SELECT 1 FROM device d WHERE d.device_id = dl.device_id) OR {})"
+        " ORDER BY id DESC LIMIT %s"
+    ).format(cond)
+    rows = await (await conn.execute(stmt, [before_id, before_id, *params, limit])).fetchall()
     return [
         {
             "id": r[0],

@@ -207,12 +207,17 @@ async def device_series(req: Req, path: DevicePath, query: SeriesQuery) -> Serie
 
 @routes.get(
     "/api/v1/dead-letters",
-    access=Access.managers(unscoped="refused payloads are the fleet operators' concern"),
+    access=Access.managers(
+        unscoped="filtered to the devices the caller may see (and messages of no known device)"
+    ),
     summary="Messages the gateway refused, newest first",
+    description="A manager sees the refused messages of the devices they may see, and "
+    "those naming no known device; admins see all.",
 )
 async def list_dead_letters(req: Req, query: DeadLetterQuery) -> DeadLetterPage:
+    visible = device_clause(req.user, sql.Identifier("dl", "device_id"))
     async with req.connection() as conn:
-        items = await queries.dead_letters(conn, query.limit, query.before_id)
+        items = await queries.dead_letters(conn, query.limit, query.before_id, visible)
     return DeadLetterPage(
         items=[msgspec.convert(i, DeadLetter) for i in items],
         next=items[-1]["id"] if len(items) == query.limit else None,

@@ -403,3 +403,30 @@ def test_the_assistant_tells_territory_1_nothing_of_territory_2(target: Target) 
     )
     by = {a["acknowledged_by"] for a in alerts.json()["items"]}
     assert not by & {f"rep1-{target.people.suffix}@x.test", f"mgr-{target.people.suffix}@x.test"}
+
+
+def test_dead_letters_show_a_manager_only_the_devices_they_may_see(target: Target) -> None:
+    """A message the gateway refuses is kept with the device it came from. Territory 2's
+    device's refused message is listed to the admin and not to territory 1's manager;
+    rep1's phone's (territory 1) is listed to that manager, so the filter is not 'none'."""
+    live, world = target.live, target.world
+    tenant = world.enrolment["tenant"]
+    mine = _phone_of(target, "rep1")
+    bad = {"v": 1, "seq": live.device_seq.next(), "samples": "not a list"}
+    with device_probe(world.enrolment) as dev:
+        assert dev.publish(f"fm/v1/{tenant}/dev/{live.device}/telemetry", bad) == 0
+    with phone_probe(target.settings, mine) as phone:
+        assert phone.publish(mine["mqtt"]["gps_topic"], {"v": 1, "fixes": "nowhere"}) == 0
+
+    def devices(who: str) -> set[str]:
+        r = target.people.api(target.url, who).get("/dead-letters", params={"limit": 500})
+        assert r.status_code == 200, r.text
+        return {str(i["device_id"]) for i in r.json()["items"]}
+
+    eventually(
+        lambda: {live.device, mine["device_id"]} <= devices("admin"),
+        what="both refused messages kept",
+    )
+    seen = devices("manager")
+    assert mine["device_id"] in seen
+    assert live.device not in seen
