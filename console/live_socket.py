@@ -25,7 +25,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 from aiohttp import WSMsgType, web
@@ -37,7 +36,7 @@ from identity.auth import load_principal, principal_for_token
 from kernel.errors import ApiError
 from kernel.http import AUTHENTICATE, MANAGER_ROLES, Access, Req, Routes
 from kernel.principal import Principal, access_clause
-from kernel.web import SETTINGS
+from kernel.web import SETTINGS, same_origin
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +91,6 @@ async def visible_devices(
     return ids.__contains__
 
 
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
-
-
 def _bearer(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
@@ -104,7 +98,7 @@ def _bearer(request: web.Request) -> str | None:
 
 async def _authenticate_upgrade(request: web.Request) -> tuple[Principal, Credential] | None:
     bearer = _bearer(request)
-    if bearer is None and not _same_origin(request):
+    if bearer is None and not same_origin(request):
         return None  # a cross-site page must send a token; its cookies prove nothing
     try:
         principal = await request.app[AUTHENTICATE](request)

@@ -31,7 +31,7 @@ from identity.auth import principal_for_token
 from kernel.errors import ApiError, NotFound, Unprocessable
 from kernel.http import AUTHENTICATE, Access, Req, Routes
 from kernel.principal import Principal
-from kernel.web import SETTINGS
+from kernel.web import SETTINGS, same_origin
 
 log = logging.getLogger(__name__)
 
@@ -422,9 +422,10 @@ HUB_TASK = web.AppKey("engage_inbox_hub_task", asyncio.Task[None])
 async def _principal_of(req: Req, ws: web.WebSocketResponse) -> Principal | None:
     with contextlib.suppress(ApiError):
         p = await req.request.app[AUTHENTICATE](req.request)
+        # cookies count only from a page of this origin (a bearer header no page can add)
         if p is not None and (
             req.request.headers.get("Authorization")
-            or req.request.headers.get("Origin", "").endswith(req.request.host)
+            or ("Origin" in req.request.headers and same_origin(req.request))
         ):
             return p
     try:

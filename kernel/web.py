@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import psycopg
@@ -125,6 +126,15 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     if response.content_type in ("text/html", "application/xhtml+xml"):
         for name, value in _HTML_PAGES.items():
             headers.setdefault(name, value)
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether a request (a WebSocket upgrade) comes from a page of this very origin, or
+    from no page at all: a cross-site page's socket carries the user's cookies, which then
+    prove nothing. The origin's host must equal the request's exactly (a suffix match lets
+    `evil-crm.example.com` pass for `crm.example.com`)."""
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
 
 
 # HTTP parser limits of every API server. aiohttp's defaults (8 KiB request line) answer a

@@ -264,3 +264,35 @@ def test_every_kannel_port_listens_on_loopback_only(
         addrs = _listening(port)
         assert addrs, f"nothing listens on Kannel's port {port}"
         assert set(addrs) <= {"0100007F", "00000000000000000000000001000000"}, (port, addrs)
+
+
+def test_the_inbox_socket_takes_a_session_cookie_only_from_its_own_origin(
+    people: People, app_url: str
+) -> None:
+    """A page of another origin that opens the inbox socket carries the agent's cookie;
+    the socket then asks for a token like any stranger's, even when that origin's host
+    merely ends like the product's (`evil-127.0.0.1:8080`)."""
+    host = app_url.split("://", 1)[1]
+    ws_url = f"{app_url.replace('http', 'ws')}/api/v1/engage/inbox/live"
+
+    async def scenario() -> None:
+        # unsafe: aiohttp keeps no cookies of an IP address host otherwise
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            r = await http.post(
+                f"{app_url}/api/v1/auth/token",
+                json={
+                    "email": f"admin-{people.suffix}@x.test",
+                    "password": "admin-pass-1",
+                    "session": True,
+                },
+            )
+            assert r.status == 201, await r.text()
+            async with http.ws_connect(ws_url, origin=app_url) as own:
+                assert (await own.receive_json(timeout=10))["k"] == "hello"
+            for origin in (f"http://evil-{host}", "http://elsewhere.test"):
+                async with http.ws_connect(ws_url, origin=origin) as foreign:
+                    await foreign.send_str("not a token")
+                    msg = await foreign.receive(timeout=10)
+                    assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4401, origin
+
+    asyncio.run(scenario())
