@@ -27,6 +27,7 @@ from ar_viewer.model import (
     TerritoryInput,
 )
 from ar_viewer.palette import ALERT_SEVERITY
+from crm import tenant
 from telemetry.online import last_received_sql, online_sql
 
 _ACCOUNTS_SQL = """
@@ -87,7 +88,12 @@ async def load_territory(
         for r in rows
     )
     currencies = {r["currency"] for r in rows}
-    currency = currencies.pop() if len(currencies) == 1 else ("mixed" if currencies else "USD")
+    if len(currencies) == 1:
+        currency = currencies.pop()
+    elif currencies:
+        currency = "mixed"
+    else:  # no accounts: the tenant's default currency labels the (empty) revenue
+        currency = await tenant.default_currency(conn)
     devices = await _load_devices(conn, territory_id)
     route = await _load_route(conn, territory_id)
     return TerritoryInput(

@@ -29,7 +29,7 @@ async def stage_summary(conn: Conn, principal: Principal, pipeline_id: int) -> l
         sql.SQL(
             """
             SELECT s.id AS stage_id, s.name AS stage, s.position, s.is_won, s.is_lost,
-                   coalesce(o.currency, 'USD') AS currency,
+                   coalesce(o.currency, crm_default_currency()) AS currency,
                    count(o.id) AS count,
                    coalesce(sum(o.amount), 0) AS amount,
                    coalesce(sum(o.amount * o.probability / 100), 0)::numeric(18, 2) AS weighted_amount

@@ -118,7 +118,13 @@ def _phone() -> Field:
 
 
 def _currency() -> Field:
-    return Field("currency", "text", nullable=False, max_len=3, default="USD")
+    return Field(
+        "currency",
+        "text",
+        nullable=False,
+        max_len=3,
+        description="ISO 4217 code; defaults to the tenant's (GET /api/v1/tenant/settings)",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,9 @@ form cannot offer a field the API refuses; entities other packages serve (assets
 crm_sync) are described from there too. Dates carry the window the API accepts and phone
 fields their format (crm.entities' plausibility limits). `may_create/may_update/may_delete` are the
 role rules of `crm.store.require_writer`; record-level rules (territory, owner) still answer
-403/404 per record, which the console shows next to the action.
+403/404 per record, which the console shows next to the action. A currency field's default
+is the tenant's default currency (crm.tenant), what the database gives a record created
+without one, so a New form preselects what saving it empty would store.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from crm.entities import ENTITIES, Entity, described, window
 from crm.labels import LABELS
 from crm.record_routes import API
 from crm.store import scope
+from crm.tenant import default_currency
 from kernel.errors import Unprocessable
 from kernel.http import Access, Req, Routes
 from kernel.principal import Principal
@@ -66,7 +69,8 @@ def may_write(entity: Entity, principal: Principal) -> bool:
     return principal.can_write and (principal.is_admin or not entity.admin_writes)
 
 
-def entity_meta(entity: Entity, principal: Principal) -> EntityMeta:
+def entity_meta(entity: Entity, principal: Principal, currency: str) -> EntityMeta:
+    """`currency`: the tenant's default currency, the default of currency fields."""
     writer = may_write(entity, principal)
     return EntityMeta(
         entity.name,
@@ -84,7 +88,7 @@ def entity_meta(entity: Entity, principal: Principal) -> EntityMeta:
                 f.max_len,
                 f.ref,
                 f.description,
-                f.default,
+                currency if f.name == "currency" else f.default,
                 f.sort,
                 w[0].isoformat() if (w := window(f)) else None,
                 w[1].isoformat() if w else None,
@@ -100,7 +104,11 @@ def entity_meta(entity: Entity, principal: Principal) -> EntityMeta:
 
 
 async def entities(req: Req) -> EntitiesMeta:
-    return EntitiesMeta(req.user.role, [entity_meta(e, req.user) for e in described().values()])
+    async with req.connection(autocommit=True) as conn:
+        currency = await default_currency(conn)
+    return EntitiesMeta(
+        req.user.role, [entity_meta(e, req.user, currency) for e in described().values()]
+    )
 
 
 class LabelQuery(msgspec.Struct, frozen=True):

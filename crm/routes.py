@@ -1,6 +1,7 @@
 """The CRM's HTTP routes: every endpoint is declared on kernel.http (typed models, a declared
 access policy, generated OpenAPI) in record_routes, operation_routes, analytics_routes,
-job_routes, report_routes, kpi_routes, export_routes and view_routes; `setup` mounts them.
+job_routes, report_routes, kpi_routes, export_routes, view_routes and tenant_routes; `setup`
+mounts them.
 (Sign-in and tokens, /api/v1/auth/..., are identity.routes; users are records of the
 `users` entity, written by admins only.)
 """
@@ -18,6 +19,7 @@ from crm.meta_routes import meta_routes
 from crm.operation_routes import operation_routes
 from crm.record_routes import all_routes
 from crm.report_routes import routes as report_routes
+from crm.tenant_routes import routes as tenant_routes
 from crm.view_routes import routes as view_routes
 
 
@@ -33,6 +35,7 @@ def setup(app: web.Application) -> None:
         kpi_routes,
         export_routes,
         view_routes,
+        tenant_routes,
         *all_routes(),
     ):
         routes.mount(app)

@@ -26,6 +26,7 @@ from alerts.rules import Direction, Rule, RuleKind, Severity, validate_rules
 from crm.demo_history import CURRENCY as HISTORY_CURRENCY
 from crm.demo_history import HistoryCounts
 from crm.demo_history import seed_history as crm_history
+from crm.tenant import adopt_most_used_currency
 from firmware_sim.fleet import Fleet
 from firmware_sim.physics import EQUIPMENT_MODELS, METRICS
 
@@ -180,7 +181,8 @@ def seed_world(
         account_id = _one_id(
             conn.execute(
                 # in the currency of the deals and leads the history gives them (the
-                # column's default, USD, put "USD" on pages whose every amount was in EUR)
+                # column's default, the tenant's currency, is USD until the first seeding
+                # makes the accounts' EUR the default below)
                 """INSERT INTO accounts (name, type, location, territory_id, external_id,
                                         currency)
                    VALUES (%s, 'customer', ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography,
@@ -239,6 +241,9 @@ def seed_world(
                 OR NOT geofences.active""",
         (fence_radius_m, visit_dwell_s, account_ids),
     )
+    # the tenant works in the currency of its accounts: new records and the console's
+    # forms take it, not USD
+    adopt_most_used_currency(conn)
     _upsert_rules(conn, vibration_rules(rule_min_duration_s))
     _reset_last_run(conn, list(assets), account_ids, list(reps))
     last_visit = conn.execute("SELECT coalesce(max(id), 0) FROM visits").fetchone()

@@ -3,17 +3,28 @@
 `people` (a session fixture in tests/conftest.py) makes them once per test session:
 an admin, a manager of territory 1 with rep1 in their team, rep2 in territory 2, and a
 viewer. Tokens are issued through the identity service, as a login would.
+
+`own_world` gives a test (or a module's fixture) a migrated database of its own with its
+people, for tests whose results depend on every record in the database (models train on
+all the leads in it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from psycopg import AsyncConnection
 
+from fieldmesh import services
+from fieldmesh.migrate import upgrade
 from identity import auth
+from kernel.settings import Settings
 
 
 class Api:
@@ -89,3 +100,16 @@ async def make_people(dsn: str, suffix: str) -> People:
         }
         await conn.commit()
     return People(suffix, t[0], t[1], users, tokens)
+
+
+@contextmanager
+def own_world(services_up: Settings, prefix: str) -> Iterator[tuple[str, People]]:
+    """A database named `prefix_<random>` on the session's server, migrated, with its
+    People; yields (its DSN, the people) and drops it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    dsn = services.create_database(services_up, name)
+    try:
+        upgrade(dsn)
+        yield dsn, asyncio.run(make_people(dsn, uuid.uuid4().hex[:8]))
+    finally:
+        services.drop_database(services_up, name)

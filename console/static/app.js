@@ -1,7 +1,7 @@
 // @ts-check
 // The console shell: sign-in, hash routing, one view at a time (each view returns a cleanup).
 import { api, signIn, token, setUnauthorizedHandler } from './api.js';
-import { h, toast, errorBox, setUserZone, zoneName } from './ui.js';
+import { h, toast, errorBox, setUserZone, zoneName, setDefaultCurrency } from './ui.js';
 import { resetMeta } from './fields.js';
 import { mountSearch } from './search.js';
 import { mountAssistant } from './assistant.js';
@@ -79,6 +79,12 @@ function askSignIn() {
   /** @type {HTMLInputElement} */ (dlg.querySelector('input[name=email]')).focus();
 }
 
+// The tenant's settings every page needs: money without a currency is in its default one.
+async function loadTenant() {
+  const t = await api('/api/v1/tenant/settings').catch(() => null);
+  setDefaultCurrency(t && t.default_currency);
+}
+
 async function start() {
   setUnauthorizedHandler(() => { token.clear(); session.me = null; askSignIn(); });
   document.getElementById('signin-form').addEventListener('submit', async (e) => {
@@ -90,6 +96,7 @@ async function start() {
       resetMeta();
       session.me = await signIn(f.get('email'), f.get('password'));
       /** @type {HTMLDialogElement} */ (document.getElementById('signin')).close();
+      await loadTenant();
       showUser();
       render();
     } catch (ex) { err.textContent = ex.message; }
@@ -107,6 +114,7 @@ async function start() {
     try { session.me = await api('/api/v1/auth/me'); } catch { session.me = null; }
   }
   if (!session.me) { askSignIn(); return; }
+  await loadTenant();
   showUser();
   render();
 }

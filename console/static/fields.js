@@ -60,7 +60,7 @@ export function display(f, row) {
   if (v === null || v === undefined || v === '') return h('span', { class: 'muted' }, '—');
   if (f.ref) return refLink(f.ref, v);
   if (f.name === 'source_ref') return origin(String(v));
-  if (MONEY.has(f.name)) return fmtMoney(v, row.currency || 'USD');
+  if (MONEY.has(f.name)) return fmtMoney(v, row.currency || undefined);
   switch (f.kind) {
     case 'datetime': return fmtTime(v);
     case 'date': return fmtDate(`${v}T12:00:00`);

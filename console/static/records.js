@@ -290,8 +290,8 @@ export function fieldForm(m, fields, initial, idPrefix) {
   return { form, values, showError, clear };
 }
 
-// A new deal is in its account's currency (the column's default is USD whatever the
-// account's), until the user types a currency of their own.
+// A new deal is in its account's currency (the form starts at the tenant's default, the
+// column's default, whatever the account's), until the user types a currency of their own.
 function followAccountCurrency(ff) {
   const cur = /** @type {HTMLInputElement | null} */ (ff.form.querySelector('#create-currency'));
   const acc = ff.form.querySelector('#create-account_id');

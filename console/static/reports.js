@@ -55,7 +55,7 @@ function cellText(result, row, i) {
   const v = row[i];
   if (v === null || v === undefined) return c.kind === 'group' ? '(none)' : '—';
   const cur = result.columns.findIndex((x) => x.kind === 'currency');
-  if (c.money) return fmtMoney(v, cur >= 0 ? row[cur] : 'USD');
+  if (c.money) return fmtMoney(v, cur >= 0 ? row[cur] : undefined);
   if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString() : v.toLocaleString(undefined, { maximumFractionDigits: 2 });
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
   if (typeof v === 'string' && TIME_RE.test(v)) return v.length > 10 ? fmtTime(v) : (c.kind === 'group' && bucketText(c.label, v)) || fmtDate(v);

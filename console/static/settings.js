@@ -1,10 +1,12 @@
 // @ts-check
 // The signed-in user's own settings: who they are, and the time zone the console shows every
 // date and time in (users.timezone through PATCH /api/v1/auth/me; a name that is no IANA
-// time zone is refused by the API, and its reason is shown beside the field).
+// time zone is refused by the API, and its reason is shown beside the field). Below it, the
+// tenant's settings (GET/PUT /api/v1/tenant/settings): the default currency new records and
+// the New forms take, which everyone sees and admins change.
 import { api } from './api.js';
-import { h, toast, fmtTime } from './ui.js';
-import { zoneList, friendly } from './fields.js';
+import { h, toast, fmtTime, setDefaultCurrency } from './ui.js';
+import { zoneList, friendly, resetMeta } from './fields.js';
 
 export async function settingsView(root, _args, session) {
   const me = await api('/api/v1/auth/me');
@@ -31,7 +33,7 @@ export async function settingsView(root, _args, session) {
     h('dl', { class: 'fields', id: 'settings-who' },
       h('dt', {}, 'Name'), h('dd', {}, me.name || me.email), h('dt', {}, 'E-mail'), h('dd', {}, me.email),
       h('dt', {}, 'Role'), h('dd', {}, me.role)),
-    form, clock);
+    form, clock, await tenantForm(session));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     err.textContent = '';
@@ -50,4 +52,43 @@ export async function settingsView(root, _args, session) {
     } finally { save.disabled = false; }
   });
   return null;
+}
+
+// The tenant's default currency: a code from the API's list of ISO 4217 currencies; a code
+// it refuses ("eur", "EUX") is explained beside the field.
+async function tenantForm(session) {
+  const t = await api('/api/v1/tenant/settings');
+  const admin = session.me && session.me.role === 'admin';
+  const codes = h('datalist', { id: 'tenant-currency-options' }, t.currencies.map((c) => h('option', { value: c })));
+  const inp = /** @type {HTMLInputElement} */ (h('input', {
+    id: 'tenant-currency', name: 'default_currency', value: t.default_currency, list: codes.id, autocomplete: 'off',
+    maxlength: 16, size: 6, disabled: !admin, 'aria-describedby': 'tenant-currency-help tenant-currency-error',
+  }));
+  const err = h('span', { class: 'field-error', id: 'tenant-currency-error', role: 'alert' });
+  const save = admin ? h('button', { type: 'submit', class: 'primary', id: 'tenant-save' }, 'Save') : null;
+  const form = h('form', { class: 'record-form', novalidate: true, id: 'tenant-form' },
+    h('div', { class: 'form-field' },
+      h('label', { for: 'tenant-currency' }, 'Default currency'), inp, codes,
+      h('small', { class: 'muted', id: 'tenant-currency-help' },
+        'New accounts, leads and deals are in this currency unless they name another: an ISO 4217 code, like EUR.'),
+      err),
+    admin ? h('div', { class: 'toolbar' }, save) : h('p', { class: 'muted', id: 'tenant-note' }, 'Admins change the company\'s settings.'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    err.textContent = '';
+    inp.removeAttribute('aria-invalid');
+    save.disabled = true;
+    try {
+      const updated = await api('/api/v1/tenant/settings', { method: 'PUT', body: { default_currency: inp.value.trim() } });
+      inp.value = updated.default_currency;
+      setDefaultCurrency(updated.default_currency);
+      resetMeta(); // the New forms' currency default comes with the fields' description
+      toast(`New records are now in ${updated.default_currency}`);
+    } catch (ex) {
+      err.textContent = ex.field === 'default_currency' ? friendly(ex.message, 'default_currency') : ex.message;
+      inp.setAttribute('aria-invalid', 'true');
+      inp.focus();
+    } finally { save.disabled = false; }
+  });
+  return h('section', { id: 'tenant-settings' }, h('h2', {}, 'Company settings'), form);
 }

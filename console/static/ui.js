@@ -37,7 +37,14 @@ export function errorBox(err) {
   return h('p', { class: 'error', role: 'alert' }, msg);
 }
 
-export const fmtMoney = (v, cur = 'USD') => {
+// Money without a currency of its own is in the tenant's default currency (GET
+// /api/v1/tenant/settings, loaded at sign-in); USD only until that answer arrives.
+let tenantCurrency = 'USD';
+/** @param {string | null | undefined} code an ISO 4217 code */
+export function setDefaultCurrency(code) { tenantCurrency = code || 'USD'; }
+export const defaultCurrency = () => tenantCurrency;
+/** @param {unknown} v @param {string} [cur] */
+export const fmtMoney = (v, cur = tenantCurrency) => {
   const n = Number(v || 0);
   try { return n.toLocaleString(undefined, { style: 'currency', currency: cur, maximumFractionDigits: 0 }); } catch { return `${n.toFixed(0)} ${cur}`; }
 };

@@ -5,9 +5,7 @@ and account lists, and an account's computed health beside its manual override."
 
 from __future__ import annotations
 
-import asyncio
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,15 +13,13 @@ import psycopg
 import pytest
 import requests
 
-from fieldmesh import services
 from fieldmesh.app import ROUTE_MODULES
-from fieldmesh.migrate import upgrade
 from kernel.settings import Settings
 from tests.appserver import DEFAULT_JOB_MODULES, serve_app
 from tests.console.conftest import make_user
 from tests.eventually import eventually
 from tests.insights.test_live_scores import _history, _job_done
-from tests.world import People, make_people
+from tests.world import People, own_world
 
 
 @pytest.fixture(scope="module")
@@ -32,18 +28,12 @@ def models_world(
 ) -> Iterator[tuple[str, str, People]]:
     """A database of its own (models train on every lead in it), the whole app and the
     insights jobs (training, re-scoring)."""
-    name = f"fm_models_ui_{uuid.uuid4().hex[:8]}"
-    dsn = services.create_database(services_up, name)
-    try:
-        upgrade(dsn)
-        people = asyncio.run(make_people(dsn, uuid.uuid4().hex[:8]))
+    with own_world(services_up, "fm_models_ui") as (dsn, people):
         settings = services_up.with_overrides(
             database_url=dsn, state_dir=tmp_path_factory.mktemp("state")
         )
         with serve_app(settings, ROUTE_MODULES, (*DEFAULT_JOB_MODULES, "insights.jobs")) as url:
             yield url, dsn, people
-    finally:
-        services.drop_database(services_up, name)
 
 
 def test_models_page_lists_and_account_health(

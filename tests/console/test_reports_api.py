@@ -67,58 +67,77 @@ def world(console_url: str, admin: dict[str, Any], test_settings: Settings) -> d
     return {"rep": rep, "rep2": rep2, "tok": tok, "tag": tag, "filter": flt, "account": a_mine}
 
 
+def _deals(world: dict[str, Any], **definition: Any) -> dict[str, Any]:
+    """A report of the world's deals (its opportunities named `Deal <tag>`)."""
+    return {"entity": "opportunities", "filter": world["filter"], **definition}
+
+
+# the world's deals per account: what the saved, shared and exported reports hold
+BY_ACCOUNT = {
+    "group_by": [{"field": "account_id"}],
+    "measures": [{"agg": "sum", "field": "amount"}],
+}
+
+
+def _run(console_url: str, definition: dict[str, Any], tok: str) -> dict[str, Any]:
+    out: dict[str, Any] = call(console_url, "POST", "/api/v1/reports/run", definition, tok)
+    return out
+
+
 def test_a_grouped_report_counts_only_visible_rows_per_currency_with_names(
     console_url: str, world: dict[str, Any]
 ) -> None:
     rep_tok = login(console_url, world["rep"])
-    definition = {
-        "entity": "opportunities",
-        "filter": world["filter"],
-        "group_by": [{"field": "account_id"}],
-        "measures": [{"agg": "count"}, {"agg": "sum", "field": "amount"}],
-        "chart": "bar",
-    }
-    r = call(console_url, "POST", "/api/v1/reports/run", definition, rep_tok)
+    definition = _deals(
+        world,
+        group_by=[{"field": "account_id"}],
+        measures=[{"agg": "count"}, {"agg": "sum", "field": "amount"}],
+        chart="bar",
+    )
+    r = _run(console_url, definition, rep_tok)
     assert [c["kind"] for c in r["columns"]] == ["group", "currency", "measure", "measure"]
     assert r["columns"][3]["money"] is True
     rows = sorted(r["rows"], key=lambda x: x[1])
     name = f"=HYPERLINK({world['tag']})"
     assert rows == [[name, "EUR", 2, 3500.0], [name, "USD", 1, 700.0]]  # not the other territory's
-    everything = call(console_url, "POST", "/api/v1/reports/run", definition, world["tok"])
+    everything = _run(console_url, definition, world["tok"])
     assert sum(x[2] for x in everything["rows"]) == 4
 
 
-def test_time_buckets_and_plain_columns(console_url: str, world: dict[str, Any]) -> None:
-    by_month = call(
-        console_url,
-        "POST",
-        "/api/v1/reports/run",
-        {
-            "entity": "opportunities",
-            "filter": world["filter"],
-            "group_by": [{"field": "created_at", "bucket": "month"}],
-            "measures": [{"agg": "avg", "field": "probability"}],
-        },
-        world["tok"],
-    )
-    assert (
-        len(by_month["rows"]) == 1
-        and by_month["rows"][0][0][:8] == by_month["rows"][0][0][:7] + "-"
-    )
-    listed = call(
-        console_url,
-        "POST",
-        "/api/v1/reports/run",
-        {
-            "entity": "opportunities",
-            "filter": world["filter"],
-            "columns": ["name", "amount", "account_id"],
-            "limit": 2,
-        },
-        world["tok"],
-    )
-    assert [c["key"] for c in listed["columns"]] == ["name", "amount", "account_id", "currency"]
-    assert len(listed["rows"]) == 2 and listed["truncated"] is True
+def _one_month_bucket(r: dict[str, Any]) -> None:
+    # one group, named by the first day of its month (YYYY-MM-DD)
+    assert len(r["rows"]) == 1 and r["rows"][0][0][:8] == r["rows"][0][0][:7] + "-"
+
+
+def _plain_columns_with_their_currency(r: dict[str, Any]) -> None:
+    assert [c["key"] for c in r["columns"]] == ["name", "amount", "account_id", "currency"]
+    assert len(r["rows"]) == 2 and r["truncated"] is True
+
+
+@pytest.mark.parametrize(
+    ("definition", "check"),
+    [
+        (
+            {
+                "group_by": [{"field": "created_at", "bucket": "month"}],
+                "measures": [{"agg": "avg", "field": "probability"}],
+            },
+            _one_month_bucket,
+        ),
+        (
+            {"columns": ["name", "amount", "account_id"], "limit": 2},
+            _plain_columns_with_their_currency,
+        ),
+    ],
+    ids=["time-buckets", "plain-columns"],
+)
+def test_time_buckets_and_plain_columns(
+    console_url: str,
+    world: dict[str, Any],
+    definition: dict[str, Any],
+    check: Callable[[dict[str, Any]], None],
+) -> None:
+    check(_run(console_url, _deals(world, **definition), world["tok"]))
 
 
 def test_stages_and_other_ordinal_groups_read_in_their_order_not_by_size_or_name(
@@ -210,12 +229,7 @@ def test_saved_reports_are_private_until_shared_and_export_csv_safely(
     console_url: str, world: dict[str, Any]
 ) -> None:
     rep_tok, rep2_tok = login(console_url, world["rep"]), login(console_url, world["rep2"])
-    definition = {
-        "entity": "opportunities",
-        "filter": world["filter"],
-        "group_by": [{"field": "account_id"}],
-        "measures": [{"agg": "sum", "field": "amount"}],
-    }
+    definition = _deals(world, **BY_ACCOUNT)
     saved = call(
         console_url, "POST", "/api/v1/reports", {"name": "Mine", "definition": definition}, rep_tok
     )
@@ -367,12 +381,7 @@ def test_every_ready_made_report_runs(
 def test_xlsx_export_writes_text_as_text_and_numbers_as_numbers(
     console_url: str, world: dict[str, Any]
 ) -> None:
-    definition = {
-        "entity": "opportunities",
-        "filter": world["filter"],
-        "group_by": [{"field": "account_id"}],
-        "measures": [{"agg": "sum", "field": "amount"}],
-    }
+    definition = _deals(world, **BY_ACCOUNT)
     req = urllib.request.Request(
         f"{console_url}/api/v1/reports/export.xlsx",
         data=json.dumps(definition).encode(),

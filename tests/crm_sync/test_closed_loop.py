@@ -105,7 +105,10 @@ def test_worn_pump_becomes_a_planned_visit_that_closes_its_work_order(
             "SELECT DISTINCT currency FROM accounts WHERE id = ANY(%s)",
             (list(world.accounts.values()),),
         ).fetchall()
+        default = conn.execute("SELECT default_currency FROM tenant_settings").fetchone()
     assert currencies == [("EUR",)]
+    # and the tenant works in it: a record made without a currency is in EUR, not USD
+    assert default == ("EUR",)
     gateway = start_gateway(settings, tenant)
     dispatcher = Dispatcher(settings, tenant, fleet.clock.now_s, cpu_s=0.5).start()
     fleet.start()

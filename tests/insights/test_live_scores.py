@@ -5,7 +5,6 @@ scoping on the score endpoint, refusal on too little data, computed account heal
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,14 +15,12 @@ import psycopg
 import pytest
 import requests
 
-from fieldmesh import services
-from fieldmesh.migrate import upgrade
 from insights import live, pipeline
 from kernel.settings import Settings
 from tests.appserver import serve_app
 from tests.clock import clear_of
 from tests.eventually import eventually
-from tests.world import People, make_people
+from tests.world import People, own_world
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +35,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     # a database of its own: the models train on every lead in it
-    name = f"fm_ins_{uuid.uuid4().hex[:8]}"
-    dsn = services.create_database(services_up, name)
-    try:
-        upgrade(dsn)
-        people = asyncio.run(make_people(dsn, uuid.uuid4().hex[:8]))
+    with own_world(services_up, "fm_ins") as (dsn, people):
         settings = services_up.with_overrides(
             database_url=dsn, state_dir=tmp_path_factory.mktemp("state")
         )
@@ -50,8 +43,6 @@ def world(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
             settings, ("identity.routes", "crm.routes", "insights.routes"), ("insights.jobs",)
         ) as base:
             yield World(base + "/api/v1", dsn, people)
-    finally:
-        services.drop_database(services_up, name)
 
 
 def _history(dsn: str, territory: int, n: int, seed: int = 0) -> None:

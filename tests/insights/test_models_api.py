@@ -6,8 +6,6 @@ model or version, malformed input), and the batch scores of the records the call
 from __future__ import annotations
 
 import argparse
-import asyncio
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +15,6 @@ import psycopg
 import pytest
 import requests
 
-from fieldmesh import services
-from fieldmesh.migrate import upgrade
 from insights import jobs as jobs_module
 from insights import live
 from insights.maintenance.cli import cmd_models
@@ -26,7 +22,7 @@ from kernel.settings import Settings
 from tests.appserver import serve_app
 from tests.eventually import eventually
 from tests.insights.test_live_scores import World, _history, _job_done
-from tests.world import make_people
+from tests.world import own_world
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +34,7 @@ class ModelsWorld(World):
 
 @pytest.fixture(scope="module")
 def world(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelsWorld]:
-    name = f"fm_models_{uuid.uuid4().hex[:8]}"
-    dsn = services.create_database(services_up, name)
-    try:
-        upgrade(dsn)
-        people = asyncio.run(make_people(dsn, uuid.uuid4().hex[:8]))
+    with own_world(services_up, "fm_models") as (dsn, people):
         settings = services_up.with_overrides(
             database_url=dsn, state_dir=tmp_path_factory.mktemp("state")
         )
@@ -50,8 +42,6 @@ def world(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
             settings, ("identity.routes", "crm.routes", "insights.routes"), ("insights.jobs",)
         ) as base:
             yield ModelsWorld(base + "/api/v1", dsn, people, settings.state_dir)
-    finally:
-        services.drop_database(services_up, name)
 
 
 def _train(world: World) -> str:
