@@ -117,6 +117,14 @@ async def _stage(conn: Conn, stage_id: int) -> Row:
 async def _opportunity(conn: Conn, p: Principal, current: Row | None, values: Row) -> None:
     await _account_territory(conn, values, current)
     if current is None:
+        if "currency" not in values and values.get("account_id") is not None:
+            # a deal is in its account's currency unless it names one (the console's form
+            # did this already; the API and imports fell back to the tenant's default)
+            row = await _one(
+                conn, "SELECT currency FROM accounts WHERE id = %s", (values["account_id"],)
+            )
+            if row is not None and row["currency"] is not None:
+                values["currency"] = row["currency"]
         if "pipeline_id" not in values:
             if "stage_id" in values:
                 values["pipeline_id"] = (await _stage(conn, values["stage_id"]))["pipeline_id"]

@@ -123,6 +123,12 @@ def test_records_created_without_a_currency_are_in_the_tenant_default(
     _set(world, "JPY")
     assert _created(world, "accounts", {"name": f"Yen Works {tag}"})["currency"] == "JPY"
     assert world.api("admin").get(f"/accounts/{account['id']}").json()["currency"] == "EUR"
+    # a deal without a currency is in its account's, not in the default; one that names
+    # its currency keeps it
+    dollars = _created(world, "opportunities", {"name": f"D {tag}", "account_id": named["id"]})
+    assert dollars["currency"] == "USD"
+    given = {"name": f"G {tag}", "account_id": named["id"], "currency": "CHF"}
+    assert _created(world, "opportunities", given)["currency"] == "CHF"
 
 
 def test_a_csv_import_without_a_currency_is_in_the_tenant_default(
