@@ -41,6 +41,10 @@ def test_dragging_an_opportunity_to_the_next_stage_is_persisted(
 ) -> None:
     tok = login(console_url, admin)
     acct = call(console_url, "POST", "/api/v1/accounts", {"name": "Drag Co"}, tok)
+    # a long first stage (the card dragged is its last): the other columns must stay on
+    # the screen as drop targets (a long column once pushed them off and the drop failed)
+    for n in range(40):
+        call(console_url, "POST", "/api/v1/opportunities", {"name": f"Filler {n}", "account_id": acct["id"]}, tok)  # fmt: skip
     opp = call(
         console_url,
         "POST",
