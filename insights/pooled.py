@@ -16,6 +16,11 @@ point-wise: the three fail differently (pooled models know shapes shared across 
 the per-series method each series' own level and cycle), and a median is robust to any one
 going astray. `combined` is the plain mean of a pooled and a per-series forecast.
 
+Two more pooled models work in log space on the last values over their recent mean:
+`fit_linear`, one ridge regression per horizon step (it extrapolates a trend the trees
+flatten), and `fit_mlp`, a multi-layer perceptron on the same windows predicting every
+step at once (it bends where the linear model cannot, smoothly where trees are stepwise).
+
 Pure numpy/sklearn; single-threaded fits (the machine is shared).
 """
 
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.neural_network import MLPRegressor
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # no stubs
 
 from insights.maintenance.errors import InsufficientDataError
@@ -279,7 +285,9 @@ def weekly_linear(**kw: object) -> LinearConfig:
     return LinearConfig(**{**base, **kw})  # type: ignore[arg-type]
 
 
-def _lin_windows(a: FloatArray, ends: npt.NDArray[np.int64], cfg: LinearConfig) -> FloatArray:
+def _lin_windows(
+    a: FloatArray, ends: npt.NDArray[np.int64], cfg: LinearConfig | MlpConfig
+) -> FloatArray:
     """The `lags` values before each end (padded with the first value), floored above 0."""
     idx = ends[:, None] + np.arange(-cfg.lags, 0)[None, :]
     w = np.where(idx < 0, a[0], a[np.clip(idx, 0, None)])
@@ -293,20 +301,17 @@ class LinearModel:
 
     def predict(self, series: Sequence[FloatArray]) -> FloatArray:
         """The next h values of every series (rows)."""
-        cfg = self.config
-        out = np.empty((len(series), cfg.h))
-        for i, y in enumerate(series):
-            a = np.asarray(y, dtype=np.float64)
-            w = _lin_windows(a, np.array([a.size]), cfg)
-            s = float(w[0, -cfg.scale_window :].mean())
-            x = np.append(np.log(w[0] / s), 1.0)
-            out[i] = np.exp(x @ self.coef) * s
-        return out
+        x, scales = _log_inputs(series, self.config)
+        x1 = np.column_stack([x, np.ones(len(x))])
+        return np.asarray(np.exp(x1 @ self.coef) * scales[:, None], dtype=np.float64)
 
 
-def fit_linear(series: Sequence[FloatArray], cfg: LinearConfig) -> LinearModel:
-    """Ridge fit on sampled origins of every positive series (fixed seed); refused when
-    too few windows have a horizon of history."""
+def _log_windows(
+    series: Sequence[FloatArray], cfg: LinearConfig | MlpConfig
+) -> tuple[FloatArray, FloatArray]:
+    """Sampled training windows of every positive series (fixed seed): the log of the last
+    `lags` values over the mean of the last `scale_window` (rows of x), and the log of the
+    next h values over the same mean (rows of y)."""
     rng = np.random.default_rng(cfg.seed)
     xs: list[FloatArray] = []
     ys: list[FloatArray] = []
@@ -325,8 +330,95 @@ def fit_linear(series: Sequence[FloatArray], cfg: LinearConfig) -> LinearModel:
     n = sum(len(x) for x in xs)
     if n < 500:
         raise InsufficientDataError(f"{n} training windows; at least 500 are needed")
-    x1 = np.column_stack([np.concatenate(xs), np.ones(n)])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _log_inputs(
+    series: Sequence[FloatArray], cfg: LinearConfig | MlpConfig
+) -> tuple[FloatArray, FloatArray]:
+    """The window every series ends with, as `_log_windows` makes them, and its scale."""
+    xs: list[FloatArray] = []
+    scales: list[float] = []
+    for y in series:
+        a = np.asarray(y, dtype=np.float64)
+        w = _lin_windows(a, np.array([a.size]), cfg)
+        s = float(w[0, -cfg.scale_window :].mean())
+        xs.append(np.log(w[0] / s))
+        scales.append(s)
+    return np.stack(xs), np.asarray(scales, dtype=np.float64)
+
+
+def fit_linear(series: Sequence[FloatArray], cfg: LinearConfig) -> LinearModel:
+    """Ridge fit on sampled origins of every positive series (fixed seed); refused when
+    too few windows have a horizon of history."""
+    x, y = _log_windows(series, cfg)
+    x1 = np.column_stack([x, np.ones(len(x))])
     reg = cfg.ridge * np.eye(x1.shape[1])
     reg[-1, -1] = 0.0  # the intercept is not shrunk
-    coef = np.linalg.solve(x1.T @ x1 + reg, x1.T @ np.concatenate(ys))
+    coef = np.linalg.solve(x1.T @ x1 + reg, x1.T @ y)
     return LinearModel(cfg, np.asarray(coef, dtype=np.float64))
+
+
+# ------------------------------------------------------- the pooled perceptron (MLP)
+
+
+@dataclass(frozen=True, slots=True)
+class MlpConfig:
+    """A multi-layer perceptron shared by every series, on the linear autoregression's
+    windows (the log of the last `lags` values over the mean of the last `scale_window`
+    predicts the log of the next h over the same mean, all h at once). It bends where the
+    linear model cannot and is smooth in the lags where trees are stepwise (pooled MLPs
+    did well on M4: N-BEATS, Oreshkin et al. 2020). Fitted with `seeds` starting points,
+    averaged: one net's forecast moves with its initialisation."""
+
+    h: int
+    lags: int
+    scale_window: int
+    hidden: tuple[int, ...] = (256, 128)
+    alpha: float = 1e-3  # L2 penalty
+    origins_per_series: int = 400
+    max_iter: int = 200
+    seeds: int = 3
+    clip: float = 5.0  # log ratios beyond +-clip (a 150-fold change) are clipped
+    seed: int = 0
+
+
+def weekly_mlp(**kw: object) -> MlpConfig:
+    base: dict[str, object] = {"h": 13, "lags": 104, "scale_window": 4}
+    return MlpConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class MlpModel:
+    config: MlpConfig
+    nets: list[MLPRegressor]
+
+    def predict(self, series: Sequence[FloatArray]) -> FloatArray:
+        """The next h values of every series (rows): the nets' mean in log space."""
+        c = self.config.clip
+        x, scales = _log_inputs(series, self.config)
+        with threadpool_limits(1):
+            logs = np.mean([n.predict(np.clip(x, -c, c)) for n in self.nets], axis=0)
+        return np.asarray(np.exp(np.clip(logs, -c, c)) * scales[:, None], dtype=np.float64)
+
+
+def fit_mlp(series: Sequence[FloatArray], cfg: MlpConfig) -> MlpModel:
+    """Fit `seeds` nets on sampled origins of every positive series (early stopping on a
+    tenth of the windows); refused when too few windows have a horizon of history."""
+    x, y = _log_windows(series, cfg)
+    x, y = np.clip(x, -cfg.clip, cfg.clip), np.clip(y, -cfg.clip, cfg.clip)
+    nets: list[MLPRegressor] = []
+    with threadpool_limits(1):
+        for k in range(cfg.seeds):
+            net = MLPRegressor(
+                hidden_layer_sizes=cfg.hidden,
+                alpha=cfg.alpha,
+                batch_size=256,
+                learning_rate_init=1e-3,
+                max_iter=cfg.max_iter,
+                early_stopping=True,
+                n_iter_no_change=10,
+                random_state=cfg.seed + k,
+            )
+            nets.append(net.fit(x, y))
+    return MlpModel(cfg, nets)

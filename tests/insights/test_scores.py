@@ -229,6 +229,29 @@ def test_pooled_linear_model_extrapolates_shared_growth_and_refuses_short_series
         pooled.fit_linear([y[:40] for y in series[:2]], pooled.weekly_linear())
 
 
+def test_pooled_mlp_learns_a_shared_cycle_at_each_level_and_phase() -> None:
+    """Every series rises and falls over 26 weeks, each at its own level and phase: the
+    pooled MLP continues each one's cycle (the naive forecast holds the last value), and
+    refuses series too short for a training window."""
+    from insights import pooled
+
+    rng = np.random.default_rng(4)
+    t = np.arange(260, dtype=np.float64)
+    series = [
+        lvl * (1 + 0.3 * np.sin(2 * np.pi * t / 26 + phase)) * np.exp(rng.normal(0, 0.01, t.size))
+        for lvl, phase in zip(rng.uniform(50, 500, 16), rng.uniform(0, 2 * np.pi, 16), strict=True)
+    ]
+    train = [y[:-13] for y in series]
+    cfg = pooled.weekly_mlp(origins_per_series=150, seeds=2, max_iter=120)
+    pred = pooled.fit_mlp(train, cfg).predict(train)
+    assert pred.shape == (16, 13) and np.all(np.isfinite(pred)) and np.all(pred > 0)
+    truth = np.stack([y[-13:] for y in series])
+    naive = np.stack([np.full(13, y[-1]) for y in train])
+    assert np.mean(np.abs(pred - truth)) < 0.3 * np.mean(np.abs(naive - truth))
+    with pytest.raises(InsufficientDataError, match="training windows"):
+        pooled.fit_mlp([y[:40] for y in series[:2]], cfg)
+
+
 def test_segments_are_chosen_by_silhouette_and_named_by_profile() -> None:
     from insights import segments
 
