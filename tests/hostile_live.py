@@ -26,8 +26,6 @@ the marker, and the leak check looks for each of them in what territory-1 users 
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -36,9 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import paho.mqtt.client as mqtt
 import requests
-from paho.mqtt.enums import CallbackAPIVersion
 
 from crm_sync.predictions import predict_failures
 from edge_agent.enrol import enrolment_request
@@ -49,95 +45,15 @@ from insights.maintenance.training import train_failure_sim
 from kernel.settings import Settings
 from tests.eventually import eventually
 from tests.hostile_world import EQUIPMENT_MODEL, World
+from tests.mqtt_probe import MqttProbe
 from tests.world import People
 
-NOT_AUTHORIZED = 0x87
 # rep2's phone parks here, inside the account's 200 m fence around (13.40, 52.52): values
 # with six decimals, as the API and the live feed round them, that nothing else holds
 INSIDE = (13.401737, 52.520919)
 OUTSIDE = (13.387913, 52.513377)  # about 1 km away: where the phone comes from
 LIMIT = 80.0  # the threshold rule's limit (bearing_temp_c above it raises)
 HOT = 97.3579  # the reading that crosses it, a value only territory 2's telemetry holds
-
-
-class MqttProbe:
-    """One MQTT v5 client with a device's (or phone's) own broker account, recording every
-    answer of the broker: SUBACK codes, PUBACKs, messages, disconnects."""
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        username: str,
-        password: str,
-        client_id: str,
-        *,
-        websockets: bool = False,
-    ) -> None:
-        self.connack: int | None = None
-        self.subacks: list[list[int]] = []
-        self.messages: list[tuple[str, bytes]] = []
-        self.disconnects: list[int] = []
-        self.pubacks: dict[int, int] = {}
-        self._lock = threading.Lock()
-        c = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv5,
-            transport="websockets" if websockets else "tcp",
-            reconnect_on_failure=False,
-        )
-        c.username_pw_set(username, password)
-        c.on_connect = self._on_connect
-        c.on_subscribe = self._on_subscribe
-        c.on_message = self._on_message
-        c.on_disconnect = self._on_disconnect
-        c.on_publish = self._on_publish
-        self.client = c
-        self._host, self._port = host, port
-
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        self.connack = rc.value
-
-    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, rcs: list[Any], _p: Any) -> None:
-        self.subacks.append([r.value for r in rcs])
-
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((msg.topic, bytes(msg.payload)))
-
-    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        self.disconnects.append(rc.value)
-
-    def _on_publish(self, _c: Any, _u: Any, mid: int, rc: Any, _p: Any) -> None:
-        self.pubacks[mid] = rc.value
-
-    def __enter__(self) -> MqttProbe:
-        self.client.connect(self._host, self._port)
-        self.client.loop_start()
-        eventually(lambda: self.connack is not None or self.disconnects != [], what="CONNACK")
-        assert self.connack == 0, f"refused: {self.connack} {self.disconnects}"
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-    def subscribe(self, filters: list[str]) -> list[int]:
-        n = len(self.subacks)
-        self.client.subscribe([(f, 1) for f in filters])
-        eventually(lambda: len(self.subacks) > n, what="SUBACK")
-        return self.subacks[n]
-
-    def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> int:
-        """PUBACK's reason code (0: the broker has it)."""
-        info = self.client.publish(topic, json.dumps(payload), qos=1, retain=retain)
-        eventually(lambda: info.mid in self.pubacks or self.disconnects, what=f"PUBACK {topic}")
-        return self.pubacks.get(info.mid, -1)
-
-    def received(self) -> list[tuple[str, bytes]]:
-        with self._lock:
-            return list(self.messages)
 
 
 def device_probe(enrolment: dict[str, Any]) -> MqttProbe:

@@ -34,24 +34,32 @@ export async function settingsView(root, _args, session) {
       h('dt', {}, 'Name'), h('dd', {}, me.name || me.email), h('dt', {}, 'E-mail'), h('dd', {}, me.email),
       h('dt', {}, 'Role'), h('dd', {}, me.role)),
     form, clock, await tenantForm(session));
+  onSubmitField(form, inp, err, save, 'timezone', async (value) => {
+    const updated = await api('/api/v1/auth/me', { method: 'PATCH', body: { timezone: value } });
+    if (session.me) session.me.timezone = updated.timezone;
+    document.dispatchEvent(new CustomEvent('fm-me-changed')); // the header's note and every time shown
+    tick();
+    toast(`Times are now shown in ${updated.timezone}`);
+  });
+  return null;
+}
+
+// A one-field form's submit: the button is disabled meanwhile, and a refusal naming the
+// field is explained beside it (marked invalid and focused); any other error is shown whole.
+function onSubmitField(form, inp, err, save, field, send) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     err.textContent = '';
     inp.removeAttribute('aria-invalid');
     save.disabled = true;
     try {
-      const updated = await api('/api/v1/auth/me', { method: 'PATCH', body: { timezone: inp.value.trim() } });
-      if (session.me) session.me.timezone = updated.timezone;
-      document.dispatchEvent(new CustomEvent('fm-me-changed')); // the header's note and every time shown
-      tick();
-      toast(`Times are now shown in ${updated.timezone}`);
+      await send(inp.value.trim());
     } catch (ex) {
-      err.textContent = ex.field === 'timezone' ? friendly(ex.message, 'timezone') : ex.message;
+      err.textContent = ex.field === field ? friendly(ex.message, field) : ex.message;
       inp.setAttribute('aria-invalid', 'true');
       inp.focus();
     } finally { save.disabled = false; }
   });
-  return null;
 }
 
 // The tenant's default currency: a code from the API's list of ISO 4217 currencies; a code
@@ -73,22 +81,14 @@ async function tenantForm(session) {
         'New accounts, leads and deals are in this currency unless they name another: an ISO 4217 code, like EUR.'),
       err),
     admin ? h('div', { class: 'toolbar' }, save) : h('p', { class: 'muted', id: 'tenant-note' }, 'Admins change the company\'s settings.'));
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    err.textContent = '';
-    inp.removeAttribute('aria-invalid');
-    save.disabled = true;
-    try {
-      const updated = await api('/api/v1/tenant/settings', { method: 'PUT', body: { default_currency: inp.value.trim() } });
+  if (save) {
+    onSubmitField(form, inp, err, save, 'default_currency', async (value) => {
+      const updated = await api('/api/v1/tenant/settings', { method: 'PUT', body: { default_currency: value } });
       inp.value = updated.default_currency;
       setDefaultCurrency(updated.default_currency);
       resetMeta(); // the New forms' currency default comes with the fields' description
       toast(`New records are now in ${updated.default_currency}`);
-    } catch (ex) {
-      err.textContent = ex.field === 'default_currency' ? friendly(ex.message, 'default_currency') : ex.message;
-      inp.setAttribute('aria-invalid', 'true');
-      inp.focus();
-    } finally { save.disabled = false; }
-  });
+    });
+  }
   return h('section', { id: 'tenant-settings' }, h('h2', {}, 'Company settings'), form);
 }

@@ -22,7 +22,8 @@ from telemetry.contracts import SCHEMA_VERSION, Kind, Sample, TelemetryBatch, To
 from tests.devices.conftest import StartDevice, new_token
 from tests.eventually import eventually
 from tests.gateway.harness import GatewayProcess
-from tests.gateway.test_broker_auth import NOT_AUTHORIZED, Probe
+from tests.gateway.test_broker_auth import Probe
+from tests.mqtt_probe import NOT_AUTHORIZED
 from tests.world import People
 
 

@@ -41,7 +41,6 @@ from tests.hostile import Case, cases, check
 from tests.hostile_live import (
     HOT,
     INSIDE,
-    NOT_AUTHORIZED,
     Live,
     device_probe,
     now_ms,
@@ -49,6 +48,7 @@ from tests.hostile_live import (
     plant,
 )
 from tests.hostile_world import World, seed
+from tests.mqtt_probe import NOT_AUTHORIZED
 from tests.world import People, make_people
 
 SEED = int(os.environ.get("FIELDMESH_FUZZ_SEED", "20261207"))

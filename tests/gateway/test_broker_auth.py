@@ -12,7 +12,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,15 +27,15 @@ from kernel import broker
 from kernel.settings import PROJECT_ROOT, Settings
 from tests.eventually import eventually
 from tests.gateway.harness import GatewayProcess, settings_env
+from tests.mqtt_probe import NOT_AUTHORIZED, MqttProbe
 from tests.ports import free_port
 
 StartGateway = Callable[..., GatewayProcess]
-NOT_AUTHORIZED = 0x87
 ADMINISTRATIVE_ACTION = 0x98
 
 
-class Probe:
-    """One MQTT v5 client that records every answer the broker gives it."""
+class Probe(MqttProbe):
+    """A probe at the test settings' broker (its plain port unless told another)."""
 
     def __init__(
         self,
@@ -48,74 +47,8 @@ class Probe:
         port: int | None = None,
         ca: Path | None = None,
     ) -> None:
-        self.connack: int | None = None
-        self.connack_props: Any = None
-        self.subacks: list[list[int]] = []
-        self.messages: list[tuple[str, bytes]] = []
-        self.disconnects: list[int] = []
-        self.pubacks: dict[int, int] = {}
-        self._lock = threading.Lock()
-        c = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv5,
-            reconnect_on_failure=False,
-        )
-        c.username_pw_set(username, password)
-        if ca is not None:
-            c.tls_set(ca_certs=str(ca))
-        c.on_connect = self._on_connect
-        c.on_subscribe = self._on_subscribe
-        c.on_message = self._on_message
-        c.on_disconnect = self._on_disconnect
-        c.on_publish = self._on_publish
-        self.client = c
-        self._host, self._port = settings.mqtt_host, port or settings.mqtt_broker_port
-
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: Any, props: Any) -> None:
-        self.connack, self.connack_props = rc.value, props
-
-    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, rcs: list[Any], _p: Any) -> None:
-        self.subacks.append([r.value for r in rcs])
-
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((msg.topic, bytes(msg.payload)))
-
-    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        self.disconnects.append(rc.value)
-
-    def _on_publish(self, _c: Any, _u: Any, mid: int, rc: Any, _p: Any) -> None:
-        self.pubacks[mid] = rc.value
-
-    def connect(self) -> Probe:
-        self.client.connect(self._host, self._port)
-        self.client.loop_start()
-        eventually(lambda: self.connack is not None or self.disconnects != [])
-        return self
-
-    @property
-    def connected(self) -> bool:
-        return self.connack == 0 and not self.disconnects
-
-    def subscribe(self, filters: list[str]) -> list[int]:
-        n = len(self.subacks)
-        self.client.subscribe([(f, 1) for f in filters])
-        eventually(lambda: len(self.subacks) > n)
-        return self.subacks[n]
-
-    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int:
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
-        eventually(lambda: info.mid in self.pubacks)
-        return self.pubacks[info.mid]
-
-    def topics(self) -> list[str]:
-        with self._lock:
-            return [t for t, _ in self.messages]
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        port = port or settings.mqtt_broker_port
+        super().__init__(settings.mqtt_host, port, username, password, client_id, ca=ca)
 
 
 @pytest.fixture
