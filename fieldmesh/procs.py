@@ -11,9 +11,13 @@ Stopping a service also stops any process whose command line names the state dir
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -108,3 +112,38 @@ def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.3) -> boo
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
         return True
     return False
+
+
+def reachable_dir(state_dir: Path, sub: str, user: str) -> Path:
+    """Where the state dir's `sub` lives for a service that runs as `user` (when we are
+    root: PostgreSQL as `postgres`, Dovecot as `dovecot`).
+
+    A state dir under a private home (a clone in /root, mode 700) cannot be reached by
+    that user, so `sub` then lives under /var/lib/fieldmesh, keyed by the state dir, and
+    `state_dir/sub` is a symlink to it (what a failed earlier start left there is moved
+    over). Give the service the path this answers, never one through the symlink.
+    """
+    local = state_dir / sub
+    if os.geteuid() != 0:
+        return local
+    if local.is_symlink():
+        return local.resolve()
+    if _reaches(user, str(state_dir)):
+        return local
+    key = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+    target = Path("/var/lib/fieldmesh") / key / sub
+    target.mkdir(parents=True, exist_ok=True)
+    if local.is_dir():
+        for entry in local.iterdir():
+            shutil.move(str(entry), str(target / entry.name))
+        local.rmdir()
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.symlink_to(target)
+    return target
+
+
+@functools.lru_cache(maxsize=64)
+def _reaches(user: str, path: str) -> bool:
+    """`user` may enter `path` (every directory on the way lets it through)."""
+    probe = subprocess.run(["runuser", "-u", user, "--", "test", "-x", path], check=False)
+    return probe.returncode == 0

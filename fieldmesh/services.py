@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -93,31 +92,11 @@ def _pg_owner() -> pwd.struct_passwd:
 
 
 def _pg_root(settings: Settings) -> Path:
-    """The cluster's directory; as root it must be reachable by `postgres`.
-
-    A state dir under a private home (e.g. /root, mode 700) is not, so the cluster then
-    lives under /var/lib/fieldmesh, keyed by the state dir, and a symlink points to it.
-    """
-    local = settings.state_dir / "pg"
+    """The cluster's directory; as root it must be reachable by `postgres` (under
+    /var/lib/fieldmesh when the state dir is not: `procs.reachable_dir`)."""
     if not _is_root():
-        return local
-    if local.is_symlink():
-        return local.resolve()
-    owner = _pg_owner()
-    probe = subprocess.run(
-        ["runuser", "-u", owner.pw_name, "--", "test", "-x", str(settings.state_dir)],
-        check=False,
-    )
-    if probe.returncode == 0:
-        return local
-    key = hashlib.sha256(str(settings.state_dir).encode()).hexdigest()[:12]
-    target = Path("/var/lib/fieldmesh") / key / "pg"
-    target.mkdir(parents=True, exist_ok=True)
-    if not local.exists():
-        # a state dir not yet made (a status or running-check before the first `up`)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.symlink_to(target)
-    return target
+        return settings.state_dir / "pg"
+    return procs.reachable_dir(settings.state_dir, "pg", _pg_owner().pw_name)
 
 
 def _run_as_pg(cmd: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -170,12 +170,20 @@ def _as_owner(cmd: list[str]) -> list[str]:
     return cmd
 
 
+def _dir(settings: Settings) -> Path:
+    """The mail dir as Dovecot reaches it (as root, under /var/lib/fieldmesh when the
+    `dovecot` user cannot enter the state dir: `procs.reachable_dir`)."""
+    if os.geteuid() != 0:
+        return mail_dir(settings)
+    return procs.reachable_dir(settings.state_dir, "mail", _owner().pw_name)
+
+
 def _conf(settings: Settings) -> Path:
-    return mail_dir(settings) / "dovecot.conf"
+    return _dir(settings) / "dovecot.conf"
 
 
 def write_config(settings: Settings) -> Path:
-    d = mail_dir(settings)
+    d = _dir(settings)
     for sub in ("run", "lib", "mail"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     owner = _owner()

@@ -8,6 +8,7 @@ second and the first ran on after its state dir was removed, one per test sessio
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -137,3 +138,35 @@ def test_a_second_sms_start_with_other_ports_keeps_one_kannel(state: Path) -> No
     assert _programs(state, *names) == dict.fromkeys(names, 1)
     svc_sms.stop(other)
     assert procs.pids_mentioning(str(state)) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="Dovecot runs as `dovecot` only when we are root")
+def test_mail_starts_in_a_state_dir_the_dovecot_user_cannot_enter() -> None:
+    """A clone under a private home (/root is mode 700 on Debian): `make demo` failed at
+    Dovecot, which runs as `dovecot` and could not read its configuration there. The mail
+    dir now lives under /var/lib/fieldmesh with a symlink, and what a failed start left
+    in the state dir is moved over."""
+    home = Path(tempfile.mkdtemp(prefix="fm-private-"))  # mode 700, like /root
+    state = home / "clone" / ".state"
+    left = state / "mail" / "users"
+    left.parent.mkdir(parents=True)
+    left.write_text("")
+    settings = _settings(state)
+    target: Path | None = None
+    try:
+        svc_mail.start(settings)
+        link = state / "mail"
+        assert link.is_symlink()
+        target = link.resolve()
+        assert target.parent.parent == Path("/var/lib/fieldmesh") and (target / "users").exists()
+        assert svc_mail.dovecot_running(settings)
+        assert procs.port_open(settings.imap_port)
+        svc_mail.stop(settings)
+        assert not svc_mail.dovecot_running(settings)
+    finally:
+        for path in (str(state), str(target)):
+            for pid in procs.pids_mentioning(path):
+                procs.stop_group(pid)
+        shutil.rmtree(home, ignore_errors=True)
+        if target is not None:
+            shutil.rmtree(target.parent, ignore_errors=True)
