@@ -104,4 +104,8 @@ bench-%: deps
 
 clean:
 	-$(VENV)/bin/fieldmesh down
+	@# the database and mail dirs moved to /var/lib/fieldmesh (a clone root's services cannot enter)
+	-@for l in .state/pg .state/mail; do \
+		if [ -L "$$l" ]; then t=$$(dirname "$$(readlink -f "$$l")"); \
+			case "$$t" in /var/lib/fieldmesh/?*) rm -rf "$$t";; esac; fi; done
 	rm -rf .state
