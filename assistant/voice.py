@@ -486,12 +486,18 @@ def speakable(text: str) -> str:
     return " ".join(clean.split()) if any(c.isalnum() for c in clean) else ""
 
 
-def speak(text: str) -> bytes:
-    """`text` read aloud by piper: a mono 16-bit WAV at the voice's own rate."""
+def speak(text: str, *, steady: bool = False) -> bytes:
+    """`text` read aloud by piper: a mono 16-bit WAV at the voice's own rate. Piper samples
+    noise for each reading, so the same text sounds a little different every time (and a
+    few readings in a hundred of a short command are misheard); `steady` reads it without
+    that noise, the same recording every time, as a test's microphone needs."""
     text = speakable(text)
     if not text:
         raise AudioError("nothing to say: the text has no letters or digits")
+    from piper import SynthesisConfig
+
+    config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0) if steady else None
     buf = io.BytesIO()
     with _voice_lock, wave.open(buf, "wb") as w:
-        _voice().synthesize_wav(text, w)
+        _voice().synthesize_wav(text, w, syn_config=config)
     return buf.getvalue()

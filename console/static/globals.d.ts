@@ -80,3 +80,9 @@ interface Window {
   // topojson-client 3 (UMD global): TopoJSON to GeoJSON
   topojson?: { feature(topology: any, object: any): any };
 }
+
+// The audio worklet's scope (capture-worklet.js), which TypeScript's libraries do not declare.
+declare class AudioWorkletProcessor {
+  readonly port: MessagePort;
+}
+declare function registerProcessor(name: string, processor: new () => AudioWorkletProcessor): void;

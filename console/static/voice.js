@@ -10,21 +10,39 @@ import { zoneName } from './ui.js';
 export const RATE = 16000;
 export const MAX_SECONDS = 15; // the server takes 20 s; stop a little before
 
-/** @param {Float32Array[]} chunks @param {number} from */
-function toPcm16(chunks, from) {
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  const all = new Float32Array(total);
-  let at = 0;
-  for (const c of chunks) { all.set(c, at); at += c.length; }
-  const n = Math.floor((total * RATE) / from);
-  const out = new Int16Array(n);
+/** `x`, sampled at `from` Hz, at RATE Hz: windowed-sinc interpolation whose cut-off lies
+ * below the new Nyquist frequency, so what a microphone hears above 8 kHz (the hiss of an
+ * "s") does not fold back into the speech band as straight interpolation let it.
+ * @param {Float32Array} x @param {number} from */
+export function resample(x, from) {
+  if (from === RATE) return x;
+  const step = from / RATE; // input samples per output sample
+  const cut = Math.min(1, 1 / step) * 0.9; // of the input's Nyquist; the rest is the filter's slope
+  const half = Math.ceil(8 / cut); // eight zero crossings each side
+  const n = Math.floor(x.length / step);
+  const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    const x = (i * from) / RATE;
-    const i0 = Math.floor(x);
-    const i1 = Math.min(i0 + 1, total - 1);
-    const v = all[i0] + (all[i1] - all[i0]) * (x - i0);
-    out[i] = Math.max(-32768, Math.min(32767, Math.round(v * 32767)));
+    const at = i * step;
+    const lo = Math.max(0, Math.floor(at) - half + 1);
+    const hi = Math.min(x.length - 1, Math.floor(at) + half);
+    let sum = 0;
+    let weight = 0;
+    for (let k = lo; k <= hi; k++) {
+      const t = at - k;
+      const a = Math.PI * cut * t;
+      const w = (a === 0 ? 1 : Math.sin(a) / a) * (0.5 + 0.5 * Math.cos((Math.PI * t) / half));
+      sum += x[k] * w;
+      weight += w;
+    }
+    out[i] = weight ? sum / weight : 0; // normalised: unit gain at the edges too
   }
+  return out;
+}
+
+/** 16-bit PCM of samples in [-1, 1]. @param {Float32Array} x */
+export function pcm16(x) {
+  const out = new Int16Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = Math.max(-32768, Math.min(32767, Math.round(x[i] * 32767)));
   return out;
 }
 
@@ -41,35 +59,60 @@ export function wavBlob(pcm) {
   return new Blob([buf], { type: 'audio/wav' });
 }
 
-/** Push-to-talk recorder: start() asks for the microphone, stop() gives the WAV. */
+/** Push-to-talk recorder: start() asks for the microphone, stop() gives the WAV. The
+ * samples are taken on the audio thread (capture-worklet.js), so a busy page loses none. */
 export function recorder() {
   /** @type {AudioContext | null} */ let ctx = null;
   /** @type {MediaStream | null} */ let stream = null;
-  /** @type {ScriptProcessorNode | null} */ let node = null;
+  /** @type {AudioWorkletNode | null} */ let node = null;
   /** @type {Float32Array[]} */ let chunks = [];
   return {
     async start() {
       if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
         throw Object.assign(new Error('this browser gives no microphone here (it needs https)'), { name: 'NotSupportedError' });
       }
-      stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
-      ctx = new AudioContext();
-      const src = ctx.createMediaStreamSource(stream);
-      node = ctx.createScriptProcessor(4096, 1, 1);
-      chunks = [];
-      node.onaudioprocess = (e) => { chunks.push(new Float32Array(e.inputBuffer.getChannelData(0))); };
-      src.connect(node);
-      node.connect(ctx.destination);
+      const mic = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
+      // set up in locals: the recorder is active only once it can record
+      const c = new AudioContext();
+      let n;
+      try {
+        await c.audioWorklet.addModule(new URL('./capture-worklet.js', import.meta.url));
+        n = new AudioWorkletNode(c, 'fieldmesh-capture', { channelCount: 1, channelCountMode: 'explicit' });
+      } catch (err) {
+        mic.getTracks().forEach((t) => t.stop());
+        await c.close();
+        throw err;
+      }
+      const got = [];
+      n.port.onmessage = (e) => { if (e.data instanceof Float32Array) got.push(e.data); };
+      c.createMediaStreamSource(mic).connect(n);
+      n.connect(c.destination); // silent (the worklet writes no output), but pulled by every browser
+      stream = mic;
+      ctx = c;
+      node = n;
+      chunks = got;
     },
     async stop() {
       if (!ctx) return null;
-      const rate = ctx.sampleRate;
-      node.disconnect();
-      stream.getTracks().forEach((t) => t.stop());
-      await ctx.close();
-      ctx = null;
-      const pcm = toPcm16(chunks, rate);
-      chunks = [];
+      // taken over at once: a new recording may start while this one is wrapped up
+      const c = ctx, n = node, mic = stream, got = chunks;
+      ctx = null; node = null; stream = null; chunks = [];
+      const rate = c.sampleRate;
+      // what the worklet still holds, then nothing more
+      const flushed = new Promise((resolve) => {
+        n.port.addEventListener('message', (e) => { if (e.data === 'done') resolve(undefined); });
+        setTimeout(resolve, 500); // a context that has stopped answers no more
+      });
+      n.port.postMessage('flush');
+      await flushed;
+      mic.getTracks().forEach((t) => t.stop());
+      n.port.onmessage = null;
+      n.disconnect();
+      await c.close();
+      const all = new Float32Array(got.reduce((k, x) => k + x.length, 0));
+      let at = 0;
+      for (const x of got) { all.set(x, at); at += x.length; }
+      const pcm = pcm16(resample(all, rate));
       return pcm.length ? wavBlob(pcm) : null;
     },
     get active() { return ctx !== null; },

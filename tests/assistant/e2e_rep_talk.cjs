@@ -26,8 +26,10 @@ async function ready(page, base) {
   await page.waitForFunction(() => document.body.dataset.ready === 'yes', null, { timeout: 30000 });
 }
 
-/** Hold the talk button (pointer, or the Space key) while the microphone plays; the answer. */
-async function hold(page, seconds, how) {
+/** Hold the talk button (pointer, or the Space key) while the microphone plays; the answer,
+ * with the recording's length as the server measured it. `busyMs`: the page's main thread is
+ * blocked that long from 1 s into the hold (a phone busy drawing), through the speech. */
+async function hold(page, seconds, how, busyMs = 0) {
   const talk = page.locator('#talk');
   await page.evaluate(() => { delete document.getElementById('talk-answer').dataset.kind; });
   if (how === 'key') {
@@ -38,10 +40,20 @@ async function hold(page, seconds, how) {
     await page.mouse.down();
   }
   await page.waitForFunction(() => document.getElementById('talk').getAttribute('aria-pressed') === 'true');
-  await page.waitForTimeout(Math.round(seconds * 1000) + 1500);
+  const held = Date.now();
+  if (busyMs) {
+    await page.waitForTimeout(1000);
+    await page.evaluate((ms) => { const t = performance.now(); while (performance.now() - t < ms); }, busyMs);
+  }
+  await page.waitForTimeout(Math.max(0, Math.round(seconds * 1000) + 1500 - (Date.now() - held)));
+  const sent = page.waitForResponse((r) => r.url().includes('/api/v1/assistant/voice'), { timeout: 30000 });
+  const heldS = (Date.now() - held) / 1000;
   if (how === 'key') await page.keyboard.up(' '); else await page.mouse.up();
+  const recorded = await (await sent).json().then((b) => b.audio_seconds, () => null);
   await page.waitForFunction(() => ['answer', 'question', 'error'].includes(document.getElementById('talk-answer').dataset.kind), null, { timeout: 30000 });
   return {
+    heldS,
+    recorded,
     kind: await page.$eval('#talk-answer', (b) => b.dataset.kind),
     intent: await page.$eval('#talk-answer', (b) => b.dataset.intent || ''),
     heard: await page.$eval('#talk-answer', (b) => (b.querySelector('.talk-heard') || { textContent: '' }).textContent),
@@ -54,10 +66,10 @@ async function hold(page, seconds, how) {
 /** Hold until `ok(answer)`, at most five times: a rep repeats a command the server
  * misheard, and the fake microphone's loop can start mid-word. Every try is kept in
  * `tries` so a failing run shows what was heard; after the last, the driver fails. */
-async function holdUntil(page, seconds, how, ok, tries) {
+async function holdUntil(page, seconds, how, ok, tries, busyMs = 0) {
   let a;
   for (let i = 0; i < 5; i += 1) {
-    a = await hold(page, seconds, how);
+    a = await hold(page, seconds, how, busyMs);
     tries.push(a);
     if (ok(a)) break;
     if (a.kind === 'question' && (await page.$('#talk-answer .talk-no'))) await page.click('#talk-answer .talk-no');
@@ -92,7 +104,19 @@ const out = { errors: [], tries: [] };
     await s.page.waitForFunction(() => document.body.dataset.ready === 'yes', null, { timeout: 30000 });
     out.firstNext = await s.page.textContent('#next h2');
     out.talkBox = await s.page.$eval('#talk', (b) => { const r = b.getBoundingClientRect(); return { width: r.width, height: r.height, text: b.textContent }; });
-    out.next = await holdUntil(s.page, p.steps.next.seconds, 'pointer', (a) => a.intent === 'next_stop' && a.heard.includes('next stop'), out.tries);
+    out.next = await holdUntil(s.page, p.steps.next.seconds, 'pointer', (a) => a.intent === 'next_stop' && a.heard.includes('next stop'), out.tries, p.busyMs);
+    // the recorder's resampling: speech-band sound kept, sound above 8 kHz removed rather than
+    // folded into the speech band (RMS of a sine after resampling, as a share of its own)
+    out.resampled = await s.page.evaluate(async () => {
+      const { resample, RATE } = await import('/console/voice.js');
+      const rms = (x) => Math.sqrt(x.slice(200, -200).reduce((k, v) => k + v * v, 0) / (x.length - 400));
+      const gain = (hz, from) => {
+        const x = new Float32Array(from).map((_, i) => Math.sin((2 * Math.PI * hz * i) / from));
+        const y = resample(x, from);
+        return { hz, from, n: y.length, gain: rms(y) / rms(x) };
+      };
+      return { rate: RATE, gains: [gain(1000, 48000), gain(3000, 44100), gain(12000, 48000), gain(10000, 44100)] };
+    });
     await s.page.addScriptTag({ path: axePath });
     out.axe = await s.page.evaluate(async () => {
       const r = await window.axe.run(document, { resultTypes: ['violations'] });

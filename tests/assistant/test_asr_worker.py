@@ -32,7 +32,7 @@ def _may_raise_priority() -> bool:
 
 
 def test_the_worker_recognises_speech_in_its_own_process(worker: RecognitionWorker) -> None:
-    samples = voice.read_wav(voice.speak("open the map"))
+    samples = voice.read_wav(voice.speak("open the map", steady=True))
     assert worker.transcribe_sync(["Anna Weber"], samples) == "open the map"
     pid, nice = worker.process()
     assert pid != os.getpid()
@@ -43,7 +43,7 @@ def test_the_worker_recognises_speech_in_its_own_process(worker: RecognitionWork
 
 
 def test_a_dead_worker_is_replaced(worker: RecognitionWorker) -> None:
-    samples = voice.read_wav(voice.speak("next stop"))
+    samples = voice.read_wav(voice.speak("next stop", steady=True))
     pid, _ = worker.process()
     os.kill(pid, signal.SIGKILL)
     assert worker.transcribe_sync([], samples) == "next stop"

@@ -52,7 +52,7 @@ def test_the_panel_answers_typed_and_spoken_commands(
                 "INSERT INTO accounts (name, territory_id) VALUES (%s, %s)", (name, territory)
             )
     # the fake microphone plays this: silence, the command, silence (16 kHz mono WAV)
-    speech = voice.read_wav(voice.speak("open the map"))
+    speech = voice.read_wav(voice.speak("open the map", steady=True))
     pad = np.zeros(voice.RATE // 2, dtype=np.int16)
     wav = tmp_path / "command.wav"
     with wave.open(str(wav), "wb") as w:

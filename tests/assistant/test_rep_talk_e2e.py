@@ -42,7 +42,7 @@ def _speech(text: str, to: Path) -> dict[str, Any]:
     """The fake microphone's recording: silence, `text` said by piper, silence. The lead-in
     is long: the file plays from when the microphone opens, and on a loaded machine the
     page's audio graph can start a second later."""
-    speech = voice.read_wav(voice.speak(text))
+    speech = voice.read_wav(voice.speak(text, steady=True))
     lead, pad = np.zeros(voice.RATE * 3 // 2, dtype=np.int16), np.zeros(voice.RATE // 2, np.int16)
     with wave.open(str(to), "wb") as w:
         w.setnchannels(1)
@@ -118,6 +118,7 @@ def test_the_rep_says_next_stop_check_in_and_done_on_the_phone(
     first, second = order[0], order[1]
     params = {
         "user": rep,
+        "busyMs": 1500,
         "steps": {
             "next": _speech("next stop", tmp_path / "next.wav"),
             "checkin": _speech("check in at my stop", tmp_path / "checkin.wav"),
@@ -135,6 +136,15 @@ def test_the_rep_says_next_stop_check_in_and_done_on_the_phone(
     # a big target at 390 px, nothing sideways, no serious accessibility violation
     assert r["talkBox"]["height"] >= 72 and r["talkBox"]["width"] >= 300, r["talkBox"]
     assert r["overflow"] <= 0 and r["axe"] == [], r
+    # the recorder keeps what the microphone heard while the page's main thread was busy
+    # (1.5 s of it, through the speech of "next stop"): the recording is as long as the hold
+    for a in r["tries"][:1]:
+        assert a["recorded"] >= a["heldS"] - 0.5, a
+    # its resampling to 16 kHz: the speech band kept, sound above 8 kHz removed, not folded in
+    gains = {(g["hz"], g["from"]): g for g in r["resampled"]["gains"]}
+    assert all(g["n"] == 16000 for g in gains.values()), gains
+    assert 0.9 <= gains[1000, 48000]["gain"] <= 1.1 and 0.9 <= gains[3000, 44100]["gain"] <= 1.1
+    assert gains[12000, 48000]["gain"] < 0.05 and gains[10000, 44100]["gain"] < 0.05, gains
     # "next stop": the plan's first stop, as the phone shows it
     assert names[first] in r["firstNext"]
     assert r["next"]["intent"] == "next_stop" and "next stop" in r["next"]["heard"], r["next"]

@@ -143,7 +143,7 @@ def ask(api: Api, text: str, **extra: Any) -> dict[str, Any]:
 def say(api: Api, text: str, **params: Any) -> dict[str, Any]:
     r = api.post(
         "/assistant/voice",
-        data=voice.speak(text),
+        data=voice.speak(text, steady=True),
         headers={"Content-Type": "audio/wav"},
         params={"now": NOW, "tz": "UTC", **params},
     )

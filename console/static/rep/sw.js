@@ -5,11 +5,11 @@
 // offline); other methods are never touched (the page queues them in its outbox).
 /// <reference lib="webworker" />
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
-const SHELL = 'fm-rep-shell-v6';
+const SHELL = 'fm-rep-shell-v7';
 const DATA = 'fm-rep-data-v1';
 const FILES = [
   '/console/rep/', '/console/rep/rep.js', '/console/rep/queue.js', '/console/rep/gps.js', '/console/rep/devicekey.js',
-  '/console/rep/talk.js', '/console/voice.js',
+  '/console/rep/talk.js', '/console/voice.js', '/console/capture-worklet.js',
   '/console/vendor/mqtt/mqtt.esm.js', '/console/rep/rep.css',
   '/console/rep/manifest.webmanifest', '/console/rep/icon.svg', '/console/api.js', '/console/ui.js', '/console/live.js',
   '/console/leaflet.js', '/console/style.css', '/console/config.json',
