@@ -3,8 +3,11 @@ a fixed seed): no answer is a 5xx, an error that is not the JSON error shape, a 
 a 2xx that shows a territory-1 user data of territory 2. The app runs on a database of
 its own, with territory 2's world (tests/hostile_world.py: a record of every kind of
 tenant data, its text carrying a marker) made by territory 2's rep, and its live world
-(tests/hostile_live.py: telemetry, alerts, a predicted failure, a GPS track, geofence
-events and a visit) reported over MQTT through a real broker and gateway.
+(tests/hostile_live.py: telemetry, threshold and anomaly alerts, a predicted failure, a
+GPS track, geofence events and a visit) reported over MQTT through a real broker and
+gateway, and the ledger's receipts of its field event, visit and closed work order, which
+the sealer anchored: every operation is probed with their ids (a receipt's proof, the
+audit entry linking it) and the leak check looks for their event hashes.
 
 Beside the REST API, the other ways a territory-1 user could read territory 2's live data
 are tried here too: the console's live WebSocket, a phone's broker account, and the
@@ -34,6 +37,7 @@ from fieldmesh import services
 from fieldmesh.migrate import upgrade
 from identity import auth
 from kernel.settings import Settings
+from ledger.sources import WORK_ORDER_DONE
 from tests.appserver import serve_app
 from tests.eventually import eventually, eventually_async
 from tests.gateway.harness import GatewayProcess
@@ -46,6 +50,7 @@ from tests.hostile_live import (
     now_ms,
     phone_probe,
     plant,
+    train_anomaly,
 )
 from tests.hostile_world import World, seed
 from tests.mqtt_probe import NOT_AUTHORIZED
@@ -114,6 +119,7 @@ def target(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
         marker = f"T2SECRET{uuid.uuid4().hex[:6]}"
         with serve_app(settings) as url:
             world = seed(url, people, marker, inbound_key(services_up))
+            train_anomaly(settings, tmp_path_factory.mktemp("models"))
             log = tmp_path_factory.mktemp("gw") / "gateway.log"
             gateway = GatewayProcess(settings, settings.tenant, log_path=log).start()
             live = plant(url, people, marker, world, settings)
@@ -170,6 +176,9 @@ def _live_reads(target: Target) -> list[tuple[str, dict[str, str], str]]:
         (f"/api/v1/devices/{live.device}/telemetry", {"metric": "bearing_temp_c"}, str(HOT)),
         ("/api/v1/alerts", {"state": "all"}, live.alerts["threshold"]),
         ("/api/v1/alerts", {"state": "all"}, live.alerts["prediction"]),
+        ("/api/v1/alerts", {"state": "all"}, live.alerts["anomaly"]),
+        (f"/api/v1/devices/{live.compressor}", {}, live.compressor),
+        (f"/api/v1/work_orders/{live.work_orders['anomaly']}", {}, live.compressor),
         (f"/api/v1/work_orders/{live.work_orders['threshold']}", {}, marker),
         (f"/api/v1/work_orders/{live.work_orders['prediction']}", {}, live.pump),
         ("/console/api/positions", {}, live.phone),
@@ -180,6 +189,14 @@ def _live_reads(target: Target) -> list[tuple[str, dict[str, str], str]]:
         ("/api/v1/geo/visits", period, f'"rep_id":{target.people.users["rep2"]}'),
         ("/console/api/visits", {}, live.phone),
         ("/console/api/search", {"q": marker, "types": "devices"}, live.pump),
+        *(
+            (f"/api/v1/ledger/events/{source_id}/proof", {"source": source}, handle)
+            for (source, source_id), handle in zip(
+                live.receipts.items(), live.receipt_hashes, strict=True
+            )
+        ),
+        (f"/api/v1/ledger/events/{marker}-ev1/proof", {}, f"{marker} inspected"),
+        (f"/api/v1/work_orders/{live.receipts[WORK_ORDER_DONE]}/audit", {}, "/proof"),
     ]
 
 
@@ -239,8 +256,8 @@ def _fix(lon: float, lat: float) -> dict[str, Any]:
 
 
 def test_the_live_socket_shows_territory_2_to_rep2_and_not_to_territory_1(target: Target) -> None:
-    """The console's live feed (positions, device status, geofence events, alerts over one
-    WebSocket): rep2 gets territory 2's frames; rep1 and territory 1's manager, connected
+    """The console's live feed (positions, device status, geofence events, threshold and
+    anomaly alerts over one WebSocket): rep2 gets territory 2's frames; rep1 and territory 1's manager, connected
     at the same time, get none of them, only rep1's own phone (which is also what tells
     that every earlier frame has reached them)."""
     live, world = target.live, target.world
@@ -254,6 +271,8 @@ def test_the_live_socket_shows_territory_2_to_rep2_and_not_to_territory_1(target
                 assert dev.publish(base, sample) == 0
         with phone_probe(target.settings, world.phone) as phone:
             assert phone.publish(world.phone["mqtt"]["gps_topic"], _fix(*INSIDE)) == 0
+        assert live.compressor_report is not None
+        live.compressor_report()  # clears the anomaly alert and raises it again
 
     def report_rep1() -> None:
         with phone_probe(target.settings, mine) as phone:
@@ -287,6 +306,10 @@ def test_the_live_socket_shows_territory_2_to_rep2_and_not_to_territory_1(target
                 await eventually_async(
                     lambda: saw("rep2", '"k":"alert"', '"k":"pos"', live.device, live.phone),
                     what="rep2's frames of territory 2",
+                )
+                await eventually_async(
+                    lambda: saw("rep2", live.compressor, live.alerts["anomaly"]),
+                    what="rep2's frame of territory 2's anomaly alert",
                 )
                 await asyncio.to_thread(report_rep1)
                 for who in ("rep1", "manager"):
