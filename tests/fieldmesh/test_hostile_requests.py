@@ -32,6 +32,8 @@ import pytest
 import requests
 from psycopg import AsyncConnection
 
+from edge_agent.enrol import enrolment_request
+from edge_agent.signing import DeviceKey
 from engage.sms import inbound_key
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
@@ -43,6 +45,7 @@ from tests.eventually import eventually, eventually_async
 from tests.gateway.harness import GatewayProcess
 from tests.hostile import Case, cases, check
 from tests.hostile_live import (
+    ANOMALY_MODEL,
     HOT,
     INSIDE,
     Live,
@@ -453,3 +456,84 @@ def test_dead_letters_show_a_manager_only_the_devices_they_may_see(target: Targe
     seen = devices("manager")
     assert mine["device_id"] in seen
     assert live.device not in seen
+
+
+def test_a_customers_link_and_a_device_of_territory_1_get_nothing_of_territory_2(
+    target: Target,
+) -> None:
+    """The callers with no user behind them. A customer holding territory 1's AR share link
+    (and one for territory 1's device): its page and scene files carry none of territory
+    2's handles, and the link's token is no credential anywhere else (the API, another
+    scene). Territory 1's device, with the broker account its enrolment gave it: every
+    subscription to territory 2's equipment (telemetry, receipts, commands, the anomaly
+    compressor) is refused and nothing of theirs reaches it while they report, and its
+    broker password is no API credential."""
+    live, world, people = target.live, target.world, target.people
+    manager = people.api(target.url, "manager")
+    account = manager.post("/accounts", {"name": "north customer", "territory_id": people.t1})
+    assert account.status_code == 201, account.text
+    token = manager.post("/enrolment-tokens", {"account_id": account.json()["id"]}).json()
+    key = DeviceKey.generate(f"north-{uuid.uuid4().hex[:6]}")
+    enrolled = requests.post(
+        f"{target.url}/api/v1/device-enrolments",
+        json=enrolment_request(key, token["token"], equipment_model=ANOMALY_MODEL),
+        timeout=30,
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    mine = enrolled.json()
+    links = [
+        manager.post("/ar/shares", {"territory": f"north-{people.suffix}"}),
+        manager.post("/ar/shares", {"device_id": key.device_id}),
+    ]
+    for link in links:
+        assert link.status_code == 201, link.text
+    # the scenes show what they should: the territory's account, the device
+    scene = requests.get(links[0].json()["url"] + "/scene.json", timeout=60)
+    assert scene.status_code == 200 and "north customer" in scene.text, scene.text[:300]
+    for link in links:
+        url = link.json()["url"]
+        for suffix in ("", "/scene.json", "/scene.glb"):
+            got = requests.get(url + suffix, timeout=60)
+            assert got.status_code == 200, (url + suffix, got.text[:300])
+            for marker in target.markers:
+                assert marker.encode() not in got.content, (suffix, marker)
+        share_token = link.json()["token"]
+        for path in (
+            f"/api/v1/ledger/events/{live.receipts['device_event']}/proof",
+            "/api/v1/alerts",
+            f"/ar/assets/{live.compressor}/scene.json",
+            f"/ar/territories/south-{people.suffix}/scene.json",
+        ):
+            got = requests.get(
+                target.url + path, headers={"Authorization": f"Bearer {share_token}"}, timeout=30
+            )
+            assert got.status_code == 401, (path, got.status_code, got.text[:300])
+            assert got.json()["error"]["code"] == "unauthorized"
+
+    tenant = world.enrolment["tenant"]
+    refused = [
+        f"fm/v1/{tenant}/dev/{theirs}/{kind}"
+        for theirs in (live.device, live.compressor, live.pump)
+        for kind in ("telemetry", "event", "receipt", "cmd/+", "status")
+    ] + [f"fm/v1/{tenant}/dev/+/receipt", f"fm/v1/{tenant}/#"]
+    with device_probe(mine) as dev:
+        assert dev.subscribe(refused) == [NOT_AUTHORIZED] * len(refused)
+        assert dev.subscribe([f"fm/v1/{tenant}/dev/{key.device_id}/receipt"]) == [1]
+        assert live.compressor_report is not None
+        live.compressor_report()  # territory 2 reports (and is receipted) meanwhile
+        sample = {"v": 1, "seq": int(mine.get("seq_start", 1)), "samples": [[now_ms(), "temperature_c", 20.0]]}  # fmt: skip
+        assert dev.publish(f"fm/v1/{tenant}/dev/{key.device_id}/telemetry", sample) == 0
+        eventually(lambda: dev.received() != [], what="the device's own receipt")
+        assert {t for t, _ in dev.received()} == {f"fm/v1/{tenant}/dev/{key.device_id}/receipt"}
+    for path in ("/api/v1/alerts", f"/api/v1/devices/{key.device_id}"):
+        got = requests.get(
+            target.url + path,
+            headers={"Authorization": f"Bearer {mine['mqtt_password']}"},
+            timeout=30,
+        )
+        assert got.status_code == 401, (path, got.status_code)
+        got = requests.get(
+            target.url + path, auth=(mine["mqtt_username"], mine["mqtt_password"]), timeout=30
+        )
+        assert got.status_code == 401, (path, got.status_code)
+    assert requests.get(target.url + "/health", timeout=30).status_code == 200
