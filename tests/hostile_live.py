@@ -217,6 +217,9 @@ def plant(url: str, people: People, marker: str, world: World, settings: Setting
         "device_id": [device, live.pump, live.phone, live.compressor],
         "subject_id": [live.phone],
         "account_id": [str(world.account)],
+        # search text naming territory 2's records and devices (every list, the console's
+        # search, the assistant's lookups)
+        "q": [marker, live.compressor],
         # the anchored entries' sources (a visit's and a work order's ids are numbers that
         # territory 1's records may share: the source says which entry)
         "source": list(live.receipts),

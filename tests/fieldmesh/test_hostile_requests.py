@@ -57,7 +57,7 @@ from tests.hostile_live import (
 )
 from tests.hostile_world import World, seed
 from tests.mqtt_probe import NOT_AUTHORIZED
-from tests.world import People, make_people
+from tests.world import Api, People, make_people
 
 SEED = int(os.environ.get("FIELDMESH_FUZZ_SEED", "20261207"))
 # cases per operation beyond the fixed ones; FIELDMESH_FUZZ_CASES raises it for a long run
@@ -458,6 +458,26 @@ def test_dead_letters_show_a_manager_only_the_devices_they_may_see(target: Targe
     assert live.device not in seen
 
 
+async def _other_territory_manager(target: Target) -> tuple[str, str]:
+    """A new territory (not territory 2) and its new manager: the territory's name and the
+    manager's token."""
+    name = f"north-{uuid.uuid4().hex[:8]}"
+    async with await AsyncConnection.connect(target.settings.dsn) as conn:
+        cur = await conn.execute("INSERT INTO territories (name) VALUES (%s) RETURNING id", (name,))
+        row = await cur.fetchone()
+        assert row is not None
+        uid = await auth.create_user(
+            conn,
+            email=f"mgr-{uuid.uuid4().hex[:8]}@x.test",
+            name="North Manager",
+            role="manager",
+            territory_id=int(row[0]),
+        )
+        _, token = await auth.issue_token(conn, uid, "test")
+        await conn.commit()
+    return name, token
+
+
 def test_a_customers_link_and_a_device_of_territory_1_get_nothing_of_territory_2(
     target: Target,
 ) -> None:
@@ -469,8 +489,11 @@ def test_a_customers_link_and_a_device_of_territory_1_get_nothing_of_territory_2
     compressor) is refused and nothing of theirs reaches it while they report, and its
     broker password is no API credential."""
     live, world, people = target.live, target.world, target.people
-    manager = people.api(target.url, "manager")
-    account = manager.post("/accounts", {"name": "north customer", "territory_id": people.t1})
+    # territory 1 and its manager of this test's own (the hostile requests before it may
+    # have deleted or changed the shared ones)
+    territory, token = asyncio.run(_other_territory_manager(target))
+    manager = Api(target.url, token)
+    account = manager.post("/accounts", {"name": "north customer"})
     assert account.status_code == 201, account.text
     token = manager.post("/enrolment-tokens", {"account_id": account.json()["id"]}).json()
     key = DeviceKey.generate(f"north-{uuid.uuid4().hex[:6]}")
@@ -482,7 +505,7 @@ def test_a_customers_link_and_a_device_of_territory_1_get_nothing_of_territory_2
     assert enrolled.status_code == 201, enrolled.text
     mine = enrolled.json()
     links = [
-        manager.post("/ar/shares", {"territory": f"north-{people.suffix}"}),
+        manager.post("/ar/shares", {"territory": territory}),
         manager.post("/ar/shares", {"device_id": key.device_id}),
     ]
     for link in links:
