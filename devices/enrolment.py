@@ -8,6 +8,13 @@ onto the token's account if the token names one, and its broker account is creat
 re-enabled with a new password after a decommission). Any failure rolls everything back,
 the token included, so a device can try again.
 
+An id that is already a device is not free to take: an enrolment would give it the
+enrolling key, rotate its broker account to the enroller's password and (with the token's
+account) put it, history and all, in the enroller's scope. A phone's id is never enrolled
+(phones register through the phone API); a decommissioned device, or one provisioned
+before enrolment, only with a token of someone who may see it (or of the CLI, whose
+operator has the database anyway).
+
 The device registry (`device`) is telemetry's table and assets (the claim) are crm_sync's:
 both are written here with the same statements their owners use, because the device
 scope (`device_scope`) is defined on them; crm_sync cannot be imported from this layer.
@@ -23,9 +30,11 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from devices.tokens import new_token, proof_ok, token_hash
+from identity.auth import load_principal
 from kernel import broker
 from kernel.errors import ApiError, Conflict, NotFound, Unavailable
 from kernel.settings import Settings
+from telemetry.access import may_see_device
 
 
 class EnrolmentRefused(ApiError):
@@ -112,6 +121,34 @@ def _broker_account(settings: Settings, device_id: str) -> broker.MqttCredential
     return broker.provision_mqtt_users(settings, [device_id])[0]
 
 
+async def _may_take(
+    conn: AsyncConnection[Any], device_id: str, existing: tuple[Any, ...], issuer: int | None
+) -> None:
+    """Refuse (409) an enrolment of an id that is already a device, unless it is one the
+    token's issuer may take over: a decommissioned device, or one provisioned before
+    enrolment, that the issuer may see."""
+    public_key, state, kind = existing
+    if kind == "phone":
+        raise Conflict(
+            f"device {device_id!r} is a phone: phones register through /api/v1/phone/devices",
+            field="device_id",
+        )
+    if state != "decommissioned" and (state is not None or public_key is not None):
+        raise Conflict(
+            f"device {device_id!r} is already registered: decommission it first",
+            field="device_id",
+        )
+    if issuer is None:  # the CLI's token
+        return
+    principal = await load_principal(conn, int(issuer))
+    if principal is None or not await may_see_device(conn, principal, device_id):
+        raise Conflict(
+            f"device {device_id!r} is already registered: only a token of someone who may "
+            "see it enrols it again",
+            field="device_id",
+        )
+
+
 async def enrol(
     conn: AsyncConnection[Any],
     settings: Settings,
@@ -139,25 +176,22 @@ async def enrol(
             "UPDATE enrolment_token SET used_at = now(), used_by_device = %s"
             " WHERE token_hash = %s AND used_at IS NULL AND expires_at > now()"
             " AND (device_id IS NULL OR device_id = %s)"
-            " RETURNING id, account_id, equipment_model, device_group",
+            " RETURNING id, account_id, equipment_model, device_group, created_by",
             (device_id, digest, device_id),
         )
         row = await cur.fetchone()
         if row is None:
             raise EnrolmentRefused(await _why_refused(conn, digest, device_id))
-        token_id, account_id, token_model, group = row
+        token_id, account_id, token_model, group, issuer = row
         model = token_model or equipment_model
         cur = await conn.execute(
-            "SELECT d.public_key, e.state FROM device d"
+            "SELECT d.public_key, e.state, d.kind FROM device d"
             " LEFT JOIN device_enrolment e USING (device_id) WHERE d.device_id = %s FOR UPDATE OF d",
             (device_id,),
         )
         existing = await cur.fetchone()
-        if existing is not None and existing[1] != "decommissioned" and existing[0] is not None:
-            raise Conflict(
-                f"device {device_id!r} is already registered: decommission it first",
-                field="device_id",
-            )
+        if existing is not None:
+            await _may_take(conn, device_id, existing, issuer)
         cur = await conn.execute(
             "INSERT INTO device_enrolment (device_id, token_id, equipment_model, device_group, firmware)"
             " VALUES (%s, %s, %s, %s, %s)"

@@ -161,7 +161,8 @@ async def nightly(ctx: JobContext, args: dict[str, Any]) -> None:
 
 def register(registry: Registry) -> None:
     subscribe()  # CSV imports and other jobs write CRM records in this process too
-    registry.add(Task(TRAIN_TASK, train, timeout_s=3600.0))
+    # CPU-bound and queued by managers at will: one at a time, the other slots stay free
+    registry.add(Task(TRAIN_TASK, train, timeout_s=3600.0, concurrency=1))
     registry.add(Task(SCORE_TASK, score, timeout_s=300.0))
     registry.add(Task(NIGHTLY_TASK, nightly, timeout_s=6 * 3600.0))
     registry.every(NIGHTLY_TASK, NIGHTLY_S)

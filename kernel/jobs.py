@@ -17,7 +17,10 @@ branches, and its own connection handling; what fieldmesh needs fits in one tabl
   lets exactly one of them enqueue it;
 - state is a table (`SELECT task, status, attempts, last_error FROM jobs`); a job's
   progress lives in the domain's own table (`import_jobs.processed_rows`);
-- LISTEN/NOTIFY wakes idle workers at once, polling covers a lost notification.
+- LISTEN/NOTIFY wakes idle workers at once, polling covers a lost notification;
+- a task may cap how many of its jobs one worker runs at once (`Task.concurrency`): model
+  trainings, queued any number of times by a manager, run one at a time per worker and
+  never hold the slots other users' imports, exports and plans need.
 
 Durable workflows (automation: many steps, each run once, resumed after a crash) are a
 different tool: DBOS keeps each step's result. A workflow engine there can enqueue and be
@@ -34,6 +37,7 @@ import os
 import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +84,11 @@ class Task:
     backoff_base_s: float = 2.0
     backoff_cap_s: float = 600.0
     on_give_up: GiveUp | None = None
+    # at most this many jobs of the task at once in one worker (None: up to the worker's
+    # concurrency): a CPU-bound task queued many times over must leave the other slots to
+    # the other tasks (a manager's hundred trainings would otherwise hold every slot for
+    # hours, and every user's imports, exports and plans wait behind them)
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +110,8 @@ class Registry:
     def add(self, task: Task) -> None:
         if task.name in self.tasks:
             raise ValueError(f"task {task.name!r} registered twice")
+        if task.concurrency is not None and task.concurrency < 1:
+            raise ValueError(f"task {task.name!r}: concurrency must be at least 1")
         self.tasks[task.name] = task
 
     def every(self, task: str, every_s: float, args: dict[str, Any] | None = None) -> None:
@@ -266,6 +277,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()  # the `stop` of `run`, handed to handlers
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._running_task: dict[int, str] = {}  # job id -> its task's name
         # the slot of each periodic task this worker last offered: a wake-up (every NOTIFY)
         # does not ask the database again for a slot already offered
         self._offered: dict[str, int] = {}
@@ -333,9 +345,20 @@ class Worker:
             except psycopg.OperationalError as exc:
                 log.warning("jobs: cannot offer periodic %s: %s", p.task, exc)
 
+    def _claimable(self) -> list[str]:
+        """The tasks this worker may start one more job of (not at their own limit)."""
+        busy = Counter(self._running_task.values())
+        return [
+            name
+            for name, task in self.registry.tasks.items()
+            if task.concurrency is None or busy[name] < task.concurrency
+        ]
+
     async def _claim_all(self, pool: AsyncConnectionPool[Any]) -> None:
-        names = list(self.registry.tasks)
         while len(self._running) < self.concurrency:
+            names = self._claimable()
+            if not names:
+                return
             try:
                 async with pool.connection() as conn:
                     cur = await conn.execute(_CLAIM_SQL, (self.lease_s, self.name, names))
@@ -355,11 +378,13 @@ class Worker:
                 continue
             t = asyncio.create_task(self._run_one(pool, job_id, task, args, attempts, max_attempts))
             self._running[job_id] = t
+            self._running_task[job_id] = task
             self.stats.running = len(self._running)
             t.add_done_callback(functools.partial(self._done, job_id))
 
     def _done(self, job_id: int, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
+        self._running_task.pop(job_id, None)
         self.stats.running = len(self._running)
         self._wake.set()  # a slot is free: look for more
 

@@ -16,7 +16,14 @@ them (tests/hostile_world.py enrolled them, or registered them as rep2's phone):
   and a proactive work order;
 - rep2's phone (over the broker's WebSocket listener, as the phone app does): a GPS track
   driving into the account's geofence and staying, which gives geofence events, a visit
-  and the phone's position on the map.
+  and the phone's position on the map;
+- a compressor enrolled at the account (its id carries the marker) whose readings turn
+  unlike healthy compressors': the live anomaly detector the gateway loaded at its start
+  (`train_anomaly`, as `fieldmesh maintenance train anomaly --live` stores it)
+  raises an `anomaly` alert and its work order;
+- then the ledger, as the sealer role runs it (`ledger.service.Sealer`, on an in-process
+  chain): the signed field event, the visit's check-in and a work order rep2 closed are
+  sealed, anchored, and get receipts (their proofs, the work order's audit entry's link).
 
 Much of that has no text of its own: a track, a position or a visit names the phone by
 its id and the place by its coordinates. `Live.markers` holds those handles (the phone's
@@ -28,12 +35,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 import requests
 
 from crm_sync.predictions import predict_failures
@@ -41,8 +50,13 @@ from edge_agent.enrol import enrolment_request
 from edge_agent.signing import DeviceKey
 from firmware_sim.physics import DAY_S, EQUIPMENT_MODELS, METRICS, AssetParams, FailureMode
 from firmware_sim.physics import readings as simulated_readings
-from insights.maintenance.training import train_failure_sim
+from insights.maintenance.training import train_anomaly_live, train_failure_sim
 from kernel.settings import Settings
+from ledger.chain import Chain
+from ledger.config import LedgerConfig
+from ledger.service import Sealer
+from ledger.sources import VISIT_CHECKIN, WORK_ORDER_DONE
+from ledger.store import receipt_for
 from tests.eventually import eventually
 from tests.hostile_world import EQUIPMENT_MODEL, World
 from tests.mqtt_probe import MqttProbe
@@ -54,6 +68,8 @@ INSIDE = (13.401737, 52.520919)
 OUTSIDE = (13.387913, 52.513377)  # about 1 km away: where the phone comes from
 LIMIT = 80.0  # the threshold rule's limit (bearing_temp_c above it raises)
 HOT = 97.3579  # the reading that crosses it, a value only territory 2's telemetry holds
+ANOMALY_MODEL = "compressor-c80"  # the compressor's: its live anomaly detector is fleet-wide
+ANOMALY_STEP_S = 60.0  # the compressor's sampling interval, as the detector was trained
 
 
 def device_probe(enrolment: dict[str, Any]) -> MqttProbe:
@@ -101,7 +117,12 @@ class Live:
     pump: str  # the equipment with the predicted failure
     phone: str  # rep2's phone
     device_seq: Seq
+    compressor: str = ""  # the equipment with the anomaly alert
+    compressor_report: Callable[[], None] | None = None  # its healthy, then anomalous rows
     alerts: dict[str, str] = field(default_factory=dict)  # kind -> alert id
+    # the ledger's source ids of territory 2's anchored entries, by source
+    receipts: dict[str, str] = field(default_factory=dict)
+    receipt_hashes: tuple[str, ...] = ()  # their event hashes (hex)
     work_orders: dict[str, int] = field(default_factory=dict)  # kind -> work order id
     period: tuple[str, str] = ("", "")  # from, to: holds every fix and sample planted
 
@@ -165,6 +186,7 @@ def plant(url: str, people: People, marker: str, world: World, settings: Setting
         assert dev.publish(f"{base}/event", {"v": 1, "seq": seq.next(), "events": [event]}) == 0
     live.ids["/api/v1/ledger/events"] = event["id"]
 
+    _plant_anomaly(url, people, marker, world, live)
     _plant_prediction(url, people, marker, world, settings, live)
     _plant_track(url, people, world, settings, live)
 
@@ -176,22 +198,31 @@ def plant(url: str, people: People, marker: str, world: World, settings: Setting
         assert alert_id in by_ref, (kind, alert_id, [w.get("title") for w in items])
         live.work_orders[kind] = by_ref[alert_id]
 
+    _anchor(url, people, marker, world, settings, live)
+
     start = (datetime.now(UTC) - timedelta(days=20)).isoformat()
     end = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     live.period = (start, end)
     live.ids.update(
         {
             "/api/v1/alerts": list(live.alerts.values()),
-            "/api/v1/devices": [device, live.pump, live.phone],
+            "/api/v1/devices": [device, live.pump, live.phone, live.compressor],
             "/api/v1/geo/subjects": [live.phone, device],
-            "/ar/assets": [device, live.pump],
+            "/ar/assets": [device, live.pump, live.compressor],
+            "/api/v1/ledger/events": list(live.receipts.values()),
             "/api/v1/work_orders": [world.ids["/api/v1/work_orders"], *live.work_orders.values()],
         }
     )
     live.probe_query = {
-        "device_id": [device, live.pump, live.phone],
+        "device_id": [device, live.pump, live.phone, live.compressor],
         "subject_id": [live.phone],
         "account_id": [str(world.account)],
+        # search text naming territory 2's records and devices (every list, the console's
+        # search, the assistant's lookups)
+        "q": [marker, live.compressor],
+        # the anchored entries' sources (a visit's and a work order's ids are numbers that
+        # territory 1's records may share: the source says which entry)
+        "source": list(live.receipts),
         "from": [start],
         "to": [end],
     }
@@ -201,6 +232,9 @@ def plant(url: str, people: People, marker: str, world: World, settings: Setting
         f"{INSIDE[1]:.6f}",
         str(HOT),
         *live.alerts.values(),
+        # a receipt of territory 2's entries: its leaf's hash (its root and inclusion path
+        # are shared with every other entry of the batch)
+        *live.receipt_hashes,
         world.enrolment["mqtt_password"],
         world.phone["mqtt"]["password"],
     )
@@ -292,3 +326,110 @@ def _plant_track(url: str, people: People, world: World, settings: Settings, liv
         lambda: rep2.get(f"/geo/subjects/{live.phone}/events").json()["events"],
         what="rep2's geofence events",
     )
+
+
+def train_anomaly(settings: Settings, state_dir: Path) -> None:
+    """The live anomaly detector of ANOMALY_MODEL, on healthy simulated compressors at the
+    compressor's interval, stored and activated as `fieldmesh maintenance train` does; the
+    gateway started after this scores every device of that model with it."""
+    train_anomaly_live(
+        ANOMALY_MODEL, state_dir=state_dir, dsn=settings.dsn, n_assets=3, hours=8.0,
+        interval_s=ANOMALY_STEP_S, seed=7,
+    )  # fmt: skip
+
+
+def _plant_anomaly(url: str, people: People, marker: str, world: World, live: Live) -> None:
+    """A compressor at the account reports healthy readings, then readings no healthy
+    compressor gives (hot, shaking): the gateway's live monitor raises an anomaly alert."""
+    admin = people.api(url, "admin")
+    rep2 = people.api(url, "rep2")
+    token = _ok(admin.post("/enrolment-tokens", {"account_id": world.account}), "token")["token"]
+    key = DeviceKey.generate(f"{marker}-cmp")
+    enrolment = _ok(
+        requests.post(
+            f"{url}/api/v1/device-enrolments",
+            json=enrolment_request(key, token, equipment_model=ANOMALY_MODEL),
+            timeout=30,
+        ),
+        "compressor enrolment",
+    )
+    live.compressor = key.device_id
+    healthy = AssetParams(
+        "healthy", EQUIPMENT_MODELS[ANOMALY_MODEL], installed_s=0.0,
+        failure_s=float("inf"), seed=3,
+    )  # fmt: skip
+    topic = f"fm/v1/{enrolment['tenant']}/dev/{key.device_id}/telemetry"
+    seq = Seq(int(enrolment.get("seq_start", 1)))
+    rows = 40
+
+    def report() -> None:
+        """30 healthy rows then 10 anomalous ones, ending now (after an earlier raise, the
+        healthy rows clear the alert and the others raise it again)."""
+        end_s = now_ms() / 1000
+        t = end_s - np.arange(rows, 0, -1, dtype=np.float64) * ANOMALY_STEP_S
+        r = simulated_readings(healthy, t)
+        samples = []
+        for i, ti in enumerate(t):
+            for m in METRICS:
+                v = float(r[m][i])
+                if i >= 30:  # far outside anything healthy
+                    v = v * 6.0 + 150.0
+                samples.append([int(ti * 1000), m, round(v, 4)])
+        with device_probe(enrolment) as dev:
+            assert dev.publish(topic, {"v": 1, "seq": seq.next(), "samples": samples}) == 0
+
+    def raised() -> str | None:
+        # repeated until the gateway's device map (re-read every few seconds) knows the
+        # compressor's model
+        report()
+        time.sleep(0.5)
+        got = rep2.get("/alerts", params={"device_id": key.device_id, "state": "all"}).json()
+        found = [a for a in got["items"] if a["alert_type"] == "anomaly"]
+        return str(found[0]["alert_id"]) if found else None
+
+    live.alerts["anomaly"] = eventually(raised, timeout_s=90, what="the anomaly alert raised")
+    live.compressor_report = report
+
+
+def _anchor(
+    url: str, people: People, marker: str, world: World, settings: Settings, live: Live
+) -> None:
+    """rep2 closes a work order; the sealer (the role's code, on an in-process chain) takes
+    the signed field event, the visit's check-in and the closed work order into the log,
+    seals, anchors and writes their receipts."""
+    rep2 = people.api(url, "rep2")
+    order = _ok(
+        rep2.post(
+            "/work_orders",
+            {"account_id": world.account, "title": f"{marker} closed job", "assignee_id": people.users["rep2"]},
+        ),
+        "work order",
+    )  # fmt: skip
+    for status in ("assigned", "in_progress", "done"):
+        moved = rep2.patch(
+            f"/work_orders/{order['id']}", {"status": status}, headers={"If-Match": "*"}
+        )
+        _ok(moved, f"work order {status}")
+    visits = rep2.get("/geo/visits", params={"subject_id": live.phone}).json()["visits"]
+    wanted = {
+        "device_event": f"{marker}-ev1",
+        VISIT_CHECKIN: str(visits[0]["id"]),
+        WORK_ORDER_DONE: str(order["id"]),
+    }
+    config = LedgerConfig(batch_size=1, batch_interval_s=3600)
+    chain = Chain.connect(None)
+    hashes = []
+    with (
+        Sealer(settings.dsn, config, lambda: chain) as sealer,
+        psycopg.connect(settings.dsn) as conn,
+    ):
+        for _ in range(10):
+            sealer.tick(force_seal=True)
+            got = {s: receipt_for(conn, i, s) for s, i in wanted.items()}
+            if all(got.values()):
+                hashes = [r.event_hash.hex() for r in got.values() if r is not None]
+                break
+        else:
+            raise AssertionError(f"receipts of {wanted} not written: {got}")
+    live.receipts = wanted
+    live.receipt_hashes = tuple(hashes)

@@ -79,5 +79,6 @@ async def train(ctx: JobContext, args: dict[str, Any]) -> None:
 
 
 def register(registry: Registry) -> None:
-    # One training at a time per worker is enough: it is CPU-bound and rare.
-    registry.add(Task(TRAIN_TASK, train, timeout_s=3600.0))
+    # One training at a time per worker: it is CPU-bound, and a manager may queue any
+    # number of them; the worker's other slots stay free for everyone else's jobs.
+    registry.add(Task(TRAIN_TASK, train, timeout_s=3600.0, concurrency=1))

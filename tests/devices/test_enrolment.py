@@ -8,6 +8,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -247,3 +248,65 @@ def test_a_device_is_claimed_only_onto_an_account_the_caller_may_write(
     assert rep1.get(f"/devices/{device_id}/health").status_code == 200
     assert rep2.get(f"/devices/{device_id}/health").status_code == 404
     assert rep1.post(f"/devices/{device_id}/claim", json=body).status_code == 409
+
+
+def test_an_enrolment_token_takes_over_no_phone_or_device_its_issuer_may_not_see(
+    app_url: str, people: People, db_dsn: str, devices_settings: Settings
+) -> None:
+    """An enrolment for an id that is already a device (rep2's phone; territory 2's
+    decommissioned pump, whose history stays with it) would put the id on the token's
+    account, give it the enrolling key and rotate its broker account to the enroller's
+    password: territory 1's manager would read the phone's GPS history and receive its
+    commands, and could sign events as the pump. A phone id is refused to every token, a
+    decommissioned device to tokens of managers who may not see it (409, nothing changes);
+    an admin's token still re-enrols the pump."""
+    with psycopg.connect(db_dsn) as conn:
+        accounts = [
+            conn.execute(
+                "INSERT INTO accounts (name, territory_id) VALUES (%s, %s) RETURNING id",
+                (_uid("acct"), territory),
+            ).fetchone()
+            for territory in (people.t1, people.t2)
+        ]
+        conn.commit()
+    mine, theirs = (int(a[0]) for a in accounts if a is not None)
+    manager, admin = people.api(app_url, "manager"), people.api(app_url, "admin")
+    phone = people.api(app_url, "rep2").post("/phone/devices", json={"label": "rep2's"}).json()
+    pump = _uid("pump")
+    enrolled = requests.post(
+        f"{app_url}/api/v1/device-enrolments",
+        json=enrolment_request(DeviceKey.generate(pump), new_token(admin, account_id=theirs)),
+        timeout=30,
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    assert admin.post(f"/devices/{pump}/decommission").status_code == 200
+
+    def enrol_as(api: Any, target: str, **token: Any) -> requests.Response:
+        key = DeviceKey.generate(target)
+        body = enrolment_request(key, new_token(api, **token))
+        return requests.post(f"{app_url}/api/v1/device-enrolments", json=body, timeout=30)
+
+    for device_id in (phone["device_id"], pump):
+        for token in ({"account_id": mine}, {}, {"device_id": device_id}):
+            r = enrol_as(manager, device_id, **token)
+            assert r.status_code == 409, (device_id, token, r.status_code, r.text)
+            assert r.json()["error"]["field"] == "device_id", r.text
+            assert "mqtt_password" not in r.text
+    r = enrol_as(admin, phone["device_id"], account_id=mine)
+    assert r.status_code == 409, r.text  # a phone is never equipment
+    # nothing changed hands: the manager still sees neither, no key or asset was added
+    for device_id in (phone["device_id"], pump):
+        assert manager.get(f"/devices/{device_id}").status_code == 404
+    with psycopg.connect(db_dsn) as conn:
+        row = conn.execute(
+            "SELECT d.public_key IS NULL, (SELECT count(*) FROM assets a WHERE a.device_id ="
+            " d.device_id) FROM device d WHERE d.device_id = %s",
+            (phone["device_id"],),
+        ).fetchone()
+    assert row == (True, 0)
+    # the broker account the phone app was given still stands (it would have been rotated)
+    m = phone["mqtt"]
+    assert m["password"] == broker.device_password(devices_settings, m["username"])
+    # whoever may see the pump re-enrols it
+    again = enrol_as(admin, pump)
+    assert again.status_code == 201, again.text

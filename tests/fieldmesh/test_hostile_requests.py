@@ -3,8 +3,11 @@ a fixed seed): no answer is a 5xx, an error that is not the JSON error shape, a 
 a 2xx that shows a territory-1 user data of territory 2. The app runs on a database of
 its own, with territory 2's world (tests/hostile_world.py: a record of every kind of
 tenant data, its text carrying a marker) made by territory 2's rep, and its live world
-(tests/hostile_live.py: telemetry, alerts, a predicted failure, a GPS track, geofence
-events and a visit) reported over MQTT through a real broker and gateway.
+(tests/hostile_live.py: telemetry, threshold and anomaly alerts, a predicted failure, a
+GPS track, geofence events and a visit) reported over MQTT through a real broker and
+gateway, and the ledger's receipts of its field event, visit and closed work order, which
+the sealer anchored: every operation is probed with their ids (a receipt's proof, the
+audit entry linking it) and the leak check looks for their event hashes.
 
 Beside the REST API, the other ways a territory-1 user could read territory 2's live data
 are tried here too: the console's live WebSocket, a phone's broker account, and the
@@ -29,16 +32,20 @@ import pytest
 import requests
 from psycopg import AsyncConnection
 
+from edge_agent.enrol import enrolment_request
+from edge_agent.signing import DeviceKey
 from engage.sms import inbound_key
 from fieldmesh import services
 from fieldmesh.migrate import upgrade
 from identity import auth
 from kernel.settings import Settings
+from ledger.sources import WORK_ORDER_DONE
 from tests.appserver import serve_app
 from tests.eventually import eventually, eventually_async
 from tests.gateway.harness import GatewayProcess
 from tests.hostile import Case, cases, check
 from tests.hostile_live import (
+    ANOMALY_MODEL,
     HOT,
     INSIDE,
     Live,
@@ -46,10 +53,11 @@ from tests.hostile_live import (
     now_ms,
     phone_probe,
     plant,
+    train_anomaly,
 )
 from tests.hostile_world import World, seed
 from tests.mqtt_probe import NOT_AUTHORIZED
-from tests.world import People, make_people
+from tests.world import Api, People, make_people
 
 SEED = int(os.environ.get("FIELDMESH_FUZZ_SEED", "20261207"))
 # cases per operation beyond the fixed ones; FIELDMESH_FUZZ_CASES raises it for a long run
@@ -114,6 +122,7 @@ def target(services_up: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
         marker = f"T2SECRET{uuid.uuid4().hex[:6]}"
         with serve_app(settings) as url:
             world = seed(url, people, marker, inbound_key(services_up))
+            train_anomaly(settings, tmp_path_factory.mktemp("models"))
             log = tmp_path_factory.mktemp("gw") / "gateway.log"
             gateway = GatewayProcess(settings, settings.tenant, log_path=log).start()
             live = plant(url, people, marker, world, settings)
@@ -170,6 +179,9 @@ def _live_reads(target: Target) -> list[tuple[str, dict[str, str], str]]:
         (f"/api/v1/devices/{live.device}/telemetry", {"metric": "bearing_temp_c"}, str(HOT)),
         ("/api/v1/alerts", {"state": "all"}, live.alerts["threshold"]),
         ("/api/v1/alerts", {"state": "all"}, live.alerts["prediction"]),
+        ("/api/v1/alerts", {"state": "all"}, live.alerts["anomaly"]),
+        (f"/api/v1/devices/{live.compressor}", {}, live.compressor),
+        (f"/api/v1/work_orders/{live.work_orders['anomaly']}", {}, live.compressor),
         (f"/api/v1/work_orders/{live.work_orders['threshold']}", {}, marker),
         (f"/api/v1/work_orders/{live.work_orders['prediction']}", {}, live.pump),
         ("/console/api/positions", {}, live.phone),
@@ -180,6 +192,14 @@ def _live_reads(target: Target) -> list[tuple[str, dict[str, str], str]]:
         ("/api/v1/geo/visits", period, f'"rep_id":{target.people.users["rep2"]}'),
         ("/console/api/visits", {}, live.phone),
         ("/console/api/search", {"q": marker, "types": "devices"}, live.pump),
+        *(
+            (f"/api/v1/ledger/events/{source_id}/proof", {"source": source}, handle)
+            for (source, source_id), handle in zip(
+                live.receipts.items(), live.receipt_hashes, strict=True
+            )
+        ),
+        (f"/api/v1/ledger/events/{marker}-ev1/proof", {}, f"{marker} inspected"),
+        (f"/api/v1/work_orders/{live.receipts[WORK_ORDER_DONE]}/audit", {}, "/proof"),
     ]
 
 
@@ -239,8 +259,8 @@ def _fix(lon: float, lat: float) -> dict[str, Any]:
 
 
 def test_the_live_socket_shows_territory_2_to_rep2_and_not_to_territory_1(target: Target) -> None:
-    """The console's live feed (positions, device status, geofence events, alerts over one
-    WebSocket): rep2 gets territory 2's frames; rep1 and territory 1's manager, connected
+    """The console's live feed (positions, device status, geofence events, threshold and
+    anomaly alerts over one WebSocket): rep2 gets territory 2's frames; rep1 and territory 1's manager, connected
     at the same time, get none of them, only rep1's own phone (which is also what tells
     that every earlier frame has reached them)."""
     live, world = target.live, target.world
@@ -254,6 +274,8 @@ def test_the_live_socket_shows_territory_2_to_rep2_and_not_to_territory_1(target
                 assert dev.publish(base, sample) == 0
         with phone_probe(target.settings, world.phone) as phone:
             assert phone.publish(world.phone["mqtt"]["gps_topic"], _fix(*INSIDE)) == 0
+        assert live.compressor_report is not None
+        live.compressor_report()  # clears the anomaly alert and raises it again
 
     def report_rep1() -> None:
         with phone_probe(target.settings, mine) as phone:
@@ -287,6 +309,10 @@ def test_the_live_socket_shows_territory_2_to_rep2_and_not_to_territory_1(target
                 await eventually_async(
                     lambda: saw("rep2", '"k":"alert"', '"k":"pos"', live.device, live.phone),
                     what="rep2's frames of territory 2",
+                )
+                await eventually_async(
+                    lambda: saw("rep2", live.compressor, live.alerts["anomaly"]),
+                    what="rep2's frame of territory 2's anomaly alert",
                 )
                 await asyncio.to_thread(report_rep1)
                 for who in ("rep1", "manager"):
@@ -430,3 +456,107 @@ def test_dead_letters_show_a_manager_only_the_devices_they_may_see(target: Targe
     seen = devices("manager")
     assert mine["device_id"] in seen
     assert live.device not in seen
+
+
+async def _other_territory_manager(target: Target) -> tuple[str, str]:
+    """A new territory (not territory 2) and its new manager: the territory's name and the
+    manager's token."""
+    name = f"north-{uuid.uuid4().hex[:8]}"
+    async with await AsyncConnection.connect(target.settings.dsn) as conn:
+        cur = await conn.execute("INSERT INTO territories (name) VALUES (%s) RETURNING id", (name,))
+        row = await cur.fetchone()
+        assert row is not None
+        uid = await auth.create_user(
+            conn,
+            email=f"mgr-{uuid.uuid4().hex[:8]}@x.test",
+            name="North Manager",
+            role="manager",
+            territory_id=int(row[0]),
+        )
+        _, token = await auth.issue_token(conn, uid, "test")
+        await conn.commit()
+    return name, token
+
+
+def test_a_customers_link_and_a_device_of_territory_1_get_nothing_of_territory_2(
+    target: Target,
+) -> None:
+    """The callers with no user behind them. A customer holding territory 1's AR share link
+    (and one for territory 1's device): its page and scene files carry none of territory
+    2's handles, and the link's token is no credential anywhere else (the API, another
+    scene). Territory 1's device, with the broker account its enrolment gave it: every
+    subscription to territory 2's equipment (telemetry, receipts, commands, the anomaly
+    compressor) is refused and nothing of theirs reaches it while they report, and its
+    broker password is no API credential."""
+    live, world, people = target.live, target.world, target.people
+    # territory 1 and its manager of this test's own (the hostile requests before it may
+    # have deleted or changed the shared ones)
+    territory, token = asyncio.run(_other_territory_manager(target))
+    manager = Api(target.url, token)
+    account = manager.post("/accounts", {"name": "north customer"})
+    assert account.status_code == 201, account.text
+    token = manager.post("/enrolment-tokens", {"account_id": account.json()["id"]}).json()
+    key = DeviceKey.generate(f"north-{uuid.uuid4().hex[:6]}")
+    enrolled = requests.post(
+        f"{target.url}/api/v1/device-enrolments",
+        json=enrolment_request(key, token["token"], equipment_model=ANOMALY_MODEL),
+        timeout=30,
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    mine = enrolled.json()
+    links = [
+        manager.post("/ar/shares", {"territory": territory}),
+        manager.post("/ar/shares", {"device_id": key.device_id}),
+    ]
+    for link in links:
+        assert link.status_code == 201, link.text
+    # the scenes show what they should: the territory's account, the device
+    scene = requests.get(links[0].json()["url"] + "/scene.json", timeout=60)
+    assert scene.status_code == 200 and "north customer" in scene.text, scene.text[:300]
+    for link in links:
+        url = link.json()["url"]
+        for suffix in ("", "/scene.json", "/scene.glb"):
+            got = requests.get(url + suffix, timeout=60)
+            assert got.status_code == 200, (url + suffix, got.text[:300])
+            for marker in target.markers:
+                assert marker.encode() not in got.content, (suffix, marker)
+        share_token = link.json()["token"]
+        for path in (
+            f"/api/v1/ledger/events/{live.receipts['device_event']}/proof",
+            "/api/v1/alerts",
+            f"/ar/assets/{live.compressor}/scene.json",
+            f"/ar/territories/south-{people.suffix}/scene.json",
+        ):
+            got = requests.get(
+                target.url + path, headers={"Authorization": f"Bearer {share_token}"}, timeout=30
+            )
+            assert got.status_code == 401, (path, got.status_code, got.text[:300])
+            assert got.json()["error"]["code"] == "unauthorized"
+
+    tenant = world.enrolment["tenant"]
+    refused = [
+        f"fm/v1/{tenant}/dev/{theirs}/{kind}"
+        for theirs in (live.device, live.compressor, live.pump)
+        for kind in ("telemetry", "event", "receipt", "cmd/+", "status")
+    ] + [f"fm/v1/{tenant}/dev/+/receipt", f"fm/v1/{tenant}/#"]
+    with device_probe(mine) as dev:
+        assert dev.subscribe(refused) == [NOT_AUTHORIZED] * len(refused)
+        assert dev.subscribe([f"fm/v1/{tenant}/dev/{key.device_id}/receipt"]) == [1]
+        assert live.compressor_report is not None
+        live.compressor_report()  # territory 2 reports (and is receipted) meanwhile
+        sample = {"v": 1, "seq": int(mine.get("seq_start", 1)), "samples": [[now_ms(), "temperature_c", 20.0]]}  # fmt: skip
+        assert dev.publish(f"fm/v1/{tenant}/dev/{key.device_id}/telemetry", sample) == 0
+        eventually(lambda: dev.received() != [], what="the device's own receipt")
+        assert {t for t, _ in dev.received()} == {f"fm/v1/{tenant}/dev/{key.device_id}/receipt"}
+    for path in ("/api/v1/alerts", f"/api/v1/devices/{key.device_id}"):
+        got = requests.get(
+            target.url + path,
+            headers={"Authorization": f"Bearer {mine['mqtt_password']}"},
+            timeout=30,
+        )
+        assert got.status_code == 401, (path, got.status_code)
+        got = requests.get(
+            target.url + path, auth=(mine["mqtt_username"], mine["mqtt_password"]), timeout=30
+        )
+        assert got.status_code == 401, (path, got.status_code)
+    assert requests.get(target.url + "/health", timeout=30).status_code == 200

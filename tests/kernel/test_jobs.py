@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -263,3 +264,53 @@ def test_a_periodic_task_needs_a_positive_period(every_s: float) -> None:
     registry.add(Task("x", handler))
     with pytest.raises(ValueError, match="positive"):
         registry.every("x", every_s)
+
+
+def test_a_task_queued_many_times_leaves_the_other_slots_to_other_tasks(db_dsn: str) -> None:
+    """A manager queues ten model trainings (CPU-bound, up to an hour each), then a rep an
+    export. With the training task's concurrency of one, a worker of four slots runs one
+    training at a time and the export at once; without it, four trainings took every slot
+    and the export waited behind all ten."""
+    heavy, quick = _name("train"), _name("export")
+    release = asyncio.Event()
+    running: list[int] = []
+    most = 0
+
+    async def train(ctx: JobContext, _args: dict[str, Any]) -> None:
+        nonlocal most
+        running.append(ctx.job_id)
+        most = max(most, len(running))
+        try:
+            await release.wait()
+        finally:
+            running.remove(ctx.job_id)
+
+    async def export(_ctx: JobContext, _args: dict[str, Any]) -> None:
+        return None
+
+    registry = Registry()
+    registry.add(Task(heavy, train, concurrency=1))
+    registry.add(Task(quick, export))
+    with pytest.raises(ValueError, match="concurrency"):
+        registry.add(Task(_name("none"), export, concurrency=0))
+
+    async def main() -> None:
+        async with await AsyncConnection.connect(db_dsn) as conn:
+            trainings = [await enqueue(conn, heavy, {"n": i}) for i in range(10)]
+            exported = await enqueue(conn, quick)
+            await conn.commit()
+
+        async def body() -> None:
+            async def done(job_id: int) -> bool:
+                return (await _status(db_dsn, job_id))[0] == "done"
+
+            await eventually_async(lambda: done(exported), what="the export run")
+            assert len(running) == 1 and most == 1
+            release.set()
+            for job_id in trainings:  # the trainings still run, one after another
+                await eventually_async(partial(done, job_id), what="every training run")
+
+        await _with_worker(_worker(db_dsn, registry, concurrency=4), body)
+
+    asyncio.run(main())
+    assert most == 1

@@ -13,6 +13,9 @@ import pytest
 import requests
 
 from identity import auth
+from insights import jobs as insights_jobs
+from insights.maintenance import jobs as maintenance_jobs
+from kernel.jobs import Registry
 from kernel.settings import Settings
 from tests.appserver import serve_app
 from tests.eventually import eventually
@@ -115,3 +118,15 @@ def test_bad_requests_and_roles_are_refused(api: str, db_dsn: str) -> None:
     assert r.status_code == 404
     r = requests.post(f"{api}/maintenance/train", json={"target": "anomaly"}, headers=admin)
     assert (r.status_code, r.json()["error"]["field"]) == (422, "equipment_model")
+
+
+def test_trainings_queued_at_will_run_one_at_a_time_per_worker() -> None:
+    """Managers may queue any number of trainings (maintenance and CRM models, CPU-bound,
+    up to an hour each): each training task runs one job at a time in a worker, so the
+    worker's other slots stay free for everyone's imports, exports and plans
+    (tests/kernel/test_jobs.py shows what the cap does)."""
+    registry = Registry()
+    maintenance_jobs.register(registry)
+    insights_jobs.register(registry)
+    assert registry.tasks[maintenance_jobs.TRAIN_TASK].concurrency == 1
+    assert registry.tasks[insights_jobs.TRAIN_TASK].concurrency == 1
