@@ -16,6 +16,8 @@ to check that the log only grows.
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -296,20 +298,63 @@ async def consistency(req: Req, query: ConsistencyQuery) -> ConsistencyOut:
                     code="no_checkpoint",
                     field=name,
                 )
-        cur = await conn.execute(
-            "SELECT event_hash FROM ledger_entry WHERE leaf_index < %s ORDER BY leaf_index",
-            (second,),
-        )
-        hashes = [bytes(r[0]) for r in await cur.fetchall()]
-    tree = MerkleTree.from_entries(hashes)
-    try:
-        proof = tree.consistency_proof(first, second)
-    except MerkleError as exc:
-        raise Unprocessable(str(exc)) from exc
+    key = (first, second, roots[first], roots[second])
+    cache = req.app[_PROOFS]
+    proof = cache.get(key)
+    if proof is None:
+        # one rebuild at a time per process, off the event loop and holding no connection
+        # while it waits: the route is public, and a rebuild hashes every leaf up to `to`
+        # (0.2 CPU-s at 200,000)
+        async with req.app[_PROOF_LOCK]:
+            proof = cache.get(key)
+            if proof is None:
+                async with req.connection() as conn:
+                    cur = await conn.execute(
+                        "SELECT event_hash FROM ledger_entry WHERE leaf_index < %s"
+                        " ORDER BY leaf_index",
+                        (second,),
+                    )
+                    hashes = [bytes(r[0]) for r in await cur.fetchall()]
+                proof = await asyncio.to_thread(_consistency, hashes, first, second)
+                cache.put(key, proof)
     return ConsistencyOut(
         first, second, roots[first].hex(), roots[second].hex(), [p.hex() for p in proof]
     )
 
 
+class ProofCache:
+    """Consistency proofs already made, newest kept. Sealed checkpoints never change, so a
+    proof between two of them (keyed with both roots) stays true."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[int, int, bytes, bytes], list[bytes]] = OrderedDict()
+
+    def get(self, key: tuple[int, int, bytes, bytes]) -> list[bytes] | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[int, int, bytes, bytes], proof: list[bytes]) -> None:
+        self._items[key] = proof
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+_PROOFS = web.AppKey("ledger_proofs", ProofCache)
+_PROOF_LOCK = web.AppKey("ledger_proof_lock", asyncio.Lock)
+
+
+def _consistency(hashes: list[bytes], first: int, second: int) -> list[bytes]:
+    try:
+        return MerkleTree.from_entries(hashes).consistency_proof(first, second)
+    except MerkleError as exc:
+        raise Unprocessable(str(exc)) from exc
+
+
 def setup(app: web.Application) -> None:
+    app[_PROOFS] = ProofCache()
+    app[_PROOF_LOCK] = asyncio.Lock()
     routes.mount(app)

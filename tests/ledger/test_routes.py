@@ -18,6 +18,7 @@ from ledger import store
 from ledger.chain import Chain
 from ledger.merkle import verify_consistency
 from ledger.receipt import Receipt, verify_receipt
+from ledger.routes import ProofCache
 from ledger.sources import VISIT_COMPLETED, WORK_ORDER_DONE
 from tests.crm_sync.fixtures import make_site
 from tests.ledger.test_sealer import insert_device_events, ledger_db, make_sealer
@@ -100,12 +101,20 @@ def test_proof_endpoint_serves_receipts_and_explains_missing_ones(
     batches = b["batches"]
     assert len(batches) == 2 and batches[0]["tree_size"] == sizes
     old, new = batches[1], batches[0]
-    [(c_status, c_body)] = asyncio.run(
+    # asked again (answered from the cache of made proofs) and once more in the other order
+    pair = f"/api/v1/ledger/consistency?from={old['tree_size']}&to={new['tree_size']}"
+    [(c_status, c_body), (again_status, again_body), (other_status, _)] = asyncio.run(
         _get_all(
-            settings, [f"/api/v1/ledger/consistency?from={old['tree_size']}&to={new['tree_size']}"]
+            settings,
+            [
+                pair,
+                pair,
+                f"/api/v1/ledger/consistency?from={new['tree_size']}&to={new['tree_size']}",
+            ],
         )
     )
-    assert c_status == 200
+    assert c_status == 200 and (again_status, again_body) == (200, c_body)
+    assert other_status == 200
     assert verify_consistency(
         old["tree_size"],
         new["tree_size"],
@@ -192,3 +201,15 @@ def test_receipts_are_scoped_to_the_record_they_prove(
     admin = _bearer(ledger_db, "admin")
     seen = asyncio.run(_get_all(settings, list(paths.values()), admin))
     assert [s for s, _ in seen] == [200, 200, 200, 200, 200, 200, 409, 422, 200]
+
+
+def test_the_proof_cache_keeps_the_newest_proofs() -> None:
+    cache = ProofCache(size=2)
+    a, b, c = ((1, n, b"r1", b"r%d" % n) for n in (2, 3, 4))
+    cache.put(a, [b"pa"])
+    cache.put(b, [b"pb"])
+    assert cache.get(a) == [b"pa"]  # a is now the newer of the two
+    cache.put(c, [b"pc"])
+    assert cache.get(b) is None and cache.get(a) == [b"pa"] and cache.get(c) == [b"pc"]
+    # another root for the same sizes (another log) is another proof
+    assert cache.get((1, 2, b"r1", b"other")) is None
