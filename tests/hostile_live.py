@@ -46,7 +46,6 @@ import psycopg
 import requests
 
 from crm_sync.predictions import predict_failures
-from edge_agent.enrol import enrolment_request
 from edge_agent.signing import DeviceKey
 from firmware_sim.physics import DAY_S, EQUIPMENT_MODELS, METRICS, AssetParams, FailureMode
 from firmware_sim.physics import readings as simulated_readings
@@ -58,7 +57,7 @@ from ledger.service import Sealer
 from ledger.sources import VISIT_CHECKIN, WORK_ORDER_DONE
 from ledger.store import receipt_for
 from tests.eventually import eventually
-from tests.hostile_world import EQUIPMENT_MODEL, World
+from tests.hostile_world import EQUIPMENT_MODEL, World, enrol
 from tests.mqtt_probe import MqttProbe
 from tests.world import People
 
@@ -250,16 +249,8 @@ def _plant_prediction(
     alert and opens a proactive work order."""
     admin = people.api(url, "admin")
     rep2 = people.api(url, "rep2")
-    token = _ok(admin.post("/enrolment-tokens", {"account_id": world.account}), "token")["token"]
     key = DeviceKey.generate(f"{marker}-pump")
-    enrolment = _ok(
-        requests.post(
-            f"{url}/api/v1/device-enrolments",
-            json=enrolment_request(key, token, equipment_model="pump-p200"),
-            timeout=30,
-        ),
-        "pump enrolment",
-    )
+    enrolment = enrol(url, admin, world.account, key, "pump-p200")
     live.pump = key.device_id
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     now_s = now.timestamp()
@@ -343,16 +334,8 @@ def _plant_anomaly(url: str, people: People, marker: str, world: World, live: Li
     compressor gives (hot, shaking): the gateway's live monitor raises an anomaly alert."""
     admin = people.api(url, "admin")
     rep2 = people.api(url, "rep2")
-    token = _ok(admin.post("/enrolment-tokens", {"account_id": world.account}), "token")["token"]
     key = DeviceKey.generate(f"{marker}-cmp")
-    enrolment = _ok(
-        requests.post(
-            f"{url}/api/v1/device-enrolments",
-            json=enrolment_request(key, token, equipment_model=ANOMALY_MODEL),
-            timeout=30,
-        ),
-        "compressor enrolment",
-    )
+    enrolment = enrol(url, admin, world.account, key, ANOMALY_MODEL)
     live.compressor = key.device_id
     healthy = AssetParams(
         "healthy", EQUIPMENT_MODELS[ANOMALY_MODEL], installed_s=0.0,

@@ -20,7 +20,7 @@ import requests
 
 from edge_agent.enrol import enrolment_request
 from edge_agent.signing import DeviceKey
-from tests.world import People
+from tests.world import Api, People
 
 EQUIPMENT_MODEL = "hostile-unit-h19"  # the enrolled device's: rules on it are fleet-wide
 PHONE = "+4930123457"  # territory 2's contact's phone, its SMS conversation's sender
@@ -37,6 +37,20 @@ class World:
     device: DeviceKey  # the equipment enrolled at the account (its id carries the marker)
     enrolment: dict[str, Any]  # the enrolment's answer: the device's broker credentials
     phone: dict[str, Any]  # rep2's phone as registered: its broker connection
+
+
+def enrol(url: str, admin: Api, account: int, key: DeviceKey, equipment_model: str) -> Any:
+    """`key`'s device enrolled at `account` as a site's device joins: with a token an admin
+    issued for the account; the enrolment's answer (broker account, asset)."""
+    r = admin.post("/enrolment-tokens", {"account_id": account})
+    assert r.status_code in (200, 201), ("enrolment token", r.status_code, r.text[:500])
+    r = requests.post(
+        f"{url}/api/v1/device-enrolments",
+        json=enrolment_request(key, r.json()["token"], equipment_model=equipment_model),
+        timeout=30,
+    )
+    assert r.status_code in (200, 201), ("enrolment", r.status_code, r.text[:500])
+    return r.json()
 
 
 def seed(url: str, people: People, marker: str, sms_key: str) -> World:
@@ -100,17 +114,7 @@ def seed(url: str, people: People, marker: str, sms_key: str) -> World:
     # a device enrolled for the account (a token only managers issue), on the asset; its
     # equipment model is fleet-wide (alert rules, which every user reads, name it): no marker
     key = DeviceKey.generate(f"{marker}-dev")  # the id carries the marker
-    token = made(
-        apis["admin"].post("/enrolment-tokens", {"account_id": account}), "enrolment token"
-    )["token"]
-    enrolment = made(
-        requests.post(
-            f"{url}/api/v1/device-enrolments",
-            json=enrolment_request(key, token, equipment_model=EQUIPMENT_MODEL),
-            timeout=30,
-        ),
-        "enrolment",
-    )
+    enrolment = enrol(url, apis["admin"], account, key, EQUIPMENT_MODEL)
     device = key.device_id
     ids["/api/v1/devices"] = ids["/ar/assets"] = ids["/api/v1/geo/subjects"] = device
     make(
