@@ -4,7 +4,7 @@
 // Everything comes from /api/v1/assistant/...; writing is for managers and admins (the
 // server decides: a 403 is shown as such).
 import { api, q, listAll } from './api.js';
-import { h, toast, errorBox, fmtTime, table, scrollBox } from './ui.js';
+import { h, toast, errorBox, fmtTime, table, scrollBox, present } from './ui.js';
 import { friendly } from './fields.js';
 
 const KINDS = [['howto', 'How-to'], ['manual', 'Equipment manual'], ['faq', 'FAQ']];
@@ -56,7 +56,7 @@ export async function kbView(root, [id], session) {
 async function articleView(root, id, session) {
   try {
     const a = await api(`/api/v1/assistant/articles/${id}`);
-    root.append(
+    root.append(...present(
       h('p', {}, h('a', { href: '#/kb' }, '← Knowledge base')),
       h('h1', { id: 'kb-title' }, a.title),
       h('p', { class: 'muted' }, `${kindLabel(a.kind)} · ${a.audience === 'public' ? 'customers too (the chat bot may quote it)' : 'staff only'}`
@@ -64,7 +64,7 @@ async function articleView(root, id, session) {
         + (a.tags.length ? ` · ${a.tags.join(', ')}` : '')),
       h('article', { id: 'kb-body' }, a.body.split(/\n\s*\n/).map((p) => h('p', {}, p))),
       canWrite(session) ? h('p', {}, h('a', { href: `#/kb/${id}/edit`, class: 'button', id: 'kb-edit', onclick: (e) => { e.preventDefault(); root.replaceChildren(); editView(root, a, session); } }, 'Edit')) : null,
-    );
+    ));
   } catch (e) { root.append(errorBox(e)); }
   return null;
 }

@@ -6,7 +6,7 @@
 import { api } from './api.js';
 import { connectLive } from './live.js';
 import { makeMap, loadClustering } from './leaflet.js';
-import { h, toast, errorBox, fmtTime, fmtClock, userDay } from './ui.js';
+import { h, toast, errorBox, fmtTime, fmtClock, userDay, present } from './ui.js';
 import { startDrawing } from './draw.js';
 import { labels, refLink } from './fields.js';
 
@@ -78,7 +78,7 @@ export async function mapView(root, _args, session) {
   const markers = new Map();
   const alerting = new Map(); // device_id -> Map(alert_id -> state), active alerts only
 
-  const show = (...nodes) => side.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false)); // a missing part is left out, never printed as "null"
+  const show = (...nodes) => side.replaceChildren(...present(nodes));
   const inAlert = (id) => (alerting.get(id)?.size || 0) > 0;
   const colorOf = (d) => (inAlert(d.id) ? COLORS.alert : d.online === false ? COLORS.offline : COLORS.online);
   const stateOf = (d) => (inAlert(d.id) ? 'alert' : d.online === false ? 'offline' : 'online');

@@ -29,6 +29,10 @@ export function toast(msg, kind = 'info') {
   toastTimer = setTimeout(() => { t.className = ''; }, 4000);
 }
 
+/** The parts to append or replace children with, the missing ones (null, undefined, false)
+ * left out: the DOM's own append and replaceChildren would print them as "null". */
+export const present = (...nodes) => nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false);
+
 // A friendly block for an error: 403/404 are normal answers under record-level access.
 export function errorBox(err) {
   const msg = err.status === 404 ? 'Not found, or not visible to you.'

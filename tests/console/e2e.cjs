@@ -174,6 +174,7 @@ const scenarios = {
     await page.waitForFunction(() => document.body.dataset.ready === 'yes');
     const offlineStops = await page.$$eval('#stops li', (li) => li.map((x) => x.textContent));
     if (!(await page.$('#checkin'))) throw new Error(`no next stop offline: ${await page.textContent('main')} ${JSON.stringify(errors)} ${JSON.stringify(errors.bad)}`);
+    const nextStop = await page.textContent('#next'); // no automatic check-in (geofence) yet
     await page.click('#checkin');
     await page.fill('#note', 'Replaced the seal; pressure back to normal.');
     await page.click('#save-note');
@@ -214,7 +215,7 @@ const scenarios = {
     await page.waitForFunction(() => document.body.dataset.outbox === '0', null, { timeout: 30000 });
     await shot(page, 'rep-online');
     const net = await page.textContent('#net');
-    return { offlineStops, intercepted, net, errors };
+    return { offlineStops, nextStop, intercepted, net, errors };
   },
 
   async alerts(browser, base, p) {

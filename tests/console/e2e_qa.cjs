@@ -76,6 +76,20 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.waitForSelector('#account-assets table, #account-assets p');
     out.assets = await page.$$eval('#account-assets tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
     out.accountFields = await page.$$eval('#fields dt', (dts) => dts.map((d) => d.textContent));
+    // parts a page leaves out (no computed health, no Edit button for a rep, no "create" for
+    // a viewer) are left out, not printed as "null"
+    await page.waitForSelector('#account-health #health-in-force');
+    out.healthText = await page.textContent('#account-health');
+    await page.goto(`${base}/console/#/kb/${p.article}`);
+    await page.waitForSelector('#kb-body');
+    out.articleText = await page.textContent('main');
+    const viewer = await newPage(browser, base);
+    await signIn(viewer.page, base, p.viewer, '/console/#/dashboards');
+    await viewer.page.waitForSelector('#dashboard-list, main .empty');
+    out.dashboardsText = await viewer.page.textContent('main');
+    await viewer.context.close();
+    errors.push(...viewer.errors);
+    errors.bad.push(...viewer.errors.bad);
     // merging duplicates deletes them: a confirmation says so; Cancel keeps them
     await page.goto(`${base}/console/#/r/contacts/${p.keep}`);
     await page.waitForSelector('#merge-go');

@@ -41,6 +41,8 @@ def test_a_visit_completed_offline_arrives_once_when_back_online(
     )
     r = run_scenario("offline", console_url, {"user": rep})
     assert any("Offline Bakery" in s and "Oven seal check" in s for s in r["offlineStops"]), r
+    # the parts a stop does not have yet are left out, not printed as "null"
+    assert "Next: Offline Bakery" in r["nextStop"] and "null" not in r["nextStop"]
     assert r["intercepted"] == 1  # one answer was lost on the way back
     with psycopg.connect(test_settings.dsn) as conn:
         subjects = [
