@@ -88,7 +88,23 @@ const scenarios = {
     await page.reload();
     await page.waitForFunction(() => document.body.dataset.signedIn === 'yes');
     const whoAfterReload = await page.textContent('#who');
-    return { wrong, who, whoAfterReload, errors };
+    // signing out takes the records off the page, even back on the previous screen, and the
+    // token it signed in with no longer works
+    await page.evaluate(() => { location.hash = '#/accounts'; });
+    await page.waitForSelector('#list table');
+    await page.evaluate(() => { location.hash = '#/pipeline'; });
+    await page.waitForSelector('body[data-view=pipeline]');
+    const oldToken = await page.evaluate(() => localStorage.getItem('fm.token'));
+    await page.click('#signout');
+    await page.waitForSelector('#signin[open]');
+    await page.waitForFunction(() => document.body.dataset.signedIn === 'no');
+    const afterSignOut = await page.textContent('#view');
+    await page.goBack();
+    await page.waitForFunction(() => location.hash === '#/accounts');
+    await page.waitForTimeout(300); // what a render would have drawn by now
+    const afterBack = await page.textContent('#view');
+    const oldTokenStatus = await page.evaluate(async (t) => (await fetch('/api/v1/auth/me', { headers: { Authorization: `Bearer ${t}` } })).status, oldToken);
+    return { wrong, who, whoAfterReload, afterSignOut, afterBack, oldTokenStatus, errors };
   },
 
   async live(browser, base, p) {
