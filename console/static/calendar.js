@@ -6,7 +6,7 @@
 // and the create-meeting form with the slot finder (POST /api/v1/calendar/slots).
 // Route: #/calendar/VIEW/YYYY-MM-DD with VIEW day | week | month | resources.
 import { api, q, listAll } from './api.js';
-import { h, toast, errorBox, fmtIn, fmtClock, userDay, zonedMs, zoneName } from './ui.js';
+import { h, toast, errorBox, fmtIn, fmtClock, userDay, zonedMs, zoneName, scrollBox } from './ui.js';
 import { input } from './fields.js';
 
 /** @type {Promise<{id: number, label: string}[]> | null} */
@@ -261,7 +261,8 @@ async function resourceView(root, day, panel, refresh) {
   const width = 900;
   const pxPerMin = width / ((LAST_HOUR - FIRST_HOUR) * 60);
   const dayStart = at(day, FIRST_HOUR);
-  const table = h('div', { class: 'cal-res' });
+  // the day's 900 px timeline scrolls sideways in its own box on a narrow screen, not the page
+  const table = scrollBox('Resources and their bookings', { class: 'cal-res', id: 'cal-resources' });
   table.append(h('div', { class: 'cal-res-row head' }, h('div', { class: 'cal-res-name' }, 'Resource'),
     h('div', { class: 'cal-res-line', style: `width:${width}px` },
       Array.from({ length: LAST_HOUR - FIRST_HOUR }, (_, i) => h('span', { style: `left:${i * 60 * pxPerMin}px` }, hourLabel(FIRST_HOUR + i))))));
