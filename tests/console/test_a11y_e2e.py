@@ -23,6 +23,8 @@ def test_the_crm_screens_have_no_serious_accessibility_violations(
         {"name": "Axe deal", "account_id": acct["id"], "amount": 5000, "currency": "EUR"},
         tok,
     )
+    # a name of 300 characters and no space to break at: it wraps, the page keeps its width
+    one_word = call(console_url, "POST", "/api/v1/accounts", {"name": "W" * 300}, tok)
     lead = call(
         console_url, "POST", "/api/v1/leads", {"last_name": "Axe", "company": "Axe Co"}, tok
     )
@@ -63,6 +65,7 @@ def test_the_crm_screens_have_no_serious_accessibility_violations(
     pages = [
         "#/accounts",
         f"#/r/accounts/{acct['id']}",
+        f"#/r/accounts/{one_word['id']}",
         f"#/r/leads/{lead['id']}",
         "#/new/contacts",
         f"#/new/assets/account_id={acct['id']}",
