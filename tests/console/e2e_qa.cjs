@@ -31,6 +31,13 @@ module.exports = ({ newPage, signIn, shot }) => ({
     // markup in a name is text; an out-of-range amount is refused on its field, in words
     await page.fill('#create-last_name', p.hostile);
     await page.fill('#create-company', p.company);
+    // letters the number input cannot read: refused on the field, not dropped from the lead
+    await page.click('#create-estimated_amount');
+    await page.keyboard.type('12e');
+    await page.click('#create-save');
+    await page.waitForFunction(() => document.getElementById('create-estimated_amount-error').textContent);
+    out.lettersError = await page.textContent('#create-estimated_amount-error');
+    out.lettersStay = await page.evaluate(() => location.hash);
     await page.fill('#create-estimated_amount', '1e30');
     await page.click('#create-save');
     await page.waitForFunction(() => document.getElementById('create-estimated_amount-error').textContent);

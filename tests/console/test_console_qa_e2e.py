@@ -77,6 +77,7 @@ def test_what_a_new_user_hit_clicking_through_the_console(
         timeout_s=300,
     )
     assert r["sourceOffered"] is True
+    assert r["lettersError"] == "must be a number" and r["lettersStay"] == "#/new/leads"
     assert r["amountError"] == "must be less than 10,000,000,000,000,000"
     assert r["keptName"] == HOSTILE
     assert r["title"] == HOSTILE and r["pwned"] is None
