@@ -449,6 +449,17 @@ module.exports = ({ newPage, signIn, shot }) => ({
       const current = await page.getAttribute(`#nav a[href="${href}"]`, 'aria-current');
       refused[href] = { bad: errors.bad.slice(before).filter((b) => /^40[13] /.test(b)), current: current !== null };
     }
+    // the pages of their own it links to (the inbox, the workflow builder) sign in with the
+    // console's token: they stay open (not sent back to /console/) and show their content
+    const pages = {};
+    for (const href of links.filter((x) => x.startsWith('/') && x !== '/console/rep/')) {
+      await page.click(`#nav a[href="${href}"]`);
+      const ready = await page.waitForFunction(() => document.body.dataset.live === 'yes' || document.querySelector('#editor fieldset'), null, { timeout: 15000 })
+        .then(() => true, () => false);
+      pages[href] = { ready, path: new URL(page.url()).pathname, text: (await page.textContent('body')).slice(0, 300) };
+      await page.goto(`${base}/console/#/accounts`);
+      await page.waitForFunction(() => document.body.dataset.view === 'accounts');
+    }
     const phone = await newPage(browser, base, { viewport: { width: 390, height: 844 }, context: { isMobile: true, hasTouch: true } });
     await signIn(phone.page, base, p.user, '/console/#/accounts');
     const pg = phone.page;
@@ -472,7 +483,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await shot(page, `nav-${p.user.role}`);
     const all = [...errors, ...phone.errors];
     all.bad = [...errors.bad, ...phone.errors.bad];
-    return { links, sections, box, headerHeight, refused, phone: { closed, expanded, focused, openHeight, next, afterEscape, overflow, header: phoneHeader }, errors: all };
+    return { links, sections, box, headerHeight, refused, pages, phone: { closed, expanded, focused, openHeight, next, afterEscape, overflow, header: phoneHeader }, errors: all };
   },
 
   // axe-core over the main screens at desktop and phone width: serious and critical
