@@ -231,7 +231,18 @@ const scenarios = {
     await page.waitForFunction(() => document.body.dataset.outbox === '0', null, { timeout: 30000 });
     await shot(page, 'rep-online');
     const net = await page.textContent('#net');
-    return { offlineStops, nextStop, intercepted, net, errors };
+    // a rep with nothing planned or assigned is not told that everything is done
+    const idle = await newPage(browser, base, { viewport: { width: 390, height: 844 } });
+    await idle.page.goto(base + '/console/rep/');
+    await idle.page.fill('#rep-signin input[name=email]', p.idle.email);
+    await idle.page.fill('#rep-signin input[name=password]', p.idle.password);
+    await idle.page.click('#rep-signin button[type=submit]');
+    await idle.page.waitForFunction(() => document.body.dataset.ready === 'yes');
+    const idleNext = await idle.page.textContent('#next');
+    await idle.context.close();
+    errors.push(...idle.errors);
+    errors.bad.push(...idle.errors.bad);
+    return { offlineStops, nextStop, idleNext, intercepted, net, errors };
   },
 
   async alerts(browser, base, p) {

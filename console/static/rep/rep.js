@@ -333,7 +333,8 @@ function render() {
   autoState(s.account.id) ? h('span', { class: 'auto' }, ` · ${autoState(s.account.id)}`) : null)));
   const next = (state.focus && state.stops.find((s) => s.key === state.focus)) || state.stops.find((s) => !isDone(s));
   const box = document.getElementById('next');
-  if (!next) { box.replaceChildren(h('p', {}, 'All stops done for today.')); return; }
+  // "all done" only when there was something to do
+  if (!next) { box.replaceChildren(h('p', { id: 'no-next' }, state.stops.length ? 'All stops done for today.' : 'No stops today: nothing is planned or assigned to you for this day.')); return; }
   const wo = next.work_order;
   const accountId = next.account.id;
   const note = h('textarea', { id: 'note', rows: 3, 'aria-label': 'Visit note' });
