@@ -274,7 +274,12 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.click('#cmd-config');
     await page.waitForFunction(() => (document.getElementById('command-error')?.textContent || '').length > 0);
     const refused = await page.textContent('#command-error');
-    return { alerts, workOrders, title, commands, refused, errors };
+    // the AR view: a share link made from the page opens the equipment's scene signed out
+    await page.click('#ar-link-make');
+    await page.waitForSelector('#ar-link-open');
+    const arUrl = await page.inputValue('#ar-link-url');
+    const ar = await page.evaluate(async (u) => { const r = await fetch(u, { credentials: 'omit' }); return { status: r.status, title: (/<title>([^<]*)/.exec(await r.text()) || [])[1] }; }, arUrl);
+    return { alerts, workOrders, title, commands, refused, arUrl, ar, errors };
   },
 
   // Where a device is, on its page: a phone's GPS track over the charts' window (zoomed in
