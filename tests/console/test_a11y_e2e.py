@@ -85,6 +85,7 @@ def test_the_crm_screens_have_no_serious_accessibility_violations(
         "#/models",
         # the resources' day is a 900 px timeline: it scrolls in its box, not the page
         "#/calendar/resources/2026-01-05",
+        "#/calendar/month/2026-01-05",
     ]
     r = run_scenario("a11y", console_url, {"user": admin, "pages": pages}, timeout_s=400)["out"]
     violations = {k: v["found"] for k, v in r.items() if isinstance(v, dict) and v["found"]}
