@@ -58,7 +58,12 @@ def test_what_a_new_user_hit_clicking_through_the_console(
         console_url,
         "POST",
         "/api/v1/assistant/articles",
-        {"title": "QA seal", "body": "Check the seal.", "audience": "internal"},
+        {
+            "title": "QA seal",
+            "body": "Check the seal.",
+            "audience": "internal",
+            "territory_id": terr,
+        },
         tok,
     )
     r = run_scenario(
@@ -97,6 +102,8 @@ def test_what_a_new_user_hit_clicking_through_the_console(
     # what a page leaves out for this account or role is not printed as "null"
     assert "Computed: not yet." in r["healthText"] and "null" not in r["healthText"]
     assert "Check the seal." in r["articleText"] and "null" not in r["articleText"]
+    # the article's territory by its name, not its id
+    assert f"territory {terr}" not in r["articleText"] and " · for T-" in r["articleText"]
     assert "Dashboards" in r["dashboardsText"] and "null" not in r["dashboardsText"]
     assert "Dana Twin is deleted once merged" in r["mergeAsk"]
     assert r["afterCancel"] == 200 and r["afterMerge"] == 404
