@@ -20,6 +20,18 @@ const LATENCY = 'fm:fix-to-marker';
 const MAX_LAT_SAMPLES = 50000;
 let latencySamples = 0;
 
+/** markercluster's own icon (a count in a circle, sized by it), named for a screen reader:
+ *  a keyboard reaches each cluster as a button that read out only "6". */
+function clusterIcon(L) {
+  return (cluster) => {
+    const n = cluster.getChildCount();
+    const icon = L.divIcon({ html: `<div><span>${n}</span></div>`, className: `marker-cluster marker-cluster-${n < 10 ? 'small' : n < 100 ? 'medium' : 'large'}`, iconSize: L.point(40, 40) });
+    const create = icon.createIcon.bind(icon);
+    icon.createIcon = (old) => { const el = create(old); el.setAttribute('aria-label', `${n} account sites: zoom in`); return el; };
+    return icon;
+  };
+}
+
 export async function mapView(root, _args, session) {
   const mayFence = !!session.me && ['admin', 'manager'].includes(session.me.role);
   const drawState = h('span', { class: 'muted', id: 'draw-state', role: 'status' });
@@ -58,7 +70,7 @@ export async function mapView(root, _args, session) {
     territories: L.featureGroup().addTo(map),
     fences: L.featureGroup().addTo(map),
     // thousands of accounts: clustered, a count per cluster, split as the map zooms in
-    sites: L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 50 }).addTo(map),
+    sites: L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 50, iconCreateFunction: clusterIcon(L) }).addTo(map),
     routes: L.featureGroup().addTo(map),
     devices: L.featureGroup().addTo(map),
   };

@@ -334,6 +334,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.waitForFunction(() => Math.max(...[...document.querySelectorAll('.marker-cluster')].map((x) => Number(x.textContent))) > 10);
     await settled();
     const clusters = await page.$$eval('.marker-cluster', (c) => c.map((x) => Number(x.textContent)));
+    const clusterNames = await page.$$eval('.marker-cluster', (c) => c.map((x) => x.getAttribute('aria-label')));
     const landDrawn = await page.$$eval('#map canvas', (c) => c.length);
     await page.fill('#device-filter', p.device);
     const visibleRows = await page.$$eval('#device-list li', (li) => li.filter((x) => !x.hidden).map((x) => x.dataset.deviceId));
@@ -349,7 +350,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const last = await page.textContent('#replay-time');
     await shot(page, 'map-offline-replay');
     const tileRequests = errors.bad.filter((b) => /tile/i.test(b));
-    return { basemap, sites, clusters, landDrawn, visibleRows, points, first, last, tileRequests, errors };
+    return { basemap, sites, clusters, clusterNames, landDrawn, visibleRows, points, first, last, tileRequests, errors };
   },
 
   // A manager saves a list view, ticks leads and assigns them to a rep in one go.
