@@ -302,8 +302,10 @@ def column_value(f: Field, value: Any) -> Any:
     if k == "decimal":
         return Decimal(str(value))
     if k == "datetime":
-        _check_time(f.name, value)
+        # the field's window first: a time in 9999 breaks the rule a person can act on,
+        # not only the bounds of what the database can store
         _check_plausible(f, value)
+        _check_time(f.name, value)
         return value
     if k == "date":
         _check_plausible(f, value)
@@ -318,8 +320,8 @@ def column_value(f: Field, value: Any) -> Any:
     if k == "array":
         for w in value:
             for t in (w.start, w.end):
-                _check_time(f.name, t)
                 _check_plausible(f, t)
+                _check_time(f.name, t)
             if w.start > w.end:
                 raise _bad(f.name, "a window ends before it starts")
         return msgspec.json.encode(value).decode()

@@ -51,6 +51,7 @@ let cleanup = null;
 // drawing into its detached box (never into the next view), and is cleaned up when it ends.
 let renderSeq = 0;
 async function render() {
+  if (!session.me) { leaveView(); return; } // signed out (the back button): drawn at sign-in
   const [name, ...args] = (location.hash.replace(/^#\/?/, '') || 'map').split('/');
   const view = document.getElementById('view');
   if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
@@ -71,6 +72,14 @@ async function render() {
   } catch (err) {
     box.append(errorBox(err));
   }
+}
+
+// The view's cleanup run and its box emptied; a view still loading is dropped when it ends.
+function leaveView() {
+  renderSeq++;
+  if (cleanup) { try { cleanup(); } catch (e) { console.warn(e); } cleanup = null; }
+  document.getElementById('view').replaceChildren();
+  delete document.body.dataset.view;
 }
 
 function askSignIn() {
@@ -102,8 +111,11 @@ async function start() {
     } catch (ex) { err.textContent = ex.message; }
   });
   document.getElementById('signin').addEventListener('cancel', (e) => e.preventDefault());
-  document.getElementById('signout').addEventListener('click', () => {
-    token.clear(); session.me = null; resetMeta(); showUser(); askSignIn();
+  // Signing out revokes the token on the server (a copy of it no longer works), stops the
+  // view (the live map's socket) and takes the user's records off the page behind the dialog.
+  document.getElementById('signout').addEventListener('click', async () => {
+    await api('/api/v1/auth/logout', { method: 'POST' }).catch(() => null);
+    token.clear(); session.me = null; resetMeta(); leaveView(); showUser(); askSignIn();
   });
   window.addEventListener('hashchange', render);
   document.addEventListener('fm-me-changed', showUser); // the settings page saved the user's zone

@@ -6,7 +6,7 @@
 // and the create-meeting form with the slot finder (POST /api/v1/calendar/slots).
 // Route: #/calendar/VIEW/YYYY-MM-DD with VIEW day | week | month | resources.
 import { api, q, listAll } from './api.js';
-import { h, toast, errorBox, fmtIn, fmtClock, userDay, zonedMs, zoneName } from './ui.js';
+import { h, toast, errorBox, fmtIn, fmtClock, userDay, zonedMs, zoneName, scrollBox } from './ui.js';
 import { input } from './fields.js';
 
 /** @type {Promise<{id: number, label: string}[]> | null} */
@@ -237,15 +237,16 @@ function timeGrid(root, events, days, panel, refresh) {
 
 /** @param {HTMLElement} root @param {CalEvent[]} events @param {Date} first @param {Date} month */
 function monthGrid(root, events, first, month) {
-  const cal = h('div', { class: 'calendar', role: 'grid', 'aria-label': month.toLocaleDateString([], { month: 'long', year: 'numeric' }) },
+  // a grid to the eye only: a role=grid needs rows of cells; each day's link says its date
+  const cal = h('div', { class: 'calendar', role: 'group', 'aria-label': month.toLocaleDateString([], { month: 'long', year: 'numeric' }) },
     ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'].map((d) => h('div', { class: 'dow' }, d)));
   for (let i = 0; i < 42; i += 1) {
     const d = addDays(first, i);
     if (i >= 35 && d.getMonth() !== month.getMonth()) break;
     const next = addDays(d, 1);
     const day = events.filter((e) => +new Date(e.start) < at(next) && +new Date(e.end) > at(d) && e.kind !== 'driving');
-    cal.append(h('div', { class: `day${isoDay(d) === today() ? ' today' : ''}${d.getMonth() !== month.getMonth() ? ' other' : ''}`, role: 'gridcell' },
-      h('a', { href: `#/calendar/day/${isoDay(d)}` }, d.getDate()),
+    cal.append(h('div', { class: `day${isoDay(d) === today() ? ' today' : ''}${d.getMonth() !== month.getMonth() ? ' other' : ''}` },
+      h('a', { href: `#/calendar/day/${isoDay(d)}`, 'aria-label': d.toLocaleDateString([], { weekday: 'long', month: 'long', day: 'numeric' }) }, d.getDate()),
       day.slice(0, 3).map((e) => h('div', { class: `cal-chip kind-${e.kind}` }, `${hhmm(new Date(e.start))} ${e.title}`)),
       day.length > 3 ? h('div', { class: 'muted' }, `+${day.length - 3} more`) : null));
   }
@@ -261,7 +262,8 @@ async function resourceView(root, day, panel, refresh) {
   const width = 900;
   const pxPerMin = width / ((LAST_HOUR - FIRST_HOUR) * 60);
   const dayStart = at(day, FIRST_HOUR);
-  const table = h('div', { class: 'cal-res' });
+  // the day's 900 px timeline scrolls sideways in its own box on a narrow screen, not the page
+  const table = scrollBox('Resources and their bookings', { class: 'cal-res', id: 'cal-resources' });
   table.append(h('div', { class: 'cal-res-row head' }, h('div', { class: 'cal-res-name' }, 'Resource'),
     h('div', { class: 'cal-res-line', style: `width:${width}px` },
       Array.from({ length: LAST_HOUR - FIRST_HOUR }, (_, i) => h('span', { style: `left:${i * 60 * pxPerMin}px` }, hourLabel(FIRST_HOUR + i))))));

@@ -57,7 +57,8 @@ export async function dispatchView(root, [dayArg], session) {
     } catch { /* a plan the caller may not read */ }
   }
   const accounts = await labels('accounts', wos.map((w) => w.account_id));
-  const board = h('div', { class: 'board dispatch', id: 'dispatch' });
+  // its lanes scroll sideways on a phone: a region the keyboard can focus even with no card
+  const board = h('div', { class: 'board dispatch', id: 'dispatch', role: 'region', 'aria-label': 'Dispatch board', tabindex: 0 });
   root.append(board);
   const lanes = new Map();
   const lane = (id, title) => {

@@ -108,6 +108,16 @@ function smallList(entity) {
   return smallLists.get(entity);
 }
 
+// What a field says when its input holds what the browser could not read (same words as friendly's).
+/** @type {Record<string, string>} */
+const UNREADABLE = {
+  int: 'must be a whole number',
+  decimal: 'must be a number',
+  datetime: 'must be a date and time, like 2026-03-31 14:30',
+  date: 'must be a real date, like 2026-03-31',
+  time: 'must be a time, like 14:30',
+};
+
 /**
  * An input for field `f` with the current value; `get()` answers the API value.
  * @returns {{el: HTMLElement, get: () => any, focus: () => void}}
@@ -156,6 +166,10 @@ export function input(f, value, id) {
   if (f.kind === 'text_list' || f.kind === 'int_list') v = (value || []).join(', ');
   const inp = /** @type {HTMLInputElement} */ (h('input', { ...attrs, value: v }));
   const get = () => {
+    // what the browser cannot read (a number "12e", a date and time without its time) has
+    // an empty value: say so on the field instead of sending nothing ("is required", or an
+    // optional amount silently dropped)
+    if (inp.validity.badInput) throw Object.assign(new Error(UNREADABLE[f.kind] || 'is not in the expected format'), { field: f.name });
     const s = inp.value.trim();
     if (f.kind === 'text_list') return s ? s.split(',').map((x) => x.trim()).filter(Boolean) : [];
     if (f.kind === 'int_list') return s ? s.split(',').map((x) => Number(x.trim())) : [];

@@ -4,8 +4,8 @@
 // Everything comes from /api/v1/assistant/...; writing is for managers and admins (the
 // server decides: a 403 is shown as such).
 import { api, q, listAll } from './api.js';
-import { h, toast, errorBox, fmtTime, table, scrollBox } from './ui.js';
-import { friendly } from './fields.js';
+import { h, toast, errorBox, fmtTime, table, scrollBox, present } from './ui.js';
+import { friendly, labels } from './fields.js';
 
 const KINDS = [['howto', 'How-to'], ['manual', 'Equipment manual'], ['faq', 'FAQ']];
 const kindLabel = (k) => (KINDS.find(([v]) => v === k) || [k, k])[1];
@@ -56,15 +56,17 @@ export async function kbView(root, [id], session) {
 async function articleView(root, id, session) {
   try {
     const a = await api(`/api/v1/assistant/articles/${id}`);
-    root.append(
+    // the territory by its name (a bare "territory 7" said nothing)
+    const territory = a.territory_id ? (await labels('territories', [a.territory_id])).get(a.territory_id) || `territory ${a.territory_id}` : null;
+    root.append(...present(
       h('p', {}, h('a', { href: '#/kb' }, '← Knowledge base')),
       h('h1', { id: 'kb-title' }, a.title),
       h('p', { class: 'muted' }, `${kindLabel(a.kind)} · ${a.audience === 'public' ? 'customers too (the chat bot may quote it)' : 'staff only'}`
-        + `${a.territory_id ? ` · territory ${a.territory_id}` : ''} · updated ${fmtTime(a.updated_at)}`
+        + `${territory ? ` · for ${territory} only` : ''} · updated ${fmtTime(a.updated_at)}`
         + (a.tags.length ? ` · ${a.tags.join(', ')}` : '')),
       h('article', { id: 'kb-body' }, a.body.split(/\n\s*\n/).map((p) => h('p', {}, p))),
       canWrite(session) ? h('p', {}, h('a', { href: `#/kb/${id}/edit`, class: 'button', id: 'kb-edit', onclick: (e) => { e.preventDefault(); root.replaceChildren(); editView(root, a, session); } }, 'Edit')) : null,
-    );
+    ));
   } catch (e) { root.append(errorBox(e)); }
   return null;
 }

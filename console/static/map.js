@@ -6,7 +6,7 @@
 import { api } from './api.js';
 import { connectLive } from './live.js';
 import { makeMap, loadClustering } from './leaflet.js';
-import { h, toast, errorBox, fmtTime, fmtClock, userDay } from './ui.js';
+import { h, toast, errorBox, fmtTime, fmtClock, userDay, present } from './ui.js';
 import { startDrawing } from './draw.js';
 import { labels, refLink } from './fields.js';
 
@@ -19,6 +19,18 @@ const hhmm = (iso) => (iso ? fmtClock(iso) : '');
 const LATENCY = 'fm:fix-to-marker';
 const MAX_LAT_SAMPLES = 50000;
 let latencySamples = 0;
+
+/** markercluster's own icon (a count in a circle, sized by it), named for a screen reader:
+ *  a keyboard reaches each cluster as a button that read out only "6". */
+function clusterIcon(L) {
+  return (cluster) => {
+    const n = cluster.getChildCount();
+    const icon = L.divIcon({ html: `<div><span>${n}</span></div>`, className: `marker-cluster marker-cluster-${n < 10 ? 'small' : n < 100 ? 'medium' : 'large'}`, iconSize: L.point(40, 40) });
+    const create = icon.createIcon.bind(icon);
+    icon.createIcon = (old) => { const el = create(old); el.setAttribute('aria-label', `${n} account sites: zoom in`); return el; };
+    return icon;
+  };
+}
 
 export async function mapView(root, _args, session) {
   const mayFence = !!session.me && ['admin', 'manager'].includes(session.me.role);
@@ -58,7 +70,7 @@ export async function mapView(root, _args, session) {
     territories: L.featureGroup().addTo(map),
     fences: L.featureGroup().addTo(map),
     // thousands of accounts: clustered, a count per cluster, split as the map zooms in
-    sites: L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 50 }).addTo(map),
+    sites: L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 50, iconCreateFunction: clusterIcon(L) }).addTo(map),
     routes: L.featureGroup().addTo(map),
     devices: L.featureGroup().addTo(map),
   };
@@ -78,7 +90,7 @@ export async function mapView(root, _args, session) {
   const markers = new Map();
   const alerting = new Map(); // device_id -> Map(alert_id -> state), active alerts only
 
-  const show = (...nodes) => side.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false)); // a missing part is left out, never printed as "null"
+  const show = (...nodes) => side.replaceChildren(...present(nodes));
   const inAlert = (id) => (alerting.get(id)?.size || 0) > 0;
   const colorOf = (d) => (inAlert(d.id) ? COLORS.alert : d.online === false ? COLORS.offline : COLORS.online);
   const stateOf = (d) => (inAlert(d.id) ? 'alert' : d.online === false ? 'offline' : 'online');

@@ -183,9 +183,29 @@ export async function deviceView(root, [id, around], session) {
   const side = h('div', { class: 'related-grid', id: 'device-related' }, place.box);
   root.append(side);
   await draw();
-  const parts = await Promise.all([deviceAlerts(id), pos.account_id ? siteWorkOrders(pos.account_id) : null, deviceCommands(id, session)]);
+  const parts = await Promise.all([deviceAlerts(id), pos.account_id ? siteWorkOrders(pos.account_id) : null, deviceCommands(id, session), deviceArLink(id, session)]);
   side.append(...parts.filter((x) => x !== null));
   return null;
+}
+
+/** The equipment in 3D (AR on a phone): its page takes no console sign-in (a link cannot
+ *  carry the console's token), so a manager makes a share link here (POST /api/v1/ar/shares,
+ *  valid a week), to open or to send to a customer or a technician. */
+function deviceArLink(id, session) {
+  if (!session.me || !['admin', 'manager'].includes(session.me.role)) return null;
+  const out = h('div', { id: 'ar-link', 'aria-live': 'polite' });
+  const make = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', id: 'ar-link-make' }, 'Make an AR link'));
+  make.addEventListener('click', async () => {
+    make.disabled = true;
+    try {
+      const s = await api('/api/v1/ar/shares', { method: 'POST', body: { device_id: id, expires_in_s: 7 * 86400 } });
+      out.replaceChildren(
+        h('p', {}, h('a', { href: s.url, target: '_blank', rel: 'noopener', id: 'ar-link-open' }, 'Open the AR view'), ` · valid until ${fmtTime(s.share.expires_at)}`),
+        h('input', { id: 'ar-link-url', readonly: true, value: s.url, 'aria-label': 'AR link to copy', onfocus: (e) => e.target.select() }));
+    } catch (e) { out.replaceChildren(errorBox(e)); } finally { make.disabled = false; }
+  });
+  return h('section', { class: 'related', id: 'device-ar' }, h('h2', {}, 'AR view'),
+    h('p', { class: 'muted' }, 'This equipment in 3D, on a phone in augmented reality: anyone with the link sees this one scene for a week.'), make, out);
 }
 
 /** A small map of where the device is: its GPS fixes over the charts' window drawn as a

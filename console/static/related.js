@@ -3,7 +3,7 @@
 // hierarchy, roll-up and timeline, the lead conversion wizard, the contact merge screen and
 // an opportunity's stage history.
 import { api, listAll, q, etagOf } from './api.js';
-import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table, scrollBox } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table, scrollBox, present } from './ui.js';
 import { relatedList, titleOf, confirmDelete, fieldForm, forEdit } from './records.js';
 import { entityMeta, labels, refLink, input, human, display } from './fields.js';
 import { attachmentsPanel } from './fieldops.js';
@@ -116,7 +116,7 @@ async function accountHealth(a, m) {
     const override = a.health_score;
     const inForce = override != null ? 'override' : computed ? 'computed' : 'none';
     box.dataset.inForce = inForce;
-    body.replaceChildren(
+    body.replaceChildren(...present(
       h('p', { id: 'health-in-force' }, inForce === 'override' ? [h('strong', { class: 'score' }, `${override} / 100`), ' in force: the manual override']
         : inForce === 'computed' ? [h('strong', { class: 'score' }, `${computed.score} / 100`), ' in force: computed']
           : 'No health yet: it is computed by the insights jobs, or typed below.'),
@@ -125,7 +125,7 @@ async function accountHealth(a, m) {
       computed && computed.reasons.length ? h('ul', { class: 'reasons' }, computed.reasons.map((r) => h('li', { dataset: { contribution: r.contribution } },
         h('span', { class: r.contribution >= 0 ? 'up' : 'down', 'aria-label': r.contribution >= 0 ? 'raises' : 'lowers' }, r.contribution >= 0 ? '▲ ' : '▼ '),
         `${human(r.feature)}: ${String(r.value).replace(/_/g, ' ')} (${r.contribution >= 0 ? '+' : '−'}${Math.abs(Math.round(r.contribution))} points)`))) : null,
-      h('p', { id: 'health-override' }, override != null ? `Manual override: ${override} / 100` : 'Manual override: none'));
+      h('p', { id: 'health-override' }, override != null ? `Manual override: ${override} / 100` : 'Manual override: none')));
     if (m.may_update && field && field.write) {
       const inp = /** @type {HTMLInputElement} */ (h('input', { type: 'number', id: 'health-override-value', min: 0, max: 100, step: 1, value: override ?? '', 'aria-describedby': 'health-override-error' }));
       const save = h('button', { type: 'submit', class: 'primary', id: 'health-override-save' }, override != null ? 'Change override' : 'Set override');

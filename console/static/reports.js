@@ -3,7 +3,7 @@
 // time buckets, measures, chart), saved and shared reports, CSV export, and dashboards of
 // report tiles that refresh themselves. Reports run in the database (/api/v1/reports).
 import { api, download, q } from './api.js';
-import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, fmtClock, fromWallClock, scrollBox } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, fmtClock, fromWallClock, scrollBox, present } from './ui.js';
 import { barChart, lineChart, pieChart } from './chart.js';
 import { entityMeta, human, friendly } from './fields.js';
 
@@ -309,7 +309,7 @@ export async function dashboardsView(root, _args, session) {
     e.preventDefault();
     try { const d = await api('/api/v1/dashboards', { method: 'POST', body: { name: /** @type {HTMLInputElement} */ (name).value || 'Dashboard' } }); location.hash = `#/dashboard/${d.id}`; } catch (ex) { toast(ex.message, 'error'); }
   });
-  root.append(h('div', { class: 'toolbar' }, h('h1', {}, 'Dashboards'), h('a', { href: '#/reports' }, 'Reports')), mayWrite ? create : null);
+  root.append(...present(h('div', { class: 'toolbar' }, h('h1', {}, 'Dashboards'), h('a', { href: '#/reports' }, 'Reports')), mayWrite ? create : null));
   try {
     const r = await api('/api/v1/dashboards');
     root.append(r.items.length ? h('ul', { id: 'dashboard-list' }, r.items.map((d) => h('li', {}, h('a', { href: `#/dashboard/${d.id}` }, d.name),

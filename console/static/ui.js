@@ -29,6 +29,10 @@ export function toast(msg, kind = 'info') {
   toastTimer = setTimeout(() => { t.className = ''; }, 4000);
 }
 
+/** The parts to append or replace children with, the missing ones (null, undefined, false)
+ * left out: the DOM's own append and replaceChildren would print them as "null". */
+export const present = (...nodes) => nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false);
+
 // A friendly block for an error: 403/404 are normal answers under record-level access.
 export function errorBox(err) {
   const msg = err.status === 404 ? 'Not found, or not visible to you.'
@@ -65,6 +69,15 @@ export const zoneName = () => userZone || Intl.DateTimeFormat().resolvedOptions(
  * @param {string | number | Date} t @param {Intl.DateTimeFormatOptions} [opts] */
 export const fmtIn = (t, opts = {}) => new Date(t).toLocaleString([], { ...opts, timeZone: userZone });
 export const fmtTime = (s) => (s ? fmtIn(s) : '');
+/** Date.UTC for every year: Date.UTC reads a year from 0 to 99 as 1900 + year, so a time
+ * typed in year 0026 would be sent as 1926 instead of being refused.
+ * @param {number} y @param {number} m0 month from 0 @param {number} d @param {number} [hh] @param {number} [mm] @param {number} [ss] */
+const utcMs = (y, m0, d, hh = 0, mm = 0, ss = 0) => {
+  const t = new Date(0);
+  t.setUTCFullYear(y, m0, d);
+  t.setUTCHours(hh, mm, ss, 0);
+  return t.getTime();
+};
 /** hh:mm of an instant in the user's zone. @param {string | number | Date} t */
 export const fmtClock = (t) => fmtIn(t, { hour: '2-digit', minute: '2-digit' });
 /** A calendar date, never shifted by a zone: 'YYYY-MM-DD' (optionally with a time that is
@@ -76,7 +89,7 @@ export const fmtDate = (s, opts = {}) => {
   const mt = typeof s === 'string' ? /^(\d{4})-(\d{2})-(\d{2})/.exec(s) : null;
   if (mt) [y, m, d] = [Number(mt[1]), Number(mt[2]) - 1, Number(mt[3])];
   else { const x = new Date(s); [y, m, d] = [x.getFullYear(), x.getMonth(), x.getDate()]; }
-  return new Date(Date.UTC(y, m, d, 12)).toLocaleDateString([], { ...opts, timeZone: 'UTC' });
+  return new Date(utcMs(y, m, d, 12)).toLocaleDateString([], { ...opts, timeZone: 'UTC' });
 };
 /** The user's calendar day ('YYYY-MM-DD') that an instant falls on. @param {string | number | Date} t */
 export const userDay = (t) => {
@@ -100,11 +113,11 @@ export const fromWallClock = (s) => {
  * @param {string} day 'YYYY-MM-DD' @param {number} [hour] @param {number} [minute] */
 export const zonedMs = (day, hour = 0, minute = 0) => {
   const [y, m, d] = day.split('-').map(Number);
-  const wall = Date.UTC(y, m - 1, d, hour, minute);
+  const wall = utcMs(y, m - 1, d, hour, minute);
   const offsetAt = (ms) => {
     const p = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone: userZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' })
       .formatToParts(new Date(ms)).map((x) => [x.type, Number(x.value)]));
-    return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(ms / 1000) * 1000;
+    return utcMs(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(ms / 1000) * 1000;
   };
   let t = wall - offsetAt(wall);
   t = wall - offsetAt(t); // twice: right across a DST change

@@ -1,7 +1,9 @@
 // @ts-check
 // The inbox page: conversations across channels, their messages, replies and notes, and
-// new messages live from /api/v1/engage/inbox/live. Signed in through the console's session.
+// new messages live from /api/v1/engage/inbox/live. Signed in through the console: its
+// bearer token (console/static/api.js keeps it in localStorage), or the session cookie.
 const API = '/api/v1/engage';
+const TOKEN_KEY = 'fm.token';
 const list = /** @type {HTMLElement} */ (document.getElementById('list'));
 const messages = /** @type {HTMLElement} */ (document.getElementById('messages'));
 const form = /** @type {HTMLFormElement} */ (document.getElementById('reply'));
@@ -13,7 +15,11 @@ let current = null;
 
 /** @param {string} path @param {RequestInit} [init] */
 async function api(path, init) {
-  const r = await fetch(API + path, { credentials: 'same-origin', ...init });
+  const token = localStorage.getItem(TOKEN_KEY);
+  /** @type {Record<string, string>} */
+  const headers = { ...(/** @type {Record<string, string>} */ (init && init.headers) || {}) };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const r = await fetch(API + path, { credentials: 'same-origin', ...init, headers });
   if (r.status === 401) {
     location.href = '/console/';
     throw new Error('signed out');
@@ -25,6 +31,13 @@ async function api(path, init) {
 
 async function loadList() {
   const convs = await api('/conversations?limit=100');
+  if (!convs.length) {
+    const p = document.createElement('p');
+    p.className = 'empty';
+    p.textContent = 'No conversations yet: e-mails, texts and website chats land here.';
+    list.replaceChildren(p);
+    return;
+  }
   list.replaceChildren(
     ...convs.map((/** @type {any} */ c) => {
       const b = document.createElement('button');
@@ -93,15 +106,29 @@ resolve.addEventListener('click', async () => {
 
 function live() {
   const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + API + '/inbox/live');
+  // the socket takes the console's token as its first message (a cookie signs in on the upgrade)
+  ws.addEventListener('open', () => { const t = localStorage.getItem(TOKEN_KEY); if (t) ws.send(t); });
   ws.addEventListener('message', async (ev) => {
     const msg = JSON.parse(String(ev.data));
+    if (msg.k === 'hello') { document.body.dataset.live = 'yes'; return; }
     if (msg.k !== 'message') return;
     if (msg.conversation_id === current) await open(current);
     else await loadList();
   });
-  ws.addEventListener('close', () => setTimeout(live, 3000));
+  ws.addEventListener('close', () => { delete document.body.dataset.live; setTimeout(live, 3000); });
 }
 
-loadList().then(live);
+// a link to one conversation (a mention's notification: /engage/inbox/#conversation-12) opens it
+const linked = /^#conversation-(\d+)$/.exec(location.hash);
+loadList()
+  .then(() => (linked ? open(Number(linked[1])) : undefined))
+  .catch((/** @type {Error} */ e) => {
+    const p = document.createElement('p');
+    p.className = 'error';
+    p.setAttribute('role', 'alert');
+    p.textContent = e.message;
+    messages.replaceChildren(p);
+  })
+  .then(live);
 
 export {}; // a module: its names stay out of the global scope other pages share

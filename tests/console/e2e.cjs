@@ -88,7 +88,23 @@ const scenarios = {
     await page.reload();
     await page.waitForFunction(() => document.body.dataset.signedIn === 'yes');
     const whoAfterReload = await page.textContent('#who');
-    return { wrong, who, whoAfterReload, errors };
+    // signing out takes the records off the page, even back on the previous screen, and the
+    // token it signed in with no longer works
+    await page.evaluate(() => { location.hash = '#/accounts'; });
+    await page.waitForSelector('#list table');
+    await page.evaluate(() => { location.hash = '#/pipeline'; });
+    await page.waitForSelector('body[data-view=pipeline]');
+    const oldToken = await page.evaluate(() => localStorage.getItem('fm.token'));
+    await page.click('#signout');
+    await page.waitForSelector('#signin[open]');
+    await page.waitForFunction(() => document.body.dataset.signedIn === 'no');
+    const afterSignOut = await page.textContent('#view');
+    await page.goBack();
+    await page.waitForFunction(() => location.hash === '#/accounts');
+    await page.waitForTimeout(300); // what a render would have drawn by now
+    const afterBack = await page.textContent('#view');
+    const oldTokenStatus = await page.evaluate(async (t) => (await fetch('/api/v1/auth/me', { headers: { Authorization: `Bearer ${t}` } })).status, oldToken);
+    return { wrong, who, whoAfterReload, afterSignOut, afterBack, oldTokenStatus, errors };
   },
 
   async live(browser, base, p) {
@@ -174,6 +190,7 @@ const scenarios = {
     await page.waitForFunction(() => document.body.dataset.ready === 'yes');
     const offlineStops = await page.$$eval('#stops li', (li) => li.map((x) => x.textContent));
     if (!(await page.$('#checkin'))) throw new Error(`no next stop offline: ${await page.textContent('main')} ${JSON.stringify(errors)} ${JSON.stringify(errors.bad)}`);
+    const nextStop = await page.textContent('#next'); // no automatic check-in (geofence) yet
     await page.click('#checkin');
     await page.fill('#note', 'Replaced the seal; pressure back to normal.');
     await page.click('#save-note');
@@ -214,7 +231,18 @@ const scenarios = {
     await page.waitForFunction(() => document.body.dataset.outbox === '0', null, { timeout: 30000 });
     await shot(page, 'rep-online');
     const net = await page.textContent('#net');
-    return { offlineStops, intercepted, net, errors };
+    // a rep with nothing planned or assigned is not told that everything is done
+    const idle = await newPage(browser, base, { viewport: { width: 390, height: 844 } });
+    await idle.page.goto(base + '/console/rep/');
+    await idle.page.fill('#rep-signin input[name=email]', p.idle.email);
+    await idle.page.fill('#rep-signin input[name=password]', p.idle.password);
+    await idle.page.click('#rep-signin button[type=submit]');
+    await idle.page.waitForFunction(() => document.body.dataset.ready === 'yes');
+    const idleNext = await idle.page.textContent('#next');
+    await idle.context.close();
+    errors.push(...idle.errors);
+    errors.bad.push(...idle.errors.bad);
+    return { offlineStops, nextStop, idleNext, intercepted, net, errors };
   },
 
   async alerts(browser, base, p) {

@@ -274,7 +274,12 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.click('#cmd-config');
     await page.waitForFunction(() => (document.getElementById('command-error')?.textContent || '').length > 0);
     const refused = await page.textContent('#command-error');
-    return { alerts, workOrders, title, commands, refused, errors };
+    // the AR view: a share link made from the page opens the equipment's scene signed out
+    await page.click('#ar-link-make');
+    await page.waitForSelector('#ar-link-open');
+    const arUrl = await page.inputValue('#ar-link-url');
+    const ar = await page.evaluate(async (u) => { const r = await fetch(u, { credentials: 'omit' }); return { status: r.status, title: (/<title>([^<]*)/.exec(await r.text()) || [])[1] }; }, arUrl);
+    return { alerts, workOrders, title, commands, refused, arUrl, ar, errors };
   },
 
   // Where a device is, on its page: a phone's GPS track over the charts' window (zoomed in
@@ -329,6 +334,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.waitForFunction(() => Math.max(...[...document.querySelectorAll('.marker-cluster')].map((x) => Number(x.textContent))) > 10);
     await settled();
     const clusters = await page.$$eval('.marker-cluster', (c) => c.map((x) => Number(x.textContent)));
+    const clusterNames = await page.$$eval('.marker-cluster', (c) => c.map((x) => x.getAttribute('aria-label')));
     const landDrawn = await page.$$eval('#map canvas', (c) => c.length);
     await page.fill('#device-filter', p.device);
     const visibleRows = await page.$$eval('#device-list li', (li) => li.filter((x) => !x.hidden).map((x) => x.dataset.deviceId));
@@ -344,7 +350,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const last = await page.textContent('#replay-time');
     await shot(page, 'map-offline-replay');
     const tileRequests = errors.bad.filter((b) => /tile/i.test(b));
-    return { basemap, sites, clusters, landDrawn, visibleRows, points, first, last, tileRequests, errors };
+    return { basemap, sites, clusters, clusterNames, landDrawn, visibleRows, points, first, last, tileRequests, errors };
   },
 
   // A manager saves a list view, ticks leads and assigns them to a rep in one go.
@@ -449,6 +455,17 @@ module.exports = ({ newPage, signIn, shot }) => ({
       const current = await page.getAttribute(`#nav a[href="${href}"]`, 'aria-current');
       refused[href] = { bad: errors.bad.slice(before).filter((b) => /^40[13] /.test(b)), current: current !== null };
     }
+    // the pages of their own it links to (the inbox, the workflow builder) sign in with the
+    // console's token: they stay open (not sent back to /console/) and show their content
+    const pages = {};
+    for (const href of links.filter((x) => x.startsWith('/') && x !== '/console/rep/')) {
+      await page.click(`#nav a[href="${href}"]`);
+      const ready = await page.waitForFunction(() => document.body.dataset.live === 'yes' || document.querySelector('#editor fieldset'), null, { timeout: 15000 })
+        .then(() => true, () => false);
+      pages[href] = { ready, path: new URL(page.url()).pathname, text: (await page.textContent('body')).slice(0, 300) };
+      await page.goto(`${base}/console/#/accounts`);
+      await page.waitForFunction(() => document.body.dataset.view === 'accounts');
+    }
     const phone = await newPage(browser, base, { viewport: { width: 390, height: 844 }, context: { isMobile: true, hasTouch: true } });
     await signIn(phone.page, base, p.user, '/console/#/accounts');
     const pg = phone.page;
@@ -472,7 +489,7 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await shot(page, `nav-${p.user.role}`);
     const all = [...errors, ...phone.errors];
     all.bad = [...errors.bad, ...phone.errors.bad];
-    return { links, sections, box, headerHeight, refused, phone: { closed, expanded, focused, openHeight, next, afterEscape, overflow, header: phoneHeader }, errors: all };
+    return { links, sections, box, headerHeight, refused, pages, phone: { closed, expanded, focused, openHeight, next, afterEscape, overflow, header: phoneHeader }, errors: all };
   },
 
   // axe-core over the main screens at desktop and phone width: serious and critical

@@ -37,7 +37,30 @@ module.exports = ({ newPage, signIn, shot }) => ({
     const dateError = await text(page, '#edit-close_date-error');
     await shot(page, 'limits-close-date');
     const body = await text(page, 'body');
-    return { phoneType, phoneError, phoneInvalid, phoneSaved, dateBounds, dateError, nulls: /\bnull\b|undefined|NaN/.test(body), errors };
+    // a meeting typed in year 1 (or 9999) is refused on its field with the rule, never sent
+    // as 1901; the form stays
+    await page.evaluate(() => { location.hash = '#/new/activities'; });
+    await page.waitForSelector('#create-start_at');
+    await page.fill('#create-subject', 'Far meeting');
+    // a date typed without its time is refused on the field, not dropped from the meeting
+    // (the refusal, or the page the meeting was saved to)
+    const refusal = async () => {
+      await page.waitForFunction(() => document.getElementById('create-start_at-error')?.textContent || !location.hash.startsWith('#/new/'));
+      return [await page.evaluate(() => document.getElementById('create-start_at-error')?.textContent || null), await page.evaluate(() => location.hash)];
+    };
+    await page.click('#create-start_at');
+    await page.keyboard.type('12252026');
+    await page.click('#create-save');
+    const halfTyped = await refusal();
+    const farTimes = [];
+    for (const at of ['0001-01-01T10:00', '9999-12-31T10:00']) {
+      if (!(await page.$('#create-start_at-error'))) break; // saved: no form left
+      await page.evaluate(() => { document.getElementById('create-start_at-error').textContent = ''; });
+      await page.fill('#create-start_at', at);
+      await page.click('#create-save');
+      farTimes.push(await refusal());
+    }
+    return { phoneType, phoneError, phoneInvalid, phoneSaved, dateBounds, dateError, halfTyped, farTimes, nulls: /\bnull\b|undefined|NaN/.test(body), errors };
   },
 
   // Someone else changes an asset while this user edits it: saving says so, with Reload and

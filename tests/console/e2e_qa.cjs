@@ -31,6 +31,13 @@ module.exports = ({ newPage, signIn, shot }) => ({
     // markup in a name is text; an out-of-range amount is refused on its field, in words
     await page.fill('#create-last_name', p.hostile);
     await page.fill('#create-company', p.company);
+    // letters the number input cannot read: refused on the field, not dropped from the lead
+    await page.click('#create-estimated_amount');
+    await page.keyboard.type('12e');
+    await page.click('#create-save');
+    await page.waitForFunction(() => document.getElementById('create-estimated_amount-error').textContent);
+    out.lettersError = await page.textContent('#create-estimated_amount-error');
+    out.lettersStay = await page.evaluate(() => location.hash);
     await page.fill('#create-estimated_amount', '1e30');
     await page.click('#create-save');
     await page.waitForFunction(() => document.getElementById('create-estimated_amount-error').textContent);
@@ -76,6 +83,20 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await page.waitForSelector('#account-assets table, #account-assets p');
     out.assets = await page.$$eval('#account-assets tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
     out.accountFields = await page.$$eval('#fields dt', (dts) => dts.map((d) => d.textContent));
+    // parts a page leaves out (no computed health, no Edit button for a rep, no "create" for
+    // a viewer) are left out, not printed as "null"
+    await page.waitForSelector('#account-health #health-in-force');
+    out.healthText = await page.textContent('#account-health');
+    await page.goto(`${base}/console/#/kb/${p.article}`);
+    await page.waitForSelector('#kb-body');
+    out.articleText = await page.textContent('main');
+    const viewer = await newPage(browser, base);
+    await signIn(viewer.page, base, p.viewer, '/console/#/dashboards');
+    await viewer.page.waitForSelector('#dashboard-list, main .empty');
+    out.dashboardsText = await viewer.page.textContent('main');
+    await viewer.context.close();
+    errors.push(...viewer.errors);
+    errors.bad.push(...viewer.errors.bad);
     // merging duplicates deletes them: a confirmation says so; Cancel keeps them
     await page.goto(`${base}/console/#/r/contacts/${p.keep}`);
     await page.waitForSelector('#merge-go');

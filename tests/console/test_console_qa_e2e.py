@@ -1,9 +1,10 @@
 """What a new user clicking through the console hit, in headless Chromium: markup in a name
-stays text, an out-of-range amount is refused on its field in words (and the form keeps the
-input), a lead's "converted" status is not offered outside the conversion wizard, the deal
-names its lead, the audit history names people and records ("created the record", no raw
-ids), a saved view's refused name is explained on the name, the account page lists its
-equipment, and a negative value draws a bar down from zero."""
+stays text, a part a page leaves out is not printed as "null", an out-of-range amount is
+refused on its field in words (and the form keeps the input), a lead's "converted" status
+is not offered outside the conversion wizard, the deal names its lead, the audit history
+names people and records ("created the record", no raw ids), a saved view's refused name is
+explained on the name, the account page lists its equipment, and a negative value draws a
+bar down from zero."""
 
 from __future__ import annotations
 
@@ -53,6 +54,18 @@ def test_what_a_new_user_hit_clicking_through_the_console(
     keep = call(console_url, "POST", "/api/v1/contacts", {**twin, "territory_id": terr}, tok)
     dup = call(console_url, "POST", "/api/v1/contacts", {**twin, "territory_id": terr}, tok)
     company = "Quist & <Söhne>"
+    article = call(
+        console_url,
+        "POST",
+        "/api/v1/assistant/articles",
+        {
+            "title": "QA seal",
+            "body": "Check the seal.",
+            "audience": "internal",
+            "territory_id": terr,
+        },
+        tok,
+    )
     r = run_scenario(
         "qa",
         console_url,
@@ -63,10 +76,13 @@ def test_what_a_new_user_hit_clicking_through_the_console(
             "account": acct["id"],
             "keep": keep["id"],
             "dup": dup["id"],
+            "article": article["id"],
+            "viewer": make_user(test_settings.dsn, "viewer"),
         },
         timeout_s=300,
     )
     assert r["sourceOffered"] is True
+    assert r["lettersError"] == "must be a number" and r["lettersStay"] == "#/new/leads"
     assert r["amountError"] == "must be less than 10,000,000,000,000,000"
     assert r["keptName"] == HOSTILE
     assert r["title"] == HOSTILE and r["pwned"] is None
@@ -83,6 +99,12 @@ def test_what_a_new_user_hit_clicking_through_the_console(
     assert r["assets"] == [["pump-p200", "SN-QA-1", "—", "—", "standard · SLA 48 h", "EditDelete"]]
     # the typed health field is named the override it is (the lists' Health is computed)
     assert "Health override" in r["accountFields"] and "Health score" not in r["accountFields"]
+    # what a page leaves out for this account or role is not printed as "null"
+    assert "Computed: not yet." in r["healthText"] and "null" not in r["healthText"]
+    assert "Check the seal." in r["articleText"] and "null" not in r["articleText"]
+    # the article's territory by its name, not its id
+    assert f"territory {terr}" not in r["articleText"] and " · for T-" in r["articleText"]
+    assert "Dashboards" in r["dashboardsText"] and "null" not in r["dashboardsText"]
     assert "Dana Twin is deleted once merged" in r["mergeAsk"]
     assert r["afterCancel"] == 200 and r["afterMerge"] == 404
     assert len(r["barHeights"]) == 4 and all(h > 0 for h in r["barHeights"])

@@ -1,5 +1,6 @@
-"""A device's page beside its charts: its alerts, its site's open work orders, and the
-commands sent to it from the page with the state the device's ack gives them."""
+"""A device's page beside its charts: its alerts, its site's open work orders, the
+commands sent to it from the page with the state the device's ack gives them, and a link
+to its AR view."""
 
 from __future__ import annotations
 
@@ -63,6 +64,9 @@ def test_a_device_page_lists_alerts_site_work_orders_and_sends_commands(
         "timed_out",
     }
     assert "sample_interval_s" in r["refused"]
+    # the page makes an AR link to this equipment, which opens without signing in
+    assert "/ar/s/" in r["arUrl"] and r["ar"]["status"] == 200
+    assert device in r["ar"]["title"]
     # the refused config is the only refused request
     assert r["errors"] == [] and r["bad"] == [f"422 POST /api/v1/devices/{device}/commands"]
 

@@ -39,10 +39,18 @@ def test_implausible_phone_and_close_date_are_refused_beside_their_field(
     deal = call(console_url, "GET", f"/api/v1/opportunities/{opp['id']}", token=tok)
     assert deal["close_date"] == "2027-03-31"  # nothing written
     assert not r["nulls"]
+    assert r["halfTyped"] == [
+        "must be a date and time, like 2026-03-31 14:30",
+        "#/new/activities",
+    ]
+    window = "must be between 1900-01-01 and 2200-12-31"
+    assert r["farTimes"] == [[window, "#/new/activities"], [window, "#/new/activities"]]
     assert r["errors"] == [], r["errors"]
     assert [b.rstrip("0123456789") for b in r["bad"]] == [
         "422 POST /api/v1/contacts",
         "422 PATCH /api/v1/opportunities/",
+        "422 POST /api/v1/activities",
+        "422 POST /api/v1/activities",
     ], r["bad"]
 
 

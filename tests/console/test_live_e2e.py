@@ -11,15 +11,20 @@ from kernel.settings import Settings
 from tests.gateway.harness import GatewayProcess
 
 
-def test_sign_in_refuses_a_wrong_password_then_keeps_the_session_across_reloads(
+def test_sign_in_refuses_a_wrong_password_keeps_the_session_across_reloads_and_signs_out(
     console_url: str, admin: dict[str, Any], run_scenario: Callable[..., dict[str, Any]]
 ) -> None:
     r = run_scenario("signin", console_url, {"user": admin})
     assert "wrong e-mail or password" in r["wrong"]
     assert admin["email"] in r["who"] and "(admin)" in r["who"]
     assert r["whoAfterReload"] == r["who"]
+    # signed out: nothing of the last screen stays behind the dialog, nor comes back with
+    # the back button, and the token is revoked
+    assert r["afterSignOut"] == "" and r["afterBack"] == ""
+    assert r["oldTokenStatus"] == 401
     assert r["errors"] == []
-    assert r["bad"] == ["401 POST /api/v1/auth/token"]  # only the wrong password
+    # only the wrong password, and the revoked token tried above
+    assert r["bad"] == ["401 POST /api/v1/auth/token", "401 GET /api/v1/auth/me"]
 
 
 def test_a_simulated_rep_moves_on_the_live_map(

@@ -109,6 +109,8 @@ def test_the_map_shows_geography_offline_clusters_accounts_and_replays_a_track(
     assert r["basemap"] in ("countries-50m.json", "countries-10m.json")
     assert r["sites"] >= 2000
     assert r["clusters"] and sum(r["clusters"]) <= r["sites"] and max(r["clusters"]) > 10
+    # each cluster, a button to the keyboard, says what it counts
+    assert r["clusterNames"] == [f"{n} account sites: zoom in" for n in r["clusters"]]
     assert r["landDrawn"] >= 1
     assert r["visibleRows"] == [w["device"]]
     assert r["points"] == 60 and r["first"] != r["last"]

@@ -1,5 +1,6 @@
 """The console's main navigation: grouped in sections, a sidebar at 1440 px and a keyboard
-menu at 390 px, offering each role only pages the server answers for it."""
+menu at 390 px, offering each role only pages the server answers for it, and the pages of
+their own it links to (the inbox, the workflow builder) open signed in."""
 
 from __future__ import annotations
 
@@ -35,11 +36,13 @@ EVERYONE = {
     "#/forecast",
     "#/segments",
     "#/assistant",
+    "/engage/inbox/",
 }
+WRITERS = {"/console/rep/", "#/import", "/automation/builder/"}
 OFFERED = {
-    "admin": EVERYONE | {"/console/rep/", "#/users", "#/territories", "#/import", "#/models"},
-    "manager": EVERYONE | {"/console/rep/", "#/users", "#/territories", "#/import", "#/models"},
-    "rep": EVERYONE | {"/console/rep/", "#/import"},
+    "admin": EVERYONE | WRITERS | {"#/users", "#/territories", "#/models"},
+    "manager": EVERYONE | WRITERS | {"#/users", "#/territories", "#/models"},
+    "rep": EVERYONE | WRITERS,
     "viewer": EVERYONE,
 }
 
@@ -60,6 +63,12 @@ def test_the_navigation_offers_each_role_only_pages_the_server_answers(
     # no page the role is offered answers 401/403, and each marks its link as current
     assert {k: v["bad"] for k, v in r["refused"].items() if v["bad"]} == {}
     assert all(v["current"] for v in r["refused"].values())
+    # the inbox and the workflow builder open signed in (the inbox was sent back to the
+    # console: it only knew the session cookie, which the console does not use)
+    others = {"/engage/inbox/"} | ({"/automation/builder/"} if role != "viewer" else set())
+    assert {k: (v["ready"], v["path"]) for k, v in r["pages"].items()} == {
+        k: (True, k) for k in others
+    }, r["pages"]
     # 1440 px: a sidebar on the left under a one-line header
     assert r["box"]["left"] == 0 and 150 <= r["box"]["width"] <= 240
     assert r["headerHeight"] < 70

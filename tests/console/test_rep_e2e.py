@@ -39,8 +39,13 @@ def test_a_visit_completed_offline_arrives_once_when_back_online(
         {"account_id": acct["id"], "title": "Oven seal check", "assignee_id": rep["id"]},
         tok,
     )
-    r = run_scenario("offline", console_url, {"user": rep})
+    idle = make_user(test_settings.dsn, "rep")
+    r = run_scenario("offline", console_url, {"user": rep, "idle": idle})
     assert any("Offline Bakery" in s and "Oven seal check" in s for s in r["offlineStops"]), r
+    # the parts a stop does not have yet are left out, not printed as "null"
+    assert "Next: Offline Bakery" in r["nextStop"] and "null" not in r["nextStop"]
+    # a rep with no stops at all is told so, not "All stops done"
+    assert r["idleNext"].startswith("No stops today"), r["idleNext"]
     assert r["intercepted"] == 1  # one answer was lost on the way back
     with psycopg.connect(test_settings.dsn) as conn:
         subjects = [

@@ -9,7 +9,7 @@
 // push-to-talk button (talk.js) says next stop, check in, done ... by voice.
 import { api, signIn, token, etagOf, ApiError } from '/console/api.js';
 import { connectLive } from '/console/live.js';
-import { h, toast, fmtClock, setUserZone } from '/console/ui.js';
+import { h, toast, fmtClock, setUserZone, present } from '/console/ui.js';
 import { makeMap } from '/console/leaflet.js';
 import { enqueue, flush, pending } from './queue.js';
 import { Tracker } from './gps.js';
@@ -333,7 +333,8 @@ function render() {
   autoState(s.account.id) ? h('span', { class: 'auto' }, ` · ${autoState(s.account.id)}`) : null)));
   const next = (state.focus && state.stops.find((s) => s.key === state.focus)) || state.stops.find((s) => !isDone(s));
   const box = document.getElementById('next');
-  if (!next) { box.replaceChildren(h('p', {}, 'All stops done for today.')); return; }
+  // "all done" only when there was something to do
+  if (!next) { box.replaceChildren(h('p', { id: 'no-next' }, state.stops.length ? 'All stops done for today.' : 'No stops today: nothing is planned or assigned to you for this day.')); return; }
   const wo = next.work_order;
   const accountId = next.account.id;
   const note = h('textarea', { id: 'note', rows: 3, 'aria-label': 'Visit note' });
@@ -352,7 +353,7 @@ function render() {
   const parts = [...next.parts];
   const partName = h('input', { id: 'part-name', 'aria-label': 'Part used', placeholder: 'Part used' });
   const partQty = h('input', { id: 'part-qty', type: 'number', min: 1, value: 1, 'aria-label': 'Quantity' });
-  box.replaceChildren(
+  box.replaceChildren(...present(
     h('h2', {}, `Next: ${next.account.name}`),
     h('p', {}, title(next), next.account.address ? h('span', { class: 'muted' }, ` · ${next.account.address}`) : null,
       next.eta ? h('span', { class: 'muted' }, ` · ETA ${hhmm(next.eta)} (plan ${state.planId})`) : null),
@@ -402,7 +403,7 @@ function render() {
         localStorage.setItem('fm.rep.done', JSON.stringify([...state.done]));
         render();
       } }, wo ? 'Complete work order' : 'Visit done')),
-  );
+  ));
   // A photo (or document) is a file attached to the stop: queued as it is (the server
   // checks its type by content, downscales it and makes the thumbnail), sent when online.
   photo.addEventListener('change', async () => {
