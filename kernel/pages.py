@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # Features no fieldmesh page uses; a page adds back what it needs (geolocation, WebXR).
-_DENIED_FEATURES = ("camera", "microphone", "payment", "usb", "serial", "bluetooth", "midi")
+# Only names Chromium knows: it reports an unknown one ("bluetooth") as an error on every
+# page, and a browser that does not know a feature has no such feature to deny.
+_DENIED_FEATURES = ("camera", "microphone", "payment", "usb", "serial", "midi")
 
 
 def permissions_policy(allow_self: Iterable[str] = ()) -> str:
