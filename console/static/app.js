@@ -82,6 +82,16 @@ function leaveView() {
   delete document.body.dataset.view;
 }
 
+// Signed out, by the Sign out button or because the token stopped working (a request's 401,
+// the live socket's 4401, another tab's sign-out): one path for both. The token is forgotten,
+// the view stopped (its cleanup: the live map's socket) and emptied, the header's search hits
+// and assistant conversation dropped (fm-signed-out), and the sign-in dialog asked for.
+function signedOut() {
+  const was = session.me;
+  token.clear(); session.me = null; resetMeta(); leaveView(); showUser(); askSignIn();
+  if (was) document.dispatchEvent(new Event('fm-signed-out'));
+}
+
 function askSignIn() {
   const dlg = /** @type {HTMLDialogElement} */ (document.getElementById('signin'));
   if (!dlg.open) dlg.showModal();
@@ -95,7 +105,7 @@ async function loadTenant() {
 }
 
 async function start() {
-  setUnauthorizedHandler(() => { token.clear(); session.me = null; askSignIn(); });
+  setUnauthorizedHandler(signedOut);
   document.getElementById('signin-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     const f = new FormData(/** @type {HTMLFormElement} */ (e.target));
@@ -115,7 +125,7 @@ async function start() {
   // view (the live map's socket) and takes the user's records off the page behind the dialog.
   document.getElementById('signout').addEventListener('click', async () => {
     await api('/api/v1/auth/logout', { method: 'POST' }).catch(() => null);
-    token.clear(); session.me = null; resetMeta(); leaveView(); showUser(); askSignIn();
+    signedOut();
   });
   window.addEventListener('hashchange', render);
   document.addEventListener('fm-me-changed', showUser); // the settings page saved the user's zone
