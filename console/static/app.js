@@ -1,7 +1,7 @@
 // @ts-check
 // The console shell: sign-in, hash routing, one view at a time (each view returns a cleanup).
 import { api, signIn, token, setUnauthorizedHandler } from './api.js';
-import { h, toast, errorBox, setUserZone, zoneName, setDefaultCurrency } from './ui.js';
+import { h, toast, errorBox, badAddress, setUserZone, zoneName, setDefaultCurrency } from './ui.js';
 import { resetMeta } from './fields.js';
 import { mountSearch } from './search.js';
 import { mountAssistant } from './assistant.js';
@@ -63,9 +63,14 @@ async function render() {
   });
   const load = routes[name];
   if (!load) { box.append(errorBox({ status: 404 })); return; }
+  let parts;
+  try { parts = args.map(decodeURIComponent); } catch {
+    box.append(badAddress('part', args.join('/'), 'cannot be read (a "%" must be followed by two hexadecimal digits)', `#/${name}`, 'Open the page without it'));
+    return;
+  }
   try {
     const fn = await load();
-    const done = (await fn(box, args.map(decodeURIComponent), session)) || null;
+    const done = (await fn(box, parts, session)) || null;
     if (mine !== renderSeq) { if (done) done(); return; } // left while it loaded
     cleanup = done;
     document.body.dataset.view = name;

@@ -205,6 +205,22 @@ module.exports = ({ newPage, signIn, shot }) => ({
       const bars = [...mixed.querySelectorAll('svg.chart rect title')].map((t) => t.textContent);
       return { monthDots: month.querySelectorAll('circle').length, monthTexts: texts(month), repTexts: texts(reps), mixedBars: bars };
     });
+    // a day, month, year or time in the address that is none says so, with a way on; one
+    // that is (29 February of a leap year) is shown
+    out.addresses = {};
+    for (const hash of p.addresses) {
+      await page.evaluate((x) => { document.getElementById('view').replaceChildren(); location.hash = x; }, hash);
+      await page.waitForSelector('#view h1, #bad-address, #view p.error');
+      await page.waitForTimeout(300); // a view that falls back draws its period by now
+      out.addresses[hash] = await page.evaluate(() => {
+        const bad = document.getElementById('bad-address');
+        const link = bad && bad.querySelector('a');
+        return bad ? { text: bad.querySelector('p').textContent, role: bad.getAttribute('role'), href: link.getAttribute('href'), label: link.textContent } : null;
+      });
+    }
+    await page.evaluate(() => { location.hash = '#/calendar/month/2028-02-29'; });
+    await page.waitForSelector('.cal-title');
+    out.leapDay = await page.textContent('.cal-title');
     return { ...out, errors };
   },
 
