@@ -180,6 +180,36 @@ export const zonedMs = (day, hour = 0, minute = 0) => {
   return t;
 };
 
+/** The console's inline field messages for a form built by hand (like fieldForm's): the form
+ * is novalidate, so the browser's own bubbles (in its language, gone in a moment, and not
+ * the words the rest of the console uses) never show. `field` puts an input (with its id)
+ * under its label with its message slot (`ID-error`, the input's description); `mark` says
+ * what is wrong beside it, marks it invalid and focuses it; `clear` wipes them all.
+ * @param {HTMLFormElement} form */
+export function fieldMessages(form) {
+  form.noValidate = true;
+  /** @type {Map<Element, HTMLElement>} */
+  const slots = new Map();
+  /** The message slot of an input placed by the caller. @param {Element} el */
+  const slot = (el) => {
+    const msg = h('span', { class: 'field-error', id: `${el.id}-error`, role: 'alert' });
+    el.setAttribute('aria-describedby', msg.id);
+    slots.set(el, msg);
+    return msg;
+  };
+  /** @param {string} label @param {HTMLElement} el */
+  const field = (label, el) => h('div', { class: 'form-field' }, h('label', { for: el.id }, label), el, slot(el));
+  /** @param {Element} el @param {string} text */
+  const mark = (el, text) => {
+    const msg = slots.get(el);
+    if (msg) msg.textContent = text;
+    el.setAttribute('aria-invalid', 'true');
+    /** @type {HTMLElement} */ (el).focus();
+  };
+  const clear = () => { for (const [el, msg] of slots) { msg.textContent = ''; el.removeAttribute('aria-invalid'); } };
+  return { field, slot, mark, clear };
+}
+
 /** The one box a wide table (or a report's result) scrolls sideways in on a phone: a
  * labelled region a keyboard can focus and scroll (axe: scrollable-region-focusable).
  * @param {string} label what the region holds, read out by a screen reader

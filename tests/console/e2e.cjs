@@ -209,6 +209,14 @@ const scenarios = {
     const { page, errors } = await newPage(browser, base);
     await signIn(page, base, p.user, '/console/#/import');
     await page.waitForSelector('#import-file');
+    // no file: said beside the file input in the console's words (not the browser's bubble)
+    await page.click('#import-submit');
+    await page.waitForFunction(() => document.getElementById('import-file-error').textContent);
+    const noFile = await page.evaluate(() => ({
+      error: document.getElementById('import-file-error').textContent,
+      invalid: document.getElementById('import-file').getAttribute('aria-invalid'),
+      focus: document.activeElement.id,
+    }));
     await page.selectOption('#import-entity', p.entity);
     await page.setInputFiles('#import-file', { name: 'accounts.csv', mimeType: 'text/csv', buffer: Buffer.from(p.csv) });
     await page.click('#import-submit');
@@ -219,7 +227,8 @@ const scenarios = {
     const progress = await page.$eval('#import-progress', (e) => [e.value, e.max]);
     await shot(page, 'csv-import');
     const failure = await page.textContent('#import-errors');
-    return { state, status, rows, progress, failure, errors };
+    const noFileAfter = await page.textContent('#import-file-error');
+    return { noFile, noFileAfter, state, status, rows, progress, failure, errors };
   },
 
   async offline(browser, base, p) {

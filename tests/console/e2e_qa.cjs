@@ -55,6 +55,16 @@ module.exports = ({ newPage, signIn, shot }) => ({
     // convert: the deal names its lead, and the audit history names people and records
     await page.click('#convert-lead');
     await page.waitForSelector('dialog[open] #convert-go');
+    // a negative amount is refused beside it in the console's words (not the browser's bubble)
+    await page.fill('#convert-opp-amount', '-5');
+    await page.click('#convert-go');
+    await page.waitForFunction(() => document.getElementById('convert-opp-amount-error').textContent);
+    out.convertAmount = await page.evaluate(() => ({
+      error: document.getElementById('convert-opp-amount-error').textContent,
+      invalid: document.getElementById('convert-opp-amount').getAttribute('aria-invalid'),
+      focus: document.activeElement.id,
+    }));
+    await page.fill('#convert-opp-amount', '5000');
     await page.click('#convert-go');
     await page.waitForFunction(() => /#\/r\/opportunities\/\d+/.test(location.hash));
     const lead = 'dd[data-field=lead_id] .value';

@@ -89,6 +89,12 @@ def test_what_a_new_user_hit_clicking_through_the_console(
     for choices in (r["createStatusChoices"], r["editStatusChoices"], r["bulkStatusChoices"]):
         assert "new" in choices and "converted" not in choices
     assert r["dealLead"] == HOSTILE
+    # the conversion's negative amount is refused beside it, in the console's words
+    assert r["convertAmount"] == {
+        "error": "must be at least 0",
+        "invalid": "true",
+        "focus": "convert-opp-amount",
+    }
     audit = r["audit"]
     assert "created the record" in audit and "insertd" not in audit
     assert f"changed Lead: — → {HOSTILE}" in audit
