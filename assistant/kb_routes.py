@@ -30,9 +30,10 @@ API = "/api/v1/assistant/articles"
 
 Kind = Literal["howto", "manual", "faq"]
 Audience = Literal["internal", "public"]
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
-Body = Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
-Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+# a title, text or tag of spaces alone is none: refused like an empty one
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=300, pattern=r"\S")]
+Body = Annotated[str, msgspec.Meta(min_length=1, max_length=100_000, pattern=r"\S")]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"\S")]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=20)]
 TerritoryId = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 

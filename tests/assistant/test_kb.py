@@ -150,6 +150,9 @@ def test_bad_articles_are_refused_naming_the_field(url: str, people: People) -> 
     admin = people.api(url, "admin")
     for body, field in (
         ({"title": "", "body": "x"}, "title"),
+        ({"title": "   ", "body": "x"}, "title"),
+        ({"title": "x", "body": " \n\n "}, "body"),
+        ({"title": "x", "body": "x", "tags": [" "]}, "tags"),
         ({"title": "x", "body": "x", "kind": "poem"}, "kind"),
         ({"title": "x", "body": "x", "territory_id": 2**40}, "territory_id"),
         ({"title": "x", "body": "x", "tags": ["t" * 41]}, "tags"),
