@@ -58,12 +58,21 @@ const { launch, newPage, signIn, report } = require('../console/e2e.cjs');
       document.body.append(s);
     }, base + '/engage/chat/widget.js');
     await visitor.waitForSelector('input[aria-label=Message]');
+    // an e-mail address it cannot use is said, and the chat goes on without it (the widget
+    // reconnected with it again and again, in silence)
+    await visitor.fill('input[aria-label="Your e-mail"]', 'dana@');
+    await visitor.press('input[aria-label="Your e-mail"]', 'Tab');
+    await visitor.waitForFunction(() => document.querySelector('[aria-label=Chat]').textContent.includes('e-mail address'), null, { timeout: 5000 }).catch(() => {});
+    const badEmail = {
+      said: await visitor.textContent('[aria-label=Chat] [aria-live]'),
+      invalid: await visitor.getAttribute('input[aria-label="Your e-mail"]', 'aria-invalid'),
+    };
     await visitor.waitForTimeout(500);
     await visitor.fill('input[aria-label=Message]', p.question);
     await visitor.press('input[aria-label=Message]', 'Enter');
     await visitor.waitForFunction(() => document.querySelector('[aria-label=Chat]').textContent.includes('/help/articles/'), null, { timeout: 30000 });
     const chat = await visitor.textContent('[aria-label=Chat]');
-    console.log(report({ empty, shown, hash, first, phone, figures, chat, errors }));
+    console.log(report({ empty, badEmail, shown, hash, first, phone, figures, chat, errors }));
   } finally {
     await browser.close();
   }

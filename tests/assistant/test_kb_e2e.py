@@ -67,4 +67,7 @@ def test_a_manager_writes_and_finds_an_article_and_the_bot_quotes_it(
     assert r["phone"]["width"] >= 300 and r["phone"]["overflow"] <= 0, r["phone"]
     assert "Per intent" in r["figures"]
     assert f"/help/articles/{article_id}" in r["chat"] and "MODE and DOWN" in r["chat"]
+    # the widget said the e-mail address was wrong, and answered without it
+    assert "That e-mail address looks wrong and is not used" in r["badEmail"]["said"]
+    assert r["badEmail"]["invalid"] == "true"
     assert r["errors"] == []
