@@ -81,7 +81,7 @@ def render_page(scene: Scene, links: PageLinks) -> str:
             f'<li><span class="swatch" style="background:{e.hex}"></span>{escape(e.meaning)}</li>'
         )
     legend = "".join(
-        f"<h3>{escape(g)}</h3><ul>{''.join(items)}</ul>" for g, items in groups.items()
+        f"<h2>{escape(g)}</h2><ul>{''.join(items)}</ul>" for g, items in groups.items()
     )
     issues = ""
     if scene.issues:
@@ -99,9 +99,18 @@ def render_page(scene: Scene, links: PageLinks) -> str:
 <script type="module" src="{MODEL_VIEWER_JS}"></script>
 <style>
  body {{ margin:0; font:14px system-ui, sans-serif; display:flex; height:100vh; background:#fafafa; }}
+ main {{ flex:1; display:flex; }}
  model-viewer {{ flex:1; height:100vh; background:#ffffff; --poster-color:#ffffff; }}
  aside {{ width:300px; padding:12px; overflow:auto; border-left:1px solid #ddd; }}
- h1 {{ font-size:17px; margin:0 0 6px; }} h3 {{ font-size:13px; margin:10px 0 4px; text-transform:capitalize; }}
+ h1 {{ font-size:17px; margin:0 0 6px; }} h2 {{ font-size:13px; margin:10px 0 4px; text-transform:capitalize; }}
+ /* a phone (where a customer opens the link): the scene on top at the screen's width, the
+    legend under it; side by side it was a sliver 65 px wide beside a 300 px legend */
+ @media (max-width: 700px) {{
+   body {{ flex-direction:column; height:auto; }}
+   main {{ flex:none; }}
+   model-viewer {{ height:65vh; }}
+   aside {{ width:auto; border-left:0; border-top:1px solid #ddd; }}
+ }}
  ul {{ list-style:none; padding:0; margin:0; }} li {{ margin:2px 0; }}
  .swatch {{ display:inline-block; width:14px; height:14px; margin-right:6px; vertical-align:middle; border:1px solid #0003; }}
  .hotspot {{ background:#fff; border:1px solid #333; border-radius:10px; width:12px; height:12px; padding:0; position:relative; }}
@@ -112,6 +121,7 @@ def render_page(scene: Scene, links: PageLinks) -> str:
  #ar-button {{ position:absolute; bottom:16px; left:16px; padding:10px 14px; font-size:15px; }}
 </style></head>
 <body>
+<main>
 <model-viewer id="viewer" src="{escape(links.glb_url)}" ios-src="{escape(links.usdz_url)}" poster="{escape(links.png_url)}"
   alt="{escape(scene.title)}" ar ar-modes="webxr scene-viewer quick-look" ar-placement="floor" ar-scale="auto"
   camera-controls touch-action="pan-y" shadow-intensity="0.6" exposure="1.0" environment-image="neutral"
@@ -119,12 +129,13 @@ def render_page(scene: Scene, links: PageLinks) -> str:
   {"".join(hotspots)}
   <button slot="ar-button" id="ar-button">View in your space</button>
 </model-viewer>
+</main>
 <aside>
  <h1>{escape(scene.title)}</h1>
  <p class="small">{escape(scene.scale_note)}</p>
  {legend}
  {issues}
- <h3>Open on a phone</h3>
+ <h2>Open on a phone</h2>
  {qr_svg(links.page_url)}
  <p class="small"><a href="{escape(links.glb_url)}">GLB</a> · <a href="{escape(links.usdz_url)}">USDZ</a> ·
  <a href="{escape(links.png_url)}">PNG</a></p>

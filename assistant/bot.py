@@ -352,9 +352,9 @@ def summary(state: State, reason: str, transcript: list[tuple[str, str]]) -> str
     if facts:
         lines.append("Collected: " + "; ".join(f"{k}: {v}" for k, v in facts.items()))
     if state.lead_id is not None:
-        lines.append(f"Lead: /console/#/leads/{state.lead_id}")
+        lines.append(f"Lead: /console/#/r/leads/{state.lead_id}")
     if state.meeting_id is not None:
-        lines.append(f"Meeting booked: activity {state.meeting_id}")
+        lines.append(f"Meeting booked: /console/#/r/activities/{state.meeting_id}")
     lines.append("Transcript:")
     lines.extend(f"{who}: {text[:500]}" for who, text in transcript[-30:])
     return "\n".join(lines)

@@ -464,7 +464,7 @@ async def _book(
     details = (
         f"Booked on the website chat by {name} <{email}>\n"
         + "\n".join(f"{k}: {v}" for k, v in a.items() if not k.startswith("_") and v)
-        + (f"\nLead: /console/#/leads/{state.lead_id}" if state.lead_id else "")
+        + (f"\nLead: /console/#/r/leads/{state.lead_id}" if state.lead_id else "")
     )
     for uid in cfg.booking_user_ids:
         try:

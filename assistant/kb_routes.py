@@ -15,6 +15,7 @@ works); an article the caller may not read is a 404. Visitors read only public a
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -30,9 +31,10 @@ API = "/api/v1/assistant/articles"
 
 Kind = Literal["howto", "manual", "faq"]
 Audience = Literal["internal", "public"]
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
-Body = Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
-Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+# a title, text or tag of spaces alone is none: refused like an empty one
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=300, pattern=r"\S")]
+Body = Annotated[str, msgspec.Meta(min_length=1, max_length=100_000, pattern=r"\S")]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"\S")]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=20)]
 TerritoryId = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 
@@ -245,16 +247,21 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-act
 async def help_page(req: Req, path: ArticlePath) -> web.StreamResponse:
     async with req.connection() as conn:
         row = await kb.public_article(conn, path.article_id)
+    # paragraphs by blank lines, as the console shows them (also "\r\n\r\n", or a line of
+    # spaces); the text in a main landmark, and a long word (a part number, a URL) wraps
+    # instead of widening the page on a phone
     paras = "".join(
-        f"<p>{html.escape(p.strip())}</p>" for p in str(row["body"]).split("\n\n") if p.strip()
+        f"<p>{html.escape(p.strip())}</p>"
+        for p in re.split(r"\r?\n[ \t\r]*\n", str(row["body"]))
+        if p.strip()
     )
     title = html.escape(str(row["title"]))
     page = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>body{{font:16px/1.5 sans-serif;max-width:40em;"
-        f"margin:2em auto;padding:0 1em}}</style></head><body><h1>{title}</h1>{paras}"
-        "</body></html>"
+        "margin:2em auto;padding:0 1em;overflow-wrap:anywhere}</style></head>"
+        f"<body><main><h1>{title}</h1>{paras}</main></body></html>"
     )
     headers = page_headers(_CSP, referrer="no-referrer")
     headers["Cache-Control"] = "public, max-age=60"

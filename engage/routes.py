@@ -12,6 +12,7 @@ the very next send of that purpose is refused.
 from __future__ import annotations
 
 import base64
+import html
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -512,9 +513,22 @@ async def click(req: Req, path: LinkTokenPath, query: LinkClickQuery) -> web.Str
     raise web.HTTPFound(query.u)
 
 
-_UNSUB_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Unsubscribe</title></head>
-<body><form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">
-<p>Stop receiving these e-mails?</p><button type="submit">Unsubscribe</button></form></body></html>"""
+# The pages a person sees (the link in an e-mail's footer): readable on a phone, in English,
+# with a heading; the button posts the same one-click form a mail client posts.
+_PAGE_HEAD = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:2em auto;padding:0 1em}}
+button{{font:inherit;padding:.5em 1em}}</style></head><body><main>"""
+_UNSUB_PAGE = _PAGE_HEAD.format(title="Unsubscribe") + (
+    '<h1>Unsubscribe</h1><form method="post">'
+    '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+    "<p>Stop receiving these e-mails?</p>"
+    '<button type="submit">Unsubscribe</button></form></main></body></html>'
+)
+_UNSUBSCRIBED_PAGE = _PAGE_HEAD.format(title="Unsubscribed") + (
+    "<h1>You are unsubscribed</h1><p>You will get no more PURPOSE e-mails from us. "
+    "You may close this page.</p></main></body></html>"
+)
 
 
 @routes.get(
@@ -546,7 +560,9 @@ class Unsubscribed(msgspec.Struct, frozen=True):
     max_body_bytes=4096,
     errors=(404,),
 )
-async def unsubscribe(req: Req, path: LinkTokenPath, body: bytes) -> Reply[Unsubscribed]:
+async def unsubscribe(
+    req: Req, path: LinkTokenPath, body: bytes
+) -> Reply[Unsubscribed] | web.Response:
     row = await _track(req, "unsub", path.token)
     async with req.connection() as conn:
         if row["contact_id"] is not None:
@@ -563,6 +579,12 @@ async def unsubscribe(req: Req, path: LinkTokenPath, body: bytes) -> Reply[Unsub
         await conn.execute(
             "INSERT INTO engage_events (outbox_id, contact_id, kind) VALUES (%s, %s, 'unsubscribe')",
             (row["id"], row["contact_id"]),
+        )
+    if "text/html" in req.request.headers.get("Accept", ""):
+        # the unsubscribe page's button, in a browser: a page in words, not the JSON
+        purpose = html.escape(str(row["purpose"]))
+        return web.Response(
+            text=_UNSUBSCRIBED_PAGE.replace("PURPOSE", purpose), content_type="text/html"
         )
     return Reply(Unsubscribed(True, "email", row["purpose"]))
 

@@ -37,6 +37,7 @@ import datetime as dt
 import inspect
 import re
 import time
+import types
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -280,6 +281,15 @@ def _unwrap_response(tp: Any) -> Any:
         return _unwrap_response(arg)
     if inspect.isclass(tp) and issubclass(tp, web.StreamResponse):
         return None
+    if origin in (typing.Union, types.UnionType):
+        # JSON or, for a browser, a page (X | web.Response): the JSON is the model
+        json_ = [
+            a
+            for a in typing.get_args(tp)
+            if not (inspect.isclass(a) and issubclass(a, web.StreamResponse))
+        ]
+        if len(json_) == 1:
+            return _unwrap_response(json_[0])
     return tp
 
 

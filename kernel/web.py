@@ -6,6 +6,7 @@ Every package's routes use these; the composition root (`fieldmesh.app`) mounts 
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import time
@@ -39,6 +40,10 @@ DB_POOL = web.AppKey("db_pool", AsyncConnectionPool)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+# the message of an error answer made here, for the page a browser gets instead
+_ERROR = web.ResponseKey("fm_error", str)
+
+
 def _json_error(
     status: int,
     code: str,
@@ -46,15 +51,77 @@ def _json_error(
     field: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
-    return web.json_response(
+    resp = web.json_response(
         {"error": {"code": code, "message": message, "field": field}},
         status=status,
         headers=headers,
     )
+    resp[_ERROR] = message
+    return resp
+
+
+def _wants_page(request: web.Request) -> bool:
+    """A person's browser opening a link (a booking page, a shared scene, an article, an
+    unsubscribe link), not a program calling the API: it asks for HTML."""
+    return (
+        request.method in ("GET", "HEAD")
+        and not request.path.startswith("/api/")
+        and "text/html" in request.headers.get("Accept", "")
+    )
+
+
+_PAGE_TITLES = {
+    401: "Sign in first",
+    403: "Not allowed",
+    404: "This link leads nowhere",
+    410: "This link no longer works",
+    429: "Too many requests",
+}
+_PAGE_TEXTS = {
+    # the API's words for a 404 name the path's parameter ("path token: Expected `str`
+    # matching regex ..."): a person is told what may have happened instead
+    404: "It may be mistyped or cut short, or what it led to was removed. Check the link you "
+    "were sent, or ask its sender for a new one.",
+    401: "This page is for signed-in users of fieldmesh: sign in to the console, then open "
+    "the link again.",
+    403: "Your account may not open this page.",
+    429: "Wait a minute, then reload this page.",
+}
+
+
+def _error_page(status: int, message: str, headers: Any) -> web.Response:
+    title = _PAGE_TITLES.get(status, "Something went wrong")
+    text = _PAGE_TEXTS.get(status) or (
+        f"{message[:1].upper()}{message[1:]}."  # the API's own words: "... has expired"
+        if status == 410
+        else "This link cannot be opened as it is: check the link you were sent."
+        if status < 500
+        else f"Try again later (HTTP {status})."
+    )
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>body{{font:16px/1.5 system-ui,sans-serif;"
+        "max-width:36em;margin:2em auto;padding:0 1em;color:#222}</style></head>"
+        f"<body><main><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p></main></body></html>"
+    )
+    keep = {k: v for k, v in headers.items() if k in ("Retry-After", "WWW-Authenticate")}
+    return web.Response(status=status, text=page, content_type="text/html", headers=keep)
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Errors as JSON ({"error": {code, message, field}}); a browser opening a page's link
+    that fails (an expired booking link, a revoked share) gets the same status as a short
+    page in words instead of the JSON."""
+    resp = await _errors_as_json(request, handler)
+    message = resp.get(_ERROR) if isinstance(resp, web.Response) else None
+    if message is not None and _wants_page(request):
+        return _error_page(resp.status, message, resp.headers)
+    return resp
+
+
+async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:

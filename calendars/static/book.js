@@ -38,7 +38,7 @@ async function load() {
   for (const [d, slots] of byDay) {
     const box = document.createElement('section');
     box.className = 'day';
-    const h = document.createElement('h3');
+    const h = document.createElement('h2');
     h.textContent = d;
     box.append(h);
     for (const s of slots) {
@@ -59,14 +59,42 @@ async function load() {
   }
 }
 
+// What the customer is told beside a field the page or the API refuses: the API's own words
+// name its pattern ("Expected `str` matching regex ..."), which says nothing to a customer.
+const FIELD_WORDS = {
+  name: 'Give your name.',
+  email: 'Give your e-mail address, like name@example.com.',
+  phone: 'A phone number has digits, spaces and + ( ) . - only, like +44 20 7946 0000.',
+  note: 'The note may have 1,000 characters at most.',
+};
+const FIELDS = /** @type {(keyof FIELD_WORDS)[]} */ (Object.keys(FIELD_WORDS));
+/** @param {string} name @param {string} text */
+function markField(name, text) {
+  $(`f-${name}-error`).textContent = text;
+  $(`f-${name}`).setAttribute('aria-invalid', 'true');
+}
+function clearFields() {
+  for (const name of FIELDS) { $(`f-${name}-error`).textContent = ''; $(`f-${name}`).removeAttribute('aria-invalid'); }
+}
+
 $('form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const f = new FormData(/** @type {HTMLFormElement} */ (e.target));
-  const body = { start: chosen, name: f.get('name'), email: f.get('email'), note: f.get('note') || '' };
-  const phone = String(f.get('phone') || '').trim();
+  const result = $('result');
+  result.textContent = '';
+  clearFields();
+  const text = (/** @type {string} */ n) => String(f.get(n) || '').trim();
+  const missing = ['name', 'email'].filter((n) => !text(n));
+  for (const n of missing) markField(n, FIELD_WORDS[n]);
+  if (missing.length) { $(`f-${missing[0]}`).focus(); return; }
+  const body = { start: chosen, name: text('name'), email: text('email'), note: f.get('note') || '' };
+  const phone = text('phone');
   if (phone) Object.assign(body, { phone });
   const r = await fetch(api, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-  const result = $('result');
+  if (r.status === 422) {
+    const field = await r.clone().json().then((b) => b.error && b.error.field).catch(() => null);
+    if (FIELDS.includes(field)) { markField(field, FIELD_WORDS[field]); $(`f-${field}`).focus(); return; }
+  }
   if (r.ok) {
     const b = await r.json();
     result.className = '';

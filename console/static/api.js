@@ -1,7 +1,8 @@
 // @ts-check
 // The API client: bearer token in localStorage (see console/routes.py for why), JSON in and
-// out, errors as ApiError with the server's {code, message, field}. 401 asks to sign in again;
-// 403/404 are returned to the caller, which shows them without breaking the screen.
+// out, errors as ApiError with the server's {code, message, field}. 401 signs the page out
+// (setUnauthorizedHandler); 403/404 are returned to the caller, which shows them without
+// breaking the screen.
 const TOKEN_KEY = 'fm.token';
 
 export class ApiError extends Error {
@@ -21,7 +22,15 @@ export const token = {
 };
 
 let onUnauthorized = () => {};
-export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
+/** What to do when the token no longer works: a request answered 401, the live socket was
+ * closed 4401 (revoked by a sign-out elsewhere, or expired), or another tab signed out (it
+ * removed the token all tabs share). @param {() => void} fn */
+export function setUnauthorizedHandler(fn) {
+  onUnauthorized = fn;
+  addEventListener('storage', (e) => { if ((e.key === TOKEN_KEY || e.key === null) && !token.get()) onUnauthorized(); });
+}
+/** The token was refused (the live socket's 4401). */
+export function unauthorized() { onUnauthorized(); }
 
 /**
  * @typedef {object} ApiOptions
@@ -47,14 +56,13 @@ export async function api(path, { method = 'GET', body, headers = {}, raw = fals
     payload = JSON.stringify(body);
   }
   const r = await fetch(path, { method, headers: h, body: payload });
+  // a 401 for a token this tab has since replaced (signed in again) says nothing of the new one
+  if (r.status === 401 && !path.endsWith('/auth/token') && [null, t].includes(token.get())) onUnauthorized();
   if (raw) return r;
   const text = await r.text();
   let data = null;
   if (text) { try { data = JSON.parse(text); } catch { data = { text }; } }
-  if (!r.ok) {
-    if (r.status === 401 && !path.endsWith('/auth/token')) onUnauthorized();
-    throw new ApiError(r.status, data);
-  }
+  if (!r.ok) throw new ApiError(r.status, data);
   return data;
 }
 

@@ -1,7 +1,7 @@
 // @ts-check
 // The console shell: sign-in, hash routing, one view at a time (each view returns a cleanup).
 import { api, signIn, token, setUnauthorizedHandler } from './api.js';
-import { h, toast, errorBox, setUserZone, zoneName, setDefaultCurrency } from './ui.js';
+import { h, toast, errorBox, badAddress, setUserZone, zoneName, setDefaultCurrency } from './ui.js';
 import { resetMeta } from './fields.js';
 import { mountSearch } from './search.js';
 import { mountAssistant } from './assistant.js';
@@ -63,9 +63,14 @@ async function render() {
   });
   const load = routes[name];
   if (!load) { box.append(errorBox({ status: 404 })); return; }
+  let parts;
+  try { parts = args.map(decodeURIComponent); } catch {
+    box.append(badAddress('part', args.join('/'), 'cannot be read (a "%" must be followed by two hexadecimal digits)', `#/${name}`, 'Open the page without it'));
+    return;
+  }
   try {
     const fn = await load();
-    const done = (await fn(box, args.map(decodeURIComponent), session)) || null;
+    const done = (await fn(box, parts, session)) || null;
     if (mine !== renderSeq) { if (done) done(); return; } // left while it loaded
     cleanup = done;
     document.body.dataset.view = name;
@@ -82,6 +87,16 @@ function leaveView() {
   delete document.body.dataset.view;
 }
 
+// Signed out, by the Sign out button or because the token stopped working (a request's 401,
+// the live socket's 4401, another tab's sign-out): one path for both. The token is forgotten,
+// the view stopped (its cleanup: the live map's socket) and emptied, the header's search hits
+// and assistant conversation dropped (fm-signed-out), and the sign-in dialog asked for.
+function signedOut() {
+  const was = session.me;
+  token.clear(); session.me = null; resetMeta(); leaveView(); showUser(); askSignIn();
+  if (was) document.dispatchEvent(new Event('fm-signed-out'));
+}
+
 function askSignIn() {
   const dlg = /** @type {HTMLDialogElement} */ (document.getElementById('signin'));
   if (!dlg.open) dlg.showModal();
@@ -95,7 +110,7 @@ async function loadTenant() {
 }
 
 async function start() {
-  setUnauthorizedHandler(() => { token.clear(); session.me = null; askSignIn(); });
+  setUnauthorizedHandler(signedOut);
   document.getElementById('signin-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     const f = new FormData(/** @type {HTMLFormElement} */ (e.target));
@@ -115,7 +130,7 @@ async function start() {
   // view (the live map's socket) and takes the user's records off the page behind the dialog.
   document.getElementById('signout').addEventListener('click', async () => {
     await api('/api/v1/auth/logout', { method: 'POST' }).catch(() => null);
-    token.clear(); session.me = null; resetMeta(); leaveView(); showUser(); askSignIn();
+    signedOut();
   });
   window.addEventListener('hashchange', render);
   document.addEventListener('fm-me-changed', showUser); // the settings page saved the user's zone

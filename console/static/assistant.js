@@ -23,7 +23,8 @@ export function mountAssistant(slot) {
       h('button', { type: 'button', class: 'assistant-close', 'aria-label': 'Close the assistant', onclick: () => close() }, '×')),
     log, status, form);
   // an empty conversation says what to do with it
-  log.append(h('li', { class: 'assistant-hint muted' }, 'Ask about your work or tell it what to do, in words: "next stop", "pipeline in North this quarter". It asks before it changes anything.'));
+  const hint = () => h('li', { class: 'assistant-hint muted' }, 'Ask about your work or tell it what to do, in words: "next stop", "pipeline in North this quarter". It asks before it changes anything.');
+  log.append(hint());
   const open = h('button', { type: 'button', id: 'assistant-open', 'aria-controls': 'assistant', 'aria-expanded': 'false', onclick: () => { if (panel.hidden) { panel.hidden = false; open.setAttribute('aria-expanded', 'true'); input.focus(); } else close(); } }, 'Assistant');
   // closed with its x, its header button or Escape; the focus goes back to the header button
   function close() { panel.hidden = true; open.setAttribute('aria-expanded', 'false'); open.focus(); }
@@ -46,6 +47,13 @@ export function mountAssistant(slot) {
 
   /** the previous answer's intent and slots, sent back for follow-ups ("and last quarter?") */
   let context = null;
+  // signed out: the conversation was the previous user's (the next one may sit at this
+  // browser); an answer still on its way is dropped
+  let session = 0;
+  document.addEventListener('fm-signed-out', () => {
+    session += 1; context = null; log.replaceChildren(hint()); status.textContent = ''; input.value = '';
+    if (!panel.hidden) { panel.hidden = true; open.setAttribute('aria-expanded', 'false'); }
+  });
 
   /** The device on screen (its alerts or its telemetry): "escalate this alert" means its
    * newest open alert. @returns {string | undefined} */
@@ -99,10 +107,14 @@ export function mountAssistant(slot) {
   async function send(text, confirm = false) {
     if (!confirm) say('me', text);
     status.textContent = 'Thinking…';
+    const mine = session;
     try {
-      answer(await api('/api/v1/assistant/messages', { method: 'POST', body: { text, tz: tz(), confirm, context, device_id: deviceOnScreen() } }), text);
+      const reply = await api('/api/v1/assistant/messages', { method: 'POST', body: { text, tz: tz(), confirm, context, device_id: deviceOnScreen() } });
+      if (mine !== session) return;
+      answer(reply, text);
       status.textContent = '';
     } catch (err) {
+      if (mine !== session) return;
       status.textContent = '';
       say('error', (err.data && err.data.error && err.data.error.message) || err.message);
     }
@@ -138,12 +150,15 @@ export function mountAssistant(slot) {
     const wav = await rec.stop();
     if (!wav) return;
     status.textContent = 'Recognising…';
+    const mine = session;
     try {
       const reply = await sendVoice(wav, { tz: tz(), context, device_id: deviceOnScreen() });
+      if (mine !== session) return;
       status.textContent = '';
       if (reply.transcript) say('me', `🎤 ${reply.transcript}`);
       answer(reply, reply.transcript);
     } catch (err) {
+      if (mine !== session) return;
       status.textContent = '';
       say('error', (err.data && err.data.error && err.data.error.message) || err.message);
     }

@@ -6,7 +6,7 @@
 // and the create-meeting form with the slot finder (POST /api/v1/calendar/slots).
 // Route: #/calendar/VIEW/YYYY-MM-DD with VIEW day | week | month | resources.
 import { api, q, listAll } from './api.js';
-import { h, toast, errorBox, fmtIn, fmtClock, userDay, zonedMs, zoneName, scrollBox } from './ui.js';
+import { h, toast, errorBox, fmtIn, fmtClock, userDay, zonedMs, zoneName, scrollBox, readDay, badAddress } from './ui.js';
 import { input } from './fields.js';
 
 /** @type {Promise<{id: number, label: string}[]> | null} */
@@ -387,6 +387,14 @@ export async function calendarView(root, args, session) {
   }
   // a phone opens on the day: seven columns in 390 px leave an event "10:0" of its time
   const view = VIEWS.includes(args[0]) ? args[0] : matchMedia('(max-width: 600px)').matches ? 'day' : 'week';
+  // a view or day the address names that does not exist is said, never shown as another one
+  const named = args[1] ? readDay(args[1]) : null;
+  const wrong = args[0] && !VIEWS.includes(args[0]) ? ['view', args[0], `is not one of the calendar's views (${VIEWS.join(', ')})`]
+    : typeof named === 'string' ? ['day', args[1], named] : null;
+  if (wrong) {
+    root.append(h('h1', {}, 'Calendar'), badAddress(wrong[0], wrong[1], wrong[2], `#/calendar/${view}`, view === 'month' ? 'This month' : view === 'week' ? 'This week' : 'Today'));
+    return null;
+  }
   const day = parseDay(args[1]);
   const me = session.me || {};
   if (!state.people.length && me.user_id) state.people = [me.user_id];

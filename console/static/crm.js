@@ -2,7 +2,7 @@
 // Activities: a month calendar that moves between months (buttons, or PageUp/PageDown),
 // and the month's list; every activity opens its record page.
 import { listAll } from './api.js';
-import { h, errorBox, table, fmtTime, scrollBox, userDay, zonedMs } from './ui.js';
+import { h, errorBox, table, fmtTime, scrollBox, userDay, zonedMs, readMonth, badAddress } from './ui.js';
 import { entityMeta, refLink } from './fields.js';
 
 const ymd = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
@@ -14,8 +14,14 @@ const dayOf = (v) => (/^\d{4}-\d{2}-\d{2}$/.test(v) ? v : userDay(v));
 export async function activitiesView(root, [monthArg]) {
   const [ty, tm] = userDay(Date.now()).split('-').map(Number);
   const now = new Date(ty, tm - 1, Number(userDay(Date.now()).slice(8)));
-  const m = /^(\d{4})-(\d{2})$/.exec(monthArg || '');
-  const month = m ? new Date(Number(m[1]), Number(m[2]) - 1, 1) : new Date(now.getFullYear(), now.getMonth(), 1);
+  // a month the address names (#/activities/2026-03), else this one; one it cannot read
+  // (2026-13, "march") is said, never shown as another month
+  const named = monthArg ? readMonth(monthArg) : null;
+  if (typeof named === 'string') {
+    root.append(h('h1', {}, 'Activities'), badAddress('month', monthArg, named, '#/activities', 'This month'));
+    return null;
+  }
+  const month = named ? new Date(named[0], named[1] - 1, 1) : new Date(now.getFullYear(), now.getMonth(), 1);
   const next = new Date(month.getFullYear(), month.getMonth() + 1, 1);
   const prev = new Date(month.getFullYear(), month.getMonth() - 1, 1);
   const key = (d) => ymd(d).slice(0, 7);

@@ -4,7 +4,7 @@
 // on the left; drag a card (or focus it and pick a rep) to reassign; SLA countdowns that turn
 // red when breached; "Plan today" and "Re-plan" call the routing API (managers and admins).
 import { api, listAll, q, etagOf } from './api.js';
-import { h, toast, errorBox, fmtTime, fmtClock, userDay, zonedMs } from './ui.js';
+import { h, toast, errorBox, fmtTime, fmtClock, userDay, zonedMs, readDay, badAddress } from './ui.js';
 import { labels } from './fields.js';
 
 const ymd = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
@@ -21,7 +21,13 @@ function countdown(wo, now) {
 export async function dispatchView(root, [dayArg], session) {
   // The day is the user's calendar day (their time zone): a Date whose local y/m/d are the
   // day, and its bounds are the instants it starts and ends in the user's zone.
-  const [y, m, d] = (/^\d{4}-\d{2}-\d{2}$/.test(dayArg || '') ? dayArg : userDay(Date.now())).split('-').map(Number);
+  // A day the address names that does not exist is said, never shown as another day.
+  const named = dayArg ? readDay(dayArg) : null;
+  if (typeof named === 'string') {
+    root.append(h('h1', {}, 'Dispatch'), badAddress('day', dayArg, named, '#/dispatch', 'Today'));
+    return null;
+  }
+  const [y, m, d] = named || userDay(Date.now()).split('-').map(Number);
   const day = new Date(y, m - 1, d);
   const next = new Date(y, m - 1, d + 1);
   const prev = new Date(y, m - 1, d - 1);

@@ -2,7 +2,8 @@
 // Field work in the console: the reps' phone analytics, a record's photos and documents
 // from the phone, device commands beyond ping, firmware images and staged rollouts.
 import { api, q, listAll } from './api.js';
-import { h, toast, errorBox, fmtTime, table, scrollBox } from './ui.js';
+import { h, toast, errorBox, fmtTime, table, scrollBox, fieldMessages } from './ui.js';
+import { friendly } from './fields.js';
 
 const hours = (s) => (s / 3600).toFixed(1);
 const km = (m) => (m / 1000).toFixed(1);
@@ -117,17 +118,30 @@ export function attachmentsPanel(owner) {
  * @param {string} id @param {() => void} done */
 export function deviceCommands(id, done) {
   const path = `/api/v1/devices/${encodeURIComponent(id)}/commands`;
-  const send = async (name, args) => {
+  /** @param {string} name @param {any} args @param {(e: any) => boolean} [onField] shows a refused argument on its field */
+  const send = async (name, args, onField = () => false) => {
     try {
       await api(path, { method: 'POST', body: { name, args } });
       toast(`${name} sent to ${id}; its state changes when the device acknowledges`);
       done();
-    } catch (e) { toast(e.message, 'error'); }
+    } catch (e) { if (!onField(e)) toast(e.message, 'error'); }
   };
-  const interval = /** @type {HTMLInputElement} */ (h('input', { type: 'number', min: 1, max: 86400, value: 10, name: 'sample_interval_s', required: true }));
-  const config = h('form', { class: 'toolbar', 'aria-label': 'Configure' },
-    h('label', {}, 'Sample every ', interval, ' s'), h('button', { type: 'submit' }, 'Send config'));
-  config.addEventListener('submit', (e) => { e.preventDefault(); void send('config', { sample_interval_s: Number(interval.value) }); });
+  // the interval's problems are said beside it (it was the browser's own bubble, and a
+  // refused one a toast): the API's bounds (0.1 s to a day) are the device's
+  const interval = /** @type {HTMLInputElement} */ (h('input', { type: 'number', id: 'device-config-interval', min: 0.1, max: 86400, step: 'any', value: 10, name: 'sample_interval_s' }));
+  const config = /** @type {HTMLFormElement} */ (h('form', { class: 'toolbar', 'aria-label': 'Configure' }));
+  const msgs = fieldMessages(config);
+  config.append(h('label', {}, 'Sample every ', interval, ' s'), h('button', { type: 'submit' }, 'Send config'), msgs.slot(interval));
+  config.addEventListener('submit', (e) => {
+    e.preventDefault();
+    msgs.clear();
+    if (interval.validity.badInput || !interval.value.trim()) { msgs.mark(interval, interval.validity.badInput ? 'must be a number of seconds' : 'is required'); return; }
+    void send('config', { sample_interval_s: Number(interval.value) }, (ex) => {
+      if (ex.field !== 'args.sample_interval_s') return false;
+      msgs.mark(interval, `must be ${friendly(ex.message, ex.field)}`);
+      return true;
+    });
+  });
   const reboot = h('button', { type: 'button' }, 'Reboot');
   reboot.addEventListener('click', () => { if (confirm(`Reboot ${id}?`)) void send('reboot', {}); });
   const image = /** @type {HTMLSelectElement} */ (h('select', { name: 'sha256', 'aria-label': 'Firmware image' }, h('option', { value: '' }, 'Choose an image')));
@@ -148,11 +162,15 @@ export async function rolloutsPanel(root) {
   const box = h('section', { id: 'rollouts', 'aria-label': 'Firmware rollouts' }, h('h2', {}, 'Firmware rollouts'));
   root.append(box);
   const body = h('div', {});
-  const image = /** @type {HTMLSelectElement} */ (h('select', { name: 'sha256', required: true, 'aria-label': 'Image' }));
-  const percent = /** @type {HTMLInputElement} */ (h('input', { type: 'number', name: 'percent', min: 1, max: 100, value: 10, required: true }));
-  const group = /** @type {HTMLInputElement} */ (h('input', { name: 'device_group', placeholder: 'all groups' }));
-  const start = h('form', { class: 'toolbar', 'aria-label': 'Start a rollout' },
-    image, h('label', {}, percent, ' % of devices'), h('label', {}, 'Group ', group), h('button', { type: 'submit' }, 'Start rollout'));
+  const image = /** @type {HTMLSelectElement} */ (h('select', { name: 'sha256', id: 'rollout-image', 'aria-label': 'Image' }));
+  const percent = /** @type {HTMLInputElement} */ (h('input', { type: 'number', name: 'percent', id: 'rollout-percent', min: 1, max: 100, step: 'any', value: 10 }));
+  const group = /** @type {HTMLInputElement} */ (h('input', { name: 'device_group', id: 'rollout-device_group', placeholder: 'all groups' }));
+  // what is wrong with the share or the group is said beside it (it was the browser's own
+  // bubble, and a refused value a toast)
+  const start = /** @type {HTMLFormElement} */ (h('form', { class: 'toolbar', 'aria-label': 'Start a rollout' }));
+  const msgs = fieldMessages(start);
+  start.append(image, h('label', {}, percent, ' % of devices'), h('label', {}, 'Group ', group), h('button', { type: 'submit' }, 'Start rollout'),
+    msgs.slot(image), msgs.slot(percent), msgs.slot(group));
   box.append(start, body);
   const draw = async () => {
     try {
@@ -188,11 +206,16 @@ export async function rolloutsPanel(root) {
   };
   start.addEventListener('submit', async (e) => {
     e.preventDefault();
+    msgs.clear();
+    if (percent.validity.badInput || !percent.value.trim()) { msgs.mark(percent, percent.validity.badInput ? 'must be a number' : 'is required'); return; }
     try {
       await api('/api/v1/rollouts', { method: 'POST', body: { sha256: image.value, percent: Number(percent.value), device_group: group.value.trim() || null } });
       toast('Rollout started: the first wave is on its way');
       await draw();
-    } catch (err) { toast(err.message, 'error'); }
+    } catch (err) {
+      const el = { sha256: image, percent, device_group: group }[err.field];
+      if (el) msgs.mark(el, friendly(err.message, err.field)); else toast(err.message, 'error');
+    }
   });
   await draw();
   const timer = setInterval(() => { if (box.isConnected) void draw(); else clearInterval(timer); }, 10000);

@@ -1,7 +1,7 @@
 // @ts-check
 // CSV import: upload, progress from the job, per-row errors.
 import { api, q } from './api.js';
-import { h, errorBox } from './ui.js';
+import { h, errorBox, fieldMessages } from './ui.js';
 
 export async function importView(root) {
   const entity = h('select', { name: 'entity', id: 'import-entity' }, ['accounts', 'contacts', 'leads'].map((e) => h('option', { value: e }, e)));
@@ -10,18 +10,22 @@ export async function importView(root) {
   const fillKeys = () => key.replaceChildren(...KEYS[entity.value].map((k) => h('option', { value: k }, k)));
   entity.addEventListener('change', fillKeys);
   fillKeys();
-  const file = h('input', { type: 'file', accept: '.csv,text/csv', id: 'import-file', required: true });
+  const file = /** @type {HTMLInputElement} */ (h('input', { type: 'file', accept: '.csv,text/csv', id: 'import-file' }));
   const bar = h('progress', { class: 'progress', max: 100, value: 0, id: 'import-progress' });
   const state = h('p', { id: 'import-state', role: 'status' });
   const errors = h('div', { id: 'import-errors' });
-  const form = h('form', { class: 'filters' }, h('label', {}, 'Records', entity), h('label', {}, 'Match existing by', key), h('label', {}, 'CSV file', file),
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'filters' }));
+  // no file chosen is said beside the file input (it was the browser's own bubble)
+  const msgs = fieldMessages(form);
+  form.append(h('label', {}, 'Records', entity), h('label', {}, 'Match existing by', key), h('label', {}, 'CSV file', file), msgs.slot(file),
     h('button', { type: 'submit', class: 'primary', id: 'import-submit' }, 'Import'));
   root.append(h('h1', {}, 'Import CSV'), form, bar, state, errors);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     errors.replaceChildren();
+    msgs.clear();
     const f = file.files[0];
-    if (!f) return;
+    if (!f) { msgs.mark(file, 'Choose the CSV file to import.'); return; }
     try {
       const job = await api(`/api/v1/imports${q({ entity: entity.value, key: key.value, filename: f.name })}`, {
         method: 'POST', body: f, headers: { 'Content-Type': 'text/csv', 'Idempotency-Key': crypto.randomUUID() },

@@ -4,7 +4,7 @@
 // Everything comes from /api/v1/assistant/...; writing is for managers and admins (the
 // server decides: a 403 is shown as such).
 import { api, q, listAll } from './api.js';
-import { h, toast, errorBox, fmtTime, table, scrollBox, present } from './ui.js';
+import { h, toast, errorBox, fmtTime, table, scrollBox, present, fieldMessages } from './ui.js';
 import { friendly, labels } from './fields.js';
 
 const KINDS = [['howto', 'How-to'], ['manual', 'Equipment manual'], ['faq', 'FAQ']];
@@ -72,24 +72,30 @@ async function articleView(root, id, session) {
 }
 
 /** @param {HTMLElement} root @param {any} a @param {any} session */
-function editView(root, a, session) {
+async function editView(root, a, session) {
   root.append(h('h1', {}, a ? `Edit “${a.title}”` : 'New article'));
   if (!canWrite(session)) { root.append(h('p', { class: 'error' }, 'Only managers and admins write articles.')); return null; }
-  const field = (label, el) => h('label', { class: 'field' }, label, el);
-  const title = h('input', { name: 'title', required: true, maxlength: 300, value: a ? a.title : '' });
-  const kind = h('select', { name: 'kind' }, KINDS.map(([v, l]) => h('option', { value: v, selected: a ? a.kind === v : v === 'howto' }, l)));
-  const audience = h('select', { name: 'audience' },
+  const id = (/** @type {string} */ name) => `kb-form-${name}`;
+  const title = /** @type {HTMLInputElement} */ (h('input', { id: id('title'), name: 'title', maxlength: 300, value: a ? a.title : '' }));
+  const kind = /** @type {HTMLSelectElement} */ (h('select', { id: id('kind'), name: 'kind' }, KINDS.map(([v, l]) => h('option', { value: v, selected: a ? a.kind === v : v === 'howto' }, l))));
+  const audience = /** @type {HTMLSelectElement} */ (h('select', { id: id('audience'), name: 'audience' },
     h('option', { value: 'internal', selected: !a || a.audience === 'internal' }, 'Staff only'),
-    h('option', { value: 'public', selected: a && a.audience === 'public' }, 'Customers too (the chat bot may quote it)'));
-  const territory = h('input', { name: 'territory_id', type: 'number', min: 1, placeholder: 'every territory', value: a && a.territory_id ? a.territory_id : '' });
-  const tags = h('input', { name: 'tags', placeholder: 'pump, controller', value: a ? a.tags.join(', ') : '' });
-  const body = h('textarea', { name: 'body', rows: 16, required: true, maxlength: 100000 }, a ? a.body : '');
+    h('option', { value: 'public', selected: a && a.audience === 'public' }, 'Customers too (the chat bot may quote it)')));
+  // the territory by its name (it asked for a territory's id, which nobody knows)
+  const terrs = await listAll('/api/v1/territories', { sort: 'name' }, 500).catch(() => []);
+  const current = a && a.territory_id && !terrs.some((t) => t.id === a.territory_id) ? [{ id: a.territory_id, name: `territory ${a.territory_id} (not visible to you)` }] : [];
+  const territory = /** @type {HTMLSelectElement} */ (h('select', { id: id('territory_id'), name: 'territory_id' }, h('option', { value: '' }, 'Every territory'),
+    [...terrs, ...current].map((t) => h('option', { value: t.id, selected: a && a.territory_id === t.id }, t.name))));
+  const tags = /** @type {HTMLInputElement} */ (h('input', { id: id('tags'), name: 'tags', placeholder: 'pump, controller', value: a ? a.tags.join(', ') : '' }));
+  const body = /** @type {HTMLTextAreaElement} */ (h('textarea', { id: id('body'), name: 'body', rows: 16, maxlength: 100000 }, a ? a.body : ''));
   const err = h('p', { class: 'error', role: 'alert' });
-  const form = h('form', { class: 'record-form', id: 'kb-form' },
-    field('Title', title), field('Kind', kind), field('Audience', audience), field('Territory', territory),
-    field('Tags (comma separated)', tags), field('Text', body), err,
-    h('button', { type: 'submit' }, 'Save'),
-    a ? h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete') : null);
+  const form = /** @type {HTMLFormElement} */ (h('form', { class: 'record-form', id: 'kb-form' }));
+  // a missing title or text, or one the API refuses, is said beside its field
+  const msgs = fieldMessages(form);
+  form.append(msgs.field('Title', title), msgs.field('Kind', kind), msgs.field('Audience', audience), msgs.field('Territory', territory),
+    msgs.field('Tags (comma separated)', tags), msgs.field('Text', body), err,
+    h('div', { class: 'toolbar' }, h('button', { type: 'submit', class: 'primary' }, 'Save'),
+      a ? h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete') : null));
   async function remove() {
     if (!confirm('Delete this article?')) return;
     try { await api(`/api/v1/assistant/articles/${a.id}`, { method: 'DELETE' }); toast('Article deleted'); location.hash = '#/kb'; } catch (e) { err.textContent = e.message; }
@@ -97,23 +103,30 @@ function editView(root, a, session) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     err.textContent = '';
-    const t = /** @type {HTMLInputElement} */ (territory).value;
+    msgs.clear();
+    if (!body.value.trim()) msgs.mark(body, 'is required');
+    if (!title.value.trim()) msgs.mark(title, 'is required');
+    if (!title.value.trim() || !body.value.trim()) return;
     /** @type {Record<string, any>} */
     const data = {
-      title: /** @type {HTMLInputElement} */ (title).value.trim(),
-      body: /** @type {HTMLTextAreaElement} */ (body).value,
-      kind: /** @type {HTMLSelectElement} */ (kind).value,
-      audience: /** @type {HTMLSelectElement} */ (audience).value,
-      tags: /** @type {HTMLInputElement} */ (tags).value.split(',').map((s) => s.trim()).filter(Boolean),
+      title: title.value.trim(),
+      body: body.value,
+      kind: kind.value,
+      audience: audience.value,
+      tags: tags.value.split(',').map((x) => x.trim()).filter(Boolean),
     };
-    if (t) data.territory_id = Number(t); else if (a) data.clear_territory = true;
+    if (territory.value) data.territory_id = Number(territory.value); else if (a) data.clear_territory = true;
     try {
       const saved = a
         ? await api(`/api/v1/assistant/articles/${a.id}`, { method: 'PATCH', body: data })
         : await api('/api/v1/assistant/articles', { method: 'POST', body: data });
       toast('Article saved');
       if (location.hash === `#/kb/${saved.id}`) { root.replaceChildren(); articleView(root, saved.id, session); } else location.hash = `#/kb/${saved.id}`;
-    } catch (ex) { err.textContent = ex.field ? `${ex.field}: ${ex.message}` : ex.message; }
+    } catch (ex) {
+      // "tags[2]" is the tags field's
+      const el = ex.field && form.querySelector(`#${id(String(ex.field).replace(/[.[].*$/, ''))}`);
+      if (el) msgs.mark(el, friendly(ex.message, ex.field)); else err.textContent = ex.message;
+    }
   });
   root.append(form);
   return null;

@@ -2,7 +2,7 @@
 // The live feed (WebSocket /console/live, fed by the gateway's console.live_stage): one
 // connection per page, token as the first message, reconnect with capped backoff. While the
 // browser is offline it waits for the 'online' event instead of failing connection attempts.
-import { token } from './api.js';
+import { token, unauthorized } from './api.js';
 
 /**
  * @param {(msg: any) => void} onMessage every message of the feed but hello and error
@@ -32,8 +32,8 @@ export function connectLive(onMessage, onState = () => {}) {
     };
     ws.onclose = (ev) => {
       // 4401: the server closed the socket because the token was revoked or expired, or
-      // the user deactivated: reconnecting with the same token cannot help.
-      if (ev.code === 4401) { onState('error', { message: ev.reason || 'signed out' }); return; }
+      // the user deactivated: reconnecting with the same token cannot help; the page signs out.
+      if (ev.code === 4401) { onState('error', { message: ev.reason || 'signed out' }); if (!closed) unauthorized(); return; }
       onState('down'); again();
     };
   }

@@ -2,7 +2,7 @@
 // Operations: live alerts feed with acknowledgement, work orders board by status,
 // device page with telemetry charts from server-side bucketed aggregates.
 import { api, listAll, q } from './api.js';
-import { h, errorBox, toast, fmtTime } from './ui.js';
+import { h, errorBox, toast, fmtTime, readInstant, badAddress } from './ui.js';
 import { lineChart } from './chart.js';
 import { connectLive, alertFromRow } from './live.js';
 import { entityMeta, labels } from './fields.js';
@@ -121,6 +121,13 @@ function refLabel(entity, id) {
 export async function deviceView(root, [id, around], session) {
   const title = h('h1', {}, 'Device');
   root.append(title);
+  // the time an alert's link centres on (#/device/ID/TIME): one that is no time is said,
+  // never shown as the last hours
+  const named = around ? readInstant(around) : null;
+  if (typeof named === 'string') {
+    root.append(badAddress('time', around, named, `#/device/${encodeURIComponent(id)}`, 'The device\'s latest telemetry'));
+    return null;
+  }
   let dev;
   try { dev = await api(`/api/v1/devices/${encodeURIComponent(id)}`); } catch (e) { root.append(errorBox(e)); return null; }
   // name, model, site and online state (judged from the newest stored message) from the map's API
@@ -129,7 +136,7 @@ export async function deviceView(root, [id, around], session) {
   // page titled "pump-p200" did not say which one it was
   title.textContent = pos.name || (pos.equipment_model ? `${id} · ${pos.equipment_model}` : `Device ${id}`);
   const rules = pos.equipment_model ? (await api('/api/v1/alert-rules').catch(() => ({ items: [] }))).items.filter((r) => r.equipment_model === pos.equipment_model && r.kind === 'threshold') : [];
-  const at = around ? new Date(around) : null;
+  const at = named ? new Date(named) : null;
   const metrics = Object.keys(dev.latest || {});
   const online = pos.online ?? dev.online;
   root.append(h('p', { class: 'muted', id: 'device-state' },

@@ -4,7 +4,7 @@
 // quota, managers their team's (GET /api/v1/quotas/assignable says whose); reps and viewers
 // only read (a rep sees their own). Team totals add up the reps shown, per period and currency.
 import { api, q } from './api.js';
-import { h, toast, errorBox, fmtMoney, fmtDate, scrollBox } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtDate, scrollBox, readYear, badAddress } from './ui.js';
 
 const PERIODS = [['month', 'Month'], ['quarter', 'Quarter'], ['year', 'Year']];
 const MONTHS = { month: 1, quarter: 3, year: 12 };
@@ -35,7 +35,12 @@ export async function quotasView(root, [yearArg] = []) {
   // the years around this one, and the one a link names (#/quotas/2026): an older year
   // stays reachable once it has left the list
   const thisYear = new Date().getFullYear();
-  const year = /^\d{4}$/.test(yearArg || '') ? Number(yearArg) : thisYear;
+  const named = yearArg ? readYear(yearArg) : null;
+  if (typeof named === 'string') {
+    root.append(h('h1', {}, 'Sales quotas'), badAddress('year', yearArg, named, '#/quotas', 'This year'));
+    return null;
+  }
+  const year = named || thisYear;
   const years = [...new Set([year, thisYear - 3, thisYear - 2, thisYear - 1, thisYear, thisYear + 1])].sort((a, b) => a - b);
   const yearSel = /** @type {HTMLSelectElement} */ (h('select', { id: 'quota-year' },
     years.map((y) => h('option', { value: y, selected: y === year }, y))));

@@ -3,9 +3,9 @@
 // hierarchy, roll-up and timeline, the lead conversion wizard, the contact merge screen and
 // an opportunity's stage history.
 import { api, listAll, q, etagOf } from './api.js';
-import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table, scrollBox, present } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, table, scrollBox, present, fieldMessages } from './ui.js';
 import { relatedList, titleOf, confirmDelete, fieldForm, forEdit } from './records.js';
-import { entityMeta, labels, refLink, input, human, display } from './fields.js';
+import { entityMeta, labels, refLink, input, human, display, friendly } from './fields.js';
 import { attachmentsPanel } from './fieldops.js';
 
 const eq = (field, value) => ({ field, op: 'eq', value });
@@ -352,36 +352,48 @@ function convertWizard(lead) {
   const oppName = h('input', { id: 'convert-opp-name', value: `${lead.company || titleOf('leads', lead)} deal` });
   const oppAmount = h('input', { id: 'convert-opp-amount', type: 'number', min: 0, step: 'any', value: lead.estimated_amount ?? '' });
   const go = h('button', { type: 'submit', class: 'primary', id: 'convert-go' }, 'Convert');
-  const form = h('form', {}, h('h2', { id: 'convert-title' }, `Convert ${titleOf('leads', lead)}`),
+  const form = /** @type {HTMLFormElement} */ (h('form', {}));
+  // a refused name or amount is said beside it (a negative amount was the browser's bubble)
+  const msgs = fieldMessages(form);
+  const accInput = /** @type {HTMLElement} */ (acc.el.querySelector('input') || acc.el);
+  form.append(h('h2', { id: 'convert-title' }, `Convert ${titleOf('leads', lead)}`),
     h('p', { class: 'muted' }, 'Creates a contact from the lead, in a new or an existing account, and optionally an opportunity.'),
     mode, accWrap,
     h('label', { class: 'inline' }, mkOpp, ' Create an opportunity'),
-    h('label', { for: 'convert-opp-name' }, 'Opportunity name'), oppName,
-    h('label', { for: 'convert-opp-amount' }, `Amount (${lead.currency})`), oppAmount,
+    h('label', { for: 'convert-opp-name' }, 'Opportunity name'), oppName, msgs.slot(oppName),
+    h('label', { for: 'convert-opp-amount' }, `Amount (${lead.currency})`), oppAmount, msgs.slot(oppAmount),
     err, h('div', { class: 'toolbar' }, go, h('button', { type: 'button', onclick: () => dlg.close() }, 'Cancel')));
+  accWrap.append(msgs.slot(accInput));
   mode.addEventListener('change', () => { accWrap.hidden = /** @type {HTMLInputElement} */ (form.querySelector('input[name=mode]:checked')).value !== 'existing'; });
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     err.textContent = '';
+    msgs.clear();
     const existing = !accWrap.hidden;
     /** @type {any} */
     const body = { create_opportunity: /** @type {HTMLInputElement} */ (mkOpp).checked };
+    const amountInput = /** @type {HTMLInputElement} */ (oppAmount);
     try {
-      if (existing) { body.account_id = acc.get(); if (!body.account_id) throw new Error('Pick the account to convert into.'); }
+      if (existing) { body.account_id = acc.get(); if (!body.account_id) throw Object.assign(new Error('Pick the account to convert into.'), { field: 'account_id' }); }
       if (body.create_opportunity) {
         body.opportunity = { name: /** @type {HTMLInputElement} */ (oppName).value };
-        const amount = /** @type {HTMLInputElement} */ (oppAmount).value;
-        if (amount !== '') body.opportunity.amount = Number(amount);
+        if (amountInput.validity.badInput) throw Object.assign(new Error('must be a number'), { field: 'opportunity.amount' });
+        if (amountInput.value !== '') body.opportunity.amount = Number(amountInput.value);
       }
-    } catch (ex) { err.textContent = ex.message; return; }
+    } catch (ex) { showErr(ex); return; }
     go.disabled = true; go.textContent = 'Converting…';
     try {
       const r = await api(`/api/v1/leads/${lead.id}/convert`, { method: 'POST', body, headers: { 'Idempotency-Key': crypto.randomUUID() } });
       dlg.close();
       toast('Lead converted');
       location.hash = r.opportunity ? `#/r/opportunities/${r.opportunity.id}` : `#/r/accounts/${r.account.id}`;
-    } catch (ex) { err.textContent = ex.message; go.disabled = false; go.textContent = 'Convert'; }
+    } catch (ex) { showErr(ex); go.disabled = false; go.textContent = 'Convert'; }
   });
+  /** A refused part beside its field; anything else under the form. @param {any} ex */
+  function showErr(ex) {
+    const el = { account_id: accInput, 'opportunity.name': oppName, 'opportunity.amount': oppAmount }[ex.field];
+    if (el) msgs.mark(el, friendly(ex.message, ex.field)); else err.textContent = ex.message;
+  }
   dlg.append(form);
   dlg.addEventListener('close', () => dlg.remove());
   document.body.append(dlg);

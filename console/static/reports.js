@@ -3,7 +3,7 @@
 // time buckets, measures, chart), saved and shared reports, CSV export, and dashboards of
 // report tiles that refresh themselves. Reports run in the database (/api/v1/reports).
 import { api, download, q } from './api.js';
-import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, fmtClock, fromWallClock, scrollBox, present } from './ui.js';
+import { h, toast, errorBox, fmtMoney, fmtTime, fmtDate, fmtClock, fromWallClock, scrollBox, present, fieldMessages } from './ui.js';
 import { barChart, lineChart, pieChart } from './chart.js';
 import { entityMeta, human, friendly } from './fields.js';
 
@@ -266,27 +266,34 @@ export async function reportView(root, [id], session) {
     const dashboards = (await api('/api/v1/dashboards')).items.filter((d) => d.mine);
     const dlg = /** @type {HTMLDialogElement} */ (h('dialog', { id: 'pin-dialog', 'aria-labelledby': 'pin-title' }));
     const choice = /** @type {HTMLSelectElement} */ (h('select', { id: 'pin-dashboard' }, dashboards.map((d) => h('option', { value: d.id }, d.name)), h('option', { value: '' }, 'A new dashboard…')));
-    const newName = h('input', { id: 'pin-new-name', placeholder: 'New dashboard name', value: 'My dashboard' });
+    const newName = /** @type {HTMLInputElement} */ (h('input', { id: 'pin-new-name', 'aria-label': 'New dashboard name', placeholder: 'New dashboard name', value: 'My dashboard', maxlength: 200 }));
     const perr = h('p', { class: 'error', role: 'alert' });
     const go = h('button', { type: 'submit', class: 'primary', id: 'pin-go' }, 'Pin');
-    const f = h('form', {}, h('h2', { id: 'pin-title' }, `Pin "${saved.name}"`), h('label', { for: 'pin-dashboard' }, 'Dashboard', choice), newName, perr,
+    const f = /** @type {HTMLFormElement} */ (h('form', {}));
+    const msgs = fieldMessages(f);
+    const nameError = msgs.slot(newName);
+    f.append(h('h2', { id: 'pin-title' }, `Pin "${saved.name}"`), h('label', { for: 'pin-dashboard' }, 'Dashboard', choice), newName, nameError, perr,
       h('div', { class: 'toolbar' }, go, h('button', { type: 'button', onclick: () => dlg.close() }, 'Cancel')));
-    const sync = () => { newName.hidden = choice.value !== ''; };
+    const sync = () => { newName.hidden = choice.value !== ''; nameError.hidden = newName.hidden; };
     choice.addEventListener('change', sync); sync();
     f.addEventListener('submit', async (e) => {
       e.preventDefault();
+      msgs.clear(); perr.textContent = '';
       try {
         let d;
         if (choice.value) {
           const cur = dashboards.find((x) => String(x.id) === choice.value);
           d = await api(`/api/v1/dashboards/${cur.id}`, { method: 'PATCH', body: { tiles: [...cur.tiles, { report_id: saved.id, width: 1 }] } });
         } else {
-          d = await api('/api/v1/dashboards', { method: 'POST', body: { name: /** @type {HTMLInputElement} */ (newName).value || 'My dashboard', tiles: [{ report_id: saved.id, width: 1 }] } });
+          // named as typed (an emptied name was silently "My dashboard")
+          d = await api('/api/v1/dashboards', { method: 'POST', body: { name: newName.value.trim(), tiles: [{ report_id: saved.id, width: 1 }] } });
         }
         dlg.close();
         toast(`Pinned to ${d.name}`);
         location.hash = `#/dashboard/${d.id}`;
-      } catch (ex) { perr.textContent = ex.message; }
+      } catch (ex) {
+        if (ex.field === 'name' && !choice.value) msgs.mark(newName, `Name ${friendly(ex.message, 'name')}`); else perr.textContent = ex.message;
+      }
     });
     dlg.append(f);
     dlg.addEventListener('close', () => dlg.remove());
@@ -303,11 +310,18 @@ export async function reportView(root, [id], session) {
 
 export async function dashboardsView(root, _args, session) {
   const mayWrite = session.me && session.me.role !== 'viewer';
-  const name = h('input', { id: 'new-dashboard-name', 'aria-label': 'New dashboard name', placeholder: 'New dashboard name' });
-  const create = h('form', { class: 'toolbar' }, name, h('button', { type: 'submit' }, 'Create dashboard'));
+  const name = /** @type {HTMLInputElement} */ (h('input', { id: 'new-dashboard-name', 'aria-label': 'New dashboard name', placeholder: 'New dashboard name', maxlength: 200 }));
+  const create = /** @type {HTMLFormElement} */ (h('form', { class: 'toolbar' }));
+  // a dashboard is named as typed: with no name it was silently called "Dashboard"; the
+  // API's refusal is said beside the name
+  const msgs = fieldMessages(create);
+  create.append(name, h('button', { type: 'submit' }, 'Create dashboard'), msgs.slot(name));
   create.addEventListener('submit', async (e) => {
     e.preventDefault();
-    try { const d = await api('/api/v1/dashboards', { method: 'POST', body: { name: /** @type {HTMLInputElement} */ (name).value || 'Dashboard' } }); location.hash = `#/dashboard/${d.id}`; } catch (ex) { toast(ex.message, 'error'); }
+    msgs.clear();
+    try { const d = await api('/api/v1/dashboards', { method: 'POST', body: { name: name.value.trim() } }); location.hash = `#/dashboard/${d.id}`; } catch (ex) {
+      if (ex.field === 'name') msgs.mark(name, `Name ${friendly(ex.message, 'name')}`); else toast(ex.message, 'error');
+    }
   });
   root.append(...present(h('div', { class: 'toolbar' }, h('h1', {}, 'Dashboards'), h('a', { href: '#/reports' }, 'Reports')), mayWrite ? create : null));
   try {

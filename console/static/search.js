@@ -54,6 +54,8 @@ export function mountSearch(slot) {
     if (e.key === 'ArrowDown' && hits.length) { e.preventDefault(); active = (active + 1) % hits.length; mark(); } else if (e.key === 'ArrowUp' && hits.length) { e.preventDefault(); active = (active - 1 + hits.length) % hits.length; mark(); } else if (e.key === 'Enter') { e.preventDefault(); if (active >= 0) open(active); } else if (e.key === 'Escape') { close(); }
   });
   box.addEventListener('blur', () => setTimeout(close, 150));
+  // signed out: the hits (and a search on its way) were the previous user's
+  document.addEventListener('fm-signed-out', () => { seq++; clearTimeout(timer); hits = []; box.value = ''; list.replaceChildren(); close(); });
   document.addEventListener('keydown', (e) => {
     const t = /** @type {HTMLElement} */ (e.target);
     if (e.key === '/' && !['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName) && !t.isContentEditable) { e.preventDefault(); box.focus(); }

@@ -78,6 +78,62 @@ const utcMs = (y, m0, d, hh = 0, mm = 0, ss = 0) => {
   t.setUTCHours(hh, mm, ss, 0);
   return t.getTime();
 };
+/** The years a link may name: those the API stores dates and times in (crm/entities.py
+ * EARLIEST_DATE, LATEST_DATE); outside them no record can be, and the API refuses the bounds. */
+const FIRST_YEAR = 1900;
+const LAST_YEAR = 2200;
+/** What is wrong with a year a link names, or null. @param {number} y */
+const yearProblem = (y) => (y < FIRST_YEAR || y > LAST_YEAR ? `is outside the years ${FIRST_YEAR} to ${LAST_YEAR}` : null);
+/** A calendar day a link names ('YYYY-MM-DD'), as [year, month, day], or what is wrong with
+ * it (a string): a day that does not exist (2026-02-30) is refused, never rolled over into
+ * the next month. @param {string} s @returns {[number, number, number] | string} */
+export function readDay(s) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
+  if (!m) return 'is not a date (a day is written like 2026-03-31)';
+  const [y, mo, d] = m.slice(1).map(Number);
+  if (mo < 1 || mo > 12) return 'is not a date: months go from 01 to 12';
+  const last = new Date(utcMs(y, mo, 0)).getUTCDate(); // day 0 of the next month
+  if (d < 1 || d > last) return `is not a date: that month has days 01 to ${last}`;
+  return yearProblem(y) || [y, mo, d];
+}
+/** A month a link names ('YYYY-MM') as [year, month], or what is wrong with it (a string).
+ * @param {string} s @returns {[number, number] | string} */
+export function readMonth(s) {
+  const m = /^(\d{4})-(\d{2})$/.exec(s);
+  if (!m) return 'is not a month (a month is written like 2026-03)';
+  const [y, mo] = m.slice(1).map(Number);
+  if (mo < 1 || mo > 12) return 'is not a month: months go from 01 to 12';
+  return yearProblem(y) || [y, mo];
+}
+/** A year a link names ('YYYY'), or what is wrong with it (a string).
+ * @param {string} s @returns {number | string} */
+export function readYear(s) {
+  if (!/^\d{4}$/.test(s)) return 'is not a year (a year is written like 2026)';
+  return yearProblem(Number(s)) || Number(s);
+}
+/** An instant a link names (ISO 8601: '2026-03-31T14:05:00Z', as the API writes times), as
+ * epoch ms, or what is wrong with it: a time that does not exist is refused, never rolled
+ * over (Date.parse reads 2026-02-30 as 2 March, and "1" as the year 2001).
+ * @param {string} s @returns {number | string} */
+export function readInstant(s) {
+  const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?$/i.exec(s);
+  const ms = m ? Date.parse(s) : NaN;
+  if (!m || !Number.isFinite(ms)) return 'is not a time (a time is written like 2026-03-31T14:05:00Z)';
+  const day = readDay(m[1]);
+  if (typeof day === 'string') return day;
+  if (Number(m[2]) > 23 || Number(m[3]) > 59 || Number(m[4] || 0) > 59) return 'is not a time of day';
+  return ms;
+}
+/** A page whose address names a day, month or period it cannot show says so, instead of
+ * showing another one, with a link to the page it can show.
+ * @param {string} what what the address should have named ('day', 'month'...)
+ * @param {string} value what it named @param {string} problem what is wrong with it
+ * @param {string} href @param {string} label where to go instead */
+export function badAddress(what, value, problem, href, label) {
+  return h('div', { class: 'bad-address', role: 'alert', id: 'bad-address' },
+    h('p', { class: 'error' }, `The ${what} in this page's address, "${value.length > 60 ? `${value.slice(0, 60)}…` : value}", ${problem}.`),
+    h('p', {}, h('a', { class: 'button', href }, label)));
+}
 /** hh:mm of an instant in the user's zone. @param {string | number | Date} t */
 export const fmtClock = (t) => fmtIn(t, { hour: '2-digit', minute: '2-digit' });
 /** A calendar date, never shifted by a zone: 'YYYY-MM-DD' (optionally with a time that is
@@ -123,6 +179,36 @@ export const zonedMs = (day, hour = 0, minute = 0) => {
   t = wall - offsetAt(t); // twice: right across a DST change
   return t;
 };
+
+/** The console's inline field messages for a form built by hand (like fieldForm's): the form
+ * is novalidate, so the browser's own bubbles (in its language, gone in a moment, and not
+ * the words the rest of the console uses) never show. `field` puts an input (with its id)
+ * under its label with its message slot (`ID-error`, the input's description); `mark` says
+ * what is wrong beside it, marks it invalid and focuses it; `clear` wipes them all.
+ * @param {HTMLFormElement} form */
+export function fieldMessages(form) {
+  form.noValidate = true;
+  /** @type {Map<Element, HTMLElement>} */
+  const slots = new Map();
+  /** The message slot of an input placed by the caller. @param {Element} el */
+  const slot = (el) => {
+    const msg = h('span', { class: 'field-error', id: `${el.id}-error`, role: 'alert' });
+    el.setAttribute('aria-describedby', msg.id);
+    slots.set(el, msg);
+    return msg;
+  };
+  /** @param {string} label @param {HTMLElement} el */
+  const field = (label, el) => h('div', { class: 'form-field' }, h('label', { for: el.id }, label), el, slot(el));
+  /** @param {Element} el @param {string} text */
+  const mark = (el, text) => {
+    const msg = slots.get(el);
+    if (msg) msg.textContent = text;
+    el.setAttribute('aria-invalid', 'true');
+    /** @type {HTMLElement} */ (el).focus();
+  };
+  const clear = () => { for (const [el, msg] of slots) { msg.textContent = ''; el.removeAttribute('aria-invalid'); } };
+  return { field, slot, mark, clear };
+}
 
 /** The one box a wide table (or a report's result) scrolls sideways in on a phone: a
  * labelled region a keyboard can focus and scroll (axe: scrollable-region-focusable).

@@ -55,22 +55,41 @@
   let counter = 0;
 
   function connect() {
-    ws = new WebSocket(wsUrl);
-    ws.addEventListener('open', () => {
-      ws?.send(JSON.stringify({ t: 'hello', visitor: localStorage.getItem(KEY), email: email.value || null, tz: zone }));
+    const sock = new WebSocket(wsUrl);
+    ws = sock;
+    sock.addEventListener('open', () => {
+      sock.send(JSON.stringify({ t: 'hello', visitor: localStorage.getItem(KEY), email: usable() ? email.value.trim() : null, tz: zone }));
     });
-    ws.addEventListener('message', (ev) => {
+    sock.addEventListener('message', (ev) => {
       const msg = JSON.parse(String(ev.data));
       if (msg.t === 'welcome') localStorage.setItem(KEY, msg.visitor);
       else if (msg.t === 'msg') show(msg.from === 'bot' ? `${msg.name || 'Assistant'} (bot)` : msg.name || 'Agent', msg.text);
       else if (msg.t === 'error') show('!', msg.reason);
     });
-    ws.addEventListener('close', () => {
+    sock.addEventListener('close', (ev) => {
+      if (ws !== sock) return; // a socket closed for a new one (the e-mail changed)
       ws = null;
+      // the server refuses an address it cannot read (4400 "bad email"): said, and the
+      // chat goes on without it (it reconnected with it again and again, in silence)
+      if (ev.code === 4400 && ev.reason === 'bad email') {
+        refused = email.value;
+        badEmail();
+        connect();
+      }
     });
   }
 
+  /** The address the visitor typed, when there is one that may be sent. */
+  let refused = '';
+  const usable = () => !!email.value.trim() && email.checkValidity() && email.value !== refused;
+  function badEmail() {
+    email.setAttribute('aria-invalid', 'true');
+    show('!', 'That e-mail address looks wrong and is not used: correct it, or chat without it.');
+  }
+
   email.addEventListener('change', () => {
+    email.removeAttribute('aria-invalid');
+    if (email.value.trim() && !usable()) badEmail();
     ws?.close();
     connect();
   });

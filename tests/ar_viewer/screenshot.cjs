@@ -37,7 +37,13 @@ const { chromium } = require(path.resolve(__dirname, '../../node_modules/playwri
     // take many seconds: a generous timeout, no stability wait
     const box = await page.locator('model-viewer').boundingBox();
     await page.screenshot({ path: out, clip: box, timeout: 150000 });
-    console.log(JSON.stringify({ state, failed, csp }));
+    // on a phone (where a customer opens a share link) the scene has the screen's width
+    await page.setViewportSize({ width: 390, height: 844 });
+    const phone = await page.evaluate(() => {
+      const r = document.querySelector('model-viewer').getBoundingClientRect();
+      return { width: Math.round(r.width), height: Math.round(r.height), overflow: document.documentElement.scrollWidth - window.innerWidth };
+    });
+    console.log(JSON.stringify({ state, failed, csp, phone }));
   } finally {
     await context.close();
   }

@@ -250,6 +250,9 @@ def test_asset_view_places_the_devices_latest_readings_on_a_pump(
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["state"] == "yes" and result["csp"] == []
+    # on a phone the scene is as wide as the screen (it was 65 px beside the legend)
+    assert result["phone"] == {"width": 390, "height": result["phone"]["height"], "overflow": 0}
+    assert result["phone"]["height"] >= 400, result["phone"]
     img = read_png(str(shot)).astype(int)
     background = (img > 245).all(axis=2)
     assert (~background).mean() > 0.05, "the canvas is blank"

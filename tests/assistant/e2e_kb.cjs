@@ -12,6 +12,18 @@ const { launch, newPage, signIn, report } = require('../console/e2e.cjs');
     const { context, page, errors } = await newPage(browser, base, { viewport: { width: 1280, height: 900 } });
     await signIn(page, base, p.user, '/console/#/kb');
     await page.click('#kb-new');
+    // nothing written: each missing part said beside it in the console's words (not the
+    // browser's bubble); the territory is chosen by its name
+    await page.waitForSelector('#kb-form');
+    await page.click('#kb-form button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('kb-form-title-error').textContent);
+    const empty = await page.evaluate(() => ({
+      title: document.getElementById('kb-form-title-error').textContent,
+      body: document.getElementById('kb-form-body-error').textContent,
+      invalid: [...document.querySelectorAll('#kb-form [aria-invalid=true]')].map((x) => x.id),
+      focus: document.activeElement.id,
+      territories: [...document.querySelectorAll('#kb-form-territory_id option')].map((o) => o.textContent),
+    }));
     await page.fill('#kb-form input[name=title]', p.title);
     await page.selectOption('#kb-form select[name=audience]', 'public');
     await page.fill('#kb-form input[name=tags]', 'heat pump, defrost');
@@ -46,12 +58,21 @@ const { launch, newPage, signIn, report } = require('../console/e2e.cjs');
       document.body.append(s);
     }, base + '/engage/chat/widget.js');
     await visitor.waitForSelector('input[aria-label=Message]');
+    // an e-mail address it cannot use is said, and the chat goes on without it (the widget
+    // reconnected with it again and again, in silence)
+    await visitor.fill('input[aria-label="Your e-mail"]', 'dana@');
+    await visitor.press('input[aria-label="Your e-mail"]', 'Tab');
+    await visitor.waitForFunction(() => document.querySelector('[aria-label=Chat]').textContent.includes('e-mail address'), null, { timeout: 5000 }).catch(() => {});
+    const badEmail = {
+      said: await visitor.textContent('[aria-label=Chat] [aria-live]'),
+      invalid: await visitor.getAttribute('input[aria-label="Your e-mail"]', 'aria-invalid'),
+    };
     await visitor.waitForTimeout(500);
     await visitor.fill('input[aria-label=Message]', p.question);
     await visitor.press('input[aria-label=Message]', 'Enter');
     await visitor.waitForFunction(() => document.querySelector('[aria-label=Chat]').textContent.includes('/help/articles/'), null, { timeout: 30000 });
     const chat = await visitor.textContent('[aria-label=Chat]');
-    console.log(report({ shown, hash, first, phone, figures, chat, errors }));
+    console.log(report({ empty, badEmail, shown, hash, first, phone, figures, chat, errors }));
   } finally {
     await browser.close();
   }

@@ -69,7 +69,10 @@ def test_a_weak_article_is_a_handover_and_a_strong_one_is_cited() -> None:
 
 
 def test_the_handover_note_says_why_and_carries_the_transcript() -> None:
-    s = bot.State(answers={"name": "Ada", "_ask": "email"}, lead_id=5)
+    s = bot.State(answers={"name": "Ada", "_ask": "email"}, lead_id=5, meeting_id=9)
     note = bot.summary(s, "negative", [("Visitor", "hi"), ("Bot", "Hello!")])
     assert "sounds unhappy" in note and "name: Ada" in note and "_ask" not in note
-    assert "/console/#/leads/5" in note and note.endswith("Visitor: hi\nBot: Hello!")
+    # the console's record pages (#/leads/5 opened the list of every lead)
+    assert "Lead: /console/#/r/leads/5" in note
+    assert "Meeting booked: /console/#/r/activities/9" in note
+    assert note.endswith("Visitor: hi\nBot: Hello!")

@@ -150,6 +150,9 @@ def test_bad_articles_are_refused_naming_the_field(url: str, people: People) -> 
     admin = people.api(url, "admin")
     for body, field in (
         ({"title": "", "body": "x"}, "title"),
+        ({"title": "   ", "body": "x"}, "title"),
+        ({"title": "x", "body": " \n\n "}, "body"),
+        ({"title": "x", "body": "x", "tags": [" "]}, "tags"),
         ({"title": "x", "body": "x", "kind": "poem"}, "kind"),
         ({"title": "x", "body": "x", "territory_id": 2**40}, "territory_id"),
         ({"title": "x", "body": "x", "tags": ["t" * 41]}, "tags"),
@@ -186,5 +189,7 @@ def test_a_public_article_has_a_page_and_an_internal_one_has_none(
     page = requests.get(f"{url}/help/articles/{arts['seal']['id']}", timeout=10)
     assert page.status_code == 200
     assert "Replacing the mechanical seal" in page.text
+    # the article in a main landmark (axe: landmark-one-main), readable on a phone
+    assert "<main><h1>" in page.text and "overflow-wrap:anywhere" in page.text
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
     assert requests.get(f"{url}/help/articles/{arts['south']['id']}", timeout=10).status_code == 404

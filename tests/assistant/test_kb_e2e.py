@@ -52,6 +52,14 @@ def test_a_manager_writes_and_finds_an_article_and_the_bot_quotes_it(
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     r = json.loads(lines[-1])
+    # an empty article: each missing part said beside it, the focus on the first; the
+    # territory is chosen by name (it was a number input for the territory's id)
+    empty = r["empty"]
+    assert (empty["title"], empty["body"]) == ("is required", "is required")
+    assert empty["invalid"] == ["kb-form-title", "kb-form-body"]
+    assert empty["focus"] == "kb-form-title"
+    assert empty["territories"][0] == "Every territory"
+    assert not any(t.strip().isdigit() for t in empty["territories"])
     assert r["shown"] == params["title"]
     assert r["hash"].startswith("#/kb/")
     article_id = int(r["hash"].split("/")[-1])
@@ -59,4 +67,7 @@ def test_a_manager_writes_and_finds_an_article_and_the_bot_quotes_it(
     assert r["phone"]["width"] >= 300 and r["phone"]["overflow"] <= 0, r["phone"]
     assert "Per intent" in r["figures"]
     assert f"/help/articles/{article_id}" in r["chat"] and "MODE and DOWN" in r["chat"]
+    # the widget said the e-mail address was wrong, and answered without it
+    assert "That e-mail address looks wrong and is not used" in r["badEmail"]["said"]
+    assert r["badEmail"]["invalid"] == "true"
     assert r["errors"] == []

@@ -132,3 +132,15 @@ def test_the_create_meeting_form_finds_slots_and_creates_the_meeting(
     # within working hours (08:00-17:00 UTC by default), after the stand-up on that day or later
     assert start >= day + timedelta(hours=9) and time(8) <= start.time() and end.time() <= time(17)
     assert "Resource" in out["resources"]
+    # the booking page: what is missing or refused said beside its field, in words
+    booking = out["booking"]
+    assert booking["empty"] == {
+        "name": "Give your name.",
+        "email": "Give your e-mail address, like name@example.com.",
+        "phone": "",
+        "note": "",
+    }
+    assert booking["focus"] == "f-name"
+    assert booking["phone"]["phone"].startswith("A phone number has digits")
+    assert booking["phone"]["name"] == booking["phone"]["email"] == ""
+    assert "regex" not in booking["result"] and "Expected" not in booking["result"]

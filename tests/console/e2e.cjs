@@ -91,7 +91,7 @@ const scenarios = {
     // signing out takes the records off the page, even back on the previous screen, and the
     // token it signed in with no longer works
     await page.evaluate(() => { location.hash = '#/accounts'; });
-    await page.waitForSelector('#list table');
+    await page.waitForSelector('body[data-view=accounts]');
     await page.evaluate(() => { location.hash = '#/pipeline'; });
     await page.waitForSelector('body[data-view=pipeline]');
     const oldToken = await page.evaluate(() => localStorage.getItem('fm.token'));
@@ -104,7 +104,57 @@ const scenarios = {
     await page.waitForTimeout(300); // what a render would have drawn by now
     const afterBack = await page.textContent('#view');
     const oldTokenStatus = await page.evaluate(async (t) => (await fetch('/api/v1/auth/me', { headers: { Authorization: `Bearer ${t}` } })).status, oldToken);
-    return { wrong, who, whoAfterReload, afterSignOut, afterBack, oldTokenStatus, errors };
+    // Signed out elsewhere: the token revoked behind the page's back (another tab, another
+    // device, or expired). The next request's 401 signs the page out as the button does:
+    // records, search hits and the assistant's conversation gone.
+    const again = async (p2 = page) => {
+      await p2.waitForSelector('#signin[open]');
+      await p2.fill('#signin input[name=email]', p.user.email);
+      await p2.fill('#signin input[name=password]', p.user.password);
+      await p2.click('#signin button[type=submit]');
+      await p2.waitForFunction(() => document.body.dataset.signedIn === 'yes');
+    };
+    const revoke = async () => {
+      const t = await page.evaluate(() => localStorage.getItem('fm.token'));
+      const r = await fetch(`${base}/api/v1/auth/logout`, { method: 'POST', headers: { Authorization: `Bearer ${t}` } });
+      if (r.status !== 204) throw new Error(`logout answered ${r.status}`);
+    };
+    const signedOutState = () => page.evaluate(() => ({
+      view: document.getElementById('view').textContent,
+      dataView: document.body.dataset.view || null,
+      search: /** @type {HTMLInputElement} */ (document.getElementById('search')).value,
+      hits: document.getElementById('search-results').textContent,
+      assistant: [...document.querySelectorAll('#assistant .assistant-log li:not(.assistant-hint)')].length,
+    }));
+    await again();
+    await page.waitForSelector('body[data-view=accounts]');
+    await page.click('#assistant-open');
+    await page.fill('#assistant input[name=text]', 'pipeline this quarter');
+    await page.press('#assistant input[name=text]', 'Enter');
+    await page.waitForSelector('#assistant li.assistant-bot');
+    await page.click('#assistant .assistant-close');
+    await revoke();
+    await page.fill('#search', 'a');
+    await page.waitForSelector('#signin[open]');
+    const after401 = await signedOutState();
+    // the live map's socket, closed by the server (4401) when the token is revoked, does the same
+    await again();
+    await page.evaluate(() => { location.hash = '#/map'; });
+    await page.waitForSelector('.live-state[data-state=live]', { timeout: 20000 });
+    await revoke();
+    await page.waitForSelector('#signin[open]', { timeout: 20000 });
+    const afterSocket = await signedOutState();
+    // Sign out in another tab (same browser): this tab signs out at once, not at its next request
+    await again();
+    await page.evaluate(() => { location.hash = '#/accounts'; });
+    await page.waitForSelector('body[data-view=accounts]');
+    const other = await page.context().newPage();
+    await other.goto(`${base}/console/#/pipeline`);
+    await other.waitForFunction(() => document.body.dataset.signedIn === 'yes');
+    await other.click('#signout');
+    await page.waitForSelector('#signin[open]');
+    const afterOtherTab = await signedOutState();
+    return { wrong, who, whoAfterReload, afterSignOut, afterBack, oldTokenStatus, after401, afterSocket, afterOtherTab, errors };
   },
 
   async live(browser, base, p) {
@@ -159,6 +209,14 @@ const scenarios = {
     const { page, errors } = await newPage(browser, base);
     await signIn(page, base, p.user, '/console/#/import');
     await page.waitForSelector('#import-file');
+    // no file: said beside the file input in the console's words (not the browser's bubble)
+    await page.click('#import-submit');
+    await page.waitForFunction(() => document.getElementById('import-file-error').textContent);
+    const noFile = await page.evaluate(() => ({
+      error: document.getElementById('import-file-error').textContent,
+      invalid: document.getElementById('import-file').getAttribute('aria-invalid'),
+      focus: document.activeElement.id,
+    }));
     await page.selectOption('#import-entity', p.entity);
     await page.setInputFiles('#import-file', { name: 'accounts.csv', mimeType: 'text/csv', buffer: Buffer.from(p.csv) });
     await page.click('#import-submit');
@@ -169,7 +227,8 @@ const scenarios = {
     const progress = await page.$eval('#import-progress', (e) => [e.value, e.max]);
     await shot(page, 'csv-import');
     const failure = await page.textContent('#import-errors');
-    return { state, status, rows, progress, failure, errors };
+    const noFileAfter = await page.textContent('#import-file-error');
+    return { noFile, noFileAfter, state, status, rows, progress, failure, errors };
   },
 
   async offline(browser, base, p) {

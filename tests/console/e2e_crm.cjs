@@ -209,13 +209,26 @@ module.exports = ({ newPage, signIn, shot }) => ({
     await shot(page, 'report-builder');
     await page.click('#rb-pin');
     await page.waitForSelector('#pin-dialog[open]');
+    // a new dashboard with its name emptied is refused beside the name (it was "My dashboard")
+    const nameRefusal = async (input, submit) => {
+      await page.fill(input, '');
+      await page.click(submit);
+      await page.waitForFunction((sel) => document.getElementById(`${sel.slice(1)}-error`).textContent, input);
+      return page.evaluate((sel) => ({ error: document.getElementById(`${sel.slice(1)}-error`).textContent, invalid: document.querySelector(sel).getAttribute('aria-invalid'), focus: document.activeElement.id }), input);
+    };
+    const pinNameless = await nameRefusal('#pin-new-name', '#pin-go');
     await page.fill('#pin-new-name', p.dashboardName);
     await page.click('#pin-go');
     await page.waitForFunction(() => /^#\/dashboard\/\d+$/.test(location.hash) && document.getElementById('dashboard')?.dataset.ready === 'yes');
     const tileTitle = await page.textContent('#dashboard .tile h2');
     const tileRows = await page.$$eval('#dashboard .tile table.report-table tbody tr', (tr) => tr.length);
     await shot(page, 'dashboard');
-    return { table, bars, csv, xlsx, pdf, reportId, tileTitle, tileRows, errors };
+    // the dashboards page's own "Create dashboard": no name is refused (it was "Dashboard")
+    await page.goto(`${base}/console/#/dashboards`);
+    await page.waitForSelector('#new-dashboard-name');
+    const createNameless = await nameRefusal('#new-dashboard-name', '#new-dashboard-name + button');
+    const dashboards = await page.evaluate(async () => (await (await fetch('/api/v1/dashboards', { headers: { Authorization: `Bearer ${localStorage.getItem('fm.token')}` } })).json()).items.filter((d) => d.mine).map((d) => d.name));
+    return { table, bars, csv, xlsx, pdf, reportId, pinNameless, tileTitle, tileRows, createNameless, dashboards, errors };
   },
 
   // The KPI page's tiles with their definitions; a list exported as XLSX and as PDF from

@@ -55,6 +55,16 @@ module.exports = ({ newPage, signIn, shot }) => ({
     // convert: the deal names its lead, and the audit history names people and records
     await page.click('#convert-lead');
     await page.waitForSelector('dialog[open] #convert-go');
+    // a negative amount is refused beside it in the console's words (not the browser's bubble)
+    await page.fill('#convert-opp-amount', '-5');
+    await page.click('#convert-go');
+    await page.waitForFunction(() => document.getElementById('convert-opp-amount-error').textContent);
+    out.convertAmount = await page.evaluate(() => ({
+      error: document.getElementById('convert-opp-amount-error').textContent,
+      invalid: document.getElementById('convert-opp-amount').getAttribute('aria-invalid'),
+      focus: document.activeElement.id,
+    }));
+    await page.fill('#convert-opp-amount', '5000');
     await page.click('#convert-go');
     await page.waitForFunction(() => /#\/r\/opportunities\/\d+/.test(location.hash));
     const lead = 'dd[data-field=lead_id] .value';
@@ -205,6 +215,22 @@ module.exports = ({ newPage, signIn, shot }) => ({
       const bars = [...mixed.querySelectorAll('svg.chart rect title')].map((t) => t.textContent);
       return { monthDots: month.querySelectorAll('circle').length, monthTexts: texts(month), repTexts: texts(reps), mixedBars: bars };
     });
+    // a day, month, year or time in the address that is none says so, with a way on; one
+    // that is (29 February of a leap year) is shown
+    out.addresses = {};
+    for (const hash of p.addresses) {
+      await page.evaluate((x) => { document.getElementById('view').replaceChildren(); location.hash = x; }, hash);
+      await page.waitForSelector('#view h1, #bad-address, #view p.error');
+      await page.waitForTimeout(300); // a view that falls back draws its period by now
+      out.addresses[hash] = await page.evaluate(() => {
+        const bad = document.getElementById('bad-address');
+        const link = bad && bad.querySelector('a');
+        return bad ? { text: bad.querySelector('p').textContent, role: bad.getAttribute('role'), href: link.getAttribute('href'), label: link.textContent } : null;
+      });
+    }
+    await page.evaluate(() => { location.hash = '#/calendar/month/2028-02-29'; });
+    await page.waitForSelector('.cal-title');
+    out.leapDay = await page.textContent('.cal-title');
     return { ...out, errors };
   },
 

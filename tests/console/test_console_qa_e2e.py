@@ -89,6 +89,12 @@ def test_what_a_new_user_hit_clicking_through_the_console(
     for choices in (r["createStatusChoices"], r["editStatusChoices"], r["bulkStatusChoices"]):
         assert "new" in choices and "converted" not in choices
     assert r["dealLead"] == HOSTILE
+    # the conversion's negative amount is refused beside it, in the console's words
+    assert r["convertAmount"] == {
+        "error": "must be at least 0",
+        "invalid": "true",
+        "focus": "convert-opp-amount",
+    }
     audit = r["audit"]
     assert "created the record" in audit and "insertd" not in audit
     assert f"changed Lead: — → {HOSTILE}" in audit
@@ -172,7 +178,11 @@ def test_what_an_admin_met_walking_the_demo_world(
     )
     deal = {"name": "QA walk deal", "account_id": acct["id"], "amount": 5000, "currency": "EUR"}
     call(console_url, "POST", "/api/v1/opportunities", deal, tok)
-    r = run_scenario("qaWalk", console_url, {"user": admin, "account": acct["id"]})
+    r = run_scenario(
+        "qaWalk",
+        console_url,
+        {"user": admin, "account": acct["id"], "addresses": list(BAD_ADDRESSES)},
+    )
     # the users list has no bulk actions: nothing stands in for them
     assert not re.search(r"\bnull\b", r["usersText"])
     # the assistant panel says what it is for, and Escape closes it back to its button
@@ -215,7 +225,38 @@ def test_what_an_admin_met_walking_the_demo_world(
         "Closed won · Sum of amount: 1,341,600 EUR",
         "Proposal · Sum of amount: 142,400 EUR",
     ]
+    # a deep link's day, month, year or time that is none is named with what is wrong (it
+    # showed this week, or 2026-13 as January 2027), with a link to the period it can show
+    for hash, (words, href, label) in BAD_ADDRESSES.items():
+        said = r["addresses"][hash]
+        assert said is not None, hash
+        assert words in said["text"] and said["role"] == "alert", (hash, said)
+        assert (said["href"], said["label"]) == (href, label), (hash, said)
+    assert '"notadate", is not a date' in r["addresses"]["#/calendar/week/notadate"]["text"]
+    assert r["leapDay"] == "February 2028"
     assert r["errors"] == []
+
+
+# a deep link that names no such period: what the page says, and where its link goes
+BAD_ADDRESSES = {
+    "#/calendar/week/notadate": ("is not a date", "#/calendar/week", "This week"),
+    "#/calendar/month/2026-02-29": (
+        "that month has days 01 to 28",
+        "#/calendar/month",
+        "This month",
+    ),
+    "#/calendar/weak": ("is not one of the calendar's views", "#/calendar/week", "This week"),
+    "#/calendar/day/%E0%A4%A": ("cannot be read", "#/calendar", "Open the page without it"),
+    "#/activities/2026-13": ("months go from 01 to 12", "#/activities", "This month"),
+    "#/activities/0026-01": ("is outside the years 1900 to 2200", "#/activities", "This month"),
+    "#/dispatch/2026-04-31": ("that month has days 01 to 30", "#/dispatch", "Today"),
+    "#/quotas/twenty": ("is not a year", "#/quotas", "This year"),
+    "#/device/pump-x/yesterday": (
+        "is not a time",
+        "#/device/pump-x",
+        "The device's latest telemetry",
+    ),
+}
 
 
 def test_saved_reports_open_whatever_shape_their_filter_has(

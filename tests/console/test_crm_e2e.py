@@ -89,6 +89,13 @@ def test_csv_import_shows_progress_and_the_bad_row_with_its_error(
     csv = "name,type,health_score\nImport Alpha,customer,80\nImport Beta,not-a-type,50\nImport Gamma,prospect,30\n"
     r = run_scenario("import", console_url, {"user": admin, "entity": "accounts", "csv": csv})
     assert r["status"] == "done", (r["failure"], r.get("bad"))
+    # no file chosen is said beside the file input (it was the browser's own bubble)
+    assert r["noFile"] == {
+        "error": "Choose the CSV file to import.",
+        "invalid": "true",
+        "focus": "import-file",
+    }
+    assert r["noFileAfter"] == ""
     assert len(r["rows"]) == 1 and r["rows"][0][0] == "3" and r["rows"][0][1] == "type", r["rows"]
     assert "2 inserted" in r["state"] and "1 failed" in r["state"]
     assert r["progress"][0] == r["progress"][1]

@@ -22,9 +22,19 @@ def test_sign_in_refuses_a_wrong_password_keeps_the_session_across_reloads_and_s
     # the back button, and the token is revoked
     assert r["afterSignOut"] == "" and r["afterBack"] == ""
     assert r["oldTokenStatus"] == 401
+    # signed out elsewhere: a request's 401, the live socket's close (4401) and another tab's
+    # Sign out clear the page as the button does, with the header's search and assistant
+    cleared = {"view": "", "dataView": None, "search": "", "hits": "", "assistant": 0}
+    assert r["after401"] == cleared
+    assert r["afterSocket"] == cleared
+    assert r["afterOtherTab"] == cleared
     assert r["errors"] == []
-    # only the wrong password, and the revoked token tried above
-    assert r["bad"] == ["401 POST /api/v1/auth/token", "401 GET /api/v1/auth/me"]
+    # the wrong password, the revoked token tried above, and the search sent with it
+    assert r["bad"] == [
+        "401 POST /api/v1/auth/token",
+        "401 GET /api/v1/auth/me",
+        "401 GET /console/api/search",
+    ]
 
 
 def test_a_simulated_rep_moves_on_the_live_map(

@@ -338,7 +338,15 @@ def test_a_manager_builds_a_report_exports_it_and_pins_it_to_a_dashboard(
     assert r["tileTitle"] == f"Deals {tag}" and r["tileRows"] == 1
     saved = call(console_url, "GET", f"/api/v1/reports/{r['reportId']}", token=tok)
     assert saved["shared"] is True and saved["owner_id"] == manager["id"]
-    assert r["errors"] == [] and r["bad"] == []
+    # a dashboard without a name is refused beside the name, in words, and none is made
+    # under a name the user never gave ("My dashboard", "Dashboard")
+    for refused in (r["pinNameless"], r["createNameless"]):
+        assert refused["error"] == "Name must not be empty" and refused["invalid"] == "true"
+    assert r["pinNameless"]["focus"] == "pin-new-name"
+    assert r["createNameless"]["focus"] == "new-dashboard-name"
+    assert r["dashboards"] == [f"Board {tag}"]
+    assert r["errors"] == []
+    assert r["bad"] == ["422 POST /api/v1/dashboards"] * 2  # the two refusals
 
 
 def test_the_builder_groups_records_of_an_account_by_segment_name(

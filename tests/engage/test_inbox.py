@@ -195,6 +195,21 @@ def test_one_click_unsubscribe_stops_the_next_send_with_the_reason(
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
             assert r.status == 200 and (await r.json())["unsubscribed"] is True
+            # a person following the footer's link: a page for a phone, in English, with a
+            # heading, whose button answers in words (it answered the JSON above)
+            browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+            r = await http.get(unsub, headers=browser)
+            page = await r.text()
+            assert r.status == 200 and '<html lang="en">' in page and 'name="viewport"' in page
+            assert "<h1>Unsubscribe</h1>" in page and '<form method="post">' in page
+            r = await http.post(
+                unsub,
+                data="List-Unsubscribe=One-Click",
+                headers={**browser, "Content-Type": "application/x-www-form-urlencoded"},
+            )
+            page = await r.text()
+            assert r.status == 200 and r.content_type == "text/html"
+            assert "<h1>You are unsubscribed</h1>" in page and "no more service e-mails" in page
             # the next send of that purpose is refused with the reason
             r = await http.post(
                 f"{base}/api/v1/engage/emails",

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from kernel import openapi
-from kernel.errors import NotFound
+from kernel.errors import ApiError, NotFound
 from kernel.http import AUTHENTICATE, Access, Reply, Req, Routes, undeclared_routes
 from kernel.jsonlimits import json_depth, text_problem
 from kernel.principal import AuthError, Principal
@@ -77,6 +77,23 @@ async def create_thing(req: Req, body: NewThing) -> Reply[Thing]:
 @routes.get("/open", access=Access.public("test"), summary="public")
 async def open_() -> Thing:
     return Thing(0, "open")
+
+
+class LinkPath(msgspec.Struct):
+    token: Annotated[str, msgspec.Meta(pattern=r"^\d+\.[a-z]+$")]
+
+
+@routes.get(
+    "/links/{token}",
+    access=Access.public("test: a page's link"),
+    summary="a page",
+    content_type="text/html",
+    errors=(404, 410),
+)
+async def link_page(path: LinkPath) -> web.StreamResponse:
+    if path.token == "1.old":
+        raise ApiError("this link has expired", code="gone", status=410)
+    return web.Response(text="<p>page</p>", content_type="text/html")
 
 
 def _app() -> web.Application:
@@ -149,6 +166,37 @@ def test_typed_decoding_and_errors() -> None:
             assert r.status == 400
             r = await c.post("/things", data=b"name=x", headers={**h, "Content-Type": "text/plain"})
             assert r.status == 415
+        finally:
+            await c.close()
+
+    _run(go())
+
+
+def test_a_browser_opening_a_broken_link_gets_a_page_in_words_a_program_json() -> None:
+    """A customer's expired or mistyped link (a booking page, a shared scene) showed the
+    API's JSON, with its regex; a browser asking for HTML now gets the status as a page."""
+
+    async def go() -> None:
+        c = await _client()
+        browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+        try:
+            r = await c.get("/links/1.old", headers=browser)
+            page = await r.text()
+            assert r.status == 410 and r.content_type == "text/html"
+            assert '<html lang="en">' in page and 'name="viewport"' in page
+            assert "<h1>This link no longer works</h1>" in page
+            assert "This link has expired." in page
+            r = await c.get("/links/not-a-token", headers=browser)
+            page = await r.text()
+            assert r.status == 404 and r.content_type == "text/html"
+            assert "<h1>This link leads nowhere</h1>" in page and "regex" not in page
+            # a program (no text/html asked for) still gets the JSON, and so does the API
+            r = await c.get("/links/1.old")
+            assert r.status == 410 and (await r.json())["error"]["code"] == "gone"
+            r = await c.get("/things/3", headers={**browser, "Authorization": "Bearer rep"})
+            assert r.status == 404 and r.content_type == "text/html"
+            r = await c.get("/links/1.ok", headers=browser)
+            assert r.status == 200 and await r.text() == "<p>page</p>"
         finally:
             await c.close()
 
