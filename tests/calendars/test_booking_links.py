@@ -168,12 +168,20 @@ def test_the_public_endpoint_refuses_bad_input(app_url: str, world: CalWorld) ->
     assert bad_token.status_code == 404
 
 
-def test_the_public_endpoint_is_rate_limited(app_url: str, world: CalWorld) -> None:
+def test_the_public_endpoint_is_rate_limited(
+    app_url: str, world: CalWorld, test_settings: Settings
+) -> None:
     token = new_link(app_url, world, who="ny", duration_min=60, window_days=2)["token"]
     url = f"{app_url}/api/v1/public/book/{token}"
-    codes = [requests.get(url, timeout=60).status_code for _ in range(125)]
-    assert 429 in codes and codes[0] == 200
-    limited = next(i for i, c in enumerate(codes) if c == 429)
-    r = requests.get(url, timeout=60)
-    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
-    assert limited <= 121
+    try:
+        codes = [requests.get(url, timeout=60).status_code for _ in range(125)]
+        assert 429 in codes and codes[0] == 200
+        limited = next(i for i, c in enumerate(codes) if c == 429)
+        r = requests.get(url, timeout=60)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        assert limited <= 121
+    finally:
+        # every test of this worker calls from 127.0.0.1 to the same app: left exhausted,
+        # the address's budget refused the booking page of the next test for two minutes
+        with psycopg.connect(test_settings.dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM cal_rate_windows WHERE key LIKE 'read:%%'")
