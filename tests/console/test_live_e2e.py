@@ -29,12 +29,15 @@ def test_sign_in_refuses_a_wrong_password_keeps_the_session_across_reloads_and_s
     assert r["afterSocket"] == cleared
     assert r["afterOtherTab"] == cleared
     assert r["errors"] == []
-    # the wrong password, the revoked token tried above, and the search sent with it
-    assert r["bad"] == [
+    # the wrong password, the revoked token tried above, and the search sent with it; on a
+    # loaded machine also a read the open view had in flight when its token was revoked
+    expected = [
         "401 POST /api/v1/auth/token",
         "401 GET /api/v1/auth/me",
         "401 GET /console/api/search",
     ]
+    assert [b for b in r["bad"] if b in expected] == expected
+    assert all(b.startswith("401 GET /") for b in r["bad"] if b not in expected), r["bad"]
 
 
 def test_a_simulated_rep_moves_on_the_live_map(
